@@ -1,0 +1,98 @@
+/**
+ * `npm run bench`: isolab's benchmarks.
+ *
+ * Each task runs in a fresh Node process, RUNS times, so that one task's type feedback and JIT
+ * decisions cannot change another's figure; a run reports tinybench's median time per batch,
+ * divided by the batch size, and the figure kept is the median of the runs. Prints one row
+ * per task (median ns per operation, operations per second, the spread of the runs, the target
+ * where one is set) and, with `--json FILE`, writes the same rows as JSON.
+ * Figures belong in BENCHMARKS.md with the command, machine and date.
+ */
+import { execFileSync } from 'node:child_process';
+import { renameSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Bench } from 'tinybench';
+import { BATCH, translateTasks } from './translate.js';
+
+const RUNS = 5;
+
+/** Targets from the issue tracker, median ns per operation. */
+const TARGETS: Record<string, number> = {
+  'translate, TLB hit': 20,
+  'translate, TLB miss: 4-level walk + fill': 60,
+};
+
+interface Sample {
+  medianNs: number;
+  tlbHitRate: number;
+}
+
+/** In a child process: runs one task and prints its Sample as JSON. */
+async function runOne(name: string): Promise<void> {
+  const task = translateTasks().find((t) => t.name === name);
+  if (!task) throw new Error(`no benchmark task named ${JSON.stringify(name)}`);
+  const bench = new Bench({ time: 1500, warmupTime: 300 });
+  let sink = 0;
+  bench.add(name, () => {
+    sink += task.run();
+  });
+  await bench.run();
+  const result = bench.getTask(name)!.result;
+  if (result.state !== 'completed') throw new Error(`benchmark task ${name} did not complete: ${result.state}`);
+  const sample: Sample = { medianNs: (result.latency.p50 * 1e6) / BATCH, tlbHitRate: task.hitRate() };
+  process.stdout.write(JSON.stringify({ sample, sink: sink === 0.5 ? sink : 0 }) + '\n');
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const one = args.indexOf('--task');
+  if (one >= 0) return runOne(args[one + 1]);
+  const jsonAt = args.indexOf('--json');
+  const jsonFile = jsonAt >= 0 ? args[jsonAt + 1] : undefined;
+  if (jsonAt >= 0 && !jsonFile) throw new Error('--json needs a file name');
+
+  const self = fileURLToPath(import.meta.url);
+  const rows = translateTasks().map((t) => {
+    const samples: Sample[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const out = execFileSync(process.execPath, [self, '--task', t.name], { encoding: 'utf8' });
+      samples.push((JSON.parse(out.trim().split('\n').pop()!) as { sample: Sample }).sample);
+    }
+    const ns = samples.map((s) => s.medianNs);
+    const medianNs = median(ns);
+    const target = TARGETS[t.name] ?? null;
+    return {
+      task: t.name,
+      medianNs: round1(medianNs),
+      perSecond: Math.round(1e9 / medianNs),
+      runsNs: ns.map(round1),
+      targetNs: target,
+      meetsTarget: target === null ? null : medianNs <= target,
+      tlbHitRate: Math.round(median(samples.map((s) => s.tlbHitRate)) * 1000) / 1000,
+    };
+  });
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  console.log(`isolab benchmarks — node ${process.version}, ${cpus().length} × ${cpu}, ${new Date().toISOString().slice(0, 10)}, median of ${RUNS} processes`);
+  console.table(rows.map((r) => ({
+    task: r.task,
+    'median ns/op': r.medianNs,
+    'ops/s': r.perSecond.toLocaleString('en-US'),
+    'runs (ns/op)': r.runsNs.join(' / '),
+    target: r.targetNs === null ? '' : `<= ${r.targetNs} ns ${r.meetsTarget ? 'met' : 'MISSED'}`,
+    'TLB hit rate': r.tlbHitRate,
+  })));
+  if (jsonFile) {
+    const tmp = `${jsonFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows }, null, 2) + '\n');
+    renameSync(tmp, jsonFile);
+  }
+}
+
+main().catch((e) => {
+  console.error(`isolab bench: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

@@ -1,0 +1,38 @@
+/**
+ * isolab's typed errors (DESIGN.md rule 8).
+ *
+ * A simulated program's mistake never raises one of these: it gets the architectural fault or
+ * the -errno Linux gives. These are for the *user* of isolab (a bad API argument, a bad
+ * scenario) and for a broken model invariant.
+ */
+
+/** Base class: every error isolab raises on purpose is one of these. */
+export class IsolabError extends Error {
+  /** A stable, machine-readable code (e.g. `EARG`). */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An API call received an argument it cannot accept; names the argument. */
+export class ArgumentError extends IsolabError {
+  /** The name of the offending argument, as the API documents it. */
+  readonly argument: string;
+  constructor(argument: string, message: string) {
+    super('EARG', `${argument}: ${message}`);
+    this.argument = argument;
+  }
+}
+
+/** A configuration (machine, CPU model, kernel options) that cannot exist. */
+export class ConfigError extends IsolabError {
+  /** The option at fault, as a dotted path (e.g. `cpu.dirty_on_readonly`). */
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('ECONFIG', `${option}: ${message}`);
+    this.option = option;
+  }
+}

@@ -1,0 +1,644 @@
+/**
+ * One logical processor: its registers, its TLB, its page walker, and the instructions that
+ * touch paging (MOV to CR0/CR3/CR4, WRMSR of the paging MSRs, INVLPG, INVPCID, WRPKRU, RDPKRU,
+ * STAC, CLAC), plus linear-address translation and data accesses through it.
+ *
+ * Simulated code never crashes the simulator: an instruction that faults returns false (or
+ * FAULT) and leaves the exception in `faultVector`, `faultErrorCode` and, for #PF, CR2, as the
+ * processor would deliver it. Only a caller's misuse of the API (an unknown access kind, a
+ * length that is not a length) throws, as ArgumentError.
+ *
+ * The processor starts in IA-32e mode with paging on, as Linux's head_64.S leaves it: CR0 has
+ * PE, PG and WP; CR4 has PAE (and LA57 when the model has 5-level paging); EFER has LME, LMA
+ * and NXE (when the model has NX); CPL 0; PKRU 0, its XSAVE init value. Everything else the
+ * kernel switches on itself, through the instructions here.
+ */
+import { hex64, hi32, isCanonical, lo32, type U64 } from './addr.js';
+import type { HwEvent, FlushCause } from './events.js';
+import type { CpuModel } from './features.js';
+import { FAULT, PageWalker, PENDING, WalkMode } from './mmu.js';
+import type { PhysMem } from './physmem.js';
+import { PTEH_ADDR, PTEH_XD, pteFrame } from './pte.js';
+import {
+  CET_SH_STK_EN, CET_WR_SHSTK_EN, CR0_AM, CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR3_HI_NOFLUSH, CR3_PCID_MASK,
+  CR4_CET, CR4_FSGSBASE, CR4_LA57, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_PKS,
+  CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_IA32_PKRS, MSR_IA32_PL0_SSP,
+  MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD,
+} from './regs.js';
+import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
+import { Tlb } from './tlb.js';
+import type { EventBus } from '../events.js';
+import { ArgumentError } from '../errors.js';
+
+/** The exception an instruction or access raised. */
+export interface Fault {
+  vector: number;
+  errorCode: number;
+  /** CR2 at delivery (the faulting linear address for #PF). */
+  cr2: bigint;
+}
+
+/** What a side-effect-free probe of the page tables found. */
+export interface Probe {
+  /** 0 when a leaf was found; else the #PF error code a user read would get (P=0, or P|RSVD). */
+  errorCode: number;
+  /** Entries read, top level first: physical address of the entry and its value. */
+  entries: { level: number; pa: number; value: bigint }[];
+  /** For a found leaf: page shift, frame of its first 4 KiB, rights (R_* bits), key. */
+  pageShift: number;
+  pfn: number;
+  rights: number;
+  pkey: number;
+}
+
+const CR4_KNOWN = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_UMIP | CR4_LA57 | CR4_FSGSBASE | CR4_PCIDE | CR4_OSXSAVE | CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_CET | CR4_PKS;
+const CR0_KNOWN = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG | (1 << 2) | (1 << 3) | (1 << 29) | (1 << 30);
+
+export class Cpu implements AccessRegs {
+  readonly id: number;
+  readonly model: CpuModel;
+  readonly mem: PhysMem;
+  readonly events: EventBus<HwEvent>;
+  readonly tlb: Tlb;
+  readonly walker: PageWalker;
+  private readonly prober: PageWalker;
+
+  // ---- Registers ----------------------------------------------------------------------------
+  // The seven the access check reads are accessors: a write bumps `regsGen`, which keys the
+  // memo of access-check results (see `permission`).
+  private rCpl = 0;
+  private rCr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
+  private rCr4 = 0;
+  private rEfer = 0;
+  private rRflags = 0x2;
+  private rPkru = 0;
+  private rPkrs = 0;
+  /** Current privilege level: 0 (kernel) or 3 (user). */
+  get cpl(): number { return this.rCpl; }
+  set cpl(v: number) { this.rCpl = v; this.regsChanged(); }
+  get cr0(): number { return this.rCr0; }
+  set cr0(v: number) { this.rCr0 = v; this.regsChanged(); }
+  get cr4(): number { return this.rCr4; }
+  set cr4(v: number) { this.rCr4 = v; this.regsChanged(); }
+  /** IA32_EFER. */
+  get efer(): number { return this.rEfer; }
+  set efer(v: number) { this.rEfer = v; this.regsChanged(); }
+  /** RFLAGS; the model uses AC (bit 18). */
+  get rflags(): number { return this.rRflags; }
+  set rflags(v: number) { this.rRflags = v; this.regsChanged(); }
+  /** PKRU (user protection keys). 0 is its XSAVE init value: every key allowed. */
+  get pkru(): number { return this.rPkru; }
+  set pkru(v: number) { this.rPkru = v; this.regsChanged(); }
+  /** IA32_PKRS (supervisor protection keys). */
+  get pkrs(): number { return this.rPkrs; }
+  set pkrs(v: number) { this.rPkrs = v; this.regsChanged(); }
+  /** CR2, the last #PF linear address, as halves. */
+  cr2Hi = 0;
+  cr2Lo = 0;
+  /** CR3 as stored (bit 63 of a MOV source is never stored), as halves. */
+  cr3Hi = 0;
+  cr3Lo = 0;
+  /** IA32_U_CET and IA32_S_CET (low bits: SH_STK_EN, WR_SHSTK_EN, ENDBR_EN). */
+  uCet = 0;
+  sCet = 0;
+  /** SSP, the current shadow-stack pointer, and the saved user/kernel SSPs. */
+  ssp = 0n;
+  pl3Ssp = 0n;
+  pl0Ssp = 0n;
+
+  // ---- Derived state, kept in step with the registers ----------------------------------------
+  /** PCID the TLB tags new entries with and matches against: CR3[11:0] when CR4.PCIDE=1, else 0. */
+  pcid = 0;
+  /** Frame of the top paging structure, from CR3[51:12]. */
+  rootPfn = 0;
+  /** 4, or 5 with CR4.LA57. */
+  pagingLevels: number;
+  /** High-word bits of a present entry that are reserved: address bits >= MAXPHYADDR, XD without NXE. */
+  reservedHi = 0;
+
+  // ---- Memo of access-check results, as KVM's update_permission_bitmask keeps one -----------
+  /** Bumped whenever CPL, CR0, CR4, EFER, RFLAGS, PKRU or PKRS is written. */
+  private regsGen = 1;
+  /** By (kind << 10 | rights << 4 | pkey): the #PF error code `accessFault` gave... */
+  private readonly permCode = new Int32Array(8 << 10);
+  /** ... valid while this equals `regsGen`. */
+  private readonly permGen = new Int32Array(8 << 10);
+
+  // ---- The last exception ---------------------------------------------------------------------
+  faultVector = -1;
+  faultErrorCode = 0;
+
+  constructor(id: number, model: CpuModel, mem: PhysMem, events: EventBus<HwEvent>) {
+    this.id = id;
+    this.model = model;
+    this.mem = mem;
+    this.events = events;
+    this.tlb = new Tlb(model.tlb);
+    this.walker = new PageWalker(this);
+    this.prober = new PageWalker(this);
+    this.rCr4 = CR4_PAE | (model.la57 ? CR4_LA57 : 0);
+    this.rEfer = EFER_SCE | EFER_LME | EFER_LMA | (model.nx ? EFER_NXE : 0);
+    this.pagingLevels = model.la57 ? 5 : 4;
+    this.updateReservedBits();
+  }
+
+  // ==== Translation and data accesses ==========================================================
+
+  /**
+   * Translates linear address hi:lo for an access of `kind` and returns the physical address,
+   * or FAULT (-1) with the exception recorded (#GP for a non-canonical address, #PF with its
+   * error code and CR2 otherwise). Runs every step of a walk to completion.
+   */
+  translate(hi: number, lo: number, kind: number): number {
+    if (kind >>> 0 > 7) throw new ArgumentError('kind', `unknown access kind ${kind}`);
+    const r = this.accessStart(hi, lo, kind);
+    return r === PENDING ? this.walker.run() : r;
+  }
+
+  /**
+   * Translates a linear address for an access named or numbered `kind` (convenience around
+   * `translate`). Returns the physical address, or null with `lastFault()` telling why.
+   */
+  translateAddress(addr: U64, kind: AccessKind | AccessName = Access.Read): number | null {
+    const pa = this.translate(hi32(addr), lo32(addr), accessKind(kind));
+    return pa < 0 ? null : pa;
+  }
+
+  /**
+   * Begins an access: checks canonicality, probes the TLB and checks the cached rights. Returns
+   * the physical address, FAULT, or PENDING when a walk must run; then call `accessStep()` until
+   * it returns something else. `accessFootprint()` tells what the next step touches.
+   */
+  accessStart(hi: number, lo: number, kind: number): number {
+    if (!isCanonical(hi, this.pagingLevels === 5)) return this.raise(X86_TRAP_GP, 0);
+    const tlb = this.tlb;
+    const slot = tlb.lookup(hi, lo, this.pcid);
+    if (slot < 0) {
+      if (this.events.on) this.emitProbe(hi, lo, kind, -1);
+      return this.walker.begin(hi, lo, kind, WalkMode.Access);
+    }
+    if (this.events.on) this.emitProbe(hi, lo, kind, slot);
+    const rights = tlb.rights[slot];
+    const ec = this.permission(kind, rights, tlb.pkey[slot]);
+    if (ec !== 0) {
+      this.raisePageFault(hi, lo, ec);
+      return FAULT;
+    }
+    if ((rights & R_DIRTY) === 0 && isWriteAccess(kind)) return this.dirtyAssist(hi, lo, kind, slot);
+    return tlb.physical(slot, lo);
+  }
+
+  /**
+   * A write hit a clean cached entry: the processor must set D in the PTE first. A `strict` CPU
+   * drops the entry and walks again, re-checking R/W; a `legacy` one sets D without re-checking.
+   */
+  private dirtyAssist(hi: number, lo: number, kind: number, slot: number): number {
+    if (this.model.dirty_on_readonly === 'strict') {
+      this.tlb.invalidateSlot(slot);
+      if (this.events.on) this.emit({ type: 'tlb_flush', cpu: this.id, cause: 'dirty_assist', pcid: this.pcid, global: false, hi: hi >>> 0, lo: lo >>> 0 });
+      return this.walker.begin(hi, lo, kind, WalkMode.Access);
+    }
+    return this.walker.beginDirtyAssist(hi, lo, kind, slot, this.tlb.physical(slot, lo));
+  }
+
+  /** Emits the TLB probe's outcome: a hit on `slot`, or a miss when slot < 0. */
+  private emitProbe(hi: number, lo: number, kind: number, slot: number): void {
+    if (slot < 0) this.emit({ type: 'tlb_miss', cpu: this.id, hi: hi >>> 0, lo: lo >>> 0, access: ACCESS_NAMES[kind] });
+    else this.emit({ type: 'tlb_hit', cpu: this.id, hi: hi >>> 0, lo: lo >>> 0, access: ACCESS_NAMES[kind], pageShift: this.tlb.pageShift(slot) });
+  }
+
+  /** Runs the next step of the access begun by `accessStart`. */
+  accessStep(): number {
+    return this.walker.step();
+  }
+
+  /** The physical word the next step of the access in progress touches, or null. */
+  accessFootprint(): { pa: number; locked: boolean } | null {
+    return this.walker.footprint();
+  }
+
+  /**
+   * Reads `length` bytes at linear address `addr` as access `kind` (default: a data read at the
+   * current CPL). Translates every page the range covers before reading any. Returns the bytes,
+   * or null with the exception recorded.
+   */
+  read(addr: U64, length: number, kind: AccessKind | AccessName = Access.Read): Uint8Array | null {
+    const pieces = this.translateRange(addr, length, accessKind(kind));
+    if (!pieces) return null;
+    const out = new Uint8Array(length);
+    for (let i = 0, at = 0; i < pieces.length; i += 2) {
+      out.set(this.mem.readBytes(pieces[i], pieces[i + 1]), at);
+      at += pieces[i + 1];
+    }
+    return out;
+  }
+
+  /** Writes `data` at linear address `addr` as access `kind` (default: a data write). Returns false on an exception. */
+  write(addr: U64, data: Uint8Array, kind: AccessKind | AccessName = Access.Write): boolean {
+    const pieces = this.translateRange(addr, data.length, accessKind(kind));
+    if (!pieces) return false;
+    for (let i = 0, at = 0; i < pieces.length; i += 2) {
+      this.mem.writeBytes(pieces[i], data.subarray(at, at + pieces[i + 1]));
+      at += pieces[i + 1];
+    }
+    return true;
+  }
+
+  /** Reads a little-endian 64-bit value, or null on an exception. */
+  readU64(addr: U64, kind: AccessKind | AccessName = Access.Read): bigint | null {
+    const b = this.read(addr, 8, kind);
+    return b ? new DataView(b.buffer).getBigUint64(0, true) : null;
+  }
+
+  /** Writes a little-endian 64-bit value; false on an exception. */
+  writeU64(addr: U64, value: bigint, kind: AccessKind | AccessName = Access.Write): boolean {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
+    return this.write(addr, b, kind);
+  }
+
+  /** Translates each page piece of [addr, addr+length): [pa, len, pa, len, ...], or null on a fault. */
+  private translateRange(addr: U64, length: number, kind: number): number[] | null {
+    if (!Number.isInteger(length) || length < 1 || length > 1 << 20) throw new ArgumentError('length', `${length} is not a length from 1 to 1 MiB`);
+    let hi = hi32(addr);
+    let lo = lo32(addr);
+    const pieces: number[] = [];
+    for (let left = length; left > 0; ) {
+      const n = Math.min(left, 4096 - (lo & 0xfff));
+      const pa = this.translate(hi, lo, kind);
+      if (pa < 0) return null;
+      pieces.push(pa, n);
+      left -= n;
+      lo = (lo + n) >>> 0;
+      if (lo < n) hi = (hi + 1) >>> 0; // carry into bits 63:32
+    }
+    return pieces;
+  }
+
+  /**
+   * A transient (speculative) user load of `length` bytes at `addr`, as Meltdown uses: no
+   * exception, no A/D update, no TLB fill. Finds the translation in the TLB or, failing that, in
+   * the page tables of the current CR3. Returns the bytes when the translation is present and
+   * either a user read is allowed or the CPU has the `meltdown` bug and only U/S forbids it;
+   * else null. XXX: Meltdown-PK (keys ignored transiently) and cache state are not modelled.
+   */
+  transientRead(addr: U64, length: number): Uint8Array | null {
+    const hi = hi32(addr);
+    const lo = lo32(addr);
+    if (!Number.isInteger(length) || length < 1 || length > 4096 - (lo & 0xfff)) {
+      throw new ArgumentError('length', `${length} must be 1..${4096 - (lo & 0xfff)} (one page)`);
+    }
+    let pa = -1;
+    let rights = 0;
+    let pkey = 0;
+    if (isCanonical(hi, this.pagingLevels === 5)) {
+      const slot = this.tlb.lookup(hi, lo, this.pcid);
+      if (slot >= 0) {
+        pa = this.tlb.physical(slot, lo);
+        rights = this.tlb.rights[slot];
+        pkey = this.tlb.pkey[slot];
+      } else {
+        const w = this.prober;
+        w.begin(hi, lo, Access.Read, WalkMode.Probe);
+        if (w.run() !== FAULT) {
+          pa = w.leafPfn * 4096 + (w.leafShift === 30 ? lo & 0x3fffffff : lo & ((1 << w.leafShift) - 1));
+          rights = w.rights;
+          pkey = w.pkey;
+        }
+      }
+    }
+    let allowed = false;
+    let leaked = false;
+    if (pa >= 0) {
+      const asUser: AccessRegs = { cpl: 3, cr0: this.cr0, cr4: this.cr4, efer: this.efer, rflags: this.rflags, pkru: this.pkru, pkrs: this.pkrs };
+      allowed = accessFault(asUser, Access.Read, rights, pkey) === 0;
+      // Meltdown: the U/S check comes too late to stop the transient load, so a supervisor page
+      // leaks when nothing but U/S forbids the read (were the page a user page, it would pass).
+      leaked = !allowed && this.model.meltdown && accessFault(asUser, Access.Read, rights | R_USER, pkey) === 0;
+    }
+    const returned = allowed || leaked;
+    if (this.events.on) this.emit({ type: 'transient_read', cpu: this.id, hi, lo, length, returned, leaked });
+    return returned ? this.mem.readBytes(pa, length) : null;
+  }
+
+  /** Walks the current page tables for hi:lo without side effects (no A/D, fill, fault or event). */
+  probe(addr: U64): Probe {
+    const hi = hi32(addr);
+    const lo = lo32(addr);
+    const w = this.prober;
+    w.begin(hi, lo, Access.Read, WalkMode.Probe);
+    const r = w.run();
+    const entries = [];
+    for (let i = 0; i < w.depth; i++) {
+      const value = (BigInt(w.entHi[i] >>> 0) << 32n) | BigInt(w.entLo[i] >>> 0);
+      entries.push({ level: this.pagingLevels - i, pa: w.entPfn[i] * 4096 + w.entIdx[i] * 8, value });
+    }
+    const found = r !== FAULT;
+    return { errorCode: found ? 0 : w.errorCode, entries, pageShift: found ? w.leafShift : 0, pfn: found ? w.leafPfn : 0, rights: found ? w.rights : 0, pkey: found ? w.pkey : 0 };
+  }
+
+  /**
+   * `accessFault(this, kind, rights, pkey)`, memoised per register state: the error code the
+   * access would raise on a translation with these cached rights, or 0 if it is allowed.
+   */
+  permission(kind: number, rights: number, pkey: number): number {
+    const i = (kind << 10) | (rights << 4) | pkey;
+    if (this.permGen[i] === this.regsGen) return this.permCode[i];
+    const ec = accessFault(this, kind, rights, pkey);
+    this.permCode[i] = ec;
+    this.permGen[i] = this.regsGen;
+    return ec;
+  }
+
+  private regsChanged(): void {
+    this.regsGen = (this.regsGen + 1) | 0;
+    if (this.regsGen === 0) {
+      this.permGen.fill(0);
+      this.regsGen = 1;
+    }
+  }
+
+  // ==== Exceptions =============================================================================
+
+  /**
+   * Delivers #PF: CR2 = hi:lo, the error code recorded, and the TLB entries for that page
+   * dropped. The SDM requires the current PCID's entries to go; it is silent on global ones,
+   * which the model drops too (as INVLPG would), so a stale global entry cannot fault forever.
+   */
+  raisePageFault(hi: number, lo: number, errorCode: number): void {
+    this.cr2Hi = hi >>> 0;
+    this.cr2Lo = lo >>> 0;
+    this.tlb.invalidatePage(hi, lo, this.pcid);
+    if (this.events.on) this.emit({ type: 'tlb_flush', cpu: this.id, cause: 'page_fault', pcid: this.pcid, global: true, hi: hi >>> 0, lo: lo >>> 0 });
+    this.raise(X86_TRAP_PF, errorCode);
+  }
+
+  /** Records an exception; returns FAULT so callers can `return this.raise(...)`. */
+  private raise(vector: number, errorCode: number): number {
+    this.faultVector = vector;
+    this.faultErrorCode = errorCode;
+    if (this.events.on) this.emit({ type: 'fault', cpu: this.id, vector, errorCode, hi: this.cr2Hi, lo: this.cr2Lo });
+    return FAULT;
+  }
+
+  /** The last exception, or null if none was raised since `clearFault()`. */
+  lastFault(): Fault | null {
+    if (this.faultVector < 0) return null;
+    return { vector: this.faultVector, errorCode: this.faultErrorCode, cr2: (BigInt(this.cr2Hi) << 32n) | BigInt(this.cr2Lo) };
+  }
+
+  /** Forgets the last exception (as the kernel's handler consumed it). */
+  clearFault(): void {
+    this.faultVector = -1;
+    this.faultErrorCode = 0;
+  }
+
+  // ==== Control registers and MSRs =============================================================
+
+  /**
+   * MOV to CR0. #GP at CPL>0, for an unknown bit, for clearing PE or PG (the model stays in
+   * 64-bit mode), and for clearing WP while CR4.CET=1. Changing WP needs no TLB invalidation
+   * (SDM §4.10.4.1): cached rights hold R/W, and WP is applied at each access.
+   */
+  movToCr0(value: number): boolean {
+    value >>>= 0;
+    if (this.cpl !== 0 || (value & ~CR0_KNOWN) !== 0 || (value & CR0_PE) === 0 || (value & CR0_PG) === 0) return this.gp();
+    if ((value & CR0_WP) === 0 && (this.cr4 & CR4_CET) !== 0) return this.gp();
+    this.cr0 = value | 0;
+    if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'cr0', hi: 0, lo: value });
+    return true;
+  }
+
+  /**
+   * MOV to CR3 with the 64-bit source hi:lo. With CR4.PCIDE=1, bit 63 (NOFLUSH) is not stored:
+   * when clear, the new PCID's non-global entries are dropped; when set, nothing is. With
+   * PCIDE=0, every non-global entry (all tagged PCID 0) is dropped and bit 63 is reserved.
+   * #GP at CPL>0 or for a set bit at or above MAXPHYADDR.
+   */
+  movToCr3(hi: number, lo: number): boolean {
+    if (this.cpl !== 0) return this.gp();
+    const pcide = (this.cr4 & CR4_PCIDE) !== 0;
+    const noflush = pcide && (hi & CR3_HI_NOFLUSH) !== 0;
+    const stored = pcide ? hi & ~CR3_HI_NOFLUSH : hi;
+    if ((stored & ~this.physAddrHiMask()) !== 0) return this.gp();
+    this.cr3Hi = stored >>> 0;
+    this.cr3Lo = lo >>> 0;
+    this.rootPfn = pteFrame(lo & ~0xfff, stored & PTEH_ADDR);
+    this.pcid = pcide ? lo & CR3_PCID_MASK : 0;
+    if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'cr3', hi: this.cr3Hi, lo: this.cr3Lo, noflush });
+    if (!noflush) {
+      this.tlb.flushPcid(this.pcid);
+      this.flushEvent('cr3', this.pcid, false);
+    }
+    return true;
+  }
+
+  /** MOV to CR3 from a 64-bit value (convenience). */
+  setCr3(value: U64): boolean {
+    return this.movToCr3(hi32(value, 'value'), lo32(value, 'value'));
+  }
+
+  /** CR3 as a 64-bit value. */
+  get cr3(): bigint {
+    return (BigInt(this.cr3Hi) << 32n) | BigInt(this.cr3Lo);
+  }
+
+  /**
+   * MOV to CR4. #GP at CPL>0, for a bit the CPU model lacks or the model does not know, for
+   * clearing PAE or changing LA57 in IA-32e mode, for setting PCIDE while CR3[11:0] != 0, and
+   * for setting CET while CR0.WP=0. Flushes (SDM §4.10.4.1): a change of PGE, or PCIDE going
+   * from 1 to 0, drops every entry including global ones; SMEP going from 0 to 1 drops the
+   * current PCID's non-global entries.
+   */
+  movToCr4(value: number): boolean {
+    value >>>= 0;
+    const old = this.cr4;
+    if (this.cpl !== 0 || (value & ~this.cr4Supported()) !== 0) return this.gp();
+    if ((value & CR4_PAE) === 0 || (value & CR4_LA57) !== (old & CR4_LA57)) return this.gp();
+    if ((value & CR4_PCIDE) !== 0 && (old & CR4_PCIDE) === 0 && (this.cr3Lo & CR3_PCID_MASK) !== 0) return this.gp();
+    if ((value & CR4_CET) !== 0 && (this.cr0 & CR0_WP) === 0) return this.gp();
+    this.cr4 = value | 0;
+    this.pcid = value & CR4_PCIDE ? this.cr3Lo & CR3_PCID_MASK : 0;
+    if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'cr4', hi: 0, lo: value });
+    const changed = old ^ value;
+    if ((changed & CR4_PGE) !== 0 || ((old & CR4_PCIDE) !== 0 && (value & CR4_PCIDE) === 0)) {
+      this.tlb.flushAll();
+      this.flushEvent('cr4', -1, true);
+    } else if ((changed & CR4_SMEP) !== 0 && (value & CR4_SMEP) !== 0) {
+      this.tlb.flushPcid(this.pcid);
+      this.flushEvent('cr4', this.pcid, false);
+    }
+    return true;
+  }
+
+  /** CR4 bits this CPU model can set. */
+  private cr4Supported(): number {
+    const m = this.model;
+    let bits = CR4_KNOWN;
+    if (!m.la57) bits &= ~CR4_LA57;
+    if (!m.pcid) bits &= ~CR4_PCIDE;
+    if (!m.pge) bits &= ~CR4_PGE;
+    if (!m.smep) bits &= ~CR4_SMEP;
+    if (!m.smap) bits &= ~CR4_SMAP;
+    if (!m.pku) bits &= ~CR4_PKE;
+    if (!m.pks) bits &= ~CR4_PKS;
+    if (!m.shstk) bits &= ~CR4_CET;
+    return bits >>> 0;
+  }
+
+  /**
+   * WRMSR of an MSR the model implements: IA32_EFER (only NXE may change, and only on an NX
+   * CPU), IA32_PKRS (PKS CPUs), IA32_U_CET, IA32_S_CET, IA32_PL0_SSP, IA32_PL3_SSP (shadow-stack
+   * CPUs). #GP at CPL>0, for another MSR, or for a value the MSR cannot hold.
+   */
+  wrmsr(msr: number, value: bigint): boolean {
+    if (this.cpl !== 0) return this.gp();
+    const lo = Number(value & 0xffffffffn) >>> 0;
+    const hi = Number((value >> 32n) & 0xffffffffn) >>> 0;
+    const m = this.model;
+    switch (msr) {
+      case MSR_EFER: {
+        const fixed = EFER_SCE | EFER_LME | EFER_LMA;
+        if (hi !== 0 || (lo & ~(fixed | EFER_NXE)) !== 0 || (lo & fixed) !== fixed || (!m.nx && lo & EFER_NXE)) return this.gp();
+        this.efer = lo;
+        this.updateReservedBits();
+        if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'efer', hi: 0, lo });
+        return true;
+      }
+      case MSR_IA32_PKRS:
+        if (!m.pks || hi !== 0) return this.gp();
+        this.pkrs = lo;
+        if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'pkrs', hi: 0, lo });
+        return true;
+      case MSR_IA32_U_CET:
+      case MSR_IA32_S_CET:
+        if (!m.shstk || hi !== 0 || (lo & ~(CET_SH_STK_EN | CET_WR_SHSTK_EN)) !== 0) return this.gp();
+        if (msr === MSR_IA32_U_CET) this.uCet = lo;
+        else this.sCet = lo;
+        if (this.events.on && msr === MSR_IA32_U_CET) this.emit({ type: 'cr_write', cpu: this.id, reg: 'u_cet', hi: 0, lo });
+        return true;
+      case MSR_IA32_PL0_SSP:
+      case MSR_IA32_PL3_SSP:
+        // SSP MSRs hold canonical, 4-byte-aligned addresses.
+        if (!m.shstk || (lo & 3) !== 0 || !isCanonical(hi | 0, this.pagingLevels === 5)) return this.gp();
+        if (msr === MSR_IA32_PL3_SSP) this.pl3Ssp = BigInt.asUintN(64, value);
+        else this.pl0Ssp = BigInt.asUintN(64, value);
+        if (this.events.on && msr === MSR_IA32_PL3_SSP) this.emit({ type: 'cr_write', cpu: this.id, reg: 'pl3_ssp', hi, lo });
+        return true;
+      default:
+        return this.gp();
+    }
+  }
+
+  /** Sets CPL, as SYSCALL/SYSRET/IRET and exception delivery do (the kernel's entry code calls this). */
+  setCpl(cpl: 0 | 3): void {
+    if (cpl !== 0 && cpl !== 3) throw new ArgumentError('cpl', `${cpl} is not 0 or 3`);
+    this.cpl = cpl;
+  }
+
+  // ==== TLB maintenance ========================================================================
+
+  /**
+   * INVLPG: drops the entries of any page size covering hi:lo for the current PCID, and global
+   * entries for it whatever their PCID. A no-op for a non-canonical address. #GP at CPL>0.
+   */
+  invlpg(hi: number, lo: number): boolean {
+    if (this.cpl !== 0) return this.gp();
+    if (!isCanonical(hi, this.pagingLevels === 5)) return true;
+    this.tlb.invalidatePage(hi, lo, this.pcid);
+    if (this.events.on) this.emit({ type: 'tlb_flush', cpu: this.id, cause: 'invlpg', pcid: this.pcid, global: true, hi: hi >>> 0, lo: lo >>> 0 });
+    return true;
+  }
+
+  /**
+   * INVPCID with `type` and the descriptor {PCID field `pcid` (bits 63:0), linear address
+   * addrHi:addrLo}. Type 0: one address's non-global entries for `pcid`; 1: all non-global
+   * entries for `pcid`; 2: everything, globals included; 3: every non-global entry.
+   * #UD without the INVPCID feature; #GP at CPL>0, for a type above 3, a PCID field above 4095,
+   * a non-canonical address with type 0, or a non-zero PCID with type 0/1 while CR4.PCIDE=0.
+   */
+  invpcid(type: number, pcid: number, addrHi = 0, addrLo = 0): boolean {
+    if (!this.model.invpcid) return this.ud();
+    if (this.cpl !== 0) return this.gp();
+    if (!(type === 0 || type === 1 || type === 2 || type === 3)) return this.gp();
+    if (!Number.isInteger(pcid) || pcid < 0 || pcid > 4095) return this.gp();
+    if (type <= 1 && pcid !== 0 && (this.cr4 & CR4_PCIDE) === 0) return this.gp();
+    const causes: FlushCause[] = ['invpcid_addr', 'invpcid_ctx', 'invpcid_all', 'invpcid_nonglobal'];
+    if (type === 0) {
+      if (!isCanonical(addrHi, this.pagingLevels === 5)) return this.gp();
+      this.tlb.invalidatePcidAddress(addrHi, addrLo, pcid);
+      if (this.events.on) this.emit({ type: 'tlb_flush', cpu: this.id, cause: causes[0], pcid, global: false, hi: addrHi >>> 0, lo: addrLo >>> 0 });
+      return true;
+    }
+    if (type === 1) this.tlb.flushPcid(pcid);
+    else if (type === 2) this.tlb.flushAll();
+    else this.tlb.flushNonGlobal();
+    this.flushEvent(causes[type], type === 1 ? pcid : -1, type === 2);
+    return true;
+  }
+
+  // ==== Protection keys and SMAP ==============================================================
+
+  /** WRPKRU: PKRU = eax. #UD unless CR4.PKE=1; #GP unless ecx = edx = 0. Any CPL; no TLB flush. */
+  wrpkru(eax: number, ecx = 0, edx = 0): boolean {
+    if ((this.cr4 & CR4_PKE) === 0) return this.ud();
+    if (ecx !== 0 || edx !== 0) return this.gp();
+    this.pkru = eax >>> 0;
+    if (this.events.on) this.emit({ type: 'pkru_write', cpu: this.id, value: this.pkru });
+    return true;
+  }
+
+  /** RDPKRU: returns PKRU (EDX is zeroed), or FAULT: #UD unless CR4.PKE=1, #GP unless ecx = 0. */
+  rdpkru(ecx = 0): number {
+    if ((this.cr4 & CR4_PKE) === 0 ? !this.ud() : ecx !== 0 && !this.gp()) return FAULT;
+    return this.pkru;
+  }
+
+  /** STAC: sets RFLAGS.AC. #UD without SMAP or at CPL>0. */
+  stac(): boolean {
+    if (!this.model.smap || this.cpl !== 0) return this.ud();
+    this.rflags |= RFLAGS_AC;
+    return true;
+  }
+
+  /** CLAC: clears RFLAGS.AC. #UD without SMAP or at CPL>0. */
+  clac(): boolean {
+    if (!this.model.smap || this.cpl !== 0) return this.ud();
+    this.rflags &= ~RFLAGS_AC;
+    return true;
+  }
+
+  // ==== Internals ==============================================================================
+
+  /** Mask of the bits of a 64-bit physical address's high word below MAXPHYADDR. */
+  private physAddrHiMask(): number {
+    return this.model.maxphyaddr >= 52 ? PTEH_ADDR : (1 << (this.model.maxphyaddr - 32)) - 1;
+  }
+
+  private updateReservedBits(): void {
+    this.reservedHi = (PTEH_ADDR & ~this.physAddrHiMask()) | ((this.efer & EFER_NXE) === 0 ? PTEH_XD : 0);
+  }
+
+  private gp(): false {
+    this.raise(X86_TRAP_GP, 0);
+    return false;
+  }
+
+  private ud(): false {
+    this.raise(X86_TRAP_UD, 0);
+    return false;
+  }
+
+  private flushEvent(cause: FlushCause, pcid: number, global: boolean): void {
+    if (this.events.on) this.emit({ type: 'tlb_flush', cpu: this.id, cause, pcid, global });
+  }
+
+  private emit(e: HwEvent): void {
+    this.events.emit(e);
+  }
+
+  /** CR3 as text, for views. */
+  describeCr3(): string {
+    return hex64(this.cr3Hi, this.cr3Lo);
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Physical memory: 4 KiB frames, sparse, each allocated the first time it is written.
+ *
+ * A frame that was never written reads as zeros. Addresses past the installed memory (but
+ * below 2^MAXPHYADDR) read as all ones and drop writes, as a PC's unclaimed bus cycles do;
+ * a page-table entry read there is present with reserved bits set, so a walk through it ends
+ * in a reserved-bit fault rather than crashing the simulator.
+ *
+ * Page-table entries are read and written as 64-bit words, two little-endian uint32 halves:
+ * entry i of a table lives at words 2i (bits 31:0) and 2i+1 (bits 63:32) of its frame.
+ * Does not know what a frame holds, who owns it, or whether it is free: that is the kernel's.
+ */
+import { ArgumentError } from '../errors.js';
+import { PAGE_SIZE } from './pte.js';
+
+const WORDS_PER_FRAME = PAGE_SIZE / 4;
+
+export class PhysMem {
+  /** Installed frames; frame numbers below this are RAM. */
+  readonly frameCount: number;
+  /** Frame storage as 32-bit words; `null` until first written. Indexed by frame number. */
+  readonly words: (Uint32Array | null)[];
+  /** The same storage as bytes, for data accesses. */
+  private readonly bytes: (Uint8Array | null)[];
+  /** How many frames have been materialised (written at least once). */
+  framesMaterialised = 0;
+
+  /** `sizeBytes`: installed memory, a non-zero multiple of 4 KiB. */
+  constructor(sizeBytes: number) {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % PAGE_SIZE !== 0) {
+      throw new ArgumentError('sizeBytes', `${sizeBytes} is not a positive multiple of 4096`);
+    }
+    this.frameCount = sizeBytes / PAGE_SIZE;
+    this.words = new Array<Uint32Array | null>(this.frameCount).fill(null);
+    this.bytes = new Array<Uint8Array | null>(this.frameCount).fill(null);
+  }
+
+  /** Installed memory in bytes. */
+  get sizeBytes(): number {
+    return this.frameCount * PAGE_SIZE;
+  }
+
+  /** The frame's word storage, allocating it (zeroed) if absent. Throws for a frame past RAM. */
+  frameWords(pfn: number): Uint32Array {
+    const f = this.words[pfn];
+    if (f) return f;
+    this.checkPfn(pfn, 'pfn');
+    return this.materialise(pfn);
+  }
+
+  /** Low half (bits 31:0) of 64-bit entry `index` (0..511) of frame `pfn`. */
+  readLo(pfn: number, index: number): number {
+    const f = this.words[pfn];
+    if (f) return f[index << 1];
+    return f === null ? 0 : 0xffffffff;
+  }
+
+  /** High half (bits 63:32) of 64-bit entry `index` of frame `pfn`. */
+  readHi(pfn: number, index: number): number {
+    const f = this.words[pfn];
+    if (f) return f[(index << 1) | 1];
+    return f === null ? 0 : 0xffffffff;
+  }
+
+  /** Plain (non-atomic) store of a 64-bit entry. Dropped past RAM. */
+  write64(pfn: number, index: number, lo: number, hi: number): void {
+    let f = this.words[pfn];
+    if (!f) {
+      if (f === undefined) return;
+      f = this.materialise(pfn);
+    }
+    f[index << 1] = lo;
+    f[(index << 1) | 1] = hi;
+  }
+
+  /**
+   * LOCK CMPXCHG on a 64-bit entry: if it holds (expLo, expHi), store (newLo, newHi) and return
+   * true; else return false and change nothing. Atomic by construction: the model runs one step
+   * at a time.
+   */
+  cmpxchg64(pfn: number, index: number, expLo: number, expHi: number, newLo: number, newHi: number): boolean {
+    if ((this.readLo(pfn, index) | 0) !== (expLo | 0) || (this.readHi(pfn, index) | 0) !== (expHi | 0)) return false;
+    this.write64(pfn, index, newLo, newHi);
+    return true;
+  }
+
+  /** The 64-bit entry as a bigint (convenience, not for hot paths). */
+  read64(pfn: number, index: number): bigint {
+    return (BigInt(this.readHi(pfn, index) >>> 0) << 32n) | BigInt(this.readLo(pfn, index) >>> 0);
+  }
+
+  /** Reads `length` bytes at physical address `pa` (may cross frames). */
+  readBytes(pa: number, length: number): Uint8Array {
+    this.checkPa(pa, length);
+    const out = new Uint8Array(length);
+    for (let done = 0; done < length; ) {
+      const at = pa + done;
+      const pfn = Math.floor(at / PAGE_SIZE);
+      const off = at - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, length - done);
+      const f = this.bytes[pfn];
+      if (f) out.set(f.subarray(off, off + n), done);
+      else if (f === undefined) out.fill(0xff, done, done + n);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Writes `data` at physical address `pa` (may cross frames). Bytes past RAM are dropped. */
+  writeBytes(pa: number, data: Uint8Array): void {
+    this.checkPa(pa, data.length);
+    for (let done = 0; done < data.length; ) {
+      const at = pa + done;
+      const pfn = Math.floor(at / PAGE_SIZE);
+      const off = at - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, data.length - done);
+      if (pfn < this.frameCount) {
+        if (!this.bytes[pfn]) this.materialise(pfn);
+        this.bytes[pfn]!.set(data.subarray(done, done + n), off);
+      }
+      done += n;
+    }
+  }
+
+  /** Fills frame `pfn` with zeros (as clear_page does). Does not free it. */
+  zeroFrame(pfn: number): void {
+    this.checkPfn(pfn, 'pfn');
+    this.words[pfn]?.fill(0);
+  }
+
+  /** Copies frame `src` to frame `dst` (as copy_page does). */
+  copyFrame(dst: number, src: number): void {
+    this.checkPfn(dst, 'dst');
+    this.checkPfn(src, 'src');
+    const s = this.words[src];
+    if (s) this.frameWords(dst).set(s);
+    else this.words[dst]?.fill(0);
+  }
+
+  private materialise(pfn: number): Uint32Array {
+    const buf = new ArrayBuffer(PAGE_SIZE);
+    const w = new Uint32Array(buf, 0, WORDS_PER_FRAME);
+    this.words[pfn] = w;
+    this.bytes[pfn] = new Uint8Array(buf);
+    this.framesMaterialised++;
+    return w;
+  }
+
+  private checkPfn(pfn: number, name: string): void {
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.frameCount) {
+      throw new ArgumentError(name, `frame ${pfn} is not installed memory (0..${this.frameCount - 1})`);
+    }
+  }
+
+  private checkPa(pa: number, length: number): void {
+    if (!Number.isSafeInteger(pa) || pa < 0) throw new ArgumentError('pa', `${pa} is not a physical address`);
+    if (!Number.isSafeInteger(length) || length < 0) throw new ArgumentError('length', `${length} is not a length`);
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * isolab's TypeScript API.
+ *
+ * The machine layer (hw/): a multi-CPU x86-64 processor model with 4/5-level paging, PCID-tagged
+ * TLBs, A/D bits, NX, SMEP, SMAP, protection keys and CET shadow-stack access rules.
+ */
+export { IsolabError, ArgumentError, ConfigError } from './errors.js';
+export { EventBus, type BaseEvent, type Listener } from './events.js';
+export { hi32, lo32, join64, joinNumber, hex64, isCanonical, type U64 } from './hw/addr.js';
+export * from './hw/pte.js';
+export * from './hw/regs.js';
+export {
+  Access, ACCESS_NAMES, accessKind, accessFault, accessErrorCode, isWriteAccess, isShadowStackAccess,
+  PF_P, PF_W, PF_U, PF_RSVD, PF_I, PF_PK, PF_SS, R_USER, R_WRITE, R_XD, R_DIRTY, R_SHSTK, R_GLOBAL,
+  type AccessKind, type AccessName, type AccessRegs,
+} from './hw/rights.js';
+export { Tlb, DEFAULT_TLB_GEOMETRY, type TlbGeometry, type TlbEntry } from './hw/tlb.js';
+export { PhysMem } from './hw/physmem.js';
+export { PageWalker, WalkMode, FAULT, PENDING, tableIndex } from './hw/mmu.js';
+export { Cpu, type Fault, type Probe } from './hw/cpu.js';
+export { DEFAULT_CPU_MODEL, resolveCpuModel, type CpuModel, type DirtyOnReadonly } from './hw/features.js';
+export { Machine, type MachineConfig } from './hw/machine.js';
+export { PageTableBuilder, FrameAllocator, entryValue, makeCr3, SIZE_4K, SIZE_2M, SIZE_1G, type EntryFlags, type MapOptions } from './hw/ptbuild.js';
+export type { HwEvent, FlushCause } from './hw/events.js';

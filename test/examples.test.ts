@@ -1,0 +1,32 @@
+/**
+ * The README's example is examples/translate.ts, verbatim, and prints what the SDM says:
+ * a user read of a present user page translates; a user write to a read-only page is #PF with
+ * P|W|U (7) and CR2 = the address; a supervisor read of a user page under SMAP is #PF with P (1)
+ * unless RFLAGS.AC is set.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+test('the README shows examples/translate.ts verbatim', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const example = readFileSync(join(root, 'examples', 'translate.ts'), 'utf8');
+  const block = readme.match(/```ts example=examples\/translate\.ts\n([\s\S]*?)```/);
+  assert.ok(block, 'README has a ```ts example=examples/translate.ts block');
+  assert.equal(block[1], example.replace("from '../src/index.js'", "from 'isolab'"));
+});
+
+test('the example prints the SDM\'s answers', () => {
+  const out = execFileSync(process.execPath, [join(root, 'dist', 'examples', 'translate.js')], { encoding: 'utf8' }).trim().split('\n');
+  assert.equal(out[0], String(0x100234));
+  assert.equal(out[1], 'null');
+  assert.equal(out[2], `{ vector: 14, errorCode: 7, cr2: ${0x7f0000001234n}n }`);
+  assert.equal(out[3], 'null');
+  assert.equal(out[4], String(0x100234));
+  assert.match(out[5], /^\[ '[0-9a-f]+27', '[0-9a-f]+27', '[0-9a-f]+27', '100025' \]$/, 'tables: P RW US A; leaf: P US A, frame 0x100');
+});
