@@ -26,6 +26,10 @@
  * with CR0.WP=1. Shadow-stack accesses are treated as data reads and writes for keys, as Bochs
  * does; the SDM text for that case was not found (spec: [EMU]).
  *
+ * CR4.CET is not consulted here: whether an instruction makes a shadow-stack access at all
+ * (CALL and RET push and pop the shadow stack only with shadow stacks enabled at that CPL;
+ * WRUSS is #UD without CR4.CET) is the instruction's business, decided before it asks the MMU.
+ *
  * When a key denies an access that the other rules also deny, the error code still carries PK,
  * as QEMU and KVM's permission_fault() do (Bochs checks the other rules first and omits PK);
  * the spec calls that case ambiguous between implementations.
