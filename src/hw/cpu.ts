@@ -25,10 +25,10 @@ import {
   CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_IA32_PKRS, MSR_IA32_PL0_SSP,
   MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD,
 } from './regs.js';
-import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
+import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
 import { Tlb } from './tlb.js';
 import type { EventBus } from '../events.js';
-import { ArgumentError } from '../errors.js';
+import { ArgumentError, IsolabError } from '../errors.js';
 
 /** The exception an instruction or access raised. */
 export interface Fault {
@@ -40,7 +40,11 @@ export interface Fault {
 
 /** What a side-effect-free probe of the page tables found. */
 export interface Probe {
-  /** 0 when a leaf was found; else the #PF error code a user read would get (P=0, or P|RSVD). */
+  /** False for a non-canonical address: nothing was walked. */
+  canonical: boolean;
+  /** Whether the walk reached a present leaf without a reserved bit. */
+  found: boolean;
+  /** When not found: 0 for a non-present entry, P|RSVD for a reserved bit (the #PF base code). */
   errorCode: number;
   /** Entries read, top level first: physical address of the entry and its value. */
   entries: { level: number; pa: number; value: bigint }[];
@@ -150,7 +154,6 @@ export class Cpu implements AccessRegs {
    * error code and CR2 otherwise). Runs every step of a walk to completion.
    */
   translate(hi: number, lo: number, kind: number): number {
-    if (kind >>> 0 > 7) throw new ArgumentError('kind', `unknown access kind ${kind}`);
     const r = this.accessStart(hi, lo, kind);
     return r === PENDING ? this.walker.run() : r;
   }
@@ -170,6 +173,8 @@ export class Cpu implements AccessRegs {
    * it returns something else. `accessFootprint()` tells what the next step touches.
    */
   accessStart(hi: number, lo: number, kind: number): number {
+    if (kind >>> 0 !== kind || kind > 7) throw new ArgumentError('kind', `unknown access kind ${kind}; expected 0..7 (Access)`);
+    if (this.walker.busy) throw new IsolabError('EBUSY', `cpu ${this.id}: an access is still in progress; finish it with accessStep()`);
     if (!isCanonical(hi, this.pagingLevels === 5)) return this.raise(X86_TRAP_GP, 0);
     const tlb = this.tlb;
     const slot = tlb.lookup(hi, lo, this.pcid);
@@ -207,8 +212,9 @@ export class Cpu implements AccessRegs {
     else this.emit({ type: 'tlb_hit', cpu: this.id, hi: hi >>> 0, lo: lo >>> 0, access: ACCESS_NAMES[kind], pageShift: this.tlb.pageShift(slot) });
   }
 
-  /** Runs the next step of the access begun by `accessStart`. */
+  /** Runs the next step of the access begun by `accessStart`; throws if none is in progress. */
   accessStep(): number {
+    if (!this.walker.busy) throw new IsolabError('EIDLE', `cpu ${this.id}: no access in progress; begin one with accessStart()`);
     return this.walker.step();
   }
 
@@ -235,6 +241,7 @@ export class Cpu implements AccessRegs {
 
   /** Writes `data` at linear address `addr` as access `kind` (default: a data write). Returns false on an exception. */
   write(addr: U64, data: Uint8Array, kind: AccessKind | AccessName = Access.Write): boolean {
+    if (!(data instanceof Uint8Array)) throw new ArgumentError('data', 'expected a Uint8Array of the bytes to write');
     const pieces = this.translateRange(addr, data.length, accessKind(kind));
     if (!pieces) return false;
     for (let i = 0, at = 0; i < pieces.length; i += 2) {
@@ -252,6 +259,7 @@ export class Cpu implements AccessRegs {
 
   /** Writes a little-endian 64-bit value; false on an exception. */
   writeU64(addr: U64, value: bigint, kind: AccessKind | AccessName = Access.Write): boolean {
+    if (typeof value !== 'bigint') throw new ArgumentError('value', `expected a bigint, got ${typeof value}`);
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
     return this.write(addr, b, kind);
@@ -321,20 +329,25 @@ export class Cpu implements AccessRegs {
     return returned ? this.mem.readBytes(pa, length) : null;
   }
 
-  /** Walks the current page tables for hi:lo without side effects (no A/D, fill, fault or event). */
+  /**
+   * Walks the current page tables for `addr` without side effects (no A/D update, fill, fault,
+   * event or counter): what a fresh walk would find, for views, invariants and tests.
+   */
   probe(addr: U64): Probe {
     const hi = hi32(addr);
     const lo = lo32(addr);
+    const none: Probe = { canonical: false, found: false, errorCode: 0, entries: [], pageShift: 0, pfn: 0, rights: 0, pkey: 0 };
+    if (!isCanonical(hi, this.pagingLevels === 5)) return none;
     const w = this.prober;
     w.begin(hi, lo, Access.Read, WalkMode.Probe);
-    const r = w.run();
+    const found = w.run() !== FAULT;
     const entries = [];
     for (let i = 0; i < w.depth; i++) {
       const value = (BigInt(w.entHi[i] >>> 0) << 32n) | BigInt(w.entLo[i] >>> 0);
       entries.push({ level: this.pagingLevels - i, pa: w.entPfn[i] * 4096 + w.entIdx[i] * 8, value });
     }
-    const found = r !== FAULT;
-    return { errorCode: found ? 0 : w.errorCode, entries, pageShift: found ? w.leafShift : 0, pfn: found ? w.leafPfn : 0, rights: found ? w.rights : 0, pkey: found ? w.pkey : 0 };
+    if (!found) return { ...none, canonical: true, errorCode: w.errorCode & (PF_P | PF_RSVD), entries };
+    return { canonical: true, found, errorCode: 0, entries, pageShift: w.leafShift, pfn: w.leafPfn, rights: w.rights, pkey: w.pkey };
   }
 
   /**
@@ -492,6 +505,7 @@ export class Cpu implements AccessRegs {
    * CPUs). #GP at CPL>0, for another MSR, or for a value the MSR cannot hold.
    */
   wrmsr(msr: number, value: bigint): boolean {
+    if (typeof value !== 'bigint') throw new ArgumentError('value', `expected a bigint, got ${typeof value}`);
     if (this.cpl !== 0) return this.gp();
     const lo = Number(value & 0xffffffffn) >>> 0;
     const hi = Number((value >> 32n) & 0xffffffffn) >>> 0;

@@ -76,6 +76,10 @@ const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'sm
  * combination no processor has.
  */
 export function resolveCpuModel(partial: Partial<CpuModel> = {}): CpuModel {
+  if (partial === null || typeof partial !== 'object') throw new ConfigError('cpu', `expected an object of CPU options, got ${String(partial)}`);
+  if (partial.tlb !== undefined && (partial.tlb === null || typeof partial.tlb !== 'object')) {
+    throw new ConfigError('cpu.tlb', `expected an object of TLB sizes, got ${String(partial.tlb)}`);
+  }
   const known = new Set<string>([...BOOLEAN_FEATURES, 'maxphyaddr', 'dirty_on_readonly', 'tlb']);
   for (const key of Object.keys(partial)) {
     if (!known.has(key)) throw new ConfigError(`cpu.${key}`, `unknown CPU option; expected one of ${[...known].join(', ')}`);

@@ -30,6 +30,7 @@ export class Machine {
 
   /** Builds the machine; throws ConfigError naming the option for a configuration that cannot exist. */
   constructor(config: MachineConfig = {}) {
+    if (config === null || typeof config !== 'object') throw new ConfigError('machine', `expected an object of options, got ${String(config)}`);
     const known = new Set(['cpus', 'memory', 'cpu']);
     for (const key of Object.keys(config)) {
       if (!known.has(key)) throw new ConfigError(key, `unknown machine option; expected one of ${[...known].join(', ')}`);

@@ -148,6 +148,7 @@ export class PageTableBuilder {
 
   /** Overwrites the entry of `level` for `la` (plain store, as set_pte does). Throws if the tables above it are absent. */
   writeEntry(la: U64, level: number, value: bigint): void {
+    if (typeof value !== 'bigint' || value < 0n || value >= 1n << 64n) throw new ArgumentError('value', `${String(value)} is not a 64-bit entry (a bigint)`);
     const e = this.entry(la, level);
     if (!e) throw new ArgumentError('la', `no page table holds the level-${level} entry of ${la}`);
     this.mem.write64(e.pfn, e.index, Number(value & 0xffffffffn), Number((value >> 32n) & 0xffffffffn));

@@ -135,3 +135,46 @@ test('data accesses through the CPU read and write real bytes, across a page bou
   assert.equal(cpu.lastFault()!.cr2, 0x401000n);
   assert.equal(cpu.readU64(0x400ff8n), 0x5566778800000000n, 'the first page is unchanged');
 });
+
+test('more bad input: each public entry point answers with a typed error, not a TypeError', () => {
+  const { pt, cpu } = rig();
+  throwsNaming(() => cpu.write(0x1000n, 'bytes' as unknown as Uint8Array), ArgumentError, 'data');
+  throwsNaming(() => cpu.writeU64(0x1000n, 5 as unknown as bigint), ArgumentError, 'value');
+  throwsNaming(() => cpu.wrmsr(0x6a0, 1 as unknown as bigint), ArgumentError, 'value');
+  throwsNaming(() => pt.writeEntry(0x400000n, 1, 5 as unknown as bigint), ArgumentError, 'value');
+  throwsNaming(() => cpu.translate(0, 0x1000, 1.5), ArgumentError, 'kind');
+  throwsNaming(() => cpu.accessStart(0, 0x1000, 99), ArgumentError, 'kind');
+  throwsNaming(() => new Machine(null as unknown as object), ConfigError, 'machine');
+  throwsNaming(() => new Machine({ cpu: null as unknown as object }), ConfigError, 'cpu');
+  throwsNaming(() => new Machine({ cpu: { tlb: { entries4k: 2 ** 32, ways4k: 4, entries2m: 4, ways2m: 4, entries1g: 4, ways1g: 4 } } }), ConfigError, 'cpu.tlb.entries4k');
+});
+
+test('stepping an access: no step without an access in progress, no second access during one', () => {
+  const { pt, cpu } = rig();
+  pt.map(0x400000n, 0x10000, { leaf: { rw: true } });
+  assert.throws(() => cpu.accessStep(), /no access in progress/);
+  assert.equal(cpu.accessStart(0, 0x400000, 0), -2);
+  assert.throws(() => cpu.accessStart(0, 0x400000, 0), /still in progress/);
+  let r = -2;
+  while (r === -2) r = cpu.accessStep();
+  assert.equal(r, 0x10000);
+  assert.throws(() => cpu.accessStep(), /no access in progress/);
+});
+
+test('probe: found or not, canonical or not, and no side effects', () => {
+  const { m, pt, cpu } = rig();
+  pt.map(0x400000n, 0x10000, { leaf: { rw: true } });
+  const { events, stop } = m.events.record();
+  const before = pt.readEntry(0x400000n, 1);
+  const hit = cpu.probe(0x400123n);
+  assert.deepEqual([hit.canonical, hit.found, hit.pfn, hit.pageShift, hit.entries.length], [true, true, 0x10, 12, 4]);
+  const miss = cpu.probe(0x800000n);
+  assert.deepEqual([miss.canonical, miss.found, miss.errorCode], [true, false, 0], 'not present: P=0');
+  const bad = cpu.probe(0x0000800000000000n);
+  assert.deepEqual([bad.canonical, bad.found, bad.entries.length], [false, false, 0]);
+  stop();
+  assert.equal(events.length, 0, 'a probe emits nothing');
+  assert.equal(pt.readEntry(0x400000n, 1), before, 'a probe sets no A bit');
+  assert.equal(cpu.tlb.liveCount(), 0, 'a probe fills nothing');
+  assert.equal(cpu.lastFault(), null, 'a probe raises nothing');
+});
