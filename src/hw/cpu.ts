@@ -173,8 +173,7 @@ export class Cpu implements AccessRegs {
    * it returns something else. `accessFootprint()` tells what the next step touches.
    */
   accessStart(hi: number, lo: number, kind: number): number {
-    if (kind >>> 0 !== kind || kind > 7) throw new ArgumentError('kind', `unknown access kind ${kind}; expected 0..7 (Access)`);
-    if (this.walker.busy) throw new IsolabError('EBUSY', `cpu ${this.id}: an access is still in progress; finish it with accessStep()`);
+    if (kind >>> 0 !== kind || kind > 7 || this.walker.busy) this.refuseAccessStart(kind);
     if (!isCanonical(hi, this.pagingLevels === 5)) return this.raise(X86_TRAP_GP, 0);
     const tlb = this.tlb;
     const slot = tlb.lookup(hi, lo, this.pcid);
@@ -191,6 +190,12 @@ export class Cpu implements AccessRegs {
     }
     if ((rights & R_DIRTY) === 0 && isWriteAccess(kind)) return this.dirtyAssist(hi, lo, kind, slot);
     return tlb.physical(slot, lo);
+  }
+
+  /** Throws the error `accessStart` owes a caller for an unknown `kind` or an access already under way. */
+  private refuseAccessStart(kind: number): never {
+    if (this.walker.busy) throw new IsolabError('EBUSY', `cpu ${this.id}: an access is still in progress; finish it with accessStep()`);
+    throw new ArgumentError('kind', `unknown access kind ${kind}; expected 0..7 (Access)`);
   }
 
   /**
