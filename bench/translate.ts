@@ -29,7 +29,7 @@ export interface TranslateTask {
 /** The translation tasks. */
 export function translateTasks(): TranslateTask[] {
   const hitCpu = setup(64, { entries4k: 1024, ways4k: 4 });
-  // 16 entries and a cyclic walk over 2048 pages: LRU evicts every page before its reuse.
+  // 16 entries and a cyclic walk over 2048 pages: round-robin replacement evicts every page before its reuse.
   const missCpu = setup(2048, { entries4k: 16, ways4k: 4 });
   const miss5Cpu = setup(2048, { entries4k: 16, ways4k: 4 }, true);
   let next = 0;

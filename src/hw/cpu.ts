@@ -20,7 +20,7 @@ import { FAULT, PageWalker, PENDING, WalkMode } from './mmu.js';
 import type { PhysMem } from './physmem.js';
 import { PTEH_ADDR, PTEH_XD, pteFrame } from './pte.js';
 import {
-  CET_SH_STK_EN, CET_WR_SHSTK_EN, CR0_AM, CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR3_HI_NOFLUSH, CR3_PCID_MASK,
+  CET_SH_STK_EN, CET_WR_SHSTK_EN, CR0_AM, CR0_CD, CR0_EM, CR0_ET, CR0_MP, CR0_NE, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR3_HI_NOFLUSH, CR3_PCID_MASK,
   CR4_CET, CR4_FSGSBASE, CR4_LA57, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_PKS,
   CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_IA32_PKRS, MSR_IA32_PL0_SSP,
   MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD,
@@ -56,7 +56,7 @@ export interface Probe {
 }
 
 const CR4_KNOWN = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_UMIP | CR4_LA57 | CR4_FSGSBASE | CR4_PCIDE | CR4_OSXSAVE | CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_CET | CR4_PKS;
-const CR0_KNOWN = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG | (1 << 2) | (1 << 3) | (1 << 29) | (1 << 30);
+const CR0_KNOWN = CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG;
 
 export class Cpu implements AccessRegs {
   readonly id: number;
@@ -305,7 +305,7 @@ export class Cpu implements AccessRegs {
     let rights = 0;
     let pkey = 0;
     if (isCanonical(hi, this.pagingLevels === 5)) {
-      const slot = this.tlb.lookup(hi, lo, this.pcid);
+      const slot = this.tlb.find(hi, lo, this.pcid);
       if (slot >= 0) {
         pa = this.tlb.physical(slot, lo);
         rights = this.tlb.rights[slot];
@@ -395,7 +395,10 @@ export class Cpu implements AccessRegs {
   private raise(vector: number, errorCode: number): number {
     this.faultVector = vector;
     this.faultErrorCode = errorCode;
-    if (this.events.on) this.emit({ type: 'fault', cpu: this.id, vector, errorCode, hi: this.cr2Hi, lo: this.cr2Lo });
+    if (this.events.on) {
+      const pf = vector === X86_TRAP_PF;
+      this.emit({ type: 'fault', cpu: this.id, vector, errorCode, hi: pf ? this.cr2Hi : 0, lo: pf ? this.cr2Lo : 0 });
+    }
     return FAULT;
   }
 
@@ -415,12 +418,13 @@ export class Cpu implements AccessRegs {
 
   /**
    * MOV to CR0. #GP at CPL>0, for an unknown bit, for clearing PE or PG (the model stays in
-   * 64-bit mode), and for clearing WP while CR4.CET=1. Changing WP needs no TLB invalidation
+   * 64-bit mode), for NW=1 with CD=0, and for clearing WP while CR4.CET=1. Changing WP needs no TLB invalidation
    * (SDM §4.10.4.1): cached rights hold R/W, and WP is applied at each access.
    */
   movToCr0(value: number): boolean {
     value >>>= 0;
     if (this.cpl !== 0 || (value & ~CR0_KNOWN) !== 0 || (value & CR0_PE) === 0 || (value & CR0_PG) === 0) return this.gp();
+    if ((value & CR0_NW) !== 0 && (value & CR0_CD) === 0) return this.gp();
     if ((value & CR0_WP) === 0 && (this.cr4 & CR4_CET) !== 0) return this.gp();
     this.cr0 = value | 0;
     if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'cr0', hi: 0, lo: value });
@@ -465,8 +469,9 @@ export class Cpu implements AccessRegs {
    * MOV to CR4. #GP at CPL>0, for a bit the CPU model lacks or the model does not know, for
    * clearing PAE or changing LA57 in IA-32e mode, for setting PCIDE while CR3[11:0] != 0, and
    * for setting CET while CR0.WP=0. Flushes (SDM §4.10.4.1): a change of PGE, or PCIDE going
-   * from 1 to 0, drops every entry including global ones; SMEP going from 0 to 1 drops the
-   * current PCID's non-global entries.
+   * from 1 to 0, drops every entry including global ones; SMEP going from 0 to 1 drops every
+   * entry of the current PCID, global ones filled under it included ("invalidates all TLB
+   * entries ... for the current PCID", with no exception for globals, unlike MOV to CR3).
    */
   movToCr4(value: number): boolean {
     value >>>= 0;
@@ -483,8 +488,8 @@ export class Cpu implements AccessRegs {
       this.tlb.flushAll();
       this.flushEvent('cr4', -1, true);
     } else if ((changed & CR4_SMEP) !== 0 && (value & CR4_SMEP) !== 0) {
-      this.tlb.flushPcid(this.pcid);
-      this.flushEvent('cr4', this.pcid, false);
+      this.tlb.flushPcidWithGlobals(this.pcid);
+      this.flushEvent('cr4', this.pcid, true);
     }
     return true;
   }
@@ -517,8 +522,8 @@ export class Cpu implements AccessRegs {
     const m = this.model;
     switch (msr) {
       case MSR_EFER: {
-        const fixed = EFER_SCE | EFER_LME | EFER_LMA;
-        if (hi !== 0 || (lo & ~(fixed | EFER_NXE)) !== 0 || (lo & fixed) !== fixed || (!m.nx && lo & EFER_NXE)) return this.gp();
+        const fixed = EFER_LME | EFER_LMA; // the model stays in IA-32e mode
+        if (hi !== 0 || (lo & ~(fixed | EFER_SCE | EFER_NXE)) !== 0 || (lo & fixed) !== fixed || (!m.nx && lo & EFER_NXE)) return this.gp();
         this.efer = lo;
         this.updateReservedBits();
         if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'efer', hi: 0, lo });
@@ -534,7 +539,7 @@ export class Cpu implements AccessRegs {
         if (!m.shstk || hi !== 0 || (lo & ~(CET_SH_STK_EN | CET_WR_SHSTK_EN)) !== 0) return this.gp();
         if (msr === MSR_IA32_U_CET) this.uCet = lo;
         else this.sCet = lo;
-        if (this.events.on && msr === MSR_IA32_U_CET) this.emit({ type: 'cr_write', cpu: this.id, reg: 'u_cet', hi: 0, lo });
+        if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: msr === MSR_IA32_U_CET ? 'u_cet' : 's_cet', hi: 0, lo });
         return true;
       case MSR_IA32_PL0_SSP:
       case MSR_IA32_PL3_SSP:
@@ -542,7 +547,7 @@ export class Cpu implements AccessRegs {
         if (!m.shstk || (lo & 3) !== 0 || !isCanonical(hi | 0, this.pagingLevels === 5)) return this.gp();
         if (msr === MSR_IA32_PL3_SSP) this.pl3Ssp = BigInt.asUintN(64, value);
         else this.pl0Ssp = BigInt.asUintN(64, value);
-        if (this.events.on && msr === MSR_IA32_PL3_SSP) this.emit({ type: 'cr_write', cpu: this.id, reg: 'pl3_ssp', hi, lo });
+        if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: msr === MSR_IA32_PL3_SSP ? 'pl3_ssp' : 'pl0_ssp', hi, lo });
         return true;
       default:
         return this.gp();
@@ -596,6 +601,17 @@ export class Cpu implements AccessRegs {
     return true;
   }
 
+  /**
+   * Drops TLB slot `slot`, as a processor may at any moment (SDM §4.10.2: "the processor may
+   * invalidate any TLB entry at any time"). The explorer's source of hardware nondeterminism.
+   */
+  evictTlbEntry(slot: number): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.tlb.size) throw new ArgumentError('slot', `${slot} is not a TLB slot (0..${this.tlb.size - 1})`);
+    if (!this.tlb.live(slot)) return;
+    this.tlb.invalidateSlot(slot);
+    if (this.events.on) this.emit({ type: 'tlb_flush', cpu: this.id, cause: 'evict', pcid: this.pcid, global: false });
+  }
+
   // ==== Protection keys and SMAP ==============================================================
 
   /** WRPKRU: PKRU = eax. #UD unless CR4.PKE=1; #GP unless ecx = edx = 0. Any CPL; no TLB flush. */
@@ -609,7 +625,14 @@ export class Cpu implements AccessRegs {
 
   /** RDPKRU: returns PKRU (EDX is zeroed), or FAULT: #UD unless CR4.PKE=1, #GP unless ecx = 0. */
   rdpkru(ecx = 0): number {
-    if ((this.cr4 & CR4_PKE) === 0 ? !this.ud() : ecx !== 0 && !this.gp()) return FAULT;
+    if ((this.cr4 & CR4_PKE) === 0) {
+      this.ud();
+      return FAULT;
+    }
+    if (ecx !== 0) {
+      this.gp();
+      return FAULT;
+    }
     return this.pkru;
   }
 

@@ -13,7 +13,6 @@ export type FlushCause =
   | 'invpcid_nonglobal' // INVPCID type 3
   | 'cr3' // MOV to CR3 without NOFLUSH (the new PCID, non-global)
   | 'cr4' // a MOV to CR4 that flushes
-  | 'cr0' // a MOV to CR0 that flushes
   | 'page_fault' // a #PF drops the faulting address's entries
   | 'dirty_assist' // a write found a clean cached entry and re-walks (dirty_on_readonly=strict)
   | 'evict'; // the explorer dropped an entry
@@ -25,8 +24,8 @@ export type HwEvent =
   | { type: 'tlb_miss'; cpu: number; hi: number; lo: number; access: AccessName }
   /**
    * A page walk ended. `reads`: paging-structure entries read; `restarts`: times a locked A/D
-   * update found the entry changed and the walk began again; `outcome`: 'ok', 'fault'
-   * (with `errorCode`), or 'probe' for a side-effect-free probe.
+   * update found the entry changed and the walk began again; `outcome`: 'ok' or 'fault'
+   * (with `errorCode`). Probes emit nothing.
    */
   | { type: 'walk'; cpu: number; hi: number; lo: number; access: AccessName; levels: number; reads: number; restarts: number; outcome: 'ok' | 'fault'; errorCode: number }
   /** A locked update set A and/or D in a paging-structure entry at physical address `pa`. */
@@ -36,10 +35,10 @@ export type HwEvent =
   /** TLB entries were invalidated. `pcid` is -1 when every PCID is concerned; `hi`/`lo` only for single-address causes. */
   | { type: 'tlb_flush'; cpu: number; cause: FlushCause; pcid: number; global: boolean; hi?: number; lo?: number }
   /** A control register or MSR was written (CR3: `hi`/`lo` as stored, plus the NOFLUSH bit of the source). */
-  | { type: 'cr_write'; cpu: number; reg: 'cr0' | 'cr3' | 'cr4' | 'efer' | 'pkrs' | 'u_cet' | 'pl3_ssp'; hi: number; lo: number; noflush?: boolean }
+  | { type: 'cr_write'; cpu: number; reg: 'cr0' | 'cr3' | 'cr4' | 'efer' | 'pkrs' | 'u_cet' | 's_cet' | 'pl0_ssp' | 'pl3_ssp'; hi: number; lo: number; noflush?: boolean }
   /** WRPKRU (or the kernel's write of PKRU). */
   | { type: 'pkru_write'; cpu: number; value: number }
-  /** An exception was raised: #PF (with CR2 = hi:lo), #GP, #UD or #CP. */
+  /** An exception was raised: #PF (with CR2 = hi:lo), #GP, #UD or #CP (hi = lo = 0). */
   | { type: 'fault'; cpu: number; vector: number; errorCode: number; hi: number; lo: number }
   /** A transient (speculative) load; `leaked` when it returned data the architectural access may not read. */
   | { type: 'transient_read'; cpu: number; hi: number; lo: number; length: number; returned: boolean; leaked: boolean };

@@ -2,9 +2,10 @@
  * Physical memory: 4 KiB frames, sparse, each allocated the first time it is written.
  *
  * A frame that was never written reads as zeros. Addresses past the installed memory (but
- * below 2^MAXPHYADDR) read as all ones and drop writes, as a PC's unclaimed bus cycles do;
- * a page-table entry read there is present with reserved bits set, so a walk through it ends
- * in a reserved-bit fault rather than crashing the simulator.
+ * below 2^MAXPHYADDR) read as all ones and drop writes, as a PC's unclaimed bus cycles do.
+ * A page-table entry read there is all ones: present, and with MAXPHYADDR below 52 it has
+ * reserved bits set, so a walk through it ends in a reserved-bit fault; with MAXPHYADDR 52
+ * it is a valid leaf whose frame is past RAM again. Either way the simulator does not crash.
  *
  * Page-table entries are read and written as 64-bit words, two little-endian uint32 halves:
  * entry i of a table lives at words 2i (bits 31:0) and 2i+1 (bits 63:32) of its frame.

@@ -7,10 +7,14 @@
 // CR0
 export const CR0_PE = 1 << 0; // protection enable
 export const CR0_MP = 1 << 1; // monitor coprocessor
+export const CR0_EM = 1 << 2; // emulation
+export const CR0_TS = 1 << 3; // task switched
 export const CR0_ET = 1 << 4; // extension type (always 1)
 export const CR0_NE = 1 << 5; // numeric error
 export const CR0_WP = 1 << 16; // write protect: supervisor writes obey R/W and PKRU.WD
 export const CR0_AM = 1 << 18; // alignment mask
+export const CR0_NW = 1 << 29; // not write-through
+export const CR0_CD = 1 << 30; // cache disable
 export const CR0_PG = 1 << 31; // paging
 
 // CR3 (64-bit, as hi/lo halves)
@@ -18,10 +22,6 @@ export const CR3_PCID_MASK = 0xfff; // bits 11:0 when CR4.PCIDE=1
 export const CR3_PWT = 1 << 3; // bits 3 and 4 when CR4.PCIDE=0
 export const CR3_PCD = 1 << 4;
 export const CR3_HI_NOFLUSH = 1 << 31; // bit 63 of a MOV to CR3 source: keep the new PCID's entries
-/** Linux X86_CR3_PTI_PCID_USER_BIT: bit 11, the user half of a PTI PCID pair. */
-export const CR3_PTI_PCID_USER = 1 << 11;
-/** Linux PTI_USER_PGTABLE_BIT: bit 12 selects the user copy of the 8 KiB PGD pair. */
-export const CR3_PTI_USER_PGTABLE = 1 << 12;
 
 // CR4
 export const CR4_PSE = 1 << 4;

@@ -73,14 +73,28 @@ export function accessKind(kind: AccessKind | AccessName | string | number): Acc
   throw new ArgumentError('kind', `unknown access kind ${JSON.stringify(kind)}; expected one of ${ACCESS_NAMES.join(', ')}`);
 }
 
+// The kinds as plain constants for the checks below (module-level consts fold to immediates).
+const WRITE = Access.Write;
+const FETCH = Access.Fetch;
+const SS_READ = Access.ShadowStackRead;
+const SS_WRITE = Access.ShadowStackWrite;
+const IMPLICIT_READ = Access.ImplicitRead;
+const IMPLICIT_WRITE = Access.ImplicitWrite;
+const WRUSS = Access.Wruss;
+
 /** Whether the access writes (sets W/R in an error code, needs D in the leaf). */
 export function isWriteAccess(kind: number): boolean {
-  return kind === 1 || kind === 4 || kind === 6 || kind === 7;
+  return kind === WRITE || kind === SS_WRITE || kind === IMPLICIT_WRITE || kind === WRUSS;
 }
 
 /** Whether the access is a shadow-stack access (sets SS in an error code). */
 export function isShadowStackAccess(kind: number): boolean {
-  return kind === 3 || kind === 4 || kind === 7;
+  return kind === SS_READ || kind === SS_WRITE || kind === WRUSS;
+}
+
+/** Whether the access is an implicit supervisor access. */
+function isImplicitAccess(kind: number): boolean {
+  return kind === IMPLICIT_READ || kind === IMPLICIT_WRITE;
 }
 
 // ---- Page-fault error code bits (SDM §4.7; Linux enum x86_pf_error_code) --------------------
@@ -130,11 +144,11 @@ export interface AccessRegs {
  * Does not check reserved bits or presence (the walk does).
  */
 export function accessFault(regs: AccessRegs, kind: number, rights: number, pkey: number): number {
-  const write = kind === 1 || kind === 4 || kind === 6 || kind === 7;
-  const fetch = kind === 2;
-  const shstk = kind === 3 || kind === 4 || kind === 7;
-  const implicit = kind === 5 || kind === 6;
-  const userAccess = (regs.cpl === 3 && !implicit) || kind === 7;
+  const write = isWriteAccess(kind);
+  const fetch = kind === FETCH;
+  const shstk = isShadowStackAccess(kind);
+  const implicit = isImplicitAccess(kind);
+  const userAccess = (regs.cpl === 3 && !implicit) || kind === WRUSS;
   const userAddr = (rights & R_USER) !== 0;
   const wp = (regs.cr0 & CR0_WP) !== 0;
   const cr4 = regs.cr4;
@@ -168,9 +182,9 @@ export function accessFault(regs: AccessRegs, kind: number, rights: number, pkey
  */
 export function accessErrorCode(regs: AccessRegs, kind: number, base: number): number {
   let ec = base;
-  if (kind === 1 || kind === 4 || kind === 6 || kind === 7) ec |= PF_W;
-  if ((regs.cpl === 3 && kind !== 5 && kind !== 6) || kind === 7) ec |= PF_U;
-  if (kind === 2 && (regs.cr4 & CR4_SMEP || regs.efer & EFER_NXE)) ec |= PF_I;
-  if (kind === 3 || kind === 4 || kind === 7) ec |= PF_SS;
+  if (isWriteAccess(kind)) ec |= PF_W;
+  if ((regs.cpl === 3 && !isImplicitAccess(kind)) || kind === WRUSS) ec |= PF_U;
+  if (kind === FETCH && (regs.cr4 & CR4_SMEP || regs.efer & EFER_NXE)) ec |= PF_I;
+  if (isShadowStackAccess(kind)) ec |= PF_SS;
   return ec;
 }

@@ -136,28 +136,29 @@ export class Tlb {
    * 4 KiB array first, then 2 MiB, then 1 GiB. Counts a hit or a miss.
    */
   lookup(hi: number, lo: number, pcid: number): number {
+    const slot = this.find(hi, lo, pcid);
+    if (slot >= 0) this.hits++;
+    else this.misses++;
+    return slot;
+  }
+
+  /** `lookup` without counting: for transient loads, which are not architectural accesses. */
+  find(hi: number, lo: number, pcid: number): number {
     // The 4 KiB array, with its constants folded: the hot path.
     const vlo = (lo >>> 12) | (hi << 20);
     const vhi = (hi >>> 12) | 0;
     const w = this.ways4k;
     const first = (vlo & this.setMask4k) * w;
     for (let i = first; i < first + w; i++) {
-      if (this.tagLo[i] === vlo && this.tagHi[i] === vhi && this.liveFor(i, pcid)) {
-        this.hits++;
-        return i;
-      }
+      if (this.tagLo[i] === vlo && this.tagHi[i] === vhi && this.liveFor(i, pcid)) return i;
     }
     if (this.classesUsed > 1) {
       for (let c = 1; c < 3; c++) {
         if ((this.classesUsed & (1 << c)) === 0) continue;
         const i = this.probeLarge(c, hi, lo, pcid);
-        if (i >= 0) {
-          this.hits++;
-          return i;
-        }
+        if (i >= 0) return i;
       }
     }
-    this.misses++;
     return -1;
   }
 
@@ -218,7 +219,7 @@ export class Tlb {
     return victim;
   }
 
-  /** Drops one entry (a fault on its address, or an eviction the explorer chooses). */
+  /** Drops one entry (a dirty assist re-walking it, or an eviction the explorer chooses). */
   invalidateSlot(slot: number): void {
     this.gen[slot] = 0;
   }
@@ -241,6 +242,17 @@ export class Tlb {
   flushPcid(pcid: number): void {
     checkPcid(pcid);
     this.pcidFlushedAt[pcid] = ++this.clock;
+  }
+
+  /**
+   * Drops every entry tagged `pcid`, global ones filled under it included (setting CR4.SMEP).
+   * O(size) for the globals; rare.
+   */
+  flushPcidWithGlobals(pcid: number): void {
+    this.flushPcid(pcid);
+    for (let i = 0; i < this.size; i++) {
+      if (this.rights[i] & R_GLOBAL && this.tagPcid[i] === pcid) this.gen[i] = 0;
+    }
   }
 
   /** Drops every non-global entry of every PCID (INVPCID type 3). O(1). */

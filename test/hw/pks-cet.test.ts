@@ -78,3 +78,12 @@ test('CET registers: IA32_U_CET and IA32_PL3_SSP take what they can hold, and CE
   assert.equal(noShstk.movToCr4(noShstk.cr4 | CR4_CET), false);
   assert.equal(noShstk.wrmsr(MSR_IA32_U_CET, 1n), false);
 });
+
+test('CR0: NW=1 with CD=0 is #GP; EFER.SCE may be cleared, LME/LMA may not', () => {
+  const { cpu } = rig();
+  assert.equal(cpu.movToCr0(cpu.cr0 | (1 << 29)), false, 'NW without CD');
+  assert.equal(cpu.faultVector, X86_TRAP_GP);
+  assert.ok(cpu.movToCr0(cpu.cr0 | (1 << 29) | (1 << 30)), 'NW with CD');
+  assert.ok(cpu.wrmsr(0xc0000080, BigInt(cpu.efer & ~1)), 'SCE cleared');
+  assert.equal(cpu.wrmsr(0xc0000080, BigInt(cpu.efer & ~(1 << 8))), false, 'LME cleared');
+});

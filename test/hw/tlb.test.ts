@@ -327,3 +327,30 @@ test('makeCr3 and the TLB API name a bad PCID', () => {
   assert.throws(() => cpu.tlb.flushPcid(-1), (e: Error & { argument?: string }) => e.argument === 'pcid');
   assert.throws(() => makeCr3(0x1001), (e: Error & { argument?: string }) => e.argument === 'rootPa');
 });
+
+test('setting CR4.SMEP drops global entries filled under the current PCID too (SDM §4.10.4.1)', () => {
+  const { pt, cpu } = rig({}, PCID_PGE);
+  pt.map(KVA, pa(420), { leaf: { rw: true, g: true } });
+  assert.ok(cpu.setCr3(pt.cr3(0)));
+  assert.equal(tr(cpu, KVA, Access.Read), pa(420));
+  repoint(pt, KVA, 421, 0x123n);
+  assert.ok(cpu.movToCr4(cpu.cr4 | CR4_SMEP));
+  assert.equal(tr(cpu, KVA, Access.Read), pa(421), '"all TLB entries for the current PCID": globals are not excepted');
+});
+
+test('evicting a slot drops it and reports an evict flush; a transient load does not count as a TLB probe', () => {
+  const { m, pt, cpu } = rig();
+  pt.map(VA, pa(430), { leaf: { rw: true, us: true } });
+  assert.equal(tr(cpu, VA, Access.Read), pa(430));
+  const [entry] = cpu.tlb.entries();
+  const { events, stop } = m.events.record();
+  cpu.evictTlbEntry(entry.slot);
+  stop();
+  assert.deepEqual(events.map((e) => e.type === 'tlb_flush' && e.cause), ['evict']);
+  assert.equal(cpu.tlb.liveCount(), 0);
+  const counts = [cpu.tlb.hits, cpu.tlb.misses];
+  cpu.setCpl(3);
+  assert.ok(cpu.transientRead(VA, 8));
+  assert.deepEqual([cpu.tlb.hits, cpu.tlb.misses], counts);
+  assert.throws(() => cpu.evictTlbEntry(cpu.tlb.size), /slot/);
+});
