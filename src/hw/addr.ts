@@ -41,6 +41,12 @@ function checkNumber(x: number, name: string): void {
   }
 }
 
+/** `x` if it is a bigint holding an unsigned 64-bit value; else throws ArgumentError(`name`). */
+export function u64Bigint(x: unknown, name: string): bigint {
+  if (typeof x !== 'bigint' || x < 0n || x > MASK64) throw new ArgumentError(name, `${String(x)} is not an unsigned 64-bit value (a bigint)`);
+  return x;
+}
+
 /** Joins two halves into the unsigned 64-bit bigint. */
 export function join64(hi: number, lo: number): bigint {
   return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);

@@ -13,7 +13,7 @@
  * and NXE (when the model has NX); CPL 0; PKRU 0, its XSAVE init value. Everything else the
  * kernel switches on itself, through the instructions here.
  */
-import { hex64, hi32, isCanonical, lo32, type U64 } from './addr.js';
+import { hex64, hi32, isCanonical, lo32, u64Bigint, type U64 } from './addr.js';
 import type { HwEvent, FlushCause } from './events.js';
 import type { CpuModel } from './features.js';
 import { FAULT, PageWalker, PENDING, WalkMode } from './mmu.js';
@@ -264,7 +264,7 @@ export class Cpu implements AccessRegs {
 
   /** Writes a little-endian 64-bit value; false on an exception. */
   writeU64(addr: U64, value: bigint, kind: AccessKind | AccessName = Access.Write): boolean {
-    if (typeof value !== 'bigint') throw new ArgumentError('value', `expected a bigint, got ${typeof value}`);
+    if (typeof value !== 'bigint') throw new ArgumentError('value', `${String(value)} is not a bigint`);
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
     return this.write(addr, b, kind);
@@ -515,7 +515,7 @@ export class Cpu implements AccessRegs {
    * CPUs). #GP at CPL>0, for another MSR, or for a value the MSR cannot hold.
    */
   wrmsr(msr: number, value: bigint): boolean {
-    if (typeof value !== 'bigint') throw new ArgumentError('value', `expected a bigint, got ${typeof value}`);
+    u64Bigint(value, 'value');
     if (this.cpl !== 0) return this.gp();
     const lo = Number(value & 0xffffffffn) >>> 0;
     const hi = Number((value >> 32n) & 0xffffffffn) >>> 0;

@@ -5,7 +5,7 @@
  * the processor will look for them.
  */
 import { ArgumentError, IsolabError } from '../errors.js';
-import { hi32, isCanonical, lo32, type U64 } from './addr.js';
+import { hi32, isCanonical, lo32, u64Bigint, type U64 } from './addr.js';
 import { tableIndex } from './mmu.js';
 import type { PhysMem } from './physmem.js';
 import {
@@ -148,7 +148,7 @@ export class PageTableBuilder {
 
   /** Overwrites the entry of `level` for `la` (plain store, as set_pte does). Throws if the tables above it are absent. */
   writeEntry(la: U64, level: number, value: bigint): void {
-    if (typeof value !== 'bigint' || value < 0n || value >= 1n << 64n) throw new ArgumentError('value', `${String(value)} is not a 64-bit entry (a bigint)`);
+    u64Bigint(value, 'value');
     const e = this.entry(la, level);
     if (!e) throw new ArgumentError('la', `no page table holds the level-${level} entry of ${la}`);
     this.mem.write64(e.pfn, e.index, Number(value & 0xffffffffn), Number((value >> 32n) & 0xffffffffn));

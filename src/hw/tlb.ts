@@ -66,6 +66,8 @@ const SHIFTS = [12, 21, 30] as const;
 const MAX_PCID = 4095;
 /** Largest array the model accepts (no real TLB comes near it). */
 const MAX_ENTRIES = 1 << 16;
+/** Most ways a set may have: the round-robin pointer of a set is one byte (`nextWay`). */
+const MAX_WAYS = 128;
 
 export class Tlb {
   /** Total entries over the three arrays. */
@@ -108,8 +110,8 @@ export class Tlb {
     for (let c = 0; c < 3; c++) {
       const n = entries[c];
       const w = ways[c];
-      if (!isPow2(n) || !isPow2(w) || w > n || n > MAX_ENTRIES || w > 128) {
-        throw new ArgumentError(`tlb.entries${names[c]}`, `${n} entries in ${w} ways: both must be powers of two, ways <= entries, at most ${MAX_ENTRIES} entries and 128 ways`);
+      if (!isPow2(n) || !isPow2(w) || w > n || n > MAX_ENTRIES || w > MAX_WAYS) {
+        throw new ArgumentError(`tlb.entries${names[c]}`, `${n} entries in ${w} ways: both must be powers of two, ways <= entries, at most ${MAX_ENTRIES} entries and ${MAX_WAYS} ways`);
       }
       this.base[c] = total;
       this.ways[c] = w;
