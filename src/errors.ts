@@ -36,3 +36,16 @@ export class ConfigError extends IsolabError {
     this.option = option;
   }
 }
+
+/**
+ * A broken model invariant: a bug in isolab, not in the simulated program or the user's input.
+ * Carries the check that failed; the runner adds the step and the tail of the trace.
+ */
+export class ModelError extends IsolabError {
+  readonly check: string;
+  constructor(check: string, message: string) {
+    super('EMODEL', `${check}: ${message}`);
+    this.name = 'ModelError';
+    this.check = check;
+  }
+}

@@ -1,0 +1,268 @@
+// Builds and runs isolab's native helpers: the host-kernel oracle (native/oracle.c), which
+// executes a sequence on the real kernel for comparison with the model, and the fork
+// benchmark (native/forkbench.c).
+//
+// Binaries are compiled on demand into node_modules/.cache/isolab-native/, named by a hash
+// of the compiler, flags and source, so an edited source gets a fresh binary and an
+// unchanged one is compiled once. Each binary is compiled under a temporary name and
+// renamed into place, so concurrent builds never see a half-written file.
+
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CFLAGS = ['-O2', '-std=gnu11', '-Wall', '-Werror'];
+
+/** What a finished child process left behind. */
+interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** A native helper that exited unsuccessfully; `message` is its stderr text. */
+export class NativeRunError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+    readonly stdout: string,
+  ) {
+    super(message);
+    this.name = 'NativeRunError';
+  }
+}
+
+/** One run of native/forkbench.c. */
+export interface ForkBenchResult {
+  touchedBytes: number;
+  touchStrideBytes: number;
+  hugePagesAllowed: boolean;
+  /** VmPTE of the benchmark process after touching the region, or -1. */
+  pageTableBytes: number;
+  forks: number;
+  /** Duration of each fork() call in the parent. */
+  forkNs: number[];
+  medianNs: number;
+  /** Duration of each fork() plus the wait for the child's exit. */
+  forkWaitNs: number[];
+  forkWaitMedianNs: number;
+}
+
+/** Finds the repository's native/ directory (holding oracle.c) by walking up from this
+ *  module, which is native/build.ts in the source tree or dist/native/build.js once built. */
+function findNativeDir(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    for (const candidate of [dir, join(dir, 'native')]) {
+      if (existsSync(join(candidate, 'oracle.c'))) return candidate;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return null;
+    dir = parent;
+  }
+}
+
+/** True if path names an executable regular file. */
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Returns the full path of the C compiler to use: $CC if it names one, else the first of
+ *  cc, gcc, clang on PATH; null if none is found. */
+function findCompiler(): string | null {
+  const names = [process.env.CC, 'cc', 'gcc', 'clang'].filter(
+    (n): n is string => n !== undefined && n !== '' && !/\s/.test(n),
+  );
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '');
+  for (const name of names) {
+    if (isAbsolute(name)) {
+      if (isExecutable(name)) return name;
+      continue;
+    }
+    for (const dir of dirs) {
+      const path = join(dir, name);
+      if (isExecutable(path)) return path;
+    }
+  }
+  return null;
+}
+
+/** Why the native helpers cannot be built on this host, or null if they can. */
+export function oracleUnavailableReason(): string | null {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    return `the host is ${process.platform}/${process.arch}, not Linux x86-64`;
+  }
+  if (findNativeDir() === null) return 'native/oracle.c was not found';
+  if (findCompiler() === null) return 'no C compiler (cc, gcc or clang) on PATH';
+  return null;
+}
+
+/** Runs a program to completion, collecting its output. With a timeout, the program's
+ *  whole process group is killed when it runs out. */
+function runProcess(file: string, args: string[], timeoutMs?: number): Promise<ProcessResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let timedOut = false;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            try {
+              if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+            } catch {
+              // already gone
+            }
+          }, timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    // 'close' comes once every process holding the pipes (forked children too) is gone.
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({
+        code,
+        signal,
+        stdout: Buffer.concat(stdout).toString('utf8'),
+        stderr: Buffer.concat(stderr).toString('utf8'),
+        timedOut,
+      });
+    });
+  });
+}
+
+/** Returns the directory for compiled binaries, creating it: node_modules/.cache under the
+ *  repository root, or the system temporary directory if that cannot be created. */
+async function cacheDir(repoRoot: string): Promise<string> {
+  for (const dir of [
+    join(repoRoot, 'node_modules', '.cache', 'isolab-native'),
+    join(tmpdir(), 'isolab-native'),
+  ]) {
+    try {
+      await mkdir(dir, { recursive: true });
+      return dir;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error('isolab-native: no writable cache directory');
+}
+
+/** Compiles native/<name>.c unless a binary for the same compiler, flags and source is
+ *  already cached; resolves to the binary's path, or null if the host cannot build it.
+ *  Rejects with the compiler's messages if compilation fails. */
+async function compile(name: string): Promise<string | null> {
+  if (oracleUnavailableReason() !== null) return null;
+  const nativeDir = findNativeDir() as string;
+  const compiler = findCompiler() as string;
+  const source = join(nativeDir, `${name}.c`);
+  const text = await readFile(source);
+  const hash = createHash('sha256')
+    .update(compiler)
+    .update('\0')
+    .update(CFLAGS.join(' '))
+    .update('\0')
+    .update(text)
+    .digest('hex')
+    .slice(0, 16);
+  const dir = await cacheDir(dirname(nativeDir));
+  const binary = join(dir, `${name}-${hash}`);
+  if (isExecutable(binary)) return binary;
+
+  const temp = `${binary}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const result = await runProcess(compiler, [...CFLAGS, '-o', temp, source]);
+  if (result.code !== 0) {
+    await rm(temp, { force: true });
+    throw new Error(`isolab-native: ${compiler} failed on ${source}:\n${result.stderr}`);
+  }
+  await rename(temp, binary);
+  return binary;
+}
+
+const builds = new Map<string, Promise<string | null>>();
+
+/** compile(name), once per process. */
+function buildOnce(name: string): Promise<string | null> {
+  let build = builds.get(name);
+  if (build === undefined) {
+    build = compile(name);
+    builds.set(name, build);
+    build.catch(() => builds.delete(name)); // let a later call retry after a failure
+  }
+  return build;
+}
+
+/** Builds the host-kernel oracle and resolves to its path, or to null when this host
+ *  cannot (see oracleUnavailableReason()). Rejects if the compiler reports an error. */
+export function buildOracle(): Promise<string | null> {
+  return buildOnce('oracle');
+}
+
+/** Builds the native fork benchmark; resolves to its path or null, as buildOracle(). */
+export function buildForkBench(): Promise<string | null> {
+  return buildOnce('forkbench');
+}
+
+/** Runs a program and returns its stdout, rejecting with a NativeRunError carrying its
+ *  stderr text if it does not exit with status 0. */
+async function runChecked(binary: string, args: string[], timeoutMs: number): Promise<string> {
+  const result = await runProcess(binary, args, timeoutMs);
+  if (result.code === 0 && !result.timedOut) return result.stdout;
+  const status = result.timedOut
+    ? `timed out after ${timeoutMs} ms`
+    : result.signal !== null
+      ? `killed by ${result.signal}`
+      : `exited with status ${result.code}`;
+  const message = result.stderr.trim() !== '' ? result.stderr.trim() : `${binary} ${status}`;
+  throw new NativeRunError(message, result.code, result.signal, result.stdout);
+}
+
+/** Runs a sequence (the oracle's line format) on the host kernel with the oracle binary
+ *  and resolves to its result lines. Rejects with the oracle's stderr text when it exits
+ *  nonzero: 2 for a malformed sequence, 3 when the arena is busy, or the status of an
+ *  `exit` run by the initial process. */
+export async function runOracle(
+  binary: string,
+  sequence: string,
+  options: { timeoutMs?: number } = {},
+): Promise<string[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'isolab-oracle-'));
+  try {
+    const file = join(dir, 'sequence.txt');
+    await writeFile(file, sequence);
+    const stdout = await runChecked(binary, [file], options.timeoutMs ?? 30_000);
+    const lines = stdout.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    return lines;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs the fork benchmark binary for `forks` forks (4 KiB pages unless hugePages). */
+export async function runForkBench(
+  binary: string,
+  forks = 5,
+  options: { hugePages?: boolean; timeoutMs?: number } = {},
+): Promise<ForkBenchResult> {
+  const args = [String(forks), ...(options.hugePages === true ? ['--thp'] : [])];
+  const stdout = await runChecked(binary, args, options.timeoutMs ?? 300_000);
+  return JSON.parse(stdout) as ForkBenchResult;
+}

@@ -1,0 +1,93 @@
+/**
+ * Debug checks in the spirit of CONFIG_DEBUG_VM and CONFIG_DEBUG_PREEMPT, on when the kernel
+ * option `debug_vm` is set (the tests set it): page reference and map counts against the page
+ * tables of every live mm, no frame leaked once a process is gone, and per-CPU data used with
+ * preemption enabled. A finding is recorded in `Kernel.debugReports` and emitted as a `debug`
+ * event; `assertClean` turns findings into a ModelError.
+ */
+import { ModelError } from '../errors.js';
+import { PTE_P } from '../hw/pte.js';
+import type { Kernel, PerCpu } from './kernel.js';
+import type { MmStruct } from './mm.js';
+import { PG_reserved } from './page.js';
+import { _PAGE_SPECIAL, pte_pfn, pte_present } from './pgtable.js';
+
+/**
+ * Recounts, from the page tables of every live mm and every shmem object, the map count and
+ * the references of each frame, and compares them with the page allocator's counters. Also
+ * checks that every allocated frame is accounted for (nothing leaked).
+ */
+export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
+  const mem = k.machine.mem;
+  const n = mem.frameCount;
+  const maps = new Map<number, number>();
+  const refs = new Map<number, number>();
+  const bump = (m: Map<number, number>, pfn: number): void => {
+    m.set(pfn, (m.get(pfn) ?? 0) + 1);
+  };
+  const mms = new Set<MmStruct>();
+  for (const t of k.tasks.values()) if (t.mm) mms.add(t.mm);
+  for (const p of k.percpu) if (p.loaded_mm !== k.init_mm) mms.add(p.loaded_mm);
+  const shmem = new Set<{ pages: Map<number, number> }>();
+  for (const mm of mms) {
+    if (mm.mm_count > 0) bump(refs, mm.pgd);
+    const walk = (table: number, level: number, first: number, last: number): void => {
+      for (let i = first; i < last; i++) {
+        const lo = mem.readLo(table, i);
+        const hi = mem.readHi(table, i);
+        if (level > 1) {
+          if (!(lo & PTE_P)) continue;
+          const child = (hi & 0xfffff) * 1048576 + (lo >>> 12);
+          bump(refs, child);
+          walk(child, level - 1, 0, 512);
+          continue;
+        }
+        if (!pte_present(lo) || lo & _PAGE_SPECIAL) continue;
+        const pfn = pte_pfn(lo, hi);
+        bump(maps, pfn);
+        bump(refs, pfn);
+      }
+    };
+    if (!mm.dead) walk(mm.pgd, k.levels, 0, 256);
+    for (const v of mm.vmas.list) if (v.shmem) shmem.add(v.shmem);
+  }
+  for (const obj of shmem) for (const pfn of obj.pages.values()) bump(refs, pfn);
+  let inUse = 0;
+  for (let pfn = 0; pfn < n; pfn++) {
+    const rc = k.pages.refcount[pfn];
+    if (rc === 0) continue;
+    inUse++;
+    if (k.pages.flags[pfn] & PG_reserved) continue;
+    const wantMap = maps.get(pfn) ?? 0;
+    const wantRef = refs.get(pfn) ?? 0;
+    if (k.pages.mapcount[pfn] !== wantMap) k.report(pc, 'page_mapcount', `frame 0x${pfn.toString(16)}: mapcount ${k.pages.mapcount[pfn]}, but ${wantMap} PTEs map it`);
+    if (rc !== wantRef) {
+      k.report(pc, wantRef === 0 ? 'leak' : 'page_ref_count', `frame 0x${pfn.toString(16)}: refcount ${rc}, but ${wantRef} references were found (page tables, PGDs, shmem)`);
+    }
+  }
+  if (inUse !== k.pages.inUse) k.report(pc, 'page_alloc', `${k.pages.inUse} frames counted in use, ${inUse} have references`);
+}
+
+/** After exit_mmap of the last user: no page tables, no resident pages, no VMAs left. */
+export function checkMmAfterExit(k: Kernel, pc: PerCpu, mm: MmStruct): void {
+  if (mm.pgtables.tables !== 0) k.report(pc, 'free_pgtables', `mm ${mm.ctx_id}: ${mm.pgtables.tables} page tables left after exit_mmap`);
+  if (mm.rss !== 0) k.report(pc, 'rss', `mm ${mm.ctx_id}: rss ${mm.rss} after exit_mmap`);
+  if (mm.vmas.length !== 0) k.report(pc, 'exit_mmap', `mm ${mm.ctx_id}: ${mm.vmas.length} VMAs left`);
+  check_page_counts(k, pc);
+}
+
+/**
+ * smp_processor_id / this_cpu_*: the CPU number, reporting (DEBUG_PREEMPT) a use from a
+ * kernel path that could be preempted and migrated, so the answer could be stale.
+ */
+export function smp_processor_id(k: Kernel, pc: PerCpu, where: string): number {
+  if (k.options.debug_vm && pc.preempt_count === 0 && pc.current !== null) {
+    k.report(pc, 'debug_preempt', `BUG: using smp_processor_id() in preemptible code: ${where} (task ${pc.current.tid})`);
+  }
+  return pc.id;
+}
+
+/** Throws a ModelError if any debug check has fired. */
+export function assertClean(k: Kernel): void {
+  if (k.debugReports.length > 0) throw new ModelError(k.debugReports[0].split(':')[0], k.debugReports.join('\n'));
+}

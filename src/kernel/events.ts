@@ -1,0 +1,36 @@
+/**
+ * The events the kernel model emits, on the same bus as the processor's (DESIGN.md rule 7).
+ * Addresses a program can choose (si_addr, syscall arguments) travel as bigint; addresses the
+ * kernel chose (user space below 2^57) as numbers.
+ */
+import type { OpRecord } from './task.js';
+
+export type KernelEvent =
+  /** A syscall returned (or, for exit and execve, ended). */
+  | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: bigint[]; ret: number }
+  /** The kernel handled a page fault. `outcome`: mapped, copied (COW), reused (COW without a copy), signal, efault, oom. */
+  | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: string }
+  /** A signal was delivered (`action` handler, terminate, core or ignore). */
+  | { type: 'signal'; cpu: number; tid: number; signo: number; code: number; addr: bigint; action: string }
+  /** switch_mm_irqs_off: loaded `to` (ctx ids; 0 is init_mm) in ASID `asid`, flushing or not. */
+  | { type: 'switch_mm'; cpu: number; from: number; to: number; asid: number; flush: boolean; how: 'switch' | 'unlazy' }
+  /** A context switch between tasks (0: the idle task). */
+  | { type: 'context_switch'; cpu: number; from: number; to: number }
+  /** flush_tlb_mm_range was called. `end` -1 means a full flush. */
+  | { type: 'tlb_shootdown'; cpu: number; mm: number; start: number; end: number; freedTables: boolean; gen: number }
+  /** A flush IPI was sent. */
+  | { type: 'ipi'; from: number; to: number }
+  /** flush_tlb_func ran: `pages` INVLPGs, or -1 for a full flush. */
+  | { type: 'flush_tlb_func'; cpu: number; mm: number; pages: number }
+  /** A page was copied (COW) or zero-filled. */
+  | { type: 'page_copy'; cpu: number; tid: number; src: number; dst: number }
+  /** fork/clone created a task. */
+  | { type: 'fork'; cpu: number; parent: number; child: number; flags: number; ptes: number }
+  /** execve replaced a task's image. */
+  | { type: 'exec'; cpu: number; tid: number; image: string }
+  /** A task exited; `status` is its wait status. */
+  | { type: 'exit'; cpu: number; tid: number; status: number }
+  /** A user operation finished (when the kernel keeps a log). */
+  | { type: 'op'; cpu: number; record: OpRecord }
+  /** A debug check (CONFIG_DEBUG_VM / DEBUG_PREEMPT style) found a problem. */
+  | { type: 'debug'; cpu: number; check: string; message: string };

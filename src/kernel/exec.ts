@@ -1,0 +1,153 @@
+/**
+ * execve (fs/exec.c begin_new_exec, exec_mmap, de_thread, flush_signal_handlers; the ELF
+ * loader's layout): replaces the calling process's image with a program the kernel knows by
+ * name. The new mm has the text (read and execute, from TEXT_BASE), the read-only strings, and
+ * a 132 KiB grows-down stack ending at STACK_TOP; other threads are killed first; the vfork
+ * parent is released; handlers other than SIG_IGN return to SIG_DFL; the signal mask and
+ * pending signals are kept; PKRU returns to its init value.
+ */
+import { ProgramImage } from '../user/program.js';
+import type { Kernel, PerCpu } from './kernel.js';
+import type { MmStruct } from './mm.js';
+import { mm_alloc } from './fork.js';
+import { mm_release } from './exit.js';
+import { mmput } from './mmput.js';
+import { mk_pte, pteHi, vm_get_page_prot } from './pgtable.js';
+import { PG_anon, PG_anon_exclusive } from './page.js';
+import { sigmask, signal_wake_up } from './signal.js';
+import { STEP_SLEEP, type KPath } from './steps.js';
+import { SigHand, type Task } from './task.js';
+import { switch_mm_irqs_off } from './tlbflush.js';
+import { copy_from_user } from './uaccess.js';
+import { EFAULT, ENAMETOOLONG, ENOENT, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL } from './uapi.js';
+import { Vma, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from './vma.js';
+import { TASK_SIZE } from './kernel.js';
+
+/** STACK_TOP without randomisation: TASK_SIZE_LOW. */
+export const STACK_TOP = TASK_SIZE;
+/** The initial stack VMA: 132 KiB, as setup_arg_pages leaves it with ASLR off. */
+export const STACK_SIZE = 132 * 1024;
+/** mmap_base without randomisation and an 8 MiB stack limit: TASK_SIZE - 128 MiB. */
+export const MMAP_BASE = TASK_SIZE - 128 * 2 ** 20;
+/** init_pkru_value: access disabled for keys 1-15. */
+export const INIT_PKRU = 0x55555554;
+
+/**
+ * Builds the mm for `image` (the binfmt loader's part of execve): VMAs for text, read-only
+ * data (its pages filled now) and the stack. Text is demand-faulted (the model never reads
+ * instruction bytes). Returns null if memory ran out.
+ */
+export function load_image(k: Kernel, image: ProgramImage): MmStruct | null {
+  const mm = mm_alloc(k, MMAP_BASE);
+  if (!mm) return null;
+  const may = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  const text = new Vma(0x400000, image.textEnd, VM_READ | VM_EXEC | may, 0x400000 / 4096);
+  text.name = '[text]';
+  mm.vmas.insert(text);
+  if (image.rodata.length > 0) {
+    const end = image.textEnd + Math.ceil(image.rodata.length / 4096) * 4096;
+    const ro = new Vma(image.textEnd, end, VM_READ | may, image.textEnd / 4096);
+    ro.name = '[rodata]';
+    ro.anon_vma = { id: k.nextObjectId(), forked: false };
+    mm.vmas.insert(ro);
+    for (let off = 0; off < image.rodata.length; off += 4096) {
+      const pfn = k.pages.alloc_page(PG_anon | PG_anon_exclusive, true);
+      if (pfn < 0) return null;
+      k.machine.mem.writeBytes(pfn * 4096, image.rodata.subarray(off, off + 4096));
+      const table = mm.pgtables.pteTable(image.textEnd + off, true);
+      if (table < 0) return null;
+      const lo = mk_pte(pfn, vm_get_page_prot(ro.vm_flags, 0, k.nx), pteHi);
+      k.machine.mem.write64(table, ((image.textEnd + off) / 4096) % 512, lo, pteHi);
+      k.pages.mapcount[pfn] = 1;
+      mm.rss++;
+    }
+  }
+  const stack = new Vma(STACK_TOP - STACK_SIZE, STACK_TOP, VM_READ | VM_WRITE | may | VM_GROWSDOWN | VM_ACCOUNT, (STACK_TOP - STACK_SIZE) / 4096);
+  stack.name = '[stack]';
+  mm.vmas.insert(stack);
+  mm.committed = STACK_SIZE / 4096;
+  return mm;
+}
+
+/** Sets a task's user registers for the start of `image`: pc at main, sp just below STACK_TOP (where argv and auxv would be). */
+export function start_thread(k: Kernel, t: Task, image: ProgramImage): void {
+  t.image = image;
+  t.pc = image.byName.get('main')!.base;
+  t.sp = STACK_TOP - 4096 + 8;
+  t.vars = new Map();
+  t.pkru = k.machine.model.pku ? INIT_PKRU : 0;
+}
+
+/** sys_execve(filename, argv, envp): the filename names an image registered with the kernel. */
+export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+  return (function* (): KPath {
+    // strncpy_from_user, PATH_MAX bytes at most.
+    let name = '';
+    for (let at = a[0]; ; at += 1n) {
+      const b = yield* copy_from_user(k, pc, t, at, 1);
+      if (!b) return -EFAULT;
+      if (b[0] === 0) break;
+      name += String.fromCharCode(b[0]);
+      if (name.length >= 4096) return -ENAMETOOLONG;
+    }
+    const image = k.images.get(name);
+    if (!image) return -ENOENT;
+    const mm = load_image(k, image);
+    if (!mm) return -12;
+    // Point of no return. de_thread: every other thread dies first.
+    const g = t.group;
+    for (const th of g.threads) {
+      if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
+      th.pending.signal |= sigmask(SIGKILL);
+      signal_wake_up(k, th, true);
+    }
+    while (g.threads.some((th) => th !== t && th.state !== 'zombie' && th.state !== 'dead')) {
+      t.state = 'sleeping';
+      t.sleepKillableOnly = true;
+      k.deThreadWaiters.add(t);
+      yield STEP_SLEEP;
+    }
+    t.sleepKillableOnly = false;
+    k.deThreadWaiters.delete(t);
+    if (!t.isLeader) {
+      // The exec'ing thread takes over the leader's tid.
+      const leader = g.threads[0];
+      k.tasks.delete(t.tid);
+      k.tasks.delete(leader.tid);
+      t.tid = g.tgid;
+      k.tasks.set(t.tid, t);
+      g.threads.splice(g.threads.indexOf(t), 1);
+      g.threads[0] = t;
+      t.parent = leader.parent;
+      leader.state = 'dead';
+    }
+    g.threads.length = 1;
+    // exec_mmap
+    const old = t.mm!;
+    mm_release(k, t);
+    t.mm = mm;
+    t.active_mm = mm;
+    switch_mm_irqs_off(k, pc, mm);
+    yield* mmput(k, pc, old);
+    // unshare_sighand + flush_signal_handlers(t, 0)
+    if (t.sighand.count > 1) {
+      t.sighand.count--;
+      t.sighand = t.sighand.clone();
+      t.sighand.count = 1;
+    }
+    const sh: SigHand = t.sighand;
+    for (let sig = 1; sig <= 64; sig++) {
+      const ka = sh.action[sig];
+      if (ka.handler !== SIG_IGN) ka.handler = SIG_DFL;
+      ka.flags = 0;
+      ka.restorer = 0n;
+      ka.mask = 0n;
+    }
+    t.exit_signal = SIGCHLD;
+    start_thread(k, t, image);
+    pc.cpu.pkru = t.pkru;
+    t.skipResult = true;
+    if (k.events.on) k.emit({ type: 'exec', cpu: pc.id, tid: t.tid, image: name });
+    return 0;
+  })();
+}

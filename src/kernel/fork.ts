@@ -1,0 +1,229 @@
+/**
+ * fork, vfork and clone (kernel/fork.c kernel_clone, copy_process, dup_mmap; mm/memory.c
+ * copy_page_range, copy_present_ptes): Linux 6.12's flag checks, the new task's identity and
+ * shared or copied state, and the copy of the address space in which every writable private
+ * page becomes copy-on-write on both sides.
+ *
+ * XXX: a signal pending in the parent does not restart the fork (-ERESTARTNOINTR); there are
+ * no PID namespaces, credentials or rlimits on the number of processes.
+ */
+import { PTE_A } from '../hw/pte.js';
+import type { Kernel, PerCpu } from './kernel.js';
+import { MmStruct } from './mm.js';
+import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
+import { PG_anon, PG_anon_exclusive } from './page.js';
+import { pte_mkclean, pte_pfn, pte_present, pte_write, pte_wrprotect, pteHi, _PAGE_SPECIAL, PageTables } from './pgtable.js';
+import { wake_up_new_task } from './sched.js';
+import { sigmask } from './signal.js';
+import { STEP_ATOMIC, STEP_SLEEP, type KPath } from './steps.js';
+import { SigHand, Task, ThreadGroup } from './task.js';
+import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
+import {
+  CLONE_DETACHED, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
+  CLONE_VFORK, CLONE_VM, CSIGNAL, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
+} from './uapi.js';
+import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, type Vma } from './vma.js';
+
+/** sys_fork: kernel_clone with exit_signal SIGCHLD. */
+export function sys_fork(k: Kernel, pc: PerCpu, t: Task): KPath {
+  return kernel_clone(k, pc, t, 0, SIGCHLD, 0n);
+}
+
+/** sys_vfork: CLONE_VFORK | CLONE_VM, exit_signal SIGCHLD. */
+export function sys_vfork(k: Kernel, pc: PerCpu, t: Task): KPath {
+  return kernel_clone(k, pc, t, CLONE_VFORK | CLONE_VM, SIGCHLD, 0n);
+}
+
+/** sys_clone(flags, newsp, parent_tidptr, child_tidptr, tls): the low byte of flags is the exit signal. */
+export function sys_clone(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+  const raw = Number(a[0] & 0xffffffffn);
+  return kernel_clone(k, pc, t, (raw & ~CSIGNAL) >>> 0, raw & CSIGNAL, a[1]);
+}
+
+/**
+ * kernel_clone + copy_process: checks the flags in Linux's order, creates the task, shares
+ * or copies the address space (dup_mmap, with its steps), the signal handlers and the thread
+ * group, wakes the child, and for CLONE_VFORK sleeps until the child execs or exits.
+ * Returns the child's tid.
+ */
+export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exit_signal: number, newsp: bigint): KPath {
+  if (flags & CLONE_PIDFD && flags & CLONE_PARENT_SETTID) return -EINVAL;
+  if ((flags & (CLONE_NEWNS | CLONE_FS)) === (CLONE_NEWNS | CLONE_FS)) return -EINVAL;
+  if ((flags & (CLONE_NEWUSER | CLONE_FS)) === (CLONE_NEWUSER | CLONE_FS)) return -EINVAL;
+  if (flags & CLONE_THREAD && !(flags & CLONE_SIGHAND)) return -EINVAL;
+  if (flags & CLONE_SIGHAND && !(flags & CLONE_VM)) return -EINVAL;
+  if (flags & CLONE_THREAD && flags & (CLONE_NEWUSER | CLONE_NEWPID)) return -EINVAL;
+  if (flags & CLONE_PIDFD && flags & CLONE_DETACHED) return -EINVAL;
+
+  // copy_mm
+  let mm: MmStruct;
+  if (flags & CLONE_VM) {
+    mm = t.mm!;
+    mm.mm_users++;
+  } else {
+    const made = yield* dup_mm(k, pc, t);
+    if (!made) return -ENOMEM;
+    mm = made;
+  }
+  const tid = k.alloc_pid();
+  const group = flags & CLONE_THREAD ? t.group : new ThreadGroup(tid);
+  const sighand = flags & CLONE_SIGHAND ? t.sighand : t.sighand.clone();
+  if (flags & CLONE_SIGHAND) sighand.count++;
+  const parent = flags & (CLONE_PARENT | CLONE_THREAD) ? t.parent : t.group.threads[0] ?? t;
+  const child = new Task(tid, group, parent, mm, sighand, t.image);
+  child.exit_signal = flags & CLONE_THREAD ? -1 : flags & CLONE_PARENT ? t.group.threads[0].exit_signal : exit_signal;
+  child.blocked = t.blocked;
+  child.pkru = pc.cpu.pkru;
+  child.vars = new Map(t.vars);
+  child.sp = newsp !== 0n ? Number(newsp) : t.sp;
+  const branch = t.image!.byName.get(`${t.opFn}.${t.opIndex}.child`);
+  child.pc = branch ? branch.base : t.pc;
+  if (t.intoVar) child.vars.set(t.intoVar, 0n);
+  group.threads.push(child);
+  group.live++;
+  if (!(flags & CLONE_THREAD) && parent) parent.group.children.push(child);
+  k.tasks.set(tid, child);
+  if (k.events.on) k.emit({ type: 'fork', cpu: pc.id, parent: t.tid, child: tid, flags, ptes: lastPtesCopied });
+  if (flags & CLONE_VFORK) {
+    child.vforkParent = t;
+    t.vforkWaiting = true;
+  }
+  wake_up_new_task(k, child);
+  if (flags & CLONE_VFORK) {
+    // wait_for_vfork_done: a killable sleep until the child releases the mm.
+    while (t.vforkWaiting && !(t.pending.signal & sigmask(SIGKILL)) && !t.group.groupExit) {
+      t.state = 'sleeping';
+      t.sleepKillableOnly = true;
+      yield STEP_SLEEP;
+    }
+    t.sleepKillableOnly = false;
+    if (t.vforkWaiting) {
+      t.vforkWaiting = false;
+      child.vforkParent = null;
+    }
+  }
+  return tid;
+}
+
+let lastPtesCopied = 0;
+
+/** dup_mm: a new mm with its own PGD (kernel half shared) and a copy of the parent's VMAs and page tables. */
+function* dup_mm(k: Kernel, pc: PerCpu, t: Task): Generator<number, MmStruct | null, undefined> {
+  const oldmm = t.mm!;
+  const newmm = mm_alloc(k, oldmm.mmap_base);
+  if (!newmm) return null;
+  yield* dup_mmap(k, pc, t, oldmm, newmm);
+  return newmm;
+}
+
+/** mm_alloc + pgd_alloc: an empty mm whose PGD shares the kernel half (entries 256..511) with init_mm. */
+export function mm_alloc(k: Kernel, mmapBase: number): MmStruct | null {
+  const pgd = k.pages.alloc_page(0, true);
+  if (pgd < 0) return null;
+  const mem = k.machine.mem;
+  const src = k.init_mm.pgd;
+  for (let i = 256; i < 512; i++) mem.write64(pgd, i, mem.readLo(src, i), mem.readHi(src, i));
+  const pt = new PageTables(mem, k.pages, k.levels, pgd);
+  return new MmStruct(k.nextCtxId(), pt, k.percpu.length, k.init_mm.task_size, mmapBase);
+}
+
+/**
+ * dup_mmap: under both mmap_locks, copies each VMA (not VM_DONTCOPY; VM_WIPEONFORK ones
+ * empty), giving each anonymous one a child anon_vma, and copies the page tables of those
+ * that have anonymous pages (vma_needs_copy). Then flush_tlb_mm(oldmm): the parent's PTEs
+ * were write-protected, and its other CPUs must stop writing through stale entries.
+ */
+function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct): KPath {
+  yield* mmap_write_lock(pc, oldmm, t);
+  lastPtesCopied = 0;
+  for (const mpnt of oldmm.vmas.list) {
+    if (mpnt.vm_flags & VM_DONTCOPY) continue;
+    const tmp = mpnt.dup();
+    tmp.vm_flags &= ~VM_LOCKED;
+    if (mpnt.anon_vma && !(mpnt.vm_flags & VM_WIPEONFORK)) tmp.anon_vma = { id: k.nextObjectId(), forked: true };
+    mm.vmas.list.push(tmp);
+    mm.committed += 0;
+    if (!(mpnt.vm_flags & VM_WIPEONFORK) && mpnt.anon_vma) yield* copy_page_range(k, pc, oldmm, mm, mpnt);
+  }
+  mm.committed = oldmm.committed;
+  yield* flush_tlb_mm_range(k, pc, oldmm, 0, TLB_FLUSH_ALL, 12, true);
+  yield* mmap_write_unlock(pc, oldmm);
+  return 0;
+}
+
+/**
+ * copy_page_range for one VMA: each present PTE is copied to the child (__copy_present_ptes).
+ * In a COW mapping a writable PTE is write-protected in the parent with a locked
+ * compare-and-exchange (ptep_set_wrprotect: the hardware may be setting D on another CPU),
+ * and the child gets it write-protected too; a shared mapping's child PTE is made clean; the
+ * child's PTE is always old. Both now map the page: its reference and map counts go up and
+ * an anonymous page stops being exclusive. One step per parent PTE.
+ */
+function* copy_page_range(k: Kernel, pc: PerCpu, src: MmStruct, dst: MmStruct, vma: Vma): KPath {
+  const mem = k.machine.mem;
+  const pages = k.pages;
+  const cow = (vma.vm_flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
+  const shared = (vma.vm_flags & VM_SHARED) !== 0;
+  const shstk = k.userShstk;
+  const span = 2 ** 21;
+  for (let va = vma.vm_start; va < vma.vm_end; ) {
+    const next = Math.min(vma.vm_end, (Math.floor(va / span) + 1) * span);
+    const stable = src.pgtables.pteTable(va, false);
+    if (stable >= 0) {
+      let dtable = -1;
+      const from = Math.floor(va / 4096) % 512;
+      const to = from + (next - va) / 4096;
+      for (let i = from; i < to; i++) {
+        let lo = mem.readLo(stable, i);
+        let hi = mem.readHi(stable, i);
+        if (lo === 0 && hi === 0) continue;
+        if (dtable < 0) {
+          dtable = dst.pgtables.pteTable(va, true);
+          if (dtable < 0) return -ENOMEM;
+        }
+        if (!pte_present(lo)) {
+          mem.write64(dtable, i, lo, hi);
+          continue;
+        }
+        pc.touch = stable * 4096 + i * 8;
+        yield STEP_ATOMIC;
+        if (cow && pte_write(lo)) {
+          // ptep_set_wrprotect: a locked RMW that keeps a D set concurrently by the hardware.
+          for (;;) {
+            const nlo = pte_wrprotect(lo, hi, shstk);
+            if (mem.cmpxchg64(stable, i, lo, hi, nlo, pteHi)) break;
+            lo = mem.readLo(stable, i);
+            hi = mem.readHi(stable, i);
+          }
+          lo = pte_wrprotect(lo, hi, shstk);
+          hi = pteHi;
+        } else if (shared) {
+          lo = pte_mkclean(lo, hi);
+          hi = pteHi;
+        }
+        lo &= ~PTE_A;
+        mem.write64(dtable, i, lo, hi);
+        lastPtesCopied++;
+        if (lo & _PAGE_SPECIAL) continue;
+        const pfn = pte_pfn(lo, hi);
+        pages.get_page(pfn);
+        pages.mapcount[pfn]++;
+        if (pages.flags[pfn] & PG_anon) pages.flags[pfn] &= ~PG_anon_exclusive;
+        dst.rss++;
+      }
+    }
+    va = next;
+  }
+  return 0;
+}
+
+/** For the thread group a fresh process starts (execve of the first task, System.spawn). */
+export function newProcess(k: Kernel, mm: MmStruct): Task {
+  const tid = k.alloc_pid();
+  const group = new ThreadGroup(tid);
+  const task = new Task(tid, group, null, mm, new SigHand(), null);
+  group.threads.push(task);
+  group.live = 1;
+  k.tasks.set(tid, task);
+  return task;
+}

@@ -1,0 +1,58 @@
+/**
+ * struct mm_struct (include/linux/mm_types.h): one address space. Its VMAs, its page tables,
+ * the users and references that keep it alive, the locks the model needs, and the x86
+ * context (arch/x86/include/asm/mmu.h): ctx_id, tlb_gen and the CPUs that may cache it.
+ */
+import type { PageTables } from './pgtable.js';
+import { VmaList } from './vma.js';
+
+/** A reader-writer semaphore (mmap_lock), as counts; waiting is done by the caller's steps. */
+export class RwSem {
+  readers = 0;
+  writer = 0; // tid of the writer, 0 if none
+}
+
+/** A spinlock (page_table_lock): the tid holding it, 0 if free. */
+export class SpinLock {
+  owner = 0;
+}
+
+export class MmStruct {
+  /** mm->context.ctx_id: never reused, so a CPU's ASID slot can tell whether it still holds this mm. */
+  readonly ctx_id: number;
+  readonly pgtables: PageTables;
+  readonly vmas = new VmaList();
+  /** mm_users: threads (and vfork-borrowers) using the address space. */
+  mm_users = 1;
+  /** mm_count: references to the struct itself (lazy-TLB CPUs hold one). */
+  mm_count = 1;
+  /** mm->context.tlb_gen: bumped by every flush request. */
+  tlb_gen = 1;
+  /** mm_cpumask: CPUs that may hold TLB entries for this mm, by CPU number. */
+  readonly cpumask: Uint8Array;
+  readonly mmap_lock = new RwSem();
+  readonly page_table_lock = new SpinLock();
+  /** mmap_base: where the top-down search for free space starts. */
+  mmap_base: number;
+  /** TASK_SIZE for this mm: the end of user space. */
+  task_size: number;
+  /** Pages of private writable mappings charged against the commit limit (VM_ACCOUNT). */
+  committed = 0;
+  /** Resident anonymous and shmem pages mapped (MM_ANONPAGES + MM_SHMEMPAGES). */
+  rss = 0;
+  /** Set once exit_mmap has torn the address space down. */
+  dead = false;
+
+  constructor(ctxId: number, pgtables: PageTables, ncpus: number, taskSize: number, mmapBase: number) {
+    this.ctx_id = ctxId;
+    this.pgtables = pgtables;
+    this.cpumask = new Uint8Array(ncpus);
+    this.task_size = taskSize;
+    this.mmap_base = mmapBase;
+  }
+
+  /** Frame of the PGD. */
+  get pgd(): number {
+    return this.pgtables.pgd;
+  }
+}

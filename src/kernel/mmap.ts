@@ -1,0 +1,363 @@
+/**
+ * mmap, munmap and mprotect for anonymous memory (arch/x86/kernel/sys_x86_64.c, mm/mmap.c,
+ * mm/vma.c, mm/util.c, mm/mprotect.c), with Linux 6.12's order of argument checks. Arguments
+ * arrive as 64-bit values (bigint) and are checked exactly before any becomes a number.
+ *
+ * XXX: no file mappings (any fd without MAP_ANONYMOUS is EBADF: the model has no files), no
+ * hugetlb (MAP_HUGETLB is ENOMEM, as with no huge pages reserved), no transparent huge pages
+ * (so no 2 MiB alignment of hint-less 2 MiB-multiple mappings), no MAP_POPULATE pre-faulting,
+ * no mlock accounting, and the caller has no CAP_SYS_RAWIO.
+ */
+import type { Kernel, PerCpu } from './kernel.js';
+import { TASK_SIZE } from './kernel.js';
+import { change_protection, zap_range, zapFirst, zapLast } from './memory.js';
+import type { MmStruct } from './mm.js';
+import { mmapLockId, release_shmem } from './mmput.js';
+import { STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
+import type { Task } from './task.js';
+import { flush_tlb_mm_range } from './tlbflush.js';
+import {
+  EACCES, EBADF, EEXIST, EINVAL, ENOMEM, EOVERFLOW, MAP_ANONYMOUS, MAP_DROPPABLE, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_HUGETLB,
+  MAP_LOCKED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MAP_TYPE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_SEM, PROT_WRITE,
+} from './uapi.js';
+import {
+  ShmemObject, Vma, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE,
+  VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE,
+} from './vma.js';
+import { STACK_GUARD_GAP } from './fault.js';
+
+/** sysctl vm.max_map_count default. */
+export const DEFAULT_MAX_MAP_COUNT = 65530;
+/** mmap_legacy_base without randomisation: PAGE_ALIGN(TASK_SIZE / 3), where the bottom-up fallback search starts. */
+const MMAP_LEGACY_BASE = Math.ceil(TASK_SIZE / 3 / 4096) * 4096;
+const PAGE_MASK = ~0xfffn;
+
+/** calc_vm_prot_bits: PROT_* to VM_READ/WRITE/EXEC. */
+export function calc_vm_prot_bits(prot: number): number {
+  return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0) | (prot & PROT_EXEC ? VM_EXEC : 0);
+}
+
+/** Takes mmap_lock for writing (mmap_write_lock), one wait step per try while it is held. */
+export function* mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task): Generator<number, void, undefined> {
+  pc.touch = mmapLockId(mm);
+  while (mm.mmap_lock.writer !== 0 || mm.mmap_lock.readers !== 0) yield STEP_WAIT;
+  yield STEP_LOCK;
+  mm.mmap_lock.writer = t.tid;
+}
+
+/** mmap_write_unlock. */
+export function* mmap_write_unlock(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
+  pc.touch = mmapLockId(mm);
+  yield STEP_UNLOCK;
+  mm.mmap_lock.writer = 0;
+}
+
+/** vm_start_gap: a grows-down stack keeps stack_guard_gap free below it. */
+function vm_start_gap(v: Vma): number {
+  return v.vm_flags & VM_GROWSDOWN ? Math.max(0, v.vm_start - STACK_GUARD_GAP) : v.vm_start;
+}
+
+/**
+ * vm_unmapped_area, top-down: the highest `len`-byte range below `high` and at or above
+ * `low` that overlaps no VMA (nor a stack's guard gap). -1 if none.
+ */
+function unmapped_area_topdown(mm: MmStruct, len: number, low: number, high: number): number {
+  const list = mm.vmas.list;
+  for (let i = list.length - 1; i >= -1; i--) {
+    const gapStart = Math.max(low, i >= 0 ? list[i].vm_end : 0);
+    const gapEnd = Math.min(high, i + 1 < list.length ? vm_start_gap(list[i + 1]) : high);
+    if (gapEnd - gapStart >= len) return gapEnd - len;
+  }
+  return -1;
+}
+
+/** The bottom-up search (arch_get_unmapped_area): the lowest free range at or above `low`. -1 if none. */
+function unmapped_area(mm: MmStruct, len: number, low: number, high: number): number {
+  let addr = low;
+  for (const v of mm.vmas.list) {
+    if (v.vm_end <= addr) continue;
+    if (vm_start_gap(v) >= addr + len) break;
+    addr = Math.max(addr, v.vm_end);
+  }
+  return addr + len <= high ? addr : -1;
+}
+
+/**
+ * arch_get_unmapped_area_topdown (x86): MAP_FIXED takes `addr` as it is; a hint is used if
+ * the range fits below TASK_SIZE and is free; otherwise the top-down search below mmap_base,
+ * then the bottom-up one from mmap_legacy_base. Returns an address or -ENOMEM.
+ */
+function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean): number {
+  if (len > mm.task_size) return -ENOMEM;
+  if (fixed) return addr;
+  if (addr !== 0) {
+    addr = Math.floor(addr / 4096) * 4096;
+    if (mm.task_size - len >= addr) {
+      const v = mm.vmas.find_vma(addr);
+      if (!v || addr + len <= vm_start_gap(v)) return addr;
+    }
+  }
+  const low = Math.max(4096, k.options.mmap_min_addr);
+  let a = unmapped_area_topdown(mm, len, low, mm.mmap_base);
+  if (a < 0) a = unmapped_area(mm, len, MMAP_LEGACY_BASE, mm.task_size);
+  return a < 0 ? -ENOMEM : a;
+}
+
+/**
+ * sys_mmap for anonymous memory: the offset and fd checks, then do_mmap under mmap_lock.
+ * Returns the mapping's address or -errno.
+ */
+export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+  const [addr, len, prot, flags, , off] = a;
+  if (off & 0xfffn) return -EINVAL;
+  const f = Number(flags & 0xffffffffn);
+  if (!(f & MAP_ANONYMOUS)) return -EBADF;
+  if (f & MAP_HUGETLB) return -ENOMEM;
+  return do_mmap(k, pc, t, addr, len, Number(prot & 0xffffffffn), f, off >> 12n);
+}
+
+/** do_mmap + mmap_region (mm/mmap.c), in Linux's order of checks. */
+function* do_mmap(k: Kernel, pc: PerCpu, t: Task, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint): KPath {
+  const mm = t.mm!;
+  yield* mmap_write_lock(pc, mm, t);
+  const r = yield* do_mmap_locked(k, pc, mm, addrArg, lenArg, prot, flags, pgoffArg);
+  yield* mmap_write_unlock(pc, mm);
+  return r;
+}
+
+function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint): KPath {
+  if (lenArg === 0n) return -EINVAL;
+  if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
+  let addr64 = addrArg;
+  if (!(flags & MAP_FIXED)) {
+    // round_hint_to_min
+    addr64 &= BigInt.asUintN(64, PAGE_MASK);
+    const min = BigInt(k.options.mmap_min_addr);
+    if (addr64 !== 0n && addr64 < min) addr64 = (min + 0xfffn) & PAGE_MASK;
+  }
+  const len64 = BigInt.asUintN(64, (lenArg + 0xfffn) & PAGE_MASK);
+  if (len64 === 0n) return -ENOMEM;
+  if (BigInt.asUintN(64, pgoffArg + (len64 >> 12n)) < pgoffArg) return -EOVERFLOW;
+  if (mm.vmas.length > DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+  // __get_unmapped_area
+  const taskSize = BigInt(mm.task_size);
+  if (len64 > taskSize) return -ENOMEM;
+  const len = Number(len64);
+  let addr: number;
+  if (flags & MAP_FIXED) {
+    if (addr64 > taskSize - len64) return -ENOMEM;
+    addr = Number(addr64);
+  } else {
+    const hint = addr64 > taskSize ? 0 : Number(addr64);
+    addr = get_unmapped_area(k, mm, hint, len, false);
+    if (addr < 0) return addr;
+  }
+  if (addr % 4096 !== 0) return -EINVAL;
+  if (addr < k.options.mmap_min_addr) return -EPERM_MMAP;
+  if (flags & MAP_FIXED_NOREPLACE && mm.vmas.find_vma_intersection(addr, addr + len)) return -EEXIST;
+  let vmFlags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  if (flags & MAP_GROWSDOWN) vmFlags |= VM_GROWSDOWN;
+  if (flags & MAP_LOCKED) vmFlags |= VM_LOCKED;
+  let pgoff: number;
+  switch (flags & MAP_TYPE) {
+    case MAP_SHARED:
+      if (vmFlags & VM_GROWSDOWN) return -EINVAL;
+      pgoff = 0;
+      vmFlags |= VM_SHARED | VM_MAYSHARE;
+      break;
+    case MAP_DROPPABLE:
+      if (flags & (MAP_LOCKED | MAP_HUGETLB) || vmFlags & VM_GROWSDOWN) return -EINVAL;
+      vmFlags |= VM_WIPEONFORK | VM_NORESERVE;
+      pgoff = addr / 4096;
+      break;
+    case MAP_PRIVATE:
+      pgoff = addr / 4096;
+      break;
+    default:
+      return -EINVAL;
+  }
+  if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
+  // mmap_region: charge a private writable mapping before touching the old ones.
+  let charged = 0;
+  if ((vmFlags & (VM_WRITE | VM_SHARED | VM_NORESERVE)) === VM_WRITE) {
+    charged = len / 4096;
+    if (!vm_enough_memory(k, charged)) return -ENOMEM;
+    vmFlags |= VM_ACCOUNT;
+  }
+  if (mm.vmas.find_vma_intersection(addr, addr + len)) yield* do_vmi_munmap(k, pc, mm, addr, addr + len);
+  const vma = new Vma(addr, addr + len, vmFlags, pgoff);
+  if (vmFlags & VM_SHARED) {
+    vma.shmem = new ShmemObject(k.nextObjectId());
+    vma.shmem.users = 1;
+  }
+  mm.committed += charged;
+  mm.vmas.insert(vma);
+  if (!vma.shmem) mm.vmas.mergeAround(vma);
+  return addr;
+}
+/** -EPERM for an address below mmap_min_addr (security_mmap_addr without CAP_SYS_RAWIO). */
+const EPERM_MMAP = 1;
+
+/**
+ * __vm_enough_memory with overcommit_memory = 0 (the heuristic): a request fails only if it
+ * is more pages than the machine's RAM (there is no swap).
+ */
+function vm_enough_memory(k: Kernel, pages: number): boolean {
+  return pages <= k.totalram_pages;
+}
+
+/**
+ * do_vmi_munmap over [start, end): splits the VMAs at the edges, zaps their PTEs, frees the
+ * page tables no remaining VMA needs (free_pgtables between the neighbours), flushes what was
+ * zapped on every CPU of the mm (tlb_finish_mmu: only if something was), and removes them.
+ */
+export function* do_vmi_munmap(k: Kernel, pc: PerCpu, mm: MmStruct, start: number, end: number): KPath {
+  const vmas = mm.vmas;
+  let first = vmas.find_vma_intersection(start, end);
+  if (!first) return 0;
+  if (first.vm_start < start) {
+    if (first.vm_end > end && vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+    first = vmas.split(first, start);
+  }
+  const last = vmas.find_vma_intersection(end - 1, end);
+  if (last && last.vm_end > end) vmas.split(last, end);
+  const doomed = vmas.list.filter((v) => v.vm_start >= start && v.vm_end <= end);
+  let fFirst = -1;
+  let fLast = -1;
+  for (const v of doomed) {
+    if (zap_range(k, mm, v.vm_start, v.vm_end) > 0) {
+      if (fFirst < 0) fFirst = zapFirst;
+      fLast = zapLast;
+    }
+  }
+  const prev = vmas.prevOf(doomed[0].vm_start);
+  const next = vmas.find_vma(doomed[doomed.length - 1].vm_end);
+  const floor = prev ? prev.vm_end : 0;
+  const ceiling = next ? next.vm_start : mm.task_size;
+  const freed = mm.pgtables.freePteTables(Math.max(floor, 0), ceiling) > 0;
+  for (const v of doomed) {
+    vmas.remove(v);
+    if (v.vm_flags & VM_ACCOUNT) mm.committed -= (v.vm_end - v.vm_start) / 4096;
+    if (v.shmem) release_shmem(k, v.shmem);
+  }
+  if (fFirst >= 0 || freed) {
+    const fs = fFirst >= 0 ? fFirst : start;
+    const fe = fFirst >= 0 ? fLast + 4096 : end;
+    yield* flush_tlb_mm_range(k, pc, mm, freed ? Math.min(fs, start) : fs, freed ? Math.max(fe, end) : fe, 12, freed);
+  }
+  return 0;
+}
+
+/** sys_munmap: __vm_munmap's checks, then do_vmi_munmap under mmap_lock. */
+export function sys_munmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+  const [start, lenArg] = a;
+  if (start & 0xfffn) return -EINVAL;
+  return (function* (): KPath {
+    const mm = t.mm!;
+    yield* mmap_write_lock(pc, mm, t);
+    const len = BigInt.asUintN(64, (lenArg + 0xfffn) & PAGE_MASK);
+    const taskSize = BigInt(mm.task_size);
+    let r = 0;
+    if (start > taskSize || len > taskSize - start) r = -EINVAL;
+    else if (len === 0n) r = -EINVAL;
+    else r = yield* do_vmi_munmap(k, pc, mm, Number(start), Number(start + len));
+    yield* mmap_write_unlock(pc, mm);
+    return r;
+  })();
+}
+
+/**
+ * sys_mprotect (do_mprotect_pkey with pkey -1). The VMAs before a hole or a refused VMA keep
+ * their new protection (Linux does not roll back); the PTEs changed in every VMA are flushed
+ * once at the end (tlb_finish_mmu).
+ */
+export function sys_mprotect(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+  const start64 = a[0];
+  const len64 = a[1];
+  let prot = Number(a[2] & 0xffffffffn);
+  const grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+  prot &= ~grows;
+  if (grows === (PROT_GROWSDOWN | PROT_GROWSUP)) return -EINVAL;
+  if (start64 & 0xfffn) return -EINVAL;
+  if (len64 === 0n) return 0;
+  const len = BigInt.asUintN(64, (len64 + 0xfffn) & PAGE_MASK);
+  const end64 = BigInt.asUintN(64, start64 + len);
+  if (end64 <= start64) return -ENOMEM;
+  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -EINVAL;
+  return (function* (): KPath {
+    const mm = t.mm!;
+    yield* mmap_write_lock(pc, mm, t);
+    const r = yield* mprotect_locked(k, pc, t, mm, start64, end64, prot, grows);
+    yield* mmap_write_unlock(pc, mm);
+    return r;
+  })();
+}
+
+function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64: bigint, end64: bigint, prot: number, grows: number): KPath {
+  const taskSize = BigInt(mm.task_size);
+  if (start64 >= taskSize) return -ENOMEM;
+  let start = Number(start64);
+  const end = end64 > taskSize ? mm.task_size + 4096 : Number(end64);
+  let vma = mm.vmas.find_vma_intersection(start, end);
+  if (!vma) return -ENOMEM;
+  if (grows & PROT_GROWSDOWN) {
+    if (vma.vm_start >= end) return -ENOMEM;
+    start = vma.vm_start;
+    if (!(vma.vm_flags & VM_GROWSDOWN)) return -EINVAL;
+  } else if (vma.vm_start > start) return -ENOMEM;
+  let tmp = start;
+  let error = 0;
+  let fFirst = -1;
+  let fLast = -1;
+  const newProt = calc_vm_prot_bits(prot);
+  while (vma && vma.vm_start < end) {
+    if (vma.vm_start !== tmp) {
+      error = -ENOMEM;
+      break;
+    }
+    const newflags = newProt | (vma.vm_flags & ~VM_ACCESS_FLAGS);
+    if ((newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS) {
+      error = -EACCES;
+      break;
+    }
+    tmp = Math.min(vma.vm_end, end);
+    const nstart = Math.max(start, vma.vm_start);
+    const r = yield* mprotect_fixup(k, pc, t, mm, vma, nstart, tmp, newflags);
+    if (r.error) {
+      error = r.error;
+      break;
+    }
+    if (r.flush) {
+      if (fFirst < 0 || r.flush[0] < fFirst) fFirst = r.flush[0];
+      fLast = Math.max(fLast, r.flush[1]);
+    }
+    vma = mm.vmas.find_vma(tmp);
+  }
+  if (!error && tmp < end) error = -ENOMEM;
+  if (fFirst >= 0) yield* flush_tlb_mm_range(k, pc, mm, fFirst, fLast, 12, false);
+  return error;
+}
+
+/**
+ * mprotect_fixup: gives [start, end) of `vma` the flags `newflags`, splitting and merging
+ * VMAs, charging newly writable private memory, and rewriting the PTEs. Returns an error, or
+ * the range whose PTE changes need a flush.
+ */
+function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number): Generator<number, { error: number; flush: number[] | null }, undefined> {
+  if (newflags === vma.vm_flags) return { error: 0, flush: null };
+  let charged = 0;
+  if (newflags & VM_WRITE && !(vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) {
+    charged = (end - start) / 4096;
+    if (!vm_enough_memory(k, charged)) return { error: -ENOMEM, flush: null };
+    newflags |= VM_ACCOUNT;
+  }
+  const splits = (start > vma.vm_start ? 1 : 0) + (end < vma.vm_end ? 1 : 0);
+  if (splits > 0 && mm.vmas.length + splits > DEFAULT_MAX_MAP_COUNT) return { error: -ENOMEM, flush: null };
+  if (start > vma.vm_start) vma = mm.vmas.split(vma, start);
+  if (end < vma.vm_end) mm.vmas.split(vma, end);
+  mm.committed += charged;
+  vma.vm_flags = newflags;
+  const flush = yield* change_protection(k, pc, t, vma, start, end);
+  mm.vmas.mergeAround(vma);
+  return { error: 0, flush };
+}

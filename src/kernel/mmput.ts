@@ -1,0 +1,61 @@
+/**
+ * The end of an address space (kernel/fork.c mmput and mmdrop, mm/mmap.c exit_mmap):
+ * mmput drops a user; the last one tears down the mappings and page tables and flushes the
+ * TLBs that might still hold them; mmdrop drops a reference to the struct, and the last one
+ * frees the PGD. CPUs that have the mm loaded (lazily, after the last thread left) hold a
+ * reference, so the PGD outlives every CR3 that points at it.
+ */
+import type { Kernel, PerCpu } from './kernel.js';
+import type { MmStruct } from './mm.js';
+import { zap_range } from './memory.js';
+import { STEP_LOCK, type KPath } from './steps.js';
+import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
+
+/** Lock ids for `touch`: negative, two per mm. */
+export function mmapLockId(mm: MmStruct): number {
+  return -(mm.ctx_id * 2 + 1);
+}
+export function ptlId(mm: MmStruct): number {
+  return -(mm.ctx_id * 2 + 2);
+}
+
+/** mmput: one user fewer; the last runs exit_mmap and drops the users' reference. */
+export function* mmput(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
+  if (--mm.mm_users > 0) return 0;
+  yield* exit_mmap(k, pc, mm);
+  mmdrop(k, mm);
+  return 0;
+}
+
+/**
+ * exit_mmap: unmaps every VMA (zap, putting each page), frees the user page tables, flushes
+ * the whole mm on every CPU in its cpumask (lazy ones included: tables were freed) and
+ * forgets the VMAs.
+ */
+export function* exit_mmap(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
+  pc.touch = mmapLockId(mm);
+  yield STEP_LOCK;
+  for (const vma of mm.vmas.list) {
+    zap_range(k, mm, vma.vm_start, vma.vm_end);
+    if (vma.shmem) release_shmem(k, vma.shmem);
+  }
+  mm.pgtables.freeUserTables();
+  yield* flush_tlb_mm_range(k, pc, mm, 0, TLB_FLUSH_ALL, 12, true);
+  mm.vmas.list.length = 0;
+  mm.committed = 0;
+  mm.dead = true;
+  return 0;
+}
+
+/** Drops one mapping's hold on a shmem object; the last frees its pages. */
+export function release_shmem(k: Kernel, obj: { users: number; pages: Map<number, number> }): void {
+  if (--obj.users > 0) return;
+  for (const pfn of obj.pages.values()) k.pages.put_page(pfn);
+  obj.pages.clear();
+}
+
+/** mmdrop: one reference to the struct fewer; the last frees the PGD (__mmdrop, pgd_free). */
+export function mmdrop(k: Kernel, mm: MmStruct): void {
+  if (--mm.mm_count > 0) return;
+  k.pages.put_page(mm.pgd);
+}

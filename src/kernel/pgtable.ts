@@ -1,0 +1,305 @@
+/**
+ * Linux's page-table helpers for x86-64 (arch/x86/include/asm/pgtable.h, pgtable_types.h,
+ * pgalloc.h; mm/pgtable-generic.c): building PTE values from VMA flags, finding and allocating
+ * the tables that cover an address, and the PTE transformations fork, faults and mprotect use.
+ *
+ * A PTE value is two uint32 halves, `lo` (bits 31:0) and `hi` (bits 63:32), as the hardware
+ * layer keeps them. Functions that produce a value return `lo` and leave `hi` in `pteHi`
+ * (a module slot read right after the call), so the hot paths allocate nothing.
+ */
+import type { PhysMem } from '../hw/physmem.js';
+import {
+  PTE_A, PTE_D, PTE_G, PTE_P, PTE_PCD, PTE_PS, PTE_PWT, PTE_RW, PTE_SOFTW1, PTE_SOFTW2, PTE_SOFTW3, PTE_US,
+  PTEH_ADDR, PTEH_PK, PTEH_PK_SHIFT, PTEH_SAVED_DIRTY, PTEH_SOFTW4, PTEH_XD, PTE_PROTNONE,
+} from '../hw/pte.js';
+import { PG_table, type PageAllocator } from './page.js';
+import { VM_EXEC, VM_READ, VM_SHARED, VM_WRITE } from './vma.js';
+
+/** _PAGE_SPECIAL (bit 9): a PTE with no struct page behind it, such as the zero page. */
+export const _PAGE_SPECIAL = PTE_SOFTW1;
+/** _PAGE_TABLE: how a user page table is linked into its parent (P RW US A D). */
+export const _PAGE_TABLE = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
+/** _KERNPG_TABLE: the same for kernel tables (no US). */
+export const _KERNPG_TABLE = PTE_P | PTE_RW | PTE_A | PTE_D;
+
+/** The high word of the value the last PTE-building function returned. */
+export let pteHi = 0;
+
+/** Number of entries per table and the index of `va` at `level` (1 = PTE ... 5 = PML5). */
+export function pgtableIndex(va: number, level: number): number {
+  return Math.floor(va / 2 ** (3 + 9 * level)) % 512;
+}
+
+/** Bytes one entry at `level` covers: 4 KiB, 2 MiB, 1 GiB, 512 GiB, 256 TiB. */
+export function levelSize(level: number): number {
+  return 2 ** (3 + 9 * level);
+}
+
+/**
+ * vm_get_page_prot (arch/x86/mm/pgprot.c, protection_map in arch/x86/mm/mem_encrypt... and
+ * pgtable_types.h): the low word of the PTE protection for `vm_flags`. Private writable
+ * mappings get no RW (PAGE_COPY: the first write takes a fault that does copy-on-write);
+ * PROT_NONE gives _PAGE_PROTNONE|_PAGE_ACCESSED with P clear; write-only maps readable (x86
+ * cannot express it). `pteHi` gets XD (when `nx`) and the protection key.
+ */
+export function vm_get_page_prot(vmFlags: number, pkey: number, nx: boolean): number {
+  const access = vmFlags & (VM_READ | VM_WRITE | VM_EXEC);
+  let lo: number;
+  if (access === 0) lo = PTE_PROTNONE | PTE_A;
+  else {
+    lo = PTE_P | PTE_US | PTE_A;
+    if (vmFlags & VM_SHARED && vmFlags & VM_WRITE) lo |= PTE_RW;
+  }
+  pteHi = (nx && !(vmFlags & VM_EXEC) && access !== 0 ? PTEH_XD : 0) | ((pkey & 0xf) << PTEH_PK_SHIFT);
+  return lo;
+}
+
+/** pte_present: P, or a PROT_NONE entry (which the hardware sees as not present). */
+export function pte_present(lo: number): boolean {
+  return (lo & (PTE_P | PTE_PROTNONE)) !== 0;
+}
+
+/** pte_protnone: a PROT_NONE entry (PROTNONE set, P clear). */
+export function pte_protnone(lo: number): boolean {
+  return (lo & (PTE_P | PTE_PROTNONE)) === PTE_PROTNONE;
+}
+
+/** pte_write: RW set, or a shadow-stack PTE (RW=0, D=1). */
+export function pte_write(lo: number): boolean {
+  return (lo & PTE_RW) !== 0 || (lo & (PTE_RW | PTE_D)) === PTE_D;
+}
+
+/** pte_dirty: D or SavedDirty. */
+export function pte_dirty(lo: number, hi: number): boolean {
+  return (lo & PTE_D) !== 0 || (hi & PTEH_SAVED_DIRTY) !== 0;
+}
+
+/** PFN mask of the high word: address bits 51:32. Bits above MAXPHYADDR are masked by the hardware check. */
+const PFN_HI = PTEH_ADDR;
+
+/**
+ * The frame a present or PROT_NONE entry maps. A PROT_NONE entry holds its frame number
+ * inverted (the L1TF mitigation, arch/x86/include/asm/pgtable-invert.h), so a speculative walk
+ * that ignores P points at memory that does not exist.
+ */
+export function pte_pfn(lo: number, hi: number): number {
+  if (pte_protnone(lo)) {
+    lo = ~lo;
+    hi = ~hi;
+  }
+  return (hi & PFN_HI) * 1048576 + (lo >>> 12);
+}
+
+/**
+ * mk_pte / pfn_pte: an entry for frame `pfn` with protection (`protLo`, `protHi`); inverts the
+ * frame for a PROT_NONE protection as pfn_pte does. Result in (return, pteHi).
+ */
+export function mk_pte(pfn: number, protLo: number, protHi: number): number {
+  let frameLo = (pfn % 1048576) * 4096;
+  let frameHi = Math.floor(pfn / 1048576) & PFN_HI;
+  if ((protLo & (PTE_P | PTE_PROTNONE)) === PTE_PROTNONE) {
+    frameLo = ~frameLo & 0xfffff000;
+    frameHi = ~frameHi & PFN_HI;
+  }
+  pteHi = (protHi & ~PFN_HI) | frameHi;
+  return ((protLo & 0xfff) | frameLo) | 0;
+}
+
+/** _PAGE_CHG_MASK, low word: what pte_modify keeps (frame, caching, SPECIAL, UFFD_WP, SOFT_DIRTY, A, D). */
+const CHG_MASK_LO = (0xfffff000 | PTE_PCD | PTE_PWT | _PAGE_SPECIAL | PTE_SOFTW2 | PTE_SOFTW3 | PTE_A | PTE_D) | 0;
+/** _PAGE_CHG_MASK, high word: frame bits, DEVMAP, SAVED_DIRTY. */
+const CHG_MASK_HI = PFN_HI | PTEH_SOFTW4 | PTEH_SAVED_DIRTY;
+
+/**
+ * pte_modify (arch/x86/include/asm/pgtable.h): the entry with its protection replaced by
+ * (`protLo`, `protHi`), keeping the frame, A, D and the software bits, re-inverting the frame
+ * when the entry becomes or stops being PROT_NONE. When the old entry was writable and the new
+ * one is not, a set D moves to SavedDirty where the kernel runs user shadow stacks
+ * (`savedDirty`), so a read-only dirty page cannot look like shadow stack. Result in (return, pteHi).
+ */
+export function pte_modify(lo: number, hi: number, protLo: number, protHi: number, savedDirty: boolean): number {
+  const pfn = pte_pfn(lo, hi);
+  const keepLo = lo & CHG_MASK_LO & 0xfff;
+  const keepHi = hi & CHG_MASK_HI & ~PFN_HI;
+  let nlo = mk_pte(pfn, (protLo & ~CHG_MASK_LO) | keepLo, (protHi & ~CHG_MASK_HI) | keepHi);
+  let nhi = pteHi;
+  if (savedDirty && lo & PTE_RW) {
+    nlo = pte_mksaveddirty(nlo, nhi);
+    nhi = pteHi;
+  }
+  pteHi = nhi;
+  return nlo;
+}
+
+/** pte_mksaveddirty: a read-only entry with D moves D to SavedDirty. Result in (return, pteHi). */
+export function pte_mksaveddirty(lo: number, hi: number): number {
+  if ((lo & (PTE_RW | PTE_D)) === PTE_D) {
+    pteHi = hi | PTEH_SAVED_DIRTY;
+    return lo & ~PTE_D;
+  }
+  pteHi = hi;
+  return lo;
+}
+
+/**
+ * pte_wrprotect: clear RW; with `savedDirty` (user shadow stacks on), D moves to SavedDirty
+ * (arch/x86/include/asm/pgtable.h). Result in (return, pteHi).
+ */
+export function pte_wrprotect(lo: number, hi: number, savedDirty: boolean): number {
+  lo &= ~PTE_RW;
+  if (savedDirty && lo & PTE_D) {
+    pteHi = hi | PTEH_SAVED_DIRTY;
+    return lo & ~PTE_D;
+  }
+  pteHi = hi;
+  return lo;
+}
+
+/** pte_mkwrite for a non-shadow-stack VMA (pte_mkwrite_novma): set RW, and SavedDirty moves back to D. Result in (return, pteHi). */
+export function pte_mkwrite(lo: number, hi: number): number {
+  if (hi & PTEH_SAVED_DIRTY) {
+    pteHi = hi & ~PTEH_SAVED_DIRTY;
+    return lo | PTE_RW | PTE_D;
+  }
+  pteHi = hi;
+  return lo | PTE_RW;
+}
+
+/** pte_mkclean: clear D and SavedDirty. Result in (return, pteHi). */
+export function pte_mkclean(lo: number, hi: number): number {
+  pteHi = hi & ~PTEH_SAVED_DIRTY;
+  return lo & ~PTE_D;
+}
+
+/**
+ * pte_needs_flush (arch/x86/include/asm/tlbflush.h): whether changing a PTE from old to new
+ * needs a TLB flush. A non-present old entry never does; a new frame always does; otherwise
+ * clearing P, A or D, or changing RW, US, PWT, PCD, PAT, G, PK or NX does (A ignored here, as
+ * in change_pte_range).
+ */
+export function pte_needs_flush(oldLo: number, oldHi: number, newLo: number, newHi: number): boolean {
+  if (!(oldLo & PTE_P)) return false;
+  if (pte_pfn(oldLo, oldHi) !== pte_pfn(newLo, newHi)) return true;
+  const diffLo = (oldLo ^ newLo) & ~PTE_A & 0xfff;
+  const diffHi = (oldHi ^ newHi) & ~PFN_HI;
+  if (diffLo & oldLo & (PTE_P | PTE_D)) return true;
+  if (diffLo & (PTE_RW | PTE_US | PTE_PWT | PTE_PCD | PTE_PS | PTE_G)) return true;
+  if (diffHi & (PTEH_PK | PTEH_XD)) return true;
+  return false;
+}
+
+/**
+ * The page tables of one address space: the PGD frame and how to find, allocate and free the
+ * tables below it. Knows nothing of VMAs. Tables are linked with _PAGE_TABLE; missing tables
+ * are allocated zeroed (pte_alloc, pmd_alloc, pud_alloc, p4d_alloc).
+ */
+export class PageTables {
+  /** Frame of the top-level table (PGD: PML4, or PML5 with 5-level paging). */
+  readonly pgd: number;
+  readonly levels: number;
+  private readonly mem: PhysMem;
+  private readonly pages: PageAllocator;
+  /** Page-table frames this mm owns below the PGD (for the debug checks and exit). */
+  tables = 0;
+
+  constructor(mem: PhysMem, pages: PageAllocator, levels: number, pgd: number) {
+    this.mem = mem;
+    this.pages = pages;
+    this.levels = levels;
+    this.pgd = pgd;
+  }
+
+  /**
+   * The frame of the PTE table that covers user address `va`, allocating missing tables when
+   * `alloc`. Returns -1 if a table is missing and `alloc` is false, -2 if allocation failed.
+   * Does not look at or change any leaf entry.
+   */
+  pteTable(va: number, alloc: boolean): number {
+    let table = this.pgd;
+    for (let level = this.levels; level > 1; level--) {
+      const i = pgtableIndex(va, level);
+      const lo = this.mem.readLo(table, i);
+      if (lo & PTE_P) {
+        table = (this.mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12);
+        continue;
+      }
+      if (!alloc) return -1;
+      const pfn = this.pages.alloc_page(PG_table, true);
+      if (pfn < 0) return -2;
+      this.tables++;
+      this.mem.write64(table, i, mk_pte(pfn, _PAGE_TABLE, 0), pteHi);
+      table = pfn;
+    }
+    return table;
+  }
+
+  /**
+   * Calls `fn(pteTable, firstIndex, endIndex, vaOfFirst)` for each existing PTE table covering
+   * part of [start, end), in address order. Tables that do not exist are skipped: they map
+   * nothing. Used by zap, mprotect, fork and the debug checks.
+   */
+  forEachPteTable(start: number, end: number, fn: (table: number, from: number, to: number, va: number) => void): void {
+    const span = levelSize(2);
+    for (let va = start; va < end; ) {
+      const next = Math.min(end, (Math.floor(va / span) + 1) * span);
+      const table = this.pteTable(va, false);
+      if (table >= 0) fn(table, pgtableIndex(va, 1), pgtableIndex(next - 1, 1) + 1, va);
+      va = next;
+    }
+  }
+
+  /**
+   * free_pgd_range, for the PTE level: frees the PTE tables whose whole 2 MiB span lies in
+   * [floor, ceiling), clearing their PMD entries. Returns how many were freed. The caller has
+   * already zapped every entry in them and flushes the TLB with freed_tables set.
+   * XXX: PMD, PUD and P4D tables are freed only at exit (free_pgtables frees them earlier).
+   */
+  freePteTables(floor: number, ceiling: number): number {
+    const span = levelSize(2);
+    let freed = 0;
+    for (let va = Math.ceil(floor / span) * span; va + span <= ceiling; va += span) {
+      const pmd = this.tableAt(va, 2);
+      if (pmd < 0) continue;
+      const i = pgtableIndex(va, 2);
+      const lo = this.mem.readLo(pmd, i);
+      if (!(lo & PTE_P)) continue;
+      const pte = (this.mem.readHi(pmd, i) & PFN_HI) * 1048576 + (lo >>> 12);
+      this.mem.write64(pmd, i, 0, 0);
+      this.pages.put_page(pte);
+      this.tables--;
+      freed++;
+    }
+    return freed;
+  }
+
+  /** The frame of the table at `level` (2 = PMD table ...) covering `va`, or -1 if missing. */
+  tableAt(va: number, level: number): number {
+    let table = this.pgd;
+    for (let l = this.levels; l > level; l--) {
+      const i = pgtableIndex(va, l);
+      const lo = this.mem.readLo(table, i);
+      if (!(lo & PTE_P)) return -1;
+      table = (this.mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12);
+    }
+    return table;
+  }
+
+  /**
+   * free_pgtables at exit: frees every table below the user half of the PGD (entries
+   * 0..255), then the caller frees the PGD. The leaf entries must already be zapped.
+   */
+  freeUserTables(): void {
+    const walk = (table: number, level: number, first: number, last: number): void => {
+      for (let i = first; i < last; i++) {
+        const lo = this.mem.readLo(table, i);
+        if (!(lo & PTE_P)) continue;
+        const child = (this.mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12);
+        if (level > 2) walk(child, level - 1, 0, 512);
+        this.mem.write64(table, i, 0, 0);
+        this.pages.put_page(child);
+        this.tables--;
+      }
+    };
+    walk(this.pgd, this.levels, 0, 256);
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * Signals (kernel/signal.c, arch/x86/kernel/signal.c and signal_64.c): sending and queueing,
+ * forced fault signals, the choice of the next signal to deliver, default actions, the
+ * x86-64 rt_sigframe written on the user stack, and rt_sigreturn.
+ *
+ * XXX: stop signals (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) and SIGCONT are queued and reported,
+ * but stopping and continuing are not modelled; sigaltstack and core dumps are not modelled
+ * (RLIMIT_CORE is 0, so a core signal's wait status has no 0x80).
+ */
+import type { Kernel, PerCpu } from './kernel.js';
+import { wake_up_process } from './sched.js';
+import type { KPath } from './steps.js';
+import type { KSigaction, SigInfo, SigPending, Task } from './task.js';
+import {
+  NSIG, SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
+  SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
+} from './uapi.js';
+import { copy_from_user, copy_to_user, getU64, putU32, putU64 } from './uaccess.js';
+import { OP_BYTES } from '../user/program.js';
+
+/** -ERESTARTSYS: a sleeping syscall was interrupted; restarted unless a handler without SA_RESTART runs. */
+export const ERESTARTSYS = 512;
+
+export function sigmask(sig: number): bigint {
+  return 1n << BigInt(sig - 1);
+}
+/** SIGKILL and SIGSTOP can be neither blocked nor caught. */
+export const SIG_KERNEL_ONLY_MASK = sigmask(SIGKILL) | sigmask(SIGSTOP);
+const SIG_KERNEL_IGNORE_MASK = sigmask(SIGCONT) | sigmask(SIGCHLD) | sigmask(SIGWINCH) | sigmask(SIGURG);
+const SIG_KERNEL_STOP_MASK = sigmask(SIGSTOP) | sigmask(SIGTSTP) | sigmask(SIGTTIN) | sigmask(SIGTTOU);
+const SIG_KERNEL_COREDUMP_MASK =
+  sigmask(SIGQUIT) | sigmask(SIGILL) | sigmask(SIGTRAP) | sigmask(SIGABRT) | sigmask(SIGFPE) | sigmask(SIGSEGV) | sigmask(SIGBUS) | sigmask(SIGSYS) | sigmask(SIGXCPU) | sigmask(SIGXFSZ);
+/** SYNCHRONOUS_MASK: fault signals, delivered before any other. */
+const SYNCHRONOUS_MASK = sigmask(SIGSEGV) | sigmask(SIGBUS) | sigmask(SIGILL) | sigmask(SIGTRAP) | sigmask(SIGFPE) | sigmask(SIGSYS);
+const SIGRTMIN = 32;
+
+export function valid_signal(sig: number): boolean {
+  return sig >= 0 && sig <= NSIG;
+}
+function inMask(sig: number, mask: bigint): boolean {
+  return sig >= 1 && sig <= NSIG && (mask & sigmask(sig)) !== 0n;
+}
+export function sig_kernel_ignore(sig: number): boolean {
+  return inMask(sig, SIG_KERNEL_IGNORE_MASK);
+}
+
+/** recalc_sigpending for `t`: whether an unblocked signal is pending (TIF_SIGPENDING), or the group is exiting. */
+export function signal_pending(t: Task): boolean {
+  if (t.group.groupExit) return true;
+  const unblocked = ~t.blocked;
+  return ((t.pending.signal | t.group.shared_pending.signal) & unblocked) !== 0n;
+}
+
+/** sig_handler_ignored: the disposition ignores the signal (SIG_IGN, or SIG_DFL whose default is to ignore). */
+function sig_handler_ignored(ka: KSigaction, sig: number): boolean {
+  return ka.handler === SIG_IGN || (ka.handler === SIG_DFL && sig_kernel_ignore(sig));
+}
+
+/** sig_fatal: the default action kills and the handler is SIG_DFL. */
+function sig_fatal(t: Task, sig: number): boolean {
+  return !inMask(sig, SIG_KERNEL_IGNORE_MASK | SIG_KERNEL_STOP_MASK) && t.sighand.action[sig].handler === SIG_DFL;
+}
+
+/**
+ * send_signal_locked: queues `info` for `t` (its own pending set, or its thread group's when
+ * `group`). An ignored, unblocked signal is dropped (prepare_signal); a standard signal
+ * already pending is not queued twice (legacy_queue). complete_signal then picks a thread
+ * that does not block it: a fatal, non-core signal starts a group exit at once (every thread
+ * gets SIGKILL); otherwise the chosen thread is woken if it sleeps.
+ */
+export function send_signal(k: Kernel, t: Task, info: SigInfo, group: boolean): void {
+  const sig = info.signo;
+  if (t.group.groupExit && sig !== SIGKILL) return;
+  if (t.state === 'zombie' || t.state === 'dead') return;
+  const blocked = (t.blocked & sigmask(sig)) !== 0n;
+  if (!blocked && sig !== SIGKILL && sig_handler_ignored(t.sighand.action[sig], sig)) return;
+  const pending: SigPending = group ? t.group.shared_pending : t.pending;
+  if (sig < SIGRTMIN && (pending.signal & sigmask(sig)) !== 0n) return;
+  pending.signal |= sigmask(sig);
+  pending.list.push(info);
+  complete_signal(k, t, sig, group);
+}
+
+function complete_signal(k: Kernel, p: Task, sig: number, group: boolean): void {
+  let target: Task | null = null;
+  const wants = (t: Task): boolean => (t.blocked & sigmask(sig)) === 0n && t.state !== 'zombie' && t.state !== 'dead';
+  if (wants(p)) target = p;
+  else if (group) target = p.group.threads.find(wants) ?? null;
+  if (!target) return;
+  if (sig_fatal(target, sig) && !target.group.groupExit && !inMask(sig, SIG_KERNEL_COREDUMP_MASK)) {
+    const g = target.group;
+    g.groupExit = true;
+    g.group_exit_code = sig;
+    for (const th of g.threads) {
+      th.pending.signal |= sigmask(SIGKILL);
+      signal_wake_up(k, th, true);
+    }
+    return;
+  }
+  signal_wake_up(k, target, sig === SIGKILL);
+}
+
+/** signal_wake_up: a sleeping task wakes to handle its signal (interruptible sleeps; killable ones only for a fatal signal). */
+export function signal_wake_up(k: Kernel, t: Task, fatal: boolean): void {
+  if (t.state !== 'sleeping') return;
+  if (t.sleepKillableOnly && !fatal) return;
+  wake_up_process(k, t);
+}
+
+/**
+ * force_sig_info_to_task: a signal the task cannot refuse (a fault). If it is blocked or
+ * ignored, it is unblocked and its handler reset to SIG_DFL, so it kills the process.
+ */
+export function force_sig_info(k: Kernel, t: Task, info: SigInfo): void {
+  const sig = info.signo;
+  const ka = t.sighand.action[sig];
+  const blocked = (t.blocked & sigmask(sig)) !== 0n;
+  if (blocked || ka.handler === SIG_IGN) {
+    ka.handler = SIG_DFL;
+    if (blocked) t.blocked &= ~sigmask(sig);
+  }
+  send_signal(k, t, info, false);
+}
+
+/** force_sig_fault: a fault signal with si_code and si_addr (recorded as the interrupted operation's result). */
+export function force_sig_fault(k: Kernel, t: Task, sig: number, code: number, addr: bigint, pkey = 0): void {
+  const info: SigInfo = { signo: sig, code, addr, pid: 0, pkey };
+  k.recordOp(t, undefined, info);
+  force_sig_info(k, t, info);
+}
+
+/** force_sig: a forced signal with si_code SI_KERNEL (e.g. #GP, a bad signal frame). */
+export function force_sig(k: Kernel, t: Task, sig: number): void {
+  const info: SigInfo = { signo: sig, code: SI_KERNEL, addr: 0n, pid: 0, pkey: 0 };
+  if (sig !== SIGKILL) k.recordOp(t, undefined, info);
+  force_sig_info(k, t, info);
+}
+
+/** dequeue_signal: the next signal to deliver (synchronous ones first, then the lowest number; the thread's own before the group's), removed from its queue. */
+function dequeue_signal(t: Task): SigInfo | null {
+  const take = (p: SigPending): SigInfo | null => {
+    let x = p.signal & ~t.blocked;
+    if (x === 0n) return null;
+    if (x & SYNCHRONOUS_MASK) x &= SYNCHRONOUS_MASK;
+    let sig = 1;
+    while (!(x & sigmask(sig))) sig++;
+    const i = p.list.findIndex((s) => s.signo === sig);
+    const info = i >= 0 ? p.list.splice(i, 1)[0] : { signo: sig, code: SI_KERNEL, addr: 0n, pid: 0, pkey: 0 };
+    if (!p.list.some((s) => s.signo === sig)) p.signal &= ~sigmask(sig);
+    return info;
+  };
+  return take(t.pending) ?? take(t.group.shared_pending);
+}
+
+/** sizeof(struct rt_sigframe) on x86-64: pretcode 8 + ucontext 304 + siginfo 128. */
+export const RT_SIGFRAME_SIZE = 440;
+/** Offsets in the frame (arch/x86/include/asm/sigframe.h, uapi/asm/sigcontext.h). */
+export const UC_MCONTEXT = 48;
+const SC_RAX = UC_MCONTEXT + 13 * 8;
+const SC_RSP = UC_MCONTEXT + 15 * 8;
+const SC_RIP = UC_MCONTEXT + 16 * 8;
+const SC_OLDMASK = UC_MCONTEXT + 22 * 8;
+const SC_CR2 = UC_MCONTEXT + 23 * 8;
+const SC_FPSTATE = UC_MCONTEXT + 24 * 8;
+export const UC_SIGMASK = 304;
+const SIGINFO = 312;
+/** Offset of PKRU in the standard-format XSAVE area. */
+const XSAVE_PKRU = 2688;
+
+/** fpu_user_cfg.max_size + FP_XSTATE_MAGIC2_SIZE: the XSAVE image the frame carries. */
+function xstate_sigframe_size(k: Kernel): number {
+  return (k.machine.model.pku ? XSAVE_PKRU + 8 : 832) + 4;
+}
+
+/**
+ * get_signal + handle_signal, run on the way back to user mode (a kernel path). Dequeues
+ * signals until one needs action: a handler gets an rt_sigframe on the user stack (red zone
+ * skipped, XSAVE image 64-byte aligned, frame 16-byte aligned minus 8) and runs next; a fatal
+ * default action ends the thread group; ignored ones are dropped. Returns 1 if a handler was
+ * set up or the task is exiting, 0 if nothing needed delivery.
+ */
+export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
+  for (;;) {
+    if (t.group.groupExit) return 1;
+    const info = dequeue_signal(t);
+    if (!info) return 0;
+    const sig = info.signo;
+    const ka = t.sighand.action[sig];
+    if (ka.handler === SIG_IGN) continue;
+    if (ka.handler !== SIG_DFL) {
+      const ok = yield* setup_rt_frame(k, pc, t, info, ka);
+      if (!ok) {
+        // force_sigsegv: a frame that cannot be written kills with SIGSEGV.
+        if (sig === SIGSEGV) ka.handler = SIG_DFL;
+        force_sig(k, t, SIGSEGV);
+        continue;
+      }
+      // signal_setup_done
+      t.blocked |= ka.mask;
+      if (!(ka.flags & SA_NODEFER)) t.blocked |= sigmask(sig);
+      t.blocked &= ~SIG_KERNEL_ONLY_MASK;
+      if (ka.flags & SA_RESETHAND) ka.handler = SIG_DFL;
+      k.emitSignal(pc, t, info, 'handler');
+      return 1;
+    }
+    if (sig_kernel_ignore(sig) || inMask(sig, SIG_KERNEL_STOP_MASK)) continue;
+    k.emitSignal(pc, t, info, inMask(sig, SIG_KERNEL_COREDUMP_MASK) ? 'core' : 'terminate');
+    // do_group_exit(sig): the status is the signal number (no core dump).
+    t.group.groupExit = true;
+    t.group.group_exit_code = sig;
+    for (const th of t.group.threads) {
+      if (th !== t) {
+        th.pending.signal |= sigmask(SIGKILL);
+        signal_wake_up(k, th, true);
+      }
+    }
+    return 1;
+  }
+}
+
+/** x64_setup_rt_frame: writes the frame and points the task at the handler. False if the frame could not be written (or no SA_RESTORER). */
+function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSigaction): Generator<number, boolean, undefined> {
+  if (!(ka.flags & SA_RESTORER)) return false;
+  // A syscall interrupted with -ERESTARTSYS restarts after the handler only with SA_RESTART.
+  if (t.restartPending) {
+    t.restartPending = false;
+    if (ka.flags & SA_RESTART) t.pc -= OP_BYTES;
+    else k.completeSyscallResult(t, -EINTR);
+  }
+  let sp = t.sp - 128;
+  const fpSize = xstate_sigframe_size(k);
+  const bufFx = Math.floor((sp - fpSize) / 64) * 64;
+  sp = Math.floor((bufFx - RT_SIGFRAME_SIZE) / 16) * 16 - 8;
+  const fp = new Uint8Array(fpSize);
+  if (k.machine.model.pku) new DataView(fp.buffer).setUint32(XSAVE_PKRU, pc.cpu.pkru, true);
+  if (!(yield* copy_to_user(k, pc, t, BigInt(bufFx), fp))) return false;
+  const f = new Uint8Array(RT_SIGFRAME_SIZE);
+  putU64(f, 0, ka.restorer);
+  putU64(f, SC_RSP, BigInt(t.sp));
+  putU64(f, SC_RIP, BigInt(t.pc));
+  putU64(f, SC_OLDMASK, t.blocked & 0xffffffffn);
+  putU64(f, SC_CR2, info.addr);
+  putU64(f, SC_FPSTATE, BigInt(bufFx));
+  putU64(f, UC_SIGMASK, t.blocked);
+  putU32(f, SIGINFO, info.signo);
+  putU32(f, SIGINFO + 8, info.code);
+  if (info.code === SI_KERNEL || info.code > 0) putU64(f, SIGINFO + 16, info.addr);
+  else putU32(f, SIGINFO + 16, info.pid);
+  if (!(yield* copy_to_user(k, pc, t, BigInt(sp), f))) return false;
+  const fn = t.image!.byName;
+  void fn;
+  t.sp = sp;
+  t.pc = Number(ka.handler);
+  t.vars.set('signo', BigInt(info.signo));
+  t.vars.set('si_code', BigInt(info.code));
+  t.vars.set('si_addr', info.addr);
+  return true;
+}
+
+/**
+ * rt_sigreturn: the frame sits just above the stack pointer (the handler's return popped
+ * pretcode). Restores the signal mask (SIGKILL and SIGSTOP stay unblocked), the instruction
+ * and stack pointers. A frame that cannot be read kills with SIGSEGV (signal_fault).
+ */
+export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
+  const frame = t.sp - 8;
+  const f = yield* copy_from_user(k, pc, t, BigInt(frame), RT_SIGFRAME_SIZE);
+  if (!f) {
+    force_sig(k, t, SIGSEGV);
+    return 0;
+  }
+  t.blocked = getU64(f, UC_SIGMASK) & ~SIG_KERNEL_ONLY_MASK;
+  t.pc = Number(getU64(f, SC_RIP));
+  t.sp = Number(getU64(f, SC_RSP));
+  t.skipResult = true;
+  return Number(BigInt.asIntN(64, getU64(f, SC_RAX)));
+}

@@ -1,0 +1,34 @@
+/**
+ * The kinds of atomic step a kernel path yields (DESIGN.md rule 2). Each `yield` in a kernel
+ * generator is one of these; before yielding, the path stores what the step will touch in its
+ * CPU's `touch` field (a physical address for memory steps, a lock's id for lock steps, a CPU
+ * number for an IPI), so the explorer can tell which steps commute.
+ */
+
+/** Reads a page-table entry or other shared word. */
+export const STEP_READ = 1;
+/** Writes a page-table entry or other shared word. */
+export const STEP_WRITE = 2;
+/** A locked read-modify-write (LOCK CMPXCHG, atomic bit operation). */
+export const STEP_ATOMIC = 3;
+/** Takes a lock (the step succeeds). */
+export const STEP_LOCK = 4;
+/** Releases a lock. */
+export const STEP_UNLOCK = 5;
+/** Waits: a lock was busy or an acknowledgement has not come; the same step is retried. */
+export const STEP_WAIT = 6;
+/** Sends an IPI to CPU `touch`. */
+export const STEP_IPI = 7;
+/** A local TLB operation (CR3 write, INVLPG, INVPCID). */
+export const STEP_FLUSH = 8;
+/** Copies or zeroes a page. */
+export const STEP_COPY = 9;
+/** The task goes to sleep; the CPU schedules another. The path resumes when woken. */
+export const STEP_SLEEP = 10;
+/** Reads or writes user memory from the kernel (copy_to_user / copy_from_user). */
+export const STEP_UACCESS = 11;
+
+export const STEP_NAMES = ['', 'read', 'write', 'atomic', 'lock', 'unlock', 'wait', 'ipi', 'flush', 'copy', 'sleep', 'uaccess'];
+
+/** A kernel path: yields step kinds, returns the syscall's result (or 0). */
+export type KPath = Generator<number, number, undefined>;

@@ -1,0 +1,226 @@
+/**
+ * The syscall table (arch/x86/entry/syscalls/syscall_64.tbl): number, name and handler. A
+ * handler gets the six argument registers as unsigned 64-bit values and returns either the
+ * result (a number: the value or -errno) or a kernel path that produces it step by step.
+ * Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * tgkill.
+ */
+import { ArgumentError } from '../errors.js';
+import { sys_execve } from './exec.js';
+import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
+import { sys_clone, sys_fork, sys_vfork } from './fork.js';
+import type { Kernel, PerCpu } from './kernel.js';
+import { sys_mmap, sys_mprotect, sys_munmap } from './mmap.js';
+import { schedule } from './sched.js';
+import { send_signal, sig_kernel_ignore, sigmask, SIG_KERNEL_ONLY_MASK, sys_rt_sigreturn, valid_signal } from './signal.js';
+import type { KPath } from './steps.js';
+import type { SigInfo, Task } from './task.js';
+import { copy_from_user, copy_to_user, getU64, putU64 } from './uaccess.js';
+import {
+  EFAULT, EINVAL, ESRCH, SA_EXPOSE_TAGBITS, SA_NOCLDSTOP, SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO,
+  SI_TKILL, SI_USER, SIG_BLOCK, SIG_IGN, SIG_SETMASK, SIG_UNBLOCK, SIGKILL, SIGSTOP,
+} from './uapi.js';
+import { STEP_SLEEP } from './steps.js';
+
+export type SyscallHandler = (k: Kernel, pc: PerCpu, t: Task, args: bigint[]) => number | KPath;
+
+export interface SyscallEntry {
+  nr: number;
+  name: string;
+  handler: SyscallHandler;
+  /** The syscall does not return to its caller (exit, exit_group): its path ends the task. */
+  noreturn?: boolean;
+}
+
+/** UAPI_SA_FLAGS: the sa_flags rt_sigaction keeps; others are cleared silently. */
+const UAPI_SA_FLAGS = SA_NOCLDSTOP | SA_NOCLDWAIT | SA_SIGINFO | SA_ONSTACK | SA_RESTART | SA_NODEFER | SA_RESETHAND | SA_EXPOSE_TAGBITS | SA_RESTORER;
+
+/** getpid: the thread group id. */
+function sys_getpid(_k: Kernel, _pc: PerCpu, t: Task): number {
+  return t.tgid;
+}
+
+/** gettid: the thread id. */
+function sys_gettid(_k: Kernel, _pc: PerCpu, t: Task): number {
+  return t.tid;
+}
+
+/** sched_yield: the task goes to the back of its CPU's runqueue (always 0). */
+function sys_sched_yield(k: Kernel, pc: PerCpu): KPath {
+  return (function* (): KPath {
+    if (pc.runqueue.length > 0) {
+      yield STEP_SLEEP;
+    }
+    return 0;
+  })();
+  void k;
+  void schedule;
+}
+
+/**
+ * rt_sigaction(sig, act, oact, sigsetsize): sigsetsize first, then reading act, then the
+ * signal number (SIGKILL and SIGSTOP only without act); the new action is installed before
+ * oact is written, so a bad oact gives -EFAULT with the action changed. An action that
+ * ignores the signal discards it from every pending set.
+ */
+function sys_rt_sigaction(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+  const sig = Number(BigInt.asIntN(32, a[0]));
+  const act = a[1];
+  const oact = a[2];
+  if (a[3] !== 8n) return -EINVAL;
+  return (function* (): KPath {
+    let nsa: { handler: bigint; flags: number; restorer: bigint; mask: bigint } | null = null;
+    if (act !== 0n) {
+      const b = yield* copy_from_user(k, pc, t, act, 32);
+      if (!b) return -EFAULT;
+      nsa = { handler: getU64(b, 0), flags: Number(getU64(b, 8) & 0xffffffffn) & UAPI_SA_FLAGS, restorer: getU64(b, 16), mask: getU64(b, 24) & ~SIG_KERNEL_ONLY_MASK };
+    }
+    if (!valid_signal(sig) || sig < 1 || (nsa && (sig === SIGKILL || sig === SIGSTOP))) return -EINVAL;
+    const ka = t.sighand.action[sig];
+    const old = { ...ka };
+    if (nsa) {
+      Object.assign(ka, nsa);
+      if (ka.handler === SIG_IGN || (ka.handler === 0n && sig_kernel_ignore(sig))) {
+        const m = ~sigmask(sig);
+        for (const th of t.group.threads) {
+          th.pending.signal &= m;
+          removeQueued(th.pending.list, sig);
+        }
+        t.group.shared_pending.signal &= m;
+        removeQueued(t.group.shared_pending.list, sig);
+      }
+    }
+    if (oact !== 0n) {
+      const b = new Uint8Array(32);
+      putU64(b, 0, old.handler);
+      putU64(b, 8, BigInt(old.flags >>> 0));
+      putU64(b, 16, old.restorer);
+      putU64(b, 24, old.mask);
+      if (!(yield* copy_to_user(k, pc, t, oact, b))) return -EFAULT;
+    }
+    return 0;
+  })();
+}
+
+function removeQueued(list: SigInfo[], sig: number): void {
+  for (let i = list.length - 1; i >= 0; i--) if (list[i].signo === sig) list.splice(i, 1);
+}
+
+/**
+ * rt_sigprocmask(how, set, oset, sigsetsize): sigsetsize, then reading set, then `how` (only
+ * checked with a set); SIGKILL and SIGSTOP cannot be blocked; oset gets the old mask after
+ * the change.
+ */
+function sys_rt_sigprocmask(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+  const how = Number(BigInt.asIntN(32, a[0]));
+  if (a[3] !== 8n) return -EINVAL;
+  return (function* (): KPath {
+    const old = t.blocked;
+    if (a[1] !== 0n) {
+      const b = yield* copy_from_user(k, pc, t, a[1], 8);
+      if (!b) return -EFAULT;
+      const set = getU64(b, 0) & ~SIG_KERNEL_ONLY_MASK;
+      if (how === SIG_BLOCK) t.blocked |= set;
+      else if (how === SIG_UNBLOCK) t.blocked &= ~set;
+      else if (how === SIG_SETMASK) t.blocked = set;
+      else return -EINVAL;
+    }
+    if (a[2] !== 0n) {
+      const b = new Uint8Array(8);
+      putU64(b, 0, old);
+      if (!(yield* copy_to_user(k, pc, t, a[2], b))) return -EFAULT;
+    }
+    return 0;
+  })();
+}
+
+/** The live or zombie thread-group leaders, for kill's group forms. */
+function processes(k: Kernel): Task[] {
+  return [...k.tasks.values()].filter((p) => p.isLeader && p.state !== 'dead');
+}
+
+/**
+ * kill(pid, sig): pid > 0 the process containing that thread (looked up before the signal
+ * is checked); 0 and < -1 a process group (the model has one, holding every process); -1
+ * every process but the caller's and pid 1. si_code SI_USER. Signal 0 only checks.
+ */
+function sys_kill(k: Kernel, _pc: PerCpu, t: Task, a: bigint[]): number {
+  const pid = Number(BigInt.asIntN(32, a[0]));
+  const sig = Number(BigInt.asIntN(32, a[1]));
+  const info = (): SigInfo => ({ signo: sig, code: SI_USER, addr: 0n, pid: t.tgid, pkey: 0 });
+  const deliver = (p: Task): number => {
+    if (!valid_signal(sig)) return -EINVAL;
+    if (sig !== 0) send_signal(k, p, info(), true);
+    return 0;
+  };
+  if (pid > 0) {
+    const p = k.find_task_by_vpid(pid);
+    if (!p || p.state === 'dead') return -ESRCH;
+    return deliver(p.group.threads[0] ?? p);
+  }
+  if (pid === -2147483648) return -ESRCH;
+  let targets = processes(k);
+  if (pid === -1) targets = targets.filter((p) => p.tgid > 1 && p.group !== t.group);
+  if (targets.length === 0) return -ESRCH;
+  let ret = 0;
+  for (const p of targets) {
+    const r = deliver(p);
+    if (r !== 0) ret = r;
+  }
+  return ret;
+}
+
+/** tgkill(tgid, tid, sig): ids must be positive; the thread must exist in that group; si_code SI_TKILL; to the thread's own queue. */
+function sys_tgkill(k: Kernel, _pc: PerCpu, t: Task, a: bigint[]): number {
+  const tgid = Number(BigInt.asIntN(32, a[0]));
+  const tid = Number(BigInt.asIntN(32, a[1]));
+  const sig = Number(BigInt.asIntN(32, a[2]));
+  if (tid <= 0 || tgid <= 0) return -EINVAL;
+  const p = k.find_task_by_vpid(tid);
+  if (!p || p.state === 'dead' || p.tgid !== tgid) return -ESRCH;
+  if (!valid_signal(sig)) return -EINVAL;
+  if (sig !== 0) send_signal(k, p, { signo: sig, code: SI_TKILL, addr: 0n, pid: t.tgid, pkey: 0 }, false);
+  return 0;
+}
+
+const table: SyscallEntry[] = [
+  { nr: 9, name: 'mmap', handler: sys_mmap },
+  { nr: 10, name: 'mprotect', handler: sys_mprotect },
+  { nr: 11, name: 'munmap', handler: sys_munmap },
+  { nr: 13, name: 'rt_sigaction', handler: sys_rt_sigaction },
+  { nr: 14, name: 'rt_sigprocmask', handler: sys_rt_sigprocmask },
+  { nr: 15, name: 'rt_sigreturn', handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
+  { nr: 24, name: 'sched_yield', handler: sys_sched_yield },
+  { nr: 39, name: 'getpid', handler: sys_getpid },
+  { nr: 56, name: 'clone', handler: sys_clone },
+  { nr: 57, name: 'fork', handler: (k, pc, t) => sys_fork(k, pc, t) },
+  { nr: 58, name: 'vfork', handler: (k, pc, t) => sys_vfork(k, pc, t) },
+  { nr: 59, name: 'execve', handler: sys_execve },
+  { nr: 60, name: 'exit', handler: sys_exit, noreturn: true },
+  { nr: 61, name: 'wait4', handler: sys_wait4 },
+  { nr: 62, name: 'kill', handler: sys_kill },
+  { nr: 186, name: 'gettid', handler: sys_gettid },
+  { nr: 231, name: 'exit_group', handler: sys_exit_group, noreturn: true },
+  { nr: 234, name: 'tgkill', handler: sys_tgkill },
+];
+
+/** The table indexed by number (holes are undefined: -ENOSYS). */
+export const SYSCALLS: (SyscallEntry | undefined)[] = [];
+const BY_NAME = new Map<string, number>();
+for (const e of table) {
+  SYSCALLS[e.nr] = e;
+  BY_NAME.set(e.name, e.nr);
+}
+
+/** The number of a syscall the model implements, by name; ArgumentError for an unknown name. */
+export function syscallByName(name: string): number {
+  const nr = BY_NAME.get(name);
+  if (nr === undefined) throw new ArgumentError('syscall', `unknown syscall ${JSON.stringify(name)}; the model implements ${[...BY_NAME.keys()].join(', ')}`);
+  return nr;
+}
+
+/** Registers more syscalls (later layers: pkeys, shadow stacks, modify_ldt). */
+export function registerSyscall(e: SyscallEntry): void {
+  SYSCALLS[e.nr] = e;
+  BY_NAME.set(e.name, e.nr);
+}

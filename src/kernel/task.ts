@@ -1,0 +1,167 @@
+/**
+ * Tasks and thread groups (include/linux/sched.h task_struct, sched/signal.h signal_struct and
+ * sighand_struct): the identity, address space, user registers and signal state of a thread,
+ * and what its thread group shares.
+ */
+import type { ProgramImage } from '../user/program.js';
+import type { MmStruct } from './mm.js';
+
+/** A queued signal's siginfo (the fields the model reports). */
+export interface SigInfo {
+  signo: number;
+  code: number;
+  /** si_addr for faults (bigint: it may be any 64-bit value). */
+  addr: bigint;
+  /** si_pid of the sender for kill/tgkill. */
+  pid: number;
+  /** si_pkey for SEGV_PKUERR. */
+  pkey: number;
+}
+
+/** A signal's disposition (struct k_sigaction). */
+export interface KSigaction {
+  handler: bigint;
+  flags: number;
+  restorer: bigint;
+  mask: bigint;
+}
+
+/** struct sighand_struct: the handlers, shared by CLONE_SIGHAND. */
+export class SigHand {
+  readonly action: KSigaction[] = [];
+  count = 1;
+  constructor() {
+    for (let i = 0; i <= 64; i++) this.action.push({ handler: 0n, flags: 0, restorer: 0n, mask: 0n });
+  }
+  /** A copy for fork without CLONE_SIGHAND. */
+  clone(): SigHand {
+    const s = new SigHand();
+    for (let i = 0; i <= 64; i++) s.action[i] = { ...this.action[i] };
+    return s;
+  }
+}
+
+/** struct sigpending: a set of pending signals and their siginfo. */
+export class SigPending {
+  /** Bit (sig-1) per pending signal. */
+  signal = 0n;
+  readonly list: SigInfo[] = [];
+}
+
+/** The thread group (struct signal_struct and what the model keeps per process). */
+export class ThreadGroup {
+  readonly tgid: number;
+  readonly threads: Task[] = [];
+  readonly shared_pending = new SigPending();
+  /** Children (thread-group leaders) this process forked. */
+  readonly children: Task[] = [];
+  /** SIGNAL_GROUP_EXIT: set by exit_group or a fatal signal, with the exit status. */
+  groupExit = false;
+  group_exit_code = 0;
+  /** Live threads (nr_threads). */
+  live = 0;
+  constructor(tgid: number) {
+    this.tgid = tgid;
+  }
+}
+
+export type TaskState = 'running' | 'runnable' | 'sleeping' | 'zombie' | 'dead';
+
+/** A user-visible result of one operation, when the kernel keeps a log. */
+export interface OpRecord {
+  tid: number;
+  pid: number;
+  fn: string;
+  index: number;
+  op: string;
+  /** The value loaded or returned (bigint), absent for stores that completed. */
+  value?: bigint;
+  /** When the operation was interrupted by a synchronous signal. */
+  signal?: SigInfo;
+}
+
+export class Task {
+  /** pid in the kernel's sense: the thread id. */
+  tid: number;
+  group: ThreadGroup;
+  /** The parent process's leader (real_parent), or null for the first process. */
+  parent: Task | null;
+  /** Signal sent to the parent at exit: SIGCHLD for fork, clone's CSIGNAL bits, -1 for threads. */
+  exit_signal: number;
+  mm: MmStruct | null;
+  /** The mm whose page tables are loaded while this task runs (differs from mm only for kernel threads). */
+  active_mm: MmStruct | null;
+  sighand: SigHand;
+  state: TaskState = 'runnable';
+  /** CPU whose runqueue holds the task. */
+  cpu = 0;
+  /** exit_code: the wait status a zombie reports. */
+  exit_code = 0;
+  /** Set when the task has been reaped or was a thread that self-reaped. */
+  reaped = false;
+
+  // ---- User context ----------------------------------------------------------------------
+  image: ProgramImage | null;
+  /** Instruction pointer (address in the image's text) and stack pointer. */
+  pc = 0;
+  sp = 0;
+  /** The thread's variables (its registers). */
+  vars: Map<string, bigint>;
+  /** PKRU while switched out (thread.pkru). */
+  pkru = 0;
+
+  // ---- Signals -----------------------------------------------------------------------------
+  blocked = 0n;
+  readonly pending = new SigPending();
+  /** A syscall returned -ERESTARTSYS: restart it unless a handler without SA_RESTART runs first. */
+  restartPending = false;
+  /** The task sleeps killably (vfork): only a fatal signal wakes it. */
+  sleepKillableOnly = false;
+
+  // ---- Kernel side ---------------------------------------------------------------------------
+  /** The kernel path in progress (a syscall, a fault, signal delivery), or null in user mode. */
+  kpath: Generator<number, number, undefined> | null = null;
+  /** What the kernel path is: decides what happens when it ends. */
+  kpathKind: 'syscall' | 'fault' | 'signal' | 'exit' = 'syscall';
+  /** The operation the task was executing when it entered the kernel (for logs and restarts). */
+  opFn = '';
+  opIndex = 0;
+  /** The variable the running syscall's result goes to. */
+  intoVar: string | undefined = undefined;
+  /** Set by a syscall that leaves the user registers as it found them (rt_sigreturn, a successful execve). */
+  skipResult = false;
+  /** The user operation's name, for the log. */
+  opName = '';
+  /** CLONE_VFORK: the parent waiting for this child to exec or exit. */
+  vforkParent: Task | null = null;
+  /** Set while the task sleeps in wait4. */
+  waitingChild = false;
+  /** The syscall in progress: number and arguments (for events). */
+  curNr = -1;
+  curArgs: bigint[] = [];
+  /** Set on a vfork parent while its child runs. */
+  vforkWaiting = false;
+  /** Number of operations executed in user mode since the last switch (for timeslices). */
+  slice = 0;
+
+  constructor(tid: number, group: ThreadGroup, parent: Task | null, mm: MmStruct | null, sighand: SigHand, image: ProgramImage | null) {
+    this.tid = tid;
+    this.group = group;
+    this.parent = parent;
+    this.exit_signal = 17;
+    this.mm = mm;
+    this.active_mm = mm;
+    this.sighand = sighand;
+    this.image = image;
+    this.vars = new Map();
+  }
+
+  get tgid(): number {
+    return this.group.tgid;
+  }
+
+  /** Whether this task leads its thread group. */
+  get isLeader(): boolean {
+    return this.tid === this.group.tgid;
+  }
+}

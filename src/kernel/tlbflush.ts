@@ -1,0 +1,237 @@
+/**
+ * TLB management as Linux 6.12 does it on x86-64 (arch/x86/mm/tlb.c, asm/tlbflush.h):
+ * switch_mm_irqs_off with the per-CPU dynamic ASIDs, lazy TLB mode, flush_tlb_mm_range with
+ * its single-page ceiling and its IPIs, and flush_tlb_func on each CPU. The kernel touches
+ * the TLB only through the processor's instructions (MOV to CR3, INVLPG).
+ */
+import { CR3_HI_NOFLUSH } from '../hw/regs.js';
+import type { Kernel, PerCpu } from './kernel.js';
+import type { MmStruct } from './mm.js';
+import { mmdrop } from './mmput.js';
+import { STEP_FLUSH, STEP_IPI, STEP_WAIT, type KPath } from './steps.js';
+
+/** TLB_NR_DYN_ASIDS: ASIDs each CPU hands out to the mms it runs. */
+export const TLB_NR_DYN_ASIDS = 6;
+/** TLB_FLUSH_ALL as an end address. */
+export const TLB_FLUSH_ALL = -1;
+
+/** struct flush_tlb_info: one flush request, shared by the CPUs it is sent to. */
+export interface FlushTlbInfo {
+  mm: MmStruct | null;
+  start: number;
+  end: number;
+  stride_shift: number;
+  freed_tables: boolean;
+  new_tlb_gen: number;
+  initiating_cpu: number;
+  /** CPUs that have not yet run flush_tlb_func for it (the csd lock the sender waits on). */
+  pending: number;
+}
+
+/** kern_pcid: the PCID of a dynamic ASID (ASID + 1; PCID 0 is left to PCID-unaware code). */
+export function kern_pcid(asid: number): number {
+  return asid + 1;
+}
+
+/**
+ * load_new_mm_cr3: CR3 = the mm's PGD with the ASID's PCID; bit 63 (NOFLUSH) unless
+ * `need_flush`. Without PCIDs the PCID field is 0 and every write flushes.
+ */
+export function load_new_mm_cr3(k: Kernel, pc: PerCpu, mm: MmStruct, asid: number, need_flush: boolean): void {
+  const pa = mm.pgd * 4096;
+  if (!k.pcid) {
+    pc.cpu.movToCr3(Math.floor(pa / 2 ** 32), pa >>> 0);
+    return;
+  }
+  const lo = ((pa >>> 0) | kern_pcid(asid)) >>> 0;
+  const hi = Math.floor(pa / 2 ** 32) | (need_flush ? 0 : CR3_HI_NOFLUSH);
+  pc.cpu.movToCr3(hi >>> 0, lo);
+}
+
+/**
+ * choose_new_asid: the ASID slot this CPU uses for `next`. A slot that still holds the mm's
+ * ctx_id is reused, flushed only if its tlb_gen is behind; otherwise the next slot round-robin,
+ * always flushed. Without PCID: ASID 0, always flushed. Result: asid, with `chooseFlush`.
+ */
+function choose_new_asid(k: Kernel, pc: PerCpu, next: MmStruct, next_tlb_gen: number): number {
+  if (!k.pcid) {
+    chooseFlush = true;
+    return 0;
+  }
+  if (pc.invalidate_other) clear_asid_other(pc);
+  for (let asid = 0; asid < TLB_NR_DYN_ASIDS; asid++) {
+    if (pc.ctx_id[asid] !== next.ctx_id) continue;
+    chooseFlush = pc.ctx_tlb_gen[asid] < next_tlb_gen;
+    return asid;
+  }
+  let asid = pc.next_asid++;
+  if (asid >= TLB_NR_DYN_ASIDS) {
+    asid = 0;
+    pc.next_asid = 1;
+  }
+  chooseFlush = true;
+  return asid;
+}
+let chooseFlush = false;
+
+/** clear_asid_other: forget every ASID but the loaded one, so each is flushed on next use. */
+function clear_asid_other(pc: PerCpu): void {
+  for (let asid = 0; asid < TLB_NR_DYN_ASIDS; asid++) {
+    if (asid === pc.loaded_mm_asid) continue;
+    pc.ctx_id[asid] = 0;
+  }
+  pc.invalidate_other = false;
+}
+
+/**
+ * switch_mm_irqs_off: makes `next` the loaded mm on this CPU (one step: interrupts are off).
+ * Leaving lazy mode for the same mm flushes only if the mm's tlb_gen moved on. Switching to
+ * another mm moves this CPU from the old mm's cpumask to the new one's, picks an ASID and
+ * writes CR3 (with NOFLUSH when the ASID's entries are current).
+ */
+export function switch_mm_irqs_off(k: Kernel, pc: PerCpu, next: MmStruct): void {
+  const prev = pc.loaded_mm;
+  const prev_asid = pc.loaded_mm_asid;
+  const was_lazy = pc.is_lazy;
+  pc.is_lazy = false;
+  let new_asid: number;
+  let need_flush: boolean;
+  let next_tlb_gen: number;
+  if (prev === next) {
+    if (!was_lazy) return;
+    next_tlb_gen = next.tlb_gen;
+    if (pc.ctx_tlb_gen[prev_asid] === next_tlb_gen) {
+      k.emitSwitch(pc, prev, next, prev_asid, false, 'unlazy');
+      return;
+    }
+    new_asid = prev_asid;
+    need_flush = true;
+  } else {
+    if (prev !== k.init_mm) prev.cpumask[pc.id] = 0;
+    if (next !== k.init_mm) next.cpumask[pc.id] = 1;
+    next_tlb_gen = next.tlb_gen;
+    new_asid = choose_new_asid(k, pc, next, next_tlb_gen);
+    need_flush = chooseFlush;
+  }
+  if (need_flush) {
+    pc.ctx_id[new_asid] = next.ctx_id;
+    pc.ctx_tlb_gen[new_asid] = next_tlb_gen;
+  }
+  load_new_mm_cr3(k, pc, next, new_asid, need_flush);
+  if (prev !== next) {
+    // The loaded mm is pinned by a reference (mmgrab / mmdrop of the lazy-TLB mm).
+    if (next !== k.init_mm) next.mm_count++;
+    if (prev !== k.init_mm) mmdrop(k, prev);
+  }
+  pc.loaded_mm = next;
+  pc.loaded_mm_asid = new_asid;
+  k.emitSwitch(pc, prev, next, new_asid, need_flush, prev === next ? 'unlazy' : 'switch');
+}
+
+/**
+ * enter_lazy_tlb: the CPU runs a kernel thread (here: goes idle) and keeps the user mm's page
+ * tables loaded. It stays in the mm's cpumask; flushes that free page tables still reach it.
+ */
+export function enter_lazy_tlb(k: Kernel, pc: PerCpu): void {
+  if (pc.loaded_mm === k.init_mm) return;
+  pc.is_lazy = true;
+}
+
+/**
+ * flush_tlb_func: runs on each CPU a flush request reaches (from an IPI, or locally). A CPU
+ * not running the mm ignores it; a lazy one switches to init_mm instead of flushing. A CPU
+ * already at the mm's generation does nothing. A range is flushed page by page only when
+ * this request is the next generation and nothing newer is pending; else a full flush.
+ */
+export function flush_tlb_func(k: Kernel, pc: PerCpu, f: FlushTlbInfo): void {
+  const loaded_mm = pc.loaded_mm;
+  if (f.mm !== null && f.mm !== loaded_mm) return;
+  if (loaded_mm === k.init_mm) return;
+  if (pc.is_lazy) {
+    // switch_mm_irqs_off(NULL, &init_mm, NULL): stop speculating through freed tables.
+    switch_mm_irqs_off(k, pc, k.init_mm);
+    return;
+  }
+  const asid = pc.loaded_mm_asid;
+  const mm_tlb_gen = loaded_mm.tlb_gen;
+  const local_tlb_gen = pc.ctx_tlb_gen[asid];
+  if (local_tlb_gen === mm_tlb_gen) return;
+  if (f.new_tlb_gen <= local_tlb_gen) return;
+  const partial = f.end !== TLB_FLUSH_ALL && f.new_tlb_gen === local_tlb_gen + 1 && f.new_tlb_gen === mm_tlb_gen;
+  let pages = 0;
+  if (partial) {
+    const stride = 2 ** f.stride_shift;
+    for (let addr = f.start; addr < f.end; addr += stride) {
+      flush_tlb_one_user(pc, addr);
+      pages++;
+    }
+  } else {
+    flush_tlb_local(k, pc);
+  }
+  pc.ctx_tlb_gen[asid] = mm_tlb_gen;
+  k.emitFlushFunc(pc, f, partial ? pages : -1);
+}
+
+/** flush_tlb_one_user: INVLPG of one user address (the current PCID). */
+export function flush_tlb_one_user(pc: PerCpu, addr: number): void {
+  pc.cpu.invlpg(Math.floor(addr / 2 ** 32) >>> 0, addr >>> 0);
+}
+
+/** flush_tlb_local: rewrite CR3 without NOFLUSH, dropping the current PCID's non-global entries. */
+export function flush_tlb_local(k: Kernel, pc: PerCpu): void {
+  load_new_mm_cr3(k, pc, pc.loaded_mm, pc.loaded_mm_asid, true);
+}
+
+/**
+ * flush_tlb_mm_range: after the caller changed `mm`'s PTEs in [start, end) (end
+ * TLB_FLUSH_ALL for everything), makes every CPU drop what it cached of them before the
+ * caller goes on. More than tlb_single_page_flush_ceiling pages become a full flush. Bumps
+ * the mm's tlb_gen; sends an IPI (one step each) to every other CPU in the mm's cpumask
+ * (lazy ones only when page tables were freed), runs the flush locally if this CPU has the
+ * mm loaded, then waits for every target to finish.
+ */
+export function* flush_tlb_mm_range(k: Kernel, pc: PerCpu, mm: MmStruct, start: number, end: number, stride_shift: number, freed_tables: boolean): KPath {
+  if (end !== TLB_FLUSH_ALL && (end - start) / 2 ** stride_shift > k.options.tlb_single_page_flush_ceiling) {
+    start = 0;
+    end = TLB_FLUSH_ALL;
+  }
+  const new_tlb_gen = ++mm.tlb_gen;
+  const info: FlushTlbInfo = { mm, start, end, stride_shift, freed_tables, new_tlb_gen, initiating_cpu: pc.id, pending: 0 };
+  let others = false;
+  for (let c = 0; c < k.percpu.length; c++) if (c !== pc.id && mm.cpumask[c]) others = true;
+  k.emitShootdown(pc, info);
+  if (others) {
+    // flush_tlb_multi -> native_flush_tlb_multi: IPIs to the other CPUs, then the local flush.
+    for (let c = 0; c < k.percpu.length; c++) {
+      if (c === pc.id || !mm.cpumask[c]) continue;
+      const target = k.percpu[c];
+      if (!freed_tables && target.is_lazy) continue; // should_flush_tlb
+      info.pending++;
+      pc.touch = c;
+      yield STEP_IPI;
+      target.ipis.push(info);
+      k.emitIpi(pc, c);
+    }
+    if (mm.cpumask[pc.id] && pc.loaded_mm === mm) {
+      pc.touch = pc.id;
+      yield STEP_FLUSH;
+      flush_tlb_func(k, pc, info);
+    }
+    while (info.pending > 0) {
+      pc.touch = -1;
+      yield STEP_WAIT;
+    }
+  } else if (pc.loaded_mm === mm) {
+    pc.touch = pc.id;
+    yield STEP_FLUSH;
+    flush_tlb_func(k, pc, info);
+  }
+  return 0;
+}
+
+/** Handles one queued flush IPI on this CPU (flush_tlb_func from the IPI handler) and acknowledges it. */
+export function handle_flush_ipi(k: Kernel, pc: PerCpu): void {
+  const f = pc.ipis.shift()!;
+  flush_tlb_func(k, pc, f);
+  f.pending--;
+}

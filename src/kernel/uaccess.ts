@@ -1,0 +1,88 @@
+/**
+ * Kernel access to user memory (arch/x86/include/asm/uaccess.h, lib/usercopy): access_ok,
+ * then the copy with SMAP opened (STAC ... CLAC). A #PF during the copy runs the fault handler
+ * in kernel mode: a fault it can fix (demand paging, COW) is retried; one it cannot is caught
+ * by the exception fixup and the copy fails, so the syscall returns -EFAULT.
+ */
+import { Access } from '../hw/rights.js';
+import { FAULT, PENDING } from '../hw/mmu.js';
+import { X86_TRAP_PF } from '../hw/regs.js';
+import { do_user_addr_fault, FAULT_EFAULT } from './fault.js';
+import type { Kernel, PerCpu } from './kernel.js';
+import { STEP_UACCESS } from './steps.js';
+import type { Task } from './task.js';
+
+/** __access_ok: the range [addr, addr + size) lies in user space (below TASK_SIZE_MAX). */
+export function access_ok(t: Task, addr: bigint, size: number): boolean {
+  const limit = BigInt(t.mm ? t.mm.task_size : 0);
+  return addr >= 0n && addr <= limit && BigInt(size) <= limit - addr;
+}
+
+/**
+ * Translates each page of [addr, addr + size) for `kind` at CPL 0 with EFLAGS.AC set,
+ * faulting pages in as needed; returns the physical pieces [pa, len, ...], or null for -EFAULT.
+ */
+function* user_pieces(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number, kind: number): Generator<number, number[] | null, undefined> {
+  if (!access_ok(t, addr, size)) return null;
+  const cpu = pc.cpu;
+  const pieces: number[] = [];
+  let a = Number(addr);
+  for (let left = size; left > 0; ) {
+    const n = Math.min(left, 4096 - (a % 4096));
+    for (;;) {
+      pc.touch = a;
+      yield STEP_UACCESS;
+      cpu.stac();
+      const hi = Math.floor(a / 2 ** 32);
+      let pa = cpu.accessStart(hi, a >>> 0, kind);
+      while (pa === PENDING) pa = cpu.accessStep();
+      cpu.clac();
+      if (pa !== FAULT) {
+        pieces.push(pa, n);
+        break;
+      }
+      if (cpu.faultVector !== X86_TRAP_PF) return null;
+      const code = cpu.faultErrorCode;
+      cpu.clearFault();
+      const r = yield* do_user_addr_fault(k, pc, t, a, code);
+      if (r === FAULT_EFAULT) return null;
+    }
+    a += n;
+    left -= n;
+  }
+  return pieces;
+}
+
+/** copy_to_user: writes `data` at user address `addr`; false means -EFAULT (nothing is promised about a partial write). */
+export function* copy_to_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, data: Uint8Array): Generator<number, boolean, undefined> {
+  const pieces = yield* user_pieces(k, pc, t, addr, data.length, Access.Write);
+  if (!pieces) return false;
+  for (let i = 0, at = 0; i < pieces.length; i += 2) {
+    k.machine.mem.writeBytes(pieces[i], data.subarray(at, at + pieces[i + 1]));
+    at += pieces[i + 1];
+  }
+  return true;
+}
+
+/** copy_from_user: reads `size` bytes at user address `addr`, or null for -EFAULT. */
+export function* copy_from_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number): Generator<number, Uint8Array | null, undefined> {
+  const pieces = yield* user_pieces(k, pc, t, addr, size, Access.Read);
+  if (!pieces) return null;
+  const out = new Uint8Array(size);
+  for (let i = 0, at = 0; i < pieces.length; i += 2) {
+    out.set(k.machine.mem.readBytes(pieces[i], pieces[i + 1]), at);
+    at += pieces[i + 1];
+  }
+  return out;
+}
+
+/** Little-endian helpers for building and parsing user structures. */
+export function putU64(b: Uint8Array, off: number, v: bigint): void {
+  new DataView(b.buffer, b.byteOffset).setBigUint64(off, BigInt.asUintN(64, v), true);
+}
+export function getU64(b: Uint8Array, off: number): bigint {
+  return new DataView(b.buffer, b.byteOffset).getBigUint64(off, true);
+}
+export function putU32(b: Uint8Array, off: number, v: number): void {
+  new DataView(b.buffer, b.byteOffset).setUint32(off, v >>> 0, true);
+}

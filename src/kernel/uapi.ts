@@ -1,0 +1,172 @@
+/**
+ * The numbers user space and the kernel agree on: errno values, signal numbers and si_codes,
+ * mmap/mprotect flags, clone flags, wait options and sigaction flags, with the header each is
+ * defined in (Linux 6.12, x86-64).
+ */
+
+// ---- errno (include/uapi/asm-generic/errno-base.h, errno.h) ------------------------------------
+export const EPERM = 1;
+export const ENOENT = 2;
+export const ESRCH = 3;
+export const EINTR = 4;
+export const EBADF = 9;
+export const ECHILD = 10;
+export const EAGAIN = 11;
+export const ENOMEM = 12;
+export const EACCES = 13;
+export const EFAULT = 14;
+export const EBUSY = 16;
+export const EEXIST = 17;
+export const EINVAL = 22;
+export const ENOSPC = 28;
+export const ENAMETOOLONG = 36;
+export const ERANGE = 34;
+export const ENOSYS = 38;
+export const EOVERFLOW = 75;
+export const EOPNOTSUPP = 95;
+
+/** errno names by number, for traces and messages. */
+export const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
+  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
+};
+
+// ---- Signals (arch/x86/include/uapi/asm/signal.h) ----------------------------------------------
+export const SIGHUP = 1;
+export const SIGINT = 2;
+export const SIGQUIT = 3;
+export const SIGILL = 4;
+export const SIGTRAP = 5;
+export const SIGABRT = 6;
+export const SIGBUS = 7;
+export const SIGFPE = 8;
+export const SIGKILL = 9;
+export const SIGUSR1 = 10;
+export const SIGSEGV = 11;
+export const SIGUSR2 = 12;
+export const SIGPIPE = 13;
+export const SIGALRM = 14;
+export const SIGTERM = 15;
+export const SIGSTKFLT = 16;
+export const SIGCHLD = 17;
+export const SIGCONT = 18;
+export const SIGSTOP = 19;
+export const SIGTSTP = 20;
+export const SIGTTIN = 21;
+export const SIGTTOU = 22;
+export const SIGURG = 23;
+export const SIGXCPU = 24;
+export const SIGXFSZ = 25;
+export const SIGVTALRM = 26;
+export const SIGPROF = 27;
+export const SIGWINCH = 28;
+export const SIGIO = 29;
+export const SIGPWR = 30;
+export const SIGSYS = 31;
+/** _NSIG: signals are 1.._NSIG; 32..64 are the real-time signals. */
+export const NSIG = 64;
+
+export const SIGNAL_NAMES: Record<number, string> = {
+  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL',
+  10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM', 16: 'SIGSTKFLT', 17: 'SIGCHLD',
+  18: 'SIGCONT', 19: 'SIGSTOP', 20: 'SIGTSTP', 21: 'SIGTTIN', 22: 'SIGTTOU', 23: 'SIGURG', 24: 'SIGXCPU', 25: 'SIGXFSZ',
+  26: 'SIGVTALRM', 27: 'SIGPROF', 28: 'SIGWINCH', 29: 'SIGIO', 30: 'SIGPWR', 31: 'SIGSYS',
+};
+
+/** sa_handler values (include/uapi/asm-generic/signal-defs.h). */
+export const SIG_DFL = 0n;
+export const SIG_IGN = 1n;
+
+/** sa_flags (arch/x86/include/uapi/asm/signal.h, include/uapi/asm-generic/signal-defs.h). */
+export const SA_NOCLDSTOP = 0x1;
+export const SA_NOCLDWAIT = 0x2;
+export const SA_SIGINFO = 0x4;
+export const SA_EXPOSE_TAGBITS = 0x800;
+export const SA_RESTORER = 0x04000000;
+export const SA_ONSTACK = 0x08000000;
+export const SA_RESTART = 0x10000000;
+export const SA_NODEFER = 0x40000000;
+export const SA_RESETHAND = 0x80000000;
+
+/** rt_sigprocmask `how`. */
+export const SIG_BLOCK = 0;
+export const SIG_UNBLOCK = 1;
+export const SIG_SETMASK = 2;
+
+/** si_code values (include/uapi/asm-generic/siginfo.h). */
+export const SI_USER = 0;
+export const SI_KERNEL = 0x80;
+export const SI_TKILL = -6;
+export const SEGV_MAPERR = 1;
+export const SEGV_ACCERR = 2;
+export const SEGV_PKUERR = 4;
+export const CLD_EXITED = 1;
+export const CLD_KILLED = 2;
+export const CLD_DUMPED = 3;
+
+// ---- mmap and mprotect (include/uapi/asm-generic/mman-common.h, linux/mman.h, asm/mman.h) ----
+export const PROT_NONE = 0x0;
+export const PROT_READ = 0x1;
+export const PROT_WRITE = 0x2;
+export const PROT_EXEC = 0x4;
+export const PROT_SEM = 0x8;
+export const PROT_GROWSDOWN = 0x01000000;
+export const PROT_GROWSUP = 0x02000000;
+
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_SHARED_VALIDATE = 0x03;
+export const MAP_DROPPABLE = 0x08;
+export const MAP_TYPE = 0x0f;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_32BIT = 0x40;
+export const MAP_GROWSDOWN = 0x0100;
+export const MAP_DENYWRITE = 0x0800;
+export const MAP_EXECUTABLE = 0x1000;
+export const MAP_LOCKED = 0x2000;
+export const MAP_NORESERVE = 0x4000;
+export const MAP_POPULATE = 0x8000;
+export const MAP_NONBLOCK = 0x10000;
+export const MAP_STACK = 0x20000;
+export const MAP_HUGETLB = 0x40000;
+export const MAP_SYNC = 0x80000;
+export const MAP_FIXED_NOREPLACE = 0x100000;
+export const MAP_UNINITIALIZED = 0x4000000;
+
+// ---- clone (include/uapi/linux/sched.h) --------------------------------------------------------
+export const CSIGNAL = 0x000000ff;
+export const CLONE_VM = 0x00000100;
+export const CLONE_FS = 0x00000200;
+export const CLONE_FILES = 0x00000400;
+export const CLONE_SIGHAND = 0x00000800;
+export const CLONE_PIDFD = 0x00001000;
+export const CLONE_PTRACE = 0x00002000;
+export const CLONE_VFORK = 0x00004000;
+export const CLONE_PARENT = 0x00008000;
+export const CLONE_THREAD = 0x00010000;
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_SYSVSEM = 0x00040000;
+export const CLONE_SETTLS = 0x00080000;
+export const CLONE_PARENT_SETTID = 0x00100000;
+export const CLONE_CHILD_CLEARTID = 0x00200000;
+export const CLONE_DETACHED = 0x00400000;
+export const CLONE_UNTRACED = 0x00800000;
+export const CLONE_CHILD_SETTID = 0x01000000;
+export const CLONE_NEWCGROUP = 0x02000000;
+export const CLONE_NEWUTS = 0x04000000;
+export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWNET = 0x40000000;
+export const CLONE_IO = 0x80000000;
+
+// ---- wait4 (include/uapi/linux/wait.h) ---------------------------------------------------------
+export const WNOHANG = 0x00000001;
+export const WUNTRACED = 0x00000002;
+export const WEXITED = 0x00000004;
+export const WCONTINUED = 0x00000008;
+export const WNOWAIT = 0x01000000;
+export const __WNOTHREAD = 0x20000000;
+export const __WALL = 0x40000000;
+export const __WCLONE = 0x80000000;

@@ -1,0 +1,168 @@
+/**
+ * A System: a machine (hw/) with the kernel (kernel/) booted on it, and the user-level API to
+ * start programs, run them, and read what happened. Everything is deterministic: the order in
+ * which CPUs take steps comes from `schedule` and `seed` (DESIGN.md rule 3).
+ */
+import { ArgumentError, ConfigError } from './errors.js';
+import type { EventBus } from './events.js';
+import type { HwEvent } from './hw/events.js';
+import { Machine, type MachineConfig } from './hw/machine.js';
+import { check_page_counts } from './kernel/debug.js';
+import { cpu_step } from './kernel/entry.js';
+import type { KernelEvent } from './kernel/events.js';
+import { load_image, start_thread } from './kernel/exec.js';
+import { newProcess } from './kernel/fork.js';
+import { Kernel, resolveKernelOptions, type KernelOptions, type PerCpu } from './kernel/kernel.js';
+import { wake_up_new_task } from './kernel/sched.js';
+import { syscallByName } from './kernel/syscalls.js';
+import type { OpRecord, Task } from './kernel/task.js';
+import { ProgramImage, type Op, type Program } from './user/program.js';
+
+export type IsolabEvent = HwEvent | KernelEvent;
+
+export interface SystemConfig extends MachineConfig {
+  /** Kernel options (boot parameters and sysctls). */
+  kernel?: Partial<KernelOptions>;
+  /** How the runner picks the next CPU to step: every CPU in turn, or a seeded random choice. Default 'round-robin'. */
+  schedule?: 'round-robin' | 'random';
+  /** Seed for the 'random' schedule. Default 1. */
+  seed?: number;
+}
+
+/** What `run` saw. */
+export interface RunResult {
+  /** Steps taken, over all CPUs. */
+  steps: number;
+  /** True when every task has exited. */
+  finished: boolean;
+  /** Tasks still alive when the run stopped (blocked, or out of steps), by tid. */
+  alive: number[];
+}
+
+export class System {
+  readonly machine: Machine;
+  readonly kernel: Kernel;
+  readonly events: EventBus<IsolabEvent>;
+  private readonly order: 'round-robin' | 'random';
+  private rng: number;
+  private totalSteps = 0;
+
+  /** Boots a machine and the kernel; throws ConfigError naming a bad option. */
+  constructor(config: SystemConfig = {}) {
+    if (config === null || typeof config !== 'object') throw new ConfigError('system', `expected an object of options, got ${String(config)}`);
+    const { kernel, schedule, seed, ...machine } = config;
+    if (schedule !== undefined && schedule !== 'round-robin' && schedule !== 'random') {
+      throw new ConfigError('schedule', `expected 'round-robin' or 'random', got ${JSON.stringify(schedule)}`);
+    }
+    if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new ConfigError('seed', `expected a non-negative integer, got ${JSON.stringify(seed)}`);
+    this.machine = new Machine(machine);
+    this.kernel = new Kernel(this.machine, resolveKernelOptions(kernel));
+    this.events = this.kernel.events;
+    this.order = schedule ?? 'round-robin';
+    this.rng = (seed ?? 1) >>> 0 || 1;
+  }
+
+  /** Registers a program that execve can load by name (the path string it is given). */
+  addImage(name: string, program: Program): void {
+    if (typeof name !== 'string' || name === '') throw new ArgumentError('name', 'expected a non-empty image name');
+    this.kernel.images.set(name, compile(name, program));
+  }
+
+  /**
+   * Starts a process running `program`, as if a parent had forked and exec'd it, on `cpu` (or
+   * the least loaded CPU). Returns its pid. The program is also registered as an image under
+   * `name` (default 'init' for the first process, then 'prog<pid>').
+   */
+  spawn(program: Program, options: { name?: string; cpu?: number } = {}): number {
+    const k = this.kernel;
+    if (options.cpu !== undefined && (!Number.isInteger(options.cpu) || options.cpu < 0 || options.cpu >= k.percpu.length)) {
+      throw new ArgumentError('cpu', `expected a CPU number from 0 to ${k.percpu.length - 1}, got ${JSON.stringify(options.cpu)}`);
+    }
+    const name = options.name ?? (k.tasks.size === 0 && k.exited.size === 0 ? 'init' : `prog${k.tasks.size + k.exited.size + 1}`);
+    const image = compile(name, program);
+    k.images.set(name, image);
+    const mm = load_image(k, image);
+    if (!mm) throw new ConfigError('memory', 'not enough simulated memory to load the program');
+    const t = newProcess(k, mm);
+    start_thread(k, t, image);
+    wake_up_new_task(k, t, options.cpu);
+    return t.tid;
+  }
+
+  /** Runs one step on the next CPU the schedule picks. Returns false if no CPU had anything to do. */
+  step(): boolean {
+    const pcs = this.kernel.percpu;
+    if (this.order === 'round-robin') {
+      let any = false;
+      for (const pc of pcs) if (cpu_step(this.kernel, pc)) any = true;
+      if (any) this.totalSteps++;
+      return any;
+    }
+    const busy = pcs.filter(hasWork);
+    if (busy.length === 0) return false;
+    this.rng ^= this.rng << 13;
+    this.rng ^= this.rng >>> 17;
+    this.rng ^= this.rng << 5;
+    this.rng >>>= 0;
+    cpu_step(this.kernel, busy[this.rng % busy.length]);
+    this.totalSteps++;
+    return true;
+  }
+
+  /**
+   * Runs until nothing is left to do (every task exited, or every one blocked) or `maxSteps`
+   * rounds have run. With the kernel's `debug_vm` option the page counts are checked at the end.
+   */
+  run(options: { maxSteps?: number } = {}): RunResult {
+    const max = options.maxSteps ?? 10_000_000;
+    if (!Number.isSafeInteger(max) || max < 0) throw new ArgumentError('maxSteps', `expected a non-negative integer, got ${JSON.stringify(max)}`);
+    const start = this.totalSteps;
+    for (let i = 0; i < max; i++) if (!this.step()) break;
+    const k = this.kernel;
+    if (k.options.debug_vm) check_page_counts(k, null);
+    const alive = [...k.tasks.values()].filter((t) => t.state !== 'dead' && t.state !== 'zombie').map((t) => t.tid);
+    return { steps: this.totalSteps - start, finished: alive.length === 0, alive };
+  }
+
+  /** The wait status of an exited process (as wait4 reports it), or undefined while it lives or is an unreaped zombie. */
+  exitStatus(pid: number): number | undefined {
+    return this.kernel.exited.get(pid);
+  }
+
+  /** A live task (or zombie) by tid. */
+  task(tid: number): Task | undefined {
+    return this.kernel.tasks.get(tid);
+  }
+
+  /** A task's variables (its registers), live or not yet reaped. */
+  vars(tid: number): Map<string, bigint> {
+    const t = this.kernel.tasks.get(tid);
+    if (!t) throw new ArgumentError('tid', `no task ${tid} (it exited and was reaped, or never existed)`);
+    return t.vars;
+  }
+
+  /** The record of every user operation's result, in the order they completed. */
+  get log(): OpRecord[] {
+    return this.kernel.log;
+  }
+
+  /** Debug-check findings so far (with `kernel.debug_vm`). */
+  get debugReports(): string[] {
+    return this.kernel.debugReports;
+  }
+}
+
+function hasWork(pc: PerCpu): boolean {
+  return pc.ipis.length > 0 || pc.runqueue.length > 0 || (pc.current !== null && pc.current.state === 'running');
+}
+
+/** Compiles a program and checks every syscall name against the table. */
+function compile(name: string, program: Program): ProgramImage {
+  const image = new ProgramImage(name, program);
+  for (const f of image.functions) {
+    f.ops.forEach((op: Op) => {
+      if (op.op === 'syscall' && typeof op.name === 'string') syscallByName(op.name);
+    });
+  }
+  return image;
+}

@@ -1,0 +1,196 @@
+/**
+ * User programs: what a simulated thread executes. A program is a `main` list of operations
+ * plus named functions (signal handlers, thread bodies). Operations are the model's
+ * instructions: a load, a store, an instruction fetch, a syscall, setting a variable, and the
+ * two ways out of a signal handler (returning, or longjmp past the interrupted operation).
+ *
+ * `ProgramImage` lays a program out as the text of an executable: every operation takes
+ * OP_BYTES bytes at an address in the text segment, so executing it is an instruction fetch
+ * there, with the access rights, TLB and faults that implies. Variables are the thread's
+ * registers: copied by fork and clone, reset by execve.
+ */
+import { ArgumentError } from '../errors.js';
+
+/** A value: a number, a bigint, a variable (`'$buf'`), a function's address (`'@handler'`), either plus an offset (`'$buf+0x10'`). */
+export type Value = number | bigint | string;
+// Strings: `'&name'` is the address of the program's string `name` (see Program.strings).
+
+export type Op =
+  /** Loads `size` bytes (default 8) little-endian from `addr`; the value goes to `into`. */
+  | { op: 'load'; addr: Value; size?: 1 | 2 | 4 | 8; into?: string }
+  /** Stores the low `size` bytes (default 8) of `value` at `addr`. */
+  | { op: 'store'; addr: Value; value: Value; size?: 1 | 2 | 4 | 8 }
+  /** Calls the code at `addr` and returns at once: an instruction fetch there. */
+  | { op: 'fetch'; addr: Value }
+  /**
+   * Makes a syscall by name or number with up to six arguments; the return value (or -errno)
+   * goes to `into`. For fork, vfork and clone, `child` is what the child runs: it ends with
+   * exit_group(0) (exit(0) for a CLONE_THREAD child) when it falls off the end.
+   */
+  | { op: 'syscall'; name: string | number; args?: Value[]; into?: string; child?: Op[] }
+  /** Sets a variable. */
+  | { op: 'set'; var: string; value: Value }
+  /** In a signal handler: siglongjmp to just after the interrupted operation, restoring the signal mask saved in the frame. */
+  | { op: 'longjmp' }
+  /** Returns from a function: in a signal handler, to the frame's return address (sa_restorer). */
+  | { op: 'return' };
+
+export interface Program {
+  main: Op[];
+  /** Named functions: signal handlers and thread bodies. Each returns through its stack. */
+  functions?: Record<string, Op[]>;
+  /** NUL-terminated strings in the image's read-only data, addressed as `'&name'` (e.g. an execve path). */
+  strings?: Record<string, string>;
+}
+
+/** Bytes each operation occupies in the text segment. */
+export const OP_BYTES = 16;
+/** Where text starts (the classic non-PIE ELF base). */
+export const TEXT_BASE = 0x400000;
+
+/** How a function's end behaves. */
+export const enum FnEnd {
+  /** main and fork/vfork/non-thread clone children: exit_group(0). */
+  ExitGroup,
+  /** A CLONE_THREAD child: exit(0). */
+  Exit,
+  /** A named function: return through the address at the stack pointer. */
+  Return,
+}
+
+/** A compiled value: constant, variable or function address, plus an offset. */
+export interface CValue {
+  /** 0 constant, 1 variable, 2 function address, 3 string address. */
+  kind: 0 | 1 | 2 | 3;
+  constant: bigint;
+  name: string;
+  add: bigint;
+}
+
+export interface CFunction {
+  name: string;
+  base: number;
+  ops: Op[];
+  args: CValue[][];
+  addrs: (CValue | null)[];
+  values: (CValue | null)[];
+  end: FnEnd;
+}
+
+/** A program laid out at TEXT_BASE: functions by address, and the runtime stubs. */
+export class ProgramImage {
+  readonly functions: CFunction[] = [];
+  readonly byName = new Map<string, CFunction>();
+  /** Address of __restore_rt (rt_sigreturn), the sa_restorer the libc wrapper installs. */
+  readonly restorer: number;
+  /** End of text (page-aligned): read-only data starts here. */
+  readonly textEnd: number;
+  /** The read-only data: the strings, NUL-terminated, in order. */
+  readonly rodata: Uint8Array;
+  /** Address of each string. */
+  readonly stringAddr = new Map<string, number>();
+
+  /** Validates and lays out `program`; throws ArgumentError naming the bad operation. */
+  constructor(readonly name: string, program: Program) {
+    if (!program || !Array.isArray(program.main)) throw new ArgumentError('program', `${name}: expected { main: [operations], functions?: {...} }`);
+    let at = TEXT_BASE;
+    const add = (fname: string, ops: Op[], end: FnEnd): CFunction => {
+      if (!Array.isArray(ops)) throw new ArgumentError('program', `${name}: ${fname} is not a list of operations`);
+      const f: CFunction = { name: fname, base: at, ops, args: [], addrs: [], values: [], end };
+      at += (ops.length + 1) * OP_BYTES;
+      this.functions.push(f);
+      this.byName.set(fname, f);
+      ops.forEach((op, i) => {
+        if (op && op.op === 'syscall' && op.child !== undefined) {
+          const isThread = typeof op.name === 'string' && op.name === 'clone';
+          add(`${fname}.${i}.child`, op.child, isThread ? FnEnd.Exit : FnEnd.ExitGroup);
+        }
+      });
+      return f;
+    };
+    add('main', program.main, FnEnd.ExitGroup);
+    for (const [fname, ops] of Object.entries(program.functions ?? {})) add(fname, ops, FnEnd.Return);
+    add('__restore_rt', [{ op: 'syscall', name: 'rt_sigreturn' }], FnEnd.Return);
+    this.restorer = this.byName.get('__restore_rt')!.base;
+    this.textEnd = Math.ceil(at / 4096) * 4096;
+    const bytes: number[] = [];
+    for (const [sname, text] of Object.entries(program.strings ?? {})) {
+      if (typeof text !== 'string') throw new ArgumentError('program', `${name}: strings.${sname} is not a string`);
+      this.stringAddr.set(sname, this.textEnd + bytes.length);
+      for (const b of Buffer.from(text, 'utf8')) bytes.push(b);
+      bytes.push(0);
+    }
+    this.rodata = Uint8Array.from(bytes);
+    for (const f of this.functions) this.compile(f);
+  }
+
+  /** The function whose text contains `pc`, or undefined. */
+  functionAt(pc: number): CFunction | undefined {
+    const fs = this.functions;
+    for (let i = fs.length - 1; i >= 0; i--) if (pc >= fs[i].base) return pc < fs[i].base + (fs[i].ops.length + 1) * OP_BYTES ? fs[i] : undefined;
+    return undefined;
+  }
+
+  private compile(f: CFunction): void {
+    f.ops.forEach((op, i) => {
+      const where = `${this.name}: ${f.name}[${i}]`;
+      if (!op || typeof op !== 'object') throw new ArgumentError('program', `${where}: expected an operation object`);
+      switch (op.op) {
+        case 'load':
+        case 'store':
+        case 'fetch': {
+          f.addrs[i] = this.value(op.addr, `${where}.addr`);
+          f.values[i] = op.op === 'store' ? this.value(op.value, `${where}.value`) : null;
+          const size = op.op === 'fetch' ? 1 : op.size ?? 8;
+          if (![1, 2, 4, 8].includes(size)) throw new ArgumentError('program', `${where}.size: expected 1, 2, 4 or 8, got ${String(size)}`);
+          f.args[i] = [];
+          break;
+        }
+        case 'syscall': {
+          const args = op.args ?? [];
+          if (!Array.isArray(args) || args.length > 6) throw new ArgumentError('program', `${where}.args: expected at most six arguments`);
+          f.args[i] = args.map((a, j) => this.value(a, `${where}.args[${j}]`));
+          f.addrs[i] = null;
+          f.values[i] = null;
+          break;
+        }
+        case 'set':
+          if (typeof op.var !== 'string' || op.var === '') throw new ArgumentError('program', `${where}.var: expected a variable name`);
+          f.values[i] = this.value(op.value, `${where}.value`);
+          f.addrs[i] = null;
+          f.args[i] = [];
+          break;
+        case 'longjmp':
+        case 'return':
+          f.addrs[i] = null;
+          f.values[i] = null;
+          f.args[i] = [];
+          break;
+        default:
+          throw new ArgumentError('program', `${where}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, longjmp or return`);
+      }
+    });
+  }
+
+  /** Compiles a value; function names are checked now, variables when used. */
+  private value(v: Value, where: string): CValue {
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) throw new ArgumentError('program', `${where}: ${v} is not an integer`);
+      return { kind: 0, constant: BigInt(v), name: '', add: 0n };
+    }
+    if (typeof v === 'bigint') return { kind: 0, constant: v, name: '', add: 0n };
+    if (typeof v === 'string') {
+      const m = /^([$@&])([A-Za-z_][\w.]*)(?:\s*([+-])\s*(0x[0-9a-fA-F]+|\d+))?$/.exec(v);
+      if (!m) throw new ArgumentError('program', `${where}: ${JSON.stringify(v)} is not a value; expected a number, '$var', '@function', '&string' or one of them with '+offset'`);
+      const add = m[4] ? BigInt(m[4]) * (m[3] === '-' ? -1n : 1n) : 0n;
+      if (m[1] === '@' && !this.byName.has(m[2])) throw new ArgumentError('program', `${where}: no function named ${m[2]}`);
+      if (m[1] === '&') {
+        const at = this.stringAddr.get(m[2]);
+        if (at === undefined) throw new ArgumentError('program', `${where}: no string named ${m[2]}`);
+        return { kind: 3, constant: BigInt(at), name: m[2], add };
+      }
+      return { kind: m[1] === '$' ? 1 : 2, constant: 0n, name: m[2], add };
+    }
+    throw new ArgumentError('program', `${where}: expected a number, bigint or string, got ${typeof v}`);
+  }
+}
