@@ -143,6 +143,7 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
   }
   t.opFn = fn.name;
   t.opIndex = idx;
+  t.opAddr = undefined;
   if (idx === fn.ops.length) return function_end(k, pc, t, fn);
   const op = fn.ops[idx];
   t.opName = op.op;
@@ -152,6 +153,7 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
     case 'fetch': {
       const size = op.op === 'fetch' ? 1 : op.size ?? 8;
       const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
+      t.opAddr = addr;
       const hi = Number(addr >> 32n);
       const lo = Number(addr & 0xffffffffn);
       const kind = op.op === 'load' ? Access.Read : op.op === 'store' ? Access.Write : Access.Fetch;

@@ -61,7 +61,7 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   let code = 0;
   if (!vma) code = SEGV_MAPERR;
   else if (vma.vm_start > addr) {
-    if (vma.vm_flags & VM_GROWSDOWN && expand_stack(mm.vmas.prevOf(addr), vma, addr)) {
+    if (vma.vm_flags & VM_GROWSDOWN && expand_stack(k, mm.vmas.prevOf(addr), vma, addr)) {
       // grown
     } else code = SEGV_MAPERR;
   }
@@ -87,10 +87,15 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   return FAULT_FIXED;
 }
 
-/** expand_stack (expand_downwards): grows a VM_GROWSDOWN VMA down to `addr`'s page if the guard gap and RLIMIT_STACK allow. */
-function expand_stack(prev: Vma | null, vma: Vma, addr: number): boolean {
+/**
+ * expand_stack (expand_downwards): grows a VM_GROWSDOWN VMA down to `addr`'s page unless that
+ * is below mmap_min_addr, within stack_guard_gap of an accessible, non-stack VMA below, or
+ * beyond RLIMIT_STACK.
+ */
+function expand_stack(k: Kernel, prev: Vma | null, vma: Vma, addr: number): boolean {
   const start = Math.floor(addr / 4096) * 4096;
-  if (prev && prev.vm_end + STACK_GUARD_GAP > start) return false;
+  if (addr < k.options.mmap_min_addr) return false;
+  if (prev && !(prev.vm_flags & VM_GROWSDOWN) && prev.vm_flags & VM_ACCESS_FLAGS && start - prev.vm_end < STACK_GUARD_GAP) return false;
   if (vma.vm_end - start > RLIMIT_STACK) return false;
   vma.vm_pgoff -= (vma.vm_start - start) / 4096;
   vma.vm_start = start;

@@ -282,7 +282,8 @@ export class Kernel {
   /** Records the result of the task's current user operation: a value, or the signal that interrupted it. */
   recordOp(t: Task, value: bigint | undefined, signal: SigInfo | undefined): void {
     if (!this.options.log && !this.events.on) return;
-    const record: OpRecord = { tid: t.tid, pid: t.tgid, fn: t.opFn, index: t.opIndex, op: t.opName };
+    const record: OpRecord = { image: t.image ? t.image.name : '', tid: t.tid, pid: t.tgid, fn: t.opFn, index: t.opIndex, op: t.opName };
+    if (t.opAddr !== undefined) record.addr = t.opAddr;
     if (value !== undefined) record.value = value;
     if (signal) record.signal = signal;
     if (this.options.log) this.log.push(record);

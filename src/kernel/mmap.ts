@@ -18,7 +18,7 @@ import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import {
   EACCES, EBADF, EEXIST, EINVAL, ENOMEM, EOVERFLOW, MAP_ANONYMOUS, MAP_DROPPABLE, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_HUGETLB,
-  MAP_LOCKED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MAP_TYPE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_SEM, PROT_WRITE,
+  MAP_32BIT, MAP_LOCKED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MAP_TYPE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_SEM, PROT_WRITE,
 } from './uapi.js';
 import {
   ShmemObject, Vma, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE,
@@ -87,9 +87,21 @@ function unmapped_area(mm: MmStruct, len: number, low: number, high: number): nu
  * the range fits below TASK_SIZE and is free; otherwise the top-down search below mmap_base,
  * then the bottom-up one from mmap_legacy_base. Returns an address or -ENOMEM.
  */
-function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean): number {
+function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean, map32bit: boolean): number {
   if (len > mm.task_size) return -ENOMEM;
   if (fixed) return addr;
+  if (map32bit) {
+    // arch_get_unmapped_area, bottom-up in [1 GiB, 2 GiB) (find_start_end for MAP_32BIT).
+    const begin = 0x40000000;
+    const end = 0x80000000;
+    if (addr !== 0) {
+      addr = Math.floor(addr / 4096) * 4096;
+      const v = mm.vmas.find_vma(addr);
+      if (end - len >= addr && (!v || addr + len <= vm_start_gap(v))) return addr;
+    }
+    const a = unmapped_area(mm, len, begin, end);
+    return a < 0 ? -ENOMEM : a;
+  }
   if (addr !== 0) {
     addr = Math.floor(addr / 4096) * 4096;
     if (mm.task_size - len >= addr) {
@@ -149,7 +161,7 @@ function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, l
     addr = Number(addr64);
   } else {
     const hint = addr64 > taskSize ? 0 : Number(addr64);
-    addr = get_unmapped_area(k, mm, hint, len, false);
+    addr = get_unmapped_area(k, mm, hint, len, false, (flags & MAP_32BIT) !== 0);
     if (addr < 0) return addr;
   }
   if (addr % 4096 !== 0) return -EINVAL;
@@ -304,8 +316,13 @@ function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64:
     if (vma.vm_start >= end) return -ENOMEM;
     start = vma.vm_start;
     if (!(vma.vm_flags & VM_GROWSDOWN)) return -EINVAL;
-  } else if (vma.vm_start > start) return -ENOMEM;
-  let tmp = start;
+  } else {
+    if (vma.vm_start > start) return -ENOMEM;
+    // x86 has no VM_GROWSUP mappings.
+    if (grows & PROT_GROWSUP) return -EINVAL;
+  }
+  let tmp = vma.vm_start;
+  let nstart = start;
   let error = 0;
   let fFirst = -1;
   let fLast = -1;
@@ -321,16 +338,19 @@ function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64:
       break;
     }
     tmp = Math.min(vma.vm_end, end);
-    const nstart = Math.max(start, vma.vm_start);
     const r = yield* mprotect_fixup(k, pc, t, mm, vma, nstart, tmp, newflags);
     if (r.error) {
       error = r.error;
       break;
     }
+    // The VMA now covering nstart may have merged with its neighbours.
+    if (r.vma) tmp = Math.min(end, r.vma.vm_end);
     if (r.flush) {
       if (fFirst < 0 || r.flush[0] < fFirst) fFirst = r.flush[0];
       fLast = Math.max(fLast, r.flush[1]);
     }
+    nstart = tmp;
+    if (tmp >= end) break;
     vma = mm.vmas.find_vma(tmp);
   }
   if (!error && tmp < end) error = -ENOMEM;
@@ -343,8 +363,8 @@ function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64:
  * VMAs, charging newly writable private memory, and rewriting the PTEs. Returns an error, or
  * the range whose PTE changes need a flush.
  */
-function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number): Generator<number, { error: number; flush: number[] | null }, undefined> {
-  if (newflags === vma.vm_flags) return { error: 0, flush: null };
+function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number): Generator<number, { error: number; flush: number[] | null; vma?: Vma }, undefined> {
+  if (newflags === vma.vm_flags) return { error: 0, flush: null, vma };
   let charged = 0;
   if (newflags & VM_WRITE && !(vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) {
     charged = (end - start) / 4096;
@@ -358,6 +378,5 @@ function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma,
   mm.committed += charged;
   vma.vm_flags = newflags;
   const flush = yield* change_protection(k, pc, t, vma, start, end);
-  mm.vmas.mergeAround(vma);
-  return { error: 0, flush };
+  return { error: 0, flush, vma: mm.vmas.mergeAround(vma) };
 }

@@ -235,17 +235,32 @@ export class PageTables {
 
   /**
    * Calls `fn(pteTable, firstIndex, endIndex, vaOfFirst)` for each existing PTE table covering
-   * part of [start, end), in address order. Tables that do not exist are skipped: they map
-   * nothing. Used by zap, mprotect, fork and the debug checks.
+   * part of [start, end), in address order. Only present entries are descended into, so a huge
+   * sparse range costs what is mapped in it. Used by zap, the debug checks and the tests.
    */
   forEachPteTable(start: number, end: number, fn: (table: number, from: number, to: number, va: number) => void): void {
-    const span = levelSize(2);
-    for (let va = start; va < end; ) {
-      const next = Math.min(end, (Math.floor(va / span) + 1) * span);
-      const table = this.pteTable(va, false);
-      if (table >= 0) fn(table, pgtableIndex(va, 1), pgtableIndex(next - 1, 1) + 1, va);
-      va = next;
-    }
+    const mem = this.mem;
+    const visit = (table: number, level: number, base: number): void => {
+      const span = levelSize(level);
+      const first = Math.max(0, Math.floor((start - base) / span));
+      const last = Math.min(level === this.levels ? 256 : 512, Math.ceil((end - base) / span));
+      for (let i = first; i < last; i++) {
+        const va = base + i * span;
+        if (level === 2) {
+          const lo = mem.readLo(table, i);
+          if (!(lo & PTE_P)) continue;
+          const pte = (mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12);
+          const from = Math.max(start, va);
+          const to = Math.min(end, va + span);
+          fn(pte, pgtableIndex(from, 1), pgtableIndex(to - 1, 1) + 1, from);
+          continue;
+        }
+        const lo = mem.readLo(table, i);
+        if (!(lo & PTE_P)) continue;
+        visit((mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12), level - 1, va);
+      }
+    };
+    if (end > start) visit(this.pgd, this.levels, 0);
   }
 
   /**
@@ -255,21 +270,32 @@ export class PageTables {
    * XXX: PMD, PUD and P4D tables are freed only at exit (free_pgtables frees them earlier).
    */
   freePteTables(floor: number, ceiling: number): number {
+    const mem = this.mem;
     const span = levelSize(2);
-    let freed = 0;
-    for (let va = Math.ceil(floor / span) * span; va + span <= ceiling; va += span) {
-      const pmd = this.tableAt(va, 2);
-      if (pmd < 0) continue;
-      const i = pgtableIndex(va, 2);
-      const lo = this.mem.readLo(pmd, i);
-      if (!(lo & PTE_P)) continue;
-      const pte = (this.mem.readHi(pmd, i) & PFN_HI) * 1048576 + (lo >>> 12);
-      this.mem.write64(pmd, i, 0, 0);
+    const lo = Math.ceil(floor / span) * span;
+    const hi = Math.floor(ceiling / span) * span;
+    const doomed: { pmd: number; i: number }[] = [];
+    const visit = (table: number, level: number, base: number): void => {
+      const size = levelSize(level);
+      const first = Math.max(0, Math.floor((lo - base) / size));
+      const last = Math.min(level === this.levels ? 256 : 512, Math.ceil((hi - base) / size));
+      for (let i = first; i < last; i++) {
+        const e = mem.readLo(table, i);
+        if (!(e & PTE_P)) continue;
+        const child = (mem.readHi(table, i) & PFN_HI) * 1048576 + (e >>> 12);
+        if (level === 2) doomed.push({ pmd: table, i });
+        else visit(child, level - 1, base + i * size);
+      }
+    };
+    if (hi > lo) visit(this.pgd, this.levels, 0);
+    for (const { pmd, i } of doomed) {
+      const e = mem.readLo(pmd, i);
+      const pte = (mem.readHi(pmd, i) & PFN_HI) * 1048576 + (e >>> 12);
+      mem.write64(pmd, i, 0, 0);
       this.pages.put_page(pte);
       this.tables--;
-      freed++;
     }
-    return freed;
+    return doomed.length;
   }
 
   /** The frame of the table at `level` (2 = PMD table ...) covering `va`, or -1 if missing. */

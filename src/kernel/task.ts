@@ -69,11 +69,15 @@ export type TaskState = 'running' | 'runnable' | 'sleeping' | 'zombie' | 'dead';
 
 /** A user-visible result of one operation, when the kernel keeps a log. */
 export interface OpRecord {
+  /** The program image the operation belongs to. */
+  image: string;
   tid: number;
   pid: number;
   fn: string;
   index: number;
   op: string;
+  /** For a load, store or fetch: the address accessed. */
+  addr?: bigint;
   /** The value loaded or returned (bigint), absent for stores that completed. */
   value?: bigint;
   /** When the operation was interrupted by a synchronous signal. */
@@ -132,6 +136,8 @@ export class Task {
   skipResult = false;
   /** The user operation's name, for the log. */
   opName = '';
+  /** The address the current load, store or fetch accesses (for the log). */
+  opAddr: bigint | undefined = undefined;
   /** CLONE_VFORK: the parent waiting for this child to exec or exit. */
   vforkParent: Task | null = null;
   /** Set while the task sleeps in wait4. */
