@@ -14,7 +14,10 @@ import { exc_page_fault } from './fault.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { schedule } from './sched.js';
 import { force_sig, force_sig_fault, get_signal, signal_pending, sigmask, SIG_KERNEL_ONLY_MASK } from './signal.js';
-import { STEP_SLEEP } from './steps.js';
+import { STEP_IPI, STEP_SLEEP, STEP_WAIT } from './steps.js';
+
+/** Kernel-path steps the plain runner takes on a CPU before giving the next CPU its turn. */
+export const KERNEL_QUANTUM = 64;
 import { syscallByName, SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
 import { ENOSYS, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
@@ -54,9 +57,16 @@ export function cpu_step(k: Kernel, pc: PerCpu): boolean {
   return true;
 }
 
-/** Advances the task's kernel path by one step; when it ends, finishes what it was and returns towards user mode. */
+/**
+ * Advances the task's kernel path by up to KERNEL_QUANTUM steps (fewer if it waits, sleeps or
+ * ends: another CPU may then need to run); when it ends, finishes what it was and returns
+ * towards user mode. The explorer steps paths one step at a time; the plain runner's quantum is
+ * just a coarser, still deterministic, schedule.
+ */
 function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
-  const r = t.kpath!.next();
+  const path = t.kpath!;
+  let r = path.next();
+  for (let n = 1; !r.done && n < KERNEL_QUANTUM && r.value !== STEP_WAIT && r.value !== STEP_SLEEP && r.value !== STEP_IPI; n++) r = path.next();
   if (!r.done) {
     if (r.value === STEP_SLEEP) schedule(k, pc);
     return;

@@ -22,7 +22,7 @@ import {
   CLONE_DETACHED, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
   CLONE_VFORK, CLONE_VM, CSIGNAL, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
 } from './uapi.js';
-import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, type Vma } from './vma.js';
+import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK } from './vma.js';
 
 /** sys_fork: kernel_clone with exit_signal SIGCHLD. */
 export function sys_fork(k: Kernel, pc: PerCpu, t: Task): KPath {
@@ -61,9 +61,12 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
     mm = t.mm!;
     mm.mm_users++;
   } else {
-    const made = yield* dup_mm(k, pc, t);
+    // dup_mm: a new mm with its own PGD, then a copy of the parent's VMAs and page tables.
+    const made = mm_alloc(k, t.mm!.mmap_base);
     if (!made) return -ENOMEM;
     mm = made;
+    const r = yield* dup_mmap(k, pc, t, t.mm!, mm);
+    if (r < 0) return r;
   }
   const tid = k.alloc_pid();
   const group = flags & CLONE_THREAD ? t.group : new ThreadGroup(tid);
@@ -107,15 +110,6 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
 
 let lastPtesCopied = 0;
 
-/** dup_mm: a new mm with its own PGD (kernel half shared) and a copy of the parent's VMAs and page tables. */
-function* dup_mm(k: Kernel, pc: PerCpu, t: Task): Generator<number, MmStruct | null, undefined> {
-  const oldmm = t.mm!;
-  const newmm = mm_alloc(k, oldmm.mmap_base);
-  if (!newmm) return null;
-  yield* dup_mmap(k, pc, t, oldmm, newmm);
-  return newmm;
-}
-
 /** mm_alloc + pgd_alloc: an empty mm whose PGD shares the kernel half (entries 256..511) with init_mm. */
 export function mm_alloc(k: Kernel, mmapBase: number): MmStruct | null {
   const pgd = k.pages.alloc_page(0, true);
@@ -127,6 +121,14 @@ export function mm_alloc(k: Kernel, mmapBase: number): MmStruct | null {
   return new MmStruct(k.nextCtxId(), pt, k.percpu.length, k.init_mm.task_size, mmapBase);
 }
 
+/**
+ * copy_page_range (inside dup_mmap below), for each VMA: each present PTE is copied to the child (__copy_present_ptes).
+ * In a COW mapping a writable PTE is write-protected in the parent with a locked
+ * compare-and-exchange (ptep_set_wrprotect: the hardware may be setting D on another CPU),
+ * and the child gets it write-protected too; a shared mapping's child PTE is made clean; the
+ * child's PTE is always old. Both now map the page: its reference and map counts go up and
+ * an anonymous page stops being exclusive. One step per parent PTE.
+ */
 /**
  * dup_mmap: under both mmap_locks, copies each VMA (not VM_DONTCOPY; VM_WIPEONFORK ones
  * empty), giving each anonymous one a child anon_vma, and copies the page tables of those
@@ -143,77 +145,74 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     if (mpnt.anon_vma && !(mpnt.vm_flags & VM_WIPEONFORK)) tmp.anon_vma = { id: k.nextObjectId(), forked: true };
     mm.vmas.list.push(tmp);
     mm.committed += 0;
-    if (!(mpnt.vm_flags & VM_WIPEONFORK) && mpnt.anon_vma) yield* copy_page_range(k, pc, oldmm, mm, mpnt);
+    if (mpnt.vm_flags & VM_WIPEONFORK || !mpnt.anon_vma) continue;
+    // copy_page_range, inline so each PTE's step is one generator deep.
+    const vma = mpnt;
+    const src = oldmm;
+    const dst = mm;
+    const mem = k.machine.mem;
+    const pages = k.pages;
+    const cow = (vma.vm_flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
+    const shared = (vma.vm_flags & VM_SHARED) !== 0;
+    const shstk = k.userShstk;
+    const span = 2 ** 21;
+    for (let va = vma.vm_start; va < vma.vm_end; ) {
+      const next = Math.min(vma.vm_end, (Math.floor(va / span) + 1) * span);
+      const stable = src.pgtables.pteTable(va, false);
+      if (stable >= 0) {
+        // The PTE tables as words: entry i is words 2i (bits 31:0) and 2i+1 (bits 63:32).
+        const sw = mem.frameWords(stable);
+        let dw: Uint32Array | null = null;
+        const from = Math.floor(va / 4096) % 512;
+        const to = from + (next - va) / 4096;
+        for (let i = from; i < to; i++) {
+          let lo = sw[2 * i] | 0;
+          let hi = sw[2 * i + 1] | 0;
+          if (lo === 0 && hi === 0) continue;
+          if (dw === null) {
+            const dtable = dst.pgtables.pteTable(va, true);
+            if (dtable < 0) return -ENOMEM;
+            dw = mem.frameWords(dtable);
+          }
+          if (!pte_present(lo)) {
+            dw[2 * i] = lo;
+            dw[2 * i + 1] = hi;
+            continue;
+          }
+          pc.touch = stable * 4096 + i * 8;
+          yield STEP_ATOMIC;
+          if (cow && pte_write(lo)) {
+            // ptep_set_wrprotect: a locked RMW that keeps a D set concurrently by the hardware.
+            for (;;) {
+              const nlo = pte_wrprotect(lo, hi, shstk);
+              if (mem.cmpxchg64(stable, i, lo, hi, nlo, pteHi)) break;
+              lo = sw[2 * i] | 0;
+              hi = sw[2 * i + 1] | 0;
+            }
+            lo = pte_wrprotect(lo, hi, shstk);
+            hi = pteHi;
+          } else if (shared) {
+            lo = pte_mkclean(lo, hi);
+            hi = pteHi;
+          }
+          lo &= ~PTE_A;
+          dw[2 * i] = lo;
+          dw[2 * i + 1] = hi;
+          lastPtesCopied++;
+          if (lo & _PAGE_SPECIAL) continue;
+          const pfn = pte_pfn(lo, hi);
+          pages.refcount[pfn]++;
+          pages.mapcount[pfn]++;
+          if (pages.flags[pfn] & PG_anon) pages.flags[pfn] &= ~PG_anon_exclusive;
+          dst.rss++;
+        }
+      }
+      va = next;
+    }
   }
   mm.committed = oldmm.committed;
   yield* flush_tlb_mm_range(k, pc, oldmm, 0, TLB_FLUSH_ALL, 12, true);
   yield* mmap_write_unlock(pc, oldmm);
-  return 0;
-}
-
-/**
- * copy_page_range for one VMA: each present PTE is copied to the child (__copy_present_ptes).
- * In a COW mapping a writable PTE is write-protected in the parent with a locked
- * compare-and-exchange (ptep_set_wrprotect: the hardware may be setting D on another CPU),
- * and the child gets it write-protected too; a shared mapping's child PTE is made clean; the
- * child's PTE is always old. Both now map the page: its reference and map counts go up and
- * an anonymous page stops being exclusive. One step per parent PTE.
- */
-function* copy_page_range(k: Kernel, pc: PerCpu, src: MmStruct, dst: MmStruct, vma: Vma): KPath {
-  const mem = k.machine.mem;
-  const pages = k.pages;
-  const cow = (vma.vm_flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
-  const shared = (vma.vm_flags & VM_SHARED) !== 0;
-  const shstk = k.userShstk;
-  const span = 2 ** 21;
-  for (let va = vma.vm_start; va < vma.vm_end; ) {
-    const next = Math.min(vma.vm_end, (Math.floor(va / span) + 1) * span);
-    const stable = src.pgtables.pteTable(va, false);
-    if (stable >= 0) {
-      let dtable = -1;
-      const from = Math.floor(va / 4096) % 512;
-      const to = from + (next - va) / 4096;
-      for (let i = from; i < to; i++) {
-        let lo = mem.readLo(stable, i);
-        let hi = mem.readHi(stable, i);
-        if (lo === 0 && hi === 0) continue;
-        if (dtable < 0) {
-          dtable = dst.pgtables.pteTable(va, true);
-          if (dtable < 0) return -ENOMEM;
-        }
-        if (!pte_present(lo)) {
-          mem.write64(dtable, i, lo, hi);
-          continue;
-        }
-        pc.touch = stable * 4096 + i * 8;
-        yield STEP_ATOMIC;
-        if (cow && pte_write(lo)) {
-          // ptep_set_wrprotect: a locked RMW that keeps a D set concurrently by the hardware.
-          for (;;) {
-            const nlo = pte_wrprotect(lo, hi, shstk);
-            if (mem.cmpxchg64(stable, i, lo, hi, nlo, pteHi)) break;
-            lo = mem.readLo(stable, i);
-            hi = mem.readHi(stable, i);
-          }
-          lo = pte_wrprotect(lo, hi, shstk);
-          hi = pteHi;
-        } else if (shared) {
-          lo = pte_mkclean(lo, hi);
-          hi = pteHi;
-        }
-        lo &= ~PTE_A;
-        mem.write64(dtable, i, lo, hi);
-        lastPtesCopied++;
-        if (lo & _PAGE_SPECIAL) continue;
-        const pfn = pte_pfn(lo, hi);
-        pages.get_page(pfn);
-        pages.mapcount[pfn]++;
-        if (pages.flags[pfn] & PG_anon) pages.flags[pfn] &= ~PG_anon_exclusive;
-        dst.rss++;
-      }
-    }
-    va = next;
-  }
   return 0;
 }
 

@@ -1,0 +1,86 @@
+/**
+ * Kernel benchmarks, each run in its own process by bench/main.ts:
+ * - `getpid`: simulated null syscalls per second (a program of GETPID_OPS getpid calls, the
+ *   runner driving one CPU; the whole run is timed, so it includes fetching every operation).
+ * - `fork`: one fork of a process with 1 GiB of touched anonymous memory (262,144 PTEs), on
+ *   isolab and natively (native/forkbench.c) in the same process tree, as a ratio. The
+ *   simulated figure is the median of FORKS forks after WARMUP forks (so the JIT has compiled
+ *   the copy loop, as the native figure has its page-table code in cache); each fork is timed
+ *   from the start of the fork syscall to its return in the parent (page-table copy and TLB
+ *   flush), as forkbench times fork() in the parent.
+ */
+import { buildForkBench, runForkBench } from '../native/build.js';
+import { System } from '../src/system.js';
+import type { Op } from '../src/user/program.js';
+
+const GETPID_OPS = 200_000;
+const GIB = 2 ** 30;
+export const WARMUP = 2;
+export const FORKS = 5;
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Simulated getpid calls per second: the median of five runs in this process (the first ones warm the JIT up). */
+export function benchGetpid(): { perSecond: number; runs: number[] } {
+  const main: Op[] = Array.from({ length: GETPID_OPS }, () => ({ op: 'syscall' as const, name: 'getpid' }));
+  const runs: number[] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    const sys = new System({ cpus: 1, kernel: { log: false, timeslice: 0 } });
+    sys.spawn({ main });
+    const t0 = performance.now();
+    const r = sys.run();
+    const dt = performance.now() - t0;
+    if (!r.finished) throw new Error('getpid benchmark did not finish');
+    runs.push(Math.round((GETPID_OPS / dt) * 1000));
+  }
+  return { perSecond: median(runs), runs };
+}
+
+/** Median simulated fork time (ns) of a process with 1 GiB of touched anonymous memory. */
+export function benchSimulatedFork(): { medianNs: number; forksNs: number[] } {
+  const sys = new System({ cpus: 1, memory: 2 * GIB + 256 * 2 ** 20, kernel: { log: false, timeslice: 0 } });
+  const pages = GIB / 4096;
+  const main: Op[] = [{ op: 'syscall', name: 'mmap', args: [0, GIB, 3, 0x22, -1, 0], into: 'buf' }];
+  for (let i = 0; i < pages; i++) main.push({ op: 'store', addr: `$buf+${i * 4096}`, value: 1, size: 1 });
+  const first = main.length;
+  for (let j = 0; j < WARMUP + FORKS; j++) {
+    main.push({ op: 'syscall', name: 'fork', child: [{ op: 'syscall', name: 'exit_group', args: [0] }] });
+    main.push({ op: 'syscall', name: 'wait4', args: [-1, 0, 0, 0] });
+  }
+  const pid = sys.spawn({ main });
+  const t = sys.task(pid)!;
+  const forksNs: number[] = [];
+  for (let j = 0; j < WARMUP + FORKS; j++) {
+    while (!(t.opFn === 'main' && t.opIndex === first + 2 * j && t.kpath)) if (!sys.step()) throw new Error('fork benchmark stalled');
+    const t0 = process.hrtime.bigint();
+    while (t.kpath) sys.step();
+    const dt = Number(process.hrtime.bigint() - t0);
+    if (j >= WARMUP) forksNs.push(dt);
+  }
+  sys.run();
+  if (sys.kernel.exited.size !== WARMUP + FORKS + 1) throw new Error('fork benchmark: children did not all exit');
+  return { medianNs: median(forksNs), forksNs };
+}
+
+/** The native fork figure from native/forkbench.c, or null with the reason. */
+export async function benchNativeFork(): Promise<{ medianNs: number; forksNs: number[] } | { unavailable: string }> {
+  const bin = await buildForkBench();
+  if (!bin) return { unavailable: 'no C compiler, or not Linux x86-64' };
+  const r = await runForkBench(bin, FORKS);
+  return { medianNs: r.medianNs, forksNs: r.forkNs };
+}
+
+async function main(): Promise<void> {
+  const which = process.argv[2];
+  if (which === '--getpid') console.log(JSON.stringify(benchGetpid()));
+  else if (which === '--fork-sim') console.log(JSON.stringify(benchSimulatedFork()));
+  else if (which === '--fork-native') console.log(JSON.stringify(await benchNativeFork()));
+  else throw new Error('expected --getpid, --fork-sim or --fork-native');
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  main().catch((e) => {
+    console.error(`isolab bench: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  });
+}
