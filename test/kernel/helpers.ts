@@ -1,0 +1,44 @@
+/** Helpers for the kernel tests: a System with the debug checks on, and readers of its log. */
+import assert from 'node:assert/strict';
+import { System, type SystemConfig } from '../../src/system.js';
+import type { OpRecord } from '../../src/kernel/task.js';
+import type { Op, Program } from '../../src/user/program.js';
+
+/** A System with debug_vm on and no timer preemption unless asked. */
+export function boot(config: SystemConfig = {}): System {
+  return new System({ memory: 64 * 2 ** 20, ...config, kernel: { debug_vm: true, timeslice: 0, ...(config.kernel ?? {}) } });
+}
+
+/** Runs `program` as the only process to completion; checks the debug reports stayed empty. */
+export function runProgram(program: Program | Op[], config: SystemConfig = {}): { sys: System; pid: number } {
+  const sys = boot(config);
+  const pid = sys.spawn(Array.isArray(program) ? { main: program } : program);
+  const r = sys.run({ maxSteps: 1_000_000 });
+  assert.ok(r.finished, `tasks still alive: ${r.alive.join(', ')}`);
+  assert.deepEqual(sys.debugReports, []);
+  return { sys, pid };
+}
+
+/** The log records of function `fn` (default main) of the image named `image`, by op index. */
+export function records(sys: System, fn = 'main', tid?: number): Map<number, OpRecord> {
+  const m = new Map<number, OpRecord>();
+  for (const r of sys.log) if (r.fn === fn && (tid === undefined || r.tid === tid)) m.set(r.index, r);
+  return m;
+}
+
+/** The signed result of op `index` of `fn`. */
+export function ret(sys: System, index: number, fn = 'main'): bigint {
+  const r = records(sys, fn).get(index);
+  assert.ok(r, `no record for ${fn}[${index}]`);
+  assert.ok(r.value !== undefined, `${fn}[${index}] has no value (signal: ${JSON.stringify(r.signal, (_k, v) => (typeof v === 'bigint' ? v.toString(16) : v))})`);
+  return BigInt.asIntN(64, r.value);
+}
+
+/** mmap(0, len, prot, MAP_PRIVATE|MAP_ANONYMOUS) into `into`. */
+export function mmapAnon(into: string, len: number, prot = 3, flags = 0x22): Op {
+  return { op: 'syscall', name: 'mmap', args: [0, len, prot, flags, -1, 0], into };
+}
+
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
