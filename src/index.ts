@@ -3,8 +3,10 @@
  *
  * The machine layer (hw/): a multi-CPU x86-64 processor model with 4/5-level paging, PCID-tagged
  * TLBs, A/D bits, NX, SMEP, SMAP, protection keys and CET shadow-stack access rules.
+ * The kernel (kernel/) and the System that boots it: address spaces, faults and COW, fork,
+ * vfork, clone, execve, exit, wait4, signals, scheduling and TLB shootdown, as Linux 6.12 does them.
  */
-export { IsolabError, ArgumentError, ConfigError } from './errors.js';
+export { IsolabError, ArgumentError, ConfigError, ModelError } from './errors.js';
 export { EventBus, type BaseEvent, type Listener } from './events.js';
 export { hi32, lo32, join64, joinNumber, hex64, isCanonical, type U64 } from './hw/addr.js';
 export * from './hw/pte.js';
@@ -22,3 +24,10 @@ export { DEFAULT_CPU_MODEL, resolveCpuModel, type CpuModel, type DirtyOnReadonly
 export { Machine, type MachineConfig } from './hw/machine.js';
 export { PageTableBuilder, FrameAllocator, entryValue, makeCr3, SIZE_4K, SIZE_2M, SIZE_1G, type EntryFlags, type MapOptions } from './hw/ptbuild.js';
 export type { HwEvent, FlushCause } from './hw/events.js';
+export { System, type SystemConfig, type RunResult, type IsolabEvent } from './system.js';
+export { Kernel, DEFAULT_KERNEL_OPTIONS, type KernelOptions } from './kernel/kernel.js';
+export type { KernelEvent } from './kernel/events.js';
+export type { OpRecord, SigInfo } from './kernel/task.js';
+export { SYSCALLS, syscallByName } from './kernel/syscalls.js';
+export type { Op, Program, Value } from './user/program.js';
+export * as uapi from './kernel/uapi.js';

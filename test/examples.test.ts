@@ -30,3 +30,14 @@ test('the example prints the SDM\'s answers', () => {
   assert.equal(out[4], String(0x100234));
   assert.match(out[5], /^\[ '[0-9a-f]+27', '[0-9a-f]+27', '[0-9a-f]+27', '100025' \]$/, 'tables: P RW US A; leaf: P US A, frame 0x100');
 });
+
+test('the README shows examples/fork-cow.ts verbatim, and it prints what fork(2) promises', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const example = readFileSync(join(root, 'examples', 'fork-cow.ts'), 'utf8');
+  const block = readme.match(/```ts example=examples\/fork-cow\.ts\n([\s\S]*?)```/);
+  assert.ok(block, 'README has a ```ts example=examples/fork-cow.ts block');
+  assert.equal(block[1], example.replace("from '../src/index.js'", "from 'isolab'"));
+  const out = execFileSync(process.execPath, [join(root, 'dist', 'examples', 'fork-cow.js')], { encoding: 'utf8' }).trim().split('\n');
+  // The child sees its own write; the parent keeps the value from before the fork; only the child's write copies.
+  assert.deepEqual(out, ['tid 2 read 2', 'tid 1 read 1', 'tid 2 copied the page', 'page counts consistent']);
+});
