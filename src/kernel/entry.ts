@@ -22,7 +22,7 @@ import { syscallByName, SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
 import { ENOSYS, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
-import { UC_SIGMASK } from './signal.js';
+import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, UC_SIGMASK } from './signal.js';
 
 /** ILL_ILLOPC: illegal opcode (si_code for SIGILL). */
 const ILL_ILLOPC = 1;
@@ -238,12 +238,12 @@ function function_end(k: Kernel, pc: PerCpu, t: Task, fn: CFunction): void {
 /** siglongjmp out of a handler: restores the mask saved in the frame and resumes after the interrupted operation. */
 function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   const frame = t.sp;
-  const f = pc.cpu.read(BigInt(frame), 440, Access.Read);
+  const f = pc.cpu.read(BigInt(frame), RT_SIGFRAME_SIZE, Access.Read);
   if (!f) return exception(k, pc, t);
   const dv = new DataView(f.buffer);
   t.blocked = dv.getBigUint64(UC_SIGMASK, true) & ~SIG_KERNEL_ONLY_MASK;
-  t.pc = Number(dv.getBigUint64(48 + 16 * 8, true)) + OP_BYTES;
-  t.sp = Number(dv.getBigUint64(48 + 15 * 8, true));
+  t.pc = Number(dv.getBigUint64(SC_RIP, true)) + OP_BYTES;
+  t.sp = Number(dv.getBigUint64(SC_RSP, true));
   t.slice++;
 }
 

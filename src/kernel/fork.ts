@@ -144,7 +144,6 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     tmp.vm_flags &= ~VM_LOCKED;
     if (mpnt.anon_vma && !(mpnt.vm_flags & VM_WIPEONFORK)) tmp.anon_vma = { id: k.nextObjectId(), forked: true };
     mm.vmas.list.push(tmp);
-    mm.committed += 0;
     if (mpnt.vm_flags & VM_WIPEONFORK || !mpnt.anon_vma) continue;
     // copy_page_range, inline so each PTE's step is one generator deep.
     const vma = mpnt;

@@ -8,7 +8,7 @@
  * The caller holds mmap_lock; these take the mm's page_table_lock themselves.
  * XXX: Linux has split page-table locks (one per PTE table); the model has one per mm.
  */
-import { PTE_A, PTE_D, PTE_P, PTE_RW } from '../hw/pte.js';
+import { PTE_A, PTE_D, PTE_RW } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { ptlId } from './mmput.js';
@@ -105,10 +105,8 @@ function* do_pte_missing(k: Kernel, pc: PerCpu, t: Task, vma: Vma, page: number,
     k.pages.get_page(pfn);
     k.pages.mapcount[pfn]++;
     lo = mk_pte(pfn, protLo, protHi);
-    if (write && vma.vm_flags & VM_SHARED) lo |= PTE_D;
-    if (write && !(vma.vm_flags & VM_SHARED)) {
-      // A write to a private mapping of shmem would copy; the model's shmem is only ever mapped shared.
-    }
+    // The model's shmem objects are only ever mapped shared (MAP_SHARED anonymous memory).
+    if (write) lo |= PTE_D;
     faultOutcome = 'mapped';
   } else if (!write) {
     // The zero page, read-only and special (no refcount), for a read of untouched anonymous memory.
@@ -289,6 +287,5 @@ export function* change_protection(k: Kernel, pc: PerCpu, t: Task, vma: Vma, sta
   pc.touch = ptlId(mm);
   yield STEP_UNLOCK;
   mm.page_table_lock.owner = 0;
-  void PTE_P;
   return first < 0 ? null : [first, last + 4096];
 }

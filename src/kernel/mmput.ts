@@ -8,7 +8,7 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { zap_range } from './memory.js';
-import { STEP_LOCK, type KPath } from './steps.js';
+import type { KPath } from './steps.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 
 /** Lock ids for `touch`: negative, two per mm. */
@@ -33,8 +33,7 @@ export function* mmput(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
  * forgets the VMAs.
  */
 export function* exit_mmap(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
-  pc.touch = mmapLockId(mm);
-  yield STEP_LOCK;
+  // No task uses the mm any more; only CPUs in lazy TLB mode may still have it loaded.
   for (const vma of mm.vmas.list) {
     zap_range(k, mm, vma.vm_start, vma.vm_end);
     if (vma.shmem) release_shmem(k, vma.shmem);

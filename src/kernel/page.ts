@@ -7,6 +7,7 @@
  * run is deterministic (DESIGN.md rule 3). Does not zero or touch frame contents except where
  * a function says so.
  */
+import { ModelError } from '../errors.js';
 import type { PhysMem } from '../hw/physmem.js';
 
 /** The page is anonymous memory (PageAnon). */
@@ -78,7 +79,7 @@ export class PageAllocator {
   put_page(pfn: number): void {
     const r = --this.refcount[pfn];
     if (r > 0 || this.flags[pfn] & PG_reserved) return;
-    if (r < 0) throw new Error(`put_page: frame 0x${pfn.toString(16)} has refcount ${r}`);
+    if (r < 0) throw new ModelError('put_page', `frame 0x${pfn.toString(16)} has refcount ${r}`);
     this.flags[pfn] = 0;
     this.mapcount[pfn] = 0;
     this.freed.push(pfn);

@@ -157,8 +157,8 @@ export const RT_SIGFRAME_SIZE = 440;
 /** Offsets in the frame (arch/x86/include/asm/sigframe.h, uapi/asm/sigcontext.h). */
 export const UC_MCONTEXT = 48;
 const SC_RAX = UC_MCONTEXT + 13 * 8;
-const SC_RSP = UC_MCONTEXT + 15 * 8;
-const SC_RIP = UC_MCONTEXT + 16 * 8;
+export const SC_RSP = UC_MCONTEXT + 15 * 8;
+export const SC_RIP = UC_MCONTEXT + 16 * 8;
 const SC_OLDMASK = UC_MCONTEXT + 22 * 8;
 const SC_CR2 = UC_MCONTEXT + 23 * 8;
 const SC_FPSTATE = UC_MCONTEXT + 24 * 8;
@@ -247,8 +247,6 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   if (info.code === SI_KERNEL || info.code > 0) putU64(f, SIGINFO + 16, info.addr);
   else putU32(f, SIGINFO + 16, info.pid);
   if (!(yield* copy_to_user(k, pc, t, BigInt(sp), f))) return false;
-  const fn = t.image!.byName;
-  void fn;
   t.sp = sp;
   t.pc = Number(ka.handler);
   t.vars.set('signo', BigInt(info.signo));

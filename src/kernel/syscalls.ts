@@ -11,7 +11,6 @@ import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { sys_mmap, sys_mprotect, sys_munmap } from './mmap.js';
-import { schedule } from './sched.js';
 import { send_signal, sig_kernel_ignore, sigmask, SIG_KERNEL_ONLY_MASK, sys_rt_sigreturn, valid_signal } from './signal.js';
 import type { KPath } from './steps.js';
 import type { SigInfo, Task } from './task.js';
@@ -45,16 +44,10 @@ function sys_gettid(_k: Kernel, _pc: PerCpu, t: Task): number {
   return t.tid;
 }
 
-/** sched_yield: the task goes to the back of its CPU's runqueue (always 0). */
-function sys_sched_yield(k: Kernel, pc: PerCpu): KPath {
-  return (function* (): KPath {
-    if (pc.runqueue.length > 0) {
-      yield STEP_SLEEP;
-    }
-    return 0;
-  })();
-  void k;
-  void schedule;
+/** sched_yield: the task goes to the back of its CPU's runqueue if another task is waiting for the CPU (always 0). */
+function* sys_sched_yield(_k: Kernel, pc: PerCpu): KPath {
+  if (pc.runqueue.length > 0) yield STEP_SLEEP;
+  return 0;
 }
 
 /**
