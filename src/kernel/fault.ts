@@ -57,7 +57,7 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
   yield STEP_LOCK;
   mm.mmap_lock.readers++;
-  let vma = mm.vmas.find_vma(addr);
+  const vma = mm.vmas.find_vma(addr);
   let code = 0;
   if (!vma) code = SEGV_MAPERR;
   else if (vma.vm_start > addr) {
@@ -76,7 +76,6 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   pc.touch = mmapLockId(mm);
   yield STEP_UNLOCK;
   mm.mmap_lock.readers--;
-  vma = null;
   if (code !== 0) return bad_area(k, pc, t, addr, errorCode, code);
   if (result & VM_FAULT_OOM) {
     emitFault(k, pc, t, addr, errorCode, user, 'oom');

@@ -183,8 +183,7 @@ export class Kernel {
     this.zero_pfn = bootAlloc();
     const pgd = bootAlloc();
     // The kernel half is built into boot tables now; PageTables then allocates user tables only.
-    const bootTables = { pgd, alloc: bootAlloc };
-    this.buildKernelMappings(bootTables.pgd, bootTables.alloc);
+    this.buildKernelMappings(pgd, bootAlloc);
     this.pages = new PageAllocator(mem, next);
     this.totalram_pages = mem.frameCount - next;
 

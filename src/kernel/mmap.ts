@@ -52,6 +52,14 @@ export function* mmap_write_unlock(pc: PerCpu, mm: MmStruct): Generator<number, 
   mm.mmap_lock.writer = 0;
 }
 
+/** Runs `body` holding mmap_lock for writing: the shape of every mmap-family syscall. */
+function* with_mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task, body: KPath): KPath {
+  yield* mmap_write_lock(pc, mm, t);
+  const r = yield* body;
+  yield* mmap_write_unlock(pc, mm);
+  return r;
+}
+
 /** vm_start_gap: a grows-down stack keeps stack_guard_gap free below it. */
 function vm_start_gap(v: Vma): number {
   return v.vm_flags & VM_GROWSDOWN ? Math.max(0, v.vm_start - STACK_GUARD_GAP) : v.vm_start;
@@ -125,18 +133,10 @@ export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | 
   const f = Number(flags & 0xffffffffn);
   if (!(f & MAP_ANONYMOUS)) return -EBADF;
   if (f & MAP_HUGETLB) return -ENOMEM;
-  return do_mmap(k, pc, t, addr, len, Number(prot & 0xffffffffn), f, off >> 12n);
+  return with_mmap_write_lock(pc, t.mm!, t, do_mmap_locked(k, pc, t.mm!, addr, len, Number(prot & 0xffffffffn), f, off >> 12n));
 }
 
-/** do_mmap + mmap_region (mm/mmap.c), in Linux's order of checks. */
-function* do_mmap(k: Kernel, pc: PerCpu, t: Task, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint): KPath {
-  const mm = t.mm!;
-  yield* mmap_write_lock(pc, mm, t);
-  const r = yield* do_mmap_locked(k, pc, mm, addrArg, lenArg, prot, flags, pgoffArg);
-  yield* mmap_write_unlock(pc, mm);
-  return r;
-}
-
+/** do_mmap + mmap_region (mm/mmap.c), in Linux's order of checks; the caller holds mmap_lock. */
 function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint): KPath {
   if (lenArg === 0n) return -EINVAL;
   if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
@@ -264,18 +264,13 @@ export function* do_vmi_munmap(k: Kernel, pc: PerCpu, mm: MmStruct, start: numbe
 export function sys_munmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
   const [start, lenArg] = a;
   if (start & 0xfffn) return -EINVAL;
-  return (function* (): KPath {
-    const mm = t.mm!;
-    yield* mmap_write_lock(pc, mm, t);
+  const mm = t.mm!;
+  return with_mmap_write_lock(pc, mm, t, (function* (): KPath {
     const len = BigInt.asUintN(64, (lenArg + 0xfffn) & PAGE_MASK);
     const taskSize = BigInt(mm.task_size);
-    let r = 0;
-    if (start > taskSize || len > taskSize - start) r = -EINVAL;
-    else if (len === 0n) r = -EINVAL;
-    else r = yield* do_vmi_munmap(k, pc, mm, Number(start), Number(start + len));
-    yield* mmap_write_unlock(pc, mm);
-    return r;
-  })();
+    if (start > taskSize || len > taskSize - start || len === 0n) return -EINVAL;
+    return yield* do_vmi_munmap(k, pc, mm, Number(start), Number(start + len));
+  })());
 }
 
 /**
@@ -296,13 +291,7 @@ export function sys_mprotect(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): numbe
   const end64 = BigInt.asUintN(64, start64 + len);
   if (end64 <= start64) return -ENOMEM;
   if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -EINVAL;
-  return (function* (): KPath {
-    const mm = t.mm!;
-    yield* mmap_write_lock(pc, mm, t);
-    const r = yield* mprotect_locked(k, pc, t, mm, start64, end64, prot, grows);
-    yield* mmap_write_unlock(pc, mm);
-    return r;
-  })();
+  return with_mmap_write_lock(pc, t.mm!, t, mprotect_locked(k, pc, t, t.mm!, start64, end64, prot, grows));
 }
 
 function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64: bigint, end64: bigint, prot: number, grows: number): KPath {

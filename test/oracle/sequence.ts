@@ -120,7 +120,6 @@ interface Scope {
   /** Handles bound by mmaps that cannot fail, usable in this process. */
   handles: number[];
   depth: number;
-  execed: boolean;
 }
 
 /** One process's ops: `n` of them, with fork blocks (each followed by a wait) and perhaps an execve at the end. */
@@ -153,7 +152,7 @@ function processOps(scope: Scope, n: number): fc.Arbitrary<SeqOp[]> {
         handles.push(h);
         parts.push(goodMmap.map(({ off, pages, p, f }) => [{ op: 'mmap' as const, handle: h, addr: { kind: 'A' as const, off }, len: BigInt(pages) * PAGE, prot: p, flags: f }]));
       } else if (kind === 3 && scope.depth < 2) {
-        const child = processOps({ handles: [...handles], depth: scope.depth + 1, execed: false }, 4);
+        const child = processOps({ handles: [...handles], depth: scope.depth + 1 }, 4);
         const exitCode = fc.integer({ min: 0, max: 255 });
         parts.push(fc.tuple(child, exitCode, fc.integer({ min: 0, max: 4 }), fc.array(leaf, { maxLength: 3 })).map(([c, code, mode, between]) => {
           const body = mode === 0 ? [...c, { op: 'exit' as const, code }] : c;
@@ -163,8 +162,6 @@ function processOps(scope: Scope, n: number): fc.Arbitrary<SeqOp[]> {
         parts.push(fc.tuple(leaf).map(([o]) => [o]));
       }
     }
-    const withHandles = { ...scope, handles };
-    void withHandles;
     return fc.tuple(...parts).map((ps) => ps.flat());
   });
 }
@@ -173,7 +170,7 @@ function processOps(scope: Scope, n: number): fc.Arbitrary<SeqOp[]> {
 export const sequenceArb: fc.Arbitrary<SeqOp[]> = fc
   .tuple(fc.integer({ min: 8, max: 24 }), fc.integer({ min: 0, max: 9 }))
   .chain(([n, e]) =>
-    processOps({ handles: [], depth: 0, execed: false }, n).chain((ops) =>
-      e === 0 ? processOps({ handles: [], depth: 1, execed: true }, 3).map((rest) => [...ops, { op: 'execve' as const, rest }]) : fc.constant(ops),
+    processOps({ handles: [], depth: 0 }, n).chain((ops) =>
+      e === 0 ? processOps({ handles: [], depth: 1 }, 3).map((rest) => [...ops, { op: 'execve' as const, rest }]) : fc.constant(ops),
     ),
   );
