@@ -12,7 +12,8 @@ import { cpu_step } from './kernel/entry.js';
 import type { KernelEvent } from './kernel/events.js';
 import { load_image, start_thread } from './kernel/exec.js';
 import { newProcess } from './kernel/fork.js';
-import { Kernel, resolveKernelOptions, type KernelOptions, type PerCpu } from './kernel/kernel.js';
+import { Kernel, type PerCpu } from './kernel/kernel.js';
+import { resolveKernelOptions, type KernelOptions } from './kernel/options.js';
 import { wake_up_new_task } from './kernel/sched.js';
 import { syscallByName } from './kernel/syscalls.js';
 import type { OpRecord, Task } from './kernel/task.js';
@@ -65,7 +66,7 @@ export class System {
   /** Registers a program that execve can load by name (the path string it is given). */
   addImage(name: string, program: Program): void {
     if (typeof name !== 'string' || name === '') throw new ArgumentError('name', 'expected a non-empty image name');
-    this.kernel.images.set(name, compile(name, program));
+    this.kernel.images.set(name, compile(name, program, this.kernel.percpu.length));
   }
 
   /**
@@ -79,7 +80,7 @@ export class System {
       throw new ArgumentError('cpu', `expected a CPU number from 0 to ${k.percpu.length - 1}, got ${JSON.stringify(options.cpu)}`);
     }
     const name = options.name ?? (k.tasks.size === 0 && k.exited.size === 0 ? 'init' : `prog${k.tasks.size + k.exited.size + 1}`);
-    const image = compile(name, program);
+    const image = compile(name, program, k.percpu.length);
     k.images.set(name, image);
     const mm = load_image(k, image);
     if (!mm) throw new ConfigError('memory', 'not enough simulated memory to load the program');
@@ -124,6 +125,11 @@ export class System {
     return { steps: this.totalSteps - start, finished: alive.length === 0, alive };
   }
 
+  /** Steps taken so far over the whole run (the time base of traces and timelines). */
+  get now(): number {
+    return this.totalSteps;
+  }
+
   /** The wait status of an exited process (as wait4 reports it), or undefined while it lives or is an unreaped zombie. */
   exitStatus(pid: number): number | undefined {
     return this.kernel.exited.get(pid);
@@ -156,12 +162,14 @@ function hasWork(pc: PerCpu): boolean {
   return pc.ipis.length > 0 || pc.runqueue.length > 0 || (pc.current !== null && pc.current.state === 'running');
 }
 
-/** Compiles a program and checks every syscall name against the table. */
-function compile(name: string, program: Program): ProgramImage {
+/** Compiles a program and checks every syscall name against the table and every child CPU against the machine. */
+function compile(name: string, program: Program, cpus: number): ProgramImage {
   const image = new ProgramImage(name, program);
   for (const f of image.functions) {
-    f.ops.forEach((op: Op) => {
-      if (op.op === 'syscall' && typeof op.name === 'string') syscallByName(op.name);
+    f.ops.forEach((op: Op, i) => {
+      if (op.op !== 'syscall') return;
+      if (typeof op.name === 'string') syscallByName(op.name);
+      if (op.cpu !== undefined && op.cpu >= cpus) throw new ArgumentError('program', `${name}: ${f.name}[${i}].cpu: the machine has CPUs 0 to ${cpus - 1}, not ${op.cpu}`);
     });
   }
   return image;

@@ -231,6 +231,7 @@ function function_end(k: Kernel, pc: PerCpu, t: Task, fn: CFunction): void {
     return;
   }
   const nr = fn.end === FnEnd.Exit ? 60 : 231;
+  if (k.events.on) k.emit({ type: 'user_end', cpu: pc.id, tid: t.tid, fn: fn.name });
   t.opName = 'return';
   start_syscall(k, pc, t, nr, [0n], undefined);
 }
@@ -266,6 +267,8 @@ function start_syscall(k: Kernel, pc: PerCpu, t: Task, nr: number, args: bigint[
   t.curNr = nr;
   t.curArgs = args;
   const entry = nr >= 0 && nr < SYSCALLS.length ? SYSCALLS[nr] : undefined;
+  t.curName = entry ? entry.name : `syscall_${nr}`;
+  if (k.events.on) k.emit({ type: 'syscall_enter', cpu: pc.id, tid: t.tid, nr, name: t.curName, args });
   if (!entry) {
     k.completeSyscallResult(t, -ENOSYS);
     return exit_to_user_mode(k, pc, t);

@@ -6,6 +6,10 @@
 import type { OpRecord } from './task.js';
 
 export type KernelEvent =
+  /** A task entered the kernel through SYSCALL (the matching `syscall` event comes when it returns). */
+  | { type: 'syscall_enter'; cpu: number; tid: number; nr: number; name: string; args: bigint[] }
+  /** A thread finished its operations (main, a fork child or a thread body) and is about to exit: its state is still intact. */
+  | { type: 'user_end'; cpu: number; tid: number; fn: string }
   /** A syscall returned (or, for exit and execve, ended). */
   | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: bigint[]; ret: number }
   /** The kernel handled a page fault. `outcome`: mapped, copied (COW), reused (COW without a copy), signal, efault, oom. */

@@ -91,7 +91,8 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
     child.vforkParent = t;
     t.vforkWaiting = true;
   }
-  wake_up_new_task(k, child);
+  const op = t.image!.byName.get(t.opFn)?.ops[t.opIndex];
+  wake_up_new_task(k, child, op && op.op === 'syscall' ? op.cpu : undefined);
   if (flags & CLONE_VFORK) {
     // wait_for_vfork_done: a killable sleep until the child releases the mm.
     while (t.vforkWaiting && !(t.pending.signal & sigmask(SIGKILL)) && !t.group.groupExit) {

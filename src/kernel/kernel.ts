@@ -18,6 +18,7 @@ import { CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP } from '../hw/regs.js';
 import type { EventBus } from '../events.js';
 import type { HwEvent } from '../hw/events.js';
 import type { KernelEvent } from './events.js';
+import type { KernelOptions } from './options.js';
 import { MmStruct } from './mm.js';
 import { PageAllocator } from './page.js';
 import type { ProgramImage } from '../user/program.js';
@@ -27,56 +28,6 @@ import { TLB_NR_DYN_ASIDS, type FlushTlbInfo } from './tlbflush.js';
 import type { OpRecord, Task } from './task.js';
 
 /** Kernel options: Linux's boot parameters and sysctls the model honours. */
-export interface KernelOptions {
-  /** User operations a task runs before the timer tick lets another runnable task on its CPU run; 0: never. */
-  timeslice: number;
-  /** debugfs x86/tlb_single_page_flush_ceiling: flushes of more pages become full flushes. */
-  tlb_single_page_flush_ceiling: number;
-  /** The `nopcid` boot parameter: do not use PCIDs even if the CPU has them. */
-  nopcid: boolean;
-  /** CONFIG_DEBUG_VM-style checks after each syscall and exit (page counts against page tables, leaks) and DEBUG_PREEMPT. */
-  debug_vm: boolean;
-  /** Keep a record of every user operation's result (`Kernel.log`). */
-  log: boolean;
-  /** vm.mmap_min_addr: the lowest address a mapping may have (Debian's CONFIG_DEFAULT_MMAP_MIN_ADDR). */
-  mmap_min_addr: number;
-}
-
-export const DEFAULT_KERNEL_OPTIONS: KernelOptions = {
-  timeslice: 1000,
-  tlb_single_page_flush_ceiling: 33,
-  nopcid: false,
-  debug_vm: false,
-  log: true,
-  mmap_min_addr: 65536,
-};
-
-/** Validates kernel options; throws ConfigError naming the bad one. */
-export function resolveKernelOptions(o: Partial<KernelOptions> | undefined): KernelOptions {
-  if (o === undefined) return { ...DEFAULT_KERNEL_OPTIONS };
-  if (o === null || typeof o !== 'object') throw new ConfigError('kernel', `expected an object of kernel options, got ${String(o)}`);
-  const r = { ...DEFAULT_KERNEL_OPTIONS };
-  for (const [key, v] of Object.entries(o)) {
-    switch (key) {
-      case 'timeslice':
-      case 'tlb_single_page_flush_ceiling':
-      case 'mmap_min_addr':
-        if (!Number.isSafeInteger(v) || (v as number) < 0) throw new ConfigError(`kernel.${key}`, `expected a non-negative integer, got ${JSON.stringify(v)}`);
-        r[key] = v as number;
-        break;
-      case 'nopcid':
-      case 'debug_vm':
-      case 'log':
-        if (typeof v !== 'boolean') throw new ConfigError(`kernel.${key}`, `expected true or false, got ${JSON.stringify(v)}`);
-        r[key] = v;
-        break;
-      default:
-        throw new ConfigError(`kernel.${key}`, `unknown kernel option; expected one of ${Object.keys(DEFAULT_KERNEL_OPTIONS).join(', ')}`);
-    }
-  }
-  return r;
-}
-
 /** __START_KERNEL_map + the text offset: where the kernel image's text is mapped. */
 export const KERNEL_TEXT = 0xffffffff81000000n;
 /** PAGE_OFFSET without KASLR: the direct map of all RAM. */
@@ -297,7 +248,7 @@ export class Kernel {
     }
     if (t.intoVar) t.vars.set(t.intoVar, BigInt(ret));
     if (this.options.log || this.events.on) this.recordOp(t, BigInt(ret), undefined);
-    if (this.events.on) this.emit({ type: 'syscall', cpu: t.cpu, tid: t.tid, nr: t.curNr, name: t.opName, args: t.curArgs, ret });
+    if (this.events.on) this.emit({ type: 'syscall', cpu: t.cpu, tid: t.tid, nr: t.curNr, name: t.curName, args: t.curArgs, ret });
   }
 
   emitSignal(pc: PerCpu, t: Task, info: SigInfo, action: string): void {

@@ -26,6 +26,8 @@ export type SyscallHandler = (k: Kernel, pc: PerCpu, t: Task, args: bigint[]) =>
 export interface SyscallEntry {
   nr: number;
   name: string;
+  /** The parameter names of its SYSCALL_DEFINEn, in order (scenario files name arguments by them). */
+  args: readonly string[];
   handler: SyscallHandler;
   /** The syscall does not return to its caller (exit, exit_group): its path ends the task. */
   noreturn?: boolean;
@@ -177,24 +179,24 @@ function sys_tgkill(k: Kernel, _pc: PerCpu, t: Task, a: bigint[]): number {
 }
 
 const table: SyscallEntry[] = [
-  { nr: 9, name: 'mmap', handler: sys_mmap },
-  { nr: 10, name: 'mprotect', handler: sys_mprotect },
-  { nr: 11, name: 'munmap', handler: sys_munmap },
-  { nr: 13, name: 'rt_sigaction', handler: sys_rt_sigaction },
-  { nr: 14, name: 'rt_sigprocmask', handler: sys_rt_sigprocmask },
-  { nr: 15, name: 'rt_sigreturn', handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
-  { nr: 24, name: 'sched_yield', handler: sys_sched_yield },
-  { nr: 39, name: 'getpid', handler: sys_getpid },
-  { nr: 56, name: 'clone', handler: sys_clone },
-  { nr: 57, name: 'fork', handler: (k, pc, t) => sys_fork(k, pc, t) },
-  { nr: 58, name: 'vfork', handler: (k, pc, t) => sys_vfork(k, pc, t) },
-  { nr: 59, name: 'execve', handler: sys_execve },
-  { nr: 60, name: 'exit', handler: sys_exit, noreturn: true },
-  { nr: 61, name: 'wait4', handler: sys_wait4 },
-  { nr: 62, name: 'kill', handler: sys_kill },
-  { nr: 186, name: 'gettid', handler: sys_gettid },
-  { nr: 231, name: 'exit_group', handler: sys_exit_group, noreturn: true },
-  { nr: 234, name: 'tgkill', handler: sys_tgkill },
+  { nr: 9, name: 'mmap', args: ['addr', 'len', 'prot', 'flags', 'fd', 'off'], handler: sys_mmap },
+  { nr: 10, name: 'mprotect', args: ['start', 'len', 'prot'], handler: sys_mprotect },
+  { nr: 11, name: 'munmap', args: ['addr', 'len'], handler: sys_munmap },
+  { nr: 13, name: 'rt_sigaction', args: ['sig', 'act', 'oact', 'sigsetsize'], handler: sys_rt_sigaction },
+  { nr: 14, name: 'rt_sigprocmask', args: ['how', 'nset', 'oset', 'sigsetsize'], handler: sys_rt_sigprocmask },
+  { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
+  { nr: 24, name: 'sched_yield', args: [], handler: sys_sched_yield },
+  { nr: 39, name: 'getpid', args: [], handler: sys_getpid },
+  { nr: 56, name: 'clone', args: ['clone_flags', 'newsp', 'parent_tidptr', 'child_tidptr', 'tls'], handler: sys_clone },
+  { nr: 57, name: 'fork', args: [], handler: (k, pc, t) => sys_fork(k, pc, t) },
+  { nr: 58, name: 'vfork', args: [], handler: (k, pc, t) => sys_vfork(k, pc, t) },
+  { nr: 59, name: 'execve', args: ['filename', 'argv', 'envp'], handler: sys_execve },
+  { nr: 60, name: 'exit', args: ['error_code'], handler: sys_exit, noreturn: true },
+  { nr: 61, name: 'wait4', args: ['upid', 'stat_addr', 'options', 'ru'], handler: sys_wait4 },
+  { nr: 62, name: 'kill', args: ['pid', 'sig'], handler: sys_kill },
+  { nr: 186, name: 'gettid', args: [], handler: sys_gettid },
+  { nr: 231, name: 'exit_group', args: ['error_code'], handler: sys_exit_group, noreturn: true },
+  { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
 ];
 
 /** The table indexed by number (holes are undefined: -ENOSYS). */
@@ -210,6 +212,17 @@ export function syscallByName(name: string): number {
   const nr = BY_NAME.get(name);
   if (nr === undefined) throw new ArgumentError('syscall', `unknown syscall ${JSON.stringify(name)}; the model implements ${[...BY_NAME.keys()].join(', ')}`);
   return nr;
+}
+
+/** The entry of a syscall the model implements, by name, or undefined. */
+export function syscallEntry(name: string): SyscallEntry | undefined {
+  const nr = BY_NAME.get(name);
+  return nr === undefined ? undefined : SYSCALLS[nr];
+}
+
+/** Every syscall the model implements, in number order. */
+export function syscallEntries(): SyscallEntry[] {
+  return SYSCALLS.filter((e): e is SyscallEntry => e !== undefined);
 }
 
 /** Registers more syscalls (later layers: pkeys, shadow stacks, modify_ldt). */

@@ -144,6 +144,8 @@ export class Task {
   waitingChild = false;
   /** The syscall in progress: number and arguments (for events). */
   curNr = -1;
+  /** Its name in the table (`syscall_<nr>` for a number the table lacks). */
+  curName = '';
   curArgs: bigint[] = [];
   /** Set on a vfork parent while its child runs. */
   vforkWaiting = false;

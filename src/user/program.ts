@@ -25,9 +25,11 @@ export type Op =
   /**
    * Makes a syscall by name or number with up to six arguments; the return value (or -errno)
    * goes to `into`. For fork, vfork and clone, `child` is what the child runs: it ends with
-   * exit_group(0) (exit(0) for a CLONE_THREAD child) when it falls off the end.
+   * exit_group(0) (exit(0) for a CLONE_THREAD child) when it falls off the end. `cpu` places
+   * the child on that CPU (as the scheduler might, or affinity would) instead of the least
+   * loaded one.
    */
-  | { op: 'syscall'; name: string | number; args?: Value[]; into?: string; child?: Op[] }
+  | { op: 'syscall'; name: string | number; args?: Value[]; into?: string; child?: Op[]; cpu?: number }
   /** Sets a variable. */
   | { op: 'set'; var: string; value: Value }
   /** In a signal handler: siglongjmp to just after the interrupted operation, restoring the signal mask saved in the frame. */
@@ -150,6 +152,7 @@ export class ProgramImage {
           const args = op.args ?? [];
           if (!Array.isArray(args) || args.length > 6) throw new ArgumentError('program', `${where}.args: expected at most six arguments`);
           f.args[i] = args.map((a, j) => this.value(a, `${where}.args[${j}]`));
+          if (op.cpu !== undefined && (!Number.isInteger(op.cpu) || op.cpu < 0)) throw new ArgumentError('program', `${where}.cpu: expected a CPU number, got ${JSON.stringify(op.cpu)}`);
           f.addrs[i] = null;
           f.values[i] = null;
           break;

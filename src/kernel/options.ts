@@ -1,0 +1,72 @@
+/**
+ * The kernel's options: boot parameters, sysctls and the design choices the seeds debate
+ * (DESIGN.md rule 6). Each is described once, in KERNEL_OPTION_SPECS: the resolver, the
+ * scenario schema and the documentation read that table. Upstream behaviour is the default.
+ */
+import { ConfigError } from '../errors.js';
+
+export interface KernelOptions {
+  /** User operations a task runs before the timer tick lets another runnable task on its CPU run; 0: never. */
+  timeslice: number;
+  /** debugfs x86/tlb_single_page_flush_ceiling: flushes of more pages become full flushes. */
+  tlb_single_page_flush_ceiling: number;
+  /** The `nopcid` boot parameter: do not use PCIDs even if the CPU has them. */
+  nopcid: boolean;
+  /** CONFIG_DEBUG_VM-style checks after each syscall and exit (page counts against page tables, leaks) and DEBUG_PREEMPT. */
+  debug_vm: boolean;
+  /** Keep a record of every user operation's result (`Kernel.log`). */
+  log: boolean;
+  /** vm.mmap_min_addr: the lowest address a mapping may have (Debian's CONFIG_DEFAULT_MMAP_MIN_ADDR). */
+  mmap_min_addr: number;
+}
+
+/** How one option is checked and described. */
+export type OptionSpec =
+  | { kind: 'integer'; min: number; max?: number; default: number; doc: string }
+  | { kind: 'boolean'; default: boolean; doc: string }
+  | { kind: 'enum'; values: readonly string[]; default: string; doc: string };
+
+/** Every kernel option, its type, default and meaning. Later layers add theirs here. */
+export const KERNEL_OPTION_SPECS: Record<keyof KernelOptions, OptionSpec> = {
+  timeslice: { kind: 'integer', min: 0, default: 1000, doc: 'User operations a task runs before the timer tick lets another runnable task on its CPU run; 0: never.' },
+  tlb_single_page_flush_ceiling: { kind: 'integer', min: 0, default: 33, doc: 'debugfs x86/tlb_single_page_flush_ceiling: a flush of more pages becomes a full flush.' },
+  nopcid: { kind: 'boolean', default: false, doc: 'The nopcid boot parameter: do not use PCIDs even if the CPU has them.' },
+  debug_vm: { kind: 'boolean', default: false, doc: 'CONFIG_DEBUG_VM-style checks: page counts against the page tables after each syscall, leaks at exit, DEBUG_PREEMPT.' },
+  log: { kind: 'boolean', default: true, doc: "Keep a record of every user operation's result." },
+  mmap_min_addr: { kind: 'integer', min: 0, default: 65536, doc: 'vm.mmap_min_addr: the lowest address a mapping may have.' },
+};
+
+export const DEFAULT_KERNEL_OPTIONS: KernelOptions = Object.fromEntries(
+  Object.entries(KERNEL_OPTION_SPECS).map(([k, spec]) => [k, spec.default]),
+) as unknown as KernelOptions;
+
+/** Checks one option's value against its spec; returns a message, or null when it is good. */
+export function checkOption(spec: OptionSpec, v: unknown): string | null {
+  switch (spec.kind) {
+    case 'integer':
+      if (!Number.isSafeInteger(v) || (v as number) < spec.min || (spec.max !== undefined && (v as number) > spec.max)) {
+        return `expected an integer ${spec.max === undefined ? `of at least ${spec.min}` : `from ${spec.min} to ${spec.max}`}, got ${JSON.stringify(v)}`;
+      }
+      return null;
+    case 'boolean':
+      return typeof v === 'boolean' ? null : `expected true or false, got ${JSON.stringify(v)}`;
+    case 'enum':
+      return spec.values.includes(v as string) ? null : `expected one of ${spec.values.map((x) => JSON.stringify(x)).join(', ')}, got ${JSON.stringify(v)}`;
+  }
+}
+
+/** Validates kernel options and fills in the defaults; throws ConfigError naming the bad one (`kernel.<name>`). */
+export function resolveKernelOptions(o: Partial<KernelOptions> | undefined): KernelOptions {
+  if (o === undefined) return { ...DEFAULT_KERNEL_OPTIONS };
+  if (o === null || typeof o !== 'object') throw new ConfigError('kernel', `expected an object of kernel options, got ${String(o)}`);
+  const r: Record<string, unknown> = { ...DEFAULT_KERNEL_OPTIONS };
+  const specs = KERNEL_OPTION_SPECS as Record<string, OptionSpec>;
+  for (const [key, v] of Object.entries(o)) {
+    const spec = specs[key];
+    if (!spec) throw new ConfigError(`kernel.${key}`, `unknown kernel option; expected one of ${Object.keys(specs).join(', ')}`);
+    const bad = checkOption(spec, v);
+    if (bad) throw new ConfigError(`kernel.${key}`, bad);
+    r[key] = v;
+  }
+  return r as unknown as KernelOptions;
+}
