@@ -49,3 +49,28 @@ export class ModelError extends IsolabError {
     this.check = check;
   }
 }
+
+/** One mistake in a scenario: where it is (file, line and column when it came from a file; always the path) and what was expected. */
+export interface ScenarioIssue {
+  file?: string;
+  line?: number;
+  col?: number;
+  /** The path to the value, e.g. `processes[0].ops[2].mmap.prot`. */
+  path: string;
+  message: string;
+}
+
+/** `file:line:col: message`, or `path: message` for a scenario that came from an object. */
+export function formatIssue(i: ScenarioIssue): string {
+  if (i.file !== undefined && i.line !== undefined) return `${i.file}:${i.line}:${i.col ?? 1}: ${i.message}`;
+  return `${i.file !== undefined ? `${i.file}: ` : ''}${i.path || '(scenario)'}: ${i.message}`;
+}
+
+/** A scenario with mistakes: every one found, in file order. Nothing has run. */
+export class ScenarioError extends IsolabError {
+  readonly issues: ScenarioIssue[];
+  constructor(issues: ScenarioIssue[]) {
+    super('ESCENARIO', issues.map(formatIssue).join('\n'));
+    this.issues = issues;
+  }
+}

@@ -1,19 +1,79 @@
-/** `isolab tour`: prints each stop's question, the model's answer and the evidence. */
+/**
+ * `isolab tour`: runs every built-in scenario in scenarios/ and prints the question each asks
+ * with the answer the model found, then the processor-level stops. Exit 1 if a scenario's
+ * expectations did not hold.
+ */
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pc from 'picocolors';
+import { compileScenarioFile } from '../scenario/index.js';
+import { runScenario, type RunReport } from '../scenario/run.js';
 import { hwTour } from '../tour/hw.js';
+import { countsLine, formatVerdict, verdictSummary } from './report.js';
 
-export function tourCommand(opts: { json?: boolean }): void {
+/** The directory of built-in scenarios (the package's scenarios/). */
+export const SCENARIO_DIR = fileURLToPath(new URL('../../../scenarios/', import.meta.url));
+
+/** The built-in scenario files, in name order. */
+export function builtinScenarios(): string[] {
+  return readdirSync(SCENARIO_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => `scenarios/${f}`);
+}
+
+function runBuiltin(file: string): RunReport {
+  return runScenario(compileScenarioFile(fileURLToPath(new URL(`../../../${file}`, import.meta.url))));
+}
+
+export function tourCommand(opts: { json?: boolean }): number {
+  const reports = builtinScenarios().map((f) => ({ file: f, report: runBuiltin(f) }));
   const stops = hwTour();
+  const passed = reports.every((r) => r.report.passed);
   if (opts.json) {
-    process.stdout.write(JSON.stringify(stops, null, 2) + '\n');
-    return;
+    const scenarios = reports.map(({ file, report: r }) => ({
+      file,
+      name: r.scenario,
+      question: r.question ?? null,
+      answer: r.answer ?? null,
+      passed: r.passed,
+      verdicts: r.verdicts.map((v) => ({ status: v.status, expected: v.expected, actual: v.actual })),
+      counts: r.counts,
+    }));
+    process.stdout.write(JSON.stringify({ scenarios, machine: stops }, null, 2) + '\n');
+    return passed ? 0 : 1;
   }
-  const bold = process.stdout.isTTY ? (s: string) => `\x1b[1m${s}\x1b[0m` : (s: string) => s;
-  const out: string[] = ['isolab tour: the machine layer (x86-64 paging, TLB, SMAP, PKU, A/D bits)', ''];
-  stops.forEach((s, i) => {
-    out.push(bold(`${i + 1}. ${s.question}`));
-    out.push(`   ${s.answer}`);
-    for (const line of s.evidence) out.push(`     ${line}`);
+  const out: string[] = [pc.bold('isolab tour: how x86-64 Linux keeps address spaces apart, asked of the model'), ''];
+  let n = 0;
+  for (const { file, report: r } of reports) {
+    out.push(`${pc.bold(`${++n}. ${r.question ?? r.scenario}`)}  ${pc.dim(file)}`);
+    if (r.answer) out.push(...wrap(r.answer, 3));
+    out.push(`   ${verdictSummary(r)}${pc.dim(` · ${countsLine(r)}`)}`);
+    if (!r.passed) for (const v of r.verdicts.filter((x) => x.status !== 'held')) out.push(formatVerdict(v));
     out.push('');
-  });
-  process.stdout.write(out.join('\n'));
+  }
+  out.push(pc.bold('Underneath: the processor'), '');
+  for (const s of stops) {
+    out.push(pc.bold(`${++n}. ${s.question}`));
+    out.push(`   ${s.answer}`);
+    for (const line of s.evidence) out.push(`     ${pc.dim(line)}`);
+    out.push('');
+  }
+  out.push(pc.dim(`Run one scenario with its timeline: isolab run ${builtinScenarios()[0] ?? 'FILE'}`));
+  process.stdout.write(out.join('\n') + '\n');
+  return passed ? 0 : 1;
+}
+
+/** Wraps prose at 96 columns with an indent. */
+function wrap(text: string, indent: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + word.length + 1 > 96 - indent) {
+      lines.push(' '.repeat(indent) + line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(' '.repeat(indent) + line);
+  return lines;
 }

@@ -30,8 +30,13 @@ const ILL_ILLOPC = 1;
 /** Runs one step on CPU `pc`; returns false if it had nothing to do (idle, nothing runnable, no IPI). */
 export function cpu_step(k: Kernel, pc: PerCpu): boolean {
   pc.steps++;
-  if (pc.ipis.length > 0) {
+  // An interrupt is taken at an instruction boundary (not in the middle of a user access's
+  // page walk), enters the kernel at CPL 0 and returns to the CPL it interrupted.
+  if (pc.ipis.length > 0 && !pc.walkPending) {
+    const cpl = pc.cpu.cpl;
+    if (cpl !== 0) pc.cpu.setCpl(0);
     handle_flush_ipi(k, pc);
+    if (cpl !== 0) pc.cpu.setCpl(cpl as 0 | 3);
     return true;
   }
   const t = pc.current;
@@ -255,6 +260,8 @@ function enter_syscall(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: numbe
   const cargs = fn.args[idx];
   const args: bigint[] = [];
   for (let i = 0; i < cargs.length; i++) args.push(BigInt.asUintN(64, valueOf(t, cargs[i])));
+  // Registers the program did not set read as 0: handlers always get six arguments.
+  while (args.length < 6) args.push(0n);
   t.pc += OP_BYTES;
   t.slice++;
   start_syscall(k, pc, t, nr, args, op.into);

@@ -57,12 +57,13 @@ export function schedule(k: Kernel, pc: PerCpu): void {
  */
 export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: Task | null): void {
   const cpu = pc.cpu;
+  // The switch runs in the kernel, whether it came from a syscall or a timer tick in user mode.
+  cpu.setCpl(0);
   if (prev && prev.mm) prev.pkru = cpu.pkru;
   pc.current = next;
   if (k.events.on) k.emit({ type: 'context_switch', cpu: pc.id, from: prev ? prev.tid : 0, to: next ? next.tid : 0 });
   if (!next) {
     enter_lazy_tlb(k, pc);
-    cpu.setCpl(0);
     return;
   }
   next.state = 'running';

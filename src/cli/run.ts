@@ -1,0 +1,27 @@
+/** `isolab run FILE`: runs a scenario and prints its timeline and verdicts (or JSON). Exit 0 when every expectation held, 1 when one did not. */
+import { compileScenarioFile } from '../scenario/index.js';
+import { runScenario } from '../scenario/run.js';
+import { progressBar } from './progress.js';
+import { formatRun } from './report.js';
+
+export interface RunCommandOptions {
+  seed?: number;
+  maxSteps?: number;
+  json?: boolean;
+  timeline?: boolean;
+  cpu?: number;
+}
+
+export function runCommand(file: string, opts: RunCommandOptions): number {
+  const compiled = compileScenarioFile(file);
+  const progress = opts.json ? undefined : progressBar(compiled.name);
+  let report;
+  try {
+    report = runScenario(compiled, { seed: opts.seed, maxSteps: opts.maxSteps, onProgress: progress?.onProgress, progressEvery: 50_000 });
+  } finally {
+    progress?.stop();
+  }
+  if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else process.stdout.write(formatRun(report, { timeline: opts.timeline !== false, cpu: opts.cpu }));
+  return report.passed ? 0 : 1;
+}

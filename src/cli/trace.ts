@@ -1,0 +1,29 @@
+/** `isolab trace FILE --format jsonl|perfetto`: runs a scenario and writes every event it produced. */
+import { compileScenarioFile } from '../scenario/index.js';
+import { runScenario } from '../scenario/run.js';
+import { toJsonl, toPerfetto } from '../trace/index.js';
+import { writeOutput } from './output.js';
+import { progressBar } from './progress.js';
+
+export interface TraceCommandOptions {
+  format: 'jsonl' | 'perfetto';
+  output?: string;
+  seed?: number;
+  maxSteps?: number;
+}
+
+export function traceCommand(file: string, opts: TraceCommandOptions): number {
+  const compiled = compileScenarioFile(file);
+  const progress = progressBar(compiled.name);
+  let report;
+  try {
+    report = runScenario(compiled, { seed: opts.seed, maxSteps: opts.maxSteps, record: true, onProgress: progress.onProgress, progressEvery: 50_000 });
+  } finally {
+    progress.stop();
+  }
+  const meta = { cpus: compiled.system.cpus ?? 1, tasks: new Map(report.tasks.map((t) => [t.tid, t.name])), scenario: compiled.name };
+  const records = report.trace ?? [];
+  const text = opts.format === 'perfetto' ? JSON.stringify(toPerfetto(records, meta)) + '\n' : toJsonl(records, meta);
+  writeOutput(opts.output, text);
+  return 0;
+}

@@ -1,0 +1,663 @@
+/**
+ * From scenario data to what the System runs: one Program per process and per execve image,
+ * the machine and kernel configuration, and for every compiled operation where it came from
+ * and what it must give. All the checks the schema cannot make happen here, before anything
+ * runs: unknown constants, undefined `$names` and functions, names used twice, CPUs the machine
+ * lacks, CPU models that cannot exist, expectations that cannot apply.
+ */
+import { ConfigError, ScenarioError, type ScenarioIssue } from '../errors.js';
+import { syscallEntry } from '../kernel/syscalls.js';
+import {
+  CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM, ERRNO_NAMES, MAP_ANONYMOUS, MAP_PRIVATE, MAP_STACK,
+  PROT_READ, PROT_WRITE, SIG_DFL, SIG_IGN, SIGKILL, SIGNAL_NAMES, SIGSTOP,
+} from '../kernel/uapi.js';
+import { System, type SystemConfig } from '../system.js';
+import type { Op, Program, Value } from '../user/program.js';
+import { ExprError, foldExpr, toValue, type Folded } from './expr.js';
+import { issueAt, pathString, type Locator, type Path } from './load.js';
+import { FORKING_SYSCALLS, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
+import type { Scenario } from './types.js';
+import { sortIssues, validateShape } from './validate.js';
+
+/** Stack each declared thread gets (mmap'd by the main thread before it clones). */
+export const THREAD_STACK_SIZE = 0x10000;
+/** clone flags for a declared thread: what pthread_create passes, less the TID and TLS pointers. */
+export const THREAD_CLONE_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+/** The counts an answer may quote as {counts.<name>} (RunReport.counts). */
+export const COUNT_NAMES = ['steps', 'syscalls', 'page_faults', 'signals', 'cr3_writes', 'tlb_flushes', 'ipis', 'tlb_misses', 'walks', 'page_copies', 'context_switches'];
+const DEFAULT_MEMORY = 256 * 2 ** 20;
+const DEFAULT_MAX_STEPS = 1_000_000;
+/** Operations one function may hold once repeats are unrolled. */
+const MAX_OPS = 200_000;
+
+/** What one operation must give, folded. */
+export interface OpExpectation {
+  path: Path;
+  /** The expectation as written, for verdicts. */
+  text: string;
+  value?: Folded;
+  errno?: number;
+  signal?: number;
+  si_code?: Folded;
+  si_addr?: Folded;
+  si_pkey?: Folded;
+  success?: boolean;
+}
+
+/** A compiled operation's origin: for the timeline and the verdicts. */
+export interface OpInfo {
+  path: Path;
+  /** The thread (scenario name) whose code this is. */
+  thread: string;
+  /** The operation as the timeline shows it, e.g. `store [$buf] = 2`. */
+  label: string;
+  /** True for the operations isolab adds (a declared thread's stack and clone). */
+  setup: boolean;
+  syscall: boolean;
+  expect?: OpExpectation;
+}
+
+export interface HandlerInstall {
+  signo: number;
+  /** A function's name, or SIG_IGN / SIG_DFL. */
+  handler: string | bigint;
+  flags: number;
+  mask: bigint;
+}
+
+export interface CompiledProcess {
+  name: string;
+  cpu?: number;
+  program: Program;
+  handlers: HandlerInstall[];
+}
+
+export interface EndExpectations {
+  exit: { path: Path; process: string; code?: number; signal?: number; text: string }[];
+  memory: { path: Path; thread: string; addr: Folded; size: 1 | 2 | 4 | 8; value?: Folded; mapped?: boolean; text: string }[];
+  registers: { path: Path; thread: string; pkru?: Folded; vars: [string, Folded][]; text: string }[];
+  invariants: { path: Path; name: string }[];
+}
+
+export interface CompiledScenario {
+  name: string;
+  question?: string;
+  answer?: string;
+  description?: string;
+  system: SystemConfig;
+  policy: 'random' | 'round-robin';
+  seed: number;
+  maxSteps: number;
+  processes: CompiledProcess[];
+  images: { path: string; program: Program }[];
+  /** Every compiled operation, by opKey(image, fn, index). */
+  ops: Map<string, OpInfo>;
+  /** The scenario name of the child each fork, vfork or clone operation creates, by opKey. */
+  children: Map<string, string>;
+  /** Thread names, with the kind of task each is. */
+  threads: Map<string, 'process' | 'thread' | 'child'>;
+  end: EndExpectations;
+  locator?: Locator;
+}
+
+/** The key of a compiled operation: image name, function name, index. */
+export function opKey(image: string, fn: string, index: number): string {
+  return `${image}\u0000${fn}\u0000${index}`;
+}
+
+/** Parses "64 MiB" or a byte count. */
+export function parseMemory(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+)\s*(KiB|MiB|GiB)\s*$/.exec(v)!;
+  return Number(m[1]) * (m[2] === 'KiB' ? 1024 : m[2] === 'MiB' ? 2 ** 20 : 2 ** 30);
+}
+
+const SIGNAL_BY_NAME = new Map(Object.entries(SIGNAL_NAMES).map(([n, name]) => [name, Number(n)]));
+const ERRNO_BY_NAME = new Map(Object.entries(ERRNO_NAMES).map(([n, name]) => [name, Number(n)]));
+
+/** Per-function compile state. */
+interface FnCtx {
+  image: string;
+  fn: string;
+  thread: string;
+  /** Names defined so far on this path (for `$name` checks). */
+  defined: Set<string>;
+  proc: ProcCtx;
+  out: Op[];
+}
+
+/** Per-image compile state. */
+interface ProcCtx {
+  functions: Set<string>;
+  /** Every name the image defines anywhere (handlers may use any of them). */
+  allNames: Set<string>;
+  strings: Record<string, string>;
+  /** Extra functions produced while compiling (none yet; children are nested in ops). */
+}
+
+/**
+ * Validates and compiles scenario data. `data` is what a YAML file parsed to, or a Scenario
+ * object. Throws ScenarioError with every issue found, located through `locator`.
+ */
+export function compileScenario(data: unknown, locator?: Locator, defaultName = 'scenario'): CompiledScenario {
+  const shape = validateShape(data, locator);
+  if (shape.length > 0) throw new ScenarioError(shape);
+  return new Compiler(data as Scenario, locator).compile(defaultName);
+}
+
+class Compiler {
+  private readonly issues: ScenarioIssue[] = [];
+  private readonly ops = new Map<string, OpInfo>();
+  private readonly children = new Map<string, string>();
+  private readonly threads = new Map<string, 'process' | 'thread' | 'child'>();
+  /** Where each thread name was declared (for duplicate reports). */
+  private readonly threadPaths = new Map<string, Path>();
+  /** Names each thread defines (for end expectations). */
+  private readonly threadNames = new Map<string, Set<string>>();
+  private cpus = 1;
+  private childCount = 0;
+
+  constructor(private readonly s: Scenario, private readonly loc: Locator | undefined) {}
+
+  private issue(path: Path, message: string, opts?: { key?: boolean; offset?: number }): void {
+    this.issues.push(issueAt(this.loc, path, message, opts));
+  }
+
+  compile(defaultName: string): CompiledScenario {
+    const s = this.s;
+    this.cpus = s.machine?.cpus ?? 1;
+    const system: SystemConfig = {
+      cpus: this.cpus,
+      memory: s.machine?.memory !== undefined ? parseMemory(s.machine.memory) : DEFAULT_MEMORY,
+      cpu: s.machine?.cpu as SystemConfig['cpu'],
+      kernel: s.kernel,
+    };
+    this.trialBoot(system);
+
+    const processes: CompiledProcess[] = [];
+    s.processes.forEach((p, i) => {
+      const path: Path = ['processes', i];
+      this.declareThread(p.name, [...path, 'name'], 'process');
+      for (const [j, t] of (p.threads ?? []).entries()) this.declareThread(t.name, [...path, 'threads', j, 'name'], 'thread');
+      processes.push(this.compileProcess(p, path));
+    });
+    const images = Object.entries(s.programs ?? {}).map(([imgPath, prog]) => {
+      const ctx = this.procCtx([prog.ops, ...Object.values(prog.functions ?? {})], prog.functions);
+      return { path: imgPath, program: this.compileProgram(imgPath, prog.ops, prog.functions, ['programs', imgPath], '', ctx, [], []) };
+    });
+    const end = this.compileEnd();
+    this.checkAnswer();
+    if (this.issues.length > 0) throw new ScenarioError(sortIssues(this.issues));
+    return {
+      name: s.name ?? defaultName,
+      question: s.question,
+      answer: s.answer,
+      description: s.description,
+      system,
+      policy: s.schedule?.policy ?? 'random',
+      seed: s.schedule?.seed ?? 1,
+      maxSteps: s.schedule?.max_steps ?? DEFAULT_MAX_STEPS,
+      processes,
+      images,
+      ops: this.ops,
+      children: this.children,
+      threads: this.threads,
+      end,
+      locator: this.loc,
+    };
+  }
+
+  /** Boots the configured machine once so that a configuration that cannot exist is reported at its option. */
+  private trialBoot(system: SystemConfig): void {
+    try {
+      new System(system);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      const opt = e.option.split('.');
+      const path: Path = opt[0] === 'kernel' ? opt : ['machine', ...opt];
+      this.issue(path, e.message.slice(e.option.length + 2));
+    }
+  }
+
+  private declareThread(name: string, path: Path, kind: 'process' | 'thread' | 'child'): void {
+    if (name === 'counts') {
+      this.issue(path, 'the name "counts" is reserved: {counts.<name>} in the answer reads the run\'s counts');
+      return;
+    }
+    const before = this.threadPaths.get(name);
+    if (before) {
+      this.issue(path, `the name ${JSON.stringify(name)} is already used by the ${this.threads.get(name)} at ${this.where(before)}; thread and process names must be unique`);
+      return;
+    }
+    this.threads.set(name, kind);
+    this.threadPaths.set(name, path);
+    this.threadNames.set(name, new Set());
+  }
+
+  private where(path: Path): string {
+    const pos = this.loc?.locate(path);
+    return pos ? `line ${pos.line}` : pathString(path);
+  }
+
+  private checkCpu(cpu: number | undefined, path: Path): void {
+    if (cpu !== undefined && cpu >= this.cpus) this.issue(path, `CPU ${cpu} does not exist: the machine has ${this.cpus} CPU${this.cpus === 1 ? '' : 's'} (0 to ${this.cpus - 1}); raise machine.cpus or pick another CPU`);
+  }
+
+  /** The names an image defines anywhere, and its functions. */
+  private procCtx(lists: unknown[][], functions: Record<string, unknown> | undefined): ProcCtx {
+    const allNames = new Set<string>();
+    const scan = (list: unknown[]): void => {
+      for (const op of list) {
+        if (!op || typeof op !== 'object') continue;
+        const o = op as Record<string, unknown>;
+        if (typeof o.as === 'string') allNames.add(o.as);
+        if (o.set && typeof o.set === 'object') for (const k of Object.keys(o.set)) allNames.add(k);
+        for (const v of Object.values(o)) {
+          if (v && typeof v === 'object' && Array.isArray((v as { ops?: unknown }).ops)) scan((v as { ops: unknown[] }).ops);
+        }
+      }
+    };
+    lists.forEach(scan);
+    return { functions: new Set(Object.keys(functions ?? {})), allNames, strings: {} };
+  }
+
+  private compileProcess(p: Scenario['processes'][number], path: Path): CompiledProcess {
+    this.checkCpu(p.cpu, [...path, 'cpu']);
+    const ctx = this.procCtx([p.ops, p.setup ?? [], ...(p.threads ?? []).map((t) => t.ops), ...Object.values(p.functions ?? {})], p.functions);
+    // Declared threads: the main thread maps a stack for each and clones it before its own first operation.
+    const prologue: { op: Op; info: OpInfo; childOps?: { thread: string; ops: unknown[]; path: Path } }[] = [];
+    for (const [j, t] of (p.threads ?? []).entries()) {
+      const tpath: Path = [...path, 'threads', j];
+      this.checkCpu(t.cpu, [...tpath, 'cpu']);
+      const stackVar = `__stack_${t.name}`;
+      prologue.push({
+        op: { op: 'syscall', name: 'mmap', args: [0, THREAD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0], into: stackVar },
+        info: { path: tpath, thread: p.name, label: `mmap(len=0x${THREAD_STACK_SIZE.toString(16)}, prot=PROT_READ|PROT_WRITE, flags=MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK): stack of ${t.name}`, setup: true, syscall: true },
+      });
+      prologue.push({
+        op: { op: 'syscall', name: 'clone', args: [THREAD_CLONE_FLAGS, `$${stackVar}+${THREAD_STACK_SIZE}`], ...(t.cpu !== undefined ? { cpu: t.cpu } : {}) },
+        info: { path: tpath, thread: p.name, label: `clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM): thread ${t.name}`, setup: true, syscall: true },
+        childOps: { thread: t.name, ops: t.ops, path: [...tpath, 'ops'] },
+      });
+    }
+    const program = this.compileProgram(p.name, p.ops, p.functions, path, p.name, ctx, prologue, p.setup ?? []);
+    const handlers: HandlerInstall[] = [];
+    for (const [sigName, h] of Object.entries(p.handlers ?? {})) {
+      const hpath: Path = [...path, 'handlers', sigName];
+      const signo = SIGNAL_BY_NAME.get(sigName)!;
+      if (signo === SIGKILL || signo === SIGSTOP) this.issue(hpath, `${sigName} cannot be caught or ignored (rt_sigaction gives EINVAL)`, { key: true });
+      let handler: string | bigint;
+      if (h.handler === 'SIG_IGN') handler = BigInt(SIG_IGN);
+      else if (h.handler === 'SIG_DFL') handler = BigInt(SIG_DFL);
+      else {
+        handler = h.handler;
+        if (!ctx.functions.has(h.handler)) this.issue([...hpath, 'handler'], `no function named ${JSON.stringify(h.handler)} in ${p.name}'s functions${this.known(ctx.functions)}; or use SIG_IGN or SIG_DFL`);
+      }
+      const flags = h.flags === undefined ? 0 : this.constant(h.flags, [...hpath, 'flags']);
+      let mask = 0n;
+      for (const m of h.mask ?? []) mask |= 1n << BigInt(SIGNAL_BY_NAME.get(m)! - 1);
+      handlers.push({ signo, handler, flags: Number(flags), mask });
+    }
+    return { name: p.name, cpu: p.cpu, program, handlers };
+  }
+
+  private known(names: Iterable<string>): string {
+    const list = [...names];
+    return list.length ? ` (it has ${list.join(', ')})` : ' (it has none)';
+  }
+
+  /** Compiles main (`setup`, then `prologue`, then `ops`) and the functions of one image. */
+  private compileProgram(
+    image: string,
+    ops: unknown[],
+    functions: Record<string, unknown[]> | undefined,
+    path: Path,
+    thread: string,
+    ctx: ProcCtx,
+    prologue: { op: Op; info: OpInfo; childOps?: { thread: string; ops: unknown[]; path: Path } }[],
+    setup: unknown[],
+  ): Program {
+    const mainThread = thread === '' ? image : thread;
+    const main: FnCtx = { image, fn: 'main', thread: mainThread, defined: new Set(), proc: ctx, out: [] };
+    this.compileList(setup, [...path, 'setup'], main);
+    for (const pr of prologue) {
+      const index = main.out.length;
+      this.ops.set(opKey(image, 'main', index), pr.info);
+      if (pr.childOps) {
+        this.children.set(opKey(image, 'main', index), pr.childOps.thread);
+        const childFn: FnCtx = { image, fn: `main.${index}.child`, thread: pr.childOps.thread, defined: new Set(main.defined), proc: ctx, out: [] };
+        this.compileList(pr.childOps.ops, pr.childOps.path, childFn);
+        (pr.op as { child?: Op[] }).child = childFn.out;
+      }
+      if (pr.op.op === 'syscall' && pr.op.into) main.defined.add(pr.op.into);
+      main.out.push(pr.op);
+    }
+    this.compileList(ops, [...path, 'ops'], main);
+    const fns: Record<string, Op[]> = {};
+    for (const [name, list] of Object.entries(functions ?? {})) {
+      const f: FnCtx = { image, fn: name, thread: mainThread, defined: new Set(ctx.allNames), proc: ctx, out: [] };
+      this.compileList(list, [...path, 'functions', name], f);
+      fns[name] = f.out;
+    }
+    return { main: main.out, functions: fns, strings: ctx.strings };
+  }
+
+  private compileList(list: unknown[], path: Path, f: FnCtx): void {
+    list.forEach((op, i) => this.compileOp(op, [...path, i], f));
+    for (const n of f.defined) this.threadNames.get(f.thread)?.add(n);
+    if (f.out.length > MAX_OPS) this.issue(path, `${f.out.length} operations once repeats are unrolled; the limit is ${MAX_OPS}`);
+  }
+
+  private emit(f: FnCtx, op: Op, info: Omit<OpInfo, 'thread' | 'setup'>): number {
+    const index = f.out.length;
+    f.out.push(op);
+    this.ops.set(opKey(f.image, f.fn, index), { ...info, thread: f.thread, setup: false });
+    return index;
+  }
+
+  private compileOp(spec: unknown, path: Path, f: FnCtx): void {
+    if (typeof spec === 'string') {
+      if ((WORD_OPS as readonly string[]).includes(spec)) this.emit(f, { op: spec as (typeof WORD_OPS)[number] }, { path, label: spec, syscall: false });
+      else this.compileOp({ [spec]: null }, path, f); // a syscall with no arguments, as a bare word
+      return;
+    }
+    const o = spec as Record<string, unknown>;
+    const keys = Object.keys(o).filter((k) => !(OP_MODIFIERS as readonly string[]).includes(k));
+    if (keys.length === 0) {
+      this.issue(path, 'no operation here, only as/expect/note: add one operation key such as load, store or a syscall name');
+      return;
+    }
+    if (keys.length > 1) {
+      this.issue([...path, keys[1]], `one item holds two operations (${keys[0]} and ${keys[1]}): put each in its own list item`, { key: true });
+      return;
+    }
+    const kind = keys[0];
+    const arg = o[kind];
+    const kpath = [...path, kind];
+    const as = o.as as string | undefined;
+    const note = typeof o.note === 'string' ? `  # ${o.note}` : '';
+    const noResult = (what: string): void => {
+      if (as !== undefined) this.issue([...path, 'as'], `${what} has no result to name`, { key: true });
+      if (o.expect !== undefined) this.issue([...path, 'expect'], `${what} has no result to expect; expectations go on loads, stores, fetches and syscalls`, { key: true });
+    };
+    switch (kind) {
+      case 'load':
+      case 'fetch': {
+        const form = typeof arg === 'object' && arg !== null ? (arg as { addr: unknown; size?: 1 | 2 | 4 | 8 }) : { addr: arg };
+        const apath = typeof arg === 'object' && arg !== null ? [...kpath, 'addr'] : kpath;
+        const addr = this.value(form.addr, apath, f);
+        if (kind === 'fetch' && as !== undefined) this.issue([...path, 'as'], 'fetch has no result to name', { key: true });
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        const size = form.size ?? 8;
+        const op: Op = kind === 'load' ? { op: 'load', addr, size, ...(as ? { into: as } : {}) } : { op: 'fetch', addr };
+        this.emit(f, op, { path, label: `${kind}${kind === 'load' && size !== 8 ? ` ${size}` : ''} [${String(form.addr)}]${note}`, syscall: false, expect });
+        if (kind === 'load' && as) f.defined.add(as);
+        break;
+      }
+      case 'store': {
+        const a = arg as { addr: unknown; value: unknown; size?: 1 | 2 | 4 | 8 };
+        if (as !== undefined) this.issue([...path, 'as'], 'store has no result to name', { key: true });
+        const op: Op = { op: 'store', addr: this.value(a.addr, [...kpath, 'addr'], f), value: this.value(a.value, [...kpath, 'value'], f), size: a.size ?? 8 };
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined);
+        this.emit(f, op, { path, label: `store${a.size && a.size !== 8 ? ` ${a.size}` : ''} [${String(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'set': {
+        noResult('set');
+        for (const [name, v] of Object.entries(arg as Record<string, unknown>)) {
+          const value = this.value(v, [...kpath, name], f);
+          this.emit(f, { op: 'set', var: name, value }, { path, label: `set ${name} = ${String(v)}${note}`, syscall: false });
+          f.defined.add(name);
+        }
+        break;
+      }
+      case 'repeat': {
+        noResult('repeat');
+        const r = arg as { count: number; ops: unknown[] };
+        for (let c = 0; c < r.count && f.out.length <= MAX_OPS; c++) this.compileList(r.ops, [...kpath, 'ops'], f);
+        break;
+      }
+      case 'syscall': {
+        const a = arg as { nr: number | string; args?: unknown[] };
+        let nr: number | string = a.nr;
+        if (typeof nr === 'string') {
+          const e = syscallEntry(nr);
+          if (!e) this.issue([...kpath, 'nr'], `unknown syscall ${JSON.stringify(nr)}${this.syscallHint(nr)}`);
+          else nr = e.nr;
+        }
+        const args = (a.args ?? []).map((v, j) => this.value(v, [...kpath, 'args', j], f));
+        this.syscallOp(f, path, o, typeof nr === 'number' ? nr : 0, typeof a.nr === 'string' ? a.nr : `syscall ${a.nr}`, args, (a.args ?? []).map(String), undefined, note);
+        break;
+      }
+      default: {
+        const e = syscallEntry(kind);
+        if (!e) {
+          // The schema lists every key an operation may have, so this is unreachable for validated data.
+          this.issue(kpath, `unknown operation ${JSON.stringify(kind)}${this.syscallHint(kind)}; operations: ${USER_OPS.join(', ')} or a syscall name`, { key: true });
+          return;
+        }
+        const given = (arg ?? {}) as Record<string, unknown>;
+        const args: Value[] = [];
+        const shown: string[] = [];
+        let last = -1;
+        e.args.forEach((name, j) => {
+          if (given[name] !== undefined) last = j;
+        });
+        for (let j = 0; j <= last; j++) {
+          const name = e.args[j];
+          const v = given[name];
+          if (v === undefined) {
+            args.push(0);
+            continue;
+          }
+          shown.push(`${name}=${String(v)}`);
+          if (kind === 'execve' && name === 'filename' && typeof v === 'string' && v.startsWith('/')) {
+            const sname = `path${Object.keys(f.proc.strings).length}`;
+            f.proc.strings[sname] = v;
+            args.push(`&${sname}`);
+            continue;
+          }
+          args.push(this.value(v, [...kpath, name], f));
+        }
+        let child: { name: string; cpu?: number; ops: unknown[]; path: Path } | undefined;
+        if (FORKING_SYSCALLS.includes(kind)) {
+          const g = given as { name?: string; cpu?: number; ops?: unknown[] };
+          this.checkCpu(g.cpu, [...kpath, 'cpu']);
+          const isThread = kind === 'clone' && given.clone_flags !== undefined && this.isThreadClone(given.clone_flags);
+          const name = g.name ?? `${f.thread}_child${++this.childCount}`;
+          if (g.name !== undefined) this.declareThread(g.name, [...kpath, 'name'], isThread ? 'thread' : 'child');
+          else {
+            this.threads.set(name, isThread ? 'thread' : 'child');
+            this.threadNames.set(name, new Set());
+          }
+          child = { name, cpu: g.cpu, ops: g.ops ?? [], path: [...kpath, 'ops'] };
+        }
+        this.syscallOp(f, path, o, e.nr, e.name, args, shown, child, note);
+      }
+    }
+  }
+
+  private isThreadClone(v: unknown): boolean {
+    try {
+      const folded = typeof v === 'number' ? { constant: BigInt(v) } : foldExpr(String(v));
+      return !folded.ref && (folded.constant & BigInt(CLONE_THREAD)) !== 0n;
+    } catch {
+      return false;
+    }
+  }
+
+  private syscallHint(name: string): string {
+    return /^[a-z_0-9]+$/.test(name) ? '; the model implements the syscalls listed in docs/scenario-format.md' : '';
+  }
+
+  private syscallOp(
+    f: FnCtx,
+    path: Path,
+    o: Record<string, unknown>,
+    nr: number,
+    name: string,
+    args: Value[],
+    shown: string[],
+    child: { name: string; cpu?: number; ops: unknown[]; path: Path } | undefined,
+    note: string,
+  ): void {
+    const as = o.as as string | undefined;
+    const expect = this.expectation(o.expect, [...path, 'expect'], f, true, as);
+    const op: Op = { op: 'syscall', name: nr, args, ...(as ? { into: as } : {}), ...(child?.cpu !== undefined ? { cpu: child.cpu } : {}) };
+    const index = f.out.length;
+    if (child) {
+      const defined = new Set(f.defined);
+      if (as) defined.add(as);
+      const cf: FnCtx = { image: f.image, fn: `${f.fn}.${index}.child`, thread: child.name, defined, proc: f.proc, out: [] };
+      this.children.set(opKey(f.image, f.fn, index), child.name);
+      this.compileList(child.ops, child.path, cf);
+      (op as { child?: Op[] }).child = cf.out;
+    }
+    this.emit(f, op, { path, label: `${name}(${shown.join(', ')})${note}`, syscall: true, expect });
+    if (as) f.defined.add(as);
+  }
+
+  /** Folds a value and checks its run-time term. */
+  private value(v: unknown, path: Path, f: FnCtx | null, allowed?: Set<string>): Value {
+    const folded = this.fold(v, path);
+    if (!folded) return 0;
+    if (folded.ref) this.checkRef(folded.ref, path, f, allowed, v);
+    return toValue(folded);
+  }
+
+  private fold(v: unknown, path: Path): Folded | null {
+    if (typeof v === 'number') return { constant: BigInt(v) };
+    try {
+      return foldExpr(String(v));
+    } catch (e) {
+      if (e instanceof ExprError) {
+        this.issue(path, e.message, { offset: e.offset });
+        return null;
+      }
+      throw e;
+    }
+  }
+
+  private checkRef(ref: string, path: Path, f: FnCtx | null, allowed: Set<string> | undefined, source: unknown): void {
+    const name = ref.slice(1);
+    const offset = typeof source === 'string' ? source.indexOf(ref) : undefined;
+    if (ref[0] === '&') {
+      this.issue(path, `${ref}: scenarios have no named strings; execve's filename takes a path such as /bin/prog`, { offset });
+      return;
+    }
+    if (ref[0] === '@') {
+      const fns = f ? f.proc.functions : new Set<string>();
+      if (!fns.has(name)) this.issue(path, `no function named ${name}${this.known(fns)}`, { offset });
+      return;
+    }
+    const defined = allowed ?? f?.defined ?? new Set<string>();
+    if (!defined.has(name)) {
+      const where = f && f.fn !== 'main' && !f.fn.includes('.child') ? 'anywhere in this program' : 'by `as` or `set` earlier in this thread (or, in a child, before the fork)';
+      this.issue(path, `${ref} is not defined: names are defined ${where}`, { offset });
+    }
+  }
+
+  private constant(v: unknown, path: Path): bigint {
+    const folded = this.fold(v, path);
+    if (!folded) return 0n;
+    if (folded.ref) {
+      this.issue(path, `expected a constant here, not ${folded.ref}`);
+      return 0n;
+    }
+    return folded.constant;
+  }
+
+  private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined): OpExpectation | undefined {
+    if (spec === undefined) return undefined;
+    const defined = new Set(f.defined);
+    if (as) defined.add(as);
+    const foldRef = (v: unknown, p: Path): Folded | undefined => {
+      const folded = this.fold(v, p);
+      if (folded?.ref) this.checkRef(folded.ref, p, f, defined, v);
+      return folded ?? undefined;
+    };
+    if (typeof spec !== 'object' || spec === null) return { path, text: String(spec), value: foldRef(spec, path) };
+    const e = spec as { value?: unknown; errno?: string; signal?: string; si_code?: unknown; si_addr?: unknown; si_pkey?: unknown; success?: boolean };
+    const out: OpExpectation = { path, text: Object.entries(e).map(([k, v]) => `${k}: ${String(v)}`).join(', ') };
+    if (e.value !== undefined) out.value = foldRef(e.value, [...path, 'value']);
+    if (e.errno !== undefined) {
+      if (!syscall) this.issue([...path, 'errno'], 'only a syscall returns an errno; a load, store or fetch fails with a signal', { key: true });
+      out.errno = ERRNO_BY_NAME.get(e.errno);
+    }
+    if (e.signal !== undefined) out.signal = SIGNAL_BY_NAME.get(e.signal);
+    for (const k of ['si_code', 'si_addr', 'si_pkey'] as const) {
+      if (e[k] === undefined) continue;
+      if (e.signal === undefined) this.issue([...path, k], `${k} describes a signal: add signal (e.g. signal: SIGSEGV)`, { key: true });
+      out[k] = foldRef(e[k], [...path, k]);
+    }
+    if (e.success !== undefined) out.success = e.success;
+    const outcomes = ['value', 'errno', 'signal'].filter((k) => (e as Record<string, unknown>)[k] !== undefined);
+    if (outcomes.length > 1) this.issue([...path, outcomes[1]], `an operation gives one outcome: ${outcomes.join(' and ')} cannot both be expected`, { key: true });
+    if (e.success === true && outcomes.some((k) => k !== 'value')) this.issue([...path, 'success'], 'success: true contradicts an expected errno or signal', { key: true });
+    return out;
+  }
+
+  /** Every {thread.var} in the answer names a thread and something it defines (or exit); {counts.x} a count. */
+  private checkAnswer(): void {
+    const text = this.s.answer;
+    if (text === undefined) return;
+    for (const m of text.matchAll(/\{([^{}]*)\}/g)) {
+      const [thread, field, extra] = m[1].split('.');
+      if (field === undefined || extra !== undefined) this.issue(['answer'], `{${m[1]}}: expected {thread.name}, {thread.exit} or {counts.name}`);
+      else if (thread === 'counts') {
+        if (!COUNT_NAMES.includes(field)) this.issue(['answer'], `{${m[1]}}: no count named ${field}; counts: ${COUNT_NAMES.join(', ')}`);
+      } else if (!this.threads.has(thread)) this.issue(['answer'], `{${m[1]}}: no thread named ${thread}${this.known(this.threads.keys())}`);
+      else if (field !== 'exit' && !this.threadNames.get(thread)?.has(field)) this.issue(['answer'], `{${m[1]}}: ${thread} never defines ${field}`);
+    }
+  }
+
+  private compileEnd(): EndExpectations {
+    const x = this.s.expect ?? {};
+    const end: EndExpectations = { exit: [], memory: [], registers: [], invariants: [] };
+    const threadRef = (name: string, p: Path): boolean => {
+      if (this.threads.has(name)) return true;
+      this.issue(p, `no thread or process named ${JSON.stringify(name)}${this.known(this.threads.keys())}`);
+      return false;
+    };
+    for (const [name, v] of Object.entries(x.exit ?? {})) {
+      const p: Path = ['expect', 'exit', name];
+      if (!this.threads.has(name)) this.issue(p, `no process named ${JSON.stringify(name)}${this.known([...this.threads].filter(([, k]) => k !== 'thread').map(([n]) => n))}`, { key: true });
+      else if (this.threads.get(name) === 'thread') this.issue(p, `${name} is a thread: a wait status belongs to a process`, { key: true });
+      if (typeof v === 'number') end.exit.push({ path: p, process: name, code: v, text: `exit ${v}` });
+      else {
+        const signo = SIGNAL_BY_NAME.get(v);
+        if (signo === undefined) this.issue(p, `expected an exit code from 0 to 255 or a signal name such as SIGSEGV, got ${JSON.stringify(v)}`);
+        end.exit.push({ path: p, process: name, signal: signo, text: `killed by ${v}` });
+      }
+    }
+    (x.memory ?? []).forEach((m, i) => {
+      const p: Path = ['expect', 'memory', i];
+      if (!threadRef(m.thread, [...p, 'thread'])) return;
+      const names = this.threadNames.get(m.thread)!;
+      const fold = (v: unknown, q: Path): Folded | undefined => {
+        const r = this.fold(v, q);
+        if (r?.ref) this.checkRef(r.ref, q, null, names, v);
+        return r ?? undefined;
+      };
+      const addr = fold(m.addr, [...p, 'addr']);
+      const value = m.value !== undefined ? fold(m.value, [...p, 'value']) : undefined;
+      if (m.value !== undefined && m.mapped === false) this.issue([...p, 'value'], 'an unmapped address has no value to expect', { key: true });
+      if (addr) end.memory.push({ path: p, thread: m.thread, addr, size: m.size ?? 8, value, mapped: m.mapped, text: `${m.thread}: [${String(m.addr)}]${m.mapped === false ? ' unmapped' : m.value !== undefined ? ` = ${String(m.value)}` : ' mapped'}` });
+    });
+    (x.registers ?? []).forEach((r, i) => {
+      const p: Path = ['expect', 'registers', i];
+      if (!threadRef(r.thread, [...p, 'thread'])) return;
+      const names = this.threadNames.get(r.thread)!;
+      const vars: [string, Folded][] = [];
+      for (const [n, v] of Object.entries(r.vars ?? {})) {
+        if (!names.has(n)) this.issue([...p, 'vars', n], `${r.thread} never defines ${n}`, { key: true });
+        const folded = this.fold(v, [...p, 'vars', n]);
+        if (folded) vars.push([n, folded]);
+      }
+      const pkru = r.pkru !== undefined ? this.fold(r.pkru, [...p, 'pkru']) ?? undefined : undefined;
+      end.registers.push({ path: p, thread: r.thread, pkru, vars, text: `${r.thread}: ${[...(r.pkru !== undefined ? [`pkru = ${String(r.pkru)}`] : []), ...Object.entries(r.vars ?? {}).map(([n, v]) => `$${n} = ${String(v)}`)].join(', ')}` });
+    });
+    (x.invariants ?? []).forEach((name, i) => end.invariants.push({ path: ['expect', 'invariants', i], name }));
+    return end;
+  }
+}

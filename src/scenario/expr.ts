@@ -1,0 +1,164 @@
+/**
+ * Values in scenario files: C-like constant expressions over numbers and Linux's symbolic
+ * constants (`PROT_READ|PROT_WRITE`, `PAGE_SIZE*4`, `SIGSEGV`), with at most one run-time term:
+ * a result named earlier (`$buf`), a function's address (`@handler`) or a string's address
+ * (`&path`), which may only be offset by adding or subtracting a constant (`$buf+PAGE_SIZE`).
+ *
+ * Everything constant is folded when the file is loaded, so an unknown name is reported then,
+ * with the column of the name inside the value.
+ */
+import * as uapi from '../kernel/uapi.js';
+
+/** Every symbolic constant a value may name: the UAPI constants plus PAGE_SIZE. */
+export const CONSTANTS: ReadonlyMap<string, bigint> = (() => {
+  const m = new Map<string, bigint>();
+  for (const [name, v] of Object.entries(uapi)) {
+    if (typeof v === 'number' && /^_*[A-Z][A-Z0-9_]*$/.test(name)) m.set(name, BigInt(v));
+  }
+  m.set('PAGE_SIZE', 4096n);
+  return m;
+})();
+
+/** A folded value: `constant`, plus the run-time term `ref` (`$name`, `@fn` or `&string`) when there is one. */
+export interface Folded {
+  ref?: string;
+  constant: bigint;
+}
+
+/** A mistake in a value, at `offset` characters into its text. */
+export class ExprError extends Error {
+  constructor(readonly offset: number, message: string) {
+    super(message);
+  }
+}
+
+type Token = { kind: 'num' | 'name' | 'ref' | 'op'; text: string; at: number };
+
+const TOKEN = /\s*(?:(0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)|([A-Za-z_][A-Za-z0-9_]*)|([$@&][A-Za-z_][A-Za-z0-9_]*)|(<<|>>|[|&^+\-*~()]))/y;
+
+function tokenize(text: string): Token[] {
+  const out: Token[] = [];
+  TOKEN.lastIndex = 0;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    TOKEN.lastIndex = at;
+    const m = TOKEN.exec(text);
+    if (!m) {
+      const start = at + (text.slice(at).length - text.slice(at).trimStart().length);
+      throw new ExprError(start, `unexpected ${JSON.stringify(text[start])}; a value is a number, a constant such as PROT_READ, $name, @function or &string, joined by | & ^ + - * << >>`);
+    }
+    const start = m.index + m[0].length - (m[1] ?? m[2] ?? m[3] ?? m[4]).length;
+    if (m[1]) out.push({ kind: 'num', text: m[1], at: start });
+    else if (m[2]) out.push({ kind: 'name', text: m[2], at: start });
+    else if (m[3] && m[3][0] === '&' && out.length > 0 && (out[out.length - 1].kind !== 'op' || out[out.length - 1].text === ')')) {
+      // After a complete operand, '&' is the bitwise operator, not a string's address.
+      out.push({ kind: 'op', text: '&', at: start });
+      at = start + 1;
+      continue;
+    } else if (m[3]) out.push({ kind: 'ref', text: m[3], at: start });
+    else out.push({ kind: 'op', text: m[4], at: start });
+    at = TOKEN.lastIndex;
+  }
+  return out;
+}
+
+// Binary operators by C precedence (higher binds tighter).
+const PRECEDENCE: Record<string, number> = { '|': 1, '^': 2, '&': 3, '<<': 4, '>>': 4, '+': 5, '-': 5, '*': 6 };
+
+/**
+ * Folds the text of a value. Throws ExprError at the offending offset for an unknown constant,
+ * a syntax error, or a run-time term used other than as `ref ± constant`.
+ */
+export function foldExpr(text: string): Folded {
+  const tokens = tokenize(text);
+  if (tokens.length === 0) throw new ExprError(0, 'expected a value, found nothing');
+  let i = 0;
+  const peek = (): Token | undefined => tokens[i];
+  const end = (): number => (tokens.length ? tokens[tokens.length - 1].at + tokens[tokens.length - 1].text.length : 0);
+
+  const primary = (): Folded & { at: number } => {
+    const t = tokens[i++];
+    if (!t) throw new ExprError(end(), 'the value ends too early');
+    if (t.kind === 'num') return { constant: BigInt(t.text.replace(/_/g, '')), at: t.at };
+    if (t.kind === 'name') {
+      const v = CONSTANTS.get(t.text);
+      if (v === undefined) throw new ExprError(t.at, `unknown constant ${t.text}${suggest(t.text, [...CONSTANTS.keys()])}`);
+      return { constant: v, at: t.at };
+    }
+    if (t.kind === 'ref') return { ref: t.text, constant: 0n, at: t.at };
+    if (t.text === '(') {
+      const v = binary(0);
+      const close = tokens[i++];
+      if (!close || close.text !== ')') throw new ExprError(close ? close.at : end(), 'expected )');
+      return { ...v, at: t.at };
+    }
+    if (t.text === '-' || t.text === '~') {
+      const v = primary();
+      if (v.ref) throw new ExprError(v.at, `${v.ref} cannot be negated or inverted; write a constant minus it instead of -${v.ref}`);
+      return { constant: t.text === '-' ? -v.constant : ~v.constant, at: t.at };
+    }
+    throw new ExprError(t.at, `unexpected ${JSON.stringify(t.text)}`);
+  };
+
+  const binary = (minPrec: number): Folded & { at: number } => {
+    let left = primary();
+    for (;;) {
+      const op = peek();
+      if (!op || op.kind !== 'op' || !(op.text in PRECEDENCE) || PRECEDENCE[op.text] < minPrec) return left;
+      i++;
+      const right = binary(PRECEDENCE[op.text] + 1);
+      left = combine(left, op, right);
+    }
+  };
+
+  const v = binary(0);
+  if (i < tokens.length) throw new ExprError(tokens[i].at, `unexpected ${JSON.stringify(tokens[i].text)} after a complete value`);
+  return v.ref ? { ref: v.ref, constant: v.constant } : { constant: v.constant };
+}
+
+function combine(a: Folded & { at: number }, op: Token, b: Folded & { at: number }): Folded & { at: number } {
+  if (a.ref || b.ref) {
+    if (a.ref && b.ref) throw new ExprError(b.at, `a value may hold one of $name, @function or &string, not both ${a.ref} and ${b.ref}`);
+    const additive = op.text === '+' || (op.text === '-' && a.ref);
+    if (!additive) throw new ExprError(op.at, `${a.ref ?? b.ref} is known only when the program runs: it can only have a constant added or subtracted, not ${op.text}`);
+    const ref = (a.ref ?? b.ref)!;
+    return { ref, constant: op.text === '+' ? a.constant + b.constant : a.constant - b.constant, at: a.at };
+  }
+  const x = a.constant;
+  const y = b.constant;
+  const r = op.text === '|' ? x | y : op.text === '^' ? x ^ y : op.text === '&' ? x & y : op.text === '<<' ? x << y : op.text === '>>' ? x >> y : op.text === '+' ? x + y : op.text === '-' ? x - y : x * y;
+  return { constant: r, at: a.at };
+}
+
+/** ", did you mean X?" for the closest of `known` within an edit distance of 2, else "". */
+export function suggest(word: string, known: Iterable<string>): string {
+  let best = '';
+  let bestD = 3;
+  for (const k of known) {
+    const d = editDistance(word.toUpperCase() === word ? word : word.toLowerCase(), k.toUpperCase() === k ? k : k.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best ? `; did you mean ${best}?` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/** The program-level Value for a folded value (see src/user/program.ts). */
+export function toValue(f: Folded): number | bigint | string {
+  if (!f.ref) return f.constant;
+  if (f.constant === 0n) return f.ref;
+  return f.constant > 0n ? `${f.ref}+${f.constant}` : `${f.ref}-${-f.constant}`;
+}

@@ -1,0 +1,54 @@
+/**
+ * Invariants a scenario can ask for at the end of a run (`expect.invariants`). Each reads the
+ * System's state and returns null when it holds, or what is wrong. Later layers (PTI's user
+ * page tables, the explorer's TLB checks) add theirs to this table.
+ */
+import { check_page_counts } from '../kernel/debug.js';
+import type { System } from '../system.js';
+
+export interface InvariantContext {
+  sys: System;
+  /** Frames in use right after boot, before the first process. */
+  bootFrames: number;
+}
+
+export interface Invariant {
+  doc: string;
+  check: (ctx: InvariantContext) => string | null;
+}
+
+/** Tasks not yet exited, as "tid (state)". */
+function alive(sys: System): string[] {
+  return [...sys.kernel.tasks.values()].filter((t) => t.state !== 'dead' && t.state !== 'zombie').map((t) => `${t.tid} (${t.state})`);
+}
+
+export const INVARIANTS: Record<string, Invariant> = {
+  debug_checks: {
+    doc: "The kernel's debug checks (page and map counts against every page table, page tables left after exit_mmap, DEBUG_PREEMPT) found nothing, during the run (with kernel.debug_vm) and at its end.",
+    check: ({ sys }) => {
+      const k = sys.kernel;
+      const before = k.debugReports.length;
+      check_page_counts(k, null);
+      const reports = k.debugReports;
+      if (reports.length === 0) return null;
+      const extra = reports.length - before;
+      return `${reports.length} finding(s)${extra ? `, ${extra} at the end` : ''}: ${reports.slice(0, 3).join('; ')}${reports.length > 3 ? '; ...' : ''}`;
+    },
+  },
+  all_exited: {
+    doc: 'Every task has exited: nothing is left blocked or unfinished when the run stops.',
+    check: ({ sys }) => {
+      const a = alive(sys);
+      return a.length === 0 ? null : `task(s) still alive: ${a.join(', ')}`;
+    },
+  },
+  no_leaks: {
+    doc: 'Once every task has exited, every frame allocated since boot has been freed.',
+    check: ({ sys, bootFrames }) => {
+      const a = alive(sys);
+      if (a.length > 0) return `cannot hold while task(s) ${a.join(', ')} are alive`;
+      const inUse = sys.kernel.pages.inUse;
+      return inUse === bootFrames ? null : `${inUse - bootFrames} frame(s) still allocated after every task exited`;
+    },
+  },
+};

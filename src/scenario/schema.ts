@@ -1,0 +1,221 @@
+/**
+ * The JSON Schema of scenario files (draft-07, for editors and for validation). It is built from
+ * the tables the model already has (the syscall table's parameter names, the CPU model's
+ * options, KERNEL_OPTION_SPECS, the UAPI names, the invariants), so it cannot drift from them;
+ * `npm run schema` writes it to schema/scenario.schema.json and a test keeps that file current.
+ */
+import { DEFAULT_CPU_MODEL } from '../hw/features.js';
+import { KERNEL_OPTION_SPECS, type OptionSpec } from '../kernel/options.js';
+import { syscallEntries } from '../kernel/syscalls.js';
+import { ERRNO_NAMES, SIGNAL_NAMES } from '../kernel/uapi.js';
+import { INVARIANTS } from './invariants.js';
+
+type Json = Record<string, unknown>;
+
+/** The user operations that are not syscalls, and the bare-word ones. */
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'syscall'] as const;
+export const WORD_OPS = ['return', 'longjmp'] as const;
+/** Keys an operation object may have besides its one operation key. */
+export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
+/** Syscalls whose operation also says what the child runs. */
+export const FORKING_SYSCALLS = ['fork', 'vfork', 'clone'];
+
+const CPU_DOCS: Record<string, string> = {
+  la57: '5-level paging (CR4.LA57).',
+  pcid: 'Process-context identifiers (CR4.PCIDE).',
+  invpcid: 'The INVPCID instruction (needs pcid).',
+  pge: 'Global pages (CR4.PGE).',
+  nx: 'The execute-disable bit (EFER.NXE).',
+  pdpe1gb: '1 GiB pages.',
+  smep: 'Supervisor-mode execution prevention.',
+  smap: 'Supervisor-mode access prevention (STAC/CLAC).',
+  pku: 'Protection keys for user pages (PKRU).',
+  pks: 'Protection keys for supervisor pages (needs pku).',
+  shstk: 'CET shadow stacks (forces dirty_on_readonly: strict).',
+  meltdown: 'The Meltdown bug: transient user loads ignore U/S.',
+  maxphyaddr: 'Physical-address width in bits, 36 to 52.',
+  dirty_on_readonly: 'strict: D is set only in writable entries; legacy: a write through a stale writable TLB entry may set D in a read-only entry (seed 003).',
+  tlb: 'TLB geometry: entries and ways for 4 KiB, 2 MiB and 1 GiB pages.',
+};
+
+const expr = { $ref: '#/definitions/expr' };
+const ops = { $ref: '#/definitions/ops' };
+
+function optionSchema(spec: OptionSpec): Json {
+  switch (spec.kind) {
+    case 'integer':
+      return { type: 'integer', minimum: spec.min, ...(spec.max !== undefined ? { maximum: spec.max } : {}), default: spec.default, description: spec.doc };
+    case 'boolean':
+      return { type: 'boolean', default: spec.default, description: spec.doc };
+    case 'enum':
+      return { enum: [...spec.values], default: spec.default, description: spec.doc };
+  }
+}
+
+function cpuSchema(): Json {
+  const props: Json = {};
+  for (const [name, v] of Object.entries(DEFAULT_CPU_MODEL)) {
+    if (name === 'tlb') {
+      const tlb: Json = {};
+      for (const [k, d] of Object.entries(v as Record<string, number>)) tlb[k] = { type: 'integer', minimum: 1, default: d };
+      props.tlb = { type: 'object', additionalProperties: false, properties: tlb, description: CPU_DOCS.tlb };
+    } else if (typeof v === 'boolean') props[name] = { type: 'boolean', default: v, description: CPU_DOCS[name] };
+    else if (name === 'maxphyaddr') props[name] = { type: 'integer', minimum: 36, maximum: 52, default: v, description: CPU_DOCS[name] };
+    else props[name] = { enum: ['strict', 'legacy'], default: v, description: CPU_DOCS[name] };
+  }
+  return { type: 'object', additionalProperties: false, properties: props, description: 'CPU features and bugs; the rest take the defaults of a recent CPU.' };
+}
+
+/** One syscall's operation: its arguments by their SYSCALL_DEFINE names, plus the child for fork, vfork and clone. */
+function syscallOpSchema(name: string, args: readonly string[]): Json {
+  const props: Json = {};
+  for (const a of args) props[a] = expr;
+  if (FORKING_SYSCALLS.includes(name)) {
+    props.name = { $ref: '#/definitions/name', description: 'The name of the child (process or thread), for expectations and the timeline.' };
+    props.cpu = { type: 'integer', minimum: 0, description: 'The CPU the child starts on (default: the least loaded).' };
+    props.ops = { ...ops, description: 'What the child runs; at the end it calls exit_group(0) (exit(0) for a CLONE_THREAD child).' };
+  }
+  return { type: ['object', 'null'], additionalProperties: false, properties: props, description: `${name}(${args.join(', ')})` };
+}
+
+/** The scenario schema. */
+export function scenarioSchema(): Json {
+  const opProps: Json = {
+    as: { $ref: '#/definitions/name', description: 'Names the result: $name in later values.' },
+    expect: { $ref: '#/definitions/opExpect' },
+    note: { type: 'string', description: 'Shown in the timeline.' },
+    load: { anyOf: [expr, { type: 'object', additionalProperties: false, required: ['addr'], properties: { addr: expr, size: { $ref: '#/definitions/size' } } }], description: 'Load 1, 2, 4 or 8 bytes (default 8) from addr.' },
+    store: { type: 'object', additionalProperties: false, required: ['addr', 'value'], properties: { addr: expr, value: expr, size: { $ref: '#/definitions/size' } }, description: 'Store the low size bytes of value at addr.' },
+    fetch: { anyOf: [expr, { type: 'object', additionalProperties: false, required: ['addr'], properties: { addr: expr } }], description: 'Call the code at addr: an instruction fetch.' },
+    set: { type: 'object', minProperties: 1, propertyNames: { $ref: '#/definitions/name' }, additionalProperties: expr, description: 'Set variables.' },
+    repeat: { type: 'object', additionalProperties: false, required: ['count', 'ops'], properties: { count: { type: 'integer', minimum: 0, maximum: 100000 }, ops }, description: 'Run ops count times.' },
+    syscall: { type: 'object', additionalProperties: false, required: ['nr'], properties: { nr: { type: ['integer', 'string'] }, args: { type: 'array', maxItems: 6, items: expr } }, description: 'A syscall by number or name with positional arguments.' },
+  };
+  for (const e of syscallEntries()) opProps[e.name] = syscallOpSchema(e.name, e.args);
+
+  const signalNames = Object.values(SIGNAL_NAMES);
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'https://isolab.invalid/schema/scenario.schema.json',
+    title: 'isolab scenario',
+    description: 'An experiment for isolab: a machine, kernel options, processes and their operations, and what must happen. See docs/scenario-format.md.',
+    type: 'object',
+    additionalProperties: false,
+    required: ['processes'],
+    properties: {
+      $schema: { type: 'string' },
+      name: { type: 'string' },
+      question: { type: 'string', description: 'The question the scenario answers.' },
+      answer: { type: 'string', description: 'The answer, with {thread.var} and {thread.exit} filled in from the run.' },
+      description: { type: 'string' },
+      machine: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          cpus: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
+          memory: { anyOf: [{ type: 'integer', minimum: 8388608 }, { type: 'string', pattern: '^\\s*\\d+\\s*(KiB|MiB|GiB)\\s*$' }], description: 'Installed memory: bytes, or "64 MiB". Default 256 MiB.' },
+          cpu: cpuSchema(),
+        },
+      },
+      kernel: { type: 'object', additionalProperties: false, properties: Object.fromEntries(Object.entries(KERNEL_OPTION_SPECS).map(([k, s]) => [k, optionSchema(s)])) },
+      schedule: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          policy: { enum: ['random', 'round-robin'], default: 'random' },
+          seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 1 },
+          max_steps: { type: 'integer', minimum: 1, default: 1000000 },
+        },
+      },
+      programs: { type: 'object', propertyNames: { pattern: '^/' }, additionalProperties: { $ref: '#/definitions/program' }, description: 'Images execve can load, by path.' },
+      processes: { type: 'array', minItems: 1, items: { $ref: '#/definitions/process' } },
+      expect: { $ref: '#/definitions/endExpect' },
+    },
+    definitions: {
+      name: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_]*$' },
+      expr: { type: ['integer', 'string'], description: 'A number or an expression: PROT_READ|PROT_WRITE, 0x1000, $buf+8, @handler.' },
+      size: { enum: [1, 2, 4, 8] },
+      signal: { enum: signalNames },
+      ops: { type: 'array', items: { $ref: '#/definitions/op' } },
+      op: {
+        if: { type: 'string' },
+        then: { enum: [...WORD_OPS, ...syscallEntries().map((e) => e.name)] },
+        else: { type: 'object', minProperties: 1, additionalProperties: false, properties: opProps },
+      },
+      opExpect: {
+        anyOf: [
+          expr,
+          {
+            type: 'object',
+            additionalProperties: false,
+            minProperties: 1,
+            properties: {
+              value: expr,
+              errno: { enum: Object.values(ERRNO_NAMES) },
+              signal: { $ref: '#/definitions/signal' },
+              si_code: expr,
+              si_addr: expr,
+              si_pkey: expr,
+              success: { type: 'boolean' },
+            },
+          },
+        ],
+        description: 'A value, or {value | errno | signal with si_code, si_addr, si_pkey | success}.',
+      },
+      functions: { type: 'object', propertyNames: { $ref: '#/definitions/name' }, additionalProperties: ops },
+      program: { type: 'object', additionalProperties: false, required: ['ops'], properties: { ops, functions: { $ref: '#/definitions/functions' } } },
+      process: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'ops'],
+        properties: {
+          name: { $ref: '#/definitions/name' },
+          cpu: { type: 'integer', minimum: 0 },
+          setup: { ...ops, description: 'Run by the main thread before it creates the threads; names defined here are every thread\'s.' },
+          ops,
+          functions: { $ref: '#/definitions/functions' },
+          threads: {
+            type: 'array',
+            items: { type: 'object', additionalProperties: false, required: ['name', 'ops'], properties: { name: { $ref: '#/definitions/name' }, cpu: { type: 'integer', minimum: 0 }, ops } },
+          },
+          handlers: {
+            type: 'object',
+            propertyNames: { $ref: '#/definitions/signal' },
+            additionalProperties: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['handler'],
+              properties: { handler: { type: 'string' }, flags: expr, mask: { type: 'array', items: { $ref: '#/definitions/signal' } } },
+            },
+          },
+        },
+      },
+      endExpect: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          exit: { type: 'object', additionalProperties: { anyOf: [{ type: 'integer', minimum: 0, maximum: 255 }, { $ref: '#/definitions/signal' }] }, description: 'Exit code or killing signal, by process name.' },
+          memory: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['thread', 'addr'],
+              properties: { thread: { $ref: '#/definitions/name' }, addr: expr, size: { $ref: '#/definitions/size' }, value: expr, mapped: { type: 'boolean' } },
+            },
+          },
+          registers: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['thread'],
+              properties: { thread: { $ref: '#/definitions/name' }, pkru: expr, vars: { type: 'object', additionalProperties: expr } },
+            },
+          },
+          invariants: { type: 'array', items: { enum: Object.keys(INVARIANTS) } },
+        },
+      },
+    },
+  };
+}
