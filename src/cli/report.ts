@@ -34,18 +34,23 @@ export function verdictSummary(r: RunReport): string {
   return r.passed ? pc.green(s) : pc.red(s);
 }
 
+/** "1 signal", "3 signals". */
+function n(count: number, one: string, many = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
 /** The counts on one line. */
 export function countsLine(r: RunReport): string {
   const c = r.counts;
   return [
-    `${c.steps} steps`,
-    `${c.syscalls} syscalls`,
-    `${c.page_faults} page faults`,
-    `${c.page_copies} pages copied or zeroed`,
-    `${c.signals} signals`,
-    `${c.cr3_writes} CR3 writes`,
-    `${c.tlb_flushes} TLB flushes`,
-    `${c.ipis} IPIs`,
+    n(c.steps, 'step'),
+    n(c.syscalls, 'syscall'),
+    n(c.page_faults, 'page fault'),
+    n(c.page_copies, 'page copied or zeroed', 'pages copied or zeroed'),
+    n(c.signals, 'signal'),
+    n(c.cr3_writes, 'CR3 write'),
+    n(c.tlb_flushes, 'TLB flush', 'TLB flushes'),
+    n(c.ipis, 'IPI'),
   ].join(' · ');
 }
 

@@ -14,11 +14,18 @@ import { countsLine, formatVerdict, verdictSummary } from './report.js';
 /** The directory of built-in scenarios (the package's scenarios/). */
 export const SCENARIO_DIR = fileURLToPath(new URL('../../../scenarios/', import.meta.url));
 
-/** The built-in scenario files, in name order. */
+/** The tour's order: from what a process sees of its own memory to what the kernel does across CPUs. Scenarios not listed follow in name order. */
+const TOUR_ORDER = ['fork-cow', 'vfork-shares', 'execve-fresh', 'segv-codes', 'efault', 'tlb-shootdown', 'pcid-switch'];
+
+/** The built-in scenario files, in tour order. */
 export function builtinScenarios(): string[] {
+  const rank = (f: string): number => {
+    const i = TOUR_ORDER.indexOf(f.replace(/\.yaml$/, ''));
+    return i < 0 ? TOUR_ORDER.length : i;
+  };
   return readdirSync(SCENARIO_DIR)
     .filter((f) => f.endsWith('.yaml'))
-    .sort()
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
     .map((f) => `scenarios/${f}`);
 }
 

@@ -113,7 +113,7 @@ export function scenarioSchema(): Json {
         additionalProperties: false,
         properties: {
           cpus: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
-          memory: { anyOf: [{ type: 'integer', minimum: 8388608 }, { type: 'string', pattern: '^\\s*\\d+\\s*(KiB|MiB|GiB)\\s*$' }], description: 'Installed memory: bytes, or "64 MiB". Default 256 MiB.' },
+          memory: { type: ['integer', 'string'], minimum: 8388608, pattern: '^\\s*\\d+\\s*(KiB|MiB|GiB)\\s*$', description: 'Installed memory: bytes, or "64 MiB". Default 256 MiB.' },
           cpu: cpuSchema(),
         },
       },
@@ -140,7 +140,7 @@ export function scenarioSchema(): Json {
       op: {
         if: { type: 'string' },
         then: { enum: [...WORD_OPS, ...syscallEntries().map((e) => e.name)] },
-        else: { type: 'object', minProperties: 1, additionalProperties: false, properties: opProps },
+        else: { title: 'operation', type: 'object', minProperties: 1, additionalProperties: false, properties: opProps },
       },
       opExpect: {
         anyOf: [

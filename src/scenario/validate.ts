@@ -13,7 +13,7 @@ let validator: ValidateFunction | undefined;
 
 /** The compiled validator (built once). */
 function scenarioValidator(): ValidateFunction {
-  validator ??= new Ajv({ allErrors: true, strict: false, allowUnionTypes: true }).compile(scenarioSchema());
+  validator ??= new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true }).compile(scenarioSchema());
   return validator;
 }
 
@@ -72,7 +72,7 @@ function describe(e: ErrorObject, data: unknown, loc: Locator | undefined): Scen
   const named = (e as { propertyName?: string }).propertyName;
   const path = named !== undefined ? [...toPath(e.instancePath), named] : toPath(e.instancePath);
   const value = named !== undefined ? named : at(data, path);
-  const isOp = e.schemaPath.includes('/definitions/op/');
+  const isOp = (e.parentSchema as { title?: string } | undefined)?.title === 'operation';
   switch (e.keyword) {
     case 'if':
       return null;
