@@ -5,6 +5,8 @@
  * TLBs, A/D bits, NX, SMEP, SMAP, protection keys and CET shadow-stack access rules.
  * The kernel (kernel/) and the System that boots it: address spaces, faults and COW, fork,
  * vfork, clone, execve, exit, wait4, signals, scheduling and TLB shootdown, as Linux 6.12 does them.
+ * Scenarios (scenario/): experiments as YAML files or plain objects, checked, run and judged;
+ * their event streams as JSONL or Perfetto traces (trace/).
  */
 export { IsolabError, ArgumentError, ConfigError, ModelError } from './errors.js';
 export { EventBus, type BaseEvent, type Listener } from './events.js';
@@ -32,3 +34,11 @@ export type { OpRecord, SigInfo } from './kernel/task.js';
 export { SYSCALLS, syscallByName } from './kernel/syscalls.js';
 export type { Op, Program, Value } from './user/program.js';
 export * as uapi from './kernel/uapi.js';
+export {
+  compileScenario, compileScenarioText, compileScenarioFile, runScenario, scenarioSchema, INVARIANTS,
+  type CompiledScenario, type RunOptions, type RunReport, type Verdict, type TimelineEntry, type Counts,
+  type Scenario, type ProcessSpec, type ThreadSpec, type ProgramSpec, type OpSpec, type OpExpect, type EndExpect, type HandlerSpec, type Expr,
+} from './scenario/index.js';
+export { runResultSchema } from './scenario/result-schema.js';
+export { toJsonl, toPerfetto, type TraceRecord, type TraceMeta } from './trace/index.js';
+export { ScenarioError, formatIssue, type ScenarioIssue } from './errors.js';

@@ -41,3 +41,16 @@ test('the README shows examples/fork-cow.ts verbatim, and it prints what fork(2)
   // The child sees its own write; the parent keeps the value from before the fork; only the child's write copies.
   assert.deepEqual(out, ['tid 2 read 2', 'tid 1 read 1', 'tid 2 copied the page', 'page counts consistent']);
 });
+
+test('the README shows scenarios/fork-cow.yaml verbatim, and what isolab run prints for it', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const file = readme.match(/```yaml file=scenarios\/fork-cow\.yaml\n([\s\S]*?)```/);
+  assert.ok(file, 'README has a ```yaml file=scenarios/fork-cow.yaml block');
+  assert.equal(file[1], readFileSync(join(root, 'scenarios', 'fork-cow.yaml'), 'utf8'));
+  const shown = readme.match(/```text run=scenarios\/fork-cow\.yaml\n([\s\S]*?)```/);
+  assert.ok(shown, 'README has a ```text run=scenarios/fork-cow.yaml block');
+  const out = execFileSync(process.execPath, [join(root, 'dist', 'src', 'cli', 'main.js'), 'run', 'scenarios/fork-cow.yaml'], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  assert.equal(shown[1], out, 'the README shows the current output');
+  assert.match(out, /#PF write 0x[0-9a-f]+ \(P W U\) → copied/, "the child's store is a write-protect fault that copies");
+  assert.match(out, /11 of 11 expectations held/);
+});
