@@ -528,7 +528,12 @@ class Compiler {
   private fold(v: unknown, path: Path): Folded | null {
     if (typeof v === 'number') return { constant: BigInt(v) };
     try {
-      return foldExpr(String(v));
+      const folded = foldExpr(String(v));
+      if (folded.constant >= 1n << 64n || folded.constant < -(1n << 63n)) {
+        this.issue(path, `${String(v)} does not fit in 64 bits`);
+        return null;
+      }
+      return folded;
     } catch (e) {
       if (e instanceof ExprError) {
         this.issue(path, e.message, { offset: e.offset });

@@ -85,6 +85,7 @@ const cases: { name: string; text: string; needle: string; nth?: number; says: s
   { name: 'a schedule policy that does not exist', text: 'schedule: { policy: fifo }\n' + OPS('      - getpid\n'), needle: 'fifo', says: ['not allowed', 'random, round-robin'] },
   { name: 'a bare word that is no operation', text: OPS('      - getpidd\n'), needle: 'getpidd', says: ['not allowed', 'did you mean getpid?'] },
   { name: 'a repeat without a count', text: OPS('      - repeat: { ops: [ getpid ] }\n'), needle: '{ ops', says: ['missing key "count"'] },
+  { name: 'a value wider than 64 bits', text: OPS('      - mmap: { len: 0x1_0000_0000_0000_0000 }\n'), needle: '0x1_', says: ['does not fit in 64 bits'] },
   { name: 'an unknown syscall by name', text: OPS('      - syscall: { nr: pkey_allocc }\n'), needle: 'pkey_allocc', says: ['unknown syscall "pkey_allocc"'] },
 ];
 
