@@ -63,7 +63,8 @@ export interface ScenarioIssue {
 /** `file:line:col: message`, or `path: message` for a scenario that came from an object. */
 export function formatIssue(i: ScenarioIssue): string {
   if (i.file !== undefined && i.line !== undefined) return `${i.file}:${i.line}:${i.col ?? 1}: ${i.message}`;
-  return `${i.file !== undefined ? `${i.file}: ` : ''}${i.path || '(scenario)'}: ${i.message}`;
+  if (i.file !== undefined) return i.path ? `${i.file}: ${i.path}: ${i.message}` : `${i.file}: ${i.message}`;
+  return `${i.path || '(scenario)'}: ${i.message}`;
 }
 
 /** A scenario with mistakes: every one found, in file order. Nothing has run. */

@@ -55,12 +55,12 @@ export class System {
     if (schedule !== undefined && schedule !== 'round-robin' && schedule !== 'random') {
       throw new ConfigError('schedule', `expected 'round-robin' or 'random', got ${JSON.stringify(schedule)}`);
     }
-    if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new ConfigError('seed', `expected a non-negative integer, got ${JSON.stringify(seed)}`);
+    if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff)) throw new ConfigError('seed', `expected an integer from 0 to 4294967295, got ${JSON.stringify(seed)}`);
     this.machine = new Machine(machine);
     this.kernel = new Kernel(this.machine, resolveKernelOptions(kernel));
     this.events = this.kernel.events;
     this.order = schedule ?? 'round-robin';
-    this.rng = (seed ?? 1) >>> 0 || 1;
+    this.rng = (seed ?? 1) >>> 0;
   }
 
   /** Registers a program that execve can load by name (the path string it is given). */
@@ -90,6 +90,15 @@ export class System {
     return t.tid;
   }
 
+  /** mulberry32: the next 32-bit number of the seeded stream (every seed, 0 included, gives its own). */
+  private nextRandom(): number {
+    this.rng = (this.rng + 0x6d2b79f5) >>> 0;
+    let t = this.rng;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  }
+
   /** Runs one step on the next CPU the schedule picks. Returns false if no CPU had anything to do. */
   step(): boolean {
     const pcs = this.kernel.percpu;
@@ -101,11 +110,7 @@ export class System {
     }
     const busy = pcs.filter(hasWork);
     if (busy.length === 0) return false;
-    this.rng ^= this.rng << 13;
-    this.rng ^= this.rng >>> 17;
-    this.rng ^= this.rng << 5;
-    this.rng >>>= 0;
-    cpu_step(this.kernel, busy[this.rng % busy.length]);
+    cpu_step(this.kernel, busy[this.nextRandom() % busy.length]);
     this.totalSteps++;
     return true;
   }

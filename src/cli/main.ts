@@ -17,6 +17,7 @@ import { traceCommand } from './trace.js';
 function integer(name: string): (v: string) => number {
   return (v) => {
     if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${name} must be a non-negative integer.`);
+    if (name === '--seed' && Number(v) > 0xffffffff) throw new InvalidArgumentError('--seed must be at most 4294967295.');
     return Number(v);
   };
 }

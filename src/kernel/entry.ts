@@ -138,6 +138,15 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
     else pc.uPa[pc.uStage++ - 1] = r;
   } else {
     pc.uStage = 0;
+    // kick_process: signal_wake_up interrupts a task running in user mode on its CPU, so a
+    // signal sent from elsewhere (SIGKILL from exit_group included) is taken at the next
+    // instruction boundary, not only at the task's next kernel exit.
+    if ((t.pending.signal !== 0n || t.group.shared_pending.signal !== 0n || t.group.groupExit) && signal_pending(t)) {
+      cpu.setCpl(0);
+      t.kpath = get_signal(k, pc, t);
+      t.kpathKind = 'signal';
+      return;
+    }
   }
   // Fetch the operation.
   if (pc.uStage === 0) {
@@ -235,7 +244,9 @@ function function_end(k: Kernel, pc: PerCpu, t: Task, fn: CFunction): void {
     t.sp += 8;
     return;
   }
-  const nr = fn.end === FnEnd.Exit ? 60 : 231;
+  // A thread (not its group's leader) returning from its start routine calls exit(0); the
+  // leader, or a forked child, exit_group(0).
+  const nr = fn.end === FnEnd.Exit || !t.isLeader ? 60 : 231;
   if (k.events.on) k.emit({ type: 'user_end', cpu: pc.id, tid: t.tid, fn: fn.name });
   t.opName = 'return';
   start_syscall(k, pc, t, nr, [0n], undefined);

@@ -12,7 +12,7 @@ export type KernelEvent =
   | { type: 'user_end'; cpu: number; tid: number; fn: string }
   /** A syscall returned (or, for exit and execve, ended). */
   | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: bigint[]; ret: number }
-  /** The kernel handled a page fault. `outcome`: mapped, copied (COW), reused (COW without a copy), signal, efault, oom. */
+  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, signal, efault, oom. */
   | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: string }
   /** A signal was delivered (`action` handler, terminate, core or ignore). */
   | { type: 'signal'; cpu: number; tid: number; signo: number; code: number; addr: bigint; action: string }

@@ -122,6 +122,10 @@ interface FnCtx {
   thread: string;
   /** Names defined so far on this path (for `$name` checks). */
   defined: Set<string>;
+  /** False for functions (handlers): their names are not the thread's own. */
+  own?: boolean;
+  /** Set once the operation limit has been reported. */
+  overLimit?: boolean;
   proc: ProcCtx;
   out: Op[];
 }
@@ -225,6 +229,7 @@ class Compiler {
       return;
     }
     const before = this.threadPaths.get(name);
+    if (before && pathString(before) === pathString(path)) return; // the same operation, unrolled by a repeat
     if (before) {
       this.issue(path, `the name ${JSON.stringify(name)} is already used by the ${this.threads.get(name)} at ${this.where(before)}; thread and process names must be unique`);
       return;
@@ -335,8 +340,14 @@ class Compiler {
     this.compileList(ops, [...path, 'ops'], main);
     const fns: Record<string, Op[]> = {};
     for (const [name, list] of Object.entries(functions ?? {})) {
-      const f: FnCtx = { image, fn: name, thread: mainThread, defined: new Set(ctx.allNames), proc: ctx, out: [] };
+      if (name === 'main' || name.startsWith('__')) {
+        this.issue([...path, 'functions', name], `${name} is reserved: the program's own operations are main, and names starting with __ are isolab's`, { key: true });
+        continue;
+      }
+      const f: FnCtx = { image, fn: name, thread: mainThread, defined: new Set(ctx.allNames), proc: ctx, out: [], own: false };
       this.compileList(list, [...path, 'functions', name], f);
+      // A handler runs in the main thread: the names it defines are the main thread's too.
+      for (const n of this.procCtx([list], undefined).allNames) this.threadNames.get(mainThread)?.add(n);
       fns[name] = f.out;
     }
     return { main: main.out, functions: fns, strings: ctx.strings };
@@ -344,8 +355,11 @@ class Compiler {
 
   private compileList(list: unknown[], path: Path, f: FnCtx): void {
     list.forEach((op, i) => this.compileOp(op, [...path, i], f));
-    for (const n of f.defined) this.threadNames.get(f.thread)?.add(n);
-    if (f.out.length > MAX_OPS) this.issue(path, `${f.out.length} operations once repeats are unrolled; the limit is ${MAX_OPS}`);
+    if (f.own !== false) for (const n of f.defined) this.threadNames.get(f.thread)?.add(n);
+    if (f.out.length > MAX_OPS && !f.overLimit) {
+      f.overLimit = true;
+      this.issue(path, `${f.out.length} operations once repeats are unrolled; the limit is ${MAX_OPS}`);
+    }
   }
 
   private emit(f: FnCtx, op: Op, info: Omit<OpInfo, 'thread' | 'setup'>): number {
@@ -387,7 +401,7 @@ class Compiler {
         const apath = typeof arg === 'object' && arg !== null ? [...kpath, 'addr'] : kpath;
         const addr = this.value(form.addr, apath, f);
         if (kind === 'fetch' && as !== undefined) this.issue([...path, 'as'], 'fetch has no result to name', { key: true });
-        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as, kind === 'fetch');
         const size = form.size ?? 8;
         const op: Op = kind === 'load' ? { op: 'load', addr, size, ...(as ? { into: as } : {}) } : { op: 'fetch', addr };
         this.emit(f, op, { path, label: `${kind}${kind === 'load' && size !== 8 ? ` ${size}` : ''} [${String(form.addr)}]${note}`, syscall: false, expect });
@@ -398,7 +412,7 @@ class Compiler {
         const a = arg as { addr: unknown; value: unknown; size?: 1 | 2 | 4 | 8 };
         if (as !== undefined) this.issue([...path, 'as'], 'store has no result to name', { key: true });
         const op: Op = { op: 'store', addr: this.value(a.addr, [...kpath, 'addr'], f), value: this.value(a.value, [...kpath, 'value'], f), size: a.size ?? 8 };
-        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
         this.emit(f, op, { path, label: `store${a.size && a.size !== 8 ? ` ${a.size}` : ''} [${String(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
         break;
       }
@@ -414,6 +428,10 @@ class Compiler {
       case 'repeat': {
         noResult('repeat');
         const r = arg as { count: number; ops: unknown[] };
+        if (r.count === 0) {
+          // Checked all the same; the copy is never part of the program, so its expectations are never reached.
+          this.compileList(r.ops, [...kpath, 'ops'], { ...f, fn: `${f.fn}.${f.out.length}.never`, defined: new Set(f.defined), out: [], own: false });
+        }
         for (let c = 0; c < r.count && f.out.length <= MAX_OPS; c++) this.compileList(r.ops, [...kpath, 'ops'], f);
         break;
       }
@@ -502,6 +520,7 @@ class Compiler {
     note: string,
   ): void {
     const as = o.as as string | undefined;
+    if (o.expect !== undefined && (name === 'exit' || name === 'exit_group')) this.issue([...path, 'expect'], `${name} never returns: there is no result to expect; use expect.exit at the end`, { key: true });
     const expect = this.expectation(o.expect, [...path, 'expect'], f, true, as);
     const op: Op = { op: 'syscall', name: nr, args, ...(as ? { into: as } : {}), ...(child?.cpu !== undefined ? { cpu: child.cpu } : {}) };
     const index = f.out.length;
@@ -572,8 +591,10 @@ class Compiler {
     return folded.constant;
   }
 
-  private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined): OpExpectation | undefined {
+  private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined, noValue = false): OpExpectation | undefined {
     if (spec === undefined) return undefined;
+    const valueGiven = typeof spec !== 'object' || spec === null ? path : (spec as { value?: unknown }).value !== undefined ? [...path, 'value'] : null;
+    if (noValue && valueGiven) this.issue(valueGiven, 'a store or fetch gives no value: expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {
@@ -657,9 +678,11 @@ class Compiler {
       for (const [n, v] of Object.entries(r.vars ?? {})) {
         if (!names.has(n)) this.issue([...p, 'vars', n], `${r.thread} never defines ${n}`, { key: true });
         const folded = this.fold(v, [...p, 'vars', n]);
+        if (folded?.ref) this.checkRef(folded.ref, [...p, 'vars', n], null, names, v);
         if (folded) vars.push([n, folded]);
       }
       const pkru = r.pkru !== undefined ? this.fold(r.pkru, [...p, 'pkru']) ?? undefined : undefined;
+      if (pkru?.ref) this.checkRef(pkru.ref, [...p, 'pkru'], null, names, r.pkru);
       end.registers.push({ path: p, thread: r.thread, pkru, vars, text: `${r.thread}: ${[...(r.pkru !== undefined ? [`pkru = ${String(r.pkru)}`] : []), ...Object.entries(r.vars ?? {}).map(([n, v]) => `$${n} = ${String(v)}`)].join(', ')}` });
     });
     (x.invariants ?? []).forEach((name, i) => end.invariants.push({ path: ['expect', 'invariants', i], name }));

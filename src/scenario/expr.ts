@@ -95,7 +95,7 @@ export function foldExpr(text: string): Folded {
     }
     if (t.text === '-' || t.text === '~') {
       const v = primary();
-      if (v.ref) throw new ExprError(v.at, `${v.ref} cannot be negated or inverted; write a constant minus it instead of -${v.ref}`);
+      if (v.ref) throw new ExprError(v.at, `${v.ref} cannot be negated or inverted: a run-time value can only be offset, as ${v.ref}+CONSTANT or ${v.ref}-CONSTANT`);
       return { constant: t.text === '-' ? -v.constant : ~v.constant, at: t.at };
     }
     throw new ExprError(t.at, `unexpected ${JSON.stringify(t.text)}`);
@@ -121,7 +121,7 @@ function combine(a: Folded & { at: number }, op: Token, b: Folded & { at: number
   if (a.ref || b.ref) {
     if (a.ref && b.ref) throw new ExprError(b.at, `a value may hold one of $name, @function or &string, not both ${a.ref} and ${b.ref}`);
     const additive = op.text === '+' || (op.text === '-' && a.ref);
-    if (!additive) throw new ExprError(op.at, `${a.ref ?? b.ref} is known only when the program runs: it can only have a constant added or subtracted, not ${op.text}`);
+    if (!additive) throw new ExprError(op.at, `${a.ref ?? b.ref} is known only when the program runs: it can only have a constant added or subtracted${op.text === '-' ? ' (as ' + b.ref + '-CONSTANT)' : `, not ${op.text}`}`);
     const ref = (a.ref ?? b.ref)!;
     return { ref, constant: op.text === '+' ? a.constant + b.constant : a.constant - b.constant, at: a.at };
   }

@@ -319,6 +319,7 @@ class Runner {
   /** False when the record meets the expectation; true or a reason when it does not. */
   private mismatch(info: OpInfo, x: OpExpectation, r: OpRecord, t: Task): string | boolean {
     const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
+    if (x.success === false && r.signal) return false;
     if (x.signal !== undefined) {
       if (!r.signal) return true;
       if (r.signal.signo !== x.signal) return true;
@@ -338,7 +339,9 @@ class Runner {
       if (want === undefined) return `${x.value.ref} was not set`;
       return r.value === undefined || u64(r.value) !== u64(want);
     }
-    if (x.success) return info.syscall && r.value !== undefined && BigInt.asIntN(64, r.value) < 0n && BigInt.asIntN(64, r.value) >= -4095n;
+    const failedSyscall = info.syscall && r.value !== undefined && BigInt.asIntN(64, r.value) < 0n && BigInt.asIntN(64, r.value) >= -4095n;
+    if (x.success === true) return failedSyscall;
+    if (x.success === false) return !failedSyscall;
     return false;
   }
 
@@ -425,7 +428,8 @@ class Runner {
       const seen: string[] = [];
       if (r.pkru) {
         seen.push(`pkru = 0x${snap.pkru.toString(16)}`);
-        if (BigInt(snap.pkru) !== BigInt.asUintN(32, r.pkru.constant)) wrong.push('pkru');
+        const want = this.resolve(r.pkru, snap.vars, snap.image);
+        if (want === undefined || BigInt(snap.pkru) !== BigInt.asUintN(32, want)) wrong.push('pkru');
       }
       for (const [n, f] of r.vars) {
         const got = snap.vars.get(n);
@@ -498,7 +502,7 @@ class Runner {
         return st === null ? '(still running)' : formatWaitStatus(st);
       }
       const v = this.snapshots.get(thread)?.vars.get(field);
-      return v === undefined ? `(${whole.slice(1, -1)} unknown)` : formatReturn(v);
+      return v === undefined ? `(${whole.slice(1, -1)} unknown)` : formatValue(v);
     });
   }
 }

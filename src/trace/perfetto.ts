@@ -2,7 +2,7 @@
  * The Perfetto trace: Chrome's Trace Event Format (the JSON object form), which opens in
  * ui.perfetto.dev and chrome://tracing.
  *
- * Layout: one process (pid 0, "isolab machine") with one thread track per CPU (tid = CPU
+ * Layout: one process (pid 1, "isolab machine"; pid 0 is the kernel's swapper to Perfetto) with one thread track per CPU (tid = CPU
  * number, "CPU n") and, only if some event names CPU -1, a "kernel" track (tid = cpus).
  * Time: `ts` is in microseconds and one model step is one microsecond (ts = step).
  *

@@ -63,3 +63,48 @@ test('a flush IPI that interrupts user code flushes: the reader faults after mun
   assert.equal(last.signal?.signo, SIGSEGV);
   assert.equal(last.signal?.code, SEGV_MAPERR);
 });
+
+test('exit_group stops a thread running user code on another CPU (kick_process)', () => {
+  const sys = boot({ cpus: 2, schedule: 'round-robin' });
+  const flags = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000;
+  const loads: Op[] = Array.from({ length: 200 }, (): Op => ({ op: 'load', addr: '$stack' }));
+  const main: Op[] = [
+    mmapAnon('stack', 0x10000),
+    { op: 'syscall', name: 'clone', args: [flags, '$stack+65536'], child: loads, cpu: 1 },
+    ...Array.from({ length: 10 }, (): Op => ({ op: 'syscall', name: 'getpid' })),
+    { op: 'syscall', name: 'exit_group', args: [3] },
+  ];
+  const pid = sys.spawn({ main }, { cpu: 0 });
+  let leaderGone = false;
+  let afterExit = 0;
+  let threadOps = 0;
+  sys.events.subscribe((e) => {
+    if (e.type === 'exit' && e.tid === pid) leaderGone = true;
+    if (e.type === 'op' && e.record.tid !== pid) {
+      threadOps++;
+      if (leaderGone) afterExit++;
+    }
+  });
+  const r = sys.run({ maxSteps: 100_000 });
+  assert.ok(r.finished);
+  assert.ok(threadOps > 0 && threadOps < 200, `the thread ran ${threadOps} of its 200 loads`);
+  assert.ok(afterExit <= 1, `${afterExit} operations completed after the leader exited: at most the one in flight may`);
+  assert.equal(sys.exitStatus(pid), 3 << 8);
+});
+
+test('a random schedule gives each seed its own interleaving, seed 0 included', () => {
+  const order = (seed: number): string => {
+    const sys = boot({ cpus: 2, schedule: 'random', seed });
+    const cpus: number[] = [];
+    sys.events.subscribe((e) => {
+      if (e.type === 'op') cpus.push(e.cpu);
+    });
+    const body: Op[] = Array.from({ length: 30 }, (): Op => ({ op: 'syscall', name: 'getpid' }));
+    sys.spawn({ main: body }, { cpu: 0 });
+    sys.spawn({ main: body }, { cpu: 1 });
+    sys.run({ maxSteps: 100_000 });
+    return cpus.join('');
+  };
+  assert.notEqual(order(0), order(1));
+  assert.equal(order(0), order(0), 'and the same seed the same one');
+});

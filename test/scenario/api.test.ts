@@ -34,3 +34,43 @@ test('api: a typed scenario object runs and is judged', () => {
   assert.equal(munmap.where, 'processes[0].ops[5].expect', 'without a file, where is the path');
   assert.equal(munmap.actual, 'returned -EINVAL');
 });
+
+test('api: a thread created by a clone operation ends with exit(0), not exit_group', () => {
+  const scenario: Scenario = {
+    machine: { cpus: 2 },
+    processes: [
+      {
+        name: 'main',
+        cpu: 0,
+        ops: [
+          { mmap: { len: 0x10000, prot: 'PROT_READ|PROT_WRITE', flags: 'MAP_PRIVATE|MAP_ANONYMOUS', fd: -1 }, as: 'stack' },
+          { clone: { clone_flags: 'CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM', newsp: '$stack+0x10000', name: 'worker', cpu: 1, ops: ['getpid'] } },
+          { repeat: { count: 50, ops: ['gettid'] } },
+          { getpid: null, expect: { success: true } },
+        ],
+      },
+    ],
+    expect: { exit: { main: 0 } },
+  };
+  const report = runScenario(compileScenario(scenario));
+  assert.deepEqual(report.verdicts.filter((v) => v.status !== 'held'), [], 'the main thread ran to its end');
+});
+
+test('api: success: false holds for an errno or a signal, and fails for a good result', () => {
+  const scenario: Scenario = {
+    processes: [
+      {
+        name: 'p',
+        handlers: { SIGSEGV: { handler: 'on_segv' } },
+        functions: { on_segv: ['longjmp'] },
+        ops: [
+          { munmap: { addr: 1, len: 1 }, expect: { success: false } },
+          { load: 0, expect: { success: false } },
+          { getpid: null, expect: { success: false } },
+        ],
+      },
+    ],
+  };
+  const report = runScenario(compileScenario(scenario));
+  assert.deepEqual(report.verdicts.map((v) => v.status), ['held', 'held', 'failed']);
+});

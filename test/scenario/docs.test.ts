@@ -1,0 +1,73 @@
+/**
+ * docs/scenario-format.md holds the scenario format's reference, and its YAML examples must be
+ * what the code accepts. Every ```yaml block with a top-level `processes:` key compiles; a block
+ * whose first line is `# error: FRAGMENT` is a broken example and must fail with a
+ * ScenarioError whose message contains FRAGMENT. Fragments (snippets without `processes:`) are
+ * skipped.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { ScenarioError } from '../../src/errors.js';
+import { compileScenarioText } from '../../src/scenario/index.js';
+
+const FILE = 'docs/scenario-format.md';
+const doc = readFileSync(new URL('../../../docs/scenario-format.md', import.meta.url), 'utf8');
+
+interface Block {
+  /** 1-based line of the block's first line of YAML in the document. */
+  line: number;
+  text: string;
+}
+
+/** Every ```yaml fenced block (the info string may carry more words after `yaml`). */
+function yamlBlocks(markdown: string): Block[] {
+  const blocks: Block[] = [];
+  const lines = markdown.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^```yaml(\s|$)/.test(lines[i])) continue;
+    const start = i + 1;
+    let end = start;
+    while (end < lines.length && !/^```\s*$/.test(lines[end])) end++;
+    assert.ok(end < lines.length, `the yaml block at line ${i + 1} of ${FILE} is not closed`);
+    blocks.push({ line: start + 1, text: lines.slice(start, end).join('\n') + '\n' });
+    i = end;
+  }
+  return blocks;
+}
+
+const blocks = yamlBlocks(doc);
+const ERROR = /^#\s*error:\s*(.+?)\s*$/;
+
+test(`${FILE} has complete examples and broken ones`, () => {
+  assert.ok(blocks.length > 0, 'no ```yaml blocks');
+  assert.ok(blocks.filter((b) => /^processes:/m.test(b.text) && !ERROR.test(b.text.split('\n')[0])).length >= 5, 'fewer than five complete scenarios');
+  assert.ok(blocks.filter((b) => ERROR.test(b.text.split('\n')[0])).length >= 4, 'fewer than four broken examples');
+});
+
+for (const b of blocks) {
+  const first = b.text.split('\n')[0];
+  const broken = ERROR.exec(first);
+  if (broken) {
+    const fragment = broken[1];
+    test(`${FILE}:${b.line}: the broken example fails with "${fragment}"`, () => {
+      assert.throws(
+        () => compileScenarioText(b.text, FILE),
+        (e: unknown) => {
+          assert.ok(e instanceof ScenarioError, `expected a ScenarioError, got ${String(e)}`);
+          assert.ok(e.message.includes(fragment), `the message lacks ${JSON.stringify(fragment)}:\n${e.message}`);
+          return true;
+        },
+      );
+    });
+  } else if (/^processes:/m.test(b.text)) {
+    test(`${FILE}:${b.line}: the example compiles`, () => {
+      try {
+        compileScenarioText(b.text, FILE);
+      } catch (e) {
+        if (e instanceof ScenarioError) assert.fail(`the example at line ${b.line} does not compile:\n${e.message}`);
+        throw e;
+      }
+    });
+  }
+}
