@@ -141,7 +141,7 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
     // kick_process: signal_wake_up interrupts a task running in user mode on its CPU, so a
     // signal sent from elsewhere (SIGKILL from exit_group included) is taken at the next
     // instruction boundary, not only at the task's next kernel exit.
-    if ((t.pending.signal !== 0n || t.group.shared_pending.signal !== 0n || t.group.groupExit) && signal_pending(t)) {
+    if ((t.group.groupExit || t.pending.signal !== 0n || t.group.shared_pending.signal !== 0n) && signal_pending(t)) {
       cpu.setCpl(0);
       t.kpath = get_signal(k, pc, t);
       t.kpathKind = 'signal';
@@ -269,10 +269,9 @@ function enter_syscall(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: numbe
   const op = fn.ops[idx] as { op: 'syscall'; name: string | number; into?: string };
   const nr = typeof op.name === 'number' ? op.name : syscallByName(op.name);
   const cargs = fn.args[idx];
-  const args: bigint[] = [];
-  for (let i = 0; i < cargs.length; i++) args.push(BigInt.asUintN(64, valueOf(t, cargs[i])));
   // Registers the program did not set read as 0: handlers always get six arguments.
-  while (args.length < 6) args.push(0n);
+  const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
+  for (let i = 0; i < cargs.length; i++) args[i] = BigInt.asUintN(64, valueOf(t, cargs[i]));
   t.pc += OP_BYTES;
   t.slice++;
   start_syscall(k, pc, t, nr, args, op.into);
