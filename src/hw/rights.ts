@@ -113,6 +113,14 @@ export const PF_PK = 1 << 5;
 /** Bit 6: the access was a shadow-stack access. */
 export const PF_SS = 1 << 6;
 
+/** Every named #PF error-code bit. */
+export const PF_BIT_NAMES: readonly (readonly [number, string])[] = [[PF_P, 'P'], [PF_W, 'W'], [PF_U, 'U'], [PF_RSVD, 'RSVD'], [PF_I, 'I'], [PF_PK, 'PK'], [PF_SS, 'SS']];
+
+/** The set bits of a #PF error code by their SDM names, in bit order ("P", "W", "U", "RSVD", "I", "PK", "SS"). */
+export function pfErrorBitNames(ec: number): string[] {
+  return PF_BIT_NAMES.filter(([bit]) => ec & bit).map(([, n]) => n);
+}
+
 // ---- Cached rights of a translation (what a TLB entry holds) --------------------------------
 /** U/S=1 at every level: a user-mode address. */
 export const R_USER = 1 << 0;

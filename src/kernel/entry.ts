@@ -233,8 +233,8 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
 }
 
 /**
- * The end of a function: main and fork children call exit_group(0), a CLONE_THREAD child
- * exit(0); a named function returns to the address at the top of its stack.
+ * The end of a function: a thread group's leader (main, a forked child) calls exit_group(0),
+ * a thread exit(0); a named function returns to the address at the top of its stack.
  */
 function function_end(k: Kernel, pc: PerCpu, t: Task, fn: CFunction): void {
   if (fn.end === FnEnd.Return) {
@@ -246,7 +246,7 @@ function function_end(k: Kernel, pc: PerCpu, t: Task, fn: CFunction): void {
   }
   // A thread (not its group's leader) returning from its start routine calls exit(0); the
   // leader, or a forked child, exit_group(0).
-  const nr = fn.end === FnEnd.Exit || !t.isLeader ? 60 : 231;
+  const nr = t.isLeader ? 231 : 60;
   if (k.events.on) k.emit({ type: 'user_end', cpu: pc.id, tid: t.tid, fn: fn.name });
   t.opName = 'return';
   start_syscall(k, pc, t, nr, [0n], undefined);

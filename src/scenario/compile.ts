@@ -136,7 +136,6 @@ interface ProcCtx {
   /** Every name the image defines anywhere (handlers may use any of them). */
   allNames: Set<string>;
   strings: Record<string, string>;
-  /** Extra functions produced while compiling (none yet; children are nested in ops). */
 }
 
 /**

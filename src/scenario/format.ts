@@ -2,7 +2,7 @@
  * How results read in timelines, verdicts and answers: values in hex or decimal, -errno by
  * name, signals and si_codes by name, page-fault error codes by their SDM bit names.
  */
-import { PF_I, PF_P, PF_PK, PF_RSVD, PF_SS, PF_U, PF_W } from '../hw/rights.js';
+import { PF_I, PF_SS, PF_W, pfErrorBitNames } from '../hw/rights.js';
 import { ERRNO_NAMES, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SI_KERNEL, SI_TKILL, SI_USER, SIGNAL_NAMES, SIGSEGV } from '../kernel/uapi.js';
 
 /** A value: decimal below 0x10000, hex above; negative 64-bit values as signed. */
@@ -39,8 +39,7 @@ export function siCodeName(signo: number, code: number): string {
 
 /** The set bits of a #PF error code by their SDM names. */
 export function pfBits(ec: number): string {
-  const names: [number, string][] = [[PF_P, 'P'], [PF_W, 'W'], [PF_U, 'U'], [PF_RSVD, 'RSVD'], [PF_I, 'I'], [PF_PK, 'PK'], [PF_SS, 'SS']];
-  return names.filter(([b]) => ec & b).map(([, n]) => n).join(' ') || 'none';
+  return pfErrorBitNames(ec).join(' ') || 'none';
 }
 
 /** What a #PF error code says was attempted. */

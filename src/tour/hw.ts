@@ -9,7 +9,7 @@ import { Machine, type MachineConfig } from '../hw/machine.js';
 import { PageTableBuilder } from '../hw/ptbuild.js';
 import { describePte } from '../hw/pte.js';
 import { CR4_PCIDE, CR4_PKE, CR4_SMAP } from '../hw/regs.js';
-import { PF_I, PF_P, PF_PK, PF_RSVD, PF_SS, PF_U, PF_W } from '../hw/rights.js';
+import { pfErrorBitNames } from '../hw/rights.js';
 
 /** One stop: the question, the answer the model gives, and the lines that show it. */
 export interface TourStop {
@@ -44,8 +44,7 @@ export function outcome(cpu: Cpu, pa: number | null): string {
 
 /** The set bits of a #PF error code by their SDM names. */
 export function errorCodeNames(ec: number): string {
-  const names: [number, string][] = [[PF_P, 'P'], [PF_W, 'W'], [PF_U, 'U'], [PF_RSVD, 'RSVD'], [PF_I, 'I'], [PF_PK, 'PK'], [PF_SS, 'SS']];
-  const set = names.filter(([b]) => ec & b).map(([, n]) => n);
+  const set = pfErrorBitNames(ec);
   return set.length ? set.join(' ') : 'not present, read, supervisor';
 }
 

@@ -20,7 +20,7 @@
  *   per step, so the file grows with steps, not with accesses.
  */
 import { hex64 } from '../hw/addr.js';
-import { PF_I, PF_P, PF_PK, PF_RSVD, PF_SS, PF_U, PF_W } from '../hw/rights.js';
+import { PF_BIT_NAMES, PF_I, PF_SS, PF_W, pfErrorBitNames } from '../hw/rights.js';
 import { ERRNO_NAMES, SIGNAL_NAMES } from '../kernel/uapi.js';
 import type { IsolabEvent } from '../system.js';
 import { ipiFlows, type IpiFlow } from './flows.js';
@@ -209,12 +209,10 @@ function pfAccess(ec: number): string {
   return ec & PF_W ? 'write' : 'read';
 }
 
-const PF_BITS: readonly (readonly [number, string])[] = [[PF_P, 'P'], [PF_W, 'W'], [PF_U, 'U'], [PF_RSVD, 'RSVD'], [PF_I, 'I'], [PF_PK, 'PK'], [PF_SS, 'SS']];
-
 /** The error code's bits by SDM name joined with "|" ("P|W|U"); "none" for 0; other bits as hex. */
 export function pfBits(ec: number): string {
-  const names = PF_BITS.filter(([bit]) => ec & bit).map(([, n]) => n);
-  const rest = PF_BITS.reduce((x, [bit]) => x & ~bit, ec);
+  const names = pfErrorBitNames(ec);
+  const rest = PF_BIT_NAMES.reduce((x, [bit]) => x & ~bit, ec);
   if (rest) names.push('0x' + rest.toString(16));
   return names.length > 0 ? names.join('|') : 'none';
 }

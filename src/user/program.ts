@@ -25,7 +25,7 @@ export type Op =
   /**
    * Makes a syscall by name or number with up to six arguments; the return value (or -errno)
    * goes to `into`. For fork, vfork and clone, `child` is what the child runs: it ends with
-   * exit_group(0) (exit(0) for a CLONE_THREAD child) when it falls off the end. `cpu` places
+   * exit_group(0) (exit(0) for a thread that does not lead its group) when it falls off the end. `cpu` places
    * the child on that CPU (as the scheduler might, or affinity would) instead of the least
    * loaded one.
    */
@@ -52,9 +52,10 @@ export const TEXT_BASE = 0x400000;
 
 /** How a function's end behaves. */
 export const enum FnEnd {
-  /** main and fork/vfork/non-thread clone children: exit_group(0). */
-  ExitGroup,
-  /** A CLONE_THREAD child: exit(0). */
+  /**
+   * main and fork/vfork/clone children: the task exits, with exit_group(0) if it leads its
+   * thread group and exit(0) if it is a thread (the kernel decides, by the task).
+   */
   Exit,
   /** A named function: return through the address at the stack pointer. */
   Return,
@@ -103,14 +104,11 @@ export class ProgramImage {
       this.functions.push(f);
       this.byName.set(fname, f);
       ops.forEach((op, i) => {
-        if (op && op.op === 'syscall' && op.child !== undefined) {
-          const isThread = typeof op.name === 'string' && op.name === 'clone';
-          add(`${fname}.${i}.child`, op.child, isThread ? FnEnd.Exit : FnEnd.ExitGroup);
-        }
+        if (op && op.op === 'syscall' && op.child !== undefined) add(`${fname}.${i}.child`, op.child, FnEnd.Exit);
       });
       return f;
     };
-    add('main', program.main, FnEnd.ExitGroup);
+    add('main', program.main, FnEnd.Exit);
     for (const [fname, ops] of Object.entries(program.functions ?? {})) add(fname, ops, FnEnd.Return);
     add('__restore_rt', [{ op: 'syscall', name: 'rt_sigreturn' }], FnEnd.Return);
     this.restorer = this.byName.get('__restore_rt')!.base;
