@@ -8,7 +8,7 @@ import type { EventBus } from './events.js';
 import type { HwEvent } from './hw/events.js';
 import { Machine, type MachineConfig } from './hw/machine.js';
 import { check_page_counts } from './kernel/debug.js';
-import { cpu_step } from './kernel/entry.js';
+import { cpu_step, KERNEL_QUANTUM } from './kernel/entry.js';
 import type { KernelEvent } from './kernel/events.js';
 import { load_image, start_thread } from './kernel/exec.js';
 import { newProcess } from './kernel/fork.js';
@@ -28,6 +28,11 @@ export interface SystemConfig extends MachineConfig {
   schedule?: 'round-robin' | 'random';
   /** Seed for the 'random' schedule. Default 1. */
   seed?: number;
+  /**
+   * A scripted start: the CPU to step for each of the first steps, one kernel-path step or one
+   * user step (a page-walk step included) at a time. The policy takes over after it.
+   */
+  script?: number[];
 }
 
 /** What `run` saw. */
@@ -47,11 +52,13 @@ export class System {
   private readonly order: 'round-robin' | 'random';
   private rng: number;
   private totalSteps = 0;
+  private readonly script: number[];
+  private scriptAt = 0;
 
   /** Boots a machine and the kernel; throws ConfigError naming a bad option. */
   constructor(config: SystemConfig = {}) {
     if (config === null || typeof config !== 'object') throw new ConfigError('system', `expected an object of options, got ${String(config)}`);
-    const { kernel, schedule, seed, ...machine } = config;
+    const { kernel, schedule, seed, script, ...machine } = config;
     if (schedule !== undefined && schedule !== 'round-robin' && schedule !== 'random') {
       throw new ConfigError('schedule', `expected 'round-robin' or 'random', got ${JSON.stringify(schedule)}`);
     }
@@ -61,6 +68,12 @@ export class System {
     this.events = this.kernel.events;
     this.order = schedule ?? 'round-robin';
     this.rng = (seed ?? 1) >>> 0;
+    const cpus = this.kernel.percpu.length;
+    if (script !== undefined && (!Array.isArray(script) || script.some((c) => !Number.isInteger(c) || c < 0 || c >= cpus))) {
+      throw new ConfigError('script', `expected a list of CPU numbers from 0 to ${cpus - 1}`);
+    }
+    this.script = script ?? [];
+    if (this.script.length > 0) this.kernel.quantum = 1;
   }
 
   /** Registers a program that execve can load by name (the path string it is given). */
@@ -102,6 +115,13 @@ export class System {
   /** Runs one step on the next CPU the schedule picks. Returns false if no CPU had anything to do. */
   step(): boolean {
     const pcs = this.kernel.percpu;
+    if (this.scriptAt < this.script.length) {
+      // A scripted step: that CPU, one step, whether or not it had anything to do.
+      cpu_step(this.kernel, pcs[this.script[this.scriptAt++]]);
+      if (this.scriptAt === this.script.length) this.kernel.quantum = KERNEL_QUANTUM;
+      this.totalSteps++;
+      return true;
+    }
     if (this.order === 'round-robin') {
       let any = false;
       for (const pc of pcs) if (cpu_step(this.kernel, pc)) any = true;

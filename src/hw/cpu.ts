@@ -391,6 +391,14 @@ export class Cpu implements AccessRegs {
     this.raise(X86_TRAP_PF, errorCode);
   }
 
+  /**
+   * Raises a fault an instruction's own checks found outside the MMU (#UD, #GP, #CP: CALL, RET
+   * and WRSS decide these from CR4.CET and IA32_U_CET), for the OS to read with lastFault().
+   */
+  raiseException(vector: number, errorCode = 0): void {
+    this.raise(vector, errorCode);
+  }
+
   /** Records an exception; returns FAULT so callers can `return this.raise(...)`. */
   private raise(vector: number, errorCode: number): number {
     this.faultVector = vector;

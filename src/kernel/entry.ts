@@ -7,7 +7,7 @@
  */
 import { Access } from '../hw/rights.js';
 import { FAULT, PENDING } from '../hw/mmu.js';
-import { X86_TRAP_PF } from '../hw/regs.js';
+import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD } from '../hw/regs.js';
 import { FnEnd, OP_BYTES, type CFunction, type CValue } from '../user/program.js';
 import { do_exit } from './exit.js';
 import { exc_page_fault } from './fault.js';
@@ -20,12 +20,14 @@ import { STEP_IPI, STEP_SLEEP, STEP_WAIT } from './steps.js';
 export const KERNEL_QUANTUM = 64;
 import { syscallByName, SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
-import { ENOSYS, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
+import { ENOSYS, ILL_ILLOPN, SEGV_CPERR, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, UC_SIGMASK } from './signal.js';
 
 /** ILL_ILLOPC: illegal opcode (si_code for SIGILL). */
 const ILL_ILLOPC = 1;
+/** The #CP error code of a RET whose return address differs from the shadow stack's (CP_RET, arch/x86/kernel/cet.c). */
+const CP_RET = 1;
 
 /** Runs one step on CPU `pc`; returns false if it had nothing to do (idle, nothing runnable, no IPI). */
 export function cpu_step(k: Kernel, pc: PerCpu): boolean {
@@ -63,7 +65,8 @@ export function cpu_step(k: Kernel, pc: PerCpu): boolean {
 }
 
 /**
- * Advances the task's kernel path by up to KERNEL_QUANTUM steps (fewer if it waits, sleeps or
+ * Advances the task's kernel path by up to `k.quantum` steps (KERNEL_QUANTUM, or 1 while a
+ * scripted schedule runs) (fewer if it waits, sleeps or
  * ends: another CPU may then need to run); when it ends, finishes what it was and returns
  * towards user mode. The explorer steps paths one step at a time; the plain runner's quantum is
  * just a coarser, still deterministic, schedule.
@@ -71,7 +74,7 @@ export function cpu_step(k: Kernel, pc: PerCpu): boolean {
 function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
   const path = t.kpath!;
   let r = path.next();
-  for (let n = 1; !r.done && n < KERNEL_QUANTUM && r.value !== STEP_WAIT && r.value !== STEP_SLEEP && r.value !== STEP_IPI; n++) r = path.next();
+  for (let n = 1; !r.done && n < k.quantum && r.value !== STEP_WAIT && r.value !== STEP_SLEEP && r.value !== STEP_IPI; n++) r = path.next();
   if (!r.done) {
     if (r.value === STEP_SLEEP) schedule(k, pc);
     return;
@@ -119,6 +122,7 @@ function valueOf(t: Task, v: CValue): bigint {
     return (x ?? 0n) + v.add;
   }
   if (v.kind === 3) return v.constant + v.add;
+  if (v.kind === 4) return BigInt(t.sp) + v.add;
   return BigInt(t.image!.byName.get(v.name)!.base) + v.add;
 }
 
@@ -227,23 +231,131 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
       return siglongjmp(k, pc, t);
     case 'return':
       return function_end(k, pc, t, fn);
+    case 'call':
+      return near_call(k, pc, t, Number(BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!)) & 0xffffffffffffn));
+    case 'wrpkru':
+      if (!cpu.wrpkru(Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!))))) return exception(k, pc, t);
+      k.recordOp(t, undefined, undefined);
+      break;
+    case 'rdpkru': {
+      const v = cpu.rdpkru();
+      if (v === FAULT) return exception(k, pc, t);
+      if (op.into) t.vars.set(op.into, BigInt(v));
+      k.recordOp(t, BigInt(v), undefined);
+      break;
+    }
+    case 'rdssp':
+      // RDSSPQ is a NOP unless shadow stacks are on at CPL 3.
+      if (shstk_active(pc, t)) {
+        if (op.into) t.vars.set(op.into, BigInt(t.ssp));
+        k.recordOp(t, BigInt(t.ssp), undefined);
+      } else k.recordOp(t, undefined, undefined);
+      break;
+    case 'wrss': {
+      if (!shstk_active(pc, t) || !(t.ucet & CET_WR_SHSTK_EN)) {
+        cpu.raiseException(X86_TRAP_UD);
+        return exception(k, pc, t);
+      }
+      const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
+      t.opAddr = addr;
+      if (addr % 8n !== 0n) {
+        cpu.raiseException(X86_TRAP_GP);
+        return exception(k, pc, t);
+      }
+      if (!stack_access(k, pc, t, 1, addr, Access.ShadowStackWrite)) return;
+      write_u64(k, pc.uPa[0], BigInt.asUintN(64, valueOf(t, fn.values[idx]!)));
+      k.recordOp(t, undefined, undefined);
+      break;
+    }
   }
   t.pc += OP_BYTES;
   t.slice++;
 }
 
+/** Shadow stacks are on for the task in user mode: CR4.CET and IA32_U_CET.SH_STK_EN. */
+function shstk_active(pc: PerCpu, t: Task): boolean {
+  return (pc.cpu.cr4 & CR4_CET) !== 0 && (t.ucet & CET_SH_STK_EN) !== 0;
+}
+
+/**
+ * Translation `stage` (1 or 2) of the current operation: an 8-byte access at `addr`. True when
+ * it is done (the physical address is in pc.uPa[stage - 1]); false when a page walk is under
+ * way (the step ends) or the access faulted (the exception is being handled).
+ */
+function stack_access(k: Kernel, pc: PerCpu, t: Task, stage: number, addr: bigint, kind: number): boolean {
+  if (pc.uStage > stage) return true;
+  const r = pc.cpu.accessStart(Number(addr >> 32n) >>> 0, Number(addr & 0xffffffffn), kind);
+  if (r === PENDING) {
+    pc.walkPending = true;
+    return false;
+  }
+  if (r === FAULT) {
+    exception(k, pc, t);
+    return false;
+  }
+  pc.uPa[stage - 1] = r;
+  pc.uStage = stage + 1;
+  return true;
+}
+
+function read_u64(k: Kernel, pa: number): bigint {
+  const b = k.machine.mem.readBytes(pa, 8);
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+}
+
+function write_u64(k: Kernel, pa: number, v: bigint): void {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, v, true);
+  k.machine.mem.writeBytes(pa, b);
+}
+
+/**
+ * CALL near: pushes the return address on the stack and, with shadow stacks on, on the shadow
+ * stack (a shadow-stack write), then jumps. Either push may fault first; nothing changes then.
+ */
+function near_call(k: Kernel, pc: PerCpu, t: Task, target: number): void {
+  const ss = shstk_active(pc, t);
+  const sp = BigInt(t.sp - 8);
+  const ssp = BigInt(t.ssp - 8);
+  t.opAddr = BigInt(target);
+  if (!stack_access(k, pc, t, 1, sp, Access.Write)) return;
+  if (ss && !stack_access(k, pc, t, 2, ssp, Access.ShadowStackWrite)) return;
+  const ret = BigInt(t.pc + OP_BYTES);
+  write_u64(k, pc.uPa[0], ret);
+  if (ss) {
+    write_u64(k, pc.uPa[1], ret);
+    t.ssp -= 8;
+  }
+  t.sp -= 8;
+  t.pc = target;
+  t.slice++;
+  k.recordOp(t, undefined, undefined);
+}
+
+/**
+ * RET near: pops the return address from the stack and, with shadow stacks on, from the
+ * shadow stack; if they differ the RET raises #CP (near-ret, error code 1) and nothing moves.
+ */
+function near_ret(k: Kernel, pc: PerCpu, t: Task): void {
+  const ss = shstk_active(pc, t);
+  if (!stack_access(k, pc, t, 1, BigInt(t.sp), Access.Read)) return;
+  if (ss && !stack_access(k, pc, t, 2, BigInt(t.ssp), Access.ShadowStackRead)) return;
+  const ret = read_u64(k, pc.uPa[0]);
+  if (ss && read_u64(k, pc.uPa[1]) !== ret) {
+    pc.cpu.raiseException(X86_TRAP_CP, CP_RET);
+    return exception(k, pc, t);
+  }
+  if (ss) t.ssp += 8;
+  t.sp += 8;
+  t.pc = Number(ret & 0xffffffffffffn);
+}
+
 /**
  * The end of a function: a thread group's leader (main, a forked child) calls exit_group(0),
- * a thread exit(0); a named function returns to the address at the top of its stack.
+ * a thread exit(0); a named function returns (RET) to the address at the top of its stack.
  */
 function function_end(k: Kernel, pc: PerCpu, t: Task, fn: CFunction): void {
-  if (fn.end === FnEnd.Return) {
-    const ret = pc.cpu.read(BigInt(t.sp), 8, Access.Read);
-    if (!ret) return exception(k, pc, t);
-    t.pc = Number(new DataView(ret.buffer).getBigUint64(0, true));
-    t.sp += 8;
-    return;
-  }
+  if (fn.end === FnEnd.Return) return near_ret(k, pc, t);
   // A thread (not its group's leader) returning from its start routine calls exit(0); the
   // leader, or a forked child, exit_group(0).
   const nr = t.isLeader ? 231 : 60;
@@ -299,7 +411,11 @@ function start_syscall(k: Kernel, pc: PerCpu, t: Task, nr: number, args: bigint[
   t.kpathKind = entry.noreturn ? 'exit' : 'syscall';
 }
 
-/** An exception from user mode: #PF runs the fault handler; #GP (a non-canonical address) is SIGSEGV with SI_KERNEL. */
+/**
+ * An exception from user mode: #PF runs the fault handler; #UD is SIGILL with ILL_ILLOPN at the
+ * instruction (do_error_trap); #CP is SIGSEGV with SEGV_CPERR and si_addr 0 (do_user_cp_fault);
+ * #GP (a non-canonical address, a misaligned WRSS) is SIGSEGV with SI_KERNEL.
+ */
 function exception(k: Kernel, pc: PerCpu, t: Task): void {
   const cpu = pc.cpu;
   const vector = cpu.faultVector;
@@ -311,6 +427,10 @@ function exception(k: Kernel, pc: PerCpu, t: Task): void {
     t.kpathKind = 'fault';
     return;
   }
-  force_sig(k, t, SIGSEGV);
+  if (vector === X86_TRAP_UD) force_sig_fault(k, t, SIGILL, ILL_ILLOPN, BigInt(t.pc));
+  else if (vector === X86_TRAP_CP) {
+    if (k.events.on) k.emit({ type: 'control_protection', cpu: pc.id, tid: t.tid, code, ip: t.pc });
+    force_sig_fault(k, t, SIGSEGV, SEGV_CPERR, 0n);
+  } else force_sig(k, t, SIGSEGV);
   exit_to_user_mode(k, pc, t);
 }

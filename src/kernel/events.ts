@@ -28,6 +28,10 @@ export type KernelEvent =
   | { type: 'flush_tlb_func'; cpu: number; mm: number; pages: number }
   /** A page was copied (COW) or zero-filled. */
   | { type: 'page_copy'; cpu: number; tid: number; src: number; dst: number }
+  /** fork's try_cmpxchg of a PTE failed (the hardware changed it since it was read) and is retried. */
+  | { type: 'pte_retry'; cpu: number; pa: number }
+  /** A control-protection exception (#CP) from user mode: `code` 1 near RET ... (arch/x86/kernel/cet.c). */
+  | { type: 'control_protection'; cpu: number; tid: number; code: number; ip: number }
   /** fork/clone created a task. */
   | { type: 'fork'; cpu: number; parent: number; child: number; flags: number; ptes: number }
   /** execve replaced a task's image. */

@@ -4,7 +4,8 @@
  * name. The new mm has the text (read and execute, from TEXT_BASE), the read-only strings, and
  * a 132 KiB grows-down stack ending at STACK_TOP; other threads are killed first; the vfork
  * parent is released; handlers other than SIG_IGN return to SIG_DFL; the signal mask and
- * pending signals are kept; PKRU returns to its init value.
+ * pending signals are kept; PKRU returns to its init value; the shadow stack is freed and the
+ * new image starts with it off and unlocked.
  */
 import { ProgramImage } from '../user/program.js';
 import type { Kernel, PerCpu } from './kernel.js';
@@ -16,6 +17,7 @@ import { mk_pte, pteHi, vm_get_page_prot } from './pgtable.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
 import { sigmask, signal_wake_up } from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
+import { reset_thread_features, shstk_free } from './shstk.js';
 import { SigHand, type Task } from './task.js';
 import { switch_mm_irqs_off } from './tlbflush.js';
 import { copy_from_user } from './uaccess.js';
@@ -29,8 +31,6 @@ export const STACK_TOP = TASK_SIZE;
 export const STACK_SIZE = 132 * 1024;
 /** mmap_base without randomisation and an 8 MiB stack limit: TASK_SIZE - 128 MiB. */
 export const MMAP_BASE = TASK_SIZE - 128 * 2 ** 20;
-/** init_pkru_value: access disabled for keys 1-15. */
-export const INIT_PKRU = 0x55555554;
 
 /**
  * Builds the mm for `image` (the binfmt loader's part of execve): VMAs for text, read-only
@@ -75,7 +75,9 @@ export function start_thread(k: Kernel, t: Task, image: ProgramImage): void {
   t.pc = image.byName.get('main')!.base;
   t.sp = STACK_TOP - 4096 + 8;
   t.vars = new Map();
-  t.pkru = k.machine.model.pku ? INIT_PKRU : 0;
+  // flush_thread -> pkru_write_default: init_pkru_value (0 without OSPKE, PKRU's init state).
+  t.pkru = k.ospke ? k.options.init_pkru >>> 0 : 0;
+  reset_thread_features(t);
 }
 
 /** sys_execve(filename, argv, envp): the filename names an image registered with the kernel. */
@@ -122,8 +124,9 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
       leader.state = 'dead';
     }
     g.threads.length = 1;
-    // exec_mmap
+    // exec_mmap; mm_release's deactivate_mm frees this thread's shadow stack from the old mm.
     const old = t.mm!;
+    yield* shstk_free(k, pc, t);
     mm_release(k, t);
     t.mm = mm;
     t.active_mm = mm;

@@ -9,6 +9,7 @@ import { mmput } from './mmput.js';
 import { wake_up_process } from './sched.js';
 import { send_signal, signal_pending, sigmask, signal_wake_up, ERESTARTSYS } from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
+import { shstk_free } from './shstk.js';
 import type { Task } from './task.js';
 import { copy_to_user, putU32 } from './uaccess.js';
 import { enter_lazy_tlb } from './tlbflush.js';
@@ -53,6 +54,8 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   // exit_mm
   const mm = t.mm;
   if (mm) {
+    // mm_release -> deactivate_mm: the thread's own shadow stack is unmapped first.
+    yield* shstk_free(k, pc, t);
     mm_release(k, t);
     t.mm = null;
     enter_lazy_tlb(k, pc);

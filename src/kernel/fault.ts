@@ -10,6 +10,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { faultOutcome, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_WRITE, handle_mm_fault, VM_FAULT_OOM } from './memory.js';
 import { mmapLockId } from './mmput.js';
 import { force_sig_fault, force_sig } from './signal.js';
+import { arch_vma_access_permitted } from './pkeys.js';
 import { STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
 import type { Task } from './task.js';
 import { SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SIGKILL, SIGSEGV } from './uapi.js';
@@ -26,12 +27,15 @@ export const FAULT_EFAULT = 1;
 
 /**
  * access_error: whether the fault's kind is not allowed by the VMA at all (so no page-table
- * change could fix it): a protection-key fault; a shadow-stack access to a non-shadow-stack
- * VMA; a write to a VMA without VM_WRITE (or to shadow stack by a normal write); a
- * protection fault on a present page for a read; any access to a PROT_NONE VMA.
+ * change could fix it), in Linux's order: a hardware protection-key fault; the VMA's key
+ * refused by the current thread's PKRU (the software check, for a page not yet present); a
+ * shadow-stack access to a VMA that is not shadow stack or not writable; a write to a VMA
+ * without VM_WRITE (or to shadow stack by a normal write); a protection fault on a present
+ * page for a read; any access to a PROT_NONE VMA.
  */
-export function access_error(errorCode: number, vma: Vma): boolean {
+export function access_error(k: Kernel, pc: PerCpu, errorCode: number, vma: Vma): boolean {
   if (errorCode & PF_PK) return true;
+  if (!arch_vma_access_permitted(k, pc, vma, (errorCode & PF_W) !== 0, (errorCode & PF_I) !== 0, false)) return true;
   if (errorCode & PF_SS) return !vma.shadowStack || !(vma.vm_flags & VM_WRITE);
   if (errorCode & PF_W) {
     if (vma.shadowStack) return true;
@@ -43,15 +47,18 @@ export function access_error(errorCode: number, vma: Vma): boolean {
 
 /**
  * do_user_addr_fault for `addr` (a user-space address, below TASK_SIZE) with the hardware
- * error code. User mode (`errorCode & PF_U`): a bad access gets SIGSEGV (queued with
- * force_sig_fault; the return to user delivers it). Kernel mode: returns FAULT_EFAULT when
- * the access cannot be fixed, for the caller's exception fixup. Out of memory kills the
- * process (XXX: the OOM killer's choice of victim is not modelled).
+ * error code. From user mode a bad access gets SIGSEGV (queued with force_sig_fault; the
+ * return to user delivers it): SEGV_PKUERR with the VMA's key when a key refused it
+ * (bad_area_access_from_pkeys), else SEGV_ACCERR, or SEGV_MAPERR with no VMA. From the kernel
+ * (`fromKernel`: a uaccess, including WRUSS, whose error code has U set) it returns
+ * FAULT_EFAULT when the access cannot be fixed, for the caller's exception fixup. A
+ * shadow-stack access faults as a write. Out of memory kills the process (XXX: the OOM
+ * killer's choice of victim is not modelled).
  */
-export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number, errorCode: number): KPath {
-  const user = (errorCode & PF_U) !== 0;
+export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number, errorCode: number, fromKernel = false): KPath {
+  const user = !fromKernel && (errorCode & PF_U) !== 0;
   const mm = t.mm;
-  if (!mm) return bad_area(k, pc, t, addr, errorCode, SEGV_MAPERR);
+  if (!mm) return bad_area(k, pc, t, addr, errorCode, SEGV_MAPERR, user, 0);
   // lock_mm_and_find_vma
   pc.touch = mmapLockId(mm);
   while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
@@ -65,18 +72,18 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
       // grown
     } else code = SEGV_MAPERR;
   }
-  if (code === 0 && access_error(errorCode, vma!)) code = errorCode & PF_PK ? SEGV_PKUERR : SEGV_ACCERR;
+  if (code === 0 && access_error(k, pc, errorCode, vma!)) code = bad_area_access_from_pkeys(k, pc, errorCode, vma!) ? SEGV_PKUERR : SEGV_ACCERR;
   let result = 0;
   if (code === 0) {
     let flags = 0;
-    if (errorCode & PF_W) flags |= FAULT_FLAG_WRITE;
+    if (errorCode & (PF_W | PF_SS)) flags |= FAULT_FLAG_WRITE;
     if (errorCode & PF_I) flags |= FAULT_FLAG_INSTRUCTION;
     result = yield* handle_mm_fault(k, pc, t, vma!, addr, flags);
   }
   pc.touch = mmapLockId(mm);
   yield STEP_UNLOCK;
   mm.mmap_lock.readers--;
-  if (code !== 0) return bad_area(k, pc, t, addr, errorCode, code);
+  if (code !== 0) return bad_area(k, pc, t, addr, errorCode, code, user, code === SEGV_PKUERR ? vma!.vm_pkey : 0);
   if (result & VM_FAULT_OOM) {
     emitFault(k, pc, t, addr, errorCode, user, 'oom');
     force_sig(k, t, SIGKILL);
@@ -101,12 +108,18 @@ function expand_stack(k: Kernel, prev: Vma | null, vma: Vma, addr: number): bool
   return true;
 }
 
-/** __bad_area_nosemaphore: SIGSEGV for user mode, the fixup for kernel mode. */
-function bad_area(k: Kernel, pc: PerCpu, t: Task, addr: number | bigint, errorCode: number, code: number): number {
-  const user = (errorCode & PF_U) !== 0;
+/** bad_area_access_from_pkeys: with OSPKE, the hardware said PK, or the VMA's key is refused by the current PKRU. */
+function bad_area_access_from_pkeys(k: Kernel, pc: PerCpu, errorCode: number, vma: Vma): boolean {
+  if (!k.ospke) return false;
+  if (errorCode & PF_PK) return true;
+  return !arch_vma_access_permitted(k, pc, vma, (errorCode & PF_W) !== 0, (errorCode & PF_I) !== 0, false);
+}
+
+/** __bad_area_nosemaphore: SIGSEGV (with si_pkey for SEGV_PKUERR) for user mode, the fixup for kernel mode. */
+function bad_area(k: Kernel, pc: PerCpu, t: Task, addr: number | bigint, errorCode: number, code: number, user: boolean, pkey: number): number {
   emitFault(k, pc, t, addr, errorCode, user, user ? 'signal' : 'efault');
   if (!user) return FAULT_EFAULT;
-  force_sig_fault(k, t, SIGSEGV, code, BigInt(addr));
+  force_sig_fault(k, t, SIGSEGV, code, BigInt(addr), pkey);
   return FAULT_FIXED;
 }
 
@@ -119,7 +132,7 @@ export function* exc_page_fault(k: Kernel, pc: PerCpu, t: Task, hi: number, lo: 
   const addr = hi * 2 ** 32 + lo;
   if (hi >= 0x8000 || addr >= t.mm!.task_size) {
     const a = (BigInt(hi) << 32n) | BigInt(lo);
-    return bad_area(k, pc, t, a, errorCode, SEGV_MAPERR);
+    return bad_area(k, pc, t, a, errorCode, SEGV_MAPERR, (errorCode & PF_U) !== 0, 0);
   }
   return yield* do_user_addr_fault(k, pc, t, addr, errorCode);
 }

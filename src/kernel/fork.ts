@@ -7,15 +7,17 @@
  * XXX: a signal pending in the parent does not restart the fork (-ERESTARTNOINTR); there are
  * no PID namespaces, credentials or rlimits on the number of processes.
  */
-import { PTE_A } from '../hw/pte.js';
+import { PTE_A, PTE_RW } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { MmStruct } from './mm.js';
 import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
 import { pte_mkclean, pte_pfn, pte_present, pte_write, pte_wrprotect, pteHi, _PAGE_SPECIAL, PageTables } from './pgtable.js';
+import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
 import { wake_up_new_task } from './sched.js';
+import { shstk_alloc_thread_stack } from './shstk.js';
 import { sigmask } from './signal.js';
-import { STEP_ATOMIC, STEP_SLEEP, type KPath } from './steps.js';
+import { STEP_ATOMIC, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath } from './steps.js';
 import { SigHand, Task, ThreadGroup } from './task.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
@@ -77,6 +79,13 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   child.exit_signal = flags & CLONE_THREAD ? -1 : flags & CLONE_PARENT ? t.group.threads[0].exit_signal : exit_signal;
   child.blocked = t.blocked;
   child.pkru = pc.cpu.pkru;
+  // copy_thread: the shadow stack (a new one for a CLONE_VM thread; its failure fails the clone).
+  const sr = yield* shstk_alloc_thread_stack(k, pc, t, child, flags);
+  if (sr < 0) {
+    if (flags & CLONE_SIGHAND) sighand.count--;
+    mm.mm_users--;
+    return sr;
+  }
   child.vars = new Map(t.vars);
   child.sp = newsp !== 0n ? Number(newsp) : t.sp;
   const branch = t.image!.byName.get(`${t.opFn}.${t.opIndex}.child`);
@@ -119,7 +128,9 @@ export function mm_alloc(k: Kernel, mmapBase: number): MmStruct | null {
   const src = k.init_mm.pgd;
   for (let i = 256; i < 512; i++) mem.write64(pgd, i, mem.readLo(src, i), mem.readHi(src, i));
   const pt = new PageTables(mem, k.pages, k.levels, pgd);
-  return new MmStruct(k.nextCtxId(), pt, k.percpu.length, k.init_mm.task_size, mmapBase);
+  const mm = new MmStruct(k.nextCtxId(), pt, k.percpu.length, k.init_mm.task_size, mmapBase);
+  init_new_context_pkeys(k, mm);
+  return mm;
 }
 
 /**
@@ -155,6 +166,7 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     const cow = (vma.vm_flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
     const shared = (vma.vm_flags & VM_SHARED) !== 0;
     const shstk = k.userShstk;
+    const wrprotect = k.options.fork_wrprotect;
     const span = 2 ** 21;
     for (let va = vma.vm_start; va < vma.vm_end; ) {
       const next = Math.min(vma.vm_end, (Math.floor(va / span) + 1) * span);
@@ -179,18 +191,48 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
             dw[2 * i + 1] = hi;
             continue;
           }
-          pc.touch = stable * 4096 + i * 8;
-          yield STEP_ATOMIC;
-          if (cow && pte_write(lo)) {
-            // ptep_set_wrprotect: a locked RMW that keeps a D set concurrently by the hardware.
-            for (;;) {
-              const nlo = pte_wrprotect(lo, hi, shstk);
-              if (mem.cmpxchg64(stable, i, lo, hi, nlo, pteHi)) break;
-              lo = sw[2 * i] | 0;
-              hi = sw[2 * i + 1] | 0;
+          // ptep_get: the value copy_present_pte works from (its own step, so the hardware
+          // may set A or D in the PTE between it and the write-protect below).
+          const ptePa = stable * 4096 + i * 8;
+          pc.touch = ptePa;
+          yield STEP_READ;
+          lo = sw[2 * i] | 0;
+          hi = sw[2 * i + 1] | 0;
+          if (cow && pte_write(lo, shstk)) {
+            // ptep_set_wrprotect on the parent, as the kernel option chooses; the child's PTE is
+            // the value read above, write-protected.
+            pc.touch = ptePa;
+            if (wrprotect === 'cmpxchg') {
+              // 6.6+: try_cmpxchg of pte_wrprotect(old) (D moves to SavedDirty), retried with the
+              // value the failed cmpxchg found.
+              let olo = lo;
+              let ohi = hi;
+              for (;;) {
+                const nlo = pte_wrprotect(olo, ohi);
+                yield STEP_ATOMIC;
+                if (mem.cmpxchg64(stable, i, olo, ohi, nlo, pteHi)) break;
+                olo = sw[2 * i] | 0;
+                ohi = sw[2 * i + 1] | 0;
+                if (k.events.on) k.emit({ type: 'pte_retry', cpu: pc.id, pa: ptePa });
+              }
+              lo = pte_wrprotect(lo, hi);
+              hi = pteHi;
+            } else if (wrprotect === 'atomic_clear') {
+              // Up to 6.5: clear_bit(_PAGE_BIT_RW), one locked AND; D stays where it is, in
+              // both the parent's PTE and the child's (there was no SavedDirty).
+              yield STEP_ATOMIC;
+              sw[2 * i] &= ~PTE_RW;
+              lo &= ~PTE_RW;
+            } else {
+              // read_modify_write: a plain store of the value computed from the read above; a
+              // D the hardware set in between is overwritten.
+              const nlo = pte_wrprotect(lo, hi);
+              const nhi = pteHi;
+              yield STEP_WRITE;
+              mem.write64(stable, i, nlo, nhi);
+              lo = nlo;
+              hi = nhi;
             }
-            lo = pte_wrprotect(lo, hi, shstk);
-            hi = pteHi;
           } else if (shared) {
             lo = pte_mkclean(lo, hi);
             hi = pteHi;
@@ -211,6 +253,7 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     }
   }
   mm.committed = oldmm.committed;
+  arch_dup_pkeys(oldmm, mm);
   yield* flush_tlb_mm_range(k, pc, oldmm, 0, TLB_FLUSH_ALL, 12, true);
   yield* mmap_write_unlock(pc, oldmm);
   return 0;

@@ -14,7 +14,7 @@ import { ConfigError } from '../errors.js';
 import type { Cpu } from '../hw/cpu.js';
 import type { Machine } from '../hw/machine.js';
 import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTEH_XD } from '../hw/pte.js';
-import { CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP } from '../hw/regs.js';
+import { CR4_CET, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP } from '../hw/regs.js';
 import type { EventBus } from '../events.js';
 import type { HwEvent } from '../hw/events.js';
 import type { KernelEvent } from './events.js';
@@ -88,8 +88,10 @@ export class Kernel {
   readonly pcid: boolean;
   /** Whether NX is in __supported_pte_mask. */
   readonly nx: boolean;
-  /** Whether user shadow stacks are supported (X86_FEATURE_USER_SHSTK): decides SavedDirty handling. */
+  /** Whether user shadow stacks are supported (X86_FEATURE_USER_SHSTK: the CPU has them and not `nousershstk`). */
   readonly userShstk: boolean;
+  /** Whether protection keys are on (X86_FEATURE_OSPKE: the CPU has PKU and not `nopku`). */
+  readonly ospke: boolean;
   /** empty_zero_page's frame. */
   readonly zero_pfn: number;
   /** Paging levels (4, or 5 with LA57). */
@@ -108,6 +110,8 @@ export class Kernel {
   readonly deThreadWaiters = new Set<Task>();
   /** totalram_pages: frames the page allocator manages (the overcommit heuristic's limit). */
   readonly totalram_pages: number;
+  /** Kernel-path steps a CPU takes per turn (entry.ts KERNEL_QUANTUM; 1 while a scripted schedule runs). */
+  quantum = 64;
   private lastPid = 0;
   private lastCtxId = 0;
   private lastObjectId = 0;
@@ -120,7 +124,8 @@ export class Kernel {
     if (machine.mem.frameCount * 4096 < 8 * 2 ** 20) throw new ConfigError('memory', 'the kernel needs at least 8 MiB of memory');
     this.pcid = model.pcid && !options.nopcid;
     this.nx = model.nx;
-    this.userShstk = model.shstk;
+    this.userShstk = model.shstk && !options.nousershstk;
+    this.ospke = model.pku && !options.nopku;
     this.levels = model.la57 ? 5 : 4;
     const mem = machine.mem;
 
@@ -187,7 +192,9 @@ export class Kernel {
     if (this.pcid) cr4 |= CR4_PCIDE;
     if (m.smep) cr4 |= CR4_SMEP;
     if (m.smap) cr4 |= CR4_SMAP;
-    if (m.pku) cr4 |= CR4_PKE;
+    if (this.ospke) cr4 |= CR4_PKE;
+    // setup_cet: CR4.CET whenever user shadow stacks (or IBT) are in use.
+    if (this.userShstk) cr4 |= CR4_CET;
     cpu.movToCr4(cr4);
     pc.ctx_id[0] = 0;
     pc.ctx_tlb_gen[0] = this.init_mm.tlb_gen;

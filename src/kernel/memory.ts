@@ -14,7 +14,7 @@ import type { MmStruct } from './mm.js';
 import { ptlId } from './mmput.js';
 import { PG_anon, PG_anon_exclusive, PG_shmem } from './page.js';
 import {
-  _PAGE_SPECIAL, mk_pte, pte_mkwrite, pte_modify, pte_needs_flush, pte_pfn, pte_present, pte_protnone, pte_write, pteHi, vm_get_page_prot,
+  _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mkwrite, pte_modify, pte_needs_flush, pte_pfn, pte_present, pte_protnone, pte_write, pteHi, vm_get_page_prot,
 } from './pgtable.js';
 import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath } from './steps.js';
 import type { Task } from './task.js';
@@ -43,10 +43,10 @@ function* spin_lock_ptl(pc: PerCpu, mm: MmStruct, t: Task): Generator<number, vo
  * handle_mm_fault for a user address in `vma` (the access already passed access_error):
  * fills a missing PTE (do_anonymous_page, do_shared_fault), breaks COW on a write to a
  * read-only PTE of a writable private VMA (do_wp_page), or just marks the entry young (and
- * dirty for a write) when the fault was spurious. Returns 0 or a VM_FAULT_* code.
+ * dirty for a write) when the fault was spurious. `mm` is the faulting task's, or another
+ * process's for a remote access (get_user_pages_remote). Returns 0 or a VM_FAULT_* code.
  */
-export function* handle_mm_fault(k: Kernel, pc: PerCpu, t: Task, vma: Vma, addr: number, flags: number): KPath {
-  const mm = t.mm!;
+export function* handle_mm_fault(k: Kernel, pc: PerCpu, t: Task, vma: Vma, addr: number, flags: number, mm: MmStruct = t.mm!): KPath {
   const mem = k.machine.mem;
   const page = Math.floor(addr / 4096) * 4096;
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
@@ -62,11 +62,11 @@ export function* handle_mm_fault(k: Kernel, pc: PerCpu, t: Task, vma: Vma, addr:
   const hi = mem.readHi(table, index);
   let result = 0;
   if (!pte_present(lo)) {
-    result = yield* do_pte_missing(k, pc, t, vma, page, table, index, write);
+    result = yield* do_pte_missing(k, pc, t, mm, vma, page, table, index, write);
   } else if (pte_protnone(lo)) {
     faultOutcome = 'spurious';
-  } else if (write && !pte_write(lo)) {
-    result = yield* do_wp_page(k, pc, t, vma, page, table, index, lo, hi);
+  } else if (write && !pte_write(lo, k.userShstk)) {
+    result = yield* do_wp_page(k, pc, t, mm, vma, page, table, index, lo, hi);
   } else {
     // A spurious fault (the TLB was stale, or another CPU fixed the PTE): mark it young, and dirty for a write.
     const nlo = lo | PTE_A | (write ? PTE_D : 0);
@@ -84,8 +84,7 @@ export function* handle_mm_fault(k: Kernel, pc: PerCpu, t: Task, vma: Vma, addr:
 }
 
 /** do_pte_missing: a fault on an empty PTE. Anonymous private memory gets a zeroed page on a write and the zero page on a read; shmem gets the object's page. */
-function* do_pte_missing(k: Kernel, pc: PerCpu, t: Task, vma: Vma, page: number, table: number, index: number, write: boolean): KPath {
-  const mm = t.mm!;
+function* do_pte_missing(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, page: number, table: number, index: number, write: boolean): KPath {
   const mem = k.machine.mem;
   const protLo = vm_get_page_prot(vma.vm_flags, vma.vm_pkey, k.nx);
   const protHi = pteHi;
@@ -121,7 +120,11 @@ function* do_pte_missing(k: Kernel, pc: PerCpu, t: Task, vma: Vma, page: number,
     if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
     k.pages.mapcount[pfn] = 1;
     lo = mk_pte(pfn, protLo, protHi);
-    if (vma.vm_flags & VM_WRITE) lo = pte_mkwrite(lo | PTE_D, pteHi);
+    // pte_mkwrite(pte_mkdirty(entry), vma): in a shadow-stack VMA, R/W=0 and D=1.
+    if (vma.vm_flags & VM_WRITE) {
+      lo = pte_mkdirty(lo, pteHi);
+      lo = pte_mkwrite(lo, pteHi, vma.shadowStack);
+    }
     faultOutcome = 'mapped';
     if (k.events.on) k.emit({ type: 'page_copy', cpu: pc.id, tid: t.tid, src: -1, dst: pfn });
   }
@@ -139,8 +142,7 @@ function* do_pte_missing(k: Kernel, pc: PerCpu, t: Task, vma: Vma, page: number,
  * otherwise (shared after fork, or the zero page) the data is copied to a new exclusive page,
  * the old PTE is cleared and flushed on every CPU (ptep_clear_flush), and the new one set.
  */
-function* do_wp_page(k: Kernel, pc: PerCpu, t: Task, vma: Vma, page: number, table: number, index: number, lo: number, hi: number): KPath {
-  const mm = t.mm!;
+function* do_wp_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, page: number, table: number, index: number, lo: number, hi: number): KPath {
   const mem = k.machine.mem;
   const pages = k.pages;
   const oldPfn = pte_pfn(lo, hi);
@@ -149,7 +151,9 @@ function* do_wp_page(k: Kernel, pc: PerCpu, t: Task, vma: Vma, page: number, tab
     // wp_can_reuse_anon_folio: exclusive, or the only reference left.
     if (pages.flags[oldPfn] & PG_anon_exclusive || pages.refcount[oldPfn] === 1) {
       pages.flags[oldPfn] |= PG_anon_exclusive;
-      const nlo = pte_mkwrite(lo | PTE_A | PTE_D, hi);
+      // wp_page_reuse: maybe_mkwrite(pte_mkdirty(pte_mkyoung(orig)), vma).
+      let nlo = pte_mkdirty(lo | PTE_A, hi);
+      nlo = pte_mkwrite(nlo, pteHi, vma.shadowStack);
       const nhi = pteHi;
       pc.touch = table * 4096 + index * 8;
       yield STEP_ATOMIC;
@@ -174,7 +178,8 @@ function* do_wp_page(k: Kernel, pc: PerCpu, t: Task, vma: Vma, page: number, tab
   yield* flush_tlb_mm_range(k, pc, mm, page, page + 4096, 12, false);
   const protLo = vm_get_page_prot(vma.vm_flags, vma.vm_pkey, k.nx);
   let nlo = mk_pte(newPfn, protLo, pteHi);
-  nlo = pte_mkwrite(nlo | PTE_A | PTE_D, pteHi);
+  nlo = pte_mkdirty(nlo | PTE_A, pteHi);
+  nlo = pte_mkwrite(nlo, pteHi, vma.shadowStack);
   const nhi = pteHi;
   pages.mapcount[newPfn] = 1;
   pc.touch = table * 4096 + index * 8;
@@ -257,12 +262,12 @@ export function* change_protection(k: Kernel, pc: PerCpu, t: Task, vma: Vma, sta
         let hi = mem.readHi(table, i);
         if (!pte_present(lo)) continue;
         for (;;) {
-          let nlo = pte_modify(lo, hi, protLo, protHi, k.userShstk);
+          let nlo = pte_modify(lo, hi, protLo, protHi);
           let nhi = pteHi;
-          if (tryWritable && !pte_write(nlo) && !pte_protnone(nlo) && !(nlo & _PAGE_SPECIAL)) {
+          if (tryWritable && !pte_write(nlo, k.userShstk) && !pte_protnone(nlo) && !(nlo & _PAGE_SPECIAL)) {
             const pfn = pte_pfn(nlo, nhi);
             if (k.pages.flags[pfn] & PG_anon_exclusive) {
-              nlo = pte_mkwrite(nlo, nhi);
+              nlo = pte_mkwrite(nlo, nhi, vma.shadowStack);
               nhi = pteHi;
             }
           }

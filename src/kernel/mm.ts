@@ -42,6 +42,10 @@ export class MmStruct {
   rss = 0;
   /** Set once exit_mmap has torn the address space down. */
   dead = false;
+  /** mm->context.pkey_allocation_map: bit k set when key k is allocated (init_new_context sets key 0 with OSPKE). */
+  pkey_allocation_map = 0;
+  /** mm->context.execute_only_pkey: the key mprotect(PROT_EXEC) uses, -1 until one is allocated (0 without OSPKE). */
+  execute_only_pkey = 0;
 
   constructor(ctxId: number, pgtables: PageTables, ncpus: number, taskSize: number, mmapBase: number) {
     this.ctx_id = ctxId;

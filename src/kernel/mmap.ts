@@ -25,6 +25,7 @@ import {
   VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE,
 } from './vma.js';
 import { STACK_GUARD_GAP } from './fault.js';
+import { arch_override_mprotect_pkey, execute_only_pkey, mm_pkey_is_allocated } from './pkeys.js';
 
 /** sysctl vm.max_map_count default. */
 export const DEFAULT_MAX_MAP_COUNT = 65530;
@@ -60,33 +61,45 @@ function* with_mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task, body: KPath): 
   return r;
 }
 
-/** vm_start_gap: a grows-down stack keeps stack_guard_gap free below it. */
+/** SHSTK guard: a shadow stack keeps one page free below it (stack_guard_start_gap, arch/x86/kernel/shstk.c). */
+export const SHSTK_GUARD_GAP = 4096;
+
+/** vm_start_gap: a grows-down stack keeps stack_guard_gap free below it, a shadow stack one page. */
 function vm_start_gap(v: Vma): number {
-  return v.vm_flags & VM_GROWSDOWN ? Math.max(0, v.vm_start - STACK_GUARD_GAP) : v.vm_start;
+  if (v.vm_flags & VM_GROWSDOWN) return Math.max(0, v.vm_start - STACK_GUARD_GAP);
+  if (v.shadowStack) return Math.max(0, v.vm_start - SHSTK_GUARD_GAP);
+  return v.vm_start;
 }
 
 /**
  * vm_unmapped_area, top-down: the highest `len`-byte range below `high` and at or above
  * `low` that overlaps no VMA (nor a stack's guard gap). -1 if none.
  */
-function unmapped_area_topdown(mm: MmStruct, len: number, low: number, high: number): number {
+function unmapped_area_topdown(mm: MmStruct, len: number, low: number, high: number, startGap: number): number {
   const list = mm.vmas.list;
   for (let i = list.length - 1; i >= -1; i--) {
     const gapStart = Math.max(low, i >= 0 ? list[i].vm_end : 0);
     const gapEnd = Math.min(high, i + 1 < list.length ? vm_start_gap(list[i + 1]) : high);
-    if (gapEnd - gapStart >= len) return gapEnd - len;
+    if (gapEnd - gapStart >= len + startGap) return gapEnd - len;
   }
   return -1;
 }
 
 /** The bottom-up search (arch_get_unmapped_area): the lowest free range at or above `low`. -1 if none. */
-function unmapped_area(mm: MmStruct, len: number, low: number, high: number): number {
+function unmapped_area(mm: MmStruct, len: number, low: number, high: number, startGap = 0): number {
   let addr = low;
+  let prevEnd = 0;
   for (const v of mm.vmas.list) {
-    if (v.vm_end <= addr) continue;
+    if (v.vm_end <= addr) {
+      prevEnd = v.vm_end;
+      continue;
+    }
+    if (startGap > 0 && addr - prevEnd < startGap) addr = prevEnd + startGap;
     if (vm_start_gap(v) >= addr + len) break;
     addr = Math.max(addr, v.vm_end);
+    prevEnd = v.vm_end;
   }
+  if (startGap > 0 && addr - prevEnd < startGap) addr = prevEnd + startGap;
   return addr + len <= high ? addr : -1;
 }
 
@@ -95,7 +108,9 @@ function unmapped_area(mm: MmStruct, len: number, low: number, high: number): nu
  * the range fits below TASK_SIZE and is free; otherwise the top-down search below mmap_base,
  * then the bottom-up one from mmap_legacy_base. Returns an address or -ENOMEM.
  */
-function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean, map32bit: boolean): number {
+function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean, map32bit: boolean, shadowStack: boolean): number {
+  // stack_guard_placement: a new shadow stack also needs its guard page free below it; MAP_ABOVE4G.
+  const startGap = shadowStack ? SHSTK_GUARD_GAP : 0;
   if (len > mm.task_size) return -ENOMEM;
   if (fixed) return addr;
   if (map32bit) {
@@ -117,9 +132,9 @@ function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, f
       if (!v || addr + len <= vm_start_gap(v)) return addr;
     }
   }
-  const low = Math.max(4096, k.options.mmap_min_addr);
-  let a = unmapped_area_topdown(mm, len, low, mm.mmap_base);
-  if (a < 0) a = unmapped_area(mm, len, MMAP_LEGACY_BASE, mm.task_size);
+  const low = Math.max(4096, k.options.mmap_min_addr, shadowStack ? 2 ** 32 : 0);
+  let a = unmapped_area_topdown(mm, len, low, mm.mmap_base, startGap);
+  if (a < 0) a = unmapped_area(mm, len, Math.max(low, MMAP_LEGACY_BASE), mm.task_size, startGap);
   return a < 0 ? -ENOMEM : a;
 }
 
@@ -136,8 +151,12 @@ export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | 
   return with_mmap_write_lock(pc, t.mm!, t, do_mmap_locked(k, pc, t.mm!, addr, len, Number(prot & 0xffffffffn), f, off >> 12n));
 }
 
-/** do_mmap + mmap_region (mm/mmap.c), in Linux's order of checks; the caller holds mmap_lock. */
-function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint): KPath {
+/**
+ * do_mmap + mmap_region (mm/mmap.c), in Linux's order of checks; the caller holds mmap_lock.
+ * `extraVmFlags` are do_mmap's vm_flags argument; `shadowStack` makes a VM_SHADOW_STACK VMA
+ * (alloc_shstk passes VM_WRITE with it and PROT_READ as prot).
+ */
+export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint, extraVmFlags = 0, shadowStack = false): KPath {
   if (lenArg === 0n) return -EINVAL;
   if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
   let addr64 = addrArg;
@@ -161,13 +180,19 @@ function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, l
     addr = Number(addr64);
   } else {
     const hint = addr64 > taskSize ? 0 : Number(addr64);
-    addr = get_unmapped_area(k, mm, hint, len, false, (flags & MAP_32BIT) !== 0);
+    addr = get_unmapped_area(k, mm, hint, len, false, (flags & MAP_32BIT) !== 0, shadowStack);
     if (addr < 0) return addr;
   }
   if (addr % 4096 !== 0) return -EINVAL;
   if (addr < k.options.mmap_min_addr) return -EPERM_MMAP;
   if (flags & MAP_FIXED_NOREPLACE && mm.vmas.find_vma_intersection(addr, addr + len)) return -EEXIST;
-  let vmFlags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  // An execute-only mapping gets the mm's execute-only key, or key 0 when none can be had.
+  let pkey = 0;
+  if (prot === PROT_EXEC) {
+    pkey = execute_only_pkey(k, pc, mm);
+    if (pkey < 0) pkey = 0;
+  }
+  let vmFlags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | extraVmFlags;
   if (flags & MAP_GROWSDOWN) vmFlags |= VM_GROWSDOWN;
   if (flags & MAP_LOCKED) vmFlags |= VM_LOCKED;
   let pgoff: number;
@@ -198,6 +223,8 @@ function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, l
   }
   if (mm.vmas.find_vma_intersection(addr, addr + len)) yield* do_vmi_munmap(k, pc, mm, addr, addr + len);
   const vma = new Vma(addr, addr + len, vmFlags, pgoff);
+  vma.vm_pkey = pkey;
+  vma.shadowStack = shadowStack;
   if (vmFlags & VM_SHARED) {
     vma.shmem = new ShmemObject(k.nextObjectId());
     vma.shmem.users = 1;
@@ -273,12 +300,25 @@ export function sys_munmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number 
   })());
 }
 
-/**
- * sys_mprotect (do_mprotect_pkey with pkey -1). The VMAs before a hole or a refused VMA keep
- * their new protection (Linux does not roll back); the PTEs changed in every VMA are flushed
- * once at the end (tlb_finish_mmu).
- */
+/** sys_mprotect(start, len, prot): do_mprotect_pkey with pkey -1. */
 export function sys_mprotect(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+  return do_mprotect_pkey(k, pc, t, a, -1);
+}
+
+/** sys_pkey_mprotect(start, len, prot, pkey): do_mprotect_pkey with the caller's key. */
+export function sys_pkey_mprotect(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+  return do_mprotect_pkey(k, pc, t, a, Number(BigInt.asIntN(32, a[3])));
+}
+
+/**
+ * do_mprotect_pkey (mm/mprotect.c), Linux's order of checks: flags and alignment, len 0
+ * (success, the key unchecked), overflow, prot bits; then under mmap_lock the key (-EINVAL
+ * unless -1 or allocated), then the VMAs. Each VMA's key comes from
+ * arch_override_mprotect_pkey. The VMAs before a hole or a refused VMA keep their new
+ * protection (Linux does not roll back); the PTEs changed in every VMA are flushed once at the
+ * end (tlb_finish_mmu).
+ */
+function do_mprotect_pkey(k: Kernel, pc: PerCpu, t: Task, a: bigint[], pkey: number): number | KPath {
   const start64 = a[0];
   const len64 = a[1];
   let prot = Number(a[2] & 0xffffffffn);
@@ -291,10 +331,11 @@ export function sys_mprotect(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): numbe
   const end64 = BigInt.asUintN(64, start64 + len);
   if (end64 <= start64) return -ENOMEM;
   if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -EINVAL;
-  return with_mmap_write_lock(pc, t.mm!, t, mprotect_locked(k, pc, t, t.mm!, start64, end64, prot, grows));
+  return with_mmap_write_lock(pc, t.mm!, t, mprotect_locked(k, pc, t, t.mm!, start64, end64, prot, grows, pkey));
 }
 
-function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64: bigint, end64: bigint, prot: number, grows: number): KPath {
+function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64: bigint, end64: bigint, prot: number, grows: number, pkey: number): KPath {
+  if (pkey !== -1 && !mm_pkey_is_allocated(k, mm, pkey)) return -EINVAL;
   const taskSize = BigInt(mm.task_size);
   if (start64 >= taskSize) return -ENOMEM;
   let start = Number(start64);
@@ -321,13 +362,14 @@ function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64:
       error = -ENOMEM;
       break;
     }
+    const newPkey = arch_override_mprotect_pkey(k, pc, mm, vma, prot, pkey);
     const newflags = newProt | (vma.vm_flags & ~VM_ACCESS_FLAGS);
     if ((newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS) {
       error = -EACCES;
       break;
     }
     tmp = Math.min(vma.vm_end, end);
-    const r = yield* mprotect_fixup(k, pc, t, mm, vma, nstart, tmp, newflags);
+    const r = yield* mprotect_fixup(k, pc, t, mm, vma, nstart, tmp, newflags, newPkey);
     if (r.error) {
       error = r.error;
       break;
@@ -348,12 +390,12 @@ function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64:
 }
 
 /**
- * mprotect_fixup: gives [start, end) of `vma` the flags `newflags`, splitting and merging
+ * mprotect_fixup: gives [start, end) of `vma` the flags `newflags` and key `newPkey`, splitting and merging
  * VMAs, charging newly writable private memory, and rewriting the PTEs. Returns an error, or
  * the range whose PTE changes need a flush.
  */
-function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number): Generator<number, { error: number; flush: number[] | null; vma?: Vma }, undefined> {
-  if (newflags === vma.vm_flags) return { error: 0, flush: null, vma };
+function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number, newPkey: number): Generator<number, { error: number; flush: number[] | null; vma?: Vma }, undefined> {
+  if (newflags === vma.vm_flags && newPkey === vma.vm_pkey) return { error: 0, flush: null, vma };
   let charged = 0;
   if (newflags & VM_WRITE && !(vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) {
     charged = (end - start) / 4096;
@@ -366,6 +408,7 @@ function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma,
   if (end < vma.vm_end) mm.vmas.split(vma, end);
   mm.committed += charged;
   vma.vm_flags = newflags;
+  vma.vm_pkey = newPkey;
   const flush = yield* change_protection(k, pc, t, vma, start, end);
   return { error: 0, flush, vma: mm.vmas.mergeAround(vma) };
 }

@@ -18,7 +18,24 @@ export interface KernelOptions {
   log: boolean;
   /** vm.mmap_min_addr: the lowest address a mapping may have (Debian's CONFIG_DEFAULT_MMAP_MIN_ADDR). */
   mmap_min_addr: number;
+  /** The `nopku` boot parameter: do not use protection keys even if the CPU has them (no OSPKE). */
+  nopku: boolean;
+  /** The `init_pkru=` boot parameter: init_pkru_value, the PKRU of a new image and of a signal handler. */
+  init_pkru: number;
+  /** What signal delivery does with PKRU (seed 002). */
+  pkru_on_signal: PkruOnSignal;
+  /** The `nousershstk` boot parameter: no user shadow stacks even if the CPU has them. */
+  nousershstk: boolean;
+  /** How fork write-protects a private writable PTE (seed 003). */
+  fork_wrprotect: ForkWrprotect;
 }
+
+/** The choices of `pkru_on_signal`, upstream first. */
+export const PKRU_ON_SIGNAL = ['upstream', 'clear', 'lockdown', 'preserve'] as const;
+export type PkruOnSignal = (typeof PKRU_ON_SIGNAL)[number];
+/** The choices of `fork_wrprotect`, upstream first. */
+export const FORK_WRPROTECT = ['cmpxchg', 'atomic_clear', 'read_modify_write'] as const;
+export type ForkWrprotect = (typeof FORK_WRPROTECT)[number];
 
 /** How one option is checked and described. */
 export type OptionSpec =
@@ -34,6 +51,23 @@ export const KERNEL_OPTION_SPECS: Record<keyof KernelOptions, OptionSpec> = {
   debug_vm: { kind: 'boolean', default: false, doc: 'CONFIG_DEBUG_VM-style checks: page counts against the page tables after each syscall, leaks at exit, DEBUG_PREEMPT.' },
   log: { kind: 'boolean', default: true, doc: "Keep a record of every user operation's result." },
   mmap_min_addr: { kind: 'integer', min: 0, default: 65536, doc: 'vm.mmap_min_addr: the lowest address a mapping may have.' },
+  nopku: { kind: 'boolean', default: false, doc: 'The nopku boot parameter: no protection keys (pkey_alloc gives ENOSPC, pkey_mprotect and pkey_free EINVAL).' },
+  init_pkru: {
+    kind: 'integer', min: 0, max: 0xffffffff, default: 0x55555554,
+    doc: 'The init_pkru= boot parameter: the PKRU a new image starts with (and, upstream, a signal handler). Default 0x55555554: every key but 0 access-disabled.',
+  },
+  pkru_on_signal: {
+    kind: 'enum', values: PKRU_ON_SIGNAL, default: 'upstream',
+    doc: 'PKRU at signal delivery (seed 002). upstream (6.12): the frame is written with PKRU 0, the handler starts at init_pkru, the interrupted PKRU is saved in the XSAVE frame and restored by rt_sigreturn. '
+      + 'clear: the handler runs with PKRU 0, every key open (the 2016 patches). lockdown: the handler runs with every key access- and write-disabled except the execute-only key, which keeps access-disable (proposed in seed 002). '
+      + 'preserve: the handler keeps the interrupted PKRU. The alternatives write the frame with the interrupted PKRU, as Linux did before 6.12.',
+  },
+  nousershstk: { kind: 'boolean', default: false, doc: 'The nousershstk boot parameter: no user shadow stacks (arch_prctl ARCH_SHSTK_ENABLE and map_shadow_stack give EOPNOTSUPP).' },
+  fork_wrprotect: {
+    kind: 'enum', values: FORK_WRPROTECT, default: 'cmpxchg',
+    doc: "How fork's ptep_set_wrprotect clears R/W in the parent's PTE (seed 003). cmpxchg (6.6 and later): read the PTE, then try_cmpxchg the write-protected value, moving D to SavedDirty, retried until it succeeds. "
+      + 'atomic_clear (up to 6.5): one locked clear of R/W that leaves D where it is (no SavedDirty). read_modify_write: read, compute, plain store; a deliberate bug that can lose a D bit set between the read and the store.',
+  },
 };
 
 export const DEFAULT_KERNEL_OPTIONS: KernelOptions = Object.fromEntries(

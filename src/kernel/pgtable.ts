@@ -64,9 +64,9 @@ export function pte_protnone(lo: number): boolean {
   return (lo & (PTE_P | PTE_PROTNONE)) === PTE_PROTNONE;
 }
 
-/** pte_write: RW set, or a shadow-stack PTE (RW=0, D=1). */
-export function pte_write(lo: number): boolean {
-  return (lo & PTE_RW) !== 0 || (lo & (PTE_RW | PTE_D)) === PTE_D;
+/** pte_write: RW set, or a shadow-stack PTE (RW=0, D=1; pte_shstk is true only where the kernel runs user shadow stacks). */
+export function pte_write(lo: number, userShstk: boolean): boolean {
+  return (lo & PTE_RW) !== 0 || pte_shstk(lo, userShstk);
 }
 
 /** pte_dirty: D or SavedDirty. */
@@ -113,25 +113,21 @@ const CHG_MASK_HI = PFN_HI | PTEH_SOFTW4 | PTEH_SAVED_DIRTY;
 /**
  * pte_modify (arch/x86/include/asm/pgtable.h): the entry with its protection replaced by
  * (`protLo`, `protHi`), keeping the frame, A, D and the software bits, re-inverting the frame
- * when the entry becomes or stops being PROT_NONE. When the old entry was writable and the new
- * one is not, a set D moves to SavedDirty where the kernel runs user shadow stacks
- * (`savedDirty`), so a read-only dirty page cannot look like shadow stack. Result in (return, pteHi).
+ * when the entry becomes or stops being PROT_NONE. Then, so that no kernel-made entry is
+ * read-only and dirty: if the old entry was writable, a D left on a read-only result moves to
+ * SavedDirty (pte_mksaveddirty); otherwise a SavedDirty on a writable result moves back to D
+ * (pte_clear_saveddirty). A shadow-stack entry (old R/W=0, D=1) keeps D either way. Linux 6.12
+ * does this on every CPU, with or without shadow stacks. Result in (return, pteHi).
  */
-export function pte_modify(lo: number, hi: number, protLo: number, protHi: number, savedDirty: boolean): number {
+export function pte_modify(lo: number, hi: number, protLo: number, protHi: number): number {
   const pfn = pte_pfn(lo, hi);
   const keepLo = lo & CHG_MASK_LO & 0xfff;
   const keepHi = hi & CHG_MASK_HI & ~PFN_HI;
-  let nlo = mk_pte(pfn, (protLo & ~CHG_MASK_LO) | keepLo, (protHi & ~CHG_MASK_HI) | keepHi);
-  let nhi = pteHi;
-  if (savedDirty && lo & PTE_RW) {
-    nlo = pte_mksaveddirty(nlo, nhi);
-    nhi = pteHi;
-  }
-  pteHi = nhi;
-  return nlo;
+  const nlo = mk_pte(pfn, (protLo & ~CHG_MASK_LO) | keepLo, (protHi & ~CHG_MASK_HI) | keepHi);
+  return lo & PTE_RW ? pte_mksaveddirty(nlo, pteHi) : pte_clear_saveddirty(nlo, pteHi);
 }
 
-/** pte_mksaveddirty: a read-only entry with D moves D to SavedDirty. Result in (return, pteHi). */
+/** pte_mksaveddirty (mksaveddirty_shift): on a read-only entry, D moves to SavedDirty. Result in (return, pteHi). */
 export function pte_mksaveddirty(lo: number, hi: number): number {
   if ((lo & (PTE_RW | PTE_D)) === PTE_D) {
     pteHi = hi | PTEH_SAVED_DIRTY;
@@ -141,34 +137,55 @@ export function pte_mksaveddirty(lo: number, hi: number): number {
   return lo;
 }
 
-/**
- * pte_wrprotect: clear RW; with `savedDirty` (user shadow stacks on), D moves to SavedDirty
- * (arch/x86/include/asm/pgtable.h). Result in (return, pteHi).
- */
-export function pte_wrprotect(lo: number, hi: number, savedDirty: boolean): number {
-  lo &= ~PTE_RW;
-  if (savedDirty && lo & PTE_D) {
-    pteHi = hi | PTEH_SAVED_DIRTY;
-    return lo & ~PTE_D;
+/** pte_clear_saveddirty (clear_saveddirty_shift): on a writable entry, SavedDirty moves to D. Result in (return, pteHi). */
+export function pte_clear_saveddirty(lo: number, hi: number): number {
+  if (lo & PTE_RW && hi & PTEH_SAVED_DIRTY) {
+    pteHi = hi & ~PTEH_SAVED_DIRTY;
+    return lo | PTE_D;
   }
   pteHi = hi;
   return lo;
 }
 
-/** pte_mkwrite for a non-shadow-stack VMA (pte_mkwrite_novma): set RW, and SavedDirty moves back to D. Result in (return, pteHi). */
-export function pte_mkwrite(lo: number, hi: number): number {
-  if (hi & PTEH_SAVED_DIRTY) {
-    pteHi = hi & ~PTEH_SAVED_DIRTY;
-    return lo | PTE_RW | PTE_D;
+/**
+ * pte_wrprotect (6.6 and later): clear R/W, then D moves to SavedDirty, unconditionally and on
+ * every CPU, so the kernel never makes the shadow-stack encoding (R/W=0, D=1) itself. Result
+ * in (return, pteHi).
+ */
+export function pte_wrprotect(lo: number, hi: number): number {
+  return pte_mksaveddirty(lo & ~PTE_RW, hi);
+}
+
+/**
+ * pte_mkdirty: set D (and _PAGE_SOFT_DIRTY); on a read-only entry the D goes to SavedDirty
+ * instead. Result in (return, pteHi).
+ */
+export function pte_mkdirty(lo: number, hi: number): number {
+  return pte_mksaveddirty(lo | PTE_D | PTE_SOFTW3, hi);
+}
+
+/**
+ * pte_mkwrite(pte, vma): for a VM_SHADOW_STACK VMA, pte_mkwrite_shstk: R/W=0 and D=1, the
+ * shadow-stack encoding (SavedDirty kept). Otherwise pte_mkwrite_novma: set R/W, and a
+ * SavedDirty moves back to D. Result in (return, pteHi).
+ */
+export function pte_mkwrite(lo: number, hi: number, shadowStack = false): number {
+  if (shadowStack) {
+    pteHi = hi;
+    return (lo & ~PTE_RW) | PTE_D;
   }
-  pteHi = hi;
-  return lo | PTE_RW;
+  return pte_clear_saveddirty(lo | PTE_RW, hi);
 }
 
 /** pte_mkclean: clear D and SavedDirty. Result in (return, pteHi). */
 export function pte_mkclean(lo: number, hi: number): number {
   pteHi = hi & ~PTEH_SAVED_DIRTY;
   return lo & ~PTE_D;
+}
+
+/** pte_shstk: a shadow-stack entry (R/W=0, D=1) on a kernel that runs user shadow stacks. */
+export function pte_shstk(lo: number, userShstk: boolean): boolean {
+  return userShstk && (lo & (PTE_RW | PTE_D)) === PTE_D;
 }
 
 /**

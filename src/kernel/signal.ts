@@ -13,10 +13,11 @@ import type { KPath } from './steps.js';
 import type { KSigaction, SigInfo, SigPending, Task } from './task.js';
 import {
   NSIG, SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
-  SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
+  SEGV_PKUERR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
 } from './uapi.js';
 import { copy_from_user, copy_to_user, getU64, putU32, putU64 } from './uaccess.js';
 import { OP_BYTES } from '../user/program.js';
+import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.js';
 
 /** -ERESTARTSYS: a sleeping syscall was interrupted; restarted unless a handler without SA_RESTART runs. */
 export const ERESTARTSYS = 512;
@@ -164,12 +165,67 @@ const SC_CR2 = UC_MCONTEXT + 23 * 8;
 const SC_FPSTATE = UC_MCONTEXT + 24 * 8;
 export const UC_SIGMASK = 304;
 const SIGINFO = 312;
-/** Offset of PKRU in the standard-format XSAVE area. */
-const XSAVE_PKRU = 2688;
+/** Offset of PKRU in the standard-format XSAVE area (XFEATURE_PKRU, component 9). */
+export const XSAVE_PKRU = 2688;
+/** struct _fpx_sw_bytes in the FXSAVE area's software-reserved bytes (uapi/asm/sigcontext.h). */
+const SW_MAGIC1 = 464;
+const SW_EXTENDED_SIZE = 468;
+const SW_XFEATURES = 472;
+const SW_XSTATE_SIZE = 480;
+/** The XSAVE header's XSTATE_BV. */
+const XSAVE_XSTATE_BV = 512;
+const FP_XSTATE_MAGIC1 = 0x46505853;
+const FP_XSTATE_MAGIC2 = 0x46505845;
+/** XFEATURE_MASK_FP | XFEATURE_MASK_SSE, and XFEATURE_MASK_PKRU. */
+const XFEATURE_MASK_FPSSE = 0x3n;
+const XFEATURE_MASK_PKRU = 0x200n;
 
 /** fpu_user_cfg.max_size + FP_XSTATE_MAGIC2_SIZE: the XSAVE image the frame carries. */
 function xstate_sigframe_size(k: Kernel): number {
-  return (k.machine.model.pku ? XSAVE_PKRU + 8 : 832) + 4;
+  return (k.ospke ? XSAVE_PKRU + 8 : 832) + 4;
+}
+
+/**
+ * The XSAVE image copy_fpstate_to_sigframe writes: the software bytes that mark an xstate
+ * frame, and with OSPKE the PKRU component holding `pkru` with XSTATE_BV[PKRU] forced to 1
+ * (update_pkru_in_sigframe). The FP and SSE registers are not modelled (zero).
+ */
+function xsave_sigframe(k: Kernel, pkru: number): Uint8Array {
+  const size = xstate_sigframe_size(k);
+  const fp = new Uint8Array(size);
+  const dv = new DataView(fp.buffer);
+  const xfeatures = XFEATURE_MASK_FPSSE | (k.ospke ? XFEATURE_MASK_PKRU : 0n);
+  dv.setUint32(SW_MAGIC1, FP_XSTATE_MAGIC1, true);
+  dv.setUint32(SW_EXTENDED_SIZE, size, true);
+  dv.setBigUint64(SW_XFEATURES, xfeatures, true);
+  dv.setUint32(SW_XSTATE_SIZE, size - 4, true);
+  dv.setUint32(size - 4, FP_XSTATE_MAGIC2, true);
+  if (k.ospke) {
+    dv.setBigUint64(XSAVE_XSTATE_BV, XFEATURE_MASK_PKRU, true);
+    dv.setUint32(XSAVE_PKRU, pkru >>> 0, true);
+  }
+  return fp;
+}
+
+/**
+ * The PKRU a signal handler starts with, by the `pkru_on_signal` option: upstream
+ * init_pkru_value (fpu__clear_user_states); clear 0; lockdown every key access- and
+ * write-disabled except the mm's execute-only key, which keeps its access-disable; preserve
+ * the interrupted value.
+ */
+function handler_pkru(k: Kernel, t: Task, interrupted: number): number {
+  switch (k.options.pkru_on_signal) {
+    case 'upstream':
+      return k.options.init_pkru >>> 0;
+    case 'clear':
+      return 0;
+    case 'lockdown': {
+      const xo = t.mm ? t.mm.execute_only_pkey : -1;
+      return xo > 0 ? ((0xffffffff & ~(0x3 << (2 * xo))) | (0x1 << (2 * xo))) >>> 0 : 0xffffffff;
+    }
+    case 'preserve':
+      return interrupted >>> 0;
+  }
 }
 
 /**
@@ -218,7 +274,14 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
   }
 }
 
-/** x64_setup_rt_frame: writes the frame and points the task at the handler. False if the frame could not be written (or no SA_RESTORER). */
+/**
+ * x64_setup_rt_frame + signal_setup_done's FPU part: writes the XSAVE image, the shadow-stack
+ * entries and the frame, points the task at the handler, and gives the handler its PKRU.
+ * Upstream (6.12) the writes are made with PKRU 0, so a key on the stack cannot stop them; the
+ * image holds the interrupted PKRU either way. False if the frame could not be written (or
+ * there is no SA_RESTORER): with `upstream`, PKRU is put back only when the XSAVE copy failed,
+ * as in 6.12.
+ */
 function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSigaction): Generator<number, boolean, undefined> {
   if (!(ka.flags & SA_RESTORER)) return false;
   // A syscall interrupted with -ERESTARTSYS restarts after the handler only with SA_RESTART.
@@ -227,13 +290,20 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
     if (ka.flags & SA_RESTART) t.pc -= OP_BYTES;
     else k.completeSyscallResult(t, -EINTR);
   }
+  const cpu = pc.cpu;
+  const pkru = cpu.pkru;
+  const permissive = k.ospke && k.options.pkru_on_signal === 'upstream';
   let sp = t.sp - 128;
   const fpSize = xstate_sigframe_size(k);
   const bufFx = Math.floor((sp - fpSize) / 64) * 64;
   sp = Math.floor((bufFx - RT_SIGFRAME_SIZE) / 16) * 16 - 8;
-  const fp = new Uint8Array(fpSize);
-  if (k.machine.model.pku) new DataView(fp.buffer).setUint32(XSAVE_PKRU, pc.cpu.pkru, true);
-  if (!(yield* copy_to_user(k, pc, t, BigInt(bufFx), fp))) return false;
+  // write_permissive_pkey_val: every key open while the kernel writes the frame.
+  if (permissive) cpu.wrpkru(0);
+  if (!(yield* copy_to_user(k, pc, t, BigInt(bufFx), xsave_sigframe(k, pkru)))) {
+    if (permissive) cpu.wrpkru(pkru);
+    return false;
+  }
+  if (!(yield* setup_signal_shadow_stack(k, pc, t, ka.restorer))) return false;
   const f = new Uint8Array(RT_SIGFRAME_SIZE);
   putU64(f, 0, ka.restorer);
   putU64(f, SC_RSP, BigInt(t.sp));
@@ -246,24 +316,46 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   putU32(f, SIGINFO + 8, info.code);
   if (info.code === SI_KERNEL || info.code > 0) putU64(f, SIGINFO + 16, info.addr);
   else putU32(f, SIGINFO + 16, info.pid);
+  if (info.code === SEGV_PKUERR && info.signo === SIGSEGV) putU32(f, SIGINFO + 16 + 8 + 8, info.pkey);
   if (!(yield* copy_to_user(k, pc, t, BigInt(sp), f))) return false;
   t.sp = sp;
   t.pc = Number(ka.handler);
   t.vars.set('signo', BigInt(info.signo));
   t.vars.set('si_code', BigInt(info.code));
   t.vars.set('si_addr', info.addr);
+  if (info.code === SEGV_PKUERR && info.signo === SIGSEGV) t.vars.set('si_pkey', BigInt(info.pkey));
+  if (k.ospke) cpu.wrpkru(handler_pkru(k, t, pkru));
+  return true;
+}
+
+/**
+ * fpu__restore_sig: PKRU from the frame's XSAVE image when it is an xstate frame whose
+ * XSTATE_BV has PKRU, else PKRU's init value 0. False if the image cannot be read.
+ */
+function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): Generator<number, boolean, undefined> {
+  if (fpstate === 0n) return true;
+  const size = xstate_sigframe_size(k);
+  const fp = yield* copy_from_user(k, pc, t, fpstate, size);
+  if (!fp) return false;
+  if (!k.ospke) return true;
+  const dv = new DataView(fp.buffer);
+  const xstate = dv.getUint32(SW_MAGIC1, true) === FP_XSTATE_MAGIC1 && dv.getUint32(size - 4, true) === FP_XSTATE_MAGIC2;
+  const bv = dv.getBigUint64(XSAVE_XSTATE_BV, true) & dv.getBigUint64(SW_XFEATURES, true);
+  pc.cpu.wrpkru(xstate && bv & XFEATURE_MASK_PKRU ? dv.getUint32(XSAVE_PKRU, true) : 0);
   return true;
 }
 
 /**
  * rt_sigreturn: the frame sits just above the stack pointer (the handler's return popped
- * pretcode). Restores the signal mask (SIGKILL and SIGSTOP stay unblocked), the instruction
- * and stack pointers. A frame that cannot be read kills with SIGSEGV (signal_fault).
+ * pretcode). Restores PKRU from the XSAVE image (a handler's edit of it takes effect), pops the
+ * shadow-stack signal token, then the signal mask (SIGKILL and SIGSTOP stay unblocked), the
+ * instruction and stack pointers. A frame that cannot be read or checked kills with SIGSEGV.
  */
 export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   const frame = t.sp - 8;
   const f = yield* copy_from_user(k, pc, t, BigInt(frame), RT_SIGFRAME_SIZE);
-  if (!f) {
+  // restore_sigcontext (with fpu__restore_sig), then restore_signal_shadow_stack.
+  if (!f || !(yield* restore_fpstate(k, pc, t, getU64(f, SC_FPSTATE))) || !(yield* restore_signal_shadow_stack(k, pc, t))) {
     force_sig(k, t, SIGSEGV);
     return 0;
   }

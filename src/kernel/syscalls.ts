@@ -2,7 +2,8 @@
  * The syscall table (arch/x86/entry/syscalls/syscall_64.tbl): number, name and handler. A
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
- * Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * Protection keys, shadow stacks and process_vm_readv have their own files (pkeys.ts,
+ * shstk.ts, gup.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
 import { ArgumentError } from '../errors.js';
@@ -10,7 +11,10 @@ import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { sys_mmap, sys_mprotect, sys_munmap } from './mmap.js';
+import { sys_process_vm_readv } from './gup.js';
+import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
+import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
+import { sys_arch_prctl, sys_map_shadow_stack } from './shstk.js';
 import { send_signal, sig_kernel_ignore, sigmask, SIG_KERNEL_ONLY_MASK, sys_rt_sigreturn, valid_signal } from './signal.js';
 import type { KPath } from './steps.js';
 import type { SigInfo, Task } from './task.js';
@@ -196,7 +200,13 @@ const table: SyscallEntry[] = [
   { nr: 62, name: 'kill', args: ['pid', 'sig'], handler: sys_kill },
   { nr: 186, name: 'gettid', args: [], handler: sys_gettid },
   { nr: 231, name: 'exit_group', args: ['error_code'], handler: sys_exit_group, noreturn: true },
+  { nr: 158, name: 'arch_prctl', args: ['option', 'arg2'], handler: sys_arch_prctl },
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
+  { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
+  { nr: 329, name: 'pkey_mprotect', args: ['start', 'len', 'prot', 'pkey'], handler: sys_pkey_mprotect },
+  { nr: 330, name: 'pkey_alloc', args: ['flags', 'init_val'], handler: sys_pkey_alloc },
+  { nr: 331, name: 'pkey_free', args: ['pkey'], handler: (k, pc, t, a) => sys_pkey_free(k, pc, t, a) },
+  { nr: 453, name: 'map_shadow_stack', args: ['addr', 'size', 'flags'], handler: sys_map_shadow_stack },
 ];
 
 /** The table indexed by number (holes are undefined: -ENOSYS). */

@@ -113,6 +113,15 @@ export class Task {
   vars: Map<string, bigint>;
   /** PKRU while switched out (thread.pkru). */
   pkru = 0;
+  /** The CET user state: IA32_U_CET (SH_STK_EN, WR_SHSTK_EN) and the shadow-stack pointer (IA32_PL3_SSP). */
+  ucet = 0;
+  ssp = 0;
+  /** thread.features and thread.features_locked (ARCH_SHSTK_SHSTK, ARCH_SHSTK_WRSS). */
+  shstkFeatures = 0;
+  shstkLocked = 0n;
+  /** thread.shstk: the shadow stack this thread owns and frees (0 when it has none or borrows one, as a vfork child). */
+  shstkBase = 0;
+  shstkSize = 0;
 
   // ---- Signals -----------------------------------------------------------------------------
   blocked = 0n;

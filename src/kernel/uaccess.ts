@@ -44,7 +44,7 @@ function* user_pieces(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number
       if (cpu.faultVector !== X86_TRAP_PF) return null;
       const code = cpu.faultErrorCode;
       cpu.clearFault();
-      const r = yield* do_user_addr_fault(k, pc, t, a, code);
+      const r = yield* do_user_addr_fault(k, pc, t, a, code, true);
       if (r === FAULT_EFAULT) return null;
     }
     a += n;
@@ -61,6 +61,20 @@ export function* copy_to_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, data
     k.machine.mem.writeBytes(pieces[i], data.subarray(at, at + pieces[i + 1]));
     at += pieces[i + 1];
   }
+  return true;
+}
+
+/**
+ * write_user_shstk_64: WRUSS, an 8-byte shadow-stack write to user address `addr` made from
+ * the kernel (it counts as a user access, so only a shadow-stack page takes it); a fault that
+ * cannot be fixed gives false (-EFAULT) through the exception fixup.
+ */
+export function* write_user_shstk_64(k: Kernel, pc: PerCpu, t: Task, addr: bigint, value: bigint): Generator<number, boolean, undefined> {
+  const pieces = yield* user_pieces(k, pc, t, addr, 8, Access.Wruss);
+  if (!pieces || pieces.length !== 2) return false;
+  const b = new Uint8Array(8);
+  putU64(b, 0, value);
+  k.machine.mem.writeBytes(pieces[0], b);
   return true;
 }
 

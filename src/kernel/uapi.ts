@@ -100,6 +100,10 @@ export const SI_TKILL = -6;
 export const SEGV_MAPERR = 1;
 export const SEGV_ACCERR = 2;
 export const SEGV_PKUERR = 4;
+/** SEGV_CPERR: a control-protection fault (#CP) from a shadow-stack mismatch. */
+export const SEGV_CPERR = 10;
+/** ILL_ILLOPN: illegal operand (the si_code Linux gives #UD, do_error_trap). */
+export const ILL_ILLOPN = 2;
 export const CLD_EXITED = 1;
 export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
@@ -133,6 +137,26 @@ export const MAP_HUGETLB = 0x40000;
 export const MAP_SYNC = 0x80000;
 export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MAP_UNINITIALIZED = 0x4000000;
+
+/** MAP_ABOVE4G (arch/x86/include/uapi/asm/mman.h): place the mapping at or above 4 GiB. */
+export const MAP_ABOVE4G = 0x80;
+
+// ---- pkeys (include/uapi/asm-generic/mman-common.h) --------------------------------------------
+export const PKEY_DISABLE_ACCESS = 0x1;
+export const PKEY_DISABLE_WRITE = 0x2;
+
+// ---- arch_prctl shadow stacks (arch/x86/include/uapi/asm/prctl.h, mman.h) -----------------------
+export const ARCH_SHSTK_ENABLE = 0x5001;
+export const ARCH_SHSTK_DISABLE = 0x5002;
+export const ARCH_SHSTK_LOCK = 0x5003;
+export const ARCH_SHSTK_UNLOCK = 0x5004;
+export const ARCH_SHSTK_STATUS = 0x5005;
+/** Feature bits for ARCH_SHSTK_*. */
+export const ARCH_SHSTK_SHSTK = 1 << 0;
+export const ARCH_SHSTK_WRSS = 1 << 1;
+/** map_shadow_stack flags. SHADOW_STACK_SET_MARKER is arm64's (6.13+) and refused on x86. */
+export const SHADOW_STACK_SET_TOKEN = 1 << 0;
+export const SHADOW_STACK_SET_MARKER = 1 << 1;
 
 // ---- clone (include/uapi/linux/sched.h) --------------------------------------------------------
 export const CSIGNAL = 0x000000ff;

@@ -12,7 +12,7 @@ import {
   PROT_READ, PROT_WRITE, SIG_DFL, SIG_IGN, SIGKILL, SIGNAL_NAMES, SIGSTOP,
 } from '../kernel/uapi.js';
 import { System, type SystemConfig } from '../system.js';
-import type { Op, Program, Value } from '../user/program.js';
+import { REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
 import { ExprError, foldExpr, toValue, type Folded } from './expr.js';
 import { issueAt, pathString, type Locator, type Path } from './load.js';
 import { FORKING_SYSCALLS, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
@@ -27,6 +27,8 @@ export const THREAD_CLONE_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGH
 export const COUNT_NAMES = ['steps', 'syscalls', 'page_faults', 'signals', 'cr3_writes', 'tlb_flushes', 'ipis', 'tlb_misses', 'walks', 'page_copies', 'context_switches'];
 const DEFAULT_MEMORY = 256 * 2 ** 20;
 const DEFAULT_MAX_STEPS = 1_000_000;
+/** Steps a scripted schedule may hold once expanded. */
+const MAX_SCRIPT_STEPS = 1_000_000;
 /** Operations one function may hold once repeats are unrolled. */
 const MAX_OPS = 200_000;
 
@@ -175,7 +177,9 @@ class Compiler {
       cpu: s.machine?.cpu as SystemConfig['cpu'],
       kernel: s.kernel,
     };
+    const script = this.script(s.schedule?.steps);
     this.trialBoot(system);
+    if (script) system.script = script;
 
     const processes: CompiledProcess[] = [];
     s.processes.forEach((p, i) => {
@@ -434,6 +438,30 @@ class Compiler {
         for (let c = 0; c < r.count && f.out.length <= MAX_OPS; c++) this.compileList(r.ops, [...kpath, 'ops'], f);
         break;
       }
+      case 'call':
+      case 'wrpkru': {
+        if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
+        const v = this.value(arg, kpath, f);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        const op: Op = kind === 'call' ? { op: 'call', addr: v } : { op: 'wrpkru', value: v };
+        this.emit(f, op, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'rdpkru':
+      case 'rdssp': {
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        this.emit(f, { op: kind, ...(as ? { into: as } : {}) }, { path, label: `${kind}${note}`, syscall: false, expect });
+        if (as) f.defined.add(as);
+        break;
+      }
+      case 'wrss': {
+        const a = arg as { addr: unknown; value: unknown };
+        if (as !== undefined) this.issue([...path, 'as'], 'wrss has no result to name', { key: true });
+        const op: Op = { op: 'wrss', addr: this.value(a.addr, [...kpath, 'addr'], f), value: this.value(a.value, [...kpath, 'value'], f) };
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, op, { path, label: `wrss [${String(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
+        break;
+      }
       case 'syscall': {
         const a = arg as { nr: number | string; args?: unknown[] };
         let nr: number | string = a.nr;
@@ -492,6 +520,31 @@ class Compiler {
         this.syscallOp(f, path, o, e.nr, e.name, args, shown, child, note);
       }
     }
+  }
+
+  /**
+   * schedule.steps expanded: each item is a CPU number (one step) or "cpu*count"; CPUs must
+   * exist. Undefined when the scenario has no script.
+   */
+  private script(items: (number | string)[] | undefined): number[] | undefined {
+    if (items === undefined) return undefined;
+    const out: number[] = [];
+    items.forEach((item, i) => {
+      const path: Path = ['schedule', 'steps', i];
+      const m = typeof item === 'string' ? /^\s*(\d+)\s*\*\s*(\d+)\s*$/.exec(item) : null;
+      const cpu = typeof item === 'number' ? item : m ? Number(m[1]) : -1;
+      const count = m ? Number(m[2]) : 1;
+      if (cpu < 0 || cpu >= this.cpus) {
+        this.issue(path, `the machine has CPUs 0 to ${this.cpus - 1}, not ${typeof item === 'string' && !m ? JSON.stringify(item) : cpu}; a step is a CPU number or "cpu*count"`);
+        return;
+      }
+      if (out.length + count > MAX_SCRIPT_STEPS) {
+        this.issue(path, `the script is longer than ${MAX_SCRIPT_STEPS} steps`);
+        return;
+      }
+      for (let c = 0; c < count; c++) out.push(cpu);
+    });
+    return out;
   }
 
   private isThreadClone(v: unknown): boolean {
@@ -574,7 +627,7 @@ class Compiler {
       return;
     }
     const defined = allowed ?? f?.defined ?? new Set<string>();
-    if (!defined.has(name)) {
+    if (!defined.has(name) && !REGISTER_NAMES.includes(name)) {
       const where = f && f.fn !== 'main' && !f.fn.includes('.child') ? 'anywhere in this program' : 'by `as` or `set` earlier in this thread (or, in a child, before the fork)';
       this.issue(path, `${ref} is not defined: names are defined ${where}`, { offset });
     }
@@ -593,7 +646,7 @@ class Compiler {
   private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined, noValue = false): OpExpectation | undefined {
     if (spec === undefined) return undefined;
     const valueGiven = typeof spec !== 'object' || spec === null ? path : (spec as { value?: unknown }).value !== undefined ? [...path, 'value'] : null;
-    if (noValue && valueGiven) this.issue(valueGiven, 'a store or fetch gives no value: expect success: true or a signal', { key: valueGiven !== path });
+    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru and wrss do not): expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {

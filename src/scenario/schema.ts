@@ -13,7 +13,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'syscall'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -89,6 +89,11 @@ export function scenarioSchema(): Json {
     fetch: { type: ['integer', 'string', 'object'], additionalProperties: false, required: ['addr'], properties: { addr: expr }, description: 'Call the code at addr (an instruction fetch): an address, or {addr}.' },
     set: { type: 'object', minProperties: 1, propertyNames: { $ref: '#/definitions/name' }, additionalProperties: expr, description: 'Set variables.' },
     repeat: { type: 'object', additionalProperties: false, required: ['count', 'ops'], properties: { count: { type: 'integer', minimum: 0, maximum: 100000 }, ops }, description: 'Run ops count times.' },
+    call: { $ref: '#/definitions/expr', description: 'CALL the function at an address (@name): pushes the return address on the stack, and on the shadow stack when it is on.' },
+    wrpkru: { $ref: '#/definitions/expr', description: 'WRPKRU: PKRU = the value. No syscall and no TLB flush; #UD (SIGILL) without protection keys.' },
+    rdpkru: { type: 'null', description: 'RDPKRU: PKRU is the result (name it with as).' },
+    wrss: { type: 'object', additionalProperties: false, required: ['addr', 'value'], properties: { addr: expr, value: expr }, description: 'WRSSQ: an 8-byte shadow-stack write; #UD (SIGILL) unless ARCH_SHSTK_WRSS is on.' },
+    rdssp: { type: 'null', description: 'RDSSPQ: the shadow-stack pointer is the result (name it with as); a no-op with shadow stacks off.' },
     syscall: { type: 'object', additionalProperties: false, required: ['nr'], properties: { nr: { type: ['integer', 'string'] }, args: { type: 'array', maxItems: 6, items: expr } }, description: 'A syscall by number or name with positional arguments.' },
   };
   for (const e of syscallEntries()) opProps[e.name] = syscallOpSchema(e.name, e.args);
@@ -125,6 +130,11 @@ export function scenarioSchema(): Json {
           policy: { enum: ['random', 'round-robin'], default: 'random' },
           seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 1 },
           max_steps: { type: 'integer', minimum: 1, default: 1000000 },
+          steps: {
+            type: 'array',
+            items: { type: ['integer', 'string'], minimum: 0, pattern: '^\\s*\\d+\\s*\\*\\s*\\d+\\s*$' },
+            description: 'A scripted start: the CPU that takes each of the first steps (one kernel-path or user step each), as a CPU number or "cpu*count". The policy takes over after it.',
+          },
         },
       },
       programs: { type: 'object', propertyNames: { pattern: '^/' }, additionalProperties: { $ref: '#/definitions/program' }, description: 'Images execve can load, by path.' },
@@ -139,7 +149,7 @@ export function scenarioSchema(): Json {
       ops: { type: 'array', items: { $ref: '#/definitions/op' } },
       op: {
         if: { type: 'string' },
-        then: { enum: [...WORD_OPS, ...syscallEntries().map((e) => e.name)] },
+        then: { enum: [...WORD_OPS, 'rdpkru', 'rdssp', ...syscallEntries().map((e) => e.name)] },
         else: { title: 'operation', type: 'object', minProperties: 1, additionalProperties: false, properties: opProps },
       },
       opExpect: {

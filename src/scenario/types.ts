@@ -35,6 +35,11 @@ export interface Scenario {
     seed?: number;
     /** Give up after this many steps (default 1,000,000). */
     max_steps?: number;
+    /**
+     * A scripted start: which CPU takes each of the first steps, one kernel-path or user step
+     * at a time: a CPU number, or "cpu*count". The policy takes over after it.
+     */
+    steps?: (number | string)[];
   };
   /** Images execve can load, by path. */
   programs?: Record<string, ProgramSpec>;

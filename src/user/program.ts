@@ -34,8 +34,21 @@ export type Op =
   | { op: 'set'; var: string; value: Value }
   /** In a signal handler: siglongjmp to just after the interrupted operation, restoring the signal mask saved in the frame. */
   | { op: 'longjmp' }
-  /** Returns from a function: in a signal handler, to the frame's return address (sa_restorer). */
-  | { op: 'return' };
+  /** Returns from a function (RET): in a signal handler, to the frame's return address (sa_restorer). */
+  | { op: 'return' }
+  /** CALL: pushes the return address (and, with the shadow stack on, pushes it there too) and runs the function at `addr`. */
+  | { op: 'call'; addr: Value }
+  /** WRPKRU: PKRU = `value`. No syscall, no flush: the next access obeys it. */
+  | { op: 'wrpkru'; value: Value }
+  /** RDPKRU: PKRU goes to `into`. */
+  | { op: 'rdpkru'; into?: string }
+  /** WRSSQ: an 8-byte shadow-stack write of `value` at `addr` (needs ARCH_SHSTK_WRSS). */
+  | { op: 'wrss'; addr: Value; value: Value }
+  /** RDSSPQ: the shadow-stack pointer goes to `into`; a no-op with the shadow stack off. */
+  | { op: 'rdssp'; into?: string };
+
+/** Register names a value can read as `$name`: `$rsp`, the stack pointer. */
+export const REGISTER_NAMES: readonly string[] = ['rsp'];
 
 export interface Program {
   main: Op[];
@@ -63,8 +76,8 @@ export const enum FnEnd {
 
 /** A compiled value: constant, variable or function address, plus an offset. */
 export interface CValue {
-  /** 0 constant, 1 variable, 2 function address, 3 string address. */
-  kind: 0 | 1 | 2 | 3;
+  /** 0 constant, 1 variable, 2 function address, 3 string address, 4 a register ($rsp). */
+  kind: 0 | 1 | 2 | 3 | 4;
   constant: bigint;
   name: string;
   add: bigint;
@@ -163,12 +176,29 @@ export class ProgramImage {
           break;
         case 'longjmp':
         case 'return':
+        case 'rdpkru':
+        case 'rdssp':
           f.addrs[i] = null;
           f.values[i] = null;
           f.args[i] = [];
           break;
+        case 'call':
+          f.addrs[i] = this.value(op.addr, `${where}.addr`);
+          f.values[i] = null;
+          f.args[i] = [];
+          break;
+        case 'wrpkru':
+          f.addrs[i] = null;
+          f.values[i] = this.value(op.value, `${where}.value`);
+          f.args[i] = [];
+          break;
+        case 'wrss':
+          f.addrs[i] = this.value(op.addr, `${where}.addr`);
+          f.values[i] = this.value(op.value, `${where}.value`);
+          f.args[i] = [];
+          break;
         default:
-          throw new ArgumentError('program', `${where}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, longjmp or return`);
+          throw new ArgumentError('program', `${where}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, longjmp, return, call, wrpkru, rdpkru, wrss or rdssp`);
       }
     });
   }
@@ -190,6 +220,7 @@ export class ProgramImage {
         if (at === undefined) throw new ArgumentError('program', `${where}: no string named ${m[2]}`);
         return { kind: 3, constant: BigInt(at), name: m[2], add };
       }
+      if (m[1] === '$' && REGISTER_NAMES.includes(m[2])) return { kind: 4, constant: 0n, name: m[2], add };
       return { kind: m[1] === '$' ? 1 : 2, constant: 0n, name: m[2], add };
     }
     throw new ArgumentError('program', `${where}: expected a number, bigint or string, got ${typeof v}`);

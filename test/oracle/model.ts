@@ -5,6 +5,7 @@
  * or two model operations per sequence op. The run uses one CPU and no timer preemption, so a
  * parent runs until it waits, which is the order the oracle enforces with its pipes.
  */
+import { readFileSync } from 'node:fs';
 import { System } from '../../src/system.js';
 import type { Op, Program } from '../../src/user/program.js';
 import type { OpRecord } from '../../src/kernel/task.js';
@@ -32,9 +33,31 @@ function addrValue(a: Addr): string | bigint {
   }
 }
 
-/** Runs `ops` on a fresh one-CPU System; returns the result lines in the oracle's format. */
+/**
+ * The host kernel's protection-key and shadow-stack features, from /proc/cpuinfo's flags
+ * (`ospke` when the kernel enabled PKU, `user_shstk` when it runs user shadow stacks): the model
+ * gets the same, since mprotect(PROT_EXEC) makes execute-only memory only with keys.
+ */
+function hostFeatures(): { pku: boolean; shstk: boolean } {
+  let flags: string[] = [];
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    flags = line ? line.split(':')[1].trim().split(/\s+/) : [];
+  } catch {
+    flags = [];
+  }
+  return { pku: flags.includes('ospke'), shstk: flags.includes('user_shstk') };
+}
+const HOST = hostFeatures();
+
+/** Runs `ops` on a fresh one-CPU System with the host's key and shadow-stack features; returns the result lines in the oracle's format. */
 export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { lines: string[]; sys: System } {
-  const sys = new System({ cpus: 1, memory: 256 * 2 ** 20, kernel: { timeslice: 0, debug_vm: options.debug ?? true } });
+  const sys = new System({
+    cpus: 1,
+    memory: 256 * 2 ** 20,
+    cpu: { pku: HOST.pku, shstk: HOST.shstk, dirty_on_readonly: HOST.shstk ? 'strict' : 'legacy' },
+    kernel: { timeslice: 0, debug_vm: options.debug ?? true },
+  });
   const slots = new Map<string, Slot>();
   let images = 0;
   let line = 0;
