@@ -8,6 +8,8 @@
  *   the copy loop, as the native figure has its page-table code in cache); each fork is timed
  *   from the start of the fork syscall to its return in the parent (page-table copy and TLB
  *   flush), as forkbench times fork() in the parent.
+ * - `pkey-switch`: opening and closing access to a page by WRPKRU against mprotect, side by
+ *   side (benchPkeySwitch).
  */
 import { buildForkBench, runForkBench } from '../native/build.js';
 import { System } from '../src/system.js';
@@ -62,6 +64,62 @@ export function benchSimulatedFork(): { medianNs: number; forksNs: number[] } {
   return { medianNs: median(forksNs), forksNs };
 }
 
+/** Access switches each pkey-switch run makes (half opening the region, half closing it). */
+const SWITCHES = 20_000;
+
+/**
+ * Switching a thread's access to one page on and off SWITCHES times, with a load while it is
+ * open: by WRPKRU (protection keys; no syscall, no flush) and by mprotect (a syscall, a PTE
+ * rewrite and a TLB flush each time), in the same process, alternating, five runs each.
+ * Reports simulated switches per second of wall-clock time and what one switch costs in the
+ * model (syscalls and TLB flushes counted from the event stream).
+ */
+export function benchPkeySwitch(): Record<'wrpkru' | 'mprotect', { perSecond: number; runs: number[]; syscallsPerSwitch: number; flushesPerSwitch: number }> {
+  const mmap: Op[] = [
+    { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x22, -1, 0], into: 'buf' },
+    { op: 'store', addr: '$buf', value: 1 },
+  ];
+  // The page gets key 1 (the first pkey_alloc), access-disabled; open is PKRU 0x55555550.
+  const pkey: Op[] = [...mmap, { op: 'syscall', name: 'pkey_alloc', args: [0, 1], into: 'key' }, { op: 'syscall', name: 'pkey_mprotect', args: ['$buf', 4096, 3, '$key'] }];
+  const loop = (setup: Op[], open: Op, close: Op): Op[] => [...setup, ...Array.from({ length: SWITCHES / 2 }, () => [open, { op: 'load' as const, addr: '$buf' }, close]).flat()];
+  const programs = {
+    wrpkru: loop(pkey, { op: 'wrpkru', value: 0x55555550 }, { op: 'wrpkru', value: 0x55555554 }),
+    mprotect: loop(mmap, { op: 'syscall', name: 'mprotect', args: ['$buf', 4096, 3] }, { op: 'syscall', name: 'mprotect', args: ['$buf', 4096, 0] }),
+  };
+  const setupSyscalls = { wrpkru: 3, mprotect: 1 };
+  const out = {} as Record<'wrpkru' | 'mprotect', { perSecond: number; runs: number[]; syscallsPerSwitch: number; flushesPerSwitch: number }>;
+  const runs: Record<string, number[]> = { wrpkru: [], mprotect: [] };
+  const counts: Record<string, { syscalls: number; flushes: number }> = {};
+  for (let rep = 0; rep < 5; rep++) {
+    for (const name of ['wrpkru', 'mprotect'] as const) {
+      const sys = new System({ cpus: 1, kernel: { log: false, timeslice: 0 } });
+      sys.spawn({ main: programs[name] });
+      const t0 = performance.now();
+      const r = sys.run();
+      const dt = performance.now() - t0;
+      if (!r.finished) throw new Error(`pkey-switch benchmark (${name}) did not finish`);
+      runs[name].push(Math.round((SWITCHES / dt) * 1000));
+      if (rep === 0) {
+        // A second, counted run: events cost time, so they are off in the timed ones.
+        const c = new System({ cpus: 1, kernel: { log: false, timeslice: 0 } });
+        let syscalls = 0;
+        let flushes = 0;
+        c.events.subscribe((e) => {
+          if (e.type === 'syscall') syscalls++;
+          else if (e.type === 'tlb_flush') flushes++;
+        });
+        c.spawn({ main: programs[name] });
+        if (!c.run().finished) throw new Error(`pkey-switch benchmark (${name}) did not finish`);
+        counts[name] = { syscalls: syscalls - setupSyscalls[name], flushes };
+      }
+    }
+  }
+  for (const name of ['wrpkru', 'mprotect'] as const) {
+    out[name] = { perSecond: median(runs[name]), runs: runs[name], syscallsPerSwitch: counts[name].syscalls / SWITCHES, flushesPerSwitch: counts[name].flushes / SWITCHES };
+  }
+  return out;
+}
+
 /** The native fork figure from native/forkbench.c, or null with the reason. */
 export async function benchNativeFork(): Promise<{ medianNs: number; forksNs: number[] } | { unavailable: string }> {
   const bin = await buildForkBench();
@@ -75,7 +133,8 @@ async function main(): Promise<void> {
   if (which === '--getpid') console.log(JSON.stringify(benchGetpid()));
   else if (which === '--fork-sim') console.log(JSON.stringify(benchSimulatedFork()));
   else if (which === '--fork-native') console.log(JSON.stringify(await benchNativeFork()));
-  else throw new Error('expected --getpid, --fork-sim or --fork-native');
+  else if (which === '--pkey-switch') console.log(JSON.stringify(benchPkeySwitch()));
+  else throw new Error('expected --getpid, --fork-sim, --fork-native or --pkey-switch');
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

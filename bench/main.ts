@@ -102,10 +102,20 @@ async function main(): Promise<void> {
       target: ratio === null ? '' : `ratio ${ratio.toFixed(2)} (<= 3 ${ratio <= 3 ? 'met' : 'MISSED'})`,
     },
   ];
+  const pk = runKernel('--pkey-switch') as Record<'wrpkru' | 'mprotect', { perSecond: number; runs: number[]; syscallsPerSwitch: number; flushesPerSwitch: number }>;
+  for (const name of ['wrpkru', 'mprotect'] as const) {
+    const p = pk[name];
+    kernelRows.push({
+      task: `access switch by ${name}`,
+      figure: `${(p.perSecond / 1e6).toFixed(2)} M/s`,
+      runs: p.runs.map((r) => (r / 1e6).toFixed(2)).join(' / '),
+      target: `${p.syscallsPerSwitch.toFixed(2)} syscalls, ${p.flushesPerSwitch.toFixed(2)} TLB flushes per switch`,
+    });
+  }
   console.table(kernelRows);
   if (jsonFile) {
     const tmp = `${jsonFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio } }, null, 2) + '\n');
+    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, pkeySwitch: pk } }, null, 2) + '\n');
     renameSync(tmp, jsonFile);
   }
 }

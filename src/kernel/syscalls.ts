@@ -12,6 +12,7 @@ import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { sys_process_vm_readv } from './gup.js';
+import { sys_madvise } from './madvise.js';
 import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
 import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
 import { sys_arch_prctl, sys_map_shadow_stack } from './shstk.js';
@@ -190,6 +191,7 @@ const table: SyscallEntry[] = [
   { nr: 14, name: 'rt_sigprocmask', args: ['how', 'nset', 'oset', 'sigsetsize'], handler: sys_rt_sigprocmask },
   { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
   { nr: 24, name: 'sched_yield', args: [], handler: sys_sched_yield },
+  { nr: 28, name: 'madvise', args: ['start', 'len_in', 'behavior'], handler: sys_madvise },
   { nr: 39, name: 'getpid', args: [], handler: sys_getpid },
   { nr: 56, name: 'clone', args: ['clone_flags', 'newsp', 'parent_tidptr', 'child_tidptr', 'tls'], handler: sys_clone },
   { nr: 57, name: 'fork', args: [], handler: (k, pc, t) => sys_fork(k, pc, t) },

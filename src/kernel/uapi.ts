@@ -138,6 +138,10 @@ export const MAP_SYNC = 0x80000;
 export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MAP_UNINITIALIZED = 0x4000000;
 
+/** madvise advice (include/uapi/asm-generic/mman-common.h): the two the model implements. */
+export const MADV_DONTNEED = 4;
+export const MADV_FREE = 8;
+
 /** MAP_ABOVE4G (arch/x86/include/uapi/asm/mman.h): place the mapping at or above 4 GiB. */
 export const MAP_ABOVE4G = 0x80;
 

@@ -78,8 +78,13 @@ export interface EndExpectations {
   exit: { path: Path; process: string; code?: number; signal?: number; text: string }[];
   memory: { path: Path; thread: string; addr: Folded; size: 1 | 2 | 4 | 8; value?: Folded; mapped?: boolean; text: string }[];
   registers: { path: Path; thread: string; pkru?: Folded; vars: [string, Folded][]; text: string }[];
+  ptes: { path: Path; thread: string; addr: Folded; want: [PteField, number][]; text: string }[];
   invariants: { path: Path; name: string }[];
 }
+
+/** The PTE fields a `ptes` expectation may name, in the order they are shown. */
+export const PTE_FIELDS = ['present', 'rw', 'accessed', 'dirty', 'saved_dirty', 'pkey'] as const;
+export type PteField = (typeof PTE_FIELDS)[number];
 
 export interface CompiledScenario {
   name: string;
@@ -691,7 +696,7 @@ class Compiler {
 
   private compileEnd(): EndExpectations {
     const x = this.s.expect ?? {};
-    const end: EndExpectations = { exit: [], memory: [], registers: [], invariants: [] };
+    const end: EndExpectations = { exit: [], memory: [], registers: [], ptes: [], invariants: [] };
     const threadRef = (name: string, p: Path): boolean => {
       if (this.threads.has(name)) return true;
       this.issue(p, `no thread or process named ${JSON.stringify(name)}${this.known(this.threads.keys())}`);
@@ -736,6 +741,17 @@ class Compiler {
       const pkru = r.pkru !== undefined ? this.fold(r.pkru, [...p, 'pkru']) ?? undefined : undefined;
       if (pkru?.ref) this.checkRef(pkru.ref, [...p, 'pkru'], null, names, r.pkru);
       end.registers.push({ path: p, thread: r.thread, pkru, vars, text: `${r.thread}: ${[...(r.pkru !== undefined ? [`pkru = ${String(r.pkru)}`] : []), ...Object.entries(r.vars ?? {}).map(([n, v]) => `$${n} = ${String(v)}`)].join(', ')}` });
+    });
+    (x.ptes ?? []).forEach((e, i) => {
+      const p: Path = ['expect', 'ptes', i];
+      if (!threadRef(e.thread, [...p, 'thread'])) return;
+      const names = this.threadNames.get(e.thread)!;
+      const addr = this.fold(e.addr, [...p, 'addr']);
+      if (addr?.ref) this.checkRef(addr.ref, [...p, 'addr'], null, names, e.addr);
+      const want: [PteField, number][] = [];
+      for (const field of PTE_FIELDS) if (e[field] !== undefined) want.push([field, e[field]!]);
+      if (want.length === 0) this.issue(p, 'name at least one of present, rw, accessed, dirty, saved_dirty, pkey');
+      if (addr) end.ptes.push({ path: p, thread: e.thread, addr, want, text: `${e.thread}: PTE of [${String(e.addr)}] ${want.map(([f, v]) => `${f}=${v}`).join(' ')}` });
     });
     (x.invariants ?? []).forEach((name, i) => end.invariants.push({ path: ['expect', 'invariants', i], name }));
     return end;

@@ -28,7 +28,7 @@ export function runResultSchema(): Record<string, unknown> {
           additionalProperties: false,
           required: ['kind', 'where', 'path', 'expected', 'status', 'actual'],
           properties: {
-            kind: { enum: ['op', 'exit', 'memory', 'registers', 'invariant'] },
+            kind: { enum: ['op', 'exit', 'memory', 'pte', 'registers', 'invariant'] },
             where: { type: 'string', description: 'file:line:col of the expectation.' },
             path: { type: 'string', description: 'Its path in the scenario, e.g. processes[0].ops[3].expect.' },
             expected: { type: 'string' },

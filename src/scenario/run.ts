@@ -15,7 +15,8 @@ import type { Folded } from './expr.js';
 import { formatReturn, formatValue, formatWaitStatus, pfAccess, pfBits, signalName, siCodeName } from './format.js';
 import { INVARIANTS } from './invariants.js';
 import { issueAt, pathString, type Path } from './load.js';
-import { peekUser } from './peek.js';
+import { peekPte, peekUser, pteFields } from './peek.js';
+import { describePte } from '../hw/pte.js';
 import { opKey, type CompiledScenario, type OpExpectation, type OpInfo } from './compile.js';
 
 export interface RunOptions {
@@ -33,7 +34,7 @@ export interface RunOptions {
 export type VerdictStatus = 'held' | 'failed' | 'not_reached';
 
 export interface Verdict {
-  kind: 'op' | 'exit' | 'memory' | 'registers' | 'invariant';
+  kind: 'op' | 'exit' | 'memory' | 'pte' | 'registers' | 'invariant';
   /** file:line:col, or the path when the scenario did not come from a file. */
   where: string;
   path: string;
@@ -102,6 +103,8 @@ interface Snapshot {
   vars: Map<string, bigint>;
   pkru: number;
   memory: (bigint | null)[];
+  /** The PTE (lo, hi) of each `ptes` expectation of the thread, or null when no table holds one. */
+  ptes: ([number, number] | null)[];
 }
 
 /** Runs a compiled scenario to completion (or the step limit) and judges it. */
@@ -379,12 +382,17 @@ class Runner {
     const name = this.name(tid);
     const wanted = this.c.end.memory.filter((m) => m.thread === name);
     const regs = this.c.end.registers.some((r) => r.thread === name);
+    const ptes = this.c.end.ptes.filter((e) => e.thread === name);
     const template = this.c.answer?.includes(`{${name}.`) ?? false;
-    if (wanted.length === 0 && !regs && !template) return;
-    const snap: Snapshot = { image: t.image, vars: new Map(t.vars), pkru: this.sys.kernel.percpu[t.cpu].cpu.pkru, memory: [] };
+    if (wanted.length === 0 && !regs && ptes.length === 0 && !template) return;
+    const snap: Snapshot = { image: t.image, vars: new Map(t.vars), pkru: this.sys.kernel.percpu[t.cpu].cpu.pkru, memory: [], ptes: [] };
     for (const m of wanted) {
       const addr = this.resolve(m.addr, t.vars, t.image);
       snap.memory.push(addr === undefined || !t.mm ? null : peekUser(this.sys.kernel, t.mm, BigInt.asUintN(64, addr), m.size));
+    }
+    for (const e of ptes) {
+      const addr = this.resolve(e.addr, t.vars, t.image);
+      snap.ptes.push(addr === undefined || !t.mm ? null : peekPte(this.sys.kernel, t.mm, Number(BigInt.asUintN(64, addr))));
     }
     this.snapshots.set(name, snap);
   }
@@ -416,6 +424,21 @@ class Runner {
         ok = got !== null && want !== undefined && got === BigInt.asUintN(8 * m.size, want);
       } else ok = got !== null;
       out.push({ ...base, status: ok ? 'held' : 'failed', actual: got === null ? 'unmapped' : formatValue(got) });
+    }
+    const pteIndex = new Map<string, number>();
+    for (const e of this.c.end.ptes) {
+      const i = pteIndex.get(e.thread) ?? 0;
+      pteIndex.set(e.thread, i + 1);
+      const base = { kind: 'pte' as const, where: this.where(e.path), path: pathString(e.path), expected: e.text };
+      const snap = this.snapshots.get(e.thread);
+      if (!snap) {
+        out.push({ ...base, status: 'not_reached', actual: this.notReached(e.thread) });
+        continue;
+      }
+      const pte = snap.ptes[i];
+      const got = pteFields(pte);
+      const ok = e.want.every(([f, v]) => got[f] === v);
+      out.push({ ...base, status: ok ? 'held' : 'failed', actual: pte === null ? 'no PTE' : describePte(pte[0], pte[1]) });
     }
     for (const r of this.c.end.registers) {
       const base = { kind: 'registers' as const, where: this.where(r.path), path: pathString(r.path), expected: r.text };

@@ -209,6 +209,25 @@ export function scenarioSchema(): Json {
               properties: { thread: { $ref: '#/definitions/name' }, addr: expr, size: { $ref: '#/definitions/size' }, value: expr, mapped: { type: 'boolean' } },
             },
           },
+          ptes: {
+            type: 'array',
+            description: "The page-table entry mapping addr in a thread's address space when it has finished its operations: each flag given must match (0 or 1).",
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['thread', 'addr'],
+              properties: {
+                thread: { $ref: '#/definitions/name' },
+                addr: expr,
+                present: { enum: [0, 1], description: 'P (0 also when no PTE exists).' },
+                rw: { enum: [0, 1], description: 'R/W, bit 1.' },
+                accessed: { enum: [0, 1], description: 'A, bit 5.' },
+                dirty: { enum: [0, 1], description: 'D, bit 6.' },
+                saved_dirty: { enum: [0, 1], description: "Linux's _PAGE_SAVED_DIRTY, bit 58." },
+                pkey: { type: 'integer', minimum: 0, maximum: 15, description: 'The protection key, bits 62:59.' },
+              },
+            },
+          },
           registers: {
             type: 'array',
             items: {

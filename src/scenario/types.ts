@@ -118,6 +118,8 @@ export interface EndExpect {
   exit?: Record<string, number | string>;
   /** Memory a thread sees when it has finished its operations. */
   memory?: { thread: string; addr: Expr; size?: 1 | 2 | 4 | 8; value?: Expr; mapped?: boolean }[];
+  /** The PTE mapping `addr` for a thread when it has finished its operations: each flag given (0 or 1) must match. */
+  ptes?: { thread: string; addr: Expr; present?: 0 | 1; rw?: 0 | 1; accessed?: 0 | 1; dirty?: 0 | 1; saved_dirty?: 0 | 1; pkey?: number }[];
   /** A thread's registers when it has finished its operations. */
   registers?: { thread: string; pkru?: Expr; vars?: Record<string, Expr> }[];
   /** Invariants checked at the end of the run (see invariants.ts). */
