@@ -65,7 +65,10 @@ export function* handle_mm_fault(k: Kernel, pc: PerCpu, t: Task, vma: Vma, addr:
     result = yield* do_pte_missing(k, pc, t, mm, vma, page, table, index, write);
   } else if (pte_protnone(lo)) {
     faultOutcome = 'spurious';
-  } else if (write && !pte_write(lo, k.userShstk)) {
+  } else if (write && !pte_write(lo, k.userShstk && vma.shadowStack)) {
+    // pte_write counts R/W=0, D=1 as writable only in a shadow-stack VMA here: 6.12 never makes
+    // that encoding elsewhere, but fork_wrprotect atomic_clear (6.5) does, and a write to it
+    // must still break COW rather than retry forever.
     result = yield* do_wp_page(k, pc, t, mm, vma, page, table, index, lo, hi);
   } else {
     // A spurious fault (the TLB was stale, or another CPU fixed the PTE): mark it young, and dirty for a write.

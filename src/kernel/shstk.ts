@@ -83,7 +83,10 @@ function* vm_munmap(k: Kernel, pc: PerCpu, t: Task, start: number, len: number):
  * token at base + size - 8 (the unaligned size). The caller need not have shadow stacks on.
  */
 export function sys_map_shadow_stack(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
-  const [addr, size, flags] = a;
+  const [addr, size] = a;
+  // SYSCALL_DEFINE3(map_shadow_stack, unsigned long addr, unsigned long size, unsigned int flags):
+  // only the low 32 bits of the flags register count.
+  const flags = a[2] & 0xffffffffn;
   const set_tok = (flags & BigInt(SHADOW_STACK_SET_TOKEN)) !== 0n;
   if (!k.userShstk) return -EOPNOTSUPP;
   if (flags & ~BigInt(SHADOW_STACK_SET_TOKEN)) return -EINVAL;

@@ -251,6 +251,22 @@ test('§2.2 row 7: DISABLE SHSTK clears SHSTK and WRSS, turns RDSSP into a no-op
   assert.equal(sig?.addr, r.get(3)!.value! - 8n);
 });
 
+test('§2.2 row 7: DISABLE SHSTK with only WRSS locked still clears both', () => {
+  const { sys } = runProgram([
+    stbuf,
+    prctl(ENABLE, SHSTK), // 1
+    prctl(ENABLE, WRSS), // 2
+    prctl(LOCK, WRSS), // 3
+    prctl(DISABLE, WRSS), // 4: locked
+    prctl(DISABLE, SHSTK), // 5: SHSTK is not locked
+    ...status('f'), // 6, 7
+  ]);
+  // spec §2.2 row 4 for WRSS; row 7 "clear SHSTK and WRSS" for SHSTK (only arg2's bits are checked against the lock).
+  assert.equal(ret(sys, 4), BigInt(-EPERM));
+  assert.equal(ret(sys, 5), 0n);
+  assert.equal(records(sys).get(7)!.value, 0n);
+});
+
 test('§2.2 row 8: DISABLE with a zero or unknown bit is -EINVAL', () => {
   const { sys } = runProgram([prctl(DISABLE, 0), prctl(DISABLE, 4), prctl(DISABLE, 1n << 63n)]);
   // spec §2.2 row 8.
@@ -366,6 +382,21 @@ test('§2.3 #2: flags other than SET_TOKEN are -EINVAL (SET_MARKER included), be
   ]);
   // spec §2.3 #2 and §2.1 (SET_MARKER not accepted on x86).
   assert.deepEqual(rets(sys, [0, 1, 2, 3]), E(-EINVAL, -EINVAL, -EINVAL, -EINVAL));
+});
+
+test('§2.3 #2: flags is an unsigned int: bits above 31 are not seen', () => {
+  const { sys } = runProgram([
+    mss(0, 0x1000, 2 ** 32, 'a'), // 0: flags 0
+    mss(0, 0x1000, 2 ** 32 + SET_TOKEN, 'b'), // 1: flags SET_TOKEN
+    { op: 'load', addr: '$b+0xff8', into: 't' }, // 2
+    mss(0, 0x1000, 2 ** 32 + SET_MARKER), // 3: still SET_MARKER
+  ]);
+  // SYSCALL_DEFINE3(map_shadow_stack, unsigned long addr, unsigned long size, unsigned int flags)
+  // (include/linux/syscalls.h); then spec §2.3 #2 and #7 on the low 32 bits.
+  assert.ok(ret(sys, 0) >= BigInt(FOUR_GIB));
+  const b = ret(sys, 1);
+  assert.equal(records(sys).get(2)!.value, (b + 0x1000n) | 1n);
+  assert.equal(ret(sys, 3), BigInt(-EINVAL));
 });
 
 test('§2.3 #3: SET_TOKEN with size < 8 is -ENOSPC, before the address and size checks', () => {
@@ -533,6 +564,20 @@ test('§2.6: a shadow-stack access (WRSS) to ordinary writable memory is SIGSEGV
   assert.equal(sig?.code, SEGV_ACCERR);
 });
 
+test('§2.6: a kernel write (put_user) into shadow-stack memory fails: ARCH_SHSTK_STATUS and rt_sigprocmask give -EFAULT', () => {
+  const { sys } = runProgram([
+    mss(0, 0x2000, SET_TOKEN, 'a'), // 0: top page present (token), bottom page untouched
+    prctl(STATUS, '$a+0x1ff8'), // 1
+    prctl(STATUS, '$a'), // 2
+    sc('rt_sigprocmask', 0, 0, '$a+0x1ff8', 8), // 3
+    { op: 'load', addr: '$a+0x1ff8', into: 't' }, // 4: the token is untouched
+  ]);
+  // spec §2.2 row 1 (put_user fails -> -EFAULT) with §2.6 (ordinary writes to VM_SHADOW_STACK
+  // are refused; the page is R/W=0 and CR0.WP=1, access rules §6).
+  assert.deepEqual(rets(sys, [1, 2, 3]), E(-EFAULT, -EFAULT, -EFAULT));
+  assert.equal(records(sys).get(4)!.value, (ret(sys, 0) + 0x2000n) | 1n);
+});
+
 // ---- CALL / RET / #CP / WRSS / RDSSP --------------------------------------------------------------
 
 test('CALL pushes the return address on both stacks and RET pops both (RDSSP before, inside, after)', () => {
@@ -613,7 +658,8 @@ test('with the shadow stack off, the same corrupted return address just returns 
 
 test('RDSSP is a no-op with the shadow stack off', () => {
   const { sys } = runProgram([{ op: 'rdssp', into: 'x' }]);
-  // access rules §1 / program.ts: RDSSPQ does nothing unless shadow stacks are on.
+  // SDM RDSSP (the brief's op semantics): a NOP unless shadow stacks are enabled at CPL 3 (spec §2.7
+  // execve test relies on the same reading).
   assert.equal(records(sys).get(0)!.value, undefined);
 });
 
@@ -950,6 +996,30 @@ test('§2.8: sigreturn with a token lacking bit 63 is a bad frame: SIGSEGV', () 
   assert.equal(records(sys).has(10), false);
 });
 
+test('§2.8: with the shadow stack on, a NULL sa_restorer fails the frame: SIGSEGV before the handler runs', () => {
+  const sys = boot();
+  const pid = sys.spawn({
+    main: [
+      prctl(ENABLE, SHSTK), // 0
+      mmapAnon('act', 4096), // 1
+      { op: 'store', addr: '$act', value: '@h' }, // 2
+      { op: 'store', addr: '$act+8', value: SA_RESTORER }, // 3
+      { op: 'store', addr: '$act+16', value: 0 }, // 4: sa_restorer NULL
+      sc('rt_sigaction', SIGUSR1, '$act', 0, 8), // 5
+      { op: 'syscall', name: 'getpid', into: 'me' }, // 6
+      sc('kill', '$me', SIGUSR1), // 7
+      sc('getpid'), // 8: not reached
+    ],
+    functions: { h: [sc('getpid')] },
+  });
+  sys.run();
+  assert.deepEqual(sys.debugReports, []);
+  // spec §2.8 delivery 1: sa_restorer must be non-NULL, else -EINVAL -> frame setup fails -> SIGSEGV forced.
+  assert.equal(sys.exitStatus(pid), SIGSEGV);
+  assert.equal(records(sys, 'h').size, 0);
+  assert.equal(records(sys).has(8), false);
+});
+
 // ---- §2.9 VMA rules -----------------------------------------------------------------------------------
 
 test('§2.9: mprotect(PROT_READ) keeps VM_SHADOW_STACK and clears VM_WRITE; a shadow-stack access then is SEGV_ACCERR', () => {
@@ -1008,6 +1078,31 @@ test('§2.9: a top-down mmap after a shadow stack leaves its guard page free', (
   // spec §2.9: vm_start_gap of the shadow stack is one page below it.
   assert.ok(a + 0x1000n <= s - 0x1000n || a >= s + 0x2000n, `mmap at 0x${a.toString(16)}, shadow stack at 0x${s.toString(16)}`);
   assert.equal(sys.task(pid)!.mm!.vmas.vma_lookup(Number(s) - 0x1000), null);
+  sys.run();
+  assert.deepEqual(sys.debugReports, []);
+});
+
+test('§2.9: a new shadow stack is not put in a hole with no room for its guard page', () => {
+  const sys = boot();
+  const pid = sys.spawn({ main: [
+    mmapAnon('a', 0x1000), // 0
+    mmapAnon('b', 0x1000), // 1
+    mmapAnon('c', 0x1000), // 2
+    sc('munmap', '$b', 0x1000), // 3: a one-page hole between a and c
+    mss(0, 0x1000, 0, 's'), // 4
+    mmapAnon('d', 0x1000), // 5: an ordinary page fits the hole
+    sc('getpid'), // 6
+  ] });
+  stepUntil(sys, did(sys, 'main', 5, pid), 'mmap returned');
+  const [a, b, c, s, d] = [0, 1, 2, 4, 5].map((i) => ret(sys, i));
+  assert.equal(b, a - 0x1000n);
+  assert.equal(c, a - 0x2000n);
+  // spec §2.9: the new VMA gets a guard page below it (stack_guard_placement): the hole at b is
+  // one page, too small for page + guard, so the stack goes below c, its guard page free.
+  assert.notEqual(s, b);
+  assert.ok(s + 0x1000n <= c, `shadow stack at 0x${s.toString(16)}`);
+  assert.equal(sys.task(pid)!.mm!.vmas.vma_lookup(Number(s) - 0x1000), null);
+  assert.equal(d, b);
   sys.run();
   assert.deepEqual(sys.debugReports, []);
 });
