@@ -157,8 +157,9 @@ export function arch_override_mprotect_pkey(k: Kernel, pc: PerCpu, mm: MmStruct,
  * Returns the key. Other threads' PKRU is not touched.
  */
 export function sys_pkey_alloc(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
-  const flags = a[0] & 0xffffffffn;
-  const init_val = a[1] & 0xffffffffn;
+  // SYSCALL_DEFINE2(pkey_alloc, unsigned long, flags, unsigned long, init_val): all 64 bits count.
+  const flags = a[0];
+  const init_val = a[1];
   if (flags !== 0n) return -EINVAL;
   if (init_val & ~BigInt(PKEY_ACCESS_MASK)) return -EINVAL;
   const mm = t.mm!;
