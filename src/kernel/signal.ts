@@ -160,9 +160,9 @@ export const UC_MCONTEXT = 48;
 const SC_RAX = UC_MCONTEXT + 13 * 8;
 export const SC_RSP = UC_MCONTEXT + 15 * 8;
 export const SC_RIP = UC_MCONTEXT + 16 * 8;
-const SC_OLDMASK = UC_MCONTEXT + 22 * 8;
-const SC_CR2 = UC_MCONTEXT + 23 * 8;
-const SC_FPSTATE = UC_MCONTEXT + 24 * 8;
+const SC_OLDMASK = UC_MCONTEXT + 21 * 8;
+const SC_CR2 = UC_MCONTEXT + 22 * 8;
+const SC_FPSTATE = UC_MCONTEXT + 23 * 8;
 export const UC_SIGMASK = 304;
 const SIGINFO = 312;
 /** Offset of PKRU in the standard-format XSAVE area (XFEATURE_PKRU, component 9). */
