@@ -200,8 +200,7 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
           hi = sw[2 * i + 1] | 0;
           if (cow && pte_write(lo, shstk)) {
             // ptep_set_wrprotect on the parent, as the kernel option chooses; the child's PTE is
-            // the value read above, write-protected.
-            pc.touch = ptePa;
+            // the value read above, write-protected. pc.touch is still the PTE's address.
             if (wrprotect === 'cmpxchg') {
               // 6.6+: try_cmpxchg of pte_wrprotect(old) (D moves to SavedDirty), retried with the
               // value the failed cmpxchg found.

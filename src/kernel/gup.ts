@@ -11,10 +11,10 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import { FAULT_FLAG_WRITE, handle_mm_fault, VM_FAULT_OOM } from './memory.js';
 import type { MmStruct } from './mm.js';
-import { mmapLockId } from './mmput.js';
+import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
 import { pte_pfn, pte_present, pte_protnone, pte_write } from './pgtable.js';
 import { arch_vma_access_permitted } from './pkeys.js';
-import { STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
+import { STEP_READ, type KPath } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64 } from './uaccess.js';
 import { EFAULT, EINVAL, ENOMEM, ESRCH } from './uapi.js';
@@ -36,10 +36,7 @@ function check_vma_flags(k: Kernel, pc: PerCpu, vma: Vma, write: boolean, foreig
  */
 export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, write: boolean): KPath {
   const foreign = mm !== t.mm;
-  pc.touch = mmapLockId(mm);
-  while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
-  yield STEP_LOCK;
-  mm.mmap_lock.readers++;
+  yield* mmap_read_lock(pc, mm);
   let ret = -EFAULT;
   const vma = mm.vmas.vma_lookup(addr);
   if (vma && check_vma_flags(k, pc, vma, write, foreign)) {
@@ -64,9 +61,7 @@ export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, add
       }
     }
   }
-  pc.touch = mmapLockId(mm);
-  yield STEP_UNLOCK;
-  mm.mmap_lock.readers--;
+  yield* mmap_read_unlock(pc, mm);
   return ret;
 }
 

@@ -11,11 +11,11 @@
  */
 import { PTE_A, PTE_P } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { zap_range, zapFirst, zapLast } from './memory.js';
-import { mmapLockId, ptlId } from './mmput.js';
+import { spin_lock_ptl, spin_unlock_ptl, zap_range, zapFirst, zapLast } from './memory.js';
+import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
 import { pte_mkclean, pte_pfn, pteHi, _PAGE_SPECIAL } from './pgtable.js';
-import { STEP_ATOMIC, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath } from './steps.js';
+import { STEP_ATOMIC, STEP_WRITE, type KPath } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import { EINVAL, ENOMEM, MADV_DONTNEED, MADV_FREE } from './uapi.js';
@@ -40,10 +40,7 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number
   if (end === start) return 0;
   const mm = t.mm!;
   return (function* (): KPath {
-    pc.touch = mmapLockId(mm);
-    while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
-    yield STEP_LOCK;
-    mm.mmap_lock.readers++;
+    yield* mmap_read_lock(pc, mm);
     let err = 0;
     let unmapped = false;
     const s = Number(start);
@@ -69,9 +66,7 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number
       yield* madvise_free_pte_range(k, pc, t, from, to);
     }
     if (!err && (at < e || unmapped)) err = -ENOMEM;
-    pc.touch = mmapLockId(mm);
-    yield STEP_UNLOCK;
-    mm.mmap_lock.readers--;
+    yield* mmap_read_unlock(pc, mm);
     return err;
   })();
 }
@@ -85,10 +80,7 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number
 function* madvise_free_pte_range(k: Kernel, pc: PerCpu, t: Task, start: number, end: number): Generator<number, void, undefined> {
   const mm = t.mm!;
   const mem = k.machine.mem;
-  pc.touch = ptlId(mm);
-  while (mm.page_table_lock.owner !== 0) yield STEP_WAIT;
-  yield STEP_LOCK;
-  mm.page_table_lock.owner = t.tid;
+  yield* spin_lock_ptl(pc, mm, t);
   let first = -1;
   let last = -1;
   for (let va = start; va < end; va += 4096) {
@@ -114,8 +106,6 @@ function* madvise_free_pte_range(k: Kernel, pc: PerCpu, t: Task, start: number, 
     if (first < 0) first = va;
     last = va;
   }
-  pc.touch = ptlId(mm);
-  yield STEP_UNLOCK;
-  mm.page_table_lock.owner = 0;
+  yield* spin_unlock_ptl(pc, mm);
   if (first >= 0) yield* flush_tlb_mm_range(k, pc, mm, first, last + 4096, 12, false);
 }

@@ -31,8 +31,15 @@ export let faultOutcome = '';
 export const FAULT_FLAG_WRITE = 1;
 export const FAULT_FLAG_INSTRUCTION = 2;
 
+/** Releases the mm's page_table_lock (one step). */
+export function* spin_unlock_ptl(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
+  pc.touch = ptlId(mm);
+  yield STEP_UNLOCK;
+  mm.page_table_lock.owner = 0;
+}
+
 /** Takes the mm's page_table_lock, waiting (one step per try) while another task holds it. */
-function* spin_lock_ptl(pc: PerCpu, mm: MmStruct, t: Task): Generator<number, void, undefined> {
+export function* spin_lock_ptl(pc: PerCpu, mm: MmStruct, t: Task): Generator<number, void, undefined> {
   pc.touch = ptlId(mm);
   while (mm.page_table_lock.owner !== 0) yield STEP_WAIT;
   yield STEP_LOCK;

@@ -46,6 +46,21 @@ export function* mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task): Generator<n
   mm.mmap_lock.writer = t.tid;
 }
 
+/** Takes mmap_lock for reading (mmap_read_lock), one wait step per try while a writer holds it. */
+export function* mmap_read_lock(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
+  pc.touch = mmapLockId(mm);
+  while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
+  yield STEP_LOCK;
+  mm.mmap_lock.readers++;
+}
+
+/** mmap_read_unlock. */
+export function* mmap_read_unlock(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
+  pc.touch = mmapLockId(mm);
+  yield STEP_UNLOCK;
+  mm.mmap_lock.readers--;
+}
+
 /** mmap_write_unlock. */
 export function* mmap_write_unlock(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
   pc.touch = mmapLockId(mm);
