@@ -10,6 +10,8 @@
  *   flush), as forkbench times fork() in the parent.
  * - `pkey-switch`: opening and closing access to a page by WRPKRU against mprotect, side by
  *   side (benchPkeySwitch).
+ * - `pti-syscall`: the null-syscall rate with PTI off, PTI with PCIDs and PTI without, side by
+ *   side, with CR3 writes and TLB misses per syscall (benchPtiSyscall).
  */
 import { buildForkBench, runForkBench } from '../native/build.js';
 import { System } from '../src/system.js';
@@ -120,6 +122,63 @@ export function benchPkeySwitch(): Record<'wrpkru' | 'mprotect', { perSecond: nu
   return out;
 }
 
+/** getpid calls per pti-syscall run. */
+const PTI_SYSCALLS = 50_000;
+/** The three configurations the PTI benchmark compares, on a CPU with the meltdown bug. */
+const PTI_CONFIGS = {
+  'pti-off': { pti: 'off' as const },
+  'pti-pcid': { pti: 'on' as const },
+  'pti-nopcid': { pti: 'on' as const, nopcid: true },
+};
+export type PtiConfig = keyof typeof PTI_CONFIGS;
+
+/**
+ * The simulated null-syscall rate under PTI: PTI_SYSCALLS getpid calls, each followed by a
+ * load from a data page (so both the code and the data translation must survive the CR3
+ * switches), with PTI off, PTI with PCIDs and PTI without PCIDs, alternating in one process,
+ * five runs each. Reports syscalls per second of wall-clock time and, per syscall, the CR3
+ * writes and TLB misses of a separate counted run (events cost time, so they are off in the
+ * timed runs).
+ */
+export function benchPtiSyscall(): Record<PtiConfig, { perSecond: number; runs: number[]; cr3PerSyscall: number; tlbMissesPerSyscall: number }> {
+  const main: Op[] = [
+    { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x22, -1, 0], into: 'buf' },
+    { op: 'store', addr: '$buf', value: 1 },
+    ...Array.from({ length: PTI_SYSCALLS }, () => [{ op: 'syscall' as const, name: 'getpid' }, { op: 'load' as const, addr: '$buf' }]).flat(),
+  ];
+  const names = Object.keys(PTI_CONFIGS) as PtiConfig[];
+  const boot = (name: PtiConfig): System => new System({ cpus: 1, cpu: { meltdown: true }, kernel: { log: false, timeslice: 0, ...PTI_CONFIGS[name] } });
+  const runs: Record<string, number[]> = {};
+  const out = {} as Record<PtiConfig, { perSecond: number; runs: number[]; cr3PerSyscall: number; tlbMissesPerSyscall: number }>;
+  for (const name of names) runs[name] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    for (const name of names) {
+      const sys = boot(name);
+      sys.spawn({ main });
+      const t0 = performance.now();
+      if (!sys.run().finished) throw new Error(`pti-syscall benchmark (${name}) did not finish`);
+      runs[name].push(Math.round((PTI_SYSCALLS / (performance.now() - t0)) * 1000));
+    }
+  }
+  for (const name of names) {
+    const c = boot(name);
+    let cr3 = 0;
+    let misses = 0;
+    let counting = false;
+    c.events.subscribe((e) => {
+      // Count from the first getpid on: the mmap and the first store are set-up.
+      if (e.type === 'syscall_enter' && e.name === 'getpid') counting = true;
+      if (!counting) return;
+      if (e.type === 'cr_write' && e.reg === 'cr3') cr3++;
+      else if (e.type === 'tlb_miss') misses++;
+    });
+    c.spawn({ main });
+    if (!c.run().finished) throw new Error(`pti-syscall benchmark (${name}) did not finish`);
+    out[name] = { perSecond: median(runs[name]), runs: runs[name], cr3PerSyscall: cr3 / PTI_SYSCALLS, tlbMissesPerSyscall: misses / PTI_SYSCALLS };
+  }
+  return out;
+}
+
 /** The native fork figure from native/forkbench.c, or null with the reason. */
 export async function benchNativeFork(): Promise<{ medianNs: number; forksNs: number[] } | { unavailable: string }> {
   const bin = await buildForkBench();
@@ -134,7 +193,8 @@ async function main(): Promise<void> {
   else if (which === '--fork-sim') console.log(JSON.stringify(benchSimulatedFork()));
   else if (which === '--fork-native') console.log(JSON.stringify(await benchNativeFork()));
   else if (which === '--pkey-switch') console.log(JSON.stringify(benchPkeySwitch()));
-  else throw new Error('expected --getpid, --fork-sim, --fork-native or --pkey-switch');
+  else if (which === '--pti-syscall') console.log(JSON.stringify(benchPtiSyscall()));
+  else throw new Error('expected --getpid, --fork-sim, --fork-native, --pkey-switch or --pti-syscall');
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

@@ -112,10 +112,20 @@ async function main(): Promise<void> {
       target: `${p.syscallsPerSwitch.toFixed(2)} syscalls, ${p.flushesPerSwitch.toFixed(2)} TLB flushes per switch`,
     });
   }
+  const pti = runKernel('--pti-syscall') as Record<string, { perSecond: number; runs: number[]; cr3PerSyscall: number; tlbMissesPerSyscall: number }>;
+  const ptiNames: Record<string, string> = { 'pti-off': 'PTI off', 'pti-pcid': 'PTI with PCID', 'pti-nopcid': 'PTI without PCID' };
+  for (const [name, p] of Object.entries(pti)) {
+    kernelRows.push({
+      task: `null syscall, ${ptiNames[name]}`,
+      figure: `${(p.perSecond / 1e6).toFixed(2)} M/s`,
+      runs: p.runs.map((r) => (r / 1e6).toFixed(2)).join(' / '),
+      target: `${p.cr3PerSyscall.toFixed(2)} CR3 writes, ${p.tlbMissesPerSyscall.toFixed(2)} TLB misses per syscall`,
+    });
+  }
   console.table(kernelRows);
   if (jsonFile) {
     const tmp = `${jsonFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, pkeySwitch: pk } }, null, 2) + '\n');
+    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, pkeySwitch: pk, ptiSyscall: pti } }, null, 2) + '\n');
     renameSync(tmp, jsonFile);
   }
 }

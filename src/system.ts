@@ -12,7 +12,8 @@ import { cpu_step, KERNEL_QUANTUM } from './kernel/entry.js';
 import type { KernelEvent } from './kernel/events.js';
 import { load_image, start_thread } from './kernel/exec.js';
 import { newProcess } from './kernel/fork.js';
-import { Kernel, type PerCpu } from './kernel/kernel.js';
+import { Kernel, type PerCpu, type ReachRecord } from './kernel/kernel.js';
+import { process_reach, type Reach } from './kernel/reach.js';
 import { resolveKernelOptions, type KernelOptions } from './kernel/options.js';
 import { wake_up_new_task } from './kernel/sched.js';
 import { syscallByName } from './kernel/syscalls.js';
@@ -98,6 +99,7 @@ export class System {
     const mm = load_image(k, image);
     if (!mm) throw new ConfigError('memory', 'not enough simulated memory to load the program');
     const t = newProcess(k, mm);
+    if (!t) throw new ConfigError('memory', 'not enough simulated memory to start the process');
     start_thread(k, t, image);
     wake_up_new_task(k, t, options.cpu);
     return t.tid;
@@ -175,6 +177,22 @@ export class System {
   /** The record of every user operation's result, in the order they completed. */
   get log(): OpRecord[] {
     return this.kernel.log;
+  }
+
+  /**
+   * What process `pid` can reach with Meltdown now: the kernel ranges a transient load from
+   * its user mode can read (kernel/reach.ts). Throws ArgumentError for a process without an mm.
+   */
+  reach(pid: number): Reach {
+    const t = this.kernel.tasks.get(pid);
+    if (!t || !t.mm) throw new ArgumentError('pid', `no live process ${pid} with an address space`);
+    return process_reach(this.kernel, t.mm);
+  }
+
+  /** Starts recording each process's reach as its address space ends (exit or execve); returns the list that fills. */
+  recordReach(): ReachRecord[] {
+    if (!this.kernel.reachLog) this.kernel.reachLog = [];
+    return this.kernel.reachLog;
   }
 
   /** Debug-check findings so far (with `kernel.debug_vm`). */

@@ -8,6 +8,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { IsolabError, ModelError, ScenarioError } from '../errors.js';
 import { checkCommand } from './check.js';
+import { reachCommand } from './reach.js';
 import { runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
 import { tourCommand } from './tour.js';
@@ -72,6 +73,16 @@ program
   .option('--json', 'print the results as JSON')
   .action((opts: { json?: boolean }) => {
     status = tourCommand(opts);
+  });
+
+program
+  .command('reach')
+  .description('run a scenario and list, per process, the kernel memory a Meltdown load from its user mode could read')
+  .argument('<file>', 'scenario file (YAML)')
+  .option('--seed <n>', 'seed of the random schedule (overrides the scenario)', integer('--seed'))
+  .option('--json', 'print the ranges as JSON')
+  .action((file: string, opts) => {
+    status = reachCommand(file, opts);
   });
 
 program

@@ -9,6 +9,7 @@ import { ModelError } from '../errors.js';
 import { PTE_P } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
+import { kindex, LDT_BASE_ADDR, VMALLOC_START } from './layout.js';
 import { PG_reserved } from './page.js';
 import { _PAGE_SPECIAL, pte_pfn, pte_present } from './pgtable.js';
 
@@ -29,8 +30,13 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
   for (const t of k.tasks.values()) if (t.mm) mms.add(t.mm);
   for (const p of k.percpu) if (p.loaded_mm !== k.init_mm) mms.add(p.loaded_mm);
   const shmem = new Set<{ pages: Map<number, number> }>();
+  for (const t of k.tasks.values()) if (t.ptiStack) for (const pfn of t.ptiStack.pfns) bump(refs, pfn);
   for (const mm of mms) {
-    if (mm.mm_count > 0) bump(refs, mm.pgd);
+    if (mm.mm_count > 0) {
+      bump(refs, mm.pgd);
+      if (mm.pgtables.userPgd >= 0) bump(refs, mm.pgtables.userPgd);
+      if (mm.ldt) for (const pfn of mm.ldt.pfns) bump(refs, pfn);
+    }
     const walk = (table: number, level: number, first: number, last: number): void => {
       for (let i = first; i < last; i++) {
         const lo = mem.readLo(table, i);
@@ -49,6 +55,22 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
       }
     };
     if (!mm.dead) walk(mm.pgd, k.levels, 0, 256);
+    // Kernel-half slots whose tables the mm owns (the LDT remap, PTI stacks): tables only,
+    // their leaves are kernel mappings that take no page references.
+    for (const va of [LDT_BASE_ADDR, VMALLOC_START]) {
+      const i = kindex(va, k.levels);
+      const lo = mem.readLo(mm.pgd, i);
+      if (!(lo & PTE_P) || lo === mem.readLo(k.init_mm.pgd, i)) continue;
+      const countTables = (table: number, level: number): void => {
+        bump(refs, table);
+        if (level <= 1) return;
+        for (let j = 0; j < 512; j++) {
+          const e = mem.readLo(table, j);
+          if (e & PTE_P) countTables((mem.readHi(table, j) & 0xfffff) * 1048576 + (e >>> 12), level - 1);
+        }
+      };
+      countTables((mem.readHi(mm.pgd, i) & 0xfffff) * 1048576 + (lo >>> 12), k.levels - 1);
+    }
     for (const v of mm.vmas.list) if (v.shmem) shmem.add(v.shmem);
   }
   for (const obj of shmem) for (const pfn of obj.pages.values()) bump(refs, pfn);

@@ -22,6 +22,7 @@ import { syscallByName, SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
 import { ENOSYS, ILL_ILLOPN, SEGV_CPERR, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
+import { entry_SYSCALL_64, idtentry_user, irq_from_user, return_to_user } from './entry_64.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, UC_SIGMASK } from './signal.js';
 
 /** ILL_ILLOPC: illegal opcode (si_code for SIGILL). */
@@ -34,11 +35,10 @@ export function cpu_step(k: Kernel, pc: PerCpu): boolean {
   pc.steps++;
   // An interrupt is taken at an instruction boundary (not in the middle of a user access's
   // page walk), enters the kernel at CPL 0 and returns to the CPL it interrupted.
-  if (pc.ipis.length > 0 && !pc.walkPending) {
-    const cpl = pc.cpu.cpl;
-    if (cpl !== 0) pc.cpu.setCpl(0);
-    handle_flush_ipi(k, pc);
-    if (cpl !== 0) pc.cpu.setCpl(cpl as 0 | 3);
+  if (pc.ipis.length > 0 && !pc.walkPending && !pc.irqs_disabled) {
+    const cur = pc.current;
+    if (pc.cpu.cpl === 3 && cur) irq_from_user(k, pc, cur, () => handle_flush_ipi(k, pc), true);
+    else handle_flush_ipi(k, pc);
     return true;
   }
   const t = pc.current;
@@ -57,6 +57,9 @@ export function cpu_step(k: Kernel, pc: PerCpu): boolean {
   }
   const slice = k.options.timeslice;
   if (slice > 0 && t.slice >= slice && pc.runqueue.length > 0 && !pc.walkPending) {
+    // The timer tick preempts the task in user mode; it resumes through the IRET exit.
+    irq_from_user(k, pc, t, () => {}, false);
+    t.enteredBySyscall = false;
     schedule(k, pc);
     return true;
   }
@@ -81,6 +84,7 @@ function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
   }
   t.kpath = null;
   const kind = t.kpathKind;
+  if (kind === 'return') return;
   if (kind === 'exit') {
     schedule(k, pc);
     return;
@@ -111,7 +115,10 @@ export function exit_to_user_mode(k: Kernel, pc: PerCpu, t: Task): void {
     t.restartPending = false;
     t.pc -= OP_BYTES;
   }
-  pc.cpu.setCpl(3);
+  // do_syscall_64 allows SYSRET after a syscall (the model's user state always qualifies);
+  // everything else, and a restarted syscall, leaves by IRET.
+  t.kpath = return_to_user(k, pc, t, t.enteredBySyscall);
+  t.kpathKind = 'return';
 }
 
 /** The value of a compiled operand for task `t`. */
@@ -146,8 +153,10 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
     // signal sent from elsewhere (SIGKILL from exit_group included) is taken at the next
     // instruction boundary, not only at the task's next kernel exit.
     if ((t.group.groupExit || t.pending.signal !== 0n || t.group.shared_pending.signal !== 0n) && signal_pending(t)) {
+      // The reschedule IPI enters the kernel; the signal is delivered on the way back.
       cpu.setCpl(0);
-      t.kpath = get_signal(k, pc, t);
+      t.enteredBySyscall = false;
+      t.kpath = idtentry_user(k, pc, t, get_signal(k, pc, t));
       t.kpathKind = 'signal';
       return;
     }
@@ -167,7 +176,11 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
   const idx = fn ? (t.pc - fn.base) / OP_BYTES : -1;
   if (!fn || !Number.isInteger(idx)) {
     force_sig_fault(k, t, SIGILL, ILL_ILLOPC, BigInt(t.pc));
-    return exit_to_user_mode(k, pc, t);
+    cpu.setCpl(0);
+    t.enteredBySyscall = false;
+    t.kpath = idtentry_user(k, pc, t, null);
+    t.kpathKind = 'fault';
+    return;
   }
   t.opFn = fn.name;
   t.opIndex = idx;
@@ -242,6 +255,20 @@ function user_step(k: Kernel, pc: PerCpu, t: Task): void {
       if (v === FAULT) return exception(k, pc, t);
       if (op.into) t.vars.set(op.into, BigInt(v));
       k.recordOp(t, BigInt(v), undefined);
+      break;
+    }
+    case 'transient_load': {
+      const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
+      t.opAddr = addr;
+      const len = Math.min(8, 4096 - Number(addr & 0xfffn));
+      const b = cpu.transientRead(addr, len);
+      let v = -1n;
+      if (b) {
+        v = 0n;
+        for (let i = 0; i < b.length; i++) v |= BigInt(b[i]) << BigInt(8 * i);
+      }
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
       break;
     }
     case 'rdssp':
@@ -392,23 +419,15 @@ function enter_syscall(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: numbe
 /** do_syscall_64: runs syscall `nr`; a handler that returns a number finishes now, one that returns a path runs it step by step. */
 function start_syscall(k: Kernel, pc: PerCpu, t: Task, nr: number, args: bigint[], into: string | undefined): void {
   pc.cpu.setCpl(0);
+  t.enteredBySyscall = true;
   t.intoVar = into;
   t.curNr = nr;
   t.curArgs = args;
   const entry = nr >= 0 && nr < SYSCALLS.length ? SYSCALLS[nr] : undefined;
   t.curName = entry ? entry.name : `syscall_${nr}`;
   if (k.events.on) k.emit({ type: 'syscall_enter', cpu: pc.id, tid: t.tid, nr, name: t.curName, args });
-  if (!entry) {
-    k.completeSyscallResult(t, -ENOSYS);
-    return exit_to_user_mode(k, pc, t);
-  }
-  const r = entry.handler(k, pc, t, args);
-  if (typeof r === 'number') {
-    k.completeSyscallResult(t, r);
-    return exit_to_user_mode(k, pc, t);
-  }
-  t.kpath = r;
-  t.kpathKind = entry.noreturn ? 'exit' : 'syscall';
+  t.kpath = entry_SYSCALL_64(k, pc, t, entry ? () => entry.handler(k, pc, t, args) : () => -ENOSYS);
+  t.kpathKind = entry && entry.noreturn ? 'exit' : 'syscall';
 }
 
 /**
@@ -422,9 +441,10 @@ function exception(k: Kernel, pc: PerCpu, t: Task): void {
   const code = cpu.faultErrorCode;
   cpu.clearFault();
   cpu.setCpl(0);
+  t.enteredBySyscall = false;
+  t.kpathKind = 'fault';
   if (vector === X86_TRAP_PF) {
-    t.kpath = exc_page_fault(k, pc, t, cpu.cr2Hi, cpu.cr2Lo, code);
-    t.kpathKind = 'fault';
+    t.kpath = idtentry_user(k, pc, t, exc_page_fault(k, pc, t, cpu.cr2Hi, cpu.cr2Lo, code));
     return;
   }
   if (vector === X86_TRAP_UD) force_sig_fault(k, t, SIGILL, ILL_ILLOPN, BigInt(t.pc));
@@ -432,5 +452,5 @@ function exception(k: Kernel, pc: PerCpu, t: Task): void {
     if (k.events.on) k.emit({ type: 'control_protection', cpu: pc.id, tid: t.tid, code, ip: t.pc });
     force_sig_fault(k, t, SIGSEGV, SEGV_CPERR, 0n);
   } else force_sig(k, t, SIGSEGV);
-  exit_to_user_mode(k, pc, t);
+  t.kpath = idtentry_user(k, pc, t, null);
 }

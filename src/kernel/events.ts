@@ -40,5 +40,18 @@ export type KernelEvent =
   | { type: 'exit'; cpu: number; tid: number; status: number }
   /** A user operation finished (when the kernel keeps a log). */
   | { type: 'op'; cpu: number; record: OpRecord }
+  /**
+   * One step of the entry or exit code (arch/x86/entry/entry_64.S): `what` is swapgs, sp2 (the
+   * user RSP spilled in tss.sp2), hw_frame (the CPU pushed the IRET frame), regs_push, regs_pop,
+   * regs_copy (pt_regs or the IRET frame copied between stacks), stack_switch, sysret or iret.
+   * `stack` is where RSP points afterwards (entry, task, pti, user); `bytes` what was copied.
+   */
+  | { type: 'entry'; cpu: number; tid: number; what: string; stack: string; bytes: number }
+  /** modify_ldt or fork mapped an LDT at a PTI remap slot. */
+  | { type: 'ldt_map'; cpu: number; mm: number; slot: number; va: bigint; pages: number }
+  /** LDTR was loaded (`entries` 0: cleared). */
+  | { type: 'ldt_load'; cpu: number; mm: number; base: bigint; entries: number }
+  /** Per-process PTI changed for an mm (arch_prctl ARCH_SET_NOPTI NOW, or execve applying NEXT). */
+  | { type: 'pti_mode'; cpu: number; tid: number; mm: number; nopti: boolean; how: 'now' | 'exec' }
   /** A debug check (CONFIG_DEBUG_VM / DEBUG_PREEMPT style) found a problem. */
   | { type: 'debug'; cpu: number; check: string; message: string };

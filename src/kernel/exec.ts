@@ -11,17 +11,19 @@ import { ProgramImage } from '../user/program.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { mm_alloc } from './fork.js';
-import { mm_release } from './exit.js';
-import { mmput } from './mmput.js';
+import { mm_release, record_reach } from './exit.js';
+import { mmdrop, mmput } from './mmput.js';
+import { zap_range } from './memory.js';
 import { mk_pte, pteHi, vm_get_page_prot } from './pgtable.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
 import { sigmask, signal_wake_up } from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
 import { reset_thread_features, shstk_free } from './shstk.js';
 import { SigHand, type Task } from './task.js';
-import { switch_mm_irqs_off } from './tlbflush.js';
+import { flush_tlb_mm_range, switch_mm_irqs_off, TLB_FLUSH_ALL } from './tlbflush.js';
+import { pti_stack_map, pti_stack_unmap } from './pti.js';
 import { copy_from_user } from './uaccess.js';
-import { EFAULT, ENAMETOOLONG, ENOENT, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL } from './uapi.js';
+import { EFAULT, ENAMETOOLONG, ENOMEM, ENOENT, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL } from './uapi.js';
 import { Vma, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from './vma.js';
 import { TASK_SIZE } from './kernel.js';
 
@@ -37,9 +39,23 @@ export const MMAP_BASE = TASK_SIZE - 128 * 2 ** 20;
  * data (its pages filled now) and the stack. Text is demand-faulted (the model never reads
  * instruction bytes). Returns null if memory ran out.
  */
-export function load_image(k: Kernel, image: ProgramImage): MmStruct | null {
-  const mm = mm_alloc(k, MMAP_BASE);
+export function load_image(k: Kernel, image: ProgramImage, nopti = false): MmStruct | null {
+  const mm = mm_alloc(k, MMAP_BASE, nopti);
   if (!mm) return null;
+  const built = build_image_mm(k, mm, image);
+  if (!built) {
+    // The half-built mm was never used: take down what was mapped and free it.
+    for (const vma of mm.vmas.list) zap_range(k, mm, vma.vm_start, vma.vm_end);
+    mm.pgtables.freeUserTables();
+    mm.dead = true;
+    mmdrop(k, mm);
+    return null;
+  }
+  return mm;
+}
+
+/** The VMAs and the read-only data of `image` in the empty `mm`; false if memory ran out. */
+function build_image_mm(k: Kernel, mm: MmStruct, image: ProgramImage): boolean {
   const may = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
   const text = new Vma(0x400000, image.textEnd, VM_READ | VM_EXEC | may, 0x400000 / 4096);
   text.name = '[text]';
@@ -52,10 +68,13 @@ export function load_image(k: Kernel, image: ProgramImage): MmStruct | null {
     mm.vmas.insert(ro);
     for (let off = 0; off < image.rodata.length; off += 4096) {
       const pfn = k.pages.alloc_page(PG_anon | PG_anon_exclusive, true);
-      if (pfn < 0) return null;
+      if (pfn < 0) return false;
       k.machine.mem.writeBytes(pfn * 4096, image.rodata.subarray(off, off + 4096));
       const table = mm.pgtables.pteTable(image.textEnd + off, true);
-      if (table < 0) return null;
+      if (table < 0) {
+        k.pages.put_page(pfn);
+        return false;
+      }
       const lo = mk_pte(pfn, vm_get_page_prot(ro.vm_flags, 0, k.nx), pteHi);
       k.machine.mem.write64(table, ((image.textEnd + off) / 4096) % 512, lo, pteHi);
       k.pages.mapcount[pfn] = 1;
@@ -66,7 +85,7 @@ export function load_image(k: Kernel, image: ProgramImage): MmStruct | null {
   stack.name = '[stack]';
   mm.vmas.insert(stack);
   mm.committed = STACK_SIZE / 4096;
-  return mm;
+  return true;
 }
 
 /** Sets a task's user registers for the start of `image`: pc at main, sp just below STACK_TOP (where argv and auxv would be). */
@@ -94,8 +113,10 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
     }
     const image = k.images.get(name);
     if (!image) return -ENOENT;
-    const mm = load_image(k, image);
-    if (!mm) return -12;
+    // The new mm's per-process PTI mode comes from the caller's NEXT flag.
+    const mm = load_image(k, image, t.noptiNext);
+    if (!mm) return -ENOMEM;
+    if (mm.nopti && k.events.on) k.emit({ type: 'pti_mode', cpu: pc.id, tid: t.tid, mm: mm.ctx_id, nopti: true, how: 'exec' });
     // Point of no return. de_thread: every other thread dies first.
     const g = t.group;
     for (const th of g.threads) {
@@ -128,9 +149,19 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
     const old = t.mm!;
     yield* shstk_free(k, pc, t);
     mm_release(k, t);
+    // The PTI stack (entry_stack per_task) moves to the new mm's page tables.
+    const ptiStack = t.ptiStack;
+    if (ptiStack) {
+      pti_stack_unmap(k, old, ptiStack);
+      yield* flush_tlb_mm_range(k, pc, old, 0, TLB_FLUSH_ALL, 12, false);
+      if (pti_stack_map(k, mm, ptiStack) < 0) {
+        // XXX: past the point of no return a failed table allocation would kill the task; the model keeps it unmapped.
+      }
+    }
     t.mm = mm;
     t.active_mm = mm;
     switch_mm_irqs_off(k, pc, mm);
+    if (old.mm_users === 1) record_reach(k, t, old);
     yield* mmput(k, pc, old);
     // unshare_sighand + flush_signal_handlers(t, 0)
     if (t.sighand.count > 1) {

@@ -5,7 +5,11 @@
  * is woken, and wait4 reaps it. A process without a parent is reaped at once (as init would).
  */
 import type { Kernel, PerCpu } from './kernel.js';
+import type { MmStruct } from './mm.js';
 import { mmput } from './mmput.js';
+import { pti_stack_unmap } from './pti.js';
+import { process_reach } from './reach.js';
+import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import { wake_up_process } from './sched.js';
 import { send_signal, signal_pending, sigmask, signal_wake_up, ERESTARTSYS } from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
@@ -57,9 +61,11 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
     // mm_release -> deactivate_mm: the thread's own shadow stack is unmapped first.
     yield* shstk_free(k, pc, t);
     mm_release(k, t);
+    yield* pti_stack_free(k, pc, t);
     t.mm = null;
     enter_lazy_tlb(k, pc);
     const last = mm.mm_users === 1;
+    if (last) record_reach(k, t, mm);
     yield* mmput(k, pc, mm);
     if (last && k.options.debug_vm) checkMmAfterExit(k, pc, mm);
   }
@@ -67,6 +73,25 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   exit_notify(k, t, group_dead);
   for (const w of k.deThreadWaiters) if (w.group === g) wake_up_process(k, w);
   if (k.events.on) k.emit({ type: 'exit', cpu: pc.id, tid: t.tid, status: group_dead ? g.group_exit_code : code });
+  return 0;
+}
+
+/** Records the process's Meltdown reach before its last user drops `mm` (when the kernel keeps a reach log). */
+export function record_reach(k: Kernel, t: Task, mm: MmStruct): void {
+  if (k.reachLog) k.reachLog.push({ pid: t.tgid, image: t.image ? t.image.name : '', reach: process_reach(k, mm) });
+}
+
+/**
+ * Frees the task's PTI stack (entry_stack per_task): unmaps it from its mm, flushes that
+ * range from the mm's CPUs, and frees the frames.
+ */
+export function* pti_stack_free(k: Kernel, pc: PerCpu, t: Task): KPath {
+  const s = t.ptiStack;
+  if (!s || !t.mm) return 0;
+  t.ptiStack = null;
+  pti_stack_unmap(k, t.mm, s);
+  yield* flush_tlb_mm_range(k, pc, t.mm, 0, TLB_FLUSH_ALL, 12, false);
+  for (const pfn of s.pfns) k.pages.put_page(pfn);
   return 0;
 }
 

@@ -13,7 +13,11 @@ import { MmStruct } from './mm.js';
 import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
 import { pte_mkclean, pte_pfn, pte_present, pte_write, pte_wrprotect, pteHi, _PAGE_SPECIAL, PageTables } from './pgtable.js';
+import { ldt_dup_context } from './ldt.js';
+import { mmput } from './mmput.js';
 import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
+import { pgd_ctor, pti_stack_alloc } from './pti.js';
+import { pti_stack_free } from './exit.js';
 import { wake_up_new_task } from './sched.js';
 import { shstk_alloc_thread_stack } from './shstk.js';
 import { sigmask } from './signal.js';
@@ -64,11 +68,21 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
     mm.mm_users++;
   } else {
     // dup_mm: a new mm with its own PGD, then a copy of the parent's VMAs and page tables.
-    const made = mm_alloc(k, t.mm!.mmap_base);
+    const made = mm_alloc(k, t.mm!.mmap_base, t.mm!.nopti);
     if (!made) return -ENOMEM;
     mm = made;
     const r = yield* dup_mmap(k, pc, t, t.mm!, mm);
-    if (r < 0) return r;
+    if (r < 0) {
+      // dup_mm's failure path: mmput tears down what was copied.
+      yield* mmput(k, pc, mm);
+      return r;
+    }
+  }
+  // alloc_thread_stack_node: with entry_stack per_task the PTI stack, mapped in the child's mm.
+  const ptiStack = pti_stack_alloc(k, mm);
+  if (ptiStack === null) {
+    yield* mmput(k, pc, mm);
+    return -ENOMEM;
   }
   const tid = k.alloc_pid();
   const group = flags & CLONE_THREAD ? t.group : new ThreadGroup(tid);
@@ -76,14 +90,21 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   if (flags & CLONE_SIGHAND) sighand.count++;
   const parent = flags & (CLONE_PARENT | CLONE_THREAD) ? t.parent : t.group.threads[0] ?? t;
   const child = new Task(tid, group, parent, mm, sighand, t.image);
+  if (ptiStack !== 'none') child.ptiStack = ptiStack;
   child.exit_signal = flags & CLONE_THREAD ? -1 : flags & CLONE_PARENT ? t.group.threads[0].exit_signal : exit_signal;
   child.blocked = t.blocked;
   child.pkru = pc.cpu.pkru;
+  // copy_creds and the task's NEXT per-process PTI flag.
+  child.capEffective = t.capEffective;
+  child.capPermitted = t.capPermitted;
+  child.noptiNext = t.noptiNext;
   // copy_thread: the shadow stack (a new one for a CLONE_VM thread; its failure fails the clone).
   const sr = yield* shstk_alloc_thread_stack(k, pc, t, child, flags);
   if (sr < 0) {
     if (flags & CLONE_SIGHAND) sighand.count--;
-    mm.mm_users--;
+    // bad_fork_cleanup_mm: mmput (and the stack goes with the task).
+    yield* pti_stack_free(k, pc, child);
+    yield* mmput(k, pc, mm);
     return sr;
   }
   child.vars = new Map(t.vars);
@@ -120,15 +141,19 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
 
 let lastPtesCopied = 0;
 
-/** mm_alloc + pgd_alloc: an empty mm whose PGD shares the kernel half (entries 256..511) with init_mm. */
-export function mm_alloc(k: Kernel, mmapBase: number): MmStruct | null {
-  const pgd = k.pages.alloc_page(0, true);
+/**
+ * mm_alloc + pgd_alloc: an empty mm whose PGD shares the kernel half (entries 256..511) with
+ * init_mm (pgd_ctor). With PTI the PGD is an order-1 pair (kernel copy, user copy). `nopti`:
+ * the mm's per-process PTI is off (no NX trick on its user PGD entries).
+ */
+export function mm_alloc(k: Kernel, mmapBase: number, nopti = false): MmStruct | null {
+  const pgd = k.pti ? k.pages.alloc_pages_order1(0, 'pgd') : k.pages.alloc_page(0, true, 'pgd');
   if (pgd < 0) return null;
-  const mem = k.machine.mem;
-  const src = k.init_mm.pgd;
-  for (let i = 256; i < 512; i++) mem.write64(pgd, i, mem.readLo(src, i), mem.readHi(src, i));
-  const pt = new PageTables(mem, k.pages, k.levels, pgd);
+  const userPgd = k.pti ? pgd + 1 : -1;
+  pgd_ctor(k, pgd, userPgd);
+  const pt = new PageTables(k.machine.mem, k.pages, k.levels, pgd, userPgd, k.pti && k.nx && !nopti);
   const mm = new MmStruct(k.nextCtxId(), pt, k.percpu.length, k.init_mm.task_size, mmapBase);
+  mm.nopti = nopti;
   init_new_context_pkeys(k, mm);
   return mm;
 }
@@ -183,7 +208,11 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
           if (lo === 0 && hi === 0) continue;
           if (dw === null) {
             const dtable = dst.pgtables.pteTable(va, true);
-            if (dtable < 0) return -ENOMEM;
+            if (dtable < 0) {
+              yield* flush_tlb_mm_range(k, pc, oldmm, 0, TLB_FLUSH_ALL, 12, true);
+              yield* mmap_write_unlock(pc, oldmm);
+              return -ENOMEM;
+            }
             dw = mem.frameWords(dtable);
           }
           if (!pte_present(lo)) {
@@ -252,17 +281,22 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     }
   }
   mm.committed = oldmm.committed;
+  // arch_dup_mmap: protection keys, then the LDT (ldt_dup_context), after the VMAs.
   arch_dup_pkeys(oldmm, mm);
+  const retval = ldt_dup_context(k, oldmm, mm);
   yield* flush_tlb_mm_range(k, pc, oldmm, 0, TLB_FLUSH_ALL, 12, true);
   yield* mmap_write_unlock(pc, oldmm);
-  return 0;
+  return retval;
 }
 
 /** For the thread group a fresh process starts (execve of the first task, System.spawn). */
-export function newProcess(k: Kernel, mm: MmStruct): Task {
+export function newProcess(k: Kernel, mm: MmStruct): Task | null {
+  const ptiStack = pti_stack_alloc(k, mm);
+  if (ptiStack === null) return null;
   const tid = k.alloc_pid();
   const group = new ThreadGroup(tid);
   const task = new Task(tid, group, null, mm, new SigHand(), null);
+  if (ptiStack !== 'none') task.ptiStack = ptiStack;
   group.threads.push(task);
   group.live = 1;
   k.tasks.set(tid, task);

@@ -13,7 +13,7 @@
 import { ConfigError } from '../errors.js';
 import type { Cpu } from '../hw/cpu.js';
 import type { Machine } from '../hw/machine.js';
-import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTEH_XD } from '../hw/pte.js';
+import { PTE_G } from '../hw/pte.js';
 import { CR4_CET, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP } from '../hw/regs.js';
 import type { EventBus } from '../events.js';
 import type { HwEvent } from '../hw/events.js';
@@ -23,22 +23,24 @@ import { MmStruct } from './mm.js';
 import { PageAllocator } from './page.js';
 import type { ProgramImage } from '../user/program.js';
 import type { SigInfo } from './task.js';
-import { _KERNPG_TABLE, mk_pte, PageTables, pgtableIndex, pteHi } from './pgtable.js';
+import { PageTables } from './pgtable.js';
+import {
+  __PAGE_KERNEL, __PAGE_KERNEL_RO, ceaGlobal, CPU_ENTRY_AREA_BASE, type CpuEntryArea, ESPFIX_BASE_ADDR, EXCEPTION_STACK_PAGES, get_cpu_entry_area,
+  IST_STACKS, KERNEL_DATA, KERNEL_DATA_PAGES, LINUX_BANNER_TEXT, KERNEL_PHYS, KERNEL_TEXT, KERNEL_TEXT_PAGES, KernelMapper, PAGE_OFFSET, TASK_SIZE, TSS_PAGES,
+} from './layout.js';
+import { pti_init } from './pti.js';
+import type { Reach } from './reach.js';
+
+/** A process's reach, taken as its address space ended. */
+export interface ReachRecord {
+  pid: number;
+  image: string;
+  reach: Reach;
+}
 import { TLB_NR_DYN_ASIDS, type FlushTlbInfo } from './tlbflush.js';
 import type { OpRecord, Task } from './task.js';
 
-/** Kernel options: Linux's boot parameters and sysctls the model honours. */
-/** __START_KERNEL_map + the text offset: where the kernel image's text is mapped. */
-export const KERNEL_TEXT = 0xffffffff81000000n;
-/** PAGE_OFFSET without KASLR: the direct map of all RAM. */
-export const PAGE_OFFSET = 0xffff888000000000n;
-/** DEFAULT_MAP_WINDOW / TASK_SIZE with 4-level paging: the end of user space. */
-export const TASK_SIZE = 0x7ffffffff000;
-/** Physical address the kernel image is loaded at (frame 256, just above the first MiB). */
-export const KERNEL_PHYS = 0x100000;
-/** Kernel image size: 4 pages of text, 4 of data. */
-const KERNEL_TEXT_PAGES = 4;
-const KERNEL_DATA_PAGES = 4;
+export { KERNEL_PHYS, KERNEL_TEXT, PAGE_OFFSET, TASK_SIZE } from './layout.js';
 
 /** The per-CPU state the kernel keeps (current task, runqueue, cpu_tlbstate, pending IPIs). */
 export class PerCpu {
@@ -61,6 +63,8 @@ export class PerCpu {
   readonly ipis: FlushTlbInfo[] = [];
   /** What the step about to run touches (see steps.ts). */
   touch = 0;
+  /** Interrupts are disabled (the entry and exit code): call-function IPIs wait. */
+  irqs_disabled = false;
   /** preempt_count: > 0 while the CPU may not be switched away from its task. */
   preempt_count = 0;
   /** Steps this CPU has run. */
@@ -69,6 +73,15 @@ export class PerCpu {
   walkPending = false;
   uStage = 0;
   readonly uPa = [0, 0];
+  /** cpu_tlbstate.user_pcid_flush_mask: kernel PCIDs whose user PCID is flushed at the next return to user (PTI with PCID). */
+  user_pcid_flush_mask = 0;
+  /** This CPU's cpu_entry_area and per-CPU entry pages. */
+  cea: CpuEntryArea | null = null;
+  /** The task whose pt_regs sit on this CPU's entry stack (entry_stack per_cpu_c), 0 if none. */
+  entryStackOwner = 0;
+  /** LDTR: the LDT's linear address and entry count (0 entries: no LDT loaded). */
+  ldtBase = 0n;
+  ldtEntries = 0;
 
   constructor(id: number, cpu: Cpu, initMm: MmStruct) {
     this.id = id;
@@ -86,6 +99,10 @@ export class Kernel {
   readonly init_mm: MmStruct;
   /** Whether the kernel uses PCIDs (X86_FEATURE_PCID and not `nopcid`). */
   readonly pcid: boolean;
+  /** X86_FEATURE_PTI: page-table isolation (pti=on, or pti=auto on a CPU with the meltdown bug). */
+  readonly pti: boolean;
+  /** Whether INVPCID is used (X86_FEATURE_INVPCID with PCID on). */
+  readonly invpcid: boolean;
   /** Whether NX is in __supported_pte_mask. */
   readonly nx: boolean;
   /** Whether user shadow stacks are supported (X86_FEATURE_USER_SHSTK: the CPU has them and not `nousershstk`). */
@@ -100,6 +117,8 @@ export class Kernel {
   readonly tasks = new Map<number, Task>();
   /** Results of user operations, when `options.log`. */
   readonly log: OpRecord[] = [];
+  /** When not null, each process's Meltdown reach is recorded here as its address space ends (exit, execve). */
+  reachLog: ReachRecord[] | null = null;
   /** Debug-check findings (debug_vm). */
   readonly debugReports: string[] = [];
   /** Program images execve can load, by name. */
@@ -115,6 +134,8 @@ export class Kernel {
   private lastPid = 0;
   private lastCtxId = 0;
   private lastObjectId = 0;
+  /** The next task-stack slot in vmalloc space (entry_stack per_task's PTI stacks). */
+  nextStackSlot = 1;
 
   constructor(machine: Machine, options: KernelOptions) {
     this.machine = machine;
@@ -123,6 +144,8 @@ export class Kernel {
     const model = machine.model;
     if (machine.mem.frameCount * 4096 < 8 * 2 ** 20) throw new ConfigError('memory', 'the kernel needs at least 8 MiB of memory');
     this.pcid = model.pcid && !options.nopcid;
+    this.invpcid = this.pcid && model.invpcid;
+    this.pti = options.pti === 'on' || (options.pti === 'auto' && model.meltdown);
     this.nx = model.nx;
     this.userShstk = model.shstk && !options.nousershstk;
     this.ospke = model.pku && !options.nopku;
@@ -137,48 +160,71 @@ export class Kernel {
       return next++;
     };
     this.zero_pfn = bootAlloc();
+    // init_top_pgt: with PTI an 8 KiB-aligned pair, the kernel copy then the user copy.
+    if (this.pti && next % 2 === 1) bootAlloc();
     const pgd = bootAlloc();
+    const userPgd = this.pti ? bootAlloc() : -1;
     // The kernel half is built into boot tables now; PageTables then allocates user tables only.
-    this.buildKernelMappings(pgd, bootAlloc);
+    const mapper = new KernelMapper(mem, this.levels, bootAlloc);
+    const ceas = this.buildKernelMappings(mapper, pgd, bootAlloc, machine.cpus.length);
+    if (this.pti) pti_init(this, mapper, pgd, userPgd, ceas);
     this.pages = new PageAllocator(mem, next);
+    this.pages.failKind = options.fail_alloc;
+    this.pages.failNth = options.fail_alloc_nth;
     this.totalram_pages = mem.frameCount - next;
 
-    this.init_mm = new MmStruct(0, new PageTables(mem, this.pages, this.levels, pgd), machine.cpus.length, TASK_SIZE, 0);
+    this.init_mm = new MmStruct(0, new PageTables(mem, this.pages, this.levels, pgd, userPgd, false), machine.cpus.length, TASK_SIZE, 0);
     this.percpu = machine.cpus.map((cpu, i) => new PerCpu(i, cpu, this.init_mm));
+    this.percpu.forEach((pc, i) => (pc.cea = ceas[i]));
     for (const pc of this.percpu) this.bootCpu(pc);
   }
 
-  /** Maps the kernel image at KERNEL_TEXT and RAM at PAGE_OFFSET into the boot PGD. */
-  private buildKernelMappings(pgd: number, alloc: () => number): void {
-    const mem = this.machine.mem;
-    const g = this.machine.model.pge ? PTE_G : 0;
-    const xd = this.nx ? PTEH_XD : 0;
-    const table = (parent: number, index: number): number => {
-      const lo = mem.readLo(parent, index);
-      if (lo & PTE_P) return (mem.readHi(parent, index) & 0xfffff) * 1048576 + (lo >>> 12);
-      const t = alloc();
-      mem.write64(parent, index, mk_pte(t, _KERNPG_TABLE, 0), pteHi);
-      return t;
-    };
-    const descend = (va: bigint, toLevel: number): number => {
-      let t = pgd;
-      for (let level = this.levels; level > toLevel; level--) t = table(t, Number((va >> BigInt(3 + 9 * level)) & 511n));
-      return t;
-    };
-    // Kernel text (read-only, executable) and data (writable, NX) in 4 KiB pages.
-    const pte = descend(KERNEL_TEXT, 1);
-    const first = Number((KERNEL_TEXT >> 12n) & 511n);
-    for (let i = 0; i < KERNEL_TEXT_PAGES + KERNEL_DATA_PAGES; i++) {
-      const data = i >= KERNEL_TEXT_PAGES;
-      mem.write64(pte, first + i, mk_pte(KERNEL_PHYS / 4096 + i, PTE_P | PTE_A | g | (data ? PTE_RW | PTE_D : 0), data ? xd : 0), pteHi);
+  /**
+   * Maps into the boot PGD: the kernel text (read-only, executable) and data (RW, NX) in 4 KiB
+   * pages, RAM at PAGE_OFFSET in 2 MiB pages, each CPU's cpu_entry_area (setup_cpu_entry_area:
+   * GDT and TSS read-only, entry stack and IST stacks RW, the read-only IDT at its base), and
+   * the ESPFIX page. Ordinary kernel mappings are global only without PTI; the text is global
+   * whenever the CPU has PGE (under PTI the entry text's large page is cloned into the user
+   * copy and kept global, and in this model the text is one such page), and so are the
+   * cpu_entry_area and ESPFIX. Returns each CPU's entry-area description.
+   */
+  private buildKernelMappings(m: KernelMapper, pgd: number, alloc: () => number, ncpus: number): CpuEntryArea[] {
+    const pge = this.machine.model.pge;
+    const g = pge && !this.pti ? PTE_G : 0;
+    const cg = ceaGlobal(pge);
+    const nx = this.nx;
+    for (let i = 0; i < KERNEL_TEXT_PAGES; i++) m.map4k(pgd, KERNEL_TEXT + BigInt(i * 4096), KERNEL_PHYS / 4096 + i, __PAGE_KERNEL_RO | cg, false);
+    for (let i = 0; i < KERNEL_DATA_PAGES; i++) m.map4k(pgd, KERNEL_DATA + BigInt(i * 4096), KERNEL_PHYS / 4096 + KERNEL_TEXT_PAGES + i, __PAGE_KERNEL | g, nx);
+    this.machine.mem.writeBytes(KERNEL_PHYS + (KERNEL_TEXT_PAGES + 1) * 4096, new TextEncoder().encode(LINUX_BANNER_TEXT));
+    m.mapDirect(pgd, this.machine.mem.frameCount * 4096, g, nx);
+    // CPU_ENTRY_AREA_RO_IDT: idt_table (the first data page), read-only.
+    m.map4k(pgd, CPU_ENTRY_AREA_BASE, KERNEL_PHYS / 4096 + KERNEL_TEXT_PAGES, __PAGE_KERNEL_RO | cg, nx);
+    const ceas: CpuEntryArea[] = [];
+    for (let cpu = 0; cpu < ncpus; cpu++) {
+      // The per-CPU variables gdt_page, entry_stack_storage and cpu_tss_rw, aliased in the cea.
+      const gdtPfn = alloc();
+      const entryStackPfn = alloc();
+      const tssPfn = alloc();
+      for (let i = 1; i < TSS_PAGES; i++) alloc();
+      const base = get_cpu_entry_area(cpu);
+      let va = base;
+      m.map4k(pgd, va, gdtPfn, __PAGE_KERNEL_RO | cg, nx);
+      const gdt = va;
+      va += 0x1000n;
+      m.map4k(pgd, va, entryStackPfn, __PAGE_KERNEL | cg, nx);
+      const entryStack = va;
+      va += 0x1000n;
+      const tss = va;
+      for (let i = 0; i < TSS_PAGES; i++, va += 0x1000n) m.map4k(pgd, va, tssPfn + i, __PAGE_KERNEL_RO | cg, nx);
+      for (let s = 0; s < IST_STACKS.length; s++) {
+        va += 0x1000n; // guard page, left unmapped
+        for (let i = 0; i < EXCEPTION_STACK_PAGES; i++, va += 0x1000n) m.map4k(pgd, va, alloc(), __PAGE_KERNEL | cg, nx);
+      }
+      ceas.push({ base, gdt, entryStack, tss, gdtPfn, entryStackPfn, tssPfn, tssRw: PAGE_OFFSET + BigInt(tssPfn * 4096) });
     }
-    // The direct map, in 2 MiB pages: RW, NX, global.
-    const bytes = mem.frameCount * 4096;
-    for (let pa = 0; pa < bytes; pa += 2 ** 21) {
-      const pd = descend(PAGE_OFFSET + BigInt(pa), 2);
-      const i = pgtableIndex(pa, 2);
-      mem.write64(pd, i, mk_pte(pa / 4096, PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | g, xd), pteHi);
-    }
+    // ESPFIX64: one read-only stack page (init_espfix_bsp/ap; XXX: its 64-bit aliases are not modelled).
+    m.map4k(pgd, ESPFIX_BASE_ADDR, alloc(), __PAGE_KERNEL_RO | cg, nx);
+    return ceas;
   }
 
   /** Switches on the CPU's paging features as Linux's early setup does, and loads init_mm. */

@@ -3,6 +3,7 @@
  * the users and references that keep it alive, the locks the model needs, and the x86
  * context (arch/x86/include/asm/mmu.h): ctx_id, tlb_gen and the CPUs that may cache it.
  */
+import type { LdtStruct } from './ldt.js';
 import type { PageTables } from './pgtable.js';
 import { VmaList } from './vma.js';
 
@@ -46,6 +47,12 @@ export class MmStruct {
   pkey_allocation_map = 0;
   /** mm->context.execute_only_pkey: the key mprotect(PROT_EXEC) uses, -1 until one is allocated (0 without OSPKE). */
   execute_only_pkey = 0;
+  /** Per-process PTI off for this mm (kernel option `pti_per_process`): user mode runs on the kernel copy. */
+  nopti = false;
+  /** mm->context.ldt: the installed LDT, or null. */
+  ldt: LdtStruct | null = null;
+  /** mm->context.ldt_usr_sem: serialises modify_ldt writers (a tid, 0 when free). */
+  ldt_usr_sem = 0;
 
   constructor(ctxId: number, pgtables: PageTables, ncpus: number, taskSize: number, mmapBase: number) {
     this.ctx_id = ctxId;

@@ -7,16 +7,21 @@
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
+import { destroy_context_ldt, free_ldt_pgtables } from './ldt.js';
+import { kindex, VMALLOC_START } from './layout.js';
 import { zap_range } from './memory.js';
 import type { KPath } from './steps.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 
-/** Lock ids for `touch`: negative, two per mm. */
+/** Lock ids for `touch`: negative, four per mm (mmap_lock, page_table_lock, ldt_usr_sem, context.lock). */
 export function mmapLockId(mm: MmStruct): number {
-  return -(mm.ctx_id * 2 + 1);
+  return -(mm.ctx_id * 4 + 1);
 }
 export function ptlId(mm: MmStruct): number {
-  return -(mm.ctx_id * 2 + 2);
+  return -(mm.ctx_id * 4 + 2);
+}
+export function ldtSemId(mm: MmStruct): number {
+  return -(mm.ctx_id * 4 + 3);
 }
 
 /** mmput: one user fewer; the last runs exit_mmap and drops the users' reference. */
@@ -39,6 +44,10 @@ export function* exit_mmap(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
     if (vma.shmem) release_shmem(k, vma.shmem);
   }
   mm.pgtables.freeUserTables();
+  // arch_exit_mmap -> ldt_arch_exit_mmap: the LDT remap's page tables (the ldt_struct stays until mmdrop).
+  free_ldt_pgtables(k, mm);
+  // The page tables of the PTI stacks' slot (entry_stack per_task), emptied as each task left.
+  if (k.pti) mm.pgtables.freeKernelSlot(kindex(VMALLOC_START, k.levels));
   yield* flush_tlb_mm_range(k, pc, mm, 0, TLB_FLUSH_ALL, 12, true);
   mm.vmas.list.length = 0;
   mm.committed = 0;
@@ -56,5 +65,7 @@ export function release_shmem(k: Kernel, obj: { users: number; pages: Map<number
 /** mmdrop: one reference to the struct fewer; the last frees the PGD (__mmdrop, pgd_free). */
 export function mmdrop(k: Kernel, mm: MmStruct): void {
   if (--mm.mm_count > 0) return;
-  k.pages.put_page(mm.pgd);
+  destroy_context_ldt(k, mm);
+  if (mm.pgtables.userPgd >= 0) k.pages.free_pages_order1(mm.pgd);
+  else k.pages.put_page(mm.pgd);
 }

@@ -28,6 +28,16 @@ export interface KernelOptions {
   nousershstk: boolean;
   /** How fork write-protects a private writable PTE (seed 003). */
   fork_wrprotect: ForkWrprotect;
+  /** The `pti=` boot parameter: page-table isolation on, off, or as the CPU's `meltdown` bug says. */
+  pti: Pti;
+  /** Which stack entry from user mode lands on, and where the PTI CR3 switch happens (seed 004). */
+  entry_stack: EntryStack;
+  /** Per-process PTI (seed 000): arch_prctl ARCH_GET_NOPTI / ARCH_SET_NOPTI exist. */
+  pti_per_process: boolean;
+  /** Allocation-failure injection: the kind of allocation that fails, or `none`. */
+  fail_alloc: FailAlloc;
+  /** Which allocation of kind `fail_alloc` fails (1: the first since boot). */
+  fail_alloc_nth: number;
 }
 
 /** The choices of `pkru_on_signal`, upstream first. */
@@ -36,6 +46,16 @@ export type PkruOnSignal = (typeof PKRU_ON_SIGNAL)[number];
 /** The choices of `fork_wrprotect`, upstream first. */
 export const FORK_WRPROTECT = ['cmpxchg', 'atomic_clear', 'read_modify_write'] as const;
 export type ForkWrprotect = (typeof FORK_WRPROTECT)[number];
+
+/** The choices of `pti`, upstream's default first. */
+export const PTI_MODES = ['auto', 'on', 'off'] as const;
+export type Pti = (typeof PTI_MODES)[number];
+/** The choices of `entry_stack`, upstream first. */
+export const ENTRY_STACKS = ['per_cpu', 'per_task', 'per_cpu_c'] as const;
+export type EntryStack = (typeof ENTRY_STACKS)[number];
+/** Allocation kinds `fail_alloc` can fail. */
+export const FAIL_ALLOC_KINDS = ['none', 'pgd', 'pgtable', 'ldt', 'page'] as const;
+export type FailAlloc = (typeof FAIL_ALLOC_KINDS)[number];
 
 /** How one option is checked and described. */
 export type OptionSpec =
@@ -68,6 +88,25 @@ export const KERNEL_OPTION_SPECS: Record<keyof KernelOptions, OptionSpec> = {
     doc: "How fork's ptep_set_wrprotect clears R/W in the parent's PTE (seed 003). cmpxchg (6.6 and later): read the PTE, then try_cmpxchg the write-protected value, moving D to SavedDirty, retried until it succeeds. "
       + 'atomic_clear (up to 6.5): one locked clear of R/W that leaves D where it is (no SavedDirty). read_modify_write: read, compute, plain store; a deliberate bug that can lose a D bit set between the read and the store.',
   },
+  pti: {
+    kind: 'enum', values: PTI_MODES, default: 'auto',
+    doc: 'The pti= boot parameter (arch/x86/mm/pti.c). auto: page-table isolation iff the CPU has the meltdown bug; on: always; off: never (also nopti, mitigations=off).',
+  },
+  entry_stack: {
+    kind: 'enum', values: ENTRY_STACKS, default: 'per_cpu',
+    doc: 'Entry from user mode (seed 004). per_cpu (upstream): interrupts land on the per-CPU entry stack, the CR3 switch is in the assembly entry code, pt_regs is copied to the task stack (sync_regs) and the return frame back. '
+      + "per_task (the 2020 RFC): each task has a PTI stack, mapped in its mm's user page table, that entry lands on and pt_regs stays on; the CR3 switch is in the C handler, with no copies. "
+      + 'per_cpu_c (the RFC\'s proposed first step): the CR3 switch in the C handler, pt_regs left on the per-CPU entry stack while the handler runs; a handler that sleeps leaves it there, which the entry_stack check reports.',
+  },
+  pti_per_process: {
+    kind: 'boolean', default: false,
+    doc: 'Per-process PTI (seed 000, the 2018 RFC, not upstream): arch_prctl ARCH_GET_NOPTI (0x6001) and ARCH_SET_NOPTI (0x6002) read and set NOPTI_NOW (this mm, from its next return to user) and NOPTI_NEXT (the image the next execve starts).',
+  },
+  fail_alloc: {
+    kind: 'enum', values: FAIL_ALLOC_KINDS, default: 'none',
+    doc: 'Allocation-failure injection: the fail_alloc_nth-th allocation of this kind fails. pgd: pgd_alloc; pgtable: a page-table page (user or LDT remap); ldt: alloc_ldt_struct; page: a user data page.',
+  },
+  fail_alloc_nth: { kind: 'integer', min: 1, default: 1, doc: 'Which allocation of kind fail_alloc fails, counting from 1 at boot.' },
 };
 
 export const DEFAULT_KERNEL_OPTIONS: KernelOptions = Object.fromEntries(

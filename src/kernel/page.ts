@@ -21,6 +21,9 @@ export const PG_reserved = 1 << 3;
 /** The page belongs to a shared-memory (shmem) object: MAP_SHARED anonymous memory. */
 export const PG_shmem = 1 << 4;
 
+/** What an allocation is for, as allocation-failure injection counts them (kernel option `fail_alloc`). */
+export type AllocKind = 'pgd' | 'pgtable' | 'ldt' | 'page';
+
 export class PageAllocator {
   readonly mem: PhysMem;
   /** page_ref_count, by frame. A free frame has 0. */
@@ -31,6 +34,12 @@ export class PageAllocator {
   readonly flags: Uint8Array;
   private nextFresh: number;
   private readonly freed: number[] = [];
+  /** Freed 8 KiB-aligned frame pairs, reused before fresh ones (order-1 allocations). */
+  private readonly freedPairs: number[] = [];
+  /** Allocation-failure injection: the kind that fails, the failing ordinal, and the counts so far. */
+  failKind: AllocKind | 'none' = 'none';
+  failNth = 0;
+  readonly allocCount: Record<AllocKind, number> = { pgd: 0, pgtable: 0, ldt: 0, page: 0 };
   /** Frames currently allocated (refcount > 0), reserved ones included. */
   inUse = 0;
 
@@ -50,14 +59,15 @@ export class PageAllocator {
 
   /** Frames never allocated plus frames freed: what alloc_page can still hand out. */
   get freeFrames(): number {
-    return this.mem.frameCount - this.nextFresh + this.freed.length;
+    return this.mem.frameCount - this.nextFresh + this.freed.length + 2 * this.freedPairs.length;
   }
 
   /**
    * alloc_page: a frame with refcount 1, no map count and `flags`; zeroed when `zero`
    * (__GFP_ZERO). Returns -1 when memory is exhausted (the caller reports ENOMEM or OOM).
    */
-  alloc_page(flags: number, zero: boolean): number {
+  alloc_page(flags: number, zero: boolean, kind: AllocKind = flags & PG_table ? 'pgtable' : 'page'): number {
+    if (this.should_fail_alloc(kind)) return -1;
     let pfn: number;
     if (this.freed.length > 0) pfn = this.freed.pop()!;
     else if (this.nextFresh < this.mem.frameCount) pfn = this.nextFresh++;
@@ -68,6 +78,54 @@ export class PageAllocator {
     this.inUse++;
     if (zero) this.mem.zeroFrame(pfn);
     return pfn;
+  }
+
+  /**
+   * should_fail_alloc (the fail_page_alloc fault-injection point): counts an allocation of
+   * `kind` and says whether the injected failure is this one.
+   */
+  should_fail_alloc(kind: AllocKind): boolean {
+    const n = ++this.allocCount[kind];
+    return kind === this.failKind && n === this.failNth;
+  }
+
+  /**
+   * alloc_pages(order 1): two zeroed contiguous frames, the first 8 KiB-aligned, each with
+   * refcount 1 and `flags` (the PTI PGD pair). Returns the first frame, or -1.
+   */
+  alloc_pages_order1(flags: number, kind: AllocKind): number {
+    if (this.should_fail_alloc(kind)) return -1;
+    let pfn: number;
+    if (this.freedPairs.length > 0) pfn = this.freedPairs.pop()!;
+    else {
+      if (this.nextFresh % 2 === 1 && this.nextFresh < this.mem.frameCount) {
+        // The odd frame before the pair goes to the single-frame free list.
+        this.refcount[this.nextFresh] = 0;
+        this.freed.push(this.nextFresh++);
+      }
+      if (this.nextFresh + 2 > this.mem.frameCount) return -1;
+      pfn = this.nextFresh;
+      this.nextFresh += 2;
+    }
+    for (const f of [pfn, pfn + 1]) {
+      this.refcount[f] = 1;
+      this.mapcount[f] = 0;
+      this.flags[f] = flags;
+      this.mem.zeroFrame(f);
+    }
+    this.inUse += 2;
+    return pfn;
+  }
+
+  /** __free_pages(order 1): frees a pair from alloc_pages_order1 (each frame must hold its last reference). */
+  free_pages_order1(pfn: number): void {
+    for (const f of [pfn, pfn + 1]) {
+      if (this.refcount[f] !== 1) throw new ModelError('free_pages', `frame 0x${f.toString(16)} of an order-1 block has refcount ${this.refcount[f]}`);
+      this.refcount[f] = 0;
+      this.flags[f] = 0;
+    }
+    this.freedPairs.push(pfn);
+    this.inUse -= 2;
   }
 
   /** get_page: one more reference. */

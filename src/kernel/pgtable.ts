@@ -10,7 +10,7 @@
 import type { PhysMem } from '../hw/physmem.js';
 import {
   PTE_A, PTE_D, PTE_G, PTE_P, PTE_PCD, PTE_PS, PTE_PWT, PTE_RW, PTE_SOFTW1, PTE_SOFTW2, PTE_SOFTW3, PTE_US,
-  PTEH_ADDR, PTEH_PK, PTEH_PK_SHIFT, PTEH_SAVED_DIRTY, PTEH_SOFTW4, PTEH_XD, PTE_PROTNONE,
+  PTEH_ADDR, PTEH_NOPTISHADOW, PTEH_PK, PTEH_PK_SHIFT, PTEH_SAVED_DIRTY, PTEH_SOFTW4, PTEH_XD, PTE_PROTNONE,
 } from '../hw/pte.js';
 import { PG_table, type PageAllocator } from './page.js';
 import { VM_EXEC, VM_READ, VM_SHARED, VM_WRITE } from './vma.js';
@@ -75,7 +75,7 @@ export function pte_dirty(lo: number, hi: number): boolean {
 }
 
 /** PFN mask of the high word: address bits 51:32. Bits above MAXPHYADDR are masked by the hardware check. */
-const PFN_HI = PTEH_ADDR;
+export const PFN_HI = PTEH_ADDR;
 
 /**
  * The frame a present or PROT_NONE entry maps. A PROT_NONE entry holds its frame number
@@ -211,19 +211,54 @@ export function pte_needs_flush(oldLo: number, oldHi: number, newLo: number, new
  * are allocated zeroed (pte_alloc, pmd_alloc, pud_alloc, p4d_alloc).
  */
 export class PageTables {
-  /** Frame of the top-level table (PGD: PML4, or PML5 with 5-level paging). */
+  /** Frame of the top-level table (PGD: PML4, or PML5 with 5-level paging); with PTI, the kernel copy. */
   readonly pgd: number;
+  /** With PTI, the user copy: the second half of the 8 KiB PGD pair (kernel_to_user_pgdp); else -1. */
+  readonly userPgd: number;
   readonly levels: number;
   private readonly mem: PhysMem;
   private readonly pages: PageAllocator;
   /** Page-table frames this mm owns below the PGD (for the debug checks and exit). */
   tables = 0;
+  /**
+   * Whether pti_set_user_pgtbl adds NX to Present+User entries of the kernel copy (PTI with
+   * NX, and the mm's per-process PTI not off).
+   */
+  nxTrick: boolean;
 
-  constructor(mem: PhysMem, pages: PageAllocator, levels: number, pgd: number) {
+  constructor(mem: PhysMem, pages: PageAllocator, levels: number, pgd: number, userPgd = -1, nxTrick = false) {
     this.mem = mem;
     this.pages = pages;
     this.levels = levels;
     this.pgd = pgd;
+    this.userPgd = userPgd;
+    this.nxTrick = nxTrick;
+  }
+
+  /**
+   * set_pgd (arch/x86/include/asm/pgtable_64.h native_set_p4d on 4-level, pti_set_user_pgtbl):
+   * writes PGD entry `i`. With PTI, a user-half entry (i < 256) is copied verbatim into the
+   * user copy unless it has _PAGE_NOPTISHADOW, and gets NX in the kernel copy when it is
+   * Present+User (the NX trick). Kernel-half entries are never mirrored.
+   */
+  set_pgd(i: number, lo: number, hi: number): void {
+    if (this.userPgd >= 0 && i < 256) {
+      if (!(hi & PTEH_NOPTISHADOW)) this.mem.write64(this.userPgd, i, lo, hi);
+      if (this.nxTrick && (lo & (PTE_P | PTE_US)) === (PTE_P | PTE_US)) hi = (hi | PTEH_XD) >>> 0;
+    }
+    this.mem.write64(this.pgd, i, lo, hi);
+  }
+
+  /**
+   * Re-applies the NX trick to every user-half entry of the kernel copy after `nxTrick`
+   * changed (per-process PTI). The caller flushes the TLB.
+   */
+  resyncUserHalf(): void {
+    if (this.userPgd < 0) return;
+    for (let i = 0; i < 256; i++) {
+      const lo = this.mem.readLo(this.userPgd, i);
+      if (lo & PTE_P) this.set_pgd(i, lo, this.mem.readHi(this.userPgd, i));
+    }
   }
 
   /**
@@ -244,10 +279,61 @@ export class PageTables {
       const pfn = this.pages.alloc_page(PG_table, true);
       if (pfn < 0) return -2;
       this.tables++;
-      this.mem.write64(table, i, mk_pte(pfn, _PAGE_TABLE, 0), pteHi);
+      if (level === this.levels) this.set_pgd(i, mk_pte(pfn, _PAGE_TABLE, 0), pteHi);
+      else this.mem.write64(table, i, mk_pte(pfn, _PAGE_TABLE, 0), pteHi);
       table = pfn;
     }
     return table;
+  }
+
+  /**
+   * The PTE table covering kernel address `va` (bigint, canonical) in this mm's kernel copy,
+   * allocating missing tables (linked with _KERNPG_TABLE, owned by this mm) when `alloc`, as
+   * get_locked_pte does for the LDT remap area. -1: missing; -2: allocation failed.
+   */
+  kernelPteTable(va: bigint, alloc: boolean): number {
+    let table = this.pgd;
+    for (let level = this.levels; level > 1; level--) {
+      const i = Number((va >> BigInt(3 + 9 * level)) & 511n);
+      const lo = this.mem.readLo(table, i);
+      if (lo & PTE_P) {
+        table = (this.mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12);
+        continue;
+      }
+      if (!alloc) return -1;
+      const pfn = this.pages.alloc_page(PG_table, true);
+      if (pfn < 0) return -2;
+      this.tables++;
+      this.mem.write64(table, i, mk_pte(pfn, _KERNPG_TABLE, 0), pteHi);
+      table = pfn;
+    }
+    return table;
+  }
+
+  /**
+   * Frees the tables below kernel-half PGD entry `i` of both copies and clears the entry
+   * (free_pgd_range over one PGD slot, as free_ldt_pgtables does). The leaves must be clear.
+   */
+  freeKernelSlot(i: number): void {
+    const lo = this.mem.readLo(this.pgd, i);
+    if (!(lo & PTE_P)) return;
+    const walk = (table: number, level: number): void => {
+      for (let j = 0; j < 512; j++) {
+        const e = this.mem.readLo(table, j);
+        if (!(e & PTE_P)) continue;
+        const child = (this.mem.readHi(table, j) & PFN_HI) * 1048576 + (e >>> 12);
+        if (level > 2) walk(child, level - 1);
+        this.mem.write64(table, j, 0, 0);
+        this.pages.put_page(child);
+        this.tables--;
+      }
+    };
+    const top = (this.mem.readHi(this.pgd, i) & PFN_HI) * 1048576 + (lo >>> 12);
+    walk(top, this.levels - 1);
+    this.pages.put_page(top);
+    this.tables--;
+    this.mem.write64(this.pgd, i, 0, 0);
+    if (this.userPgd >= 0) this.mem.write64(this.userPgd, i, 0, 0);
   }
 
   /**
@@ -338,7 +424,8 @@ export class PageTables {
         if (!(lo & PTE_P)) continue;
         const child = (this.mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12);
         if (level > 2) walk(child, level - 1, 0, 512);
-        this.mem.write64(table, i, 0, 0);
+        if (level === this.levels) this.set_pgd(i, 0, 0);
+        else this.mem.write64(table, i, 0, 0);
         this.pages.put_page(child);
         this.tables--;
       }

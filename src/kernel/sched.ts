@@ -8,6 +8,8 @@
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
+import { check_entry_stack_switch, return_to_user } from './entry_64.js';
+import { switch_ldt } from './ldt.js';
 import { enter_lazy_tlb, switch_mm_irqs_off } from './tlbflush.js';
 
 /** wake_up_new_task: puts a new task on a runqueue (`cpu` if given, else the least loaded CPU). */
@@ -52,14 +54,17 @@ export function schedule(k: Kernel, pc: PerCpu): void {
 /**
  * context_switch: from `prev` to `next` (null: the idle task). A user task's mm is switched in
  * with switch_mm_irqs_off; the idle task keeps the previous mm loaded in lazy TLB mode. The
- * outgoing task's PKRU is saved and the incoming one's written if it differs. CPL follows
- * where the incoming task is: in the kernel if it has a kernel path under way, else user.
+ * outgoing task's PKRU is saved and the incoming one's written if it differs; LDTR follows the
+ * mm (switch_ldt). The CPU stays in the kernel: a task with no kernel path under way gets the
+ * exit path to user mode.
  */
 export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: Task | null): void {
   const cpu = pc.cpu;
   // The switch runs in the kernel, whether it came from a syscall or a timer tick in user mode.
   cpu.setCpl(0);
+  check_entry_stack_switch(k, pc, prev);
   if (prev && prev.mm) prev.pkru = cpu.pkru;
+  const prevMm = pc.loaded_mm;
   pc.current = next;
   if (k.events.on) k.emit({ type: 'context_switch', cpu: pc.id, from: prev ? prev.tid : 0, to: next ? next.tid : 0 });
   if (!next) {
@@ -70,7 +75,13 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   next.slice = 0;
   if (next.mm) {
     switch_mm_irqs_off(k, pc, next.mm);
+    switch_ldt(k, pc, prevMm, next.mm);
     if (cpu.pkru !== next.pkru) cpu.pkru = next.pkru;
   }
-  cpu.setCpl(next.kpath ? 0 : 3);
+  // A task switched in outside a kernel path (new, or preempted in user mode) returns to user
+  // mode through the IRET exit (ret_from_fork, or the interrupt it was preempted by).
+  if (!next.kpath) {
+    next.kpath = return_to_user(k, pc, next, false);
+    next.kpathKind = 'return';
+  }
 }

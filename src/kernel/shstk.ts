@@ -10,13 +10,14 @@
  */
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN } from '../hw/regs.js';
 import type { Kernel, PerCpu } from './kernel.js';
+import { arch_get_nopti, arch_set_nopti } from './nopti.js';
 import { RLIMIT_STACK } from './fault.js';
 import { do_mmap_locked, do_vmi_munmap, mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import type { KPath } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64, putU64, write_user_shstk_64 } from './uaccess.js';
 import {
-  ARCH_SHSTK_DISABLE, ARCH_SHSTK_LOCK, ARCH_SHSTK_SHSTK, ARCH_SHSTK_STATUS, ARCH_SHSTK_UNLOCK, ARCH_SHSTK_WRSS, ARCH_SHSTK_ENABLE, CLONE_VFORK, CLONE_VM,
+  ARCH_GET_NOPTI, ARCH_SET_NOPTI, ARCH_SHSTK_DISABLE, ARCH_SHSTK_LOCK, ARCH_SHSTK_SHSTK, ARCH_SHSTK_STATUS, ARCH_SHSTK_UNLOCK, ARCH_SHSTK_WRSS, ARCH_SHSTK_ENABLE, CLONE_VFORK, CLONE_VM,
   EFAULT, EINVAL, ENOMEM, ENOSPC, EOPNOTSUPP, EOVERFLOW, EPERM, ERANGE, MAP_ABOVE4G, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, SHADOW_STACK_SET_TOKEN,
 } from './uapi.js';
 import { VM_WRITE } from './vma.js';
@@ -173,7 +174,8 @@ function shstk_prctl(k: Kernel, pc: PerCpu, t: Task, option: number, arg2: bigin
 }
 
 /**
- * arch_prctl(option, arg2): the shadow-stack options. XXX: the other options (ARCH_SET_FS,
+ * arch_prctl(option, arg2): the shadow-stack options, and with `pti_per_process` the
+ * per-process PTI ones (nopti.ts). XXX: the other options (ARCH_SET_FS,
  * ARCH_GET_GS, ARCH_GET_CPUID ...) are not modelled and give -EINVAL, as unknown ones do.
  */
 export function sys_arch_prctl(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
@@ -185,6 +187,10 @@ export function sys_arch_prctl(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): num
     case ARCH_SHSTK_UNLOCK:
     case ARCH_SHSTK_STATUS:
       return shstk_prctl(k, pc, t, option, a[1]);
+    case ARCH_GET_NOPTI:
+      return arch_get_nopti(k, t);
+    case ARCH_SET_NOPTI:
+      return arch_set_nopti(k, pc, t, a[1]);
     default:
       return -EINVAL;
   }

@@ -28,7 +28,10 @@ export const STEP_SLEEP = 10;
 /** Reads or writes user memory from the kernel (copy_to_user / copy_from_user). */
 export const STEP_UACCESS = 11;
 
-export const STEP_NAMES = ['', 'read', 'write', 'atomic', 'lock', 'unlock', 'wait', 'ipi', 'flush', 'copy', 'sleep', 'uaccess'];
+/** One step of the entry or exit code (a CR3 switch, a stack switch, a register copy): touches only this CPU. */
+export const STEP_ENTRY = 12;
+
+export const STEP_NAMES = ['', 'read', 'write', 'atomic', 'lock', 'unlock', 'wait', 'ipi', 'flush', 'copy', 'sleep', 'uaccess', 'entry'];
 
 /** A kernel path: yields step kinds, returns the syscall's result (or 0). */
 export type KPath = Generator<number, number, undefined>;

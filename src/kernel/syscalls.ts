@@ -12,6 +12,8 @@ import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { sys_process_vm_readv } from './gup.js';
+import { sys_capget, sys_capset } from './capability.js';
+import { sys_modify_ldt } from './ldt.js';
 import { sys_madvise } from './madvise.js';
 import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
 import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
@@ -202,6 +204,9 @@ const table: SyscallEntry[] = [
   { nr: 62, name: 'kill', args: ['pid', 'sig'], handler: sys_kill },
   { nr: 186, name: 'gettid', args: [], handler: sys_gettid },
   { nr: 231, name: 'exit_group', args: ['error_code'], handler: sys_exit_group, noreturn: true },
+  { nr: 125, name: 'capget', args: ['header', 'dataptr'], handler: sys_capget },
+  { nr: 126, name: 'capset', args: ['header', 'data'], handler: sys_capset },
+  { nr: 154, name: 'modify_ldt', args: ['func', 'ptr', 'bytecount'], handler: sys_modify_ldt },
   { nr: 158, name: 'arch_prctl', args: ['option', 'arg2'], handler: sys_arch_prctl },
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },

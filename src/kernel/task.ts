@@ -65,6 +65,9 @@ export class ThreadGroup {
   }
 }
 
+/** CAP_FULL_SET: every capability up to CAP_LAST_CAP (40, CAP_CHECKPOINT_RESTORE). */
+export const CAP_FULL_SET = (1n << 41n) - 1n;
+
 export type TaskState = 'running' | 'runnable' | 'sleeping' | 'zombie' | 'dead';
 
 /** A user-visible result of one operation, when the kernel keeps a log. */
@@ -135,7 +138,16 @@ export class Task {
   /** The kernel path in progress (a syscall, a fault, signal delivery), or null in user mode. */
   kpath: Generator<number, number, undefined> | null = null;
   /** What the kernel path is: decides what happens when it ends. */
-  kpathKind: 'syscall' | 'fault' | 'signal' | 'exit' = 'syscall';
+  kpathKind: 'syscall' | 'fault' | 'signal' | 'exit' | 'return' = 'syscall';
+  /** How the task entered the kernel last: by SYSCALL (it leaves by SYSRET) or through the IDT (IRET). */
+  enteredBySyscall = false;
+  /** arch_prctl NOPTI_NEXT: the image the next execve starts runs with per-process PTI off. */
+  noptiNext = false;
+  /** The capabilities in effect (cap_effective) and permitted (cap_permitted), bit n = capability n. */
+  capEffective = CAP_FULL_SET;
+  capPermitted = CAP_FULL_SET;
+  /** With entry_stack per_task: the PTI stack's base address and frames (null when none). */
+  ptiStack: { va: bigint; pfns: number[] } | null = null;
   /** The operation the task was executing when it entered the kernel (for logs and restarts). */
   opFn = '';
   opIndex = 0;

@@ -7,7 +7,9 @@
 import { CR3_HI_NOFLUSH } from '../hw/regs.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
+import { flush_ldt } from './ldt.js';
 import { mmdrop } from './mmput.js';
+import { invalidate_user_asid, user_pcid } from './pti.js';
 import { STEP_FLUSH, STEP_IPI, STEP_WAIT, type KPath } from './steps.js';
 
 /** TLB_NR_DYN_ASIDS: ASIDs each CPU hands out to the mms it runs. */
@@ -15,8 +17,12 @@ export const TLB_NR_DYN_ASIDS = 6;
 /** TLB_FLUSH_ALL as an end address. */
 export const TLB_FLUSH_ALL = -1;
 
-/** struct flush_tlb_info: one flush request, shared by the CPUs it is sent to. */
+/**
+ * struct flush_tlb_info: one flush request, shared by the CPUs it is sent to. The same record
+ * carries install_ldt's flush_ldt call (`func`), the other function the model sends by IPI.
+ */
 export interface FlushTlbInfo {
+  func: 'flush_tlb_func' | 'flush_ldt';
   mm: MmStruct | null;
   start: number;
   end: number;
@@ -39,6 +45,8 @@ export function kern_pcid(asid: number): number {
  */
 export function load_new_mm_cr3(k: Kernel, pc: PerCpu, mm: MmStruct, asid: number, need_flush: boolean): void {
   const pa = mm.pgd * 4096;
+  // The kernel PCID is flushed by this write; the user PCID at the next return to user.
+  if (need_flush) invalidate_user_asid(k, pc, asid);
   if (!k.pcid) {
     pc.cpu.movToCr3(Math.floor(pa / 2 ** 32), pa >>> 0);
     return;
@@ -162,7 +170,7 @@ export function flush_tlb_func(k: Kernel, pc: PerCpu, f: FlushTlbInfo): void {
   if (partial) {
     const stride = 2 ** f.stride_shift;
     for (let addr = f.start; addr < f.end; addr += stride) {
-      flush_tlb_one_user(pc, addr);
+      flush_tlb_one_user(k, pc, addr);
       pages++;
     }
   } else {
@@ -172,13 +180,25 @@ export function flush_tlb_func(k: Kernel, pc: PerCpu, f: FlushTlbInfo): void {
   k.emitFlushFunc(pc, f, partial ? pages : -1);
 }
 
-/** flush_tlb_one_user: INVLPG of one user address (the current PCID). */
-export function flush_tlb_one_user(pc: PerCpu, addr: number): void {
-  pc.cpu.invlpg(Math.floor(addr / 2 ** 32) >>> 0, addr >>> 0);
+/**
+ * flush_tlb_one_user (native_flush_tlb_one_user): INVLPG of one address in the current (kernel)
+ * PCID; with PTI also the user PCID: INVPCID type 0 when the CPU has it, else the deferred flush.
+ */
+export function flush_tlb_one_user(k: Kernel, pc: PerCpu, addr: number): void {
+  const hi = Math.floor(addr / 2 ** 32) >>> 0;
+  const lo = addr >>> 0;
+  pc.cpu.invlpg(hi, lo);
+  if (!k.pti) return;
+  if (k.invpcid) pc.cpu.invpcid(0, user_pcid(pc.loaded_mm_asid), hi, lo);
+  else invalidate_user_asid(k, pc, pc.loaded_mm_asid);
 }
 
-/** flush_tlb_local: rewrite CR3 without NOFLUSH, dropping the current PCID's non-global entries. */
+/**
+ * flush_tlb_local (native_flush_tlb_local): the user ASID is flushed at the next return to
+ * user, and CR3 is rewritten without NOFLUSH, dropping the current PCID's non-global entries.
+ */
 export function flush_tlb_local(k: Kernel, pc: PerCpu): void {
+  invalidate_user_asid(k, pc, pc.loaded_mm_asid);
   load_new_mm_cr3(k, pc, pc.loaded_mm, pc.loaded_mm_asid, true);
 }
 
@@ -196,7 +216,7 @@ export function* flush_tlb_mm_range(k: Kernel, pc: PerCpu, mm: MmStruct, start: 
     end = TLB_FLUSH_ALL;
   }
   const new_tlb_gen = ++mm.tlb_gen;
-  const info: FlushTlbInfo = { mm, start, end, stride_shift, freed_tables, new_tlb_gen, initiating_cpu: pc.id, pending: 0 };
+  const info: FlushTlbInfo = { func: 'flush_tlb_func', mm, start, end, stride_shift, freed_tables, new_tlb_gen, initiating_cpu: pc.id, pending: 0 };
   let others = false;
   for (let c = 0; c < k.percpu.length; c++) if (c !== pc.id && mm.cpumask[c]) others = true;
   k.emitShootdown(pc, info);
@@ -229,9 +249,10 @@ export function* flush_tlb_mm_range(k: Kernel, pc: PerCpu, mm: MmStruct, start: 
   return 0;
 }
 
-/** Handles one queued flush IPI on this CPU (flush_tlb_func from the IPI handler) and acknowledges it. */
+/** Handles one queued call-function IPI on this CPU (flush_tlb_func or flush_ldt) and acknowledges it. */
 export function handle_flush_ipi(k: Kernel, pc: PerCpu): void {
   const f = pc.ipis.shift()!;
-  flush_tlb_func(k, pc, f);
+  if (f.func === 'flush_ldt') flush_ldt(k, pc, f.mm!);
+  else flush_tlb_func(k, pc, f);
   f.pending--;
 }

@@ -17,6 +17,7 @@ export const EACCES = 13;
 export const EFAULT = 14;
 export const EBUSY = 16;
 export const EEXIST = 17;
+export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENOSPC = 28;
 export const ENAMETOOLONG = 36;
@@ -28,7 +29,7 @@ export const EOPNOTSUPP = 95;
 /** errno names by number, for traces and messages. */
 export const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
-  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
+  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
 };
 
 // ---- Signals (arch/x86/include/uapi/asm/signal.h) ----------------------------------------------
@@ -198,3 +199,17 @@ export const WNOWAIT = 0x01000000;
 export const __WNOTHREAD = 0x20000000;
 export const __WALL = 0x40000000;
 export const __WCLONE = 0x80000000;
+
+/** arch_prctl codes of the per-process PTI model (kernel option `pti_per_process`; the 2018 RFC's numbers are unknown). */
+export const ARCH_GET_NOPTI = 0x6001;
+export const ARCH_SET_NOPTI = 0x6002;
+/** ARCH_SET_NOPTI flags: PTI off for this mm from its next return to user; PTI off for the image the next execve starts. */
+export const NOPTI_NOW = 1 << 0;
+export const NOPTI_NEXT = 1 << 1;
+
+/** Capabilities (include/uapi/linux/capability.h). */
+export const CAP_SYS_RAWIO = 17;
+export const CAP_SYS_ADMIN = 21;
+/** _LINUX_CAPABILITY_VERSION_3 and its u32 count. */
+export const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+export const _LINUX_CAPABILITY_U32S_3 = 2;

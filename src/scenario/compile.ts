@@ -24,7 +24,7 @@ export const THREAD_STACK_SIZE = 0x10000;
 /** clone flags for a declared thread: what pthread_create passes, less the TID and TLS pointers. */
 export const THREAD_CLONE_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
 /** The counts an answer may quote as {counts.<name>} (RunReport.counts). */
-export const COUNT_NAMES = ['steps', 'syscalls', 'page_faults', 'signals', 'cr3_writes', 'tlb_flushes', 'ipis', 'tlb_misses', 'walks', 'page_copies', 'context_switches'];
+export const COUNT_NAMES = ['steps', 'syscalls', 'page_faults', 'signals', 'cr3_writes', 'tlb_flushes', 'ipis', 'tlb_misses', 'walks', 'page_copies', 'context_switches', 'stack_copies'];
 const DEFAULT_MEMORY = 256 * 2 ** 20;
 const DEFAULT_MAX_STEPS = 1_000_000;
 /** Steps a scripted schedule may hold once expanded. */
@@ -450,6 +450,13 @@ class Compiler {
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
         const op: Op = kind === 'call' ? { op: 'call', addr: v } : { op: 'wrpkru', value: v };
         this.emit(f, op, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'transient_load': {
+        const v = this.value(arg, kpath, f);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        this.emit(f, { op: 'transient_load', addr: v, ...(as ? { into: as } : {}) }, { path, label: `transient_load ${String(arg)}${note}`, syscall: false, expect });
+        if (as) f.defined.add(as);
         break;
       }
       case 'rdpkru':

@@ -50,7 +50,7 @@ export function runResultSchema(): Record<string, unknown> {
       counts: {
         type: 'object',
         additionalProperties: false,
-        required: ['steps', 'syscalls', 'page_faults', 'signals', 'cr3_writes', 'tlb_flushes', 'ipis', 'tlb_misses', 'walks', 'page_copies', 'context_switches'],
+        required: ['steps', 'syscalls', 'page_faults', 'signals', 'cr3_writes', 'tlb_flushes', 'ipis', 'tlb_misses', 'walks', 'page_copies', 'context_switches', 'stack_copies'],
         properties: {
           steps: count,
           syscalls: count,
@@ -63,6 +63,7 @@ export function runResultSchema(): Record<string, unknown> {
           walks: count,
           page_copies: { ...count, description: 'Pages copied or zero-filled by the fault path.' },
           context_switches: count,
+          stack_copies: count,
         },
       },
       timeline: {

@@ -17,6 +17,7 @@ import { INVARIANTS } from './invariants.js';
 import { issueAt, pathString, type Path } from './load.js';
 import { peekPte, peekUser, pteFields } from './peek.js';
 import { describePte } from '../hw/pte.js';
+import type { ReachRecord } from '../kernel/kernel.js';
 import { opKey, type CompiledScenario, type OpExpectation, type OpInfo } from './compile.js';
 
 export interface RunOptions {
@@ -26,6 +27,8 @@ export interface RunOptions {
   maxSteps?: number;
   /** Keep every event with its step (for `isolab trace`). */
   record?: boolean;
+  /** Record each process's Meltdown reach as its address space ends (for `isolab reach`). */
+  reach?: boolean;
   /** Called every `progressEvery` steps with the steps so far. */
   onProgress?: (steps: number, maxSteps: number) => void;
   progressEvery?: number;
@@ -68,6 +71,8 @@ export interface Counts {
   walks: number;
   page_copies: number;
   context_switches: number;
+  /** Copies the entry code made between stacks (pt_regs by sync_regs, return frames to the entry stack). */
+  stack_copies: number;
 }
 
 export interface TaskSummary {
@@ -95,6 +100,8 @@ export interface RunReport {
   timeline: TimelineEntry[];
   /** Every event with its step, with `record`. */
   trace?: { step: number; event: IsolabEvent }[];
+  /** Each process's Meltdown reach as its address space ended, with `reach`. */
+  reach?: ReachRecord[];
 }
 
 /** What a thread looked like when it finished its operations. */
@@ -117,7 +124,7 @@ class Runner {
   private readonly names = new Map<number, string>();
   private readonly timeline: TimelineEntry[] = [];
   private readonly trace: { step: number; event: IsolabEvent }[] | undefined;
-  private readonly counts: Counts = { steps: 0, syscalls: 0, page_faults: 0, signals: 0, cr3_writes: 0, tlb_flushes: 0, ipis: 0, tlb_misses: 0, walks: 0, page_copies: 0, context_switches: 0 };
+  private readonly counts: Counts = { steps: 0, syscalls: 0, page_faults: 0, signals: 0, cr3_writes: 0, tlb_flushes: 0, ipis: 0, tlb_misses: 0, walks: 0, page_copies: 0, context_switches: 0, stack_copies: 0 };
   private readonly opResults = new Map<OpExpectation, { count: number; failure?: string; last?: string }>();
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly bootFrames: number;
@@ -136,6 +143,7 @@ class Runner {
   run(): RunReport {
     const { sys, c } = this;
     const unsubscribe = sys.events.subscribe((e) => this.onEvent(e));
+    const reach = this.opts.reach ? sys.recordReach() : undefined;
     try {
       for (const p of c.processes) {
         const pid = sys.spawn(p.program, { name: p.name, cpu: p.cpu });
@@ -173,6 +181,7 @@ class Runner {
       counts: this.counts,
       timeline: this.timeline,
       ...(this.trace ? { trace: this.trace } : {}),
+      ...(reach ? { reach } : {}),
     };
   }
 
@@ -251,6 +260,9 @@ class Runner {
         return;
       case 'page_copy':
         cnt.page_copies++;
+        return;
+      case 'entry':
+        if (e.what === 'regs_copy') cnt.stack_copies++;
         return;
       case 'context_switch':
         cnt.context_switches++;

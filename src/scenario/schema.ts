@@ -13,7 +13,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'transient_load'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -94,6 +94,7 @@ export function scenarioSchema(): Json {
     rdpkru: { type: 'null', description: 'RDPKRU: PKRU is the result (name it with as).' },
     wrss: { type: 'object', additionalProperties: false, required: ['addr', 'value'], properties: { addr: expr, value: expr }, description: 'WRSSQ: an 8-byte shadow-stack write; #UD (SIGILL) unless ARCH_SHSTK_WRSS is on.' },
     rdssp: { type: 'null', description: 'RDSSPQ: the shadow-stack pointer is the result (name it with as); a no-op with shadow stacks off.' },
+    transient_load: { $ref: '#/definitions/expr', description: 'A Meltdown probe: a transient 8-byte load at the address with its fault suppressed; the result is what it read, or -1 when it read nothing.' },
     syscall: { type: 'object', additionalProperties: false, required: ['nr'], properties: { nr: { type: ['integer', 'string'] }, args: { type: 'array', maxItems: 6, items: expr } }, description: 'A syscall by number or name with positional arguments.' },
   };
   for (const e of syscallEntries()) opProps[e.name] = syscallOpSchema(e.name, e.args);

@@ -45,7 +45,13 @@ export type Op =
   /** WRSSQ: an 8-byte shadow-stack write of `value` at `addr` (needs ARCH_SHSTK_WRSS). */
   | { op: 'wrss'; addr: Value; value: Value }
   /** RDSSPQ: the shadow-stack pointer goes to `into`; a no-op with the shadow stack off. */
-  | { op: 'rdssp'; into?: string };
+  | { op: 'rdssp'; into?: string }
+  /**
+   * A Meltdown probe: a transient 8-byte load at `addr` whose fault is suppressed (as in a
+   * TSX transaction). `into` gets the bytes the load returned transiently, or -1 when the
+   * translation gave nothing (not mapped, or no meltdown bug). No exception, no TLB fill.
+   */
+  | { op: 'transient_load'; addr: Value; into?: string };
 
 /** Register names a value can read as `$name`: `$rsp`, the stack pointer. */
 export const REGISTER_NAMES: readonly string[] = ['rsp'];
@@ -183,6 +189,7 @@ export class ProgramImage {
           f.args[i] = [];
           break;
         case 'call':
+        case 'transient_load':
           f.addrs[i] = this.value(op.addr, `${where}.addr`);
           f.values[i] = null;
           f.args[i] = [];
@@ -198,7 +205,7 @@ export class ProgramImage {
           f.args[i] = [];
           break;
         default:
-          throw new ArgumentError('program', `${where}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, longjmp, return, call, wrpkru, rdpkru, wrss or rdssp`);
+          throw new ArgumentError('program', `${where}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
       }
     });
   }

@@ -1,0 +1,147 @@
+/**
+ * The kernel's virtual layout on x86-64 with 4-level paging (Documentation/arch/x86/x86_64/mm.rst,
+ * arch/x86/include/asm/pgtable_64_types.h, cpu_entry_area.h, pgtable_areas.h) and the boot-time
+ * builder that maps the kernel image, the direct map, the cpu_entry_area, the per-CPU pages
+ * entry needs, and ESPFIX into the boot PGD (arch/x86/kernel/head64.c, arch/x86/mm/init_64.c,
+ * arch/x86/mm/cpu_entry_area.c, arch/x86/kernel/espfix_64.c).
+ *
+ * XXX: no KASLR and no RANDOMIZE_MEMORY: the regions sit at their documented bases and
+ * cea_offset(cpu) is the CPU number. The TSS takes TSS_PAGES pages (spec open question 6).
+ */
+import type { PhysMem } from '../hw/physmem.js';
+import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTEH_XD } from '../hw/pte.js';
+import { _KERNPG_TABLE, mk_pte, pgtableIndex, pteHi } from './pgtable.js';
+
+/** __START_KERNEL_map + the text offset: where the kernel image's text is mapped. */
+export const KERNEL_TEXT = 0xffffffff81000000n;
+/** The kernel's data, in the next 2 MiB (the image's text and data do not share a large page). */
+export const KERNEL_DATA = KERNEL_TEXT + 0x200000n;
+/** __entry_text_start .. __entry_text_end: the first text page. */
+export const ENTRY_TEXT_START = KERNEL_TEXT;
+export const ENTRY_TEXT_END = KERNEL_TEXT + 0x1000n;
+/** linux_banner (init/version.c): the second data page holds it, a known kernel string to probe for. */
+export const LINUX_BANNER = KERNEL_DATA + 0x1000n;
+export const LINUX_BANNER_TEXT = 'Linux version 6.12.0-isolab (isolab) #1 SMP PREEMPT_DYNAMIC\n';
+/** PAGE_OFFSET without KASLR: the direct map of all RAM. */
+export const PAGE_OFFSET = 0xffff888000000000n;
+/** LDT_BASE_ADDR (LDT_PGD_ENTRY -240 on 4-level) and the two remap slots, LDT_SLOT_STRIDE apart. */
+export const LDT_BASE_ADDR = 0xffff880000000000n;
+export const LDT_SLOT_STRIDE = 0x10000n;
+export const LDT_END_ADDR = LDT_BASE_ADDR + 2n * LDT_SLOT_STRIDE;
+/** VMALLOC_START without KASLR: where task stacks (and, with entry_stack per_task, PTI stacks) live. */
+export const VMALLOC_START = 0xffffc90000000000n;
+/** CPU_ENTRY_AREA_BASE: the cpu_entry_area P4D; page 0 is the read-only IDT. */
+export const CPU_ENTRY_AREA_BASE = 0xfffffe0000000000n;
+/** ESPFIX_BASE_ADDR: the ESPFIX64 stacks' P4D. */
+export const ESPFIX_BASE_ADDR = 0xffffff0000000000n;
+/** TASK_SIZE with 4-level paging: the end of user space. */
+export const TASK_SIZE = 0x7ffffffff000;
+/** Physical address the kernel image is loaded at (frame 256, just above the first MiB). */
+export const KERNEL_PHYS = 0x100000;
+/** Kernel image size: 4 pages of text, 4 of data (data page 0 holds idt_table). */
+export const KERNEL_TEXT_PAGES = 4;
+export const KERNEL_DATA_PAGES = 4;
+
+/** Pages of struct tss_struct (the hardware TSS and the I/O bitmap). */
+export const TSS_PAGES = 3;
+/** EXCEPTION_STKSZ without KASAN: 8 KiB per IST stack. */
+export const EXCEPTION_STACK_PAGES = 2;
+/** The IST stacks in struct cea_exception_stacks, in order (the VC stacks exist only with SEV-ES). */
+export const IST_STACKS = ['DF', 'NMI', 'DB', 'MCE'] as const;
+/** Pages of one CPU's struct cpu_entry_area: GDT, entry stack, TSS, guard+stack per IST stack and a top guard. */
+export const CEA_PAGES = 1 + 1 + TSS_PAGES + IST_STACKS.length * (1 + EXCEPTION_STACK_PAGES) + 1;
+/** THREAD_SIZE without KASAN: 16 KiB; with entry_stack per_task the PTI stack doubles it. */
+export const THREAD_SIZE = 0x4000;
+/** Where task stack `n` lives in vmalloc space: 2 * THREAD_SIZE apart (PTI_STACK_ORDER 1), the PTI stack the top half. */
+export function task_stack_va(n: number): bigint {
+  return VMALLOC_START + BigInt(n) * BigInt(2 * THREAD_SIZE);
+}
+
+/** PAGE_KERNEL_RO and PAGE_KERNEL without G, low word (NX goes in the high word). */
+export const __PAGE_KERNEL_RO = PTE_P | PTE_A;
+export const __PAGE_KERNEL = PTE_P | PTE_RW | PTE_A | PTE_D;
+
+/** Where each CPU's entry-related pages are: frames and virtual addresses. */
+export interface CpuEntryArea {
+  /** Virtual base of this CPU's struct cpu_entry_area. */
+  base: bigint;
+  /** cea->gdt, cea->entry_stack_page, cea->tss (the read-only alias of cpu_tss_rw). */
+  gdt: bigint;
+  entryStack: bigint;
+  tss: bigint;
+  /** Frames of gdt_page, entry_stack_storage and cpu_tss_rw (TSS_PAGES of them). */
+  gdtPfn: number;
+  entryStackPfn: number;
+  tssPfn: number;
+  /** &per_cpu(cpu_tss_rw, cpu): its direct-map address (what SYSCALL's tss.sp2 store uses). */
+  tssRw: bigint;
+}
+
+/** cea_offset(cpu) without randomisation: the virtual base of CPU `cpu`'s entry area. */
+export function get_cpu_entry_area(cpu: number): bigint {
+  return CPU_ENTRY_AREA_BASE + 0x1000n + BigInt(cpu * CEA_PAGES) * 0x1000n;
+}
+
+/** The index of `va` in the table at `level` (1 = PTE ... 5). */
+export function kindex(va: bigint, level: number): number {
+  return Number((va >> BigInt(3 + 9 * level)) & 511n);
+}
+
+/**
+ * Builds kernel mappings in a boot PGD from boot-time frames (never freed). `g` is the G bit
+ * for ordinary kernel mappings (__default_kernel_pte_mask: none under PTI); the entry text,
+ * the cpu_entry_area and ESPFIX are global whenever the CPU has PGE (`pge`).
+ */
+export class KernelMapper {
+  constructor(
+    private readonly mem: PhysMem,
+    private readonly levels: number,
+    private readonly alloc: () => number,
+  ) {}
+
+  /** The table at `toLevel` covering `va` under `root`, allocating missing tables (_KERNPG_TABLE). */
+  descend(root: number, va: bigint, toLevel: number): number {
+    let t = root;
+    for (let level = this.levels; level > toLevel; level--) {
+      const i = kindex(va, level);
+      const lo = this.mem.readLo(t, i);
+      if (lo & PTE_P) {
+        t = (this.mem.readHi(t, i) & 0xfffff) * 1048576 + (lo >>> 12);
+        continue;
+      }
+      const n = this.alloc();
+      this.mem.write64(t, i, mk_pte(n, _KERNPG_TABLE, 0), pteHi);
+      t = n;
+    }
+    return t;
+  }
+
+  /** Maps one 4 KiB page: `va` to frame `pfn` with `lo` flags, NX when `nx`. */
+  map4k(root: number, va: bigint, pfn: number, lo: number, nx: boolean): void {
+    const pte = this.descend(root, va, 1);
+    this.mem.write64(pte, kindex(va, 1), mk_pte(pfn, lo, nx ? PTEH_XD : 0), pteHi);
+  }
+
+  /** Maps all `bytes` of RAM at PAGE_OFFSET in 2 MiB pages: RW, NX, `g`. */
+  mapDirect(root: number, bytes: number, g: number, nx: boolean): void {
+    for (let pa = 0; pa < bytes; pa += 2 ** 21) {
+      const pd = this.descend(root, PAGE_OFFSET + BigInt(pa), 2);
+      this.mem.write64(pd, pgtableIndex(pa, 2), mk_pte(pa / 4096, PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | g, nx ? PTEH_XD : 0), pteHi);
+    }
+  }
+
+  /** Copies entry `index` of table `from` into table `to` (a clone at that level). */
+  copyEntry(from: number, to: number, index: number): void {
+    this.mem.write64(to, index, this.mem.readLo(from, index), this.mem.readHi(from, index));
+  }
+
+  /** Adds `bits` to entry `index` of `table`. */
+  setFlags(table: number, index: number, bits: number): void {
+    this.mem.write64(table, index, this.mem.readLo(table, index) | bits, this.mem.readHi(table, index));
+  }
+}
+
+/** The G bit the cpu_entry_area and ESPFIX use (cea_set_pte: global whenever the CPU has PGE). */
+export function ceaGlobal(pge: boolean): number {
+  return pge ? PTE_G : 0;
+}
