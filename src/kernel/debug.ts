@@ -11,6 +11,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { kindex, LDT_BASE_ADDR, VMALLOC_START } from './layout.js';
 import { PG_reserved } from './page.js';
+import { check_pti_user_pgd } from './pti.js';
 import { _PAGE_SPECIAL, pte_pfn, pte_present } from './pgtable.js';
 
 /**
@@ -74,6 +75,8 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
     for (const v of mm.vmas.list) if (v.shmem) shmem.add(v.shmem);
   }
   for (const obj of shmem) for (const pfn of obj.pages.values()) bump(refs, pfn);
+  // Under PTI, no user page table maps a kernel page outside the PTI-shared set.
+  for (const mm of mms) check_pti_user_pgd(k, pc, mm);
   let inUse = 0;
   for (let pfn = 0; pfn < n; pfn++) {
     const rc = k.pages.refcount[pfn];

@@ -4,6 +4,8 @@
  * page tables, the explorer's TLB checks) add theirs to this table.
  */
 import { check_page_counts } from '../kernel/debug.js';
+import type { MmStruct } from '../kernel/mm.js';
+import { check_pti_user_pgd } from '../kernel/pti.js';
 import type { System } from '../system.js';
 
 export interface InvariantContext {
@@ -33,6 +35,17 @@ export const INVARIANTS: Record<string, Invariant> = {
       if (reports.length === 0) return null;
       const extra = reports.length - before;
       return `${reports.length} finding(s)${extra ? `, ${extra} at the end` : ''}: ${reports.slice(0, 3).join('; ')}${reports.length > 3 ? '; ...' : ''}`;
+    },
+  },
+  pti_user_pgd: {
+    doc: 'Under PTI, no user page table maps a kernel page outside the PTI-shared set (cpu_entry_area, ESPFIX, entry text, cpu_tss_rw, LDT slots, PTI stacks): checked after every syscall with kernel.debug_vm, and at the end for every live mm.',
+    check: ({ sys }) => {
+      const k = sys.kernel;
+      const mms = new Set<MmStruct>();
+      for (const t of k.tasks.values()) if (t.mm) mms.add(t.mm);
+      for (const mm of mms) check_pti_user_pgd(k, null, mm);
+      const found = k.debugReports.filter((r) => r.startsWith('pti_user_pgd:'));
+      return found.length === 0 ? null : `${found.length} finding(s): ${found.slice(0, 3).join('; ')}`;
     },
   },
   all_exited: {
