@@ -16,7 +16,7 @@ import { ldtSemId } from './mmput.js';
 import { clear_kernel_page_in_mm, map_kernel_page_in_mm, propagate_kernel_slot_to_user } from './pti.js';
 import { STEP_IPI, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
 import type { Task } from './task.js';
-import { flush_tlb_mm_range, type FlushTlbInfo } from './tlbflush.js';
+import { flush_tlb_mm_range, TLB_FLUSH_ALL, type FlushTlbInfo } from './tlbflush.js';
 import { copy_from_user, copy_to_user } from './uaccess.js';
 import { EFAULT, EINVAL, ENOMEM, ENOSYS } from './uapi.js';
 
@@ -166,7 +166,8 @@ export function* unmap_ldt_struct(k: Kernel, pc: PerCpu, mm: MmStruct, ldt: LdtS
   if (!k.pti || !ldt || ldt.slot < 0) return 0;
   const base = ldt_slot_va(ldt.slot);
   for (let i = 0; i < ldt.pfns.length; i++) clear_kernel_page_in_mm(k, mm, base + BigInt(i * 4096));
-  yield* flush_tlb_mm_range(k, pc, mm, Number(base & 0xffffffffffffn), Number(base & 0xffffffffffffn) + ldt.pfns.length * 4096, 12, false);
+  // The slot's kernel addresses do not fit flush_tlb_mm_range's number range: flush the whole mm.
+  yield* flush_tlb_mm_range(k, pc, mm, 0, TLB_FLUSH_ALL, 12, false);
   return 0;
 }
 

@@ -9,7 +9,6 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
-import { switch_ldt } from './ldt.js';
 import { enter_lazy_tlb, switch_mm_irqs_off } from './tlbflush.js';
 
 /** wake_up_new_task: puts a new task on a runqueue (`cpu` if given, else the least loaded CPU). */
@@ -64,7 +63,6 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   cpu.setCpl(0);
   check_entry_stack_switch(k, pc, prev);
   if (prev && prev.mm) prev.pkru = cpu.pkru;
-  const prevMm = pc.loaded_mm;
   pc.current = next;
   if (k.events.on) k.emit({ type: 'context_switch', cpu: pc.id, from: prev ? prev.tid : 0, to: next ? next.tid : 0 });
   if (!next) {
@@ -75,7 +73,6 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   next.slice = 0;
   if (next.mm) {
     switch_mm_irqs_off(k, pc, next.mm);
-    switch_ldt(k, pc, prevMm, next.mm);
     if (cpu.pkru !== next.pkru) cpu.pkru = next.pkru;
   }
   // A task switched in outside a kernel path (new, or preempted in user mode) returns to user

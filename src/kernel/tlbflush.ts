@@ -7,7 +7,7 @@
 import { CR3_HI_NOFLUSH } from '../hw/regs.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
-import { flush_ldt } from './ldt.js';
+import { flush_ldt, switch_ldt } from './ldt.js';
 import { mmdrop } from './mmput.js';
 import { invalidate_user_asid, user_pcid } from './pti.js';
 import { STEP_FLUSH, STEP_IPI, STEP_WAIT, type KPath } from './steps.js';
@@ -133,6 +133,7 @@ export function switch_mm_irqs_off(k: Kernel, pc: PerCpu, next: MmStruct): void 
   }
   pc.loaded_mm = next;
   pc.loaded_mm_asid = new_asid;
+  if (prev !== next) switch_ldt(k, pc, prev, next);
   k.emitSwitch(pc, prev, next, new_asid, need_flush, prev === next ? 'unlazy' : 'switch');
 }
 
