@@ -13,7 +13,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { __PAGE_KERNEL_RO, kindex, LDT_BASE_ADDR, LDT_SLOT_STRIDE, PAGE_OFFSET } from './layout.js';
 import type { MmStruct } from './mm.js';
 import { ldtSemId } from './mmput.js';
-import { clear_kernel_page_in_mm, map_kernel_page_in_mm, propagate_kernel_slot_to_user } from './pti.js';
+import { boot_pgd_entry, clear_kernel_page_in_mm, map_kernel_page_in_mm, propagate_kernel_slot_to_user } from './pti.js';
 import { STEP_IPI, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL, type FlushTlbInfo } from './tlbflush.js';
@@ -178,7 +178,8 @@ export function* unmap_ldt_struct(k: Kernel, pc: PerCpu, mm: MmStruct, ldt: LdtS
  */
 export function free_ldt_pgtables(k: Kernel, mm: MmStruct): void {
   if (!k.pti) return;
-  mm.pgtables.freeKernelSlot(kindex(LDT_BASE_ADDR, k.levels));
+  const i = kindex(LDT_BASE_ADDR, k.levels);
+  mm.pgtables.freeKernelSlot(i, boot_pgd_entry(k, i));
 }
 
 /** destroy_context_ldt (at the last mmdrop): frees the ldt_struct. */

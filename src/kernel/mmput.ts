@@ -9,6 +9,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { destroy_context_ldt, free_ldt_pgtables } from './ldt.js';
 import { kindex, VMALLOC_START } from './layout.js';
+import { boot_pgd_entry } from './pti.js';
 import { zap_range } from './memory.js';
 import type { KPath } from './steps.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
@@ -47,7 +48,7 @@ export function* exit_mmap(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
   // arch_exit_mmap -> ldt_arch_exit_mmap: the LDT remap's page tables (the ldt_struct stays until mmdrop).
   free_ldt_pgtables(k, mm);
   // The page tables of the PTI stacks' slot (entry_stack per_task), emptied as each task left.
-  if (k.pti) mm.pgtables.freeKernelSlot(kindex(VMALLOC_START, k.levels));
+  if (k.pti) mm.pgtables.freeKernelSlot(kindex(VMALLOC_START, k.levels), boot_pgd_entry(k, kindex(VMALLOC_START, k.levels)));
   yield* flush_tlb_mm_range(k, pc, mm, 0, TLB_FLUSH_ALL, 12, true);
   mm.vmas.list.length = 0;
   mm.committed = 0;

@@ -314,9 +314,11 @@ export class PageTables {
    * Frees the tables below kernel-half PGD entry `i` of both copies and clears the entry
    * (free_pgd_range over one PGD slot, as free_ldt_pgtables does). The leaves must be clear.
    */
-  freeKernelSlot(i: number): void {
+  freeKernelSlot(i: number, shared: { lo: number; hi: number }): void {
     const lo = this.mem.readLo(this.pgd, i);
     if (!(lo & PTE_P)) return;
+    // An entry pgd_ctor copied from the boot PGD points at kernel tables every mm shares.
+    if (lo === shared.lo && this.mem.readHi(this.pgd, i) === shared.hi) return;
     const walk = (table: number, level: number): void => {
       for (let j = 0; j < 512; j++) {
         const e = this.mem.readLo(table, j);

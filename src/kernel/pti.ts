@@ -256,3 +256,9 @@ export function pti_stack_map(k: Kernel, mm: MmStruct, s: PtiStack): number {
 export function pti_stack_unmap(k: Kernel, mm: MmStruct, s: PtiStack): void {
   for (let i = 0; i < s.pfns.length; i++) clear_kernel_page_in_mm(k, mm, s.va + BigInt(i * 4096));
 }
+
+/** Entry `i` of the boot PGD's kernel copy: what pgd_ctor gave every mm (shared, never freed by one mm). */
+export function boot_pgd_entry(k: Kernel, i: number): { lo: number; hi: number } {
+  const mem = k.machine.mem;
+  return { lo: mem.readLo(k.init_mm.pgd, i), hi: mem.readHi(k.init_mm.pgd, i) };
+}
