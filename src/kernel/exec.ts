@@ -154,9 +154,9 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
     if (ptiStack) {
       pti_stack_unmap(k, old, ptiStack);
       yield* flush_tlb_mm_range(k, pc, old, 0, TLB_FLUSH_ALL, 12, false);
-      if (pti_stack_map(k, mm, ptiStack) < 0) {
-        // XXX: past the point of no return a failed table allocation would kill the task; the model keeps it unmapped.
-      }
+      // XXX: past the point of no return a failed table allocation would kill the task; the
+      // model leaves the stack unmapped in the new mm.
+      pti_stack_map(k, mm, ptiStack);
     }
     t.mm = mm;
     t.active_mm = mm;

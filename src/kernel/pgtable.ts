@@ -276,14 +276,24 @@ export class PageTables {
         continue;
       }
       if (!alloc) return -1;
-      const pfn = this.pages.alloc_page(PG_table, true);
-      if (pfn < 0) return -2;
-      this.tables++;
-      if (level === this.levels) this.set_pgd(i, mk_pte(pfn, _PAGE_TABLE, 0), pteHi);
-      else this.mem.write64(table, i, mk_pte(pfn, _PAGE_TABLE, 0), pteHi);
-      table = pfn;
+      table = this.allocTable(table, i, level, _PAGE_TABLE);
+      if (table < 0) return -2;
     }
     return table;
+  }
+
+  /**
+   * pte_alloc and its upper-level kin: a zeroed table owned by this mm, linked at entry `i` of
+   * `table` (a `level` table) with `flags`; a PGD entry goes through set_pgd. -1 when the
+   * allocation failed.
+   */
+  private allocTable(table: number, i: number, level: number, flags: number): number {
+    const pfn = this.pages.alloc_page(PG_table, true);
+    if (pfn < 0) return -1;
+    this.tables++;
+    if (level === this.levels) this.set_pgd(i, mk_pte(pfn, flags, 0), pteHi);
+    else this.mem.write64(table, i, mk_pte(pfn, flags, 0), pteHi);
+    return pfn;
   }
 
   /**
@@ -301,11 +311,8 @@ export class PageTables {
         continue;
       }
       if (!alloc) return -1;
-      const pfn = this.pages.alloc_page(PG_table, true);
-      if (pfn < 0) return -2;
-      this.tables++;
-      this.mem.write64(table, i, mk_pte(pfn, _KERNPG_TABLE, 0), pteHi);
-      table = pfn;
+      table = this.allocTable(table, i, level, _KERNPG_TABLE);
+      if (table < 0) return -2;
     }
     return table;
   }

@@ -169,7 +169,7 @@ export function walkKernelHalf(k: Kernel, root: number, fn: (leaf: KernelLeaf) =
 /**
  * The `pti_user_pgd` check: under PTI, the user copy of every live mm with PTI on maps no
  * kernel page outside pti_allowed_ranges, and no kernel page with U/S set. Reports each
- * offending range once per mm.
+ * offending leaf, every time it runs.
  */
 export function check_pti_user_pgd(k: Kernel, pc: PerCpu | null, mm: MmStruct): void {
   if (!pti_user_copy(k, mm) || mm.dead || mm.pgtables.userPgd < 0) return;

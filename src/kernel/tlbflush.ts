@@ -199,7 +199,7 @@ export function flush_tlb_one_user(k: Kernel, pc: PerCpu, addr: number): void {
  * user, and CR3 is rewritten without NOFLUSH, dropping the current PCID's non-global entries.
  */
 export function flush_tlb_local(k: Kernel, pc: PerCpu): void {
-  invalidate_user_asid(k, pc, pc.loaded_mm_asid);
+  // load_new_mm_cr3 with need_flush marks the user ASID (invalidate_user_asid).
   load_new_mm_cr3(k, pc, pc.loaded_mm, pc.loaded_mm_asid, true);
 }
 

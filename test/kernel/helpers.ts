@@ -1,6 +1,6 @@
 /** Helpers for the kernel tests: a System with the debug checks on, and readers of its log. */
 import assert from 'node:assert/strict';
-import { System, type SystemConfig } from '../../src/system.js';
+import { System, type IsolabEvent, type SystemConfig } from '../../src/system.js';
 import type { OpRecord } from '../../src/kernel/task.js';
 import type { Op, Program } from '../../src/user/program.js';
 
@@ -17,6 +17,21 @@ export function runProgram(program: Program | Op[], config: SystemConfig = {}): 
   assert.ok(r.finished, `tasks still alive: ${r.alive.join(', ')}`);
   assert.deepEqual(sys.debugReports, []);
   return { sys, pid };
+}
+
+/** runProgram, also returning every event the run emitted (`onEvent` sees each as it comes). */
+export function runWithEvents(program: Program | Op[], config: SystemConfig = {}, onEvent?: (e: IsolabEvent, sys: System) => void): { sys: System; pid: number; events: IsolabEvent[] } {
+  const sys = boot(config);
+  const events: IsolabEvent[] = [];
+  sys.events.subscribe((e) => {
+    events.push(e);
+    onEvent?.(e, sys);
+  });
+  const pid = sys.spawn(Array.isArray(program) ? { main: program } : program);
+  const r = sys.run({ maxSteps: 1_000_000 });
+  assert.ok(r.finished, `tasks still alive: ${r.alive.join(', ')}`);
+  assert.deepEqual(sys.debugReports, []);
+  return { sys, pid, events };
 }
 
 /** The log records of function `fn` (default main) of the image named `image`, by op index. */

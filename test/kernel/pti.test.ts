@@ -19,8 +19,8 @@ import {
 import type { MmStruct } from '../../src/kernel/mm.js';
 import { pti_allowed_ranges, walkKernelHalf, type KernelLeaf } from '../../src/kernel/pti.js';
 import type { IsolabEvent, System, SystemConfig } from '../../src/system.js';
-import type { Op, Program } from '../../src/user/program.js';
-import { boot, mmapAnon, records } from './helpers.js';
+import type { Op } from '../../src/user/program.js';
+import { boot, mmapAnon, records, runWithEvents as run } from './helpers.js';
 
 type Ev<T extends IsolabEvent['type']> = Extract<IsolabEvent, { type: T }>;
 
@@ -95,20 +95,6 @@ function sv(sys: System, ops: Op[], into: string, opts: { image?: string; fn?: s
   return BigInt.asIntN(64, uv(sys, ops, into, opts));
 }
 
-/** Boots, runs `program` to completion and checks the debug reports stayed empty; returns every event. */
-function run(program: Program | Op[], config: SystemConfig = {}, onEvent?: (e: IsolabEvent, sys: System) => void): { sys: System; pid: number; events: IsolabEvent[] } {
-  const sys = boot(config);
-  const events: IsolabEvent[] = [];
-  sys.events.subscribe((e) => {
-    events.push(e);
-    onEvent?.(e, sys);
-  });
-  const pid = sys.spawn(Array.isArray(program) ? { main: program } : program);
-  const r = sys.run({ maxSteps: 1_000_000 });
-  assert.ok(r.finished, `tasks still alive: ${r.alive.join(', ')}`);
-  assert.deepEqual(sys.debugReports, []);
-  return { sys, pid, events };
-}
 
 /** Runs `ops` and calls `inspect` while the task executes the op whose result goes to `into` (in user mode). */
 function runAndInspect(ops: Op[], into: string, config: SystemConfig, inspect: (sys: System, mm: MmStruct) => void): System {
