@@ -31,9 +31,23 @@ export interface SystemConfig extends MachineConfig {
   seed?: number;
   /**
    * A scripted start: the CPU to step for each of the first steps, one kernel-path step or one
-   * user step (a page-walk step included) at a time. The policy takes over after it.
+   * user step (a page-walk step included) at a time. The policy takes over after it. A negative
+   * item is a TLB eviction (`evictionStep`).
    */
   script?: number[];
+  /** One kernel-path step per CPU step, always (the explorer's granularity; `stepCpu`). */
+  stepwise?: boolean;
+}
+
+/** The script item that evicts TLB slot `slot` of CPU `cpu` (an explorer choice). */
+export function evictionStep(cpu: number, slot: number): number {
+  return -1 - (slot * 256 + cpu);
+}
+
+/** The CPU and slot of an eviction script item. */
+export function evictionOf(item: number): { cpu: number; slot: number } {
+  const v = -1 - item;
+  return { cpu: v % 256, slot: Math.floor(v / 256) };
 }
 
 /** What `run` saw. */
@@ -59,7 +73,7 @@ export class System {
   /** Boots a machine and the kernel; throws ConfigError naming a bad option. */
   constructor(config: SystemConfig = {}) {
     if (config === null || typeof config !== 'object') throw new ConfigError('system', `expected an object of options, got ${String(config)}`);
-    const { kernel, schedule, seed, script, ...machine } = config;
+    const { kernel, schedule, seed, script, stepwise, ...machine } = config;
     if (schedule !== undefined && schedule !== 'round-robin' && schedule !== 'random') {
       throw new ConfigError('schedule', `expected 'round-robin' or 'random', got ${JSON.stringify(schedule)}`);
     }
@@ -70,11 +84,19 @@ export class System {
     this.order = schedule ?? 'round-robin';
     this.rng = (seed ?? 1) >>> 0;
     const cpus = this.kernel.percpu.length;
-    if (script !== undefined && (!Array.isArray(script) || script.some((c) => !Number.isInteger(c) || c < 0 || c >= cpus))) {
-      throw new ConfigError('script', `expected a list of CPU numbers from 0 to ${cpus - 1}`);
+    if (script !== undefined && (!Array.isArray(script) || script.some((c) => !Number.isInteger(c) || c >= cpus || (c < 0 && !this.validEviction(c))))) {
+      throw new ConfigError('script', `expected a list of CPU numbers from 0 to ${cpus - 1}, or evictions of existing TLB slots`);
     }
     this.script = script ?? [];
-    if (this.script.length > 0) this.kernel.quantum = 1;
+    this.stepwise = stepwise === true;
+    if (this.script.length > 0 || this.stepwise) this.kernel.quantum = 1;
+  }
+
+  private readonly stepwise: boolean;
+
+  private validEviction(item: number): boolean {
+    const { cpu, slot } = evictionOf(item);
+    return cpu < this.machine.cpus.length && slot < this.machine.cpus[cpu].tlb.size;
   }
 
   /** Registers a program that execve can load by name (the path string it is given). */
@@ -119,9 +141,8 @@ export class System {
     const pcs = this.kernel.percpu;
     if (this.scriptAt < this.script.length) {
       // A scripted step: that CPU, one step, whether or not it had anything to do.
-      cpu_step(this.kernel, pcs[this.script[this.scriptAt++]]);
-      if (this.scriptAt === this.script.length) this.kernel.quantum = KERNEL_QUANTUM;
-      this.totalSteps++;
+      this.stepCpu(this.script[this.scriptAt++]);
+      if (this.scriptAt === this.script.length && !this.stepwise) this.kernel.quantum = KERNEL_QUANTUM;
       return true;
     }
     if (this.order === 'round-robin') {
@@ -135,6 +156,21 @@ export class System {
     cpu_step(this.kernel, busy[this.nextRandom() % busy.length]);
     this.totalSteps++;
     return true;
+  }
+
+  /**
+   * One step chosen by the caller: CPU `item` runs one step (a kernel-path step, a user step or
+   * one page-walk step, a context switch, an IPI), or for a negative item (`evictionStep`) the
+   * processor drops a TLB entry. Returns whether the CPU had anything to do.
+   */
+  stepCpu(item: number): boolean {
+    this.totalSteps++;
+    if (item < 0) {
+      const { cpu, slot } = evictionOf(item);
+      this.machine.cpus[cpu].evictTlbEntry(slot);
+      return true;
+    }
+    return cpu_step(this.kernel, this.kernel.percpu[item]);
   }
 
   /**
@@ -201,7 +237,8 @@ export class System {
   }
 }
 
-function hasWork(pc: PerCpu): boolean {
+/** Whether the CPU has anything to do: an IPI, a runnable task, or a running one. */
+export function hasWork(pc: PerCpu): boolean {
   return pc.ipis.length > 0 || pc.runqueue.length > 0 || (pc.current !== null && pc.current.state === 'running');
 }
 

@@ -8,6 +8,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { IsolabError, ModelError, ScenarioError } from '../errors.js';
 import { checkCommand } from './check.js';
+import { exploreCommand, mergeCommand, replayCommand } from './explore.js';
 import { reachCommand } from './reach.js';
 import { runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
@@ -27,7 +28,7 @@ let status = 0;
 
 const program = new Command()
   .name('isolab')
-  .description('An executable model of x86-64 Linux address-space isolation: run, check and trace scenarios.')
+  .description('An executable model of x86-64 Linux address-space isolation: run, check, trace and explore scenarios.')
   .version('0.1.0')
   .exitOverride()
   .showHelpAfterError('(run isolab --help for the commands)')
@@ -41,9 +42,63 @@ program
   .option('--max-steps <n>', 'stop after this many steps (overrides the scenario)', integer('--max-steps'))
   .option('--cpu <n>', 'show only this CPU in the timeline', integer('--cpu'))
   .option('--no-timeline', 'print the verdicts only')
+  .option('--schedule <steps>', 'replay this schedule first (as printed by isolab explore: 0*120,1*17,e1.5), then the policy')
   .option('--json', 'print the result as JSON (schema: isolab schema --result)')
   .action((file: string, opts) => {
     status = runCommand(file, opts);
+  });
+
+/** Collects a repeatable option's values. */
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+program
+  .command('explore')
+  .description('try the interleavings of a concurrent scenario and check invariants in each; a broken one comes with a shortest, minimised, replayable schedule (exit 1)')
+  .argument('<file>', 'scenario file (YAML)')
+  .addOption(new Option('--mode <mode>', 'dpor: every interleaving up to equivalence; uniform or pct: seeded random executions').choices(['dpor', 'uniform', 'pct']).default('dpor'))
+  .option('--executions <n>', 'at most this many executions (random modes: default 1000)', integer('--executions'))
+  .option('--depth <n>', 'at most this many steps per execution', integer('--depth'))
+  .option('--preemptions <n>', 'at most this many preemptions per execution', integer('--preemptions'))
+  .option('--evict <n>', 'TLB evictions the search may insert per execution (default 0)', integer('--evict'))
+  .option('--seed <n>', 'seed of the random modes (default 1)', integer('--seed'))
+  .option('--pct-depth <d>', "PCT's bug depth d (default 2)", integer('--pct-depth'))
+  .option('--invariants <list>', 'comma-separated: stale_tlb, lost_dirty, rw0_dirty, pti_user_pgd, debug_checks, deadlock, scenario (default: all)')
+  .option('--kernel <key=value>', 'set a kernel option (repeatable), e.g. --kernel fork_wrprotect=read_modify_write', collect)
+  .addOption(new Option('--until <point>', 'end: explore until every task exits; ops: until every task has run its operations (exits then run unexplored)').choices(['end', 'ops']).default('end'))
+  .option('--first', 'stop at the first violation')
+  .option('--no-minimise', 'report counterexamples as found')
+  .option('--shard <i/n>', 'search shard i of n (for spreading one search over machines; see isolab merge)')
+  .option('--split-depth <n>', 'with --shard or --workers: the depth at which the search is split (default 8)', integer('--split-depth'))
+  .option('--workers <n>', 'search with this many worker threads', integer('--workers'))
+  .option('--json', 'print the result as JSON')
+  .option('-o, --output <file>', 'also write the result as JSON here (replaced only when complete)')
+  .action(async (file: string, opts) => {
+    status = await exploreCommand(file, opts);
+  });
+
+program
+  .command('replay')
+  .description('run one schedule of a scenario step by step, checking the invariants; print the per-CPU timeline')
+  .argument('<file>', 'scenario file (YAML)')
+  .requiredOption('--schedule <steps>', 'the schedule, as isolab explore prints it (0*120,1*17,e1.5)')
+  .option('--invariants <list>', 'comma-separated invariants to check (default: all)')
+  .option('--kernel <key=value>', 'set a kernel option (repeatable)', collect)
+  .option('--complete', 'after the schedule, run on until nothing can (lowest CPU first)')
+  .option('--json', 'print the result as JSON')
+  .action((file: string, opts) => {
+    status = replayCommand(file, opts);
+  });
+
+program
+  .command('merge')
+  .description('combine the JSON results of isolab explore --shard i/n runs into one')
+  .argument('<files...>', 'results written by isolab explore --json -o')
+  .option('--json', 'print the merged result as JSON')
+  .option('-o, --output <file>', 'write the merged result as JSON here')
+  .action((files: string[], opts) => {
+    status = mergeCommand(files, opts);
   });
 
 program

@@ -1,4 +1,5 @@
 /** `isolab run FILE`: runs a scenario and prints its timeline and verdicts (or JSON). Exit 0 when every expectation held, 1 when one did not. */
+import { parseSchedule } from '../explore/schedule.js';
 import { compileScenarioFile } from '../scenario/index.js';
 import { runScenario } from '../scenario/run.js';
 import { progressBar } from './progress.js';
@@ -10,14 +11,16 @@ export interface RunCommandOptions {
   json?: boolean;
   timeline?: boolean;
   cpu?: number;
+  schedule?: string;
 }
 
 export function runCommand(file: string, opts: RunCommandOptions): number {
   const compiled = compileScenarioFile(file);
+  const schedule = opts.schedule !== undefined ? parseSchedule(opts.schedule, compiled.system.cpus ?? 1) : undefined;
   const progress = opts.json ? undefined : progressBar(compiled.name);
   let report;
   try {
-    report = runScenario(compiled, { seed: opts.seed, maxSteps: opts.maxSteps, onProgress: progress?.onProgress, progressEvery: 50_000 });
+    report = runScenario(compiled, { seed: opts.seed, maxSteps: opts.maxSteps, schedule, onProgress: progress?.onProgress, progressEvery: 50_000 });
   } finally {
     progress?.stop();
   }

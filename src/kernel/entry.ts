@@ -79,6 +79,8 @@ function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
   let r = path.next();
   for (let n = 1; !r.done && n < k.quantum && r.value !== STEP_WAIT && r.value !== STEP_SLEEP && r.value !== STEP_IPI; n++) r = path.next();
   if (!r.done) {
+    t.nextStep = r.value;
+    t.nextStepPath = path;
     if (r.value === STEP_SLEEP) schedule(k, pc);
     return;
   }

@@ -30,6 +30,8 @@ export type KernelEvent =
   | { type: 'page_copy'; cpu: number; tid: number; src: number; dst: number }
   /** fork's try_cmpxchg of a PTE failed (the hardware changed it since it was read) and is retried. */
   | { type: 'pte_retry'; cpu: number; pa: number }
+  /** The kernel cleaned a PTE on purpose (MADV_FREE's pte_mkclean): the page's data may be discarded. */
+  | { type: 'pte_mkclean'; cpu: number; pa: number; pfn: number }
   /** A control-protection exception (#CP) from user mode: `code` 1 near RET ... (arch/x86/kernel/cet.c). */
   | { type: 'control_protection'; cpu: number; tid: number; code: number; ip: number }
   /** fork/clone created a task. */

@@ -7,6 +7,7 @@
  * pending signals are kept; PKRU returns to its init value; the shadow stack is freed and the
  * new image starts with it off and unlocked.
  */
+import { fp_signal } from '../hw/footprint.js';
 import { ProgramImage } from '../user/program.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
@@ -121,6 +122,7 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
     const g = t.group;
     for (const th of g.threads) {
       if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
+      fp_signal();
       th.pending.signal |= sigmask(SIGKILL);
       signal_wake_up(k, th, true);
     }

@@ -4,6 +4,7 @@
  * becomes a zombie when the whole group is gone, its parent gets SIGCHLD (its exit_signal) and
  * is woken, and wait4 reaps it. A process without a parent is reaped at once (as init would).
  */
+import { fp_signal } from '../hw/footprint.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { mmput } from './mmput.js';
@@ -31,10 +32,12 @@ export function sys_exit(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
 export function sys_exit_group(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
   const g = t.group;
   if (!g.groupExit) {
+    fp_signal();
     g.groupExit = true;
     g.group_exit_code = Number(a[0] & 0xffn) << 8;
     for (const th of g.threads) {
       if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
+      fp_signal();
       th.pending.signal |= sigmask(SIGKILL);
       signal_wake_up(k, th, true);
     }
@@ -51,6 +54,7 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   g.live--;
   const group_dead = g.live === 0;
   if (group_dead && !g.groupExit) {
+    fp_signal();
     g.groupExit = true;
     g.group_exit_code = code;
   }

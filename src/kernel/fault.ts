@@ -61,8 +61,9 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   if (!mm) return bad_area(k, pc, t, addr, errorCode, SEGV_MAPERR, user, 0);
   // lock_mm_and_find_vma
   pc.touch = mmapLockId(mm);
-  while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
+  // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
+  while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
   mm.mmap_lock.readers++;
   const vma = mm.vmas.find_vma(addr);
   let code = 0;

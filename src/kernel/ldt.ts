@@ -278,8 +278,9 @@ function* write_ldt(k: Kernel, pc: PerCpu, t: Task, ptr: bigint, bytecount: bigi
   }
   // down_write_killable(&mm->context.ldt_usr_sem)
   pc.touch = ldtSemId(mm);
-  while (mm.ldt_usr_sem !== 0) yield STEP_WAIT;
+  // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
+  while (mm.ldt_usr_sem !== 0) yield STEP_WAIT;
   mm.ldt_usr_sem = t.tid;
   const r = yield* write_ldt_locked(k, pc, mm, info.entry_number, desc);
   pc.touch = ldtSemId(mm);

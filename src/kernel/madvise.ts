@@ -103,6 +103,7 @@ function* madvise_free_pte_range(k: Kernel, pc: PerCpu, t: Task, start: number, 
     pc.touch = table * 4096 + i * 8;
     yield STEP_WRITE;
     mem.write64(table, i, nlo, nhi);
+    if (k.events.on) k.emit({ type: 'pte_mkclean', cpu: pc.id, pa: table * 4096 + i * 8, pfn });
     if (first < 0) first = va;
     last = va;
   }

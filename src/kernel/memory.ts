@@ -41,8 +41,9 @@ export function* spin_unlock_ptl(pc: PerCpu, mm: MmStruct): Generator<number, vo
 /** Takes the mm's page_table_lock, waiting (one step per try) while another task holds it. */
 export function* spin_lock_ptl(pc: PerCpu, mm: MmStruct, t: Task): Generator<number, void, undefined> {
   pc.touch = ptlId(mm);
-  while (mm.page_table_lock.owner !== 0) yield STEP_WAIT;
+  // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
+  while (mm.page_table_lock.owner !== 0) yield STEP_WAIT;
   mm.page_table_lock.owner = t.tid;
 }
 
@@ -181,11 +182,14 @@ function* do_wp_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, pag
   else mem.copyFrame(newPfn, oldPfn);
   if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
   if (k.events.on) k.emit({ type: 'page_copy', cpu: pc.id, tid: t.tid, src: oldPfn, dst: newPfn });
-  // ptep_clear_flush: clear, then flush this page on every CPU that may cache it.
-  pc.touch = table * 4096 + index * 8;
-  yield STEP_ATOMIC;
-  mem.write64(table, index, 0, 0);
-  yield* flush_tlb_mm_range(k, pc, mm, page, page + 4096, 12, false);
+  // ptep_clear_flush: clear, then flush this page on every CPU that may cache it (unless the
+  // wp_copy_flush option leaves the flush out, a deliberate stale-TLB bug).
+  if (k.options.wp_copy_flush === 'ptep_clear_flush') {
+    pc.touch = table * 4096 + index * 8;
+    yield STEP_ATOMIC;
+    mem.write64(table, index, 0, 0);
+    yield* flush_tlb_mm_range(k, pc, mm, page, page + 4096, 12, false);
+  }
   const protLo = vm_get_page_prot(vma.vm_flags, vma.vm_pkey, k.nx);
   let nlo = mk_pte(newPfn, protLo, pteHi);
   nlo = pte_mkdirty(nlo | PTE_A, pteHi);

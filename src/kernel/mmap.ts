@@ -41,16 +41,18 @@ export function calc_vm_prot_bits(prot: number): number {
 /** Takes mmap_lock for writing (mmap_write_lock), one wait step per try while it is held. */
 export function* mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task): Generator<number, void, undefined> {
   pc.touch = mmapLockId(mm);
-  while (mm.mmap_lock.writer !== 0 || mm.mmap_lock.readers !== 0) yield STEP_WAIT;
+  // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
+  while (mm.mmap_lock.writer !== 0 || mm.mmap_lock.readers !== 0) yield STEP_WAIT;
   mm.mmap_lock.writer = t.tid;
 }
 
 /** Takes mmap_lock for reading (mmap_read_lock), one wait step per try while a writer holds it. */
 export function* mmap_read_lock(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
   pc.touch = mmapLockId(mm);
-  while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
+  // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
+  while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
   mm.mmap_lock.readers++;
 }
 

@@ -28,6 +28,8 @@ export interface KernelOptions {
   nousershstk: boolean;
   /** How fork write-protects a private writable PTE (seed 003). */
   fork_wrprotect: ForkWrprotect;
+  /** How do_wp_page retires the old PTE when it breaks COW (the explorer's stale-TLB example). */
+  wp_copy_flush: WpCopyFlush;
   /** The `pti=` boot parameter: page-table isolation on, off, or as the CPU's `meltdown` bug says. */
   pti: Pti;
   /** Which stack entry from user mode lands on, and where the PTI CR3 switch happens (seed 004). */
@@ -46,6 +48,10 @@ export type PkruOnSignal = (typeof PKRU_ON_SIGNAL)[number];
 /** The choices of `fork_wrprotect`, upstream first. */
 export const FORK_WRPROTECT = ['cmpxchg', 'atomic_clear', 'read_modify_write'] as const;
 export type ForkWrprotect = (typeof FORK_WRPROTECT)[number];
+
+/** The choices of `wp_copy_flush`, upstream first. */
+export const WP_COPY_FLUSH = ['ptep_clear_flush', 'none'] as const;
+export type WpCopyFlush = (typeof WP_COPY_FLUSH)[number];
 
 /** The choices of `pti`, upstream's default first. */
 export const PTI_MODES = ['auto', 'on', 'off'] as const;
@@ -87,6 +93,10 @@ export const KERNEL_OPTION_SPECS: Record<keyof KernelOptions, OptionSpec> = {
     kind: 'enum', values: FORK_WRPROTECT, default: 'cmpxchg',
     doc: "How fork's ptep_set_wrprotect clears R/W in the parent's PTE (seed 003). cmpxchg (6.6 and later): read the PTE, then try_cmpxchg the write-protected value, moving D to SavedDirty, retried until it succeeds. "
       + 'atomic_clear (up to 6.5): one locked clear of R/W that leaves D where it is (no SavedDirty). read_modify_write: read, compute, plain store; a deliberate bug that can lose a D bit set between the read and the store.',
+  },
+  wp_copy_flush: {
+    kind: 'enum', values: WP_COPY_FLUSH, default: 'ptep_clear_flush',
+    doc: "How wp_page_copy retires the old PTE when a write breaks COW (mm/memory.c). ptep_clear_flush (upstream): clear it and flush it on every CPU of the mm before the new PTE is set. none: a deliberate bug: set the new PTE over the old with no flush, so another CPU may keep writing the old page through a stale TLB entry.",
   },
   pti: {
     kind: 'enum', values: PTI_MODES, default: 'auto',

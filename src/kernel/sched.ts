@@ -6,6 +6,7 @@
  * XXX: placement is deterministic (the CPU with the fewest tasks, lowest number first) and
  * there is no load balancing or migration; a task stays on the CPU it was placed on.
  */
+import { fp_runq_write } from '../hw/footprint.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
@@ -26,6 +27,7 @@ export function wake_up_new_task(k: Kernel, t: Task, cpu?: number): void {
   }
   t.cpu = best;
   t.state = 'runnable';
+  fp_runq_write(best);
   k.percpu[best].runqueue.push(t);
 }
 
@@ -33,6 +35,7 @@ export function wake_up_new_task(k: Kernel, t: Task, cpu?: number): void {
 export function wake_up_process(k: Kernel, t: Task): void {
   if (t.state !== 'sleeping') return;
   t.state = 'runnable';
+  fp_runq_write(t.cpu);
   k.percpu[t.cpu].runqueue.push(t);
 }
 
@@ -41,6 +44,7 @@ export function wake_up_process(k: Kernel, t: Task): void {
  * goes to the back of the queue); the next runnable task, or the idle task, runs.
  */
 export function schedule(k: Kernel, pc: PerCpu): void {
+  fp_runq_write(pc.id);
   const prev = pc.current;
   if (prev && prev.state === 'running') {
     prev.state = 'runnable';

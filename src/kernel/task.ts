@@ -3,6 +3,7 @@
  * sighand_struct): the identity, address space, user registers and signal state of a thread,
  * and what its thread group shares.
  */
+import type { KPath } from './steps.js';
 import type { ProgramImage } from '../user/program.js';
 import type { MmStruct } from './mm.js';
 
@@ -139,6 +140,9 @@ export class Task {
   kpath: Generator<number, number, undefined> | null = null;
   /** What the kernel path is: decides what happens when it ends. */
   kpathKind: 'syscall' | 'fault' | 'signal' | 'exit' | 'return' = 'syscall';
+  /** The kind of step (steps.ts) `nextStepPath` yielded last: what its next step is. Valid while it is `kpath`. */
+  nextStep = 0;
+  nextStepPath: KPath | null = null;
   /** How the task entered the kernel last: by SYSCALL (it leaves by SYSRET) or through the IDT (IRET). */
   enteredBySyscall = false;
   /** arch_prctl NOPTI_NEXT: the image the next execve starts runs with per-process PTI off. */

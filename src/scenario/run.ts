@@ -32,6 +32,10 @@ export interface RunOptions {
   /** Called every `progressEvery` steps with the steps so far. */
   onProgress?: (steps: number, maxSteps: number) => void;
   progressEvery?: number;
+  /** A schedule to replay (as `schedule.steps`, replacing the scenario's): one item per step, then the policy. */
+  schedule?: number[];
+  /** One kernel-path step per CPU step throughout (the explorer's granularity). */
+  stepwise?: boolean;
 }
 
 export type VerdictStatus = 'held' | 'failed' | 'not_reached';
@@ -119,8 +123,14 @@ export function runScenario(c: CompiledScenario, opts: RunOptions = {}): RunRepo
   return new Runner(c, opts).run();
 }
 
-class Runner {
-  private readonly sys: System;
+/**
+ * One run of a compiled scenario: `run` steps the scenario's own schedule; the explorer drives
+ * `begin`, `stepCpu` and `finish` with its choices instead.
+ */
+export class Runner {
+  readonly sys: System;
+  private unsubscribe: () => void = () => {};
+  private reachLog: ReachRecord[] | undefined;
   private readonly names = new Map<number, string>();
   private readonly timeline: TimelineEntry[] = [];
   private readonly trace: { step: number; event: IsolabEvent }[] | undefined;
@@ -134,23 +144,18 @@ class Runner {
   constructor(private readonly c: CompiledScenario, private readonly opts: RunOptions) {
     this.seed = opts.seed ?? c.seed;
     this.policy = opts.seed !== undefined ? 'random' : c.policy;
-    this.sys = new System({ ...c.system, schedule: this.policy, seed: this.seed });
+    const script = opts.schedule ?? c.system.script;
+    this.sys = new System({ ...c.system, schedule: this.policy, seed: this.seed, ...(script ? { script } : {}), ...(opts.stepwise ? { stepwise: true } : {}) });
     this.bootFrames = this.sys.kernel.pages.inUse;
     this.trace = opts.record ? [] : undefined;
     for (const img of c.images) this.sys.addImage(img.path, img.program);
   }
 
   run(): RunReport {
-    const { sys, c } = this;
-    const unsubscribe = sys.events.subscribe((e) => this.onEvent(e));
-    const reach = this.opts.reach ? sys.recordReach() : undefined;
+    const { sys } = this;
+    this.begin();
     try {
-      for (const p of c.processes) {
-        const pid = sys.spawn(p.program, { name: p.name, cpu: p.cpu });
-        this.names.set(pid, p.name);
-        this.installHandlers(sys.task(pid)!, p.handlers);
-      }
-      const max = this.opts.maxSteps ?? c.maxSteps;
+      const max = this.opts.maxSteps ?? this.c.maxSteps;
       const every = this.opts.progressEvery ?? 10_000;
       let n = 0;
       while (n < max && sys.step()) {
@@ -158,11 +163,47 @@ class Runner {
         if (this.opts.onProgress && n % every === 0) this.opts.onProgress(n, max);
       }
     } catch (e) {
+      this.unsubscribe();
       if (e instanceof ModelError) throw this.withContext(e);
       throw e;
-    } finally {
-      unsubscribe();
     }
+    return this.finish();
+  }
+
+  /** Starts the scenario's processes, listening to the event stream. */
+  begin(): void {
+    const { sys, c } = this;
+    this.unsubscribe = sys.events.subscribe((e) => this.onEvent(e));
+    this.reachLog = this.opts.reach ? sys.recordReach() : undefined;
+    try {
+      for (const p of c.processes) {
+        const pid = sys.spawn(p.program, { name: p.name, cpu: p.cpu });
+        this.names.set(pid, p.name);
+        this.installHandlers(sys.task(pid)!, p.handlers);
+      }
+    } catch (e) {
+      this.unsubscribe();
+      if (e instanceof ModelError) throw this.withContext(e);
+      throw e;
+    }
+  }
+
+  /** One step chosen by the caller (System.stepCpu); a model error carries the step and the trace's tail. */
+  stepCpu(item: number): boolean {
+    try {
+      return this.sys.stepCpu(item);
+    } catch (e) {
+      this.unsubscribe();
+      if (e instanceof ModelError) throw this.withContext(e);
+      throw e;
+    }
+  }
+
+  /** Stops listening and judges every expectation. */
+  finish(): RunReport {
+    const { sys, c } = this;
+    this.unsubscribe();
+    const reach = this.reachLog;
     this.counts.steps = sys.now;
     const alive = [...sys.kernel.tasks.values()].filter((t) => t.state !== 'dead' && t.state !== 'zombie');
     const verdicts = [...this.opVerdicts(), ...this.exitVerdicts(), ...this.endVerdicts(), ...this.invariantVerdicts()];

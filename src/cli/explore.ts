@@ -1,0 +1,178 @@
+/**
+ * `isolab explore FILE`, `isolab replay FILE --schedule S` and `isolab merge FILES...`: the
+ * explorer's commands. Exit 0 when no invariant broke, 1 when one did, 2 on bad input.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
+import { ArgumentError } from '../errors.js';
+import { compileScenarioFile } from '../scenario/index.js';
+import type { TimelineEntry } from '../scenario/run.js';
+import type { SearchStats } from '../explore/dpor.js';
+import { ALL_INVARIANTS, checkInvariants, explore, mergeResults, replay, withKernelOptions, type ExploreOptions, type ExploreResult } from '../explore/explore.js';
+import { exploreInWorkers } from '../explore/parallel.js';
+import { formatSchedule, parseSchedule } from '../explore/schedule.js';
+
+export interface ExploreCommandOptions {
+  mode: 'dpor' | 'uniform' | 'pct';
+  executions?: number;
+  depth?: number;
+  preemptions?: number;
+  evict?: number;
+  seed?: number;
+  pctDepth?: number;
+  invariants?: string;
+  kernel?: string[];
+  until?: 'end' | 'ops';
+  first?: boolean;
+  shard?: string;
+  splitDepth?: number;
+  workers?: number;
+  json?: boolean;
+  output?: string;
+  minimise?: boolean;
+}
+
+/** The invariants to check: the list given, or every one. */
+function invariantList(text: string | undefined): string[] {
+  return checkInvariants(text === undefined ? ALL_INVARIANTS : text.split(',').map((s) => s.trim()).filter((s) => s !== ''));
+}
+
+/** `i/n` with 0 <= i < n. */
+function parseShard(text: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(text);
+  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new ArgumentError('shard', `"${text}": expected i/n with 0 <= i < n, e.g. 0/4`);
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+/** Writes `text` to `file` whole or not at all (a temporary file renamed into place). */
+function writeWhole(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+export async function exploreCommand(file: string, opts: ExploreCommandOptions): Promise<number> {
+  const kernel = opts.kernel ?? [];
+  const c = withKernelOptions(compileScenarioFile(file), kernel);
+  if (opts.workers !== undefined && opts.shard !== undefined) throw new ArgumentError('workers', '--workers and --shard do not mix: shard across machines, or across threads, not both');
+  const shard = opts.shard !== undefined ? { ...parseShard(opts.shard), splitDepth: opts.splitDepth ?? 8 } : undefined;
+  const o: ExploreOptions = {
+    mode: opts.mode,
+    invariants: invariantList(opts.invariants),
+    evictions: opts.evict ?? 0,
+    preemptions: opts.preemptions ?? Infinity,
+    maxDepth: opts.depth ?? Infinity,
+    executions: opts.executions ?? (opts.mode === 'dpor' ? Infinity : 1000),
+    seed: opts.seed ?? 1,
+    pctDepth: opts.pctDepth ?? 2,
+    until: opts.until ?? 'end',
+    stopAtFirst: opts.first === true,
+    fingerprints: shard !== undefined || (opts.workers ?? 1) > 1,
+    minimise: opts.minimise !== false,
+    ...(shard ? { shard } : opts.splitDepth !== undefined ? { shard: { index: 0, count: 1, splitDepth: opts.splitDepth } } : {}),
+  };
+  const bar = progress(c.name, o.executions);
+  let result: ExploreResult;
+  try {
+    result = opts.workers !== undefined && opts.workers > 1 ? await exploreInWorkers(file, kernel, o, opts.workers, bar.update) : explore(c, { ...o, onExecution: bar.update });
+  } finally {
+    bar.stop();
+  }
+  const text = opts.json ? JSON.stringify(result, null, 2) + '\n' : formatExplore(result, file);
+  if (opts.output) writeWhole(opts.output, opts.json ? text : JSON.stringify(result, null, 2) + '\n');
+  if (!opts.output || !opts.json) process.stdout.write(text);
+  return result.violations.length > 0 ? 1 : 0;
+}
+
+/** A progress bar on a terminal (executions, steps, rate); nothing when stderr is not one. */
+function progress(label: string, total: number): { update: (s: SearchStats) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const t0 = Date.now();
+  let last = 0;
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: `${label} {value}${Number.isFinite(total) ? `/${total}` : ''} executions, {steps} steps, {rate} steps/s`, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(Number.isFinite(total) ? total : 0, 0, { steps: 0, rate: 0 });
+  return {
+    update(s) {
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      bar.update(s.executions, { steps: s.steps, rate: Math.round(s.steps / Math.max((now - t0) / 1000, 0.001)) });
+    },
+    stop() {
+      bar.stop();
+    },
+  };
+}
+
+/** The report: what was searched, how far, and each counterexample with its replay command. */
+export function formatExplore(r: ExploreResult, file: string): string {
+  const lines: string[] = [];
+  lines.push(`${r.scenario}: ${r.mode === 'dpor' ? 'systematic search (source-set DPOR, sleep sets)' : r.mode === 'pct' ? 'random search (PCT)' : 'random search (uniform)'}${r.shard ? `, shard ${r.shard.index}/${r.shard.count}` : ''}`);
+  lines.push(`  executions ${r.executions} (complete ${r.complete}, sleep-set blocked ${r.sleepBlocked}), steps ${r.steps}`);
+  lines.push(`  ${(r.elapsedMs / 1000).toFixed(2)} s, ${Math.round(r.executionsPerSecond)} executions/s, ${Math.round(r.stepsPerSecond)} steps/s`);
+  lines.push(`  search: ${r.exhaustive ? 'complete (every interleaving, up to equivalence)' : `bounded (${r.boundedBy.join(', ')})`}`);
+  if (r.pct) lines.push(`  PCT: n=${r.pct.n} CPUs, k=${r.pct.k} steps, d=${r.pct.d}: each execution finds a given depth-${r.pct.d} bug with probability >= ${r.pct.perExecution.toExponential(2)}; all of them together >= ${r.pct.overall.toFixed(4)}`);
+  if (r.violations.length === 0) lines.push('  no invariant broken');
+  for (const v of r.violations) {
+    lines.push('');
+    lines.push(`✗ ${v.invariant}: ${v.message}`);
+    lines.push(`  after ${v.schedule.length} steps, ${v.switches} context switches${v.switchesFound !== v.switches ? ` (minimised from ${v.switchesFound})` : ''}`);
+    lines.push(`  replay: isolab replay ${file} --schedule ${v.text}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export interface ReplayCommandOptions {
+  schedule: string;
+  invariants?: string;
+  kernel?: string[];
+  complete?: boolean;
+  json?: boolean;
+}
+
+export function replayCommand(file: string, opts: ReplayCommandOptions): number {
+  const c = withKernelOptions(compileScenarioFile(file), opts.kernel ?? []);
+  const schedule = parseSchedule(opts.schedule, c.system.cpus ?? 1);
+  const r = replay(c, schedule, { invariants: invariantList(opts.invariants), record: false, complete: opts.complete });
+  if (opts.json) {
+    process.stdout.write(JSON.stringify({ schedule: formatSchedule(schedule), violation: r.violation, stuckAt: r.stuckAt, timeline: r.report.timeline }, null, 2) + '\n');
+  } else {
+    const out: string[] = [`${c.name}: replay of ${schedule.length} steps`, formatTimeline(r.report.timeline, c.system.cpus ?? 1)];
+    if (r.stuckAt) out.push(`the schedule stops at step ${r.stuckAt}: CPU ${schedule[r.stuckAt - 1]} had nothing to do there`);
+    out.push(r.violation ? `✗ ${r.violation.invariant} after step ${r.violation.step}: ${r.violation.message}` : 'no invariant broken');
+    process.stdout.write(out.join('\n') + '\n');
+  }
+  return r.violation ? 1 : r.stuckAt ? 2 : 0;
+}
+
+/** A per-CPU timeline: one column per CPU, each entry in its CPU's column at its step. */
+export function formatTimeline(entries: TimelineEntry[], cpus: number): string {
+  const width = 48;
+  const head = ['  step'.padEnd(8), ...Array.from({ length: cpus }, (_, i) => `CPU ${i}`.padEnd(width))].join('');
+  const rows = entries.map((e) => {
+    const text = `${e.task ? `${e.task}: ` : ''}${e.text}`;
+    return `${String(e.step).padStart(6)}  ${' '.repeat(width * e.cpu)}${text}`;
+  });
+  return [head, ...rows].join('\n');
+}
+
+export function mergeCommand(files: string[], opts: { json?: boolean; output?: string }): number {
+  const parts = files.map((f) => {
+    let data: unknown;
+    try {
+      data = JSON.parse(readFileSync(f, 'utf8'));
+    } catch (e) {
+      throw new ArgumentError('file', `${f}: not a result of isolab explore --json (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!data || typeof data !== 'object' || !('executions' in data) || !('violations' in data)) throw new ArgumentError('file', `${f}: not a result of isolab explore --json`);
+    return data as ExploreResult;
+  });
+  const merged = mergeResults(parts);
+  const text = opts.json ? JSON.stringify(merged, null, 2) + '\n' : formatExplore(merged, '<file>');
+  if (opts.output) writeWhole(opts.output, JSON.stringify(merged, null, 2) + '\n');
+  if (!opts.output || !opts.json) process.stdout.write(text);
+  return merged.violations.length > 0 ? 1 : 0;
+}

@@ -1,0 +1,279 @@
+/**
+ * One execution under the explorer's control: the scenario's Runner in stepwise mode (one
+ * kernel-path step per CPU step), the explorer choosing every step, each step's footprint
+ * recorded, and the invariants checked as it goes.
+ *
+ * A step's footprint (what it read and wrote) is what decides which steps commute. It comes
+ * from three places:
+ *  - physical memory and the page walker report every word (or frame) they touch
+ *    (hw/footprint.ts), so user accesses, walks, A/D updates and the kernel's PTE accesses
+ *    through PhysMem are exact;
+ *  - a kernel-path step announces, before its `yield`, the PTE, lock, CPU or page it touches
+ *    (`pc.touch`, kernel/steps.ts); the announced key is added (for the PTE loops that read
+ *    table words directly; a user copy announces a virtual address and is left to PhysMem);
+ *  - everything else the kernel keeps in JavaScript objects is one key, FP_KERNEL, that every
+ *    kernel step writes, except an entry-code step that stays in the entry code (it touches
+ *    only its CPU). User steps read the signal state and their CPU's
+ *    IPI queue and runqueue, which the kernel records when it changes them.
+ * So kernel steps on two CPUs always conflict, a kernel step and a user step conflict only
+ * through memory, signals, IPIs and runqueues, and two user steps only through memory. This
+ * leans on the model's locking discipline: state a kernel step reads without announcing it is
+ * protected by a lock whose steps are announced.
+ *
+ * A CPU whose kernel path yielded a failed wait is blocked: running it again would change
+ * nothing until another step writes what it waits on, so it is not offered until then.
+ */
+import { FP_EVICT, FP_FRAME, FP_KERNEL, FP_SIGNAL, fp_cpu, fp_ipiq, fp_overlap, fp_runq, setFootprintSink, type FootprintSink } from '../hw/footprint.js';
+import { STEP_ATOMIC, STEP_COPY, STEP_ENTRY, STEP_IPI, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE } from '../kernel/steps.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { TASK_SIZE } from '../kernel/layout.js';
+import { R_GLOBAL } from '../hw/rights.js';
+import type { CompiledScenario } from '../scenario/compile.js';
+import { Runner, type RunReport } from '../scenario/run.js';
+import { evictionOf, evictionStep, hasWork, type System } from '../system.js';
+import { Checker, type Violation } from './checks.js';
+
+/** One executed step: who took it and what it touched. */
+export interface Step {
+  /** The schedule item: a CPU number, or a negative eviction item (system.ts evictionStep). */
+  item: number;
+  reads: number[];
+  writes: number[];
+}
+
+/** Whether two steps of different threads do not commute: one writes what the other reads or writes. */
+export function dependent(a: Step, b: Step): boolean {
+  return overlapAny(a.writes, b.writes) || overlapAny(a.writes, b.reads) || overlapAny(a.reads, b.writes);
+}
+
+function overlapAny(x: number[], y: number[]): boolean {
+  for (const a of x) for (const b of y) if (fp_overlap(a, b)) return true;
+  return false;
+}
+
+/** Collects one step's keys, each once. */
+class Recorder implements FootprintSink {
+  reads: number[] = [];
+  writes: number[] = [];
+  read(key: number): void {
+    if (!this.reads.includes(key)) this.reads.push(key);
+  }
+  write(key: number): void {
+    if (!this.writes.includes(key)) this.writes.push(key);
+  }
+}
+
+export interface ExecutionOptions {
+  /** Built-in invariants to check (checks.ts). */
+  invariants: string[];
+  /** TLB evictions the explorer may insert into this execution. */
+  evictions: number;
+  /** Keep every event (for a counterexample's timeline). */
+  record?: boolean;
+  /**
+   * Where the explored part of an execution ends: 'end' (every task has exited) or 'ops' (every
+   * live task has finished its operations; the exits then run on one fixed schedule, unexplored).
+   */
+  until?: 'end' | 'ops';
+}
+
+export class Execution {
+  readonly runner: Runner;
+  readonly sys: System;
+  readonly k: Kernel;
+  /** The items taken so far. */
+  readonly schedule: number[] = [];
+  /** The first invariant broken, with the step after which it was seen. */
+  violation: (Violation & { step: number }) | null = null;
+  private readonly checker: Checker;
+  /** What each CPU's failed wait reads (NaN: not blocked). */
+  private readonly blockedOn: number[];
+  private evictionsLeft: number;
+  private readonly untilOps: boolean;
+  private readonly invariants: Set<string>;
+  /** Tasks that have finished their operations. */
+  private readonly opsDone = new Set<number>();
+
+  constructor(c: CompiledScenario, opts: ExecutionOptions) {
+    this.runner = new Runner(c, { stepwise: true, record: opts.record });
+    this.sys = this.runner.sys;
+    this.k = this.sys.kernel;
+    this.checker = new Checker(this.k, opts.invariants);
+    this.blockedOn = this.k.percpu.map(() => NaN);
+    this.evictionsLeft = opts.evictions;
+    this.untilOps = opts.until === 'ops';
+    this.invariants = new Set(opts.invariants);
+    this.sys.events.subscribe((e) => {
+      if (e.type === 'user_end') this.opsDone.add(e.tid);
+      this.checker.onEvent(e);
+    });
+    this.runner.begin();
+  }
+
+  /** The items that may run next: CPUs with work that are not blocked, and the evictions still allowed. */
+  enabled(): number[] {
+    const out: number[] = [];
+    if (this.untilOps && this.windowOver()) return out;
+    for (const pc of this.k.percpu) {
+      if (!hasWork(pc)) continue;
+      if (!Number.isNaN(this.blockedOn[pc.id]) && !(pc.ipis.length > 0 && !pc.irqs_disabled && !pc.walkPending)) continue;
+      out.push(pc.id);
+    }
+    if (this.evictionsLeft > 0) {
+      for (const pc of this.k.percpu) {
+        const tlb = pc.cpu.tlb;
+        for (const en of tlb.entries()) {
+          if (en.rights & R_GLOBAL || en.laHi >= 0x8000 || en.laHi * 2 ** 32 + en.laLo >= TASK_SIZE) continue;
+          out.push(evictionStep(pc.id, en.slot));
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Runs `item` and returns its footprint; checks the invariants after it. */
+  step(item: number): Step {
+    const rec = new Recorder();
+    this.schedule.push(item);
+    if (item < 0) {
+      const { cpu } = evictionOf(item);
+      rec.write(fp_cpu(cpu));
+      rec.write(FP_EVICT);
+      this.evictionsLeft--;
+      this.runner.stepCpu(item);
+      this.after(-1, rec);
+      return { item, reads: rec.reads, writes: rec.writes };
+    }
+    const pc = this.k.percpu[item];
+    const t = pc.current;
+    rec.read(fp_ipiq(item));
+    rec.read(fp_runq(item));
+    rec.write(fp_cpu(item));
+    let kind: 'irq' | 'sched' | 'kernel' | 'user';
+    if (pc.ipis.length > 0 && !pc.walkPending && !pc.irqs_disabled) kind = 'irq';
+    else if (!t || t.state !== 'running') kind = 'sched';
+    else if (t.kpath) kind = 'kernel';
+    else kind = 'user';
+    const path = t ? t.kpath : null;
+    const pathKind = t ? t.kpathKind : 'syscall';
+    let entry = false;
+    if (kind === 'irq') {
+      rec.write(FP_KERNEL);
+      rec.write(fp_ipiq(item));
+    } else if (kind === 'sched') rec.write(FP_KERNEL);
+    else if (kind === 'kernel') {
+      const next = t!.nextStepPath === path ? t!.nextStep : 0;
+      if (next === STEP_WAIT) {
+        // A retry: it reads what it waits on and, when that is free, takes it and goes on.
+        rec.write(FP_KERNEL);
+        if (pc.touch < -1) rec.write(pc.touch);
+      } else if (next === STEP_ENTRY) entry = true;
+      else {
+        rec.write(FP_KERNEL);
+        announced(rec, next, pc.touch);
+      }
+    }
+    setFootprintSink(rec);
+    try {
+      this.runner.stepCpu(item);
+    } finally {
+      setFootprintSink(null);
+    }
+    let waits = false;
+    if (kind === 'kernel') {
+      const same = t!.kpath === path;
+      if (entry && !(same && t!.nextStep === STEP_ENTRY) && !(!same && pathKind === 'return')) rec.write(FP_KERNEL);
+      if (same && t!.nextStep === STEP_WAIT && pc.current === t) {
+        this.blockedOn[item] = waitKey(pc.touch);
+        waits = true;
+      }
+    } else if (kind === 'user') {
+      rec.read(FP_SIGNAL);
+      if (pc.current !== t || t!.kpath) rec.write(FP_KERNEL);
+      const words = rec.writes.filter((w) => w >= 0 && w < FP_FRAME);
+      if (words.length > 0) this.checker.userWrote(words);
+    }
+    if (!waits) this.blockedOn[item] = NaN;
+    this.after(waits ? item : -1, rec);
+    return { item, reads: rec.reads, writes: rec.writes };
+  }
+
+  /** Wakes blocked CPUs whose wait this step's writes touched; runs the checks. */
+  private after(self: number, rec: Recorder): void {
+    for (let c = 0; c < this.blockedOn.length; c++) {
+      if (c === self || Number.isNaN(this.blockedOn[c])) continue;
+      const key = this.blockedOn[c];
+      if (rec.writes.some((w) => fp_overlap(w, key))) this.blockedOn[c] = NaN;
+    }
+    if (!this.violation) {
+      const v = this.checker.afterStep();
+      if (v) this.violation = { ...v, step: this.schedule.length };
+    }
+  }
+
+  /** With until 'ops': every live task has finished its operations. */
+  private windowOver(): boolean {
+    for (const t of this.k.tasks.values()) if (t.state !== 'dead' && t.state !== 'zombie' && !this.opsDone.has(t.tid)) return false;
+    return true;
+  }
+
+  /** Whether CPUs are left blocked with nothing else enabled (a deadlock). */
+  deadlocked(): number[] {
+    return this.k.percpu.filter((pc) => hasWork(pc) && !Number.isNaN(this.blockedOn[pc.id])).map((pc) => pc.id);
+  }
+
+  /** Ends the execution: the end checks, then the scenario's own verdicts. */
+  finish(): RunReport {
+    if (this.untilOps && !this.violation) {
+      // The unexplored tail: round-robin, one step per CPU in turn.
+      for (let n = 0; n < 1_000_000 && this.sys.step(); n++) {
+        if (!this.violation) {
+          const v = this.checker.afterStep();
+          if (v) this.violation = { ...v, step: this.schedule.length };
+        }
+      }
+    }
+    if (!this.violation) {
+      const v = this.checker.atEnd();
+      if (v) this.violation = { ...v, step: this.schedule.length };
+    }
+    const report = this.runner.finish();
+    if (!this.violation && this.invariants.has('deadlock')) {
+      const stuck = this.deadlocked();
+      if (stuck.length > 0) this.violation = { invariant: 'deadlock', message: `CPU ${stuck.join(', ')} wait(s) forever: nothing else can run`, step: this.schedule.length };
+    }
+    if (!this.violation && this.invariants.has('scenario')) {
+      const bad = report.verdicts.find((v) => v.status === 'failed');
+      if (bad) this.violation = { invariant: 'scenario', message: `${bad.where}: expected ${bad.expected}, got ${bad.actual}`, step: this.schedule.length };
+    }
+    return report;
+  }
+}
+
+/** The key a failed wait reads: the lock it waits for, or (an acknowledgement count) FP_KERNEL. */
+function waitKey(touch: number): number {
+  return touch < -1 ? touch : FP_KERNEL;
+}
+
+/** Adds what a kernel step announced before its yield. */
+function announced(rec: Recorder, kind: number, touch: number): void {
+  switch (kind) {
+    case STEP_READ:
+      if (touch >= 0) rec.read(Math.floor(touch / 8));
+      return;
+    case STEP_WRITE:
+    case STEP_ATOMIC:
+      if (touch >= 0) rec.write(Math.floor(touch / 8));
+      return;
+    case STEP_COPY:
+      if (touch >= 0) rec.write(FP_FRAME + Math.floor(touch / 4096));
+      return;
+    case STEP_LOCK:
+    case STEP_UNLOCK:
+      if (touch < -1) rec.write(touch);
+      return;
+    case STEP_IPI:
+      if (touch >= 0) rec.write(fp_ipiq(touch));
+      return;
+  }
+}

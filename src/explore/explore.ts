@@ -1,0 +1,242 @@
+/**
+ * The explorer's entry points: `explore` (systematic or random search of a compiled scenario),
+ * `replay` (one schedule, with the invariants checked after every step), `minimise` (fewer
+ * context switches in a counterexample, the same violation) and `mergeResults` (shards).
+ */
+import { ArgumentError } from '../errors.js';
+import { resolveKernelOptions, type KernelOptions } from '../kernel/options.js';
+import type { CompiledScenario } from '../scenario/compile.js';
+import type { RunReport } from '../scenario/run.js';
+import { EXPLORE_INVARIANTS, type Violation } from './checks.js';
+import { DporSearch, type Counterexample, type SearchResult, type SearchStats } from './dpor.js';
+import { Execution } from './execution.js';
+import { randomSearch, type PctBound } from './random.js';
+import { formatSchedule } from './schedule.js';
+
+/** Every invariant `--invariants` may name: the built-in ones, 'deadlock' and 'scenario' (the scenario's own expectations). */
+export const ALL_INVARIANTS = [...Object.keys(EXPLORE_INVARIANTS), 'deadlock', 'scenario'];
+
+export interface ExploreOptions {
+  mode: 'dpor' | 'uniform' | 'pct';
+  invariants: string[];
+  evictions: number;
+  preemptions: number;
+  maxDepth: number;
+  executions: number;
+  seed: number;
+  pctDepth: number;
+  until: 'end' | 'ops';
+  stopAtFirst: boolean;
+  fingerprints: boolean;
+  shard?: { index: number; count: number; splitDepth: number };
+  /** Minimise each counterexample (fewer context switches). Default true. */
+  minimise?: boolean;
+  onExecution?: (stats: SearchStats) => void;
+}
+
+export interface ExploreCounterexample extends Counterexample {
+  /** The schedule as text (schedule.ts). */
+  text: string;
+  /** Context switches in the schedule as found, and after minimising. */
+  switchesFound: number;
+  switches: number;
+}
+
+export interface ExploreResult extends Omit<SearchResult, 'violations'> {
+  scenario: string;
+  mode: ExploreOptions['mode'];
+  shard?: { index: number; count: number; splitDepth: number };
+  violations: ExploreCounterexample[];
+  executionsPerSecond: number;
+  stepsPerSecond: number;
+  pct?: PctBound;
+}
+
+/** Checks an invariant list against ALL_INVARIANTS; throws ArgumentError naming the unknown one. */
+export function checkInvariants(names: string[]): string[] {
+  for (const n of names) if (!ALL_INVARIANTS.includes(n)) throw new ArgumentError('invariants', `unknown invariant "${n}"; known: ${ALL_INVARIANTS.join(', ')}`);
+  return names;
+}
+
+/** Searches the scenario's schedules and reports. */
+export function explore(c: CompiledScenario, o: ExploreOptions): ExploreResult {
+  checkInvariants(o.invariants);
+  const r: SearchResult & { pct?: PctBound } =
+    o.mode === 'dpor'
+      ? new DporSearch(c, { invariants: o.invariants, evictions: o.evictions, preemptions: o.preemptions, maxDepth: o.maxDepth, maxExecutions: o.executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution: o.onExecution }).run()
+      : randomSearch(c, { invariants: o.invariants, evictions: o.evictions, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
+  const violations = r.violations.map((v) => {
+    const found = switches(v.schedule);
+    const schedule = o.minimise === false ? v.schedule : minimise(c, v, o);
+    return { ...v, schedule, text: formatSchedule(schedule), switchesFound: found, switches: switches(schedule) };
+  });
+  const secs = r.elapsedMs / 1000;
+  return {
+    ...r,
+    scenario: c.name,
+    mode: o.mode,
+    ...(o.shard ? { shard: o.shard } : {}),
+    violations: violations.sort((a, b) => a.schedule.length - b.schedule.length),
+    executionsPerSecond: secs > 0 ? r.executions / secs : 0,
+    stepsPerSecond: secs > 0 ? r.steps / secs : 0,
+  };
+}
+
+/** Context switches in a schedule: places where the next item differs from the one before. */
+export function switches(schedule: number[]): number {
+  let n = 0;
+  for (let i = 1; i < schedule.length; i++) if (schedule[i] !== schedule[i - 1]) n++;
+  return n;
+}
+
+/** What replaying a schedule gave. */
+export interface ReplayResult {
+  /** The first violation, with the step after which it showed, or null. */
+  violation: (Violation & { step: number }) | null;
+  /** The step (1-based) at which the schedule named a CPU with nothing to do, or 0. */
+  stuckAt: number;
+  report: RunReport;
+}
+
+/**
+ * Runs `schedule` step by step with the invariants checked after each step; with `complete`,
+ * goes on after it (the first CPU that can run, in order) until nothing can. A schedule that
+ * names a CPU with nothing to do stops there (`stuckAt`).
+ */
+export function replay(c: CompiledScenario, schedule: number[], o: { invariants: string[]; record?: boolean; complete?: boolean; until?: 'end' | 'ops' }): ReplayResult {
+  checkInvariants(o.invariants);
+  const exec = new Execution(c, { invariants: o.invariants, evictions: schedule.filter((x) => x < 0).length, record: o.record, until: o.until });
+  let stuckAt = 0;
+  for (let i = 0; i < schedule.length && !exec.violation; i++) {
+    if (!exec.enabled().includes(schedule[i])) {
+      stuckAt = i + 1;
+      break;
+    }
+    exec.step(schedule[i]);
+  }
+  if (o.complete && !stuckAt) {
+    for (;;) {
+      if (exec.violation) break;
+      const en = exec.enabled().filter((x) => x >= 0);
+      if (en.length === 0) break;
+      exec.step(en[0]);
+    }
+  }
+  const report = exec.finish();
+  return { violation: exec.violation, stuckAt, report };
+}
+
+/** Whether `schedule`, replayed, still breaks `invariant` (within the schedule). */
+function stillViolates(c: CompiledScenario, schedule: number[], invariant: string, o: ExploreOptions): boolean {
+  const exec = new Execution(c, { invariants: o.invariants, evictions: schedule.filter((x) => x < 0).length, until: o.until });
+  for (const item of schedule) {
+    if (exec.violation) break;
+    if (!exec.enabled().includes(item)) return false;
+    exec.step(item);
+  }
+  if (!exec.violation && exec.enabled().length === 0) exec.finish();
+  return exec.violation !== null && exec.violation.invariant === invariant;
+}
+
+/**
+ * Fewer context switches, the same violation: repeatedly tries to move a block of one CPU's
+ * steps to join that CPU's previous block (the steps between run after it), keeping the change
+ * when the replay still breaks the invariant, until no move helps or 300 replays are spent.
+ * Then cuts the schedule where the violation now shows.
+ */
+export function minimise(c: CompiledScenario, v: Counterexample, o: ExploreOptions): number[] {
+  let best = v.schedule.slice();
+  let budget = 300;
+  let improved = true;
+  while (improved && budget > 0) {
+    improved = false;
+    const blocks = toBlocks(best);
+    for (let b = 2; b < blocks.length && budget > 0; b++) {
+      const prev = blocks.slice(0, b - 1).map((x) => x.item).lastIndexOf(blocks[b].item);
+      if (prev < 0) continue;
+      const moved = [...blocks.slice(0, prev + 1), blocks[b], ...blocks.slice(prev + 1, b), ...blocks.slice(b + 1)];
+      const candidate = moved.flatMap((x) => Array<number>(x.count).fill(x.item));
+      budget--;
+      if (switches(candidate) < switches(best) && stillViolates(c, candidate, v.invariant, o)) {
+        best = candidate;
+        improved = true;
+        break;
+      }
+    }
+  }
+  const cut = replay(c, best, { invariants: o.invariants, until: o.until });
+  return cut.violation ? best.slice(0, cut.violation.step) : best;
+}
+
+function toBlocks(s: number[]): { item: number; count: number }[] {
+  const out: { item: number; count: number }[] = [];
+  for (const x of s) {
+    const last = out[out.length - 1];
+    if (last && last.item === x) last.count++;
+    else out.push({ item: x, count: 1 });
+  }
+  return out;
+}
+
+/**
+ * Combines shard results: counts add up; the search is exhaustive when every shard of 0..n-1
+ * is there and each was; the shortest counterexample per invariant wins; trace fingerprints are
+ * united (complete executions then counts the distinct ones).
+ */
+export function mergeResults(parts: ExploreResult[]): ExploreResult {
+  if (parts.length === 0) throw new ArgumentError('results', 'nothing to merge');
+  const first = parts[0];
+  const count = first.shard?.count ?? 1;
+  const seen = new Set<number>();
+  for (const p of parts) {
+    if (p.scenario !== first.scenario) throw new ArgumentError('results', `results of different scenarios: ${first.scenario} and ${p.scenario}`);
+    if ((p.shard?.count ?? 1) !== count) throw new ArgumentError('results', 'results of different shard counts');
+    const i = p.shard?.index ?? 0;
+    if (seen.has(i)) throw new ArgumentError('results', `shard ${i}/${count} appears twice`);
+    seen.add(i);
+  }
+  const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
+  const byInv = new Map<string, ExploreCounterexample>();
+  for (const p of parts) for (const v of p.violations) {
+    const old = byInv.get(v.invariant);
+    if (!old || v.schedule.length < old.schedule.length) byInv.set(v.invariant, v);
+  }
+  const traces = parts.every((p) => p.traces) ? [...new Set(parts.flatMap((p) => p.traces!))] : undefined;
+  const sum = (f: (p: ExploreResult) => number): number => parts.reduce((a, p) => a + f(p), 0);
+  const elapsedMs = Math.max(...parts.map((p) => p.elapsedMs));
+  const executions = sum((p) => p.executions);
+  const steps = sum((p) => p.steps);
+  const boundedBy = [...new Set([...parts.flatMap((p) => p.boundedBy), ...(missing.length ? [`missing shards ${missing.join(',')}`] : [])])];
+  return {
+    scenario: first.scenario,
+    mode: first.mode,
+    executions,
+    complete: traces ? traces.length : sum((p) => p.complete),
+    sleepBlocked: sum((p) => p.sleepBlocked),
+    steps,
+    exhaustive: boundedBy.length === 0 && parts.every((p) => p.exhaustive),
+    boundedBy,
+    violations: [...byInv.values()].sort((a, b) => a.schedule.length - b.schedule.length),
+    ...(traces ? { traces } : {}),
+    elapsedMs,
+    executionsPerSecond: elapsedMs > 0 ? executions / (elapsedMs / 1000) : 0,
+    stepsPerSecond: elapsedMs > 0 ? steps / (elapsedMs / 1000) : 0,
+  };
+}
+
+/**
+ * The scenario with kernel options replaced, from `key=value` texts (numbers and true/false
+ * converted); throws ConfigError naming a bad key or value.
+ */
+export function withKernelOptions(c: CompiledScenario, settings: string[]): CompiledScenario {
+  if (settings.length === 0) return c;
+  const kernel: Record<string, unknown> = { ...(c.system.kernel ?? {}) };
+  for (const s of settings) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new ArgumentError('kernel', `"${s}": expected key=value`);
+    const raw = s.slice(eq + 1);
+    kernel[s.slice(0, eq)] = /^\d+$/.test(raw) ? Number(raw) : raw === 'true' ? true : raw === 'false' ? false : raw;
+  }
+  resolveKernelOptions(kernel as Partial<KernelOptions>);
+  return { ...c, system: { ...c.system, kernel: kernel as Partial<KernelOptions> } };
+}

@@ -1,0 +1,41 @@
+/**
+ * Schedules as text: the items of an execution, one per step, run-length encoded the way a
+ * scenario's `schedule.steps` is written: `0*120,1*17,0`. A TLB eviction is `e<cpu>.<slot>`.
+ * `isolab explore` prints counterexamples in this form; `isolab replay --schedule` and
+ * `isolab run --schedule` read it.
+ */
+import { ArgumentError } from '../errors.js';
+import { evictionOf, evictionStep } from '../system.js';
+
+/** The items as text. */
+export function formatSchedule(items: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < items.length; ) {
+    let n = 1;
+    while (i + n < items.length && items[i + n] === items[i]) n++;
+    const it = items[i];
+    const name = it >= 0 ? String(it) : `e${evictionOf(it).cpu}.${evictionOf(it).slot}`;
+    out.push(n > 1 ? `${name}*${n}` : name);
+    i += n;
+  }
+  return out.join(',');
+}
+
+/** Parses a schedule for a machine with `cpus` CPUs; throws ArgumentError naming the bad item. */
+export function parseSchedule(text: string, cpus: number): number[] {
+  const items: number[] = [];
+  const trimmed = text.trim();
+  if (trimmed === '') return items;
+  for (const [i, raw] of trimmed.split(',').entries()) {
+    const part = raw.trim();
+    const m = /^(?:(\d+)|e(\d+)\.(\d+))(?:\*(\d+))?$/.exec(part);
+    if (!m) throw new ArgumentError('schedule', `item ${i + 1} ("${part}"): expected a CPU number, e<cpu>.<slot>, either followed by *<count>`);
+    const cpu = Number(m[1] ?? m[2]);
+    if (cpu >= cpus) throw new ArgumentError('schedule', `item ${i + 1} ("${part}"): the machine has CPUs 0 to ${cpus - 1}`);
+    const item = m[1] !== undefined ? cpu : evictionStep(cpu, Number(m[3]));
+    const count = m[4] !== undefined ? Number(m[4]) : 1;
+    if (count < 1 || count > 10_000_000) throw new ArgumentError('schedule', `item ${i + 1} ("${part}"): the count must be from 1 to 10000000`);
+    for (let n = 0; n < count; n++) items.push(item);
+  }
+  return items;
+}

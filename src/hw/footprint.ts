@@ -1,0 +1,81 @@
+/**
+ * Footprint recording: while the explorer runs a step it installs a sink here, and physical
+ * memory, the page walker and the few kernel structures that CPUs share outside any lock report
+ * what the step read and wrote. With no sink installed (every plain run) each hook is one test
+ * of a module variable.
+ *
+ * Keys are numbers:
+ *  - a physical 8-byte word: pa / 8 (>= 0, below FP_FRAME);
+ *  - a whole frame (clear_page, copy_page, long copies): FP_FRAME + pfn; it overlaps every word
+ *    of the frame;
+ *  - kernel objects (the explorer's tokens, fp_* below) at FP_TOKEN and above, and lock ids
+ *    (negative, kernel/mmput.ts).
+ */
+
+/** Where a step's accesses go. `read` and `write` take a key. */
+export interface FootprintSink {
+  read(key: number): void;
+  write(key: number): void;
+}
+
+/** Frame keys start here (2^40: past any word key of a 2^43-byte memory). */
+export const FP_FRAME = 2 ** 40;
+/** Token keys start here. */
+export const FP_TOKEN = 2 ** 41;
+/** Every kernel data structure no finer key covers (VMAs, page refcounts, task lists, tlb_gen). */
+export const FP_KERNEL = FP_TOKEN;
+/** Signal state any thread reads before each user instruction: pending sets, group exit. */
+export const FP_SIGNAL = FP_TOKEN + 1;
+/** The explorer's eviction budget (an eviction anywhere uses it up for every CPU). */
+export const FP_EVICT = FP_TOKEN + 2;
+/** CPU c's queue of call-function IPIs. */
+export const fp_ipiq = (c: number): number => FP_TOKEN + 0x100 + c;
+/** CPU c's runqueue. */
+export const fp_runq = (c: number): number => FP_TOKEN + 0x200 + c;
+/** CPU c's TLB and registers (touched by its own steps and by evictions of its entries). */
+export const fp_cpu = (c: number): number => FP_TOKEN + 0x300 + c;
+
+/** The installed sink, or null. */
+export let fp: FootprintSink | null = null;
+
+/** Installs (or, with null, removes) the sink. */
+export function setFootprintSink(s: FootprintSink | null): void {
+  fp = s;
+}
+
+/** Records a read of bytes [pa, pa + length): words for short accesses, frames for long ones. */
+export function fp_read_range(s: FootprintSink, pa: number, length: number): void {
+  fp_range(s, pa, length, false);
+}
+
+/** Records a write of bytes [pa, pa + length). */
+export function fp_write_range(s: FootprintSink, pa: number, length: number): void {
+  fp_range(s, pa, length, true);
+}
+
+function fp_range(s: FootprintSink, pa: number, length: number, write: boolean): void {
+  if (length <= 0) return;
+  if (length > 64) {
+    for (let f = Math.floor(pa / 4096); f <= Math.floor((pa + length - 1) / 4096); f++) (write ? s.write(FP_FRAME + f) : s.read(FP_FRAME + f));
+    return;
+  }
+  for (let w = Math.floor(pa / 8); w <= Math.floor((pa + length - 1) / 8); w++) (write ? s.write(w) : s.read(w));
+}
+
+/** Records that signal state (a pending set, a group exit) changed. */
+export function fp_signal(): void {
+  if (fp) fp.write(FP_SIGNAL);
+}
+
+/** Records that CPU c's runqueue changed. */
+export function fp_runq_write(c: number): void {
+  if (fp) fp.write(fp_runq(c));
+}
+
+/** Whether two keys overlap: equal, or a frame and one of its words. */
+export function fp_overlap(a: number, b: number): boolean {
+  if (a === b) return true;
+  if (a >= FP_FRAME && a < FP_TOKEN) return b >= 0 && b < FP_FRAME && Math.floor(b / 512) === a - FP_FRAME;
+  if (b >= FP_FRAME && b < FP_TOKEN) return a >= 0 && a < FP_FRAME && Math.floor(a / 512) === b - FP_FRAME;
+  return false;
+}
