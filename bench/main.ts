@@ -122,10 +122,21 @@ async function main(): Promise<void> {
       target: `${p.cr3PerSyscall.toFixed(2)} CR3 writes, ${p.tlbMissesPerSyscall.toFixed(2)} TLB misses per syscall`,
     });
   }
+  // The explorer: DPOR on the seed 003 fork-against-write scenario and the stale-TLB one.
+  const exploreScript = fileURLToPath(new URL('./explore.js', import.meta.url));
+  const ex = JSON.parse(execFileSync(process.execPath, [exploreScript], { encoding: 'utf8' }).trim().split('\n').pop()!) as Record<string, { executions: number; steps: number; seconds: number; stepsPerSecond: number; executionsPerSecond: number }>;
+  for (const [name, e] of Object.entries(ex)) {
+    kernelRows.push({
+      task: `explore ${name === 'forkDirtyRace' ? 'fork-dirty-race' : 'cow-stale-tlb'} (DPOR, 2 preemptions)`,
+      figure: `${Math.round(e.stepsPerSecond / 1000)} k steps/s`,
+      runs: `${e.executions} executions, ${e.steps} steps, ${e.seconds} s`,
+      target: '100 k explored steps/s per core',
+    });
+  }
   console.table(kernelRows);
   if (jsonFile) {
     const tmp = `${jsonFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, pkeySwitch: pk, ptiSyscall: pti } }, null, 2) + '\n');
+    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, pkeySwitch: pk, ptiSyscall: pti, explore: ex } }, null, 2) + '\n');
     renameSync(tmp, jsonFile);
   }
 }
