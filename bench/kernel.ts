@@ -8,6 +8,11 @@
  *   the copy loop, as the native figure has its page-table code in cache); each fork is timed
  *   from the start of the fork syscall to its return in the parent (page-table copy and TLB
  *   flush), as forkbench times fork() in the parent.
+ * - `faults`: page faults per second on one CPU, by kind: a read of untouched anonymous memory
+ *   (do_anonymous_page maps the zero page), a write to such a zero-page mapping (do_wp_page →
+ *   wp_page_copy: a zeroed copy, the page-table lock dropped and re-taken), and a write to
+ *   untouched memory (do_anonymous_page with a new page). FAULT_PAGES faults of each kind, each
+ *   timed from its first operation to its last, the median of five runs in this process.
  * - `pkey-switch`: opening and closing access to a page by WRPKRU against mprotect, side by
  *   side (benchPkeySwitch).
  * - `pti-syscall`: the null-syscall rate with PTI off, PTI with PCIDs and PTI without, side by
@@ -64,6 +69,44 @@ export function benchSimulatedFork(): { medianNs: number; forksNs: number[] } {
   sys.run();
   if (sys.kernel.exited.size !== WARMUP + FORKS + 1) throw new Error('fork benchmark: children did not all exit');
   return { medianNs: median(forksNs), forksNs };
+}
+
+/** Pages each fault-rate run touches in each phase. */
+const FAULT_PAGES = 32_768;
+
+/** Page faults per second by kind (see the header): the median of five runs, each phase timed alone. */
+export function benchFaults(): Record<'zeroPageRead' | 'zeroPageCow' | 'anonWrite', { perSecond: number; runs: number[] }> {
+  const phases = ['zeroPageRead', 'zeroPageCow', 'anonWrite'] as const;
+  const runs: Record<(typeof phases)[number], number[]> = { zeroPageRead: [], zeroPageCow: [], anonWrite: [] };
+  const len = FAULT_PAGES * 4096;
+  for (let rep = 0; rep < 5; rep++) {
+    const sys = new System({ cpus: 1, memory: 2 * len + 64 * 2 ** 20, kernel: { log: false, timeslice: 0 } });
+    const main: Op[] = [
+      { op: 'syscall', name: 'mmap', args: [0, len, 3, 0x22, -1, 0], into: 'a' },
+      { op: 'syscall', name: 'mmap', args: [0, len, 3, 0x22, -1, 0], into: 'b' },
+    ];
+    const starts: number[] = [];
+    starts.push(main.length);
+    for (let i = 0; i < FAULT_PAGES; i++) main.push({ op: 'load', addr: `$a+${i * 4096}`, size: 1 });
+    starts.push(main.length);
+    for (let i = 0; i < FAULT_PAGES; i++) main.push({ op: 'store', addr: `$a+${i * 4096}`, value: 1, size: 1 });
+    starts.push(main.length);
+    for (let i = 0; i < FAULT_PAGES; i++) main.push({ op: 'store', addr: `$b+${i * 4096}`, value: 1, size: 1 });
+    starts.push(main.length);
+    const pid = sys.spawn({ main });
+    const t = sys.task(pid)!;
+    for (let p = 0; p < phases.length; p++) {
+      while (!(t.opFn === 'main' && t.opIndex >= starts[p])) if (!sys.step()) throw new Error('fault benchmark stalled');
+      const t0 = process.hrtime.bigint();
+      while (t.state !== 'dead' && t.state !== 'zombie' && !(t.opFn === 'main' && t.opIndex >= starts[p + 1])) if (!sys.step()) break;
+      const dt = Number(process.hrtime.bigint() - t0);
+      runs[phases[p]].push(Math.round((FAULT_PAGES / dt) * 1e9));
+    }
+    sys.run();
+  }
+  const out = {} as Record<(typeof phases)[number], { perSecond: number; runs: number[] }>;
+  for (const p of phases) out[p] = { perSecond: median(runs[p]), runs: runs[p] };
+  return out;
 }
 
 /** Access switches each pkey-switch run makes (half opening the region, half closing it). */
@@ -192,9 +235,10 @@ async function main(): Promise<void> {
   if (which === '--getpid') console.log(JSON.stringify(benchGetpid()));
   else if (which === '--fork-sim') console.log(JSON.stringify(benchSimulatedFork()));
   else if (which === '--fork-native') console.log(JSON.stringify(await benchNativeFork()));
+  else if (which === '--faults') console.log(JSON.stringify(benchFaults()));
   else if (which === '--pkey-switch') console.log(JSON.stringify(benchPkeySwitch()));
   else if (which === '--pti-syscall') console.log(JSON.stringify(benchPtiSyscall()));
-  else throw new Error('expected --getpid, --fork-sim, --fork-native, --pkey-switch or --pti-syscall');
+  else throw new Error('expected --getpid, --fork-sim, --fork-native, --faults, --pkey-switch or --pti-syscall');
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

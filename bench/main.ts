@@ -102,6 +102,11 @@ async function main(): Promise<void> {
       target: ratio === null ? '' : `ratio ${ratio.toFixed(2)} (<= 3 ${ratio <= 3 ? 'met' : 'MISSED'})`,
     },
   ];
+  const faults = runKernel('--faults') as Record<string, { perSecond: number; runs: number[] }>;
+  const faultNames: Record<string, string> = { zeroPageRead: 'read fault, zero page mapped', zeroPageCow: 'write fault on the zero page (wp_page_copy)', anonWrite: 'write fault, new anonymous page' };
+  for (const [name, f] of Object.entries(faults)) {
+    kernelRows.push({ task: faultNames[name], figure: `${(f.perSecond / 1e6).toFixed(2)} M/s`, runs: f.runs.map((r) => (r / 1e6).toFixed(2)).join(' / '), target: '' });
+  }
   const pk = runKernel('--pkey-switch') as Record<'wrpkru' | 'mprotect', { perSecond: number; runs: number[]; syscallsPerSwitch: number; flushesPerSwitch: number }>;
   for (const name of ['wrpkru', 'mprotect'] as const) {
     const p = pk[name];
@@ -136,7 +141,7 @@ async function main(): Promise<void> {
   console.table(kernelRows);
   if (jsonFile) {
     const tmp = `${jsonFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, pkeySwitch: pk, ptiSyscall: pti, explore: ex } }, null, 2) + '\n');
+    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, faults, pkeySwitch: pk, ptiSyscall: pti, explore: ex } }, null, 2) + '\n');
     renameSync(tmp, jsonFile);
   }
 }

@@ -39,10 +39,13 @@ export class ConfigError extends IsolabError {
 
 /**
  * A broken model invariant: a bug in isolab, not in the simulated program or the user's input.
- * Carries the check that failed; the runner adds the step and the tail of the trace.
+ * Carries the check that failed; the System adds the step and the CPU it happened on
+ * (`step`, `cpu`, -1 until then), the scenario runner the tail of the trace.
  */
 export class ModelError extends IsolabError {
   readonly check: string;
+  step = -1;
+  cpu = -1;
   constructor(check: string, message: string) {
     super('EMODEL', `${check}: ${message}`);
     this.name = 'ModelError';

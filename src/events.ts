@@ -4,7 +4,13 @@
  *
  * Emitting costs nothing when nobody listens: every emission site tests `bus.on` (a plain
  * field) before it builds the event object.
+ *
+ * A bus may have one `stamp` function, run on each event before the listeners see it: the
+ * System uses it to add the `tid` of the task current on the event's CPU (system.ts
+ * IsolabEvent), so that no producer has to know about tasks. It runs only on emitted events,
+ * so it too costs nothing when nobody listens.
  */
+import { ArgumentError } from './errors.js';
 
 /** Any event: a `type` tag and the fields its producer documents. */
 export interface BaseEvent {
@@ -18,6 +24,7 @@ export class EventBus<E extends BaseEvent> {
   /** True while at least one listener is subscribed. Emission sites test this first. */
   on = false;
   private listeners: Listener<E>[] = [];
+  private stamper: ((event: E) => void) | null = null;
 
   /** Adds a listener; returns the function that removes it. */
   subscribe(listener: Listener<E>): () => void {
@@ -29,8 +36,18 @@ export class EventBus<E extends BaseEvent> {
     };
   }
 
-  /** Delivers `event` to every listener, in subscription order. Call only when `on`. */
+  /**
+   * Sets the function that completes each event before delivery (it may add fields, not change
+   * the producer's); null removes it. Throws if one is already set and `stamp` is not null.
+   */
+  setStamp(stamp: ((event: E) => void) | null): void {
+    if (stamp !== null && this.stamper !== null) throw new ArgumentError('stamp', 'this event bus already has a stamp function');
+    this.stamper = stamp;
+  }
+
+  /** Delivers `event` to every listener, in subscription order, after the stamp function. Call only when `on`. */
   emit(event: E): void {
+    if (this.stamper !== null) this.stamper(event);
     const ls = this.listeners;
     for (let i = 0; i < ls.length; i++) ls[i](event);
   }

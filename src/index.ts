@@ -26,7 +26,10 @@ export { DEFAULT_CPU_MODEL, resolveCpuModel, type CpuModel, type DirtyOnReadonly
 export { Machine, type MachineConfig } from './hw/machine.js';
 export { PageTableBuilder, FrameAllocator, entryValue, makeCr3, SIZE_4K, SIZE_2M, SIZE_1G, type EntryFlags, type MapOptions } from './hw/ptbuild.js';
 export type { HwEvent, FlushCause } from './hw/events.js';
-export { System, type SystemConfig, type RunResult, type IsolabEvent } from './system.js';
+export {
+  System, type SystemConfig, type RunResult, type IsolabEvent,
+  type TaskInfo, type Pte, type VmaInfo, type MmInfo, type PageInfo, type CpuInfo, type AsidInfo,
+} from './system.js';
 export { Kernel } from './kernel/kernel.js';
 export { DEFAULT_KERNEL_OPTIONS, KERNEL_OPTION_SPECS, type KernelOptions } from './kernel/options.js';
 export type { KernelEvent } from './kernel/events.js';

@@ -1,26 +1,51 @@
 /**
  * A System: a machine (hw/) with the kernel (kernel/) booted on it, and the user-level API to
  * start programs, run them, and read what happened. Everything is deterministic: the order in
- * which CPUs take steps comes from `schedule` and `seed` (DESIGN.md rule 3).
+ * which CPUs take steps comes from `schedule` and `seed` (DESIGN.md rule 3). Each step is
+ * sim/step.ts's cpu_step on the chosen CPU: the kernel's, or the processor running user code
+ * (user/interp.ts).
+ *
+ * Reading the kernel's state goes through the introspection methods (tasks, pte, readUser,
+ * maps, mms, page, cpuInfo, framesInUse; introspect.ts), which return plain records; the
+ * scenario runner, the explorer, the CLI and the trace use nothing else of the kernel's
+ * objects for it.
  */
-import { ArgumentError, ConfigError } from './errors.js';
+import { ArgumentError, ConfigError, ModelError } from './errors.js';
 import type { EventBus } from './events.js';
 import type { HwEvent } from './hw/events.js';
 import { Machine, type MachineConfig } from './hw/machine.js';
 import { check_page_counts } from './kernel/debug.js';
-import { cpu_step, KERNEL_QUANTUM } from './kernel/entry.js';
+import { KERNEL_QUANTUM } from './kernel/entry.js';
 import type { KernelEvent } from './kernel/events.js';
 import { load_image, start_thread } from './kernel/exec.js';
 import { newProcess } from './kernel/fork.js';
-import { Kernel, type PerCpu, type ReachRecord } from './kernel/kernel.js';
+import { Kernel, type ReachRecord } from './kernel/kernel.js';
 import { process_reach, type Reach } from './kernel/reach.js';
 import { resolveKernelOptions, type KernelOptions } from './kernel/options.js';
 import { wake_up_new_task } from './kernel/sched.js';
 import { syscallByName } from './kernel/syscalls.js';
 import type { OpRecord, Task } from './kernel/task.js';
 import { ProgramImage, type Op, type Program } from './user/program.js';
+import { UserCpu } from './user/interp.js';
+import { cpu_step, hasWork, takes_ipi } from './sim/step.js';
+import {
+  checkPageCounts, checkPtiUserPgd, cpuAsids, cpuInfo, currentTid, framesInUse, liveMms, pageInfo, readUser, taskInfo, taskList, taskMaps, taskPte,
+  type AsidInfo, type CpuInfo, type MmInfo, type PageInfo, type Pte, type TaskInfo, type VmaInfo,
+} from './introspect.js';
 
-export type IsolabEvent = HwEvent | KernelEvent;
+export { hasWork } from './sim/step.js';
+export { TASK_SIZE } from './kernel/layout.js';
+export type { AsidInfo, CpuInfo, MmInfo, PageInfo, Pte, TaskInfo, VmaInfo } from './introspect.js';
+
+/**
+ * An event of a System: the processor's (hw/events.ts) or the kernel's (kernel/events.ts), with
+ * `tid`, the task the event belongs to. An event that names its task itself (syscall,
+ * page_fault, signal, exit, entry ...) keeps it; every other one gets, as it is emitted, the
+ * task current on its CPU (for `ipi` the sender's), 0 for the idle task or an event outside
+ * any CPU (`debug` with cpu -1). So a walk, a TLB fill or a flush names the task whose access
+ * or syscall caused it, and `context_switch` the task switched to.
+ */
+export type IsolabEvent = (HwEvent | KernelEvent) & { tid: number };
 
 export interface SystemConfig extends MachineConfig {
   /** Kernel options (boot parameters and sysctls). */
@@ -69,6 +94,8 @@ export class System {
   private totalSteps = 0;
   private readonly script: number[];
   private scriptAt = 0;
+  /** Each CPU's user-mode execution state (user/interp.ts), by CPU number. */
+  private readonly user: UserCpu[];
 
   /** Boots a machine and the kernel; throws ConfigError naming a bad option. */
   constructor(config: SystemConfig = {}) {
@@ -80,7 +107,15 @@ export class System {
     if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff)) throw new ConfigError('seed', `expected an integer from 0 to 4294967295, got ${JSON.stringify(seed)}`);
     this.machine = new Machine(machine);
     this.kernel = new Kernel(this.machine, resolveKernelOptions(kernel));
-    this.events = this.kernel.events;
+    this.events = this.kernel.events as unknown as EventBus<IsolabEvent>;
+    this.user = this.kernel.percpu.map(() => new UserCpu());
+    const percpu = this.kernel.percpu;
+    this.events.setStamp((e) => {
+      if (e.tid !== undefined) return;
+      const cpu = e.type === 'ipi' ? e.from : e.cpu;
+      const t = cpu >= 0 && cpu < percpu.length ? percpu[cpu].current : null;
+      e.tid = t ? t.tid : 0;
+    });
     this.order = schedule ?? 'round-robin';
     this.rng = (seed ?? 1) >>> 0;
     const cpus = this.kernel.percpu.length;
@@ -136,8 +171,32 @@ export class System {
     return (t ^ (t >>> 14)) >>> 0;
   }
 
-  /** Runs one step on the next CPU the schedule picks. Returns false if no CPU had anything to do. */
+  /**
+   * Runs one step on the next CPU the schedule picks. Returns false if no CPU had anything to
+   * do. A ModelError raised in the step leaves with the step number and the CPU in it.
+   */
   step(): boolean {
+    try {
+      return this.nextStep();
+    } catch (e) {
+      throw this.atStep(e, this.stepping);
+    }
+  }
+
+  /** The CPU whose step is running (for a ModelError), -1 between steps. */
+  private stepping = -1;
+
+  /** Records the step and the CPU in a ModelError the first time it passes; returns `e`. */
+  private atStep(e: unknown, cpu: number): unknown {
+    if (e instanceof ModelError && e.step < 0) {
+      e.step = this.totalSteps;
+      e.cpu = cpu;
+      e.message += ` (at step ${this.totalSteps}, CPU ${cpu})`;
+    }
+    return e;
+  }
+
+  private nextStep(): boolean {
     const pcs = this.kernel.percpu;
     if (this.scriptAt < this.script.length) {
       // A scripted step: that CPU, one step, whether or not it had anything to do.
@@ -147,13 +206,18 @@ export class System {
     }
     if (this.order === 'round-robin') {
       let any = false;
-      for (const pc of pcs) if (cpu_step(this.kernel, pc)) any = true;
+      for (let i = 0; i < pcs.length; i++) {
+        this.stepping = i;
+        if (cpu_step(this.kernel, pcs[i], this.user[i])) any = true;
+      }
       if (any) this.totalSteps++;
       return any;
     }
     const busy = pcs.filter(hasWork);
     if (busy.length === 0) return false;
-    cpu_step(this.kernel, busy[this.nextRandom() % busy.length]);
+    const pc = busy[this.nextRandom() % busy.length];
+    this.stepping = pc.id;
+    cpu_step(this.kernel, pc, this.user[pc.id]);
     this.totalSteps++;
     return true;
   }
@@ -170,7 +234,11 @@ export class System {
       this.machine.cpus[cpu].evictTlbEntry(slot);
       return true;
     }
-    return cpu_step(this.kernel, this.kernel.percpu[item]);
+    try {
+      return cpu_step(this.kernel, this.kernel.percpu[item], this.user[item]);
+    } catch (e) {
+      throw this.atStep(e, item);
+    }
   }
 
   /**
@@ -235,11 +303,84 @@ export class System {
   get debugReports(): string[] {
     return this.kernel.debugReports;
   }
-}
 
-/** Whether the CPU has anything to do: an IPI, a runnable task, or a running one. */
-export function hasWork(pc: PerCpu): boolean {
-  return pc.ipis.length > 0 || pc.runqueue.length > 0 || (pc.current !== null && pc.current.state === 'running');
+  // ---- Introspection (introspect.ts): plain records, nothing in the model changes ---------------
+
+  /** Every task not yet reaped (zombies included), in creation order. */
+  tasks(): TaskInfo[] {
+    return taskList(this.kernel);
+  }
+
+  /** Task `tid` as a record, or undefined when there is none (never was, or reaped). */
+  taskInfo(tid: number): TaskInfo | undefined {
+    const t = this.kernel.tasks.get(tid);
+    return t ? taskInfo(t) : undefined;
+  }
+
+  /** The tid of the task current on `cpu`, 0 for the idle task. Throws ArgumentError for a CPU the machine does not have. */
+  current(cpu: number): number {
+    return currentTid(this.kernel, cpu);
+  }
+
+  /** CPU `cpu` as the kernel sees it: current task, queued flush IPIs, loaded mm (CpuInfo). Throws ArgumentError for a bad CPU. */
+  cpuInfo(cpu: number): CpuInfo {
+    return cpuInfo(this.kernel, cpu);
+  }
+
+  /** CPU `cpu`'s dynamic ASIDs from its cpu_tlbstate: the mm each last held and the tlb_gen it caught up with. Throws ArgumentError for a bad CPU. */
+  asids(cpu: number): AsidInfo[] {
+    return cpuAsids(this.kernel, cpu);
+  }
+
+  /**
+   * The PTE that maps user address `va` in the address space of task `pid` (any of a process's
+   * threads), read from its page tables in physical memory: null when no PTE table covers `va`
+   * (or the task has no address space any more), a record with every field 0 for an empty
+   * entry. Throws ArgumentError for an unknown task.
+   */
+  pte(pid: number, va: number | bigint): Pte | null {
+    return taskPte(this.kernel, pid, va);
+  }
+
+  /** `size` bytes (1 to 8) little-endian at `va` in task `pid`'s address space, or null if any is not mapped by a present PTE. Throws ArgumentError for an unknown task. */
+  readUser(pid: number, va: number | bigint, size: number): bigint | null {
+    return readUser(this.kernel, pid, va, size);
+  }
+
+  /** Task `pid`'s mappings in address order, as /proc/pid/maps lists them. Throws ArgumentError for an unknown task. */
+  maps(pid: number): VmaInfo[] {
+    return taskMaps(this.kernel, pid);
+  }
+
+  /** Every address space a live task uses (MmInfo). */
+  mms(): MmInfo[] {
+    return liveMms(this.kernel);
+  }
+
+  /** Physical frame `pfn` as /proc/kpageflags and /proc/kpagecount show it. Throws ArgumentError for a frame past RAM. */
+  page(pfn: number): PageInfo {
+    return pageInfo(this.kernel, pfn);
+  }
+
+  /** Frames allocated since boot and not freed (the boot-time frames not included). */
+  get framesInUse(): number {
+    return framesInUse(this.kernel);
+  }
+
+  /** Runs the kernel's page-count debug check now; returns what it found (also kept in `debugReports`). */
+  checkPageCounts(): string[] {
+    return checkPageCounts(this.kernel);
+  }
+
+  /** Runs the PTI user-page-table check on every live address space now; returns what it found, kept in `debugReports` only with `keep`. */
+  checkPtiUserPgd(keep = true): string[] {
+    return checkPtiUserPgd(this.kernel, keep);
+  }
+
+  /** Whether CPU `cpu`'s next step takes a flush IPI (one is queued, interrupts are on, no user page walk is under way). */
+  takesIpi(cpu: number): boolean {
+    return takes_ipi(this.kernel.percpu[cpu]);
+  }
 }
 
 /** Compiles a program and checks every syscall name against the table and every child CPU against the machine. */

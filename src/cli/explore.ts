@@ -8,7 +8,8 @@ import { ArgumentError } from '../errors.js';
 import { compileScenarioFile } from '../scenario/index.js';
 import type { TimelineEntry } from '../scenario/run.js';
 import type { SearchStats } from '../explore/dpor.js';
-import { ALL_INVARIANTS, checkInvariants, explore, mergeResults, replay, withKernelOptions, type ExploreOptions, type ExploreResult } from '../explore/explore.js';
+import { ALL_INVARIANTS, WITNESS, checkInvariants, explore, mergeResults, replay, shortestPassingPrefix, withKernelOptions, type ExploreOptions, type ExploreResult } from '../explore/explore.js';
+import type { CompiledScenario } from '../scenario/compile.js';
 import { exploreInWorkers } from '../explore/parallel.js';
 import { formatSchedule, parseSchedule } from '../explore/schedule.js';
 
@@ -30,11 +31,14 @@ export interface ExploreCommandOptions {
   json?: boolean;
   output?: string;
   minimise?: boolean;
+  witness?: boolean;
 }
 
-/** The invariants to check: the list given, or every one. */
-function invariantList(text: string | undefined): string[] {
-  return checkInvariants(text === undefined ? ALL_INVARIANTS : text.split(',').map((s) => s.trim()).filter((s) => s !== ''));
+/** The invariants to check: the list given, or every one; with `witness`, the list given (or none) and the witness goal. */
+function invariantList(text: string | undefined, witness = false): string[] {
+  const given = text?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (witness) return checkInvariants([...(given ?? []), WITNESS]);
+  return checkInvariants(given ?? ALL_INVARIANTS);
 }
 
 /** `i/n` with 0 <= i < n. */
@@ -42,6 +46,12 @@ function parseShard(text: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(text);
   if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new ArgumentError('shard', `"${text}": expected i/n with 0 <= i < n, e.g. 0/4`);
   return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+/** A schedule's text as YAML items for `schedule.steps`: `'0*136', '1*25', 0`. */
+function scheduleSteps(text: string): string {
+  if (text === '') return '';
+  return text.split(',').map((item) => (/^\d+$/.test(item) ? item : `'${item}'`)).join(', ');
 }
 
 /** Writes `text` to `file` whole or not at all (a temporary file renamed into place). */
@@ -58,7 +68,7 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
   const shard = opts.shard !== undefined ? { ...parseShard(opts.shard), splitDepth: opts.splitDepth ?? 8 } : undefined;
   const o: ExploreOptions = {
     mode: opts.mode,
-    invariants: invariantList(opts.invariants),
+    invariants: invariantList(opts.invariants, opts.witness),
     evictions: opts.evict ?? 0,
     preemptions: opts.preemptions ?? Infinity,
     maxDepth: opts.depth ?? Infinity,
@@ -66,7 +76,7 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
     seed: opts.seed ?? 1,
     pctDepth: opts.pctDepth ?? 2,
     until: opts.until ?? 'end',
-    stopAtFirst: opts.first === true,
+    stopAtFirst: opts.first === true || opts.witness === true,
     fingerprints: shard !== undefined || (opts.workers ?? 1) > 1,
     minimise: opts.minimise !== false,
     ...(shard ? { shard } : opts.splitDepth !== undefined ? { shard: { index: 0, count: 1, splitDepth: opts.splitDepth } } : {}),
@@ -78,9 +88,10 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
   } finally {
     bar.stop();
   }
-  const text = opts.json ? JSON.stringify(result, null, 2) + '\n' : formatExplore(result, file);
+  const text = opts.json ? JSON.stringify(result, null, 2) + '\n' : formatExplore(result, file, opts.witness === true, c);
   if (opts.output) writeWhole(opts.output, opts.json ? text : JSON.stringify(result, null, 2) + '\n');
   if (!opts.output || !opts.json) process.stdout.write(text);
+  if (opts.witness) return result.violations.some((v) => v.invariant === WITNESS) ? 0 : 1;
   return result.violations.length > 0 ? 1 : 0;
 }
 
@@ -108,15 +119,27 @@ function progress(label: string, total: number): { update: (s: SearchStats) => v
 }
 
 /** The report: what was searched, how far, and each counterexample with its replay command. */
-export function formatExplore(r: ExploreResult, file: string): string {
+export function formatExplore(r: ExploreResult, file: string, witness = false, c?: CompiledScenario): string {
   const lines: string[] = [];
   lines.push(`${r.scenario}: ${r.mode === 'dpor' ? 'systematic search (source-set DPOR, sleep sets)' : r.mode === 'pct' ? 'random search (PCT)' : 'random search (uniform)'}${r.shard ? `, shard ${r.shard.index}/${r.shard.count}` : ''}`);
   lines.push(`  executions ${r.executions} (complete ${r.complete}, sleep-set blocked ${r.sleepBlocked}), steps ${r.steps}`);
   lines.push(`  ${(r.elapsedMs / 1000).toFixed(2)} s, ${Math.round(r.executionsPerSecond)} executions/s, ${Math.round(r.stepsPerSecond)} steps/s`);
   lines.push(`  search: ${r.exhaustive ? 'complete (every interleaving, up to equivalence)' : `bounded (${r.boundedBy.join(', ')})`}`);
   if (r.pct) lines.push(`  PCT: n=${r.pct.n} CPUs, k=${r.pct.k} steps, d=${r.pct.d}: each execution finds a given depth-${r.pct.d} bug with probability >= ${r.pct.perExecution.toExponential(2)}; all of them together >= ${r.pct.overall.toFixed(4)}`);
-  if (r.violations.length === 0) lines.push('  no invariant broken');
-  for (const v of r.violations) {
+  const found = r.violations.find((v) => v.invariant === WITNESS);
+  const broken = r.violations.filter((v) => v.invariant !== WITNESS);
+  if (found) {
+    lines.push('');
+    lines.push(`✓ witness: ${found.message}`);
+    lines.push(`  after ${found.schedule.length} steps, ${found.switches} context switches${found.switchesFound !== found.switches ? ` (minimised from ${found.switchesFound})` : ''}`);
+    const prefix = c ? shortestPassingPrefix(c, found.schedule) : null;
+    const text = prefix ? formatSchedule(prefix) : found.text;
+    if (prefix) lines.push(prefix.length === 0 ? `  the scenario's ${c!.policy} policy alone makes every expectation hold: no script is needed` : `  its first ${prefix.length} steps are enough, the scenario's ${c!.policy} policy running the rest`);
+    lines.push(`  as schedule.steps: [${scheduleSteps(text)}]`);
+    lines.push(`  run: isolab run ${file} --schedule ${text}`);
+  } else if (witness) lines.push('  no schedule found under which every expectation holds');
+  if (broken.length === 0 && !witness) lines.push('  no invariant broken');
+  for (const v of broken) {
     lines.push('');
     lines.push(`✗ ${v.invariant}: ${v.message}`);
     lines.push(`  after ${v.schedule.length} steps, ${v.switches} context switches${v.switchesFound !== v.switches ? ` (minimised from ${v.switchesFound})` : ''}`);

@@ -68,6 +68,7 @@ program
   .option('--kernel <key=value>', 'set a kernel option (repeatable), e.g. --kernel fork_wrprotect=read_modify_write', collect)
   .addOption(new Option('--until <point>', 'end: explore until every task exits; ops: until every task has run its operations (exits then run unexplored)').choices(['end', 'ops']).default('end'))
   .option('--first', 'stop at the first violation')
+  .option('--witness', "search for a schedule under which every expectation of the scenario holds (a race scenario's race), print it as schedule.steps and stop (exit 0 when found, 1 when not)")
   .option('--no-minimise', 'report counterexamples as found')
   .option('--shard <i/n>', 'search shard i of n (for spreading one search over machines; see isolab merge)')
   .option('--split-depth <n>', 'with --shard or --workers: the depth at which the search is split (default 8)', integer('--split-depth'))

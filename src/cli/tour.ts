@@ -58,6 +58,11 @@ export function tourCommand(opts: { json?: boolean }): number {
   for (const { file, report: r } of reports) {
     out.push(`${pc.bold(`${++n}. ${r.question ?? r.scenario}`)}  ${pc.dim(file)}`);
     if (r.answer) out.push(...wrap(r.answer, 3));
+    // What makes a race story true in this run: its event expectations, with what was counted.
+    for (const v of r.verdicts.filter((x) => x.kind === 'events' && x.status === 'held')) {
+      const [what, note] = v.expected.split('  # ');
+      out.push(pc.dim(`   ✓ ${what} (${v.actual})${note ? ` — ${note}` : ''}`));
+    }
     out.push(`   ${verdictSummary(r)}${pc.dim(` · ${countsLine(r)}`)}`);
     if (!r.passed) for (const v of r.verdicts.filter((x) => x.status !== 'held')) out.push(formatVerdict(v));
     out.push('');

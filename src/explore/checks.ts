@@ -18,16 +18,8 @@
  *
  * XXX: leaf entries only (TLB rights of upper levels are not compared); 4 KiB user pages only.
  */
-import { PTE_D, PTE_P, PTE_RW, PTE_US, PTEH_XD } from '../hw/pte.js';
 import { R_GLOBAL, R_USER, R_WRITE, R_XD } from '../hw/rights.js';
-import type { IsolabEvent } from '../system.js';
-import type { Kernel } from '../kernel/kernel.js';
-import type { MmStruct } from '../kernel/mm.js';
-import { PG_anon } from '../kernel/page.js';
-import { pte_dirty, pte_pfn } from '../kernel/pgtable.js';
-import { check_pti_user_pgd } from '../kernel/pti.js';
-import { TASK_SIZE } from '../kernel/layout.js';
-import { check_page_counts } from '../kernel/debug.js';
+import { TASK_SIZE, type IsolabEvent, type MmInfo, type Pte, type System } from '../system.js';
 
 /** The built-in invariants, by name, with what each means. */
 export const EXPLORE_INVARIANTS: Record<string, string> = {
@@ -44,32 +36,23 @@ export interface Violation {
   message: string;
 }
 
-/** Every live mm, by ctx_id. */
-function liveMms(k: Kernel): Map<number, MmStruct> {
-  const mms = new Map<number, MmStruct>();
-  for (const t of k.tasks.values()) if (t.mm && t.state !== 'dead' && t.state !== 'zombie') mms.set(t.mm.ctx_id, t.mm);
+/** Every live address space, by id. */
+function liveMms(sys: System): Map<number, MmInfo> {
+  const mms = new Map<number, MmInfo>();
+  for (const mm of sys.mms()) mms.set(mm.id, mm);
   return mms;
 }
 
-/** The leaf PTE (lo, hi) mapping user address `va` in `mm`, or null when no PTE table covers it. */
-function leafPte(k: Kernel, mm: MmStruct, va: number): [number, number] | null {
-  const table = mm.pgtables.pteTable(va, false);
-  if (table < 0) return null;
-  const w = k.machine.mem.words[table];
-  const i = Math.floor(va / 4096) % 512;
-  return w ? [w[2 * i] | 0, w[2 * i + 1] | 0] : [0, 0];
-}
-
 export class Checker {
-  private readonly k: Kernel;
+  private readonly sys: System;
   private readonly enabled: Set<string>;
   /** Anonymous frames user writes reached and the kernel has not cleaned since. */
   private readonly written = new Set<number>();
   private wasQuiet = true;
   private debugSeen = 0;
 
-  constructor(k: Kernel, invariants: string[]) {
-    this.k = k;
+  constructor(sys: System, invariants: string[]) {
+    this.sys = sys;
     this.enabled = new Set(invariants);
   }
 
@@ -80,19 +63,18 @@ export class Checker {
 
   /** A user step wrote physical word keys `words` (pa / 8). */
   userWrote(words: number[]): void {
-    const flags = this.k.pages.flags;
     for (const w of words) {
       const pfn = Math.floor(w / 512);
-      if (flags[pfn] & PG_anon) this.written.add(pfn);
+      if (this.sys.page(pfn).anon) this.written.add(pfn);
     }
   }
 
   /** After each step: the checks that run when the system has just become quiet, and the debug reports. */
   afterStep(): Violation | null {
-    const k = this.k;
-    if (this.enabled.has('debug_checks') && k.debugReports.length > this.debugSeen) {
-      const r = k.debugReports[this.debugSeen];
-      this.debugSeen = k.debugReports.length;
+    const reports = this.sys.debugReports;
+    if (this.enabled.has('debug_checks') && reports.length > this.debugSeen) {
+      const r = reports[this.debugSeen];
+      this.debugSeen = reports.length;
       return { invariant: 'debug_checks', message: r };
     }
     const quiet = this.quiet();
@@ -106,19 +88,19 @@ export class Checker {
     const v = this.quietChecks();
     if (v) return v;
     if (this.enabled.has('debug_checks')) {
-      const before = this.k.debugReports.length;
-      check_page_counts(this.k, null);
-      if (this.k.debugReports.length > before) return { invariant: 'debug_checks', message: this.k.debugReports[before] };
+      const found = this.sys.checkPageCounts();
+      if (found.length > 0) return { invariant: 'debug_checks', message: found[0] };
     }
     return null;
   }
 
   /** No running task is inside the kernel and no IPI waits: every flush started has returned. */
   private quiet(): boolean {
-    for (const pc of this.k.percpu) {
-      if (pc.ipis.length > 0) return false;
-      const t = pc.current;
-      if (t && t.kpath && t.kpathKind !== 'return') return false;
+    const sys = this.sys;
+    for (let cpu = 0; cpu < sys.machine.cpus.length; cpu++) {
+      const c = sys.cpuInfo(cpu);
+      if (c.ipis > 0) return false;
+      if (c.kernel !== null && c.kernel !== 'return') return false;
     }
     return true;
   }
@@ -134,62 +116,63 @@ export class Checker {
   }
 
   private staleTlb(): Violation | null {
-    const k = this.k;
-    const mms = liveMms(k);
-    for (const pc of k.percpu) {
-      for (const en of pc.cpu.tlb.entries()) {
+    const sys = this.sys;
+    const mms = liveMms(sys);
+    for (let cpu = 0; cpu < sys.machine.cpus.length; cpu++) {
+      const c = sys.cpuInfo(cpu);
+      const asids = sys.asids(cpu);
+      for (const en of sys.machine.cpus[cpu].tlb.entries()) {
         if (en.rights & R_GLOBAL || en.pageShift !== 12 || en.laHi >= 0x8000) continue;
         const va = en.laHi * 2 ** 32 + en.laLo;
         if (va >= TASK_SIZE) continue;
-        let mm: MmStruct | undefined;
-        if (k.pcid) {
+        let mm: MmInfo | undefined;
+        if (c.pcid) {
           const asid = (en.pcid & 0x7ff) - 1;
-          if (asid < 0 || asid >= pc.ctx_id.length) continue;
-          mm = mms.get(pc.ctx_id[asid]);
+          if (asid < 0 || asid >= asids.length) continue;
+          mm = mms.get(asids[asid].mm);
           if (!mm) continue;
-          const loaded = pc.loaded_mm === mm && !pc.is_lazy;
-          if (!loaded && pc.ctx_tlb_gen[asid] !== mm.tlb_gen) continue;
+          const loaded = c.loadedMm === mm.id && !c.lazy;
+          if (!loaded && asids[asid].tlbGen !== mm.tlbGen) continue;
         } else {
-          mm = pc.loaded_mm;
-          if (pc.is_lazy || !mms.has(mm.ctx_id)) continue;
+          mm = mms.get(c.loadedMm);
+          if (c.lazy || !mm) continue;
         }
-        const pte = leafPte(k, mm, va);
+        const pte = sys.pte(mm.tids[0], va);
         const why = this.morePermissive(en.rights, en.pfn, pte);
-        if (why) return { invariant: 'stale_tlb', message: `CPU ${pc.id} keeps a TLB entry for ${hex(va)} (mm ${mm.ctx_id}, frame ${en.pfn}${en.rights & R_WRITE ? ', writable' : ''}) after the kernel finished changing it: ${why}` };
+        if (why) return { invariant: 'stale_tlb', message: `CPU ${cpu} keeps a TLB entry for ${hex(va)} (mm ${mm.id}, frame ${en.pfn}${en.rights & R_WRITE ? ', writable' : ''}) after the kernel finished changing it: ${why}` };
       }
     }
     return null;
   }
 
-  private morePermissive(rights: number, pfn: number, pte: [number, number] | null): string | null {
-    if (!pte || !(pte[0] & PTE_P)) return 'the PTE is not present';
-    const ppfn = pte_pfn(pte[0], pte[1]);
-    if (ppfn !== pfn) return `the PTE maps frame ${ppfn}`;
-    if (rights & R_WRITE && !(pte[0] & PTE_RW)) return 'the PTE is read-only';
-    if (rights & R_USER && !(pte[0] & PTE_US)) return 'the PTE is supervisor-only';
-    if (!(rights & R_XD) && pte[1] & PTEH_XD) return 'the PTE is not executable';
+  private morePermissive(rights: number, pfn: number, pte: Pte | null): string | null {
+    if (!pte || !pte.present) return 'the PTE is not present';
+    if (pte.pfn !== pfn) return `the PTE maps frame ${pte.pfn}`;
+    if (rights & R_WRITE && !pte.rw) return 'the PTE is read-only';
+    if (rights & R_USER && !pte.user) return 'the PTE is supervisor-only';
+    if (!(rights & R_XD) && pte.nx) return 'the PTE is not executable';
     return null;
   }
 
   private lostDirty(): Violation | null {
     if (this.written.size === 0) return null;
-    const k = this.k;
+    const sys = this.sys;
     // Each written frame: mapped by a dirty PTE somewhere (rmap would find it), or where it is mapped clean.
     const dirty = new Set<number>();
     const clean = new Map<number, string>();
-    for (const mm of liveMms(k).values()) {
-      for (const vma of mm.vmas.list) {
-        for (let va = vma.vm_start; va < vma.vm_end; va += 4096) {
-          const pte = leafPte(k, mm, va);
-          if (!pte || !(pte[0] & PTE_P)) continue;
-          const pfn = pte_pfn(pte[0], pte[1]);
-          if (!this.written.has(pfn)) continue;
-          if (pte_dirty(pte[0], pte[1])) dirty.add(pfn);
-          else if (!clean.has(pfn)) clean.set(pfn, `mm ${mm.ctx_id}'s PTE for ${hex(va)}`);
+    for (const mm of liveMms(sys).values()) {
+      const tid = mm.tids[0];
+      for (const vma of sys.maps(tid)) {
+        for (let va = vma.start; va < vma.end; va += 4096) {
+          const pte = sys.pte(tid, va);
+          if (!pte || !pte.present) continue;
+          if (!this.written.has(pte.pfn)) continue;
+          if (pte.dirty || pte.saved_dirty) dirty.add(pte.pfn);
+          else if (!clean.has(pte.pfn)) clean.set(pte.pfn, `mm ${mm.id}'s PTE for ${hex(va)}`);
         }
       }
     }
-    for (const pfn of this.written) if (k.pages.refcount[pfn] === 0) this.written.delete(pfn);
+    for (const pfn of this.written) if (sys.page(pfn).refcount === 0) this.written.delete(pfn);
     for (const [pfn, where] of clean) {
       if (!dirty.has(pfn)) return { invariant: 'lost_dirty', message: `frame ${pfn} was changed by a user write, but no PTE mapping it has D or SavedDirty (${where} is clean): the write is lost to reclaim` };
     }
@@ -197,15 +180,16 @@ export class Checker {
   }
 
   private rw0Dirty(): Violation | null {
-    const k = this.k;
-    if (k.machine.model.dirty_on_readonly !== 'strict') return null;
-    for (const mm of liveMms(k).values()) {
-      for (const vma of mm.vmas.list) {
+    const sys = this.sys;
+    if (sys.machine.model.dirty_on_readonly !== 'strict') return null;
+    for (const mm of liveMms(sys).values()) {
+      const tid = mm.tids[0];
+      for (const vma of sys.maps(tid)) {
         if (vma.shadowStack) continue;
-        for (let va = vma.vm_start; va < vma.vm_end; va += 4096) {
-          const pte = leafPte(k, mm, va);
-          if (pte && pte[0] & PTE_P && !(pte[0] & PTE_RW) && pte[0] & PTE_D) {
-            return { invariant: 'rw0_dirty', message: `mm ${mm.ctx_id}'s PTE for ${hex(va)} is R/W=0, D=1 outside a shadow-stack VMA: a strict CPU reads it as shadow-stack memory` };
+        for (let va = vma.start; va < vma.end; va += 4096) {
+          const pte = sys.pte(tid, va);
+          if (pte && pte.present && !pte.rw && pte.dirty) {
+            return { invariant: 'rw0_dirty', message: `mm ${mm.id}'s PTE for ${hex(va)} is R/W=0, D=1 outside a shadow-stack VMA: a strict CPU reads it as shadow-stack memory` };
           }
         }
       }
@@ -214,14 +198,8 @@ export class Checker {
   }
 
   private ptiUserPgd(): Violation | null {
-    const k = this.k;
-    if (!k.pti) return null;
-    const before = k.debugReports.length;
-    for (const mm of liveMms(k).values()) check_pti_user_pgd(k, null, mm);
-    if (k.debugReports.length === before) return null;
-    const r = k.debugReports[before];
-    k.debugReports.length = before;
-    return { invariant: 'pti_user_pgd', message: r };
+    const found = this.sys.checkPtiUserPgd(false);
+    return found.length === 0 ? null : { invariant: 'pti_user_pgd', message: found[0] };
   }
 }
 

@@ -23,14 +23,13 @@
  * A CPU whose kernel path yielded a failed wait is blocked: running it again would change
  * nothing until another step writes what it waits on, so it is not offered until then.
  */
-import { FP_EVICT, FP_FRAME, FP_KERNEL, FP_SIGNAL, fp_cpu, fp_ipiq, fp_overlap, fp_runq, setFootprintSink, type FootprintSink } from '../hw/footprint.js';
+import { FP_EVICT, FP_FRAME, FP_KERNEL, FP_SIGNAL, fp_cpu, fp_ipiq, fp_overlap, fp_runq, type FootprintSink } from '../hw/footprint.js';
 import { STEP_ATOMIC, STEP_COPY, STEP_ENTRY, STEP_IPI, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE } from '../kernel/steps.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { TASK_SIZE } from '../kernel/layout.js';
 import { R_GLOBAL } from '../hw/rights.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { Runner, type RunReport } from '../scenario/run.js';
-import { evictionOf, evictionStep, hasWork, type System } from '../system.js';
+import { evictionOf, evictionStep, hasWork, TASK_SIZE, type System } from '../system.js';
 import { Checker, type Violation } from './checks.js';
 
 /** One executed step: who took it and what it touched. */
@@ -95,10 +94,11 @@ export class Execution {
   private readonly opsDone = new Set<number>();
 
   constructor(c: CompiledScenario, opts: ExecutionOptions) {
-    this.runner = new Runner(c, { stepwise: true, record: opts.record });
+    // The explorer chooses every step: the scenario's own scripted schedule is not used.
+    this.runner = new Runner(c, { stepwise: true, record: opts.record, schedule: [] });
     this.sys = this.runner.sys;
     this.k = this.sys.kernel;
-    this.checker = new Checker(this.k, opts.invariants);
+    this.checker = new Checker(this.sys, opts.invariants);
     this.blockedOn = this.k.percpu.map(() => NaN);
     this.evictionsLeft = opts.evictions;
     this.untilOps = opts.until === 'ops';
@@ -116,7 +116,7 @@ export class Execution {
     if (this.untilOps && this.windowOver()) return out;
     for (const pc of this.k.percpu) {
       if (!hasWork(pc)) continue;
-      if (!Number.isNaN(this.blockedOn[pc.id]) && !(pc.ipis.length > 0 && !pc.irqs_disabled && !pc.walkPending)) continue;
+      if (!Number.isNaN(this.blockedOn[pc.id]) && !this.sys.takesIpi(pc.id)) continue;
       out.push(pc.id);
     }
     if (this.evictionsLeft > 0) {
@@ -150,7 +150,7 @@ export class Execution {
     rec.read(fp_runq(item));
     rec.write(fp_cpu(item));
     let kind: 'irq' | 'sched' | 'kernel' | 'user';
-    if (pc.ipis.length > 0 && !pc.walkPending && !pc.irqs_disabled) kind = 'irq';
+    if (this.sys.takesIpi(item)) kind = 'irq';
     else if (!t || t.state !== 'running') kind = 'sched';
     else if (t.kpath) kind = 'kernel';
     else kind = 'user';
@@ -173,11 +173,12 @@ export class Execution {
         announced(rec, next, pc.touch);
       }
     }
-    setFootprintSink(rec);
+    const mem = this.sys.machine.mem;
+    mem.fp = rec;
     try {
       this.runner.stepCpu(item);
     } finally {
-      setFootprintSink(null);
+      mem.fp = null;
     }
     let waits = false;
     if (kind === 'kernel') {
@@ -206,14 +207,25 @@ export class Execution {
       if (rec.writes.some((w) => fp_overlap(w, key))) this.blockedOn[c] = NaN;
     }
     if (!this.violation) {
-      const v = this.checker.afterStep();
+      const v = this.checker.afterStep() ?? this.eventExcess();
       if (v) this.violation = { ...v, step: this.schedule.length };
     }
   }
 
+  /**
+   * With the `scenario` invariant: an `expect.events` upper bound (exactly, at_most) the
+   * execution has already passed, found at the step that passed it. Lower bounds are judged
+   * with the other verdicts when the execution ends (finish).
+   */
+  private eventExcess(): Violation | null {
+    if (!this.invariants.has('scenario')) return null;
+    const message = this.runner.eventExcess();
+    return message ? { invariant: 'scenario', message } : null;
+  }
+
   /** With until 'ops': every live task has finished its operations. */
   private windowOver(): boolean {
-    for (const t of this.k.tasks.values()) if (t.state !== 'dead' && t.state !== 'zombie' && !this.opsDone.has(t.tid)) return false;
+    for (const t of this.sys.tasks()) if (t.state !== 'dead' && t.state !== 'zombie' && !this.opsDone.has(t.tid)) return false;
     return true;
   }
 
@@ -228,7 +240,7 @@ export class Execution {
       // The unexplored tail: round-robin, one step per CPU in turn.
       for (let n = 0; n < 1_000_000 && this.sys.step(); n++) {
         if (!this.violation) {
-          const v = this.checker.afterStep();
+          const v = this.checker.afterStep() ?? this.eventExcess();
           if (v) this.violation = { ...v, step: this.schedule.length };
         }
       }
@@ -245,6 +257,9 @@ export class Execution {
     if (!this.violation && this.invariants.has('scenario')) {
       const bad = report.verdicts.find((v) => v.status === 'failed');
       if (bad) this.violation = { invariant: 'scenario', message: `${bad.where}: expected ${bad.expected}, got ${bad.actual}`, step: this.schedule.length };
+    }
+    if (!this.violation && this.invariants.has('witness') && report.verdicts.every((v) => v.status === 'held')) {
+      this.violation = { invariant: 'witness', message: `every expectation of the scenario held (${report.verdicts.length})`, step: this.schedule.length };
     }
     return report;
   }

@@ -6,7 +6,7 @@
 import { ArgumentError } from '../errors.js';
 import { resolveKernelOptions, type KernelOptions } from '../kernel/options.js';
 import type { CompiledScenario } from '../scenario/compile.js';
-import type { RunReport } from '../scenario/run.js';
+import { runScenario, type RunReport } from '../scenario/run.js';
 import { EXPLORE_INVARIANTS, type Violation } from './checks.js';
 import { DporSearch, type Counterexample, type SearchResult, type SearchStats } from './dpor.js';
 import { Execution } from './execution.js';
@@ -15,6 +15,13 @@ import { formatSchedule } from './schedule.js';
 
 /** Every invariant `--invariants` may name: the built-in ones, 'deadlock' and 'scenario' (the scenario's own expectations). */
 export const ALL_INVARIANTS = [...Object.keys(EXPLORE_INVARIANTS), 'deadlock', 'scenario'];
+
+/**
+ * Not an invariant but a goal, never on by default: an execution "breaks" `witness` when it ends
+ * with every expectation of the scenario held. Its counterexample is a schedule that makes a
+ * race scenario's race happen (`isolab explore --witness`).
+ */
+export const WITNESS = 'witness';
 
 export interface ExploreOptions {
   mode: 'dpor' | 'uniform' | 'pct';
@@ -54,7 +61,7 @@ export interface ExploreResult extends Omit<SearchResult, 'violations'> {
 
 /** Checks an invariant list against ALL_INVARIANTS; throws ArgumentError naming the unknown one. */
 export function checkInvariants(names: string[]): string[] {
-  for (const n of names) if (!ALL_INVARIANTS.includes(n)) throw new ArgumentError('invariants', `unknown invariant "${n}"; known: ${ALL_INVARIANTS.join(', ')}`);
+  for (const n of names) if (!ALL_INVARIANTS.includes(n) && n !== WITNESS) throw new ArgumentError('invariants', `unknown invariant "${n}"; known: ${ALL_INVARIANTS.join(', ')}`);
   return names;
 }
 
@@ -124,6 +131,19 @@ export function replay(c: CompiledScenario, schedule: number[], o: { invariants:
   }
   const report = exec.finish();
   return { violation: exec.violation, stuckAt, report };
+}
+
+/**
+ * The shortest start of `schedule` that, as the scenario's `schedule.steps` (the scenario's
+ * policy running the rest, as `isolab run --schedule` does), makes every expectation hold; or
+ * null when not even the whole schedule does. For a witness: what to write in the scenario.
+ */
+export function shortestPassingPrefix(c: CompiledScenario, schedule: number[]): number[] | null {
+  for (let n = 0; n <= schedule.length; n++) {
+    const prefix = schedule.slice(0, n);
+    if (runScenario(c, { schedule: prefix }).passed) return prefix;
+  }
+  return null;
 }
 
 /** Whether `schedule`, replayed, still breaks `invariant` (within the schedule). */

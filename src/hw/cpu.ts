@@ -217,6 +217,15 @@ export class Cpu implements AccessRegs {
     else this.emit({ type: 'tlb_hit', cpu: this.id, hi: hi >>> 0, lo: lo >>> 0, access: ACCESS_NAMES[kind], pageShift: this.tlb.pageShift(slot) });
   }
 
+  /**
+   * An access begun by `accessStart` still has page-walk steps to run: the CPU is inside an
+   * instruction, not at an instruction boundary, where alone it takes interrupts (SDM Vol. 3A
+   * §6.6). `translate`, `read` and `write` never leave one pending.
+   */
+  get accessPending(): boolean {
+    return this.walker.busy;
+  }
+
   /** Runs the next step of the access begun by `accessStart`; throws if none is in progress. */
   accessStep(): number {
     if (!this.walker.busy) throw new IsolabError('EIDLE', `cpu ${this.id}: no access in progress; begin one with accessStart()`);

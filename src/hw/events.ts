@@ -1,6 +1,7 @@
 /**
  * The events the processor emits. Linear addresses and 64-bit register values travel as `hi`
- * (bits 63:32) and `lo` (bits 31:0) uint32 halves; `hex64` in addr.ts formats them.
+ * (bits 63:32) and `lo` (bits 31:0) uint32 halves; `hex64` in addr.ts formats them. Each names
+ * its CPU only; a System adds `tid`, the task current on that CPU (system.ts IsolabEvent).
  */
 import type { AccessName } from './rights.js';
 

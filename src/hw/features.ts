@@ -50,7 +50,7 @@ export interface CpuModel {
  * The default: a recent CPU with every feature the kernel model uses, no Meltdown, strict D.
  * 46-bit physical addresses as on Intel servers; no LA57 and no PKS, which most parts lack.
  */
-export const DEFAULT_CPU_MODEL: CpuModel = {
+export const DEFAULT_CPU_MODEL: CpuModel = Object.freeze({
   la57: false,
   pcid: true,
   invpcid: true,
@@ -66,7 +66,7 @@ export const DEFAULT_CPU_MODEL: CpuModel = {
   meltdown: false,
   dirty_on_readonly: 'strict',
   tlb: DEFAULT_TLB_GEOMETRY,
-};
+});
 
 const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'meltdown'] as const;
 

@@ -1,8 +1,9 @@
 /**
- * Footprint recording: while the explorer runs a step it installs a sink here, and physical
+ * Footprint recording: while the explorer runs a step it installs a sink on the machine's
+ * physical memory (`PhysMem.fp`), and physical
  * memory, the page walker and the few kernel structures that CPUs share outside any lock report
  * what the step read and wrote. With no sink installed (every plain run) each hook is one test
- * of a module variable.
+ * of that field.
  *
  * Keys are numbers:
  *  - a physical 8-byte word: pa / 8 (>= 0, below FP_FRAME);
@@ -35,12 +36,9 @@ export const fp_runq = (c: number): number => FP_TOKEN + 0x200 + c;
 /** CPU c's TLB and registers (touched by its own steps and by evictions of its entries). */
 export const fp_cpu = (c: number): number => FP_TOKEN + 0x300 + c;
 
-/** The installed sink, or null. */
-export let fp: FootprintSink | null = null;
-
-/** Installs (or, with null, removes) the sink. */
-export function setFootprintSink(s: FootprintSink | null): void {
-  fp = s;
+/** Where the sink is installed: the machine's physical memory (`PhysMem.fp`), which every CPU and the kernel reach. */
+export interface FootprintHost {
+  fp: FootprintSink | null;
 }
 
 /** Records a read of bytes [pa, pa + length): words for short accesses, frames for long ones. */
@@ -63,13 +61,13 @@ function fp_range(s: FootprintSink, pa: number, length: number, write: boolean):
 }
 
 /** Records that signal state (a pending set, a group exit) changed. */
-export function fp_signal(): void {
-  if (fp) fp.write(FP_SIGNAL);
+export function fp_signal(host: FootprintHost): void {
+  if (host.fp) host.fp.write(FP_SIGNAL);
 }
 
 /** Records that CPU c's runqueue changed. */
-export function fp_runq_write(c: number): void {
-  if (fp) fp.write(fp_runq(c));
+export function fp_runq_write(host: FootprintHost, c: number): void {
+  if (host.fp) host.fp.write(fp_runq(c));
 }
 
 /** Whether two keys overlap: equal, or a frame and one of its words. */

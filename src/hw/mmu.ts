@@ -16,7 +16,6 @@ import { accessErrorCode, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_GLOBAL, R_SHS
 import { PTE_A, PTE_ADDR_1G, PTE_ADDR_2M, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTE_US, PTEH_ADDR, PTEH_XD, pteFrame, ptePkey } from './pte.js';
 import { CR4_PGE, EFER_NXE } from './regs.js';
 import type { Cpu } from './cpu.js';
-import { fp } from './footprint.js';
 
 /** Result codes of a step or an access: a physical address is >= 0. */
 export const FAULT = -1;
@@ -188,6 +187,7 @@ export class PageWalker {
     const entHi = this.entHi;
     const firstDepth = d;
     const probe = this.mode === WalkMode.Probe;
+    const fp = cpu.mem.fp;
     for (;;) {
       const index = tableIndex(level, hi, lo);
       if (fp) fp.read(pfn * 512 + index);

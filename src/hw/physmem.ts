@@ -12,12 +12,12 @@
  * Does not know what a frame holds, who owns it, or whether it is free: that is the kernel's.
  */
 import { ArgumentError } from '../errors.js';
-import { fp, FP_FRAME, fp_read_range, fp_write_range } from './footprint.js';
+import { FP_FRAME, fp_read_range, fp_write_range, type FootprintHost, type FootprintSink } from './footprint.js';
 import { PAGE_SIZE } from './pte.js';
 
 const WORDS_PER_FRAME = PAGE_SIZE / 4;
 
-export class PhysMem {
+export class PhysMem implements FootprintHost {
   /** Installed frames; frame numbers below this are RAM. */
   readonly frameCount: number;
   /** Frame storage as 32-bit words; `null` until first written. Indexed by frame number. */
@@ -26,6 +26,8 @@ export class PhysMem {
   private readonly bytes: (Uint8Array | null)[];
   /** How many frames have been materialised (written at least once). */
   framesMaterialised = 0;
+  /** The explorer's footprint sink while it runs a step, else null (hw/footprint.ts). */
+  fp: FootprintSink | null = null;
 
   /** `sizeBytes`: installed memory, a non-zero multiple of 4 KiB. */
   constructor(sizeBytes: number) {
@@ -52,7 +54,7 @@ export class PhysMem {
 
   /** Low half (bits 31:0) of 64-bit entry `index` (0..511) of frame `pfn`. */
   readLo(pfn: number, index: number): number {
-    if (fp) fp.read(pfn * 512 + index);
+    if (this.fp) this.fp.read(pfn * 512 + index);
     const f = this.words[pfn];
     if (f) return f[index << 1];
     return f === null ? 0 : 0xffffffff;
@@ -60,7 +62,7 @@ export class PhysMem {
 
   /** High half (bits 63:32) of 64-bit entry `index` of frame `pfn`. */
   readHi(pfn: number, index: number): number {
-    if (fp) fp.read(pfn * 512 + index);
+    if (this.fp) this.fp.read(pfn * 512 + index);
     const f = this.words[pfn];
     if (f) return f[(index << 1) | 1];
     return f === null ? 0 : 0xffffffff;
@@ -68,7 +70,7 @@ export class PhysMem {
 
   /** Plain (non-atomic) store of a 64-bit entry. Dropped past RAM. */
   write64(pfn: number, index: number, lo: number, hi: number): void {
-    if (fp) fp.write(pfn * 512 + index);
+    if (this.fp) this.fp.write(pfn * 512 + index);
     let f = this.words[pfn];
     if (!f) {
       if (f === undefined) return;
@@ -97,7 +99,7 @@ export class PhysMem {
   /** Reads `length` bytes at physical address `pa` (may cross frames). */
   readBytes(pa: number, length: number): Uint8Array {
     this.checkPa(pa, length);
-    if (fp) fp_read_range(fp, pa, length);
+    if (this.fp) fp_read_range(this.fp, pa, length);
     const out = new Uint8Array(length);
     for (let done = 0; done < length; ) {
       const at = pa + done;
@@ -115,7 +117,7 @@ export class PhysMem {
   /** Writes `data` at physical address `pa` (may cross frames). Bytes past RAM are dropped. */
   writeBytes(pa: number, data: Uint8Array): void {
     this.checkPa(pa, data.length);
-    if (fp) fp_write_range(fp, pa, data.length);
+    if (this.fp) fp_write_range(this.fp, pa, data.length);
     for (let done = 0; done < data.length; ) {
       const at = pa + done;
       const pfn = Math.floor(at / PAGE_SIZE);
@@ -132,7 +134,7 @@ export class PhysMem {
   /** Fills frame `pfn` with zeros (as clear_page does). Does not free it. */
   zeroFrame(pfn: number): void {
     this.checkPfn(pfn, 'pfn');
-    if (fp) fp.write(FP_FRAME + pfn);
+    if (this.fp) this.fp.write(FP_FRAME + pfn);
     this.words[pfn]?.fill(0);
   }
 
@@ -140,9 +142,9 @@ export class PhysMem {
   copyFrame(dst: number, src: number): void {
     this.checkPfn(dst, 'dst');
     this.checkPfn(src, 'src');
-    if (fp) {
-      fp.read(FP_FRAME + src);
-      fp.write(FP_FRAME + dst);
+    if (this.fp) {
+      this.fp.read(FP_FRAME + src);
+      this.fp.write(FP_FRAME + dst);
     }
     const s = this.words[src];
     if (s) this.frameWords(dst).set(s);

@@ -35,7 +35,7 @@ export interface TlbGeometry {
 }
 
 /** 1024 4 KiB entries, 4-way (between an L1 DTLB's 64 and a Skylake STLB's 1536), 32 × 2 MiB, 16 × 1 GiB. */
-export const DEFAULT_TLB_GEOMETRY: TlbGeometry = {
+export const DEFAULT_TLB_GEOMETRY: Readonly<TlbGeometry> = {
   entries4k: 1024,
   ways4k: 4,
   entries2m: 32,

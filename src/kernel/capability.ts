@@ -5,7 +5,7 @@
  * drop a privilege. XXX: no uids, no inheritable or bounding sets, no file capabilities.
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import type { KPath } from './steps.js';
+import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, putU32 } from './uaccess.js';
 import { _LINUX_CAPABILITY_U32S_3, _LINUX_CAPABILITY_VERSION_3, EFAULT, EINVAL, EPERM, ESRCH } from './uapi.js';
@@ -20,7 +20,7 @@ export function capable(t: Task, cap: number): boolean {
  * after the preferred version is written back into the header (XXX: versions 1 and 2 are
  * refused too, though Linux still accepts them).
  */
-function* cap_validate_magic(k: Kernel, pc: PerCpu, t: Task, header: bigint): Generator<number, number, undefined> {
+function* cap_validate_magic(k: Kernel, pc: PerCpu, t: Task, header: bigint): KSteps<number> {
   const h = yield* copy_from_user(k, pc, t, header, 8);
   if (!h) return -EFAULT;
   const version = new DataView(h.buffer, h.byteOffset, 8).getUint32(0, true);

@@ -19,7 +19,7 @@
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { SWITCH_TO_KERNEL_CR3, SWITCH_TO_USER_CR3 } from './pti.js';
-import { STEP_ENTRY, type KPath } from './steps.js';
+import { STEP_ENTRY, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 
 /** sizeof(struct pt_regs) on x86-64: 21 words. */
@@ -110,7 +110,7 @@ export function* idtentry_user(k: Kernel, pc: PerCpu, t: Task, inner: KPath | nu
 }
 
 /** The steps of idtentry_user before the handler (shared with the synchronous interrupt path). */
-function* idt_entry_steps(k: Kernel, pc: PerCpu, t: Task): Generator<number, void, undefined> {
+function* idt_entry_steps(k: Kernel, pc: PerCpu, t: Task): KSteps<void> {
   const stack = entryStackName(k);
   if (stack === 'entry') claimEntryStack(k, pc, t);
   yield STEP_ENTRY;

@@ -1,9 +1,20 @@
 /**
  * The events the kernel model emits, on the same bus as the processor's (DESIGN.md rule 7).
  * Addresses a program can choose (si_addr, syscall arguments) travel as bigint; addresses the
- * kernel chose (user space below 2^57) as numbers.
+ * kernel chose (user space below 2^57) as numbers. An event with a `tid` field names its task;
+ * on a System every other one gets `tid` too, the task current on its CPU as it is emitted
+ * (the sender's for `ipi`, the one switched to for `context_switch`; system.ts IsolabEvent).
  */
 import type { OpRecord } from './task.js';
+
+/**
+ * What the kernel did with a page fault (the `page_fault` event's `outcome`): the handler's
+ * results (kernel/memory.ts: mapped, zero-page, reused, copied, spurious, backout) and the
+ * fault's end otherwise (kernel/fault.ts: signal for user mode, efault for a kernel access
+ * fixed up, oom).
+ */
+export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'signal', 'efault', 'oom'] as const;
+export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
 export type KernelEvent =
   /** A task entered the kernel through SYSCALL (the matching `syscall` event comes when it returns). */
@@ -12,8 +23,8 @@ export type KernelEvent =
   | { type: 'user_end'; cpu: number; tid: number; fn: string }
   /** A syscall returned (or, for exit and execve, ended). */
   | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: bigint[]; ret: number }
-  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, signal, efault, oom. */
-  | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: string }
+  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), signal, efault, oom. */
+  | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: PageFaultOutcome }
   /** A signal was delivered (`action` handler, terminate, core or ignore). */
   | { type: 'signal'; cpu: number; tid: number; signo: number; code: number; addr: bigint; action: string }
   /** switch_mm_irqs_off: loaded `to` (ctx ids; 0 is init_mm) in ASID `asid`, flushing or not. */

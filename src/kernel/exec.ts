@@ -14,8 +14,8 @@ import type { MmStruct } from './mm.js';
 import { mm_alloc } from './fork.js';
 import { mm_release, record_reach } from './exit.js';
 import { mmdrop, mmput } from './mmput.js';
-import { zap_range } from './memory.js';
-import { mk_pte, pteHi, vm_get_page_prot } from './pgtable.js';
+import { zap_unused_mm } from './zap.js';
+import { __pte, mk_pte, vm_get_page_prot } from './pgtable.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
 import { sigmask, signal_wake_up } from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
@@ -46,7 +46,7 @@ export function load_image(k: Kernel, image: ProgramImage, nopti = false): MmStr
   const built = build_image_mm(k, mm, image);
   if (!built) {
     // The half-built mm was never used: take down what was mapped and free it.
-    for (const vma of mm.vmas.list) zap_range(k, mm, vma.vm_start, vma.vm_end);
+    zap_unused_mm(k, mm);
     mm.pgtables.freeUserTables();
     mm.dead = true;
     mmdrop(k, mm);
@@ -76,8 +76,9 @@ function build_image_mm(k: Kernel, mm: MmStruct, image: ProgramImage): boolean {
         k.pages.put_page(pfn);
         return false;
       }
-      const lo = mk_pte(pfn, vm_get_page_prot(ro.vm_flags, 0, k.nx), pteHi);
-      k.machine.mem.write64(table, ((image.textEnd + off) / 4096) % 512, lo, pteHi);
+      const prot = vm_get_page_prot(__pte(), ro.vm_flags, 0, k.nx);
+      const e = mk_pte(__pte(), pfn, prot.lo, prot.hi);
+      k.machine.mem.write64(table, ((image.textEnd + off) / 4096) % 512, e.lo, e.hi);
       k.pages.mapcount[pfn] = 1;
       mm.rss++;
     }
@@ -122,7 +123,7 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
     const g = t.group;
     for (const th of g.threads) {
       if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
-      fp_signal();
+      fp_signal(k.machine.mem);
       th.pending.signal |= sigmask(SIGKILL);
       signal_wake_up(k, th, true);
     }

@@ -32,12 +32,12 @@ export function sys_exit(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
 export function sys_exit_group(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
   const g = t.group;
   if (!g.groupExit) {
-    fp_signal();
+    fp_signal(k.machine.mem);
     g.groupExit = true;
     g.group_exit_code = Number(a[0] & 0xffn) << 8;
     for (const th of g.threads) {
       if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
-      fp_signal();
+      fp_signal(k.machine.mem);
       th.pending.signal |= sigmask(SIGKILL);
       signal_wake_up(k, th, true);
     }
@@ -54,7 +54,7 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   g.live--;
   const group_dead = g.live === 0;
   if (group_dead && !g.groupExit) {
-    fp_signal();
+    fp_signal(k.machine.mem);
     g.groupExit = true;
     g.group_exit_code = code;
   }

@@ -6,8 +6,10 @@
  * exception fixup (-EFAULT) for a kernel access to user memory.
  */
 import { PF_I, PF_P, PF_PK, PF_SS, PF_U, PF_W } from '../hw/rights.js';
+import { ModelError } from '../errors.js';
+import type { PageFaultOutcome } from './events.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { faultOutcome, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_WRITE, handle_mm_fault, VM_FAULT_OOM } from './memory.js';
+import { FAULT_FLAG_INSTRUCTION, FAULT_FLAG_WRITE, handle_mm_fault, vm_fault, VM_FAULT_OOM } from './memory.js';
 import { mmapLockId } from './mmput.js';
 import { force_sig_fault, force_sig } from './signal.js';
 import { arch_vma_access_permitted } from './pkeys.js';
@@ -75,11 +77,13 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   }
   if (code === 0 && access_error(k, pc, errorCode, vma!)) code = bad_area_access_from_pkeys(k, pc, errorCode, vma!) ? SEGV_PKUERR : SEGV_ACCERR;
   let result = 0;
+  let vmf: vm_fault | null = null;
   if (code === 0) {
     let flags = 0;
     if (errorCode & (PF_W | PF_SS)) flags |= FAULT_FLAG_WRITE;
     if (errorCode & PF_I) flags |= FAULT_FLAG_INSTRUCTION;
-    result = yield* handle_mm_fault(k, pc, t, vma!, addr, flags);
+    vmf = new vm_fault(k, pc, t, vma!, mm, addr, flags);
+    result = yield* handle_mm_fault(vmf);
   }
   pc.touch = mmapLockId(mm);
   yield STEP_UNLOCK;
@@ -90,7 +94,8 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
     force_sig(k, t, SIGKILL);
     return FAULT_EFAULT;
   }
-  emitFault(k, pc, t, addr, errorCode, user, faultOutcome);
+  if (vmf!.outcome === '') throw new ModelError('handle_mm_fault', `cpu ${pc.id}, tid ${t.tid}: the fault at 0x${addr.toString(16)} returned 0x${result.toString(16)} without an outcome`);
+  emitFault(k, pc, t, addr, errorCode, user, vmf!.outcome);
   return FAULT_FIXED;
 }
 
@@ -138,6 +143,6 @@ export function* exc_page_fault(k: Kernel, pc: PerCpu, t: Task, hi: number, lo: 
   return yield* do_user_addr_fault(k, pc, t, addr, errorCode);
 }
 
-function emitFault(k: Kernel, pc: PerCpu, t: Task, addr: number | bigint, errorCode: number, user: boolean, outcome: string): void {
+function emitFault(k: Kernel, pc: PerCpu, t: Task, addr: number | bigint, errorCode: number, user: boolean, outcome: PageFaultOutcome): void {
   if (k.events.on) k.emit({ type: 'page_fault', cpu: pc.id, tid: t.tid, addr: BigInt(addr), errorCode, user, outcome });
 }

@@ -7,12 +7,14 @@
  * XXX: a signal pending in the parent does not restart the fork (-ERESTARTNOINTR); there are
  * no PID namespaces, credentials or rlimits on the number of processes.
  */
-import { PTE_A, PTE_RW } from '../hw/pte.js';
+import { ModelError } from '../errors.js';
+import { PTE_RW } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { MmStruct } from './mm.js';
+import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
-import { pte_mkclean, pte_pfn, pte_present, pte_write, pte_wrprotect, pteHi, _PAGE_SPECIAL, PageTables } from './pgtable.js';
+import { __pte, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t } from './pgtable.js';
 import { ldt_dup_context } from './ldt.js';
 import { mmput } from './mmput.js';
 import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
@@ -21,14 +23,14 @@ import { pti_stack_free } from './exit.js';
 import { wake_up_new_task } from './sched.js';
 import { shstk_alloc_thread_stack } from './shstk.js';
 import { sigmask } from './signal.js';
-import { STEP_ATOMIC, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath } from './steps.js';
+import { kcall, STEP_ATOMIC, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath } from './steps.js';
 import { SigHand, Task, ThreadGroup } from './task.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
   CLONE_DETACHED, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
   CLONE_VFORK, CLONE_VM, CSIGNAL, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
 } from './uapi.js';
-import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK } from './vma.js';
+import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, type Vma } from './vma.js';
 
 /** sys_fork: kernel_clone with exit_signal SIGCHLD. */
 export function sys_fork(k: Kernel, pc: PerCpu, t: Task): KPath {
@@ -62,6 +64,7 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   if (flags & CLONE_PIDFD && flags & CLONE_DETACHED) return -EINVAL;
 
   // copy_mm
+  const stats: CopyStats = { ptes: 0 };
   let mm: MmStruct;
   if (flags & CLONE_VM) {
     mm = t.mm!;
@@ -71,7 +74,7 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
     const made = mm_alloc(k, t.mm!.mmap_base, t.mm!.nopti);
     if (!made) return -ENOMEM;
     mm = made;
-    const r = yield* dup_mmap(k, pc, t, t.mm!, mm);
+    const r = yield* dup_mmap(k, pc, t, t.mm!, mm, stats);
     if (r < 0) {
       // dup_mm's failure path: mmput tears down what was copied.
       yield* mmput(k, pc, mm);
@@ -116,7 +119,7 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   group.live++;
   if (!(flags & CLONE_THREAD) && parent) parent.group.children.push(child);
   k.tasks.set(tid, child);
-  if (k.events.on) k.emit({ type: 'fork', cpu: pc.id, parent: t.tid, child: tid, flags, ptes: lastPtesCopied });
+  if (k.events.on) k.emit({ type: 'fork', cpu: pc.id, parent: t.tid, child: tid, flags, ptes: stats.ptes });
   if (flags & CLONE_VFORK) {
     child.vforkParent = t;
     t.vforkWaiting = true;
@@ -139,8 +142,6 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   return tid;
 }
 
-let lastPtesCopied = 0;
-
 /**
  * mm_alloc + pgd_alloc: an empty mm whose PGD shares the kernel half (entries 256..511) with
  * init_mm (pgd_ctor). With PTI the PGD is an order-1 pair (kernel copy, user copy). `nopti`:
@@ -155,138 +156,190 @@ export function mm_alloc(k: Kernel, mmapBase: number, nopti = false): MmStruct |
   const mm = new MmStruct(k.nextCtxId(), pt, k.percpu.length, k.init_mm.task_size, mmapBase);
   mm.nopti = nopti;
   init_new_context_pkeys(k, mm);
+  k.mms.add(mm);
   return mm;
 }
 
+/** What a fork's page-table copy counts, in kernel_clone's frame: the entries copied (for the `fork` event). */
+export interface CopyStats {
+  ptes: number;
+}
+
 /**
- * copy_page_range (inside dup_mmap below), for each VMA: each present PTE is copied to the child (__copy_present_ptes).
- * In a COW mapping a writable PTE is write-protected in the parent with a locked
- * compare-and-exchange (ptep_set_wrprotect: the hardware may be setting D on another CPU),
- * and the child gets it write-protected too; a shared mapping's child PTE is made clean; the
- * child's PTE is always old. Both now map the page: its reference and map counts go up and
- * an anonymous page stops being exclusive. One step per parent PTE.
+ * dup_mmap: under the parent's mmap_lock for writing, copies each VMA (not VM_DONTCOPY;
+ * VM_WIPEONFORK ones empty), giving each anonymous one a child anon_vma, and copies the page
+ * tables of each (copy_page_range, then copy_pte_range for each PTE table). Then arch_dup_mmap (protection keys, the LDT), unless the
+ * copy failed. Either way the parent's TLBs are flushed (flush_tlb_mm: its PTEs were
+ * write-protected, and its other CPUs must stop writing through stale entries).
  */
-/**
- * dup_mmap: under both mmap_locks, copies each VMA (not VM_DONTCOPY; VM_WIPEONFORK ones
- * empty), giving each anonymous one a child anon_vma, and copies the page tables of those
- * that have anonymous pages (vma_needs_copy). Then flush_tlb_mm(oldmm): the parent's PTEs
- * were write-protected, and its other CPUs must stop writing through stale entries.
- */
-function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct): KPath {
+function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct, stats: CopyStats): KPath {
   yield* mmap_write_lock(pc, oldmm, t);
-  lastPtesCopied = 0;
+  let retval = 0;
   for (const mpnt of oldmm.vmas.list) {
     if (mpnt.vm_flags & VM_DONTCOPY) continue;
     const tmp = mpnt.dup();
     tmp.vm_flags &= ~VM_LOCKED;
     if (mpnt.anon_vma && !(mpnt.vm_flags & VM_WIPEONFORK)) tmp.anon_vma = { id: k.nextObjectId(), forked: true };
     mm.vmas.list.push(tmp);
-    if (mpnt.vm_flags & VM_WIPEONFORK || !mpnt.anon_vma) continue;
-    // copy_page_range, inline so each PTE's step is one generator deep.
-    const vma = mpnt;
-    const src = oldmm;
-    const dst = mm;
-    const mem = k.machine.mem;
-    const pages = k.pages;
-    const cow = (vma.vm_flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
-    const shared = (vma.vm_flags & VM_SHARED) !== 0;
-    const shstk = k.userShstk;
-    const wrprotect = k.options.fork_wrprotect;
-    const span = 2 ** 21;
-    for (let va = vma.vm_start; va < vma.vm_end; ) {
-      const next = Math.min(vma.vm_end, (Math.floor(va / span) + 1) * span);
-      const stable = src.pgtables.pteTable(va, false);
-      if (stable >= 0) {
-        // The PTE tables as words: entry i is words 2i (bits 31:0) and 2i+1 (bits 63:32).
-        const sw = mem.frameWords(stable);
-        let dw: Uint32Array | null = null;
-        const from = Math.floor(va / 4096) % 512;
-        const to = from + (next - va) / 4096;
-        for (let i = from; i < to; i++) {
-          let lo = sw[2 * i] | 0;
-          let hi = sw[2 * i + 1] | 0;
-          if (lo === 0 && hi === 0) continue;
-          if (dw === null) {
-            const dtable = dst.pgtables.pteTable(va, true);
-            if (dtable < 0) {
-              yield* flush_tlb_mm_range(k, pc, oldmm, 0, TLB_FLUSH_ALL, 12, true);
-              yield* mmap_write_unlock(pc, oldmm);
-              return -ENOMEM;
-            }
-            dw = mem.frameWords(dtable);
-          }
-          if (!pte_present(lo)) {
-            dw[2 * i] = lo;
-            dw[2 * i + 1] = hi;
-            continue;
-          }
-          // ptep_get: the value copy_present_pte works from (its own step, so the hardware
-          // may set A or D in the PTE between it and the write-protect below).
-          const ptePa = stable * 4096 + i * 8;
-          pc.touch = ptePa;
-          yield STEP_READ;
-          lo = sw[2 * i] | 0;
-          hi = sw[2 * i + 1] | 0;
-          if (cow && pte_write(lo, shstk)) {
-            // ptep_set_wrprotect on the parent, as the kernel option chooses; the child's PTE is
-            // the value read above, write-protected. pc.touch is still the PTE's address.
-            if (wrprotect === 'cmpxchg') {
-              // 6.6+: try_cmpxchg of pte_wrprotect(old) (D moves to SavedDirty), retried with the
-              // value the failed cmpxchg found.
-              let olo = lo;
-              let ohi = hi;
-              for (;;) {
-                const nlo = pte_wrprotect(olo, ohi);
-                yield STEP_ATOMIC;
-                if (mem.cmpxchg64(stable, i, olo, ohi, nlo, pteHi)) break;
-                olo = sw[2 * i] | 0;
-                ohi = sw[2 * i + 1] | 0;
-                if (k.events.on) k.emit({ type: 'pte_retry', cpu: pc.id, pa: ptePa });
-              }
-              lo = pte_wrprotect(lo, hi);
-              hi = pteHi;
-            } else if (wrprotect === 'atomic_clear') {
-              // Up to 6.5: clear_bit(_PAGE_BIT_RW), one locked AND; D stays where it is, in
-              // both the parent's PTE and the child's (there was no SavedDirty).
-              yield STEP_ATOMIC;
-              sw[2 * i] &= ~PTE_RW;
-              lo &= ~PTE_RW;
-            } else {
-              // read_modify_write: a plain store of the value computed from the read above; a
-              // D the hardware set in between is overwritten.
-              const nlo = pte_wrprotect(lo, hi);
-              const nhi = pteHi;
-              yield STEP_WRITE;
-              mem.write64(stable, i, nlo, nhi);
-              lo = nlo;
-              hi = nhi;
-            }
-          } else if (shared) {
-            lo = pte_mkclean(lo, hi);
-            hi = pteHi;
-          }
-          lo &= ~PTE_A;
-          dw[2 * i] = lo;
-          dw[2 * i + 1] = hi;
-          lastPtesCopied++;
-          if (lo & _PAGE_SPECIAL) continue;
-          const pfn = pte_pfn(lo, hi);
-          pages.refcount[pfn]++;
-          pages.mapcount[pfn]++;
-          if (pages.flags[pfn] & PG_anon) pages.flags[pfn] &= ~PG_anon_exclusive;
-          dst.rss++;
-        }
-      }
-      va = next;
+    if (tmp.vm_flags & VM_WIPEONFORK) continue;
+    // copy_page_range → copy_pte_range for each PTE table (a kcall: its steps cost one resume).
+    for (const addr of copy_page_range(mpnt, oldmm)) {
+      retval = yield* kcall(t, copy_pte_range(k, pc, t, mpnt, mm, oldmm, addr, Math.min(mpnt.vm_end, Math.floor(addr / 2 ** 21) * 2 ** 21 + 2 ** 21), stats));
+      if (retval) break;
     }
+    if (retval) break;
   }
-  mm.committed = oldmm.committed;
-  // arch_dup_mmap: protection keys, then the LDT (ldt_dup_context), after the VMAs.
-  arch_dup_pkeys(oldmm, mm);
-  const retval = ldt_dup_context(k, oldmm, mm);
+  if (!retval) {
+    mm.committed = oldmm.committed;
+    // arch_dup_mmap: protection keys, then the LDT (ldt_dup_context), after the VMAs.
+    arch_dup_pkeys(oldmm, mm);
+    retval = ldt_dup_context(k, oldmm, mm);
+  }
   yield* flush_tlb_mm_range(k, pc, oldmm, 0, TLB_FLUSH_ALL, 12, true);
   yield* mmap_write_unlock(pc, oldmm);
   return retval;
+}
+
+/**
+ * copy_page_range's walk for one VMA: nothing unless the VMA has anonymous pages
+ * (vma_needs_copy; shmem pages are faulted in again by the child); otherwise the start of each
+ * part of the VMA that a PTE table of the parent covers (copy_pmd_range skips empty PMDs), for
+ * dup_mmap to hand to copy_pte_range. Reads only the upper levels, which fork's mmap_lock keeps
+ * still; no step of its own, so the copy's steps run one generator below dup_mmap.
+ */
+function copy_page_range(src_vma: Vma, src_mm: MmStruct): number[] {
+  const starts: number[] = [];
+  if (!src_vma.anon_vma) return starts;
+  const span = 2 ** 21;
+  const end = src_vma.vm_end;
+  for (let addr = src_mm.pgtables.nextPteTable(src_vma.vm_start, end); addr >= 0; addr = src_mm.pgtables.nextPteTable(Math.floor(addr / span) * span + span, end)) starts.push(addr);
+  return starts;
+}
+
+/**
+ * copy_pte_range over [addr, end), within one PTE table: allocates the child's table, takes the
+ * parent's page-table lock, and copies each present entry: ptep_get (a step), copy_present_ptes,
+ * and in a COW mapping, for a writable entry, ptep_set_wrprotect on the parent (its steps are
+ * taken here, one generator deep, its work done by the plain functions below). An empty entry
+ * is skipped without a step: fork holds the parent's mmap_lock for writing, so no fault can
+ * fill it meanwhile, and the hardware never writes an empty entry. XXX: the child's lock is
+ * not taken; nothing else can reach the new mm yet.
+ *
+ * ptep_set_wrprotect (arch/x86/include/asm/pgtable.h), as the fork_wrprotect option chooses;
+ * the hardware may set D between any two steps:
+ *  - cmpxchg (6.6 and later): READ_ONCE (a step), then try_cmpxchg of pte_wrprotect(old) (a
+ *    locked step), retried with the value a failed try_cmpxchg found (`pte_retry`);
+ *  - atomic_clear (up to 6.5): clear_bit(_PAGE_BIT_RW), one locked AND; D stays;
+ *  - read_modify_write: a plain store of pte_wrprotect of the value ptep_get read; a D set
+ *    since is overwritten.
+ */
+function* copy_pte_range(k: Kernel, pc: PerCpu, t: Task, src_vma: Vma, dst_mm: MmStruct, src_mm: MmStruct, addr: number, end: number, stats: CopyStats): KPath {
+  const mem = k.machine.mem;
+  const dst_table = dst_mm.pgtables.pteTable(addr, true);
+  if (dst_table < 0) return -ENOMEM;
+  const src_table = src_mm.pgtables.pteTable(addr, false);
+  const is_cow = (src_vma.vm_flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
+  const wrprotect = k.options.fork_wrprotect;
+  const ptent = __pte();
+  const old = __pte();
+  const from = Math.floor(addr / 4096) % 512;
+  const to = from + (end - addr) / 4096;
+  // Both tables as words (entry i: words 2i and 2i + 1); a step's reads of the parent's entry
+  // are announced in pc.touch, so they need not go through PhysMem's footprint hook.
+  const sw = mem.frameWords(src_table);
+  const dw = mem.frameWords(dst_table);
+  yield* spin_lock_ptl(pc, src_mm, t);
+  for (let i = from; i < to; i++) {
+    if (pte_none(sw[2 * i], sw[2 * i + 1])) continue;
+    const pa = src_table * 4096 + i * 8;
+    pc.touch = pa;
+    yield STEP_READ;
+    // ptep_get
+    pte_set(ptent, sw[2 * i] | 0, sw[2 * i + 1] | 0);
+    if (!pte_present(ptent.lo)) {
+      throw new ModelError('copy_nonpresent_pte', `cpu ${pc.id}, tid ${t.tid}: PTE at 0x${(addr + (i - from) * 4096).toString(16)} is neither empty nor present, and the model has no swap entries`);
+    }
+    copy_present_ptes(k, ptent, dst_mm);
+    // __copy_present_ptes: in a COW mapping a writable entry is write-protected in both.
+    if (is_cow && pte_write(ptent.lo, k.userShstk)) {
+      // wrprotect_ptes → ptep_set_wrprotect
+      pc.touch = pa;
+      if (wrprotect === 'cmpxchg') {
+        yield STEP_READ;
+        pte_set(old, sw[2 * i] | 0, sw[2 * i + 1] | 0);
+        for (;;) {
+          pc.touch = pa;
+          yield STEP_ATOMIC;
+          if (try_cmpxchg_wrprotect(k, src_table, i, old)) break;
+          if (k.events.on) k.emit({ type: 'pte_retry', cpu: pc.id, pa });
+        }
+      } else if (wrprotect === 'atomic_clear') {
+        yield STEP_ATOMIC;
+        clear_bit_rw(k, src_table, i);
+      } else {
+        yield STEP_WRITE;
+        const want = pte_wrprotect(__pte(ptent.lo, ptent.hi));
+        mem.write64(src_table, i, want.lo, want.hi);
+      }
+      fork_pte_wrprotect(k, ptent);
+    }
+    // A shared mapping's child entry is clean; the child's entry is always old.
+    if (src_vma.vm_flags & VM_SHARED) pte_mkclean(ptent);
+    pte_mkold(ptent);
+    // set_ptes: the child's table, which nothing else can see yet.
+    dw[2 * i] = ptent.lo;
+    dw[2 * i + 1] = ptent.hi;
+    stats.ptes++;
+  }
+  yield* spin_unlock_ptl(pc, src_mm);
+  return 0;
+}
+
+/**
+ * copy_present_ptes for one entry, the work before __copy_present_ptes: vm_normal_page (none
+ * behind a special entry such as the zero page); folio_get; for an anonymous page
+ * folio_try_dup_anon_rmap_pte, which clears PageAnonExclusive (it fails only for a page that
+ * may be pinned, and the model's get_user_pages takes no pins), and the child's MM_ANONPAGES.
+ */
+function copy_present_ptes(k: Kernel, ptent: pte_t, dst_mm: MmStruct): void {
+  if (ptent.lo & _PAGE_SPECIAL) return;
+  const pages = k.pages;
+  const pfn = pte_pfn(ptent.lo, ptent.hi);
+  pages.refcount[pfn]++;
+  pages.mapcount[pfn]++;
+  if (pages.flags[pfn] & PG_anon) pages.flags[pfn] &= ~PG_anon_exclusive;
+  dst_mm.rss++;
+}
+
+/**
+ * ptep_set_wrprotect's try_cmpxchg (cmpxchg variant): replaces entry `i` of `table` with
+ * pte_wrprotect(`old`) if it still equals `old`; otherwise `old` becomes the value found (as
+ * try_cmpxchg updates its expected value) and false is returned.
+ */
+function try_cmpxchg_wrprotect(k: Kernel, table: number, i: number, old: pte_t): boolean {
+  const mem = k.machine.mem;
+  const lo = old.lo;
+  const hi = old.hi;
+  pte_wrprotect(old);
+  if (mem.cmpxchg64(table, i, lo, hi, old.lo, old.hi)) return true;
+  pte_set(old, mem.readLo(table, i), mem.readHi(table, i));
+  return false;
+}
+
+/** ptep_set_wrprotect up to 6.5 (atomic_clear variant): clear_bit(_PAGE_BIT_RW) on entry `i` of `table`, a locked AND that leaves D alone. */
+function clear_bit_rw(k: Kernel, table: number, i: number): void {
+  const mem = k.machine.mem;
+  mem.write64(table, i, mem.readLo(table, i) & ~PTE_RW, mem.readHi(table, i));
+}
+
+/**
+ * pte_wrprotect of the child's entry, as the kernel the fork_wrprotect option stands for does
+ * it: from 6.6 on (cmpxchg, read_modify_write) R/W clears and D moves to SavedDirty; up to 6.5
+ * (atomic_clear) only R/W clears.
+ */
+function fork_pte_wrprotect(k: Kernel, ptent: pte_t): void {
+  if (k.options.fork_wrprotect === 'atomic_clear') ptent.lo &= ~PTE_RW;
+  else pte_wrprotect(ptent);
 }
 
 /** For the thread group a fresh process starts (execve of the first task, System.spawn). */

@@ -9,12 +9,12 @@
  * other's memory), no FOLL_FORCE, and only reads (process_vm_writev is not modelled).
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import { FAULT_FLAG_WRITE, handle_mm_fault, VM_FAULT_OOM } from './memory.js';
+import { FAULT_FLAG_WRITE, handle_mm_fault, vm_fault, VM_FAULT_OOM } from './memory.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
 import { pte_pfn, pte_present, pte_protnone, pte_write } from './pgtable.js';
 import { arch_vma_access_permitted } from './pkeys.js';
-import { STEP_READ, type KPath } from './steps.js';
+import { STEP_READ, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64 } from './uaccess.js';
 import { EFAULT, EINVAL, ENOMEM, ESRCH } from './uapi.js';
@@ -54,7 +54,7 @@ export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, add
           break;
         }
       }
-      const r = yield* handle_mm_fault(k, pc, t, vma, addr, write ? FAULT_FLAG_WRITE : 0, mm);
+      const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, write ? FAULT_FLAG_WRITE : 0));
       if (r & VM_FAULT_OOM) {
         ret = -ENOMEM;
         break;
@@ -66,7 +66,7 @@ export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, add
 }
 
 /** Reads `count` struct iovec {base, len} at `addr`, or null for -EFAULT. */
-function* import_iovec(k: Kernel, pc: PerCpu, t: Task, addr: bigint, count: number): Generator<number, bigint[][] | null, undefined> {
+function* import_iovec(k: Kernel, pc: PerCpu, t: Task, addr: bigint, count: number): KSteps<bigint[][] | null> {
   if (count === 0) return [];
   const b = yield* copy_from_user(k, pc, t, addr, 16 * count);
   if (!b) return null;

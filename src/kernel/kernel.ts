@@ -1,8 +1,8 @@
 /**
- * The kernel: boots on a machine, owns the tasks, the page allocator and the per-CPU state,
- * and runs one step at a time on a chosen CPU. Each CPU is either executing its current
- * task's user operations, advancing that task's kernel path (a generator, one atomic step per
- * call), handling a flush IPI, or idle.
+ * The kernel: boots on a machine, owns the tasks, the page allocator and the per-CPU state.
+ * In each step a CPU is either executing its current task's user operations (user/interp.ts),
+ * advancing that task's kernel path (a generator, one atomic step per call; entry.ts),
+ * handling a flush IPI, or idle; sim/step.ts chooses which.
  *
  * Boot follows what matters of arch/x86/kernel/head64.c and setup.c for isolation: the first
  * MiB and the kernel image are reserved, init_top_pgt maps the kernel text and data at
@@ -69,10 +69,10 @@ export class PerCpu {
   preempt_count = 0;
   /** Steps this CPU has run. */
   steps = 0;
-  // The user operation in progress: a page walk under way, which translation comes next, the physical addresses found.
-  walkPending = false;
-  uStage = 0;
-  readonly uPa = [0, 0];
+  /** The processor is inside a user instruction (Cpu.accessPending): a page walk of it has steps left, so interrupts wait. */
+  get walkPending(): boolean {
+    return this.cpu.accessPending;
+  }
   /** cpu_tlbstate.user_pcid_flush_mask: kernel PCIDs whose user PCID is flushed at the next return to user (PTI with PCID). */
   user_pcid_flush_mask = 0;
   /** This CPU's cpu_entry_area and per-CPU entry pages. */
@@ -115,6 +115,8 @@ export class Kernel {
   readonly levels: number;
   /** Every task ever created, by tid (reaped ones removed). */
   readonly tasks = new Map<number, Task>();
+  /** Every mm from mm_alloc to its last mmdrop (init_mm aside): the debug checks count the references of one under construction or teardown too. */
+  readonly mms = new Set<MmStruct>();
   /** Results of user operations, when `options.log`. */
   readonly log: OpRecord[] = [];
   /** When not null, each process's Meltdown reach is recorded here as its address space ends (exit, execve). */

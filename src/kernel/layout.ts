@@ -10,7 +10,7 @@
  */
 import type { PhysMem } from '../hw/physmem.js';
 import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTEH_XD } from '../hw/pte.js';
-import { _KERNPG_TABLE, mk_pte, pgtableIndex, pteHi } from './pgtable.js';
+import { __pte, _KERNPG_TABLE, mk_pte, pgtableIndex } from './pgtable.js';
 
 /** __START_KERNEL_map + the text offset: where the kernel image's text is mapped. */
 export const KERNEL_TEXT = 0xffffffff81000000n;
@@ -110,7 +110,8 @@ export class KernelMapper {
         continue;
       }
       const n = this.alloc();
-      this.mem.write64(t, i, mk_pte(n, _KERNPG_TABLE, 0), pteHi);
+      const e = mk_pte(__pte(), n, _KERNPG_TABLE, 0);
+      this.mem.write64(t, i, e.lo, e.hi);
       t = n;
     }
     return t;
@@ -119,14 +120,17 @@ export class KernelMapper {
   /** Maps one 4 KiB page: `va` to frame `pfn` with `lo` flags, NX when `nx`. */
   map4k(root: number, va: bigint, pfn: number, lo: number, nx: boolean): void {
     const pte = this.descend(root, va, 1);
-    this.mem.write64(pte, kindex(va, 1), mk_pte(pfn, lo, nx ? PTEH_XD : 0), pteHi);
+    const e = mk_pte(__pte(), pfn, lo, nx ? PTEH_XD : 0);
+    this.mem.write64(pte, kindex(va, 1), e.lo, e.hi);
   }
 
   /** Maps all `bytes` of RAM at PAGE_OFFSET in 2 MiB pages: RW, NX, `g`. */
   mapDirect(root: number, bytes: number, g: number, nx: boolean): void {
+    const e = __pte();
     for (let pa = 0; pa < bytes; pa += 2 ** 21) {
       const pd = this.descend(root, PAGE_OFFSET + BigInt(pa), 2);
-      this.mem.write64(pd, pgtableIndex(pa, 2), mk_pte(pa / 4096, PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | g, nx ? PTEH_XD : 0), pteHi);
+      mk_pte(e, pa / 4096, PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | g, nx ? PTEH_XD : 0);
+      this.mem.write64(pd, pgtableIndex(pa, 2), e.lo, e.hi);
     }
   }
 

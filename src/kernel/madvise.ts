@@ -9,13 +9,14 @@
  * XXX: the other advice values are -EINVAL; the lazy-free list and reclaim (which would drop
  * a clean lazy-free page) are not modelled.
  */
-import { PTE_A, PTE_P } from '../hw/pte.js';
+import { PTE_P } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { spin_lock_ptl, spin_unlock_ptl, zap_range, zapFirst, zapLast } from './memory.js';
+import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
+import { tlb_finish_mmu, tlb_gather_mmu, unmap_page_range } from './zap.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
-import { pte_mkclean, pte_pfn, pteHi, _PAGE_SPECIAL } from './pgtable.js';
-import { STEP_ATOMIC, STEP_WRITE, type KPath } from './steps.js';
+import { __pte, pte_mkclean, pte_mkold, pte_pfn, _PAGE_SPECIAL } from './pgtable.js';
+import { STEP_ATOMIC, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import { EINVAL, ENOMEM, MADV_DONTNEED, MADV_FREE } from './uapi.js';
@@ -56,7 +57,10 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number
           err = -EINVAL;
           break;
         }
-        if (zap_range(k, mm, from, to) > 0) yield* flush_tlb_mm_range(k, pc, mm, zapFirst, zapLast + 4096, 12, false);
+        // madvise_dontneed_single_vma: zap_page_range_single.
+        const tlb = tlb_gather_mmu(mm);
+        yield* unmap_page_range(k, pc, tlb, from, to);
+        yield* tlb_finish_mmu(k, pc, tlb);
         continue;
       }
       if (vma.shmem || vma.vm_flags & VM_LOCKED) {
@@ -77,7 +81,7 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number
  * locked exchange), made old and clean, and set again; then the range is flushed. Pages shared
  * with another mm (after fork) are left alone.
  */
-function* madvise_free_pte_range(k: Kernel, pc: PerCpu, t: Task, start: number, end: number): Generator<number, void, undefined> {
+function* madvise_free_pte_range(k: Kernel, pc: PerCpu, t: Task, start: number, end: number): KSteps<void> {
   const mm = t.mm!;
   const mem = k.machine.mem;
   yield* spin_lock_ptl(pc, mm, t);
@@ -95,14 +99,12 @@ function* madvise_free_pte_range(k: Kernel, pc: PerCpu, t: Task, start: number, 
     pc.touch = table * 4096 + i * 8;
     yield STEP_ATOMIC;
     // ptep_get_and_clear_full: whatever the hardware set up to now is in the value taken.
-    const olo = mem.readLo(table, i);
-    const ohi = mem.readHi(table, i);
+    const ptent = __pte(mem.readLo(table, i), mem.readHi(table, i));
     mem.write64(table, i, 0, 0);
-    const nlo = pte_mkclean(olo, ohi) & ~PTE_A;
-    const nhi = pteHi;
+    pte_mkold(pte_mkclean(ptent));
     pc.touch = table * 4096 + i * 8;
     yield STEP_WRITE;
-    mem.write64(table, i, nlo, nhi);
+    mem.write64(table, i, ptent.lo, ptent.hi);
     if (k.events.on) k.emit({ type: 'pte_mkclean', cpu: pc.id, pa: table * 4096 + i * 8, pfn });
     if (first < 0) first = va;
     last = va;

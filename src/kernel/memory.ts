@@ -1,45 +1,107 @@
 /**
- * Page faults and the PTE-level work on user memory (mm/memory.c, mm/mprotect.c): demand-zero
- * anonymous pages and the zero page, shared anonymous (shmem) pages, copy-on-write
- * (do_wp_page: reuse an exclusive page, or copy), unmapping (zap_pte_range) and changing
- * protections (change_pte_range). Each is a generator: a PTE read, a PTE write, a locked
- * update, a page copy or a TLB flush is one step.
+ * Page faults on user memory (mm/memory.c): handle_mm_fault → handle_pte_fault, which sends
+ * an empty PTE to do_pte_missing (do_anonymous_page: the zero page for a read, a zeroed page
+ * for a write; do_fault for shmem), a write to a read-only PTE to do_wp_page (wp_page_reuse of
+ * an exclusive anonymous page, or wp_page_copy), and anything else to the spurious-fault
+ * path that only sets A (and D for a write).
  *
- * The caller holds mmap_lock; these take the mm's page_table_lock themselves.
- * XXX: Linux has split page-table locks (one per PTE table); the model has one per mm.
+ * Everything a fault needs after a step lives in its `vm_fault`, as in Linux; nothing is kept
+ * in the module. The order of steps is 6.12's: the PTE is first read without the lock
+ * (ptep_get_lockless), the page-table lock is taken only to change it, and each change is
+ * made only if the PTE still holds what was read (pte_same, vmf_pte_changed); otherwise the
+ * fault backs out and the access is retried. wp_page_copy drops the lock for the allocation
+ * and the copy, and re-takes it before installing the copy, so two faults on one page race as
+ * they do in Linux: one installs its copy and the other throws its copy away.
+ *
+ * The caller holds mmap_lock for reading. XXX: Linux has split page-table locks (one per PTE
+ * table); the model has one per mm, which serialises more than Linux does, never less.
  */
-import { PTE_A, PTE_D, PTE_RW } from '../hw/pte.js';
+import { ModelError } from '../errors.js';
+import { PTE_D } from '../hw/pte.js';
+import type { PageFaultOutcome } from './events.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { ptlId } from './mmput.js';
-import { PG_anon, PG_anon_exclusive, PG_shmem } from './page.js';
+import { PG_anon, PG_anon_exclusive, PG_shmem, type PageRefs } from './page.js';
 import {
-  _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mkwrite, pte_modify, pte_needs_flush, pte_pfn, pte_present, pte_protnone, pte_write, pteHi, vm_get_page_prot,
+  __pte, _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mkwrite, pte_mkyoung, pte_none, pte_pfn, pte_present, pte_protnone, pte_same, pte_set, pte_write, vm_get_page_prot,
+  type pte_t,
 } from './pgtable.js';
-import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath } from './steps.js';
+import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
-import { VM_SHARED, VM_WRITE, type Vma } from './vma.js';
+import { VM_ACCESS_FLAGS, VM_MAYSHARE, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
 
 /** vm_fault_t results (include/linux/mm_types.h). */
 export const VM_FAULT_OOM = 0x000001;
+export const VM_FAULT_SIGBUS = 0x000002;
 export const VM_FAULT_SIGSEGV = 0x000040;
-/** handle_mm_fault's `outcome` for events and tests. */
-export let faultOutcome = '';
+export const VM_FAULT_NOPAGE = 0x000100;
 
 /** FAULT_FLAG_* the model passes. */
 export const FAULT_FLAG_WRITE = 1;
 export const FAULT_FLAG_INSTRUCTION = 2;
+/** FAULT_FLAG_ORIG_PTE_VALID: vmf->orig_pte holds what the PTE was read as. */
+export const FAULT_FLAG_ORIG_PTE_VALID = 0x800;
+
+/**
+ * What the handler did, for the fault's `page_fault` event (not a Linux value): `mapped` (a new
+ * page or a shmem page installed), `zero-page`, `reused` (COW without a copy), `copied` (COW),
+ * `spurious` (the PTE already allowed the access; A or D set at most), `backout` (the PTE
+ * changed under the fault, which changed nothing and lets the access retry); '' until then.
+ */
+export type FaultOutcome = '' | Extract<PageFaultOutcome, 'mapped' | 'zero-page' | 'reused' | 'copied' | 'spurious' | 'backout'>;
+
+/**
+ * struct vm_fault (include/linux/mm.h), with what the model needs besides: the kernel, the CPU
+ * and the task the fault runs for. `vmf->pte` is the pair (`table`, `index`); `table` is -1
+ * while no PTE table covers the address (pmd_none). `page` is vmf->page as a frame number, -1
+ * for none. The page references a fault holds between steps are in `refs`, so the debug
+ * checks can count them.
+ */
+export class vm_fault implements PageRefs {
+  readonly k: Kernel;
+  readonly pc: PerCpu;
+  readonly t: Task;
+  readonly vma: Vma;
+  readonly mm: MmStruct;
+  /** The faulting address, page-aligned (vmf->address). */
+  readonly address: number;
+  flags: number;
+  table = -1;
+  index = 0;
+  readonly orig_pte: pte_t = __pte();
+  page = -1;
+  /** What the outcome was (for the event). */
+  outcome: FaultOutcome = '';
+  /** Page references this fault holds outside any page table (folio_get, a new folio not yet mapped). */
+  readonly refs: number[] = [];
+
+  constructor(k: Kernel, pc: PerCpu, t: Task, vma: Vma, mm: MmStruct, address: number, flags: number) {
+    this.k = k;
+    this.pc = pc;
+    this.t = t;
+    this.vma = vma;
+    this.mm = mm;
+    this.address = Math.floor(address / 4096) * 4096;
+    this.flags = flags;
+  }
+
+  /** The physical address of vmf->pte. */
+  get ptePa(): number {
+    return this.table * 4096 + this.index * 8;
+  }
+}
 
 /** Releases the mm's page_table_lock (one step). */
-export function* spin_unlock_ptl(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
+export function* spin_unlock_ptl(pc: PerCpu, mm: MmStruct): KSteps<void> {
   pc.touch = ptlId(mm);
   yield STEP_UNLOCK;
   mm.page_table_lock.owner = 0;
 }
 
 /** Takes the mm's page_table_lock, waiting (one step per try) while another task holds it. */
-export function* spin_lock_ptl(pc: PerCpu, mm: MmStruct, t: Task): Generator<number, void, undefined> {
+export function* spin_lock_ptl(pc: PerCpu, mm: MmStruct, t: Task): KSteps<void> {
   pc.touch = ptlId(mm);
   // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
@@ -48,263 +110,368 @@ export function* spin_lock_ptl(pc: PerCpu, mm: MmStruct, t: Task): Generator<num
 }
 
 /**
- * handle_mm_fault for a user address in `vma` (the access already passed access_error):
- * fills a missing PTE (do_anonymous_page, do_shared_fault), breaks COW on a write to a
- * read-only PTE of a writable private VMA (do_wp_page), or just marks the entry young (and
- * dirty for a write) when the fault was spurious. `mm` is the faulting task's, or another
- * process's for a remote access (get_user_pages_remote). Returns 0 or a VM_FAULT_* code.
+ * handle_mm_fault for the address and access in `vmf` (the access already passed
+ * access_error), on `vmf.mm`: the faulting task's, or another process's for a remote access
+ * (get_user_pages_remote). Returns 0 or VM_FAULT_* bits; `vmf.outcome` says what was done.
+ * Does not take or drop mmap_lock.
  */
-export function* handle_mm_fault(k: Kernel, pc: PerCpu, t: Task, vma: Vma, addr: number, flags: number, mm: MmStruct = t.mm!): KPath {
-  const mem = k.machine.mem;
-  const page = Math.floor(addr / 4096) * 4096;
-  const write = (flags & FAULT_FLAG_WRITE) !== 0;
-  const table = mm.pgtables.pteTable(page, true);
-  if (table < 0) return VM_FAULT_OOM;
-  const index = Math.floor(page / 4096) % 512;
-  const ptePa = table * 4096 + index * 8;
-
-  yield* spin_lock_ptl(pc, mm, t);
-  pc.touch = ptePa;
-  yield STEP_READ;
-  const lo = mem.readLo(table, index);
-  const hi = mem.readHi(table, index);
-  let result = 0;
-  if (!pte_present(lo)) {
-    result = yield* do_pte_missing(k, pc, t, mm, vma, page, table, index, write);
-  } else if (pte_protnone(lo)) {
-    faultOutcome = 'spurious';
-  } else if (write && !pte_write(lo, k.userShstk && vma.shadowStack)) {
-    // pte_write counts R/W=0, D=1 as writable only in a shadow-stack VMA here: 6.12 never makes
-    // that encoding elsewhere, but fork_wrprotect atomic_clear (6.5) does, and a write to it
-    // must still break COW rather than retry forever.
-    result = yield* do_wp_page(k, pc, t, mm, vma, page, table, index, lo, hi);
-  } else {
-    // A spurious fault (the TLB was stale, or another CPU fixed the PTE): mark it young, and dirty for a write.
-    const nlo = lo | PTE_A | (write ? PTE_D : 0);
-    if (nlo !== lo) {
-      pc.touch = ptePa;
-      yield STEP_ATOMIC;
-      mem.cmpxchg64(table, index, lo, hi, nlo, hi);
-    }
-    faultOutcome = 'spurious';
-  }
-  pc.touch = ptlId(mm);
-  yield STEP_UNLOCK;
-  mm.page_table_lock.owner = 0;
-  return result;
+export function handle_mm_fault(vmf: vm_fault): KPath {
+  // __handle_mm_fault: the upper tables are allocated as the PTE table is (pte_alloc in
+  // do_anonymous_page and finish_fault); here, only whether one is there (pmd_none).
+  vmf.table = vmf.mm.pgtables.pteTable(vmf.address, false);
+  vmf.index = Math.floor(vmf.address / 4096) % 512;
+  return handle_pte_fault(vmf);
 }
 
-/** do_pte_missing: a fault on an empty PTE. Anonymous private memory gets a zeroed page on a write and the zero page on a read; shmem gets the object's page. */
-function* do_pte_missing(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, page: number, table: number, index: number, write: boolean): KPath {
+/**
+ * handle_pte_fault: reads the PTE without the lock; an empty one goes to do_pte_missing.
+ * Otherwise, under the lock and only if the PTE is unchanged, a write to a read-only entry
+ * goes to do_wp_page (which releases the lock), and any other fault is spurious: A is set,
+ * and D for a write, with ptep_set_access_flags (which writes only for a write fault).
+ */
+function* handle_pte_fault(vmf: vm_fault): KPath {
+  const { k, pc, mm } = vmf;
   const mem = k.machine.mem;
-  const protLo = vm_get_page_prot(vma.vm_flags, vma.vm_pkey, k.nx);
-  const protHi = pteHi;
-  let lo: number;
-  if (vma.shmem) {
-    // do_shared_fault / do_read_fault on shmem: the object's page at this offset, allocated zeroed on first use.
-    const pgoff = vma.vm_pgoff + (page - vma.vm_start) / 4096;
-    let pfn = vma.shmem.pages.get(pgoff);
-    if (pfn === undefined) {
-      pfn = k.pages.alloc_page(PG_shmem, false);
-      if (pfn < 0) return VM_FAULT_OOM;
-      pc.touch = pfn * 4096;
-      yield STEP_COPY;
-      mem.zeroFrame(pfn);
-      vma.shmem.pages.set(pgoff, pfn);
-    }
-    k.pages.get_page(pfn);
-    k.pages.mapcount[pfn]++;
-    lo = mk_pte(pfn, protLo, protHi);
-    // The model's shmem objects are only ever mapped shared (MAP_SHARED anonymous memory).
-    if (write) lo |= PTE_D;
-    faultOutcome = 'mapped';
-  } else if (!write) {
-    // The zero page, read-only and special (no refcount), for a read of untouched anonymous memory.
-    lo = mk_pte(k.zero_pfn, protLo & ~PTE_RW, protHi) | _PAGE_SPECIAL;
-    faultOutcome = 'zero-page';
+  let none = true;
+  if (vmf.table >= 0) {
+    pc.touch = vmf.ptePa;
+    yield STEP_READ;
+    // ptep_get_lockless
+    pte_set(vmf.orig_pte, mem.readLo(vmf.table, vmf.index), mem.readHi(vmf.table, vmf.index));
+    vmf.flags |= FAULT_FLAG_ORIG_PTE_VALID;
+    none = pte_none(vmf.orig_pte.lo, vmf.orig_pte.hi);
+  }
+  if (none) return yield* do_pte_missing(vmf);
+  if (!pte_present(vmf.orig_pte.lo)) return do_swap_page(vmf);
+  if (pte_protnone(vmf.orig_pte.lo) && vmf.vma.vm_flags & VM_ACCESS_FLAGS) {
+    // do_numa_page: only NUMA balancing makes PROT_NONE entries in an accessible VMA.
+    throw new ModelError('do_numa_page', `cpu ${pc.id}, tid ${vmf.t.tid}: a PROT_NONE PTE at 0x${vmf.address.toString(16)} in an accessible VMA, and the model has no NUMA balancing`);
+  }
+  yield* spin_lock_ptl(pc, mm, vmf.t);
+  pc.touch = vmf.ptePa;
+  yield STEP_READ;
+  const entry = __pte(mem.readLo(vmf.table, vmf.index), mem.readHi(vmf.table, vmf.index));
+  if (!pte_same(entry, vmf.orig_pte)) {
+    // Another CPU changed the entry since it was read: update_mmu_tlb (nothing on x86), retry.
+    vmf.outcome = 'backout';
+    yield* spin_unlock_ptl(pc, mm);
+    return 0;
+  }
+  const write = (vmf.flags & FAULT_FLAG_WRITE) !== 0;
+  if (write) {
+    // pte_write counts R/W=0, D=1 as writable only in a shadow-stack VMA here: 6.12 never makes
+    // that encoding elsewhere, but fork_wrprotect atomic_clear (up to 6.5) does, and a write to
+    // it must still break COW rather than retry forever.
+    if (!pte_write(entry.lo, k.userShstk && vmf.vma.shadowStack)) return yield* do_wp_page(vmf);
+    pte_mkdirty(entry);
+  }
+  pte_mkyoung(entry);
+  vmf.outcome = 'spurious';
+  if (write && !pte_same(entry, vmf.orig_pte)) {
+    // ptep_set_access_flags (arch/x86/mm/pgtable.c): a plain store, and only for a write
+    // fault; the hardware sets A itself. flush_tlb_fix_spurious_fault is empty on x86.
+    pc.touch = vmf.ptePa;
+    yield STEP_WRITE;
+    mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+  }
+  yield* spin_unlock_ptl(pc, mm);
+  return 0;
+}
+
+/**
+ * do_swap_page: a non-present entry that is not empty. The model makes none (it has no swap,
+ * migration or device entries), so finding one is a model bug.
+ */
+function do_swap_page(vmf: vm_fault): number {
+  throw new ModelError('do_swap_page', `cpu ${vmf.pc.id}, tid ${vmf.t.tid}: PTE 0x${(vmf.orig_pte.hi >>> 0).toString(16).padStart(8, '0')}${(vmf.orig_pte.lo >>> 0).toString(16).padStart(8, '0')} at 0x${vmf.address.toString(16)} is neither empty nor present, and the model has no swap entries`);
+}
+
+/** do_pte_missing: anonymous memory goes to do_anonymous_page, a shmem mapping to do_fault. */
+function do_pte_missing(vmf: vm_fault): KPath {
+  return vmf.vma.shmem ? do_fault(vmf) : do_anonymous_page(vmf);
+}
+
+/**
+ * pte_alloc for a fault: the PTE table (and any missing table above it) for the address.
+ * False when an allocation failed (the fault returns VM_FAULT_OOM).
+ */
+function fault_pte_alloc(vmf: vm_fault): boolean {
+  if (vmf.table >= 0) return true;
+  const table = vmf.mm.pgtables.pteTable(vmf.address, true);
+  if (table < 0) return false;
+  vmf.table = table;
+  return true;
+}
+
+/** vmf_pte_changed: the PTE is not what the fault read (or, with nothing read, not empty). Reads the entry: call it in a step. */
+function vmf_pte_changed(vmf: vm_fault): boolean {
+  const mem = vmf.k.machine.mem;
+  const lo = mem.readLo(vmf.table, vmf.index);
+  const hi = mem.readHi(vmf.table, vmf.index);
+  if (vmf.flags & FAULT_FLAG_ORIG_PTE_VALID) return ((lo ^ vmf.orig_pte.lo) | (hi ^ vmf.orig_pte.hi)) !== 0;
+  return !pte_none(lo, hi);
+}
+
+/** Takes the reference `pfn` off the fault's list of held references. */
+function drop_ref(vmf: vm_fault, pfn: number): void {
+  const i = vmf.refs.lastIndexOf(pfn);
+  if (i >= 0) vmf.refs.splice(i, 1);
+}
+
+/**
+ * do_anonymous_page: a read maps the zero page (special, read-only); a write gets a new
+ * zeroed exclusive anonymous page, writable and dirty (in a shadow-stack VMA, R/W=0 and D=1).
+ * The page is allocated and zeroed before the lock is taken; under the lock, if another
+ * fault filled the PTE meanwhile, the new page is released and nothing is mapped.
+ */
+function* do_anonymous_page(vmf: vm_fault): KPath {
+  const { k, pc, mm, vma } = vmf;
+  const mem = k.machine.mem;
+  if (vma.vm_flags & VM_SHARED) return VM_FAULT_SIGBUS;
+  if (!fault_pte_alloc(vmf)) return VM_FAULT_OOM;
+  const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
+  const entry = __pte();
+  let pfn = -1;
+  if (!(vmf.flags & FAULT_FLAG_WRITE)) {
+    // The zero page for reads: pte_mkspecial(pfn_pte(my_zero_pfn, vma->vm_page_prot)).
+    mk_pte(entry, k.zero_pfn, prot.lo, prot.hi);
+    entry.lo |= _PAGE_SPECIAL;
   } else {
-    const pfn = k.pages.alloc_page(PG_anon | PG_anon_exclusive, false);
+    if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
+    pfn = k.pages.alloc_page(PG_anon | PG_anon_exclusive, false);
     if (pfn < 0) return VM_FAULT_OOM;
+    vmf.refs.push(pfn);
+    k.pages.held.add(vmf);
     pc.touch = pfn * 4096;
     yield STEP_COPY;
     mem.zeroFrame(pfn);
-    if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
-    k.pages.mapcount[pfn] = 1;
-    lo = mk_pte(pfn, protLo, protHi);
-    // pte_mkwrite(pte_mkdirty(entry), vma): in a shadow-stack VMA, R/W=0 and D=1.
-    if (vma.vm_flags & VM_WRITE) {
-      lo = pte_mkdirty(lo, pteHi);
-      lo = pte_mkwrite(lo, pteHi, vma.shadowStack);
+    if (k.events.on) k.emit({ type: 'page_copy', cpu: pc.id, tid: vmf.t.tid, src: -1, dst: pfn });
+    mk_pte(entry, pfn, prot.lo, prot.hi);
+    // pte_sw_mkyoung is empty on x86; pte_mkwrite(pte_mkdirty(entry), vma) for a writable VMA.
+    if (vma.vm_flags & VM_WRITE) pte_mkwrite(pte_mkdirty(entry), vma.shadowStack);
+  }
+  yield* spin_lock_ptl(pc, mm, vmf.t);
+  pc.touch = vmf.ptePa;
+  yield STEP_READ;
+  if (vmf_pte_changed(vmf)) {
+    // update_mmu_tlb (nothing on x86); release: folio_put of the unused page.
+    vmf.outcome = 'backout';
+    if (pfn >= 0) {
+      drop_ref(vmf, pfn);
+      k.pages.put_page(pfn);
     }
-    faultOutcome = 'mapped';
-    if (k.events.on) k.emit({ type: 'page_copy', cpu: pc.id, tid: t.tid, src: -1, dst: pfn });
-  }
-  const hi = pteHi;
-  if (!(lo & _PAGE_SPECIAL)) mm.rss++;
-  pc.touch = table * 4096 + index * 8;
-  yield STEP_WRITE;
-  mem.write64(table, index, lo, hi);
-  return 0;
-}
-
-/**
- * do_wp_page: a write to a present, read-only PTE in a writable VMA. An anonymous page only
- * this mm maps is reused (made writable and dirty, no flush needed: permissions only grow);
- * otherwise (shared after fork, or the zero page) the data is copied to a new exclusive page,
- * the old PTE is cleared and flushed on every CPU (ptep_clear_flush), and the new one set.
- */
-function* do_wp_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, page: number, table: number, index: number, lo: number, hi: number): KPath {
-  const mem = k.machine.mem;
-  const pages = k.pages;
-  const oldPfn = pte_pfn(lo, hi);
-  const special = (lo & _PAGE_SPECIAL) !== 0;
-  if (!special && pages.flags[oldPfn] & PG_anon) {
-    // wp_can_reuse_anon_folio: exclusive, or the only reference left.
-    if (pages.flags[oldPfn] & PG_anon_exclusive || pages.refcount[oldPfn] === 1) {
-      pages.flags[oldPfn] |= PG_anon_exclusive;
-      // wp_page_reuse: maybe_mkwrite(pte_mkdirty(pte_mkyoung(orig)), vma).
-      let nlo = pte_mkdirty(lo | PTE_A, hi);
-      nlo = pte_mkwrite(nlo, pteHi, vma.shadowStack);
-      const nhi = pteHi;
-      pc.touch = table * 4096 + index * 8;
-      yield STEP_ATOMIC;
-      mem.cmpxchg64(table, index, lo, hi, nlo, nhi);
-      faultOutcome = 'reused';
-      return 0;
-    }
-  }
-  // wp_page_copy
-  const newPfn = pages.alloc_page(PG_anon | PG_anon_exclusive, false);
-  if (newPfn < 0) return VM_FAULT_OOM;
-  pc.touch = newPfn * 4096;
-  yield STEP_COPY;
-  if (special && oldPfn === k.zero_pfn) mem.zeroFrame(newPfn);
-  else mem.copyFrame(newPfn, oldPfn);
-  if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
-  if (k.events.on) k.emit({ type: 'page_copy', cpu: pc.id, tid: t.tid, src: oldPfn, dst: newPfn });
-  // ptep_clear_flush: clear, then flush this page on every CPU that may cache it (unless the
-  // wp_copy_flush option leaves the flush out, a deliberate stale-TLB bug).
-  if (k.options.wp_copy_flush === 'ptep_clear_flush') {
-    pc.touch = table * 4096 + index * 8;
-    yield STEP_ATOMIC;
-    mem.write64(table, index, 0, 0);
-    yield* flush_tlb_mm_range(k, pc, mm, page, page + 4096, 12, false);
-  }
-  const protLo = vm_get_page_prot(vma.vm_flags, vma.vm_pkey, k.nx);
-  let nlo = mk_pte(newPfn, protLo, pteHi);
-  nlo = pte_mkdirty(nlo | PTE_A, pteHi);
-  nlo = pte_mkwrite(nlo, pteHi, vma.shadowStack);
-  const nhi = pteHi;
-  pages.mapcount[newPfn] = 1;
-  pc.touch = table * 4096 + index * 8;
-  yield STEP_WRITE;
-  mem.write64(table, index, nlo, nhi);
-  if (!special) {
-    pages.mapcount[oldPfn]--;
-    pages.put_page(oldPfn);
   } else {
-    mm.rss++;
+    if (pfn >= 0) {
+      // add_mm_counter(MM_ANONPAGES), folio_add_new_anon_rmap: the page's reference passes to the PTE.
+      mm.rss++;
+      k.pages.mapcount[pfn] = 1;
+      drop_ref(vmf, pfn);
+    }
+    vmf.outcome = pfn >= 0 ? 'mapped' : 'zero-page';
+    // set_ptes: no flush needed, the entry was not present.
+    pc.touch = vmf.ptePa;
+    yield STEP_WRITE;
+    mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
   }
-  faultOutcome = 'copied';
+  if (vmf.refs.length === 0) k.pages.held.delete(vmf);
+  yield* spin_unlock_ptl(pc, mm);
   return 0;
 }
 
-/** The first and last addresses zap_range cleared (for the mmu_gather's flush range); -1 if none. */
-export let zapFirst = -1;
-export let zapLast = -1;
-
 /**
- * zap_pte_range over [start, end): clears each PTE (ptep_get_and_clear, an atomic exchange
- * since the hardware may be setting A or D on another CPU), drops the page's map count and
- * reference. Returns the number of entries cleared and leaves their span in zapFirst/zapLast;
- * the caller flushes the TLB (tlb_finish_mmu). XXX: runs as one step; Linux holds the PTE
- * table's lock throughout, so only hardware A/D updates could interleave, and they are lost
- * with the entry either way for anonymous memory.
+ * do_fault for a shmem mapping (the model's only file-backed memory: MAP_SHARED anonymous),
+ * read or shared write alike (do_read_fault, do_shared_fault): __do_fault finds the object's
+ * page at this offset (shmem_fault), allocating it zeroed on first use, and takes a reference;
+ * finish_fault maps it under the lock unless the PTE was filled meanwhile
+ * (VM_FAULT_NOPAGE: the reference is dropped). A write maps it dirty (set_pte_range).
  */
-export function zap_range(k: Kernel, mm: MmStruct, start: number, end: number): number {
+function* do_fault(vmf: vm_fault): KPath {
+  const { k, pc, mm, vma } = vmf;
   const mem = k.machine.mem;
-  const pages = k.pages;
-  let cleared = 0;
-  zapFirst = -1;
-  zapLast = -1;
-  mm.pgtables.forEachPteTable(start, end, (table, from, to, va) => {
-    const base = Math.floor(va / 2 ** 21) * 2 ** 21;
-    for (let i = from; i < to; i++) {
-      const lo = mem.readLo(table, i);
-      const hi = mem.readHi(table, i);
-      if (lo === 0 && hi === 0) continue;
-      mem.write64(table, i, 0, 0);
-      cleared++;
-      const a = base + i * 4096;
-      if (zapFirst < 0) zapFirst = a;
-      zapLast = a;
-      if (!pte_present(lo)) continue;
-      if (lo & _PAGE_SPECIAL) continue;
-      const pfn = pte_pfn(lo, hi);
-      pages.mapcount[pfn]--;
-      pages.put_page(pfn);
-      mm.rss--;
+  const shmem = vma.shmem!;
+  const pgoff = vma.vm_pgoff + (vmf.address - vma.vm_start) / 4096;
+  if (!shmem.pages.has(pgoff)) {
+    // shmem_get_folio: a new folio is zeroed while locked and only then found by others, so the
+    // allocation, the zeroing and the insertion are one step (the lookup is repeated in it).
+    pc.touch = -1;
+    yield STEP_COPY;
+    if (!shmem.pages.has(pgoff)) {
+      const fresh = k.pages.alloc_page(PG_shmem, false);
+      if (fresh < 0) return VM_FAULT_OOM;
+      mem.zeroFrame(fresh);
+      shmem.pages.set(pgoff, fresh);
     }
-  });
-  return cleared;
+  }
+  const pfn = shmem.pages.get(pgoff)!;
+  k.pages.get_page(pfn);
+  vmf.refs.push(pfn);
+  k.pages.held.add(vmf);
+  // finish_fault
+  if (!fault_pte_alloc(vmf)) {
+    drop_ref(vmf, pfn);
+    k.pages.held.delete(vmf);
+    k.pages.put_page(pfn);
+    return VM_FAULT_OOM;
+  }
+  yield* spin_lock_ptl(pc, mm, vmf.t);
+  pc.touch = vmf.ptePa;
+  yield STEP_READ;
+  let ret = 0;
+  if (vmf_pte_changed(vmf)) {
+    vmf.outcome = 'backout';
+    ret = VM_FAULT_NOPAGE;
+    k.pages.put_page(pfn);
+  } else {
+    // set_pte_range: mk_pte, and pte_mkdirty for a write (the VMA's protection is already
+    // writable for a shared writable mapping); folio_add_file_rmap_ptes.
+    const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
+    const entry = mk_pte(__pte(), pfn, prot.lo, prot.hi);
+    if (vmf.flags & FAULT_FLAG_WRITE) entry.lo |= PTE_D;
+    k.pages.mapcount[pfn]++;
+    mm.rss++;
+    vmf.outcome = 'mapped';
+    pc.touch = vmf.ptePa;
+    yield STEP_WRITE;
+    mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+  }
+  drop_ref(vmf, pfn);
+  k.pages.held.delete(vmf);
+  yield* spin_unlock_ptl(pc, mm);
+  return ret;
 }
 
 /**
- * change_pte_range (mm/mprotect.c) over [start, end) of `vma`, whose flags are already the new
- * ones: rewrites each present PTE with pte_modify, making exclusive anonymous pages writable
- * at once when the VMA is private and writable (MM_CP_TRY_CHANGE_WRITABLE,
- * can_change_pte_writable). Each rewrite is a locked update. Returns the range of PTEs whose
- * change needs a TLB flush (pte_needs_flush) as [first, last + 4096), or null.
+ * do_wp_page, entered with the page-table lock held and the PTE equal to vmf.orig_pte: a write
+ * to a read-only present entry of a writable VMA. A shared mapping is made writable in place
+ * (wp_page_shared). A private anonymous page that is exclusive, or whose only reference is
+ * this mapping (wp_can_reuse_anon_folio), is reused (wp_page_reuse). Otherwise (the page is
+ * shared after fork, or it is the zero page) the page is pinned with a reference, the lock
+ * dropped, and wp_page_copy runs.
  */
-export function* change_protection(k: Kernel, pc: PerCpu, t: Task, vma: Vma, start: number, end: number): Generator<number, number[] | null, undefined> {
-  const mm = t.mm!;
-  const mem = k.machine.mem;
-  const protLo = vm_get_page_prot(vma.vm_flags, vma.vm_pkey, k.nx);
-  const protHi = pteHi;
-  const tryWritable = (vma.vm_flags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
-  let first = -1;
-  let last = -1;
-  yield* spin_lock_ptl(pc, mm, t);
-  for (let va = start; va < end; ) {
-    const span = 2 ** 21;
-    const next = Math.min(end, (Math.floor(va / span) + 1) * span);
-    const table = mm.pgtables.pteTable(va, false);
-    if (table >= 0) {
-      for (let a = va; a < next; a += 4096) {
-        const i = Math.floor(a / 4096) % 512;
-        let lo = mem.readLo(table, i);
-        let hi = mem.readHi(table, i);
-        if (!pte_present(lo)) continue;
-        for (;;) {
-          let nlo = pte_modify(lo, hi, protLo, protHi);
-          let nhi = pteHi;
-          if (tryWritable && !pte_write(nlo, k.userShstk) && !pte_protnone(nlo) && !(nlo & _PAGE_SPECIAL)) {
-            const pfn = pte_pfn(nlo, nhi);
-            if (k.pages.flags[pfn] & PG_anon_exclusive) {
-              nlo = pte_mkwrite(nlo, nhi, vma.shadowStack);
-              nhi = pteHi;
-            }
-          }
-          if (nlo === lo && nhi === hi) break;
-          pc.touch = table * 4096 + i * 8;
-          yield STEP_ATOMIC;
-          if (!mem.cmpxchg64(table, i, lo, hi, nlo, nhi)) {
-            lo = mem.readLo(table, i);
-            hi = mem.readHi(table, i);
-            continue;
-          }
-          if (pte_needs_flush(lo, hi, nlo, nhi)) {
-            if (first < 0) first = a;
-            last = a;
-          }
-          break;
-        }
-      }
-    }
-    va = next;
+function* do_wp_page(vmf: vm_fault): KPath {
+  const { k, pc, mm, vma } = vmf;
+  const pages = k.pages;
+  const pfn = pte_pfn(vmf.orig_pte.lo, vmf.orig_pte.hi);
+  // vm_normal_page: no struct page behind a special entry (the zero page).
+  vmf.page = vmf.orig_pte.lo & _PAGE_SPECIAL ? -1 : pfn;
+  if (vma.vm_flags & (VM_SHARED | VM_MAYSHARE)) return yield* wp_page_reuse(vmf);
+  if (vmf.page >= 0 && pages.flags[vmf.page] & PG_anon && (pages.flags[vmf.page] & PG_anon_exclusive || wp_can_reuse_anon_folio(k, vmf.page))) {
+    pages.flags[vmf.page] |= PG_anon_exclusive;
+    return yield* wp_page_reuse(vmf);
   }
-  pc.touch = ptlId(mm);
-  yield STEP_UNLOCK;
-  mm.page_table_lock.owner = 0;
-  return first < 0 ? null : [first, last + 4096];
+  // folio_get: the old page stays while the lock is dropped.
+  if (vmf.page >= 0) {
+    pages.get_page(vmf.page);
+    vmf.refs.push(vmf.page);
+    pages.held.add(vmf);
+  }
+  yield* spin_unlock_ptl(pc, mm);
+  return yield* wp_page_copy(vmf);
+}
+
+/** wp_can_reuse_anon_folio: the page's only reference is the mapping that faulted (refcount 1). */
+function wp_can_reuse_anon_folio(k: Kernel, pfn: number): boolean {
+  return k.pages.refcount[pfn] === 1;
+}
+
+/**
+ * wp_page_reuse, with the lock held: the entry made young, dirty and writable
+ * (maybe_mkwrite(pte_mkdirty(pte_mkyoung(orig_pte)))) and stored (ptep_set_access_flags with
+ * dirty set: a plain store, the hardware can only add A or D, which the new value has). No
+ * flush: rights only grow. Releases the lock.
+ */
+function* wp_page_reuse(vmf: vm_fault): KPath {
+  const { k, pc, mm, vma } = vmf;
+  if (!(vmf.flags & FAULT_FLAG_WRITE)) throw new ModelError('wp_page_reuse', `cpu ${pc.id}, tid ${vmf.t.tid}: VM_BUG_ON(!(vmf->flags & FAULT_FLAG_WRITE))`);
+  if (pte_pfn(vmf.orig_pte.lo, vmf.orig_pte.hi) === k.zero_pfn) throw new ModelError('wp_page_reuse', `cpu ${pc.id}, tid ${vmf.t.tid}: VM_WARN_ON(is_zero_pfn(pte_pfn(vmf->orig_pte)))`);
+  if (vmf.page >= 0 && k.pages.flags[vmf.page] & PG_anon && !(k.pages.flags[vmf.page] & PG_anon_exclusive)) {
+    throw new ModelError('wp_page_reuse', `cpu ${pc.id}, tid ${vmf.t.tid}: VM_BUG_ON(folio_test_anon(folio) && !PageAnonExclusive(page)), frame 0x${vmf.page.toString(16)}`);
+  }
+  const entry = pte_mkdirty(pte_mkyoung(__pte(vmf.orig_pte.lo, vmf.orig_pte.hi)));
+  // maybe_mkwrite: only a VM_WRITE VMA gets a writable entry.
+  if (vma.vm_flags & VM_WRITE) pte_mkwrite(entry, vma.shadowStack);
+  pc.touch = vmf.ptePa;
+  yield STEP_WRITE;
+  k.machine.mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+  vmf.outcome = 'reused';
+  yield* spin_unlock_ptl(pc, mm);
+  return 0;
+}
+
+/**
+ * wp_page_copy, entered without the lock and holding a reference to the old page (none for
+ * the zero page): allocates the new page and copies (or zeroes) it, then re-takes the lock.
+ * If the PTE still equals vmf.orig_pte, it is cleared and flushed on every CPU
+ * (ptep_clear_flush; the `wp_copy_flush` option can leave that out, a deliberate stale-TLB
+ * bug), the new page mapped writable and dirty, and the old page loses this mapping. If not,
+ * another fault got there first: the new page is freed. Either way the reference to the old
+ * page is dropped.
+ */
+function* wp_page_copy(vmf: vm_fault): KPath {
+  const { k, pc, mm, vma } = vmf;
+  const mem = k.machine.mem;
+  const pages = k.pages;
+  const old = vmf.page;
+  const isZero = pte_pfn(vmf.orig_pte.lo, vmf.orig_pte.hi) === k.zero_pfn;
+  // vmf_anon_prepare
+  if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
+  // folio_prealloc
+  const fresh = pages.alloc_page(PG_anon | PG_anon_exclusive, false);
+  if (fresh < 0) {
+    if (old >= 0) {
+      drop_ref(vmf, old);
+      pages.put_page(old);
+    }
+    if (vmf.refs.length === 0) pages.held.delete(vmf);
+    return VM_FAULT_OOM;
+  }
+  vmf.refs.push(fresh);
+  pages.held.add(vmf);
+  pc.touch = fresh * 4096;
+  yield STEP_COPY;
+  if (isZero) mem.zeroFrame(fresh);
+  else mem.copyFrame(fresh, old);
+  if (k.events.on) k.emit({ type: 'page_copy', cpu: pc.id, tid: vmf.t.tid, src: isZero ? k.zero_pfn : old, dst: fresh });
+  // Re-check the PTE: the lock was dropped.
+  yield* spin_lock_ptl(pc, mm, vmf.t);
+  pc.touch = vmf.ptePa;
+  yield STEP_READ;
+  if (!vmf_pte_changed(vmf)) {
+    if (old < 0) mm.rss++;
+    const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
+    const entry = pte_mkdirty(mk_pte(__pte(), fresh, prot.lo, prot.hi));
+    if (vma.vm_flags & VM_WRITE) pte_mkwrite(entry, vma.shadowStack);
+    if (k.options.wp_copy_flush === 'ptep_clear_flush') {
+      // ptep_clear_flush: clear first and flush, so no TLB holds the old entry once the new one is visible.
+      pc.touch = vmf.ptePa;
+      yield STEP_ATOMIC;
+      mem.write64(vmf.table, vmf.index, 0, 0);
+      yield* flush_tlb_mm_range(k, pc, mm, vmf.address, vmf.address + 4096, 12, false);
+    }
+    // folio_add_new_anon_rmap: the new page's reference passes to the PTE.
+    pages.mapcount[fresh] = 1;
+    drop_ref(vmf, fresh);
+    pc.touch = vmf.ptePa;
+    yield STEP_WRITE;
+    mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+    if (old >= 0) {
+      // folio_remove_rmap_pte, then (new_folio = old_folio) the mapping's reference is put below.
+      if (--pages.mapcount[old] < 0) throw new ModelError('folio_remove_rmap_pte', `cpu ${pc.id}, tid ${vmf.t.tid}: frame 0x${old.toString(16)} mapcount ${pages.mapcount[old]}`);
+      pages.put_page(old);
+    }
+    vmf.outcome = 'copied';
+  } else {
+    // update_mmu_tlb (nothing on x86); the new page was not used.
+    vmf.outcome = 'backout';
+    drop_ref(vmf, fresh);
+    pages.put_page(fresh);
+  }
+  yield* spin_unlock_ptl(pc, mm);
+  if (old >= 0) {
+    // folio_put of the reference do_wp_page took.
+    drop_ref(vmf, old);
+    pages.put_page(old);
+  }
+  if (vmf.refs.length === 0) pages.held.delete(vmf);
+  return 0;
 }

@@ -10,10 +10,11 @@
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { TASK_SIZE } from './kernel.js';
-import { change_protection, zap_range, zapFirst, zapLast } from './memory.js';
+import { change_protection } from './mprotect.js';
+import { tlb_adjust_range, tlb_finish_mmu, tlb_gather_mmu, unmap_page_range } from './zap.js';
 import type { MmStruct } from './mm.js';
 import { mmapLockId, release_shmem } from './mmput.js';
-import { STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
+import { STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import {
@@ -39,7 +40,7 @@ export function calc_vm_prot_bits(prot: number): number {
 }
 
 /** Takes mmap_lock for writing (mmap_write_lock), one wait step per try while it is held. */
-export function* mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task): Generator<number, void, undefined> {
+export function* mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task): KSteps<void> {
   pc.touch = mmapLockId(mm);
   // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
@@ -48,7 +49,7 @@ export function* mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task): Generator<n
 }
 
 /** Takes mmap_lock for reading (mmap_read_lock), one wait step per try while a writer holds it. */
-export function* mmap_read_lock(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
+export function* mmap_read_lock(pc: PerCpu, mm: MmStruct): KSteps<void> {
   pc.touch = mmapLockId(mm);
   // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
@@ -57,14 +58,14 @@ export function* mmap_read_lock(pc: PerCpu, mm: MmStruct): Generator<number, voi
 }
 
 /** mmap_read_unlock. */
-export function* mmap_read_unlock(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
+export function* mmap_read_unlock(pc: PerCpu, mm: MmStruct): KSteps<void> {
   pc.touch = mmapLockId(mm);
   yield STEP_UNLOCK;
   mm.mmap_lock.readers--;
 }
 
 /** mmap_write_unlock. */
-export function* mmap_write_unlock(pc: PerCpu, mm: MmStruct): Generator<number, void, undefined> {
+export function* mmap_write_unlock(pc: PerCpu, mm: MmStruct): KSteps<void> {
   pc.touch = mmapLockId(mm);
   yield STEP_UNLOCK;
   mm.mmap_lock.writer = 0;
@@ -278,14 +279,9 @@ export function* do_vmi_munmap(k: Kernel, pc: PerCpu, mm: MmStruct, start: numbe
   const last = vmas.find_vma_intersection(end - 1, end);
   if (last && last.vm_end > end) vmas.split(last, end);
   const doomed = vmas.list.filter((v) => v.vm_start >= start && v.vm_end <= end);
-  let fFirst = -1;
-  let fLast = -1;
-  for (const v of doomed) {
-    if (zap_range(k, mm, v.vm_start, v.vm_end) > 0) {
-      if (fFirst < 0) fFirst = zapFirst;
-      fLast = zapLast;
-    }
-  }
+  // vms_clear_ptes: unmap_vmas, free_pgtables, tlb_finish_mmu.
+  const tlb = tlb_gather_mmu(mm);
+  for (const v of doomed) yield* unmap_page_range(k, pc, tlb, v.vm_start, v.vm_end);
   const prev = vmas.prevOf(doomed[0].vm_start);
   const next = vmas.find_vma(doomed[doomed.length - 1].vm_end);
   const floor = prev ? prev.vm_end : 0;
@@ -296,11 +292,12 @@ export function* do_vmi_munmap(k: Kernel, pc: PerCpu, mm: MmStruct, start: numbe
     if (v.vm_flags & VM_ACCOUNT) mm.committed -= (v.vm_end - v.vm_start) / 4096;
     if (v.shmem) release_shmem(k, v.shmem);
   }
-  if (fFirst >= 0 || freed) {
-    const fs = fFirst >= 0 ? fFirst : start;
-    const fe = fFirst >= 0 ? fLast + 4096 : end;
-    yield* flush_tlb_mm_range(k, pc, mm, freed ? Math.min(fs, start) : fs, freed ? Math.max(fe, end) : fe, 12, freed);
+  if (freed) {
+    // pte_free_tlb: freed tables widen the flush to the whole unmapped range.
+    tlb.freed_tables = true;
+    tlb_adjust_range(tlb, start, end);
   }
+  yield* tlb_finish_mmu(k, pc, tlb);
   return 0;
 }
 
@@ -411,7 +408,7 @@ function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64:
  * VMAs, charging newly writable private memory, and rewriting the PTEs. Returns an error, or
  * the range whose PTE changes need a flush.
  */
-function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number, newPkey: number): Generator<number, { error: number; flush: number[] | null; vma?: Vma }, undefined> {
+function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number, newPkey: number): KSteps<{ error: number; flush: number[] | null; vma?: Vma }> {
   if (newflags === vma.vm_flags && newPkey === vma.vm_pkey) return { error: 0, flush: null, vma };
   let charged = 0;
   if (newflags & VM_WRITE && !(vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) {

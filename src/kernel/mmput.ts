@@ -10,9 +10,8 @@ import type { MmStruct } from './mm.js';
 import { destroy_context_ldt, free_ldt_pgtables } from './ldt.js';
 import { kindex, VMALLOC_START } from './layout.js';
 import { boot_pgd_entry } from './pti.js';
-import { zap_range } from './memory.js';
 import type { KPath } from './steps.js';
-import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
+import { tlb_finish_mmu, tlb_gather_mmu_fullmm, unmap_page_range } from './zap.js';
 
 /** Lock ids for `touch`: negative, four per mm (mmap_lock, page_table_lock, ldt_usr_sem, context.lock). */
 export function mmapLockId(mm: MmStruct): number {
@@ -34,22 +33,22 @@ export function* mmput(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
 }
 
 /**
- * exit_mmap: unmaps every VMA (zap, putting each page), frees the user page tables, flushes
- * the whole mm on every CPU in its cpumask (lazy ones included: tables were freed) and
- * forgets the VMAs.
+ * exit_mmap: unmaps every VMA (unmap_vmas with a full-mm gather), frees the user page tables,
+ * flushes the whole mm on every CPU in its cpumask (lazy ones included: tables were freed),
+ * then frees the gathered pages (tlb_finish_mmu) and forgets the VMAs.
  */
 export function* exit_mmap(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
   // No task uses the mm any more; only CPUs in lazy TLB mode may still have it loaded.
-  for (const vma of mm.vmas.list) {
-    zap_range(k, mm, vma.vm_start, vma.vm_end);
-    if (vma.shmem) release_shmem(k, vma.shmem);
-  }
+  const tlb = tlb_gather_mmu_fullmm(mm);
+  for (const vma of mm.vmas.list) yield* unmap_page_range(k, pc, tlb, vma.vm_start, vma.vm_end);
+  for (const vma of mm.vmas.list) if (vma.shmem) release_shmem(k, vma.shmem);
   mm.pgtables.freeUserTables();
   // arch_exit_mmap -> ldt_arch_exit_mmap: the LDT remap's page tables (the ldt_struct stays until mmdrop).
   free_ldt_pgtables(k, mm);
   // The page tables of the PTI stacks' slot (entry_stack per_task), emptied as each task left.
   if (k.pti) mm.pgtables.freeKernelSlot(kindex(VMALLOC_START, k.levels), boot_pgd_entry(k, kindex(VMALLOC_START, k.levels)));
-  yield* flush_tlb_mm_range(k, pc, mm, 0, TLB_FLUSH_ALL, 12, true);
+  tlb.freed_tables = true;
+  yield* tlb_finish_mmu(k, pc, tlb);
   mm.vmas.list.length = 0;
   mm.committed = 0;
   mm.dead = true;
@@ -66,6 +65,7 @@ export function release_shmem(k: Kernel, obj: { users: number; pages: Map<number
 /** mmdrop: one reference to the struct fewer; the last frees the PGD (__mmdrop, pgd_free). */
 export function mmdrop(k: Kernel, mm: MmStruct): void {
   if (--mm.mm_count > 0) return;
+  k.mms.delete(mm);
   destroy_context_ldt(k, mm);
   if (mm.pgtables.userPgd >= 0) k.pages.free_pages_order1(mm.pgd);
   else k.pages.put_page(mm.pgd);

@@ -70,7 +70,7 @@ export type OptionSpec =
   | { kind: 'enum'; values: readonly string[]; default: string; doc: string };
 
 /** Every kernel option, its type, default and meaning. Later layers add theirs here. */
-export const KERNEL_OPTION_SPECS: Record<keyof KernelOptions, OptionSpec> = {
+export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpec>> = {
   timeslice: { kind: 'integer', min: 0, default: 1000, doc: 'User operations a task runs before the timer tick lets another runnable task on its CPU run; 0: never.' },
   tlb_single_page_flush_ceiling: { kind: 'integer', min: 0, default: 33, doc: 'debugfs x86/tlb_single_page_flush_ceiling: a flush of more pages becomes a full flush.' },
   nopcid: { kind: 'boolean', default: false, doc: 'The nopcid boot parameter: do not use PCIDs even if the CPU has them.' },

@@ -21,6 +21,19 @@ export const PG_reserved = 1 << 3;
 /** The page belongs to a shared-memory (shmem) object: MAP_SHARED anonymous memory. */
 export const PG_shmem = 1 << 4;
 
+/** The page's data is newer than its backing store (PG_dirty; set by folio_mark_dirty, for shmem pages). */
+export const PG_dirty = 1 << 5;
+
+/**
+ * Page references a kernel path holds between its steps outside any page table or object
+ * (folio_get across a dropped lock, a new page not yet mapped, pages an mmu_gather frees after
+ * its flush). The path adds itself to `PageAllocator.held` while it holds any, so the debug
+ * checks count them instead of reporting a leak in the middle of another CPU's path.
+ */
+export interface PageRefs {
+  readonly refs: readonly number[];
+}
+
 /** What an allocation is for, as allocation-failure injection counts them (kernel option `fail_alloc`). */
 export type AllocKind = 'pgd' | 'pgtable' | 'ldt' | 'page';
 
@@ -42,6 +55,8 @@ export class PageAllocator {
   readonly allocCount: Record<AllocKind, number> = { pgd: 0, pgtable: 0, ldt: 0, page: 0 };
   /** Frames currently allocated (refcount > 0), reserved ones included. */
   inUse = 0;
+  /** Kernel paths holding page references between steps (see PageRefs). */
+  readonly held = new Set<PageRefs>();
 
   /** Manages every frame from `firstFree` up; the frames below are reserved for boot. */
   constructor(mem: PhysMem, firstFree: number) {

@@ -4,8 +4,11 @@
  * the tables that cover an address, and the PTE transformations fork, faults and mprotect use.
  *
  * A PTE value is two uint32 halves, `lo` (bits 31:0) and `hi` (bits 63:32), as the hardware
- * layer keeps them. Functions that produce a value return `lo` and leave `hi` in `pteHi`
- * (a module slot read right after the call), so the hot paths allocate nothing.
+ * layer keeps them. Tests of a value (pte_present, pte_write, pte_pfn ...) take the halves;
+ * the functions that build or change a value (mk_pte, pte_wrprotect, pte_mkdirty ...) change
+ * a `pte_t` record in place and return it, so a path chains them as Linux does
+ * (`pte_mkwrite(pte_mkdirty(entry))`) and allocates nothing: the record belongs to the
+ * path's own context (its vm_fault, its copy context), never to the module.
  */
 import type { PhysMem } from '../hw/physmem.js';
 import {
@@ -22,8 +25,36 @@ export const _PAGE_TABLE = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
 /** _KERNPG_TABLE: the same for kernel tables (no US). */
 export const _KERNPG_TABLE = PTE_P | PTE_RW | PTE_A | PTE_D;
 
-/** The high word of the value the last PTE-building function returned. */
-export let pteHi = 0;
+/** pte_t: a page-table entry's value, as its two 32-bit halves. */
+export interface pte_t {
+  lo: number;
+  hi: number;
+}
+
+/** pgprot_t: the protection bits of an entry, in the same two halves (frame bits clear). */
+export type pgprot_t = pte_t;
+
+/** A new pte_t (or pgprot_t) record holding (`lo`, `hi`). */
+export function __pte(lo = 0, hi = 0): pte_t {
+  return { lo, hi };
+}
+
+/** Sets `p` to (`lo`, `hi`) and returns it. */
+export function pte_set(p: pte_t, lo: number, hi: number): pte_t {
+  p.lo = lo;
+  p.hi = hi;
+  return p;
+}
+
+/** pte_same: the two values are equal in all 64 bits (A and D included), whether a half is held signed or unsigned. */
+export function pte_same(a: pte_t, b: pte_t): boolean {
+  return ((a.lo ^ b.lo) | (a.hi ^ b.hi)) === 0;
+}
+
+/** pte_none: the entry is all zero. */
+export function pte_none(lo: number, hi: number): boolean {
+  return lo === 0 && hi === 0;
+}
 
 /** Number of entries per table and the index of `va` at `level` (1 = PTE ... 5 = PML5). */
 export function pgtableIndex(va: number, level: number): number {
@@ -40,9 +71,10 @@ export function levelSize(level: number): number {
  * pgtable_types.h): the low word of the PTE protection for `vm_flags`. Private writable
  * mappings get no RW (PAGE_COPY: the first write takes a fault that does copy-on-write);
  * PROT_NONE gives _PAGE_PROTNONE|_PAGE_ACCESSED with P clear; write-only maps readable (x86
- * cannot express it). `pteHi` gets XD (when `nx`) and the protection key.
+ * cannot express it). The high word gets XD (when `nx`) and the protection key. Written to
+ * `prot`, which is returned.
  */
-export function vm_get_page_prot(vmFlags: number, pkey: number, nx: boolean): number {
+export function vm_get_page_prot(prot: pgprot_t, vmFlags: number, pkey: number, nx: boolean): pgprot_t {
   const access = vmFlags & (VM_READ | VM_WRITE | VM_EXEC);
   let lo: number;
   if (access === 0) lo = PTE_PROTNONE | PTE_A;
@@ -50,8 +82,9 @@ export function vm_get_page_prot(vmFlags: number, pkey: number, nx: boolean): nu
     lo = PTE_P | PTE_US | PTE_A;
     if (vmFlags & VM_SHARED && vmFlags & VM_WRITE) lo |= PTE_RW;
   }
-  pteHi = (nx && !(vmFlags & VM_EXEC) && access !== 0 ? PTEH_XD : 0) | ((pkey & 0xf) << PTEH_PK_SHIFT);
-  return lo;
+  prot.lo = lo;
+  prot.hi = (nx && !(vmFlags & VM_EXEC) && access !== 0 ? PTEH_XD : 0) | ((pkey & 0xf) << PTEH_PK_SHIFT);
+  return prot;
 }
 
 /** pte_present: P, or a PROT_NONE entry (which the hardware sees as not present). */
@@ -91,18 +124,19 @@ export function pte_pfn(lo: number, hi: number): number {
 }
 
 /**
- * mk_pte / pfn_pte: an entry for frame `pfn` with protection (`protLo`, `protHi`); inverts the
- * frame for a PROT_NONE protection as pfn_pte does. Result in (return, pteHi).
+ * mk_pte / pfn_pte: sets `p` to an entry for frame `pfn` with protection (`protLo`,
+ * `protHi`), inverting the frame for a PROT_NONE protection as pfn_pte does. Returns `p`.
  */
-export function mk_pte(pfn: number, protLo: number, protHi: number): number {
+export function mk_pte(p: pte_t, pfn: number, protLo: number, protHi: number): pte_t {
   let frameLo = (pfn % 1048576) * 4096;
   let frameHi = Math.floor(pfn / 1048576) & PFN_HI;
   if ((protLo & (PTE_P | PTE_PROTNONE)) === PTE_PROTNONE) {
     frameLo = ~frameLo & 0xfffff000;
     frameHi = ~frameHi & PFN_HI;
   }
-  pteHi = (protHi & ~PFN_HI) | frameHi;
-  return ((protLo & 0xfff) | frameLo) | 0;
+  p.hi = (protHi & ~PFN_HI) | frameHi;
+  p.lo = ((protLo & 0xfff) | frameLo) | 0;
+  return p;
 }
 
 /** _PAGE_CHG_MASK, low word: what pte_modify keeps (frame, caching, SPECIAL, UFFD_WP, SOFT_DIRTY, A, D). */
@@ -117,70 +151,85 @@ const CHG_MASK_HI = PFN_HI | PTEH_SOFTW4 | PTEH_SAVED_DIRTY;
  * read-only and dirty: if the old entry was writable, a D left on a read-only result moves to
  * SavedDirty (pte_mksaveddirty); otherwise a SavedDirty on a writable result moves back to D
  * (pte_clear_saveddirty). A shadow-stack entry (old R/W=0, D=1) keeps D either way. Linux 6.12
- * does this on every CPU, with or without shadow stacks. Result in (return, pteHi).
+ * does this on every CPU, with or without shadow stacks. Changes `p` and returns it.
  */
-export function pte_modify(lo: number, hi: number, protLo: number, protHi: number): number {
+export function pte_modify(p: pte_t, prot: pgprot_t): pte_t {
+  const { lo, hi } = p;
   const pfn = pte_pfn(lo, hi);
   const keepLo = lo & CHG_MASK_LO & 0xfff;
   const keepHi = hi & CHG_MASK_HI & ~PFN_HI;
-  const nlo = mk_pte(pfn, (protLo & ~CHG_MASK_LO) | keepLo, (protHi & ~CHG_MASK_HI) | keepHi);
-  return lo & PTE_RW ? pte_mksaveddirty(nlo, pteHi) : pte_clear_saveddirty(nlo, pteHi);
+  mk_pte(p, pfn, (prot.lo & ~CHG_MASK_LO) | keepLo, (prot.hi & ~CHG_MASK_HI) | keepHi);
+  return lo & PTE_RW ? pte_mksaveddirty(p) : pte_clear_saveddirty(p);
 }
 
-/** pte_mksaveddirty (mksaveddirty_shift): on a read-only entry, D moves to SavedDirty. Result in (return, pteHi). */
-export function pte_mksaveddirty(lo: number, hi: number): number {
-  if ((lo & (PTE_RW | PTE_D)) === PTE_D) {
-    pteHi = hi | PTEH_SAVED_DIRTY;
-    return lo & ~PTE_D;
+/** pte_mksaveddirty (mksaveddirty_shift): on a read-only entry, D moves to SavedDirty. Changes `p` and returns it. */
+export function pte_mksaveddirty(p: pte_t): pte_t {
+  if ((p.lo & (PTE_RW | PTE_D)) === PTE_D) {
+    p.hi |= PTEH_SAVED_DIRTY;
+    p.lo &= ~PTE_D;
   }
-  pteHi = hi;
-  return lo;
+  return p;
 }
 
-/** pte_clear_saveddirty (clear_saveddirty_shift): on a writable entry, SavedDirty moves to D. Result in (return, pteHi). */
-export function pte_clear_saveddirty(lo: number, hi: number): number {
-  if (lo & PTE_RW && hi & PTEH_SAVED_DIRTY) {
-    pteHi = hi & ~PTEH_SAVED_DIRTY;
-    return lo | PTE_D;
+/** pte_clear_saveddirty (clear_saveddirty_shift): on a writable entry, SavedDirty moves to D. Changes `p` and returns it. */
+export function pte_clear_saveddirty(p: pte_t): pte_t {
+  if (p.lo & PTE_RW && p.hi & PTEH_SAVED_DIRTY) {
+    p.hi &= ~PTEH_SAVED_DIRTY;
+    p.lo |= PTE_D;
   }
-  pteHi = hi;
-  return lo;
+  return p;
 }
 
 /**
  * pte_wrprotect (6.6 and later): clear R/W, then D moves to SavedDirty, unconditionally and on
- * every CPU, so the kernel never makes the shadow-stack encoding (R/W=0, D=1) itself. Result
- * in (return, pteHi).
+ * every CPU, so the kernel never makes the shadow-stack encoding (R/W=0, D=1) itself. Changes
+ * `p` and returns it.
  */
-export function pte_wrprotect(lo: number, hi: number): number {
-  return pte_mksaveddirty(lo & ~PTE_RW, hi);
+export function pte_wrprotect(p: pte_t): pte_t {
+  p.lo &= ~PTE_RW;
+  return pte_mksaveddirty(p);
 }
 
 /**
  * pte_mkdirty: set D (and _PAGE_SOFT_DIRTY); on a read-only entry the D goes to SavedDirty
- * instead. Result in (return, pteHi).
+ * instead. Changes `p` and returns it.
  */
-export function pte_mkdirty(lo: number, hi: number): number {
-  return pte_mksaveddirty(lo | PTE_D | PTE_SOFTW3, hi);
+export function pte_mkdirty(p: pte_t): pte_t {
+  p.lo |= PTE_D | PTE_SOFTW3;
+  return pte_mksaveddirty(p);
+}
+
+/** pte_mkyoung: set A. Changes `p` and returns it. */
+export function pte_mkyoung(p: pte_t): pte_t {
+  p.lo |= PTE_A;
+  return p;
+}
+
+/** pte_mkold: clear A. Changes `p` and returns it. */
+export function pte_mkold(p: pte_t): pte_t {
+  p.lo &= ~PTE_A;
+  return p;
 }
 
 /**
  * pte_mkwrite(pte, vma): for a VM_SHADOW_STACK VMA, pte_mkwrite_shstk: R/W=0 and D=1, the
  * shadow-stack encoding (SavedDirty kept). Otherwise pte_mkwrite_novma: set R/W, and a
- * SavedDirty moves back to D. Result in (return, pteHi).
+ * SavedDirty moves back to D. Changes `p` and returns it.
  */
-export function pte_mkwrite(lo: number, hi: number, shadowStack = false): number {
+export function pte_mkwrite(p: pte_t, shadowStack = false): pte_t {
   if (shadowStack) {
-    pteHi = hi;
-    return (lo & ~PTE_RW) | PTE_D;
+    p.lo = (p.lo & ~PTE_RW) | PTE_D;
+    return p;
   }
-  return pte_clear_saveddirty(lo | PTE_RW, hi);
+  p.lo |= PTE_RW;
+  return pte_clear_saveddirty(p);
 }
 
-/** pte_mkclean: clear D and SavedDirty. Result in (return, pteHi). */
-export function pte_mkclean(lo: number, hi: number): number {
-  pteHi = hi & ~PTEH_SAVED_DIRTY;
-  return lo & ~PTE_D;
+/** pte_mkclean: clear D and SavedDirty. Changes `p` and returns it. */
+export function pte_mkclean(p: pte_t): pte_t {
+  p.hi &= ~PTEH_SAVED_DIRTY;
+  p.lo &= ~PTE_D;
+  return p;
 }
 
 /** pte_shstk: a shadow-stack entry (R/W=0, D=1) on a kernel that runs user shadow stacks. */
@@ -291,8 +340,9 @@ export class PageTables {
     const pfn = this.pages.alloc_page(PG_table, true);
     if (pfn < 0) return -1;
     this.tables++;
-    if (level === this.levels) this.set_pgd(i, mk_pte(pfn, flags, 0), pteHi);
-    else this.mem.write64(table, i, mk_pte(pfn, flags, 0), pteHi);
+    const e = mk_pte(__pte(), pfn, flags, 0);
+    if (level === this.levels) this.set_pgd(i, e.lo, e.hi);
+    else this.mem.write64(table, i, e.lo, e.hi);
     return pfn;
   }
 
@@ -373,6 +423,30 @@ export class PageTables {
       }
     };
     if (end > start) visit(this.pgd, this.levels, 0);
+  }
+
+  /**
+   * The first address in [start, end) that a PTE table covers: `start` itself when its table
+   * exists, else the start of the first 2 MiB span after it that has one; -1 if none. Only
+   * present entries are descended into, as in forEachPteTable.
+   */
+  nextPteTable(start: number, end: number): number {
+    const mem = this.mem;
+    const find = (table: number, level: number, base: number): number => {
+      const span = levelSize(level);
+      const first = Math.max(0, Math.floor((start - base) / span));
+      const last = Math.min(level === this.levels ? 256 : 512, Math.ceil((end - base) / span));
+      for (let i = first; i < last; i++) {
+        const lo = mem.readLo(table, i);
+        if (!(lo & PTE_P)) continue;
+        const va = base + i * span;
+        if (level === 2) return Math.max(start, va);
+        const found = find((mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12), level - 1, va);
+        if (found >= 0) return found;
+      }
+      return -1;
+    };
+    return end > start ? find(this.pgd, this.levels, 0) : -1;
   }
 
   /**

@@ -20,7 +20,7 @@ import {
   __PAGE_KERNEL, CPU_ENTRY_AREA_BASE, task_stack_va, THREAD_SIZE, type CpuEntryArea, ENTRY_TEXT_START, ESPFIX_BASE_ADDR, kindex, type KernelMapper, LDT_BASE_ADDR, LDT_END_ADDR, VMALLOC_START,
 } from './layout.js';
 import type { MmStruct } from './mm.js';
-import { mk_pte, PFN_HI, pteHi } from './pgtable.js';
+import { __pte, mk_pte, PFN_HI } from './pgtable.js';
 
 /** X86_CR3_PTI_PCID_USER_BIT: the user PCID is the kernel PCID with bit 11 set. */
 export const X86_CR3_PTI_PCID_USER_BIT = 11;
@@ -190,7 +190,8 @@ export function check_pti_user_pgd(k: Kernel, pc: PerCpu | null, mm: MmStruct): 
 export function map_kernel_page_in_mm(k: Kernel, mm: MmStruct, va: bigint, pfn: number, lo: number): number {
   const table = mm.pgtables.kernelPteTable(va, true);
   if (table < 0) return -1;
-  k.machine.mem.write64(table, kindex(va, 1), mk_pte(pfn, lo, k.nx ? PTEH_XD : 0), pteHi);
+  const e = mk_pte(__pte(), pfn, lo, k.nx ? PTEH_XD : 0);
+  k.machine.mem.write64(table, kindex(va, 1), e.lo, e.hi);
   return 0;
 }
 

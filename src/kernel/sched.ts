@@ -27,7 +27,7 @@ export function wake_up_new_task(k: Kernel, t: Task, cpu?: number): void {
   }
   t.cpu = best;
   t.state = 'runnable';
-  fp_runq_write(best);
+  fp_runq_write(k.machine.mem, best);
   k.percpu[best].runqueue.push(t);
 }
 
@@ -35,7 +35,7 @@ export function wake_up_new_task(k: Kernel, t: Task, cpu?: number): void {
 export function wake_up_process(k: Kernel, t: Task): void {
   if (t.state !== 'sleeping') return;
   t.state = 'runnable';
-  fp_runq_write(t.cpu);
+  fp_runq_write(k.machine.mem, t.cpu);
   k.percpu[t.cpu].runqueue.push(t);
 }
 
@@ -44,7 +44,7 @@ export function wake_up_process(k: Kernel, t: Task): void {
  * goes to the back of the queue); the next runnable task, or the idle task, runs.
  */
 export function schedule(k: Kernel, pc: PerCpu): void {
-  fp_runq_write(pc.id);
+  fp_runq_write(k.machine.mem, pc.id);
   const prev = pc.current;
   if (prev && prev.state === 'running') {
     prev.state = 'runnable';

@@ -5,7 +5,7 @@
  *
  * A thread's CET user state (XFEATURE_CET_USER: IA32_U_CET and IA32_PL3_SSP) is kept in the
  * task, as its other user registers are (`ucet`, `ssp`); the user operations CALL, RET, WRSS
- * and RDSSP read it (kernel/entry.ts). The stacks themselves are ordinary memory in
+ * and RDSSP read it (user/interp.ts). The stacks themselves are ordinary memory in
  * VM_SHADOW_STACK VMAs, whose PTEs carry the shadow-stack encoding R/W=0, D=1.
  */
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN } from '../hw/regs.js';
@@ -13,7 +13,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { arch_get_nopti, arch_set_nopti } from './nopti.js';
 import { RLIMIT_STACK } from './fault.js';
 import { do_mmap_locked, do_vmi_munmap, mmap_write_lock, mmap_write_unlock } from './mmap.js';
-import type { KPath } from './steps.js';
+import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64, putU64, write_user_shstk_64 } from './uaccess.js';
 import {
@@ -229,7 +229,7 @@ export function* shstk_alloc_thread_stack(k: Kernel, pc: PerCpu, parent: Task, c
  * shstk_free (deactivate_mm at exit and exec, and ARCH_SHSTK_DISABLE): unmaps the thread's own
  * shadow stack from its mm. A vfork child (base 0) frees nothing.
  */
-export function* shstk_free(k: Kernel, pc: PerCpu, t: Task): Generator<number, void, undefined> {
+export function* shstk_free(k: Kernel, pc: PerCpu, t: Task): KSteps<void> {
   if (!k.userShstk || !t.mm || !shstk_enabled(t) || t.shstkBase === 0) return;
   yield* vm_munmap(k, pc, t, t.shstkBase, t.shstkSize);
   t.shstkBase = 0;
@@ -252,7 +252,7 @@ export function reset_thread_features(t: Task): void {
  * RET to the restorer matches. False (the frame fails, SIGSEGV) for no restorer, SSP 0 or
  * misaligned, or a write that faults.
  */
-export function* setup_signal_shadow_stack(k: Kernel, pc: PerCpu, t: Task, restorer: bigint): Generator<number, boolean, undefined> {
+export function* setup_signal_shadow_stack(k: Kernel, pc: PerCpu, t: Task, restorer: bigint): KSteps<boolean> {
   if (!k.userShstk || !shstk_enabled(t)) return true;
   if (restorer === 0n) return false;
   const ssp = BigInt(t.ssp);
@@ -268,7 +268,7 @@ export function* setup_signal_shadow_stack(k: Kernel, pc: PerCpu, t: Task, resto
  * RET popped) must be 8-aligned and point at a signal token (bit 63) in a VM_SHADOW_STACK VMA;
  * the old SSP it holds must be 8-aligned and in user space. False makes a bad frame (SIGSEGV).
  */
-export function* restore_signal_shadow_stack(k: Kernel, pc: PerCpu, t: Task): Generator<number, boolean, undefined> {
+export function* restore_signal_shadow_stack(k: Kernel, pc: PerCpu, t: Task): KSteps<boolean> {
   if (!k.userShstk || !shstk_enabled(t)) return true;
   const ssp = t.ssp;
   if (ssp % 8 !== 0) return false;

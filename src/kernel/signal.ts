@@ -10,7 +10,7 @@
 import { fp_signal } from '../hw/footprint.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { wake_up_process } from './sched.js';
-import type { KPath } from './steps.js';
+import type { KPath, KSteps } from './steps.js';
 import type { KSigaction, SigInfo, SigPending, Task } from './task.js';
 import {
   NSIG, SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
@@ -53,6 +53,15 @@ export function signal_pending(t: Task): boolean {
   return ((t.pending.signal | t.group.shared_pending.signal) & unblocked) !== 0n;
 }
 
+/**
+ * set_current_blocked (kernel/signal.c): `t`'s signal mask becomes `mask` without SIGKILL and
+ * SIGSTOP, which cannot be blocked. Does not deliver anything that became unblocked: that
+ * happens at the next exit to user mode or instruction boundary.
+ */
+export function set_current_blocked(t: Task, mask: bigint): void {
+  t.blocked = mask & ~SIG_KERNEL_ONLY_MASK;
+}
+
 /** sig_handler_ignored: the disposition ignores the signal (SIG_IGN, or SIG_DFL whose default is to ignore). */
 function sig_handler_ignored(ka: KSigaction, sig: number): boolean {
   return ka.handler === SIG_IGN || (ka.handler === SIG_DFL && sig_kernel_ignore(sig));
@@ -78,7 +87,7 @@ export function send_signal(k: Kernel, t: Task, info: SigInfo, group: boolean): 
   if (!blocked && sig !== SIGKILL && sig_handler_ignored(t.sighand.action[sig], sig)) return;
   const pending: SigPending = group ? t.group.shared_pending : t.pending;
   if (sig < SIGRTMIN && (pending.signal & sigmask(sig)) !== 0n) return;
-  fp_signal();
+  fp_signal(k.machine.mem);
   pending.signal |= sigmask(sig);
   pending.list.push(info);
   complete_signal(k, t, sig, group);
@@ -92,11 +101,11 @@ function complete_signal(k: Kernel, p: Task, sig: number, group: boolean): void 
   if (!target) return;
   if (sig_fatal(target, sig) && !target.group.groupExit && !inMask(sig, SIG_KERNEL_COREDUMP_MASK)) {
     const g = target.group;
-    fp_signal();
+    fp_signal(k.machine.mem);
     g.groupExit = true;
     g.group_exit_code = sig;
     for (const th of g.threads) {
-      fp_signal();
+      fp_signal(k.machine.mem);
       th.pending.signal |= sigmask(SIGKILL);
       signal_wake_up(k, th, true);
     }
@@ -142,7 +151,7 @@ export function force_sig(k: Kernel, t: Task, sig: number): void {
 }
 
 /** dequeue_signal: the next signal to deliver (synchronous ones first, then the lowest number; the thread's own before the group's), removed from its queue. */
-function dequeue_signal(t: Task): SigInfo | null {
+function dequeue_signal(k: Kernel, t: Task): SigInfo | null {
   const take = (p: SigPending): SigInfo | null => {
     let x = p.signal & ~t.blocked;
     if (x === 0n) return null;
@@ -151,7 +160,7 @@ function dequeue_signal(t: Task): SigInfo | null {
     while (!(x & sigmask(sig))) sig++;
     const i = p.list.findIndex((s) => s.signo === sig);
     const info = i >= 0 ? p.list.splice(i, 1)[0] : { signo: sig, code: SI_KERNEL, addr: 0n, pid: 0, pkey: 0 };
-    fp_signal();
+    fp_signal(k.machine.mem);
     if (!p.list.some((s) => s.signo === sig)) p.signal &= ~sigmask(sig);
     return info;
   };
@@ -243,7 +252,7 @@ function handler_pkru(k: Kernel, t: Task, interrupted: number): number {
 export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
   for (;;) {
     if (t.group.groupExit) return 1;
-    const info = dequeue_signal(t);
+    const info = dequeue_signal(k, t);
     if (!info) return 0;
     const sig = info.signo;
     const ka = t.sighand.action[sig];
@@ -267,12 +276,12 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
     if (sig_kernel_ignore(sig) || inMask(sig, SIG_KERNEL_STOP_MASK)) continue;
     k.emitSignal(pc, t, info, inMask(sig, SIG_KERNEL_COREDUMP_MASK) ? 'core' : 'terminate');
     // do_group_exit(sig): the status is the signal number (no core dump).
-    fp_signal();
+    fp_signal(k.machine.mem);
     t.group.groupExit = true;
     t.group.group_exit_code = sig;
     for (const th of t.group.threads) {
       if (th !== t) {
-        fp_signal();
+        fp_signal(k.machine.mem);
         th.pending.signal |= sigmask(SIGKILL);
         signal_wake_up(k, th, true);
       }
@@ -289,7 +298,7 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
  * there is no SA_RESTORER): with `upstream`, PKRU is put back only when the XSAVE copy failed,
  * as in 6.12.
  */
-function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSigaction): Generator<number, boolean, undefined> {
+function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSigaction): KSteps<boolean> {
   if (!(ka.flags & SA_RESTORER)) return false;
   // A syscall interrupted with -ERESTARTSYS restarts after the handler only with SA_RESTART.
   if (t.restartPending) {
@@ -339,7 +348,7 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
  * fpu__restore_sig: PKRU from the frame's XSAVE image when it is an xstate frame whose
  * XSTATE_BV has PKRU, else PKRU's init value 0. False if the image cannot be read.
  */
-function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): Generator<number, boolean, undefined> {
+function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): KSteps<boolean> {
   if (fpstate === 0n) return true;
   const size = xstate_sigframe_size(k);
   const fp = yield* copy_from_user(k, pc, t, fpstate, size);

@@ -31,7 +31,27 @@ export const STEP_UACCESS = 11;
 /** One step of the entry or exit code (a CR3 switch, a stack switch, a register copy): touches only this CPU. */
 export const STEP_ENTRY = 12;
 
-export const STEP_NAMES = ['', 'read', 'write', 'atomic', 'lock', 'unlock', 'wait', 'ipi', 'flush', 'copy', 'sleep', 'uaccess', 'entry'];
+export const STEP_NAMES: readonly string[] = ['', 'read', 'write', 'atomic', 'lock', 'unlock', 'wait', 'ipi', 'flush', 'copy', 'sleep', 'uaccess', 'entry'];
 
-/** A kernel path: yields step kinds, returns the syscall's result (or 0). */
-export type KPath = Generator<number, number, undefined>;
+/**
+ * A kernel path: yields step kinds, returns the syscall's result (or 0). It may also yield
+ * another kernel path (through `kcall`), which the driver (kernel/entry.ts kernel_step) then
+ * steps directly until it returns, as `yield*` would but without resuming every caller in
+ * between at each of its steps; a path with a long loop of steps under several callers (fork's
+ * copy_pte_range) costs one generator resume a step instead of one a caller.
+ */
+export interface KPath extends Generator<number | KPath, number, undefined> {}
+
+/** A part of a kernel path with its own steps and another result (a lock taken, a flag, bytes read). */
+export type KSteps<R = void> = Generator<number | KPath, R, undefined>;
+
+/**
+ * Runs `sub` to its end as one of the calling path's steps would run a `yield*` callee, and
+ * returns its result: `const r = yield* kcall(t, sub)`. The driver keeps `sub` on the task's
+ * kernel stack (`Task.kstack`) and leaves its result in `Task.kret`, which this reads at once.
+ * The steps and their order are those of `yield* sub`.
+ */
+export function* kcall(t: { kret: number }, sub: KPath): Generator<KPath, number, undefined> {
+  yield sub;
+  return t.kret;
+}

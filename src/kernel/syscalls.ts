@@ -86,11 +86,11 @@ function sys_rt_sigaction(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number |
       if (ka.handler === SIG_IGN || (ka.handler === 0n && sig_kernel_ignore(sig))) {
         const m = ~sigmask(sig);
         for (const th of t.group.threads) {
-          fp_signal();
+          fp_signal(k.machine.mem);
           th.pending.signal &= m;
           removeQueued(th.pending.list, sig);
         }
-        fp_signal();
+        fp_signal(k.machine.mem);
         t.group.shared_pending.signal &= m;
         removeQueued(t.group.shared_pending.list, sig);
       }
@@ -188,7 +188,7 @@ function sys_tgkill(k: Kernel, _pc: PerCpu, t: Task, a: bigint[]): number {
   return 0;
 }
 
-const table: SyscallEntry[] = [
+const table: readonly SyscallEntry[] = [
   { nr: 9, name: 'mmap', args: ['addr', 'len', 'prot', 'flags', 'fd', 'off'], handler: sys_mmap },
   { nr: 10, name: 'mprotect', args: ['start', 'len', 'prot'], handler: sys_mprotect },
   { nr: 11, name: 'munmap', args: ['addr', 'len'], handler: sys_munmap },
@@ -219,13 +219,10 @@ const table: SyscallEntry[] = [
   { nr: 453, name: 'map_shadow_stack', args: ['addr', 'size', 'flags'], handler: sys_map_shadow_stack },
 ];
 
-/** The table indexed by number (holes are undefined: -ENOSYS). */
-export const SYSCALLS: (SyscallEntry | undefined)[] = [];
-const BY_NAME = new Map<string, number>();
-for (const e of table) {
-  SYSCALLS[e.nr] = e;
-  BY_NAME.set(e.name, e.nr);
-}
+/** The table indexed by number (holes are undefined: -ENOSYS). Built once, never changed. */
+export const SYSCALLS: readonly (SyscallEntry | undefined)[] = Object.freeze(Array.from({ length: Math.max(...table.map((e) => e.nr)) + 1 }, (_, nr) => table.find((e) => e.nr === nr)));
+/** Syscall numbers by name. Built once, never changed. */
+const BY_NAME: ReadonlyMap<string, number> = new Map(table.map((e) => [e.name, e.nr]));
 
 /** The number of a syscall the model implements, by name; ArgumentError for an unknown name. */
 export function syscallByName(name: string): number {
@@ -243,10 +240,4 @@ export function syscallEntry(name: string): SyscallEntry | undefined {
 /** Every syscall the model implements, in number order. */
 export function syscallEntries(): SyscallEntry[] {
   return SYSCALLS.filter((e): e is SyscallEntry => e !== undefined);
-}
-
-/** Registers more syscalls (later layers: pkeys, shadow stacks, modify_ldt). */
-export function registerSyscall(e: SyscallEntry): void {
-  SYSCALLS[e.nr] = e;
-  BY_NAME.set(e.name, e.nr);
 }

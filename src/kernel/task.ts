@@ -137,7 +137,11 @@ export class Task {
 
   // ---- Kernel side ---------------------------------------------------------------------------
   /** The kernel path in progress (a syscall, a fault, signal delivery), or null in user mode. */
-  kpath: Generator<number, number, undefined> | null = null;
+  kpath: KPath | null = null;
+  /** The paths kernel_step is stepping: `kpath` at the bottom, then each sub-path a `kcall` started. */
+  readonly kstack: KPath[] = [];
+  /** The result of the last sub-path that ended (read by its `kcall` in the same step). */
+  kret = 0;
   /** What the kernel path is: decides what happens when it ends. */
   kpathKind: 'syscall' | 'fault' | 'signal' | 'exit' | 'return' = 'syscall';
   /** The kind of step (steps.ts) `nextStepPath` yielded last: what its next step is. Valid while it is `kpath`. */

@@ -59,28 +59,23 @@ export function load_new_mm_cr3(k: Kernel, pc: PerCpu, mm: MmStruct, asid: numbe
 /**
  * choose_new_asid: the ASID slot this CPU uses for `next`. A slot that still holds the mm's
  * ctx_id is reused, flushed only if its tlb_gen is behind; otherwise the next slot round-robin,
- * always flushed. Without PCID: ASID 0, always flushed. Result: asid, with `chooseFlush`.
+ * always flushed. Without PCID: ASID 0, always flushed. Linux returns the ASID and need_flush
+ * through two pointers; here they come back packed as `asid * 2 + need_flush`.
  */
 function choose_new_asid(k: Kernel, pc: PerCpu, next: MmStruct, next_tlb_gen: number): number {
-  if (!k.pcid) {
-    chooseFlush = true;
-    return 0;
-  }
+  if (!k.pcid) return 1; // ASID 0, flushed
   if (pc.invalidate_other) clear_asid_other(pc);
   for (let asid = 0; asid < TLB_NR_DYN_ASIDS; asid++) {
     if (pc.ctx_id[asid] !== next.ctx_id) continue;
-    chooseFlush = pc.ctx_tlb_gen[asid] < next_tlb_gen;
-    return asid;
+    return asid * 2 + (pc.ctx_tlb_gen[asid] < next_tlb_gen ? 1 : 0);
   }
   let asid = pc.next_asid++;
   if (asid >= TLB_NR_DYN_ASIDS) {
     asid = 0;
     pc.next_asid = 1;
   }
-  chooseFlush = true;
-  return asid;
+  return asid * 2 + 1;
 }
-let chooseFlush = false;
 
 /** clear_asid_other: forget every ASID but the loaded one, so each is flushed on next use. */
 function clear_asid_other(pc: PerCpu): void {
@@ -118,8 +113,9 @@ export function switch_mm_irqs_off(k: Kernel, pc: PerCpu, next: MmStruct): void 
     if (prev !== k.init_mm) prev.cpumask[pc.id] = 0;
     if (next !== k.init_mm) next.cpumask[pc.id] = 1;
     next_tlb_gen = next.tlb_gen;
-    new_asid = choose_new_asid(k, pc, next, next_tlb_gen);
-    need_flush = chooseFlush;
+    const chosen = choose_new_asid(k, pc, next, next_tlb_gen);
+    new_asid = chosen >> 1;
+    need_flush = (chosen & 1) !== 0;
   }
   if (need_flush) {
     pc.ctx_id[new_asid] = next.ctx_id;

@@ -9,7 +9,7 @@ import { FAULT, PENDING } from '../hw/mmu.js';
 import { X86_TRAP_PF } from '../hw/regs.js';
 import { do_user_addr_fault, FAULT_EFAULT } from './fault.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { STEP_UACCESS } from './steps.js';
+import { STEP_UACCESS, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 
 /** __access_ok: the range [addr, addr + size) lies in user space (below TASK_SIZE_MAX). */
@@ -22,7 +22,7 @@ export function access_ok(t: Task, addr: bigint, size: number): boolean {
  * Translates each page of [addr, addr + size) for `kind` at CPL 0 with EFLAGS.AC set,
  * faulting pages in as needed; returns the physical pieces [pa, len, ...], or null for -EFAULT.
  */
-function* user_pieces(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number, kind: number): Generator<number, number[] | null, undefined> {
+function* user_pieces(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number, kind: number): KSteps<number[] | null> {
   if (!access_ok(t, addr, size)) return null;
   const cpu = pc.cpu;
   const pieces: number[] = [];
@@ -54,7 +54,7 @@ function* user_pieces(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number
 }
 
 /** copy_to_user: writes `data` at user address `addr`; false means -EFAULT (nothing is promised about a partial write). */
-export function* copy_to_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, data: Uint8Array): Generator<number, boolean, undefined> {
+export function* copy_to_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, data: Uint8Array): KSteps<boolean> {
   const pieces = yield* user_pieces(k, pc, t, addr, data.length, Access.Write);
   if (!pieces) return false;
   for (let i = 0, at = 0; i < pieces.length; i += 2) {
@@ -69,7 +69,7 @@ export function* copy_to_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, data
  * the kernel (it counts as a user access, so only a shadow-stack page takes it); a fault that
  * cannot be fixed gives false (-EFAULT) through the exception fixup.
  */
-export function* write_user_shstk_64(k: Kernel, pc: PerCpu, t: Task, addr: bigint, value: bigint): Generator<number, boolean, undefined> {
+export function* write_user_shstk_64(k: Kernel, pc: PerCpu, t: Task, addr: bigint, value: bigint): KSteps<boolean> {
   const pieces = yield* user_pieces(k, pc, t, addr, 8, Access.Wruss);
   if (!pieces || pieces.length !== 2) return false;
   const b = new Uint8Array(8);
@@ -79,7 +79,7 @@ export function* write_user_shstk_64(k: Kernel, pc: PerCpu, t: Task, addr: bigin
 }
 
 /** copy_from_user: reads `size` bytes at user address `addr`, or null for -EFAULT. */
-export function* copy_from_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number): Generator<number, Uint8Array | null, undefined> {
+export function* copy_from_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number): KSteps<Uint8Array | null> {
   const pieces = yield* user_pieces(k, pc, t, addr, size, Access.Read);
   if (!pieces) return null;
   const out = new Uint8Array(size);

@@ -27,7 +27,7 @@ export const EOVERFLOW = 75;
 export const EOPNOTSUPP = 95;
 
 /** errno names by number, for traces and messages. */
-export const ERRNO_NAMES: Record<number, string> = {
+export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
   14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
 };
@@ -67,7 +67,7 @@ export const SIGSYS = 31;
 /** _NSIG: signals are 1.._NSIG; 32..64 are the real-time signals. */
 export const NSIG = 64;
 
-export const SIGNAL_NAMES: Record<number, string> = {
+export const SIGNAL_NAMES: Readonly<Record<number, string>> = {
   1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL',
   10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM', 16: 'SIGSTKFLT', 17: 'SIGCHLD',
   18: 'SIGCONT', 19: 'SIGSTOP', 20: 'SIGTSTP', 21: 'SIGTTIN', 22: 'SIGTTOU', 23: 'SIGURG', 24: 'SIGXCPU', 25: 'SIGXFSZ',

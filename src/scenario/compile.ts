@@ -6,14 +6,15 @@
  * lacks, CPU models that cannot exist, expectations that cannot apply.
  */
 import { ConfigError, ScenarioError, type ScenarioIssue } from '../errors.js';
-import { syscallEntry } from '../kernel/syscalls.js';
+import { syscallEntries, syscallEntry } from '../kernel/syscalls.js';
 import {
   CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM, ERRNO_NAMES, MAP_ANONYMOUS, MAP_PRIVATE, MAP_STACK,
   PROT_READ, PROT_WRITE, SIG_DFL, SIG_IGN, SIGKILL, SIGNAL_NAMES, SIGSTOP,
 } from '../kernel/uapi.js';
-import { System, type SystemConfig } from '../system.js';
+import { System, type IsolabEvent, type SystemConfig } from '../system.js';
 import { REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
-import { ExprError, foldExpr, toValue, type Folded } from './expr.js';
+import { ExprError, foldExpr, suggest, toValue, type Folded } from './expr.js';
+import { EVENT_KINDS, type EventType, type FieldSpec, type FilterValue } from './events.js';
 import { issueAt, pathString, type Locator, type Path } from './load.js';
 import { FORKING_SYSCALLS, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
 import type { Scenario } from './types.js';
@@ -80,7 +81,28 @@ export interface EndExpectations {
   registers: { path: Path; thread: string; pkru?: Folded; vars: [string, Folded][]; text: string }[];
   ptes: { path: Path; thread: string; addr: Folded; want: [PteField, number][]; text: string }[];
   invariants: { path: Path; name: string }[];
+  /** `expect.events` (absent: none). */
+  events?: EventExpectation[];
 }
+
+/** One `expect.events` item, folded: which events count, and how many there must be. */
+export interface EventExpectation {
+  path: Path;
+  type: EventType;
+  cpu?: number;
+  thread?: string;
+  /** The kind's own fields, each with the value it must have and how to read it. */
+  filters: { name: string; value: FilterValue; read: (e: IsolabEvent) => FilterValue }[];
+  min: number;
+  /** Infinity when there is no upper bound. */
+  max: number;
+  /** The expectation as the verdict shows it, e.g. `pte_retry events: at least 1`. */
+  text: string;
+  note?: string;
+}
+
+/** Keys of an `expect.events` item that are not the kind's own fields. */
+const EVENT_EXPECT_KEYS = ['type', 'cpu', 'thread', 'at_least', 'exactly', 'at_most', 'note'];
 
 /** The PTE fields a `ptes` expectation may name, in the order they are shown. */
 export const PTE_FIELDS = ['present', 'rw', 'accessed', 'dirty', 'saved_dirty', 'pkey'] as const;
@@ -703,7 +725,7 @@ class Compiler {
 
   private compileEnd(): EndExpectations {
     const x = this.s.expect ?? {};
-    const end: EndExpectations = { exit: [], memory: [], registers: [], ptes: [], invariants: [] };
+    const end: EndExpectations & { events: EventExpectation[] } = { exit: [], memory: [], registers: [], ptes: [], invariants: [], events: [] };
     const threadRef = (name: string, p: Path): boolean => {
       if (this.threads.has(name)) return true;
       this.issue(p, `no thread or process named ${JSON.stringify(name)}${this.known(this.threads.keys())}`);
@@ -761,6 +783,81 @@ class Compiler {
       if (addr) end.ptes.push({ path: p, thread: e.thread, addr, want, text: `${e.thread}: PTE of [${String(e.addr)}] ${want.map(([f, v]) => `${f}=${v}`).join(' ')}` });
     });
     (x.invariants ?? []).forEach((name, i) => end.invariants.push({ path: ['expect', 'invariants', i], name }));
+    (x.events ?? []).forEach((e, i) => {
+      const ev = this.eventExpectation(e as unknown as Record<string, unknown>, ['expect', 'events', i]);
+      if (ev) end.events.push(ev);
+    });
     return end;
+  }
+
+  /** An `expect.events` item: the filters must belong to its kind and the count must make sense. */
+  private eventExpectation(e: Record<string, unknown>, p: Path): EventExpectation | undefined {
+    const type = e.type as EventType;
+    const spec = EVENT_KINDS[type];
+    const fields = spec.fields as Record<string, FieldSpec<IsolabEvent>>;
+    const cpu = e.cpu as number | undefined;
+    const thread = e.thread as string | undefined;
+    this.checkCpu(cpu, [...p, 'cpu']);
+    if (thread !== undefined && !this.threads.has(thread)) this.issue([...p, 'thread'], `no thread or process named ${JSON.stringify(thread)}${this.known(this.threads.keys())}`);
+    const filters: EventExpectation['filters'] = [];
+    const shown: string[] = [];
+    if (cpu !== undefined) shown.push(`cpu ${cpu}`);
+    if (thread !== undefined) shown.push(`thread ${thread}`);
+    for (const [key, v] of Object.entries(e)) {
+      if (EVENT_EXPECT_KEYS.includes(key)) continue;
+      const f = fields[key];
+      if (!f) {
+        const names = ['cpu', 'thread', ...Object.keys(fields)];
+        this.issue([...p, key], `${type} events have no field ${JSON.stringify(key)}${suggest(key, Object.keys(fields))}; a ${type} expectation filters on ${names.join(', ')}`, { key: true });
+        continue;
+      }
+      const value = this.filterValue(f, v, [...p, key], `${type} ${key}`);
+      if (value === undefined) continue;
+      filters.push({ name: key, value, read: f.read });
+      shown.push(`${key} ${String(v)}`);
+    }
+    const n = (k: 'at_least' | 'exactly' | 'at_most'): number | undefined => e[k] as number | undefined;
+    if (n('at_least') === undefined && n('exactly') === undefined && n('at_most') === undefined) {
+      this.issue(p, `say how many ${type} events: at_least, exactly or at_most`);
+      return undefined;
+    }
+    if (n('exactly') !== undefined && (n('at_least') !== undefined || n('at_most') !== undefined)) {
+      this.issue([...p, n('at_least') !== undefined ? 'at_least' : 'at_most'], 'exactly is a count of its own: give exactly, or at_least and/or at_most', { key: true });
+      return undefined;
+    }
+    const min = n('exactly') ?? n('at_least') ?? 0;
+    const max = n('exactly') ?? n('at_most') ?? Infinity;
+    if (min > max) {
+      this.issue([...p, 'at_most'], `at_least ${min} and at_most ${max} leave no count`, { key: true });
+      return undefined;
+    }
+    const count = n('exactly') !== undefined ? `exactly ${min}` : max === Infinity ? `at least ${min}` : n('at_least') === undefined ? `at most ${max}` : `${min} to ${max}`;
+    const text = `${type} events${shown.length ? ` (${shown.join(', ')})` : ''}: ${count}`;
+    return { path: p, type, cpu, thread, filters, min, max, text, ...(typeof e.note === 'string' ? { note: e.note } : {}) };
+  }
+
+  /** A filter's value checked against its kind (a signal name becomes its number); undefined after an issue. */
+  private filterValue(f: FieldSpec<IsolabEvent>, v: unknown, p: Path, what: string): FilterValue | undefined {
+    const k = f.kind;
+    const bad = (expected: string, hint = ''): undefined => {
+      this.issue(p, `${what}: expected ${expected}, got ${JSON.stringify(v)}${hint}`);
+      return undefined;
+    };
+    const hint = (known: Iterable<string>): string => (typeof v === 'string' ? suggest(v, known) : '');
+    if (k === 'boolean') return typeof v === 'boolean' ? v : bad('true or false');
+    if (k === 'bit') return v === 0 || v === 1 ? v : bad('0 or 1');
+    if (k === 'integer') return typeof v === 'number' && Number.isInteger(v) ? v : bad('an integer');
+    if (k === 'string') return typeof v === 'string' ? v : bad('a string');
+    if (k === 'signal') {
+      if (typeof v === 'number' && Number.isInteger(v)) return v;
+      const signo = typeof v === 'string' ? SIGNAL_BY_NAME.get(v) : undefined;
+      return signo ?? bad('a signal name such as SIGSEGV', hint(SIGNAL_BY_NAME.keys()));
+    }
+    if (k === 'syscall') {
+      if (typeof v === 'string' && syscallEntry(v)) return v;
+      return bad('the name of a syscall the model implements', hint(syscallEntries().map((x) => x.name)));
+    }
+    if (typeof v === 'string' && k.includes(v)) return v;
+    return bad(`one of ${k.join(', ')}`, hint(k));
   }
 }

@@ -3,9 +3,6 @@
  * System's state and returns null when it holds, or what is wrong. Later layers (PTI's user
  * page tables, the explorer's TLB checks) add theirs to this table.
  */
-import { check_page_counts } from '../kernel/debug.js';
-import type { MmStruct } from '../kernel/mm.js';
-import { check_pti_user_pgd } from '../kernel/pti.js';
 import type { System } from '../system.js';
 
 export interface InvariantContext {
@@ -21,30 +18,24 @@ export interface Invariant {
 
 /** Tasks not yet exited, as "tid (state)". */
 function alive(sys: System): string[] {
-  return [...sys.kernel.tasks.values()].filter((t) => t.state !== 'dead' && t.state !== 'zombie').map((t) => `${t.tid} (${t.state})`);
+  return sys.tasks().filter((t) => t.state !== 'dead' && t.state !== 'zombie').map((t) => `${t.tid} (${t.state})`);
 }
 
 export const INVARIANTS: Record<string, Invariant> = {
   debug_checks: {
     doc: "The kernel's debug checks (page and map counts against every page table, page tables left after exit_mmap, DEBUG_PREEMPT) found nothing, during the run (with kernel.debug_vm) and at its end.",
     check: ({ sys }) => {
-      const k = sys.kernel;
-      const before = k.debugReports.length;
-      check_page_counts(k, null);
-      const reports = k.debugReports;
+      const extra = sys.checkPageCounts().length;
+      const reports = sys.debugReports;
       if (reports.length === 0) return null;
-      const extra = reports.length - before;
       return `${reports.length} finding(s)${extra ? `, ${extra} at the end` : ''}: ${reports.slice(0, 3).join('; ')}${reports.length > 3 ? '; ...' : ''}`;
     },
   },
   pti_user_pgd: {
     doc: 'Under PTI, no user page table maps a kernel page outside the PTI-shared set (cpu_entry_area, ESPFIX, entry text, cpu_tss_rw, LDT slots, PTI stacks): checked after every syscall with kernel.debug_vm, and at the end for every live mm.',
     check: ({ sys }) => {
-      const k = sys.kernel;
-      const mms = new Set<MmStruct>();
-      for (const t of k.tasks.values()) if (t.mm) mms.add(t.mm);
-      for (const mm of mms) check_pti_user_pgd(k, null, mm);
-      const found = k.debugReports.filter((r) => r.startsWith('pti_user_pgd:'));
+      sys.checkPtiUserPgd();
+      const found = sys.debugReports.filter((r) => r.startsWith('pti_user_pgd:'));
       return found.length === 0 ? null : `${found.length} finding(s): ${found.slice(0, 3).join('; ')}`;
     },
   },
@@ -60,7 +51,7 @@ export const INVARIANTS: Record<string, Invariant> = {
     check: ({ sys, bootFrames }) => {
       const a = alive(sys);
       if (a.length > 0) return `cannot hold while task(s) ${a.join(', ')} are alive`;
-      const inUse = sys.kernel.pages.inUse;
+      const inUse = sys.framesInUse;
       return inUse === bootFrames ? null : `${inUse - bootFrames} frame(s) still allocated after every task exited`;
     },
   },

@@ -9,16 +9,18 @@
 import { ModelError } from '../errors.js';
 import { SA_RESTORER } from '../kernel/uapi.js';
 import type { OpRecord, Task } from '../kernel/task.js';
-import { System, type IsolabEvent } from '../system.js';
+import { System, type IsolabEvent, type Pte } from '../system.js';
 import type { ProgramImage } from '../user/program.js';
 import type { Folded } from './expr.js';
 import { formatReturn, formatValue, formatWaitStatus, pfAccess, pfBits, signalName, siCodeName } from './format.js';
+import { eventCpu, eventTid } from './events.js';
 import { INVARIANTS } from './invariants.js';
 import { issueAt, pathString, type Path } from './load.js';
-import { peekPte, peekUser, pteFields } from './peek.js';
+import { pteFields } from './peek.js';
 import { describePte } from '../hw/pte.js';
+import { CR4_PCIDE } from '../hw/regs.js';
 import type { ReachRecord } from '../kernel/kernel.js';
-import { opKey, type CompiledScenario, type OpExpectation, type OpInfo } from './compile.js';
+import { opKey, type CompiledScenario, type EventExpectation, type OpExpectation, type OpInfo } from './compile.js';
 
 export interface RunOptions {
   /** Overrides the scenario's seed (and makes the schedule random). */
@@ -41,7 +43,7 @@ export interface RunOptions {
 export type VerdictStatus = 'held' | 'failed' | 'not_reached';
 
 export interface Verdict {
-  kind: 'op' | 'exit' | 'memory' | 'pte' | 'registers' | 'invariant';
+  kind: 'op' | 'exit' | 'memory' | 'pte' | 'registers' | 'invariant' | 'events';
   /** file:line:col, or the path when the scenario did not come from a file. */
   where: string;
   path: string;
@@ -50,7 +52,7 @@ export interface Verdict {
   status: VerdictStatus;
   /** What happened (the first mismatch for an operation that ran several times). */
   actual: string;
-  /** How many times the operation ran (op verdicts). */
+  /** How many times the operation ran (op verdicts), or the events counted (events verdicts). */
   count?: number;
 }
 
@@ -114,8 +116,8 @@ interface Snapshot {
   vars: Map<string, bigint>;
   pkru: number;
   memory: (bigint | null)[];
-  /** The PTE (lo, hi) of each `ptes` expectation of the thread, or null when no table holds one. */
-  ptes: ([number, number] | null)[];
+  /** The PTE of each `ptes` expectation of the thread, or null when no table holds one. */
+  ptes: (Pte | null)[];
 }
 
 /** Runs a compiled scenario to completion (or the step limit) and judges it. */
@@ -136,6 +138,9 @@ export class Runner {
   private readonly trace: { step: number; event: IsolabEvent }[] | undefined;
   private readonly counts: Counts = { steps: 0, syscalls: 0, page_faults: 0, signals: 0, cr3_writes: 0, tlb_flushes: 0, ipis: 0, tlb_misses: 0, walks: 0, page_copies: 0, context_switches: 0, stack_copies: 0 };
   private readonly opResults = new Map<OpExpectation, { count: number; failure?: string; last?: string }>();
+  /** The `expect.events` items, and the events each has counted so far. */
+  private readonly eventExpects: EventExpectation[];
+  private readonly eventCounts: number[];
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly bootFrames: number;
   private readonly seed: number;
@@ -146,8 +151,10 @@ export class Runner {
     this.policy = opts.seed !== undefined ? 'random' : c.policy;
     const script = opts.schedule ?? c.system.script;
     this.sys = new System({ ...c.system, schedule: this.policy, seed: this.seed, ...(script ? { script } : {}), ...(opts.stepwise ? { stepwise: true } : {}) });
-    this.bootFrames = this.sys.kernel.pages.inUse;
+    this.bootFrames = this.sys.framesInUse;
     this.trace = opts.record ? [] : undefined;
+    this.eventExpects = c.end.events ?? [];
+    this.eventCounts = this.eventExpects.map(() => 0);
     for (const img of c.images) this.sys.addImage(img.path, img.program);
   }
 
@@ -205,8 +212,8 @@ export class Runner {
     this.unsubscribe();
     const reach = this.reachLog;
     this.counts.steps = sys.now;
-    const alive = [...sys.kernel.tasks.values()].filter((t) => t.state !== 'dead' && t.state !== 'zombie');
-    const verdicts = [...this.opVerdicts(), ...this.exitVerdicts(), ...this.endVerdicts(), ...this.invariantVerdicts()];
+    const alive = sys.tasks().filter((t) => t.state !== 'dead' && t.state !== 'zombie');
+    const verdicts = [...this.opVerdicts(), ...this.exitVerdicts(), ...this.endVerdicts(), ...this.invariantVerdicts(), ...this.eventVerdicts()];
     const passed = verdicts.every((v) => v.status === 'held');
     return {
       scenario: c.name,
@@ -255,6 +262,7 @@ export class Runner {
 
   private onEvent(e: IsolabEvent): void {
     if (this.trace) this.trace.push({ step: this.sys.now, event: e });
+    if (this.eventCounts.length > 0) this.countEvent(e);
     const cnt = this.counts;
     switch (e.type) {
       case 'tlb_miss':
@@ -287,20 +295,23 @@ export class Runner {
         this.add(e.cpu, e.tid, 'signal', `${signalName(e.signo)} (${siCodeName(e.signo, e.code)}${e.addr ? `, si_addr ${hex(e.addr)}` : ''}) → ${e.action}`);
         return;
       case 'switch_mm':
-        this.add(e.cpu, this.sys.kernel.percpu[e.cpu].current?.tid ?? 0, 'cr3', `CR3 ← mm ${e.to}${e.to === 0 ? ' (init_mm)' : ''}, ASID ${e.asid}${this.sys.kernel.pcid ? ` (PCID ${e.asid + 1})` : ''}, ${e.flush ? 'flush' : 'no flush'}${e.how === 'unlazy' ? ', leaving lazy mode' : ''}`);
+        this.add(e.cpu, e.tid, 'cr3', `CR3 ← mm ${e.to}${e.to === 0 ? ' (init_mm)' : ''}, ASID ${e.asid}${this.sys.machine.cpus[e.cpu].cr4 & CR4_PCIDE ? ` (PCID ${e.asid + 1})` : ''}, ${e.flush ? 'flush' : 'no flush'}${e.how === 'unlazy' ? ', leaving lazy mode' : ''}`);
         return;
       case 'tlb_shootdown':
-        this.add(e.cpu, this.sys.kernel.percpu[e.cpu].current?.tid ?? 0, 'flush', `flush_tlb_mm_range(mm ${e.mm}, ${e.end === -1 ? 'all' : `${hex(BigInt(e.start))}-${hex(BigInt(e.end))}`})${e.freedTables ? ', tables freed' : ''}`);
+        this.add(e.cpu, e.tid, 'flush', `flush_tlb_mm_range(mm ${e.mm}, ${e.end === -1 ? 'all' : `${hex(BigInt(e.start))}-${hex(BigInt(e.end))}`})${e.freedTables ? ', tables freed' : ''}`);
         return;
       case 'flush_tlb_func':
-        this.add(e.cpu, this.sys.kernel.percpu[e.cpu].current?.tid ?? 0, 'flush', `flush_tlb_func(mm ${e.mm}): ${e.pages < 0 ? 'full flush' : `${e.pages} INVLPG`}`);
+        this.add(e.cpu, e.tid, 'flush', `flush_tlb_func(mm ${e.mm}): ${e.pages < 0 ? 'full flush' : `${e.pages} INVLPG`}`);
         return;
       case 'ipi':
         cnt.ipis++;
-        this.add(e.from, this.sys.kernel.percpu[e.from].current?.tid ?? 0, 'ipi', `IPI → CPU ${e.to}`);
+        this.add(e.from, e.tid, 'ipi', `IPI → CPU ${e.to}`);
         return;
       case 'page_copy':
         cnt.page_copies++;
+        return;
+      case 'pte_retry':
+        this.add(e.cpu, eventTid(e), 'fork', `ptep_set_wrprotect: try_cmpxchg found the PTE at pa ${hex(BigInt(e.pa))} changed since it was read; retried with the new value`);
         return;
       case 'entry':
         if (e.what === 'regs_copy') cnt.stack_copies++;
@@ -438,14 +449,14 @@ export class Runner {
     const ptes = this.c.end.ptes.filter((e) => e.thread === name);
     const template = this.c.answer?.includes(`{${name}.`) ?? false;
     if (wanted.length === 0 && !regs && ptes.length === 0 && !template) return;
-    const snap: Snapshot = { image: t.image, vars: new Map(t.vars), pkru: this.sys.kernel.percpu[t.cpu].cpu.pkru, memory: [], ptes: [] };
+    const snap: Snapshot = { image: t.image, vars: new Map(t.vars), pkru: this.sys.machine.cpus[t.cpu].pkru, memory: [], ptes: [] };
     for (const m of wanted) {
       const addr = this.resolve(m.addr, t.vars, t.image);
-      snap.memory.push(addr === undefined || !t.mm ? null : peekUser(this.sys.kernel, t.mm, BigInt.asUintN(64, addr), m.size));
+      snap.memory.push(addr === undefined ? null : this.sys.readUser(tid, BigInt.asUintN(64, addr), m.size));
     }
     for (const e of ptes) {
       const addr = this.resolve(e.addr, t.vars, t.image);
-      snap.ptes.push(addr === undefined || !t.mm ? null : peekPte(this.sys.kernel, t.mm, Number(BigInt.asUintN(64, addr))));
+      snap.ptes.push(addr === undefined ? null : this.sys.pte(tid, BigInt.asUintN(64, addr)));
     }
     this.snapshots.set(name, snap);
   }
@@ -491,7 +502,7 @@ export class Runner {
       const pte = snap.ptes[i];
       const got = pteFields(pte);
       const ok = e.want.every(([f, v]) => got[f] === v);
-      out.push({ ...base, status: ok ? 'held' : 'failed', actual: pte === null ? 'no PTE' : describePte(pte[0], pte[1]) });
+      out.push({ ...base, status: ok ? 'held' : 'failed', actual: pte === null ? 'no PTE' : describePte(pte.lo, pte.hi) });
     }
     for (const r of this.c.end.registers) {
       const base = { kind: 'registers' as const, where: this.where(r.path), path: pathString(r.path), expected: r.text };
@@ -557,6 +568,39 @@ export class Runner {
     return this.c.end.invariants.map((x) => {
       const problem = INVARIANTS[x.name].check({ sys: this.sys, bootFrames: this.bootFrames });
       return { kind: 'invariant' as const, where: this.where(x.path), path: pathString(x.path), expected: x.name, status: problem ? ('failed' as const) : ('held' as const), actual: problem ?? 'holds' };
+    });
+  }
+
+  /** Counts `e` for every `expect.events` item it matches. */
+  private countEvent(e: IsolabEvent): void {
+    const xs = this.eventExpects;
+    for (let i = 0; i < xs.length; i++) {
+      const x = xs[i];
+      if (x.type !== e.type) continue;
+      if (x.cpu !== undefined && eventCpu(e) !== x.cpu) continue;
+      if (x.thread !== undefined && this.names.get(eventTid(e)) !== x.thread) continue;
+      if (x.filters.every((f) => f.read(e) === f.value)) this.eventCounts[i]++;
+    }
+  }
+
+  /**
+   * The first `expect.events` item whose upper bound (`exactly`, `at_most`) the run has already
+   * passed, as a message; null while none has. A lower bound can only be judged at the end.
+   */
+  eventExcess(): string | null {
+    const xs = this.eventExpects;
+    for (let i = 0; i < xs.length; i++) {
+      if (this.eventCounts[i] > xs[i].max) return `${this.where(xs[i].path)}: expected ${xs[i].text}, counted ${this.eventCounts[i]} so far`;
+    }
+    return null;
+  }
+
+  /** One verdict per `expect.events` item: the count over the whole run against its bounds. */
+  private eventVerdicts(): Verdict[] {
+    return this.eventExpects.map((x, i) => {
+      const n = this.eventCounts[i];
+      const ok = n >= x.min && n <= x.max;
+      return { kind: 'events' as const, where: this.where(x.path), path: pathString(x.path), expected: `${x.text}${x.note ? `  # ${x.note}` : ''}`, status: ok ? ('held' as const) : ('failed' as const), actual: `${n} event${n === 1 ? '' : 's'}`, count: n };
     });
   }
 

@@ -8,6 +8,7 @@ import { DEFAULT_CPU_MODEL } from '../hw/features.js';
 import { KERNEL_OPTION_SPECS, type OptionSpec } from '../kernel/options.js';
 import { syscallEntries } from '../kernel/syscalls.js';
 import { ERRNO_NAMES, SIGNAL_NAMES } from '../kernel/uapi.js';
+import { EVENT_KINDS, EVENT_TYPES, type FilterKind } from './events.js';
 import { INVARIANTS } from './invariants.js';
 
 type Json = Record<string, unknown>;
@@ -76,6 +77,43 @@ function syscallOpSchema(name: string, args: readonly string[]): Json {
     props.ops = { ...ops, description: 'What the child runs; at the end it calls exit_group(0) (exit(0) for a CLONE_THREAD child).' };
   }
   return { type: ['object', 'null'], additionalProperties: false, properties: props, description: `${name}(${args.join(', ')})` };
+}
+
+/** JSON types of a filter kind's values. */
+function filterTypes(kind: FilterKind): string[] {
+  if (kind === 'boolean') return ['boolean'];
+  if (kind === 'bit') return ['integer'];
+  if (kind === 'integer') return ['integer'];
+  if (kind === 'signal') return ['string', 'integer'];
+  return ['string'];
+}
+
+/** One `expect.events` item: the kind, the count, and every kind's filters (compile.ts checks which apply to the kind). */
+function eventExpectSchema(): Json {
+  const fields = new Map<string, { types: Set<string>; kinds: string[] }>();
+  for (const [type, spec] of Object.entries(EVENT_KINDS) as [string, { fields: Record<string, { kind: FilterKind }> }][]) {
+    for (const [name, f] of Object.entries(spec.fields)) {
+      const entry = fields.get(name) ?? { types: new Set<string>(), kinds: [] };
+      for (const t of filterTypes(f.kind)) entry.types.add(t);
+      entry.kinds.push(type);
+      fields.set(name, entry);
+    }
+  }
+  const count = { type: 'integer', minimum: 0 };
+  const props: Json = {
+    type: { enum: EVENT_TYPES, description: 'The event kind (src/hw/events.ts, src/kernel/events.ts).' },
+    cpu: { type: 'integer', minimum: 0, description: 'Only events on this CPU (an IPI: its sender).' },
+    thread: { $ref: '#/definitions/name', description: "Only events of this thread, process or child (a processor event: the task running on its CPU)." },
+    at_least: { ...count, description: 'At least this many.' },
+    exactly: { ...count, description: 'Exactly this many.' },
+    at_most: { ...count, description: 'At most this many.' },
+    note: { type: 'string', description: 'What the events show; printed with the verdict.' },
+  };
+  for (const [name, f] of [...fields].sort(([a], [b]) => a.localeCompare(b))) {
+    const types = [...f.types];
+    props[name] = { type: types.length === 1 ? types[0] : types, description: `A filter of ${f.kinds.join(', ')} events.` };
+  }
+  return { type: 'object', additionalProperties: false, required: ['type'], properties: props };
 }
 
 /** The scenario schema. */
@@ -239,8 +277,10 @@ export function scenarioSchema(): Json {
             },
           },
           invariants: { type: 'array', items: { enum: Object.keys(INVARIANTS) } },
+          events: { type: 'array', items: { $ref: '#/definitions/eventExpect' }, description: 'How many events of a kind the run emits (at least, exactly or at most), filtered by CPU, thread and the kind\'s own fields.' },
         },
       },
+      eventExpect: eventExpectSchema(),
     },
   };
 }

@@ -124,4 +124,22 @@ export interface EndExpect {
   registers?: { thread: string; pkru?: Expr; vars?: Record<string, Expr> }[];
   /** Invariants checked at the end of the run (see invariants.ts). */
   invariants?: string[];
+  /** Events the run must emit: how many of a kind (events.ts), optionally filtered. */
+  events?: EventExpect[];
+}
+
+/**
+ * A count of one event kind over the whole run: `exactly`, or `at_least` and/or `at_most`.
+ * `cpu` and `thread` filter every kind; the other keys are the kind's own fields (events.ts).
+ */
+export interface EventExpect {
+  type: string;
+  cpu?: number;
+  thread?: string;
+  at_least?: number;
+  exactly?: number;
+  at_most?: number;
+  /** Free text shown with the verdict: what the events prove. */
+  note?: string;
+  [field: string]: unknown;
 }

@@ -93,6 +93,9 @@ function describe(e: ErrorObject, data: unknown, loc: Locator | undefined): Scen
     }
     case 'enum': {
       const allowed = (p.allowedValues as unknown[]).map(String);
+      if (path.length === 4 && path[0] === 'expect' && path[1] === 'events' && path[3] === 'type') {
+        return issueAt(loc, path, `${typeof value === 'string' ? `unknown event kind ${JSON.stringify(value)}` : `expected an event kind, got ${kindOf(value)}`}${typeof value === 'string' ? suggest(value, allowed) : ''}; the model's event kinds are ${allowed.join(', ')}`);
+      }
       const shown = allowed.length > 12 ? `${allowed.slice(0, 12).join(', ')}, ...` : allowed.join(', ');
       return issueAt(loc, path, `${kindOf(value)} is not allowed here${typeof value === 'string' ? suggest(value, allowed) : ''}; expected one of ${shown}`, named !== undefined ? { key: true } : undefined);
     }

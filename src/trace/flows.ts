@@ -3,8 +3,8 @@
  * receiver handled it.
  *
  * The stream has no "IPI handled" event. The receiver takes a queued flush IPI at its next
- * instruction boundary (cpu_step: handle_flush_ipi, not while a user access's page walk is
- * pending), runs flush_tlb_func, which emits `flush_tlb_func` only when it flushed (after the
+ * instruction boundary (sim/step.ts cpu_step: sysvec_call_function, not while a user access's
+ * page walk is pending), runs flush_tlb_func, which emits `flush_tlb_func` only when it flushed (after the
  * CR3 write or INVLPGs it did), or `switch_mm` when a lazy CPU left the mm, and nothing at all
  * when there was nothing to do. So the arrow ends on the first such event on the receiver
  * after the IPI that no earlier IPI claimed, looking past the events of the instruction in

@@ -4,7 +4,9 @@
  * Line 1 is a header:
  *   {"type":"trace_header","format":"isolab-trace","version":1,"cpus":N,
  *    "tasks":{"1":"parent",...},"scenario":"..."|null}
- * Every other line is one event, in emission order: {"step":S, ...the event's fields}.
+ * Every other line is one event, in emission order: {"step":S, ...the event's fields}. Every
+ * event of a System has `tid` (system.ts IsolabEvent): the task it names, or else the task
+ * current on its CPU as it was emitted, 0 for the idle task.
  *
  * Value encoding (the event's own fields are kept as they are, except):
  * - a bigint (syscall arguments, si_addr, a page fault's address, an op's value) becomes the

@@ -10,8 +10,9 @@
  *   `syscall_enter`; slices.ts says where each ends.
  * - Page faults, signals, switch_mm, control-register writes, TLB flushes, flush_tlb_func,
  *   flush_tlb_mm_range, fork, exec, exit, context switches, page copies and debug findings:
- *   thread-scoped instants ("i", s "t") on their CPU's track, fields in `args`; so is any
- *   event type this file does not know yet, under its type name.
+ *   thread-scoped instants ("i", s "t") on their CPU's track, fields in `args` (with the
+ *   event's task, `tid` and `task`, for all but fork, context_switch and debug, which name
+ *   theirs); so is any event type this file does not know yet, under its type name.
  * - IPIs: an instant on the sender plus a flow arrow ("s" there, "f" with bp "e" on the
  *   receiver); flows.ts says where the arrow lands.
  * - The per-access hardware events (TLB hits, misses and fills, walks, A/D updates, user ops,
@@ -160,24 +161,24 @@ function describe(e: IsolabEvent, meta: TraceMeta): { name: string; cat: string;
     case 'signal':
       return { name: `${SIGNAL_NAMES[e.signo] ?? `signal ${e.signo}`} ${e.action}`, cat: 'signal', args: { ...task(e.tid), signo: e.signo, code: e.code, addr: hexBig(e.addr), action: e.action } };
     case 'switch_mm':
-      return { name: 'switch_mm', cat: 'tlb', args: { from: e.from, to: e.to, asid: e.asid, flush: e.flush, how: e.how } };
+      return { name: 'switch_mm', cat: 'tlb', args: { ...task(e.tid), from: e.from, to: e.to, asid: e.asid, flush: e.flush, how: e.how } };
     case 'cr_write': {
-      const args: Record<string, unknown> = { reg: e.reg, value: hex64(e.hi, e.lo) };
+      const args: Record<string, unknown> = { ...task(e.tid), reg: e.reg, value: hex64(e.hi, e.lo) };
       if (e.noflush !== undefined) args.noflush = e.noflush;
       if (e.reg === 'cr3') args.pcid = e.lo & 0xfff;
       return { name: `${e.reg.toUpperCase()} write`, cat: 'cpu', args };
     }
     case 'tlb_flush': {
-      const args: Record<string, unknown> = { cause: e.cause, pcid: e.pcid, global: e.global };
+      const args: Record<string, unknown> = { ...task(e.tid), cause: e.cause, pcid: e.pcid, global: e.global };
       if (e.hi !== undefined && e.lo !== undefined) args.addr = hex64(e.hi, e.lo);
       return { name: `TLB flush (${e.cause})`, cat: 'tlb', args };
     }
     case 'flush_tlb_func':
-      return { name: 'flush_tlb_func', cat: 'tlb', args: { mm: e.mm, pages: e.pages < 0 ? 'full' : e.pages } };
+      return { name: 'flush_tlb_func', cat: 'tlb', args: { ...task(e.tid), mm: e.mm, pages: e.pages < 0 ? 'full' : e.pages } };
     case 'tlb_shootdown':
-      return { name: 'flush_tlb_mm_range', cat: 'tlb', args: { mm: e.mm, start: '0x' + e.start.toString(16), end: e.end === -1 ? 'TLB_FLUSH_ALL' : '0x' + e.end.toString(16), freedTables: e.freedTables, gen: e.gen } };
+      return { name: 'flush_tlb_mm_range', cat: 'tlb', args: { ...task(e.tid), mm: e.mm, start: '0x' + e.start.toString(16), end: e.end === -1 ? 'TLB_FLUSH_ALL' : '0x' + e.end.toString(16), freedTables: e.freedTables, gen: e.gen } };
     case 'ipi':
-      return { name: `IPI to CPU ${e.to}`, cat: 'ipi', args: { from: e.from, to: e.to } };
+      return { name: `IPI to CPU ${e.to}`, cat: 'ipi', args: { ...task(e.tid), from: e.from, to: e.to } };
     case 'fork':
       return { name: 'fork', cat: 'task', args: { parent: e.parent, parent_task: taskName(meta, e.parent), child: e.child, child_task: taskName(meta, e.child), flags: '0x' + e.flags.toString(16), ptes: e.ptes } };
     case 'exec':

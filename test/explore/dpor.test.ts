@@ -12,6 +12,11 @@
  * first runs: a vfork child on CPU 1 runs while its parent sleeps, then CPU 1 stays lazily in
  * the parent's mm and receives the parent's shootdown IPI (a cross-CPU race of two kernel
  * steps); TLB evictions (one-step items) add the interleavings that commute.
+ *
+ * No depth bound is used: DporSearch completes and fingerprints only executions that end, and
+ * a search cut at a depth need not cover every prefix of that length (of two independent steps
+ * enabled at the bound, one is never taken), so a truncated brute force is not a yardstick for
+ * it. The last test records that the bound does not currently cut at all.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -20,6 +25,7 @@ import { DporSearch, hash64 } from '../../src/explore/dpor.js';
 import { dependent, Execution, type Step } from '../../src/explore/execution.js';
 import { compileScenarioText, type CompiledScenario } from '../../src/scenario/index.js';
 import { peekPhys } from '../../src/scenario/peek.js';
+import { FP_FRAME, fp_cpu } from '../../src/hw/footprint.js';
 
 // ---------------------------------------------------------------------------------------------
 // Trace fingerprints, computed from the recorded steps alone.
@@ -32,8 +38,8 @@ interface TraceKey {
   dpor: string;
 }
 
-/** The Mazurkiewicz trace of a sequence of steps. */
-export function traceOf(steps: Step[]): TraceKey {
+/** The Mazurkiewicz trace of a sequence of steps under the dependence `dep` (the model's by default). */
+function traceOf(steps: Step[], dep: (a: Step, b: Step) => boolean = dependent): TraceKey {
   const n = steps.length;
   const words = Math.ceil(n / 32) || 1;
   const pred: Uint32Array[] = [];
@@ -46,7 +52,7 @@ export function traceOf(steps: Step[]): TraceKey {
     index.push(k);
     const p = new Uint32Array(words);
     for (let i = 0; i < j; i++) {
-      if (steps[i].item !== s.item && !dependent(steps[i], s)) continue;
+      if (steps[i].item !== s.item && !dep(steps[i], s)) continue;
       p[i >>> 5] |= 1 << (i & 31);
       const q = pred[i];
       for (let w = 0; w < words; w++) p[w] |= q[w];
@@ -147,6 +153,7 @@ class Run {
       memory: h.digest('hex'),
       tlbs,
       tasks: report.tasks,
+      counts: report.counts,
       verdicts: report.verdicts.map((v) => `${v.status} ${v.actual}`),
       violation: this.exec.violation?.invariant ?? null,
     });
@@ -157,24 +164,46 @@ class Run {
 // ---------------------------------------------------------------------------------------------
 // Brute force.
 
-interface TraceClass {
-  /** Interleavings in the class. */
-  count: number;
-  dpor: string;
-  /** The first interleaving's schedule, outcome and per-event footprints. */
+/** One complete interleaving. */
+interface Leaf {
   schedule: number[];
+  steps: Step[];
   outcome: string;
+  /** Each step's footprint, labelled by (item, index). */
   footprints: string;
-  /** Interleavings whose outcome or footprints differ from the first one's. */
-  mismatches: { schedule: number[]; what: string }[];
+}
+
+interface TraceClass {
+  dpor: string;
+  leaves: Leaf[];
+  /** Leaves whose outcome, or failing that footprints, differ from the first leaf's. */
+  mismatches: { schedule: number[]; what: 'outcome' | 'footprints'; detail: string }[];
 }
 
 interface BruteForce {
-  interleavings: number;
-  classes: Map<string, TraceClass>;
+  leaves: Leaf[];
+  /** Steps run, replays included. */
   steps: number;
   longest: number;
   ms: number;
+}
+
+/** Groups the leaves by trace (under `dep`) and compares each class's members with its first. */
+function classify(leaves: Leaf[], dep?: (a: Step, b: Step) => boolean): Map<string, TraceClass> {
+  const classes = new Map<string, TraceClass>();
+  for (const leaf of leaves) {
+    const key = traceOf(leaf.steps, dep);
+    const cls = classes.get(key.canon);
+    if (!cls) {
+      classes.set(key.canon, { dpor: key.dpor, leaves: [leaf], mismatches: [] });
+      continue;
+    }
+    const first = cls.leaves[0];
+    cls.leaves.push(leaf);
+    if (leaf.outcome !== first.outcome) cls.mismatches.push({ schedule: leaf.schedule, what: 'outcome', detail: `${leaf.outcome}\n  vs ${first.outcome} (${first.schedule.join(',')})` });
+    else if (leaf.footprints !== first.footprints) cls.mismatches.push({ schedule: leaf.schedule, what: 'footprints', detail: `vs ${first.schedule.join(',')}` });
+  }
+  return classes;
 }
 
 /** Each step's footprint labelled by (item, index), in a canonical order. */
@@ -191,24 +220,14 @@ function footprintsOf(steps: Step[]): string {
 /** Every interleaving: at each state every enabled item, until nothing is enabled. Throws past `cap` interleavings. */
 function bruteForce(c: CompiledScenario, evictions: number, cap: number): BruteForce {
   const t0 = performance.now();
-  const bf: BruteForce = { interleavings: 0, classes: new Map(), steps: 0, longest: 0, ms: 0 };
+  const bf: BruteForce = { leaves: [], steps: 0, longest: 0, ms: 0 };
   const path: number[] = [];
   const visit = (run: Run): void => {
     const enabled = run.exec.enabled();
     if (enabled.length === 0) {
-      bf.interleavings++;
-      if (bf.interleavings > cap) throw new Error(`brute force: more than ${cap} interleavings`);
+      if (bf.leaves.length >= cap) throw new Error(`brute force: more than ${cap} interleavings`);
       bf.longest = Math.max(bf.longest, run.steps.length);
-      const key = traceOf(run.steps);
-      const out = run.outcome().text;
-      const fps = footprintsOf(run.steps);
-      const cls = bf.classes.get(key.canon);
-      if (!cls) bf.classes.set(key.canon, { count: 1, dpor: key.dpor, schedule: path.slice(), outcome: out, footprints: fps, mismatches: [] });
-      else {
-        cls.count++;
-        if (out !== cls.outcome) cls.mismatches.push({ schedule: path.slice(), what: `outcome ${out}\n  vs ${cls.outcome}` });
-        else if (fps !== cls.footprints) cls.mismatches.push({ schedule: path.slice(), what: 'footprints differ' });
-      }
+      bf.leaves.push({ schedule: path.slice(), steps: run.steps, outcome: run.outcome().text, footprints: footprintsOf(run.steps) });
       return;
     }
     for (let x = 0; x < enabled.length; x++) {
@@ -237,7 +256,9 @@ function dpor(c: CompiledScenario, evictions: number) {
 /**
  * A vfork child on CPU 1 stores to the parent's page while the parent sleeps; the parent then
  * loads it and unmaps it. The unmap frees the page table, so CPU 1 (lazily still in the mm) gets
- * the shootdown IPI, and its handling races with the parent's local flush.
+ * the shootdown IPI, and handling it races with the parent's local flush and its wait for the
+ * acknowledgement (a CPU blocked on a wait). With evictions, the child's entries left in CPU 1's
+ * TLB can be dropped at any point of the parent's run: those steps commute with CPU 0's.
  */
 const VFORK_IPI = `
 machine: { cpus: 2 }
@@ -256,6 +277,30 @@ processes:
         as: pid
       - load: $buf
         as: after
+      - munmap: { addr: $buf, len: PAGE_SIZE }
+`;
+
+/** The same on a CPU without PCIDs (a flush drops everything; the lazy CPU's entries differ). */
+const VFORK_IPI_NOPCID = VFORK_IPI.replace('machine: { cpus: 2 }', 'machine: { cpus: 2, cpu: { pcid: false, invpcid: false } }');
+
+/** The child loads then stores; the parent write-protects the page (a flush with no freed tables: no IPI to the lazy CPU) and then unmaps it. */
+const VFORK_MPROTECT = `
+machine: { cpus: 2 }
+processes:
+  - name: p
+    cpu: 0
+    setup:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+    ops:
+      - vfork:
+          name: c
+          cpu: 1
+          ops:
+            - load: $buf
+            - store: { addr: $buf, value: 2 }
+        as: pid
+      - mprotect: { start: $buf, len: PAGE_SIZE, prot: PROT_READ }
       - munmap: { addr: $buf, len: PAGE_SIZE }
 `;
 
@@ -279,66 +324,77 @@ interface Case {
   name: string;
   text: string;
   evictions: number;
+  /** Give up past this many interleavings. */
   cap: number;
 }
 
 const CASES: Case[] = [
   { name: 'vfork child on CPU 1, parent unmaps: the IPI races the local flush', text: VFORK_IPI, evictions: 0, cap: 100 },
-  { name: 'the same with one TLB eviction anywhere (CPU 1 evictions commute with CPU 0)', text: VFORK_IPI, evictions: 1, cap: 5000 },
+  { name: 'the same with one TLB eviction', text: VFORK_IPI, evictions: 1, cap: 5000 },
+  { name: 'the same without PCIDs, one TLB eviction', text: VFORK_IPI_NOPCID, evictions: 1, cap: 5000 },
+  { name: 'vfork child loads and stores, parent mprotects and unmaps, one TLB eviction', text: VFORK_MPROTECT, evictions: 1, cap: 5000 },
   { name: 'one CPU with one TLB eviction', text: ONE_CPU, evictions: 1, cap: 5000 },
 ];
 
-const bruteCache = new Map<string, BruteForce>();
-function bruteOf(k: Case): BruteForce {
-  const key = `${k.name}`;
-  let bf = bruteCache.get(key);
-  if (!bf) {
-    bf = bruteForce(compileScenarioText(k.text, 'dpor-test.yaml'), k.evictions, k.cap);
-    bruteCache.set(key, bf);
+interface Enumerated {
+  bf: BruteForce;
+  classes: Map<string, TraceClass>;
+}
+
+const enumerated = new Map<Case, Enumerated>();
+function enumerate(k: Case): Enumerated {
+  let e = enumerated.get(k);
+  if (!e) {
+    const bf = bruteForce(compileScenarioText(k.text, 'dpor-test.yaml'), k.evictions, k.cap);
+    e = { bf, classes: classify(bf.leaves) };
+    enumerated.set(k, e);
   }
-  return bf;
+  return e;
 }
 
 for (const k of CASES) {
   test(`DPOR completes each trace brute force finds, once: ${k.name}`, (t) => {
-    const c = compileScenarioText(k.text, 'dpor-test.yaml');
-    const bf = bruteOf(k);
-    const r = dpor(c, k.evictions);
-    t.diagnostic(`brute force: ${bf.interleavings} interleavings (longest ${bf.longest} steps, ${bf.steps} steps run, ${bf.ms.toFixed(0)} ms), ${bf.classes.size} traces`);
+    const { bf, classes } = enumerate(k);
+    const r = dpor(compileScenarioText(k.text, 'dpor-test.yaml'), k.evictions);
+    t.diagnostic(`brute force: ${bf.leaves.length} interleavings (longest ${bf.longest} steps, ${bf.steps} steps run, ${bf.ms.toFixed(0)} ms), ${classes.size} traces`);
     t.diagnostic(`DPOR: ${r.executions} executions, ${r.complete} complete, ${r.sleepBlocked} sleep-blocked, ${r.steps} steps, ${r.elapsedMs.toFixed(0)} ms`);
     assert.equal(r.exhaustive, true, `bounded by ${r.boundedBy.join(', ')}`);
     assert.deepEqual(r.boundedBy, []);
-    assert.equal(r.complete, bf.classes.size, 'one complete execution per trace');
+    assert.deepEqual(r.violations, []);
+    assert.equal(r.complete, classes.size, 'one complete execution per trace');
     assert.ok(r.traces);
+    assert.equal(r.traces.length, r.complete);
     assert.equal(new Set(r.traces).size, r.complete, 'no trace completed twice');
     // The same traces, not just as many: the brute force's relation in DporSearch's encoding.
-    const expected = [...bf.classes.values()].map((x) => x.dpor).sort();
-    assert.equal(new Set(expected).size, expected.length, 'distinct traces have distinct DporSearch encodings');
+    const expected = [...classes.values()].map((x) => x.dpor).sort();
+    assert.equal(new Set(expected).size, expected.length, 'distinct traces have distinct encodings');
     assert.deepEqual([...r.traces].sort(), expected);
-    // Not trivially one trace, and (beyond the two-interleaving case) a real reduction.
-    assert.ok(bf.classes.size >= 2, `${bf.classes.size} trace(s)`);
-    assert.ok(r.executions <= bf.interleavings);
+    // Not trivially one trace, and never more executions than interleavings.
+    assert.ok(classes.size >= 2, `${classes.size} trace(s)`);
+    assert.ok(r.executions <= bf.leaves.length);
   });
 
-  test(`equivalent interleavings end alike: ${k.name}`, (t) => {
-    const bf = bruteOf(k);
-    const sizes = [...bf.classes.values()].map((x) => x.count);
-    t.diagnostic(`${bf.classes.size} traces over ${bf.interleavings} interleavings; largest class ${Math.max(...sizes)}`);
-    for (const cls of bf.classes.values()) {
-      assert.deepEqual(cls.mismatches.slice(0, 1), [], `class of ${cls.schedule.join(',')} (${cls.count} interleavings)`);
+  test(`equivalent interleavings end alike, step for step: ${k.name}`, (t) => {
+    const { bf, classes } = enumerate(k);
+    const sizes = [...classes.values()].map((x) => x.leaves.length);
+    const outcomes = new Set(bf.leaves.map((x) => x.outcome));
+    t.diagnostic(`${classes.size} traces over ${bf.leaves.length} interleavings; largest class ${Math.max(...sizes)}; ${outcomes.size} distinct final states`);
+    for (const cls of classes.values()) {
+      assert.deepEqual(cls.mismatches.slice(0, 1), [], `class of ${cls.leaves[0].schedule.join(',')} (${cls.leaves.length} interleavings)`);
     }
   });
 }
 
-test('brute force: with evictions CPU 1 eviction steps commute with CPU 0 steps (fewer traces than interleavings)', () => {
-  const bf = bruteOf(CASES[1]);
-  assert.ok(bf.classes.size < bf.interleavings, `${bf.classes.size} traces, ${bf.interleavings} interleavings`);
-  assert.ok([...bf.classes.values()].some((x) => x.count > 1));
+test('brute force: CPU 1 evictions commute with CPU 0 steps, so there are fewer traces than interleavings', () => {
+  for (const k of CASES.slice(1, 4)) {
+    const { bf, classes } = enumerate(k);
+    assert.ok(classes.size < bf.leaves.length, `${k.name}: ${classes.size} traces, ${bf.leaves.length} interleavings`);
+  }
 });
 
 test('brute force: on one CPU every eviction is ordered with every step, so each interleaving is its own trace', () => {
-  const bf = bruteOf(CASES[2]);
-  assert.equal(bf.classes.size, bf.interleavings);
+  const { bf, classes } = enumerate(CASES[4]);
+  assert.equal(classes.size, bf.leaves.length);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -348,23 +404,27 @@ test('traceOf tells apart the orders of two conflicting steps and identifies tho
   const a = (w: number): Step => ({ item: 0, reads: [], writes: [w] });
   const b = (w: number): Step => ({ item: 1, reads: [], writes: [w] });
   const r = (x: number): Step => ({ item: 1, reads: [x], writes: [] });
+  const r0 = (x: number): Step => ({ item: 0, reads: [x], writes: [] });
   assert.notEqual(traceOf([a(8), b(8)]).canon, traceOf([b(8), a(8)]).canon);
+  assert.notEqual(traceOf([a(8), b(8)]).dpor, traceOf([b(8), a(8)]).dpor);
   assert.equal(traceOf([a(8), b(9)]).canon, traceOf([b(9), a(8)]).canon);
+  assert.equal(traceOf([a(8), b(9)]).dpor, traceOf([b(9), a(8)]).dpor);
   assert.notEqual(traceOf([a(8), r(8)]).canon, traceOf([r(8), a(8)]).canon);
-  assert.equal(traceOf([r(8), { item: 0, reads: [8], writes: [] }]).canon, traceOf([{ item: 0, reads: [8], writes: [] }, r(8)]).canon);
-  // Transitivity: a(8) -> b(8) then b's next step (program order) is after a even though independent of it.
+  assert.equal(traceOf([r(8), r0(8)]).canon, traceOf([r0(8), r(8)]).canon);
+  // Transitivity: b's second step comes after a's through b's first, though independent of a.
   assert.notEqual(traceOf([a(8), b(8), b(9)]).canon, traceOf([b(8), b(9), a(8)]).canon);
-  assert.equal(traceOf([a(8), b(8), b(9)]).dpor, traceOf([a(8), b(8), b(9)]).dpor);
+  assert.equal(traceOf([a(8), b(8), b(9)]).canon, traceOf([a(8), b(8), b(9)]).canon);
+  assert.equal(traceOf([a(8), b(8), b(9)]).canon, '0#1< 1#1<0#1 1#2<0#1,1#1');
+  // A frame key overlaps the words of its frame.
+  assert.notEqual(traceOf([a(FP_FRAME + 3), b(3 * 512 + 7)]).canon, traceOf([b(3 * 512 + 7), a(FP_FRAME + 3)]).canon);
 });
 
 /**
  * Two threads of one process on two CPUs store to the same word. Brute force is out of reach
  * (see the top), so two schedules chosen by hand: the main thread's store first, or the
- * thread's. They must be different traces, with different final contents of the page.
+ * thread's.
  */
-test('two stores to one address on two CPUs, in both orders: two traces, two outcomes', () => {
-  const c = compileScenarioText(
-    `
+const TWO_STORES = `
 machine: { cpus: 2 }
 processes:
   - name: p
@@ -380,40 +440,84 @@ processes:
     ops:
       - store: { addr: $buf, value: 1 }
       - repeat: { count: 3, ops: [ getpid ] }
-`,
-    'two-stores.yaml',
-  );
-  /** Runs `first` (a CPU) until its store is logged, then the other CPU while it can, then whatever is enabled (lowest first). */
-  const runOrder = (first: number): { run: Run; out: ReturnType<Run['outcome']> } => {
-    const run = new Run(c, 0);
-    const logged = (cpu: number) => run.exec.k.log.some((x) => x.op === 'store' && x.tid === (cpu === 0 ? 1 : 2));
-    for (let guard = 0; guard < 10_000; guard++) {
-      const en = run.exec.enabled();
-      if (en.length === 0) break;
-      const other = 1 - first;
-      const want = !logged(first) ? first : !logged(other) ? other : en[0];
-      run.step(en.includes(want) ? want : en[0]);
-    }
-    assert.ok(logged(0) && logged(1), `both stores ran (first ${first}): ${run.exec.k.log.map((x) => `${x.tid}:${x.op}`).join(' ')}`);
-    return { run, out: run.outcome() };
-  };
-  const a = runOrder(0);
-  const b = runOrder(1);
+`;
+
+/** Runs CPU `first` until its store is logged, then the other CPU until its store is, then the lowest enabled CPU to the end. */
+function twoStores(first: number): { run: Run; leaf: Leaf; frameWords: Map<number, string> } {
+  const run = new Run(compileScenarioText(TWO_STORES, 'two-stores.yaml'), 0);
+  // The main thread is tid 1, the thread tid 2.
+  const logged = (cpu: number) => run.exec.k.log.some((x) => x.op === 'store' && x.tid === cpu + 1);
+  for (let guard = 0; guard < 10_000; guard++) {
+    const en = run.exec.enabled();
+    if (en.length === 0) break;
+    const want = !logged(first) ? first : !logged(1 - first) ? 1 - first : en[0];
+    run.step(en.includes(want) ? want : en[0]);
+  }
+  assert.deepEqual(run.exec.enabled(), []);
+  assert.ok(logged(0) && logged(1), `both stores ran (first ${first}): ${run.exec.k.log.map((x) => `${x.tid}:${x.op}`).join(' ')}`);
+  const { text, frameWords } = run.outcome();
+  return { run, leaf: { schedule: run.exec.schedule.slice(), steps: run.steps, outcome: text, footprints: footprintsOf(run.steps) }, frameWords };
+}
+
+test('two stores to one address on two CPUs, in both orders: two traces, two outcomes', () => {
+  const a = twoStores(0);
+  const b = twoStores(1);
   const ta = traceOf(a.run.steps);
   const tb = traceOf(b.run.steps);
   assert.notEqual(ta.canon, tb.canon);
   assert.notEqual(ta.dpor, tb.dpor);
-  const last = (o: ReturnType<Run['outcome']>) => [...o.frameWords.values()];
-  assert.deepEqual(last(a.out), ['0:2'], 'main stored first, the thread last: the page ends holding 2');
-  assert.deepEqual(last(b.out), ['0:1'], 'the thread stored first: the page ends holding 1');
-  assert.notEqual(a.out.text, b.out.text);
-  // The two store steps themselves are dependent: each writes the word the other writes.
-  const storeStep = (run: Run, cpu: number): Step => {
-    const pfn = [...a.out.frameWords.keys()][0];
-    assert.equal(a.out.frameWords.size, 1);
-    const s = run.steps.find((x) => x.item === cpu && x.writes.some((w) => w >= pfn * 512 && w < pfn * 512 + 512));
-    assert.ok(s, `a step of CPU ${cpu} writes frame ${pfn}`);
-    return s;
-  };
-  assert.ok(dependent(storeStep(a.run, 0), storeStep(a.run, 1)));
+  assert.equal(classify([a.leaf, b.leaf]).size, 2);
+  assert.deepEqual([...a.frameWords.values()], ['0:2'], 'main stored first, the thread last: the page ends holding 2');
+  assert.deepEqual([...b.frameWords.values()], ['0:1'], 'the thread stored first: the page ends holding 1');
+  assert.notEqual(a.leaf.outcome, b.leaf.outcome);
+  // The two store steps themselves are dependent: both write the page's first word.
+  for (const x of [a, b]) {
+    assert.equal(x.frameWords.size, 1);
+    const word = [...x.frameWords.keys()][0] * 512;
+    const stores = [0, 1].map((cpu) => x.run.steps.filter((s) => s.item === cpu && s.writes.includes(word)));
+    assert.equal(stores[0].length, 1, 'one step of CPU 0 writes the word');
+    assert.equal(stores[1].length, 1, 'one step of CPU 1 writes the word');
+    assert.ok(dependent(stores[0][0], stores[1][0]));
+  }
+});
+
+test('the class checks can fail: final states vary between traces, and a dependence blind to CPU tokens merges interleavings whose steps differ', (t) => {
+  // The final states compared within a class are not all alike to begin with: they vary between traces.
+  for (const k of CASES) {
+    const { bf } = enumerate(k);
+    const outcomes = new Set(bf.leaves.map((x) => x.outcome)).size;
+    if (k.evictions > 0) assert.ok(outcomes >= 2, `${k.name}: ${outcomes} final state(s)`);
+  }
+  // Blind to the CPU tokens (an eviction no longer conflicts with its CPU's steps): merged
+  // classes whose members' steps touch different keys.
+  const { bf, classes } = enumerate(CASES[1]);
+  const cpuToken = (x: number): boolean => x >= fp_cpu(0) && x < fp_cpu(0) + 0x100;
+  const strip = (s: Step): Step => ({ item: s.item, reads: s.reads.filter((x) => !cpuToken(x)), writes: s.writes.filter((x) => !cpuToken(x)) });
+  const blind = classify(bf.leaves, (x, y) => dependent(strip(x), strip(y)));
+  const bad = [...blind.values()].filter((c) => c.mismatches.length > 0).length;
+  t.diagnostic(`blind to CPU tokens: ${blind.size} classes instead of ${classes.size}, ${bad} with mismatching members`);
+  assert.ok(blind.size < classes.size);
+  assert.ok(bad > 0, 'a merged class with different footprints');
+});
+
+/**
+ * The depth bound. Every complete execution of VFORK_IPI is at least 144 steps long and its
+ * first 10 steps are CPU 0's alone (one state, one enabled CPU, at each of them), so a search cut
+ * at depth 10 should end one execution, at the bound, and complete none. It does not (yet): the
+ * node at the bound keeps the first alternative makeNode put in its backtrack set, `run` takes
+ * it, and every later node does the same, so the search goes on one step per execution, to the
+ * end (153 executions, 2 complete, 12816 steps instead of 287 unbounded).
+ */
+test('maxDepth cuts every execution at the bound', { todo: 'DporSearch: the node at the depth bound is extended by the backtracking loop' }, () => {
+  const { bf } = enumerate(CASES[0]);
+  const shortest = Math.min(...bf.leaves.map((x) => x.steps.length));
+  assert.ok(shortest > 10, `shortest complete execution: ${shortest} steps`);
+  assert.ok(bf.leaves.every((x) => x.schedule.slice(0, 10).every((item) => item === 0)));
+  const c = compileScenarioText(CASES[0].text, 'dpor-test.yaml');
+  const r = new DporSearch(c, { invariants: [], evictions: 0, preemptions: Infinity, maxDepth: 10, maxExecutions: Infinity, stopAtFirst: false, fingerprints: true }).run();
+  assert.equal(r.exhaustive, false);
+  assert.deepEqual(r.boundedBy, ['depth']);
+  assert.equal(r.complete, 0, 'no execution of more than 10 steps completes');
+  assert.equal(r.executions, 1, 'one prefix of 10 steps, one execution');
+  assert.ok(r.steps <= 10, `${r.steps} steps run`);
 });

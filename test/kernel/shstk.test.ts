@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_SOFTW3, PTE_US, PTEH_SAVED_DIRTY, PTEH_XD } from '../../src/hw/pte.js';
 import {
-  pte_dirty, pte_mkclean, pte_mkdirty, pte_mkwrite, pte_modify, pte_write, pte_wrprotect, pteHi,
+  __pte, pte_dirty, pte_mkclean, pte_mkdirty, pte_mkwrite, pte_modify, pte_write, pte_wrprotect, type pte_t,
 } from '../../src/kernel/pgtable.js';
 import type { SigInfo, Task } from '../../src/kernel/task.js';
 import { VM_READ, VM_WRITE } from '../../src/kernel/vma.js';
@@ -1110,83 +1110,82 @@ test('§2.9: a new shadow stack is not put in a hole with no room for its guard 
 // ---- §2.4 helper table: unit tests on pgtable.ts ---------------------------------------------------
 
 /** A PTE with R/W, D and SD as given, plus P, U/S and A (and soft-dirty clear). */
-function mk(rw: number, d: number, sd: number): [number, number] {
-  return [PTE_P | PTE_US | PTE_A | (rw ? PTE_RW : 0) | (d ? PTE_D : 0), 0x12 | (sd ? PTEH_SAVED_DIRTY : 0)];
+function mk(rw: number, d: number, sd: number): pte_t {
+  return __pte(PTE_P | PTE_US | PTE_A | (rw ? PTE_RW : 0) | (d ? PTE_D : 0), 0x12 | (sd ? PTEH_SAVED_DIRTY : 0));
 }
-/** (R/W, D, SD) of a helper's result (`lo` returned, `hi` in pteHi). */
-const res = (lo: number): [number, number, number] => rwdsd({ lo, hi: pteHi });
+/** (R/W, D, SD) of a helper's result (the pte_t it changed and returned). */
+const res = (p: pte_t): [number, number, number] => rwdsd(p);
 
 test('§2.4 pte_wrprotect: RW := 0, then SD |= D, D := 0', () => {
-  assert.deepEqual(res(pte_wrprotect(...mk(1, 1, 0))), [0, 0, 1]);
-  assert.deepEqual(res(pte_wrprotect(...mk(1, 0, 0))), [0, 0, 0]);
-  assert.deepEqual(res(pte_wrprotect(...mk(1, 0, 1))), [0, 0, 1]);
+  assert.deepEqual(res(pte_wrprotect(mk(1, 1, 0))), [0, 0, 1]);
+  assert.deepEqual(res(pte_wrprotect(mk(1, 0, 0))), [0, 0, 0]);
+  assert.deepEqual(res(pte_wrprotect(mk(1, 0, 1))), [0, 0, 1]);
   // A shadow-stack PTE (RW=0, D=1) becomes an ordinary read-only, saved-dirty one.
-  assert.deepEqual(res(pte_wrprotect(...mk(0, 1, 0))), [0, 0, 1]);
-  assert.deepEqual(res(pte_wrprotect(...mk(0, 1, 1))), [0, 0, 1]);
+  assert.deepEqual(res(pte_wrprotect(mk(0, 1, 0))), [0, 0, 1]);
+  assert.deepEqual(res(pte_wrprotect(mk(0, 1, 1))), [0, 0, 1]);
   // Other bits and the frame are kept.
-  const lo = pte_wrprotect(...mk(1, 1, 0));
-  assert.equal(lo & (PTE_P | PTE_US | PTE_A), PTE_P | PTE_US | PTE_A);
-  assert.equal(pteHi & 0xff, 0x12);
+  const p = pte_wrprotect(mk(1, 1, 0));
+  assert.equal(p.lo & (PTE_P | PTE_US | PTE_A), PTE_P | PTE_US | PTE_A);
+  assert.equal(p.hi & 0xff, 0x12);
 });
 
 test('§2.4 pte_mkdirty: D := 1 and SOFT_DIRTY := 1; on a read-only PTE the dirt goes to SD', () => {
-  let lo = pte_mkdirty(...mk(1, 0, 0));
-  assert.deepEqual(res(lo), [1, 1, 0]);
-  assert.ok(lo & PTE_SOFTW3, 'soft-dirty');
-  lo = pte_mkdirty(...mk(0, 0, 0));
-  assert.deepEqual(res(lo), [0, 0, 1]);
-  assert.ok(lo & PTE_SOFTW3, 'soft-dirty');
-  assert.deepEqual(res(pte_mkdirty(...mk(1, 0, 1))), [1, 1, 1]);
+  let p = pte_mkdirty(mk(1, 0, 0));
+  assert.deepEqual(res(p), [1, 1, 0]);
+  assert.ok(p.lo & PTE_SOFTW3, 'soft-dirty');
+  p = pte_mkdirty(mk(0, 0, 0));
+  assert.deepEqual(res(p), [0, 0, 1]);
+  assert.ok(p.lo & PTE_SOFTW3, 'soft-dirty');
+  assert.deepEqual(res(pte_mkdirty(mk(1, 0, 1))), [1, 1, 1]);
 });
 
 test('§2.4 pte_mkclean: D := 0, SD := 0', () => {
-  assert.deepEqual(res(pte_mkclean(...mk(1, 1, 0))), [1, 0, 0]);
-  assert.deepEqual(res(pte_mkclean(...mk(0, 0, 1))), [0, 0, 0]);
-  assert.deepEqual(res(pte_mkclean(...mk(0, 1, 1))), [0, 0, 0]);
+  assert.deepEqual(res(pte_mkclean(mk(1, 1, 0))), [1, 0, 0]);
+  assert.deepEqual(res(pte_mkclean(mk(0, 0, 1))), [0, 0, 0]);
+  assert.deepEqual(res(pte_mkclean(mk(0, 1, 1))), [0, 0, 0]);
 });
 
 test('§2.4 pte_mkwrite without VM_SHADOW_STACK: RW := 1, then D |= SD, SD := 0', () => {
-  assert.deepEqual(res(pte_mkwrite(...mk(0, 0, 1))), [1, 1, 0]);
-  assert.deepEqual(res(pte_mkwrite(...mk(0, 0, 0))), [1, 0, 0]);
-  assert.deepEqual(res(pte_mkwrite(...mk(0, 0, 1), false)), [1, 1, 0]);
-  assert.deepEqual(res(pte_mkwrite(...mk(1, 1, 0), false)), [1, 1, 0]);
+  assert.deepEqual(res(pte_mkwrite(mk(0, 0, 1))), [1, 1, 0]);
+  assert.deepEqual(res(pte_mkwrite(mk(0, 0, 0))), [1, 0, 0]);
+  assert.deepEqual(res(pte_mkwrite(mk(0, 0, 1), false)), [1, 1, 0]);
+  assert.deepEqual(res(pte_mkwrite(mk(1, 1, 0), false)), [1, 1, 0]);
 });
 
 test('§2.4 pte_mkwrite with VM_SHADOW_STACK (pte_mkwrite_shstk): RW := 0, D := 1, SD unchanged', () => {
-  assert.deepEqual(res(pte_mkwrite(...mk(0, 0, 1), true)), [0, 1, 1]);
-  assert.deepEqual(res(pte_mkwrite(...mk(0, 0, 0), true)), [0, 1, 0]);
-  assert.deepEqual(res(pte_mkwrite(...mk(1, 0, 0), true)), [0, 1, 0]);
+  assert.deepEqual(res(pte_mkwrite(mk(0, 0, 1), true)), [0, 1, 1]);
+  assert.deepEqual(res(pte_mkwrite(mk(0, 0, 0), true)), [0, 1, 0]);
+  assert.deepEqual(res(pte_mkwrite(mk(1, 0, 0), true)), [0, 1, 0]);
   // spec §2.4 example: pte_mkwrite(pte_mkdirty(PAGE_COPY)) in a shadow-stack VMA: RW=0, D=1, SD=1.
-  const lo = pte_mkdirty(...mk(0, 0, 0));
-  assert.deepEqual(res(pte_mkwrite(lo, pteHi, true)), [0, 1, 1]);
+  assert.deepEqual(res(pte_mkwrite(pte_mkdirty(mk(0, 0, 0)), true)), [0, 1, 1]);
 });
 
 test('§2.4 pte_modify: D and SD preserved; old RW=1 -> RW=0 moves D to SD; old RW=0 -> RW=1 moves SD to D', () => {
-  const [roLo, roHi] = [PTE_P | PTE_US | PTE_A, PTEH_XD]; // PAGE_READONLY
-  const [rwLo, rwHi] = [PTE_P | PTE_US | PTE_A | PTE_RW, PTEH_XD]; // PAGE_SHARED
+  const ro = __pte(PTE_P | PTE_US | PTE_A, PTEH_XD); // PAGE_READONLY
+  const rw = __pte(PTE_P | PTE_US | PTE_A | PTE_RW, PTEH_XD); // PAGE_SHARED
   // Old RW=1, D=1 made read-only: D moves to SD.
-  let lo = pte_modify(...mk(1, 1, 0), roLo, roHi);
-  assert.deepEqual(res(lo), [0, 0, 1]);
-  assert.ok(pteHi & PTEH_XD, 'new protection applied');
+  let p = pte_modify(mk(1, 1, 0), ro);
+  assert.deepEqual(res(p), [0, 0, 1]);
+  assert.ok(p.hi & PTEH_XD, 'new protection applied');
   // Old RW=0, SD=1 made writable: SD moves to D.
-  assert.deepEqual(res(pte_modify(...mk(0, 0, 1), rwLo, rwHi)), [1, 1, 0]);
+  assert.deepEqual(res(pte_modify(mk(0, 0, 1), rw)), [1, 1, 0]);
   // RW=1 to RW=1 and RW=0 to RW=0 keep D and SD as they are.
-  assert.deepEqual(res(pte_modify(...mk(1, 1, 0), rwLo, rwHi)), [1, 1, 0]);
-  assert.deepEqual(res(pte_modify(...mk(0, 0, 1), roLo, roHi)), [0, 0, 1]);
+  assert.deepEqual(res(pte_modify(mk(1, 1, 0), rw)), [1, 1, 0]);
+  assert.deepEqual(res(pte_modify(mk(0, 0, 1), ro)), [0, 0, 1]);
   // A shadow-stack PTE (old RW=0, D=1) made read-only keeps D (only an old RW=1 moves D to SD).
-  assert.deepEqual(res(pte_modify(...mk(0, 1, 1), roLo, roHi)), [0, 1, 1]);
+  assert.deepEqual(res(pte_modify(mk(0, 1, 1), ro)), [0, 1, 1]);
   // newprot's own D is filtered out by the change mask.
-  lo = pte_modify(...mk(1, 0, 0), roLo | PTE_D, roHi | PTEH_SAVED_DIRTY);
-  assert.deepEqual(res(lo), [0, 0, 0]);
+  p = pte_modify(mk(1, 0, 0), __pte(ro.lo | PTE_D, ro.hi | PTEH_SAVED_DIRTY));
+  assert.deepEqual(res(p), [0, 0, 0]);
 });
 
 test('§2.4 pte_write = RW || pte_shstk; pte_dirty = D | SD', () => {
-  const [l1, h1] = mk(0, 1, 0);
+  const { lo: l1, hi: h1 } = mk(0, 1, 0);
   assert.equal(pte_write(l1, true), true, 'shadow-stack PTE counts as writable');
   assert.equal(pte_write(l1, false), false, 'not without user shadow stacks');
-  assert.equal(pte_write(mk(1, 0, 0)[0], false), true);
-  assert.equal(pte_write(mk(0, 0, 1)[0], true), false);
+  assert.equal(pte_write(mk(1, 0, 0).lo, false), true);
+  assert.equal(pte_write(mk(0, 0, 1).lo, true), false);
   assert.equal(pte_dirty(l1, h1), true);
-  assert.equal(pte_dirty(...mk(0, 0, 1)), true);
-  assert.equal(pte_dirty(...mk(1, 0, 0)), false);
+  assert.equal(pte_dirty(mk(0, 0, 1).lo, mk(0, 0, 1).hi), true);
+  assert.equal(pte_dirty(mk(1, 0, 0).lo, mk(1, 0, 0).hi), false);
 });

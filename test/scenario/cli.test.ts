@@ -154,3 +154,18 @@ test('cli: the tour runs every built-in scenario and prints its question and ans
   }
   assert.ok(out.machine.length >= 7, 'the processor stops follow');
 });
+
+test('cli: explore --witness prints a schedule that makes the race scenario pass, and run replays it', () => {
+  const found = isolab('explore', 'scenarios/fork-dirty-race.yaml', '--witness', '--until', 'ops', '--preemptions', '2');
+  assert.equal(found.status, 0, found.stderr);
+  assert.match(found.stdout, /✓ witness: every expectation of the scenario held/);
+  assert.match(found.stdout, /as schedule\.steps: \['0\*\d+', '1\*\d+'.*\]/);
+  const schedule = /run: isolab run \S+ --schedule (\S+)/.exec(found.stdout)?.[1];
+  assert.ok(schedule, found.stdout);
+  const run = isolab('run', 'scenarios/fork-dirty-race.yaml', '--schedule', schedule, '--no-timeline');
+  assert.equal(run.status, 0, run.stdout);
+  assert.match(run.stdout, /pte_retry events: exactly 1/);
+  const none = isolab('explore', 'scenarios/fork-dirty-race.yaml', '--witness', '--until', 'ops', '--preemptions', '0');
+  assert.equal(none.status, 1, 'without a preemption the writer cannot come between fork\'s read and its cmpxchg');
+  assert.match(none.stdout, /no schedule found under which every expectation holds/);
+});

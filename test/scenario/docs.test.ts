@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { ScenarioError } from '../../src/errors.js';
 import { compileScenarioText } from '../../src/scenario/index.js';
+import { EVENT_KINDS } from '../../src/scenario/events.js';
 
 const FILE = 'docs/scenario-format.md';
 const doc = readFileSync(new URL('../../../docs/scenario-format.md', import.meta.url), 'utf8');
@@ -71,3 +72,14 @@ for (const b of blocks) {
     });
   }
 }
+
+test(`${FILE} lists every event kind an expectation may count, with its fields`, () => {
+  const start = doc.indexOf('| kind | what it records | fields |');
+  assert.ok(start >= 0, 'the event table is there');
+  const table = doc.slice(start, doc.indexOf('\n\n', start)).split('\n');
+  for (const [kind, spec] of Object.entries(EVENT_KINDS)) {
+    const row = table.find((l) => l.startsWith(`| \`${kind}\` |`));
+    assert.ok(row, `no row for ${kind} in the event table`);
+    for (const field of Object.keys(spec.fields)) assert.ok(row.includes(`\`${field}\``), `the ${kind} row lacks its field ${field}`);
+  }
+});

@@ -87,6 +87,16 @@ const cases: { name: string; text: string; needle: string; nth?: number; says: s
   { name: 'a repeat without a count', text: OPS('      - repeat: { ops: [ getpid ] }\n'), needle: '{ ops', says: ['missing key "count"'] },
   { name: 'a value wider than 64 bits', text: OPS('      - mmap: { len: 0x1_0000_0000_0000_0000 }\n'), needle: '0x1_', says: ['does not fit in 64 bits'] },
   { name: 'an unknown syscall by name', text: OPS('      - syscall: { nr: pkey_allocc }\n'), needle: 'pkey_allocc', says: ['unknown syscall "pkey_allocc"'] },
+  { name: 'an event kind the model does not have', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: pte_retyr, at_least: 1 }\n', needle: 'pte_retyr', says: ['unknown event kind "pte_retyr"', 'did you mean pte_retry?', 'page_fault', 'tlb_flush'] },
+  { name: 'an event expectation without a count', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: pte_retry }\n', needle: '{ type', says: ['say how many', 'at_least, exactly or at_most'] },
+  { name: 'exactly with a bound', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: pte_retry, exactly: 1, at_most: 2 }\n', needle: 'at_most', says: ['exactly is a count of its own'] },
+  { name: 'bounds that leave no count', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: signal, at_least: 3, at_most: 2 }\n', needle: 'at_most', says: ['at_least 3 and at_most 2'] },
+  { name: 'a filter another kind has', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: page_fault, what: swapgs, at_least: 1 }\n', needle: 'what', says: ['page_fault events have no field "what"', 'cpu, thread, outcome, user'] },
+  { name: 'a filter value the kind never carries', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: page_fault, outcome: copyed, exactly: 0 }\n', needle: 'copyed', says: ['page_fault outcome', 'expected one of mapped, ', 'copied', 'did you mean copied?'] },
+  { name: 'a filter of the wrong type', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: ad_set, dirty: 1, at_least: 1 }\n', needle: '1, at_least', says: ['expected true or false', 'the integer 1'] },
+  { name: 'an unknown signal in an event filter', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: signal, signo: SIGSEG, exactly: 1 }\n', needle: 'SIGSEG,', says: ['signal signo', 'did you mean SIGSEGV?'] },
+  { name: 'events of a thread that does not exist', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: page_fault, thread: q, exactly: 0 }\n', needle: 'q, exactly', says: ['no thread or process named "q"'] },
+  { name: 'events on a CPU that does not exist', text: OPS('      - getpid\n') + 'expect:\n  events:\n    - { type: ipi, cpu: 1, exactly: 0 }\n', needle: '1, exactly', says: ['CPU 1 does not exist'] },
 ];
 
 for (const c of cases) {

@@ -320,11 +320,11 @@ test('slices: a syscall interrupted for a handler and restarted gives two slices
     rec(1, enter(0, 1, 'wait4')),
     rec(5, { type: 'signal', cpu: 0, tid: 1, signo: 10, code: 0, addr: 0n, action: 'handler' }),
     rec(8, enter(0, 1, 'wait4')),
-    rec(9, { type: 'context_switch', cpu: 0, from: 1, to: 0 }),
-    rec(11, { type: 'context_switch', cpu: 0, from: 0, to: 2 }),
+    rec(9, { type: 'context_switch', cpu: 0, tid: 0, from: 1, to: 0 }),
+    rec(11, { type: 'context_switch', cpu: 0, tid: 2, from: 0, to: 2 }),
     rec(12, enter(0, 2, 'getpid')),
     rec(12, ret(0, 2, 'getpid', 2)),
-    rec(13, { type: 'context_switch', cpu: 0, from: 2, to: 1 }),
+    rec(13, { type: 'context_switch', cpu: 0, tid: 1, from: 2, to: 1 }),
     rec(14, ret(0, 1, 'wait4', -10)),
   ];
   const slices = toPerfetto(recs, { cpus: 1, tasks: new Map() }).traceEvents.filter((e) => e.ph === 'X');
@@ -340,7 +340,7 @@ test('slices: an execve by a non-leader thread ends at the exec event that names
 });
 
 test('a machine-wide debug finding (CPU -1) goes on a kernel track after the CPU tracks', () => {
-  const t = toPerfetto([rec(3, { type: 'debug', cpu: -1, check: 'leak', message: 'frame 0x10' })], { cpus: 2, tasks: new Map() });
+  const t = toPerfetto([rec(3, { type: 'debug', cpu: -1, tid: 0, check: 'leak', message: 'frame 0x10' })], { cpus: 2, tasks: new Map() });
   assert.deepEqual(t.traceEvents.filter((e) => e.name === 'thread_name').map((e) => [e.tid, (e.args as { name: string }).name]), [[0, 'CPU 0'], [1, 'CPU 1'], [2, 'kernel']]);
   const d = t.traceEvents.find((e) => e.ph === 'i')!;
   assert.deepEqual([d.tid, d.name, d.ts], [2, 'debug: leak', 3]);

@@ -1,0 +1,67 @@
+/**
+ * The PTE level of mprotect (mm/mprotect.c change_pte_range): every present entry of a range
+ * rewritten with the VMA's new protection.
+ */
+import type { Kernel, PerCpu } from './kernel.js';
+import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
+import { PG_anon_exclusive } from './page.js';
+import { __pte, _PAGE_SPECIAL, pte_mkwrite, pte_modify, pte_needs_flush, pte_pfn, pte_present, pte_protnone, pte_write, vm_get_page_prot } from './pgtable.js';
+import { STEP_ATOMIC, type KSteps } from './steps.js';
+import type { Task } from './task.js';
+import { VM_SHARED, VM_WRITE, type Vma } from './vma.js';
+
+/**
+ * change_pte_range over [start, end) of `vma`, whose flags are already the new ones, under the
+ * page-table lock: rewrites each present PTE with pte_modify, making exclusive anonymous pages
+ * writable at once when the VMA is private and writable (MM_CP_TRY_CHANGE_WRITABLE,
+ * can_change_pte_writable). Each rewrite is a locked update, retried with the value found when
+ * the hardware changed the entry meanwhile. Returns the range of PTEs whose change needs a TLB
+ * flush (pte_needs_flush) as [first, last + 4096), or null; the caller flushes.
+ */
+export function* change_protection(k: Kernel, pc: PerCpu, t: Task, vma: Vma, start: number, end: number): KSteps<number[] | null> {
+  const mm = t.mm!;
+  const mem = k.machine.mem;
+  const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
+  const tryWritable = (vma.vm_flags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
+  const ptent = __pte();
+  let first = -1;
+  let last = -1;
+  yield* spin_lock_ptl(pc, mm, t);
+  for (let va = start; va < end; ) {
+    const span = 2 ** 21;
+    const next = Math.min(end, (Math.floor(va / span) + 1) * span);
+    const table = mm.pgtables.pteTable(va, false);
+    if (table >= 0) {
+      for (let a = va; a < next; a += 4096) {
+        const i = Math.floor(a / 4096) % 512;
+        let lo = mem.readLo(table, i);
+        let hi = mem.readHi(table, i);
+        if (!pte_present(lo)) continue;
+        for (;;) {
+          ptent.lo = lo;
+          ptent.hi = hi;
+          pte_modify(ptent, prot);
+          if (tryWritable && !pte_write(ptent.lo, k.userShstk) && !pte_protnone(ptent.lo) && !(ptent.lo & _PAGE_SPECIAL)) {
+            if (k.pages.flags[pte_pfn(ptent.lo, ptent.hi)] & PG_anon_exclusive) pte_mkwrite(ptent, vma.shadowStack);
+          }
+          if (ptent.lo === lo && ptent.hi === hi) break;
+          pc.touch = table * 4096 + i * 8;
+          yield STEP_ATOMIC;
+          if (!mem.cmpxchg64(table, i, lo, hi, ptent.lo, ptent.hi)) {
+            lo = mem.readLo(table, i);
+            hi = mem.readHi(table, i);
+            continue;
+          }
+          if (pte_needs_flush(lo, hi, ptent.lo, ptent.hi)) {
+            if (first < 0) first = a;
+            last = a;
+          }
+          break;
+        }
+      }
+    }
+    va = next;
+  }
+  yield* spin_unlock_ptl(pc, mm);
+  return first < 0 ? null : [first, last + 4096];
+}

@@ -1,0 +1,315 @@
+/**
+ * The processor executing a task's user code: the operations of its program (program.ts),
+ * each an instruction the CPU fetches at the task's ip and then carries out, one step at a
+ * time. A fetch and each data access is a translation through the CPU (hw/cpu.ts accessStart),
+ * which may need page-walk steps; the operation finishes in the step whose translations are
+ * all done, so one whose translations hit the TLB takes one step.
+ *
+ * This is not Linux. It enters the kernel only the ways a user program does: the SYSCALL
+ * instruction (kernel/entry.ts do_syscall_64), an exception the CPU raised (idtentry), an
+ * ip with no operation (exc_invalid_opcode), and, at each instruction boundary, the
+ * reschedule IPI a pending signal sends (sysvec_reschedule_ipi).
+ *
+ * The task's user registers live in its Task, as Linux keeps them in pt_regs and
+ * thread_struct: the ip (`pc`), `sp`, the shadow-stack pointer `ssp`, IA32_U_CET (`ucet`),
+ * and the program's variables as its general registers.
+ */
+import { Access } from '../hw/rights.js';
+import { FAULT, PENDING } from '../hw/mmu.js';
+import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_GP, X86_TRAP_UD } from '../hw/regs.js';
+import { do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
+import type { Kernel, PerCpu } from '../kernel/kernel.js';
+import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
+import { syscallByName } from '../kernel/syscalls.js';
+import type { Task } from '../kernel/task.js';
+import { FnEnd, OP_BYTES, type CFunction, type CValue } from './program.js';
+
+/** The #CP error code of a RET whose return address differs from the shadow stack's (CP_RET, arch/x86/kernel/cet.c). */
+const CP_RET = 1;
+
+/**
+ * What one CPU keeps, between steps, of the user operation it is executing: which translation
+ * comes next (0 the fetch, 1 and 2 the data pages or the two stack slots) and the physical
+ * addresses the finished ones gave. Whether a page walk of it is under way is the processor's
+ * own state (Cpu.accessPending). One per CPU, made once: a step allocates nothing here.
+ */
+export class UserCpu {
+  /** The next translation of the current operation. */
+  stage = 0;
+  /** Physical addresses of translations 1 and 2. */
+  readonly pa = [0, 0];
+}
+
+/** The value of a compiled operand for task `t`. */
+function valueOf(t: Task, v: CValue): bigint {
+  if (v.kind === 0) return v.constant;
+  if (v.kind === 1) {
+    const x = t.vars.get(v.name);
+    return (x ?? 0n) + v.add;
+  }
+  if (v.kind === 3) return v.constant + v.add;
+  if (v.kind === 4) return BigInt(t.sp) + v.add;
+  return BigInt(t.image!.byName.get(v.name)!.base) + v.add;
+}
+
+/**
+ * One user-mode step of task `t` on CPU `pc`: continues the page walk under way
+ * (Cpu.accessPending), or starts the next operation at the task's ip. Does not take interrupts other than the signal kick: the
+ * caller (sim/step.ts) handles IPIs and the timer before calling it.
+ */
+export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
+  const cpu = pc.cpu;
+  let r: number;
+  if (cpu.accessPending) {
+    r = cpu.accessStep();
+    if (r === PENDING) return;
+    if (r === FAULT) return idtentry(k, pc, t);
+    if (u.stage === 0) u.stage = 1;
+    else u.pa[u.stage++ - 1] = r;
+  } else {
+    u.stage = 0;
+    if (sysvec_reschedule_ipi(k, pc, t)) return;
+  }
+  // Fetch the operation.
+  if (u.stage === 0) {
+    const p = t.pc;
+    r = cpu.accessStart(Math.floor(p / 2 ** 32) >>> 0, p >>> 0, Access.Fetch);
+    if (r === PENDING) return;
+    if (r === FAULT) return idtentry(k, pc, t);
+    u.stage = 1;
+  }
+  const fn = t.image!.functionAt(t.pc);
+  const idx = fn ? (t.pc - fn.base) / OP_BYTES : -1;
+  if (!fn || !Number.isInteger(idx)) return exc_invalid_opcode(k, pc, t);
+  t.opFn = fn.name;
+  t.opIndex = idx;
+  t.opAddr = undefined;
+  if (idx === fn.ops.length) return function_end(k, pc, u, t, fn);
+  const op = fn.ops[idx];
+  t.opName = op.op;
+  switch (op.op) {
+    case 'load':
+    case 'store':
+    case 'fetch': {
+      const size = op.op === 'fetch' ? 1 : op.size ?? 8;
+      const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
+      t.opAddr = addr;
+      const hi = Number(addr >> 32n);
+      const lo = Number(addr & 0xffffffffn);
+      const kind = op.op === 'load' ? Access.Read : op.op === 'store' ? Access.Write : Access.Fetch;
+      // Data translations: one per page the access touches (stage 1: first page, stage 2: second).
+      const firstLen = Math.min(size, 4096 - (lo & 0xfff));
+      while (u.stage <= (firstLen < size ? 2 : 1)) {
+        const second = u.stage === 2;
+        const alo = second ? (lo + firstLen) >>> 0 : lo;
+        const ahi = second && alo < lo ? (hi + 1) >>> 0 : hi;
+        r = cpu.accessStart(ahi, alo, kind);
+        if (r === PENDING) return;
+        if (r === FAULT) return idtentry(k, pc, t);
+        u.pa[u.stage++ - 1] = r;
+      }
+      const mem = cpu.mem;
+      if (op.op === 'load') {
+        let v = 0n;
+        const b = mem.readBytes(u.pa[0], firstLen);
+        for (let i = 0; i < firstLen; i++) v |= BigInt(b[i]) << BigInt(8 * i);
+        if (firstLen < size) {
+          const b2 = mem.readBytes(u.pa[1], size - firstLen);
+          for (let i = 0; i < size - firstLen; i++) v |= BigInt(b2[i]) << BigInt(8 * (i + firstLen));
+        }
+        if (op.into) t.vars.set(op.into, v);
+        k.recordOp(t, v, undefined);
+      } else if (op.op === 'store') {
+        const v = BigInt.asUintN(64, valueOf(t, fn.values[idx]!));
+        const b = new Uint8Array(size);
+        for (let i = 0; i < size; i++) b[i] = Number((v >> BigInt(8 * i)) & 0xffn);
+        mem.writeBytes(u.pa[0], b.subarray(0, firstLen));
+        if (firstLen < size) mem.writeBytes(u.pa[1], b.subarray(firstLen));
+        k.recordOp(t, undefined, undefined);
+      } else {
+        k.recordOp(t, undefined, undefined);
+      }
+      break;
+    }
+    case 'set':
+      t.vars.set(op.var, valueOf(t, fn.values[idx]!));
+      break;
+    case 'syscall':
+      return syscall_insn(k, pc, t, fn, idx);
+    case 'longjmp':
+      return siglongjmp(k, pc, t);
+    case 'return':
+      return function_end(k, pc, u, t, fn);
+    case 'call':
+      return near_call(k, pc, u, t, Number(BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!)) & 0xffffffffffffn));
+    case 'wrpkru':
+      if (!cpu.wrpkru(Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!))))) return idtentry(k, pc, t);
+      k.recordOp(t, undefined, undefined);
+      break;
+    case 'rdpkru': {
+      const v = cpu.rdpkru();
+      if (v === FAULT) return idtentry(k, pc, t);
+      if (op.into) t.vars.set(op.into, BigInt(v));
+      k.recordOp(t, BigInt(v), undefined);
+      break;
+    }
+    case 'transient_load': {
+      const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
+      t.opAddr = addr;
+      const len = Math.min(8, 4096 - Number(addr & 0xfffn));
+      const b = cpu.transientRead(addr, len);
+      let v = -1n;
+      if (b) {
+        v = 0n;
+        for (let i = 0; i < b.length; i++) v |= BigInt(b[i]) << BigInt(8 * i);
+      }
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
+      break;
+    }
+    case 'rdssp':
+      // RDSSPQ is a NOP unless shadow stacks are on at CPL 3.
+      if (shstk_active(pc, t)) {
+        if (op.into) t.vars.set(op.into, BigInt(t.ssp));
+        k.recordOp(t, BigInt(t.ssp), undefined);
+      } else k.recordOp(t, undefined, undefined);
+      break;
+    case 'wrss': {
+      if (!shstk_active(pc, t) || !(t.ucet & CET_WR_SHSTK_EN)) {
+        cpu.raiseException(X86_TRAP_UD);
+        return idtentry(k, pc, t);
+      }
+      const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
+      t.opAddr = addr;
+      if (addr % 8n !== 0n) {
+        cpu.raiseException(X86_TRAP_GP);
+        return idtentry(k, pc, t);
+      }
+      if (!stack_access(k, pc, u, t, 1, addr, Access.ShadowStackWrite)) return;
+      write_u64(pc, u.pa[0], BigInt.asUintN(64, valueOf(t, fn.values[idx]!)));
+      k.recordOp(t, undefined, undefined);
+      break;
+    }
+  }
+  t.pc += OP_BYTES;
+  t.slice++;
+}
+
+/** Shadow stacks are on for the task in user mode: CR4.CET and IA32_U_CET.SH_STK_EN. */
+function shstk_active(pc: PerCpu, t: Task): boolean {
+  return (pc.cpu.cr4 & CR4_CET) !== 0 && (t.ucet & CET_SH_STK_EN) !== 0;
+}
+
+/**
+ * Translation `stage` (1 or 2) of the current operation: an 8-byte access at `addr`. True when
+ * it is done (the physical address is in u.pa[stage - 1]); false when a page walk is under
+ * way (the step ends) or the access faulted (the exception is being handled).
+ */
+function stack_access(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, stage: number, addr: bigint, kind: number): boolean {
+  if (u.stage > stage) return true;
+  const r = pc.cpu.accessStart(Number(addr >> 32n) >>> 0, Number(addr & 0xffffffffn), kind);
+  if (r === PENDING) return false;
+  if (r === FAULT) {
+    idtentry(k, pc, t);
+    return false;
+  }
+  u.pa[stage - 1] = r;
+  u.stage = stage + 1;
+  return true;
+}
+
+/** The 8 bytes at physical address `pa`, little-endian. */
+function read_u64(pc: PerCpu, pa: number): bigint {
+  const b = pc.cpu.mem.readBytes(pa, 8);
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+}
+
+/** Writes `v` little-endian at physical address `pa`. */
+function write_u64(pc: PerCpu, pa: number, v: bigint): void {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, v, true);
+  pc.cpu.mem.writeBytes(pa, b);
+}
+
+/**
+ * CALL near: pushes the return address on the stack and, with shadow stacks on, on the shadow
+ * stack (a shadow-stack write), then jumps. Either push may fault first; nothing changes then.
+ */
+function near_call(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, target: number): void {
+  const ss = shstk_active(pc, t);
+  const sp = BigInt(t.sp - 8);
+  const ssp = BigInt(t.ssp - 8);
+  t.opAddr = BigInt(target);
+  if (!stack_access(k, pc, u, t, 1, sp, Access.Write)) return;
+  if (ss && !stack_access(k, pc, u, t, 2, ssp, Access.ShadowStackWrite)) return;
+  const ret = BigInt(t.pc + OP_BYTES);
+  write_u64(pc, u.pa[0], ret);
+  if (ss) {
+    write_u64(pc, u.pa[1], ret);
+    t.ssp -= 8;
+  }
+  t.sp -= 8;
+  t.pc = target;
+  t.slice++;
+  k.recordOp(t, undefined, undefined);
+}
+
+/**
+ * RET near: pops the return address from the stack and, with shadow stacks on, from the
+ * shadow stack; if they differ the RET raises #CP (near-ret, error code 1) and nothing moves.
+ */
+function near_ret(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
+  const ss = shstk_active(pc, t);
+  if (!stack_access(k, pc, u, t, 1, BigInt(t.sp), Access.Read)) return;
+  if (ss && !stack_access(k, pc, u, t, 2, BigInt(t.ssp), Access.ShadowStackRead)) return;
+  const ret = read_u64(pc, u.pa[0]);
+  if (ss && read_u64(pc, u.pa[1]) !== ret) {
+    pc.cpu.raiseException(X86_TRAP_CP, CP_RET);
+    return idtentry(k, pc, t);
+  }
+  if (ss) t.ssp += 8;
+  t.sp += 8;
+  t.pc = Number(ret & 0xffffffffffffn);
+}
+
+/**
+ * The end of a function: a thread group's leader (main, a forked child) calls exit_group(0),
+ * a thread exit(0); a named function returns (RET) to the address at the top of its stack.
+ */
+function function_end(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, fn: CFunction): void {
+  if (fn.end === FnEnd.Return) return near_ret(k, pc, u, t);
+  // A thread (not its group's leader) returning from its start routine calls exit(0); the
+  // leader, or a forked child, exit_group(0).
+  const nr = t.isLeader ? 231 : 60;
+  if (k.events.on) k.emit({ type: 'user_end', cpu: pc.id, tid: t.tid, fn: fn.name });
+  t.opName = 'return';
+  do_syscall_64(k, pc, t, nr, [0n], undefined);
+}
+
+/**
+ * siglongjmp out of a handler: restores the mask saved in the frame (as the C library's
+ * rt_sigprocmask would, here without a syscall) and resumes after the interrupted operation.
+ */
+function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
+  const frame = t.sp;
+  const f = pc.cpu.read(BigInt(frame), RT_SIGFRAME_SIZE, Access.Read);
+  if (!f) return idtentry(k, pc, t);
+  const dv = new DataView(f.buffer);
+  set_current_blocked(t, dv.getBigUint64(UC_SIGMASK, true));
+  t.pc = Number(dv.getBigUint64(SC_RIP, true)) + OP_BYTES;
+  t.sp = Number(dv.getBigUint64(SC_RSP, true));
+  t.slice++;
+}
+
+/** The SYSCALL instruction: its arguments from the operation's registers, the ip past it, then into the kernel. */
+function syscall_insn(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: number): void {
+  const op = fn.ops[idx] as { op: 'syscall'; name: string | number; into?: string };
+  const nr = typeof op.name === 'number' ? op.name : syscallByName(op.name);
+  const cargs = fn.args[idx];
+  // Registers the program did not set read as 0: handlers always get six arguments.
+  const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
+  for (let i = 0; i < cargs.length; i++) args[i] = BigInt.asUintN(64, valueOf(t, cargs[i]));
+  t.pc += OP_BYTES;
+  t.slice++;
+  do_syscall_64(k, pc, t, nr, args, op.into);
+}
