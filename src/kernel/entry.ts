@@ -16,7 +16,7 @@ import { exc_page_fault } from './fault.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { schedule } from './sched.js';
 import { force_sig, force_sig_fault, get_signal, signal_pending, sigmask } from './signal.js';
-import { STEP_IPI, STEP_SLEEP, STEP_WAIT } from './steps.js';
+import { STEP_IPI, STEP_SLEEP, STEP_WAIT, type KPath } from './steps.js';
 import { SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
 import { ENOSYS, ILL_ILLOPN, SEGV_CPERR, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
@@ -81,20 +81,20 @@ export function sysvec_reschedule_ipi(k: Kernel, pc: PerCpu, t: Task): boolean {
  */
 export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
   const path = t.kpath!;
+  // The sub-paths kcall started, above `path` (left from another path: dropped).
   const stack = t.kstack;
-  if (stack.length === 0 || stack[0] !== path) {
-    stack.length = 0;
-    stack.push(path);
-  }
+  if (stack.length > 0 && t.kstackRoot !== path) stack.length = 0;
+  let top: KPath = stack.length > 0 ? stack[stack.length - 1] : path;
   // Up to k.quantum steps. A sub-path a kcall yields is pushed and an ended one popped (its
   // result in t.kret) within the step that reached it, as yield* would.
   let result = 0;
   for (let n = 0; ; ) {
-    const r = stack[stack.length - 1].next();
+    const r = top.next();
     if (r.done) {
-      if (stack.length > 1) {
+      if (stack.length > 0) {
         stack.pop();
         t.kret = r.value;
+        top = stack.length > 0 ? stack[stack.length - 1] : path;
         continue;
       }
       result = r.value;
@@ -102,7 +102,9 @@ export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
     }
     const v = r.value;
     if (typeof v !== 'number') {
+      t.kstackRoot = path;
       stack.push(v);
+      top = v;
       continue;
     }
     if (++n < k.quantum && v !== STEP_WAIT && v !== STEP_SLEEP && v !== STEP_IPI) continue;
@@ -111,7 +113,6 @@ export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
     if (v === STEP_SLEEP) schedule(k, pc);
     return;
   }
-  stack.length = 0;
   t.kpath = null;
   const kind = t.kpathKind;
   if (kind === 'return') return;

@@ -13,7 +13,7 @@ import { FAULT_FLAG_INSTRUCTION, FAULT_FLAG_WRITE, handle_mm_fault, vm_fault, VM
 import { mmapLockId } from './mmput.js';
 import { force_sig_fault, force_sig } from './signal.js';
 import { arch_vma_access_permitted } from './pkeys.js';
-import { STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
+import { kcall, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
 import type { Task } from './task.js';
 import { SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SIGKILL, SIGSEGV } from './uapi.js';
 import { VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_WRITE, type Vma } from './vma.js';
@@ -83,7 +83,8 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
     if (errorCode & (PF_W | PF_SS)) flags |= FAULT_FLAG_WRITE;
     if (errorCode & PF_I) flags |= FAULT_FLAG_INSTRUCTION;
     vmf = new vm_fault(k, pc, t, vma!, mm, addr, flags);
-    result = yield* handle_mm_fault(vmf);
+    // A kcall: the fault's steps run without resuming the entry and fault-entry callers each time.
+    result = yield* kcall(t, handle_mm_fault(vmf));
   }
   pc.touch = mmapLockId(mm);
   yield STEP_UNLOCK;

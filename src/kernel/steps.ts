@@ -49,7 +49,9 @@ export type KSteps<R = void> = Generator<number | KPath, R, undefined>;
  * Runs `sub` to its end as one of the calling path's steps would run a `yield*` callee, and
  * returns its result: `const r = yield* kcall(t, sub)`. The driver keeps `sub` on the task's
  * kernel stack (`Task.kstack`) and leaves its result in `Task.kret`, which this reads at once.
- * The steps and their order are those of `yield* sub`.
+ * The steps and their order are those of `yield* sub`. Only for paths that kernel_step drives
+ * (a path run to its end in one go, such as irq_from_user's entry and exit steps, must not
+ * use it).
  */
 export function* kcall(t: { kret: number }, sub: KPath): Generator<KPath, number, undefined> {
   yield sub;

@@ -138,8 +138,10 @@ export class Task {
   // ---- Kernel side ---------------------------------------------------------------------------
   /** The kernel path in progress (a syscall, a fault, signal delivery), or null in user mode. */
   kpath: KPath | null = null;
-  /** The paths kernel_step is stepping: `kpath` at the bottom, then each sub-path a `kcall` started. */
+  /** The sub-paths kcall started and kernel_step is stepping, innermost last, above `kstackRoot`. */
   readonly kstack: KPath[] = [];
+  /** The kernel path `kstack` belongs to. */
+  kstackRoot: KPath | null = null;
   /** The result of the last sub-path that ended (read by its `kcall` in the same step). */
   kret = 0;
   /** What the kernel path is: decides what happens when it ends. */
