@@ -69,10 +69,6 @@ export class PerCpu {
   preempt_count = 0;
   /** Steps this CPU has run. */
   steps = 0;
-  /** The processor is inside a user instruction (Cpu.accessPending): a page walk of it has steps left, so interrupts wait. */
-  get walkPending(): boolean {
-    return this.cpu.accessPending;
-  }
   /** cpu_tlbstate.user_pcid_flush_mask: kernel PCIDs whose user PCID is flushed at the next return to user (PTI with PCID). */
   user_pcid_flush_mask = 0;
   /** This CPU's cpu_entry_area and per-CPU entry pages. */

@@ -351,7 +351,7 @@ export class Run {
     const pc = this.k.percpu[r.cpu];
     for (let n = 0; n < 100_000; n++) {
       const t = pc.current;
-      if (t && t.state === 'running' && !t.kpath && !pc.walkPending && t.image) {
+      if (t && t.state === 'running' && !t.kpath && !pc.cpu.accessPending && t.image) {
         const f = t.image.byName.get(r.fn);
         if (f && t.pc === f.base + r.from * OP_BYTES) {
           this.tids.push(t.tid);
@@ -518,7 +518,7 @@ function judge(r: Run): Finding[] {
 function schedulingPoint(r: Run, cpu: number): boolean {
   const pc = r.k.percpu[cpu];
   const t = pc.current;
-  if (pc.ipis.length > 0 && !pc.irqs_disabled && !pc.walkPending) return true;
+  if (pc.ipis.length > 0 && !pc.irqs_disabled && !pc.cpu.accessPending) return true;
   if (!t || t.state !== 'running' || !t.kpath) return true;
   return !(t.nextStepPath === t.kpath && t.nextStep === STEP_ENTRY);
 }
