@@ -401,28 +401,12 @@ export class PageTables {
    * sparse range costs what is mapped in it. Used by zap, the debug checks and the tests.
    */
   forEachPteTable(start: number, end: number, fn: (table: number, from: number, to: number, va: number) => void): void {
-    const mem = this.mem;
-    const visit = (table: number, level: number, base: number): void => {
-      const span = levelSize(level);
-      const first = Math.max(0, Math.floor((start - base) / span));
-      const last = Math.min(level === this.levels ? 256 : 512, Math.ceil((end - base) / span));
-      for (let i = first; i < last; i++) {
-        const va = base + i * span;
-        if (level === 2) {
-          const lo = mem.readLo(table, i);
-          if (!(lo & PTE_P)) continue;
-          const pte = (mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12);
-          const from = Math.max(start, va);
-          const to = Math.min(end, va + span);
-          fn(pte, pgtableIndex(from, 1), pgtableIndex(to - 1, 1) + 1, from);
-          continue;
-        }
-        const lo = mem.readLo(table, i);
-        if (!(lo & PTE_P)) continue;
-        visit((mem.readHi(table, i) & PFN_HI) * 1048576 + (lo >>> 12), level - 1, va);
-      }
-    };
-    if (end > start) visit(this.pgd, this.levels, 0);
+    const span = levelSize(2);
+    for (let va = this.nextPteTable(start, end); va >= 0; ) {
+      const next = Math.min(end, Math.floor(va / span) * span + span);
+      fn(this.pteTable(va, false), pgtableIndex(va, 1), pgtableIndex(next - 1, 1) + 1, va);
+      va = this.nextPteTable(next, end);
+    }
   }
 
   /**
