@@ -2,7 +2,7 @@
  * `isolab explore FILE`, `isolab replay FILE --schedule S` and `isolab merge FILES...`: the
  * explorer's commands. Exit 0 when no invariant broke, 1 when one did, 2 on bad input.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { ArgumentError } from '../errors.js';
 import { compileScenarioFile } from '../scenario/index.js';
@@ -12,6 +12,8 @@ import { ALL_INVARIANTS, WITNESS, checkInvariants, explore, mergeResults, replay
 import type { CompiledScenario } from '../scenario/compile.js';
 import { exploreInWorkers } from '../explore/parallel.js';
 import { formatSchedule, parseSchedule } from '../explore/schedule.js';
+import { checkOutputPath, writeOutput } from './output.js';
+import { explainStartFailure } from './start.js';
 
 export interface ExploreCommandOptions {
   mode: 'dpor' | 'uniform' | 'pct';
@@ -54,15 +56,10 @@ function scheduleSteps(text: string): string {
   return text.split(',').map((item) => (/^\d+$/.test(item) ? item : `'${item}'`)).join(', ');
 }
 
-/** Writes `text` to `file` whole or not at all (a temporary file renamed into place). */
-function writeWhole(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
-
 export async function exploreCommand(file: string, opts: ExploreCommandOptions): Promise<number> {
   const kernel = opts.kernel ?? [];
+  // A destination that cannot be written is refused before the search, not after it.
+  if (opts.output !== undefined) checkOutputPath(opts.output);
   const c = withKernelOptions(compileScenarioFile(file), kernel);
   if (opts.workers !== undefined && opts.shard !== undefined) throw new ArgumentError('workers', '--workers and --shard do not mix: shard across machines, or across threads, not both');
   const shard = opts.shard !== undefined ? { ...parseShard(opts.shard), splitDepth: opts.splitDepth ?? 8 } : undefined;
@@ -83,14 +80,39 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
   };
   const bar = progress(c.name, o.executions);
   let result: ExploreResult;
+  const t0 = Date.now();
+  let seen: SearchStats = { executions: 0, complete: 0, sleepBlocked: 0, steps: 0 };
+  const update = (s: SearchStats): void => {
+    seen = { ...s };
+    bar.update(s);
+  };
+  /*
+   * SIGINT or SIGTERM while worker threads search: the progress so far on stderr, nothing
+   * written, exit 130 or 143. (A search on the main thread never yields to a handler: there the
+   * signal keeps its default action, which also ends the command with nothing written.)
+   */
+  const onSignal = (signal: NodeJS.Signals): void => {
+    bar.stop();
+    process.stderr.write(`isolab: explore interrupted by ${signal} after ${seen.executions} executions, ${seen.steps} steps, ${((Date.now() - t0) / 1000).toFixed(1)} s; no result written (violations are only known when the search ends)\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const parallel = opts.workers !== undefined && opts.workers > 1;
+  if (parallel) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
   try {
-    result = opts.workers !== undefined && opts.workers > 1 ? await exploreInWorkers(file, kernel, o, opts.workers, bar.update) : explore(c, { ...o, onExecution: bar.update });
+    result = parallel ? await exploreInWorkers(file, kernel, o, opts.workers!, update) : explore(c, { ...o, onExecution: bar.update });
+  } catch (e) {
+    throw explainStartFailure(c, e, kernel);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     bar.stop();
   }
   const text = opts.json ? JSON.stringify(result, null, 2) + '\n' : formatExplore(result, file, opts.witness === true, c);
-  if (opts.output) writeWhole(opts.output, opts.json ? text : JSON.stringify(result, null, 2) + '\n');
-  if (!opts.output || !opts.json) process.stdout.write(text);
+  if (opts.output) writeOutput(opts.output, opts.json ? text : JSON.stringify(result, null, 2) + '\n');
+  if ((!opts.output || !opts.json) && opts.output !== '-') process.stdout.write(text);
   if (opts.witness) return result.violations.some((v) => v.invariant === WITNESS) ? 0 : 1;
   return result.violations.length > 0 ? 1 : 0;
 }
@@ -159,7 +181,12 @@ export interface ReplayCommandOptions {
 export function replayCommand(file: string, opts: ReplayCommandOptions): number {
   const c = withKernelOptions(compileScenarioFile(file), opts.kernel ?? []);
   const schedule = parseSchedule(opts.schedule, c.system.cpus ?? 1);
-  const r = replay(c, schedule, { invariants: invariantList(opts.invariants), record: false, complete: opts.complete });
+  let r;
+  try {
+    r = replay(c, schedule, { invariants: invariantList(opts.invariants), record: false, complete: opts.complete });
+  } catch (e) {
+    throw explainStartFailure(c, e, opts.kernel ?? []);
+  }
   if (opts.json) {
     process.stdout.write(JSON.stringify({ schedule: formatSchedule(schedule), violation: r.violation, stuckAt: r.stuckAt, timeline: r.report.timeline }, null, 2) + '\n');
   } else {
@@ -183,6 +210,7 @@ export function formatTimeline(entries: TimelineEntry[], cpus: number): string {
 }
 
 export function mergeCommand(files: string[], opts: { json?: boolean; output?: string }): number {
+  if (opts.output !== undefined) checkOutputPath(opts.output);
   const parts = files.map((f) => {
     let data: unknown;
     try {
@@ -195,7 +223,7 @@ export function mergeCommand(files: string[], opts: { json?: boolean; output?: s
   });
   const merged = mergeResults(parts);
   const text = opts.json ? JSON.stringify(merged, null, 2) + '\n' : formatExplore(merged, '<file>');
-  if (opts.output) writeWhole(opts.output, JSON.stringify(merged, null, 2) + '\n');
-  if (!opts.output || !opts.json) process.stdout.write(text);
+  if (opts.output) writeOutput(opts.output, JSON.stringify(merged, null, 2) + '\n');
+  if ((!opts.output || !opts.json) && opts.output !== '-') process.stdout.write(text);
   return merged.violations.length > 0 ? 1 : 0;
 }

@@ -3,7 +3,10 @@
  * The `isolab` command. One file per command under src/cli/; this one only parses arguments
  * and turns every error into a message and an exit status (DESIGN.md rule 8): a user never
  * sees a bare stack trace. Exit status: 0 success, 1 an expectation or check failed, 2 a
- * usage or input error, 70 an internal error (a bug in isolab).
+ * usage or input error (an output that cannot be written included: `-o` onto anything but a
+ * regular file or a new path, a full disk), 70 an internal error (a bug in isolab), 130 or 143
+ * an explore --workers search ended by SIGINT or SIGTERM. A reader that closes the pipe early
+ * (EPIPE) ends the command quietly with status 0.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { IsolabError, ModelError, ScenarioError } from '../errors.js';
@@ -25,6 +28,25 @@ function integer(name: string): (v: string) => number {
 }
 
 let status = 0;
+
+/*
+ * Standard output that cannot be written: a reader that went away (EPIPE, `isolab run x | head -1`)
+ * ends the command quietly with status 0, as most CLIs do (the reader has what it wanted); any
+ * other failure (ENOSPC on `> /dev/full`, EIO) is a one-line error and status 2.
+ */
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    if (stream === process.stdout) {
+      try {
+        process.stderr.write(`isolab: cannot write standard output: ${e.code === 'ENOSPC' ? 'ENOSPC (no space left on device)' : e.code ?? e.message}\n`);
+      } catch {
+        // stderr is gone too: the status says it
+      }
+    }
+    process.exit(2);
+  });
+}
 
 const program = new Command()
   .name('isolab')

@@ -8,6 +8,7 @@ import pc from 'picocolors';
 import type { ReachRecord } from '../kernel/kernel.js';
 import { compileScenarioFile } from '../scenario/index.js';
 import { runScenario } from '../scenario/run.js';
+import { explainStartFailure } from './start.js';
 
 /** Formats a byte count as B, KiB, MiB or GiB. */
 function size(bytes: number): string {
@@ -30,7 +31,12 @@ export function formatReach(r: ReachRecord, name: string): string {
 
 export function reachCommand(file: string, opts: { json?: boolean; seed?: number }): number {
   const c = compileScenarioFile(file);
-  const report = runScenario(c, { reach: true, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) });
+  let report;
+  try {
+    report = runScenario(c, { reach: true, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) });
+  } catch (e) {
+    throw explainStartFailure(c, e);
+  }
   const names = new Map(report.tasks.map((t) => [t.tid, t.name]));
   const records = report.reach ?? [];
   if (opts.json) {

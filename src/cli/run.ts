@@ -4,6 +4,7 @@ import { compileScenarioFile } from '../scenario/index.js';
 import { runScenario } from '../scenario/run.js';
 import { progressBar } from './progress.js';
 import { formatRun } from './report.js';
+import { explainStartFailure } from './start.js';
 
 export interface RunCommandOptions {
   seed?: number;
@@ -21,6 +22,8 @@ export function runCommand(file: string, opts: RunCommandOptions): number {
   let report;
   try {
     report = runScenario(compiled, { seed: opts.seed, maxSteps: opts.maxSteps, schedule, onProgress: progress?.onProgress, progressEvery: 50_000 });
+  } catch (e) {
+    throw explainStartFailure(compiled, e);
   } finally {
     progress?.stop();
   }

@@ -2,8 +2,9 @@
 import { compileScenarioFile } from '../scenario/index.js';
 import { runScenario } from '../scenario/run.js';
 import { toJsonl, toPerfetto } from '../trace/index.js';
-import { writeOutput } from './output.js';
+import { checkOutputPath, writeOutput } from './output.js';
 import { progressBar } from './progress.js';
+import { explainStartFailure } from './start.js';
 
 export interface TraceCommandOptions {
   format: 'jsonl' | 'perfetto';
@@ -13,11 +14,14 @@ export interface TraceCommandOptions {
 }
 
 export function traceCommand(file: string, opts: TraceCommandOptions): number {
+  if (opts.output !== undefined) checkOutputPath(opts.output);
   const compiled = compileScenarioFile(file);
   const progress = progressBar(compiled.name);
   let report;
   try {
     report = runScenario(compiled, { seed: opts.seed, maxSteps: opts.maxSteps, record: true, onProgress: progress.onProgress, progressEvery: 50_000 });
+  } catch (e) {
+    throw explainStartFailure(compiled, e);
   } finally {
     progress.stop();
   }

@@ -133,7 +133,8 @@ export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
  */
 export function exit_to_user_mode(k: Kernel, pc: PerCpu, t: Task): void {
   if (t.group.groupExit || (t.pending.signal & sigmask(SIGKILL)) !== 0n) {
-    t.kpath = do_exit(k, pc, t, t.group.groupExit ? t.group.group_exit_code : SIGKILL);
+    // do_group_exit: the group's code, or 0 for a thread killed by another's exec (de_thread).
+    t.kpath = do_exit(k, pc, t, t.group.groupExit ? t.group.group_exit_code : t.group.group_exec_task ? 0 : SIGKILL);
     t.kpathKind = 'exit';
     return;
   }

@@ -2,17 +2,18 @@
  * execve (fs/exec.c begin_new_exec, exec_mmap, de_thread, flush_signal_handlers; the ELF
  * loader's layout): replaces the calling process's image with a program the kernel knows by
  * name. The new mm has the text (read and execute, from TEXT_BASE), the read-only strings, and
- * a 132 KiB grows-down stack ending at STACK_TOP; other threads are killed first; the vfork
- * parent is released; handlers other than SIG_IGN return to SIG_DFL; the signal mask and
- * pending signals are kept; PKRU returns to its init value; the shadow stack is freed and the
- * new image starts with it off and unlocked.
+ * a 132 KiB grows-down stack ending at STACK_TOP; other threads are killed first (a caller
+ * that is not the leader takes over the leader's pid); the vfork parent is released; handlers
+ * other than SIG_IGN return to SIG_DFL; the signal mask and pending signals are kept; PKRU
+ * returns to its init value; the shadow stack is freed and the new image starts with it off
+ * and unlocked.
  */
 import { fp_signal } from '../hw/footprint.js';
 import { ProgramImage } from '../user/program.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { mm_alloc } from './fork.js';
-import { mm_release, record_reach } from './exit.js';
+import { mm_release, record_reach, release_task } from './exit.js';
 import { mmdrop, mmput } from './mmput.js';
 import { zap_unused_mm } from './zap.js';
 import { __pte, mk_pte, vm_get_page_prot } from './pgtable.js';
@@ -24,7 +25,7 @@ import { SigHand, type Task } from './task.js';
 import { flush_tlb_mm_range, switch_mm_irqs_off, TLB_FLUSH_ALL } from './tlbflush.js';
 import { pti_stack_map, pti_stack_unmap } from './pti.js';
 import { copy_from_user } from './uaccess.js';
-import { EFAULT, ENAMETOOLONG, ENOMEM, ENOENT, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL } from './uapi.js';
+import { EAGAIN, EFAULT, ENAMETOOLONG, ENOMEM, ENOENT, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL } from './uapi.js';
 import { Vma, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from './vma.js';
 import { TASK_SIZE } from './kernel.js';
 
@@ -101,6 +102,72 @@ export function start_thread(k: Kernel, t: Task, image: ProgramImage): void {
   reset_thread_features(t);
 }
 
+/**
+ * de_thread (fs/exec.c): makes `t` the only thread of its group. With signal->group_exec_task
+ * set to `t`, zap_other_threads gives every other live thread SIGKILL and wakes it (they exit
+ * with code 0 and start no group exit: get_signal, do_group_exit); `t` sleeps killably until
+ * they are gone (notify_count) and, if it is not the leader, until the leader is a zombie.
+ * A non-leader then takes the leader's place: exchange_tids (it gets the tgid), the leader's
+ * entry among the parent's children, exit_signal SIGCHLD; the old leader is released with no
+ * report to the parent. Returns -EAGAIN, with a fatal signal pending, if a group exit or
+ * another exec is under way, or a fatal signal comes while it waits. Does not touch the mm.
+ */
+function* de_thread(k: Kernel, t: Task): KPath {
+  const g = t.group;
+  const others = (): boolean => g.threads.some((th) => th !== t && th.state !== 'dead');
+  if (!others()) return 0;
+  // Under siglock: another group action in progress wins.
+  fp_signal(k.machine.mem);
+  if (g.groupExit || g.group_exec_task) return -EAGAIN;
+  g.group_exec_task = t;
+  // zap_other_threads: a zombie (only the leader can be one) is counted but not signalled.
+  for (const th of g.threads) {
+    if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
+    fp_signal(k.machine.mem);
+    th.pending.signal |= sigmask(SIGKILL);
+    signal_wake_up(k, th, true);
+  }
+  // Wait for notify_count (the others released; __exit_signal wakes us) and, for a non-leader,
+  // for the leader's exit_state (exit_notify wakes us). The model's threads self-reap in
+  // exit_notify, so both are: every other thread dead, the leader at least a zombie.
+  while (g.threads.some((th) => th !== t && th.state !== 'dead' && !(th.isLeader && th.state === 'zombie'))) {
+    t.state = 'sleeping';
+    t.sleepKillableOnly = true;
+    k.deThreadWaiters.add(t);
+    yield STEP_SLEEP;
+    t.sleepKillableOnly = false;
+    k.deThreadWaiters.delete(t);
+    if (t.pending.signal & sigmask(SIGKILL)) {
+      // killed: __fatal_signal_pending
+      g.group_exec_task = null;
+      return -EAGAIN;
+    }
+  }
+  if (!t.isLeader) {
+    const leader = g.threads[0];
+    // exchange_tids: t becomes the tgid, the old leader takes t's tid and is released.
+    const tid = t.tid;
+    k.tasks.delete(tid);
+    t.tid = leader.tid;
+    leader.tid = tid;
+    k.tasks.set(t.tid, t);
+    k.tasks.set(leader.tid, leader);
+    // list_replace_init(&leader->sibling, &tsk->sibling): the parent now waits for t.
+    t.parent = leader.parent;
+    const siblings = t.parent ? t.parent.group.children : null;
+    const i = siblings ? siblings.indexOf(leader) : -1;
+    if (siblings && i >= 0) siblings[i] = t;
+    // The model keeps children per process, with the leader as parent; Linux reparents a dead
+    // thread's children to a live thread of its group (forget_original_parent).
+    for (const c of g.children) if (c.parent === leader) c.parent = t;
+    leader.exit_signal = -1;
+    release_task(k, leader);
+  }
+  g.threads.splice(0, g.threads.length, t);
+  g.group_exec_task = null;
+  return 0;
+}
+
 /** sys_execve(filename, argv, envp): the filename names an image registered with the kernel. */
 export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
   return (function* (): KPath {
@@ -119,35 +186,15 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
     const mm = load_image(k, image, t.noptiNext);
     if (!mm) return -ENOMEM;
     if (mm.nopti && k.events.on) k.emit({ type: 'pti_mode', cpu: pc.id, tid: t.tid, mm: mm.ctx_id, nopti: true, how: 'exec' });
-    // Point of no return. de_thread: every other thread dies first.
-    const g = t.group;
-    for (const th of g.threads) {
-      if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
-      fp_signal(k.machine.mem);
-      th.pending.signal |= sigmask(SIGKILL);
-      signal_wake_up(k, th, true);
+    // Point of no return (begin_new_exec): every other thread dies first. If that fails the
+    // caller has a fatal signal pending and dies on its way out, so user mode never sees a
+    // result; the new mm goes (free_bprm).
+    const dt = yield* de_thread(k, t);
+    if (dt < 0) {
+      yield* mmput(k, pc, mm);
+      t.skipResult = true;
+      return dt;
     }
-    while (g.threads.some((th) => th !== t && th.state !== 'zombie' && th.state !== 'dead')) {
-      t.state = 'sleeping';
-      t.sleepKillableOnly = true;
-      k.deThreadWaiters.add(t);
-      yield STEP_SLEEP;
-    }
-    t.sleepKillableOnly = false;
-    k.deThreadWaiters.delete(t);
-    if (!t.isLeader) {
-      // The exec'ing thread takes over the leader's tid.
-      const leader = g.threads[0];
-      k.tasks.delete(t.tid);
-      k.tasks.delete(leader.tid);
-      t.tid = g.tgid;
-      k.tasks.set(t.tid, t);
-      g.threads.splice(g.threads.indexOf(t), 1);
-      g.threads[0] = t;
-      t.parent = leader.parent;
-      leader.state = 'dead';
-    }
-    g.threads.length = 1;
     // exec_mmap; mm_release's deactivate_mm frees this thread's shadow stack from the old mm.
     const old = t.mm!;
     yield* shstk_free(k, pc, t);

@@ -7,6 +7,7 @@
 import { fp_signal } from '../hw/footprint.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
+import type { PageRefs } from './page.js';
 import { mmput } from './mmput.js';
 import { pti_stack_unmap } from './pti.js';
 import { process_reach } from './reach.js';
@@ -28,9 +29,13 @@ export function sys_exit(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
   return do_exit(k, pc, t, Number(a[0] & 0xffn) << 8);
 }
 
-/** sys_exit_group(code): do_group_exit: every thread of the group gets SIGKILL, then this one exits. */
+/**
+ * sys_exit_group(code): do_group_exit: every thread of the group gets SIGKILL, then this one
+ * exits. While another thread execs (signal->group_exec_task) only this one exits, with code 0.
+ */
 export function sys_exit_group(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
   const g = t.group;
+  if (!g.groupExit && g.group_exec_task) return do_exit(k, pc, t, 0);
   if (!g.groupExit) {
     fp_signal(k.machine.mem);
     g.groupExit = true;
@@ -93,9 +98,14 @@ export function* pti_stack_free(k: Kernel, pc: PerCpu, t: Task): KPath {
   const s = t.ptiStack;
   if (!s || !t.mm) return 0;
   t.ptiStack = null;
+  // The frames are the path's own until freed: held, so a debug check on another CPU during
+  // the flush (another thread exiting, an execve in the group) counts them.
+  const held: PageRefs = { refs: s.pfns };
+  k.pages.held.add(held);
   pti_stack_unmap(k, t.mm, s);
   yield* flush_tlb_mm_range(k, pc, t.mm, 0, TLB_FLUSH_ALL, 12, false);
   for (const pfn of s.pfns) k.pages.put_page(pfn);
+  k.pages.held.delete(held);
   return 0;
 }
 
@@ -149,7 +159,7 @@ function notify_leader(k: Kernel, leader: Task): void {
 }
 
 /** release_task: the task is gone for good. */
-function release_task(k: Kernel, t: Task): void {
+export function release_task(k: Kernel, t: Task): void {
   t.state = 'dead';
   t.reaped = true;
   k.tasks.delete(t.tid);

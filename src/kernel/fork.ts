@@ -11,6 +11,7 @@ import { ModelError } from '../errors.js';
 import { PTE_RW } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { MmStruct } from './mm.js';
+import { threadsMax } from './options.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
@@ -28,7 +29,7 @@ import { SigHand, Task, ThreadGroup } from './task.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
   CLONE_DETACHED, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
-  CLONE_VFORK, CLONE_VM, CSIGNAL, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
+  CLONE_VFORK, CLONE_VM, CSIGNAL, EAGAIN, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
 } from './uapi.js';
 import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, type Vma } from './vma.js';
 
@@ -62,6 +63,8 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   if (flags & CLONE_SIGHAND && !(flags & CLONE_VM)) return -EINVAL;
   if (flags & CLONE_THREAD && flags & (CLONE_NEWUSER | CLONE_NEWPID)) return -EINVAL;
   if (flags & CLONE_PIDFD && flags & CLONE_DETACHED) return -EINVAL;
+  // copy_process: `retval = -EAGAIN; if (data_race(nr_threads >= max_threads)) goto bad_fork_cleanup_count;` (kernel/fork.c).
+  if (k.tasks.size >= threadsMax(k.options, k.machine.mem.sizeBytes)) return -EAGAIN;
 
   // copy_mm
   const stats: CopyStats = { ptes: 0 };

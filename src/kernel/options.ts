@@ -40,6 +40,8 @@ export interface KernelOptions {
   fail_alloc: FailAlloc;
   /** Which allocation of kind `fail_alloc` fails (1: the first since boot). */
   fail_alloc_nth: number;
+  /** sysctl kernel.threads-max: tasks the system may hold before fork and clone give EAGAIN; 0: Linux's boot value (threadsMax). */
+  threads_max: number;
 }
 
 /** The choices of `pkru_on_signal`, upstream first. */
@@ -62,6 +64,11 @@ export type EntryStack = (typeof ENTRY_STACKS)[number];
 /** Allocation kinds `fail_alloc` can fail. */
 export const FAIL_ALLOC_KINDS = ['none', 'pgd', 'pgtable', 'ldt', 'page'] as const;
 export type FailAlloc = (typeof FAIL_ALLOC_KINDS)[number];
+
+/** MAX_THREADS (kernel/fork.c): FUTEX_TID_MASK, the most tasks threads-max can allow. */
+export const MAX_THREADS = 0x3fffffff;
+/** x86-64's THREAD_SIZE: 16 KiB kernel stacks (PAGE_SIZE << THREAD_SIZE_ORDER 2). */
+const THREAD_SIZE = 16384;
 
 /** How one option is checked and described. */
 export type OptionSpec =
@@ -117,7 +124,22 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
     doc: 'Allocation-failure injection: the fail_alloc_nth-th allocation of this kind fails. pgd: pgd_alloc; pgtable: a page-table page (user or LDT remap); ldt: alloc_ldt_struct; page: a user data page.',
   },
   fail_alloc_nth: { kind: 'integer', min: 1, default: 1, doc: 'Which allocation of kind fail_alloc fails, counting from 1 at boot.' },
+  threads_max: {
+    kind: 'integer', min: 0, max: MAX_THREADS, default: 0,
+    doc: 'sysctl kernel.threads-max: once the system holds this many tasks (zombies included, until reaped), fork, vfork and clone give EAGAIN (copy_process: nr_threads >= max_threads). '
+      + '0: the value Linux sets at boot (set_max_threads): memory / (8 x THREAD_SIZE of 16 KiB), at least 20; 2048 on the default 256 MiB machine, which bounds a fork bomb in a scenario.',
+  },
 };
+
+/**
+ * max_threads for a machine with `memoryBytes` of RAM: the option, or when it is 0 what
+ * set_max_threads computes at boot (kernel/fork.c): at most an eighth of memory in kernel
+ * stacks, clamped to MIN_THREADS (20) .. MAX_THREADS.
+ */
+export function threadsMax(o: KernelOptions, memoryBytes: number): number {
+  if (o.threads_max > 0) return o.threads_max;
+  return Math.min(MAX_THREADS, Math.max(20, Math.floor(memoryBytes / (THREAD_SIZE * 8))));
+}
 
 export const DEFAULT_KERNEL_OPTIONS: KernelOptions = Object.fromEntries(
   Object.entries(KERNEL_OPTION_SPECS).map(([k, spec]) => [k, spec.default]),

@@ -251,7 +251,10 @@ function handler_pkru(k: Kernel, t: Task, interrupted: number): number {
  */
 export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
   for (;;) {
-    if (t.group.groupExit) return 1;
+    // Already marked for death: a group exit, or another thread's exec (de_thread) killing
+    // this one. exit_to_user_mode then exits (do_group_exit, which starts no group exit
+    // while group_exec_task is set).
+    if (t.group.groupExit || (t.group.group_exec_task && t.group.group_exec_task !== t)) return 1;
     const info = dequeue_signal(k, t);
     if (!info) return 0;
     const sig = info.signo;

@@ -59,6 +59,8 @@ export class ThreadGroup {
   /** SIGNAL_GROUP_EXIT: set by exit_group or a fatal signal, with the exit status. */
   groupExit = false;
   group_exit_code = 0;
+  /** signal->group_exec_task: the thread in de_thread, killing the others so it can exec; null otherwise. */
+  group_exec_task: Task | null = null;
   /** Live threads (nr_threads). */
   live = 0;
   constructor(tgid: number) {

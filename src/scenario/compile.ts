@@ -30,8 +30,11 @@ const DEFAULT_MEMORY = 256 * 2 ** 20;
 const DEFAULT_MAX_STEPS = 1_000_000;
 /** Steps a scripted schedule may hold once expanded. */
 const MAX_SCRIPT_STEPS = 1_000_000;
-/** Operations one function may hold once repeats are unrolled. */
-const MAX_OPS = 200_000;
+/**
+ * Operations a scenario may hold once repeats are unrolled, over all its threads, children and
+ * functions. Counted while unrolling: compilation stops at the operation that crosses it.
+ */
+export const MAX_OPS = 200_000;
 
 /** What one operation must give, folded. */
 export interface OpExpectation {
@@ -153,8 +156,6 @@ interface FnCtx {
   defined: Set<string>;
   /** False for functions (handlers): their names are not the thread's own. */
   own?: boolean;
-  /** Set once the operation limit has been reported. */
-  overLimit?: boolean;
   proc: ProcCtx;
   out: Op[];
 }
@@ -188,6 +189,10 @@ class Compiler {
   private readonly threadNames = new Map<string, Set<string>>();
   private cpus = 1;
   private childCount = 0;
+  /** Operations compiled so far (MAX_OPS bounds it); set to Infinity once the limit has been reported. */
+  private opCount = 0;
+  /** The repeats being unrolled, innermost last: where the operation limit is reported. */
+  private readonly repeats: Path[] = [];
 
   constructor(private readonly s: Scenario, private readonly loc: Locator | undefined) {}
 
@@ -384,15 +389,23 @@ class Compiler {
   }
 
   private compileList(list: unknown[], path: Path, f: FnCtx): void {
-    list.forEach((op, i) => this.compileOp(op, [...path, i], f));
+    for (let i = 0; i < list.length && this.opCount <= MAX_OPS; i++) this.compileOp(list[i], [...path, i], f);
     if (f.own !== false) for (const n of f.defined) this.threadNames.get(f.thread)?.add(n);
-    if (f.out.length > MAX_OPS && !f.overLimit) {
-      f.overLimit = true;
-      this.issue(path, `${f.out.length} operations once repeats are unrolled; the limit is ${MAX_OPS}`);
+  }
+
+  /** Counts one more operation; false (after reporting it, once) when it crosses MAX_OPS. */
+  private count(path: Path): boolean {
+    if (++this.opCount <= MAX_OPS) return true;
+    if (this.opCount === MAX_OPS + 1) {
+      const at = this.repeats.length > 0 ? this.repeats[this.repeats.length - 1] : path;
+      this.issue(at, `${this.repeats.length > 0 ? 'this repeat takes' : 'this operation takes'} the scenario past ${MAX_OPS} operations${this.repeats.length > 0 ? ' once unrolled' : ''} (all threads, children and functions together, repeats unrolled); the limit is ${MAX_OPS}`);
+      this.opCount = Infinity;
     }
+    return false;
   }
 
   private emit(f: FnCtx, op: Op, info: Omit<OpInfo, 'thread' | 'setup'>): number {
+    if (!this.count(info.path)) return f.out.length;
     const index = f.out.length;
     f.out.push(op);
     this.ops.set(opKey(f.image, f.fn, index), { ...info, thread: f.thread, setup: false });
@@ -458,11 +471,13 @@ class Compiler {
       case 'repeat': {
         noResult('repeat');
         const r = arg as { count: number; ops: unknown[] };
+        this.repeats.push(path);
         if (r.count === 0) {
           // Checked all the same; the copy is never part of the program, so its expectations are never reached.
           this.compileList(r.ops, [...kpath, 'ops'], { ...f, fn: `${f.fn}.${f.out.length}.never`, defined: new Set(f.defined), out: [], own: false });
         }
-        for (let c = 0; c < r.count && f.out.length <= MAX_OPS; c++) this.compileList(r.ops, [...kpath, 'ops'], f);
+        for (let c = 0; c < r.count && this.opCount <= MAX_OPS; c++) this.compileList(r.ops, [...kpath, 'ops'], f);
+        this.repeats.pop();
         break;
       }
       case 'call':

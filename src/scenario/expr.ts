@@ -63,6 +63,9 @@ function tokenize(text: string): Token[] {
   return out;
 }
 
+/** How deep parentheses and unary operators may nest in one value (the parser is recursive). */
+export const MAX_EXPR_DEPTH = 256;
+
 // Binary operators by C precedence (higher binds tighter).
 const PRECEDENCE: Record<string, number> = { '|': 1, '^': 2, '&': 3, '<<': 4, '>>': 4, '+': 5, '-': 5, '*': 6 };
 
@@ -77,10 +80,27 @@ export function foldExpr(text: string): Folded {
   const peek = (): Token | undefined => tokens[i];
   const end = (): number => (tokens.length ? tokens[tokens.length - 1].at + tokens[tokens.length - 1].text.length : 0);
 
+  let depth = 0;
   const primary = (): Folded & { at: number } => {
     const t = tokens[i++];
     if (!t) throw new ExprError(end(), 'the value ends too early');
-    if (t.kind === 'num') return { constant: BigInt(t.text.replace(/_/g, '')), at: t.at };
+    if ((t.text === '(' || t.text === '-' || t.text === '~') && t.kind === 'op' && depth >= MAX_EXPR_DEPTH) {
+      throw new ExprError(t.at, `the value nests parentheses and unary - or ~ more than ${MAX_EXPR_DEPTH} deep; the limit is ${MAX_EXPR_DEPTH}`);
+    }
+    depth++;
+    try {
+      return primaryOf(t);
+    } finally {
+      depth--;
+    }
+  };
+
+  const primaryOf = (t: Token): Folded & { at: number } => {
+    if (t.kind === 'num') {
+      const digits = t.text.replace(/_/g, '');
+      if (/^0[xXbB]$/.test(digits)) throw new ExprError(t.at, `${t.text} has no digits after ${t.text.slice(0, 2)}`);
+      return { constant: BigInt(digits), at: t.at };
+    }
     if (t.kind === 'name') {
       const v = CONSTANTS.get(t.text);
       if (v === undefined) throw new ExprError(t.at, `unknown constant ${t.text}${suggest(t.text, [...CONSTANTS.keys()])}`);
@@ -127,6 +147,9 @@ function combine(a: Folded & { at: number }, op: Token, b: Folded & { at: number
   }
   const x = a.constant;
   const y = b.constant;
+  if ((op.text === '<<' || op.text === '>>') && (y < 0n || y > 63n)) {
+    throw new ExprError(b.at, `shift count ${y} is outside 0 to 63: a value has 64 bits, and C leaves other counts undefined`);
+  }
   const r = op.text === '|' ? x | y : op.text === '^' ? x ^ y : op.text === '&' ? x & y : op.text === '<<' ? x << y : op.text === '>>' ? x >> y : op.text === '+' ? x + y : op.text === '-' ? x - y : x * y;
   return { constant: r, at: a.at };
 }

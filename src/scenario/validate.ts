@@ -6,19 +6,22 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { ScenarioIssue } from '../errors.js';
 import { suggest } from './expr.js';
-import { issueAt, type Locator, type Path } from './load.js';
+import { issueAt, MAX_NESTING, type Locator, type Path } from './load.js';
 import { scenarioSchema } from './schema.js';
 
 let validator: ValidateFunction | undefined;
 
 /** The compiled validator (built once). */
 function scenarioValidator(): ValidateFunction {
-  validator ??= new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true }).compile(scenarioSchema());
+  validator ??= new Ajv({ allErrors: true, strict: false, strictNumbers: true, allowUnionTypes: true, verbose: true }).compile(scenarioSchema());
   return validator;
 }
 
 /** Validates `data`; returns every issue, located, in file order. */
 export function validateShape(data: unknown, loc: Locator | undefined): ScenarioIssue[] {
+  // The validator recurses once per level: a scenario object (a file is checked as it loads) is bounded first.
+  const deep = pathBeyond(data, MAX_NESTING);
+  if (deep) return [issueAt(loc, deep, `lists and mappings nest more than ${MAX_NESTING} deep here; the limit is ${MAX_NESTING} levels (about 80 nested forks or repeats)`)];
   const validate = scenarioValidator();
   if (validate(data)) return [];
   const issues: ScenarioIssue[] = [];
@@ -32,6 +35,24 @@ export function validateShape(data: unknown, loc: Locator | undefined): Scenario
     issues.push(issue);
   }
   return sortIssues(issues);
+}
+
+/** The path of the first list or mapping nested deeper than `limit` (a cycle is too deep), found without recursion; undefined when none is. */
+function pathBeyond(data: unknown, limit: number): Path | undefined {
+  type Entry = { v: unknown; depth: number; key?: string | number; up?: Entry };
+  const stack: Entry[] = [{ v: data, depth: 0 }];
+  while (stack.length > 0) {
+    const e = stack.pop()!;
+    if (e.v === null || typeof e.v !== 'object') continue;
+    if (e.depth + 1 > limit) {
+      const path: Path = [];
+      for (let x: Entry | undefined = e; x?.key !== undefined; x = x.up) path.unshift(x.key);
+      return path;
+    }
+    if (Array.isArray(e.v)) e.v.forEach((x, i) => stack.push({ v: x, depth: e.depth + 1, key: i, up: e }));
+    else for (const [k, x] of Object.entries(e.v)) stack.push({ v: x, depth: e.depth + 1, key: k, up: e });
+  }
+  return undefined;
 }
 
 /** Sorts issues by line and column (unlocated ones last, by path). */

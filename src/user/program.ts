@@ -145,9 +145,18 @@ export class ProgramImage {
 
   /** The function whose text contains `pc`, or undefined. */
   functionAt(pc: number): CFunction | undefined {
+    // Functions are laid out in push order, so their bases ascend: the last one at or below pc.
     const fs = this.functions;
-    for (let i = fs.length - 1; i >= 0; i--) if (pc >= fs[i].base) return pc < fs[i].base + (fs[i].ops.length + 1) * OP_BYTES ? fs[i] : undefined;
-    return undefined;
+    let lo = 0;
+    let hi = fs.length - 1;
+    if (hi < 0 || pc < fs[0].base) return undefined;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (fs[mid].base <= pc) lo = mid;
+      else hi = mid - 1;
+    }
+    const f = fs[lo];
+    return pc < f.base + (f.ops.length + 1) * OP_BYTES ? f : undefined;
   }
 
   private compile(f: CFunction): void {
