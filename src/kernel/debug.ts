@@ -27,11 +27,10 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
   const bump = (m: Map<number, number>, pfn: number): void => {
     m.set(pfn, (m.get(pfn) ?? 0) + 1);
   };
-  // Every mm alive, attached to a task or not (one fork or execve is still building, or one
-  // being torn down), and the page references kernel paths hold between their steps.
-  const mms = new Set<MmStruct>(k.mms);
-  for (const t of k.tasks.values()) if (t.mm) mms.add(t.mm);
-  for (const p of k.percpu) if (p.loaded_mm !== k.init_mm) mms.add(p.loaded_mm);
+  // Every mm alive (Kernel.mms: from mm_alloc to the last mmdrop, so attached to a task or not,
+  // loaded lazily, being built by fork or execve, or being torn down), and the page references
+  // kernel paths hold between their steps.
+  const mms = k.mms;
   for (const h of k.pages.held) for (const pfn of h.refs) bump(refs, pfn);
   const shmem = new Set<{ pages: Map<number, number> }>();
   for (const t of k.tasks.values()) if (t.ptiStack) for (const pfn of t.ptiStack.pfns) bump(refs, pfn);

@@ -133,10 +133,8 @@ function* de_thread(k: Kernel, t: Task): KPath {
   while (g.threads.some((th) => th !== t && th.state !== 'dead' && !(th.isLeader && th.state === 'zombie'))) {
     t.state = 'sleeping';
     t.sleepKillableOnly = true;
-    k.deThreadWaiters.add(t);
     yield STEP_SLEEP;
     t.sleepKillableOnly = false;
-    k.deThreadWaiters.delete(t);
     if (t.pending.signal & sigmask(SIGKILL)) {
       // killed: __fatal_signal_pending
       g.group_exec_task = null;

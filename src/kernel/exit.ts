@@ -80,7 +80,8 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   }
   if (t.sighand.count > 1) t.sighand.count--;
   exit_notify(k, t, group_dead);
-  for (const w of k.deThreadWaiters) if (w.group === g) wake_up_process(k, w);
+  // The thread execing in de_thread, if any, waits for this one (notify_count).
+  if (g.group_exec_task) wake_up_process(k, g.group_exec_task);
   if (k.events.on) k.emit({ type: 'exit', cpu: pc.id, tid: t.tid, status: group_dead ? g.group_exit_code : code });
   return 0;
 }

@@ -15,7 +15,7 @@ import { threadsMax } from './options.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
-import { __pte, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t } from './pgtable.js';
+import { __pte, pmd_addr_end, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t } from './pgtable.js';
 import { ldt_dup_context } from './ldt.js';
 import { mmput } from './mmput.js';
 import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
@@ -187,7 +187,7 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     if (tmp.vm_flags & VM_WIPEONFORK) continue;
     // copy_page_range → copy_pte_range for each PTE table (a kcall: its steps cost one resume).
     for (const addr of copy_page_range(mpnt, oldmm)) {
-      retval = yield* kcall(t, copy_pte_range(k, pc, t, mpnt, mm, oldmm, addr, Math.min(mpnt.vm_end, Math.floor(addr / 2 ** 21) * 2 ** 21 + 2 ** 21), stats));
+      retval = yield* kcall(t, copy_pte_range(k, pc, t, mpnt, mm, oldmm, addr, pmd_addr_end(addr, mpnt.vm_end), stats));
       if (retval) break;
     }
     if (retval) break;
@@ -212,10 +212,7 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
  */
 function copy_page_range(src_vma: Vma, src_mm: MmStruct): number[] {
   const starts: number[] = [];
-  if (!src_vma.anon_vma) return starts;
-  const span = 2 ** 21;
-  const end = src_vma.vm_end;
-  for (let addr = src_mm.pgtables.nextPteTable(src_vma.vm_start, end); addr >= 0; addr = src_mm.pgtables.nextPteTable(Math.floor(addr / span) * span + span, end)) starts.push(addr);
+  if (src_vma.anon_vma) src_mm.pgtables.forEachPteTable(src_vma.vm_start, src_vma.vm_end, (_table, _from, _to, va) => starts.push(va));
   return starts;
 }
 

@@ -123,8 +123,6 @@ export class Kernel {
   readonly images = new Map<string, ProgramImage>();
   /** Wait statuses of reaped or self-reaped tasks, by tid. */
   readonly exited = new Map<number, number>();
-  /** Threads sleeping in de_thread until the rest of their group is gone. */
-  readonly deThreadWaiters = new Set<Task>();
   /** totalram_pages: frames the page allocator manages (the overcommit heuristic's limit). */
   readonly totalram_pages: number;
   /** Kernel-path steps a CPU takes per turn (entry.ts KERNEL_QUANTUM; 1 while a scripted schedule runs). */

@@ -212,10 +212,23 @@ function vmf_pte_changed(vmf: vm_fault): boolean {
   return !pte_none(lo, hi);
 }
 
-/** Takes the reference `pfn` off the fault's list of held references. */
-function drop_ref(vmf: vm_fault, pfn: number): void {
+/** The fault holds a reference to `pfn` outside any page table (listed for the debug checks). */
+function hold_ref(vmf: vm_fault, pfn: number): void {
+  vmf.refs.push(pfn);
+  vmf.k.pages.held.add(vmf);
+}
+
+/** The held reference to `pfn` passes to a PTE the fault just wrote (or is about to be put). */
+function pass_ref(vmf: vm_fault, pfn: number): void {
   const i = vmf.refs.lastIndexOf(pfn);
   if (i >= 0) vmf.refs.splice(i, 1);
+  if (vmf.refs.length === 0) vmf.k.pages.held.delete(vmf);
+}
+
+/** folio_put of a reference the fault held. */
+function put_ref(vmf: vm_fault, pfn: number): void {
+  pass_ref(vmf, pfn);
+  vmf.k.pages.put_page(pfn);
 }
 
 /**
@@ -240,8 +253,7 @@ function* do_anonymous_page(vmf: vm_fault): KPath {
     if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
     pfn = k.pages.alloc_page(PG_anon | PG_anon_exclusive, false);
     if (pfn < 0) return VM_FAULT_OOM;
-    vmf.refs.push(pfn);
-    k.pages.held.add(vmf);
+    hold_ref(vmf, pfn);
     pc.touch = pfn * 4096;
     yield STEP_COPY;
     mem.zeroFrame(pfn);
@@ -256,24 +268,21 @@ function* do_anonymous_page(vmf: vm_fault): KPath {
   if (vmf_pte_changed(vmf)) {
     // update_mmu_tlb (nothing on x86); release: folio_put of the unused page.
     vmf.outcome = 'backout';
-    if (pfn >= 0) {
-      drop_ref(vmf, pfn);
-      k.pages.put_page(pfn);
-    }
+    if (pfn >= 0) put_ref(vmf, pfn);
   } else {
-    if (pfn >= 0) {
-      // add_mm_counter(MM_ANONPAGES), folio_add_new_anon_rmap: the page's reference passes to the PTE.
-      mm.rss++;
-      k.pages.mapcount[pfn] = 1;
-      drop_ref(vmf, pfn);
-    }
     vmf.outcome = pfn >= 0 ? 'mapped' : 'zero-page';
     // set_ptes: no flush needed, the entry was not present.
     pc.touch = vmf.ptePa;
     yield STEP_WRITE;
     mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+    if (pfn >= 0) {
+      // add_mm_counter(MM_ANONPAGES), folio_add_new_anon_rmap (done in the PTE's own step, so the
+      // debug checks never see the count without the entry): the reference passes to the PTE.
+      mm.rss++;
+      k.pages.mapcount[pfn] = 1;
+      pass_ref(vmf, pfn);
+    }
   }
-  if (vmf.refs.length === 0) k.pages.held.delete(vmf);
   yield* spin_unlock_ptl(pc, mm);
   return 0;
 }
@@ -304,13 +313,10 @@ function* do_fault(vmf: vm_fault): KPath {
   }
   const pfn = shmem.pages.get(pgoff)!;
   k.pages.get_page(pfn);
-  vmf.refs.push(pfn);
-  k.pages.held.add(vmf);
+  hold_ref(vmf, pfn);
   // finish_fault
   if (!fault_pte_alloc(vmf)) {
-    drop_ref(vmf, pfn);
-    k.pages.held.delete(vmf);
-    k.pages.put_page(pfn);
+    put_ref(vmf, pfn);
     return VM_FAULT_OOM;
   }
   yield* spin_lock_ptl(pc, mm, vmf.t);
@@ -320,22 +326,21 @@ function* do_fault(vmf: vm_fault): KPath {
   if (vmf_pte_changed(vmf)) {
     vmf.outcome = 'backout';
     ret = VM_FAULT_NOPAGE;
-    k.pages.put_page(pfn);
+    put_ref(vmf, pfn);
   } else {
     // set_pte_range: mk_pte, and pte_mkdirty for a write (the VMA's protection is already
     // writable for a shared writable mapping); folio_add_file_rmap_ptes.
     const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
     const entry = mk_pte(__pte(), pfn, prot.lo, prot.hi);
     if (vmf.flags & FAULT_FLAG_WRITE) entry.lo |= PTE_D;
-    k.pages.mapcount[pfn]++;
-    mm.rss++;
     vmf.outcome = 'mapped';
     pc.touch = vmf.ptePa;
     yield STEP_WRITE;
     mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+    k.pages.mapcount[pfn]++;
+    mm.rss++;
+    pass_ref(vmf, pfn);
   }
-  drop_ref(vmf, pfn);
-  k.pages.held.delete(vmf);
   yield* spin_unlock_ptl(pc, mm);
   return ret;
 }
@@ -362,8 +367,7 @@ function* do_wp_page(vmf: vm_fault): KPath {
   // folio_get: the old page stays while the lock is dropped.
   if (vmf.page >= 0) {
     pages.get_page(vmf.page);
-    vmf.refs.push(vmf.page);
-    pages.held.add(vmf);
+    hold_ref(vmf, vmf.page);
   }
   yield* spin_unlock_ptl(pc, mm);
   return yield* wp_page_copy(vmf);
@@ -418,15 +422,10 @@ function* wp_page_copy(vmf: vm_fault): KPath {
   // folio_prealloc
   const fresh = pages.alloc_page(PG_anon | PG_anon_exclusive, false);
   if (fresh < 0) {
-    if (old >= 0) {
-      drop_ref(vmf, old);
-      pages.put_page(old);
-    }
-    if (vmf.refs.length === 0) pages.held.delete(vmf);
+    if (old >= 0) put_ref(vmf, old);
     return VM_FAULT_OOM;
   }
-  vmf.refs.push(fresh);
-  pages.held.add(vmf);
+  hold_ref(vmf, fresh);
   pc.touch = fresh * 4096;
   yield STEP_COPY;
   if (isZero) mem.zeroFrame(fresh);
@@ -448,12 +447,12 @@ function* wp_page_copy(vmf: vm_fault): KPath {
       mem.write64(vmf.table, vmf.index, 0, 0);
       yield* flush_tlb_mm_range(k, pc, mm, vmf.address, vmf.address + 4096, 12, false);
     }
-    // folio_add_new_anon_rmap: the new page's reference passes to the PTE.
-    pages.mapcount[fresh] = 1;
-    drop_ref(vmf, fresh);
     pc.touch = vmf.ptePa;
     yield STEP_WRITE;
     mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+    // folio_add_new_anon_rmap (in the PTE's own step): the new page's reference passes to the PTE.
+    pages.mapcount[fresh] = 1;
+    pass_ref(vmf, fresh);
     if (old >= 0) {
       // folio_remove_rmap_pte, then (new_folio = old_folio) the mapping's reference is put below.
       if (--pages.mapcount[old] < 0) throw new ModelError('folio_remove_rmap_pte', `cpu ${pc.id}, tid ${vmf.t.tid}: frame 0x${old.toString(16)} mapcount ${pages.mapcount[old]}`);
@@ -463,15 +462,12 @@ function* wp_page_copy(vmf: vm_fault): KPath {
   } else {
     // update_mmu_tlb (nothing on x86); the new page was not used.
     vmf.outcome = 'backout';
-    drop_ref(vmf, fresh);
-    pages.put_page(fresh);
+    put_ref(vmf, fresh);
   }
   yield* spin_unlock_ptl(pc, mm);
   if (old >= 0) {
     // folio_put of the reference do_wp_page took.
-    drop_ref(vmf, old);
-    pages.put_page(old);
+    put_ref(vmf, old);
   }
-  if (vmf.refs.length === 0) pages.held.delete(vmf);
   return 0;
 }

@@ -5,7 +5,7 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { PG_anon_exclusive } from './page.js';
-import { __pte, _PAGE_SPECIAL, pte_mkwrite, pte_modify, pte_needs_flush, pte_pfn, pte_present, pte_protnone, pte_write, vm_get_page_prot } from './pgtable.js';
+import { __pte, _PAGE_SPECIAL, pmd_addr_end, pte_mkwrite, pte_modify, pte_needs_flush, pte_pfn, pte_present, pte_protnone, pte_write, vm_get_page_prot } from './pgtable.js';
 import { STEP_ATOMIC, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { VM_SHARED, VM_WRITE, type Vma } from './vma.js';
@@ -28,8 +28,7 @@ export function* change_protection(k: Kernel, pc: PerCpu, t: Task, vma: Vma, sta
   let last = -1;
   yield* spin_lock_ptl(pc, mm, t);
   for (let va = start; va < end; ) {
-    const span = 2 ** 21;
-    const next = Math.min(end, (Math.floor(va / span) + 1) * span);
+    const next = pmd_addr_end(va, end);
     const table = mm.pgtables.pteTable(va, false);
     if (table >= 0) {
       for (let a = va; a < next; a += 4096) {

@@ -61,6 +61,11 @@ export function pgtableIndex(va: number, level: number): number {
   return Math.floor(va / 2 ** (3 + 9 * level)) % 512;
 }
 
+/** pmd_addr_end: the end of the 2 MiB span (one PTE table's) holding `addr`, or `end` if that comes first. */
+export function pmd_addr_end(addr: number, end: number): number {
+  return Math.min(end, (Math.floor(addr / 2 ** 21) + 1) * 2 ** 21);
+}
+
 /** Bytes one entry at `level` covers: 4 KiB, 2 MiB, 1 GiB, 512 GiB, 256 TiB. */
 export function levelSize(level: number): number {
   return 2 ** (3 + 9 * level);
@@ -401,9 +406,8 @@ export class PageTables {
    * sparse range costs what is mapped in it. Used by zap, the debug checks and the tests.
    */
   forEachPteTable(start: number, end: number, fn: (table: number, from: number, to: number, va: number) => void): void {
-    const span = levelSize(2);
     for (let va = this.nextPteTable(start, end); va >= 0; ) {
-      const next = Math.min(end, Math.floor(va / span) * span + span);
+      const next = pmd_addr_end(va, end);
       fn(this.pteTable(va, false), pgtableIndex(va, 1), pgtableIndex(next - 1, 1) + 1, va);
       va = this.nextPteTable(next, end);
     }

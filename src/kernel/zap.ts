@@ -10,7 +10,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import type { MmStruct } from './mm.js';
 import { PG_anon, PG_dirty, type PageRefs } from './page.js';
-import { _PAGE_SPECIAL, pte_dirty, pte_none, pte_pfn, pte_present } from './pgtable.js';
+import { _PAGE_SPECIAL, pgtableIndex, pmd_addr_end, pte_dirty, pte_none, pte_pfn, pte_present } from './pgtable.js';
 import { STEP_ATOMIC, type KPath } from './steps.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 
@@ -96,14 +96,14 @@ export function zap_pte_range(k: Kernel, tlb: mmu_gather, table: number, from: n
  */
 export function* unmap_page_range(k: Kernel, pc: PerCpu, tlb: mmu_gather, start: number, end: number): KPath {
   const mm = tlb.mm;
-  const span = 2 ** 21;
-  for (let va = mm.pgtables.nextPteTable(start, end); va >= 0; va = mm.pgtables.nextPteTable(Math.floor(va / span) * span + span, end)) {
+  // Each table is looked up again after the previous one's steps: a fault may have made one.
+  for (let va = mm.pgtables.nextPteTable(start, end); va >= 0; va = mm.pgtables.nextPteTable(pmd_addr_end(va, end), end)) {
     yield* spin_lock_ptl(pc, mm, pc.current!);
     const table = mm.pgtables.pteTable(va, false);
-    const to = Math.min(end, Math.floor(va / span) * span + span);
-    pc.touch = table * 4096 + (Math.floor(va / 4096) % 512) * 8;
+    const to = pmd_addr_end(va, end);
+    pc.touch = table * 4096 + pgtableIndex(va, 1) * 8;
     yield STEP_ATOMIC;
-    zap_pte_range(k, tlb, table, Math.floor(va / 4096) % 512, Math.floor((to - 1) / 4096) % 512 + 1, va);
+    zap_pte_range(k, tlb, table, pgtableIndex(va, 1), pgtableIndex(to - 1, 1) + 1, va);
     yield* spin_unlock_ptl(pc, mm);
   }
   return 0;

@@ -1,17 +1,8 @@
 /**
- * PTE fields as a scenario's `ptes` expectations name them, and the physical address a user
- * address maps to. Both read through the System's introspection (introspect.ts), which walks
- * the page tables without changing anything: no A/D bits, no TLB fills, no faults.
+ * PTE fields as a scenario's `ptes` expectations name them, read through the System's
+ * introspection (introspect.ts), which walks the page tables without changing anything.
  */
 import type { Pte } from '../introspect.js';
-import { mmPhys } from '../introspect.js';
-import type { Kernel } from '../kernel/kernel.js';
-import type { MmStruct } from '../kernel/mm.js';
-
-/** The physical address `va` maps to in `mm`, or null when no present PTE maps it. */
-export function peekPhys(k: Kernel, mm: MmStruct, va: number): number | null {
-  return mmPhys(k, mm, va);
-}
 
 /** The fields a `ptes` expectation names, read from a PTE (all 0 when there is none), each 0 or 1 but `pkey`. */
 export function pteFields(pte: Pte | null): Record<'present' | 'rw' | 'accessed' | 'dirty' | 'saved_dirty' | 'pkey', number> {

@@ -21,7 +21,7 @@ export function cpu_step(k: Kernel, pc: PerCpu, u: UserCpu): boolean {
   pc.steps++;
   // An interrupt is taken at an instruction boundary (not in the middle of a user access's
   // page walk), enters the kernel at CPL 0 and returns to the CPL it interrupted.
-  if (pc.ipis.length > 0 && !pc.cpu.accessPending && !pc.irqs_disabled) {
+  if (takes_ipi(pc)) {
     sysvec_call_function(k, pc);
     return true;
   }

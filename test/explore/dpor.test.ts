@@ -24,7 +24,7 @@ import { test } from 'node:test';
 import { DporSearch, hash64 } from '../../src/explore/dpor.js';
 import { dependent, Execution, type Step } from '../../src/explore/execution.js';
 import { compileScenarioText, type CompiledScenario } from '../../src/scenario/index.js';
-import { peekPhys } from '../../src/scenario/peek.js';
+import { mmPhys } from '../../src/introspect.js';
 import { FP_FRAME, fp_cpu } from '../../src/hw/footprint.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ class Run {
       for (const name of WATCH) {
         const va = t.vars.get(name);
         if (va === undefined) continue;
-        const pa = peekPhys(k, t.mm, Number(va));
+        const pa = mmPhys(k, t.mm, Number(va));
         if (pa !== null) this.frames.add(Math.floor(pa / 4096));
       }
     }

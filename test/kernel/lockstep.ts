@@ -52,6 +52,7 @@ import type { CompiledScenario } from '../../src/scenario/compile.js';
 import { hasWork, type IsolabEvent, type System } from '../../src/system.js';
 import { OP_BYTES, type Program } from '../../src/user/program.js';
 import { STEP_ENTRY } from '../../src/kernel/steps.js';
+import { takes_ipi } from '../../src/sim/step.js';
 
 /** _PAGE_SPECIAL is _PAGE_BIT_SOFTW1 (arch/x86/include/asm/pgtable_types.h): the zero page's entries carry it. */
 const PAGE_SPECIAL = PTE_SOFTW1;
@@ -518,7 +519,7 @@ function judge(r: Run): Finding[] {
 function schedulingPoint(r: Run, cpu: number): boolean {
   const pc = r.k.percpu[cpu];
   const t = pc.current;
-  if (pc.ipis.length > 0 && !pc.irqs_disabled && !pc.cpu.accessPending) return true;
+  if (takes_ipi(pc)) return true;
   if (!t || t.state !== 'running' || !t.kpath) return true;
   return !(t.nextStepPath === t.kpath && t.nextStep === STEP_ENTRY);
 }
