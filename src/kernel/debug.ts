@@ -9,7 +9,7 @@ import { ModelError } from '../errors.js';
 import { PTE_P } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
-import { kindex, LDT_BASE_ADDR, VMALLOC_START } from './layout.js';
+import { kindex } from './layout.js';
 import { PG_reserved } from './page.js';
 import { check_pti_user_pgd } from './pti.js';
 import { _PAGE_SPECIAL, pte_pfn, pte_present } from './pgtable.js';
@@ -60,7 +60,7 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
     if (!mm.dead) walk(mm.pgd, k.levels, 0, 256);
     // Kernel-half slots whose tables the mm owns (the LDT remap, PTI stacks): tables only,
     // their leaves are kernel mappings that take no page references.
-    for (const va of [LDT_BASE_ADDR, VMALLOC_START]) {
+    for (const va of [k.layout.ldt_base_addr, k.layout.vmalloc_base]) {
       const i = kindex(va, k.levels);
       const lo = mem.readLo(mm.pgd, i);
       if (!(lo & PTE_P) || lo === mem.readLo(k.init_mm.pgd, i)) continue;

@@ -26,7 +26,7 @@ import type { SigInfo } from './task.js';
 import { PageTables } from './pgtable.js';
 import {
   __PAGE_KERNEL, __PAGE_KERNEL_RO, ceaGlobal, CPU_ENTRY_AREA_BASE, type CpuEntryArea, ESPFIX_BASE_ADDR, EXCEPTION_STACK_PAGES, get_cpu_entry_area,
-  IST_STACKS, KERNEL_DATA, KERNEL_DATA_PAGES, LINUX_BANNER_TEXT, KERNEL_PHYS, KERNEL_TEXT, KERNEL_TEXT_PAGES, KernelMapper, PAGE_OFFSET, TASK_SIZE, TSS_PAGES,
+  IST_STACKS, KERNEL_DATA, KERNEL_DATA_PAGES, LINUX_BANNER_TEXT, KERNEL_PHYS, KERNEL_TEXT, KERNEL_TEXT_PAGES, kernel_layout, type KernelLayout, KernelMapper, TASK_SIZE, TSS_PAGES,
 } from './layout.js';
 import { pti_init } from './pti.js';
 import type { Reach } from './reach.js';
@@ -40,7 +40,7 @@ export interface ReachRecord {
 import { TLB_NR_DYN_ASIDS, type FlushTlbInfo } from './tlbflush.js';
 import type { OpRecord, Task } from './task.js';
 
-export { KERNEL_PHYS, KERNEL_TEXT, PAGE_OFFSET, TASK_SIZE } from './layout.js';
+export { KERNEL_PHYS, KERNEL_TEXT, TASK_SIZE } from './layout.js';
 
 /** The per-CPU state the kernel keeps (current task, runqueue, cpu_tlbstate, pending IPIs). */
 export class PerCpu {
@@ -109,6 +109,8 @@ export class Kernel {
   readonly zero_pfn: number;
   /** Paging levels (4, or 5 with LA57). */
   readonly levels: number;
+  /** The kernel's layout for its paging mode (page_offset_base, vmalloc_base, LDT_BASE_ADDR). */
+  readonly layout: KernelLayout;
   /** Every task ever created, by tid (reaped ones removed). */
   readonly tasks = new Map<number, Task>();
   /** Every mm from mm_alloc to its last mmdrop (init_mm aside): the debug checks count the references of one under construction or teardown too. */
@@ -146,6 +148,7 @@ export class Kernel {
     this.userShstk = model.shstk && !options.nousershstk;
     this.ospke = model.pku && !options.nopku;
     this.levels = model.la57 ? 5 : 4;
+    this.layout = kernel_layout(this.levels);
     const mem = machine.mem;
 
     // Boot-time frames: the first MiB, the kernel image, the zero page, and boot page tables.
@@ -177,7 +180,7 @@ export class Kernel {
 
   /**
    * Maps into the boot PGD: the kernel text (read-only, executable) and data (RW, NX) in 4 KiB
-   * pages, RAM at PAGE_OFFSET in 2 MiB pages, each CPU's cpu_entry_area (setup_cpu_entry_area:
+   * pages, RAM at page_offset_base in 2 MiB pages, each CPU's cpu_entry_area (setup_cpu_entry_area:
    * GDT and TSS read-only, entry stack and IST stacks RW, the read-only IDT at its base), and
    * the ESPFIX page. Ordinary kernel mappings are global only without PTI; the text is global
    * whenever the CPU has PGE (under PTI the entry text's large page is cloned into the user
@@ -192,7 +195,7 @@ export class Kernel {
     for (let i = 0; i < KERNEL_TEXT_PAGES; i++) m.map4k(pgd, KERNEL_TEXT + BigInt(i * 4096), KERNEL_PHYS / 4096 + i, __PAGE_KERNEL_RO | cg, false);
     for (let i = 0; i < KERNEL_DATA_PAGES; i++) m.map4k(pgd, KERNEL_DATA + BigInt(i * 4096), KERNEL_PHYS / 4096 + KERNEL_TEXT_PAGES + i, __PAGE_KERNEL | g, nx);
     this.machine.mem.writeBytes(KERNEL_PHYS + (KERNEL_TEXT_PAGES + 1) * 4096, new TextEncoder().encode(LINUX_BANNER_TEXT));
-    m.mapDirect(pgd, this.machine.mem.frameCount * 4096, g, nx);
+    m.mapDirect(pgd, this.layout.page_offset_base, this.machine.mem.frameCount * 4096, g, nx);
     // CPU_ENTRY_AREA_RO_IDT: idt_table (the first data page), read-only.
     m.map4k(pgd, CPU_ENTRY_AREA_BASE, KERNEL_PHYS / 4096 + KERNEL_TEXT_PAGES, __PAGE_KERNEL_RO | cg, nx);
     const ceas: CpuEntryArea[] = [];
@@ -216,7 +219,7 @@ export class Kernel {
         va += 0x1000n; // guard page, left unmapped
         for (let i = 0; i < EXCEPTION_STACK_PAGES; i++, va += 0x1000n) m.map4k(pgd, va, alloc(), __PAGE_KERNEL | cg, nx);
       }
-      ceas.push({ base, gdt, entryStack, tss, gdtPfn, entryStackPfn, tssPfn, tssRw: PAGE_OFFSET + BigInt(tssPfn * 4096) });
+      ceas.push({ base, gdt, entryStack, tss, gdtPfn, entryStackPfn, tssPfn, tssRw: this.layout.page_offset_base + BigInt(tssPfn * 4096) });
     }
     // ESPFIX64: one read-only stack page (init_espfix_bsp/ap; XXX: its 64-bit aliases are not modelled).
     m.map4k(pgd, ESPFIX_BASE_ADDR, alloc(), __PAGE_KERNEL_RO | cg, nx);

@@ -1,5 +1,5 @@
 /**
- * The kernel's virtual layout on x86-64 with 4-level paging (Documentation/arch/x86/x86_64/mm.rst,
+ * The kernel's virtual layout on x86-64 with 4-level and 5-level paging (Documentation/arch/x86/x86_64/mm.rst,
  * arch/x86/include/asm/pgtable_64_types.h, cpu_entry_area.h, pgtable_areas.h) and the boot-time
  * builder that maps the kernel image, the direct map, the cpu_entry_area, the per-CPU pages
  * entry needs, and ESPFIX into the boot PGD (arch/x86/kernel/head64.c, arch/x86/mm/init_64.c,
@@ -22,14 +22,26 @@ export const ENTRY_TEXT_END = KERNEL_TEXT + 0x1000n;
 /** linux_banner (init/version.c): the second data page holds it, a known kernel string to probe for. */
 export const LINUX_BANNER = KERNEL_DATA + 0x1000n;
 export const LINUX_BANNER_TEXT = 'Linux version 6.12.0-isolab (isolab) #1 SMP PREEMPT_DYNAMIC\n';
-/** PAGE_OFFSET without KASLR: the direct map of all RAM. */
-export const PAGE_OFFSET = 0xffff888000000000n;
-/** LDT_BASE_ADDR (LDT_PGD_ENTRY -240 on 4-level) and the two remap slots, LDT_SLOT_STRIDE apart. */
-export const LDT_BASE_ADDR = 0xffff880000000000n;
+/** __PAGE_OFFSET_BASE_L4 and _L5 (asm/page_64_types.h): the direct map of all RAM, without KASLR. */
+export const __PAGE_OFFSET_BASE_L4 = 0xffff888000000000n;
+export const __PAGE_OFFSET_BASE_L5 = 0xff11000000000000n;
+/** __VMALLOC_BASE_L4 and _L5 (pgtable_64_types.h): where task stacks (and, with entry_stack per_task, PTI stacks) live. */
+export const __VMALLOC_BASE_L4 = 0xffffc90000000000n;
+export const __VMALLOC_BASE_L5 = 0xffa0000000000000n;
+/** VMALLOC_SIZE_TB_L4 and _L5: the vmalloc area's size in TiB. */
+const VMALLOC_SIZE_TB_L4 = 32n;
+const VMALLOC_SIZE_TB_L5 = 12800n;
+/** The direct map's reach (MAXMEM: 1 << MAX_PHYSMEM_BITS, 46 or 52 bits; mm.rst gives 64 TB and 32 PB of address space). */
+const DIRECT_MAP_SIZE_L4 = 64n << 40n;
+const DIRECT_MAP_SIZE_L5 = 32n << 50n;
+/**
+ * LDT_PGD_ENTRY (pgtable_64_types.h): -240 with either paging mode, so LDT_BASE_ADDR =
+ * LDT_PGD_ENTRY << PGDIR_SHIFT is 0xffff880000000000 (PGD index 272) on 4-level and
+ * 0xff10000000000000 (PGD index 272 of the 5-level PGD) with LA57.
+ */
+export const LDT_PGD_ENTRY = -240n;
+/** The two LDT remap slots, LDT_SLOT_STRIDE apart (ldt_slot_va). */
 export const LDT_SLOT_STRIDE = 0x10000n;
-export const LDT_END_ADDR = LDT_BASE_ADDR + 2n * LDT_SLOT_STRIDE;
-/** VMALLOC_START without KASLR: where task stacks (and, with entry_stack per_task, PTI stacks) live. */
-export const VMALLOC_START = 0xffffc90000000000n;
 /** CPU_ENTRY_AREA_BASE: the cpu_entry_area P4D; page 0 is the read-only IDT. */
 export const CPU_ENTRY_AREA_BASE = 0xfffffe0000000000n;
 /** ESPFIX_BASE_ADDR: the ESPFIX64 stacks' P4D. */
@@ -52,9 +64,52 @@ export const IST_STACKS = ['DF', 'NMI', 'DB', 'MCE'] as const;
 export const CEA_PAGES = 1 + 1 + TSS_PAGES + IST_STACKS.length * (1 + EXCEPTION_STACK_PAGES) + 1;
 /** THREAD_SIZE without KASAN: 16 KiB; with entry_stack per_task the PTI stack doubles it. */
 export const THREAD_SIZE = 0x4000;
+/**
+ * The kernel's layout for its paging mode, fixed at boot (x86_64_start_kernel and
+ * kernel_randomize_memory set page_offset_base and vmalloc_base; without KASLR they are the
+ * _L4 or _L5 bases). The cpu_entry_area, ESPFIX and the kernel image sit at the same
+ * addresses in both modes, in the last PGD entry (the last P4D entries with LA57).
+ */
+export interface KernelLayout {
+  /** PGDIR_SHIFT: 39 on 4-level, 48 with 5-level paging. */
+  readonly pgdir_shift: number;
+  /** PGDIR_SIZE: one PGD entry's reach. */
+  readonly pgdir_size: bigint;
+  /** page_offset_base (PAGE_OFFSET): the direct map's base. */
+  readonly page_offset_base: bigint;
+  /** The direct map's reach. */
+  readonly direct_map_size: bigint;
+  /** vmalloc_base (VMALLOC_START). */
+  readonly vmalloc_base: bigint;
+  /** VMALLOC_SIZE_TB in bytes. */
+  readonly vmalloc_size: bigint;
+  /** LDT_BASE_ADDR: the first LDT remap slot. */
+  readonly ldt_base_addr: bigint;
+  /** The end of the two remap slots (Linux's LDT_END_ADDR is the end of the PGD slot; the model uses two slots of it). */
+  readonly ldt_slots_end: bigint;
+}
+
+/** The kernel layout of a 4-level (`levels` 4) or 5-level (LA57) kernel. */
+export function kernel_layout(levels: number): KernelLayout {
+  const l5 = levels === 5;
+  const pgdir_shift = l5 ? 48 : 39;
+  // LDT_PGD_ENTRY << PGDIR_SHIFT in unsigned long arithmetic.
+  const ldt = BigInt.asUintN(64, LDT_PGD_ENTRY << BigInt(pgdir_shift));
+  return {
+    pgdir_shift,
+    pgdir_size: 1n << BigInt(pgdir_shift),
+    page_offset_base: l5 ? __PAGE_OFFSET_BASE_L5 : __PAGE_OFFSET_BASE_L4,
+    direct_map_size: l5 ? DIRECT_MAP_SIZE_L5 : DIRECT_MAP_SIZE_L4,
+    vmalloc_base: l5 ? __VMALLOC_BASE_L5 : __VMALLOC_BASE_L4,
+    vmalloc_size: (l5 ? VMALLOC_SIZE_TB_L5 : VMALLOC_SIZE_TB_L4) << 40n,
+    ldt_base_addr: ldt,
+    ldt_slots_end: ldt + 2n * LDT_SLOT_STRIDE,
+  };
+}
+
 /** Where task stack `n` lives in vmalloc space: 2 * THREAD_SIZE apart (PTI_STACK_ORDER 1), the PTI stack the top half. */
-export function task_stack_va(n: number): bigint {
-  return VMALLOC_START + BigInt(n) * BigInt(2 * THREAD_SIZE);
+export function task_stack_va(layout: KernelLayout, n: number): bigint {
+  return layout.vmalloc_base + BigInt(n) * BigInt(2 * THREAD_SIZE);
 }
 
 /** PAGE_KERNEL_RO and PAGE_KERNEL without G, low word (NX goes in the high word). */
@@ -124,11 +179,11 @@ export class KernelMapper {
     this.mem.write64(pte, kindex(va, 1), e.lo, e.hi);
   }
 
-  /** Maps all `bytes` of RAM at PAGE_OFFSET in 2 MiB pages: RW, NX, `g`. */
-  mapDirect(root: number, bytes: number, g: number, nx: boolean): void {
+  /** Maps all `bytes` of RAM at `page_offset` (the direct map) in 2 MiB pages: RW, NX, `g`. */
+  mapDirect(root: number, page_offset: bigint, bytes: number, g: number, nx: boolean): void {
     const e = __pte();
     for (let pa = 0; pa < bytes; pa += 2 ** 21) {
-      const pd = this.descend(root, PAGE_OFFSET + BigInt(pa), 2);
+      const pd = this.descend(root, page_offset + BigInt(pa), 2);
       mk_pte(e, pa / 4096, PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | g, nx ? PTEH_XD : 0);
       this.mem.write64(pd, pgtableIndex(pa, 2), e.lo, e.hi);
     }

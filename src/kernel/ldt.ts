@@ -10,7 +10,7 @@
  * XXX: LDTR is loaded but no segment load through it is modelled (no DS/ES reload).
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import { __PAGE_KERNEL_RO, kindex, LDT_BASE_ADDR, LDT_SLOT_STRIDE, PAGE_OFFSET } from './layout.js';
+import { __PAGE_KERNEL_RO, kindex, LDT_SLOT_STRIDE } from './layout.js';
 import type { MmStruct } from './mm.js';
 import { ldtSemId } from './mmput.js';
 import { boot_pgd_entry, clear_kernel_page_in_mm, map_kernel_page_in_mm, propagate_kernel_slot_to_user } from './pti.js';
@@ -89,8 +89,8 @@ export function fill_ldt(i: UserDesc): [number, number] {
 }
 
 /** ldt_slot_va: the address of PTI remap slot `slot`. */
-export function ldt_slot_va(slot: number): bigint {
-  return LDT_BASE_ADDR + BigInt(slot) * LDT_SLOT_STRIDE;
+export function ldt_slot_va(k: Kernel, slot: number): bigint {
+  return k.layout.ldt_base_addr + BigInt(slot) * LDT_SLOT_STRIDE;
 }
 
 /**
@@ -151,11 +151,11 @@ function ldt_bytes(k: Kernel, ldt: LdtStruct, n: number): Uint8Array {
  */
 export function map_ldt_struct(k: Kernel, mm: MmStruct, ldt: LdtStruct, slot: number): number {
   if (!k.pti) return 0;
-  const base = ldt_slot_va(slot);
+  const base = ldt_slot_va(k, slot);
   for (let i = 0; i < ldt.pfns.length; i++) {
     if (map_kernel_page_in_mm(k, mm, base + BigInt(i * 4096), ldt.pfns[i], __PAGE_KERNEL_RO) < 0) return -ENOMEM;
   }
-  if (!mm.ldt) propagate_kernel_slot_to_user(k, mm, LDT_BASE_ADDR);
+  if (!mm.ldt) propagate_kernel_slot_to_user(k, mm, k.layout.ldt_base_addr);
   ldt.slot = slot;
   if (k.events.on) k.emit({ type: 'ldt_map', cpu: -1, mm: mm.ctx_id, slot, va: base, pages: ldt.pfns.length });
   return 0;
@@ -164,7 +164,7 @@ export function map_ldt_struct(k: Kernel, mm: MmStruct, ldt: LdtStruct, slot: nu
 /** unmap_ldt_struct: clears a replaced LDT's remap PTEs and flushes them from every CPU of the mm. */
 export function* unmap_ldt_struct(k: Kernel, pc: PerCpu, mm: MmStruct, ldt: LdtStruct | null): KPath {
   if (!k.pti || !ldt || ldt.slot < 0) return 0;
-  const base = ldt_slot_va(ldt.slot);
+  const base = ldt_slot_va(k, ldt.slot);
   for (let i = 0; i < ldt.pfns.length; i++) clear_kernel_page_in_mm(k, mm, base + BigInt(i * 4096));
   // The slot's kernel addresses do not fit flush_tlb_mm_range's number range: flush the whole mm.
   yield* flush_tlb_mm_range(k, pc, mm, 0, TLB_FLUSH_ALL, 12, false);
@@ -178,7 +178,7 @@ export function* unmap_ldt_struct(k: Kernel, pc: PerCpu, mm: MmStruct, ldt: LdtS
  */
 export function free_ldt_pgtables(k: Kernel, mm: MmStruct): void {
   if (!k.pti) return;
-  const i = kindex(LDT_BASE_ADDR, k.levels);
+  const i = kindex(k.layout.ldt_base_addr, k.levels);
   mm.pgtables.freeKernelSlot(i, boot_pgd_entry(k, i));
 }
 
@@ -195,7 +195,7 @@ export function destroy_context_ldt(k: Kernel, mm: MmStruct): void {
 export function load_mm_ldt(k: Kernel, pc: PerCpu, mm: MmStruct): void {
   const ldt = mm.ldt;
   if (ldt) {
-    pc.ldtBase = k.pti ? ldt_slot_va(ldt.slot) : PAGE_OFFSET + BigInt(ldt.pfns[0] * 4096);
+    pc.ldtBase = k.pti ? ldt_slot_va(k, ldt.slot) : k.layout.page_offset_base + BigInt(ldt.pfns[0] * 4096);
     pc.ldtEntries = ldt.nr_entries;
   } else {
     pc.ldtBase = 0n;

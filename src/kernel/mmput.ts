@@ -8,7 +8,7 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { destroy_context_ldt, free_ldt_pgtables } from './ldt.js';
-import { kindex, VMALLOC_START } from './layout.js';
+import { kindex } from './layout.js';
 import { boot_pgd_entry } from './pti.js';
 import type { KPath } from './steps.js';
 import { tlb_finish_mmu, tlb_gather_mmu_fullmm, unmap_page_range } from './zap.js';
@@ -46,7 +46,10 @@ export function* exit_mmap(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
   // arch_exit_mmap -> ldt_arch_exit_mmap: the LDT remap's page tables (the ldt_struct stays until mmdrop).
   free_ldt_pgtables(k, mm);
   // The page tables of the PTI stacks' slot (entry_stack per_task), emptied as each task left.
-  if (k.pti) mm.pgtables.freeKernelSlot(kindex(VMALLOC_START, k.levels), boot_pgd_entry(k, kindex(VMALLOC_START, k.levels)));
+  if (k.pti) {
+    const i = kindex(k.layout.vmalloc_base, k.levels);
+    mm.pgtables.freeKernelSlot(i, boot_pgd_entry(k, i));
+  }
   tlb.freed_tables = true;
   yield* tlb_finish_mmu(k, pc, tlb);
   mm.vmas.list.length = 0;

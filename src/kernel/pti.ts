@@ -15,9 +15,10 @@
  */
 import { PTE_P, PTE_US, PTEH_XD } from '../hw/pte.js';
 import { CR3_HI_NOFLUSH } from '../hw/regs.js';
+import { ModelError } from '../errors.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import {
-  __PAGE_KERNEL, CPU_ENTRY_AREA_BASE, task_stack_va, THREAD_SIZE, type CpuEntryArea, ENTRY_TEXT_START, ESPFIX_BASE_ADDR, kindex, type KernelMapper, LDT_BASE_ADDR, LDT_END_ADDR, VMALLOC_START,
+  __PAGE_KERNEL, CPU_ENTRY_AREA_BASE, task_stack_va, THREAD_SIZE, type CpuEntryArea, ENTRY_TEXT_START, ESPFIX_BASE_ADDR, kindex, type KernelMapper,
 } from './layout.js';
 import type { MmStruct } from './mm.js';
 import { __pte, mk_pte, PFN_HI } from './pgtable.js';
@@ -125,10 +126,12 @@ export function pti_allowed_ranges(k: Kernel): PtiRange[] {
     { start: CPU_ENTRY_AREA_BASE, end: CPU_ENTRY_AREA_BASE + P4D_SIZE, what: 'cpu_entry_area' },
     { start: ESPFIX_BASE_ADDR, end: ESPFIX_BASE_ADDR + P4D_SIZE, what: 'espfix' },
     { start: ENTRY_TEXT_START & ~(PMD_SIZE - 1n), end: (ENTRY_TEXT_START & ~(PMD_SIZE - 1n)) + PMD_SIZE, what: 'entry text' },
-    { start: LDT_BASE_ADDR, end: LDT_END_ADDR, what: 'ldt remap' },
+    { start: k.layout.ldt_base_addr, end: k.layout.ldt_slots_end, what: 'ldt remap' },
   ];
   for (const pc of k.percpu) r.push({ start: pc.cea!.tssRw, end: pc.cea!.tssRw + 0x1000n, what: `cpu_tss_rw (cpu ${pc.id})` });
-  if (k.options.entry_stack === 'per_task') r.push({ start: VMALLOC_START, end: VMALLOC_START + P4D_SIZE, what: 'pti stacks' });
+  // The PTI stacks' PGD slot, which the user copy shares with the kernel copy (pti_stack_map).
+  const v = k.layout.vmalloc_base;
+  if (k.options.entry_stack === 'per_task') r.push({ start: v, end: v + k.layout.pgdir_size, what: 'pti stacks' });
   return r;
 }
 
@@ -188,6 +191,9 @@ export function check_pti_user_pgd(k: Kernel, pc: PerCpu | null, mm: MmStruct): 
  * the mm). Returns 0, or -1 when a table allocation failed (tables already made stay).
  */
 export function map_kernel_page_in_mm(k: Kernel, mm: MmStruct, va: bigint, pfn: number, lo: number): number {
+  // The slot must be the mm's own: below a boot PGD entry the tables are every mm's.
+  const slot = kindex(va, k.levels);
+  if (boot_pgd_entry(k, slot).lo & PTE_P) throw new ModelError('map_kernel_page_in_mm', `0x${va.toString(16)} is in PGD slot ${slot}, which the boot page table shares with every mm`);
   const table = mm.pgtables.kernelPteTable(va, true);
   if (table < 0) return -1;
   const e = mk_pte(__pte(), pfn, lo, k.nx ? PTEH_XD : 0);
@@ -236,7 +242,7 @@ export function pti_stack_alloc(k: Kernel, mm: MmStruct): PtiStack | null | 'non
     }
     pfns.push(pfn);
   }
-  const stack = { va: task_stack_va(k.nextStackSlot++) + BigInt(THREAD_SIZE), pfns };
+  const stack = { va: task_stack_va(k.layout, k.nextStackSlot++) + BigInt(THREAD_SIZE), pfns };
   if (pti_stack_map(k, mm, stack) < 0) {
     for (const p of pfns) k.pages.put_page(p);
     return null;

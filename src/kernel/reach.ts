@@ -12,7 +12,7 @@
  */
 import type { Kernel } from './kernel.js';
 import {
-  CPU_ENTRY_AREA_BASE, ENTRY_TEXT_START, ESPFIX_BASE_ADDR, KERNEL_DATA, KERNEL_TEXT, LDT_BASE_ADDR, LDT_END_ADDR, PAGE_OFFSET, VMALLOC_START,
+  CPU_ENTRY_AREA_BASE, ENTRY_TEXT_START, ESPFIX_BASE_ADDR, KERNEL_DATA, KERNEL_TEXT, type KernelLayout,
 } from './layout.js';
 import type { MmStruct } from './mm.js';
 import { pti_allowed_ranges, pti_user_copy, walkKernelHalf } from './pti.js';
@@ -40,11 +40,11 @@ export interface Reach {
 
 const P4D = 1n << 39n;
 
-/** The name of the kernel region `va` lies in (Documentation/arch/x86/x86_64/mm.rst). */
-export function kernel_region(va: bigint): string {
-  if (va >= LDT_BASE_ADDR && va < LDT_END_ADDR) return 'ldt remap';
-  if (va >= PAGE_OFFSET && va < PAGE_OFFSET + (64n << 40n)) return 'direct map';
-  if (va >= VMALLOC_START && va < VMALLOC_START + P4D) return 'vmalloc';
+/** The name of the kernel region `va` lies in, in layout `l` (Documentation/arch/x86/x86_64/mm.rst). */
+export function kernel_region(l: KernelLayout, va: bigint): string {
+  if (va >= l.ldt_base_addr && va < l.ldt_slots_end) return 'ldt remap';
+  if (va >= l.page_offset_base && va < l.page_offset_base + l.direct_map_size) return 'direct map';
+  if (va >= l.vmalloc_base && va < l.vmalloc_base + l.vmalloc_size) return 'vmalloc';
   if (va >= CPU_ENTRY_AREA_BASE && va < CPU_ENTRY_AREA_BASE + P4D) return 'cpu_entry_area';
   if (va >= ESPFIX_BASE_ADDR && va < ESPFIX_BASE_ADDR + P4D) return 'espfix';
   if (va >= ENTRY_TEXT_START && va < KERNEL_DATA) return va < ENTRY_TEXT_START + 0x1000n ? 'entry text' : 'kernel text';
@@ -63,7 +63,7 @@ export function process_reach(k: Kernel, mm: MmStruct): Reach {
   if (meltdown && !mm.dead) {
     const tss = pti_allowed_ranges(k).filter((r) => r.what.startsWith('cpu_tss_rw'));
     walkKernelHalf(k, user ? mm.pgtables.userPgd : mm.pgd, (leaf) => {
-      const region = tss.find((r) => leaf.va >= r.start && leaf.va < r.end)?.what ?? kernel_region(leaf.va);
+      const region = tss.find((r) => leaf.va >= r.start && leaf.va < r.end)?.what ?? kernel_region(k.layout, leaf.va);
       const last = ranges[ranges.length - 1];
       if (last && last.end === leaf.va && last.region === region) {
         last.end += BigInt(leaf.bytes);

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
-import { LINUX_BANNER, PAGE_OFFSET } from '../../src/kernel/layout.js';
+import { LINUX_BANNER } from '../../src/kernel/layout.js';
 import type { IsolabEvent, System, SystemConfig } from '../../src/system.js';
 import type { Op } from '../../src/user/program.js';
 import { boot, mmapAnon, records, ret, runWithEvents as run } from './helpers.js';
@@ -679,13 +679,13 @@ test('PTI: replacing the LDT flushes the old slot from the TLB (flush_tlb_mm_ran
   assert.deepEqual(gp, [], 'a #GP inside modify_ldt');
 });
 
-test('5-level paging: the LDT remap lives at 0xff10000000000000 and exposes nothing else of the kernel', { todo: 'src/kernel/layout.ts has one LDT_BASE_ADDR (0xffff880000000000, the 4-level value); with la57 it falls in PGD slot 511, the kernel\'s own: map_ldt_struct_to_user copies that whole slot into the user copy (kernel data and the direct map become Meltdown-readable) and free_ldt_pgtables at exit frees the shared kernel tables (ModelError put_page refcount -1)' }, () => {
+test('5-level paging: the LDT remap lives at 0xff10000000000000 and exposes nothing else of the kernel', () => {
   const ops: Op[] = [
     mmapAnon('ud', 4096),
     ...writeDesc('w', FLAT_DATA),
     probe('ldt5', 0xff10000000000000n), // spec §4.1: LDT_BASE_ADDR with 5-level paging
     probe('banner', LINUX_BANNER),
-    probe('direct', PAGE_OFFSET + 0x100000n),
+    probe('direct', 0xff11000000000000n + 0x100000n), // mm.rst: the 5-level direct map (page_offset_base)
   ];
   let result: { sys: System } | undefined;
   let thrown: unknown;
@@ -701,6 +701,13 @@ test('5-level paging: the LDT remap lives at 0xff10000000000000 and exposes noth
   // spec §3.3: nothing else of the kernel (no kernel data, no direct map) is in the user copy.
   assert.equal(val(sys, ops, 'banner'), -1n);
   assert.equal(val(sys, ops, 'direct'), -1n);
+  assert.deepEqual(sys.debugReports, []);
+  // free_ldt_pgtables freed the mm's own remap tables and nothing of the kernel's.
+  const again = boot({ cpu: { meltdown: true, la57: true }, kernel: { pti: 'on' } });
+  const base = again.framesInUse;
+  again.spawn({ main: ops });
+  assert.ok(again.run({ maxSteps: 1_000_000 }).finished);
+  assert.equal(again.framesInUse, base, 'every frame returned');
 });
 
 test('exit frees the LDT, its remap tables and the mm: frames in use return to the count after boot', () => {

@@ -14,8 +14,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Kernel } from '../../src/kernel/kernel.js';
 import {
-  CPU_ENTRY_AREA_BASE, ESPFIX_BASE_ADDR, KERNEL_TEXT, LDT_BASE_ADDR, LINUX_BANNER, LINUX_BANNER_TEXT, PAGE_OFFSET,
+  CPU_ENTRY_AREA_BASE, ESPFIX_BASE_ADDR, KERNEL_TEXT, LINUX_BANNER, LINUX_BANNER_TEXT,
 } from '../../src/kernel/layout.js';
+
+/** 4-level paging (Documentation/arch/x86/x86_64/mm.rst): the direct map's base and the LDT remap's (LDT_PGD_ENTRY -240). */
+const PAGE_OFFSET = 0xffff888000000000n;
+const LDT_BASE_ADDR = 0xffff880000000000n;
 import type { MmStruct } from '../../src/kernel/mm.js';
 import { pti_allowed_ranges, walkKernelHalf, type KernelLeaf } from '../../src/kernel/pti.js';
 import type { IsolabEvent, System, SystemConfig } from '../../src/system.js';
@@ -1004,7 +1008,32 @@ test('PTI with 5-level paging: a plain process runs and exits, and the kernel\'s
   assert.notEqual(uv(sys, ops, 'g'), NOTHING);
   // The boot PGD still maps the kernel after the process is gone.
   const ls = leaves(sys.kernel, sys.kernel.init_mm.pgtables.pgd);
-  assert.ok(maps(ls, LINUX_BANNER) && maps(ls, PAGE_OFFSET) && maps(ls, CPU_ENTRY_AREA_BASE));
+  // mm.rst, 5-level: the direct map at 0xff11000000000000.
+  assert.ok(maps(ls, LINUX_BANNER) && maps(ls, 0xff11000000000000n) && maps(ls, CPU_ENTRY_AREA_BASE));
+});
+
+test('PTI with 5-level paging and per-task entry stacks: the PTI stack sits in the 5-level vmalloc area, the user copies map nothing else, every frame comes back', () => {
+  // mm.rst, 5-level: vmalloc_base 0xffa0000000000000, the direct map at 0xff11000000000000; the
+  // first task's PTI stack is the top THREAD_SIZE of stack slot 1 (2 * 16 KiB per slot).
+  const stack5 = 0xffa0000000000000n + 0x8000n + 0x4000n;
+  const direct5 = 0xff11000000000000n + 0x100000n;
+  const child: Op[] = [probe('cd', direct5), ...getpids(2)];
+  const ops: Op[] = [
+    probe('s', stack5), probe('d', direct5), probe('b', LINUX_BANNER), ...getpids(1),
+    { op: 'syscall', name: 'fork', into: 'f', child }, sc('w', 'wait4', -1, 0, 0, 0),
+  ];
+  const config = { cpu: { la57: true, meltdown: true }, kernel: { pti: 'on' as const, entry_stack: 'per_task' as const, debug_vm: true } };
+  const sys = boot(config);
+  const base = sys.framesInUse;
+  sys.spawn({ main: ops });
+  assert.ok(sys.run({ maxSteps: 1_000_000 }).finished);
+  // debug_vm ran the pti_user_pgd and page-table checks at every switch and exit.
+  assert.deepEqual(sys.debugReports, []);
+  assert.equal(uv(sys, ops, 's'), 0n, 'the parent reads its own PTI stack (zeroed)');
+  assert.equal(uv(sys, ops, 'd'), NOTHING, 'the direct map is not in the user copy');
+  assert.equal(uv(sys, ops, 'b'), NOTHING, 'kernel data is not in the user copy');
+  assert.equal(uv(sys, child, 'cd', { fn: `main.${at(ops, 'f')}.child` }), NOTHING, 'nor in the child\'s');
+  assert.equal(sys.framesInUse, base, 'the PTI stacks\' page tables were freed with each mm');
 });
 
 // ==== Invariants across scheduling (spec §3.2, §3.5, §3.7) =========================================

@@ -8,7 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { System } from '../../src/system.js';
-import { CPU_ENTRY_AREA_BASE, LINUX_BANNER, PAGE_OFFSET } from '../../src/kernel/layout.js';
+import { CPU_ENTRY_AREA_BASE, LINUX_BANNER } from '../../src/kernel/layout.js';
+
+/** The direct map's base on 4-level paging (Documentation/arch/x86/x86_64/mm.rst). */
+const PAGE_OFFSET = 0xffff888000000000n;
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
