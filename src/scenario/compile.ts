@@ -122,19 +122,38 @@ export interface CompiledScenario {
   maxSteps: number;
   processes: CompiledProcess[];
   images: { path: string; program: Program }[];
-  /** Every compiled operation, by opKey(image, fn, index). */
-  ops: Map<string, OpInfo>;
-  /** The scenario name of the child each fork, vfork or clone operation creates, by opKey. */
-  children: Map<string, string>;
+  /** Every compiled operation, by image, function and index. */
+  ops: OpTable<OpInfo>;
+  /** The scenario name of the child each fork, vfork or clone operation creates. */
+  children: OpTable<string>;
   /** Thread names, with the kind of task each is. */
   threads: Map<string, 'process' | 'thread' | 'child'>;
   end: EndExpectations;
   locator?: Locator;
 }
 
-/** The key of a compiled operation: image name, function name, index. */
-export function opKey(image: string, fn: string, index: number): string {
-  return `${image}\u0000${fn}\u0000${index}`;
+/**
+ * Values per compiled operation, found by image name, function name and index: one array per
+ * function, so a scenario of 200,000 operations makes a few hundred keys, not 200,000.
+ */
+export class OpTable<T> {
+  private readonly fns = new Map<string, T[]>();
+
+  get(image: string, fn: string, index: number): T | undefined {
+    return this.fns.get(`${image}\u0000${fn}`)?.[index];
+  }
+
+  set(image: string, fn: string, index: number, value: T): void {
+    const key = `${image}\u0000${fn}`;
+    let list = this.fns.get(key);
+    if (!list) this.fns.set(key, (list = []));
+    list[index] = value;
+  }
+
+  /** Every value, function by function, in index order. */
+  *values(): IterableIterator<T> {
+    for (const list of this.fns.values()) for (const v of list) if (v !== undefined) yield v;
+  }
 }
 
 /** Parses "64 MiB" or a byte count. */
@@ -180,8 +199,8 @@ export function compileScenario(data: unknown, locator?: Locator, defaultName = 
 
 class Compiler {
   private readonly issues: ScenarioIssue[] = [];
-  private readonly ops = new Map<string, OpInfo>();
-  private readonly children = new Map<string, string>();
+  private readonly ops = new OpTable<OpInfo>();
+  private readonly children = new OpTable<string>();
   private readonly threads = new Map<string, 'process' | 'thread' | 'child'>();
   /** Where each thread name was declared (for duplicate reports). */
   private readonly threadPaths = new Map<string, Path>();
@@ -362,9 +381,9 @@ class Compiler {
     this.compileList(setup, [...path, 'setup'], main);
     for (const pr of prologue) {
       const index = main.out.length;
-      this.ops.set(opKey(image, 'main', index), pr.info);
+      this.ops.set(image, 'main', index, pr.info);
       if (pr.childOps) {
-        this.children.set(opKey(image, 'main', index), pr.childOps.thread);
+        this.children.set(image, 'main', index, pr.childOps.thread);
         const childFn: FnCtx = { image, fn: `main.${index}.child`, thread: pr.childOps.thread, defined: new Set(main.defined), proc: ctx, out: [] };
         this.compileList(pr.childOps.ops, pr.childOps.path, childFn);
         (pr.op as { child?: Op[] }).child = childFn.out;
@@ -408,7 +427,7 @@ class Compiler {
     if (!this.count(info.path)) return f.out.length;
     const index = f.out.length;
     f.out.push(op);
-    this.ops.set(opKey(f.image, f.fn, index), { ...info, thread: f.thread, setup: false });
+    this.ops.set(f.image, f.fn, index, { path: info.path, thread: f.thread, label: info.label, setup: false, syscall: info.syscall, expect: info.expect });
     return index;
   }
 
@@ -629,7 +648,7 @@ class Compiler {
       const defined = new Set(f.defined);
       if (as) defined.add(as);
       const cf: FnCtx = { image: f.image, fn: `${f.fn}.${index}.child`, thread: child.name, defined, proc: f.proc, out: [] };
-      this.children.set(opKey(f.image, f.fn, index), child.name);
+      this.children.set(f.image, f.fn, index, child.name);
       this.compileList(child.ops, child.path, cf);
       (op as { child?: Op[] }).child = cf.out;
     }

@@ -3,11 +3,11 @@
  * `compileScenarioFile` reads and checks a file, reporting every mistake with its line and
  * column before anything runs; `runScenario` runs the result and judges its expectations.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { ScenarioError } from '../errors.js';
 import { compileScenario, type CompiledScenario } from './compile.js';
-import { loadScenarioText } from './load.js';
+import { loadScenarioText, MAX_FILE_BYTES, tooLarge } from './load.js';
 
 /** Parses and checks scenario text; `file` names it in messages. Throws ScenarioError. */
 export function compileScenarioText(text: string, file: string): CompiledScenario {
@@ -16,20 +16,46 @@ export function compileScenarioText(text: string, file: string): CompiledScenari
   return compileScenario(loaded.data, loaded.locator, basename(file).replace(/\.ya?ml$/, ''));
 }
 
-/** Reads, parses and checks a scenario file. Throws ScenarioError (an unreadable file included). */
-export function compileScenarioFile(file: string): CompiledScenario {
-  let text: string;
+/**
+ * Reads at most MAX_FILE_BYTES + 1 bytes of `file` (a regular file, or a pipe such as a shell's
+ * process substitution; a device that never ends is cut off at the limit, not read forever).
+ */
+function readScenarioFile(file: string): string {
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String((e as Error).message);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String((e as Error).message);
     throw new ScenarioError([{ file, path: '', message: `cannot read the scenario: ${why}` }]);
   }
-  return compileScenarioText(text, file);
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new ScenarioError([{ file, path: '', message: 'cannot read the scenario: is a directory' }]);
+    if (st.isFile() && st.size > MAX_FILE_BYTES) throw new ScenarioError([tooLarge(file, st.size, false)]);
+    const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > MAX_FILE_BYTES) throw new ScenarioError([tooLarge(file, MAX_FILE_BYTES, true)]);
+    }
+    return buf.toString('utf8', 0, n);
+  } catch (e) {
+    if (e instanceof ScenarioError) throw e;
+    throw new ScenarioError([{ file, path: '', message: `cannot read the scenario: ${String((e as Error).message)}` }]);
+  } finally {
+    closeSync(fd);
+  }
 }
 
-export { compileScenario, opKey, type CompiledScenario, type OpInfo } from './compile.js';
+/** Reads, parses and checks a scenario file. Throws ScenarioError (an unreadable or oversized file included). */
+export function compileScenarioFile(file: string): CompiledScenario {
+  return compileScenarioText(readScenarioFile(file), file);
+}
+
+export { compileScenario, OpTable, type CompiledScenario, type OpInfo } from './compile.js';
 export { runScenario, type RunOptions, type RunReport, type Verdict, type TimelineEntry, type Counts } from './run.js';
 export { scenarioSchema } from './schema.js';
 export { INVARIANTS } from './invariants.js';

@@ -40,22 +40,39 @@ export type Loaded = { data: unknown; locator: Locator; issues: [] } | { data: u
 export const MAX_NESTING = 256;
 /** Aliases (`*name`) one file may hold: the YAML library's guard against alias bombs. */
 export const MAX_ALIASES = 1000;
+/**
+ * The size of the largest scenario file, in bytes. A file at the operation limit written out
+ * one operation a line takes about 3 MiB; the YAML library reads roughly 1 MiB a second, so a
+ * larger file is refused before it is parsed rather than after.
+ */
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
+
+/** The refusal of a file of `bytes` bytes (or more) beyond MAX_FILE_BYTES, at 1:1. */
+export function tooLarge(file: string, bytes: number, atLeast: boolean): ScenarioIssue {
+  const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+  return {
+    file, line: 1, col: 1, path: '',
+    message: `the file holds ${atLeast ? 'more than ' : ''}${mib(bytes)}; a scenario file may hold at most ${mib(MAX_FILE_BYTES)} (${MAX_FILE_BYTES} bytes): for long runs use repeat or functions`,
+  };
+}
 
 /**
  * Parses YAML text. Syntax errors (bad indentation, duplicate keys, tabs, unclosed quotes)
  * come back as issues with their position; nothing is thrown. Integers too large for a
  * JavaScript number are kept as their source text, which values parse exactly. A file that
- * holds nothing, nests deeper than MAX_NESTING, holds more than MAX_ALIASES aliases or an alias
+ * holds nothing, is larger than MAX_FILE_BYTES, nests deeper than MAX_NESTING, holds more than MAX_ALIASES aliases or an alias
  * with no anchor, or a number no double can hold (`1e309`, `.inf`, `.nan`) is refused at its
  * position as well.
  */
 export function loadScenarioText(text: string, file: string): Loaded {
+  if (text.length > MAX_FILE_BYTES / 4 && Buffer.byteLength(text, 'utf8') > MAX_FILE_BYTES) {
+    return { data: undefined, locator: { file, locate: () => undefined }, issues: [tooLarge(file, Buffer.byteLength(text, 'utf8'), false)] };
+  }
   const lineCounter = new LineCounter();
   const at = (offset: number, message: string): ScenarioIssue => {
     const pos = lineCounter.linePos(offset);
     return { file, line: pos.line, col: pos.col, path: '', message };
   };
-  // The nesting is measured on the token tree (built without recursion) before the recursive composer sees it.
   // The file is tokenized once (without recursion); the nesting is measured on the tokens before the recursive composer sees them.
   const tokens = [...new Parser(lineCounter.addNewLine).parse(text)];
   const tooDeep = nestingBeyond(tokens, MAX_NESTING);

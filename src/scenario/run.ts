@@ -20,7 +20,7 @@ import { pteFields } from './peek.js';
 import { describePte } from '../hw/pte.js';
 import { CR4_PCIDE } from '../hw/regs.js';
 import type { ReachRecord } from '../kernel/kernel.js';
-import { opKey, type CompiledScenario, type EventExpectation, type OpExpectation, type OpInfo } from './compile.js';
+import { type CompiledScenario, type EventExpectation, type OpExpectation, type OpInfo } from './compile.js';
 
 export interface RunOptions {
   /** Overrides the scenario's seed (and makes the schedule random). */
@@ -257,7 +257,7 @@ export class Runner {
   }
 
   private opInfo(t: Task | undefined, fn: string, index: number): OpInfo | undefined {
-    return t && t.image ? this.c.ops.get(opKey(t.image.name, fn, index)) : undefined;
+    return t && t.image ? this.c.ops.get(t.image.name, fn, index) : undefined;
   }
 
   private onEvent(e: IsolabEvent): void {
@@ -322,8 +322,8 @@ export class Runner {
         return;
       case 'fork': {
         const parent = this.sys.task(e.parent);
-        const key = parent?.image ? opKey(parent.image.name, parent.opFn, parent.opIndex) : '';
-        this.names.set(e.child, this.c.children.get(key) ?? `task${e.child}`);
+        const child = parent?.image ? this.c.children.get(parent.image.name, parent.opFn, parent.opIndex) : undefined;
+        this.names.set(e.child, child ?? `task${e.child}`);
         this.add(e.cpu, e.parent, 'fork', `${this.name(e.child)} created: tid ${e.child}${e.ptes ? `, ${e.ptes} PTEs copied` : ''}`);
         return;
       }
@@ -417,7 +417,10 @@ export class Runner {
     return i.line !== undefined ? `${i.file}:${i.line}:${i.col}` : i.path;
   }
 
-  /** One verdict per expectation as written: the copies a `repeat` unrolled are judged together. */
+  /**
+   * One verdict per expectation as written, in the file's order (by line and column when the
+   * scenario came from a file): the copies a `repeat` unrolled are judged together.
+   */
   private opVerdicts(): Verdict[] {
     const groups = new Map<string, { info: OpInfo; x: OpExpectation; count: number; failure?: string; last?: string }>();
     for (const info of this.c.ops.values()) {
@@ -432,7 +435,12 @@ export class Runner {
       g.last = r.last ?? g.last;
       if (r.failure !== undefined && g.failure === undefined) g.failure = r.failure;
     }
-    return [...groups.values()].map((g) => {
+    const order = (g: { x: OpExpectation }): [number, number] => {
+      const pos = this.c.locator?.locate(g.x.path);
+      return pos ? [pos.line, pos.col] : [0, 0];
+    };
+    const sorted = [...groups.values()].map((g) => ({ g, at: order(g) })).sort((p, q) => p.at[0] - q.at[0] || p.at[1] - q.at[1]).map((p) => p.g);
+    return sorted.map((g) => {
       const base = { kind: 'op' as const, where: this.where(g.x.path), path: pathString(g.x.path), expected: `${g.info.label.split('  #')[0]}: ${g.x.text}`, count: g.count };
       if (g.count === 0) return { ...base, status: 'not_reached' as const, actual: 'the operation never completed' };
       return { ...base, status: g.failure ? ('failed' as const) : ('held' as const), actual: g.failure ?? `${g.last ?? ''}${g.count > 1 ? ` (all ${g.count} times)` : ''}` };

@@ -48,7 +48,7 @@ import type { Kernel } from '../../src/kernel/kernel.js';
 import type { MmStruct } from '../../src/kernel/mm.js';
 import type { KernelOptions } from '../../src/kernel/options.js';
 import type { Task } from '../../src/kernel/task.js';
-import type { CompiledScenario } from '../../src/scenario/compile.js';
+import { OpTable, type CompiledScenario } from '../../src/scenario/compile.js';
 import { hasWork, type IsolabEvent, type System } from '../../src/system.js';
 import { OP_BYTES, type Program } from '../../src/user/program.js';
 import { STEP_ENTRY } from '../../src/kernel/steps.js';
@@ -552,8 +552,8 @@ function scenarioOf(c: LockstepCase): CompiledScenario {
     maxSteps: 1_000_000,
     processes: c.processes.map((p, i) => ({ name: `p${i}`, cpu: p.cpu, program: p.program, handlers: [] })),
     images: [],
-    ops: new Map(),
-    children: new Map(),
+    ops: new OpTable(),
+    children: new OpTable(),
     threads: new Map(),
     end: { exit: [], memory: [], registers: [], ptes: [], invariants: [] },
   };

@@ -5,9 +5,14 @@
  * copy_process gives it (kernel/fork.c: `retval = -EAGAIN; if (nr_threads >= max_threads)`).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { ScenarioError, type ScenarioIssue } from '../../src/errors.js';
-import { compileScenario, compileScenarioText, runScenario } from '../../src/scenario/index.js';
+import { compileScenario, compileScenarioFile, compileScenarioText, runScenario } from '../../src/scenario/index.js';
+import { MAX_OPS } from '../../src/scenario/compile.js';
+import { MAX_ALIASES, MAX_FILE_BYTES, MAX_NESTING } from '../../src/scenario/load.js';
 
 function position(text: string, needle: string): { line: number; col: number } {
   const at = text.indexOf(needle);
@@ -137,4 +142,41 @@ test('limits: a fork bomb in a repeat ends quickly with EAGAIN (default threads_
   // p and its 2047 children (zombies, never reaped) fill the 2048 slots.
   assert.equal(forks.length - eagain.length, 2047);
   assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
+});
+
+test('limits: a file beyond 4 MiB is refused at 1:1 before it is parsed, text, file or endless device alike', () => {
+  const line = '      - getpid\n';
+  const big = OPS(line.repeat(Math.ceil((4 * 1024 * 1024) / line.length) + 1));
+  const t0 = performance.now();
+  expectIssue(big, { line: 1, col: 1 }, ['4.0 MiB', 'at most', 'repeat']);
+  // Refused by its size: parsing 4 MiB of YAML takes seconds, the size check microseconds.
+  assert.ok(performance.now() - t0 < 1000, 'refused without parsing');
+  const dir = mkdtempSync(join(tmpdir(), 'isolab-limits-'));
+  try {
+    const file = join(dir, 'big.yaml');
+    writeFileSync(file, big);
+    assert.throws(() => compileScenarioFile(file), (e: unknown) => e instanceof ScenarioError && e.issues[0].line === 1 && e.issues[0].col === 1 && e.issues[0].file === file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // /dev/zero never ends: read up to the limit and refused, not read until memory runs out.
+  assert.throws(() => compileScenarioFile('/dev/zero'), (e: unknown) => e instanceof ScenarioError && /more than 4\.0 MiB/.test(e.issues[0].message));
+  // Exactly at the limit the file is parsed: one long comment, quick to read, then refused for what it lacks, not for its size.
+  const head = 'name: x\n#';
+  const atLimit = head + 'x'.repeat(4 * 1024 * 1024 - head.length);
+  assert.ok(!issues(atLimit).some((i) => /MiB/.test(i.message)));
+  assert.ok(issues(atLimit + 'x').some((i) => /MiB/.test(i.message)));
+});
+
+test('limits: docs/scenario-format.md\'s table of limits is the loader\'s and the compiler\'s', () => {
+  const doc = readFileSync(new URL('../../../docs/scenario-format.md', import.meta.url), 'utf8');
+  const row = (name: string): number => {
+    const m = new RegExp(`^\\| ${name}[^|]* \\| (\\d+)`, 'm').exec(doc);
+    assert.ok(m, `no row for ${name}`);
+    return Number(m[1]);
+  };
+  assert.equal(row('file size'), MAX_FILE_BYTES);
+  assert.equal(row('lists and mappings nested'), MAX_NESTING);
+  assert.equal(row('aliases'), MAX_ALIASES);
+  assert.equal(row('operations'), MAX_OPS);
 });
