@@ -105,7 +105,11 @@ export function loadScenarioText(text: string, file: string): Loaded {
       const src = node.source ?? String(node.value);
       if (Number.isNaN(node.value)) issues.push(at(node.range?.[0] ?? 0, `${src} is not a number (NaN); expected an integer or an expression`));
       else if (!Number.isFinite(node.value)) issues.push(at(node.range?.[0] ?? 0, `${src} is ${/inf/i.test(src) ? 'infinite' : 'too large for a number (beyond 1.8e308)'}; expected an integer or an expression`));
-      else if (Number.isInteger(node.value) && !Number.isSafeInteger(node.value) && node.source) node.value = node.source;
+      else if (Number.isInteger(node.value) && !Number.isSafeInteger(node.value) && node.source) {
+        // Kept as text, a large integer is read exactly; an exponent such as 1e20 has no exact digits to keep.
+        if (/^[-+]?(\d+\.?\d*|\.\d+)e/i.test(node.source)) issues.push(at(node.range?.[0] ?? 0, `${node.source} is outside ±2^53 in exponent form, which holds no exact integer; write the integer's digits (decimal, or hexadecimal with 0x)`));
+        else node.value = node.source;
+      }
     },
   });
   if (issues.length > 0) return { data: undefined, locator, issues };

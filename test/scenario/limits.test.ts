@@ -180,3 +180,11 @@ test('limits: docs/scenario-format.md\'s table of limits is the loader\'s and th
   assert.equal(row('aliases'), MAX_ALIASES);
   assert.equal(row('operations'), MAX_OPS);
 });
+
+test('limits: an integer beyond ±2^53 in exponent form is refused at its position; small exponents and long digits are read', () => {
+  const text = OPS('      - load: 1e20\n      - load: -1E300\n');
+  expectIssue(text, '1e20', ['1e20', 'exponent form', 'digits']);
+  expectIssue(text, '-1E300', ['-1E300', 'exponent form']);
+  // 1e3 is 1000 exactly; 2^64-1 in digits is kept exactly.
+  assert.doesNotThrow(() => compileScenarioText(OPS('      - load: 1e3\n      - load: 18446744073709551615\n'), 'ok.yaml'));
+});
