@@ -1,6 +1,7 @@
 /**
  * `isolab explore FILE`, `isolab replay FILE --schedule S` and `isolab merge FILES...`: the
- * explorer's commands. Exit 0 when no invariant broke, 1 when one did, 2 on bad input.
+ * explorer's commands. Exit 0 when no invariant broke, 1 when one did, 2 on bad input, 130 or
+ * 143 when SIGINT or SIGTERM ends a search (nothing written then).
  */
 import { readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
@@ -8,7 +9,9 @@ import { ArgumentError } from '../errors.js';
 import { compileScenarioFile } from '../scenario/index.js';
 import type { TimelineEntry } from '../scenario/run.js';
 import type { SearchStats } from '../explore/dpor.js';
-import { ALL_INVARIANTS, WITNESS, checkInvariants, explore, mergeResults, replay, shortestPassingPrefix, withKernelOptions, type ExploreOptions, type ExploreResult } from '../explore/explore.js';
+import { FULL_LEVELS } from '../explore/dpor.js';
+import { ALL_INVARIANTS, WITNESS, checkInvariants, exploreInSlices, mergeResults, replay, shortestPassingPrefix, withKernelOptions, type ExploreOptions, type ExploreResult } from '../explore/explore.js';
+import { searchIdentity } from '../explore/identity.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { exploreInWorkers } from '../explore/parallel.js';
 import { formatSchedule, parseSchedule } from '../explore/schedule.js';
@@ -56,13 +59,24 @@ function scheduleSteps(text: string): string {
   return text.split(',').map((item) => (/^\d+$/.test(item) ? item : `'${item}'`)).join(', ');
 }
 
+/** The split depth for a sharded search: the one given (1..FULL_LEVELS) or FULL_LEVELS. */
+function splitDepth(given: number | undefined): number {
+  if (given === undefined) return FULL_LEVELS;
+  if (given < 1 || given > FULL_LEVELS) throw new ArgumentError('split-depth', `${given}: the split depth counts branch-offs from the search's first path, from 1 to ${FULL_LEVELS}`);
+  return given;
+}
+
 export async function exploreCommand(file: string, opts: ExploreCommandOptions): Promise<number> {
   const kernel = opts.kernel ?? [];
   // A destination that cannot be written is refused before the search, not after it.
   if (opts.output !== undefined) checkOutputPath(opts.output);
   const c = withKernelOptions(compileScenarioFile(file), kernel);
+  const text = readFileSync(file, 'utf8');
   if (opts.workers !== undefined && opts.shard !== undefined) throw new ArgumentError('workers', '--workers and --shard do not mix: shard across machines, or across threads, not both');
-  const shard = opts.shard !== undefined ? { ...parseShard(opts.shard), splitDepth: opts.splitDepth ?? 8 } : undefined;
+  const parallel = opts.workers !== undefined && opts.workers > 1;
+  // The split depth says only where shards split the search: without shards it changes nothing.
+  const depth = opts.shard !== undefined || parallel ? splitDepth(opts.splitDepth) : undefined;
+  const shard = opts.shard !== undefined ? { ...parseShard(opts.shard), splitDepth: depth! } : undefined;
   const o: ExploreOptions = {
     mode: opts.mode,
     invariants: invariantList(opts.invariants, opts.witness),
@@ -74,9 +88,9 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
     pctDepth: opts.pctDepth ?? 2,
     until: opts.until ?? 'end',
     stopAtFirst: opts.first === true || opts.witness === true,
-    fingerprints: shard !== undefined || (opts.workers ?? 1) > 1,
+    fingerprints: shard !== undefined || parallel,
     minimise: opts.minimise !== false,
-    ...(shard ? { shard } : opts.splitDepth !== undefined ? { shard: { index: 0, count: 1, splitDepth: opts.splitDepth } } : {}),
+    ...(shard ? { shard } : {}),
   };
   const bar = progress(c.name, o.executions);
   let result: ExploreResult;
@@ -87,22 +101,19 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
     bar.update(s);
   };
   /*
-   * SIGINT or SIGTERM while worker threads search: the progress so far on stderr, nothing
-   * written, exit 130 or 143. (A search on the main thread never yields to a handler: there the
-   * signal keeps its default action, which also ends the command with nothing written.)
+   * SIGINT or SIGTERM while the search runs: the progress so far on stderr, nothing written,
+   * exit 130 or 143. A search on this thread runs in slices (explore.ts exploreInSlices) so the
+   * handler gets its turn within a few tens of milliseconds.
    */
   const onSignal = (signal: NodeJS.Signals): void => {
     bar.stop();
     process.stderr.write(`isolab: explore interrupted by ${signal} after ${seen.executions} executions, ${seen.steps} steps, ${((Date.now() - t0) / 1000).toFixed(1)} s; no result written (violations are only known when the search ends)\n`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
-  const parallel = opts.workers !== undefined && opts.workers > 1;
-  if (parallel) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    result = parallel ? await exploreInWorkers(file, kernel, o, opts.workers!, update) : explore(c, { ...o, onExecution: bar.update });
+    result = parallel ? await exploreInWorkers(file, kernel, o, opts.workers!, depth!, update) : await exploreInSlices(c, { ...o, onExecution: update });
   } catch (e) {
     throw explainStartFailure(c, e, kernel);
   } finally {
@@ -110,9 +121,10 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
     process.off('SIGTERM', onSignal);
     bar.stop();
   }
-  const text = opts.json ? JSON.stringify(result, null, 2) + '\n' : formatExplore(result, file, opts.witness === true, c);
-  if (opts.output) writeOutput(opts.output, opts.json ? text : JSON.stringify(result, null, 2) + '\n');
-  if ((!opts.output || !opts.json) && opts.output !== '-') process.stdout.write(text);
+  result.search = searchIdentity(c.name, text, kernel, o, shard?.count ?? 1);
+  const out = opts.json ? JSON.stringify(result, null, 2) + '\n' : formatExplore(result, file, opts.witness === true, c);
+  if (opts.output) writeOutput(opts.output, opts.json ? out : JSON.stringify(result, null, 2) + '\n');
+  if ((!opts.output || !opts.json) && opts.output !== '-') process.stdout.write(out);
   if (opts.witness) return result.violations.some((v) => v.invariant === WITNESS) ? 0 : 1;
   return result.violations.length > 0 ? 1 : 0;
 }
@@ -221,7 +233,7 @@ export function mergeCommand(files: string[], opts: { json?: boolean; output?: s
     if (!data || typeof data !== 'object' || !('executions' in data) || !('violations' in data)) throw new ArgumentError('file', `${f}: not a result of isolab explore --json`);
     return data as ExploreResult;
   });
-  const merged = mergeResults(parts);
+  const merged = mergeResults(parts, files);
   const text = opts.json ? JSON.stringify(merged, null, 2) + '\n' : formatExplore(merged, '<file>');
   if (opts.output) writeOutput(opts.output, JSON.stringify(merged, null, 2) + '\n');
   if ((!opts.output || !opts.json) && opts.output !== '-') process.stdout.write(text);

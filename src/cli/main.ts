@@ -5,11 +5,12 @@
  * sees a bare stack trace. Exit status: 0 success, 1 an expectation or check failed, 2 a
  * usage or input error (an output that cannot be written included: `-o` onto anything but a
  * regular file or a new path, a full disk), 70 an internal error (a bug in isolab), 130 or 143
- * an explore --workers search ended by SIGINT or SIGTERM. A reader that closes the pipe early
+ * an explore search ended by SIGINT or SIGTERM. A reader that closes the pipe early
  * (EPIPE) ends the command quietly with status 0.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { IsolabError, ModelError, ScenarioError } from '../errors.js';
+import { FULL_LEVELS } from '../explore/dpor.js';
 import { checkCommand } from './check.js';
 import { exploreCommand, mergeCommand, replayCommand } from './explore.js';
 import { reachCommand } from './reach.js';
@@ -92,9 +93,9 @@ program
   .option('--first', 'stop at the first violation')
   .option('--witness', "search for a schedule under which every expectation of the scenario holds (a race scenario's race), print it as schedule.steps and stop (exit 0 when found, 1 when not)")
   .option('--no-minimise', 'report counterexamples as found')
-  .option('--shard <i/n>', 'search shard i of n (for spreading one search over machines; see isolab merge)')
-  .option('--split-depth <n>', 'with --shard or --workers: the depth at which the search is split (default 8)', integer('--split-depth'))
-  .option('--workers <n>', 'search with this many worker threads', integer('--workers'))
+  .option('--shard <i/n>', 'search shard i of n (dpor: the subtrees where the search branches off its first path, dealt out in turn; the shards together run exactly the search without --shard; see isolab merge)')
+  .option('--split-depth <n>', `with --shard or --workers: split where paths have branched off n times (at most ${FULL_LEVELS}, the default); ignored without them: it never changes what is searched`, integer('--split-depth'))
+  .option('--workers <n>', 'search with this many worker threads (shards, as --shard)', integer('--workers'))
   .option('--json', 'print the result as JSON')
   .option('-o, --output <file>', 'also write the result as JSON here (replaced only when complete)')
   .action(async (file: string, opts) => {
@@ -116,7 +117,7 @@ program
 
 program
   .command('merge')
-  .description('combine the JSON results of isolab explore --shard i/n runs into one')
+  .description('combine the JSON results of isolab explore --shard i/n runs into one; refuses results of different searches (another scenario file, --kernel, --mode, --invariants, bound, shard count or --split-depth), naming what differs')
   .argument('<files...>', 'results written by isolab explore --json -o')
   .option('--json', 'print the merged result as JSON')
   .option('-o, --output <file>', 'write the merged result as JSON here')

@@ -17,15 +17,34 @@
  * choices are explored at every state where one is possible; sleep sets prune them after steps
  * of other CPUs.
  *
- * Sharding: with `shard`, states shallower than `splitDepth` explore every enabled thread (no
- * reduction there), and each state at `splitDepth` belongs to one shard (a hash of the schedule
- * that reaches it); a shard searches only the subtrees it owns. Races found in a subtree only
- * add alternatives inside it or above the split, where every alternative is explored anyway, so
- * the shards together explore what one search with the same split depth would.
+ * The search's first path (each state's first alternative: the CPU that ran last, if it can go
+ * on) is its spine: every state on it tries every awake thread, the first alternative first, so
+ * what is explored along it does not depend on what races the subtrees below find. A step that
+ * is not its state's first alternative is a branch-off; FULL_LEVELS says how many branch-offs a
+ * path may have taken and its states still try every thread. The search is the same with or
+ * without shards.
+ *
+ * Sharding: with `shard`, the subtrees rooted where a path branches off for the `splitDepth`-th
+ * time (1 <= splitDepth <= FULL_LEVELS) are numbered in the order the search reaches them, and
+ * so is every execution that ends above them; shard i of n takes those whose number is i modulo
+ * n. Every shard explores the states above alike (they try every thread), and a subtree's
+ * search depends only on the state at its root (the races it finds add alternatives inside it,
+ * or above it where they are all tried anyway), so the shards together run exactly the
+ * executions of the search without shards, each in one shard. (Not with `stopAtFirst` or an
+ * execution budget: those stop each shard on its own.)
  */
+import { ArgumentError } from '../errors.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { dependent, Execution, type Step } from './execution.js';
-import { formatSchedule } from './schedule.js';
+import { drain } from './slices.js';
+
+/**
+ * Branch-offs a path may have taken and its states still try every thread (see above): the
+ * deepest split depth, and the default one. 1: the first path's states try every thread. (2,
+ * every state of the first path of each subtree too, ran 55% more executions on
+ * fork-dirty-race with two preemptions, in every shard; one level gave 93 subtrees and ends.)
+ */
+export const FULL_LEVELS = 1;
 
 export interface SearchOptions {
   invariants: string[];
@@ -43,6 +62,7 @@ export interface SearchOptions {
   until?: 'end' | 'ops';
   /** Collect each complete execution's trace fingerprint. */
   fingerprints: boolean;
+  /** Search shard `index` of `count`, split where paths branch off for the `splitDepth`-th time (1..FULL_LEVELS). */
   shard?: { index: number; count: number; splitDepth: number };
   /** Called after each execution. */
   onExecution?: (stats: SearchStats) => void;
@@ -90,6 +110,12 @@ interface Node {
   /** The item of the step that led here (-Infinity at the root). */
   last: number;
   depth: number;
+  /** Steps on the path here that were not their state's first alternative (branch-offs). */
+  level: number;
+  /** The first alternative tried here. */
+  first: number | undefined;
+  /** Whether this shard searches the subtree this state is in; undefined above the split. */
+  owned: boolean | undefined;
 }
 
 interface Ev extends Step {
@@ -111,15 +137,27 @@ export class DporSearch {
   private readonly violations = new Map<string, Counterexample>();
   private readonly traces = new Set<string>();
   private stop = false;
+  /** Subtrees at the split, and executions ended above it, numbered so far. */
+  private claimed = 0;
 
-  constructor(private readonly c: CompiledScenario, private readonly o: SearchOptions) {}
+  constructor(private readonly c: CompiledScenario, private readonly o: SearchOptions) {
+    const s = o.shard;
+    if (s && !(Number.isInteger(s.splitDepth) && s.splitDepth >= 1 && s.splitDepth <= FULL_LEVELS)) throw new ArgumentError('splitDepth', `${s.splitDepth}: the split depth counts branch-offs from the search's first path, from 1 to ${FULL_LEVELS}`);
+    if (s && !(Number.isInteger(s.count) && s.count >= 1 && Number.isInteger(s.index) && s.index >= 0 && s.index < s.count)) throw new ArgumentError('shard', `${s.index}/${s.count}: expected i/n with 0 <= i < n`);
+  }
 
   /** Runs the search to the end (or a bound) and reports. */
   run(): SearchResult {
+    return drain(this.search());
+  }
+
+  /** The search, one execution at a time: yields after each, returns the report. */
+  *search(): Generator<void, SearchResult> {
     const t0 = performance.now();
     let exec = this.fresh();
-    this.nodes.push(this.makeNode(exec, new Map(), 0, -Infinity, 0));
+    this.nodes.push(this.makeNode(exec, new Map(), 0, -Infinity, 0, 0, this.o.shard ? undefined : true));
     this.extend(exec);
+    yield;
     while (!this.stop) {
       let i = this.nodes.length - 1;
       let pick: number | undefined;
@@ -134,13 +172,16 @@ export class DporSearch {
       }
       this.nodes.length = i + 1;
       this.events.length = i;
+      const owned = this.ownerOf(this.nodes[i], pick);
+      if (owned === false && this.passOver(this.nodes[i], pick)) continue;
       exec = this.fresh();
       for (let j = 0; j < i; j++) {
         exec.step(this.events[j].item);
         this.stats.steps++;
       }
-      this.take(exec, i, pick);
+      this.take(exec, i, pick, owned);
       this.extend(exec);
+      yield;
     }
     const result: SearchResult = {
       ...this.stats,
@@ -167,19 +208,52 @@ export class DporSearch {
     return d;
   }
 
-  /** A state: what may run, and the first alternative (the CPU that ran last, if it can go on). */
-  private makeNode(exec: Execution, sleep: Map<number, Step>, preemptions: number, last: number, depth: number): Node {
+  /**
+   * A state: what may run, and the first alternatives: the CPU that ran last if it can go on
+   * (else the lowest awake one) and every eviction; on a path of fewer than FULL_LEVELS
+   * branch-offs, every awake thread after it.
+   */
+  private makeNode(exec: Execution, sleep: Map<number, Step>, preemptions: number, last: number, depth: number, level: number, owned: boolean | undefined): Node {
     const enabled = exec.enabled();
-    const node: Node = { enabled, backtrack: new Set(), done: new Set(), explored: new Map(), sleep, preemptions, last, depth };
     const awake = enabled.filter((q) => !sleep.has(q));
-    const full = this.o.shard !== undefined && depth < this.o.shard.splitDepth;
-    if (full) for (const q of awake) node.backtrack.add(q);
-    else {
-      const first = awake.includes(last) ? last : awake.find((q) => q >= 0) ?? awake[0];
-      if (first !== undefined) node.backtrack.add(first);
-      for (const q of awake) if (q < 0) node.backtrack.add(q);
-    }
+    const first = awake.includes(last) ? last : awake.find((q) => q >= 0) ?? awake[0];
+    const node: Node = { enabled, backtrack: new Set(), done: new Set(), explored: new Map(), sleep, preemptions, last, depth, level, first, owned };
+    if (first !== undefined) node.backtrack.add(first);
+    for (const q of awake) if (q < 0 || level < FULL_LEVELS) node.backtrack.add(q);
     return node;
+  }
+
+  /**
+   * Takes the next number for a subtree at the split, or for an execution that ends above it,
+   * and says whether this shard owns it: the number modulo the shard count is the shard's index.
+   * Every shard numbers them alike, as every shard explores the levels above the split alike.
+   */
+  private claim(): boolean {
+    const s = this.o.shard!;
+    return this.claimed++ % s.count === s.index;
+  }
+
+  /** Whether this shard searches below `node`'s step `item`; undefined while above the split. Claims a subtree at the split. */
+  private ownerOf(node: Node, item: number): boolean | undefined {
+    if (node.owned !== undefined) return node.owned;
+    return node.level + (item === node.first ? 0 : 1) === this.o.shard!.splitDepth ? this.claim() : undefined;
+  }
+
+  /** Whether this shard records the execution that ends at `node` (above the split: claims it). */
+  private records(node: Node): boolean {
+    return node.owned ?? this.claim();
+  }
+
+  /**
+   * Whether `node`'s alternative `item`, which enters a subtree of another shard, can be passed
+   * over without running it (then marks it done): nothing tried at `node` after it needs its
+   * first step (for a sleep set), and nothing it finds could change the states above (they try
+   * every thread).
+   */
+  private passOver(node: Node, item: number): boolean {
+    for (const q of node.backtrack) if (q !== item && !node.done.has(q) && !node.sleep.has(q) && node.enabled.includes(q)) return false;
+    node.done.add(item);
+    return true;
   }
 
   /** The next alternative to try at `node`, within the preemption bound. */
@@ -204,8 +278,8 @@ export class DporSearch {
     return q >= 0 && node.last >= 0 && q !== node.last && node.enabled.includes(node.last);
   }
 
-  /** Takes `item` at state `i`: runs it, finds its races, and makes the next state. */
-  private take(exec: Execution, i: number, item: number): void {
+  /** Takes `item` at state `i`: runs it, finds its races, and makes the next state (`owned` as ownerOf says). */
+  private take(exec: Execution, i: number, item: number, owned: boolean | undefined): void {
     const node = this.nodes[i];
     node.done.add(item);
     const step = exec.step(item);
@@ -237,7 +311,7 @@ export class DporSearch {
     for (const src of [node.sleep, node.explored]) {
       for (const [q, s] of src) if (q !== item && !dependent(s, step)) sleep.set(q, s);
     }
-    this.nodes.push(this.makeNode(exec, sleep, node.preemptions + (this.preempts(node, item) ? 1 : 0), item, i + 1));
+    this.nodes.push(this.makeNode(exec, sleep, node.preemptions + (this.preempts(node, item) ? 1 : 0), item, i + 1, node.level + (item === node.first ? 0 : 1), owned));
   }
 
   /** Events j and i race: make sure the state before j tries an initial of notdep(j).i. */
@@ -261,32 +335,36 @@ export class DporSearch {
     bt.add(initials.includes(ev.item) ? ev.item : initials[0]);
   }
 
-  /** Runs the execution on from the last state until it ends, is blocked by sleep sets, breaks an invariant or hits a bound. */
+  /**
+   * Runs the execution on from the last state until it ends, is blocked by sleep sets, breaks an
+   * invariant or hits a bound; in a subtree another shard takes, stops at once (its root).
+   */
   private extend(exec: Execution): void {
     for (;;) {
       const i = this.nodes.length - 1;
       const node = this.nodes[i];
-      if (exec.violation) {
-        this.endExecution(exec, 'violation');
-        return;
-      }
-      if (this.o.shard && i === this.o.shard.splitDepth && !this.owned(exec.schedule)) {
+      if (node.owned === false) {
         node.backtrack.clear();
         return;
       }
+      if (exec.violation) {
+        if (this.records(node)) this.endExecution(exec, 'violation');
+        return;
+      }
       if (node.enabled.length === 0) {
+        if (!this.records(node)) return;
         exec.finish();
-        if (this.o.shard && i < this.o.shard.splitDepth && !this.owned(exec.schedule)) return;
         this.endExecution(exec, 'complete');
         return;
       }
       if (i >= this.o.maxDepth) {
         this.bounded.add('depth');
-        this.endExecution(exec, 'bounded');
+        if (this.records(node)) this.endExecution(exec, 'bounded');
         return;
       }
       const q = this.nextAlternative(node);
       if (q === undefined) {
+        if (!this.records(node)) return;
         if (node.enabled.every((x) => node.sleep.has(x))) {
           this.stats.sleepBlocked++;
           this.stats.executions++;
@@ -294,7 +372,7 @@ export class DporSearch {
         } else this.endExecution(exec, 'bounded');
         return;
       }
-      this.take(exec, i, q);
+      this.take(exec, i, q, this.ownerOf(node, q));
     }
   }
 
@@ -308,16 +386,10 @@ export class DporSearch {
     if (v) {
       const schedule = exec.schedule.slice(0, v.step);
       const old = this.violations.get(v.invariant);
-      if (!old || schedule.length < old.schedule.length) this.violations.set(v.invariant, { invariant: v.invariant, message: v.message, schedule });
+      if (!old || shorterSchedule(schedule, old.schedule)) this.violations.set(v.invariant, { invariant: v.invariant, message: v.message, schedule });
       if (this.o.stopAtFirst) this.stop = true;
     }
     this.o.onExecution?.(this.stats);
-  }
-
-  /** Whether this shard owns the subtree reached by `schedule`. */
-  private owned(schedule: number[]): boolean {
-    const s = this.o.shard!;
-    return hashString(formatSchedule(schedule)) % s.count === s.index;
   }
 
   /**
@@ -335,6 +407,17 @@ export class DporSearch {
     }
     return rows.sort().join(' ');
   }
+}
+
+/**
+ * Whether schedule `a` comes before `b`: shorter, or as long and smaller at the first item where
+ * they differ. The counterexample kept for an invariant is the first in this order, so it does
+ * not depend on the order the executions ran in (or on how the search was sharded).
+ */
+export function shorterSchedule(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return a.length < b.length;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
 }
 
 /** FNV-1a over the string's UTF-16 units from offset basis `basis`, as an unsigned 32-bit number. */

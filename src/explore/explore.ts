@@ -2,16 +2,20 @@
  * The explorer's entry points: `explore` (systematic or random search of a compiled scenario),
  * `replay` (one schedule, with the invariants checked after every step), `minimise` (fewer
  * context switches in a counterexample, the same violation) and `mergeResults` (shards).
+ * `explore` runs the search at once; `exploreInSlices` gives the event loop a turn now and then
+ * (slices.ts), for a command that must answer a signal while it searches.
  */
 import { ArgumentError } from '../errors.js';
 import { resolveKernelOptions, type KernelOptions } from '../kernel/options.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { runScenario, type RunReport } from '../scenario/run.js';
 import { EXPLORE_INVARIANTS, type Violation } from './checks.js';
-import { DporSearch, type Counterexample, type SearchResult, type SearchStats } from './dpor.js';
+import { DporSearch, shorterSchedule, type Counterexample, type SearchResult, type SearchStats } from './dpor.js';
 import { Execution } from './execution.js';
-import { randomSearch, type PctBound } from './random.js';
+import { identityDifference, SearchMismatchError, type SearchIdentity } from './identity.js';
+import { randomExecutions, type PctBound } from './random.js';
 import { formatSchedule } from './schedule.js';
+import { drain, drainInSlices } from './slices.js';
 
 /** Every invariant `--invariants` may name: the built-in ones, 'deadlock' and 'scenario' (the scenario's own expectations). */
 export const ALL_INVARIANTS = [...Object.keys(EXPLORE_INVARIANTS), 'deadlock', 'scenario'];
@@ -42,6 +46,8 @@ export interface ExploreOptions {
 }
 
 export interface ExploreCounterexample extends Counterexample {
+  /** The schedule as the search found it, before minimising (what decides which one a merge keeps). */
+  found: number[];
   /** The schedule as text (schedule.ts). */
   text: string;
   /** Context switches in the schedule as found, and after minimising. */
@@ -57,6 +63,8 @@ export interface ExploreResult extends Omit<SearchResult, 'violations'> {
   executionsPerSecond: number;
   stepsPerSecond: number;
   pct?: PctBound;
+  /** What search this is (identity.ts): `isolab merge` combines only shards that agree on all of it. */
+  search?: SearchIdentity;
 }
 
 /** Checks an invariant list against ALL_INVARIANTS; throws ArgumentError naming the unknown one. */
@@ -67,16 +75,28 @@ export function checkInvariants(names: string[]): string[] {
 
 /** Searches the scenario's schedules and reports. */
 export function explore(c: CompiledScenario, o: ExploreOptions): ExploreResult {
+  return drain(exploreSteps(c, o));
+}
+
+/** The same search, giving the event loop a turn about every `sliceMs` milliseconds. */
+export function exploreInSlices(c: CompiledScenario, o: ExploreOptions, sliceMs?: number): Promise<ExploreResult> {
+  return drainInSlices(exploreSteps(c, o), sliceMs);
+}
+
+/** The search, yielding after each execution and each minimised counterexample; returns the report. */
+function* exploreSteps(c: CompiledScenario, o: ExploreOptions): Generator<void, ExploreResult> {
   checkInvariants(o.invariants);
   const r: SearchResult & { pct?: PctBound } =
     o.mode === 'dpor'
-      ? new DporSearch(c, { invariants: o.invariants, evictions: o.evictions, preemptions: o.preemptions, maxDepth: o.maxDepth, maxExecutions: o.executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution: o.onExecution }).run()
-      : randomSearch(c, { invariants: o.invariants, evictions: o.evictions, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
-  const violations = r.violations.map((v) => {
+      ? yield* new DporSearch(c, { invariants: o.invariants, evictions: o.evictions, preemptions: o.preemptions, maxDepth: o.maxDepth, maxExecutions: o.executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution: o.onExecution }).search()
+      : yield* randomExecutions(c, { invariants: o.invariants, evictions: o.evictions, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
+  const violations: ExploreCounterexample[] = [];
+  for (const v of r.violations) {
     const found = switches(v.schedule);
     const schedule = o.minimise === false ? v.schedule : minimise(c, v, o);
-    return { ...v, schedule, text: formatSchedule(schedule), switchesFound: found, switches: switches(schedule) };
-  });
+    violations.push({ ...v, found: v.schedule, schedule, text: formatSchedule(schedule), switchesFound: found, switches: switches(schedule) });
+    yield;
+  }
   const secs = r.elapsedMs / 1000;
   return {
     ...r,
@@ -200,17 +220,23 @@ function toBlocks(s: number[]): { item: number; count: number }[] {
 
 /**
  * Combines shard results: counts add up; the search is exhaustive when every shard of 0..n-1
- * is there and each was; the shortest counterexample per invariant wins; trace fingerprints are
- * united (complete executions then counts the distinct ones).
+ * is there and each was; the counterexample kept per invariant is the one a single search
+ * would keep (dpor.ts shorterSchedule, on the schedules as found); trace fingerprints are
+ * united (complete executions then counts the distinct ones). Throws SearchMismatchError when
+ * two results are not shards of one search (identity.ts: they differ in a field, or one says
+ * what search it is and another does not), ArgumentError when a shard appears twice. `names`
+ * (the files the results came from) are for the messages.
  */
-export function mergeResults(parts: ExploreResult[]): ExploreResult {
+export function mergeResults(parts: ExploreResult[], names: string[] = parts.map((_, i) => `result ${i + 1}`)): ExploreResult {
   if (parts.length === 0) throw new ArgumentError('results', 'nothing to merge');
   const first = parts[0];
-  const count = first.shard?.count ?? 1;
   const seen = new Set<number>();
+  for (const [k, p] of parts.entries()) {
+    const diff = identityDifference(first, p);
+    if (diff) throw new SearchMismatchError(diff.field, names[0], names[k], diff.first, diff.other);
+  }
+  const count = first.shard?.count ?? 1;
   for (const p of parts) {
-    if (p.scenario !== first.scenario) throw new ArgumentError('results', `results of different scenarios: ${first.scenario} and ${p.scenario}`);
-    if ((p.shard?.count ?? 1) !== count) throw new ArgumentError('results', 'results of different shard counts');
     const i = p.shard?.index ?? 0;
     if (seen.has(i)) throw new ArgumentError('results', `shard ${i}/${count} appears twice`);
     seen.add(i);
@@ -219,7 +245,7 @@ export function mergeResults(parts: ExploreResult[]): ExploreResult {
   const byInv = new Map<string, ExploreCounterexample>();
   for (const p of parts) for (const v of p.violations) {
     const old = byInv.get(v.invariant);
-    if (!old || v.schedule.length < old.schedule.length) byInv.set(v.invariant, v);
+    if (!old || shorterSchedule(v.found ?? v.schedule, old.found ?? old.schedule)) byInv.set(v.invariant, v);
   }
   const traces = parts.every((p) => p.traces) ? [...new Set(parts.flatMap((p) => p.traces!))] : undefined;
   const sum = (f: (p: ExploreResult) => number): number => parts.reduce((a, p) => a + f(p), 0);
@@ -241,6 +267,7 @@ export function mergeResults(parts: ExploreResult[]): ExploreResult {
     elapsedMs,
     executionsPerSecond: elapsedMs > 0 ? executions / (elapsedMs / 1000) : 0,
     stepsPerSecond: elapsedMs > 0 ? steps / (elapsedMs / 1000) : 0,
+    ...(first.search ? { search: first.search } : {}),
   };
 }
 

@@ -8,15 +8,15 @@ import type { SearchStats } from './dpor.js';
 import { mergeResults, type ExploreOptions, type ExploreResult } from './explore.js';
 import type { WorkerInput } from './worker.js';
 
-/** Runs `workers` workers on `file` and merges what they find; `onProgress` gets the summed stats. */
-export async function exploreInWorkers(file: string, kernel: string[], o: ExploreOptions, workers: number, onProgress?: (s: SearchStats) => void): Promise<ExploreResult> {
+/** Runs `workers` workers on `file`, the search split at `splitDepth` (dpor.ts), and merges what they find; `onProgress` gets the summed stats. */
+export async function exploreInWorkers(file: string, kernel: string[], o: ExploreOptions, workers: number, splitDepth: number, onProgress?: (s: SearchStats) => void): Promise<ExploreResult> {
   const per: SearchStats[] = Array.from({ length: workers }, () => ({ executions: 0, complete: 0, sleepBlocked: 0, steps: 0 }));
   const { onExecution: _ignored, ...plain } = o;
   const runs = per.map((_, index) => {
     const options: WorkerInput['options'] =
       o.mode === 'dpor'
-        ? { ...plain, shard: { index, count: workers, splitDepth: o.shard?.splitDepth ?? 8 } }
-        : { ...plain, seed: (o.seed + index) >>> 0, executions: Math.ceil(o.executions / workers), shard: { index, count: workers, splitDepth: 0 } };
+        ? { ...plain, shard: { index, count: workers, splitDepth } }
+        : { ...plain, seed: (o.seed + index) >>> 0, executions: Math.ceil(o.executions / workers), shard: { index, count: workers, splitDepth } };
     const input: WorkerInput = { file, kernel, options };
     return new Promise<ExploreResult>((resolve, reject) => {
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: input });

@@ -11,8 +11,9 @@
  * give: 1 - (1 - p)^N.
  */
 import type { CompiledScenario } from '../scenario/compile.js';
-import type { Counterexample, SearchResult, SearchStats } from './dpor.js';
+import { shorterSchedule, type Counterexample, type SearchResult, type SearchStats } from './dpor.js';
 import { Execution } from './execution.js';
+import { drain } from './slices.js';
 
 export interface RandomOptions {
   invariants: string[];
@@ -57,7 +58,13 @@ function rng(seed: number): () => number {
   };
 }
 
+/** Runs the random search to the end and reports. */
 export function randomSearch(c: CompiledScenario, o: RandomOptions): SearchResult & { pct?: PctBound } {
+  return drain(randomExecutions(c, o));
+}
+
+/** The random search, one execution at a time: yields after each, returns the report. */
+export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Generator<void, SearchResult & { pct?: PctBound }> {
   const t0 = performance.now();
   const next = rng(o.seed);
   const stats: SearchStats = { executions: 0, complete: 0, sleepBlocked: 0, steps: 0 };
@@ -113,10 +120,11 @@ export function randomSearch(c: CompiledScenario, o: RandomOptions): SearchResul
     if (v) {
       const schedule = exec.schedule.slice(0, v.step);
       const old = violations.get(v.invariant);
-      if (!old || schedule.length < old.schedule.length) violations.set(v.invariant, { invariant: v.invariant, message: v.message, schedule });
+      if (!old || shorterSchedule(schedule, old.schedule)) violations.set(v.invariant, { invariant: v.invariant, message: v.message, schedule });
     }
     o.onExecution?.(stats);
     if (v && o.stopAtFirst) break;
+    yield;
   }
   const result: SearchResult & { pct?: PctBound } = {
     ...stats,

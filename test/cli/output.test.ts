@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { searching } from './searching.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const cli = join(root, 'dist/src/cli/main.js');
@@ -160,7 +161,7 @@ test('cli explore --workers: SIGINT and SIGTERM print the progress so far, write
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise((r) => setTimeout(r, 2500));
+    await searching(child.pid!);
     child.kill(signal);
     assert.equal(await done, status, stderr);
     assert.match(stderr, new RegExp(`^isolab: explore interrupted by ${signal} after \\d+ executions, \\d+ steps, [\\d.]+ s; no result written`));
