@@ -22,7 +22,7 @@ import { newProcess } from './kernel/fork.js';
 import { Kernel, type ReachRecord } from './kernel/kernel.js';
 import { process_reach, type Reach } from './kernel/reach.js';
 import { resolveKernelOptions, type KernelOptions } from './kernel/options.js';
-import { wake_up_new_task } from './kernel/sched.js';
+import { cpu_allowed, migrate_task, wake_up_new_task } from './kernel/sched.js';
 import { syscallByName } from './kernel/syscalls.js';
 import type { OpRecord, Task } from './kernel/task.js';
 import { ProgramImage, type Op, type Program } from './user/program.js';
@@ -375,6 +375,29 @@ export class System {
   /** Runs the PTI user-page-table check on every live address space now; returns what it found, kept in `debugReports` only with `keep`. */
   checkPtiUserPgd(keep = true): string[] {
     return checkPtiUserPgd(this.kernel, keep);
+  }
+
+  /**
+   * The scheduler's choice on CPU `cpu`: its current task is to give the CPU up at its next
+   * preemption point (TIF_NEED_RESCHED: at once in user mode or, with preempt=full, at the next
+   * kernel step where preemption is on; at cond_resched() otherwise), and with `to` it moves to
+   * CPU `to` as it does. Returns false when the CPU runs no task or `to` is not a CPU the task
+   * may use.
+   */
+  preempt(cpu: number, to?: number): boolean {
+    const k = this.kernel;
+    const t = k.percpu[cpu]?.current;
+    if (!t) return false;
+    if (to !== undefined && (to < 0 || to >= k.percpu.length || !cpu_allowed(t, to))) return false;
+    t.need_resched = true;
+    if (to !== undefined && to !== cpu) t.migrate_to = to;
+    return true;
+  }
+
+  /** Moves task `tid`, runnable and not running, to CPU `cpu` (a load balancer's move). Returns whether it moved. */
+  migrate(tid: number, cpu: number): boolean {
+    const t = this.kernel.tasks.get(tid);
+    return t !== undefined && migrate_task(this.kernel, t, cpu);
   }
 
   /** Whether CPU `cpu`'s next step takes a flush IPI (one is queued, interrupts are on, no user page walk is under way). */

@@ -1,7 +1,8 @@
 /**
  * Debug checks in the spirit of CONFIG_DEBUG_VM and CONFIG_DEBUG_PREEMPT, on when the kernel
  * option `debug_vm` is set (the tests set it): page reference and map counts against the page
- * tables of every live mm, no frame leaked once a process is gone, and per-CPU data used with
+ * tables of every live mm, the swap area's counts against the swap PTEs and the swap cache, no
+ * frame leaked once a process is gone, and per-CPU data used with
  * preemption enabled. A finding is recorded in `Kernel.debugReports` and emitted as a `debug`
  * event; `assertClean` turns findings into a ModelError.
  */
@@ -10,9 +11,10 @@ import { PTE_P } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { kindex } from './layout.js';
-import { PG_reserved } from './page.js';
+import { PG_reserved, PG_swapcache } from './page.js';
+import { __swap_count, SWAP_HAS_CACHE } from './swap.js';
 import { check_pti_user_pgd } from './pti.js';
-import { _PAGE_SPECIAL, pte_pfn, pte_present } from './pgtable.js';
+import { _PAGE_SPECIAL, pte_pfn, pte_present, swp_offset } from './pgtable.js';
 
 /**
  * Recounts, from the page tables of every live mm and every shmem object, the map count and
@@ -24,6 +26,8 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
   const n = mem.frameCount;
   const maps = new Map<number, number>();
   const refs = new Map<number, number>();
+  /** Swap PTEs by slot. */
+  const swapRefs = new Map<number, number>();
   const bump = (m: Map<number, number>, pfn: number): void => {
     m.set(pfn, (m.get(pfn) ?? 0) + 1);
   };
@@ -31,7 +35,13 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
   // loaded lazily, being built by fork or execve, or being torn down), and the page references
   // kernel paths hold between their steps.
   const mms = k.mms;
-  for (const h of k.pages.held) for (const pfn of h.refs) bump(refs, pfn);
+  for (const h of k.pages.held) {
+    for (const pfn of h.refs) bump(refs, pfn);
+    for (const pfn of h.unmapping ?? []) {
+      bump(maps, pfn);
+      bump(refs, pfn);
+    }
+  }
   const shmem = new Set<{ pages: Map<number, number> }>();
   for (const t of k.tasks.values()) if (t.ptiStack) for (const pfn of t.ptiStack.pfns) bump(refs, pfn);
   for (const mm of mms) {
@@ -51,7 +61,11 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
           walk(child, level - 1, 0, 512);
           continue;
         }
-        if (!pte_present(lo) || lo & _PAGE_SPECIAL) continue;
+        if (!pte_present(lo)) {
+          if (lo !== 0 || hi !== 0) bump(swapRefs, swp_offset(lo, hi));
+          continue;
+        }
+        if (lo & _PAGE_SPECIAL) continue;
         const pfn = pte_pfn(lo, hi);
         bump(maps, pfn);
         bump(refs, pfn);
@@ -77,6 +91,9 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
     for (const v of mm.vmas.list) if (v.shmem) shmem.add(v.shmem);
   }
   for (const obj of shmem) for (const pfn of obj.pages.values()) bump(refs, pfn);
+  // The swap cache holds a reference to each folio in it.
+  for (const pfn of k.swap.cache.values()) bump(refs, pfn);
+  check_swap_map(k, pc, swapRefs);
   // Under PTI, no user page table maps a kernel page outside the PTI-shared set.
   for (const mm of mms) check_pti_user_pgd(k, pc, mm);
   let inUse = 0;
@@ -95,10 +112,34 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
   if (inUse !== k.pages.inUse) k.report(pc, 'page_alloc', `${k.pages.inUse} frames counted in use, ${inUse} have references`);
 }
 
+/**
+ * The swap area against the page tables: each slot's count is the number of swap PTEs that
+ * name it, SWAP_HAS_CACHE is set exactly when the swap cache holds a folio for it (a folio
+ * marked PG_swapcache whose folio->swap is that slot), and inuse_pages counts the used slots.
+ */
+function check_swap_map(k: Kernel, pc: PerCpu | null, swapRefs: Map<number, number>): void {
+  const si = k.swap;
+  let inuse = 0;
+  for (const [offset, n] of swapRefs) {
+    if (offset >= si.max) k.report(pc, 'swap_map', `${n} swap PTE(s) name slot ${offset}, beyond the ${si.max}-slot swap area`);
+  }
+  for (let offset = 0; offset < si.max; offset++) {
+    const map = si.swap_map[offset];
+    if (map !== 0) inuse++;
+    const want = swapRefs.get(offset) ?? 0;
+    if (__swap_count(si, offset) !== want) k.report(pc, 'swap_map', `swap slot ${offset}: count ${__swap_count(si, offset)}, but ${want} swap PTEs name it`);
+    const pfn = si.cache.get(offset);
+    if (((map & SWAP_HAS_CACHE) !== 0) !== (pfn !== undefined)) k.report(pc, 'swap_map', `swap slot ${offset}: SWAP_HAS_CACHE ${map & SWAP_HAS_CACHE ? 'set' : 'clear'}, but the swap cache ${pfn === undefined ? 'has no folio' : `has frame 0x${pfn.toString(16)}`} for it`);
+    if (pfn !== undefined && (!(k.pages.flags[pfn] & PG_swapcache) || k.pages.swap[pfn] !== offset)) k.report(pc, 'swap_map', `swap slot ${offset}: the swap cache's frame 0x${pfn.toString(16)} is not marked as caching it`);
+  }
+  if (inuse !== si.inuse_pages) k.report(pc, 'swap_map', `${si.inuse_pages} swap slots counted in use, ${inuse} are`);
+}
+
 /** After exit_mmap of the last user: no page tables, no resident pages, no VMAs left. */
 export function checkMmAfterExit(k: Kernel, pc: PerCpu, mm: MmStruct): void {
   if (mm.pgtables.tables !== 0) k.report(pc, 'free_pgtables', `mm ${mm.ctx_id}: ${mm.pgtables.tables} page tables left after exit_mmap`);
   if (mm.rss !== 0) k.report(pc, 'rss', `mm ${mm.ctx_id}: rss ${mm.rss} after exit_mmap`);
+  if (mm.swapents !== 0) k.report(pc, 'rss', `mm ${mm.ctx_id}: MM_SWAPENTS ${mm.swapents} after exit_mmap`);
   if (mm.vmas.length !== 0) k.report(pc, 'exit_mmap', `mm ${mm.ctx_id}: ${mm.vmas.length} VMAs left`);
   check_page_counts(k, pc);
 }
@@ -108,7 +149,8 @@ export function checkMmAfterExit(k: Kernel, pc: PerCpu, mm: MmStruct): void {
  * kernel path that could be preempted and migrated, so the answer could be stale.
  */
 export function smp_processor_id(k: Kernel, pc: PerCpu, where: string): number {
-  if (k.options.debug_vm && pc.preempt_count === 0 && pc.current !== null) {
+  // check_preemption_disabled: fine with preemption or interrupts off.
+  if (k.options.debug_vm && pc.preempt_count === 0 && !pc.irqs_disabled && pc.current !== null) {
     k.report(pc, 'debug_preempt', `BUG: using smp_processor_id() in preemptible code: ${where} (task ${pc.current.tid})`);
   }
   return pc.id;

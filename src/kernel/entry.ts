@@ -14,7 +14,7 @@ import { OP_BYTES } from '../user/program.js';
 import { do_exit } from './exit.js';
 import { exc_page_fault } from './fault.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { schedule } from './sched.js';
+import { cpu_allowed, sched_tick, schedule } from './sched.js';
 import { force_sig, force_sig_fault, get_signal, signal_pending, sigmask } from './signal.js';
 import { STEP_IPI, STEP_SLEEP, STEP_WAIT, type KPath } from './steps.js';
 import { SYSCALLS } from './syscalls.js';
@@ -22,6 +22,7 @@ import type { Task } from './task.js';
 import { ENOSYS, ILL_ILLOPN, SEGV_CPERR, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
 import { entry_SYSCALL_64, idtentry_user, irq_from_user, return_to_user } from './entry_64.js';
+import { this_cpu } from './this_cpu.js';
 
 /** Kernel-path steps the plain runner takes on a CPU before giving the next CPU its turn. */
 export const KERNEL_QUANTUM = 64;
@@ -43,13 +44,14 @@ export function sysvec_call_function(k: Kernel, pc: PerCpu): void {
 
 /**
  * The timer tick in user mode (sysvec_apic_timer_interrupt, scheduler_tick): when `t` has run
- * its `timeslice` operations and another task waits on this CPU, the tick preempts it (it
- * resumes later through the IRET exit) and returns true. Otherwise the tick changes nothing
- * and returns false. The caller asks only at an instruction boundary.
+ * its `timeslice` operations, or TIF_NEED_RESCHED is set, and another task waits on this CPU
+ * (or `t` is to move to another), the tick preempts it (it resumes later through the IRET
+ * exit) and returns true. Otherwise the tick changes nothing and returns false. The caller
+ * asks only at an instruction boundary.
  */
 export function sysvec_apic_timer_interrupt(k: Kernel, pc: PerCpu, t: Task): boolean {
   const slice = k.options.timeslice;
-  if (!(slice > 0 && t.slice >= slice && pc.runqueue.length > 0)) return false;
+  if (!(((slice > 0 && t.slice >= slice) || t.need_resched) && (pc.runqueue.length > 0 || t.migrate_to >= 0 || !cpu_allowed(t, pc.id)))) return false;
   irq_from_user(k, pc, t, () => {}, false);
   t.enteredBySyscall = false;
   schedule(k, pc);
@@ -67,7 +69,8 @@ export function sysvec_reschedule_ipi(k: Kernel, pc: PerCpu, t: Task): boolean {
   if (!((t.group.groupExit || t.pending.signal !== 0n || t.group.shared_pending.signal !== 0n) && signal_pending(t))) return false;
   pc.cpu.setCpl(0);
   t.enteredBySyscall = false;
-  t.kpath = idtentry_user(k, pc, t, get_signal(k, pc, t));
+  const here = this_cpu(k, t);
+  t.kpath = idtentry_user(k, here, t, get_signal(k, here, t));
   t.kpathKind = 'signal';
   return true;
 }
@@ -108,6 +111,10 @@ export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
       continue;
     }
     if (++n < k.quantum && v !== STEP_WAIT && v !== STEP_SLEEP && v !== STEP_IPI) continue;
+    if (k.options.preempt !== 'none') {
+      t.slice += n;
+      sched_tick(k, pc, t);
+    }
     t.nextStep = v;
     t.nextStepPath = path;
     if (v === STEP_SLEEP) schedule(k, pc);
@@ -124,22 +131,22 @@ export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
     if (t.skipResult) t.skipResult = false;
     else k.completeSyscallResult(t, result);
   }
-  exit_to_user_mode(k, pc, t);
+  exit_to_user_mode(k, t);
 }
 
 /**
  * exit_to_user_mode_loop: before user mode resumes, a dying task exits, pending signals are
  * delivered one by one (each a kernel path), and a syscall left at -ERESTARTSYS restarts.
  */
-export function exit_to_user_mode(k: Kernel, pc: PerCpu, t: Task): void {
+export function exit_to_user_mode(k: Kernel, t: Task): void {
   if (t.group.groupExit || (t.pending.signal & sigmask(SIGKILL)) !== 0n) {
     // do_group_exit: the group's code, or 0 for a thread killed by another's exec (de_thread).
-    t.kpath = do_exit(k, pc, t, t.group.groupExit ? t.group.group_exit_code : t.group.group_exec_task ? 0 : SIGKILL);
+    t.kpath = do_exit(k, this_cpu(k, t), t, t.group.groupExit ? t.group.group_exit_code : t.group.group_exec_task ? 0 : SIGKILL);
     t.kpathKind = 'exit';
     return;
   }
   if (signal_pending(t)) {
-    t.kpath = get_signal(k, pc, t);
+    t.kpath = get_signal(k, this_cpu(k, t), t);
     t.kpathKind = 'signal';
     return;
   }
@@ -149,7 +156,7 @@ export function exit_to_user_mode(k: Kernel, pc: PerCpu, t: Task): void {
   }
   // do_syscall_64 allows SYSRET after a syscall (the model's user state always qualifies);
   // everything else, and a restarted syscall, leaves by IRET.
-  t.kpath = return_to_user(k, pc, t, t.enteredBySyscall);
+  t.kpath = return_to_user(k, this_cpu(k, t), t, t.enteredBySyscall);
   t.kpathKind = 'return';
 }
 
@@ -168,7 +175,8 @@ export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: 
   const entry = nr >= 0 && nr < SYSCALLS.length ? SYSCALLS[nr] : undefined;
   t.curName = entry ? entry.name : `syscall_${nr}`;
   if (k.events.on) k.emit({ type: 'syscall_enter', cpu: pc.id, tid: t.tid, nr, name: t.curName, args });
-  t.kpath = entry_SYSCALL_64(k, pc, t, entry ? () => entry.handler(k, pc, t, args) : () => -ENOSYS);
+  const here = this_cpu(k, t);
+  t.kpath = entry_SYSCALL_64(k, here, t, entry ? () => entry.handler(k, here, t, args) : () => -ENOSYS);
   t.kpathKind = entry && entry.noreturn ? 'exit' : 'syscall';
 }
 
@@ -189,7 +197,8 @@ export function idtentry(k: Kernel, pc: PerCpu, t: Task): void {
   t.enteredBySyscall = false;
   t.kpathKind = 'fault';
   if (vector === X86_TRAP_PF) {
-    t.kpath = idtentry_user(k, pc, t, exc_page_fault(k, pc, t, cpu.cr2Hi, cpu.cr2Lo, code));
+    const here = this_cpu(k, t);
+    t.kpath = idtentry_user(k, here, t, exc_page_fault(k, here, t, cpu.cr2Hi, cpu.cr2Lo, code));
     return;
   }
   if (vector === X86_TRAP_UD) force_sig_fault(k, t, SIGILL, ILL_ILLOPN, BigInt(t.pc));
@@ -197,7 +206,7 @@ export function idtentry(k: Kernel, pc: PerCpu, t: Task): void {
     if (k.events.on) k.emit({ type: 'control_protection', cpu: pc.id, tid: t.tid, code, ip: t.pc });
     force_sig_fault(k, t, SIGSEGV, SEGV_CPERR, 0n);
   } else force_sig(k, t, SIGSEGV);
-  t.kpath = idtentry_user(k, pc, t, null);
+  t.kpath = idtentry_user(k, this_cpu(k, t), t, null);
 }
 
 /**
@@ -209,6 +218,6 @@ export function exc_invalid_opcode(k: Kernel, pc: PerCpu, t: Task): void {
   force_sig_fault(k, t, SIGILL, ILL_ILLOPC, BigInt(t.pc));
   pc.cpu.setCpl(0);
   t.enteredBySyscall = false;
-  t.kpath = idtentry_user(k, pc, t, null);
+  t.kpath = idtentry_user(k, this_cpu(k, t), t, null);
   t.kpathKind = 'fault';
 }

@@ -9,11 +9,11 @@ import type { OpRecord } from './task.js';
 
 /**
  * What the kernel did with a page fault (the `page_fault` event's `outcome`): the handler's
- * results (kernel/memory.ts: mapped, zero-page, reused, copied, spurious, backout) and the
+ * results (kernel/memory.ts: mapped, zero-page, reused, copied, spurious, backout, swapin) and the
  * fault's end otherwise (kernel/fault.ts: signal for user mode, efault for a kernel access
  * fixed up, oom).
  */
-export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'signal', 'efault', 'oom'] as const;
+export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'signal', 'efault', 'oom'] as const;
 export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
 export type KernelEvent =
@@ -23,7 +23,7 @@ export type KernelEvent =
   | { type: 'user_end'; cpu: number; tid: number; fn: string }
   /** A syscall returned (or, for exit and execve, ended). */
   | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: bigint[]; ret: number }
-  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), signal, efault, oom. */
+  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), swapin (do_swap_page), signal, efault, oom. */
   | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: PageFaultOutcome }
   /** A signal was delivered (`action` handler, terminate, core or ignore). */
   | { type: 'signal'; cpu: number; tid: number; signo: number; code: number; addr: bigint; action: string }
@@ -31,6 +31,10 @@ export type KernelEvent =
   | { type: 'switch_mm'; cpu: number; from: number; to: number; asid: number; flush: boolean; how: 'switch' | 'unlazy' }
   /** A context switch between tasks (0: the idle task). */
   | { type: 'context_switch'; cpu: number; from: number; to: number }
+  /** A task was preempted inside the kernel (preempt=full), at a step where preempt_count was 0. */
+  | { type: 'preempt'; cpu: number; tid: number }
+  /** A task moved from one CPU's runqueue to another's (the scheduler's migration). */
+  | { type: 'migrate'; cpu: number; tid: number; from: number; to: number }
   /** flush_tlb_mm_range was called. `end` -1 means a full flush. */
   | { type: 'tlb_shootdown'; cpu: number; mm: number; start: number; end: number; freedTables: boolean; gen: number }
   /** A flush IPI was sent. */

@@ -15,15 +15,16 @@ import { threadsMax } from './options.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
-import { __pte, pmd_addr_end, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t } from './pgtable.js';
+import { __pte, pmd_addr_end, pte_swp_clear_exclusive, pte_swp_exclusive, swp_offset, swp_type, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t } from './pgtable.js';
 import { ldt_dup_context } from './ldt.js';
 import { mmput } from './mmput.js';
 import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
 import { pgd_ctor, pti_stack_alloc } from './pti.js';
 import { pti_stack_free } from './exit.js';
-import { wake_up_new_task } from './sched.js';
+import { cond_resched, wake_up_new_task } from './sched.js';
 import { shstk_alloc_thread_stack } from './shstk.js';
 import { sigmask } from './signal.js';
+import { swap_duplicate } from './swap.js';
 import { kcall, STEP_ATOMIC, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath } from './steps.js';
 import { SigHand, Task, ThreadGroup } from './task.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
@@ -99,6 +100,8 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   if (ptiStack !== 'none') child.ptiStack = ptiStack;
   child.exit_signal = flags & CLONE_THREAD ? -1 : flags & CLONE_PARENT ? t.group.threads[0].exit_signal : exit_signal;
   child.blocked = t.blocked;
+  // dup_task_struct: the affinity is inherited.
+  child.cpus_mask = t.cpus_mask;
   child.pkru = pc.cpu.pkru;
   // copy_creds and the task's NEXT per-process PTI flag.
   child.capEffective = t.capEffective;
@@ -222,8 +225,11 @@ function copy_page_range(src_vma: Vma, src_mm: MmStruct): number[] {
  * and in a COW mapping, for a writable entry, ptep_set_wrprotect on the parent (its steps are
  * taken here, one generator deep, its work done by the plain functions below). An empty entry
  * is skipped without a step: fork holds the parent's mmap_lock for writing, so no fault can
- * fill it meanwhile, and the hardware never writes an empty entry. XXX: the child's lock is
- * not taken; nothing else can reach the new mm yet.
+ * fill it meanwhile, and the hardware never writes an empty entry. A swap entry goes to
+ * copy_nonpresent_pte: an exclusive one is first marked shared in the parent (a write step),
+ * and the child gets the same entry with one more reference to its slot. XXX: the child's lock
+ * is not taken; only reclaim's rmap walk can reach the new mm yet, and it finds each child
+ * entry only once fork has written it.
  *
  * ptep_set_wrprotect (arch/x86/include/asm/pgtable.h), as the fork_wrprotect option chooses;
  * the hardware may set D between any two steps:
@@ -257,7 +263,19 @@ function* copy_pte_range(k: Kernel, pc: PerCpu, t: Task, src_vma: Vma, dst_mm: M
     // ptep_get
     pte_set(ptent, sw[2 * i] | 0, sw[2 * i + 1] | 0);
     if (!pte_present(ptent.lo)) {
-      throw new ModelError('copy_nonpresent_pte', `cpu ${pc.id}, tid ${t.tid}: PTE at 0x${(addr + (i - from) * 4096).toString(16)} is neither empty nor present, and the model has no swap entries`);
+      // copy_nonpresent_pte: a swap entry.
+      if (pte_swp_exclusive(ptent.lo)) {
+        // Mark the swap entry as shared: set_pte_at of the parent's entry (a step).
+        pte_swp_clear_exclusive(ptent);
+        pc.touch = pa;
+        yield STEP_WRITE;
+        mem.write64(src_table, i, ptent.lo, ptent.hi);
+      }
+      copy_nonpresent_pte(k, pc, t, ptent, dst_mm, addr + (i - from) * 4096);
+      dw[2 * i] = ptent.lo;
+      dw[2 * i + 1] = ptent.hi;
+      stats.ptes++;
+      continue;
     }
     copy_present_ptes(k, ptent, dst_mm);
     // __copy_present_ptes: in a COW mapping a writable entry is write-protected in both.
@@ -292,7 +310,22 @@ function* copy_pte_range(k: Kernel, pc: PerCpu, t: Task, src_vma: Vma, dst_mm: M
     stats.ptes++;
   }
   yield* spin_unlock_ptl(pc, src_mm);
+  // The table is done and both locks are dropped: a long fork gives the CPU up here if asked.
+  yield* cond_resched(k, pc, t);
   return 0;
+}
+
+/**
+ * copy_nonpresent_pte for a swap entry, the work that goes with the child's entry (set by the
+ * caller in the same step): swap_duplicate of its slot and the child's MM_SWAPENTS. The model
+ * makes no migration or device entries.
+ */
+function copy_nonpresent_pte(k: Kernel, pc: PerCpu, t: Task, ptent: pte_t, dst_mm: MmStruct, addr: number): void {
+  if (swp_type(ptent.lo, ptent.hi) !== 0 || swp_offset(ptent.lo, ptent.hi) >= k.swap.max) {
+    throw new ModelError('copy_nonpresent_pte', `cpu ${pc.id}, tid ${t.tid}: PTE at 0x${addr.toString(16)} is neither empty, present nor a swap entry`);
+  }
+  swap_duplicate(k.swap, swp_offset(ptent.lo, ptent.hi));
+  dst_mm.swapents++;
 }
 
 /**

@@ -21,6 +21,7 @@ import type { KernelEvent } from './events.js';
 import type { KernelOptions } from './options.js';
 import { MmStruct } from './mm.js';
 import { PageAllocator } from './page.js';
+import { swap_info_struct } from './swap.js';
 import type { ProgramImage } from '../user/program.js';
 import type { SigInfo } from './task.js';
 import { PageTables } from './pgtable.js';
@@ -91,6 +92,8 @@ export class Kernel {
   readonly options: KernelOptions;
   readonly events: EventBus<HwEvent | KernelEvent>;
   readonly pages: PageAllocator;
+  /** The swap area (kernel option swap_pages; 0 slots: no swap) and its swap cache. */
+  readonly swap: swap_info_struct;
   readonly percpu: PerCpu[];
   readonly init_mm: MmStruct;
   /** Whether the kernel uses PCIDs (X86_FEATURE_PCID and not `nopcid`). */
@@ -171,6 +174,7 @@ export class Kernel {
     this.pages.failKind = options.fail_alloc;
     this.pages.failNth = options.fail_alloc_nth;
     this.totalram_pages = mem.frameCount - next;
+    this.swap = new swap_info_struct(options.swap_pages);
 
     this.init_mm = new MmStruct(0, new PageTables(mem, this.pages, this.levels, pgd, userPgd, false), machine.cpus.length, TASK_SIZE, 0);
     this.percpu = machine.cpus.map((cpu, i) => new PerCpu(i, cpu, this.init_mm));

@@ -22,15 +22,16 @@ import type { PageFaultOutcome } from './events.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { ptlId } from './mmput.js';
-import { PG_anon, PG_anon_exclusive, PG_shmem, type PageRefs } from './page.js';
+import { folio_lock_id, PG_anon, PG_anon_exclusive, PG_locked, PG_lru, PG_NEW_ANON, PG_shmem, PG_swapbacked, PG_swapcache, type PageRefs } from './page.js';
+import { folio_free_swap, read_swap_cache_async, swap_cache_get_folio, swap_free, vm_swap_full } from './swap.js';
 import {
-  __pte, _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mkwrite, pte_mkyoung, pte_none, pte_pfn, pte_present, pte_protnone, pte_same, pte_set, pte_write, vm_get_page_prot,
+  __pte, _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mkwrite, pte_mkyoung, pte_none, pte_pfn, pte_present, pte_protnone, pte_same, pte_set, pte_swp_exclusive, pte_write, swp_offset, swp_type, vm_get_page_prot,
   type pte_t,
 } from './pgtable.js';
 import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
-import { VM_ACCESS_FLAGS, VM_MAYSHARE, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
+import { VM_ACCESS_FLAGS, VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
 
 /** vm_fault_t results (include/linux/mm_types.h). */
 export const VM_FAULT_OOM = 0x000001;
@@ -48,9 +49,11 @@ export const FAULT_FLAG_ORIG_PTE_VALID = 0x800;
  * What the handler did, for the fault's `page_fault` event (not a Linux value): `mapped` (a new
  * page or a shmem page installed), `zero-page`, `reused` (COW without a copy), `copied` (COW),
  * `spurious` (the PTE already allowed the access; A or D set at most), `backout` (the PTE
- * changed under the fault, which changed nothing and lets the access retry); '' until then.
+ * changed under the fault, which changed nothing and lets the access retry), `swapin`
+ * (do_swap_page mapped the page from the swap cache, copying it if a write needed that);
+ * '' until then.
  */
-export type FaultOutcome = '' | Extract<PageFaultOutcome, 'mapped' | 'zero-page' | 'reused' | 'copied' | 'spurious' | 'backout'>;
+export type FaultOutcome = '' | Extract<PageFaultOutcome, 'mapped' | 'zero-page' | 'reused' | 'copied' | 'spurious' | 'backout' | 'swapin'>;
 
 /**
  * struct vm_fault (include/linux/mm.h), with what the model needs besides: the kernel, the CPU
@@ -76,6 +79,8 @@ export class vm_fault implements PageRefs {
   outcome: FaultOutcome = '';
   /** Page references this fault holds outside any page table (folio_get, a new folio not yet mapped). */
   readonly refs: number[] = [];
+  /** The old page of a COW break between ptep_clear_flush and folio_remove_rmap_pte (see PageRefs). */
+  readonly unmapping: number[] = [];
 
   constructor(k: Kernel, pc: PerCpu, t: Task, vma: Vma, mm: MmStruct, address: number, flags: number) {
     this.k = k;
@@ -93,15 +98,20 @@ export class vm_fault implements PageRefs {
   }
 }
 
-/** Releases the mm's page_table_lock (one step). */
+/** Releases the mm's page_table_lock (one step), then preempt_enable: the next step boundary may preempt. */
 export function* spin_unlock_ptl(pc: PerCpu, mm: MmStruct): KSteps<void> {
   pc.touch = ptlId(mm);
   yield STEP_UNLOCK;
   mm.page_table_lock.owner = 0;
+  pc.preempt_count--;
 }
 
-/** Takes the mm's page_table_lock, waiting (one step per try) while another task holds it. */
+/**
+ * Takes the mm's page_table_lock, waiting (one step per try) while another task holds it.
+ * spin_lock disables preemption first, so the task keeps its CPU while it spins and holds it.
+ */
 export function* spin_lock_ptl(pc: PerCpu, mm: MmStruct, t: Task): KSteps<void> {
+  pc.preempt_count++;
   pc.touch = ptlId(mm);
   // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
@@ -142,7 +152,7 @@ function* handle_pte_fault(vmf: vm_fault): KPath {
     none = pte_none(vmf.orig_pte.lo, vmf.orig_pte.hi);
   }
   if (none) return yield* do_pte_missing(vmf);
-  if (!pte_present(vmf.orig_pte.lo)) return do_swap_page(vmf);
+  if (!pte_present(vmf.orig_pte.lo)) return yield* do_swap_page(vmf);
   if (pte_protnone(vmf.orig_pte.lo) && vmf.vma.vm_flags & VM_ACCESS_FLAGS) {
     // do_numa_page: only NUMA balancing makes PROT_NONE entries in an accessible VMA.
     throw new ModelError('do_numa_page', `cpu ${pc.id}, tid ${vmf.t.tid}: a PROT_NONE PTE at 0x${vmf.address.toString(16)} in an accessible VMA, and the model has no NUMA balancing`);
@@ -179,11 +189,136 @@ function* handle_pte_fault(vmf: vm_fault): KPath {
 }
 
 /**
- * do_swap_page: a non-present entry that is not empty. The model makes none (it has no swap,
- * migration or device entries), so finding one is a model bug.
+ * do_swap_page for a swap PTE (vmf.orig_pte, read without the lock): the slot's folio is
+ * looked up in the swap cache (a step) or, if absent, allocated, added to the swap cache and
+ * read from the device (swapin_readahead, a copy step); a reference is held. The folio is
+ * locked (folio_lock: a lock step, waiting while reclaim holds it), checked to be still the
+ * slot's swap-cache folio, and the PTE re-read under the page-table lock; if either changed
+ * the fault backs out. Otherwise, in the step that writes the PTE: swap_free of the slot; the
+ * swap cache given up (folio_free_swap) when should_try_to_free_swap says so (swap more than
+ * half full, a VM_LOCKED VMA, or a write fault where the swap cache and this fault hold the
+ * only references); the page mapped with the VMA's protection, and, when the swap entry was
+ * exclusive or the fault now holds the only reference, made writable in a VM_WRITE VMA (dirty
+ * only for a write fault: a read fault maps it writable but clean) and PageAnonExclusive.
+ * The folio is unlocked; a write fault that did not get a writable entry goes on to do_wp_page
+ * with the lock held. The outcome is `swapin`.
  */
-function do_swap_page(vmf: vm_fault): number {
-  throw new ModelError('do_swap_page', `cpu ${vmf.pc.id}, tid ${vmf.t.tid}: PTE 0x${(vmf.orig_pte.hi >>> 0).toString(16).padStart(8, '0')}${(vmf.orig_pte.lo >>> 0).toString(16).padStart(8, '0')} at 0x${vmf.address.toString(16)} is neither empty nor present, and the model has no swap entries`);
+function* do_swap_page(vmf: vm_fault): KPath {
+  const { k, pc, mm, vma } = vmf;
+  const mem = k.machine.mem;
+  const pages = k.pages;
+  const { lo, hi } = vmf.orig_pte;
+  if (swp_type(lo, hi) !== 0 || swp_offset(lo, hi) >= k.swap.max) {
+    // non_swap_entry: migration, device and marker entries, which the model never makes.
+    throw new ModelError('do_swap_page', `cpu ${pc.id}, tid ${vmf.t.tid}: PTE 0x${(hi >>> 0).toString(16).padStart(8, '0')}${(lo >>> 0).toString(16).padStart(8, '0')} at 0x${vmf.address.toString(16)} is neither empty, present nor a swap entry`);
+  }
+  const offset = swp_offset(lo, hi);
+  // swap_cache_get_folio
+  pc.touch = -1;
+  yield STEP_READ;
+  let folio = swap_cache_get_folio(k, offset);
+  if (folio < 0) {
+    // swapin_readahead → __read_swap_cache_async → swap_read_folio.
+    pc.touch = -1;
+    yield STEP_COPY;
+    folio = read_swap_cache_async(k, offset);
+    if (folio < 0) {
+      // Back out if somebody else faulted in this pte while the lock was not held.
+      yield* spin_lock_ptl(pc, mm, vmf.t);
+      pc.touch = vmf.ptePa;
+      yield STEP_READ;
+      const same = !vmf_pte_changed(vmf);
+      vmf.outcome = 'backout';
+      yield* spin_unlock_ptl(pc, mm);
+      return same ? VM_FAULT_OOM : 0;
+    }
+  }
+  hold_ref(vmf, folio);
+  // folio_lock_or_retry
+  pc.touch = folio_lock_id(folio);
+  yield STEP_LOCK;
+  while (pages.flags[folio] & PG_locked) yield STEP_WAIT;
+  pages.flags[folio] |= PG_locked;
+  let ret = 0;
+  // folio_free_swap() or reclaim may have released the swap cache from under us.
+  const cached = (pages.flags[folio] & PG_swapcache) !== 0 && pages.swap[folio] === offset;
+  if (cached) yield* spin_lock_ptl(pc, mm, vmf.t);
+  if (cached) {
+    pc.touch = vmf.ptePa;
+    yield STEP_READ;
+  }
+  if (!cached || vmf_pte_changed(vmf)) {
+    // out_nomap / out_page
+    vmf.outcome = 'backout';
+    if (cached) yield* spin_unlock_ptl(pc, mm);
+    yield* folio_unlock(pc, pages, folio);
+    put_ref(vmf, folio);
+    return 0;
+  }
+  const exclusive = pte_swp_exclusive(lo);
+  const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
+  const entry = mk_pte(__pte(), folio, prot.lo, prot.hi);
+  pc.touch = vmf.ptePa;
+  yield STEP_WRITE;
+  // Remove the swap entry and conditionally try to free up the swapcache.
+  swap_free(k.swap, offset);
+  if (should_try_to_free_swap(k, folio, vma, vmf.flags)) folio_free_swap(k, folio);
+  mm.rss++;
+  mm.swapents--;
+  let rmap_exclusive = false;
+  if (exclusive || pages.refcount[folio] === 1) {
+    if (vma.vm_flags & VM_WRITE) {
+      pte_mkwrite(entry, vma.shadowStack);
+      if (vmf.flags & FAULT_FLAG_WRITE) {
+        pte_mkdirty(entry);
+        vmf.flags &= ~FAULT_FLAG_WRITE;
+      }
+    }
+    rmap_exclusive = true;
+  }
+  if (!(pages.flags[folio] & PG_anon)) {
+    // folio_add_new_anon_rmap
+    pages.flags[folio] |= PG_anon | PG_swapbacked | PG_lru | (rmap_exclusive ? PG_anon_exclusive : 0);
+    pages.mapcount[folio] = 1;
+    pages.index[folio] = vmf.address / 4096;
+  } else {
+    // folio_add_anon_rmap_ptes
+    pages.mapcount[folio]++;
+    if (rmap_exclusive) pages.flags[folio] |= PG_anon_exclusive;
+  }
+  if (pte_write(entry.lo, k.userShstk && vma.shadowStack) && !(pages.flags[folio] & PG_anon_exclusive)) {
+    throw new ModelError('do_swap_page', `cpu ${pc.id}, tid ${vmf.t.tid}: VM_BUG_ON(pte_write(pte) && !PageAnonExclusive(page)), frame 0x${folio.toString(16)}`);
+  }
+  mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+  pass_ref(vmf, folio);
+  pte_set(vmf.orig_pte, entry.lo, entry.hi);
+  yield* folio_unlock(pc, pages, folio);
+  if (vmf.flags & FAULT_FLAG_WRITE) {
+    ret = yield* do_wp_page(vmf);
+    vmf.outcome = 'swapin';
+    return ret;
+  }
+  vmf.outcome = 'swapin';
+  yield* spin_unlock_ptl(pc, mm);
+  return ret;
+}
+
+/**
+ * should_try_to_free_swap: a folio in the swap cache gives it up at swap-in when swap is more
+ * than half full (mem_cgroup_swap_full → vm_swap_full), the VMA is VM_LOCKED, or a write fault
+ * is likely to be its exclusive user (the swap cache and the fault hold its only references).
+ */
+function should_try_to_free_swap(k: Kernel, folio: number, vma: Vma, fault_flags: number): boolean {
+  if (!(k.pages.flags[folio] & PG_swapcache)) return false;
+  if (vm_swap_full(k.swap) || vma.vm_flags & VM_LOCKED) return true;
+  return (fault_flags & FAULT_FLAG_WRITE) !== 0 && k.pages.refcount[folio] === 2;
+}
+
+/** folio_unlock (a step that wakes the lock's waiters). */
+function* folio_unlock(pc: PerCpu, pages: Kernel['pages'], folio: number): KSteps<void> {
+  pc.touch = folio_lock_id(folio);
+  yield STEP_UNLOCK;
+  pages.flags[folio] &= ~PG_locked;
 }
 
 /** do_pte_missing: anonymous memory goes to do_anonymous_page, a shmem mapping to do_fault. */
@@ -222,7 +357,7 @@ function hold_ref(vmf: vm_fault, pfn: number): void {
 function pass_ref(vmf: vm_fault, pfn: number): void {
   const i = vmf.refs.lastIndexOf(pfn);
   if (i >= 0) vmf.refs.splice(i, 1);
-  if (vmf.refs.length === 0) vmf.k.pages.held.delete(vmf);
+  if (vmf.refs.length === 0 && vmf.unmapping.length === 0) vmf.k.pages.held.delete(vmf);
 }
 
 /** folio_put of a reference the fault held. */
@@ -251,7 +386,7 @@ function* do_anonymous_page(vmf: vm_fault): KPath {
     entry.lo |= _PAGE_SPECIAL;
   } else {
     if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
-    pfn = k.pages.alloc_page(PG_anon | PG_anon_exclusive, false);
+    pfn = k.pages.alloc_page(PG_NEW_ANON, false);
     if (pfn < 0) return VM_FAULT_OOM;
     hold_ref(vmf, pfn);
     pc.touch = pfn * 4096;
@@ -280,6 +415,7 @@ function* do_anonymous_page(vmf: vm_fault): KPath {
       // debug checks never see the count without the entry): the reference passes to the PTE.
       mm.rss++;
       k.pages.mapcount[pfn] = 1;
+      k.pages.index[pfn] = vmf.address / 4096;
       pass_ref(vmf, pfn);
     }
   }
@@ -373,9 +509,17 @@ function* do_wp_page(vmf: vm_fault): KPath {
   return yield* wp_page_copy(vmf);
 }
 
-/** wp_can_reuse_anon_folio: the page's only reference is the mapping that faulted (refcount 1). */
+/**
+ * wp_can_reuse_anon_folio: the page's only reference is the mapping that faulted, once a swap
+ * cache's is given up: no more than 1 + (in the swap cache) references; then, under the folio
+ * lock (folio_trylock, in the caller's step), folio_free_swap and a refcount of exactly 1.
+ */
 function wp_can_reuse_anon_folio(k: Kernel, pfn: number): boolean {
-  return k.pages.refcount[pfn] === 1;
+  const pages = k.pages;
+  if (pages.refcount[pfn] > 1 + (pages.flags[pfn] & PG_swapcache ? 1 : 0)) return false;
+  if (pages.flags[pfn] & PG_locked) return false;
+  if (pages.flags[pfn] & PG_swapcache) folio_free_swap(k, pfn);
+  return pages.refcount[pfn] === 1;
 }
 
 /**
@@ -420,7 +564,7 @@ function* wp_page_copy(vmf: vm_fault): KPath {
   // vmf_anon_prepare
   if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
   // folio_prealloc
-  const fresh = pages.alloc_page(PG_anon | PG_anon_exclusive, false);
+  const fresh = pages.alloc_page(PG_NEW_ANON, false);
   if (fresh < 0) {
     if (old >= 0) put_ref(vmf, old);
     return VM_FAULT_OOM;
@@ -445,6 +589,10 @@ function* wp_page_copy(vmf: vm_fault): KPath {
       pc.touch = vmf.ptePa;
       yield STEP_ATOMIC;
       mem.write64(vmf.table, vmf.index, 0, 0);
+      if (old >= 0) {
+        vmf.unmapping.push(old);
+        pages.held.add(vmf);
+      }
       yield* flush_tlb_mm_range(k, pc, mm, vmf.address, vmf.address + 4096, 12, false);
     }
     pc.touch = vmf.ptePa;
@@ -452,11 +600,16 @@ function* wp_page_copy(vmf: vm_fault): KPath {
     mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
     // folio_add_new_anon_rmap (in the PTE's own step): the new page's reference passes to the PTE.
     pages.mapcount[fresh] = 1;
+    pages.index[fresh] = vmf.address / 4096;
     pass_ref(vmf, fresh);
     if (old >= 0) {
       // folio_remove_rmap_pte, then (new_folio = old_folio) the mapping's reference is put below.
       if (--pages.mapcount[old] < 0) throw new ModelError('folio_remove_rmap_pte', `cpu ${pc.id}, tid ${vmf.t.tid}: frame 0x${old.toString(16)} mapcount ${pages.mapcount[old]}`);
       pages.put_page(old);
+      if (vmf.unmapping.length > 0) {
+        vmf.unmapping.length = 0;
+        if (vmf.refs.length === 0) pages.held.delete(vmf);
+      }
     }
     vmf.outcome = 'copied';
   } else {

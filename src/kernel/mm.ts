@@ -41,6 +41,8 @@ export class MmStruct {
   committed = 0;
   /** Resident anonymous and shmem pages mapped (MM_ANONPAGES + MM_SHMEMPAGES). */
   rss = 0;
+  /** MM_SWAPENTS: swap PTEs in the page tables. */
+  swapents = 0;
   /** Set once exit_mmap has torn the address space down. */
   dead = false;
   /** mm->context.pkey_allocation_map: bit k set when key k is allocated (init_new_context sets key 0 with OSPKE). */

@@ -8,6 +8,8 @@ import { ConfigError } from '../errors.js';
 export interface KernelOptions {
   /** User operations a task runs before the timer tick lets another runnable task on its CPU run; 0: never. */
   timeslice: number;
+  /** The preemption model (preempt= with PREEMPT_DYNAMIC). */
+  preempt: Preempt;
   /** debugfs x86/tlb_single_page_flush_ceiling: flushes of more pages become full flushes. */
   tlb_single_page_flush_ceiling: number;
   /** The `nopcid` boot parameter: do not use PCIDs even if the CPU has them. */
@@ -42,9 +44,13 @@ export interface KernelOptions {
   fail_alloc_nth: number;
   /** sysctl kernel.threads-max: tasks the system may hold before fork and clone give EAGAIN; 0: Linux's boot value (threadsMax). */
   threads_max: number;
+  /** The swap area's size in pages (swapon of one device); 0: no swap. */
+  swap_pages: number;
 }
 
 /** The choices of `pkru_on_signal`, upstream first. */
+export const PREEMPT = ['none', 'voluntary', 'full'] as const;
+export type Preempt = (typeof PREEMPT)[number];
 export const PKRU_ON_SIGNAL = ['upstream', 'clear', 'lockdown', 'preserve'] as const;
 export type PkruOnSignal = (typeof PKRU_ON_SIGNAL)[number];
 /** The choices of `fork_wrprotect`, upstream first. */
@@ -79,6 +85,10 @@ export type OptionSpec =
 /** Every kernel option, its type, default and meaning. Later layers add theirs here. */
 export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpec>> = {
   timeslice: { kind: 'integer', min: 0, default: 1000, doc: 'User operations a task runs before the timer tick lets another runnable task on its CPU run; 0: never.' },
+  preempt: {
+    kind: 'enum', values: PREEMPT, default: 'none',
+    doc: 'The preempt= boot parameter of a PREEMPT_DYNAMIC kernel. none: a task in the kernel gives the CPU up only when it sleeps, at cond_resched() in long loops (copy_pte_range, zap_pte_range, change_pte_range) and on its way to user mode; voluntary: also at might_sleep() points; full: at any step where preempt_count is 0 and interrupts are on (cond_resched() is then a no-op). The tick asks for the CPU once a task has run timeslice operations (kernel steps count with voluntary and full) and another task waits.',
+  },
   tlb_single_page_flush_ceiling: { kind: 'integer', min: 0, default: 33, doc: 'debugfs x86/tlb_single_page_flush_ceiling: a flush of more pages becomes a full flush.' },
   nopcid: { kind: 'boolean', default: false, doc: 'The nopcid boot parameter: do not use PCIDs even if the CPU has them.' },
   debug_vm: { kind: 'boolean', default: false, doc: 'CONFIG_DEBUG_VM-style checks: page counts against the page tables after each syscall, leaks at exit, DEBUG_PREEMPT.' },
@@ -128,6 +138,10 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
     kind: 'integer', min: 0, max: MAX_THREADS, default: 0,
     doc: 'sysctl kernel.threads-max: once the system holds this many tasks (zombies included, until reaped), fork, vfork and clone give EAGAIN (copy_process: nr_threads >= max_threads). '
       + '0: the value Linux sets at boot (set_max_threads): memory / (8 x THREAD_SIZE of 16 KiB), at least 20; 2048 on the default 256 MiB machine, which bounds a fork bomb in a scenario.',
+  },
+  swap_pages: {
+    kind: 'integer', min: 0, max: 1048576, default: 0,
+    doc: 'Pages of swap space (one swap device, swapon at boot); 0: no swap. Reclaim (MADV_PAGEOUT) writes dirty anonymous pages to it, replacing their PTEs with swap entries, and do_swap_page reads them back through the swap cache.',
   },
 };
 

@@ -21,8 +21,30 @@ export const PG_reserved = 1 << 3;
 /** The page belongs to a shared-memory (shmem) object: MAP_SHARED anonymous memory. */
 export const PG_shmem = 1 << 4;
 
-/** The page's data is newer than its backing store (PG_dirty; set by folio_mark_dirty, for shmem pages). */
+/** The page's data is newer than its backing store (PG_dirty: folio_mark_dirty, folio_clear_dirty). */
 export const PG_dirty = 1 << 5;
+/**
+ * PG_swapbacked: an anonymous (or shmem) folio whose data must go to swap before it can be
+ * freed. Set on every new anonymous folio (folio_add_new_anon_rmap); MADV_FREE clears it
+ * (folio_mark_lazyfree: the folio may be discarded while clean) and reclaim sets it again on a
+ * lazyfree folio that was written since.
+ */
+export const PG_swapbacked = 1 << 6;
+/** PG_swapcache: the folio is in the swap cache; `PageAllocator.swap` holds its slot (folio->swap). */
+export const PG_swapcache = 1 << 7;
+/** PG_lru: the folio is on an LRU list (folio_isolate_lru takes it off for reclaim). */
+export const PG_lru = 1 << 8;
+/** PG_active: on the active LRU list (set by reclaim's activate_locked; MADV_COLD's folio_deactivate clears it). */
+export const PG_active = 1 << 9;
+/** PG_referenced: a second-chance mark for the LRU (folio_clear_referenced). */
+export const PG_referenced = 1 << 10;
+/** PG_locked: the folio lock (folio_lock, folio_trylock, folio_unlock). */
+export const PG_locked = 1 << 11;
+/** PG_workingset: the folio was active when deactivated (MADV_COLD, MADV_PAGEOUT). */
+export const PG_workingset = 1 << 12;
+
+/** The flags of a new anonymous folio once mapped: anonymous, exclusive, swap-backed, on the (inactive) LRU. */
+export const PG_NEW_ANON = PG_anon | PG_anon_exclusive | PG_swapbacked | PG_lru;
 
 /**
  * Page references a kernel path holds between its steps outside any page table or object
@@ -32,6 +54,12 @@ export const PG_dirty = 1 << 5;
  */
 export interface PageRefs {
   readonly refs: readonly number[];
+  /**
+   * Mappings the path is retiring: frames whose PTE it cleared and whose rmap (a map count and
+   * the mapping's reference) it removes in a later step (wp_page_copy between ptep_clear_flush
+   * and folio_remove_rmap_pte, with the flush's IPIs in between).
+   */
+  readonly unmapping?: readonly number[];
 }
 
 /** What an allocation is for, as allocation-failure injection counts them (kernel option `fail_alloc`). */
@@ -44,7 +72,11 @@ export class PageAllocator {
   /** page_mapcount: how many PTEs map the frame. */
   readonly mapcount: Int32Array;
   /** PG_* flags, by frame. */
-  readonly flags: Uint8Array;
+  readonly flags: Uint16Array;
+  /** folio->swap: the swap slot (offset in the model's one swap area) of a PG_swapcache folio. */
+  readonly swap: Int32Array;
+  /** folio->index for an anonymous folio: the user page number (address / 4096) it was first mapped at, for the rmap walk. */
+  readonly index: Float64Array;
   private nextFresh: number;
   private readonly freed: number[] = [];
   /** Freed 8 KiB-aligned frame pairs, reused before fresh ones (order-1 allocations). */
@@ -63,7 +95,9 @@ export class PageAllocator {
     this.mem = mem;
     this.refcount = new Int32Array(mem.frameCount);
     this.mapcount = new Int32Array(mem.frameCount);
-    this.flags = new Uint8Array(mem.frameCount);
+    this.flags = new Uint16Array(mem.frameCount);
+    this.swap = new Int32Array(mem.frameCount);
+    this.index = new Float64Array(mem.frameCount);
     for (let pfn = 0; pfn < firstFree; pfn++) {
       this.refcount[pfn] = 1;
       this.flags[pfn] = PG_reserved;
@@ -158,4 +192,9 @@ export class PageAllocator {
     this.freed.push(pfn);
     this.inUse--;
   }
+}
+
+/** The lock id a step on a folio's lock announces (steps.ts): negative, apart from the per-mm ids (mmput.ts). */
+export function folio_lock_id(pfn: number): number {
+  return -(2 ** 39 + pfn);
 }

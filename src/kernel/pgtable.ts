@@ -260,6 +260,58 @@ export function pte_needs_flush(oldLo: number, oldHi: number, newLo: number, new
 }
 
 /**
+ * Swap PTEs (arch/x86/include/asm/pgtable_64.h, 6.12): not present (P=0, bit 8 PROTNONE=0,
+ * bit 7 0), the swap type in bits 63:59 (SWP_TYPE_BITS 5), the offset inverted in bits 58:9
+ * (SWP_OFFSET_FIRST_BIT = _PAGE_BIT_PROTNONE + 1; inverted so that a speculative walk that
+ * ignores P points above RAM, the L1TF mitigation), and bit 3 _PAGE_SWP_EXCLUSIVE
+ * (PG_anon_exclusive kept across swap-out). Bits 1 (soft-dirty) and 2 (uffd-wp) stay 0.
+ */
+export const SWP_TYPE_BITS = 5;
+export const SWP_OFFSET_FIRST_BIT = 9;
+/** _PAGE_SWP_EXCLUSIVE: _PAGE_PWT, bit 3, in a swap PTE. */
+export const _PAGE_SWP_EXCLUSIVE = PTE_PWT;
+
+/** is_swap_pte: neither empty nor present (the model makes no migration or device entries). */
+export function is_swap_pte(lo: number, hi: number): boolean {
+  return !pte_none(lo, hi) && !pte_present(lo);
+}
+
+/** __swp_entry_to_pte(__swp_entry(type, offset)): sets `p` to the swap PTE and returns it (not exclusive). */
+export function swp_entry_to_pte(p: pte_t, type: number, offset: number): pte_t {
+  // ~offset << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS: bits 0..22 of ~offset in lo 31:9, bits 23..49 in hi 26:0.
+  p.lo = ((~offset & 0x7fffff) << SWP_OFFSET_FIRST_BIT) | 0;
+  p.hi = ((~Math.floor(offset / 0x800000) & 0x7ffffff) | (type << (32 - SWP_TYPE_BITS))) | 0;
+  return p;
+}
+
+/** __swp_type of a swap PTE: bits 63:59. */
+export function swp_type(_lo: number, hi: number): number {
+  return hi >>> (32 - SWP_TYPE_BITS);
+}
+
+/** __swp_offset of a swap PTE: ~pte << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT (bits 58:9, inverted). */
+export function swp_offset(lo: number, hi: number): number {
+  return (~(lo >>> SWP_OFFSET_FIRST_BIT) & 0x7fffff) + (~hi & 0x7ffffff) * 0x800000;
+}
+
+/** pte_swp_exclusive: the swapped-out page was PageAnonExclusive. */
+export function pte_swp_exclusive(lo: number): boolean {
+  return (lo & _PAGE_SWP_EXCLUSIVE) !== 0;
+}
+
+/** pte_swp_mkexclusive. Changes `p` and returns it. */
+export function pte_swp_mkexclusive(p: pte_t): pte_t {
+  p.lo |= _PAGE_SWP_EXCLUSIVE;
+  return p;
+}
+
+/** pte_swp_clear_exclusive. Changes `p` and returns it. */
+export function pte_swp_clear_exclusive(p: pte_t): pte_t {
+  p.lo &= ~_PAGE_SWP_EXCLUSIVE;
+  return p;
+}
+
+/**
  * The page tables of one address space: the PGD frame and how to find, allocate and free the
  * tables below it. Knows nothing of VMAs. Tables are linked with _PAGE_TABLE; missing tables
  * are allocated zeroed (pte_alloc, pmd_alloc, pud_alloc, p4d_alloc).

@@ -3,37 +3,63 @@
  * sleep, and context_switch with its mm switch (switch_mm_irqs_off or lazy TLB) and PKRU
  * switch (arch/x86/kernel/process_64.c x86_pkru_load).
  *
- * XXX: placement is deterministic (the CPU with the fewest tasks, lowest number first) and
- * there is no load balancing or migration; a task stays on the CPU it was placed on.
+ * Preemption (kernel option `preempt`, the preempt= modes of PREEMPT_DYNAMIC): TIF_NEED_RESCHED
+ * is set by the tick when a task has used its timeslice and another waits (or by the explorer);
+ * `none` reschedules only on the way to user mode and at cond_resched(), `voluntary` also at
+ * might_sleep() points, `full` at any step where preempt_count is 0 and interrupts are on.
+ * Migration: sched_setaffinity moves a task off a CPU it may no longer use, and
+ * migrate_task moves a task that is not running (what the load balancer does; the explorer
+ * chooses when).
+ *
+ * XXX: placement is deterministic (the CPU with the fewest tasks the task may use, lowest
+ * number first); there is no load balancer of its own, only the moves above.
  */
 import { fp_runq_write } from '../hw/footprint.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
 import { enter_lazy_tlb, switch_mm_irqs_off } from './tlbflush.js';
+import { STEP_SLEEP, STEP_WAIT, type KPath, type KSteps } from './steps.js';
+import { copy_from_user, copy_to_user } from './uaccess.js';
+import { EFAULT, EINVAL, ESRCH } from './uapi.js';
+import { this_cpu } from './this_cpu.js';
 
-/** wake_up_new_task: puts a new task on a runqueue (`cpu` if given, else the least loaded CPU). */
-export function wake_up_new_task(k: Kernel, t: Task, cpu?: number): void {
-  let best = cpu ?? 0;
-  if (cpu === undefined) {
-    let load = Infinity;
-    for (const pc of k.percpu) {
-      const l = pc.runqueue.length + (pc.current ? 1 : 0);
-      if (l < load) {
-        load = l;
-        best = pc.id;
-      }
+/** cpumask_size(): the bytes of a struct cpumask (NR_CPUS 64: one unsigned long). */
+export const CPUMASK_SIZE = 8;
+
+/** Whether `t` may run on CPU `cpu` (cpumask_test_cpu(cpu, t->cpus_ptr)). */
+export function cpu_allowed(t: Task, cpu: number): boolean {
+  return ((t.cpus_mask >> BigInt(cpu)) & 1n) !== 0n;
+}
+
+/** select_task_rq for a task placed or woken: the least loaded CPU it may use, lowest number first. */
+function select_task_rq(k: Kernel, t: Task): number {
+  let best = -1;
+  let load = Infinity;
+  for (const pc of k.percpu) {
+    if (!cpu_allowed(t, pc.id)) continue;
+    const l = pc.runqueue.length + (pc.current ? 1 : 0);
+    if (l < load) {
+      load = l;
+      best = pc.id;
     }
   }
+  return best;
+}
+
+/** wake_up_new_task: puts a new task on a runqueue (`cpu` if given, else the least loaded CPU it may use). */
+export function wake_up_new_task(k: Kernel, t: Task, cpu?: number): void {
+  const best = cpu ?? select_task_rq(k, t);
   t.cpu = best;
   t.state = 'runnable';
   fp_runq_write(k.machine.mem, best);
   k.percpu[best].runqueue.push(t);
 }
 
-/** wake_up_process: a sleeping task becomes runnable on its CPU. No effect on other states. */
+/** wake_up_process: a sleeping task becomes runnable on its CPU (another it may use if its affinity changed). No effect on other states. */
 export function wake_up_process(k: Kernel, t: Task): void {
   if (t.state !== 'sleeping') return;
+  if (!cpu_allowed(t, t.cpu)) t.cpu = select_task_rq(k, t);
   t.state = 'runnable';
   fp_runq_write(k.machine.mem, t.cpu);
   k.percpu[t.cpu].runqueue.push(t);
@@ -46,9 +72,21 @@ export function wake_up_process(k: Kernel, t: Task): void {
 export function schedule(k: Kernel, pc: PerCpu): void {
   fp_runq_write(k.machine.mem, pc.id);
   const prev = pc.current;
+  // __schedule_bug: a task may not give the CPU up inside a spinlock or a get_cpu() region.
+  if (pc.preempt_count > 0 && prev) k.report(pc, 'schedule', `BUG: scheduling while atomic: task ${prev.tid}, preempt_count ${pc.preempt_count}`);
+  if (prev) prev.need_resched = false;
   if (prev && prev.state === 'running') {
     prev.state = 'runnable';
-    pc.runqueue.push(prev);
+    // migration_cpu_stop: a task whose affinity no longer holds this CPU is moved as it leaves
+    // it, and so is one the explorer sends elsewhere (a load balancer's pull).
+    const to = prev.migrate_to;
+    prev.migrate_to = -1;
+    if (!cpu_allowed(prev, pc.id) || (to >= 0 && to !== pc.id && cpu_allowed(prev, to))) {
+      prev.cpu = cpu_allowed(prev, pc.id) ? to : select_task_rq(k, prev);
+      fp_runq_write(k.machine.mem, prev.cpu);
+      k.percpu[prev.cpu].runqueue.push(prev);
+      if (k.events.on) k.emit({ type: 'migrate', cpu: pc.id, tid: prev.tid, from: pc.id, to: prev.cpu });
+    } else pc.runqueue.push(prev);
   }
   const next = pc.runqueue.length > 0 ? pc.runqueue.shift()! : null;
   context_switch(k, pc, prev, next);
@@ -82,7 +120,117 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   // A task switched in outside a kernel path (new, or preempted in user mode) returns to user
   // mode through the IRET exit (ret_from_fork, or the interrupt it was preempted by).
   if (!next.kpath) {
-    next.kpath = return_to_user(k, pc, next, false);
+    next.kpath = return_to_user(k, this_cpu(k, next), next, false);
     next.kpathKind = 'return';
   }
+}
+
+/**
+ * Moves task `t`, runnable and not running, from its CPU's runqueue to CPU `dest`'s (the load
+ * balancer's move: detach_task, set_task_cpu, attach_task). A task preempted inside a kernel
+ * path resumes it on `dest`: its paths reach per-CPU state through this_cpu.ts. Returns false
+ * (and changes nothing) when `t` is running, asleep, not allowed on `dest`, or already there.
+ */
+export function migrate_task(k: Kernel, t: Task, dest: number): boolean {
+  if (t.state !== 'runnable' || t.cpu === dest || !cpu_allowed(t, dest) || dest < 0 || dest >= k.percpu.length) return false;
+  const from = k.percpu[t.cpu];
+  const i = from.runqueue.indexOf(t);
+  if (i < 0) return false;
+  from.runqueue.splice(i, 1);
+  fp_runq_write(k.machine.mem, from.id);
+  fp_runq_write(k.machine.mem, dest);
+  t.cpu = dest;
+  k.percpu[dest].runqueue.push(t);
+  if (k.events.on) k.emit({ type: 'migrate', cpu: from.id, tid: t.tid, from: from.id, to: dest });
+  return true;
+}
+
+/**
+ * Whether the kernel may switch away from `t` on `pc` at a step boundary of its kernel path
+ * (preempt_schedule_irq on the way out of an interrupt, or preempt_enable): only with
+ * `preempt: full`, with TIF_NEED_RESCHED set, preempt_count 0 and interrupts on.
+ */
+export function preemptible_now(k: Kernel, pc: PerCpu, t: Task): boolean {
+  return k.options.preempt === 'full' && t.need_resched && pc.preempt_count === 0 && !pc.irqs_disabled;
+}
+
+/**
+ * scheduler_tick's resched_curr: sets TIF_NEED_RESCHED on `t` once it has used its timeslice
+ * (user operations and, with a preemptible kernel, kernel steps) and another task waits on its
+ * CPU.
+ */
+export function sched_tick(k: Kernel, pc: PerCpu, t: Task): void {
+  const slice = k.options.timeslice;
+  if (slice > 0 && t.slice >= slice && pc.runqueue.length > 0) t.need_resched = true;
+}
+
+/**
+ * cond_resched (and might_resched at a might_sleep() point with `voluntary: true`): gives the
+ * CPU up if TIF_NEED_RESCHED is set, the task staying runnable (one step). With `preempt: full`
+ * it is compiled out (the kernel is preempted anyway); inside a spinlock it does nothing.
+ */
+export function* cond_resched(k: Kernel, pc: PerCpu, t: Task, voluntary = false): KSteps<void> {
+  const mode = k.options.preempt;
+  if (mode === 'full' || (voluntary && mode !== 'voluntary')) return;
+  if (!t.need_resched || pc.preempt_count > 0) return;
+  yield STEP_SLEEP;
+}
+
+/** The online CPUs as a mask (cpu_active_mask). */
+function cpu_active_mask(k: Kernel): bigint {
+  return (1n << BigInt(k.percpu.length)) - 1n;
+}
+
+/**
+ * sched_setaffinity(pid, len, user_mask_ptr) (kernel/sched/core.c): get_user_cpu_mask reads
+ * min(len, cpumask_size()) bytes (a shorter mask has its other bits clear; -EFAULT), then the
+ * task by pid (0: the caller; -ESRCH), the mask limited to the online CPUs (the cpuset), and
+ * -EINVAL if none is left. A task on a CPU it may no longer use is moved: the caller itself
+ * before the syscall returns (migration_cpu_stop), a runnable one at once, a running one at its
+ * next preemption point while the caller waits (affine_move_task), a sleeping one when it wakes.
+ */
+export function* sys_sched_setaffinity(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+  const pid = Number(BigInt.asIntN(32, a[0]));
+  const len = Number(BigInt.asUintN(32, a[1]));
+  const n = Math.min(len, CPUMASK_SIZE);
+  const bytes = yield* copy_from_user(k, pc, t, a[2], n);
+  if (!bytes) return -EFAULT;
+  let mask = 0n;
+  for (let i = 0; i < n; i++) mask |= BigInt(bytes[i]) << BigInt(8 * i);
+  const p = pid === 0 ? t : k.find_task_by_vpid(pid);
+  if (!p || p.reaped) return -ESRCH;
+  const new_mask = mask & cpu_active_mask(k);
+  if (new_mask === 0n) return -EINVAL;
+  p.cpus_mask = new_mask;
+  if (cpu_allowed(p, p.cpu) || p.state !== 'running' && p.state !== 'runnable') return 0;
+  if (p.state === 'runnable') {
+    migrate_task(k, p, select_task_rq(k, p));
+    return 0;
+  }
+  // Running: it gives its CPU up at its next preemption point, and schedule() moves it.
+  p.need_resched = true;
+  if (p === t) yield STEP_SLEEP;
+  else while (!cpu_allowed(p, p.cpu) && p.state === 'running') yield STEP_WAIT;
+  return 0;
+}
+
+/**
+ * sched_getaffinity(pid, len, user_mask_ptr): -EINVAL when len * 8 (an unsigned int product)
+ * is below the number of CPUs or len is not a multiple of sizeof(long); -ESRCH for no such
+ * task; then the task's mask of online CPUs, min(len, cpumask_size()) bytes, copied out
+ * (-EFAULT). Returns the bytes written.
+ */
+export function* sys_sched_getaffinity(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+  const pid = Number(BigInt.asIntN(32, a[0]));
+  const len = Number(BigInt.asUintN(32, a[1]));
+  if (Math.imul(len, 8) >>> 0 < k.percpu.length) return -EINVAL;
+  if (len & 7) return -EINVAL;
+  const p = pid === 0 ? t : k.find_task_by_vpid(pid);
+  if (!p || p.reaped) return -ESRCH;
+  const mask = p.cpus_mask & cpu_active_mask(k);
+  const retlen = Math.min(len, CPUMASK_SIZE);
+  const out = new Uint8Array(retlen);
+  for (let i = 0; i < retlen; i++) out[i] = Number((mask >> BigInt(8 * i)) & 0xffn);
+  if (!(yield* copy_to_user(k, pc, t, a[2], out))) return -EFAULT;
+  return retlen;
 }

@@ -16,6 +16,8 @@ import { sys_process_vm_readv } from './gup.js';
 import { sys_capget, sys_capset } from './capability.js';
 import { sys_modify_ldt } from './ldt.js';
 import { sys_madvise } from './madvise.js';
+import { sys_sched_getaffinity, sys_sched_setaffinity } from './sched.js';
+import { sys_mincore } from './mincore.js';
 import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
 import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
 import { sys_arch_prctl, sys_map_shadow_stack } from './shstk.js';
@@ -196,6 +198,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 14, name: 'rt_sigprocmask', args: ['how', 'nset', 'oset', 'sigsetsize'], handler: sys_rt_sigprocmask },
   { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
   { nr: 24, name: 'sched_yield', args: [], handler: sys_sched_yield },
+  { nr: 27, name: 'mincore', args: ['start', 'len', 'vec'], handler: sys_mincore },
   { nr: 28, name: 'madvise', args: ['start', 'len_in', 'behavior'], handler: sys_madvise },
   { nr: 39, name: 'getpid', args: [], handler: sys_getpid },
   { nr: 56, name: 'clone', args: ['clone_flags', 'newsp', 'parent_tidptr', 'child_tidptr', 'tls'], handler: sys_clone },
@@ -206,6 +209,8 @@ const table: readonly SyscallEntry[] = [
   { nr: 61, name: 'wait4', args: ['upid', 'stat_addr', 'options', 'ru'], handler: sys_wait4 },
   { nr: 62, name: 'kill', args: ['pid', 'sig'], handler: sys_kill },
   { nr: 186, name: 'gettid', args: [], handler: sys_gettid },
+  { nr: 203, name: 'sched_setaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_setaffinity },
+  { nr: 204, name: 'sched_getaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_getaffinity },
   { nr: 231, name: 'exit_group', args: ['error_code'], handler: sys_exit_group, noreturn: true },
   { nr: 125, name: 'capget', args: ['header', 'dataptr'], handler: sys_capget },
   { nr: 126, name: 'capset', args: ['header', 'data'], handler: sys_capset },

@@ -6,6 +6,7 @@
 import type { KPath } from './steps.js';
 import type { ProgramImage } from '../user/program.js';
 import type { MmStruct } from './mm.js';
+import type { ThisCpu } from './this_cpu.js';
 
 /** A queued signal's siginfo (the fields the model reports). */
 export interface SigInfo {
@@ -105,6 +106,14 @@ export class Task {
   state: TaskState = 'runnable';
   /** CPU whose runqueue holds the task. */
   cpu = 0;
+  /** cpus_mask: the CPUs the task may run on (sched_setaffinity), bit n for CPU n. */
+  cpus_mask = 0xffffffffffffffffn;
+  /** TIF_NEED_RESCHED: the scheduler wants the CPU back at the next preemption point. */
+  need_resched = false;
+  /** A CPU the task is to be moved to when it next gives its CPU up (the explorer's migration), or -1. */
+  migrate_to = -1;
+  /** The view of the task's CPU its kernel paths use (this_cpu.ts), made on first use. */
+  thisCpu: ThisCpu | null = null;
   /** exit_code: the wait status a zombie reports. */
   exit_code = 0;
   /** Set when the task has been reaped or was a thread that self-reaped. */

@@ -11,6 +11,7 @@ import { flush_ldt, switch_ldt } from './ldt.js';
 import { mmdrop } from './mmput.js';
 import { invalidate_user_asid, user_pcid } from './pti.js';
 import { STEP_FLUSH, STEP_IPI, STEP_WAIT, type KPath } from './steps.js';
+import { smp_processor_id } from './debug.js';
 
 /** TLB_NR_DYN_ASIDS: ASIDs each CPU hands out to the mms it runs. */
 export const TLB_NR_DYN_ASIDS = 6;
@@ -208,19 +209,22 @@ export function flush_tlb_local(k: Kernel, pc: PerCpu): void {
  * mm loaded, then waits for every target to finish.
  */
 export function* flush_tlb_mm_range(k: Kernel, pc: PerCpu, mm: MmStruct, start: number, end: number, stride_shift: number, freed_tables: boolean): KPath {
+  // get_cpu(): preemption stays off until put_cpu(), IPIs and waiting included.
+  pc.preempt_count++;
+  const cpu = smp_processor_id(k, pc, 'flush_tlb_mm_range');
   if (end !== TLB_FLUSH_ALL && (end - start) / 2 ** stride_shift > k.options.tlb_single_page_flush_ceiling) {
     start = 0;
     end = TLB_FLUSH_ALL;
   }
   const new_tlb_gen = ++mm.tlb_gen;
-  const info: FlushTlbInfo = { func: 'flush_tlb_func', mm, start, end, stride_shift, freed_tables, new_tlb_gen, initiating_cpu: pc.id, pending: 0 };
+  const info: FlushTlbInfo = { func: 'flush_tlb_func', mm, start, end, stride_shift, freed_tables, new_tlb_gen, initiating_cpu: cpu, pending: 0 };
   let others = false;
-  for (let c = 0; c < k.percpu.length; c++) if (c !== pc.id && mm.cpumask[c]) others = true;
+  for (let c = 0; c < k.percpu.length; c++) if (c !== cpu && mm.cpumask[c]) others = true;
   k.emitShootdown(pc, info);
   if (others) {
     // flush_tlb_multi -> native_flush_tlb_multi: IPIs to the other CPUs, then the local flush.
     for (let c = 0; c < k.percpu.length; c++) {
-      if (c === pc.id || !mm.cpumask[c]) continue;
+      if (c === cpu || !mm.cpumask[c]) continue;
       const target = k.percpu[c];
       if (!freed_tables && target.is_lazy) continue; // should_flush_tlb
       info.pending++;
@@ -243,6 +247,7 @@ export function* flush_tlb_mm_range(k: Kernel, pc: PerCpu, mm: MmStruct, start: 
     yield STEP_FLUSH;
     flush_tlb_func(k, pc, info);
   }
+  pc.preempt_count--; // put_cpu()
   return 0;
 }
 

@@ -142,6 +142,8 @@ export const MAP_UNINITIALIZED = 0x4000000;
 /** madvise advice (include/uapi/asm-generic/mman-common.h): the two the model implements. */
 export const MADV_DONTNEED = 4;
 export const MADV_FREE = 8;
+export const MADV_COLD = 20;
+export const MADV_PAGEOUT = 21;
 
 /** MAP_ABOVE4G (arch/x86/include/uapi/asm/mman.h): place the mapping at or above 4 GiB. */
 export const MAP_ABOVE4G = 0x80;

@@ -8,9 +8,11 @@
 import { ModelError } from '../errors.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
+import { cond_resched } from './sched.js';
 import type { MmStruct } from './mm.js';
-import { PG_anon, PG_dirty, type PageRefs } from './page.js';
-import { _PAGE_SPECIAL, pgtableIndex, pmd_addr_end, pte_dirty, pte_none, pte_pfn, pte_present } from './pgtable.js';
+import { PG_anon, PG_dirty, PG_swapcache, type PageRefs } from './page.js';
+import { _PAGE_SPECIAL, pgtableIndex, pmd_addr_end, pte_dirty, pte_none, pte_pfn, pte_present, swp_offset, swp_type } from './pgtable.js';
+import { free_swap_and_cache, free_swap_cache } from './swap.js';
 import { STEP_ATOMIC, type KPath } from './steps.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 
@@ -69,8 +71,14 @@ export function zap_pte_range(k: Kernel, tlb: mmu_gather, table: number, from: n
     if (pte_none(lo, hi)) continue;
     const addr = va + (i - from) * 4096;
     if (!pte_present(lo)) {
-      // zap_nonpresent_ptes: swap, migration and device entries; the model makes none.
-      throw new ModelError('zap_nonpresent_ptes', `mm ${mm.ctx_id}: PTE at 0x${addr.toString(16)} is neither empty nor present, and the model has no swap entries`);
+      // zap_nonpresent_ptes: a swap entry (the model makes no migration or device entries) is
+      // cleared and its slot's reference dropped (free_swap_and_cache); nothing to flush.
+      if (swp_type(lo, hi) !== 0 || swp_offset(lo, hi) >= k.swap.max) throw new ModelError('zap_nonpresent_ptes', `mm ${mm.ctx_id}: PTE at 0x${addr.toString(16)} is neither empty, present nor a swap entry`);
+      mem.write64(table, i, 0, 0);
+      cleared++;
+      mm.swapents--;
+      free_swap_and_cache(k, swp_offset(lo, hi));
+      continue;
     }
     mem.write64(table, i, 0, 0);
     cleared++;
@@ -105,6 +113,8 @@ export function* unmap_page_range(k: Kernel, pc: PerCpu, tlb: mmu_gather, start:
     yield STEP_ATOMIC;
     zap_pte_range(k, tlb, table, pgtableIndex(va, 1), pgtableIndex(to - 1, 1) + 1, va);
     yield* spin_unlock_ptl(pc, mm);
+    // zap_pmd_range: cond_resched() after each PMD's table.
+    yield* cond_resched(k, pc, pc.current!);
   }
   return 0;
 }
@@ -117,9 +127,16 @@ export function* tlb_finish_mmu(k: Kernel, pc: PerCpu, tlb: mmu_gather): KPath {
   return 0;
 }
 
-/** The gather's page references dropped (tlb_batch_pages_flush): call only once no TLB can hold the entries. */
+/**
+ * The gather's page references dropped (tlb_batch_pages_flush → free_pages_and_swap_cache: a
+ * folio no PTE maps any more first leaves the swap cache, free_swap_cache): call only once no
+ * TLB can hold the entries.
+ */
 export function tlb_free_pages(k: Kernel, tlb: mmu_gather): void {
-  for (const pfn of tlb.refs) k.pages.put_page(pfn);
+  for (const pfn of tlb.refs) {
+    if (k.pages.flags[pfn] & PG_swapcache) free_swap_cache(k, pfn);
+    k.pages.put_page(pfn);
+  }
   tlb.refs.length = 0;
   k.pages.held.delete(tlb);
 }

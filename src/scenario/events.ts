@@ -81,6 +81,8 @@ export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {
   signal: { doc: 'A signal was delivered.', fields: { signo: field('signo', 'signal', 'The signal.'), action: field('action', ['handler', 'terminate', 'core', 'ignore'], 'What delivery did.') } },
   switch_mm: { doc: 'switch_mm_irqs_off loaded an mm.', fields: { flush: field('flush', 'boolean', 'The CR3 write flushed.'), how: field('how', ['switch', 'unlazy'], 'A switch, or leaving lazy mode.') } },
   context_switch: { doc: 'A context switch between tasks.', fields: {} },
+  preempt: { doc: 'A task was preempted inside the kernel (preempt: full).', fields: {} },
+  migrate: { doc: 'A task moved to another CPU (its CPU is the one it left).', fields: { to: field('to', 'integer', 'The CPU it moved to.') } },
   tlb_shootdown: { doc: 'flush_tlb_mm_range was called.', fields: { freedTables: field('freedTables', 'boolean', 'Page tables were freed.') } },
   ipi: { doc: 'A flush IPI was sent (its CPU is the sender).', fields: { to: field('to', 'integer', 'The CPU it was sent to.') } },
   flush_tlb_func: { doc: 'flush_tlb_func ran on a CPU.', fields: { pages: field('pages', 'integer', 'INVLPGs done, or -1 for a full flush.') } },

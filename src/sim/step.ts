@@ -5,12 +5,13 @@
  *
  * In order: a pending flush IPI is taken at an instruction boundary with interrupts enabled;
  * an idle CPU or one whose task stopped running schedules; a task inside the kernel advances
- * its kernel path; at an instruction boundary the timer tick may preempt the task; otherwise
+ * its kernel path, unless the kernel is preemptible there and the task is to give the CPU up
+ * (preempt=full); at an instruction boundary the timer tick may preempt the task; otherwise
  * the task's user code takes one step.
  */
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { kernel_step, sysvec_apic_timer_interrupt, sysvec_call_function } from '../kernel/entry.js';
-import { schedule } from '../kernel/sched.js';
+import { preemptible_now, schedule } from '../kernel/sched.js';
 import { user_step, type UserCpu } from '../user/interp.js';
 
 /**
@@ -36,6 +37,12 @@ export function cpu_step(k: Kernel, pc: PerCpu, u: UserCpu): boolean {
     return true;
   }
   if (t.kpath) {
+    // preempt_schedule_irq: with preempt=full, a step boundary where preemption is enabled.
+    if (preemptible_now(k, pc, t)) {
+      if (k.events.on) k.emit({ type: 'preempt', cpu: pc.id, tid: t.tid });
+      schedule(k, pc);
+      return true;
+    }
     kernel_step(k, pc, t);
     return true;
   }

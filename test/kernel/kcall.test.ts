@@ -68,7 +68,7 @@ function drive(via: 'yield*' | 'kcall', quantum: number): { steps: string[]; log
   const t = task(path);
   // kcall reads the result where kernel_step leaves it: the task's kret.
   Object.defineProperty(holder, 'kret', { get: () => t.kret });
-  const k = { quantum } as unknown as Kernel;
+  const k = { quantum, options: { preempt: 'none' } } as unknown as Kernel;
   const steps: string[] = [];
   for (let n = 0; t.kpath && n < 1000; n++) {
     kernel_step(k, {} as PerCpu, t);

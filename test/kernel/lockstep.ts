@@ -470,6 +470,13 @@ export function judgeFault(k: Kernel, f: FaultRecord): Finding | null {
       if (!ptePresent(p) || !pteWritable(p) || ptePfn(p) !== ptePfn(o)) return bad('it did not make the same frame writable');
       return null;
     }
+    case 'swapin': {
+      // do_swap_page: a swap entry (not empty, not present) became a present entry.
+      if (!first) return bad('it did not change the PTE');
+      if (pteNone(first.old) || ptePresent(first.old)) return bad('the PTE was not a swap entry when it changed it');
+      if (!ptePresent(last.now)) return bad('it did not leave a present entry');
+      return null;
+    }
     case 'spurious':
     case 'backout':
     case 'signal':

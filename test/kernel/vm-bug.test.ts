@@ -52,7 +52,7 @@ function expectModelError(sys: System, check: string): ModelError {
 // A swap-like entry: P and PROTNONE (bit 8) clear, other bits set (a swap type and offset would sit here).
 const NOT_PRESENT = 0x12240;
 
-test('a fault on a non-present, non-empty PTE stops at do_swap_page (the model has no swap)', () => {
+test('a fault on a non-present, non-empty PTE naming no swap slot stops at do_swap_page (no swap area: non_swap_entry)', () => {
   // buf+4096 is written first so the PTE table exists; buf itself is never touched before.
   const main: Op[] = [mmapAnon('buf', 2 * 4096), { op: 'store', addr: '$buf+4096', value: 1 }, { op: 'syscall', name: 'getpid' }, { op: 'store', addr: '$buf', value: 2 }];
   const { sys, pid } = runTo(main, 2);
@@ -60,7 +60,7 @@ test('a fault on a non-present, non-empty PTE stops at do_swap_page (the model h
   const { table, index } = ptePlace(sys, pid, buf);
   sys.machine.mem.write64(table, index, NOT_PRESENT, 0);
   const e = expectModelError(sys, 'do_swap_page');
-  assert.match(e.message, /neither empty nor present/);
+  assert.match(e.message, /neither empty, present nor a swap entry/);
 });
 
 test('munmap of a non-present, non-empty PTE stops at zap_nonpresent_ptes', () => {

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { ScenarioError } from '../../src/errors.js';
 import { compileScenarioText } from '../../src/scenario/index.js';
 import { EVENT_KINDS } from '../../src/scenario/events.js';
+import { KERNEL_OPTION_SPECS } from '../../src/kernel/options.js';
 
 const FILE = 'docs/scenario-format.md';
 const doc = readFileSync(new URL('../../../docs/scenario-format.md', import.meta.url), 'utf8');
@@ -81,5 +82,19 @@ test(`${FILE} lists every event kind an expectation may count, with its fields`,
     const row = table.find((l) => l.startsWith(`| \`${kind}\` |`));
     assert.ok(row, `no row for ${kind} in the event table`);
     for (const field of Object.keys(spec.fields)) assert.ok(row.includes(`\`${field}\``), `the ${kind} row lacks its field ${field}`);
+  }
+});
+
+test(`${FILE}: the kernel-option table has every option of KERNEL_OPTION_SPECS, with its type's values and its default`, () => {
+  const section = doc.slice(doc.indexOf('### kernel'), doc.indexOf('### schedule'));
+  const rows = new Map<string, { type: string; def: string }>();
+  for (const m of section.matchAll(/^\| `(\w+)` \| ([^|]+) \| `([^`]*)` \|/gm)) rows.set(m[1], { type: m[2].trim(), def: m[3] });
+  assert.deepEqual([...rows.keys()], Object.keys(KERNEL_OPTION_SPECS), 'the options, in the table\'s order');
+  for (const [name, spec] of Object.entries(KERNEL_OPTION_SPECS)) {
+    const row = rows.get(name)!;
+    const def = typeof spec.default === 'number' && name === 'init_pkru' ? `0x${spec.default.toString(16)}` : String(spec.default);
+    assert.equal(row.def, def, `${name}: default`);
+    if (spec.kind === 'enum') assert.equal(row.type, spec.values.map((v) => `\`${v}\``).join(', '), `${name}: values`);
+    else assert.ok(row.type.startsWith(spec.kind), `${name}: type ${row.type}, spec ${spec.kind}`);
   }
 });
