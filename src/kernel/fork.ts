@@ -22,6 +22,7 @@ import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
 import { pgd_ctor, pti_stack_alloc } from './pti.js';
 import { pti_stack_free } from './exit.js';
 import { cond_resched, wake_up_new_task } from './sched.js';
+import { raw_cpu } from './this_cpu.js';
 import { shstk_alloc_thread_stack } from './shstk.js';
 import { sigmask } from './signal.js';
 import { swap_duplicate } from './swap.js';
@@ -239,7 +240,7 @@ function copy_page_range(src_vma: Vma, src_mm: MmStruct): number[] {
  *  - read_modify_write: a plain store of pte_wrprotect of the value ptep_get read; a D set
  *    since is overwritten.
  */
-function* copy_pte_range(k: Kernel, pc: PerCpu, t: Task, src_vma: Vma, dst_mm: MmStruct, src_mm: MmStruct, addr: number, end: number, stats: CopyStats): KPath {
+function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm: MmStruct, src_mm: MmStruct, addr: number, end: number, stats: CopyStats): KPath {
   const mem = k.machine.mem;
   const dst_table = dst_mm.pgtables.pteTable(addr, true);
   if (dst_table < 0) return -ENOMEM;
@@ -254,7 +255,9 @@ function* copy_pte_range(k: Kernel, pc: PerCpu, t: Task, src_vma: Vma, dst_mm: M
   // are announced in pc.touch, so they need not go through PhysMem's footprint hook.
   const sw = mem.frameWords(src_table);
   const dw = mem.frameWords(dst_table);
-  yield* spin_lock_ptl(pc, src_mm, t);
+  yield* spin_lock_ptl(here, src_mm, t);
+  // Under the lock preemption is off: the task stays on this CPU until the unlock.
+  const pc = raw_cpu(here);
   for (let i = from; i < to; i++) {
     if (pte_none(sw[2 * i], sw[2 * i + 1])) continue;
     const pa = src_table * 4096 + i * 8;
@@ -311,7 +314,7 @@ function* copy_pte_range(k: Kernel, pc: PerCpu, t: Task, src_vma: Vma, dst_mm: M
   }
   yield* spin_unlock_ptl(pc, src_mm);
   // The table is done and both locks are dropped: a long fork gives the CPU up here if asked.
-  yield* cond_resched(k, pc, t);
+  yield* cond_resched(k, here, t);
   return 0;
 }
 

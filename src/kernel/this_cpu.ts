@@ -143,3 +143,12 @@ export class ThisCpu {
 export function this_cpu(k: Kernel, t: Task): PerCpu {
   return (t.thisCpu ??= new ThisCpu(k, t));
 }
+
+/**
+ * raw_cpu_ptr: the CPU itself behind `pc`, for a stretch of a path that runs with preemption
+ * off (under a spinlock or get_cpu()), where the task cannot move; it saves the lookup on each
+ * access in a hot loop. Not to be kept past the point where preemption is enabled again.
+ */
+export function raw_cpu(pc: PerCpu): PerCpu {
+  return pc instanceof ThisCpu ? pc.here : pc;
+}
