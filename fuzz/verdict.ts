@@ -68,10 +68,15 @@ export function classifyError(e: unknown): Outcome {
   return { status: 'finding', kind: 'internal', message: `internal error (exit 70): ${err.name}: ${err.message}${where ? `\n  ${where}` : ''}`, digest: sha(err.message), steps: 0 };
 }
 
-/** Debug-check findings a deliberate kernel bug explains: entry_stack under per_cpu_c, anything under wp_copy_flush=none. */
+/**
+ * Debug-check findings a deliberate kernel bug explains: entry_stack under per_cpu_c, anything
+ * under wp_copy_flush=none, and DEBUG_PREEMPT in clear_asid_other when it runs preemptible
+ * (clear_asid_other=preemptible, seed 001's other side).
+ */
 function explained(c: CompiledScenario, finding: string): boolean {
   const k = c.system.kernel ?? {};
   if (k.wp_copy_flush === 'none') return true;
+  if (k.clear_asid_other === 'preemptible' && /^debug_preempt: .* in preemptible code: clear_asid_other\b/.test(finding)) return true;
   return k.entry_stack === 'per_cpu_c' && /^entry_stack\b/.test(finding);
 }
 

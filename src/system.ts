@@ -57,7 +57,7 @@ export interface SystemConfig extends MachineConfig {
   /**
    * A scripted start: the CPU to step for each of the first steps, one kernel-path step or one
    * user step (a page-walk step included) at a time. The policy takes over after it. A negative
-   * item is a TLB eviction (`evictionStep`).
+   * item is a TLB eviction (`evictionStep`) or a preemption (`preemptionStep`).
    */
   script?: number[];
   /** One kernel-path step per CPU step, always (the explorer's granularity; `stepCpu`). */
@@ -73,6 +73,34 @@ export function evictionStep(cpu: number, slot: number): number {
 export function evictionOf(item: number): { cpu: number; slot: number } {
   const v = -1 - item;
   return { cpu: v % 256, slot: Math.floor(v / 256) };
+}
+
+/** The first script item of a preemption choice (`preemptionStep`); eviction items are all above it. */
+const PREEMPT_BASE = -(2 ** 30);
+
+/**
+ * The script item that preempts the task running on CPU `cpu` and, when `to` is another CPU,
+ * moves it to CPU `to` as it goes (an explorer choice; `System.preempt`). `to` = `cpu`: preempted
+ * in place.
+ */
+export function preemptionStep(cpu: number, to: number): number {
+  return PREEMPT_BASE - (to * 256 + cpu);
+}
+
+/** Whether script item `item` is a preemption choice (else a negative item is an eviction). */
+export function isPreemption(item: number): boolean {
+  return item <= PREEMPT_BASE;
+}
+
+/** Whether script item `item` is a TLB eviction. */
+export function isEviction(item: number): boolean {
+  return item < 0 && item > PREEMPT_BASE;
+}
+
+/** The CPU and destination of a preemption script item. */
+export function preemptionOf(item: number): { cpu: number; to: number } {
+  const v = PREEMPT_BASE - item;
+  return { cpu: v % 256, to: Math.floor(v / 256) };
 }
 
 /** What `run` saw. */
@@ -119,8 +147,8 @@ export class System {
     this.order = schedule ?? 'round-robin';
     this.rng = (seed ?? 1) >>> 0;
     const cpus = this.kernel.percpu.length;
-    if (script !== undefined && (!Array.isArray(script) || script.some((c) => !Number.isInteger(c) || c >= cpus || (c < 0 && !this.validEviction(c))))) {
-      throw new ConfigError('script', `expected a list of CPU numbers from 0 to ${cpus - 1}, or evictions of existing TLB slots`);
+    if (script !== undefined && (!Array.isArray(script) || script.some((c) => !Number.isInteger(c) || c >= cpus || (c < 0 && !this.validEviction(c) && !this.validPreemption(c))))) {
+      throw new ConfigError('script', `expected a list of CPU numbers from 0 to ${cpus - 1}, evictions of existing TLB slots, or preemptions between existing CPUs`);
     }
     this.script = script ?? [];
     this.stepwise = stepwise === true;
@@ -130,8 +158,15 @@ export class System {
   private readonly stepwise: boolean;
 
   private validEviction(item: number): boolean {
+    if (!isEviction(item)) return false;
     const { cpu, slot } = evictionOf(item);
     return cpu < this.machine.cpus.length && slot < this.machine.cpus[cpu].tlb.size;
+  }
+
+  private validPreemption(item: number): boolean {
+    if (!isPreemption(item)) return false;
+    const { cpu, to } = preemptionOf(item);
+    return cpu < this.machine.cpus.length && to < this.machine.cpus.length;
   }
 
   /** Registers a program that execve can load by name (the path string it is given). */
@@ -224,12 +259,19 @@ export class System {
 
   /**
    * One step chosen by the caller: CPU `item` runs one step (a kernel-path step, a user step or
-   * one page-walk step, a context switch, an IPI), or for a negative item (`evictionStep`) the
-   * processor drops a TLB entry. Returns whether the CPU had anything to do.
+   * one page-walk step, a context switch, an IPI), for an eviction item (`evictionStep`) the
+   * processor drops a TLB entry, and for a preemption item (`preemptionStep`) the task on its
+   * CPU is preempted now, and moved if the item says so (`canPreempt`; nothing happens, and the
+   * result is false, where it cannot be). Returns whether the CPU had anything to do.
    */
   stepCpu(item: number): boolean {
     this.totalSteps++;
-    if (item < 0) {
+    if (isPreemption(item)) {
+      const { cpu, to } = preemptionOf(item);
+      if (!this.canPreempt(cpu, to)) return false;
+      this.preempt(cpu, to);
+      item = cpu;
+    } else if (item < 0) {
       const { cpu, slot } = evictionOf(item);
       this.machine.cpus[cpu].evictTlbEntry(slot);
       return true;
@@ -239,6 +281,25 @@ export class System {
     } catch (e) {
       throw this.atStep(e, item);
     }
+  }
+
+  /**
+   * Whether CPU `cpu`'s next step can be a preemption of its task, moved to CPU `to` (`to` =
+   * `cpu`: staying): the CPU runs a task and takes no IPI next; the task is at a user instruction
+   * boundary or, with `preempt: full`, at a kernel step boundary where preempt_count is 0 and
+   * interrupts are on; and it goes somewhere: `to` is another CPU it may use, or another task
+   * waits on `cpu`. (cond_resched() points of `none` and `voluntary` are not step boundaries of
+   * their own, so a choice is not offered there.) Changes nothing.
+   */
+  canPreempt(cpu: number, to: number): boolean {
+    const k = this.kernel;
+    const pc = k.percpu[cpu];
+    if (!pc || to < 0 || to >= k.percpu.length) return false;
+    const t = pc.current;
+    if (!t || t.state !== 'running' || takes_ipi(pc)) return false;
+    if (to === cpu ? pc.runqueue.length === 0 : !cpu_allowed(t, to)) return false;
+    if (t.kpath) return k.options.preempt === 'full' && pc.preempt_count === 0 && !pc.irqs_disabled;
+    return !pc.cpu.accessPending;
   }
 
   /**

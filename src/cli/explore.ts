@@ -24,6 +24,7 @@ export interface ExploreCommandOptions {
   depth?: number;
   preemptions?: number;
   evict?: number;
+  preemptChoices?: number;
   seed?: number;
   pctDepth?: number;
   invariants?: string;
@@ -59,6 +60,11 @@ function scheduleSteps(text: string): string {
   return text.split(',').map((item) => (/^\d+$/.test(item) ? item : `'${item}'`)).join(', ');
 }
 
+/** A schedule's text as one shell word: quoted when it has a preemption's `>`. */
+function shellWord(text: string): string {
+  return text.includes('>') ? `'${text}'` : text;
+}
+
 /** The split depth for a sharded search: the one given (1..FULL_LEVELS) or FULL_LEVELS. */
 function splitDepth(given: number | undefined): number {
   if (given === undefined) return FULL_LEVELS;
@@ -81,6 +87,7 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
     mode: opts.mode,
     invariants: invariantList(opts.invariants, opts.witness),
     evictions: opts.evict ?? 0,
+    preemptChoices: opts.preemptChoices ?? 0,
     preemptions: opts.preemptions ?? Infinity,
     maxDepth: opts.depth ?? Infinity,
     executions: opts.executions ?? (opts.mode === 'dpor' ? Infinity : 1000),
@@ -170,14 +177,14 @@ export function formatExplore(r: ExploreResult, file: string, witness = false, c
     const text = prefix ? formatSchedule(prefix) : found.text;
     if (prefix) lines.push(prefix.length === 0 ? `  the scenario's ${c!.policy} policy alone makes every expectation hold: no script is needed` : `  its first ${prefix.length} steps are enough, the scenario's ${c!.policy} policy running the rest`);
     lines.push(`  as schedule.steps: [${scheduleSteps(text)}]`);
-    lines.push(`  run: isolab run ${file} --schedule ${text}`);
+    lines.push(`  run: isolab run ${file} --schedule ${shellWord(text)}`);
   } else if (witness) lines.push('  no schedule found under which every expectation holds');
   if (broken.length === 0 && !witness) lines.push('  no invariant broken');
   for (const v of broken) {
     lines.push('');
     lines.push(`✗ ${v.invariant}: ${v.message}`);
     lines.push(`  after ${v.schedule.length} steps, ${v.switches} context switches${v.switchesFound !== v.switches ? ` (minimised from ${v.switchesFound})` : ''}`);
-    lines.push(`  replay: isolab replay ${file} --schedule ${v.text}`);
+    lines.push(`  replay: isolab replay ${file} --schedule ${shellWord(v.text)}`);
   }
   return lines.join('\n') + '\n';
 }

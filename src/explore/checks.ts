@@ -15,10 +15,14 @@
  *    shadow-stack VMA is R/W=0 with D=1 (the encoding such a CPU reads as a shadow-stack page).
  *  - `pti_user_pgd`: under PTI no user page table maps a kernel page outside the shared set.
  *  - `debug_checks`: the kernel's own debug checks found nothing (with kernel.debug_vm).
+ *  - `read_stability`: a value a task read from private anonymous memory does not change
+ *    without a store by a task of its address space or something that may discard it
+ *    (scenario/read_stability.ts): a write lost to reclaim, whatever the kernel's bookkeeping.
  *
  * XXX: leaf entries only (TLB rights of upper levels are not compared); 4 KiB user pages only.
  */
 import { R_GLOBAL, R_USER, R_WRITE, R_XD } from '../hw/rights.js';
+import { ReadStability } from '../scenario/read_stability.js';
 import { TASK_SIZE, type IsolabEvent, type MmInfo, type Pte, type System } from '../system.js';
 
 /** The built-in invariants, by name, with what each means. */
@@ -28,6 +32,7 @@ export const EXPLORE_INVARIANTS: Record<string, string> = {
   rw0_dirty: 'On a strict CPU no user PTE outside a shadow-stack VMA is R/W=0 with D=1.',
   pti_user_pgd: 'Under PTI no user page table maps a kernel page outside the PTI-shared set.',
   debug_checks: "The kernel's debug checks (kernel.debug_vm) found nothing.",
+  read_stability: 'A value a task read from private anonymous memory does not change without a store by a task of its address space, or something that may discard it.',
 };
 
 /** A broken invariant. */
@@ -50,15 +55,19 @@ export class Checker {
   private readonly written = new Set<number>();
   private wasQuiet = true;
   private debugSeen = 0;
+  private readonly reads: ReadStability | null;
+  private readReported = false;
 
   constructor(sys: System, invariants: string[]) {
     this.sys = sys;
     this.enabled = new Set(invariants);
+    this.reads = this.enabled.has('read_stability') ? new ReadStability(sys) : null;
   }
 
-  /** Follows the events the checks need (pte_mkclean). */
+  /** Follows the events the checks need (pte_mkclean; every operation and syscall for read_stability). */
   onEvent(e: IsolabEvent): void {
     if (e.type === 'pte_mkclean') this.written.delete(e.pfn);
+    if (this.reads) this.reads.onEvent(e);
   }
 
   /** A user step wrote physical word keys `words` (pa / 8). */
@@ -71,6 +80,10 @@ export class Checker {
 
   /** After each step: the checks that run when the system has just become quiet, and the debug reports. */
   afterStep(): Violation | null {
+    if (this.reads?.violation && !this.readReported) {
+      this.readReported = true;
+      return { invariant: 'read_stability', message: this.reads.violation };
+    }
     const reports = this.sys.debugReports;
     if (this.enabled.has('debug_checks') && reports.length > this.debugSeen) {
       const r = reports[this.debugSeen];

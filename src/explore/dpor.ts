@@ -2,7 +2,8 @@
  * Systematic search: stateless, by replay, reduced by source-set DPOR with sleep sets (Abdulla,
  * Aronis, Jonsson, Sagonas, "Optimal dynamic partial order reduction", POPL 2014, Algorithm 1).
  *
- * The threads are the CPUs (and, with evictions, each "drop TLB slot s of CPU c"); a step is
+ * The threads are the CPUs (and, with evictions, each "drop TLB slot s of CPU c"; with
+ * preemption choices, each "preempt CPU c's task, to CPU d"); a step is
  * one Execution.step. Every execution runs from boot: to try an alternative at depth i the
  * search replays the first i steps and takes the alternative. Happens-before is kept with
  * vector clocks; when a step races with an earlier one (they are dependent, on different
@@ -14,8 +15,9 @@
  *
  * Bounds (each makes the search incomplete, and the result says so): a preemption bound (a
  * switch away from a CPU that could have gone on), a depth bound, an execution budget. Eviction
- * choices are explored at every state where one is possible; sleep sets prune them after steps
- * of other CPUs.
+ * and preemption choices are explored at every state where one is possible (each is a thread
+ * of its own, not counted against the preemption bound); sleep sets prune them after steps
+ * that commute with them.
  *
  * The search's first path (each state's first alternative: the CPU that ran last, if it can go
  * on) is its spine: every state on it tries every awake thread, the first alternative first, so
@@ -50,6 +52,8 @@ export interface SearchOptions {
   invariants: string[];
   /** TLB evictions per execution (0: none). */
   evictions: number;
+  /** Preemption choices (System.preempt, with or without a move) per execution (default 0: none). */
+  preemptChoices?: number;
   /** Preemptions per execution (Infinity: no bound). */
   preemptions: number;
   /** Steps per execution (Infinity: no bound). */
@@ -195,7 +199,7 @@ export class DporSearch {
   }
 
   private fresh(): Execution {
-    return new Execution(this.c, { invariants: this.o.invariants, evictions: this.o.evictions, until: this.o.until });
+    return new Execution(this.c, { invariants: this.o.invariants, evictions: this.o.evictions, preemptChoices: this.o.preemptChoices, until: this.o.until });
   }
 
   private denseOf(item: number): number {

@@ -29,12 +29,12 @@ import type { Kernel } from '../kernel/kernel.js';
 import { R_GLOBAL } from '../hw/rights.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { Runner, type RunReport } from '../scenario/run.js';
-import { evictionOf, evictionStep, hasWork, TASK_SIZE, type System } from '../system.js';
+import { evictionOf, evictionStep, hasWork, isPreemption, preemptionOf, preemptionStep, TASK_SIZE, type System } from '../system.js';
 import { Checker, type Violation } from './checks.js';
 
 /** One executed step: who took it and what it touched. */
 export interface Step {
-  /** The schedule item: a CPU number, or a negative eviction item (system.ts evictionStep). */
+  /** The schedule item: a CPU number, or a negative eviction or preemption item (system.ts evictionStep, preemptionStep). */
   item: number;
   reads: number[];
   writes: number[];
@@ -67,6 +67,8 @@ export interface ExecutionOptions {
   invariants: string[];
   /** TLB evictions the explorer may insert into this execution. */
   evictions: number;
+  /** Preemptions (with or without a move to another CPU) the explorer may insert (default 0). */
+  preemptChoices?: number;
   /** Keep every event (for a counterexample's timeline). */
   record?: boolean;
   /**
@@ -88,6 +90,7 @@ export class Execution {
   /** What each CPU's failed wait reads (NaN: not blocked). */
   private readonly blockedOn: number[];
   private evictionsLeft: number;
+  private preemptChoicesLeft: number;
   private readonly untilOps: boolean;
   private readonly invariants: Set<string>;
   /** Tasks that have finished their operations. */
@@ -101,6 +104,7 @@ export class Execution {
     this.checker = new Checker(this.sys, opts.invariants);
     this.blockedOn = this.k.percpu.map(() => NaN);
     this.evictionsLeft = opts.evictions;
+    this.preemptChoicesLeft = opts.preemptChoices ?? 0;
     this.untilOps = opts.until === 'ops';
     this.invariants = new Set(opts.invariants);
     this.sys.events.subscribe((e) => {
@@ -110,7 +114,11 @@ export class Execution {
     this.runner.begin();
   }
 
-  /** The items that may run next: CPUs with work that are not blocked, and the evictions still allowed. */
+  /**
+   * The items that may run next: CPUs with work that are not blocked, the evictions still
+   * allowed, and the preemptions still allowed (System.canPreempt: each CPU whose task can be
+   * preempted now, in place and to each other CPU it may use).
+   */
   enabled(): number[] {
     const out: number[] = [];
     if (this.untilOps && this.windowOver()) return out;
@@ -128,6 +136,10 @@ export class Execution {
         }
       }
     }
+    if (this.preemptChoicesLeft > 0) {
+      const cpus = this.k.percpu.length;
+      for (let c = 0; c < cpus; c++) for (let d = 0; d < cpus; d++) if (this.sys.canPreempt(c, d)) out.push(preemptionStep(c, d));
+    }
     return out;
   }
 
@@ -135,6 +147,7 @@ export class Execution {
   step(item: number): Step {
     const rec = new Recorder();
     this.schedule.push(item);
+    if (isPreemption(item)) return this.preemptStep(item, rec);
     if (item < 0) {
       const { cpu } = evictionOf(item);
       rec.write(fp_cpu(cpu));
@@ -196,6 +209,34 @@ export class Execution {
     }
     if (!waits) this.blockedOn[item] = NaN;
     this.after(waits ? item : -1, rec);
+    return { item, reads: rec.reads, writes: rec.writes };
+  }
+
+  /**
+   * A preemption choice (System.stepCpu): CPU c's task gives the CPU up, onto c's runqueue or
+   * CPU d's, and c switches to its next task. Its footprint is that of a scheduling step on
+   * both CPUs: it reads c's IPI queue, writes both CPUs (so it conflicts with every step either
+   * takes), both runqueues and every kernel data structure (FP_KERNEL), and whatever memory the
+   * switch touches. CPU c's failed wait, if it had one, belonged to the task that left.
+   */
+  private preemptStep(item: number, rec: Recorder): Step {
+    const { cpu, to } = preemptionOf(item);
+    rec.read(fp_ipiq(cpu));
+    for (const c of cpu === to ? [cpu] : [cpu, to]) {
+      rec.write(fp_runq(c));
+      rec.write(fp_cpu(c));
+    }
+    rec.write(FP_KERNEL);
+    this.preemptChoicesLeft--;
+    const mem = this.sys.machine.mem;
+    mem.fp = rec;
+    try {
+      this.runner.stepCpu(item);
+    } finally {
+      mem.fp = null;
+    }
+    this.blockedOn[cpu] = NaN;
+    this.after(-1, rec);
     return { item, reads: rec.reads, writes: rec.writes };
   }
 

@@ -15,6 +15,7 @@ import { Execution } from './execution.js';
 import { identityDifference, SearchMismatchError, type SearchIdentity } from './identity.js';
 import { randomExecutions, type PctBound } from './random.js';
 import { formatSchedule } from './schedule.js';
+import { isEviction, isPreemption } from '../system.js';
 import { drain, drainInSlices } from './slices.js';
 
 /** Every invariant `--invariants` may name: the built-in ones, 'deadlock' and 'scenario' (the scenario's own expectations). */
@@ -31,6 +32,8 @@ export interface ExploreOptions {
   mode: 'dpor' | 'uniform' | 'pct';
   invariants: string[];
   evictions: number;
+  /** Preemption choices the search may insert per execution (`--preempt-choices`; default 0). */
+  preemptChoices?: number;
   preemptions: number;
   maxDepth: number;
   executions: number;
@@ -88,8 +91,8 @@ function* exploreSteps(c: CompiledScenario, o: ExploreOptions): Generator<void, 
   checkInvariants(o.invariants);
   const r: SearchResult & { pct?: PctBound } =
     o.mode === 'dpor'
-      ? yield* new DporSearch(c, { invariants: o.invariants, evictions: o.evictions, preemptions: o.preemptions, maxDepth: o.maxDepth, maxExecutions: o.executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution: o.onExecution }).search()
-      : yield* randomExecutions(c, { invariants: o.invariants, evictions: o.evictions, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
+      ? yield* new DporSearch(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, preemptions: o.preemptions, maxDepth: o.maxDepth, maxExecutions: o.executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution: o.onExecution }).search()
+      : yield* randomExecutions(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
   const violations: ExploreCounterexample[] = [];
   for (const v of r.violations) {
     const found = switches(v.schedule);
@@ -132,7 +135,7 @@ export interface ReplayResult {
  */
 export function replay(c: CompiledScenario, schedule: number[], o: { invariants: string[]; record?: boolean; complete?: boolean; until?: 'end' | 'ops' }): ReplayResult {
   checkInvariants(o.invariants);
-  const exec = new Execution(c, { invariants: o.invariants, evictions: schedule.filter((x) => x < 0).length, record: o.record, until: o.until });
+  const exec = new Execution(c, { invariants: o.invariants, ...choicesIn(schedule), record: o.record, until: o.until });
   let stuckAt = 0;
   for (let i = 0; i < schedule.length && !exec.violation; i++) {
     if (!exec.enabled().includes(schedule[i])) {
@@ -153,6 +156,11 @@ export function replay(c: CompiledScenario, schedule: number[], o: { invariants:
   return { violation: exec.violation, stuckAt, report };
 }
 
+/** The evictions and preemption choices a schedule takes: what an Execution replaying it must allow. */
+function choicesIn(schedule: number[]): { evictions: number; preemptChoices: number } {
+  return { evictions: schedule.filter(isEviction).length, preemptChoices: schedule.filter(isPreemption).length };
+}
+
 /**
  * The shortest start of `schedule` that, as the scenario's `schedule.steps` (the scenario's
  * policy running the rest, as `isolab run --schedule` does), makes every expectation hold; or
@@ -168,7 +176,7 @@ export function shortestPassingPrefix(c: CompiledScenario, schedule: number[]): 
 
 /** Whether `schedule`, replayed, still breaks `invariant` (within the schedule). */
 function stillViolates(c: CompiledScenario, schedule: number[], invariant: string, o: ExploreOptions): boolean {
-  const exec = new Execution(c, { invariants: o.invariants, evictions: schedule.filter((x) => x < 0).length, until: o.until });
+  const exec = new Execution(c, { invariants: o.invariants, ...choicesIn(schedule), until: o.until });
   for (const item of schedule) {
     if (exec.violation) break;
     if (!exec.enabled().includes(item)) return false;

@@ -19,6 +19,8 @@ export interface SearchIdentity {
   mode: ExploreOptions['mode'];
   invariants: string[];
   evictions: number;
+  /** `--preempt-choices`: preemptions (and moves) the search may insert per execution. */
+  preemptChoices: number;
   /** Bounds; null for none. */
   preemptions: number | null;
   depth: number | null;
@@ -42,6 +44,7 @@ export const IDENTITY_FIELDS: Record<keyof SearchIdentity, string> = {
   mode: '--mode',
   invariants: '--invariants',
   evictions: '--evict',
+  preemptChoices: '--preempt-choices',
   preemptions: '--preemptions',
   depth: '--depth',
   executions: '--executions',
@@ -63,6 +66,7 @@ export function searchIdentity(scenario: string, text: string, kernel: string[],
     mode: o.mode,
     invariants: [...o.invariants].sort(),
     evictions: o.evictions,
+    preemptChoices: o.preemptChoices ?? 0,
     preemptions: bound(o.preemptions),
     depth: bound(o.maxDepth),
     executions: bound(o.executions),

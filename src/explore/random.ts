@@ -18,6 +18,8 @@ import { drain } from './slices.js';
 export interface RandomOptions {
   invariants: string[];
   evictions: number;
+  /** Preemption choices per execution (default 0). */
+  preemptChoices?: number;
   /** 'uniform' or 'pct'. */
   strategy: 'uniform' | 'pct';
   executions: number;
@@ -74,7 +76,7 @@ export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Genera
   let k = Number.isFinite(o.maxDepth) ? o.maxDepth : 0;
   let bounded = false;
   for (let run = 0; run < o.executions; run++) {
-    const exec = new Execution(c, { invariants: o.invariants, evictions: o.evictions, until: o.until });
+    const exec = new Execution(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, until: o.until });
     const prio: number[] = [];
     const change: number[] = [];
     if (o.strategy === 'pct') {

@@ -145,15 +145,45 @@ export function checkMmAfterExit(k: Kernel, pc: PerCpu, mm: MmStruct): void {
 }
 
 /**
- * smp_processor_id / this_cpu_*: the CPU number, reporting (DEBUG_PREEMPT) a use from a
- * kernel path that could be preempted and migrated, so the answer could be stale.
+ * check_preemption_disabled (lib/smp_processor_id.c, CONFIG_DEBUG_PREEMPT): with `debug_vm`,
+ * reports "BUG: using <what1><what2>() in preemptible code" when the task running the path on
+ * `pc` could be preempted and migrated there: preempt_count 0 and interrupts on. Returns the
+ * CPU number. XXX: Linux also accepts a task bound to one CPU (is_percpu_thread) or with
+ * migration disabled; the model has neither.
  */
-export function smp_processor_id(k: Kernel, pc: PerCpu, where: string): number {
-  // check_preemption_disabled: fine with preemption or interrupts off.
+export function check_preemption_disabled(k: Kernel, pc: PerCpu, what1: string, what2: string, where: string): number {
   if (k.options.debug_vm && pc.preempt_count === 0 && !pc.irqs_disabled && pc.current !== null) {
-    k.report(pc, 'debug_preempt', `BUG: using smp_processor_id() in preemptible code: ${where} (task ${pc.current.tid})`);
+    k.report(pc, 'debug_preempt', `BUG: using ${what1}${what2}() in preemptible code: ${where} (task ${pc.current.tid})`);
   }
   return pc.id;
+}
+
+/**
+ * smp_processor_id (debug_smp_processor_id): the CPU number, reporting (DEBUG_PREEMPT) a use
+ * from a kernel path that could be preempted and migrated, so the answer could be stale.
+ */
+export function smp_processor_id(k: Kernel, pc: PerCpu, where: string): number {
+  return check_preemption_disabled(k, pc, 'smp_processor_id', '', where);
+}
+
+/**
+ * this_cpu_ptr with CONFIG_DEBUG_PREEMPT (include/linux/percpu-defs.h): the per-CPU base comes
+ * from my_cpu_offset, per_cpu_offset(smp_processor_id()), so it is checked like
+ * smp_processor_id. Returns the CPU's own state (raw: a pointer kept past a preemption point
+ * still points there).
+ */
+export function this_cpu_ptr(k: Kernel, pc: PerCpu, where: string): PerCpu {
+  check_preemption_disabled(k, pc, 'smp_processor_id', '', where);
+  return k.percpu[pc.id];
+}
+
+/**
+ * __this_cpu_preempt_check (percpu-defs.h __this_cpu_read / __this_cpu_write): the access is
+ * checked with check_preemption_disabled("__this_cpu_", op). this_cpu_read / this_cpu_write
+ * are not: they are safe against preemption by themselves (one %gs-prefixed instruction).
+ */
+export function __this_cpu_preempt_check(k: Kernel, pc: PerCpu, op: 'read' | 'write', where: string): void {
+  check_preemption_disabled(k, pc, '__this_cpu_', op, where);
 }
 
 /** Throws a ModelError if any debug check has fired. */

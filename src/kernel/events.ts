@@ -13,6 +13,10 @@ import type { OpRecord } from './task.js';
  * fault's end otherwise (kernel/fault.ts: signal for user mode, efault for a kernel access
  * fixed up, oom).
  */
+/** What reclaim did with a folio (the `reclaim` event). */
+export const RECLAIM_OUTCOMES = ['discarded', 'swapped', 'redirtied', 'activated', 'kept'] as const;
+export type ReclaimOutcome = (typeof RECLAIM_OUTCOMES)[number];
+
 export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'signal', 'efault', 'oom'] as const;
 export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
@@ -33,6 +37,12 @@ export type KernelEvent =
   | { type: 'context_switch'; cpu: number; from: number; to: number }
   /** A task was preempted inside the kernel (preempt=full), at a step where preempt_count was 0. */
   | { type: 'preempt'; cpu: number; tid: number }
+  /**
+   * shrink_folio_list's verdict on one folio: discarded (a clean lazyfree folio freed without a
+   * write), swapped (written to its swap slot and freed), redirtied (a lazyfree folio found
+   * dirty or referenced, made swap-backed again and kept), activated or kept.
+   */
+  | { type: 'reclaim'; cpu: number; tid: number; pfn: number; outcome: ReclaimOutcome }
   /** A task moved from one CPU's runqueue to another's (the scheduler's migration). */
   | { type: 'migrate'; cpu: number; tid: number; from: number; to: number }
   /** flush_tlb_mm_range was called. `end` -1 means a full flush. */

@@ -208,7 +208,10 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
     }
     t.mm = mm;
     t.active_mm = mm;
+    // exec_mmap: local_irq_disable(); activate_mm(); local_irq_enable().
+    pc.irqs_disabled = true;
     switch_mm_irqs_off(k, pc, mm);
+    pc.irqs_disabled = false;
     if (old.mm_users === 1) record_reach(k, t, old);
     yield* mmput(k, pc, old);
     // unshare_sighand + flush_signal_handlers(t, 0)

@@ -11,7 +11,7 @@ import type { PageRefs } from './page.js';
 import { mmput } from './mmput.js';
 import { pti_stack_unmap } from './pti.js';
 import { process_reach } from './reach.js';
-import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
+import { flush_tlb_kernel_range } from './tlbflush.js';
 import { wake_up_process } from './sched.js';
 import { send_signal, signal_pending, sigmask, signal_wake_up, ERESTARTSYS } from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
@@ -92,8 +92,13 @@ export function record_reach(k: Kernel, t: Task, mm: MmStruct): void {
 }
 
 /**
- * Frees the task's PTI stack (entry_stack per_task): unmaps it from its mm, flushes that
- * range from the mm's CPUs, and frees the frames.
+ * Frees the task's PTI stack (entry_stack per_task): the top of the task's vmalloc'd stack, so
+ * free_thread_stack -> vfree: its PTEs are cleared (in the mm's tables, which the user copy
+ * shares), flush_tlb_kernel_range drops the range on every CPU (flush_tlb_one_kernel per page,
+ * which under PTI also marks the CPU's other ASIDs with invalidate_other), then the frames
+ * are freed. XXX: Linux frees a dead task's stack later (put_task_stack after its last switch,
+ * vfree from an RCU callback, the vmap area's flush batched by the lazy purge); the model
+ * frees it synchronously from do_exit, with the same flush.
  */
 export function* pti_stack_free(k: Kernel, pc: PerCpu, t: Task): KPath {
   const s = t.ptiStack;
@@ -104,7 +109,7 @@ export function* pti_stack_free(k: Kernel, pc: PerCpu, t: Task): KPath {
   const held: PageRefs = { refs: s.pfns };
   k.pages.held.add(held);
   pti_stack_unmap(k, t.mm, s);
-  yield* flush_tlb_mm_range(k, pc, t.mm, 0, TLB_FLUSH_ALL, 12, false);
+  yield* flush_tlb_kernel_range(k, pc, Number(s.va), Number(s.va) + s.pfns.length * 4096);
   for (const pfn of s.pfns) k.pages.put_page(pfn);
   k.pages.held.delete(held);
   return 0;

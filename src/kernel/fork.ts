@@ -294,6 +294,8 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm:
           if (try_cmpxchg_wrprotect(k, src_table, i, old)) break;
           if (k.events.on) k.emit({ type: 'pte_retry', cpu: pc.id, pa });
         }
+        // fork_child_pte installed: the child's entry starts from what the parent's now is.
+        if (k.options.fork_child_pte === 'installed') pte_set(ptent, old.lo, old.hi);
       } else if (wrprotect === 'atomic_clear') {
         yield STEP_ATOMIC;
         clear_bit_rw(k, src_table, i);
@@ -302,7 +304,7 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm:
         const want = pte_wrprotect(__pte(ptent.lo, ptent.hi));
         mem.write64(src_table, i, want.lo, want.hi);
       }
-      fork_pte_wrprotect(k, ptent);
+      if (!(wrprotect === 'cmpxchg' && k.options.fork_child_pte === 'installed')) fork_pte_wrprotect(k, ptent);
     }
     // A shared mapping's child entry is clean; the child's entry is always old.
     if (src_vma.vm_flags & VM_SHARED) pte_mkclean(ptent);

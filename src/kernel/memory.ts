@@ -22,9 +22,10 @@ import type { PageFaultOutcome } from './events.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { ptlId } from './mmput.js';
-import { folio_lock_id, PG_anon, PG_anon_exclusive, PG_locked, PG_lru, PG_NEW_ANON, PG_shmem, PG_swapbacked, PG_swapcache, type PageRefs } from './page.js';
+import { anon_folio_keep_dirty, folio_lock_id, PG_anon, PG_anon_exclusive, PG_locked, PG_lru, PG_NEW_ANON, PG_shmem, PG_swapbacked, PG_swapcache, type PageRefs } from './page.js';
 import { folio_free_swap, read_swap_cache_async, swap_cache_get_folio, swap_free, vm_swap_full } from './swap.js';
 import {
+  pte_dirty,
   __pte, _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mkwrite, pte_mkyoung, pte_none, pte_pfn, pte_present, pte_protnone, pte_same, pte_set, pte_swp_exclusive, pte_write, swp_offset, swp_type, vm_get_page_prot,
   type pte_t,
 } from './pgtable.js';
@@ -603,6 +604,8 @@ function* wp_page_copy(vmf: vm_fault): KPath {
     pages.index[fresh] = vmf.address / 4096;
     pass_ref(vmf, fresh);
     if (old >= 0) {
+      // The old entry's dirtiness dies with it (upstream); the proposed fix keeps it on the folio.
+      if (k.options.anon_dirty_drop === 'folio_mark_dirty' && pte_dirty(vmf.orig_pte.lo, vmf.orig_pte.hi)) anon_folio_keep_dirty(pages, old);
       // folio_remove_rmap_pte, then (new_folio = old_folio) the mapping's reference is put below.
       if (--pages.mapcount[old] < 0) throw new ModelError('folio_remove_rmap_pte', `cpu ${pc.id}, tid ${vmf.t.tid}: frame 0x${old.toString(16)} mapcount ${pages.mapcount[old]}`);
       pages.put_page(old);

@@ -32,12 +32,20 @@ export interface KernelOptions {
   fork_wrprotect: ForkWrprotect;
   /** How do_wp_page retires the old PTE when it breaks COW (the explorer's stale-TLB example). */
   wp_copy_flush: WpCopyFlush;
+  /** Which value fork builds the child's PTE from after the parent's write-protect (the MADV_FREE finding's first fix). */
+  fork_child_pte: ForkChildPte;
+  /** What dropping a dirty PTE of a lazyfree or swap-cache anonymous folio does to the folio (the finding's second fix). */
+  anon_dirty_drop: AnonDirtyDrop;
   /** The `pti=` boot parameter: page-table isolation on, off, or as the CPU's `meltdown` bug says. */
   pti: Pti;
   /** Which stack entry from user mode lands on, and where the PTI CR3 switch happens (seed 004). */
   entry_stack: EntryStack;
   /** Per-process PTI (seed 000): arch_prctl ARCH_GET_NOPTI / ARCH_SET_NOPTI exist. */
   pti_per_process: boolean;
+  /** Where clear_asid_other runs after a kernel-range flush (seed 001). */
+  clear_asid_other: ClearAsidOther;
+  /** Which per-CPU accessors clear_asid_other uses (seed 001: tglx's proposed conversion). */
+  percpu_ops: PercpuOps;
   /** Allocation-failure injection: the kind of allocation that fails, or `none`. */
   fail_alloc: FailAlloc;
   /** Which allocation of kind `fail_alloc` fails (1: the first since boot). */
@@ -57,6 +65,14 @@ export type PkruOnSignal = (typeof PKRU_ON_SIGNAL)[number];
 export const FORK_WRPROTECT = ['cmpxchg', 'atomic_clear', 'read_modify_write'] as const;
 export type ForkWrprotect = (typeof FORK_WRPROTECT)[number];
 
+/** The choices of `fork_child_pte`, upstream first. */
+export const FORK_CHILD_PTE = ['read', 'installed'] as const;
+export type ForkChildPte = (typeof FORK_CHILD_PTE)[number];
+
+/** The choices of `anon_dirty_drop`, upstream first. */
+export const ANON_DIRTY_DROP = ['forget', 'folio_mark_dirty'] as const;
+export type AnonDirtyDrop = (typeof ANON_DIRTY_DROP)[number];
+
 /** The choices of `wp_copy_flush`, upstream first. */
 export const WP_COPY_FLUSH = ['ptep_clear_flush', 'none'] as const;
 export type WpCopyFlush = (typeof WP_COPY_FLUSH)[number];
@@ -67,6 +83,12 @@ export type Pti = (typeof PTI_MODES)[number];
 /** The choices of `entry_stack`, upstream first. */
 export const ENTRY_STACKS = ['per_cpu', 'per_task', 'per_cpu_c'] as const;
 export type EntryStack = (typeof ENTRY_STACKS)[number];
+/** The choices of `clear_asid_other`, upstream first. */
+export const CLEAR_ASID_OTHER = ['irqs_off', 'preemptible'] as const;
+export type ClearAsidOther = (typeof CLEAR_ASID_OTHER)[number];
+/** The choices of `percpu_ops`, upstream first. */
+export const PERCPU_OPS = ['this_cpu', '__this_cpu'] as const;
+export type PercpuOps = (typeof PERCPU_OPS)[number];
 /** Allocation kinds `fail_alloc` can fail. */
 export const FAIL_ALLOC_KINDS = ['none', 'pgd', 'pgtable', 'ldt', 'page'] as const;
 export type FailAlloc = (typeof FAIL_ALLOC_KINDS)[number];
@@ -115,6 +137,16 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
     kind: 'enum', values: WP_COPY_FLUSH, default: 'ptep_clear_flush',
     doc: "How wp_page_copy retires the old PTE when a write breaks COW (mm/memory.c). ptep_clear_flush (upstream): clear it and flush it on every CPU of the mm before the new PTE is set. none: a deliberate bug: set the new PTE over the old with no flush, so another CPU may keep writing the old page through a stale TLB entry.",
   },
+  fork_child_pte: {
+    kind: 'enum', values: FORK_CHILD_PTE, default: 'read',
+    doc: "The value copy_present_ptes builds the child's PTE from (docs/findings.md). read (upstream): the parent's PTE as ptep_get read it before ptep_set_wrprotect, so a D bit a writer set in between reaches only the parent's PTE (as SavedDirty). "
+      + 'installed (a proposed fix): the value the successful try_cmpxchg installed, SavedDirty included, so the child keeps the dirtiness too.',
+  },
+  anon_dirty_drop: {
+    kind: 'enum', values: ANON_DIRTY_DROP, default: 'forget',
+    doc: "What wp_page_copy (a COW break) and zap_pte_range do with a dirty PTE (D or SavedDirty) of an anonymous folio they unmap (docs/findings.md). forget (upstream): nothing, as for every anonymous folio. "
+      + 'folio_mark_dirty (a proposed fix): when the folio is lazyfree (MADV_FREE) or in the swap cache, it is marked dirty, so reclaim keeps it for the mappings left.',
+  },
   pti: {
     kind: 'enum', values: PTI_MODES, default: 'auto',
     doc: 'The pti= boot parameter (arch/x86/mm/pti.c). auto: page-table isolation iff the CPU has the meltdown bug; on: always; off: never (also nopti, mitigations=off).',
@@ -128,6 +160,15 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
   pti_per_process: {
     kind: 'boolean', default: false,
     doc: 'Per-process PTI (seed 000, the 2018 RFC, not upstream): arch_prctl ARCH_GET_NOPTI (0x6001) and ARCH_SET_NOPTI (0x6002) read and set NOPTI_NOW (this mm, from its next return to user) and NOPTI_NEXT (the image the next execve starts).',
+  },
+  clear_asid_other: {
+    kind: 'enum', values: CLEAR_ASID_OTHER, default: 'irqs_off',
+    doc: 'Where the CPU that flushed a kernel range under PTI forgets its other ASIDs (seed 001). irqs_off (upstream): flush_tlb_one_kernel only sets cpu_tlbstate.invalidate_other, and choose_new_asid calls clear_asid_other inside switch_mm_irqs_off, interrupts off. '
+      + 'preemptible (not upstream; the question Mathieu Desnoyers asked): flush_tlb_kernel_range\'s caller also runs clear_asid_other itself after preempt_enable(), one step per per-CPU access, so with preempt: full it can be preempted and migrated between its reads and writes, each access landing on the CPU the task is on at that moment.',
+  },
+  percpu_ops: {
+    kind: 'enum', values: PERCPU_OPS, default: 'this_cpu',
+    doc: 'The per-CPU accessors clear_asid_other uses (seed 001). this_cpu (upstream): this_cpu_read / this_cpu_write, which DEBUG_PREEMPT does not check. __this_cpu (tglx\'s proposed conversion): __this_cpu_read / __this_cpu_write, which check_preemption_disabled checks at every access, so with debug_vm a preemptible use is reported at the first one.',
   },
   fail_alloc: {
     kind: 'enum', values: FAIL_ALLOC_KINDS, default: 'none',

@@ -198,3 +198,15 @@ export class PageAllocator {
 export function folio_lock_id(pfn: number): number {
   return -(2 ** 39 + pfn);
 }
+
+/**
+ * folio_mark_dirty for an anonymous folio losing a dirty mapping (D or SavedDirty), when kernel
+ * option anon_dirty_drop is folio_mark_dirty (a proposed fix, docs/findings.md): only a folio
+ * reclaim would otherwise discard or drop without writing, a lazyfree one (MADV_FREE cleared
+ * PG_swapbacked) or one in the swap cache. Upstream forgets the dirtiness of every anonymous
+ * folio's mapping.
+ */
+export function anon_folio_keep_dirty(pages: PageAllocator, pfn: number): void {
+  const f = pages.flags[pfn];
+  if (f & PG_anon && (!(f & PG_swapbacked) || f & PG_swapcache)) pages.flags[pfn] |= PG_dirty;
+}

@@ -22,6 +22,7 @@ import {
 } from './layout.js';
 import type { MmStruct } from './mm.js';
 import { __pte, mk_pte, PFN_HI } from './pgtable.js';
+import { this_cpu_ptr } from './debug.js';
 
 /** X86_CR3_PTI_PCID_USER_BIT: the user PCID is the kernel PCID with bit 11 set. */
 export const X86_CR3_PTI_PCID_USER_BIT = 11;
@@ -103,10 +104,15 @@ export function user_pcid(asid: number): number {
   return (asid + 1) | (1 << X86_CR3_PTI_PCID_USER_BIT);
 }
 
-/** invalidate_user_asid: with PTI and PCIDs, flush this ASID's user PCID at the next SWITCH_TO_USER_CR3. */
+/**
+ * invalidate_user_asid: with PTI and PCIDs, flush this ASID's user PCID at the next
+ * SWITCH_TO_USER_CR3. The bit is set through this_cpu_ptr(&cpu_tlbstate.user_pcid_flush_mask),
+ * which DEBUG_PREEMPT checks (seed 001: "the this_cpu_ptr() dereference in one of the invoked
+ * functions will" yell).
+ */
 export function invalidate_user_asid(k: Kernel, pc: PerCpu, asid: number): void {
   if (!k.pcid || !k.pti) return;
-  pc.user_pcid_flush_mask |= 1 << (asid + 1);
+  this_cpu_ptr(k, pc, 'invalidate_user_asid').user_pcid_flush_mask |= 1 << (asid + 1);
 }
 
 /** A kernel range the user copy may map, and why. */

@@ -114,7 +114,11 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   next.state = 'running';
   next.slice = 0;
   if (next.mm) {
+    // __schedule runs with interrupts off (rq lock with local_irq_disable) until finish_task_switch.
+    const irqs = pc.irqs_disabled;
+    pc.irqs_disabled = true;
     switch_mm_irqs_off(k, pc, next.mm);
+    pc.irqs_disabled = irqs;
     if (cpu.pkru !== next.pkru) cpu.pkru = next.pkru;
   }
   // A task switched in outside a kernel path (new, or preempted in user mode) returns to user

@@ -10,8 +10,10 @@ import type { MmStruct } from './mm.js';
 import { flush_ldt, switch_ldt } from './ldt.js';
 import { mmdrop } from './mmput.js';
 import { invalidate_user_asid, user_pcid } from './pti.js';
-import { STEP_FLUSH, STEP_IPI, STEP_WAIT, type KPath } from './steps.js';
-import { smp_processor_id } from './debug.js';
+import { STEP_FLUSH, STEP_IPI, STEP_READ, STEP_WAIT, STEP_WRITE, type KPath, type KSteps } from './steps.js';
+import { __this_cpu_preempt_check, smp_processor_id } from './debug.js';
+import { ModelError } from '../errors.js';
+import { raw_cpu } from './this_cpu.js';
 
 /** TLB_NR_DYN_ASIDS: ASIDs each CPU hands out to the mms it runs. */
 export const TLB_NR_DYN_ASIDS = 6;
@@ -23,7 +25,7 @@ export const TLB_FLUSH_ALL = -1;
  * carries install_ldt's flush_ldt call (`func`), the other function the model sends by IPI.
  */
 export interface FlushTlbInfo {
-  func: 'flush_tlb_func' | 'flush_ldt';
+  func: 'flush_tlb_func' | 'flush_ldt' | 'do_kernel_range_flush';
   mm: MmStruct | null;
   start: number;
   end: number;
@@ -65,7 +67,7 @@ export function load_new_mm_cr3(k: Kernel, pc: PerCpu, mm: MmStruct, asid: numbe
  */
 function choose_new_asid(k: Kernel, pc: PerCpu, next: MmStruct, next_tlb_gen: number): number {
   if (!k.pcid) return 1; // ASID 0, flushed
-  if (pc.invalidate_other) clear_asid_other(pc);
+  if (pc.invalidate_other) clear_asid_other(k, pc);
   for (let asid = 0; asid < TLB_NR_DYN_ASIDS; asid++) {
     if (pc.ctx_id[asid] !== next.ctx_id) continue;
     return asid * 2 + (pc.ctx_tlb_gen[asid] < next_tlb_gen ? 1 : 0);
@@ -78,12 +80,51 @@ function choose_new_asid(k: Kernel, pc: PerCpu, next: MmStruct, next_tlb_gen: nu
   return asid * 2 + 1;
 }
 
-/** clear_asid_other: forget every ASID but the loaded one, so each is flushed on next use. */
-function clear_asid_other(pc: PerCpu): void {
+/**
+ * clear_asid_other: forget every ASID but the loaded one, so each is flushed on next use
+ * (called by choose_new_asid with interrupts off). With `percpu_ops: __this_cpu` each access
+ * goes through __this_cpu_read / __this_cpu_write's DEBUG_PREEMPT check.
+ */
+function clear_asid_other(k: Kernel, pc: PerCpu): void {
+  const checked = k.options.percpu_ops === '__this_cpu';
   for (let asid = 0; asid < TLB_NR_DYN_ASIDS; asid++) {
+    if (checked) __this_cpu_preempt_check(k, pc, 'read', 'clear_asid_other');
     if (asid === pc.loaded_mm_asid) continue;
+    if (checked) __this_cpu_preempt_check(k, pc, 'write', 'clear_asid_other');
     pc.ctx_id[asid] = 0;
   }
+  if (checked) __this_cpu_preempt_check(k, pc, 'write', 'clear_asid_other');
+  pc.invalidate_other = false;
+}
+
+/**
+ * clear_asid_other run from a kernel path with preemption on (kernel option `clear_asid_other:
+ * preemptible`, not upstream: the other side of seed 001's question). The same accesses as
+ * clear_asid_other, this_cpu_read(cpu_tlbstate.invalidate_other) first, each one its own step
+ * on `pc`, the view of the task's current CPU (this_cpu.ts): a task preempted and migrated
+ * between two of them does the rest on its new CPU. With `percpu_ops: __this_cpu` every access
+ * is checked by DEBUG_PREEMPT; this_cpu_read / this_cpu_write are not.
+ */
+export function* clear_asid_other_preemptible(k: Kernel, pc: PerCpu): KSteps<void> {
+  const checked = k.options.percpu_ops === '__this_cpu';
+  const where = 'clear_asid_other';
+  pc.touch = pc.id;
+  yield STEP_READ;
+  if (checked) __this_cpu_preempt_check(k, pc, 'read', where);
+  if (!pc.invalidate_other) return;
+  for (let asid = 0; asid < TLB_NR_DYN_ASIDS; asid++) {
+    pc.touch = pc.id;
+    yield STEP_READ;
+    if (checked) __this_cpu_preempt_check(k, pc, 'read', where);
+    if (asid === pc.loaded_mm_asid) continue;
+    pc.touch = pc.id;
+    yield STEP_WRITE;
+    if (checked) __this_cpu_preempt_check(k, pc, 'write', where);
+    pc.ctx_id[asid] = 0;
+  }
+  pc.touch = pc.id;
+  yield STEP_WRITE;
+  if (checked) __this_cpu_preempt_check(k, pc, 'write', where);
   pc.invalidate_other = false;
 }
 
@@ -192,6 +233,60 @@ export function flush_tlb_one_user(k: Kernel, pc: PerCpu, addr: number): void {
 }
 
 /**
+ * flush_tlb_one_kernel: flushes kernel address `addr` on this CPU. Without PTI kernel mappings
+ * are global and INVLPG drops them from every PCID. With PTI they are not global:
+ * flush_tlb_one_user drops the address from the current kernel PCID and its user PCID, and
+ * this_cpu_write(cpu_tlbstate.invalidate_other, true) makes the next choose_new_asid on this
+ * CPU forget every other ASID (clear_asid_other).
+ */
+export function flush_tlb_one_kernel(k: Kernel, pc: PerCpu, addr: number): void {
+  flush_tlb_one_user(k, pc, addr);
+  if (!k.pti) return;
+  pc.invalidate_other = true;
+}
+
+/** do_kernel_range_flush: on each CPU (an IPI, or locally), flush_tlb_one_kernel for each page of [f.start, f.end). */
+export function do_kernel_range_flush(k: Kernel, pc: PerCpu, f: FlushTlbInfo): void {
+  for (let addr = f.start; addr < f.end; addr += 4096) flush_tlb_one_kernel(k, pc, addr);
+}
+
+/**
+ * flush_tlb_kernel_range: after the caller cleared kernel PTEs in [start, end) (addresses as
+ * numbers: page-aligned kernel addresses are exact doubles), every CPU drops them before the
+ * caller goes on. Under preempt_disable(), on_each_cpu(do_kernel_range_flush): an IPI (one step
+ * each) to every other CPU, the local flush, then the wait for every target. With the kernel
+ * option `clear_asid_other: preemptible` the caller then clears its CPU's other ASIDs itself,
+ * preemptible (clear_asid_other_preemptible).
+ * XXX: a range above tlb_single_page_flush_ceiling (do_flush_tlb_all) is a ModelError: no
+ * caller in the model flushes one.
+ */
+export function* flush_tlb_kernel_range(k: Kernel, pc: PerCpu, start: number, end: number): KPath {
+  if ((end - start) / 4096 > k.options.tlb_single_page_flush_ceiling) throw new ModelError('flush_tlb_kernel_range', 'do_flush_tlb_all is not modelled');
+  pc.preempt_count++; // preempt_disable()
+  const cpu = smp_processor_id(k, pc, 'flush_tlb_kernel_range');
+  const info: FlushTlbInfo = { func: 'do_kernel_range_flush', mm: null, start, end, stride_shift: 12, freed_tables: false, new_tlb_gen: 0, initiating_cpu: cpu, pending: 0 };
+  // on_each_cpu -> smp_call_function_many_cond: every other online CPU, then this one with interrupts off.
+  for (let c = 0; c < k.percpu.length; c++) {
+    if (c === cpu) continue;
+    info.pending++;
+    pc.touch = c;
+    yield STEP_IPI;
+    k.percpu[c].ipis.push(info);
+    k.emitIpi(pc, c);
+  }
+  pc.touch = pc.id;
+  yield STEP_FLUSH;
+  do_kernel_range_flush(k, raw_cpu(pc), info);
+  while (info.pending > 0) {
+    pc.touch = -1;
+    yield STEP_WAIT;
+  }
+  pc.preempt_count--; // preempt_enable()
+  if (k.options.clear_asid_other === 'preemptible') yield* clear_asid_other_preemptible(k, pc);
+  return 0;
+}
+
+/**
  * flush_tlb_local (native_flush_tlb_local): the user ASID is flushed at the next return to
  * user, and CR3 is rewritten without NOFLUSH, dropping the current PCID's non-global entries.
  */
@@ -251,10 +346,15 @@ export function* flush_tlb_mm_range(k: Kernel, pc: PerCpu, mm: MmStruct, start: 
   return 0;
 }
 
-/** Handles one queued call-function IPI on this CPU (flush_tlb_func or flush_ldt) and acknowledges it. */
+/** Handles one queued call-function IPI on this CPU (flush_tlb_func, flush_ldt or do_kernel_range_flush) and acknowledges it. */
 export function handle_flush_ipi(k: Kernel, pc: PerCpu): void {
   const f = pc.ipis.shift()!;
+  // A hard interrupt handler: interrupts are off while it runs.
+  const irqs = pc.irqs_disabled;
+  pc.irqs_disabled = true;
   if (f.func === 'flush_ldt') flush_ldt(k, pc, f.mm!);
+  else if (f.func === 'do_kernel_range_flush') do_kernel_range_flush(k, pc, f);
   else flush_tlb_func(k, pc, f);
+  pc.irqs_disabled = irqs;
   f.pending--;
 }

@@ -85,7 +85,12 @@ function* shrink_folio_list(k: Kernel, pc: PerCpu, t: Task, list: folio_list, fo
     yield STEP_LOCK;
     if (pages.flags[pfn] & PG_locked) continue;
     pages.flags[pfn] |= PG_locked;
+    const swapbacked = (pages.flags[pfn] & PG_swapbacked) !== 0;
     const verdict = yield* shrink_folio(k, pc, t, pfn);
+    if (k.events.on) {
+      const how = verdict === 'free' ? (swapbacked ? 'swapped' : 'discarded') : verdict === 'activate' ? 'activated' : (pages.flags[pfn] & PG_swapbacked) && !swapbacked ? 'redirtied' : 'kept';
+      k.emit({ type: 'reclaim', cpu: pc.id, tid: t.tid, pfn, outcome: how });
+    }
     if (verdict === 'activate') {
       // activate_locked: not a candidate for swapping, so reclaim swap space if swap is full.
       if (pages.flags[pfn] & PG_swapcache && vm_swap_full(k.swap)) folio_free_swap(k, pfn);

@@ -10,7 +10,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { cond_resched } from './sched.js';
 import type { MmStruct } from './mm.js';
-import { PG_anon, PG_dirty, PG_swapcache, type PageRefs } from './page.js';
+import { anon_folio_keep_dirty, PG_anon, PG_dirty, PG_swapcache, type PageRefs } from './page.js';
 import { _PAGE_SPECIAL, pgtableIndex, pmd_addr_end, pte_dirty, pte_none, pte_pfn, pte_present, swp_offset, swp_type } from './pgtable.js';
 import { free_swap_and_cache, free_swap_cache } from './swap.js';
 import { STEP_ATOMIC, type KPath } from './steps.js';
@@ -87,6 +87,7 @@ export function zap_pte_range(k: Kernel, tlb: mmu_gather, table: number, from: n
     if (lo & _PAGE_SPECIAL) continue;
     const pfn = pte_pfn(lo, hi);
     if (!(pages.flags[pfn] & PG_anon) && pte_dirty(lo, hi)) pages.flags[pfn] |= PG_dirty;
+    else if (pte_dirty(lo, hi) && k.options.anon_dirty_drop === 'folio_mark_dirty') anon_folio_keep_dirty(pages, pfn);
     mm.rss--;
     if (--pages.mapcount[pfn] < 0) throw new ModelError('print_bad_pte', `mm ${mm.ctx_id}: BUG: Bad page map at 0x${addr.toString(16)}: frame 0x${pfn.toString(16)} mapcount ${pages.mapcount[pfn]}`);
     tlb.refs.push(pfn);

@@ -9,7 +9,7 @@ import { PTE_RW } from '../hw/pte.js';
 import { ACCESS_NAMES } from '../hw/rights.js';
 import type { FlushCause } from '../hw/events.js';
 import type { IsolabEvent } from '../system.js';
-import { PAGE_FAULT_OUTCOMES } from '../kernel/events.js';
+import { PAGE_FAULT_OUTCOMES, RECLAIM_OUTCOMES } from '../kernel/events.js';
 
 export type EventType = IsolabEvent['type'];
 type EventOf<T extends EventType> = Extract<IsolabEvent, { type: T }>;
@@ -82,6 +82,7 @@ export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {
   switch_mm: { doc: 'switch_mm_irqs_off loaded an mm.', fields: { flush: field('flush', 'boolean', 'The CR3 write flushed.'), how: field('how', ['switch', 'unlazy'], 'A switch, or leaving lazy mode.') } },
   context_switch: { doc: 'A context switch between tasks.', fields: {} },
   preempt: { doc: 'A task was preempted inside the kernel (preempt: full).', fields: {} },
+  reclaim: { doc: "shrink_folio_list's verdict on one folio (MADV_PAGEOUT).", fields: { outcome: field('outcome', RECLAIM_OUTCOMES, 'discarded: a clean lazyfree folio freed unwritten; swapped; redirtied: made swap-backed again; activated; kept.') } },
   migrate: { doc: 'A task moved to another CPU (its CPU is the one it left).', fields: { to: field('to', 'integer', 'The CPU it moved to.') } },
   tlb_shootdown: { doc: 'flush_tlb_mm_range was called.', fields: { freedTables: field('freedTables', 'boolean', 'Page tables were freed.') } },
   ipi: { doc: 'A flush IPI was sent (its CPU is the sender).', fields: { to: field('to', 'integer', 'The CPU it was sent to.') } },

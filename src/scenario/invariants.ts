@@ -3,17 +3,22 @@
  * System's state and returns null when it holds, or what is wrong. Later layers (PTI's user
  * page tables, the explorer's TLB checks) add theirs to this table.
  */
-import type { System } from '../system.js';
+import type { IsolabEvent, System } from '../system.js';
+import { ReadStability } from './read_stability.js';
 
 export interface InvariantContext {
   sys: System;
   /** Frames in use right after boot, before the first process. */
   bootFrames: number;
+  /** What the invariant's watcher (`watch`) saw during the run. */
+  watched?: string | null;
 }
 
 export interface Invariant {
   doc: string;
   check: (ctx: InvariantContext) => string | null;
+  /** For an invariant judged on the run, not only its end: follows every event; returns the first problem seen, or null. */
+  watch?: (sys: System) => { onEvent: (e: IsolabEvent) => void; result: () => string | null };
 }
 
 /** Tasks not yet exited, as "tid (state)". */
@@ -45,6 +50,14 @@ export const INVARIANTS: Record<string, Invariant> = {
       const a = alive(sys);
       return a.length === 0 ? null : `task(s) still alive: ${a.join(', ')}`;
     },
+  },
+  read_stability: {
+    doc: 'A value a task read from private anonymous memory does not change until a task of the same address space stores there, or something that may discard or rewrite it happens in that address space (mmap, munmap, a discarding madvise, execve, a signal frame, a syscall that writes user memory): a write lost to reclaim breaks it, however the kernel lost track of it.',
+    watch: (sys) => {
+      const r = new ReadStability(sys);
+      return { onEvent: (e) => r.onEvent(e), result: () => r.violation };
+    },
+    check: ({ watched }) => watched ?? null,
   },
   no_leaks: {
     doc: 'Once every task has exited, every frame allocated since boot has been freed.',

@@ -143,6 +143,8 @@ export class Runner {
   private readonly eventCounts: number[];
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly bootFrames: number;
+  /** The watchers of the invariants judged on the whole run, by name. */
+  private readonly watchers = new Map<string, { onEvent: (e: IsolabEvent) => void; result: () => string | null }>();
   private readonly seed: number;
   private readonly policy: 'random' | 'round-robin';
 
@@ -156,6 +158,10 @@ export class Runner {
     this.eventExpects = c.end.events ?? [];
     this.eventCounts = this.eventExpects.map(() => 0);
     for (const img of c.images) this.sys.addImage(img.path, img.program);
+    for (const x of c.end.invariants) {
+      const watch = INVARIANTS[x.name].watch;
+      if (watch && !this.watchers.has(x.name)) this.watchers.set(x.name, watch(this.sys));
+    }
   }
 
   run(): RunReport {
@@ -262,6 +268,7 @@ export class Runner {
 
   private onEvent(e: IsolabEvent): void {
     if (this.trace) this.trace.push({ step: this.sys.now, event: e });
+    for (const w of this.watchers.values()) w.onEvent(e);
     if (this.eventCounts.length > 0) this.countEvent(e);
     const cnt = this.counts;
     switch (e.type) {
@@ -574,7 +581,7 @@ export class Runner {
 
   private invariantVerdicts(): Verdict[] {
     return this.c.end.invariants.map((x) => {
-      const problem = INVARIANTS[x.name].check({ sys: this.sys, bootFrames: this.bootFrames });
+      const problem = INVARIANTS[x.name].check({ sys: this.sys, bootFrames: this.bootFrames, watched: this.watchers.get(x.name)?.result() ?? null });
       return { kind: 'invariant' as const, where: this.where(x.path), path: pathString(x.path), expected: x.name, status: problem ? ('failed' as const) : ('held' as const), actual: problem ?? 'holds' };
     });
   }

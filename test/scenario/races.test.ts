@@ -73,6 +73,15 @@ const RACES: Race[] = [
     broken: (c) => ({ 'no script': [], 'the writer 40 steps later': shifted(c.system.script!, 40), 'the writer 40 steps earlier': shifted(c.system.script!, -40), 'CPU 0 alone': cpu0Alone() }),
   },
   {
+    // Without the race fork's read sees D, the child's PTE carries it (as SavedDirty), reclaim's
+    // try_to_unmap_one moves it to the folio (folio_mark_dirty), and the lazyfree folio is made
+    // swap-backed again and kept (mm/rmap.c): the child reads 2 (its final load's expectation)
+    // and no cmpxchg retries (expect.events[1]).
+    file: 'fork-madvfree-lost',
+    guards: ['processes[0].ops[0].fork.ops[3].expect', 'expect.events[1]'],
+    broken: (c) => ({ 'no script': [], 'the writer 40 steps later': shifted(c.system.script!, 40), 'the writer 40 steps earlier': shifted(c.system.script!, -40), 'CPU 0 alone': cpu0Alone() }),
+  },
+  {
     file: 'tlb-shootdown',
     guards: ['expect.events[0]'],
     broken: () => ({ 'CPU 0 alone': cpu0Alone() }),
@@ -103,3 +112,23 @@ for (const race of RACES) {
     }
   });
 }
+
+test('race fork-madvfree-lost: each proposed fix keeps the data (the folio is redirtied and kept, the child reads 2)', () => {
+  for (const fix of [{ fork_child_pte: 'installed' }, { anon_dirty_drop: 'folio_mark_dirty' }] as const) {
+    const c = compileScenarioFile(`${dir}fork-madvfree-lost.yaml`);
+    c.system.kernel = { ...c.system.kernel, ...fix };
+    const r = runScenario(c);
+    const status = (path: string): string | undefined => r.verdicts.find((v) => v.path === path)?.status;
+    const name = JSON.stringify(fix);
+    // The race itself still happens: the writer's D and the cmpxchg's retry.
+    assert.equal(status('expect.events[0]'), 'held', name);
+    assert.equal(status('expect.events[1]'), 'held', name);
+    // The loss does not: the child's last load (expecting the upstream 0) fails, and reclaim does not discard.
+    assert.equal(status('processes[0].ops[0].fork.ops[0].expect'), 'held', `${name}: the child read 2 first`);
+    const last = r.verdicts.find((v) => v.path === 'processes[0].ops[0].fork.ops[3].expect')!;
+    assert.equal(last.status, 'failed', name);
+    assert.match(last.actual, /value 2\b/, `${name}: the child still reads the writer's value`);
+    assert.equal(status('expect.events[3]'), 'failed', `${name}: no discard`);
+    assert.equal(status('expect.invariants[0]'), 'held', `${name}: debug checks`);
+  }
+});
