@@ -186,13 +186,7 @@ export class Execution {
         announced(rec, next, pc.touch);
       }
     }
-    const mem = this.sys.machine.mem;
-    mem.fp = rec;
-    try {
-      this.runner.stepCpu(item);
-    } finally {
-      mem.fp = null;
-    }
+    this.stepRecorded(item, rec);
     let waits = false;
     if (kind === 'kernel') {
       const same = t!.kpath === path;
@@ -212,6 +206,17 @@ export class Execution {
     return { item, reads: rec.reads, writes: rec.writes };
   }
 
+  /** Runs script item `item` with every physical access it makes recorded in `rec`. */
+  private stepRecorded(item: number, rec: Recorder): void {
+    const mem = this.sys.machine.mem;
+    mem.fp = rec;
+    try {
+      this.runner.stepCpu(item);
+    } finally {
+      mem.fp = null;
+    }
+  }
+
   /**
    * A preemption choice (System.stepCpu): CPU c's task gives the CPU up, onto c's runqueue or
    * CPU d's, and c switches to its next task. Its footprint is that of a scheduling step on
@@ -228,13 +233,7 @@ export class Execution {
     }
     rec.write(FP_KERNEL);
     this.preemptChoicesLeft--;
-    const mem = this.sys.machine.mem;
-    mem.fp = rec;
-    try {
-      this.runner.stepCpu(item);
-    } finally {
-      mem.fp = null;
-    }
+    this.stepRecorded(item, rec);
     this.blockedOn[cpu] = NaN;
     this.after(-1, rec);
     return { item, reads: rec.reads, writes: rec.writes };

@@ -82,10 +82,7 @@ export function schedule(k: Kernel, pc: PerCpu): void {
     const to = prev.migrate_to;
     prev.migrate_to = -1;
     if (!cpu_allowed(prev, pc.id) || (to >= 0 && to !== pc.id && cpu_allowed(prev, to))) {
-      prev.cpu = cpu_allowed(prev, pc.id) ? to : select_task_rq(k, prev);
-      fp_runq_write(k.machine.mem, prev.cpu);
-      k.percpu[prev.cpu].runqueue.push(prev);
-      if (k.events.on) k.emit({ type: 'migrate', cpu: pc.id, tid: prev.tid, from: pc.id, to: prev.cpu });
+      attach_task(k, prev, pc.id, cpu_allowed(prev, pc.id) ? to : select_task_rq(k, prev));
     } else pc.runqueue.push(prev);
   }
   const next = pc.runqueue.length > 0 ? pc.runqueue.shift()! : null;
@@ -129,6 +126,14 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   }
 }
 
+/** set_task_cpu + attach_task: runnable task `t`, off CPU `from`'s runqueue, goes onto CPU `dest`'s (a `migrate` event). */
+function attach_task(k: Kernel, t: Task, from: number, dest: number): void {
+  t.cpu = dest;
+  fp_runq_write(k.machine.mem, dest);
+  k.percpu[dest].runqueue.push(t);
+  if (k.events.on) k.emit({ type: 'migrate', cpu: from, tid: t.tid, from, to: dest });
+}
+
 /**
  * Moves task `t`, runnable and not running, from its CPU's runqueue to CPU `dest`'s (the load
  * balancer's move: detach_task, set_task_cpu, attach_task). A task preempted inside a kernel
@@ -142,10 +147,7 @@ export function migrate_task(k: Kernel, t: Task, dest: number): boolean {
   if (i < 0) return false;
   from.runqueue.splice(i, 1);
   fp_runq_write(k.machine.mem, from.id);
-  fp_runq_write(k.machine.mem, dest);
-  t.cpu = dest;
-  k.percpu[dest].runqueue.push(t);
-  if (k.events.on) k.emit({ type: 'migrate', cpu: from.id, tid: t.tid, from: from.id, to: dest });
+  attach_task(k, t, from.id, dest);
   return true;
 }
 
