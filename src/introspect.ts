@@ -27,14 +27,14 @@ export interface TaskInfo {
   /** The thread group id (getpid). */
   readonly pid: number;
   readonly state: TaskState;
-  /** The CPU it runs on, or last ran on (tasks do not migrate). */
+  /** The CPU it runs on, or last ran on. */
   readonly cpu: number;
   /** The name of the image it runs (execve's path), or null. */
   readonly image: string | null;
   /** Its address space's id (mm ctx_id; threads share one), or null once it has none (after exit). */
   readonly mm: number | null;
-  /** The kernel path it is on (a syscall, a fault, a signal delivery, its exit, or the way back to user mode), or null in user mode or asleep outside one. */
-  readonly kernel: 'syscall' | 'fault' | 'signal' | 'exit' | 'return' | null;
+  /** The kernel path it is on (a syscall, a fault, a signal delivery, its exit, the way back to user mode, or a kernel thread's work), or null in user mode or asleep outside one. */
+  readonly kernel: 'syscall' | 'fault' | 'signal' | 'exit' | 'return' | 'kthread' | null;
 }
 
 /**

@@ -22,7 +22,8 @@ import { newProcess } from './kernel/fork.js';
 import { Kernel, type ReachRecord } from './kernel/kernel.js';
 import { process_reach, type Reach } from './kernel/reach.js';
 import { resolveKernelOptions, type KernelOptions } from './kernel/options.js';
-import { cpu_allowed, migrate_task, wake_up_new_task } from './kernel/sched.js';
+import { at_cond_resched, cpu_allowed, migrate_task, wake_up_new_task } from './kernel/sched.js';
+import { wakeup_kswapd } from './kernel/vmscan.js';
 import { syscallByName } from './kernel/syscalls.js';
 import type { OpRecord, Task } from './kernel/task.js';
 import { ProgramImage, type Op, type Program } from './user/program.js';
@@ -87,9 +88,27 @@ export function preemptionStep(cpu: number, to: number): number {
   return PREEMPT_BASE - (to * 256 + cpu);
 }
 
-/** Whether script item `item` is a preemption choice (else a negative item is an eviction). */
+/** Whether script item `item` is a preemption choice. */
 export function isPreemption(item: number): boolean {
-  return item <= PREEMPT_BASE;
+  return item <= PREEMPT_BASE && item > RECLAIM_BASE;
+}
+
+/** The first script item of a reclaim choice (`reclaimStep`); preemption items are all above it. */
+const RECLAIM_BASE = -(2 ** 40);
+
+/** The script item that wakes kswapd on CPU `cpu` for a reclaim pass (an explorer choice; `System.reclaim`). */
+export function reclaimStep(cpu: number): number {
+  return RECLAIM_BASE - cpu;
+}
+
+/** Whether script item `item` is a reclaim choice. */
+export function isReclaim(item: number): boolean {
+  return item <= RECLAIM_BASE;
+}
+
+/** The CPU of a reclaim script item. */
+export function reclaimOf(item: number): { cpu: number } {
+  return { cpu: RECLAIM_BASE - item };
 }
 
 /** Whether script item `item` is a TLB eviction. */
@@ -147,8 +166,8 @@ export class System {
     this.order = schedule ?? 'round-robin';
     this.rng = (seed ?? 1) >>> 0;
     const cpus = this.kernel.percpu.length;
-    if (script !== undefined && (!Array.isArray(script) || script.some((c) => !Number.isInteger(c) || c >= cpus || (c < 0 && !this.validEviction(c) && !this.validPreemption(c))))) {
-      throw new ConfigError('script', `expected a list of CPU numbers from 0 to ${cpus - 1}, evictions of existing TLB slots, or preemptions between existing CPUs`);
+    if (script !== undefined && (!Array.isArray(script) || script.some((c) => !Number.isInteger(c) || c >= cpus || (c < 0 && !this.validEviction(c) && !this.validPreemption(c) && !this.validReclaim(c))))) {
+      throw new ConfigError('script', `expected a list of CPU numbers from 0 to ${cpus - 1}, evictions of existing TLB slots, preemptions between existing CPUs, or reclaims on existing CPUs`);
     }
     this.script = script ?? [];
     this.stepwise = stepwise === true;
@@ -161,6 +180,10 @@ export class System {
     if (!isEviction(item)) return false;
     const { cpu, slot } = evictionOf(item);
     return cpu < this.machine.cpus.length && slot < this.machine.cpus[cpu].tlb.size;
+  }
+
+  private validReclaim(item: number): boolean {
+    return isReclaim(item) && reclaimOf(item).cpu < this.machine.cpus.length;
   }
 
   private validPreemption(item: number): boolean {
@@ -266,6 +289,7 @@ export class System {
    */
   stepCpu(item: number): boolean {
     this.totalSteps++;
+    if (isReclaim(item)) return this.reclaim(reclaimOf(item).cpu);
     if (isPreemption(item)) {
       const { cpu, to } = preemptionOf(item);
       if (!this.canPreempt(cpu, to)) return false;
@@ -286,10 +310,10 @@ export class System {
   /**
    * Whether CPU `cpu`'s next step can be a preemption of its task, moved to CPU `to` (`to` =
    * `cpu`: staying): the CPU runs a task and takes no IPI next; the task is at a user instruction
-   * boundary or, with `preempt: full`, at a kernel step boundary where preempt_count is 0 and
-   * interrupts are on; and it goes somewhere: `to` is another CPU it may use, or another task
-   * waits on `cpu`. (cond_resched() points of `none` and `voluntary` are not step boundaries of
-   * their own, so a choice is not offered there.) Changes nothing.
+   * boundary or, inside a kernel path, at a preemption point: with `preempt: full` any step
+   * boundary where preempt_count is 0 and interrupts are on, with `none` and `voluntary` a
+   * cond_resched() point (STEP_RESCHED); and it goes somewhere: `to` is another CPU it may
+   * use, or another task waits on `cpu`. Changes nothing.
    */
   canPreempt(cpu: number, to: number): boolean {
     const k = this.kernel;
@@ -298,7 +322,7 @@ export class System {
     const t = pc.current;
     if (!t || t.state !== 'running' || takes_ipi(pc)) return false;
     if (to === cpu ? pc.runqueue.length === 0 : !cpu_allowed(t, to)) return false;
-    if (t.kpath) return k.options.preempt === 'full' && pc.preempt_count === 0 && !pc.irqs_disabled;
+    if (t.kpath) return k.options.preempt === 'full' ? pc.preempt_count === 0 && !pc.irqs_disabled : at_cond_resched(pc, t);
     return !pc.cpu.accessPending;
   }
 
@@ -453,6 +477,24 @@ export class System {
     t.need_resched = true;
     if (to !== undefined && to !== cpu) t.migrate_to = to;
     return true;
+  }
+
+  /**
+   * Memory runs short: kswapd wakes on CPU `cpu` and makes a reclaim pass over the anonymous
+   * LRU (vmscan.ts wakeup_kswapd, kswapd_reclaim), its steps interleaving with the other
+   * CPUs'; the task running on `cpu` gives the CPU up at its next preemption point. Returns
+   * false, changing nothing, while kswapd is already awake or for a CPU the machine lacks.
+   */
+  reclaim(cpu: number): boolean {
+    if (!this.canReclaim(cpu)) return false;
+    return wakeup_kswapd(this.kernel, cpu);
+  }
+
+  /** Whether `reclaim(cpu)` would wake kswapd now (it sleeps, and the CPU exists). Changes nothing. */
+  canReclaim(cpu: number): boolean {
+    const k = this.kernel;
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= k.percpu.length) return false;
+    return k.kswapd === null || k.kswapd.state === 'sleeping';
   }
 
   /** Moves task `tid`, runnable and not running, to CPU `cpu` (a load balancer's move). Returns whether it moved. */

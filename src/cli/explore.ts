@@ -25,6 +25,7 @@ export interface ExploreCommandOptions {
   preemptions?: number;
   evict?: number;
   preemptChoices?: number;
+  reclaims?: number;
   seed?: number;
   pctDepth?: number;
   invariants?: string;
@@ -88,6 +89,7 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
     invariants: invariantList(opts.invariants, opts.witness),
     evictions: opts.evict ?? 0,
     preemptChoices: opts.preemptChoices ?? 0,
+    reclaims: opts.reclaims ?? 0,
     preemptions: opts.preemptions ?? Infinity,
     maxDepth: opts.depth ?? Infinity,
     executions: opts.executions ?? (opts.mode === 'dpor' ? Infinity : 1000),

@@ -85,6 +85,7 @@ program
   .option('--depth <n>', 'at most this many steps per execution', integer('--depth'))
   .option('--preemptions <n>', 'at most this many preemptions per execution', integer('--preemptions'))
   .option('--evict <n>', 'TLB evictions the search may insert per execution (default 0)', integer('--evict'))
+  .option('--reclaims <n>', 'reclaim passes the search may insert per execution (default 0): kswapd woken on a CPU (r0) reclaims every anonymous LRU folio it may take (lazyfree ones, and swap-backed ones while swap has room), its steps interleaved with the others', integer('--reclaims'))
   .option('--preempt-choices <n>', "preemptions the search may insert per execution (default 0): a CPU's task preempted at a user instruction boundary (or, with --kernel preempt=full, a kernel step where preemption is on), staying (p0) or moved to another CPU it may use (p0>1)", integer('--preempt-choices'))
   .option('--seed <n>', 'seed of the random modes (default 1)', integer('--seed'))
   .option('--pct-depth <d>', "PCT's bug depth d (default 2)", integer('--pct-depth'))

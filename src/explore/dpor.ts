@@ -54,6 +54,8 @@ export interface SearchOptions {
   evictions: number;
   /** Preemption choices (System.preempt, with or without a move) per execution (default 0: none). */
   preemptChoices?: number;
+  /** Reclaim passes (System.reclaim) per execution (default 0: none). */
+  reclaims?: number;
   /** Preemptions per execution (Infinity: no bound). */
   preemptions: number;
   /** Steps per execution (Infinity: no bound). */
@@ -199,7 +201,7 @@ export class DporSearch {
   }
 
   private fresh(): Execution {
-    return new Execution(this.c, { invariants: this.o.invariants, evictions: this.o.evictions, preemptChoices: this.o.preemptChoices, until: this.o.until });
+    return new Execution(this.c, { invariants: this.o.invariants, evictions: this.o.evictions, preemptChoices: this.o.preemptChoices, reclaims: this.o.reclaims, until: this.o.until });
   }
 
   private denseOf(item: number): number {

@@ -29,12 +29,12 @@ import type { Kernel } from '../kernel/kernel.js';
 import { R_GLOBAL } from '../hw/rights.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { Runner, type RunReport } from '../scenario/run.js';
-import { evictionOf, evictionStep, hasWork, isPreemption, preemptionOf, preemptionStep, TASK_SIZE, type System } from '../system.js';
+import { evictionOf, evictionStep, hasWork, isPreemption, isReclaim, preemptionOf, preemptionStep, reclaimOf, reclaimStep, TASK_SIZE, type System } from '../system.js';
 import { Checker, type Violation } from './checks.js';
 
 /** One executed step: who took it and what it touched. */
 export interface Step {
-  /** The schedule item: a CPU number, or a negative eviction or preemption item (system.ts evictionStep, preemptionStep). */
+  /** The schedule item: a CPU number, or a negative eviction, preemption or reclaim item (system.ts evictionStep, preemptionStep, reclaimStep). */
   item: number;
   reads: number[];
   writes: number[];
@@ -50,15 +50,30 @@ function overlapAny(x: number[], y: number[]): boolean {
   return false;
 }
 
+/** Past this many keys a Recorder list is de-duplicated through a Set (a page copy reports 512 words). */
+const RECORDER_SCAN = 16;
+
 /** Collects one step's keys, each once. */
 class Recorder implements FootprintSink {
   reads: number[] = [];
   writes: number[] = [];
+  private readSet: Set<number> | null = null;
+  private writeSet: Set<number> | null = null;
   read(key: number): void {
-    if (!this.reads.includes(key)) this.reads.push(key);
+    if (this.readSet) {
+      if (this.readSet.has(key)) return;
+      this.readSet.add(key);
+    } else if (this.reads.includes(key)) return;
+    else if (this.reads.length >= RECORDER_SCAN) this.readSet = new Set(this.reads).add(key);
+    this.reads.push(key);
   }
   write(key: number): void {
-    if (!this.writes.includes(key)) this.writes.push(key);
+    if (this.writeSet) {
+      if (this.writeSet.has(key)) return;
+      this.writeSet.add(key);
+    } else if (this.writes.includes(key)) return;
+    else if (this.writes.length >= RECORDER_SCAN) this.writeSet = new Set(this.writes).add(key);
+    this.writes.push(key);
   }
 }
 
@@ -69,6 +84,8 @@ export interface ExecutionOptions {
   evictions: number;
   /** Preemptions (with or without a move to another CPU) the explorer may insert (default 0). */
   preemptChoices?: number;
+  /** Reclaim passes (kswapd woken on a CPU, System.reclaim) the explorer may insert (default 0). */
+  reclaims?: number;
   /** Keep every event (for a counterexample's timeline). */
   record?: boolean;
   /**
@@ -91,6 +108,7 @@ export class Execution {
   private readonly blockedOn: number[];
   private evictionsLeft: number;
   private preemptChoicesLeft: number;
+  private reclaimsLeft: number;
   private readonly untilOps: boolean;
   private readonly invariants: Set<string>;
   /** Tasks that have finished their operations. */
@@ -105,6 +123,7 @@ export class Execution {
     this.blockedOn = this.k.percpu.map(() => NaN);
     this.evictionsLeft = opts.evictions;
     this.preemptChoicesLeft = opts.preemptChoices ?? 0;
+    this.reclaimsLeft = opts.reclaims ?? 0;
     this.untilOps = opts.until === 'ops';
     this.invariants = new Set(opts.invariants);
     this.sys.events.subscribe((e) => {
@@ -116,8 +135,9 @@ export class Execution {
 
   /**
    * The items that may run next: CPUs with work that are not blocked, the evictions still
-   * allowed, and the preemptions still allowed (System.canPreempt: each CPU whose task can be
-   * preempted now, in place and to each other CPU it may use).
+   * allowed, the preemptions still allowed (System.canPreempt: each CPU whose task can be
+   * preempted now, in place and to each other CPU it may use), and while reclaims are allowed
+   * and kswapd sleeps, a reclaim pass woken on each CPU.
    */
   enabled(): number[] {
     const out: number[] = [];
@@ -140,6 +160,9 @@ export class Execution {
       const cpus = this.k.percpu.length;
       for (let c = 0; c < cpus; c++) for (let d = 0; d < cpus; d++) if (this.sys.canPreempt(c, d)) out.push(preemptionStep(c, d));
     }
+    if (this.reclaimsLeft > 0) {
+      for (let c = 0; c < this.k.percpu.length; c++) if (this.sys.canReclaim(c)) out.push(reclaimStep(c));
+    }
     return out;
   }
 
@@ -148,6 +171,7 @@ export class Execution {
     const rec = new Recorder();
     this.schedule.push(item);
     if (isPreemption(item)) return this.preemptStep(item, rec);
+    if (isReclaim(item)) return this.reclaimStep(item, rec);
     if (item < 0) {
       const { cpu } = evictionOf(item);
       rec.write(fp_cpu(cpu));
@@ -235,6 +259,23 @@ export class Execution {
     this.preemptChoicesLeft--;
     this.stepRecorded(item, rec);
     this.blockedOn[cpu] = NaN;
+    this.after(-1, rec);
+    return { item, reads: rec.reads, writes: rec.writes };
+  }
+
+  /**
+   * A reclaim choice (System.reclaim): kswapd goes onto CPU c's runqueue and c's task is told
+   * to give the CPU up. It writes c's runqueue and CPU state and kswapd's (FP_KERNEL), so it
+   * conflicts with every step c takes and every kernel step; the pass's own steps are kswapd's
+   * kernel steps on whichever CPU runs it.
+   */
+  private reclaimStep(item: number, rec: Recorder): Step {
+    const { cpu } = reclaimOf(item);
+    rec.write(fp_runq(cpu));
+    rec.write(fp_cpu(cpu));
+    rec.write(FP_KERNEL);
+    this.reclaimsLeft--;
+    this.stepRecorded(item, rec);
     this.after(-1, rec);
     return { item, reads: rec.reads, writes: rec.writes };
   }

@@ -15,7 +15,7 @@ import { Execution } from './execution.js';
 import { identityDifference, SearchMismatchError, type SearchIdentity } from './identity.js';
 import { randomExecutions, type PctBound } from './random.js';
 import { formatSchedule } from './schedule.js';
-import { isEviction, isPreemption } from '../system.js';
+import { isEviction, isPreemption, isReclaim } from '../system.js';
 import { drain, drainInSlices } from './slices.js';
 
 /** Every invariant `--invariants` may name: the built-in ones, 'deadlock' and 'scenario' (the scenario's own expectations). */
@@ -34,6 +34,8 @@ export interface ExploreOptions {
   evictions: number;
   /** Preemption choices the search may insert per execution (`--preempt-choices`; default 0). */
   preemptChoices?: number;
+  /** Reclaim passes (kswapd woken on a CPU) the search may insert per execution (`--reclaims`; default 0). */
+  reclaims?: number;
   preemptions: number;
   maxDepth: number;
   executions: number;
@@ -89,10 +91,13 @@ export function exploreInSlices(c: CompiledScenario, o: ExploreOptions, sliceMs?
 /** The search, yielding after each execution and each minimised counterexample; returns the report. */
 function* exploreSteps(c: CompiledScenario, o: ExploreOptions): Generator<void, ExploreResult> {
   checkInvariants(o.invariants);
+  if (o.mode === 'pct' && (o.evictions > 0 || (o.preemptChoices ?? 0) > 0 || (o.reclaims ?? 0) > 0)) {
+    throw new ArgumentError('mode', 'pct schedules CPUs by priority only: --evict, --preempt-choices and --reclaims need --mode uniform or dpor');
+  }
   const r: SearchResult & { pct?: PctBound } =
     o.mode === 'dpor'
-      ? yield* new DporSearch(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, preemptions: o.preemptions, maxDepth: o.maxDepth, maxExecutions: o.executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution: o.onExecution }).search()
-      : yield* randomExecutions(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
+      ? yield* new DporSearch(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, preemptions: o.preemptions, maxDepth: o.maxDepth, maxExecutions: o.executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution: o.onExecution }).search()
+      : yield* randomExecutions(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
   const violations: ExploreCounterexample[] = [];
   for (const v of r.violations) {
     const found = switches(v.schedule);
@@ -156,9 +161,9 @@ export function replay(c: CompiledScenario, schedule: number[], o: { invariants:
   return { violation: exec.violation, stuckAt, report };
 }
 
-/** The evictions and preemption choices a schedule takes: what an Execution replaying it must allow. */
-function choicesIn(schedule: number[]): { evictions: number; preemptChoices: number } {
-  return { evictions: schedule.filter(isEviction).length, preemptChoices: schedule.filter(isPreemption).length };
+/** The evictions, preemption and reclaim choices a schedule takes: what an Execution replaying it must allow. */
+function choicesIn(schedule: number[]): { evictions: number; preemptChoices: number; reclaims: number } {
+  return { evictions: schedule.filter(isEviction).length, preemptChoices: schedule.filter(isPreemption).length, reclaims: schedule.filter(isReclaim).length };
 }
 
 /**

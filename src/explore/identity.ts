@@ -21,6 +21,8 @@ export interface SearchIdentity {
   evictions: number;
   /** `--preempt-choices`: preemptions (and moves) the search may insert per execution. */
   preemptChoices: number;
+  /** `--reclaims`: reclaim passes the search may insert per execution. */
+  reclaims: number;
   /** Bounds; null for none. */
   preemptions: number | null;
   depth: number | null;
@@ -45,6 +47,7 @@ export const IDENTITY_FIELDS: Record<keyof SearchIdentity, string> = {
   invariants: '--invariants',
   evictions: '--evict',
   preemptChoices: '--preempt-choices',
+  reclaims: '--reclaims',
   preemptions: '--preemptions',
   depth: '--depth',
   executions: '--executions',
@@ -67,6 +70,7 @@ export function searchIdentity(scenario: string, text: string, kernel: string[],
     invariants: [...o.invariants].sort(),
     evictions: o.evictions,
     preemptChoices: o.preemptChoices ?? 0,
+    reclaims: o.reclaims ?? 0,
     preemptions: bound(o.preemptions),
     depth: bound(o.maxDepth),
     executions: bound(o.executions),

@@ -20,6 +20,8 @@ export interface RandomOptions {
   evictions: number;
   /** Preemption choices per execution (default 0). */
   preemptChoices?: number;
+  /** Reclaim passes per execution (default 0). */
+  reclaims?: number;
   /** 'uniform' or 'pct'. */
   strategy: 'uniform' | 'pct';
   executions: number;
@@ -76,7 +78,7 @@ export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Genera
   let k = Number.isFinite(o.maxDepth) ? o.maxDepth : 0;
   let bounded = false;
   for (let run = 0; run < o.executions; run++) {
-    const exec = new Execution(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, until: o.until });
+    const exec = new Execution(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, until: o.until });
     const prio: number[] = [];
     const change: number[] = [];
     if (o.strategy === 'pct') {
@@ -90,20 +92,22 @@ export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Genera
       for (let i = 1; i < o.pctDepth; i++) change.push(1 + (next() % span));
     }
     let steps = 0;
+    let ended = false;
     for (;;) {
       if (exec.violation) break;
-      const en = exec.enabled();
-      if (en.length === 0) break;
+      // PCT schedules CPUs only: the choices (evictions, preemptions, reclaims) are uniform's.
+      const en = o.strategy === 'uniform' ? exec.enabled() : exec.enabled().filter((q) => q >= 0);
+      if (en.length === 0) {
+        ended = true;
+        break;
+      }
       if (steps >= o.maxDepth) {
         bounded = true;
         break;
       }
       let item: number;
       if (o.strategy === 'uniform') item = en[next() % en.length];
-      else {
-        const cpusEn = en.filter((q) => q >= 0);
-        item = cpusEn.reduce((a, b) => (prio[b] > prio[a] ? b : a));
-      }
+      else item = en.reduce((a, b) => (prio[b] > prio[a] ? b : a));
       exec.step(item);
       steps++;
       stats.steps++;
@@ -112,7 +116,7 @@ export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Genera
         if (i >= 0) prio[item] = i + 1;
       }
     }
-    if (!exec.violation && exec.enabled().length === 0) {
+    if (!exec.violation && ended) {
       exec.finish();
       stats.complete++;
     }

@@ -1,12 +1,13 @@
 /**
  * Schedules as text: the items of an execution, one per step, run-length encoded the way a
  * scenario's `schedule.steps` is written: `0*120,1*17,0`. A TLB eviction is `e<cpu>.<slot>`;
- * preempting the task on a CPU is `p<cpu>`, and preempting it and moving it to CPU d `p<cpu>>d`.
+ * preempting the task on a CPU is `p<cpu>`, and preempting it and moving it to CPU d `p<cpu>>d`;
+ * waking kswapd on a CPU for a reclaim pass is `r<cpu>`.
  * `isolab explore` prints counterexamples in this form; `isolab replay --schedule` and
  * `isolab run --schedule` read it.
  */
 import { ArgumentError } from '../errors.js';
-import { evictionOf, evictionStep, isPreemption, preemptionOf, preemptionStep } from '../system.js';
+import { evictionOf, evictionStep, isPreemption, isReclaim, preemptionOf, preemptionStep, reclaimOf, reclaimStep } from '../system.js';
 
 /** The items as text. */
 export function formatSchedule(items: number[]): string {
@@ -15,7 +16,7 @@ export function formatSchedule(items: number[]): string {
     let n = 1;
     while (i + n < items.length && items[i + n] === items[i]) n++;
     const it = items[i];
-    const name = it >= 0 ? String(it) : isPreemption(it) ? preemptionName(it) : `e${evictionOf(it).cpu}.${evictionOf(it).slot}`;
+    const name = it >= 0 ? String(it) : isReclaim(it) ? `r${reclaimOf(it).cpu}` : isPreemption(it) ? preemptionName(it) : `e${evictionOf(it).cpu}.${evictionOf(it).slot}`;
     out.push(n > 1 ? `${name}*${n}` : name);
     i += n;
   }
@@ -35,13 +36,15 @@ export function parseSchedule(text: string, cpus: number): number[] {
   if (trimmed === '') return items;
   for (const [i, raw] of trimmed.split(',').entries()) {
     const part = raw.trim();
-    const m = /^(?:(\d+)|e(\d+)\.(\d+)|p(\d+)(?:>(\d+))?)(?:\*(\d+))?$/.exec(part);
-    if (!m) throw new ArgumentError('schedule', `item ${i + 1} ("${part}"): expected a CPU number, e<cpu>.<slot>, p<cpu> or p<cpu>><cpu>, followed or not by *<count>`);
-    const cpu = Number(m[1] ?? m[2] ?? m[4]);
+    const m = /^(?:(\d+)|e(\d+)\.(\d+)|p(\d+)(?:>(\d+))?|r(\d+))(?:\*(\d+))?$/.exec(part);
+    if (!m) throw new ArgumentError('schedule', `item ${i + 1} ("${part}"): expected a CPU number, e<cpu>.<slot>, p<cpu>, p<cpu>><cpu> or r<cpu>, followed or not by *<count>`);
+    const cpu = Number(m[1] ?? m[2] ?? m[4] ?? m[6]);
     const to = m[5] !== undefined ? Number(m[5]) : cpu;
+    // Slots above this would alias other kinds of item (system.ts evictionStep); no TLB has that many.
+    if (m[3] !== undefined && Number(m[3]) >= 65536) throw new ArgumentError('schedule', `item ${i + 1} ("${part}"): a TLB slot is below 65536`);
     if (cpu >= cpus || to >= cpus) throw new ArgumentError('schedule', `item ${i + 1} ("${part}"): the machine has CPUs 0 to ${cpus - 1}`);
-    const item = m[1] !== undefined ? cpu : m[2] !== undefined ? evictionStep(cpu, Number(m[3])) : preemptionStep(cpu, to);
-    const count = m[6] !== undefined ? Number(m[6]) : 1;
+    const item = m[1] !== undefined ? cpu : m[2] !== undefined ? evictionStep(cpu, Number(m[3])) : m[6] !== undefined ? reclaimStep(cpu) : preemptionStep(cpu, to);
+    const count = m[7] !== undefined ? Number(m[7]) : 1;
     if (count < 1 || count > 10_000_000) throw new ArgumentError('schedule', `item ${i + 1} ("${part}"): the count must be from 1 to 10000000`);
     for (let n = 0; n < count; n++) items.push(item);
   }

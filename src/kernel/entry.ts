@@ -16,7 +16,7 @@ import { exc_page_fault } from './fault.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { cpu_allowed, sched_tick, schedule } from './sched.js';
 import { force_sig, force_sig_fault, get_signal, signal_pending, sigmask } from './signal.js';
-import { STEP_IPI, STEP_SLEEP, STEP_WAIT, type KPath } from './steps.js';
+import { STEP_IPI, STEP_RESCHED, STEP_SLEEP, STEP_WAIT, type KPath } from './steps.js';
 import { SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
 import { ENOSYS, ILL_ILLOPN, SEGV_CPERR, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
@@ -110,7 +110,7 @@ export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
       top = v;
       continue;
     }
-    if (++n < k.quantum && v !== STEP_WAIT && v !== STEP_SLEEP && v !== STEP_IPI) continue;
+    if (++n < k.quantum && v !== STEP_WAIT && v !== STEP_SLEEP && v !== STEP_IPI && !(v === STEP_RESCHED && t.need_resched)) continue;
     if (k.options.preempt !== 'none') {
       t.slice += n;
       sched_tick(k, pc, t);
@@ -124,6 +124,12 @@ export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
   const kind = t.kpathKind;
   if (kind === 'return') return;
   if (kind === 'exit') {
+    schedule(k, pc);
+    return;
+  }
+  if (kind === 'kthread') {
+    // The kernel thread's work is done: it sleeps until woken again.
+    t.state = 'sleeping';
     schedule(k, pc);
     return;
   }

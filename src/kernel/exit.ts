@@ -96,9 +96,13 @@ export function record_reach(k: Kernel, t: Task, mm: MmStruct): void {
  * free_thread_stack -> vfree: its PTEs are cleared (in the mm's tables, which the user copy
  * shares), flush_tlb_kernel_range drops the range on every CPU (flush_tlb_one_kernel per page,
  * which under PTI also marks the CPU's other ASIDs with invalidate_other), then the frames
- * are freed. XXX: Linux frees a dead task's stack later (put_task_stack after its last switch,
- * vfree from an RCU callback, the vmap area's flush batched by the lazy purge); the model
- * frees it synchronously from do_exit, with the same flush.
+ * are freed. XXX: stricter than 6.12, which frees a dead task's stack later and flushes later
+ * still: put_task_stack after the task's last switch (finish_task_switch), free_thread_stack
+ * keeping up to two stacks per CPU mapped for reuse and otherwise vfree from an RCU callback;
+ * vfree clears the PTEs and frees the pages at once, and the vmap area's TLB flush comes with
+ * the lazy purge (__purge_vmap_area_lazy), one flush_tlb_kernel_range over every lazily freed
+ * area, usually above the ceiling (do_flush_tlb_all). The model unmaps, flushes and frees
+ * synchronously from do_exit.
  */
 export function* pti_stack_free(k: Kernel, pc: PerCpu, t: Task): KPath {
   const s = t.ptiStack;

@@ -114,8 +114,10 @@ export class Kernel {
   readonly levels: number;
   /** The kernel's layout for its paging mode (page_offset_base, vmalloc_base, LDT_BASE_ADDR). */
   readonly layout: KernelLayout;
-  /** Every task ever created, by tid (reaped ones removed). */
+  /** Every task ever created, by tid (reaped ones removed). Kernel threads are not in it. */
   readonly tasks = new Map<number, Task>();
+  /** kswapd0 (vmscan.ts wakeup_kswapd), made when first woken. */
+  kswapd: Task | null = null;
   /** Every mm from mm_alloc to its last mmdrop (init_mm aside): the debug checks count the references of one under construction or teardown too. */
   readonly mms = new Set<MmStruct>();
   /** Results of user operations, when `options.log`. */

@@ -1,18 +1,20 @@
 /**
- * The PTE level of mprotect (mm/mprotect.c change_pte_range): every present entry of a range
- * rewritten with the VMA's new protection.
+ * The PTE level of mprotect (mm/mprotect.c change_pmd_range → change_pte_range): every present
+ * entry of a range rewritten with the VMA's new protection, one PTE table at a time.
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { PG_anon_exclusive } from './page.js';
 import { __pte, _PAGE_SPECIAL, pmd_addr_end, pte_mkwrite, pte_modify, pte_needs_flush, pte_pfn, pte_present, pte_protnone, pte_write, vm_get_page_prot } from './pgtable.js';
+import { cond_resched } from './sched.js';
 import { STEP_ATOMIC, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { VM_SHARED, VM_WRITE, type Vma } from './vma.js';
 
 /**
- * change_pte_range over [start, end) of `vma`, whose flags are already the new ones, under the
- * page-table lock: rewrites each present PTE with pte_modify, making exclusive anonymous pages
+ * change_pmd_range over [start, end) of `vma`, whose flags are already the new ones: for each
+ * PTE table (an empty PMD skipped), change_pte_range under the page-table lock, then
+ * cond_resched(). It rewrites each present PTE with pte_modify, making exclusive anonymous pages
  * writable at once when the VMA is private and writable (MM_CP_TRY_CHANGE_WRITABLE,
  * can_change_pte_writable). Each rewrite is a locked update, retried with the value found when
  * the hardware changed the entry meanwhile. Returns the range of PTEs whose change needs a TLB
@@ -26,12 +28,14 @@ export function* change_protection(k: Kernel, pc: PerCpu, t: Task, vma: Vma, sta
   const ptent = __pte();
   let first = -1;
   let last = -1;
-  yield* spin_lock_ptl(pc, mm, t);
   for (let va = start; va < end; ) {
     const next = pmd_addr_end(va, end);
-    const table = mm.pgtables.pteTable(va, false);
-    if (table >= 0) {
-      for (let a = va; a < next; a += 4096) {
+    // change_pmd_range: an empty PMD is skipped; each PTE table under its lock, then cond_resched().
+    if (mm.pgtables.pteTable(va, false) >= 0) {
+      yield* spin_lock_ptl(pc, mm, t);
+      // Looked up again under the lock (pte_offset_map_lock).
+      const table = mm.pgtables.pteTable(va, false);
+      for (let a = va; table >= 0 && a < next; a += 4096) {
         const i = Math.floor(a / 4096) % 512;
         let lo = mem.readLo(table, i);
         let hi = mem.readHi(table, i);
@@ -58,9 +62,10 @@ export function* change_protection(k: Kernel, pc: PerCpu, t: Task, vma: Vma, sta
           break;
         }
       }
+      yield* spin_unlock_ptl(pc, mm);
     }
+    yield* cond_resched(k, pc, t);
     va = next;
   }
-  yield* spin_unlock_ptl(pc, mm);
   return first < 0 ? null : [first, last + 4096];
 }

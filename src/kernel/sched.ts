@@ -19,7 +19,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
 import { enter_lazy_tlb, switch_mm_irqs_off } from './tlbflush.js';
-import { STEP_SLEEP, STEP_WAIT, type KPath, type KSteps } from './steps.js';
+import { STEP_RESCHED, STEP_SLEEP, STEP_WAIT, type KPath, type KSteps } from './steps.js';
 import { copy_from_user, copy_to_user } from './uaccess.js';
 import { EFAULT, EINVAL, ESRCH } from './uapi.js';
 import { this_cpu } from './this_cpu.js';
@@ -108,6 +108,13 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
     enter_lazy_tlb(k, pc);
     return;
   }
+  if (next.kthread) {
+    // A kernel thread borrows the loaded mm (context_switch's lazy-TLB case) and goes on with the path it was woken with.
+    next.state = 'running';
+    next.slice = 0;
+    enter_lazy_tlb(k, pc);
+    return;
+  }
   next.state = 'running';
   next.slice = 0;
   if (next.mm) {
@@ -171,15 +178,26 @@ export function sched_tick(k: Kernel, pc: PerCpu, t: Task): void {
 }
 
 /**
- * cond_resched (and might_resched at a might_sleep() point with `voluntary: true`): gives the
- * CPU up if TIF_NEED_RESCHED is set, the task staying runnable (one step). With `preempt: full`
- * it is compiled out (the kernel is preempted anyway); inside a spinlock it does nothing.
+ * cond_resched (and might_resched at a might_sleep() point with `voluntary: true`): a
+ * preemption point, one step boundary (STEP_RESCHED) at which the CPU's next step gives the
+ * CPU up if TIF_NEED_RESCHED is set, the task staying runnable (sim/step.ts cpu_step;
+ * __cond_resched → preempt_schedule_common). With `preempt: full` it is compiled out (the
+ * kernel is preempted anyway); inside a spinlock or with interrupts off it does nothing.
  */
-export function* cond_resched(k: Kernel, pc: PerCpu, t: Task, voluntary = false): KSteps<void> {
+export function* cond_resched(k: Kernel, pc: PerCpu, _t: Task, voluntary = false): KSteps<void> {
   const mode = k.options.preempt;
   if (mode === 'full' || (voluntary && mode !== 'voluntary')) return;
-  if (!t.need_resched || pc.preempt_count > 0) return;
-  yield STEP_SLEEP;
+  if (pc.preempt_count > 0 || pc.irqs_disabled) return;
+  pc.touch = -1;
+  yield STEP_RESCHED;
+}
+
+/**
+ * Whether task `t`, running on `pc` inside a kernel path, stands at a cond_resched() point
+ * (its path's last step was STEP_RESCHED) where it may give the CPU up.
+ */
+export function at_cond_resched(pc: PerCpu, t: Task): boolean {
+  return t.nextStep === STEP_RESCHED && t.nextStepPath === t.kpath && pc.preempt_count === 0 && !pc.irqs_disabled;
 }
 
 /** The online CPUs as a mask (cpu_active_mask). */

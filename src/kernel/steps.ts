@@ -31,7 +31,14 @@ export const STEP_UACCESS = 11;
 /** One step of the entry or exit code (a CR3 switch, a stack switch, a register copy): touches only this CPU. */
 export const STEP_ENTRY = 12;
 
-export const STEP_NAMES: readonly string[] = ['', 'read', 'write', 'atomic', 'lock', 'unlock', 'wait', 'ipi', 'flush', 'copy', 'sleep', 'uaccess', 'entry'];
+/**
+ * cond_resched() with preempt=none or voluntary: a point where the task gives its CPU up if
+ * TIF_NEED_RESCHED is set (the CPU's next step schedules, sim/step.ts), and where the explorer
+ * may preempt it (System.canPreempt).
+ */
+export const STEP_RESCHED = 13;
+
+export const STEP_NAMES: readonly string[] = ['', 'read', 'write', 'atomic', 'lock', 'unlock', 'wait', 'ipi', 'flush', 'copy', 'sleep', 'uaccess', 'entry', 'resched'];
 
 /**
  * A kernel path: yields step kinds, returns the syscall's result (or 0). It may also yield

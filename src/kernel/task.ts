@@ -118,6 +118,8 @@ export class Task {
   exit_code = 0;
   /** Set when the task has been reaped or was a thread that self-reaped. */
   reaped = false;
+  /** PF_KTHREAD: a kernel thread (no mm, no user mode; it sleeps when its path ends). */
+  kthread = false;
 
   // ---- User context ----------------------------------------------------------------------
   image: ProgramImage | null;
@@ -156,7 +158,7 @@ export class Task {
   /** The result of the last sub-path that ended (read by its `kcall` in the same step). */
   kret = 0;
   /** What the kernel path is: decides what happens when it ends. */
-  kpathKind: 'syscall' | 'fault' | 'signal' | 'exit' | 'return' = 'syscall';
+  kpathKind: 'syscall' | 'fault' | 'signal' | 'exit' | 'return' | 'kthread' = 'syscall';
   /** The kind of step (steps.ts) `nextStepPath` yielded last: what its next step is. Valid while it is `kpath`. */
   nextStep = 0;
   nextStepPath: KPath | null = null;

@@ -4,7 +4,7 @@
  * its single-page ceiling and its IPIs, and flush_tlb_func on each CPU. The kernel touches
  * the TLB only through the processor's instructions (MOV to CR3, INVLPG).
  */
-import { CR3_HI_NOFLUSH } from '../hw/regs.js';
+import { CR3_HI_NOFLUSH, CR4_PGE } from '../hw/regs.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { flush_ldt, switch_ldt } from './ldt.js';
@@ -12,7 +12,6 @@ import { mmdrop } from './mmput.js';
 import { invalidate_user_asid, user_pcid } from './pti.js';
 import { STEP_FLUSH, STEP_IPI, STEP_READ, STEP_WAIT, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import { __this_cpu_preempt_check, smp_processor_id } from './debug.js';
-import { ModelError } from '../errors.js';
 import { raw_cpu } from './this_cpu.js';
 
 /** TLB_NR_DYN_ASIDS: ASIDs each CPU hands out to the mms it runs. */
@@ -25,7 +24,7 @@ export const TLB_FLUSH_ALL = -1;
  * carries install_ldt's flush_ldt call (`func`), the other function the model sends by IPI.
  */
 export interface FlushTlbInfo {
-  func: 'flush_tlb_func' | 'flush_ldt' | 'do_kernel_range_flush';
+  func: 'flush_tlb_func' | 'flush_ldt' | 'do_kernel_range_flush' | 'do_flush_tlb_all';
   mm: MmStruct | null;
   start: number;
   end: number;
@@ -251,20 +250,41 @@ export function do_kernel_range_flush(k: Kernel, pc: PerCpu, f: FlushTlbInfo): v
 }
 
 /**
+ * __flush_tlb_all: every entry of this CPU's TLB, global ones and every PCID included. With
+ * PGE, native_flush_tlb_global: INVPCID's all-contexts type where the CPU has INVPCID, else
+ * CR4.PGE cleared and set again; without PGE, flush_tlb_local. Nothing is left for
+ * invalidate_other to do.
+ */
+export function __flush_tlb_all(k: Kernel, pc: PerCpu): void {
+  const cpu = pc.cpu;
+  if (!cpu.model.pge) {
+    flush_tlb_local(k, pc);
+    return;
+  }
+  if (cpu.model.invpcid) {
+    cpu.invpcid(2, 0);
+    return;
+  }
+  const cr4 = cpu.cr4;
+  cpu.movToCr4(cr4 ^ CR4_PGE);
+  cpu.movToCr4(cr4);
+}
+
+/**
  * flush_tlb_kernel_range: after the caller cleared kernel PTEs in [start, end) (addresses as
- * numbers: page-aligned kernel addresses are exact doubles), every CPU drops them before the
- * caller goes on. Under preempt_disable(), on_each_cpu(do_kernel_range_flush): an IPI (one step
- * each) to every other CPU, the local flush, then the wait for every target. With the kernel
- * option `clear_asid_other: preemptible` the caller then clears its CPU's other ASIDs itself,
- * preemptible (clear_asid_other_preemptible).
- * XXX: a range above tlb_single_page_flush_ceiling (do_flush_tlb_all) is a ModelError: no
- * caller in the model flushes one.
+ * numbers: page-aligned kernel addresses are exact doubles; `end` TLB_FLUSH_ALL for
+ * everything), every CPU drops them before the caller goes on. On each CPU, on_each_cpu runs
+ * do_flush_tlb_all (__flush_tlb_all) for TLB_FLUSH_ALL or a range above
+ * tlb_single_page_flush_ceiling, else do_kernel_range_flush: under preempt_disable(), an IPI
+ * (one step each) to every other CPU, the local call with interrupts off, then the wait for
+ * every target. With the kernel option `clear_asid_other: preemptible` the caller then clears
+ * its CPU's other ASIDs itself, preemptible (clear_asid_other_preemptible).
  */
 export function* flush_tlb_kernel_range(k: Kernel, pc: PerCpu, start: number, end: number): KPath {
-  if ((end - start) / 4096 > k.options.tlb_single_page_flush_ceiling) throw new ModelError('flush_tlb_kernel_range', 'do_flush_tlb_all is not modelled');
+  const all = end === TLB_FLUSH_ALL || end - start > k.options.tlb_single_page_flush_ceiling * 4096;
   pc.preempt_count++; // preempt_disable()
   const cpu = smp_processor_id(k, pc, 'flush_tlb_kernel_range');
-  const info: FlushTlbInfo = { func: 'do_kernel_range_flush', mm: null, start, end, stride_shift: 12, freed_tables: false, new_tlb_gen: 0, initiating_cpu: cpu, pending: 0 };
+  const info: FlushTlbInfo = { func: all ? 'do_flush_tlb_all' : 'do_kernel_range_flush', mm: null, start, end, stride_shift: 0, freed_tables: false, new_tlb_gen: 0, initiating_cpu: cpu, pending: 0 };
   // on_each_cpu -> smp_call_function_many_cond: every other online CPU, then this one with interrupts off.
   for (let c = 0; c < k.percpu.length; c++) {
     if (c === cpu) continue;
@@ -276,7 +296,13 @@ export function* flush_tlb_kernel_range(k: Kernel, pc: PerCpu, start: number, en
   }
   pc.touch = pc.id;
   yield STEP_FLUSH;
-  do_kernel_range_flush(k, raw_cpu(pc), info);
+  // smp_call_function_many_cond runs the local call under local_irq_save.
+  const here = raw_cpu(pc);
+  const irqs = here.irqs_disabled;
+  here.irqs_disabled = true;
+  if (all) __flush_tlb_all(k, here);
+  else do_kernel_range_flush(k, here, info);
+  here.irqs_disabled = irqs;
   while (info.pending > 0) {
     pc.touch = -1;
     yield STEP_WAIT;
@@ -354,6 +380,7 @@ export function handle_flush_ipi(k: Kernel, pc: PerCpu): void {
   pc.irqs_disabled = true;
   if (f.func === 'flush_ldt') flush_ldt(k, pc, f.mm!);
   else if (f.func === 'do_kernel_range_flush') do_kernel_range_flush(k, pc, f);
+  else if (f.func === 'do_flush_tlb_all') __flush_tlb_all(k, pc);
   else flush_tlb_func(k, pc, f);
   pc.irqs_disabled = irqs;
   f.pending--;

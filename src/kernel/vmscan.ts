@@ -17,11 +17,14 @@
  * MADV_PAGEOUT does.
  */
 import type { Kernel, PerCpu } from './kernel.js';
+import { kthread_create, PID_MAX_LIMIT } from './kthread.js';
 import { folio_lock_id, PG_active, PG_anon, PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_swapcache, type PageRefs } from './page.js';
 import { try_to_unmap } from './rmap.js';
-import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_UNLOCK, type KSteps } from './steps.js';
+import { wake_up_process } from './sched.js';
+import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_UNLOCK, type KPath, type KSteps } from './steps.js';
 import { __delete_from_swap_cache, add_to_swap, folio_free_swap, put_swap_folio, swap_write_folio, vm_swap_full } from './swap.js';
 import type { Task } from './task.js';
+import { this_cpu } from './this_cpu.js';
 
 /**
  * The folios a reclaim holds between its steps: `refs` the isolated ones (folio_list, one
@@ -88,7 +91,8 @@ function* shrink_folio_list(k: Kernel, pc: PerCpu, t: Task, list: folio_list, fo
     const swapbacked = (pages.flags[pfn] & PG_swapbacked) !== 0;
     const verdict = yield* shrink_folio(k, pc, t, pfn);
     if (k.events.on) {
-      const how = verdict === 'free' ? (swapbacked ? 'swapped' : 'discarded') : verdict === 'activate' ? 'activated' : (pages.flags[pfn] & PG_swapbacked) && !swapbacked ? 'redirtied' : 'kept';
+      // A lazyfree folio try_to_unmap_one made swap-backed again (nr_lazyfree_fail) is 'redirtied', though it is then activated.
+      const how = verdict === 'free' ? (swapbacked ? 'swapped' : 'discarded') : (pages.flags[pfn] & PG_swapbacked) && !swapbacked ? 'redirtied' : verdict === 'activate' ? 'activated' : 'kept';
       k.emit({ type: 'reclaim', cpu: pc.id, tid: t.tid, pfn, outcome: how });
     }
     if (verdict === 'activate') {
@@ -173,5 +177,64 @@ function __remove_mapping(k: Kernel, pfn: number): boolean {
   const offset = __delete_from_swap_cache(k, pfn);
   put_swap_folio(k.swap, offset);
   pages.put_page(pfn);
+  return true;
+}
+
+/** kswapd0's tid: above every pid a process can get (kthread.ts). */
+export const KSWAPD_TID = PID_MAX_LIMIT + 1;
+
+/**
+ * Whether reclaim may take anonymous folio `pfn` now: on the LRU, and either lazyfree (a clean
+ * MADV_FREE'd folio sits on the file LRU and needs no swap) or swap-backed with swap space
+ * left (get_scan_count scans the anonymous lists only when can_reclaim_anon_pages).
+ */
+function reclaimable(k: Kernel, pfn: number): boolean {
+  const f = k.pages.flags[pfn];
+  if ((f & (PG_lru | PG_anon)) !== (PG_lru | PG_anon)) return false;
+  return !(f & PG_swapbacked) || k.swap.inuse_pages < k.swap.max;
+}
+
+/**
+ * kswapd's pass over the node (kswapd → balance_pgdat → shrink_node → shrink_lruvec →
+ * shrink_inactive_list), as the explorer injects it: in one step under the lruvec's lru_lock
+ * (isolate_lru_folios) every reclaimable anonymous folio is isolated, then they are reclaimed
+ * as reclaim_pages does, each step interleaving with the other CPUs. Returns how many were
+ * freed.
+ *
+ * XXX: references are ignored (what MADV_PAGEOUT does, and what kswapd does to a folio whose
+ * accessed bits have aged: folio_check_references would keep a folio referenced since the
+ * last scan); the whole LRU is scanned at once, with no priority or watermark loop.
+ */
+export function* kswapd_reclaim(k: Kernel, pc: PerCpu, t: Task): KSteps<number> {
+  const list = new folio_list();
+  pc.touch = -1;
+  yield STEP_ATOMIC;
+  const pages = k.pages;
+  for (let pfn = 0; pfn < pages.flags.length; pfn++) if (reclaimable(k, pfn)) folio_isolate_lru(k, list, pfn);
+  if (list.refs.length === 0) return 0;
+  return yield* reclaim_pages(k, pc, t, list);
+}
+
+/** kswapd's path for one wake-up: the pass, then back to sleep (kernel_step ends a kthread path by scheduling). */
+function* kswapd(k: Kernel, pc: PerCpu, t: Task): KPath {
+  yield* kswapd_reclaim(k, pc, t);
+  return 0;
+}
+
+/**
+ * wakeup_kswapd: memory is short, so kswapd0 runs a reclaim pass (the explorer's reclaim
+ * choice, System.reclaim). It is made runnable on CPU `cpu` and the task running there is told
+ * to give the CPU up at its next preemption point (check_preempt_wakeup_fair's resched_curr for a
+ * thread that slept long). Returns false, changing nothing, while kswapd is already awake.
+ */
+export function wakeup_kswapd(k: Kernel, cpu: number): boolean {
+  const t = (k.kswapd ??= kthread_create(k, KSWAPD_TID));
+  if (t.state !== 'sleeping') return false;
+  t.cpu = cpu;
+  t.kpath = kswapd(k, this_cpu(k, t), t);
+  t.kpathKind = 'kthread';
+  wake_up_process(k, t);
+  const cur = k.percpu[t.cpu].current;
+  if (cur) cur.need_resched = true;
   return true;
 }

@@ -5,7 +5,8 @@
  * runs: unknown constants, undefined `$names` and functions, names used twice, CPUs the machine
  * lacks, CPU models that cannot exist, expectations that cannot apply.
  */
-import { ConfigError, ScenarioError, type ScenarioIssue } from '../errors.js';
+import { ArgumentError, ConfigError, ScenarioError, type ScenarioIssue } from '../errors.js';
+import { parseSchedule } from '../explore/schedule.js';
 import { syscallEntries, syscallEntry } from '../kernel/syscalls.js';
 import {
   CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM, ERRNO_NAMES, MAP_ANONYMOUS, MAP_PRIVATE, MAP_STACK,
@@ -156,6 +157,20 @@ export class OpTable<T> {
   }
 }
 
+/** A schedule.steps item as parseSchedule reads it; spaces around `*` ('0 * 5') are allowed in a scenario file. */
+function scheduleText(item: number | string): string {
+  return typeof item === 'number' ? String(item) : item.replace(/\s*\*\s*/g, '*');
+}
+
+/**
+ * A schedule item's ArgumentError as a scenario issue: without the argument name, and without
+ * parseSchedule's "item 1" when the item holds one token (its path already says which).
+ */
+function scheduleMessage(e: ArgumentError, item: number | string): string {
+  const message = e.message.startsWith(`${e.argument}: `) ? e.message.slice(e.argument.length + 2) : e.message;
+  return typeof item === 'number' || !item.includes(',') ? message.replace(/^item 1 \(("[^"]*")\): /, '$1: ') : message;
+}
+
 /** Parses "64 MiB" or a byte count. */
 export function parseMemory(v: number | string): number {
   if (typeof v === 'number') return v;
@@ -229,8 +244,8 @@ class Compiler {
       kernel: s.kernel,
     };
     const script = this.script(s.schedule?.steps);
-    this.trialBoot(system);
     if (script) system.script = script;
+    this.trialBoot(system);
 
     const processes: CompiledProcess[] = [];
     s.processes.forEach((p, i) => {
@@ -271,6 +286,10 @@ class Compiler {
       new System(system);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
+      if (e.option === 'script') {
+        this.scriptIssue(system, e);
+        return;
+      }
       const opt = e.option.split('.');
       const path: Path = opt[0] === 'kernel' ? opt : ['machine', ...opt];
       this.issue(path, e.message.slice(e.option.length + 2));
@@ -591,28 +610,51 @@ class Compiler {
   }
 
   /**
-   * schedule.steps expanded: each item is a CPU number (one step) or "cpu*count"; CPUs must
-   * exist. Undefined when the scenario has no script.
+   * schedule.steps expanded: each item is a CPU number (one step) or a string in the explorer's
+   * schedule syntax, read by parseSchedule (a CPU number, `e<cpu>.<slot>`, `p<cpu>`,
+   * `p<cpu>><cpu>` and whatever other tokens it reads, each optionally `*count`, several
+   * separated by commas), so a counterexample printed by `isolab explore` can be pasted in. A
+   * bad token, or a CPU the machine lacks, is an issue at its item; items the machine cannot
+   * take (a TLB slot past its size) are found by trialBoot. Undefined when there is no script.
    */
   private script(items: (number | string)[] | undefined): number[] | undefined {
     if (items === undefined) return undefined;
     const out: number[] = [];
-    items.forEach((item, i) => {
+    for (const [i, item] of items.entries()) {
       const path: Path = ['schedule', 'steps', i];
-      const m = typeof item === 'string' ? /^\s*(\d+)\s*\*\s*(\d+)\s*$/.exec(item) : null;
-      const cpu = typeof item === 'number' ? item : m ? Number(m[1]) : -1;
-      const count = m ? Number(m[2]) : 1;
-      if (cpu < 0 || cpu >= this.cpus) {
-        this.issue(path, `the machine has CPUs 0 to ${this.cpus - 1}, not ${typeof item === 'string' && !m ? JSON.stringify(item) : cpu}; a step is a CPU number or "cpu*count"`);
-        return;
+      let expanded: number[];
+      try {
+        expanded = parseSchedule(scheduleText(item), this.cpus);
+      } catch (e) {
+        if (!(e instanceof ArgumentError)) throw e;
+        this.issue(path, scheduleMessage(e, item));
+        continue;
       }
-      if (out.length + count > MAX_SCRIPT_STEPS) {
+      if (out.length + expanded.length > MAX_SCRIPT_STEPS) {
         this.issue(path, `the script is longer than ${MAX_SCRIPT_STEPS} steps`);
+        break;
+      }
+      for (const x of expanded) out.push(x);
+    }
+    return out;
+  }
+
+  /**
+   * The machine refused the script (an item the parser accepts but this machine lacks, such as a
+   * TLB slot past the TLB's size): the issue goes to the first item that fails alone.
+   */
+  private scriptIssue(system: SystemConfig, e: ConfigError): void {
+    const steps = this.s.schedule?.steps ?? [];
+    for (const [i, item] of steps.entries()) {
+      try {
+        new System({ ...system, script: parseSchedule(scheduleText(item), this.cpus) });
+      } catch (err) {
+        if (!(err instanceof ConfigError) || err.option !== 'script') continue;
+        this.issue(['schedule', 'steps', i], `${JSON.stringify(item)} is not a step this machine can take: ${err.message.slice(err.option.length + 2)}`);
         return;
       }
-      for (let c = 0; c < count; c++) out.push(cpu);
-    });
-    return out;
+    }
+    this.issue(['schedule', 'steps'], e.message.slice(e.option.length + 2));
   }
 
   private isThreadClone(v: unknown): boolean {

@@ -171,8 +171,10 @@ export function scenarioSchema(): Json {
           max_steps: { type: 'integer', minimum: 1, default: 1000000 },
           steps: {
             type: 'array',
-            items: { type: ['integer', 'string'], minimum: 0, pattern: '^\\s*\\d+\\s*\\*\\s*\\d+\\s*$' },
-            description: 'A scripted start: the CPU that takes each of the first steps (one kernel-path or user step each), as a CPU number or "cpu*count". The policy takes over after it.',
+            // Only "not blank" here: the compiler reads each string with the explorer's parser
+            // (parseSchedule), which names a bad token and knows every kind of item.
+            items: { type: ['integer', 'string'], minimum: 0, pattern: '\\S' },
+            description: 'A scripted start, in the schedule syntax `isolab explore` prints: each item is a CPU number (that CPU takes one step: one kernel-path or user step), "e<cpu>.<slot>" (the TLB entry in that slot of that CPU is evicted), "p<cpu>" (the task on that CPU is preempted), "p<cpu>><cpu>" (preempted and moved to the second CPU) or any other token of that syntax (docs/explore.md), each optionally followed by "*count"; a string may hold several, separated by commas ("0*120,1*17,p0>1"). The policy takes over after it.',
           },
         },
       },

@@ -37,7 +37,9 @@ export interface Scenario {
     max_steps?: number;
     /**
      * A scripted start: which CPU takes each of the first steps, one kernel-path or user step
-     * at a time: a CPU number, or "cpu*count". The policy takes over after it.
+     * at a time: a CPU number, or a string in the explorer's schedule syntax (explore/schedule.ts:
+     * "cpu*count", e<cpu>.<slot>, p<cpu>, p<cpu>><cpu>, r<cpu>, comma-separated). The policy
+     * takes over after it.
      */
     steps?: (number | string)[];
   };

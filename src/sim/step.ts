@@ -11,7 +11,7 @@
  */
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { kernel_step, sysvec_apic_timer_interrupt, sysvec_call_function } from '../kernel/entry.js';
-import { preemptible_now, schedule } from '../kernel/sched.js';
+import { at_cond_resched, preemptible_now, schedule } from '../kernel/sched.js';
 import { user_step, type UserCpu } from '../user/interp.js';
 
 /**
@@ -37,9 +37,14 @@ export function cpu_step(k: Kernel, pc: PerCpu, u: UserCpu): boolean {
     return true;
   }
   if (t.kpath) {
-    // preempt_schedule_irq: with preempt=full, a step boundary where preemption is enabled.
+    // preempt_schedule_irq: with preempt=full, a step boundary where preemption is enabled;
+    // with none or voluntary, a cond_resched() point.
     if (preemptible_now(k, pc, t)) {
       if (k.events.on) k.emit({ type: 'preempt', cpu: pc.id, tid: t.tid });
+      schedule(k, pc);
+      return true;
+    }
+    if (t.need_resched && at_cond_resched(pc, t)) {
       schedule(k, pc);
       return true;
     }

@@ -15,6 +15,7 @@ import { formatSchedule, parseSchedule } from '../../src/explore/schedule.js';
 import { compileScenarioFile, compileScenarioText } from '../../src/scenario/index.js';
 import { runScenario } from '../../src/scenario/run.js';
 import { preemptionStep } from '../../src/system.js';
+import { STEP_RESCHED } from '../../src/kernel/steps.js';
 
 const base: ExploreOptions = {
   mode: 'dpor', invariants: ['scenario'], evictions: 0, preemptions: Infinity, maxDepth: Infinity, executions: Infinity,
@@ -59,11 +60,32 @@ test('choices: a kernel path moved to another CPU is found with --preempt-choice
   assert.deepEqual(parseSchedule(v.text, 2), v.schedule, 'the text is the schedule');
 });
 
-test('choices: with preempt=none only user instruction boundaries are offered, and no kernel path moves', () => {
+test('choices: with preempt=none a kernel path is offered a move only at a cond_resched() point (zap_pmd_range after the PTE table)', () => {
   const r = explore(none, { ...base, preemptChoices: 1 });
   assert.ok(r.exhaustive);
-  assert.equal(r.violations.length, 0);
-  assert.ok(r.complete > 1, `moves at user boundaries make more traces (${r.complete})`);
+  assert.equal(r.violations.length, 0, 'cond_resched() is not preempt_schedule_irq: no preempt event');
+  assert.ok(r.complete > 1, `moves make more traces (${r.complete})`);
+  // Stepping CPU 0 alone: every point where the task can be moved from inside a kernel path is a
+  // cond_resched() step with preempt_count 0; munmap's unmap_page_range has one.
+  const exec = new Execution(none, { invariants: [], evictions: 0, preemptChoices: 1 });
+  let points = 0;
+  let moved = false;
+  const syscalls: { name: string; cpu: number }[] = [];
+  exec.sys.events.subscribe((e) => void (e.type === 'syscall' && syscalls.push({ name: e.name, cpu: e.cpu })));
+  for (let n = 0; n < 10_000 && exec.enabled().length > 0; n++) {
+    const t = exec.sys.task(1);
+    if (!moved && t?.kpath && exec.sys.canPreempt(0, 1)) {
+      points++;
+      assert.equal(t.nextStep, STEP_RESCHED, 'at a cond_resched() step');
+      assert.equal(exec.sys.kernel.percpu[0].preempt_count, 0);
+      exec.step(preemptionStep(0, 1));
+      moved = true;
+      continue;
+    }
+    exec.step(exec.enabled().filter((x) => x >= 0)[0]);
+  }
+  assert.equal(points, 1, 'one cond_resched() point: munmap\'s single PTE table');
+  assert.deepEqual(syscalls.find((x) => x.name === 'munmap'), { name: 'munmap', cpu: 1 }, 'munmap returned on CPU 1');
 });
 
 test('choices: the printed schedule replays to the same violation, and the path ends on CPU 1', () => {
@@ -111,6 +133,8 @@ test('choices: schedule text round-trips p<cpu> and p<cpu>><cpu>; bad ones are r
   assert.deepEqual(parseSchedule('0*2,p0>1,1,p1*2', 2), items);
   assert.throws(() => parseSchedule('p0>2', 2), /item 1 \("p0>2"\): the machine has CPUs 0 to 1/);
   assert.throws(() => parseSchedule('p0>', 2), /item 1/);
+  // A slot too large for evictionStep's encoding is refused, not read as a preemption.
+  assert.throws(() => parseSchedule('e0.4194304', 2), /a TLB slot is below 65536/);
 });
 
 test('choices: the search identity includes --preempt-choices', () => {
@@ -124,7 +148,10 @@ test('choices: a search without the option is the search it was (fork-cow, one p
   const c = compileScenarioFile(new URL('../../../scenarios/fork-cow.yaml', import.meta.url).pathname);
   const o: ExploreOptions = { ...base, invariants: ['stale_tlb', 'lost_dirty', 'debug_checks', 'deadlock', 'scenario'], preemptions: 1 };
   const r = explore(c, o);
-  // Measured before preemption choices existed: 19 executions (9 complete, 10 sleep-set blocked), 3802 steps.
-  assert.deepEqual([r.executions, r.complete, r.sleepBlocked, r.steps], [19, 9, 10, 3802]);
-  assert.equal(explore(c, { ...o, preemptChoices: 0 }).steps, 3802);
+  // Measured before preemption choices existed: 19 executions (9 complete, 10 sleep-set
+  // blocked). (Steps were 3802 then; cond_resched() points have been steps of their own since,
+  // one after each PTE table fork copies and exit zaps.)
+  assert.deepEqual([r.executions, r.complete, r.sleepBlocked], [19, 9, 10]);
+  const zero = explore(c, { ...o, preemptChoices: 0 });
+  assert.deepEqual([zero.executions, zero.steps], [r.executions, r.steps]);
 });

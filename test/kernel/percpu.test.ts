@@ -233,3 +233,29 @@ test('this_cpu_ptr in invalidate_user_asid is checked: reported with preemption 
   // The bit is set either way (the check reports, it does not stop the access).
   assert.equal(pc.user_pcid_flush_mask & (1 << 1), 2);
 });
+
+test('flush_tlb_kernel_range above tlb_single_page_flush_ceiling: do_flush_tlb_all on every CPU (__flush_tlb_all), invalidate_other left alone', () => {
+  // The PTI stack is 4 pages; a ceiling of 3 makes its flush a full one (arch/x86/mm/tlb.c:
+  // "(end - start) > tlb_single_page_flush_ceiling << PAGE_SHIFT" → on_each_cpu(do_flush_tlb_all)).
+  for (const invpcid of [true, false]) {
+    const sys = boot({ cpus: 2, cpu: { meltdown: true, invpcid }, stepwise: true, kernel: { pti: 'on', entry_stack: 'per_task', debug_vm: true, tlb_single_page_flush_ceiling: 3 } });
+    sys.spawn({ main: program() }, { cpu: 0 });
+    const flushes: { cpu: number; cause: string }[] = [];
+    let ipiAt = -1;
+    let exitAt = -1;
+    sys.events.subscribe((e: IsolabEvent) => {
+      if (e.type === 'ipi' && e.tid === QUITTER && ipiAt < 0) ipiAt = flushes.length;
+      if (e.type === 'exit' && e.tid === QUITTER) exitAt = flushes.length;
+      if (e.type === 'tlb_flush' && ipiAt >= 0 && exitAt < 0) flushes.push({ cpu: e.cpu, cause: e.cause });
+    });
+    for (let n = 0; n < 200_000 && exitAt < 0; n++) sys.step();
+    assert.ok(exitAt >= 0);
+    // native_flush_tlb_global: INVPCID type 2 (all contexts, globals included) where the CPU has
+    // INVPCID, else CR4.PGE toggled; on both CPUs, the flusher's and the IPI's target.
+    const want = invpcid ? 'invpcid_all' : 'cr4';
+    for (const cpu of [0, 1]) assert.ok(flushes.some((f) => f.cpu === cpu && f.cause === want), `CPU ${cpu}: ${want} (${JSON.stringify(flushes)})`);
+    assert.ok(!flushes.some((f) => f.cause === 'invlpg'), 'no page-by-page flush');
+    assert.equal(sys.kernel.percpu[1].invalidate_other, false, 'a full flush leaves no other ASID to forget');
+    assert.deepEqual(sys.debugReports, []);
+  }
+});

@@ -83,6 +83,13 @@ const cases: { name: string; text: string; needle: string; nth?: number; says: s
   { name: 'an unknown invariant', text: OPS('      - getpid\n') + 'expect:\n  invariants: [no_leak]\n', needle: 'no_leak', says: ['not allowed', 'no_leaks'] },
   { name: 'an answer naming an unknown thread', text: 'answer: "it read {q.x}"\n' + OPS('      - getpid\n'), needle: '"it read', says: ['{q.x}', 'no thread named q'] },
   { name: 'a schedule policy that does not exist', text: 'schedule: { policy: fifo }\n' + OPS('      - getpid\n'), needle: 'fifo', says: ['not allowed', 'random, round-robin'] },
+  // schedule.steps reads the explorer's tokens (src/explore/schedule.ts): a CPU number, e<cpu>.<slot>, p<cpu>, p<cpu>><cpu>, each *count.
+  { name: 'a schedule token that does not exist', text: 'machine: { cpus: 2 }\nschedule:\n  steps: [\'0*3\', \'q1\', \'p0>1\']\n' + OPS('      - getpid\n'), needle: "'q1'", says: ['"q1"', 'e<cpu>.<slot>', 'p<cpu>><cpu>'] },
+  { name: 'a bad token among several in one schedule item', text: 'machine: { cpus: 2 }\nschedule:\n  steps:\n    - 0*3\n    - 1*2,p0>>1\n' + OPS('      - getpid\n'), needle: '1*2,p0', says: ['item 2', '"p0>>1"'] },
+  { name: 'a migration to a CPU the machine lacks', text: 'machine: { cpus: 2 }\nschedule:\n  steps: [\'0*3\', \'p0>2\']\n' + OPS('      - getpid\n'), needle: "'p0>2'", says: ['"p0>2"', 'CPUs 0 to 1'] },
+  { name: 'a scheduled CPU the machine lacks', text: 'machine: { cpus: 2 }\nschedule:\n  steps: [0, 2]\n' + OPS('      - getpid\n'), needle: '2]', says: ['CPUs 0 to 1'] },
+  { name: 'an eviction of a TLB slot the CPU lacks', text: 'machine: { cpus: 2 }\nschedule:\n  steps: [\'0*3\', \'e1.100000\']\n' + OPS('      - getpid\n'), needle: "'e1.100000'", says: ['"e1.100000"', 'existing TLB slots'] },
+  { name: 'a script longer than the limit', text: 'schedule:\n  steps: [\'0*600000\', \'0*600000\']\n' + OPS('      - getpid\n'), needle: "'0*600000'", nth: 2, says: ['longer than 1000000 steps'] },
   { name: 'a bare word that is no operation', text: OPS('      - getpidd\n'), needle: 'getpidd', says: ['not allowed', 'did you mean getpid?'] },
   { name: 'a repeat without a count', text: OPS('      - repeat: { ops: [ getpid ] }\n'), needle: '{ ops', says: ['missing key "count"'] },
   { name: 'a value wider than 64 bits', text: OPS('      - mmap: { len: 0x1_0000_0000_0000_0000 }\n'), needle: '0x1_', says: ['does not fit in 64 bits'] },

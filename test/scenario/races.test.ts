@@ -20,6 +20,12 @@
  *    before wp_page_copy changed the PTE (the reader's op expectations).
  *  - tlb-shootdown: arch/x86/mm/tlb.c flush_tlb_mm_range sends the IPI only to CPUs in
  *    mm_cpumask: a reader that never ran the mm gets no flush_tlb_func (expect.events[0]).
+ *  - percpu-migrate: the preemptible clear_asid_other makes 13 per-CPU accesses (the read of
+ *    invalidate_other, TLB_NR_DYN_ASIDS = 6 reads of loaded_mm_asid, 5 ctx_id writes, the
+ *    invalidate_other write; arch/x86/mm/tlb.c), each checked by __this_cpu_*'s
+ *    check_preemption_disabled on the CPU it runs on. Only a migration right after the first
+ *    leaves exactly one report on CPU 0 (expect.events[1]) and twelve on CPU 1
+ *    (expect.events[2]); no migration at all fails expect.events[0].
  */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -27,6 +33,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { compileScenarioFile, runScenario } from '../../src/scenario/index.js';
 import type { CompiledScenario } from '../../src/scenario/compile.js';
+import { Runner } from '../../src/scenario/run.js';
+import type { KernelOptions } from '../../src/kernel/options.js';
+import type { IsolabEvent } from '../../src/system.js';
 
 const dir = fileURLToPath(new URL('../../../scenarios/', import.meta.url));
 
@@ -38,6 +47,15 @@ function shifted(script: number[], k: number): number[] {
   if (k > 0) s.splice(first, 0, ...Array<number>(k).fill(script[0]));
   else s.splice(first + k, -k);
   return s;
+}
+
+/** The script with its last item (a preemption) moved `k` steps of the CPU before it later (or earlier when negative). */
+function movedPreemption(script: number[], k: number): number[] {
+  const body = script.slice(0, -1);
+  const p = script[script.length - 1];
+  assert.ok(p < 0 && body[body.length - 1] >= 0, 'the script ends with a preemption after a CPU step');
+  if (k > 0) return [...body, ...Array<number>(k).fill(body[body.length - 1]), p];
+  return [...body.slice(0, k), p];
 }
 
 interface Race {
@@ -80,6 +98,11 @@ const RACES: Race[] = [
     file: 'fork-madvfree-lost',
     guards: ['processes[0].ops[0].fork.ops[3].expect', 'expect.events[1]'],
     broken: (c) => ({ 'no script': [], 'the writer 40 steps later': shifted(c.system.script!, 40), 'the writer 40 steps earlier': shifted(c.system.script!, -40), 'CPU 0 alone': cpu0Alone() }),
+  },
+  {
+    file: 'percpu-migrate',
+    guards: ['expect.events[0]', 'expect.events[1]', 'expect.events[2]'],
+    broken: (c) => ({ 'no script': [], 'the migration one step earlier': movedPreemption(c.system.script!, -1), 'the migration one step later': movedPreemption(c.system.script!, 1), 'CPU 0 alone': cpu0Alone() }),
   },
   {
     file: 'tlb-shootdown',
@@ -131,4 +154,78 @@ test('race fork-madvfree-lost: each proposed fix keeps the data (the folio is re
     assert.equal(status('expect.events[3]'), 'failed', `${name}: no discard`);
     assert.equal(status('expect.invariants[0]'), 'held', `${name}: debug checks`);
   }
+});
+
+/** One CPU's cpu_tlbstate fields clear_asid_other touches. */
+interface TlbState {
+  inv: boolean;
+  loaded: number;
+  ctx: number[];
+}
+
+/**
+ * percpu-migrate with kernel options replaced: its verdicts, the quitter's migrate events, the
+ * debug_preempt reports, and both CPUs' cpu_tlbstate as the quitter exits (after its
+ * kernel-range flush and, when there is one, its clearing).
+ */
+function percpuRun(opts: Partial<KernelOptions>): { status: (path: string) => string | undefined; migrations: IsolabEvent[]; reports: string[]; atExit: TlbState[] } {
+  const c = compileScenarioFile(`${dir}percpu-migrate.yaml`);
+  c.system.kernel = { ...c.system.kernel, ...opts };
+  const runner = new Runner(c, {});
+  const sys = runner.sys;
+  const migrations: IsolabEvent[] = [];
+  let atExit: TlbState[] = [];
+  let quitter = -1;
+  sys.events.subscribe((e: IsolabEvent) => {
+    // The quitter is the task that sends the first IPI from CPU 0: its kernel-range flush.
+    if (e.type === 'ipi' && quitter < 0 && e.from === 0) quitter = e.tid;
+    if (e.type === 'migrate') migrations.push(e);
+    if (e.type === 'exit' && e.tid === quitter) {
+      atExit = sys.kernel.percpu.map((pc) => ({ inv: pc.invalidate_other, loaded: pc.loaded_mm_asid, ctx: [...pc.ctx_id] }));
+    }
+  });
+  const r = runner.run();
+  assert.ok(quitter > 0 && atExit.length === 2, 'the quitter flushed and exited');
+  return { status: (path) => r.verdicts.find((v) => v.path === path)?.status, migrations, reports: sys.debugReports.filter((m) => m.startsWith('debug_preempt')), atExit };
+}
+
+test('race percpu-migrate: the tail of the clearing lands on CPU 1; CPU 0 keeps invalidate_other, CPU 1 forgets its other ASIDs', () => {
+  for (const opts of [{}, { percpu_ops: 'this_cpu' }] as const) {
+    const name = JSON.stringify(opts);
+    const { status, migrations, reports, atExit } = percpuRun(opts);
+    assert.equal(status('expect.events[0]'), 'held', `${name}: migrated inside the clearing`);
+    assert.equal(migrations.length, 1, name);
+    // flush_tlb_one_kernel set invalidate_other on both CPUs (CPU 1 by the IPI). The read of it
+    // ran on CPU 0, every write on CPU 1: CPU 0's flag is still set, CPU 1's is cleared and
+    // every ASID of CPU 1 but its loaded one is forgotten (ctx_id 0), the loaded one kept.
+    assert.equal(atExit[0].inv, true, `${name}: CPU 0's invalidate_other stays set`);
+    assert.equal(atExit[1].inv, false, `${name}: CPU 1's invalidate_other cleared`);
+    atExit[1].ctx.forEach((id, asid) => {
+      if (asid === atExit[1].loaded) assert.notEqual(id, 0, `${name}: CPU 1's loaded ASID kept`);
+      else assert.equal(id, 0, `${name}: CPU 1 ASID ${asid} forgotten`);
+    });
+    assert.notEqual(atExit[0].ctx[atExit[0].loaded], 0, `${name}: CPU 0's loaded ASID untouched`);
+    if (opts.percpu_ops === 'this_cpu') {
+      // tglx: this_cpu_read / this_cpu_write are not checked by DEBUG_PREEMPT.
+      assert.deepEqual(reports, [], `${name}: no report`);
+      assert.equal(status('expect.events[1]'), 'failed', name);
+      assert.equal(status('expect.events[2]'), 'failed', name);
+    } else {
+      // __this_cpu_read at the first access, on CPU 0; the rest on CPU 1.
+      assert.ok(reports.some((m) => m.includes('BUG: using __this_cpu_read() in preemptible code: clear_asid_other')), name);
+      assert.equal(status('expect.events[1]'), 'held', name);
+      assert.equal(status('expect.events[2]'), 'held', name);
+    }
+  }
+});
+
+test('race percpu-migrate: upstream (clear_asid_other irqs_off) has no clearing to preempt: no migration, no report, both CPUs still marked', () => {
+  const { status, migrations, reports, atExit } = percpuRun({ clear_asid_other: 'irqs_off' });
+  // The flusher's path only sets the flags; choose_new_asid clears them inside
+  // switch_mm_irqs_off, with interrupts off, at a later switch to another mm.
+  assert.deepEqual(migrations, [], 'the quitter exits before p0>1: nothing to preempt');
+  assert.deepEqual(reports, []);
+  assert.equal(status('expect.events[0]'), 'failed');
+  assert.equal(status('expect.events[3]'), 'held', 'the kernel-range flush still sends its IPI');
+  assert.deepEqual(atExit.map((s) => s.inv), [true, true]);
 });
