@@ -180,7 +180,7 @@ export interface CopyStats {
  * write-protected, and its other CPUs must stop writing through stale entries).
  */
 function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct, stats: CopyStats): KPath {
-  yield* mmap_write_lock(pc, oldmm, t);
+  yield* mmap_write_lock(k, pc, oldmm, t);
   let retval = 0;
   for (const mpnt of oldmm.vmas.list) {
     if (mpnt.vm_flags & VM_DONTCOPY) continue;

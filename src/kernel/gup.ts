@@ -36,7 +36,7 @@ function check_vma_flags(k: Kernel, pc: PerCpu, vma: Vma, write: boolean, foreig
  */
 export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, write: boolean): KPath {
   const foreign = mm !== t.mm;
-  yield* mmap_read_lock(pc, mm);
+  yield* mmap_read_lock(k, pc, mm);
   let ret = -EFAULT;
   const vma = mm.vmas.vma_lookup(addr);
   if (vma && check_vma_flags(k, pc, vma, write, foreign)) {

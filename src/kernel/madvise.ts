@@ -55,7 +55,7 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number
   if (end === start) return 0;
   const mm = t.mm!;
   return (function* (): KPath {
-    yield* mmap_read_lock(pc, mm);
+    yield* mmap_read_lock(k, pc, mm);
     let err = 0;
     let unmapped = false;
     const s = Number(start);

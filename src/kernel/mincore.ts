@@ -37,7 +37,7 @@ export function sys_mincore(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number
     let at = Number(start);
     let out = vec;
     while (left > 0) {
-      yield* mmap_read_lock(pc, t.mm!);
+      yield* mmap_read_lock(k, pc, t.mm!);
       const tmp = yield* do_mincore(k, pc, t, at, Math.min(left, PAGE_SIZE));
       yield* mmap_read_unlock(pc, t.mm!);
       if (typeof tmp === 'number') return tmp;

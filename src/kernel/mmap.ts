@@ -14,6 +14,7 @@ import { change_protection } from './mprotect.js';
 import { tlb_adjust_range, tlb_finish_mmu, tlb_gather_mmu, unmap_page_range } from './zap.js';
 import type { MmStruct } from './mm.js';
 import { mmapLockId, release_shmem } from './mmput.js';
+import { cond_resched } from './sched.js';
 import { STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
@@ -39,8 +40,12 @@ export function calc_vm_prot_bits(prot: number): number {
   return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0) | (prot & PROT_EXEC ? VM_EXEC : 0);
 }
 
-/** Takes mmap_lock for writing (mmap_write_lock), one wait step per try while it is held. */
-export function* mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task): KSteps<void> {
+/**
+ * Takes mmap_lock for writing (mmap_write_lock), one wait step per try while it is held. down_write
+ * begins with might_sleep(): with preempt=voluntary a preemption point (cond_resched).
+ */
+export function* mmap_write_lock(k: Kernel, pc: PerCpu, mm: MmStruct, t: Task): KSteps<void> {
+  yield* cond_resched(k, pc, t, true);
   pc.touch = mmapLockId(mm);
   // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
@@ -48,8 +53,12 @@ export function* mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task): KSteps<void
   mm.mmap_lock.writer = t.tid;
 }
 
-/** Takes mmap_lock for reading (mmap_read_lock), one wait step per try while a writer holds it. */
-export function* mmap_read_lock(pc: PerCpu, mm: MmStruct): KSteps<void> {
+/**
+ * Takes mmap_lock for reading (mmap_read_lock), one wait step per try while a writer holds it.
+ * down_read begins with might_sleep(): with preempt=voluntary a preemption point (cond_resched).
+ */
+export function* mmap_read_lock(k: Kernel, pc: PerCpu, mm: MmStruct): KSteps<void> {
+  yield* cond_resched(k, pc, pc.current!, true);
   pc.touch = mmapLockId(mm);
   // The attempt and each retry test and take the lock in one step (a test-and-set).
   yield STEP_LOCK;
@@ -72,8 +81,8 @@ export function* mmap_write_unlock(pc: PerCpu, mm: MmStruct): KSteps<void> {
 }
 
 /** Runs `body` holding mmap_lock for writing: the shape of every mmap-family syscall. */
-function* with_mmap_write_lock(pc: PerCpu, mm: MmStruct, t: Task, body: KPath): KPath {
-  yield* mmap_write_lock(pc, mm, t);
+function* with_mmap_write_lock(k: Kernel, pc: PerCpu, mm: MmStruct, t: Task, body: KPath): KPath {
+  yield* mmap_write_lock(k, pc, mm, t);
   const r = yield* body;
   yield* mmap_write_unlock(pc, mm);
   return r;
@@ -166,7 +175,7 @@ export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | 
   const f = Number(flags & 0xffffffffn);
   if (!(f & MAP_ANONYMOUS)) return -EBADF;
   if (f & MAP_HUGETLB) return -ENOMEM;
-  return with_mmap_write_lock(pc, t.mm!, t, do_mmap_locked(k, pc, t.mm!, addr, len, Number(prot & 0xffffffffn), f, off >> 12n));
+  return with_mmap_write_lock(k, pc, t.mm!, t, do_mmap_locked(k, pc, t.mm!, addr, len, Number(prot & 0xffffffffn), f, off >> 12n));
 }
 
 /**
@@ -306,7 +315,7 @@ export function sys_munmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number 
   const [start, lenArg] = a;
   if (start & 0xfffn) return -EINVAL;
   const mm = t.mm!;
-  return with_mmap_write_lock(pc, mm, t, (function* (): KPath {
+  return with_mmap_write_lock(k, pc, mm, t, (function* (): KPath {
     const len = BigInt.asUintN(64, (lenArg + 0xfffn) & PAGE_MASK);
     const taskSize = BigInt(mm.task_size);
     if (start > taskSize || len > taskSize - start || len === 0n) return -EINVAL;
@@ -345,7 +354,7 @@ function do_mprotect_pkey(k: Kernel, pc: PerCpu, t: Task, a: bigint[], pkey: num
   const end64 = BigInt.asUintN(64, start64 + len);
   if (end64 <= start64) return -ENOMEM;
   if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -EINVAL;
-  return with_mmap_write_lock(pc, t.mm!, t, mprotect_locked(k, pc, t, t.mm!, start64, end64, prot, grows, pkey));
+  return with_mmap_write_lock(k, pc, t.mm!, t, mprotect_locked(k, pc, t, t.mm!, start64, end64, prot, grows, pkey));
 }
 
 function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64: bigint, end64: bigint, prot: number, grows: number, pkey: number): KPath {

@@ -109,7 +109,7 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
   timeslice: { kind: 'integer', min: 0, default: 1000, doc: 'User operations a task runs before the timer tick lets another runnable task on its CPU run; 0: never.' },
   preempt: {
     kind: 'enum', values: PREEMPT, default: 'none',
-    doc: 'The preempt= boot parameter of a PREEMPT_DYNAMIC kernel. none: a task in the kernel gives the CPU up only when it sleeps, at cond_resched() in long loops (copy_pte_range, zap_pte_range, change_pte_range) and on its way to user mode; voluntary: also at might_sleep() points; full: at any step where preempt_count is 0 and interrupts are on (cond_resched() is then a no-op). The tick asks for the CPU once a task has run timeslice operations (kernel steps count with voluntary and full) and another task waits.',
+    doc: 'The preempt= boot parameter of a PREEMPT_DYNAMIC kernel. none: a task in the kernel gives the CPU up only when it sleeps, at cond_resched() in long loops (after each PTE table of copy_pte_range, zap_pmd_range, change_pmd_range) and on its way to user mode; voluntary: also at might_sleep() points (down_read and down_write of mmap_lock); full: at any step where preempt_count is 0 and interrupts are on (cond_resched() is then a no-op). The tick asks for the CPU once a task has run timeslice operations (kernel steps count with voluntary and full) and another task waits.',
   },
   tlb_single_page_flush_ceiling: { kind: 'integer', min: 0, default: 33, doc: 'debugfs x86/tlb_single_page_flush_ceiling: a flush of more pages becomes a full flush.' },
   nopcid: { kind: 'boolean', default: false, doc: 'The nopcid boot parameter: do not use PCIDs even if the CPU has them.' },

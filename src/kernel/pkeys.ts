@@ -164,7 +164,7 @@ export function sys_pkey_alloc(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): num
   if (init_val & ~BigInt(PKEY_ACCESS_MASK)) return -EINVAL;
   const mm = t.mm!;
   return (function* (): KPath {
-    yield* mmap_write_lock(pc, mm, t);
+    yield* mmap_write_lock(k, pc, mm, t);
     let pkey = mm_pkey_alloc(k, mm);
     let ret = -ENOSPC;
     if (pkey !== -1) {
@@ -183,7 +183,7 @@ export function sys_pkey_free(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPat
   const pkey = Number(BigInt.asIntN(32, a[0]));
   const mm = t.mm!;
   return (function* (): KPath {
-    yield* mmap_write_lock(pc, mm, t);
+    yield* mmap_write_lock(k, pc, mm, t);
     const ret = mm_pkey_free(k, mm, pkey);
     yield* mmap_write_unlock(pc, mm);
     return ret;

@@ -50,7 +50,7 @@ export function* alloc_shstk(k: Kernel, pc: PerCpu, t: Task, addr: number, size:
   let flags = MAP_ANONYMOUS | MAP_PRIVATE | MAP_ABOVE4G;
   if (addr) flags |= MAP_FIXED_NOREPLACE;
   const mm = t.mm!;
-  yield* mmap_write_lock(pc, mm, t);
+  yield* mmap_write_lock(k, pc, mm, t);
   const mapped = yield* do_mmap_locked(k, pc, mm, BigInt(addr), BigInt(size), PROT_READ, flags, 0n, VM_WRITE, true);
   yield* mmap_write_unlock(pc, mm);
   if (!set_res_tok || mapped < 0) return mapped;
@@ -71,7 +71,7 @@ function* create_rstor_token(k: Kernel, pc: PerCpu, t: Task, ssp: number): KPath
 /** vm_munmap: do_vmi_munmap of [start, start + len) under mmap_lock. */
 function* vm_munmap(k: Kernel, pc: PerCpu, t: Task, start: number, len: number): KPath {
   const mm = t.mm!;
-  yield* mmap_write_lock(pc, mm, t);
+  yield* mmap_write_lock(k, pc, mm, t);
   const r = yield* do_vmi_munmap(k, pc, mm, start, start + Math.ceil(len / 4096) * 4096);
   yield* mmap_write_unlock(pc, mm);
   return r;

@@ -186,3 +186,26 @@ test('scheduling while atomic is reported: a task may not give its CPU up holdin
   sys.step();
   assert.match(sys.kernel.debugReports.join('\n'), /scheduling while atomic/);
 });
+
+test('preempt=voluntary: might_sleep() in down_write(mmap_lock) is a preemption point; preempt=none runs the syscall through', () => {
+  // include/linux/kernel.h: with CONFIG_PREEMPT_VOLUNTARY (preempt=voluntary), might_sleep() calls
+  // might_resched() → __cond_resched(); down_write() begins with might_sleep() (kernel/locking/rwsem.c).
+  for (const preempt of ['none', 'voluntary'] as const) {
+    const sys = boot({ cpus: 1, kernel: { preempt, timeslice: 1000 } });
+    const a = sys.spawn({ main: [mmapAnon('b', 4096)] }, { cpu: 0 });
+    sys.spawn({ main: spinner(20) }, { cpu: 0 });
+    let inMmap = false;
+    let switchedInMmap = 0;
+    let asked = false;
+    sys.events.subscribe((e: IsolabEvent) => {
+      if (e.type === 'syscall_enter' && e.tid === a && e.name === 'mmap') inMmap = true;
+      if (e.type === 'syscall' && e.tid === a && e.name === 'mmap') inMmap = false;
+      if (e.type === 'context_switch' && e.from === a && inMmap) switchedInMmap++;
+    });
+    for (let n = 0; n < 100_000 && sys.step(); n++) {
+      if (inMmap && !asked) asked = sys.preempt(0);
+    }
+    assert.ok(asked);
+    assert.equal(switchedInMmap, preempt === 'voluntary' ? 1 : 0, preempt);
+  }
+});
