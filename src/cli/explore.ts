@@ -16,6 +16,8 @@ import type { CompiledScenario } from '../scenario/compile.js';
 import { exploreInWorkers } from '../explore/parallel.js';
 import { formatSchedule, parseSchedule } from '../explore/schedule.js';
 import { checkOutputPath, writeOutput } from './output.js';
+import { reportReplay, type ReplayReportOptions } from './replay.js';
+import { parseShard } from './shard.js';
 import { explainStartFailure } from './start.js';
 
 export interface ExploreCommandOptions {
@@ -46,13 +48,6 @@ function invariantList(text: string | undefined, witness = false): string[] {
   const given = text?.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (witness) return checkInvariants([...(given ?? []), WITNESS]);
   return checkInvariants(given ?? ALL_INVARIANTS);
-}
-
-/** `i/n` with 0 <= i < n. */
-function parseShard(text: string): { index: number; count: number } {
-  const m = /^(\d+)\/(\d+)$/.exec(text);
-  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new ArgumentError('shard', `"${text}": expected i/n with 0 <= i < n, e.g. 0/4`);
-  return { index: Number(m[1]), count: Number(m[2]) };
 }
 
 /** A schedule's text as YAML items for `schedule.steps`: `'0*136', '1*25', 0`. */
@@ -168,6 +163,7 @@ export function formatExplore(r: ExploreResult, file: string, witness = false, c
   lines.push(`  executions ${r.executions} (complete ${r.complete}, sleep-set blocked ${r.sleepBlocked}), steps ${r.steps}`);
   lines.push(`  ${(r.elapsedMs / 1000).toFixed(2)} s, ${Math.round(r.executionsPerSecond)} executions/s, ${Math.round(r.stepsPerSecond)} steps/s`);
   lines.push(`  search: ${r.exhaustive ? 'complete (every interleaving, up to equivalence)' : `bounded (${r.boundedBy.join(', ')})`}`);
+  if (r.preemptionBound !== undefined) lines.push(`  first counterexample by deepening: preemption bound ${r.preemptionBound}${r.violations.length === 0 && r.exhaustive ? ' was the whole search' : ''}`);
   if (r.pct) lines.push(`  PCT: n=${r.pct.n} CPUs, k=${r.pct.k} steps, d=${r.pct.d}: each execution finds a given depth-${r.pct.d} bug with probability >= ${r.pct.perExecution.toExponential(2)}; all of them together >= ${r.pct.overall.toFixed(4)}`);
   const found = r.violations.find((v) => v.invariant === WITNESS);
   const broken = r.violations.filter((v) => v.invariant !== WITNESS);
@@ -191,32 +187,26 @@ export function formatExplore(r: ExploreResult, file: string, witness = false, c
   return lines.join('\n') + '\n';
 }
 
-export interface ReplayCommandOptions {
+export interface ReplayCommandOptions extends ReplayReportOptions {
   schedule: string;
   invariants?: string;
   kernel?: string[];
   complete?: boolean;
-  json?: boolean;
 }
 
+/** Replays the schedule; replay.ts reportReplay prints (and writes) what it found. */
 export function replayCommand(file: string, opts: ReplayCommandOptions): number {
+  if (opts.output !== undefined) checkOutputPath(opts.output);
   const c = withKernelOptions(compileScenarioFile(file), opts.kernel ?? []);
   const schedule = parseSchedule(opts.schedule, c.system.cpus ?? 1);
+  const invariants = invariantList(opts.invariants);
   let r;
   try {
-    r = replay(c, schedule, { invariants: invariantList(opts.invariants), record: false, complete: opts.complete });
+    r = replay(c, schedule, { invariants, record: false, complete: opts.complete });
   } catch (e) {
     throw explainStartFailure(c, e, opts.kernel ?? []);
   }
-  if (opts.json) {
-    process.stdout.write(JSON.stringify({ schedule: formatSchedule(schedule), violation: r.violation, stuckAt: r.stuckAt, timeline: r.report.timeline }, null, 2) + '\n');
-  } else {
-    const out: string[] = [`${c.name}: replay of ${schedule.length} steps`, formatTimeline(r.report.timeline, c.system.cpus ?? 1)];
-    if (r.stuckAt) out.push(`the schedule stops at step ${r.stuckAt}: CPU ${schedule[r.stuckAt - 1]} had nothing to do there`);
-    out.push(r.violation ? `✗ ${r.violation.invariant} after step ${r.violation.step}: ${r.violation.message}` : 'no invariant broken');
-    process.stdout.write(out.join('\n') + '\n');
-  }
-  return r.violation ? 1 : r.stuckAt ? 2 : 0;
+  return reportReplay(c, schedule, invariants, r, opts);
 }
 
 /** A per-CPU timeline: one column per CPU, each entry in its CPU's column at its step. */

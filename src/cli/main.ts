@@ -95,7 +95,7 @@ program
   .option('--first', 'stop at the first violation')
   .option('--witness', "search for a schedule under which every expectation of the scenario holds (a race scenario's race), print it as schedule.steps and stop (exit 0 when found, 1 when not)")
   .option('--no-minimise', 'report counterexamples as found')
-  .option('--shard <i/n>', 'search shard i of n (dpor: the subtrees where the search branches off its first path, dealt out in turn; the shards together run exactly the search without --shard; see isolab merge)')
+  .option('--shard <i/n|auto>', 'search shard i of n (dpor: the subtrees where the search branches off its first path, dealt out in turn; the shards together run exactly the search without --shard; see isolab merge); auto: i and n from ISOLAB_SHARD_INDEX and ISOLAB_SHARD_COUNT, else a Slurm job array (SLURM_ARRAY_TASK_ID less SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT), else a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, of ISOLAB_SHARD_COUNT)')
   .option('--split-depth <n>', `with --shard or --workers: split where paths have branched off n times (at most ${FULL_LEVELS}, the default); ignored without them: it never changes what is searched`, integer('--split-depth'))
   .option('--workers <n>', 'search with this many worker threads (shards, as --shard)', integer('--workers'))
   .option('--json', 'print the result as JSON')
@@ -112,14 +112,15 @@ program
   .option('--invariants <list>', 'comma-separated invariants to check (default: all)')
   .option('--kernel <key=value>', 'set a kernel option (repeatable)', collect)
   .option('--complete', 'after the schedule, run on until nothing can (lowest CPU first)')
-  .option('--json', 'print the result as JSON')
+  .option('--json', 'print the result as JSON (fields: docs/scenario-format.md, isolab replay)')
+  .option('-o, --output <file>', 'also write the result as JSON here (replaced only when complete)')
   .action((file: string, opts) => {
     status = replayCommand(file, opts);
   });
 
 program
   .command('merge')
-  .description('combine the JSON results of isolab explore --shard i/n runs into one; refuses results of different searches (another scenario file, --kernel, --mode, --invariants, bound, shard count or --split-depth), naming what differs')
+  .description('combine the JSON results of isolab explore --shard i/n (or --shard auto) runs into one; refuses results of different searches (another scenario file, --kernel, --mode, --invariants, bound, shard count or --split-depth), naming what differs')
   .argument('<files...>', 'results written by isolab explore --json -o')
   .option('--json', 'print the merged result as JSON')
   .option('-o, --output <file>', 'write the merged result as JSON here')
@@ -144,6 +145,7 @@ program
   .option('-o, --output <file>', 'write here instead of stdout (replaced only when complete)')
   .option('--seed <n>', 'seed of the random schedule (overrides the scenario)', integer('--seed'))
   .option('--max-steps <n>', 'stop after this many steps', integer('--max-steps'))
+  .option('--schedule <steps>', 'replay this schedule first (as printed by isolab explore: 0*120,1*17,e1.5,p0>1), then the policy, as run does')
   .action((file: string, opts) => {
     status = traceCommand(file, opts);
   });

@@ -56,7 +56,8 @@ export class Checker {
   private wasQuiet = true;
   private debugSeen = 0;
   private readonly reads: ReadStability | null;
-  private readReported = false;
+  /** The invariants broken so far in this execution (each reported once). */
+  private readonly reported = new Set<string>();
 
   constructor(sys: System, invariants: string[]) {
     this.sys = sys;
@@ -78,33 +79,46 @@ export class Checker {
     }
   }
 
-  /** After each step: the checks that run when the system has just become quiet, and the debug reports. */
-  afterStep(): Violation | null {
-    if (this.reads?.violation && !this.readReported) {
-      this.readReported = true;
-      return { invariant: 'read_stability', message: this.reads.violation };
-    }
+  /**
+   * After each step: the checks that run when the system has just become quiet, and the debug
+   * reports. Returns what broke at this step, each invariant once per execution (one already
+   * reported is not checked again).
+   */
+  afterStep(): Violation[] {
+    const out: Violation[] = [];
+    if (this.reads?.violation && this.live('read_stability')) this.report(out, { invariant: 'read_stability', message: this.reads.violation });
     const reports = this.sys.debugReports;
-    if (this.enabled.has('debug_checks') && reports.length > this.debugSeen) {
+    if (reports.length > this.debugSeen) {
       const r = reports[this.debugSeen];
       this.debugSeen = reports.length;
-      return { invariant: 'debug_checks', message: r };
+      if (this.live('debug_checks')) this.report(out, { invariant: 'debug_checks', message: r });
     }
     const quiet = this.quiet();
     const became = quiet && !this.wasQuiet;
     this.wasQuiet = quiet;
-    return became ? this.quietChecks() : null;
+    if (became) this.quietChecks(out);
+    return out;
   }
 
   /** At the end of an execution: every check once more, and the page counts. */
-  atEnd(): Violation | null {
-    const v = this.quietChecks();
-    if (v) return v;
-    if (this.enabled.has('debug_checks')) {
+  atEnd(): Violation[] {
+    const out: Violation[] = [];
+    this.quietChecks(out);
+    if (this.live('debug_checks')) {
       const found = this.sys.checkPageCounts();
-      if (found.length > 0) return { invariant: 'debug_checks', message: found[0] };
+      if (found.length > 0) this.report(out, { invariant: 'debug_checks', message: found[0] });
     }
-    return null;
+    return out;
+  }
+
+  /** Whether invariant `name` is checked and has not broken yet in this execution. */
+  private live(name: string): boolean {
+    return this.enabled.has(name) && !this.reported.has(name);
+  }
+
+  private report(out: Violation[], v: Violation): void {
+    this.reported.add(v.invariant);
+    out.push(v);
   }
 
   /** No running task is inside the kernel and no IPI waits: every flush started has returned. */
@@ -118,14 +132,19 @@ export class Checker {
     return true;
   }
 
-  private quietChecks(): Violation | null {
-    const e = this.enabled;
-    return (
-      (e.has('stale_tlb') ? this.staleTlb() : null) ??
-      (e.has('lost_dirty') ? this.lostDirty() : null) ??
-      (e.has('rw0_dirty') ? this.rw0Dirty() : null) ??
-      (e.has('pti_user_pgd') ? this.ptiUserPgd() : null)
-    );
+  /** The checks of a quiet system, each still live, into `out`. */
+  private quietChecks(out: Violation[]): void {
+    const checks: [string, () => Violation | null][] = [
+      ['stale_tlb', () => this.staleTlb()],
+      ['lost_dirty', () => this.lostDirty()],
+      ['rw0_dirty', () => this.rw0Dirty()],
+      ['pti_user_pgd', () => this.ptiUserPgd()],
+    ];
+    for (const [name, check] of checks) {
+      if (!this.live(name)) continue;
+      const v = check();
+      if (v) this.report(out, v);
+    }
   }
 
   private staleTlb(): Violation | null {

@@ -102,6 +102,8 @@ export interface SearchResult extends SearchStats {
   /** Trace fingerprints of complete executions (with `fingerprints`). */
   traces?: string[];
   elapsedMs: number;
+  /** With `--first` (explore.ts deepening): the preemption bound the deepening reached. */
+  preemptionBound?: number;
 }
 
 interface Node {
@@ -201,7 +203,7 @@ export class DporSearch {
   }
 
   private fresh(): Execution {
-    return new Execution(this.c, { invariants: this.o.invariants, evictions: this.o.evictions, preemptChoices: this.o.preemptChoices, reclaims: this.o.reclaims, until: this.o.until });
+    return new Execution(this.c, { invariants: this.o.invariants, evictions: this.o.evictions, preemptChoices: this.o.preemptChoices, reclaims: this.o.reclaims, until: this.o.until, stopAtFirst: this.o.stopAtFirst });
   }
 
   private denseOf(item: number): number {
@@ -353,7 +355,7 @@ export class DporSearch {
         node.backtrack.clear();
         return;
       }
-      if (exec.violation) {
+      if (exec.stopped) {
         if (this.records(node)) this.endExecution(exec, 'violation');
         return;
       }
@@ -388,13 +390,12 @@ export class DporSearch {
       this.stats.complete++;
       if (this.o.fingerprints) this.traces.add(hash64(this.fingerprint()));
     }
-    const v = exec.violation;
-    if (v) {
+    for (const v of exec.violations) {
       const schedule = exec.schedule.slice(0, v.step);
       const old = this.violations.get(v.invariant);
       if (!old || shorterSchedule(schedule, old.schedule)) this.violations.set(v.invariant, { invariant: v.invariant, message: v.message, schedule });
-      if (this.o.stopAtFirst) this.stop = true;
     }
+    if (exec.violations.length > 0 && this.o.stopAtFirst) this.stop = true;
     this.o.onExecution?.(this.stats);
   }
 

@@ -89,6 +89,12 @@ export interface ExecutionOptions {
   /** Keep every event (for a counterexample's timeline). */
   record?: boolean;
   /**
+   * End the execution at its first violation (`--first`). Otherwise it goes on, each invariant
+   * reported the first time it breaks, until it ends or a debug check reports (the kernel's
+   * state is then corrupt, as after a BUG).
+   */
+  stopAtFirst?: boolean;
+  /**
    * Where the explored part of an execution ends: 'end' (every task has exited) or 'ops' (every
    * live task has finished its operations; the exits then run on one fixed schedule, unexplored).
    */
@@ -101,8 +107,8 @@ export class Execution {
   readonly k: Kernel;
   /** The items taken so far. */
   readonly schedule: number[] = [];
-  /** The first invariant broken, with the step after which it was seen. */
-  violation: (Violation & { step: number }) | null = null;
+  /** Every invariant broken, in the order they broke, each with the step after which it was seen (once per invariant). */
+  readonly violations: (Violation & { step: number })[] = [];
   private readonly checker: Checker;
   /** What each CPU's failed wait reads (NaN: not blocked). */
   private readonly blockedOn: number[];
@@ -110,6 +116,7 @@ export class Execution {
   private preemptChoicesLeft: number;
   private reclaimsLeft: number;
   private readonly untilOps: boolean;
+  private readonly stopAtFirst: boolean;
   private readonly invariants: Set<string>;
   /** Tasks that have finished their operations. */
   private readonly opsDone = new Set<number>();
@@ -125,12 +132,38 @@ export class Execution {
     this.preemptChoicesLeft = opts.preemptChoices ?? 0;
     this.reclaimsLeft = opts.reclaims ?? 0;
     this.untilOps = opts.until === 'ops';
+    this.stopAtFirst = opts.stopAtFirst === true;
     this.invariants = new Set(opts.invariants);
     this.sys.events.subscribe((e) => {
       if (e.type === 'user_end') this.opsDone.add(e.tid);
       this.checker.onEvent(e);
     });
     this.runner.begin();
+  }
+
+  /** The first invariant broken, or null. */
+  get violation(): (Violation & { step: number }) | null {
+    return this.violations[0] ?? null;
+  }
+
+  /**
+   * Whether the execution has ended on a violation: at the first one with `stopAtFirst`, else
+   * at a debug check's report.
+   */
+  get stopped(): boolean {
+    const v = this.violations;
+    if (v.length === 0) return false;
+    return this.stopAtFirst || v.some((x) => x.invariant === 'debug_checks');
+  }
+
+  /** Whether invariant `name` has broken in this execution. */
+  broke(name: string): boolean {
+    return this.violations.some((v) => v.invariant === name);
+  }
+
+  /** Records violations seen after the step that ended at `step`. */
+  private record(found: Violation[]): void {
+    for (const v of found) if (!this.broke(v.invariant)) this.violations.push({ ...v, step: this.schedule.length });
   }
 
   /**
@@ -287,9 +320,9 @@ export class Execution {
       const key = this.blockedOn[c];
       if (rec.writes.some((w) => fp_overlap(w, key))) this.blockedOn[c] = NaN;
     }
-    if (!this.violation) {
-      const v = this.checker.afterStep() ?? this.eventExcess();
-      if (v) this.violation = { ...v, step: this.schedule.length };
+    if (!this.stopped) {
+      this.record(this.checker.afterStep());
+      this.eventExcess();
     }
   }
 
@@ -298,10 +331,10 @@ export class Execution {
    * execution has already passed, found at the step that passed it. Lower bounds are judged
    * with the other verdicts when the execution ends (finish).
    */
-  private eventExcess(): Violation | null {
-    if (!this.invariants.has('scenario')) return null;
+  private eventExcess(): void {
+    if (!this.invariants.has('scenario') || this.broke('scenario')) return;
     const message = this.runner.eventExcess();
-    return message ? { invariant: 'scenario', message } : null;
+    if (message) this.record([{ invariant: 'scenario', message }]);
   }
 
   /** With until 'ops': every live task has finished its operations. */
@@ -317,30 +350,28 @@ export class Execution {
 
   /** Ends the execution: the end checks, then the scenario's own verdicts. */
   finish(): RunReport {
-    if (this.untilOps && !this.violation) {
+    if (this.untilOps && !this.stopped) {
       // The unexplored tail: round-robin, one step per CPU in turn.
       for (let n = 0; n < 1_000_000 && this.sys.step(); n++) {
-        if (!this.violation) {
-          const v = this.checker.afterStep() ?? this.eventExcess();
-          if (v) this.violation = { ...v, step: this.schedule.length };
+        if (!this.stopped) {
+          this.record(this.checker.afterStep());
+          this.eventExcess();
         }
       }
     }
-    if (!this.violation) {
-      const v = this.checker.atEnd();
-      if (v) this.violation = { ...v, step: this.schedule.length };
-    }
+    if (!this.stopped) this.record(this.checker.atEnd());
     const report = this.runner.finish();
-    if (!this.violation && this.invariants.has('deadlock')) {
+    if (this.stopped) return report;
+    if (this.invariants.has('deadlock')) {
       const stuck = this.deadlocked();
-      if (stuck.length > 0) this.violation = { invariant: 'deadlock', message: `CPU ${stuck.join(', ')} wait(s) forever: nothing else can run`, step: this.schedule.length };
+      if (stuck.length > 0) this.record([{ invariant: 'deadlock', message: `CPU ${stuck.join(', ')} wait(s) forever: nothing else can run` }]);
     }
-    if (!this.violation && this.invariants.has('scenario')) {
+    if (this.invariants.has('scenario')) {
       const bad = report.verdicts.find((v) => v.status === 'failed');
-      if (bad) this.violation = { invariant: 'scenario', message: `${bad.where}: expected ${bad.expected}, got ${bad.actual}`, step: this.schedule.length };
+      if (bad) this.record([{ invariant: 'scenario', message: `${bad.where}: expected ${bad.expected}, got ${bad.actual}` }]);
     }
-    if (!this.violation && this.invariants.has('witness') && report.verdicts.every((v) => v.status === 'held')) {
-      this.violation = { invariant: 'witness', message: `every expectation of the scenario held (${report.verdicts.length})`, step: this.schedule.length };
+    if (this.invariants.has('witness') && this.violations.length === 0 && report.verdicts.every((v) => v.status === 'held')) {
+      this.record([{ invariant: 'witness', message: `every expectation of the scenario held (${report.verdicts.length})` }]);
     }
     return report;
   }

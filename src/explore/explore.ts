@@ -10,7 +10,7 @@ import { resolveKernelOptions, type KernelOptions } from '../kernel/options.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { runScenario, type RunReport } from '../scenario/run.js';
 import { EXPLORE_INVARIANTS, type Violation } from './checks.js';
-import { DporSearch, shorterSchedule, type Counterexample, type SearchResult, type SearchStats } from './dpor.js';
+import { DporSearch, shorterSchedule, type Counterexample, type SearchOptions, type SearchResult, type SearchStats } from './dpor.js';
 import { Execution } from './execution.js';
 import { identityDifference, SearchMismatchError, type SearchIdentity } from './identity.js';
 import { randomExecutions, type PctBound } from './random.js';
@@ -96,7 +96,9 @@ function* exploreSteps(c: CompiledScenario, o: ExploreOptions): Generator<void, 
   }
   const r: SearchResult & { pct?: PctBound } =
     o.mode === 'dpor'
-      ? yield* new DporSearch(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, preemptions: o.preemptions, maxDepth: o.maxDepth, maxExecutions: o.executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution: o.onExecution }).search()
+      ? o.stopAtFirst && o.preemptions > 0
+        ? yield* deepening(c, o)
+        : yield* new DporSearch(c, dporOptions(o, o.preemptions, o.executions, o.onExecution)).search()
       : yield* randomExecutions(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
   const violations: ExploreCounterexample[] = [];
   for (const v of r.violations) {
@@ -117,6 +119,38 @@ function* exploreSteps(c: CompiledScenario, o: ExploreOptions): Generator<void, 
   };
 }
 
+/** DporSearch's options for `o` with preemption bound `preemptions` and execution budget `executions`. */
+function dporOptions(o: ExploreOptions, preemptions: number, executions: number, onExecution: ExploreOptions['onExecution']): SearchOptions {
+  return { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, preemptions, maxDepth: o.maxDepth, maxExecutions: executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution };
+}
+
+/**
+ * A systematic search for a first counterexample (`--first`), by iterative deepening of the
+ * preemption bound (as CHESS does): bound 0, then 1, 2, ... up to `--preemptions`, each a
+ * whole DPOR search, until one finds a violation, or a search is not cut by its bound (it was
+ * then the whole search, with nothing found), or the execution budget is spent. Bugs that need
+ * few preemptions are found after few executions. The counts add up over the searches; the
+ * result says the bound reached (`preemptionBound`).
+ */
+function* deepening(c: CompiledScenario, o: ExploreOptions): Generator<void, SearchResult> {
+  const total: SearchStats = { executions: 0, complete: 0, sleepBlocked: 0, steps: 0 };
+  let elapsedMs = 0;
+  for (let bound = 0; ; bound++) {
+    const base = { ...total };
+    const onExecution = o.onExecution && ((s: SearchStats): void => o.onExecution!({ executions: base.executions + s.executions, complete: base.complete + s.complete, sleepBlocked: base.sleepBlocked + s.sleepBlocked, steps: base.steps + s.steps }));
+    const r = yield* new DporSearch(c, dporOptions(o, bound, o.executions - total.executions, onExecution)).search();
+    total.executions += r.executions;
+    total.complete += r.complete;
+    total.sleepBlocked += r.sleepBlocked;
+    total.steps += r.steps;
+    elapsedMs += r.elapsedMs;
+    const cut = r.boundedBy.includes('preemptions');
+    if (r.violations.length > 0 || !cut || bound >= o.preemptions || r.boundedBy.includes('executions')) {
+      return { ...r, ...total, elapsedMs, preemptionBound: bound };
+    }
+  }
+}
+
 /** Context switches in a schedule: places where the next item differs from the one before. */
 export function switches(schedule: number[]): number {
   let n = 0;
@@ -128,6 +162,8 @@ export function switches(schedule: number[]): number {
 export interface ReplayResult {
   /** The first violation, with the step after which it showed, or null. */
   violation: (Violation & { step: number }) | null;
+  /** Every invariant the replay broke, in order, each once with its step. */
+  violations: (Violation & { step: number })[];
   /** The step (1-based) at which the schedule named a CPU with nothing to do, or 0. */
   stuckAt: number;
   report: RunReport;
@@ -136,13 +172,14 @@ export interface ReplayResult {
 /**
  * Runs `schedule` step by step with the invariants checked after each step; with `complete`,
  * goes on after it (the first CPU that can run, in order) until nothing can. A schedule that
- * names a CPU with nothing to do stops there (`stuckAt`).
+ * names a CPU with nothing to do stops there (`stuckAt`). The replay goes on past a violation
+ * (each invariant is reported once), except past a debug check's report.
  */
 export function replay(c: CompiledScenario, schedule: number[], o: { invariants: string[]; record?: boolean; complete?: boolean; until?: 'end' | 'ops' }): ReplayResult {
   checkInvariants(o.invariants);
   const exec = new Execution(c, { invariants: o.invariants, ...choicesIn(schedule), record: o.record, until: o.until });
   let stuckAt = 0;
-  for (let i = 0; i < schedule.length && !exec.violation; i++) {
+  for (let i = 0; i < schedule.length && !exec.stopped; i++) {
     if (!exec.enabled().includes(schedule[i])) {
       stuckAt = i + 1;
       break;
@@ -151,14 +188,14 @@ export function replay(c: CompiledScenario, schedule: number[], o: { invariants:
   }
   if (o.complete && !stuckAt) {
     for (;;) {
-      if (exec.violation) break;
+      if (exec.stopped) break;
       const en = exec.enabled().filter((x) => x >= 0);
       if (en.length === 0) break;
       exec.step(en[0]);
     }
   }
   const report = exec.finish();
-  return { violation: exec.violation, stuckAt, report };
+  return { violation: exec.violation, violations: exec.violations, stuckAt, report };
 }
 
 /** The evictions, preemption and reclaim choices a schedule takes: what an Execution replaying it must allow. */
@@ -183,12 +220,12 @@ export function shortestPassingPrefix(c: CompiledScenario, schedule: number[]): 
 function stillViolates(c: CompiledScenario, schedule: number[], invariant: string, o: ExploreOptions): boolean {
   const exec = new Execution(c, { invariants: o.invariants, ...choicesIn(schedule), until: o.until });
   for (const item of schedule) {
-    if (exec.violation) break;
+    if (exec.broke(invariant) || exec.stopped) break;
     if (!exec.enabled().includes(item)) return false;
     exec.step(item);
   }
-  if (!exec.violation && exec.enabled().length === 0) exec.finish();
-  return exec.violation !== null && exec.violation.invariant === invariant;
+  if (!exec.broke(invariant) && !exec.stopped && exec.enabled().length === 0) exec.finish();
+  return exec.broke(invariant);
 }
 
 /**
@@ -218,7 +255,8 @@ export function minimise(c: CompiledScenario, v: Counterexample, o: ExploreOptio
     }
   }
   const cut = replay(c, best, { invariants: o.invariants, until: o.until });
-  return cut.violation ? best.slice(0, cut.violation.step) : best;
+  const hit = cut.violations.find((x) => x.invariant === v.invariant);
+  return hit ? best.slice(0, hit.step) : best;
 }
 
 function toBlocks(s: number[]): { item: number; count: number }[] {

@@ -78,7 +78,7 @@ export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Genera
   let k = Number.isFinite(o.maxDepth) ? o.maxDepth : 0;
   let bounded = false;
   for (let run = 0; run < o.executions; run++) {
-    const exec = new Execution(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, until: o.until });
+    const exec = new Execution(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, until: o.until, stopAtFirst: o.stopAtFirst });
     const prio: number[] = [];
     const change: number[] = [];
     if (o.strategy === 'pct') {
@@ -94,7 +94,7 @@ export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Genera
     let steps = 0;
     let ended = false;
     for (;;) {
-      if (exec.violation) break;
+      if (exec.stopped) break;
       // PCT schedules CPUs only: the choices (evictions, preemptions, reclaims) are uniform's.
       const en = o.strategy === 'uniform' ? exec.enabled() : exec.enabled().filter((q) => q >= 0);
       if (en.length === 0) {
@@ -116,20 +116,19 @@ export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Genera
         if (i >= 0) prio[item] = i + 1;
       }
     }
-    if (!exec.violation && ended) {
+    if (!exec.stopped && ended) {
       exec.finish();
       stats.complete++;
     }
     k = Math.max(k, steps);
     stats.executions++;
-    const v = exec.violation;
-    if (v) {
+    for (const v of exec.violations) {
       const schedule = exec.schedule.slice(0, v.step);
       const old = violations.get(v.invariant);
       if (!old || shorterSchedule(schedule, old.schedule)) violations.set(v.invariant, { invariant: v.invariant, message: v.message, schedule });
     }
     o.onExecution?.(stats);
-    if (v && o.stopAtFirst) break;
+    if (exec.violations.length > 0 && o.stopAtFirst) break;
     yield;
   }
   const result: SearchResult & { pct?: PctBound } = {

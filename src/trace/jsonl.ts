@@ -4,6 +4,7 @@
  * Line 1 is a header:
  *   {"type":"trace_header","format":"isolab-trace","version":1,"cpus":N,
  *    "tasks":{"1":"parent",...},"scenario":"..."|null}
+ * followed by "schedule":"0*97,p0>1" when the run replayed a schedule first.
  * Every other line is one event, in emission order: {"step":S, ...the event's fields}. Every
  * event of a System has `tid` (system.ts IsolabEvent): the task it names, or else the task
  * current on its CPU as it was emitted, 0 for the idle task.
@@ -41,7 +42,7 @@ export function toJsonl(records: readonly TraceRecord[], meta: TraceMeta): strin
 export function headerObject(meta: TraceMeta): Record<string, unknown> {
   const tasks: Record<string, string> = {};
   for (const [tid, name] of [...meta.tasks].sort((a, b) => a[0] - b[0])) tasks[String(tid)] = name;
-  return { type: 'trace_header', format: TRACE_FORMAT, version: TRACE_VERSION, cpus: meta.cpus, tasks, scenario: meta.scenario ?? null };
+  return { type: 'trace_header', format: TRACE_FORMAT, version: TRACE_VERSION, cpus: meta.cpus, tasks, scenario: meta.scenario ?? null, ...(meta.schedule !== undefined ? { schedule: meta.schedule } : {}) };
 }
 
 /** One record as a plain object: step first, then the event's fields, then the joined 64-bit values. Bigints are left for the replacer. */

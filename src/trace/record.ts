@@ -20,6 +20,8 @@ export interface TraceMeta {
   tasks: Map<number, string>;
   /** The scenario the trace came from, if any (a file name or a title). */
   scenario?: string;
+  /** The schedule the run replayed first (`isolab trace --schedule`), as the explorer writes it. */
+  schedule?: string;
 }
 
 /**
