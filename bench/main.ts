@@ -5,7 +5,8 @@
  * decisions cannot change another's figure; a run reports tinybench's median time per batch,
  * divided by the batch size, and the figure kept is the median of the runs. Prints one row
  * per task (median ns per operation, operations per second, the spread of the runs, the target
- * where one is set) and, with `--json FILE`, writes the same rows as JSON.
+ * where one is set) and, with `--json FILE`, writes the same rows as JSON. The explorer against
+ * SPIN (bench/spin.ts) runs each exhaustive search for at most 300 s, or `--spin-limit S`.
  * Figures belong in BENCHMARKS.md with the command, machine and date.
  */
 import { execFileSync } from 'node:child_process';
@@ -13,6 +14,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
+import type { IsolabRun, PanRun, Progress } from './spin.js';
 import { BATCH, translateTasks } from './translate.js';
 
 const RUNS = 5;
@@ -46,6 +48,73 @@ async function runOne(name: string): Promise<void> {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+/** What bench/spin.ts prints. */
+interface SpinBench {
+  limitSeconds: number;
+  spin: { available: boolean; reason?: string; version?: string; runs: PanRun[] };
+  isolab: { cpus2: IsolabRun; cpus3: IsolabRun };
+  comparison: {
+    spinSeconds: number | null;
+    ratio: number | null;
+    ratioIsLowerBound: boolean;
+    ratioSearchOnly: number | null;
+    meets1x: boolean | null;
+    meetsStretch: boolean | null;
+    newStepsPerSecond: number | null;
+    meetsNewSteps: boolean | null;
+    threeCpuFinishes: boolean;
+    spin3x2Finishes: boolean | null;
+  };
+}
+
+type Row = { task: string; figure: string; runs: string; target: string };
+const met = (ok: boolean | null): string => (ok === null ? 'n/a' : ok ? 'met' : 'MISSED');
+const int = (n: number | null): string => (n === null ? '?' : n.toLocaleString('en-US'));
+
+/** Adds the explorer-against-SPIN rows; returns a few memory points of each isolab run. */
+function spinRows(b: SpinBench, rows: Row[]): Record<string, string | number>[] {
+  const L = b.limitSeconds;
+  if (!b.spin.available) rows.push({ task: 'SPIN (spin-dirtybit.pml)', figure: 'unavailable', runs: b.spin.reason ?? '', target: '' });
+  for (const r of b.spin.runs) {
+    const search = r.searchSeconds === null ? '?' : `${r.searchSeconds} s`;
+    rows.push({
+      task: `SPIN ${r.ncpu}×${r.npages}, exhaustive (pan -DSAFETY)`,
+      figure: r.finished ? `${(r.compileSeconds + (r.searchSeconds ?? 0)).toFixed(2)} s` : `not finished: ${r.stoppedBy}`,
+      runs: `compile ${r.compileSeconds} s (spin ${r.spinSeconds} + gcc ${r.gccSeconds}), search ${search}; ${int(r.statesStored)} states, ${int(r.transitions)} transitions, depth ${int(r.depthReached)}, ${r.memoryMB ?? '?'} MB, errors ${r.errors ?? '?'}${r.notes.length ? '; ' + r.notes.join('; ') : ''}`,
+      target: '',
+    });
+  }
+  const c = b.comparison;
+  for (const [key, run] of Object.entries(b.isolab) as [keyof SpinBench['isolab'], IsolabRun][]) {
+    const ratio = key === 'cpus2' && c.ratio !== null ? `ratio ${c.ratioIsLowerBound ? '> ' : ''}${c.ratio} vs SPIN 2×2 (<= 1.0 ${met(c.meets1x)}; stretch <= 0.25 ${met(c.meetsStretch)})` : '';
+    const three = key === 'cpus3' ? `finishes: ${met(c.threeCpuFinishes)}; SPIN 3×2 ${c.spin3x2Finishes === null ? 'n/a' : c.spin3x2Finishes ? 'finished' : `did not finish in ${L} s`}` : '';
+    rows.push({
+      task: `explore ${run.scenario}, ${key === 'cpus2' ? 2 : 3} CPUs, cmpxchg, no bound (DPOR)`,
+      figure: run.finished ? `${run.seconds} s` : `not finished in ${run.seconds} s (${run.stoppedBy})`,
+      runs: `${int(run.executions)} executions, ${int(run.steps)} steps (${int(run.newSteps)} new), ${Math.round(run.stepsPerSecond / 1000)} k steps/s, peak RSS ${run.peakRssMB ?? '?'} MB`,
+      target: ratio || three,
+    });
+    rows.push({
+      task: `  new (not replayed) steps/s, ${key === 'cpus2' ? 2 : 3} CPUs`,
+      figure: run.newStepsPerSecond === null ? 'unavailable' : `${(run.newStepsPerSecond / 1000).toFixed(1)} k/s`,
+      runs: '',
+      target: `>= 100 k/s ${met(run.newStepsPerSecond === null ? null : run.newStepsPerSecond >= 100_000)}`,
+    });
+  }
+  // About six points per run, evenly spread over its samples, the last one included.
+  const points: Record<string, string | number>[] = [];
+  for (const [key, run] of Object.entries(b.isolab)) {
+    const s: Progress[] = run.samples;
+    const pick = new Set<number>();
+    for (let i = 1; i <= 6; i++) pick.add(Math.max(0, Math.round((i * s.length) / 6) - 1));
+    for (const i of [...pick].sort((a, z) => a - z)) {
+      const p = s[i];
+      points.push({ run: key === 'cpus2' ? '2 CPUs' : '3 CPUs', s: p.seconds, executions: p.executions, steps: p.steps, 'new steps': p.newSteps ?? '?', depth: p.depth ?? '?', 'max depth': p.maxDepth ?? '?', 'RSS MB': p.rssMB, 'heap MB': p.heapMB });
+    }
+  }
+  return points;
+}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -138,10 +207,26 @@ async function main(): Promise<void> {
       target: '100 k explored steps/s per core',
     });
   }
+  // The explorer against SPIN on seed 003's race, exhaustive, in the same run (bench/spin.ts).
+  const spinScript = fileURLToPath(new URL('./spin.js', import.meta.url));
+  const limitAt = args.indexOf('--spin-limit');
+  const spinArgs = limitAt >= 0 ? ['--limit', args[limitAt + 1]] : [];
+  let vsSpin: SpinBench | { failed: string };
+  try {
+    vsSpin = JSON.parse(execFileSync(process.execPath, [spinScript, ...spinArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 }).trim().split('\n').pop()!) as SpinBench;
+  } catch (e) {
+    vsSpin = { failed: e instanceof Error ? e.message.split('\n')[0] : String(e) };
+  }
+  const memoryRows = 'failed' in vsSpin ? [] : spinRows(vsSpin, kernelRows);
+  if ('failed' in vsSpin) kernelRows.push({ task: 'explorer against SPIN', figure: `failed: ${vsSpin.failed}`, runs: '', target: '' });
   console.table(kernelRows);
+  if (memoryRows.length > 0) {
+    console.log('explorer memory against depth and executions (no preemption bound):');
+    console.table(memoryRows);
+  }
   if (jsonFile) {
     const tmp = `${jsonFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, faults, pkeySwitch: pk, ptiSyscall: pti, explore: ex } }, null, 2) + '\n');
+    writeFileSync(tmp, JSON.stringify({ node: process.version, cpu, date: new Date().toISOString(), runs: RUNS, rows, kernel: { getpid, forkSimulated: sim, forkNative: native, forkRatio: ratio, faults, pkeySwitch: pk, ptiSyscall: pti, explore: ex, exploreVsSpin: vsSpin } }, null, 2) + '\n');
     renameSync(tmp, jsonFile);
   }
 }

@@ -160,7 +160,7 @@ function progress(label: string, total: number): { update: (s: SearchStats) => v
 export function formatExplore(r: ExploreResult, file: string, witness = false, c?: CompiledScenario): string {
   const lines: string[] = [];
   lines.push(`${r.scenario}: ${r.mode === 'dpor' ? 'systematic search (source-set DPOR, sleep sets)' : r.mode === 'pct' ? 'random search (PCT)' : 'random search (uniform)'}${r.shard ? `, shard ${r.shard.index}/${r.shard.count}` : ''}`);
-  lines.push(`  executions ${r.executions} (complete ${r.complete}, sleep-set blocked ${r.sleepBlocked}), steps ${r.steps}`);
+  lines.push(`  executions ${r.executions} (complete ${r.complete}, sleep-set blocked ${r.sleepBlocked}), steps ${r.steps}${r.replayed !== undefined ? ` (${r.replayed} replayed from boot)` : ''}`);
   lines.push(`  ${(r.elapsedMs / 1000).toFixed(2)} s, ${Math.round(r.executionsPerSecond)} executions/s, ${Math.round(r.stepsPerSecond)} steps/s`);
   lines.push(`  search: ${r.exhaustive ? 'complete (every interleaving, up to equivalence)' : `bounded (${r.boundedBy.join(', ')})`}`);
   if (r.preemptionBound !== undefined) lines.push(`  first counterexample by deepening: preemption bound ${r.preemptionBound}${r.violations.length === 0 && r.exhaustive ? ' was the whole search' : ''}`);

@@ -90,6 +90,8 @@ export interface SearchStats {
   sleepBlocked: number;
   /** Steps taken, replays included. */
   steps: number;
+  /** Of them, steps re-run from boot to reach a branch point (systematic search only). */
+  replayed?: number;
 }
 
 export interface SearchResult extends SearchStats {
@@ -140,7 +142,7 @@ export class DporSearch {
   private readonly events: Ev[] = [];
   private readonly dense = new Map<number, number>();
   private readonly items: number[] = [];
-  private readonly stats: SearchStats = { executions: 0, complete: 0, sleepBlocked: 0, steps: 0 };
+  private readonly stats: SearchStats = { executions: 0, complete: 0, sleepBlocked: 0, steps: 0, replayed: 0 };
   private readonly bounded = new Set<string>();
   private readonly violations = new Map<string, Counterexample>();
   private readonly traces = new Set<string>();
@@ -186,6 +188,7 @@ export class DporSearch {
       for (let j = 0; j < i; j++) {
         exec.step(this.events[j].item);
         this.stats.steps++;
+        this.stats.replayed!++;
       }
       this.take(exec, i, pick, owned);
       this.extend(exec);

@@ -133,16 +133,17 @@ function dporOptions(o: ExploreOptions, preemptions: number, executions: number,
  * result says the bound reached (`preemptionBound`).
  */
 function* deepening(c: CompiledScenario, o: ExploreOptions): Generator<void, SearchResult> {
-  const total: SearchStats = { executions: 0, complete: 0, sleepBlocked: 0, steps: 0 };
+  const total: SearchStats = { executions: 0, complete: 0, sleepBlocked: 0, steps: 0, replayed: 0 };
   let elapsedMs = 0;
   for (let bound = 0; ; bound++) {
     const base = { ...total };
-    const onExecution = o.onExecution && ((s: SearchStats): void => o.onExecution!({ executions: base.executions + s.executions, complete: base.complete + s.complete, sleepBlocked: base.sleepBlocked + s.sleepBlocked, steps: base.steps + s.steps }));
+    const onExecution = o.onExecution && ((s: SearchStats): void => o.onExecution!({ executions: base.executions + s.executions, complete: base.complete + s.complete, sleepBlocked: base.sleepBlocked + s.sleepBlocked, steps: base.steps + s.steps, replayed: base.replayed! + (s.replayed ?? 0) }));
     const r = yield* new DporSearch(c, dporOptions(o, bound, o.executions - total.executions, onExecution)).search();
     total.executions += r.executions;
     total.complete += r.complete;
     total.sleepBlocked += r.sleepBlocked;
     total.steps += r.steps;
+    total.replayed! += r.replayed ?? 0;
     elapsedMs += r.elapsedMs;
     const cut = r.boundedBy.includes('preemptions');
     if (r.violations.length > 0 || !cut || bound >= o.preemptions || r.boundedBy.includes('executions')) {
@@ -310,6 +311,7 @@ export function mergeResults(parts: ExploreResult[], names: string[] = parts.map
     executions,
     complete: traces ? traces.length : sum((p) => p.complete),
     sleepBlocked: sum((p) => p.sleepBlocked),
+    ...(parts.every((p) => p.replayed !== undefined) ? { replayed: sum((p) => p.replayed ?? 0) } : {}),
     steps,
     exhaustive: boundedBy.length === 0 && parts.every((p) => p.exhaustive),
     boundedBy,

@@ -167,7 +167,7 @@ export class PageWalker {
    */
   private readEntries(single: boolean): number {
     const cpu = this.cpu;
-    const words = cpu.mem.words;
+    const mem = cpu.mem;
     const frameCount = cpu.mem.frameCount;
     const reservedHi = cpu.reservedHi;
     const hi = this.hi;
@@ -191,12 +191,12 @@ export class PageWalker {
     for (;;) {
       const index = tableIndex(level, hi, lo);
       if (fp) fp.read(pfn * 512 + index);
-      const frame = words[pfn];
+      const frame = mem.frame(pfn);
       if (frame) {
         elo = frame[index << 1] | 0;
         ehi = frame[(index << 1) | 1] | 0;
       } else {
-        elo = ehi = frame === null ? 0 : -1; // never written: zeros; past RAM: all ones
+        elo = ehi = pfn < frameCount ? 0 : -1; // never written: zeros; past RAM: all ones
       }
       const large = (elo & PTE_PS) !== 0;
       // Record the entry where a later step or a reader needs it: an A update, the leaf (D,

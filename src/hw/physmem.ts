@@ -16,14 +16,22 @@ import { FP_FRAME, fp_read_range, fp_write_range, type FootprintHost, type Footp
 import { PAGE_SIZE } from './pte.js';
 
 const WORDS_PER_FRAME = PAGE_SIZE / 4;
+/** Frames per chunk of the frame tables (2 MiB of memory). */
+const CHUNK_SHIFT = 9;
+const FRAMES_PER_CHUNK = 1 << CHUNK_SHIFT;
+const CHUNK_MASK = FRAMES_PER_CHUNK - 1;
 
 export class PhysMem implements FootprintHost {
   /** Installed frames; frame numbers below this are RAM. */
   readonly frameCount: number;
-  /** Frame storage as 32-bit words; `null` until first written. Indexed by frame number. */
-  readonly words: (Uint32Array | null)[];
+  /**
+   * Frame storage as 32-bit words, in chunks of FRAMES_PER_CHUNK frames by frame number (`frame`),
+   * each chunk made when a frame of it is first written; a frame is undefined until then.
+   * Frames at or past `frameCount` are not RAM: they read as all ones, writes vanish.
+   */
+  private readonly words: (Uint32Array | undefined)[][];
   /** The same storage as bytes, for data accesses. */
-  private readonly bytes: (Uint8Array | null)[];
+  private readonly bytes: (Uint8Array | undefined)[][];
   /** How many frames have been materialised (written at least once). */
   framesMaterialised = 0;
   /** The explorer's footprint sink while it runs a step, else null (hw/footprint.ts). */
@@ -35,8 +43,16 @@ export class PhysMem implements FootprintHost {
       throw new ArgumentError('sizeBytes', `${sizeBytes} is not a positive multiple of 4096`);
     }
     this.frameCount = sizeBytes / PAGE_SIZE;
-    this.words = new Array<Uint32Array | null>(this.frameCount).fill(null);
-    this.bytes = new Array<Uint8Array | null>(this.frameCount).fill(null);
+    // Chunks, not one array of every frame: a boot makes one PhysMem, and the explorer one per
+    // execution (two arrays of 65,536 entries cost 1 to 2 ms a boot).
+    this.words = [];
+    this.bytes = [];
+  }
+
+  /** Frame `pfn`'s words, or undefined if it was never written (or is not RAM). */
+  frame(pfn: number): Uint32Array | undefined {
+    const c = this.words[pfn >>> CHUNK_SHIFT];
+    return c === undefined ? undefined : c[pfn & CHUNK_MASK];
   }
 
   /** Installed memory in bytes. */
@@ -46,7 +62,7 @@ export class PhysMem implements FootprintHost {
 
   /** The frame's word storage, allocating it (zeroed) if absent. Throws for a frame past RAM. */
   frameWords(pfn: number): Uint32Array {
-    const f = this.words[pfn];
+    const f = this.frame(pfn);
     if (f) return f;
     this.checkPfn(pfn, 'pfn');
     return this.materialise(pfn);
@@ -55,25 +71,25 @@ export class PhysMem implements FootprintHost {
   /** Low half (bits 31:0) of 64-bit entry `index` (0..511) of frame `pfn`. */
   readLo(pfn: number, index: number): number {
     if (this.fp) this.fp.read(pfn * 512 + index);
-    const f = this.words[pfn];
+    const f = this.frame(pfn);
     if (f) return f[index << 1];
-    return f === null ? 0 : 0xffffffff;
+    return pfn < this.frameCount ? 0 : 0xffffffff;
   }
 
   /** High half (bits 63:32) of 64-bit entry `index` of frame `pfn`. */
   readHi(pfn: number, index: number): number {
     if (this.fp) this.fp.read(pfn * 512 + index);
-    const f = this.words[pfn];
+    const f = this.frame(pfn);
     if (f) return f[(index << 1) | 1];
-    return f === null ? 0 : 0xffffffff;
+    return pfn < this.frameCount ? 0 : 0xffffffff;
   }
 
   /** Plain (non-atomic) store of a 64-bit entry. Dropped past RAM. */
   write64(pfn: number, index: number, lo: number, hi: number): void {
     if (this.fp) this.fp.write(pfn * 512 + index);
-    let f = this.words[pfn];
+    let f = this.frame(pfn);
     if (!f) {
-      if (f === undefined) return;
+      if (pfn >= this.frameCount) return;
       f = this.materialise(pfn);
     }
     f[index << 1] = lo;
@@ -106,9 +122,9 @@ export class PhysMem implements FootprintHost {
       const pfn = Math.floor(at / PAGE_SIZE);
       const off = at - pfn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, length - done);
-      const f = this.bytes[pfn];
+      const f = this.bytesOf(pfn);
       if (f) out.set(f.subarray(off, off + n), done);
-      else if (f === undefined) out.fill(0xff, done, done + n);
+      else if (pfn >= this.frameCount) out.fill(0xff, done, done + n);
       done += n;
     }
     return out;
@@ -124,8 +140,8 @@ export class PhysMem implements FootprintHost {
       const off = at - pfn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, data.length - done);
       if (pfn < this.frameCount) {
-        if (!this.bytes[pfn]) this.materialise(pfn);
-        this.bytes[pfn]!.set(data.subarray(done, done + n), off);
+        if (!this.bytesOf(pfn)) this.materialise(pfn);
+        this.bytesOf(pfn)!.set(data.subarray(done, done + n), off);
       }
       done += n;
     }
@@ -135,7 +151,7 @@ export class PhysMem implements FootprintHost {
   zeroFrame(pfn: number): void {
     this.checkPfn(pfn, 'pfn');
     if (this.fp) this.fp.write(FP_FRAME + pfn);
-    this.words[pfn]?.fill(0);
+    this.frame(pfn)?.fill(0);
   }
 
   /** Copies frame `src` to frame `dst` (as copy_page does). */
@@ -146,16 +162,23 @@ export class PhysMem implements FootprintHost {
       this.fp.read(FP_FRAME + src);
       this.fp.write(FP_FRAME + dst);
     }
-    const s = this.words[src];
+    const s = this.frame(src);
     if (s) this.frameWords(dst).set(s);
-    else this.words[dst]?.fill(0);
+    else this.frame(dst)?.fill(0);
+  }
+
+  /** Frame `pfn`'s bytes, or undefined if it was never written. */
+  private bytesOf(pfn: number): Uint8Array | undefined {
+    const c = this.bytes[pfn >>> CHUNK_SHIFT];
+    return c === undefined ? undefined : c[pfn & CHUNK_MASK];
   }
 
   private materialise(pfn: number): Uint32Array {
     const buf = new ArrayBuffer(PAGE_SIZE);
     const w = new Uint32Array(buf, 0, WORDS_PER_FRAME);
-    this.words[pfn] = w;
-    this.bytes[pfn] = new Uint8Array(buf);
+    const c = pfn >>> CHUNK_SHIFT;
+    (this.words[c] ??= new Array<Uint32Array | undefined>(FRAMES_PER_CHUNK))[pfn & CHUNK_MASK] = w;
+    (this.bytes[c] ??= new Array<Uint8Array | undefined>(FRAMES_PER_CHUNK))[pfn & CHUNK_MASK] = new Uint8Array(buf);
     this.framesMaterialised++;
     return w;
   }

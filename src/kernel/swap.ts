@@ -207,6 +207,6 @@ export function swap_read_folio(k: Kernel, pfn: number, offset: number): void {
 
 /** The device's write of a folio (swap_writepage → __swap_writepage): the frame's contents into its slot. */
 export function swap_write_folio(k: Kernel, pfn: number): void {
-  const w = k.machine.mem.words[pfn];
+  const w = k.machine.mem.frame(pfn);
   k.swap.data[k.pages.swap[pfn]] = w ? w.slice() : null;
 }

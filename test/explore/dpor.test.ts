@@ -123,12 +123,12 @@ class Run {
     const mem = k.machine.mem;
     const frameWords = new Map<number, string>();
     for (const pfn of [...this.frames].sort((a, b) => a - b)) {
-      const w = mem.words[pfn];
+      const w = mem.frame(pfn);
       frameWords.set(pfn, w ? `${w[1].toString(16)}:${w[0].toString(16)}` : 'zero');
     }
     const h = createHash('sha256');
-    for (let pfn = 0; pfn < mem.words.length; pfn++) {
-      const w = mem.words[pfn];
+    for (let pfn = 0; pfn < mem.frameCount; pfn++) {
+      const w = mem.frame(pfn);
       if (!w || w.every((x) => x === 0)) continue;
       h.update(`${pfn}:`);
       h.update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));

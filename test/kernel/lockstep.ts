@@ -147,15 +147,15 @@ export function countPresentPtes(k: Kernel, mm: MmStruct): number {
 }
 
 function frameEquals(k: Kernel, a: number, b: number): boolean {
-  const wa = k.machine.mem.words[a];
-  const wb = k.machine.mem.words[b];
+  const wa = k.machine.mem.frame(a);
+  const wb = k.machine.mem.frame(b);
   if (!wa || !wb) return (!wa || wa.every((x) => x === 0)) && (!wb || wb.every((x) => x === 0));
   for (let i = 0; i < wa.length; i++) if (wa[i] !== wb[i]) return false;
   return true;
 }
 
 function frameZero(k: Kernel, pfn: number): boolean {
-  const w = k.machine.mem.words[pfn];
+  const w = k.machine.mem.frame(pfn);
   return !w || w.every((x) => x === 0);
 }
 
