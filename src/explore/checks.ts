@@ -100,6 +100,17 @@ export class Checker {
     return out;
   }
 
+  /**
+   * After steps that ran unchecked (Execution.step with a known footprint: a replay of steps
+   * checked when first taken): the checks go on from the state reached, as if they had run on
+   * each of those steps, without reporting what was reported then.
+   */
+  resync(): void {
+    this.wasQuiet = this.quiet();
+    this.debugSeen = this.sys.debugReports.length;
+    if (this.reads?.violation) this.reported.add('read_stability');
+  }
+
   /** At the end of an execution: every check once more, and the page counts. */
   atEnd(): Violation[] {
     const out: Violation[] = [];

@@ -185,11 +185,13 @@ export class DporSearch {
       const owned = this.ownerOf(this.nodes[i], pick);
       if (owned === false && this.passOver(this.nodes[i], pick)) continue;
       exec = this.fresh();
+      // The path to the branch point again, each step as it ran the first time (unrecorded, unchecked).
       for (let j = 0; j < i; j++) {
-        exec.step(this.events[j].item);
+        exec.step(this.events[j].item, this.events[j]);
         this.stats.steps++;
         this.stats.replayed!++;
       }
+      exec.resync();
       this.take(exec, i, pick, owned);
       this.extend(exec);
       yield;

@@ -199,8 +199,14 @@ export class Execution {
     return out;
   }
 
-  /** Runs `item` and returns its footprint; checks the invariants after it. */
-  step(item: number): Step {
+  /**
+   * Runs `item` and returns its footprint; checks the invariants after it. With `known`, the
+   * footprint the same step had when the search first took it from the same state (DPOR's
+   * replay to a branch point, dpor.ts): the step runs unrecorded and unchecked (it was checked
+   * then), changing the state as it did; call `resync` after the last such step.
+   */
+  step(item: number, known?: Step): Step {
+    if (known) return this.rerun(item, known);
     const rec = new Recorder();
     this.schedule.push(item);
     if (isPreemption(item)) return this.preemptStep(item, rec);
@@ -263,6 +269,52 @@ export class Execution {
     return { item, reads: rec.reads, writes: rec.writes };
   }
 
+  /**
+   * A step taken again with its footprint `known` (step): the same state change, what the
+   * checks follow kept (the user words written, the CPUs blocked and woken), no recording and
+   * no checks.
+   */
+  private rerun(item: number, known: Step): Step {
+    this.schedule.push(item);
+    let self = -1;
+    if (isPreemption(item)) {
+      this.preemptChoicesLeft--;
+      this.runner.stepCpu(item);
+      this.blockedOn[preemptionOf(item).cpu] = NaN;
+    } else if (isReclaim(item)) {
+      this.reclaimsLeft--;
+      this.runner.stepCpu(item);
+    } else if (item < 0) {
+      this.evictionsLeft--;
+      this.runner.stepCpu(item);
+    } else {
+      const pc = this.k.percpu[item];
+      const t = pc.current;
+      const irq = this.sys.takesIpi(item);
+      const kernel = !irq && t !== null && t.state === 'running' && t.kpath !== null;
+      const user = !irq && t !== null && t.state === 'running' && t.kpath === null;
+      const path = t ? t.kpath : null;
+      this.runner.stepCpu(item);
+      let waits = false;
+      if (kernel && t!.kpath === path && t!.nextStep === STEP_WAIT && pc.current === t) {
+        this.blockedOn[item] = waitKey(pc.touch);
+        waits = true;
+      } else if (user) {
+        const words = known.writes.filter((w) => w >= 0 && w < FP_FRAME);
+        if (words.length > 0) this.checker.userWrote(words);
+      }
+      if (!waits) this.blockedOn[item] = NaN;
+      else self = item;
+    }
+    this.wake(self, known.writes);
+    return known;
+  }
+
+  /** After steps taken with `known` footprints: the checks pick up from the state reached, as if they had run (Checker.resync). */
+  resync(): void {
+    this.checker.resync();
+  }
+
   /** Runs script item `item` with every physical access it makes recorded in `rec`. */
   private stepRecorded(item: number, rec: Recorder): void {
     const mem = this.sys.machine.mem;
@@ -313,13 +365,18 @@ export class Execution {
     return { item, reads: rec.reads, writes: rec.writes };
   }
 
-  /** Wakes blocked CPUs whose wait this step's writes touched; runs the checks. */
-  private after(self: number, rec: Recorder): void {
+  /** Wakes blocked CPUs (but `self`) whose wait a step's `writes` touched. */
+  private wake(self: number, writes: number[]): void {
     for (let c = 0; c < this.blockedOn.length; c++) {
       if (c === self || Number.isNaN(this.blockedOn[c])) continue;
       const key = this.blockedOn[c];
-      if (rec.writes.some((w) => fp_overlap(w, key))) this.blockedOn[c] = NaN;
+      if (writes.some((w) => fp_overlap(w, key))) this.blockedOn[c] = NaN;
     }
+  }
+
+  /** Wakes blocked CPUs whose wait this step's writes touched; runs the checks. */
+  private after(self: number, rec: Recorder): void {
+    this.wake(self, rec.writes);
     if (!this.stopped) {
       this.record(this.checker.afterStep());
       this.eventExcess();
