@@ -17,6 +17,15 @@ import type { OpRecord } from './task.js';
 export const RECLAIM_OUTCOMES = ['discarded', 'swapped', 'redirtied', 'activated', 'kept'] as const;
 export type ReclaimOutcome = (typeof RECLAIM_OUTCOMES)[number];
 
+/**
+ * The kernel's debug checks (the `debug` event's `check`): DEBUG_PREEMPT (debug_preempt), the
+ * scheduler's atomic check (schedule), the page-count and page-table checks of debug.ts and
+ * exit (page_ref_count, leak, page_mapcount, rss, swap_map, exit_mmap, free_pgtables,
+ * page_alloc), PTI's user page tables (pti_user_pgd) and the entry stack (entry_stack).
+ */
+export const DEBUG_CHECKS = ['debug_preempt', 'schedule', 'page_ref_count', 'leak', 'page_mapcount', 'rss', 'swap_map', 'exit_mmap', 'free_pgtables', 'page_alloc', 'pti_user_pgd', 'entry_stack'] as const;
+export type DebugCheck = (typeof DEBUG_CHECKS)[number];
+
 export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'signal', 'efault', 'oom'] as const;
 export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
@@ -81,4 +90,4 @@ export type KernelEvent =
   /** Per-process PTI changed for an mm (arch_prctl ARCH_SET_NOPTI NOW, or execve applying NEXT). */
   | { type: 'pti_mode'; cpu: number; tid: number; mm: number; nopti: boolean; how: 'now' | 'exec' }
   /** A debug check (CONFIG_DEBUG_VM / DEBUG_PREEMPT style) found a problem. */
-  | { type: 'debug'; cpu: number; check: string; message: string };
+  | { type: 'debug'; cpu: number; check: DebugCheck; message: string };

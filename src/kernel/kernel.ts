@@ -17,7 +17,7 @@ import { PTE_G } from '../hw/pte.js';
 import { CR4_CET, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP } from '../hw/regs.js';
 import type { EventBus } from '../events.js';
 import type { HwEvent } from '../hw/events.js';
-import type { KernelEvent } from './events.js';
+import type { DebugCheck, KernelEvent } from './events.js';
 import type { KernelOptions } from './options.js';
 import { MmStruct } from './mm.js';
 import { PageAllocator } from './page.js';
@@ -314,7 +314,7 @@ export class Kernel {
   }
 
   /** Records a debug-check finding (and emits it). */
-  report(pc: PerCpu | null, check: string, message: string): void {
+  report(pc: PerCpu | null, check: DebugCheck, message: string): void {
     this.debugReports.push(`${check}: ${message}`);
     if (this.events.on) this.emit({ type: 'debug', cpu: pc ? pc.id : -1, check, message });
   }

@@ -9,7 +9,7 @@ import { PTE_RW } from '../hw/pte.js';
 import { ACCESS_NAMES } from '../hw/rights.js';
 import type { FlushCause } from '../hw/events.js';
 import type { IsolabEvent } from '../system.js';
-import { PAGE_FAULT_OUTCOMES, RECLAIM_OUTCOMES } from '../kernel/events.js';
+import { DEBUG_CHECKS, PAGE_FAULT_OUTCOMES, RECLAIM_OUTCOMES } from '../kernel/events.js';
 
 export type EventType = IsolabEvent['type'];
 type EventOf<T extends EventType> = Extract<IsolabEvent, { type: T }>;
@@ -82,7 +82,7 @@ export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {
   switch_mm: { doc: 'switch_mm_irqs_off loaded an mm.', fields: { flush: field('flush', 'boolean', 'The CR3 write flushed.'), how: field('how', ['switch', 'unlazy'], 'A switch, or leaving lazy mode.') } },
   context_switch: { doc: 'A context switch between tasks.', fields: {} },
   preempt: { doc: 'A task was preempted inside the kernel (preempt: full).', fields: {} },
-  reclaim: { doc: "shrink_folio_list's verdict on one folio (MADV_PAGEOUT).", fields: { outcome: field('outcome', RECLAIM_OUTCOMES, 'discarded: a clean lazyfree folio freed unwritten; swapped; redirtied: made swap-backed again; activated; kept.') } },
+  reclaim: { doc: "shrink_folio_list's verdict on one folio (MADV_PAGEOUT, or kswapd's pass).", fields: { outcome: field('outcome', RECLAIM_OUTCOMES, 'discarded: a clean lazyfree folio freed unwritten; swapped; redirtied: made swap-backed again; activated; kept.') } },
   migrate: { doc: 'A task moved to another CPU (its CPU is the one it left).', fields: { to: field('to', 'integer', 'The CPU it moved to.') } },
   tlb_shootdown: { doc: 'flush_tlb_mm_range was called.', fields: { freedTables: field('freedTables', 'boolean', 'Page tables were freed.') } },
   ipi: { doc: 'A flush IPI was sent (its CPU is the sender).', fields: { to: field('to', 'integer', 'The CPU it was sent to.') } },
@@ -99,7 +99,7 @@ export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {
   ldt_map: { doc: 'modify_ldt or fork mapped an LDT at a PTI remap slot.', fields: { slot: field('slot', 'integer', '0 or 1.') } },
   ldt_load: { doc: 'LDTR was loaded.', fields: { entries: field('entries', 'integer', 'Its entries (0: cleared).') } },
   pti_mode: { doc: 'Per-process PTI changed for an mm.', fields: { nopti: field('nopti', 'boolean', 'PTI is now off.'), how: field('how', ['now', 'exec'], 'NOPTI_NOW, or execve applying NEXT.') } },
-  debug: { doc: 'A debug check found a problem.', fields: {} },
+  debug: { doc: 'A debug check found a problem (with kernel.debug_vm).', fields: { check: field('check', DEBUG_CHECKS, 'Which check: debug_preempt is DEBUG_PREEMPT, schedule scheduling while atomic, the others page counts, page tables and stacks.') } },
 };
 
 /** The event kinds, in table order. */

@@ -81,7 +81,11 @@ test(`${FILE} lists every event kind an expectation may count, with its fields`,
   for (const [kind, spec] of Object.entries(EVENT_KINDS)) {
     const row = table.find((l) => l.startsWith(`| \`${kind}\` |`));
     assert.ok(row, `no row for ${kind} in the event table`);
-    for (const field of Object.keys(spec.fields)) assert.ok(row.includes(`\`${field}\``), `the ${kind} row lacks its field ${field}`);
+    for (const [field, f] of Object.entries(spec.fields)) {
+      assert.ok(row.includes(`\`${field}\``), `the ${kind} row lacks its field ${field}`);
+      // A field with a list of values names them all.
+      if (Array.isArray(f.kind)) for (const v of f.kind) assert.ok(new RegExp(`[:,] ${v}(,|;| \\|)`).test(row), `the ${kind} row lacks ${field} value ${v}`);
+    }
   }
 });
 
