@@ -66,6 +66,7 @@ program
   .option('--cpu <n>', 'show only this CPU in the timeline', integer('--cpu'))
   .option('--no-timeline', 'print the verdicts only')
   .option('--schedule <steps>', 'replay this schedule first (as printed by isolab explore: 0*120,1*17,e1.5,p0>1), then the policy')
+  .option('--kernel <key=value>', 'set a kernel option over the scenario\'s (repeatable), as explore takes it', collect)
   .option('--json', 'print the result as JSON (schema: isolab schema --result)')
   .action((file: string, opts) => {
     status = runCommand(file, opts);
@@ -146,6 +147,7 @@ program
   .option('--seed <n>', 'seed of the random schedule (overrides the scenario)', integer('--seed'))
   .option('--max-steps <n>', 'stop after this many steps', integer('--max-steps'))
   .option('--schedule <steps>', 'replay this schedule first (as printed by isolab explore: 0*120,1*17,e1.5,p0>1), then the policy, as run does')
+  .option('--kernel <key=value>', 'set a kernel option over the scenario\'s (repeatable), as explore takes it', collect)
   .action((file: string, opts) => {
     status = traceCommand(file, opts);
   });

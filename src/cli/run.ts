@@ -1,6 +1,7 @@
 /** `isolab run FILE`: runs a scenario and prints its timeline and verdicts (or JSON). Exit 0 when every expectation held, 1 when one did not. */
 import { parseSchedule } from '../explore/schedule.js';
 import { compileScenarioFile } from '../scenario/index.js';
+import { withKernelOptions } from '../explore/explore.js';
 import { runScenario } from '../scenario/run.js';
 import { progressBar } from './progress.js';
 import { formatRun } from './report.js';
@@ -13,17 +14,19 @@ export interface RunCommandOptions {
   timeline?: boolean;
   cpu?: number;
   schedule?: string;
+  /** `--kernel key=value` settings over the scenario's kernel options. */
+  kernel?: string[];
 }
 
 export function runCommand(file: string, opts: RunCommandOptions): number {
-  const compiled = compileScenarioFile(file);
+  const compiled = withKernelOptions(compileScenarioFile(file), opts.kernel ?? []);
   const schedule = opts.schedule !== undefined ? parseSchedule(opts.schedule, compiled.system.cpus ?? 1) : undefined;
   const progress = opts.json ? undefined : progressBar(compiled.name);
   let report;
   try {
     report = runScenario(compiled, { seed: opts.seed, maxSteps: opts.maxSteps, schedule, onProgress: progress?.onProgress, progressEvery: 50_000 });
   } catch (e) {
-    throw explainStartFailure(compiled, e);
+    throw explainStartFailure(compiled, e, opts.kernel ?? []);
   } finally {
     progress?.stop();
   }

@@ -5,6 +5,7 @@
  */
 import { formatSchedule, parseSchedule } from '../explore/schedule.js';
 import { compileScenarioFile } from '../scenario/index.js';
+import { withKernelOptions } from '../explore/explore.js';
 import { runScenario } from '../scenario/run.js';
 import { toJsonl, toPerfetto } from '../trace/index.js';
 import { checkOutputPath, writeOutput } from './output.js';
@@ -17,18 +18,20 @@ export interface TraceCommandOptions {
   seed?: number;
   maxSteps?: number;
   schedule?: string;
+  /** `--kernel key=value` settings over the scenario's kernel options. */
+  kernel?: string[];
 }
 
 export function traceCommand(file: string, opts: TraceCommandOptions): number {
   if (opts.output !== undefined) checkOutputPath(opts.output);
-  const compiled = compileScenarioFile(file);
+  const compiled = withKernelOptions(compileScenarioFile(file), opts.kernel ?? []);
   const schedule = opts.schedule !== undefined ? parseSchedule(opts.schedule, compiled.system.cpus ?? 1) : undefined;
   const progress = progressBar(compiled.name);
   let report;
   try {
     report = runScenario(compiled, { seed: opts.seed, maxSteps: opts.maxSteps, schedule, record: true, onProgress: progress.onProgress, progressEvery: 50_000 });
   } catch (e) {
-    throw explainStartFailure(compiled, e);
+    throw explainStartFailure(compiled, e, opts.kernel ?? []);
   } finally {
     progress.stop();
   }

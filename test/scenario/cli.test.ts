@@ -169,3 +169,26 @@ test('cli: explore --witness prints a schedule that makes the race scenario pass
   assert.equal(none.status, 1, 'without a preemption the writer cannot come between fork\'s read and its cmpxchg');
   assert.match(none.stdout, /no schedule found under which every expectation holds/);
 });
+
+test('cli: run and trace take --kernel over the scenario\'s options, as explore does (fork-madvfree-lost under a fix keeps the data)', () => {
+  // Upstream: every expectation holds (the child reads 0 after reclaim). With
+  // anon_dirty_drop=folio_mark_dirty the COW break marks the lazyfree folio dirty, reclaim keeps
+  // it (redirtied), and the child's last load reads the writer's 2: its expectation of 0 fails.
+  const up = isolab('run', 'scenarios/fork-madvfree-lost.yaml', '--json');
+  assert.equal(up.status, 0, up.stderr);
+  const fixed = isolab('run', 'scenarios/fork-madvfree-lost.yaml', '--json', '--kernel', 'anon_dirty_drop=folio_mark_dirty');
+  assert.equal(fixed.status, 1, fixed.stderr);
+  const verdicts = JSON.parse(fixed.stdout).verdicts as { path: string; status: string; actual?: string }[];
+  const last = verdicts.find((v) => v.path === 'processes[0].ops[0].fork.ops[3].expect')!;
+  assert.equal(last.status, 'failed');
+  assert.match(last.actual!, /value 2\b/);
+  const out = join(tmp, 'fixed.jsonl');
+  const tr = isolab('trace', 'scenarios/fork-madvfree-lost.yaml', '-o', out, '--kernel', 'anon_dirty_drop=folio_mark_dirty');
+  assert.equal(tr.status, 0, tr.stderr);
+  const outcomes = readFileSync(out, 'utf8').split('\n').filter((l) => l.includes('"reclaim"')).map((l) => JSON.parse(l).outcome);
+  assert.deepEqual(outcomes, ['redirtied']);
+  const bad = isolab('run', 'scenarios/fork-cow.yaml', '--kernel', 'anon_dirty_drop=sometimes');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /anon_dirty_drop/);
+  assert.doesNotMatch(bad.stderr, /    at /, 'no stack trace');
+});
