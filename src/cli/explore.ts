@@ -129,6 +129,8 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
   const out = opts.json ? JSON.stringify(result, null, 2) + '\n' : formatExplore(result, file, opts.witness === true, c);
   if (opts.output) writeOutput(opts.output, opts.json ? out : JSON.stringify(result, null, 2) + '\n');
   if ((!opts.output || !opts.json) && opts.output !== '-') process.stdout.write(out);
+  // Only the file: a batch job's log still says which shard this was and where it went.
+  else if (opts.output !== '-') process.stderr.write(`isolab: explore ${c.name}${shard ? `, shard ${shard.index}/${shard.count}` : ''}: ${result.executions} executions, ${result.violations.length} violation(s); result in ${opts.output}\n`);
   if (opts.witness) return result.violations.some((v) => v.invariant === WITNESS) ? 0 : 1;
   return result.violations.length > 0 ? 1 : 0;
 }
