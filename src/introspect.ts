@@ -16,7 +16,7 @@ import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, PTEH_SAVED_DIRTY, PTEH_XD, ptePkey
 import { check_page_counts } from './kernel/debug.js';
 import type { Kernel, PerCpu } from './kernel/kernel.js';
 import type { MmStruct } from './kernel/mm.js';
-import { PG_anon } from './kernel/page.js';
+import { PG_anon, PG_dirty } from './kernel/page.js';
 import { pte_pfn, pte_present } from './kernel/pgtable.js';
 import { check_pti_user_pgd } from './kernel/pti.js';
 import type { Task, TaskState } from './kernel/task.js';
@@ -85,6 +85,8 @@ export interface PageInfo {
   readonly refcount: number;
   /** Page-table entries mapping it (page_mapcount). */
   readonly mapcount: number;
+  /** The folio's own dirty flag (PG_dirty, KPF_DIRTY): reclaim writes it back or keeps it. */
+  readonly dirty: boolean;
 }
 
 /**
@@ -266,7 +268,7 @@ export function liveMms(k: Kernel): MmInfo[] {
 export function pageInfo(k: Kernel, pfn: number): PageInfo {
   const p = k.pages;
   if (!Number.isInteger(pfn) || pfn < 0 || pfn >= p.refcount.length) throw new ArgumentError('pfn', `expected a frame number from 0 to ${p.refcount.length - 1}, got ${JSON.stringify(pfn)}`);
-  return { anon: (p.flags[pfn] & PG_anon) !== 0, refcount: p.refcount[pfn], mapcount: p.mapcount[pfn] };
+  return { anon: (p.flags[pfn] & PG_anon) !== 0, refcount: p.refcount[pfn], mapcount: p.mapcount[pfn], dirty: (p.flags[pfn] & PG_dirty) !== 0 };
 }
 
 /** Frames the page allocator has handed out and not freed (boot frames not included). */

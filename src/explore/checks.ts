@@ -8,8 +8,8 @@
  *    its ASID's tlb_gen is current. More permissive: the PTE is gone, maps another frame, or
  *    lacks R/W, U/S or lacks XD where the entry has it.
  *  - `lost_dirty`: an anonymous page a user write reached has D or SavedDirty in some PTE that
- *    maps it (reclaim's rmap walk collects dirtiness from every mapping), until the kernel
- *    cleans it on purpose (MADV_FREE's pte_mkclean). fork's child copy is made from the value
+ *    maps it (reclaim's rmap walk collects dirtiness from every mapping), or is itself marked
+ *    dirty (PG_dirty), until the kernel cleans it on purpose (MADV_FREE's pte_mkclean). fork's child copy is made from the value
  *    read before the write-protect, so it may be clean while the parent's PTE holds the bit.
  *  - `rw0_dirty`: on a CPU with `dirty_on_readonly: strict`, no user PTE outside a
  *    shadow-stack VMA is R/W=0 with D=1 (the encoding such a CPU reads as a shadow-stack page).
@@ -28,7 +28,7 @@ import { TASK_SIZE, type IsolabEvent, type MmInfo, type Pte, type System } from 
 /** The built-in invariants, by name, with what each means. */
 export const EXPLORE_INVARIANTS: Record<string, string> = {
   stale_tlb: 'No CPU keeps a translation more permissive than the page tables once the kernel has finished the change (its flush has returned).',
-  lost_dirty: 'An anonymous page written by a user access has D or SavedDirty set in some PTE mapping it (where reclaim would look), until the kernel cleans it on purpose.',
+  lost_dirty: 'An anonymous page written by a user access has D or SavedDirty set in some PTE mapping it, or PG_dirty on the folio (where reclaim would look), until the kernel cleans it on purpose.',
   rw0_dirty: 'On a strict CPU no user PTE outside a shadow-stack VMA is R/W=0 with D=1.',
   pti_user_pgd: 'Under PTI no user page table maps a kernel page outside the PTI-shared set.',
   debug_checks: "The kernel's debug checks (kernel.debug_vm) found nothing.",
@@ -217,7 +217,9 @@ export class Checker {
     }
     for (const pfn of this.written) if (sys.page(pfn).refcount === 0) this.written.delete(pfn);
     for (const [pfn, where] of clean) {
-      if (!dirty.has(pfn)) return { invariant: 'lost_dirty', message: `frame ${pfn} was changed by a user write, but no PTE mapping it has D or SavedDirty (${where} is clean): the write is lost to reclaim` };
+      // The folio's own PG_dirty keeps the write too: shrink_folio_list writes a dirty folio back
+      // (pageout) and try_to_unmap_one does not discard a dirty lazyfree one.
+      if (!dirty.has(pfn) && !sys.page(pfn).dirty) return { invariant: 'lost_dirty', message: `frame ${pfn} was changed by a user write, but no PTE mapping it has D or SavedDirty (${where} is clean) and the folio is not PG_dirty: the write is lost to reclaim` };
     }
     return null;
   }

@@ -80,3 +80,16 @@ test('--first with nothing to find: each bound searched whole up to --preemption
   assert.equal(deep.steps, at0.steps + at1.steps);
   assert.equal(deep.exhaustive, at1.exhaustive);
 });
+
+test('fork-madvfree-lost, one preemption, whole search: upstream breaks lost_dirty and read_stability; under either fix neither breaks (lost_dirty counts the folio\'s PG_dirty)', () => {
+  // anon_dirty_drop=folio_mark_dirty keeps the write in the folio's own PG_dirty (wp_page_copy's
+  // folio_mark_dirty), fork_child_pte=installed in the child's PTE; shrink_folio_list then keeps it.
+  const o: ExploreOptions = { ...base, invariants: ['lost_dirty', 'read_stability'], preemptions: 1, until: 'ops' };
+  const up = explore(compileScenarioFile(`${dir}fork-madvfree-lost.yaml`), o);
+  assert.deepEqual(up.violations.map((v) => v.invariant).sort(), ['lost_dirty', 'read_stability']);
+  for (const fix of ['anon_dirty_drop=folio_mark_dirty', 'fork_child_pte=installed']) {
+    const r = explore(withKernelOptions(compileScenarioFile(`${dir}fork-madvfree-lost.yaml`), [fix]), o);
+    assert.deepEqual(r.violations.map((v) => v.message), [], fix);
+    assert.equal(r.executions, up.executions, `${fix}: the same search`);
+  }
+});
