@@ -82,7 +82,7 @@ test('pte: a written private anonymous page is present, RW, user, accessed, dirt
     assert.equal(w!.hi >>> 31, 1);
     assert.equal(w!.pfn, (w!.hi & 0xfffff) * 2 ** 20 + (w!.lo >>> 12));
     const page = sys.page(w!.pfn);
-    assert.deepEqual(page, { anon: true, refcount: 1, mapcount: 1 }, 'one anonymous page, mapped once');
+    assert.deepEqual(page, { anon: true, refcount: 1, mapcount: 1, dirty: false }, 'one anonymous page, mapped once; its dirtiness is in the PTE (do_anonymous_page sets no PG_dirty)');
     assert.equal(sys.readUser(tid, buf, 8), 0x1122334455667788n);
     assert.equal(sys.readUser(tid, buf + 1n, 2), 0x6677n, 'little-endian, from any offset');
     // The read of the second page: the zero page, read-only (Linux never dirties it), not anonymous.
@@ -142,7 +142,7 @@ test('pte after fork: the parent RW=0 with D moved to SavedDirty, the child the 
         assert.deepEqual(flags(p), { present: true, rw: false, user: true, accessed: true, dirty: false, saved_dirty: true, nx: true, pkey: 0 });
         assert.deepEqual(flags(c), { present: true, rw: false, user: true, accessed: false, dirty: false, saved_dirty: true, nx: true, pkey: 0 });
         assert.equal(c!.pfn, p!.pfn, 'both map the one page until a write');
-        assert.deepEqual(sys.page(p!.pfn), { anon: true, refcount: 2, mapcount: 2 });
+        assert.deepEqual(sys.page(p!.pfn), { anon: true, refcount: 2, mapcount: 2, dirty: false });
         frame = p!.pfn;
         const [parentInfo, childInfo] = [sys.taskInfo(tid)!, sys.taskInfo(child)!];
         assert.equal(childInfo.pid, child, 'a forked child leads its own thread group');
@@ -155,7 +155,7 @@ test('pte after fork: the parent RW=0 with D moved to SavedDirty, the child the 
         const p = sys.pte(tid, buf);
         assert.deepEqual(flags(p), { present: true, rw: true, user: true, accessed: true, dirty: true, saved_dirty: false, nx: true, pkey: 0 });
         assert.equal(p!.pfn, frame);
-        assert.deepEqual(sys.page(frame), { anon: true, refcount: 1, mapcount: 1 });
+        assert.deepEqual(sys.page(frame), { anon: true, refcount: 1, mapcount: 1, dirty: false });
         assert.equal(sys.readUser(tid, buf, 8), 3n);
         seen.push('reuse');
       }
