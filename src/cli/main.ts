@@ -172,8 +172,9 @@ program
 
 program
   .command('schema')
-  .description('print the JSON Schema of scenario files (for editors), or of run --json output')
+  .description('print the JSON Schema of scenario files (for editors), or of run --json or replay --json output')
   .option('--result', 'the schema of isolab run --json')
+  .option('--replay', 'the schema of isolab replay --json')
   .option('-o, --output <file>', 'write here instead of stdout')
   .action((opts) => {
     status = schemaCommand(opts);

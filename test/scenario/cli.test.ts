@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { runResultSchema } from '../../src/scenario/result-schema.js';
+import { replayResultSchema } from '../../src/cli/replay.js';
 import { scenarioSchema } from '../../src/scenario/schema.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -138,6 +139,10 @@ test('cli: help for the command and each subcommand', () => {
 test('cli: the published schema files are current', () => {
   assert.deepEqual(JSON.parse(readFileSync(join(root, 'schema/scenario.schema.json'), 'utf8')), JSON.parse(JSON.stringify(scenarioSchema())), 'run npm run schema');
   assert.deepEqual(JSON.parse(readFileSync(join(root, 'schema/run-result.schema.json'), 'utf8')), JSON.parse(JSON.stringify(runResultSchema())), 'run npm run schema');
+  assert.deepEqual(JSON.parse(readFileSync(join(root, 'schema/replay-result.schema.json'), 'utf8')), JSON.parse(JSON.stringify(replayResultSchema())), 'run npm run schema');
+  const both = isolab('schema', '--result', '--replay');
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /give one/);
 });
 
 test('cli: the tour runs every built-in scenario and prints its question and answer', () => {
