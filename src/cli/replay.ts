@@ -7,12 +7,15 @@ import type { ReplayResult } from '../explore/explore.js';
 import { formatSchedule } from '../explore/schedule.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { runResultSchema } from '../scenario/result-schema.js';
-import type { Counts, TaskSummary, TimelineEntry, Verdict } from '../scenario/run.js';
+import type { RunReport } from '../scenario/run.js';
 import { formatTimeline } from './explore.js';
 import { writeOutput } from './output.js';
 
-/** `isolab replay --json`: what one schedule did, with the verdicts as `isolab run --json` gives them. */
-export interface ReplayJson {
+/**
+ * `isolab replay --json`: what one schedule did, with the run's report where the replay stopped
+ * (`finished` ... `timeline`) as `isolab run --json` gives it.
+ */
+export interface ReplayJson extends Pick<RunReport, 'finished' | 'passed' | 'verdicts' | 'tasks' | 'counts' | 'timeline'> {
   /** The scenario's name. */
   scenario: string;
   /** The file it came from. */
@@ -27,13 +30,6 @@ export interface ReplayJson {
   violation: { invariant: string; message: string; step: number } | null;
   /** Every invariant broken, in the order they broke, each once. */
   violations: { invariant: string; message: string; step: number }[];
-  /** The run's report where the replay stopped, as in `isolab run --json`. */
-  finished: boolean;
-  passed: boolean;
-  verdicts: Verdict[];
-  tasks: TaskSummary[];
-  counts: Counts;
-  timeline: TimelineEntry[];
 }
 
 /** The JSON object for a replay of `schedule` that gave `r`. */

@@ -143,17 +143,19 @@ export class Checker {
     return true;
   }
 
+  /** The checks of a quiet system, by invariant, in the order they run. */
+  private static readonly QUIET_CHECKS: readonly [string, (c: Checker) => Violation | null][] = [
+    ['stale_tlb', (c) => c.staleTlb()],
+    ['lost_dirty', (c) => c.lostDirty()],
+    ['rw0_dirty', (c) => c.rw0Dirty()],
+    ['pti_user_pgd', (c) => c.ptiUserPgd()],
+  ];
+
   /** The checks of a quiet system, each still live, into `out`. */
   private quietChecks(out: Violation[]): void {
-    const checks: [string, () => Violation | null][] = [
-      ['stale_tlb', () => this.staleTlb()],
-      ['lost_dirty', () => this.lostDirty()],
-      ['rw0_dirty', () => this.rw0Dirty()],
-      ['pti_user_pgd', () => this.ptiUserPgd()],
-    ];
-    for (const [name, check] of checks) {
+    for (const [name, check] of Checker.QUIET_CHECKS) {
       if (!this.live(name)) continue;
-      const v = check();
+      const v = check(this);
       if (v) this.report(out, v);
     }
   }

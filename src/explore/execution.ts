@@ -24,8 +24,9 @@
  * nothing until another step writes what it waits on, so it is not offered until then.
  */
 import { FP_EVICT, FP_FRAME, FP_KERNEL, FP_SIGNAL, fp_cpu, fp_ipiq, fp_overlap, fp_runq, type FootprintSink } from '../hw/footprint.js';
-import { STEP_ATOMIC, STEP_COPY, STEP_ENTRY, STEP_IPI, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE } from '../kernel/steps.js';
+import { STEP_ATOMIC, STEP_COPY, STEP_ENTRY, STEP_IPI, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath } from '../kernel/steps.js';
 import type { Kernel } from '../kernel/kernel.js';
+import type { Task } from '../kernel/task.js';
 import { R_GLOBAL } from '../hw/rights.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { Runner, type RunReport } from '../scenario/run.js';
@@ -225,11 +226,7 @@ export class Execution {
     rec.read(fp_ipiq(item));
     rec.read(fp_runq(item));
     rec.write(fp_cpu(item));
-    let kind: 'irq' | 'sched' | 'kernel' | 'user';
-    if (this.sys.takesIpi(item)) kind = 'irq';
-    else if (!t || t.state !== 'running') kind = 'sched';
-    else if (t.kpath) kind = 'kernel';
-    else kind = 'user';
+    const kind = this.kindOf(item);
     const path = t ? t.kpath : null;
     const pathKind = t ? t.kpathKind : 'syscall';
     let entry = false;
@@ -250,23 +247,43 @@ export class Execution {
       }
     }
     this.stepRecorded(item, rec);
-    let waits = false;
     if (kind === 'kernel') {
       const same = t!.kpath === path;
       if (entry && !(same && t!.nextStep === STEP_ENTRY) && !(!same && pathKind === 'return')) rec.write(FP_KERNEL);
-      if (same && t!.nextStep === STEP_WAIT && pc.current === t) {
-        this.blockedOn[item] = waitKey(pc.touch);
-        waits = true;
-      }
     } else if (kind === 'user') {
       rec.read(FP_SIGNAL);
       if (pc.current !== t || t!.kpath) rec.write(FP_KERNEL);
-      const words = rec.writes.filter((w) => w >= 0 && w < FP_FRAME);
-      if (words.length > 0) this.checker.userWrote(words);
     }
-    if (!waits) this.blockedOn[item] = NaN;
+    const waits = this.settle(item, kind, t, path, rec.writes);
     this.after(waits ? item : -1, rec);
     return { item, reads: rec.reads, writes: rec.writes };
+  }
+
+  /** What CPU `item`'s next step is: an IPI taken, a switch of task, a kernel-path step or a user step. */
+  private kindOf(item: number): 'irq' | 'sched' | 'kernel' | 'user' {
+    const t = this.k.percpu[item].current;
+    if (this.sys.takesIpi(item)) return 'irq';
+    if (!t || t.state !== 'running') return 'sched';
+    return t.kpath ? 'kernel' : 'user';
+  }
+
+  /**
+   * After CPU `item`'s step of `kind` (task `t`, on path `path` before it), which wrote the keys
+   * `writes`: a kernel path now at a failed wait blocks the CPU (else it is unblocked), and a
+   * user step's word writes go to the checker. Returns whether the CPU waits.
+   */
+  private settle(item: number, kind: 'irq' | 'sched' | 'kernel' | 'user', t: Task | null, path: KPath | null, writes: number[]): boolean {
+    const pc = this.k.percpu[item];
+    if (kind === 'kernel' && t!.kpath === path && t!.nextStep === STEP_WAIT && pc.current === t) {
+      this.blockedOn[item] = waitKey(pc.touch);
+      return true;
+    }
+    if (kind === 'user') {
+      const words = writes.filter((w) => w >= 0 && w < FP_FRAME);
+      if (words.length > 0) this.checker.userWrote(words);
+    }
+    this.blockedOn[item] = NaN;
+    return false;
   }
 
   /**
@@ -288,23 +305,11 @@ export class Execution {
       this.evictionsLeft--;
       this.runner.stepCpu(item);
     } else {
-      const pc = this.k.percpu[item];
-      const t = pc.current;
-      const irq = this.sys.takesIpi(item);
-      const kernel = !irq && t !== null && t.state === 'running' && t.kpath !== null;
-      const user = !irq && t !== null && t.state === 'running' && t.kpath === null;
+      const t = this.k.percpu[item].current;
+      const kind = this.kindOf(item);
       const path = t ? t.kpath : null;
       this.runner.stepCpu(item);
-      let waits = false;
-      if (kernel && t!.kpath === path && t!.nextStep === STEP_WAIT && pc.current === t) {
-        this.blockedOn[item] = waitKey(pc.touch);
-        waits = true;
-      } else if (user) {
-        const words = known.writes.filter((w) => w >= 0 && w < FP_FRAME);
-        if (words.length > 0) this.checker.userWrote(words);
-      }
-      if (!waits) this.blockedOn[item] = NaN;
-      else self = item;
+      if (this.settle(item, kind, t, path, known.writes)) self = item;
     }
     this.wake(self, known.writes);
     return known;

@@ -108,15 +108,13 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
     enter_lazy_tlb(k, pc);
     return;
   }
+  next.state = 'running';
+  next.slice = 0;
   if (next.kthread) {
     // A kernel thread borrows the loaded mm (context_switch's lazy-TLB case) and goes on with the path it was woken with.
-    next.state = 'running';
-    next.slice = 0;
     enter_lazy_tlb(k, pc);
     return;
   }
-  next.state = 'running';
-  next.slice = 0;
   if (next.mm) {
     // __schedule runs with interrupts off (rq lock with local_irq_disable) until finish_task_switch.
     const irqs = pc.irqs_disabled;

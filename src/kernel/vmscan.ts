@@ -21,7 +21,7 @@ import { kthread_create, PID_MAX_LIMIT } from './kthread.js';
 import { folio_lock_id, PG_active, PG_anon, PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_swapcache, type PageRefs } from './page.js';
 import { try_to_unmap } from './rmap.js';
 import { wake_up_process } from './sched.js';
-import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_UNLOCK, type KPath, type KSteps } from './steps.js';
+import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_UNLOCK, type KSteps } from './steps.js';
 import { __delete_from_swap_cache, add_to_swap, folio_free_swap, put_swap_folio, swap_write_folio, vm_swap_full } from './swap.js';
 import type { Task } from './task.js';
 import { this_cpu } from './this_cpu.js';
@@ -215,12 +215,6 @@ export function* kswapd_reclaim(k: Kernel, pc: PerCpu, t: Task): KSteps<number> 
   return yield* reclaim_pages(k, pc, t, list);
 }
 
-/** kswapd's path for one wake-up: the pass, then back to sleep (kernel_step ends a kthread path by scheduling). */
-function* kswapd(k: Kernel, pc: PerCpu, t: Task): KPath {
-  yield* kswapd_reclaim(k, pc, t);
-  return 0;
-}
-
 /**
  * wakeup_kswapd: memory is short, so kswapd0 runs a reclaim pass (the explorer's reclaim
  * choice, System.reclaim). It is made runnable on CPU `cpu` and the task running there is told
@@ -231,7 +225,8 @@ export function wakeup_kswapd(k: Kernel, cpu: number): boolean {
   const t = (k.kswapd ??= kthread_create(k, KSWAPD_TID));
   if (t.state !== 'sleeping') return false;
   t.cpu = cpu;
-  t.kpath = kswapd(k, this_cpu(k, t), t);
+  // The pass is the path; when it ends kernel_step puts the thread back to sleep.
+  t.kpath = kswapd_reclaim(k, this_cpu(k, t), t);
   t.kpathKind = 'kthread';
   wake_up_process(k, t);
   const cur = k.percpu[t.cpu].current;
