@@ -142,7 +142,8 @@ export class System {
   private readonly script: number[];
   private scriptAt = 0;
   /** Each CPU's user-mode execution state (user/interp.ts), by CPU number. */
-  private readonly user: UserCpu[];
+  /** Each CPU's user-mode step state (user/interp.ts). */
+  readonly user: UserCpu[];
 
   /** Boots a machine and the kernel; throws ConfigError naming a bad option. */
   constructor(config: SystemConfig = {}) {

@@ -41,6 +41,7 @@ export interface ExploreCommandOptions {
   output?: string;
   minimise?: boolean;
   witness?: boolean;
+  checkFootprints?: boolean;
 }
 
 /** The invariants to check: the list given, or every one; with `witness`, the list given (or none) and the witness goal. */
@@ -94,6 +95,7 @@ export async function exploreCommand(file: string, opts: ExploreCommandOptions):
     stopAtFirst: opts.first === true || opts.witness === true,
     fingerprints: shard !== undefined || parallel,
     minimise: opts.minimise !== false,
+    checkFootprints: opts.checkFootprints === true,
     ...(shard ? { shard } : {}),
   };
   const bar = progress(c.name, o.executions);

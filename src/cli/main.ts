@@ -96,6 +96,7 @@ program
   .option('--first', 'stop at the first violation')
   .option('--witness', "search for a schedule under which every expectation of the scenario holds (a race scenario's race), print it as schedule.steps and stop (exit 0 when found, 1 when not)")
   .option('--no-minimise', 'report counterexamples as found')
+  .option('--check-footprints', "check each step's recorded footprint against the whole state before and after it; a change it did not record stops the search with an internal error (slow: for testing the model)")
   .option('--shard <i/n|auto>', 'search shard i of n (dpor: the subtrees where the search branches off its first path, dealt out in turn; the shards together run exactly the search without --shard; see isolab merge); auto: i and n from ISOLAB_SHARD_INDEX and ISOLAB_SHARD_COUNT, else a Slurm job array (SLURM_ARRAY_TASK_ID less SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT), else a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, of ISOLAB_SHARD_COUNT)')
   .option('--split-depth <n>', `with --shard or --workers: split where paths have branched off n times (at most ${FULL_LEVELS}, the default); ignored without them: it never changes what is searched`, integer('--split-depth'))
   .option('--workers <n>', 'search with this many worker threads (shards, as --shard)', integer('--workers'))

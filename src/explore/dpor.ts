@@ -66,6 +66,8 @@ export interface SearchOptions {
   stopAtFirst: boolean;
   /** Where the explored part of each execution ends (execution.ts). Default 'end'. */
   until?: 'end' | 'ops';
+  /** Check every recorded step's footprint against the state (fpcheck.ts). */
+  checkFootprints?: boolean;
   /** Collect each complete execution's trace fingerprint. */
   fingerprints: boolean;
   /** Search shard `index` of `count`, split where paths branch off for the `splitDepth`-th time (1..FULL_LEVELS). */
@@ -208,7 +210,7 @@ export class DporSearch {
   }
 
   private fresh(): Execution {
-    return new Execution(this.c, { invariants: this.o.invariants, evictions: this.o.evictions, preemptChoices: this.o.preemptChoices, reclaims: this.o.reclaims, until: this.o.until, stopAtFirst: this.o.stopAtFirst });
+    return new Execution(this.c, { invariants: this.o.invariants, evictions: this.o.evictions, preemptChoices: this.o.preemptChoices, reclaims: this.o.reclaims, until: this.o.until, stopAtFirst: this.o.stopAtFirst, checkFootprints: this.o.checkFootprints });
   }
 
   private denseOf(item: number): number {

@@ -11,27 +11,29 @@
  *  - a kernel-path step announces, before its `yield`, the PTE, lock, CPU or page it touches
  *    (`pc.touch`, kernel/steps.ts); the announced key is added (for the PTE loops that read
  *    table words directly; a user copy announces a virtual address and is left to PhysMem);
- *  - everything else the kernel keeps in JavaScript objects is one key, FP_KERNEL, that every
- *    kernel step writes, except an entry-code step that stays in the entry code (it touches
- *    only its CPU). User steps read the signal state and their CPU's
- *    IPI queue and runqueue, which the kernel records when it changes them.
- * So kernel steps on two CPUs always conflict, a kernel step and a user step conflict only
- * through memory, signals, IPIs and runqueues, and two user steps only through memory. This
- * leans on the model's locking discipline: state a kernel step reads without announcing it is
- * protected by a lock whose steps are announced.
+ *  - every field of the kernel's JavaScript objects the step reads or writes: the execution
+ *    boots and steps with a tracking context current (src/track.ts), so the kernel's shared
+ *    objects are Proxies that report each access as a key of its own.
+ * User steps also read the signal state and their CPU's IPI queue and runqueue, and every step
+ * of a CPU writes that CPU (its registers and TLB). Nothing rests on the kernel's locking: two
+ * kernel steps on two CPUs commute unless they touch a common field or word. With
+ * `checkFootprints` each step's writes are checked against the whole state (fpcheck.ts).
  *
  * A CPU whose kernel path yielded a failed wait is blocked: running it again would change
- * nothing until another step writes what it waits on, so it is not offered until then.
+ * nothing until another step writes something the failed attempt read, so it is not offered
+ * until then.
  */
-import { FP_EVICT, FP_FRAME, FP_KERNEL, FP_SIGNAL, fp_cpu, fp_ipiq, fp_overlap, fp_runq, type FootprintSink } from '../hw/footprint.js';
-import { STEP_ATOMIC, STEP_COPY, STEP_ENTRY, STEP_IPI, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath } from '../kernel/steps.js';
+import { FIELD_SPAN, FP_EVICT, FP_FRAME, FP_OBJ, FP_SIGNAL, FP_TOKEN, fp_cpu, fp_ipiq, fp_overlap, fp_runq, type FootprintSink } from '../hw/footprint.js';
+import { STEP_ATOMIC, STEP_COPY, STEP_IPI, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath } from '../kernel/steps.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Task } from '../kernel/task.js';
 import { R_GLOBAL } from '../hw/rights.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { Runner, type RunReport } from '../scenario/run.js';
 import { evictionOf, evictionStep, hasWork, isPreemption, isReclaim, preemptionOf, preemptionStep, reclaimOf, reclaimStep, TASK_SIZE, type System } from '../system.js';
+import { TAIL_ITEM, TrackContext, tracked } from '../track.js';
 import { Checker, type Violation } from './checks.js';
+import { changedKeys, checkWrites, stateParts } from './fpcheck.js';
 
 /** One executed step: who took it and what it touched. */
 export interface Step {
@@ -46,8 +48,53 @@ export function dependent(a: Step, b: Step): boolean {
   return overlapAny(a.writes, b.writes) || overlapAny(a.writes, b.reads) || overlapAny(a.reads, b.writes);
 }
 
+/** Past this many pairs of keys, overlapAny looks the keys up in an index of the longer list instead of comparing every pair. */
+const PAIRS_SCAN = 64;
+
+/** A key list's index: its keys, and the frame or whole object of each word or field key (what else overlaps them, fp_overlap). */
+interface KeyIndex {
+  exact: Set<number>;
+  coarse: Set<number>;
+}
+
+const indexes = new WeakMap<number[], KeyIndex>();
+
+/** The frame of a word or frame key, the whole-object key of an object's field or whole; -1 for tokens and locks. */
+function coarseOf(key: number): number {
+  if (key < 0) return -1;
+  if (key < FP_FRAME) return FP_FRAME + Math.floor(key / 512);
+  if (key < FP_TOKEN) return key;
+  if (key >= FP_OBJ) return key - ((key - FP_OBJ) % FIELD_SPAN);
+  return -1;
+}
+
+function indexOf(keys: number[]): KeyIndex {
+  let ix = indexes.get(keys);
+  if (!ix) {
+    ix = { exact: new Set(keys), coarse: new Set() };
+    for (const k of keys) {
+      const c = coarseOf(k);
+      if (c >= 0 && c !== k) ix.coarse.add(c);
+    }
+    indexes.set(keys, ix);
+  }
+  return ix;
+}
+
 function overlapAny(x: number[], y: number[]): boolean {
-  for (const a of x) for (const b of y) if (fp_overlap(a, b)) return true;
+  if (x.length * y.length <= PAIRS_SCAN) {
+    for (const a of x) for (const b of y) if (fp_overlap(a, b)) return true;
+    return false;
+  }
+  // fp_overlap through an index of the longer list: equal keys, a word or field in the frame
+  // or whole object the other names, a frame or whole object holding a word or field of it.
+  const [short, long] = x.length <= y.length ? [x, y] : [y, x];
+  const ix = indexOf(long);
+  for (const a of short) {
+    if (ix.exact.has(a)) return true;
+    const c = coarseOf(a);
+    if (c >= 0 && (c === a ? ix.coarse.has(a) : ix.exact.has(c))) return true;
+  }
   return false;
 }
 
@@ -96,6 +143,12 @@ export interface ExecutionOptions {
    */
   stopAtFirst?: boolean;
   /**
+   * Check each recorded step's footprint against the whole state before and after it
+   * (fpcheck.ts): a change outside the keys it recorded as written throws a ModelError. Slow:
+   * for tests and `--check-footprints`.
+   */
+  checkFootprints?: boolean;
+  /**
    * Where the explored part of an execution ends: 'end' (every task has exited) or 'ops' (every
    * live task has finished its operations; the exits then run on one fixed schedule, unexplored).
    */
@@ -111,35 +164,39 @@ export class Execution {
   /** Every invariant broken, in the order they broke, each with the step after which it was seen (once per invariant). */
   readonly violations: (Violation & { step: number })[] = [];
   private readonly checker: Checker;
-  /** What each CPU's failed wait reads (NaN: not blocked). */
-  private readonly blockedOn: number[];
+  /** The tracking of the kernel's objects (src/track.ts): every boot and step runs with it current. */
+  readonly track = new TrackContext();
+  /** What each CPU's failed wait read (null: not blocked): a write to any of it may free the wait. */
+  private readonly blockedOn: (readonly number[] | null)[];
   private evictionsLeft: number;
   private preemptChoicesLeft: number;
   private reclaimsLeft: number;
   private readonly untilOps: boolean;
   private readonly stopAtFirst: boolean;
+  private readonly checkFootprints: boolean;
   private readonly invariants: Set<string>;
   /** Tasks that have finished their operations. */
   private readonly opsDone = new Set<number>();
 
   constructor(c: CompiledScenario, opts: ExecutionOptions) {
     // The explorer chooses every step: the scenario's own scripted schedule is not used.
-    this.runner = new Runner(c, { stepwise: true, record: opts.record, schedule: [] });
+    this.runner = tracked(this.track, () => new Runner(c, { stepwise: true, record: opts.record, schedule: [] }));
     this.sys = this.runner.sys;
     this.k = this.sys.kernel;
     this.checker = new Checker(this.sys, opts.invariants);
-    this.blockedOn = this.k.percpu.map(() => NaN);
+    this.blockedOn = this.k.percpu.map(() => null);
     this.evictionsLeft = opts.evictions;
     this.preemptChoicesLeft = opts.preemptChoices ?? 0;
     this.reclaimsLeft = opts.reclaims ?? 0;
     this.untilOps = opts.until === 'ops';
     this.stopAtFirst = opts.stopAtFirst === true;
+    this.checkFootprints = opts.checkFootprints === true;
     this.invariants = new Set(opts.invariants);
     this.sys.events.subscribe((e) => {
       if (e.type === 'user_end') this.opsDone.add(e.tid);
       this.checker.onEvent(e);
     });
-    this.runner.begin();
+    tracked(this.track, () => this.runner.begin());
   }
 
   /** The first invariant broken, or null. */
@@ -178,7 +235,7 @@ export class Execution {
     if (this.untilOps && this.windowOver()) return out;
     for (const pc of this.k.percpu) {
       if (!hasWork(pc)) continue;
-      if (!Number.isNaN(this.blockedOn[pc.id]) && !this.sys.takesIpi(pc.id)) continue;
+      if (this.blockedOn[pc.id] && !this.sys.takesIpi(pc.id)) continue;
       out.push(pc.id);
     }
     if (this.evictionsLeft > 0) {
@@ -217,7 +274,7 @@ export class Execution {
       rec.write(fp_cpu(cpu));
       rec.write(FP_EVICT);
       this.evictionsLeft--;
-      this.runner.stepCpu(item);
+      this.stepRecorded(item, rec);
       this.after(-1, rec);
       return { item, reads: rec.reads, writes: rec.writes };
     }
@@ -228,35 +285,19 @@ export class Execution {
     rec.write(fp_cpu(item));
     const kind = this.kindOf(item);
     const path = t ? t.kpath : null;
-    const pathKind = t ? t.kpathKind : 'syscall';
-    let entry = false;
-    if (kind === 'irq') {
-      rec.write(FP_KERNEL);
-      rec.write(fp_ipiq(item));
-    } else if (kind === 'sched') rec.write(FP_KERNEL);
+    if (kind === 'irq') rec.write(fp_ipiq(item));
     else if (kind === 'kernel') {
       const next = t!.nextStepPath === path ? t!.nextStep : 0;
       if (next === STEP_WAIT) {
         // A retry: it reads what it waits on and, when that is free, takes it and goes on.
-        rec.write(FP_KERNEL);
         if (pc.touch < -1) rec.write(pc.touch);
-      } else if (next === STEP_ENTRY) entry = true;
-      else {
-        rec.write(FP_KERNEL);
-        announced(rec, next, pc.touch);
-      }
-    }
+      } else announced(rec, next, pc.touch);
+    } else if (kind === 'user') rec.read(FP_SIGNAL);
     this.stepRecorded(item, rec);
-    if (kind === 'kernel') {
-      const same = t!.kpath === path;
-      if (entry && !(same && t!.nextStep === STEP_ENTRY) && !(!same && pathKind === 'return')) rec.write(FP_KERNEL);
-    } else if (kind === 'user') {
-      rec.read(FP_SIGNAL);
-      if (pc.current !== t || t!.kpath) rec.write(FP_KERNEL);
-    }
-    const waits = this.settle(item, kind, t, path, rec.writes);
+    const step = { item, reads: rec.reads, writes: rec.writes };
+    const waits = this.settle(item, kind, t, path, step);
     this.after(waits ? item : -1, rec);
-    return { item, reads: rec.reads, writes: rec.writes };
+    return step;
   }
 
   /** What CPU `item`'s next step is: an IPI taken, a switch of task, a kernel-path step or a user step. */
@@ -268,21 +309,22 @@ export class Execution {
   }
 
   /**
-   * After CPU `item`'s step of `kind` (task `t`, on path `path` before it), which wrote the keys
-   * `writes`: a kernel path now at a failed wait blocks the CPU (else it is unblocked), and a
-   * user step's word writes go to the checker. Returns whether the CPU waits.
+   * After CPU `item`'s step `step` of `kind` (task `t`, on path `path` before it): a kernel path
+   * now at a failed wait blocks the CPU until a step writes something the wait read (else the
+   * CPU is unblocked), and a user step's word writes go to the checker. Returns whether the CPU
+   * waits.
    */
-  private settle(item: number, kind: 'irq' | 'sched' | 'kernel' | 'user', t: Task | null, path: KPath | null, writes: number[]): boolean {
+  private settle(item: number, kind: 'irq' | 'sched' | 'kernel' | 'user', t: Task | null, path: KPath | null, step: Step): boolean {
     const pc = this.k.percpu[item];
     if (kind === 'kernel' && t!.kpath === path && t!.nextStep === STEP_WAIT && pc.current === t) {
-      this.blockedOn[item] = waitKey(pc.touch);
+      this.blockedOn[item] = step.reads.concat(step.writes);
       return true;
     }
     if (kind === 'user') {
-      const words = writes.filter((w) => w >= 0 && w < FP_FRAME);
+      const words = step.writes.filter((w) => w >= 0 && w < FP_FRAME);
       if (words.length > 0) this.checker.userWrote(words);
     }
-    this.blockedOn[item] = NaN;
+    this.blockedOn[item] = null;
     return false;
   }
 
@@ -296,20 +338,20 @@ export class Execution {
     let self = -1;
     if (isPreemption(item)) {
       this.preemptChoicesLeft--;
-      this.runner.stepCpu(item);
-      this.blockedOn[preemptionOf(item).cpu] = NaN;
+      this.stepUnrecorded(item);
+      this.blockedOn[preemptionOf(item).cpu] = null;
     } else if (isReclaim(item)) {
       this.reclaimsLeft--;
-      this.runner.stepCpu(item);
+      this.stepUnrecorded(item);
     } else if (item < 0) {
       this.evictionsLeft--;
-      this.runner.stepCpu(item);
+      this.stepUnrecorded(item);
     } else {
       const t = this.k.percpu[item].current;
       const kind = this.kindOf(item);
       const path = t ? t.kpath : null;
-      this.runner.stepCpu(item);
-      if (this.settle(item, kind, t, path, known.writes)) self = item;
+      this.stepUnrecorded(item);
+      if (this.settle(item, kind, t, path, known)) self = item;
     }
     this.wake(self, known.writes);
     return known;
@@ -320,23 +362,34 @@ export class Execution {
     this.checker.resync();
   }
 
-  /** Runs script item `item` with every physical access it makes recorded in `rec`. */
+  /** Runs script item `item` with every physical access and every kernel-object field access it makes recorded in `rec`. */
   private stepRecorded(item: number, rec: Recorder): void {
     const mem = this.sys.machine.mem;
+    const before = this.checkFootprints ? stateParts(this.sys, this.track) : null;
     mem.fp = rec;
+    this.track.fp = rec;
+    this.track.item = item;
     try {
-      this.runner.stepCpu(item);
+      tracked(this.track, () => this.runner.stepCpu(item));
     } finally {
       mem.fp = null;
+      this.track.fp = null;
     }
+    if (before) checkWrites(this.schedule.length - 1, item, changedKeys(before, stateParts(this.sys, this.track)), rec.writes);
+  }
+
+  /** Runs script item `item` unrecorded (a replayed step, the unexplored tail). */
+  private stepUnrecorded(item: number): void {
+    this.track.item = item;
+    tracked(this.track, () => this.runner.stepCpu(item));
   }
 
   /**
    * A preemption choice (System.stepCpu): CPU c's task gives the CPU up, onto c's runqueue or
    * CPU d's, and c switches to its next task. Its footprint is that of a scheduling step on
    * both CPUs: it reads c's IPI queue, writes both CPUs (so it conflicts with every step either
-   * takes), both runqueues and every kernel data structure (FP_KERNEL), and whatever memory the
-   * switch touches. CPU c's failed wait, if it had one, belonged to the task that left.
+   * takes) and both runqueues, and adds the kernel fields and memory the switch touches. CPU
+   * c's failed wait, if it had one, belonged to the task that left.
    */
   private preemptStep(item: number, rec: Recorder): Step {
     const { cpu, to } = preemptionOf(item);
@@ -345,37 +398,35 @@ export class Execution {
       rec.write(fp_runq(c));
       rec.write(fp_cpu(c));
     }
-    rec.write(FP_KERNEL);
     this.preemptChoicesLeft--;
     this.stepRecorded(item, rec);
-    this.blockedOn[cpu] = NaN;
+    this.blockedOn[cpu] = null;
     this.after(-1, rec);
     return { item, reads: rec.reads, writes: rec.writes };
   }
 
   /**
    * A reclaim choice (System.reclaim): kswapd goes onto CPU c's runqueue and c's task is told
-   * to give the CPU up. It writes c's runqueue and CPU state and kswapd's (FP_KERNEL), so it
-   * conflicts with every step c takes and every kernel step; the pass's own steps are kswapd's
-   * kernel steps on whichever CPU runs it.
+   * to give the CPU up. It writes c's runqueue and CPU state (so it conflicts with every step c
+   * takes) and the fields the wake touches; the pass's own steps are kswapd's kernel steps on
+   * whichever CPU runs it.
    */
   private reclaimStep(item: number, rec: Recorder): Step {
     const { cpu } = reclaimOf(item);
     rec.write(fp_runq(cpu));
     rec.write(fp_cpu(cpu));
-    rec.write(FP_KERNEL);
     this.reclaimsLeft--;
     this.stepRecorded(item, rec);
     this.after(-1, rec);
     return { item, reads: rec.reads, writes: rec.writes };
   }
 
-  /** Wakes blocked CPUs (but `self`) whose wait a step's `writes` touched. */
+  /** Wakes blocked CPUs (but `self`) whose wait read something a step's `writes` touched. */
   private wake(self: number, writes: number[]): void {
     for (let c = 0; c < this.blockedOn.length; c++) {
-      if (c === self || Number.isNaN(this.blockedOn[c])) continue;
-      const key = this.blockedOn[c];
-      if (writes.some((w) => fp_overlap(w, key))) this.blockedOn[c] = NaN;
+      const keys = this.blockedOn[c];
+      if (c === self || !keys) continue;
+      if (overlapAny(writes, keys as number[])) this.blockedOn[c] = null;
     }
   }
 
@@ -407,14 +458,15 @@ export class Execution {
 
   /** Whether CPUs are left blocked with nothing else enabled (a deadlock). */
   deadlocked(): number[] {
-    return this.k.percpu.filter((pc) => hasWork(pc) && !Number.isNaN(this.blockedOn[pc.id])).map((pc) => pc.id);
+    return this.k.percpu.filter((pc) => hasWork(pc) && this.blockedOn[pc.id]).map((pc) => pc.id);
   }
 
   /** Ends the execution: the end checks, then the scenario's own verdicts. */
   finish(): RunReport {
+    this.track.item = TAIL_ITEM;
     if (this.untilOps && !this.stopped) {
       // The unexplored tail: round-robin, one step per CPU in turn.
-      for (let n = 0; n < 1_000_000 && this.sys.step(); n++) {
+      for (let n = 0; n < 1_000_000 && tracked(this.track, () => this.sys.step()); n++) {
         if (!this.stopped) {
           this.record(this.checker.afterStep());
           this.eventExcess();
@@ -422,7 +474,7 @@ export class Execution {
       }
     }
     if (!this.stopped) this.record(this.checker.atEnd());
-    const report = this.runner.finish();
+    const report = tracked(this.track, () => this.runner.finish());
     if (this.stopped) return report;
     if (this.invariants.has('deadlock')) {
       const stuck = this.deadlocked();
@@ -437,11 +489,6 @@ export class Execution {
     }
     return report;
   }
-}
-
-/** The key a failed wait reads: the lock it waits for, or (an acknowledgement count) FP_KERNEL. */
-function waitKey(touch: number): number {
-  return touch < -1 ? touch : FP_KERNEL;
 }
 
 /** Adds what a kernel step announced before its yield. */

@@ -47,6 +47,8 @@ export interface ExploreOptions {
   shard?: { index: number; count: number; splitDepth: number };
   /** Minimise each counterexample (fewer context switches). Default true. */
   minimise?: boolean;
+  /** Check every recorded step's footprint against the state (`--check-footprints`, fpcheck.ts; slow). Default false. */
+  checkFootprints?: boolean;
   onExecution?: (stats: SearchStats) => void;
 }
 
@@ -99,7 +101,7 @@ function* exploreSteps(c: CompiledScenario, o: ExploreOptions): Generator<void, 
       ? o.stopAtFirst && o.preemptions > 0
         ? yield* deepening(c, o)
         : yield* new DporSearch(c, dporOptions(o, o.preemptions, o.executions, o.onExecution)).search()
-      : yield* randomExecutions(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, onExecution: o.onExecution });
+      : yield* randomExecutions(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, strategy: o.mode, executions: o.executions, seed: o.seed, maxDepth: o.maxDepth, pctDepth: o.pctDepth, until: o.until, stopAtFirst: o.stopAtFirst, checkFootprints: o.checkFootprints, onExecution: o.onExecution });
   const violations: ExploreCounterexample[] = [];
   for (const v of r.violations) {
     const found = switches(v.schedule);
@@ -121,7 +123,7 @@ function* exploreSteps(c: CompiledScenario, o: ExploreOptions): Generator<void, 
 
 /** DporSearch's options for `o` with preemption bound `preemptions` and execution budget `executions`. */
 function dporOptions(o: ExploreOptions, preemptions: number, executions: number, onExecution: ExploreOptions['onExecution']): SearchOptions {
-  return { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, preemptions, maxDepth: o.maxDepth, maxExecutions: executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, onExecution };
+  return { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, preemptions, maxDepth: o.maxDepth, maxExecutions: executions, stopAtFirst: o.stopAtFirst, fingerprints: o.fingerprints, until: o.until, shard: o.shard, checkFootprints: o.checkFootprints, onExecution };
 }
 
 /**

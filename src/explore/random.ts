@@ -30,6 +30,8 @@ export interface RandomOptions {
   /** PCT's bug depth d (>= 1). */
   pctDepth: number;
   until?: 'end' | 'ops';
+  /** Check every step's footprint against the state (fpcheck.ts). */
+  checkFootprints?: boolean;
   stopAtFirst: boolean;
   onExecution?: (stats: SearchStats) => void;
 }
@@ -78,7 +80,7 @@ export function* randomExecutions(c: CompiledScenario, o: RandomOptions): Genera
   let k = Number.isFinite(o.maxDepth) ? o.maxDepth : 0;
   let bounded = false;
   for (let run = 0; run < o.executions; run++) {
-    const exec = new Execution(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, until: o.until, stopAtFirst: o.stopAtFirst });
+    const exec = new Execution(c, { invariants: o.invariants, evictions: o.evictions, preemptChoices: o.preemptChoices, reclaims: o.reclaims, until: o.until, stopAtFirst: o.stopAtFirst, checkFootprints: o.checkFootprints });
     const prio: number[] = [];
     const change: number[] = [];
     if (o.strategy === 'pct') {

@@ -1,16 +1,18 @@
 /**
  * Footprint recording: while the explorer runs a step it installs a sink on the machine's
- * physical memory (`PhysMem.fp`), and physical
- * memory, the page walker and the few kernel structures that CPUs share outside any lock report
- * what the step read and wrote. With no sink installed (every plain run) each hook is one test
- * of that field.
+ * physical memory (`PhysMem.fp`), and physical memory and the page walker report what the step
+ * read and wrote; the kernel's objects report their fields through the same kind of sink
+ * (src/track.ts). With no sink installed (every plain run) each hook is one test of that
+ * field.
  *
  * Keys are numbers:
  *  - a physical 8-byte word: pa / 8 (>= 0, below FP_FRAME);
  *  - a whole frame (clear_page, copy_page, long copies): FP_FRAME + pfn; it overlaps every word
  *    of the frame;
  *  - kernel objects (the explorer's tokens, fp_* below) at FP_TOKEN and above, and lock ids
- *    (negative, kernel/mmput.ts).
+ *    (negative, kernel/mmput.ts);
+ *  - a field of a tracked kernel object (src/track.ts): FP_OBJ + id * FIELD_SPAN + field, field
+ *    0 standing for the whole object and overlapping each of its fields.
  */
 
 /** Where a step's accesses go. `read` and `write` take a key. */
@@ -23,8 +25,12 @@ export interface FootprintSink {
 export const FP_FRAME = 2 ** 40;
 /** Token keys start here. */
 export const FP_TOKEN = 2 ** 41;
-/** Every kernel data structure no finer key covers (VMAs, page refcounts, task lists, tlb_gen). */
-export const FP_KERNEL = FP_TOKEN;
+/** Tracked objects' field keys start here (src/track.ts). */
+export const FP_OBJ = 2 ** 42;
+/** Keys per tracked object: ids up to 2^29 fit below 2^53. */
+export const FIELD_SPAN = 2 ** 24;
+/** Field numbers from here on are array indices (FIELD_INDEX + i); below, named properties. */
+export const FIELD_INDEX = 4096;
 /** Signal state any thread reads before each user instruction: pending sets, group exit. */
 export const FP_SIGNAL = FP_TOKEN + 1;
 /** The explorer's eviction budget (an eviction anywhere uses it up for every CPU). */
@@ -70,9 +76,11 @@ export function fp_runq_write(host: FootprintHost, c: number): void {
   if (host.fp) host.fp.write(fp_runq(c));
 }
 
-/** Whether two keys overlap: equal, or a frame and one of its words. */
+/** Whether two keys overlap: equal, a frame and one of its words, or a tracked object and one of its fields. */
 export function fp_overlap(a: number, b: number): boolean {
   if (a === b) return true;
+  if (a >= FP_OBJ) return b >= FP_OBJ && Math.floor((a - FP_OBJ) / FIELD_SPAN) === Math.floor((b - FP_OBJ) / FIELD_SPAN) && ((a - FP_OBJ) % FIELD_SPAN === 0 || (b - FP_OBJ) % FIELD_SPAN === 0);
+  if (b >= FP_OBJ) return false;
   if (a >= FP_FRAME && a < FP_TOKEN) return b >= 0 && b < FP_FRAME && Math.floor(b / 512) === a - FP_FRAME;
   if (b >= FP_FRAME && b < FP_TOKEN) return a >= 0 && a < FP_FRAME && Math.floor(a / 512) === b - FP_FRAME;
   return false;

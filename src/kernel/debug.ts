@@ -13,6 +13,7 @@ import type { MmStruct } from './mm.js';
 import { kindex } from './layout.js';
 import { PG_reserved, PG_swapcache } from './page.js';
 import { __swap_count, SWAP_HAS_CACHE } from './swap.js';
+import { readWhole } from '../track.js';
 import { check_pti_user_pgd } from './pti.js';
 import { _PAGE_SPECIAL, pte_pfn, pte_present, swp_offset } from './pgtable.js';
 
@@ -97,14 +98,17 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
   // Under PTI, no user page table maps a kernel page outside the PTI-shared set.
   for (const mm of mms) check_pti_user_pgd(k, pc, mm);
   let inUse = 0;
+  const refcount = readWhole(k.pages.refcount);
+  const mapcount = readWhole(k.pages.mapcount);
+  const flags = readWhole(k.pages.flags);
   for (let pfn = 0; pfn < n; pfn++) {
-    const rc = k.pages.refcount[pfn];
+    const rc = refcount[pfn];
     if (rc === 0) continue;
     inUse++;
-    if (k.pages.flags[pfn] & PG_reserved) continue;
+    if (flags[pfn] & PG_reserved) continue;
     const wantMap = maps.get(pfn) ?? 0;
     const wantRef = refs.get(pfn) ?? 0;
-    if (k.pages.mapcount[pfn] !== wantMap) k.report(pc, 'page_mapcount', `frame 0x${pfn.toString(16)}: mapcount ${k.pages.mapcount[pfn]}, but ${wantMap} PTEs map it`);
+    if (mapcount[pfn] !== wantMap) k.report(pc, 'page_mapcount', `frame 0x${pfn.toString(16)}: mapcount ${mapcount[pfn]}, but ${wantMap} PTEs map it`);
     if (rc !== wantRef) {
       k.report(pc, wantRef === 0 ? 'leak' : 'page_ref_count', `frame 0x${pfn.toString(16)}: refcount ${rc}, but ${wantRef} references were found (page tables, PGDs, shmem)`);
     }

@@ -23,6 +23,7 @@ import { checkMmAfterExit } from './debug.js';
 import {
   CLD_EXITED, CLD_KILLED, ECHILD, EFAULT, EINVAL, ESRCH, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGKILL, WCONTINUED, WNOHANG, WUNTRACED, __WALL, __WCLONE, __WNOTHREAD,
 } from './uapi.js';
+import { track } from '../track.js';
 
 /** sys_exit(code): ends the calling thread only. */
 export function sys_exit(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
@@ -110,7 +111,7 @@ export function* pti_stack_free(k: Kernel, pc: PerCpu, t: Task): KPath {
   t.ptiStack = null;
   // The frames are the path's own until freed: held, so a debug check on another CPU during
   // the flush (another thread exiting, an execve in the group) counts them.
-  const held: PageRefs = { refs: s.pfns };
+  const held: PageRefs = track({ refs: s.pfns });
   k.pages.held.add(held);
   pti_stack_unmap(k, t.mm, s);
   yield* flush_tlb_kernel_range(k, pc, Number(s.va), Number(s.va) + s.pfns.length * 4096);

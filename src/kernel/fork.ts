@@ -7,6 +7,7 @@
  * XXX: a signal pending in the parent does not restart the fork (-ERESTARTNOINTR); there are
  * no PID namespaces, credentials or rlimits on the number of processes.
  */
+import type { PhysMem } from '../hw/physmem.js';
 import { ModelError } from '../errors.js';
 import { PTE_RW } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
@@ -275,8 +276,7 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm:
         mem.write64(src_table, i, ptent.lo, ptent.hi);
       }
       copy_nonpresent_pte(k, pc, t, ptent, dst_mm, addr + (i - from) * 4096);
-      dw[2 * i] = ptent.lo;
-      dw[2 * i + 1] = ptent.hi;
+      set_child_pte(mem, dw, dst_table, i, ptent);
       stats.ptes++;
       continue;
     }
@@ -310,14 +310,20 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm:
     if (src_vma.vm_flags & VM_SHARED) pte_mkclean(ptent);
     pte_mkold(ptent);
     // set_ptes: the child's table, which nothing else can see yet.
-    dw[2 * i] = ptent.lo;
-    dw[2 * i + 1] = ptent.hi;
+    set_child_pte(mem, dw, dst_table, i, ptent);
     stats.ptes++;
   }
   yield* spin_unlock_ptl(pc, src_mm);
   // The table is done and both locks are dropped: a long fork gives the CPU up here if asked.
   yield* cond_resched(k, here, t);
   return 0;
+}
+
+/** Writes entry `i` of the child's table `table` (words `dw`), reporting the write to the explorer's footprint sink. */
+function set_child_pte(mem: PhysMem, dw: Uint32Array, table: number, i: number, ptent: pte_t): void {
+  if (mem.fp) mem.fp.write(table * 512 + i);
+  dw[2 * i] = ptent.lo;
+  dw[2 * i + 1] = ptent.hi;
 }
 
 /**

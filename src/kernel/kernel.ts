@@ -40,6 +40,7 @@ export interface ReachRecord {
 }
 import { TLB_NR_DYN_ASIDS, type FlushTlbInfo } from './tlbflush.js';
 import type { OpRecord, Task } from './task.js';
+import { opaque, track } from '../track.js';
 
 export { KERNEL_PHYS, KERNEL_TEXT, TASK_SIZE } from './layout.js';
 
@@ -84,6 +85,7 @@ export class PerCpu {
     this.id = id;
     this.cpu = cpu;
     this.loaded_mm = initMm;
+    return track(this);
   }
 }
 
@@ -141,6 +143,12 @@ export class Kernel {
   nextStackSlot = 1;
 
   constructor(machine: Machine, options: KernelOptions) {
+    // The hardware reports its own accesses (hw/footprint.ts); the options and the event bus are not state.
+    opaque(machine);
+    opaque(machine.mem);
+    for (const cpu of machine.cpus) opaque(cpu);
+    opaque(machine.events);
+    opaque(options);
     this.machine = machine;
     this.options = options;
     this.events = machine.events as unknown as EventBus<HwEvent | KernelEvent>;
@@ -153,7 +161,7 @@ export class Kernel {
     this.userShstk = model.shstk && !options.nousershstk;
     this.ospke = model.pku && !options.nopku;
     this.levels = model.la57 ? 5 : 4;
-    this.layout = kernel_layout(this.levels);
+    this.layout = opaque(kernel_layout(this.levels));
     const mem = machine.mem;
 
     // Boot-time frames: the first MiB, the kernel image, the zero page, and boot page tables.
@@ -182,6 +190,7 @@ export class Kernel {
     this.percpu = machine.cpus.map((cpu, i) => new PerCpu(i, cpu, this.init_mm));
     this.percpu.forEach((pc, i) => (pc.cea = ceas[i]));
     for (const pc of this.percpu) this.bootCpu(pc);
+    return track(this);
   }
 
   /**

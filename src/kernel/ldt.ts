@@ -19,6 +19,7 @@ import type { Task } from './task.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL, type FlushTlbInfo } from './tlbflush.js';
 import { copy_from_user, copy_to_user } from './uaccess.js';
 import { EFAULT, EINVAL, ENOMEM, ENOSYS } from './uapi.js';
+import { track } from '../track.js';
 
 /** LDT_ENTRIES, LDT_ENTRY_SIZE: at most 8192 descriptors of 8 bytes (64 KiB). */
 export const LDT_ENTRIES = 8192;
@@ -215,7 +216,7 @@ export function switch_ldt(k: Kernel, pc: PerCpu, prev: MmStruct | null, next: M
  */
 function* install_ldt(k: Kernel, pc: PerCpu, mm: MmStruct, ldt: LdtStruct): KPath {
   mm.ldt = ldt;
-  const info: FlushTlbInfo = { func: 'flush_ldt', mm, start: 0, end: 0, stride_shift: 0, freed_tables: false, new_tlb_gen: 0, initiating_cpu: pc.id, pending: 0 };
+  const info: FlushTlbInfo = track({ func: 'flush_ldt', mm, start: 0, end: 0, stride_shift: 0, freed_tables: false, new_tlb_gen: 0, initiating_cpu: pc.id, pending: 0 });
   for (let c = 0; c < k.percpu.length; c++) {
     if (c === pc.id || !mm.cpumask[c]) continue;
     info.pending++;

@@ -33,6 +33,7 @@ import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, S
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import { VM_ACCESS_FLAGS, VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
+import { track } from '../track.js';
 
 /** vm_fault_t results (include/linux/mm_types.h). */
 export const VM_FAULT_OOM = 0x000001;
@@ -91,6 +92,7 @@ export class vm_fault implements PageRefs {
     this.mm = mm;
     this.address = Math.floor(address / 4096) * 4096;
     this.flags = flags;
+    return track(this);
   }
 
   /** The physical address of vmf->pte. */

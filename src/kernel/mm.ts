@@ -6,16 +6,25 @@
 import type { LdtStruct } from './ldt.js';
 import type { PageTables } from './pgtable.js';
 import { VmaList } from './vma.js';
+import { track } from '../track.js';
 
 /** A reader-writer semaphore (mmap_lock), as counts; waiting is done by the caller's steps. */
 export class RwSem {
   readers = 0;
   writer = 0; // tid of the writer, 0 if none
+
+  constructor() {
+    return track(this);
+  }
 }
 
 /** A spinlock (page_table_lock): the tid holding it, 0 if free. */
 export class SpinLock {
   owner = 0;
+
+  constructor() {
+    return track(this);
+  }
 }
 
 export class MmStruct {
@@ -62,6 +71,7 @@ export class MmStruct {
     this.cpumask = new Uint8Array(ncpus);
     this.task_size = taskSize;
     this.mmap_base = mmapBase;
+    return track(this);
   }
 
   /** Frame of the PGD. */

@@ -9,6 +9,7 @@
  */
 import { ModelError } from '../errors.js';
 import type { PhysMem } from '../hw/physmem.js';
+import { track } from '../track.js';
 
 /** The page is anonymous memory (PageAnon). */
 export const PG_anon = 1 << 0;
@@ -104,6 +105,7 @@ export class PageAllocator {
     }
     this.nextFresh = firstFree;
     this.inUse = firstFree;
+    return track(this);
   }
 
   /** Frames never allocated plus frames freed: what alloc_page can still hand out. */

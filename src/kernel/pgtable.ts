@@ -17,6 +17,7 @@ import {
 } from '../hw/pte.js';
 import { PG_table, type PageAllocator } from './page.js';
 import { VM_EXEC, VM_READ, VM_SHARED, VM_WRITE } from './vma.js';
+import { track } from '../track.js';
 
 /** _PAGE_SPECIAL (bit 9): a PTE with no struct page behind it, such as the zero page. */
 export const _PAGE_SPECIAL = PTE_SOFTW1;
@@ -339,6 +340,7 @@ export class PageTables {
     this.pgd = pgd;
     this.userPgd = userPgd;
     this.nxTrick = nxTrick;
+    return track(this);
   }
 
   /**

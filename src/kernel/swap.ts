@@ -17,6 +17,7 @@
 import { ModelError } from '../errors.js';
 import type { Kernel } from './kernel.js';
 import { PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_swapcache } from './page.js';
+import { track } from '../track.js';
 
 /** SWAP_HAS_CACHE: the slot has a folio in the swap cache (include/linux/swap.h). */
 export const SWAP_HAS_CACHE = 0x40;
@@ -39,6 +40,7 @@ export class swap_info_struct {
   constructor(pages: number) {
     this.max = pages;
     this.swap_map = new Uint8Array(pages);
+    return track(this);
   }
 }
 

@@ -7,6 +7,7 @@ import type { KPath } from './steps.js';
 import type { ProgramImage } from '../user/program.js';
 import type { MmStruct } from './mm.js';
 import type { ThisCpu } from './this_cpu.js';
+import { track } from '../track.js';
 
 /** A queued signal's siginfo (the fields the model reports). */
 export interface SigInfo {
@@ -34,6 +35,7 @@ export class SigHand {
   count = 1;
   constructor() {
     for (let i = 0; i <= 64; i++) this.action.push({ handler: 0n, flags: 0, restorer: 0n, mask: 0n });
+    return track(this);
   }
   /** A copy for fork without CLONE_SIGHAND. */
   clone(): SigHand {
@@ -48,6 +50,10 @@ export class SigPending {
   /** Bit (sig-1) per pending signal. */
   signal = 0n;
   readonly list: SigInfo[] = [];
+
+  constructor() {
+    return track(this);
+  }
 }
 
 /** The thread group (struct signal_struct and what the model keeps per process). */
@@ -66,6 +72,7 @@ export class ThreadGroup {
   live = 0;
   constructor(tgid: number) {
     this.tgid = tgid;
+    return track(this);
   }
 }
 
@@ -206,6 +213,7 @@ export class Task {
     this.sighand = sighand;
     this.image = image;
     this.vars = new Map();
+    return track(this);
   }
 
   get tgid(): number {

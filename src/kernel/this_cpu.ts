@@ -16,13 +16,16 @@ import type { CpuEntryArea } from './layout.js';
 import type { MmStruct } from './mm.js';
 import type { Task } from './task.js';
 import type { FlushTlbInfo } from './tlbflush.js';
+import { track } from '../track.js';
 
 /** PerCpu's members, each read or written on the CPU `t` is on at the time of the access. */
 export class ThisCpu {
   constructor(
     private readonly k: Kernel,
     private readonly t: Task,
-  ) {}
+  ) {
+    return track(this);
+  }
 
   /** The CPU the task is on now. */
   get here(): PerCpu {

@@ -13,6 +13,7 @@ import { invalidate_user_asid, user_pcid } from './pti.js';
 import { STEP_FLUSH, STEP_IPI, STEP_READ, STEP_WAIT, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import { __this_cpu_preempt_check, smp_processor_id } from './debug.js';
 import { raw_cpu } from './this_cpu.js';
+import { track } from '../track.js';
 
 /** TLB_NR_DYN_ASIDS: ASIDs each CPU hands out to the mms it runs. */
 export const TLB_NR_DYN_ASIDS = 6;
@@ -284,7 +285,7 @@ export function* flush_tlb_kernel_range(k: Kernel, pc: PerCpu, start: number, en
   const all = end === TLB_FLUSH_ALL || end - start > k.options.tlb_single_page_flush_ceiling * 4096;
   pc.preempt_count++; // preempt_disable()
   const cpu = smp_processor_id(k, pc, 'flush_tlb_kernel_range');
-  const info: FlushTlbInfo = { func: all ? 'do_flush_tlb_all' : 'do_kernel_range_flush', mm: null, start, end, stride_shift: 0, freed_tables: false, new_tlb_gen: 0, initiating_cpu: cpu, pending: 0 };
+  const info: FlushTlbInfo = track({ func: all ? 'do_flush_tlb_all' : 'do_kernel_range_flush', mm: null, start, end, stride_shift: 0, freed_tables: false, new_tlb_gen: 0, initiating_cpu: cpu, pending: 0 });
   // on_each_cpu -> smp_call_function_many_cond: every other online CPU, then this one with interrupts off.
   for (let c = 0; c < k.percpu.length; c++) {
     if (c === cpu) continue;
@@ -338,7 +339,7 @@ export function* flush_tlb_mm_range(k: Kernel, pc: PerCpu, mm: MmStruct, start: 
     end = TLB_FLUSH_ALL;
   }
   const new_tlb_gen = ++mm.tlb_gen;
-  const info: FlushTlbInfo = { func: 'flush_tlb_func', mm, start, end, stride_shift, freed_tables, new_tlb_gen, initiating_cpu: cpu, pending: 0 };
+  const info: FlushTlbInfo = track({ func: 'flush_tlb_func', mm, start, end, stride_shift, freed_tables, new_tlb_gen, initiating_cpu: cpu, pending: 0 });
   let others = false;
   for (let c = 0; c < k.percpu.length; c++) if (c !== cpu && mm.cpumask[c]) others = true;
   k.emitShootdown(pc, info);

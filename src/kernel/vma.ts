@@ -7,6 +7,7 @@
  * vm_flags bits above 31 (the protection key, VM_SHADOW_STACK) are kept in their own fields,
  * `vm_pkey` and `shadowStack`, so the flags stay a 32-bit integer.
  */
+import { track } from '../track.js';
 
 export const VM_READ = 0x00000001;
 export const VM_WRITE = 0x00000002;
@@ -31,7 +32,9 @@ export class ShmemObject {
   readonly pages = new Map<number, number>();
   /** Mappings (VMAs) referring to it; the pages are freed when the last goes. */
   users = 0;
-  constructor(readonly id: number) {}
+  constructor(readonly id: number) {
+    return track(this);
+  }
 }
 
 /** An anon_vma: the identity of a private mapping's anonymous pages, shared between the VMAs split from one another. */
@@ -63,6 +66,7 @@ export class Vma {
     this.vm_end = end;
     this.vm_flags = flags;
     this.vm_pgoff = pgoff;
+    return track(this);
   }
 
   /** vm_area_dup: a copy with the same range, flags, key, offset, object and name; no anon_vma. */
@@ -172,6 +176,10 @@ export class VmaList {
       return prev;
     }
     return v;
+  }
+
+  constructor() {
+    return track(this);
   }
 }
 

@@ -25,6 +25,7 @@ import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_UNLOCK, type KSteps } from './s
 import { __delete_from_swap_cache, add_to_swap, folio_free_swap, put_swap_folio, swap_write_folio, vm_swap_full } from './swap.js';
 import type { Task } from './task.js';
 import { this_cpu } from './this_cpu.js';
+import { track } from '../track.js';
 
 /**
  * The folios a reclaim holds between its steps: `refs` the isolated ones (folio_list, one
@@ -35,6 +36,10 @@ export class folio_list implements PageRefs {
   readonly refs: number[] = [];
   /** How many folios shrink_folio_list freed (nr_reclaimed). */
   nr_reclaimed = 0;
+
+  constructor() {
+    return track(this);
+  }
 }
 
 /** folio_isolate_lru: takes an LRU folio off its list for reclaim, with a reference; false if it is not on one. */

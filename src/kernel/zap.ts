@@ -15,6 +15,7 @@ import { _PAGE_SPECIAL, pgtableIndex, pmd_addr_end, pte_dirty, pte_none, pte_pfn
 import { free_swap_and_cache, free_swap_cache } from './swap.js';
 import { STEP_ATOMIC, type KPath } from './steps.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
+import { track } from '../track.js';
 
 /**
  * struct mmu_gather, reduced: the span of entries cleared (`start`, `end`; -1 when none),
@@ -32,6 +33,7 @@ export class mmu_gather implements PageRefs {
   constructor(mm: MmStruct, fullmm: boolean) {
     this.mm = mm;
     this.fullmm = fullmm;
+    return track(this);
   }
 }
 

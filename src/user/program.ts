@@ -10,6 +10,7 @@
  * registers: copied by fork and clone, reset by execve.
  */
 import { ArgumentError } from '../errors.js';
+import { opaqueTree } from '../track.js';
 
 /** A value: a number, a bigint, a variable (`'$buf'`), a function's address (`'@handler'`), either plus an offset (`'$buf+0x10'`). */
 export type Value = number | bigint | string;
@@ -141,6 +142,7 @@ export class ProgramImage {
     }
     this.rodata = Uint8Array.from(bytes);
     for (const f of this.functions) this.compile(f);
+    opaqueTree(this);
   }
 
   /** The function whose text contains `pc`, or undefined. */

@@ -83,9 +83,9 @@ test('cli -o: a regular file is replaced whole, a new path created, and no tempo
 
 test('cli -o: explore refuses a missing directory before it searches; merge refuses a directory and leaves nothing', () => {
   const d = dir('early');
-  // An unbounded systematic search of fork-cow takes minutes: the refusal must come first.
+  // An unbounded systematic search of fork-dirty-race takes minutes: the refusal must come first.
   const t0 = Date.now();
-  let r = spawnSync(process.execPath, [cli, 'explore', 'scenarios/fork-cow.yaml', '-o', join(d, 'missing', 'x.json')], { cwd: root, encoding: 'utf8', timeout: 20_000 });
+  let r = spawnSync(process.execPath, [cli, 'explore', 'scenarios/fork-dirty-race.yaml', '-o', join(d, 'missing', 'x.json')], { cwd: root, encoding: 'utf8', timeout: 20_000 });
   assert.equal(r.status, 2, `exit 2 at once, not after the search (${Date.now() - t0} ms): ${r.stderr}`);
   assert.match(r.stderr, /^isolab: cannot write .*missing\/x\.json: its directory .*missing: ENOENT/);
   assert.equal(r.stdout, '', 'nothing was searched');
@@ -157,7 +157,7 @@ test('cli explore --workers: SIGINT and SIGTERM print the progress so far, write
   const d = dir('signals');
   for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     const out = join(d, `${signal}.json`);
-    const child = spawn(process.execPath, [cli, 'explore', 'scenarios/fork-cow.yaml', '--workers', '2', '-o', out], { cwd: root });
+    const child = spawn(process.execPath, [cli, 'explore', 'scenarios/fork-dirty-race.yaml', '--workers', '2', '-o', out], { cwd: root });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const done = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

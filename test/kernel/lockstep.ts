@@ -13,10 +13,10 @@
  * IPI) until the other's is over too; then every CPU runs round-robin, one step at a time, to
  * the end, and the debug_vm page counts are checked.
  *
- * Which interleavings. Every kernel step writes the explorer's catch-all key (FP_KERNEL), so any
- * two kernel steps on two CPUs are dependent, and the Mazurkiewicz traces of two kernel paths
- * are nearly all their interleavings: 51,564 for two read faults on one page, more than 90,000
- * for two forks, at a few milliseconds each. So a case bounds the preemptions (switches away
+ * Which interleavings. Every interleaving, not one per Mazurkiewicz trace: the search does not
+ * use the explorer's footprints, so what it checks does not lean on them. Two kernel paths have
+ * tens of thousands of interleavings (51,564 for two read faults on one page when this was
+ * written, more than 90,000 for two forks), at a few milliseconds each. So a case bounds the preemptions (switches away
  * from a CPU that could go on) and the search runs every interleaving with at most that many,
  * each taken just before a scheduling point: any step but one of the entry code, which touches
  * only its own CPU (preempting before it is the same as preempting after it, but for the last
