@@ -228,6 +228,19 @@ function stored(c: TrackContext, v: unknown): void {
   if (typeof v === 'object' && v !== null) wrap(c, v, 0);
 }
 
+/** Whether a prototype chain defines an accessor (a getter or setter), by prototype. */
+const GETTERS = new WeakMap<object, boolean>();
+
+function hasGetters(proto: object | null): boolean {
+  if (proto === null || proto === Object.prototype || proto === Array.prototype) return false;
+  let known = GETTERS.get(proto);
+  if (known === undefined) {
+    known = Object.values(Object.getOwnPropertyDescriptors(proto)).some((d) => d.get !== undefined || d.set !== undefined) || hasGetters(Object.getPrototypeOf(proto) as object | null);
+    GETTERS.set(proto, known);
+  }
+  return known;
+}
+
 /** Map and Set methods that change the contents. */
 const COLLECTION_WRITES: ReadonlySet<string> = new Set(['set', 'add', 'delete', 'clear']);
 /** Typed-array methods that change the contents. */
@@ -279,28 +292,32 @@ function handlerFor(c: TrackContext, target: object, id: number): ProxyHandler<o
       },
     };
   }
-  const fields = new Map<string | symbol, number>();
-  const fieldAt = (prop: string): number => {
-    let f = fields.get(prop);
-    if (f === undefined) fields.set(prop, (f = fieldOf(prop)));
-    return f;
-  };
+  // A getter must run on the Proxy (so what it reads is reported); a plain field is read directly.
+  const viaReceiver = hasGetters(Object.getPrototypeOf(target) as object | null);
   return {
     get(t, prop, receiver) {
-      const v = Reflect.get(t, prop, receiver);
-      if (typeof v === 'function' || typeof prop !== 'string') return v;
-      const f = fieldAt(prop);
-      if (c.fp) c.fp.read(base + f);
-      return typeof v === 'object' && v !== null ? wrap(c, v, id, f) : v;
+      const v = viaReceiver ? Reflect.get(t, prop, receiver) : (t as Record<string | symbol, unknown>)[prop];
+      if (typeof prop !== 'string') return v;
+      if (typeof v !== 'object') {
+        if (c.fp !== null && typeof v !== 'function') c.fp.read(base + fieldOf(prop));
+        return v;
+      }
+      if (v === null || RAW.has(v)) {
+        if (c.fp !== null) c.fp.read(base + fieldOf(prop));
+        return v;
+      }
+      const f = fieldOf(prop);
+      if (c.fp !== null) c.fp.read(base + f);
+      return wrap(c, v, id, f);
     },
     set(t, prop, value) {
       if (typeof prop === 'string') {
-        if (c.fp) {
-          c.fp.write(base + fieldAt(prop));
+        if (c.fp !== null) {
+          c.fp.write(base + fieldOf(prop));
           // An array cut short loses its last elements without a write to each: the whole array is written.
           if (prop === 'length' && Array.isArray(t) && (value as number) < t.length) c.fp.write(base);
         }
-        stored(c, value);
+        if (typeof value === 'object' && value !== null && !RAW.has(value)) stored(c, value);
       }
       (t as Record<string | symbol, unknown>)[prop] = value;
       return true;

@@ -14,8 +14,9 @@
  *  - every field of the kernel's JavaScript objects the step reads or writes: the execution
  *    boots and steps with a tracking context current (src/track.ts), so the kernel's shared
  *    objects are Proxies that report each access as a key of its own.
- * User steps also read the signal state and their CPU's IPI queue and runqueue, and every step
- * of a CPU writes that CPU (its registers and TLB). Nothing rests on the kernel's locking: two
+ * Every step of a CPU writes that CPU (its registers and TLB). A queued IPI, a pending signal
+ * or a runqueue is a field like any other, read by the steps that look at it. Nothing rests on
+ * the kernel's locking: two
  * kernel steps on two CPUs commute unless they touch a common field or word. With
  * `checkFootprints` each step's writes are checked against the whole state (fpcheck.ts).
  *
@@ -23,8 +24,8 @@
  * nothing until another step writes something the failed attempt read, so it is not offered
  * until then.
  */
-import { FIELD_SPAN, FP_EVICT, FP_FRAME, FP_OBJ, FP_SIGNAL, FP_TOKEN, fp_cpu, fp_ipiq, fp_overlap, fp_runq, type FootprintSink } from '../hw/footprint.js';
-import { STEP_ATOMIC, STEP_COPY, STEP_IPI, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath } from '../kernel/steps.js';
+import { FIELD_SPAN, FP_EVICT, FP_FRAME, FP_OBJ, FP_TOKEN, fp_cpu, fp_overlap, type FootprintSink } from '../hw/footprint.js';
+import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath } from '../kernel/steps.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Task } from '../kernel/task.js';
 import { R_GLOBAL } from '../hw/rights.js';
@@ -280,19 +281,16 @@ export class Execution {
     }
     const pc = this.k.percpu[item];
     const t = pc.current;
-    rec.read(fp_ipiq(item));
-    rec.read(fp_runq(item));
     rec.write(fp_cpu(item));
     const kind = this.kindOf(item);
     const path = t ? t.kpath : null;
-    if (kind === 'irq') rec.write(fp_ipiq(item));
-    else if (kind === 'kernel') {
+    if (kind === 'kernel') {
       const next = t!.nextStepPath === path ? t!.nextStep : 0;
       if (next === STEP_WAIT) {
         // A retry: it reads what it waits on and, when that is free, takes it and goes on.
         if (pc.touch < -1) rec.write(pc.touch);
       } else announced(rec, next, pc.touch);
-    } else if (kind === 'user') rec.read(FP_SIGNAL);
+    }
     this.stepRecorded(item, rec);
     const step = { item, reads: rec.reads, writes: rec.writes };
     const waits = this.settle(item, kind, t, path, step);
@@ -393,11 +391,7 @@ export class Execution {
    */
   private preemptStep(item: number, rec: Recorder): Step {
     const { cpu, to } = preemptionOf(item);
-    rec.read(fp_ipiq(cpu));
-    for (const c of cpu === to ? [cpu] : [cpu, to]) {
-      rec.write(fp_runq(c));
-      rec.write(fp_cpu(c));
-    }
+    for (const c of cpu === to ? [cpu] : [cpu, to]) rec.write(fp_cpu(c));
     this.preemptChoicesLeft--;
     this.stepRecorded(item, rec);
     this.blockedOn[cpu] = null;
@@ -413,7 +407,6 @@ export class Execution {
    */
   private reclaimStep(item: number, rec: Recorder): Step {
     const { cpu } = reclaimOf(item);
-    rec.write(fp_runq(cpu));
     rec.write(fp_cpu(cpu));
     this.reclaimsLeft--;
     this.stepRecorded(item, rec);
@@ -507,9 +500,6 @@ function announced(rec: Recorder, kind: number, touch: number): void {
     case STEP_LOCK:
     case STEP_UNLOCK:
       if (touch < -1) rec.write(touch);
-      return;
-    case STEP_IPI:
-      if (touch >= 0) rec.write(fp_ipiq(touch));
       return;
   }
 }

@@ -9,7 +9,7 @@
  *  - a physical 8-byte word: pa / 8 (>= 0, below FP_FRAME);
  *  - a whole frame (clear_page, copy_page, long copies): FP_FRAME + pfn; it overlaps every word
  *    of the frame;
- *  - kernel objects (the explorer's tokens, fp_* below) at FP_TOKEN and above, and lock ids
+ *  - the explorer's tokens (fp_cpu, FP_EVICT) at FP_TOKEN and above, and lock ids
  *    (negative, kernel/mmput.ts);
  *  - a field of a tracked kernel object (src/track.ts): FP_OBJ + id * FIELD_SPAN + field, field
  *    0 standing for the whole object and overlapping each of its fields.
@@ -31,14 +31,8 @@ export const FP_OBJ = 2 ** 42;
 export const FIELD_SPAN = 2 ** 24;
 /** Field numbers from here on are array indices (FIELD_INDEX + i); below, named properties. */
 export const FIELD_INDEX = 4096;
-/** Signal state any thread reads before each user instruction: pending sets, group exit. */
-export const FP_SIGNAL = FP_TOKEN + 1;
 /** The explorer's eviction budget (an eviction anywhere uses it up for every CPU). */
 export const FP_EVICT = FP_TOKEN + 2;
-/** CPU c's queue of call-function IPIs. */
-export const fp_ipiq = (c: number): number => FP_TOKEN + 0x100 + c;
-/** CPU c's runqueue. */
-export const fp_runq = (c: number): number => FP_TOKEN + 0x200 + c;
 /** CPU c's TLB and registers (touched by its own steps and by evictions of its entries). */
 export const fp_cpu = (c: number): number => FP_TOKEN + 0x300 + c;
 
@@ -64,16 +58,6 @@ function fp_range(s: FootprintSink, pa: number, length: number, write: boolean):
     return;
   }
   for (let w = Math.floor(pa / 8); w <= Math.floor((pa + length - 1) / 8); w++) (write ? s.write(w) : s.read(w));
-}
-
-/** Records that signal state (a pending set, a group exit) changed. */
-export function fp_signal(host: FootprintHost): void {
-  if (host.fp) host.fp.write(FP_SIGNAL);
-}
-
-/** Records that CPU c's runqueue changed. */
-export function fp_runq_write(host: FootprintHost, c: number): void {
-  if (host.fp) host.fp.write(fp_runq(c));
 }
 
 /** Whether two keys overlap: equal, a frame and one of its words, or a tracked object and one of its fields. */

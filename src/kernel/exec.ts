@@ -8,7 +8,6 @@
  * returns to its init value; the shadow stack is freed and the new image starts with it off
  * and unlocked.
  */
-import { fp_signal } from '../hw/footprint.js';
 import { ProgramImage } from '../user/program.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
@@ -117,13 +116,11 @@ function* de_thread(k: Kernel, t: Task): KPath {
   const others = (): boolean => g.threads.some((th) => th !== t && th.state !== 'dead');
   if (!others()) return 0;
   // Under siglock: another group action in progress wins.
-  fp_signal(k.machine.mem);
   if (g.groupExit || g.group_exec_task) return -EAGAIN;
   g.group_exec_task = t;
   // zap_other_threads: a zombie (only the leader can be one) is counted but not signalled.
   for (const th of g.threads) {
     if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
-    fp_signal(k.machine.mem);
     th.pending.signal |= sigmask(SIGKILL);
     signal_wake_up(k, th, true);
   }

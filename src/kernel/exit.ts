@@ -4,7 +4,6 @@
  * becomes a zombie when the whole group is gone, its parent gets SIGCHLD (its exit_signal) and
  * is woken, and wait4 reaps it. A process without a parent is reaped at once (as init would).
  */
-import { fp_signal } from '../hw/footprint.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import type { PageRefs } from './page.js';
@@ -38,12 +37,10 @@ export function sys_exit_group(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPa
   const g = t.group;
   if (!g.groupExit && g.group_exec_task) return do_exit(k, pc, t, 0);
   if (!g.groupExit) {
-    fp_signal(k.machine.mem);
     g.groupExit = true;
     g.group_exit_code = Number(a[0] & 0xffn) << 8;
     for (const th of g.threads) {
       if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
-      fp_signal(k.machine.mem);
       th.pending.signal |= sigmask(SIGKILL);
       signal_wake_up(k, th, true);
     }
@@ -60,7 +57,6 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   g.live--;
   const group_dead = g.live === 0;
   if (group_dead && !g.groupExit) {
-    fp_signal(k.machine.mem);
     g.groupExit = true;
     g.group_exit_code = code;
   }

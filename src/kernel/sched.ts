@@ -14,7 +14,6 @@
  * XXX: placement is deterministic (the CPU with the fewest tasks the task may use, lowest
  * number first); there is no load balancer of its own, only the moves above.
  */
-import { fp_runq_write } from '../hw/footprint.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
@@ -52,7 +51,6 @@ export function wake_up_new_task(k: Kernel, t: Task, cpu?: number): void {
   const best = cpu ?? select_task_rq(k, t);
   t.cpu = best;
   t.state = 'runnable';
-  fp_runq_write(k.machine.mem, best);
   k.percpu[best].runqueue.push(t);
 }
 
@@ -61,7 +59,6 @@ export function wake_up_process(k: Kernel, t: Task): void {
   if (t.state !== 'sleeping') return;
   if (!cpu_allowed(t, t.cpu)) t.cpu = select_task_rq(k, t);
   t.state = 'runnable';
-  fp_runq_write(k.machine.mem, t.cpu);
   k.percpu[t.cpu].runqueue.push(t);
 }
 
@@ -70,7 +67,6 @@ export function wake_up_process(k: Kernel, t: Task): void {
  * goes to the back of the queue); the next runnable task, or the idle task, runs.
  */
 export function schedule(k: Kernel, pc: PerCpu): void {
-  fp_runq_write(k.machine.mem, pc.id);
   const prev = pc.current;
   // __schedule_bug: a task may not give the CPU up inside a spinlock or a get_cpu() region.
   if (pc.preempt_count > 0 && prev) k.report(pc, 'schedule', `BUG: scheduling while atomic: task ${prev.tid}, preempt_count ${pc.preempt_count}`);
@@ -134,7 +130,6 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
 /** set_task_cpu + attach_task: runnable task `t`, off CPU `from`'s runqueue, goes onto CPU `dest`'s (a `migrate` event). */
 function attach_task(k: Kernel, t: Task, from: number, dest: number): void {
   t.cpu = dest;
-  fp_runq_write(k.machine.mem, dest);
   k.percpu[dest].runqueue.push(t);
   if (k.events.on) k.emit({ type: 'migrate', cpu: from, tid: t.tid, from, to: dest });
 }
@@ -151,7 +146,6 @@ export function migrate_task(k: Kernel, t: Task, dest: number): boolean {
   const i = from.runqueue.indexOf(t);
   if (i < 0) return false;
   from.runqueue.splice(i, 1);
-  fp_runq_write(k.machine.mem, from.id);
   attach_task(k, t, from.id, dest);
   return true;
 }

@@ -7,7 +7,6 @@
  * but stopping and continuing are not modelled; sigaltstack and core dumps are not modelled
  * (RLIMIT_CORE is 0, so a core signal's wait status has no 0x80).
  */
-import { fp_signal } from '../hw/footprint.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { wake_up_process } from './sched.js';
 import type { KPath, KSteps } from './steps.js';
@@ -87,7 +86,6 @@ export function send_signal(k: Kernel, t: Task, info: SigInfo, group: boolean): 
   if (!blocked && sig !== SIGKILL && sig_handler_ignored(t.sighand.action[sig], sig)) return;
   const pending: SigPending = group ? t.group.shared_pending : t.pending;
   if (sig < SIGRTMIN && (pending.signal & sigmask(sig)) !== 0n) return;
-  fp_signal(k.machine.mem);
   pending.signal |= sigmask(sig);
   pending.list.push(info);
   complete_signal(k, t, sig, group);
@@ -101,11 +99,9 @@ function complete_signal(k: Kernel, p: Task, sig: number, group: boolean): void 
   if (!target) return;
   if (sig_fatal(target, sig) && !target.group.groupExit && !inMask(sig, SIG_KERNEL_COREDUMP_MASK)) {
     const g = target.group;
-    fp_signal(k.machine.mem);
     g.groupExit = true;
     g.group_exit_code = sig;
     for (const th of g.threads) {
-      fp_signal(k.machine.mem);
       th.pending.signal |= sigmask(SIGKILL);
       signal_wake_up(k, th, true);
     }
@@ -151,7 +147,7 @@ export function force_sig(k: Kernel, t: Task, sig: number): void {
 }
 
 /** dequeue_signal: the next signal to deliver (synchronous ones first, then the lowest number; the thread's own before the group's), removed from its queue. */
-function dequeue_signal(k: Kernel, t: Task): SigInfo | null {
+function dequeue_signal(t: Task): SigInfo | null {
   const take = (p: SigPending): SigInfo | null => {
     let x = p.signal & ~t.blocked;
     if (x === 0n) return null;
@@ -160,7 +156,6 @@ function dequeue_signal(k: Kernel, t: Task): SigInfo | null {
     while (!(x & sigmask(sig))) sig++;
     const i = p.list.findIndex((s) => s.signo === sig);
     const info = i >= 0 ? p.list.splice(i, 1)[0] : { signo: sig, code: SI_KERNEL, addr: 0n, pid: 0, pkey: 0 };
-    fp_signal(k.machine.mem);
     if (!p.list.some((s) => s.signo === sig)) p.signal &= ~sigmask(sig);
     return info;
   };
@@ -255,7 +250,7 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
     // this one. exit_to_user_mode then exits (do_group_exit, which starts no group exit
     // while group_exec_task is set).
     if (t.group.groupExit || (t.group.group_exec_task && t.group.group_exec_task !== t)) return 1;
-    const info = dequeue_signal(k, t);
+    const info = dequeue_signal(t);
     if (!info) return 0;
     const sig = info.signo;
     const ka = t.sighand.action[sig];
@@ -279,12 +274,10 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
     if (sig_kernel_ignore(sig) || inMask(sig, SIG_KERNEL_STOP_MASK)) continue;
     k.emitSignal(pc, t, info, inMask(sig, SIG_KERNEL_COREDUMP_MASK) ? 'core' : 'terminate');
     // do_group_exit(sig): the status is the signal number (no core dump).
-    fp_signal(k.machine.mem);
     t.group.groupExit = true;
     t.group.group_exit_code = sig;
     for (const th of t.group.threads) {
       if (th !== t) {
-        fp_signal(k.machine.mem);
         th.pending.signal |= sigmask(SIGKILL);
         signal_wake_up(k, th, true);
       }

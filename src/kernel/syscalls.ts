@@ -6,7 +6,6 @@
  * shstk.ts, gup.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
-import { fp_signal } from '../hw/footprint.js';
 import { ArgumentError } from '../errors.js';
 import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
@@ -88,11 +87,9 @@ function sys_rt_sigaction(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number |
       if (ka.handler === SIG_IGN || (ka.handler === 0n && sig_kernel_ignore(sig))) {
         const m = ~sigmask(sig);
         for (const th of t.group.threads) {
-          fp_signal(k.machine.mem);
           th.pending.signal &= m;
           removeQueued(th.pending.list, sig);
         }
-        fp_signal(k.machine.mem);
         t.group.shared_pending.signal &= m;
         removeQueued(t.group.shared_pending.list, sig);
       }
