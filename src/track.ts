@@ -112,9 +112,9 @@ export function track<T extends object>(o: T): T {
 
 const OPAQUE = new WeakSet<object>();
 
-/** Marks `o` as never tracked (hardware, the event bus, compiled programs). Returns it. */
+/** Marks `o` as never tracked (hardware, the event bus, compiled programs), when a context is current (a plain run marks nothing). Returns it. */
 export function opaque<T extends object>(o: T): T {
-  OPAQUE.add(o);
+  if (current) OPAQUE.add(o);
   return o;
 }
 
@@ -138,8 +138,9 @@ export function trackedIdOfRaw(c: TrackContext, o: object): number {
   return r ? r.id : 0;
 }
 
-/** Marks `o` and every object reachable from it as never tracked (a compiled program: read-only code). Returns it. */
+/** Marks `o` and every object reachable from it as never tracked (a compiled program: read-only code), when a context is current. Returns it. */
 export function opaqueTree<T extends object>(o: T): T {
+  if (!current) return o;
   const todo: object[] = [o];
   while (todo.length > 0) {
     const x = todo.pop()!;

@@ -58,8 +58,8 @@ export function cpu_step(k: Kernel, pc: PerCpu, u: UserCpu): boolean {
 
 /** Whether CPU `pc`'s next step takes a flush IPI: one is queued, interrupts are on, and the CPU is at an instruction boundary. */
 export function takes_ipi(pc: PerCpu): boolean {
-  // The queue is looked at last: while the CPU cannot take an IPI, what is queued does not matter to its step.
-  return !pc.irqs_disabled && !pc.cpu.accessPending && pc.ipis.length > 0;
+  // With interrupts off the queue is not looked at: what is queued does not matter to the step.
+  return !pc.irqs_disabled && pc.ipis.length > 0 && !pc.cpu.accessPending;
 }
 
 /** Whether the CPU has anything to do: an IPI, a runnable task, or a running one. */
