@@ -25,6 +25,7 @@ export class EventBus<E extends BaseEvent> {
   on = false;
   private listeners: Listener<E>[] = [];
   private stamper: ((event: E) => void) | null = null;
+  private guard: ((deliver: () => void) => void) | null = null;
 
   /** Adds a listener; returns the function that removes it. */
   subscribe(listener: Listener<E>): () => void {
@@ -45,8 +46,22 @@ export class EventBus<E extends BaseEvent> {
     this.stamper = stamp;
   }
 
+  /**
+   * Sets the function each delivery (stamp and listeners) runs inside, or null: the explorer
+   * uses it to keep what listeners read out of the footprint of the step that emitted the
+   * event (explore/execution.ts). Listeners observe; they are not part of the step.
+   */
+  setGuard(guard: ((deliver: () => void) => void) | null): void {
+    this.guard = guard;
+  }
+
   /** Delivers `event` to every listener, in subscription order, after the stamp function. Call only when `on`. */
   emit(event: E): void {
+    if (this.guard !== null) this.guard(() => this.deliver(event));
+    else this.deliver(event);
+  }
+
+  private deliver(event: E): void {
     if (this.stamper !== null) this.stamper(event);
     const ls = this.listeners;
     for (let i = 0; i < ls.length; i++) ls[i](event);

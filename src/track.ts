@@ -130,7 +130,7 @@ export function rawOf<T extends object>(o: T): T {
 }
 
 /** The id context `c` gave object `o` (raw, or its Proxy), or 0 if it has none (never wrapped). */
-export function trackedIdOfRaw(c: TrackContext, o: object): number {
+export function trackedId(c: TrackContext, o: object): number {
   const own = RAW.get(o);
   if (own) return own.id;
   const p = c.proxies.get(o);
@@ -162,12 +162,6 @@ export function readWhole<T extends object>(o: T): T {
   if (!r) return o;
   if (r.c.fp) r.c.fp.read(FP_OBJ + r.id * FIELD_SPAN);
   return r.target as T;
-}
-
-/** The id a context gave object `o` (its Proxy or the raw object), or 0 if none. */
-export function trackedId(c: TrackContext, o: object): number {
-  const r = RAW.get(o) ?? RAW.get(c.proxies.get(o) ?? o);
-  return r ? r.id : 0;
 }
 
 const FIELDS = new Map<string, number>();

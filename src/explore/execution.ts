@@ -197,6 +197,22 @@ export class Execution {
       if (e.type === 'user_end') this.opsDone.add(e.tid);
       this.checker.onEvent(e);
     });
+    // What the stamp and the listeners (the checks, the scenario's expectations) read while a
+    // step emits is not the step's: recording pauses during each delivery.
+    const mem = this.sys.machine.mem;
+    const track = this.track;
+    this.sys.events.setGuard((deliver) => {
+      const fp = mem.fp;
+      const tfp = track.fp;
+      mem.fp = null;
+      track.fp = null;
+      try {
+        deliver();
+      } finally {
+        mem.fp = fp;
+        track.fp = tfp;
+      }
+    });
     tracked(this.track, () => this.runner.begin());
   }
 

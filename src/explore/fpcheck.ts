@@ -22,7 +22,7 @@
 import { ModelError } from '../errors.js';
 import { FIELD_INDEX, FIELD_SPAN, FP_FRAME, FP_OBJ, fp_cpu, fp_overlap } from '../hw/footprint.js';
 import type { System } from '../system.js';
-import { fieldName, fieldOf, isOpaque, mixId, rawOf, trackedIdOfRaw, type TrackContext } from '../track.js';
+import { fieldName, fieldOf, isOpaque, mixId, rawOf, trackedId, type TrackContext } from '../track.js';
 
 /** The state by key: a string per key (the values it holds, references written as the referent's id), and a copy of each frame. */
 export interface StateParts {
@@ -52,13 +52,13 @@ export function stateParts(sys: System, c: TrackContext, serials = true): StateP
   return { parts, frames, ids };
 }
 
-const serials = new WeakMap<object, number>();
+const SERIALS = new WeakMap<object, number>();
 let nextSerial = 1;
 
 /** A number for object `o`, the same in every take of the state: which object a reference names. */
 function serialOf(o: object): number {
-  let n = serials.get(o);
-  if (n === undefined) serials.set(o, (n = nextSerial++));
+  let n = SERIALS.get(o);
+  if (n === undefined) SERIALS.set(o, (n = nextSerial++));
   return n;
 }
 
@@ -69,13 +69,13 @@ function serialOf(o: object): number {
  */
 function objectParts(root: object, c: TrackContext, parts: Map<number, string>, ids: Map<number, number>, serials: boolean): void {
   const seen = new Set<object>();
-  const todo: [object, number][] = [[root, trackedIdOfRaw(c, root) || mixId(0, 0)]];
+  const todo: [object, number][] = [[root, trackedId(c, root) || mixId(0, 0)]];
   const name = (v: unknown, owner: number, field: number): string => {
     if (typeof v !== 'object' || v === null) return typeof v === 'function' ? 'fn' : typeof v === 'bigint' ? `${v}n` : String(v);
     const o = rawOf(v);
     if (isOpaque(o)) return 'opaque';
     if (typeof (o as { next?: unknown }).next === 'function' && typeof (o as { throw?: unknown }).throw === 'function') return 'generator';
-    const id = trackedIdOfRaw(c, o) || mixId(owner, field);
+    const id = trackedId(c, o) || mixId(owner, field);
     todo.push([o, id]);
     return serials ? `@${id}#${serialOf(o)}` : `@${id}`;
   };
@@ -101,16 +101,11 @@ function objectParts(root: object, c: TrackContext, parts: Map<number, string>, 
       continue;
     }
     for (const prop of Object.keys(o)) {
-      const f = fieldOfKey(prop);
+      const f = fieldOf(prop);
       parts.set(base + f, name((o as Record<string, unknown>)[prop], id, f));
     }
     if (Array.isArray(o)) parts.set(base + fieldOf('length'), String(o.length));
   }
-}
-
-/** The field number the tracked Proxy reports for property `prop` (src/track.ts fieldOf). */
-function fieldOfKey(prop: string): number {
-  return fieldOf(prop);
 }
 
 /** A CPU's architectural state, TLB and the user step under way. */

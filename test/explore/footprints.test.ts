@@ -1,8 +1,9 @@
 /**
  * The footprints the explorer records (explore/execution.ts, src/track.ts, hw/footprint.ts)
  * against what the steps do.
- *  - Writes: every built-in scenario runs under seeded random schedules (a TLB eviction, a
- *    preemption and a reclaim pass offered) with the footprint check on (fpcheck.ts): each
+ *  - Writes: every built-in scenario runs under a seeded random schedule (a TLB eviction, a
+ *    preemption and a reclaim pass offered; `isolab explore --check-footprints` runs the check
+ *    over whole searches) with the footprint check on (fpcheck.ts): each
  *    change of the state, taken apart by key (object fields, physical words, CPUs), is covered
  *    by a key the step recorded as written.
  *  - Reads, by their effect: two adjacent steps of different threads that the footprints call
@@ -73,11 +74,9 @@ function endState(c: CompiledScenario, schedule: number[]): string | null {
 for (const file of builtinScenarios()) {
   test(`footprints: every change a step makes is in what it recorded as written: ${file}`, () => {
     const c = scenario(file);
-    for (const seed of [1, 2]) {
-      const { exec, steps } = randomRun(c, seed, 1500, { checkFootprints: true });
-      assert.ok(steps.length > 0);
-      exec.finish();
-    }
+    const { exec, steps } = randomRun(c, 1, 1000, { checkFootprints: true });
+    assert.ok(steps.length > 0);
+    exec.finish();
   });
 }
 
@@ -89,8 +88,8 @@ for (const file of builtinScenarios()) {
     for (let i = 0; i + 1 < steps.length; i++) if (steps[i].item !== steps[i + 1].item && !dependent(steps[i], steps[i + 1])) pairs.push(i);
     const base = endState(c, schedule);
     assert.ok(base !== null);
-    // At most four pairs, spread over the execution.
-    const chosen = pairs.length <= 4 ? pairs : [0, 1, 2, 3].map((j) => pairs[Math.floor((j * pairs.length) / 4)]);
+    // At most three pairs, spread over the execution.
+    const chosen = pairs.length <= 3 ? pairs : [0, 1, 2].map((j) => pairs[Math.floor((j * pairs.length) / 3)]);
     for (const i of chosen) {
       const swapped = schedule.slice();
       [swapped[i], swapped[i + 1]] = [swapped[i + 1], swapped[i]];

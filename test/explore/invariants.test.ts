@@ -82,3 +82,10 @@ test('schedules: text round trip and clear errors', () => {
   assert.throws(() => parseSchedule('0,2', 2), /item 2 \("2"\): the machine has CPUs 0 to 1/);
   assert.throws(() => parseSchedule('0,x', 2), /item 2/);
 });
+
+test('cow-stale-tlb without the flush: the search with no bound ends, and finds the stale entry (docs/findings.md)', () => {
+  const bug = scenario('cow-stale-tlb', ['wp_copy_flush=none']);
+  const r = explore(bug, { ...base, preemptions: Infinity, until: 'ops', invariants: ['stale_tlb', 'lost_dirty', 'rw0_dirty', 'debug_checks'] });
+  assert.equal(r.exhaustive, true, `bounded by ${r.boundedBy.join(', ')}`);
+  assert.deepEqual(r.violations.map((v) => v.invariant), ['stale_tlb']);
+});

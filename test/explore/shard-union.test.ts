@@ -20,16 +20,18 @@ interface Case {
   invariants: string[];
   /** Whether the search finds a counterexample (checked, so that the case tests what it says). */
   violates: boolean;
+  /** The preemption bound (default 1). */
+  preemptions?: number;
   /** Shard counts to merge. */
   shards: number[];
   /** Worker counts to compare with one worker. */
   workers: number[];
 }
 
-// Small searches (one preemption, up to the end of the operations): a few seconds each here.
+// Small searches (one preemption unless said, up to the end of the operations): a few seconds each here.
 const CASES: Case[] = [
-  // Fork and copy-on-write with every invariant: nothing broken.
-  { name: 'fork-cow', kernel: [], invariants: ALL_INVARIANTS, violates: false, shards: [2, 3], workers: [2, 3] },
+  // Per-process PTI (fork, exec, a thread) with every invariant: nothing broken.
+  { name: 'pti-per-process', kernel: [], invariants: ALL_INVARIANTS, violates: false, shards: [2, 3], workers: [2, 3] },
   // wp_page_copy without its flush (the scenario's own kernel option): a stale TLB entry.
   { name: 'cow-stale-tlb', kernel: [], invariants: ['stale_tlb', 'lost_dirty', 'debug_checks'], violates: true, shards: [2, 3], workers: [2] },
   // The same with ptep_clear_flush, as upstream: no stale entry.
@@ -42,9 +44,9 @@ function file(name: string): string {
   return fileURLToPath(new URL(`../../../scenarios/${name}.yaml`, import.meta.url));
 }
 
-function options(invariants: string[]): ExploreOptions {
+function options(invariants: string[], preemptions = 1): ExploreOptions {
   return {
-    mode: 'dpor', invariants, evictions: 0, preemptions: 1, maxDepth: Infinity, executions: Infinity,
+    mode: 'dpor', invariants, evictions: 0, preemptions, maxDepth: Infinity, executions: Infinity,
     seed: 1, pctDepth: 2, until: 'ops', stopAtFirst: false, fingerprints: true, minimise: true,
   };
 }
@@ -71,7 +73,7 @@ for (const k of CASES) {
   const label = `${k.name}${k.kernel.length ? ` --kernel ${k.kernel.join(' ')}` : ''} (${k.invariants.length === ALL_INVARIANTS.length ? 'all invariants' : k.invariants.join(',')})`;
   const c = withKernelOptions(compileScenarioFile(file(k.name)), k.kernel);
   let wholeResult: ExploreResult | undefined;
-  const whole = (): ExploreResult => (wholeResult ??= explore(c, options(k.invariants)));
+  const whole = (): ExploreResult => (wholeResult ??= explore(c, options(k.invariants, k.preemptions)));
 
   test(`shard union: ${label}: the search is what the case says`, () => {
     const w = whole();
@@ -83,7 +85,7 @@ for (const k of CASES) {
   for (const count of k.shards) {
     test(`shard union: ${label}: ${count} shards merged are the search in one process`, () => {
       const w = whole();
-      const parts = Array.from({ length: count }, (_, index) => explore(c, { ...options(k.invariants), shard: { index, count, splitDepth: FULL_LEVELS } }));
+      const parts = Array.from({ length: count }, (_, index) => explore(c, { ...options(k.invariants, k.preemptions), shard: { index, count, splitDepth: FULL_LEVELS } }));
       const owner = new Map<string, number>();
       for (const [i, p] of parts.entries()) {
         assert.deepEqual(p.shard, { index: i, count, splitDepth: FULL_LEVELS });
@@ -101,7 +103,7 @@ for (const k of CASES) {
   for (const workers of k.workers) {
     test(`shard union: ${label}: --workers ${workers} is the search with one worker`, async () => {
       const w = whole();
-      const r = await exploreInWorkers(file(k.name), k.kernel, options(k.invariants), workers, FULL_LEVELS);
+      const r = await exploreInWorkers(file(k.name), k.kernel, options(k.invariants, k.preemptions), workers, FULL_LEVELS);
       assertSameSearch(r, w, `${workers} workers`);
     });
   }
