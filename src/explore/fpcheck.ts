@@ -40,14 +40,14 @@ export interface StateParts {
 export function stateParts(sys: System, c: TrackContext, serials = true): StateParts {
   const parts = new Map<number, string>();
   const ids = new Map<number, number>();
-  objectParts(rawOf(sys.kernel), c, parts, ids, serials);
+  const k = rawOf(sys.kernel);
+  objectParts(k, c, parts, ids, serials);
   const frames = new Map<number, Uint32Array>();
   const mem = sys.machine.mem;
   for (let pfn = 0; pfn < mem.frameCount; pfn++) {
     const w = mem.frame(pfn);
     if (w) frames.set(pfn, w.slice());
   }
-  const k = rawOf(sys.kernel);
   rawOf(k.percpu).forEach((pc, i) => parts.set(fp_cpu(i), cpuPart(rawOf(rawOf(pc).cpu), sys.user[i])));
   return { parts, frames, ids };
 }
