@@ -28,6 +28,7 @@ import { syscallByName } from './kernel/syscalls.js';
 import type { OpRecord, Task } from './kernel/task.js';
 import { ProgramImage, type Op, type Program } from './user/program.js';
 import { UserCpu } from './user/interp.js';
+import { any_held, release_held } from './sim/hold.js';
 import { cpu_step, hasWork, takes_ipi } from './sim/step.js';
 import {
   checkPageCounts, checkPtiUserPgd, cpuAsids, cpuInfo, currentTid, framesInUse, liveMms, pageInfo, readUser, taskInfo, taskList, taskMaps, taskPte,
@@ -502,6 +503,24 @@ export class System {
   migrate(tid: number, cpu: number): boolean {
     const t = this.kernel.tasks.get(tid);
     return t !== undefined && migrate_task(this.kernel, t, cpu);
+  }
+
+  /**
+   * The explorer's `--until ops` (sim/hold.ts): with `on`, a thread that runs its last
+   * operation from now on sleeps there, before its exit, until `releaseHeld`.
+   */
+  holdAtEnd(on: boolean): void {
+    this.kernel.hold_at_end = on;
+  }
+
+  /** Wakes every thread held at the end of its operations (holdAtEnd), lowest tid first; returns how many. */
+  releaseHeld(): number {
+    return release_held(this.kernel);
+  }
+
+  /** Whether some thread sleeps held at the end of its operations. */
+  anyHeld(): boolean {
+    return any_held(this.kernel);
   }
 
   /** Whether CPU `cpu`'s next step takes a flush IPI (one is queued, interrupts are on, no user page walk is under way). */

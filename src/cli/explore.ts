@@ -179,16 +179,27 @@ export function formatExplore(r: ExploreResult, file: string, witness = false, c
     const text = prefix ? formatSchedule(prefix) : found.text;
     if (prefix) lines.push(prefix.length === 0 ? `  the scenario's ${c!.policy} policy alone makes every expectation hold: no script is needed` : `  its first ${prefix.length} steps are enough, the scenario's ${c!.policy} policy running the rest`);
     lines.push(`  as schedule.steps: [${scheduleSteps(text)}]`);
-    lines.push(`  run: isolab run ${file} --schedule ${shellWord(text)}`);
+    // A plain run does not hold threads at their end (--until ops): without a prefix it passes, the schedule is the explorer's.
+    if (!prefix && r.search?.until === 'ops') lines.push(`  replay: isolab replay ${file}${replayFlags(r)} --schedule ${shellWord(text)}`);
+    else lines.push(`  run: isolab run ${file} --schedule ${shellWord(text)}`);
   } else if (witness) lines.push('  no schedule found under which every expectation holds');
   if (broken.length === 0 && !witness) lines.push('  no invariant broken');
   for (const v of broken) {
     lines.push('');
     lines.push(`✗ ${v.invariant}: ${v.message}`);
     lines.push(`  after ${v.schedule.length} steps, ${v.switches} context switches${v.switchesFound !== v.switches ? ` (minimised from ${v.switchesFound})` : ''}`);
-    lines.push(`  replay: isolab replay ${file} --schedule ${shellWord(v.text)}`);
+    lines.push(`  replay: isolab replay ${file}${replayFlags(r)} --schedule ${shellWord(v.text)}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** The options a replay of one of the search's schedules needs to take the same steps: its `--kernel` settings and `--until ops`. */
+function replayFlags(r: ExploreResult): string {
+  const search = r.search;
+  if (!search) return '';
+  const settings: readonly string[] = search.kernel;
+  const kernelFlags = settings.map((kv) => ` --kernel ${shellWord(kv)}`).join('');
+  return kernelFlags + (search.until === 'ops' ? ' --until ops' : '');
 }
 
 export interface ReplayCommandOptions extends ReplayReportOptions {
@@ -196,6 +207,7 @@ export interface ReplayCommandOptions extends ReplayReportOptions {
   invariants?: string;
   kernel?: string[];
   complete?: boolean;
+  until?: 'end' | 'ops';
 }
 
 /** Replays the schedule; replay.ts reportReplay prints (and writes) what it found. */
@@ -206,7 +218,7 @@ export function replayCommand(file: string, opts: ReplayCommandOptions): number 
   const invariants = invariantList(opts.invariants);
   let r;
   try {
-    r = replay(c, schedule, { invariants, record: false, complete: opts.complete });
+    r = replay(c, schedule, { invariants, record: false, complete: opts.complete, until: opts.until ?? 'end' });
   } catch (e) {
     throw explainStartFailure(c, e, opts.kernel ?? []);
   }

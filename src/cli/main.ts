@@ -114,6 +114,7 @@ program
   .option('--invariants <list>', 'comma-separated invariants to check (default: all)')
   .option('--kernel <key=value>', 'set a kernel option (repeatable)', collect)
   .option('--complete', 'after the schedule, run on until nothing can (lowest CPU first)')
+  .addOption(new Option('--until <point>', 'as the search that found the schedule: ops holds each thread at the end of its operations until the others have run theirs (isolab explore --until ops)').choices(['end', 'ops']).default('end'))
   .option('--json', 'print the result as JSON (fields: docs/scenario-format.md, isolab replay)')
   .option('-o, --output <file>', 'also write the result as JSON here (replaced only when complete)')
   .action((file: string, opts) => {

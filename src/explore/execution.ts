@@ -42,6 +42,11 @@ export interface Step {
   item: number;
   reads: number[];
   writes: number[];
+  /**
+   * With until 'ops': after this step no CPU could run and the threads held at the end of their
+   * operations were released (part of the step: its footprint has what the release touched).
+   */
+  released?: true;
 }
 
 /** Whether two steps of different threads do not commute: one writes what the other reads or writes. */
@@ -106,6 +111,11 @@ const RECORDER_SCAN = 16;
 class Recorder implements FootprintSink {
   reads: number[] = [];
   writes: number[] = [];
+  /** Goes on recording into copies of the lists: those handed out so far (and any index built of them) stay as they are. */
+  detach(): void {
+    this.reads = this.reads.slice();
+    this.writes = this.writes.slice();
+  }
   private readSet: Set<number> | null = null;
   private writeSet: Set<number> | null = null;
   read(key: number): void {
@@ -184,6 +194,8 @@ export class Execution {
     this.runner = tracked(this.track, () => new Runner(c, { stepwise: true, record: opts.record, schedule: [] }));
     this.sys = this.runner.sys;
     this.k = this.sys.kernel;
+    // With until 'ops', a thread that has run its operations waits for the window's end to exit (sim/hold.ts).
+    if (opts.until === 'ops') this.sys.holdAtEnd(true);
     this.checker = new Checker(this.sys, opts.invariants);
     this.blockedOn = this.k.percpu.map(() => null);
     this.evictionsLeft = opts.evictions;
@@ -292,8 +304,7 @@ export class Execution {
       rec.write(FP_EVICT);
       this.evictionsLeft--;
       this.stepRecorded(item, rec);
-      this.after(-1, rec);
-      return { item, reads: rec.reads, writes: rec.writes };
+      return this.stepOf(item, rec, this.after(-1, rec));
     }
     const pc = this.k.percpu[item];
     const t = pc.current;
@@ -308,10 +319,8 @@ export class Execution {
       } else announced(rec, next, pc.touch);
     }
     this.stepRecorded(item, rec);
-    const step = { item, reads: rec.reads, writes: rec.writes };
-    const waits = this.settle(item, kind, t, path, step);
-    this.after(waits ? item : -1, rec);
-    return step;
+    const waits = this.settle(item, kind, t, path, { item, reads: rec.reads, writes: rec.writes });
+    return this.stepOf(item, rec, this.after(waits ? item : -1, rec));
   }
 
   /** What CPU `item`'s next step is: an IPI taken, a switch of task, a kernel-path step or a user step. */
@@ -368,6 +377,10 @@ export class Execution {
       if (this.settle(item, kind, t, path, known)) self = item;
     }
     this.wake(self, known.writes);
+    if (known.released) {
+      tracked(this.track, () => this.sys.releaseHeld());
+      this.wake(self, known.writes);
+    }
     return known;
   }
 
@@ -411,8 +424,7 @@ export class Execution {
     this.preemptChoicesLeft--;
     this.stepRecorded(item, rec);
     this.blockedOn[cpu] = null;
-    this.after(-1, rec);
-    return { item, reads: rec.reads, writes: rec.writes };
+    return this.stepOf(item, rec, this.after(-1, rec));
   }
 
   /**
@@ -426,8 +438,7 @@ export class Execution {
     rec.write(fp_cpu(cpu));
     this.reclaimsLeft--;
     this.stepRecorded(item, rec);
-    this.after(-1, rec);
-    return { item, reads: rec.reads, writes: rec.writes };
+    return this.stepOf(item, rec, this.after(-1, rec));
   }
 
   /** Wakes blocked CPUs (but `self`) whose wait read something a step's `writes` touched. */
@@ -439,13 +450,51 @@ export class Execution {
     }
   }
 
-  /** Wakes blocked CPUs whose wait this step's writes touched; runs the checks. */
-  private after(self: number, rec: Recorder): void {
+  /** The step recorded in `rec`, marked when it released the held threads. */
+  private stepOf(item: number, rec: Recorder, released: boolean): Step {
+    return released ? { item, reads: rec.reads, writes: rec.writes, released } : { item, reads: rec.reads, writes: rec.writes };
+  }
+
+  /**
+   * Wakes blocked CPUs whose wait this step's writes touched; then, with until 'ops', if no CPU
+   * can run while the window is not over, releases the threads held at their end as part of the
+   * step (recorded in `rec`); runs the checks. Returns whether it released.
+   */
+  private after(self: number, rec: Recorder): boolean {
     this.wake(self, rec.writes);
+    let released = false;
+    if (this.mustRelease()) {
+      rec.detach();
+      const mem = this.sys.machine.mem;
+      mem.fp = rec;
+      this.track.fp = rec;
+      try {
+        tracked(this.track, () => this.sys.releaseHeld());
+      } finally {
+        mem.fp = null;
+        this.track.fp = null;
+      }
+      this.wake(self, rec.writes);
+      released = true;
+    }
     if (!this.stopped) {
       this.record(this.checker.afterStep());
       this.eventExcess();
     }
+    return released;
+  }
+
+  /**
+   * With until 'ops': whether threads held at their end must be released now, because no CPU
+   * can run (each is idle or blocked) while some live thread has not finished its operations
+   * (it waits, directly or not, for a held one: a vfork parent for its child, a wait4).
+   */
+  private mustRelease(): boolean {
+    if (!this.untilOps || this.windowOver() || !this.sys.anyHeld()) return false;
+    for (const pc of this.k.percpu) {
+      if (hasWork(pc) && (!this.blockedOn[pc.id] || this.sys.takesIpi(pc.id))) return false;
+    }
+    return true;
   }
 
   /**
@@ -474,6 +523,8 @@ export class Execution {
   finish(): RunReport {
     this.track.item = TAIL_ITEM;
     if (this.untilOps && !this.stopped) {
+      // The window is over: the threads held at their end go on to exit.
+      tracked(this.track, () => this.sys.releaseHeld());
       // The unexplored tail: round-robin, one step per CPU in turn.
       for (let n = 0; n < 1_000_000 && tracked(this.track, () => this.sys.step()); n++) {
         if (!this.stopped) {

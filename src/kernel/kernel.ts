@@ -136,6 +136,11 @@ export class Kernel {
   readonly totalram_pages: number;
   /** Kernel-path steps a CPU takes per turn (entry.ts KERNEL_QUANTUM; 1 while a scripted schedule runs). */
   quantum = 64;
+  /**
+   * The explorer's `--until ops` (sim/hold.ts): a thread that has run its last operation sleeps
+   * there, before its exit, until the explorer releases it. Not Linux: the simulator's.
+   */
+  hold_at_end = false;
   private lastPid = 0;
   private lastCtxId = 0;
   private lastObjectId = 0;

@@ -171,6 +171,8 @@ export class Task {
   nextStepPath: KPath | null = null;
   /** How the task entered the kernel last: by SYSCALL (it leaves by SYSRET) or through the IDT (IRET). */
   enteredBySyscall = false;
+  /** The simulator's hold at the end of the task's operations (sim/hold.ts): 0 never held, 1 held, 2 released. */
+  endHold = 0;
   /** arch_prctl NOPTI_NEXT: the image the next execve starts runs with per-process PTI off. */
   noptiNext = false;
   /** The capabilities in effect (cap_effective) and permitted (cap_permitted), bit n = capability n. */

@@ -22,6 +22,7 @@ import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
 import { syscallByName } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
+import { hold_at_end } from '../sim/hold.js';
 import { FnEnd, OP_BYTES, type CFunction, type CValue } from './program.js';
 
 /** The #CP error code of a RET whose return address differs from the shadow stack's (CP_RET, arch/x86/kernel/cet.c). */
@@ -281,7 +282,11 @@ function function_end(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, fn: CFunction)
   // A thread (not its group's leader) returning from its start routine calls exit(0); the
   // leader, or a forked child, exit_group(0).
   const nr = t.isLeader ? 231 : 60;
-  if (k.events.on) k.emit({ type: 'user_end', cpu: pc.id, tid: t.tid, fn: fn.name });
+  if (t.endHold === 0) {
+    if (k.events.on) k.emit({ type: 'user_end', cpu: pc.id, tid: t.tid, fn: fn.name });
+    // The explorer's --until ops: the exit waits until the explored window is over (sim/hold.ts).
+    if (k.hold_at_end) return hold_at_end(k, pc, t);
+  }
   t.opName = 'return';
   do_syscall_64(k, pc, t, nr, [0n], undefined);
 }
