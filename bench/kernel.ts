@@ -1,7 +1,9 @@
 /**
  * Kernel benchmarks, each run in its own process by bench/main.ts:
  * - `getpid`: simulated null syscalls per second (a program of GETPID_OPS getpid calls, the
- *   runner driving one CPU; the whole run is timed, so it includes fetching every operation).
+ *   runner driving one CPU; the whole run is timed, so it includes fetching every operation);
+ *   `getpid-pti` the same under PTI with PCIDs; `getpid-native` a raw getpid loop on the host
+ *   (native/getpidbench.c), the figure the simulated one is held against.
  * - `fork`: one fork of a process with 1 GiB of touched anonymous memory (262,144 PTEs), on
  *   isolab and natively (native/forkbench.c) in the same process tree, as a ratio. The
  *   simulated figure is the median of FORKS forks after WARMUP forks (so the JIT has compiled
@@ -18,7 +20,7 @@
  * - `pti-syscall`: the null-syscall rate with PTI off, PTI with PCIDs and PTI without, side by
  *   side, with CR3 writes and TLB misses per syscall (benchPtiSyscall).
  */
-import { buildForkBench, runForkBench } from '../native/build.js';
+import { buildForkBench, buildGetpidBench, runForkBench, runGetpidBench } from '../native/build.js';
 import { System } from '../src/system.js';
 import type { Op } from '../src/user/program.js';
 
@@ -29,12 +31,18 @@ export const FORKS = 5;
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Simulated getpid calls per second: the median of five runs in this process (the first ones warm the JIT up). */
-export function benchGetpid(): { perSecond: number; runs: number[] } {
+/**
+ * Simulated getpid calls per second: the median of five runs in this process (the first ones
+ * warm the JIT up). With `pti`, on a CPU with the Meltdown bug and PTI on (PCIDs on, as the
+ * CPU model has them): each call writes CR3 twice.
+ */
+export function benchGetpid(pti = false): { perSecond: number; runs: number[] } {
   const main: Op[] = Array.from({ length: GETPID_OPS }, () => ({ op: 'syscall' as const, name: 'getpid' }));
   const runs: number[] = [];
   for (let rep = 0; rep < 5; rep++) {
-    const sys = new System({ cpus: 1, kernel: { log: false, timeslice: 0 } });
+    const sys = pti
+      ? new System({ cpus: 1, cpu: { meltdown: true }, kernel: { log: false, timeslice: 0, pti: 'on' } })
+      : new System({ cpus: 1, kernel: { log: false, timeslice: 0 } });
     sys.spawn({ main });
     const t0 = performance.now();
     const r = sys.run();
@@ -222,6 +230,13 @@ export function benchPtiSyscall(): Record<PtiConfig, { perSecond: number; runs: 
   return out;
 }
 
+/** The native raw getpid loop (native/getpidbench.c), calls per second, or why there is none. */
+export async function benchNativeGetpid(): Promise<{ perSecond: number; runs: number[] } | { unavailable: string }> {
+  const bin = await buildGetpidBench();
+  if (!bin) return { unavailable: 'no C compiler, or not Linux x86-64' };
+  return runGetpidBench(bin);
+}
+
 /** The native fork figure from native/forkbench.c, or null with the reason. */
 export async function benchNativeFork(): Promise<{ medianNs: number; forksNs: number[] } | { unavailable: string }> {
   const bin = await buildForkBench();
@@ -233,12 +248,14 @@ export async function benchNativeFork(): Promise<{ medianNs: number; forksNs: nu
 async function main(): Promise<void> {
   const which = process.argv[2];
   if (which === '--getpid') console.log(JSON.stringify(benchGetpid()));
+  else if (which === '--getpid-pti') console.log(JSON.stringify(benchGetpid(true)));
+  else if (which === '--getpid-native') console.log(JSON.stringify(await benchNativeGetpid()));
   else if (which === '--fork-sim') console.log(JSON.stringify(benchSimulatedFork()));
   else if (which === '--fork-native') console.log(JSON.stringify(await benchNativeFork()));
   else if (which === '--faults') console.log(JSON.stringify(benchFaults()));
   else if (which === '--pkey-switch') console.log(JSON.stringify(benchPkeySwitch()));
   else if (which === '--pti-syscall') console.log(JSON.stringify(benchPtiSyscall()));
-  else throw new Error('expected --getpid, --fork-sim, --fork-native, --faults, --pkey-switch or --pti-syscall');
+  else throw new Error('expected --getpid, --getpid-pti, --getpid-native, --fork-sim, --fork-native, --faults, --pkey-switch or --pti-syscall');
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

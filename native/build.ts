@@ -220,6 +220,18 @@ export function buildForkBench(): Promise<string | null> {
   return buildOnce('forkbench');
 }
 
+/** Builds the native null-syscall benchmark (getpidbench.c); resolves to its path or null, as buildOracle(). */
+export function buildGetpidBench(): Promise<string | null> {
+  return buildOnce('getpidbench');
+}
+
+/** Runs the native getpid loop: `calls` raw getpid syscalls per round, five rounds; calls per second. */
+export async function runGetpidBench(binary: string, calls = 2_000_000): Promise<{ perSecond: number; runs: number[] }> {
+  const stdout = await runChecked(binary, [String(calls), '5'], 120_000);
+  const r = JSON.parse(stdout) as { perSecond: number; runs: number[] };
+  return { perSecond: r.perSecond, runs: r.runs };
+}
+
 /** Runs a program and returns its stdout, rejecting with a NativeRunError carrying its
  *  stderr text if it does not exit with status 0. */
 async function runChecked(binary: string, args: string[], timeoutMs: number): Promise<string> {

@@ -34,7 +34,7 @@ function* cap_validate_magic(k: Kernel, pc: PerCpu, t: Task, header: bigint): KS
 }
 
 /** capget(header, dataptr): the effective and permitted sets of pid (0: the caller), inheritable 0. */
-export function* sys_capget(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function* sys_capget(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const pid = yield* cap_validate_magic(k, pc, t, a[0]);
   if (pid === -EFAULT || pid === -EINVAL) return pid;
   if (pid < 0) return -EINVAL;
@@ -53,7 +53,7 @@ export function* sys_capget(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath 
  * capset(header, data): sets the caller's sets. pid must be 0 or the caller (-EPERM); the new
  * permitted set may only shrink and the effective set must lie within it (cap_capset, -EPERM).
  */
-export function* sys_capset(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function* sys_capset(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const pid = yield* cap_validate_magic(k, pc, t, a[0]);
   if (pid === -EFAULT || pid === -EINVAL) return pid;
   if (pid !== 0 && pid !== t.tid) return -EPERM;

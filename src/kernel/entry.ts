@@ -15,11 +15,11 @@ import { do_exit } from './exit.js';
 import { exc_page_fault } from './fault.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { cpu_allowed, sched_tick, schedule } from './sched.js';
-import { force_sig, force_sig_fault, get_signal, signal_pending, sigmask } from './signal.js';
+import { force_sig, force_sig_fault, get_signal, signal_pending, __fatal_signal_pending } from './signal.js';
 import { STEP_IPI, STEP_RESCHED, STEP_SLEEP, STEP_WAIT, type KPath } from './steps.js';
 import { SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
-import { ENOSYS, ILL_ILLOPN, SEGV_CPERR, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
+import { ILL_ILLOPN, SEGV_CPERR, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
 import { entry_SYSCALL_64, idtentry_user, irq_from_user, return_to_user } from './entry_64.js';
 import { this_cpu } from './this_cpu.js';
@@ -145,7 +145,7 @@ export function kernel_step(k: Kernel, pc: PerCpu, t: Task): void {
  * delivered one by one (each a kernel path), and a syscall left at -ERESTARTSYS restarts.
  */
 export function exit_to_user_mode(k: Kernel, t: Task): void {
-  if (t.group.groupExit || (t.pending.signal & sigmask(SIGKILL)) !== 0n) {
+  if (t.group.groupExit || __fatal_signal_pending(t)) {
     // do_group_exit: the group's code, or 0 for a thread killed by another's exec (de_thread).
     t.kpath = do_exit(k, this_cpu(k, t), t, t.group.groupExit ? t.group.group_exit_code : t.group.group_exec_task ? 0 : SIGKILL);
     t.kpathKind = 'exit';
@@ -172,7 +172,7 @@ export function exit_to_user_mode(k: Kernel, t: Task): void {
  * one that returns a path runs it step by step; the result goes to variable `into`. The caller
  * has moved the task's ip past the instruction. Sets the task's kernel path; runs no step.
  */
-export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: bigint[], into: string | undefined): void {
+export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: readonly bigint[], into: string | undefined): void {
   pc.cpu.setCpl(0);
   t.enteredBySyscall = true;
   t.intoVar = into;
@@ -182,7 +182,7 @@ export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: 
   t.curName = entry ? entry.name : `syscall_${nr}`;
   if (k.events.on) k.emit({ type: 'syscall_enter', cpu: pc.id, tid: t.tid, nr, name: t.curName, args });
   const here = this_cpu(k, t);
-  t.kpath = entry_SYSCALL_64(k, here, t, entry ? () => entry.handler(k, here, t, args) : () => -ENOSYS);
+  t.kpath = entry_SYSCALL_64(k, here, t);
   t.kpathKind = entry && entry.noreturn ? 'exit' : 'syscall';
 }
 

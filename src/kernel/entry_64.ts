@@ -19,7 +19,10 @@
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { SWITCH_TO_KERNEL_CR3, SWITCH_TO_USER_CR3 } from './pti.js';
-import { STEP_ENTRY, type KPath, type KSteps } from './steps.js';
+import { raw_cpu } from './this_cpu.js';
+import { STEP_ENTRY, type KPath } from './steps.js';
+import { SYSCALLS } from './syscalls.js';
+import { ENOSYS } from './uapi.js';
 import type { Task } from './task.js';
 
 /** sizeof(struct pt_regs) on x86-64: 21 words. */
@@ -59,40 +62,172 @@ function releaseEntryStack(pc: PerCpu, t: Task): void {
 }
 
 /**
- * entry_SYSCALL_64 up to do_syscall_64, then the handler: `run` returns its result or its
- * kernel path. The CPU's SYSCALL has already set CPL 0 and masked IF.
+ * One instruction group of the entry or exit code: one step (STEP_ENTRY), touching only this
+ * CPU and the task. The paths below are lists of these, as the assembly is a list of
+ * instructions: a path object steps through its list, and the explorer sees each as a step.
  */
-export function* entry_SYSCALL_64(k: Kernel, pc: PerCpu, t: Task, run: () => number | KPath): KPath {
-  pc.irqs_disabled = true;
-  pc.touch = pc.id;
-  yield STEP_ENTRY;
-  ev(k, pc, t, 'swapgs', 'user');
-  if (!cr3InC(k)) {
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'sp2', 'user', 8);
-    yield STEP_ENTRY;
-    SWITCH_TO_KERNEL_CR3(k, pc);
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'stack_switch', 'task');
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'regs_push', 'task', PT_REGS_SIZE);
-  } else {
-    const stack = entryStackName(k);
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'stack_switch', stack);
-    yield STEP_ENTRY;
-    if (stack === 'entry') claimEntryStack(k, pc, t);
-    ev(k, pc, t, 'regs_push', stack, PT_REGS_SIZE);
-    yield STEP_ENTRY;
-    SWITCH_TO_KERNEL_CR3(k, pc);
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'stack_switch', 'task');
-  }
-  // syscall_enter_from_user_mode: interrupts on.
+type EntryStep = (k: Kernel, pc: PerCpu, t: Task) => void;
+
+const swapgs_user: EntryStep = (k, pc, t) => ev(k, pc, t, 'swapgs', 'user');
+/** movq %rsp, PER_CPU_VAR(cpu_tss_rw + TSS_sp2): the user stack pointer saved. */
+const save_user_sp: EntryStep = (k, pc, t) => ev(k, pc, t, 'sp2', 'user', 8);
+const switch_to_kernel_cr3: EntryStep = (k, pc) => SWITCH_TO_KERNEL_CR3(k, pc);
+const switch_to_user_cr3: EntryStep = (k, pc) => SWITCH_TO_USER_CR3(k, pc);
+const to_task_stack: EntryStep = (k, pc, t) => ev(k, pc, t, 'stack_switch', 'task');
+const push_regs_task: EntryStep = (k, pc, t) => ev(k, pc, t, 'regs_push', 'task', PT_REGS_SIZE);
+const to_entry_stack: EntryStep = (k, pc, t) => ev(k, pc, t, 'stack_switch', entryStackName(k));
+const push_regs_entry: EntryStep = (k, pc, t) => {
+  const stack = entryStackName(k);
+  if (stack === 'entry') claimEntryStack(k, pc, t);
+  ev(k, pc, t, 'regs_push', stack, PT_REGS_SIZE);
+};
+const hw_frame: EntryStep = (k, pc, t) => ev(k, pc, t, 'hw_frame', entryStackName(k), IRET_FRAME_SIZE);
+const push_rest_of_regs: EntryStep = (k, pc, t) => ev(k, pc, t, 'regs_push', entryStackName(k), PT_REGS_SIZE - IRET_FRAME_SIZE);
+const swapgs_entry: EntryStep = (k, pc, t) => ev(k, pc, t, 'swapgs', entryStackName(k));
+/** sync_regs: pt_regs copied from the entry stack to the task stack, which leaves the entry stack free. */
+const sync_regs: EntryStep = (k, pc, t) => {
+  ev(k, pc, t, 'regs_copy', 'task', PT_REGS_SIZE);
+  releaseEntryStack(pc, t);
+};
+const pop_regs_task: EntryStep = (k, pc, t) => ev(k, pc, t, 'regs_pop', 'task', PT_REGS_SIZE - 8);
+const to_entry_stack_exit: EntryStep = (k, pc, t) => ev(k, pc, t, 'stack_switch', 'entry');
+const sysret_frame: EntryStep = (k, pc, t) => {
+  claimEntryStack(k, pc, t);
+  ev(k, pc, t, 'regs_copy', 'entry', 16);
+};
+const iret_frame: EntryStep = (k, pc, t) => {
+  claimEntryStack(k, pc, t);
+  ev(k, pc, t, 'regs_copy', 'entry', IRET_FRAME_SIZE + 8);
+};
+const pop_regs_entry_sysret: EntryStep = (k, pc, t) => ev(k, pc, t, 'regs_pop', entryStackName(k), PT_REGS_SIZE);
+const pop_regs_entry_iret: EntryStep = (k, pc, t) => ev(k, pc, t, 'regs_pop', entryStackName(k), PT_REGS_SIZE - IRET_FRAME_SIZE);
+const swapgs_exit: EntryStep = (k, pc, t) => ev(k, pc, t, 'swapgs', entryStackName(k));
+/** SYSRET or IRET: the task's pt_regs leave the entry stack, interrupts come back on with RFLAGS, CPL 3. */
+const sysret: EntryStep = (k, pc, t) => {
+  releaseEntryStack(pc, t);
+  ev(k, pc, t, 'sysret', 'user');
   pc.irqs_disabled = false;
-  const r = run();
-  if (typeof r === 'number') return r;
-  return yield* r;
+  pc.cpu.setCpl(3);
+};
+const iret: EntryStep = (k, pc, t) => {
+  releaseEntryStack(pc, t);
+  ev(k, pc, t, 'iret', 'user');
+  pc.irqs_disabled = false;
+  pc.cpu.setCpl(3);
+};
+
+/** entry_SYSCALL_64, upstream (entry_stack per_cpu): SWAPGS, save RSP, CR3, the task stack, PUSH_AND_CLEAR_REGS. */
+const SYSCALL_ENTRY: readonly EntryStep[] = [swapgs_user, save_user_sp, switch_to_kernel_cr3, to_task_stack, push_regs_task];
+/** entry_SYSCALL_64 with the CR3 switch in C (per_task, per_cpu_c): SWAPGS, pt_regs on the PTI or entry stack, then CR3 and the task stack. */
+const SYSCALL_ENTRY_CR3_IN_C: readonly EntryStep[] = [swapgs_user, to_entry_stack, push_regs_entry, switch_to_kernel_cr3, to_task_stack];
+/** idtentry from user mode, upstream: the CPU's frame, the rest of pt_regs, SWAPGS, CR3, sync_regs. */
+const IDT_ENTRY: readonly EntryStep[] = [hw_frame, push_rest_of_regs, swapgs_entry, switch_to_kernel_cr3, sync_regs];
+/** idtentry from user mode with the CR3 switch in C: pt_regs stay where they landed. */
+const IDT_ENTRY_CR3_IN_C: readonly EntryStep[] = [hw_frame, push_rest_of_regs, swapgs_entry, switch_to_kernel_cr3, to_task_stack];
+/** swapgs_restore_regs_and_return_to_usermode / the SYSRET path, upstream. */
+const SYSRET_EXIT: readonly EntryStep[] = [pop_regs_task, to_entry_stack_exit, sysret_frame, switch_to_user_cr3, swapgs_exit, sysret];
+const IRET_EXIT: readonly EntryStep[] = [pop_regs_task, to_entry_stack_exit, iret_frame, switch_to_user_cr3, swapgs_exit, iret];
+/** The exits with the CR3 switch in C: back to pt_regs' stack, CR3, pop. */
+const SYSRET_EXIT_CR3_IN_C: readonly EntryStep[] = [to_entry_stack, switch_to_user_cr3, pop_regs_entry_sysret, swapgs_exit, sysret];
+const IRET_EXIT_CR3_IN_C: readonly EntryStep[] = [to_entry_stack, switch_to_user_cr3, pop_regs_entry_iret, swapgs_exit, iret];
+
+/** What an entry path does after its last step, in that step: run the handler, or nothing (the exits). */
+const enum After {
+  /** Interrupts on, then the syscall handler (of `Task.curNr`): its result, or its path run as a sub-path. */
+  Syscall,
+  /** Interrupts on, then the inner path, if any, as a sub-path. */
+  Inner,
+  /** Nothing: the exit's last step has returned to user mode. */
+  None,
+}
+
+/**
+ * A kernel path made of entry steps: yields STEP_ENTRY before each one, so the explorer sees
+ * each as a step and the plain runner runs them back to back, and then does what `after`
+ * says. Behaves as the generator `{ pre; for (s of steps) { yield STEP_ENTRY; s(); } after }`
+ * would, where `pre` (interrupts off, the touched CPU) runs at the first resume; a handler's
+ * or inner path is yielded as a sub-path (kcall), whose result is this path's. Allocates
+ * nothing per step: its iterator result is one object it reuses (kernel_step reads it at once).
+ */
+class EntryPath implements KPath {
+  private i = 0;
+  private sub = false;
+  private readonly res: IteratorResult<number | KPath, number> = { value: 0, done: false };
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly pc: PerCpu,
+    private readonly t: Task,
+    private readonly steps: readonly EntryStep[],
+    private readonly after: After,
+    private readonly inner: KPath | null,
+    /** An entry through the IDT: the CPU's frame claims the entry stack at the first resume (idtClaim). */
+    private readonly idt = false,
+  ) {}
+
+  next(): IteratorResult<number | KPath, number> {
+    const { k, t, steps, res } = this;
+    // The task cannot move between CPUs within one step: the CPU it is on now, looked up once.
+    const pc = raw_cpu(this.pc);
+    const i = this.i++;
+    if (i === 0) {
+      pc.irqs_disabled = true;
+      pc.touch = pc.id;
+      if (this.idt) idtClaim(k, pc, t);
+    } else if (i <= steps.length) steps[i - 1](k, pc, t);
+    if (i < steps.length) return this.yielded(STEP_ENTRY);
+    if (this.sub) return this.done(t.kret);
+    if (this.after === After.None) return this.done(0);
+    // syscall_enter_from_user_mode / irqentry_enter: interrupts on.
+    pc.irqs_disabled = false;
+    let r: number | KPath = 0;
+    if (this.after === After.Syscall) {
+      const nr = t.curNr;
+      const entry = nr >= 0 && nr < SYSCALLS.length ? SYSCALLS[nr] : undefined;
+      r = entry ? entry.handler(k, this.pc, t, t.curArgs) : -ENOSYS;
+    } else if (this.inner) r = this.inner;
+    if (typeof r === 'number') return this.done(r);
+    this.sub = true;
+    res.value = r;
+    res.done = false;
+    return res;
+  }
+
+  private yielded(v: number): IteratorResult<number | KPath, number> {
+    this.res.value = v;
+    this.res.done = false;
+    return this.res;
+  }
+
+  private done(v: number): IteratorResult<number | KPath, number> {
+    this.i = this.steps.length + 2;
+    this.res.value = v;
+    this.res.done = true;
+    return this.res;
+  }
+
+  return(value: number): IteratorResult<number | KPath, number> {
+    return this.done(value);
+  }
+
+  throw(e: unknown): IteratorResult<number | KPath, number> {
+    throw e;
+  }
+
+  [Symbol.iterator](): KPath {
+    return this;
+  }
+
+  readonly [Symbol.toStringTag] = 'EntryPath';
+}
+
+/**
+ * entry_SYSCALL_64 up to do_syscall_64, then the handler of the task's current syscall
+ * (`Task.curNr` with `Task.curArgs`; a number the table lacks: -ENOSYS): its result, or its kernel path. The
+ * CPU's SYSCALL has already set CPL 0 and masked IF.
+ */
+export function entry_SYSCALL_64(k: Kernel, pc: PerCpu, t: Task): KPath {
+  return new EntryPath(k, pc, t, cr3InC(k) ? SYSCALL_ENTRY_CR3_IN_C : SYSCALL_ENTRY, After.Syscall, null);
 }
 
 /**
@@ -100,35 +235,18 @@ export function* entry_SYSCALL_64(k: Kernel, pc: PerCpu, t: Task, run: () => num
  * `inner`): the CPU pushes the IRET frame at RSP0, the entry code pushes the rest of pt_regs,
  * SWAPGS, switches CR3 and (upstream) copies pt_regs to the task stack (sync_regs).
  */
-export function* idtentry_user(k: Kernel, pc: PerCpu, t: Task, inner: KPath | null): KPath {
-  pc.irqs_disabled = true;
-  pc.touch = pc.id;
-  yield* idt_entry_steps(k, pc, t);
-  pc.irqs_disabled = false;
-  if (inner) return yield* inner;
-  return 0;
+export function idtentry_user(k: Kernel, pc: PerCpu, t: Task, inner: KPath | null): KPath {
+  return new EntryPath(k, pc, t, idtEntrySteps(k), After.Inner, inner, true);
 }
 
-/** The steps of idtentry_user before the handler (shared with the synchronous interrupt path). */
-function* idt_entry_steps(k: Kernel, pc: PerCpu, t: Task): KSteps<void> {
-  const stack = entryStackName(k);
-  if (stack === 'entry') claimEntryStack(k, pc, t);
-  yield STEP_ENTRY;
-  ev(k, pc, t, 'hw_frame', stack, IRET_FRAME_SIZE);
-  yield STEP_ENTRY;
-  ev(k, pc, t, 'regs_push', stack, PT_REGS_SIZE - IRET_FRAME_SIZE);
-  yield STEP_ENTRY;
-  ev(k, pc, t, 'swapgs', stack);
-  yield STEP_ENTRY;
-  SWITCH_TO_KERNEL_CR3(k, pc);
-  if (!cr3InC(k)) {
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'regs_copy', 'task', PT_REGS_SIZE);
-    releaseEntryStack(pc, t);
-  } else {
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'stack_switch', 'task');
-  }
+/** The steps of idtentry_user before the handler (the CPU's frame lands on the per-CPU entry stack upstream, claimed before them). */
+function idtEntrySteps(k: Kernel): readonly EntryStep[] {
+  return cr3InC(k) ? IDT_ENTRY_CR3_IN_C : IDT_ENTRY;
+}
+
+/** Where the CPU pushes its frame on an entry through the IDT: upstream the per-CPU entry stack, claimed for `t`. */
+function idtClaim(k: Kernel, pc: PerCpu, t: Task): void {
+  if (entryStackName(k) === 'entry') claimEntryStack(k, pc, t);
 }
 
 /**
@@ -137,36 +255,9 @@ function* idt_entry_steps(k: Kernel, pc: PerCpu, t: Task): KSteps<void> {
  * the IRET frame and RDI), SWITCH_TO_USER_CR3 with its deferred flush, SWAPGS, return. With
  * the CR3 switch in C, the handler goes back to the stack pt_regs is on, switches CR3, pops.
  */
-export function* return_to_user(k: Kernel, pc: PerCpu, t: Task, sysret: boolean): KPath {
-  pc.irqs_disabled = true;
-  pc.touch = pc.id;
-  if (!cr3InC(k)) {
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'regs_pop', 'task', PT_REGS_SIZE - 8);
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'stack_switch', 'entry');
-    yield STEP_ENTRY;
-    claimEntryStack(k, pc, t);
-    ev(k, pc, t, 'regs_copy', 'entry', sysret ? 16 : IRET_FRAME_SIZE + 8);
-    yield STEP_ENTRY;
-    SWITCH_TO_USER_CR3(k, pc);
-  } else {
-    const stack = entryStackName(k);
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'stack_switch', stack);
-    yield STEP_ENTRY;
-    SWITCH_TO_USER_CR3(k, pc);
-    yield STEP_ENTRY;
-    ev(k, pc, t, 'regs_pop', stack, PT_REGS_SIZE - (sysret ? 0 : IRET_FRAME_SIZE));
-  }
-  yield STEP_ENTRY;
-  ev(k, pc, t, 'swapgs', entryStackName(k));
-  yield STEP_ENTRY;
-  releaseEntryStack(pc, t);
-  ev(k, pc, t, sysret ? 'sysret' : 'iret', 'user');
-  pc.irqs_disabled = false;
-  pc.cpu.setCpl(3);
-  return 0;
+export function return_to_user(k: Kernel, pc: PerCpu, t: Task, sysret: boolean): KPath {
+  const steps = cr3InC(k) ? (sysret ? SYSRET_EXIT_CR3_IN_C : IRET_EXIT_CR3_IN_C) : sysret ? SYSRET_EXIT : IRET_EXIT;
+  return new EntryPath(k, pc, t, steps, After.None, null);
 }
 
 /**
@@ -177,12 +268,13 @@ export function* return_to_user(k: Kernel, pc: PerCpu, t: Task, sysret: boolean)
  */
 export function irq_from_user(k: Kernel, pc: PerCpu, t: Task, handler: () => void, resume: boolean): void {
   pc.cpu.setCpl(0);
-  const entry = idt_entry_steps(k, pc, t);
-  while (!entry.next().done);
+  idtClaim(k, pc, t);
+  for (const step of idtEntrySteps(k)) step(k, pc, t);
   handler();
   if (!resume) return;
-  const exit = return_to_user(k, pc, t, false);
-  while (!exit.next().done);
+  pc.irqs_disabled = true;
+  pc.touch = pc.id;
+  for (const step of cr3InC(k) ? IRET_EXIT_CR3_IN_C : IRET_EXIT) step(k, pc, t);
 }
 
 /**

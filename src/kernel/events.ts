@@ -31,11 +31,11 @@ export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
 export type KernelEvent =
   /** A task entered the kernel through SYSCALL (the matching `syscall` event comes when it returns). */
-  | { type: 'syscall_enter'; cpu: number; tid: number; nr: number; name: string; args: bigint[] }
+  | { type: 'syscall_enter'; cpu: number; tid: number; nr: number; name: string; args: readonly bigint[] }
   /** A thread finished its operations (main, a fork child or a thread body) and is about to exit: its state is still intact. */
   | { type: 'user_end'; cpu: number; tid: number; fn: string }
   /** A syscall returned (or, for exit and execve, ended). */
-  | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: bigint[]; ret: number }
+  | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: readonly bigint[]; ret: number }
   /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), swapin (do_swap_page), signal, efault, oom. */
   | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: PageFaultOutcome }
   /** A signal was delivered (`action` handler, terminate, core or ignore). */

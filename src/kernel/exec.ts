@@ -17,7 +17,7 @@ import { mmdrop, mmput } from './mmput.js';
 import { zap_unused_mm } from './zap.js';
 import { __pte, mk_pte, vm_get_page_prot } from './pgtable.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
-import { sigmask, signal_wake_up } from './signal.js';
+import { __fatal_signal_pending, sigmask, signal_wake_up } from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
 import { reset_thread_features, shstk_free } from './shstk.js';
 import { SigHand, type Task } from './task.js';
@@ -132,8 +132,7 @@ function* de_thread(k: Kernel, t: Task): KPath {
     t.sleepKillableOnly = true;
     yield STEP_SLEEP;
     t.sleepKillableOnly = false;
-    if (t.pending.signal & sigmask(SIGKILL)) {
-      // killed: __fatal_signal_pending
+    if (__fatal_signal_pending(t)) {
       g.group_exec_task = null;
       return -EAGAIN;
     }
@@ -164,7 +163,7 @@ function* de_thread(k: Kernel, t: Task): KPath {
 }
 
 /** sys_execve(filename, argv, envp): the filename names an image registered with the kernel. */
-export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   return (function* (): KPath {
     // strncpy_from_user, PATH_MAX bytes at most.
     let name = '';

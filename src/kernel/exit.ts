@@ -25,7 +25,7 @@ import {
 import { track } from '../track.js';
 
 /** sys_exit(code): ends the calling thread only. */
-export function sys_exit(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function sys_exit(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   return do_exit(k, pc, t, Number(a[0] & 0xffn) << 8);
 }
 
@@ -33,7 +33,7 @@ export function sys_exit(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
  * sys_exit_group(code): do_group_exit: every thread of the group gets SIGKILL, then this one
  * exits. While another thread execs (signal->group_exec_task) only this one exits, with code 0.
  */
-export function sys_exit_group(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function sys_exit_group(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const g = t.group;
   if (!g.groupExit && g.group_exec_task) return do_exit(k, pc, t, 0);
   if (!g.groupExit) {
@@ -185,7 +185,7 @@ export function release_task(k: Kernel, t: Task): void {
  * a signal interrupts the sleep (-ERESTARTSYS). The child is reaped before a bad status
  * pointer is found (-EFAULT).
  */
-export function sys_wait4(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_wait4(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const pid = Number(BigInt.asIntN(32, a[0]));
   const statusPtr = a[1];
   const options = Number(a[2] & 0xffffffffn);

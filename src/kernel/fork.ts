@@ -47,7 +47,7 @@ export function sys_vfork(k: Kernel, pc: PerCpu, t: Task): KPath {
 }
 
 /** sys_clone(flags, newsp, parent_tidptr, child_tidptr, tls): the low byte of flags is the exit signal. */
-export function sys_clone(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function sys_clone(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const raw = Number(a[0] & 0xffffffffn);
   return kernel_clone(k, pc, t, (raw & ~CSIGNAL) >>> 0, raw & CSIGNAL, a[1]);
 }

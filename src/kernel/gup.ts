@@ -82,7 +82,7 @@ function* import_iovec(k: Kernel, pc: PerCpu, t: Task, addr: bigint, count: numb
  * (-ESRCH). Returns the bytes copied, or -EFAULT if the first page could not be read. A
  * foreign target's protection keys are not checked; the caller's own are.
  */
-export function sys_process_vm_readv(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_process_vm_readv(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const [pidArg, lvec, liovcnt, rvec, riovcnt, flags] = a;
   if (flags !== 0n) return -EINVAL;
   if (liovcnt > BigInt(UIO_MAXIOV) || riovcnt > BigInt(UIO_MAXIOV)) return -EINVAL;

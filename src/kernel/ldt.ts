@@ -337,7 +337,7 @@ export function ldt_dup_context(k: Kernel, old_mm: MmStruct, mm: MmStruct): numb
  * modify_ldt(func, ptr, bytecount): funcs 0, 1, 2 and 0x11; others -ENOSYS. The int result
  * is returned zero-extended ((unsigned int)ret), so an error reads as 0xffffffxx in RAX.
  */
-export function* sys_modify_ldt(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function* sys_modify_ldt(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const func = Number(BigInt.asIntN(32, a[0]));
   let ret = -ENOSYS;
   if (func === 0) ret = yield* read_ldt(k, pc, t, a[1], a[2]);

@@ -43,7 +43,7 @@ function madvise_behavior_valid(behavior: number): boolean {
  * -ENOMEM after the mapped parts are done. MADV_DONTNEED, MADV_COLD and MADV_PAGEOUT refuse a
  * VM_LOCKED VMA (-EINVAL); MADV_FREE also a shmem one.
  */
-export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const [start, lenIn] = a;
   const behavior = Number(BigInt.asIntN(32, a[2]));
   if (!madvise_behavior_valid(behavior)) return -EINVAL;

@@ -25,7 +25,7 @@ import type { Vma } from './vma.js';
 const PAGE_SIZE = 4096;
 
 /** sys_mincore(start, len, vec). */
-export function sys_mincore(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_mincore(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const [start, len, vec] = a;
   if (start & 0xfffn) return -EINVAL;
   if (!access_ok_big(t, start, len)) return -ENOMEM;

@@ -169,7 +169,7 @@ function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, f
  * sys_mmap for anonymous memory: the offset and fd checks, then do_mmap under mmap_lock.
  * Returns the mapping's address or -errno.
  */
-export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const [addr, len, prot, flags, , off] = a;
   if (off & 0xfffn) return -EINVAL;
   const f = Number(flags & 0xffffffffn);
@@ -311,7 +311,7 @@ export function* do_vmi_munmap(k: Kernel, pc: PerCpu, mm: MmStruct, start: numbe
 }
 
 /** sys_munmap: __vm_munmap's checks, then do_vmi_munmap under mmap_lock. */
-export function sys_munmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_munmap(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const [start, lenArg] = a;
   if (start & 0xfffn) return -EINVAL;
   const mm = t.mm!;
@@ -324,12 +324,12 @@ export function sys_munmap(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number 
 }
 
 /** sys_mprotect(start, len, prot): do_mprotect_pkey with pkey -1. */
-export function sys_mprotect(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_mprotect(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   return do_mprotect_pkey(k, pc, t, a, -1);
 }
 
 /** sys_pkey_mprotect(start, len, prot, pkey): do_mprotect_pkey with the caller's key. */
-export function sys_pkey_mprotect(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_pkey_mprotect(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   return do_mprotect_pkey(k, pc, t, a, Number(BigInt.asIntN(32, a[3])));
 }
 
@@ -341,7 +341,7 @@ export function sys_pkey_mprotect(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): 
  * protection (Linux does not roll back); the PTEs changed in every VMA are flushed once at the
  * end (tlb_finish_mmu).
  */
-function do_mprotect_pkey(k: Kernel, pc: PerCpu, t: Task, a: bigint[], pkey: number): number | KPath {
+function do_mprotect_pkey(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[], pkey: number): number | KPath {
   const start64 = a[0];
   const len64 = a[1];
   let prot = Number(a[2] & 0xffffffffn);

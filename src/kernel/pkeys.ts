@@ -156,7 +156,7 @@ export function arch_override_mprotect_pkey(k: Kernel, pc: PerCpu, mm: MmStruct,
  * calling thread's PKRU gets from init_val (-EINVAL, key freed again, if that fails).
  * Returns the key. Other threads' PKRU is not touched.
  */
-export function sys_pkey_alloc(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_pkey_alloc(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   // SYSCALL_DEFINE2(pkey_alloc, unsigned long, flags, unsigned long, init_val): all 64 bits count.
   const flags = a[0];
   const init_val = a[1];
@@ -179,7 +179,7 @@ export function sys_pkey_alloc(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): num
 }
 
 /** pkey_free(pkey): under mmap_lock, -EINVAL unless the key is allocated; does not look at the VMAs using it. */
-export function sys_pkey_free(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function sys_pkey_free(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const pkey = Number(BigInt.asIntN(32, a[0]));
   const mm = t.mm!;
   return (function* (): KPath {

@@ -205,7 +205,7 @@ function cpu_active_mask(k: Kernel): bigint {
  * before the syscall returns (migration_cpu_stop), a runnable one at once, a running one at its
  * next preemption point while the caller waits (affine_move_task), a sleeping one when it wakes.
  */
-export function* sys_sched_setaffinity(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function* sys_sched_setaffinity(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const pid = Number(BigInt.asIntN(32, a[0]));
   const len = Number(BigInt.asUintN(32, a[1]));
   const n = Math.min(len, CPUMASK_SIZE);
@@ -236,7 +236,7 @@ export function* sys_sched_setaffinity(k: Kernel, pc: PerCpu, t: Task, a: bigint
  * task; then the task's mask of online CPUs, min(len, cpumask_size()) bytes, copied out
  * (-EFAULT). Returns the bytes written.
  */
-export function* sys_sched_getaffinity(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): KPath {
+export function* sys_sched_getaffinity(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const pid = Number(BigInt.asIntN(32, a[0]));
   const len = Number(BigInt.asUintN(32, a[1]));
   if (Math.imul(len, 8) >>> 0 < k.percpu.length) return -EINVAL;

@@ -83,7 +83,7 @@ function* vm_munmap(k: Kernel, pc: PerCpu, t: Task, start: number, len: number):
  * 4 GiB -ERANGE; a size whose page alignment overflows -EOVERFLOW; then alloc_shstk, with the
  * token at base + size - 8 (the unaligned size). The caller need not have shadow stacks on.
  */
-export function sys_map_shadow_stack(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_map_shadow_stack(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const [addr, size] = a;
   // SYSCALL_DEFINE3(map_shadow_stack, unsigned long addr, unsigned long size, unsigned int flags):
   // only the low 32 bits of the flags register count.
@@ -178,7 +178,7 @@ function shstk_prctl(k: Kernel, pc: PerCpu, t: Task, option: number, arg2: bigin
  * per-process PTI ones (nopti.ts). XXX: the other options (ARCH_SET_FS,
  * ARCH_GET_GS, ARCH_GET_CPUID ...) are not modelled and give -EINVAL, as unknown ones do.
  */
-export function sys_arch_prctl(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+export function sys_arch_prctl(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const option = Number(BigInt.asIntN(32, a[0]));
   switch (option) {
     case ARCH_SHSTK_ENABLE:

@@ -48,8 +48,19 @@ export function sig_kernel_ignore(sig: number): boolean {
 /** recalc_sigpending for `t`: whether an unblocked signal is pending (TIF_SIGPENDING), or the group is exiting. */
 export function signal_pending(t: Task): boolean {
   if (t.group.groupExit) return true;
-  const unblocked = ~t.blocked;
-  return ((t.pending.signal | t.group.shared_pending.signal) & unblocked) !== 0n;
+  const pending = t.pending.signal;
+  const shared = t.group.shared_pending.signal;
+  // Nothing queued (the common case, every return to user mode): no mask arithmetic.
+  if (pending === 0n && shared === 0n) return false;
+  return ((pending | shared) & ~t.blocked) !== 0n;
+}
+
+const SIGKILL_MASK = sigmask(SIGKILL);
+
+/** __fatal_signal_pending: SIGKILL is in the task's own pending set. */
+export function __fatal_signal_pending(t: Task): boolean {
+  const pending = t.pending.signal;
+  return pending !== 0n && (pending & SIGKILL_MASK) !== 0n;
 }
 
 /**

@@ -30,7 +30,7 @@ import {
 } from './uapi.js';
 import { STEP_SLEEP } from './steps.js';
 
-export type SyscallHandler = (k: Kernel, pc: PerCpu, t: Task, args: bigint[]) => number | KPath;
+export type SyscallHandler = (k: Kernel, pc: PerCpu, t: Task, args: readonly bigint[]) => number | KPath;
 
 export interface SyscallEntry {
   nr: number;
@@ -67,7 +67,7 @@ function* sys_sched_yield(_k: Kernel, pc: PerCpu): KPath {
  * oact is written, so a bad oact gives -EFAULT with the action changed. An action that
  * ignores the signal discards it from every pending set.
  */
-function sys_rt_sigaction(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+function sys_rt_sigaction(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const sig = Number(BigInt.asIntN(32, a[0]));
   const act = a[1];
   const oact = a[2];
@@ -115,7 +115,7 @@ function removeQueued(list: SigInfo[], sig: number): void {
  * checked with a set); SIGKILL and SIGSTOP cannot be blocked; oset gets the old mask after
  * the change.
  */
-function sys_rt_sigprocmask(k: Kernel, pc: PerCpu, t: Task, a: bigint[]): number | KPath {
+function sys_rt_sigprocmask(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const how = Number(BigInt.asIntN(32, a[0]));
   if (a[3] !== 8n) return -EINVAL;
   return (function* (): KPath {
@@ -148,7 +148,7 @@ function processes(k: Kernel): Task[] {
  * is checked); 0 and < -1 a process group (the model has one, holding every process); -1
  * every process but the caller's and pid 1. si_code SI_USER. Signal 0 only checks.
  */
-function sys_kill(k: Kernel, _pc: PerCpu, t: Task, a: bigint[]): number {
+function sys_kill(k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
   const pid = Number(BigInt.asIntN(32, a[0]));
   const sig = Number(BigInt.asIntN(32, a[1]));
   const info = (): SigInfo => ({ signo: sig, code: SI_USER, addr: 0n, pid: t.tgid, pkey: 0 });
@@ -175,7 +175,7 @@ function sys_kill(k: Kernel, _pc: PerCpu, t: Task, a: bigint[]): number {
 }
 
 /** tgkill(tgid, tid, sig): ids must be positive; the thread must exist in that group; si_code SI_TKILL; to the thread's own queue. */
-function sys_tgkill(k: Kernel, _pc: PerCpu, t: Task, a: bigint[]): number {
+function sys_tgkill(k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
   const tgid = Number(BigInt.asIntN(32, a[0]));
   const tid = Number(BigInt.asIntN(32, a[1]));
   const sig = Number(BigInt.asIntN(32, a[2]));

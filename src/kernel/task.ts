@@ -199,7 +199,7 @@ export class Task {
   curNr = -1;
   /** Its name in the table (`syscall_<nr>` for a number the table lacks). */
   curName = '';
-  curArgs: bigint[] = [];
+  curArgs: readonly bigint[] = [];
   /** Set on a vfork parent while its child runs. */
   vforkWaiting = false;
   /** Number of operations executed in user mode since the last switch (for timeslices). */

@@ -28,7 +28,7 @@ export interface SyscallSlice {
   tid: number;
   nr: number;
   name: string;
-  args: bigint[];
+  args: readonly bigint[];
   /** Index of the `syscall_enter` record. */
   seq: number;
   /** Step of the `syscall_enter`. */

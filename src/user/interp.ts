@@ -41,6 +41,13 @@ export class UserCpu {
   readonly pa = [0, 0];
 }
 
+/** The six argument registers of a syscall whose compiled arguments are `cargs` (registers the program did not set read as 0). */
+function syscallArgs(t: Task, cargs: CValue[]): bigint[] {
+  const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
+  for (let i = 0; i < cargs.length; i++) args[i] = BigInt.asUintN(64, valueOf(t, cargs[i]));
+  return args;
+}
+
 /** The value of a compiled operand for task `t`. */
 function valueOf(t: Task, v: CValue): bigint {
   if (v.kind === 0) return v.constant;
@@ -310,10 +317,7 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
 function syscall_insn(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: number): void {
   const op = fn.ops[idx] as { op: 'syscall'; name: string | number; into?: string };
   const nr = typeof op.name === 'number' ? op.name : syscallByName(op.name);
-  const cargs = fn.args[idx];
-  // Registers the program did not set read as 0: handlers always get six arguments.
-  const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
-  for (let i = 0; i < cargs.length; i++) args[i] = BigInt.asUintN(64, valueOf(t, cargs[i]));
+  const args = fn.constArgs[idx] ?? syscallArgs(t, fn.args[idx]);
   t.pc += OP_BYTES;
   t.slice++;
   do_syscall_64(k, pc, t, nr, args, op.into);

@@ -98,6 +98,12 @@ export interface CFunction {
   addrs: (CValue | null)[];
   values: (CValue | null)[];
   end: FnEnd;
+  /**
+   * A syscall operation's six argument registers when every argument is a constant, computed
+   * once here (frozen; part of the read-only program), else null: the interpreter then
+   * evaluates them at each execution.
+   */
+  constArgs: (readonly bigint[] | null)[];
 }
 
 /** A program laid out at TEXT_BASE: functions by address, and the runtime stubs. */
@@ -119,7 +125,7 @@ export class ProgramImage {
     let at = TEXT_BASE;
     const add = (fname: string, ops: Op[], end: FnEnd): CFunction => {
       if (!Array.isArray(ops)) throw new ArgumentError('program', `${name}: ${fname} is not a list of operations`);
-      const f: CFunction = { name: fname, base: at, ops, args: [], addrs: [], values: [], end };
+      const f: CFunction = { name: fname, base: at, ops, args: [], addrs: [], values: [], end, constArgs: [] };
       at += (ops.length + 1) * OP_BYTES;
       this.functions.push(f);
       this.byName.set(fname, f);
@@ -180,6 +186,7 @@ export class ProgramImage {
           const args = op.args ?? [];
           if (!Array.isArray(args) || args.length > 6) throw new ArgumentError('program', `${where}.args: expected at most six arguments`);
           f.args[i] = args.map((a, j) => this.value(a, `${where}.args[${j}]`));
+          f.constArgs[i] = f.args[i].every((v) => v.kind === 0) ? Object.freeze([0, 1, 2, 3, 4, 5].map((j) => (j < args.length ? BigInt.asUintN(64, f.args[i][j].constant) : 0n))) : null;
           if (op.cpu !== undefined && (!Number.isInteger(op.cpu) || op.cpu < 0)) throw new ArgumentError('program', `${where}.cpu: expected a CPU number, got ${JSON.stringify(op.cpu)}`);
           f.addrs[i] = null;
           f.values[i] = null;
