@@ -39,6 +39,9 @@ export class UserCpu {
   stage = 0;
   /** Physical addresses of translations 1 and 2. */
   readonly pa = [0, 0];
+  /** A load's or store's bytes, little-endian, and a view of them as one 64-bit value. */
+  readonly bytes = new Uint8Array(8);
+  readonly view = new DataView(this.bytes.buffer);
 }
 
 /** The six argument registers of a syscall whose compiled arguments are `cargs` (registers the program did not set read as 0). */
@@ -118,21 +121,19 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       }
       const mem = cpu.mem;
       if (op.op === 'load') {
-        let v = 0n;
-        const b = mem.readBytes(u.pa[0], firstLen);
-        for (let i = 0; i < firstLen; i++) v |= BigInt(b[i]) << BigInt(8 * i);
-        if (firstLen < size) {
-          const b2 = mem.readBytes(u.pa[1], size - firstLen);
-          for (let i = 0; i < size - firstLen; i++) v |= BigInt(b2[i]) << BigInt(8 * (i + firstLen));
-        }
+        // Little-endian, through the CPU's 8-byte scratch: one bigint per load.
+        const bytes = u.bytes;
+        bytes.fill(0);
+        bytes.set(mem.readBytes(u.pa[0], firstLen), 0);
+        if (firstLen < size) bytes.set(mem.readBytes(u.pa[1], size - firstLen), firstLen);
+        const v = u.view.getBigUint64(0, true);
         if (op.into) t.vars.set(op.into, v);
         k.recordOp(t, v, undefined);
       } else if (op.op === 'store') {
-        const v = BigInt.asUintN(64, valueOf(t, fn.values[idx]!));
-        const b = new Uint8Array(size);
-        for (let i = 0; i < size; i++) b[i] = Number((v >> BigInt(8 * i)) & 0xffn);
-        mem.writeBytes(u.pa[0], b.subarray(0, firstLen));
-        if (firstLen < size) mem.writeBytes(u.pa[1], b.subarray(firstLen));
+        const bytes = u.bytes;
+        u.view.setBigUint64(0, BigInt.asUintN(64, valueOf(t, fn.values[idx]!)), true);
+        mem.writeBytes(u.pa[0], bytes.subarray(0, firstLen));
+        if (firstLen < size) mem.writeBytes(u.pa[1], bytes.subarray(firstLen, size));
         k.recordOp(t, undefined, undefined);
       } else {
         k.recordOp(t, undefined, undefined);
