@@ -33,6 +33,7 @@ interface Figure {
 
 const FIGURES: readonly Figure[] = [
   { name: 'getpid, one CPU', flag: '--getpid', unit: 'M/s', higherIsBetter: true, read: (o) => (o.perSecond as number) / 1e6 },
+  { name: 'getpid, PTI with PCID', flag: '--getpid-pti', unit: 'M/s', higherIsBetter: true, read: (o) => (o.perSecond as number) / 1e6 },
   { name: 'null syscall, PTI with PCID', flag: '--pti-syscall', unit: 'M/s', higherIsBetter: true, read: (o) => (o['pti-pcid'] as { perSecond: number }).perSecond / 1e6 },
   { name: 'null syscall, PTI off', flag: '--pti-syscall', unit: 'M/s', higherIsBetter: true, read: (o) => (o['pti-off'] as { perSecond: number }).perSecond / 1e6 },
   { name: 'fork, 1 GiB touched', flag: '--fork-sim', unit: 'ms', higherIsBetter: false, read: (o) => (o.medianNs as number) / 1e6 },
@@ -95,14 +96,23 @@ export interface ComparisonRow {
 }
 
 /** Compares this tree with the baseline `ref`, `pairs` alternating runs per benchmark. */
-export function compareWithBaseline(ref: string, pairs: number): { ref: string; dir: string; rows: ComparisonRow[] } | { ref: string; unavailable: string } {
+export function compareWithBaseline(ref: string, pairs: number): { ref: string; dir: string; rows: ComparisonRow[]; missing: string[] } | { ref: string; unavailable: string } {
   const tree = baselineTree(ref);
   if ('unavailable' in tree) return { ref, unavailable: tree.unavailable };
   const rows = new Map<string, ComparisonRow>(FIGURES.map((f) => [f.name, { figure: f.name, unit: f.unit, baseline: [], current: [], gains: [], gain: 0 }]));
+  const missing: string[] = [];
   for (const flag of [...new Set(FIGURES.map((f) => f.flag))]) {
     const figures = FIGURES.filter((f) => f.flag === flag);
     for (let i = 0; i < pairs; i++) {
-      const a = runKernel(tree.dir, flag);
+      let a: Record<string, unknown>;
+      try {
+        a = runKernel(tree.dir, flag);
+      } catch {
+        // A benchmark newer than the baseline: nothing to compare it with.
+        for (const f of figures) rows.delete(f.name);
+        missing.push(...figures.map((f) => f.name));
+        break;
+      }
       const b = runKernel(ROOT, flag);
       for (const f of figures) {
         const row = rows.get(f.name)!;
@@ -115,7 +125,7 @@ export function compareWithBaseline(ref: string, pairs: number): { ref: string; 
     }
   }
   for (const row of rows.values()) row.gain = median(row.gains);
-  return { ref, dir: tree.dir, rows: [...rows.values()] };
+  return { ref, dir: tree.dir, rows: [...rows.values()], missing };
 }
 
 /** Prints a comparison as a table. */
@@ -127,6 +137,7 @@ export function printComparison(c: ReturnType<typeof compareWithBaseline>): void
   const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(2)).join(' / ');
   console.log(`against the baseline ${c.ref} (built in ${c.dir}), alternating, ${c.rows[0]?.gains.length ?? 0} pairs; gain > 1 is better:`);
   console.table(c.rows.map((r) => ({ figure: r.figure, unit: r.unit, baseline: fmt(r.baseline), current: fmt(r.current), 'gain per pair': fmt(r.gains), gain: +r.gain.toFixed(2) })));
+  if (c.missing.length > 0) console.log(`not in the baseline (newer benchmarks): ${c.missing.join(', ')}`);
 }
 
 function main(): void {

@@ -20,6 +20,7 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import { SWITCH_TO_KERNEL_CR3, SWITCH_TO_USER_CR3 } from './pti.js';
 import { raw_cpu } from './this_cpu.js';
+import { rawOf } from '../track.js';
 import { STEP_ENTRY, type KPath } from './steps.js';
 import { SYSCALLS } from './syscalls.js';
 import { ENOSYS } from './uapi.js';
@@ -156,14 +157,31 @@ class EntryPath implements KPath {
 
   constructor(
     private readonly k: Kernel,
-    private readonly pc: PerCpu,
+    private pc: PerCpu,
     private readonly t: Task,
-    private readonly steps: readonly EntryStep[],
-    private readonly after: After,
-    private readonly inner: KPath | null,
+    private steps: readonly EntryStep[],
+    private after: After,
+    private inner: KPath | null,
     /** An entry through the IDT: the CPU's frame claims the entry stack at the first resume (idtClaim). */
-    private readonly idt = false,
+    private idt: boolean,
   ) {}
+
+  /** Whether the path has returned (then nothing refers to it as a kernel path any more). */
+  get finished(): boolean {
+    return this.i > this.steps.length + 1;
+  }
+
+  /** Makes a finished path a new one of the same task, as the constructor would. */
+  restart(pc: PerCpu, steps: readonly EntryStep[], after: After, inner: KPath | null, idt: boolean): this {
+    this.pc = pc;
+    this.steps = steps;
+    this.after = after;
+    this.inner = inner;
+    this.idt = idt;
+    this.i = 0;
+    this.sub = false;
+    return this;
+  }
 
   next(): IteratorResult<number | KPath, number> {
     const { k, t, steps, res } = this;
@@ -227,7 +245,22 @@ class EntryPath implements KPath {
  * CPU's SYSCALL has already set CPL 0 and masked IF.
  */
 export function entry_SYSCALL_64(k: Kernel, pc: PerCpu, t: Task): KPath {
-  return new EntryPath(k, pc, t, cr3InC(k) ? SYSCALL_ENTRY_CR3_IN_C : SYSCALL_ENTRY, After.Syscall, null);
+  return entryPath(k, pc, t, cr3InC(k) ? SYSCALL_ENTRY_CR3_IN_C : SYSCALL_ENTRY, After.Syscall, null, false);
+}
+
+/**
+ * An EntryPath for `t`: in a plain run one of the task's finished ones made new (`Task.entryPaths`
+ * keeps two: an entry and an exit are never live at once, but a path may be started before the
+ * last one is dropped), so that a syscall allocates nothing; while the explorer tracks the
+ * kernel's objects (`t` is a Proxy), always a new one.
+ */
+function entryPath(k: Kernel, pc: PerCpu, t: Task, steps: readonly EntryStep[], after: After, inner: KPath | null, idt: boolean): KPath {
+  if (rawOf(t) !== t) return new EntryPath(k, pc, t, steps, after, inner, idt);
+  const pool = t.entryPaths as EntryPath[];
+  for (let i = 0; i < pool.length; i++) if (pool[i].finished) return pool[i].restart(pc, steps, after, inner, idt);
+  const path = new EntryPath(k, pc, t, steps, after, inner, idt);
+  if (pool.length < 2) pool.push(path);
+  return path;
 }
 
 /**
@@ -236,7 +269,7 @@ export function entry_SYSCALL_64(k: Kernel, pc: PerCpu, t: Task): KPath {
  * SWAPGS, switches CR3 and (upstream) copies pt_regs to the task stack (sync_regs).
  */
 export function idtentry_user(k: Kernel, pc: PerCpu, t: Task, inner: KPath | null): KPath {
-  return new EntryPath(k, pc, t, idtEntrySteps(k), After.Inner, inner, true);
+  return entryPath(k, pc, t, idtEntrySteps(k), After.Inner, inner, true);
 }
 
 /** The steps of idtentry_user before the handler (the CPU's frame lands on the per-CPU entry stack upstream, claimed before them). */
@@ -257,7 +290,7 @@ function idtClaim(k: Kernel, pc: PerCpu, t: Task): void {
  */
 export function return_to_user(k: Kernel, pc: PerCpu, t: Task, sysret: boolean): KPath {
   const steps = cr3InC(k) ? (sysret ? SYSRET_EXIT_CR3_IN_C : IRET_EXIT_CR3_IN_C) : sysret ? SYSRET_EXIT : IRET_EXIT;
-  return new EntryPath(k, pc, t, steps, After.None, null);
+  return entryPath(k, pc, t, steps, After.None, null, false);
 }
 
 /**

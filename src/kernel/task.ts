@@ -121,6 +121,8 @@ export class Task {
   migrate_to = -1;
   /** The view of the task's CPU its kernel paths use (this_cpu.ts), made on first use. */
   thisCpu: ThisCpu | null = null;
+  /** The simulator's, not Linux's: entry and exit path objects kept for reuse in a plain run (entry_64.ts entryPath). */
+  readonly entryPaths: object[] = [];
   /** exit_code: the wait status a zombie reports. */
   exit_code = 0;
   /** Set when the task has been reaped or was a thread that self-reaped. */
