@@ -84,6 +84,7 @@ const push_regs_entry: EntryStep = (k, pc, t) => {
 };
 const hw_frame: EntryStep = (k, pc, t) => ev(k, pc, t, 'hw_frame', entryStackName(k), IRET_FRAME_SIZE);
 const push_rest_of_regs: EntryStep = (k, pc, t) => ev(k, pc, t, 'regs_push', entryStackName(k), PT_REGS_SIZE - IRET_FRAME_SIZE);
+/** SWAPGS on the stack pt_regs (or the return frame) is on: the entry stack, or the PTI stack (per_task). */
 const swapgs_entry: EntryStep = (k, pc, t) => ev(k, pc, t, 'swapgs', entryStackName(k));
 /** sync_regs: pt_regs copied from the entry stack to the task stack, which leaves the entry stack free. */
 const sync_regs: EntryStep = (k, pc, t) => {
@@ -102,7 +103,6 @@ const iret_frame: EntryStep = (k, pc, t) => {
 };
 const pop_regs_entry_sysret: EntryStep = (k, pc, t) => ev(k, pc, t, 'regs_pop', entryStackName(k), PT_REGS_SIZE);
 const pop_regs_entry_iret: EntryStep = (k, pc, t) => ev(k, pc, t, 'regs_pop', entryStackName(k), PT_REGS_SIZE - IRET_FRAME_SIZE);
-const swapgs_exit: EntryStep = (k, pc, t) => ev(k, pc, t, 'swapgs', entryStackName(k));
 /** SYSRET or IRET: the task's pt_regs leave the entry stack, interrupts come back on with RFLAGS, CPL 3. */
 const sysret: EntryStep = (k, pc, t) => {
   releaseEntryStack(pc, t);
@@ -126,11 +126,11 @@ const IDT_ENTRY: readonly EntryStep[] = [hw_frame, push_rest_of_regs, swapgs_ent
 /** idtentry from user mode with the CR3 switch in C: pt_regs stay where they landed. */
 const IDT_ENTRY_CR3_IN_C: readonly EntryStep[] = [hw_frame, push_rest_of_regs, swapgs_entry, switch_to_kernel_cr3, to_task_stack];
 /** swapgs_restore_regs_and_return_to_usermode / the SYSRET path, upstream. */
-const SYSRET_EXIT: readonly EntryStep[] = [pop_regs_task, to_entry_stack_exit, sysret_frame, switch_to_user_cr3, swapgs_exit, sysret];
-const IRET_EXIT: readonly EntryStep[] = [pop_regs_task, to_entry_stack_exit, iret_frame, switch_to_user_cr3, swapgs_exit, iret];
+const SYSRET_EXIT: readonly EntryStep[] = [pop_regs_task, to_entry_stack_exit, sysret_frame, switch_to_user_cr3, swapgs_entry, sysret];
+const IRET_EXIT: readonly EntryStep[] = [pop_regs_task, to_entry_stack_exit, iret_frame, switch_to_user_cr3, swapgs_entry, iret];
 /** The exits with the CR3 switch in C: back to pt_regs' stack, CR3, pop. */
-const SYSRET_EXIT_CR3_IN_C: readonly EntryStep[] = [to_entry_stack, switch_to_user_cr3, pop_regs_entry_sysret, swapgs_exit, sysret];
-const IRET_EXIT_CR3_IN_C: readonly EntryStep[] = [to_entry_stack, switch_to_user_cr3, pop_regs_entry_iret, swapgs_exit, iret];
+const SYSRET_EXIT_CR3_IN_C: readonly EntryStep[] = [to_entry_stack, switch_to_user_cr3, pop_regs_entry_sysret, swapgs_entry, sysret];
+const IRET_EXIT_CR3_IN_C: readonly EntryStep[] = [to_entry_stack, switch_to_user_cr3, pop_regs_entry_iret, swapgs_entry, iret];
 
 /** What an entry path does after its last step, in that step: run the handler, or nothing (the exits). */
 const enum After {
