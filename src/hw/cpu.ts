@@ -58,6 +58,10 @@ export interface Probe {
 const CR4_KNOWN = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_UMIP | CR4_LA57 | CR4_FSGSBASE | CR4_PCIDE | CR4_OSXSAVE | CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_CET | CR4_PKS;
 const CR0_KNOWN = CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG;
 
+/** log2 of the host-side fast path's entries per access kind. */
+const FAST_BITS = 8;
+const FAST_MASK = (1 << FAST_BITS) - 1;
+
 export class Cpu implements AccessRegs {
   readonly id: number;
   readonly model: CpuModel;
@@ -68,8 +72,8 @@ export class Cpu implements AccessRegs {
   private readonly prober: PageWalker;
 
   // ---- Registers ----------------------------------------------------------------------------
-  // The seven the access check reads are accessors: a write bumps `regsGen`, which keys the
-  // memo of access-check results (see `permission`).
+  // The seven the access check reads are accessors: a write that changes one bumps `regsGen`,
+  // which keys the memo of access-check results (see `permission`) and the fast path.
   private rCpl = 0;
   private rCr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
   private rCr4 = 0;
@@ -79,23 +83,23 @@ export class Cpu implements AccessRegs {
   private rPkrs = 0;
   /** Current privilege level: 0 (kernel) or 3 (user). */
   get cpl(): number { return this.rCpl; }
-  set cpl(v: number) { this.rCpl = v; this.regsChanged(); }
+  set cpl(v: number) { if (this.rCpl !== v) { this.rCpl = v; this.regsChanged(); } }
   get cr0(): number { return this.rCr0; }
-  set cr0(v: number) { this.rCr0 = v; this.regsChanged(); }
+  set cr0(v: number) { if (this.rCr0 !== v) { this.rCr0 = v; this.regsChanged(); } }
   get cr4(): number { return this.rCr4; }
-  set cr4(v: number) { this.rCr4 = v; this.regsChanged(); }
+  set cr4(v: number) { if (this.rCr4 !== v) { this.rCr4 = v; this.regsChanged(); } }
   /** IA32_EFER. */
   get efer(): number { return this.rEfer; }
-  set efer(v: number) { this.rEfer = v; this.regsChanged(); }
+  set efer(v: number) { if (this.rEfer !== v) { this.rEfer = v; this.regsChanged(); } }
   /** RFLAGS; the model uses AC (bit 18). */
   get rflags(): number { return this.rRflags; }
-  set rflags(v: number) { this.rRflags = v; this.regsChanged(); }
+  set rflags(v: number) { if (this.rRflags !== v) { this.rRflags = v; this.regsChanged(); } }
   /** PKRU (user protection keys). 0 is its XSAVE init value: every key allowed. */
   get pkru(): number { return this.rPkru; }
-  set pkru(v: number) { this.rPkru = v; this.regsChanged(); }
+  set pkru(v: number) { if (this.rPkru !== v) { this.rPkru = v; this.regsChanged(); } }
   /** IA32_PKRS (supervisor protection keys). */
   get pkrs(): number { return this.rPkrs; }
-  set pkrs(v: number) { this.rPkrs = v; this.regsChanged(); }
+  set pkrs(v: number) { if (this.rPkrs !== v) { this.rPkrs = v; this.regsChanged(); } }
   /** CR2, the last #PF linear address, as halves. */
   cr2Hi = 0;
   cr2Lo = 0;
@@ -127,6 +131,28 @@ export class Cpu implements AccessRegs {
   private readonly permCode = new Int32Array(8 << 10);
   /** ... valid while this equals `regsGen`. */
   private readonly permGen = new Int32Array(8 << 10);
+
+  // ---- The host-side fast path of TLB hits (the simulator's, not the SDM's) -------------------
+  // QEMU's softmmu keeps one: a direct-mapped table, by access kind and the low bits of the
+  // page number, of hits that passed the access check, each with its page's physical base. A
+  // probe that finds its page there skips the set-associative search and the access check; it
+  // still counts as a TLB hit. An entry is valid while the TLB slot it came from holds the same
+  // fill (`Tlb.genOf`), no O(1) flush or rights update happened (`Tlb.epoch`), and the PCID and
+  // the registers the access check reads (`regsGen`) are the same: the epoch below moves when
+  // any of these three does. Never used while events are listened to (each probe is an event)
+  // or when `fastPath` is off (tests compare both ways).
+  /** Whether accesses may use the host-side cache (on by default; it changes no result). */
+  fastPath = true;
+  private fastEpoch = 1;
+  private fastSeenTlb = -1;
+  private fastSeenRegs = -1;
+  private fastSeenPcid = -1;
+  private readonly fastStamp = new Float64Array(8 << FAST_BITS);
+  private readonly fastVlo = new Int32Array(8 << FAST_BITS);
+  private readonly fastVhi = new Int32Array(8 << FAST_BITS);
+  private readonly fastSlot = new Int32Array(8 << FAST_BITS);
+  private readonly fastGen = new Float64Array(8 << FAST_BITS);
+  private readonly fastBase = new Float64Array(8 << FAST_BITS);
 
   // ---- The last exception ---------------------------------------------------------------------
   faultVector = -1;
@@ -174,8 +200,25 @@ export class Cpu implements AccessRegs {
    */
   accessStart(hi: number, lo: number, kind: number): number {
     if (kind >>> 0 !== kind || kind > 7 || this.walker.busy) this.refuseAccessStart(kind);
-    if (!isCanonical(hi, this.pagingLevels === 5)) return this.raise(X86_TRAP_GP, 0);
     const tlb = this.tlb;
+    let fast = -1;
+    if (this.fastPath) {
+      if (tlb.epoch !== this.fastSeenTlb || this.regsGen !== this.fastSeenRegs || this.pcid !== this.fastSeenPcid) this.fastForget();
+      // The page number's 52 bits as the TLB tags them; a non-canonical address is never cached.
+      const vlo = (lo >>> 12) | (hi << 20);
+      fast = (kind << FAST_BITS) | (vlo & FAST_MASK);
+      if (
+        !this.events.on &&
+        this.fastStamp[fast] === this.fastEpoch &&
+        this.fastVlo[fast] === vlo &&
+        this.fastVhi[fast] === hi >>> 12 &&
+        tlb.genOf(this.fastSlot[fast]) === this.fastGen[fast]
+      ) {
+        tlb.hits++;
+        return this.fastBase[fast] + (lo & 0xfff);
+      }
+    }
+    if (!isCanonical(hi, this.pagingLevels === 5)) return this.raise(X86_TRAP_GP, 0);
     const slot = tlb.lookup(hi, lo, this.pcid);
     if (slot < 0) {
       if (this.events.on) this.emitProbe(hi, lo, kind, -1);
@@ -189,7 +232,27 @@ export class Cpu implements AccessRegs {
       return FAULT;
     }
     if ((rights & R_DIRTY) === 0 && isWriteAccess(kind)) return this.dirtyAssist(hi, lo, kind, slot);
-    return tlb.physical(slot, lo);
+    const pa = tlb.physical(slot, lo);
+    if (fast >= 0) this.fastRemember(fast, hi, lo, slot, pa);
+    return pa;
+  }
+
+  /** The fast path's entries all become invalid: the TLB's epoch, the access-check registers or the PCID moved. */
+  private fastForget(): void {
+    this.fastEpoch++;
+    this.fastSeenTlb = this.tlb.epoch;
+    this.fastSeenRegs = this.regsGen;
+    this.fastSeenPcid = this.pcid;
+  }
+
+  /** Records in fast-path entry `fast` a hit on TLB `slot` that passed the access check, translating hi:lo to `pa`. */
+  private fastRemember(fast: number, hi: number, lo: number, slot: number, pa: number): void {
+    this.fastStamp[fast] = this.fastEpoch;
+    this.fastVlo[fast] = (lo >>> 12) | (hi << 20);
+    this.fastVhi[fast] = hi >>> 12;
+    this.fastSlot[fast] = slot;
+    this.fastGen[fast] = this.tlb.genOf(slot);
+    this.fastBase[fast] = pa - (lo & 0xfff);
   }
 
   /** Throws the error `accessStart` owes a caller for an unknown `kind` or an access already under way. */

@@ -98,6 +98,12 @@ export class Tlb {
   /** Probe counters. */
   hits = 0;
   misses = 0;
+  /**
+   * Bumped by every invalidation that does not clear slots one by one (the O(1) flushes) and by
+   * `setRights`: the CPU's host-side cache of recent hits (cpu.ts, fast path) is stale when it
+   * moves. Slot-by-slot invalidations and fills change the slot's `genOf` instead.
+   */
+  epoch = 0;
 
   constructor(geometry: TlbGeometry = DEFAULT_TLB_GEOMETRY) {
     const entries = [geometry.entries4k, geometry.entries2m, geometry.entries1g];
@@ -182,6 +188,11 @@ export class Tlb {
     return this.pfn[slot] * 4096 + (lo & this.offsetMask[slot]);
   }
 
+  /** The fill stamp of `slot` (0: empty); it changes whenever the slot is refilled or cleared. */
+  genOf(slot: number): number {
+    return this.gen[slot];
+  }
+
   /** Page shift (12, 21, 30) of the array `slot` belongs to. */
   pageShift(slot: number): number {
     return slot < this.base[1] ? 12 : slot < this.base[2] ? 21 : 30;
@@ -244,6 +255,7 @@ export class Tlb {
   flushPcid(pcid: number): void {
     checkPcid(pcid);
     this.pcidFlushedAt[pcid] = ++this.clock;
+    this.epoch++;
   }
 
   /**
@@ -260,12 +272,14 @@ export class Tlb {
   /** Drops every non-global entry of every PCID (INVPCID type 3). O(1). */
   flushNonGlobal(): void {
     this.nonGlobalFlushedAt = ++this.clock;
+    this.epoch++;
   }
 
   /** Drops every entry, global ones included (INVPCID type 2, CR4.PGE toggles). O(1). */
   flushAll(): void {
     this.globalFlushedAt = this.nonGlobalFlushedAt = ++this.clock;
     this.classesUsed = 0;
+    this.epoch++;
   }
 
   /** Whether `slot` holds a live entry. */
@@ -306,9 +320,10 @@ export class Tlb {
     return n;
   }
 
-  /** Updates the cached rights of a live slot (the D bit after a dirty-bit assist). */
+  /** Updates the cached rights of a live slot (the D bit after a dirty-bit assist). Moves the epoch: conservative, as D only adds rights. */
   setRights(slot: number, rights: number): void {
     this.rights[slot] = rights;
+    this.epoch++;
   }
 
   private liveFor(i: number, pcid: number): boolean {

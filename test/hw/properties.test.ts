@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  accessFault, CR4_PKE, CR4_SMAP, CR4_SMEP, Machine, PageTableBuilder, entryValue, PTE_P, R_DIRTY, R_GLOBAL,
+  accessFault, CR4_PCIDE, CR4_PKE, CR4_SMAP, CR4_SMEP, Machine, PageTableBuilder, entryValue, PTE_P, R_DIRTY, R_GLOBAL,
   type AccessRegs, type Cpu,
 } from '../../src/index.js';
 
@@ -146,4 +146,99 @@ test('with unchanging page tables, TLB size never changes results or A/D bits', 
     }),
     { numRuns: 200, seed: 7 },
   );
+});
+
+test('the host-side fast path of TLB hits changes nothing: the same results, hits, misses, entries and A/D bits with it on and off', () => {
+  fc.assert(
+    fc.property(fc.array(cmd, { minLength: 1, maxLength: 80 }), (cmds) => {
+      const on = world();
+      const off = world();
+      off.cpu.fastPath = false;
+      // Each command twice in a row, so that accesses repeat and the fast path has hits to serve.
+      for (const c of cmds.flatMap((x) => [x, x])) {
+        assert.equal(run(on.pt, on.cpu, c), run(off.pt, off.cpu, c), JSON.stringify(c));
+        assert.equal(on.cpu.tlb.hits, off.cpu.tlb.hits);
+        assert.equal(on.cpu.tlb.misses, off.cpu.tlb.misses);
+      }
+      assert.deepEqual(on.cpu.tlb.entries(), off.cpu.tlb.entries());
+      for (let i = 0; i < PAGES; i++) assert.equal(on.pt.readEntry(va(i), 1), off.pt.readEntry(va(i), 1));
+    }),
+    { numRuns: 300, seed: 20261203 },
+  );
+});
+
+test('the fast path serves repeated hits: with it on, a repeated access skips the set search (the comparison above is not vacuous)', () => {
+  const { cpu } = world();
+  cpu.setCpl(3);
+  const hi = Number(va(0) >> 32n);
+  const lo = Number(va(0) & 0xffffffffn);
+  const first = cpu.translate(hi, lo, 0); // a miss: the walk fills the TLB
+  assert.equal(cpu.translate(hi, lo, 0), first); // a hit found by the set search, then cached
+  const searched = (): number => {
+    let n = 0;
+    const lookup = cpu.tlb.lookup.bind(cpu.tlb);
+    cpu.tlb.lookup = (h, l, p) => (n++, lookup(h, l, p));
+    assert.equal(cpu.translate(hi, lo, 0), first);
+    return n;
+  };
+  assert.equal(searched(), 0);
+  cpu.pkru = 4; // the access check's registers changed: the next probe searches the TLB again
+  assert.equal(searched(), 1);
+});
+
+test('the fast path forgets a page at every invalidation: CR3 write, INVLPG, each INVPCID type, an eviction, a dirty-bit assist', () => {
+  // A supervisor page, accessed at CPL 0 throughout: no register the access check reads
+  // changes, so only the invalidation itself can make the fast path forget the page.
+  const kernelWorld = (fastPath: boolean) => {
+    const m = new Machine({});
+    const pt = new PageTableBuilder(m.mem);
+    pt.map(va(1), 101 * 4096, { leaf: { rw: true, us: false } });
+    const cpu = m.cpus[0];
+    cpu.setCr3(pt.cr3());
+    cpu.movToCr4(cpu.cr4 | CR4_PCIDE); // INVPCID needs it; the current PCID is 0
+    cpu.setCpl(0);
+    cpu.fastPath = fastPath;
+    return { pt, cpu };
+  };
+  const pageHi = Number(va(1) >> 32n);
+  const pageLo = Number(va(1) & 0xffffffffn);
+  const invalidations: Record<string, (cpu: Cpu) => void> = {
+    'MOV to CR3 without NOFLUSH': (cpu) => cpu.movToCr3(cpu.cr3Hi, cpu.cr3Lo),
+    INVLPG: (cpu) => cpu.invlpg(pageHi, pageLo),
+    'INVPCID type 0': (cpu) => cpu.invpcid(0, 0, pageHi, pageLo),
+    'INVPCID type 1': (cpu) => cpu.invpcid(1, 0),
+    'INVPCID type 2': (cpu) => cpu.invpcid(2, 0),
+    'INVPCID type 3': (cpu) => cpu.invpcid(3, 0),
+    'an eviction of every slot': (cpu) => {
+      for (const e of cpu.tlb.entries()) cpu.evictTlbEntry(e.slot);
+    },
+  };
+  for (const [name, invalidate] of Object.entries(invalidations)) {
+    const walkedAgain: boolean[] = [];
+    const hits: number[] = [];
+    for (const fastPath of [true, false]) {
+      const { cpu } = kernelWorld(fastPath);
+      const pa = cpu.translate(pageHi, pageLo, 0);
+      assert.ok(pa >= 0, `${name}: the page is readable at CPL 0`);
+      for (let i = 0; i < 2; i++) assert.equal(cpu.translate(pageHi, pageLo, 0), pa);
+      invalidate(cpu);
+      const misses = cpu.tlb.misses;
+      assert.equal(cpu.translate(pageHi, pageLo, 0), pa);
+      walkedAgain.push(cpu.tlb.misses > misses);
+      hits.push(cpu.tlb.hits);
+    }
+    // The reference (fast path off) walks again after the invalidation: so must the fast one.
+    assert.deepEqual(walkedAgain, [true, true], name);
+    assert.equal(hits[0], hits[1], name);
+  }
+  // A write to a clean page after cached reads: the write must still take the dirty-bit assist.
+  const ptes: bigint[] = [];
+  for (const fastPath of [true, false]) {
+    const { pt, cpu } = kernelWorld(fastPath);
+    for (let i = 0; i < 3; i++) cpu.translate(pageHi, pageLo, 0);
+    assert.ok(cpu.translate(pageHi, pageLo, 1) >= 0);
+    ptes.push(pt.readEntry(va(1), 1)!);
+  }
+  assert.equal(ptes[0], ptes[1]);
+  assert.ok((ptes[1] & 0x40n) !== 0n, 'the write set D');
 });
