@@ -79,9 +79,9 @@ function baselineTree(ref: string): { dir: string } | { unavailable: string } {
   return existsSync(built) ? { dir } : { unavailable: `${sha.slice(0, 12)} has no dist/bench/kernel.js after its build` };
 }
 
-/** Runs `flag` of `root`'s kernel benchmarks in a fresh process; its JSON result. */
-function runKernel(root: string, flag: string): Record<string, unknown> {
-  const out = execFileSync(process.execPath, ['--max-old-space-size=8192', join(root, 'dist', 'bench', 'kernel.js'), flag], { encoding: 'utf8' });
+/** Runs `flag` of `root`'s kernel benchmarks in a fresh process; its JSON result. `quiet`: its error output is not shown (a baseline without that benchmark). */
+function runKernel(root: string, flag: string, quiet = false): Record<string, unknown> {
+  const out = execFileSync(process.execPath, ['--max-old-space-size=8192', join(root, 'dist', 'bench', 'kernel.js'), flag], { encoding: 'utf8', stdio: ['ignore', 'pipe', quiet ? 'pipe' : 'inherit'] });
   return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
@@ -106,7 +106,7 @@ export function compareWithBaseline(ref: string, pairs: number): { ref: string; 
     for (let i = 0; i < pairs; i++) {
       let a: Record<string, unknown>;
       try {
-        a = runKernel(tree.dir, flag);
+        a = runKernel(tree.dir, flag, true);
       } catch {
         // A benchmark newer than the baseline: nothing to compare it with.
         for (const f of figures) rows.delete(f.name);
