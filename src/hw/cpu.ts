@@ -202,10 +202,10 @@ export class Cpu implements AccessRegs {
     if (kind >>> 0 !== kind || kind > 7 || this.walker.busy) this.refuseAccessStart(kind);
     const tlb = this.tlb;
     let fast = -1;
+    // The page number's 52 bits as the TLB tags them (low 32 here, the rest `hi >>> 12`); a non-canonical address is never cached.
+    const vlo = (lo >>> 12) | (hi << 20);
     if (this.fastPath) {
       if (tlb.epoch !== this.fastSeenTlb || this.regsGen !== this.fastSeenRegs || this.pcid !== this.fastSeenPcid) this.fastForget();
-      // The page number's 52 bits as the TLB tags them; a non-canonical address is never cached.
-      const vlo = (lo >>> 12) | (hi << 20);
       fast = (kind << FAST_BITS) | (vlo & FAST_MASK);
       if (
         !this.events.on &&
@@ -233,7 +233,7 @@ export class Cpu implements AccessRegs {
     }
     if ((rights & R_DIRTY) === 0 && isWriteAccess(kind)) return this.dirtyAssist(hi, lo, kind, slot);
     const pa = tlb.physical(slot, lo);
-    if (fast >= 0) this.fastRemember(fast, hi, lo, slot, pa);
+    if (fast >= 0) this.fastRemember(fast, vlo, hi >>> 12, slot, pa - (lo & 0xfff));
     return pa;
   }
 
@@ -245,14 +245,14 @@ export class Cpu implements AccessRegs {
     this.fastSeenPcid = this.pcid;
   }
 
-  /** Records in fast-path entry `fast` a hit on TLB `slot` that passed the access check, translating hi:lo to `pa`. */
-  private fastRemember(fast: number, hi: number, lo: number, slot: number, pa: number): void {
+  /** Records in fast-path entry `fast` a hit on TLB `slot` that passed the access check: the page's tag (`vlo`, `vhi`) and its physical base. */
+  private fastRemember(fast: number, vlo: number, vhi: number, slot: number, base: number): void {
     this.fastStamp[fast] = this.fastEpoch;
-    this.fastVlo[fast] = (lo >>> 12) | (hi << 20);
-    this.fastVhi[fast] = hi >>> 12;
+    this.fastVlo[fast] = vlo;
+    this.fastVhi[fast] = vhi;
     this.fastSlot[fast] = slot;
     this.fastGen[fast] = this.tlb.genOf(slot);
-    this.fastBase[fast] = pa - (lo & 0xfff);
+    this.fastBase[fast] = base;
   }
 
   /** Throws the error `accessStart` owes a caller for an unknown `kind` or an access already under way. */
