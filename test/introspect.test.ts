@@ -279,3 +279,17 @@ test('events: every event carries a tid; the processor events of a user access n
   for (const e of events) if (e.type === 'context_switch') assert.equal(e.tid, e.to);
   for (const e of events) if (e.type === 'syscall_enter') assert.equal(e.cpu, e.tid === thread ? 1 : 0);
 });
+
+// A malformed program is refused when it is started, by an ArgumentError naming the operation
+// and the operand: function, index, field (and argument number).
+test('a bad operand is named by function, operation index and field', () => {
+  const sys = boot();
+  const refused = (program: Program, says: string): void => {
+    assert.throws(() => sys.spawn(program, { name: 'bad' }), (e: unknown) => e instanceof ArgumentError && e.message.includes(says));
+  };
+  refused({ main: [marker, { op: 'syscall', name: 'write', args: [1, 'buf', 3] }] }, 'bad: main[1].args[1]: "buf" is not a value');
+  refused({ main: [{ op: 'load', addr: '@nowhere' }] }, 'bad: main[0].addr: no function named nowhere');
+  refused({ main: [marker], functions: { f: [marker, marker, { op: 'store', addr: 0x1000, value: 1.5 }] } }, 'bad: f[2].value: 1.5 is not an integer');
+  refused({ main: [{ op: 'syscall', name: 'fork', child: [{ op: 'set', var: 'x', value: '&missing' }] }] }, 'bad: main.0.child[0].value: no string named missing');
+  refused({ main: [{ op: 'load', addr: 0x1000, size: 3 as 8 }] }, 'bad: main[0].size: expected 1, 2, 4 or 8, got 3');
+});

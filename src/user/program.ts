@@ -106,6 +106,11 @@ export interface CFunction {
   constArgs: (readonly bigint[] | null)[];
 }
 
+/** The operands of an operation that has none (shared: compiled operands are read-only). */
+const NO_VALUES: CValue[] = Object.freeze([]) as unknown as CValue[];
+/** The six argument registers of a syscall without arguments. */
+const ZERO_ARGS: readonly bigint[] = Object.freeze([0n, 0n, 0n, 0n, 0n, 0n]);
+
 /** A program laid out at TEXT_BASE: functions by address, and the runtime stubs. */
 export class ProgramImage {
   readonly functions: CFunction[] = [];
@@ -169,34 +174,33 @@ export class ProgramImage {
 
   private compile(f: CFunction): void {
     f.ops.forEach((op, i) => {
-      const where = `${this.name}: ${f.name}[${i}]`;
-      if (!op || typeof op !== 'object') throw new ArgumentError('program', `${where}: expected an operation object`);
+      if (!op || typeof op !== 'object') throw new ArgumentError('program', `${this.where(f, i)}: expected an operation object`);
       switch (op.op) {
         case 'load':
         case 'store':
         case 'fetch': {
-          f.addrs[i] = this.value(op.addr, `${where}.addr`);
-          f.values[i] = op.op === 'store' ? this.value(op.value, `${where}.value`) : null;
+          f.addrs[i] = this.value(op.addr, f, i, '.addr');
+          f.values[i] = op.op === 'store' ? this.value(op.value, f, i, '.value') : null;
           const size = op.op === 'fetch' ? 1 : op.size ?? 8;
-          if (![1, 2, 4, 8].includes(size)) throw new ArgumentError('program', `${where}.size: expected 1, 2, 4 or 8, got ${String(size)}`);
-          f.args[i] = [];
+          if (![1, 2, 4, 8].includes(size)) throw new ArgumentError('program', `${this.where(f, i)}.size: expected 1, 2, 4 or 8, got ${String(size)}`);
+          f.args[i] = NO_VALUES;
           break;
         }
         case 'syscall': {
           const args = op.args ?? [];
-          if (!Array.isArray(args) || args.length > 6) throw new ArgumentError('program', `${where}.args: expected at most six arguments`);
-          f.args[i] = args.map((a, j) => this.value(a, `${where}.args[${j}]`));
-          f.constArgs[i] = f.args[i].every((v) => v.kind === 0) ? Object.freeze([0, 1, 2, 3, 4, 5].map((j) => (j < args.length ? BigInt.asUintN(64, f.args[i][j].constant) : 0n))) : null;
-          if (op.cpu !== undefined && (!Number.isInteger(op.cpu) || op.cpu < 0)) throw new ArgumentError('program', `${where}.cpu: expected a CPU number, got ${JSON.stringify(op.cpu)}`);
+          if (!Array.isArray(args) || args.length > 6) throw new ArgumentError('program', `${this.where(f, i)}.args: expected at most six arguments`);
+          f.args[i] = args.length === 0 ? NO_VALUES : args.map((a, j) => this.value(a, f, i, '.args', j));
+          f.constArgs[i] = args.length === 0 ? ZERO_ARGS : f.args[i].every((v) => v.kind === 0) ? Object.freeze([0, 1, 2, 3, 4, 5].map((j) => (j < args.length ? BigInt.asUintN(64, f.args[i][j].constant) : 0n))) : null;
+          if (op.cpu !== undefined && (!Number.isInteger(op.cpu) || op.cpu < 0)) throw new ArgumentError('program', `${this.where(f, i)}.cpu: expected a CPU number, got ${JSON.stringify(op.cpu)}`);
           f.addrs[i] = null;
           f.values[i] = null;
           break;
         }
         case 'set':
-          if (typeof op.var !== 'string' || op.var === '') throw new ArgumentError('program', `${where}.var: expected a variable name`);
-          f.values[i] = this.value(op.value, `${where}.value`);
+          if (typeof op.var !== 'string' || op.var === '') throw new ArgumentError('program', `${this.where(f, i)}.var: expected a variable name`);
+          f.values[i] = this.value(op.value, f, i, '.value');
           f.addrs[i] = null;
-          f.args[i] = [];
+          f.args[i] = NO_VALUES;
           break;
         case 'longjmp':
         case 'return':
@@ -204,50 +208,58 @@ export class ProgramImage {
         case 'rdssp':
           f.addrs[i] = null;
           f.values[i] = null;
-          f.args[i] = [];
+          f.args[i] = NO_VALUES;
           break;
         case 'call':
         case 'transient_load':
-          f.addrs[i] = this.value(op.addr, `${where}.addr`);
+          f.addrs[i] = this.value(op.addr, f, i, '.addr');
           f.values[i] = null;
-          f.args[i] = [];
+          f.args[i] = NO_VALUES;
           break;
         case 'wrpkru':
           f.addrs[i] = null;
-          f.values[i] = this.value(op.value, `${where}.value`);
-          f.args[i] = [];
+          f.values[i] = this.value(op.value, f, i, '.value');
+          f.args[i] = NO_VALUES;
           break;
         case 'wrss':
-          f.addrs[i] = this.value(op.addr, `${where}.addr`);
-          f.values[i] = this.value(op.value, `${where}.value`);
-          f.args[i] = [];
+          f.addrs[i] = this.value(op.addr, f, i, '.addr');
+          f.values[i] = this.value(op.value, f, i, '.value');
+          f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${where}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
       }
     });
   }
 
-  /** Compiles a value; function names are checked now, variables when used. */
-  private value(v: Value, where: string): CValue {
+  /** Where operation `i` of `f` is, for an error message: `name: fn[i]` plus `field` (and `[j]`). */
+  private where(f: CFunction, i: number, field = '', j = -1): string {
+    return `${this.name}: ${f.name}[${i}]${field}${j >= 0 ? `[${j}]` : ''}`;
+  }
+
+  /**
+   * Compiles operand `field` (`[j]`) of operation `i` of `f`; function names are checked now,
+   * variables when used. The error message is built only when there is an error.
+   */
+  private value(v: Value, f: CFunction, i: number, field: string, j = -1): CValue {
     if (typeof v === 'number') {
-      if (!Number.isSafeInteger(v)) throw new ArgumentError('program', `${where}: ${v} is not an integer`);
+      if (!Number.isSafeInteger(v)) throw new ArgumentError('program', `${this.where(f, i, field, j)}: ${v} is not an integer`);
       return { kind: 0, constant: BigInt(v), name: '', add: 0n };
     }
     if (typeof v === 'bigint') return { kind: 0, constant: v, name: '', add: 0n };
     if (typeof v === 'string') {
       const m = /^([$@&])([A-Za-z_][\w.]*)(?:\s*([+-])\s*(0x[0-9a-fA-F]+|\d+))?$/.exec(v);
-      if (!m) throw new ArgumentError('program', `${where}: ${JSON.stringify(v)} is not a value; expected a number, '$var', '@function', '&string' or one of them with '+offset'`);
+      if (!m) throw new ArgumentError('program', `${this.where(f, i, field, j)}: ${JSON.stringify(v)} is not a value; expected a number, '$var', '@function', '&string' or one of them with '+offset'`);
       const add = m[4] ? BigInt(m[4]) * (m[3] === '-' ? -1n : 1n) : 0n;
-      if (m[1] === '@' && !this.byName.has(m[2])) throw new ArgumentError('program', `${where}: no function named ${m[2]}`);
+      if (m[1] === '@' && !this.byName.has(m[2])) throw new ArgumentError('program', `${this.where(f, i, field, j)}: no function named ${m[2]}`);
       if (m[1] === '&') {
         const at = this.stringAddr.get(m[2]);
-        if (at === undefined) throw new ArgumentError('program', `${where}: no string named ${m[2]}`);
+        if (at === undefined) throw new ArgumentError('program', `${this.where(f, i, field, j)}: no string named ${m[2]}`);
         return { kind: 3, constant: BigInt(at), name: m[2], add };
       }
       if (m[1] === '$' && REGISTER_NAMES.includes(m[2])) return { kind: 4, constant: 0n, name: m[2], add };
       return { kind: m[1] === '$' ? 1 : 2, constant: 0n, name: m[2], add };
     }
-    throw new ArgumentError('program', `${where}: expected a number, bigint or string, got ${typeof v}`);
+    throw new ArgumentError('program', `${this.where(f, i, field, j)}: expected a number, bigint or string, got ${typeof v}`);
   }
 }
