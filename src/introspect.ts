@@ -20,6 +20,7 @@ import { PG_anon, PG_dirty } from './kernel/page.js';
 import { pte_pfn, pte_present } from './kernel/pgtable.js';
 import { check_pti_user_pgd } from './kernel/pti.js';
 import type { Task, TaskState } from './kernel/task.js';
+import { FnEnd, OP_BYTES, type CFunction } from './user/program.js';
 
 /** A task as `ps` would list it. */
 export interface TaskInfo {
@@ -122,6 +123,66 @@ export function taskInfo(t: Task): TaskInfo {
     mm: t.mm ? t.mm.ctx_id : null,
     kernel: t.kpath ? t.kpathKind : null,
   };
+}
+
+/**
+ * Where a task is in its program: the operation at its ip (`fn`, `index`, `op`; at a
+ * function's end `index` is the function's length and `op` is `exit` or `return`), and the
+ * operation it fetched last (`fetched*`), which a syscall in progress belongs to: SYSCALL moves
+ * the ip past it. Filled in place by System.position, so that a caller asking at every event
+ * allocates nothing.
+ */
+export interface ProgramPosition {
+  image: string;
+  fn: string;
+  index: number;
+  op: string;
+  fetchedFn: string;
+  fetchedIndex: number;
+  fetchedOp: string;
+}
+
+/** The name of operation `index` of `f`: its `op`, or at the function's end `exit` or `return`. */
+function opNameAt(f: CFunction, index: number): string {
+  if (index < f.ops.length) return f.ops[index].op;
+  return f.end === FnEnd.Exit ? 'exit' : 'return';
+}
+
+/**
+ * The address of the operation task `tid` is at (its ip), or with `fetched` of the one it
+ * fetched last (a syscall in progress belongs to it); -1 for no such task or one without a
+ * program. A cheap key for "has the task moved to another operation" (ProgramPosition has the
+ * names).
+ */
+export function taskOpAddress(k: Kernel, tid: number, fetched: boolean): number {
+  const t = k.tasks.get(tid);
+  const image = t?.image;
+  if (!t || !image) return -1;
+  return !fetched || t.opFn === '' ? t.pc : t.opIp;
+}
+
+/** Fills `out` with where task `tid` is in its program; false (out untouched) for no such task, one without a program, or an ip in no function. */
+export function taskPosition(k: Kernel, tid: number, out: ProgramPosition): boolean {
+  const t = k.tasks.get(tid);
+  const image = t?.image;
+  if (!t || !image) return false;
+  const f = image.functionAt(t.pc);
+  if (!f) return false;
+  out.image = image.name;
+  out.fn = f.name;
+  out.index = Math.floor((t.pc - f.base) / OP_BYTES);
+  out.op = opNameAt(f, out.index);
+  const g = t.opFn === '' ? undefined : t.opFn === f.name ? f : image.byName.get(t.opFn);
+  if (g) {
+    out.fetchedFn = g.name;
+    out.fetchedIndex = t.opIndex;
+    out.fetchedOp = opNameAt(g, t.opIndex);
+  } else {
+    out.fetchedFn = out.fn;
+    out.fetchedIndex = out.index;
+    out.fetchedOp = out.op;
+  }
+  return true;
 }
 
 /** Every task not yet reaped (zombies included), in creation order (by tid). */

@@ -31,13 +31,13 @@ import { UserCpu } from './user/interp.js';
 import { any_held, release_held } from './sim/hold.js';
 import { cpu_step, hasWork, takes_ipi } from './sim/step.js';
 import {
-  checkPageCounts, checkPtiUserPgd, cpuAsids, cpuInfo, currentTid, framesInUse, liveMms, pageInfo, readUser, taskInfo, taskList, taskMaps, taskPte,
-  type AsidInfo, type CpuInfo, type MmInfo, type PageInfo, type Pte, type TaskInfo, type VmaInfo,
+  checkPageCounts, checkPtiUserPgd, cpuAsids, cpuInfo, currentTid, framesInUse, liveMms, pageInfo, readUser, taskInfo, taskList, taskMaps, taskOpAddress, taskPosition, taskPte,
+  type AsidInfo, type CpuInfo, type MmInfo, type PageInfo, type ProgramPosition, type Pte, type TaskInfo, type VmaInfo,
 } from './introspect.js';
 
 export { hasWork } from './sim/step.js';
 export { TASK_SIZE } from './kernel/layout.js';
-export type { AsidInfo, CpuInfo, MmInfo, PageInfo, Pte, TaskInfo, VmaInfo } from './introspect.js';
+export type { AsidInfo, CpuInfo, MmInfo, PageInfo, ProgramPosition, Pte, TaskInfo, VmaInfo } from './introspect.js';
 
 /**
  * An event of a System: the processor's (hw/events.ts) or the kernel's (kernel/events.ts), with
@@ -402,6 +402,21 @@ export class System {
   taskInfo(tid: number): TaskInfo | undefined {
     const t = this.kernel.tasks.get(tid);
     return t ? taskInfo(t) : undefined;
+  }
+
+  /** Fills `into` with where task `tid` is in its program (ProgramPosition); false when it has none (no such task, a kernel thread). */
+  position(tid: number, into: ProgramPosition): boolean {
+    return taskPosition(this.kernel, tid, into);
+  }
+
+  /** The address of the operation task `tid` is at, or with `fetched` of the one it fetched last (taskOpAddress); -1 when it has no program. */
+  opAddress(tid: number, fetched = false): number {
+    return taskOpAddress(this.kernel, tid, fetched);
+  }
+
+  /** The kernel options the system booted with (resolved: every option has its value). */
+  get kernelOptions(): Readonly<KernelOptions> {
+    return this.kernel.options;
   }
 
   /** The tid of the task current on `cpu`, 0 for the idle task. Throws ArgumentError for a CPU the machine does not have. */

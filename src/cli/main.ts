@@ -11,8 +11,10 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { IsolabError, ModelError, ScenarioError } from '../errors.js';
 import { FULL_LEVELS } from '../explore/dpor.js';
+import { CostTableError } from '../cost/table.js';
 import { checkCommand } from './check.js';
 import { exploreCommand, mergeCommand, replayCommand } from './explore.js';
+import { measureCommand } from './measure.js';
 import { reachCommand } from './reach.js';
 import { runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
@@ -155,6 +157,22 @@ program
   });
 
 program
+  .command('measure')
+  .description('run a scenario on a CPU profile and print what it cost: cycles and time per CPU, task, syscall and operation, by category, with the counts behind each figure')
+  .argument('<file>', 'scenario file (YAML)')
+  .option('--profile <name>', 'the CPU profile of the cost table (default: the table\'s default; docs/measure.md lists them)')
+  .option('--cost <file>', 'a cost table of your own, in the shape of src/cost/costs.yaml')
+  .option('--seed <n>', 'seed of the random schedule (overrides the scenario)', integer('--seed'))
+  .option('--max-steps <n>', 'stop after this many steps (overrides the scenario)', integer('--max-steps'))
+  .option('--schedule <steps>', 'replay this schedule first (as printed by isolab explore), then the policy, as run does')
+  .option('--kernel <key=value>', 'set a kernel option over the scenario\'s (repeatable)', collect)
+  .option('--json', 'print the report as JSON')
+  .option('-o, --output <file>', 'write here instead of stdout (replaced only when complete)')
+  .action((file: string, opts) => {
+    status = measureCommand(file, opts);
+  });
+
+program
   .command('tour')
   .description('run the built-in scenarios and print each question with the answer the model finds')
   .option('--json', 'print the results as JSON')
@@ -187,7 +205,7 @@ try {
   process.exitCode = status;
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
-  if (e instanceof ScenarioError) {
+  if (e instanceof ScenarioError || e instanceof CostTableError) {
     process.stderr.write(e.message + '\n');
     process.exit(2);
   }

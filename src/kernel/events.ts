@@ -68,8 +68,8 @@ export type KernelEvent =
   | { type: 'pte_mkclean'; cpu: number; pa: number; pfn: number }
   /** A control-protection exception (#CP) from user mode: `code` 1 near RET ... (arch/x86/kernel/cet.c). */
   | { type: 'control_protection'; cpu: number; tid: number; code: number; ip: number }
-  /** fork/clone created a task. */
-  | { type: 'fork'; cpu: number; parent: number; child: number; flags: number; ptes: number }
+  /** fork/clone created a task: `ptes` entries copied to the child, `wrprotected` of the parent's write-protected (ptep_set_wrprotect). */
+  | { type: 'fork'; cpu: number; parent: number; child: number; flags: number; ptes: number; wrprotected: number }
   /** execve replaced a task's image. */
   | { type: 'exec'; cpu: number; tid: number; image: string }
   /** A task exited; `status` is its wait status. */

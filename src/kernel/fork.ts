@@ -70,7 +70,7 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   if (k.tasks.size >= threadsMax(k.options, k.machine.mem.sizeBytes)) return -EAGAIN;
 
   // copy_mm
-  const stats: CopyStats = { ptes: 0 };
+  const stats: CopyStats = { ptes: 0, wrprotected: 0 };
   let mm: MmStruct;
   if (flags & CLONE_VM) {
     mm = t.mm!;
@@ -127,7 +127,7 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   group.live++;
   if (!(flags & CLONE_THREAD) && parent) parent.group.children.push(child);
   k.tasks.set(tid, child);
-  if (k.events.on) k.emit({ type: 'fork', cpu: pc.id, parent: t.tid, child: tid, flags, ptes: stats.ptes });
+  if (k.events.on) k.emit({ type: 'fork', cpu: pc.id, parent: t.tid, child: tid, flags, ptes: stats.ptes, wrprotected: stats.wrprotected });
   if (flags & CLONE_VFORK) {
     child.vforkParent = t;
     t.vforkWaiting = true;
@@ -168,9 +168,12 @@ export function mm_alloc(k: Kernel, mmapBase: number, nopti = false): MmStruct |
   return mm;
 }
 
-/** What a fork's page-table copy counts, in kernel_clone's frame: the entries copied (for the `fork` event). */
+/** What a fork's page-table copy counts, in kernel_clone's frame (for the `fork` event). */
 export interface CopyStats {
+  /** Entries copied into the child's tables. */
   ptes: number;
+  /** Parent entries write-protected (ptep_set_wrprotect, one per writable entry of a COW mapping). */
+  wrprotected: number;
 }
 
 /**
@@ -284,6 +287,7 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm:
     // __copy_present_ptes: in a COW mapping a writable entry is write-protected in both.
     if (is_cow && pte_write(ptent.lo, k.userShstk)) {
       // wrprotect_ptes → ptep_set_wrprotect
+      stats.wrprotected++;
       pc.touch = pa;
       if (wrprotect === 'cmpxchg') {
         yield STEP_READ;

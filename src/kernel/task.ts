@@ -182,9 +182,10 @@ export class Task {
   capPermitted = CAP_FULL_SET;
   /** With entry_stack per_task: the PTI stack's base address and frames (null when none). */
   ptiStack: { va: bigint; pfns: number[] } | null = null;
-  /** The operation the task was executing when it entered the kernel (for logs and restarts). */
+  /** The operation the task was executing when it entered the kernel (for logs and restarts): its function, index and ip. */
   opFn = '';
   opIndex = 0;
+  opIp = 0;
   /** The variable the running syscall's result goes to. */
   intoVar: string | undefined = undefined;
   /** Set by a syscall that leaves the user registers as it found them (rt_sigreturn, a successful execve). */

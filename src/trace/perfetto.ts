@@ -180,7 +180,7 @@ function describe(e: IsolabEvent, meta: TraceMeta): { name: string; cat: string;
     case 'ipi':
       return { name: `IPI to CPU ${e.to}`, cat: 'ipi', args: { ...task(e.tid), from: e.from, to: e.to } };
     case 'fork':
-      return { name: 'fork', cat: 'task', args: { parent: e.parent, parent_task: taskName(meta, e.parent), child: e.child, child_task: taskName(meta, e.child), flags: '0x' + e.flags.toString(16), ptes: e.ptes } };
+      return { name: 'fork', cat: 'task', args: { parent: e.parent, parent_task: taskName(meta, e.parent), child: e.child, child_task: taskName(meta, e.child), flags: '0x' + e.flags.toString(16), ptes: e.ptes, wrprotected: e.wrprotected } };
     case 'exec':
       return { name: `exec ${e.image}`, cat: 'task', args: { ...task(e.tid), image: e.image } };
     case 'exit':

@@ -94,6 +94,7 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   if (!fn || !Number.isInteger(idx)) return exc_invalid_opcode(k, pc, t);
   t.opFn = fn.name;
   t.opIndex = idx;
+  t.opIp = t.pc;
   t.opAddr = undefined;
   if (idx === fn.ops.length) return function_end(k, pc, u, t, fn);
   const op = fn.ops[idx];
