@@ -13,6 +13,7 @@ import { IsolabError, ModelError, ScenarioError } from '../errors.js';
 import { FULL_LEVELS } from '../explore/dpor.js';
 import { CostTableError } from '../cost/table.js';
 import { checkCommand } from './check.js';
+import { compareCommand } from './compare.js';
 import { exploreCommand, mergeCommand, replayCommand } from './explore.js';
 import { measureCommand } from './measure.js';
 import { reachCommand } from './reach.js';
@@ -170,6 +171,22 @@ program
   .option('-o, --output <file>', 'write here instead of stdout (replaced only when complete)')
   .action((file: string, opts) => {
     status = measureCommand(file, opts);
+  });
+
+program
+  .command('compare')
+  .description("run the sides of a debate (the scenario's sides: block, or --side) and set their counts and costs side by side, with each side's ratio to the first")
+  .argument('<file>', 'scenario file (YAML)')
+  .option('--side <name:settings>', 'a side instead of the scenario\'s: NAME:key=value,... with kernel options and profile=P (repeatable; at least two)', collect)
+  .option('--profile <name>', 'the cost profile of a side that names none (default: the table\'s default)')
+  .option('--cost <file>', 'a cost table of your own, in the shape of src/cost/costs.yaml')
+  .option('--kernel <key=value>', 'set a kernel option under every side\'s (repeatable)', collect)
+  .option('--seed <n>', 'seed of the random schedule (overrides the scenario)', integer('--seed'))
+  .option('--max-steps <n>', 'stop each run after this many steps', integer('--max-steps'))
+  .option('--json', 'print the comparison as JSON')
+  .option('-o, --output <file>', 'write here instead of stdout (replaced only when complete)')
+  .action((file: string, opts) => {
+    status = compareCommand(file, opts);
   });
 
 program

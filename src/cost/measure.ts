@@ -5,7 +5,7 @@
  * takes the paths it would on that CPU.
  */
 import type { CompiledScenario } from '../scenario/compile.js';
-import { Runner, type RunReport } from '../scenario/run.js';
+import { Runner, type Counts, type RunReport } from '../scenario/run.js';
 import { breakdown, CostAccountant, type CostBreakdown } from './account.js';
 import type { CostTable, Profile } from './table.js';
 
@@ -25,6 +25,8 @@ export interface MeasureReport {
   finished: boolean;
   /** Whether the scenario's expectations held in this run (they may depend on the CPU the profile gives). */
   passed: boolean;
+  /** The run's event counts, as `isolab run` reports them. */
+  counts: Counts;
   /** The whole run: every CPU's cycles summed (CPU time, not wall time). */
   total: CostBreakdown;
   cpus: (CostBreakdown & { cpu: number })[];
@@ -78,6 +80,7 @@ function report(c: CompiledScenario, table: CostTable, profile: Profile, acct: C
     steps: run.counts.steps,
     finished: run.finished,
     passed: run.passed,
+    counts: run.counts,
     total: breakdown(acct.total, profile),
     cpus: acct.cpus.map((b, cpu) => ({ cpu, ...breakdown(b, profile) })),
     tasks,

@@ -18,6 +18,7 @@ import { ExprError, foldExpr, suggest, toValue, type Folded } from './expr.js';
 import { EVENT_KINDS, type EventType, type FieldSpec, type FilterValue } from './events.js';
 import { issueAt, pathString, type Locator, type Path } from './load.js';
 import { FORKING_SYSCALLS, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
+import type { KernelOptions } from '../kernel/options.js';
 import type { Scenario } from './types.js';
 import { sortIssues, validateShape } from './validate.js';
 
@@ -130,7 +131,19 @@ export interface CompiledScenario {
   /** Thread names, with the kind of task each is. */
   threads: Map<string, 'process' | 'thread' | 'child'>;
   end: EndExpectations;
+  /** The sides of its debate (`sides`), in file order; empty when it declares none. */
+  sides: CompiledSide[];
   locator?: Locator;
+}
+
+/** One side of a debate: kernel options over the scenario's, and a cost profile. */
+export interface CompiledSide {
+  name: string;
+  description?: string;
+  kernel: Partial<KernelOptions>;
+  profile?: string;
+  /** Where it is in the file (for messages about it). */
+  path: Path;
 }
 
 /**
@@ -259,6 +272,7 @@ class Compiler {
       return { path: imgPath, program: this.compileProgram(imgPath, prog.ops, prog.functions, ['programs', imgPath], '', ctx, [], []) };
     });
     const end = this.compileEnd();
+    const sides = this.compileSides(system);
     this.checkAnswer();
     if (this.issues.length > 0) throw new ScenarioError(sortIssues(this.issues));
     return {
@@ -276,8 +290,27 @@ class Compiler {
       children: this.children,
       threads: this.threads,
       end,
+      sides,
       locator: this.loc,
     };
+  }
+
+  /** The sides of the debate, each booted once so that an option a side cannot have is reported at it. */
+  private compileSides(system: SystemConfig): CompiledSide[] {
+    const sides: CompiledSide[] = [];
+    for (const [name, side] of Object.entries(this.s.sides ?? {})) {
+      const path: Path = ['sides', name];
+      const kernel = { ...(side.kernel ?? {}) };
+      try {
+        new System({ ...system, script: undefined, kernel: { ...(system.kernel ?? {}), ...kernel } });
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        const opt = e.option.split('.');
+        this.issue(opt[0] === 'kernel' ? [...path, ...opt] : path, `side ${name}: ${e.message.slice(e.option.length + 2)}`);
+      }
+      sides.push({ name, description: side.description, kernel, profile: side.profile, path });
+    }
+    return sides;
   }
 
   /** Boots the configured machine once so that a configuration that cannot exist is reported at its option. */

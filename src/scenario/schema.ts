@@ -178,6 +178,21 @@ export function scenarioSchema(): Json {
           },
         },
       },
+      sides: {
+        type: 'object',
+        minProperties: 2,
+        propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_.-]*$' },
+        additionalProperties: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            description: { type: 'string' },
+            kernel: { type: 'object', additionalProperties: false, properties: Object.fromEntries(Object.entries(KERNEL_OPTION_SPECS).map(([k, s]) => [k, optionSchema(s)])) },
+            profile: { type: 'string', pattern: '\\S', description: 'The cost profile to measure this side on (isolab compare; docs/measure.md).' },
+          },
+        },
+        description: 'The sides of the debate the scenario is about, by name: kernel options over the scenario\'s, and a cost profile; isolab compare runs each and sets their counts and costs side by side.',
+      },
       programs: { type: 'object', propertyNames: { pattern: '^/' }, additionalProperties: { $ref: '#/definitions/program' }, description: 'Images execve can load, by path.' },
       processes: { type: 'array', minItems: 1, items: { $ref: '#/definitions/process' } },
       expect: { $ref: '#/definitions/endExpect' },

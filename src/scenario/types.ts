@@ -43,6 +43,11 @@ export interface Scenario {
      */
     steps?: (number | string)[];
   };
+  /**
+   * The sides of the debate the scenario is about, by name (`isolab compare` runs each): kernel
+   * options over the scenario's, and the cost profile to measure that side on.
+   */
+  sides?: Record<string, SideSpec>;
   /** Images execve can load, by path. */
   programs?: Record<string, ProgramSpec>;
   processes: ProcessSpec[];
@@ -54,6 +59,15 @@ export interface ProgramSpec {
   ops: OpSpec[];
   /** Functions: signal handlers (named by `handlers`), `@name` addresses. */
   functions?: Record<string, OpSpec[]>;
+}
+
+/** One side of a debate (`sides`). */
+export interface SideSpec {
+  description?: string;
+  /** Kernel options over the scenario's. */
+  kernel?: Partial<KernelOptions>;
+  /** The cost profile this side is measured on (default: the one `isolab compare` is given). */
+  profile?: string;
 }
 
 export interface ProcessSpec extends ProgramSpec {

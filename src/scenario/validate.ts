@@ -128,7 +128,9 @@ function describe(e: ErrorObject, data: unknown, loc: Locator | undefined): Scen
     case 'maxItems':
       return issueAt(loc, path, `expected at most ${String(p.limit)} item(s), got ${Array.isArray(value) ? value.length : 0}`);
     case 'minProperties':
-      return issueAt(loc, path, isOp ? 'an empty operation: expected one operation key such as load, store or mmap' : 'expected at least one key here');
+      if (isOp) return issueAt(loc, path, 'an empty operation: expected one operation key such as load, store or mmap');
+      if (path.length === 1 && path[0] === 'sides') return issueAt(loc, path, `a debate has at least ${String(p.limit)} sides; got ${value !== null && typeof value === 'object' ? Object.keys(value).length : 0}`);
+      return issueAt(loc, path, `expected at least ${String(p.limit)} key(s) here`);
     case 'pattern':
       return issueAt(loc, path, patternMessage(String(p.pattern), value), named !== undefined ? { key: true } : undefined);
     case 'propertyNames':

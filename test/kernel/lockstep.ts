@@ -563,6 +563,7 @@ function scenarioOf(c: LockstepCase): CompiledScenario {
     children: new OpTable(),
     threads: new Map(),
     end: { exit: [], memory: [], registers: [], ptes: [], invariants: [] },
+    sides: [],
   };
 }
 
