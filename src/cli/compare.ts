@@ -10,6 +10,7 @@ import { withKernelOptions } from '../explore/explore.js';
 import { compileScenarioFile } from '../scenario/index.js';
 import { formatNs } from './measure.js';
 import { checkOutputPath, writeOutput } from './output.js';
+import { parseParams } from './params.js';
 import { explainStartFailure } from './start.js';
 
 export interface CompareCommandOptions {
@@ -17,6 +18,7 @@ export interface CompareCommandOptions {
   profile?: string;
   cost?: string;
   kernel?: string[];
+  param?: string[];
   seed?: number;
   maxSteps?: number;
   json?: boolean;
@@ -28,7 +30,7 @@ export function compareCommand(file: string, opts: CompareCommandOptions): numbe
   const table = opts.cost !== undefined ? costTableFile(opts.cost) : builtinCostTable();
   const profile = profileOf(table, opts.profile);
   const sides = (opts.side ?? []).map(parseSide);
-  const compiled = withKernelOptions(compileScenarioFile(file), opts.kernel ?? []);
+  const compiled = withKernelOptions(compileScenarioFile(file, parseParams(opts.param ?? [])), opts.kernel ?? []);
   let report: CompareReport;
   try {
     report = compareSides(compiled, table, profile, sides, { seed: opts.seed, maxSteps: opts.maxSteps });

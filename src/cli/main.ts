@@ -19,6 +19,7 @@ import { measureCommand } from './measure.js';
 import { reachCommand } from './reach.js';
 import { runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
+import { sweepCommand } from './sweep.js';
 import { tourCommand } from './tour.js';
 import { traceCommand } from './trace.js';
 
@@ -70,6 +71,7 @@ program
   .option('--no-timeline', 'print the verdicts only')
   .option('--schedule <steps>', 'replay this schedule first (as printed by isolab explore: 0*120,1*17,e1.5,p0>1), then the policy')
   .option('--kernel <key=value>', 'set a kernel option over the scenario\'s (repeatable), as explore takes it', collect)
+  .option('--param <name=value>', "set one of the scenario's params (repeatable)", collect)
   .option('--json', 'print the result as JSON (schema: isolab schema --result)')
   .action((file: string, opts) => {
     status = runCommand(file, opts);
@@ -167,6 +169,7 @@ program
   .option('--max-steps <n>', 'stop after this many steps (overrides the scenario)', integer('--max-steps'))
   .option('--schedule <steps>', 'replay this schedule first (as printed by isolab explore), then the policy, as run does')
   .option('--kernel <key=value>', 'set a kernel option over the scenario\'s (repeatable)', collect)
+  .option('--param <name=value>', "set one of the scenario's params (repeatable)", collect)
   .option('--json', 'print the report as JSON')
   .option('-o, --output <file>', 'write here instead of stdout (replaced only when complete)')
   .action((file: string, opts) => {
@@ -181,12 +184,31 @@ program
   .option('--profile <name>', 'the cost profile of a side that names none (default: the table\'s default)')
   .option('--cost <file>', 'a cost table of your own, in the shape of src/cost/costs.yaml')
   .option('--kernel <key=value>', 'set a kernel option under every side\'s (repeatable)', collect)
+  .option('--param <name=value>', "set one of the scenario's params (repeatable)", collect)
   .option('--seed <n>', 'seed of the random schedule (overrides the scenario)', integer('--seed'))
   .option('--max-steps <n>', 'stop each run after this many steps', integer('--max-steps'))
   .option('--json', 'print the comparison as JSON')
   .option('-o, --output <file>', 'write here instead of stdout (replaced only when complete)')
   .action((file: string, opts) => {
     status = compareCommand(file, opts);
+  });
+
+program
+  .command('sweep')
+  .description("run a parameterised scenario (its params:) over a grid, each point on each side of its debate, and write PREFIX.csv and a chart, PREFIX.svg and PREFIX.png")
+  .argument('<file>', 'scenario file (YAML)')
+  .option('--param <name=range>', 'a param to sweep: name=from..to (every integer), name=from..to:steps (evenly spaced), name=from..to:steps:log, or name=a,b,c (repeatable: a grid)', collect)
+  .option('--set <name=value>', 'fix a param for the whole sweep (repeatable)', collect)
+  .option('--side <name:settings>', "a side instead of the scenario's: NAME:key=value,... with kernel options and profile=P (repeatable)", collect)
+  .option('--profile <name>', 'the cost profile of a side that names none')
+  .option('--cost <file>', 'a cost table of your own')
+  .option('--kernel <key=value>', 'set a kernel option under every side (repeatable)', collect)
+  .option('--metric <name>', 'what the chart plots: cycles (default), ns, cycles_<category>, count_<cost>, events_<count>')
+  .option('--relative-to <side>', "plot each other side's metric as its excess over this side's, in per cent")
+  .option('--out <prefix>', 'where to write: PREFIX.csv, PREFIX.svg, PREFIX.png (default sweep-<scenario>)')
+  .option('--json', 'print the rows and the plotted points as JSON')
+  .action(async (file: string, opts) => {
+    status = await sweepCommand(file, opts);
   });
 
 program

@@ -11,6 +11,7 @@ import { measureScenario, type MeasureReport } from '../cost/measure.js';
 import { builtinCostTable, costTableFile, profileOf } from '../cost/table.js';
 import { compileScenarioFile } from '../scenario/index.js';
 import { checkOutputPath, writeOutput } from './output.js';
+import { parseParams } from './params.js';
 import { explainStartFailure } from './start.js';
 
 export interface MeasureCommandOptions {
@@ -22,13 +23,14 @@ export interface MeasureCommandOptions {
   maxSteps?: number;
   schedule?: string;
   kernel?: string[];
+  param?: string[];
 }
 
 export function measureCommand(file: string, opts: MeasureCommandOptions): number {
   if (opts.output !== undefined) checkOutputPath(opts.output);
   const table = opts.cost !== undefined ? costTableFile(opts.cost) : builtinCostTable();
   const profile = profileOf(table, opts.profile);
-  const compiled = withKernelOptions(compileScenarioFile(file), opts.kernel ?? []);
+  const compiled = withKernelOptions(compileScenarioFile(file, parseParams(opts.param ?? [])), opts.kernel ?? []);
   const schedule = opts.schedule !== undefined ? parseSchedule(opts.schedule, compiled.system.cpus ?? 1) : undefined;
   let report: MeasureReport;
   try {

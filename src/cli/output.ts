@@ -70,8 +70,8 @@ export function checkOutputPath(file: string): void {
   if (!d.isDirectory()) throw new OutputError(`cannot write ${file}: ${dir} is not a directory`);
 }
 
-/** Writes `text` to `file` atomically, or to stdout when `file` is undefined or '-'. */
-export function writeOutput(file: string | undefined, text: string): void {
+/** Writes `text` (or bytes) to `file` atomically, or to stdout when `file` is undefined or '-'. */
+export function writeOutput(file: string | undefined, text: string | Uint8Array): void {
   if (file === undefined || file === '-') {
     process.stdout.write(text);
     return;
@@ -86,7 +86,7 @@ export function writeOutput(file: string | undefined, text: string): void {
     throw new OutputError(`cannot write ${file}: ${reason(e)}`);
   }
   try {
-    const buf = Buffer.from(text, 'utf8');
+    const buf = typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
     closeSync(fd);

@@ -3,6 +3,7 @@ import { parseSchedule } from '../explore/schedule.js';
 import { compileScenarioFile } from '../scenario/index.js';
 import { withKernelOptions } from '../explore/explore.js';
 import { runScenario } from '../scenario/run.js';
+import { parseParams } from './params.js';
 import { progressBar } from './progress.js';
 import { formatRun } from './report.js';
 import { explainStartFailure } from './start.js';
@@ -16,10 +17,12 @@ export interface RunCommandOptions {
   schedule?: string;
   /** `--kernel key=value` settings over the scenario's kernel options. */
   kernel?: string[];
+  /** `--param name=value`: the scenario's params. */
+  param?: string[];
 }
 
 export function runCommand(file: string, opts: RunCommandOptions): number {
-  const compiled = withKernelOptions(compileScenarioFile(file), opts.kernel ?? []);
+  const compiled = withKernelOptions(compileScenarioFile(file, parseParams(opts.param ?? [])), opts.kernel ?? []);
   const schedule = opts.schedule !== undefined ? parseSchedule(opts.schedule, compiled.system.cpus ?? 1) : undefined;
   const progress = opts.json ? undefined : progressBar(compiled.name);
   let report;

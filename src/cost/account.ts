@@ -385,7 +385,8 @@ export class CostAccountant {
         if (id < 0) return;
         ops.runs[id]++;
         if (r.op === 'syscall' || r.signal) return;
-        this.charge(e.cpu, r.tid, USER_OP, 1);
+        // A work operation stands for `value` instructions.
+        this.charge(e.cpu, r.tid, USER_OP, r.op === 'work' ? Number(r.value ?? 0n) : 1);
         if (r.op === 'rdpkru') this.charge(e.cpu, r.tid, RDPKRU, 1);
         return;
       }

@@ -3,13 +3,53 @@
  * the built-in costs.yaml), so that the document cannot drift: test/cost/docs.test.ts fails when
  * the document's copy differs, and `npm run docs:costs` writes it anew.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type * as vl from 'vega-lite';
+import { calibrateV1, calibrateV2, withinTolerance, type CalibrationPoint } from './calibration.js';
+import { renderChart } from './chart.js';
 import { COST_KEYS, COST_NAMES } from './keys.js';
 import { builtinCostTable, type CostTable } from './table.js';
 
 export const BEGIN = '<!-- cost tables: made by npm run docs:costs from src/cost/keys.ts and src/cost/costs.yaml -->';
 export const END = '<!-- end of cost tables -->';
+
+export const CAL_BEGIN = '<!-- calibration: made by npm run docs:calibration from src/cost/calibration.ts -->';
+export const CAL_END = '<!-- end of calibration -->';
+
+/** The calibration table: each target's published figure, the model's, the error and the tolerance. */
+export function calibrationMarkdown(points: CalibrationPoint[]): string {
+  let s = '| target | experiment | published | model | error | tolerance | within |\n|---|---|---|---|---|---|---|\n';
+  for (const p of points) {
+    const err = p.absolute !== undefined ? `${(p.model - p.published).toFixed(2)} ${p.unit === '%' ? 'pp' : p.unit}` : `${(((p.model - p.published) / p.published) * 100).toFixed(1)} %`;
+    const tol = p.absolute !== undefined ? `±${p.absolute} ${p.unit === '%' ? 'pp' : p.unit}` : `±${Math.round(p.tolerance * 100)} %`;
+    s += `| ${p.target} | ${p.label} | ${p.published} ${p.unit} | ${p.model.toFixed(3)} ${p.unit} | ${err} | ${tol} | ${withinTolerance(p) ? 'yes' : 'no'} |\n`;
+  }
+  return s;
+}
+
+/** The chart of one target: the published figure and the model's, side by side for each experiment. */
+export function calibrationChartSpec(points: CalibrationPoint[], title: string): vl.TopLevelSpec {
+  const values = points.flatMap((p) => [
+    { experiment: p.label, source: 'published', value: p.published },
+    { experiment: p.label, source: 'isolab', value: p.model },
+  ]);
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 520,
+    height: 260,
+    background: 'white',
+    data: { values },
+    mark: 'bar',
+    encoding: {
+      x: { field: 'experiment', type: 'nominal', title: null, sort: null, axis: { labelAngle: -20, labelLimit: 260 } },
+      xOffset: { field: 'source' },
+      y: { field: 'value', type: 'quantitative', title: points[0].unit === '%' ? 'overhead (%)' : `round trip (${points[0].unit})` },
+      color: { field: 'source', type: 'nominal', title: null },
+    },
+  } as vl.TopLevelSpec;
+}
 
 /** A table cell: pipes escaped, line breaks folded. */
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\s+/g, ' ');
@@ -40,8 +80,35 @@ export function withTables(text: string, tables: string): string {
   return text.slice(0, b + BEGIN.length) + '\n\n' + tables + '\n' + text.slice(e);
 }
 
-/** Run as a script: rewrites docs/measure.md's tables. */
+/** `text` with the part between `begin` and `end` replaced by `body`. */
+export function between(text: string, begin: string, end: string, body: string): string {
+  const b = text.indexOf(begin);
+  const e = text.indexOf(end);
+  if (b < 0 || e < b) throw new Error(`docs/measure.md lacks the markers ${begin} and ${end}`);
+  return text.slice(0, b + begin.length) + '\n\n' + body + '\n' + text.slice(e);
+}
+
+/**
+ * Run as a script: rewrites docs/measure.md's cost tables; with --calibration, its calibration
+ * table and the charts docs/img/calibration-v1.{svg,png} and calibration-v2.{svg,png}.
+ */
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const file = fileURLToPath(new URL('../../../docs/measure.md', import.meta.url));
-  writeFileSync(file, withTables(readFileSync(file, 'utf8'), costTablesMarkdown()));
+  let text = withTables(readFileSync(file, 'utf8'), costTablesMarkdown());
+  if (process.argv.includes('--calibration')) {
+    const v1 = calibrateV1();
+    const v2 = calibrateV2();
+    text = between(text, CAL_BEGIN, CAL_END, calibrationMarkdown([...v1, ...v2]));
+    const img = fileURLToPath(new URL('../../../docs/img/', import.meta.url));
+    mkdirSync(img, { recursive: true });
+    for (const [name, pts, title] of [
+      ['calibration-v1', v1, "V1: PTI's overhead against the syscall rate (Gregg 2018)"],
+      ['calibration-v2', v2, "V2: PCID ping-pong round trips (Lutomirski's commit 10af6235e0d3)"],
+    ] as const) {
+      const { svg, png } = await renderChart(calibrationChartSpec(pts, title));
+      writeFileSync(`${img}${name}.svg`, svg);
+      writeFileSync(`${img}${name}.png`, png);
+    }
+  }
+  writeFileSync(file, text);
 }

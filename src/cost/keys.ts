@@ -17,7 +17,7 @@ export interface CostKey {
 
 /** Every figure a profile gives, by name, in the order reports and docs list them. */
 export const COST_KEYS = {
-  user_op: { category: 'user', charged: 'each user operation that completes, syscalls excepted (a load, a store, a fetch, WRPKRU...)' },
+  user_op: { category: 'user', charged: 'each user operation that completes, syscalls excepted (a load, a store, a fetch, WRPKRU...); a `work` operation of N instructions N times' },
   syscall: { category: 'syscall', charged: 'each syscall (`syscall_enter`): SYSCALL, SYSRET and the C dispatch, the entry steps billed apart' },
   swapgs: { category: 'entry', charged: 'each SWAPGS of the entry and exit code (`entry` what=swapgs)' },
   stack_switch: { category: 'entry', charged: 'each stack switch of the entry and exit code (`entry` what=stack_switch)' },

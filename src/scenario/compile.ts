@@ -14,7 +14,7 @@ import {
 } from '../kernel/uapi.js';
 import { System, type IsolabEvent, type SystemConfig } from '../system.js';
 import { REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
-import { ExprError, foldExpr, suggest, toValue, type Folded } from './expr.js';
+import { CONSTANTS, ExprError, foldExpr, suggest, toValue, type Folded } from './expr.js';
 import { EVENT_KINDS, type EventType, type FieldSpec, type FilterValue } from './events.js';
 import { issueAt, pathString, type Locator, type Path } from './load.js';
 import { FORKING_SYSCALLS, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
@@ -133,6 +133,8 @@ export interface CompiledScenario {
   end: EndExpectations;
   /** The sides of its debate (`sides`), in file order; empty when it declares none. */
   sides: CompiledSide[];
+  /** Its params as compiled (defaults, then the overrides given). */
+  params: Record<string, number>;
   locator?: Locator;
 }
 
@@ -219,10 +221,18 @@ interface ProcCtx {
  * Validates and compiles scenario data. `data` is what a YAML file parsed to, or a Scenario
  * object. Throws ScenarioError with every issue found, located through `locator`.
  */
-export function compileScenario(data: unknown, locator?: Locator, defaultName = 'scenario'): CompiledScenario {
+export function compileScenario(data: unknown, locator?: Locator, defaultName = 'scenario', params: Record<string, number> = {}): CompiledScenario {
   const shape = validateShape(data, locator);
   if (shape.length > 0) throw new ScenarioError(shape);
-  return new Compiler(data as Scenario, locator).compile(defaultName);
+  const declared = (data as Scenario).params ?? {};
+  for (const name of Object.keys(params)) {
+    if (!(name in declared)) {
+      const known = Object.keys(declared);
+      throw new ArgumentError('--param', `${name}: the scenario has ${known.length === 0 ? 'no params (declare them in a params: block)' : `no param ${name}; its params: ${known.join(', ')}${suggest(name, known)}`}`);
+    }
+    if (!Number.isSafeInteger(params[name])) throw new ArgumentError('--param', `${name}: expected an integer, got ${String(params[name])}`);
+  }
+  return new Compiler(data as Scenario, locator, params).compile(defaultName);
 }
 
 class Compiler {
@@ -241,7 +251,25 @@ class Compiler {
   /** The repeats being unrolled, innermost last: where the operation limit is reported. */
   private readonly repeats: Path[] = [];
 
-  constructor(private readonly s: Scenario, private readonly loc: Locator | undefined) {}
+  /** The names a value may use besides the constants: the params, and the indices of the repeats being unrolled. */
+  private readonly names = new Map<string, bigint>();
+  /** The params as this compile sets them (defaults, then the overrides). */
+  private readonly params: Record<string, number> = {};
+
+  constructor(private readonly s: Scenario, private readonly loc: Locator | undefined, private readonly overrides: Record<string, number> = {}) {}
+
+  /** Takes in the params: their defaults, then the overrides; a param that shadows a constant is refused. */
+  private compileParams(): void {
+    for (const [name, v] of Object.entries(this.s.params ?? {})) {
+      if (CONSTANTS.has(name)) {
+        this.issue(['params', name], `${name} is a constant (docs/scenario-format.md, Constants); give the param another name`, { key: true });
+        continue;
+      }
+      const value = this.overrides[name] ?? v;
+      this.params[name] = value;
+      this.names.set(name, BigInt(value));
+    }
+  }
 
   private issue(path: Path, message: string, opts?: { key?: boolean; offset?: number }): void {
     this.issues.push(issueAt(this.loc, path, message, opts));
@@ -249,6 +277,7 @@ class Compiler {
 
   compile(defaultName: string): CompiledScenario {
     const s = this.s;
+    this.compileParams();
     this.cpus = s.machine?.cpus ?? 1;
     const system: SystemConfig = {
       cpus: this.cpus,
@@ -291,6 +320,7 @@ class Compiler {
       threads: this.threads,
       end,
       sides,
+      params: this.params,
       locator: this.loc,
     };
   }
@@ -541,14 +571,32 @@ class Compiler {
       }
       case 'repeat': {
         noResult('repeat');
-        const r = arg as { count: number; ops: unknown[] };
+        const r = arg as { count: number | string; index?: string; ops: unknown[] };
+        const count = this.constantOf(r.count, [...kpath, 'count'], 0, 100000, 'a repeat count');
+        if (count === null) break;
+        if (r.index !== undefined && (this.names.has(r.index) || CONSTANTS.has(r.index))) {
+          this.issue([...kpath, 'index'], `${r.index} is already a ${this.names.has(r.index) ? 'param or an outer repeat\'s index' : 'constant'}; give the index another name`);
+          break;
+        }
         this.repeats.push(path);
-        if (r.count === 0) {
+        if (count === 0) {
           // Checked all the same; the copy is never part of the program, so its expectations are never reached.
+          if (r.index !== undefined) this.names.set(r.index, 0n);
           this.compileList(r.ops, [...kpath, 'ops'], { ...f, fn: `${f.fn}.${f.out.length}.never`, defined: new Set(f.defined), out: [], own: false });
         }
-        for (let c = 0; c < r.count && this.opCount <= MAX_OPS; c++) this.compileList(r.ops, [...kpath, 'ops'], f);
+        for (let c = 0; c < count && this.opCount <= MAX_OPS; c++) {
+          if (r.index !== undefined) this.names.set(r.index, BigInt(c));
+          this.compileList(r.ops, [...kpath, 'ops'], f);
+        }
+        if (r.index !== undefined) this.names.delete(r.index);
         this.repeats.pop();
+        break;
+      }
+      case 'work': {
+        noResult('work');
+        const n = this.constantOf(arg, kpath, 0, 1e12, 'a number of instructions');
+        if (n === null) break;
+        this.emit(f, { op: 'work', count: n }, { path, label: `work ${n}${note}`, syscall: false });
         break;
       }
       case 'call':
@@ -731,6 +779,21 @@ class Compiler {
     if (as) f.defined.add(as);
   }
 
+  /** A value that must be a constant from `min` to `max` (params allowed), or null with the issue reported. */
+  private constantOf(v: unknown, path: Path, min: number, max: number, what: string): number | null {
+    const folded = this.fold(v, path);
+    if (!folded) return null;
+    if (folded.ref) {
+      this.issue(path, `${what} must be known when the file is loaded: ${folded.ref} is known only when the program runs`);
+      return null;
+    }
+    if (folded.constant < BigInt(min) || folded.constant > BigInt(max)) {
+      this.issue(path, `${String(v)} is ${folded.constant}; ${what} is from ${min} to ${max}`);
+      return null;
+    }
+    return Number(folded.constant);
+  }
+
   /** Folds a value and checks its run-time term. */
   private value(v: unknown, path: Path, f: FnCtx | null, allowed?: Set<string>): Value {
     const folded = this.fold(v, path);
@@ -742,7 +805,7 @@ class Compiler {
   private fold(v: unknown, path: Path): Folded | null {
     if (typeof v === 'number') return { constant: BigInt(v) };
     try {
-      const folded = foldExpr(String(v));
+      const folded = foldExpr(String(v), this.names);
       if (folded.constant >= 1n << 64n || folded.constant < -(1n << 63n)) {
         this.issue(path, `${String(v)} does not fit in 64 bits`);
         return null;

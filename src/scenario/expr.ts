@@ -70,10 +70,11 @@ export const MAX_EXPR_DEPTH = 256;
 const PRECEDENCE: Record<string, number> = { '|': 1, '^': 2, '&': 3, '<<': 4, '>>': 4, '+': 5, '-': 5, '*': 6 };
 
 /**
- * Folds the text of a value. Throws ExprError at the offending offset for an unknown constant,
+ * Folds the text of a value, its names looked up in `names` (the scenario's params and repeat
+ * indices) before the constants. Throws ExprError at the offending offset for an unknown name,
  * a syntax error, or a run-time term used other than as `ref ± constant`.
  */
-export function foldExpr(text: string): Folded {
+export function foldExpr(text: string, names?: ReadonlyMap<string, bigint>): Folded {
   const tokens = tokenize(text);
   if (tokens.length === 0) throw new ExprError(0, 'expected a value, found nothing');
   let i = 0;
@@ -102,8 +103,8 @@ export function foldExpr(text: string): Folded {
       return { constant: BigInt(digits), at: t.at };
     }
     if (t.kind === 'name') {
-      const v = CONSTANTS.get(t.text);
-      if (v === undefined) throw new ExprError(t.at, `unknown constant ${t.text}${suggest(t.text, [...CONSTANTS.keys()])}`);
+      const v = names?.get(t.text) ?? CONSTANTS.get(t.text);
+      if (v === undefined) throw new ExprError(t.at, `unknown constant ${t.text}${suggest(t.text, [...(names?.keys() ?? []), ...CONSTANTS.keys()])}`);
       return { constant: v, at: t.at };
     }
     if (t.kind === 'ref') return { ref: t.text, constant: 0n, at: t.at };

@@ -9,11 +9,11 @@ import { ScenarioError } from '../errors.js';
 import { compileScenario, type CompiledScenario } from './compile.js';
 import { loadScenarioText, MAX_FILE_BYTES, tooLarge } from './load.js';
 
-/** Parses and checks scenario text; `file` names it in messages. Throws ScenarioError. */
-export function compileScenarioText(text: string, file: string): CompiledScenario {
+/** Parses and checks scenario text; `file` names it in messages; `params` override the scenario's params. Throws ScenarioError (ArgumentError for a param it lacks). */
+export function compileScenarioText(text: string, file: string, params?: Record<string, number>): CompiledScenario {
   const loaded = loadScenarioText(text, file);
   if (loaded.issues.length > 0) throw new ScenarioError(loaded.issues);
-  return compileScenario(loaded.data, loaded.locator, basename(file).replace(/\.ya?ml$/, ''));
+  return compileScenario(loaded.data, loaded.locator, basename(file).replace(/\.ya?ml$/, ''), params);
 }
 
 /**
@@ -51,8 +51,8 @@ function readScenarioFile(file: string): string {
 }
 
 /** Reads, parses and checks a scenario file. Throws ScenarioError (an unreadable or oversized file included). */
-export function compileScenarioFile(file: string): CompiledScenario {
-  return compileScenarioText(readScenarioFile(file), file);
+export function compileScenarioFile(file: string, params?: Record<string, number>): CompiledScenario {
+  return compileScenarioText(readScenarioFile(file), file, params);
 }
 
 export { compileScenario, OpTable, type CompiledScenario, type OpInfo } from './compile.js';

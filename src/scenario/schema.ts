@@ -14,7 +14,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'transient_load'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'transient_load'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -126,7 +126,14 @@ export function scenarioSchema(): Json {
     store: { type: 'object', additionalProperties: false, required: ['addr', 'value'], properties: { addr: expr, value: expr, size: { $ref: '#/definitions/size' } }, description: 'Store the low size bytes of value at addr.' },
     fetch: { type: ['integer', 'string', 'object'], additionalProperties: false, required: ['addr'], properties: { addr: expr }, description: 'Call the code at addr (an instruction fetch): an address, or {addr}.' },
     set: { type: 'object', minProperties: 1, propertyNames: { $ref: '#/definitions/name' }, additionalProperties: expr, description: 'Set variables.' },
-    repeat: { type: 'object', additionalProperties: false, required: ['count', 'ops'], properties: { count: { type: 'integer', minimum: 0, maximum: 100000 }, ops }, description: 'Run ops count times.' },
+    repeat: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['count', 'ops'],
+      properties: { count: { type: ['integer', 'string'], minimum: 0, maximum: 100000, description: '0 to 100000, or a constant expression (params included)' }, index: { $ref: '#/definitions/name', description: 'A name for the iteration number (0, 1, ...) in the values of ops.' }, ops },
+      description: 'Run ops count times.',
+    },
+    work: { $ref: '#/definitions/expr', description: 'That many instructions of user work touching no memory (register arithmetic), as one operation: the work between a workload\'s syscalls and accesses.' },
     call: { $ref: '#/definitions/expr', description: 'CALL the function at an address (@name): pushes the return address on the stack, and on the shadow stack when it is on.' },
     wrpkru: { $ref: '#/definitions/expr', description: 'WRPKRU: PKRU = the value. No syscall and no TLB flush; #UD (SIGILL) without protection keys.' },
     rdpkru: { type: 'null', description: 'RDPKRU: PKRU is the result (name it with as).' },
@@ -177,6 +184,12 @@ export function scenarioSchema(): Json {
             description: 'A scripted start, in the schedule syntax `isolab explore` prints: each item is a CPU number (that CPU takes one step: one kernel-path or user step), "e<cpu>.<slot>" (the TLB entry in that slot of that CPU is evicted), "p<cpu>" (the task on that CPU is preempted), "p<cpu>><cpu>" (preempted and moved to the second CPU) or any other token of that syntax (docs/explore.md), each optionally followed by "*count"; a string may hold several, separated by commas ("0*120,1*17,p0>1"). The policy takes over after it.',
           },
         },
+      },
+      params: {
+        type: 'object',
+        propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+        additionalProperties: { type: 'integer' },
+        description: 'Parameters and their default values: names a value may use like a constant, set with --param name=value and swept by isolab sweep.',
       },
       sides: {
         type: 'object',

@@ -44,6 +44,11 @@ export interface Scenario {
     steps?: (number | string)[];
   };
   /**
+   * Parameters, by name, with their default values: names a value may use like a constant, set
+   * by `--param name=value` (run, measure, compare) and swept by `isolab sweep`.
+   */
+  params?: Record<string, number>;
+  /**
    * The sides of the debate the scenario is about, by name (`isolab compare` runs each): kernel
    * options over the scenario's, and the cost profile to measure that side on.
    */

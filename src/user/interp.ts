@@ -144,6 +144,9 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
     case 'set':
       t.vars.set(op.var, valueOf(t, fn.values[idx]!));
       break;
+    case 'work':
+      k.recordOp(t, BigInt(op.count), undefined);
+      break;
     case 'syscall':
       return syscall_insn(k, pc, t, fn, idx);
     case 'longjmp':

@@ -39,6 +39,12 @@ export type Op =
   | { op: 'return' }
   /** CALL: pushes the return address (and, with the shadow stack on, pushes it there too) and runs the function at `addr`. */
   | { op: 'call'; addr: Value }
+  /**
+   * `count` instructions of user work that touch no memory but their own text (register
+   * arithmetic), executed as one operation: what a workload does between its syscalls and
+   * accesses. Its record's value is `count`.
+   */
+  | { op: 'work'; count: number }
   /** WRPKRU: PKRU = `value`. No syscall, no flush: the next access obeys it. */
   | { op: 'wrpkru'; value: Value }
   /** RDPKRU: PKRU goes to `into`. */
@@ -202,6 +208,12 @@ export class ProgramImage {
           f.addrs[i] = null;
           f.args[i] = NO_VALUES;
           break;
+        case 'work':
+          if (!Number.isSafeInteger(op.count) || op.count < 0) throw new ArgumentError('program', `${this.where(f, i)}.count: expected a number of instructions (an integer of 0 or more), got ${String(op.count)}`);
+          f.addrs[i] = null;
+          f.values[i] = null;
+          f.args[i] = NO_VALUES;
+          break;
         case 'longjmp':
         case 'return':
         case 'rdpkru':
@@ -227,7 +239,7 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
       }
     });
   }

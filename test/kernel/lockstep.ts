@@ -564,6 +564,7 @@ function scenarioOf(c: LockstepCase): CompiledScenario {
     threads: new Map(),
     end: { exit: [], memory: [], registers: [], ptes: [], invariants: [] },
     sides: [],
+    params: {},
   };
 }
 
