@@ -19,6 +19,7 @@ import type { MmStruct } from './kernel/mm.js';
 import { PG_anon, PG_dirty } from './kernel/page.js';
 import { pte_pfn, pte_present } from './kernel/pgtable.js';
 import { check_pti_user_pgd } from './kernel/pti.js';
+import { SYSCALLS } from './kernel/syscalls.js';
 import type { Task, TaskState } from './kernel/task.js';
 import { FnEnd, OP_BYTES, type CFunction } from './user/program.js';
 
@@ -126,8 +127,9 @@ export function taskInfo(t: Task): TaskInfo {
 }
 
 /**
- * Where a task is in its program: the operation at its ip (`fn`, `index`, `op`; at a
- * function's end `index` is the function's length and `op` is `exit` or `return`), and the
+ * Where a task is in its program: the operation at its ip (`fn`, `index`, `op`: its kind, a
+ * syscall's name for a syscall; at a function's end `index` is the function's length and `op`
+ * is `exit` or `return`), and the
  * operation it fetched last (`fetched*`), which a syscall in progress belongs to: SYSCALL moves
  * the ip past it. Filled in place by System.position, so that a caller asking at every event
  * allocates nothing.
@@ -142,10 +144,13 @@ export interface ProgramPosition {
   fetchedOp: string;
 }
 
-/** The name of operation `index` of `f`: its `op`, or at the function's end `exit` or `return`. */
+/** The name of operation `index` of `f`: its `op` (a syscall's name for a syscall), or at the function's end `exit` or `return`. */
 function opNameAt(f: CFunction, index: number): string {
-  if (index < f.ops.length) return f.ops[index].op;
-  return f.end === FnEnd.Exit ? 'exit' : 'return';
+  if (index >= f.ops.length) return f.end === FnEnd.Exit ? 'exit' : 'return';
+  const op = f.ops[index];
+  if (op.op !== 'syscall') return op.op;
+  if (typeof op.name === 'string') return op.name;
+  return SYSCALLS[op.name]?.name ?? `syscall_${op.name}`;
 }
 
 /**

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type * as vl from 'vega-lite';
 import { calibrateV1, calibrateV2, withinTolerance, type CalibrationPoint } from './calibration.js';
+import { answerSeedQuestions, type Answer } from './questions.js';
 import { renderChart } from './chart.js';
 import { COST_KEYS, COST_NAMES } from './keys.js';
 import { builtinCostTable, type CostTable } from './table.js';
@@ -51,6 +52,20 @@ export function calibrationChartSpec(points: CalibrationPoint[], title: string):
   } as vl.TopLevelSpec;
 }
 
+export const Q_BEGIN = '<!-- questions: made by npm run docs:calibration from src/cost/questions.ts -->';
+export const Q_END = '<!-- end of questions -->';
+
+/** The seeds' cost questions and the model's answers, each with its command. */
+export function questionsMarkdown(answers: Answer[]): string {
+  let s = '';
+  for (const a of answers) {
+    s += `**Seed ${a.seed}: ${a.question}** \`${a.command}\`\n\n| | |\n|---|---|\n`;
+    for (const f of a.figures) s += `| ${f.label} | ${Number.isInteger(f.value) ? f.value.toLocaleString('en-US') : f.value.toFixed(2)} ${f.unit} |\n`;
+    s += '\n';
+  }
+  return s.trimEnd() + '\n';
+}
+
 /** A table cell: pipes escaped, line breaks folded. */
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\s+/g, ' ');
 
@@ -90,7 +105,8 @@ export function between(text: string, begin: string, end: string, body: string):
 
 /**
  * Run as a script: rewrites docs/measure.md's cost tables; with --calibration, its calibration
- * table and the charts docs/img/calibration-v1.{svg,png} and calibration-v2.{svg,png}.
+ * table, the charts docs/img/calibration-v1.{svg,png} and calibration-v2.{svg,png}, and the
+ * answers to the seeds' cost questions.
  */
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const file = fileURLToPath(new URL('../../../docs/measure.md', import.meta.url));
@@ -99,6 +115,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const v1 = calibrateV1();
     const v2 = calibrateV2();
     text = between(text, CAL_BEGIN, CAL_END, calibrationMarkdown([...v1, ...v2]));
+    text = between(text, Q_BEGIN, Q_END, questionsMarkdown(answerSeedQuestions()));
     const img = fileURLToPath(new URL('../../../docs/img/', import.meta.url));
     mkdirSync(img, { recursive: true });
     for (const [name, pts, title] of [
