@@ -223,6 +223,15 @@ async function main(): Promise<void> {
       target: `${p.cr3PerSyscall.toFixed(2)} CR3 writes, ${p.tlbMissesPerSyscall.toFixed(2)} TLB misses per syscall`,
     });
   }
+  // Cost accounting on against off (bench/measure.ts), in its own process with --expose-gc.
+  const measureScript = fileURLToPath(new URL('./measure.js', import.meta.url));
+  const mo = JSON.parse(execFileSync(process.execPath, ['--expose-gc', measureScript], { encoding: 'utf8' }).trim().split('\n').pop()!) as { pairs: number; ratios: number[]; medianRatio: number; medianControl: number };
+  kernelRows.push({
+    task: 'cost accounting: measure against run',
+    figure: `${mo.medianRatio.toFixed(2)}x`,
+    runs: `${mo.pairs} pairs, median; control (run against run) ${mo.medianControl.toFixed(2)}x`,
+    target: '<= 1.10x',
+  });
   // The explorer: DPOR on the seed 003 fork-against-write scenario and the stale-TLB one.
   const exploreScript = fileURLToPath(new URL('./explore.js', import.meta.url));
   const ex = JSON.parse(execFileSync(process.execPath, [exploreScript], { encoding: 'utf8' }).trim().split('\n').pop()!) as Record<string, { executions: number; steps: number; seconds: number; stepsPerSecond: number; executionsPerSecond: number }>;

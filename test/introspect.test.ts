@@ -293,3 +293,23 @@ test('a bad operand is named by function, operation index and field', () => {
   refused({ main: [{ op: 'syscall', name: 'fork', child: [{ op: 'set', var: 'x', value: '&missing' }] }] }, 'bad: main.0.child[0].value: no string named missing');
   refused({ main: [{ op: 'load', addr: 0x1000, size: 3 as 8 }] }, 'bad: main[0].size: expected 1, 2, 4 or 8, got 3');
 });
+
+// Where a task is in its program (System.position, System.opAddress): the operation at its ip,
+// and the one it fetched last, which a syscall in progress belongs to (SYSCALL has moved the ip
+// past it). The image lays operations out OP_BYTES (16) apart from TEXT_BASE (0x400000).
+test('position: the operation at the ip, and the one fetched last during its syscall', () => {
+  const sys = boot();
+  const tid = sys.spawn({ main: [{ op: 'set', var: 'x', value: 1 }, { op: 'syscall', name: 'sched_yield' }, marker] });
+  const pos = { image: '', fn: '', index: -1, op: '', fetchedFn: '', fetchedIndex: -1, fetchedOp: '' };
+  assert.equal(sys.position(tid, pos), true);
+  assert.deepEqual([pos.image, pos.fn, pos.index, pos.op], ['init', 'main', 0, 'set']);
+  assert.equal(sys.opAddress(tid), 0x400000);
+  // Run until the task is in its sched_yield: the ip is past it, the fetched operation is it.
+  while (sys.taskInfo(tid)?.kernel !== 'syscall') assert.ok(sys.step());
+  sys.position(tid, pos);
+  assert.deepEqual([pos.index, pos.op, pos.fetchedIndex, pos.fetchedOp], [2, 'getpid', 1, 'sched_yield']);
+  assert.equal(sys.opAddress(tid), 0x400000 + 2 * 16);
+  assert.equal(sys.opAddress(tid, true), 0x400000 + 16);
+  assert.equal(sys.position(99999, pos), false);
+  assert.equal(sys.opAddress(99999), -1);
+});

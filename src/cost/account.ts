@@ -251,6 +251,14 @@ export class CostAccountant {
   private readonly state: (TaskState | undefined)[] = [];
   /** Events seen: the key of TaskState.seq. */
   private seq = 0;
+  /**
+   * Whether the event being charged may find its task at another operation than at its last
+   * charge. A task's ip moves only in user mode (or on kernel paths that emit events of their
+   * own: a signal delivered, execve, a syscall's end); every way back into the kernel begins
+   * with `syscall_enter` or the IDT entry's `hw_frame`. The entry code's other steps and the CR3
+   * writes therefore keep the operation found last, which spares the look-up on most events.
+   */
+  private mayHaveMoved = true;
   private readonly psc: PagingStructureCaches[];
   /** Per CPU: a shootdown began and has sent no IPI yet (its wait is charged with the first). */
   private readonly shootdownWaiting: boolean[];
@@ -294,7 +302,7 @@ export class CostAccountant {
     if (s.sysBucket !== null) s.sysBucket.add(i, count);
     if (s.seq !== this.seq) {
       s.seq = this.seq;
-      s.op = this.opOfTask(tid, s);
+      if (this.mayHaveMoved || s.op < 0) s.op = this.opOfTask(tid, s);
     }
     if (s.op >= 0) this.ops.charge(s.op, i, count);
   }
@@ -350,6 +358,7 @@ export class CostAccountant {
   /** Charges one event (keys.ts says what for which). */
   onEvent(e: IsolabEvent): void {
     this.seq++;
+    this.mayHaveMoved = e.type === 'entry' ? e.what === 'hw_frame' : e.type !== 'cr_write';
     // The most frequent kinds first: the entry code's steps, TLB hits (not charged), operations, CR3 writes.
     switch (e.type) {
       case 'entry':

@@ -170,3 +170,32 @@ test('the paging-structure caches: a walk near a cached one reads only its leaf,
   assert.equal(levels(), 9, 'INVLPG dropped every cached entry of the PCID');
   assert.equal(breakdown(acct.total, skylake).items.find((i) => i.name === 'walk_leaf')!.count, 5);
 });
+
+test('per operation: a syscall operation carries its whole path, exit included; a faulting load its fault', () => {
+  const text = `name: ops
+machine:
+  cpus: 1
+  cpu: { meltdown: true }
+kernel:
+  pti: 'on'
+processes:
+  - name: p
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - getpid
+      - load: $buf
+      - load: $buf
+`;
+  const r = measureScenario(compileScenarioText(text, 'ops.yaml'), table, skylake);
+  const op = (key: string) => r.ops.find((o) => o.op === key)!;
+  // The getpid operation: SYSCALL to SYSRET, the 450 cycles of the hand sum above.
+  near(op('p: main[1] getpid').cycles, 450, 'getpid operation');
+  assert.equal(op('p: main[1] getpid').runs, 1);
+  // The first load faults (the zero page is mapped): exception delivery and the handler are its own.
+  const first = op('p: main[2] load');
+  assert.equal(first.items.find((i) => i.name === 'page_fault')?.count, 1);
+  assert.equal(first.items.find((i) => i.name === 'exception')?.count, 1);
+  // The second hits the TLB: one instruction.
+  near(op('p: main[3] load').cycles, skylake.costs.user_op.cycles, 'second load');
+});
