@@ -32,7 +32,10 @@ for (const fuzzer of ['sequences', 'files'] as const) {
       if (o.status === 'ok') ran++;
       if (o.status === 'finding') found.push(`case ${i} (${c.origin}): ${signature(o)}\n    ${o.message.split('\n')[0]}`);
     }
-    assert.ok(ran >= CASES[fuzzer] / 10, `only ${ran} cases got past the checks: the ${fuzzer} fuzzer is not reaching the model`);
+    // About 13 % of mutated files pass the checks (103 and 104 of 800 cases, measured on two
+    // corpora); a fixed 160 of them scatter around 20, so the floor is half that rate, which a
+    // fuzzer that stopped reaching the model still falls far below.
+    assert.ok(ran >= CASES[fuzzer] / 20, `only ${ran} cases got past the checks: the ${fuzzer} fuzzer is not reaching the model`);
     assert.deepEqual(found, [], `findings (npm run fuzz -- --seed ${SEED} --only ${fuzzer} minimises them):\n  ${found.join('\n  ')}`);
   });
 }
