@@ -358,9 +358,12 @@ export class CostAccountant {
   /** Charges one event (keys.ts says what for which). */
   onEvent(e: IsolabEvent): void {
     this.seq++;
-    this.mayHaveMoved = e.type === 'entry' ? e.what === 'hw_frame' : e.type !== 'cr_write';
-    // The most frequent kinds first: the entry code's steps, TLB hits (not charged), operations, CR3 writes.
-    switch (e.type) {
+    // The kind read once: events come in many shapes, so each read of it is a slow, megamorphic one.
+    const type = e.type;
+    if (type === 'tlb_hit') return;
+    this.mayHaveMoved = type === 'entry' ? e.what === 'hw_frame' : type !== 'cr_write';
+    // The most frequent kinds first: the entry code's steps, operations, CR3 writes.
+    switch (type) {
       case 'entry':
         switch (e.what) {
           case 'swapgs':
@@ -381,8 +384,6 @@ export class CostAccountant {
           st.sysBucket = null;
           st.pinned = false;
         }
-        return;
-      case 'tlb_hit':
         return;
       case 'op': {
         const r = e.record;

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { BEGIN, costTablesMarkdown, END } from '../../src/cost/doc.js';
+import { CATEGORIES } from '../../src/cost/keys.js';
 import type { MeasureReport } from '../../src/cost/measure.js';
 import { builtinCostTable } from '../../src/cost/table.js';
 
@@ -89,4 +90,7 @@ test('docs/measure.md: its cost tables are the model\'s (regenerate with npm run
   const e = doc.indexOf(END);
   assert.ok(b >= 0 && e > b, 'the markers are there');
   assert.equal(doc.slice(b + BEGIN.length, e).trim(), costTablesMarkdown().trim());
+  // The categories the prose lists are the model's, in its order.
+  const listed = [...doc.slice(doc.indexOf('The categories:'), doc.indexOf('Two figures need more')).matchAll(/`(\w+)`/g)].map((m) => m[1]);
+  assert.deepEqual(listed, [...CATEGORIES]);
 });
