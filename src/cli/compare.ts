@@ -5,10 +5,9 @@
  */
 import { compareSides, parseSide, type CompareReport } from '../cost/compare.js';
 import { CATEGORIES, COST_KEYS, COST_NAMES } from '../cost/keys.js';
-import { builtinCostTable, costTableFile, profileOf } from '../cost/table.js';
 import { withKernelOptions } from '../explore/explore.js';
 import { compileScenarioFile } from '../scenario/index.js';
-import { formatNs } from './measure.js';
+import { costOptions, formatNs } from './measure.js';
 import { checkOutputPath, writeOutput } from './output.js';
 import { parseParams } from './params.js';
 import { explainStartFailure } from './start.js';
@@ -27,8 +26,7 @@ export interface CompareCommandOptions {
 
 export function compareCommand(file: string, opts: CompareCommandOptions): number {
   if (opts.output !== undefined) checkOutputPath(opts.output);
-  const table = opts.cost !== undefined ? costTableFile(opts.cost) : builtinCostTable();
-  const profile = profileOf(table, opts.profile);
+  const { table, profile } = costOptions(opts);
   const sides = (opts.side ?? []).map(parseSide);
   const compiled = withKernelOptions(compileScenarioFile(file, parseParams(opts.param ?? [])), opts.kernel ?? []);
   let report: CompareReport;

@@ -8,7 +8,7 @@ import { withKernelOptions } from '../explore/explore.js';
 import { CATEGORIES } from '../cost/keys.js';
 import type { CostBreakdown } from '../cost/account.js';
 import { measureScenario, type MeasureReport } from '../cost/measure.js';
-import { builtinCostTable, costTableFile, profileOf } from '../cost/table.js';
+import { builtinCostTable, costTableFile, profileOf, type CostTable, type Profile } from '../cost/table.js';
 import { compileScenarioFile } from '../scenario/index.js';
 import { checkOutputPath, writeOutput } from './output.js';
 import { parseParams } from './params.js';
@@ -26,10 +26,15 @@ export interface MeasureCommandOptions {
   param?: string[];
 }
 
+/** The cost table `--cost` names (the built-in one without it) and its profile `--profile` (its default without it). */
+export function costOptions(opts: { cost?: string; profile?: string }): { table: CostTable; profile: Profile } {
+  const table = opts.cost !== undefined ? costTableFile(opts.cost) : builtinCostTable();
+  return { table, profile: profileOf(table, opts.profile) };
+}
+
 export function measureCommand(file: string, opts: MeasureCommandOptions): number {
   if (opts.output !== undefined) checkOutputPath(opts.output);
-  const table = opts.cost !== undefined ? costTableFile(opts.cost) : builtinCostTable();
-  const profile = profileOf(table, opts.profile);
+  const { table, profile } = costOptions(opts);
   const compiled = withKernelOptions(compileScenarioFile(file, parseParams(opts.param ?? [])), opts.kernel ?? []);
   const schedule = opts.schedule !== undefined ? parseSchedule(opts.schedule, compiled.system.cpus ?? 1) : undefined;
   let report: MeasureReport;

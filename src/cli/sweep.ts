@@ -6,13 +6,13 @@
  * written only once all three are ready.
  */
 import { basename } from 'node:path';
-import { chartPoints, chartSpec, metricOf, renderChart } from '../cost/chart.js';
+import { chartPoints, chartSpec, metricNames, metricOf, renderChart } from '../cost/chart.js';
+import { ArgumentError } from '../errors.js';
 import { parseSide } from '../cost/compare.js';
 import { parseAxis, sweep, sweepCsv, type SweepRow } from '../cost/sweep.js';
-import { builtinCostTable, costTableFile, profileOf } from '../cost/table.js';
 import { withKernelOptions } from '../explore/explore.js';
 import { compileScenarioFile } from '../scenario/index.js';
-import { formatNs } from './measure.js';
+import { costOptions, formatNs } from './measure.js';
 import { checkOutputPath, writeOutput } from './output.js';
 import { parseParams } from './params.js';
 import { progressBar } from './progress.js';
@@ -36,11 +36,12 @@ export async function sweepCommand(file: string, opts: SweepCommandOptions): Pro
   const prefix = opts.out ?? `sweep-${basename(file).replace(/\.ya?ml$/, '')}`;
   const files = { csv: `${prefix}.csv`, svg: `${prefix}.svg`, png: `${prefix}.png` };
   for (const f of Object.values(files)) checkOutputPath(f);
-  const table = opts.cost !== undefined ? costTableFile(opts.cost) : builtinCostTable();
-  const profile = profileOf(table, opts.profile);
+  const { table, profile } = costOptions(opts);
   const sides = (opts.side ?? []).map(parseSide);
   const metric = opts.metric ?? 'cycles';
-  // The first point is compiled before the run so that a bad param or metric fails at once.
+  // A metric of the cost model is checked now (a run's own counts, events_*, only once there is a run).
+  if (!metric.startsWith('events_') && !metricNames([]).includes(metric)) throw new ArgumentError('--metric', `unknown metric ${metric}; the metrics: ${metricNames([]).join(', ')}, events_<count>`);
+  // The first point is compiled before the run so that a bad param fails at once.
   const compile = (params: Record<string, number>) => withKernelOptions(compileScenarioFile(file, { ...fixed, ...params }), opts.kernel ?? []);
   const first = compile(Object.fromEntries(axes.map((a) => [a.name, a.values[0]])));
   const progress = progressBar(`${first.name} sweep`);

@@ -21,8 +21,7 @@ import { CATEGORIES, COST_KEYS, COST_NAMES, type Category, type CostName } from 
 import type { Profile } from './table.js';
 
 const N = COST_NAMES.length;
-const INDEX = new Map<CostName, number>(COST_NAMES.map((n, i) => [n, i]));
-const ix = (n: CostName): number => INDEX.get(n)!;
+const ix = (n: CostName): number => COST_NAMES.indexOf(n);
 
 const USER_OP = ix('user_op');
 const SYSCALL = ix('syscall');
@@ -223,8 +222,7 @@ class PagingStructureCaches {
 
 /** What a task is doing, as far as attribution goes. */
 interface TaskState {
-  /** The syscall it is in (from syscall_enter to its return to user mode), or null, and that syscall's bucket. */
-  syscall: string | null;
+  /** The bucket of the syscall it is in (from syscall_enter to its return to user mode), or null. */
   sysBucket: Bucket | null;
   /** The operation its charges of event `seq` go to (looked up once per event; -1: none), and its address. */
   seq: number;
@@ -308,7 +306,7 @@ export class CostAccountant {
   }
 
   private taskState(tid: number): TaskState {
-    return (this.state[tid] ??= { syscall: null, sysBucket: null, seq: -1, op: -1, opAddr: -1, ids: null, pinned: false });
+    return (this.state[tid] ??= { sysBucket: null, seq: -1, op: -1, opAddr: -1, ids: null, pinned: false });
   }
 
   /**
@@ -317,7 +315,7 @@ export class CostAccountant {
    * ip: a fault of a fetch or data access is the operation's.
    */
   private opOfTask(tid: number, s: TaskState): number {
-    return this.opAt(tid, s, s.syscall !== null);
+    return this.opAt(tid, s, s.sysBucket !== null);
   }
 
   /**
@@ -380,7 +378,6 @@ export class CostAccountant {
         // The return to user mode ends the syscall the task was in.
         if (e.what === 'sysret' || e.what === 'iret') {
           const st = this.taskState(e.tid);
-          st.syscall = null;
           st.sysBucket = null;
           st.pinned = false;
         }
@@ -406,7 +403,6 @@ export class CostAccountant {
         return;
       case 'syscall_enter': {
         const st = this.taskState(e.tid);
-        st.syscall = e.name;
         let sb = this.syscalls.get(e.name);
         if (!sb) this.syscalls.set(e.name, (sb = new Bucket()));
         st.sysBucket = sb;
@@ -489,12 +485,9 @@ export class CostAccountant {
       case 'reclaim':
         this.charge(e.cpu, e.tid, RECLAIM_PAGE, 1);
         return;
-      case 'exit': {
-        const st = this.taskState(e.tid);
-        st.syscall = null;
-        st.sysBucket = null;
+      case 'exit':
+        this.taskState(e.tid).sysBucket = null;
         return;
-      }
       case 'exec': {
         // A new image: an address no longer names the same operation. The rest of execve is its operation's, in the old image.
         const st = this.taskState(e.tid);

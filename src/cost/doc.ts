@@ -87,14 +87,6 @@ export function costTablesMarkdown(table: CostTable = builtinCostTable()): strin
   return s;
 }
 
-/** `text` with the part between BEGIN and END replaced by `tables`. */
-export function withTables(text: string, tables: string): string {
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  if (b < 0 || e < b) throw new Error(`docs/measure.md lacks the markers ${BEGIN} and ${END}`);
-  return text.slice(0, b + BEGIN.length) + '\n\n' + tables + '\n' + text.slice(e);
-}
-
 /** `text` with the part between `begin` and `end` replaced by `body`. */
 export function between(text: string, begin: string, end: string, body: string): string {
   const b = text.indexOf(begin);
@@ -110,7 +102,7 @@ export function between(text: string, begin: string, end: string, body: string):
  */
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const file = fileURLToPath(new URL('../../../docs/measure.md', import.meta.url));
-  let text = withTables(readFileSync(file, 'utf8'), costTablesMarkdown());
+  let text = between(readFileSync(file, 'utf8'), BEGIN, END, costTablesMarkdown());
   if (process.argv.includes('--calibration')) {
     const v1 = calibrateV1();
     const v2 = calibrateV2();

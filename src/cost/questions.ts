@@ -16,14 +16,14 @@
  *   mprotect (its shootdown's IPI sending and waiting included), alone and with a second thread
  *   on another CPU, whose IPI receipts are shared out over the pairs.
  */
+import { fileURLToPath } from 'node:url';
 import { compileScenarioFile } from '../scenario/index.js';
 import { compareSides } from './compare.js';
 import { measureScenario, type MeasureReport } from './measure.js';
-import { CALIBRATION_DIR } from './calibration.js';
 import { builtinCostTable, profileOf, type CostTable, type Profile } from './table.js';
 
 /** The questions' scenarios' directory. */
-const DIR = CALIBRATION_DIR.replace(/calibration\/$/, 'questions/');
+const DIR = fileURLToPath(new URL('../../../questions/', import.meta.url));
 
 export interface Answer {
   seed: string;
