@@ -13,6 +13,9 @@
  */
 import { ArgumentError } from './errors.js';
 import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, PTEH_SAVED_DIRTY, PTEH_XD, ptePkey } from './hw/pte.js';
+import { R_GLOBAL, R_USER, R_WRITE, R_XD } from './hw/rights.js';
+import type { TlbEntry } from './hw/tlb.js';
+import { TASK_SIZE } from './kernel/layout.js';
 import { check_page_counts } from './kernel/debug.js';
 import type { Kernel, PerCpu } from './kernel/kernel.js';
 import type { MmStruct } from './kernel/mm.js';
@@ -72,11 +75,17 @@ export interface VmaInfo {
   readonly name: string;
 }
 
-/** A live address space: its id (ctx_id), the live tasks that use it, and its TLB generation (mm->context.tlb_gen). */
+/**
+ * A live address space: its id (ctx_id), the live tasks that use it, its TLB generation
+ * (mm->context.tlb_gen), and the roots of its page tables: the PGD frame (mm->pgd) and, under
+ * PTI, the user copy's (kernel_to_user_pgdp), or -1 when it has none.
+ */
 export interface MmInfo {
   readonly id: number;
   readonly tids: readonly number[];
   readonly tlbGen: number;
+  readonly pgd: number;
+  readonly userPgd: number;
 }
 
 /** A physical frame, as /proc/kpageflags and /proc/kpagecount show it. */
@@ -327,7 +336,7 @@ export function liveMms(k: Kernel): MmInfo[] {
     if (e) e.tids.push(t.tid);
     else byId.set(t.mm.ctx_id, { mm: t.mm, tids: [t.tid] });
   }
-  return [...byId.values()].map(({ mm, tids }) => ({ id: mm.ctx_id, tids, tlbGen: mm.tlb_gen }));
+  return [...byId.values()].map(({ mm, tids }) => ({ id: mm.ctx_id, tids, tlbGen: mm.tlb_gen, pgd: mm.pgd, userPgd: mm.pgtables.userPgd }));
 }
 
 /** Frame `pfn` (PageInfo). Throws ArgumentError for a frame the machine does not have. */
@@ -369,4 +378,60 @@ export function checkPtiUserPgd(k: Kernel, keep: boolean): string[] {
   const found = k.debugReports.slice(before);
   if (!keep) k.debugReports.length = before;
   return found;
+}
+
+/**
+ * What a TLB entry is against the page tables it was filled from, now: `mm`, the address space
+ * it belongs to; `why`, how it grants more than a fresh walk would ("the PTE is read-only"),
+ * or null when it does not; `pending`, true when that mm is not loaded on the CPU and the ASID
+ * has not caught up with the mm's tlb_gen, so switch_mm_irqs_off flushes the ASID before the
+ * entry can be used again.
+ */
+export interface TlbJudgement {
+  readonly mm: number;
+  readonly why: string | null;
+  readonly pending: boolean;
+}
+
+/**
+ * A judge of CPU `cpu`'s TLB entries as they are now (call it again after a step). An entry is
+ * judged when it is a non-global 4 KiB user entry whose address space is known: with PCIDs the
+ * mm its PCID's ASID was last used for (ASID n runs with PCIDs n+1 and n+1|0x800), without
+ * them the mm loaded there (not lazily). Returns null for the others. Compares the entry with
+ * the mm's leaf PTE: present, same frame, and no R/W, U/S or execute right the PTE lacks.
+ */
+export function tlbJudge(k: Kernel, cpu: number): (en: TlbEntry) => TlbJudgement | null {
+  const c = cpuInfo(k, cpu);
+  const asids = cpuAsids(k, cpu);
+  const mms = new Map<number, MmInfo>();
+  for (const mm of liveMms(k)) mms.set(mm.id, mm);
+  return (en) => {
+    if (en.rights & R_GLOBAL || en.pageShift !== 12 || en.laHi >= 0x8000) return null;
+    const va = en.laHi * 2 ** 32 + en.laLo;
+    if (va >= TASK_SIZE) return null;
+    let mm: MmInfo | undefined;
+    let pending = false;
+    if (c.pcid) {
+      const asid = (en.pcid & 0x7ff) - 1;
+      if (asid < 0 || asid >= asids.length) return null;
+      mm = mms.get(asids[asid].mm);
+      if (!mm) return null;
+      pending = !(c.loadedMm === mm.id && !c.lazy) && asids[asid].tlbGen !== mm.tlbGen;
+    } else {
+      mm = mms.get(c.loadedMm);
+      if (c.lazy || !mm) return null;
+    }
+    const pte = taskPte(k, mm.tids[0], va);
+    return { mm: mm.id, why: tlbBeyondPte(en.rights, en.pfn, pte), pending };
+  };
+}
+
+/** How a TLB entry with R_* `rights` for frame `pfn` grants more than leaf `pte` (null: no PTE), or null when it does not. */
+function tlbBeyondPte(rights: number, pfn: number, pte: Pte | null): string | null {
+  if (!pte || !pte.present) return 'the PTE is not present';
+  if (pte.pfn !== pfn) return `the PTE maps frame ${pte.pfn}`;
+  if (rights & R_WRITE && !pte.rw) return 'the PTE is read-only';
+  if (rights & R_USER && !pte.user) return 'the PTE is supervisor-only';
+  if (!(rights & R_XD) && pte.nx) return 'the PTE is not executable';
+  return null;
 }

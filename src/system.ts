@@ -14,6 +14,7 @@ import { ArgumentError, ConfigError, ModelError } from './errors.js';
 import type { EventBus } from './events.js';
 import type { HwEvent } from './hw/events.js';
 import { Machine, type MachineConfig } from './hw/machine.js';
+import type { TlbEntry } from './hw/tlb.js';
 import { check_page_counts } from './kernel/debug.js';
 import { KERNEL_QUANTUM } from './kernel/entry.js';
 import type { KernelEvent } from './kernel/events.js';
@@ -31,13 +32,13 @@ import { UserCpu } from './user/interp.js';
 import { any_held, release_held } from './sim/hold.js';
 import { cpu_step, hasWork, takes_ipi } from './sim/step.js';
 import {
-  checkPageCounts, checkPtiUserPgd, cpuAsids, cpuInfo, currentTid, framesInUse, liveMms, pageInfo, readUser, taskInfo, taskList, taskMaps, taskOpAddress, taskPosition, taskPte,
-  type AsidInfo, type CpuInfo, type MmInfo, type PageInfo, type ProgramPosition, type Pte, type TaskInfo, type VmaInfo,
+  checkPageCounts, checkPtiUserPgd, cpuAsids, cpuInfo, currentTid, framesInUse, liveMms, pageInfo, readUser, taskInfo, taskList, taskMaps, taskOpAddress, taskPosition, taskPte, tlbJudge,
+  type AsidInfo, type CpuInfo, type MmInfo, type PageInfo, type ProgramPosition, type Pte, type TaskInfo, type TlbJudgement, type VmaInfo,
 } from './introspect.js';
 
 export { hasWork } from './sim/step.js';
 export { TASK_SIZE } from './kernel/layout.js';
-export type { AsidInfo, CpuInfo, MmInfo, PageInfo, ProgramPosition, Pte, TaskInfo, VmaInfo } from './introspect.js';
+export type { AsidInfo, CpuInfo, MmInfo, PageInfo, ProgramPosition, Pte, TaskInfo, TlbJudgement, VmaInfo } from './introspect.js';
 
 /**
  * An event of a System: the processor's (hw/events.ts) or the kernel's (kernel/events.ts), with
@@ -452,6 +453,20 @@ export class System {
   /** Task `pid`'s mappings in address order, as /proc/pid/maps lists them. Throws ArgumentError for an unknown task. */
   maps(pid: number): VmaInfo[] {
     return taskMaps(this.kernel, pid);
+  }
+
+  /**
+   * The 512 entries of physical frame `pfn` as 1,024 uint32 words (entry i: words 2i and
+   * 2i + 1), or null for a frame never written (all zeros). A view of the memory itself, for
+   * views of page tables (isolab see): read it, never write it. Not a step: touches no footprint.
+   */
+  frameWords(pfn: number): Readonly<Uint32Array> | null {
+    return this.machine.mem.frame(pfn) ?? null;
+  }
+
+  /** A judge of CPU `cpu`'s TLB entries against their page tables as they are now (TlbJudgement); call again after a step. */
+  tlbJudge(cpu: number): (en: TlbEntry) => TlbJudgement | null {
+    return tlbJudge(this.kernel, cpu);
   }
 
   /** Every address space a live task uses (MmInfo). */

@@ -5,7 +5,7 @@
  *    interpreter (user/interp.ts) or the driver (sim/), takes only the image layout from
  *    user/program.ts, touches user memory through the processor only in uaccess.ts, and keeps no
  *    per-CPU state of a user operation in progress;
- *  - the tools above the System (scenario/, explore/, cli/, trace/, tour/, cost/) read the kernel's
+ *  - the tools above the System (scenario/, explore/, cli/, trace/, tour/, cost/, see/) read the kernel's
  *    state through the System's introspection (introspect.ts): no page-table walks of their
  *    own, no page-allocator counters, no per-CPU data, and from kernel/ they import only types
  *    and the tables that describe the kernel's interface (below). explore/execution.ts and
@@ -37,7 +37,7 @@ const KERNEL_VALUE_IMPORTS_IN: Record<string, Record<string, string>> = {
   explore: { 'kernel/steps.ts': "the kinds of step a kernel path announces before it yields: the explorer's footprint protocol" },
 };
 
-const TOOLS = ['scenario', 'explore', 'cli', 'trace', 'tour', 'cost'];
+const TOOLS = ['scenario', 'explore', 'cli', 'trace', 'tour', 'cost', 'see'];
 
 /** The explorer's footprint machinery, which keeps the Kernel itself: stepping it (execution.ts) and checking each step's footprint against its whole state (fpcheck.ts). */
 const FOOTPRINT_MACHINERY = ['explore/execution.ts', 'explore/fpcheck.ts'];

@@ -45,7 +45,7 @@ export interface ExploreCommandOptions {
 }
 
 /** The invariants to check: the list given, or every one; with `witness`, the list given (or none) and the witness goal. */
-function invariantList(text: string | undefined, witness = false): string[] {
+export function invariantList(text: string | undefined, witness = false): string[] {
   const given = text?.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (witness) return checkInvariants([...(given ?? []), WITNESS]);
   return checkInvariants(given ?? ALL_INVARIANTS);

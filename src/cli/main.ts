@@ -19,6 +19,7 @@ import { measureCommand } from './measure.js';
 import { reachCommand } from './reach.js';
 import { runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
+import { seeCommand } from './see.js';
 import { sweepCommand } from './sweep.js';
 import { tourCommand } from './tour.js';
 import { traceCommand } from './trace.js';
@@ -227,6 +228,27 @@ program
   .option('--json', 'print the ranges as JSON')
   .action((file: string, opts) => {
     status = reachCommand(file, opts);
+  });
+
+program
+  .command('see')
+  .description('show a run in a browser, step by step: per-CPU timeline, registers, TLBs, page tables, tasks (served on 127.0.0.1, or --out one self-contained HTML file)')
+  .argument('<file>', 'scenario file (YAML)')
+  .option('--schedule <steps>', 'take these steps first (as printed by isolab explore: 0*120,1*17,e1.5,p0>1), then the policy, as run does')
+  .option('--replay', 'replay --schedule as isolab replay does, checking the invariants after each step: the page opens at the first violation')
+  .option('--invariants <list>', 'with --replay (implies it): comma-separated invariants to check (default: all)')
+  .option('--complete', 'with --replay: after the schedule, run on until nothing can (lowest CPU first)')
+  .addOption(new Option('--until <point>', 'with --replay: as the search that found the schedule (isolab explore --until)').choices(['end', 'ops']))
+  .option('--kernel <key=value>', "set a kernel option over the scenario's (repeatable)", collect)
+  .option('--param <name=value>', "set one of the scenario's params (repeatable)", collect)
+  .option('--seed <n>', 'seed of the random schedule (overrides the scenario)', integer('--seed'))
+  .option('--max-steps <n>', 'stop after this many steps (overrides the scenario)', integer('--max-steps'))
+  .option('--compare', "record the scenario's sides (its sides: block) and show them side by side, aligned on their operations")
+  .option('--side <NAME:key=value,...>', 'a side to compare (repeatable; implies --compare): kernel options, or profile=P for its CPU features', collect)
+  .option('--port <n>', 'serve on this port of 127.0.0.1 (default: a free one)', integer('--port'))
+  .option('--out <file>', 'write one self-contained HTML file instead of serving (replaced only when complete)')
+  .action(async (file: string, opts) => {
+    status = await seeCommand(file, opts);
   });
 
 program

@@ -176,11 +176,17 @@ export interface ReplayResult {
  * Runs `schedule` step by step with the invariants checked after each step; with `complete`,
  * goes on after it (the first CPU that can run, in order) until nothing can. A schedule that
  * names a CPU with nothing to do stops there (`stuckAt`). The replay goes on past a violation
- * (each invariant is reported once), except past a debug check's report.
+ * (each invariant is reported once), except past a debug check's report. `onStart` sees the
+ * execution before its first step, `onStep` after each (isolab see records the state there).
  */
-export function replay(c: CompiledScenario, schedule: number[], o: { invariants: string[]; record?: boolean; complete?: boolean; until?: 'end' | 'ops' }): ReplayResult {
+export function replay(
+  c: CompiledScenario,
+  schedule: number[],
+  o: { invariants: string[]; record?: boolean; complete?: boolean; until?: 'end' | 'ops'; onStart?: (exec: Execution) => void; onStep?: (exec: Execution, item: number) => void },
+): ReplayResult {
   checkInvariants(o.invariants);
   const exec = new Execution(c, { invariants: o.invariants, ...choicesIn(schedule), record: o.record, until: o.until });
+  o.onStart?.(exec);
   let stuckAt = 0;
   for (let i = 0; i < schedule.length && !exec.stopped; i++) {
     if (!exec.enabled().includes(schedule[i])) {
@@ -188,6 +194,7 @@ export function replay(c: CompiledScenario, schedule: number[], o: { invariants:
       break;
     }
     exec.step(schedule[i]);
+    o.onStep?.(exec, schedule[i]);
   }
   if (o.complete && !stuckAt) {
     for (;;) {
@@ -195,6 +202,7 @@ export function replay(c: CompiledScenario, schedule: number[], o: { invariants:
       const en = exec.enabled().filter((x) => x >= 0);
       if (en.length === 0) break;
       exec.step(en[0]);
+      o.onStep?.(exec, en[0]);
     }
   }
   const report = exec.finish();

@@ -81,6 +81,18 @@ export function pteFrame(lo: number, hi: number): number {
   return (hi & PTEH_ADDR) * 1048576 + (lo >>> 12);
 }
 
+/**
+ * The frame of the next paging structure that an entry of a level-`level` table points at (5 =
+ * PML5 ... 2 = PD), or -1 when the entry is not present or maps a page itself (a PTE, or PS=1
+ * in a PDPTE or PDE: SDM §4.5.4). Ignores reserved bits: a walk would fault on them, a view
+ * shows them.
+ */
+export function nextTableFrame(lo: number, hi: number, level: number): number {
+  if (!(lo & PTE_P) || level === 1) return -1;
+  if ((level === 2 || level === 3) && lo & PTE_PS) return -1;
+  return pteFrame(lo, hi);
+}
+
 /** The protection key in a leaf's high word. */
 export function ptePkey(hi: number): number {
   return (hi >>> PTEH_PK_SHIFT) & 0xf;

@@ -254,6 +254,16 @@ export class Runner {
     }
   }
 
+  /** The timeline so far (the entries of `finish`'s report, as they are added). */
+  get timelineSoFar(): readonly TimelineEntry[] {
+    return this.timeline;
+  }
+
+  /** Task `tid`'s scenario name (`taskN` for a task the scenario does not name). */
+  nameOf(tid: number): string {
+    return this.name(tid);
+  }
+
   private name(tid: number): string {
     return this.names.get(tid) ?? `task${tid}`;
   }
