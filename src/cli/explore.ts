@@ -189,6 +189,7 @@ export function formatExplore(r: ExploreResult, file: string, witness = false, c
     lines.push(`✗ ${v.invariant}: ${v.message}`);
     lines.push(`  after ${v.schedule.length} steps, ${v.switches} context switches${v.switchesFound !== v.switches ? ` (minimised from ${v.switchesFound})` : ''}`);
     lines.push(`  replay: isolab replay ${file}${replayFlags(r)} --schedule ${shellWord(v.text)}`);
+    lines.push(`  see:    isolab see ${file}${replayFlags(r)} --invariants ${v.invariant} --schedule ${shellWord(v.text)}`);
   }
   return lines.join('\n') + '\n';
 }

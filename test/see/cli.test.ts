@@ -65,3 +65,18 @@ test('isolab see: mistakes get one line and status 2, and no file', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the see line isolab explore prints under a counterexample opens it at the violation", () => {
+  const r = spawnSync(process.execPath, [CLI, 'explore', 'scenarios/cow-stale-tlb.yaml', '--invariants', 'stale_tlb', '--until', 'ops', '--preemptions', '2'], { encoding: 'utf8', cwd: ROOT });
+  const line = /^ {2}see: +isolab see (.*)$/m.exec(r.stdout);
+  assert.ok(line, r.stdout);
+  const dir = mkdtempSync(join(tmpdir(), 'isolab-see-cli-'));
+  try {
+    const out = join(dir, 'v.html');
+    const s = see(...line[1].split(' '), '--out', out);
+    assert.equal(s.status, 0, s.stderr);
+    assert.match(s.stdout, /stale_tlb broken at step \d+/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
