@@ -20,6 +20,7 @@ import { recordComparison, withKernel, type SeeSide } from '../see/compare.js';
 import { renderPage, seeAssets } from '../see/html.js';
 import { recordScenario, type RecordOptions } from '../see/record.js';
 import { serveFiles, type ServedFile } from '../see/server.js';
+import { toWire } from '../see/wire.js';
 import { COMPARISON_FORMAT, type Comparison, type Recording } from '../see/types.js';
 import { invariantList } from './explore.js';
 import { checkOutputPath, writeOutput } from './output.js';
@@ -79,7 +80,7 @@ export function seeFiles(data: Recording | Comparison): Map<string, ServedFile> 
   return new Map<string, ServedFile>([
     ['/', html],
     ['/index.html', html],
-    ['/recording.json', { body: JSON.stringify(data), type: 'application/json' }],
+    ['/recording.json', { body: JSON.stringify(toWire(data)), type: 'application/json' }],
   ]);
 }
 

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { IsolabError } from '../errors.js';
 import { COMPARISON_FORMAT, type Comparison, type Recording } from './types.js';
+import { toWire } from './wire.js';
 
 /** The viewer's script and style are missing (the package was not built). */
 export class SeeAssetsError extends IsolabError {
@@ -61,7 +62,7 @@ function titleOf(data: Recording | Comparison): string {
  * without, it is inline (a self-contained file).
  */
 export function renderPage(data: Recording | Comparison, assets: SeeAssets, src?: string): string {
-  const payload = src === undefined ? `<script type="application/json" id="isolab-data">${jsonInScript(data)}</script>` : `<script type="application/json" id="isolab-data" data-src="${escapeHtml(src)}"></script>`;
+  const payload = src === undefined ? `<script type="application/json" id="isolab-data">${jsonInScript(toWire(data))}</script>` : `<script type="application/json" id="isolab-data" data-src="${escapeHtml(src)}"></script>`;
   return [
     '<!doctype html>',
     '<html lang="en">',

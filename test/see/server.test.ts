@@ -10,6 +10,9 @@ import { networkInterfaces } from 'node:os';
 import { test } from 'node:test';
 import { badPath, serveFiles, type ServedFile } from '../../src/see/server.js';
 import { jsonInScript, renderPage } from '../../src/see/html.js';
+import { fromWire, toWire, type PackedEvents } from '../../src/see/wire.js';
+import { compileScenarioFile } from '../../src/scenario/index.js';
+import { recordScenario } from '../../src/see/record.js';
 
 /** Sends `request` as written and resolves with the status code and body. */
 function raw(port: number, request: string, host = '127.0.0.1'): Promise<{ status: number; body: string }> {
@@ -69,13 +72,22 @@ test('badPath: the rules, one by one', () => {
 });
 
 test('the page: the recording inline cannot end its script element; with a source, nothing inline', () => {
-  const data = { format: 'isolab-see/1', scenario: { name: '</script><script>alert(1)</script>' } } as never;
+  const data = { format: 'isolab-see/1', scenario: { name: '</script><script>alert(1)</script>' }, events: [{ step: 1, cpu: 0, tid: 1, type: 'op', kind: 'op', text: '</script>' }] } as never;
   const page = renderPage(data, { js: 'var s="</script>";', css: 'a{}' });
   assert.equal(page.match(/<\/script>/g)!.length, 2, 'only the two script elements close');
-  assert.ok(page.includes(jsonInScript(data)));
+  assert.ok(page.includes(jsonInScript(toWire(data))));
   assert.equal(JSON.parse(jsonInScript(data)).scenario.name, '</script><script>alert(1)</script>', 'the JSON still parses to the same text');
   assert.ok(!/\b(src|href)=["']?https?:/i.test(page), 'nothing fetched from the network');
   const served = renderPage(data, { js: '', css: '' }, 'recording.json');
   assert.ok(served.includes('data-src="recording.json"'));
   assert.ok(!served.includes('alert(1)</script>'));
+});
+
+test('the wire form: events packed into columns and a string table, unpacked to the same recording', () => {
+  const r = recordScenario(compileScenarioFile('scenarios/fork-cow.yaml'));
+  const wire = toWire(r) as { events: PackedEvents };
+  assert.ok(!Array.isArray(wire.events));
+  assert.ok(wire.events.strings.length < r.events.length, 'texts repeat: fewer strings than events');
+  assert.ok(JSON.stringify(wire).length < JSON.stringify(r).length);
+  assert.deepEqual(fromWire(JSON.parse(JSON.stringify(wire))), r);
 });

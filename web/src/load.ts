@@ -4,6 +4,7 @@
  * fetch it from. The data is a Recording or a Comparison; any other format is refused.
  */
 import { COMPARISON_FORMAT, RECORDING_FORMAT, type Comparison, type Recording } from '../../src/see/types.js';
+import { fromWire } from '../../src/see/wire.js';
 
 export { COMPARISON_FORMAT };
 
@@ -23,7 +24,7 @@ export async function loadData(): Promise<Recording | Comparison> {
     throw new Error(`the data is not JSON: ${(err as Error).message}`);
   }
   const format = (data as { format?: unknown } | null)?.format;
-  if (format === RECORDING_FORMAT || format === COMPARISON_FORMAT) return data as Recording | Comparison;
+  if (format === RECORDING_FORMAT || format === COMPARISON_FORMAT) return fromWire(data as { format: string });
   throw new Error(`unknown data format ${JSON.stringify(format ?? null)}: this page shows ${RECORDING_FORMAT} and ${COMPARISON_FORMAT}`);
 }
 
