@@ -66,6 +66,8 @@ class Recorder {
   /** Each user operation that completed, in order: `task: fn[index] op` (with ` #n` from its second run on), and its step. */
   readonly ops: { key: string; step: number }[] = [];
   private readonly opRuns = new Map<string, number>();
+  /** Each task's last syscall_enter: the name of a syscall operation. */
+  private readonly lastSyscall = new Map<number, string>();
   private readonly frames = new Map<number, FrameCopy>();
   private visit = 0;
   /** What the step's events touched: the TLBs of these CPUs, or every CPU's (page tables, CR3 or the mms changed). */
@@ -124,9 +126,12 @@ class Recorder {
         break;
     }
     const cpu = e.type === 'ipi' ? e.from : e.cpu;
+    if (e.type === 'syscall_enter') this.lastSyscall.set(e.tid, e.name);
     if (e.type === 'op') {
       const r = e.record;
-      const base = `${this.runner.nameOf(r.tid)}: ${r.fn}[${r.index}] ${r.op}`;
+      // A syscall operation by the syscall it made (the last one its task entered).
+      const op = r.op === 'syscall' ? this.lastSyscall.get(r.tid) ?? r.op : r.op;
+      const base = `${this.runner.nameOf(r.tid)}: ${r.fn}[${r.index}] ${op}`;
       const n = (this.opRuns.get(base) ?? 0) + 1;
       this.opRuns.set(base, n);
       this.ops.push({ key: n === 1 ? base : `${base} #${n}`, step });

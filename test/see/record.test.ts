@@ -120,6 +120,8 @@ test('compare: the sides aligned on their operations, each operation once per ru
   const run = recordRun(c);
   const keys = run.ops.map((o) => o.key);
   assert.equal(new Set(keys).size, keys.length, 'operation keys are unique');
+  // fork-cow's parent: mmap, store, fork (syscall 57 on x86-64), wait4, load; each syscall by its name.
+  assert.deepEqual(keys.filter((k) => k.startsWith('parent: main[')), ['parent: main[0] mmap', 'parent: main[1] store', 'parent: main[2] fork', 'parent: main[3] wait4', 'parent: main[4] load']);
   const rows = alignOps([run.ops, run.ops.slice(1)]);
   assert.equal(rows.length, run.ops.length);
   assert.deepEqual(rows[0].steps, [run.ops[0].step, null], 'an operation only the first side ran');
