@@ -9,14 +9,14 @@
  * operations.
  */
 import { ArgumentError } from '../errors.js';
-import { parseSide } from '../cost/compare.js';
+import { parseSide, withSide } from '../cost/compare.js';
 import { onProfile } from '../cost/measure.js';
 import { builtinCostTable, profileOf } from '../cost/table.js';
 import { withKernelOptions } from '../explore/explore.js';
 import { parseSchedule } from '../explore/schedule.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { compileScenarioFile } from '../scenario/index.js';
-import { recordComparison, withKernel, type SeeSide } from '../see/compare.js';
+import { recordComparison, type SeeSide } from '../see/compare.js';
 import { renderPage, seeAssets } from '../see/html.js';
 import { recordScenario, type RecordOptions } from '../see/record.js';
 import { serveFiles, type ServedFile } from '../see/server.js';
@@ -48,7 +48,7 @@ function sidesOf(c: CompiledScenario, given: string[]): SeeSide[] {
   const sides = given.length > 0 ? given.map(parseSide) : c.sides.map((s) => ({ name: s.name, kernel: s.kernel, profile: s.profile }));
   if (sides.length < 2) throw new ArgumentError('--compare', `${c.name} declares ${sides.length === 0 ? 'no sides' : 'one side'}: give two or more with --side NAME:key=value,...`);
   return sides.map((s) => {
-    const compiled = withKernel(c, s.kernel);
+    const compiled = withSide(c, s);
     return { name: s.name, compiled: s.profile ? onProfile(compiled, profileOf(builtinCostTable(), s.profile)) : compiled };
   });
 }

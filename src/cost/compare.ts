@@ -53,7 +53,7 @@ export function parseSide(text: string): Side {
 }
 
 /** The scenario with a side's kernel options over its own. */
-function withSide(c: CompiledScenario, side: Side): CompiledScenario {
+export function withSide(c: CompiledScenario, side: Pick<Side, 'kernel'>): CompiledScenario {
   return { ...c, system: { ...c.system, kernel: { ...(c.system.kernel ?? {}), ...side.kernel } } };
 }
 

@@ -5,7 +5,6 @@
  * operation of one task (`task: fn[index] op`, its n-th run), with the step it completed at
  * on each side.
  */
-import type { KernelOptions } from '../kernel/options.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { recordRun, type RecordOptions } from './record.js';
 import { COMPARISON_FORMAT, type Comparison } from './types.js';
@@ -14,11 +13,6 @@ import { COMPARISON_FORMAT, type Comparison } from './types.js';
 export interface SeeSide {
   name: string;
   compiled: CompiledScenario;
-}
-
-/** The scenario with kernel options `kernel` over its own. */
-export function withKernel(c: CompiledScenario, kernel: Partial<KernelOptions>): CompiledScenario {
-  return { ...c, system: { ...c.system, kernel: { ...(c.system.kernel ?? {}), ...kernel } } };
 }
 
 /**

@@ -21,7 +21,8 @@ import { formatSchedule } from '../explore/schedule.js';
 import type { Execution } from '../explore/execution.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { Runner, type RunReport, type TimelineEntry } from '../scenario/run.js';
-import type { IsolabEvent, System } from '../system.js';
+import type { IsolabEvent, MmInfo, System } from '../system.js';
+import { cpuOf } from '../trace/record.js';
 import { PTE_BITS } from './bits.js';
 import { describe, hex } from './words.js';
 import { RECORDING_FORMAT, type CpuView, type Delta, type MmView, type Recording, type SeeEvent, type State, type StateValue, type StepView, type TaskView, type TlbView } from './types.js';
@@ -125,7 +126,7 @@ class Recorder {
         this.allTlbs = true;
         break;
     }
-    const cpu = e.type === 'ipi' ? e.from : e.cpu;
+    const cpu = cpuOf(e);
     if (e.type === 'syscall_enter') this.lastSyscall.set(e.tid, e.name);
     if (e.type === 'op') {
       const r = e.record;
@@ -147,13 +148,14 @@ class Recorder {
   /** The state after the step just taken (or at the start, before any step), and the step's view. */
   capture(stepCpu: number, what: string): void {
     const delta: Delta[] = [];
-    const ptChanged = this.pageTables(delta);
+    const mms = this.sys.mms();
+    const ptChanged = this.pageTables(delta, mms);
     if (ptChanged) this.allTlbs = true;
     const sets = this.keySets;
     const now = new Map<string, StateValue>();
-    this.cpus(now);
+    this.cpus(now, mms);
     this.tasks(now);
-    this.mms(now);
+    this.mms(now, mms);
     this.merge(delta, now, sets.other);
     const cpus = this.sys.machine.cpus.length;
     for (let cpu = 0; cpu < cpus; cpu++) {
@@ -215,7 +217,7 @@ class Recorder {
    * directly: a frame equal to its copy of the last step adds nothing; a changed one adds its
    * changed entries; a frame no longer reachable removes its entries. Whether any changed.
    */
-  private pageTables(delta: Delta[]): boolean {
+  private pageTables(delta: Delta[], mms: readonly MmInfo[]): boolean {
     const seen = ++this.visit;
     let changed = false;
     const walk = (pfn: number, level: number): void => {
@@ -243,7 +245,7 @@ class Recorder {
       this.frames.set(pfn, g);
       for (const child of g.children) walk(child, level - 1);
     };
-    for (const mm of this.sys.mms()) {
+    for (const mm of mms) {
       walk(mm.pgd, this.levels);
       if (mm.userPgd >= 0) walk(mm.userPgd, this.levels);
     }
@@ -268,10 +270,10 @@ class Recorder {
     delta.push([key, value]);
   }
 
-  private cpus(now: Map<string, StateValue>): void {
+  private cpus(now: Map<string, StateValue>, mms: readonly MmInfo[]): void {
     const sys = this.sys;
     const roots = new Map<number, { mm: number; copy: 'kernel' | 'user' }>();
-    for (const mm of sys.mms()) {
+    for (const mm of mms) {
       roots.set(mm.pgd, { mm: mm.id, copy: 'kernel' });
       if (mm.userPgd >= 0) roots.set(mm.userPgd, { mm: mm.id, copy: 'user' });
     }
@@ -305,8 +307,8 @@ class Recorder {
     }
   }
 
-  private mms(now: Map<string, StateValue>): void {
-    for (const mm of this.sys.mms()) {
+  private mms(now: Map<string, StateValue>, mms: readonly MmInfo[]): void {
+    for (const mm of mms) {
       if (mm.userPgd >= 0) this.ptiSeen = true;
       const v: MmView = {
         id: mm.id,
