@@ -1,4 +1,6 @@
-/** Equality of plain records, for the row components' memo comparisons. */
+/**
+ * Equality of plain records, for the row components' memo comparisons.
+ */
 
 /** Whether `a` and `b` have the same own keys with identical (===) values. */
 export function sameFields<T extends object>(a: T, b: T): boolean {
