@@ -24,7 +24,7 @@ import { pte_pfn, pte_present } from './kernel/pgtable.js';
 import { check_pti_user_pgd } from './kernel/pti.js';
 import { SYSCALLS } from './kernel/syscalls.js';
 import type { Task, TaskState } from './kernel/task.js';
-import { FnEnd, OP_BYTES, type CFunction } from './user/program.js';
+import { FnEnd, OP_BYTES, ProgramImage, type CFunction } from './user/program.js';
 
 /** A task as `ps` would list it. */
 export interface TaskInfo {
@@ -173,6 +173,47 @@ export function taskOpAddress(k: Kernel, tid: number, fetched: boolean): number 
   const image = t?.image;
   if (!t || !image) return -1;
   return !fetched || t.opFn === '' ? t.pc : t.opIp;
+}
+
+/**
+ * A task's program image, as an opaque handle: the same object while the task runs the same
+ * image (until execve), so that addresses can be named later (operationAt) after the task moved
+ * on or exited.
+ */
+export interface ImageHandle {
+  readonly name: string;
+}
+
+/** Where a task is in its program, by address (taskOpCursor); filled in place. */
+export interface OpCursor {
+  image: ImageHandle | null;
+  /** The address of the operation at its ip. */
+  here: number;
+  /** The address of the operation it fetched last (taskOpAddress with `fetched`). */
+  fetched: number;
+}
+
+/** Fills `out` with task `tid`'s image and operation addresses (one look-up for both); false (out untouched) for no such task or one without a program. */
+export function taskOpCursor(k: Kernel, tid: number, out: OpCursor): boolean {
+  const t = k.tasks.get(tid);
+  const image = t?.image;
+  if (!t || !image) return false;
+  out.image = image;
+  out.here = t.pc;
+  out.fetched = t.opFn === '' ? t.pc : t.opIp;
+  return true;
+}
+
+/** Fills `out` with the names of the operation at `addr` of `image` (the fetched names the same); false (out untouched) when no function holds `addr` or the handle is not an image. */
+export function operationAt(image: ImageHandle, addr: number, out: ProgramPosition): boolean {
+  if (!(image instanceof ProgramImage)) return false;
+  const f = image.functionAt(addr);
+  if (!f) return false;
+  out.image = image.name;
+  out.fn = out.fetchedFn = f.name;
+  out.index = out.fetchedIndex = Math.floor((addr - f.base) / OP_BYTES);
+  out.op = out.fetchedOp = opNameAt(f, out.index);
+  return true;
 }
 
 /** Fills `out` with where task `tid` is in its program; false (out untouched) for no such task, one without a program, or an ip in no function. */

@@ -32,13 +32,13 @@ import { UserCpu } from './user/interp.js';
 import { any_held, release_held } from './sim/hold.js';
 import { cpu_step, hasWork, takes_ipi } from './sim/step.js';
 import {
-  checkPageCounts, checkPtiUserPgd, cpuAsids, cpuInfo, currentTid, framesInUse, liveMms, pageInfo, readUser, taskInfo, taskList, taskMaps, taskOpAddress, taskPosition, taskPte, tlbJudge,
-  type AsidInfo, type CpuInfo, type MmInfo, type PageInfo, type ProgramPosition, type Pte, type TaskInfo, type TlbJudgement, type VmaInfo,
+  checkPageCounts, checkPtiUserPgd, cpuAsids, cpuInfo, currentTid, framesInUse, liveMms, operationAt, pageInfo, readUser, taskInfo, taskList, taskMaps, taskOpAddress, taskOpCursor, taskPosition, taskPte, tlbJudge,
+  type AsidInfo, type CpuInfo, type ImageHandle, type MmInfo, type OpCursor, type PageInfo, type ProgramPosition, type Pte, type TaskInfo, type TlbJudgement, type VmaInfo,
 } from './introspect.js';
 
 export { hasWork } from './sim/step.js';
 export { TASK_SIZE } from './kernel/layout.js';
-export type { AsidInfo, CpuInfo, MmInfo, PageInfo, ProgramPosition, Pte, TaskInfo, TlbJudgement, VmaInfo } from './introspect.js';
+export type { AsidInfo, CpuInfo, ImageHandle, MmInfo, OpCursor, PageInfo, ProgramPosition, Pte, TaskInfo, TlbJudgement, VmaInfo } from './introspect.js';
 
 /**
  * An event of a System: the processor's (hw/events.ts) or the kernel's (kernel/events.ts), with
@@ -413,6 +413,16 @@ export class System {
   /** The address of the operation task `tid` is at, or with `fetched` of the one it fetched last (taskOpAddress); -1 when it has no program. */
   opAddress(tid: number, fetched = false): number {
     return taskOpAddress(this.kernel, tid, fetched);
+  }
+
+  /** Fills `into` with task `tid`'s image and the addresses of its operations (OpCursor), with one look-up; false when it has no program. */
+  opCursor(tid: number, into: OpCursor): boolean {
+    return taskOpCursor(this.kernel, tid, into);
+  }
+
+  /** Fills `into` with the names of the operation at `addr` of `image` (a handle from opCursor, valid after the task moved on or exited); false when no function holds `addr`. */
+  operationAt(image: ImageHandle, addr: number, into: ProgramPosition): boolean {
+    return operationAt(image, addr, into);
   }
 
   /** The kernel options the system booted with (resolved: every option has its value). */

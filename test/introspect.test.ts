@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ArgumentError } from '../src/errors.js';
-import { System, type IsolabEvent, type Pte, type SystemConfig } from '../src/system.js';
+import { System, type IsolabEvent, type OpCursor, type Pte, type SystemConfig } from '../src/system.js';
 import type { Op, Program } from '../src/user/program.js';
 
 const PROT_NONE = 0;
@@ -312,4 +312,26 @@ test('position: the operation at the ip, and the one fetched last during its sys
   assert.equal(sys.opAddress(tid, true), 0x400000 + 16);
   assert.equal(sys.position(99999, pos), false);
   assert.equal(sys.opAddress(99999), -1);
+});
+
+// The same by address (System.opCursor, System.operationAt): one look-up gives the image and
+// both addresses, and the image's handle names an address after the task has exited.
+test('opCursor and operationAt: addresses now, names later, after the task exited', () => {
+  const sys = boot();
+  const tid = sys.spawn({ main: [{ op: 'set', var: 'x', value: 1 }, { op: 'syscall', name: 'sched_yield' }, marker] });
+  const cur: OpCursor = { image: null, here: -1, fetched: -1 };
+  assert.equal(sys.opCursor(tid, cur), true);
+  assert.equal(cur.here, 0x400000);
+  while (sys.taskInfo(tid)?.kernel !== 'syscall') assert.ok(sys.step());
+  assert.equal(sys.opCursor(tid, cur), true);
+  assert.deepEqual([cur.here, cur.fetched], [0x400000 + 2 * 16, 0x400000 + 16]);
+  const image = cur.image!;
+  assert.equal(image.name, 'init');
+  while (sys.taskInfo(tid) !== undefined && sys.step());
+  assert.equal(sys.opCursor(tid, cur), false, 'the task is gone');
+  const pos = { image: '', fn: '', index: -1, op: '', fetchedFn: '', fetchedIndex: -1, fetchedOp: '' };
+  assert.equal(sys.operationAt(image, 0x400000 + 16, pos), true);
+  assert.deepEqual([pos.image, pos.fn, pos.index, pos.op], ['init', 'main', 1, 'sched_yield']);
+  assert.equal(sys.operationAt(image, 0x10000000, pos), false, 'an address in no function');
+  assert.equal(sys.operationAt({ name: 'init' }, 0x400000, pos), false, 'a handle opCursor did not give');
 });

@@ -15,7 +15,7 @@
  * types 1–3 and CR4 flushes as their TLB entries). A walk pays `walk_leaf` and `walk_level` for
  * each upper level the caches did not hold.
  */
-import type { IsolabEvent, ProgramPosition, System } from '../system.js';
+import type { ImageHandle, IsolabEvent, OpCursor, ProgramPosition, System } from '../system.js';
 import { OP_BYTES, TEXT_BASE } from '../user/program.js';
 import { CATEGORIES, COST_KEYS, COST_NAMES, type Category, type CostName } from './keys.js';
 import type { Profile } from './table.js';
@@ -85,15 +85,14 @@ export class Bucket {
 
 /**
  * What each user operation was charged, and how many times it completed. An operation is an
- * id; its charges are a short list (an operation is charged a handful of costs) in flat arrays
- * shared by all operations, because a long run has many operations (a `repeat` is unrolled)
- * and one object per operation would be most of the accounting's work.
+ * id for an address in a program image; its names are looked up only when it is reported
+ * (key). Its charges are a short list (an operation is charged a handful of costs) in flat
+ * arrays shared by all operations, because a long run has many operations (a `repeat` is
+ * unrolled) and one object per operation would be most of the accounting's work.
  */
 export class OpTable {
-  readonly image: string[] = [];
-  readonly fn: string[] = [];
-  readonly index: number[] = [];
-  readonly op: string[] = [];
+  private readonly image: ImageHandle[] = [];
+  private readonly addr: number[] = [];
   /** Completions (`op` events). */
   readonly runs: number[] = [];
   /** Each operation's first charge entry, -1 for none. */
@@ -102,17 +101,19 @@ export class OpTable {
   private readonly cost: number[] = [];
   private readonly counts: number[] = [];
   private readonly next: number[] = [];
+  private readonly pos: ProgramPosition = { image: '', fn: '', index: -1, op: '', fetchedFn: '', fetchedIndex: -1, fetchedOp: '' };
+
+  /** `names` fills in the names of the operation at an address of an image (System.operationAt). */
+  constructor(private readonly names: (image: ImageHandle, addr: number, into: ProgramPosition) => boolean) {}
 
   get size(): number {
     return this.image.length;
   }
 
-  /** A new operation's id. */
-  add(image: string, fn: string, index: number, op: string): number {
+  /** A new operation's id: the one at `addr` of `image`. */
+  add(image: ImageHandle, addr: number): number {
     this.image.push(image);
-    this.fn.push(fn);
-    this.index.push(index);
-    this.op.push(op);
+    this.addr.push(addr);
     this.runs.push(0);
     this.head.push(-1);
     return this.image.length - 1;
@@ -145,9 +146,12 @@ export class OpTable {
     return b;
   }
 
-  /** `image: fn[index] op`. */
+  /** `image: fn[index] op` (an address in no function: `image: 0xaddr`). */
   key(id: number): string {
-    return opKey(this.image[id], this.fn[id], this.index[id], this.op[id]);
+    const p = this.pos;
+    const image = this.image[id];
+    if (!this.names(image, this.addr[id], p)) return `${image.name}: 0x${this.addr[id].toString(16)}`;
+    return opKey(p.image, p.fn, p.index, p.op);
   }
 }
 
@@ -224,12 +228,13 @@ class PagingStructureCaches {
 interface TaskState {
   /** The bucket of the syscall it is in (from syscall_enter to its return to user mode), or null. */
   sysBucket: Bucket | null;
-  /** The operation its charges of event `seq` go to (looked up once per event; -1: none), and its address. */
+  /** The operation its charges of event `seq` go to (looked up once per event; -1: none), and its image and address. */
   seq: number;
   op: number;
+  opImage: ImageHandle | null;
   opAddr: number;
-  /** Its image's operation ids by (address - TEXT_BASE) / OP_BYTES, or null until known (and after execve). */
-  ids: number[] | null;
+  /** The operation ids of image `opImage` by (address - TEXT_BASE) / OP_BYTES, -1 for none yet. */
+  ids: Int32Array | null;
   /** After a successful execve, until the return to user mode: the execve operation of the old image keeps the charges. */
   pinned: boolean;
 }
@@ -243,9 +248,9 @@ export class CostAccountant {
   /** Calls per syscall name (syscall_enter events). */
   readonly syscallCalls = new Map<string, number>();
   /** Per operation, in the order they were first charged or completed. */
-  readonly ops = new OpTable();
+  readonly ops: OpTable;
   /** Their ids by image, then by (address - TEXT_BASE) / OP_BYTES. */
-  private readonly opIds = new Map<string, number[]>();
+  private readonly opIds = new Map<ImageHandle, Int32Array>();
   private readonly state: (TaskState | undefined)[] = [];
   /** Events seen: the key of TaskState.seq. */
   private seq = 0;
@@ -262,8 +267,8 @@ export class CostAccountant {
   private readonly shootdownWaiting: boolean[];
   /** How fork write-protects a PTE (the kernel option fork_wrprotect): the cost charged per entry. */
   private readonly wrprotectCost: number;
-  /** Where a task is in its program (System.position), filled in place. */
-  private readonly pos: ProgramPosition = { image: '', fn: '', index: -1, op: '', fetchedFn: '', fetchedIndex: -1, fetchedOp: '' };
+  /** Where a task is in its program (System.opCursor), filled in place. */
+  private readonly cursor: OpCursor = { image: null, here: -1, fetched: -1 };
 
   constructor(
     private readonly sys: System,
@@ -275,6 +280,7 @@ export class CostAccountant {
     this.cpus = Array.from({ length: cpus }, () => new Bucket());
     this.psc = Array.from({ length: cpus }, () => new PagingStructureCaches());
     this.shootdownWaiting = Array.from({ length: cpus }, () => false);
+    this.ops = new OpTable((image, addr, into) => sys.operationAt(image, addr, into));
   }
 
   /** The whole run: every CPU's charges added up. */
@@ -306,7 +312,7 @@ export class CostAccountant {
   }
 
   private taskState(tid: number): TaskState {
-    return (this.state[tid] ??= { sysBucket: null, seq: -1, op: -1, opAddr: -1, ids: null, pinned: false });
+    return (this.state[tid] ??= { sysBucket: null, seq: -1, op: -1, opImage: null, opAddr: -1, ids: null, pinned: false });
   }
 
   /**
@@ -320,29 +326,31 @@ export class CostAccountant {
 
   /**
    * The id of the operation at task `tid`'s ip, or with `fetched` of the one it fetched last;
-   * -1 when it has no program. By address: the names are looked up only for an operation not
-   * seen before (or a task whose image is not known yet).
+   * -1 when it has no program. By image and address: its names are looked up only when it is
+   * reported (OpTable.key).
    */
   private opAt(tid: number, s: TaskState, fetched: boolean): number {
     if (s.pinned) return s.op;
-    const addr = this.sys.opAddress(tid, fetched);
-    if (addr < 0) return -1;
-    if (addr === s.opAddr && s.op >= 0) return s.op;
-    const slot = (addr - TEXT_BASE) / OP_BYTES;
-    let ids = s.ids;
-    let id = ids !== null ? ids[slot] : undefined;
-    if (id === undefined) {
-      const p = this.pos;
-      if (!this.sys.position(tid, p)) return -1;
-      ids = s.ids = this.opIds.get(p.image) ?? [];
-      if (ids.length === 0) this.opIds.set(p.image, ids);
-      id = ids[slot];
-      if (id === undefined) {
-        id = fetched ? this.ops.add(p.image, p.fetchedFn, p.fetchedIndex, p.fetchedOp) : this.ops.add(p.image, p.fn, p.index, p.op);
-        // Filled in address order as a program runs; a jump ahead leaves holes, which read as undefined.
-        ids[slot] = id;
-      }
+    const c = this.cursor;
+    if (!this.sys.opCursor(tid, c)) return -1;
+    const image = c.image!;
+    const addr = fetched ? c.fetched : c.here;
+    if (addr === s.opAddr && image === s.opImage && s.op >= 0) return s.op;
+    let ids = image === s.opImage ? s.ids : null;
+    if (ids === null) {
+      ids = this.opIds.get(image) ?? null;
+      if (ids === null) this.opIds.set(image, (ids = new Int32Array(256).fill(-1)));
     }
+    const at = ((addr - TEXT_BASE) / OP_BYTES) | 0;
+    if (at >= ids.length) {
+      const grown = new Int32Array(Math.max(ids.length * 2, at + 1)).fill(-1);
+      grown.set(ids);
+      this.opIds.set(image, (ids = grown));
+    }
+    s.ids = ids;
+    let id = ids[at];
+    if (id < 0) ids[at] = id = this.ops.add(image, addr);
+    s.opImage = image;
     s.opAddr = addr;
     s.op = id;
     return id;
@@ -491,6 +499,7 @@ export class CostAccountant {
       case 'exec': {
         // A new image: an address no longer names the same operation. The rest of execve is its operation's, in the old image.
         const st = this.taskState(e.tid);
+        st.opImage = null;
         st.opAddr = -1;
         st.ids = null;
         st.pinned = st.op >= 0;
