@@ -11,6 +11,9 @@ import { answerSeedQuestions, type Answer } from './questions.js';
 import { renderChart } from './chart.js';
 import { COST_KEYS, COST_NAMES } from './keys.js';
 import { builtinCostTable, type CostTable } from './table.js';
+import { between } from '../docregion.js';
+
+const DOC = 'docs/measure.md';
 
 export const BEGIN = '<!-- cost tables: made by npm run docs:costs from src/cost/keys.ts and src/cost/costs.yaml -->';
 export const END = '<!-- end of cost tables -->';
@@ -87,14 +90,6 @@ export function costTablesMarkdown(table: CostTable = builtinCostTable()): strin
   return s;
 }
 
-/** `text` with the part between `begin` and `end` replaced by `body`. */
-export function between(text: string, begin: string, end: string, body: string): string {
-  const b = text.indexOf(begin);
-  const e = text.indexOf(end);
-  if (b < 0 || e < b) throw new Error(`docs/measure.md lacks the markers ${begin} and ${end}`);
-  return text.slice(0, b + begin.length) + '\n\n' + body + '\n' + text.slice(e);
-}
-
 /**
  * Run as a script: rewrites docs/measure.md's cost tables; with --calibration, its calibration
  * table, the charts docs/img/calibration-v1.{svg,png} and calibration-v2.{svg,png}, and the
@@ -102,12 +97,12 @@ export function between(text: string, begin: string, end: string, body: string):
  */
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const file = fileURLToPath(new URL('../../../docs/measure.md', import.meta.url));
-  let text = between(readFileSync(file, 'utf8'), BEGIN, END, costTablesMarkdown());
+  let text = between(readFileSync(file, 'utf8'), BEGIN, END, costTablesMarkdown(), DOC);
   if (process.argv.includes('--calibration')) {
     const v1 = calibrateV1();
     const v2 = calibrateV2();
-    text = between(text, CAL_BEGIN, CAL_END, calibrationMarkdown([...v1, ...v2]));
-    text = between(text, Q_BEGIN, Q_END, questionsMarkdown(answerSeedQuestions()));
+    text = between(text, CAL_BEGIN, CAL_END, calibrationMarkdown([...v1, ...v2]), DOC);
+    text = between(text, Q_BEGIN, Q_END, questionsMarkdown(answerSeedQuestions()), DOC);
     const img = fileURLToPath(new URL('../../../docs/img/', import.meta.url));
     mkdirSync(img, { recursive: true });
     for (const [name, pts, title] of [

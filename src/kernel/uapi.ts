@@ -74,7 +74,8 @@ export const SIGNAL_NAMES: Readonly<Record<number, string>> = {
   26: 'SIGVTALRM', 27: 'SIGPROF', 28: 'SIGWINCH', 29: 'SIGIO', 30: 'SIGPWR', 31: 'SIGSYS',
 };
 
-/** sa_handler values (include/uapi/asm-generic/signal-defs.h). */
+// ---- sigaction and sigprocmask (include/uapi/asm-generic/signal-defs.h, arch/x86/include/uapi/asm/signal.h) ---
+/** sa_handler values. */
 export const SIG_DFL = 0n;
 export const SIG_IGN = 1n;
 
@@ -94,7 +95,7 @@ export const SIG_BLOCK = 0;
 export const SIG_UNBLOCK = 1;
 export const SIG_SETMASK = 2;
 
-/** si_code values (include/uapi/asm-generic/siginfo.h). */
+// ---- si_code (include/uapi/asm-generic/siginfo.h) -----------------------------------------------
 export const SI_USER = 0;
 export const SI_KERNEL = 0x80;
 export const SI_TKILL = -6;
@@ -139,14 +140,14 @@ export const MAP_SYNC = 0x80000;
 export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MAP_UNINITIALIZED = 0x4000000;
 
-/** madvise advice (include/uapi/asm-generic/mman-common.h): the two the model implements. */
+/** MAP_ABOVE4G (arch/x86/include/uapi/asm/mman.h): place the mapping at or above 4 GiB. */
+export const MAP_ABOVE4G = 0x80;
+
+// ---- madvise (include/uapi/asm-generic/mman-common.h) -------------------------------------------
 export const MADV_DONTNEED = 4;
 export const MADV_FREE = 8;
 export const MADV_COLD = 20;
 export const MADV_PAGEOUT = 21;
-
-/** MAP_ABOVE4G (arch/x86/include/uapi/asm/mman.h): place the mapping at or above 4 GiB. */
-export const MAP_ABOVE4G = 0x80;
 
 // ---- pkeys (include/uapi/asm-generic/mman-common.h) --------------------------------------------
 export const PKEY_DISABLE_ACCESS = 0x1;
@@ -202,6 +203,7 @@ export const __WNOTHREAD = 0x20000000;
 export const __WALL = 0x40000000;
 export const __WCLONE = 0x80000000;
 
+// ---- per-process PTI (isolab's model of the 2018 RFC, not upstream) -----------------------------
 /** arch_prctl codes of the per-process PTI model (kernel option `pti_per_process`; the 2018 RFC's numbers are unknown). */
 export const ARCH_GET_NOPTI = 0x6001;
 export const ARCH_SET_NOPTI = 0x6002;
@@ -209,7 +211,7 @@ export const ARCH_SET_NOPTI = 0x6002;
 export const NOPTI_NOW = 1 << 0;
 export const NOPTI_NEXT = 1 << 1;
 
-/** Capabilities (include/uapi/linux/capability.h). */
+// ---- capabilities (include/uapi/linux/capability.h) ---------------------------------------------
 export const CAP_SYS_RAWIO = 17;
 export const CAP_SYS_ADMIN = 21;
 /** _LINUX_CAPABILITY_VERSION_3 and its u32 count. */

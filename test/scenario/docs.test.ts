@@ -12,6 +12,10 @@ import { ScenarioError } from '../../src/errors.js';
 import { compileScenarioText } from '../../src/scenario/index.js';
 import { EVENT_KINDS } from '../../src/scenario/events.js';
 import { KERNEL_OPTION_SPECS } from '../../src/kernel/options.js';
+import { CONST_BEGIN, CONST_END, constantGroups, formatDoc, SYSCALL_BEGIN, SYSCALL_END, uapiSource } from '../../src/scenario/doc.js';
+import { region } from '../../src/docregion.js';
+import { CONSTANTS } from '../../src/scenario/expr.js';
+import { syscallEntries } from '../../src/kernel/syscalls.js';
 
 const FILE = 'docs/scenario-format.md';
 const doc = readFileSync(new URL('../../../docs/scenario-format.md', import.meta.url), 'utf8');
@@ -101,4 +105,26 @@ test(`${FILE}: the kernel-option table has every option of KERNEL_OPTION_SPECS, 
     if (spec.kind === 'enum') assert.equal(row.type, spec.values.map((v) => `\`${v}\``).join(', '), `${name}: values`);
     else assert.ok(row.type.startsWith(spec.kind), `${name}: type ${row.type}, spec ${spec.kind}`);
   }
+});
+
+test(`${FILE}: the constants and the syscall table are the model's own (npm run docs:format writes them)`, () => {
+  assert.equal(formatDoc(doc), doc, `${FILE} differs from what npm run docs:format writes: run it`);
+  // What the regions must hold, from the tables themselves: every constant a value may name, and every syscall with each of its arguments.
+  const constants = region(doc, CONST_BEGIN, CONST_END)!;
+  for (const name of CONSTANTS.keys()) assert.ok(constants.includes(`\`${name}\``), `the list lacks ${name}`);
+  const syscalls = region(doc, SYSCALL_BEGIN, SYSCALL_END)!;
+  for (const e of syscallEntries()) {
+    const row = syscalls.split('\n').find((l) => l.startsWith(`| ${e.nr} | \`${e.name}\` |`));
+    assert.ok(row, `no row for ${e.name}`);
+    for (const a of e.args) assert.ok(row.includes(`\`${a}\``), `${e.name}'s row lacks ${a}`);
+  }
+});
+
+test('every constant a value may name lies in one section of src/kernel/uapi.ts', () => {
+  const groups = constantGroups(uapiSource());
+  const named = groups.flatMap((g) => g.names);
+  assert.equal(new Set(named).size, named.length);
+  assert.deepEqual(new Set([...named, 'PAGE_SIZE']), new Set(CONSTANTS.keys()));
+  assert.throws(() => constantGroups('export const EPERM = 1;\n'), /comes before the first section header/);
+  assert.throws(() => constantGroups('// ---- errno (errno.h) ----\nexport const EPERM = 1;\n'), /not found in src\/kernel\/uapi.ts's sections: .*ENOENT/);
 });
