@@ -91,6 +91,8 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
     }
     for (const v of mm.vmas.list) if (v.shmem) shmem.add(v.shmem);
   }
+  // Files' page caches (vfs.ts), mapped or not.
+  for (const obj of k.vfs.mappings()) shmem.add(obj);
   for (const obj of shmem) for (const pfn of obj.pages.values()) bump(refs, pfn);
   // The swap cache holds a reference to each folio in it.
   for (const pfn of k.swap.cache.values()) bump(refs, pfn);

@@ -8,6 +8,7 @@
  * returns to its init value; the shadow stack is freed and the new image starts with it off
  * and unlocked.
  */
+import { do_close_on_exec, unshare_files } from './file.js';
 import { ProgramImage } from '../user/program.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
@@ -189,6 +190,8 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
       t.skipResult = true;
       return dt;
     }
+    // begin_new_exec: the descriptor table is not shared from here on (unshare_files).
+    unshare_files(t);
     // exec_mmap; mm_release's deactivate_mm frees this thread's shadow stack from the old mm.
     const old = t.mm!;
     yield* shstk_free(k, pc, t);
@@ -210,6 +213,8 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
     pc.irqs_disabled = false;
     if (old.mm_users === 1) record_reach(k, t, old);
     yield* mmput(k, pc, old);
+    // begin_new_exec: do_close_on_exec, after the table was unshared.
+    if (t.files) do_close_on_exec(t.files);
     // unshare_sighand + flush_signal_handlers(t, 0)
     if (t.sighand.count > 1) {
       t.sighand.count--;

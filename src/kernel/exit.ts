@@ -4,6 +4,7 @@
  * becomes a zombie when the whole group is gone, its parent gets SIGCHLD (its exit_signal) and
  * is woken, and wait4 reaps it. A process without a parent is reaped at once (as init would).
  */
+import { exit_files } from './file.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import type { PageRefs } from './page.js';
@@ -75,6 +76,7 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
     yield* mmput(k, pc, mm);
     if (last && k.options.debug_vm) checkMmAfterExit(k, pc, mm);
   }
+  exit_files(t);
   if (t.sighand.count > 1) t.sighand.count--;
   exit_notify(k, t, group_dead);
   // The thread execing in de_thread, if any, waits for this one (notify_count).

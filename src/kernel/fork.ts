@@ -7,6 +7,7 @@
  * XXX: a signal pending in the parent does not restart the fork (-ERESTARTNOINTR); there are
  * no PID namespaces, credentials or rlimits on the number of processes.
  */
+import { copy_files, exit_files, initial_files } from './file.js';
 import type { PhysMem } from '../hw/physmem.js';
 import { ModelError } from '../errors.js';
 import { PTE_RW } from '../hw/pte.js';
@@ -31,7 +32,7 @@ import { kcall, STEP_ATOMIC, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath } fro
 import { SigHand, Task, ThreadGroup } from './task.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
-  CLONE_DETACHED, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
+  CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
   CLONE_VFORK, CLONE_VM, CSIGNAL, EAGAIN, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
 } from './uapi.js';
 import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, type Vma } from './vma.js';
@@ -95,11 +96,14 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   }
   const tid = k.alloc_pid();
   const group = flags & CLONE_THREAD ? t.group : new ThreadGroup(tid);
+  // copy_files: CLONE_FILES shares the table, anything else copies it.
+  const files = copy_files(t, (flags & CLONE_FILES) !== 0);
   const sighand = flags & CLONE_SIGHAND ? t.sighand : t.sighand.clone();
   if (flags & CLONE_SIGHAND) sighand.count++;
   const parent = flags & (CLONE_PARENT | CLONE_THREAD) ? t.parent : t.group.threads[0] ?? t;
   const child = new Task(tid, group, parent, mm, sighand, t.image);
   if (ptiStack !== 'none') child.ptiStack = ptiStack;
+  child.files = files;
   child.exit_signal = flags & CLONE_THREAD ? -1 : flags & CLONE_PARENT ? t.group.threads[0].exit_signal : exit_signal;
   child.blocked = t.blocked;
   // dup_task_struct: the affinity is inherited.
@@ -113,6 +117,7 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   const sr = yield* shstk_alloc_thread_stack(k, pc, t, child, flags);
   if (sr < 0) {
     if (flags & CLONE_SIGHAND) sighand.count--;
+    exit_files(child);
     // bad_fork_cleanup_mm: mmput (and the stack goes with the task).
     yield* pti_stack_free(k, pc, child);
     yield* mmput(k, pc, mm);
@@ -398,6 +403,7 @@ export function newProcess(k: Kernel, mm: MmStruct): Task | null {
   const group = new ThreadGroup(tid);
   const task = new Task(tid, group, null, mm, new SigHand(), null);
   if (ptiStack !== 'none') task.ptiStack = ptiStack;
+  task.files = initial_files(k);
   group.threads.push(task);
   group.live = 1;
   k.tasks.set(tid, task);

@@ -10,6 +10,7 @@
  * PGE, and each CPU gets CR4 features switched on the way cr4_init and the feature setup code
  * do (PGE, PCIDE, SMEP, SMAP, PKE).
  */
+import { Vfs } from './vfs.js';
 import { ConfigError } from '../errors.js';
 import type { Cpu } from '../hw/cpu.js';
 import type { Machine } from '../hw/machine.js';
@@ -128,6 +129,8 @@ export class Kernel {
   reachLog: ReachRecord[] | null = null;
   /** Debug-check findings (debug_vm). */
   readonly debugReports: string[] = [];
+  /** The file namespace (vfs.ts). */
+  readonly vfs: Vfs;
   /** Program images execve can load, by name. */
   readonly images = new Map<string, ProgramImage>();
   /** Wait statuses of reaped or self-reaped tasks, by tid. */
@@ -190,6 +193,8 @@ export class Kernel {
     this.pages.failNth = options.fail_alloc_nth;
     this.totalram_pages = mem.frameCount - next;
     this.swap = new swap_info_struct(options.swap_pages);
+    this.vfs = new Vfs();
+    this.vfs.populate();
 
     this.init_mm = new MmStruct(0, new PageTables(mem, this.pages, this.levels, pgd, userPgd, false), machine.cpus.length, TASK_SIZE, 0);
     this.percpu = machine.cpus.map((cpu, i) => new PerCpu(i, cpu, this.init_mm));

@@ -2,11 +2,16 @@
  * The syscall table (arch/x86/entry/syscalls/syscall_64.tbl): number, name and handler. A
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
- * Protection keys, shadow stacks and process_vm_readv have their own files (pkeys.ts,
- * shstk.ts, gup.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * Protection keys, shadow stacks, process_vm_readv and the file syscalls have their own files
+ * (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
 import { ArgumentError } from '../errors.js';
+import { sys_close, sys_dup, sys_dup2, sys_dup3 } from './file.js';
+import { sys_fcntl } from './fcntl.js';
+import { sys_ftruncate, sys_open, sys_openat } from './open.js';
+import { sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_write } from './read_write.js';
+import { sys_fstat } from './stat.js';
 import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
@@ -188,15 +193,25 @@ function sys_tgkill(k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): numb
 }
 
 const table: readonly SyscallEntry[] = [
+  { nr: 0, name: 'read', args: ['fd', 'buf', 'count'], handler: sys_read },
+  { nr: 1, name: 'write', args: ['fd', 'buf', 'count'], handler: sys_write },
+  { nr: 2, name: 'open', args: ['filename', 'flags', 'mode'], handler: sys_open },
+  { nr: 3, name: 'close', args: ['fd'], handler: sys_close },
+  { nr: 5, name: 'fstat', args: ['fd', 'statbuf'], handler: sys_fstat },
+  { nr: 8, name: 'lseek', args: ['fd', 'offset', 'whence'], handler: sys_lseek },
   { nr: 9, name: 'mmap', args: ['addr', 'len', 'prot', 'flags', 'fd', 'off'], handler: sys_mmap },
   { nr: 10, name: 'mprotect', args: ['start', 'len', 'prot'], handler: sys_mprotect },
   { nr: 11, name: 'munmap', args: ['addr', 'len'], handler: sys_munmap },
   { nr: 13, name: 'rt_sigaction', args: ['sig', 'act', 'oact', 'sigsetsize'], handler: sys_rt_sigaction },
   { nr: 14, name: 'rt_sigprocmask', args: ['how', 'nset', 'oset', 'sigsetsize'], handler: sys_rt_sigprocmask },
   { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
+  { nr: 17, name: 'pread64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pread64 },
+  { nr: 18, name: 'pwrite64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pwrite64 },
   { nr: 24, name: 'sched_yield', args: [], handler: sys_sched_yield },
   { nr: 27, name: 'mincore', args: ['start', 'len', 'vec'], handler: sys_mincore },
   { nr: 28, name: 'madvise', args: ['start', 'len_in', 'behavior'], handler: sys_madvise },
+  { nr: 32, name: 'dup', args: ['fildes'], handler: sys_dup },
+  { nr: 33, name: 'dup2', args: ['oldfd', 'newfd'], handler: sys_dup2 },
   { nr: 39, name: 'getpid', args: [], handler: sys_getpid },
   { nr: 56, name: 'clone', args: ['clone_flags', 'newsp', 'parent_tidptr', 'child_tidptr', 'tls'], handler: sys_clone },
   { nr: 57, name: 'fork', args: [], handler: (k, pc, t) => sys_fork(k, pc, t) },
@@ -209,11 +224,15 @@ const table: readonly SyscallEntry[] = [
   { nr: 203, name: 'sched_setaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_setaffinity },
   { nr: 204, name: 'sched_getaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_getaffinity },
   { nr: 231, name: 'exit_group', args: ['error_code'], handler: sys_exit_group, noreturn: true },
+  { nr: 72, name: 'fcntl', args: ['fd', 'cmd', 'arg'], handler: sys_fcntl },
+  { nr: 77, name: 'ftruncate', args: ['fd', 'length'], handler: sys_ftruncate },
   { nr: 125, name: 'capget', args: ['header', 'dataptr'], handler: sys_capget },
   { nr: 126, name: 'capset', args: ['header', 'data'], handler: sys_capset },
   { nr: 154, name: 'modify_ldt', args: ['func', 'ptr', 'bytecount'], handler: sys_modify_ldt },
   { nr: 158, name: 'arch_prctl', args: ['option', 'arg2'], handler: sys_arch_prctl },
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
+  { nr: 257, name: 'openat', args: ['dfd', 'filename', 'flags', 'mode'], handler: sys_openat },
+  { nr: 292, name: 'dup3', args: ['oldfd', 'newfd', 'flags'], handler: sys_dup3 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
   { nr: 329, name: 'pkey_mprotect', args: ['start', 'len', 'prot', 'pkey'], handler: sys_pkey_mprotect },
   { nr: 330, name: 'pkey_alloc', args: ['flags', 'init_val'], handler: sys_pkey_alloc },

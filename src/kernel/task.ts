@@ -3,6 +3,7 @@
  * sighand_struct): the identity, address space, user registers and signal state of a thread,
  * and what its thread group shares.
  */
+import type { FilesStruct } from './file.js';
 import type { KPath } from './steps.js';
 import type { ProgramImage } from '../user/program.js';
 import type { MmStruct } from './mm.js';
@@ -129,6 +130,9 @@ export class Task {
   reaped = false;
   /** PF_KTHREAD: a kernel thread (no mm, no user mode; it sleeps when its path ends). */
   kthread = false;
+
+  /** The descriptor table (files_struct), shared by CLONE_FILES; null once the task has exited. */
+  files: FilesStruct | null = null;
 
   // ---- User context ----------------------------------------------------------------------
   image: ProgramImage | null;

@@ -11,6 +11,7 @@ import { do_user_addr_fault, FAULT_EFAULT } from './fault.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { STEP_UACCESS, type KSteps } from './steps.js';
 import type { Task } from './task.js';
+import { EFAULT, ENAMETOOLONG } from './uapi.js';
 
 /** __access_ok: the range [addr, addr + size) lies in user space (below TASK_SIZE_MAX). */
 export function access_ok(t: Task, addr: bigint, size: number): boolean {
@@ -88,6 +89,70 @@ export function* copy_from_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, si
     at += pieces[i + 1];
   }
   return out;
+}
+
+/**
+ * _copy_to_user as the file paths use it (copy_page_to_iter): writes `data` at `addr` a page
+ * at a time, each page translated and written in its own step, and stops at the first page
+ * that faults beyond repair. Returns the bytes not copied (0: all; data.length for a range
+ * access_ok refuses).
+ */
+export function* copy_to_user_partial(k: Kernel, pc: PerCpu, t: Task, addr: bigint, data: Uint8Array): KSteps<number> {
+  if (!access_ok(t, addr, data.length)) return data.length;
+  let done = 0;
+  while (done < data.length) {
+    const a = addr + BigInt(done);
+    const n = Math.min(data.length - done, 4096 - Number(a % 4096n));
+    const pieces = yield* user_pieces(k, pc, t, a, n, Access.Write);
+    if (!pieces) break;
+    k.machine.mem.writeBytes(pieces[0], data.subarray(done, done + n));
+    done += n;
+  }
+  return data.length - done;
+}
+
+/**
+ * _copy_from_user as the file paths use it (copy_page_from_iter): reads `size` bytes at
+ * `addr` a page at a time, stopping at the first page that faults beyond repair. Returns what
+ * was read (shorter than `size` after a fault; empty for a range access_ok refuses).
+ */
+export function* copy_from_user_partial(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number): KSteps<Uint8Array> {
+  if (!access_ok(t, addr, size)) return new Uint8Array(0);
+  const out = new Uint8Array(size);
+  let done = 0;
+  while (done < size) {
+    const a = addr + BigInt(done);
+    const n = Math.min(size - done, 4096 - Number(a % 4096n));
+    const pieces = yield* user_pieces(k, pc, t, a, n, Access.Read);
+    if (!pieces) break;
+    out.set(k.machine.mem.readBytes(pieces[0], n), done);
+    done += n;
+  }
+  return out.subarray(0, done);
+}
+
+/**
+ * strncpy_from_user (getname): the NUL-terminated string at `addr`, read a page at a time,
+ * at most `max` bytes with its NUL; -EFAULT for an address that faults before the NUL,
+ * -ENAMETOOLONG when no NUL comes within `max` bytes.
+ */
+export function* strncpy_from_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, max: number): KSteps<string | number> {
+  let s = '';
+  let a = addr;
+  for (;;) {
+    const n = Math.min(max - s.length, 4096 - Number(((a % 4096n) + 4096n) % 4096n));
+    if (n <= 0) return -ENAMETOOLONG;
+    if (!access_ok(t, a, n)) return -EFAULT;
+    const pieces = yield* user_pieces(k, pc, t, a, n, Access.Read);
+    if (!pieces) return -EFAULT;
+    const bytes = k.machine.mem.readBytes(pieces[0], n);
+    const nul = bytes.indexOf(0);
+    const end = nul < 0 ? n : nul;
+    for (let i = 0; i < end; i++) s += String.fromCharCode(bytes[i]);
+    if (nul >= 0) return s;
+    if (s.length >= max) return -ENAMETOOLONG;
+    a += BigInt(n);
+  }
 }
 
 /** Little-endian helpers for building and parsing user structures. */

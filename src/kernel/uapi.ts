@@ -9,6 +9,7 @@ export const EPERM = 1;
 export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINTR = 4;
+export const ENXIO = 6;
 export const EBADF = 9;
 export const ECHILD = 10;
 export const EAGAIN = 11;
@@ -18,18 +19,25 @@ export const EFAULT = 14;
 export const EBUSY = 16;
 export const EEXIST = 17;
 export const ENODEV = 19;
+export const ENOTDIR = 20;
+export const EISDIR = 21;
 export const EINVAL = 22;
+export const ENFILE = 23;
+export const EMFILE = 24;
+export const EFBIG = 27;
 export const ENOSPC = 28;
-export const ENAMETOOLONG = 36;
+export const ESPIPE = 29;
 export const ERANGE = 34;
+export const ENAMETOOLONG = 36;
 export const ENOSYS = 38;
 export const EOVERFLOW = 75;
 export const EOPNOTSUPP = 95;
 
 /** errno names by number, for traces and messages. */
 export const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
-  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 6: 'ENXIO', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
+  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 27: 'EFBIG',
+  28: 'ENOSPC', 29: 'ESPIPE', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
 };
 
 // ---- Signals (arch/x86/include/uapi/asm/signal.h) ----------------------------------------------
@@ -165,6 +173,57 @@ export const ARCH_SHSTK_WRSS = 1 << 1;
 /** map_shadow_stack flags. SHADOW_STACK_SET_MARKER is arm64's (6.13+) and refused on x86. */
 export const SHADOW_STACK_SET_TOKEN = 1 << 0;
 export const SHADOW_STACK_SET_MARKER = 1 << 1;
+
+// ---- open and fcntl (include/uapi/asm-generic/fcntl.h, linux/fcntl.h) ---------------------------
+export const O_ACCMODE = 0o3;
+export const O_RDONLY = 0o0;
+export const O_WRONLY = 0o1;
+export const O_RDWR = 0o2;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_NOCTTY = 0o400;
+export const O_TRUNC = 0o1000;
+export const O_APPEND = 0o2000;
+export const O_NONBLOCK = 0o4000;
+export const O_DSYNC = 0o10000;
+export const FASYNC = 0o20000;
+export const O_DIRECT = 0o40000;
+export const O_LARGEFILE = 0o100000;
+export const O_DIRECTORY = 0o200000;
+export const O_NOFOLLOW = 0o400000;
+export const O_NOATIME = 0o1000000;
+export const O_CLOEXEC = 0o2000000;
+export const __O_SYNC = 0o4000000;
+export const O_PATH = 0o10000000;
+export const __O_TMPFILE = 0o20000000;
+/** openat's dirfd for the current directory. */
+export const AT_FDCWD = -100;
+export const F_DUPFD = 0;
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const F_DUPFD_CLOEXEC = 1030;
+export const F_ADD_SEALS = 1033;
+export const F_GET_SEALS = 1034;
+export const FD_CLOEXEC = 1;
+export const F_SEAL_SEAL = 0x0001;
+export const F_SEAL_SHRINK = 0x0002;
+export const F_SEAL_GROW = 0x0004;
+export const F_SEAL_WRITE = 0x0008;
+export const F_SEAL_FUTURE_WRITE = 0x0010;
+export const F_SEAL_EXEC = 0x0020;
+
+// ---- lseek and stat (include/uapi/linux/fs.h, linux/stat.h) -------------------------------------
+export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
+export const SEEK_END = 2;
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o40000;
+export const S_IFCHR = 0o20000;
 
 // ---- clone (include/uapi/linux/sched.h) --------------------------------------------------------
 export const CSIGNAL = 0x000000ff;

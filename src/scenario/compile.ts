@@ -113,6 +113,9 @@ const EVENT_EXPECT_KEYS = ['type', 'cpu', 'thread', 'at_least', 'exactly', 'at_m
 export const PTE_FIELDS = ['present', 'rw', 'accessed', 'dirty', 'saved_dirty', 'pkey'] as const;
 export type PteField = (typeof PTE_FIELDS)[number];
 
+/** The syscall arguments a path may be written for (a string starting with `/`, placed in the program's read-only data). */
+export const PATH_ARGS: Readonly<Record<string, string>> = { execve: 'filename', open: 'filename', openat: 'filename' };
+
 export interface CompiledScenario {
   name: string;
   question?: string;
@@ -664,7 +667,7 @@ class Compiler {
             continue;
           }
           shown.push(`${name}=${String(v)}`);
-          if (kind === 'execve' && name === 'filename' && typeof v === 'string' && v.startsWith('/')) {
+          if (PATH_ARGS[kind] === name && typeof v === 'string' && v.startsWith('/')) {
             const sname = `path${Object.keys(f.proc.strings).length}`;
             f.proc.strings[sname] = v;
             args.push(`&${sname}`);

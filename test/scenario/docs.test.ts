@@ -15,6 +15,7 @@ import { KERNEL_OPTION_SPECS } from '../../src/kernel/options.js';
 import { CONST_BEGIN, CONST_END, constantGroups, formatDoc, SYSCALL_BEGIN, SYSCALL_END, uapiSource } from '../../src/scenario/doc.js';
 import { region } from '../../src/docregion.js';
 import { CONSTANTS } from '../../src/scenario/expr.js';
+import { ERRNO_NAMES } from '../../src/kernel/uapi.js';
 import { syscallEntries } from '../../src/kernel/syscalls.js';
 
 const FILE = 'docs/scenario-format.md';
@@ -125,6 +126,9 @@ test('every constant a value may name lies in one section of src/kernel/uapi.ts'
   const named = groups.flatMap((g) => g.names);
   assert.equal(new Set(named).size, named.length);
   assert.deepEqual(new Set([...named, 'PAGE_SIZE']), new Set(CONSTANTS.keys()));
+  // The errno section and the names traces print agree.
+  const errnos = groups.find((g) => g.title === 'errno')!.names;
+  assert.deepEqual(Object.fromEntries(errnos.map((n) => [String(CONSTANTS.get(n)), n])), { ...ERRNO_NAMES });
   assert.throws(() => constantGroups('export const EPERM = 1;\n'), /comes before the first section header/);
   assert.throws(() => constantGroups('// ---- errno (errno.h) ----\nexport const EPERM = 1;\n'), /not found in src\/kernel\/uapi.ts's sections: .*ENOENT/);
 });

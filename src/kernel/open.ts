@@ -1,0 +1,171 @@
+/**
+ * open, openat and ftruncate (fs/open.c, fs/namei.c do_open, mm/shmem.c): the name copied in
+ * (getname), a descriptor reserved, the path walked and the last component created or
+ * checked, the file set up with its mode, O_TRUNC applied; and truncation of a tmpfs file,
+ * which frees the pages past the new end and zeroes the tail of the last one.
+ *
+ * XXX: the walk, the creation and the descriptor's installation are one step (Linux holds the
+ * parent directory's lock across a creation). No O_TMPFILE (-EOPNOTSUPP); every task is root,
+ * so no permission refuses.
+ */
+import type { Kernel, PerCpu } from './kernel.js';
+import type { KPath } from './steps.js';
+import type { Task } from './task.js';
+import { strncpy_from_user } from './uaccess.js';
+import {
+  fd_install, fdArg, fdget, files_lookup_fd, File, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE,
+  get_unused_fd_flags, put_unused_fd,
+} from './file.js';
+import { PATH_MAX, path_walk, vfs_create, type Inode } from './vfs.js';
+import {
+  AT_FDCWD, EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, F_SEAL_GROW, F_SEAL_SHRINK, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
+  O_EXCL, O_NOFOLLOW, O_LARGEFILE, O_NOCTTY, O_PATH, O_TRUNC, O_WRONLY, O_RDWR, __O_TMPFILE,
+} from './uapi.js';
+
+/** O_PATH_FLAGS: what an O_PATH open keeps. */
+const O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC;
+/** VALID_OPEN_FLAGS (include/linux/fcntl.h): the flags open keeps; others are ignored. */
+const VALID_OPEN_FLAGS = 0o3 | 0o100 | 0o200 | 0o400 | 0o1000 | 0o2000 | 0o4000 | 0o10000 | 0o20000 | 0o40000 | 0o100000 | 0o200000 | 0o400000 | 0o1000000 | 0o2000000 | 0o4000000 | 0o10000000 | 0o20000000;
+
+/**
+ * do_sys_openat2 for open and openat: getname (-EFAULT, -ENAMETOOLONG, -ENOENT for ""), then
+ * a descriptor (-EMFILE), then the walk and do_open; a failure after the descriptor was
+ * reserved gives it back.
+ */
+function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: bigint, rawFlags: number, mode: number): KPath {
+  // build_open_how: unknown flags are dropped; O_PATH keeps only O_PATH_FLAGS.
+  let flags = rawFlags & VALID_OPEN_FLAGS;
+  if (flags & O_PATH) flags &= O_PATH_FLAGS;
+  // build_open_flags: a directory cannot be created by open.
+  if ((flags & (O_DIRECTORY | O_CREAT)) === (O_DIRECTORY | O_CREAT)) return -EINVAL;
+  const name = yield* strncpy_from_user(k, pc, t, filename, PATH_MAX);
+  if (typeof name === 'number') return name;
+  if (name === '') return -ENOENT;
+  if (flags & __O_TMPFILE) return -EOPNOTSUPP;
+  const files = t.files!;
+  const fd = get_unused_fd_flags(files, flags);
+  if (fd < 0) return fd;
+  // path_init: a relative path starts at dfd's directory; AT_FDCWD is the root, the model's only working directory.
+  let start = k.vfs.root;
+  if (!name.startsWith('/') && dfd !== AT_FDCWD) {
+    const dir = files_lookup_fd(files, fdArg(BigInt(dfd)));
+    const err = !dir ? -EBADF : !dir.inode.isDir ? -ENOTDIR : 0;
+    if (err < 0) {
+      put_unused_fd(files, fd);
+      return err;
+    }
+    start = dir!.inode;
+  }
+  const r = do_filp_open(k, start, name, flags, mode);
+  if (typeof r === 'number') {
+    put_unused_fd(files, fd);
+    return r;
+  }
+  fd_install(files, fd, r);
+  return fd;
+}
+
+/**
+ * path_openat + do_open: the walk; O_CREAT creates a missing last component (-EEXIST with
+ * O_EXCL when it exists, -EISDIR on a directory); without it a missing one is -ENOENT;
+ * O_DIRECTORY asks for a directory (-ENOTDIR), and a directory opens only for reading
+ * (-EISDIR); O_TRUNC empties an existing regular file. Returns the file or -errno.
+ */
+function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode: number): File | number {
+  const vfs = k.vfs;
+  const l = path_walk(vfs, start, name);
+  if (typeof l === 'number') return l;
+  let inode: Inode;
+  let created = false;
+  if (flags & O_CREAT) {
+    // lookup_fast_for_open: a trailing slash cannot name a file to create.
+    if (l.trailingSlash) return -EISDIR;
+    if (l.inode) {
+      if (flags & O_EXCL) return -EEXIST;
+      if (l.inode.isDir) return -EISDIR;
+      inode = l.inode;
+    } else {
+      const made = vfs_create(vfs, l.dir, l.name, mode);
+      if (typeof made === 'number') return made;
+      inode = made;
+      created = true;
+    }
+  } else {
+    if (!l.inode) return -ENOENT;
+    if (l.trailingSlash && !l.inode.isDir) return -ENOTDIR;
+    inode = l.inode;
+  }
+  if (flags & O_PATH) return new File(inode, open_f_flags(flags), FMODE_PATH);
+  if (flags & O_DIRECTORY && !inode.isDir) return -ENOTDIR;
+  const acc = flags & O_ACCMODE;
+  // may_open: a directory is never opened for writing (O_TRUNC counts as writing).
+  if (inode.isDir && (acc === O_WRONLY || acc === O_RDWR || flags & O_TRUNC)) return -EISDIR;
+  if (!created && flags & O_TRUNC && inode.isReg) {
+    const r = do_truncate(k, inode, 0);
+    if (r < 0) return r;
+  }
+  return new File(inode, open_f_flags(flags), open_f_mode(inode, acc));
+}
+
+/** f_flags as do_dentry_open leaves them: O_CLOEXEC lives in the descriptor table, and O_CREAT, O_EXCL, O_NOCTTY and O_TRUNC are spent. */
+function open_f_flags(flags: number): number {
+  return flags & ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
+}
+
+/** f_mode: FMODE_READ and FMODE_WRITE from the access mode (3 means neither), the seek and positioned-I/O bits, and what the file's operations can do. */
+function open_f_mode(inode: Inode, acc: number): number {
+  let m = FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
+  if (acc === 0 || acc === O_RDWR) m |= FMODE_READ | FMODE_CAN_READ;
+  if (acc === O_WRONLY || acc === O_RDWR) m |= FMODE_WRITE;
+  // A directory has no write operation; every other kind has both.
+  if (!inode.isDir) m |= FMODE_CAN_WRITE;
+  else m |= FMODE_CAN_READ;
+  if (inode.isReg || inode.isDir) m |= FMODE_ATOMIC_POS;
+  return m;
+}
+
+/** open(filename, flags, mode): O_LARGEFILE is forced on x86-64 (force_o_largefile). */
+export function sys_open(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
+  return do_sys_open(k, pc, t, AT_FDCWD, a[0], Number(a[1] & 0xffffffffn) | O_LARGEFILE, Number(a[2] & 0xffffn));
+}
+
+/** openat(dfd, filename, flags, mode). */
+export function sys_openat(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
+  return do_sys_open(k, pc, t, Number(BigInt.asIntN(32, a[0])), a[1], Number(a[2] & 0xffffffffn) | O_LARGEFILE, Number(a[3] & 0xffffn));
+}
+
+/**
+ * do_truncate on a tmpfs inode (shmem_setattr): a memfd's seals refuse shrinking or growing
+ * (-EPERM); the size changes; shrinking frees the whole pages past the new end and zeroes the
+ * rest of the last one (shmem_truncate_range).
+ */
+export function do_truncate(k: Kernel, inode: Inode, length: number): number {
+  if ((length < inode.size && inode.seals & F_SEAL_SHRINK) || (length > inode.size && inode.seals & F_SEAL_GROW)) return -EPERM;
+  const mapping = inode.mapping!;
+  if (length < inode.size) {
+    const keep = Math.ceil(length / 4096);
+    for (const [index, pfn] of [...mapping.pages]) {
+      if (index < keep) continue;
+      mapping.pages.delete(index);
+      k.pages.put_page(pfn);
+    }
+    const tail = length % 4096;
+    const last = mapping.pages.get(Math.floor(length / 4096));
+    if (tail !== 0 && last !== undefined) k.machine.mem.writeBytes(last * 4096 + tail, new Uint8Array(4096 - tail));
+  }
+  inode.size = length;
+  return 0;
+}
+
+/**
+ * ftruncate(fd, length), in do_sys_ftruncate's order: a negative length (-EINVAL), then the
+ * descriptor (-EBADF), then a file that is not regular or not open for writing (-EINVAL).
+ */
+export function sys_ftruncate(k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
+  const length = BigInt.asIntN(64, a[1]);
+  if (length < 0n) return -EINVAL;
+  const f = fdget(t, fdArg(a[0]));
+  if (!f) return -EBADF;
+  if (!f.inode.isReg || !(f.f_mode & FMODE_WRITE)) return -EINVAL;
+  return do_truncate(k, f.inode, Number(length));
+}

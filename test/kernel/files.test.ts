@@ -1,0 +1,353 @@
+/**
+ * The file syscalls against Linux 6.12's code: open and openat (fs/open.c do_sys_openat2,
+ * build_open_flags; fs/namei.c getname, do_open, may_open; fs/libfs.c simple_lookup), read,
+ * write, pread64, pwrite64 and lseek (fs/read_write.c; mm/shmem.c shmem_file_read_iter,
+ * shmem_file_llseek; drivers/char/mem.c), fstat (fs/stat.c cp_new_stat,
+ * arch/x86/include/uapi/asm/stat.h), ftruncate (fs/open.c do_sys_ftruncate), dup, dup2, dup3
+ * and fcntl (fs/file.c, fs/fcntl.c, mm/memfd.c), and the descriptor table across fork,
+ * CLONE_FILES and execve (kernel/fork.c copy_files, fs/exec.c begin_new_exec). The expected
+ * values and their order are those the code gives; each was also checked on a Linux host.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Op, Program } from '../../src/user/program.js';
+import { boot, mmapAnon, records, ret, runProgram } from './helpers.js';
+
+const EPERM = 1, ENOENT = 2, ENXIO = 6, EBADF = 9, EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENAMETOOLONG = 36;
+const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000, O_LARGEFILE = 0o100000;
+const O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000, O_PATH = 0o10000000;
+const SEEK_SET = 0, SEEK_CUR = 1, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
+const F_DUPFD = 0, F_GETFD = 1, F_SETFD = 2, F_GETFL = 3, F_SETFL = 4, F_ADD_SEALS = 1033, F_GET_SEALS = 1034, F_SEAL_SEAL = 1, F_SEAL_WRITE = 8;
+const AT_FDCWD = -100;
+const sc = (name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args });
+const open = (path: string, flags: number, mode = 0o644): Op => sc('open', `&${path}`, flags, mode);
+const errno = (e: number): bigint => BigInt(-e);
+
+/** Runs `main` with the named strings; returns the signed results of the operations at `indices`. */
+function results(main: Op[], strings: Record<string, string>, indices: number[], extra: Partial<Program> = {}): bigint[] {
+  const { sys } = runProgram({ main, strings, ...extra });
+  return indices.map((i) => ret(sys, i));
+}
+
+test('open: build_open_flags, getname, the descriptor, then the walk and do_open, in that order', () => {
+  const long = 'a'.repeat(256);
+  const strings = {
+    f: '/tmp/f', empty: '', slashes: '/'.repeat(4095), toolong: '/'.repeat(4096), comp: `/tmp/${long}`, missing: '/tmp/nope',
+    through: '/tmp/f/x', tmp: '/tmp', tmpslash: '/tmp/f/', null: '/dev/null', newslash: '/tmp/g/',
+  };
+  const r = results([
+    open('f', O_DIRECTORY | O_CREAT | O_RDWR), // 0: build_open_flags refuses O_DIRECTORY|O_CREAT
+    sc('open', 0x10, O_RDONLY, 0), // 1: getname faults
+    open('empty', O_RDONLY), // 2: "" is -ENOENT
+    open('slashes', O_RDONLY), // 3: 4095 bytes and its NUL: the root
+    open('toolong', O_RDONLY), // 4: no NUL within PATH_MAX
+    open('comp', O_RDONLY), // 5: a component past NAME_MAX (simple_lookup)
+    open('missing', O_RDONLY), // 6
+    open('f', O_CREAT | O_RDWR), // 7: created: the lowest free descriptor
+    open('through', O_RDONLY), // 8: a file in the middle of a path
+    open('f', O_CREAT | O_EXCL | O_RDWR), // 9
+    open('tmp', O_CREAT | O_RDONLY), // 10: O_CREAT on a directory
+    open('newslash', O_CREAT | O_RDWR), // 11: a trailing slash cannot be created
+    open('f', O_DIRECTORY | O_RDONLY), // 12
+    open('tmp', O_RDWR), // 13: may_open: a directory for writing
+    open('tmp', O_RDONLY | O_TRUNC), // 14: O_TRUNC asks for MAY_WRITE
+    open('tmpslash', O_RDONLY), // 15: a file named with a trailing slash
+    open('f', O_EXCL | O_RDONLY), // 16: O_EXCL without O_CREAT is ignored
+    open('null', O_WRONLY), // 17
+    sc('openat', AT_FDCWD, '&f', O_RDONLY, 0), // 18
+  ], strings, Array.from({ length: 19 }, (_, i) => i));
+  assert.deepEqual(r, [
+    errno(EINVAL), errno(EFAULT), errno(ENOENT), 3n, errno(ENAMETOOLONG), errno(ENAMETOOLONG), errno(ENOENT), 4n, errno(ENOTDIR), errno(EEXIST),
+    errno(EISDIR), errno(EISDIR), errno(ENOTDIR), errno(EISDIR), errno(EISDIR), errno(ENOTDIR), 5n, 6n, 7n,
+  ]);
+});
+
+test('open: -EMFILE once every descriptor below RLIMIT_NOFILE (1024) is taken; a failed open gives its descriptor back', () => {
+  // 0 fails after reserving 3; 1..1021 take 3..1023; 1022 finds none.
+  const main = [sc('open', '&missing', O_RDONLY, 0), ...Array.from({ length: 1022 }, () => sc('open', '&null', O_RDONLY, 0))];
+  const { sys } = runProgram({ main, strings: { missing: '/nope', null: '/dev/null' } });
+  assert.equal(ret(sys, 0), errno(ENOENT));
+  assert.equal(ret(sys, 1), 3n, 'the descriptor the failed open reserved was given back');
+  assert.equal(ret(sys, 1021), 1023n);
+  assert.equal(ret(sys, 1022), errno(EMFILE));
+});
+
+test('openat: a relative path starts at dfd; a bad dfd is -EBADF, a file -ENOTDIR; an absolute path ignores dfd', () => {
+  const r = results([
+    open('tmp', O_RDONLY | O_DIRECTORY), // 0: fd 3
+    sc('openat', 3, '&rel', O_CREAT | O_RDWR, 0o600), // 1: /tmp/r
+    sc('open', '&abs', O_RDONLY, 0), // 2: the same file by its absolute path
+    sc('openat', 99, '&rel', O_RDONLY, 0), // 3
+    sc('openat', 4, '&rel', O_RDONLY, 0), // 4: fd 4 is a file
+    sc('openat', 99, '&abs', O_RDONLY, 0), // 5: dfd not looked at
+    sc('openat', 3, '&dotdot', O_RDONLY, 0), // 6: /tmp/../tmp/r
+  ], { tmp: '/tmp', rel: 'r', abs: '/tmp/r', dotdot: '../tmp/r' }, [0, 1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(r, [3n, 4n, 5n, errno(EBADF), errno(ENOTDIR), 6n, 7n]);
+});
+
+test('read and write: the position moves, the checks come in vfs_read order, and O_APPEND writes at the end', () => {
+  const main: Op[] = [
+    mmapAnon('buf', 4096), // 0
+    { op: 'store', addr: '$buf', value: 0x6f6c6c6568n }, // 1: "hello"
+    open('f', O_CREAT | O_RDWR), // 2: 3
+    sc('write', 3, '$buf', 5), // 3
+    sc('read', 3, '$buf+64', 5), // 4: at the end: 0
+    sc('lseek', 3, 1, SEEK_SET), // 5
+    sc('read', 3, '$buf+64', 100), // 6: "ello"
+    { op: 'load', addr: '$buf+64', into: 'x' }, // 7
+    open('f', O_WRONLY | O_APPEND), // 8: 4
+    sc('write', 4, '$buf', 2), // 9: "he" at 5
+    sc('read', 4, '$buf', 1), // 10: not open for reading
+    open('f', O_RDONLY), // 11: 5
+    sc('write', 5, '$buf', 1), // 12: not open for writing
+    sc('read', 5, '$buf+128', 4096), // 13: the whole file
+    { op: 'load', addr: '$buf+128', into: 'y' }, // 14
+    sc('read', 5, 0, -1n & 0xffffffffffffffffn), // 15: access_ok fails before anything
+    sc('read', 99, '$buf', 1), // 16
+    open('tmp', O_RDONLY), // 17: 6
+    sc('read', 6, '$buf', 1), // 18: generic_read_dir
+    sc('read', 5, 0x10, 1), // 19: at the end of the file: 0, the buffer never touched
+    sc('lseek', 5, 0, SEEK_SET), // 20
+    sc('read', 5, 0x10, 1), // 21: a buffer that faults before a byte moved
+  ];
+  const { sys } = runProgram({ main, strings: { f: '/tmp/f', tmp: '/tmp' } });
+  const r = [3, 4, 6, 9, 10, 12, 13, 15, 16, 18, 19, 21].map((i) => ret(sys, i));
+  assert.deepEqual(r, [5n, 0n, 4n, 2n, errno(EBADF), errno(EBADF), 7n, errno(EFAULT), errno(EBADF), errno(EISDIR), 0n, errno(EFAULT)]);
+  assert.equal(records(sys).get(7)!.value, 0x6f6c6c65n, '"ello"');
+  assert.equal(records(sys).get(14)!.value, 0x65686f6c6c6568n, '"hellohe"');
+});
+
+test('a transfer that faults part-way returns the bytes moved before the fault (copy_page_to_iter)', () => {
+  const main: Op[] = [
+    mmapAnon('buf', 2 * 4096), // 0
+    sc('munmap', '$buf+4096', 4096), // 1: the second page goes
+    open('zero', O_RDONLY), // 2: 3
+    sc('read', 3, '$buf+4000', 200), // 3: 96 bytes fit before the hole
+    open('f', O_CREAT | O_RDWR), // 4: 4
+    sc('write', 4, '$buf+4000', 200), // 5: the same from the writing side
+    sc('lseek', 4, 0, SEEK_END), // 6
+  ];
+  const { sys } = runProgram({ main, strings: { zero: '/dev/zero', f: '/tmp/f' } });
+  assert.equal(ret(sys, 3), 96n);
+  assert.equal(ret(sys, 5), 96n);
+  assert.equal(ret(sys, 6), 96n, 'the file grew by what was written');
+});
+
+test('/dev/null and /dev/zero: reads give nothing and zeroes, writes take every byte, every seek is to 0', () => {
+  const r = results([
+    mmapAnon('buf', 4096), // 0
+    { op: 'store', addr: '$buf', value: -1n & 0xffffffffffffffffn }, // 1
+    open('null', O_RDWR), // 2: 3
+    sc('read', 3, '$buf', 8), // 3
+    sc('write', 3, '$buf', 4096), // 4
+    open('zero', O_RDWR), // 5: 4
+    sc('read', 4, '$buf', 8), // 6
+    { op: 'load', addr: '$buf', into: 'z' }, // 7
+    sc('lseek', 3, 100, SEEK_END), // 8
+    sc('lseek', 4, 7, SEEK_HOLE), // 9
+    sc('lseek', 4, 7, 5), // 10: whence past SEEK_HOLE
+    sc('write', 3, 0x10, 8), // 11: never read, but access_ok passes
+  ], { null: '/dev/null', zero: '/dev/zero' }, [3, 4, 6, 7, 8, 9, 10, 11]);
+  assert.deepEqual(r, [0n, 4096n, 8n, 0n, 0n, 0n, errno(EINVAL), 8n]);
+});
+
+test('pread64 and pwrite64: a negative position before the descriptor; the file position stays', () => {
+  const r = results([
+    mmapAnon('buf', 4096), // 0
+    open('f', O_CREAT | O_RDWR), // 1: 3
+    sc('pwrite64', 3, '$buf', 10, 8192), // 2: two holes before it
+    sc('lseek', 3, 0, SEEK_CUR), // 3: still 0
+    sc('pread64', 99, '$buf', 1, -1n & 0xffffffffffffffffn), // 4: -EINVAL before -EBADF
+    sc('pread64', 99, '$buf', 1, 0), // 5
+    sc('pread64', 3, '$buf', 100, 8195), // 6: 7 bytes to the end
+    sc('lseek', 3, 0, SEEK_END), // 7
+    sc('lseek', 3, 0, SEEK_DATA), // 8: the first page with data
+    sc('lseek', 3, 8193, SEEK_HOLE), // 9: no hole after it: the end
+    sc('lseek', 3, 100, SEEK_HOLE), // 10: in a hole already
+    sc('lseek', 3, 8202, SEEK_DATA), // 11: at the end
+    sc('lseek', 3, -1n & 0xffffffffffffffffn, SEEK_SET), // 12
+    open('tmp', O_RDONLY), // 13: 4
+    sc('lseek', 4, 0, SEEK_END), // 14: a tmpfs directory seeks by SEEK_SET and SEEK_CUR only
+  ], { f: '/tmp/f', tmp: '/tmp' }, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14]);
+  assert.deepEqual(r, [10n, 0n, errno(EINVAL), errno(EBADF), 7n, 8202n, 8192n, 8202n, 100n, errno(ENXIO), errno(EINVAL), errno(EINVAL)]);
+});
+
+test('fstat: struct stat as cp_new_stat fills it on x86-64', () => {
+  const main: Op[] = [
+    mmapAnon('buf', 4096), // 0
+    open('f', O_CREAT | O_RDWR, 0o666), // 1: 3, mode after the umask 0644
+    sc('write', 3, '$buf', 5), // 2
+    sc('fstat', 3, '$buf', 0), // 3
+    ...[8, 16, 24, 48, 56, 64].map((off): Op => ({ op: 'load', addr: `$buf+${off}`, into: `f${off}` })), // 4..9
+    open('null', O_RDONLY), // 10: 4
+    sc('fstat', 4, '$buf+512', 0), // 11
+    { op: 'load', addr: '$buf+536', size: 4, into: 'nmode' }, // 12
+    { op: 'load', addr: '$buf+552', into: 'rdev' }, // 13
+    open('tmp', O_RDONLY), // 14: 5
+    sc('fstat', 5, '$buf+1024', 0), // 15
+    { op: 'load', addr: '$buf+1040', into: 'dnlink' }, // 16
+    { op: 'load', addr: '$buf+1072', into: 'dsize' }, // 17: 40 for . and .., 20 for f
+    sc('fstat', 3, 0x10, 0), // 18
+    sc('fstat', 99, '$buf', 0), // 19
+  ];
+  // st_mode is a u32 at 24; read the word and keep its low half.
+  const { sys } = runProgram({ main, strings: { f: '/tmp/f', null: '/dev/null', tmp: '/tmp' } });
+  const v = (i: number): bigint => records(sys).get(i)!.value!;
+  assert.equal(ret(sys, 3), 0n);
+  assert.equal(v(6) & 0xffffffffn, 0o100644n, 'st_mode: S_IFREG | 0644');
+  assert.equal(v(7), 5n, 'st_size');
+  assert.equal(v(8), 4096n, 'st_blksize');
+  assert.equal(v(9), 8n, 'st_blocks: one page in 512-byte units');
+  assert.equal(v(12), 0o20666n, 'S_IFCHR | 0666');
+  assert.equal(v(13), 0x103n, 'st_rdev: new_encode_dev(1, 3)');
+  assert.equal(v(16), 2n, 'a directory without subdirectories');
+  assert.equal(v(17), 60n, 'BOGO_DIRENT_SIZE: 2 * 20 + 20');
+  assert.equal(ret(sys, 18), errno(EFAULT));
+  assert.equal(ret(sys, 19), errno(EBADF));
+});
+
+test('ftruncate: -EINVAL for a negative length before -EBADF; shrinking frees pages and zeroes the tail; growing reads zeroes', () => {
+  const main: Op[] = [
+    mmapAnon('buf', 3 * 4096), // 0
+    { op: 'store', addr: '$buf+4096', value: -1n & 0xffffffffffffffffn }, // 1
+    { op: 'store', addr: '$buf+4104', value: -1n & 0xffffffffffffffffn }, // 2
+    open('f', O_CREAT | O_RDWR), // 3: 3
+    sc('write', 3, '$buf', 2 * 4096), // 4
+    sc('ftruncate', 99, -1n & 0xffffffffffffffffn), // 5
+    sc('ftruncate', 99, 0), // 6
+    open('f', O_RDONLY), // 7: 4
+    sc('ftruncate', 4, 0), // 8: not open for writing
+    open('null', O_RDWR), // 9: 5
+    sc('ftruncate', 5, 0), // 10: not a regular file
+    sc('ftruncate', 3, 4100), // 11
+    sc('ftruncate', 3, 8192), // 12
+    sc('pread64', 3, '$buf+8192', 16, 4096), // 13
+    { op: 'load', addr: '$buf+8192', into: 'a' }, // 14: 4 bytes kept, then zeroes
+    { op: 'load', addr: '$buf+8200', into: 'b' }, // 15
+    sc('fstat', 3, '$buf+8192', 0), // 16
+    { op: 'load', addr: '$buf+8256', into: 'blocks' }, // 17
+  ];
+  const { sys } = runProgram({ main, strings: { f: '/tmp/f', null: '/dev/null' } });
+  assert.deepEqual([4, 5, 6, 8, 10, 11, 12, 13].map((i) => ret(sys, i)), [8192n, errno(EINVAL), errno(EBADF), errno(EINVAL), errno(EINVAL), 0n, 0n, 16n]);
+  assert.equal(records(sys).get(14)!.value, 0xffffffffn, 'the bytes before the cut stay; the rest of that page was zeroed');
+  assert.equal(records(sys).get(15)!.value, 0n);
+  assert.equal(records(sys).get(17)!.value, 16n, 'two pages: the second survived the cut at 4100');
+});
+
+test('dup, dup2, dup3 and fcntl in fs/file.c and fs/fcntl.c order', () => {
+  const r = results([
+    open('f', O_CREAT | O_RDWR | O_CLOEXEC), // 0: 3
+    sc('dup', 3), // 1: 4, close-on-exec clear
+    sc('fcntl', 3, F_GETFD, 0), // 2
+    sc('fcntl', 4, F_GETFD, 0), // 3
+    sc('fcntl', 3, F_GETFL, 0), // 4: no O_CLOEXEC in f_flags
+    sc('dup3', 3, 3, 0), // 5: the same descriptor
+    sc('dup3', 99, 3, 1), // 6: flags other than O_CLOEXEC first
+    sc('dup3', 99, 1024, 0), // 7: newfd past the limit
+    sc('dup3', 99, 10, 0), // 8
+    sc('dup3', 3, 10, O_CLOEXEC), // 9
+    sc('fcntl', 10, F_GETFD, 0), // 10
+    sc('dup2', 10, 10), // 11: open: itself
+    sc('dup2', 77, 77), // 12
+    sc('dup2', 3, 4), // 13: replaces 4
+    sc('fcntl', 3, F_DUPFD, 1024), // 14
+    sc('fcntl', 3, F_DUPFD, 6), // 15: the lowest free at or above 6
+    sc('fcntl', 3, F_SETFD, 0), // 16
+    sc('fcntl', 3, F_GETFD, 0), // 17
+    sc('fcntl', 3, F_SETFL, O_APPEND | O_TRUNC), // 18: only SETFL_MASK changes
+    sc('fcntl', 3, F_GETFL, 0), // 19
+    sc('fcntl', 3, F_GET_SEALS, 0), // 20: a tmpfs file is born with F_SEAL_SEAL
+    sc('fcntl', 3, F_ADD_SEALS, 0x1000), // 21: unknown seal bits
+    sc('fcntl', 3, F_ADD_SEALS, F_SEAL_WRITE), // 22: sealed against sealing
+    open('f', O_RDONLY), // 23: 5
+    sc('fcntl', 5, F_ADD_SEALS, 0x1000), // 24: not open for writing comes first
+    open('null', O_RDWR), // 25: 7
+    sc('fcntl', 7, F_GET_SEALS, 0), // 26: not a tmpfs file
+    sc('fcntl', 7, 9999, 0), // 27
+    sc('fcntl', 99, F_GETFD, 0), // 28
+  ], { f: '/tmp/f', null: '/dev/null' }, Array.from({ length: 29 }, (_, i) => i));
+  assert.deepEqual(r, [
+    3n, 4n, 1n, 0n, BigInt(O_RDWR | O_LARGEFILE), errno(EINVAL), errno(EINVAL), errno(EBADF), errno(EBADF), 10n,
+    1n, 10n, errno(EBADF), 4n, errno(EINVAL), 6n, 0n, 0n, 0n, BigInt(O_RDWR | O_LARGEFILE | O_APPEND),
+    BigInt(F_SEAL_SEAL), errno(EINVAL), errno(EPERM), 5n, errno(EPERM), 7n, errno(EINVAL), errno(EINVAL), errno(EBADF),
+  ]);
+});
+
+test('O_PATH: a descriptor that names a file; I/O gives -EBADF, fstat and the descriptor commands work', () => {
+  const r = results([
+    mmapAnon('buf', 4096), // 0
+    open('f', O_CREAT | O_RDWR), // 1: 3
+    open('f', O_PATH | O_RDWR | O_CREAT), // 2: 4 (O_PATH keeps O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC only)
+    sc('read', 4, '$buf', 1), // 3
+    sc('lseek', 4, 0, SEEK_SET), // 4
+    sc('fstat', 4, '$buf', 0), // 5
+    sc('fcntl', 4, F_GETFL, 0), // 6: O_PATH alone, no O_LARGEFILE
+    sc('fcntl', 4, F_SETFL, 0), // 7
+    sc('ftruncate', 4, 0), // 8
+    sc('dup', 4), // 9
+  ], { f: '/tmp/f' }, [2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(r, [4n, errno(EBADF), errno(EBADF), 0n, BigInt(O_PATH), errno(EBADF), errno(EBADF), 5n]);
+});
+
+test('after fork the tables are apart and the files shared: the child moves the position the parent reads from', () => {
+  const sys = boot({ cpus: 1 });
+  const pid = sys.spawn({
+    main: [
+      mmapAnon('buf', 4096), // 0
+      { op: 'store', addr: '$buf', value: 0x3837363534333231n }, // 1: "12345678"
+      open('f', O_CREAT | O_RDWR), // 2: 3
+      sc('write', 3, '$buf', 8), // 3
+      sc('lseek', 3, 0, SEEK_SET), // 4
+      { op: 'syscall', name: 'fork', args: [], into: 'pid', child: [sc('read', 3, '$buf+64', 2), sc('close', 3), sc('exit', 0)] }, // 5
+      sc('wait4', '$pid', 0, 0, 0), // 6
+      sc('read', 3, '$buf+128', 2), // 7: "34": the child moved the shared position
+      { op: 'load', addr: '$buf+128', size: 2, into: 'got' }, // 8
+      sc('fcntl', 3, F_GETFD, 0), // 9: still open here
+    ],
+    strings: { f: '/tmp/f' },
+  });
+  sys.run({ maxSteps: 1_000_000 });
+  assert.equal(ret(sys, 7), 2n);
+  assert.equal(records(sys).get(8)!.value, 0x3433n);
+  assert.equal(ret(sys, 9), 0n);
+  assert.equal(ret(sys, 0, 'main.5.child'), 2n);
+  assert.equal(ret(sys, 1, 'main.5.child'), 0n);
+  assert.deepEqual(sys.debugReports, []);
+  assert.equal(sys.exitStatus(pid), 0);
+});
+
+test('CLONE_FILES shares the table: a thread closing a descriptor closes it for the process; execve closes O_CLOEXEC descriptors only', () => {
+  const sys = boot({ cpus: 1 });
+  sys.addImage('next', { main: [sc('fcntl', 3, F_GETFD, 0), sc('fcntl', 4, F_GETFD, 0), sc('fcntl', 5, F_GETFD, 0)] });
+  const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, SIGCHLD = 17;
+  sys.spawn({
+    main: [
+      open('f', O_CREAT | O_RDWR), // 0: 3
+      open('f', O_RDONLY | O_CLOEXEC), // 1: 4
+      open('f', O_RDONLY), // 2: 5
+      { op: 'syscall', name: 'clone', args: [CLONE_VM | CLONE_FS | CLONE_FILES | SIGCHLD, 0, 0, 0, 0], into: 'pid', child: [sc('close', 5), sc('exit', 0)] }, // 3
+      sc('wait4', '$pid', 0, 0, 0), // 4
+      sc('fcntl', 5, F_GETFD, 0), // 5: closed by the child
+      sc('execve', '&next', 0, 0), // 6
+    ],
+    strings: { f: '/tmp/f', next: 'next' },
+  });
+  sys.run({ maxSteps: 1_000_000 });
+  assert.equal(ret(sys, 5), errno(EBADF));
+  const next = sys.log.filter((r) => r.image === 'next').sort((a, b) => a.index - b.index).map((r) => BigInt.asIntN(64, r.value!));
+  assert.deepEqual(next, [0n, errno(EBADF), errno(EBADF)], '3 stays; 4 was close-on-exec; 5 was closed by the child');
+  assert.deepEqual(sys.debugReports, []);
+});
+
+test('a file outlives its process: its pages stay in the page cache for the next opener', () => {
+  const sys = boot({ cpus: 1 });
+  sys.spawn({ main: [mmapAnon('buf', 4096), { op: 'store', addr: '$buf', value: 42 }, open('f', O_CREAT | O_WRONLY), sc('write', 3, '$buf', 8)], strings: { f: '/tmp/keep' } });
+  sys.run({ maxSteps: 1_000_000 });
+  sys.spawn({ main: [mmapAnon('buf', 4096), open('f', O_RDONLY), sc('read', 3, '$buf', 8), { op: 'load', addr: '$buf', into: 'v' }], strings: { f: '/tmp/keep' } }, { name: 'second' });
+  sys.run({ maxSteps: 1_000_000 });
+  const second = sys.log.filter((r) => r.image === 'second');
+  assert.equal(second.find((r) => r.index === 2)!.value, 8n);
+  assert.equal(second.find((r) => r.index === 3)!.value, 42n);
+  assert.deepEqual(sys.debugReports, [], 'the page cache holds its own reference (check_page_counts)');
+});
+
