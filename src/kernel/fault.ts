@@ -9,13 +9,13 @@ import { PF_I, PF_P, PF_PK, PF_SS, PF_U, PF_W } from '../hw/rights.js';
 import { ModelError } from '../errors.js';
 import type { PageFaultOutcome } from './events.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { FAULT_FLAG_INSTRUCTION, FAULT_FLAG_WRITE, handle_mm_fault, vm_fault, VM_FAULT_OOM } from './memory.js';
+import { FAULT_FLAG_INSTRUCTION, FAULT_FLAG_WRITE, handle_mm_fault, vm_fault, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './memory.js';
 import { mmapLockId } from './mmput.js';
 import { force_sig_fault, force_sig } from './signal.js';
 import { arch_vma_access_permitted } from './pkeys.js';
 import { kcall, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
 import type { Task } from './task.js';
-import { SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SIGKILL, SIGSEGV } from './uapi.js';
+import { BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SIGBUS, SIGKILL, SIGSEGV } from './uapi.js';
 import { VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_WRITE, type Vma } from './vma.js';
 
 /** stack_guard_gap: 256 pages between a growing stack and the mapping below it. */
@@ -94,6 +94,13 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
     emitFault(k, pc, t, addr, errorCode, user, 'oom');
     force_sig(k, t, SIGKILL);
     return FAULT_EFAULT;
+  }
+  if (result & VM_FAULT_SIGBUS) {
+    // do_sigbus: SIGBUS with BUS_ADRERR for user mode (a file's page past its end), the fixup for the kernel.
+    emitFault(k, pc, t, addr, errorCode, user, user ? 'signal' : 'efault');
+    if (!user) return FAULT_EFAULT;
+    force_sig_fault(k, t, SIGBUS, BUS_ADRERR, BigInt(addr), 0);
+    return FAULT_FIXED;
   }
   if (vmf!.outcome === '') throw new ModelError('handle_mm_fault', `cpu ${pc.id}, tid ${t.tid}: the fault at 0x${addr.toString(16)} returned 0x${result.toString(16)} without an outcome`);
   emitFault(k, pc, t, addr, errorCode, user, vmf!.outcome);

@@ -427,9 +427,11 @@ function* do_anonymous_page(vmf: vm_fault): KPath {
 }
 
 /**
- * do_fault for a shmem mapping (the model's only file-backed memory: MAP_SHARED anonymous),
- * read or shared write alike (do_read_fault, do_shared_fault): __do_fault finds the object's
- * page at this offset (shmem_fault), allocating it zeroed on first use, and takes a reference;
+ * do_fault for a shmem mapping (MAP_SHARED anonymous memory, or a tmpfs file mapped shared or
+ * private): a file's page at or past its end is SIGBUS; __do_fault finds the object's page at
+ * this offset (shmem_fault), allocating it zeroed on first use, and takes a reference; a write
+ * to a private mapping goes to do_cow_fault; a read or a shared write (do_read_fault,
+ * do_shared_fault):
  * finish_fault maps it under the lock unless the PTE was filled meanwhile
  * (VM_FAULT_NOPAGE: the reference is dropped). A write maps it dirty (set_pte_range).
  */
@@ -438,6 +440,8 @@ function* do_fault(vmf: vm_fault): KPath {
   const mem = k.machine.mem;
   const shmem = vma.shmem!;
   const pgoff = vma.vm_pgoff + (vmf.address - vma.vm_start) / 4096;
+  // shmem_get_folio_gfp: a file's page at or past i_size is not there to map.
+  if (shmem.file && pgoff >= Math.ceil(shmem.file.size / 4096)) return VM_FAULT_SIGBUS;
   if (!shmem.pages.has(pgoff)) {
     // shmem_get_folio: a new folio is zeroed while locked and only then found by others, so the
     // allocation, the zeroing and the insertion are one step (the lookup is repeated in it).
@@ -453,6 +457,8 @@ function* do_fault(vmf: vm_fault): KPath {
   const pfn = shmem.pages.get(pgoff)!;
   k.pages.get_page(pfn);
   hold_ref(vmf, pfn);
+  // do_cow_fault: a write to a private mapping of a file maps a copy of the file's page.
+  if (vmf.flags & FAULT_FLAG_WRITE && !(vma.vm_flags & VM_SHARED)) return yield* do_cow_fault(vmf, pfn);
   // finish_fault
   if (!fault_pte_alloc(vmf)) {
     put_ref(vmf, pfn);
@@ -482,6 +488,57 @@ function* do_fault(vmf: vm_fault): KPath {
   }
   yield* spin_unlock_ptl(pc, mm);
   return ret;
+}
+
+/**
+ * do_cow_fault: the file's page (`cache`, referenced) is copied into a new anonymous page,
+ * which is mapped writable and dirty under the lock unless the PTE was filled meanwhile; the
+ * file's page itself is never mapped.
+ */
+function* do_cow_fault(vmf: vm_fault, cache: number): KPath {
+  const { k, pc, mm, vma } = vmf;
+  const mem = k.machine.mem;
+  const pages = k.pages;
+  // vmf_anon_prepare, then the new page (alloc_anon_folio).
+  if (!vma.anon_vma) vma.anon_vma = { id: k.nextObjectId(), forked: false };
+  const fresh = pages.alloc_page(PG_NEW_ANON, false);
+  if (fresh < 0) {
+    put_ref(vmf, cache);
+    return VM_FAULT_OOM;
+  }
+  hold_ref(vmf, fresh);
+  pc.touch = fresh * 4096;
+  yield STEP_COPY;
+  mem.copyFrame(fresh, cache);
+  if (k.events.on) k.emit({ type: 'page_copy', cpu: pc.id, tid: vmf.t.tid, src: cache, dst: fresh });
+  // __do_fault's reference to the file's page goes once it is copied.
+  put_ref(vmf, cache);
+  if (!fault_pte_alloc(vmf)) {
+    put_ref(vmf, fresh);
+    return VM_FAULT_OOM;
+  }
+  yield* spin_lock_ptl(pc, mm, vmf.t);
+  pc.touch = vmf.ptePa;
+  yield STEP_READ;
+  if (vmf_pte_changed(vmf)) {
+    vmf.outcome = 'backout';
+    put_ref(vmf, fresh);
+  } else {
+    const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
+    const entry = pte_mkdirty(mk_pte(__pte(), fresh, prot.lo, prot.hi));
+    pte_mkwrite(entry, vma.shadowStack);
+    pc.touch = vmf.ptePa;
+    yield STEP_WRITE;
+    mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);
+    // folio_add_new_anon_rmap: the new page's reference passes to the PTE.
+    pages.mapcount[fresh] = 1;
+    pages.index[fresh] = vmf.address / 4096;
+    mm.rss++;
+    pass_ref(vmf, fresh);
+    vmf.outcome = 'copied';
+  }
+  yield* spin_unlock_ptl(pc, mm);
+  return 0;
 }
 
 /**

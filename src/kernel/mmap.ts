@@ -1,10 +1,10 @@
 /**
- * mmap, munmap and mprotect for anonymous memory (arch/x86/kernel/sys_x86_64.c, mm/mmap.c,
- * mm/vma.c, mm/util.c, mm/mprotect.c), with Linux 6.12's order of argument checks. Arguments
- * arrive as 64-bit values (bigint) and are checked exactly before any becomes a number.
+ * mmap, munmap and mprotect (arch/x86/kernel/sys_x86_64.c, mm/mmap.c, mm/vma.c, mm/util.c,
+ * mm/mprotect.c), with Linux 6.12's order of argument checks: anonymous memory, tmpfs files
+ * (shared or private; their pages are the file's page cache) and /dev/zero. Arguments arrive
+ * as 64-bit values (bigint) and are checked exactly before any becomes a number.
  *
- * XXX: no file mappings (any fd without MAP_ANONYMOUS is EBADF: the model has no files), no
- * hugetlb (MAP_HUGETLB is ENOMEM, as with no huge pages reserved), no transparent huge pages
+ * XXX: no hugetlb (MAP_HUGETLB is ENOMEM, as with no huge pages reserved), no transparent huge pages
  * (so no 2 MiB alignment of hint-less 2 MiB-multiple mappings), no MAP_POPULATE pre-faulting,
  * no mlock accounting, and the caller has no CAP_SYS_RAWIO.
  */
@@ -17,9 +17,10 @@ import { mmapLockId, release_shmem } from './mmput.js';
 import { cond_resched } from './sched.js';
 import { STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
+import { fdArg, fdget, FMODE_READ, FMODE_WRITE, type File } from './file.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import {
-  EACCES, EBADF, EEXIST, EINVAL, ENOMEM, EOVERFLOW, MAP_ANONYMOUS, MAP_DROPPABLE, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_HUGETLB,
+  EACCES, EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, MAP_ANONYMOUS, MAP_SHARED_VALIDATE, MAP_DROPPABLE, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_HUGETLB,
   MAP_32BIT, MAP_LOCKED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MAP_TYPE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_SEM, PROT_WRITE,
 } from './uapi.js';
 import {
@@ -166,16 +167,20 @@ function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, f
 }
 
 /**
- * sys_mmap for anonymous memory: the offset and fd checks, then do_mmap under mmap_lock.
+ * sys_mmap: the offset and fd checks (ksys_mmap_pgoff), then do_mmap under mmap_lock.
  * Returns the mapping's address or -errno.
  */
 export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
-  const [addr, len, prot, flags, , off] = a;
+  const [addr, len, prot, flags, fd, off] = a;
   if (off & 0xfffn) return -EINVAL;
   const f = Number(flags & 0xffffffffn);
-  if (!(f & MAP_ANONYMOUS)) return -EBADF;
-  if (f & MAP_HUGETLB) return -ENOMEM;
-  return with_mmap_write_lock(k, pc, t.mm!, t, do_mmap_locked(k, pc, t.mm!, addr, len, Number(prot & 0xffffffffn), f, off >> 12n));
+  // ksys_mmap_pgoff: a file mapping names its file (fget: an O_PATH descriptor is -EBADF too).
+  let file: File | null = null;
+  if (!(f & MAP_ANONYMOUS)) {
+    file = fdget(t, fdArg(fd));
+    if (!file) return -EBADF;
+  } else if (f & MAP_HUGETLB) return -ENOMEM;
+  return with_mmap_write_lock(k, pc, t.mm!, t, do_mmap_locked(k, pc, t.mm!, addr, len, Number(prot & 0xffffffffn), f, off >> 12n, 0, false, file));
 }
 
 /**
@@ -183,7 +188,7 @@ export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): 
  * `extraVmFlags` are do_mmap's vm_flags argument; `shadowStack` makes a VM_SHADOW_STACK VMA
  * (alloc_shstk passes VM_WRITE with it and PROT_READ as prot).
  */
-export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint, extraVmFlags = 0, shadowStack = false): KPath {
+export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint, extraVmFlags = 0, shadowStack = false, file: File | null = null): KPath {
   if (lenArg === 0n) return -EINVAL;
   if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
   let addr64 = addrArg;
@@ -223,7 +228,40 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
   if (flags & MAP_GROWSDOWN) vmFlags |= VM_GROWSDOWN;
   if (flags & MAP_LOCKED) vmFlags |= VM_LOCKED;
   let pgoff: number;
-  switch (flags & MAP_TYPE) {
+  // The file's checks (do_mmap's `if (file)`): a shared writable mapping needs a file open for
+  // writing and one open read-only maps shared without VM_SHARED; any mapping needs it open for
+  // reading; a file without an mmap operation is -ENODEV. /dev/zero maps anonymous memory.
+  let object: ShmemObject | null = null;
+  let anonymous = !file;
+  if (file) {
+    const type = flags & MAP_TYPE;
+    if (type !== MAP_SHARED && type !== MAP_SHARED_VALIDATE && type !== MAP_PRIVATE) return -EINVAL;
+    if (type === MAP_SHARED_VALIDATE && flags & ~LEGACY_MAP_MASK) return -EOPNOTSUPP;
+    if (type !== MAP_PRIVATE) {
+      if (prot & PROT_WRITE && !(file.f_mode & FMODE_WRITE)) return -EACCES;
+      vmFlags |= VM_SHARED | VM_MAYSHARE;
+      if (!(file.f_mode & FMODE_WRITE)) vmFlags &= ~(VM_MAYWRITE | VM_SHARED);
+    }
+    if (!(file.f_mode & FMODE_READ)) return -EACCES;
+    const inode = file.inode;
+    if (inode.kind === 'dir' || inode.kind === 'null') return -ENODEV;
+    if (vmFlags & VM_GROWSDOWN) return -EINVAL;
+    if (inode.kind === 'zero') {
+      // mmap_zero: a VM_SHARED mapping is shmem_zero_setup's fresh object, anything else anonymous memory.
+      anonymous = true;
+      flags = (flags & ~MAP_TYPE) | (vmFlags & VM_SHARED ? MAP_SHARED : MAP_PRIVATE);
+      vmFlags &= ~(VM_SHARED | VM_MAYSHARE);
+    } else {
+      // shmem_mmap -> seal_check_write: a memfd sealed against writing maps shared only read-only.
+      if (inode.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) && vmFlags & VM_SHARED) {
+        if (vmFlags & VM_WRITE) return -EPERM;
+        vmFlags &= ~VM_MAYWRITE;
+      }
+      object = inode.mapping;
+    }
+  }
+  if (!anonymous) pgoff = Number(pgoffArg);
+  else switch (flags & MAP_TYPE) {
     case MAP_SHARED:
       if (vmFlags & VM_GROWSDOWN) return -EINVAL;
       pgoff = 0;
@@ -252,7 +290,10 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
   const vma = new Vma(addr, addr + len, vmFlags, pgoff);
   vma.vm_pkey = pkey;
   vma.shadowStack = shadowStack;
-  if (vmFlags & VM_SHARED) {
+  if (object) {
+    vma.shmem = object;
+    object.users++;
+  } else if (vmFlags & VM_SHARED) {
     vma.shmem = new ShmemObject(k.nextObjectId());
     vma.shmem.users = 1;
   }
@@ -261,6 +302,8 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
   if (!vma.shmem) mm.vmas.mergeAround(vma);
   return addr;
 }
+/** LEGACY_MAP_MASK (include/linux/mman.h): the flags MAP_SHARED_VALIDATE accepts. */
+const LEGACY_MAP_MASK = MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | 0x0800 | 0x1000 | 0x4000000 | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | 0x8000 | 0x10000 | 0x20000 | MAP_HUGETLB;
 /** -EPERM for an address below mmap_min_addr (security_mmap_addr without CAP_SYS_RAWIO). */
 const EPERM_MMAP = 1;
 

@@ -2,7 +2,7 @@
  * open, openat and ftruncate (fs/open.c, fs/namei.c do_open, mm/shmem.c): the name copied in
  * (getname), a descriptor reserved, the path walked and the last component created or
  * checked, the file set up with its mode, O_TRUNC applied; and truncation of a tmpfs file,
- * which frees the pages past the new end and zeroes the tail of the last one.
+ * which unmaps and frees the pages past the new end and zeroes the tail of the last one.
  *
  * XXX: the walk, the creation and the descriptor's installation are one step (Linux holds the
  * parent directory's lock across a creation). No O_TMPFILE (-EOPNOTSUPP); every task is root,
@@ -11,6 +11,8 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import type { KPath } from './steps.js';
 import type { Task } from './task.js';
+import { tlb_finish_mmu, tlb_gather_mmu, unmap_page_range } from './zap.js';
+import type { ShmemObject } from './vma.js';
 import { strncpy_from_user } from './uaccess.js';
 import {
   fd_install, fdArg, fdget, files_lookup_fd, File, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE,
@@ -61,7 +63,14 @@ function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: big
     put_unused_fd(files, fd);
     return r;
   }
-  fd_install(files, fd, r);
+  if (r.truncate) {
+    const err = yield* do_truncate(k, pc, r.file.inode, 0);
+    if (err < 0) {
+      put_unused_fd(files, fd);
+      return err;
+    }
+  }
+  fd_install(files, fd, r.file);
   return fd;
 }
 
@@ -71,7 +80,7 @@ function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: big
  * O_DIRECTORY asks for a directory (-ENOTDIR), and a directory opens only for reading
  * (-EISDIR); O_TRUNC empties an existing regular file. Returns the file or -errno.
  */
-function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode: number): File | number {
+function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode: number): { file: File; truncate: boolean } | number {
   const vfs = k.vfs;
   const l = path_walk(vfs, start, name);
   if (typeof l === 'number') return l;
@@ -95,16 +104,14 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
     if (l.trailingSlash && !l.inode.isDir) return -ENOTDIR;
     inode = l.inode;
   }
-  if (flags & O_PATH) return new File(inode, open_f_flags(flags), FMODE_PATH);
+  if (flags & O_PATH) return { file: new File(inode, open_f_flags(flags), FMODE_PATH), truncate: false };
   if (flags & O_DIRECTORY && !inode.isDir) return -ENOTDIR;
   const acc = flags & O_ACCMODE;
   // may_open: a directory is never opened for writing (O_TRUNC counts as writing).
   if (inode.isDir && (acc === O_WRONLY || acc === O_RDWR || flags & O_TRUNC)) return -EISDIR;
-  if (!created && flags & O_TRUNC && inode.isReg) {
-    const r = do_truncate(k, inode, 0);
-    if (r < 0) return r;
-  }
-  return new File(inode, open_f_flags(flags), open_f_mode(inode, acc));
+  const file = new File(inode, open_f_flags(flags), open_f_mode(inode, acc));
+  // handle_truncate, after the open: O_TRUNC empties an existing regular file.
+  return { file, truncate: !created && (flags & O_TRUNC) !== 0 && inode.isReg };
 }
 
 /** f_flags as do_dentry_open leaves them: O_CLOEXEC lives in the descriptor table, and O_CREAT, O_EXCL, O_NOCTTY and O_TRUNC are spent. */
@@ -136,24 +143,42 @@ export function sys_openat(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
 
 /**
  * do_truncate on a tmpfs inode (shmem_setattr): a memfd's seals refuse shrinking or growing
- * (-EPERM); the size changes; shrinking frees the whole pages past the new end and zeroes the
- * rest of the last one (shmem_truncate_range).
+ * (-EPERM); the size changes; shrinking unmaps the pages past the new end from every mapping
+ * of the file, private copies included (unmap_mapping_range with even_cows), so that touching
+ * them is SIGBUS, then frees them and zeroes the rest of the last page (shmem_truncate_range).
  */
-export function do_truncate(k: Kernel, inode: Inode, length: number): number {
+export function* do_truncate(k: Kernel, pc: PerCpu, inode: Inode, length: number): KPath {
   if ((length < inode.size && inode.seals & F_SEAL_SHRINK) || (length > inode.size && inode.seals & F_SEAL_GROW)) return -EPERM;
   const mapping = inode.mapping!;
-  if (length < inode.size) {
-    const keep = Math.ceil(length / 4096);
-    for (const [index, pfn] of [...mapping.pages]) {
-      if (index < keep) continue;
-      mapping.pages.delete(index);
-      k.pages.put_page(pfn);
-    }
-    const tail = length % 4096;
-    const last = mapping.pages.get(Math.floor(length / 4096));
-    if (tail !== 0 && last !== undefined) k.machine.mem.writeBytes(last * 4096 + tail, new Uint8Array(4096 - tail));
-  }
+  const shrink = length < inode.size;
   inode.size = length;
+  if (!shrink) return 0;
+  const keep = Math.ceil(length / 4096);
+  yield* unmap_mapping_range(k, pc, mapping, keep);
+  for (const [index, pfn] of [...mapping.pages]) {
+    if (index < keep) continue;
+    mapping.pages.delete(index);
+    k.pages.put_page(pfn);
+  }
+  const tail = length % 4096;
+  const last = mapping.pages.get(Math.floor(length / 4096));
+  if (tail !== 0 && last !== undefined) k.machine.mem.writeBytes(last * 4096 + tail, new Uint8Array(4096 - tail));
+  return 0;
+}
+
+/** unmap_mapping_range(mapping, from, 0, 1): zaps, in every mm, each mapping's PTEs for the file's pages from page `from` on, with the TLB flush each zap needs. */
+function* unmap_mapping_range(k: Kernel, pc: PerCpu, mapping: ShmemObject, from: number): KPath {
+  for (const mm of [...k.mms]) {
+    if (mm.dead) continue;
+    for (const v of [...mm.vmas.list]) {
+      if (v.shmem !== mapping) continue;
+      const start = v.vm_start + Math.max(0, from - v.vm_pgoff) * 4096;
+      if (start >= v.vm_end) continue;
+      const tlb = tlb_gather_mmu(mm);
+      yield* unmap_page_range(k, pc, tlb, start, v.vm_end);
+      yield* tlb_finish_mmu(k, pc, tlb);
+    }
+  }
   return 0;
 }
 
@@ -161,11 +186,11 @@ export function do_truncate(k: Kernel, inode: Inode, length: number): number {
  * ftruncate(fd, length), in do_sys_ftruncate's order: a negative length (-EINVAL), then the
  * descriptor (-EBADF), then a file that is not regular or not open for writing (-EINVAL).
  */
-export function sys_ftruncate(k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
+export function sys_ftruncate(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const length = BigInt.asIntN(64, a[1]);
   if (length < 0n) return -EINVAL;
   const f = fdget(t, fdArg(a[0]));
   if (!f) return -EBADF;
   if (!f.inode.isReg || !(f.f_mode & FMODE_WRITE)) return -EINVAL;
-  return do_truncate(k, f.inode, Number(length));
+  return do_truncate(k, pc, f.inode, Number(length));
 }

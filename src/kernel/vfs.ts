@@ -59,7 +59,10 @@ export class Inode {
     if (kind === 'dir') this.size = 2 * BOGO_DIRENT_SIZE;
     this.mapping = kind === 'reg' ? new ShmemObject(mappingId) : null;
     // The inode holds its page cache: its pages outlive every mapping of them.
-    if (this.mapping) this.mapping.users = 1;
+    if (this.mapping) {
+      this.mapping.users = 1;
+      this.mapping.file = this;
+    }
     this.entries = kind === 'dir' ? new Map() : null;
     return track(this);
   }

@@ -27,11 +27,13 @@ export const VM_WIPEONFORK = 0x02000000;
 /** VM_READ | VM_WRITE | VM_EXEC. */
 export const VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 
-/** A shared-memory object: the pages behind a MAP_SHARED anonymous mapping, by page offset (mm/shmem.c). */
+/** A shared-memory object: the pages behind a MAP_SHARED anonymous mapping or a tmpfs file's page cache, by page offset (mm/shmem.c). */
 export class ShmemObject {
   readonly pages = new Map<number, number>();
-  /** Mappings (VMAs) referring to it; the pages are freed when the last goes. */
+  /** Mappings (VMAs) referring to it, and a file's inode; the pages are freed when the last goes. */
   users = 0;
+  /** The file whose page cache this is (its i_size bounds a mapping's faults), or null for anonymous shared memory. */
+  file: { readonly size: number } | null = null;
   constructor(readonly id: number) {
     return track(this);
   }

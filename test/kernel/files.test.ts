@@ -12,6 +12,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op, Program } from '../../src/user/program.js';
 import { boot, mmapAnon, records, ret, runProgram } from './helpers.js';
+import { compileScenarioText } from '../../src/scenario/index.js';
+import { runScenario } from '../../src/scenario/run.js';
 
 const EPERM = 1, ENOENT = 2, ENXIO = 6, EBADF = 9, EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENAMETOOLONG = 36;
 const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000, O_LARGEFILE = 0o100000;
@@ -351,3 +353,120 @@ test('a file outlives its process: its pages stay in the page cache for the next
   assert.deepEqual(sys.debugReports, [], 'the page cache holds its own reference (check_page_counts)');
 });
 
+
+// ---------------------------------------------------------------------------------------------
+// Mapped files (mm/mmap.c do_mmap's file checks, mm/shmem.c shmem_fault, mm/memory.c
+// do_cow_fault, mm/truncate.c unmap_mapping_range, drivers/char/mem.c mmap_zero).
+
+const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_PRIVATE = 2;
+const map = (into: string, fd: number, len: number, prot: number, flags: number, off = 0): Op => ({ op: 'syscall', name: 'mmap', args: [0, len, prot, flags, fd, off], into });
+
+test('mmap of a file: the checks of do_mmap in order, /dev/null and directories have no mmap, /dev/zero maps anonymous memory', () => {
+  const r = results([
+    open('f', O_CREAT | O_RDWR), // 0: 3
+    open('f', O_RDONLY), // 1: 4
+    open('f', O_WRONLY), // 2: 5
+    open('null', O_RDWR), // 3: 6
+    open('tmp', O_RDONLY), // 4: 7
+    open('zero', O_RDWR), // 5: 8
+    map('a', 99, 4096, PROT_READ, MAP_SHARED), // 6
+    map('b', 4, 4096, PROT_READ | PROT_WRITE, MAP_SHARED), // 7: a shared writable mapping of a read-only file
+    map('c', 5, 4096, PROT_READ, MAP_PRIVATE), // 8: a file not open for reading
+    map('d', 6, 4096, PROT_READ, MAP_PRIVATE), // 9
+    map('e', 7, 4096, PROT_READ, MAP_PRIVATE), // 10
+    map('g', 3, 4096, PROT_READ, 0), // 11: no map type
+    map('h', 4, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE), // 12: private writable from a read-only file: fine
+    map('i', 8, 4096, PROT_READ | PROT_WRITE, MAP_SHARED), // 13
+    { op: 'store', addr: '$i', value: 5 }, // 14
+    { op: 'load', addr: '$i', into: 'iv' }, // 15
+    map('j', 8, 4096, PROT_READ, MAP_PRIVATE), // 16
+    { op: 'load', addr: '$j', into: 'jv' }, // 17
+  ], { f: '/tmp/f', null: '/dev/null', tmp: '/tmp', zero: '/dev/zero' }, [6, 7, 8, 9, 10, 11, 15, 17]);
+  assert.deepEqual(r, [errno(EBADF), errno(13), errno(13), errno(19), errno(19), errno(EINVAL), 5n, 0n]);
+});
+
+test('MAP_SHARED maps the page cache: a store is what read() returns, a write() is what a load sees', () => {
+  const { sys } = runProgram({
+    main: [
+      mmapAnon('buf', 4096), // 0
+      open('f', O_CREAT | O_RDWR), // 1: 3
+      sc('ftruncate', 3, 4096), // 2
+      map('m', 3, 4096, PROT_READ | PROT_WRITE, MAP_SHARED), // 3
+      { op: 'store', addr: '$m+8', value: 0x1122334455667788n }, // 4
+      sc('pread64', 3, '$buf', 8, 8), // 5
+      { op: 'load', addr: '$buf', into: 'r' }, // 6
+      { op: 'store', addr: '$buf', value: 77 }, // 7
+      sc('pwrite64', 3, '$buf', 8, 16), // 8
+      { op: 'load', addr: '$m+16', into: 'l' }, // 9
+    ],
+    strings: { f: '/tmp/f' },
+  });
+  assert.equal(records(sys).get(6)!.value, 0x1122334455667788n);
+  assert.equal(records(sys).get(9)!.value, 77n);
+});
+
+test('MAP_PRIVATE: loads see the file, a store makes a private copy the file never sees, and fork gives the child that copy', () => {
+  const sys = boot({ cpus: 1 });
+  const pid = sys.spawn({
+    main: [
+      mmapAnon('buf', 4096), // 0
+      { op: 'store', addr: '$buf', value: 11 }, // 1
+      open('f', O_CREAT | O_RDWR), // 2: 3
+      sc('write', 3, '$buf', 8), // 3
+      map('p', 3, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE), // 4
+      { op: 'load', addr: '$p', into: 'a' }, // 5: the file's 11
+      { op: 'store', addr: '$p', value: 22 }, // 6: a copy
+      sc('pread64', 3, '$buf', 8, 0), // 7
+      { op: 'load', addr: '$buf', into: 'b' }, // 8: the file still holds 11
+      { op: 'store', addr: '$p+8', value: 33 }, // 9: the copy's second word
+      { op: 'syscall', name: 'fork', args: [], into: 'pid', child: [{ op: 'load', addr: '$p', into: 'c' }, sc('exit', 0)] }, // 10
+      sc('wait4', '$pid', 0, 0, 0), // 11
+    ],
+    strings: { f: '/tmp/f' },
+  });
+  sys.run({ maxSteps: 1_000_000 });
+  const v = (i: number, fn = 'main'): bigint | undefined => records(sys, fn).get(i)?.value;
+  assert.deepEqual([v(5), v(8), v(0, 'main.10.child')], [11n, 11n, 22n]);
+  assert.deepEqual(sys.debugReports, []);
+  assert.equal(sys.exitStatus(pid), 0);
+});
+
+test('a page past the end of the file is SIGBUS (BUS_ADRERR), and ftruncate makes mapped pages past the new end so, private copies included', () => {
+  const text = `name: sigbus
+kernel: { debug_vm: true }
+processes:
+  - name: p
+    handlers:
+      SIGBUS: { handler: skip }
+    functions:
+      skip: [ longjmp ]
+    ops:
+      - open: { filename: /tmp/f, flags: O_CREAT|O_RDWR, mode: 0o644 }
+        as: fd
+      - ftruncate: { fd: $fd, length: PAGE_SIZE }
+      - mmap: { len: 2 * PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_SHARED, fd: $fd }
+        as: m
+      - store: { addr: $m, value: 1 }
+      - load: $m + PAGE_SIZE
+        expect: { signal: SIGBUS, si_code: BUS_ADRERR, si_addr: $m + PAGE_SIZE }
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE, fd: $fd }
+        as: p
+      - store: { addr: $p, value: 2 }
+      - load: $p
+        expect: 2
+      - ftruncate: { fd: $fd, length: 0 }
+        expect: 0
+      - load: $m
+        expect: { signal: SIGBUS, si_code: BUS_ADRERR, si_addr: $m }
+      - load: $p
+        expect: { signal: SIGBUS, si_code: BUS_ADRERR, si_addr: $p }
+      - pwrite64: { fd: $fd, buf: $m, count: 8, pos: 0 }
+        expect: { errno: EFAULT }
+expect:
+  exit: { p: 0 }
+`;
+  const r = runScenario(compileScenarioText(text, 'sigbus.yaml'));
+  const failed = r.verdicts.filter((v) => v.status !== 'held');
+  assert.deepEqual(failed, [], 'every expectation holds');
+  assert.ok(r.passed);
+});
