@@ -1,6 +1,6 @@
 /**
  * The file paths in lockstep (lockstep.ts): two threads of one process, on two CPUs, race
- * through read, write and pwrite64 on one file, under every interleaving with at most
+ * through read, write, pwrite64, ftruncate and loads through a mapping of one file, under every interleaving with at most
  * PREEMPTIONS preemptions, and every interleaving is judged by what the threads read and by the
  * page counts (the page cache's frames included).
  *
@@ -13,7 +13,9 @@
  *    out in one (copy_page_to_iter of a page the writer holds locked), so no read sees half a
  *    write of 8 aligned bytes;
  *  - two appends through two struct files of one inode land one after the other, none
- *    overwriting the other: each takes inode_lock before it reads i_size.
+ *    overwriting the other: each takes inode_lock before it reads i_size;
+ *  - a load through a shared mapping racing ftruncate of its page reads the page or takes
+ *    SIGBUS.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -107,6 +109,41 @@ const CASES: LockstepCase[] = [
     },
   ),
 ];
+
+/**
+ * ftruncate against a load through a shared mapping of the page it cuts off: the load reads
+ * the page's 7 (it came before the truncation's zap and flush) or takes SIGBUS (after: the
+ * PTE is gone and the fault finds the page past i_size); never a freed or another page. Both
+ * happen among the interleavings. SIGBUS's default action then ends the process.
+ */
+const TRUNCATE: LockstepCase = {
+  name: 'ftruncate against a load through a shared mapping of the page it cuts off',
+  processes: [{
+    cpu: 0,
+    program: {
+      main: [
+        sc('open', '&f', O_CREAT | O_RDWR, 0o644), // 0: 3
+        sc('ftruncate', 3, 4096), // 1
+        { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x01, 3, 0], into: 'm' }, // 2: MAP_SHARED
+        { op: 'store', addr: '$m', value: 7 }, // 3
+        { op: 'syscall', name: 'clone', args: [THREAD_FLAGS, 0, 0, 0, 0], into: 'tid', child: [{ op: 'load', addr: '$m', into: 't' }], cpu: 1 }, // 4
+        sc('ftruncate', 3, 0), // 5
+        ...linger,
+      ],
+      strings: { f: '/tmp/f' },
+    },
+  }],
+  racers: [{ cpu: 0, fn: 'main', from: 5 }, { cpu: 1, fn: 'main.4.child', from: 0 }],
+  watch: ['m'],
+  preemptions: PREEMPTIONS,
+  check: (r) => {
+    const rec = r.k.log.find((x) => x.fn === 'main.4.child' && x.index === 0);
+    if (!rec) return 'the load left no record';
+    if (rec.signal) return rec.signal.signo === 7 ? null : `the load took signal ${rec.signal.signo}, not SIGBUS`;
+    return rec.value === 7n ? null : `the load read ${rec.value}, not 7`;
+  },
+};
+CASES.push(TRUNCATE);
 
 for (const c of CASES) {
   test(`lockstep, every interleaving: ${c.name}`, (t) => {
