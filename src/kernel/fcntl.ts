@@ -5,9 +5,10 @@
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
+import { VM_MAYWRITE, VM_SHARED, type ShmemObject } from './vma.js';
 import { alloc_fd, fd_install, fdArg, files_lookup_fd, FMODE_PATH, FMODE_WRITE, get_file, RLIMIT_NOFILE_CUR, type File } from './file.js';
 import {
-  EBADF, EINVAL, EPERM, F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_GET_SEALS, F_GETFD, F_GETFL, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL,
+  EBADF, EBUSY, EINVAL, EPERM, F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_GET_SEALS, F_GETFD, F_GETFL, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL,
   F_SEAL_SHRINK, F_SEAL_WRITE, F_SETFD, F_SETFL, FD_CLOEXEC, O_APPEND, O_CLOEXEC, O_DIRECT, O_NOATIME, O_NONBLOCK,
 } from './uapi.js';
 
@@ -26,20 +27,31 @@ function f_dupfd(t: Task, from: number, file: File, flags: number): number {
 
 /**
  * memfd_add_seals, in its order: the file open for writing (-EPERM), the seals known
- * (-EINVAL), a tmpfs file (-EINVAL), not sealed against sealing (-EPERM).
- * XXX: F_SEAL_WRITE's check for writable shared mappings comes with file mappings.
+ * (-EINVAL), a tmpfs file (-EINVAL), not sealed against sealing (-EPERM), and for F_SEAL_WRITE
+ * no shared mapping that may write (-EBUSY). XXX: pinned pages are not waited for.
  */
-function memfd_add_seals(file: File, seals: number): number {
+function memfd_add_seals(k: Kernel, file: File, seals: number): number {
   if (!(file.f_mode & FMODE_WRITE)) return -EPERM;
   if (seals & ~F_ALL_SEALS) return -EINVAL;
   if (!file.inode.isReg) return -EINVAL;
   if (file.inode.seals & F_SEAL_SEAL) return -EPERM;
+  // mapping_deny_writable: F_SEAL_WRITE waits for no shared mapping that may write.
+  if (seals & F_SEAL_WRITE && !(file.inode.seals & F_SEAL_WRITE) && shared_maywrite(k, file.inode.mapping!)) return -EBUSY;
   file.inode.seals |= seals;
   return 0;
 }
 
+/** Whether some mm maps `mapping` shared with VM_MAYWRITE (i_mmap_writable above 0). */
+function shared_maywrite(k: Kernel, mapping: ShmemObject): boolean {
+  for (const mm of k.mms) {
+    if (mm.dead) continue;
+    for (const v of mm.vmas.list) if (v.shmem === mapping && v.vm_flags & VM_SHARED && v.vm_flags & VM_MAYWRITE) return true;
+  }
+  return false;
+}
+
 /** fcntl(fd, cmd, arg): fdget_raw (-EBADF; an O_PATH descriptor answers the descriptor commands only), then the command. */
-export function sys_fcntl(_k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
+export function sys_fcntl(k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
   const fd = fdArg(a[0]);
   const file = files_lookup_fd(t.files, fd);
   if (!file) return -EBADF;
@@ -66,7 +78,7 @@ export function sys_fcntl(_k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]
       file.f_flags = (argi & SETFL_MASK) | (file.f_flags & ~SETFL_MASK);
       return 0;
     case F_ADD_SEALS:
-      return memfd_add_seals(file, argi);
+      return memfd_add_seals(k, file, argi);
     case F_GET_SEALS:
       return file.inode.isReg ? file.inode.seals : -EINVAL;
     default:

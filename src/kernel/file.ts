@@ -42,6 +42,7 @@ export class File {
     public f_flags: number,
     readonly f_mode: number,
   ) {
+    inode.openFiles++;
     return track(this);
   }
 }
@@ -70,9 +71,11 @@ export function get_file(f: File): File {
   return f;
 }
 
-/** fput: one reference fewer; the last one releases the file (nothing is left to release in the model). */
+/** fput: one reference fewer; the last one releases the file (__fput), and an unlinked inode nothing else uses goes with it. */
 export function fput(f: File): void {
-  f.f_count--;
+  if (--f.f_count > 0) return;
+  f.inode.openFiles--;
+  f.inode.vfs.evictIfUnused(f.inode);
 }
 
 /** expand_files: the table's arrays reach descriptor `fd` (grown by push, so that the growth is a write of their length). */

@@ -193,7 +193,7 @@ export class Kernel {
     this.pages.failNth = options.fail_alloc_nth;
     this.totalram_pages = mem.frameCount - next;
     this.swap = new swap_info_struct(options.swap_pages);
-    this.vfs = new Vfs();
+    this.vfs = new Vfs(this.pages);
     this.vfs.populate();
 
     this.init_mm = new MmStruct(0, new PageTables(mem, this.pages, this.levels, pgd, userPgd, false), machine.cpus.length, TASK_SIZE, 0);

@@ -5,6 +5,7 @@
  * frees the PGD. CPUs that have the mm loaded (lazily, after the last thread left) hold a
  * reference, so the PGD outlives every CR3 that points at it.
  */
+import type { ShmemObject } from './vma.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { destroy_context_ldt, free_ldt_pgtables } from './ldt.js';
@@ -59,8 +60,12 @@ export function* exit_mmap(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
 }
 
 /** Drops one mapping's hold on a shmem object; the last frees its pages. */
-export function release_shmem(k: Kernel, obj: { users: number; pages: Map<number, number> }): void {
-  if (--obj.users > 0) return;
+export function release_shmem(k: Kernel, obj: ShmemObject): void {
+  if (--obj.users > 0) {
+    // A file's page cache: an unlinked file nobody has open goes with its last mapping.
+    if (obj.file) obj.file.vfs.evictIfUnused(obj.file);
+    return;
+  }
   for (const pfn of obj.pages.values()) k.pages.put_page(pfn);
   obj.pages.clear();
 }

@@ -9,6 +9,7 @@
 import { ArgumentError } from '../errors.js';
 import { sys_close, sys_dup, sys_dup2, sys_dup3 } from './file.js';
 import { sys_fcntl } from './fcntl.js';
+import { sys_memfd_create } from './memfd.js';
 import { sys_ftruncate, sys_open, sys_openat } from './open.js';
 import { sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_write } from './read_write.js';
 import { sys_fstat } from './stat.js';
@@ -234,6 +235,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 257, name: 'openat', args: ['dfd', 'filename', 'flags', 'mode'], handler: sys_openat },
   { nr: 292, name: 'dup3', args: ['oldfd', 'newfd', 'flags'], handler: sys_dup3 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
+  { nr: 319, name: 'memfd_create', args: ['uname', 'flags'], handler: sys_memfd_create },
   { nr: 329, name: 'pkey_mprotect', args: ['start', 'len', 'prot', 'pkey'], handler: sys_pkey_mprotect },
   { nr: 330, name: 'pkey_alloc', args: ['flags', 'init_val'], handler: sys_pkey_alloc },
   { nr: 331, name: 'pkey_free', args: ['pkey'], handler: (k, pc, t, a) => sys_pkey_free(k, pc, t, a) },

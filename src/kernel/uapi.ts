@@ -216,6 +216,13 @@ export const F_SEAL_WRITE = 0x0008;
 export const F_SEAL_FUTURE_WRITE = 0x0010;
 export const F_SEAL_EXEC = 0x0020;
 
+// ---- memfd_create (include/uapi/linux/memfd.h) --------------------------------------------------
+export const MFD_CLOEXEC = 0x0001;
+export const MFD_ALLOW_SEALING = 0x0002;
+export const MFD_HUGETLB = 0x0004;
+export const MFD_NOEXEC_SEAL = 0x0008;
+export const MFD_EXEC = 0x0010;
+
 // ---- lseek and stat (include/uapi/linux/fs.h, linux/stat.h) -------------------------------------
 export const SEEK_SET = 0;
 export const SEEK_CUR = 1;

@@ -11,6 +11,7 @@
  */
 import { track } from '../track.js';
 import { EEXIST, ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG } from './uapi.js';
+import type { PageAllocator } from './page.js';
 import { ShmemObject } from './vma.js';
 
 /** NAME_MAX: a path component's longest name. */
@@ -40,8 +41,14 @@ export class Inode {
   parent: Inode | null = null;
   /** The memfd seals (shmem_inode_info.seals): a tmpfs file not made by memfd_create is born sealed against sealing. */
   seals = 0;
+  /** The name it was created under (a memfd's is `memfd:NAME`), for listings. */
+  name = '';
   /** i_rwsem held for writing (inode_lock): the tid of its holder, or 0. */
   lockOwner = 0;
+  /** Open files of it (struct files not yet released). */
+  openFiles = 0;
+  /** The filesystem it belongs to (set by Vfs.newInode). */
+  vfs!: Vfs;
 
   constructor(
     readonly ino: number,
@@ -76,13 +83,14 @@ export class Inode {
   }
 }
 
-/** The filesystem: its root and the next inode number. */
+/** The filesystem: its root, the inodes no directory holds any more that are still in use, and the next inode number. */
 export class Vfs {
-  readonly root: Inode;
+  root!: Inode;
+  /** Unlinked inodes (a memfd) still open or mapped: evicted, their pages freed, when the last use goes (iput_final). */
+  readonly orphans = new Set<Inode>();
   private lastIno = 0;
 
-  constructor() {
-    this.root = this.newInode(S_IFDIR | 0o755, 'dir', TMPFS_DEV, 0);
+  constructor(private readonly pages: PageAllocator) {
     return track(this);
   }
 
@@ -91,6 +99,7 @@ export class Vfs {
     // The page cache's id is the inode's, negated: apart from the kernel's anon_vma and shmem ids.
     const ino = ++this.lastIno;
     const inode = new Inode(ino, mode, kind, dev, rdev, -ino);
+    inode.vfs = this;
     if (kind === 'reg') inode.seals = 0x0001; // F_SEAL_SEAL
     return inode;
   }
@@ -98,6 +107,7 @@ export class Vfs {
   /** Adds `inode` to directory `dir` under `name` (d_add; a directory's link count and size grow). */
   link(dir: Inode, name: string, inode: Inode): void {
     dir.entries!.set(name, inode);
+    inode.name = name;
     dir.size += BOGO_DIRENT_SIZE;
     if (inode.isDir) {
       dir.nlink++;
@@ -105,8 +115,9 @@ export class Vfs {
     }
   }
 
-  /** The boot-time tree: /tmp and /dev with null and zero. */
+  /** The boot-time tree: the root, /tmp and /dev with null and zero. */
   populate(): void {
+    this.root = this.newInode(S_IFDIR | 0o755, 'dir', TMPFS_DEV, 0);
     const mkdir = (parent: Inode, name: string, mode: number, dev: number): Inode => {
       const d = this.newInode(S_IFDIR | mode, 'dir', dev, 0);
       this.link(parent, name, d);
@@ -119,8 +130,22 @@ export class Vfs {
     this.link(dev, 'zero', this.newInode(S_IFCHR | 0o666, 'zero', DEVTMPFS_DEV, new_encode_dev(1, 5)));
   }
 
-  /** Every inode with a page cache (for the page-count check). */
+  /**
+   * iput_final for an inode no directory holds: once no file is open on it and no mapping
+   * maps it (its page cache has only the inode's own user), its pages are freed.
+   */
+  evictIfUnused(inode: Inode): void {
+    if (inode.nlink !== 0 || inode.openFiles > 0 || !this.orphans.has(inode)) return;
+    const mapping = inode.mapping!;
+    if (mapping.users > 1) return;
+    for (const pfn of mapping.pages.values()) this.pages.put_page(pfn);
+    mapping.pages.clear();
+    this.orphans.delete(inode);
+  }
+
+  /** Every inode with a page cache, in the tree or orphaned (for the page-count check). */
   *mappings(): Generator<ShmemObject> {
+    for (const i of this.orphans) yield i.mapping!;
     const walk = function* (d: Inode): Generator<ShmemObject> {
       for (const i of d.entries!.values()) {
         if (i.mapping) yield i.mapping;

@@ -7,6 +7,7 @@
  * vm_flags bits above 31 (the protection key, VM_SHADOW_STACK) are kept in their own fields,
  * `vm_pkey` and `shadowStack`, so the flags stay a 32-bit integer.
  */
+import type { Inode } from './vfs.js';
 import { track } from '../track.js';
 
 export const VM_READ = 0x00000001;
@@ -33,7 +34,7 @@ export class ShmemObject {
   /** Mappings (VMAs) referring to it, and a file's inode; the pages are freed when the last goes. */
   users = 0;
   /** The file whose page cache this is (its i_size bounds a mapping's faults), or null for anonymous shared memory. */
-  file: { readonly size: number } | null = null;
+  file: Inode | null = null;
   constructor(readonly id: number) {
     return track(this);
   }

@@ -470,3 +470,50 @@ expect:
   assert.deepEqual(failed, [], 'every expectation holds');
   assert.ok(r.passed);
 });
+
+test('memfd_create: flags, then the name, then the descriptor; a memfd is sealable only with MFD_ALLOW_SEALING, and F_SEAL_WRITE refuses writes and writable shared mappings', () => {
+  const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_NOEXEC_SEAL = 8, MFD_EXEC = 0x10, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4, F_SEAL_EXEC = 0x20;
+  const long = 'n'.repeat(250);
+  const r = results([
+    mmapAnon('buf', 4096), // 0
+    sc('memfd_create', '&name', 0x100), // 1: unknown flag
+    sc('memfd_create', '&name', MFD_EXEC | MFD_NOEXEC_SEAL), // 2
+    sc('memfd_create', 0x10, 0), // 3: the name faults
+    sc('memfd_create', '&long', 0), // 4: 250 bytes without the NUL: past MFD_NAME_MAX_LEN
+    sc('memfd_create', '&name', MFD_CLOEXEC), // 5: 3, sealed against sealing
+    sc('fcntl', 3, F_GETFD, 0), // 6
+    sc('fcntl', 3, F_GET_SEALS, 0), // 7
+    sc('fcntl', 3, F_GETFL, 0), // 8
+    sc('memfd_create', '&name', MFD_ALLOW_SEALING), // 9: 4
+    sc('fcntl', 4, F_GET_SEALS, 0), // 10
+    sc('ftruncate', 4, 4096), // 11
+    map('w', 4, 4096, PROT_READ | PROT_WRITE, MAP_SHARED), // 12
+    sc('fcntl', 4, F_ADD_SEALS, F_SEAL_WRITE), // 13: a writable shared mapping exists
+    sc('munmap', '$w', 4096), // 14
+    sc('fcntl', 4, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), // 15
+    sc('write', 4, '$buf', 8), // 16
+    sc('ftruncate', 4, 0), // 17: shrinking
+    sc('ftruncate', 4, 8192), // 18: growing
+    map('x', 4, 4096, PROT_READ | PROT_WRITE, MAP_SHARED), // 19: writable shared
+    map('y', 4, 4096, PROT_READ, MAP_SHARED), // 20: read-only shared: fine
+    sc('mprotect', '$y', 4096, PROT_READ | PROT_WRITE), // 21: VM_MAYWRITE was taken away
+    map('z', 4, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE), // 22: private: fine
+    sc('memfd_create', '&name', MFD_NOEXEC_SEAL), // 23: 5
+    sc('fcntl', 5, F_GET_SEALS, 0), // 24
+    sc('fstat', 5, '$buf', 0), // 25
+    { op: 'load', addr: '$buf+24', size: 4, into: 'mode' }, // 26
+    sc('fstat', 3, '$buf', 0), // 27
+    { op: 'load', addr: '$buf+24', size: 4, into: 'mode3' }, // 28
+    sc('memfd_create', '&name', 0), // 29: 6
+    sc('ftruncate', 6, 4096), // 30
+    map('v', 6, 4096, PROT_READ | PROT_WRITE, MAP_SHARED), // 31
+    { op: 'store', addr: '$v', value: 9 }, // 32: a page in its page cache
+    sc('close', 6), // 33: the mapping keeps it
+    { op: 'load', addr: '$v', into: 'v9' }, // 34
+    sc('munmap', '$v', 4096), // 35: the last use: the page is freed (the page-count check at exit finds no leak)
+  ], { name: 'isolab', long }, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 15, 16, 17, 18, 19, 21, 24, 26, 28, 34]);
+  assert.deepEqual(r, [
+    errno(EINVAL), errno(EINVAL), errno(EFAULT), errno(EINVAL), 3n, 1n, BigInt(F_SEAL_SEAL), BigInt(O_RDWR | O_LARGEFILE), 4n, 0n,
+    errno(16), 0n, errno(EPERM), errno(EPERM), errno(EPERM), errno(EPERM), errno(13), BigInt(F_SEAL_EXEC), 0o100666n, 0o100777n, 9n,
+  ]);
+});
