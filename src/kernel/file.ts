@@ -160,8 +160,6 @@ export function dup_fd(old: FilesStruct): FilesStruct {
     n.open[fd] = true;
     n.cloexec[fd] = old.cloexec[fd] === true;
   }
-  n.next_fd = 0;
-  while (n.open[n.next_fd]) n.next_fd++;
   return n;
 }
 

@@ -21,13 +21,16 @@ import {
 import { PATH_MAX, path_walk, vfs_create, type Inode } from './vfs.js';
 import {
   AT_FDCWD, EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, F_SEAL_GROW, F_SEAL_SHRINK, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
-  O_EXCL, O_NOFOLLOW, O_LARGEFILE, O_NOCTTY, O_PATH, O_TRUNC, O_WRONLY, O_RDWR, __O_TMPFILE,
+  O_EXCL, O_NOFOLLOW, O_LARGEFILE, O_NOCTTY, O_PATH, O_TRUNC, O_WRONLY, O_RDWR, __O_TMPFILE, O_APPEND, O_NONBLOCK, O_DSYNC, FASYNC, O_DIRECT,
+  O_NOATIME, __O_SYNC,
 } from './uapi.js';
 
 /** O_PATH_FLAGS: what an O_PATH open keeps. */
 const O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC;
 /** VALID_OPEN_FLAGS (include/linux/fcntl.h): the flags open keeps; others are ignored. */
-const VALID_OPEN_FLAGS = 0o3 | 0o100 | 0o200 | 0o400 | 0o1000 | 0o2000 | 0o4000 | 0o10000 | 0o20000 | 0o40000 | 0o100000 | 0o200000 | 0o400000 | 0o1000000 | 0o2000000 | 0o4000000 | 0o10000000 | 0o20000000;
+const VALID_OPEN_FLAGS =
+  O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | O_DIRECTORY | O_NOFOLLOW |
+  O_NOATIME | O_CLOEXEC | __O_SYNC | O_PATH | __O_TMPFILE;
 
 /**
  * do_sys_openat2 for open and openat: getname (-EFAULT, -ENAMETOOLONG, -ENOENT for ""), then
@@ -94,9 +97,7 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
       if (l.inode.isDir) return -EISDIR;
       inode = l.inode;
     } else {
-      const made = vfs_create(vfs, l.dir, l.name, mode);
-      if (typeof made === 'number') return made;
-      inode = made;
+      inode = vfs_create(vfs, l.dir, l.name, mode);
       created = true;
     }
   } else {

@@ -207,7 +207,7 @@ type Transfer = typeof vfs_read;
 function* ksys_rw(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[], io: Transfer): KPath {
   const h = yield* fdget_pos(pc, t, fdArg(a[0]));
   if (!h) return -EBADF;
-  const [ret, pos] = yield* io(k, pc, t, h.file, a[1], countArg(a[2]), h.file.f_pos);
+  const [ret, pos] = yield* io(k, pc, t, h.file, a[1], clamp53(a[2]), h.file.f_pos);
   if (ret >= 0) h.file.f_pos = pos;
   yield* fdput_pos(pc, h);
   return ret;
@@ -224,7 +224,7 @@ function* ksys_prw(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[], io: Tra
   if (!f) return -EBADF;
   if (!(f.f_mode & mode)) return -ESPIPE;
   get_file(f);
-  const [ret] = yield* io(k, pc, t, f, a[1], countArg(a[2]), clampPos(pos));
+  const [ret] = yield* io(k, pc, t, f, a[1], clamp53(a[2]), clamp53(pos));
   fput(f);
   return ret;
 }
@@ -307,12 +307,11 @@ function seekHole(inode: Inode, from: number): bigint {
   return BigInt(inode.size);
 }
 
-/** A size_t count as a number (past MAX_RW_COUNT only access_ok and the clamp look at it, so 2^53 stands for anything larger). */
-function countArg(a: bigint): number {
+/**
+ * A size_t count or a non-negative position as a number: anything past 2^53 reads as 2^53
+ * (past MAX_RW_COUNT only access_ok and the clamp look at a count, and the model's files are
+ * far smaller than such a position).
+ */
+function clamp53(a: bigint): number {
   return a > 2n ** 53n ? 2 ** 53 : Number(a);
-}
-
-/** A position past what a number holds exactly reads as the largest one (the model's files are far smaller). */
-function clampPos(pos: bigint): number {
-  return pos > 2n ** 53n ? 2 ** 53 : Number(pos);
 }

@@ -10,7 +10,7 @@
  * timestamps (they read 0).
  */
 import { track } from '../track.js';
-import { EEXIST, ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG } from './uapi.js';
+import { ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG } from './uapi.js';
 import type { PageAllocator } from './page.js';
 import { ShmemObject } from './vma.js';
 
@@ -195,8 +195,7 @@ export function path_walk(vfs: Vfs, start: Inode, path: string): Lookup | number
 }
 
 /** vfs_create in a tmpfs directory: a new empty regular file `name` with the permission bits of `mode` (after the umask, 022). */
-export function vfs_create(vfs: Vfs, dir: Inode, name: string, mode: number): Inode | number {
-  if (dir.entries!.has(name)) return -EEXIST;
+export function vfs_create(vfs: Vfs, dir: Inode, name: string, mode: number): Inode {
   const inode = vfs.newInode(S_IFREG | (mode & 0o7777 & ~0o022), 'reg', dir.dev, 0);
   vfs.link(dir, name, inode);
   return inode;
