@@ -7,6 +7,7 @@
  */
 import { track } from '../track.js';
 import type { Kernel, PerCpu } from './kernel.js';
+import type { KSteps } from './steps.js';
 import type { Task } from './task.js';
 import type { Inode } from './vfs.js';
 import { EBADF, EBUSY, EINVAL, EMFILE, O_CLOEXEC, O_LARGEFILE, O_RDWR } from './uapi.js';
@@ -27,6 +28,22 @@ export const FMODE_CAN_READ = 0x20000;
 export const FMODE_PATH = 0x4000;
 export const FMODE_CAN_WRITE = 0x40000;
 
+/**
+ * struct file_operations: what an open file can do. A missing operation is what Linux's NULL
+ * gives: no read makes read -EINVAL (FMODE_CAN_READ is not set), no write likewise, no llseek
+ * is no_llseek (-ESPIPE).
+ */
+export interface FileOperations {
+  /** read_iter: up to `count` bytes from `pos` into the user's `buf`; the bytes moved or -errno, and the position after. */
+  read?(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]>;
+  /** write_iter: up to `count` bytes from the user's `buf` at `pos`; the bytes moved or -errno, and the position after. */
+  write?(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]>;
+  /** llseek: the new position (also stored in f_pos) or -errno; whence is at most SEEK_HOLE. */
+  llseek?(f: File, offset: bigint, whence: number): number;
+  /** release: the file's last reference went (__fput); what it needs of the kernel its inode holds. */
+  release?(f: File): void;
+}
+
 /** A struct file: an open instance of an inode. */
 export class File {
   /** f_pos. */
@@ -35,6 +52,8 @@ export class File {
   f_count = 1;
   /** f_pos_lock's holder (a tid), or 0. */
   posLockOwner = 0;
+  /** f_op: the inode's operations, taken at open (do_dentry_open). */
+  readonly f_op: FileOperations;
 
   constructor(
     readonly inode: Inode,
@@ -42,6 +61,7 @@ export class File {
     public f_flags: number,
     readonly f_mode: number,
   ) {
+    this.f_op = inode.i_fop;
     inode.openFiles++;
     return track(this);
   }
@@ -71,9 +91,10 @@ export function get_file(f: File): File {
   return f;
 }
 
-/** fput: one reference fewer; the last one releases the file (__fput), and an unlinked inode nothing else uses goes with it. */
+/** fput: one reference fewer; the last one releases the file (__fput: f_op->release), and an unlinked inode nothing else uses goes with it. */
 export function fput(f: File): void {
   if (--f.f_count > 0) return;
+  f.f_op.release?.(f);
   f.inode.openFiles--;
   f.inode.vfs.evictIfUnused(f.inode);
 }

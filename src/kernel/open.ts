@@ -123,11 +123,11 @@ function open_f_flags(flags: number): number {
 /** f_mode: FMODE_READ and FMODE_WRITE from the access mode (3 means neither), the seek and positioned-I/O bits, and what the file's operations can do. */
 function open_f_mode(inode: Inode, acc: number): number {
   let m = FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
-  if (acc === 0 || acc === O_RDWR) m |= FMODE_READ | FMODE_CAN_READ;
+  if (acc === 0 || acc === O_RDWR) m |= FMODE_READ;
   if (acc === O_WRONLY || acc === O_RDWR) m |= FMODE_WRITE;
-  // A directory has no write operation; every other kind has both.
-  if (!inode.isDir) m |= FMODE_CAN_WRITE;
-  else m |= FMODE_CAN_READ;
+  // do_dentry_open: FMODE_CAN_READ and FMODE_CAN_WRITE when the file has the operation (a directory has no write).
+  if (m & FMODE_READ && inode.i_fop.read) m |= FMODE_CAN_READ;
+  if (m & FMODE_WRITE && inode.i_fop.write) m |= FMODE_CAN_WRITE;
   if (inode.isReg || inode.isDir) m |= FMODE_ATOMIC_POS;
   return m;
 }

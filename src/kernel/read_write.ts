@@ -1,6 +1,6 @@
 /**
- * read, write, pread64, pwrite64 and lseek (fs/read_write.c) over the model's files: a tmpfs
- * file's page cache (shmem_file_read_iter, generic_perform_write under inode_lock), a
+ * read, write, pread64, pwrite64 and lseek (fs/read_write.c), which call the file's operations
+ * (f_op), and the operations of the tmpfs and memory-device files: a tmpfs file's page cache (shmem_file_read_iter, generic_perform_write under inode_lock), a
  * directory (generic_read_dir), and /dev/null and /dev/zero (drivers/char/mem.c). The user
  * buffer is copied a page at a time through the processor (uaccess.ts), so a buffer that
  * faults beyond repair ends the transfer: the bytes already moved are the result, or -EFAULT
@@ -15,7 +15,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { STEP_COPY, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { access_ok, copy_from_user_partial, copy_to_user_partial } from './uaccess.js';
-import { fdArg, fdget, fput, get_file, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, type File } from './file.js';
+import { fdArg, fdget, fput, get_file, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, type File, type FileOperations } from './file.js';
 import { PG_shmem } from './page.js';
 import type { Inode } from './vfs.js';
 import { EBADF, EFAULT, EINVAL, EISDIR, ENOMEM, ENXIO, EPERM, ESPIPE, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE, O_APPEND, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from './uapi.js';
@@ -76,21 +76,7 @@ function* vfs_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: 
   if (!(f.f_mode & FMODE_CAN_READ)) return [-EINVAL, pos];
   if (!access_ok(t, buf, count)) return [-EFAULT, pos];
   if (pos < 0) return [-EINVAL, pos];
-  const n = Math.min(count, MAX_RW_COUNT);
-  const inode = f.inode;
-  switch (inode.kind) {
-    case 'dir':
-      return [-EISDIR, pos];
-    case 'null':
-      return [0, pos];
-    case 'zero': {
-      // read_iter_zero: zeroes copied out a page at a time.
-      const got = n - (yield* copy_to_user_partial(k, pc, t, buf, new Uint8Array(n)));
-      return [got === 0 && n > 0 ? -EFAULT : got, pos + got];
-    }
-    case 'reg':
-      return yield* shmem_file_read(k, pc, t, inode, buf, n, pos);
-  }
+  return yield* f.f_op.read!(k, pc, t, f, buf, Math.min(count, MAX_RW_COUNT), pos);
 }
 
 /**
@@ -98,7 +84,8 @@ function* vfs_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: 
  * for each page, as a truncation may race), a hole reading as zeroes; each page's bytes are
  * copied out in one step. A fault ends the read.
  */
-function* shmem_file_read(k: Kernel, pc: PerCpu, t: Task, inode: Inode, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+function* shmem_file_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+  const inode = f.inode;
   const mem = k.machine.mem;
   let done = 0;
   while (done < count) {
@@ -130,10 +117,7 @@ function* vfs_write(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count:
   if (!(f.f_mode & FMODE_CAN_WRITE)) return [-EINVAL, pos];
   if (!access_ok(t, buf, count)) return [-EFAULT, pos];
   if (pos < 0) return [-EINVAL, pos];
-  const n = Math.min(count, MAX_RW_COUNT);
-  const inode = f.inode;
-  if (inode.kind !== 'reg') return [n, pos + n];
-  return yield* shmem_file_write(k, pc, t, f, inode, buf, n, pos);
+  return yield* f.f_op.write!(k, pc, t, f, buf, Math.min(count, MAX_RW_COUNT), pos);
 }
 
 /**
@@ -143,7 +127,8 @@ function* vfs_write(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count:
  * out and nothing was written), the user's bytes copied in, i_size moved past them. A fault
  * ends the write.
  */
-function* shmem_file_write(k: Kernel, pc: PerCpu, t: Task, f: File, inode: Inode, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+function* shmem_file_write(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+  const inode = f.inode;
   pc.touch = fileLockId('inode', inode.ino);
   yield STEP_LOCK;
   while (inode.lockOwner !== 0) yield STEP_WAIT;
@@ -260,14 +245,15 @@ export function* sys_lseek(_k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]
   const h = yield* fdget_pos(pc, t, fdArg(a[0]));
   if (!h) return -EBADF;
   const whence = Number(a[2] & 0xffffffffn);
-  const ret = whence > SEEK_HOLE ? -EINVAL : llseek(h.file, BigInt.asIntN(64, a[1]), whence);
+  const llseek = h.file.f_op.llseek;
+  const ret = whence > SEEK_HOLE ? -EINVAL : llseek ? llseek(h.file, BigInt.asIntN(64, a[1]), whence) : -ESPIPE;
   yield* fdput_pos(pc, h);
   return ret;
 }
 
-function llseek(f: File, offset: bigint, whence: number): number {
+/** shmem_file_llseek and dcache_dir_lseek: generic_file_llseek_size, with SEEK_DATA and SEEK_HOLE for a file and only SEEK_SET and SEEK_CUR for a directory. */
+function shmem_llseek(f: File, offset: bigint, whence: number): number {
   const inode = f.inode;
-  if (inode.kind === 'null' || inode.kind === 'zero') return (f.f_pos = 0);
   const size = BigInt(inode.size);
   let to: bigint;
   switch (whence) {
@@ -306,6 +292,43 @@ function seekHole(inode: Inode, from: number): bigint {
   for (let pos = from; pos < inode.size; pos = (Math.floor(pos / 4096) + 1) * 4096) if (!inode.mapping!.pages.has(Math.floor(pos / 4096))) return BigInt(pos);
   return BigInt(inode.size);
 }
+
+/** null_lseek and the zero device's: the position is always 0. */
+function null_lseek(f: File): number {
+  return (f.f_pos = 0);
+}
+
+/** The operations of a tmpfs regular file (shmem_file_operations). */
+export const shmem_file_operations: FileOperations = { read: shmem_file_read, write: shmem_file_write, llseek: shmem_llseek };
+
+/** A tmpfs directory's (simple_dir_operations): read is generic_read_dir's -EISDIR; no write. */
+export const simple_dir_operations: FileOperations = {
+  *read() {
+    return [-EISDIR, 0];
+  },
+  llseek: shmem_llseek,
+};
+
+/** /dev/null's (null_fops): reads see the end, writes take every byte unread. */
+export const null_fops: FileOperations = {
+  *read(_k, _pc, _t, _f, _buf, _count, pos) {
+    return [0, pos];
+  },
+  *write(_k, _pc, _t, _f, _buf, count, pos) {
+    return [count, pos + count];
+  },
+  llseek: null_lseek,
+};
+
+/** /dev/zero's (zero_fops): reads give zeroes copied out a page at a time (read_iter_zero), writes take every byte. */
+export const zero_fops: FileOperations = {
+  *read(k, pc, t, _f, buf, count, pos) {
+    const got = count - (yield* copy_to_user_partial(k, pc, t, buf, new Uint8Array(count)));
+    return [got === 0 && count > 0 ? -EFAULT : got, pos + got];
+  },
+  write: null_fops.write,
+  llseek: null_lseek,
+};
 
 /**
  * A size_t count or a non-negative position as a number: anything past 2^53 reads as 2^53

@@ -12,6 +12,8 @@
 import { track } from '../track.js';
 import { ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG } from './uapi.js';
 import type { PageAllocator } from './page.js';
+import type { FileOperations } from './file.js';
+import { null_fops, shmem_file_operations, simple_dir_operations, zero_fops } from './read_write.js';
 import { ShmemObject } from './vma.js';
 
 /** NAME_MAX: a path component's longest name. */
@@ -27,6 +29,11 @@ export const DEVTMPFS_DEV = 0x5;
 
 /** What an inode's file operations are: a tmpfs file or directory, or one of the memory devices. */
 export type InodeKind = 'reg' | 'dir' | 'null' | 'zero';
+
+/** Each kind's operations: shmem_get_inode's for tmpfs files and directories, the memory devices' (memory_fops' open picks them by minor). */
+function kind_fops(kind: InodeKind): FileOperations {
+  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops }[kind];
+}
 
 /** An inode: its mode, size and, for a regular file, its page cache; for a directory, its entries. */
 export class Inode {
@@ -49,6 +56,8 @@ export class Inode {
   openFiles = 0;
   /** The filesystem it belongs to (set by Vfs.newInode). */
   vfs!: Vfs;
+  /** i_fop: the operations a file opened on it gets. */
+  i_fop: FileOperations;
 
   constructor(
     readonly ino: number,
@@ -71,6 +80,7 @@ export class Inode {
       this.mapping.file = this;
     }
     this.entries = kind === 'dir' ? new Map() : null;
+    this.i_fop = kind_fops(kind);
     return track(this);
   }
 
