@@ -3,66 +3,156 @@
  * process_vm_readv (mm/process_vm_access.c), the debugger-style way to use them. GUP walks the
  * target mm's page tables in software (follow_page_pte), faulting pages in with
  * handle_mm_fault; the VMA checks are check_vma_flags', including the protection-key check,
- * which a foreign mm skips.
+ * which FOLL_REMOTE skips.
+ *
+ * process_vm_readv pins each page (pin_user_pages_remote: FOLL_PIN | FOLL_REMOTE), so neither
+ * the target's protection keys nor the caller's apply.
  *
  * XXX: no ptrace access check beyond the target existing (every process may read every
- * other's memory), no FOLL_FORCE, and only reads (process_vm_writev is not modelled).
+ * other's memory), and only reads (process_vm_writev is not modelled).
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import { FAULT_FLAG_WRITE, handle_mm_fault, vm_fault, VM_FAULT_OOM } from './memory.js';
+import { FAULT_FLAG_WRITE, handle_mm_fault, spin_lock_ptl, spin_unlock_ptl, vm_fault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './memory.js';
+import { PG_anon, PG_anon_exclusive } from './page.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
-import { pte_pfn, pte_present, pte_protnone, pte_write } from './pgtable.js';
+import { pte_pfn, pte_present, pte_write } from './pgtable.js';
 import { arch_vma_access_permitted } from './pkeys.js';
 import { STEP_READ, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64 } from './uaccess.js';
 import { EFAULT, EINVAL, ENOMEM, ESRCH } from './uapi.js';
-import { VM_READ, VM_WRITE, type Vma } from './vma.js';
+import { VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
 
 /** UIO_MAXIOV: the most iovecs one call may pass. */
 const UIO_MAXIOV = 1024;
 
-/** check_vma_flags: whether GUP may touch `vma` for a read or write; the key check applies only to the caller's own mm. */
-function check_vma_flags(k: Kernel, pc: PerCpu, vma: Vma, write: boolean, foreign: boolean): boolean {
-  if (write && (!(vma.vm_flags & VM_WRITE) || vma.shadowStack)) return false;
-  if (!write && !(vma.vm_flags & VM_READ)) return false;
-  return arch_vma_access_permitted(k, pc, vma, write, false, foreign);
+// gup_flags (include/linux/mm_types.h); FOLL_PIN and FOLL_REMOTE are internal (mm/internal.h, the latter set by the _remote calls).
+/** Check the VMA and PTE for writing. */
+export const FOLL_WRITE = 1 << 0;
+/** Take a reference (get_page) on the page. */
+export const FOLL_GET = 1 << 1;
+/** Access a VMA the program may not (a read of a PROT_NONE one with VM_MAYREAD, a write of a private read-only one, breaking COW): ptrace and /proc/PID/mem. */
+export const FOLL_FORCE = 1 << 3;
+/** Only anonymous VMAs. */
+export const FOLL_ANON = 1 << 7;
+/** The pin will be held indefinitely. */
+export const FOLL_LONGTERM = 1 << 8;
+/** Mark the page accessed (and the PTE young). */
+export const FOLL_TOUCH = 1 << 16;
+/** The access is on behalf of another mm or a debugger: protection keys do not apply. */
+export const FOLL_REMOTE = 1 << 20;
+/** Take a pin (GUP_PIN_COUNTING_BIAS references) rather than a reference. */
+export const FOLL_PIN = 1 << 21;
+
+/** GUP_PIN_COUNTING_BIAS: what one FOLL_PIN adds to a small folio's reference count; a count at or above it means "maybe pinned". */
+export const GUP_PIN_COUNTING_BIAS = 1024;
+
+/** is_cow_mapping: private and may be written. */
+function is_cow_mapping(vm_flags: number): boolean {
+  return (vm_flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
 }
 
 /**
- * One page of `mm` at `addr` for the caller `t`, as get_user_pages_remote gives it: the
- * physical address of `addr`, or -EFAULT. Holds `mm`'s mmap_lock for reading meanwhile.
+ * check_vma_flags: whether GUP may touch `vma` with `gup_flags` (-EFAULT if not). A write
+ * needs VM_WRITE (and no shadow stack) unless FOLL_FORCE, which works only on a COW mapping;
+ * a read needs VM_READ unless FOLL_FORCE and VM_MAYREAD; FOLL_ANON refuses file memory. The
+ * protection-key check is skipped for FOLL_REMOTE (arch_vma_access_permitted's `foreign`).
  */
-export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, write: boolean): KPath {
-  const foreign = mm !== t.mm;
-  yield* mmap_read_lock(k, pc, mm);
-  let ret = -EFAULT;
-  const vma = mm.vmas.vma_lookup(addr);
-  if (vma && check_vma_flags(k, pc, vma, write, foreign)) {
-    for (let tries = 0; tries < 3; tries++) {
-      // follow_page_pte
-      const table = mm.pgtables.pteTable(addr, false);
-      if (table >= 0) {
-        const i = Math.floor(addr / 4096) % 512;
-        pc.touch = table * 4096 + i * 8;
-        yield STEP_READ;
-        const lo = k.machine.mem.readLo(table, i);
-        const hi = k.machine.mem.readHi(table, i);
-        if (pte_present(lo) && !pte_protnone(lo) && (!write || pte_write(lo, k.userShstk))) {
-          ret = pte_pfn(lo, hi) * 4096 + (addr % 4096);
-          break;
-        }
-      }
-      const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, write ? FAULT_FLAG_WRITE : 0));
-      if (r & VM_FAULT_OOM) {
-        ret = -ENOMEM;
-        break;
-      }
+function check_vma_flags(k: Kernel, pc: PerCpu, vma: Vma, gup_flags: number): number {
+  const vm_flags = vma.vm_flags;
+  const write = (gup_flags & FOLL_WRITE) !== 0;
+  if (gup_flags & FOLL_ANON && !vma_is_anonymous(vma)) return -EFAULT;
+  if (write) {
+    if (!(vm_flags & VM_WRITE) || vma.shadowStack) {
+      if (!(gup_flags & FOLL_FORCE)) return -EFAULT;
+      if (!is_cow_mapping(vm_flags)) return -EFAULT;
     }
+  } else if (!(vm_flags & VM_READ)) {
+    if (!(gup_flags & FOLL_FORCE)) return -EFAULT;
+    if (!(vm_flags & VM_MAYREAD)) return -EFAULT;
   }
+  if (!arch_vma_access_permitted(k, pc, vma, write, false, (gup_flags & FOLL_REMOTE) !== 0)) return -EFAULT;
+  return 0;
+}
+
+/** vma_is_anonymous: no file or shmem object behind it. */
+function vma_is_anonymous(vma: Vma): boolean {
+  return vma.shmem === null;
+}
+
+/**
+ * can_follow_write_pte: a present entry may be written through if it is writable; with
+ * FOLL_FORCE in a private VMA without VM_WRITE, also if it maps an exclusive anonymous page
+ * (the COW the forced write fault broke), so the write lands in the process's own copy.
+ */
+function can_follow_write_pte(k: Kernel, lo: number, vma: Vma, gup_flags: number): boolean {
+  if (pte_write(lo, k.userShstk)) return true;
+  if (!(gup_flags & FOLL_FORCE)) return false;
+  if (vma.vm_flags & (VM_MAYSHARE | VM_SHARED)) return false;
+  if (!(vma.vm_flags & VM_MAYWRITE)) return false;
+  if (vma.vm_flags & VM_WRITE) return false;
+  const pfn = pte_pfn(lo, 0);
+  return (k.pages.flags[pfn] & (PG_anon | PG_anon_exclusive)) === (PG_anon | PG_anon_exclusive);
+}
+
+/**
+ * One page of `mm` at `addr` for the caller `t`, as __get_user_pages gives it with
+ * `gup_flags` (FOLL_* above): the physical address of `addr`, or -errno (-EFAULT for no VMA,
+ * a VMA check_vma_flags refuses, or a fault that cannot be resolved; -ENOMEM when memory ran
+ * out). Holds `mm`'s mmap_lock for reading meanwhile. follow_page_pte reads the entry under
+ * the page-table lock and, with FOLL_GET or FOLL_PIN, takes its reference there
+ * (try_grab_folio: one, or GUP_PIN_COUNTING_BIAS for a pin, which also sets MMF_HAS_PINNED);
+ * the caller then owes put_page or unpin_user_page. Without either, the address is only good
+ * while nothing else can free the page.
+ */
+export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number): KPath {
+  yield* mmap_read_lock(k, pc, mm);
+  const ret = yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags);
   yield* mmap_read_unlock(pc, mm);
   return ret;
+}
+
+/** get_user_page with mmap_lock already held for reading. */
+export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number): KPath {
+  const vma = mm.vmas.vma_lookup(addr);
+  if (!vma) return -EFAULT;
+  const err = check_vma_flags(k, pc, vma, gup_flags);
+  if (err) return err;
+  const write = (gup_flags & FOLL_WRITE) !== 0;
+  for (;;) {
+    // follow_page_pte, under the page-table lock.
+    const table = mm.pgtables.pteTable(addr, false);
+    if (table >= 0) {
+      const i = Math.floor(addr / 4096) % 512;
+      yield* spin_lock_ptl(pc, mm, t);
+      pc.touch = table * 4096 + i * 8;
+      yield STEP_READ;
+      const lo = k.machine.mem.readLo(table, i);
+      const hi = k.machine.mem.readHi(table, i);
+      // A PROT_NONE entry is followed (only FOLL_HONOR_NUMA_FAULT, which the model's callers never pass, refuses it).
+      if (pte_present(lo) && (!write || can_follow_write_pte(k, lo, vma, gup_flags))) {
+        const pfn = pte_pfn(lo, hi);
+        if (gup_flags & FOLL_PIN) {
+          k.pages.refcount[pfn] += GUP_PIN_COUNTING_BIAS;
+          mm.has_pinned = true;
+        } else if (gup_flags & FOLL_GET) k.pages.get_page(pfn);
+        yield* spin_unlock_ptl(pc, mm);
+        return pfn * 4096 + (addr % 4096);
+      }
+      yield* spin_unlock_ptl(pc, mm);
+    }
+    // faultin_page: a forced write to a read-only private VMA breaks COW without making the entry writable.
+    const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, write ? FAULT_FLAG_WRITE : 0));
+    if (r & VM_FAULT_OOM) return -ENOMEM;
+    if (r & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)) return -EFAULT;
+  }
+}
+
+/** unpin_user_page: drops a FOLL_PIN pin. */
+export function unpin_user_page(k: Kernel, pfn: number): void {
+  k.pages.refcount[pfn] -= GUP_PIN_COUNTING_BIAS - 1;
+  k.pages.put_page(pfn);
 }
 
 /** Reads `count` struct iovec {base, len} at `addr`, or null for -EFAULT. */
@@ -79,8 +169,9 @@ function* import_iovec(k: Kernel, pc: PerCpu, t: Task, addr: bigint, count: numb
  * process_vm_readv(pid, lvec, liovcnt, rvec, riovcnt, flags): copies from the target's
  * remote ranges into the caller's local ones, in order. flags must be 0 and the counts at
  * most UIO_MAXIOV (-EINVAL); the iovecs must be readable (-EFAULT); the target must exist
- * (-ESRCH). Returns the bytes copied, or -EFAULT if the first page could not be read. A
- * foreign target's protection keys are not checked; the caller's own are.
+ * (-ESRCH). Returns the bytes copied, or -EFAULT if the first page could not be read. No
+ * protection key applies to the remote side (FOLL_REMOTE), the caller's own or another's; the
+ * local copy is an ordinary copy_to_user, under the caller's PKRU.
  */
 export function sys_process_vm_readv(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const [pidArg, lvec, liovcnt, rvec, riovcnt, flags] = a;
@@ -106,9 +197,10 @@ export function sys_process_vm_readv(k: Kernel, pc: PerCpu, t: Task, a: readonly
         if (li >= local.length) return copied;
         const src = base + off;
         const n = Number([len - off, local[li][1] - loff, 4096n - (src % 4096n)].reduce((x, y) => (x < y ? x : y)));
-        const pa = src < BigInt(mm.task_size) ? yield* get_user_page(k, pc, t, mm, Number(src), false) : -EFAULT;
+        const pa = src < BigInt(mm.task_size) ? yield* get_user_page(k, pc, t, mm, Number(src), FOLL_PIN | FOLL_REMOTE) : -EFAULT;
         if (pa < 0) return copied > 0 ? copied : pa;
         const data = k.machine.mem.readBytes(pa, n);
+        unpin_user_page(k, Math.floor(pa / 4096));
         if (!(yield* copy_to_user(k, pc, t, local[li][0] + loff, data))) return copied > 0 ? copied : -EFAULT;
         copied += n;
         off += BigInt(n);

@@ -64,6 +64,8 @@ export class MmStruct {
   ldt: LdtStruct | null = null;
   /** mm->context.ldt_usr_sem: serialises modify_ldt writers (a tid, 0 when free). */
   ldt_usr_sem = 0;
+  /** MMF_HAS_PINNED: a page of this mm was once pinned (FOLL_PIN); fork then copies pinned anonymous pages at once. */
+  has_pinned = false;
 
   constructor(ctxId: number, pgtables: PageTables, ncpus: number, taskSize: number, mmapBase: number) {
     this.ctx_id = ctxId;
