@@ -11,7 +11,7 @@ import { PTE_P } from '../hw/pte.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { kindex } from './layout.js';
-import { PG_reserved, PG_swapcache } from './page.js';
+import { GUP_PIN_COUNTING_BIAS, PG_reserved, PG_swapcache } from './page.js';
 import { __swap_count, SWAP_HAS_CACHE } from './swap.js';
 import { readWhole } from '../track.js';
 import { check_pti_user_pgd } from './pti.js';
@@ -38,6 +38,7 @@ export function check_page_counts(k: Kernel, pc: PerCpu | null): void {
   const mms = k.mms;
   for (const h of k.pages.held) {
     for (const pfn of h.refs) bump(refs, pfn);
+    for (const pfn of h.pins ?? []) refs.set(pfn, (refs.get(pfn) ?? 0) + GUP_PIN_COUNTING_BIAS);
     for (const pfn of h.unmapping ?? []) {
       bump(maps, pfn);
       bump(refs, pfn);

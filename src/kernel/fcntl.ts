@@ -1,14 +1,19 @@
 /**
  * fcntl (fs/fcntl.c do_fcntl, mm/memfd.c memfd_fcntl): duplicating a descriptor (F_DUPFD,
  * F_DUPFD_CLOEXEC), its close-on-exec bit (F_GETFD, F_SETFD), the file's flags (F_GETFL,
- * F_SETFL) and a tmpfs file's seals (F_ADD_SEALS, F_GET_SEALS). Other commands are -EINVAL.
+ * F_SETFL), a tmpfs file's seals (F_ADD_SEALS, F_GET_SEALS) and a pipe's size
+ * (F_SETPIPE_SZ, F_GETPIPE_SZ, pipe.ts). Other commands are -EINVAL.
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
+import type { KPath } from './steps.js';
+import { pipe_fcntl } from './pipe.js';
+import { inode_lock, inode_unlock } from './read_write.js';
+import { STEP_SLEEP, type KSteps } from './steps.js';
 import { VM_MAYWRITE, VM_SHARED, type ShmemObject } from './vma.js';
 import { alloc_fd, fd_install, fdArg, files_lookup_fd, FMODE_PATH, FMODE_WRITE, get_file, RLIMIT_NOFILE_CUR, type File } from './file.js';
 import {
-  EBADF, EBUSY, EINVAL, EPERM, F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_GET_SEALS, F_GETFD, F_GETFL, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL,
+  EBADF, EBUSY, EINVAL, EPERM, F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_GET_SEALS, F_GETFD, F_GETFL, F_GETPIPE_SZ, F_SETPIPE_SZ, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL,
   F_SEAL_SHRINK, F_SEAL_WRITE, F_SETFD, F_SETFL, FD_CLOEXEC, O_APPEND, O_CLOEXEC, O_DIRECT, O_NOATIME, O_NONBLOCK,
 } from './uapi.js';
 
@@ -27,17 +32,53 @@ function f_dupfd(t: Task, from: number, file: File, flags: number): number {
 
 /**
  * memfd_add_seals, in its order: the file open for writing (-EPERM), the seals known
- * (-EINVAL), a tmpfs file (-EINVAL), not sealed against sealing (-EPERM), and for F_SEAL_WRITE
- * no shared mapping that may write (-EBUSY). XXX: pinned pages are not waited for.
+ * (-EINVAL); then under inode_lock: a tmpfs file (-EINVAL), not sealed against sealing
+ * (-EPERM); F_SEAL_EXEC on an executable file brings the write and size seals with it; for
+ * F_SEAL_WRITE, no shared mapping that may write (-EBUSY), and no page with references
+ * beyond the page cache's and its mappings' (memfd_wait_for_pins: -EBUSY if some remain).
  */
-function memfd_add_seals(k: Kernel, file: File, seals: number): number {
+function* memfd_add_seals(k: Kernel, pc: PerCpu, t: Task, file: File, seals: number): KPath {
   if (!(file.f_mode & FMODE_WRITE)) return -EPERM;
   if (seals & ~F_ALL_SEALS) return -EINVAL;
-  if (!file.inode.isReg) return -EINVAL;
-  if (file.inode.seals & F_SEAL_SEAL) return -EPERM;
-  // mapping_deny_writable: F_SEAL_WRITE waits for no shared mapping that may write.
-  if (seals & F_SEAL_WRITE && !(file.inode.seals & F_SEAL_WRITE) && shared_maywrite(k, file.inode.mapping!)) return -EBUSY;
-  file.inode.seals |= seals;
+  const inode = file.inode;
+  yield* inode_lock(pc, t, inode);
+  let error = 0;
+  if (!inode.isReg) error = -EINVAL;
+  else if (inode.seals & F_SEAL_SEAL) error = -EPERM;
+  else {
+    if (seals & F_SEAL_EXEC && inode.mode & 0o111) seals |= F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
+    // mapping_deny_writable: F_SEAL_WRITE waits for no shared mapping that may write.
+    if (seals & F_SEAL_WRITE && !(inode.seals & F_SEAL_WRITE)) {
+      if (shared_maywrite(k, inode.mapping!)) error = -EBUSY;
+      else error = yield* memfd_wait_for_pins(k, pc, inode.mapping!);
+    }
+    if (!error) inode.seals |= seals;
+  }
+  yield* inode_unlock(pc, inode);
+  return error;
+}
+
+/** LAST_SCAN: memfd_wait_for_pins looks again this many times (about 150 ms in all) before it gives up. */
+const LAST_SCAN = 4;
+
+/**
+ * memfd_wait_for_pins: the pages with references beyond the page cache's and their
+ * mappings' (memfd_folio_has_extra_refs: a pin, a GUP reference, a pipe buffer) are tagged;
+ * then up to LAST_SCAN times the task gives its CPU up (the kernel sleeps 10 to 80 ms; the
+ * model has no clock, so other tasks simply get to run) and looks again at the tagged pages.
+ * -EBUSY if one still has extra references at the last look.
+ */
+function* memfd_wait_for_pins(k: Kernel, pc: PerCpu, mapping: ShmemObject): KSteps<number> {
+  const pages = k.pages;
+  const extra = (pfn: number): boolean => pages.refcount[pfn] - pages.mapcount[pfn] !== 1;
+  let tagged = [...mapping.pages.entries()].filter(([, pfn]) => extra(pfn));
+  for (let scan = 0; scan <= LAST_SCAN; scan++) {
+    if (tagged.length === 0) return 0;
+    if (scan > 0 && pc.runqueue.length > 0) yield STEP_SLEEP;
+    const still = tagged.filter(([index, pfn]) => mapping.pages.get(index) === pfn && extra(pfn));
+    if (scan === LAST_SCAN && still.length > 0) return -EBUSY;
+    tagged = still;
+  }
   return 0;
 }
 
@@ -51,7 +92,7 @@ function shared_maywrite(k: Kernel, mapping: ShmemObject): boolean {
 }
 
 /** fcntl(fd, cmd, arg): fdget_raw (-EBADF; an O_PATH descriptor answers the descriptor commands only), then the command. */
-export function sys_fcntl(k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
+export function sys_fcntl(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const fd = fdArg(a[0]);
   const file = files_lookup_fd(t.files, fd);
   if (!file) return -EBADF;
@@ -78,9 +119,12 @@ export function sys_fcntl(k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[])
       file.f_flags = (argi & SETFL_MASK) | (file.f_flags & ~SETFL_MASK);
       return 0;
     case F_ADD_SEALS:
-      return memfd_add_seals(k, file, argi);
+      return memfd_add_seals(k, pc, t, file, argi);
     case F_GET_SEALS:
       return file.inode.isReg ? file.inode.seals : -EINVAL;
+    case F_SETPIPE_SZ:
+    case F_GETPIPE_SZ:
+      return pipe_fcntl(k, pc, t, file, cmd, argi);
     default:
       return -EINVAL;
   }

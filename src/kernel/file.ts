@@ -8,6 +8,7 @@
 import { track } from '../track.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { KSteps } from './steps.js';
+import type { PipeInodeInfo } from './pipe.js';
 import type { Task } from './task.js';
 import type { Inode } from './vfs.js';
 import { EBADF, EBUSY, EINVAL, EMFILE, O_CLOEXEC, O_LARGEFILE, O_RDWR } from './uapi.js';
@@ -42,6 +43,10 @@ export interface FileOperations {
   llseek?(f: File, offset: bigint, whence: number): number;
   /** release: the file's last reference went (__fput); what it needs of the kernel its inode holds. */
   release?(f: File): void;
+  /** splice_read: up to `len` bytes from `ppos.pos` into `pipe`, whose mutex the caller holds; the bytes spliced or -errno, `ppos` moved past them. */
+  splice_read?(k: Kernel, pc: PerCpu, t: Task, f: File, ppos: { pos: number }, pipe: PipeInodeInfo, len: number, flags: number): KSteps<number>;
+  /** splice_write: up to `len` bytes out of `pipe` (the mutex not held) into the file at `ppos.pos`; the bytes spliced or -errno. */
+  splice_write?(k: Kernel, pc: PerCpu, t: Task, pipe: PipeInodeInfo, f: File, ppos: { pos: number }, len: number, flags: number): KSteps<number>;
 }
 
 /** A struct file: an open instance of an inode. */

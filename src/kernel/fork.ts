@@ -16,8 +16,9 @@ import { MmStruct } from './mm.js';
 import { threadsMax } from './options.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
-import { PG_anon, PG_anon_exclusive } from './page.js';
-import { __pte, pmd_addr_end, pte_swp_clear_exclusive, pte_swp_exclusive, swp_offset, swp_type, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t } from './pgtable.js';
+import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, PG_NEW_ANON, type PageRefs } from './page.js';
+import { track } from '../track.js';
+import { __pte, pmd_addr_end, pte_swp_clear_exclusive, pte_swp_exclusive, swp_offset, swp_type, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t, mk_pte, pte_mkdirty, pte_mkwrite, vm_get_page_prot } from './pgtable.js';
 import { ldt_dup_context } from './ldt.js';
 import { mmput } from './mmput.js';
 import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
@@ -28,14 +29,14 @@ import { raw_cpu } from './this_cpu.js';
 import { shstk_alloc_thread_stack } from './shstk.js';
 import { sigmask } from './signal.js';
 import { swap_duplicate } from './swap.js';
-import { kcall, STEP_ATOMIC, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath } from './steps.js';
+import { kcall, STEP_ATOMIC, STEP_COPY, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import { SigHand, Task, ThreadGroup } from './task.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
   CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
   CLONE_VFORK, CLONE_VM, CSIGNAL, EAGAIN, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
 } from './uapi.js';
-import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, type Vma } from './vma.js';
+import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, VM_WRITE, type Vma } from './vma.js';
 
 /** sys_fork: kernel_clone with exit_signal SIGCHLD. */
 export function sys_fork(k: Kernel, pc: PerCpu, t: Task): KPath {
@@ -200,7 +201,7 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     if (tmp.vm_flags & VM_WIPEONFORK) continue;
     // copy_page_range → copy_pte_range for each PTE table (a kcall: its steps cost one resume).
     for (const addr of copy_page_range(mpnt, oldmm)) {
-      retval = yield* kcall(t, copy_pte_range(k, pc, t, mpnt, mm, oldmm, addr, pmd_addr_end(addr, mpnt.vm_end), stats));
+      retval = yield* kcall(t, copy_pte_range(k, pc, t, mpnt, tmp, mm, oldmm, addr, pmd_addr_end(addr, mpnt.vm_end), stats));
       if (retval) break;
     }
     if (retval) break;
@@ -249,7 +250,7 @@ function copy_page_range(src_vma: Vma, src_mm: MmStruct): number[] {
  *  - read_modify_write: a plain store of pte_wrprotect of the value ptep_get read; a D set
  *    since is overwritten.
  */
-function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm: MmStruct, src_mm: MmStruct, addr: number, end: number, stats: CopyStats): KPath {
+function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_vma: Vma, dst_mm: MmStruct, src_mm: MmStruct, addr: number, end: number, stats: CopyStats): KPath {
   const mem = k.machine.mem;
   const dst_table = dst_mm.pgtables.pteTable(addr, true);
   if (dst_table < 0) return -ENOMEM;
@@ -266,7 +267,9 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm:
   const dw = mem.frameWords(dst_table);
   yield* spin_lock_ptl(here, src_mm, t);
   // Under the lock preemption is off: the task stays on this CPU until the unlock.
-  const pc = raw_cpu(here);
+  let pc = raw_cpu(here);
+  // folio_prealloc's page for a pinned page's copy, held across the dropped lock.
+  const prealloc = new Prealloc();
   for (let i = from; i < to; i++) {
     if (pte_none(sw[2 * i], sw[2 * i + 1])) continue;
     const pa = src_table * 4096 + i * 8;
@@ -284,6 +287,26 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm:
         mem.write64(src_table, i, ptent.lo, ptent.hi);
       }
       copy_nonpresent_pte(k, pc, t, ptent, dst_mm, addr + (i - from) * 4096);
+      set_child_pte(mem, dw, dst_table, i, ptent);
+      stats.ptes++;
+      continue;
+    }
+    if (folio_needs_cow_for_dma(k, src_mm, ptent)) {
+      // folio_try_dup_anon_rmap_pte failed (-EBUSY): an exclusive page that may be pinned is
+      // copied for the child now (copy_present_page), so that the pin stays on the page the
+      // parent maps; the parent's entry is left as it is.
+      if (prealloc.pfn < 0) {
+        // -EAGAIN: drop the lock, allocate (folio_prealloc, not zeroed), and start again at this entry.
+        yield* spin_unlock_ptl(pc, src_mm);
+        const pfn = k.pages.alloc_page(PG_NEW_ANON, false);
+        if (pfn < 0) return -ENOMEM;
+        prealloc.take(k, pfn);
+        yield* spin_lock_ptl(here, src_mm, t);
+        pc = raw_cpu(here);
+        i--;
+        continue;
+      }
+      yield* copy_present_page(k, pc, t, dst_vma, dst_mm, ptent, prealloc, addr + (i - from) * 4096);
       set_child_pte(mem, dw, dst_table, i, ptent);
       stats.ptes++;
       continue;
@@ -323,6 +346,8 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_mm:
     stats.ptes++;
   }
   yield* spin_unlock_ptl(pc, src_mm);
+  // A preallocated page no pinned entry needed any more (the pin went while the lock was dropped).
+  if (prealloc.pfn >= 0) prealloc.put(k);
   // The table is done and both locks are dropped: a long fork gives the CPU up here if asked.
   yield* cond_resched(k, here, t);
   return 0;
@@ -348,11 +373,76 @@ function copy_nonpresent_pte(k: Kernel, pc: PerCpu, t: Task, ptent: pte_t, dst_m
   dst_mm.swapents++;
 }
 
+/** The page copy_pte_range preallocated for a pinned page's copy: a reference it holds between its steps. */
+class Prealloc implements PageRefs {
+  readonly refs: number[] = [];
+
+  constructor() {
+    return track(this);
+  }
+
+  get pfn(): number {
+    return this.refs.length > 0 ? this.refs[0] : -1;
+  }
+
+  take(k: Kernel, pfn: number): void {
+    this.refs.push(pfn);
+    k.pages.held.add(this);
+  }
+
+  /** The page passes to the child's entry (or is put): no longer held here. */
+  give(k: Kernel): number {
+    const pfn = this.refs.pop()!;
+    k.pages.held.delete(this);
+    return pfn;
+  }
+
+  put(k: Kernel): void {
+    k.pages.put_page(this.give(k));
+  }
+}
+
+/**
+ * folio_needs_cow_for_dma for a present entry's page, as folio_try_dup_anon_rmap_pte asks it:
+ * the mm has had a page pinned (MMF_HAS_PINNED), the page is anonymous and exclusive, and its
+ * reference count says it may be pinned (folio_maybe_dma_pinned: at least GUP_PIN_COUNTING_BIAS).
+ */
+function folio_needs_cow_for_dma(k: Kernel, src_mm: MmStruct, ptent: pte_t): boolean {
+  if (!src_mm.has_pinned || ptent.lo & _PAGE_SPECIAL) return false;
+  const pfn = pte_pfn(ptent.lo, ptent.hi);
+  const f = k.pages.flags[pfn];
+  return (f & (PG_anon | PG_anon_exclusive)) === (PG_anon | PG_anon_exclusive) && k.pages.refcount[pfn] >= GUP_PIN_COUNTING_BIAS;
+}
+
+/**
+ * copy_present_page: the preallocated page gets a copy of the parent's page (one copy step)
+ * and becomes the child's exclusive anonymous page (folio_add_new_anon_rmap), mapped with the
+ * child VMA's protections, dirty, and writable if the VMA is (maybe_mkwrite(pte_mkdirty()));
+ * `ptent` becomes that entry.
+ */
+function* copy_present_page(k: Kernel, pc: PerCpu, t: Task, dst_vma: Vma, dst_mm: MmStruct, ptent: pte_t, prealloc: Prealloc, addr: number): KSteps<void> {
+  const mem = k.machine.mem;
+  const src = pte_pfn(ptent.lo, ptent.hi);
+  const pfn = prealloc.pfn;
+  pc.touch = pfn * 4096;
+  yield STEP_COPY;
+  mem.copyFrame(pfn, src);
+  if (k.events.on) k.emit({ type: 'page_copy', cpu: pc.id, tid: t.tid, src, dst: pfn });
+  prealloc.give(k);
+  k.pages.mapcount[pfn] = 1;
+  k.pages.index[pfn] = addr / 4096;
+  dst_mm.rss++;
+  const prot = vm_get_page_prot(__pte(), dst_vma.vm_flags, dst_vma.vm_pkey, k.nx);
+  const entry = pte_mkdirty(mk_pte(__pte(), pfn, prot.lo, prot.hi));
+  if (dst_vma.vm_flags & VM_WRITE) pte_mkwrite(entry, dst_vma.shadowStack);
+  pte_set(ptent, entry.lo, entry.hi);
+}
+
 /**
  * copy_present_ptes for one entry, the work before __copy_present_ptes: vm_normal_page (none
  * behind a special entry such as the zero page); folio_get; for an anonymous page
- * folio_try_dup_anon_rmap_pte, which clears PageAnonExclusive (it fails only for a page that
- * may be pinned, and the model's get_user_pages takes no pins), and the child's MM_ANONPAGES.
+ * folio_try_dup_anon_rmap_pte, which clears PageAnonExclusive (its failure for a page that may
+ * be pinned is folio_needs_cow_for_dma, tested first), and the child's MM_ANONPAGES.
  */
 function copy_present_ptes(k: Kernel, ptent: pte_t, dst_mm: MmStruct): void {
   if (ptent.lo & _PAGE_SPECIAL) return;

@@ -12,8 +12,9 @@
  * other's memory), and only reads (process_vm_writev is not modelled).
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import { FAULT_FLAG_WRITE, handle_mm_fault, spin_lock_ptl, spin_unlock_ptl, vm_fault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './memory.js';
-import { PG_anon, PG_anon_exclusive } from './page.js';
+import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, spin_lock_ptl, spin_unlock_ptl, vm_fault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './memory.js';
+import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, type PageRefs } from './page.js';
+import { track } from '../track.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
 import { pte_pfn, pte_present, pte_write } from './pgtable.js';
@@ -45,8 +46,34 @@ export const FOLL_REMOTE = 1 << 20;
 /** Take a pin (GUP_PIN_COUNTING_BIAS references) rather than a reference. */
 export const FOLL_PIN = 1 << 21;
 
-/** GUP_PIN_COUNTING_BIAS: what one FOLL_PIN adds to a small folio's reference count; a count at or above it means "maybe pinned". */
-export const GUP_PIN_COUNTING_BIAS = 1024;
+/**
+ * The references and pins one GUP caller holds between its steps: the debug checks count them
+ * while any is held (PageAllocator.held), as they count a fault's.
+ */
+export class GupHold implements PageRefs {
+  readonly refs: number[] = [];
+  readonly pins: number[] = [];
+
+  constructor() {
+    return track(this);
+  }
+}
+
+/** Records in `hold` a reference (or pin) just taken on `pfn`. */
+function gup_hold(k: Kernel, hold: GupHold | undefined, pfn: number, pin: boolean): void {
+  if (!hold) return;
+  (pin ? hold.pins : hold.refs).push(pfn);
+  k.pages.held.add(hold);
+}
+
+/** Forgets one reference (or pin) on `pfn` from `hold`, which leaves the held set once empty; the reference itself is not put. */
+export function gup_unhold(k: Kernel, hold: GupHold | undefined, pfn: number, pin: boolean): void {
+  if (!hold) return;
+  const l = pin ? hold.pins : hold.refs;
+  const i = l.lastIndexOf(pfn);
+  if (i >= 0) l.splice(i, 1);
+  if (hold.refs.length === 0 && hold.pins.length === 0) k.pages.held.delete(hold);
+}
 
 /** is_cow_mapping: private and may be written. */
 function is_cow_mapping(vm_flags: number): boolean {
@@ -97,6 +124,19 @@ function can_follow_write_pte(k: Kernel, lo: number, vma: Vma, gup_flags: number
 }
 
 /**
+ * gup_must_unshare: a read-only pin (FOLL_PIN without FOLL_WRITE) of an anonymous page that
+ * is not exclusive must first make it exclusive, or a later COW by the process would leave the
+ * pin on a page the process no longer maps. Other pages need nothing (FOLL_LONGTERM on a
+ * private file page would, but the model's callers never pass it).
+ */
+function gup_must_unshare(k: Kernel, gup_flags: number, pfn: number): boolean {
+  if ((gup_flags & (FOLL_WRITE | FOLL_PIN)) !== FOLL_PIN) return false;
+  const f = k.pages.flags[pfn];
+  if (!(f & PG_anon) || pfn === k.zero_pfn) return false;
+  return !(f & PG_anon_exclusive);
+}
+
+/**
  * One page of `mm` at `addr` for the caller `t`, as __get_user_pages gives it with
  * `gup_flags` (FOLL_* above): the physical address of `addr`, or -errno (-EFAULT for no VMA,
  * a VMA check_vma_flags refuses, or a fault that cannot be resolved; -ENOMEM when memory ran
@@ -106,15 +146,15 @@ function can_follow_write_pte(k: Kernel, lo: number, vma: Vma, gup_flags: number
  * the caller then owes put_page or unpin_user_page. Without either, the address is only good
  * while nothing else can free the page.
  */
-export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number): KPath {
+export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number, hold?: GupHold): KPath {
   yield* mmap_read_lock(k, pc, mm);
-  const ret = yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags);
+  const ret = yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags, hold);
   yield* mmap_read_unlock(pc, mm);
   return ret;
 }
 
 /** get_user_page with mmap_lock already held for reading. */
-export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number): KPath {
+export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number, hold?: GupHold): KPath {
   const vma = mm.vmas.vma_lookup(addr);
   if (!vma) return -EFAULT;
   const err = check_vma_flags(k, pc, vma, gup_flags);
@@ -131,16 +171,34 @@ export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmSt
       const lo = k.machine.mem.readLo(table, i);
       const hi = k.machine.mem.readHi(table, i);
       // A PROT_NONE entry is followed (only FOLL_HONOR_NUMA_FAULT, which the model's callers never pass, refuses it).
+      let unshare = false;
       if (pte_present(lo) && (!write || can_follow_write_pte(k, lo, vma, gup_flags))) {
         const pfn = pte_pfn(lo, hi);
-        if (gup_flags & FOLL_PIN) {
-          k.pages.refcount[pfn] += GUP_PIN_COUNTING_BIAS;
-          mm.has_pinned = true;
-        } else if (gup_flags & FOLL_GET) k.pages.get_page(pfn);
-        yield* spin_unlock_ptl(pc, mm);
-        return pfn * 4096 + (addr % 4096);
+        unshare = !pte_write(lo, k.userShstk) && gup_must_unshare(k, gup_flags, pfn);
+        if (!unshare) {
+          // try_grab_folio: the zero page is never pinned (a FOLL_GET reference is taken on it like any page).
+          if (gup_flags & FOLL_PIN) {
+            if (pfn !== k.zero_pfn) {
+              k.pages.refcount[pfn] += GUP_PIN_COUNTING_BIAS;
+              mm.has_pinned = true;
+              gup_hold(k, hold, pfn, true);
+            }
+          } else if (gup_flags & FOLL_GET) {
+            k.pages.get_page(pfn);
+            gup_hold(k, hold, pfn, false);
+          }
+          yield* spin_unlock_ptl(pc, mm);
+          return pfn * 4096 + (addr % 4096);
+        }
       }
       yield* spin_unlock_ptl(pc, mm);
+      if (unshare) {
+        // faultin_page with FAULT_FLAG_UNSHARE (follow_page_pte's -EMLINK).
+        const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, FAULT_FLAG_UNSHARE));
+        if (r & VM_FAULT_OOM) return -ENOMEM;
+        if (r & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)) return -EFAULT;
+        continue;
+      }
     }
     // faultin_page: a forced write to a read-only private VMA breaks COW without making the entry writable.
     const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, write ? FAULT_FLAG_WRITE : 0));
@@ -149,9 +207,17 @@ export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmSt
   }
 }
 
-/** unpin_user_page: drops a FOLL_PIN pin. */
-export function unpin_user_page(k: Kernel, pfn: number): void {
+/** unpin_user_page: drops a FOLL_PIN pin `hold` recorded (none was taken on the zero page). */
+export function unpin_user_page(k: Kernel, pfn: number, hold?: GupHold): void {
+  if (pfn === k.zero_pfn) return;
+  gup_unhold(k, hold, pfn, true);
   k.pages.refcount[pfn] -= GUP_PIN_COUNTING_BIAS - 1;
+  k.pages.put_page(pfn);
+}
+
+/** put_page of a FOLL_GET reference `hold` recorded. */
+export function gup_put_page(k: Kernel, pfn: number, hold?: GupHold): void {
+  gup_unhold(k, hold, pfn, false);
   k.pages.put_page(pfn);
 }
 
@@ -185,6 +251,7 @@ export function sys_process_vm_readv(k: Kernel, pc: PerCpu, t: Task, a: readonly
     const target = k.find_task_by_vpid(Number(BigInt.asIntN(32, pidArg)));
     if (!target || !target.mm || target.state === 'dead' || target.state === 'zombie') return -ESRCH;
     const mm = target.mm;
+    const hold = new GupHold();
     let copied = 0;
     let li = 0;
     let loff = 0n;
@@ -197,11 +264,13 @@ export function sys_process_vm_readv(k: Kernel, pc: PerCpu, t: Task, a: readonly
         if (li >= local.length) return copied;
         const src = base + off;
         const n = Number([len - off, local[li][1] - loff, 4096n - (src % 4096n)].reduce((x, y) => (x < y ? x : y)));
-        const pa = src < BigInt(mm.task_size) ? yield* get_user_page(k, pc, t, mm, Number(src), FOLL_PIN | FOLL_REMOTE) : -EFAULT;
+        const pa = src < BigInt(mm.task_size) ? yield* get_user_page(k, pc, t, mm, Number(src), FOLL_PIN | FOLL_REMOTE, hold) : -EFAULT;
         if (pa < 0) return copied > 0 ? copied : pa;
+        // process_vm_rw_pages: the copy out of the pinned page (mmap_lock already dropped), then unpin_user_pages.
         const data = k.machine.mem.readBytes(pa, n);
-        unpin_user_page(k, Math.floor(pa / 4096));
-        if (!(yield* copy_to_user(k, pc, t, local[li][0] + loff, data))) return copied > 0 ? copied : -EFAULT;
+        const ok = yield* copy_to_user(k, pc, t, local[li][0] + loff, data);
+        unpin_user_page(k, Math.floor(pa / 4096), hold);
+        if (!ok) return copied > 0 ? copied : -EFAULT;
         copied += n;
         off += BigInt(n);
         loff += BigInt(n);

@@ -131,6 +131,8 @@ export class Kernel {
   readonly debugReports: string[] = [];
   /** The file namespace (vfs.ts). */
   readonly vfs: Vfs;
+  /** Pipe buffers charged to the (one) user (user_struct.pipe_bufs), against fs.pipe-user-pages-soft. */
+  pipe_user_bufs = 0;
   /** Program images execve can load, by name. */
   readonly images = new Map<string, ProgramImage>();
   /** Wait statuses of reaped or self-reaped tasks, by tid. */

@@ -46,6 +46,8 @@ export const FAULT_FLAG_WRITE = 1;
 export const FAULT_FLAG_INSTRUCTION = 2;
 /** FAULT_FLAG_ORIG_PTE_VALID: vmf->orig_pte holds what the PTE was read as. */
 export const FAULT_FLAG_ORIG_PTE_VALID = 0x800;
+/** FAULT_FLAG_UNSHARE: not a write, but GUP wants to pin a shared anonymous page read-only: make it exclusive (reuse it or copy it), leaving the entry read-only. */
+export const FAULT_FLAG_UNSHARE = 0x400;
 
 /**
  * What the handler did, for the fault's `page_fault` event (not a Linux value): `mapped` (a new
@@ -171,12 +173,12 @@ function* handle_pte_fault(vmf: vm_fault): KPath {
     return 0;
   }
   const write = (vmf.flags & FAULT_FLAG_WRITE) !== 0;
-  if (write) {
+  if (write || vmf.flags & FAULT_FLAG_UNSHARE) {
     // pte_write counts R/W=0, D=1 as writable only in a shadow-stack VMA here: 6.12 never makes
     // that encoding elsewhere, but fork_wrprotect atomic_clear (up to 6.5) does, and a write to
     // it must still break COW rather than retry forever.
     if (!pte_write(entry.lo, k.userShstk && vmf.vma.shadowStack)) return yield* do_wp_page(vmf);
-    pte_mkdirty(entry);
+    if (write) pte_mkdirty(entry);
   }
   pte_mkyoung(entry);
   vmf.outcome = 'spurious';
@@ -547,7 +549,9 @@ function* do_cow_fault(vmf: vm_fault, cache: number): KPath {
  * (wp_page_shared). A private anonymous page that is exclusive, or whose only reference is
  * this mapping (wp_can_reuse_anon_folio), is reused (wp_page_reuse). Otherwise (the page is
  * shared after fork, or it is the zero page) the page is pinned with a reference, the lock
- * dropped, and wp_page_copy runs.
+ * dropped, and wp_page_copy runs. An unshare fault (FAULT_FLAG_UNSHARE, from GUP pinning a
+ * shared anonymous page) only makes the page exclusive: a reusable one is marked so and the
+ * entry left alone; otherwise the copy is mapped read-only.
  */
 function* do_wp_page(vmf: vm_fault): KPath {
   const { k, pc, mm, vma } = vmf;
@@ -558,6 +562,11 @@ function* do_wp_page(vmf: vm_fault): KPath {
   if (vma.vm_flags & (VM_SHARED | VM_MAYSHARE)) return yield* wp_page_reuse(vmf);
   if (vmf.page >= 0 && pages.flags[vmf.page] & PG_anon && (pages.flags[vmf.page] & PG_anon_exclusive || wp_can_reuse_anon_folio(k, vmf.page))) {
     pages.flags[vmf.page] |= PG_anon_exclusive;
+    if (vmf.flags & FAULT_FLAG_UNSHARE) {
+      vmf.outcome = 'reused';
+      yield* spin_unlock_ptl(pc, mm);
+      return 0;
+    }
     return yield* wp_page_reuse(vmf);
   }
   // folio_get: the old page stays while the lock is dropped.
@@ -642,8 +651,12 @@ function* wp_page_copy(vmf: vm_fault): KPath {
   if (!vmf_pte_changed(vmf)) {
     if (old < 0) mm.rss++;
     const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
-    const entry = pte_mkdirty(mk_pte(__pte(), fresh, prot.lo, prot.hi));
-    if (vma.vm_flags & VM_WRITE) pte_mkwrite(entry, vma.shadowStack);
+    const entry = mk_pte(__pte(), fresh, prot.lo, prot.hi);
+    // An unshare maps the copy as the old entry was, read-only and clean; a write fault maybe_mkwrite(pte_mkdirty()).
+    if (!(vmf.flags & FAULT_FLAG_UNSHARE)) {
+      pte_mkdirty(entry);
+      if (vma.vm_flags & VM_WRITE) pte_mkwrite(entry, vma.shadowStack);
+    }
     if (k.options.wp_copy_flush === 'ptep_clear_flush') {
       // ptep_clear_flush: clear first and flush, so no TLB holds the old entry once the new one is visible.
       pc.touch = vmf.ptePa;

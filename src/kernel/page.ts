@@ -47,6 +47,9 @@ export const PG_workingset = 1 << 12;
 /** The flags of a new anonymous folio once mapped: anonymous, exclusive, swap-backed, on the (inactive) LRU. */
 export const PG_NEW_ANON = PG_anon | PG_anon_exclusive | PG_swapbacked | PG_lru;
 
+/** GUP_PIN_COUNTING_BIAS (include/linux/mm.h): what one FOLL_PIN adds to a small folio's reference count; a count at or above it means "maybe pinned" (folio_maybe_dma_pinned). */
+export const GUP_PIN_COUNTING_BIAS = 1024;
+
 /**
  * Page references a kernel path holds between its steps outside any page table or object
  * (folio_get across a dropped lock, a new page not yet mapped, pages an mmu_gather frees after
@@ -61,6 +64,8 @@ export interface PageRefs {
    * and folio_remove_rmap_pte, with the flush's IPIs in between).
    */
   readonly unmapping?: readonly number[];
+  /** Frames it holds a FOLL_PIN pin on (GUP_PIN_COUNTING_BIAS references each). */
+  readonly pins?: readonly number[];
 }
 
 /** What an allocation is for, as allocation-failure injection counts them (kernel option `fail_alloc`). */

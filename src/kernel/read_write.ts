@@ -15,10 +15,10 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { STEP_COPY, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { access_ok, copy_from_user_partial, copy_to_user_partial } from './uaccess.js';
-import { fdArg, fdget, fput, get_file, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, type File, type FileOperations } from './file.js';
+import { fdArg, fdget, fput, get_file, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, type File } from './file.js';
 import { PG_shmem } from './page.js';
 import type { Inode } from './vfs.js';
-import { EBADF, EFAULT, EINVAL, EISDIR, ENOMEM, ENXIO, EPERM, ESPIPE, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE, O_APPEND, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from './uapi.js';
+import { EBADF, EFAULT, EINVAL, ENOMEM, ENXIO, EPERM, ESPIPE, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE, O_APPEND, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from './uapi.js';
 
 /** MAX_RW_COUNT: INT_MAX rounded down to a page; longer transfers are clamped to it. */
 export const MAX_RW_COUNT = 0x7ffff000;
@@ -84,7 +84,7 @@ function* vfs_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: 
  * for each page, as a truncation may race), a hole reading as zeroes; each page's bytes are
  * copied out in one step. A fault ends the read.
  */
-function* shmem_file_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+export function* shmem_file_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
   const inode = f.inode;
   const mem = k.machine.mem;
   let done = 0;
@@ -127,20 +127,41 @@ function* vfs_write(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count:
  * out and nothing was written), the user's bytes copied in, i_size moved past them. A fault
  * ends the write.
  */
-function* shmem_file_write(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+export function shmem_file_write(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+  return shmem_file_write_iter(k, pc, t, f, (done, n) => copy_from_user_partial(k, pc, t, buf + BigInt(done), n), count, pos);
+}
+
+/**
+ * Where a write's bytes come from (an iov_iter): given the bytes already taken and how many
+ * are wanted next (at most a page's worth), the bytes it could give, fewer after a fault.
+ */
+export type WriteSource = (done: number, n: number) => KSteps<Uint8Array>;
+
+/** shmem_file_write_iter from any source: the user's buffer (write, pwrite64) or pipe buffers' pages (splice). */
+export function* shmem_file_write_iter(k: Kernel, pc: PerCpu, t: Task, f: File, src: WriteSource, count: number, pos: number): KSteps<[number, number]> {
   const inode = f.inode;
+  yield* inode_lock(pc, t, inode);
+  const r = yield* perform_write(k, pc, f, inode, src, count, pos);
+  yield* inode_unlock(pc, inode);
+  return r;
+}
+
+/** inode_lock: i_rwsem for writing (a lock step, waiting while another task holds it). */
+export function* inode_lock(pc: PerCpu, t: Task, inode: Inode): KSteps<void> {
   pc.touch = fileLockId('inode', inode.ino);
   yield STEP_LOCK;
   while (inode.lockOwner !== 0) yield STEP_WAIT;
   inode.lockOwner = t.tid;
-  const r = yield* perform_write(k, pc, t, f, inode, buf, count, pos);
+}
+
+/** inode_unlock. */
+export function* inode_unlock(pc: PerCpu, inode: Inode): KSteps<void> {
   pc.touch = fileLockId('inode', inode.ino);
   yield STEP_UNLOCK;
   inode.lockOwner = 0;
-  return r;
 }
 
-function* perform_write(k: Kernel, pc: PerCpu, t: Task, f: File, inode: Inode, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+function* perform_write(k: Kernel, pc: PerCpu, f: File, inode: Inode, src: WriteSource, count: number, pos: number): KSteps<[number, number]> {
   // generic_write_checks: O_APPEND (IOCB_APPEND) writes at i_size, pwrite included.
   if (f.f_flags & O_APPEND) pos = inode.size;
   if (count === 0) return [0, pos];
@@ -158,7 +179,7 @@ function* perform_write(k: Kernel, pc: PerCpu, t: Task, f: File, inode: Inode, b
     const index = Math.floor(pos / 4096);
     const off = pos % 4096;
     const nr = Math.min(4096 - off, count - done);
-    const bytes = yield* copy_from_user_partial(k, pc, t, buf + BigInt(done), nr);
+    const bytes = yield* src(done, nr);
     if (bytes.length === 0) break;
     // shmem_write_begin: the page, allocated zeroed on first use (a step of its own).
     let pfn = mapping.pages.get(index);
@@ -252,7 +273,7 @@ export function* sys_lseek(_k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]
 }
 
 /** shmem_file_llseek and dcache_dir_lseek: generic_file_llseek_size, with SEEK_DATA and SEEK_HOLE for a file and only SEEK_SET and SEEK_CUR for a directory. */
-function shmem_llseek(f: File, offset: bigint, whence: number): number {
+export function shmem_llseek(f: File, offset: bigint, whence: number): number {
   const inode = f.inode;
   const size = BigInt(inode.size);
   let to: bigint;
@@ -292,43 +313,6 @@ function seekHole(inode: Inode, from: number): bigint {
   for (let pos = from; pos < inode.size; pos = (Math.floor(pos / 4096) + 1) * 4096) if (!inode.mapping!.pages.has(Math.floor(pos / 4096))) return BigInt(pos);
   return BigInt(inode.size);
 }
-
-/** null_lseek and the zero device's: the position is always 0. */
-function null_lseek(f: File): number {
-  return (f.f_pos = 0);
-}
-
-/** The operations of a tmpfs regular file (shmem_file_operations). */
-export const shmem_file_operations: FileOperations = { read: shmem_file_read, write: shmem_file_write, llseek: shmem_llseek };
-
-/** A tmpfs directory's (simple_dir_operations): read is generic_read_dir's -EISDIR; no write. */
-export const simple_dir_operations: FileOperations = {
-  *read() {
-    return [-EISDIR, 0];
-  },
-  llseek: shmem_llseek,
-};
-
-/** /dev/null's (null_fops): reads see the end, writes take every byte unread. */
-export const null_fops: FileOperations = {
-  *read(_k, _pc, _t, _f, _buf, _count, pos) {
-    return [0, pos];
-  },
-  *write(_k, _pc, _t, _f, _buf, count, pos) {
-    return [count, pos + count];
-  },
-  llseek: null_lseek,
-};
-
-/** /dev/zero's (zero_fops): reads give zeroes copied out a page at a time (read_iter_zero), writes take every byte. */
-export const zero_fops: FileOperations = {
-  *read(k, pc, t, _f, buf, count, pos) {
-    const got = count - (yield* copy_to_user_partial(k, pc, t, buf, new Uint8Array(count)));
-    return [got === 0 && count > 0 ? -EFAULT : got, pos + got];
-  },
-  write: null_fops.write,
-  llseek: null_lseek,
-};
 
 /**
  * A size_t count or a non-negative position as a number: anything past 2^53 reads as 2^53

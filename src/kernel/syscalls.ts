@@ -2,8 +2,9 @@
  * The syscall table (arch/x86/entry/syscalls/syscall_64.tbl): number, name and handler. A
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
- * Protection keys, shadow stacks, process_vm_readv and the file syscalls have their own files
- * (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * Protection keys, shadow stacks, process_vm_readv, the file syscalls and pipes have their own
+ * files (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts,
+ * pipe.ts, splice.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
 import { ArgumentError } from '../errors.js';
@@ -13,6 +14,8 @@ import { sys_memfd_create } from './memfd.js';
 import { sys_ftruncate, sys_open, sys_openat } from './open.js';
 import { sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_write } from './read_write.js';
 import { sys_fstat } from './stat.js';
+import { sys_pipe, sys_pipe2 } from './pipe.js';
+import { sys_splice, sys_vmsplice } from './splice.js';
 import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
@@ -208,6 +211,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
   { nr: 17, name: 'pread64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pread64 },
   { nr: 18, name: 'pwrite64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pwrite64 },
+  { nr: 22, name: 'pipe', args: ['fildes'], handler: sys_pipe },
   { nr: 24, name: 'sched_yield', args: [], handler: sys_sched_yield },
   { nr: 27, name: 'mincore', args: ['start', 'len', 'vec'], handler: sys_mincore },
   { nr: 28, name: 'madvise', args: ['start', 'len_in', 'behavior'], handler: sys_madvise },
@@ -233,7 +237,10 @@ const table: readonly SyscallEntry[] = [
   { nr: 158, name: 'arch_prctl', args: ['option', 'arg2'], handler: sys_arch_prctl },
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
   { nr: 257, name: 'openat', args: ['dfd', 'filename', 'flags', 'mode'], handler: sys_openat },
+  { nr: 275, name: 'splice', args: ['fd_in', 'off_in', 'fd_out', 'off_out', 'len', 'flags'], handler: sys_splice },
+  { nr: 278, name: 'vmsplice', args: ['fd', 'uiov', 'nr_segs', 'flags'], handler: sys_vmsplice },
   { nr: 292, name: 'dup3', args: ['oldfd', 'newfd', 'flags'], handler: sys_dup3 },
+  { nr: 293, name: 'pipe2', args: ['fildes', 'flags'], handler: sys_pipe2 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
   { nr: 319, name: 'memfd_create', args: ['uname', 'flags'], handler: sys_memfd_create },
   { nr: 329, name: 'pkey_mprotect', args: ['start', 'len', 'prot', 'pkey'], handler: sys_pkey_mprotect },

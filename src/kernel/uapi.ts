@@ -18,6 +18,7 @@ export const EACCES = 13;
 export const EFAULT = 14;
 export const EBUSY = 16;
 export const EEXIST = 17;
+export const EXDEV = 18;
 export const ENODEV = 19;
 export const ENOTDIR = 20;
 export const EISDIR = 21;
@@ -27,6 +28,7 @@ export const EMFILE = 24;
 export const EFBIG = 27;
 export const ENOSPC = 28;
 export const ESPIPE = 29;
+export const EPIPE = 32;
 export const ERANGE = 34;
 export const ENAMETOOLONG = 36;
 export const ENOSYS = 38;
@@ -36,8 +38,8 @@ export const EOPNOTSUPP = 95;
 /** errno names by number, for traces and messages. */
 export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 6: 'ENXIO', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
-  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 27: 'EFBIG',
-  28: 'ENOSPC', 29: 'ESPIPE', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
+  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 27: 'EFBIG',
+  28: 'ENOSPC', 29: 'ESPIPE', 32: 'EPIPE', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
 };
 
 // ---- Signals (arch/x86/include/uapi/asm/signal.h) ----------------------------------------------
@@ -206,6 +208,8 @@ export const F_SETFD = 2;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const F_DUPFD_CLOEXEC = 1030;
+export const F_SETPIPE_SZ = 1031;
+export const F_GETPIPE_SZ = 1032;
 export const F_ADD_SEALS = 1033;
 export const F_GET_SEALS = 1034;
 export const FD_CLOEXEC = 1;
@@ -215,6 +219,14 @@ export const F_SEAL_GROW = 0x0004;
 export const F_SEAL_WRITE = 0x0008;
 export const F_SEAL_FUTURE_WRITE = 0x0010;
 export const F_SEAL_EXEC = 0x0020;
+
+// ---- pipes and splice (include/uapi/linux/watch_queue.h, include/linux/splice.h) -----------------
+/** pipe2's flag for a notification pipe (watch queue): O_EXCL. */
+export const O_NOTIFICATION_PIPE = 0o200;
+export const SPLICE_F_MOVE = 0x01;
+export const SPLICE_F_NONBLOCK = 0x02;
+export const SPLICE_F_MORE = 0x04;
+export const SPLICE_F_GIFT = 0x08;
 
 // ---- memfd_create (include/uapi/linux/memfd.h) --------------------------------------------------
 export const MFD_CLOEXEC = 0x0001;
@@ -233,6 +245,7 @@ export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o40000;
 export const S_IFCHR = 0o20000;
+export const S_IFIFO = 0o10000;
 
 // ---- clone (include/uapi/linux/sched.h) --------------------------------------------------------
 export const CSIGNAL = 0x000000ff;
@@ -282,6 +295,7 @@ export const NOPTI_NEXT = 1 << 1;
 // ---- capabilities (include/uapi/linux/capability.h) ---------------------------------------------
 export const CAP_SYS_RAWIO = 17;
 export const CAP_SYS_ADMIN = 21;
+export const CAP_SYS_RESOURCE = 24;
 /** _LINUX_CAPABILITY_VERSION_3 and its u32 count. */
 export const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 export const _LINUX_CAPABILITY_U32S_3 = 2;

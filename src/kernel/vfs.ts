@@ -13,7 +13,8 @@ import { track } from '../track.js';
 import { ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG } from './uapi.js';
 import type { PageAllocator } from './page.js';
 import type { FileOperations } from './file.js';
-import { null_fops, shmem_file_operations, simple_dir_operations, zero_fops } from './read_write.js';
+import { null_fops, shmem_file_operations, simple_dir_operations, zero_fops } from './fops.js';
+import { pipefifo_fops, type PipeInodeInfo } from './pipe.js';
 import { ShmemObject } from './vma.js';
 
 /** NAME_MAX: a path component's longest name. */
@@ -27,12 +28,12 @@ export const BOGO_DIRENT_SIZE = 20;
 export const TMPFS_DEV = 0x1a;
 export const DEVTMPFS_DEV = 0x5;
 
-/** What an inode's file operations are: a tmpfs file or directory, or one of the memory devices. */
-export type InodeKind = 'reg' | 'dir' | 'null' | 'zero';
+/** What an inode's file operations are: a tmpfs file or directory, one of the memory devices, or a pipe. */
+export type InodeKind = 'reg' | 'dir' | 'null' | 'zero' | 'fifo';
 
 /** Each kind's operations: shmem_get_inode's for tmpfs files and directories, the memory devices' (memory_fops' open picks them by minor). */
 function kind_fops(kind: InodeKind): FileOperations {
-  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops }[kind];
+  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops, fifo: pipefifo_fops }[kind];
 }
 
 /** An inode: its mode, size and, for a regular file, its page cache; for a directory, its entries. */
@@ -58,6 +59,8 @@ export class Inode {
   vfs!: Vfs;
   /** i_fop: the operations a file opened on it gets. */
   i_fop: FileOperations;
+  /** i_pipe: a pipe inode's pipe, until its last file goes. */
+  i_pipe: PipeInodeInfo | null = null;
 
   constructor(
     readonly ino: number,
