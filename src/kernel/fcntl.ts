@@ -11,7 +11,7 @@ import { pipe_fcntl } from './pipe.js';
 import { inode_lock, inode_unlock } from './read_write.js';
 import { STEP_SLEEP, type KSteps } from './steps.js';
 import { VM_MAYWRITE, VM_SHARED, type ShmemObject } from './vma.js';
-import { alloc_fd, fd_install, fdArg, files_lookup_fd, FMODE_PATH, FMODE_WRITE, get_file, RLIMIT_NOFILE_CUR, type File } from './file.js';
+import { alloc_fd, fd_install, fdArg, files_lookup_fd, FMODE_CAN_ODIRECT, FMODE_PATH, FMODE_WRITE, get_file, RLIMIT_NOFILE_CUR, type File } from './file.js';
 import {
   EBADF, EBUSY, EINVAL, EPERM, F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_GET_SEALS, F_GETFD, F_GETFL, F_GETPIPE_SZ, F_SETPIPE_SZ, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL,
   F_SEAL_SHRINK, F_SEAL_WRITE, F_SETFD, F_SETFL, FD_CLOEXEC, O_APPEND, O_CLOEXEC, O_DIRECT, O_NOATIME, O_NONBLOCK,
@@ -116,6 +116,8 @@ export function sys_fcntl(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
   if (path) return -EBADF;
   switch (cmd) {
     case F_SETFL:
+      // setfl: O_DIRECT needs a file that can do it, but a pipe takes it (packet mode).
+      if (!file.inode.isFifo && argi & O_DIRECT && !(file.f_mode & FMODE_CAN_ODIRECT)) return -EINVAL;
       file.f_flags = (argi & SETFL_MASK) | (file.f_flags & ~SETFL_MASK);
       return 0;
     case F_ADD_SEALS:

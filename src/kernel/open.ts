@@ -15,7 +15,7 @@ import { tlb_finish_mmu, tlb_gather_mmu, unmap_page_range } from './zap.js';
 import type { ShmemObject } from './vma.js';
 import { strncpy_from_user } from './uaccess.js';
 import {
-  fd_install, fdArg, fdget, files_lookup_fd, File, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE,
+  fd_install, fdArg, fdget, files_lookup_fd, File, FMODE_ATOMIC_POS, FMODE_CAN_ODIRECT, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE,
   get_unused_fd_flags, put_unused_fd,
 } from './file.js';
 import { PATH_MAX, path_walk, vfs_create, type Inode } from './vfs.js';
@@ -81,7 +81,8 @@ function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: big
  * path_openat + do_open: the walk; O_CREAT creates a missing last component (-EEXIST with
  * O_EXCL when it exists, -EISDIR on a directory); without it a missing one is -ENOENT;
  * O_DIRECTORY asks for a directory (-ENOTDIR), and a directory opens only for reading
- * (-EISDIR); O_TRUNC empties an existing regular file. Returns the file or -errno.
+ * (-EISDIR); O_DIRECT needs a tmpfs file (-EINVAL); O_TRUNC empties an existing regular
+ * file. Returns the file or -errno.
  */
 function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode: number): { file: File; truncate: boolean } | number {
   const vfs = k.vfs;
@@ -110,7 +111,10 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
   const acc = flags & O_ACCMODE;
   // may_open: a directory is never opened for writing (O_TRUNC counts as writing).
   if (inode.isDir && (acc === O_WRONLY || acc === O_RDWR || flags & O_TRUNC)) return -EISDIR;
-  const file = new File(inode, open_f_flags(flags), open_f_mode(inode, acc));
+  const f_mode = open_f_mode(inode, acc);
+  // do_dentry_open: O_DIRECT needs a file that can do it (-EINVAL: the devices and directories).
+  if (flags & O_DIRECT && !(f_mode & FMODE_CAN_ODIRECT)) return -EINVAL;
+  const file = new File(inode, open_f_flags(flags), f_mode);
   // handle_truncate, after the open: O_TRUNC empties an existing regular file.
   return { file, truncate: !created && (flags & O_TRUNC) !== 0 && inode.isReg };
 }
@@ -129,6 +133,8 @@ function open_f_mode(inode: Inode, acc: number): number {
   if (m & FMODE_READ && inode.i_fop.read) m |= FMODE_CAN_READ;
   if (m & FMODE_WRITE && inode.i_fop.write) m |= FMODE_CAN_WRITE;
   if (inode.isReg || inode.isDir) m |= FMODE_ATOMIC_POS;
+  // shmem_file_open.
+  if (inode.isReg) m |= FMODE_CAN_ODIRECT;
   return m;
 }
 

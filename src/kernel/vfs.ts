@@ -10,7 +10,7 @@
  * timestamps (they read 0).
  */
 import { opaque, track } from '../track.js';
-import { ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG } from './uapi.js';
+import { ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG } from './uapi.js';
 import type { PageAllocator } from './page.js';
 import type { FileOperations } from './file.js';
 import { null_fops, shmem_file_operations, simple_dir_operations, zero_fops } from './fops.js';
@@ -94,6 +94,10 @@ export class Inode {
 
   get isReg(): boolean {
     return (this.mode & S_IFMT) === S_IFREG;
+  }
+
+  get isFifo(): boolean {
+    return (this.mode & S_IFMT) === S_IFIFO;
   }
 }
 

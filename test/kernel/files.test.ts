@@ -519,3 +519,27 @@ test('memfd_create: flags, then the name, then the descriptor; a memfd is sealab
     errno(16), 0n, errno(EPERM), errno(EPERM), errno(EPERM), errno(EPERM), errno(13), BigInt(F_SEAL_EXEC), 0o100666n, 0o100777n, 9n,
   ]);
 });
+
+test('O_DIRECT: a tmpfs file opens with it; /dev/null, /dev/zero and a directory are -EINVAL (do_dentry_open), also for F_SETFL, but a pipe takes it and a memfd does not', () => {
+  const O_DIRECT = 0o40000, MFD_CLOEXEC = 1;
+  const r = results([
+    mmapAnonOp(), // 0
+    open('f', O_CREAT | O_RDWR | O_DIRECT), // 1: 3 (shmem_file_open sets FMODE_CAN_ODIRECT)
+    open('null', O_RDONLY | O_DIRECT), // 2
+    open('zero', O_RDONLY | O_DIRECT), // 3
+    open('tmp', O_RDONLY | O_DIRECT), // 4
+    open('null', O_RDONLY), // 5: 4
+    sc('fcntl', 4, F_SETFL, O_DIRECT), // 6
+    sc('fcntl', 3, F_SETFL, O_DIRECT), // 7
+    sc('pipe', '$buf'), // 8: 5, 6
+    sc('fcntl', 6, F_SETFL, O_DIRECT), // 9: setfl exempts a FIFO
+    sc('fcntl', 6, F_GETFL), // 10
+    sc('memfd_create', '$buf+64', MFD_CLOEXEC), // 11: 7 (alloc_file_pseudo: shmem has no direct_IO)
+    sc('fcntl', 7, F_SETFL, O_DIRECT), // 12
+  ], { f: '/tmp/f', null: '/dev/null', zero: '/dev/zero', tmp: '/tmp' }, [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12]);
+  assert.deepEqual(r, [3n, errno(EINVAL), errno(EINVAL), errno(EINVAL), 4n, errno(EINVAL), 0n, 0n, BigInt(O_WRONLY | O_DIRECT), 7n, errno(EINVAL)]);
+});
+
+function mmapAnonOp(): Op {
+  return mmapAnon('buf', 4096);
+}
