@@ -1,7 +1,8 @@
 /**
  * Unmapping a folio from every page table that maps it, for reclaim (mm/rmap.c try_to_unmap →
  * rmap_walk_anon → try_to_unmap_one). Each mapping's PTE is taken under that mm's page-table
- * lock and cleared and flushed (ptep_clear_flush); its dirty bit goes to the folio. A lazyfree
+ * lock and cleared and flushed (ptep_clear_flush), unless its VMA is VM_LOCKED: then the folio
+ * is mlocked (mlock_vma_folio) and the walk gives up; its dirty bit goes to the folio. A lazyfree
  * folio (MADV_FREE: not swap-backed) is then discarded if it is clean and nothing but the
  * mappings and the caller's isolation holds it, or else the PTE is put back and the folio made
  * swap-backed again; a swap-backed one (in the swap cache after add_to_swap) gets a swap PTE
@@ -18,11 +19,12 @@ import { ModelError } from '../errors.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import type { MmStruct } from './mm.js';
-import { PG_anon, PG_anon_exclusive, PG_dirty, PG_swapbacked, PG_swapcache } from './page.js';
+import { PG_anon, PG_anon_exclusive, PG_dirty, PG_mlocked, PG_swapbacked, PG_swapcache } from './page.js';
 import { __pte, pte_dirty, pte_pfn, pte_present, pte_swp_mkexclusive, swp_entry_to_pte } from './pgtable.js';
 import { STEP_ATOMIC, STEP_READ, STEP_WRITE, type KSteps } from './steps.js';
 import { swap_duplicate } from './swap.js';
 import type { Task } from './task.js';
+import { VM_LOCKED, type Vma } from './vma.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 
 /**
@@ -36,7 +38,7 @@ export function* try_to_unmap(k: Kernel, pc: PerCpu, t: Task, pfn: number): KSte
     if (mm.dead || k.pages.mapcount[pfn] === 0) continue;
     const vma = mm.vmas.list.find((v) => v.vm_start <= va && va < v.vm_end);
     if (!vma || !vma.anon_vma) continue;
-    if (!(yield* try_to_unmap_one(k, pc, t, mm, pfn, va))) return;
+    if (!(yield* try_to_unmap_one(k, pc, t, mm, vma, pfn, va))) return;
   }
 }
 
@@ -49,7 +51,7 @@ export function* try_to_unmap(k: Kernel, pc: PerCpu, t: Task, pfn: number): KSte
  * swap PTE (exclusive if the page was) and a swap reference (swap_duplicate). Returns false
  * when the walk must stop.
  */
-function* try_to_unmap_one(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, pfn: number, va: number): KSteps<boolean> {
+function* try_to_unmap_one(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, pfn: number, va: number): KSteps<boolean> {
   const mem = k.machine.mem;
   const pages = k.pages;
   yield* spin_lock_ptl(pc, mm, t);
@@ -67,6 +69,12 @@ function* try_to_unmap_one(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, pfn: nu
   if (!pte_present(lo) || pte_pfn(lo, hi) !== pfn) {
     yield* spin_unlock_ptl(pc, mm);
     return true;
+  }
+  if (vma.vm_flags & VM_LOCKED) {
+    // The folio is mapped by a VM_LOCKED VMA: mlock_vma_folio, and the walk gives up.
+    pages.flags[pfn] |= PG_mlocked;
+    yield* spin_unlock_ptl(pc, mm);
+    return false;
   }
   const anon_exclusive = (pages.flags[pfn] & PG_anon_exclusive) !== 0;
   // ptep_clear_flush: the entry taken with a locked exchange, then flushed on every CPU of the mm.

@@ -2,8 +2,9 @@
  * The syscall table (arch/x86/entry/syscalls/syscall_64.tbl): number, name and handler. A
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
- * Protection keys, shadow stacks, process_vm_readv and the file syscalls have their own files
- * (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * Protection keys, shadow stacks, process_vm_readv, locking memory, resource limits and the
+ * file syscalls have their own files (pkeys.ts, shstk.ts, gup.ts, mlock.ts, resource.ts,
+ * open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
 import { ArgumentError } from '../errors.js';
@@ -23,6 +24,8 @@ import { sys_modify_ldt } from './ldt.js';
 import { sys_madvise } from './madvise.js';
 import { sys_sched_getaffinity, sys_sched_setaffinity } from './sched.js';
 import { sys_mincore } from './mincore.js';
+import { sys_mlock, sys_mlock2, sys_mlockall, sys_munlock, sys_munlockall } from './mlock.js';
+import { sys_getrlimit, sys_prlimit64, sys_setrlimit } from './resource.js';
 import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
 import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
 import { sys_arch_prctl, sys_map_shadow_stack } from './shstk.js';
@@ -224,18 +227,26 @@ const table: readonly SyscallEntry[] = [
   { nr: 186, name: 'gettid', args: [], handler: sys_gettid },
   { nr: 203, name: 'sched_setaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_setaffinity },
   { nr: 204, name: 'sched_getaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_getaffinity },
+  { nr: 160, name: 'setrlimit', args: ['resource', 'rlim'], handler: sys_setrlimit },
   { nr: 231, name: 'exit_group', args: ['error_code'], handler: sys_exit_group, noreturn: true },
   { nr: 72, name: 'fcntl', args: ['fd', 'cmd', 'arg'], handler: sys_fcntl },
   { nr: 77, name: 'ftruncate', args: ['fd', 'length'], handler: sys_ftruncate },
+  { nr: 97, name: 'getrlimit', args: ['resource', 'rlim'], handler: sys_getrlimit },
   { nr: 125, name: 'capget', args: ['header', 'dataptr'], handler: sys_capget },
   { nr: 126, name: 'capset', args: ['header', 'data'], handler: sys_capset },
+  { nr: 149, name: 'mlock', args: ['start', 'len'], handler: sys_mlock },
+  { nr: 150, name: 'munlock', args: ['start', 'len'], handler: sys_munlock },
+  { nr: 151, name: 'mlockall', args: ['flags'], handler: sys_mlockall },
+  { nr: 152, name: 'munlockall', args: [], handler: (k, pc, t) => sys_munlockall(k, pc, t) },
   { nr: 154, name: 'modify_ldt', args: ['func', 'ptr', 'bytecount'], handler: sys_modify_ldt },
   { nr: 158, name: 'arch_prctl', args: ['option', 'arg2'], handler: sys_arch_prctl },
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
   { nr: 257, name: 'openat', args: ['dfd', 'filename', 'flags', 'mode'], handler: sys_openat },
   { nr: 292, name: 'dup3', args: ['oldfd', 'newfd', 'flags'], handler: sys_dup3 },
+  { nr: 302, name: 'prlimit64', args: ['pid', 'resource', 'new_rlim', 'old_rlim'], handler: sys_prlimit64 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
   { nr: 319, name: 'memfd_create', args: ['uname', 'flags'], handler: sys_memfd_create },
+  { nr: 325, name: 'mlock2', args: ['start', 'len', 'flags'], handler: sys_mlock2 },
   { nr: 329, name: 'pkey_mprotect', args: ['start', 'len', 'prot', 'pkey'], handler: sys_pkey_mprotect },
   { nr: 330, name: 'pkey_alloc', args: ['flags', 'init_val'], handler: sys_pkey_alloc },
   { nr: 331, name: 'pkey_free', args: ['pkey'], handler: (k, pc, t, a) => sys_pkey_free(k, pc, t, a) },
