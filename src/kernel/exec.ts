@@ -118,6 +118,12 @@ function build_image_mm(k: Kernel, mm: MmStruct, image: ProgramImage, stackSize:
       mm.rss++;
     }
   }
+  // binfmt_elf: start_data and end_data span the last segment's file bytes (the read-only data,
+  // or the text without it); the break starts at the page after the last segment (no randomisation).
+  const dataStart = image.rodata.length > 0 ? image.textEnd : 0x400000;
+  mm.start_data = dataStart;
+  mm.end_data = image.rodata.length > 0 ? image.textEnd + image.rodata.length : image.textEnd;
+  mm.start_brk = mm.brk = Math.ceil(mm.end_data / 4096) * 4096;
   const stack = new Vma(STACK_TOP - stackSize, STACK_TOP, VM_READ | VM_WRITE | may | VM_GROWSDOWN | VM_ACCOUNT, (STACK_TOP - stackSize) / 4096);
   stack.name = '[stack]';
   mm.vmas.insert(stack);

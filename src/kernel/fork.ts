@@ -201,6 +201,11 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
   let retval = 0;
   // The address space's size and kinds are the parent's, less what is not copied; locked_vm
   // and def_flags start at 0 (mm_init: def_flags keeps only VM_NOHUGEPAGE).
+  // dup_mm copies the mm_struct: the break and the data's bounds too.
+  mm.start_brk = oldmm.start_brk;
+  mm.brk = oldmm.brk;
+  mm.start_data = oldmm.start_data;
+  mm.end_data = oldmm.end_data;
   mm.total_vm = oldmm.total_vm;
   mm.data_vm = oldmm.data_vm;
   mm.exec_vm = oldmm.exec_vm;

@@ -55,6 +55,11 @@ export class MmStruct {
   stack_vm = 0;
   /** locked_vm: pages of VM_LOCKED mappings, checked against RLIMIT_MEMLOCK. */
   locked_vm = 0;
+  /** start_brk and brk: the heap's start and the program break; start_data and end_data: the image's data (binfmt_elf). */
+  start_brk = 0;
+  brk = 0;
+  start_data = 0;
+  end_data = 0;
   /** def_flags: flags every new mapping gets (VM_LOCKED, VM_LOCKONFAULT after mlockall MCL_FUTURE). */
   def_flags = 0;
   /** Resident anonymous and shmem pages mapped (MM_ANONPAGES + MM_SHMEMPAGES). */

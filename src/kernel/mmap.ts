@@ -99,7 +99,7 @@ function* with_mmap_write_lock(k: Kernel, pc: PerCpu, mm: MmStruct, t: Task, bod
 export const SHSTK_GUARD_GAP = 4096;
 
 /** vm_start_gap: a grows-down stack keeps stack_guard_gap free below it, a shadow stack one page. */
-function vm_start_gap(v: Vma): number {
+export function vm_start_gap(v: Vma): number {
   if (v.vm_flags & VM_GROWSDOWN) return Math.max(0, v.vm_start - STACK_GUARD_GAP);
   if (v.shadowStack) return Math.max(0, v.vm_start - SHSTK_GUARD_GAP);
   return v.vm_start;

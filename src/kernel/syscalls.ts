@@ -2,8 +2,8 @@
  * The syscall table (arch/x86/entry/syscalls/syscall_64.tbl): number, name and handler. A
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
- * Protection keys, shadow stacks, process_vm_readv, locking memory, resource limits and the
- * file syscalls have their own files (pkeys.ts, shstk.ts, gup.ts, mlock.ts, resource.ts,
+ * Protection keys, shadow stacks, process_vm_readv, locking memory, the break, resource limits and the
+ * file syscalls have their own files (pkeys.ts, shstk.ts, gup.ts, mlock.ts, brk.ts, resource.ts,
  * open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
@@ -23,6 +23,7 @@ import { sys_capget, sys_capset } from './capability.js';
 import { sys_modify_ldt } from './ldt.js';
 import { sys_madvise } from './madvise.js';
 import { sys_sched_getaffinity, sys_sched_setaffinity } from './sched.js';
+import { sys_brk } from './brk.js';
 import { sys_mincore } from './mincore.js';
 import { sys_mlock, sys_mlock2, sys_mlockall, sys_munlock, sys_munlockall } from './mlock.js';
 import { sys_getrlimit, sys_prlimit64, sys_setrlimit } from './resource.js';
@@ -206,6 +207,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 9, name: 'mmap', args: ['addr', 'len', 'prot', 'flags', 'fd', 'off'], handler: sys_mmap },
   { nr: 10, name: 'mprotect', args: ['start', 'len', 'prot'], handler: sys_mprotect },
   { nr: 11, name: 'munmap', args: ['addr', 'len'], handler: sys_munmap },
+  { nr: 12, name: 'brk', args: ['brk'], handler: sys_brk },
   { nr: 13, name: 'rt_sigaction', args: ['sig', 'act', 'oact', 'sigsetsize'], handler: sys_rt_sigaction },
   { nr: 14, name: 'rt_sigprocmask', args: ['how', 'nset', 'oset', 'sigsetsize'], handler: sys_rt_sigprocmask },
   { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
