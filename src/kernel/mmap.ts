@@ -142,7 +142,7 @@ function unmapped_area(mm: MmStruct, len: number, low: number, high: number, sta
  * the range fits below TASK_SIZE and is free; otherwise the top-down search below mmap_base,
  * then the bottom-up one from mmap_legacy_base. Returns an address or -ENOMEM.
  */
-function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean, map32bit: boolean, shadowStack: boolean): number {
+export function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean, map32bit: boolean, shadowStack: boolean): number {
   // stack_guard_placement: a new shadow stack also needs its guard page free below it; MAP_ABOVE4G.
   const startGap = shadowStack ? SHSTK_GUARD_GAP : 0;
   if (len > mm.task_size) return -ENOMEM;

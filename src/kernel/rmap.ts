@@ -8,10 +8,10 @@
  * swap-backed again; a swap-backed one (in the swap cache after add_to_swap) gets a swap PTE
  * for its slot in each mapping (swap_duplicate).
  *
- * XXX: the anon_vma tree is not modelled. The walk visits, in every live mm, the VMA with an
- * anon_vma covering the folio's address (folio->index: the model has no mremap, so an
- * anonymous page sits at the same address in every mm that maps it) and acts where the PTE
- * maps the folio (page_vma_mapped_walk's check), the same mappings rmap_walk_anon finds.
+ * XXX: the anon_vma tree is not modelled. The walk visits, in every live mm, the VMAs with an
+ * anon_vma that may hold the folio's index (anon_addresses: an mremap-moved VMA keeps its
+ * vm_pgoff) and acts where the PTE maps the folio (page_vma_mapped_walk's check), the same
+ * mappings rmap_walk_anon finds.
  * XXX: TTU_BATCH_FLUSH is not modelled: each PTE is flushed at once (ptep_clear_flush) rather
  * than batched until try_to_unmap_flush; more flushes, never a later one.
  */
@@ -32,14 +32,33 @@ import { flush_tlb_mm_range } from './tlbflush.js';
  * until one fails. The caller tests folio_mapped afterwards.
  */
 export function* try_to_unmap(k: Kernel, pc: PerCpu, t: Task, pfn: number): KSteps<void> {
-  const va = k.pages.index[pfn] * 4096;
+  const index = k.pages.index[pfn];
   // rmap_walk_anon: the mms are visited in the order they were made (Kernel.mms).
   for (const mm of [...k.mms]) {
     if (mm.dead || k.pages.mapcount[pfn] === 0) continue;
-    const vma = mm.vmas.list.find((v) => v.vm_start <= va && va < v.vm_end);
-    if (!vma || !vma.anon_vma) continue;
-    if (!(yield* try_to_unmap_one(k, pc, t, mm, vma, pfn, va))) return;
+    for (const [vma, va] of anon_addresses(mm, index)) {
+      if (!(yield* try_to_unmap_one(k, pc, t, mm, vma, pfn, va))) return;
+    }
   }
+}
+
+/**
+ * Where an anonymous folio of `index` may be mapped in `mm`: in each VMA with an anon_vma, its
+ * linear address (vma_address: vm_start plus index - vm_pgoff, which mremap keeps when it moves
+ * a VMA) and the address index * 4096 (the fault path records the address it faulted at as the
+ * index). try_to_unmap_one acts only where the PTE maps the folio, so a candidate too many costs
+ * a look and nothing else.
+ */
+function anon_addresses(mm: MmStruct, index: number): [Vma, number][] {
+  const out: [Vma, number][] = [];
+  for (const v of mm.vmas.list) {
+    if (!v.anon_vma) continue;
+    const lin = v.vm_start + (index - v.vm_pgoff) * 4096;
+    if (lin >= v.vm_start && lin < v.vm_end) out.push([v, lin]);
+    const raw = index * 4096;
+    if (raw !== lin && raw >= v.vm_start && raw < v.vm_end) out.push([v, raw]);
+  }
+  return out;
 }
 
 /**

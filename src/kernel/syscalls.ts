@@ -3,7 +3,7 @@
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
  * Protection keys, shadow stacks, process_vm_readv, locking memory, the break, resource limits and the
- * file syscalls have their own files (pkeys.ts, shstk.ts, gup.ts, mlock.ts, brk.ts, resource.ts,
+ * file syscalls have their own files (pkeys.ts, shstk.ts, gup.ts, mlock.ts, brk.ts, mremap.ts, resource.ts,
  * open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
@@ -25,6 +25,7 @@ import { sys_madvise } from './madvise.js';
 import { sys_sched_getaffinity, sys_sched_setaffinity } from './sched.js';
 import { sys_brk } from './brk.js';
 import { sys_mincore } from './mincore.js';
+import { sys_mremap } from './mremap.js';
 import { sys_mlock, sys_mlock2, sys_mlockall, sys_munlock, sys_munlockall } from './mlock.js';
 import { sys_getrlimit, sys_prlimit64, sys_setrlimit } from './resource.js';
 import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
@@ -214,6 +215,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 17, name: 'pread64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pread64 },
   { nr: 18, name: 'pwrite64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pwrite64 },
   { nr: 24, name: 'sched_yield', args: [], handler: sys_sched_yield },
+  { nr: 25, name: 'mremap', args: ['addr', 'old_len', 'new_len', 'flags', 'new_addr'], handler: sys_mremap },
   { nr: 27, name: 'mincore', args: ['start', 'len', 'vec'], handler: sys_mincore },
   { nr: 28, name: 'madvise', args: ['start', 'len_in', 'behavior'], handler: sys_madvise },
   { nr: 32, name: 'dup', args: ['fildes'], handler: sys_dup },

@@ -153,6 +153,11 @@ export const MAP_UNINITIALIZED = 0x4000000;
 /** MAP_ABOVE4G (arch/x86/include/uapi/asm/mman.h): place the mapping at or above 4 GiB. */
 export const MAP_ABOVE4G = 0x80;
 
+// ---- mremap (include/uapi/linux/mman.h) ---------------------------------------------------------
+export const MREMAP_MAYMOVE = 1;
+export const MREMAP_FIXED = 2;
+export const MREMAP_DONTUNMAP = 4;
+
 // ---- mlock and mlockall (include/uapi/asm-generic/mman-common.h, mman.h) ------------------------
 /** mlock2 flags: lock the pages as they are faulted in, not at once. */
 export const MLOCK_ONFAULT = 0x01;
