@@ -12,8 +12,10 @@
  * XXX: no mlock_count: munlock makes a folio evictable even if another VM_LOCKED VMA maps it
  * (the rmap walk mlocks it again, as Linux relies on for the counts it loses). A folio faulted
  * into a VM_LOCKED VMA is not mlocked at once (mlock_new_folio) but only when the rmap walk
- * meets it: never reclaimed either way. The per-CPU mlock folio batches are not modelled (each
- * change is made at once).
+ * meets it: never reclaimed either way. Unmapping a page of a VM_LOCKED VMA (munmap,
+ * MADV_DONTNEED_LOCKED, exit) does not munlock it (__folio_remove_rmap → munlock_vma_folio), so
+ * a folio still mapped elsewhere (a fork child's copy-on-write sharer) stays unevictable. The
+ * per-CPU mlock folio batches are not modelled (each change is made at once).
  */
 import { capable } from './capability.js';
 import { __get_user_page_locked, FOLL_FORCE, FOLL_TOUCH, FOLL_WRITE } from './gup.js';

@@ -98,7 +98,7 @@ test('mlock: the checks in do_mlock\'s order (can_do_mlock, RLIMIT_MEMLOCK, appl
     ...dropIpcLock(), // 12..18
     ...memlock(4 * PAGE, 4 * PAGE), // 19..21: locked so far: pages 0, 2 of $a and $n (VM_LOCKED stays on a PROT_NONE VMA)
     sc('mlock', '$a+12288', PAGE), // 22: 4 pages: fits
-    sc('mlock', '$a', 4 * PAGE), // 23: the range is locked already (count_mm_mlocked_page_nr): the hole's -ENOMEM
+    sc('mlock', '$a', 4 * PAGE), // 23: 4 + 4 pages, less the 3 of the range locked already (count_mm_mlocked_page_nr): 5, over the limit
     sci('b', 'mmap', 0, PAGE, PROT_RW, MAP_PRIVATE_ANON, -1, 0), // 24
     sc('mlock', '$b', PAGE), // 25: a fifth page: over RLIMIT_MEMLOCK
     sc('munlock', '$n', PAGE), // 26
@@ -281,4 +281,23 @@ test('mprotect making a locked private mapping writable breaks COW at once (mpro
     const p = sys.pte(pid, va)!;
     assert.ok(p.present && p.rw, `0x${va.toString(16)} writable`);
   }
+});
+
+test('execve: the new mm has no lock bits (mm_init keeps only VM_NOHUGEPAGE of def_flags) and locked_vm 0', () => {
+  const sys = boot();
+  sys.addImage('next', { main: [sci('n', 'mmap', 0, PAGE, PROT_RW, MAP_PRIVATE_ANON, -1, 0), sc('getpid')] });
+  sys.spawn({ main: [sci('a', 'mmap', 0, PAGE, PROT_RW, MAP_PRIVATE_ANON | MAP_LOCKED, -1, 0), sc('mlockall', MCL_CURRENT | MCL_FUTURE), sc('execve', '&next', 0, 0)], strings: { next: 'next' } });
+  let seen: [number, number, number] | null = null;
+  for (let n = 0; n < 1_000_000 && !seen; n++) {
+    const rec = sys.log.find((x) => x.image === 'next' && x.index === 1);
+    if (rec) {
+      const mm = mmOf(sys, rec.tid);
+      seen = [mm.def_flags, mm.locked_vm, mm.vmas.list.filter((v) => v.vm_flags & VM_LOCKED).length];
+      checkCounters(mm, 'after execve');
+      break;
+    }
+    if (!sys.step()) break;
+  }
+  assert.deepEqual(seen, [0, 0, 0]);
+  assert.deepEqual(sys.debugReports, []);
 });
