@@ -10,7 +10,7 @@
  * - pages, under mmap_lock for reading: MADV_DONTNEED (and MADV_DONTNEED_LOCKED, which also
  *   takes VM_LOCKED VMAs) zaps the range; MADV_FREE, MADV_COLD and MADV_PAGEOUT as below;
  *   MADV_WILLNEED reads swapped-out pages into the swap cache; MADV_POPULATE_READ and
- *   MADV_POPULATE_WRITE fault the range in; MADV_REMOVE checks its VMA.
+ *   MADV_POPULATE_WRITE fault the range in; MADV_REMOVE punches a hole in a shared mapping's shmem object.
  *
  * MADV_FREE (madvise_free_pte_range) makes each anonymous page clean and old (its PTE cleared,
  * rewritten with D and A off, and flushed) and lazyfree (folio_mark_lazyfree: no longer
@@ -28,7 +28,7 @@
  * MADV_SOFT_OFFLINE are -EINVAL (Debian's 6.12 accepts them); no mseal (can_modify_vma_madv
  * always allows); no VM_DROPPABLE flag (MADV_KEEPONFORK and MADV_DODUMP accept a MAP_DROPPABLE
  * mapping, which Linux refuses); a private /dev/zero mapping counts as having no file
- * (MADV_WIPEONFORK takes it); MADV_REMOVE punches no hole; MADV_COLD and MADV_PAGEOUT leave
+ * (MADV_WIPEONFORK takes it); MADV_COLD and MADV_PAGEOUT leave
  * shmem pages alone (the model has no shmem swap-out); the LRU lists are flags (PG_lru,
  * PG_active), not lists.
  */
@@ -44,7 +44,7 @@ import { folio_free_swap, free_swap_and_cache } from './swap.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import {
-  EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, MADV_COLD, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP, MADV_DONTFORK, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
+  EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, MADV_COLD, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP, MADV_DONTFORK, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
   MADV_KEEPONFORK, MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_WIPEONFORK,
 } from './uapi.js';
 import {
@@ -155,10 +155,10 @@ function* madvise_walk_vmas(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start:
     const tmp = Math.min(vma.vm_end, end);
     const r = yield* madvise_vma_behavior(k, pc, t, mm, vma, start, tmp, behavior);
     if (typeof r === 'number') return r;
-    // *prev: the VMA now covering the visited part.
-    start = Math.max(tmp, r.vm_end);
+    // *prev: the VMA now covering the visited part (null when mmap_lock was dropped).
+    start = r ? Math.max(tmp, r.vm_end) : tmp;
     if (start >= end) break;
-    vma = mm.vmas.find_vma(r.vm_end);
+    vma = mm.vmas.find_vma(r ? r.vm_end : start);
   }
   return unmapped_error;
 }
@@ -168,16 +168,17 @@ function* madvise_walk_vmas(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start:
  * (MADV_REMOVE, MADV_WILLNEED, MADV_COLD, MADV_PAGEOUT, MADV_FREE, MADV_DONTNEED,
  * MADV_DONTNEED_LOCKED); the rest computes the VMA's new flags, refusing MADV_DOFORK on VM_IO,
  * MADV_WIPEONFORK on a file or shared mapping and MADV_DODUMP on a VM_SPECIAL one (-EINVAL),
- * and applies them (madvise_update_vma), its -ENOMEM made -EAGAIN. Returns an error or the VMA
- * now covering `start` (`*prev`).
+ * and applies them (madvise_update_vma), its -ENOMEM made -EAGAIN. Returns an error, the VMA
+ * now covering `start` (`*prev`), or null when mmap_lock was dropped meanwhile.
  */
-function* madvise_vma_behavior(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, behavior: number): KSteps<number | Vma> {
+function* madvise_vma_behavior(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, behavior: number): KSteps<number | Vma | null> {
   let new_flags = vma.vm_flags;
   let r = 0;
   switch (behavior) {
     case MADV_REMOVE:
-      r = madvise_remove(vma);
-      return r || vma;
+      r = yield* madvise_remove(k, pc, mm, vma, start, end);
+      // *prev = NULL: mmap_lock was dropped; the walk looks the next VMA up again.
+      return r || null;
     case MADV_WILLNEED:
       yield* madvise_willneed(k, pc, t, mm, vma, start, end);
       return vma;
@@ -265,15 +266,48 @@ function madvise_update_vma(mm: MmStruct, vma: Vma, start: number, end: number, 
 }
 
 /**
- * madvise_remove's checks: a VM_LOCKED VMA or one without a file (-EINVAL), a mapping that is not
- * shared and writable (-EACCES). XXX: the hole is not punched (vfs_fallocate's
- * FALLOC_FL_PUNCH_HOLE on tmpfs is not modelled): past the checks the advice changes nothing.
+ * madvise_remove, in its order: a VM_LOCKED VMA or one without a file (-EINVAL), a mapping that
+ * is not shared and writable (-EACCES). Then, mmap_lock dropped, vfs_fallocate's
+ * FALLOC_FL_PUNCH_HOLE on the shmem object (shmem_fallocate): a memfd sealed against writing
+ * refuses (-EPERM); otherwise the range's pages are unmapped from every shared mapping of the
+ * object (unmap_mapping_range without even_cows) and dropped from it (shmem_truncate_range), so
+ * the next access finds a zeroed page; mmap_lock is taken again. XXX: a private mapping of the
+ * file keeps mapping a dropped page it had faulted in read-only (Linux zaps the page-cache pages
+ * there too, keeping only the copies).
  */
-function madvise_remove(vma: Vma): number {
+function* madvise_remove(k: Kernel, pc: PerCpu, mm: MmStruct, vma: Vma, start: number, end: number): KSteps<number> {
   if (vma.vm_flags & VM_LOCKED) return -EINVAL;
-  if (!vma.shmem) return -EINVAL;
+  const mapping = vma.shmem;
+  if (!mapping) return -EINVAL;
   if ((vma.vm_flags & (VM_SHARED | VM_MAYWRITE)) !== (VM_SHARED | VM_MAYWRITE)) return -EACCES;
-  return 0;
+  const first = vma.vm_pgoff + (start - vma.vm_start) / 4096;
+  const last = first + (end - start) / 4096;
+  yield* mmap_read_unlock(pc, mm);
+  let error = 0;
+  if (mapping.file && mapping.file.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) error = -EPERM;
+  else {
+    // unmap_mapping_range(mapping, first, last - first, 0): each shared mapping of the pages, in every mm.
+    for (const m of [...k.mms]) {
+      if (m.dead) continue;
+      for (const v of [...m.vmas.list]) {
+        if (v.shmem !== mapping || !(v.vm_flags & VM_SHARED)) continue;
+        const from = Math.max(v.vm_start, v.vm_start + (first - v.vm_pgoff) * 4096);
+        const to = Math.min(v.vm_end, v.vm_start + (last - v.vm_pgoff) * 4096);
+        if (from >= to) continue;
+        const tlb = tlb_gather_mmu(m);
+        yield* unmap_page_range(k, pc, tlb, from, to);
+        yield* tlb_finish_mmu(k, pc, tlb);
+      }
+    }
+    // shmem_truncate_range: the object lets go of the pages.
+    for (const [index, pfn] of [...mapping.pages]) {
+      if (index < first || index >= last) continue;
+      mapping.pages.delete(index);
+      k.pages.put_page(pfn);
+    }
+  }
+  yield* mmap_read_lock(k, pc, mm);
+  return error;
 }
 
 /**

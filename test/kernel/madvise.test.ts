@@ -4,9 +4,9 @@
  * madvise_willneed, madvise_populate; mm/gup.c __get_user_pages with FOLL_MADV_POPULATE;
  * kernel/fork.c dup_mmap for VM_DONTCOPY and VM_WIPEONFORK), each advice's checks in its order.
  * The errno cases (the argument checks, MADV_POPULATE_* on read-only, PROT_NONE, a hole, no VMA
- * and past the end of a file, MADV_WIPEONFORK on shared and file mappings, MADV_REMOVE,
- * MADV_DONTNEED and MADV_DONTNEED_LOCKED on a locked VMA) were also run natively on a 6.18
- * kernel, which agreed.
+ * and past the end of a file, MADV_WIPEONFORK on shared and file mappings, MADV_REMOVE's checks
+ * and its hole in a shmem object (a memfd sealed against writing refusing), MADV_DONTNEED and
+ * MADV_DONTNEED_LOCKED on a locked VMA) were also run natively on a 6.18 kernel, which agreed.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -219,4 +219,30 @@ test('MADV_WILLNEED reads a swapped-out page back into the swap cache, the entry
   assert.equal(records(sys).get(8)!.value, 1n);
   assert.equal(sys.pte(pid, sys.vars(pid).get('a')!)?.present, false, 'still a swap entry');
   assert.equal(sys.readUser(pid, sys.vars(pid).get('a')!, 8), null);
+});
+
+test('MADV_REMOVE punches a hole in the shmem object (shmem_fallocate): the pages read 0 again, the size stays; a memfd sealed against writing refuses', () => {
+  const EPERM = 1, MFD_ALLOW_SEALING = 2, F_ADD_SEALS = 1033, F_SEAL_FUTURE_WRITE = 0x10;
+  const main: Op[] = [
+    sci('s', 'mmap', 0, PAGE, PROT_RW, MAP_SHARED_ANON, -1, 0), // 0
+    { op: 'store', addr: '$s', value: 5 }, // 1
+    madvise('$s', PAGE, MADV_REMOVE), // 2
+    { op: 'load', addr: '$s', into: 'v' }, // 3: 0
+    sci('fd', 'memfd_create', '&m', MFD_ALLOW_SEALING), // 4
+    sc('ftruncate', '$fd', 2 * PAGE), // 5
+    sci('f', 'mmap', 0, 2 * PAGE, PROT_RW, MAP_SHARED, '$fd', 0), // 6
+    { op: 'store', addr: '$f', value: 7 }, // 7
+    { op: 'store', addr: '$f+4096', value: 8 }, // 8
+    madvise('$f', PAGE, MADV_REMOVE), // 9
+    sc('pread64', '$fd', '$s+64', 8, 0), // 10
+    { op: 'load', addr: '$s+64', into: 'p0' }, // 11: 0
+    sc('pread64', '$fd', '$s+64', 8, PAGE), // 12
+    { op: 'load', addr: '$s+64', into: 'p1' }, // 13: 8
+    sc('lseek', '$fd', 0, 2), // 14: the size: 8192
+    sc('fcntl', '$fd', F_ADD_SEALS, F_SEAL_FUTURE_WRITE), // 15
+    madvise('$f+4096', PAGE, MADV_REMOVE), // 16
+    { op: 'load', addr: '$f+4096', into: 'p2' }, // 17: still 8
+  ];
+  const { sys } = run(main, boot(), { m: 'm' });
+  assert.deepEqual([2, 3, 9, 11, 13, 14, 15, 16, 17].map((i) => r(sys, i)), [0n, 0n, 0n, 0n, 8n, BigInt(2 * PAGE), 0n, errno(EPERM), 8n]);
 });
