@@ -2,7 +2,8 @@
  * execve (fs/exec.c begin_new_exec, exec_mmap, de_thread, flush_signal_handlers; the ELF
  * loader's layout): replaces the calling process's image with a program the kernel knows by
  * name. The new mm has the text (read and execute, from TEXT_BASE), the read-only strings, and
- * a 132 KiB grows-down stack ending at STACK_TOP; other threads are killed first (a caller
+ * a grows-down stack ending at STACK_TOP (132 KiB with the default 8 MiB RLIMIT_STACK), its
+ * mmap_base below the stack by RLIMIT_STACK (the resource limits themselves are kept); other threads are killed first (a caller
  * that is not the leader takes over the leader's pid); the vfork parent is released; handlers
  * other than SIG_IGN return to SIG_DFL; the signal mask and pending signals are kept; PKRU
  * returns to its init value; the shadow stack is freed and the new image starts with it off
@@ -25,26 +26,57 @@ import { SigHand, type Task } from './task.js';
 import { flush_tlb_mm_range, switch_mm_irqs_off, TLB_FLUSH_ALL } from './tlbflush.js';
 import { pti_stack_map, pti_stack_unmap } from './pti.js';
 import { copy_from_user } from './uaccess.js';
-import { EAGAIN, EFAULT, ENAMETOOLONG, ENOMEM, ENOENT, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL } from './uapi.js';
+import { EAGAIN, EFAULT, ENAMETOOLONG, ENOMEM, ENOENT, RLIMIT_STACK, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL } from './uapi.js';
 import { Vma, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from './vma.js';
 import { TASK_SIZE } from './kernel.js';
+import { STACK_GUARD_GAP } from './fault.js';
+import { _STK_LIM, rlimit } from './resource.js';
+import { vm_stat_account } from './vm_account.js';
 
 /** STACK_TOP without randomisation: TASK_SIZE_LOW. */
 export const STACK_TOP = TASK_SIZE;
-/** The initial stack VMA: 132 KiB, as setup_arg_pages leaves it with ASLR off. */
+/** The initial stack VMA with the default 8 MiB RLIMIT_STACK: 132 KiB, as setup_arg_pages leaves it with ASLR off. */
 export const STACK_SIZE = 132 * 1024;
 /** mmap_base without randomisation and an 8 MiB stack limit: TASK_SIZE - 128 MiB. */
 export const MMAP_BASE = TASK_SIZE - 128 * 2 ** 20;
+/** The pages the arguments take at the top of the stack (bprm's one page: the model passes no strings). */
+const ARG_PAGES_SIZE = 4096;
+
+/**
+ * mmap_base (arch/x86/mm/mmap.c) without randomisation: below the stack, a gap of RLIMIT_STACK
+ * plus stack_guard_gap (left as it is if the sum overflows), at least 128 MiB and at most 5/6 of
+ * the task size.
+ */
+export function mmap_base(task_size: number, rlim_stack: bigint): number {
+  let gap = rlim_stack;
+  const pad = BigInt(STACK_GUARD_GAP);
+  if (BigInt.asUintN(64, gap + pad) > gap) gap += pad;
+  const gap_min = 128n * 2n ** 20n;
+  const gap_max = BigInt(Math.floor(task_size / 6) * 5);
+  if (gap < gap_min) gap = gap_min;
+  else if (gap > gap_max) gap = gap_max;
+  return Math.ceil((task_size - Number(gap)) / 4096) * 4096;
+}
+
+/**
+ * setup_arg_pages's stack: the arguments' page expanded down by min(RLIMIT_STACK & PAGE_MASK,
+ * its size + 128 KiB), never below that page (expand_stack_locked does not shrink). XXX: the
+ * expansion's limit checks (acct_stack_growth) are not made: exec's stack always fits.
+ */
+function initial_stack_size(rlim_stack: bigint): number {
+  const rlim = Number((rlim_stack > 2n ** 40n ? 2n ** 40n : rlim_stack) & ~0xfffn);
+  return Math.max(ARG_PAGES_SIZE, Math.min(rlim, ARG_PAGES_SIZE + 131072));
+}
 
 /**
  * Builds the mm for `image` (the binfmt loader's part of execve): VMAs for text, read-only
  * data (its pages filled now) and the stack. Text is demand-faulted (the model never reads
  * instruction bytes). Returns null if memory ran out.
  */
-export function load_image(k: Kernel, image: ProgramImage, nopti = false): MmStruct | null {
-  const mm = mm_alloc(k, MMAP_BASE, nopti);
+export function load_image(k: Kernel, image: ProgramImage, nopti = false, rlim_stack: bigint = _STK_LIM): MmStruct | null {
+  const mm = mm_alloc(k, mmap_base(k.init_mm.task_size, rlim_stack), nopti);
   if (!mm) return null;
-  const built = build_image_mm(k, mm, image);
+  const built = build_image_mm(k, mm, image, initial_stack_size(rlim_stack));
   if (!built) {
     // The half-built mm was never used: take down what was mapped and free it.
     zap_unused_mm(k, mm);
@@ -56,18 +88,20 @@ export function load_image(k: Kernel, image: ProgramImage, nopti = false): MmStr
   return mm;
 }
 
-/** The VMAs and the read-only data of `image` in the empty `mm`; false if memory ran out. */
-function build_image_mm(k: Kernel, mm: MmStruct, image: ProgramImage): boolean {
+/** The VMAs and the read-only data of `image` in the empty `mm`, each counted (vm_stat_account); false if memory ran out. */
+function build_image_mm(k: Kernel, mm: MmStruct, image: ProgramImage, stackSize: number): boolean {
   const may = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
   const text = new Vma(0x400000, image.textEnd, VM_READ | VM_EXEC | may, 0x400000 / 4096);
   text.name = '[text]';
   mm.vmas.insert(text);
+  vm_stat_account(mm, text.vm_flags, (text.vm_end - text.vm_start) / 4096);
   if (image.rodata.length > 0) {
     const end = image.textEnd + Math.ceil(image.rodata.length / 4096) * 4096;
     const ro = new Vma(image.textEnd, end, VM_READ | may, image.textEnd / 4096);
     ro.name = '[rodata]';
     ro.anon_vma = { id: k.nextObjectId(), forked: false };
     mm.vmas.insert(ro);
+    vm_stat_account(mm, ro.vm_flags, (end - image.textEnd) / 4096);
     for (let off = 0; off < image.rodata.length; off += 4096) {
       const pfn = k.pages.alloc_page(PG_anon | PG_anon_exclusive, true);
       if (pfn < 0) return false;
@@ -84,10 +118,17 @@ function build_image_mm(k: Kernel, mm: MmStruct, image: ProgramImage): boolean {
       mm.rss++;
     }
   }
-  const stack = new Vma(STACK_TOP - STACK_SIZE, STACK_TOP, VM_READ | VM_WRITE | may | VM_GROWSDOWN | VM_ACCOUNT, (STACK_TOP - STACK_SIZE) / 4096);
+  // binfmt_elf: start_data and end_data span the last segment's file bytes (the read-only data,
+  // or the text without it); the break starts at the page after the last segment (no randomisation).
+  const dataStart = image.rodata.length > 0 ? image.textEnd : 0x400000;
+  mm.start_data = dataStart;
+  mm.end_data = image.rodata.length > 0 ? image.textEnd + image.rodata.length : image.textEnd;
+  mm.start_brk = mm.brk = Math.ceil(mm.end_data / 4096) * 4096;
+  const stack = new Vma(STACK_TOP - stackSize, STACK_TOP, VM_READ | VM_WRITE | may | VM_GROWSDOWN | VM_ACCOUNT, (STACK_TOP - stackSize) / 4096);
   stack.name = '[stack]';
   mm.vmas.insert(stack);
-  mm.committed = STACK_SIZE / 4096;
+  vm_stat_account(mm, stack.vm_flags, stackSize / 4096);
+  mm.committed = stackSize / 4096;
   return true;
 }
 
@@ -178,7 +219,8 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
     const image = k.images.get(name);
     if (!image) return -ENOENT;
     // The new mm's per-process PTI mode comes from the caller's NEXT flag.
-    const mm = load_image(k, image, t.noptiNext);
+    // The new mm's layout follows the caller's RLIMIT_STACK (bprm->rlim_stack); the limits themselves are kept.
+    const mm = load_image(k, image, t.noptiNext, rlimit(t, RLIMIT_STACK));
     if (!mm) return -ENOMEM;
     if (mm.nopti && k.events.on) k.emit({ type: 'pti_mode', cpu: pc.id, tid: t.tid, mm: mm.ctx_id, nopti: true, how: 'exec' });
     // Point of no return (begin_new_exec): every other thread dies first. If that fails the

@@ -15,13 +15,14 @@ import { force_sig_fault, force_sig } from './signal.js';
 import { arch_vma_access_permitted } from './pkeys.js';
 import { kcall, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
 import type { Task } from './task.js';
-import { BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SIGBUS, SIGKILL, SIGSEGV } from './uapi.js';
-import { VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_WRITE, type Vma } from './vma.js';
+import { BUS_ADRERR, ENOMEM, EPERM, RLIMIT_STACK, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SIGBUS, SIGKILL, SIGSEGV } from './uapi.js';
+import { VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_LOCKED, VM_WRITE, type Vma } from './vma.js';
+import type { MmStruct } from './mm.js';
+import { rlimit_num } from './resource.js';
+import { may_expand_vm, mlock_future_ok, vm_stat_account } from './vm_account.js';
 
 /** stack_guard_gap: 256 pages between a growing stack and the mapping below it. */
 export const STACK_GUARD_GAP = 256 * 4096;
-/** RLIMIT_STACK's default soft limit: 8 MiB. */
-export const RLIMIT_STACK = 8 * 2 ** 20;
 
 /** Fault results for a kernel-mode access (the uaccess fixup). */
 export const FAULT_FIXED = 0;
@@ -71,7 +72,7 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   let code = 0;
   if (!vma) code = SEGV_MAPERR;
   else if (vma.vm_start > addr) {
-    if (vma.vm_flags & VM_GROWSDOWN && expand_stack(k, mm.vmas.prevOf(addr), vma, addr)) {
+    if (vma.vm_flags & VM_GROWSDOWN && expand_stack(k, t, mm, mm.vmas.prevOf(addr), vma, addr) === 0) {
       // grown
     } else code = SEGV_MAPERR;
   }
@@ -108,18 +109,40 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
 }
 
 /**
- * expand_stack (expand_downwards): grows a VM_GROWSDOWN VMA down to `addr`'s page unless that
- * is below mmap_min_addr, within stack_guard_gap of an accessible, non-stack VMA below, or
- * beyond RLIMIT_STACK.
+ * expand_stack (expand_downwards): grows a VM_GROWSDOWN VMA down to `addr`'s page; -EPERM below
+ * mmap_min_addr, -ENOMEM within stack_guard_gap of an accessible, non-stack VMA below, or when
+ * acct_stack_growth refuses. The growth is counted (locked_vm for a VM_LOCKED stack,
+ * vm_stat_account).
  */
-function expand_stack(k: Kernel, prev: Vma | null, vma: Vma, addr: number): boolean {
+function expand_stack(k: Kernel, t: Task, mm: MmStruct, prev: Vma | null, vma: Vma, addr: number): number {
   const start = Math.floor(addr / 4096) * 4096;
-  if (addr < k.options.mmap_min_addr) return false;
-  if (prev && !(prev.vm_flags & VM_GROWSDOWN) && prev.vm_flags & VM_ACCESS_FLAGS && start - prev.vm_end < STACK_GUARD_GAP) return false;
-  if (vma.vm_end - start > RLIMIT_STACK) return false;
-  vma.vm_pgoff -= (vma.vm_start - start) / 4096;
+  if (addr < k.options.mmap_min_addr) return -EPERM;
+  if (prev && !(prev.vm_flags & VM_GROWSDOWN) && prev.vm_flags & VM_ACCESS_FLAGS && start - prev.vm_end < STACK_GUARD_GAP) return -ENOMEM;
+  const size = vma.vm_end - start;
+  const grow = (vma.vm_start - start) / 4096;
+  if (grow > vma.vm_pgoff) return -ENOMEM;
+  const error = acct_stack_growth(k, t, mm, vma, size, grow);
+  if (error) return error;
+  // security_vm_enough_memory_mm charged the growth (vm_acct_memory).
+  mm.committed += grow;
+  if (vma.vm_flags & VM_LOCKED) mm.locked_vm += grow;
+  vm_stat_account(mm, vma.vm_flags, grow);
+  vma.vm_pgoff -= grow;
   vma.vm_start = start;
-  return true;
+  return 0;
+}
+
+/**
+ * acct_stack_growth, in Linux's order: the address space limits (may_expand_vm), RLIMIT_STACK
+ * for the stack's new size, RLIMIT_MEMLOCK for a locked stack (mlock_future_ok), and the
+ * commit limit (vm_enough_memory's heuristic: the machine's RAM); -ENOMEM for each.
+ */
+function acct_stack_growth(k: Kernel, t: Task, mm: MmStruct, vma: Vma, size: number, grow: number): number {
+  if (!may_expand_vm(t, mm, vma.vm_flags, grow)) return -ENOMEM;
+  if (size > rlimit_num(t, RLIMIT_STACK)) return -ENOMEM;
+  if (!mlock_future_ok(t, mm, vma.vm_flags, grow * 4096)) return -ENOMEM;
+  if (grow > k.totalram_pages) return -ENOMEM;
+  return 0;
 }
 
 /** bad_area_access_from_pkeys: with OSPKE, the hardware said PK, or the VMA's key is refused by the current PKRU. */

@@ -11,10 +11,11 @@ import { pipe_fcntl } from './pipe.js';
 import { inode_lock, inode_unlock } from './read_write.js';
 import { STEP_SLEEP, type KSteps } from './steps.js';
 import { VM_MAYWRITE, VM_SHARED, type ShmemObject } from './vma.js';
-import { alloc_fd, fd_install, fdArg, files_lookup_fd, FMODE_CAN_ODIRECT, FMODE_PATH, FMODE_WRITE, get_file, RLIMIT_NOFILE_CUR, type File } from './file.js';
+import { alloc_fd, fd_install, fdArg, files_lookup_fd, FMODE_CAN_ODIRECT, FMODE_PATH, FMODE_WRITE, get_file, type File } from './file.js';
+import { rlimit_num } from './resource.js';
 import {
   EBADF, EBUSY, EINVAL, EPERM, F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_GET_SEALS, F_GETFD, F_GETFL, F_GETPIPE_SZ, F_SETPIPE_SZ, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL,
-  F_SEAL_SHRINK, F_SEAL_WRITE, F_SETFD, F_SETFL, FD_CLOEXEC, O_APPEND, O_CLOEXEC, O_DIRECT, O_NOATIME, O_NONBLOCK,
+  F_SEAL_SHRINK, F_SEAL_WRITE, F_SETFD, F_SETFL, FD_CLOEXEC, O_APPEND, O_CLOEXEC, O_DIRECT, O_NOATIME, O_NONBLOCK, RLIMIT_NOFILE,
 } from './uapi.js';
 
 /** SETFL_MASK: the flags F_SETFL changes (O_NDELAY is O_NONBLOCK on x86). */
@@ -24,8 +25,9 @@ const F_ALL_SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F
 
 /** f_dupfd: the lowest free descriptor at or above `from` (-EINVAL past RLIMIT_NOFILE, -EMFILE when none is free). */
 function f_dupfd(t: Task, from: number, file: File, flags: number): number {
-  if (from >= RLIMIT_NOFILE_CUR) return -EINVAL;
-  const fd = alloc_fd(t.files!, from, RLIMIT_NOFILE_CUR, flags);
+  const nofile = rlimit_num(t, RLIMIT_NOFILE);
+  if (from >= nofile) return -EINVAL;
+  const fd = alloc_fd(t.files!, from, nofile, flags);
   if (fd >= 0) fd_install(t.files!, fd, get_file(file));
   return fd;
 }

@@ -11,10 +11,9 @@ import type { KSteps } from './steps.js';
 import type { PipeInodeInfo } from './pipe.js';
 import type { Task } from './task.js';
 import type { Inode } from './vfs.js';
-import { EBADF, EBUSY, EINVAL, EMFILE, O_CLOEXEC, O_LARGEFILE, O_RDWR } from './uapi.js';
+import { INR_OPEN_CUR, rlimit_num } from './resource.js';
+import { EBADF, EBUSY, EINVAL, EMFILE, O_CLOEXEC, O_LARGEFILE, O_RDWR, RLIMIT_NOFILE } from './uapi.js';
 
-/** RLIMIT_NOFILE's soft limit (INR_OPEN_CUR): descriptors are below it. XXX: no setrlimit yet. */
-export const RLIMIT_NOFILE_CUR = 1024;
 
 // f_mode bits (include/linux/fs.h).
 export const FMODE_READ = 0x1;
@@ -132,9 +131,9 @@ export function alloc_fd(files: FilesStruct, start: number, end: number, flags: 
   return fd;
 }
 
-/** get_unused_fd_flags: alloc_fd(0, RLIMIT_NOFILE, flags). */
-export function get_unused_fd_flags(files: FilesStruct, flags: number): number {
-  return alloc_fd(files, 0, RLIMIT_NOFILE_CUR, flags);
+/** get_unused_fd_flags: alloc_fd(0, rlimit(RLIMIT_NOFILE), flags) in the caller's table. */
+export function get_unused_fd_flags(t: Task, flags: number): number {
+  return alloc_fd(t.files!, 0, rlimit_num(t, RLIMIT_NOFILE), flags);
 }
 
 /** put_unused_fd: gives back a reserved descriptor. */
@@ -244,7 +243,7 @@ export function initial_files(k: Kernel): FilesStruct {
   const devnull = k.vfs.root.entries!.get('dev')!.entries!.get('null')!;
   const file = new File(devnull, O_RDWR | O_LARGEFILE, FMODE_READ | FMODE_WRITE | FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE | FMODE_CAN_READ | FMODE_CAN_WRITE);
   for (let fd = 0; fd < 3; fd++) {
-    alloc_fd(files, fd, RLIMIT_NOFILE_CUR, 0);
+    alloc_fd(files, fd, Number(INR_OPEN_CUR), 0);
     fd_install(files, fd, fd === 0 ? file : get_file(file));
   }
   return files;
@@ -265,7 +264,7 @@ export function sys_close(_k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]
 export function sys_dup(_k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
   const file = fget_raw(t, fdArg(a[0]));
   if (!file) return -EBADF;
-  const fd = get_unused_fd_flags(t.files!, 0);
+  const fd = get_unused_fd_flags(t, 0);
   if (fd < 0) {
     fput(file);
     return fd;
@@ -282,7 +281,7 @@ export function sys_dup(_k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]):
 export function ksys_dup3(t: Task, oldfd: number, newfd: number, flags: number): number {
   if ((flags & ~O_CLOEXEC) !== 0) return -EINVAL;
   if (oldfd === newfd) return -EINVAL;
-  if (newfd >= RLIMIT_NOFILE_CUR) return -EBADF;
+  if (newfd >= rlimit_num(t, RLIMIT_NOFILE)) return -EBADF;
   const files = t.files;
   const file = files_lookup_fd(files, oldfd);
   if (!files || !file) return -EBADF;

@@ -5,7 +5,7 @@
  * page becomes copy-on-write on both sides.
  *
  * XXX: a signal pending in the parent does not restart the fork (-ERESTARTNOINTR); there are
- * no PID namespaces, credentials or rlimits on the number of processes.
+ * no PID namespaces or credentials: every task is root, so RLIMIT_NPROC never refuses a fork.
  */
 import { copy_files, exit_files, initial_files } from './file.js';
 import type { PhysMem } from '../hw/physmem.js';
@@ -25,6 +25,7 @@ import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
 import { pgd_ctor, pti_stack_alloc } from './pti.js';
 import { pti_stack_free } from './exit.js';
 import { cond_resched, wake_up_new_task } from './sched.js';
+import { copy_rlimits, init_rlimits } from './resource.js';
 import { raw_cpu } from './this_cpu.js';
 import { shstk_alloc_thread_stack } from './shstk.js';
 import { sigmask } from './signal.js';
@@ -36,7 +37,8 @@ import {
   CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
   CLONE_VFORK, CLONE_VM, CSIGNAL, EAGAIN, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
 } from './uapi.js';
-import { VM_DONTCOPY, VM_LOCKED, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, VM_WRITE, type Vma } from './vma.js';
+import { vm_stat_account } from './vm_account.js';
+import { VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, VM_WRITE, type Vma } from './vma.js';
 
 /** sys_fork: kernel_clone with exit_signal SIGCHLD. */
 export function sys_fork(k: Kernel, pc: PerCpu, t: Task): KPath {
@@ -68,6 +70,10 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   if (flags & CLONE_SIGHAND && !(flags & CLONE_VM)) return -EINVAL;
   if (flags & CLONE_THREAD && flags & (CLONE_NEWUSER | CLONE_NEWPID)) return -EINVAL;
   if (flags & CLONE_PIDFD && flags & CLONE_DETACHED) return -EINVAL;
+  // copy_process: `if (is_rlimit_overlimit(task_ucounts(p), UCOUNT_RLIMIT_NPROC, rlimit(RLIMIT_NPROC)))
+  // { if (p->real_cred->user != INIT_USER && !capable(CAP_SYS_RESOURCE) && !capable(CAP_SYS_ADMIN))
+  // goto bad_fork_cleanup_count; }`: every task of the model is root, whose user_struct is
+  // INIT_USER, so RLIMIT_NPROC never refuses its forks, whatever its capabilities.
   // copy_process: `retval = -EAGAIN; if (data_race(nr_threads >= max_threads)) goto bad_fork_cleanup_count;` (kernel/fork.c).
   if (k.tasks.size >= threadsMax(k.options, k.machine.mem.sizeBytes)) return -EAGAIN;
 
@@ -97,6 +103,8 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   }
   const tid = k.alloc_pid();
   const group = flags & CLONE_THREAD ? t.group : new ThreadGroup(tid);
+  // copy_signal: a new thread group starts with the parent's resource limits.
+  if (!(flags & CLONE_THREAD)) copy_rlimits(t.group, group);
   // copy_files: CLONE_FILES shares the table, anything else copies it.
   const files = copy_files(t, (flags & CLONE_FILES) !== 0);
   const sighand = flags & CLONE_SIGHAND ? t.sighand : t.sighand.clone();
@@ -192,10 +200,24 @@ export interface CopyStats {
 function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct, stats: CopyStats): KPath {
   yield* mmap_write_lock(k, pc, oldmm, t);
   let retval = 0;
+  // The address space's size and kinds are the parent's, less what is not copied; locked_vm
+  // and def_flags start at 0 (mm_init: def_flags keeps only VM_NOHUGEPAGE).
+  // dup_mm copies the mm_struct: the break and the data's bounds too.
+  mm.start_brk = oldmm.start_brk;
+  mm.brk = oldmm.brk;
+  mm.start_data = oldmm.start_data;
+  mm.end_data = oldmm.end_data;
+  mm.total_vm = oldmm.total_vm;
+  mm.data_vm = oldmm.data_vm;
+  mm.exec_vm = oldmm.exec_vm;
+  mm.stack_vm = oldmm.stack_vm;
   for (const mpnt of oldmm.vmas.list) {
-    if (mpnt.vm_flags & VM_DONTCOPY) continue;
+    if (mpnt.vm_flags & VM_DONTCOPY) {
+      vm_stat_account(mm, mpnt.vm_flags, -(mpnt.vm_end - mpnt.vm_start) / 4096, mpnt.shadowStack);
+      continue;
+    }
     const tmp = mpnt.dup();
-    tmp.vm_flags &= ~VM_LOCKED;
+    tmp.vm_flags &= ~VM_LOCKED_MASK;
     if (mpnt.anon_vma && !(mpnt.vm_flags & VM_WIPEONFORK)) tmp.anon_vma = { id: k.nextObjectId(), forked: true };
     mm.vmas.list.push(tmp);
     if (tmp.vm_flags & VM_WIPEONFORK) continue;
@@ -491,6 +513,7 @@ export function newProcess(k: Kernel, mm: MmStruct): Task | null {
   if (ptiStack === null) return null;
   const tid = k.alloc_pid();
   const group = new ThreadGroup(tid);
+  init_rlimits(k, group);
   const task = new Task(tid, group, null, mm, new SigHand(), null);
   if (ptiStack !== 'none') task.ptiStack = ptiStack;
   task.files = initial_files(k);

@@ -86,7 +86,7 @@ function is_cow_mapping(vm_flags: number): boolean {
  * a read needs VM_READ unless FOLL_FORCE and VM_MAYREAD; FOLL_ANON refuses file memory. The
  * protection-key check is skipped for FOLL_REMOTE (arch_vma_access_permitted's `foreign`).
  */
-function check_vma_flags(k: Kernel, pc: PerCpu, vma: Vma, gup_flags: number): number {
+export function check_vma_flags(k: Kernel, pc: PerCpu, vma: Vma, gup_flags: number): number {
   const vm_flags = vma.vm_flags;
   const write = (gup_flags & FOLL_WRITE) !== 0;
   if (gup_flags & FOLL_ANON && !vma_is_anonymous(vma)) return -EFAULT;

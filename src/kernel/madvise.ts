@@ -1,6 +1,16 @@
 /**
- * madvise (mm/madvise.c) for MADV_DONTNEED, MADV_FREE, MADV_COLD and MADV_PAGEOUT on
- * anonymous memory: the argument checks in Linux's order, then per VMA.
+ * madvise (mm/madvise.c), with 6.12's order of argument checks, then per VMA
+ * (madvise_walk_vmas → madvise_vma_behavior), for every advice that touches what the model has:
+ *
+ * - flags on the VMAs, split and merged as madvise_update_vma does, under mmap_lock for
+ *   writing: MADV_NORMAL, MADV_SEQUENTIAL, MADV_RANDOM (VM_SEQ_READ, VM_RAND_READ: read-ahead
+ *   hints the model has no use for), MADV_DONTFORK and MADV_DOFORK (VM_DONTCOPY: fork leaves
+ *   the VMA out), MADV_WIPEONFORK and MADV_KEEPONFORK (VM_WIPEONFORK: the child gets the VMA
+ *   empty; private anonymous memory only), MADV_DONTDUMP and MADV_DODUMP (VM_DONTDUMP);
+ * - pages, under mmap_lock for reading: MADV_DONTNEED (and MADV_DONTNEED_LOCKED, which also
+ *   takes VM_LOCKED VMAs) zaps the range; MADV_FREE, MADV_COLD and MADV_PAGEOUT as below;
+ *   MADV_WILLNEED reads swapped-out pages into the swap cache; MADV_POPULATE_READ and
+ *   MADV_POPULATE_WRITE fault the range in; MADV_REMOVE punches a hole in a shared mapping's shmem object.
  *
  * MADV_FREE (madvise_free_pte_range) makes each anonymous page clean and old (its PTE cleared,
  * rewritten with D and A off, and flushed) and lazyfree (folio_mark_lazyfree: no longer
@@ -13,13 +23,19 @@
  * deactivates the folio; PAGEOUT isolates it and, once the PTE table's lock is dropped,
  * reclaims it (vmscan.ts reclaim_pages).
  *
- * XXX: other advice values are -EINVAL; MADV_COLD and MADV_PAGEOUT leave shmem pages alone
- * (the model has no shmem swap-out); the LRU lists are flags (PG_lru, PG_active), not lists.
+ * XXX: the model has no KSM, transparent huge pages or memory failure, so MADV_MERGEABLE,
+ * MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLLAPSE, MADV_HWPOISON and
+ * MADV_SOFT_OFFLINE are -EINVAL (Debian's 6.12 accepts them); no mseal (can_modify_vma_madv
+ * always allows); no VM_DROPPABLE flag (MADV_KEEPONFORK and MADV_DODUMP accept a MAP_DROPPABLE
+ * mapping, which Linux refuses); a private /dev/zero mapping counts as having no file
+ * (MADV_WIPEONFORK takes it); MADV_COLD and MADV_PAGEOUT leave
+ * shmem pages alone (the model has no shmem swap-out); the LRU lists are flags (PG_lru,
+ * PG_active), not lists.
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { tlb_adjust_range, tlb_finish_mmu, tlb_gather_mmu, unmap_page_range, type mmu_gather } from './zap.js';
-import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
+import { DEFAULT_MAX_MAP_COUNT, mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { PG_active, PG_anon, PG_dirty, PG_locked, PG_lru, PG_referenced, PG_swapbacked, PG_swapcache, PG_workingset } from './page.js';
 import { __pte, pgtableIndex, pmd_addr_end, pte_dirty, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, swp_offset, _PAGE_SPECIAL } from './pgtable.js';
 import { PTE_A } from '../hw/pte.js';
@@ -27,21 +43,71 @@ import { STEP_ATOMIC, STEP_READ, STEP_WRITE, type KPath, type KSteps } from './s
 import { folio_free_swap, free_swap_and_cache } from './swap.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
-import { EINVAL, ENOMEM, MADV_COLD, MADV_DONTNEED, MADV_FREE, MADV_PAGEOUT } from './uapi.js';
-import { VM_LOCKED, type Vma } from './vma.js';
+import {
+  EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, MADV_COLD, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP, MADV_DONTFORK, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
+  MADV_KEEPONFORK, MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_WIPEONFORK,
+} from './uapi.js';
+import {
+  VM_DONTCOPY, VM_DONTDUMP, VM_IO, VM_LOCKED, VM_MAYWRITE, VM_PFNMAP, VM_RAND_READ, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, type Vma,
+} from './vma.js';
+import { check_vma_flags, __get_user_page_locked, FOLL_TOUCH, FOLL_WRITE } from './gup.js';
+import type { MmStruct } from './mm.js';
+import { cond_resched } from './sched.js';
+import { read_swap_cache_async } from './swap.js';
 import { folio_isolate_lru, folio_list, reclaim_pages } from './vmscan.js';
 
-/** madvise_behavior_valid, for the advice the model has. */
+/** madvise_behavior_valid, for the advice the model has (see the header for the rest). */
 function madvise_behavior_valid(behavior: number): boolean {
-  return behavior === MADV_DONTNEED || behavior === MADV_FREE || behavior === MADV_COLD || behavior === MADV_PAGEOUT;
+  switch (behavior) {
+    case MADV_DOFORK:
+    case MADV_DONTFORK:
+    case MADV_NORMAL:
+    case MADV_SEQUENTIAL:
+    case MADV_RANDOM:
+    case MADV_REMOVE:
+    case MADV_WILLNEED:
+    case MADV_DONTNEED:
+    case MADV_DONTNEED_LOCKED:
+    case MADV_FREE:
+    case MADV_COLD:
+    case MADV_PAGEOUT:
+    case MADV_POPULATE_READ:
+    case MADV_POPULATE_WRITE:
+    case MADV_DONTDUMP:
+    case MADV_DODUMP:
+    case MADV_WIPEONFORK:
+    case MADV_KEEPONFORK:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** madvise_need_mmap_write: the advice that changes VMAs takes mmap_lock for writing, the rest for reading. */
+function madvise_need_mmap_write(behavior: number): boolean {
+  switch (behavior) {
+    case MADV_REMOVE:
+    case MADV_WILLNEED:
+    case MADV_DONTNEED:
+    case MADV_DONTNEED_LOCKED:
+    case MADV_COLD:
+    case MADV_PAGEOUT:
+    case MADV_FREE:
+    case MADV_POPULATE_READ:
+    case MADV_POPULATE_WRITE:
+      return false;
+    default:
+      return true;
+  }
 }
 
 /**
- * madvise(start, len_in, behavior): -EINVAL for advice the model lacks, a misaligned start,
- * a length that overflows when page-aligned, or an end below start; 0 for an empty range.
- * Then, under mmap_lock for reading, each VMA in the range (madvise_walk_vmas); a hole gives
- * -ENOMEM after the mapped parts are done. MADV_DONTNEED, MADV_COLD and MADV_PAGEOUT refuse a
- * VM_LOCKED VMA (-EINVAL); MADV_FREE also a shmem one.
+ * madvise(start, len_in, behavior) (do_madvise), in Linux's order: advice the model lacks, a
+ * misaligned start, a length that overflows when page-aligned, or an end that wraps (-EINVAL);
+ * 0 for an empty range. Then under mmap_lock (for writing for the advice that changes VMAs):
+ * MADV_POPULATE_READ and MADV_POPULATE_WRITE fault the range in (madvise_populate); any other
+ * advice visits each VMA of the range (madvise_walk_vmas), a hole giving -ENOMEM once the rest
+ * is done, the first VMA's error ending it.
  */
 export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const [start, lenIn] = a;
@@ -54,52 +120,254 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]
   if (end > 0xffffffffffffffffn) return -EINVAL;
   if (end === start) return 0;
   const mm = t.mm!;
+  const write = madvise_need_mmap_write(behavior);
   return (function* (): KPath {
-    yield* mmap_read_lock(k, pc, mm);
-    let err = 0;
-    let unmapped = false;
-    const s = Number(start);
-    const e = end > BigInt(mm.task_size) ? mm.task_size : Number(end);
-    let at = s;
-    for (const vma of mm.vmas.list.filter((v) => v.vm_end > s && v.vm_start < e)) {
-      if (vma.vm_start > at) unmapped = true;
-      const from = Math.max(s, vma.vm_start);
-      const to = Math.min(e, vma.vm_end);
-      at = to;
-      if (behavior === MADV_COLD || behavior === MADV_PAGEOUT) {
-        // madvise_cold / madvise_pageout: can_madv_lru_vma.
-        if (vma.vm_flags & VM_LOCKED) {
-          err = -EINVAL;
-          break;
-        }
-        const tlb = tlb_gather_mmu(mm);
-        for (let va = from; va < to; va = pmd_addr_end(va, to)) {
-          yield* madvise_cold_or_pageout_pte_range(k, pc, t, tlb, vma, va, pmd_addr_end(va, to), behavior === MADV_PAGEOUT);
-        }
-        yield* tlb_finish_mmu(k, pc, tlb);
-        continue;
+    if (write) yield* mmap_write_lock(k, pc, mm, t);
+    else yield* mmap_read_lock(k, pc, mm);
+    // Past the top of user space there is no VMA: a hole.
+    const s = start >= BigInt(mm.task_size) ? mm.task_size : Number(start);
+    const e = end > BigInt(mm.task_size) ? mm.task_size + 4096 : Number(end);
+    let error: number;
+    if (behavior === MADV_POPULATE_READ || behavior === MADV_POPULATE_WRITE) error = yield* madvise_populate(k, pc, t, mm, s, e, behavior);
+    else error = yield* madvise_walk_vmas(k, pc, t, mm, s, e, behavior);
+    if (write) yield* mmap_write_unlock(pc, mm);
+    else yield* mmap_read_unlock(pc, mm);
+    return error;
+  })();
+}
+
+/**
+ * madvise_walk_vmas: madvise_vma_behavior on each VMA's part of [start, end), in order; a VMA's
+ * error ends the walk; a hole (or nothing at all) makes the result -ENOMEM once the VMAs after
+ * it are done. The next VMA is looked up after the previous one's visit, which may have split or
+ * merged it.
+ */
+function* madvise_walk_vmas(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start: number, end: number, behavior: number): KSteps<number> {
+  let vma = mm.vmas.find_vma(start);
+  let unmapped_error = 0;
+  for (;;) {
+    if (!vma) return -ENOMEM;
+    if (start < vma.vm_start) {
+      unmapped_error = -ENOMEM;
+      start = vma.vm_start;
+      if (start >= end) break;
+    }
+    const tmp = Math.min(vma.vm_end, end);
+    const r = yield* madvise_vma_behavior(k, pc, t, mm, vma, start, tmp, behavior);
+    if (typeof r === 'number') return r;
+    // *prev: the VMA now covering the visited part (null when mmap_lock was dropped).
+    start = r ? Math.max(tmp, r.vm_end) : tmp;
+    if (start >= end) break;
+    vma = mm.vmas.find_vma(r ? r.vm_end : start);
+  }
+  return unmapped_error;
+}
+
+/**
+ * madvise_vma_behavior for [start, end) of `vma`: the advice that acts on pages runs here
+ * (MADV_REMOVE, MADV_WILLNEED, MADV_COLD, MADV_PAGEOUT, MADV_FREE, MADV_DONTNEED,
+ * MADV_DONTNEED_LOCKED); the rest computes the VMA's new flags, refusing MADV_DOFORK on VM_IO,
+ * MADV_WIPEONFORK on a file or shared mapping and MADV_DODUMP on a VM_SPECIAL one (-EINVAL),
+ * and applies them (madvise_update_vma), its -ENOMEM made -EAGAIN. Returns an error, the VMA
+ * now covering `start` (`*prev`), or null when mmap_lock was dropped meanwhile.
+ */
+function* madvise_vma_behavior(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, behavior: number): KSteps<number | Vma | null> {
+  let new_flags = vma.vm_flags;
+  let r = 0;
+  switch (behavior) {
+    case MADV_REMOVE:
+      r = yield* madvise_remove(k, pc, mm, vma, start, end);
+      // *prev = NULL: mmap_lock was dropped; the walk looks the next VMA up again.
+      return r || null;
+    case MADV_WILLNEED:
+      yield* madvise_willneed(k, pc, t, mm, vma, start, end);
+      return vma;
+    case MADV_COLD:
+    case MADV_PAGEOUT: {
+      // madvise_cold / madvise_pageout: can_madv_lru_vma.
+      if (vma.vm_flags & (VM_LOCKED | VM_PFNMAP)) return -EINVAL;
+      const tlb = tlb_gather_mmu(mm);
+      for (let va = start; va < end; va = pmd_addr_end(va, end)) {
+        yield* madvise_cold_or_pageout_pte_range(k, pc, t, tlb, vma, va, pmd_addr_end(va, end), behavior === MADV_PAGEOUT);
       }
-      if (behavior === MADV_DONTNEED) {
-        if (vma.vm_flags & VM_LOCKED) {
-          err = -EINVAL;
-          break;
-        }
-        // madvise_dontneed_single_vma: zap_page_range_single.
-        const tlb = tlb_gather_mmu(mm);
+      yield* tlb_finish_mmu(k, pc, tlb);
+      return vma;
+    }
+    case MADV_FREE:
+    case MADV_DONTNEED:
+    case MADV_DONTNEED_LOCKED: {
+      // madvise_dontneed_free: madvise_dontneed_free_valid_vma.
+      if (vma.vm_flags & (VM_PFNMAP | (behavior === MADV_DONTNEED_LOCKED ? 0 : VM_LOCKED))) return -EINVAL;
+      if (behavior === MADV_FREE) {
+        // madvise_free_single_vma: anonymous memory only.
+        if (vma.shmem) return -EINVAL;
+        yield* madvise_free_pte_range(k, pc, t, start, end);
+        return vma;
+      }
+      // madvise_dontneed_single_vma: zap_page_range_single.
+      const tlb = tlb_gather_mmu(mm);
+      yield* unmap_page_range(k, pc, tlb, start, end);
+      yield* tlb_finish_mmu(k, pc, tlb);
+      return vma;
+    }
+    case MADV_NORMAL:
+      new_flags &= ~(VM_RAND_READ | VM_SEQ_READ);
+      break;
+    case MADV_SEQUENTIAL:
+      new_flags = (new_flags & ~VM_RAND_READ) | VM_SEQ_READ;
+      break;
+    case MADV_RANDOM:
+      new_flags = (new_flags & ~VM_SEQ_READ) | VM_RAND_READ;
+      break;
+    case MADV_DONTFORK:
+      new_flags |= VM_DONTCOPY;
+      break;
+    case MADV_DOFORK:
+      if (vma.vm_flags & VM_IO) return -EINVAL;
+      new_flags &= ~VM_DONTCOPY;
+      break;
+    case MADV_WIPEONFORK:
+      // vma->vm_file: a file or shared anonymous (shmem) mapping has an object.
+      if (vma.shmem || vma.vm_flags & VM_SHARED) return -EINVAL;
+      new_flags |= VM_WIPEONFORK;
+      break;
+    case MADV_KEEPONFORK:
+      new_flags &= ~VM_WIPEONFORK;
+      break;
+    case MADV_DONTDUMP:
+      new_flags |= VM_DONTDUMP;
+      break;
+    case MADV_DODUMP:
+      if (new_flags & VM_SPECIAL) return -EINVAL;
+      new_flags &= ~VM_DONTDUMP;
+      break;
+  }
+  const u = madvise_update_vma(mm, vma, start, end, new_flags);
+  return u === -ENOMEM ? -EAGAIN : u;
+}
+
+/**
+ * madvise_update_vma: gives [start, end) of `vma` the flags `new_flags`, splitting at the edges
+ * (-ENOMEM at sysctl_max_map_count) and merging with the neighbours (vma_modify_flags_name).
+ * Returns an error or the VMA now covering `start`. Changes no page table.
+ */
+function madvise_update_vma(mm: MmStruct, vma: Vma, start: number, end: number, new_flags: number): number | Vma {
+  if (new_flags === vma.vm_flags) return vma;
+  if (start > vma.vm_start) {
+    if (mm.vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+    vma = mm.vmas.split(vma, start);
+  }
+  if (end < vma.vm_end) {
+    if (mm.vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+    mm.vmas.split(vma, end);
+  }
+  vma.vm_flags = new_flags;
+  return mm.vmas.mergeAround(vma);
+}
+
+/**
+ * madvise_remove, in its order: a VM_LOCKED VMA or one without a file (-EINVAL), a mapping that
+ * is not shared and writable (-EACCES). Then, mmap_lock dropped, vfs_fallocate's
+ * FALLOC_FL_PUNCH_HOLE on the shmem object (shmem_fallocate): a memfd sealed against writing
+ * refuses (-EPERM); otherwise the range's pages are unmapped from every shared mapping of the
+ * object (unmap_mapping_range without even_cows) and dropped from it (shmem_truncate_range), so
+ * the next access finds a zeroed page; mmap_lock is taken again. XXX: a private mapping of the
+ * file keeps mapping a dropped page it had faulted in read-only (Linux zaps the page-cache pages
+ * there too, keeping only the copies).
+ */
+function* madvise_remove(k: Kernel, pc: PerCpu, mm: MmStruct, vma: Vma, start: number, end: number): KSteps<number> {
+  if (vma.vm_flags & VM_LOCKED) return -EINVAL;
+  const mapping = vma.shmem;
+  if (!mapping) return -EINVAL;
+  if ((vma.vm_flags & (VM_SHARED | VM_MAYWRITE)) !== (VM_SHARED | VM_MAYWRITE)) return -EACCES;
+  const first = vma.vm_pgoff + (start - vma.vm_start) / 4096;
+  const last = first + (end - start) / 4096;
+  yield* mmap_read_unlock(pc, mm);
+  let error = 0;
+  if (mapping.file && mapping.file.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) error = -EPERM;
+  else {
+    // unmap_mapping_range(mapping, first, last - first, 0): each shared mapping of the pages, in every mm.
+    for (const m of [...k.mms]) {
+      if (m.dead) continue;
+      for (const v of [...m.vmas.list]) {
+        if (v.shmem !== mapping || !(v.vm_flags & VM_SHARED)) continue;
+        const from = Math.max(v.vm_start, v.vm_start + (first - v.vm_pgoff) * 4096);
+        const to = Math.min(v.vm_end, v.vm_start + (last - v.vm_pgoff) * 4096);
+        if (from >= to) continue;
+        const tlb = tlb_gather_mmu(m);
         yield* unmap_page_range(k, pc, tlb, from, to);
         yield* tlb_finish_mmu(k, pc, tlb);
-        continue;
       }
-      if (vma.shmem || vma.vm_flags & VM_LOCKED) {
-        err = -EINVAL;
-        break;
-      }
-      yield* madvise_free_pte_range(k, pc, t, from, to);
     }
-    if (!err && (at < e || unmapped)) err = -ENOMEM;
-    yield* mmap_read_unlock(pc, mm);
-    return err;
-  })();
+    // shmem_truncate_range: the object lets go of the pages.
+    for (const [index, pfn] of [...mapping.pages]) {
+      if (index < first || index >= last) continue;
+      mapping.pages.delete(index);
+      k.pages.put_page(pfn);
+    }
+  }
+  yield* mmap_read_lock(k, pc, mm);
+  return error;
+}
+
+/**
+ * madvise_willneed for anonymous memory (swapin_walk_pmd_entry): each swap entry of the range,
+ * read under the page-table lock, has its page read into the swap cache with the lock dropped
+ * (read_swap_cache_async, a step; the reference it gives is put at once). The PTEs stay swap
+ * entries: the next access maps the cached page. XXX: shmem (shmem_swapin_range) has no swap
+ * in the model, so a shmem mapping is left alone.
+ */
+function* madvise_willneed(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number): KSteps<void> {
+  if (vma.shmem) return;
+  const mem = k.machine.mem;
+  for (let va = start; va < end; va = pmd_addr_end(va, end)) {
+    const to = pmd_addr_end(va, end);
+    if (mm.pgtables.pteTable(va, false) < 0) continue;
+    let locked = false;
+    for (let addr = va; addr < to; addr += 4096) {
+      if (!locked) {
+        yield* spin_lock_ptl(pc, mm, t);
+        locked = true;
+      }
+      const table = mm.pgtables.pteTable(addr, false);
+      const i = pgtableIndex(addr, 1);
+      if (table < 0) break;
+      pc.touch = table * 4096 + i * 8;
+      yield STEP_READ;
+      const lo = mem.readLo(table, i);
+      const hi = mem.readHi(table, i);
+      if (pte_none(lo, hi) || pte_present(lo)) continue;
+      const offset = swp_offset(lo, hi);
+      yield* spin_unlock_ptl(pc, mm);
+      locked = false;
+      pc.touch = -1;
+      yield STEP_ATOMIC;
+      const folio = read_swap_cache_async(k, offset);
+      if (folio >= 0) k.pages.put_page(folio);
+    }
+    if (locked) yield* spin_unlock_ptl(pc, mm);
+    yield* cond_resched(k, pc, t);
+  }
+}
+
+/**
+ * madvise_populate (faultin_page_range with FOLL_MADV_POPULATE, __get_user_pages): each page of
+ * [start, end), the VMA looked up for it: no VMA is -ENOMEM, a VMA check_vma_flags refuses
+ * (a write to a read-only mapping, any access to PROT_NONE or a key the thread's PKRU denies)
+ * -EINVAL; then faulted in, reading or writing (breaking COW): a SIGBUS or SIGSEGV fault is
+ * -EFAULT, running out of memory -ENOMEM. XXX: no hardware poison, so never -EHWPOISON.
+ */
+function* madvise_populate(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start: number, end: number, behavior: number): KSteps<number> {
+  const gup_flags = FOLL_TOUCH | (behavior === MADV_POPULATE_WRITE ? FOLL_WRITE : 0);
+  for (let addr = start; addr < end; addr += 4096) {
+    const vma = mm.vmas.vma_lookup(addr);
+    if (!vma) return -ENOMEM;
+    if (check_vma_flags(k, pc, vma, gup_flags)) return -EINVAL;
+    const r = yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags);
+    if (r === -ENOMEM) return -ENOMEM;
+    if (r < 0) return -EFAULT;
+  }
+  return 0;
 }
 
 /**

@@ -37,7 +37,7 @@ export function* sys_memfd_create(k: Kernel, pc: PerCpu, t: Task, a: readonly bi
   const name = yield* strncpy_from_user(k, pc, t, a[0], MFD_NAME_MAX_LEN + 1);
   if (name === -ENAMETOOLONG) return -EINVAL;
   if (typeof name === 'number') return -EFAULT;
-  const fd = get_unused_fd_flags(t.files!, flags & MFD_CLOEXEC ? O_CLOEXEC : 0);
+  const fd = get_unused_fd_flags(t, flags & MFD_CLOEXEC ? O_CLOEXEC : 0);
   if (fd < 0) return fd;
   // alloc_file: the model has no hugetlbfs.
   if (flags & MFD_HUGETLB) {

@@ -48,6 +48,20 @@ export class MmStruct {
   task_size: number;
   /** Pages of private writable mappings charged against the commit limit (VM_ACCOUNT). */
   committed = 0;
+  /** total_vm, data_vm, exec_vm, stack_vm: pages mapped, and of them private writable, executable and stack ones (vm_stat_account). */
+  total_vm = 0;
+  data_vm = 0;
+  exec_vm = 0;
+  stack_vm = 0;
+  /** locked_vm: pages of VM_LOCKED mappings, checked against RLIMIT_MEMLOCK. */
+  locked_vm = 0;
+  /** start_brk and brk: the heap's start and the program break; start_data and end_data: the image's data (binfmt_elf). */
+  start_brk = 0;
+  brk = 0;
+  start_data = 0;
+  end_data = 0;
+  /** def_flags: flags every new mapping gets (VM_LOCKED, VM_LOCKONFAULT after mlockall MCL_FUTURE). */
+  def_flags = 0;
   /** Resident anonymous and shmem pages mapped (MM_ANONPAGES + MM_SHMEMPAGES). */
   rss = 0;
   /** MM_SWAPENTS: swap PTEs in the page tables. */

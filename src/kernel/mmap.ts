@@ -4,9 +4,13 @@
  * (shared or private; their pages are the file's page cache) and /dev/zero. Arguments arrive
  * as 64-bit values (bigint) and are checked exactly before any becomes a number.
  *
+ * The address space's size is accounted (vm_stat_account) and held to RLIMIT_AS and RLIMIT_DATA
+ * (may_expand_vm); VM_LOCKED mappings (MAP_LOCKED, or any after mlockall(MCL_FUTURE)) to
+ * RLIMIT_MEMLOCK (mlock_future_ok) in mm->locked_vm; MAP_POPULATE and locked mappings are
+ * faulted in after mmap_lock is dropped (mm_populate, mlock.ts).
+ *
  * XXX: no hugetlb (MAP_HUGETLB is ENOMEM, as with no huge pages reserved), no transparent huge pages
- * (so no 2 MiB alignment of hint-less 2 MiB-multiple mappings), no MAP_POPULATE pre-faulting,
- * no mlock accounting, and the caller has no CAP_SYS_RAWIO.
+ * (so no 2 MiB alignment of hint-less 2 MiB-multiple mappings), and the caller has no CAP_SYS_RAWIO.
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { TASK_SIZE } from './kernel.js';
@@ -20,15 +24,17 @@ import type { Task } from './task.js';
 import { fdArg, fdget, FMODE_READ, FMODE_WRITE, type File } from './file.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import {
-  EACCES, EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, MAP_ANONYMOUS, MAP_SHARED_VALIDATE, MAP_DROPPABLE, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_HUGETLB,
+  EACCES, EAGAIN, EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, MAP_ANONYMOUS, MAP_SHARED_VALIDATE, MAP_DROPPABLE, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_HUGETLB,
   MAP_32BIT, MAP_DENYWRITE, MAP_EXECUTABLE, MAP_LOCKED, MAP_NONBLOCK, MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_STACK, MAP_UNINITIALIZED, MAP_SHARED, MAP_TYPE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_SEM, PROT_WRITE,
 } from './uapi.js';
 import {
-  ShmemObject, Vma, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE,
+  ShmemObject, Vma, VM_ACCESS_FLAGS, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_LOCKED_MASK, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE,
   VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE,
 } from './vma.js';
 import { STACK_GUARD_GAP } from './fault.js';
 import { arch_override_mprotect_pkey, execute_only_pkey, mm_pkey_is_allocated } from './pkeys.js';
+import { __mm_populate, can_do_mlock, populate_vma_page_range, vma_supports_mlock } from './mlock.js';
+import { may_expand_vm, mlock_future_ok, vm_stat_account } from './vm_account.js';
 
 /** sysctl vm.max_map_count default. */
 export const DEFAULT_MAX_MAP_COUNT = 65530;
@@ -93,7 +99,7 @@ function* with_mmap_write_lock(k: Kernel, pc: PerCpu, mm: MmStruct, t: Task, bod
 export const SHSTK_GUARD_GAP = 4096;
 
 /** vm_start_gap: a grows-down stack keeps stack_guard_gap free below it, a shadow stack one page. */
-function vm_start_gap(v: Vma): number {
+export function vm_start_gap(v: Vma): number {
   if (v.vm_flags & VM_GROWSDOWN) return Math.max(0, v.vm_start - STACK_GUARD_GAP);
   if (v.shadowStack) return Math.max(0, v.vm_start - SHSTK_GUARD_GAP);
   return v.vm_start;
@@ -136,7 +142,7 @@ function unmapped_area(mm: MmStruct, len: number, low: number, high: number, sta
  * the range fits below TASK_SIZE and is free; otherwise the top-down search below mmap_base,
  * then the bottom-up one from mmap_legacy_base. Returns an address or -ENOMEM.
  */
-function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean, map32bit: boolean, shadowStack: boolean): number {
+export function get_unmapped_area(k: Kernel, mm: MmStruct, addr: number, len: number, fixed: boolean, map32bit: boolean, shadowStack: boolean): number {
   // stack_guard_placement: a new shadow stack also needs its guard page free below it; MAP_ABOVE4G.
   const startGap = shadowStack ? SHSTK_GUARD_GAP : 0;
   if (len > mm.task_size) return -ENOMEM;
@@ -180,7 +186,18 @@ export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): 
     file = fdget(t, fdArg(fd));
     if (!file) return -EBADF;
   } else if (f & MAP_HUGETLB) return -ENOMEM;
-  return with_mmap_write_lock(k, pc, t.mm!, t, do_mmap_locked(k, pc, t.mm!, addr, len, Number(prot & 0xffffffffn), f, off >> 12n, 0, false, file));
+  // vm_mmap_pgoff: do_mmap under mmap_lock, then, the lock dropped, mm_populate of what do_mmap asks.
+  return (function* (): KPath {
+    const populate: MmapPopulate = { len: 0 };
+    const ret = yield* with_mmap_write_lock(k, pc, t.mm!, t, do_mmap_locked(k, pc, t.mm!, addr, len, Number(prot & 0xffffffffn), f, off >> 12n, 0, false, file, populate));
+    if (ret >= 0 && populate.len > 0) yield* __mm_populate(k, pc, t, ret, populate.len, true);
+    return ret;
+  })();
+}
+
+/** do_mmap's `populate` out-parameter: the bytes vm_mmap_pgoff is to fault in once mmap_lock is dropped. */
+export interface MmapPopulate {
+  len: number;
 }
 
 /**
@@ -188,7 +205,8 @@ export function sys_mmap(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): 
  * `extraVmFlags` are do_mmap's vm_flags argument; `shadowStack` makes a VM_SHADOW_STACK VMA
  * (alloc_shstk passes VM_WRITE with it and PROT_READ as prot).
  */
-export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint, extraVmFlags = 0, shadowStack = false, file: File | null = null): KPath {
+export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bigint, lenArg: bigint, prot: number, flags: number, pgoffArg: bigint, extraVmFlags = 0, shadowStack = false, file: File | null = null, populate: MmapPopulate | null = null): KPath {
+  const t = pc.current!;
   if (lenArg === 0n) return -EINVAL;
   if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
   let addr64 = addrArg;
@@ -224,9 +242,11 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
     pkey = execute_only_pkey(k, pc, mm);
     if (pkey < 0) pkey = 0;
   }
-  let vmFlags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | extraVmFlags;
+  let vmFlags = calc_vm_prot_bits(prot) | mm.def_flags | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | extraVmFlags;
   if (flags & MAP_GROWSDOWN) vmFlags |= VM_GROWSDOWN;
   if (flags & MAP_LOCKED) vmFlags |= VM_LOCKED;
+  if (flags & MAP_LOCKED && !can_do_mlock(t)) return -EPERM;
+  if (!mlock_future_ok(t, mm, vmFlags, len)) return -EAGAIN;
   let pgoff: number;
   // The file's checks (do_mmap's `if (file)`): a shared writable mapping needs a file open for
   // writing and one open read-only maps shared without VM_SHARED; any mapping needs it open for
@@ -278,8 +298,11 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
     default:
       return -EINVAL;
   }
+  // MAP_NORESERVE: VM_NORESERVE unless overcommit_memory is OVERCOMMIT_NEVER (the model's is 0, the heuristic).
   if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
-  // mmap_region: charge a private writable mapping before touching the old ones.
+  // mmap_region: the address space limits, counting the pages of the mappings replaced as freed.
+  if (!may_expand_vm(t, mm, vmFlags, len / 4096 - mapped_pages(mm, addr, addr + len))) return -ENOMEM;
+  // Charge a private writable mapping before touching the old ones.
   let charged = 0;
   if ((vmFlags & (VM_WRITE | VM_SHARED | VM_NORESERVE)) === VM_WRITE) {
     charged = len / 4096;
@@ -299,8 +322,24 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
   }
   mm.committed += charged;
   mm.vmas.insert(vma);
+  vm_stat_account(mm, vmFlags, len / 4096, shadowStack);
+  if (vmFlags & VM_LOCKED) {
+    if (!vma_supports_mlock(vma)) vma.vm_flags &= ~VM_LOCKED_MASK;
+    else mm.locked_vm += len / 4096;
+  }
   if (!vma.shmem) mm.vmas.mergeAround(vma);
+  // do_mmap: a locked mapping, or MAP_POPULATE without MAP_NONBLOCK, is populated by the caller.
+  if (populate && (vmFlags & VM_LOCKED || (flags & (MAP_POPULATE | MAP_NONBLOCK)) === MAP_POPULATE)) populate.len = len;
   return addr;
+}
+
+/** vms_gather_munmap_vmas's nr_pages: the pages of [start, end) that VMAs map. */
+function mapped_pages(mm: MmStruct, start: number, end: number): number {
+  let n = 0;
+  for (let v = mm.vmas.find_vma_intersection(start, end); v && v.vm_start < end; v = mm.vmas.find_vma(v.vm_end)) {
+    n += (Math.min(end, v.vm_end) - Math.max(start, v.vm_start)) / 4096;
+  }
+  return n;
 }
 /** LEGACY_MAP_MASK (include/linux/mman.h): the flags MAP_SHARED_VALIDATE accepts. */
 const LEGACY_MAP_MASK =
@@ -343,7 +382,11 @@ export function* do_vmi_munmap(k: Kernel, pc: PerCpu, mm: MmStruct, start: numbe
   const freed = mm.pgtables.freePteTables(Math.max(floor, 0), ceiling) > 0;
   for (const v of doomed) {
     vmas.remove(v);
-    if (v.vm_flags & VM_ACCOUNT) mm.committed -= (v.vm_end - v.vm_start) / 4096;
+    // vms_complete_munmap_vmas: locked_vm, total_vm and the kinds' counts lose the pages.
+    const nrpages = (v.vm_end - v.vm_start) / 4096;
+    if (v.vm_flags & VM_LOCKED) mm.locked_vm -= nrpages;
+    vm_stat_account(mm, v.vm_flags, -nrpages, v.shadowStack);
+    if (v.vm_flags & VM_ACCOUNT) mm.committed -= nrpages;
     if (v.shmem) release_shmem(k, v.shmem);
   }
   if (freed) {
@@ -464,11 +507,17 @@ function* mprotect_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start64:
  */
 function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number, newPkey: number): KSteps<{ error: number; flush: number[] | null; vma?: Vma }> {
   if (newflags === vma.vm_flags && newPkey === vma.vm_pkey) return { error: 0, flush: null, vma };
+  const oldflags = vma.vm_flags;
+  const nrpages = (end - start) / 4096;
   let charged = 0;
-  if (newflags & VM_WRITE && !(vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) {
-    charged = (end - start) / 4096;
-    if (!vm_enough_memory(k, charged)) return { error: -ENOMEM, flush: null };
-    newflags |= VM_ACCOUNT;
+  if (newflags & VM_WRITE) {
+    // Check space limits when area turns into data.
+    if (!may_expand_vm(t, mm, newflags, nrpages) && may_expand_vm(t, mm, oldflags, nrpages)) return { error: -ENOMEM, flush: null };
+    if (!(oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) {
+      charged = nrpages;
+      if (!vm_enough_memory(k, charged)) return { error: -ENOMEM, flush: null };
+      newflags |= VM_ACCOUNT;
+    }
   }
   const splits = (start > vma.vm_start ? 1 : 0) + (end < vma.vm_end ? 1 : 0);
   if (splits > 0 && mm.vmas.length + splits > DEFAULT_MAX_MAP_COUNT) return { error: -ENOMEM, flush: null };
@@ -478,5 +527,9 @@ function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma,
   vma.vm_flags = newflags;
   vma.vm_pkey = newPkey;
   const flush = yield* change_protection(k, pc, t, vma, start, end);
+  // A private VM_LOCKED VMA becoming writable: break COW now rather than at the first write.
+  if ((oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) === VM_LOCKED && newflags & VM_WRITE) yield* populate_vma_page_range(k, pc, t, vma, start, end);
+  vm_stat_account(mm, oldflags, -nrpages, vma.shadowStack);
+  vm_stat_account(mm, newflags, nrpages, vma.shadowStack);
   return { error: 0, flush, vma: mm.vmas.mergeAround(vma) };
 }

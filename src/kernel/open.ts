@@ -48,7 +48,7 @@ function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: big
   if (name === '') return -ENOENT;
   if (flags & __O_TMPFILE) return -EOPNOTSUPP;
   const files = t.files!;
-  const fd = get_unused_fd_flags(files, flags);
+  const fd = get_unused_fd_flags(t, flags);
   if (fd < 0) return fd;
   // path_init: a relative path starts at dfd's directory; AT_FDCWD is the root, the model's only working directory.
   let start = k.vfs.root;

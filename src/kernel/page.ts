@@ -43,6 +43,8 @@ export const PG_referenced = 1 << 10;
 export const PG_locked = 1 << 11;
 /** PG_workingset: the folio was active when deactivated (MADV_COLD, MADV_PAGEOUT). */
 export const PG_workingset = 1 << 12;
+/** PG_mlocked: the folio is mapped by a VM_LOCKED VMA (mlock_folio): not evictable, reclaim leaves it alone. */
+export const PG_mlocked = 1 << 13;
 
 /** The flags of a new anonymous folio once mapped: anonymous, exclusive, swap-backed, on the (inactive) LRU. */
 export const PG_NEW_ANON = PG_anon | PG_anon_exclusive | PG_swapbacked | PG_lru;

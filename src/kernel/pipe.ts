@@ -470,13 +470,13 @@ function create_pipe_files(k: Kernel, t: Task, flags: number): [File, File] {
 function* do_pipe2(k: Kernel, pc: PerCpu, t: Task, fildes: bigint, flags: number): KPath {
   if (flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT | O_NOTIFICATION_PIPE)) return -EINVAL;
   const files = create_pipe_files(k, t, flags);
-  const fdr = get_unused_fd_flags(t.files!, flags);
+  const fdr = get_unused_fd_flags(t, flags);
   if (fdr < 0) {
     fput(files[0]);
     fput(files[1]);
     return fdr;
   }
-  const fdw = get_unused_fd_flags(t.files!, flags);
+  const fdw = get_unused_fd_flags(t, flags);
   if (fdw < 0) {
     put_unused_fd(t.files!, fdr);
     fput(files[0]);

@@ -1,16 +1,17 @@
 /**
  * Unmapping a folio from every page table that maps it, for reclaim (mm/rmap.c try_to_unmap →
  * rmap_walk_anon → try_to_unmap_one). Each mapping's PTE is taken under that mm's page-table
- * lock and cleared and flushed (ptep_clear_flush); its dirty bit goes to the folio. A lazyfree
+ * lock and cleared and flushed (ptep_clear_flush), unless its VMA is VM_LOCKED: then the folio
+ * is mlocked (mlock_vma_folio) and the walk gives up; its dirty bit goes to the folio. A lazyfree
  * folio (MADV_FREE: not swap-backed) is then discarded if it is clean and nothing but the
  * mappings and the caller's isolation holds it, or else the PTE is put back and the folio made
  * swap-backed again; a swap-backed one (in the swap cache after add_to_swap) gets a swap PTE
  * for its slot in each mapping (swap_duplicate).
  *
- * XXX: the anon_vma tree is not modelled. The walk visits, in every live mm, the VMA with an
- * anon_vma covering the folio's address (folio->index: the model has no mremap, so an
- * anonymous page sits at the same address in every mm that maps it) and acts where the PTE
- * maps the folio (page_vma_mapped_walk's check), the same mappings rmap_walk_anon finds.
+ * XXX: the anon_vma tree is not modelled. The walk visits, in every live mm, the VMAs with an
+ * anon_vma that may hold the folio's index (anon_addresses: an mremap-moved VMA keeps its
+ * vm_pgoff) and acts where the PTE maps the folio (page_vma_mapped_walk's check), the same
+ * mappings rmap_walk_anon finds.
  * XXX: TTU_BATCH_FLUSH is not modelled: each PTE is flushed at once (ptep_clear_flush) rather
  * than batched until try_to_unmap_flush; more flushes, never a later one.
  */
@@ -18,11 +19,12 @@ import { ModelError } from '../errors.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import type { MmStruct } from './mm.js';
-import { PG_anon, PG_anon_exclusive, PG_dirty, PG_swapbacked, PG_swapcache } from './page.js';
+import { PG_anon, PG_anon_exclusive, PG_dirty, PG_mlocked, PG_swapbacked, PG_swapcache } from './page.js';
 import { __pte, pte_dirty, pte_pfn, pte_present, pte_swp_mkexclusive, swp_entry_to_pte } from './pgtable.js';
 import { STEP_ATOMIC, STEP_READ, STEP_WRITE, type KSteps } from './steps.js';
 import { swap_duplicate } from './swap.js';
 import type { Task } from './task.js';
+import { VM_LOCKED, type Vma } from './vma.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 
 /**
@@ -30,14 +32,33 @@ import { flush_tlb_mm_range } from './tlbflush.js';
  * until one fails. The caller tests folio_mapped afterwards.
  */
 export function* try_to_unmap(k: Kernel, pc: PerCpu, t: Task, pfn: number): KSteps<void> {
-  const va = k.pages.index[pfn] * 4096;
+  const index = k.pages.index[pfn];
   // rmap_walk_anon: the mms are visited in the order they were made (Kernel.mms).
   for (const mm of [...k.mms]) {
     if (mm.dead || k.pages.mapcount[pfn] === 0) continue;
-    const vma = mm.vmas.list.find((v) => v.vm_start <= va && va < v.vm_end);
-    if (!vma || !vma.anon_vma) continue;
-    if (!(yield* try_to_unmap_one(k, pc, t, mm, pfn, va))) return;
+    for (const [vma, va] of anon_addresses(mm, index)) {
+      if (!(yield* try_to_unmap_one(k, pc, t, mm, vma, pfn, va))) return;
+    }
   }
+}
+
+/**
+ * Where an anonymous folio of `index` may be mapped in `mm`: in each VMA with an anon_vma, its
+ * linear address (vma_address: vm_start plus index - vm_pgoff, which mremap keeps when it moves
+ * a VMA) and the address index * 4096 (the fault path records the address it faulted at as the
+ * index). try_to_unmap_one acts only where the PTE maps the folio, so a candidate too many costs
+ * a look and nothing else.
+ */
+function anon_addresses(mm: MmStruct, index: number): [Vma, number][] {
+  const out: [Vma, number][] = [];
+  for (const v of mm.vmas.list) {
+    if (!v.anon_vma) continue;
+    const lin = v.vm_start + (index - v.vm_pgoff) * 4096;
+    if (lin >= v.vm_start && lin < v.vm_end) out.push([v, lin]);
+    const raw = index * 4096;
+    if (raw !== lin && raw >= v.vm_start && raw < v.vm_end) out.push([v, raw]);
+  }
+  return out;
 }
 
 /**
@@ -49,7 +70,7 @@ export function* try_to_unmap(k: Kernel, pc: PerCpu, t: Task, pfn: number): KSte
  * swap PTE (exclusive if the page was) and a swap reference (swap_duplicate). Returns false
  * when the walk must stop.
  */
-function* try_to_unmap_one(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, pfn: number, va: number): KSteps<boolean> {
+function* try_to_unmap_one(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, pfn: number, va: number): KSteps<boolean> {
   const mem = k.machine.mem;
   const pages = k.pages;
   yield* spin_lock_ptl(pc, mm, t);
@@ -67,6 +88,12 @@ function* try_to_unmap_one(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, pfn: nu
   if (!pte_present(lo) || pte_pfn(lo, hi) !== pfn) {
     yield* spin_unlock_ptl(pc, mm);
     return true;
+  }
+  if (vma.vm_flags & VM_LOCKED) {
+    // The folio is mapped by a VM_LOCKED VMA: mlock_vma_folio, and the walk gives up.
+    pages.flags[pfn] |= PG_mlocked;
+    yield* spin_unlock_ptl(pc, mm);
+    return false;
   }
   const anon_exclusive = (pages.flags[pfn] & PG_anon_exclusive) !== 0;
   // ptep_clear_flush: the entry taken with a locked exchange, then flushed on every CPU of the mm.

@@ -11,14 +11,14 @@
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN } from '../hw/regs.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { arch_get_nopti, arch_set_nopti } from './nopti.js';
-import { RLIMIT_STACK } from './fault.js';
+import { rlimit } from './resource.js';
 import { do_mmap_locked, do_vmi_munmap, mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64, putU64, write_user_shstk_64 } from './uaccess.js';
 import {
   ARCH_GET_NOPTI, ARCH_SET_NOPTI, ARCH_SHSTK_DISABLE, ARCH_SHSTK_LOCK, ARCH_SHSTK_SHSTK, ARCH_SHSTK_STATUS, ARCH_SHSTK_UNLOCK, ARCH_SHSTK_WRSS, ARCH_SHSTK_ENABLE, CLONE_VFORK, CLONE_VM,
-  EFAULT, EINVAL, ENOMEM, ENOSPC, EOPNOTSUPP, EOVERFLOW, EPERM, ERANGE, MAP_ABOVE4G, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, SHADOW_STACK_SET_TOKEN,
+  EFAULT, EINVAL, ENOMEM, ENOSPC, EOPNOTSUPP, EOVERFLOW, EPERM, ERANGE, MAP_ABOVE4G, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, RLIMIT_STACK, SHADOW_STACK_SET_TOKEN,
 } from './uapi.js';
 import { VM_WRITE } from './vma.js';
 
@@ -34,10 +34,11 @@ export function shstk_enabled(t: Task): boolean {
   return (t.shstkFeatures & ARCH_SHSTK_SHSTK) !== 0;
 }
 
-/** adjust_shstk_size: a requested size page-aligned, or the default min(RLIMIT_STACK, 4 GiB). */
-export function adjust_shstk_size(size: number): number {
+/** adjust_shstk_size: a requested size page-aligned, or the default min(RLIMIT_STACK of `t`, 4 GiB). */
+export function adjust_shstk_size(t: Task, size: number): number {
   if (size) return Math.ceil(size / 4096) * 4096;
-  return Math.ceil(Math.min(RLIMIT_STACK, 2 ** 32) / 4096) * 4096;
+  const rlim = rlimit(t, RLIMIT_STACK);
+  return Math.ceil(Number(rlim < 2n ** 32n ? rlim : 2n ** 32n) / 4096) * 4096;
 }
 
 /**
@@ -104,7 +105,7 @@ export function sys_map_shadow_stack(k: Kernel, pc: PerCpu, t: Task, a: readonly
 function* shstk_setup(k: Kernel, pc: PerCpu, t: Task): KPath {
   if (shstk_enabled(t)) return 0;
   if (!k.userShstk) return -EOPNOTSUPP;
-  const size = adjust_shstk_size(0);
+  const size = adjust_shstk_size(t, 0);
   const addr = yield* alloc_shstk(k, pc, t, 0, size, 0, false);
   if (addr < 0) return addr;
   t.ssp = addr + size;
@@ -216,7 +217,7 @@ export function* shstk_alloc_thread_stack(k: Kernel, pc: PerCpu, parent: Task, c
     return 0;
   }
   if (!(clone_flags & CLONE_VM)) return 0;
-  const size = adjust_shstk_size(0);
+  const size = adjust_shstk_size(parent, 0);
   const addr = yield* alloc_shstk(k, pc, parent, 0, size, 0, false);
   if (addr < 0) return addr;
   child.shstkBase = addr;

@@ -2,9 +2,10 @@
  * The syscall table (arch/x86/entry/syscalls/syscall_64.tbl): number, name and handler. A
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
- * Protection keys, shadow stacks, process_vm_readv, the file syscalls and pipes have their own
- * files (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts,
- * pipe.ts, splice.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * Protection keys, shadow stacks, process_vm_readv, locking memory, the break, resource limits,
+ * the file syscalls and pipes have their own files (pkeys.ts, shstk.ts, gup.ts, mlock.ts, brk.ts,
+ * mremap.ts, resource.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts, pipe.ts, splice.ts).
+ * Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
 import { ArgumentError } from '../errors.js';
@@ -25,7 +26,11 @@ import { sys_capget, sys_capset } from './capability.js';
 import { sys_modify_ldt } from './ldt.js';
 import { sys_madvise } from './madvise.js';
 import { sys_sched_getaffinity, sys_sched_setaffinity } from './sched.js';
+import { sys_brk } from './brk.js';
 import { sys_mincore } from './mincore.js';
+import { sys_mremap } from './mremap.js';
+import { sys_mlock, sys_mlock2, sys_mlockall, sys_munlock, sys_munlockall } from './mlock.js';
+import { sys_getrlimit, sys_prlimit64, sys_setrlimit } from './resource.js';
 import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
 import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
 import { sys_arch_prctl, sys_map_shadow_stack } from './shstk.js';
@@ -206,6 +211,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 9, name: 'mmap', args: ['addr', 'len', 'prot', 'flags', 'fd', 'off'], handler: sys_mmap },
   { nr: 10, name: 'mprotect', args: ['start', 'len', 'prot'], handler: sys_mprotect },
   { nr: 11, name: 'munmap', args: ['addr', 'len'], handler: sys_munmap },
+  { nr: 12, name: 'brk', args: ['brk'], handler: sys_brk },
   { nr: 13, name: 'rt_sigaction', args: ['sig', 'act', 'oact', 'sigsetsize'], handler: sys_rt_sigaction },
   { nr: 14, name: 'rt_sigprocmask', args: ['how', 'nset', 'oset', 'sigsetsize'], handler: sys_rt_sigprocmask },
   { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
@@ -213,6 +219,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 18, name: 'pwrite64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pwrite64 },
   { nr: 22, name: 'pipe', args: ['fildes'], handler: sys_pipe },
   { nr: 24, name: 'sched_yield', args: [], handler: sys_sched_yield },
+  { nr: 25, name: 'mremap', args: ['addr', 'old_len', 'new_len', 'flags', 'new_addr'], handler: sys_mremap },
   { nr: 27, name: 'mincore', args: ['start', 'len', 'vec'], handler: sys_mincore },
   { nr: 28, name: 'madvise', args: ['start', 'len_in', 'behavior'], handler: sys_madvise },
   { nr: 32, name: 'dup', args: ['fildes'], handler: sys_dup },
@@ -228,11 +235,17 @@ const table: readonly SyscallEntry[] = [
   { nr: 186, name: 'gettid', args: [], handler: sys_gettid },
   { nr: 203, name: 'sched_setaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_setaffinity },
   { nr: 204, name: 'sched_getaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_getaffinity },
+  { nr: 160, name: 'setrlimit', args: ['resource', 'rlim'], handler: sys_setrlimit },
   { nr: 231, name: 'exit_group', args: ['error_code'], handler: sys_exit_group, noreturn: true },
   { nr: 72, name: 'fcntl', args: ['fd', 'cmd', 'arg'], handler: sys_fcntl },
   { nr: 77, name: 'ftruncate', args: ['fd', 'length'], handler: sys_ftruncate },
+  { nr: 97, name: 'getrlimit', args: ['resource', 'rlim'], handler: sys_getrlimit },
   { nr: 125, name: 'capget', args: ['header', 'dataptr'], handler: sys_capget },
   { nr: 126, name: 'capset', args: ['header', 'data'], handler: sys_capset },
+  { nr: 149, name: 'mlock', args: ['start', 'len'], handler: sys_mlock },
+  { nr: 150, name: 'munlock', args: ['start', 'len'], handler: sys_munlock },
+  { nr: 151, name: 'mlockall', args: ['flags'], handler: sys_mlockall },
+  { nr: 152, name: 'munlockall', args: [], handler: (k, pc, t) => sys_munlockall(k, pc, t) },
   { nr: 154, name: 'modify_ldt', args: ['func', 'ptr', 'bytecount'], handler: sys_modify_ldt },
   { nr: 158, name: 'arch_prctl', args: ['option', 'arg2'], handler: sys_arch_prctl },
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
@@ -241,8 +254,10 @@ const table: readonly SyscallEntry[] = [
   { nr: 278, name: 'vmsplice', args: ['fd', 'uiov', 'nr_segs', 'flags'], handler: sys_vmsplice },
   { nr: 292, name: 'dup3', args: ['oldfd', 'newfd', 'flags'], handler: sys_dup3 },
   { nr: 293, name: 'pipe2', args: ['fildes', 'flags'], handler: sys_pipe2 },
+  { nr: 302, name: 'prlimit64', args: ['pid', 'resource', 'new_rlim', 'old_rlim'], handler: sys_prlimit64 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
   { nr: 319, name: 'memfd_create', args: ['uname', 'flags'], handler: sys_memfd_create },
+  { nr: 325, name: 'mlock2', args: ['start', 'len', 'flags'], handler: sys_mlock2 },
   { nr: 329, name: 'pkey_mprotect', args: ['start', 'len', 'prot', 'pkey'], handler: sys_pkey_mprotect },
   { nr: 330, name: 'pkey_alloc', args: ['flags', 'init_val'], handler: sys_pkey_alloc },
   { nr: 331, name: 'pkey_free', args: ['pkey'], handler: (k, pc, t, a) => sys_pkey_free(k, pc, t, a) },

@@ -71,6 +71,9 @@ export class ThreadGroup {
   group_exec_task: Task | null = null;
   /** Live threads (nr_threads). */
   live = 0;
+  /** signal->rlim: each resource's soft (rlim_cur) and hard (rlim_max) limit, by RLIMIT_* number (resource.ts). */
+  readonly rlim_cur = new BigUint64Array(16);
+  readonly rlim_max = new BigUint64Array(16);
   constructor(tgid: number) {
     this.tgid = tgid;
     return track(this);

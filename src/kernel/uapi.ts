@@ -155,11 +155,38 @@ export const MAP_UNINITIALIZED = 0x4000000;
 /** MAP_ABOVE4G (arch/x86/include/uapi/asm/mman.h): place the mapping at or above 4 GiB. */
 export const MAP_ABOVE4G = 0x80;
 
+// ---- mremap (include/uapi/linux/mman.h) ---------------------------------------------------------
+export const MREMAP_MAYMOVE = 1;
+export const MREMAP_FIXED = 2;
+export const MREMAP_DONTUNMAP = 4;
+
+// ---- mlock and mlockall (include/uapi/asm-generic/mman-common.h, mman.h) ------------------------
+/** mlock2 flags: lock the pages as they are faulted in, not at once. */
+export const MLOCK_ONFAULT = 0x01;
+/** mlockall flags: lock what is mapped now, what is mapped later, and only as pages are faulted in. */
+export const MCL_CURRENT = 1;
+export const MCL_FUTURE = 2;
+export const MCL_ONFAULT = 4;
+
 // ---- madvise (include/uapi/asm-generic/mman-common.h) -------------------------------------------
+export const MADV_NORMAL = 0;
+export const MADV_RANDOM = 1;
+export const MADV_SEQUENTIAL = 2;
+export const MADV_WILLNEED = 3;
 export const MADV_DONTNEED = 4;
 export const MADV_FREE = 8;
+export const MADV_REMOVE = 9;
+export const MADV_DONTFORK = 10;
+export const MADV_DOFORK = 11;
+export const MADV_DONTDUMP = 16;
+export const MADV_DODUMP = 17;
+export const MADV_WIPEONFORK = 18;
+export const MADV_KEEPONFORK = 19;
 export const MADV_COLD = 20;
 export const MADV_PAGEOUT = 21;
+export const MADV_POPULATE_READ = 22;
+export const MADV_POPULATE_WRITE = 23;
+export const MADV_DONTNEED_LOCKED = 24;
 
 // ---- pkeys (include/uapi/asm-generic/mman-common.h) --------------------------------------------
 export const PKEY_DISABLE_ACCESS = 0x1;
@@ -247,6 +274,28 @@ export const S_IFDIR = 0o40000;
 export const S_IFCHR = 0o20000;
 export const S_IFIFO = 0o10000;
 
+// ---- resource limits (include/uapi/asm-generic/resource.h, uapi/linux/resource.h) ---------------
+export const RLIMIT_CPU = 0;
+export const RLIMIT_FSIZE = 1;
+export const RLIMIT_DATA = 2;
+export const RLIMIT_STACK = 3;
+export const RLIMIT_CORE = 4;
+export const RLIMIT_RSS = 5;
+export const RLIMIT_NPROC = 6;
+export const RLIMIT_NOFILE = 7;
+export const RLIMIT_MEMLOCK = 8;
+export const RLIMIT_AS = 9;
+export const RLIMIT_LOCKS = 10;
+export const RLIMIT_SIGPENDING = 11;
+export const RLIMIT_MSGQUEUE = 12;
+export const RLIMIT_NICE = 13;
+export const RLIMIT_RTPRIO = 14;
+export const RLIMIT_RTTIME = 15;
+/** RLIM_NLIMITS: resources are 0 .. RLIM_NLIMITS - 1. */
+export const RLIM_NLIMITS = 16;
+/** RLIM_INFINITY (and RLIM64_INFINITY): ~0UL, no limit. */
+export const RLIM_INFINITY = 0xffffffffffffffffn;
+
 // ---- clone (include/uapi/linux/sched.h) --------------------------------------------------------
 export const CSIGNAL = 0x000000ff;
 export const CLONE_VM = 0x00000100;
@@ -293,6 +342,7 @@ export const NOPTI_NOW = 1 << 0;
 export const NOPTI_NEXT = 1 << 1;
 
 // ---- capabilities (include/uapi/linux/capability.h) ---------------------------------------------
+export const CAP_IPC_LOCK = 14;
 export const CAP_SYS_RAWIO = 17;
 export const CAP_SYS_ADMIN = 21;
 export const CAP_SYS_RESOURCE = 24;

@@ -19,12 +19,28 @@ export const VM_MAYWRITE = 0x00000020;
 export const VM_MAYEXEC = 0x00000040;
 export const VM_MAYSHARE = 0x00000080;
 export const VM_GROWSDOWN = 0x00000100;
+export const VM_PFNMAP = 0x00000400;
 export const VM_LOCKED = 0x00002000;
+export const VM_IO = 0x00004000;
+/** MADV_SEQUENTIAL and MADV_RANDOM's read-ahead hints. */
+export const VM_SEQ_READ = 0x00008000;
+export const VM_RAND_READ = 0x00010000;
 export const VM_DONTCOPY = 0x00020000;
 export const VM_DONTEXPAND = 0x00040000;
+/** Lock the pages as they are faulted in (mlock2 MLOCK_ONFAULT, mlockall MCL_ONFAULT). */
+export const VM_LOCKONFAULT = 0x00080000;
 export const VM_ACCOUNT = 0x00100000;
 export const VM_NORESERVE = 0x00200000;
 export const VM_WIPEONFORK = 0x02000000;
+/** MADV_DONTDUMP: not in a core dump. */
+export const VM_DONTDUMP = 0x04000000;
+export const VM_MIXEDMAP = 0x10000000;
+/** VM_LOCKED | VM_LOCKONFAULT: what mlock and munlock set and clear. */
+export const VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT;
+/** VM_SPECIAL: mappings mlock, mremap's expansion and merging leave alone. */
+export const VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP;
+/** VM_STACK on x86: VM_GROWSDOWN. */
+export const VM_STACK = 0x00000100;
 /** VM_READ | VM_WRITE | VM_EXEC. */
 export const VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 

@@ -18,7 +18,7 @@
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { kthread_create, PID_MAX_LIMIT } from './kthread.js';
-import { folio_lock_id, PG_active, PG_anon, PG_dirty, PG_locked, PG_lru, PG_swapbacked, PG_swapcache, type PageRefs } from './page.js';
+import { folio_lock_id, PG_active, PG_anon, PG_dirty, PG_locked, PG_lru, PG_mlocked, PG_swapbacked, PG_swapcache, type PageRefs } from './page.js';
 import { try_to_unmap } from './rmap.js';
 import { wake_up_process } from './sched.js';
 import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_UNLOCK, type KSteps } from './steps.js';
@@ -127,6 +127,8 @@ function* shrink_folio_list(k: Kernel, pc: PerCpu, t: Task, list: folio_list, fo
  */
 function* shrink_folio(k: Kernel, pc: PerCpu, t: Task, pfn: number): KSteps<'free' | 'activate' | 'keep'> {
   const pages = k.pages;
+  // folio_evictable: an mlocked folio goes back (to the unevictable list).
+  if (pages.flags[pfn] & PG_mlocked) return 'activate';
   if (!(pages.flags[pfn] & PG_anon)) return 'keep';
   if (pages.flags[pfn] & PG_swapbacked && !(pages.flags[pfn] & PG_swapcache)) {
     // add_to_swap: a slot, the swap cache, and the folio marked dirty.
@@ -196,6 +198,8 @@ export const KSWAPD_TID = PID_MAX_LIMIT + 1;
 function reclaimable(k: Kernel, pfn: number): boolean {
   const f = k.pages.flags[pfn];
   if ((f & (PG_lru | PG_anon)) !== (PG_lru | PG_anon)) return false;
+  // An mlocked folio is on the unevictable list, which reclaim does not scan.
+  if (f & PG_mlocked) return false;
   return !(f & PG_swapbacked) || k.swap.inuse_pages < k.swap.max;
 }
 
