@@ -42,6 +42,10 @@ export interface FileOperations {
   llseek?(f: File, offset: bigint, whence: number): number;
   /** release: the file's last reference went (__fput); what it needs of the kernel its inode holds. */
   release?(f: File): void;
+  /** open: called by do_dentry_open once the file is set up, for `t`; 0 or -errno (the open fails, without release). */
+  open?(k: Kernel, t: Task, f: File): number;
+  /** FOP_UNSIGNED_OFFSET (fop_flags): positions are unsigned, so a negative loff_t is not refused by rw_verify_area. */
+  unsigned_offset?: boolean;
 }
 
 /** A struct file: an open instance of an inode. */
@@ -54,6 +58,8 @@ export class File {
   posLockOwner = 0;
   /** f_op: the inode's operations, taken at open (do_dentry_open). */
   readonly f_op: FileOperations;
+  /** private_data: what the file's open left for its other operations (a /proc file's mm), or null. */
+  private_data: unknown = null;
 
   constructor(
     readonly inode: Inode,

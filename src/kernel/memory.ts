@@ -492,7 +492,7 @@ function* do_fault(vmf: vm_fault): KPath {
 
 /**
  * do_cow_fault: the file's page (`cache`, referenced) is copied into a new anonymous page,
- * which is mapped writable and dirty under the lock unless the PTE was filled meanwhile; the
+ * which is mapped dirty (and writable in a VM_WRITE VMA) under the lock unless the PTE was filled meanwhile; the
  * file's page itself is never mapped.
  */
 function* do_cow_fault(vmf: vm_fault, cache: number): KPath {
@@ -525,8 +525,9 @@ function* do_cow_fault(vmf: vm_fault, cache: number): KPath {
     put_ref(vmf, fresh);
   } else {
     const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
+    // set_pte_range: maybe_mkwrite(pte_mkdirty(entry)): a forced write (FOLL_FORCE) to a read-only private mapping gets its copy read-only.
     const entry = pte_mkdirty(mk_pte(__pte(), fresh, prot.lo, prot.hi));
-    pte_mkwrite(entry, vma.shadowStack);
+    if (vma.vm_flags & VM_WRITE) pte_mkwrite(entry, vma.shadowStack);
     pc.touch = vmf.ptePa;
     yield STEP_WRITE;
     mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);

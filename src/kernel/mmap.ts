@@ -244,7 +244,7 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
     }
     if (!(file.f_mode & FMODE_READ)) return -EACCES;
     const inode = file.inode;
-    if (inode.kind === 'dir' || inode.kind === 'null') return -ENODEV;
+    if (inode.kind === 'dir' || inode.kind === 'null' || inode.kind === 'proc') return -ENODEV;
     if (vmFlags & VM_GROWSDOWN) return -EINVAL;
     if (inode.kind === 'zero') {
       // mmap_zero: a VM_SHARED mapping is shmem_zero_setup's fresh object, anything else anonymous memory.

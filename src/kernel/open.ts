@@ -20,7 +20,7 @@ import {
 } from './file.js';
 import { PATH_MAX, path_walk, vfs_create, type Inode } from './vfs.js';
 import {
-  AT_FDCWD, EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, F_SEAL_GROW, F_SEAL_SHRINK, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
+  AT_FDCWD, EACCES, EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, F_SEAL_GROW, F_SEAL_SHRINK, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
   O_EXCL, O_NOFOLLOW, O_LARGEFILE, O_NOCTTY, O_PATH, O_TRUNC, O_WRONLY, O_RDWR, __O_TMPFILE, O_APPEND, O_NONBLOCK, O_DSYNC, FASYNC, O_DIRECT,
   O_NOATIME, __O_SYNC,
 } from './uapi.js';
@@ -61,7 +61,7 @@ function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: big
     }
     start = dir!.inode;
   }
-  const r = do_filp_open(k, start, name, flags, mode);
+  const r = do_filp_open(k, t, start, name, flags, mode);
   if (typeof r === 'number') {
     put_unused_fd(files, fd);
     return r;
@@ -83,9 +83,9 @@ function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: big
  * O_DIRECTORY asks for a directory (-ENOTDIR), and a directory opens only for reading
  * (-EISDIR); O_TRUNC empties an existing regular file. Returns the file or -errno.
  */
-function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode: number): { file: File; truncate: boolean } | number {
+function do_filp_open(k: Kernel, t: Task, start: Inode, name: string, flags: number, mode: number): { file: File; truncate: boolean } | number {
   const vfs = k.vfs;
-  const l = path_walk(vfs, start, name);
+  const l = path_walk(vfs, start, name, t);
   if (typeof l === 'number') return l;
   let inode: Inode;
   let created = false;
@@ -97,6 +97,8 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
       if (l.inode.isDir) return -EISDIR;
       inode = l.inode;
     } else {
+      // lookup_open: a directory without i_op->create (procfs's) cannot take a new file.
+      if (l.dir.lookup) return -EACCES;
       inode = vfs_create(vfs, l.dir, l.name, mode);
       created = true;
     }
@@ -111,8 +113,14 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
   // may_open: a directory is never opened for writing (O_TRUNC counts as writing).
   if (inode.isDir && (acc === O_WRONLY || acc === O_RDWR || flags & O_TRUNC)) return -EISDIR;
   const file = new File(inode, open_f_flags(flags), open_f_mode(inode, acc));
-  // handle_truncate, after the open: O_TRUNC empties an existing regular file.
-  return { file, truncate: !created && (flags & O_TRUNC) !== 0 && inode.isReg };
+  // do_dentry_open: the file's own open, whose failure undoes the file without a release.
+  const err = inode.i_fop.open ? inode.i_fop.open(k, t, file) : 0;
+  if (err < 0) {
+    inode.openFiles--;
+    return err;
+  }
+  // handle_truncate, after the open: O_TRUNC empties an existing tmpfs file (XXX: and leaves a procfs file as it is).
+  return { file, truncate: !created && (flags & O_TRUNC) !== 0 && inode.mapping !== null };
 }
 
 /** f_flags as do_dentry_open leaves them: O_CLOEXEC lives in the descriptor table, and O_CREAT, O_EXCL, O_NOCTTY and O_TRUNC are spent. */
@@ -193,5 +201,7 @@ export function sys_ftruncate(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint
   const f = fdget(t, fdArg(a[0]));
   if (!f) return -EBADF;
   if (!f.inode.isReg || !(f.f_mode & FMODE_WRITE)) return -EINVAL;
+  // XXX: a procfs file's size is not kept (proc_setattr), so truncating one changes nothing.
+  if (!f.inode.mapping) return 0;
   return do_truncate(k, pc, f.inode, Number(length));
 }

@@ -1,0 +1,374 @@
+/**
+ * /proc/PID/maps, smaps and pagemap (fs/proc/task_mmu.c): the text of show_map_vma and
+ * show_smap, made from the VMAs and the page tables at read time, and pagemap_read's 64-bit
+ * entry per page (pte_to_pagemap_entry, pagemap_pte_hole).
+ *
+ * maps and smaps are read under mmap_lock for reading, the whole text at once; each PTE table
+ * smaps or pagemap reads is read under the page-table lock in one step, as zap and mincore read
+ * theirs. Soft-dirty is configured in (CONFIG_MEM_SOFT_DIRTY, as Debian's x86-64 kernel has it).
+ *
+ * XXX: the model never clears VM_SOFTDIRTY (no /proc/PID/clear_refs), so every VMA has it from
+ * its creation on (mmap_region, __bprm_mm_init) and pagemap reports every page of a VMA
+ * soft-dirty; the flag is therefore not kept in vm_flags. No gate VMA other than [vsyscall]
+ * (no vDSO or vvar), no hugetlb and no THP (THPeligible is 0: without MADV_HUGEPAGE no VMA is
+ * eligible under CONFIG_TRANSPARENT_HUGEPAGE_MADVISE, Debian's default). The program's text and
+ * read-only data are not files in the model: their VMAs show the model's names [text] and
+ * [rodata] with no device or inode, where Linux shows the executable's path. A private mapping
+ * of /dev/zero is plain anonymous memory in the model (Linux keeps the file and shows
+ * /dev/zero).
+ */
+import type { Kernel, PerCpu } from './kernel.js';
+import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
+import type { MmStruct } from './mm.js';
+import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
+import { PG_anon, PG_dirty, PG_referenced, PG_swapbacked } from './page.js';
+import { _PAGE_SPECIAL, is_swap_pte, pgtableIndex, pmd_addr_end, pte_dirty, pte_none, pte_pfn, pte_present, swp_offset, swp_type } from './pgtable.js';
+import { PTE_A, PTE_RW, PTE_SOFTW2, PTE_SOFTW3, PTE_US } from '../hw/pte.js';
+import { __swap_count } from './swap.js';
+import { STEP_READ, type KSteps } from './steps.js';
+import type { Task } from './task.js';
+import type { Inode, Vfs } from './vfs.js';
+import {
+  VM_ACCOUNT, VM_DONTCOPY, VM_DONTEXPAND, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE, VM_READ, VM_SHARED,
+  VM_WIPEONFORK, VM_WRITE, type Vma,
+} from './vma.js';
+
+const PAGE_SIZE = 4096;
+
+/** VM_SOFTDIRTY (include/linux/mm.h): "not soft-dirty clean area"; see the XXX above: every VMA has it. */
+export const VM_SOFTDIRTY = 0x08000000;
+
+/** The device number of the shm_mnt internal mount behind shared anonymous memory (its inodes show as 00:01 on the host). */
+const SHM_MNT_DEV = 0x1;
+
+// Pagemap entry bits (fs/proc/task_mmu.c), as a high word and a low word.
+/** PM_PFRAME_BITS: the frame (or swap type and offset) in bits 0..54. */
+const PM_PFRAME_BITS = 55;
+/** MAX_SWAPFILES_SHIFT: a swap entry's offset sits above its 5-bit type. */
+const MAX_SWAPFILES_SHIFT = 5;
+export const PM_SOFT_DIRTY = 1n << 55n;
+export const PM_MMAP_EXCLUSIVE = 1n << 56n;
+export const PM_UFFD_WP = 1n << 57n;
+export const PM_FILE = 1n << 61n;
+export const PM_SWAP = 1n << 62n;
+export const PM_PRESENT = 1n << 63n;
+/** PM_ENTRY_BYTES. */
+export const PM_ENTRY_BYTES = 8;
+
+/** _PAGE_SOFT_DIRTY (bit 11) and _PAGE_UFFD_WP (bit 10) of a present PTE. */
+const _PAGE_SOFT_DIRTY = PTE_SOFTW3;
+const _PAGE_UFFD_WP = PTE_SOFTW2;
+/** _PAGE_SWP_SOFT_DIRTY (bit 1, _PAGE_RW) and _PAGE_SWP_UFFD_WP (bit 2, _PAGE_USER) of a swap PTE. */
+const _PAGE_SWP_SOFT_DIRTY = PTE_RW;
+const _PAGE_SWP_UFFD_WP = PTE_US;
+
+// ---- maps ------------------------------------------------------------------------------------
+
+/** seq_put_hex_ll: `v` in lower-case hex, zero-padded to at least `width` digits. */
+function hex(v: number | bigint, width: number): string {
+  return v.toString(16).padStart(width, '0');
+}
+
+/** d_path of a tmpfs inode: its path from the root, or, when no directory holds it (a memfd), `/NAME (deleted)`; a newline in it is escaped as seq_path does ("\012"). */
+export function inode_path(vfs: Vfs, inode: Inode): string {
+  const find = (d: Inode, prefix: string): string | null => {
+    for (const [name, i] of d.entries!) {
+      if (i === inode) return `${prefix}/${name}`;
+      if (i.entries && !i.lookup && i.parent === d) {
+        const p = find(i, `${prefix}/${name}`);
+        if (p) return p;
+      }
+    }
+    return null;
+  };
+  const path = find(vfs.root, '') ?? `/${inode.name} (deleted)`;
+  return path.replace(/\n/g, '\\012');
+}
+
+/** What show_map_vma prints of a VMA's backing: the device, inode and byte offset, and the name (a path, a [bracketed] name, or ''). */
+interface MapName {
+  dev: number;
+  ino: number;
+  pgoff: number;
+  name: string;
+}
+
+/**
+ * get_vma_name and show_map_vma's `if (vma->vm_file)`: a tmpfs file's path, device and inode;
+ * shared anonymous memory is shmem_zero_setup's unlinked "dev/zero" file (`/dev/zero
+ * (deleted)` on shm_mnt; XXX: its inode number is the model's object id, where Linux counts
+ * get_next_ino); otherwise the model's own name ([stack], [heap], [text], [rodata]) or none.
+ */
+function vma_name(k: Kernel, v: Vma): MapName {
+  const obj = v.shmem;
+  if (obj && obj.file) return { dev: obj.file.dev, ino: obj.file.ino, pgoff: v.vm_pgoff * PAGE_SIZE, name: inode_path(k.vfs, obj.file) };
+  if (obj) return { dev: SHM_MNT_DEV, ino: obj.id, pgoff: v.vm_pgoff * PAGE_SIZE, name: '/dev/zero (deleted)' };
+  return { dev: 0, ino: 0, pgoff: 0, name: v.name };
+}
+
+/**
+ * show_vma_header_prefix + show_map_vma: `start-end perms offset major:minor inode `, then,
+ * when there is a name, the line padded with spaces to column 73 (seq_setwidth(25 + 6 *
+ * sizeof(void *) - 1) and seq_pad) and the name; then a newline.
+ */
+function show_map_line(start: bigint | number, end: bigint | number, flags: number, m: MapName): string {
+  let s = `${hex(start, 8)}-${hex(end, 8)} `;
+  s += (flags & VM_READ ? 'r' : '-') + (flags & VM_WRITE ? 'w' : '-') + (flags & VM_EXEC ? 'x' : '-') + (flags & VM_MAYSHARE ? 's' : 'p');
+  s += ` ${hex(m.pgoff, 8)} ${hex(m.dev >>> 20, 2)}:${hex(m.dev & 0xfffff, 2)} ${m.ino} `;
+  if (m.name) s = s.padEnd(25 + 6 * 8 - 1, ' ') + ' ' + m.name;
+  return s + '\n';
+}
+
+/** The gate VMA (arch/x86/entry/vsyscall/vsyscall_64.c): the vsyscall page, execute-only with vsyscall=xonly (Debian's default), after every VMA. */
+const GATE_START = 0xffffffffff600000n;
+const GATE_NAME: MapName = { dev: 0, ino: 0, pgoff: 0, name: '[vsyscall]' };
+
+/** show_map for every VMA of `mm` and the gate VMA: /proc/PID/maps's text. The caller holds mmap_lock. */
+export function show_maps(k: Kernel, mm: MmStruct): string {
+  let s = '';
+  for (const v of mm.vmas.list) s += show_map_line(v.vm_start, v.vm_end, v.vm_flags, vma_name(k, v));
+  return s + show_map_line(GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME);
+}
+
+// ---- smaps -----------------------------------------------------------------------------------
+
+/** PSS_SHIFT: Pss is summed in units of 1/2^12 of a byte. */
+const PSS_SHIFT = 12n;
+
+/** struct mem_size_stats: the fields smaps shows, in bytes (pss* in bytes << PSS_SHIFT). */
+class MemSizeStats {
+  resident = 0;
+  shared_clean = 0;
+  shared_dirty = 0;
+  private_clean = 0;
+  private_dirty = 0;
+  referenced = 0;
+  anonymous = 0;
+  lazyfree = 0;
+  swap = 0;
+  pss = 0n;
+  pss_dirty = 0n;
+  pss_locked = 0n;
+  swap_pss = 0n;
+}
+
+/** smaps_page_accumulate. */
+function smaps_page_accumulate(k: Kernel, mss: MemSizeStats, pfn: number, size: number, pss: bigint, dirty: boolean, locked: boolean, priv: boolean): void {
+  mss.pss += pss;
+  if (locked) mss.pss_locked += pss;
+  if (dirty || k.pages.flags[pfn] & PG_dirty) {
+    mss.pss_dirty += pss;
+    if (priv) mss.private_dirty += size;
+    else mss.shared_dirty += size;
+  } else if (priv) mss.private_clean += size;
+  else mss.shared_clean += size;
+}
+
+/**
+ * smaps_account for one small page: Anonymous (and LazyFree for a clean anonymous page that is
+ * not swap-backed: MADV_FREE), Rss, Referenced (the PTE's A or PG_referenced); then, with a
+ * single reference, all of it private; otherwise Pss divided by the mapcount, private when
+ * mapped once.
+ */
+function smaps_account(k: Kernel, mss: MemSizeStats, pfn: number, young: boolean, dirty: boolean, locked: boolean): void {
+  const f = k.pages.flags[pfn];
+  if (f & PG_anon) {
+    mss.anonymous += PAGE_SIZE;
+    if (!(f & PG_swapbacked) && !dirty && !(f & PG_dirty)) mss.lazyfree += PAGE_SIZE;
+  }
+  mss.resident += PAGE_SIZE;
+  if (young || f & PG_referenced) mss.referenced += PAGE_SIZE;
+  const whole = BigInt(PAGE_SIZE) << PSS_SHIFT;
+  if (k.pages.refcount[pfn] === 1) {
+    smaps_page_accumulate(k, mss, pfn, PAGE_SIZE, whole, dirty, locked, true);
+    return;
+  }
+  const mapcount = k.pages.mapcount[pfn];
+  smaps_page_accumulate(k, mss, pfn, PAGE_SIZE, mapcount >= 2 ? whole / BigInt(mapcount) : whole, dirty, locked, mapcount < 2);
+}
+
+/**
+ * smaps_pte_entry for the entries of PTE table `table` over [start, end) of `v`: a present
+ * entry's normal page (not the zero page) is accounted; a swap entry adds to Swap and to
+ * SwapPss divided by its swap count. Reads in the caller's step. XXX: a hole in a shmem mapping
+ * adds nothing (the model's shmem is never swapped).
+ */
+function smaps_pte_range(k: Kernel, mss: MemSizeStats, v: Vma, table: number, start: number, end: number): void {
+  const mem = k.machine.mem;
+  const locked = (v.vm_flags & VM_LOCKED) !== 0;
+  for (let va = start, i = pgtableIndex(start, 1); va < end; va += PAGE_SIZE, i++) {
+    const lo = mem.readLo(table, i);
+    const hi = mem.readHi(table, i);
+    if (pte_none(lo, hi)) continue;
+    if (pte_present(lo)) {
+      // vm_normal_page: no page behind a special entry.
+      if (lo & _PAGE_SPECIAL) continue;
+      smaps_account(k, mss, pte_pfn(lo, hi), (lo & PTE_A) !== 0, pte_dirty(lo, hi), locked);
+      continue;
+    }
+    mss.swap += PAGE_SIZE;
+    const mapcount = __swap_count(k.swap, swp_offset(lo, hi));
+    const whole = BigInt(PAGE_SIZE) << PSS_SHIFT;
+    mss.swap_pss += mapcount >= 2 ? whole / BigInt(mapcount) : whole;
+  }
+}
+
+/** smap_gather_stats: walk_page_vma with smaps_walk_ops, each PTE table read under the page-table lock in one step. */
+function* smap_gather_stats(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, v: Vma, mss: MemSizeStats): KSteps<void> {
+  for (let va = v.vm_start; va < v.vm_end; va = pmd_addr_end(va, v.vm_end)) {
+    const to = pmd_addr_end(va, v.vm_end);
+    if (mm.pgtables.pteTable(va, false) < 0) continue;
+    yield* spin_lock_ptl(pc, mm, t);
+    const table = mm.pgtables.pteTable(va, false);
+    pc.touch = table * 4096 + pgtableIndex(va, 1) * 8;
+    yield STEP_READ;
+    smaps_pte_range(k, mss, v, table, va, to);
+    yield* spin_unlock_ptl(pc, mm);
+  }
+}
+
+/** seq_put_decimal_ull_width with width 8: `v` right-aligned in eight columns. */
+function dec8(v: number | bigint): string {
+  return v.toString().padStart(8, ' ');
+}
+
+/**
+ * show_smap_vma_flags: the two-letter mnemonic of each vm_flags bit the model has, in bit
+ * order, each followed by a space (the protection key's bits are shown as ProtectionKey).
+ */
+function show_smap_vma_flags(flags: number, shadowStack: boolean): string {
+  const names: [number, string][] = [
+    [VM_READ, 'rd'], [VM_WRITE, 'wr'], [VM_EXEC, 'ex'], [VM_SHARED, 'sh'], [VM_MAYREAD, 'mr'], [VM_MAYWRITE, 'mw'], [VM_MAYEXEC, 'me'],
+    [VM_MAYSHARE, 'ms'], [VM_GROWSDOWN, 'gd'], [VM_LOCKED, 'lo'], [VM_DONTCOPY, 'dc'], [VM_DONTEXPAND, 'de'], [VM_ACCOUNT, 'ac'], [VM_NORESERVE, 'nr'],
+    [VM_WIPEONFORK, 'wf'], [VM_SOFTDIRTY, 'sd'],
+  ];
+  let s = 'VmFlags: ';
+  for (const [bit, name] of names) if (flags & bit) s += `${name} `;
+  // Bit 37: VM_SHADOW_STACK ("ss", CONFIG_X86_USER_SHADOW_STACK).
+  if (shadowStack) s += 'ss ';
+  return s + '\n';
+}
+
+/**
+ * show_smap for one VMA: its maps line, Size, KernelPageSize and MMUPageSize, __show_smap's
+ * counts (each `%8lu kB`, Private_Hugetlb in seven columns as Linux prints it), THPeligible,
+ * ProtectionKey when the CPU has OSPKE, and VmFlags.
+ */
+function show_smap_text(k: Kernel, start: bigint | number, end: bigint | number, flags: number, name: MapName, pkey: number, shadowStack: boolean, mss: MemSizeStats): string {
+  const kb = (bytes: number | bigint): string => dec8(BigInt(bytes) >> 10n);
+  let s = show_map_line(start, end, flags, name);
+  s += `Size:           ${kb(BigInt(end) - BigInt(start))} kB\n`;
+  s += `KernelPageSize: ${kb(PAGE_SIZE)} kB\n`;
+  s += `MMUPageSize:    ${kb(PAGE_SIZE)} kB\n`;
+  s += `Rss:            ${kb(mss.resident)} kB\n`;
+  s += `Pss:            ${kb(mss.pss >> PSS_SHIFT)} kB\n`;
+  s += `Pss_Dirty:      ${kb(mss.pss_dirty >> PSS_SHIFT)} kB\n`;
+  s += `Shared_Clean:   ${kb(mss.shared_clean)} kB\n`;
+  s += `Shared_Dirty:   ${kb(mss.shared_dirty)} kB\n`;
+  s += `Private_Clean:  ${kb(mss.private_clean)} kB\n`;
+  s += `Private_Dirty:  ${kb(mss.private_dirty)} kB\n`;
+  s += `Referenced:     ${kb(mss.referenced)} kB\n`;
+  s += `Anonymous:      ${kb(mss.anonymous)} kB\n`;
+  s += `KSM:            ${kb(0)} kB\n`;
+  s += `LazyFree:       ${kb(mss.lazyfree)} kB\n`;
+  s += `AnonHugePages:  ${kb(0)} kB\n`;
+  s += `ShmemPmdMapped: ${kb(0)} kB\n`;
+  s += `FilePmdMapped:  ${kb(0)} kB\n`;
+  s += `Shared_Hugetlb: ${kb(0)} kB\n`;
+  s += `Private_Hugetlb: ${'0'.padStart(7, ' ')} kB\n`;
+  s += `Swap:           ${kb(mss.swap)} kB\n`;
+  s += `SwapPss:        ${kb(mss.swap_pss >> PSS_SHIFT)} kB\n`;
+  s += `Locked:         ${kb(mss.pss_locked >> PSS_SHIFT)} kB\n`;
+  s += `THPeligible:    ${dec8(0)}\n`;
+  if (k.ospke) s += `ProtectionKey:  ${dec8(pkey)}\n`;
+  return s + show_smap_vma_flags(flags, shadowStack);
+}
+
+/** /proc/PID/smaps's text: show_smap for each VMA (with VM_SOFTDIRTY, see the header), then for the gate VMA. The caller holds mmap_lock. */
+export function* show_smaps(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct): KSteps<string> {
+  let s = '';
+  for (const v of mm.vmas.list) {
+    const mss = new MemSizeStats();
+    yield* smap_gather_stats(k, pc, t, mm, v, mss);
+    s += show_smap_text(k, v.vm_start, v.vm_end, v.vm_flags | VM_SOFTDIRTY, vma_name(k, v), v.vm_pkey, v.shadowStack, mss);
+  }
+  // The gate VMA: nothing of it is counted (it has no mm), its only flag is VM_EXEC.
+  return s + show_smap_text(k, GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME, 0, false, new MemSizeStats());
+}
+
+// ---- pagemap ---------------------------------------------------------------------------------
+
+/** make_pme: the frame (masked to PM_PFRAME_BITS) and the flags. */
+function make_pme(frame: bigint, flags: bigint): bigint {
+  return (frame & ((1n << BigInt(PM_PFRAME_BITS)) - 1n)) | flags;
+}
+
+/**
+ * pte_to_pagemap_entry: a present entry gives PM_PRESENT, its frame when `show_pfn`, and its
+ * soft-dirty and uffd-wp bits; a swap entry PM_SWAP, its type and offset (type | offset << 5)
+ * when `show_pfn`, and its swap soft-dirty and uffd-wp bits. A normal page (not the zero page)
+ * adds PM_FILE when it is not anonymous (shmem and tmpfs pages) and PM_MMAP_EXCLUSIVE when
+ * mapped once (folio_precise_page_mapcount of a small folio). VM_SOFTDIRTY adds PM_SOFT_DIRTY.
+ */
+function pte_to_pagemap_entry(k: Kernel, lo: number, hi: number, show_pfn: boolean): bigint {
+  let frame = 0n;
+  let flags = 0n;
+  let page = -1;
+  if (pte_present(lo)) {
+    if (show_pfn) frame = BigInt(pte_pfn(lo, hi));
+    flags |= PM_PRESENT;
+    if (!(lo & _PAGE_SPECIAL)) page = pte_pfn(lo, hi);
+    if (lo & _PAGE_SOFT_DIRTY) flags |= PM_SOFT_DIRTY;
+    if (lo & _PAGE_UFFD_WP) flags |= PM_UFFD_WP;
+  } else if (is_swap_pte(lo, hi)) {
+    if (lo & _PAGE_SWP_SOFT_DIRTY) flags |= PM_SOFT_DIRTY;
+    if (lo & _PAGE_SWP_UFFD_WP) flags |= PM_UFFD_WP;
+    if (show_pfn) frame = BigInt(swp_type(lo, hi)) | (BigInt(swp_offset(lo, hi)) << BigInt(MAX_SWAPFILES_SHIFT));
+    flags |= PM_SWAP;
+  }
+  if (page >= 0) {
+    if (!(k.pages.flags[page] & PG_anon)) flags |= PM_FILE;
+    if (flags & PM_PRESENT && k.pages.mapcount[page] === 1) flags |= PM_MMAP_EXCLUSIVE;
+  }
+  // VM_SOFTDIRTY: every VMA (see the header).
+  flags |= PM_SOFT_DIRTY;
+  return make_pme(frame, flags);
+}
+
+/**
+ * walk_page_range with pagemap_ops over [start, end), inside one PMD's span: addresses in no
+ * VMA are 0 (pagemap_pte_hole); in a VMA without a PTE table, PM_SOFT_DIRTY for VM_SOFTDIRTY;
+ * a PTE table's entries are read under the page-table lock in one step (pagemap_pmd_range).
+ * The caller holds mmap_lock for reading. Returns the entries, one per page.
+ */
+export function* pagemap_walk(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start: number, end: number, show_pfn: boolean): KSteps<bigint[]> {
+  const out: bigint[] = [];
+  const mem = k.machine.mem;
+  let addr = start;
+  while (addr < end) {
+    const v = mm.vmas.find_vma(addr);
+    const holeEnd = v ? Math.min(end, v.vm_start) : end;
+    for (; addr < holeEnd; addr += PAGE_SIZE) out.push(0n);
+    if (!v || addr >= end) break;
+    const vend = Math.min(end, v.vm_end);
+    if (mm.pgtables.pteTable(addr, false) < 0) {
+      for (; addr < vend; addr += PAGE_SIZE) out.push(make_pme(0n, PM_SOFT_DIRTY));
+      continue;
+    }
+    yield* spin_lock_ptl(pc, mm, t);
+    const table = mm.pgtables.pteTable(addr, false);
+    pc.touch = table * 4096 + pgtableIndex(addr, 1) * 8;
+    yield STEP_READ;
+    for (let i = pgtableIndex(addr, 1); addr < vend; addr += PAGE_SIZE, i++) out.push(pte_to_pagemap_entry(k, mem.readLo(table, i), mem.readHi(table, i), show_pfn));
+    yield* spin_unlock_ptl(pc, mm);
+  }
+  return out;
+}
+
+/** The locking wrapper the maps and smaps readers share: mmap_lock for reading around `fn`. */
+export function* with_mmap_read_lock<R>(k: Kernel, pc: PerCpu, mm: MmStruct, fn: KSteps<R>): KSteps<R> {
+  yield* mmap_read_lock(k, pc, mm);
+  const r = yield* fn;
+  yield* mmap_read_unlock(pc, mm);
+  return r;
+}
