@@ -20,7 +20,7 @@ import {
 } from './file.js';
 import { PATH_MAX, path_walk, vfs_create, type Inode } from './vfs.js';
 import {
-  AT_FDCWD, EACCES, EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, F_SEAL_GROW, F_SEAL_SHRINK, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
+  AT_FDCWD, EBADF, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM, F_SEAL_GROW, F_SEAL_SHRINK, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
   O_EXCL, O_NOFOLLOW, O_LARGEFILE, O_NOCTTY, O_PATH, O_TRUNC, O_WRONLY, O_RDWR, __O_TMPFILE, O_APPEND, O_NONBLOCK, O_DSYNC, FASYNC, O_DIRECT,
   O_NOATIME, __O_SYNC,
 } from './uapi.js';
@@ -97,8 +97,8 @@ function do_filp_open(k: Kernel, t: Task, start: Inode, name: string, flags: num
       if (l.inode.isDir) return -EISDIR;
       inode = l.inode;
     } else {
-      // lookup_open: a directory without i_op->create (procfs's) cannot take a new file.
-      if (l.dir.lookup) return -EACCES;
+      // procfs's lookups answer a missing name with -ENOENT (proc_pident_lookup, proc_lookup_de), before O_CREAT is looked at.
+      if (l.dir.lookup) return -ENOENT;
       inode = vfs_create(vfs, l.dir, l.name, mode);
       created = true;
     }

@@ -109,6 +109,8 @@ function proc_root_lookup(state: ProcRoot, root: Inode, name: string, t: Task | 
   if (!dir) {
     dir = proc_inode(state, S_IFDIR | 0o555, pid);
     dir.parent = root;
+    const entries = dir.entries!;
+    dir.lookup = (fname) => entries.get(fname) ?? null;
     const files: [string, number, FileOperations][] = [
       ['mem', 0o600, proc_mem_operations], ['maps', 0o444, proc_pid_maps_operations], ['smaps', 0o444, proc_pid_smaps_operations],
       ['pagemap', 0o400, proc_pagemap_operations], ['status', 0o444, proc_pid_status_operations],
