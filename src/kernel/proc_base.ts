@@ -22,6 +22,7 @@
  * task_mmu.ts). procfs's device number is the host's (0:21); its inode numbers are the
  * model's own count.
  */
+import { track } from '../track.js';
 import { capable } from './capability.js';
 import { mmdrop, mmput } from './mmput.js';
 import type { File, FileOperations } from './file.js';
@@ -50,11 +51,14 @@ const NR_OPEN_DEFAULT = 64;
 /** MAX_NUMNODES with Debian's NODES_SHIFT 10: the bits Mems_allowed shows. */
 const MAX_NUMNODES = 1024;
 
-/** What the /proc root keeps: the kernel, its next inode number, and each pid's directory once looked up. */
-interface ProcRoot {
-  k: Kernel;
-  lastIno: number;
-  readonly dirs: Map<number, Inode>;
+/** What the /proc root keeps: the kernel, its last inode number, and each pid's directory once looked up. */
+class ProcRoot {
+  lastIno = PROC_ROOT_INO;
+  readonly dirs = new Map<number, Inode>();
+
+  constructor(readonly k: Kernel) {
+    return track(this);
+  }
 }
 
 /** A /proc/PID directory's and file's i_private: the pid (struct pid), whose task is looked up at each use. */
@@ -71,7 +75,7 @@ interface ProcMm {
 
 /** proc_root_init: /proc in the root directory (a mount over it: the root's size and link count stay as they were). */
 export function proc_root_init(k: Kernel): void {
-  const state: ProcRoot = { k, lastIno: PROC_ROOT_INO, dirs: new Map() };
+  const state = new ProcRoot(k);
   const root = new Inode(PROC_ROOT_INO, S_IFDIR | 0o555, 'dir', PROC_DEV, 0, 0);
   root.vfs = k.vfs;
   root.size = 0;
