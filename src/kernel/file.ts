@@ -45,7 +45,7 @@ export interface FileOperations {
   /** open: called by do_dentry_open once the file is set up, for `t`; 0 or -errno (the open fails, without release). */
   open?(k: Kernel, t: Task, f: File): number;
   /** FOP_UNSIGNED_OFFSET (fop_flags): positions are unsigned, so a negative loff_t is not refused by rw_verify_area. */
-  unsigned_offset?: boolean;
+  readonly unsigned_offset?: boolean;
 }
 
 /** A struct file: an open instance of an inode. */

@@ -299,7 +299,8 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
   }
   mm.committed += charged;
   mm.vmas.insert(vma);
-  if (!vma.shmem) mm.vmas.mergeAround(vma);
+  // "New (or expanded) vma always get soft dirty status" (__mmap_region: VM_SOFTDIRTY on the merged VMA too).
+  if (!vma.shmem) mm.vmas.mergeAround(vma).softdirty = true;
   return addr;
 }
 /** LEGACY_MAP_MASK (include/linux/mman.h): the flags MAP_SHARED_VALIDATE accepts. */

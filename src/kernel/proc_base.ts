@@ -14,12 +14,13 @@
  *   (-EINVAL); frames shown only to an opener with CAP_SYS_ADMIN (file_ns_capable at read,
  *   of the opener's credentials).
  * - status (proc_pid_status): the lines of what the model has, in Linux's order and format.
+ * - clear_refs (clear_refs_write): 1, 2 or 3 clear the accessed bits of all, anonymous or
+ *   file pages; 4 clears the soft-dirty state (task_mmu.ts); 5 resets the RSS high-water mark.
  *
  * XXX: Linux's `self` is a symlink to the caller's tgid; the model has no symlinks, so the
  * lookup in /proc resolves `self` itself. No readdir (the model has no getdents), no
  * /proc/PID/task, no ptrace access checks (every task is root: PTRACE_MODE_ATTACH and
- * PTRACE_MODE_READ always pass) and no clear_refs (so VM_SOFTDIRTY is never cleared;
- * task_mmu.ts). procfs's device number is the host's (0:21); its inode numbers are the
+ * PTRACE_MODE_READ always pass). procfs's device number is the host's (0:21); its inode numbers are the
  * model's own count.
  */
 import { track } from '../track.js';
@@ -29,15 +30,15 @@ import type { File, FileOperations } from './file.js';
 import { __get_user_page_locked, FOLL_FORCE, FOLL_GET, FOLL_REMOTE, FOLL_WRITE } from './gup.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
-import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
+import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { PG_anon, PG_dirty } from './page.js';
 import { pte_none, pte_pfn, pte_present, _PAGE_SPECIAL } from './pgtable.js';
 import { STEP_COPY, type KSteps } from './steps.js';
 import { CAP_FULL_SET, type Task } from './task.js';
 import { copy_from_user, copy_to_user, copy_to_user_partial } from './uaccess.js';
-import { EFAULT, EINVAL, EIO, ESRCH, S_IFDIR, S_IFREG, SEEK_CUR, SEEK_SET, SIG_DFL, SIG_IGN } from './uapi.js';
+import { EFAULT, EINVAL, EIO, ERANGE, ESRCH, S_IFDIR, S_IFREG, SEEK_CUR, SEEK_SET, SIG_DFL, SIG_IGN } from './uapi.js';
 import { Inode } from './vfs.js';
-import { pagemap_walk, PM_ENTRY_BYTES, show_maps, show_smaps } from './task_mmu.js';
+import { CLEAR_REFS_ALL, CLEAR_REFS_LAST, CLEAR_REFS_MM_HIWATER_RSS, clear_refs_mm, pagemap_walk, PM_ENTRY_BYTES, show_maps, show_smaps } from './task_mmu.js';
 import { VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vma.js';
 
 /** procfs's st_dev: an anonymous device, 0:21 as on the host. */
@@ -117,7 +118,7 @@ function proc_root_lookup(state: ProcRoot, root: Inode, name: string, t: Task | 
     dir.lookup = (fname) => entries.get(fname) ?? null;
     const files: [string, number, FileOperations][] = [
       ['mem', 0o600, proc_mem_operations], ['maps', 0o444, proc_pid_maps_operations], ['smaps', 0o444, proc_pid_smaps_operations],
-      ['pagemap', 0o400, proc_pagemap_operations], ['status', 0o444, proc_pid_status_operations],
+      ['pagemap', 0o400, proc_pagemap_operations], ['status', 0o444, proc_pid_status_operations], ['clear_refs', 0o200, proc_clear_refs_operations],
     ];
     for (const [fname, mode, fops] of files) {
       const f = proc_inode(state, S_IFREG | mode, pid);
@@ -278,7 +279,7 @@ function mem_lseek(f: File, offset: bigint, whence: number): number {
 }
 
 /** proc_mem_operations. */
-const proc_mem_operations: FileOperations = {
+const proc_mem_operations: Readonly<FileOperations> = {
   open: mem_open,
   read: (k, pc, t, f, buf, count, pos) => mem_rw(k, pc, t, f, buf, count, pos, false),
   write: (k, pc, t, f, buf, count, pos) => mem_rw(k, pc, t, f, buf, count, pos, true),
@@ -338,7 +339,7 @@ function maps_show(text: (k: Kernel, pc: PerCpu, t: Task, mm: MmStruct) => KStep
 }
 
 /** proc_pid_maps_operations. */
-const proc_pid_maps_operations: FileOperations = {
+const proc_pid_maps_operations: Readonly<FileOperations> = {
   open: maps_open,
   // eslint-disable-next-line require-yield
   read: seq_read(maps_show(function* (k, _pc, _t, mm) {
@@ -349,7 +350,7 @@ const proc_pid_maps_operations: FileOperations = {
 };
 
 /** proc_pid_smaps_operations. */
-const proc_pid_smaps_operations: FileOperations = {
+const proc_pid_smaps_operations: Readonly<FileOperations> = {
   open: maps_open,
   read: seq_read(maps_show(show_smaps)),
   llseek: seq_lseek,
@@ -412,7 +413,7 @@ function* pagemap_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, cou
 }
 
 /** proc_pagemap_operations: opened as mem is (PTRACE_MODE_READ), positioned by mem_lseek. */
-const proc_pagemap_operations: FileOperations = {
+const proc_pagemap_operations: Readonly<FileOperations> = {
   open: mem_open,
   read: pagemap_read,
   llseek: mem_lseek,
@@ -579,7 +580,63 @@ function* status_show(k: Kernel, _pc: PerCpu, _t: Task, f: File): KSteps<string 
 }
 
 /** proc_pid_status's file (proc_single_file_operations). */
-const proc_pid_status_operations: FileOperations = {
+const proc_pid_status_operations: Readonly<FileOperations> = {
   read: seq_read(status_show),
   llseek: seq_lseek,
+};
+
+// ---- clear_refs --------------------------------------------------------------------------------
+
+/** PROC_NUMBUF: clear_refs reads at most PROC_NUMBUF - 1 bytes. */
+const PROC_NUMBUF = 13;
+
+/**
+ * kstrtoint(strstrip(buffer), 10): the bytes up to the first NUL, white space trimmed at both
+ * ends, as an optionally signed decimal int; -EINVAL for anything else (no digits, a stray
+ * character), -ERANGE for a value outside int.
+ */
+function kstrtoint_stripped(b: Uint8Array): number | { err: number } {
+  let s = '';
+  for (const c of b) {
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  s = s.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '');
+  const m = /^([+-]?)([0-9]+)$/.exec(s);
+  if (!m) return { err: -EINVAL };
+  const v = (m[1] === '-' ? -1n : 1n) * BigInt(m[2]);
+  if (v > 0x7fffffffn || v < -0x80000000n) return { err: -ERANGE };
+  return Number(v);
+}
+
+/**
+ * clear_refs_write, in Linux's order: at most PROC_NUMBUF - 1 bytes copied in (-EFAULT), the
+ * number parsed (-EINVAL, -ERANGE), a type outside 1..5 (-EINVAL), the task (-ESRCH); then,
+ * if the task has an mm, under mmap_lock for writing: 5 resets the high-water mark (XXX: the
+ * model keeps none), the others clear_refs_mm. Returns the count (as clamped); the position
+ * stays.
+ */
+function* clear_refs_write(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: number, pos: number): KSteps<[number, number]> {
+  if (count > PROC_NUMBUF - 1) count = PROC_NUMBUF - 1;
+  const b = yield* copy_from_user(k, pc, t, buf, count);
+  if (!b) return [-EFAULT, pos];
+  const type = kstrtoint_stripped(b);
+  if (typeof type !== 'number') return [type.err, pos];
+  if (type < CLEAR_REFS_ALL || type >= CLEAR_REFS_LAST) return [-EINVAL, pos];
+  const task = get_proc_task(k, f.inode);
+  if (!task) return [-ESRCH, pos];
+  const mm = get_task_mm(task);
+  if (mm && mmget_not_zero(mm)) {
+    yield* mmap_write_lock(k, pc, mm, t);
+    if (type !== CLEAR_REFS_MM_HIWATER_RSS) yield* clear_refs_mm(k, pc, t, mm, type);
+    yield* mmap_write_unlock(pc, mm);
+    yield* mmput(k, pc, mm);
+  }
+  return [count, pos];
+}
+
+/** proc_clear_refs_operations: write only; noop_llseek leaves the position as it is. */
+const proc_clear_refs_operations: Readonly<FileOperations> = {
+  write: clear_refs_write,
+  llseek: (f) => f.f_pos,
 };

@@ -312,10 +312,10 @@ function null_lseek(f: File): number {
 }
 
 /** The operations of a tmpfs regular file (shmem_file_operations). */
-export const shmem_file_operations: FileOperations = { read: shmem_file_read, write: shmem_file_write, llseek: shmem_llseek };
+export const shmem_file_operations: Readonly<FileOperations> = { read: shmem_file_read, write: shmem_file_write, llseek: shmem_llseek };
 
 /** A tmpfs directory's (simple_dir_operations): read is generic_read_dir's -EISDIR; no write. */
-export const simple_dir_operations: FileOperations = {
+export const simple_dir_operations: Readonly<FileOperations> = {
   *read() {
     return [-EISDIR, 0];
   },
@@ -323,7 +323,7 @@ export const simple_dir_operations: FileOperations = {
 };
 
 /** /dev/null's (null_fops): reads see the end, writes take every byte unread. */
-export const null_fops: FileOperations = {
+export const null_fops: Readonly<FileOperations> = {
   *read(_k, _pc, _t, _f, _buf, _count, pos) {
     return [0, pos];
   },
@@ -334,7 +334,7 @@ export const null_fops: FileOperations = {
 };
 
 /** /dev/zero's (zero_fops): reads give zeroes copied out a page at a time (read_iter_zero), writes take every byte. */
-export const zero_fops: FileOperations = {
+export const zero_fops: Readonly<FileOperations> = {
   *read(k, pc, t, _f, buf, count, pos) {
     const got = count - (yield* copy_to_user_partial(k, pc, t, buf, new Uint8Array(count)));
     return [got === 0 && count > 0 ? -EFAULT : got, pos + got];

@@ -1,15 +1,21 @@
 /**
- * /proc/PID/maps, smaps and pagemap (fs/proc/task_mmu.c): the text of show_map_vma and
- * show_smap, made from the VMAs and the page tables at read time, and pagemap_read's 64-bit
- * entry per page (pte_to_pagemap_entry, pagemap_pte_hole).
+ * /proc/PID/maps, smaps, pagemap and clear_refs (fs/proc/task_mmu.c): the text of
+ * show_map_vma and show_smap, made from the VMAs and the page tables at read time;
+ * pagemap_read's 64-bit entry per page (pte_to_pagemap_entry, pagemap_pte_hole); and
+ * clear_refs_write, which clears the accessed bits or, for 4, the soft-dirty state.
  *
  * maps and smaps are read under mmap_lock for reading, the whole text at once; each PTE table
  * smaps or pagemap reads is read under the page-table lock in one step, as zap and mincore read
- * theirs. Soft-dirty is configured in (CONFIG_MEM_SOFT_DIRTY, as Debian's x86-64 kernel has it).
+ * theirs. Soft-dirty is configured in (CONFIG_MEM_SOFT_DIRTY, as Debian's x86-64 kernel has it):
+ * a new VMA has VM_SOFTDIRTY (Vma.softdirty), pte_mkdirty sets _PAGE_SOFT_DIRTY, swap-out and
+ * swap-in carry it over, and clear_refs 4 clears both and write-protects every PTE so the next
+ * write faults and sets it again.
  *
- * XXX: the model never clears VM_SOFTDIRTY (no /proc/PID/clear_refs), so every VMA has it from
- * its creation on (mmap_region, __bprm_mm_init) and pagemap reports every page of a VMA
- * soft-dirty; the flag is therefore not kept in vm_flags. No gate VMA other than [vsyscall]
+ * XXX: clearing VM_SOFTDIRTY does not write-protect a shared writable mapping's vm_page_prot
+ * (vma_set_page_prot's writenotify): the model computes PTE protections from the flags, so a
+ * page of such a mapping first faulted in by a read after clear_refs is writable and a later
+ * write to it is not seen; the PTEs present at clear_refs are write-protected as Linux does.
+ * No gate VMA other than [vsyscall]
  * (no vDSO or vvar), no hugetlb and no THP (THPeligible is 0: without MADV_HUGEPAGE no VMA is
  * eligible under CONFIG_TRANSPARENT_HUGEPAGE_MADVISE, Debian's default). The program's text and
  * read-only data are not files in the model: their VMAs show the model's names [text] and
@@ -22,10 +28,15 @@ import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
 import { PG_anon, PG_dirty, PG_referenced, PG_swapbacked } from './page.js';
-import { _PAGE_SPECIAL, is_swap_pte, pgtableIndex, pmd_addr_end, pte_dirty, pte_none, pte_pfn, pte_present, swp_offset, swp_type } from './pgtable.js';
-import { PTE_A, PTE_RW, PTE_SOFTW2, PTE_SOFTW3, PTE_US } from '../hw/pte.js';
+import {
+  __pte, _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_SWP_SOFT_DIRTY, is_swap_pte, pgtableIndex, pmd_addr_end, pte_clear_soft_dirty, pte_dirty, pte_none, pte_pfn, pte_present,
+  pte_swp_soft_dirty, pte_wrprotect, pte_write, swp_offset, swp_type,
+} from './pgtable.js';
+import { PTE_A, PTE_SOFTW2, PTE_US } from '../hw/pte.js';
+import { GUP_PIN_COUNTING_BIAS } from './gup.js';
+import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import { __swap_count } from './swap.js';
-import { STEP_READ, type KSteps } from './steps.js';
+import { STEP_ATOMIC, STEP_READ, STEP_WRITE, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import type { Inode, Vfs } from './vfs.js';
 import {
@@ -35,7 +46,7 @@ import {
 
 const PAGE_SIZE = 4096;
 
-/** VM_SOFTDIRTY (include/linux/mm.h): "not soft-dirty clean area"; see the XXX above: every VMA has it. */
+/** VM_SOFTDIRTY (include/linux/mm.h): "not soft-dirty clean area"; kept as Vma.softdirty, shown by smaps's VmFlags as "sd". */
 export const VM_SOFTDIRTY = 0x08000000;
 
 /** The device number of the shm_mnt internal mount behind shared anonymous memory (its inodes show as 00:01 on the host). */
@@ -55,11 +66,8 @@ export const PM_PRESENT = 1n << 63n;
 /** PM_ENTRY_BYTES. */
 export const PM_ENTRY_BYTES = 8;
 
-/** _PAGE_SOFT_DIRTY (bit 11) and _PAGE_UFFD_WP (bit 10) of a present PTE. */
-const _PAGE_SOFT_DIRTY = PTE_SOFTW3;
+/** _PAGE_UFFD_WP (bit 10) of a present PTE, _PAGE_SWP_UFFD_WP (bit 2, _PAGE_USER) of a swap PTE. */
 const _PAGE_UFFD_WP = PTE_SOFTW2;
-/** _PAGE_SWP_SOFT_DIRTY (bit 1, _PAGE_RW) and _PAGE_SWP_UFFD_WP (bit 2, _PAGE_USER) of a swap PTE. */
-const _PAGE_SWP_SOFT_DIRTY = PTE_RW;
 const _PAGE_SWP_UFFD_WP = PTE_US;
 
 // ---- maps ------------------------------------------------------------------------------------
@@ -121,7 +129,7 @@ function show_map_line(start: bigint | number, end: bigint | number, flags: numb
 
 /** The gate VMA (arch/x86/entry/vsyscall/vsyscall_64.c): the vsyscall page, execute-only with vsyscall=xonly (Debian's default), after every VMA. */
 const GATE_START = 0xffffffffff600000n;
-const GATE_NAME: MapName = { dev: 0, ino: 0, pgoff: 0, name: '[vsyscall]' };
+const GATE_NAME: Readonly<MapName> = { dev: 0, ino: 0, pgoff: 0, name: '[vsyscall]' };
 
 /** show_map for every VMA of `mm` and the gate VMA: /proc/PID/maps's text. The caller holds mmap_lock. */
 export function show_maps(k: Kernel, mm: MmStruct): string {
@@ -284,13 +292,13 @@ function show_smap_text(k: Kernel, start: bigint | number, end: bigint | number,
   return s + show_smap_vma_flags(flags, shadowStack);
 }
 
-/** /proc/PID/smaps's text: show_smap for each VMA (with VM_SOFTDIRTY, see the header), then for the gate VMA. The caller holds mmap_lock. */
+/** /proc/PID/smaps's text: show_smap for each VMA, then for the gate VMA. The caller holds mmap_lock. */
 export function* show_smaps(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct): KSteps<string> {
   let s = '';
   for (const v of mm.vmas.list) {
     const mss = new MemSizeStats();
     yield* smap_gather_stats(k, pc, t, mm, v, mss);
-    s += show_smap_text(k, v.vm_start, v.vm_end, v.vm_flags | VM_SOFTDIRTY, vma_name(k, v), v.vm_pkey, v.shadowStack, mss);
+    s += show_smap_text(k, v.vm_start, v.vm_end, v.vm_flags | (v.softdirty ? VM_SOFTDIRTY : 0), vma_name(k, v), v.vm_pkey, v.shadowStack, mss);
   }
   // The gate VMA: nothing of it is counted (it has no mm), its only flag is VM_EXEC.
   return s + show_smap_text(k, GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME, 0, false, new MemSizeStats());
@@ -310,7 +318,7 @@ function make_pme(frame: bigint, flags: bigint): bigint {
  * adds PM_FILE when it is not anonymous (shmem and tmpfs pages) and PM_MMAP_EXCLUSIVE when
  * mapped once (folio_precise_page_mapcount of a small folio). VM_SOFTDIRTY adds PM_SOFT_DIRTY.
  */
-function pte_to_pagemap_entry(k: Kernel, lo: number, hi: number, show_pfn: boolean): bigint {
+function pte_to_pagemap_entry(k: Kernel, v: Vma, lo: number, hi: number, show_pfn: boolean): bigint {
   let frame = 0n;
   let flags = 0n;
   let page = -1;
@@ -330,8 +338,7 @@ function pte_to_pagemap_entry(k: Kernel, lo: number, hi: number, show_pfn: boole
     if (!(k.pages.flags[page] & PG_anon)) flags |= PM_FILE;
     if (flags & PM_PRESENT && k.pages.mapcount[page] === 1) flags |= PM_MMAP_EXCLUSIVE;
   }
-  // VM_SOFTDIRTY: every VMA (see the header).
-  flags |= PM_SOFT_DIRTY;
+  if (v.softdirty) flags |= PM_SOFT_DIRTY;
   return make_pme(frame, flags);
 }
 
@@ -352,14 +359,14 @@ export function* pagemap_walk(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, star
     if (!v || addr >= end) break;
     const vend = Math.min(end, v.vm_end);
     if (mm.pgtables.pteTable(addr, false) < 0) {
-      for (; addr < vend; addr += PAGE_SIZE) out.push(make_pme(0n, PM_SOFT_DIRTY));
+      for (; addr < vend; addr += PAGE_SIZE) out.push(make_pme(0n, v.softdirty ? PM_SOFT_DIRTY : 0n));
       continue;
     }
     yield* spin_lock_ptl(pc, mm, t);
     const table = mm.pgtables.pteTable(addr, false);
     pc.touch = table * 4096 + pgtableIndex(addr, 1) * 8;
     yield STEP_READ;
-    for (let i = pgtableIndex(addr, 1); addr < vend; addr += PAGE_SIZE, i++) out.push(pte_to_pagemap_entry(k, mem.readLo(table, i), mem.readHi(table, i), show_pfn));
+    for (let i = pgtableIndex(addr, 1); addr < vend; addr += PAGE_SIZE, i++) out.push(pte_to_pagemap_entry(k, v, mem.readLo(table, i), mem.readHi(table, i), show_pfn));
     yield* spin_unlock_ptl(pc, mm);
   }
   return out;
@@ -371,4 +378,96 @@ export function* with_mmap_read_lock<R>(k: Kernel, pc: PerCpu, mm: MmStruct, fn:
   const r = yield* fn;
   yield* mmap_read_unlock(pc, mm);
   return r;
+}
+
+// ---- clear_refs --------------------------------------------------------------------------------
+
+/** enum clear_refs_types. */
+export const CLEAR_REFS_ALL = 1;
+export const CLEAR_REFS_ANON = 2;
+export const CLEAR_REFS_MAPPED = 3;
+export const CLEAR_REFS_SOFT_DIRTY = 4;
+export const CLEAR_REFS_MM_HIWATER_RSS = 5;
+export const CLEAR_REFS_LAST = 6;
+
+/**
+ * pte_is_pinned: a writable entry of a COW mapping whose page may be pinned for DMA
+ * (MMF_HAS_PINNED and folio_maybe_dma_pinned: a count of GUP_PIN_COUNTING_BIAS or more) keeps
+ * its write access, so the pinned page and the mapping stay one.
+ */
+function pte_is_pinned(k: Kernel, mm: MmStruct, v: Vma, lo: number, hi: number): boolean {
+  if (!pte_write(lo, k.userShstk)) return false;
+  if ((v.vm_flags & (VM_SHARED | VM_MAYWRITE)) !== VM_MAYWRITE) return false;
+  if (!mm.has_pinned) return false;
+  if (lo & _PAGE_SPECIAL) return false;
+  return k.pages.refcount[pte_pfn(lo, hi)] >= GUP_PIN_COUNTING_BIAS;
+}
+
+/**
+ * clear_refs_pte_range over one PTE table's part [start, end) of `v`, under the page-table
+ * lock. For CLEAR_REFS_SOFT_DIRTY, clear_soft_dirty: a present entry (not pinned) is taken
+ * with ptep_modify_prot_start (an atomic exchange with 0, so no A or D the hardware sets is
+ * lost) and put back write-protected without _PAGE_SOFT_DIRTY (ptep_modify_prot_commit); a
+ * swap entry loses _PAGE_SWP_SOFT_DIRTY. Otherwise each present entry with a normal page has
+ * its accessed bit cleared (ptep_test_and_clear_young, an atomic bit clear, only when set) and
+ * its page PG_referenced. No flush here.
+ */
+function* clear_refs_pte_range(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, v: Vma, start: number, end: number, type: number): KSteps<void> {
+  const mem = k.machine.mem;
+  yield* spin_lock_ptl(pc, mm, t);
+  const table = mm.pgtables.pteTable(start, false);
+  for (let va = start, i = pgtableIndex(start, 1); va < end; va += PAGE_SIZE, i++) {
+    const pa = table * 4096 + i * 8;
+    pc.touch = pa;
+    yield STEP_READ;
+    const lo = mem.readLo(table, i);
+    const hi = mem.readHi(table, i);
+    if (type === CLEAR_REFS_SOFT_DIRTY) {
+      if (pte_present(lo)) {
+        if (pte_is_pinned(k, mm, v, lo, hi)) continue;
+        pc.touch = pa;
+        yield STEP_ATOMIC;
+        const old = __pte(mem.readLo(table, i), mem.readHi(table, i));
+        mem.write64(table, i, 0, 0);
+        pte_clear_soft_dirty(pte_wrprotect(old));
+        pc.touch = pa;
+        yield STEP_WRITE;
+        mem.write64(table, i, old.lo, old.hi);
+      } else if (is_swap_pte(lo, hi) && pte_swp_soft_dirty(lo)) {
+        pc.touch = pa;
+        yield STEP_WRITE;
+        mem.write64(table, i, lo & ~_PAGE_SWP_SOFT_DIRTY, hi);
+      }
+      continue;
+    }
+    if (!pte_present(lo) || lo & _PAGE_SPECIAL) continue;
+    if (lo & PTE_A) {
+      pc.touch = pa;
+      yield STEP_ATOMIC;
+      mem.write64(table, i, mem.readLo(table, i) & ~PTE_A, mem.readHi(table, i));
+    }
+    k.pages.flags[pte_pfn(lo, hi)] &= ~PG_referenced;
+  }
+  yield* spin_unlock_ptl(pc, mm);
+}
+
+/**
+ * The part of clear_refs_write that works on the mm, under mmap_lock for writing (the caller
+ * holds it): for CLEAR_REFS_SOFT_DIRTY every VMA's VM_SOFTDIRTY is cleared first; then
+ * walk_page_range over every VMA (clear_refs_test_walk: CLEAR_REFS_ANON skips file and shmem
+ * mappings, CLEAR_REFS_MAPPED anonymous ones), each PTE table in clear_refs_pte_range; for
+ * CLEAR_REFS_SOFT_DIRTY, flush_tlb_mm at the end, so no CPU keeps a writable translation
+ * (the write-protected entries are then seen by the next write, which faults).
+ */
+export function* clear_refs_mm(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, type: number): KSteps<void> {
+  if (type === CLEAR_REFS_SOFT_DIRTY) for (const v of mm.vmas.list) v.softdirty = false;
+  for (const v of [...mm.vmas.list]) {
+    if (type === CLEAR_REFS_ANON && v.shmem) continue;
+    if (type === CLEAR_REFS_MAPPED && !v.shmem) continue;
+    for (let va = v.vm_start; va < v.vm_end; va = pmd_addr_end(va, v.vm_end)) {
+      if (mm.pgtables.pteTable(va, false) < 0) continue;
+      yield* clear_refs_pte_range(k, pc, t, mm, v, va, pmd_addr_end(va, v.vm_end), type);
+    }
+  }
+  if (type === CLEAR_REFS_SOFT_DIRTY) yield* flush_tlb_mm_range(k, pc, mm, 0, TLB_FLUSH_ALL, 12, false);
 }

@@ -1,7 +1,7 @@
 /**
  * procfs in lockstep (lockstep.ts): a /proc/self/mem write racing the process's own store on a
  * second CPU, and a pagemap read racing the fault that fills the page it reads, under every
- * interleaving with at most PREEMPTIONS preemptions.
+ * interleaving with at most PREEMPTIONS preemptions; and clear_refs 4 racing a store.
  *
  * What Linux promises (mm/gup.c __get_user_pages and follow_page_pte under the page-table
  * lock; mm/memory.c wp_page_copy re-checking pte_same before installing its copy;
@@ -114,7 +114,50 @@ const PAGEMAP_FAULT: LockstepCase = {
   },
 };
 
-for (const c of [MEM_WRITE, PAGEMAP_FAULT]) {
+/**
+ * clear_refs 4 against a store on the other CPU, whose TLB holds the page writable from an
+ * earlier store: the store lands before clear_soft_dirty's exchange (then the page is clean and
+ * write-protected), or after the flush (then it faults and pte_mkdirty sets soft-dirty again).
+ * At the end a writable PTE is always soft-dirty, and the store's value is in the page.
+ */
+const CLEAR_REFS_STORE: LockstepCase = {
+  name: 'clear_refs 4 against a store through a writable TLB entry on the other CPU',
+  processes: [{
+    cpu: 0,
+    program: {
+      main: [
+        { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x22, -1, 0], into: 'buf' }, // 0
+        { op: 'store', addr: '$buf', value: 1 }, // 1
+        sc('open', '&clear', O_RDWR, 0), // 2: 3
+        { op: 'syscall', name: 'clone', args: [THREAD_FLAGS, 0, 0, 0, 0], into: 'tid', child: [{ op: 'store', addr: '$buf', value: 5 }, { op: 'store', addr: '$buf', value: 7 }], cpu: 1 }, // 3
+        sc('write', 3, '&four', 1), // 4
+        ...linger,
+      ],
+      strings: { clear: '/proc/self/clear_refs', four: '4' },
+    },
+  }],
+  racers: [{ cpu: 0, fn: 'main', from: 4 }, { cpu: 1, fn: 'main.3.child', from: 1 }],
+  watch: ['buf'],
+  preemptions: PREEMPTIONS,
+  check: (r) => {
+    if (value(r, 'main', 4) !== 1n) return `clear_refs returned ${String(value(r, 'main', 4))}`;
+    const buf = Number(value(r, 'main', 0));
+    const e = [...r.endPtes].find(([key]) => key.endsWith(`:${buf}`));
+    if (!e) return 'no watched PTE';
+    const { lo } = e[1];
+    if (lo & 2 && !(lo & 0x800)) return `the PTE is writable but not soft-dirty (0x${(lo >>> 0).toString(16)}): a later write would go unseen`;
+    const w = word(r, buf);
+    if (w !== 7n) return `the page holds ${String(w)}, not the store's 7`;
+    // A store that completed after clear_refs returned must have left the page soft-dirty.
+    const at = (match: (e: (typeof r.events)[number]['e']) => boolean): number => r.events.find((x) => match(x.e))?.step ?? -1;
+    const stored = at((e) => e.type === 'op' && e.record.fn === 'main.3.child' && e.record.index === 1);
+    const returned = at((e) => e.type === 'syscall' && e.name === 'write' && e.tid === r.tids[0]);
+    if (stored > returned && !(lo & 0x800)) return `the store (step ${stored}) came after clear_refs returned (step ${returned}) but the PTE is not soft-dirty`;
+    return null;
+  },
+};
+
+for (const c of [MEM_WRITE, PAGEMAP_FAULT, CLEAR_REFS_STORE]) {
   test(`lockstep, every interleaving: ${c.name}`, (t) => {
     const r = lockstep(c);
     t.diagnostic(`${r.interleavings} interleavings (every one with at most ${c.preemptions} preemptions), window up to ${r.longest} steps, ${r.ms.toFixed(0)} ms`);

@@ -19,7 +19,7 @@ import { path_walk } from '../../src/kernel/vfs.js';
 import { records, ret, runProgram } from './helpers.js';
 
 const ENOENT = 2, ESRCH = 3, EIO = 5, EFAULT = 14, EINVAL = 22, ENODEV = 19, EOVERFLOW = 75;
-const O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000;
+const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000;
 const SEEK_SET = 0, SEEK_END = 2;
 const PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
@@ -367,4 +367,117 @@ test('/proc/self/status: proc_pid_status lines for the model\'s process', () => 
   assert.equal(field('untag_mask'), '\t0xffffffffffffffff');
   assert.equal(field('Cpus_allowed_list'), '\t0');
   assert.equal(field('Mems_allowed'), `\t${Array.from({ length: 31 }, () => '00000000').join(',')},00000001`, 'MAX_NUMNODES 1024 bits');
+});
+
+// ---- clear_refs and soft-dirty ---------------------------------------------------------------
+
+test('/proc/self/clear_refs 4: VM_SOFTDIRTY and the PTE soft-dirty bits cleared, every PTE write-protected; the next write faults and sets the bit again; a new VMA is soft-dirty', () => {
+  const main: Op[] = [
+    mmap('buf', 16384, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS), // 0: 0x7ffff7ffb000
+    { op: 'store', addr: '$buf', value: 1 }, // 1: page 0
+    { op: 'store', addr: '$buf+4096', value: 1 }, // 2: page 1
+    sc('open', '&clear', O_RDWR, 0), // 3: 3
+    sc('write', 3, '&four', 2), // 4: "4\n": 2
+    { op: 'store', addr: '$buf+4096', value: 2 }, // 5: page 1 again: a write fault (wp_page_reuse: pte_mkdirty)
+    // A VMA mapped after clear_refs, read-only so that it does not merge with buf (a merge would
+    // give the expanded buf VM_SOFTDIRTY again: "New (or expanded) vma always get soft dirty status").
+    mmap('late', 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS), // 6: 0x7ffff7ffa000
+    sc('open', '&pagemap', O_RDONLY, 0), // 7: 4
+    sc('pread64', 4, '$buf+12288', 40, 0x7ffff7ffa * 8), // 8: late, buf 0..3: 40
+    sc('open', '&out', O_CREAT | O_RDWR | O_TRUNC, 0o644), // 9: 5
+    sc('write', 5, '$buf+12288', 40), // 10
+  ];
+  const { sys } = runProgram({ main, strings: { ...STRINGS, clear: '/proc/self/clear_refs', four: '4\n' } });
+  assert.equal(ret(sys, 0), 0x7ffff7ffb000n);
+  assert.equal(ret(sys, 4), 2n, 'clear_refs_write returns the count');
+  assert.equal(ret(sys, 8), 40n);
+  const e = words(fileText(sys, '/tmp/out'));
+  const PRESENT = 1n << 63n, EXCL = 1n << 56n, SD = 1n << 55n, PFN = (1n << 55n) - 1n;
+  assert.equal(e[0], SD, 'a VMA mapped after clear_refs has VM_SOFTDIRTY (__mmap_region)');
+  assert.equal(e[1] & ~PFN, PRESENT | EXCL, 'written before clear_refs, not since');
+  assert.equal(e[2] & ~PFN, PRESENT | EXCL | SD, 'written after clear_refs: soft-dirty again');
+  assert.equal(e[3], 0n, 'never written, VM_SOFTDIRTY cleared');
+  assert.equal(e[4], 0n);
+});
+
+test('/proc/self/clear_refs: checks in clear_refs_write\'s order (at most 12 bytes, kstrtoint of the stripped text, the type), the count returned, no read, noop_llseek', () => {
+  const main: Op[] = [
+    sc('open', '&clear', O_RDWR, 0), // 0: 3
+    sc('write', 3, 0x10, 2), // 1: copy_from_user: -EFAULT
+    sc('write', 3, '&nine', 1), // 2: type 9: -EINVAL
+    sc('write', 3, '&x', 1), // 3: not a number: -EINVAL
+    sc('write', 3, '&big', 11), // 4: past INT_MAX: -ERANGE
+    sc('write', 3, '&one', 0), // 5: nothing: kstrtoint("") is -EINVAL
+    sc('write', 3, '&zero', 1), // 6: type 0: -EINVAL
+    sc('write', 3, '&one', 4), // 7: " 1 \n": 4
+    sc('write', 3, '&five', 20), // 8: clamped to 12, "5" and spaces: 12
+    sc('write', 3, '&neg', 2), // 9: -4: -EINVAL
+    sc('read', 3, 0x10, 8), // 10: no read operation: -EINVAL
+    sc('lseek', 3, 5, SEEK_SET), // 11: noop_llseek: the position, 0
+    sc('write', 3, '&plus', 2), // 12: "+2": 2
+  ];
+  const { sys } = runProgram({
+    main,
+    strings: { clear: '/proc/self/clear_refs', nine: '9', x: 'x', big: '99999999999', zero: '0', one: ' 1 \n', five: '5           trailing bytes', neg: '-4', plus: '+2' },
+  });
+  const ERANGE = 34;
+  assert.deepEqual(
+    Array.from({ length: 13 }, (_, i) => ret(sys, i)),
+    [3n, errno(EFAULT), errno(EINVAL), errno(EINVAL), errno(ERANGE), errno(EINVAL), errno(EINVAL), 4n, 12n, errno(EINVAL), errno(EINVAL), 0n, 2n],
+  );
+});
+
+test('/proc/self/clear_refs 1 clears the accessed bits: smaps Referenced drops to 0 while Rss stays', () => {
+  const main: Op[] = [
+    mmap('buf', 16384, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS), // 0
+    { op: 'store', addr: '$buf', value: 1 }, // 1
+    { op: 'store', addr: '$buf+4096', value: 1 }, // 2
+    sc('open', '&clear', O_WRONLY, 0), // 3: 3
+    sc('write', 3, '&one', 1), // 4
+    sc('open', '&smaps', O_RDONLY, 0), // 5: 4
+    ...dump(4, 5), // 6..8
+  ];
+  const { sys } = runProgram({ main, strings: { ...STRINGS, clear: '/proc/self/clear_refs', one: '1' } });
+  assert.equal(ret(sys, 4), 1n);
+  const text = fileText(sys, '/tmp/out');
+  const block = text.slice(text.indexOf('7ffff7ffb000-7ffff7fff000')).split('\n');
+  const field = (name: string): string => block.find((l) => l.startsWith(`${name}:`))!;
+  assert.equal(field('Rss'), 'Rss:                   8 kB');
+  // The dump's read of smaps touched nothing of buf's first two pages after the clear.
+  assert.equal(field('Referenced'), 'Referenced:            0 kB');
+  assert.ok(field('VmFlags').includes(' sd '), 'clear_refs 1 leaves VM_SOFTDIRTY');
+});
+
+test('soft-dirty across swap: try_to_unmap_one keeps it in the swap PTE (_PAGE_SWP_SOFT_DIRTY), do_swap_page puts it back; pagemap shows the swap type and offset', () => {
+  const MADV_PAGEOUT = 21;
+  const main: Op[] = [
+    mmap('buf', 16384, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS), // 0: 0x7ffff7ffb000
+    { op: 'store', addr: '$buf', value: 1 }, // 1: page 0
+    { op: 'store', addr: '$buf+4096', value: 1 }, // 2: page 1
+    sc('open', '&clear', O_WRONLY, 0), // 3: 3
+    sc('write', 3, '&four', 1), // 4
+    { op: 'store', addr: '$buf+4096', value: 2 }, // 5: page 1 soft-dirty again
+    sc('madvise', '$buf', 8192, MADV_PAGEOUT), // 6: both swapped out
+    sc('open', '&pagemap', O_RDONLY, 0), // 7: 4
+    sc('pread64', 4, '$buf+8192', 16, 0x7ffff7ffb * 8), // 8
+    { op: 'load', addr: '$buf', into: 'a' }, // 9: swapped back in
+    { op: 'load', addr: '$buf+4096', into: 'b' }, // 10
+    sc('pread64', 4, '$buf+8208', 16, 0x7ffff7ffb * 8), // 11
+    sc('open', '&out', O_CREAT | O_RDWR | O_TRUNC, 0o644), // 12: 5
+    sc('write', 5, '$buf+8192', 32), // 13
+  ];
+  const { sys } = runProgram({ main, strings: { ...STRINGS, clear: '/proc/self/clear_refs', four: '4' } }, { kernel: { swap_pages: 16 } });
+  assert.equal(ret(sys, 6), 0n);
+  const r = records(sys);
+  assert.equal(r.get(9)!.value, 1n);
+  assert.equal(r.get(10)!.value, 2n);
+  const e = words(fileText(sys, '/tmp/out'));
+  const PRESENT = 1n << 63n, SWAP = 1n << 62n, SD = 1n << 55n, PFN = (1n << 55n) - 1n;
+  // Swap entries: type 0 in bits 0..4, the offset above (frame = type | offset << MAX_SWAPFILES_SHIFT).
+  assert.equal(e[0] & ~PFN, SWAP, 'clean since clear_refs: no soft-dirty in its swap PTE');
+  assert.equal(e[1] & ~PFN, SWAP | SD, 'written since: _PAGE_SWP_SOFT_DIRTY');
+  assert.equal(e[0] & 0x1fn, 0n, 'swap type 0');
+  assert.notEqual(e[0] >> 5n, e[1] >> 5n, 'two slots');
+  assert.equal(e[2] & SD, 0n, 'swapped in clean');
+  assert.equal(e[3] & ~PFN & ~(1n << 56n), PRESENT | SD, 'swapped in soft-dirty (pte_mksoft_dirty)');
 });
