@@ -479,5 +479,9 @@ function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma,
   vma.vm_flags = newflags;
   vma.vm_pkey = newPkey;
   const flush = yield* change_protection(k, pc, t, vma, start, end);
-  return { error: 0, flush, vma: mm.vmas.mergeAround(vma) };
+  // vma_modify_flags merges, then vm_flags_reset(vma, newflags): the merged VMA takes this one's VM_SOFTDIRTY.
+  const softdirty = vma.softdirty;
+  const merged = mm.vmas.mergeAround(vma);
+  merged.softdirty = softdirty;
+  return { error: 0, flush, vma: merged };
 }

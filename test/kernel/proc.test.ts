@@ -21,7 +21,7 @@ import { records, ret, runProgram } from './helpers.js';
 const ENOENT = 2, ESRCH = 3, EIO = 5, EFAULT = 14, EINVAL = 22, ENODEV = 19, EOVERFLOW = 75;
 const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000;
 const SEEK_SET = 0, SEEK_END = 2;
-const PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2;
+const PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
 const SIGSEGV = 11, SEGV_ACCERR = 2;
 const sc = (name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args });
@@ -480,4 +480,25 @@ test('soft-dirty across swap: try_to_unmap_one keeps it in the swap PTE (_PAGE_S
   assert.notEqual(e[0] >> 5n, e[1] >> 5n, 'two slots');
   assert.equal(e[2] & SD, 0n, 'swapped in clean');
   assert.equal(e[3] & ~PFN & ~(1n << 56n), PRESENT | SD, 'swapped in soft-dirty (pte_mksoft_dirty)');
+});
+
+test('soft-dirty and merging: mprotect that merges a clean VMA into a soft-dirty neighbour leaves the result clean (vm_flags_reset with the changed VMA\'s flags)', () => {
+  const main: Op[] = [
+    mmap('ob', 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS), // 0: 0x7ffff7ffe000, the output buffer (merges with nothing)
+    mmap('buf', 16384, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS), // 1: 0x7ffff7ffa000
+    sc('open', '&clear', O_WRONLY, 0), // 2: 3
+    sc('write', 3, '&four', 1), // 3
+    mmap('late', 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS), // 4: 0x7ffff7ff9000, VM_SOFTDIRTY, not merged (VM_EXEC)
+    sc('open', '&pagemap', O_RDONLY, 0), // 5: 4
+    sc('pread64', 4, '$ob', 16, 0x7ffff7ff9 * 8), // 6: late soft-dirty, buf clean
+    sc('mprotect', '$buf', 16384, PROT_READ | PROT_WRITE | PROT_EXEC), // 7: the same flags as late (VM_ACCOUNT included): buf merges into it
+    sc('pread64', 4, '$ob+16', 16, 0x7ffff7ff9 * 8), // 8
+    sc('open', '&out', O_CREAT | O_RDWR | O_TRUNC, 0o644), // 9: 5
+    sc('write', 5, '$ob', 32), // 10
+  ];
+  const { sys } = runProgram({ main, strings: { ...STRINGS, clear: '/proc/self/clear_refs', four: '4' } });
+  assert.deepEqual([1, 4, 6, 7, 8].map((i) => ret(sys, i)), [0x7ffff7ffa000n, 0x7ffff7ff9000n, 16n, 0n, 16n]);
+  const e = words(fileText(sys, '/tmp/out'));
+  const SD = 1n << 55n;
+  assert.deepEqual(e, [SD, 0n, 0n, 0n], 'mprotect_fixup: vma_modify_flags merges buf into late, then vm_flags_reset(vma, newflags) without VM_SOFTDIRTY');
 });
