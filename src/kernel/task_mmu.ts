@@ -23,10 +23,10 @@
  * of /dev/zero is plain anonymous memory in the model (Linux keeps the file and shows
  * /dev/zero).
  */
+import { track } from '../track.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import type { MmStruct } from './mm.js';
-import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
 import { PG_anon, PG_dirty, PG_referenced, PG_swapbacked } from './page.js';
 import {
   __pte, _PAGE_SOFT_DIRTY, _PAGE_SPECIAL, _PAGE_SWP_SOFT_DIRTY, is_swap_pte, pgtableIndex, pmd_addr_end, pte_clear_soft_dirty, pte_dirty, pte_none, pte_pfn, pte_present,
@@ -158,6 +158,10 @@ class MemSizeStats {
   pss_dirty = 0n;
   pss_locked = 0n;
   swap_pss = 0n;
+
+  constructor() {
+    return track(this);
+  }
 }
 
 /** smaps_page_accumulate. */
@@ -370,14 +374,6 @@ export function* pagemap_walk(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, star
     yield* spin_unlock_ptl(pc, mm);
   }
   return out;
-}
-
-/** The locking wrapper the maps and smaps readers share: mmap_lock for reading around `fn`. */
-export function* with_mmap_read_lock<R>(k: Kernel, pc: PerCpu, mm: MmStruct, fn: KSteps<R>): KSteps<R> {
-  yield* mmap_read_lock(k, pc, mm);
-  const r = yield* fn;
-  yield* mmap_read_unlock(pc, mm);
-  return r;
 }
 
 // ---- clear_refs --------------------------------------------------------------------------------
