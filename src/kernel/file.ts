@@ -48,6 +48,10 @@ export interface FileOperations {
   splice_read?(k: Kernel, pc: PerCpu, t: Task, f: File, ppos: { pos: number }, pipe: PipeInodeInfo, len: number, flags: number): KSteps<number>;
   /** splice_write: up to `len` bytes out of `pipe` (the mutex not held) into the file at `ppos.pos`; the bytes spliced or -errno. */
   splice_write?(k: Kernel, pc: PerCpu, t: Task, pipe: PipeInodeInfo, f: File, ppos: { pos: number }, len: number, flags: number): KSteps<number>;
+  /** open: called by do_dentry_open once the file is set up, for `t`; 0 or -errno (the open fails, without release). */
+  open?(k: Kernel, t: Task, f: File): number;
+  /** FOP_UNSIGNED_OFFSET (fop_flags): positions are unsigned, so a negative loff_t is not refused by rw_verify_area. */
+  readonly unsigned_offset?: boolean;
 }
 
 /** A struct file: an open instance of an inode. */
@@ -60,6 +64,8 @@ export class File {
   posLockOwner = 0;
   /** f_op: the inode's operations, taken at open (do_dentry_open). */
   readonly f_op: FileOperations;
+  /** private_data: what the file's open left for its other operations (a /proc file's mm), or null. */
+  private_data: unknown = null;
 
   constructor(
     readonly inode: Inode,

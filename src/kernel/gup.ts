@@ -113,13 +113,13 @@ function vma_is_anonymous(vma: Vma): boolean {
  * FOLL_FORCE in a private VMA without VM_WRITE, also if it maps an exclusive anonymous page
  * (the COW the forced write fault broke), so the write lands in the process's own copy.
  */
-function can_follow_write_pte(k: Kernel, lo: number, vma: Vma, gup_flags: number): boolean {
+function can_follow_write_pte(k: Kernel, lo: number, hi: number, vma: Vma, gup_flags: number): boolean {
   if (pte_write(lo, k.userShstk)) return true;
   if (!(gup_flags & FOLL_FORCE)) return false;
   if (vma.vm_flags & (VM_MAYSHARE | VM_SHARED)) return false;
   if (!(vma.vm_flags & VM_MAYWRITE)) return false;
   if (vma.vm_flags & VM_WRITE) return false;
-  const pfn = pte_pfn(lo, 0);
+  const pfn = pte_pfn(lo, hi);
   return (k.pages.flags[pfn] & (PG_anon | PG_anon_exclusive)) === (PG_anon | PG_anon_exclusive);
 }
 
@@ -172,7 +172,7 @@ export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmSt
       const hi = k.machine.mem.readHi(table, i);
       // A PROT_NONE entry is followed (only FOLL_HONOR_NUMA_FAULT, which the model's callers never pass, refuses it).
       let unshare = false;
-      if (pte_present(lo) && (!write || can_follow_write_pte(k, lo, vma, gup_flags))) {
+      if (pte_present(lo) && (!write || can_follow_write_pte(k, lo, hi, vma, gup_flags))) {
         const pfn = pte_pfn(lo, hi);
         unshare = !pte_write(lo, k.userShstk) && gup_must_unshare(k, gup_flags, pfn);
         if (!unshare) {

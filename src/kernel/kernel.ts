@@ -11,6 +11,7 @@
  * do (PGE, PCIDE, SMEP, SMAP, PKE).
  */
 import { Vfs } from './vfs.js';
+import { proc_root_init } from './proc_base.js';
 import { ConfigError } from '../errors.js';
 import type { Cpu } from '../hw/cpu.js';
 import type { Machine } from '../hw/machine.js';
@@ -197,6 +198,7 @@ export class Kernel {
     this.swap = new swap_info_struct(options.swap_pages);
     this.vfs = new Vfs(this.pages);
     this.vfs.populate();
+    proc_root_init(this);
 
     this.init_mm = new MmStruct(0, new PageTables(mem, this.pages, this.levels, pgd, userPgd, false), machine.cpus.length, TASK_SIZE, 0);
     this.percpu = machine.cpus.map((cpu, i) => new PerCpu(i, cpu, this.init_mm));

@@ -17,7 +17,6 @@
  * table); the model has one per mm, which serialises more than Linux does, never less.
  */
 import { ModelError } from '../errors.js';
-import { PTE_D } from '../hw/pte.js';
 import type { PageFaultOutcome } from './events.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
@@ -26,7 +25,7 @@ import { anon_folio_keep_dirty, folio_lock_id, PG_anon, PG_anon_exclusive, PG_lo
 import { folio_free_swap, read_swap_cache_async, swap_cache_get_folio, swap_free, vm_swap_full } from './swap.js';
 import {
   pte_dirty,
-  __pte, _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mkwrite, pte_mkyoung, pte_none, pte_pfn, pte_present, pte_protnone, pte_same, pte_set, pte_swp_exclusive, pte_write, swp_offset, swp_type, vm_get_page_prot,
+  __pte, _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mksoft_dirty, pte_swp_soft_dirty, pte_mkwrite, pte_mkyoung, pte_none, pte_pfn, pte_present, pte_protnone, pte_same, pte_set, pte_swp_exclusive, pte_write, swp_offset, swp_type, vm_get_page_prot,
   type pte_t,
 } from './pgtable.js';
 import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath, type KSteps } from './steps.js';
@@ -263,6 +262,7 @@ function* do_swap_page(vmf: vm_fault): KPath {
   const exclusive = pte_swp_exclusive(lo);
   const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
   const entry = mk_pte(__pte(), folio, prot.lo, prot.hi);
+  if (pte_swp_soft_dirty(lo)) pte_mksoft_dirty(entry);
   pc.touch = vmf.ptePa;
   yield STEP_WRITE;
   // Remove the swap entry and conditionally try to free up the swapcache.
@@ -479,7 +479,7 @@ function* do_fault(vmf: vm_fault): KPath {
     // writable for a shared writable mapping); folio_add_file_rmap_ptes.
     const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
     const entry = mk_pte(__pte(), pfn, prot.lo, prot.hi);
-    if (vmf.flags & FAULT_FLAG_WRITE) entry.lo |= PTE_D;
+    if (vmf.flags & FAULT_FLAG_WRITE) pte_mkdirty(entry);
     vmf.outcome = 'mapped';
     pc.touch = vmf.ptePa;
     yield STEP_WRITE;
@@ -494,7 +494,7 @@ function* do_fault(vmf: vm_fault): KPath {
 
 /**
  * do_cow_fault: the file's page (`cache`, referenced) is copied into a new anonymous page,
- * which is mapped writable and dirty under the lock unless the PTE was filled meanwhile; the
+ * which is mapped dirty (and writable in a VM_WRITE VMA) under the lock unless the PTE was filled meanwhile; the
  * file's page itself is never mapped.
  */
 function* do_cow_fault(vmf: vm_fault, cache: number): KPath {
@@ -527,8 +527,9 @@ function* do_cow_fault(vmf: vm_fault, cache: number): KPath {
     put_ref(vmf, fresh);
   } else {
     const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
+    // set_pte_range: maybe_mkwrite(pte_mkdirty(entry)): a forced write (FOLL_FORCE) to a read-only private mapping gets its copy read-only.
     const entry = pte_mkdirty(mk_pte(__pte(), fresh, prot.lo, prot.hi));
-    pte_mkwrite(entry, vma.shadowStack);
+    if (vma.vm_flags & VM_WRITE) pte_mkwrite(entry, vma.shadowStack);
     pc.touch = vmf.ptePa;
     yield STEP_WRITE;
     mem.write64(vmf.table, vmf.index, entry.lo, entry.hi);

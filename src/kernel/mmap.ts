@@ -264,7 +264,7 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
     }
     if (!(file.f_mode & FMODE_READ)) return -EACCES;
     const inode = file.inode;
-    if (inode.kind === 'dir' || inode.kind === 'null') return -ENODEV;
+    if (inode.kind === 'dir' || inode.kind === 'null' || inode.kind === 'proc') return -ENODEV;
     if (vmFlags & VM_GROWSDOWN) return -EINVAL;
     if (inode.kind === 'zero') {
       // mmap_zero: a VM_SHARED mapping is shmem_zero_setup's fresh object, anything else anonymous memory.
@@ -327,7 +327,8 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
     if (!vma_supports_mlock(vma)) vma.vm_flags &= ~VM_LOCKED_MASK;
     else mm.locked_vm += len / 4096;
   }
-  if (!vma.shmem) mm.vmas.mergeAround(vma);
+  // "New (or expanded) vma always get soft dirty status" (__mmap_region: VM_SOFTDIRTY on the merged VMA too).
+  if (!vma.shmem) mm.vmas.mergeAround(vma).softdirty = true;
   // do_mmap: a locked mapping, or MAP_POPULATE without MAP_NONBLOCK, is populated by the caller.
   if (populate && (vmFlags & VM_LOCKED || (flags & (MAP_POPULATE | MAP_NONBLOCK)) === MAP_POPULATE)) populate.len = len;
   return addr;
@@ -531,5 +532,9 @@ function* mprotect_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma,
   if ((oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) === VM_LOCKED && newflags & VM_WRITE) yield* populate_vma_page_range(k, pc, t, vma, start, end);
   vm_stat_account(mm, oldflags, -nrpages, vma.shadowStack);
   vm_stat_account(mm, newflags, nrpages, vma.shadowStack);
-  return { error: 0, flush, vma: mm.vmas.mergeAround(vma) };
+  // vma_modify_flags merges, then vm_flags_reset(vma, newflags): the merged VMA takes this one's VM_SOFTDIRTY.
+  const softdirty = vma.softdirty;
+  const merged = mm.vmas.mergeAround(vma);
+  merged.softdirty = softdirty;
+  return { error: 0, flush, vma: merged };
 }

@@ -61,7 +61,7 @@ function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: big
     }
     start = dir!.inode;
   }
-  const r = do_filp_open(k, start, name, flags, mode);
+  const r = do_filp_open(k, t, start, name, flags, mode);
   if (typeof r === 'number') {
     put_unused_fd(files, fd);
     return r;
@@ -84,9 +84,9 @@ function* do_sys_open(k: Kernel, pc: PerCpu, t: Task, dfd: number, filename: big
  * (-EISDIR); O_DIRECT needs a tmpfs file (-EINVAL); O_TRUNC empties an existing regular
  * file. Returns the file or -errno.
  */
-function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode: number): { file: File; truncate: boolean } | number {
+function do_filp_open(k: Kernel, t: Task, start: Inode, name: string, flags: number, mode: number): { file: File; truncate: boolean } | number {
   const vfs = k.vfs;
-  const l = path_walk(vfs, start, name);
+  const l = path_walk(vfs, start, name, t);
   if (typeof l === 'number') return l;
   let inode: Inode;
   let created = false;
@@ -98,6 +98,8 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
       if (l.inode.isDir) return -EISDIR;
       inode = l.inode;
     } else {
+      // procfs's lookups answer a missing name with -ENOENT (proc_pident_lookup, proc_lookup_de), before O_CREAT is looked at.
+      if (l.dir.lookup) return -ENOENT;
       inode = vfs_create(vfs, l.dir, l.name, mode);
       created = true;
     }
@@ -112,11 +114,17 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
   // may_open: a directory is never opened for writing (O_TRUNC counts as writing).
   if (inode.isDir && (acc === O_WRONLY || acc === O_RDWR || flags & O_TRUNC)) return -EISDIR;
   const f_mode = open_f_mode(inode, acc);
-  // do_dentry_open: O_DIRECT needs a file that can do it (-EINVAL: the devices and directories).
+  // do_dentry_open: O_DIRECT needs a file that can do it (-EINVAL: the devices, directories and procfs files).
   if (flags & O_DIRECT && !(f_mode & FMODE_CAN_ODIRECT)) return -EINVAL;
   const file = new File(inode, open_f_flags(flags), f_mode);
-  // handle_truncate, after the open: O_TRUNC empties an existing regular file.
-  return { file, truncate: !created && (flags & O_TRUNC) !== 0 && inode.isReg };
+  // do_dentry_open: the file's own open, whose failure undoes the file without a release.
+  const err = inode.i_fop.open ? inode.i_fop.open(k, t, file) : 0;
+  if (err < 0) {
+    inode.openFiles--;
+    return err;
+  }
+  // handle_truncate, after the open: O_TRUNC empties an existing tmpfs file (XXX: and leaves a procfs file as it is).
+  return { file, truncate: !created && (flags & O_TRUNC) !== 0 && inode.mapping !== null };
 }
 
 /** f_flags as do_dentry_open leaves them: O_CLOEXEC lives in the descriptor table, and O_CREAT, O_EXCL, O_NOCTTY and O_TRUNC are spent. */
@@ -133,8 +141,8 @@ function open_f_mode(inode: Inode, acc: number): number {
   if (m & FMODE_READ && inode.i_fop.read) m |= FMODE_CAN_READ;
   if (m & FMODE_WRITE && inode.i_fop.write) m |= FMODE_CAN_WRITE;
   if (inode.isReg || inode.isDir) m |= FMODE_ATOMIC_POS;
-  // shmem_file_open.
-  if (inode.isReg) m |= FMODE_CAN_ODIRECT;
+  // shmem_file_open (a tmpfs file; a procfs file has no direct I/O).
+  if (inode.kind === 'reg') m |= FMODE_CAN_ODIRECT;
   return m;
 }
 
@@ -199,5 +207,7 @@ export function sys_ftruncate(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint
   const f = fdget(t, fdArg(a[0]));
   if (!f) return -EBADF;
   if (!f.inode.isReg || !(f.f_mode & FMODE_WRITE)) return -EINVAL;
+  // XXX: a procfs file's size is not kept (proc_setattr), so truncating one changes nothing.
+  if (!f.inode.mapping) return 0;
   return do_truncate(k, pc, f.inode, Number(length));
 }

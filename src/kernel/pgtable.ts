@@ -201,8 +201,28 @@ export function pte_wrprotect(p: pte_t): pte_t {
  * instead. Changes `p` and returns it.
  */
 export function pte_mkdirty(p: pte_t): pte_t {
-  p.lo |= PTE_D | PTE_SOFTW3;
+  p.lo |= PTE_D | _PAGE_SOFT_DIRTY;
   return pte_mksaveddirty(p);
+}
+
+/** _PAGE_SOFT_DIRTY (bit 11, _PAGE_BIT_SOFTW3): the page was written since clear_refs last cleared it. */
+export const _PAGE_SOFT_DIRTY = PTE_SOFTW3;
+
+/** pte_soft_dirty. */
+export function pte_soft_dirty(lo: number): boolean {
+  return (lo & _PAGE_SOFT_DIRTY) !== 0;
+}
+
+/** pte_mksoft_dirty. Changes `p` and returns it. */
+export function pte_mksoft_dirty(p: pte_t): pte_t {
+  p.lo |= _PAGE_SOFT_DIRTY;
+  return p;
+}
+
+/** pte_clear_soft_dirty. Changes `p` and returns it. */
+export function pte_clear_soft_dirty(p: pte_t): pte_t {
+  p.lo &= ~_PAGE_SOFT_DIRTY;
+  return p;
 }
 
 /** pte_mkyoung: set A. Changes `p` and returns it. */
@@ -265,12 +285,32 @@ export function pte_needs_flush(oldLo: number, oldHi: number, newLo: number, new
  * bit 7 0), the swap type in bits 63:59 (SWP_TYPE_BITS 5), the offset inverted in bits 58:9
  * (SWP_OFFSET_FIRST_BIT = _PAGE_BIT_PROTNONE + 1; inverted so that a speculative walk that
  * ignores P points above RAM, the L1TF mitigation), and bit 3 _PAGE_SWP_EXCLUSIVE
- * (PG_anon_exclusive kept across swap-out). Bits 1 (soft-dirty) and 2 (uffd-wp) stay 0.
+ * (PG_anon_exclusive kept across swap-out), bit 1 _PAGE_SWP_SOFT_DIRTY (the soft-dirty bit the
+ * present entry had) and bit 2 the uffd-wp bit.
  */
 export const SWP_TYPE_BITS = 5;
 export const SWP_OFFSET_FIRST_BIT = 9;
 /** _PAGE_SWP_EXCLUSIVE: _PAGE_PWT, bit 3, in a swap PTE. */
 export const _PAGE_SWP_EXCLUSIVE = PTE_PWT;
+/** _PAGE_SWP_SOFT_DIRTY: _PAGE_RW, bit 1, in a swap PTE. */
+export const _PAGE_SWP_SOFT_DIRTY = PTE_RW;
+
+/** pte_swp_soft_dirty. */
+export function pte_swp_soft_dirty(lo: number): boolean {
+  return (lo & _PAGE_SWP_SOFT_DIRTY) !== 0;
+}
+
+/** pte_swp_mksoft_dirty. Changes `p` and returns it. */
+export function pte_swp_mksoft_dirty(p: pte_t): pte_t {
+  p.lo |= _PAGE_SWP_SOFT_DIRTY;
+  return p;
+}
+
+/** pte_swp_clear_soft_dirty. Changes `p` and returns it. */
+export function pte_swp_clear_soft_dirty(p: pte_t): pte_t {
+  p.lo &= ~_PAGE_SWP_SOFT_DIRTY;
+  return p;
+}
 
 /** is_swap_pte: neither empty nor present (the model makes no migration or device entries). */
 export function is_swap_pte(lo: number, hi: number): boolean {

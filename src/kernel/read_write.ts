@@ -18,7 +18,7 @@ import { access_ok, copy_from_user_partial, copy_to_user_partial } from './uacce
 import { fdArg, fdget, fput, get_file, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, type File } from './file.js';
 import { PG_shmem } from './page.js';
 import type { Inode } from './vfs.js';
-import { EBADF, EFAULT, EINVAL, ENOMEM, ENXIO, EPERM, ESPIPE, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE, O_APPEND, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from './uapi.js';
+import { EBADF, EFAULT, EINVAL, ENOMEM, ENXIO, EOVERFLOW, EPERM, ESPIPE, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE, O_APPEND, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from './uapi.js';
 
 /** MAX_RW_COUNT: INT_MAX rounded down to a page; longer transfers are clamped to it. */
 export const MAX_RW_COUNT = 0x7ffff000;
@@ -67,6 +67,17 @@ function* fdput_pos(pc: PerCpu, h: FdPos): KSteps<void> {
 }
 
 /**
+ * rw_verify_area's position checks: a negative position is -EINVAL unless the file's positions
+ * are unsigned (FOP_UNSIGNED_OFFSET, /proc/PID/mem), where a count reaching past 2^64 is
+ * -EOVERFLOW instead.
+ */
+function rw_verify_area(f: File, pos: number, count: number): number {
+  if (pos >= 0) return 0;
+  if (!f.f_op.unsigned_offset) return -EINVAL;
+  return count >= -pos ? -EOVERFLOW : 0;
+}
+
+/**
  * vfs_read: the file open for reading (-EBADF) with a read operation (-EINVAL), the buffer in
  * user space (-EFAULT), the position not negative (rw_verify_area, -EINVAL), the count clamped
  * to MAX_RW_COUNT; then the file's read. Returns bytes read or -errno, and the new position.
@@ -75,7 +86,8 @@ function* vfs_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count: 
   if (!(f.f_mode & FMODE_READ)) return [-EBADF, pos];
   if (!(f.f_mode & FMODE_CAN_READ)) return [-EINVAL, pos];
   if (!access_ok(t, buf, count)) return [-EFAULT, pos];
-  if (pos < 0) return [-EINVAL, pos];
+  const err = rw_verify_area(f, pos, count);
+  if (err) return [err, pos];
   return yield* f.f_op.read!(k, pc, t, f, buf, Math.min(count, MAX_RW_COUNT), pos);
 }
 
@@ -116,7 +128,8 @@ function* vfs_write(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, count:
   if (!(f.f_mode & FMODE_WRITE)) return [-EBADF, pos];
   if (!(f.f_mode & FMODE_CAN_WRITE)) return [-EINVAL, pos];
   if (!access_ok(t, buf, count)) return [-EFAULT, pos];
-  if (pos < 0) return [-EINVAL, pos];
+  const err = rw_verify_area(f, pos, count);
+  if (err) return [err, pos];
   return yield* f.f_op.write!(k, pc, t, f, buf, Math.min(count, MAX_RW_COUNT), pos);
 }
 

@@ -13,6 +13,7 @@ import { opaque, track } from '../track.js';
 import { ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG } from './uapi.js';
 import type { PageAllocator } from './page.js';
 import type { FileOperations } from './file.js';
+import type { Task } from './task.js';
 import { null_fops, shmem_file_operations, simple_dir_operations, zero_fops } from './fops.js';
 import { pipefifo_fops, type PipeInodeInfo } from './pipe.js';
 import { ShmemObject } from './vma.js';
@@ -28,12 +29,15 @@ export const BOGO_DIRENT_SIZE = 20;
 export const TMPFS_DEV = 0x1a;
 export const DEVTMPFS_DEV = 0x5;
 
-/** What an inode's file operations are: a tmpfs file or directory, one of the memory devices, or a pipe. */
-export type InodeKind = 'reg' | 'dir' | 'null' | 'zero' | 'fifo';
+/** What an inode's file operations are: a tmpfs file or directory, one of the memory devices, a pipe, or a procfs file (proc_base.ts sets its operations). */
+export type InodeKind = 'reg' | 'dir' | 'null' | 'zero' | 'fifo' | 'proc';
+
+/** A procfs inode's operations until proc_base.ts gives it its own. */
+const NO_FOPS = Object.freeze<FileOperations>({});
 
 /** Each kind's operations: shmem_get_inode's for tmpfs files and directories, the memory devices' (memory_fops' open picks them by minor). */
 function kind_fops(kind: InodeKind): FileOperations {
-  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops, fifo: pipefifo_fops }[kind];
+  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops, fifo: pipefifo_fops, proc: NO_FOPS }[kind];
 }
 
 /** An inode: its mode, size and, for a regular file, its page cache; for a directory, its entries. */
@@ -61,6 +65,13 @@ export class Inode {
   i_fop: FileOperations;
   /** i_pipe: a pipe inode's pipe, until its last file goes. */
   i_pipe: PipeInodeInfo | null = null;
+  /** i_private: what a procfs inode belongs to (its thread group), or null. */
+  i_private: unknown = null;
+  /**
+   * i_op->lookup for a directory whose entries are made when looked up (procfs): the inode of
+   * `name` for the task `t` walking, or null; null for a directory whose entries are all in `entries`.
+   */
+  lookup: ((name: string, t: Task | null) => Inode | null) | null = null;
 
   constructor(
     readonly ino: number,
@@ -192,10 +203,11 @@ export interface Lookup {
  * link_path_walk + the last component (path_lookupat, path_openat's lookup): walks `path`
  * from `start` (the root for an absolute path), each component in a directory (-ENOTDIR) that
  * holds it (-ENOENT), no component longer than NAME_MAX (-ENAMETOOLONG); `.` and `..` as in
- * Linux (`..` of the root is the root). The last component is returned unresolved (inode null) when it is missing, for O_CREAT; an error as
+ * Linux (`..` of the root is the root); a procfs directory looks its entries up for the walking
+ * task `t`. The last component is returned unresolved (inode null) when it is missing, for O_CREAT; an error as
  * -errno.
  */
-export function path_walk(vfs: Vfs, start: Inode, path: string): Lookup | number {
+export function path_walk(vfs: Vfs, start: Inode, path: string, t: Task | null = null): Lookup | number {
   const parts = path.split('/').filter((p) => p !== '');
   const trailingSlash = path.endsWith('/');
   let dir = path.startsWith('/') ? vfs.root : start;
@@ -204,7 +216,7 @@ export function path_walk(vfs: Vfs, start: Inode, path: string): Lookup | number
     const name = parts[i];
     if (name.length > NAME_MAX) return -ENAMETOOLONG;
     if (!dir.isDir) return -ENOTDIR;
-    const next = name === '.' ? dir : name === '..' ? (dir.parent ?? vfs.root) : (dir.entries!.get(name) ?? null);
+    const next = name === '.' ? dir : name === '..' ? (dir.parent ?? vfs.root) : dir.lookup ? dir.lookup(name, t) : (dir.entries!.get(name) ?? null);
     if (i === parts.length - 1) return { dir, name, inode: next, trailingSlash };
     if (!next) return -ENOENT;
     dir = next;

@@ -5,7 +5,8 @@
  * with binary search gives the same answers.
  *
  * vm_flags bits above 31 (the protection key, VM_SHADOW_STACK) are kept in their own fields,
- * `vm_pkey` and `shadowStack`, so the flags stay a 32-bit integer.
+ * `vm_pkey` and `shadowStack`, so the flags stay a 32-bit integer. VM_SOFTDIRTY is kept in
+ * `softdirty`: merging ignores it (is_mergeable_vma), so it is no part of the flags compared.
  */
 import type { Inode } from './vfs.js';
 import { track } from '../track.js';
@@ -71,6 +72,12 @@ export class Vma {
   vm_pkey = 0;
   /** VM_SHADOW_STACK (vm_flags bit 37 in Linux). */
   shadowStack = false;
+  /**
+   * VM_SOFTDIRTY (vm_flags bit 27 in Linux, CONFIG_MEM_SOFT_DIRTY): set on every new or
+   * expanded VMA, cleared by writing 4 to /proc/PID/clear_refs; while set, pagemap reports
+   * every page of the VMA soft-dirty.
+   */
+  softdirty = true;
   /** Page offset of vm_start: addr >> 12 for private anonymous mappings, the object offset for shmem. */
   vm_pgoff: number;
   /** The anonymous pages' anon_vma, once the first one is faulted in (anon_vma_prepare). */
@@ -93,6 +100,7 @@ export class Vma {
     const v = new Vma(this.vm_start, this.vm_end, this.vm_flags, this.vm_pgoff);
     v.vm_pkey = this.vm_pkey;
     v.shadowStack = this.shadowStack;
+    v.softdirty = this.softdirty;
     v.shmem = this.shmem;
     if (v.shmem) v.shmem.users++;
     v.name = this.name;
