@@ -19,6 +19,10 @@ export const VM_MAYWRITE = 0x00000020;
 export const VM_MAYEXEC = 0x00000040;
 export const VM_MAYSHARE = 0x00000080;
 export const VM_GROWSDOWN = 0x00000100;
+/** VM_UFFD_MISSING: userfaultfd delivers missing-page faults of this VMA. */
+export const VM_UFFD_MISSING = 0x00000200;
+/** VM_UFFD_WP: userfaultfd delivers writes to uffd-wp entries of this VMA. */
+export const VM_UFFD_WP = 0x00001000;
 export const VM_LOCKED = 0x00002000;
 export const VM_DONTCOPY = 0x00020000;
 export const VM_DONTEXPAND = 0x00040000;
