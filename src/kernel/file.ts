@@ -42,6 +42,8 @@ export interface FileOperations {
   llseek?(f: File, offset: bigint, whence: number): number;
   /** release: the file's last reference went (__fput); what it needs of the kernel its inode holds. */
   release?(f: File): void;
+  /** unlocked_ioctl: the command's result or -errno; none makes ioctl -ENOTTY. */
+  ioctl?(k: Kernel, pc: PerCpu, t: Task, f: File, cmd: number, arg: bigint): KSteps<number>;
 }
 
 /** A struct file: an open instance of an inode. */
@@ -54,6 +56,8 @@ export class File {
   posLockOwner = 0;
   /** f_op: the inode's operations, taken at open (do_dentry_open). */
   readonly f_op: FileOperations;
+  /** private_data: what the file's operations keep with it (an anonymous-inode file's object). */
+  private_data: unknown = null;
 
   constructor(
     readonly inode: Inode,

@@ -3,7 +3,7 @@
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
  * Protection keys, shadow stacks, process_vm_readv and the file syscalls have their own files
- * (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts, ioctl.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
 import { ArgumentError } from '../errors.js';
@@ -13,6 +13,7 @@ import { sys_memfd_create } from './memfd.js';
 import { sys_ftruncate, sys_open, sys_openat } from './open.js';
 import { sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_write } from './read_write.js';
 import { sys_fstat } from './stat.js';
+import { sys_ioctl } from './ioctl.js';
 import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
@@ -205,6 +206,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 11, name: 'munmap', args: ['addr', 'len'], handler: sys_munmap },
   { nr: 13, name: 'rt_sigaction', args: ['sig', 'act', 'oact', 'sigsetsize'], handler: sys_rt_sigaction },
   { nr: 14, name: 'rt_sigprocmask', args: ['how', 'nset', 'oset', 'sigsetsize'], handler: sys_rt_sigprocmask },
+  { nr: 16, name: 'ioctl', args: ['fd', 'cmd', 'arg'], handler: sys_ioctl },
   { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
   { nr: 17, name: 'pread64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pread64 },
   { nr: 18, name: 'pwrite64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pwrite64 },

@@ -26,6 +26,7 @@ export const ENFILE = 23;
 export const EMFILE = 24;
 export const EFBIG = 27;
 export const ENOSPC = 28;
+export const ENOTTY = 25;
 export const ESPIPE = 29;
 export const ERANGE = 34;
 export const ENAMETOOLONG = 36;
@@ -36,7 +37,7 @@ export const EOPNOTSUPP = 95;
 /** errno names by number, for traces and messages. */
 export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 6: 'ENXIO', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
-  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 27: 'EFBIG',
+  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 25: 'ENOTTY', 27: 'EFBIG',
   28: 'ENOSPC', 29: 'ESPIPE', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
 };
 
@@ -285,3 +286,9 @@ export const CAP_SYS_ADMIN = 21;
 /** _LINUX_CAPABILITY_VERSION_3 and its u32 count. */
 export const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 export const _LINUX_CAPABILITY_U32S_3 = 2;
+
+// ---- ioctl (include/uapi/asm-generic/ioctls.h) --------------------------------------------------
+/** Set and clear the descriptor's close-on-exec bit (do_vfs_ioctl). */
+export const FIONCLEX = 0x5450;
+export const FIOCLEX = 0x5451;
+
