@@ -3,7 +3,7 @@
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
  * Protection keys, shadow stacks, process_vm_readv and the file syscalls have their own files
- * (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts, ioctl.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * (pkeys.ts, shstk.ts, gup.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts, ioctl.ts, userfaultfd.ts). Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
 import { ArgumentError } from '../errors.js';
@@ -14,6 +14,7 @@ import { sys_ftruncate, sys_open, sys_openat } from './open.js';
 import { sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_write } from './read_write.js';
 import { sys_fstat } from './stat.js';
 import { sys_ioctl } from './ioctl.js';
+import { sys_userfaultfd } from './userfaultfd.js';
 import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
@@ -238,6 +239,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 292, name: 'dup3', args: ['oldfd', 'newfd', 'flags'], handler: sys_dup3 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
   { nr: 319, name: 'memfd_create', args: ['uname', 'flags'], handler: sys_memfd_create },
+  { nr: 323, name: 'userfaultfd', args: ['flags'], handler: sys_userfaultfd },
   { nr: 329, name: 'pkey_mprotect', args: ['start', 'len', 'prot', 'pkey'], handler: sys_pkey_mprotect },
   { nr: 330, name: 'pkey_alloc', args: ['flags', 'init_val'], handler: sys_pkey_alloc },
   { nr: 331, name: 'pkey_free', args: ['pkey'], handler: (k, pc, t, a) => sys_pkey_free(k, pc, t, a) },

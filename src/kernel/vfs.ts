@@ -26,13 +26,15 @@ export const BOGO_DIRENT_SIZE = 20;
 /** The device numbers st_dev reports: the tmpfs root and the devtmpfs /dev (anonymous block devices 0:N, as get_anon_bdev hands them out). */
 export const TMPFS_DEV = 0x1a;
 export const DEVTMPFS_DEV = 0x5;
+/** The anon_inodefs device (XXX: its minor is whatever get_anon_bdev gave at boot; 0:14 here). */
+export const ANON_INODE_DEV = 0xe;
 
-/** What an inode's file operations are: a tmpfs file or directory, or one of the memory devices. */
-export type InodeKind = 'reg' | 'dir' | 'null' | 'zero';
+/** What an inode's file operations are: a tmpfs file or directory, one of the memory devices, or an anonymous inode (whose creator gives the operations). */
+export type InodeKind = 'reg' | 'dir' | 'null' | 'zero' | 'anon';
 
 /** Each kind's operations: shmem_get_inode's for tmpfs files and directories, the memory devices' (memory_fops' open picks them by minor). */
 function kind_fops(kind: InodeKind): FileOperations {
-  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops }[kind];
+  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops, anon: {} }[kind];
 }
 
 /** An inode: its mode, size and, for a regular file, its page cache; for a directory, its entries. */

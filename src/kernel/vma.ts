@@ -8,6 +8,7 @@
  * `vm_pkey` and `shadowStack`, so the flags stay a 32-bit integer.
  */
 import type { Inode } from './vfs.js';
+import type { UserfaultfdCtx } from './userfaultfd.js';
 import { track } from '../track.js';
 
 export const VM_READ = 0x00000001;
@@ -67,6 +68,8 @@ export class Vma {
   shmem: ShmemObject | null = null;
   /** A name for /proc/pid/maps-like listings: '[stack]', '[text]', or ''. */
   name = '';
+  /** vm_userfaultfd_ctx: the userfaultfd this VMA is registered with (set exactly when a VM_UFFD_* flag is). */
+  vm_userfaultfd_ctx: UserfaultfdCtx | null = null;
 
   constructor(start: number, end: number, flags: number, pgoff: number) {
     this.vm_start = start;
@@ -84,6 +87,7 @@ export class Vma {
     v.shmem = this.shmem;
     if (v.shmem) v.shmem.users++;
     v.name = this.name;
+    v.vm_userfaultfd_ctx = this.vm_userfaultfd_ctx;
     return v;
   }
 }
@@ -193,7 +197,7 @@ export class VmaList {
 /** Whether `a` (below) and `b` (above) can be one VMA. */
 function mergeable(a: Vma, b: Vma): boolean {
   if (a.vm_end !== b.vm_start || a.vm_flags !== b.vm_flags || a.vm_pkey !== b.vm_pkey || a.shadowStack !== b.shadowStack) return false;
-  if (a.shmem !== b.shmem || a.name !== b.name) return false;
+  if (a.shmem !== b.shmem || a.name !== b.name || a.vm_userfaultfd_ctx !== b.vm_userfaultfd_ctx) return false;
   if (a.vm_pgoff + (a.vm_end - a.vm_start) / 4096 !== b.vm_pgoff) return false;
   const x = a.anon_vma;
   const y = b.anon_vma;
