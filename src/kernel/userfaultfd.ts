@@ -159,8 +159,9 @@ export function userfaultfd_pte_wp(vma: Vma, lo: number): boolean {
 }
 
 /**
- * vma_can_userfault (include/linux/userfaultfd_k.h) for the modes in `vm_flags`: anonymous
- * memory only in the model (XXX: Linux also takes shmem and hugetlbfs VMAs; see the header).
+ * vma_can_userfault (include/linux/userfaultfd_k.h) for MISSING and WP: an anonymous VMA (MINOR
+ * is refused by the caller: it needs shmem or hugetlbfs). XXX: Linux also takes shmem and
+ * hugetlbfs VMAs (and any VMA for WP with WP_ASYNC); the model registers neither (see the header).
  */
 export function vma_can_userfault(vma: Vma): boolean {
   return vma.shmem === null;

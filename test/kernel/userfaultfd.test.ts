@@ -20,6 +20,8 @@ import type { Op } from '../../src/user/program.js';
 import type { System } from '../../src/system.js';
 import { mmapAnon, records, ret, runProgram, runWithEvents } from './helpers.js';
 import { readPte } from './lockstep.js';
+import { compileScenarioText } from '../../src/scenario/index.js';
+import { runScenario } from '../../src/scenario/run.js';
 
 const EPERM = 1, ENOENT = 2, EBADF = 9, EAGAIN = 11, EFAULT = 14, EEXIST = 17, EBUSY = 16, EINVAL = 22, ENOTTY = 25;
 const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000, UFFD_USER_MODE_ONLY = 1;
@@ -358,4 +360,66 @@ test('UFFDIO_WAKE: validate_range, then the waiters in the range; COPY with DONT
 test('the model is root: userfaultfd without UFFD_USER_MODE_ONLY is allowed (no -EPERM)', () => {
   const { sys } = runProgram([sc('userfaultfd', 0)]);
   assert.notEqual(val(sys, 0), errno(EPERM));
+});
+
+test('a signal ends a user fault\'s wait: the handler runs, the access faults again and queues a second message', () => {
+  // handle_userfault sleeps TASK_INTERRUPTIBLE for a user fault (FAULT_FLAG_INTERRUPTIBLE in
+  // FAULT_FLAG_DEFAULT); do_user_addr_fault's fault_signal_pending returns at once for a user-mode
+  // fault with any signal pending; the signal is delivered and the load re-executed, which faults
+  // into handle_userfault again (mm/memory.c do_anonymous_page: the PTE is still empty).
+  const text = `name: uffd-signal
+machine: { cpus: 2 }
+kernel: { debug_vm: true }
+processes:
+  - name: p
+    cpu: 0
+    handlers:
+      SIGUSR1: { handler: on_usr1 }
+    functions:
+      on_usr1: [ return ]
+    setup:
+      - mmap: { len: 2*PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: area
+      - gettid: {}
+        as: me
+      - userfaultfd: { flags: 0 }
+        as: uffd
+      - store: { addr: $buf, value: UFFD_API }
+      - ioctl: { fd: $uffd, cmd: UFFDIO_API, arg: $buf }
+        expect: 0
+      - store: { addr: $buf+64, value: $area }
+      - store: { addr: $buf+72, value: PAGE_SIZE }
+      - store: { addr: $buf+80, value: UFFDIO_REGISTER_MODE_MISSING }
+      - ioctl: { fd: $uffd, cmd: UFFDIO_REGISTER, arg: $buf+64 }
+        expect: 0
+      - store: { addr: $buf+PAGE_SIZE, value: 42 }
+    threads:
+      - name: h
+        cpu: 1
+        ops:
+          - read: { fd: $uffd, buf: $buf+128, count: 32 }
+            expect: 32
+          - tgkill: { tgid: $me, pid: $me, sig: SIGUSR1 }
+            expect: 0
+          - read: { fd: $uffd, buf: $buf+128, count: 32 }
+            expect: 32
+          - store: { addr: $buf+192, value: $area }
+          - store: { addr: $buf+200, value: $buf+PAGE_SIZE }
+          - store: { addr: $buf+208, value: PAGE_SIZE }
+          - store: { addr: $buf+216, value: 0 }
+          - ioctl: { fd: $uffd, cmd: UFFDIO_COPY, arg: $buf+192 }
+    ops:
+      - load: $area
+        expect: 42
+expect:
+  exit: { p: 0 }
+  events:
+    - { type: page_fault, outcome: userfault, user: true, exactly: 2 }
+    - { type: signal, signo: SIGUSR1, exactly: 1 }
+`;
+  const r = runScenario(compileScenarioText(text, 'uffd-signal.yaml'));
+  assert.deepEqual(r.verdicts.filter((v) => v.status !== 'held'), []);
+  assert.ok(r.finished);
 });
