@@ -9,7 +9,8 @@ import type { OpRecord } from './task.js';
 
 /**
  * What the kernel did with a page fault (the `page_fault` event's `outcome`): the handler's
- * results (kernel/memory.ts: mapped, zero-page, reused, copied, spurious, backout, swapin) and the
+ * results (kernel/memory.ts: mapped, zero-page, reused, copied, spurious, backout, swapin,
+ * userfault: queued for a userfaultfd handler, waited, then retried) and the
  * fault's end otherwise (kernel/fault.ts: signal for user mode, efault for a kernel access
  * fixed up, oom).
  */
@@ -26,7 +27,7 @@ export type ReclaimOutcome = (typeof RECLAIM_OUTCOMES)[number];
 export const DEBUG_CHECKS = ['debug_preempt', 'schedule', 'page_ref_count', 'leak', 'page_mapcount', 'rss', 'swap_map', 'exit_mmap', 'free_pgtables', 'page_alloc', 'pti_user_pgd', 'entry_stack'] as const;
 export type DebugCheck = (typeof DEBUG_CHECKS)[number];
 
-export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'signal', 'efault', 'oom'] as const;
+export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'userfault', 'signal', 'efault', 'oom'] as const;
 export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
 export type KernelEvent =
@@ -36,7 +37,7 @@ export type KernelEvent =
   | { type: 'user_end'; cpu: number; tid: number; fn: string }
   /** A syscall returned (or, for exit and execve, ended). */
   | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: readonly bigint[]; ret: number }
-  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), swapin (do_swap_page), signal, efault, oom. */
+  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), swapin (do_swap_page), userfault (handled by a userfaultfd handler, then retried), signal, efault, oom. */
   | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: PageFaultOutcome }
   /** A signal was delivered (`action` handler, terminate, core or ignore). */
   | { type: 'signal'; cpu: number; tid: number; signo: number; code: number; addr: bigint; action: string }

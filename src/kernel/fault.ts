@@ -9,9 +9,9 @@ import { PF_I, PF_P, PF_PK, PF_SS, PF_U, PF_W } from '../hw/rights.js';
 import { ModelError } from '../errors.js';
 import type { PageFaultOutcome } from './events.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { FAULT_FLAG_INSTRUCTION, FAULT_FLAG_WRITE, handle_mm_fault, vm_fault, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './memory.js';
+import { FAULT_FLAG_DEFAULT, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_TRIED, FAULT_FLAG_USER, FAULT_FLAG_WRITE, handle_mm_fault, vm_fault, VM_FAULT_OOM, VM_FAULT_RETRY, VM_FAULT_SIGBUS } from './memory.js';
 import { mmapLockId } from './mmput.js';
-import { force_sig_fault, force_sig } from './signal.js';
+import { force_sig_fault, force_sig, __fatal_signal_pending, signal_pending } from './signal.js';
 import { arch_vma_access_permitted } from './pkeys.js';
 import { kcall, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
 import type { Task } from './task.js';
@@ -56,9 +56,11 @@ export function access_error(k: Kernel, pc: PerCpu, errorCode: number, vma: Vma)
  * (`fromKernel`: a uaccess, including WRUSS, whose error code has U set) it returns
  * FAULT_EFAULT when the access cannot be fixed, for the caller's exception fixup. A
  * shadow-stack access faults as a write. Out of memory kills the process (XXX: the OOM
- * killer's choice of victim is not modelled).
+ * killer's choice of victim is not modelled). A fault the handler asks to retry (VM_FAULT_RETRY,
+ * mmap_lock already dropped: a userfault that waited) is taken again (`tried`), unless a signal
+ * ends it.
  */
-export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number, errorCode: number, fromKernel = false): KPath {
+export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number, errorCode: number, fromKernel = false, tried = false): KPath {
   const user = !fromKernel && (errorCode & PF_U) !== 0;
   const mm = t.mm;
   if (!mm) return bad_area(k, pc, t, addr, errorCode, SEGV_MAPERR, user, 0);
@@ -80,12 +82,22 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   let result = 0;
   let vmf: vm_fault | null = null;
   if (code === 0) {
-    let flags = 0;
+    let flags = FAULT_FLAG_DEFAULT | (tried ? FAULT_FLAG_TRIED : 0);
+    if (user) flags |= FAULT_FLAG_USER;
     if (errorCode & (PF_W | PF_SS)) flags |= FAULT_FLAG_WRITE;
     if (errorCode & PF_I) flags |= FAULT_FLAG_INSTRUCTION;
     vmf = new vm_fault(k, pc, t, vma!, mm, addr, flags);
     // A kcall: the fault's steps run without resuming the entry and fault-entry callers each time.
     result = yield* kcall(t, handle_mm_fault(vmf));
+  }
+  if (result & VM_FAULT_RETRY) {
+    // The handler dropped mmap_lock (handle_userfault). fault_signal_pending: a fatal signal, or
+    // any signal for a user-mode fault, ends the fault (kernel mode: the exception fixup,
+    // kernelmode_fixup_or_oops); a user access is retried after the signal. Otherwise the fault
+    // is taken again from the lookup (`goto retry` with FAULT_FLAG_TRIED).
+    emitFault(k, pc, t, addr, errorCode, user, 'userfault');
+    if (__fatal_signal_pending(t) || (user && signal_pending(t))) return user ? FAULT_FIXED : FAULT_EFAULT;
+    return yield* do_user_addr_fault(k, pc, t, addr, errorCode, fromKernel, true);
   }
   pc.touch = mmapLockId(mm);
   yield STEP_UNLOCK;

@@ -52,6 +52,8 @@ export interface FileOperations {
   open?(k: Kernel, t: Task, f: File): number;
   /** FOP_UNSIGNED_OFFSET (fop_flags): positions are unsigned, so a negative loff_t is not refused by rw_verify_area. */
   readonly unsigned_offset?: boolean;
+  /** unlocked_ioctl: the command's result or -errno; none makes ioctl -ENOTTY. */
+  ioctl?(k: Kernel, pc: PerCpu, t: Task, f: File, cmd: number, arg: bigint): KSteps<number>;
 }
 
 /** A struct file: an open instance of an inode. */
@@ -64,7 +66,7 @@ export class File {
   posLockOwner = 0;
   /** f_op: the inode's operations, taken at open (do_dentry_open). */
   readonly f_op: FileOperations;
-  /** private_data: what the file's open left for its other operations (a /proc file's mm), or null. */
+  /** private_data: what the file's open or creator left for its other operations (a /proc file's mm, an anonymous-inode file's object), or null. */
   private_data: unknown = null;
 
   constructor(

@@ -18,7 +18,7 @@ import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, PG_NEW_ANON, type PageRefs } from './page.js';
 import { track } from '../track.js';
-import { __pte, pmd_addr_end, pte_swp_clear_exclusive, pte_swp_exclusive, swp_offset, swp_type, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t, mk_pte, pte_mkdirty, pte_mkwrite, vm_get_page_prot } from './pgtable.js';
+import { __pte, pmd_addr_end, pte_clear_uffd_wp, pte_swp_clear_exclusive, pte_swp_clear_uffd_wp, pte_swp_exclusive, swp_offset, swp_type, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, pte_set, pte_write, pte_wrprotect, _PAGE_SPECIAL, PageTables, type pte_t, mk_pte, pte_mkdirty, pte_mkwrite, pte_mkuffd_wp, pte_uffd_wp, vm_get_page_prot } from './pgtable.js';
 import { ldt_dup_context } from './ldt.js';
 import { mmput } from './mmput.js';
 import { arch_dup_pkeys, init_new_context_pkeys } from './pkeys.js';
@@ -32,6 +32,7 @@ import { sigmask } from './signal.js';
 import { swap_duplicate } from './swap.js';
 import { kcall, STEP_ATOMIC, STEP_COPY, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import { SigHand, Task, ThreadGroup } from './task.js';
+import { dup_userfaultfd, userfaultfd_wp } from './userfaultfd.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
   CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
@@ -218,12 +219,13 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     }
     const tmp = mpnt.dup();
     tmp.vm_flags &= ~VM_LOCKED_MASK;
+    dup_userfaultfd(tmp);
     if (mpnt.anon_vma && !(mpnt.vm_flags & VM_WIPEONFORK)) tmp.anon_vma = { id: k.nextObjectId(), forked: true };
     mm.vmas.list.push(tmp);
     if (tmp.vm_flags & VM_WIPEONFORK) continue;
     // copy_page_range → copy_pte_range for each PTE table (a kcall: its steps cost one resume).
     for (const addr of copy_page_range(mpnt, oldmm)) {
-      retval = yield* kcall(t, copy_pte_range(k, pc, t, mpnt, tmp, mm, oldmm, addr, pmd_addr_end(addr, mpnt.vm_end), stats));
+      retval = yield* kcall(t, copy_pte_range(k, pc, t, mpnt, tmp, mm, oldmm, addr, pmd_addr_end(addr, mpnt.vm_end), stats, userfaultfd_wp(tmp)));
       if (retval) break;
     }
     if (retval) break;
@@ -260,7 +262,9 @@ function copy_page_range(src_vma: Vma, src_mm: MmStruct): number[] {
  * is skipped without a step: fork holds the parent's mmap_lock for writing, so no fault can
  * fill it meanwhile, and the hardware never writes an empty entry. A swap entry goes to
  * copy_nonpresent_pte: an exclusive one is first marked shared in the parent (a write step),
- * and the child gets the same entry with one more reference to its slot. XXX: the child's lock
+ * and the child gets the same entry with one more reference to its slot. The child's entry
+ * loses the uffd-wp bit unless its VMA is registered for WP (`dst_uffd_wp`; never, without
+ * UFFD_FEATURE_EVENT_FORK: dup_userfaultfd). XXX: the child's lock
  * is not taken; only reclaim's rmap walk can reach the new mm yet, and it finds each child
  * entry only once fork has written it.
  *
@@ -272,7 +276,7 @@ function copy_page_range(src_vma: Vma, src_mm: MmStruct): number[] {
  *  - read_modify_write: a plain store of pte_wrprotect of the value ptep_get read; a D set
  *    since is overwritten.
  */
-function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_vma: Vma, dst_mm: MmStruct, src_mm: MmStruct, addr: number, end: number, stats: CopyStats): KPath {
+function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_vma: Vma, dst_mm: MmStruct, src_mm: MmStruct, addr: number, end: number, stats: CopyStats, dst_uffd_wp: boolean): KPath {
   const mem = k.machine.mem;
   const dst_table = dst_mm.pgtables.pteTable(addr, true);
   if (dst_table < 0) return -ENOMEM;
@@ -309,6 +313,7 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_vma
         mem.write64(src_table, i, ptent.lo, ptent.hi);
       }
       copy_nonpresent_pte(k, pc, t, ptent, dst_mm, addr + (i - from) * 4096);
+      if (!dst_uffd_wp) pte_swp_clear_uffd_wp(ptent);
       set_child_pte(mem, dw, dst_table, i, ptent);
       stats.ptes++;
       continue;
@@ -328,7 +333,7 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_vma
         i--;
         continue;
       }
-      yield* copy_present_page(k, pc, t, dst_vma, dst_mm, ptent, prealloc, addr + (i - from) * 4096);
+      yield* copy_present_page(k, pc, t, dst_vma, dst_mm, ptent, prealloc, addr + (i - from) * 4096, dst_uffd_wp);
       set_child_pte(mem, dw, dst_table, i, ptent);
       stats.ptes++;
       continue;
@@ -363,6 +368,8 @@ function* copy_pte_range(k: Kernel, here: PerCpu, t: Task, src_vma: Vma, dst_vma
     // A shared mapping's child entry is clean; the child's entry is always old.
     if (src_vma.vm_flags & VM_SHARED) pte_mkclean(ptent);
     pte_mkold(ptent);
+    // The child keeps the uffd-wp bit only in a VMA still registered for WP.
+    if (!dst_uffd_wp) pte_clear_uffd_wp(ptent);
     // set_ptes: the child's table, which nothing else can see yet.
     set_child_pte(mem, dw, dst_table, i, ptent);
     stats.ptes++;
@@ -439,10 +446,11 @@ function folio_needs_cow_for_dma(k: Kernel, src_mm: MmStruct, ptent: pte_t): boo
 /**
  * copy_present_page: the preallocated page gets a copy of the parent's page (one copy step)
  * and becomes the child's exclusive anonymous page (folio_add_new_anon_rmap), mapped with the
- * child VMA's protections, dirty, and writable if the VMA is (maybe_mkwrite(pte_mkdirty()));
- * `ptent` becomes that entry.
+ * child VMA's protections, dirty, and writable if the VMA is (maybe_mkwrite(pte_mkdirty())),
+ * uffd-wp if the parent's entry was and the child's VMA is registered for it; `ptent` becomes
+ * that entry.
  */
-function* copy_present_page(k: Kernel, pc: PerCpu, t: Task, dst_vma: Vma, dst_mm: MmStruct, ptent: pte_t, prealloc: Prealloc, addr: number): KSteps<void> {
+function* copy_present_page(k: Kernel, pc: PerCpu, t: Task, dst_vma: Vma, dst_mm: MmStruct, ptent: pte_t, prealloc: Prealloc, addr: number, dst_uffd_wp: boolean): KSteps<void> {
   const mem = k.machine.mem;
   const src = pte_pfn(ptent.lo, ptent.hi);
   const pfn = prealloc.pfn;
@@ -457,6 +465,8 @@ function* copy_present_page(k: Kernel, pc: PerCpu, t: Task, dst_vma: Vma, dst_mm
   const prot = vm_get_page_prot(__pte(), dst_vma.vm_flags, dst_vma.vm_pkey, k.nx);
   const entry = pte_mkdirty(mk_pte(__pte(), pfn, prot.lo, prot.hi));
   if (dst_vma.vm_flags & VM_WRITE) pte_mkwrite(entry, dst_vma.shadowStack);
+  // userfaultfd_pte_wp(dst_vma, *src_pte): the uffd-wp mark goes to the copy too.
+  if (dst_uffd_wp && pte_uffd_wp(ptent.lo)) pte_mkuffd_wp(entry);
   pte_set(ptent, entry.lo, entry.hi);
 }
 

@@ -25,13 +25,14 @@ import { anon_folio_keep_dirty, folio_lock_id, PG_anon, PG_anon_exclusive, PG_lo
 import { folio_free_swap, read_swap_cache_async, swap_cache_get_folio, swap_free, vm_swap_full } from './swap.js';
 import {
   pte_dirty,
-  __pte, _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mksoft_dirty, pte_swp_soft_dirty, pte_mkwrite, pte_mkyoung, pte_none, pte_pfn, pte_present, pte_protnone, pte_same, pte_set, pte_swp_exclusive, pte_write, swp_offset, swp_type, vm_get_page_prot,
+  __pte, _PAGE_SPECIAL, mk_pte, pte_mkdirty, pte_mksoft_dirty, pte_swp_soft_dirty, pte_mkuffd_wp, pte_swp_uffd_wp, pte_mkwrite, pte_mkyoung, pte_none, pte_pfn, pte_present, pte_protnone, pte_same, pte_set, pte_swp_exclusive, pte_write, swp_offset, swp_type, vm_get_page_prot,
   type pte_t,
 } from './pgtable.js';
 import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
-import { VM_ACCESS_FLAGS, VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
+import { handle_userfault, userfaultfd_missing, userfaultfd_pte_wp } from './userfaultfd.js';
+import { VM_ACCESS_FLAGS, VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_UFFD_MISSING, VM_UFFD_WP, VM_WRITE, type Vma } from './vma.js';
 import { track } from '../track.js';
 
 /** vm_fault_t results (include/linux/mm_types.h). */
@@ -39,10 +40,20 @@ export const VM_FAULT_OOM = 0x000001;
 export const VM_FAULT_SIGBUS = 0x000002;
 export const VM_FAULT_SIGSEGV = 0x000040;
 export const VM_FAULT_NOPAGE = 0x000100;
+/** VM_FAULT_RETRY: the handler dropped mmap_lock (handle_userfault) and the fault is to be retried. */
+export const VM_FAULT_RETRY = 0x000400;
 
 /** FAULT_FLAG_* the model passes. */
 export const FAULT_FLAG_WRITE = 1;
 export const FAULT_FLAG_INSTRUCTION = 2;
+/** FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_USER, FAULT_FLAG_INTERRUPTIBLE (include/linux/mm_types.h). */
+export const FAULT_FLAG_ALLOW_RETRY = 0x4;
+export const FAULT_FLAG_KILLABLE = 0x10;
+export const FAULT_FLAG_TRIED = 0x20;
+export const FAULT_FLAG_USER = 0x40;
+export const FAULT_FLAG_INTERRUPTIBLE = 0x200;
+/** FAULT_FLAG_DEFAULT: what the arch fault handler starts with. */
+export const FAULT_FLAG_DEFAULT = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | FAULT_FLAG_INTERRUPTIBLE;
 /** FAULT_FLAG_ORIG_PTE_VALID: vmf->orig_pte holds what the PTE was read as. */
 export const FAULT_FLAG_ORIG_PTE_VALID = 0x800;
 /** FAULT_FLAG_UNSHARE: not a write, but GUP wants to pin a shared anonymous page read-only: make it exclusive (reuse it or copy it), leaving the entry read-only. */
@@ -53,10 +64,11 @@ export const FAULT_FLAG_UNSHARE = 0x400;
  * page or a shmem page installed), `zero-page`, `reused` (COW without a copy), `copied` (COW),
  * `spurious` (the PTE already allowed the access; A or D set at most), `backout` (the PTE
  * changed under the fault, which changed nothing and lets the access retry), `swapin`
- * (do_swap_page mapped the page from the swap cache, copying it if a write needed that);
- * '' until then.
+ * (do_swap_page mapped the page from the swap cache, copying it if a write needed that),
+ * `userfault` (handle_userfault queued the fault for a userfaultfd handler and waited; the
+ * fault is retried); '' until then.
  */
-export type FaultOutcome = '' | Extract<PageFaultOutcome, 'mapped' | 'zero-page' | 'reused' | 'copied' | 'spurious' | 'backout' | 'swapin'>;
+export type FaultOutcome = '' | Extract<PageFaultOutcome, 'mapped' | 'zero-page' | 'reused' | 'copied' | 'spurious' | 'backout' | 'swapin' | 'userfault'>;
 
 /**
  * struct vm_fault (include/linux/mm.h), with what the model needs besides: the kernel, the CPU
@@ -73,6 +85,8 @@ export class vm_fault implements PageRefs {
   readonly mm: MmStruct;
   /** The faulting address, page-aligned (vmf->address). */
   readonly address: number;
+  /** The faulting address as the access made it (vmf->real_address). */
+  readonly real_address: number;
   flags: number;
   table = -1;
   index = 0;
@@ -92,6 +106,7 @@ export class vm_fault implements PageRefs {
     this.vma = vma;
     this.mm = mm;
     this.address = Math.floor(address / 4096) * 4096;
+    this.real_address = address;
     this.flags = flags;
     return track(this);
   }
@@ -263,6 +278,7 @@ function* do_swap_page(vmf: vm_fault): KPath {
   const prot = vm_get_page_prot(__pte(), vma.vm_flags, vma.vm_pkey, k.nx);
   const entry = mk_pte(__pte(), folio, prot.lo, prot.hi);
   if (pte_swp_soft_dirty(lo)) pte_mksoft_dirty(entry);
+  if (pte_swp_uffd_wp(lo)) pte_mkuffd_wp(entry);
   pc.touch = vmf.ptePa;
   yield STEP_WRITE;
   // Remove the swap entry and conditionally try to free up the swapcache.
@@ -272,7 +288,7 @@ function* do_swap_page(vmf: vm_fault): KPath {
   mm.swapents--;
   let rmap_exclusive = false;
   if (exclusive || pages.refcount[folio] === 1) {
-    if (vma.vm_flags & VM_WRITE) {
+    if (vma.vm_flags & VM_WRITE && !userfaultfd_pte_wp(vma, entry.lo)) {
       pte_mkwrite(entry, vma.shadowStack);
       if (vmf.flags & FAULT_FLAG_WRITE) {
         pte_mkdirty(entry);
@@ -409,6 +425,12 @@ function* do_anonymous_page(vmf: vm_fault): KPath {
     // update_mmu_tlb (nothing on x86); release: folio_put of the unused page.
     vmf.outcome = 'backout';
     if (pfn >= 0) put_ref(vmf, pfn);
+  } else if (userfaultfd_missing(vma)) {
+    // Deliver the page fault to userland, checked inside the PT lock; the context as the lock saw it.
+    const ctx = vma.vm_userfaultfd_ctx;
+    yield* spin_unlock_ptl(pc, mm);
+    if (pfn >= 0) put_ref(vmf, pfn);
+    return yield* handle_userfault(vmf, VM_UFFD_MISSING, ctx);
   } else {
     vmf.outcome = pfn >= 0 ? 'mapped' : 'zero-page';
     // set_ptes: no flush needed, the entry was not present.
@@ -559,6 +581,12 @@ function* do_wp_page(vmf: vm_fault): KPath {
   const pages = k.pages;
   const pfn = pte_pfn(vmf.orig_pte.lo, vmf.orig_pte.hi);
   // vm_normal_page: no struct page behind a special entry (the zero page).
+  if (userfaultfd_pte_wp(vma, vmf.orig_pte.lo)) {
+    // A write to a uffd-wp entry goes to the handler (XXX: no UFFD_FEATURE_WP_ASYNC).
+    const ctx = vma.vm_userfaultfd_ctx;
+    yield* spin_unlock_ptl(pc, mm);
+    return yield* handle_userfault(vmf, VM_UFFD_WP, ctx);
+  }
   vmf.page = vmf.orig_pte.lo & _PAGE_SPECIAL ? -1 : pfn;
   if (vma.vm_flags & (VM_SHARED | VM_MAYSHARE)) return yield* wp_page_reuse(vmf);
   if (vmf.page >= 0 && pages.flags[vmf.page] & PG_anon && (pages.flags[vmf.page] & PG_anon_exclusive || wp_can_reuse_anon_folio(k, vmf.page))) {

@@ -286,7 +286,7 @@ export function pte_needs_flush(oldLo: number, oldHi: number, newLo: number, new
  * (SWP_OFFSET_FIRST_BIT = _PAGE_BIT_PROTNONE + 1; inverted so that a speculative walk that
  * ignores P points above RAM, the L1TF mitigation), and bit 3 _PAGE_SWP_EXCLUSIVE
  * (PG_anon_exclusive kept across swap-out), bit 1 _PAGE_SWP_SOFT_DIRTY (the soft-dirty bit the
- * present entry had) and bit 2 the uffd-wp bit.
+ * present entry had) and bit 2 _PAGE_SWP_UFFD_WP.
  */
 export const SWP_TYPE_BITS = 5;
 export const SWP_OFFSET_FIRST_BIT = 9;
@@ -349,6 +349,45 @@ export function pte_swp_mkexclusive(p: pte_t): pte_t {
 /** pte_swp_clear_exclusive. Changes `p` and returns it. */
 export function pte_swp_clear_exclusive(p: pte_t): pte_t {
   p.lo &= ~_PAGE_SWP_EXCLUSIVE;
+  return p;
+}
+
+/** _PAGE_UFFD_WP (_PAGE_BIT_SOFTW2, bit 10): a present entry userfaultfd write-protected; such an entry is never writable. */
+export const _PAGE_UFFD_WP = PTE_SOFTW2;
+/** _PAGE_SWP_UFFD_WP (_PAGE_USER, bit 2): the same mark on a swap entry. */
+export const _PAGE_SWP_UFFD_WP = PTE_US;
+
+/** pte_uffd_wp: the present entry carries the uffd-wp bit. */
+export function pte_uffd_wp(lo: number): boolean {
+  return (lo & _PAGE_UFFD_WP) !== 0;
+}
+
+/** pte_mkuffd_wp: sets the uffd-wp bit and write-protects (pte_wrprotect(pte_set_flags(pte, _PAGE_UFFD_WP))). Changes `p` and returns it. */
+export function pte_mkuffd_wp(p: pte_t): pte_t {
+  p.lo |= _PAGE_UFFD_WP;
+  return pte_wrprotect(p);
+}
+
+/** pte_clear_uffd_wp: clears the uffd-wp bit only (the entry stays read-only). Changes `p` and returns it. */
+export function pte_clear_uffd_wp(p: pte_t): pte_t {
+  p.lo &= ~_PAGE_UFFD_WP;
+  return p;
+}
+
+/** pte_swp_uffd_wp: the swap entry carries the uffd-wp bit. */
+export function pte_swp_uffd_wp(lo: number): boolean {
+  return (lo & _PAGE_SWP_UFFD_WP) !== 0;
+}
+
+/** pte_swp_mkuffd_wp. Changes `p` and returns it. */
+export function pte_swp_mkuffd_wp(p: pte_t): pte_t {
+  p.lo |= _PAGE_SWP_UFFD_WP;
+  return p;
+}
+
+/** pte_swp_clear_uffd_wp. Changes `p` and returns it. */
+export function pte_swp_clear_uffd_wp(p: pte_t): pte_t {
+  p.lo &= ~_PAGE_SWP_UFFD_WP;
   return p;
 }
 

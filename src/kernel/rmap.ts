@@ -20,7 +20,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import type { MmStruct } from './mm.js';
 import { PG_anon, PG_anon_exclusive, PG_dirty, PG_mlocked, PG_swapbacked, PG_swapcache } from './page.js';
-import { __pte, pte_dirty, pte_pfn, pte_present, pte_soft_dirty, pte_swp_mkexclusive, pte_swp_mksoft_dirty, swp_entry_to_pte } from './pgtable.js';
+import { __pte, pte_dirty, pte_pfn, pte_present, pte_soft_dirty, pte_swp_mkexclusive, pte_swp_mksoft_dirty, pte_swp_mkuffd_wp, pte_uffd_wp, swp_entry_to_pte } from './pgtable.js';
 import { STEP_ATOMIC, STEP_READ, STEP_WRITE, type KSteps } from './steps.js';
 import { swap_duplicate } from './swap.js';
 import type { Task } from './task.js';
@@ -133,6 +133,8 @@ function* try_to_unmap_one(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vm
   const swp = swp_entry_to_pte(__pte(), 0, offset);
   if (anon_exclusive) pte_swp_mkexclusive(swp);
   if (pte_soft_dirty(pteval.lo)) pte_swp_mksoft_dirty(swp);
+  // try_to_unmap_one: a uffd-wp mark moves to the swap entry.
+  if (pte_uffd_wp(pteval.lo)) pte_swp_mkuffd_wp(swp);
   pc.touch = pa;
   yield STEP_WRITE;
   swap_duplicate(k.swap, offset);

@@ -3,8 +3,9 @@
  * handler gets the six argument registers as unsigned 64-bit values and returns either the
  * result (a number: the value or -errno) or a kernel path that produces it step by step.
  * Protection keys, shadow stacks, process_vm_readv, locking memory, the break, resource limits,
- * the file syscalls and pipes have their own files (pkeys.ts, shstk.ts, gup.ts, mlock.ts, brk.ts,
- * mremap.ts, resource.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts, pipe.ts, splice.ts).
+ * the file syscalls, pipes and userfaultfd have their own files (pkeys.ts, shstk.ts, gup.ts,
+ * mlock.ts, brk.ts, mremap.ts, resource.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts,
+ * pipe.ts, splice.ts, ioctl.ts, userfaultfd.ts).
  * Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill.
  */
@@ -17,6 +18,8 @@ import { sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_write } from './rea
 import { sys_fstat } from './stat.js';
 import { sys_pipe, sys_pipe2 } from './pipe.js';
 import { sys_splice, sys_vmsplice } from './splice.js';
+import { sys_ioctl } from './ioctl.js';
+import { sys_userfaultfd } from './userfaultfd.js';
 import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
@@ -214,6 +217,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 12, name: 'brk', args: ['brk'], handler: sys_brk },
   { nr: 13, name: 'rt_sigaction', args: ['sig', 'act', 'oact', 'sigsetsize'], handler: sys_rt_sigaction },
   { nr: 14, name: 'rt_sigprocmask', args: ['how', 'nset', 'oset', 'sigsetsize'], handler: sys_rt_sigprocmask },
+  { nr: 16, name: 'ioctl', args: ['fd', 'cmd', 'arg'], handler: sys_ioctl },
   { nr: 15, name: 'rt_sigreturn', args: [], handler: (k, pc, t) => sys_rt_sigreturn(k, pc, t) },
   { nr: 17, name: 'pread64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pread64 },
   { nr: 18, name: 'pwrite64', args: ['fd', 'buf', 'count', 'pos'], handler: sys_pwrite64 },
@@ -257,6 +261,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 302, name: 'prlimit64', args: ['pid', 'resource', 'new_rlim', 'old_rlim'], handler: sys_prlimit64 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
   { nr: 319, name: 'memfd_create', args: ['uname', 'flags'], handler: sys_memfd_create },
+  { nr: 323, name: 'userfaultfd', args: ['flags'], handler: sys_userfaultfd },
   { nr: 325, name: 'mlock2', args: ['start', 'len', 'flags'], handler: sys_mlock2 },
   { nr: 329, name: 'pkey_mprotect', args: ['start', 'len', 'prot', 'pkey'], handler: sys_pkey_mprotect },
   { nr: 330, name: 'pkey_alloc', args: ['flags', 'init_val'], handler: sys_pkey_alloc },

@@ -23,7 +23,7 @@ export function access_ok(t: Task, addr: bigint, size: number): boolean {
  * Translates each page of [addr, addr + size) for `kind` at CPL 0 with EFLAGS.AC set,
  * faulting pages in as needed; returns the physical pieces [pa, len, ...], or null for -EFAULT.
  */
-function* user_pieces(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number, kind: number): KSteps<number[] | null> {
+function* user_pieces(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number, kind: number, nofault = false): KSteps<number[] | null> {
   if (!access_ok(t, addr, size)) return null;
   const cpu = pc.cpu;
   const pieces: number[] = [];
@@ -45,6 +45,8 @@ function* user_pieces(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number
       if (cpu.faultVector !== X86_TRAP_PF) return null;
       const code = cpu.faultErrorCode;
       cpu.clearFault();
+      // pagefault_disable(): the fault handler goes straight to the exception fixup.
+      if (nofault) return null;
       const r = yield* do_user_addr_fault(k, pc, t, a, code, true);
       if (r === FAULT_EFAULT) return null;
     }
@@ -82,6 +84,21 @@ export function* write_user_shstk_64(k: Kernel, pc: PerCpu, t: Task, addr: bigin
 /** copy_from_user: reads `size` bytes at user address `addr`, or null for -EFAULT. */
 export function* copy_from_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number): KSteps<Uint8Array | null> {
   const pieces = yield* user_pieces(k, pc, t, addr, size, Access.Read);
+  if (!pieces) return null;
+  const out = new Uint8Array(size);
+  for (let i = 0, at = 0; i < pieces.length; i += 2) {
+    out.set(k.machine.mem.readBytes(pieces[i], pieces[i + 1]), at);
+    at += pieces[i + 1];
+  }
+  return out;
+}
+
+/**
+ * copy_from_user under pagefault_disable() (mfill_atomic_pte_copy): reads `size` bytes at user
+ * address `addr` without handling any fault, or null when a page is not mapped for reading.
+ */
+export function* copy_from_user_nofault(k: Kernel, pc: PerCpu, t: Task, addr: bigint, size: number): KSteps<Uint8Array | null> {
+  const pieces = yield* user_pieces(k, pc, t, addr, size, Access.Read, true);
   if (!pieces) return null;
   const out = new Uint8Array(size);
   for (let i = 0, at = 0; i < pieces.length; i += 2) {

@@ -28,6 +28,7 @@ export const ENFILE = 23;
 export const EMFILE = 24;
 export const EFBIG = 27;
 export const ENOSPC = 28;
+export const ENOTTY = 25;
 export const ESPIPE = 29;
 export const EPIPE = 32;
 export const ERANGE = 34;
@@ -39,7 +40,7 @@ export const EOPNOTSUPP = 95;
 /** errno names by number, for traces and messages. */
 export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
-  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 27: 'EFBIG',
+  14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 25: 'ENOTTY', 27: 'EFBIG',
   28: 'ENOSPC', 29: 'ESPIPE', 32: 'EPIPE', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
 };
 
@@ -350,3 +351,76 @@ export const CAP_SYS_RESOURCE = 24;
 /** _LINUX_CAPABILITY_VERSION_3 and its u32 count. */
 export const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 export const _LINUX_CAPABILITY_U32S_3 = 2;
+
+// ---- ioctl (include/uapi/asm-generic/ioctls.h) --------------------------------------------------
+/** Set and clear the descriptor's close-on-exec bit (do_vfs_ioctl). */
+export const FIONCLEX = 0x5450;
+export const FIOCLEX = 0x5451;
+
+// ---- userfaultfd (include/uapi/linux/userfaultfd.h) ---------------------------------------------
+/** userfaultfd flags: O_CLOEXEC and O_NONBLOCK (UFFD_SHARED_FCNTL_FLAGS), and faults from user mode only. */
+export const UFFD_USER_MODE_ONLY = 1;
+/** The API number UFFDIO_API asks for. */
+export const UFFD_API = 0xaa;
+/** The ioctls (_IOWR / _IOR of type 0xAA with the argument's size). */
+export const UFFDIO_REGISTER = 0xc020aa00;
+export const UFFDIO_UNREGISTER = 0x8010aa01;
+export const UFFDIO_WAKE = 0x8010aa02;
+export const UFFDIO_COPY = 0xc028aa03;
+export const UFFDIO_ZEROPAGE = 0xc020aa04;
+export const UFFDIO_MOVE = 0xc028aa05;
+export const UFFDIO_WRITEPROTECT = 0xc018aa06;
+export const UFFDIO_CONTINUE = 0xc020aa07;
+export const UFFDIO_POISON = 0xc020aa08;
+export const UFFDIO_API = 0xc018aa3f;
+/** The ioctls' numbers (_UFFDIO_*): bit positions of the `ioctls` masks UFFDIO_API and UFFDIO_REGISTER write back. */
+export const _UFFDIO_REGISTER = 0x00;
+export const _UFFDIO_UNREGISTER = 0x01;
+export const _UFFDIO_WAKE = 0x02;
+export const _UFFDIO_COPY = 0x03;
+export const _UFFDIO_ZEROPAGE = 0x04;
+export const _UFFDIO_MOVE = 0x05;
+export const _UFFDIO_WRITEPROTECT = 0x06;
+export const _UFFDIO_CONTINUE = 0x07;
+export const _UFFDIO_POISON = 0x08;
+export const _UFFDIO_API = 0x3f;
+/** struct uffd_msg's event. */
+export const UFFD_EVENT_PAGEFAULT = 0x12;
+export const UFFD_EVENT_FORK = 0x13;
+export const UFFD_EVENT_REMAP = 0x14;
+export const UFFD_EVENT_REMOVE = 0x15;
+export const UFFD_EVENT_UNMAP = 0x16;
+/** A page fault message's flags. */
+export const UFFD_PAGEFAULT_FLAG_WRITE = 1 << 0;
+export const UFFD_PAGEFAULT_FLAG_WP = 1 << 1;
+export const UFFD_PAGEFAULT_FLAG_MINOR = 1 << 2;
+/** uffdio_api.features. */
+export const UFFD_FEATURE_PAGEFAULT_FLAG_WP = 1 << 0;
+export const UFFD_FEATURE_EVENT_FORK = 1 << 1;
+export const UFFD_FEATURE_EVENT_REMAP = 1 << 2;
+export const UFFD_FEATURE_EVENT_REMOVE = 1 << 3;
+export const UFFD_FEATURE_MISSING_HUGETLBFS = 1 << 4;
+export const UFFD_FEATURE_MISSING_SHMEM = 1 << 5;
+export const UFFD_FEATURE_EVENT_UNMAP = 1 << 6;
+export const UFFD_FEATURE_SIGBUS = 1 << 7;
+export const UFFD_FEATURE_THREAD_ID = 1 << 8;
+export const UFFD_FEATURE_MINOR_HUGETLBFS = 1 << 9;
+export const UFFD_FEATURE_MINOR_SHMEM = 1 << 10;
+export const UFFD_FEATURE_EXACT_ADDRESS = 1 << 11;
+export const UFFD_FEATURE_WP_HUGETLBFS_SHMEM = 1 << 12;
+export const UFFD_FEATURE_WP_UNPOPULATED = 1 << 13;
+export const UFFD_FEATURE_POISON = 1 << 14;
+export const UFFD_FEATURE_WP_ASYNC = 1 << 15;
+export const UFFD_FEATURE_MOVE = 1 << 16;
+/** uffdio_register.mode. */
+export const UFFDIO_REGISTER_MODE_MISSING = 1 << 0;
+export const UFFDIO_REGISTER_MODE_WP = 1 << 1;
+export const UFFDIO_REGISTER_MODE_MINOR = 1 << 2;
+/** The modes of UFFDIO_COPY, ZEROPAGE, WRITEPROTECT and CONTINUE. */
+export const UFFDIO_COPY_MODE_DONTWAKE = 1 << 0;
+export const UFFDIO_COPY_MODE_WP = 1 << 1;
+export const UFFDIO_ZEROPAGE_MODE_DONTWAKE = 1 << 0;
+export const UFFDIO_WRITEPROTECT_MODE_WP = 1 << 0;
+export const UFFDIO_WRITEPROTECT_MODE_DONTWAKE = 1 << 1;
+export const UFFDIO_CONTINUE_MODE_DONTWAKE = 1 << 0;
+export const UFFDIO_CONTINUE_MODE_WP = 1 << 1;

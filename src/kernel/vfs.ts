@@ -28,16 +28,18 @@ export const BOGO_DIRENT_SIZE = 20;
 /** The device numbers st_dev reports: the tmpfs root and the devtmpfs /dev (anonymous block devices 0:N, as get_anon_bdev hands them out). */
 export const TMPFS_DEV = 0x1a;
 export const DEVTMPFS_DEV = 0x5;
+/** The anon_inodefs device (XXX: its minor is whatever get_anon_bdev gave at boot; 0:14 here). */
+export const ANON_INODE_DEV = 0xe;
 
-/** What an inode's file operations are: a tmpfs file or directory, one of the memory devices, a pipe, or a procfs file (proc_base.ts sets its operations). */
-export type InodeKind = 'reg' | 'dir' | 'null' | 'zero' | 'fifo' | 'proc';
+/** What an inode's file operations are: a tmpfs file or directory, one of the memory devices, a pipe, a procfs file (proc_base.ts sets its operations), or an anonymous inode (whose creator gives them). */
+export type InodeKind = 'reg' | 'dir' | 'null' | 'zero' | 'fifo' | 'proc' | 'anon';
 
-/** A procfs inode's operations until proc_base.ts gives it its own. */
+/** A procfs or anonymous inode's operations until its maker gives it its own. */
 const NO_FOPS = Object.freeze<FileOperations>({});
 
 /** Each kind's operations: shmem_get_inode's for tmpfs files and directories, the memory devices' (memory_fops' open picks them by minor). */
 function kind_fops(kind: InodeKind): FileOperations {
-  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops, fifo: pipefifo_fops, proc: NO_FOPS }[kind];
+  return { reg: shmem_file_operations, dir: simple_dir_operations, null: null_fops, zero: zero_fops, fifo: pipefifo_fops, proc: NO_FOPS, anon: NO_FOPS }[kind];
 }
 
 /** An inode: its mode, size and, for a regular file, its page cache; for a directory, its entries. */

@@ -9,6 +9,7 @@
  * `softdirty`: merging ignores it (is_mergeable_vma), so it is no part of the flags compared.
  */
 import type { Inode } from './vfs.js';
+import type { UserfaultfdCtx } from './userfaultfd.js';
 import { track } from '../track.js';
 
 export const VM_READ = 0x00000001;
@@ -20,7 +21,11 @@ export const VM_MAYWRITE = 0x00000020;
 export const VM_MAYEXEC = 0x00000040;
 export const VM_MAYSHARE = 0x00000080;
 export const VM_GROWSDOWN = 0x00000100;
+/** VM_UFFD_MISSING: userfaultfd delivers missing-page faults of this VMA. */
+export const VM_UFFD_MISSING = 0x00000200;
 export const VM_PFNMAP = 0x00000400;
+/** VM_UFFD_WP: userfaultfd delivers writes to uffd-wp entries of this VMA. */
+export const VM_UFFD_WP = 0x00001000;
 export const VM_LOCKED = 0x00002000;
 export const VM_IO = 0x00004000;
 /** MADV_SEQUENTIAL and MADV_RANDOM's read-ahead hints. */
@@ -86,6 +91,8 @@ export class Vma {
   shmem: ShmemObject | null = null;
   /** A name for /proc/pid/maps-like listings: '[stack]', '[text]', or ''. */
   name = '';
+  /** vm_userfaultfd_ctx: the userfaultfd this VMA is registered with (set exactly when a VM_UFFD_* flag is). */
+  vm_userfaultfd_ctx: UserfaultfdCtx | null = null;
 
   constructor(start: number, end: number, flags: number, pgoff: number) {
     this.vm_start = start;
@@ -104,6 +111,7 @@ export class Vma {
     v.shmem = this.shmem;
     if (v.shmem) v.shmem.users++;
     v.name = this.name;
+    v.vm_userfaultfd_ctx = this.vm_userfaultfd_ctx;
     return v;
   }
 }
@@ -213,7 +221,7 @@ export class VmaList {
 /** Whether `a` (below) and `b` (above) can be one VMA. */
 function mergeable(a: Vma, b: Vma): boolean {
   if (a.vm_end !== b.vm_start || a.vm_flags !== b.vm_flags || a.vm_pkey !== b.vm_pkey || a.shadowStack !== b.shadowStack) return false;
-  if (a.shmem !== b.shmem || a.name !== b.name) return false;
+  if (a.shmem !== b.shmem || a.name !== b.name || a.vm_userfaultfd_ctx !== b.vm_userfaultfd_ctx) return false;
   if (a.vm_pgoff + (a.vm_end - a.vm_start) / 4096 !== b.vm_pgoff) return false;
   const x = a.anon_vma;
   const y = b.anon_vma;

@@ -19,6 +19,7 @@ const FAULT_OUTCOME: Record<string, string> = {
   spurious: 'handle_pte_fault found the PTE already allows it: a spurious fault (the TLB entry was stale)',
   backout: 'the PTE changed under the fault: backed out, the access retries',
   swapin: 'do_swap_page read the page back from swap',
+  userfault: 'handle_userfault queued it for the userfaultfd handler and waited; the fault is retried',
   signal: 'no VMA allows it: bad_area sends a signal',
   efault: 'a kernel access to user memory: fixed up to -EFAULT',
   oom: 'out of memory',
