@@ -11,10 +11,10 @@ import { pipe_fcntl } from './pipe.js';
 import { inode_lock, inode_unlock } from './read_write.js';
 import { STEP_SLEEP, type KSteps } from './steps.js';
 import { VM_MAYWRITE, VM_SHARED, type ShmemObject } from './vma.js';
-import { alloc_fd, fd_install, fdArg, files_lookup_fd, FMODE_PATH, FMODE_WRITE, get_file, RLIMIT_NOFILE_CUR, type File } from './file.js';
+import { alloc_fd, fd_install, fdArg, files_lookup_fd, FMODE_CAN_ODIRECT, FMODE_PATH, FMODE_WRITE, get_file, RLIMIT_NOFILE_CUR, type File } from './file.js';
 import {
   EBADF, EBUSY, EINVAL, EPERM, F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_GET_SEALS, F_GETFD, F_GETFL, F_GETPIPE_SZ, F_SETPIPE_SZ, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL,
-  F_SEAL_SHRINK, F_SEAL_WRITE, F_SETFD, F_SETFL, FD_CLOEXEC, O_APPEND, O_CLOEXEC, O_DIRECT, O_NOATIME, O_NONBLOCK,
+  F_SEAL_SHRINK, F_SEAL_WRITE, F_SETFD, F_SETFL, FD_CLOEXEC, O_APPEND, O_CLOEXEC, O_DIRECT, O_NOATIME, O_NONBLOCK, S_IFIFO, S_IFMT,
 } from './uapi.js';
 
 /** SETFL_MASK: the flags F_SETFL changes (O_NDELAY is O_NONBLOCK on x86). */
@@ -91,6 +91,17 @@ function shared_maywrite(k: Kernel, mapping: ShmemObject): boolean {
   return false;
 }
 
+/**
+ * setfl: O_DIRECT on a file that cannot take it (not a pipe, no FMODE_CAN_ODIRECT: a memfd,
+ * a directory, a memory device) is -EINVAL; then the SETFL_MASK flags change. (The O_APPEND
+ * and O_NOATIME checks never refuse here: no append-only inodes, every task is root.)
+ */
+function setfl(file: File, arg: number): number {
+  if ((file.inode.mode & S_IFMT) !== S_IFIFO && arg & O_DIRECT && !(file.f_mode & FMODE_CAN_ODIRECT)) return -EINVAL;
+  file.f_flags = (arg & SETFL_MASK) | (file.f_flags & ~SETFL_MASK);
+  return 0;
+}
+
 /** fcntl(fd, cmd, arg): fdget_raw (-EBADF; an O_PATH descriptor answers the descriptor commands only), then the command. */
 export function sys_fcntl(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const fd = fdArg(a[0]);
@@ -116,8 +127,7 @@ export function sys_fcntl(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
   if (path) return -EBADF;
   switch (cmd) {
     case F_SETFL:
-      file.f_flags = (argi & SETFL_MASK) | (file.f_flags & ~SETFL_MASK);
-      return 0;
+      return setfl(file, argi);
     case F_ADD_SEALS:
       return memfd_add_seals(k, pc, t, file, argi);
     case F_GET_SEALS:

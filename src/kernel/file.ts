@@ -28,6 +28,8 @@ export const FMODE_CAN_READ = 0x20000;
 /** An O_PATH descriptor: it names a file without opening it for I/O (fdget does not see it; fdget_raw does). */
 export const FMODE_PATH = 0x4000;
 export const FMODE_CAN_WRITE = 0x40000;
+/** The file takes O_DIRECT (a tmpfs file opened by open: shmem_file_open sets it). */
+export const FMODE_CAN_ODIRECT = 0x400000;
 
 /**
  * struct file_operations: what an open file can do. A missing operation is what Linux's NULL

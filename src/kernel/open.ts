@@ -15,7 +15,7 @@ import { tlb_finish_mmu, tlb_gather_mmu, unmap_page_range } from './zap.js';
 import type { ShmemObject } from './vma.js';
 import { strncpy_from_user } from './uaccess.js';
 import {
-  fd_install, fdArg, fdget, files_lookup_fd, File, FMODE_ATOMIC_POS, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE,
+  fd_install, fdArg, fdget, files_lookup_fd, File, fput, FMODE_ATOMIC_POS, FMODE_CAN_ODIRECT, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE,
   get_unused_fd_flags, put_unused_fd,
 } from './file.js';
 import { PATH_MAX, path_walk, vfs_create, type Inode } from './vfs.js';
@@ -105,12 +105,18 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
     if (l.trailingSlash && !l.inode.isDir) return -ENOTDIR;
     inode = l.inode;
   }
-  if (flags & O_PATH) return { file: new File(inode, open_f_flags(flags), FMODE_PATH), truncate: false };
+  // LOOKUP_DIRECTORY: O_DIRECTORY asks for a directory, O_PATH's walk too (path_lookupat for do_o_path).
   if (flags & O_DIRECTORY && !inode.isDir) return -ENOTDIR;
+  if (flags & O_PATH) return { file: new File(inode, open_f_flags(flags), FMODE_PATH), truncate: false };
   const acc = flags & O_ACCMODE;
   // may_open: a directory is never opened for writing (O_TRUNC counts as writing).
   if (inode.isDir && (acc === O_WRONLY || acc === O_RDWR || flags & O_TRUNC)) return -EISDIR;
   const file = new File(inode, open_f_flags(flags), open_f_mode(inode, acc));
+  // do_dentry_open: O_DIRECT on a file that cannot take it is -EINVAL (a file it created stays).
+  if (flags & O_DIRECT && !(file.f_mode & FMODE_CAN_ODIRECT)) {
+    fput(file);
+    return -EINVAL;
+  }
   // handle_truncate, after the open: O_TRUNC empties an existing regular file.
   return { file, truncate: !created && (flags & O_TRUNC) !== 0 && inode.isReg };
 }
@@ -120,7 +126,7 @@ function open_f_flags(flags: number): number {
   return flags & ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
 }
 
-/** f_mode: FMODE_READ and FMODE_WRITE from the access mode (3 means neither), the seek and positioned-I/O bits, and what the file's operations can do. */
+/** f_mode: FMODE_READ and FMODE_WRITE from the access mode (3 means neither), the seek and positioned-I/O bits, and what the file's operations can do (O_DIRECT too). */
 function open_f_mode(inode: Inode, acc: number): number {
   let m = FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
   if (acc === 0 || acc === O_RDWR) m |= FMODE_READ;
@@ -129,6 +135,8 @@ function open_f_mode(inode: Inode, acc: number): number {
   if (m & FMODE_READ && inode.i_fop.read) m |= FMODE_CAN_READ;
   if (m & FMODE_WRITE && inode.i_fop.write) m |= FMODE_CAN_WRITE;
   if (inode.isReg || inode.isDir) m |= FMODE_ATOMIC_POS;
+  // shmem_file_open: a tmpfs file takes O_DIRECT (no other file here has a_ops->direct_IO).
+  if (inode.isReg) m |= FMODE_CAN_ODIRECT;
   return m;
 }
 

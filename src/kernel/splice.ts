@@ -144,8 +144,8 @@ function stack_buf(page: number, offset: number, len: number, ops: PipeBufOps, f
 /**
  * iter_to_pipe: the user's pages, up to 16 at a time as iov_iter_get_pages2 takes them
  * (get_user_pages_fast: FOLL_GET, the caller's protection keys checked), each added to the
- * pipe as a user-page buffer; a page GUP cannot give ends the splice (-EFAULT if it is the
- * first), and so does a full pipe (the pages taken and not added are put back).
+ * pipe as a user-page buffer; a page GUP cannot give ends the splice, later segments
+ * untried (-EFAULT if it is the first), and so does a full pipe (the pages taken and not added are put back).
  */
 function* iter_to_pipe(k: Kernel, pc: PerCpu, t: Task, iov: Iovec, pipe: PipeInodeInfo, buf_flags: number): KSteps<number> {
   let total = 0;
@@ -170,8 +170,9 @@ function* iter_to_pipe(k: Kernel, pc: PerCpu, t: Task, iov: Iovec, pipe: PipeIno
         pfns.push(Math.floor(pa / PAGE_SIZE));
       }
       if (pfns.length === 0) {
+        // iov_iter_get_pages2 gave nothing: the whole splice ends here, later segments untried.
         ret = err;
-        break;
+        break outer;
       }
       let left = Math.min(len - off, pfns.length * PAGE_SIZE - start);
       let offset = start;

@@ -229,6 +229,30 @@ test('vmsplice checks: flags, descriptor, a file that is not a pipe, iovec error
   ]);
 });
 
+test('vmsplice: a segment GUP cannot give ends the splice, later segments untried (iter_to_pipe breaks out of its loop)', () => {
+  const { sys } = runProgram({
+    main: [
+      mmapAnon('m', 4096), // 0
+      mmapAnon('buf', 4096), // 1
+      sc('pipe2', '$buf', O_NONBLOCK), // 2: 3, 4
+      mmapAnon('gone', 4096), // 3
+      sc('munmap', '$gone', 4096), // 4
+      { op: 'store', addr: '$buf+64', value: '$gone' }, // 5: an unmapped segment first
+      { op: 'store', addr: '$buf+72', value: 8 }, // 6
+      { op: 'store', addr: '$buf+80', value: '$m' }, // 7: then a good one
+      { op: 'store', addr: '$buf+88', value: 8 }, // 8
+      sc('vmsplice', 4, '$buf+64', 2, SPLICE_F_NONBLOCK), // 9: nothing went in
+      sc('vmsplice', 4, '$buf+80', 2, SPLICE_F_NONBLOCK), // 10: good first, then a segment past it ($buf+96: zero length), 8
+      { op: 'store', addr: '$buf+96', value: '$gone' }, // 11
+      { op: 'store', addr: '$buf+104', value: 8 }, // 12
+      sc('vmsplice', 4, '$buf+80', 2, SPLICE_F_NONBLOCK), // 13: the good one, then the unmapped one: 8
+      sc('read', 3, '$buf+512', 64), // 14: the pipe holds 16 bytes
+    ],
+  });
+  // Expected from 6.12 fs/splice.c iter_to_pipe (`if (left <= 0) { ret = left; break; }`, returning total ?: ret); same on the host.
+  assert.deepEqual([9, 10, 13, 14].map((i) => ret(sys, i)), [errno(EFAULT), 8n, 8n, 16n]);
+});
+
 test('splice from a tmpfs file puts its page cache in the pipe: a later pwrite shows; the offsets, the checks and /dev/zero, /dev/null', () => {
   const { sys } = runProgram({
     main: [
