@@ -109,8 +109,9 @@ function do_filp_open(k: Kernel, start: Inode, name: string, flags: number, mode
   if (flags & O_DIRECTORY && !inode.isDir) return -ENOTDIR;
   if (flags & O_PATH) return { file: new File(inode, open_f_flags(flags), FMODE_PATH), truncate: false };
   const acc = flags & O_ACCMODE;
-  // may_open: a directory is never opened for writing (O_TRUNC counts as writing).
-  if (inode.isDir && (acc === O_WRONLY || acc === O_RDWR || flags & O_TRUNC)) return -EISDIR;
+  // may_open: a directory is never opened for writing (O_TRUNC counts as writing, and so does
+  // access mode 3, whose ACC_MODE is MAY_READ | MAY_WRITE).
+  if (inode.isDir && (acc !== 0 || flags & O_TRUNC)) return -EISDIR;
   const file = new File(inode, open_f_flags(flags), open_f_mode(inode, acc));
   // do_dentry_open: O_DIRECT on a file that cannot take it is -EINVAL (a file it created stays).
   if (flags & O_DIRECT && !(file.f_mode & FMODE_CAN_ODIRECT)) {

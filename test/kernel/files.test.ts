@@ -304,6 +304,18 @@ test('O_DIRECT: only a file with FMODE_CAN_ODIRECT takes it, at open (do_dentry_
   ]);
 });
 
+test('access mode 3 asks for reading and writing (ACC_MODE), so a directory refuses it; a file opens with neither FMODE_READ nor FMODE_WRITE', () => {
+  const r = results([
+    open('tmp', 3), // 0
+    open('f', O_CREAT | 3), // 1: 3
+    sc('read', 3, 0, 0), // 2: not open for reading
+    sc('fcntl', 3, F_GETFL, 0), // 3
+  ], { f: '/tmp/f', tmp: '/tmp' }, [0, 1, 2, 3]);
+  // Expected from 6.12: fs/open.c build_open_flags (acc_mode = MAY_OPEN | ACC_MODE(flags), ACC_MODE(3) = MAY_READ | MAY_WRITE),
+  // fs/namei.c may_open (a directory with MAY_WRITE is -EISDIR), fs/read_write.c vfs_read (-EBADF). Same on the host.
+  assert.deepEqual(r, [errno(EISDIR), 3n, errno(EBADF), BigInt(3 | O_LARGEFILE)]);
+});
+
 test('O_PATH with O_DIRECTORY: the walk asks for a directory (LOOKUP_DIRECTORY), so a file or device is -ENOTDIR', () => {
   const r = results([
     open('f', O_CREAT | O_RDWR), // 0: 3
