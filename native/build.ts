@@ -111,9 +111,9 @@ export function oracleUnavailableReason(): string | null {
 
 /** Runs a program to completion, collecting its output. With a timeout, the program's
  *  whole process group is killed when it runs out. */
-function runProcess(file: string, args: string[], timeoutMs?: number): Promise<ProcessResult> {
+function runProcess(file: string, args: string[], timeoutMs?: number, cwd?: string): Promise<ProcessResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let timedOut = false;
@@ -234,8 +234,8 @@ export async function runGetpidBench(binary: string, calls = 2_000_000): Promise
 
 /** Runs a program and returns its stdout, rejecting with a NativeRunError carrying its
  *  stderr text if it does not exit with status 0. */
-async function runChecked(binary: string, args: string[], timeoutMs: number): Promise<string> {
-  const result = await runProcess(binary, args, timeoutMs);
+async function runChecked(binary: string, args: string[], timeoutMs: number, cwd?: string): Promise<string> {
+  const result = await runProcess(binary, args, timeoutMs, cwd);
   if (result.code === 0 && !result.timedOut) return result.stdout;
   const status = result.timedOut
     ? `timed out after ${timeoutMs} ms`
@@ -246,25 +246,39 @@ async function runChecked(binary: string, args: string[], timeoutMs: number): Pr
   throw new NativeRunError(message, result.code, result.signal, result.stdout);
 }
 
+/** A fresh empty directory for the oracle to run in: on /dev/shm, a tmpfs like the model's
+ *  /tmp (so that holes, SEEK_DATA and page-granular sizes behave alike), else the system's
+ *  temporary directory. */
+async function freshWorkDir(): Promise<string> {
+  try {
+    return await mkdtemp('/dev/shm/isolab-oracle-cwd-');
+  } catch {
+    return mkdtemp(join(tmpdir(), 'isolab-oracle-cwd-'));
+  }
+}
+
 /** Runs a sequence (the oracle's line format) on the host kernel with the oracle binary
- *  and resolves to its result lines. Rejects with the oracle's stderr text when it exits
- *  nonzero: 2 for a malformed sequence, 3 when the arena is busy, or the status of an
- *  `exit` run by the initial process. */
+ *  and resolves to its result lines. The oracle runs in a fresh empty directory, where the
+ *  sequence's relative paths are (the model's /tmp). Rejects with the oracle's stderr text
+ *  when it exits nonzero: 2 for a malformed sequence, 3 when the arena is busy, or the
+ *  status of an `exit` run by the initial process. */
 export async function runOracle(
   binary: string,
   sequence: string,
   options: { timeoutMs?: number } = {},
 ): Promise<string[]> {
   const dir = await mkdtemp(join(tmpdir(), 'isolab-oracle-'));
+  const cwd = await freshWorkDir();
   try {
     const file = join(dir, 'sequence.txt');
     await writeFile(file, sequence);
-    const stdout = await runChecked(binary, [file], options.timeoutMs ?? 30_000);
+    const stdout = await runChecked(binary, [file], options.timeoutMs ?? 30_000, cwd);
     const lines = stdout.split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
     return lines;
   } finally {
     await rm(dir, { recursive: true, force: true });
+    await rm(cwd, { recursive: true, force: true });
   }
 }
 

@@ -2,9 +2,10 @@
  * isolab host-kernel oracle.
  *
  * Executes a "sequence" (one operation per line: mmap, munmap, mprotect, load, store,
- * getpid, fork ... end, wait, exit, execve) on the real Linux kernel and prints one
- * result line per operation, `<who> <index> <result>`, exactly as the isolab model
- * prints them for the same sequence, so that the two listings can be compared.
+ * getpid, fork ... end, wait, exit, execve, and `call` of a file, pipe or splice syscall)
+ * on the real Linux kernel and prints one result line per operation,
+ * `<who> <index> <result>`, exactly as the isolab model prints them for the same
+ * sequence, so that the two listings can be compared.
  *
  * Usage:  oracle <file | ->
  *         oracle --resume <index> <who> <gates> <file>   (used by the execve operation)
@@ -16,6 +17,22 @@
  * Every address the sequence names is in the arena [ARENA, ARENA + ARENA_SIZE), in a
  * region bound to a handle by an earlier mmap, or an absolute address.  Output goes out
  * with write(2), one line per call, so nothing is buffered across fork or execve.
+ *
+ * A `call` line is `call <syscall> <bind> <arg>...`: bind is `-`, `F<k>` (the result becomes
+ * descriptor handle k) or `F<j>/F<k>` (pipe's and pipe2's two descriptors), bound only on
+ * success; the arguments are described at struct arg.  Its result is `ok <decimal>` followed
+ * by the value of each `o:` cell and `p` pair after the call, or `err <errno>`.  An mmap line
+ * may end with a descriptor (`F<k>` or a number) and a file offset.
+ *
+ * The oracle maps a write buffer at A+SAFE_OFF in every image (see map_safe_buffer), as the
+ * model's runner does.
+ *
+ * Descriptors: the sequence sees exactly 0, 1 and 2, open on /dev/null for reading and
+ * writing (as isolab starts a process), so the descriptors it opens are numbered as in the
+ * model.  The oracle's own descriptors (its output, the fork gates) live at PRIVATE_FD and
+ * above, RLIMIT_NOFILE's soft limit is 1024 as in the model, SIGPIPE is ignored (a write to
+ * a pipe without readers is -EPIPE), the umask is 022, and relative paths resolve in the
+ * working directory the caller gives (native/build.ts: a fresh directory on a tmpfs).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,7 +48,9 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,9 +58,21 @@
 #define ARENA_SIZE ((uint64_t)0x4000000)
 #define MAX_HANDLES 256
 #define MAX_DEPTH 200 /* deepest fork nesting, so that `who` stays short */
+#define MAX_TOKENS 16
+#define MAX_ARGS 6
+#define MAX_IOV 4
+#define NOFILE 1024     /* RLIMIT_NOFILE's soft limit, as in the model */
+#define PRIVATE_FD 1000 /* the oracle's own descriptors: the gates from here up */
+#define OUT_FD 1022     /* the result lines */
+#define ERR_FD 1023     /* messages */
+/* The write buffer: pages the generated sequences never unmap or protect, at A+SAFE_OFF, with
+ * SAFE_PATTERN bytes of a pattern (byte i is i * 7 + 1) and zeroes after them. */
+#define SAFE_OFF ((uint64_t)0x3000000)
+#define SAFE_LEN ((uint64_t)0x4000)
+#define SAFE_PATTERN 256
 
 enum op_kind { OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_LOAD, OP_STORE, OP_GETPID,
-               OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE };
+               OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE, OP_CALL };
 
 /* An address expression: absolute, arena-relative, or relative to a handle's base. */
 enum addr_kind { ADDR_ABSOLUTE, ADDR_ARENA, ADDR_HANDLE };
@@ -51,8 +82,32 @@ struct addr_expr {
     uint64_t offset;
 };
 
+/*
+ * A `call` argument: a descriptor handle `F<k>`, an address expression, an integer (hex,
+ * optionally negative), a path `s:<text>`, a pointer to a 64-bit cell `o:<hex>` (printed
+ * after a successful call), a pointer to an int[2] `p` (printed likewise), or a pointer to
+ * an iovec array `v:<addr>:<hexlen>,...`.
+ */
+enum arg_kind { ARG_FD, ARG_ADDR, ARG_INT, ARG_STR, ARG_CELL, ARG_PAIR, ARG_IOV };
+struct arg {
+    enum arg_kind kind;
+    int handle;              /* ARG_FD */
+    struct addr_expr addr;   /* ARG_ADDR */
+    int64_t value;           /* ARG_INT, ARG_CELL's initial value */
+    const char *str;         /* ARG_STR */
+    int niov;                /* ARG_IOV */
+    struct addr_expr iov_base[MAX_IOV];
+    uint64_t iov_len[MAX_IOV];
+};
+
 struct op {
     enum op_kind kind;
+    long nr;               /* call: the syscall number */
+    int nargs;             /* call */
+    struct arg args[MAX_ARGS];
+    int bind[2];           /* call: descriptor handles bound by a success, or -1 */
+    struct arg fd;         /* mmap: the descriptor (ARG_INT -1 when anonymous) */
+    uint64_t off;          /* mmap: the file offset */
     struct addr_expr addr; /* mmap hint, munmap, mprotect, load, store */
     int handle;            /* mmap: the handle to bind */
     uint64_t len;          /* mmap, munmap, mprotect */
@@ -77,6 +132,8 @@ static char who[MAX_DEPTH + 8];
 static pid_t start_pid;
 static uint64_t handle_base[MAX_HANDLES];
 static bool handle_bound[MAX_HANDLES];
+static int fd_handle[MAX_HANDLES];
+static bool fd_bound[MAX_HANDLES];
 
 /* Write ends of the gate pipes of children forked but not yet released by a `wait`. */
 static int *gates;
@@ -114,13 +171,25 @@ static void emit(int index, const char *fmt, ...)
     n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
     line[n++] = '\n';
-    write_all(1, line, (size_t)n);
+    write_all(OUT_FD, line, (size_t)n);
+}
+
+/* Prints a message on the oracle's stderr (ERR_FD once the descriptors are set up). */
+static int err_fd = 2;
+static void complain(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    write_all(err_fd, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* Reports a malformed sequence (index is 0-based) on stderr and exits with status 2. */
 static void malformed(int index, const char *why)
 {
-    fprintf(stderr, "oracle: malformed line %d (index %d): %s\n", index + 1, index, why);
+    complain("oracle: malformed line %d (index %d): %s\n", index + 1, index, why);
     exit(2);
 }
 
@@ -177,13 +246,111 @@ static bool parse_addr(const char *s, struct addr_expr *a)
     return false;
 }
 
+/* Parses a hex integer with an optional leading `-` into *out. */
+static bool parse_int(const char *s, int64_t *out)
+{
+    uint64_t v;
+    bool neg = s[0] == '-';
+    if (!parse_hex(s + neg, &v))
+        return false;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return true;
+}
+
+/* Parses a descriptor handle `F<k>`. */
+static bool parse_fd_handle(const char *s, int *out)
+{
+    return s[0] == 'F' && parse_dec(s + 1, MAX_HANDLES - 1, out);
+}
+
+/* Parses one `call` argument (see struct arg); the text it keeps is copied. */
+static bool parse_arg(const char *s, struct arg *a)
+{
+    memset(a, 0, sizeof *a);
+    if (strcmp(s, "p") == 0) {
+        a->kind = ARG_PAIR;
+        return true;
+    }
+    if (strncmp(s, "s:", 2) == 0) {
+        a->kind = ARG_STR;
+        a->str = strdup(s + 2);
+        return true;
+    }
+    if (strncmp(s, "o:", 2) == 0) {
+        a->kind = ARG_CELL;
+        return parse_int(s + 2, &a->value);
+    }
+    if (strncmp(s, "v:", 2) == 0) {
+        a->kind = ARG_IOV;
+        char *copy = strdup(s + 2), *save = NULL;
+        bool ok = true;
+        for (char *seg = strtok_r(copy, ",", &save); seg && ok; seg = strtok_r(NULL, ",", &save)) {
+            char *colon = strrchr(seg, ':');
+            if (!colon || a->niov == MAX_IOV) {
+                ok = false;
+                break;
+            }
+            *colon = '\0';
+            ok = parse_addr(seg, &a->iov_base[a->niov]) && parse_hex(colon + 1, &a->iov_len[a->niov]);
+            a->niov++;
+        }
+        free(copy);
+        return ok;
+    }
+    if (s[0] == 'F') {
+        a->kind = ARG_FD;
+        return parse_fd_handle(s, &a->handle);
+    }
+    if (s[0] == 'A' || s[0] == 'H' || s[0] == 'X') {
+        a->kind = ARG_ADDR;
+        return parse_addr(s, &a->addr);
+    }
+    a->kind = ARG_INT;
+    return parse_int(s, &a->value);
+}
+
+/* The syscalls `call` makes, by name. */
+static const struct { const char *name; long nr; } calls[] = {
+    { "read", SYS_read },         { "write", SYS_write },       { "open", SYS_open },
+    { "close", SYS_close },       { "lseek", SYS_lseek },       { "pread64", SYS_pread64 },
+    { "pwrite64", SYS_pwrite64 }, { "pipe", SYS_pipe },         { "dup", SYS_dup },
+    { "dup2", SYS_dup2 },         { "fcntl", SYS_fcntl },       { "ftruncate", SYS_ftruncate },
+    { "openat", SYS_openat },     { "splice", SYS_splice },     { "vmsplice", SYS_vmsplice },
+    { "dup3", SYS_dup3 },         { "pipe2", SYS_pipe2 },       { "memfd_create", SYS_memfd_create },
+};
+
+/* Parses a `call` line's name, bindings (`-`, `F<k>` or `F<j>/F<k>`) and arguments. */
+static void parse_call(int index, char **tok, int ntok, struct op *op)
+{
+    size_t c = 0;
+    while (c < sizeof calls / sizeof calls[0] && strcmp(tok[1], calls[c].name) != 0)
+        c++;
+    if (c == sizeof calls / sizeof calls[0])
+        malformed(index, "unknown syscall");
+    op->nr = calls[c].nr;
+    op->bind[0] = op->bind[1] = -1;
+    if (strcmp(tok[2], "-") != 0) {
+        char *slash = strchr(tok[2], '/');
+        if (slash)
+            *slash = '\0';
+        if (!parse_fd_handle(tok[2], &op->bind[0]) || (slash && !parse_fd_handle(slash + 1, &op->bind[1])))
+            malformed(index, "bad binding");
+    }
+    op->nargs = ntok - 3;
+    if (op->nargs > MAX_ARGS)
+        malformed(index, "too many arguments");
+    for (int i = 0; i < op->nargs; i++)
+        if (!parse_arg(tok[3 + i], &op->args[i]))
+            malformed(index, "bad argument");
+}
+
 /* Parses one line (a NUL-terminated string) into *op; exits via malformed() on error. */
 static void parse_line(int index, char *line, struct op *op)
 {
-    char *tok[8];
+    char *tok[MAX_TOKENS];
     int ntok = 0;
     for (char *p = line;; p++) {
-        if (ntok == 8)
+        if (ntok == MAX_TOKENS)
             malformed(index, "too many tokens");
         tok[ntok++] = p;
         p = strchr(p, ' ');
@@ -195,18 +362,20 @@ static void parse_line(int index, char *line, struct op *op)
         if (tok[i][0] == '\0')
             malformed(index, "empty token (tokens are separated by single spaces)");
 
+    /* ntok: the number of tokens, or the least for `call` (any number up to MAX_TOKENS). */
     static const struct { const char *name; enum op_kind kind; int ntok; } table[] = {
         { "mmap", OP_MMAP, 6 },   { "munmap", OP_MUNMAP, 3 }, { "mprotect", OP_MPROTECT, 4 },
         { "load", OP_LOAD, 3 },   { "store", OP_STORE, 4 },   { "getpid", OP_GETPID, 1 },
         { "fork", OP_FORK, 1 },   { "end", OP_END, 1 },       { "wait", OP_WAIT, 1 },
-        { "exit", OP_EXIT, 2 },   { "execve", OP_EXECVE, 1 },
+        { "exit", OP_EXIT, 2 },   { "execve", OP_EXECVE, 1 }, { "call", OP_CALL, 3 },
     };
     size_t t = 0;
     while (t < sizeof table / sizeof table[0] && strcmp(tok[0], table[t].name) != 0)
         t++;
     if (t == sizeof table / sizeof table[0])
         malformed(index, "unknown operation");
-    if (ntok != table[t].ntok)
+    bool ok = table[t].kind == OP_CALL ? ntok >= 3 : table[t].kind == OP_MMAP ? ntok == 6 || ntok == 8 : ntok == table[t].ntok;
+    if (!ok)
         malformed(index, "wrong number of operands");
 
     memset(op, 0, sizeof *op);
@@ -218,6 +387,13 @@ static void parse_line(int index, char *line, struct op *op)
         if (!parse_addr(tok[2], &op->addr) || !parse_hex(tok[3], &op->len) ||
             !parse_hex(tok[4], &op->prot) || !parse_hex(tok[5], &op->flags))
             malformed(index, "bad mmap operand");
+        op->fd = (struct arg){ .kind = ARG_INT, .value = -1 };
+        if (ntok == 8 && (!parse_arg(tok[6], &op->fd) || (op->fd.kind != ARG_FD && op->fd.kind != ARG_INT) ||
+                          !parse_hex(tok[7], &op->off)))
+            malformed(index, "bad mmap descriptor or offset");
+        break;
+    case OP_CALL:
+        parse_call(index, tok, ntok, op);
         break;
     case OP_MUNMAP:
     case OP_MPROTECT:
@@ -301,7 +477,7 @@ static void read_input(void)
 {
     int fd = input_is_stdin ? 0 : open(input_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        fprintf(stderr, "oracle: cannot open %s: %s\n", input_path, strerror(errno));
+        complain("oracle: cannot open %s: %s\n", input_path, strerror(errno));
         exit(2);
     }
     size_t cap = 4096;
@@ -313,7 +489,7 @@ static void read_input(void)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            fprintf(stderr, "oracle: cannot read %s: %s\n", input_path, strerror(errno));
+            complain("oracle: cannot read %s: %s\n", input_path, strerror(errno));
             exit(2);
         }
         if (n == 0)
@@ -433,6 +609,14 @@ static pid_t fork_gated(void)
     int gate[2];
     if (pipe(gate) != 0)
         return -1;
+    /* Out of the sequence's way: to the oracle's own descriptors (a few at once suffice). */
+    for (int i = 0; i < 2; i++) {
+        int moved = fcntl(gate[i], F_DUPFD, PRIVATE_FD);
+        close(gate[i]);
+        if (moved < 0)
+            _exit(5);
+        gate[i] = moved;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -466,7 +650,11 @@ static pid_t fork_gated(void)
 static void exec_self(int resume)
 {
     if (input_is_stdin) { /* the new image cannot reread stdin: hand it a memfd copy */
-        int fd = memfd_create("isolab-sequence", 0);
+        int low = memfd_create("isolab-sequence", 0);
+        if (low < 0)
+            return;
+        int fd = fcntl(low, F_DUPFD, PRIVATE_FD); /* out of the sequence's way */
+        close(low);
         if (fd < 0)
             return;
         write_all(fd, input_text, input_len);
@@ -487,6 +675,85 @@ static void exec_self(int resume)
     free(gatelist);
 }
 
+/* Runs a `call`: resolves its arguments (`skip` if one names an unbound handle), makes the
+ * syscall, prints `ok <decimal>` followed by the cells and pairs it passed, or `err <errno>`,
+ * and binds its descriptor handles on success. */
+static void do_call(int index, const struct op *op)
+{
+    static int64_t cells[MAX_ARGS];
+    static int pair[2];
+    static struct iovec iovs[MAX_ARGS][MAX_IOV];
+    long a[MAX_ARGS] = { 0 };
+    for (int k = 0; k < op->nargs; k++) {
+        const struct arg *g = &op->args[k];
+        uint64_t addr;
+        switch (g->kind) {
+        case ARG_FD:
+            if (!fd_bound[g->handle]) {
+                emit(index, "skip");
+                return;
+            }
+            a[k] = fd_handle[g->handle];
+            break;
+        case ARG_ADDR:
+            if (!resolve(&g->addr, &addr)) {
+                emit(index, "skip");
+                return;
+            }
+            a[k] = (long)addr;
+            break;
+        case ARG_INT:
+            a[k] = (long)g->value;
+            break;
+        case ARG_STR:
+            a[k] = (long)(uintptr_t)g->str;
+            break;
+        case ARG_CELL:
+            cells[k] = g->value;
+            a[k] = (long)(uintptr_t)&cells[k];
+            break;
+        case ARG_PAIR:
+            pair[0] = pair[1] = -1;
+            a[k] = (long)(uintptr_t)pair;
+            break;
+        case ARG_IOV:
+            for (int v = 0; v < g->niov; v++) {
+                if (!resolve(&g->iov_base[v], &addr)) {
+                    emit(index, "skip");
+                    return;
+                }
+                iovs[k][v].iov_base = (void *)(uintptr_t)addr;
+                iovs[k][v].iov_len = g->iov_len[v];
+            }
+            a[k] = (long)(uintptr_t)iovs[k];
+            break;
+        }
+    }
+    long r = syscall(op->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (r < 0) {
+        emit(index, "err %d", errno);
+        return;
+    }
+    char extra[256] = "";
+    size_t n = 0;
+    bool has_pair = false;
+    for (int k = 0; k < op->nargs; k++) {
+        if (op->args[k].kind == ARG_CELL)
+            n += (size_t)snprintf(extra + n, sizeof extra - n, " %" PRId64, cells[k]);
+        else if (op->args[k].kind == ARG_PAIR) {
+            n += (size_t)snprintf(extra + n, sizeof extra - n, " %d %d", pair[0], pair[1]);
+            has_pair = true;
+        }
+    }
+    for (int b = 0; b < 2; b++) {
+        if (op->bind[b] < 0)
+            continue;
+        fd_handle[op->bind[b]] = has_pair ? pair[b] : (int)r;
+        fd_bound[op->bind[b]] = true;
+    }
+    emit(index, "ok %ld%s", r, extra);
+}
+
 /* Runs lines [i, stop) in this process, following forks into child blocks, then exits 0. */
 static void run(int i, int stop)
 {
@@ -500,7 +767,15 @@ static void run(int i, int stop)
         }
         switch (op->kind) {
         case OP_MMAP: {
-            void *r = mmap((void *)(uintptr_t)addr, op->len, (int)op->prot, (int)op->flags, -1, 0);
+            int fd = (int)op->fd.value;
+            if (op->fd.kind == ARG_FD) {
+                if (!fd_bound[op->fd.handle]) {
+                    emit(i, "skip");
+                    break;
+                }
+                fd = fd_handle[op->fd.handle];
+            }
+            void *r = mmap((void *)(uintptr_t)addr, op->len, (int)op->prot, (int)op->flags, fd, (off_t)op->off);
             if (r == MAP_FAILED) {
                 emit(i, "err %d", errno);
             } else {
@@ -570,6 +845,9 @@ static void run(int i, int stop)
             exec_self(i + 1);
             emit(i, "err %d", errno);
             break;
+        case OP_CALL:
+            do_call(i, op);
+            break;
         case OP_END: /* only reached at a block's stop, never inside the loop */
             break;
         }
@@ -591,8 +869,8 @@ static void check_arena(void)
     int e = errno;
     if (r != MAP_FAILED) /* a kernel without MAP_FIXED_NOREPLACE treated it as a hint */
         munmap(r, ARENA_SIZE);
-    write_all(1, "fatal arena-busy\n", 17);
-    fprintf(stderr, "oracle: the arena 0x%" PRIx64 "+0x%" PRIx64 " is not free (%s)\n",
+    write_all(OUT_FD, "fatal arena-busy\n", 17);
+    complain("oracle: the arena 0x%" PRIx64 "+0x%" PRIx64 " is not free (%s)\n",
             ARENA, ARENA_SIZE, r == MAP_FAILED ? strerror(e) : "mapped elsewhere");
     exit(3);
 }
@@ -614,6 +892,53 @@ static void parse_gates(const char *s)
     }
 }
 
+/*
+ * A fresh run's descriptors and process state: the output and messages moved to OUT_FD and
+ * ERR_FD, every other descriptor closed, 0, 1 and 2 opened on /dev/null for reading and
+ * writing; RLIMIT_NOFILE's soft limit 1024, SIGPIPE ignored, umask 022 (inherited by forks,
+ * and kept by execve, so a resumed image needs none of it).
+ */
+static void setup_process(void)
+{
+    if (dup2(1, OUT_FD) != OUT_FD || dup2(2, ERR_FD) != ERR_FD)
+        exit(2);
+    err_fd = ERR_FD;
+    if (syscall(SYS_close_range, 3, OUT_FD - 1, 0) != 0) {
+        for (int fd = 3; fd < OUT_FD; fd++)
+            close(fd);
+    }
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0) {
+        complain("oracle: cannot open /dev/null: %s\n", strerror(errno));
+        exit(2);
+    }
+    for (int fd = 0; fd < 3; fd++)
+        if (fd != null && dup2(null, fd) != fd)
+            exit(2);
+    if (null > 2)
+        close(null);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max >= NOFILE) {
+        rl.rlim_cur = NOFILE;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    umask(022);
+}
+
+/* Maps and fills the write buffer (each image: execve replaced the last one's). */
+static void map_safe_buffer(void)
+{
+    uint8_t *p = mmap((void *)(uintptr_t)(ARENA + SAFE_OFF), SAFE_LEN, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED) {
+        complain("oracle: cannot map the write buffer: %s\n", strerror(errno));
+        exit(2);
+    }
+    for (int i = 0; i < SAFE_PATTERN; i++)
+        p[i] = (uint8_t)(i * 7 + 1);
+}
+
 int main(int argc, char **argv)
 {
     int resume = 0;
@@ -627,18 +952,29 @@ int main(int argc, char **argv)
         parse_gates(argv[4]);
         input_path = argv[5];
     } else {
-        fprintf(stderr, "usage: %s <sequence-file | ->\n", argv[0]);
+        complain("usage: %s <sequence-file | ->\n", argv[0]);
         return 2;
     }
     input_is_stdin = strcmp(input_path, "-") == 0;
-    read_input();
+    if (fresh && input_is_stdin) { /* stdin is about to become /dev/null: take a copy */
+        read_input();
+        input_is_stdin = true;
+        setup_process();
+    } else {
+        if (fresh)
+            setup_process();
+        else
+            err_fd = ERR_FD;
+        read_input();
+    }
     parse_sequence();
     if (resume < 0 || resume > nops) {
-        fprintf(stderr, "oracle: resume index %d out of range\n", resume);
+        complain("oracle: resume index %d out of range\n", resume);
         return 2;
     }
     if (fresh)
         check_arena();
+    map_safe_buffer();
     install_fault_handler();
     start_pid = (pid_t)syscall(SYS_getpid);
     run(resume, resume == nops ? nops : ops[resume].block_end);

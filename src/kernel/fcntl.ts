@@ -93,6 +93,17 @@ function shared_maywrite(k: Kernel, mapping: ShmemObject): boolean {
   return false;
 }
 
+/**
+ * setfl: O_DIRECT on a file that cannot take it (not a pipe, no FMODE_CAN_ODIRECT: a memfd,
+ * a directory, a memory device) is -EINVAL; then the SETFL_MASK flags change. (The O_APPEND
+ * and O_NOATIME checks never refuse here: no append-only inodes, every task is root.)
+ */
+function setfl(file: File, arg: number): number {
+  if (!file.inode.isFifo && arg & O_DIRECT && !(file.f_mode & FMODE_CAN_ODIRECT)) return -EINVAL;
+  file.f_flags = (arg & SETFL_MASK) | (file.f_flags & ~SETFL_MASK);
+  return 0;
+}
+
 /** fcntl(fd, cmd, arg): fdget_raw (-EBADF; an O_PATH descriptor answers the descriptor commands only), then the command. */
 export function sys_fcntl(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const fd = fdArg(a[0]);
@@ -118,10 +129,7 @@ export function sys_fcntl(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
   if (path) return -EBADF;
   switch (cmd) {
     case F_SETFL:
-      // setfl: O_DIRECT needs a file that can do it, but a pipe takes it (packet mode).
-      if (!file.inode.isFifo && argi & O_DIRECT && !(file.f_mode & FMODE_CAN_ODIRECT)) return -EINVAL;
-      file.f_flags = (argi & SETFL_MASK) | (file.f_flags & ~SETFL_MASK);
-      return 0;
+      return setfl(file, argi);
     case F_ADD_SEALS:
       return memfd_add_seals(k, pc, t, file, argi);
     case F_GET_SEALS:

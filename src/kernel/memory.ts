@@ -464,8 +464,8 @@ function* do_fault(vmf: vm_fault): KPath {
   const mem = k.machine.mem;
   const shmem = vma.shmem!;
   const pgoff = vma.vm_pgoff + (vmf.address - vma.vm_start) / 4096;
-  // shmem_get_folio_gfp: a file's page at or past i_size is not there to map.
-  if (shmem.file && pgoff >= Math.ceil(shmem.file.size / 4096)) return VM_FAULT_SIGBUS;
+  // shmem_get_folio_gfp: a file's page at or past i_size is not there to map (anonymous shared memory's too).
+  if (pgoff >= Math.ceil((shmem.file ? shmem.file.size : shmem.size) / 4096)) return VM_FAULT_SIGBUS;
   if (!shmem.pages.has(pgoff)) {
     // shmem_get_folio: a new folio is zeroed while locked and only then found by others, so the
     // allocation, the zeroing and the insertion are one step (the lookup is repeated in it).

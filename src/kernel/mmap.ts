@@ -253,6 +253,8 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
   // reading; a file without an mmap operation is -ENODEV. /dev/zero maps anonymous memory.
   let object: ShmemObject | null = null;
   let anonymous = !file;
+  // A shared mapping of /dev/zero keeps its file offset as vm_pgoff (anonymous MAP_SHARED has 0).
+  let zeroPgoff = 0;
   if (file) {
     const type = flags & MAP_TYPE;
     if (type !== MAP_SHARED && type !== MAP_SHARED_VALIDATE && type !== MAP_PRIVATE) return -EINVAL;
@@ -264,11 +266,13 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
     }
     if (!(file.f_mode & FMODE_READ)) return -EACCES;
     const inode = file.inode;
-    if (inode.kind === 'dir' || inode.kind === 'null' || inode.kind === 'proc') return -ENODEV;
+    // No mmap in simple_dir_operations, null_fops, pipefifo_fops, procfs's or userfaultfd's operations.
+    if (inode.kind === 'dir' || inode.kind === 'null' || inode.kind === 'fifo' || inode.kind === 'proc' || inode.kind === 'anon') return -ENODEV;
     if (vmFlags & VM_GROWSDOWN) return -EINVAL;
     if (inode.kind === 'zero') {
       // mmap_zero: a VM_SHARED mapping is shmem_zero_setup's fresh object, anything else anonymous memory.
       anonymous = true;
+      zeroPgoff = Number(pgoffArg);
       flags = (flags & ~MAP_TYPE) | (vmFlags & VM_SHARED ? MAP_SHARED : MAP_PRIVATE);
       vmFlags &= ~(VM_SHARED | VM_MAYSHARE);
     } else {
@@ -284,7 +288,7 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
   else switch (flags & MAP_TYPE) {
     case MAP_SHARED:
       if (vmFlags & VM_GROWSDOWN) return -EINVAL;
-      pgoff = 0;
+      pgoff = zeroPgoff;
       vmFlags |= VM_SHARED | VM_MAYSHARE;
       break;
     case MAP_DROPPABLE:
@@ -317,8 +321,11 @@ export function* do_mmap_locked(k: Kernel, pc: PerCpu, mm: MmStruct, addrArg: bi
     vma.shmem = object;
     object.users++;
   } else if (vmFlags & VM_SHARED) {
+    // shmem_zero_setup: a file the mapping's length, so with a /dev/zero offset the pages from
+    // the length on (in file pages) are past its end.
     vma.shmem = new ShmemObject(k.nextObjectId());
     vma.shmem.users = 1;
+    vma.shmem.size = len;
   }
   mm.committed += charged;
   mm.vmas.insert(vma);

@@ -15,7 +15,7 @@ import { tlb_finish_mmu, tlb_gather_mmu, unmap_page_range } from './zap.js';
 import type { ShmemObject } from './vma.js';
 import { strncpy_from_user } from './uaccess.js';
 import {
-  fd_install, fdArg, fdget, files_lookup_fd, File, FMODE_ATOMIC_POS, FMODE_CAN_ODIRECT, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE,
+  fd_install, fdArg, fdget, files_lookup_fd, File, fput, FMODE_ATOMIC_POS, FMODE_CAN_ODIRECT, FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PATH, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE,
   get_unused_fd_flags, put_unused_fd,
 } from './file.js';
 import { PATH_MAX, path_walk, vfs_create, type Inode } from './vfs.js';
@@ -108,20 +108,25 @@ function do_filp_open(k: Kernel, t: Task, start: Inode, name: string, flags: num
     if (l.trailingSlash && !l.inode.isDir) return -ENOTDIR;
     inode = l.inode;
   }
-  if (flags & O_PATH) return { file: new File(inode, open_f_flags(flags), FMODE_PATH), truncate: false };
+  // LOOKUP_DIRECTORY: O_DIRECTORY asks for a directory, O_PATH's walk too (path_lookupat for do_o_path).
   if (flags & O_DIRECTORY && !inode.isDir) return -ENOTDIR;
+  if (flags & O_PATH) return { file: new File(inode, open_f_flags(flags), FMODE_PATH), truncate: false };
   const acc = flags & O_ACCMODE;
-  // may_open: a directory is never opened for writing (O_TRUNC counts as writing).
-  if (inode.isDir && (acc === O_WRONLY || acc === O_RDWR || flags & O_TRUNC)) return -EISDIR;
-  const f_mode = open_f_mode(inode, acc);
-  // do_dentry_open: O_DIRECT needs a file that can do it (-EINVAL: the devices, directories and procfs files).
-  if (flags & O_DIRECT && !(f_mode & FMODE_CAN_ODIRECT)) return -EINVAL;
-  const file = new File(inode, open_f_flags(flags), f_mode);
+  // may_open: a directory is never opened for writing (O_TRUNC counts as writing, and so does
+  // access mode 3, whose ACC_MODE is MAY_READ | MAY_WRITE).
+  if (inode.isDir && (acc !== 0 || flags & O_TRUNC)) return -EISDIR;
+  const file = new File(inode, open_f_flags(flags), open_f_mode(inode, acc));
   // do_dentry_open: the file's own open, whose failure undoes the file without a release.
   const err = inode.i_fop.open ? inode.i_fop.open(k, t, file) : 0;
   if (err < 0) {
     inode.openFiles--;
     return err;
+  }
+  // do_dentry_open: O_DIRECT on a file that cannot take it is -EINVAL (a file it created stays);
+  // the file is opened by then, so its release runs.
+  if (flags & O_DIRECT && !(file.f_mode & FMODE_CAN_ODIRECT)) {
+    fput(file);
+    return -EINVAL;
   }
   // handle_truncate, after the open: O_TRUNC empties an existing tmpfs file (XXX: and leaves a procfs file as it is).
   return { file, truncate: !created && (flags & O_TRUNC) !== 0 && inode.mapping !== null };
@@ -132,7 +137,7 @@ function open_f_flags(flags: number): number {
   return flags & ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
 }
 
-/** f_mode: FMODE_READ and FMODE_WRITE from the access mode (3 means neither), the seek and positioned-I/O bits, and what the file's operations can do. */
+/** f_mode: FMODE_READ and FMODE_WRITE from the access mode (3 means neither), the seek and positioned-I/O bits, and what the file's operations can do (O_DIRECT too). */
 function open_f_mode(inode: Inode, acc: number): number {
   let m = FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
   if (acc === 0 || acc === O_RDWR) m |= FMODE_READ;
@@ -141,7 +146,7 @@ function open_f_mode(inode: Inode, acc: number): number {
   if (m & FMODE_READ && inode.i_fop.read) m |= FMODE_CAN_READ;
   if (m & FMODE_WRITE && inode.i_fop.write) m |= FMODE_CAN_WRITE;
   if (inode.isReg || inode.isDir) m |= FMODE_ATOMIC_POS;
-  // shmem_file_open (a tmpfs file; a procfs file has no direct I/O).
+  // shmem_file_open: a tmpfs file takes O_DIRECT (no other file here, procfs's included, has a_ops->direct_IO).
   if (inode.kind === 'reg') m |= FMODE_CAN_ODIRECT;
   return m;
 }

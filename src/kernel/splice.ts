@@ -144,8 +144,8 @@ function stack_buf(page: number, offset: number, len: number, ops: PipeBufOps, f
 /**
  * iter_to_pipe: the user's pages, up to 16 at a time as iov_iter_get_pages2 takes them
  * (get_user_pages_fast: FOLL_GET, the caller's protection keys checked), each added to the
- * pipe as a user-page buffer; a page GUP cannot give ends the splice (-EFAULT if it is the
- * first), and so does a full pipe (the pages taken and not added are put back).
+ * pipe as a user-page buffer; a page GUP cannot give ends the splice, later segments
+ * untried (-EFAULT if it is the first), and so does a full pipe (the pages taken and not added are put back).
  */
 function* iter_to_pipe(k: Kernel, pc: PerCpu, t: Task, iov: Iovec, pipe: PipeInodeInfo, buf_flags: number): KSteps<number> {
   let total = 0;
@@ -170,8 +170,9 @@ function* iter_to_pipe(k: Kernel, pc: PerCpu, t: Task, iov: Iovec, pipe: PipeIno
         pfns.push(Math.floor(pa / PAGE_SIZE));
       }
       if (pfns.length === 0) {
+        // iov_iter_get_pages2 gave nothing: the whole splice ends here, later segments untried.
         ret = err;
-        break;
+        break outer;
       }
       let left = Math.min(len - off, pfns.length * PAGE_SIZE - start);
       let offset = start;
@@ -485,11 +486,13 @@ function* do_splice_read(k: Kernel, pc: PerCpu, t: Task, f: File, ppos: { pos: n
 }
 
 /**
- * copy_splice_read: new pages for what the pipe has room for, filled by the file's read
- * (only /dev/zero uses it here: zeroes), pushed as buffers of their own; pages not filled are
- * freed. -ENOMEM if no page could be had.
+ * copy_splice_read: new pages for what the pipe has room for, filled by the file's read_iter
+ * (/dev/zero's read_iter_zero: zeroes, the position left where it was; an O_DIRECT tmpfs
+ * file's shmem_file_read_iter: its bytes up to its end, holes as zeroes, the position moved
+ * past them), pushed as buffers of their own; pages not filled are freed. -ENOMEM if no page
+ * could be had.
  */
-export function* copy_splice_read(k: Kernel, pc: PerCpu, _t: Task, _f: File, ppos: { pos: number }, pipe: PipeInodeInfo, len: number, _flags: number): KSteps<number> {
+export function* copy_splice_read(k: Kernel, pc: PerCpu, _t: Task, f: File, ppos: { pos: number }, pipe: PipeInodeInfo, len: number, _flags: number): KSteps<number> {
   const npagesRoom = Math.max(pipe.max_usage - pipe_occupancy(pipe.head, pipe.tail), 0);
   len = Math.min(len, npagesRoom * PAGE_SIZE);
   const pages: number[] = [];
@@ -500,20 +503,41 @@ export function* copy_splice_read(k: Kernel, pc: PerCpu, _t: Task, _f: File, ppo
   }
   if (pages.length === 0) return -ENOMEM;
   len = Math.min(len, pages.length * PAGE_SIZE);
-  // read_iter_zero into the pages (a copy step each); a /dev/zero read never fails.
-  let remain = len;
-  for (const pfn of pages) {
+  // The read_iter: a tmpfs file gives what it has from the position; /dev/zero gives all zeroes.
+  const inode = f.inode;
+  const ret = inode.isReg ? Math.max(0, Math.min(len, inode.size - ppos.pos)) : len;
+  const keep = Math.ceil(ret / PAGE_SIZE);
+  let remain = ret;
+  for (let i = 0; i < pages.length; i++) {
+    const pfn = pages[i];
+    if (i >= keep) {
+      k.pages.put_page(pfn);
+      continue;
+    }
     pc.touch = pfn * PAGE_SIZE;
     yield STEP_COPY;
     const chunk = Math.min(PAGE_SIZE, remain);
-    k.machine.mem.writeBytes(pfn * PAGE_SIZE, new Uint8Array(chunk));
+    const bytes = new Uint8Array(chunk);
+    if (inode.isReg) {
+      const pos = ppos.pos + i * PAGE_SIZE;
+      // Page by page of the file (the position may be unaligned: two file pages per buffer page).
+      for (let done = 0; done < chunk; ) {
+        const at = pos + done;
+        const n = Math.min(chunk - done, PAGE_SIZE - (at % PAGE_SIZE));
+        const src = inode.mapping!.pages.get(Math.floor(at / PAGE_SIZE));
+        if (src !== undefined) bytes.set(k.machine.mem.readBytes(src * PAGE_SIZE + (at % PAGE_SIZE), n), done);
+        done += n;
+      }
+    }
+    k.machine.mem.writeBytes(pfn * PAGE_SIZE, bytes);
     const b = pipe_buf(pipe, pipe.head);
     b.assign(stack_buf(pfn, 0, chunk, 'default', 0));
     pipe.head++;
     remain -= chunk;
   }
-  ppos.pos += len;
-  return len;
+  // *ppos = kiocb.ki_pos after a read: read_iter_zero leaves it.
+  if (ret > 0 && inode.isReg) ppos.pos += ret;
+  return ret;
 }
 
 /**

@@ -57,6 +57,8 @@ export class ShmemObject {
   users = 0;
   /** The file whose page cache this is (its i_size bounds a mapping's faults), or null for anonymous shared memory. */
   file: Inode | null = null;
+  /** Anonymous shared memory's size in bytes (shmem_zero_setup's file is the mapping's length): a fault at or past it is SIGBUS. */
+  size = Infinity;
   constructor(readonly id: number) {
     return track(this);
   }

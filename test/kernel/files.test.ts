@@ -277,6 +277,58 @@ test('dup, dup2, dup3 and fcntl in fs/file.c and fs/fcntl.c order', () => {
   ]);
 });
 
+test('O_DIRECT: only a file with FMODE_CAN_ODIRECT takes it, at open (do_dentry_open) and at F_SETFL (setfl); a pipe takes it as packet mode', () => {
+  const O_DIRECT = 0o40000, O_NONBLOCK = 0o4000;
+  const r = results([
+    { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x22, -1, 0], into: 'p' }, // the pipe2 array
+    open('f', O_CREAT | O_RDWR | O_DIRECT), // 0: 3, shmem_file_open sets FMODE_CAN_ODIRECT
+    sc('fcntl', 3, F_GETFL, 0), // 1: O_DIRECT stays in f_flags
+    open('null', O_RDWR | O_DIRECT), // 2: /dev/null has no direct_IO
+    open('tmp', O_RDONLY | O_DIRECT), // 3: nor has a directory
+    open('g', O_CREAT | O_RDWR | O_DIRECT | O_EXCL), // 4: 4, a new tmpfs file takes it
+    open('null', O_RDWR), // 5: 5
+    sc('fcntl', 5, F_SETFL, O_DIRECT), // 6: setfl: not a FIFO, no FMODE_CAN_ODIRECT
+    sc('fcntl', 5, F_SETFL, O_NONBLOCK), // 7
+    sc('memfd_create', '&m', 0), // 8: 6, a memfd is never opened by shmem_file_open
+    sc('fcntl', 6, F_SETFL, O_DIRECT | O_NONBLOCK), // 9
+    sc('fcntl', 6, F_GETFL, 0), // 10: unchanged by the refused F_SETFL
+    sc('pipe2', '$p', 0), // 11: 7 and 8
+    sc('fcntl', 7, F_SETFL, O_DIRECT), // 12: a pipe's O_DIRECT is packet mode
+    sc('fcntl', 7, F_GETFL, 0), // 13
+  ], { f: '/tmp/f', g: '/tmp/g', null: '/dev/null', tmp: '/tmp', m: 'm' }, Array.from({ length: 14 }, (_, i) => i + 1));
+  // Expected from 6.12: fs/open.c do_dentry_open (-EINVAL for O_DIRECT without FMODE_CAN_ODIRECT, which
+  // mm/shmem.c shmem_file_open sets), fs/fcntl.c setfl (the same check, S_ISFIFO excepted). Confirmed on the host.
+  assert.deepEqual(r, [
+    3n, BigInt(O_RDWR | O_LARGEFILE | O_DIRECT), errno(EINVAL), errno(EINVAL), 4n, 5n, errno(EINVAL), 0n, 6n, errno(EINVAL),
+    BigInt(O_RDWR | O_LARGEFILE), 0n, 0n, BigInt(O_RDONLY | O_DIRECT),
+  ]);
+});
+
+test('access mode 3 asks for reading and writing (ACC_MODE), so a directory refuses it; a file opens with neither FMODE_READ nor FMODE_WRITE', () => {
+  const r = results([
+    open('tmp', 3), // 0
+    open('f', O_CREAT | 3), // 1: 3
+    sc('read', 3, 0, 0), // 2: not open for reading
+    sc('fcntl', 3, F_GETFL, 0), // 3
+  ], { f: '/tmp/f', tmp: '/tmp' }, [0, 1, 2, 3]);
+  // Expected from 6.12: fs/open.c build_open_flags (acc_mode = MAY_OPEN | ACC_MODE(flags), ACC_MODE(3) = MAY_READ | MAY_WRITE),
+  // fs/namei.c may_open (a directory with MAY_WRITE is -EISDIR), fs/read_write.c vfs_read (-EBADF). Same on the host.
+  assert.deepEqual(r, [errno(EISDIR), 3n, errno(EBADF), BigInt(3 | O_LARGEFILE)]);
+});
+
+test('O_PATH with O_DIRECTORY: the walk asks for a directory (LOOKUP_DIRECTORY), so a file or device is -ENOTDIR', () => {
+  const r = results([
+    open('f', O_CREAT | O_RDWR), // 0: 3
+    open('f', O_PATH | O_DIRECTORY), // 1
+    open('zero', O_PATH | O_DIRECTORY), // 2
+    open('tmp', O_PATH | O_DIRECTORY), // 3: 4
+    open('f', O_PATH), // 4: 5
+  ], { f: '/tmp/f', zero: '/dev/zero', tmp: '/tmp' }, [0, 1, 2, 3, 4]);
+  // Expected from 6.12 fs/namei.c: build_open_flags sets LOOKUP_DIRECTORY for O_DIRECTORY, and do_o_path's
+  // path_lookupat refuses a last component that cannot be looked up in (-ENOTDIR). Same on the host.
+  assert.deepEqual(r, [3n, errno(ENOTDIR), errno(ENOTDIR), 4n, 5n]);
+});
+
 test('O_PATH: a descriptor that names a file; I/O gives -EBADF, fstat and the descriptor commands work', () => {
   const r = results([
     mmapAnon('buf', 4096), // 0
@@ -387,6 +439,20 @@ test('mmap of a file: the checks of do_mmap in order, /dev/null and directories 
   assert.deepEqual(r, [errno(EBADF), errno(13), errno(13), errno(19), errno(19), errno(EINVAL), 5n, 0n]);
 });
 
+test('mmap of a pipe: the access checks first (a write end is -EACCES), then -ENODEV, as pipefifo_fops has no mmap', () => {
+  const EACCES = 13, ENODEV = 19;
+  const r = results([
+    { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x22, -1, 0], into: 'p' },
+    sc('pipe2', '$p', 0), // 1: 3 and 4
+    sc('mmap', 0, 4096, 1, 2, 3, 0), // 2: MAP_PRIVATE of the read end
+    sc('mmap', 0, 4096, 1, 1, 3, 0), // 3: MAP_SHARED of the read end
+    sc('mmap', 0, 4096, 1, 2, 4, 0), // 4: the write end is not open for reading
+    sc('mmap', 0, 4096, 3, 1, 3, 0), // 5: MAP_SHARED with PROT_WRITE of a file not open for writing
+  ], {}, [1, 2, 3, 4, 5]);
+  // Expected from 6.12 mm/mmap.c do_mmap: EACCES for FMODE_WRITE/FMODE_READ before `if (!file->f_op->mmap) return -ENODEV`. Same on the host.
+  assert.deepEqual(r, [0n, errno(ENODEV), errno(ENODEV), errno(EACCES), errno(EACCES)]);
+});
+
 test('MAP_SHARED maps the page cache: a store is what read() returns, a write() is what a load sees', () => {
   const { sys } = runProgram({
     main: [
@@ -431,6 +497,45 @@ test('MAP_PRIVATE: loads see the file, a store makes a private copy the file nev
   assert.deepEqual([v(5), v(8), v(0, 'main.10.child')], [11n, 11n, 22n]);
   assert.deepEqual(sys.debugReports, []);
   assert.equal(sys.exitStatus(pid), 0);
+});
+
+test('a shared mapping of /dev/zero is a file the mapping\'s length (shmem_zero_setup) read at the file offset: pages from the length on are SIGBUS', () => {
+  const text = `name: zero-offset
+kernel: { debug_vm: true }
+processes:
+  - name: p
+    handlers:
+      SIGBUS: { handler: skip }
+    functions:
+      skip: [ longjmp ]
+    ops:
+      - open: { filename: /dev/zero, flags: O_RDWR }
+        as: fd
+      - mmap: { len: 2 * PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_SHARED, fd: $fd, off: PAGE_SIZE }
+        as: m
+      - store: { addr: $m, value: 7 }
+      - load: $m
+        expect: 7
+      - load: $m + PAGE_SIZE
+        expect: { signal: SIGBUS, si_code: BUS_ADRERR, si_addr: $m + PAGE_SIZE }
+      - mmap: { len: 2 * PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE, fd: $fd, off: PAGE_SIZE }
+        as: p
+      - load: $p + PAGE_SIZE
+        expect: 0
+      - mmap: { len: 2 * PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_SHARED|MAP_ANONYMOUS, fd: -1 }
+        as: a
+      - load: $a + PAGE_SIZE
+        expect: 0
+expect:
+  exit: { p: 0 }
+`;
+  // Expected from 6.12: mm/mmap.c do_mmap keeps a file mapping's pgoff, drivers/char/mem.c mmap_zero calls
+  // mm/shmem.c shmem_zero_setup (a file of vm_end - vm_start bytes) for a shared one, and shmem_get_folio_gfp
+  // refuses an index at or past i_size (VM_FAULT_SIGBUS); a private one is anonymous memory. Same on the host.
+  const r = runScenario(compileScenarioText(text, 'zero-offset.yaml'));
+  const failed = r.verdicts.filter((v) => v.status !== 'held');
+  assert.deepEqual(failed, [], 'every expectation holds');
+  assert.ok(r.passed);
 });
 
 test('a page past the end of the file is SIGBUS (BUS_ADRERR), and ftruncate makes mapped pages past the new end so, private copies included', () => {
@@ -519,27 +624,3 @@ test('memfd_create: flags, then the name, then the descriptor; a memfd is sealab
     errno(16), 0n, errno(EPERM), errno(EPERM), errno(EPERM), errno(EPERM), errno(13), BigInt(F_SEAL_EXEC), 0o100666n, 0o100777n, 9n,
   ]);
 });
-
-test('O_DIRECT: a tmpfs file opens with it; /dev/null, /dev/zero and a directory are -EINVAL (do_dentry_open), also for F_SETFL, but a pipe takes it and a memfd does not', () => {
-  const O_DIRECT = 0o40000, MFD_CLOEXEC = 1;
-  const r = results([
-    mmapAnonOp(), // 0
-    open('f', O_CREAT | O_RDWR | O_DIRECT), // 1: 3 (shmem_file_open sets FMODE_CAN_ODIRECT)
-    open('null', O_RDONLY | O_DIRECT), // 2
-    open('zero', O_RDONLY | O_DIRECT), // 3
-    open('tmp', O_RDONLY | O_DIRECT), // 4
-    open('null', O_RDONLY), // 5: 4
-    sc('fcntl', 4, F_SETFL, O_DIRECT), // 6
-    sc('fcntl', 3, F_SETFL, O_DIRECT), // 7
-    sc('pipe', '$buf'), // 8: 5, 6
-    sc('fcntl', 6, F_SETFL, O_DIRECT), // 9: setfl exempts a FIFO
-    sc('fcntl', 6, F_GETFL), // 10
-    sc('memfd_create', '$buf+64', MFD_CLOEXEC), // 11: 7 (alloc_file_pseudo: shmem has no direct_IO)
-    sc('fcntl', 7, F_SETFL, O_DIRECT), // 12
-  ], { f: '/tmp/f', null: '/dev/null', zero: '/dev/zero', tmp: '/tmp' }, [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12]);
-  assert.deepEqual(r, [3n, errno(EINVAL), errno(EINVAL), errno(EINVAL), 4n, errno(EINVAL), 0n, 0n, BigInt(O_WRONLY | O_DIRECT), 7n, errno(EINVAL)]);
-});
-
-function mmapAnonOp(): Op {
-  return mmapAnon('buf', 4096);
-}

@@ -229,6 +229,57 @@ test('vmsplice checks: flags, descriptor, a file that is not a pipe, iovec error
   ]);
 });
 
+test('vmsplice: a segment GUP cannot give ends the splice, later segments untried (iter_to_pipe breaks out of its loop)', () => {
+  const { sys } = runProgram({
+    main: [
+      mmapAnon('m', 4096), // 0
+      mmapAnon('buf', 4096), // 1
+      sc('pipe2', '$buf', O_NONBLOCK), // 2: 3, 4
+      mmapAnon('gone', 4096), // 3
+      sc('munmap', '$gone', 4096), // 4
+      { op: 'store', addr: '$buf+64', value: '$gone' }, // 5: an unmapped segment first
+      { op: 'store', addr: '$buf+72', value: 8 }, // 6
+      { op: 'store', addr: '$buf+80', value: '$m' }, // 7: then a good one
+      { op: 'store', addr: '$buf+88', value: 8 }, // 8
+      sc('vmsplice', 4, '$buf+64', 2, SPLICE_F_NONBLOCK), // 9: nothing went in
+      sc('vmsplice', 4, '$buf+80', 2, SPLICE_F_NONBLOCK), // 10: good first, then a segment past it ($buf+96: zero length), 8
+      { op: 'store', addr: '$buf+96', value: '$gone' }, // 11
+      { op: 'store', addr: '$buf+104', value: 8 }, // 12
+      sc('vmsplice', 4, '$buf+80', 2, SPLICE_F_NONBLOCK), // 13: the good one, then the unmapped one: 8
+      sc('read', 3, '$buf+512', 64), // 14: the pipe holds 16 bytes
+    ],
+  });
+  // Expected from 6.12 fs/splice.c iter_to_pipe (`if (left <= 0) { ret = left; break; }`, returning total ?: ret); same on the host.
+  assert.deepEqual([9, 10, 13, 14].map((i) => ret(sys, i)), [errno(EFAULT), 8n, 8n, 16n]);
+});
+
+test('copy_splice_read: /dev/zero leaves the offset where it was (read_iter_zero moves no ki_pos); an O_DIRECT tmpfs file gives its bytes and moves it', () => {
+  const { sys } = runProgram({
+    main: [
+      mmapAnon('buf', 4096), // 0
+      sc('pipe2', '$buf', O_NONBLOCK), // 1: 3, 4
+      sc('open', '&zero', O_RDWR, 0), // 2: 5
+      { op: 'store', addr: '$buf+64', value: 0 }, // 3: off_in 0
+      sc('splice', 5, '$buf+64', 4, 0, 100, 0), // 4: 100
+      { op: 'load', addr: '$buf+64' }, // 5: still 0
+      sc('read', 3, '$buf+256', 256), // 6: 100
+      sc('open', '&f', O_CREAT | O_RDWR | O_DIRECT, 0o644), // 7: 6
+      { op: 'store', addr: '$buf+128', value: HELLO }, // 8
+      sc('write', 6, '$buf+128', 5), // 9: "hello"
+      { op: 'store', addr: '$buf+64', value: 1 }, // 10: off_in 1
+      sc('splice', 6, '$buf+64', 4, 0, 100, 0), // 11: "ello", 4
+      { op: 'load', addr: '$buf+64' }, // 12: 5
+      sc('read', 3, '$buf+256', 256), // 13: 4
+      { op: 'load', addr: '$buf+256', size: 4 }, // 14: "ello"
+      sc('splice', 6, '$buf+64', 4, 0, 100, 0), // 15: at the end: 0
+    ],
+    strings: { zero: '/dev/zero', f: '/tmp/f' },
+  });
+  // Expected from 6.12 fs/splice.c copy_splice_read (`*ppos = kiocb.ki_pos` after the file's read_iter; do_splice_read
+  // takes it for O_DIRECT files), drivers/char/mem.c read_iter_zero, mm/shmem.c shmem_file_read_iter. Same on the host.
+  assert.deepEqual([4, 5, 6, 11, 12, 13, 14, 15].map((i) => ret(sys, i)), [100n, 0n, 100n, 4n, 5n, 4n, 0x6f6c6c65n, 0n]);
+});
+
 test('splice from a tmpfs file puts its page cache in the pipe: a later pwrite shows; the offsets, the checks and /dev/zero, /dev/null', () => {
   const { sys } = runProgram({
     main: [

@@ -1,19 +1,23 @@
 /**
  * The differential test: generated operation sequences (mmap, munmap, mprotect with good and
- * bad arguments, loads and stores, fork with writes on both sides, wait, execve) run on the
- * machine's real Linux kernel through native/oracle.c and on isolab; the result lines must be
- * identical, and isolab's debug checks (page counts, leaks) must stay silent.
+ * bad arguments, loads and stores, fork with writes on both sides, wait, execve; and, in the
+ * second set, files, pipes, splice and vmsplice mixed with them) run on the machine's real
+ * Linux kernel through native/oracle.c and on isolab; the result lines must be identical, and
+ * isolab's debug checks (page counts, leaks) must stay silent.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { buildOracle, oracleUnavailableReason, runOracle } from '../../native/build.js';
 import { runOnModel } from './model.js';
-import { sequenceArb, serialize } from './sequence.js';
+import { fileSequenceArb, sequenceArb, serialize, type SeqOp } from './sequence.js';
 
 const RUNS = Number(process.env.ISOLAB_ORACLE_RUNS ?? 1000);
+const FILE_RUNS = Number(process.env.ISOLAB_ORACLE_FILE_RUNS ?? 1000);
+const SEED = Number(process.env.ISOLAB_ORACLE_SEED ?? 20261122);
 
-test(`isolab and the host kernel agree on ${RUNS} generated sequences`, async (t) => {
+/** Runs `runs` sequences from `arb` on the host and the model and compares them. */
+async function differential(t: { skip(m: string): void; diagnostic(m: string): void }, arb: fc.Arbitrary<SeqOp[]>, runs: number, seed: number): Promise<void> {
   const reason = oracleUnavailableReason();
   if (reason) {
     t.skip(`host-kernel oracle unavailable: ${reason}`);
@@ -24,7 +28,7 @@ test(`isolab and the host kernel agree on ${RUNS} generated sequences`, async (t
   let compared = 0;
   let lines = 0;
   await fc.assert(
-    fc.asyncProperty(sequenceArb, async (seq) => {
+    fc.asyncProperty(arb, async (seq) => {
       const text = serialize(seq);
       const host = await runOracle(oracle, text);
       const { lines: model, sys } = runOnModel(seq);
@@ -33,11 +37,15 @@ test(`isolab and the host kernel agree on ${RUNS} generated sequences`, async (t
       compared++;
       lines += host.length;
     }),
-    { numRuns: RUNS, seed: Number(process.env.ISOLAB_ORACLE_SEED ?? 20261122), endOnFailure: true },
+    { numRuns: runs, seed, endOnFailure: true },
   );
-  assert.equal(compared, RUNS);
+  assert.equal(compared, runs);
   t.diagnostic(`${compared} sequences, ${lines} result lines, identical`);
-});
+}
+
+test(`isolab and the host kernel agree on ${RUNS} generated sequences`, (t) => differential(t, sequenceArb, RUNS, SEED));
+
+test(`isolab and the host kernel agree on ${FILE_RUNS} generated sequences of files, pipes and splices`, (t) => differential(t, fileSequenceArb, FILE_RUNS, SEED + 1));
 
 test('the oracle and the model print the same lines for a hand-written COW sequence', async (t) => {
   const reason = oracleUnavailableReason();

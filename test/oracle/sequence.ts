@@ -17,11 +17,41 @@ import fc from 'fast-check';
 /** The arena's base and size, as native/oracle.c fixes them. */
 export const ARENA = 0x200000000000n;
 export const ARENA_SIZE = 0x4000000n;
+/**
+ * The write buffer both sides map in every image (native/oracle.c map_safe_buffer): at
+ * A+SAFE_OFF, SAFE_LEN bytes, the first SAFE_PATTERN of them byte i = i * 7 + 1. No generated
+ * operation unmaps or protects it (it is far above the arena pages they aim at).
+ */
+export const SAFE_OFF = 0x3000000n;
+export const SAFE_LEN = 0x4000n;
+export const SAFE_PATTERN = 256;
 
 export type Addr = { kind: 'A'; off: bigint } | { kind: 'H'; handle: number; off: bigint } | { kind: 'X'; addr: bigint } | { kind: 'null' };
 
+/**
+ * An argument of a `call`: a descriptor handle (`F<k>`, bound by an earlier call), an address,
+ * an integer, a path, a pointer to a 64-bit cell holding `value` (printed after the call), a
+ * pointer to an int[2] (pipe's and pipe2's, printed after the call), or a pointer to an array
+ * of iovecs.
+ */
+export type CallArg =
+  | { kind: 'fd'; handle: number }
+  | { kind: 'addr'; addr: Addr }
+  | { kind: 'int'; value: bigint }
+  | { kind: 'str'; text: string }
+  | { kind: 'cell'; value: bigint }
+  | { kind: 'pair' }
+  | { kind: 'iov'; segs: { addr: Addr; len: bigint }[] };
+
+/** The syscalls a `call` makes (native/oracle.c's table). */
+export type CallName =
+  | 'read' | 'write' | 'open' | 'close' | 'lseek' | 'pread64' | 'pwrite64' | 'pipe' | 'dup' | 'dup2' | 'fcntl'
+  | 'ftruncate' | 'openat' | 'splice' | 'vmsplice' | 'dup3' | 'pipe2' | 'memfd_create';
+
 export type SeqOp =
-  | { op: 'mmap'; handle: number; addr: Addr; len: bigint; prot: number; flags: number }
+  | { op: 'mmap'; handle: number; addr: Addr; len: bigint; prot: number; flags: number; fd?: CallArg; off?: bigint }
+  /** A syscall; on success, `bind` names the descriptor handles it binds (its result, or pipe's two descriptors). */
+  | { op: 'call'; name: CallName; bind: number[]; args: CallArg[] }
   | { op: 'munmap'; addr: Addr; len: bigint }
   | { op: 'mprotect'; addr: Addr; len: bigint; prot: number }
   | { op: 'load'; addr: Addr; size: 1 | 2 | 4 | 8 }
@@ -47,6 +77,27 @@ function addrText(a: Addr): string {
   }
 }
 
+const intText = (v: bigint): string => (v < 0n ? `-${hex(-v)}` : hex(v));
+
+function argText(a: CallArg): string {
+  switch (a.kind) {
+    case 'fd':
+      return `F${a.handle}`;
+    case 'addr':
+      return addrText(a.addr);
+    case 'int':
+      return intText(a.value);
+    case 'str':
+      return `s:${a.text}`;
+    case 'cell':
+      return `o:${intText(a.value)}`;
+    case 'pair':
+      return 'p';
+    case 'iov':
+      return `v:${a.segs.map((g) => `${addrText(g.addr)}:${hex(g.len)}`).join(',')}`;
+  }
+}
+
 /** The text of a sequence: one op per line, fork blocks closed by `end`, execve followed by the new image's ops. */
 export function serialize(ops: SeqOp[]): string {
   const lines: string[] = [];
@@ -54,7 +105,13 @@ export function serialize(ops: SeqOp[]): string {
     for (const o of list) {
       switch (o.op) {
         case 'mmap':
-          lines.push(`mmap ${o.handle} ${addrText(o.addr)} ${hex(o.len)} ${o.prot.toString(16)} ${o.flags.toString(16)}`);
+          lines.push(
+            `mmap ${o.handle} ${addrText(o.addr)} ${hex(o.len)} ${o.prot.toString(16)} ${o.flags.toString(16)}` +
+              (o.fd ? ` ${argText(o.fd)} ${hex(o.off ?? 0n)}` : ''),
+          );
+          break;
+        case 'call':
+          lines.push(['call', o.name, o.bind.length ? o.bind.map((b) => `F${b}`).join('/') : '-', ...o.args.map(argText)].join(' '));
           break;
         case 'munmap':
           lines.push(`munmap ${addrText(o.addr)} ${hex(o.len)}`);
@@ -116,14 +173,267 @@ function valueOf(sizeBytes: number): fc.Arbitrary<bigint> {
   return fc.bigInt({ min: 0n, max: (1n << BigInt(8 * sizeBytes)) - 1n });
 }
 
+/** What a descriptor handle was bound to: the calls that use descriptors pick them by kind. */
+type FdKind = 'file' | 'memfd' | 'pipe-r' | 'pipe-w' | 'dev' | 'dir';
+
 interface Scope {
   /** Handles bound by mmaps that cannot fail, usable in this process. */
   handles: number[];
+  /** Descriptor handles bound by calls that cannot fail, usable in this process. */
+  fds: { handle: number; kind: FdKind }[];
   depth: number;
 }
 
-/** One process's ops: `n` of them, with fork blocks (each followed by a wait) and perhaps an execve at the end. */
-function processOps(scope: Scope, n: number): fc.Arbitrary<SeqOp[]> {
+/** A step of a process's generator: `weight` out of the total, and what it makes (binding handles in `scope` as it goes). */
+interface Step {
+  weight: number;
+  build(scope: Scope, ops: Ops): fc.Arbitrary<SeqOp[]>;
+}
+
+/** The generators a step builds from, for one process. */
+interface Ops {
+  addr(): fc.Arbitrary<Addr>;
+  leaf: fc.Arbitrary<SeqOp>;
+  files: boolean;
+}
+
+const one = (o: fc.Arbitrary<SeqOp>): fc.Arbitrary<SeqOp[]> => o.map((x) => [x]);
+
+// ---- memory steps ----
+
+const goodMmap = fc.tuple(arenaPage, fc.integer({ min: 1, max: 8 }), fc.constantFrom(0, 1, 3, 5, 7), fc.constantFrom(0x32, 0x31)).map(([off, pages, p, f]) => ({ off, pages, p, f }));
+
+/** A good mmap: binds a new handle for the rest of this process (and its children). */
+const mmapStep: Step = {
+  weight: 3,
+  build(scope) {
+    const h = scope.handles.length;
+    scope.handles.push(h);
+    return goodMmap.map(({ off, pages, p, f }) => [{ op: 'mmap' as const, handle: h, addr: { kind: 'A' as const, off }, len: BigInt(pages) * PAGE, prot: p, flags: f }]);
+  },
+};
+
+/** A fork block (its own process's ops, perhaps an exit), a few ops in the parent, and the wait. */
+const forkStep: Step = {
+  weight: 1,
+  build(scope, ops) {
+    if (scope.depth >= 2) return one(ops.leaf);
+    const child = processOps({ handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth + 1 }, 4, ops.files);
+    const exitCode = fc.integer({ min: 0, max: 255 });
+    return fc.tuple(child, exitCode, fc.integer({ min: 0, max: 4 }), fc.array(ops.leaf, { maxLength: 3 })).map(([c, code, mode, between]) => {
+      const body = mode === 0 ? [...c, { op: 'exit' as const, code }] : c;
+      return [{ op: 'fork' as const, child: body }, ...between, { op: 'wait' as const }];
+    });
+  },
+};
+
+const leafStep: Step = { weight: 16, build: (_scope, ops) => one(ops.leaf) };
+
+// ---- file, pipe and splice steps ----
+//
+// Every pipe is non-blocking (pipe2 with O_NONBLOCK, pipe followed by F_SETFL O_NONBLOCK, and
+// every F_SETFL keeps O_NONBLOCK), and every vmsplice passes SPLICE_F_NONBLOCK: the oracle's
+// children run only when their parent waits, so an operation that blocked would hang it.
+// Paths are relative (the oracle's fresh tmpfs directory, the model's /tmp) or /dev/null and
+// /dev/zero. Descriptor numbers the generator names directly stay below 1000 (the oracle's
+// own descriptors are above).
+
+const O_RDWR = 0x2n;
+const O_CREAT = 0x40n;
+const O_NONBLOCK = 0x800n;
+const AT_FDCWD = -100n;
+const int = (v: bigint | number): CallArg => ({ kind: 'int', value: BigInt(v) });
+const fdh = (handle: number): CallArg => ({ kind: 'fd', handle });
+const str = (text: string): CallArg => ({ kind: 'str', text });
+const call = (name: CallName, args: CallArg[], bind: number[] = []): SeqOp => ({ op: 'call', name, bind, args });
+
+/** Binds the next descriptor handle of `kind` in `scope`. */
+function bindFd(scope: Scope, kind: FdKind): number {
+  const h = scope.fds.length === 0 ? 0 : Math.max(...scope.fds.map((f) => f.handle)) + 1;
+  scope.fds.push({ handle: h, kind });
+  return h;
+}
+
+const FILE_NAMES = ['f0', 'f1', 'f2'];
+/** Paths open may be given: the files, the directory, devices, and ones that cannot be opened. */
+const anyPath = fc.constantFrom(...FILE_NAMES, '.', '', 'f0/x', 'nofile/x', '/dev/null', '/dev/zero');
+/** open's flags, without O_TMPFILE (the model has none). */
+const OPEN_BITS = [0x40, 0x80, 0x200, 0x400, 0x800, 0x4000, 0x10000, 0x20000, 0x80000, 0x200000];
+const openFlags = fc.tuple(fc.constantFrom(0, 1, 2, 3), fc.subarray(OPEN_BITS, { maxLength: 3 })).map(([acc, bits]) => BigInt(bits.reduce((a, b) => a | b, acc)));
+
+/** A descriptor argument: a bound handle (of `kinds` when there is one), or a literal one, some never open. */
+function fdArg(scope: Scope, kinds?: FdKind[]): fc.Arbitrary<CallArg> {
+  const pool = scope.fds.filter((f) => !kinds || kinds.includes(f.kind));
+  const lit = fc.constantFrom(0n, 1n, 3n, 4n, 5n, 6n, 7n, 8n, 9n).map(int);
+  const bad = fc.constantFrom(-1n, 100n, 1024n).map(int);
+  if (pool.length === 0) return fc.oneof({ weight: 4, arbitrary: lit }, { weight: 1, arbitrary: bad });
+  return fc.oneof({ weight: 10, arbitrary: fc.constantFrom(...pool).map((f) => fdh(f.handle)) }, { weight: 2, arbitrary: lit }, { weight: 1, arbitrary: bad });
+}
+
+/** A buffer address: mostly in a bound region, or anywhere the memory steps aim. */
+function bufArg(scope: Scope, ops: Ops): fc.Arbitrary<CallArg> {
+  const inRegion = scope.handles.length
+    ? fc.tuple(fc.constantFrom(...scope.handles), fc.integer({ min: 0, max: 0x2fff })).map(([handle, off]): Addr => ({ kind: 'H', handle, off: BigInt(off) }))
+    : ops.addr();
+  return fc.oneof({ weight: 4, arbitrary: inRegion }, { weight: 1, arbitrary: ops.addr() }).map((addr) => ({ kind: 'addr' as const, addr }));
+}
+
+const count = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom(1n, 8n, 0x10n, 0xffn, 0x1000n, 0x1001n, 0x2000n, 0x3000n) },
+  { weight: 1, arbitrary: fc.constantFrom(0n, 0xffffffffffffffffn) },
+);
+const filePos = fc.constantFrom(0n, 0x10n, 0xfffn, 0x1000n, 0x1ff8n, 0x2ffcn, 0x5000n, -1n);
+const fileLen = fc.constantFrom(0n, 1n, 0xfffn, 0x1000n, 0x1800n, 0x3000n, 0x8000n, -1n);
+
+/** The calls that use descriptors, one generator each (arguments good and bad). */
+function fileCall(scope: Scope, ops: Ops): fc.Arbitrary<SeqOp> {
+  const fd = (kinds?: FdKind[]): fc.Arbitrary<CallArg> => fdArg(scope, kinds);
+  const buf = bufArg(scope, ops);
+  const dst = fc.constantFrom(0n, 1n, 2n, 5n, 9n, 100n, 1024n, -1n).map(int);
+  const offPtr = fc.oneof(fc.constant(int(0)), filePos.map((value): CallArg => ({ kind: 'cell', value })));
+  const iov = fc.array(fc.tuple(bufArg(scope, ops), fc.constantFrom(0n, 1n, 8n, 0xfffn, 0x1000n, 0x2000n)), { minLength: 1, maxLength: 3 }).map(
+    (segs): CallArg => ({ kind: 'iov', segs: segs.map(([b, len]) => ({ addr: (b as { addr: Addr }).addr, len })) }),
+  );
+  const fcntlArgs = fc.oneof(
+    fc.tuple(fc.constantFrom(0n, 0x406n), fc.constantFrom(0n, 3n, 10n, 50n, 1024n)),
+    fc.tuple(fc.constantFrom(1n, 3n, 0x40an, 0x408n, 0x7fffn), fc.constant(0n)),
+    fc.tuple(fc.constant(2n), fc.constantFrom(0n, 1n, 3n)),
+    fc.tuple(fc.constant(4n), fc.subarray([0x400n, 0x4000n, 0x40000n, 0x2n, 0x40n]).map((b) => b.reduce((a, x) => a | x, O_NONBLOCK))),
+    fc.tuple(fc.constant(0x409n), fc.subarray([1n, 2n, 4n, 8n, 0x10n, 0x20n, 0x40n], { maxLength: 3 }).map((b) => b.reduce((a, x) => a | x, 0n))),
+    fc.tuple(fc.constant(0x407n), fc.constantFrom(0n, 1n, 0x1000n, 0x2000n, 0x3000n, 0x10000n, 0x100000n)),
+  );
+  // write and pwrite64 take their bytes from the write buffer only: Linux 6.18's
+  // generic_perform_write no longer faults the source in before shmem_write_begin, so a write
+  // to a tmpfs file from a buffer that faults allocates the page and moves i_size to the
+  // position (6.12, which the model follows, fails with -EFAULT first and changes nothing).
+  const safe = fc.tuple(fc.integer({ min: 0, max: 0x1000 }), fc.constantFrom(0n, 1n, 8n, 0x10n, 0xffn, 0x1000n, 0x1001n, 0x2000n, 0x3000n, 0xffffffffffffffffn)).map(
+    ([o, n]): [CallArg, bigint] => [{ kind: 'addr', addr: { kind: 'A', off: SAFE_OFF + BigInt(o) } }, n],
+  );
+  const choices: [number, fc.Arbitrary<SeqOp>][] = [
+    [4, fc.tuple(fd(), buf, count).map(([f, b, n]) => call('read', [f, b, int(n)]))],
+    [4, fc.tuple(fd(), safe).map(([f, [b, n]]) => call('write', [f, b, int(n)]))],
+    [2, fc.tuple(fd(), buf, count, filePos).map(([f, b, n, p]) => call('pread64', [f, b, int(n), int(p)]))],
+    [2, fc.tuple(fd(), safe, filePos).map(([f, [b, n], p]) => call('pwrite64', [f, b, int(n), int(p)]))],
+    [2, fc.tuple(fd(), fc.constantFrom(0n, 1n, 0xfffn, 0x1000n, 0x2000n, -1n, -0x10n), fc.constantFrom(0n, 1n, 2n, 3n, 4n, 5n)).map(([f, o, w]) => call('lseek', [f, int(o), int(w)]))],
+    [2, fc.tuple(fd(), fileLen).map(([f, n]) => call('ftruncate', [f, int(n)]))],
+    [3, fc.tuple(fd(), fcntlArgs).map(([f, [c, a]]) => call('fcntl', [f, int(c), int(a)]))],
+    [1, fd().map((f) => call('close', [f]))],
+    [1, fd().map((f) => call('dup', [f]))],
+    [1, fc.tuple(fd(), dst).map(([f, d]) => call('dup2', [f, d]))],
+    [1, fc.tuple(fd(), dst, fc.constantFrom(0n, 0x80000n, 1n)).map(([f, d, fl]) => call('dup3', [f, d, int(fl)]))],
+    [
+      4,
+      fc
+        .tuple(fd(['pipe-r', 'file', 'memfd', 'dev']), offPtr, fd(['pipe-w', 'file', 'memfd', 'dev']), offPtr, fc.constantFrom(0n, 1n, 8n, 0x1000n, 0x1001n, 0x3000n, 0x10000n), fc.constantFrom(0n, 1n, 2n, 4n, 8n, 0x10n))
+        .map(([i, oi, o, oo, n, fl]) => call('splice', [i, oi, o, oo, int(n), int(fl)])),
+    ],
+    [3, fc.tuple(fd(['pipe-w', 'pipe-r']), iov, fc.subarray([1n, 4n, 8n])).map(([f, v, fl]) => call('vmsplice', [f, v, int((v as { segs: unknown[] }).segs.length), int(fl.reduce((a, x) => a | x, 2n))]))],
+    [
+      2,
+      fc
+        .tuple(fc.oneof(fc.constant(int(AT_FDCWD)), fd(['dir']), fd()), anyPath, openFlags, fc.constantFrom(0o644n, 0o600n, 0o4777n))
+        .map(([d, p, fl, m]) => call('openat', [d, str(p), int(fl), int(m)])),
+    ],
+  ];
+  return fc.oneof(...choices.map(([weight, arbitrary]) => ({ weight, arbitrary })));
+}
+
+/** The steps that open descriptors that cannot fail (binding handles), the calls on them, mappings of files, and vmsplice's reference semantics. */
+const fileSteps: Step[] = [
+  {
+    weight: 3,
+    build(scope) {
+      const h = bindFd(scope, 'file');
+      return fc.tuple(fc.constantFrom(...FILE_NAMES), fc.subarray([0x200n, 0x400n, 0x80000n], { maxLength: 1 })).map(([name, bits]) => [
+        call('openat', [int(AT_FDCWD), str(name), int(bits.reduce((a, b) => a | b, O_RDWR | O_CREAT)), int(0o644)], [h]),
+      ]);
+    },
+  },
+  {
+    weight: 2,
+    build(scope) {
+      const h = bindFd(scope, 'memfd');
+      return fc.constantFrom(0n, 1n, 2n, 3n, 8n, 0x10n, 0x12n).map((flags) => [call('memfd_create', [str('m'), int(flags)], [h])]);
+    },
+  },
+  {
+    weight: 3,
+    build(scope) {
+      const r = bindFd(scope, 'pipe-r');
+      const w = bindFd(scope, 'pipe-w');
+      return fc.tuple(fc.subarray([0x80000n, 0x4000n]), fc.boolean()).map(([bits, plain]) =>
+        plain
+          ? [call('pipe', [{ kind: 'pair' }], [r, w]), call('fcntl', [fdh(r), int(4), int(O_NONBLOCK)]), call('fcntl', [fdh(w), int(4), int(O_NONBLOCK)])]
+          : [call('pipe2', [{ kind: 'pair' }, int(bits.reduce((a, b) => a | b, O_NONBLOCK))], [r, w])],
+      );
+    },
+  },
+  {
+    weight: 1,
+    build(scope) {
+      const h = bindFd(scope, 'dev');
+      return fc.constantFrom('/dev/null', '/dev/zero').map((p) => [call('openat', [int(AT_FDCWD), str(p), int(O_RDWR), int(0)], [h])]);
+    },
+  },
+  {
+    weight: 1,
+    build(scope) {
+      const h = bindFd(scope, 'dir');
+      return fc.constant([call('openat', [int(AT_FDCWD), str('.'), int(0x10000), int(0)], [h])]);
+    },
+  },
+  { weight: 14, build: (scope, ops) => one(fileCall(scope, ops)) },
+  {
+    // A mapping of a file at a fixed place in the arena, then accesses in it (and past the file's end).
+    weight: 3,
+    build(scope) {
+      const files = scope.fds.filter((f) => f.kind !== 'pipe-r' && f.kind !== 'pipe-w');
+      const fd = files.length ? fc.constantFrom(...files).map((f) => fdh(f.handle)) : fc.constant(int(3));
+      return fc
+        .tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 1, max: 4 }), fc.constantFrom(1, 3, 0), fc.constantFrom(0x11, 0x12, 0x13, 0x3), fd, fc.constantFrom(0n, 0x1000n, 0x800n))
+        .chain(([page, pages, prot, flags, f, off]) => {
+          const base = BigInt(page) * PAGE;
+          const touch = fc.tuple(fc.integer({ min: 0, max: pages * 0x1000 - 8 }), size, fc.boolean()).chain(([o, sz, st]) =>
+            st
+              ? valueOf(sz).map((value): SeqOp => ({ op: 'store', addr: { kind: 'A', off: base + BigInt(o) }, size: sz, value }))
+              : fc.constant<SeqOp>({ op: 'load', addr: { kind: 'A', off: base + BigInt(o) }, size: sz }),
+          );
+          return fc.array(touch, { minLength: 1, maxLength: 3 }).map((touches) => [
+            { op: 'mmap' as const, handle: 255, addr: { kind: 'A' as const, off: base }, len: BigInt(pages) * PAGE, prot, flags, fd: f, off },
+            ...touches,
+          ]);
+        });
+    },
+  },
+  {
+    // vmsplice's reference: a store after the vmsplice shows in what the pipe gives, unless a fork made the page copy-on-write first.
+    weight: 2,
+    build(scope) {
+      const r = scope.fds.filter((f) => f.kind === 'pipe-r').at(-1);
+      const w = scope.fds.filter((f) => f.kind === 'pipe-w').at(-1);
+      const h = scope.handles.at(-1);
+      if (!r || !w || h === undefined) return fc.constant([]);
+      const at = (off: number): Addr => ({ kind: 'H', handle: h, off: BigInt(off) });
+      return fc.tuple(fc.integer({ min: 0, max: 0x1ff }), fc.bigInt({ min: 1n, max: 0xffffn }), fc.bigInt({ min: 1n, max: 0xffffn }), fc.integer({ min: 0, max: 2 })).map(([o8, v1, v2, forkMode]) => {
+        const off = o8 * 8;
+        const seq: SeqOp[] = [
+          { op: 'store', addr: at(off), size: 8, value: v1 },
+          call('vmsplice', [fdh(w.handle), { kind: 'iov', segs: [{ addr: at(off), len: 8n }] }, int(1), int(2)]),
+        ];
+        if (forkMode > 0) seq.push({ op: 'fork', child: forkMode === 1 ? [{ op: 'store', addr: at(off), size: 8, value: v2 + 1n }] : [] }, { op: 'wait' });
+        seq.push(
+          { op: 'store', addr: at(off), size: 8, value: v2 },
+          call('read', [fdh(r.handle), { kind: 'addr', addr: at((off + 0x800) % 0x1000) }, int(8)]),
+          { op: 'load', addr: at((off + 0x800) % 0x1000), size: 8 },
+        );
+        return seq;
+      });
+    },
+  },
+];
+
+/** One process's ops: `n` steps, with fork blocks (each followed by a wait); with `files`, the file, pipe and splice steps too. */
+function processOps(scope: Scope, n: number, files = false): fc.Arbitrary<SeqOp[]> {
   const addr = (): fc.Arbitrary<Addr> => {
     const choices: fc.Arbitrary<Addr>[] = [arenaOff.map((off) => ({ kind: 'A' as const, off }))];
     if (scope.handles.length > 0) {
@@ -132,7 +442,6 @@ function processOps(scope: Scope, n: number): fc.Arbitrary<SeqOp[]> {
     choices.push(farAddr.map((a) => ({ kind: 'X' as const, addr: a })));
     return fc.oneof({ weight: 6, arbitrary: choices[0] }, ...choices.slice(1).map((c) => ({ weight: 2, arbitrary: c })));
   };
-  const goodMmap = fc.tuple(arenaPage, fc.integer({ min: 1, max: 8 }), fc.constantFrom(0, 1, 3, 5, 7), fc.constantFrom(0x32, 0x31)).map(([off, pages, p, f]) => ({ off, pages, p, f }));
   const leaf: fc.Arbitrary<SeqOp> = fc.oneof(
     { weight: 3, arbitrary: fc.tuple(addr(), length, prot, flags).map(([a, len, p, f]) => ({ op: 'mmap' as const, handle: 255, addr: a, len, prot: p, flags: f })) },
     { weight: 3, arbitrary: fc.tuple(addr(), length).map(([a, len]) => ({ op: 'munmap' as const, addr: a, len })) },
@@ -142,26 +451,19 @@ function processOps(scope: Scope, n: number): fc.Arbitrary<SeqOp[]> {
     { weight: 1, arbitrary: fc.constant({ op: 'getpid' as const }) },
     { weight: 1, arbitrary: fc.constant({ op: 'wait' as const }) },
   );
-  return fc.array(fc.integer({ min: 0, max: 19 }), { minLength: n, maxLength: n }).chain((kinds) => {
-    const parts: fc.Arbitrary<SeqOp[]>[] = [];
-    const handles = [...scope.handles];
-    for (const kind of kinds) {
-      if (kind < 3) {
-        // A good mmap: binds a new handle for the rest of this process (and its children).
-        const h = handles.length;
-        handles.push(h);
-        parts.push(goodMmap.map(({ off, pages, p, f }) => [{ op: 'mmap' as const, handle: h, addr: { kind: 'A' as const, off }, len: BigInt(pages) * PAGE, prot: p, flags: f }]));
-      } else if (kind === 3 && scope.depth < 2) {
-        const child = processOps({ handles: [...handles], depth: scope.depth + 1 }, 4);
-        const exitCode = fc.integer({ min: 0, max: 255 });
-        parts.push(fc.tuple(child, exitCode, fc.integer({ min: 0, max: 4 }), fc.array(leaf, { maxLength: 3 })).map(([c, code, mode, between]) => {
-          const body = mode === 0 ? [...c, { op: 'exit' as const, code }] : c;
-          return [{ op: 'fork' as const, child: body }, ...between, { op: 'wait' as const }];
-        }));
-      } else {
-        parts.push(fc.tuple(leaf).map(([o]) => [o]));
-      }
+  const steps = files ? [mmapStep, forkStep, leafStep, ...fileSteps] : [mmapStep, forkStep, leafStep];
+  const total = steps.reduce((a, st) => a + st.weight, 0);
+  const pick = (x: number): Step => {
+    for (const st of steps) {
+      if (x < st.weight) return st;
+      x -= st.weight;
     }
+    return leafStep;
+  };
+  const ops: Ops = { addr, leaf, files };
+  return fc.array(fc.integer({ min: 0, max: total - 1 }), { minLength: n, maxLength: n }).chain((kinds) => {
+    const here: Scope = { handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth };
+    const parts = kinds.map((kind) => pick(kind).build(here, ops));
     return fc.tuple(...parts).map((ps) => ps.flat());
   });
 }
@@ -170,7 +472,20 @@ function processOps(scope: Scope, n: number): fc.Arbitrary<SeqOp[]> {
 export const sequenceArb: fc.Arbitrary<SeqOp[]> = fc
   .tuple(fc.integer({ min: 8, max: 24 }), fc.integer({ min: 0, max: 9 }))
   .chain(([n, e]) =>
-    processOps({ handles: [], depth: 0 }, n).chain((ops) =>
-      e === 0 ? processOps({ handles: [], depth: 1 }, 3).map((rest) => [...ops, { op: 'execve' as const, rest }]) : fc.constant(ops),
+    processOps({ handles: [], fds: [], depth: 0 }, n).chain((ops) =>
+      e === 0 ? processOps({ handles: [], fds: [], depth: 1 }, 3).map((rest) => [...ops, { op: 'execve' as const, rest }]) : fc.constant(ops),
+    ),
+  );
+
+/**
+ * Sequences of files, pipes and splices mixed with the memory operations, fork and execve:
+ * 6 to 16 top-level steps; after an execve only literal descriptors (the handles are gone,
+ * the descriptors without O_CLOEXEC are not).
+ */
+export const fileSequenceArb: fc.Arbitrary<SeqOp[]> = fc
+  .tuple(fc.integer({ min: 6, max: 16 }), fc.integer({ min: 0, max: 9 }))
+  .chain(([n, e]) =>
+    processOps({ handles: [], fds: [], depth: 0 }, n, true).chain((ops) =>
+      e === 0 ? processOps({ handles: [], fds: [], depth: 1 }, 3, true).map((rest) => [...ops, { op: 'execve' as const, rest }]) : fc.constant(ops),
     ),
   );
