@@ -31,6 +31,7 @@ import { sys_madvise } from './madvise.js';
 import { sys_sched_getaffinity, sys_sched_setaffinity } from './sched.js';
 import { sys_brk } from './brk.js';
 import { sys_mincore } from './mincore.js';
+import { sys_msync } from './msync.js';
 import { sys_mremap } from './mremap.js';
 import { sys_mlock, sys_mlock2, sys_mlockall, sys_munlock, sys_munlockall } from './mlock.js';
 import { sys_getrlimit, sys_prlimit64, sys_setrlimit } from './resource.js';
@@ -224,6 +225,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 22, name: 'pipe', args: ['fildes'], handler: sys_pipe },
   { nr: 24, name: 'sched_yield', args: [], handler: sys_sched_yield },
   { nr: 25, name: 'mremap', args: ['addr', 'old_len', 'new_len', 'flags', 'new_addr'], handler: sys_mremap },
+  { nr: 26, name: 'msync', args: ['start', 'len', 'flags'], handler: sys_msync },
   { nr: 27, name: 'mincore', args: ['start', 'len', 'vec'], handler: sys_mincore },
   { nr: 28, name: 'madvise', args: ['start', 'len_in', 'behavior'], handler: sys_madvise },
   { nr: 32, name: 'dup', args: ['fildes'], handler: sys_dup },

@@ -162,6 +162,11 @@ export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;
 export const MREMAP_DONTUNMAP = 4;
 
+// ---- msync (include/uapi/asm-generic/mman-common.h) ---------------------------------------------
+export const MS_ASYNC = 1;
+export const MS_INVALIDATE = 2;
+export const MS_SYNC = 4;
+
 // ---- mlock and mlockall (include/uapi/asm-generic/mman-common.h, mman.h) ------------------------
 /** mlock2 flags: lock the pages as they are faulted in, not at once. */
 export const MLOCK_ONFAULT = 0x01;
