@@ -317,6 +317,9 @@ static const struct { const char *name; long nr; } calls[] = {
     { "dup2", SYS_dup2 },         { "fcntl", SYS_fcntl },       { "ftruncate", SYS_ftruncate },
     { "openat", SYS_openat },     { "splice", SYS_splice },     { "vmsplice", SYS_vmsplice },
     { "dup3", SYS_dup3 },         { "pipe2", SYS_pipe2 },       { "memfd_create", SYS_memfd_create },
+    { "mlock", SYS_mlock },       { "munlock", SYS_munlock },   { "mlock2", SYS_mlock2 },
+    { "madvise", SYS_madvise },   { "mincore", SYS_mincore },   { "msync", SYS_msync },
+    { "mremap", SYS_mremap },
 };
 
 /* Parses a `call` line's name, bindings (`-`, `F<k>` or `F<j>/F<k>`) and arguments. */

@@ -370,6 +370,8 @@ function vm_enough_memory(k: Kernel, pages: number): boolean {
  * zapped on every CPU of the mm (tlb_finish_mmu: only if something was), and removes them.
  */
 export function* do_vmi_munmap(k: Kernel, pc: PerCpu, mm: MmStruct, start: number, end: number): KPath {
+  // An empty range is -EINVAL (mremap's move of a zero-length range reaches here).
+  if (end === start) return -EINVAL;
   const vmas = mm.vmas;
   let first = vmas.find_vma_intersection(start, end);
   if (!first) return 0;

@@ -658,3 +658,18 @@ test('msync: its checks in 6.12\'s order (mm/msync.c), a hole -ENOMEM (at once f
     0n, 1n, 0x41n,
   ]);
 });
+
+test('mremap with old_len 0 duplicates a shared mapping (move_vma\'s do_vmi_munmap of an empty range is -EINVAL and ignored); a private one is -EINVAL', () => {
+  const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+  const r = results([
+    { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x21, -1, 0], into: 's' }, // 0: MAP_SHARED|MAP_ANONYMOUS
+    { op: 'syscall', name: 'mmap', args: [0, 3 * 4096, 3, 0x22, -1, 0], into: 'p' }, // 1: private, the destination's room
+    sc('munmap', '$p+8192', 4096), // 2
+    { op: 'syscall', name: 'mremap', args: ['$s', 0, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, '$p+8192'], into: 'd' }, // 3
+    { op: 'store', addr: '$d', value: 0x77n }, // 4
+    { op: 'load', addr: '$s', into: 'v' }, // 5: the same shmem page
+    sc('mremap', '$p', 0, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, '$p+4096'), // 6: vma_to_resize refuses a private one
+  ], {}, [1, 3, 5, 6]);
+  // mm/mremap.c 6.12: vma_to_resize allows !old_len only for VM_SHARED | VM_MAYSHARE; move_vma ignores do_vmi_munmap's -EINVAL.
+  assert.deepEqual(r.slice(1), [r[0] + 8192n, 0x77n, errno(EINVAL)]);
+});

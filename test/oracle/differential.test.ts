@@ -10,10 +10,11 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { buildOracle, oracleUnavailableReason, runOracle } from '../../native/build.js';
 import { runOnModel } from './model.js';
-import { fileSequenceArb, sequenceArb, serialize, type SeqOp } from './sequence.js';
+import { fileSequenceArb, memorySequenceArb, sequenceArb, serialize, type SeqOp } from './sequence.js';
 
 const RUNS = Number(process.env.ISOLAB_ORACLE_RUNS ?? 1000);
 const FILE_RUNS = Number(process.env.ISOLAB_ORACLE_FILE_RUNS ?? 1000);
+const MEMORY_RUNS = Number(process.env.ISOLAB_ORACLE_MEMORY_RUNS ?? 1000);
 const SEED = Number(process.env.ISOLAB_ORACLE_SEED ?? 20261122);
 
 /** Runs `runs` sequences from `arb` on the host and the model and compares them. */
@@ -46,6 +47,8 @@ async function differential(t: { skip(m: string): void; diagnostic(m: string): v
 test(`isolab and the host kernel agree on ${RUNS} generated sequences`, (t) => differential(t, sequenceArb, RUNS, SEED));
 
 test(`isolab and the host kernel agree on ${FILE_RUNS} generated sequences of files, pipes and splices`, (t) => differential(t, fileSequenceArb, FILE_RUNS, SEED + 1));
+
+test(`isolab and the host kernel agree on ${MEMORY_RUNS} generated sequences of mlock, madvise, mincore, msync and mremap`, (t) => differential(t, memorySequenceArb, MEMORY_RUNS, SEED + 2));
 
 test('the oracle and the model print the same lines for a hand-written COW sequence', async (t) => {
   const reason = oracleUnavailableReason();

@@ -46,7 +46,8 @@ export type CallArg =
 /** The syscalls a `call` makes (native/oracle.c's table). */
 export type CallName =
   | 'read' | 'write' | 'open' | 'close' | 'lseek' | 'pread64' | 'pwrite64' | 'pipe' | 'dup' | 'dup2' | 'fcntl'
-  | 'ftruncate' | 'openat' | 'splice' | 'vmsplice' | 'dup3' | 'pipe2' | 'memfd_create';
+  | 'ftruncate' | 'openat' | 'splice' | 'vmsplice' | 'dup3' | 'pipe2' | 'memfd_create'
+  | 'mlock' | 'munlock' | 'mlock2' | 'madvise' | 'mincore' | 'msync' | 'mremap';
 
 export type SeqOp =
   | { op: 'mmap'; handle: number; addr: Addr; len: bigint; prot: number; flags: number; fd?: CallArg; off?: bigint }
@@ -195,6 +196,7 @@ interface Ops {
   addr(): fc.Arbitrary<Addr>;
   leaf: fc.Arbitrary<SeqOp>;
   files: boolean;
+  memory: boolean;
 }
 
 const one = (o: fc.Arbitrary<SeqOp>): fc.Arbitrary<SeqOp[]> => o.map((x) => [x]);
@@ -218,7 +220,7 @@ const forkStep: Step = {
   weight: 1,
   build(scope, ops) {
     if (scope.depth >= 2) return one(ops.leaf);
-    const child = processOps({ handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth + 1 }, 4, ops.files);
+    const child = processOps({ handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth + 1 }, 4, ops.files, ops.memory);
     const exitCode = fc.integer({ min: 0, max: 255 });
     return fc.tuple(child, exitCode, fc.integer({ min: 0, max: 4 }), fc.array(ops.leaf, { maxLength: 3 })).map(([c, code, mode, between]) => {
       const body = mode === 0 ? [...c, { op: 'exit' as const, code }] : c;
@@ -432,8 +434,62 @@ const fileSteps: Step[] = [
   },
 ];
 
+/**
+ * The memory syscalls on arena addresses, good and bad: mlock, munlock, mlock2, madvise (the
+ * advice the model has, and some it refuses alike), mincore (its vector in a bound region,
+ * read back by a load), msync, and mremap in place or to a fixed arena address (where both
+ * sides put it; never MREMAP_MAYMOVE alone, whose destination depends on each side's layout).
+ */
+function memoryCall(scope: Scope, ops: Ops): fc.Arbitrary<SeqOp> {
+  // Mostly page-aligned places in bound regions, so that the calls find mappings.
+  const mapped: fc.Arbitrary<Addr> = scope.handles.length
+    ? fc.tuple(fc.constantFrom(...scope.handles), fc.integer({ min: 0, max: 3 })).map(([handle, p]): Addr => ({ kind: 'H', handle, off: BigInt(p) * PAGE }))
+    : ops.addr();
+  const a = (): fc.Arbitrary<CallArg> => fc.oneof({ weight: 3, arbitrary: mapped }, { weight: 1, arbitrary: ops.addr() }).map((addr) => ({ kind: 'addr' as const, addr }));
+  const len = fc.constantFrom(0n, 1n, 0x1000n, 0x1fffn, 0x2000n, 0x5000n, 0xffffffffffffffffn);
+  const advice = fc.constantFrom(0n, 1n, 2n, 3n, 4n, 8n, 9n, 10n, 11n, 16n, 17n, 18n, 19n, 22n, 23n, 100n);
+  // mremap's destinations: above every address the other steps aim at (the arena's first 65 pages and
+  // lengths), so a destination never overlaps the old range: for an unmapped old address 6.12 answers
+  // -EFAULT before the overlap check, 6.17 -EINVAL after it.
+  const arenaAddr = fc.integer({ min: 0, max: 15 }).map((p): CallArg => ({ kind: 'addr', addr: { kind: 'A', off: 0x100000n + BigInt(p) * PAGE } }));
+  const choices: [number, fc.Arbitrary<SeqOp>][] = [
+    [2, fc.tuple(a(), len).map(([x, n]) => call('mlock', [x, int(n)]))],
+    [2, fc.tuple(a(), len).map(([x, n]) => call('munlock', [x, int(n)]))],
+    [1, fc.tuple(a(), len, fc.constantFrom(0n, 1n, 2n)).map(([x, n, f]) => call('mlock2', [x, int(n), int(f)]))],
+    [4, fc.tuple(a(), len, advice).map(([x, n, adv]) => call('madvise', [x, int(n), int(adv)]))],
+    [2, fc.tuple(a(), len, fc.constantFrom(0n, 1n, 2n, 3n, 4n, 6n, 8n)).map(([x, n, f]) => call('msync', [x, int(n), int(f)]))],
+    [
+      3,
+      fc
+        // No MREMAP_MAYMOVE without MREMAP_FIXED: where a move would go depends on each side's
+        // layout. The old range is one page (or none): 6.17 lets a move span several VMAs and the
+        // gaps between them, where 6.12 (the model) refuses with -EFAULT.
+        .tuple(a(), fc.constantFrom(0x1000n, 0x1000n, 0n), fc.constantFrom(0x1000n, 0x2000n, 0x4000n, 0n), fc.constantFrom(0n, 0n, 3n, 3n, 7n, 2n, 4n, 8n), arenaAddr)
+        .map(([x, o, n, f, to]) => call('mremap', [x, int(o), int(n), int(f), (f & 2n) !== 0n ? to : int(0)])),
+    ],
+  ];
+  return fc.oneof(...choices.map(([weight, arbitrary]) => ({ weight, arbitrary })));
+}
+
+/** mincore of a range into a bound region's page, then a load of the first bytes of the vector. */
+const mincoreStep: Step = {
+  weight: 1,
+  build(scope, ops) {
+    const h = scope.handles.at(-1);
+    if (h === undefined) return fc.constant([]);
+    const vec: Addr = { kind: 'H', handle: h, off: 0xf00n };
+    return fc.tuple(ops.addr(), fc.constantFrom(0x1000n, 0x3000n, 0x8000n, 0n)).map(([x, n]) => [
+      call('mincore', [{ kind: 'addr', addr: x }, int(n), { kind: 'addr', addr: vec }]),
+      { op: 'load' as const, addr: vec, size: 8 as const },
+    ]);
+  },
+};
+
+/** The memory-call steps. */
+const memorySteps: Step[] = [{ weight: 6, build: (scope, ops) => one(memoryCall(scope, ops)) }, mincoreStep];
+
 /** One process's ops: `n` steps, with fork blocks (each followed by a wait); with `files`, the file, pipe and splice steps too. */
-function processOps(scope: Scope, n: number, files = false): fc.Arbitrary<SeqOp[]> {
+function processOps(scope: Scope, n: number, files = false, memory = false): fc.Arbitrary<SeqOp[]> {
   const addr = (): fc.Arbitrary<Addr> => {
     const choices: fc.Arbitrary<Addr>[] = [arenaOff.map((off) => ({ kind: 'A' as const, off }))];
     if (scope.handles.length > 0) {
@@ -451,7 +507,7 @@ function processOps(scope: Scope, n: number, files = false): fc.Arbitrary<SeqOp[
     { weight: 1, arbitrary: fc.constant({ op: 'getpid' as const }) },
     { weight: 1, arbitrary: fc.constant({ op: 'wait' as const }) },
   );
-  const steps = files ? [mmapStep, forkStep, leafStep, ...fileSteps] : [mmapStep, forkStep, leafStep];
+  const steps = [mmapStep, forkStep, leafStep, ...(files ? fileSteps : []), ...(memory ? memorySteps : [])];
   const total = steps.reduce((a, st) => a + st.weight, 0);
   const pick = (x: number): Step => {
     for (const st of steps) {
@@ -460,7 +516,7 @@ function processOps(scope: Scope, n: number, files = false): fc.Arbitrary<SeqOp[
     }
     return leafStep;
   };
-  const ops: Ops = { addr, leaf, files };
+  const ops: Ops = { addr, leaf, files, memory };
   return fc.array(fc.integer({ min: 0, max: total - 1 }), { minLength: n, maxLength: n }).chain((kinds) => {
     const here: Scope = { handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth };
     const parts = kinds.map((kind) => pick(kind).build(here, ops));
@@ -487,5 +543,14 @@ export const fileSequenceArb: fc.Arbitrary<SeqOp[]> = fc
   .chain(([n, e]) =>
     processOps({ handles: [], fds: [], depth: 0 }, n, true).chain((ops) =>
       e === 0 ? processOps({ handles: [], fds: [], depth: 1 }, 3, true).map((rest) => [...ops, { op: 'execve' as const, rest }]) : fc.constant(ops),
+    ),
+  );
+
+/** Sequences of the memory syscalls (mlock, munlock, mlock2, madvise, mincore, msync, mremap) mixed with mmap, mprotect, accesses, fork and execve: 6 to 16 top-level steps. */
+export const memorySequenceArb: fc.Arbitrary<SeqOp[]> = fc
+  .tuple(fc.integer({ min: 6, max: 16 }), fc.integer({ min: 0, max: 9 }))
+  .chain(([n, e]) =>
+    processOps({ handles: [], fds: [], depth: 0 }, n, false, true).chain((ops) =>
+      e === 0 ? processOps({ handles: [], fds: [], depth: 1 }, 3, false, true).map((rest) => [...ops, { op: 'execve' as const, rest }]) : fc.constant(ops),
     ),
   );
