@@ -35,7 +35,7 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { tlb_adjust_range, tlb_finish_mmu, tlb_gather_mmu, unmap_page_range, type mmu_gather } from './zap.js';
-import { DEFAULT_MAX_MAP_COUNT, mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap.js';
+import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock, vma_modify_flags } from './mmap.js';
 import { PG_active, PG_anon, PG_dirty, PG_locked, PG_lru, PG_referenced, PG_swapbacked, PG_swapcache, PG_workingset } from './page.js';
 import { __pte, pgtableIndex, pmd_addr_end, pte_dirty, pte_mkclean, pte_mkold, pte_none, pte_pfn, pte_present, swp_offset, _PAGE_SPECIAL } from './pgtable.js';
 import { PTE_A } from '../hw/pte.js';
@@ -253,16 +253,7 @@ function* madvise_vma_behavior(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma
  */
 function madvise_update_vma(mm: MmStruct, vma: Vma, start: number, end: number, new_flags: number): number | Vma {
   if (new_flags === vma.vm_flags) return vma;
-  if (start > vma.vm_start) {
-    if (mm.vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
-    vma = mm.vmas.split(vma, start);
-  }
-  if (end < vma.vm_end) {
-    if (mm.vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
-    mm.vmas.split(vma, end);
-  }
-  vma.vm_flags = new_flags;
-  return mm.vmas.mergeAround(vma);
+  return vma_modify_flags(mm, vma, start, end, new_flags);
 }
 
 /**

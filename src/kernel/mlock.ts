@@ -22,7 +22,7 @@ import { __get_user_page_locked, FOLL_FORCE, FOLL_TOUCH, FOLL_WRITE } from './gu
 import type { Kernel, PerCpu } from './kernel.js';
 import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import type { MmStruct } from './mm.js';
-import { DEFAULT_MAX_MAP_COUNT, mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap.js';
+import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock, vma_modify_flags } from './mmap.js';
 import { PG_mlocked } from './page.js';
 import { pgtableIndex, pmd_addr_end, pte_pfn, pte_present, _PAGE_SPECIAL } from './pgtable.js';
 import { rlimit_num, rlimit_pages } from './resource.js';
@@ -93,17 +93,9 @@ function* mlock_vma_pages_range(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vm
 function* mlock_fixup(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, newflags: number): KSteps<number | Vma> {
   const oldflags = vma.vm_flags;
   if (newflags === oldflags || !vma_supports_mlock(vma)) return vma;
-  // vma_modify_flags → split_vma: each split refused at the map count limit.
-  if (start > vma.vm_start) {
-    if (mm.vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
-    vma = mm.vmas.split(vma, start);
-  }
-  if (end < vma.vm_end) {
-    if (mm.vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
-    mm.vmas.split(vma, end);
-  }
-  vma.vm_flags = newflags;
-  vma = mm.vmas.mergeAround(vma);
+  const modified = vma_modify_flags(mm, vma, start, end, newflags);
+  if (typeof modified === 'number') return modified;
+  vma = modified;
   let nr_pages = (end - start) / PAGE_SIZE;
   if (!(newflags & VM_LOCKED)) nr_pages = -nr_pages;
   else if (oldflags & VM_LOCKED) nr_pages = 0;

@@ -369,6 +369,24 @@ function vm_enough_memory(k: Kernel, pages: number): boolean {
  * page tables no remaining VMA needs (free_pgtables between the neighbours), flushes what was
  * zapped on every CPU of the mm (tlb_finish_mmu: only if something was), and removes them.
  */
+/**
+ * vma_modify_flags (mm/vma.c): [start, end) of `vma` gets `new_flags`, split at the edges
+ * (split_vma: -ENOMEM at sysctl_max_map_count) and merged with its neighbours. Returns the VMA
+ * now covering `start`, or -ENOMEM. Changes no page table.
+ */
+export function vma_modify_flags(mm: MmStruct, vma: Vma, start: number, end: number, new_flags: number): number | Vma {
+  if (start > vma.vm_start) {
+    if (mm.vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+    vma = mm.vmas.split(vma, start);
+  }
+  if (end < vma.vm_end) {
+    if (mm.vmas.length >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+    mm.vmas.split(vma, end);
+  }
+  vma.vm_flags = new_flags;
+  return mm.vmas.mergeAround(vma);
+}
+
 export function* do_vmi_munmap(k: Kernel, pc: PerCpu, mm: MmStruct, start: number, end: number): KPath {
   // An empty range is -EINVAL (mremap's move of a zero-length range reaches here).
   if (end === start) return -EINVAL;
