@@ -17,7 +17,7 @@ import { sys_ftruncate, sys_open, sys_openat } from './open.js';
 import { sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_write } from './read_write.js';
 import { sys_fstat } from './stat.js';
 import { sys_pipe, sys_pipe2 } from './pipe.js';
-import { sys_splice, sys_vmsplice } from './splice.js';
+import { sys_splice, sys_tee, sys_vmsplice } from './splice.js';
 import { sys_ioctl } from './ioctl.js';
 import { sys_userfaultfd } from './userfaultfd.js';
 import { sys_execve } from './exec.js';
@@ -257,6 +257,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
   { nr: 257, name: 'openat', args: ['dfd', 'filename', 'flags', 'mode'], handler: sys_openat },
   { nr: 275, name: 'splice', args: ['fd_in', 'off_in', 'fd_out', 'off_out', 'len', 'flags'], handler: sys_splice },
+  { nr: 276, name: 'tee', args: ['fdin', 'fdout', 'len', 'flags'], handler: sys_tee },
   { nr: 278, name: 'vmsplice', args: ['fd', 'uiov', 'nr_segs', 'flags'], handler: sys_vmsplice },
   { nr: 292, name: 'dup3', args: ['oldfd', 'newfd', 'flags'], handler: sys_dup3 },
   { nr: 293, name: 'pipe2', args: ['fildes', 'flags'], handler: sys_pipe2 },
