@@ -1,32 +1,27 @@
 /**
- * get_user_pages for the kernel's reads of another process's memory (mm/gup.c), and
- * process_vm_readv (mm/process_vm_access.c), the debugger-style way to use them. GUP walks the
- * target mm's page tables in software (follow_page_pte), faulting pages in with
- * handle_mm_fault; the VMA checks are check_vma_flags', including the protection-key check,
- * which FOLL_REMOTE skips.
+ * get_user_pages (mm/gup.c): the kernel's way into another process's memory, or into its own
+ * by a path other than the processor's (process_vm_access.ts, /proc/PID/mem, vmsplice,
+ * madvise's populate, mlock). GUP walks the target mm's page tables in software
+ * (follow_page_pte), faulting pages in with handle_mm_fault; the VMA checks are
+ * check_vma_flags', including the protection-key check, which FOLL_REMOTE skips. FOLL_TOUCH
+ * with FOLL_WRITE makes the page dirty when its entry is clean, as the write about to go
+ * through the kernel's mapping will not set the entry's D bit.
  *
- * process_vm_readv pins each page (pin_user_pages_remote: FOLL_PIN | FOLL_REMOTE), so neither
- * the target's protection keys nor the caller's apply.
- *
- * XXX: no ptrace access check beyond the target existing (every process may read every
- * other's memory), and only reads (process_vm_writev is not modelled).
+ * XXX: FOLL_TOUCH's mark_page_accessed is left out (the model's reclaim reads the entries'
+ * accessed bits, not PG_referenced from GUP).
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, spin_lock_ptl, spin_unlock_ptl, vm_fault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './memory.js';
-import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, type PageRefs } from './page.js';
+import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, PG_dirty, type PageRefs } from './page.js';
 import { track } from '../track.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
-import { pte_pfn, pte_present, pte_write } from './pgtable.js';
+import { pte_dirty, pte_pfn, pte_present, pte_write } from './pgtable.js';
 import { arch_vma_access_permitted } from './pkeys.js';
-import { STEP_READ, type KPath, type KSteps } from './steps.js';
+import { STEP_READ, type KPath } from './steps.js';
 import type { Task } from './task.js';
-import { copy_from_user, copy_to_user, getU64 } from './uaccess.js';
-import { EFAULT, EINVAL, ENOMEM, ESRCH } from './uapi.js';
+import { EFAULT, ENOMEM } from './uapi.js';
 import { VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
-
-/** UIO_MAXIOV: the most iovecs one call may pass. */
-const UIO_MAXIOV = 1024;
 
 // gup_flags (include/linux/mm_types.h); FOLL_PIN and FOLL_REMOTE are internal (mm/internal.h, the latter set by the _remote calls).
 /** Check the VMA and PTE for writing. */
@@ -187,6 +182,8 @@ export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmSt
             k.pages.get_page(pfn);
             gup_hold(k, hold, pfn, false);
           }
+          // FOLL_TOUCH: a write through a clean entry dirties the page (set_page_dirty: PG_dirty for anonymous and shmem folios alike).
+          if (gup_flags & FOLL_TOUCH && write && !pte_dirty(lo, hi) && pfn !== k.zero_pfn) k.pages.flags[pfn] |= PG_dirty;
           yield* spin_unlock_ptl(pc, mm);
           return pfn * 4096 + (addr % 4096);
         }
@@ -221,61 +218,3 @@ export function gup_put_page(k: Kernel, pfn: number, hold?: GupHold): void {
   k.pages.put_page(pfn);
 }
 
-/** Reads `count` struct iovec {base, len} at `addr`, or null for -EFAULT. */
-function* import_iovec(k: Kernel, pc: PerCpu, t: Task, addr: bigint, count: number): KSteps<bigint[][] | null> {
-  if (count === 0) return [];
-  const b = yield* copy_from_user(k, pc, t, addr, 16 * count);
-  if (!b) return null;
-  const v: bigint[][] = [];
-  for (let i = 0; i < count; i++) v.push([getU64(b, 16 * i), getU64(b, 16 * i + 8)]);
-  return v;
-}
-
-/**
- * process_vm_readv(pid, lvec, liovcnt, rvec, riovcnt, flags): copies from the target's
- * remote ranges into the caller's local ones, in order. flags must be 0 and the counts at
- * most UIO_MAXIOV (-EINVAL); the iovecs must be readable (-EFAULT); the target must exist
- * (-ESRCH). Returns the bytes copied, or -EFAULT if the first page could not be read. No
- * protection key applies to the remote side (FOLL_REMOTE), the caller's own or another's; the
- * local copy is an ordinary copy_to_user, under the caller's PKRU.
- */
-export function sys_process_vm_readv(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
-  const [pidArg, lvec, liovcnt, rvec, riovcnt, flags] = a;
-  if (flags !== 0n) return -EINVAL;
-  if (liovcnt > BigInt(UIO_MAXIOV) || riovcnt > BigInt(UIO_MAXIOV)) return -EINVAL;
-  return (function* (): KPath {
-    const local = yield* import_iovec(k, pc, t, lvec, Number(liovcnt));
-    if (!local) return -EFAULT;
-    const remote = yield* import_iovec(k, pc, t, rvec, Number(riovcnt));
-    if (!remote) return -EFAULT;
-    const target = k.find_task_by_vpid(Number(BigInt.asIntN(32, pidArg)));
-    if (!target || !target.mm || target.state === 'dead' || target.state === 'zombie') return -ESRCH;
-    const mm = target.mm;
-    const hold = new GupHold();
-    let copied = 0;
-    let li = 0;
-    let loff = 0n;
-    for (const [base, len] of remote) {
-      for (let off = 0n; off < len; ) {
-        while (li < local.length && loff >= local[li][1]) {
-          li++;
-          loff = 0n;
-        }
-        if (li >= local.length) return copied;
-        const src = base + off;
-        const n = Number([len - off, local[li][1] - loff, 4096n - (src % 4096n)].reduce((x, y) => (x < y ? x : y)));
-        const pa = src < BigInt(mm.task_size) ? yield* get_user_page(k, pc, t, mm, Number(src), FOLL_PIN | FOLL_REMOTE, hold) : -EFAULT;
-        if (pa < 0) return copied > 0 ? copied : pa;
-        // process_vm_rw_pages: the copy out of the pinned page (mmap_lock already dropped), then unpin_user_pages.
-        const data = k.machine.mem.readBytes(pa, n);
-        const ok = yield* copy_to_user(k, pc, t, local[li][0] + loff, data);
-        unpin_user_page(k, Math.floor(pa / 4096), hold);
-        if (!ok) return copied > 0 ? copied : -EFAULT;
-        copied += n;
-        off += BigInt(n);
-        loff += BigInt(n);
-      }
-    }
-    return copied;
-  })();
-}

@@ -36,7 +36,7 @@ import { MAX_RW_COUNT, shmem_file_write_iter } from './read_write.js';
 import { ERESTARTSYS, signal_pending } from './signal.js';
 import { STEP_COPY, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
-import { access_ok, copy_from_user, copy_to_user, copy_to_user_partial, getU64, putU64 } from './uaccess.js';
+import { access_ok, copy_from_user, copy_from_user_partial, copy_to_user, copy_to_user_partial, getU64, putU64 } from './uaccess.js';
 import { EAGAIN, EBADF, EFAULT, EINVAL, ENOMEM, EPIPE, ESPIPE, O_APPEND, O_DIRECT, O_NONBLOCK, SPLICE_F_GIFT, SPLICE_F_MORE, SPLICE_F_MOVE, SPLICE_F_NONBLOCK } from './uapi.js';
 import { wait_event_interruptible, wake_up } from './wait.js';
 
@@ -53,18 +53,19 @@ export interface Iovec {
 }
 
 /**
- * import_iovec: `nr_segs` struct iovec at `uvec` (more than UIO_MAXIOV: -EINVAL; unreadable:
- * -EFAULT; a length that is negative as ssize_t: -EINVAL), each segment in user space
- * (access_ok, -EFAULT), the lengths cut so that the total is at most MAX_RW_COUNT. One segment
- * is import_ubuf's case, with no UIO_MAXIOV question.
+ * import_iovec: `nr_segs` struct iovec at `uvec` (more than UIO_MAXIOV: -EINVAL), read one by
+ * one (copy_iovec_from_user): an unreadable one is -EFAULT, a length negative as ssize_t
+ * -EINVAL, whichever comes first; then each segment in user space (access_ok, -EFAULT), the
+ * lengths cut so that the total is at most MAX_RW_COUNT. One segment is import_ubuf's case,
+ * with no UIO_MAXIOV question.
  */
 export function* import_iovec(k: Kernel, pc: PerCpu, t: Task, uvec: bigint, nr_segs: number): KSteps<Iovec | number> {
   if (nr_segs === 0) return { segs: [], total: 0 };
   if (nr_segs > UIO_MAXIOV) return -EINVAL;
-  const b = yield* copy_from_user(k, pc, t, uvec, 16 * nr_segs);
-  if (!b) return -EFAULT;
+  const b = yield* copy_from_user_partial(k, pc, t, uvec, 16 * nr_segs);
   const segs: [bigint, number][] = [];
   for (let i = 0; i < nr_segs; i++) {
+    if (b.length < 16 * i + 16) return -EFAULT;
     const len = BigInt.asIntN(64, getU64(b, 16 * i + 8));
     if (len < 0n) return -EINVAL;
     segs.push([getU64(b, 16 * i), len > BigInt(MAX_RW_COUNT) ? MAX_RW_COUNT : Number(len)]);

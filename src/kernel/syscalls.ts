@@ -24,7 +24,7 @@ import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { sys_process_vm_readv } from './gup.js';
+import { sys_process_vm_readv, sys_process_vm_writev } from './process_vm_access.js';
 import { sys_capget, sys_capset } from './capability.js';
 import { sys_modify_ldt } from './ldt.js';
 import { sys_madvise } from './madvise.js';
@@ -263,6 +263,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 293, name: 'pipe2', args: ['fildes', 'flags'], handler: sys_pipe2 },
   { nr: 302, name: 'prlimit64', args: ['pid', 'resource', 'new_rlim', 'old_rlim'], handler: sys_prlimit64 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
+  { nr: 311, name: 'process_vm_writev', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_writev },
   { nr: 319, name: 'memfd_create', args: ['uname', 'flags'], handler: sys_memfd_create },
   { nr: 323, name: 'userfaultfd', args: ['flags'], handler: sys_userfaultfd },
   { nr: 325, name: 'mlock2', args: ['start', 'len', 'flags'], handler: sys_mlock2 },
