@@ -11,7 +11,7 @@
  * accessed bits, not PG_referenced from GUP).
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, spin_lock_ptl, spin_unlock_ptl, vm_fault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './memory.js';
+import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, spin_lock_ptl, spin_unlock_ptl, vm_fault, VM_FAULT_OOM, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './memory.js';
 import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, PG_dirty, type PageRefs } from './page.js';
 import { track } from '../track.js';
 import type { MmStruct } from './mm.js';
@@ -20,7 +20,8 @@ import { pte_dirty, pte_pfn, pte_present, pte_write } from './pgtable.js';
 import { arch_vma_access_permitted } from './pkeys.js';
 import { STEP_READ, type KPath } from './steps.js';
 import type { Task } from './task.js';
-import { EFAULT, ENOMEM } from './uapi.js';
+import { EBUSY, EFAULT, EINTR, ENOMEM } from './uapi.js';
+import { __fatal_signal_pending } from './signal.js';
 import { VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
 
 // gup_flags (include/linux/mm_types.h); FOLL_PIN and FOLL_REMOTE are internal (mm/internal.h, the latter set by the _remote calls).
@@ -36,10 +37,17 @@ export const FOLL_ANON = 1 << 7;
 export const FOLL_LONGTERM = 1 << 8;
 /** Mark the page accessed (and the PTE young). */
 export const FOLL_TOUCH = 1 << 16;
+/** A retry of a page whose fault dropped mmap_lock (the fault gets FAULT_FLAG_TRIED). */
+export const FOLL_TRIED = 1 << 17;
 /** The access is on behalf of another mm or a debugger: protection keys do not apply. */
-export const FOLL_REMOTE = 1 << 20;
+export const FOLL_REMOTE = 1 << 18;
 /** Take a pin (GUP_PIN_COUNTING_BIAS references) rather than a reference. */
-export const FOLL_PIN = 1 << 21;
+export const FOLL_PIN = 1 << 19;
+/** The caller lets a fault drop mmap_lock and wait (FAULT_FLAG_ALLOW_RETRY): a userfault then waits for its handler. */
+export const FOLL_UNLOCKABLE = 1 << 21;
+
+/** What __get_user_page_locked returns when the fault dropped mmap_lock (faultin_page's -EBUSY with *locked = 0): retry the page. */
+export const GUP_UNLOCKED = -EBUSY;
 
 /**
  * The references and pins one GUP caller holds between its steps: the debug checks count them
@@ -132,23 +140,36 @@ function gup_must_unshare(k: Kernel, gup_flags: number, pfn: number): boolean {
 }
 
 /**
- * One page of `mm` at `addr` for the caller `t`, as __get_user_pages gives it with
- * `gup_flags` (FOLL_* above): the physical address of `addr`, or -errno (-EFAULT for no VMA,
- * a VMA check_vma_flags refuses, or a fault that cannot be resolved; -ENOMEM when memory ran
- * out). Holds `mm`'s mmap_lock for reading meanwhile. follow_page_pte reads the entry under
- * the page-table lock and, with FOLL_GET or FOLL_PIN, takes its reference there
+ * One page of `mm` at `addr` for the caller `t`, as get_user_pages_unlocked gives it with
+ * `gup_flags` (FOLL_* above) and FOLL_UNLOCKABLE: the physical address of `addr`, or -errno
+ * (-EFAULT for no VMA, a VMA check_vma_flags refuses, or a fault that cannot be resolved;
+ * -ENOMEM when memory ran out; -EINTR when a fatal signal ends a wait). Takes `mm`'s mmap_lock
+ * for reading meanwhile; a fault that dropped it (a userfault that waited for its handler) is
+ * retried with FOLL_TRIED after taking it again (__get_user_pages_locked). follow_page_pte reads
+ * the entry under the page-table lock and, with FOLL_GET or FOLL_PIN, takes its reference there
  * (try_grab_folio: one, or GUP_PIN_COUNTING_BIAS for a pin, which also sets MMF_HAS_PINNED);
  * the caller then owes put_page or unpin_user_page. Without either, the address is only good
  * while nothing else can free the page.
  */
 export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number, hold?: GupHold): KPath {
-  yield* mmap_read_lock(k, pc, mm);
-  const ret = yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags, hold);
-  yield* mmap_read_unlock(pc, mm);
-  return ret;
+  let tried = 0;
+  for (;;) {
+    yield* mmap_read_lock(k, pc, mm);
+    const ret = yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags | FOLL_UNLOCKABLE | tried, hold);
+    if (ret !== GUP_UNLOCKED) {
+      yield* mmap_read_unlock(pc, mm);
+      return ret;
+    }
+    // gup_signal_pending (no FOLL_INTERRUPTIBLE): only a fatal signal ends the retries.
+    if (__fatal_signal_pending(t)) return -EINTR;
+    tried = FOLL_TRIED;
+  }
 }
 
-/** get_user_page with mmap_lock already held for reading. */
+/**
+ * get_user_page with mmap_lock already held for reading. With FOLL_UNLOCKABLE a fault may drop
+ * it (VM_FAULT_RETRY): GUP_UNLOCKED then says the caller holds it no more.
+ */
 export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number, hold?: GupHold): KPath {
   const vma = mm.vmas.vma_lookup(addr);
   if (!vma) return -EFAULT;
@@ -197,8 +218,13 @@ export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmSt
         continue;
       }
     }
-    // faultin_page: a forced write to a read-only private VMA breaks COW without making the entry writable.
-    const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, write ? FAULT_FLAG_WRITE : 0));
+    // faultin_page: a forced write to a read-only private VMA breaks COW without making the entry
+    // writable; FOLL_UNLOCKABLE lets the fault drop mmap_lock and wait (FAULT_FLAG_ALLOW_RETRY, KILLABLE).
+    let fault_flags = write ? FAULT_FLAG_WRITE : 0;
+    if (gup_flags & FOLL_UNLOCKABLE) fault_flags |= FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE;
+    if (gup_flags & FOLL_TRIED) fault_flags |= FAULT_FLAG_TRIED;
+    const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, fault_flags));
+    if (r & VM_FAULT_RETRY) return GUP_UNLOCKED;
     if (r & VM_FAULT_OOM) return -ENOMEM;
     if (r & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)) return -EFAULT;
   }

@@ -9,11 +9,13 @@
  * the entry is clean) and unpin_user_pages_dirty_lock, so a MADV_FREE'd page written this way
  * is kept by reclaim although its entry stays clean.
  *
+ * A remote page in a userfaultfd range waits for the target's handler (FOLL_UNLOCKABLE: the
+ * fault drops mmap_lock, and the page is tried again).
+ *
  * XXX: no ptrace access check (mm_access's PTRACE_MODE_ATTACH_REALCREDS): the model's tasks
- * are root; pin_user_pages_remote never drops mmap_lock (no FOLL_UNLOCKABLE retry), so a fault
- * in a userfaultfd range is -EFAULT here where Linux waits for the handler.
+ * are root.
  */
-import { FOLL_PIN, FOLL_REMOTE, FOLL_TOUCH, FOLL_WRITE, GupHold, __get_user_page_locked, unpin_user_page } from './gup.js';
+import { FOLL_PIN, FOLL_REMOTE, FOLL_TOUCH, FOLL_TRIED, FOLL_UNLOCKABLE, FOLL_WRITE, GUP_UNLOCKED, GupHold, __get_user_page_locked, unpin_user_page } from './gup.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
@@ -23,7 +25,8 @@ import { import_iovec, type Iovec } from './splice.js';
 import { STEP_COPY, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user_partial, copy_to_user_partial, getU64 } from './uaccess.js';
-import { EFAULT, EINVAL, ESRCH } from './uapi.js';
+import { __fatal_signal_pending } from './signal.js';
+import { EFAULT, EINTR, EINVAL, ESRCH } from './uapi.js';
 
 const PAGE_SIZE = 4096;
 /** PVM_MAX_USER_PAGES: the most pages pinned at a time (two pages of struct page pointers). */
@@ -84,19 +87,35 @@ function* copy_page_iter(k: Kernel, pc: PerCpu, t: Task, pa: number, len: number
 }
 
 /**
- * pin_user_pages_remote: up to `nr_pages` pages of `mm` from `start`, under its mmap_lock for
- * reading, each through __get_user_page_locked with FOLL_PIN | FOLL_TOUCH | FOLL_REMOTE and
- * `gup_flags`; stops at the first page it cannot have. Returns the pinned pages' physical
- * addresses, or -errno when not even the first could be had.
+ * pin_user_pages_remote (__get_user_pages_locked with FOLL_UNLOCKABLE): up to `nr_pages` pages
+ * of `mm` from `start`, under its mmap_lock for reading, each through __get_user_page_locked
+ * with FOLL_PIN | FOLL_TOUCH | FOLL_REMOTE and `gup_flags`. A fault that dropped the lock (a
+ * userfault that waited for its handler) is retried on the same page with FOLL_TRIED once the
+ * lock is taken again, unless a fatal signal is pending (-EINTR if nothing was pinned). Stops at
+ * the first page it cannot have. Returns the pinned pages' physical addresses, or -errno when
+ * not even the first could be had; mmap_lock is released either way.
  */
 function* pin_user_pages_remote(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start: number, nr_pages: number, gup_flags: number, hold: GupHold): KSteps<number[] | number> {
   const pages: number[] = [];
-  yield* mmap_read_lock(k, pc, mm);
-  for (let n = 0; n < nr_pages; n++) {
-    const addr = start + n * PAGE_SIZE;
-    const pa = addr < mm.task_size ? yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags | FOLL_PIN | FOLL_TOUCH | FOLL_REMOTE, hold) : -EFAULT;
+  let locked = false;
+  let tried = 0;
+  while (pages.length < nr_pages) {
+    if (!locked) {
+      if (tried && __fatal_signal_pending(t)) return pages.length ? pages : -EINTR;
+      yield* mmap_read_lock(k, pc, mm);
+      locked = true;
+    }
+    const addr = start + pages.length * PAGE_SIZE;
+    const flags = gup_flags | FOLL_PIN | FOLL_TOUCH | FOLL_REMOTE | FOLL_UNLOCKABLE | tried;
+    const pa = addr < mm.task_size ? yield* __get_user_page_locked(k, pc, t, mm, addr, flags, hold) : -EFAULT;
+    if (pa === GUP_UNLOCKED) {
+      locked = false;
+      tried = FOLL_TRIED;
+      continue;
+    }
+    tried = 0;
     if (pa < 0) {
-      if (n === 0) {
+      if (pages.length === 0) {
         yield* mmap_read_unlock(pc, mm);
         return pa;
       }
@@ -104,7 +123,7 @@ function* pin_user_pages_remote(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, st
     }
     pages.push(pa - (pa % PAGE_SIZE));
   }
-  yield* mmap_read_unlock(pc, mm);
+  if (locked) yield* mmap_read_unlock(pc, mm);
   return pages;
 }
 

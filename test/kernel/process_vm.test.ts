@@ -161,3 +161,73 @@ test('import_iovec reads the iovecs one by one: a negative length before an unre
   });
   assert.deepEqual([7, 9, 11].map((i) => ret(sys, i)), [errno(EINVAL), errno(EINVAL), errno(EFAULT)]);
 });
+
+// userfaultfd: a remote page in a registered range waits for the handler (pin_user_pages_remote
+// and get_user_pages_unlocked pass FOLL_UNLOCKABLE, so handle_userfault may drop mmap_lock and
+// sleep; __get_user_pages_locked then retries the page with FOLL_TRIED). On the host the same
+// process_vm_readv and vmsplice block until UFFDIO_COPY and then return the copied bytes.
+const UFFDIO_API = 0xc018aa3f, UFFDIO_REGISTER = 0xc020aa00, UFFDIO_COPY = 0xc028aa03, MODE_MISSING = 1;
+const THREAD = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000;
+const st = (addr: string, value: number | bigint | string): Op => ({ op: 'store', addr, value });
+
+/** $buf (3 pages), $area (one page registered for missing faults on $uffd), the source page at $buf+4096 holding ABCDEFGH. Ops 0..11. */
+const uffdPrologue: Op[] = [
+  mmapAnon('buf', 3 * 4096), // 0
+  mmapAnon('area', 4096), // 1
+  { op: 'syscall', name: 'userfaultfd', args: [0], into: 'uffd' }, // 2
+  st('$buf', 0xaa), st('$buf+8', 0), sc('ioctl', '$uffd', UFFDIO_API, '$buf'), // 3..5
+  st('$buf+64', '$area'), st('$buf+72', 4096), st('$buf+80', MODE_MISSING), sc('ioctl', '$uffd', UFFDIO_REGISTER, '$buf+64'), // 6..9
+  st('$buf+4096', ABCDEFGH), // 10
+  { op: 'syscall', name: 'getpid', into: 'me' }, // 11
+];
+/** The handler: reads one message, then UFFDIO_COPY of the source page onto $area. */
+const uffdHandler: Op[] = [
+  sc('read', '$uffd', '$buf+128', 32), // 0
+  { op: 'load', addr: '$buf+136', into: 'flags' }, // 1: msg.arg.pagefault.flags
+  st('$buf+192', '$area'), st('$buf+200', '$buf+4096'), st('$buf+208', 4096), st('$buf+216', 0), sc('ioctl', '$uffd', UFFDIO_COPY, '$buf+192'), // 2..6
+];
+
+test('process_vm_readv and process_vm_writev of a userfaultfd range wait for the handler thread on another CPU (FOLL_UNLOCKABLE), then move the bytes', () => {
+  const read = runProgram({
+    main: [
+      ...uffdPrologue, // 0..11
+      ...iov('$buf', 256, '$buf+8192', 8), // 12, 13
+      ...iov('$buf', 272, '$area', 8), // 14, 15
+      { op: 'syscall', name: 'clone', args: [THREAD, 0, 0, 0, 0], into: 'tid', child: uffdHandler, cpu: 1 }, // 16
+      sc('process_vm_readv', '$me', '$buf+256', 1, '$buf+272', 1, 0), // 17
+      { op: 'load', addr: '$buf+8192', into: 'got' }, // 18
+    ],
+  }, { cpus: 2 }).sys;
+  assert.deepEqual([17, 18].map((i) => ret(read, i)), [8n, ABCDEFGH]);
+  assert.equal(ret(read, 1, 'main.16.child'), 0n, 'a read fault: no UFFD_PAGEFAULT_FLAG_WRITE');
+  assert.equal(ret(read, 6, 'main.16.child'), 0n);
+  const write = runProgram({
+    main: [
+      ...uffdPrologue, // 0..11
+      st('$buf+8192', 0x216e657474697277n), // 12
+      ...iov('$buf', 256, '$buf+8192', 8), // 13, 14
+      ...iov('$buf', 272, '$area+8', 8), // 15, 16
+      { op: 'syscall', name: 'clone', args: [THREAD, 0, 0, 0, 0], into: 'tid', child: uffdHandler, cpu: 1 }, // 17
+      sc('process_vm_writev', '$me', '$buf+256', 1, '$buf+272', 1, 0), // 18
+      { op: 'load', addr: '$area', into: 'a0' }, // 19: the copied page's first bytes
+      { op: 'load', addr: '$area+8', into: 'a1' }, // 20: then what process_vm_writev wrote
+    ],
+  }, { cpus: 2 }).sys;
+  assert.deepEqual([18, 19, 20].map((i) => ret(write, i)), [8n, ABCDEFGH, 0x216e657474697277n]);
+  assert.equal(ret(write, 1, 'main.17.child'), 1n, 'a write fault: UFFD_PAGEFAULT_FLAG_WRITE');
+});
+
+test('vmsplice of a userfaultfd range waits for the handler (get_user_pages_unlocked), and the pipe then holds the copied page', () => {
+  const { sys } = runProgram({
+    main: [
+      ...uffdPrologue, // 0..11
+      sc('pipe', '$buf+512'), // 12: uffd is 3, so the pipe is 4, 5
+      ...iov('$buf', 256, '$area', 8), // 13, 14
+      { op: 'syscall', name: 'clone', args: [THREAD, 0, 0, 0, 0], into: 'tid', child: uffdHandler, cpu: 1 }, // 15
+      sc('vmsplice', 5, '$buf+256', 1, 0), // 16
+      sc('read', 4, '$buf+8192', 8), // 17
+      { op: 'load', addr: '$buf+8192', into: 'got' }, // 18
+    ],
+  }, { cpus: 2 });
+  assert.deepEqual([16, 17, 18].map((i) => ret(sys, i)), [8n, 8n, ABCDEFGH]);
+});
