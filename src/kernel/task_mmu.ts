@@ -19,8 +19,8 @@
  * (THPeligible says whether the VMA could have them, huge_memory.ts: under
  * CONFIG_TRANSPARENT_HUGEPAGE_MADVISE, Debian's default, only an anonymous VMA marked
  * MADV_HUGEPAGE holding an aligned 2 MiB; AnonHugePages stays 0). The program's text and
- * read-only data are not files in the model: their VMAs show the model's names [text] and
- * [rodata] with no device or inode, where Linux shows the executable's path. A private mapping
+ * read-only data are not files in the model: their lines carry the program's path with no
+ * device or inode (vma_name), and smaps and pagemap count their pages as anonymous. A private mapping
  * of /dev/zero is plain anonymous memory in the model (Linux keeps the file and shows
  * /dev/zero).
  */
@@ -104,16 +104,27 @@ interface MapName {
   name: string;
 }
 
+/** The program image's first address (TEXT_BASE): its file offset 0. */
+const IMAGE_BASE = 0x400000;
+
 /**
  * get_vma_name and show_map_vma's `if (vma->vm_file)`: a tmpfs file's path, device and inode;
  * shared anonymous memory is shmem_zero_setup's unlinked "dev/zero" file (`/dev/zero
  * (deleted)` on shm_mnt; XXX: its inode number is the model's object id, where Linux counts
- * get_next_ino); otherwise the model's own name ([stack], [heap], [text], [rodata]) or none.
+ * get_next_ino); otherwise the model's own name ([stack], [heap]) or none.
+ *
+ * The program's text and read-only data: Linux maps them from the executable and prints its
+ * path, device, inode and the segment's file offset. The model's image is no file, but a reader
+ * comparing with a real /proc/self/maps looks for the program's path on those lines, so they
+ * carry it (mm.exe_path) with the offsets a linker gives a non-PIE executable loaded at
+ * 0x400000 (the text at offset 0, the data after it, as vm_pgoff keeps them through splits and
+ * moves), and device 00:00 and inode 0: there is no file to number.
  */
-function vma_name(k: Kernel, v: Vma): MapName {
+function vma_name(k: Kernel, mm: MmStruct, v: Vma): MapName {
   const obj = v.shmem;
   if (obj && obj.file) return { dev: obj.file.dev, ino: obj.file.ino, pgoff: v.vm_pgoff * PAGE_SIZE, name: inode_path(k.vfs, obj.file) };
   if (obj) return { dev: SHM_MNT_DEV, ino: obj.id, pgoff: v.vm_pgoff * PAGE_SIZE, name: '/dev/zero (deleted)' };
+  if ((v.name === '[text]' || v.name === '[rodata]') && mm.exe_path) return { dev: 0, ino: 0, pgoff: v.vm_pgoff * PAGE_SIZE - IMAGE_BASE, name: mm.exe_path };
   return { dev: 0, ino: 0, pgoff: 0, name: v.name };
 }
 
@@ -137,7 +148,7 @@ const GATE_NAME: Readonly<MapName> = { dev: 0, ino: 0, pgoff: 0, name: '[vsyscal
 /** show_map for every VMA of `mm` and the gate VMA: /proc/PID/maps's text. The caller holds mmap_lock. */
 export function show_maps(k: Kernel, mm: MmStruct): string {
   let s = '';
-  for (const v of mm.vmas.list) s += show_map_line(v.vm_start, v.vm_end, v.vm_flags, vma_name(k, v));
+  for (const v of mm.vmas.list) s += show_map_line(v.vm_start, v.vm_end, v.vm_flags, vma_name(k, mm, v));
   return s + show_map_line(GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME);
 }
 
@@ -311,7 +322,7 @@ export function* show_smaps(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct): KStep
     yield* smap_gather_stats(k, pc, t, mm, v, mss);
     // thp_vma_allowable_orders(vma, vma->vm_flags, TVA_SMAPS | TVA_ENFORCE_SYSFS, THP_ORDERS_ALL): only the PMD order is enabled.
     const thp = thp_vma_allowable_pmd(v, v.vm_flags, true, true);
-    s += show_smap_text(k, v.vm_start, v.vm_end, v.vm_flags | (v.softdirty ? VM_SOFTDIRTY : 0), vma_name(k, v), v.vm_pkey, v.shadowStack, mss, thp);
+    s += show_smap_text(k, v.vm_start, v.vm_end, v.vm_flags | (v.softdirty ? VM_SOFTDIRTY : 0), vma_name(k, mm, v), v.vm_pkey, v.shadowStack, mss, thp);
   }
   // The gate VMA: nothing of it is counted (it has no mm), its only flag is VM_EXEC.
   return s + show_smap_text(k, GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME, 0, false, new MemSizeStats(), false);
