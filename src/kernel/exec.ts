@@ -91,6 +91,8 @@ export function load_image(k: Kernel, image: ProgramImage, nopti = false, rlim_s
 /** The VMAs and the read-only data of `image` in the empty `mm`, each counted (vm_stat_account); false if memory ran out. */
 function build_image_mm(k: Kernel, mm: MmStruct, image: ProgramImage, stackSize: number): boolean {
   const may = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  // set_mm_exe_file: the program's path, resolved from the root directory.
+  mm.exe_path = image.name.startsWith('/') ? image.name : `/${image.name}`;
   const text = new Vma(0x400000, image.textEnd, VM_READ | VM_EXEC | may, 0x400000 / 4096);
   text.name = '[text]';
   mm.vmas.insert(text);

@@ -208,6 +208,7 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
   mm.brk = oldmm.brk;
   mm.start_data = oldmm.start_data;
   mm.end_data = oldmm.end_data;
+  mm.exe_path = oldmm.exe_path;
   mm.total_vm = oldmm.total_vm;
   mm.data_vm = oldmm.data_vm;
   mm.exec_vm = oldmm.exec_vm;

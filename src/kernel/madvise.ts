@@ -23,9 +23,16 @@
  * deactivates the folio; PAGEOUT isolates it and, once the PTE table's lock is dropped,
  * reclaims it (vmscan.ts reclaim_pages).
  *
- * XXX: the model has no KSM, transparent huge pages or memory failure, so MADV_MERGEABLE,
- * MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLLAPSE, MADV_HWPOISON and
- * MADV_SOFT_OFFLINE are -EINVAL (Debian's 6.12 accepts them); no mseal (can_modify_vma_madv
+ * KSM, transparent huge pages and memory failure are configured in, as in Debian's 6.12
+ * (CONFIG_KSM, CONFIG_TRANSPARENT_HUGEPAGE with the madvise default, CONFIG_MEMORY_FAILURE), but
+ * the model has no ksmd, no huge pages and no poisoned pages (ksm.ts, khugepaged.ts):
+ * MADV_MERGEABLE and MADV_UNMERGEABLE set and clear VM_MERGEABLE (ksm_madvise), MADV_HUGEPAGE
+ * and MADV_NOHUGEPAGE VM_HUGEPAGE and VM_NOHUGEPAGE (hugepage_madvise), both as flags on the
+ * VMAs; MADV_COLLAPSE scans the range as madvise_collapse does and fails where it would
+ * allocate a huge page; MADV_HWPOISON and MADV_SOFT_OFFLINE check the caller and look each page
+ * up (madvise_inject_error) but poison nothing.
+ *
+ * XXX: no mseal (can_modify_vma_madv
  * always allows); no VM_DROPPABLE flag (MADV_KEEPONFORK and MADV_DODUMP accept a MAP_DROPPABLE
  * mapping, which Linux refuses); a private /dev/zero mapping counts as having no file
  * (MADV_WIPEONFORK takes it); MADV_COLD and MADV_PAGEOUT leave
@@ -44,19 +51,23 @@ import { folio_free_swap, free_swap_and_cache } from './swap.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import {
-  EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, MADV_COLD, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP, MADV_DONTFORK, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
-  MADV_KEEPONFORK, MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_WIPEONFORK,
+  CAP_SYS_ADMIN, EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, MADV_COLD, MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP, MADV_DONTFORK, MADV_DONTNEED,
+  MADV_DONTNEED_LOCKED, MADV_FREE, MADV_HUGEPAGE, MADV_HWPOISON, MADV_KEEPONFORK, MADV_MERGEABLE, MADV_NOHUGEPAGE, MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
+  MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL, MADV_SOFT_OFFLINE, MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK,
 } from './uapi.js';
+import { capable } from './capability.js';
+import { ksm_madvise } from './ksm.js';
+import { hugepage_madvise, madvise_collapse } from './khugepaged.js';
 import {
   VM_DONTCOPY, VM_DONTDUMP, VM_IO, VM_LOCKED, VM_MAYWRITE, VM_PFNMAP, VM_RAND_READ, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, type Vma,
 } from './vma.js';
-import { check_vma_flags, __get_user_page_locked, FOLL_TOUCH, FOLL_WRITE } from './gup.js';
+import { check_vma_flags, get_user_page, __get_user_page_locked, FOLL_GET, FOLL_TOUCH, FOLL_WRITE, GupHold, gup_put_page } from './gup.js';
 import type { MmStruct } from './mm.js';
 import { cond_resched } from './sched.js';
 import { read_swap_cache_async } from './swap.js';
 import { folio_isolate_lru, folio_list, reclaim_pages } from './vmscan.js';
 
-/** madvise_behavior_valid, for the advice the model has (see the header for the rest). */
+/** madvise_behavior_valid, with CONFIG_KSM, CONFIG_TRANSPARENT_HUGEPAGE and CONFIG_MEMORY_FAILURE. */
 function madvise_behavior_valid(behavior: number): boolean {
   switch (behavior) {
     case MADV_DOFORK:
@@ -73,10 +84,17 @@ function madvise_behavior_valid(behavior: number): boolean {
     case MADV_PAGEOUT:
     case MADV_POPULATE_READ:
     case MADV_POPULATE_WRITE:
+    case MADV_MERGEABLE:
+    case MADV_UNMERGEABLE:
+    case MADV_HUGEPAGE:
+    case MADV_NOHUGEPAGE:
+    case MADV_COLLAPSE:
     case MADV_DONTDUMP:
     case MADV_DODUMP:
     case MADV_WIPEONFORK:
     case MADV_KEEPONFORK:
+    case MADV_SOFT_OFFLINE:
+    case MADV_HWPOISON:
       return true;
     default:
       return false;
@@ -95,6 +113,7 @@ function madvise_need_mmap_write(behavior: number): boolean {
     case MADV_FREE:
     case MADV_POPULATE_READ:
     case MADV_POPULATE_WRITE:
+    case MADV_COLLAPSE:
       return false;
     default:
       return true;
@@ -104,7 +123,8 @@ function madvise_need_mmap_write(behavior: number): boolean {
 /**
  * madvise(start, len_in, behavior) (do_madvise), in Linux's order: advice the model lacks, a
  * misaligned start, a length that overflows when page-aligned, or an end that wraps (-EINVAL);
- * 0 for an empty range. Then under mmap_lock (for writing for the advice that changes VMAs):
+ * 0 for an empty range; MADV_HWPOISON and MADV_SOFT_OFFLINE go to madvise_inject_error over
+ * [start, start + len_in) without mmap_lock. Then under mmap_lock (for writing for the advice that changes VMAs):
  * MADV_POPULATE_READ and MADV_POPULATE_WRITE fault the range in (madvise_populate); any other
  * advice visits each VMA of the range (madvise_walk_vmas), a hole giving -ENOMEM once the rest
  * is done, the first VMA's error ending it.
@@ -119,6 +139,7 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]
   const end = start + len;
   if (end > 0xffffffffffffffffn) return -EINVAL;
   if (end === start) return 0;
+  if (behavior === MADV_HWPOISON || behavior === MADV_SOFT_OFFLINE) return madvise_inject_error(k, pc, t, start, start + lenIn);
   const mm = t.mm!;
   const write = madvise_need_mmap_write(behavior);
   return (function* (): KPath {
@@ -133,6 +154,36 @@ export function sys_madvise(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]
     if (write) yield* mmap_write_unlock(pc, mm);
     else yield* mmap_read_unlock(pc, mm);
     return error;
+  })();
+}
+
+/**
+ * madvise_inject_error for MADV_HWPOISON and MADV_SOFT_OFFLINE over [start, end), `end` being
+ * start + len_in, not page-aligned: without CAP_SYS_ADMIN -EPERM; then each page in turn is
+ * looked up as get_user_pages_fast(start, 1, 0) does (reading, faulting it in; an address no
+ * VMA holds, past TASK_SIZE_MAX or that cannot be faulted in is its error, -EFAULT or -ENOMEM)
+ * and its reference handed to memory_failure or soft_offline_page, here put at once. Returns 0.
+ *
+ * XXX: neither memory_failure nor soft_offline_page is modelled, so the pages stay as they were.
+ * For MADV_HWPOISON that is the answer of a page hwpoison_filter lets alone (-EOPNOTSUPP, made 0);
+ * on Linux the page is unmapped from every process, its entries become hwpoison entries (a later
+ * access is SIGBUS with BUS_MCEERR_AR) and a dirty page kills the caller at once with SIGBUS
+ * BUS_MCEERR_AR. For MADV_SOFT_OFFLINE Linux moves the contents to another frame (pagemap shows
+ * a new frame number) and takes the old one out of use; the program sees the same bytes.
+ */
+function madvise_inject_error(k: Kernel, pc: PerCpu, t: Task, start: bigint, end: bigint): number | KPath {
+  if (!capable(t, CAP_SYS_ADMIN)) return -EPERM;
+  const mm = t.mm!;
+  return (function* (): KPath {
+    for (; start < end; start += 4096n) {
+      // gup_fast_fallback: a page past TASK_SIZE_MAX is -EFAULT.
+      if (start + 4096n > BigInt(mm.task_size)) return -EFAULT;
+      const hold = new GupHold();
+      const pa = yield* get_user_page(k, pc, t, mm, Number(start), FOLL_GET | FOLL_TOUCH, hold);
+      if (pa < 0) return pa;
+      gup_put_page(k, Math.floor(pa / 4096), hold);
+    }
+    return 0;
   })();
 }
 
@@ -166,10 +217,12 @@ function* madvise_walk_vmas(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, start:
 /**
  * madvise_vma_behavior for [start, end) of `vma`: the advice that acts on pages runs here
  * (MADV_REMOVE, MADV_WILLNEED, MADV_COLD, MADV_PAGEOUT, MADV_FREE, MADV_DONTNEED,
- * MADV_DONTNEED_LOCKED); the rest computes the VMA's new flags, refusing MADV_DOFORK on VM_IO,
- * MADV_WIPEONFORK on a file or shared mapping and MADV_DODUMP on a VM_SPECIAL one (-EINVAL),
- * and applies them (madvise_update_vma), its -ENOMEM made -EAGAIN. Returns an error, the VMA
- * now covering `start` (`*prev`), or null when mmap_lock was dropped meanwhile.
+ * MADV_DONTNEED_LOCKED, MADV_COLLAPSE); the rest computes the VMA's new flags, refusing
+ * MADV_DOFORK on VM_IO, MADV_WIPEONFORK on a file or shared mapping and MADV_DODUMP on a
+ * VM_SPECIAL one (-EINVAL), MADV_MERGEABLE and MADV_UNMERGEABLE through ksm_madvise,
+ * MADV_HUGEPAGE and MADV_NOHUGEPAGE through hugepage_madvise, and applies them
+ * (madvise_update_vma), its -ENOMEM made -EAGAIN. Returns an error, the VMA now covering
+ * `start` (`*prev`), or null when mmap_lock was dropped meanwhile.
  */
 function* madvise_vma_behavior(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma: Vma, start: number, end: number, behavior: number): KSteps<number | Vma | null> {
   let new_flags = vma.vm_flags;
@@ -241,6 +294,17 @@ function* madvise_vma_behavior(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, vma
       if (new_flags & VM_SPECIAL) return -EINVAL;
       new_flags &= ~VM_DONTDUMP;
       break;
+    case MADV_MERGEABLE:
+    case MADV_UNMERGEABLE:
+      // ksm_madvise never fails in the model (no __ksm_enter allocation, nothing to unmerge).
+      new_flags = ksm_madvise(vma, behavior, new_flags);
+      break;
+    case MADV_HUGEPAGE:
+    case MADV_NOHUGEPAGE:
+      new_flags = hugepage_madvise(behavior, new_flags);
+      break;
+    case MADV_COLLAPSE:
+      return yield* madvise_collapse(k, pc, t, mm, vma, start, end);
   }
   const u = madvise_update_vma(mm, vma, start, end, new_flags);
   return u === -ENOMEM ? -EAGAIN : u;

@@ -60,6 +60,11 @@ export class MmStruct {
   brk = 0;
   start_data = 0;
   end_data = 0;
+  /**
+   * exe_file's path (/proc/PID/maps names the program's text and read-only data with it): the
+   * name the image was executed or spawned by, made absolute from the root ('' before execve).
+   */
+  exe_path = '';
   /** def_flags: flags every new mapping gets (VM_LOCKED, VM_LOCKONFAULT after mlockall MCL_FUTURE). */
   def_flags = 0;
   /** Resident anonymous and shmem pages mapped (MM_ANONPAGES + MM_SHMEMPAGES). */

@@ -1,6 +1,8 @@
 /**
  * procfs (fs/proc/root.c, base.c, array.c): /proc with a directory per live task, looked up
- * by its number, and `self`, each holding mem, maps, smaps, pagemap and status.
+ * by its number, and `self`, each holding mem, maps, smaps, pagemap, status, clear_refs and
+ * task/, where each thread of the group has a directory with the same files (tid_base_stuff),
+ * showing that thread.
  *
  * - mem (proc_mem_operations): the mm is taken when the file is opened (proc_mem_open: none
  *   for a task without one, -ESRCH); reads and writes go through access_remote_vm, a page at
@@ -18,8 +20,8 @@
  *   file pages; 4 clears the soft-dirty state (task_mmu.ts); 5 resets the RSS high-water mark.
  *
  * XXX: Linux's `self` is a symlink to the caller's tgid; the model has no symlinks, so the
- * lookup in /proc resolves `self` itself. No readdir (the model has no getdents), no
- * /proc/PID/task, no ptrace access checks (every task is root: PTRACE_MODE_ATTACH and
+ * lookup in /proc resolves `self` itself. No readdir of /proc, /proc/PID or task/ (the
+ * model has no getdents64), no ptrace access checks (every task is root: PTRACE_MODE_ATTACH and
  * PTRACE_MODE_READ always pass). procfs's device number is the host's (0:21); its inode numbers are the
  * model's own count.
  */
@@ -34,9 +36,9 @@ import { mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock } 
 import { PG_anon, PG_dirty } from './page.js';
 import { pte_none, pte_pfn, pte_present, _PAGE_SPECIAL } from './pgtable.js';
 import { STEP_COPY, type KSteps } from './steps.js';
-import { CAP_FULL_SET, type Task } from './task.js';
+import { CAP_FULL_SET, type SigPending, type Task, type ThreadGroup } from './task.js';
 import { copy_from_user, copy_to_user, copy_to_user_partial } from './uaccess.js';
-import { EFAULT, EINVAL, EIO, ERANGE, ESRCH, S_IFDIR, S_IFREG, SEEK_CUR, SEEK_SET, SIG_DFL, SIG_IGN } from './uapi.js';
+import { EFAULT, EINVAL, EIO, ERANGE, ESRCH, RLIMIT_SIGPENDING, S_IFDIR, S_IFREG, SEEK_CUR, SEEK_SET, SIG_DFL, SIG_IGN, SIGKILL } from './uapi.js';
 import { Inode } from './vfs.js';
 import { CLEAR_REFS_ALL, CLEAR_REFS_LAST, CLEAR_REFS_MM_HIWATER_RSS, clear_refs_mm, pagemap_walk, PM_ENTRY_BYTES, show_maps, show_smaps } from './task_mmu.js';
 import { VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vma.js';
@@ -112,23 +114,64 @@ function proc_root_lookup(state: ProcRoot, root: Inode, name: string, t: Task | 
   if (pid < 0 || !get_pid_task(state.k, pid)) return null;
   let dir = state.dirs.get(pid);
   if (!dir) {
-    dir = proc_inode(state, S_IFDIR | 0o555, pid);
-    dir.parent = root;
-    const entries = dir.entries!;
-    dir.lookup = (fname) => entries.get(fname) ?? null;
-    const files: [string, number, FileOperations][] = [
-      ['mem', 0o600, proc_mem_operations], ['maps', 0o444, proc_pid_maps_operations], ['smaps', 0o444, proc_pid_smaps_operations],
-      ['pagemap', 0o400, proc_pagemap_operations], ['status', 0o444, proc_pid_status_operations], ['clear_refs', 0o200, proc_clear_refs_operations],
-    ];
-    for (const [fname, mode, fops] of files) {
-      const f = proc_inode(state, S_IFREG | mode, pid);
-      f.i_fop = opaque(fops);
-      f.name = fname;
-      dir.entries!.set(fname, f);
-    }
+    dir = proc_pid_dir(state, root, pid);
+    const task = proc_inode(state, S_IFDIR | 0o555, pid);
+    task.parent = dir;
+    task.name = 'task';
+    const threads = new Map<number, Inode>();
+    task.lookup = (tname) => proc_task_lookup(state, task, threads, tname);
+    dir.entries!.set('task', task);
     state.dirs.set(pid, dir);
   }
   return dir;
+}
+
+/**
+ * The files tgid_base_stuff and tid_base_stuff both have, of the model's: mem, maps, smaps,
+ * pagemap, status and clear_refs, each with its mode and operations.
+ */
+function pid_files(): [string, number, Readonly<FileOperations>][] {
+  return [
+    ['mem', 0o600, proc_mem_operations], ['maps', 0o444, proc_pid_maps_operations], ['smaps', 0o444, proc_pid_smaps_operations],
+    ['pagemap', 0o400, proc_pagemap_operations], ['status', 0o444, proc_pid_status_operations], ['clear_refs', 0o200, proc_clear_refs_operations],
+  ];
+}
+
+/** A directory for task `pid` under `parent` holding pid_files() (proc_pid_instantiate, proc_task_instantiate). */
+function proc_pid_dir(state: ProcRoot, parent: Inode, pid: number): Inode {
+  const dir = proc_inode(state, S_IFDIR | 0o555, pid);
+  dir.parent = parent;
+  const entries = dir.entries!;
+  dir.lookup = (fname) => entries.get(fname) ?? null;
+  for (const [fname, mode, fops] of pid_files()) {
+    const f = proc_inode(state, S_IFREG | mode, pid);
+    f.i_fop = opaque(fops);
+    f.name = fname;
+    entries.set(fname, f);
+  }
+  return dir;
+}
+
+/**
+ * proc_task_lookup: in /proc/PID/task, a number is a thread of PID's thread group
+ * (same_thread_group), while PID's task and the thread are both there; anything else is not.
+ * The thread's directory has tid_base_stuff's files, which show that thread (its status: its
+ * State, Pid, pending and blocked signals; the files of its mm: the group's). Each directory is
+ * made once per task/ directory (`threads`).
+ */
+function proc_task_lookup(state: ProcRoot, dir: Inode, threads: Map<number, Inode>, name: string): Inode | null {
+  const leader = get_proc_task(state.k, dir);
+  if (!leader) return null;
+  const tid = name_to_int(name);
+  if (tid < 0) return null;
+  const task = get_pid_task(state.k, tid);
+  if (!task || task.group !== leader.group) return null;
+  let tdir = threads.get(tid);
+  if (!tdir) {
+    tdir = proc_pid_dir(state, dir, tid);
+    threads.set(tid, tdir);
+  }
+  return tdir;
 }
 
 /** get_pid_task: the task with id `pid`, while it has not been released (a zombie still has one). */
@@ -526,6 +569,29 @@ function task_mem(k: Kernel, t: Task, mm: MmStruct): string {
   );
 }
 
+/**
+ * task_sig's qsize: the user's UCOUNT_RLIMIT_SIGPENDING, the sigqueue entries allocated for it
+ * and not yet freed. Every task is root in the model, so this counts the queued siginfo of
+ * every task not yet released (a zombie's stay until release_task flushes them), per thread
+ * and per thread group, less SIGKILL, for which __send_signal_locked queues nothing.
+ */
+function sigqueue_count(k: Kernel): number {
+  let n = 0;
+  const groups = new Set<ThreadGroup>();
+  const count = (p: SigPending): void => {
+    for (const info of p.list) if (info.signo !== SIGKILL) n++;
+  };
+  for (const t of k.tasks.values()) {
+    if (t.state === 'dead') continue;
+    count(t.pending);
+    if (!groups.has(t.group)) {
+      groups.add(t.group);
+      count(t.group.shared_pending);
+    }
+  }
+  return n;
+}
+
 /** proc_task_name: comm, the basename of what was executed, at most 15 bytes, with \, newline and tab escaped. */
 function task_name(t: Task): string {
   const name = t.image ? t.image.name.slice(t.image.name.lastIndexOf('/') + 1).slice(0, 15) : '';
@@ -536,10 +602,10 @@ function task_name(t: Task): string {
  * proc_pid_status: Name; task_state (Umask while the task has its fs, State, the ids, Uid and
  * Gid (root), FDSize, Groups, NStgid, NSpid, Kthread); task_mem, CoreDumping, THP_enabled and
  * untag_mask when it has an mm; task_sig (Threads, the pending, blocked, ignored and caught
- * sets); task_cap; NoNewPrivs and Seccomp; Cpus_allowed and Mems_allowed. XXX: left out for
- * what the model does not have: NSpgid and NSsid (no process groups or sessions), SigQ (no
- * RLIMIT_SIGPENDING), the Speculation_* lines (no speculation controls) and the context-switch
- * counts. 6.12 prints no x86_Thread_features lines (arch_proc_pid_thread_features came later).
+ * sets, SigQ); task_cap; NoNewPrivs and Seccomp; Cpus_allowed and Mems_allowed; the context
+ * switch counts. XXX: left out for what the model does not have: NSpgid and NSsid (no process
+ * groups or sessions) and the Speculation_* lines (no speculation controls). 6.12 prints no
+ * x86_Thread_features lines (arch_proc_pid_thread_features came later).
  */
 function proc_pid_status(k: Kernel, t: Task): string {
   const g = t.group;
@@ -563,6 +629,7 @@ function proc_pid_status(k: Kernel, t: Task): string {
     else if (h !== SIG_DFL) cgt |= 1n << BigInt(sig - 1);
   }
   s += `Threads:\t${g.live}\n`;
+  s += `SigQ:\t${sigqueue_count(k)}/${g.rlim_cur[RLIMIT_SIGPENDING]}\n`;
   s += `SigPnd:\t${hex16(t.pending.signal)}\nShdPnd:\t${hex16(g.shared_pending.signal)}\nSigBlk:\t${hex16(t.blocked)}\nSigIgn:\t${hex16(ign)}\nSigCgt:\t${hex16(cgt)}\n`;
   s += `CapInh:\t${hex16(0n)}\nCapPrm:\t${hex16(t.capPermitted)}\nCapEff:\t${hex16(t.capEffective)}\nCapBnd:\t${hex16(CAP_FULL_SET)}\nCapAmb:\t${hex16(0n)}\n`;
   s += 'NoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\n';
@@ -571,6 +638,7 @@ function proc_pid_status(k: Kernel, t: Task): string {
   s += `Cpus_allowed:\t${bitmap_string(cpu, ncpus)}\nCpus_allowed_list:\t${bitmap_list(cpu, ncpus)}\n`;
   const node = (i: number): boolean => i === 0;
   s += `Mems_allowed:\t${bitmap_string(node, MAX_NUMNODES)}\nMems_allowed_list:\t${bitmap_list(node, MAX_NUMNODES)}\n`;
+  s += `voluntary_ctxt_switches:\t${t.nvcsw}\nnonvoluntary_ctxt_switches:\t${t.nivcsw}\n`;
   return s;
 }
 

@@ -71,6 +71,8 @@ export function schedule(k: Kernel, pc: PerCpu): void {
   // __schedule_bug: a task may not give the CPU up inside a spinlock or a get_cpu() region.
   if (pc.preempt_count > 0 && prev) k.report(pc, 'schedule', `BUG: scheduling while atomic: task ${prev.tid}, preempt_count ${pc.preempt_count}`);
   if (prev) prev.need_resched = false;
+  // __schedule's switch_count: nvcsw for a task that is not TASK_RUNNING, nivcsw for one that is (preempted, or sched_yield); counted below when another task runs.
+  const voluntary = prev !== null && prev.state !== 'running';
   if (prev && prev.state === 'running') {
     prev.state = 'runnable';
     // migration_cpu_stop: a task whose affinity no longer holds this CPU is moved as it leaves
@@ -82,6 +84,10 @@ export function schedule(k: Kernel, pc: PerCpu): void {
     } else pc.runqueue.push(prev);
   }
   const next = pc.runqueue.length > 0 ? pc.runqueue.shift()! : null;
+  if (prev && next !== prev) {
+    if (voluntary) prev.nvcsw++;
+    else prev.nivcsw++;
+  }
   context_switch(k, pc, prev, next);
 }
 

@@ -121,6 +121,9 @@ export class Task {
   cpus_mask = 0xffffffffffffffffn;
   /** TIF_NEED_RESCHED: the scheduler wants the CPU back at the next preemption point. */
   need_resched = false;
+  /** nvcsw and nivcsw: switches away from the task while it slept (voluntary) and while it could run (involuntary). */
+  nvcsw = 0;
+  nivcsw = 0;
   /** A CPU the task is to be moved to when it next gives its CPU up (the explorer's migration), or -1. */
   migrate_to = -1;
   /** The view of the task's CPU its kernel paths use (this_cpu.ts), made on first use. */

@@ -15,11 +15,12 @@
  * (vma_set_page_prot's writenotify): the model computes PTE protections from the flags, so a
  * page of such a mapping first faulted in by a read after clear_refs is writable and a later
  * write to it is not seen; the PTEs present at clear_refs are write-protected as Linux does.
- * No gate VMA other than [vsyscall]
- * (no vDSO or vvar), no hugetlb and no THP (THPeligible is 0: without MADV_HUGEPAGE no VMA is
- * eligible under CONFIG_TRANSPARENT_HUGEPAGE_MADVISE, Debian's default). The program's text and
- * read-only data are not files in the model: their VMAs show the model's names [text] and
- * [rodata] with no device or inode, where Linux shows the executable's path. A private mapping
+ * No gate VMA other than [vsyscall] (no vDSO or vvar), no hugetlb and no huge pages
+ * (THPeligible says whether the VMA could have them, huge_memory.ts: under
+ * CONFIG_TRANSPARENT_HUGEPAGE_MADVISE, Debian's default, only an anonymous VMA marked
+ * MADV_HUGEPAGE holding an aligned 2 MiB; AnonHugePages stays 0). The program's text and
+ * read-only data are not files in the model: their lines carry the program's path with no
+ * device or inode (vma_name), and smaps and pagemap count their pages as anonymous. A private mapping
  * of /dev/zero is plain anonymous memory in the model (Linux keeps the file and shows
  * /dev/zero).
  */
@@ -40,9 +41,11 @@ import { STEP_ATOMIC, STEP_READ, STEP_WRITE, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import type { Inode, Vfs } from './vfs.js';
 import {
-  VM_ACCOUNT, VM_DONTCOPY, VM_DONTEXPAND, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE, VM_READ, VM_SHARED,
+  VM_ACCOUNT, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_EXEC, VM_GROWSDOWN, VM_HUGEPAGE, VM_IO, VM_LOCKED, VM_LOCKONFAULT, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE,
+  VM_MAYWRITE, VM_MERGEABLE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_NORESERVE, VM_PFNMAP, VM_RAND_READ, VM_READ, VM_SEQ_READ, VM_SHARED, VM_UFFD_MISSING, VM_UFFD_WP,
   VM_WIPEONFORK, VM_WRITE, type Vma,
 } from './vma.js';
+import { thp_vma_allowable_pmd } from './huge_memory.js';
 
 const PAGE_SIZE = 4096;
 
@@ -101,16 +104,27 @@ interface MapName {
   name: string;
 }
 
+/** The program image's first address (TEXT_BASE): its file offset 0. */
+const IMAGE_BASE = 0x400000;
+
 /**
  * get_vma_name and show_map_vma's `if (vma->vm_file)`: a tmpfs file's path, device and inode;
  * shared anonymous memory is shmem_zero_setup's unlinked "dev/zero" file (`/dev/zero
  * (deleted)` on shm_mnt; XXX: its inode number is the model's object id, where Linux counts
- * get_next_ino); otherwise the model's own name ([stack], [heap], [text], [rodata]) or none.
+ * get_next_ino); otherwise the model's own name ([stack], [heap]) or none.
+ *
+ * The program's text and read-only data: Linux maps them from the executable and prints its
+ * path, device, inode and the segment's file offset. The model's image is no file, but a reader
+ * comparing with a real /proc/self/maps looks for the program's path on those lines, so they
+ * carry it (mm.exe_path) with the offsets a linker gives a non-PIE executable loaded at
+ * 0x400000 (the text at offset 0, the data after it, as vm_pgoff keeps them through splits and
+ * moves), and device 00:00 and inode 0: there is no file to number.
  */
-function vma_name(k: Kernel, v: Vma): MapName {
+function vma_name(k: Kernel, mm: MmStruct, v: Vma): MapName {
   const obj = v.shmem;
   if (obj && obj.file) return { dev: obj.file.dev, ino: obj.file.ino, pgoff: v.vm_pgoff * PAGE_SIZE, name: inode_path(k.vfs, obj.file) };
   if (obj) return { dev: SHM_MNT_DEV, ino: obj.id, pgoff: v.vm_pgoff * PAGE_SIZE, name: '/dev/zero (deleted)' };
+  if ((v.name === '[text]' || v.name === '[rodata]') && mm.exe_path) return { dev: 0, ino: 0, pgoff: v.vm_pgoff * PAGE_SIZE - IMAGE_BASE, name: mm.exe_path };
   return { dev: 0, ino: 0, pgoff: 0, name: v.name };
 }
 
@@ -134,7 +148,7 @@ const GATE_NAME: Readonly<MapName> = { dev: 0, ino: 0, pgoff: 0, name: '[vsyscal
 /** show_map for every VMA of `mm` and the gate VMA: /proc/PID/maps's text. The caller holds mmap_lock. */
 export function show_maps(k: Kernel, mm: MmStruct): string {
   let s = '';
-  for (const v of mm.vmas.list) s += show_map_line(v.vm_start, v.vm_end, v.vm_flags, vma_name(k, v));
+  for (const v of mm.vmas.list) s += show_map_line(v.vm_start, v.vm_end, v.vm_flags, vma_name(k, mm, v));
   return s + show_map_line(GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME);
 }
 
@@ -244,18 +258,22 @@ function dec8(v: number | bigint): string {
   return v.toString().padStart(8, ' ');
 }
 
+/** show_smap_vma_flags's mnemonics[], for the bits of the 32-bit flags the model has, in bit order. */
+const VM_FLAG_MNEMONICS: readonly [number, string][] = [
+  [VM_READ, 'rd'], [VM_WRITE, 'wr'], [VM_EXEC, 'ex'], [VM_SHARED, 'sh'], [VM_MAYREAD, 'mr'], [VM_MAYWRITE, 'mw'], [VM_MAYEXEC, 'me'],
+  [VM_MAYSHARE, 'ms'], [VM_GROWSDOWN, 'gd'], [VM_UFFD_MISSING, 'um'], [VM_PFNMAP, 'pf'], [VM_UFFD_WP, 'uw'], [VM_LOCKED, 'lo'], [VM_IO, 'io'],
+  [VM_SEQ_READ, 'sr'], [VM_RAND_READ, 'rr'], [VM_DONTCOPY, 'dc'], [VM_DONTEXPAND, 'de'], [VM_LOCKONFAULT, 'lf'], [VM_ACCOUNT, 'ac'],
+  [VM_NORESERVE, 'nr'], [VM_WIPEONFORK, 'wf'], [VM_DONTDUMP, 'dd'], [VM_SOFTDIRTY, 'sd'], [VM_MIXEDMAP, 'mm'], [VM_HUGEPAGE, 'hg'],
+  [VM_NOHUGEPAGE, 'nh'], [VM_MERGEABLE, 'mg'],
+];
+
 /**
  * show_smap_vma_flags: the two-letter mnemonic of each vm_flags bit the model has, in bit
  * order, each followed by a space (the protection key's bits are shown as ProtectionKey).
  */
 function show_smap_vma_flags(flags: number, shadowStack: boolean): string {
-  const names: [number, string][] = [
-    [VM_READ, 'rd'], [VM_WRITE, 'wr'], [VM_EXEC, 'ex'], [VM_SHARED, 'sh'], [VM_MAYREAD, 'mr'], [VM_MAYWRITE, 'mw'], [VM_MAYEXEC, 'me'],
-    [VM_MAYSHARE, 'ms'], [VM_GROWSDOWN, 'gd'], [VM_LOCKED, 'lo'], [VM_DONTCOPY, 'dc'], [VM_DONTEXPAND, 'de'], [VM_ACCOUNT, 'ac'], [VM_NORESERVE, 'nr'],
-    [VM_WIPEONFORK, 'wf'], [VM_SOFTDIRTY, 'sd'],
-  ];
   let s = 'VmFlags: ';
-  for (const [bit, name] of names) if (flags & bit) s += `${name} `;
+  for (const [bit, name] of VM_FLAG_MNEMONICS) if (flags & bit) s += `${name} `;
   // Bit 37: VM_SHADOW_STACK ("ss", CONFIG_X86_USER_SHADOW_STACK).
   if (shadowStack) s += 'ss ';
   return s + '\n';
@@ -266,7 +284,7 @@ function show_smap_vma_flags(flags: number, shadowStack: boolean): string {
  * counts (each `%8lu kB`, Private_Hugetlb in seven columns as Linux prints it), THPeligible,
  * ProtectionKey when the CPU has OSPKE, and VmFlags.
  */
-function show_smap_text(k: Kernel, start: bigint | number, end: bigint | number, flags: number, name: MapName, pkey: number, shadowStack: boolean, mss: MemSizeStats): string {
+function show_smap_text(k: Kernel, start: bigint | number, end: bigint | number, flags: number, name: MapName, pkey: number, shadowStack: boolean, mss: MemSizeStats, thp: boolean): string {
   const kb = (bytes: number | bigint): string => dec8(BigInt(bytes) >> 10n);
   let s = show_map_line(start, end, flags, name);
   s += `Size:           ${kb(BigInt(end) - BigInt(start))} kB\n`;
@@ -291,7 +309,7 @@ function show_smap_text(k: Kernel, start: bigint | number, end: bigint | number,
   s += `Swap:           ${kb(mss.swap)} kB\n`;
   s += `SwapPss:        ${kb(mss.swap_pss >> PSS_SHIFT)} kB\n`;
   s += `Locked:         ${kb(mss.pss_locked >> PSS_SHIFT)} kB\n`;
-  s += `THPeligible:    ${dec8(0)}\n`;
+  s += `THPeligible:    ${dec8(thp ? 1 : 0)}\n`;
   if (k.ospke) s += `ProtectionKey:  ${dec8(pkey)}\n`;
   return s + show_smap_vma_flags(flags, shadowStack);
 }
@@ -302,10 +320,12 @@ export function* show_smaps(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct): KStep
   for (const v of mm.vmas.list) {
     const mss = new MemSizeStats();
     yield* smap_gather_stats(k, pc, t, mm, v, mss);
-    s += show_smap_text(k, v.vm_start, v.vm_end, v.vm_flags | (v.softdirty ? VM_SOFTDIRTY : 0), vma_name(k, v), v.vm_pkey, v.shadowStack, mss);
+    // thp_vma_allowable_orders(vma, vma->vm_flags, TVA_SMAPS | TVA_ENFORCE_SYSFS, THP_ORDERS_ALL): only the PMD order is enabled.
+    const thp = thp_vma_allowable_pmd(v, v.vm_flags, true, true);
+    s += show_smap_text(k, v.vm_start, v.vm_end, v.vm_flags | (v.softdirty ? VM_SOFTDIRTY : 0), vma_name(k, mm, v), v.vm_pkey, v.shadowStack, mss, thp);
   }
   // The gate VMA: nothing of it is counted (it has no mm), its only flag is VM_EXEC.
-  return s + show_smap_text(k, GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME, 0, false, new MemSizeStats());
+  return s + show_smap_text(k, GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME, 0, false, new MemSizeStats(), false);
 }
 
 // ---- pagemap ---------------------------------------------------------------------------------

@@ -185,6 +185,12 @@ export const MADV_FREE = 8;
 export const MADV_REMOVE = 9;
 export const MADV_DONTFORK = 10;
 export const MADV_DOFORK = 11;
+/** KSM may merge identical pages (VM_MERGEABLE), or may not. */
+export const MADV_MERGEABLE = 12;
+export const MADV_UNMERGEABLE = 13;
+/** Worth backing with transparent huge pages (VM_HUGEPAGE), or not (VM_NOHUGEPAGE). */
+export const MADV_HUGEPAGE = 14;
+export const MADV_NOHUGEPAGE = 15;
 export const MADV_DONTDUMP = 16;
 export const MADV_DODUMP = 17;
 export const MADV_WIPEONFORK = 18;
@@ -194,6 +200,11 @@ export const MADV_PAGEOUT = 21;
 export const MADV_POPULATE_READ = 22;
 export const MADV_POPULATE_WRITE = 23;
 export const MADV_DONTNEED_LOCKED = 24;
+/** Collapse the range's pages into transparent huge pages now. */
+export const MADV_COLLAPSE = 25;
+/** Poison a page (memory_failure), or soft-offline it, for testing: CAP_SYS_ADMIN only. */
+export const MADV_HWPOISON = 100;
+export const MADV_SOFT_OFFLINE = 101;
 
 // ---- pkeys (include/uapi/asm-generic/mman-common.h) --------------------------------------------
 export const PKEY_DISABLE_ACCESS = 0x1;

@@ -41,6 +41,12 @@ export const VM_WIPEONFORK = 0x02000000;
 /** MADV_DONTDUMP: not in a core dump. */
 export const VM_DONTDUMP = 0x04000000;
 export const VM_MIXEDMAP = 0x10000000;
+/** MADV_HUGEPAGE marked this VMA (smaps "hg"). */
+export const VM_HUGEPAGE = 0x20000000;
+/** MADV_NOHUGEPAGE marked this VMA (smaps "nh"). */
+export const VM_NOHUGEPAGE = 0x40000000;
+/** VM_MERGEABLE, BIT(31): KSM may merge identical pages (smaps "mg"). Bit 31 of the 32-bit flags, so negative as a JavaScript int32: test it with `&`, never compare it with `>`. */
+export const VM_MERGEABLE = 1 << 31;
 /** VM_LOCKED | VM_LOCKONFAULT: what mlock and munlock set and clear. */
 export const VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT;
 /** VM_SPECIAL: mappings mlock, mremap's expansion and merging leave alone. */

@@ -212,8 +212,9 @@ test('/proc/self/maps: show_map_vma for anonymous, shared anonymous (/dev/zero (
   const inoF = sys.kernel.vfs.root.entries!.get('tmp')!.entries!.get('f')!.ino;
   const pad = (s: string): string => s.padEnd(73, ' ');
   const expected = [
-    pad('00400000-00401000 r-xp 00000000 00:00 0 ') + '[text]',
-    pad('00401000-00402000 r--p 00000000 00:00 0 ') + '[rodata]',
+    // The program (spawned as 'init') has no file: its path, the segments' file offsets, no device or inode (task_mmu.ts vma_name).
+    pad('00400000-00401000 r-xp 00000000 00:00 0 ') + '/init',
+    pad('00401000-00402000 r--p 00001000 00:00 0 ') + '/init',
     pad(`7ffff7ff8000-7ffff7ff9000 rw-p 00000000 00:1a ${inoF + 1} `) + '/memfd:hello (deleted)',
     pad(`7ffff7ff9000-7ffff7ffa000 r--s 00001000 00:1a ${inoF} `) + '/tmp/f',
     `7ffff7ffa000-7ffff7ffb000 rw-s 00000000 00:01 `,
@@ -347,8 +348,9 @@ test('/proc/self/status: proc_pid_status lines for the model\'s process', () => 
   assert.deepEqual(order, [
     'Name', 'Umask', 'State', 'Tgid', 'Ngid', 'Pid', 'PPid', 'TracerPid', 'Uid', 'Gid', 'FDSize', 'Groups', 'NStgid', 'NSpid', 'Kthread',
     'VmPeak', 'VmSize', 'VmLck', 'VmPin', 'VmHWM', 'VmRSS', 'RssAnon', 'RssFile', 'RssShmem', 'VmData', 'VmStk', 'VmExe', 'VmLib', 'VmPTE', 'VmSwap', 'HugetlbPages',
-    'CoreDumping', 'THP_enabled', 'untag_mask', 'Threads', 'SigPnd', 'ShdPnd', 'SigBlk', 'SigIgn', 'SigCgt', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb',
+    'CoreDumping', 'THP_enabled', 'untag_mask', 'Threads', 'SigQ', 'SigPnd', 'ShdPnd', 'SigBlk', 'SigIgn', 'SigCgt', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb',
     'NoNewPrivs', 'Seccomp', 'Seccomp_filters', 'Cpus_allowed', 'Cpus_allowed_list', 'Mems_allowed', 'Mems_allowed_list',
+    'voluntary_ctxt_switches', 'nonvoluntary_ctxt_switches',
   ]);
   assert.equal(field('Umask'), '\t0022');
   assert.equal(field('State'), '\tR (running)');
