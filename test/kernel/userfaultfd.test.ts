@@ -31,6 +31,7 @@ const FIOCLEX = 0x5451;
 const MODE_MISSING = 1, MODE_WP = 2, MODE_MINOR = 4;
 const COPY_MODE_DONTWAKE = 1, COPY_MODE_WP = 2, WP_MODE_WP = 1, WP_MODE_DONTWAKE = 2;
 const F_THREAD_ID = 1 << 8, F_EXACT_ADDRESS = 1 << 11, F_SIGBUS = 1 << 7, F_PAGEFAULT_FLAG_WP = 1 << 0;
+const F_EVENT_FORK = 1 << 1, F_MISSING_SHMEM = 1 << 5, F_MINOR_SHMEM = 1 << 10;
 const UFFD_EVENT_PAGEFAULT = 0x12, FLAG_WRITE = 1, FLAG_WP = 2;
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
@@ -118,9 +119,11 @@ test('UFFDIO_API: -EFAULT, api (-EINVAL, the structure zeroed), unknown features
   const { sys } = runProgram(main);
   assert.deepEqual([3, 6, 7, 10, 13, 18, 19, 20, 21].map((i) => val(sys, i)), [errno(EFAULT), errno(EINVAL), 0n, errno(EINVAL), 0n, errno(EINVAL), 0n, errno(EINVAL), errno(EAGAIN)]);
   // UFFD_API_FEATURES of 6.12 on x86-64 is 0x1ffff (bits 0..16; the host's answer too); the model
-  // offers PAGEFAULT_FLAG_WP, SIGBUS, THREAD_ID and EXACT_ADDRESS of them.
+  // offers PAGEFAULT_FLAG_WP, EVENT_FORK, MISSING_SHMEM, SIGBUS, THREAD_ID, MINOR_SHMEM and
+  // EXACT_ADDRESS of them (WP_HUGETLBFS_SHMEM, WP_UNPOPULATED and WP_ASYNC are what
+  // userfaultfd_api clears without CONFIG_PTE_MARKER_UFFD_WP).
   const LINUX_FEATURES = 0x1ffffn;
-  const MODEL = BigInt(F_PAGEFAULT_FLAG_WP | F_SIGBUS | F_THREAD_ID | F_EXACT_ADDRESS);
+  const MODEL = BigInt(F_PAGEFAULT_FLAG_WP | F_EVENT_FORK | F_MISSING_SHMEM | F_SIGBUS | F_THREAD_ID | F_MINOR_SHMEM | F_EXACT_ADDRESS);
   assert.equal(val(sys, 14), LINUX_FEATURES & MODEL);
   // UFFD_API_IOCTLS: REGISTER (0), UNREGISTER (1), API (0x3f).
   assert.equal(BigInt.asUintN(64, val(sys, 15)), 0x8000000000000003n);
