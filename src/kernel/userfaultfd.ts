@@ -27,7 +27,8 @@
  * or UFFDIO_CONTINUE_MODE_WP into shmem -EINVAL). The host (6.18, markers built in) registers
  * shmem for WP. XXX: EVENT_REMAP, EVENT_REMOVE and EVENT_UNMAP are not offered: mremap,
  * MADV_DONTNEED/MADV_REMOVE and munmap of a registered range queue nothing, and only a fork
- * raises mmap_changing. XXX: MISSING_HUGETLBFS, MINOR_HUGETLBFS (no hugetlbfs), POISON and
+ * raises mmap_changing; a VMA mremap moves loses its registration and its entries their
+ * uffd-wp bits (mremap_userfaultfd_prep, move_ptes), as without EVENT_REMAP. XXX: MISSING_HUGETLBFS, MINOR_HUGETLBFS (no hugetlbfs), POISON and
  * MOVE (the UFFDIO_POISON and UFFDIO_MOVE ioctls are -EINVAL, as unknown commands are). No
  * poll, no /dev/userfaultfd, no fdinfo. The model's tasks are root, so
  * vm.unprivileged_userfaultfd never refuses.
@@ -56,7 +57,7 @@ import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64, putU32, putU64 } from './uaccess.js';
 import {
   EAGAIN, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, ESRCH, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDONLY, UFFD_API, UFFD_EVENT_FORK, UFFD_EVENT_PAGEFAULT,
-  UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_MINOR_SHMEM, UFFD_FEATURE_MISSING_SHMEM, UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_SIGBUS,
+  UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_MINOR_SHMEM, UFFD_FEATURE_MISSING_SHMEM, UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_SIGBUS,
   UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE,
   UFFD_USER_MODE_ONLY, UFFDIO_API, UFFDIO_CONTINUE, UFFDIO_CONTINUE_MODE_DONTWAKE, UFFDIO_CONTINUE_MODE_WP, UFFDIO_COPY, UFFDIO_COPY_MODE_DONTWAKE,
   UFFDIO_COPY_MODE_WP, UFFDIO_REGISTER, UFFDIO_REGISTER_MODE_MINOR, UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP, UFFDIO_UNREGISTER, UFFDIO_WAKE,
@@ -871,6 +872,29 @@ function* userfaultfd_writeprotect(k: Kernel, pc: PerCpu, t: Task, ctx: Userfaul
   if (ret) return ret;
   if (!mode_wp && !mode_dontwake) yield* wake_userfault(k, pc, t, ctx, Number(start), Number(len));
   return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// mremap: without UFFD_FEATURE_EVENT_REMAP (which the model does not offer) the registration stays behind.
+
+/** vma_has_uffd_without_event_remap: registered with a context lacking UFFD_FEATURE_EVENT_REMAP (any registered VMA, in the model). */
+export function vma_has_uffd_without_event_remap(vma: Vma): boolean {
+  const ctx = vma.vm_userfaultfd_ctx;
+  return ctx !== null && (ctx.features & UFFD_FEATURE_EVENT_REMAP) === 0;
+}
+
+/**
+ * mremap_userfaultfd_prep (move_vma, once the page tables moved): without
+ * UFFD_FEATURE_EVENT_REMAP the new VMA loses its context and VM_UFFD_* flags
+ * (userfaultfd_reset_ctx). XXX: with it, 6.12 raises mmap_changing and queues UFFD_EVENT_REMAP
+ * once mmap_lock is dropped (mremap_userfaultfd_complete); the model does not offer the feature.
+ */
+export function mremap_userfaultfd_prep(vma: Vma): void {
+  const ctx = vma.vm_userfaultfd_ctx;
+  if (!ctx) return;
+  if (ctx.features & UFFD_FEATURE_EVENT_REMAP) throw new ModelError('mremap_userfaultfd_prep', 'UFFD_FEATURE_EVENT_REMAP granted, but the model never offers it');
+  // Drop uffd context if remap feature not enabled.
+  userfaultfd_reset_ctx(vma);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -426,3 +426,38 @@ expect:
   assert.deepEqual(r.verdicts.filter((v) => v.status !== 'held'), []);
   assert.ok(r.finished);
 });
+
+test('mremap: the moved VMA loses its registration and its entries their uffd-wp bits (no UFFD_FEATURE_EVENT_REMAP)', () => {
+  // mm/mremap.c move_vma → mremap_userfaultfd_prep (userfaultfd_reset_ctx without EVENT_REMAP)
+  // and move_ptes (need_clear_uffd_wp: vma_has_uffd_without_event_remap). On the host (6.18) the
+  // write after the move and the load of the missing page complete without a message.
+  const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+  const main: Op[] = [
+    ...prologue(O_NONBLOCK, F_PAGEFAULT_FLAG_WP), // 0..5
+    st('$area', 5), // 6
+    ...range(UFFDIO_REGISTER, '$area', 2 * 4096, MODE_MISSING | MODE_WP), // 7..10
+    ...writeprotect('$area', 4096, WP_MODE_WP), // 11..14
+    mmapAnon('dst', 2 * 4096), // 15: a place to move to
+    { op: 'syscall', name: 'mremap', args: ['$area', 2 * 4096, 2 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED, '$dst'], into: 'moved' }, // 16
+    ld('$moved+4096', 'hole'), // 17: not registered: the zero page
+    st('$moved', 6), // 18: not uffd-wp: the page is written
+    ld('$moved', 'v'), // 19
+    sc('read', '$uffd', '$buf+128', 32), // 20: no message
+    ...range(UFFDIO_UNREGISTER, '$moved', 2 * 4096), // 21..24: nothing registered there, still 0
+  ];
+  let moved: { lo: number; hi: number } | null = null;
+  let ctx: unknown = 'unset';
+  const { sys } = runWithEvents(main, {}, (e, s) => {
+    if (e.type !== 'op' || e.record.fn !== 'main' || e.record.index !== 16) return;
+    const t = s.kernel.tasks.get(e.record.tid)!;
+    const dst = Number(t.vars.get('dst')!);
+    moved = readPte(s.kernel, t.mm!, dst);
+    ctx = t.mm!.vmas.vma_lookup(dst)!.vm_userfaultfd_ctx;
+  });
+  assert.equal(val(sys, 14), 0n);
+  assert.equal(val(sys, 16), val(sys, 15));
+  assert.ok(moved);
+  assert.equal((moved as { lo: number }).lo & PAGE_UFFD_WP, 0, 'move_ptes cleared the uffd-wp bit');
+  assert.equal(ctx, null, 'mremap_userfaultfd_prep reset the context');
+  assert.deepEqual([17, 19, 20, 24].map((i) => val(sys, i)), [0n, 6n, errno(EAGAIN), 0n]);
+});
