@@ -118,6 +118,16 @@ export function opaque<T extends object>(o: T): T {
   return o;
 }
 
+/**
+ * Marks `o` as never tracked, context or not: for a table of code made once (a file's
+ * operations) whose identity a kernel path compares, and which a run outside any context (a
+ * prefix run plainly, then explored) may first reach. Returns it.
+ */
+export function opaqueCode<T extends object>(o: T): T {
+  OPAQUE.add(o);
+  return o;
+}
+
 /** Whether `o` was marked as never tracked. */
 export function isOpaque(o: object): boolean {
   return OPAQUE.has(o);

@@ -1,32 +1,28 @@
 /**
- * get_user_pages for the kernel's reads of another process's memory (mm/gup.c), and
- * process_vm_readv (mm/process_vm_access.c), the debugger-style way to use them. GUP walks the
- * target mm's page tables in software (follow_page_pte), faulting pages in with
- * handle_mm_fault; the VMA checks are check_vma_flags', including the protection-key check,
- * which FOLL_REMOTE skips.
+ * get_user_pages (mm/gup.c): the kernel's way into another process's memory, or into its own
+ * by a path other than the processor's (process_vm_access.ts, /proc/PID/mem, vmsplice,
+ * madvise's populate, mlock). GUP walks the target mm's page tables in software
+ * (follow_page_pte), faulting pages in with handle_mm_fault; the VMA checks are
+ * check_vma_flags', including the protection-key check, which FOLL_REMOTE skips. FOLL_TOUCH
+ * with FOLL_WRITE makes the page dirty when its entry is clean, as the write about to go
+ * through the kernel's mapping will not set the entry's D bit.
  *
- * process_vm_readv pins each page (pin_user_pages_remote: FOLL_PIN | FOLL_REMOTE), so neither
- * the target's protection keys nor the caller's apply.
- *
- * XXX: no ptrace access check beyond the target existing (every process may read every
- * other's memory), and only reads (process_vm_writev is not modelled).
+ * XXX: FOLL_TOUCH's mark_page_accessed is left out (the model's reclaim reads the entries'
+ * accessed bits, not PG_referenced from GUP).
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, spin_lock_ptl, spin_unlock_ptl, vm_fault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './memory.js';
-import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, type PageRefs } from './page.js';
+import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handle_mm_fault, spin_lock_ptl, spin_unlock_ptl, vm_fault, VM_FAULT_OOM, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './memory.js';
+import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, PG_dirty, type PageRefs } from './page.js';
 import { track } from '../track.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
-import { pte_pfn, pte_present, pte_write } from './pgtable.js';
+import { pte_dirty, pte_pfn, pte_present, pte_write } from './pgtable.js';
 import { arch_vma_access_permitted } from './pkeys.js';
-import { STEP_READ, type KPath, type KSteps } from './steps.js';
+import { STEP_READ, type KPath } from './steps.js';
 import type { Task } from './task.js';
-import { copy_from_user, copy_to_user, getU64 } from './uaccess.js';
-import { EFAULT, EINVAL, ENOMEM, ESRCH } from './uapi.js';
+import { EBUSY, EFAULT, EINTR, ENOMEM } from './uapi.js';
+import { __fatal_signal_pending } from './signal.js';
 import { VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
-
-/** UIO_MAXIOV: the most iovecs one call may pass. */
-const UIO_MAXIOV = 1024;
 
 // gup_flags (include/linux/mm_types.h); FOLL_PIN and FOLL_REMOTE are internal (mm/internal.h, the latter set by the _remote calls).
 /** Check the VMA and PTE for writing. */
@@ -41,10 +37,17 @@ export const FOLL_ANON = 1 << 7;
 export const FOLL_LONGTERM = 1 << 8;
 /** Mark the page accessed (and the PTE young). */
 export const FOLL_TOUCH = 1 << 16;
+/** A retry of a page whose fault dropped mmap_lock (the fault gets FAULT_FLAG_TRIED). */
+export const FOLL_TRIED = 1 << 17;
 /** The access is on behalf of another mm or a debugger: protection keys do not apply. */
-export const FOLL_REMOTE = 1 << 20;
+export const FOLL_REMOTE = 1 << 18;
 /** Take a pin (GUP_PIN_COUNTING_BIAS references) rather than a reference. */
-export const FOLL_PIN = 1 << 21;
+export const FOLL_PIN = 1 << 19;
+/** The caller lets a fault drop mmap_lock and wait (FAULT_FLAG_ALLOW_RETRY): a userfault then waits for its handler. */
+export const FOLL_UNLOCKABLE = 1 << 21;
+
+/** What __get_user_page_locked returns when the fault dropped mmap_lock (faultin_page's -EBUSY with *locked = 0): retry the page. */
+export const GUP_UNLOCKED = -EBUSY;
 
 /**
  * The references and pins one GUP caller holds between its steps: the debug checks count them
@@ -137,23 +140,36 @@ function gup_must_unshare(k: Kernel, gup_flags: number, pfn: number): boolean {
 }
 
 /**
- * One page of `mm` at `addr` for the caller `t`, as __get_user_pages gives it with
- * `gup_flags` (FOLL_* above): the physical address of `addr`, or -errno (-EFAULT for no VMA,
- * a VMA check_vma_flags refuses, or a fault that cannot be resolved; -ENOMEM when memory ran
- * out). Holds `mm`'s mmap_lock for reading meanwhile. follow_page_pte reads the entry under
- * the page-table lock and, with FOLL_GET or FOLL_PIN, takes its reference there
+ * One page of `mm` at `addr` for the caller `t`, as get_user_pages_unlocked gives it with
+ * `gup_flags` (FOLL_* above) and FOLL_UNLOCKABLE: the physical address of `addr`, or -errno
+ * (-EFAULT for no VMA, a VMA check_vma_flags refuses, or a fault that cannot be resolved;
+ * -ENOMEM when memory ran out; -EINTR when a fatal signal ends a wait). Takes `mm`'s mmap_lock
+ * for reading meanwhile; a fault that dropped it (a userfault that waited for its handler) is
+ * retried with FOLL_TRIED after taking it again (__get_user_pages_locked). follow_page_pte reads
+ * the entry under the page-table lock and, with FOLL_GET or FOLL_PIN, takes its reference there
  * (try_grab_folio: one, or GUP_PIN_COUNTING_BIAS for a pin, which also sets MMF_HAS_PINNED);
  * the caller then owes put_page or unpin_user_page. Without either, the address is only good
  * while nothing else can free the page.
  */
 export function* get_user_page(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number, hold?: GupHold): KPath {
-  yield* mmap_read_lock(k, pc, mm);
-  const ret = yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags, hold);
-  yield* mmap_read_unlock(pc, mm);
-  return ret;
+  let tried = 0;
+  for (;;) {
+    yield* mmap_read_lock(k, pc, mm);
+    const ret = yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags | FOLL_UNLOCKABLE | tried, hold);
+    if (ret !== GUP_UNLOCKED) {
+      yield* mmap_read_unlock(pc, mm);
+      return ret;
+    }
+    // gup_signal_pending (no FOLL_INTERRUPTIBLE): only a fatal signal ends the retries.
+    if (__fatal_signal_pending(t)) return -EINTR;
+    tried = FOLL_TRIED;
+  }
 }
 
-/** get_user_page with mmap_lock already held for reading. */
+/**
+ * get_user_page with mmap_lock already held for reading. With FOLL_UNLOCKABLE a fault may drop
+ * it (VM_FAULT_RETRY): GUP_UNLOCKED then says the caller holds it no more.
+ */
 export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, gup_flags: number, hold?: GupHold): KPath {
   const vma = mm.vmas.vma_lookup(addr);
   if (!vma) return -EFAULT;
@@ -187,6 +203,8 @@ export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmSt
             k.pages.get_page(pfn);
             gup_hold(k, hold, pfn, false);
           }
+          // FOLL_TOUCH: a write through a clean entry dirties the page (set_page_dirty: PG_dirty for anonymous and shmem folios alike).
+          if (gup_flags & FOLL_TOUCH && write && !pte_dirty(lo, hi) && pfn !== k.zero_pfn) k.pages.flags[pfn] |= PG_dirty;
           yield* spin_unlock_ptl(pc, mm);
           return pfn * 4096 + (addr % 4096);
         }
@@ -200,8 +218,13 @@ export function* __get_user_page_locked(k: Kernel, pc: PerCpu, t: Task, mm: MmSt
         continue;
       }
     }
-    // faultin_page: a forced write to a read-only private VMA breaks COW without making the entry writable.
-    const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, write ? FAULT_FLAG_WRITE : 0));
+    // faultin_page: a forced write to a read-only private VMA breaks COW without making the entry
+    // writable; FOLL_UNLOCKABLE lets the fault drop mmap_lock and wait (FAULT_FLAG_ALLOW_RETRY, KILLABLE).
+    let fault_flags = write ? FAULT_FLAG_WRITE : 0;
+    if (gup_flags & FOLL_UNLOCKABLE) fault_flags |= FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE;
+    if (gup_flags & FOLL_TRIED) fault_flags |= FAULT_FLAG_TRIED;
+    const r = yield* handle_mm_fault(new vm_fault(k, pc, t, vma, mm, addr, fault_flags));
+    if (r & VM_FAULT_RETRY) return GUP_UNLOCKED;
     if (r & VM_FAULT_OOM) return -ENOMEM;
     if (r & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)) return -EFAULT;
   }
@@ -221,61 +244,3 @@ export function gup_put_page(k: Kernel, pfn: number, hold?: GupHold): void {
   k.pages.put_page(pfn);
 }
 
-/** Reads `count` struct iovec {base, len} at `addr`, or null for -EFAULT. */
-function* import_iovec(k: Kernel, pc: PerCpu, t: Task, addr: bigint, count: number): KSteps<bigint[][] | null> {
-  if (count === 0) return [];
-  const b = yield* copy_from_user(k, pc, t, addr, 16 * count);
-  if (!b) return null;
-  const v: bigint[][] = [];
-  for (let i = 0; i < count; i++) v.push([getU64(b, 16 * i), getU64(b, 16 * i + 8)]);
-  return v;
-}
-
-/**
- * process_vm_readv(pid, lvec, liovcnt, rvec, riovcnt, flags): copies from the target's
- * remote ranges into the caller's local ones, in order. flags must be 0 and the counts at
- * most UIO_MAXIOV (-EINVAL); the iovecs must be readable (-EFAULT); the target must exist
- * (-ESRCH). Returns the bytes copied, or -EFAULT if the first page could not be read. No
- * protection key applies to the remote side (FOLL_REMOTE), the caller's own or another's; the
- * local copy is an ordinary copy_to_user, under the caller's PKRU.
- */
-export function sys_process_vm_readv(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
-  const [pidArg, lvec, liovcnt, rvec, riovcnt, flags] = a;
-  if (flags !== 0n) return -EINVAL;
-  if (liovcnt > BigInt(UIO_MAXIOV) || riovcnt > BigInt(UIO_MAXIOV)) return -EINVAL;
-  return (function* (): KPath {
-    const local = yield* import_iovec(k, pc, t, lvec, Number(liovcnt));
-    if (!local) return -EFAULT;
-    const remote = yield* import_iovec(k, pc, t, rvec, Number(riovcnt));
-    if (!remote) return -EFAULT;
-    const target = k.find_task_by_vpid(Number(BigInt.asIntN(32, pidArg)));
-    if (!target || !target.mm || target.state === 'dead' || target.state === 'zombie') return -ESRCH;
-    const mm = target.mm;
-    const hold = new GupHold();
-    let copied = 0;
-    let li = 0;
-    let loff = 0n;
-    for (const [base, len] of remote) {
-      for (let off = 0n; off < len; ) {
-        while (li < local.length && loff >= local[li][1]) {
-          li++;
-          loff = 0n;
-        }
-        if (li >= local.length) return copied;
-        const src = base + off;
-        const n = Number([len - off, local[li][1] - loff, 4096n - (src % 4096n)].reduce((x, y) => (x < y ? x : y)));
-        const pa = src < BigInt(mm.task_size) ? yield* get_user_page(k, pc, t, mm, Number(src), FOLL_PIN | FOLL_REMOTE, hold) : -EFAULT;
-        if (pa < 0) return copied > 0 ? copied : pa;
-        // process_vm_rw_pages: the copy out of the pinned page (mmap_lock already dropped), then unpin_user_pages.
-        const data = k.machine.mem.readBytes(pa, n);
-        const ok = yield* copy_to_user(k, pc, t, local[li][0] + loff, data);
-        unpin_user_page(k, Math.floor(pa / 4096), hold);
-        if (!ok) return copied > 0 ? copied : -EFAULT;
-        copied += n;
-        off += BigInt(n);
-        loff += BigInt(n);
-      }
-    }
-    return copied;
-  })();
-}

@@ -25,6 +25,13 @@ export function ldtSemId(mm: MmStruct): number {
   return -(mm.ctx_id * 4 + 3);
 }
 
+/** mmget_not_zero: one more user of `mm` while it still has one (false once its last user is gone). */
+export function mmget_not_zero(mm: MmStruct): boolean {
+  if (mm.mm_users === 0) return false;
+  mm.mm_users++;
+  return true;
+}
+
 /** mmput: one user fewer; the last runs exit_mmap and drops the users' reference. */
 export function* mmput(k: Kernel, pc: PerCpu, mm: MmStruct): KPath {
   if (--mm.mm_users > 0) return 0;

@@ -30,7 +30,7 @@ import { STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath, type KSteps } from './st
 import type { Task } from './task.js';
 import { copy_from_user_partial, copy_to_user, copy_to_user_partial, putU32 } from './uaccess.js';
 import {
-  CAP_SYS_ADMIN, CAP_SYS_RESOURCE, EAGAIN, EBADF, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, EPIPE, EXDEV, F_GETPIPE_SZ, F_SETPIPE_SZ,
+  CAP_SYS_ADMIN, CAP_SYS_RESOURCE, EAGAIN, EBADF, EBUSY, EFAULT, EINVAL, ENOMEM, ENOTTY, EPERM, EPIPE, EXDEV, F_GETPIPE_SZ, F_SETPIPE_SZ, FIONREAD,
   O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_NOTIFICATION_PIPE, O_RDONLY, O_WRONLY, S_IFIFO, SI_USER, SIGPIPE,
 } from './uapi.js';
 import type { Inode } from './vfs.js';
@@ -419,8 +419,25 @@ function free_pipe_info(pipe: PipeInodeInfo): void {
   pipe.inode.i_pipe = null;
 }
 
-/** pipefifo_fops: read and write; no llseek (-ESPIPE) and no positioned I/O (stream_open). */
-export const pipefifo_fops = Object.freeze<FileOperations>({ read: pipe_read, write: pipe_write, release: pipe_release });
+/**
+ * pipe_ioctl: FIONREAD sums the lengths of the buffers from tail to head under the mutex and
+ * stores the count as an int (-EFAULT); any other command is -ENOTTY (-ENOIOCTLCMD, which
+ * vfs_ioctl turns into -ENOTTY). XXX: no watch queues (IOC_WATCH_QUEUE_*).
+ */
+function* pipe_ioctl(k: Kernel, pc: PerCpu, t: Task, f: File, cmd: number, arg: bigint): KSteps<number> {
+  const pipe = f.inode.i_pipe!;
+  if (cmd !== FIONREAD) return -ENOTTY;
+  yield* pipe_lock(pc, t, pipe);
+  let count = 0;
+  for (let tail = pipe.tail; tail !== pipe.head; tail++) count += pipe_buf(pipe, tail).len;
+  yield* pipe_unlock(pc, pipe);
+  const b = new Uint8Array(4);
+  putU32(b, 0, count);
+  return (yield* copy_to_user(k, pc, t, arg, b)) ? 0 : -EFAULT;
+}
+
+/** pipefifo_fops: read, write and ioctl; no llseek (-ESPIPE) and no positioned I/O (stream_open). */
+export const pipefifo_fops = Object.freeze<FileOperations>({ read: pipe_read, write: pipe_write, release: pipe_release, ioctl: pipe_ioctl });
 
 /** pipe_is_unprivileged_user: neither CAP_SYS_RESOURCE nor CAP_SYS_ADMIN. */
 function pipe_is_unprivileged_user(t: Task): boolean {

@@ -18,7 +18,10 @@
  * path under inode_lock), into /dev/null and /dev/zero they are dropped; between pipes whole
  * buffers move, and part of one is shared by reference.
  *
- * XXX: no tee, no SPLICE_F_MOVE page stealing (a gift is accepted and never stolen), and no
+ * tee duplicates what one pipe holds into another by reference (link_pipe), leaving the input
+ * pipe as it was: the two readers then read the same pages.
+ *
+ * XXX: no SPLICE_F_MOVE page stealing (a gift is accepted and never stolen), and no
  * splice between two non-pipes (the kernel's own splice_direct_to_actor, for sendfile).
  */
 import type { File } from './file.js';
@@ -33,7 +36,7 @@ import { MAX_RW_COUNT, shmem_file_write_iter } from './read_write.js';
 import { ERESTARTSYS, signal_pending } from './signal.js';
 import { STEP_COPY, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
-import { access_ok, copy_from_user, copy_to_user, copy_to_user_partial, getU64, putU64 } from './uaccess.js';
+import { access_ok, copy_from_user, copy_from_user_partial, copy_to_user, copy_to_user_partial, getU64, putU64 } from './uaccess.js';
 import { EAGAIN, EBADF, EFAULT, EINVAL, ENOMEM, EPIPE, ESPIPE, O_APPEND, O_DIRECT, O_NONBLOCK, SPLICE_F_GIFT, SPLICE_F_MORE, SPLICE_F_MOVE, SPLICE_F_NONBLOCK } from './uapi.js';
 import { wait_event_interruptible, wake_up } from './wait.js';
 
@@ -50,18 +53,19 @@ export interface Iovec {
 }
 
 /**
- * import_iovec: `nr_segs` struct iovec at `uvec` (more than UIO_MAXIOV: -EINVAL; unreadable:
- * -EFAULT; a length that is negative as ssize_t: -EINVAL), each segment in user space
- * (access_ok, -EFAULT), the lengths cut so that the total is at most MAX_RW_COUNT. One segment
- * is import_ubuf's case, with no UIO_MAXIOV question.
+ * import_iovec: `nr_segs` struct iovec at `uvec` (more than UIO_MAXIOV: -EINVAL), read one by
+ * one (copy_iovec_from_user): an unreadable one is -EFAULT, a length negative as ssize_t
+ * -EINVAL, whichever comes first; then each segment in user space (access_ok, -EFAULT), the
+ * lengths cut so that the total is at most MAX_RW_COUNT. One segment is import_ubuf's case,
+ * with no UIO_MAXIOV question.
  */
 export function* import_iovec(k: Kernel, pc: PerCpu, t: Task, uvec: bigint, nr_segs: number): KSteps<Iovec | number> {
   if (nr_segs === 0) return { segs: [], total: 0 };
   if (nr_segs > UIO_MAXIOV) return -EINVAL;
-  const b = yield* copy_from_user(k, pc, t, uvec, 16 * nr_segs);
-  if (!b) return -EFAULT;
+  const b = yield* copy_from_user_partial(k, pc, t, uvec, 16 * nr_segs);
   const segs: [bigint, number][] = [];
   for (let i = 0; i < nr_segs; i++) {
+    if (b.length < 16 * i + 16) return -EFAULT;
     const len = BigInt.asIntN(64, getU64(b, 16 * i + 8));
     if (len < 0n) return -EINVAL;
     segs.push([getU64(b, 16 * i), len > BigInt(MAX_RW_COUNT) ? MAX_RW_COUNT : Number(len)]);
@@ -467,6 +471,74 @@ function* splice_pipe_to_pipe(k: Kernel, pc: PerCpu, t: Task, ipipe: PipeInodeIn
   if (ret > 0) wakeup_pipe_readers(k, opipe);
   if (input_wakeup) wakeup_pipe_writers(k, ipipe);
   return ret;
+}
+
+/**
+ * link_pipe (tee's body), under both mutexes: from the input's tail, each buffer is duplicated
+ * into the output by one more reference to its page, without its gift and merge flags and cut
+ * to what is left of `len`; the input's tail stays where it was. Stops at the input's end, a
+ * full output, or `len`; no reader of the output: SIGPIPE and -EPIPE (or the bytes so far). No
+ * retry: a race that empties the input or fills the output after the waits gives 0.
+ */
+function* link_pipe(k: Kernel, pc: PerCpu, t: Task, ipipe: PipeInodeInfo, opipe: PipeInodeInfo, len: number): KSteps<number> {
+  let ret = 0;
+  yield* pipe_double_lock(pc, t, ipipe, opipe);
+  let i_tail = ipipe.tail;
+  let o_head = opipe.head;
+  do {
+    if (!opipe.readers) {
+      send_sigpipe(k, t);
+      if (!ret) ret = -EPIPE;
+      break;
+    }
+    if (pipe_empty(ipipe.head, i_tail) || pipe_full(o_head, opipe.tail, opipe.max_usage)) break;
+    const ibuf = pipe_buf(ipipe, i_tail);
+    const obuf = pipe_buf(opipe, o_head);
+    pipe_buf_get(ipipe, ibuf);
+    obuf.assign(ibuf);
+    obuf.flags &= ~(PIPE_BUF_FLAG_GIFT | PIPE_BUF_FLAG_CAN_MERGE);
+    if (obuf.len > len) obuf.len = len;
+    ret += obuf.len;
+    len -= obuf.len;
+    o_head++;
+    opipe.head = o_head;
+    i_tail++;
+  } while (len);
+  yield* pipe_unlock(pc, ipipe);
+  yield* pipe_unlock(pc, opipe);
+  if (ret > 0) wakeup_pipe_readers(k, opipe);
+  return ret;
+}
+
+/**
+ * do_tee: the input open for reading and the output for writing (-EBADF); two different pipes
+ * (-EINVAL otherwise); O_NONBLOCK on either makes it SPLICE_F_NONBLOCK; then the waits for
+ * input and room (ipipe_prep, opipe_prep) and link_pipe.
+ */
+function* do_tee(k: Kernel, pc: PerCpu, t: Task, fin: File, fout: File, len: number, flags: number): KSteps<number> {
+  const ipipe = get_pipe_info(fin, true);
+  const opipe = get_pipe_info(fout, true);
+  if (!(fin.f_mode & FMODE_READ) || !(fout.f_mode & FMODE_WRITE)) return -EBADF;
+  if (!ipipe || !opipe || ipipe === opipe) return -EINVAL;
+  if ((fin.f_flags | fout.f_flags) & O_NONBLOCK) flags |= SPLICE_F_NONBLOCK;
+  let ret = yield* ipipe_prep(pc, t, ipipe, flags);
+  if (ret) return ret;
+  ret = yield* opipe_prep(k, pc, t, opipe, flags);
+  if (ret) return ret;
+  return yield* link_pipe(k, pc, t, ipipe, opipe, len);
+}
+
+/** tee(fdin, fdout, len, flags): unknown flags -EINVAL; len 0 is 0; each descriptor (-EBADF); do_tee. */
+export function* sys_tee(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
+  const flags = Number(a[3] & 0xffffffffn);
+  if (flags & ~SPLICE_F_ALL) return -EINVAL;
+  if (!a[2]) return 0;
+  const fin = fdget(t, fdArg(a[0]));
+  if (!fin) return -EBADF;
+  const fout = fdget(t, fdArg(a[1]));
+  if (!fout) return -EBADF;
+  // A size_t: past 2^53 it is more than any pipe holds.
+  return yield* do_tee(k, pc, t, fin, fout, a[2] > 2n ** 53n ? 2 ** 53 : Number(a[2]), flags);
 }
 
 /**

@@ -17,14 +17,14 @@ import { sys_ftruncate, sys_open, sys_openat } from './open.js';
 import { sys_lseek, sys_pread64, sys_pwrite64, sys_read, sys_write } from './read_write.js';
 import { sys_fstat } from './stat.js';
 import { sys_pipe, sys_pipe2 } from './pipe.js';
-import { sys_splice, sys_vmsplice } from './splice.js';
+import { sys_splice, sys_tee, sys_vmsplice } from './splice.js';
 import { sys_ioctl } from './ioctl.js';
 import { sys_userfaultfd } from './userfaultfd.js';
 import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { sys_process_vm_readv } from './gup.js';
+import { sys_process_vm_readv, sys_process_vm_writev } from './process_vm_access.js';
 import { sys_capget, sys_capset } from './capability.js';
 import { sys_modify_ldt } from './ldt.js';
 import { sys_madvise } from './madvise.js';
@@ -257,11 +257,13 @@ const table: readonly SyscallEntry[] = [
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
   { nr: 257, name: 'openat', args: ['dfd', 'filename', 'flags', 'mode'], handler: sys_openat },
   { nr: 275, name: 'splice', args: ['fd_in', 'off_in', 'fd_out', 'off_out', 'len', 'flags'], handler: sys_splice },
+  { nr: 276, name: 'tee', args: ['fdin', 'fdout', 'len', 'flags'], handler: sys_tee },
   { nr: 278, name: 'vmsplice', args: ['fd', 'uiov', 'nr_segs', 'flags'], handler: sys_vmsplice },
   { nr: 292, name: 'dup3', args: ['oldfd', 'newfd', 'flags'], handler: sys_dup3 },
   { nr: 293, name: 'pipe2', args: ['fildes', 'flags'], handler: sys_pipe2 },
   { nr: 302, name: 'prlimit64', args: ['pid', 'resource', 'new_rlim', 'old_rlim'], handler: sys_prlimit64 },
   { nr: 310, name: 'process_vm_readv', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_readv },
+  { nr: 311, name: 'process_vm_writev', args: ['pid', 'lvec', 'liovcnt', 'rvec', 'riovcnt', 'flags'], handler: sys_process_vm_writev },
   { nr: 319, name: 'memfd_create', args: ['uname', 'flags'], handler: sys_memfd_create },
   { nr: 323, name: 'userfaultfd', args: ['flags'], handler: sys_userfaultfd },
   { nr: 325, name: 'mlock2', args: ['start', 'len', 'flags'], handler: sys_mlock2 },

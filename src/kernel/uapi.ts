@@ -361,6 +361,10 @@ export const _LINUX_CAPABILITY_U32S_3 = 2;
 /** Set and clear the descriptor's close-on-exec bit (do_vfs_ioctl). */
 export const FIONCLEX = 0x5450;
 export const FIOCLEX = 0x5451;
+/** The bytes ready to read (an int): a regular file's size past the position, a pipe's buffered bytes. */
+export const FIONREAD = 0x541b;
+/** Set (an int not 0) or clear O_NONBLOCK on the open file. */
+export const FIONBIO = 0x5421;
 
 // ---- userfaultfd (include/uapi/linux/userfaultfd.h) ---------------------------------------------
 /** userfaultfd flags: O_CLOEXEC and O_NONBLOCK (UFFD_SHARED_FCNTL_FLAGS), and faults from user mode only. */

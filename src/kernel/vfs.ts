@@ -9,7 +9,7 @@
  * capabilities, so permission bits are kept and reported but never refuse anything; no
  * timestamps (they read 0).
  */
-import { opaque, track } from '../track.js';
+import { opaqueCode, track } from '../track.js';
 import { ENAMETOOLONG, ENOENT, ENOTDIR, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG } from './uapi.js';
 import type { PageAllocator } from './page.js';
 import type { FileOperations } from './file.js';
@@ -96,8 +96,9 @@ export class Inode {
       this.mapping.file = this;
     }
     this.entries = kind === 'dir' ? new Map() : null;
-    // An operations table is code, not state: never tracked, so it keeps its identity (get_pipe_info compares it).
-    this.i_fop = opaque(kind_fops(kind));
+    // An operations table is code, not state: never tracked, so it keeps its identity (get_pipe_info
+    // compares it) even when the inode was made outside a tracking context and reached inside one.
+    this.i_fop = opaqueCode(kind_fops(kind));
     return track(this);
   }
 

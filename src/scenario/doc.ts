@@ -16,6 +16,9 @@ export const CONST_BEGIN = '<!-- constants: made by npm run docs:format from src
 export const CONST_END = '<!-- end of constants -->';
 export const SYSCALL_BEGIN = '<!-- syscalls: made by npm run docs:format from src/kernel/syscalls.ts -->';
 export const SYSCALL_END = '<!-- end of syscalls -->';
+export const README = 'README.md';
+export const README_BEGIN = '<!-- syscall list: made by npm run docs:format from src/kernel/syscalls.ts -->';
+export const README_END = '<!-- end of syscall list -->';
 
 /** The keys a forking syscall takes besides its arguments (section 5, "fork, vfork, clone"). */
 const CHILD_KEYS = ['name', 'cpu', 'ops'];
@@ -88,6 +91,17 @@ export function syscallTableMarkdown(): string {
   return s;
 }
 
+/** The README's one-paragraph list of the syscalls, by number, pointing at the full table. */
+export function syscallListMarkdown(): string {
+  const names = [...syscallEntries()].sort((a, b) => a.nr - b.nr).map((e) => e.name);
+  return wrapped(`The ${names.length} syscalls, by number (arguments in [docs/scenario-format.md](docs/scenario-format.md#syscall-by-number-or-name-positional-arguments)):`, names) + '\n';
+}
+
+/** README.md as `npm run docs:format` writes it, from its current text. */
+export function formatReadme(text: string): string {
+  return between(text, README_BEGIN, README_END, syscallListMarkdown(), README);
+}
+
 /** The kernel's UAPI source, read from the repository (the constants' sections are its comments). */
 export function uapiSource(): string {
   return readFileSync(fileURLToPath(new URL('../../../src/kernel/uapi.ts', import.meta.url)), 'utf8');
@@ -99,8 +113,10 @@ export function formatDoc(text: string): string {
   return between(withConstants, SYSCALL_BEGIN, SYSCALL_END, syscallTableMarkdown(), DOC);
 }
 
-/** Run as a script: rewrites docs/scenario-format.md's constants and syscall table. */
+/** Run as a script: rewrites docs/scenario-format.md's constants and syscall table, and the README's syscall list. */
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const file = fileURLToPath(new URL('../../../docs/scenario-format.md', import.meta.url));
   writeFileSync(file, formatDoc(readFileSync(file, 'utf8')));
+  const readme = fileURLToPath(new URL('../../../README.md', import.meta.url));
+  writeFileSync(readme, formatReadme(readFileSync(readme, 'utf8')));
 }

@@ -248,7 +248,7 @@ export class Run {
       return;
     }
     if (e.type === 'fork') this.pendingForks.push({ child: e.child, reported: e.ptes, clone: (e.flags & CLONE_VM) !== 0 });
-    if (e.type === 'op' || e.type === 'fork' || e.type === 'page_copy' || e.type === 'signal' || e.type === 'syscall' || e.type === 'syscall_enter' || e.type === 'debug' || e.type === 'user_end') {
+    if (e.type === 'op' || e.type === 'fork' || e.type === 'page_copy' || e.type === 'signal' || e.type === 'syscall' || e.type === 'syscall_enter' || e.type === 'debug' || e.type === 'user_end' || e.type === 'reclaim') {
       this.events.push({ step, e });
     }
     if (e.type === 'op') {

@@ -14,7 +14,11 @@
  *    as folio_try_dup_anon_rmap_pte refuses a maybe-pinned exclusive page), so the child sees
  *    the page as it was at fork, the pin stays on the parent's own page and the parent's entry
  *    stays writable; without a pin in flight fork shares the page as usual. Either way the
- *    child never sees the parent's store after fork.
+ *    child never sees the parent's store after fork;
+ *  - tee duplicates the input's buffers by reference without consuming them (link_pipe), so
+ *    a reader of the input racing it always gets the bytes, and the output holds them exactly
+ *    when tee says so; a read that empties the input first leaves tee nothing (-EAGAIN from
+ *    ipipe_prep under SPLICE_F_NONBLOCK, or 0 when link_pipe finds the input empty).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -144,6 +148,29 @@ const PIN_FORK: LockstepCase = {
   },
 };
 
+/**
+ * tee of pipe a into a non-blocking pipe b against a read of a on the other CPU: the read
+ * gets AAAA whatever tee did; b then holds AAAA if tee returned 4 and nothing (-EAGAIN) if it
+ * returned -EAGAIN or 0.
+ */
+const TEE_READ = pipeCase(
+  'tee of a pipe against a read of the same pipe',
+  [sc('pipe2', '$buf+16', 0o4000), sc('write', 4, '$buf', 4)], // b = 5, 6, non-blocking; a holds AAAA
+  [sc('tee', 3, 6, 4, 0), sc('read', 5, '$buf+512', 4), { op: 'load', addr: '$buf+512', size: 4, into: 'dup' }],
+  [sc('read', 3, '$buf+256', 4), { op: 'load', addr: '$buf+256', size: 4, into: 'got' }],
+  (r, T) => {
+    const n = value(r, T, 0);
+    const got = value(r, T, 1);
+    if (n !== 4n || got !== AAAA) return `the read of a returned ${n} (${typeof got === 'string' ? got : `0x${got.toString(16)}`}), not 4 bytes of AAAA`;
+    const teed = value(r, 'main', 6);
+    const readB = value(r, 'main', 7);
+    const dup = value(r, 'main', 8);
+    if (teed === 4n) return readB === 4n && dup === AAAA ? null : `tee returned 4 but b gave ${readB}`;
+    if (teed === -11n || teed === 0n) return readB === -11n ? null : `tee returned ${teed} but b gave ${readB}, not -EAGAIN`;
+    return `tee returned ${teed}`;
+  },
+);
+
 for (const c of CASES) {
   test(`lockstep, every interleaving: ${c.name}`, (t) => {
     const r = lockstep(c);
@@ -169,4 +196,17 @@ test(`lockstep, every interleaving: ${PIN_FORK.name}; some fork copies the pinne
   assert.ok(r.failed === 0, describeFindings(PIN_FORK, r));
   assert.ok(copiedByFork > 0, 'no interleaving had fork meet the pin: the race was never run');
   assert.ok(shared > 0, 'every interleaving had fork meet the pin');
+});
+
+test(`lockstep, every interleaving: ${TEE_READ.name}; tee gets the bytes in some, finds the pipe emptied in others`, (t) => {
+  const outcomes = new Map<string, number>();
+  const r = lockstep(TEE_READ, (run) => {
+    const teed = value(run, 'main', 6);
+    const key = String(teed);
+    outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+  });
+  t.diagnostic(`${r.interleavings} interleavings; tee returned ${[...outcomes].map(([k, n]) => `${k} in ${n}`).join(', ')}; ${r.ms.toFixed(0)} ms`);
+  assert.ok(r.failed === 0, describeFindings(TEE_READ, r));
+  assert.ok(outcomes.has('4'), 'tee never ran before the read');
+  assert.ok(outcomes.has('-11') || outcomes.has('0'), 'the read never emptied the pipe before tee');
 });

@@ -16,7 +16,8 @@ import { PG_anon_exclusive } from '../../src/kernel/page.js';
 import { mmapAnon, records, ret, runProgram, runWithEvents } from './helpers.js';
 import { readPte, ptePfn, pteWritable } from './lockstep.js';
 
-const EBADF = 9, EAGAIN = 11, EFAULT = 14, EBUSY = 16, EINVAL = 22, ESPIPE = 29, EPIPE = 32;
+const EBADF = 9, EAGAIN = 11, EFAULT = 14, EBUSY = 16, EINVAL = 22, ENOTTY = 25, ESPIPE = 29, EPIPE = 32;
+const FIONREAD = 0x541b, FIONBIO = 0x5421, TCGETS = 0x5401;
 const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_APPEND = 0o2000, O_NONBLOCK = 0o4000, O_DIRECT = 0o40000;
 const F_GETFL = 3, F_SETFL = 4, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
 const SPLICE_F_NONBLOCK = 2;
@@ -322,6 +323,99 @@ test('splice from a tmpfs file puts its page cache in the pipe: a later pwrite s
     5n, 5n, 5n, (HELLO & ~0xffn) | J, 4n, 5n, errno(EINVAL), errno(EINVAL), errno(ESPIPE), 0n, errno(EINVAL), errno(EINVAL), 2n, 7n, 10000n, 10002n, errno(EINVAL), 7n,
     ((HELLO & ~0xffn) | J) | (0x6c65n << 40n),
   ]);
+});
+
+// tee's checks in sys_tee/do_tee's order (fs/splice.c): flags, then len 0, then each descriptor,
+// then FMODE_READ/FMODE_WRITE before "both pipes, and different", then ipipe_prep/opipe_prep and
+// link_pipe. The values are what the host kernel gives to the same calls.
+test('tee: its checks in order; it duplicates a vmspliced page by reference (a later store shows in both pipes), leaving the input as it was', () => {
+  const { sys } = runProgram({
+    main: [
+      mmapAnon('m', 4096), // 0
+      mmapAnon('buf', 4096), // 1
+      { op: 'store', addr: '$buf+128', value: BigInt(SIG_IGN) }, // 2
+      sc('rt_sigaction', SIGPIPE, '$buf+128', 0, 8), // 3
+      sc('pipe', '$buf'), // 4: a = 3, 4
+      sc('pipe', '$buf'), // 5: b = 5, 6
+      sc('tee', 3, 6, 0, 0x10), // 6: unknown flag before len 0
+      sc('tee', 99, 98, 0, 0), // 7: len 0 before the descriptors
+      sc('tee', 99, 6, 1, 0), // 8
+      sc('tee', 3, 99, 1, 0), // 9
+      sc('tee', 4, 6, 1, 0), // 10: the input not open for reading
+      sc('tee', 3, 5, 1, 0), // 11: the output not open for writing
+      sc('tee', 3, 4, 1, 0), // 12: one pipe
+      sc('open', '&f', O_CREAT | O_RDWR, 0o644), // 13: 7
+      sc('tee', 7, 6, 1, 0), // 14: a file
+      sc('tee', 3, 6, 1, SPLICE_F_NONBLOCK), // 15: empty, with a writer
+      { op: 'store', addr: '$m', value: 0x3736353433323130n }, // 16: "01234567"
+      { op: 'store', addr: '$buf+64', value: '$m' }, // 17: struct iovec { m, 8 }
+      { op: 'store', addr: '$buf+72', value: 8 }, // 18
+      sc('vmsplice', 4, '$buf+64', 1, 0), // 19
+      sc('tee', 3, 6, 3, 0), // 20: cut to 3
+      sc('tee', 3, 6, 100, 0), // 21: the whole buffer again: the input's tail did not move
+      sc('ioctl', 3, FIONREAD, '$buf+256'), // 22
+      { op: 'load', addr: '$buf+256', size: 4, into: 'na' }, // 23: 8
+      sc('ioctl', 5, FIONREAD, '$buf+256'), // 24
+      { op: 'load', addr: '$buf+256', size: 4, into: 'nb' }, // 25: 11
+      { op: 'store', addr: '$m', value: 0x58, size: 1 }, // 26: 'X' into the page both pipes refer to
+      sc('read', 5, '$buf+512', 64), // 27: "X12X1234567"
+      { op: 'load', addr: '$buf+512', into: 'b0' }, // 28
+      { op: 'load', addr: '$buf+520', size: 4, into: 'b1' }, // 29
+      sc('read', 3, '$buf+768', 64), // 30: "X1234567"
+      { op: 'load', addr: '$buf+768', into: 'a0' }, // 31
+      sc('close', 4), // 32
+      sc('tee', 3, 6, 1, 0), // 33: empty, no writer
+      sc('close', 5), // 34
+      sc('pipe', '$buf+1024'), // 35: c = 4, 5
+      sc('write', 5, '$m', 1), // 36
+      sc('tee', 4, 6, 1, 0), // 37: no reader of the output
+    ],
+    strings: { f: '/tmp/f' },
+  });
+  assert.deepEqual([6, 7, 8, 9, 10, 11, 12, 14, 15].map((i) => ret(sys, i)), [
+    errno(EINVAL), 0n, errno(EBADF), errno(EBADF), errno(EBADF), errno(EBADF), errno(EINVAL), errno(EINVAL), errno(EAGAIN),
+  ]);
+  assert.deepEqual([19, 20, 21, 22, 23, 24, 25].map((i) => ret(sys, i)), [8n, 3n, 8n, 0n, 8n, 0n, 11n]);
+  assert.deepEqual([27, 28, 29, 30, 31].map((i) => ret(sys, i)), [11n, 0x3433323158323158n, 0x00373635n, 8n, 0x3736353433323158n]);
+  assert.deepEqual([33, 36, 37].map((i) => ret(sys, i)), [0n, 1n, errno(EPIPE)]);
+});
+
+test('ioctl FIONREAD (a pipe: its buffered bytes; a regular file: size less position, as an int) and FIONBIO (O_NONBLOCK); others -ENOTTY', () => {
+  const { sys } = runProgram({
+    main: [
+      mmapAnon('buf', 4096), // 0
+      sc('pipe', '$buf'), // 1: 3, 4
+      sc('write', 4, '$buf', 8), // 2
+      sc('write', 4, '$buf', 3), // 3
+      sc('read', 3, '$buf+64', 5), // 4
+      sc('ioctl', 3, FIONREAD, '$buf+256'), // 5
+      { op: 'load', addr: '$buf+256', size: 4, into: 'n' }, // 6: 6
+      sc('ioctl', 3, FIONREAD, 1), // 7: -EFAULT
+      sc('open', '&f', O_CREAT | O_RDWR, 0o644), // 8: 5
+      sc('write', 5, '$buf', 5), // 9
+      sc('lseek', 5, 2, 0), // 10
+      sc('ioctl', 5, FIONREAD, '$buf+256'), // 11
+      { op: 'load', addr: '$buf+256', size: 4, into: 'nf' }, // 12: 3
+      sc('lseek', 5, 10, 0), // 13
+      sc('ioctl', 5, FIONREAD, '$buf+256'), // 14
+      { op: 'load', addr: '$buf+256', size: 4, into: 'nf2' }, // 15: -5 as an int
+      sc('open', '&zero', O_RDONLY, 0), // 16: 6
+      sc('ioctl', 6, FIONREAD, '$buf+256'), // 17: a character device without ioctl
+      sc('read', 3, '$buf+64', 100), // 18: empties the pipe
+      { op: 'store', addr: '$buf+300', value: 1, size: 4 }, // 19
+      sc('ioctl', 3, FIONBIO, '$buf+300'), // 20
+      sc('fcntl', 3, F_GETFL), // 21: O_NONBLOCK
+      sc('read', 3, '$buf+64', 1), // 22: -EAGAIN
+      { op: 'store', addr: '$buf+300', value: 0, size: 4 }, // 23
+      sc('ioctl', 3, FIONBIO, '$buf+300'), // 24
+      sc('fcntl', 3, F_GETFL), // 25: O_RDONLY
+      sc('ioctl', 3, FIONBIO, 1), // 26: -EFAULT
+      sc('ioctl', 3, TCGETS, '$buf+256'), // 27: a pipe is not a terminal
+    ],
+    strings: { f: '/tmp/f', zero: '/dev/zero' },
+  });
+  assert.deepEqual([5, 6, 7, 11, 12, 14, 15, 17].map((i) => ret(sys, i)), [0n, 6n, errno(EFAULT), 0n, 3n, 0n, 0xfffffffbn, errno(ENOTTY)]);
+  assert.deepEqual([20, 21, 22, 24, 25, 26, 27].map((i) => ret(sys, i)), [0n, BigInt(O_NONBLOCK), errno(EAGAIN), 0n, BigInt(O_RDONLY), errno(EFAULT), errno(ENOTTY)]);
 });
 
 test('GUP: a read-only pin of a page shared after fork unshares it first (the pinned mm gets its own exclusive copy, still read-only)', () => {

@@ -12,7 +12,7 @@ import { ScenarioError } from '../../src/errors.js';
 import { compileScenarioText } from '../../src/scenario/index.js';
 import { EVENT_KINDS } from '../../src/scenario/events.js';
 import { KERNEL_OPTION_SPECS } from '../../src/kernel/options.js';
-import { CONST_BEGIN, CONST_END, constantGroups, formatDoc, SYSCALL_BEGIN, SYSCALL_END, uapiSource } from '../../src/scenario/doc.js';
+import { CONST_BEGIN, CONST_END, constantGroups, formatDoc, formatReadme, README_BEGIN, README_END, SYSCALL_BEGIN, SYSCALL_END, uapiSource } from '../../src/scenario/doc.js';
 import { region } from '../../src/docregion.js';
 import { CONSTANTS } from '../../src/scenario/expr.js';
 import { ERRNO_NAMES } from '../../src/kernel/uapi.js';
@@ -119,6 +119,15 @@ test(`${FILE}: the constants and the syscall table are the model's own (npm run 
     assert.ok(row, `no row for ${e.name}`);
     for (const a of e.args) assert.ok(row.includes(`\`${a}\``), `${e.name}'s row lacks ${a}`);
   }
+});
+
+test('README.md lists every syscall of the model, and no other (npm run docs:format writes the list)', () => {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  assert.equal(formatReadme(readme), readme, 'README.md differs from what npm run docs:format writes: run it');
+  const list = region(readme, README_BEGIN, README_END)!;
+  const named = [...list.matchAll(/`(\w+)`/g)].map((m) => m[1]);
+  assert.deepEqual(named, syscallEntries().sort((a, b) => a.nr - b.nr).map((e) => e.name));
+  assert.ok(list.includes(`The ${named.length} syscalls`), 'the count is stated');
 });
 
 test('every constant a value may name lies in one section of src/kernel/uapi.ts', () => {
