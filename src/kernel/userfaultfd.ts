@@ -32,10 +32,11 @@
  * MOVE (the UFFDIO_POISON and UFFDIO_MOVE ioctls are -EINVAL, as unknown commands are). No
  * poll, no /dev/userfaultfd, no fdinfo. The model's tasks are root, so
  * vm.unprivileged_userfaultfd never refuses.
- * XXX: the model's get_user_pages faults without FAULT_FLAG_ALLOW_RETRY, so process_vm_readv
- * into or out of a registered range is -EFAULT where Linux (FOLL_UNLOCKABLE) waits for the
- * handler; Linux's flush of a deferred uffd-wp TLB flush in do_wp_page (mm_tlb_flush_pending) is
- * not needed: the model's WRITEPROTECT flushes before it drops mmap_lock.
+ * A get_user_pages fault waits for the handler only with FOLL_UNLOCKABLE (gup.ts: vmsplice,
+ * process_vm_readv/writev); without it (FAULT_FLAG_ALLOW_RETRY unset) a userfault is
+ * VM_FAULT_SIGBUS, as in Linux. Linux's flush of a deferred uffd-wp TLB flush in do_wp_page
+ * (mm_tlb_flush_pending) is not needed: the model's WRITEPROTECT flushes before it drops
+ * mmap_lock.
  * XXX: one lock stands for fault_pending_wqh.lock, event_wqh.lock and fd_wqh.lock (Linux takes
  * them nested or one after the other); it serialises more than Linux, never less.
  */
@@ -451,7 +452,7 @@ export const userfaultfd_fops: Readonly<FileOperations> = {
  * so the context is not read again here: a release meanwhile is seen as ctx->released, as Linux
  * sees a release waiting for the lock). VM_FAULT_SIGBUS when the VMA has no context, the context asked for SIGBUS, the
  * fault came from the kernel on a UFFD_USER_MODE_ONLY context, or the fault may not be retried
- * (no FAULT_FLAG_ALLOW_RETRY: the model's GUP). Otherwise VM_FAULT_RETRY with mmap_lock
+ * (no FAULT_FLAG_ALLOW_RETRY: GUP without FOLL_UNLOCKABLE). Otherwise VM_FAULT_RETRY with mmap_lock
  * released: at once if the context is being released; else the fault's message is queued
  * (fault_pending_wqh), the PTE read again (userfaultfd_must_wait: still none, or still
  * read-only for a WP fault), mmap_lock dropped, and the task sleeps unless the PTE was

@@ -219,19 +219,21 @@ test('fork without UFFD_FEATURE_EVENT_FORK: the child\'s shmem VMA is not regist
   assert.equal(val(sys, 17), errno(EAGAIN));
 });
 
-test('UFFD_FEATURE_EVENT_FORK: fork waits for the handler to read UFFD_EVENT_FORK (COPY meanwhile is -EAGAIN), whose descriptor then serves the child\'s faults', () => {
+test('UFFD_FEATURE_EVENT_FORK: fork waits for the handler to read UFFD_EVENT_FORK (COPY, ZEROPAGE, CONTINUE meanwhile are -EAGAIN), whose descriptor then serves the child\'s faults', () => {
   // One CPU: main forks and waits in dup_userfaultfd_complete; the handler thread runs then.
   const H: Op[] = [
     ...copy('$area', '$buf+4096', P), // 0..5: mmap_changing is raised: -EAGAIN, written back
     ld('$buf+224', 'c0'), // 6
-    sc('read', '$uffd', '$buf+128', 64), // 7: the fork event (one message)
-    ld('$buf+128', 'ev', 1), ld('$buf+136', 'ufd', 4), ld('$buf+140', 'rest', 4), ld('$buf+144', 'r2'), // 8..11
-    sc('fcntl', '$ufd', 1, 0), sc('fcntl', '$ufd', 3, 0), // 12..13: FD_CLOEXEC and O_NONBLOCK as the parent's
-    st('$buf+192', 0xaa), st('$buf+200', 0), sc('ioctl', '$ufd', UFFDIO_API, '$buf+192'), // 14..16: the child's context is initialized already
-    { op: 'syscall', name: 'fcntl', args: ['$ufd', 4, 0], into: 'fl' }, // 17: F_SETFL 0: block on the read
-    sc('read', '$ufd', '$buf+128', 32), // 18: the child's fault
-    ld('$buf+128', 'ev2', 1), ld('$buf+136', 'fl2'), ld('$buf+144', 'ad2'), // 19..21
-    ...copy('$area', '$buf+4096', P, 0, '$ufd'), // 22..27: resolved through the child's descriptor
+    ...zeropage('$area', P), ld('$buf+344', 'z0'), // 7..12: the same for ZEROPAGE
+    ...cont('$area', P), ld('$buf+280', 'm0'), // 13..18: and CONTINUE (-EINVAL on anonymous memory, but mmap_changing comes first)
+    sc('read', '$uffd', '$buf+128', 64), // 19: the fork event (one message)
+    ld('$buf+128', 'ev', 1), ld('$buf+136', 'ufd', 4), ld('$buf+140', 'rest', 4), ld('$buf+144', 'r2'), // 20..23
+    sc('fcntl', '$ufd', 1, 0), sc('fcntl', '$ufd', 3, 0), // 24..25: FD_CLOEXEC and O_NONBLOCK as the parent's
+    st('$buf+192', 0xaa), st('$buf+200', 0), sc('ioctl', '$ufd', UFFDIO_API, '$buf+192'), // 26..28: the child's context is initialized already
+    { op: 'syscall', name: 'fcntl', args: ['$ufd', 4, 0], into: 'fl' }, // 29: F_SETFL 0: block on the read
+    sc('read', '$ufd', '$buf+128', 32), // 30: the child's fault
+    ld('$buf+128', 'ev2', 1), ld('$buf+136', 'fl2'), ld('$buf+144', 'ad2'), // 31..33
+    ...copy('$area', '$buf+4096', P, 0, '$ufd'), // 34..39: resolved through the child's descriptor
   ];
   const main: Op[] = [
     mmapAnon('buf', 3 * P), // 0
@@ -248,16 +250,17 @@ test('UFFD_FEATURE_EVENT_FORK: fork waits for the handler to read UFFD_EVENT_FOR
   const { sys } = runProgram(main);
   const C = 'main.12.child';
   assert.deepEqual([val(sys, 5, C), val(sys, 6, C)], [errno(EAGAIN), errno(EAGAIN)], 'userfaultfd_copy: mmap_changing first, -EAGAIN written to copy');
-  assert.equal(val(sys, 7, C), 32n);
-  assert.equal(val(sys, 8, C), BigInt(UFFD_EVENT_FORK));
-  const ufd = val(sys, 9, C);
+  assert.deepEqual([11, 12, 17, 18].map((i) => val(sys, i, C)), [errno(EAGAIN), errno(EAGAIN), errno(EAGAIN), errno(EAGAIN)], 'userfaultfd_zeropage, userfaultfd_continue: the same');
+  assert.equal(val(sys, 19, C), 32n);
+  assert.equal(val(sys, 20, C), BigInt(UFFD_EVENT_FORK));
+  const ufd = val(sys, 21, C);
   assert.equal(ufd, 4n, 'resolve_userfault_fork: the lowest free descriptor of the reader (0..2 are open, 3 is the parent\'s)');
-  assert.deepEqual([val(sys, 10, C), val(sys, 11, C)], [0n, 0n], 'the rest of the message is zero (reserved1 cleared)');
-  assert.deepEqual([val(sys, 12, C), val(sys, 13, C)], [1n, BigInt(O_NONBLOCK)], 'O_RDONLY | the context flags\' O_NONBLOCK, and O_CLOEXEC');
-  assert.equal(val(sys, 16, C), errno(EINVAL), 'ctx->features copied with UFFD_FEATURE_INITIALIZED: the cmpxchg fails');
-  assert.deepEqual([18, 19, 20].map((i) => val(sys, i, C)), [32n, BigInt(UFFD_EVENT_PAGEFAULT), 0n]);
-  assert.equal(val(sys, 21, C), val(sys, 1), 'the child\'s fault at the same address');
-  assert.equal(val(sys, 27, C), 0n);
+  assert.deepEqual([val(sys, 22, C), val(sys, 23, C)], [0n, 0n], 'the rest of the message is zero (reserved1 cleared)');
+  assert.deepEqual([val(sys, 24, C), val(sys, 25, C)], [1n, BigInt(O_NONBLOCK)], 'O_RDONLY | the context flags\' O_NONBLOCK, and O_CLOEXEC');
+  assert.equal(val(sys, 28, C), errno(EINVAL), 'ctx->features copied with UFFD_FEATURE_INITIALIZED: the cmpxchg fails');
+  assert.deepEqual([30, 31, 32].map((i) => val(sys, i, C)), [32n, BigInt(UFFD_EVENT_PAGEFAULT), 0n]);
+  assert.equal(val(sys, 33, C), val(sys, 1), 'the child\'s fault at the same address');
+  assert.equal(val(sys, 39, C), 0n);
   assert.equal(val(sys, 0, 'main.13.child'), 0x5151n, 'the child read what the handler copied into its page');
   assert.ok(val(sys, 13) > 0n);
   assert.equal(val(sys, 14), val(sys, 13));
