@@ -32,7 +32,7 @@ import { sigmask } from './signal.js';
 import { swap_duplicate } from './swap.js';
 import { kcall, STEP_ATOMIC, STEP_COPY, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import { SigHand, Task, ThreadGroup } from './task.js';
-import { dup_userfaultfd, userfaultfd_wp } from './userfaultfd.js';
+import { dup_userfaultfd, dup_userfaultfd_complete, dup_userfaultfd_fail, userfaultfd_wp, type UserfaultfdForkCtx } from './userfaultfd.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
   CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
@@ -196,11 +196,15 @@ export interface CopyStats {
  * VM_WIPEONFORK ones empty), giving each anonymous one a child anon_vma, and copies the page
  * tables of each (copy_page_range, then copy_pte_range for each PTE table). Then arch_dup_mmap (protection keys, the LDT), unless the
  * copy failed. Either way the parent's TLBs are flushed (flush_tlb_mm: its PTEs were
- * write-protected, and its other CPUs must stop writing through stale entries).
+ * write-protected, and its other CPUs must stop writing through stale entries). Each copied
+ * VMA's userfaultfd registration goes through dup_userfaultfd; once the lock is dropped, the
+ * fork events are raised and waited for (dup_userfaultfd_complete), or given up if the copy failed.
  */
 function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct, stats: CopyStats): KPath {
   yield* mmap_write_lock(k, pc, oldmm, t);
   let retval = 0;
+  // LIST_HEAD(uf): the userfaultfd contexts made for the child (UFFD_FEATURE_EVENT_FORK).
+  const uf: UserfaultfdForkCtx[] = [];
   // The address space's size and kinds are the parent's, less what is not copied; locked_vm
   // and def_flags start at 0 (mm_init: def_flags keeps only VM_NOHUGEPAGE).
   // dup_mm copies the mm_struct: the break and the data's bounds too.
@@ -220,7 +224,7 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
     }
     const tmp = mpnt.dup();
     tmp.vm_flags &= ~VM_LOCKED_MASK;
-    dup_userfaultfd(tmp);
+    dup_userfaultfd(k, tmp, mm, uf);
     if (mpnt.anon_vma && !(mpnt.vm_flags & VM_WIPEONFORK)) tmp.anon_vma = { id: k.nextObjectId(), forked: true };
     mm.vmas.list.push(tmp);
     if (tmp.vm_flags & VM_WIPEONFORK) continue;
@@ -239,6 +243,8 @@ function* dup_mmap(k: Kernel, pc: PerCpu, t: Task, oldmm: MmStruct, mm: MmStruct
   }
   yield* flush_tlb_mm_range(k, pc, oldmm, 0, TLB_FLUSH_ALL, 12, true);
   yield* mmap_write_unlock(pc, oldmm);
+  if (!retval) yield* dup_userfaultfd_complete(k, pc, t, uf);
+  else dup_userfaultfd_fail(uf);
   return retval;
 }
 
@@ -264,8 +270,8 @@ function copy_page_range(src_vma: Vma, src_mm: MmStruct): number[] {
  * fill it meanwhile, and the hardware never writes an empty entry. A swap entry goes to
  * copy_nonpresent_pte: an exclusive one is first marked shared in the parent (a write step),
  * and the child gets the same entry with one more reference to its slot. The child's entry
- * loses the uffd-wp bit unless its VMA is registered for WP (`dst_uffd_wp`; never, without
- * UFFD_FEATURE_EVENT_FORK: dup_userfaultfd). XXX: the child's lock
+ * loses the uffd-wp bit unless its VMA is registered for WP (`dst_uffd_wp`: only with
+ * UFFD_FEATURE_EVENT_FORK does the child's VMA stay registered, dup_userfaultfd). XXX: the child's lock
  * is not taken; only reclaim's rmap walk can reach the new mm yet, and it finds each child
  * entry only once fork has written it.
  *

@@ -31,8 +31,8 @@ import {
 import { STEP_ATOMIC, STEP_COPY, STEP_LOCK, STEP_READ, STEP_UNLOCK, STEP_WAIT, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
-import { handle_userfault, userfaultfd_missing, userfaultfd_pte_wp } from './userfaultfd.js';
-import { VM_ACCESS_FLAGS, VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_UFFD_MISSING, VM_UFFD_WP, VM_WRITE, type Vma } from './vma.js';
+import { handle_userfault, userfaultfd_minor, userfaultfd_missing, userfaultfd_pte_wp } from './userfaultfd.js';
+import { VM_ACCESS_FLAGS, VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP, VM_WRITE, type Vma } from './vma.js';
 import { track } from '../track.js';
 
 /** vm_fault_t results (include/linux/mm_types.h). */
@@ -453,7 +453,9 @@ function* do_anonymous_page(vmf: vm_fault): KPath {
 /**
  * do_fault for a shmem mapping (MAP_SHARED anonymous memory, or a tmpfs file mapped shared or
  * private): a file's page at or past its end is SIGBUS; __do_fault finds the object's page at
- * this offset (shmem_fault), allocating it zeroed on first use, and takes a reference; a write
+ * this offset (shmem_fault → shmem_get_folio_gfp: a page there in a VM_UFFD_MINOR VMA, or none
+ * in a VM_UFFD_MISSING one, goes to handle_userfault instead), allocating it zeroed on first
+ * use, and takes a reference; a write
  * to a private mapping goes to do_cow_fault; a read or a shared write (do_read_fault,
  * do_shared_fault):
  * finish_fault maps it under the lock unless the PTE was filled meanwhile
@@ -466,6 +468,13 @@ function* do_fault(vmf: vm_fault): KPath {
   const pgoff = vma.vm_pgoff + (vmf.address - vma.vm_start) / 4096;
   // shmem_get_folio_gfp: a file's page at or past i_size is not there to map (anonymous shared memory's too).
   if (pgoff >= Math.ceil((shmem.file ? shmem.file.size : shmem.size) / 4096)) return VM_FAULT_SIGBUS;
+  // filemap_get_entry: a page the object has, in a VMA registered for minor faults, goes to the
+  // handler (its reference dropped at once); a page it lacks, in one registered for missing
+  // faults, too, before anything is allocated.
+  const ctx = vma.vm_userfaultfd_ctx;
+  if (shmem.pages.has(pgoff)) {
+    if (userfaultfd_minor(vma)) return yield* handle_userfault(vmf, VM_UFFD_MINOR, ctx);
+  } else if (userfaultfd_missing(vma)) return yield* handle_userfault(vmf, VM_UFFD_MISSING, ctx);
   if (!shmem.pages.has(pgoff)) {
     // shmem_get_folio: a new folio is zeroed while locked and only then found by others, so the
     // allocation, the zeroing and the insertion are one step (the lookup is repeated in it).

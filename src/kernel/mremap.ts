@@ -27,12 +27,13 @@ import { spin_lock_ptl, spin_unlock_ptl } from './memory.js';
 import { __mm_populate } from './mlock.js';
 import type { MmStruct } from './mm.js';
 import { DEFAULT_MAX_MAP_COUNT, do_vmi_munmap, get_unmapped_area, mmap_write_lock, mmap_write_unlock } from './mmap.js';
-import { pgtableIndex, pmd_addr_end, pte_none, pte_present } from './pgtable.js';
+import { pgtableIndex, pmd_addr_end, pte_clear_uffd_wp, pte_none, pte_present, pte_swp_clear_uffd_wp, __pte } from './pgtable.js';
 import { cond_resched } from './sched.js';
 import { STEP_ATOMIC, STEP_WRITE, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { flush_tlb_mm_range } from './tlbflush.js';
 import { EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE } from './uapi.js';
+import { mremap_userfaultfd_prep, vma_has_uffd_without_event_remap } from './userfaultfd.js';
 import { may_expand_vm, mlock_future_ok, vm_stat_account } from './vm_account.js';
 import { Vma, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK, VM_MAYSHARE, VM_PFNMAP, VM_SHARED } from './vma.js';
 
@@ -232,17 +233,17 @@ function* move_vma(m: Mremap, vma: Vma, old_addr: number, old_len: number, new_l
   new_vma.vm_pgoff = new_pgoff;
   new_vma.anon_vma = vma.anon_vma;
   mm.vmas.insert(new_vma);
-  const moved = yield* move_page_tables(m, old_addr, new_addr, old_len);
+  const moved = yield* move_page_tables(m, vma, old_addr, new_addr, old_len);
   let err = 0;
   let vmaAfter = vma;
   if (moved < old_len) {
     // The tables moved so far go back; the new VMA is the one unmapped below.
     err = -ENOMEM;
-    yield* move_page_tables(m, new_addr, old_addr, moved);
+    yield* move_page_tables(m, new_vma, new_addr, old_addr, moved);
     vmaAfter = new_vma;
     old_addr = new_addr;
     old_len = new_len;
-  }
+  } else mremap_userfaultfd_prep(new_vma);
   // The charge stays with the new VMA: the old range is unmapped without giving it back.
   let account_start = false;
   let account_end = false;
@@ -290,7 +291,7 @@ function* move_vma(m: Mremap, vma: Vma, old_addr: number, old_len: number, new_l
  * move: the bytes moved so far are returned) and move_ptes moves the entries. Returns the bytes
  * covered.
  */
-function* move_page_tables(m: Mremap, old_addr: number, new_addr: number, len: number): KSteps<number> {
+function* move_page_tables(m: Mremap, vma: Vma, old_addr: number, new_addr: number, len: number): KSteps<number> {
   const { mm } = m;
   const old_end = old_addr + len;
   let done = 0;
@@ -300,22 +301,26 @@ function* move_page_tables(m: Mremap, old_addr: number, new_addr: number, len: n
     extent = Math.min(pmd_addr_end(old_addr, old_end), old_addr + (pmd_addr_end(new_addr, new_addr + (old_end - old_addr)) - new_addr)) - old_addr;
     if (mm.pgtables.pteTable(old_addr, false) < 0) continue;
     if (mm.pgtables.pteTable(new_addr, true) < 0) break;
-    yield* move_ptes(m, old_addr, old_addr + extent, new_addr);
+    yield* move_ptes(m, vma, old_addr, old_addr + extent, new_addr);
   }
   return Math.min(done, len);
 }
 
 /**
- * move_ptes over [old_addr, old_end) (one PTE table) to new_addr (one PTE table): under the
- * page-table lock, each non-empty old entry is taken by a locked exchange (ptep_get_and_clear,
- * a step) and written into the new table (set_pte_at, a step); if a present entry moved, the
+ * move_ptes over [old_addr, old_end) (one PTE table) of `vma` to new_addr (one PTE table): under
+ * the page-table lock, each non-empty old entry is taken by a locked exchange
+ * (ptep_get_and_clear, a step) and written into the new table (set_pte_at, a step), without its
+ * uffd-wp bit if the VMA is registered with a userfaultfd lacking UFFD_FEATURE_EVENT_REMAP
+ * (vma_has_uffd_without_event_remap; swap entries' too; there are no PTE markers); if a present entry moved, the
  * old range is flushed on every CPU of the mm before the lock is dropped (force_flush →
  * flush_tlb_range). An empty entry is skipped without a step (under the lock nothing fills it,
  * and the hardware never writes an empty entry).
  */
-function* move_ptes(m: Mremap, old_addr: number, old_end: number, new_addr: number): KSteps<void> {
+function* move_ptes(m: Mremap, vma: Vma, old_addr: number, old_end: number, new_addr: number): KSteps<void> {
   const { k, pc, t, mm } = m;
   const mem = k.machine.mem;
+  const need_clear_uffd_wp = vma_has_uffd_without_event_remap(vma);
+  const p = __pte();
   yield* spin_lock_ptl(pc, mm, t);
   const old_table = mm.pgtables.pteTable(old_addr, false);
   const new_table = mm.pgtables.pteTable(new_addr, false);
@@ -327,13 +332,18 @@ function* move_ptes(m: Mremap, old_addr: number, old_end: number, new_addr: numb
     pc.touch = old_table * 4096 + i * 8;
     yield STEP_ATOMIC;
     // ptep_get_and_clear: whatever the hardware set up to now goes with the entry.
-    const lo = mem.readLo(old_table, i);
-    const hi = mem.readHi(old_table, i);
+    p.lo = mem.readLo(old_table, i);
+    p.hi = mem.readHi(old_table, i);
     mem.write64(old_table, i, 0, 0);
-    if (pte_present(lo)) force_flush = true;
+    if (pte_present(p.lo)) force_flush = true;
+    // A registration without UFFD_FEATURE_EVENT_REMAP does not follow the move: neither do the uffd-wp bits.
+    if (need_clear_uffd_wp) {
+      if (pte_present(p.lo)) pte_clear_uffd_wp(p);
+      else pte_swp_clear_uffd_wp(p);
+    }
     pc.touch = new_table * 4096 + j * 8;
     yield STEP_WRITE;
-    mem.write64(new_table, j, lo, hi);
+    mem.write64(new_table, j, p.lo, p.hi);
   }
   if (force_flush) yield* flush_tlb_mm_range(k, pc, mm, old_addr, old_end, 12, false);
   yield* spin_unlock_ptl(pc, mm);

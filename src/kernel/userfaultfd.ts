@@ -2,27 +2,43 @@
  * userfaultfd (fs/userfaultfd.c): a descriptor through which a thread handles the page faults
  * of registered ranges of its address space. The userfaultfd syscall makes the context and its
  * anonymous-inode file; UFFDIO_API agrees the features; UFFDIO_REGISTER marks VMAs
- * (VM_UFFD_MISSING, VM_UFFD_WP) as the context's; a fault there (handle_userfault, called from
- * do_anonymous_page and do_wp_page) queues a struct uffd_msg, drops mmap_lock and sleeps until
- * UFFDIO_COPY, ZEROPAGE, WRITEPROTECT or WAKE (mfill.ts) wakes it, and then is retried; read()
- * hands the queued messages to the handler, oldest first. Closing the last descriptor wakes
- * every waiter and unregisters every VMA.
+ * (VM_UFFD_MISSING, VM_UFFD_WP, VM_UFFD_MINOR) as the context's; a fault there
+ * (handle_userfault, called from do_anonymous_page and do_wp_page for anonymous memory, and
+ * from shmem_get_folio_gfp for shmem: a page the object lacks in a MISSING VMA, a page it has
+ * but the VMA does not map in a MINOR one) queues a struct uffd_msg, drops mmap_lock and
+ * sleeps until UFFDIO_COPY, ZEROPAGE, CONTINUE, WRITEPROTECT or WAKE (mfill.ts) wakes it, and
+ * then is retried; read() hands the queued messages to the handler, oldest first, faults before
+ * events. Closing the last descriptor wakes every waiter and unregisters every VMA.
  *
- * The features the model honours (UFFD_API_FEATURES here): PAGEFAULT_FLAG_WP, SIGBUS,
- * THREAD_ID, EXACT_ADDRESS. XXX: 6.12 on x86-64 also offers EVENT_FORK, EVENT_REMAP,
- * EVENT_REMOVE, EVENT_UNMAP (the non-cooperative events: the model never queues one, so
- * mmap_changing stays 0 and every VMA of a forked child loses its registration, as without
- * EVENT_FORK), MISSING_HUGETLBFS, MISSING_SHMEM, MINOR_HUGETLBFS, MINOR_SHMEM (there is no
- * hugetlbfs; shmem and tmpfs VMAs are not registered: shmem's missing and minor faults,
- * shmem_mfill_atomic_pte and UFFDIO_CONTINUE are left out, and registering one is -EINVAL),
- * WP_HUGETLBFS_SHMEM, WP_UNPOPULATED, WP_ASYNC (no PTE markers), POISON and MOVE (the
- * UFFDIO_POISON and UFFDIO_MOVE ioctls are -EINVAL, as unknown commands are); asking UFFDIO_API
- * for any of them is -EINVAL, as for a feature the kernel lacks. No poll, no /dev/userfaultfd,
- * no fdinfo. The model's tasks are root, so vm.unprivileged_userfaultfd never refuses.
- * XXX: the model's get_user_pages faults without FAULT_FLAG_ALLOW_RETRY, so process_vm_readv
- * into or out of a registered range is -EFAULT where Linux (FOLL_UNLOCKABLE) waits for the
- * handler; Linux's flush of a deferred uffd-wp TLB flush in do_wp_page (mm_tlb_flush_pending) is
- * not needed: the model's WRITEPROTECT flushes before it drops mmap_lock.
+ * Anonymous private VMAs and shmem VMAs (memfd, tmpfs files, MAP_SHARED|MAP_ANONYMOUS; shared
+ * or private) can be registered (vma_can_userfault). UFFD_FEATURE_EVENT_FORK: fork gives the
+ * child's registered VMAs a new context (dup_userfaultfd), and the forking thread waits, with
+ * the parent context's mmap_changing raised, until the handler reads the UFFD_EVENT_FORK
+ * message, whose reading installs a descriptor for the new context (resolve_userfault_fork).
+ * Without it the child's VMAs lose their registration.
+ *
+ * The features the model honours (UFFD_API_FEATURES here): PAGEFAULT_FLAG_WP, EVENT_FORK,
+ * MISSING_SHMEM, SIGBUS, THREAD_ID, MINOR_SHMEM, EXACT_ADDRESS; asking UFFDIO_API for another
+ * is -EINVAL, as for a feature the kernel lacks. Of 6.12's others on x86-64:
+ * XXX: WP_HUGETLBFS_SHMEM, WP_UNPOPULATED and WP_ASYNC need PTE markers (a uffd-wp bit kept in
+ * an empty entry, CONFIG_PTE_MARKER_UFFD_WP), which the model lacks; it answers as a kernel
+ * built without them does (userfaultfd_api clears the three; vma_can_userfault refuses WP on
+ * a VMA that is not anonymous, so registering shmem for WP is -EINVAL, and UFFDIO_COPY_MODE_WP
+ * or UFFDIO_CONTINUE_MODE_WP into shmem -EINVAL). The host (6.18, markers built in) registers
+ * shmem for WP. XXX: EVENT_REMAP, EVENT_REMOVE and EVENT_UNMAP are not offered: mremap,
+ * MADV_DONTNEED/MADV_REMOVE and munmap of a registered range queue nothing, and only a fork
+ * raises mmap_changing; a VMA mremap moves loses its registration and its entries their
+ * uffd-wp bits (mremap_userfaultfd_prep, move_ptes), as without EVENT_REMAP. XXX: MISSING_HUGETLBFS, MINOR_HUGETLBFS (no hugetlbfs), POISON and
+ * MOVE (the UFFDIO_POISON and UFFDIO_MOVE ioctls are -EINVAL, as unknown commands are). No
+ * poll, no /dev/userfaultfd, no fdinfo. The model's tasks are root, so
+ * vm.unprivileged_userfaultfd never refuses.
+ * A get_user_pages fault waits for the handler only with FOLL_UNLOCKABLE (gup.ts: vmsplice,
+ * process_vm_readv/writev); without it (FAULT_FLAG_ALLOW_RETRY unset) a userfault is
+ * VM_FAULT_SIGBUS, as in Linux. Linux's flush of a deferred uffd-wp TLB flush in do_wp_page
+ * (mm_tlb_flush_pending) is not needed: the model's WRITEPROTECT flushes before it drops
+ * mmap_lock.
+ * XXX: one lock stands for fault_pending_wqh.lock, event_wqh.lock and fd_wqh.lock (Linux takes
+ * them nested or one after the other); it serialises more than Linux, never less.
  */
 import { ModelError } from '../errors.js';
 import { opaque, track } from '../track.js';
@@ -30,7 +46,7 @@ import { capable } from './capability.js';
 import { File, type FileOperations, fd_install, FMODE_CAN_READ, FMODE_READ, get_unused_fd_flags, put_unused_fd } from './file.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, type vm_fault } from './memory.js';
-import { mfill_atomic, mwriteprotect_range, userfaultfd_clear_vma, userfaultfd_clear_vma_now, userfaultfd_register_range } from './mfill.js';
+import { mfill_atomic, mwriteprotect_range, userfaultfd_clear_vma, userfaultfd_clear_vma_now, userfaultfd_register_range, userfaultfd_reset_ctx } from './mfill.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_unlock, mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import { mmapLockId, mmdrop } from './mmput.js';
@@ -41,15 +57,16 @@ import { STEP_LOCK, STEP_READ, STEP_SLEEP, STEP_UNLOCK, STEP_WAIT, type KPath, t
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64, putU32, putU64 } from './uaccess.js';
 import {
-  EAGAIN, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, ESRCH, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDONLY, UFFD_API, UFFD_EVENT_PAGEFAULT, UFFD_FEATURE_EVENT_FORK,
-  UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED,
-  UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE, UFFD_USER_MODE_ONLY, UFFDIO_API, UFFDIO_COPY, UFFDIO_COPY_MODE_DONTWAKE, UFFDIO_COPY_MODE_WP,
-  UFFDIO_REGISTER, UFFDIO_REGISTER_MODE_MINOR, UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP, UFFDIO_UNREGISTER, UFFDIO_WAKE,
+  EAGAIN, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, ESRCH, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDONLY, UFFD_API, UFFD_EVENT_FORK, UFFD_EVENT_PAGEFAULT,
+  UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_MINOR_SHMEM, UFFD_FEATURE_MISSING_SHMEM, UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_SIGBUS,
+  UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE,
+  UFFD_USER_MODE_ONLY, UFFDIO_API, UFFDIO_CONTINUE, UFFDIO_CONTINUE_MODE_DONTWAKE, UFFDIO_CONTINUE_MODE_WP, UFFDIO_COPY, UFFDIO_COPY_MODE_DONTWAKE,
+  UFFDIO_COPY_MODE_WP, UFFDIO_REGISTER, UFFDIO_REGISTER_MODE_MINOR, UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP, UFFDIO_UNREGISTER, UFFDIO_WAKE,
   UFFDIO_WRITEPROTECT, UFFDIO_WRITEPROTECT_MODE_DONTWAKE, UFFDIO_WRITEPROTECT_MODE_WP, UFFDIO_ZEROPAGE, UFFDIO_ZEROPAGE_MODE_DONTWAKE,
-  _UFFDIO_API, _UFFDIO_COPY, _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE, _UFFDIO_WRITEPROTECT, _UFFDIO_ZEROPAGE,
+  _UFFDIO_API, _UFFDIO_CONTINUE, _UFFDIO_COPY, _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE, _UFFDIO_WRITEPROTECT, _UFFDIO_ZEROPAGE,
 } from './uapi.js';
 import { ANON_INODE_DEV } from './vfs.js';
-import { VM_MAYWRITE, VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from './vma.js';
+import { VM_MAYWRITE, VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from './vma.js';
 
 /** CAP_SYS_PTRACE: UFFD_FEATURE_EVENT_FORK needs it. */
 const CAP_SYS_PTRACE = 19;
@@ -60,12 +77,16 @@ const UFFD_FEATURE_INITIALIZED = 2 ** 31;
 /** UFFD_SHARED_FCNTL_FLAGS. */
 const UFFD_SHARED_FCNTL_FLAGS = O_CLOEXEC | O_NONBLOCK;
 /** The features UFFDIO_API offers: the ones the model honours (see the header). */
-export const UFFD_API_FEATURES = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS;
+export const UFFD_API_FEATURES =
+  UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_EXACT_ADDRESS;
 /** UFFD_API_IOCTLS: what UFFDIO_API says the descriptor takes. */
 export const UFFD_API_IOCTLS = (1n << BigInt(_UFFDIO_REGISTER)) | (1n << BigInt(_UFFDIO_UNREGISTER)) | (1n << BigInt(_UFFDIO_API));
-/** UFFD_API_RANGE_IOCTLS as the model has them: WAKE, COPY, ZEROPAGE, WRITEPROTECT (XXX: MOVE, CONTINUE and POISON are not implemented). */
-export const UFFD_API_RANGE_IOCTLS = (1 << _UFFDIO_WAKE) | (1 << _UFFDIO_COPY) | (1 << _UFFDIO_ZEROPAGE) | (1 << _UFFDIO_WRITEPROTECT);
-/** UFFD_API_REGISTER_MODES, as the model takes them (MINOR would need shmem; see the header). */
+/**
+ * UFFD_API_RANGE_IOCTLS as the model has them: WAKE, COPY, ZEROPAGE, WRITEPROTECT, CONTINUE
+ * (XXX: MOVE and POISON are not implemented). No hugetlbfs, so never UFFD_API_RANGE_IOCTLS_BASIC.
+ */
+export const UFFD_API_RANGE_IOCTLS = (1 << _UFFDIO_WAKE) | (1 << _UFFDIO_COPY) | (1 << _UFFDIO_ZEROPAGE) | (1 << _UFFDIO_WRITEPROTECT) | (1 << _UFFDIO_CONTINUE);
+/** UFFD_API_REGISTER_MODES. */
 const UFFD_API_REGISTER_MODES = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR;
 
 /** A userfault waiting for its resolution (struct userfaultfd_wait_queue): its message, its task, and whether a wake reached it. */
@@ -82,19 +103,41 @@ export class UserfaultWait {
   }
 }
 
+/**
+ * A non-cooperative event waiting for the handler (the struct userfaultfd_wait_queue on the
+ * stack of the thread that raised it): UFFD_EVENT_FORK with the child's new context. `event`
+ * becomes 0 when the handler has read it (userfaultfd_event_complete).
+ */
+export class UserfaultEvent {
+  event: number;
+  /** The raising thread stopped waiting (released context, fatal signal) and took the event off whatever list held it. */
+  aborted = false;
+  constructor(
+    readonly task: Task,
+    event: number,
+    /** msg.arg.reserved.reserved1 of a fork event: the child's context, until the read gives it a descriptor. */
+    readonly newCtx: UserfaultfdCtx,
+  ) {
+    this.event = event;
+    return track(this);
+  }
+}
+
 /** struct userfaultfd_ctx. */
 export class UserfaultfdCtx {
-  /** refcount: the file and each fault waiting on it. */
+  /** refcount: the file, each fault waiting on it, each fork event in flight (and a reader resolving one). */
   refcount = 1;
   /** features: 0 until UFFDIO_API, then the features asked for with UFFD_FEATURE_INITIALIZED. */
   features = 0;
   /** released: the file went; faults no longer wait. */
   released = false;
-  /** mmap_changing: non-cooperative events in flight (always 0: the model has none). */
+  /** mmap_changing: non-cooperative events in flight (fork events: raised by dup_userfaultfd, lowered once the event is read). */
   mmap_changing = 0;
   /** fault_pending_wqh: faults not yet read, oldest first; fault_wqh: faults read and not yet woken. */
   readonly fault_pending_wqh: UserfaultWait[] = [];
   readonly fault_wqh: UserfaultWait[] = [];
+  /** event_wqh: events not yet read, oldest first. */
+  readonly event_wqh: UserfaultEvent[] = [];
   /** fd_wqh: readers waiting for a fault. */
   readonly fd_wqh: Task[] = [];
   /** fault_pending_wqh.lock's holder (a tid), or 0. */
@@ -136,7 +179,7 @@ function* uffd_unlock(pc: PerCpu, ctx: UserfaultfdCtx): KSteps<void> {
 /** userfaultfd_ctx_put: one reference fewer; the last lets go of the mm (mmdrop). */
 function userfaultfd_ctx_put(ctx: UserfaultfdCtx): void {
   if (--ctx.refcount > 0) return;
-  if (ctx.fault_pending_wqh.length || ctx.fault_wqh.length || ctx.fd_wqh.length) throw new ModelError('userfaultfd_ctx_put', 'VM_BUG_ON(waitqueue_active(...)): the last reference went with waiters queued');
+  if (ctx.fault_pending_wqh.length || ctx.fault_wqh.length || ctx.event_wqh.length || ctx.fd_wqh.length) throw new ModelError('userfaultfd_ctx_put', 'VM_BUG_ON(waitqueue_active(...)): the last reference went with waiters queued');
   mmdrop(ctx.k, ctx.mm);
 }
 
@@ -145,12 +188,20 @@ function userfaultfd_is_initialized(ctx: UserfaultfdCtx): boolean {
   return (ctx.features & UFFD_FEATURE_INITIALIZED) !== 0;
 }
 
-/** userfaultfd_missing / userfaultfd_wp (include/linux/userfaultfd_k.h). */
+/** userfaultfd_missing / userfaultfd_wp / userfaultfd_minor (include/linux/userfaultfd_k.h). */
 export function userfaultfd_missing(vma: Vma): boolean {
   return (vma.vm_flags & VM_UFFD_MISSING) !== 0;
 }
 export function userfaultfd_wp(vma: Vma): boolean {
   return (vma.vm_flags & VM_UFFD_WP) !== 0;
+}
+export function userfaultfd_minor(vma: Vma): boolean {
+  return vma.uffdMinor;
+}
+
+/** userfaultfd_armed: a VMA with any of __VM_UFFD_FLAGS. */
+export function userfaultfd_armed(vma: Vma): boolean {
+  return (vma.vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP)) !== 0 || vma.uffdMinor;
 }
 
 /** userfaultfd_pte_wp: a uffd-wp VMA and a uffd-wp entry. */
@@ -159,12 +210,25 @@ export function userfaultfd_pte_wp(vma: Vma, lo: number): boolean {
 }
 
 /**
- * vma_can_userfault (include/linux/userfaultfd_k.h) for MISSING and WP: an anonymous VMA (MINOR
- * is refused by the caller: it needs shmem or hugetlbfs). XXX: Linux also takes shmem and
- * hugetlbfs VMAs (and any VMA for WP with WP_ASYNC); the model registers neither (see the header).
+ * vma_can_userfault (include/linux/userfaultfd_k.h): whether `vma` may be registered for the
+ * modes `vm_flags` (VM_UFFD_MISSING, VM_UFFD_WP) and `minor` (VM_UFFD_MINOR). MINOR needs
+ * shmem (there is no hugetlbfs); WP needs anonymous memory, as without
+ * CONFIG_PTE_MARKER_UFFD_WP (see the header; no WP_ASYNC either); otherwise any anonymous or
+ * shmem VMA. (6.12's VM_DROPPABLE test looks at the masked flags and never refuses.)
  */
-export function vma_can_userfault(vma: Vma): boolean {
+export function vma_can_userfault(vma: Vma, vm_flags: number, minor: boolean): boolean {
+  vm_flags &= VM_UFFD_MISSING | VM_UFFD_WP;
+  if (minor && !vma_is_shmem(vma)) return false;
+  if (vm_flags & VM_UFFD_WP && !vma_is_anonymous(vma)) return false;
+  return vma_is_anonymous(vma) || vma_is_shmem(vma);
+}
+
+/** vma_is_anonymous: no object behind the VMA. vma_is_shmem: a shmem object (a tmpfs file's page cache or shared anonymous memory). */
+function vma_is_anonymous(vma: Vma): boolean {
   return vma.shmem === null;
+}
+export function vma_is_shmem(vma: Vma): boolean {
+  return vma.shmem !== null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,7 +292,7 @@ function* userfaultfd_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint,
   let ret = 0;
   for (;;) {
     if (count - ret < UFFD_MSG_SIZE) return [ret ? ret : -EINVAL, pos];
-    const msg = yield* userfaultfd_ctx_read(pc, t, ctx, no_wait);
+    const msg = yield* userfaultfd_ctx_read(k, pc, t, ctx, no_wait);
     if (typeof msg === 'number') return [ret ? ret : msg, pos];
     if (!(yield* copy_to_user(k, pc, t, buf + BigInt(ret), msg))) return [ret ? ret : -EFAULT, pos];
     ret += UFFD_MSG_SIZE;
@@ -238,11 +302,15 @@ function* userfaultfd_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint,
 
 /**
  * userfaultfd_ctx_read: under the lock, the oldest unread fault is moved to fault_wqh (read,
- * still waiting) and its message returned; with none, a pending signal is -ERESTARTSYS, then
- * no_wait is -EAGAIN, else the reader sleeps on fd_wqh until a fault is queued. The test and
- * the sleep are the unlock's step: a fault queued after it wakes the reader.
+ * still waiting) and its message returned; with none, the oldest event: a fork event is taken
+ * off the queue while resolve_userfault_fork installs a descriptor for the child's context
+ * (the lock dropped), then put back and completed (its thread woken) if that worked, or left
+ * queued if it failed (the error is the read's); if the forking thread gave up meanwhile, the
+ * descriptor stays and the context with it. With nothing queued, a pending signal is
+ * -ERESTARTSYS, then no_wait is -EAGAIN, else the reader sleeps on fd_wqh until something is
+ * queued. The test and the sleep are the unlock's step: a fault queued after it wakes the reader.
  */
-function* userfaultfd_ctx_read(pc: PerCpu, t: Task, ctx: UserfaultfdCtx, no_wait: boolean): KSteps<Uint8Array | number> {
+function* userfaultfd_ctx_read(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, no_wait: boolean): KSteps<Uint8Array | number> {
   for (;;) {
     yield* uffd_lock(pc, ctx, t);
     const uwq = ctx.fault_pending_wqh.length > 0 ? ctx.fault_pending_wqh.shift()! : null;
@@ -252,7 +320,15 @@ function* userfaultfd_ctx_read(pc: PerCpu, t: Task, ctx: UserfaultfdCtx, no_wait
       yield* uffd_unlock(pc, ctx);
       return msg;
     }
-    // (No event_wqh: the model queues no events.)
+    const ewq = ctx.event_wqh.length > 0 ? ctx.event_wqh[0] : null;
+    if (ewq) {
+      // The only event the model raises is UFFD_EVENT_FORK: list_move to the reader's fork_event.
+      ctx.event_wqh.shift();
+      const fork_nctx = ewq.newCtx;
+      fork_nctx.refcount++;
+      yield* uffd_unlock(pc, ctx);
+      return yield* resolve_fork_event(k, pc, t, ctx, ewq, fork_nctx);
+    }
     const ret = signal_pending(t) ? -ERESTARTSYS : no_wait ? -EAGAIN : 0;
     yield* uffd_unlock(pc, ctx);
     if (ret) return ret;
@@ -263,6 +339,54 @@ function* userfaultfd_ctx_read(pc: PerCpu, t: Task, ctx: UserfaultfdCtx, no_wait
     const i = ctx.fd_wqh.indexOf(t);
     if (i >= 0) ctx.fd_wqh.splice(i, 1);
   }
+}
+
+/**
+ * The end of userfaultfd_ctx_read for a fork event `ewq` taken off the queue, with a reference
+ * to the child's context held: resolve_userfault_fork (a descriptor, -EMFILE or -ENOMEM), then
+ * under the lock, if the forking thread still waits (it leaves `ewq.event` set and has not
+ * dropped the event): the temporary reference goes, and the event goes back on the queue,
+ * completed at once if the descriptor was made; if the thread gave up, the reference is kept
+ * by the new descriptor, or dropped if there is none. Returns the message or -errno.
+ */
+function* resolve_fork_event(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, ewq: UserfaultEvent, fork_nctx: UserfaultfdCtx): KSteps<Uint8Array | number> {
+  const ufd = resolve_userfault_fork(k, t, fork_nctx);
+  yield* uffd_lock(pc, ctx, t);
+  if (!ewq.aborted) {
+    userfaultfd_ctx_put(fork_nctx);
+    if (ufd >= 0) userfaultfd_event_complete(k, ewq);
+    else ctx.event_wqh.push(ewq);
+  } else if (ufd < 0) userfaultfd_ctx_put(fork_nctx);
+  yield* uffd_unlock(pc, ctx);
+  if (ufd < 0) return ufd;
+  // msg.event, then msg.arg.fork.ufd (reserved1 cleared).
+  const b = new Uint8Array(UFFD_MSG_SIZE);
+  b[0] = UFFD_EVENT_FORK;
+  putU32(b, 8, ufd);
+  return b;
+}
+
+/**
+ * resolve_userfault_fork: anon_inode_create_getfd of a "[userfaultfd]" file for `nctx`, read-only
+ * with the O_NONBLOCK and O_CLOEXEC of the context's flags, in the reader's table. The file
+ * takes the reference the context was made with. Returns the descriptor or -errno.
+ */
+function resolve_userfault_fork(k: Kernel, t: Task, nctx: UserfaultfdCtx): number {
+  const fd = get_unused_fd_flags(t, nctx.flags & UFFD_SHARED_FCNTL_FLAGS);
+  if (fd < 0) return fd;
+  const file = anon_inode_create_getfile(k, userfaultfd_fops, nctx, O_RDONLY | (nctx.flags & UFFD_SHARED_FCNTL_FLAGS));
+  if (!file) {
+    put_unused_fd(t.files!, fd);
+    return -ENOMEM;
+  }
+  fd_install(t.files!, fd, file);
+  return fd;
+}
+
+/** userfaultfd_event_complete (under the lock): the event is done (msg.event 0) and its thread woken. */
+function userfaultfd_event_complete(k: Kernel, ewq: UserfaultEvent): void {
+  ewq.event = 0;
+  wake_up_process(k, ewq.task);
 }
 
 /** userfault_msg: the 32-byte struct uffd_msg of a page fault (event, flags, address, ptid; zeroes elsewhere). */
@@ -282,7 +406,8 @@ function wake_readers(k: Kernel, ctx: UserfaultfdCtx): void {
 
 /**
  * userfaultfd_release (the last fput): released is set, every VMA registered with the context
- * is unregistered (userfaultfd_release_all), and every waiting fault is woken to retry.
+ * is unregistered (userfaultfd_release_all), every waiting fault is woken to retry, and every
+ * thread waiting for an event to be read is woken (it gives the event up).
  * XXX: Linux runs this from task_work at the return to user, taking mmap_lock for writing
  * and clearing the uffd-wp bits with change_protection; the model does it in the closing step,
  * clearing the bits in place (no write upgrade: a later write fault reuses the page).
@@ -292,6 +417,8 @@ function userfaultfd_release(f: File): void {
   ctx.released = true;
   userfaultfd_release_all(ctx);
   wake_range(ctx.k, ctx, 0, 0);
+  // Flush pending events that may still wait on event_wqh.
+  for (const ewq of ctx.event_wqh) wake_up_process(ctx.k, ewq.task);
   wake_readers(ctx.k, ctx);
   userfaultfd_ctx_put(ctx);
 }
@@ -319,12 +446,13 @@ export const userfaultfd_fops: Readonly<FileOperations> = {
 
 /**
  * handle_userfault(vmf, reason), entered with mmap_lock held for reading and the page-table
- * lock dropped; `ctx` is vma->vm_userfaultfd_ctx as the caller read it under the locks (the
+ * lock dropped (and, from shmem, no page reference held); `reason` is VM_UFFD_MISSING,
+ * VM_UFFD_WP or VM_UFFD_MINOR (the message's flags: WP, MINOR, and WRITE for a write); `ctx` is vma->vm_userfaultfd_ctx as the caller read it under the locks (the
  * model's release of the last descriptor does not wait for mmap_lock, see userfaultfd_release,
  * so the context is not read again here: a release meanwhile is seen as ctx->released, as Linux
  * sees a release waiting for the lock). VM_FAULT_SIGBUS when the VMA has no context, the context asked for SIGBUS, the
  * fault came from the kernel on a UFFD_USER_MODE_ONLY context, or the fault may not be retried
- * (no FAULT_FLAG_ALLOW_RETRY: the model's GUP). Otherwise VM_FAULT_RETRY with mmap_lock
+ * (no FAULT_FLAG_ALLOW_RETRY: GUP without FOLL_UNLOCKABLE). Otherwise VM_FAULT_RETRY with mmap_lock
  * released: at once if the context is being released; else the fault's message is queued
  * (fault_pending_wqh), the PTE read again (userfaultfd_must_wait: still none, or still
  * read-only for a WP fault), mmap_lock dropped, and the task sleeps unless the PTE was
@@ -354,6 +482,7 @@ export function* handle_userfault(vmf: vm_fault, reason: number, ctx: Userfaultf
   let flags = 0;
   if (vmf.flags & FAULT_FLAG_WRITE) flags |= UFFD_PAGEFAULT_FLAG_WRITE;
   if (reason & VM_UFFD_WP) flags |= UFFD_PAGEFAULT_FLAG_WP;
+  if (reason === VM_UFFD_MINOR) flags |= UFFD_PAGEFAULT_FLAG_MINOR;
   const address = ctx.features & UFFD_FEATURE_EXACT_ADDRESS ? vmf.real_address : vmf.address;
   const uwq = new UserfaultWait(t, flags, address, ctx.features & UFFD_FEATURE_THREAD_ID ? t.tid : 0);
   yield* uffd_lock(pc, ctx, t);
@@ -454,6 +583,8 @@ function* userfaultfd_ioctl(k: Kernel, pc: PerCpu, t: Task, f: File, cmd: number
       return yield* userfaultfd_zeropage(k, pc, t, ctx, arg);
     case UFFDIO_WRITEPROTECT:
       return yield* userfaultfd_writeprotect(k, pc, t, ctx, arg);
+    case UFFDIO_CONTINUE:
+      return yield* userfaultfd_continue(k, pc, t, ctx, arg);
   }
   return -EINVAL;
 }
@@ -514,7 +645,7 @@ function validate_range(mm: MmStruct, start: bigint, len: bigint, aligned = true
  * and for every VMA in it, in order: vma_can_userfault (-EINVAL), VM_MAYWRITE (-EPERM), and
  * not another context's (-EBUSY). A hole between VMAs is not an error (6.12 checks none). Then
  * userfaultfd_register_range, and the ioctls the range takes are written back (WRITEPROTECT
- * only with MODE_WP; -EFAULT if they cannot be).
+ * only with MODE_WP, CONTINUE only with MODE_MINOR; -EFAULT if they cannot be).
  */
 function* userfaultfd_register(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, arg: bigint): KSteps<number> {
   const mm = ctx.mm;
@@ -526,7 +657,7 @@ function* userfaultfd_register(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdC
   let vm_flags = 0;
   if (mode & BigInt(UFFDIO_REGISTER_MODE_MISSING)) vm_flags |= VM_UFFD_MISSING;
   if (mode & BigInt(UFFDIO_REGISTER_MODE_WP)) vm_flags |= VM_UFFD_WP;
-  // VM_UFFD_MINOR: only shmem and hugetlbfs VMAs take it, and the model registers neither.
+  // VM_UFFD_MINOR (CONFIG_HAVE_ARCH_USERFAULTFD_MINOR on x86-64): Vma.uffdMinor.
   const minor = (mode & BigInt(UFFDIO_REGISTER_MODE_MINOR)) !== 0n;
   let ret = validate_range(mm, getU64(b, 0), getU64(b, 8));
   if (ret) return ret;
@@ -541,8 +672,8 @@ function* userfaultfd_register(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdC
     ret = 0;
     for (const cur of mm.vmas.list) {
       if (cur.vm_end <= start || cur.vm_start >= end) continue;
-      if (!!cur.vm_userfaultfd_ctx !== !!(cur.vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP))) throw new ModelError('userfaultfd_register', 'BUG_ON(!!ctx ^ !!(vm_flags & __VM_UFFD_FLAGS))');
-      if (minor || !vma_can_userfault(cur)) {
+      if (!!cur.vm_userfaultfd_ctx !== userfaultfd_armed(cur)) throw new ModelError('userfaultfd_register', 'BUG_ON(!!ctx ^ !!(vm_flags & __VM_UFFD_FLAGS))');
+      if (!vma_can_userfault(cur, vm_flags, minor)) {
         ret = -EINVAL;
         break;
       }
@@ -555,12 +686,14 @@ function* userfaultfd_register(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdC
         break;
       }
     }
-    if (!ret) ret = userfaultfd_register_range(mm, ctx, vm_flags, start, end);
+    if (!ret) ret = userfaultfd_register_range(mm, ctx, vm_flags, minor, start, end);
   }
   yield* mmap_write_unlock(pc, mm);
   if (!ret) {
     let ioctls_out = UFFD_API_RANGE_IOCTLS;
     if (!(mode & BigInt(UFFDIO_REGISTER_MODE_WP))) ioctls_out &= ~(1 << _UFFDIO_WRITEPROTECT);
+    // CONTINUE ioctl is only supported for MINOR ranges.
+    if (!minor) ioctls_out &= ~(1 << _UFFDIO_CONTINUE);
     const out = new Uint8Array(8);
     putU64(out, 0, BigInt(ioctls_out));
     if (!(yield* copy_to_user(k, pc, t, arg + 24n, out))) ret = -EFAULT;
@@ -570,7 +703,8 @@ function* userfaultfd_register(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdC
 
 /**
  * userfaultfd_unregister: reads the range (-EFAULT), validate_range, then under mmap_lock for
- * writing: no VMA in the range (-EINVAL), a VMA that cannot be registered (-EINVAL); then each
+ * writing: no VMA in the range (-EINVAL), a VMA that could not be registered with the modes it
+ * has (vma_can_userfault with its own flags: -EINVAL); then each
  * registered VMA in the range: a MISSING one's waiters in the range are woken, and the part in
  * the range loses its registration (userfaultfd_clear_vma: uffd-wp bits cleared, flags and
  * context reset, split and merged as needed).
@@ -588,7 +722,14 @@ function* userfaultfd_unregister(k: Kernel, pc: PerCpu, t: Task, ctx: Userfaultf
   ret = -EINVAL;
   if (mm.vmas.find_vma_intersection(start, end)) {
     ret = 0;
-    for (const cur of mm.vmas.list) if (cur.vm_end > start && cur.vm_start < end && !vma_can_userfault(cur)) ret = -EINVAL;
+    for (const cur of mm.vmas.list) {
+      if (cur.vm_end <= start || cur.vm_start >= end) continue;
+      if (!!cur.vm_userfaultfd_ctx !== userfaultfd_armed(cur)) throw new ModelError('userfaultfd_unregister', 'BUG_ON(!!ctx ^ !!(vm_flags & __VM_UFFD_FLAGS))');
+      if (!vma_can_userfault(cur, cur.vm_flags, cur.uffdMinor)) {
+        ret = -EINVAL;
+        break;
+      }
+    }
     if (!ret) {
       for (let vma = mm.vmas.find_vma_intersection(start, end); vma && vma.vm_start < end; vma = mm.vmas.find_vma_intersection(start, end)) {
         if (vma.vm_userfaultfd_ctx) {
@@ -631,12 +772,27 @@ function* mfill_result(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, arg:
 }
 
 /**
- * userfaultfd_copy: mmap_changing (-EAGAIN, written back; never in the model); reads dst, src,
- * len, mode (-EFAULT); src range (unaligned allowed), then dst range (validate_range); mode
- * bits other than DONTWAKE and WP (-EINVAL); the mm gone (-ESRCH); then mfill_atomic_copy, its
- * result written to `copy`.
+ * The first check of UFFDIO_COPY, ZEROPAGE and CONTINUE: while mmap_changing is raised (a
+ * fork event not yet read) the ioctl is -EAGAIN, also written into the result field at
+ * `resultAt` (-EFAULT if that fails). 0 otherwise.
+ */
+function* mmap_changing_check(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, arg: bigint, resultAt: number): KSteps<number> {
+  if (!ctx.mmap_changing) return 0;
+  const out = new Uint8Array(8);
+  putU64(out, 0, BigInt(-EAGAIN));
+  if (!(yield* copy_to_user(k, pc, t, arg + BigInt(resultAt), out))) return -EFAULT;
+  return -EAGAIN;
+}
+
+/**
+ * userfaultfd_copy: mmap_changing (-EAGAIN, written back); reads dst, src, len, mode
+ * (-EFAULT); src range (unaligned allowed), then dst range (validate_range); mode bits other
+ * than DONTWAKE and WP (-EINVAL); the mm gone (-ESRCH); then mfill_atomic_copy, its result
+ * written to `copy`.
  */
 function* userfaultfd_copy(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, arg: bigint): KSteps<number> {
+  const changing = yield* mmap_changing_check(k, pc, t, ctx, arg, 32);
+  if (changing) return changing;
   const b = yield* copy_from_user(k, pc, t, arg, 32);
   if (!b) return -EFAULT;
   const dst = getU64(b, 0);
@@ -653,8 +809,10 @@ function* userfaultfd_copy(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, 
   return yield* mfill_result(k, pc, t, ctx, arg, 32, r, Number(dst), Number(len), (mode & BigInt(UFFDIO_COPY_MODE_DONTWAKE)) !== 0n);
 }
 
-/** userfaultfd_zeropage: as UFFDIO_COPY, with a range and only DONTWAKE; the zero page is mapped. */
+/** userfaultfd_zeropage: as UFFDIO_COPY, with a range and only DONTWAKE; the zero page is mapped (a zeroed page in shared shmem). */
 function* userfaultfd_zeropage(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, arg: bigint): KSteps<number> {
+  const changing = yield* mmap_changing_check(k, pc, t, ctx, arg, 24);
+  if (changing) return changing;
   const b = yield* copy_from_user(k, pc, t, arg, 24);
   if (!b) return -EFAULT;
   const start = getU64(b, 0);
@@ -666,6 +824,29 @@ function* userfaultfd_zeropage(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdC
   if (ctx.mm.mm_users === 0 || ctx.mm.dead) return -ESRCH;
   const r = yield* mfill_atomic(k, pc, t, ctx, Number(start), 0, Number(len), 'zeropage', false);
   return yield* mfill_result(k, pc, t, ctx, arg, 24, r, Number(start), Number(len), (mode & BigInt(UFFDIO_ZEROPAGE_MODE_DONTWAKE)) !== 0n);
+}
+
+/**
+ * userfaultfd_continue: mmap_changing (-EAGAIN, written back); reads the range and mode
+ * (-EFAULT); validate_range; mode bits other than DONTWAKE and WP (-EINVAL); the mm gone
+ * (-ESRCH); then mfill_atomic_continue (the page cache's pages mapped; MODE_WP asks for them
+ * uffd-wp, which needs a VMA registered for WP: -EINVAL on shmem here, see the header), its
+ * result written to `mapped` at offset 24, and the range's waiters woken unless DONTWAKE.
+ */
+function* userfaultfd_continue(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, arg: bigint): KSteps<number> {
+  const changing = yield* mmap_changing_check(k, pc, t, ctx, arg, 24);
+  if (changing) return changing;
+  const b = yield* copy_from_user(k, pc, t, arg, 24);
+  if (!b) return -EFAULT;
+  const start = getU64(b, 0);
+  const len = getU64(b, 8);
+  const mode = getU64(b, 16);
+  const ret = validate_range(ctx.mm, start, len);
+  if (ret) return ret;
+  if (mode & ~BigInt(UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP)) return -EINVAL;
+  if (ctx.mm.mm_users === 0 || ctx.mm.dead) return -ESRCH;
+  const r = yield* mfill_atomic(k, pc, t, ctx, Number(start), 0, Number(len), 'continue', (mode & BigInt(UFFDIO_CONTINUE_MODE_WP)) !== 0n);
+  return yield* mfill_result(k, pc, t, ctx, arg, 24, r, Number(start), Number(len), (mode & BigInt(UFFDIO_CONTINUE_MODE_DONTWAKE)) !== 0n);
 }
 
 /**
@@ -694,12 +875,139 @@ function* userfaultfd_writeprotect(k: Kernel, pc: PerCpu, t: Task, ctx: Userfaul
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// mremap: without UFFD_FEATURE_EVENT_REMAP (which the model does not offer) the registration stays behind.
+
+/** vma_has_uffd_without_event_remap: registered with a context lacking UFFD_FEATURE_EVENT_REMAP (any registered VMA, in the model). */
+export function vma_has_uffd_without_event_remap(vma: Vma): boolean {
+  const ctx = vma.vm_userfaultfd_ctx;
+  return ctx !== null && (ctx.features & UFFD_FEATURE_EVENT_REMAP) === 0;
+}
+
 /**
- * dup_userfaultfd (fork, for each copied VMA): without UFFD_FEATURE_EVENT_FORK, which the model
- * never grants, the child's VMA loses its context and VM_UFFD_* flags (userfaultfd_reset_ctx).
+ * mremap_userfaultfd_prep (move_vma, once the page tables moved): without
+ * UFFD_FEATURE_EVENT_REMAP the new VMA loses its context and VM_UFFD_* flags
+ * (userfaultfd_reset_ctx). XXX: with it, 6.12 raises mmap_changing and queues UFFD_EVENT_REMAP
+ * once mmap_lock is dropped (mremap_userfaultfd_complete); the model does not offer the feature.
  */
-export function dup_userfaultfd(vma: Vma): void {
-  if (!vma.vm_userfaultfd_ctx) return;
-  vma.vm_userfaultfd_ctx = null;
-  vma.vm_flags &= ~(VM_UFFD_MISSING | VM_UFFD_WP);
+export function mremap_userfaultfd_prep(vma: Vma): void {
+  const ctx = vma.vm_userfaultfd_ctx;
+  if (!ctx) return;
+  if (ctx.features & UFFD_FEATURE_EVENT_REMAP) throw new ModelError('mremap_userfaultfd_prep', 'UFFD_FEATURE_EVENT_REMAP granted, but the model never offers it');
+  // Drop uffd context if remap feature not enabled.
+  userfaultfd_reset_ctx(vma);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fork: the non-cooperative UFFD_EVENT_FORK.
+
+/** struct userfaultfd_fork_ctx: a parent context and the child's context made for it, on dup_mmap's list `uf`. */
+export interface UserfaultfdForkCtx {
+  orig: UserfaultfdCtx;
+  new: UserfaultfdCtx;
+}
+
+/**
+ * dup_userfaultfd (dup_mmap, for each copied VMA `vma` of the child `mm`, under both mmap
+ * locks): a VMA registered with a context without UFFD_FEATURE_EVENT_FORK loses its context
+ * and VM_UFFD_* flags (userfaultfd_reset_ctx). With it, the VMA keeps its flags and gets the
+ * child's context for that parent context, made the first time (on `fcs`): the parent's flags
+ * and features, the child's mm (mmgrab), one reference (for the descriptor the handler will
+ * get); the parent context gets a reference and its mmap_changing raised until the event is
+ * read. Returns 0 (XXX: the allocations do not fail in the model, so never -ENOMEM).
+ */
+export function dup_userfaultfd(k: Kernel, vma: Vma, mm: MmStruct, fcs: UserfaultfdForkCtx[]): number {
+  const octx = vma.vm_userfaultfd_ctx;
+  if (!octx) return 0;
+  if (!(octx.features & UFFD_FEATURE_EVENT_FORK)) {
+    userfaultfd_reset_ctx(vma);
+    return 0;
+  }
+  let ctx = fcs.find((f) => f.orig === octx)?.new ?? null;
+  if (!ctx) {
+    ctx = new UserfaultfdCtx(k, k.nextObjectId(), octx.flags, mm);
+    ctx.features = octx.features;
+    mm.mm_count++;
+    octx.refcount++;
+    // down_write(&octx->map_changing_lock); atomic_inc(&octx->mmap_changing)
+    octx.mmap_changing++;
+    fcs.push({ orig: octx, new: ctx });
+  }
+  vma.vm_userfaultfd_ctx = ctx;
+  return 0;
+}
+
+/**
+ * dup_userfaultfd_complete (dup_mmap, after both mmap locks are dropped, the child not yet
+ * running): for each context on `fcs`, a UFFD_EVENT_FORK carrying the child's context is queued
+ * and the forking thread waits for it to be read (userfaultfd_event_wait_completion).
+ */
+export function* dup_userfaultfd_complete(k: Kernel, pc: PerCpu, t: Task, fcs: UserfaultfdForkCtx[]): KSteps<void> {
+  for (const fctx of fcs) {
+    // dup_fctx
+    const ewq = new UserfaultEvent(t, UFFD_EVENT_FORK, fctx.new);
+    yield* userfaultfd_event_wait_completion(k, pc, t, fctx.orig, ewq);
+  }
+  fcs.length = 0;
+}
+
+/**
+ * dup_userfaultfd_fail (a failed dup_mmap): each parent context's mmap_changing is lowered and
+ * both references dropped; the child's VMAs go with its mm.
+ */
+export function dup_userfaultfd_fail(fcs: UserfaultfdForkCtx[]): void {
+  for (const fctx of fcs) {
+    fctx.orig.mmap_changing--;
+    if (fctx.orig.mmap_changing < 0) throw new ModelError('dup_userfaultfd_fail', 'VM_BUG_ON(atomic_read(&octx->mmap_changing) < 0)');
+    userfaultfd_ctx_put(fctx.orig);
+    userfaultfd_ctx_put(fctx.new);
+  }
+  fcs.length = 0;
+}
+
+/**
+ * userfaultfd_event_wait_completion: the event is queued on the context's event_wqh; then, in
+ * a killable sleep, the thread waits until the handler has read it (msg.event 0), waking the
+ * readers before each sleep. A released context or a fatal signal ends the wait: the event is
+ * dropped from wherever it is (a reader resolving it finds it gone) and a fork event's child
+ * context is released (userfaultfd_release_new) and put. Then mmap_changing is lowered and the
+ * event's reference on the context dropped. The test and the sleep are the unlock's step.
+ */
+function* userfaultfd_event_wait_completion(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx, ewq: UserfaultEvent): KSteps<void> {
+  let release_new_ctx: UserfaultfdCtx | null = null;
+  yield* uffd_lock(pc, ctx, t);
+  ctx.event_wqh.push(ewq);
+  for (;;) {
+    if (ewq.event === 0) break;
+    if (ctx.released || __fatal_signal_pending(t)) {
+      remove(ctx.event_wqh, ewq);
+      ewq.aborted = true;
+      if (ewq.event === UFFD_EVENT_FORK) release_new_ctx = ewq.newCtx;
+      break;
+    }
+    // set_current_state(TASK_KILLABLE) came before the test: the unlock's step goes to sleep.
+    yield* uffd_unlock(pc, ctx);
+    wake_readers(k, ctx);
+    t.sleepKillableOnly = true;
+    t.state = 'sleeping';
+    yield STEP_SLEEP;
+    t.sleepKillableOnly = false;
+    yield* uffd_lock(pc, ctx, t);
+  }
+  yield* uffd_unlock(pc, ctx);
+  if (release_new_ctx) {
+    yield* userfaultfd_release_new(k, pc, t, release_new_ctx);
+    userfaultfd_ctx_put(release_new_ctx);
+  }
+  ctx.mmap_changing--;
+  if (ctx.mmap_changing < 0) throw new ModelError('userfaultfd_event_wait_completion', 'VM_BUG_ON(atomic_read(&ctx->mmap_changing) < 0)');
+  userfaultfd_ctx_put(ctx);
+}
+
+/** userfaultfd_release_new (mm/userfaultfd.c): under the child mm's mmap_lock for writing, its VMAs registered with `ctx` lose the registration. */
+function* userfaultfd_release_new(k: Kernel, pc: PerCpu, t: Task, ctx: UserfaultfdCtx): KSteps<void> {
+  const mm = ctx.mm;
+  yield* mmap_write_lock(k, pc, mm, t);
+  for (const vma of mm.vmas.list) if (vma.vm_userfaultfd_ctx === ctx) userfaultfd_reset_ctx(vma);
+  yield* mmap_write_unlock(pc, mm);
 }

@@ -26,6 +26,13 @@ export const VM_UFFD_MISSING = 0x00000200;
 export const VM_PFNMAP = 0x00000400;
 /** VM_UFFD_WP: userfaultfd delivers writes to uffd-wp entries of this VMA. */
 export const VM_UFFD_WP = 0x00001000;
+/**
+ * VM_UFFD_MINOR (bit 38, CONFIG_HAVE_ARCH_USERFAULTFD_MINOR): userfaultfd delivers faults on
+ * pages the shmem object has but this VMA does not map. Above bit 31, so never in `vm_flags`
+ * (a 32-bit integer here): a VMA's is `Vma.uffdMinor`; this value is only handle_userfault's
+ * `reason`, compared whole.
+ */
+export const VM_UFFD_MINOR = 2 ** 38;
 export const VM_LOCKED = 0x00002000;
 export const VM_IO = 0x00004000;
 /** MADV_SEQUENTIAL and MADV_RANDOM's read-ahead hints. */
@@ -101,6 +108,8 @@ export class Vma {
   name = '';
   /** vm_userfaultfd_ctx: the userfaultfd this VMA is registered with (set exactly when a VM_UFFD_* flag is). */
   vm_userfaultfd_ctx: UserfaultfdCtx | null = null;
+  /** VM_UFFD_MINOR (vm_flags bit 38 in Linux): registered for minor faults (a shmem VMA only). */
+  uffdMinor = false;
 
   constructor(start: number, end: number, flags: number, pgoff: number) {
     this.vm_start = start;
@@ -120,6 +129,7 @@ export class Vma {
     if (v.shmem) v.shmem.users++;
     v.name = this.name;
     v.vm_userfaultfd_ctx = this.vm_userfaultfd_ctx;
+    v.uffdMinor = this.uffdMinor;
     return v;
   }
 }
@@ -229,7 +239,7 @@ export class VmaList {
 /** Whether `a` (below) and `b` (above) can be one VMA. */
 function mergeable(a: Vma, b: Vma): boolean {
   if (a.vm_end !== b.vm_start || a.vm_flags !== b.vm_flags || a.vm_pkey !== b.vm_pkey || a.shadowStack !== b.shadowStack) return false;
-  if (a.shmem !== b.shmem || a.name !== b.name || a.vm_userfaultfd_ctx !== b.vm_userfaultfd_ctx) return false;
+  if (a.shmem !== b.shmem || a.name !== b.name || a.vm_userfaultfd_ctx !== b.vm_userfaultfd_ctx || a.uffdMinor !== b.uffdMinor) return false;
   if (a.vm_pgoff + (a.vm_end - a.vm_start) / 4096 !== b.vm_pgoff) return false;
   const x = a.anon_vma;
   const y = b.anon_vma;

@@ -31,6 +31,7 @@ const FIOCLEX = 0x5451;
 const MODE_MISSING = 1, MODE_WP = 2, MODE_MINOR = 4;
 const COPY_MODE_DONTWAKE = 1, COPY_MODE_WP = 2, WP_MODE_WP = 1, WP_MODE_DONTWAKE = 2;
 const F_THREAD_ID = 1 << 8, F_EXACT_ADDRESS = 1 << 11, F_SIGBUS = 1 << 7, F_PAGEFAULT_FLAG_WP = 1 << 0;
+const F_EVENT_FORK = 1 << 1, F_MISSING_SHMEM = 1 << 5, F_MINOR_SHMEM = 1 << 10;
 const UFFD_EVENT_PAGEFAULT = 0x12, FLAG_WRITE = 1, FLAG_WP = 2;
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
@@ -118,9 +119,11 @@ test('UFFDIO_API: -EFAULT, api (-EINVAL, the structure zeroed), unknown features
   const { sys } = runProgram(main);
   assert.deepEqual([3, 6, 7, 10, 13, 18, 19, 20, 21].map((i) => val(sys, i)), [errno(EFAULT), errno(EINVAL), 0n, errno(EINVAL), 0n, errno(EINVAL), 0n, errno(EINVAL), errno(EAGAIN)]);
   // UFFD_API_FEATURES of 6.12 on x86-64 is 0x1ffff (bits 0..16; the host's answer too); the model
-  // offers PAGEFAULT_FLAG_WP, SIGBUS, THREAD_ID and EXACT_ADDRESS of them.
+  // offers PAGEFAULT_FLAG_WP, EVENT_FORK, MISSING_SHMEM, SIGBUS, THREAD_ID, MINOR_SHMEM and
+  // EXACT_ADDRESS of them (WP_HUGETLBFS_SHMEM, WP_UNPOPULATED and WP_ASYNC are what
+  // userfaultfd_api clears without CONFIG_PTE_MARKER_UFFD_WP).
   const LINUX_FEATURES = 0x1ffffn;
-  const MODEL = BigInt(F_PAGEFAULT_FLAG_WP | F_SIGBUS | F_THREAD_ID | F_EXACT_ADDRESS);
+  const MODEL = BigInt(F_PAGEFAULT_FLAG_WP | F_EVENT_FORK | F_MISSING_SHMEM | F_SIGBUS | F_THREAD_ID | F_MINOR_SHMEM | F_EXACT_ADDRESS);
   assert.equal(val(sys, 14), LINUX_FEATURES & MODEL);
   // UFFD_API_IOCTLS: REGISTER (0), UNREGISTER (1), API (0x3f).
   assert.equal(BigInt.asUintN(64, val(sys, 15)), 0x8000000000000003n);
@@ -422,4 +425,39 @@ expect:
   const r = runScenario(compileScenarioText(text, 'uffd-signal.yaml'));
   assert.deepEqual(r.verdicts.filter((v) => v.status !== 'held'), []);
   assert.ok(r.finished);
+});
+
+test('mremap: the moved VMA loses its registration and its entries their uffd-wp bits (no UFFD_FEATURE_EVENT_REMAP)', () => {
+  // mm/mremap.c move_vma → mremap_userfaultfd_prep (userfaultfd_reset_ctx without EVENT_REMAP)
+  // and move_ptes (need_clear_uffd_wp: vma_has_uffd_without_event_remap). On the host (6.18) the
+  // write after the move and the load of the missing page complete without a message.
+  const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+  const main: Op[] = [
+    ...prologue(O_NONBLOCK, F_PAGEFAULT_FLAG_WP), // 0..5
+    st('$area', 5), // 6
+    ...range(UFFDIO_REGISTER, '$area', 2 * 4096, MODE_MISSING | MODE_WP), // 7..10
+    ...writeprotect('$area', 4096, WP_MODE_WP), // 11..14
+    mmapAnon('dst', 2 * 4096), // 15: a place to move to
+    { op: 'syscall', name: 'mremap', args: ['$area', 2 * 4096, 2 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED, '$dst'], into: 'moved' }, // 16
+    ld('$moved+4096', 'hole'), // 17: not registered: the zero page
+    st('$moved', 6), // 18: not uffd-wp: the page is written
+    ld('$moved', 'v'), // 19
+    sc('read', '$uffd', '$buf+128', 32), // 20: no message
+    ...range(UFFDIO_UNREGISTER, '$moved', 2 * 4096), // 21..24: nothing registered there, still 0
+  ];
+  let moved: { lo: number; hi: number } | null = null;
+  let ctx: unknown = 'unset';
+  const { sys } = runWithEvents(main, {}, (e, s) => {
+    if (e.type !== 'op' || e.record.fn !== 'main' || e.record.index !== 16) return;
+    const t = s.kernel.tasks.get(e.record.tid)!;
+    const dst = Number(t.vars.get('dst')!);
+    moved = readPte(s.kernel, t.mm!, dst);
+    ctx = t.mm!.vmas.vma_lookup(dst)!.vm_userfaultfd_ctx;
+  });
+  assert.equal(val(sys, 14), 0n);
+  assert.equal(val(sys, 16), val(sys, 15));
+  assert.ok(moved);
+  assert.equal((moved as { lo: number }).lo & PAGE_UFFD_WP, 0, 'move_ptes cleared the uffd-wp bit');
+  assert.equal(ctx, null, 'mremap_userfaultfd_prep reset the context');
+  assert.deepEqual([17, 19, 20, 24].map((i) => val(sys, i)), [0n, 6n, errno(EAGAIN), 0n]);
 });
