@@ -116,7 +116,7 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
   debug_vm: { kind: 'boolean', default: false, doc: 'CONFIG_DEBUG_VM-style checks: page counts against the page tables after each syscall, leaks at exit, DEBUG_PREEMPT.' },
   log: { kind: 'boolean', default: true, doc: "Keep a record of every user operation's result." },
   mmap_min_addr: { kind: 'integer', min: 0, default: 65536, doc: 'vm.mmap_min_addr: the lowest address a mapping may have.' },
-  nopku: { kind: 'boolean', default: false, doc: 'The nopku boot parameter: no protection keys (pkey_alloc gives ENOSPC, pkey_mprotect and pkey_free EINVAL).' },
+  nopku: { kind: 'boolean', default: false, doc: 'The nopku boot parameter: no protection keys (the first pkey_alloc gives EINVAL, later ones ENOSPC; pkey_mprotect and pkey_free EINVAL).' },
   init_pkru: {
     kind: 'integer', min: 0, max: 0xffffffff, default: 0x55555554,
     doc: 'The init_pkru= boot parameter: the PKRU a new image starts with (and, upstream, a signal handler). Default 0x55555554: every key but 0 access-disabled.',

@@ -48,9 +48,12 @@ export function mm_pkey_is_allocated(k: Kernel, mm: MmStruct, pkey: number): boo
   return (mm.pkey_allocation_map & (1 << pkey)) !== 0;
 }
 
-/** mm_pkey_alloc: the lowest clear bit of the map (ffz), set; -1 without OSPKE or when all are taken. */
+/**
+ * mm_pkey_alloc: the lowest clear bit of the map (ffz), set; -1 when all arch_max_pkey() keys
+ * are taken. No OSPKE check here, as in x86's: without OSPKE the map starts at 0 and the only
+ * key is 0, so the first call hands out key 0 (which arch_set_user_pkey_access then refuses).
+ */
 export function mm_pkey_alloc(k: Kernel, mm: MmStruct): number {
-  if (!k.ospke) return -1;
   const all = (1 << arch_max_pkey(k)) - 1;
   if (mm.pkey_allocation_map === all) return -1;
   let ret = 0;

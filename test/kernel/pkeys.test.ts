@@ -200,17 +200,20 @@ test('pkey_alloc leaves other threads\' PKRU alone', () => {
   assert.equal(ret(sys, 0, 'main.1.child'), INIT_PKRU);
 });
 
-test('pkey_alloc is ENOSPC without PKU: a CPU without pku, and the nopku boot parameter', () => {
-  // spec §1.4 check 3 ("or no PKU/OSPKE at all") and §1.11 (nopku -> pkey_alloc ENOSPC).
-  // NOTE: x86's mm_pkey_alloc (arch/x86/include/asm/pkeys.h) has no OSPKE check; in a fresh mm
-  // (map 0, execute_only_pkey 0) real Linux's first call hands out key 0, fails in
-  // arch_set_user_pkey_access and cannot free it, so it returns EINVAL once, then ENOSPC
-  // (glibc's tst-pkey treats EINVAL as "CPU does not support"). This test follows the spec.
+test('pkey_alloc without PKU: the first call is EINVAL, every later one ENOSPC (a CPU without pku, and the nopku boot parameter)', () => {
+  // spec §1.11 (corrected reading) from arch/x86/include/asm/pkeys.h, mmu_context.h and
+  // kernel/fpu/xstate.c: without OSPKE init_new_context leaves the allocation map 0 and
+  // execute_only_pkey 0; mm_pkey_alloc (no OSPKE check; arch_max_pkey() 1, mask 1) hands out key
+  // 0; arch_set_user_pkey_access refuses it (-EINVAL); mm_pkey_free(mm, 0) cannot undo the
+  // allocation, as mm_pkey_is_allocated sees key 0 == execute_only_pkey as not allocated; so the
+  // map stays 1 == the mask and every later call is -ENOSPC. pkey_free(0) stays -EINVAL.
   for (const config of [{ cpu: { pku: false } }, { kernel: { nopku: true } }] as SystemConfig[]) {
-    const ops: Op[] = [sc('a', 'pkey_alloc', 0, 0), sc('b', 'pkey_alloc', 0, 0)];
+    const ops: Op[] = [sc('a', 'pkey_alloc', 0, 0), sc('b', 'pkey_alloc', 0, 0), sc('c', 'pkey_alloc', 0, 1), sc('f', 'pkey_free', 0)];
     const { sys } = run(ops, config);
-    assert.equal(val(sys, ops, 'a'), BigInt(-ENOSPC), JSON.stringify(config));
+    assert.equal(val(sys, ops, 'a'), BigInt(-EINVAL), JSON.stringify(config));
     assert.equal(val(sys, ops, 'b'), BigInt(-ENOSPC), JSON.stringify(config));
+    assert.equal(val(sys, ops, 'c'), BigInt(-ENOSPC), JSON.stringify(config));
+    assert.equal(val(sys, ops, 'f'), BigInt(-EINVAL), JSON.stringify(config));
   }
 });
 
