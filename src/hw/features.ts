@@ -36,8 +36,10 @@ export interface CpuModel {
   /** The Meltdown bug (Linux X86_BUG_CPU_MELTDOWN): transient user loads ignore U/S. */
   meltdown: boolean;
   /**
-   * `strict`: the CPU sets D only in an entry it finds writable; a write through a clean
-   * cached entry re-walks and faults if R/W was cleared (shadow-stack CPUs guarantee this).
+   * `strict`: a write through a clean cached entry re-walks, re-checking the entry in memory
+   * during the locked D update, and faults if R/W was cleared (shadow-stack CPUs guarantee
+   * this). Either way a write the rules permit sets D, whatever the leaf's R/W (a supervisor
+   * write with CR0.WP=0).
    * `legacy`: a write through a clean cached writable entry sets D in the entry even if
    * another CPU has just cleared R/W (the SDM "Accessed and Dirty Flags" note).
    */

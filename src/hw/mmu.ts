@@ -263,7 +263,7 @@ export class PageWalker {
       const ec = cpu.permission(this.kind, this.rights, this.pkey);
       if (ec !== 0) return this.fail(ec);
     }
-    if (this.needA === 0 && (dirty || !this.setsDirty(elo))) return this.complete();
+    if (this.needA === 0 && (dirty || !this.setsDirty())) return this.complete();
     this.adNext = this.nextUpdate(0);
     this.phase = PHASE_AD;
     return PENDING;
@@ -296,23 +296,25 @@ export class PageWalker {
   }
 
   /**
-   * A and D bits entry `i` still needs: A everywhere; D in the leaf of a write, except that a
-   * `strict` (CET-capable) CPU "will never set the dirty flag in a paging-structure entry in
-   * which the R/W flag is clear" (SDM §4.8): a supervisor write with CR0.WP=0 to an R/W=0 page
-   * goes through and leaves D alone. A `legacy` CPU sets D on every write.
+   * A and D bits entry `i` still needs: A everywhere; D in the leaf of a write. Every permitted
+   * write sets D, whatever the leaf's R/W (a supervisor write with CR0.WP=0 to an R/W=0 page
+   * sets it: SDM §4.8, as kvm-unit-tests' x86/access.c expects). The update is a locked
+   * compare-and-exchange of the entry as read: if it changed meanwhile the walk starts again and
+   * re-checks the rights, so no walk sets D in an entry that no longer permits the write. (What
+   * tells `strict` from `legacy` is the write through a clean cached entry: Cpu.dirtyAssist.)
    */
   private bitsWanted(i: number): number {
     let want = (this.needA >>> i) & 1 ? PTE_A : 0; // only entries read with A=0 are recorded as needing it
     if (i === this.depth - 1) {
       const lo = this.entLo[i];
-      if ((lo & PTE_D) === 0 && this.setsDirty(lo)) want |= PTE_D;
+      if ((lo & PTE_D) === 0 && this.setsDirty()) want |= PTE_D;
     }
     return want;
   }
 
-  /** Whether this walk's access sets D in leaf `lo` (before the legacy/strict rule above). */
-  private setsDirty(leafLo: number): boolean {
-    return isWriteAccess(this.kind) && ((leafLo & PTE_RW) !== 0 || this.cpu.model.dirty_on_readonly === 'legacy');
+  /** Whether this walk's access sets D in a leaf (any write it permits). */
+  private setsDirty(): boolean {
+    return isWriteAccess(this.kind);
   }
 
   private nextUpdate(from: number): number {

@@ -35,7 +35,7 @@ const CPU_DOCS: Record<string, string> = {
   shstk: 'CET shadow stacks (a CPU with them cannot have dirty_on_readonly: legacy).',
   meltdown: 'The Meltdown bug: transient user loads ignore U/S.',
   maxphyaddr: 'Physical-address width in bits, 36 to 52.',
-  dirty_on_readonly: 'strict: D is set only in writable entries; legacy: a write through a stale writable TLB entry may set D in a read-only entry (seed 003).',
+  dirty_on_readonly: 'strict: a write through a clean cached entry re-checks the entry in memory, so D is never set through a stale writable entry; legacy: such a write may set D in an entry made read-only meanwhile (seed 003).',
   tlb: 'TLB geometry: entries and ways for 4 KiB, 2 MiB and 1 GiB pages.',
 };
 
