@@ -6,13 +6,14 @@
  *   for a task without one, -ESRCH); reads and writes go through access_remote_vm, a page at
  *   a time, with FOLL_FORCE (CONFIG_PROC_MEM_ALWAYS_FORCE, the default) and FOLL_REMOTE: a
  *   write to a read-only private mapping breaks COW into a page that stays read-only for the
- *   program, protection keys do not apply, and an address no VMA holds ends the transfer
- *   (-EIO when nothing moved). Positions are unsigned (FOP_UNSIGNED_OFFSET; mem_lseek).
+ *   program, protection keys do not apply, an address below a grows-down VMA grows it
+ *   (expand_stack), and an address no VMA holds ends the transfer (-EIO when nothing moved).
+ *   Positions are unsigned (FOP_UNSIGNED_OFFSET; mem_lseek).
  * - maps, smaps (task_mmu.ts): seq_file text made at each read from the VMAs and page tables,
  *   under mmap_lock; a read at a position continues the text.
  * - pagemap (task_mmu.ts): 8 bytes per virtual page, position and count 8-byte aligned
  *   (-EINVAL); frames shown only to an opener with CAP_SYS_ADMIN (file_ns_capable at read,
- *   of the opener's credentials).
+ *   of the opener's credentials); its ioctl is -EINVAL (do_pagemap_cmd without PAGEMAP_SCAN).
  * - status (proc_pid_status): the lines of what the model has, in Linux's order and format.
  * - clear_refs (clear_refs_write): 1, 2 or 3 clear the accessed bits of all, anonymous or
  *   file pages; 4 clears the soft-dirty state (task_mmu.ts); 5 resets the RSS high-water mark.
