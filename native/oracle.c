@@ -15,14 +15,19 @@
  * or the status given to an `exit <n>` operation run by the initial process.
  *
  * Every address the sequence names is in the arena [ARENA, ARENA + ARENA_SIZE), in a
- * region bound to a handle by an earlier mmap, or an absolute address.  Output goes out
- * with write(2), one line per call, so nothing is buffered across fork or execve.
+ * region bound to a handle by an earlier mmap, relative to the program break the image
+ * started with (`B+<hex>`, `B-<hex>`: brk's own area), or an absolute address.  Results that
+ * are addresses print the same ways (an mmap's outside the arena and the break's
+ * neighbourhood as `other`).  Output goes out with write(2), one line per call, so nothing
+ * is buffered across fork or execve.
  *
  * A `call` line is `call <syscall> <bind> <arg>...`: bind is `-`, `F<k>` (the result becomes
  * descriptor handle k) or `F<j>/F<k>` (pipe's and pipe2's two descriptors), bound only on
- * success; the arguments are described at struct arg.  Its result is `ok <decimal>` followed
- * by the value of each `o:` cell and `p` pair after the call, or `err <errno>`.  An mmap line
- * may end with a descriptor (`F<k>` or a number) and a file offset.
+ * success; the arguments are described at struct arg.  Its result is `ok <decimal>` (brk's:
+ * the break as an address; a call given a `t:` text buffer: `ok text`) followed by the words of
+ * each `m:` argument, the value of each `o:` cell and `p` pair and the arena's lines of each
+ * `t:` text after the call, or `err <errno>` followed by the `m:` words.  An mmap line may end
+ * with a descriptor (`F<k>` or a number) and a file offset.
  *
  * The oracle maps a write buffer at A+SAFE_OFF in every image (see map_safe_buffer), as the
  * model's runner does.
@@ -30,13 +35,19 @@
  * Descriptors: the sequence sees exactly 0, 1 and 2, open on /dev/null for reading and
  * writing (as isolab starts a process), so the descriptors it opens are numbered as in the
  * model.  The oracle's own descriptors (its output, the fork gates) live at PRIVATE_FD and
- * above, RLIMIT_NOFILE's soft limit is 1024 as in the model, SIGPIPE is ignored (a write to
- * a pipe without readers is -EPIPE), the umask is 022, and relative paths resolve in the
- * working directory the caller gives (native/build.ts: a fresh directory on a tmpfs).
+ * above, RLIMIT_NOFILE's soft limit is 1024 as in the model, RLIMIT_NPROC is 1024 (soft and
+ * hard, as the model's 256 MiB machine boots with), SIGPIPE is ignored (a write to a pipe
+ * without readers is -EPIPE), the umask is 022, and relative paths resolve in the working
+ * directory the caller gives (native/build.ts: a fresh directory on a tmpfs).
+ *
+ * The program break is the sequence's: the oracle's allocations all go to mmap (malloc's
+ * M_MMAP_THRESHOLD 0), and once the sequence runs it allocates nothing, so its break, address
+ * space and VM counters change only as the sequence changes them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -46,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -61,7 +73,11 @@
 #define MAX_TOKENS 16
 #define MAX_ARGS 6
 #define MAX_IOV 4
+#define MAX_WORDS 8   /* words of an `m:` argument */
+#define MAX_TEXT 0x4000 /* bytes of a `t:` argument */
+#define MAX_GATES 256 /* children forked and not yet waited for */
 #define NOFILE 1024     /* RLIMIT_NOFILE's soft limit, as in the model */
+#define NPROC 1024      /* RLIMIT_NPROC's limits, as the model's 256 MiB machine boots with */
 #define PRIVATE_FD 1000 /* the oracle's own descriptors: the gates from here up */
 #define OUT_FD 1022     /* the result lines */
 #define ERR_FD 1023     /* messages */
@@ -74,21 +90,27 @@
 enum op_kind { OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_LOAD, OP_STORE, OP_GETPID,
                OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE, OP_CALL };
 
-/* An address expression: absolute, arena-relative, or relative to a handle's base. */
-enum addr_kind { ADDR_ABSOLUTE, ADDR_ARENA, ADDR_HANDLE };
+/* An address expression: absolute, arena-relative, relative to a handle's base, or relative to
+ * the program break the image started with (`B+<hex>`, `B-<hex>`). */
+enum addr_kind { ADDR_ABSOLUTE, ADDR_ARENA, ADDR_HANDLE, ADDR_BRK };
 struct addr_expr {
     enum addr_kind kind;
     int handle;
-    uint64_t offset;
+    uint64_t offset; /* ADDR_BRK: added modulo 2^64, so B-<hex> is a negative offset */
 };
 
 /*
  * A `call` argument: a descriptor handle `F<k>`, an address expression, an integer (hex,
  * optionally negative), a path `s:<text>`, a pointer to a 64-bit cell `o:<hex>` (printed
- * after a successful call), a pointer to an int[2] `p` (printed likewise), or a pointer to
- * an iovec array `v:<addr>:<hexlen>,...`.
+ * after a successful call), a pointer to an int[2] `p` (printed likewise), a pointer to
+ * an iovec array `v:<addr>:<hexlen>,...`, a pointer to 64-bit words `m:<word>,...[/<mask>,...]`
+ * (each word an integer or an address expression; printed after the call, ok or err, as
+ * `m:<hex>,...`, each word ANDed with its mask, all ones when none is given), or a pointer to a
+ * zeroed text buffer `t:<hexlen>` (after a successful call, the lines of the text that begin
+ * with an arena address are printed, their addresses as `A+<hex>`, joined by `;`: the arena's
+ * lines of /proc/self/maps).
  */
-enum arg_kind { ARG_FD, ARG_ADDR, ARG_INT, ARG_STR, ARG_CELL, ARG_PAIR, ARG_IOV };
+enum arg_kind { ARG_FD, ARG_ADDR, ARG_INT, ARG_STR, ARG_CELL, ARG_PAIR, ARG_IOV, ARG_WORDS, ARG_TEXT };
 struct arg {
     enum arg_kind kind;
     int handle;              /* ARG_FD */
@@ -98,6 +120,10 @@ struct arg {
     int niov;                /* ARG_IOV */
     struct addr_expr iov_base[MAX_IOV];
     uint64_t iov_len[MAX_IOV];
+    int nwords;              /* ARG_WORDS */
+    struct arg_word { bool is_addr; struct addr_expr addr; int64_t value; } words[MAX_WORDS];
+    uint64_t mask[MAX_WORDS];
+    uint64_t text_len;       /* ARG_TEXT */
 };
 
 struct op {
@@ -135,9 +161,14 @@ static bool handle_bound[MAX_HANDLES];
 static int fd_handle[MAX_HANDLES];
 static bool fd_bound[MAX_HANDLES];
 
-/* Write ends of the gate pipes of children forked but not yet released by a `wait`. */
-static int *gates;
-static int ngates, gates_cap;
+/* Write ends of the gate pipes of children forked but not yet released by a `wait` (a fixed
+ * array: once the sequence runs, the oracle allocates nothing, so its address space, program
+ * break and VM counters change only as the sequence changes them). */
+static int gates[MAX_GATES];
+static int ngates;
+
+/* The program break this image started with: `B` addresses are relative to it. */
+static uint64_t brk_base;
 
 /* State shared with the fault handler. */
 static sigjmp_buf fault_jump;
@@ -164,7 +195,7 @@ static void write_all(int fd, const char *buf, size_t len)
 /* Prints the result line `<who> <index> <result>` with one write(2). */
 static void emit(int index, const char *fmt, ...)
 {
-    char line[512];
+    static char line[MAX_TEXT + 512];
     int n = snprintf(line, sizeof line, "%s %d ", who, index);
     va_list ap;
     va_start(ap, fmt);
@@ -233,6 +264,14 @@ static bool parse_addr(const char *s, struct addr_expr *a)
         a->kind = ADDR_ARENA;
         return parse_hex(s + 2, &a->offset);
     }
+    if (s[0] == 'B' && (s[1] == '+' || s[1] == '-')) {
+        a->kind = ADDR_BRK;
+        if (!parse_hex(s + 2, &a->offset))
+            return false;
+        if (s[1] == '-')
+            a->offset = -a->offset;
+        return true;
+    }
     if (s[0] == 'H') {
         const char *plus = strchr(s, '+');
         char k[12];
@@ -263,10 +302,49 @@ static bool parse_fd_handle(const char *s, int *out)
     return s[0] == 'F' && parse_dec(s + 1, MAX_HANDLES - 1, out);
 }
 
+/* Parses an `m:` word: an address expression or an integer. */
+static bool parse_word(const char *s, struct arg_word *w)
+{
+    w->is_addr = s[0] == 'A' || s[0] == 'H' || s[0] == 'X' || s[0] == 'B';
+    return w->is_addr ? parse_addr(s, &w->addr) : parse_int(s, &w->value);
+}
+
+/* Parses an `m:` argument's words and optional masks (a copy of the text is cut up). */
+static bool parse_words(const char *s, struct arg *a)
+{
+    char *copy = strdup(s), *save = NULL;
+    char *slash = strchr(copy, '/');
+    if (slash)
+        *slash = '\0';
+    bool ok = true;
+    for (char *w = strtok_r(copy, ",", &save); w && ok; w = strtok_r(NULL, ",", &save)) {
+        if (a->nwords == MAX_WORDS)
+            ok = false;
+        else
+            ok = parse_word(w, &a->words[a->nwords++]);
+    }
+    for (int i = 0; i < MAX_WORDS; i++)
+        a->mask[i] = ~(uint64_t)0;
+    int nmask = 0;
+    if (slash)
+        for (char *m = strtok_r(slash + 1, ",", &save); m && ok; m = strtok_r(NULL, ",", &save))
+            ok = nmask < a->nwords && parse_hex(m, &a->mask[nmask++]);
+    free(copy);
+    return ok && a->nwords > 0;
+}
+
 /* Parses one `call` argument (see struct arg); the text it keeps is copied. */
 static bool parse_arg(const char *s, struct arg *a)
 {
     memset(a, 0, sizeof *a);
+    if (strncmp(s, "m:", 2) == 0) {
+        a->kind = ARG_WORDS;
+        return parse_words(s + 2, a);
+    }
+    if (strncmp(s, "t:", 2) == 0) {
+        a->kind = ARG_TEXT;
+        return parse_hex(s + 2, &a->text_len) && a->text_len <= MAX_TEXT;
+    }
     if (strcmp(s, "p") == 0) {
         a->kind = ARG_PAIR;
         return true;
@@ -301,7 +379,7 @@ static bool parse_arg(const char *s, struct arg *a)
         a->kind = ARG_FD;
         return parse_fd_handle(s, &a->handle);
     }
-    if (s[0] == 'A' || s[0] == 'H' || s[0] == 'X') {
+    if (s[0] == 'A' || s[0] == 'H' || s[0] == 'X' || s[0] == 'B') {
         a->kind = ARG_ADDR;
         return parse_addr(s, &a->addr);
     }
@@ -319,7 +397,9 @@ static const struct { const char *name; long nr; } calls[] = {
     { "dup3", SYS_dup3 },         { "pipe2", SYS_pipe2 },       { "memfd_create", SYS_memfd_create },
     { "mlock", SYS_mlock },       { "munlock", SYS_munlock },   { "mlock2", SYS_mlock2 },
     { "madvise", SYS_madvise },   { "mincore", SYS_mincore },   { "msync", SYS_msync },
-    { "mremap", SYS_mremap },
+    { "mremap", SYS_mremap },     { "brk", SYS_brk },           { "getrlimit", SYS_getrlimit },
+    { "setrlimit", SYS_setrlimit }, { "prlimit64", SYS_prlimit64 }, { "capset", SYS_capset },
+    { "userfaultfd", SYS_userfaultfd }, { "ioctl", SYS_ioctl },
 };
 
 /* Parses a `call` line's name, bindings (`-`, `F<k>` or `F<j>/F<k>`) and arguments. */
@@ -518,17 +598,30 @@ static bool resolve(const struct addr_expr *a, uint64_t *out)
             return false;
         *out = handle_base[a->handle] + a->offset;
         return true;
+    case ADDR_BRK:
+        *out = brk_base + a->offset;
+        return true;
     default:
         *out = a->offset;
         return true;
     }
 }
 
-/* Formats an address as `A+<hex>` if it lies in the arena, else `X<hex>`. */
+/* Addresses from BRK_BELOW under the image's first program break to BRK_NEAR above it are
+ * printed relative to it. */
+#define BRK_NEAR ((uint64_t)0x1000000)
+#define BRK_BELOW ((uint64_t)0x200000)
+
+/* Formats an address as `A+<hex>` if it lies in the arena, `B+<hex>` or `B-<hex>` if it lies
+ * near the image's first program break, else `X<hex>`. */
 static void format_addr(char *buf, size_t n, uint64_t addr)
 {
     if (addr - ARENA < ARENA_SIZE)
         snprintf(buf, n, "A+%" PRIx64, addr - ARENA);
+    else if (addr - brk_base < BRK_NEAR)
+        snprintf(buf, n, "B+%" PRIx64, addr - brk_base);
+    else if (brk_base - addr <= BRK_BELOW)
+        snprintf(buf, n, "B-%" PRIx64, brk_base - addr);
     else
         snprintf(buf, n, "X%" PRIx64, addr);
 }
@@ -640,10 +733,8 @@ static pid_t fork_gated(void)
         return 0;
     }
     close(gate[0]);
-    if (ngates == gates_cap) {
-        gates_cap = gates_cap ? 2 * gates_cap : 8;
-        gates = realloc(gates, sizeof *gates * (size_t)gates_cap);
-    }
+    if (ngates == MAX_GATES)
+        _exit(5);
     gates[ngates++] = gate[1];
     return pid;
 }
@@ -668,24 +759,61 @@ static void exec_self(int resume)
     }
     char index[16];
     snprintf(index, sizeof index, "%d", resume);
-    char *gatelist = malloc(12 * (size_t)ngates + 2);
+    static char gatelist[12 * MAX_GATES + 2];
     strcpy(gatelist, ngates ? "" : "-");
     for (int i = 0; i < ngates; i++)
         sprintf(gatelist + strlen(gatelist), i ? ",%d" : "%d", gates[i]);
     char *argv[] = { "isolab-oracle", "--resume", index, who, gatelist, (char *)input_path, NULL };
     extern char **environ;
     execve("/proc/self/exe", argv, environ);
-    free(gatelist);
+}
+
+/* Appends the lines of text[0, len) that begin with an arena address (the arena's lines of
+ * /proc/self/maps), joined by `;`, to out: each as `A+<start>-A+<end> <perms> <offset> <dev>
+ * <inode> [<name>]`, single spaces between the fields, the inode `I` unless it is 0 (a shmem
+ * inode's number is each kernel's own, and the padding before the name follows its width). */
+static size_t arena_lines(char *out, size_t cap, const char *text, size_t len)
+{
+    size_t n = 0;
+    bool first = true;
+    for (size_t at = 0; at < len && text[at] != '\0';) {
+        const char *line = text + at;
+        const char *nl = memchr(line, '\n', len - at);
+        size_t ll = nl ? (size_t)(nl - line) : len - at;
+        at += ll + 1;
+        char *end;
+        uint64_t start = strtoull(line, &end, 16);
+        if (*end != '-' || start - ARENA >= ARENA_SIZE)
+            continue;
+        uint64_t stop = strtoull(end + 1, &end, 16);
+        char perms[8], offset[20], dev[16], inode[24];
+        int name = 0;
+        char copy[512];
+        size_t rest = ll - (size_t)(end - line);
+        snprintf(copy, sizeof copy, "%.*s", (int)rest, end);
+        if (sscanf(copy, " %7s %19s %15s %23s %n", perms, offset, dev, inode, &name) < 4)
+            continue;
+        n += (size_t)snprintf(out + n, cap - n, "%sA+%" PRIx64 "-A+%" PRIx64 " %s %s %s %s%s%s", first ? " " : ";",
+                              start - ARENA, stop - ARENA, perms, offset, dev, strcmp(inode, "0") ? "I" : "0",
+                              copy[name] ? " " : "", copy + name);
+        first = false;
+        if (n >= cap)
+            return cap - 1;
+    }
+    return n;
 }
 
 /* Runs a `call`: resolves its arguments (`skip` if one names an unbound handle), makes the
- * syscall, prints `ok <decimal>` followed by the cells and pairs it passed, or `err <errno>`,
- * and binds its descriptor handles on success. */
+ * syscall, prints `ok <decimal>` (brk's: the break as an address) followed by the cells, pairs,
+ * words and texts it passed, or `err <errno>` followed by the words, and binds its descriptor
+ * handles on success. */
 static void do_call(int index, const struct op *op)
 {
     static int64_t cells[MAX_ARGS];
     static int pair[2];
     static struct iovec iovs[MAX_ARGS][MAX_IOV];
+    static uint64_t words[MAX_ARGS][MAX_WORDS];
+    static char texts[MAX_ARGS][MAX_TEXT];
     long a[MAX_ARGS] = { 0 };
     for (int k = 0; k < op->nargs; k++) {
         const struct arg *g = &op->args[k];
@@ -730,18 +858,43 @@ static void do_call(int index, const struct op *op)
             }
             a[k] = (long)(uintptr_t)iovs[k];
             break;
+        case ARG_WORDS:
+            for (int w = 0; w < g->nwords; w++) {
+                if (!g->words[w].is_addr) {
+                    words[k][w] = (uint64_t)g->words[w].value;
+                } else if (!resolve(&g->words[w].addr, &words[k][w])) {
+                    emit(index, "skip");
+                    return;
+                }
+            }
+            a[k] = (long)(uintptr_t)words[k];
+            break;
+        case ARG_TEXT:
+            memset(texts[k], 0, sizeof texts[k]);
+            a[k] = (long)(uintptr_t)texts[k];
+            break;
         }
     }
     long r = syscall(op->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    static char extra[MAX_TEXT + 256];
+    size_t n = 0;
+    extra[0] = '\0';
+    for (int k = 0; k < op->nargs; k++) {
+        const struct arg *g = &op->args[k];
+        if (g->kind != ARG_WORDS)
+            continue;
+        for (int w = 0; w < g->nwords; w++)
+            n += (size_t)snprintf(extra + n, sizeof extra - n, "%s%" PRIx64, w ? "," : " m:", words[k][w] & g->mask[w]);
+    }
     if (r < 0) {
-        emit(index, "err %d", errno);
+        emit(index, "err %d%s", errno, extra);
         return;
     }
-    char extra[256] = "";
-    size_t n = 0;
     bool has_pair = false;
     for (int k = 0; k < op->nargs; k++) {
-        if (op->args[k].kind == ARG_CELL)
+        if (op->args[k].kind == ARG_TEXT)
+            n += arena_lines(extra + n, sizeof extra - n, texts[k], op->args[k].text_len);
+        else if (op->args[k].kind == ARG_CELL)
             n += (size_t)snprintf(extra + n, sizeof extra - n, " %" PRId64, cells[k]);
         else if (op->args[k].kind == ARG_PAIR) {
             n += (size_t)snprintf(extra + n, sizeof extra - n, " %d %d", pair[0], pair[1]);
@@ -753,6 +906,19 @@ static void do_call(int index, const struct op *op)
             continue;
         fd_handle[op->bind[b]] = has_pair ? pair[b] : (int)r;
         fd_bound[op->bind[b]] = true;
+    }
+    bool has_text = false;
+    for (int k = 0; k < op->nargs; k++)
+        has_text |= op->args[k].kind == ARG_TEXT;
+    if (has_text) { /* the text's length is each side's own (the host's maps has more lines) */
+        emit(index, "ok text%s", extra);
+        return;
+    }
+    if (op->nr == SYS_brk) {
+        char where[40];
+        format_addr(where, sizeof where, (uint64_t)r);
+        emit(index, "ok %s%s", where, extra);
+        return;
     }
     emit(index, "ok %ld%s", r, extra);
 }
@@ -785,10 +951,9 @@ static void run(int i, int stop)
                 uint64_t base = (uint64_t)(uintptr_t)r;
                 handle_base[op->handle] = base;
                 handle_bound[op->handle] = true;
-                if (base - ARENA < ARENA_SIZE)
-                    emit(i, "ok A+%" PRIx64, base - ARENA);
-                else
-                    emit(i, "ok other");
+                char where[40];
+                format_addr(where, sizeof where, base);
+                emit(i, "ok %s", where[0] == 'X' ? "other" : where);
             }
             break;
         }
@@ -884,10 +1049,8 @@ static void parse_gates(const char *s)
     if (strcmp(s, "-") == 0)
         return;
     for (;;) {
-        if (ngates == gates_cap) {
-            gates_cap = gates_cap ? 2 * gates_cap : 8;
-            gates = realloc(gates, sizeof *gates * (size_t)gates_cap);
-        }
+        if (ngates == MAX_GATES)
+            exit(2);
         gates[ngates++] = (int)strtol(s, (char **)&s, 10);
         if (*s != ',')
             break;
@@ -925,6 +1088,11 @@ static void setup_process(void)
         rl.rlim_cur = NOFILE;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    rl.rlim_cur = rl.rlim_max = NPROC;
+    if (setrlimit(RLIMIT_NPROC, &rl) != 0) {
+        complain("oracle: cannot set RLIMIT_NPROC: %s\n", strerror(errno));
+        exit(2);
+    }
     signal(SIGPIPE, SIG_IGN);
     umask(022);
 }
@@ -944,6 +1112,8 @@ static void map_safe_buffer(void)
 
 int main(int argc, char **argv)
 {
+    /* Every allocation by mmap, never the program break: the sequence's brk is its own. */
+    mallopt(M_MMAP_THRESHOLD, 0);
     int resume = 0;
     bool fresh = argc == 2;
     if (fresh) {
@@ -978,6 +1148,7 @@ int main(int argc, char **argv)
     if (fresh)
         check_arena();
     map_safe_buffer();
+    brk_base = (uint64_t)syscall(SYS_brk, 0);
     install_fault_handler();
     start_pid = (pid_t)syscall(SYS_getpid);
     run(resume, resume == nops ? nops : ops[resume].block_end);

@@ -13,7 +13,7 @@ import { FAULT_FLAG_DEFAULT, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_TRIED, FAULT_FLA
 import { mmapLockId } from './mmput.js';
 import { force_sig_fault, force_sig, __fatal_signal_pending, signal_pending } from './signal.js';
 import { arch_vma_access_permitted } from './pkeys.js';
-import { kcall, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath } from './steps.js';
+import { kcall, STEP_LOCK, STEP_UNLOCK, STEP_WAIT, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { BUS_ADRERR, ENOMEM, EPERM, RLIMIT_STACK, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SIGBUS, SIGKILL, SIGSEGV } from './uapi.js';
 import { VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_LOCKED, VM_WRITE, type Vma } from './vma.js';
@@ -74,7 +74,7 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
   let code = 0;
   if (!vma) code = SEGV_MAPERR;
   else if (vma.vm_start > addr) {
-    if (vma.vm_flags & VM_GROWSDOWN && expand_stack(k, t, mm, mm.vmas.prevOf(addr), vma, addr) === 0) {
+    if (vma.vm_flags & VM_GROWSDOWN && expand_downwards(k, t, mm, mm.vmas.prevOf(addr), vma, addr) === 0) {
       // grown
     } else code = SEGV_MAPERR;
   }
@@ -121,12 +121,38 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
 }
 
 /**
- * expand_stack (expand_downwards): grows a VM_GROWSDOWN VMA down to `addr`'s page; -EPERM below
+ * expand_stack (mm/mmap.c), for a caller holding mmap_lock for reading (__access_remote_vm):
+ * drops it and takes it for writing, then finds `addr`'s VMA, or grows the VM_GROWSDOWN VMA
+ * above it down to it (vma_expand_down; x86 has no VM_GROWSUP for vma_expand_up); on success
+ * the lock is downgraded to reading and the VMA returned, else it is released and null
+ * returned. `t` is the caller, whose limits acct_stack_growth applies (as Linux's `current`).
+ * XXX: mmap_write_lock_killable is not interrupted by a fatal signal.
+ */
+export function* expand_stack(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number): KSteps<Vma | null> {
+  pc.touch = mmapLockId(mm);
+  yield STEP_UNLOCK;
+  mm.mmap_lock.readers--;
+  pc.touch = mmapLockId(mm);
+  yield STEP_LOCK;
+  while (mm.mmap_lock.writer !== 0 || mm.mmap_lock.readers !== 0) yield STEP_WAIT;
+  mm.mmap_lock.writer = t.tid;
+  let vma = mm.vmas.find_vma(addr);
+  if (vma && vma.vm_start > addr && !(vma.vm_flags & VM_GROWSDOWN && expand_downwards(k, t, mm, mm.vmas.prevOf(addr), vma, addr) === 0)) vma = null;
+  // mmap_write_downgrade on success (one step: no writer can come between), mmap_write_unlock on failure.
+  pc.touch = mmapLockId(mm);
+  yield STEP_UNLOCK;
+  mm.mmap_lock.writer = 0;
+  if (vma) mm.mmap_lock.readers++;
+  return vma;
+}
+
+/**
+ * expand_downwards: grows a VM_GROWSDOWN VMA down to `addr`'s page; -EPERM below
  * mmap_min_addr, -ENOMEM within stack_guard_gap of an accessible, non-stack VMA below, or when
  * acct_stack_growth refuses. The growth is counted (locked_vm for a VM_LOCKED stack,
  * vm_stat_account).
  */
-function expand_stack(k: Kernel, t: Task, mm: MmStruct, prev: Vma | null, vma: Vma, addr: number): number {
+function expand_downwards(k: Kernel, t: Task, mm: MmStruct, prev: Vma | null, vma: Vma, addr: number): number {
   const start = Math.floor(addr / 4096) * 4096;
   if (addr < k.options.mmap_min_addr) return -EPERM;
   if (prev && !(prev.vm_flags & VM_GROWSDOWN) && prev.vm_flags & VM_ACCESS_FLAGS && start - prev.vm_end < STACK_GUARD_GAP) return -ENOMEM;

@@ -16,10 +16,11 @@ import { GUP_PIN_COUNTING_BIAS, PG_anon, PG_anon_exclusive, PG_dirty, type PageR
 import { track } from '../track.js';
 import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
-import { pte_dirty, pte_pfn, pte_present, pte_write } from './pgtable.js';
+import { pte_dirty, pte_pfn, pte_present, pte_soft_dirty, pte_write } from './pgtable.js';
 import { arch_vma_access_permitted } from './pkeys.js';
 import { STEP_READ, type KPath } from './steps.js';
 import type { Task } from './task.js';
+import { userfaultfd_pte_wp } from './userfaultfd.js';
 import { EBUSY, EFAULT, EINTR, ENOMEM } from './uapi.js';
 import { __fatal_signal_pending } from './signal.js';
 import { VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
@@ -114,7 +115,10 @@ function vma_is_anonymous(vma: Vma): boolean {
 /**
  * can_follow_write_pte: a present entry may be written through if it is writable; with
  * FOLL_FORCE in a private VMA without VM_WRITE, also if it maps an exclusive anonymous page
- * (the COW the forced write fault broke), so the write lands in the process's own copy.
+ * (the COW the forced write fault broke), so the write lands in the process's own copy, unless
+ * a write fault is needed for another reason: the soft-dirty bit to set (pte_needs_soft_dirty_wp:
+ * a VMA that clear_refs made soft-dirty clean, an entry not soft-dirty) or a uffd-wp entry of a
+ * VMA registered for write-protect faults (userfaultfd_pte_wp), whose fault the handler must see.
  */
 function can_follow_write_pte(k: Kernel, lo: number, hi: number, vma: Vma, gup_flags: number): boolean {
   if (pte_write(lo, k.userShstk)) return true;
@@ -123,7 +127,10 @@ function can_follow_write_pte(k: Kernel, lo: number, hi: number, vma: Vma, gup_f
   if (!(vma.vm_flags & VM_MAYWRITE)) return false;
   if (vma.vm_flags & VM_WRITE) return false;
   const pfn = pte_pfn(lo, hi);
-  return (k.pages.flags[pfn] & (PG_anon | PG_anon_exclusive)) === (PG_anon | PG_anon_exclusive);
+  if ((k.pages.flags[pfn] & (PG_anon | PG_anon_exclusive)) !== (PG_anon | PG_anon_exclusive)) return false;
+  // pte_needs_soft_dirty_wp: vma_soft_dirty_enabled (VM_SOFTDIRTY clear) and the entry not soft-dirty.
+  if (!vma.softdirty && !pte_soft_dirty(lo)) return false;
+  return !userfaultfd_pte_wp(vma, lo);
 }
 
 /**

@@ -8,13 +8,14 @@
  *   for a task without one, -ESRCH); reads and writes go through access_remote_vm, a page at
  *   a time, with FOLL_FORCE (CONFIG_PROC_MEM_ALWAYS_FORCE, the default) and FOLL_REMOTE: a
  *   write to a read-only private mapping breaks COW into a page that stays read-only for the
- *   program, protection keys do not apply, and an address no VMA holds ends the transfer
- *   (-EIO when nothing moved). Positions are unsigned (FOP_UNSIGNED_OFFSET; mem_lseek).
+ *   program, protection keys do not apply, an address below a grows-down VMA grows it
+ *   (expand_stack), and an address no VMA holds ends the transfer (-EIO when nothing moved).
+ *   Positions are unsigned (FOP_UNSIGNED_OFFSET; mem_lseek).
  * - maps, smaps (task_mmu.ts): seq_file text made at each read from the VMAs and page tables,
  *   under mmap_lock; a read at a position continues the text.
  * - pagemap (task_mmu.ts): 8 bytes per virtual page, position and count 8-byte aligned
  *   (-EINVAL); frames shown only to an opener with CAP_SYS_ADMIN (file_ns_capable at read,
- *   of the opener's credentials).
+ *   of the opener's credentials); its ioctl is -EINVAL (do_pagemap_cmd without PAGEMAP_SCAN).
  * - status (proc_pid_status): the lines of what the model has, in Linux's order and format.
  * - clear_refs (clear_refs_write): 1, 2 or 3 clear the accessed bits of all, anonymous or
  *   file pages; 4 clears the soft-dirty state (task_mmu.ts); 5 resets the RSS high-water mark.
@@ -27,7 +28,8 @@
  */
 import { opaque, track } from '../track.js';
 import { capable } from './capability.js';
-import { mmdrop, mmput } from './mmput.js';
+import { expand_stack } from './fault.js';
+import { mmdrop, mmget_not_zero, mmput } from './mmput.js';
 import type { File, FileOperations } from './file.js';
 import { __get_user_page_locked, FOLL_FORCE, FOLL_GET, FOLL_REMOTE, FOLL_WRITE, GupHold, gup_put_page } from './gup.js';
 import type { Kernel, PerCpu } from './kernel.js';
@@ -226,12 +228,6 @@ function mm_release(f: File): void {
   if (p?.mm) mmdrop(p.k, p.mm);
 }
 
-/** mmget_not_zero: a user of the mm while it still has one. */
-function mmget_not_zero(mm: MmStruct): boolean {
-  if (mm.mm_users === 0) return false;
-  mm.mm_users++;
-  return true;
-}
 
 // ---- mem ---------------------------------------------------------------------------------------
 
@@ -239,23 +235,30 @@ function mmget_not_zero(mm: MmStruct): boolean {
  * __access_remote_vm: up to `len` bytes of `mm` at `addr` into (or, for a write, from) `data`,
  * under mmap_lock for reading, a page at a time through get_user_page (FOLL_GET | FOLL_REMOTE
  * and the caller's flags); each page's bytes are copied in one step, a write marking the page
- * dirty (set_page_dirty_lock), and the reference is dropped. Stops at the first page that
- * cannot be had. Returns the bytes moved. XXX: no stack expansion (expand_stack) below a
- * grows-down VMA.
+ * dirty (set_page_dirty_lock), and the reference is dropped. An address no VMA holds first has
+ * the stack grown down to it (expand_stack: a grows-down VMA above it, within the limits), at
+ * the start and where a page cannot be had (mmap_lock is dropped when that fails); otherwise
+ * the first page that cannot be had ends the transfer. Returns the bytes moved.
  */
 function* access_remote_vm(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, data: Uint8Array, gup_flags: number): KSteps<number> {
   const write = (gup_flags & FOLL_WRITE) !== 0;
   yield* mmap_read_lock(k, pc, mm);
-  if (!mm.vmas.vma_lookup(addr)) {
-    yield* mmap_read_unlock(pc, mm);
-    return 0;
-  }
+  // "Avoid triggering the temporary warning in __get_user_pages"
+  if (!mm.vmas.vma_lookup(addr) && !(yield* expand_stack(k, pc, t, mm, addr))) return 0;
   let done = 0;
   // The page reference is held across the copy step: the page-count check counts it meanwhile.
   const hold = new GupHold();
   while (done < data.length) {
     const pa = addr < mm.task_size ? yield* __get_user_page_locked(k, pc, t, mm, addr, gup_flags | FOLL_GET | FOLL_REMOTE, hold) : -EFAULT;
-    if (pa < 0) break;
+    if (pa < 0) {
+      // "We might need to expand the stack to access it": mmap_lock was dropped if that failed.
+      if (!mm.vmas.vma_lookup(addr)) {
+        if (!(yield* expand_stack(k, pc, t, mm, addr))) return done;
+        continue;
+      }
+      // XXX: no VMA of the model has vm_ops->access (VM_IO | VM_PFNMAP).
+      break;
+    }
     const n = Math.min(data.length - done, 4096 - (addr % 4096));
     const pfn = Math.floor(pa / 4096);
     pc.touch = pa;
@@ -457,11 +460,21 @@ function* pagemap_read(k: Kernel, pc: PerCpu, t: Task, f: File, buf: bigint, cou
   return [ret, pos];
 }
 
-/** proc_pagemap_operations: opened as mem is (PTRACE_MODE_READ), positioned by mem_lseek. */
+/**
+ * do_pagemap_cmd (fs/proc/task_mmu.c): pagemap's unlocked_ioctl, -EINVAL for every command
+ * but PAGEMAP_SCAN. XXX: PAGEMAP_SCAN (do_pagemap_scan) is not modelled and is answered -EINVAL
+ * too, as the commands Linux does not know.
+ */
+function* do_pagemap_cmd(): KSteps<number> {
+  return -EINVAL;
+}
+
+/** proc_pagemap_operations: opened as mem is (PTRACE_MODE_READ), positioned by mem_lseek, with do_pagemap_cmd as its ioctl. */
 const proc_pagemap_operations: Readonly<FileOperations> = {
   open: mem_open,
   read: pagemap_read,
   llseek: mem_lseek,
+  ioctl: do_pagemap_cmd,
   release: mm_release,
 };
 

@@ -12,6 +12,7 @@
  * - MAP_HUGETLB is not used (it depends on the host's huge-page pool);
  * - every fork block is followed by a wait, so output order is fixed.
  */
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 
 /** The arena's base and size, as native/oracle.c fixes them. */
@@ -26,13 +27,16 @@ export const SAFE_OFF = 0x3000000n;
 export const SAFE_LEN = 0x4000n;
 export const SAFE_PATTERN = 256;
 
-export type Addr = { kind: 'A'; off: bigint } | { kind: 'H'; handle: number; off: bigint } | { kind: 'X'; addr: bigint } | { kind: 'null' };
+/** An address: in the arena, in a handle's region, absolute, null, or relative to the image's first program break (`B`, `off` may be negative). */
+export type Addr = { kind: 'A'; off: bigint } | { kind: 'H'; handle: number; off: bigint } | { kind: 'X'; addr: bigint } | { kind: 'null' } | { kind: 'B'; off: bigint };
 
 /**
  * An argument of a `call`: a descriptor handle (`F<k>`, bound by an earlier call), an address,
  * an integer, a path, a pointer to a 64-bit cell holding `value` (printed after the call), a
- * pointer to an int[2] (pipe's and pipe2's, printed after the call), or a pointer to an array
- * of iovecs.
+ * pointer to an int[2] (pipe's and pipe2's, printed after the call), a pointer to an array
+ * of iovecs, a pointer to 64-bit words (integers or addresses; printed after the call, each
+ * ANDed with its mask), or a pointer to a zeroed text buffer of `len` bytes (after the call, its
+ * lines that begin with an arena address are printed: the arena's lines of /proc/self/maps).
  */
 export type CallArg =
   | { kind: 'fd'; handle: number }
@@ -41,13 +45,16 @@ export type CallArg =
   | { kind: 'str'; text: string }
   | { kind: 'cell'; value: bigint }
   | { kind: 'pair' }
-  | { kind: 'iov'; segs: { addr: Addr; len: bigint }[] };
+  | { kind: 'iov'; segs: { addr: Addr; len: bigint }[] }
+  | { kind: 'words'; words: (bigint | Addr)[]; mask?: bigint[] }
+  | { kind: 'text'; len: bigint };
 
 /** The syscalls a `call` makes (native/oracle.c's table). */
 export type CallName =
   | 'read' | 'write' | 'open' | 'close' | 'lseek' | 'pread64' | 'pwrite64' | 'pipe' | 'dup' | 'dup2' | 'fcntl'
   | 'ftruncate' | 'openat' | 'splice' | 'vmsplice' | 'dup3' | 'pipe2' | 'memfd_create'
-  | 'mlock' | 'munlock' | 'mlock2' | 'madvise' | 'mincore' | 'msync' | 'mremap';
+  | 'mlock' | 'munlock' | 'mlock2' | 'madvise' | 'mincore' | 'msync' | 'mremap'
+  | 'brk' | 'getrlimit' | 'setrlimit' | 'prlimit64' | 'capset' | 'userfaultfd' | 'ioctl';
 
 export type SeqOp =
   | { op: 'mmap'; handle: number; addr: Addr; len: bigint; prot: number; flags: number; fd?: CallArg; off?: bigint }
@@ -75,6 +82,8 @@ function addrText(a: Addr): string {
       return `X${hex(a.addr)}`;
     case 'null':
       return '0';
+    case 'B':
+      return a.off < 0n ? `B-${hex(-a.off)}` : `B+${hex(a.off)}`;
   }
 }
 
@@ -96,6 +105,10 @@ function argText(a: CallArg): string {
       return 'p';
     case 'iov':
       return `v:${a.segs.map((g) => `${addrText(g.addr)}:${hex(g.len)}`).join(',')}`;
+    case 'words':
+      return `m:${a.words.map((w) => (typeof w === 'bigint' ? intText(w) : addrText(w))).join(',')}${a.mask ? '/' + a.mask.map(hex).join(',') : ''}`;
+    case 'text':
+      return `t:${hex(a.len)}`;
   }
 }
 
@@ -175,7 +188,7 @@ function valueOf(sizeBytes: number): fc.Arbitrary<bigint> {
 }
 
 /** What a descriptor handle was bound to: the calls that use descriptors pick them by kind. */
-type FdKind = 'file' | 'memfd' | 'pipe-r' | 'pipe-w' | 'dev' | 'dir';
+type FdKind = 'file' | 'memfd' | 'pipe-r' | 'pipe-w' | 'dev' | 'dir' | 'mem' | 'pagemap' | 'maps' | 'clear_refs' | 'uffd';
 
 interface Scope {
   /** Handles bound by mmaps that cannot fail, usable in this process. */
@@ -183,6 +196,8 @@ interface Scope {
   /** Descriptor handles bound by calls that cannot fail, usable in this process. */
   fds: { handle: number; kind: FdKind }[];
   depth: number;
+  /** The proc family's userfaultfd regions: private anonymous mappings far from the other steps' addresses. */
+  regions?: Region[];
 }
 
 /** A step of a process's generator: `weight` out of the total, and what it makes (binding handles in `scope` as it goes). */
@@ -197,6 +212,7 @@ interface Ops {
   leaf: fc.Arbitrary<SeqOp>;
   files: boolean;
   memory: boolean;
+  proc: boolean;
 }
 
 const one = (o: fc.Arbitrary<SeqOp>): fc.Arbitrary<SeqOp[]> => o.map((x) => [x]);
@@ -220,7 +236,7 @@ const forkStep: Step = {
   weight: 1,
   build(scope, ops) {
     if (scope.depth >= 2) return one(ops.leaf);
-    const child = processOps({ handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth + 1 }, 4, ops.files, ops.memory);
+    const child = processOps({ handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth + 1, regions: scope.regions && [...scope.regions] }, 4, ops.files, ops.memory, ops.proc);
     const exitCode = fc.integer({ min: 0, max: 255 });
     return fc.tuple(child, exitCode, fc.integer({ min: 0, max: 4 }), fc.array(ops.leaf, { maxLength: 3 })).map(([c, code, mode, between]) => {
       const body = mode === 0 ? [...c, { op: 'exit' as const, code }] : c;
@@ -488,8 +504,389 @@ const mincoreStep: Step = {
 /** The memory-call steps. */
 const memorySteps: Step[] = [{ weight: 6, build: (scope, ops) => one(memoryCall(scope, ops)) }, mincoreStep];
 
+// ---- brk, resource limits, /proc/self and userfaultfd steps ----
+//
+// Where the host cannot be matched these steps stay away: the host kernel is built without
+// CONFIG_MEM_SOFT_DIRTY (so pagemap's soft-dirty bit is masked out, and clear_refs 4 is only
+// checked for its result), pagemap's frame numbers are masked out, and UFFDIO_API's and
+// UFFDIO_REGISTER's answers are masked to the features and ioctls the model offers (6.12 offers
+// more: see userfaultfd.ts). Every UFFDIO_API that can succeed asks for UFFD_FEATURE_SIGBUS, so
+// a fault in a registered range raises SIGBUS instead of waiting for a handler the sequence does
+// not have. UFFDIO_UNREGISTER is made only while the process has one userfaultfd: 6.12 lets
+// one context unregister a VMA another registered, a later kernel (the host's 6.18) refuses it
+// with -EINVAL. Only private anonymous regions are registered (the model registers no shmem VMA), in
+// the arena from A+200000 on, which the other steps never reach; only the first process uses
+// the userfaultfd (a child's would act on its parent's mm). The limits never go so low that the
+// oracle itself could not run (its stack is never grown), and nothing below the first program
+// break is touched (the oracle's own data is there).
+
+/** A userfaultfd region: a private anonymous mapping of REGION_PAGES pages at A+`off`, bound to `handle`. */
+interface Region {
+  handle: number;
+  off: bigint;
+}
+const REGION_BASE = 0x200000n;
+const REGION_PAGES = 4;
+const REGION_HANDLE = 200;
+
+/** RLIM_INFINITY. */
+const INF = 0xffffffffffffffffn;
+const ALL = 0xffffffffffffffffn;
+/** pagemap bits compared: present, swap, file/shared, uffd-wp, exclusive (not soft-dirty, not the frame). */
+const PAGEMAP_MASK = 0xff00000000000000n;
+/** UFFDIO_API: the answer's features masked to those the model offers (PAGEFAULT_FLAG_WP, SIGBUS, THREAD_ID, EXACT_ADDRESS). */
+const UFFD_MODEL_FEATURES = 0x981n;
+/** UFFDIO_REGISTER's ioctls masked: not MOVE and POISON, which the model does not offer. */
+const UFFD_RANGE_MASK = ~((1n << 5n) | (1n << 8n)) & ALL;
+
+/** The host's permitted capabilities (the oracle's, and the model's once it has dropped what the host lacks), or null if unknown. */
+function hostPermitted(): bigint | null {
+  try {
+    const m = /^CapPrm:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? BigInt('0x' + m[1]) & ((1n << 41n) - 1n) : null;
+  } catch {
+    return null;
+  }
+}
+const HOST_PERMITTED = hostPermitted();
+const CAP_IPC_LOCK = 14n;
+
+/** A resource's limits to set: 0, a page, 8 MiB, 1 TiB, infinity; a soft one above the hard one now and then (-EINVAL). */
+const limitValue = fc.constantFrom(0n, 0x1000n, 0x800000n, 0x10000000000n, INF);
+const RESOURCES = [2n, 3n, 6n, 8n, 9n];
+const resource = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...RESOURCES) }, { weight: 1, arbitrary: fc.constantFrom(16n, 0xffffffffn, 0x100000003n) });
+/** RLIMIT_AS's: never between a page and 1 TiB, where the host's address space (its libraries) and the model's differ in size. */
+const asLimitValue = fc.constantFrom(0n, 0x1000n, 0x10000000000n, INF);
+/** A resource and limits for it. */
+const resourceLimits = resource.chain((r) => (r === 9n ? fc.tuple(asLimitValue, asLimitValue) : fc.tuple(limitValue, limitValue)).map(([cur, max]): [bigint, CallArg] => [r, { kind: 'words', words: [cur, max] }]));
+
+/** An address in the heap: at or above the first program break. */
+const heapOff = fc.constantFrom(0n, 0x8n, 0xff8n, 0x1000n, 0x1ffcn, 0x2000n, 0x4000n, 0x7ff8n, 0x10000n);
+const brkArg = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom(0n, 0x10n, 0x1000n, 0x1800n, 0x3000n, 0x8000n, 0x20000n, 0x100000n).map((off): Addr => ({ kind: 'B', off })) },
+  { weight: 2, arbitrary: fc.constantFrom(-0x1000n, -0x10n, -0x200000n).map((off): Addr => ({ kind: 'B', off })) },
+  { weight: 1, arbitrary: fc.constantFrom<Addr>({ kind: 'null' }, { kind: 'X', addr: 0x7ffffffff000n }, { kind: 'X', addr: 0xfffffffffffff000n }) },
+);
+
+/** Where /proc/self/mem and pagemap aim: regions, bound handles, the heap, the arena, far addresses. */
+function procTarget(scope: Scope, ops: Ops): fc.Arbitrary<Addr> {
+  const choices: { weight: number; arbitrary: fc.Arbitrary<Addr> }[] = [{ weight: 2, arbitrary: ops.addr() }, { weight: 2, arbitrary: heapOff.map((off): Addr => ({ kind: 'B', off })) }];
+  if (scope.regions?.length) choices.push({ weight: 4, arbitrary: fc.tuple(fc.constantFrom(...scope.regions), fc.integer({ min: 0, max: REGION_PAGES * 0x1000 - 1 })).map(([r, o]): Addr => ({ kind: 'H', handle: r.handle, off: BigInt(o) })) });
+  return fc.oneof(...choices);
+}
+
+/** An arena page whose absolute address is known (pagemap's position is computed from it): the bound regions' pages and the first 64 arena pages. */
+function knownPage(scope: Scope): fc.Arbitrary<bigint> {
+  const arena = fc.integer({ min: 0, max: 70 }).map((p) => BigInt(p) * PAGE);
+  if (!scope.regions?.length) return arena;
+  const region = fc.tuple(fc.constantFrom(...scope.regions), fc.integer({ min: 0, max: REGION_PAGES })).map(([r, p]) => r.off + BigInt(p) * PAGE);
+  return fc.oneof(arena, region);
+}
+
+/** A userfaultfd range argument's words: a region's pages (aligned or not, some running past its end into the unmapped gap after it), or an unmapped range. */
+function uffdRange(scope: Scope): fc.Arbitrary<[Addr, bigint]> {
+  const regions = scope.regions ?? [];
+  const inRegion = regions.length
+    ? fc.tuple(fc.constantFrom(...regions), fc.integer({ min: 0, max: REGION_PAGES - 1 }), fc.constantFrom(0x1000n, 0x1000n, 0x2000n, 0x4000n, 0n, 0x800n, 0x5000n), fc.constantFrom(0n, 0n, 0n, 0x10n))
+        .map(([r, p, len, mis]): [Addr, bigint] => [{ kind: 'H', handle: r.handle, off: BigInt(p) * PAGE + mis }, len])
+    : fc.constant<[Addr, bigint]>([{ kind: 'A', off: REGION_BASE }, 0x1000n]);
+  // Elsewhere: where nothing is mapped (the other steps' arena pages may hold a shared mapping,
+  // which 6.12 registers as shmem and the model refuses).
+  const elsewhere = fc.constantFrom(0x1000n, 0x2000n).map((len): [Addr, bigint] => [{ kind: 'A', off: REGION_BASE + 0x80000n }, len]);
+  return fc.oneof({ weight: 6, arbitrary: inRegion }, { weight: 1, arbitrary: elsewhere });
+}
+
+const AT = (off: bigint): Addr => ({ kind: 'A', off });
+const words = (ws: (bigint | Addr)[], mask?: bigint[]): CallArg => ({ kind: 'words', words: ws, mask });
+
+/** A userfaultfd: the syscall, then UFFDIO_API with SIGBUS (or an API the kernel refuses); only in the first process. */
+function uffdOps(scope: Scope): fc.Arbitrary<SeqOp[]> {
+  if (scope.depth > 0) return fc.constant([]);
+  const h = bindFd(scope, 'uffd');
+  const flags = fc.constantFrom(0x80800n, 0x800n, 0n, 0x80000n, 1n);
+  const api = fc.oneof(
+    { weight: 6, arbitrary: fc.subarray([1n, 0x100n, 0x800n]).map((fs) => [0xaan, fs.reduce((a, b) => a | b, 0x80n)]) },
+    { weight: 1, arbitrary: fc.constantFrom([0xabn, 0x80n], [0xaan, 0x80n | (1n << 30n)]) },
+  );
+  return fc.tuple(flags, api).map(([fl, [n, feat]]) => [
+    call('userfaultfd', [int(fl)], [h]),
+    call('ioctl', [fdh(h), int(0xc018aa3fn), words([n, feat, 0n], [ALL, UFFD_MODEL_FEATURES, ALL])]),
+  ]);
+}
+
+/** A region for userfaultfd: a private anonymous mapping far from the other steps (at most six), with a store in it. */
+function regionOps(scope: Scope): fc.Arbitrary<SeqOp[]> {
+  if (!scope.regions) scope.regions = [];
+  if (scope.regions.length >= 6) return fc.constant([]);
+  const r: Region = { handle: REGION_HANDLE + scope.regions.length, off: REGION_BASE + BigInt(scope.regions.length) * 0x10000n };
+  scope.regions.push(r);
+  return fc.tuple(fc.integer({ min: 0, max: REGION_PAGES - 1 }), fc.bigInt({ min: 1n, max: 0xffffn })).map(([p, v]) => [
+    { op: 'mmap' as const, handle: r.handle, addr: AT(r.off), len: BigInt(REGION_PAGES) * PAGE, prot: 3, flags: 0x32 },
+    { op: 'store' as const, addr: { kind: 'H' as const, handle: r.handle, off: BigInt(p) * PAGE + 8n }, size: 8 as const, value: v },
+  ]);
+}
+
+/**
+ * A userfaultfd story on one region: a registration that can succeed (missing, write-protect or
+ * both, on some of its pages), then accesses, UFFDIO_COPY, ZEROPAGE and WRITEPROTECT of its
+ * pages, their pagemap entries and /proc/self/mem reads and writes of them, in any order.
+ */
+function uffdStoryOps(scope: Scope): fc.Arbitrary<SeqOp[]> {
+  const regions = scope.regions ?? [];
+  const uffds = scope.fds.filter((f) => f.kind === 'uffd');
+  const pm = scope.fds.find((f) => f.kind === 'pagemap');
+  const mem = scope.fds.find((f) => f.kind === 'mem');
+  if (scope.depth > 0 || regions.length === 0 || uffds.length === 0) return fc.constant([]);
+  return fc.tuple(fc.constantFrom(...regions), fc.constantFrom(...uffds), fc.integer({ min: 0, max: REGION_PAGES - 1 }), fc.integer({ min: 1, max: REGION_PAGES }), fc.constantFrom(1n, 2n, 3n)).chain(([r, u, p0, np, mode]) => {
+    const pages = Math.min(np, REGION_PAGES - p0);
+    const page = fc.integer({ min: p0, max: p0 + pages - 1 }).map((p) => BigInt(p) * PAGE);
+    const at = (off: bigint): Addr => ({ kind: 'H', handle: r.handle, off });
+    const f = fdh(u.handle);
+    const src = fc.integer({ min: 0, max: 0x20 }).map((o): Addr => ({ kind: 'A', off: SAFE_OFF + BigInt(o) * 8n }));
+    const next: fc.Arbitrary<SeqOp[]>[] = [
+      fc.tuple(page, fc.integer({ min: 0, max: 0xff8 }), size, fc.boolean()).chain(([pg, o, sz, st]) =>
+        st ? valueOf(sz).map((value): SeqOp[] => [{ op: 'store', addr: at(pg + BigInt(o)), size: sz, value }]) : fc.constant<SeqOp[]>([{ op: 'load', addr: at(pg + BigInt(o)), size: sz }]),
+      ),
+      fc.tuple(page, src, fc.constantFrom(0n, 0n, 2n, 1n), fc.constantFrom(0x1000n, 0x1000n, 0x2000n)).map(([pg, s, m, len]) => [call('ioctl', [f, int(0xc028aa03n), words([at(pg), s, len, m, 0n])])]),
+      fc.tuple(page, fc.constantFrom(0n, 1n)).map(([pg, m]) => [call('ioctl', [f, int(0xc020aa04n), words([at(pg), 0x1000n, m, 0n])])]),
+      fc.tuple(page, fc.constantFrom(1n, 1n, 0n)).map(([pg, m]) => [call('ioctl', [f, int(0xc018aa06n), words([at(pg), 0x1000n, m])])]),
+      fc.tuple(page, fc.constantFrom(0, 1, 3)).map(([pg, prot]): SeqOp[] => [{ op: 'mprotect', addr: at(pg), len: PAGE, prot }]),
+    ];
+    if (uffds.length === 1) next.push(page.map((pg) => [call('ioctl', [f, int(0x8010aa01n), words([at(pg), 0x1000n])])]));
+    if (pm) {
+      next.push(fc.constant([call('pread64', [fdh(pm.handle), words(Array.from({ length: 4 }, () => 0n), Array.from({ length: 4 }, () => PAGEMAP_MASK)), int(32), int(((ARENA + r.off) >> 12n) * 8n)])]));
+    }
+    if (mem) {
+      next.push(
+        fc.tuple(page, fc.integer({ min: 0, max: 0x1f8 })).map(([pg, o]) => [call('pread64', [fdh(mem.handle), words([0n]), int(8), { kind: 'addr', addr: at(pg + BigInt(o) * 8n) }])]),
+        fc.tuple(page, fc.integer({ min: 0, max: 0x1f8 }), fc.integer({ min: 0, max: 0x20 })).map(([pg, o, so]) => [
+          call('pwrite64', [fdh(mem.handle), { kind: 'addr', addr: { kind: 'A', off: SAFE_OFF + BigInt(so) * 8n } }, int(8), { kind: 'addr', addr: at(pg + BigInt(o) * 8n) }]),
+        ]),
+      );
+    }
+    return fc.array(fc.oneof(...next), { minLength: 2, maxLength: 6 }).map((rest) => [
+      call('ioctl', [f, int(0xc020aa00n), words([at(BigInt(p0) * PAGE), BigInt(pages) * PAGE, mode, 0n], [ALL, ALL, ALL, UFFD_RANGE_MASK])]),
+      ...rest.flat(),
+    ]);
+  });
+}
+
+/**
+ * A limit and what enforces it, as one story: RLIMIT_MEMLOCK of 0 or a page with CAP_IPC_LOCK
+ * dropped, then mlock, mlock2 and a MAP_LOCKED mmap, the capability given back; RLIMIT_AS or
+ * RLIMIT_DATA of 0 or a page, then mmap and brk growth, the limit lifted again; a mapping just
+ * above the heap, then brk growing into it.
+ */
+function limitStoryOps(scope: Scope): fc.Arbitrary<SeqOp[]> {
+  const where = scope.handles.length ? fc.constantFrom(...scope.handles).map((h): Addr => ({ kind: 'H', handle: h, off: 0n })) : arenaPage.map(AT);
+  const grow = fc.tuple(arenaPage, fc.constantFrom(0x32, 0x31, 0x22, 0x2032), fc.constantFrom(1, 3), fc.constantFrom(0x1000n, 0x3000n, 0x8000n)).map(([off, flags, prot, brk]): SeqOp[] => [
+    { op: 'mmap', handle: 255, addr: AT(off), len: 0x2000n, prot, flags },
+    call('brk', [{ kind: 'addr', addr: { kind: 'B', off: brk } }]),
+  ]);
+  const stories: fc.Arbitrary<SeqOp[]>[] = [
+    fc.tuple(fc.constantFrom(2n, 9n), fc.constantFrom(0n, 0x1000n), grow).map(([r, lim, g]) => [
+      call('prlimit64', [int(0), int(r), words([lim, INF]), words([0n, 0n])]),
+      ...g,
+      call('setrlimit', [int(r), words([INF, INF])]),
+    ]),
+    fc.tuple(fc.constantFrom(0x2000n, 0x6000n, 0x10000n), fc.constantFrom(0x1000n, 0x2000n, 0x3000n, 0x8000n), fc.constantFrom(0x100022, 0x32)).map(([off, past, flags]): SeqOp[] => [
+      call('brk', [{ kind: 'addr', addr: { kind: 'B', off: off - 0x1000n } }]),
+      { op: 'mmap', handle: 255, addr: { kind: 'B', off }, len: 0x2000n, prot: 3, flags },
+      call('brk', [{ kind: 'addr', addr: { kind: 'B', off: off + past } }]),
+      { op: 'store', addr: { kind: 'B', off: off - 8n }, size: 8, value: 0x77n },
+    ]),
+  ];
+  if (HOST_PERMITTED !== null) {
+    const perm = HOST_PERMITTED;
+    const capset = (eff: bigint): SeqOp => call('capset', [words([0x20080522n]), words([(eff & 0xffffffffn) | ((perm & 0xffffffffn) << 32n), (eff >> 32n) << 32n, perm >> 32n])]);
+    stories.push(
+      fc.tuple(fc.constantFrom(0n, 0x1000n, 0x2000n), where, fc.constantFrom(0x1000n, 0x2000n), arenaPage).map(([lim, a, n, off]) => [
+        call('setrlimit', [int(8n), words([lim, 0x800000n])]),
+        capset(perm & ~(1n << CAP_IPC_LOCK)),
+        call('mlock', [{ kind: 'addr', addr: a }, int(n)]),
+        call('mlock2', [{ kind: 'addr', addr: a }, int(n), int(1)]),
+        { op: 'mmap' as const, handle: 255, addr: AT(off), len: 0x2000n, prot: 3, flags: 0x2032 },
+        call('munlock', [{ kind: 'addr', addr: a }, int(n)]),
+        capset(perm),
+        call('setrlimit', [int(8n), words([0x800000n, 0x800000n])]),
+      ]),
+    );
+  }
+  return fc.oneof(...stories);
+}
+
+/** The proc family's steps. */
+const procSteps: Step[] = [
+  {
+    // brk: grow, shrink, below the start, into a mapping; accesses in the heap.
+    weight: 4,
+    build() {
+      const access = fc.tuple(heapOff, size, fc.boolean()).chain(([off, sz, st]) =>
+        st ? valueOf(sz).map((value): SeqOp => ({ op: 'store', addr: { kind: 'B', off }, size: sz, value })) : fc.constant<SeqOp>({ op: 'load', addr: { kind: 'B', off }, size: sz }),
+      );
+      const mapInHeap = fc.tuple(fc.constantFrom(0x2000n, 0x6000n, 0x10000n, 0x21000n), fc.constantFrom(1, 3, 0), fc.constantFrom(0x100022, 0x100021, 0x32)).map(
+        ([off, prot, flags]): SeqOp => ({ op: 'mmap', handle: 255, addr: { kind: 'B', off }, len: 0x2000n, prot, flags }),
+      );
+      const unmapInHeap = fc.constantFrom(0x2000n, 0x6000n, 0x10000n, 0x21000n).map((off): SeqOp => ({ op: 'munmap', addr: { kind: 'B', off }, len: 0x2000n }));
+      return fc.oneof(
+        { weight: 5, arbitrary: brkArg.map((a) => [call('brk', [{ kind: 'addr', addr: a }])]) },
+        { weight: 4, arbitrary: fc.array(access, { minLength: 1, maxLength: 3 }) },
+        { weight: 2, arbitrary: mapInHeap.map((o) => [o]) },
+        { weight: 1, arbitrary: unmapInHeap.map((o) => [o]) },
+      );
+    },
+  },
+  {
+    // getrlimit, setrlimit, prlimit64 of RLIMIT_DATA, STACK, NPROC, MEMLOCK and AS (and resources that do not exist).
+    weight: 3,
+    build() {
+      const old = fc.constant(words([0n, 0n]));
+      return fc.oneof(
+        fc.tuple(resource, old).map(([r, o]) => [call('getrlimit', [int(r), o])]),
+        resourceLimits.map(([r, n]) => [call('setrlimit', [int(r), n])]),
+        fc
+          .tuple(fc.constantFrom(0n, 0n, 0n, 0x7fffffffn), resourceLimits, fc.constantFrom<CallArg | null>(null, null, null, null, int(0), { kind: 'addr', addr: { kind: 'X', addr: 0xffff888000000000n } }), fc.oneof(old, fc.constant(int(0))))
+          .map(([pid, [r, lim], n, o]) => [call('prlimit64', [int(pid), int(r), n ?? lim, o])]),
+      );
+    },
+  },
+  {
+    // The limits' enforcement: mlock family and MAP_LOCKED (RLIMIT_MEMLOCK without CAP_IPC_LOCK), growing mappings (RLIMIT_AS, RLIMIT_DATA).
+    weight: 2,
+    build(scope) {
+      const where = scope.handles.length ? fc.constantFrom(...scope.handles).map((h): Addr => ({ kind: 'H', handle: h, off: 0n })) : arenaPage.map(AT);
+      const len = fc.constantFrom(0x1000n, 0x2000n, 0x3000n);
+      const choices: fc.Arbitrary<SeqOp[]>[] = [
+        fc.tuple(where, len).map(([a, n]) => [call('mlock', [{ kind: 'addr', addr: a }, int(n)])]),
+        fc.tuple(where, len, fc.constantFrom(0n, 1n)).map(([a, n, f]) => [call('mlock2', [{ kind: 'addr', addr: a }, int(n), int(f)])]),
+        fc.tuple(where, len).map(([a, n]) => [call('munlock', [{ kind: 'addr', addr: a }, int(n)])]),
+        fc.tuple(arenaPage, fc.integer({ min: 1, max: 4 }), fc.constantFrom(1, 3), fc.constantFrom(0x2032, 0x2031, 0x32, 0x31, 0x22)).map(([off, pages, p, f]): SeqOp[] => [
+          { op: 'mmap', handle: 255, addr: AT(off), len: BigInt(pages) * PAGE, prot: p, flags: f },
+        ]),
+      ];
+      if (HOST_PERMITTED !== null) {
+        // capset: CAP_IPC_LOCK out of the effective set, or back in.
+        const perm = HOST_PERMITTED;
+        choices.push(
+          fc.boolean().map((drop) => {
+            const eff = drop ? perm & ~(1n << CAP_IPC_LOCK) : perm;
+            return [call('capset', [words([0x20080522n]), words([(eff & 0xffffffffn) | ((perm & 0xffffffffn) << 32n), (eff >> 32n) << 32n, perm >> 32n])])];
+          }),
+        );
+      }
+      return fc.oneof(...choices);
+    },
+  },
+  {
+    // Opening /proc/self files (descriptors that cannot fail).
+    weight: 2,
+    build(scope) {
+      const which = fc.constantFrom<[FdKind, string, bigint]>(['mem', '/proc/self/mem', 2n], ['mem', '/proc/self/mem', 0n], ['pagemap', '/proc/self/pagemap', 0n], ['maps', '/proc/self/maps', 0n], ['clear_refs', '/proc/self/clear_refs', 1n]);
+      return which.map(([kind, path, flags]) => {
+        const h = bindFd(scope, kind);
+        return [call('openat', [int(AT_FDCWD), str(path), int(flags), int(0)], [h])];
+      });
+    },
+  },
+  {
+    // /proc/self/mem: pread64 into words, pwrite64 from the write buffer (FOLL_FORCE: read-only private mappings are written through a COW copy).
+    weight: 4,
+    build(scope, ops) {
+      const mem = scope.fds.filter((f) => f.kind === 'mem');
+      const fd = mem.length ? fc.constantFrom(...mem).map((f) => fdh(f.handle)) : fc.constant(int(-1));
+      const pos = procTarget(scope, ops).map((addr): CallArg => ({ kind: 'addr', addr }));
+      const n = fc.constantFrom(1n, 8n, 0x10n, 0x20n, 0x40n, 0n);
+      const src = fc.tuple(fc.integer({ min: 0, max: 0x100 }), fc.constantFrom(1n, 8n, 0x10n, 0x1000n, 0x1001n, 0x2000n)).map(([o, c]): [CallArg, bigint] => [{ kind: 'addr', addr: { kind: 'A', off: SAFE_OFF + BigInt(o) } }, c]);
+      return fc.oneof(
+        fc.tuple(fd, n, pos).map(([f, c, p]) => [call('pread64', [f, words([0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n]), int(c), p])]),
+        fc.tuple(fd, src, pos).map(([f, [b, c], p]) => [call('pwrite64', [f, b, int(c), p])]),
+      );
+    },
+  },
+  {
+    // pagemap: entries of known pages, the frame masked out; and misaligned positions and counts.
+    weight: 3,
+    build(scope) {
+      const pm = scope.fds.filter((f) => f.kind === 'pagemap');
+      const fd = pm.length ? fc.constantFrom(...pm).map((f) => fdh(f.handle)) : fc.constant(int(-1));
+      return fc.tuple(fd, knownPage(scope), fc.integer({ min: 1, max: 8 }), fc.constantFrom(0n, 0n, 0n, 0n, 4n), fc.constantFrom(0n, 0n, 0n, 4n)).map(([f, page, k, mispos, miscount]) => {
+        const pos = ((ARENA + page) >> 12n) * 8n + mispos;
+        return [call('pread64', [f, words(Array.from({ length: 8 }, () => 0n), Array.from({ length: 8 }, () => PAGEMAP_MASK)), int(BigInt(k) * 8n - miscount), int(pos)])];
+      });
+    },
+  },
+  {
+    // clear_refs: each type, and ones it refuses; maps: the arena's lines.
+    weight: 2,
+    build(scope) {
+      const cr = scope.fds.filter((f) => f.kind === 'clear_refs');
+      const maps = scope.fds.filter((f) => f.kind === 'maps');
+      const crFd = cr.length ? fc.constantFrom(...cr).map((f) => fdh(f.handle)) : fc.constant(int(-1));
+      const mapsFd = maps.length ? fc.constantFrom(...maps).map((f) => fdh(f.handle)) : fc.constant(int(-1));
+      return fc.oneof(
+        fc.tuple(crFd, fc.constantFrom('1', '2', '3', '4', '4', '5', '6', '0', 'x', '04', '-1')).map(([f, v]) => [call('write', [f, str(v), int(v.length)])]),
+        mapsFd.map((f) => [call('pread64', [f, { kind: 'text', len: 0x1000n }, int(0x1000), int(0)])]),
+      );
+    },
+  },
+  { weight: 2, build: (scope) => uffdOps(scope) },
+  { weight: 2, build: (scope) => regionOps(scope) },
+  { weight: 4, build: (scope) => uffdStoryOps(scope) },
+  { weight: 2, build: (scope) => limitStoryOps(scope) },
+  {
+    // The userfaultfd ioctls on the regions, accesses and mprotect there.
+    weight: 8,
+    build(scope) {
+      const regions = scope.regions ?? [];
+      const uffds = scope.fds.filter((f) => f.kind === 'uffd');
+      const access = regions.length
+        ? fc.tuple(fc.constantFrom(...regions), fc.integer({ min: 0, max: REGION_PAGES * 0x1000 - 8 }), size, fc.boolean()).chain(([r, o, sz, st]) => {
+            const addr: Addr = { kind: 'H', handle: r.handle, off: BigInt(o) };
+            return st ? valueOf(sz).map((value): SeqOp[] => [{ op: 'store', addr, size: sz, value }]) : fc.constant<SeqOp[]>([{ op: 'load', addr, size: sz }]);
+          })
+        : fc.constant<SeqOp[]>([]);
+      const protect = regions.length
+        ? fc.tuple(fc.constantFrom(...regions), fc.integer({ min: 0, max: REGION_PAGES - 1 }), fc.constantFrom(0, 1, 3)).map(([r, p, prot]): SeqOp[] => [{ op: 'mprotect', addr: { kind: 'H', handle: r.handle, off: BigInt(p) * PAGE }, len: PAGE, prot }])
+        : fc.constant<SeqOp[]>([]);
+      if (scope.depth > 0 || uffds.length === 0) return fc.oneof(access, protect);
+      const fd = fc.constantFrom(...uffds).map((f) => fdh(f.handle));
+      const ioctl = (cmd: bigint, w: fc.Arbitrary<CallArg>): fc.Arbitrary<SeqOp[]> => fc.tuple(fd, w).map(([f, a]) => [call('ioctl', [f, int(cmd), a])]);
+      const range = uffdRange(scope);
+      const src = fc.integer({ min: 0, max: 0x20 }).map((o): Addr => ({ kind: 'A', off: SAFE_OFF + BigInt(o) * 8n }));
+      return fc.oneof(
+        { weight: 6, arbitrary: access },
+        { weight: 1, arbitrary: protect },
+        { weight: 4, arbitrary: ioctl(0xc020aa00n, fc.tuple(range, fc.constantFrom(1n, 2n, 3n, 3n, 1n, 2n, 4n, 0n, 8n)).map(([[a, n], mode]) => words([a, n, mode, 0n], [ALL, ALL, ALL, UFFD_RANGE_MASK]))) },
+        ...(uffds.length === 1 ? [{ weight: 1, arbitrary: ioctl(0x8010aa01n, range.map(([a, n]) => words([a, n]))) }] : []),
+        { weight: 3, arbitrary: ioctl(0xc028aa03n, fc.tuple(range, src, fc.constantFrom(0n, 0n, 1n, 2n, 4n)).map(([[a, n], s, mode]) => words([a, s, n, mode, 0n]))) },
+        { weight: 2, arbitrary: ioctl(0xc020aa04n, fc.tuple(range, fc.constantFrom(0n, 1n, 2n)).map(([[a, n], mode]) => words([a, n, mode, 0n]))) },
+        { weight: 3, arbitrary: ioctl(0xc018aa06n, fc.tuple(range, fc.constantFrom(1n, 1n, 0n, 2n, 3n, 4n)).map(([[a, n], mode]) => words([a, n, mode]))) },
+        { weight: 1, arbitrary: ioctl(0x8010aa02n, range.map(([a, n]) => words([a, n]))) },
+        { weight: 1, arbitrary: fd.map((f) => [call('close', [f])]) },
+      );
+    },
+  },
+];
+
+/**
+ * Sequences of brk, the resource limits (RLIMIT_DATA, STACK, NPROC, MEMLOCK, AS: get, set and
+ * enforced), /proc/self (mem, pagemap, clear_refs, maps) and userfaultfd without a handler
+ * (UFFD_FEATURE_SIGBUS) mixed with mmap, munmap, mprotect, accesses and fork: 6 to 16 top-level
+ * steps, no execve.
+ */
+export const procSequenceArb: fc.Arbitrary<SeqOp[]> = fc.tuple(fc.integer({ min: 6, max: 16 }), fc.integer({ min: 0, max: 3 })).chain(([n, kit]) => {
+  // The /proc/self files first: descriptor handles 0 to 3; then, three times in four, a region
+  // and a userfaultfd with UFFD_FEATURE_SIGBUS (the steps build more of both).
+  const scope: Scope = { handles: [], fds: [], depth: 0, regions: [] };
+  const open: SeqOp[] = ([['mem', '/proc/self/mem', 2n], ['pagemap', '/proc/self/pagemap', 0n], ['maps', '/proc/self/maps', 0n], ['clear_refs', '/proc/self/clear_refs', 1n]] as const).map(([kind, path, flags]) =>
+    call('openat', [int(AT_FDCWD), str(path), int(flags), int(0)], [bindFd(scope, kind)]),
+  );
+  const prelude = kit === 0 ? fc.constant(open) : fc.tuple(regionOps(scope), uffdOps(scope)).map(([r, u]) => [...open, ...r, ...u]);
+  return prelude.chain((first) => processOps(scope, n, false, false, true).map((ops) => [...first, ...ops]));
+});
+
 /** One process's ops: `n` steps, with fork blocks (each followed by a wait); with `files`, the file, pipe and splice steps too. */
-function processOps(scope: Scope, n: number, files = false, memory = false): fc.Arbitrary<SeqOp[]> {
+function processOps(scope: Scope, n: number, files = false, memory = false, proc = false): fc.Arbitrary<SeqOp[]> {
   const addr = (): fc.Arbitrary<Addr> => {
     const choices: fc.Arbitrary<Addr>[] = [arenaOff.map((off) => ({ kind: 'A' as const, off }))];
     if (scope.handles.length > 0) {
@@ -507,7 +904,7 @@ function processOps(scope: Scope, n: number, files = false, memory = false): fc.
     { weight: 1, arbitrary: fc.constant({ op: 'getpid' as const }) },
     { weight: 1, arbitrary: fc.constant({ op: 'wait' as const }) },
   );
-  const steps = [mmapStep, forkStep, leafStep, ...(files ? fileSteps : []), ...(memory ? memorySteps : [])];
+  const steps = [mmapStep, forkStep, leafStep, ...(files ? fileSteps : []), ...(memory ? memorySteps : []), ...(proc ? procSteps : [])];
   const total = steps.reduce((a, st) => a + st.weight, 0);
   const pick = (x: number): Step => {
     for (const st of steps) {
@@ -516,9 +913,9 @@ function processOps(scope: Scope, n: number, files = false, memory = false): fc.
     }
     return leafStep;
   };
-  const ops: Ops = { addr, leaf, files, memory };
+  const ops: Ops = { addr, leaf, files, memory, proc };
   return fc.array(fc.integer({ min: 0, max: total - 1 }), { minLength: n, maxLength: n }).chain((kinds) => {
-    const here: Scope = { handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth };
+    const here: Scope = { handles: [...scope.handles], fds: [...scope.fds], depth: scope.depth, regions: scope.regions && [...scope.regions] };
     const parts = kinds.map((kind) => pick(kind).build(here, ops));
     return fc.tuple(...parts).map((ps) => ps.flat());
   });
