@@ -207,6 +207,10 @@ export function idtentry(k: Kernel, pc: PerCpu, t: Task): void {
     t.kpath = idtentry_user(k, here, t, exc_page_fault(k, here, t, cpu.cr2Hi, cpu.cr2Lo, code));
     return;
   }
+  // do_trap, do_user_cp_fault and exc_general_protection record the trap and its error code
+  // in the thread (the frame's trapno and err) before the signal.
+  t.trap_nr = vector;
+  t.error_code = vector === X86_TRAP_UD ? 0 : code;
   if (vector === X86_TRAP_UD) force_sig_fault(k, t, SIGILL, ILL_ILLOPN, BigInt(t.pc));
   else if (vector === X86_TRAP_CP) {
     if (k.events.on) k.emit({ type: 'control_protection', cpu: pc.id, tid: t.tid, code, ip: t.pc });
@@ -221,6 +225,8 @@ export function idtentry(k: Kernel, pc: PerCpu, t: Task): void {
  * task's kernel path; runs no step.
  */
 export function exc_invalid_opcode(k: Kernel, pc: PerCpu, t: Task): void {
+  t.trap_nr = X86_TRAP_UD;
+  t.error_code = 0;
   force_sig_fault(k, t, SIGILL, ILL_ILLOPC, BigInt(t.pc));
   pc.cpu.setCpl(0);
   t.enteredBySyscall = false;

@@ -6,6 +6,7 @@
  * exception fixup (-EFAULT) for a kernel access to user memory.
  */
 import { PF_I, PF_P, PF_PK, PF_SS, PF_U, PF_W } from '../hw/rights.js';
+import { X86_TRAP_PF } from '../hw/regs.js';
 import { ModelError } from '../errors.js';
 import type { PageFaultOutcome } from './events.js';
 import type { Kernel, PerCpu } from './kernel.js';
@@ -112,6 +113,7 @@ export function* do_user_addr_fault(k: Kernel, pc: PerCpu, t: Task, addr: number
     // do_sigbus: SIGBUS with BUS_ADRERR for user mode (a file's page past its end), the fixup for the kernel.
     emitFault(k, pc, t, addr, errorCode, user, user ? 'signal' : 'efault');
     if (!user) return FAULT_EFAULT;
+    set_signal_archinfo(k, t, addr, errorCode);
     force_sig_fault(k, t, SIGBUS, BUS_ADRERR, BigInt(addr), 0);
     return FAULT_FIXED;
   }
@@ -190,10 +192,25 @@ function bad_area_access_from_pkeys(k: Kernel, pc: PerCpu, errorCode: number, vm
   return !arch_vma_access_permitted(k, pc, vma, (errorCode & PF_W) !== 0, (errorCode & PF_I) !== 0, false);
 }
 
+/**
+ * sanitize_error_code and set_signal_archinfo: the thread's trap number becomes #PF, its error
+ * code the fault's with U set (and P for an address at or above TASK_SIZE_MAX, so that the
+ * signal does not tell a mapped kernel page from an unmapped one), its cr2 the address.
+ */
+function set_signal_archinfo(k: Kernel, t: Task, addr: number | bigint, errorCode: number): void {
+  // TASK_SIZE_MAX: one page short of the canonical user half (__VIRTUAL_MASK_SHIFT 47, or 56 with five levels).
+  const task_size_max = (1n << (k.levels === 5 ? 56n : 47n)) - 4096n;
+  if (BigInt.asUintN(64, BigInt(addr)) >= task_size_max) errorCode |= PF_P;
+  t.trap_nr = X86_TRAP_PF;
+  t.error_code = errorCode | PF_U;
+  t.cr2 = BigInt(addr);
+}
+
 /** __bad_area_nosemaphore: SIGSEGV (with si_pkey for SEGV_PKUERR) for user mode, the fixup for kernel mode. */
 function bad_area(k: Kernel, pc: PerCpu, t: Task, addr: number | bigint, errorCode: number, code: number, user: boolean, pkey: number): number {
   emitFault(k, pc, t, addr, errorCode, user, user ? 'signal' : 'efault');
   if (!user) return FAULT_EFAULT;
+  set_signal_archinfo(k, t, addr, errorCode);
   force_sig_fault(k, t, SIGSEGV, code, BigInt(addr), pkey);
   return FAULT_FIXED;
 }

@@ -15,7 +15,7 @@ import {
   NSIG, SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
   SEGV_PKUERR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
 } from './uapi.js';
-import { copy_from_user, copy_to_user, getU64, putU32, putU64 } from './uaccess.js';
+import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './uaccess.js';
 import { OP_BYTES } from '../user/program.js';
 import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.js';
 
@@ -173,6 +173,21 @@ function dequeue_signal(t: Task): SigInfo | null {
   return take(t.pending) ?? take(t.group.shared_pending);
 }
 
+/** The ucontext's uc_flags and uc_stack (stack_t: ss_sp, ss_flags, ss_size), after pretcode. */
+const UC_FLAGS = 8;
+const UC_STACK_SS_SP = 24;
+const UC_STACK_SS_FLAGS = 32;
+const UC_STACK_SS_SIZE = 40;
+/** uc_flags (arch/x86/include/uapi/asm/ucontext.h): the frame has an XSAVE image; sc.ss is meaningful; rt_sigreturn restores ss as saved. */
+const UC_FP_XSTATE = 0x1;
+const UC_SIGCONTEXT_SS = 0x2;
+const UC_STRICT_RESTORE_SS = 0x4;
+/** __USER_CS and __USER_DS (arch/x86/include/asm/segment.h): GDT entries 6 and 5, RPL 3. */
+const USER_CS = 0x33;
+const USER_DS = 0x2b;
+/** X86_EFLAGS_IF | X86_EFLAGS_FIXED: what the model's user RFLAGS hold (no arithmetic flags are modelled). */
+const USER_EFLAGS = 0x202;
+
 /** sizeof(struct rt_sigframe) on x86-64: pretcode 8 + ucontext 304 + siginfo 128. */
 export const RT_SIGFRAME_SIZE = 440;
 /** Offsets in the frame (arch/x86/include/asm/sigframe.h, uapi/asm/sigcontext.h). */
@@ -180,6 +195,12 @@ export const UC_MCONTEXT = 48;
 const SC_RAX = UC_MCONTEXT + 13 * 8;
 export const SC_RSP = UC_MCONTEXT + 15 * 8;
 export const SC_RIP = UC_MCONTEXT + 16 * 8;
+const SC_EFLAGS = UC_MCONTEXT + 17 * 8;
+/** cs, gs, fs and ss: four u16 in one word. */
+const SC_CS = UC_MCONTEXT + 18 * 8;
+const SC_SS = SC_CS + 6;
+const SC_ERR = UC_MCONTEXT + 19 * 8;
+const SC_TRAPNO = UC_MCONTEXT + 20 * 8;
 const SC_OLDMASK = UC_MCONTEXT + 21 * 8;
 const SC_CR2 = UC_MCONTEXT + 22 * 8;
 const SC_FPSTATE = UC_MCONTEXT + 23 * 8;
@@ -329,10 +350,24 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   if (!(yield* setup_signal_shadow_stack(k, pc, t, ka.restorer))) return false;
   const f = new Uint8Array(RT_SIGFRAME_SIZE);
   putU64(f, 0, ka.restorer);
+  // x64_setup_rt_frame: frame_uc_flags (the model's CPUs have XSAVE; user code is 64-bit), no
+  // uc_link, and unsafe_save_altstack's stack_t: the thread's sas_ss_sp, sas_ss_flags and
+  // sas_ss_size as they are (not sas_ss_flags(sp)), all 0 for a thread that never set one
+  // (XXX: no sigaltstack in the model).
+  putU64(f, UC_FLAGS, BigInt(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS));
+  putU64(f, UC_STACK_SS_SP, 0n);
+  putU32(f, UC_STACK_SS_FLAGS, 0);
+  putU64(f, UC_STACK_SS_SIZE, 0n);
+  // __unsafe_setup_sigcontext (XXX: the general registers are not modelled and stay 0).
   putU64(f, SC_RSP, BigInt(t.sp));
   putU64(f, SC_RIP, BigInt(t.pc));
+  putU64(f, SC_EFLAGS, BigInt(USER_EFLAGS));
+  putU16(f, SC_CS, USER_CS);
+  putU16(f, SC_SS, USER_DS);
+  putU64(f, SC_ERR, BigInt(t.error_code));
+  putU64(f, SC_TRAPNO, BigInt(t.trap_nr));
   putU64(f, SC_OLDMASK, t.blocked & 0xffffffffn);
-  putU64(f, SC_CR2, info.addr);
+  putU64(f, SC_CR2, t.cr2);
   putU64(f, SC_FPSTATE, BigInt(bufFx));
   putU64(f, UC_SIGMASK, t.blocked);
   putU32(f, SIGINFO, info.signo);

@@ -159,6 +159,16 @@ export class Task {
   shstkBase = 0;
   shstkSize = 0;
 
+  /**
+   * thread.trap_nr, thread.error_code and thread.cr2: what the last exception that sent this
+   * thread a signal left (set_signal_archinfo, do_trap, exc_general_protection,
+   * do_user_cp_fault); the signal frame's trapno, err and cr2 come from here, stale for a
+   * signal no exception sent.
+   */
+  trap_nr = 0;
+  error_code = 0;
+  cr2 = 0n;
+
   // ---- Signals -----------------------------------------------------------------------------
   blocked = 0n;
   readonly pending = new SigPending();

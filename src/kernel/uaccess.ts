@@ -179,6 +179,9 @@ export function putU64(b: Uint8Array, off: number, v: bigint): void {
 export function getU64(b: Uint8Array, off: number): bigint {
   return new DataView(b.buffer, b.byteOffset).getBigUint64(off, true);
 }
+export function putU16(b: Uint8Array, off: number, v: number): void {
+  new DataView(b.buffer, b.byteOffset).setUint16(off, v & 0xffff, true);
+}
 export function putU32(b: Uint8Array, off: number, v: number): void {
   new DataView(b.buffer, b.byteOffset).setUint32(off, v >>> 0, true);
 }
