@@ -21,10 +21,10 @@ import type { MmStruct } from './mm.js';
 import { mmap_read_lock, mmap_read_unlock } from './mmap.js';
 import { mmget_not_zero, mmput } from './mmput.js';
 import { PG_dirty } from './page.js';
-import { import_iovec, type Iovec } from './splice.js';
+import { import_iovec, iovec_from_user, type Iovec } from './splice.js';
 import { STEP_COPY, type KPath, type KSteps } from './steps.js';
 import type { Task } from './task.js';
-import { copy_from_user_partial, copy_to_user_partial, getU64 } from './uaccess.js';
+import { copy_from_user_partial, copy_to_user_partial } from './uaccess.js';
 import { __fatal_signal_pending } from './signal.js';
 import { EFAULT, EINTR, EINVAL, ESRCH } from './uapi.js';
 
@@ -207,26 +207,6 @@ function* process_vm_rw(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[], vm
   const total = local.total - iter.count;
   yield* mmput(k, pc, mm);
   return total ? total : rc;
-}
-
-/**
- * iovec_from_user: `nr_segs` struct iovec at `uvec` as they are (no access_ok of the bases, no
- * MAX_RW_COUNT cut): more than UIO_MAXIOV is -EINVAL; each segment is read in turn, its length
- * first, so a negative length is -EINVAL unless an earlier segment was unreadable (-EFAULT).
- */
-function* iovec_from_user(k: Kernel, pc: PerCpu, t: Task, uvec: bigint, nr_segs: bigint): KSteps<[bigint, bigint][] | number> {
-  if (nr_segs === 0n) return [];
-  if (nr_segs > 1024n) return -EINVAL;
-  const n = Number(nr_segs);
-  const b = yield* copy_from_user_partial(k, pc, t, uvec, 16 * n);
-  const segs: [bigint, bigint][] = [];
-  for (let i = 0; i < n; i++) {
-    if (b.length < 16 * i + 16) return -EFAULT;
-    const len = BigInt.asIntN(64, getU64(b, 16 * i + 8));
-    if (len < 0n) return -EINVAL;
-    segs.push([getU64(b, 16 * i), len]);
-  }
-  return segs;
 }
 
 /** process_vm_readv(pid, lvec, liovcnt, rvec, riovcnt, flags): from the target's remote ranges into the caller's local ones. */

@@ -53,28 +53,42 @@ export interface Iovec {
 }
 
 /**
- * import_iovec: `nr_segs` struct iovec at `uvec` (more than UIO_MAXIOV: -EINVAL), read one by
- * one (copy_iovec_from_user): an unreadable one is -EFAULT, a length negative as ssize_t
- * -EINVAL, whichever comes first; then each segment in user space (access_ok, -EFAULT), the
+ * iovec_from_user: `nr_segs` struct iovec at `uvec` as they are (no access_ok of the bases, no
+ * MAX_RW_COUNT cut): none is an empty list; more than UIO_MAXIOV is -EINVAL; each is read in
+ * turn (copy_iovec_from_user), its length first, so a length negative as ssize_t is -EINVAL
+ * unless an earlier iovec was unreadable (-EFAULT).
+ */
+export function* iovec_from_user(k: Kernel, pc: PerCpu, t: Task, uvec: bigint, nr_segs: bigint): KSteps<[bigint, bigint][] | number> {
+  if (nr_segs === 0n) return [];
+  if (nr_segs > BigInt(UIO_MAXIOV)) return -EINVAL;
+  const n = Number(nr_segs);
+  const b = yield* copy_from_user_partial(k, pc, t, uvec, 16 * n);
+  const segs: [bigint, bigint][] = [];
+  for (let i = 0; i < n; i++) {
+    if (b.length < 16 * i + 16) return -EFAULT;
+    const len = BigInt.asIntN(64, getU64(b, 16 * i + 8));
+    if (len < 0n) return -EINVAL;
+    segs.push([getU64(b, 16 * i), len]);
+  }
+  return segs;
+}
+
+/**
+ * import_iovec: iovec_from_user, then each segment in user space (access_ok, -EFAULT), the
  * lengths cut so that the total is at most MAX_RW_COUNT. One segment is import_ubuf's case,
  * with no UIO_MAXIOV question.
  */
 export function* import_iovec(k: Kernel, pc: PerCpu, t: Task, uvec: bigint, nr_segs: number): KSteps<Iovec | number> {
-  if (nr_segs === 0) return { segs: [], total: 0 };
-  if (nr_segs > UIO_MAXIOV) return -EINVAL;
-  const b = yield* copy_from_user_partial(k, pc, t, uvec, 16 * nr_segs);
+  const iov = yield* iovec_from_user(k, pc, t, uvec, BigInt(nr_segs));
+  if (typeof iov === 'number') return iov;
   const segs: [bigint, number][] = [];
-  for (let i = 0; i < nr_segs; i++) {
-    if (b.length < 16 * i + 16) return -EFAULT;
-    const len = BigInt.asIntN(64, getU64(b, 16 * i + 8));
-    if (len < 0n) return -EINVAL;
-    segs.push([getU64(b, 16 * i), len > BigInt(MAX_RW_COUNT) ? MAX_RW_COUNT : Number(len)]);
-  }
   let total = 0;
-  for (const seg of segs) {
-    if (!access_ok(t, seg[0], seg[1])) return -EFAULT;
-    if (seg[1] > MAX_RW_COUNT - total) seg[1] = MAX_RW_COUNT - total;
-    total += seg[1];
+  for (const [base, len] of iov) {
+    let n = len > BigInt(MAX_RW_COUNT) ? MAX_RW_COUNT : Number(len);
+    if (!access_ok(t, base, n)) return -EFAULT;
+    if (n > MAX_RW_COUNT - total) n = MAX_RW_COUNT - total;
+    segs.push([base, n]);
+    total += n;
   }
   return { segs, total };
 }

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { System, type IsolabEvent, type SystemConfig } from '../../src/system.js';
 import type { OpRecord } from '../../src/kernel/task.js';
+import { path_walk } from '../../src/kernel/vfs.js';
 import type { Op, Program } from '../../src/user/program.js';
 
 /** A System with debug_vm on and no timer preemption unless asked. */
@@ -57,3 +58,18 @@ export function mmapAnon(into: string, len: number, prot = 3, flags = 0x22): Op 
 export const PROT_NONE = 0;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
+
+/** The contents of the tmpfs file `path` after the run (programs leave what they read from /proc there); holes read as NULs. */
+export function fileText(sys: System, path: string): string {
+  const k = sys.kernel;
+  const l = path_walk(k.vfs, k.vfs.root, path);
+  assert.ok(typeof l !== 'number' && l.inode, `${path} is missing`);
+  const inode = l.inode!;
+  let s = '';
+  for (let p = 0; p * 4096 < inode.size; p++) {
+    const n = Math.min(4096, inode.size - p * 4096);
+    const pfn = inode.mapping!.pages.get(p);
+    s += pfn === undefined ? '\0'.repeat(n) : Buffer.from(sys.machine.mem.readBytes(pfn * 4096, n)).toString('latin1');
+  }
+  return s;
+}

@@ -21,8 +21,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import type { System } from '../../src/system.js';
-import { path_walk } from '../../src/kernel/vfs.js';
-import { boot, records, ret, runProgram } from './helpers.js';
+import { boot, fileText, records, ret, runProgram } from './helpers.js';
 
 const EPERM = 1, ENOMEM = 12, EFAULT = 14, EBUSY = 16, EAGAIN = 11, EINVAL = 22;
 const PAGE = 4096, PMD = 2 ** 21;
@@ -36,21 +35,6 @@ const sci = (into: string, name: string, ...args: (number | bigint | string)[]):
 const madvise = (addr: string | number, len: number | bigint, advice: number): Op => sc('madvise', addr, len, advice);
 const fixed = (addr: number, len: number): Op => sc('mmap', addr, len, PROT_RW, MAP_FIXED_ANON, -1, 0);
 const errno = (e: number): bigint => BigInt(-e);
-
-/** The contents of the tmpfs file `path` after the run. */
-function fileText(sys: System, path: string): string {
-  const k = sys.kernel;
-  const l = path_walk(k.vfs, k.vfs.root, path);
-  assert.ok(typeof l !== 'number' && l.inode, `${path} is missing`);
-  const inode = l.inode!;
-  let s = '';
-  for (let p = 0; p * 4096 < inode.size; p++) {
-    const n = Math.min(4096, inode.size - p * 4096);
-    const pfn = inode.mapping!.pages.get(p);
-    s += pfn === undefined ? '\0'.repeat(n) : Buffer.from(sys.machine.mem.readBytes(pfn * 4096, n)).toString('latin1');
-  }
-  return s;
-}
 
 /** Ops that read /proc/self/smaps (`&smaps`) into `$buf` and leave it in /tmp/out. */
 const dumpSmaps: Op[] = [

@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import type { System } from '../../src/system.js';
-import { path_walk } from '../../src/kernel/vfs.js';
-import { boot, records, ret } from './helpers.js';
+import { boot, fileText, records, ret } from './helpers.js';
 
 const ENOENT = 2, ESRCH = 3;
 const O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000;
@@ -21,21 +20,6 @@ const RLIMIT_SIGPENDING = 11, SIGUSR1 = 10, SIGRTMIN = 32;
 const sc = (name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args });
 const sci = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 const errno = (e: number): bigint => BigInt(-e);
-
-/** The contents of the tmpfs file `path` after the run. */
-function fileText(sys: System, path: string): string {
-  const k = sys.kernel;
-  const l = path_walk(k.vfs, k.vfs.root, path);
-  assert.ok(typeof l !== 'number' && l.inode, `${path} is missing`);
-  const inode = l.inode!;
-  let s = '';
-  for (let p = 0; p * 4096 < inode.size; p++) {
-    const n = Math.min(4096, inode.size - p * 4096);
-    const pfn = inode.mapping!.pages.get(p);
-    s += pfn === undefined ? '\0'.repeat(n) : Buffer.from(sys.machine.mem.readBytes(pfn * 4096, n)).toString('latin1');
-  }
-  return s;
-}
 
 /** Ops that read descriptor `$fd` into `$buf+off` and leave the bytes in the file `&name`. */
 function dumpTo(fd: string, name: string, off: number): Op[] {

@@ -14,9 +14,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
-import type { System } from '../../src/system.js';
-import { path_walk } from '../../src/kernel/vfs.js';
-import { records, ret, runProgram } from './helpers.js';
+import { fileText, records, ret, runProgram } from './helpers.js';
 
 const ENOENT = 2, ESRCH = 3, EIO = 5, EFAULT = 14, EINVAL = 22, ENODEV = 19, EOVERFLOW = 75;
 const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000;
@@ -29,21 +27,6 @@ const sci = (into: string, name: string, ...args: (number | bigint | string)[]):
 const mmap = (into: string, len: number, prot: number, flags: number, fd = -1): Op => sci(into, 'mmap', 0, len, prot, flags, fd, 0);
 const errno = (e: number): bigint => BigInt(-e);
 const STRINGS = { mem: '/proc/self/mem', maps: '/proc/self/maps', smaps: '/proc/self/smaps', pagemap: '/proc/self/pagemap', status: '/proc/self/status', out: '/tmp/out', f: '/tmp/f' };
-
-/** The contents of the tmpfs file `path` after the run (the programs leave what they read there). */
-function fileText(sys: System, path: string): string {
-  const k = sys.kernel;
-  const l = path_walk(k.vfs, k.vfs.root, path);
-  assert.ok(typeof l !== 'number' && l.inode, `${path} is missing`);
-  const inode = l.inode!;
-  let s = '';
-  for (let p = 0; p * 4096 < inode.size; p++) {
-    const n = Math.min(4096, inode.size - p * 4096);
-    const pfn = inode.mapping!.pages.get(p);
-    s += pfn === undefined ? '\0'.repeat(n) : Buffer.from(sys.machine.mem.readBytes(pfn * 4096, n)).toString('latin1');
-  }
-  return s;
-}
 
 /** Ops that read descriptor `fd` into `$buf` (up to `len` bytes) and leave what was read in /tmp/out (descriptor `outFd` once opened). */
 function dump(fd: number, outFd: number, len = 16384): Op[] {

@@ -23,31 +23,12 @@ import { runScenario } from '../../src/scenario/run.js';
  * A handler's operations copying the frame's fields to $buf: uc_flags 0, uc_stack.ss_flags 8,
  * eflags 16, cs 24, ss 32, err 40, trapno 48, cr2 56.
  */
-const COPY_FRAME = `
-        - load: { addr: $rsp + 8, size: 8 }
+/** The fields copied: offset from $rsp and size; each goes to the next word at $buf. */
+const FRAME_FIELDS: [number, number][] = [[8, 8], [32, 4], [184, 8], [192, 2], [198, 2], [200, 8], [208, 8], [224, 8]];
+const COPY_FRAME = FRAME_FIELDS.map(([off, size], i) => `
+        - load: { addr: $rsp + ${off}, size: ${size} }
           as: f
-        - store: { addr: $buf + 0, value: $f }
-        - load: { addr: $rsp + 32, size: 4 }
-          as: f
-        - store: { addr: $buf + 8, value: $f }
-        - load: { addr: $rsp + 184, size: 8 }
-          as: f
-        - store: { addr: $buf + 16, value: $f }
-        - load: { addr: $rsp + 192, size: 2 }
-          as: f
-        - store: { addr: $buf + 24, value: $f }
-        - load: { addr: $rsp + 198, size: 2 }
-          as: f
-        - store: { addr: $buf + 32, value: $f }
-        - load: { addr: $rsp + 200, size: 8 }
-          as: f
-        - store: { addr: $buf + 40, value: $f }
-        - load: { addr: $rsp + 208, size: 8 }
-          as: f
-        - store: { addr: $buf + 48, value: $f }
-        - load: { addr: $rsp + 224, size: 8 }
-          as: f
-        - store: { addr: $buf + 56, value: $f }`;
+        - store: { addr: $buf + ${8 * i}, value: $f }`).join('');
 
 function run(text: string, expectations: number): void {
   const r = runScenario(compileScenarioText(text, 'sigframe.yaml'));
