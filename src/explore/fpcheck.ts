@@ -15,7 +15,7 @@
  *  - each 8-byte word of each frame of physical memory, under its word key;
  *  - each CPU's registers, TLB and user-mode step state, under fp_cpu(c).
  *
- * What a step reads cannot be seen this way; `test/explore/footprints.test.ts` checks reads by
+ * What a step reads cannot be seen this way; `test/explore/footprint-runs.ts` checks reads by
  * their effect: steps the footprints call independent are swapped, and the two executions
  * must end in the same state.
  */
