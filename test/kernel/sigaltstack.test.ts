@@ -313,3 +313,61 @@ expect:
   exit: { p: 0, forked: 0, vforked: 0, vmchild: 0, execer: 0 }
 `, 31);
 });
+
+/**
+ * An alternate stack under key 1, which the interrupted code has write-disabled (PKRU
+ * 0x55555558), and a handler with SA_ONSTACK that records its PKRU, opens key 1 (WRPKRU
+ * 0x55555550) and returns. Upstream (6.12) get_sigframe writes the XSAVE image and the frame
+ * with PKRU 0 (write_permissive_pkey_val), the handler starts at init_pkru 0x55555554 and
+ * rt_sigreturn reads the frame under the PKRU the handler left, then restores 0x55555558 from
+ * the image. The other `pkru_on_signal` choices write the frame with the interrupted PKRU, as
+ * before 6.12: the first write, the XSAVE image, faults on key 1, delivery fails and
+ * force_sigsegv kills with SIGSEGV (no handler runs).
+ */
+function pkeyAltstack(option: string, openKey: boolean): string {
+  const killed = option !== 'upstream' || !openKey;
+  return `name: sigaltstack-pkey-${option}
+kernel: { pkru_on_signal: ${option} }
+processes:
+  - name: p
+    handlers:
+      SIGUSR1: { handler: on_usr1, flags: SA_ONSTACK }
+    functions:
+      on_usr1:
+        - rdpkru:
+          as: in_handler
+        - store: { addr: $buf, value: $in_handler }${openKey ? `
+        - wrpkru: 0x55555550` : ''}
+        - return
+    ops:${SETUP}
+      - pkey_alloc: { flags: 0, init_val: PKEY_DISABLE_WRITE }
+        expect: 1
+      - pkey_mprotect: { start: $alt, len: SIGSTKSZ, prot: PROT_READ|PROT_WRITE, pkey: 1 }
+        expect: 0${ss('$alt', '0', 'SIGSTKSZ')}
+      - sigaltstack: { uss: $ss, uoss: 0 }
+        expect: 0
+      - rdpkru:
+        expect: 0x55555558
+      - kill: { pid: $me, sig: SIGUSR1 }${option !== 'upstream' ? '' : `
+        expect: 0`}${killed ? '' : `
+      - rdpkru:
+        expect: 0x55555558
+      - load: $buf
+        expect: 0x55555554`}
+expect:
+  exit: { p: ${killed ? 'SIGSEGV' : 0} }
+  events:
+    - { type: signal, signo: SIGUSR1, action: handler, exactly: ${option === 'upstream' ? 1 : 0} }
+    - { type: signal, signo: SIGSEGV, exactly: ${killed ? 1 : 0} }${option === 'upstream' && !openKey ? `
+    - { type: page_fault, outcome: signal, user: true, exactly: 1, note: "the handler's RET read its return address under init_pkru, key 1 access-disabled" }` : ''}
+`;
+}
+
+test('an alternate stack under a write-disabled key: upstream writes the frame (PKRU 0) and the handler, at init_pkru, must open the key to return; clear, lockdown and preserve write with the interrupted PKRU and fail (SIGSEGV)', () => {
+  // Expectations judged: pkey_alloc, pkey_mprotect, sigaltstack, rdpkru and the exit; kill's 0
+  // when delivery succeeds (a failed one gives the SIGSEGV it forces to the interrupted
+  // operation); the second rdpkru and the load when the process lives; the events.
+  run(pkeyAltstack('upstream', true), 10);
+  run(pkeyAltstack('upstream', false), 9);
+  for (const option of ['clear', 'lockdown', 'preserve']) run(pkeyAltstack(option, true), 7);
+});
