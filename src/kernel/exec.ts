@@ -259,6 +259,9 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
     yield* mmput(k, pc, old);
     // begin_new_exec: do_close_on_exec, after the table was unshared.
     if (t.files) do_close_on_exec(t.files);
+    // begin_new_exec: no alternate signal stack (sas_ss_flags, SS_AUTODISARM included, stays).
+    t.sas_ss_sp = 0n;
+    t.sas_ss_size = 0n;
     // unshare_sighand + flush_signal_handlers(t, 0)
     if (t.sighand.count > 1) {
       t.sighand.count--;

@@ -28,6 +28,7 @@ import { cond_resched, wake_up_new_task } from './sched.js';
 import { copy_rlimits, init_rlimits } from './resource.js';
 import { raw_cpu } from './this_cpu.js';
 import { shstk_alloc_thread_stack } from './shstk.js';
+import { sas_ss_reset } from './sigaltstack.js';
 import { sigmask } from './signal.js';
 import { swap_duplicate } from './swap.js';
 import { kcall, STEP_ATOMIC, STEP_COPY, STEP_READ, STEP_SLEEP, STEP_WRITE, type KPath, type KSteps } from './steps.js';
@@ -123,6 +124,12 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   child.capEffective = t.capEffective;
   child.capPermitted = t.capPermitted;
   child.noptiNext = t.noptiNext;
+  // dup_task_struct copies the alternate signal stack; copy_process clears it for a child
+  // sharing the mm that is not a vfork child (its stack would be the parent's).
+  child.sas_ss_sp = t.sas_ss_sp;
+  child.sas_ss_size = t.sas_ss_size;
+  child.sas_ss_flags = t.sas_ss_flags;
+  if ((flags & (CLONE_VM | CLONE_VFORK)) === CLONE_VM) sas_ss_reset(child);
   // copy_thread: the shadow stack (a new one for a CLONE_VM thread; its failure fails the clone).
   const sr = yield* shstk_alloc_thread_stack(k, pc, t, child, flags);
   if (sr < 0) {

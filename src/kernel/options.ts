@@ -125,7 +125,7 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
     kind: 'enum', values: PKRU_ON_SIGNAL, default: 'upstream',
     doc: 'PKRU at signal delivery (seed 002). upstream (6.12): the frame is written with PKRU 0, the handler starts at init_pkru, the interrupted PKRU is saved in the XSAVE frame and restored by rt_sigreturn. '
       + 'clear: the handler runs with PKRU 0, every key open (the 2016 patches). lockdown: the handler runs with every key access- and write-disabled except the execute-only key, which keeps access-disable (proposed in seed 002). '
-      + 'preserve: the handler keeps the interrupted PKRU. The alternatives write the frame with the interrupted PKRU, as Linux did before 6.12.',
+      + 'preserve: the handler keeps the interrupted PKRU. The alternatives write the frame with the interrupted PKRU, as Linux did before 6.12, so an alternate stack (SA_ONSTACK) under a key that PKRU denies cannot take the frame: SIGSEGV.',
   },
   nousershstk: { kind: 'boolean', default: false, doc: 'The nousershstk boot parameter: no user shadow stacks (arch_prctl ARCH_SHSTK_ENABLE and map_shadow_stack give EOPNOTSUPP).' },
   fork_wrprotect: {

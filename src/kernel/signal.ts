@@ -3,21 +3,25 @@
  * forced fault signals, the choice of the next signal to deliver, default actions, the
  * x86-64 rt_sigframe written on the user stack, and rt_sigreturn.
  *
+ * The alternate signal stack's fields and syscall are in sigaltstack.ts; get_sigframe here
+ * switches to it.
+ *
  * XXX: stop signals (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) and SIGCONT are queued and reported,
- * but stopping and continuing are not modelled; sigaltstack and core dumps are not modelled
- * (RLIMIT_CORE is 0, so a core signal's wait status has no 0x80).
+ * but stopping and continuing are not modelled; core dumps are not modelled (RLIMIT_CORE is 0,
+ * so a core signal's wait status has no 0x80).
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { wake_up_process } from './sched.js';
 import type { KPath, KSteps } from './steps.js';
 import type { KSigaction, SigInfo, SigPending, Task } from './task.js';
 import {
-  NSIG, SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
+  NSIG, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SS_AUTODISARM, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
   SEGV_PKUERR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
 } from './uapi.js';
 import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './uaccess.js';
 import { OP_BYTES } from '../user/program.js';
 import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.js';
+import { __on_sig_stack, on_sig_stack, restore_altstack, sas_ss_flags, sas_ss_reset } from './sigaltstack.js';
 
 /** -ERESTARTSYS: a sleeping syscall was interrupted; restarted unless a handler without SA_RESTART runs. */
 export const ERESTARTSYS = 512;
@@ -300,6 +304,9 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
       if (!(ka.flags & SA_NODEFER)) t.blocked |= sigmask(sig);
       t.blocked &= ~SIG_KERNEL_ONLY_MASK;
       if (ka.flags & SA_RESETHAND) ka.handler = SIG_DFL;
+      // signal_delivered: an alternate stack armed with SS_AUTODISARM is disarmed while the
+      // handler runs (rt_sigreturn puts it back from the frame's uc_stack).
+      if (t.sas_ss_flags & SS_AUTODISARM) sas_ss_reset(t);
       k.emitSignal(pc, t, info, 'handler');
       return 1;
     }
@@ -318,13 +325,53 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
   }
 }
 
+/** get_sigframe's `(void __user *)-1L`: a frame address access_ok refuses. */
+const BAD_FRAME = 0xffffffffffffffffn;
+
 /**
- * x64_setup_rt_frame + signal_setup_done's FPU part: writes the XSAVE image, the shadow-stack
- * entries and the frame, points the task at the handler, and gives the handler its PKRU.
- * Upstream (6.12) the writes are made with PKRU 0, so a key on the stack cannot stop them; the
- * image holds the interrupted PKRU either way. False if the frame could not be written (or
- * there is no SA_RESTORER): with `upstream`, PKRU is put back only when the XSAVE copy failed,
- * as in 6.12.
+ * get_sigframe (arch/x86/kernel/signal.c, 6.12): where the frame goes, and the XSAVE image
+ * written there. Below the interrupted stack pointer's 128-byte red zone; or, for a handler
+ * with SA_ONSTACK when sas_ss_flags of that address is 0 (an alternate stack is set and not in
+ * use, or is armed with SS_AUTODISARM), from the top of the alternate stack, with no red zone.
+ * The image is 64-byte aligned below that, the frame 16-byte aligned minus 8 below the image.
+ * If the thread was on its alternate stack (nested_altstack) or is entering it and the frame
+ * would not lie on it (__on_sig_stack), the frame is BAD_FRAME and nothing is written. Then
+ * the image, holding the interrupted `pkru`: upstream it is written with PKRU 0
+ * (write_permissive_pkey_val), so no key on either stack can stop it, and PKRU is put back
+ * only if that write fails; a failed write makes the frame BAD_FRAME too.
+ */
+function* get_sigframe(k: Kernel, pc: PerCpu, t: Task, ka: KSigaction, pkru: number): KSteps<{ frame: bigint; fp: bigint }> {
+  const nested_altstack = on_sig_stack(t, BigInt(t.sp));
+  let entering_altstack = false;
+  let sp = BigInt.asUintN(64, BigInt(t.sp) - 128n);
+  // The X/Open sanctioned signal stack switching.
+  if (ka.flags & SA_ONSTACK && sas_ss_flags(t, sp) === 0) {
+    sp = BigInt.asUintN(64, t.sas_ss_sp + t.sas_ss_size);
+    entering_altstack = true;
+  }
+  // fpu__alloc_mathframe, then the frame.
+  const fp = BigInt.asUintN(64, sp - BigInt(xstate_sigframe_size(k))) & ~63n;
+  sp = BigInt.asUintN(64, (BigInt.asUintN(64, fp - BigInt(RT_SIGFRAME_SIZE)) & ~15n) - 8n);
+  // On the alternate stack and would overflow it: an always-bogus address, so SIGSEGV follows.
+  if ((nested_altstack || entering_altstack) && !__on_sig_stack(t, sp)) return { frame: BAD_FRAME, fp };
+  const cpu = pc.cpu;
+  const permissive = k.ospke && k.options.pkru_on_signal === 'upstream';
+  if (permissive) cpu.wrpkru(0);
+  if (!(yield* copy_to_user(k, pc, t, fp, xsave_sigframe(k, pkru)))) {
+    if (permissive) cpu.wrpkru(pkru);
+    return { frame: BAD_FRAME, fp };
+  }
+  return { frame: sp, fp };
+}
+
+/**
+ * x64_setup_rt_frame + signal_setup_done's FPU part: get_sigframe (the XSAVE image), the
+ * shadow-stack entries (pushed even when get_sigframe failed, as in 6.12), then the frame,
+ * points the task at the handler, and gives the handler its PKRU. Upstream (6.12) the writes
+ * are made with PKRU 0, so a key on the stack or alternate stack cannot stop them; the image
+ * holds the interrupted PKRU either way. False if the frame could not be written (or there is
+ * no SA_RESTORER): with `upstream`, PKRU is put back only when the XSAVE copy failed, as in
+ * 6.12.
  */
 function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSigaction): KSteps<boolean> {
   if (!(ka.flags & SA_RESTORER)) return false;
@@ -336,28 +383,18 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   }
   const cpu = pc.cpu;
   const pkru = cpu.pkru;
-  const permissive = k.ospke && k.options.pkru_on_signal === 'upstream';
-  let sp = t.sp - 128;
-  const fpSize = xstate_sigframe_size(k);
-  const bufFx = Math.floor((sp - fpSize) / 64) * 64;
-  sp = Math.floor((bufFx - RT_SIGFRAME_SIZE) / 16) * 16 - 8;
-  // write_permissive_pkey_val: every key open while the kernel writes the frame.
-  if (permissive) cpu.wrpkru(0);
-  if (!(yield* copy_to_user(k, pc, t, BigInt(bufFx), xsave_sigframe(k, pkru)))) {
-    if (permissive) cpu.wrpkru(pkru);
-    return false;
-  }
+  const { frame, fp } = yield* get_sigframe(k, pc, t, ka, pkru);
   if (!(yield* setup_signal_shadow_stack(k, pc, t, ka.restorer))) return false;
   const f = new Uint8Array(RT_SIGFRAME_SIZE);
   putU64(f, 0, ka.restorer);
   // x64_setup_rt_frame: frame_uc_flags (the model's CPUs have XSAVE; user code is 64-bit), no
   // uc_link, and unsafe_save_altstack's stack_t: the thread's sas_ss_sp, sas_ss_flags and
-  // sas_ss_size as they are (not sas_ss_flags(sp)), all 0 for a thread that never set one
-  // (XXX: no sigaltstack in the model).
+  // sas_ss_size as they are (not sas_ss_flags(sp)), so SS_AUTODISARM is kept for rt_sigreturn;
+  // all 0 for a thread that never set one.
   putU64(f, UC_FLAGS, BigInt(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS));
-  putU64(f, UC_STACK_SS_SP, 0n);
-  putU32(f, UC_STACK_SS_FLAGS, 0);
-  putU64(f, UC_STACK_SS_SIZE, 0n);
+  putU64(f, UC_STACK_SS_SP, t.sas_ss_sp);
+  putU32(f, UC_STACK_SS_FLAGS, t.sas_ss_flags);
+  putU64(f, UC_STACK_SS_SIZE, t.sas_ss_size);
   // __unsafe_setup_sigcontext (XXX: the general registers are not modelled and stay 0).
   putU64(f, SC_RSP, BigInt(t.sp));
   putU64(f, SC_RIP, BigInt(t.pc));
@@ -368,15 +405,15 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   putU64(f, SC_TRAPNO, BigInt(t.trap_nr));
   putU64(f, SC_OLDMASK, t.blocked & 0xffffffffn);
   putU64(f, SC_CR2, t.cr2);
-  putU64(f, SC_FPSTATE, BigInt(bufFx));
+  putU64(f, SC_FPSTATE, fp);
   putU64(f, UC_SIGMASK, t.blocked);
   putU32(f, SIGINFO, info.signo);
   putU32(f, SIGINFO + 8, info.code);
   if (info.code === SI_KERNEL || info.code > 0) putU64(f, SIGINFO + 16, info.addr);
   else putU32(f, SIGINFO + 16, info.pid);
   if (info.code === SEGV_PKUERR && info.signo === SIGSEGV) putU32(f, SIGINFO + 16 + 8 + 8, info.pkey);
-  if (!(yield* copy_to_user(k, pc, t, BigInt(sp), f))) return false;
-  t.sp = sp;
+  if (!(yield* copy_to_user(k, pc, t, frame, f))) return false;
+  t.sp = Number(frame);
   t.pc = Number(ka.handler);
   t.vars.set('signo', BigInt(info.signo));
   t.vars.set('si_code', BigInt(info.code));
@@ -405,15 +442,24 @@ function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): KSte
 
 /**
  * rt_sigreturn: the frame sits just above the stack pointer (the handler's return popped
- * pretcode). Restores PKRU from the XSAVE image (a handler's edit of it takes effect), pops the
- * shadow-stack signal token, then the signal mask (SIGKILL and SIGSTOP stay unblocked), the
- * instruction and stack pointers. A frame that cannot be read or checked kills with SIGSEGV.
+ * pretcode). Gives the frame's uc_stack back to sigaltstack (restore_altstack) while PKRU and
+ * the stack pointer are still the handler's: 6.12 moved it before restore_sigcontext ("x86/pkeys:
+ * Restore altstack access in sigreturn()"), so an alternate stack the interrupted PKRU denies
+ * can still be read, and its -EPERM check sees the handler's stack pointer. Then restores PKRU
+ * from the XSAVE image (a handler's edit of it takes effect), pops the shadow-stack signal
+ * token, then the signal mask (SIGKILL and SIGSTOP stay unblocked), the instruction and stack
+ * pointers. A frame that cannot be read or checked kills with SIGSEGV.
  */
 export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   const frame = t.sp - 8;
   const f = yield* copy_from_user(k, pc, t, BigInt(frame), RT_SIGFRAME_SIZE);
-  // restore_sigcontext (with fpu__restore_sig), then restore_signal_shadow_stack.
-  if (!f || !(yield* restore_fpstate(k, pc, t, getU64(f, SC_FPSTATE))) || !(yield* restore_signal_shadow_stack(k, pc, t))) {
+  // restore_altstack, restore_sigcontext (with fpu__restore_sig), then restore_signal_shadow_stack.
+  if (
+    !f ||
+    !(yield* restore_altstack(k, pc, t, BigInt(frame + UC_STACK_SS_SP), BigInt(t.sp))) ||
+    !(yield* restore_fpstate(k, pc, t, getU64(f, SC_FPSTATE))) ||
+    !(yield* restore_signal_shadow_stack(k, pc, t))
+  ) {
     force_sig(k, t, SIGSEGV);
     return 0;
   }

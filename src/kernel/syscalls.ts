@@ -7,7 +7,7 @@
  * mlock.ts, brk.ts, mremap.ts, resource.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts,
  * pipe.ts, splice.ts, ioctl.ts, userfaultfd.ts).
  * Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
- * tgkill.
+ * tgkill (sigaltstack is in sigaltstack.ts).
  */
 import { ArgumentError } from '../errors.js';
 import { sys_close, sys_dup, sys_dup2, sys_dup3 } from './file.js';
@@ -38,6 +38,7 @@ import { sys_getrlimit, sys_prlimit64, sys_setrlimit } from './resource.js';
 import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
 import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
 import { sys_arch_prctl, sys_map_shadow_stack } from './shstk.js';
+import { sys_sigaltstack } from './sigaltstack.js';
 import { send_signal, sig_kernel_ignore, sigmask, SIG_KERNEL_ONLY_MASK, sys_rt_sigreturn, valid_signal } from './signal.js';
 import type { KPath } from './steps.js';
 import type { SigInfo, Task } from './task.js';
@@ -248,6 +249,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 97, name: 'getrlimit', args: ['resource', 'rlim'], handler: sys_getrlimit },
   { nr: 125, name: 'capget', args: ['header', 'dataptr'], handler: sys_capget },
   { nr: 126, name: 'capset', args: ['header', 'data'], handler: sys_capset },
+  { nr: 131, name: 'sigaltstack', args: ['uss', 'uoss'], handler: sys_sigaltstack },
   { nr: 149, name: 'mlock', args: ['start', 'len'], handler: sys_mlock },
   { nr: 150, name: 'munlock', args: ['start', 'len'], handler: sys_munlock },
   { nr: 151, name: 'mlockall', args: ['flags'], handler: sys_mlockall },

@@ -176,6 +176,14 @@ export class Task {
   restartPending = false;
   /** The task sleeps killably (vfork): only a fatal signal wakes it. */
   sleepKillableOnly = false;
+  /**
+   * sas_ss_sp, sas_ss_size and sas_ss_flags: the thread's alternate signal stack as sigaltstack
+   * set it (sigaltstack.ts); 0, 0, 0 in a thread that never had one, SS_DISABLE in the flags
+   * after sas_ss_reset.
+   */
+  sas_ss_sp = 0n;
+  sas_ss_size = 0n;
+  sas_ss_flags = 0;
 
   // ---- Kernel side ---------------------------------------------------------------------------
   /** The kernel path in progress (a syscall, a fault, signal delivery), or null in user mode. */

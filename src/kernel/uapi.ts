@@ -107,6 +107,17 @@ export const SIG_BLOCK = 0;
 export const SIG_UNBLOCK = 1;
 export const SIG_SETMASK = 2;
 
+// ---- sigaltstack (include/uapi/linux/signal.h, arch/x86/include/uapi/asm/signal.h) ------------
+/** stack_t's ss_flags: the thread runs on the alternate stack (reported), or it has none (set and reported). */
+export const SS_ONSTACK = 1;
+export const SS_DISABLE = 2;
+/** Disarm the alternate stack while a handler runs on it (1U << 31); SS_FLAG_BITS, the flags besides the mode. */
+export const SS_AUTODISARM = 0x80000000;
+export const SS_FLAG_BITS = 0x80000000;
+/** The smallest ss_size sigaltstack accepts, and the size it suggests (x86's values). */
+export const MINSIGSTKSZ = 2048;
+export const SIGSTKSZ = 8192;
+
 // ---- si_code (include/uapi/asm-generic/siginfo.h) -----------------------------------------------
 export const SI_USER = 0;
 export const SI_KERNEL = 0x80;
