@@ -13,7 +13,7 @@ import {
   PROT_READ, PROT_WRITE, SIG_DFL, SIG_IGN, SIGKILL, SIGNAL_NAMES, SIGSTOP,
 } from '../kernel/uapi.js';
 import { System, type IsolabEvent, type SystemConfig } from '../system.js';
-import { REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
+import { HANDLER_NAMES, REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
 import { CONSTANTS, ExprError, foldExpr, suggest, toValue, type Folded } from './expr.js';
 import { EVENT_KINDS, type EventType, type FieldSpec, type FilterValue } from './events.js';
 import { issueAt, pathString, type Locator, type Path } from './load.js';
@@ -208,6 +208,8 @@ interface FnCtx {
   defined: Set<string>;
   /** False for functions (handlers): their names are not the thread's own. */
   own?: boolean;
+  /** True in a function (a signal handler): HANDLER_NAMES may be read. */
+  handler?: boolean;
   proc: ProcCtx;
   out: Op[];
 }
@@ -483,7 +485,7 @@ class Compiler {
         this.issue([...path, 'functions', name], `${name} is reserved: the program's own operations are main, and names starting with __ are isolab's`, { key: true });
         continue;
       }
-      const f: FnCtx = { image, fn: name, thread: mainThread, defined: new Set(ctx.allNames), proc: ctx, out: [], own: false };
+      const f: FnCtx = { image, fn: name, thread: mainThread, defined: new Set(ctx.allNames), proc: ctx, out: [], own: false, handler: true };
       this.compileList(list, [...path, 'functions', name], f);
       // A handler runs in the main thread: the names it defines are the main thread's too.
       for (const n of this.procCtx([list], undefined).allNames) this.threadNames.get(mainThread)?.add(n);
@@ -537,6 +539,7 @@ class Compiler {
     const kpath = [...path, kind];
     const as = o.as as string | undefined;
     const note = typeof o.note === 'string' ? `  # ${o.note}` : '';
+    if (as !== undefined && HANDLER_NAMES.includes(as)) this.issue([...path, 'as'], this.handlerName(as));
     const noResult = (what: string): void => {
       if (as !== undefined) this.issue([...path, 'as'], `${what} has no result to name`, { key: true });
       if (o.expect !== undefined) this.issue([...path, 'expect'], `${what} has no result to expect; expectations go on loads, stores, fetches and syscalls`, { key: true });
@@ -566,6 +569,7 @@ class Compiler {
       case 'set': {
         noResult('set');
         for (const [name, v] of Object.entries(arg as Record<string, unknown>)) {
+          if (HANDLER_NAMES.includes(name)) this.issue([...kpath, name], this.handlerName(name), { key: true });
           const value = this.value(v, [...kpath, name], f);
           this.emit(f, { op: 'set', var: name, value }, { path, label: `set ${name} = ${String(v)}${note}`, syscall: false });
           f.defined.add(name);
@@ -750,6 +754,11 @@ class Compiler {
     }
   }
 
+  /** The issue for a result named as one of the handler's names. */
+  private handlerName(name: string): string {
+    return `${name} is a name the kernel sets for a signal handler (${HANDLER_NAMES.map((n) => `$${n}`).join(', ')}); give the result another name`;
+  }
+
   private syscallHint(name: string): string {
     return /^[a-z_0-9]+$/.test(name) ? '; the model implements the syscalls listed in docs/scenario-format.md' : '';
   }
@@ -801,7 +810,7 @@ class Compiler {
   private value(v: unknown, path: Path, f: FnCtx | null, allowed?: Set<string>): Value {
     const folded = this.fold(v, path);
     if (!folded) return 0;
-    if (folded.ref) this.checkRef(folded.ref, path, f, allowed, v);
+    if (folded?.ref) this.checkRefs(folded, path, f, allowed, v);
     return toValue(folded);
   }
 
@@ -823,9 +832,15 @@ class Compiler {
     }
   }
 
-  private checkRef(ref: string, path: Path, f: FnCtx | null, allowed: Set<string> | undefined, source: unknown): void {
+  /** Checks every run-time term of a folded value. */
+  private checkRefs(folded: Folded, path: Path, f: FnCtx | null, allowed: Set<string> | undefined, source: unknown): void {
+    for (const r of folded.refs ?? [{ ref: folded.ref!, at: typeof source === 'string' ? source.indexOf(folded.ref!) : -1 }]) {
+      this.checkRef(r.ref, path, f, allowed, typeof source === 'string' && r.at >= 0 ? r.at : undefined);
+    }
+  }
+
+  private checkRef(ref: string, path: Path, f: FnCtx | null, allowed: Set<string> | undefined, offset: number | undefined): void {
     const name = ref.slice(1);
-    const offset = typeof source === 'string' ? source.indexOf(ref) : undefined;
     if (ref[0] === '&') {
       this.issue(path, `${ref}: scenarios have no named strings; execve's filename takes a path such as /bin/prog`, { offset });
       return;
@@ -833,6 +848,10 @@ class Compiler {
     if (ref[0] === '@') {
       const fns = f ? f.proc.functions : new Set<string>();
       if (!fns.has(name)) this.issue(path, `no function named ${name}${this.known(fns)}`, { offset });
+      return;
+    }
+    if (HANDLER_NAMES.includes(name)) {
+      if (!f?.handler) this.issue(path, `${ref} is set by the kernel when it starts a signal handler: it can be read only in a function (a handler)`, { offset });
       return;
     }
     const defined = allowed ?? f?.defined ?? new Set<string>();
@@ -860,7 +879,7 @@ class Compiler {
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {
       const folded = this.fold(v, p);
-      if (folded?.ref) this.checkRef(folded.ref, p, f, defined, v);
+      if (folded?.ref) this.checkRefs(folded, p, f, defined, v);
       return folded ?? undefined;
     };
     if (typeof spec !== 'object' || spec === null) return { path, text: String(spec), value: foldRef(spec, path) };
@@ -923,7 +942,7 @@ class Compiler {
       const names = this.threadNames.get(m.thread)!;
       const fold = (v: unknown, q: Path): Folded | undefined => {
         const r = this.fold(v, q);
-        if (r?.ref) this.checkRef(r.ref, q, null, names, v);
+        if (r?.ref) this.checkRefs(r, q, null, names, v);
         return r ?? undefined;
       };
       const addr = fold(m.addr, [...p, 'addr']);
@@ -939,11 +958,11 @@ class Compiler {
       for (const [n, v] of Object.entries(r.vars ?? {})) {
         if (!names.has(n)) this.issue([...p, 'vars', n], `${r.thread} never defines ${n}`, { key: true });
         const folded = this.fold(v, [...p, 'vars', n]);
-        if (folded?.ref) this.checkRef(folded.ref, [...p, 'vars', n], null, names, v);
+        if (folded?.ref) this.checkRefs(folded, [...p, 'vars', n], null, names, v);
         if (folded) vars.push([n, folded]);
       }
       const pkru = r.pkru !== undefined ? this.fold(r.pkru, [...p, 'pkru']) ?? undefined : undefined;
-      if (pkru?.ref) this.checkRef(pkru.ref, [...p, 'pkru'], null, names, r.pkru);
+      if (pkru?.ref) this.checkRefs(pkru, [...p, 'pkru'], null, names, r.pkru);
       end.registers.push({ path: p, thread: r.thread, pkru, vars, text: `${r.thread}: ${[...(r.pkru !== undefined ? [`pkru = ${String(r.pkru)}`] : []), ...Object.entries(r.vars ?? {}).map(([n, v]) => `$${n} = ${String(v)}`)].join(', ')}` });
     });
     (x.ptes ?? []).forEach((e, i) => {
@@ -951,7 +970,7 @@ class Compiler {
       if (!threadRef(e.thread, [...p, 'thread'])) return;
       const names = this.threadNames.get(e.thread)!;
       const addr = this.fold(e.addr, [...p, 'addr']);
-      if (addr?.ref) this.checkRef(addr.ref, [...p, 'addr'], null, names, e.addr);
+      if (addr?.ref) this.checkRefs(addr, [...p, 'addr'], null, names, e.addr);
       const want: [PteField, number][] = [];
       for (const field of PTE_FIELDS) if (e[field] !== undefined) want.push([field, e[field]!]);
       if (want.length === 0) this.issue(p, 'name at least one of present, rw, accessed, dirty, saved_dirty, pkey');

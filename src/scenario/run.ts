@@ -11,6 +11,7 @@ import { SA_RESTORER } from '../kernel/uapi.js';
 import type { OpRecord, Task } from '../kernel/task.js';
 import { System, type IsolabEvent, type Pte } from '../system.js';
 import type { ProgramImage } from '../user/program.js';
+import { compileRtExpr, DIVIDE_ERROR, parseRtExpr, type RtEval } from '../user/rtexpr.js';
 import type { Folded } from './expr.js';
 import { formatReturn, formatValue, formatWaitStatus, pfAccess, pfBits, signalName, siCodeName } from './format.js';
 import { eventCpu, eventTid } from './events.js';
@@ -138,6 +139,8 @@ export class Runner {
   private readonly trace: { step: number; event: IsolabEvent }[] | undefined;
   private readonly counts: Counts = { steps: 0, syscalls: 0, page_faults: 0, signals: 0, cr3_writes: 0, tlb_flushes: 0, ipis: 0, tlb_misses: 0, walks: 0, page_copies: 0, context_switches: 0, stack_copies: 0 };
   private readonly opResults = new Map<OpExpectation, { count: number; failure?: string; last?: string }>();
+  /** Expectations' expressions, compiled on first use. */
+  private readonly exprs = new Map<Folded, RtEval>();
   /** The `expect.events` items, and the events each has counted so far. */
   private readonly eventExpects: EventExpectation[];
   private readonly eventCounts: number[];
@@ -372,8 +375,31 @@ export class Runner {
     if (info?.expect && t) this.judgeOp(info, info.expect, r, t);
   }
 
-  /** A folded value's run-time value: `$name` from `vars`, `@fn` from `image`. */
+  /**
+   * A folded value's run-time value: `$name` from `vars`, `@fn` from `image`; undefined when a
+   * variable it reads was not set or an expression divides by 0 (`unresolved` says which).
+   */
   private resolve(f: Folded, vars: Map<string, bigint>, image: ProgramImage | null): bigint | undefined {
+    if (f.expr !== undefined) {
+      if (this.unsetRef(f, vars, image)) return undefined;
+      let ev = this.exprs.get(f);
+      if (!ev) {
+        ev = compileRtExpr(parseRtExpr(f.expr), (ref): RtEval => {
+          if (ref[0] === '@') {
+            const base = BigInt(image?.byName.get(ref.slice(1))?.base ?? 0);
+            return () => base;
+          }
+          return (v) => BigInt.asUintN(64, v.get(ref.slice(1))!);
+        });
+        this.exprs.set(f, ev);
+      }
+      try {
+        return ev(vars, 0);
+      } catch (e) {
+        if (e === DIVIDE_ERROR) return undefined;
+        throw e;
+      }
+    }
     if (!f.ref) return f.constant;
     const name = f.ref.slice(1);
     if (f.ref[0] === '@') {
@@ -382,6 +408,20 @@ export class Runner {
     }
     const v = vars.get(name);
     return v === undefined ? undefined : v + f.constant;
+  }
+
+  /** The first run-time term of `f` that has no value (a variable never set, a function the image lacks), or undefined. */
+  private unsetRef(f: Folded, vars: Map<string, bigint>, image: ProgramImage | null): string | undefined {
+    for (const r of f.refs ?? (f.ref ? [{ ref: f.ref }] : [])) {
+      if (r.ref[0] === '@' ? !image?.byName.has(r.ref.slice(1)) : !vars.has(r.ref.slice(1))) return r.ref;
+    }
+    return undefined;
+  }
+
+  /** Why `resolve` gave undefined, for a verdict. */
+  private unresolved(f: Folded, vars: Map<string, bigint>, image: ProgramImage | null): string {
+    const ref = this.unsetRef(f, vars, image);
+    return ref ? `${ref} was not set` : `${f.expr ?? ''} divides by zero`;
   }
 
   private judgeOp(info: OpInfo, x: OpExpectation, r: OpRecord, t: Task): void {
@@ -411,7 +451,7 @@ export class Runner {
         const f = x[k];
         if (!f) continue;
         const want = this.resolve(f, t.vars, t.image);
-        if (want === undefined) return `${f.ref} was not set`;
+        if (want === undefined) return this.unresolved(f, t.vars, t.image);
         if (u64(want) !== u64(got)) return `expected ${k} ${k === 'si_code' ? siCodeName(x.signal, Number(want)) : formatValue(want)}`;
       }
       return false;
@@ -420,7 +460,7 @@ export class Runner {
     if (x.errno !== undefined) return r.value === undefined || BigInt.asIntN(64, r.value) !== BigInt(-x.errno);
     if (x.value) {
       const want = this.resolve(x.value, t.vars, t.image);
-      if (want === undefined) return `${x.value.ref} was not set`;
+      if (want === undefined) return this.unresolved(x.value, t.vars, t.image);
       return r.value === undefined || u64(r.value) !== u64(want);
     }
     const failedSyscall = info.syscall && r.value !== undefined && BigInt.asIntN(64, r.value) < 0n && BigInt.asIntN(64, r.value) >= -4095n;
