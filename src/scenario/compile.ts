@@ -50,6 +50,22 @@ export interface OpExpectation {
   si_addr?: Folded;
   si_pkey?: Folded;
   success?: boolean;
+  /** A value the operation must not give, and bounds on its value (unsigned 64-bit). */
+  not?: Folded;
+  min?: Folded;
+  max?: Folded;
+  /**
+   * The operation faults first (`faulted`, a signal expectation; one or more runs), then, run
+   * again after the handler returned, gives `then`.
+   */
+  faulted?: OpExpectation;
+  then?: OpExpectation;
+}
+
+/** An expectation's text as written, for verdicts (nested forms in braces). */
+function expectText(v: unknown): string {
+  if (typeof v !== 'object' || v === null) return String(v);
+  return Object.entries(v).map(([k, x]) => `${k}: ${typeof x === 'object' && x !== null ? `{ ${expectText(x)} }` : String(x)}`).join(', ');
 }
 
 /** A compiled operation's origin: for the timeline and the verdicts. */
@@ -873,7 +889,8 @@ class Compiler {
 
   private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined, noValue = false): OpExpectation | undefined {
     if (spec === undefined) return undefined;
-    const valueGiven = typeof spec !== 'object' || spec === null ? path : (spec as { value?: unknown }).value !== undefined ? [...path, 'value'] : null;
+    const valueKey = typeof spec === 'object' && spec !== null ? ['value', 'not', 'min', 'max'].find((k) => (spec as Record<string, unknown>)[k] !== undefined) : undefined;
+    const valueGiven = typeof spec !== 'object' || spec === null ? path : valueKey ? [...path, valueKey] : null;
     if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru and wrss do not): expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
@@ -883,9 +900,27 @@ class Compiler {
       return folded ?? undefined;
     };
     if (typeof spec !== 'object' || spec === null) return { path, text: String(spec), value: foldRef(spec, path) };
-    const e = spec as { value?: unknown; errno?: string; signal?: string; si_code?: unknown; si_addr?: unknown; si_pkey?: unknown; success?: boolean };
-    const out: OpExpectation = { path, text: Object.entries(e).map(([k, v]) => `${k}: ${String(v)}`).join(', ') };
+    const e = spec as { value?: unknown; errno?: string; signal?: string; si_code?: unknown; si_addr?: unknown; si_pkey?: unknown; success?: boolean; not?: unknown; min?: unknown; max?: unknown; faulted?: unknown; then?: unknown };
+    const out: OpExpectation = { path, text: expectText(e) };
     if (e.value !== undefined) out.value = foldRef(e.value, [...path, 'value']);
+    for (const k of ['not', 'min', 'max'] as const) if (e[k] !== undefined) out[k] = foldRef(e[k], [...path, k]);
+    if (out.min && out.max && !out.min.ref && !out.max.ref && BigInt.asUintN(64, out.min.constant) > BigInt.asUintN(64, out.max.constant)) {
+      this.issue([...path, 'max'], `min ${String(e.min)} and max ${String(e.max)} leave no value: the bounds are unsigned 64-bit, so a negative bound is a large number`, { key: true });
+    }
+    if (e.faulted !== undefined || e.then !== undefined) {
+      const others = Object.keys(e).filter((k) => k !== 'faulted' && k !== 'then');
+      if (e.faulted === undefined) this.issue([...path, 'then'], 'then follows faulted: say the signal the operation takes first (faulted: { signal: SIGSEGV })', { key: true });
+      else if (e.then === undefined) this.issue([...path, 'faulted'], 'faulted needs then: what the operation gives when it runs again after the handler (then: VALUE, or then: { success: true })', { key: true });
+      else if (others.length > 0) this.issue([...path, others[0]], `with faulted, the expectation of the run after the handler goes in then: move ${others[0]} into then`, { key: true });
+      else if (syscall) this.issue([...path, 'faulted'], 'a syscall does not fault (it returns -EFAULT): faulted is for loads, stores, fetches and the other instructions', { key: true });
+      else {
+        out.faulted = this.expectation(e.faulted, [...path, 'faulted'], f, false, undefined, true);
+        const then = e.then as Record<string, unknown>;
+        if (typeof then === 'object' && then !== null && (then.faulted !== undefined || then.signal !== undefined)) this.issue([...path, 'then'], 'then is the run that completes: it cannot expect a signal', { key: true });
+        out.then = this.expectation(e.then, [...path, 'then'], f, false, as, noValue);
+      }
+      return out;
+    }
     if (e.errno !== undefined) {
       if (!syscall) this.issue([...path, 'errno'], 'only a syscall returns an errno; a load, store or fetch fails with a signal', { key: true });
       out.errno = ERRNO_BY_NAME.get(e.errno);
@@ -898,6 +933,8 @@ class Compiler {
     }
     if (e.success !== undefined) out.success = e.success;
     const outcomes = ['value', 'errno', 'signal'].filter((k) => (e as Record<string, unknown>)[k] !== undefined);
+    const bounds = ['not', 'min', 'max'].filter((k) => (e as Record<string, unknown>)[k] !== undefined);
+    if (bounds.length > 0 && outcomes.length > 0) this.issue([...path, bounds[0]], `${bounds[0]} describes the value an operation gives: it cannot go with ${outcomes[0]}${outcomes[0] === 'value' ? ' (value is exact)' : ''}`, { key: true });
     if (outcomes.length > 1) this.issue([...path, outcomes[1]], `an operation gives one outcome: ${outcomes.join(' and ')} cannot both be expected`, { key: true });
     if (e.success === true && outcomes.some((k) => k !== 'value')) this.issue([...path, 'success'], 'success: true contradicts an expected errno or signal', { key: true });
     return out;

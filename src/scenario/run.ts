@@ -112,6 +112,15 @@ export interface RunReport {
 }
 
 /** What a thread looked like when it finished its operations. */
+/** What the runs of one compiled expectation gave so far. */
+interface OpSlot {
+  count: number;
+  failure?: string;
+  last?: string;
+  /** For faulted/then: per thread, the fault seen and not yet followed by a completing run. */
+  pending?: Map<number, string>;
+}
+
 interface Snapshot {
   image: ProgramImage | null;
   vars: Map<string, bigint>;
@@ -138,7 +147,7 @@ export class Runner {
   private readonly timeline: TimelineEntry[] = [];
   private readonly trace: { step: number; event: IsolabEvent }[] | undefined;
   private readonly counts: Counts = { steps: 0, syscalls: 0, page_faults: 0, signals: 0, cr3_writes: 0, tlb_flushes: 0, ipis: 0, tlb_misses: 0, walks: 0, page_copies: 0, context_switches: 0, stack_copies: 0 };
-  private readonly opResults = new Map<OpExpectation, { count: number; failure?: string; last?: string }>();
+  private readonly opResults = new Map<OpExpectation, OpSlot>();
   /** Expectations' expressions, compiled on first use. */
   private readonly exprs = new Map<Folded, RtEval>();
   /** The `expect.events` items, and the events each has counted so far. */
@@ -427,11 +436,40 @@ export class Runner {
   private judgeOp(info: OpInfo, x: OpExpectation, r: OpRecord, t: Task): void {
     const slot = this.opResults.get(x) ?? { count: 0 };
     this.opResults.set(x, slot);
+    if (x.faulted && x.then) return this.judgeFaulted(info, x.faulted, x.then, r, t, slot);
     slot.count++;
     const actual = this.describeOutcome(info, r);
     slot.last = actual;
     const bad = this.mismatch(info, x, r, t);
     if (bad && slot.failure === undefined) slot.failure = `${actual}${bad === true ? '' : ` (${bad})`}${slot.count > 1 ? `, on run ${slot.count}` : ''}`;
+  }
+
+  /**
+   * `faulted` then `then`: a thread's runs of the operation must be one or more faults that meet
+   * `faulted`, then a run without a signal that meets `then` (the run after the handler
+   * returned). `slot.pending` holds, per thread, the fault seen and not yet followed by a
+   * completion; a fault still pending at the end fails the verdict (opVerdicts). `count` counts
+   * the completions.
+   */
+  private judgeFaulted(info: OpInfo, faulted: OpExpectation, then: OpExpectation, r: OpRecord, t: Task, slot: OpSlot): void {
+    const actual = this.describeOutcome(info, r);
+    const pending = (slot.pending ??= new Map());
+    const fault = pending.get(r.tid);
+    if (r.signal) {
+      const bad = this.mismatch(info, faulted, r, t);
+      if (bad && slot.failure === undefined) slot.failure = `${fault === undefined ? '' : `${fault}, then `}${actual}${bad === true ? '' : ` (${bad})`}`;
+      if (fault === undefined) pending.set(r.tid, actual);
+      return;
+    }
+    slot.count++;
+    pending.delete(r.tid);
+    if (fault === undefined) {
+      if (slot.failure === undefined) slot.failure = `${actual} without faulting first`;
+      return;
+    }
+    slot.last = `${fault}, then ${actual}`;
+    const bad = this.mismatch(info, then, r, t);
+    if (bad && slot.failure === undefined) slot.failure = `${fault}, then ${actual}${bad === true ? '' : ` (${bad})`}`;
   }
 
   private describeOutcome(info: OpInfo, r: OpRecord): string {
@@ -458,6 +496,16 @@ export class Runner {
     }
     if (r.signal) return true;
     if (x.errno !== undefined) return r.value === undefined || BigInt.asIntN(64, r.value) !== BigInt(-x.errno);
+    for (const k of ['not', 'min', 'max'] as const) {
+      const f = x[k];
+      if (!f) continue;
+      const want = this.resolve(f, t.vars, t.image);
+      if (want === undefined) return this.unresolved(f, t.vars, t.image);
+      const got = r.value === undefined ? undefined : u64(r.value);
+      if (got === undefined || (k === 'not' ? got === u64(want) : k === 'min' ? got < u64(want) : got > u64(want))) {
+        return `expected ${k === 'not' ? 'a value other than' : k === 'min' ? 'at least' : 'at most'} ${formatValue(want)}`;
+      }
+    }
     if (x.value) {
       const want = this.resolve(x.value, t.vars, t.image);
       if (want === undefined) return this.unresolved(x.value, t.vars, t.image);
@@ -491,6 +539,7 @@ export class Runner {
       g.count += r.count;
       g.last = r.last ?? g.last;
       if (r.failure !== undefined && g.failure === undefined) g.failure = r.failure;
+      if (r.pending && r.pending.size > 0 && g.failure === undefined) g.failure = `${[...r.pending.values()][0]}, and never ran again to completion`;
     }
     const order = (g: { x: OpExpectation }): [number, number] => {
       const pos = this.c.locator?.locate(g.x.path);
@@ -499,7 +548,7 @@ export class Runner {
     const sorted = [...groups.values()].map((g) => ({ g, at: order(g) })).sort((p, q) => p.at[0] - q.at[0] || p.at[1] - q.at[1]).map((p) => p.g);
     return sorted.map((g) => {
       const base = { kind: 'op' as const, where: this.where(g.x.path), path: pathString(g.x.path), expected: `${g.info.label.split('  #')[0]}: ${g.x.text}`, count: g.count };
-      if (g.count === 0) return { ...base, status: 'not_reached' as const, actual: 'the operation never completed' };
+      if (g.count === 0 && g.failure === undefined) return { ...base, status: 'not_reached' as const, actual: 'the operation never completed' };
       return { ...base, status: g.failure ? ('failed' as const) : ('held' as const), actual: g.failure ?? `${g.last ?? ''}${g.count > 1 ? ` (all ${g.count} times)` : ''}` };
     });
   }
