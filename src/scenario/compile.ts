@@ -17,7 +17,7 @@ import { HANDLER_NAMES, REGISTER_NAMES, type Op, type Program, type Value } from
 import { CONSTANTS, ExprError, foldExpr, suggest, toValue, type Folded } from './expr.js';
 import { EVENT_KINDS, type EventType, type FieldSpec, type FilterValue } from './events.js';
 import { issueAt, pathString, type Locator, type Path } from './load.js';
-import { FORKING_SYSCALLS, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
+import { DEFAULT_LOOP, FORKING_SYSCALLS, MAX_LOOP, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
 import type { KernelOptions } from '../kernel/options.js';
 import type { Scenario } from './types.js';
 import { sortIssues, validateShape } from './validate.js';
@@ -60,6 +60,8 @@ export interface OpExpectation {
    */
   faulted?: OpExpectation;
   then?: OpExpectation;
+  /** A while or until loop's own expectation: it ended within this many iterations. */
+  loop?: number;
 }
 
 /** An expectation's text as written, for verdicts (nested forms in braces). */
@@ -613,6 +615,25 @@ class Compiler {
         }
         if (r.index !== undefined) this.names.delete(r.index);
         this.repeats.pop();
+        break;
+      }
+      case 'while':
+      case 'until': {
+        noResult(kind);
+        const w = arg as { cond: unknown; max?: number | string; ops: unknown[] };
+        const max = w.max === undefined ? DEFAULT_LOOP : this.constantOf(w.max, [...kpath, 'max'], 1, MAX_LOOP, "a loop's max");
+        const cond = this.value(w.cond, [...kpath, 'cond'], f);
+        if (max === null) break;
+        // The iteration count lives in a variable of isolab's own, one per loop of the function.
+        const counter = `__loop_${f.fn}_${f.out.length}`;
+        const label = `${kind} ${String(w.cond)}`;
+        this.emit(f, { op: 'set', var: counter, value: 0 }, { path, label: `${label}: count from 0`, syscall: false });
+        const expect: OpExpectation = { path: kpath, text: `ends within ${max} iterations`, loop: max };
+        const head = this.emit(f, { op: 'while', cond, ...(kind === 'until' ? { until: true } : {}), counter, max, end: 0 }, { path, label: `${label}${note}`, syscall: false, expect });
+        this.compileList(w.ops, [...kpath, 'ops'], f);
+        this.emit(f, { op: 'jump', to: head }, { path, label: `${label}: again`, syscall: false });
+        const op = f.out[head];
+        if (op && op.op === 'while') op.end = f.out.length;
         break;
       }
       case 'work': {

@@ -473,6 +473,8 @@ export class Runner {
   }
 
   private describeOutcome(info: OpInfo, r: OpRecord): string {
+    const loop = info.expect?.loop;
+    if (loop !== undefined && r.value !== undefined) return r.value > BigInt(loop) ? `the condition still held after ${loop} iterations: the loop gave up` : `ended after ${r.value} iteration${r.value === 1n ? '' : 's'}`;
     if (r.signal) return `${signalName(r.signal.signo)} with si_code ${siCodeName(r.signal.signo, r.signal.code)}, si_addr ${hex(r.signal.addr)}${r.signal.pkey ? `, si_pkey ${r.signal.pkey}` : ''}`;
     if (info.syscall) return `returned ${formatReturn(r.value ?? 0n)}`;
     return r.value !== undefined ? `value ${formatValue(r.value)}` : 'completed';
@@ -481,6 +483,7 @@ export class Runner {
   /** False when the record meets the expectation; true or a reason when it does not. */
   private mismatch(info: OpInfo, x: OpExpectation, r: OpRecord, t: Task): string | boolean {
     const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
+    if (x.loop !== undefined) return r.value === undefined || r.value > BigInt(x.loop);
     if (x.success === false && r.signal) return false;
     if (x.signal !== undefined) {
       if (!r.signal) return true;

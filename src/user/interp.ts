@@ -194,6 +194,23 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       k.recordOp(t, v, undefined);
       break;
     }
+    case 'while': {
+      // A compare and a conditional jump, and the iteration count kept in a register.
+      const n = t.vars.get(op.counter) ?? 0n;
+      const holds = BigInt.asUintN(64, valueOf(t, fn.values[idx]!)) !== 0n;
+      if (holds !== (op.until === true) && n < BigInt(op.max)) {
+        t.vars.set(op.counter, n + 1n);
+        break;
+      }
+      k.recordOp(t, holds !== (op.until === true) ? BigInt(op.max) + 1n : n, undefined);
+      t.pc = fn.base + op.end * OP_BYTES;
+      t.slice++;
+      return;
+    }
+    case 'jump':
+      t.pc = fn.base + op.to * OP_BYTES;
+      t.slice++;
+      return;
     case 'rdssp':
       // RDSSPQ is a NOP unless shadow stacks are on at CPL 3.
       if (shstk_active(pc, t)) {

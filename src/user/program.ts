@@ -63,7 +63,16 @@ export type Op =
    * TSX transaction). `into` gets the bytes the load returned transiently, or -1 when the
    * translation gave nothing (not mapped, or no meltdown bug). No exception, no TLB fill.
    */
-  | { op: 'transient_load'; addr: Value; into?: string };
+  | { op: 'transient_load'; addr: Value; into?: string }
+  /**
+   * The head of a bounded loop (`until` inverts the condition): while `cond` is not 0 and fewer
+   * than `max` iterations ran, counts one more in variable `counter` and goes on to the next
+   * operation; else records the number of iterations that ran (`max + 1` when the condition
+   * still held: the loop gave up) and jumps to operation `end`. `counter` is set to 0 before.
+   */
+  | { op: 'while'; cond: Value; until?: boolean; counter: string; max: number; end: number }
+  /** JMP: goes on at operation `to` of the same function. */
+  | { op: 'jump'; to: number };
 
 /** Register names a value can read as `$name`: `$rsp`, the stack pointer. */
 export const REGISTER_NAMES: readonly string[] = ['rsp'];
@@ -253,8 +262,21 @@ export class ProgramImage {
           f.values[i] = this.value(op.value, f, i, '.value');
           f.args[i] = NO_VALUES;
           break;
+        case 'while':
+        case 'jump': {
+          const to = op.op === 'while' ? op.end : op.to;
+          if (!Number.isInteger(to) || to < 0 || to > f.ops.length) throw new ArgumentError('program', `${this.where(f, i)}.${op.op === 'while' ? 'end' : 'to'}: expected an operation index from 0 to ${f.ops.length}, got ${String(to)}`);
+          if (op.op === 'while') {
+            if (!Number.isSafeInteger(op.max) || op.max < 0) throw new ArgumentError('program', `${this.where(f, i)}.max: expected a number of iterations, got ${String(op.max)}`);
+            if (typeof op.counter !== 'string' || op.counter === '') throw new ArgumentError('program', `${this.where(f, i)}.counter: expected a variable name`);
+          }
+          f.values[i] = op.op === 'while' ? this.value(op.cond, f, i, '.cond') : null;
+          f.addrs[i] = null;
+          f.args[i] = NO_VALUES;
+          break;
+        }
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, transient_load, while or jump`);
       }
     });
   }
