@@ -63,6 +63,8 @@ export const MSR_IA32_PL3_SSP = 0x6a7;
 export const MSR_IA32_PKRS = 0x6e1;
 
 // Exception vectors (SDM Vol. 3A Table 6-1)
+/** #DE: divide error (DIV or IDIV by 0, or a quotient too large). */
+export const X86_TRAP_DE = 0;
 export const X86_TRAP_UD = 6;
 export const X86_TRAP_GP = 13;
 export const X86_TRAP_PF = 14;

@@ -9,7 +9,7 @@
  * interpreter comes in only through do_syscall_64 (the SYSCALL instruction), idtentry (an
  * exception the CPU raised), exc_invalid_opcode and sysvec_reschedule_ipi.
  */
-import { X86_TRAP_CP, X86_TRAP_PF, X86_TRAP_UD } from '../hw/regs.js';
+import { X86_TRAP_CP, X86_TRAP_DE, X86_TRAP_PF, X86_TRAP_UD } from '../hw/regs.js';
 import { OP_BYTES } from '../user/program.js';
 import { do_exit } from './exit.js';
 import { exc_page_fault } from './fault.js';
@@ -19,7 +19,7 @@ import { force_sig, force_sig_fault, get_signal, signal_pending, __fatal_signal_
 import { STEP_IPI, STEP_RESCHED, STEP_SLEEP, STEP_WAIT, type KPath } from './steps.js';
 import { SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
-import { ILL_ILLOPN, SEGV_CPERR, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
+import { FPE_INTDIV, ILL_ILLOPN, SEGV_CPERR, SIGFPE, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
 import { entry_SYSCALL_64, idtentry_user, irq_from_user, return_to_user } from './entry_64.js';
 import { this_cpu } from './this_cpu.js';
@@ -190,7 +190,8 @@ export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: 
  * The IDT entry of the exception the CPU raised in user mode (DEFINE_IDTENTRY,
  * arch/x86/kernel/traps.c): #PF runs exc_page_fault; #UD is SIGILL with ILL_ILLOPN at the
  * instruction (exc_invalid_op, do_error_trap); #CP is SIGSEGV with SEGV_CPERR and si_addr 0
- * (exc_control_protection, do_user_cp_fault); #GP (a non-canonical address, a misaligned WRSS)
+ * (exc_control_protection, do_user_cp_fault); #DE is SIGFPE with FPE_INTDIV at the instruction
+ * (exc_divide_error, do_error_trap); #GP (a non-canonical address, a misaligned WRSS)
  * is SIGSEGV with SI_KERNEL (exc_general_protection). Clears the CPU's fault and sets the
  * task's kernel path; runs no step.
  */
@@ -212,6 +213,7 @@ export function idtentry(k: Kernel, pc: PerCpu, t: Task): void {
   t.trap_nr = vector;
   t.error_code = vector === X86_TRAP_UD ? 0 : code;
   if (vector === X86_TRAP_UD) force_sig_fault(k, t, SIGILL, ILL_ILLOPN, BigInt(t.pc));
+  else if (vector === X86_TRAP_DE) force_sig_fault(k, t, SIGFPE, FPE_INTDIV, BigInt(t.pc));
   else if (vector === X86_TRAP_CP) {
     if (k.events.on) k.emit({ type: 'control_protection', cpu: pc.id, tid: t.tid, code, ip: t.pc });
     force_sig_fault(k, t, SIGSEGV, SEGV_CPERR, 0n);

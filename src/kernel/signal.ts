@@ -415,10 +415,16 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   if (!(yield* copy_to_user(k, pc, t, frame, f))) return false;
   t.sp = Number(frame);
   t.pc = Number(ka.handler);
+  // x64_setup_rt_frame: regs->di = sig, regs->si = &frame->info, regs->dx = &frame->uc (for
+  // every handler, SA_SIGINFO or not); the handler's variables are those registers, the frame's
+  // address (its entry rsp) and the siginfo fields it would read through RSI.
+  t.vars.set('frame', BigInt(sp));
+  t.vars.set('siginfo', BigInt(sp + SIGINFO));
+  t.vars.set('ucontext', BigInt(sp + UC_FLAGS));
   t.vars.set('signo', BigInt(info.signo));
   t.vars.set('si_code', BigInt(info.code));
   t.vars.set('si_addr', info.addr);
-  if (info.code === SEGV_PKUERR && info.signo === SIGSEGV) t.vars.set('si_pkey', BigInt(info.pkey));
+  t.vars.set('si_pkey', info.code === SEGV_PKUERR && info.signo === SIGSEGV ? BigInt(info.pkey) : 0n);
   if (k.ospke) cpu.wrpkru(handler_pkru(k, t, pkru));
   return true;
 }

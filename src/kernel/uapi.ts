@@ -129,6 +129,8 @@ export const SEGV_PKUERR = 4;
 export const SEGV_CPERR = 10;
 /** ILL_ILLOPN: illegal operand (the si_code Linux gives #UD, do_error_trap). */
 export const ILL_ILLOPN = 2;
+/** FPE_INTDIV: integer divide by zero (the si_code Linux gives #DE, exc_divide_error). */
+export const FPE_INTDIV = 1;
 /** BUS_ADRERR: a nonexistent physical address (a file's page past its end). */
 export const BUS_ADRERR = 2;
 export const CLD_EXITED = 1;

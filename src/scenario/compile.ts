@@ -13,11 +13,11 @@ import {
   PROT_READ, PROT_WRITE, SIG_DFL, SIG_IGN, SIGKILL, SIGNAL_NAMES, SIGSTOP,
 } from '../kernel/uapi.js';
 import { System, type IsolabEvent, type SystemConfig } from '../system.js';
-import { REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
+import { HANDLER_NAMES, REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
 import { CONSTANTS, ExprError, foldExpr, suggest, toValue, type Folded } from './expr.js';
 import { EVENT_KINDS, type EventType, type FieldSpec, type FilterValue } from './events.js';
 import { issueAt, pathString, type Locator, type Path } from './load.js';
-import { FORKING_SYSCALLS, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
+import { DEFAULT_LOOP, FORKING_SYSCALLS, MAX_LOOP, OP_MODIFIERS, USER_OPS, WORD_OPS } from './schema.js';
 import type { KernelOptions } from '../kernel/options.js';
 import type { Scenario } from './types.js';
 import { sortIssues, validateShape } from './validate.js';
@@ -50,6 +50,24 @@ export interface OpExpectation {
   si_addr?: Folded;
   si_pkey?: Folded;
   success?: boolean;
+  /** A value the operation must not give, and bounds on its value (unsigned 64-bit). */
+  not?: Folded;
+  min?: Folded;
+  max?: Folded;
+  /**
+   * The operation faults first (`faulted`, a signal expectation; one or more runs), then, run
+   * again after the handler returned, gives `then`.
+   */
+  faulted?: OpExpectation;
+  then?: OpExpectation;
+  /** A while or until loop's own expectation: it ended within this many iterations. */
+  loop?: number;
+}
+
+/** An expectation's text as written, for verdicts (nested forms in braces). */
+function expectText(v: unknown): string {
+  if (typeof v !== 'object' || v === null) return String(v);
+  return Object.entries(v).map(([k, x]) => `${k}: ${typeof x === 'object' && x !== null ? `{ ${expectText(x)} }` : String(x)}`).join(', ');
 }
 
 /** A compiled operation's origin: for the timeline and the verdicts. */
@@ -208,6 +226,8 @@ interface FnCtx {
   defined: Set<string>;
   /** False for functions (handlers): their names are not the thread's own. */
   own?: boolean;
+  /** True in a function (a signal handler): HANDLER_NAMES may be read. */
+  handler?: boolean;
   proc: ProcCtx;
   out: Op[];
 }
@@ -483,7 +503,7 @@ class Compiler {
         this.issue([...path, 'functions', name], `${name} is reserved: the program's own operations are main, and names starting with __ are isolab's`, { key: true });
         continue;
       }
-      const f: FnCtx = { image, fn: name, thread: mainThread, defined: new Set(ctx.allNames), proc: ctx, out: [], own: false };
+      const f: FnCtx = { image, fn: name, thread: mainThread, defined: new Set(ctx.allNames), proc: ctx, out: [], own: false, handler: true };
       this.compileList(list, [...path, 'functions', name], f);
       // A handler runs in the main thread: the names it defines are the main thread's too.
       for (const n of this.procCtx([list], undefined).allNames) this.threadNames.get(mainThread)?.add(n);
@@ -537,6 +557,7 @@ class Compiler {
     const kpath = [...path, kind];
     const as = o.as as string | undefined;
     const note = typeof o.note === 'string' ? `  # ${o.note}` : '';
+    if (as !== undefined && HANDLER_NAMES.includes(as)) this.issue([...path, 'as'], this.handlerName(as));
     const noResult = (what: string): void => {
       if (as !== undefined) this.issue([...path, 'as'], `${what} has no result to name`, { key: true });
       if (o.expect !== undefined) this.issue([...path, 'expect'], `${what} has no result to expect; expectations go on loads, stores, fetches and syscalls`, { key: true });
@@ -566,6 +587,7 @@ class Compiler {
       case 'set': {
         noResult('set');
         for (const [name, v] of Object.entries(arg as Record<string, unknown>)) {
+          if (HANDLER_NAMES.includes(name)) this.issue([...kpath, name], this.handlerName(name), { key: true });
           const value = this.value(v, [...kpath, name], f);
           this.emit(f, { op: 'set', var: name, value }, { path, label: `set ${name} = ${String(v)}${note}`, syscall: false });
           f.defined.add(name);
@@ -593,6 +615,25 @@ class Compiler {
         }
         if (r.index !== undefined) this.names.delete(r.index);
         this.repeats.pop();
+        break;
+      }
+      case 'while':
+      case 'until': {
+        noResult(kind);
+        const w = arg as { cond: unknown; max?: number | string; ops: unknown[] };
+        const max = w.max === undefined ? DEFAULT_LOOP : this.constantOf(w.max, [...kpath, 'max'], 1, MAX_LOOP, "a loop's max");
+        const cond = this.value(w.cond, [...kpath, 'cond'], f);
+        if (max === null) break;
+        // The iteration count lives in a variable of isolab's own, one per loop of the function.
+        const counter = `__loop_${f.fn}_${f.out.length}`;
+        const label = `${kind} ${String(w.cond)}`;
+        this.emit(f, { op: 'set', var: counter, value: 0 }, { path, label: `${label}: count from 0`, syscall: false });
+        const expect: OpExpectation = { path: kpath, text: `ends within ${max} iterations`, loop: max };
+        const head = this.emit(f, { op: 'while', cond, ...(kind === 'until' ? { until: true } : {}), counter, max, end: 0 }, { path, label: `${label}${note}`, syscall: false, expect });
+        this.compileList(w.ops, [...kpath, 'ops'], f);
+        this.emit(f, { op: 'jump', to: head }, { path, label: `${label}: again`, syscall: false });
+        const op = f.out[head];
+        if (op && op.op === 'while') op.end = f.out.length;
         break;
       }
       case 'work': {
@@ -750,6 +791,11 @@ class Compiler {
     }
   }
 
+  /** The issue for a result named as one of the handler's names. */
+  private handlerName(name: string): string {
+    return `${name} is a name the kernel sets for a signal handler (${HANDLER_NAMES.map((n) => `$${n}`).join(', ')}); give the result another name`;
+  }
+
   private syscallHint(name: string): string {
     return /^[a-z_0-9]+$/.test(name) ? '; the model implements the syscalls listed in docs/scenario-format.md' : '';
   }
@@ -801,7 +847,7 @@ class Compiler {
   private value(v: unknown, path: Path, f: FnCtx | null, allowed?: Set<string>): Value {
     const folded = this.fold(v, path);
     if (!folded) return 0;
-    if (folded.ref) this.checkRef(folded.ref, path, f, allowed, v);
+    if (folded?.ref) this.checkRefs(folded, path, f, allowed, v);
     return toValue(folded);
   }
 
@@ -823,9 +869,15 @@ class Compiler {
     }
   }
 
-  private checkRef(ref: string, path: Path, f: FnCtx | null, allowed: Set<string> | undefined, source: unknown): void {
+  /** Checks every run-time term of a folded value. */
+  private checkRefs(folded: Folded, path: Path, f: FnCtx | null, allowed: Set<string> | undefined, source: unknown): void {
+    for (const r of folded.refs ?? [{ ref: folded.ref!, at: typeof source === 'string' ? source.indexOf(folded.ref!) : -1 }]) {
+      this.checkRef(r.ref, path, f, allowed, typeof source === 'string' && r.at >= 0 ? r.at : undefined);
+    }
+  }
+
+  private checkRef(ref: string, path: Path, f: FnCtx | null, allowed: Set<string> | undefined, offset: number | undefined): void {
     const name = ref.slice(1);
-    const offset = typeof source === 'string' ? source.indexOf(ref) : undefined;
     if (ref[0] === '&') {
       this.issue(path, `${ref}: scenarios have no named strings; execve's filename takes a path such as /bin/prog`, { offset });
       return;
@@ -833,6 +885,10 @@ class Compiler {
     if (ref[0] === '@') {
       const fns = f ? f.proc.functions : new Set<string>();
       if (!fns.has(name)) this.issue(path, `no function named ${name}${this.known(fns)}`, { offset });
+      return;
+    }
+    if (HANDLER_NAMES.includes(name)) {
+      if (!f?.handler) this.issue(path, `${ref} is set by the kernel when it starts a signal handler: it can be read only in a function (a handler)`, { offset });
       return;
     }
     const defined = allowed ?? f?.defined ?? new Set<string>();
@@ -854,19 +910,38 @@ class Compiler {
 
   private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined, noValue = false): OpExpectation | undefined {
     if (spec === undefined) return undefined;
-    const valueGiven = typeof spec !== 'object' || spec === null ? path : (spec as { value?: unknown }).value !== undefined ? [...path, 'value'] : null;
+    const valueKey = typeof spec === 'object' && spec !== null ? ['value', 'not', 'min', 'max'].find((k) => (spec as Record<string, unknown>)[k] !== undefined) : undefined;
+    const valueGiven = typeof spec !== 'object' || spec === null ? path : valueKey ? [...path, valueKey] : null;
     if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru and wrss do not): expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {
       const folded = this.fold(v, p);
-      if (folded?.ref) this.checkRef(folded.ref, p, f, defined, v);
+      if (folded?.ref) this.checkRefs(folded, p, f, defined, v);
       return folded ?? undefined;
     };
     if (typeof spec !== 'object' || spec === null) return { path, text: String(spec), value: foldRef(spec, path) };
-    const e = spec as { value?: unknown; errno?: string; signal?: string; si_code?: unknown; si_addr?: unknown; si_pkey?: unknown; success?: boolean };
-    const out: OpExpectation = { path, text: Object.entries(e).map(([k, v]) => `${k}: ${String(v)}`).join(', ') };
+    const e = spec as { value?: unknown; errno?: string; signal?: string; si_code?: unknown; si_addr?: unknown; si_pkey?: unknown; success?: boolean; not?: unknown; min?: unknown; max?: unknown; faulted?: unknown; then?: unknown };
+    const out: OpExpectation = { path, text: expectText(e) };
     if (e.value !== undefined) out.value = foldRef(e.value, [...path, 'value']);
+    for (const k of ['not', 'min', 'max'] as const) if (e[k] !== undefined) out[k] = foldRef(e[k], [...path, k]);
+    if (out.min && out.max && !out.min.ref && !out.max.ref && BigInt.asUintN(64, out.min.constant) > BigInt.asUintN(64, out.max.constant)) {
+      this.issue([...path, 'max'], `min ${String(e.min)} and max ${String(e.max)} leave no value: the bounds are unsigned 64-bit, so a negative bound is a large number`, { key: true });
+    }
+    if (e.faulted !== undefined || e.then !== undefined) {
+      const others = Object.keys(e).filter((k) => k !== 'faulted' && k !== 'then');
+      if (e.faulted === undefined) this.issue([...path, 'then'], 'then follows faulted: say the signal the operation takes first (faulted: { signal: SIGSEGV })', { key: true });
+      else if (e.then === undefined) this.issue([...path, 'faulted'], 'faulted needs then: what the operation gives when it runs again after the handler (then: VALUE, or then: { success: true })', { key: true });
+      else if (others.length > 0) this.issue([...path, others[0]], `with faulted, the expectation of the run after the handler goes in then: move ${others[0]} into then`, { key: true });
+      else if (syscall) this.issue([...path, 'faulted'], 'a syscall does not fault (it returns -EFAULT): faulted is for loads, stores, fetches and the other instructions', { key: true });
+      else {
+        out.faulted = this.expectation(e.faulted, [...path, 'faulted'], f, false, undefined, true);
+        const then = e.then as Record<string, unknown>;
+        if (typeof then === 'object' && then !== null && (then.faulted !== undefined || then.signal !== undefined)) this.issue([...path, 'then'], 'then is the run that completes: it cannot expect a signal', { key: true });
+        out.then = this.expectation(e.then, [...path, 'then'], f, false, as, noValue);
+      }
+      return out;
+    }
     if (e.errno !== undefined) {
       if (!syscall) this.issue([...path, 'errno'], 'only a syscall returns an errno; a load, store or fetch fails with a signal', { key: true });
       out.errno = ERRNO_BY_NAME.get(e.errno);
@@ -879,6 +954,8 @@ class Compiler {
     }
     if (e.success !== undefined) out.success = e.success;
     const outcomes = ['value', 'errno', 'signal'].filter((k) => (e as Record<string, unknown>)[k] !== undefined);
+    const bounds = ['not', 'min', 'max'].filter((k) => (e as Record<string, unknown>)[k] !== undefined);
+    if (bounds.length > 0 && outcomes.length > 0) this.issue([...path, bounds[0]], `${bounds[0]} describes the value an operation gives: it cannot go with ${outcomes[0]}${outcomes[0] === 'value' ? ' (value is exact)' : ''}`, { key: true });
     if (outcomes.length > 1) this.issue([...path, outcomes[1]], `an operation gives one outcome: ${outcomes.join(' and ')} cannot both be expected`, { key: true });
     if (e.success === true && outcomes.some((k) => k !== 'value')) this.issue([...path, 'success'], 'success: true contradicts an expected errno or signal', { key: true });
     return out;
@@ -923,7 +1000,7 @@ class Compiler {
       const names = this.threadNames.get(m.thread)!;
       const fold = (v: unknown, q: Path): Folded | undefined => {
         const r = this.fold(v, q);
-        if (r?.ref) this.checkRef(r.ref, q, null, names, v);
+        if (r?.ref) this.checkRefs(r, q, null, names, v);
         return r ?? undefined;
       };
       const addr = fold(m.addr, [...p, 'addr']);
@@ -939,11 +1016,11 @@ class Compiler {
       for (const [n, v] of Object.entries(r.vars ?? {})) {
         if (!names.has(n)) this.issue([...p, 'vars', n], `${r.thread} never defines ${n}`, { key: true });
         const folded = this.fold(v, [...p, 'vars', n]);
-        if (folded?.ref) this.checkRef(folded.ref, [...p, 'vars', n], null, names, v);
+        if (folded?.ref) this.checkRefs(folded, [...p, 'vars', n], null, names, v);
         if (folded) vars.push([n, folded]);
       }
       const pkru = r.pkru !== undefined ? this.fold(r.pkru, [...p, 'pkru']) ?? undefined : undefined;
-      if (pkru?.ref) this.checkRef(pkru.ref, [...p, 'pkru'], null, names, r.pkru);
+      if (pkru?.ref) this.checkRefs(pkru, [...p, 'pkru'], null, names, r.pkru);
       end.registers.push({ path: p, thread: r.thread, pkru, vars, text: `${r.thread}: ${[...(r.pkru !== undefined ? [`pkru = ${String(r.pkru)}`] : []), ...Object.entries(r.vars ?? {}).map(([n, v]) => `$${n} = ${String(v)}`)].join(', ')}` });
     });
     (x.ptes ?? []).forEach((e, i) => {
@@ -951,7 +1028,7 @@ class Compiler {
       if (!threadRef(e.thread, [...p, 'thread'])) return;
       const names = this.threadNames.get(e.thread)!;
       const addr = this.fold(e.addr, [...p, 'addr']);
-      if (addr?.ref) this.checkRef(addr.ref, [...p, 'addr'], null, names, e.addr);
+      if (addr?.ref) this.checkRefs(addr, [...p, 'addr'], null, names, e.addr);
       const want: [PteField, number][] = [];
       for (const field of PTE_FIELDS) if (e[field] !== undefined) want.push([field, e[field]!]);
       if (want.length === 0) this.issue(p, 'name at least one of present, rw, accessed, dirty, saved_dirty, pkey');

@@ -3,7 +3,7 @@
  * name, signals and si_codes by name, page-fault error codes by their SDM bit names.
  */
 import { PF_I, PF_SS, PF_W, pfErrorBitNames } from '../hw/rights.js';
-import { BUS_ADRERR, ERRNO_NAMES, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SI_KERNEL, SI_TKILL, SI_USER, SIGBUS, SIGNAL_NAMES, SIGSEGV } from '../kernel/uapi.js';
+import { BUS_ADRERR, ERRNO_NAMES, FPE_INTDIV, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SI_KERNEL, SI_TKILL, SI_USER, SIGBUS, SIGFPE, SIGNAL_NAMES, SIGSEGV } from '../kernel/uapi.js';
 
 /** A value: decimal below 0x10000, hex above; negative 64-bit values as signed. */
 export function formatValue(v: bigint): string {
@@ -35,6 +35,7 @@ export function siCodeName(signo: number, code: number): string {
     if (code === SEGV_PKUERR) return 'SEGV_PKUERR';
   }
   if (signo === SIGBUS && code === BUS_ADRERR) return 'BUS_ADRERR';
+  if (signo === SIGFPE && code === FPE_INTDIV) return 'FPE_INTDIV';
   return String(code);
 }
 

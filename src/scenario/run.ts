@@ -11,6 +11,7 @@ import { SA_RESTORER } from '../kernel/uapi.js';
 import type { OpRecord, Task } from '../kernel/task.js';
 import { System, type IsolabEvent, type Pte } from '../system.js';
 import type { ProgramImage } from '../user/program.js';
+import { compileRtExpr, DIVIDE_ERROR, parseRtExpr, type RtEval } from '../user/rtexpr.js';
 import type { Folded } from './expr.js';
 import { formatReturn, formatValue, formatWaitStatus, pfAccess, pfBits, signalName, siCodeName } from './format.js';
 import { eventCpu, eventTid } from './events.js';
@@ -111,6 +112,15 @@ export interface RunReport {
 }
 
 /** What a thread looked like when it finished its operations. */
+/** What the runs of one compiled expectation gave so far. */
+interface OpSlot {
+  count: number;
+  failure?: string;
+  last?: string;
+  /** For faulted/then: per thread, the fault seen and not yet followed by a completing run. */
+  pending?: Map<number, string>;
+}
+
 interface Snapshot {
   image: ProgramImage | null;
   vars: Map<string, bigint>;
@@ -137,7 +147,9 @@ export class Runner {
   private readonly timeline: TimelineEntry[] = [];
   private readonly trace: { step: number; event: IsolabEvent }[] | undefined;
   private readonly counts: Counts = { steps: 0, syscalls: 0, page_faults: 0, signals: 0, cr3_writes: 0, tlb_flushes: 0, ipis: 0, tlb_misses: 0, walks: 0, page_copies: 0, context_switches: 0, stack_copies: 0 };
-  private readonly opResults = new Map<OpExpectation, { count: number; failure?: string; last?: string }>();
+  private readonly opResults = new Map<OpExpectation, OpSlot>();
+  /** Expectations' expressions, compiled on first use. */
+  private readonly exprs = new Map<Folded, RtEval>();
   /** The `expect.events` items, and the events each has counted so far. */
   private readonly eventExpects: EventExpectation[];
   private readonly eventCounts: number[];
@@ -372,8 +384,31 @@ export class Runner {
     if (info?.expect && t) this.judgeOp(info, info.expect, r, t);
   }
 
-  /** A folded value's run-time value: `$name` from `vars`, `@fn` from `image`. */
+  /**
+   * A folded value's run-time value: `$name` from `vars`, `@fn` from `image`; undefined when a
+   * variable it reads was not set or an expression divides by 0 (`unresolved` says which).
+   */
   private resolve(f: Folded, vars: Map<string, bigint>, image: ProgramImage | null): bigint | undefined {
+    if (f.expr !== undefined) {
+      if (this.unsetRef(f, vars, image)) return undefined;
+      let ev = this.exprs.get(f);
+      if (!ev) {
+        ev = compileRtExpr(parseRtExpr(f.expr), (ref): RtEval => {
+          if (ref[0] === '@') {
+            const base = BigInt(image?.byName.get(ref.slice(1))?.base ?? 0);
+            return () => base;
+          }
+          return (v) => BigInt.asUintN(64, v.get(ref.slice(1))!);
+        });
+        this.exprs.set(f, ev);
+      }
+      try {
+        return ev(vars, 0);
+      } catch (e) {
+        if (e === DIVIDE_ERROR) return undefined;
+        throw e;
+      }
+    }
     if (!f.ref) return f.constant;
     const name = f.ref.slice(1);
     if (f.ref[0] === '@') {
@@ -384,9 +419,24 @@ export class Runner {
     return v === undefined ? undefined : v + f.constant;
   }
 
+  /** The first run-time term of `f` that has no value (a variable never set, a function the image lacks), or undefined. */
+  private unsetRef(f: Folded, vars: Map<string, bigint>, image: ProgramImage | null): string | undefined {
+    for (const r of f.refs ?? (f.ref ? [{ ref: f.ref }] : [])) {
+      if (r.ref[0] === '@' ? !image?.byName.has(r.ref.slice(1)) : !vars.has(r.ref.slice(1))) return r.ref;
+    }
+    return undefined;
+  }
+
+  /** Why `resolve` gave undefined, for a verdict. */
+  private unresolved(f: Folded, vars: Map<string, bigint>, image: ProgramImage | null): string {
+    const ref = this.unsetRef(f, vars, image);
+    return ref ? `${ref} was not set` : `${f.expr ?? ''} divides by zero`;
+  }
+
   private judgeOp(info: OpInfo, x: OpExpectation, r: OpRecord, t: Task): void {
     const slot = this.opResults.get(x) ?? { count: 0 };
     this.opResults.set(x, slot);
+    if (x.faulted && x.then) return this.judgeFaulted(info, x.faulted, x.then, r, t, slot);
     slot.count++;
     const actual = this.describeOutcome(info, r);
     slot.last = actual;
@@ -394,7 +444,37 @@ export class Runner {
     if (bad && slot.failure === undefined) slot.failure = `${actual}${bad === true ? '' : ` (${bad})`}${slot.count > 1 ? `, on run ${slot.count}` : ''}`;
   }
 
+  /**
+   * `faulted` then `then`: a thread's runs of the operation must be one or more faults that meet
+   * `faulted`, then a run without a signal that meets `then` (the run after the handler
+   * returned). `slot.pending` holds, per thread, the fault seen and not yet followed by a
+   * completion; a fault still pending at the end fails the verdict (opVerdicts). `count` counts
+   * the completions.
+   */
+  private judgeFaulted(info: OpInfo, faulted: OpExpectation, then: OpExpectation, r: OpRecord, t: Task, slot: OpSlot): void {
+    const actual = this.describeOutcome(info, r);
+    const pending = (slot.pending ??= new Map());
+    const fault = pending.get(r.tid);
+    if (r.signal) {
+      const bad = this.mismatch(info, faulted, r, t);
+      if (bad && slot.failure === undefined) slot.failure = `${fault === undefined ? '' : `${fault}, then `}${actual}${bad === true ? '' : ` (${bad})`}`;
+      if (fault === undefined) pending.set(r.tid, actual);
+      return;
+    }
+    slot.count++;
+    pending.delete(r.tid);
+    if (fault === undefined) {
+      if (slot.failure === undefined) slot.failure = `${actual} without faulting first`;
+      return;
+    }
+    slot.last = `${fault}, then ${actual}`;
+    const bad = this.mismatch(info, then, r, t);
+    if (bad && slot.failure === undefined) slot.failure = `${fault}, then ${actual}${bad === true ? '' : ` (${bad})`}`;
+  }
+
   private describeOutcome(info: OpInfo, r: OpRecord): string {
+    const loop = info.expect?.loop;
+    if (loop !== undefined && r.value !== undefined) return r.value > BigInt(loop) ? `the condition still held after ${loop} iterations: the loop gave up` : `ended after ${r.value} iteration${r.value === 1n ? '' : 's'}`;
     if (r.signal) return `${signalName(r.signal.signo)} with si_code ${siCodeName(r.signal.signo, r.signal.code)}, si_addr ${hex(r.signal.addr)}${r.signal.pkey ? `, si_pkey ${r.signal.pkey}` : ''}`;
     if (info.syscall) return `returned ${formatReturn(r.value ?? 0n)}`;
     return r.value !== undefined ? `value ${formatValue(r.value)}` : 'completed';
@@ -403,6 +483,7 @@ export class Runner {
   /** False when the record meets the expectation; true or a reason when it does not. */
   private mismatch(info: OpInfo, x: OpExpectation, r: OpRecord, t: Task): string | boolean {
     const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
+    if (x.loop !== undefined) return r.value === undefined || r.value > BigInt(x.loop);
     if (x.success === false && r.signal) return false;
     if (x.signal !== undefined) {
       if (!r.signal) return true;
@@ -411,16 +492,26 @@ export class Runner {
         const f = x[k];
         if (!f) continue;
         const want = this.resolve(f, t.vars, t.image);
-        if (want === undefined) return `${f.ref} was not set`;
+        if (want === undefined) return this.unresolved(f, t.vars, t.image);
         if (u64(want) !== u64(got)) return `expected ${k} ${k === 'si_code' ? siCodeName(x.signal, Number(want)) : formatValue(want)}`;
       }
       return false;
     }
     if (r.signal) return true;
     if (x.errno !== undefined) return r.value === undefined || BigInt.asIntN(64, r.value) !== BigInt(-x.errno);
+    for (const k of ['not', 'min', 'max'] as const) {
+      const f = x[k];
+      if (!f) continue;
+      const want = this.resolve(f, t.vars, t.image);
+      if (want === undefined) return this.unresolved(f, t.vars, t.image);
+      const got = r.value === undefined ? undefined : u64(r.value);
+      if (got === undefined || (k === 'not' ? got === u64(want) : k === 'min' ? got < u64(want) : got > u64(want))) {
+        return `expected ${k === 'not' ? 'a value other than' : k === 'min' ? 'at least' : 'at most'} ${formatValue(want)}`;
+      }
+    }
     if (x.value) {
       const want = this.resolve(x.value, t.vars, t.image);
-      if (want === undefined) return `${x.value.ref} was not set`;
+      if (want === undefined) return this.unresolved(x.value, t.vars, t.image);
       return r.value === undefined || u64(r.value) !== u64(want);
     }
     const failedSyscall = info.syscall && r.value !== undefined && BigInt.asIntN(64, r.value) < 0n && BigInt.asIntN(64, r.value) >= -4095n;
@@ -451,6 +542,7 @@ export class Runner {
       g.count += r.count;
       g.last = r.last ?? g.last;
       if (r.failure !== undefined && g.failure === undefined) g.failure = r.failure;
+      if (r.pending && r.pending.size > 0 && g.failure === undefined) g.failure = `${[...r.pending.values()][0]}, and never ran again to completion`;
     }
     const order = (g: { x: OpExpectation }): [number, number] => {
       const pos = this.c.locator?.locate(g.x.path);
@@ -459,7 +551,7 @@ export class Runner {
     const sorted = [...groups.values()].map((g) => ({ g, at: order(g) })).sort((p, q) => p.at[0] - q.at[0] || p.at[1] - q.at[1]).map((p) => p.g);
     return sorted.map((g) => {
       const base = { kind: 'op' as const, where: this.where(g.x.path), path: pathString(g.x.path), expected: `${g.info.label.split('  #')[0]}: ${g.x.text}`, count: g.count };
-      if (g.count === 0) return { ...base, status: 'not_reached' as const, actual: 'the operation never completed' };
+      if (g.count === 0 && g.failure === undefined) return { ...base, status: 'not_reached' as const, actual: 'the operation never completed' };
       return { ...base, status: g.failure ? ('failed' as const) : ('held' as const), actual: g.failure ?? `${g.last ?? ''}${g.count > 1 ? ` (all ${g.count} times)` : ''}` };
     });
   }

@@ -14,7 +14,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'transient_load'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'transient_load'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -117,6 +117,25 @@ function eventExpectSchema(): Json {
 }
 
 /** The scenario schema. */
+/** A while or until loop: a condition, a body and a bound on its iterations. */
+function loopSchema(description: string): Json {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['cond', 'ops'],
+    properties: {
+      cond: { $ref: '#/definitions/expr' },
+      max: { type: ['integer', 'string'], minimum: 1, maximum: MAX_LOOP, description: `1 to ${MAX_LOOP} iterations (default ${DEFAULT_LOOP}), or a constant expression; more makes the loop give up, and its verdict fail` },
+      ops,
+    },
+    description,
+  };
+}
+
+/** The most iterations a while or until loop may be given, and its default bound. */
+export const MAX_LOOP = 1_000_000;
+export const DEFAULT_LOOP = 1000;
+
 export function scenarioSchema(): Json {
   const opProps: Json = {
     as: { $ref: '#/definitions/name', description: 'Names the result: $name in later values.' },
@@ -133,6 +152,8 @@ export function scenarioSchema(): Json {
       properties: { count: { type: ['integer', 'string'], minimum: 0, maximum: 100000, description: '0 to 100000, or a constant expression (params included)' }, index: { $ref: '#/definitions/name', description: 'A name for the iteration number (0, 1, ...) in the values of ops.' }, ops },
       description: 'Run ops count times.',
     },
+    while: loopSchema('Run ops while cond is not 0, checked before each iteration, at most max times (default 1000): a loop in the program, each check an instruction.'),
+    until: loopSchema('Run ops until cond is not 0, checked before each iteration, at most max times (default 1000): a loop in the program, each check an instruction.'),
     work: { $ref: '#/definitions/expr', description: 'That many instructions of user work touching no memory (register arithmetic), as one operation: the work between a workload\'s syscalls and accesses.' },
     call: { $ref: '#/definitions/expr', description: 'CALL the function at an address (@name): pushes the return address on the stack, and on the shadow stack when it is on.' },
     wrpkru: { $ref: '#/definitions/expr', description: 'WRPKRU: PKRU = the value. No syscall and no TLB flush; #UD (SIGILL) without protection keys.' },
@@ -233,8 +254,19 @@ export function scenarioSchema(): Json {
           si_addr: expr,
           si_pkey: expr,
           success: { type: 'boolean', description: 'true: no signal and no errno; false: a signal or an errno.' },
+          not: expr,
+          min: expr,
+          max: expr,
+          faulted: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['signal'],
+            properties: { signal: { $ref: '#/definitions/signal' }, si_code: expr, si_addr: expr, si_pkey: expr },
+            description: 'The operation first faulted with this signal (one or more times), and its handler returned to run it again: with then.',
+          },
+          then: { $ref: '#/definitions/opExpect' },
         },
-        description: 'A value, or {value | errno | signal with si_code, si_addr, si_pkey | success}.',
+        description: 'A value, or {value | not, min, max | errno | signal with si_code, si_addr, si_pkey | success | faulted, then}.',
       },
       functions: { type: 'object', propertyNames: { $ref: '#/definitions/name' }, additionalProperties: ops },
       program: { type: 'object', additionalProperties: false, required: ['ops'], properties: { ops, functions: { $ref: '#/definitions/functions' } } },

@@ -132,6 +132,14 @@ export type OpExpect =
       si_pkey?: Expr;
       /** The operation returned without a signal, and a syscall without an error. */
       success?: boolean;
+      /** No signal, and a value other than this. */
+      not?: Expr;
+      /** No signal, and a value from min to max (unsigned 64-bit; either bound may be left out). */
+      min?: Expr;
+      max?: Expr;
+      /** The operation faulted with this signal first, then ran again after the handler and gave `then`. */
+      faulted?: { signal: string; si_code?: Expr; si_addr?: Expr; si_pkey?: Expr };
+      then?: OpExpect;
     };
 
 export interface EndExpect {

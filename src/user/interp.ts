@@ -16,7 +16,7 @@
  */
 import { Access } from '../hw/rights.js';
 import { FAULT, PENDING } from '../hw/mmu.js';
-import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_GP, X86_TRAP_UD } from '../hw/regs.js';
+import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_DE, X86_TRAP_GP, X86_TRAP_UD } from '../hw/regs.js';
 import { do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
@@ -24,6 +24,7 @@ import { syscallByName } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import { hold_at_end } from '../sim/hold.js';
 import { FnEnd, OP_BYTES, type CFunction, type CValue } from './program.js';
+import { DIVIDE_ERROR } from './rtexpr.js';
 
 /** The #CP error code of a RET whose return address differs from the shadow stack's (CP_RET, arch/x86/kernel/cet.c). */
 const CP_RET = 1;
@@ -60,6 +61,7 @@ function valueOf(t: Task, v: CValue): bigint {
   }
   if (v.kind === 3) return v.constant + v.add;
   if (v.kind === 4) return BigInt(t.sp) + v.add;
+  if (v.kind === 5) return v.ev!(t.vars, t.sp);
   return BigInt(t.image!.byName.get(v.name)!.base) + v.add;
 }
 
@@ -69,6 +71,18 @@ function valueOf(t: Task, v: CValue): bigint {
  * caller (sim/step.ts) handles IPIs and the timer before calling it.
  */
 export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
+  try {
+    user_insn(k, pc, u, t);
+  } catch (e) {
+    // An expression operand divided by 0 (rtexpr.ts): the instruction raises #DE before it changes anything.
+    if (e !== DIVIDE_ERROR) throw e;
+    pc.cpu.raiseException(X86_TRAP_DE);
+    idtentry(k, pc, t);
+  }
+}
+
+/** user_step's work: one step of the operation at the task's ip. */
+function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   const cpu = pc.cpu;
   let r: number;
   if (cpu.accessPending) {
@@ -180,6 +194,23 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       k.recordOp(t, v, undefined);
       break;
     }
+    case 'while': {
+      // A compare and a conditional jump, and the iteration count kept in a register.
+      const n = t.vars.get(op.counter) ?? 0n;
+      const holds = BigInt.asUintN(64, valueOf(t, fn.values[idx]!)) !== 0n;
+      if (holds !== (op.until === true) && n < BigInt(op.max)) {
+        t.vars.set(op.counter, n + 1n);
+        break;
+      }
+      k.recordOp(t, holds !== (op.until === true) ? BigInt(op.max) + 1n : n, undefined);
+      t.pc = fn.base + op.end * OP_BYTES;
+      t.slice++;
+      return;
+    }
+    case 'jump':
+      t.pc = fn.base + op.to * OP_BYTES;
+      t.slice++;
+      return;
     case 'rdssp':
       // RDSSPQ is a NOP unless shadow stacks are on at CPL 3.
       if (shstk_active(pc, t)) {

@@ -11,8 +11,13 @@
  */
 import { ArgumentError } from '../errors.js';
 import { opaqueTree } from '../track.js';
+import { compileRtExpr, DIVIDE_ERROR, parseRtExpr, rtRefs, RtExprError, type RtEval } from './rtexpr.js';
 
-/** A value: a number, a bigint, a variable (`'$buf'`), a function's address (`'@handler'`), either plus an offset (`'$buf+0x10'`). */
+/**
+ * A value: a number, a bigint, a variable (`'$buf'`), a function's address (`'@handler'`), either
+ * plus an offset (`'$buf+0x10'`), or an expression over several of them in C's operators,
+ * evaluated on uint64_t when the operation runs (`'$pkru | 3 << 2*$k'`; see rtexpr.ts).
+ */
 export type Value = number | bigint | string;
 // Strings: `'&name'` is the address of the program's string `name` (see Program.strings).
 
@@ -58,10 +63,27 @@ export type Op =
    * TSX transaction). `into` gets the bytes the load returned transiently, or -1 when the
    * translation gave nothing (not mapped, or no meltdown bug). No exception, no TLB fill.
    */
-  | { op: 'transient_load'; addr: Value; into?: string };
+  | { op: 'transient_load'; addr: Value; into?: string }
+  /**
+   * The head of a bounded loop (`until` inverts the condition): while `cond` is not 0 and fewer
+   * than `max` iterations ran, counts one more in variable `counter` and goes on to the next
+   * operation; else records the number of iterations that ran (`max + 1` when the condition
+   * still held: the loop gave up) and jumps to operation `end`. `counter` is set to 0 before.
+   */
+  | { op: 'while'; cond: Value; until?: boolean; counter: string; max: number; end: number }
+  /** JMP: goes on at operation `to` of the same function. */
+  | { op: 'jump'; to: number };
 
 /** Register names a value can read as `$name`: `$rsp`, the stack pointer. */
 export const REGISTER_NAMES: readonly string[] = ['rsp'];
+
+/**
+ * Variables the kernel sets when it starts a signal handler (kernel/signal.ts setup_rt_frame,
+ * after x64_setup_rt_frame): `frame` the struct rt_sigframe at the handler's entry rsp,
+ * `siginfo` (RSI, &frame->info) and `ucontext` (RDX, &frame->uc), and the siginfo's fields
+ * `signo` (RDI), `si_code`, `si_addr` and `si_pkey` (0 unless SEGV_PKUERR).
+ */
+export const HANDLER_NAMES: readonly string[] = Object.freeze(['signo', 'si_code', 'si_addr', 'si_pkey', 'frame', 'siginfo', 'ucontext']);
 
 export interface Program {
   main: Op[];
@@ -87,13 +109,15 @@ export const enum FnEnd {
   Return,
 }
 
-/** A compiled value: constant, variable or function address, plus an offset. */
+/** A compiled value: constant, variable or function address, plus an offset; or an expression. */
 export interface CValue {
-  /** 0 constant, 1 variable, 2 function address, 3 string address, 4 a register ($rsp). */
-  kind: 0 | 1 | 2 | 3 | 4;
+  /** 0 constant, 1 variable, 2 function address, 3 string address, 4 a register ($rsp), 5 an expression (`ev`). */
+  kind: 0 | 1 | 2 | 3 | 4 | 5;
   constant: bigint;
   name: string;
   add: bigint;
+  /** Kind 5: the expression, compiled. */
+  ev?: RtEval;
 }
 
 export interface CFunction {
@@ -238,8 +262,21 @@ export class ProgramImage {
           f.values[i] = this.value(op.value, f, i, '.value');
           f.args[i] = NO_VALUES;
           break;
+        case 'while':
+        case 'jump': {
+          const to = op.op === 'while' ? op.end : op.to;
+          if (!Number.isInteger(to) || to < 0 || to > f.ops.length) throw new ArgumentError('program', `${this.where(f, i)}.${op.op === 'while' ? 'end' : 'to'}: expected an operation index from 0 to ${f.ops.length}, got ${String(to)}`);
+          if (op.op === 'while') {
+            if (!Number.isSafeInteger(op.max) || op.max < 0) throw new ArgumentError('program', `${this.where(f, i)}.max: expected a number of iterations, got ${String(op.max)}`);
+            if (typeof op.counter !== 'string' || op.counter === '') throw new ArgumentError('program', `${this.where(f, i)}.counter: expected a variable name`);
+          }
+          f.values[i] = op.op === 'while' ? this.value(op.cond, f, i, '.cond') : null;
+          f.addrs[i] = null;
+          f.args[i] = NO_VALUES;
+          break;
+        }
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, transient_load, while or jump`);
       }
     });
   }
@@ -261,7 +298,7 @@ export class ProgramImage {
     if (typeof v === 'bigint') return { kind: 0, constant: v, name: '', add: 0n };
     if (typeof v === 'string') {
       const m = /^([$@&])([A-Za-z_][\w.]*)(?:\s*([+-])\s*(0x[0-9a-fA-F]+|\d+))?$/.exec(v);
-      if (!m) throw new ArgumentError('program', `${this.where(f, i, field, j)}: ${JSON.stringify(v)} is not a value; expected a number, '$var', '@function', '&string' or one of them with '+offset'`);
+      if (!m) return this.expression(v, f, i, field, j);
       const add = m[4] ? BigInt(m[4]) * (m[3] === '-' ? -1n : 1n) : 0n;
       if (m[1] === '@' && !this.byName.has(m[2])) throw new ArgumentError('program', `${this.where(f, i, field, j)}: no function named ${m[2]}`);
       if (m[1] === '&') {
@@ -273,5 +310,42 @@ export class ProgramImage {
       return { kind: m[1] === '$' ? 1 : 2, constant: 0n, name: m[2], add };
     }
     throw new ArgumentError('program', `${this.where(f, i, field, j)}: expected a number, bigint or string, got ${typeof v}`);
+  }
+
+  /**
+   * A value that is not a single term plus an offset: parsed as an expression (rtexpr.ts) and
+   * compiled once into a closure; functions and strings are resolved now, variables read as
+   * uint64 when it runs (0 when unset, as a variable operand).
+   */
+  private expression(v: string, f: CFunction, i: number, field: string, j: number): CValue {
+    let tree;
+    try {
+      tree = parseRtExpr(v);
+    } catch (e) {
+      if (!(e instanceof RtExprError)) throw e;
+      throw new ArgumentError('program', `${this.where(f, i, field, j)}: ${JSON.stringify(v)} is not a value (column ${e.offset + 1}: ${e.message}); expected a number, '$var', '@function', '&string', or an expression of them in C's operators`);
+    }
+    for (const r of rtRefs(tree)) {
+      const name = r.ref.slice(1);
+      if (r.ref[0] === '@' && !this.byName.has(name)) throw new ArgumentError('program', `${this.where(f, i, field, j)}: no function named ${name}`);
+      if (r.ref[0] === '&' && !this.stringAddr.has(name)) throw new ArgumentError('program', `${this.where(f, i, field, j)}: no string named ${name}`);
+    }
+    const ev = compileRtExpr(tree, (ref): RtEval => {
+      const name = ref.slice(1);
+      if (ref[0] === '@' || ref[0] === '&') {
+        const c = BigInt(ref[0] === '@' ? this.byName.get(name)!.base : this.stringAddr.get(name)!);
+        return () => c;
+      }
+      if (REGISTER_NAMES.includes(name)) return (_vars, sp) => BigInt(sp);
+      return (vars) => BigInt.asUintN(64, vars.get(name) ?? 0n);
+    });
+    if (rtRefs(tree).length === 0) {
+      try {
+        return { kind: 0, constant: ev(new Map(), 0), name: '', add: 0n };
+      } catch (e) {
+        if (e !== DIVIDE_ERROR) throw e; // a constant division by 0 still raises #DE when it runs
+      }
+    }
+    return { kind: 5, constant: 0n, name: v, add: 0n, ev };
   }
 }
