@@ -15,7 +15,7 @@ import { wake_up_process } from './sched.js';
 import type { KPath, KSteps } from './steps.js';
 import type { KSigaction, SigInfo, SigPending, Task } from './task.js';
 import {
-  NSIG, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SS_AUTODISARM, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
+  NSIG, SA_NODEFER, SA_ONSTACK, SA_SIGINFO, SA_RESETHAND, SA_RESTART, SA_RESTORER, SS_AUTODISARM, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
   SEGV_PKUERR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
 } from './uapi.js';
 import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './uaccess.js';
@@ -412,15 +412,18 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   if (info.code === SI_KERNEL || info.code > 0) putU64(f, SIGINFO + 16, info.addr);
   else putU32(f, SIGINFO + 16, info.pid);
   if (info.code === SEGV_PKUERR && info.signo === SIGSEGV) putU32(f, SIGINFO + 16 + 8 + 8, info.pkey);
-  if (!(yield* copy_to_user(k, pc, t, frame, f))) return false;
+  // The frame up to uc_sigmask in one user access; the siginfo only for an SA_SIGINFO handler
+  // (copy_siginfo_to_user), else those bytes of the stack keep what they held.
+  if (!(yield* copy_to_user(k, pc, t, frame, f.subarray(0, SIGINFO)))) return false;
+  if (ka.flags & SA_SIGINFO && !(yield* copy_to_user(k, pc, t, frame + BigInt(SIGINFO), f.subarray(SIGINFO)))) return false;
   t.sp = Number(frame);
   t.pc = Number(ka.handler);
   // x64_setup_rt_frame: regs->di = sig, regs->si = &frame->info, regs->dx = &frame->uc (for
   // every handler, SA_SIGINFO or not); the handler's variables are those registers, the frame's
   // address (its entry rsp) and the siginfo fields it would read through RSI.
-  t.vars.set('frame', BigInt(sp));
-  t.vars.set('siginfo', BigInt(sp + SIGINFO));
-  t.vars.set('ucontext', BigInt(sp + UC_FLAGS));
+  t.vars.set('frame', frame);
+  t.vars.set('siginfo', frame + BigInt(SIGINFO));
+  t.vars.set('ucontext', frame + BigInt(UC_FLAGS));
   t.vars.set('signo', BigInt(info.signo));
   t.vars.set('si_code', BigInt(info.code));
   t.vars.set('si_addr', info.addr);
