@@ -137,15 +137,20 @@ export function rfbmOf(cpu: Cpu, mask: bigint): number {
 }
 
 /**
- * The bytes of the area an instruction will touch, from its base: [0, end). XSAVE writes the
- * legacy region and header and, with RFBM[9], PKRU at 2688; XSAVEC PKRU at its compacted
- * place only if it is in use (the init optimization). XRSTOR reads what the standard form
- * would (XXX: a compacted image's PKRU lies below that, so the model may translate a page
- * the processor would not read; both are in any buffer sized for the standard form).
+ * The bytes of the area an instruction touches, from its base, as [start, end) ranges in
+ * order: the legacy region and header [0, 576) (XSAVE reads and writes XSTATE_BV, XRSTOR
+ * reads the header), then PKRU's 8 bytes where it goes: at 2688 for XSAVE with RFBM[9], at its
+ * compacted place for XSAVEC when it is in use (the init optimization skips it otherwise).
+ * XRSTOR: the standard form's PKRU with RFBM[9] (XXX: the header, read in this same step,
+ * decides the form; a compacted image's PKRU lies within [0, 584), so the model may translate
+ * a page the processor would not read).
  */
-export function xsave_extent(cpu: Cpu, insn: XsaveInsn, rfbm: number): number {
-  if (insn === 'xsavec') return xstateSizeCompacted(rfbm & cpu.xinuse());
-  return xstateSizeStandard(rfbm);
+export function xsave_ranges(cpu: Cpu, insn: XsaveInsn, rfbm: number): [number, number][] {
+  const out: [number, number][] = [[0, XSAVE_LEGACY_SIZE + XSAVE_HDR_SIZE]];
+  if (insn === 'xsavec') {
+    if (rfbm & cpu.xinuse() & XFEATURE_MASK_PKRU) out[0][1] = compactedOffset(rfbm, 9) + XCOMPONENTS[9].size;
+  } else if (rfbm & XFEATURE_MASK_PKRU) out.push([XSAVE_PKRU_OFFSET, XSAVE_PKRU_OFFSET + XCOMPONENTS[9].size]);
+  return out;
 }
 
 function u16(v: number): Uint8Array {

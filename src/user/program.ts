@@ -53,6 +53,12 @@ export type Op =
   | { op: 'wrss'; addr: Value; value: Value }
   /** RDSSPQ: the shadow-stack pointer goes to `into`; a no-op with the shadow stack off. */
   | { op: 'rdssp'; into?: string }
+  /** CPUID with EAX = `leaf` and ECX = `subleaf` (default 0): EAX, EBX, ECX, EDX go to `into`_eax, `into`_ebx, `into`_ecx, `into`_edx. */
+  | { op: 'cpuid'; leaf: Value; subleaf?: Value; into?: string }
+  /** XGETBV with ECX = `xcr`: EDX:EAX, as one 64-bit value, goes to `into`. */
+  | { op: 'xgetbv'; xcr: Value; into?: string }
+  /** XSAVE, XSAVEC or XRSTOR of the area at `addr` (64-byte aligned) for the components in `mask` (EDX:EAX) AND XCR0. */
+  | { op: 'xsave' | 'xsavec' | 'xrstor'; addr: Value; mask: Value }
   /**
    * A Meltdown probe: a transient 8-byte load at `addr` whose fault is suppressed (as in a
    * TSX transaction). `into` gets the bytes the load returned transiently, or -1 when the
@@ -238,8 +244,25 @@ export class ProgramImage {
           f.values[i] = this.value(op.value, f, i, '.value');
           f.args[i] = NO_VALUES;
           break;
+        case 'cpuid':
+          f.addrs[i] = null;
+          f.values[i] = this.value(op.leaf, f, i, '.leaf');
+          f.args[i] = [this.value(op.subleaf ?? 0, f, i, '.subleaf')];
+          break;
+        case 'xgetbv':
+          f.addrs[i] = null;
+          f.values[i] = this.value(op.xcr, f, i, '.xcr');
+          f.args[i] = NO_VALUES;
+          break;
+        case 'xsave':
+        case 'xsavec':
+        case 'xrstor':
+          f.addrs[i] = this.value(op.addr, f, i, '.addr');
+          f.values[i] = this.value(op.mask, f, i, '.mask');
+          f.args[i] = NO_VALUES;
+          break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, cpuid, xgetbv, xsave, xsavec, xrstor or transient_load`);
       }
     });
   }
