@@ -235,3 +235,37 @@ ${expectAt(0, '2688')}      - xgetbv: 0
         expect: { signal: SIGSEGV, si_code: SI_KERNEL }
 `), 7);
 });
+
+test('the signal frame\'s XSAVE image is what XSAVE writes: FCW and MXCSR init values, XSTATE_BV with PKRU forced, the interrupted PKRU at 2688', () => {
+  // arch/x86/kernel/fpu/signal.c (6.12): xsave_to_user_sigframe clears the header and XSAVEs the
+  // user features; update_pkru_in_sigframe writes the interrupted PKRU and sets XSTATE_BV[PKRU].
+  // The handler copies fpstate (at $rsp + 232) fields to $buf: FCW, MXCSR, XSTATE_BV, PKRU.
+  run(`name: sigframe-xsave
+processes:
+  - name: p
+    handlers:
+      SIGUSR1: { handler: usr }
+    functions:
+      usr:
+        - load: $rsp + 232
+          as: fp
+        - load: { addr: $fp, size: 2 }
+          as: f
+        - store: { addr: $buf, value: $f }
+        - load: { addr: $fp + 24, size: 4 }
+          as: f
+        - store: { addr: $buf + 8, value: $f }
+        - load: $fp + 512
+          as: f
+        - store: { addr: $buf + 16, value: $f }
+        - load: { addr: $fp + 2688, size: 4 }
+          as: f
+        - store: { addr: $buf + 24, value: $f }
+        - return
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS }
+        as: buf
+      - wrpkru: 0x55555550
+      - kill: { pid: 0, sig: SIGUSR1 }
+${expectAt(0, '0x037f')}${expectAt(8, '0x1f80')}${expectAt(16, '0x200')}${expectAt(24, '0x55555550')}`, 4);
+});
