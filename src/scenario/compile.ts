@@ -635,6 +635,15 @@ class Compiler {
         this.emit(f, op, { path, label: `wrss [${String(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
         break;
       }
+      case 'incssp':
+      case 'rstorssp': {
+        if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
+        const v = this.value(arg, kpath, f);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        const op: Op = kind === 'incssp' ? { op: 'incssp', count: v } : { op: 'rstorssp', addr: v };
+        this.emit(f, op, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        break;
+      }
       case 'cpuid': {
         const form = typeof arg === 'object' && arg !== null ? (arg as { leaf: unknown; subleaf?: unknown }) : { leaf: arg };
         const cpath = typeof arg === 'object' && arg !== null ? [...kpath, 'leaf'] : kpath;
@@ -884,7 +893,7 @@ class Compiler {
   private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined, noValue = false): OpExpectation | undefined {
     if (spec === undefined) return undefined;
     const valueGiven = typeof spec !== 'object' || spec === null ? path : (spec as { value?: unknown }).value !== undefined ? [...path, 'value'] : null;
-    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru, wrss, cpuid and the XSAVE instructions do not): expect success: true or a signal', { key: valueGiven !== path });
+    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru, wrss, incssp, rstorssp, cpuid and the XSAVE instructions do not): expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {

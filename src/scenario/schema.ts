@@ -14,7 +14,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -139,6 +139,8 @@ export function scenarioSchema(): Json {
     rdpkru: { type: 'null', description: 'RDPKRU: PKRU is the result (name it with as).' },
     wrss: { type: 'object', additionalProperties: false, required: ['addr', 'value'], properties: { addr: expr, value: expr }, description: 'WRSSQ: an 8-byte shadow-stack write; #UD (SIGILL) unless ARCH_SHSTK_WRSS is on.' },
     rdssp: { type: 'null', description: 'RDSSPQ: the shadow-stack pointer is the result (name it with as); a no-op with shadow stacks off.' },
+    incssp: { $ref: '#/definitions/expr', description: 'INCSSPQ: pops (value AND 0xff) entries off the shadow stack, reading the first and the last; #UD (SIGILL) with shadow stacks off.' },
+    rstorssp: { $ref: '#/definitions/expr', description: 'RSTORSSP: SSP = the address, which must hold a restore token for it (it becomes a previous-ssp token); a bad token is #CP (SIGSEGV, SEGV_CPERR), an address not 8-aligned #GP.' },
     cpuid: {
       type: ['integer', 'string', 'object'],
       additionalProperties: false,

@@ -30,6 +30,8 @@ import { FnEnd, OP_BYTES, type CFunction, type CValue } from './program.js';
 
 /** The #CP error code of a RET whose return address differs from the shadow stack's (CP_RET, arch/x86/kernel/cet.c). */
 const CP_RET = 1;
+/** The #CP error code of RSTORSSP refusing a token (CP_RSTRORSSP, arch/x86/kernel/cet.c; SDM Vol. 1 Table 17-7). */
+const CP_RSTORSSP = 4;
 
 /**
  * What one CPU keeps, between steps, of the user operation it is executing: which translation
@@ -190,6 +192,12 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
         k.recordOp(t, BigInt(t.ssp), undefined);
       } else k.recordOp(t, undefined, undefined);
       break;
+    case 'incssp':
+      if (!incssp(k, pc, u, t, Number(BigInt.asUintN(64, valueOf(t, fn.values[idx]!)) & 0xffn))) return;
+      break;
+    case 'rstorssp':
+      if (!rstorssp(k, pc, u, t, BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!)))) return;
+      break;
     case 'cpuid': {
       const leaf = Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!)));
       const regs = cpuid(cpu, leaf, Number(BigInt.asUintN(32, valueOf(t, fn.args[idx][0]))));
@@ -228,6 +236,62 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   }
   t.pc += OP_BYTES;
   t.slice++;
+}
+
+/**
+ * INCSSPQ (SDM Vol. 2A "INCSSPD/INCSSPQ"): #UD unless shadow stacks are on at CPL 3; reads the
+ * entry at SSP and, for a count n > 0, the one at SSP + 8(n - 1) (shadow-stack reads, so a
+ * guard page or an ordinary page faults), then SSP += 8n. True when done.
+ */
+function incssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, n: number): boolean {
+  if (!shstk_active(pc, t)) {
+    pc.cpu.raiseException(X86_TRAP_UD);
+    idtentry(k, pc, t);
+    return false;
+  }
+  const ssp = BigInt(t.ssp);
+  t.opAddr = ssp;
+  if (!stack_access(k, pc, u, t, 1, ssp, Access.ShadowStackRead)) return false;
+  if (n > 0 && !stack_access(k, pc, u, t, 2, ssp + 8n * BigInt(n - 1), Access.ShadowStackRead)) return false;
+  t.ssp += 8 * n;
+  k.recordOp(t, undefined, undefined);
+  return true;
+}
+
+/**
+ * RSTORSSP m64 in 64-bit mode (SDM Vol. 2B "RSTORSSP"): #UD unless shadow stacks are on at
+ * CPL 3; #GP(0) for an address not 8-aligned; then one locked shadow-stack read-modify-write
+ * of the token at the address: it must have bit 0 (L, 64-bit mode) set and bit 1 clear, and
+ * name the top of stack just above it ((token AND NOT 1) - 8, aligned down to 8, equals the
+ * address). A good token is replaced by the previous-ssp token SSP | 2 | 1 and SSP becomes
+ * the address; a bad one is written back as it was and RSTORSSP raises #CP with error code
+ * RSTORSSP (4). XXX: RFLAGS.CF (the token's bit 2, an alignment hole) is not modelled.
+ */
+function rstorssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, addr: bigint): boolean {
+  const cpu = pc.cpu;
+  t.opAddr = addr;
+  if (!shstk_active(pc, t)) {
+    cpu.raiseException(X86_TRAP_UD);
+    idtentry(k, pc, t);
+    return false;
+  }
+  if (addr % 8n !== 0n) {
+    cpu.raiseException(X86_TRAP_GP);
+    idtentry(k, pc, t);
+    return false;
+  }
+  if (!stack_access(k, pc, u, t, 1, addr, Access.ShadowStackWrite)) return false;
+  const token = read_u64(pc, u.pa[0]);
+  const bad = (token & 3n) !== 1n || BigInt.asUintN(64, ((token & ~1n) - 8n) & ~7n) !== addr;
+  write_u64(pc, u.pa[0], bad ? token : BigInt(t.ssp) | 3n);
+  if (bad) {
+    cpu.raiseException(X86_TRAP_CP, CP_RSTORSSP);
+    idtentry(k, pc, t);
+    return false;
+  }
+  t.ssp = Number(addr);
+  k.recordOp(t, undefined, undefined);
+  return true;
 }
 
 /** CPUID's output registers, in its order, as the suffixes of the variables it sets. */

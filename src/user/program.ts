@@ -53,6 +53,10 @@ export type Op =
   | { op: 'wrss'; addr: Value; value: Value }
   /** RDSSPQ: the shadow-stack pointer goes to `into`; a no-op with the shadow stack off. */
   | { op: 'rdssp'; into?: string }
+  /** INCSSPQ: pops `count` & 0xff 8-byte entries off the shadow stack, reading the first and the last. */
+  | { op: 'incssp'; count: Value }
+  /** RSTORSSP: switches SSP to `addr`, which must hold a restore token for it; the token becomes a previous-ssp token. */
+  | { op: 'rstorssp'; addr: Value }
   /** CPUID with EAX = `leaf` and ECX = `subleaf` (default 0): EAX, EBX, ECX, EDX go to `into`_eax, `into`_ebx, `into`_ecx, `into`_edx. */
   | { op: 'cpuid'; leaf: Value; subleaf?: Value; into?: string }
   /** XGETBV with ECX = `xcr`: EDX:EAX, as one 64-bit value, goes to `into`. */
@@ -244,6 +248,16 @@ export class ProgramImage {
           f.values[i] = this.value(op.value, f, i, '.value');
           f.args[i] = NO_VALUES;
           break;
+        case 'incssp':
+          f.addrs[i] = null;
+          f.values[i] = this.value(op.count, f, i, '.count');
+          f.args[i] = NO_VALUES;
+          break;
+        case 'rstorssp':
+          f.addrs[i] = this.value(op.addr, f, i, '.addr');
+          f.values[i] = null;
+          f.args[i] = NO_VALUES;
+          break;
         case 'cpuid':
           f.addrs[i] = null;
           f.values[i] = this.value(op.leaf, f, i, '.leaf');
@@ -262,7 +276,7 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, cpuid, xgetbv, xsave, xsavec, xrstor or transient_load`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, cpuid, xgetbv, xsave, xsavec, xrstor or transient_load`);
       }
     });
   }
