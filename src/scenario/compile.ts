@@ -635,6 +635,12 @@ class Compiler {
         this.emit(f, op, { path, label: `wrss [${String(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
         break;
       }
+      case 'saveprevssp': {
+        if (as !== undefined) this.issue([...path, 'as'], 'saveprevssp has no result to name', { key: true });
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, { op: 'saveprevssp' }, { path, label: `saveprevssp${note}`, syscall: false, expect });
+        break;
+      }
       case 'incssp':
       case 'rstorssp': {
         if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
@@ -893,7 +899,7 @@ class Compiler {
   private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined, noValue = false): OpExpectation | undefined {
     if (spec === undefined) return undefined;
     const valueGiven = typeof spec !== 'object' || spec === null ? path : (spec as { value?: unknown }).value !== undefined ? [...path, 'value'] : null;
-    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru, wrss, incssp, rstorssp, cpuid and the XSAVE instructions do not): expect success: true or a signal', { key: valueGiven !== path });
+    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru, wrss, incssp, rstorssp, saveprevssp, cpuid and the XSAVE instructions do not): expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {

@@ -14,7 +14,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -141,6 +141,7 @@ export function scenarioSchema(): Json {
     rdssp: { type: 'null', description: 'RDSSPQ: the shadow-stack pointer is the result (name it with as); a no-op with shadow stacks off.' },
     incssp: { $ref: '#/definitions/expr', description: 'INCSSPQ: pops (value AND 0xff) entries off the shadow stack, reading the first and the last; #UD (SIGILL) with shadow stacks off.' },
     rstorssp: { $ref: '#/definitions/expr', description: 'RSTORSSP: SSP = the address, which must hold a restore token for it (it becomes a previous-ssp token); a bad token is #CP (SIGSEGV, SEGV_CPERR), an address not 8-aligned #GP.' },
+    saveprevssp: { type: 'null', description: 'SAVEPREVSSP: pops the previous-ssp token RSTORSSP left and pushes a restore token for that SSP on the previous shadow stack; #GP (SIGSEGV) without one.' },
     cpuid: {
       type: ['integer', 'string', 'object'],
       additionalProperties: false,
@@ -238,7 +239,7 @@ export function scenarioSchema(): Json {
       ops: { type: 'array', items: { $ref: '#/definitions/op' } },
       op: {
         if: { type: 'string' },
-        then: { enum: [...WORD_OPS, 'rdpkru', 'rdssp', ...syscallEntries().map((e) => e.name)] },
+        then: { enum: [...WORD_OPS, 'rdpkru', 'rdssp', 'saveprevssp', ...syscallEntries().map((e) => e.name)] },
         else: { title: 'operation', type: 'object', minProperties: 1, additionalProperties: false, properties: opProps },
       },
       opExpect: {

@@ -198,6 +198,9 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
     case 'rstorssp':
       if (!rstorssp(k, pc, u, t, BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!)))) return;
       break;
+    case 'saveprevssp':
+      if (!saveprevssp(k, pc, u, t)) return;
+      break;
     case 'cpuid': {
       const leaf = Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!)));
       const regs = cpuid(cpu, leaf, Number(BigInt.asUintN(32, valueOf(t, fn.args[idx][0]))));
@@ -290,6 +293,37 @@ function rstorssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, addr: bigint): boo
     return false;
   }
   t.ssp = Number(addr);
+  k.recordOp(t, undefined, undefined);
+  return true;
+}
+
+/**
+ * SAVEPREVSSP in 64-bit mode (SDM Vol. 2B "SAVEPREVSSP"): #UD unless shadow stacks are on at
+ * CPL 3; #GP(0) for an SSP not 8-aligned; pops the previous-ssp token at SSP (a shadow-stack
+ * read), #GP(0) unless its bit 1 is set; then writes the restore token old SSP | 1 (L) at
+ * old SSP - 8 on the previous stack (the SDM's 4-byte zero store at old SSP - 4 falls inside
+ * it in 64-bit mode) and SSP += 8. The token is read once: it waits in the CPU's scratch
+ * while the second page is walked. XXX: with RFLAGS.CF (not modelled) clear.
+ */
+function saveprevssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): boolean {
+  const cpu = pc.cpu;
+  const fail = (vector: number): false => {
+    cpu.raiseException(vector);
+    idtentry(k, pc, t);
+    return false;
+  };
+  if (!shstk_active(pc, t)) return fail(X86_TRAP_UD);
+  if (t.ssp % 8 !== 0) return fail(X86_TRAP_GP);
+  const ssp = BigInt(t.ssp);
+  t.opAddr = ssp;
+  if (!stack_access(k, pc, u, t, 1, ssp, Access.ShadowStackRead)) return false;
+  if (u.stage === 2) u.view.setBigUint64(0, read_u64(pc, u.pa[0]), true);
+  const token = u.view.getBigUint64(0, true);
+  if ((token & 2n) === 0n) return fail(X86_TRAP_GP);
+  const old = token & ~3n;
+  if (!stack_access(k, pc, u, t, 2, (old & ~7n) - 8n, Access.ShadowStackWrite)) return false;
+  write_u64(pc, u.pa[1], old | 1n);
+  t.ssp += 8;
   k.recordOp(t, undefined, undefined);
   return true;
 }

@@ -57,6 +57,8 @@ export type Op =
   | { op: 'incssp'; count: Value }
   /** RSTORSSP: switches SSP to `addr`, which must hold a restore token for it; the token becomes a previous-ssp token. */
   | { op: 'rstorssp'; addr: Value }
+  /** SAVEPREVSSP: pops the previous-ssp token at SSP and pushes a restore token for that SSP on the previous shadow stack. */
+  | { op: 'saveprevssp' }
   /** CPUID with EAX = `leaf` and ECX = `subleaf` (default 0): EAX, EBX, ECX, EDX go to `into`_eax, `into`_ebx, `into`_ecx, `into`_edx. */
   | { op: 'cpuid'; leaf: Value; subleaf?: Value; into?: string }
   /** XGETBV with ECX = `xcr`: EDX:EAX, as one 64-bit value, goes to `into`. */
@@ -228,6 +230,7 @@ export class ProgramImage {
         case 'return':
         case 'rdpkru':
         case 'rdssp':
+        case 'saveprevssp':
           f.addrs[i] = null;
           f.values[i] = null;
           f.args[i] = NO_VALUES;
@@ -276,7 +279,7 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, cpuid, xgetbv, xsave, xsavec, xrstor or transient_load`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, saveprevssp, cpuid, xgetbv, xsave, xsavec, xrstor or transient_load`);
       }
     });
   }

@@ -148,3 +148,47 @@ ${ENABLE}      - map_shadow_stack: { addr: 0, size: PAGE_SIZE, flags: SHADOW_STA
   assert.deepEqual(r.verdicts.filter((v) => v.status !== 'held'), []);
   assert.equal(r.verdicts.length, 4);
 });
+
+test('SAVEPREVSSP after RSTORSSP leaves a restore token on the old shadow stack, so RSTORSSP can pivot back (test_shstk_pivot\'s round trip)', () => {
+  run(`      - saveprevssp:
+        expect: { signal: SIGILL, si_code: ILL_ILLOPN }
+${ENABLE}      - map_shadow_stack: { addr: 0, size: PAGE_SIZE, flags: SHADOW_STACK_SET_TOKEN }
+        as: ss
+      - rdssp:
+        as: old
+      - rstorssp: $ss + PAGE_SIZE - 8
+      - saveprevssp:
+        expect: { success: true }
+      - rdssp:
+        expect: $ss + PAGE_SIZE
+      - load: $old - 8
+        expect: $old + 1
+      - rstorssp: $old - 8
+        expect: { success: true }
+      - load: $old - 8
+        expect: $ss + PAGE_SIZE + 3
+      - incssp: 1
+      - rdssp:
+        expect: $old
+`, 8);
+  // SAVEPREVSSP pops the previous-ssp token (old | 3) and writes the restore token old | 1 at
+  // old - 8; RSTORSSP there turns it into the previous-ssp token of the mapped stack's SSP.
+});
+
+test('SAVEPREVSSP without a previous-ssp token on top (bit 1 clear: a return address) is #GP: SIGSEGV, SI_KERNEL', () => {
+  const text = `name: saveprevssp-gp
+processes:
+  - name: p
+    functions:
+      f:
+        - saveprevssp:
+          expect: { signal: SIGSEGV, si_code: SI_KERNEL, si_addr: 0 }
+    ops:
+${ENABLE}      - call: '@f'
+expect:
+  exit: { p: SIGSEGV }
+`;
+  const r = runScenario(compileScenarioText(text, 'saveprevssp-gp.yaml'));
+  assert.deepEqual(r.verdicts.filter((v) => v.status !== 'held'), []);
+  assert.equal(r.verdicts.length, 3);
+});
