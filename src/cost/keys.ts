@@ -29,7 +29,7 @@ export const COST_KEYS = {
   page_copy: { category: 'memory', charged: 'each page copied (`page_copy`: COW, swap-in)' },
   cr3_write_noflush: { category: 'cr3', charged: 'each CR3 write that keeps the PCID\'s entries (`cr_write` cr3 with NOFLUSH, PCIDs on)' },
   cr3_write_flush: { category: 'cr3', charged: 'each CR3 write that flushes (without NOFLUSH, or without PCIDs)' },
-  cr_write: { category: 'cr3', charged: 'each write of another control register or MSR (`cr_write`: CR0, CR4, EFER, PKRS, the CET MSRs)' },
+  cr_write: { category: 'cr3', charged: 'each write of another control register or MSR (`cr_write`: CR0, CR4, EFER, PKRS, the CET MSRs, XCR0, IA32_XSS)' },
   walk_leaf: { category: 'tlb', charged: 'each page walk (`walk`): its last level' },
   walk_level: { category: 'tlb', charged: "each upper-level entry a walk reads that the paging-structure caches (the cost model's approximation) do not hold" },
   walk_restart: { category: 'tlb', charged: 'each restart of a walk (`walk` restarts)' },

@@ -1,7 +1,8 @@
 /**
  * One logical processor: its registers, its TLB, its page walker, and the instructions that
  * touch paging (MOV to CR0/CR3/CR4, WRMSR of the paging MSRs, INVLPG, INVPCID, WRPKRU, RDPKRU,
- * STAC, CLAC), plus linear-address translation and data accesses through it.
+ * STAC, CLAC), XGETBV and XSETBV (XCR0; the XSAVE instructions are in xsave.ts, CPUID in
+ * cpuid.ts), plus linear-address translation and data accesses through it.
  *
  * Simulated code never crashes the simulator: an instruction that faults returns false (or
  * FAULT) and leaves the exception in `faultVector`, `faultErrorCode` and, for #PF, CR2, as the
@@ -10,7 +11,8 @@
  *
  * The processor starts in IA-32e mode with paging on, as Linux's head_64.S leaves it: CR0 has
  * PE, PG and WP; CR4 has PAE (and LA57 when the model has 5-level paging); EFER has LME, LMA
- * and NXE (when the model has NX); CPL 0; PKRU 0, its XSAVE init value. Everything else the
+ * and NXE (when the model has NX); CPL 0; PKRU 0, its XSAVE init value; XCR0 1 (x87 only, its
+ * reset value). Everything else the
  * kernel switches on itself, through the instructions here.
  */
 import { hex64, hi32, isCanonical, lo32, u64Bigint, type U64 } from './addr.js';
@@ -23,7 +25,8 @@ import {
   CET_SH_STK_EN, CET_WR_SHSTK_EN, CR0_AM, CR0_CD, CR0_EM, CR0_ET, CR0_MP, CR0_NE, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR3_HI_NOFLUSH, CR3_PCID_MASK,
   CR4_CET, CR4_FSGSBASE, CR4_LA57, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_PKS,
   CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_IA32_PKRS, MSR_IA32_PL0_SSP,
-  MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD,
+  MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, MSR_IA32_XSS, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD,
+  XFEATURE_MASK_AVX, XFEATURE_MASK_CET_S, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87,
 } from './regs.js';
 import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
 import { Tlb } from './tlb.js';
@@ -57,6 +60,16 @@ export interface Probe {
 
 const CR4_KNOWN = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_UMIP | CR4_LA57 | CR4_FSGSBASE | CR4_PCIDE | CR4_OSXSAVE | CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_CET | CR4_PKS;
 const CR0_KNOWN = CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG;
+
+/** The XCR0 bits a CPU model supports (CPUID.(EAX=0DH,ECX=0):EAX): x87 and SSE, and PKRU with PKU; none without XSAVE. */
+export function xcr0Supported(m: CpuModel): number {
+  return m.xsave ? XFEATURE_MASK_X87 | XFEATURE_MASK_SSE | (m.pku ? XFEATURE_MASK_PKRU : 0) : 0;
+}
+
+/** The IA32_XSS bits a CPU model supports (CPUID.(EAX=0DH,ECX=1):ECX): CET_U and CET_S with shadow stacks. */
+export function xssSupported(m: CpuModel): number {
+  return m.xsave && m.shstk ? XFEATURE_MASK_CET_U | XFEATURE_MASK_CET_S : 0;
+}
 
 /** log2 of the host-side fast path's entries per access kind. */
 const FAST_BITS = 8;
@@ -113,6 +126,10 @@ export class Cpu implements AccessRegs {
   ssp = 0n;
   pl3Ssp = 0n;
   pl0Ssp = 0n;
+  /** XCR0, the user state components XSAVE manages (XSETBV at CPL 0; 1 at reset). */
+  xcr0 = XFEATURE_MASK_X87;
+  /** IA32_XSS, the supervisor state components only XSAVES manages. */
+  xss = 0;
 
   // ---- Derived state, kept in step with the registers ----------------------------------------
   /** PCID the TLB tags new entries with and matches against: CR3[11:0] when CR4.PCIDE=1, else 0. */
@@ -586,6 +603,7 @@ export class Cpu implements AccessRegs {
     if (!m.pku) bits &= ~CR4_PKE;
     if (!m.pks) bits &= ~CR4_PKS;
     if (!m.shstk) bits &= ~CR4_CET;
+    if (!m.xsave) bits &= ~CR4_OSXSAVE;
     return bits >>> 0;
   }
 
@@ -620,6 +638,12 @@ export class Cpu implements AccessRegs {
         if (msr === MSR_IA32_U_CET) this.uCet = lo;
         else this.sCet = lo;
         if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: msr === MSR_IA32_U_CET ? 'u_cet' : 's_cet', hi: 0, lo });
+        return true;
+      case MSR_IA32_XSS:
+        // Only the supervisor components the CPU has (CPUID.(EAX=0DH,ECX=1):ECX).
+        if (!m.xsave || hi !== 0 || (lo & ~xssSupported(m)) !== 0) return this.gp();
+        this.xss = lo;
+        if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'xss', hi: 0, lo });
         return true;
       case MSR_IA32_PL0_SSP:
       case MSR_IA32_PL3_SSP:
@@ -714,6 +738,57 @@ export class Cpu implements AccessRegs {
       return FAULT;
     }
     return this.pkru;
+  }
+
+  /**
+   * PKRU loaded by XRSTOR (component 9): the same register WRPKRU writes, with the same event,
+   * so the next access obeys it. The caller has done XRSTOR's checks.
+   */
+  xrstorPkru(value: number): void {
+    this.pkru = value >>> 0;
+    if (this.events.on) this.emit({ type: 'pkru_write', cpu: this.id, value: this.pkru });
+  }
+
+  // ==== XCR0 (SDM Vol. 1 §13.3, Vol. 2 XGETBV and XSETBV) =====================================
+
+  /**
+   * XINUSE (SDM Vol. 1 §13.6): the components not in their initial configuration. The model
+   * does not hold x87 or SSE registers, so those are always in it; PKRU is iff it is 0.
+   */
+  xinuse(): number {
+    return this.pkru !== 0 ? XFEATURE_MASK_PKRU : 0;
+  }
+
+  /**
+   * XGETBV: ECX=0 gives XCR0; ECX=1 gives XCR0 AND XINUSE (CPUs with XGETBV_ECX1, every XSAVE
+   * CPU of the model). Returns null with #UD when CR4.OSXSAVE=0, or #GP for another ECX. Any CPL.
+   */
+  xgetbv(ecx: number): bigint | null {
+    if ((this.cr4 & CR4_OSXSAVE) === 0) {
+      this.ud();
+      return null;
+    }
+    if (ecx === 0) return BigInt(this.xcr0 >>> 0);
+    if (ecx === 1) return BigInt((this.xcr0 & this.xinuse()) >>> 0);
+    this.gp();
+    return null;
+  }
+
+  /**
+   * XSETBV: XCR[ECX] = value. #UD when CR4.OSXSAVE=0; #GP at CPL>0, for ECX other than 0, for
+   * a bit the CPU does not support (CPUID.(EAX=0DH,ECX=0):EDX:EAX), for clearing bit 0 (x87),
+   * or for AVX without SSE.
+   */
+  xsetbv(ecx: number, value: bigint): boolean {
+    u64Bigint(value, 'value');
+    if ((this.cr4 & CR4_OSXSAVE) === 0) return this.ud();
+    if (this.cpl !== 0 || ecx !== 0) return this.gp();
+    if ((value & ~BigInt(xcr0Supported(this.model))) !== 0n) return this.gp();
+    const v = Number(value);
+    if ((v & XFEATURE_MASK_X87) === 0 || ((v & XFEATURE_MASK_AVX) !== 0 && (v & XFEATURE_MASK_SSE) === 0)) return this.gp();
+    this.xcr0 = v;
+    if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'xcr0', hi: 0, lo: v });
+    return true;
   }
 
   /** STAC: sets RFLAGS.AC. #UD without SMAP or at CPL>0. */

@@ -36,7 +36,7 @@ export type HwEvent =
   /** TLB entries were invalidated. `pcid` is -1 when every PCID is concerned; `hi`/`lo` only for single-address causes. */
   | { type: 'tlb_flush'; cpu: number; cause: FlushCause; pcid: number; global: boolean; hi?: number; lo?: number }
   /** A control register or MSR was written (CR3: `hi`/`lo` as stored, plus the NOFLUSH bit of the source). */
-  | { type: 'cr_write'; cpu: number; reg: 'cr0' | 'cr3' | 'cr4' | 'efer' | 'pkrs' | 'u_cet' | 's_cet' | 'pl0_ssp' | 'pl3_ssp'; hi: number; lo: number; noflush?: boolean }
+  | { type: 'cr_write'; cpu: number; reg: 'cr0' | 'cr3' | 'cr4' | 'efer' | 'pkrs' | 'u_cet' | 's_cet' | 'pl0_ssp' | 'pl3_ssp' | 'xcr0' | 'xss'; hi: number; lo: number; noflush?: boolean }
   /** WRPKRU (or the kernel's write of PKRU). */
   | { type: 'pkru_write'; cpu: number; value: number }
   /** An exception was raised: #PF (with CR2 = hi:lo), #GP, #UD or #CP (hi = lo = 0). */

@@ -31,6 +31,11 @@ export interface CpuModel {
   pks: boolean;
   /** CET shadow stacks (CR4.CET, SSP, WRSS/WRUSS). */
   shstk: boolean;
+  /**
+   * The XSAVE feature set (CR4.OSXSAVE, XCR0, XGETBV/XSETBV, XSAVE/XSAVEC/XRSTOR, XGETBV with
+   * ECX=1, XSAVES and IA32_XSS), which holds PKRU (component 9) and the CET state (11, 12).
+   */
+  xsave: boolean;
   /** Physical-address width in bits (CPUID.80000008H:EAX[7:0]), 36..52. */
   maxphyaddr: number;
   /** The Meltdown bug (Linux X86_BUG_CPU_MELTDOWN): transient user loads ignore U/S. */
@@ -64,13 +69,14 @@ export const DEFAULT_CPU_MODEL: CpuModel = Object.freeze({
   pku: true,
   pks: false,
   shstk: true,
+  xsave: true,
   maxphyaddr: 46,
   meltdown: false,
   dirty_on_readonly: 'strict',
   tlb: DEFAULT_TLB_GEOMETRY,
 });
 
-const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'meltdown'] as const;
+const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'xsave', 'meltdown'] as const;
 
 /**
  * Completes a partial CPU model with the defaults and checks that it can exist. Throws
@@ -101,5 +107,8 @@ export function resolveCpuModel(partial: Partial<CpuModel> = {}): CpuModel {
   }
   if (m.invpcid && !m.pcid) throw new ConfigError('cpu.invpcid', 'INVPCID without PCID is not a real CPU; set pcid: true or invpcid: false');
   if (m.pks && !m.pku) throw new ConfigError('cpu.pks', 'every CPU with PKS also has PKU; set pku: true');
+  // arch/x86/kernel/cpu/cpuid-deps.c: PKU needs XSAVE (PKRU is XSAVE component 9), SHSTK needs XSAVES.
+  if (m.pku && !m.xsave) throw new ConfigError('cpu.xsave', 'every CPU with PKU also has XSAVE (PKRU is XSAVE state); set pku: false too');
+  if (m.shstk && !m.xsave) throw new ConfigError('cpu.xsave', 'every CPU with shadow stacks also has XSAVES (the CET state is XSAVE state); set shstk: false too');
   return m;
 }

@@ -61,6 +61,15 @@ export const MSR_IA32_S_CET = 0x6a2;
 export const MSR_IA32_PL0_SSP = 0x6a4;
 export const MSR_IA32_PL3_SSP = 0x6a7;
 export const MSR_IA32_PKRS = 0x6e1;
+export const MSR_IA32_XSS = 0xda0;
+
+// XCR0 and IA32_XSS: one bit per XSAVE state component (SDM Vol. 1 §13.1, §13.3)
+export const XFEATURE_MASK_X87 = 1 << 0;
+export const XFEATURE_MASK_SSE = 1 << 1;
+export const XFEATURE_MASK_AVX = 1 << 2; // not in the model: no CPU option has AVX
+export const XFEATURE_MASK_PKRU = 1 << 9; // user state (XCR0)
+export const XFEATURE_MASK_CET_U = 1 << 11; // supervisor state (IA32_XSS): IA32_U_CET, IA32_PL3_SSP
+export const XFEATURE_MASK_CET_S = 1 << 12; // supervisor state (IA32_XSS): IA32_PL0..2_SSP
 
 // Exception vectors (SDM Vol. 3A Table 6-1)
 /** #DE: divide error (DIV or IDIV by 0, or a quotient too large). */

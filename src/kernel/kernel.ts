@@ -16,7 +16,7 @@ import { ConfigError } from '../errors.js';
 import type { Cpu } from '../hw/cpu.js';
 import type { Machine } from '../hw/machine.js';
 import { PTE_G } from '../hw/pte.js';
-import { CR4_CET, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP } from '../hw/regs.js';
+import { CR4_CET, CR4_OSXSAVE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP, MSR_IA32_XSS, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87 } from '../hw/regs.js';
 import type { EventBus } from '../events.js';
 import type { HwEvent } from '../hw/events.js';
 import type { DebugCheck, KernelEvent } from './events.js';
@@ -269,9 +269,24 @@ export class Kernel {
     if (this.ospke) cr4 |= CR4_PKE;
     // setup_cet: CR4.CET whenever user shadow stacks (or IBT) are in use.
     if (this.userShstk) cr4 |= CR4_CET;
+    if (m.xsave) cr4 |= CR4_OSXSAVE;
     cpu.movToCr4(cr4);
+    if (m.xsave) this.fpu__init_cpu_xstate(cpu);
     pc.ctx_id[0] = 0;
     pc.ctx_tlb_gen[0] = this.init_mm.tlb_gen;
+  }
+
+  /**
+   * fpu__init_cpu_xstate (arch/x86/kernel/fpu/xstate.c), after CR4.OSXSAVE is set: XCR0 gets
+   * the user features, x87 and SSE, and PKRU when OSPKE is on (6.12's xsave_cpuid_features maps
+   * XFEATURE_PKRU to X86_FEATURE_OSPKE, so `nopku` leaves it out); IA32_XSS the supervisor ones,
+   * CET_USER when the CPU has shadow stacks (XFEATURE_CET_USER to X86_FEATURE_SHSTK, whatever
+   * `nousershstk` says). The model's kernel enables no AVX: no CPU option has it.
+   */
+  private fpu__init_cpu_xstate(cpu: Cpu): void {
+    const xcr0 = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE | (this.ospke ? XFEATURE_MASK_PKRU : 0);
+    cpu.xsetbv(0, BigInt(xcr0));
+    cpu.wrmsr(MSR_IA32_XSS, this.machine.model.shstk ? BigInt(XFEATURE_MASK_CET_U) : 0n);
   }
 
   /** alloc_pid: the next pid (pids are not reused in a run). */

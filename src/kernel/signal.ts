@@ -22,6 +22,8 @@ import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './
 import { OP_BYTES } from '../user/program.js';
 import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.js';
 import { __on_sig_stack, on_sig_stack, restore_altstack, sas_ss_flags, sas_ss_reset } from './sigaltstack.js';
+import { bufferArea, xsave, xstateSizeStandard } from '../hw/xsave.js';
+import type { Cpu } from '../hw/cpu.js';
 
 /** -ERESTARTSYS: a sleeping syscall was interrupted; restarted unless a handler without SA_RESTART runs. */
 export const ERESTARTSYS = 512;
@@ -225,28 +227,35 @@ const FP_XSTATE_MAGIC2 = 0x46505845;
 const XFEATURE_MASK_FPSSE = 0x3n;
 const XFEATURE_MASK_PKRU = 0x200n;
 
-/** fpu_user_cfg.max_size + FP_XSTATE_MAGIC2_SIZE: the XSAVE image the frame carries. */
+/** fpu_user_cfg.max_features: the user features XCR0 holds (fpu__init_cpu_xstate; no AVX in the model). */
+function user_xfeatures(k: Kernel): bigint {
+  return XFEATURE_MASK_FPSSE | (k.ospke ? XFEATURE_MASK_PKRU : 0n);
+}
+
+/** fpu_user_cfg.max_size + FP_XSTATE_MAGIC2_SIZE: the XSAVE image the frame carries (580 bytes, or 2700 with PKRU). */
 function xstate_sigframe_size(k: Kernel): number {
-  return (k.ospke ? XSAVE_PKRU + 8 : 832) + 4;
+  return xstateSizeStandard(Number(user_xfeatures(k))) + 4;
 }
 
 /**
- * The XSAVE image copy_fpstate_to_sigframe writes: the software bytes that mark an xstate
- * frame, and with OSPKE the PKRU component holding `pkru` with XSTATE_BV[PKRU] forced to 1
- * (update_pkru_in_sigframe). The FP and SSE registers are not modelled (zero).
+ * The XSAVE image copy_fpstate_to_sigframe writes: xsave_to_user_sigframe's XSAVE of the user
+ * features (hw/xsave.ts, into a cleared header), the software bytes that mark an xstate frame,
+ * and with OSPKE update_pkru_in_sigframe's PKRU component holding `pkru` with XSTATE_BV[PKRU]
+ * forced to 1. XXX: a CPU without XSAVE would get an FXSAVE frame; the model writes this one.
  */
-function xsave_sigframe(k: Kernel, pkru: number): Uint8Array {
+function xsave_sigframe(k: Kernel, cpu: Cpu, pkru: number): Uint8Array {
   const size = xstate_sigframe_size(k);
   const fp = new Uint8Array(size);
   const dv = new DataView(fp.buffer);
-  const xfeatures = XFEATURE_MASK_FPSSE | (k.ospke ? XFEATURE_MASK_PKRU : 0n);
+  const xfeatures = user_xfeatures(k);
+  if (cpu.model.xsave) xsave(cpu, bufferArea(fp), Number(xfeatures) & cpu.xcr0);
   dv.setUint32(SW_MAGIC1, FP_XSTATE_MAGIC1, true);
   dv.setUint32(SW_EXTENDED_SIZE, size, true);
   dv.setBigUint64(SW_XFEATURES, xfeatures, true);
   dv.setUint32(SW_XSTATE_SIZE, size - 4, true);
   dv.setUint32(size - 4, FP_XSTATE_MAGIC2, true);
   if (k.ospke) {
-    dv.setBigUint64(XSAVE_XSTATE_BV, XFEATURE_MASK_PKRU, true);
+    dv.setBigUint64(XSAVE_XSTATE_BV, dv.getBigUint64(XSAVE_XSTATE_BV, true) | XFEATURE_MASK_PKRU, true);
     dv.setUint32(XSAVE_PKRU, pkru >>> 0, true);
   }
   return fp;
@@ -357,7 +366,7 @@ function* get_sigframe(k: Kernel, pc: PerCpu, t: Task, ka: KSigaction, pkru: num
   const cpu = pc.cpu;
   const permissive = k.ospke && k.options.pkru_on_signal === 'upstream';
   if (permissive) cpu.wrpkru(0);
-  if (!(yield* copy_to_user(k, pc, t, fp, xsave_sigframe(k, pkru)))) {
+  if (!(yield* copy_to_user(k, pc, t, fp, xsave_sigframe(k, cpu, pkru)))) {
     if (permissive) cpu.wrpkru(pkru);
     return { frame: BAD_FRAME, fp };
   }

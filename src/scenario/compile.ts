@@ -37,6 +37,8 @@ const MAX_SCRIPT_STEPS = 1_000_000;
  * functions. Counted while unrolling: compilation stops at the operation that crosses it.
  */
 export const MAX_OPS = 200_000;
+/** The XSAVE instructions' mask (EDX:EAX) when a scenario gives none: every component XCR0 enables. */
+const XSAVE_ALL = 0xffffffffffffffffn;
 
 /** What one operation must give, folded. */
 export interface OpExpectation {
@@ -674,6 +676,48 @@ class Compiler {
         this.emit(f, op, { path, label: `wrss [${String(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
         break;
       }
+      case 'saveprevssp': {
+        if (as !== undefined) this.issue([...path, 'as'], 'saveprevssp has no result to name', { key: true });
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, { op: 'saveprevssp' }, { path, label: `saveprevssp${note}`, syscall: false, expect });
+        break;
+      }
+      case 'incssp':
+      case 'rstorssp': {
+        if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
+        const v = this.value(arg, kpath, f);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        const op: Op = kind === 'incssp' ? { op: 'incssp', count: v } : { op: 'rstorssp', addr: v };
+        this.emit(f, op, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'cpuid': {
+        const form = typeof arg === 'object' && arg !== null ? (arg as { leaf: unknown; subleaf?: unknown }) : { leaf: arg };
+        const cpath = typeof arg === 'object' && arg !== null ? [...kpath, 'leaf'] : kpath;
+        const leaf = this.value(form.leaf, cpath, f);
+        const subleaf = form.subleaf === undefined ? 0 : this.value(form.subleaf, [...kpath, 'subleaf'], f);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, { op: 'cpuid', leaf, subleaf, ...(as ? { into: as } : {}) }, { path, label: `cpuid ${String(form.leaf)}${form.subleaf === undefined ? '' : `, ${String(form.subleaf)}`}${note}`, syscall: false, expect });
+        if (as) for (const reg of ['eax', 'ebx', 'ecx', 'edx']) f.defined.add(`${as}_${reg}`);
+        break;
+      }
+      case 'xgetbv': {
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        this.emit(f, { op: 'xgetbv', xcr: this.value(arg, kpath, f), ...(as ? { into: as } : {}) }, { path, label: `xgetbv ${String(arg)}${note}`, syscall: false, expect });
+        if (as) f.defined.add(as);
+        break;
+      }
+      case 'xsave':
+      case 'xsavec':
+      case 'xrstor': {
+        const a = arg as { addr: unknown; mask?: unknown };
+        if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
+        const mask = a.mask === undefined ? XSAVE_ALL : this.value(a.mask, [...kpath, 'mask'], f);
+        const op: Op = { op: kind, addr: this.value(a.addr, [...kpath, 'addr'], f), mask };
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, op, { path, label: `${kind} [${String(a.addr)}]${a.mask === undefined ? '' : `, ${String(a.mask)}`}${note}`, syscall: false, expect });
+        break;
+      }
       case 'syscall': {
         const a = arg as { nr: number | string; args?: unknown[] };
         let nr: number | string = a.nr;
@@ -912,7 +956,7 @@ class Compiler {
     if (spec === undefined) return undefined;
     const valueKey = typeof spec === 'object' && spec !== null ? ['value', 'not', 'min', 'max'].find((k) => (spec as Record<string, unknown>)[k] !== undefined) : undefined;
     const valueGiven = typeof spec !== 'object' || spec === null ? path : valueKey ? [...path, valueKey] : null;
-    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru and wrss do not): expect success: true or a signal', { key: valueGiven !== path });
+    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru, wrss, incssp, rstorssp, saveprevssp, cpuid and the XSAVE instructions do not): expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {

@@ -50,7 +50,7 @@ const FAULT_OUTCOMES: readonly string[] = PAGE_FAULT_OUTCOMES;
 const ENTRY_WHATS = ['swapgs', 'sp2', 'hw_frame', 'regs_push', 'regs_pop', 'regs_copy', 'stack_switch', 'sysret', 'iret'];
 const ENTRY_STACKS = ['entry', 'task', 'pti', 'user'];
 const FLUSH_CAUSES = allOf<FlushCause>()('invlpg', 'invpcid_addr', 'invpcid_ctx', 'invpcid_all', 'invpcid_nonglobal', 'cr3', 'cr4', 'page_fault', 'dirty_assist', 'evict');
-const CR_REGS = allOf<EventOf<'cr_write'>['reg']>()('cr0', 'cr3', 'cr4', 'efer', 'pkrs', 'u_cet', 's_cet', 'pl0_ssp', 'pl3_ssp');
+const CR_REGS = allOf<EventOf<'cr_write'>['reg']>()('cr0', 'cr3', 'cr4', 'efer', 'pkrs', 'u_cet', 's_cet', 'pl0_ssp', 'pl3_ssp', 'xcr0', 'xss');
 
 /** Every event kind, with what it records and the fields an expectation may filter it on. */
 export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {

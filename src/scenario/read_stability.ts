@@ -114,6 +114,11 @@ export class ReadStability {
     const mm = this.mmOf(tid);
     if (mm === null) return;
     let byAddr = this.seen.get(mm);
+    if (op === 'xsave' || op === 'xsavec' || op === 'rstorssp') {
+      // Writes of up to 2696 bytes (or a shadow-stack token): forget every read, as a syscall that may write.
+      this.forget(tid);
+      return;
+    }
     if (op === 'store' || op === 'wrss') {
       // A store of any size forgets every read it may overlap (at most 8 bytes either side).
       if (byAddr) for (const a of [...byAddr.keys()]) if (a > addr - 8n && a < addr + 8n) byAddr.delete(a);

@@ -14,7 +14,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'transient_load'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -160,6 +160,20 @@ export function scenarioSchema(): Json {
     rdpkru: { type: 'null', description: 'RDPKRU: PKRU is the result (name it with as).' },
     wrss: { type: 'object', additionalProperties: false, required: ['addr', 'value'], properties: { addr: expr, value: expr }, description: 'WRSSQ: an 8-byte shadow-stack write; #UD (SIGILL) unless ARCH_SHSTK_WRSS is on.' },
     rdssp: { type: 'null', description: 'RDSSPQ: the shadow-stack pointer is the result (name it with as); a no-op with shadow stacks off.' },
+    incssp: { $ref: '#/definitions/expr', description: 'INCSSPQ: pops (value AND 0xff) entries off the shadow stack, reading the first and the last; #UD (SIGILL) with shadow stacks off.' },
+    rstorssp: { $ref: '#/definitions/expr', description: 'RSTORSSP: SSP = the address, which must hold a restore token for it (it becomes a previous-ssp token); a bad token is #CP (SIGSEGV, SEGV_CPERR), an address not 8-aligned #GP.' },
+    saveprevssp: { type: 'null', description: 'SAVEPREVSSP: pops the previous-ssp token RSTORSSP left and pushes a restore token for that SSP on the previous shadow stack; #GP (SIGSEGV) without one.' },
+    cpuid: {
+      type: ['integer', 'string', 'object'],
+      additionalProperties: false,
+      required: ['leaf'],
+      properties: { leaf: expr, subleaf: expr },
+      description: 'CPUID: a leaf (EAX), or {leaf, subleaf} (ECX, default 0). With as: NAME, the four registers are $NAME_eax, $NAME_ebx, $NAME_ecx and $NAME_edx.',
+    },
+    xgetbv: { $ref: '#/definitions/expr', description: 'XGETBV: the XCR numbered by the value (0: XCR0; 1: XCR0 AND XINUSE) is the result; #UD (SIGILL) without CR4.OSXSAVE, #GP (SIGSEGV) for another number.' },
+    xsave: { $ref: '#/definitions/xsaveArea', description: 'XSAVE: the components in mask AND XCR0 to the area at addr, in the standard form.' },
+    xsavec: { $ref: '#/definitions/xsaveArea', description: 'XSAVEC: the components in mask AND XCR0 that are in use to the area at addr, in the compacted form.' },
+    xrstor: { $ref: '#/definitions/xsaveArea', description: 'XRSTOR: the components in mask AND XCR0 from the area at addr (PKRU too, as WRPKRU would); #GP (SIGSEGV) for a bad header.' },
     transient_load: { $ref: '#/definitions/expr', description: 'A Meltdown probe: a transient 8-byte load at the address with its fault suppressed; the result is what it read, or -1 when it read nothing.' },
     syscall: { type: 'object', additionalProperties: false, required: ['nr'], properties: { nr: { type: ['integer', 'string'] }, args: { type: 'array', maxItems: 6, items: expr } }, description: 'A syscall by number or name with positional arguments.' },
   };
@@ -235,11 +249,18 @@ export function scenarioSchema(): Json {
       name: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_]*$' },
       expr: { type: ['integer', 'string'], description: 'A number or an expression: PROT_READ|PROT_WRITE, 0x1000, $buf+8, @handler.' },
       size: { enum: [1, 2, 4, 8] },
+      xsaveArea: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['addr'],
+        properties: { addr: expr, mask: expr },
+        description: 'The area at addr (64-byte aligned, or #GP: SIGSEGV) and mask, EDX:EAX, the components asked for (default all).',
+      },
       signal: { enum: signalNames },
       ops: { type: 'array', items: { $ref: '#/definitions/op' } },
       op: {
         if: { type: 'string' },
-        then: { enum: [...WORD_OPS, 'rdpkru', 'rdssp', ...syscallEntries().map((e) => e.name)] },
+        then: { enum: [...WORD_OPS, 'rdpkru', 'rdssp', 'saveprevssp', ...syscallEntries().map((e) => e.name)] },
         else: { title: 'operation', type: 'object', minProperties: 1, additionalProperties: false, properties: opProps },
       },
       opExpect: {

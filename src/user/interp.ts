@@ -17,6 +17,9 @@
 import { Access } from '../hw/rights.js';
 import { FAULT, PENDING } from '../hw/mmu.js';
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_DE, X86_TRAP_GP, X86_TRAP_UD } from '../hw/regs.js';
+import { cpuid } from '../hw/cpuid.js';
+import type { PhysMem } from '../hw/physmem.js';
+import { rfbmOf, xrstor, xsave, xsave_check, xsave_ranges, xsavec, type XsaveArea, type XsaveInsn } from '../hw/xsave.js';
 import { do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
@@ -28,6 +31,8 @@ import { DIVIDE_ERROR } from './rtexpr.js';
 
 /** The #CP error code of a RET whose return address differs from the shadow stack's (CP_RET, arch/x86/kernel/cet.c). */
 const CP_RET = 1;
+/** The #CP error code of RSTORSSP refusing a token (CP_RSTRORSSP, arch/x86/kernel/cet.c; SDM Vol. 1 Table 17-7). */
+const CP_RSTORSSP = 4;
 
 /**
  * What one CPU keeps, between steps, of the user operation it is executing: which translation
@@ -218,6 +223,34 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
         k.recordOp(t, BigInt(t.ssp), undefined);
       } else k.recordOp(t, undefined, undefined);
       break;
+    case 'incssp':
+      if (!incssp(k, pc, u, t, Number(BigInt.asUintN(64, valueOf(t, fn.values[idx]!)) & 0xffn))) return;
+      break;
+    case 'rstorssp':
+      if (!rstorssp(k, pc, u, t, BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!)))) return;
+      break;
+    case 'saveprevssp':
+      if (!saveprevssp(k, pc, u, t)) return;
+      break;
+    case 'cpuid': {
+      const leaf = Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!)));
+      const regs = cpuid(cpu, leaf, Number(BigInt.asUintN(32, valueOf(t, fn.args[idx][0]))));
+      if (op.into) CPUID_REGS.forEach((reg, i) => t.vars.set(`${op.into}_${reg}`, BigInt(regs[i])));
+      k.recordOp(t, undefined, undefined);
+      break;
+    }
+    case 'xgetbv': {
+      const v = cpu.xgetbv(Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!))));
+      if (v === null) return idtentry(k, pc, t);
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
+      break;
+    }
+    case 'xsave':
+    case 'xsavec':
+    case 'xrstor':
+      if (!xsave_insn(k, pc, u, t, fn, idx, op.op)) return;
+      break;
     case 'wrss': {
       if (!shstk_active(pc, t) || !(t.ucet & CET_WR_SHSTK_EN)) {
         cpu.raiseException(X86_TRAP_UD);
@@ -237,6 +270,174 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   }
   t.pc += OP_BYTES;
   t.slice++;
+}
+
+/**
+ * INCSSPQ (SDM Vol. 2A "INCSSPD/INCSSPQ"): #UD unless shadow stacks are on at CPL 3; reads the
+ * entry at SSP and, for a count n > 0, the one at SSP + 8(n - 1) (shadow-stack reads, so a
+ * guard page or an ordinary page faults), then SSP += 8n. True when done.
+ */
+function incssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, n: number): boolean {
+  if (!shstk_active(pc, t)) {
+    pc.cpu.raiseException(X86_TRAP_UD);
+    idtentry(k, pc, t);
+    return false;
+  }
+  const ssp = BigInt(t.ssp);
+  t.opAddr = ssp;
+  if (!stack_access(k, pc, u, t, 1, ssp, Access.ShadowStackRead)) return false;
+  if (n > 0 && !stack_access(k, pc, u, t, 2, ssp + 8n * BigInt(n - 1), Access.ShadowStackRead)) return false;
+  t.ssp += 8 * n;
+  k.recordOp(t, undefined, undefined);
+  return true;
+}
+
+/**
+ * RSTORSSP m64 in 64-bit mode (SDM Vol. 2B "RSTORSSP"): #UD unless shadow stacks are on at
+ * CPL 3; #GP(0) for an address not 8-aligned; then one locked shadow-stack read-modify-write
+ * of the token at the address: it must have bit 0 (L, 64-bit mode) set and bit 1 clear, and
+ * name the top of stack just above it ((token AND NOT 1) - 8, aligned down to 8, equals the
+ * address). A good token is replaced by the previous-ssp token SSP | 2 | 1 and SSP becomes
+ * the address; a bad one is written back as it was and RSTORSSP raises #CP with error code
+ * RSTORSSP (4). XXX: RFLAGS.CF (the token's bit 2, an alignment hole) is not modelled.
+ */
+function rstorssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, addr: bigint): boolean {
+  const cpu = pc.cpu;
+  t.opAddr = addr;
+  if (!shstk_active(pc, t)) {
+    cpu.raiseException(X86_TRAP_UD);
+    idtentry(k, pc, t);
+    return false;
+  }
+  if (addr % 8n !== 0n) {
+    cpu.raiseException(X86_TRAP_GP);
+    idtentry(k, pc, t);
+    return false;
+  }
+  if (!stack_access(k, pc, u, t, 1, addr, Access.ShadowStackWrite)) return false;
+  const token = read_u64(pc, u.pa[0]);
+  const bad = (token & 3n) !== 1n || BigInt.asUintN(64, ((token & ~1n) - 8n) & ~7n) !== addr;
+  write_u64(pc, u.pa[0], bad ? token : BigInt(t.ssp) | 3n);
+  if (bad) {
+    cpu.raiseException(X86_TRAP_CP, CP_RSTORSSP);
+    idtentry(k, pc, t);
+    return false;
+  }
+  t.ssp = Number(addr);
+  k.recordOp(t, undefined, undefined);
+  return true;
+}
+
+/**
+ * SAVEPREVSSP in 64-bit mode (SDM Vol. 2B "SAVEPREVSSP"): #UD unless shadow stacks are on at
+ * CPL 3; #GP(0) for an SSP not 8-aligned; pops the previous-ssp token at SSP (a shadow-stack
+ * read), #GP(0) unless its bit 1 is set; then writes the restore token old SSP | 1 (L) at
+ * old SSP - 8 on the previous stack (the SDM's 4-byte zero store at old SSP - 4 falls inside
+ * it in 64-bit mode) and SSP += 8. The token is read once: it waits in the CPU's scratch
+ * while the second page is walked. XXX: with RFLAGS.CF (not modelled) clear.
+ */
+function saveprevssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): boolean {
+  const cpu = pc.cpu;
+  const fail = (vector: number): false => {
+    cpu.raiseException(vector);
+    idtentry(k, pc, t);
+    return false;
+  };
+  if (!shstk_active(pc, t)) return fail(X86_TRAP_UD);
+  if (t.ssp % 8 !== 0) return fail(X86_TRAP_GP);
+  const ssp = BigInt(t.ssp);
+  t.opAddr = ssp;
+  if (!stack_access(k, pc, u, t, 1, ssp, Access.ShadowStackRead)) return false;
+  if (u.stage === 2) u.view.setBigUint64(0, read_u64(pc, u.pa[0]), true);
+  const token = u.view.getBigUint64(0, true);
+  if ((token & 2n) === 0n) return fail(X86_TRAP_GP);
+  const old = token & ~3n;
+  if (!stack_access(k, pc, u, t, 2, (old & ~7n) - 8n, Access.ShadowStackWrite)) return false;
+  write_u64(pc, u.pa[1], old | 1n);
+  t.ssp += 8;
+  k.recordOp(t, undefined, undefined);
+  return true;
+}
+
+/** CPUID's output registers, in its order, as the suffixes of the variables it sets. */
+const CPUID_REGS = Object.freeze(['eax', 'ebx', 'ecx', 'edx'] as const);
+
+/**
+ * XSAVE, XSAVEC or XRSTOR (hw/xsave.ts) at the operation's address with EDX:EAX = its mask:
+ * the #UD and alignment checks, then a translation of each page holding bytes the instruction
+ * touches (xsave_ranges; under 4 KiB from the base, so at most two pages: stages 1 and 2, the
+ * second at the first byte touched there), as writes (XSAVE, XSAVEC) or reads (XRSTOR) with
+ * the access rights and protection keys of any user access, then the instruction on those
+ * pages. True when done; false when a walk is under way or it faulted.
+ * XXX: the processor may write part of an area before a page fault on a later part; the model
+ * translates every page first, so a faulting XSAVE writes nothing.
+ */
+function xsave_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, fn: CFunction, idx: number, insn: XsaveInsn): boolean {
+  const cpu = pc.cpu;
+  const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
+  t.opAddr = addr;
+  const hi = Number(addr >> 32n);
+  const lo = Number(addr & 0xffffffffn);
+  if (!xsave_check(cpu, lo)) {
+    idtentry(k, pc, t);
+    return false;
+  }
+  const rfbm = rfbmOf(cpu, valueOf(t, fn.values[idx]!));
+  // The first page's share of the area, and the offset of the first byte touched past it (or -1).
+  const firstLen = 4096 - (lo & 0xfff);
+  let second = -1;
+  for (const [from, to] of xsave_ranges(cpu, insn, rfbm)) {
+    if (to > firstLen) {
+      second = Math.max(from, firstLen);
+      break;
+    }
+  }
+  const kind = insn === 'xrstor' ? Access.Read : Access.Write;
+  while (u.stage <= (second >= 0 ? 2 : 1)) {
+    const at = u.stage === 2 ? second : 0;
+    const alo = (lo + at) >>> 0;
+    const ahi = alo < lo ? (hi + 1) >>> 0 : hi;
+    const r = cpu.accessStart(ahi, alo, kind);
+    if (r === PENDING) return false;
+    if (r === FAULT) {
+      idtentry(k, pc, t);
+      return false;
+    }
+    u.pa[u.stage++ - 1] = r;
+  }
+  const area = pagesArea(cpu.mem, u.pa[0], u.pa[1] - second, firstLen);
+  if (insn === 'xsave') xsave(cpu, area, rfbm);
+  else if (insn === 'xsavec') xsavec(cpu, area, rfbm);
+  else if (!xrstor(cpu, area, rfbm)) {
+    idtentry(k, pc, t);
+    return false;
+  }
+  k.recordOp(t, undefined, undefined);
+  return true;
+}
+
+/** An XSAVE area whose byte at offset o is at physical `pa0` + o below `firstLen`, and at `pa1` + o from there (pa1 already less the offset). */
+function pagesArea(mem: PhysMem, pa0: number, pa1: number, firstLen: number): XsaveArea {
+  return {
+    read(offset, length) {
+      const out = new Uint8Array(length);
+      for (let i = 0; i < length; ) {
+        const o = offset + i;
+        const n = o < firstLen ? Math.min(length - i, firstLen - o) : length - i;
+        out.set(mem.readBytes((o < firstLen ? pa0 : pa1) + o, n), i);
+        i += n;
+      }
+      return out;
+    },
+    write(offset, bytes) {
+      for (let i = 0; i < bytes.length; ) {
+        const o = offset + i;
+        const n = o < firstLen ? Math.min(bytes.length - i, firstLen - o) : bytes.length - i;
+        mem.writeBytes((o < firstLen ? pa0 : pa1) + o, bytes.subarray(i, i + n));
+        i += n;
+      }
+    },
+  };
 }
 
 /** Shadow stacks are on for the task in user mode: CR4.CET and IA32_U_CET.SH_STK_EN. */

@@ -58,6 +58,18 @@ export type Op =
   | { op: 'wrss'; addr: Value; value: Value }
   /** RDSSPQ: the shadow-stack pointer goes to `into`; a no-op with the shadow stack off. */
   | { op: 'rdssp'; into?: string }
+  /** INCSSPQ: pops `count` & 0xff 8-byte entries off the shadow stack, reading the first and the last. */
+  | { op: 'incssp'; count: Value }
+  /** RSTORSSP: switches SSP to `addr`, which must hold a restore token for it; the token becomes a previous-ssp token. */
+  | { op: 'rstorssp'; addr: Value }
+  /** SAVEPREVSSP: pops the previous-ssp token at SSP and pushes a restore token for that SSP on the previous shadow stack. */
+  | { op: 'saveprevssp' }
+  /** CPUID with EAX = `leaf` and ECX = `subleaf` (default 0): EAX, EBX, ECX, EDX go to `into`_eax, `into`_ebx, `into`_ecx, `into`_edx. */
+  | { op: 'cpuid'; leaf: Value; subleaf?: Value; into?: string }
+  /** XGETBV with ECX = `xcr`: EDX:EAX, as one 64-bit value, goes to `into`. */
+  | { op: 'xgetbv'; xcr: Value; into?: string }
+  /** XSAVE, XSAVEC or XRSTOR of the area at `addr` (64-byte aligned) for the components in `mask` (EDX:EAX) AND XCR0. */
+  | { op: 'xsave' | 'xsavec' | 'xrstor'; addr: Value; mask: Value }
   /**
    * A Meltdown probe: a transient 8-byte load at `addr` whose fault is suppressed (as in a
    * TSX transaction). `into` gets the bytes the load returned transiently, or -1 when the
@@ -242,6 +254,7 @@ export class ProgramImage {
         case 'return':
         case 'rdpkru':
         case 'rdssp':
+        case 'saveprevssp':
           f.addrs[i] = null;
           f.values[i] = null;
           f.args[i] = NO_VALUES;
@@ -275,8 +288,35 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         }
+        case 'incssp':
+          f.addrs[i] = null;
+          f.values[i] = this.value(op.count, f, i, '.count');
+          f.args[i] = NO_VALUES;
+          break;
+        case 'rstorssp':
+          f.addrs[i] = this.value(op.addr, f, i, '.addr');
+          f.values[i] = null;
+          f.args[i] = NO_VALUES;
+          break;
+        case 'cpuid':
+          f.addrs[i] = null;
+          f.values[i] = this.value(op.leaf, f, i, '.leaf');
+          f.args[i] = [this.value(op.subleaf ?? 0, f, i, '.subleaf')];
+          break;
+        case 'xgetbv':
+          f.addrs[i] = null;
+          f.values[i] = this.value(op.xcr, f, i, '.xcr');
+          f.args[i] = NO_VALUES;
+          break;
+        case 'xsave':
+        case 'xsavec':
+        case 'xrstor':
+          f.addrs[i] = this.value(op.addr, f, i, '.addr');
+          f.values[i] = this.value(op.mask, f, i, '.mask');
+          f.args[i] = NO_VALUES;
+          break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, transient_load, while or jump`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, saveprevssp, cpuid, xgetbv, xsave, xsavec, xrstor, transient_load, while or jump`);
       }
     });
   }
