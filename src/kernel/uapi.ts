@@ -123,6 +123,9 @@ export const BUS_ADRERR = 2;
 export const CLD_EXITED = 1;
 export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
+export const CLD_TRAPPED = 4;
+export const CLD_STOPPED = 5;
+export const CLD_CONTINUED = 6;
 
 // ---- mmap and mprotect (include/uapi/asm-generic/mman-common.h, linux/mman.h, asm/mman.h) ----
 export const PROT_NONE = 0x0;
@@ -344,6 +347,8 @@ export const CLONE_IO = 0x80000000;
 // ---- wait4 (include/uapi/linux/wait.h) ---------------------------------------------------------
 export const WNOHANG = 0x00000001;
 export const WUNTRACED = 0x00000002;
+/** WSTOPPED: waitid's name for WUNTRACED. */
+export const WSTOPPED = WUNTRACED;
 export const WEXITED = 0x00000004;
 export const WCONTINUED = 0x00000008;
 export const WNOWAIT = 0x01000000;
