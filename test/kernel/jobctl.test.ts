@@ -139,6 +139,10 @@ test('SIGSTOP stops both threads of a process, none runs until SIGCONT, and wait
   assert.equal(stops.length, 2);
   assert.deepEqual([...new Set(resumes.map((e) => e.tid))].sort(), tids);
   assert.deepEqual(jobctl(events, 'notify').map((e) => [e.tid, e.code]), [[child, CLD_STOPPED], [child, CLD_CONTINUED]]);
+  // The last thread to stop tells the parent: after the first one stopped.
+  const firstStop = events.findIndex((e) => e.type === 'jobctl' && e.what === 'stop');
+  const told = events.findIndex((e) => e.type === 'jobctl' && e.what === 'notify');
+  assert.ok(told > firstStop, 'CLD_STOPPED came before the group had stopped');
   // No operation of a stopped thread completes while it is stopped.
   for (const tid of tids) {
     const from = events.findIndex((e) => e.type === 'jobctl' && e.what === 'stop' && e.tid === tid);
