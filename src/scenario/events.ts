@@ -78,7 +78,7 @@ export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {
   user_end: { doc: 'A thread finished its operations.', fields: {} },
   syscall: { doc: 'A syscall returned.', fields: { name: field('name', 'syscall', 'The syscall, by name.'), ret: field('ret', 'integer', 'Its return value (-errno on failure).') } },
   page_fault: { doc: 'The kernel handled a page fault.', fields: { outcome: field('outcome', FAULT_OUTCOMES, 'How it ended: copied and reused are copy-on-write.'), user: field('user', 'boolean', 'From user mode.') } },
-  signal: { doc: 'A signal was delivered.', fields: { signo: field('signo', 'signal', 'The signal.'), action: field('action', ['handler', 'terminate', 'core', 'ignore', 'stop'], 'What delivery did (stop: the thread stops with its group).') } },
+  signal: { doc: 'A signal was delivered (stop: the thread stops with its group).', fields: { signo: field('signo', 'signal', 'The signal.'), action: field('action', ['handler', 'terminate', 'core', 'ignore', 'stop'], 'What delivery did (stop: the thread stops with its group).') } },
   jobctl: {
     doc: 'Job control: a thread stopped (TASK_STOPPED) or ran again, or the parent was told that its child stopped or continued (do_notify_parent_cldstop).',
     fields: {

@@ -12,7 +12,10 @@
  * bad option -EINVAL, with good ones -ESRCH (3).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { compileScenarioText } from '../../src/scenario/index.js';
+import { runScenario } from '../../src/scenario/run.js';
 import type { IsolabEvent, System } from '../../src/system.js';
 import type { SigInfo } from '../../src/kernel/task.js';
 import type { Op } from '../../src/user/program.js';
@@ -293,4 +296,31 @@ test("wait4's checks in Linux's order: bad options (WNOWAIT included) -EINVAL, p
   assert.equal(val(sys, 6), 0n);
   assert.equal(val(sys, 7), -10n);
   assert.equal(val(sys, 8), val(sys, 5));
+});
+
+test("docs/scenario-format.md's job-control example runs and its expectations hold", () => {
+  const doc = readFileSync(new URL('../../../docs/scenario-format.md', import.meta.url), 'utf8');
+  const m = /```yaml\n(name: stop-continue\n[\s\S]*?)```/.exec(doc);
+  assert.ok(m, 'the example is in the docs');
+  const r = runScenario(compileScenarioText(m[1], 'stop-continue.yaml'));
+  assert.deepEqual(r.verdicts.filter((v) => v.status !== 'held'), []);
+  assert.ok(r.verdicts.length >= 10, `${r.verdicts.length} expectations judged`);
+  assert.ok(r.passed && r.finished);
+});
+
+test('a process left stopped ends the run cleanly: reported stopped, its later operations not reached', () => {
+  const r = runScenario(compileScenarioText(`name: left-stopped
+processes:
+  - name: p
+    ops:
+      - getpid: {}
+        as: me
+      - kill: { pid: $me, sig: SIGSTOP }
+      - getpid: {}
+        expect: $me
+`, 'left-stopped.yaml'));
+  assert.equal(r.finished, false);
+  assert.deepEqual(r.tasks.map((t) => [t.name, t.exit, t.stopped]), [['p', null, true]]);
+  const v = r.verdicts.find((x) => x.status !== 'held');
+  assert.ok(v && /stopped/.test(JSON.stringify(v)), JSON.stringify(r.verdicts));
 });
