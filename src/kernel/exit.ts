@@ -1,6 +1,6 @@
 /**
  * Leaving (kernel/exit.c): exit, exit_group, do_exit with exit_mm and exit_notify, and
- * wait4. A thread that is not the last of its group goes away silently; the group's leader
+ * wait4 and waitid. A thread that is not the last of its group goes away silently; the group's leader
  * becomes a zombie when the whole group is gone, its parent gets SIGCHLD (its exit_signal) and
  * is woken, and wait4 reaps it. A process without a parent is reaped at once (as init would).
  */
@@ -24,7 +24,8 @@ import { copy_to_user, putU32 } from './uaccess.js';
 import { enter_lazy_tlb } from './tlbflush.js';
 import { checkMmAfterExit } from './debug.js';
 import {
-  CLD_EXITED, CLD_KILLED, CLD_STOPPED, ECHILD, EFAULT, EINVAL, ESRCH, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, WCONTINUED, WEXITED, WNOHANG, WUNTRACED, __WALL, __WCLONE, __WNOTHREAD,
+  CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, ECHILD, EFAULT, EINVAL, ESRCH, P_ALL, P_PGID, P_PID, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGCONT,
+  WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED, WUNTRACED, __WALL, __WCLONE, __WNOTHREAD,
 } from './uapi.js';
 import { track } from '../track.js';
 
@@ -215,7 +216,7 @@ export function sys_wait4(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
   const options = Number(a[2] & 0xffffffffn);
   if ((options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL)) !== 0) return -EINVAL;
   if (pid === -2147483648) return -ESRCH;
-  const wo: WaitOpts = { pid, flags: (options | WEXITED) >>> 0, stat: 0 };
+  const wo: WaitOpts = { pid, flags: (options | WEXITED) >>> 0, stat: 0, info: null };
   return (function* (): KPath {
     for (;;) {
       const ret = do_wait_thread(k, t, wo);
@@ -239,11 +240,16 @@ export function sys_wait4(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
   })();
 }
 
-/** struct wait_opts: the pid asked for, the options (WEXITED added), and the status found. */
+/**
+ * struct wait_opts: the pid asked for (-1 any: P_ALL, wait4's -1, 0 and < -1 in the model's one
+ * process group), the options (WEXITED added for wait4), the wait status found (wait4), and
+ * what waitid reports (struct waitid_info: si_code, si_status, si_pid).
+ */
 interface WaitOpts {
   pid: number;
   flags: number;
   stat: number;
+  info: { cause: number; status: number; pid: number } | null;
 }
 
 /**
@@ -261,10 +267,19 @@ function do_wait_thread(k: Kernel, t: Task, wo: WaitOpts): number {
     // threads (delay_group_leader) and a live child fall through to stopped and continued.
     if (c.state === 'dead') continue;
     if (c.state === 'zombie' && c.group.live === 0) {
+      // wait_task_zombie: only with WEXITED (else this child counts for nothing); WNOWAIT
+      // reports without reaping.
+      if (!(wo.flags & WEXITED)) continue;
       const status = c.group.groupExit ? c.group.group_exit_code : c.exit_code;
       const tgid = c.tgid;
-      release_task(k, c);
+      if (!(wo.flags & WNOWAIT)) release_task(k, c);
       wo.stat = status;
+      if (wo.info) {
+        const exited = (status & 0x7f) === 0;
+        wo.info.cause = exited ? CLD_EXITED : status & 0x80 ? CLD_DUMPED : CLD_KILLED;
+        wo.info.status = exited ? status >> 8 : status & 0x7f;
+        wo.info.pid = tgid;
+      }
       return tgid;
     }
     notask = 0;
@@ -287,8 +302,11 @@ function wait_task_stopped(wo: WaitOpts, p: Task): number {
   if (!(g.flags & SIGNAL_STOP_STOPPED)) return 0;
   const exit_code = g.group_exit_code;
   if (!exit_code) return 0;
-  g.group_exit_code = 0;
-  wo.stat = (exit_code << 8) | 0x7f;
+  if (!(wo.flags & WNOWAIT)) {
+    g.group_exit_code = 0;
+    wo.stat = (exit_code << 8) | 0x7f;
+  }
+  if (wo.info) wo.info = { cause: CLD_STOPPED, status: exit_code, pid: p.tgid };
   return p.tgid;
 }
 
@@ -297,7 +315,73 @@ function wait_task_continued(wo: WaitOpts, p: Task): number {
   if (!(wo.flags & WCONTINUED)) return 0;
   const g = p.group;
   if (!(g.flags & SIGNAL_STOP_CONTINUED)) return 0;
-  g.flags &= ~SIGNAL_STOP_CONTINUED;
-  wo.stat = 0xffff;
+  if (!(wo.flags & WNOWAIT)) g.flags &= ~SIGNAL_STOP_CONTINUED;
+  if (wo.info) wo.info = { cause: CLD_CONTINUED, status: SIGCONT, pid: p.tgid };
+  else wo.stat = 0xffff;
   return p.tgid;
+}
+
+/**
+ * sys_waitid(which, upid, infop, options, ru) (kernel/exit.c kernel_waitid_prepare, do_wait):
+ * options other than WNOHANG, WNOWAIT, WEXITED, WSTOPPED, WCONTINUED, __WNOTHREAD, __WCLONE and
+ * __WALL, or none of WEXITED, WSTOPPED and WCONTINUED, are -EINVAL; then `which`: P_ALL, P_PID
+ * (upid > 0, else -EINVAL), P_PGID (upid >= 0; the model's one group: any child); others
+ * (P_PIDFD included: no pidfds) -EINVAL. A P_PID without such a process is -ECHILD. The
+ * children are looked at as wait4 looks at them (WEXITED must be asked for; WNOWAIT reports
+ * and leaves the state to be reported again). On a report the result is 0 and the siginfo at
+ * `infop` gets si_signo SIGCHLD, si_errno 0, si_code (CLD_EXITED, CLD_KILLED, CLD_DUMPED,
+ * CLD_STOPPED, CLD_CONTINUED), si_pid, si_uid 0 and si_status; otherwise (an error, or nothing
+ * with WNOHANG) those fields are written 0, as sys_waitid writes them whatever the result. Only
+ * those fields: the padding after si_code is left. -EFAULT if `infop` cannot be written.
+ */
+export function sys_waitid(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
+  const which = Number(BigInt.asIntN(32, a[0]));
+  const upid = Number(BigInt.asIntN(32, a[1]));
+  const infop = a[2];
+  const options = Number(a[3] & 0xffffffffn);
+  const wo: WaitOpts = { pid: -1, flags: options >>> 0, stat: 0, info: { cause: 0, status: 0, pid: 0 } };
+  return (function* (): KPath {
+    const err = yield* kernel_waitid(k, t, wo, which, upid);
+    if (infop === 0n) return err;
+    const info = err > 0 ? wo.info! : { cause: 0, status: 0, pid: 0 };
+    const head = new Uint8Array(12);
+    putU32(head, 0, err > 0 ? SIGCHLD : 0);
+    putU32(head, 8, info.cause);
+    const tail = new Uint8Array(12);
+    putU32(tail, 0, info.pid);
+    putU32(tail, 8, info.status);
+    if (!(yield* copy_to_user(k, pc, t, infop, head)) || !(yield* copy_to_user(k, pc, t, infop + 16n, tail))) return -EFAULT;
+    return err > 0 ? 0 : err;
+  })();
+}
+
+/** kernel_waitid: the checks, then do_wait: the reported child's pid, 0 (WNOHANG, nothing yet), or -errno. */
+function* kernel_waitid(k: Kernel, t: Task, wo: WaitOpts, which: number, upid: number): KPath {
+  const options = wo.flags;
+  if ((options & ~(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL)) !== 0) return -EINVAL;
+  if (!(options & (WEXITED | WSTOPPED | WCONTINUED))) return -EINVAL;
+  switch (which) {
+    case P_ALL:
+      break;
+    case P_PID:
+      if (upid <= 0) return -EINVAL;
+      wo.pid = upid;
+      if (!k.find_task_by_vpid(upid)) return -ECHILD;
+      break;
+    case P_PGID:
+      if (upid < 0) return -EINVAL;
+      break;
+    default:
+      return -EINVAL;
+  }
+  for (;;) {
+    const ret = do_wait_thread(k, t, wo);
+    if (ret !== 0 || wo.flags & WNOHANG) return ret;
+    if (signal_pending(t)) return -ERESTARTSYS;
+    t.waitingChild = true;
+    t.state = 'sleeping';
+    yield STEP_SLEEP;
+    t.waitingChild = false;
+    if (signal_pending(t)) return -ERESTARTSYS;
+  }
 }

@@ -24,7 +24,7 @@ import { boot, records } from './helpers.js';
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
 const SIGKILL = 9, SIGCHLD = 17, SIGCONT = 18, SIGSTOP = 19, SIGTSTP = 20, SIGTTIN = 21;
-const WNOHANG = 1, WUNTRACED = 2, WCONTINUED = 8, WNOWAIT = 0x01000000;
+const WNOHANG = 1, WUNTRACED = 2, WSTOPPED = WUNTRACED, WCONTINUED = 8, WNOWAIT = 0x01000000;
 const CLD_EXITED = 1, CLD_STOPPED = 5, CLD_CONTINUED = 6;
 const SA_NOCLDSTOP = 1;
 const SIG_BLOCK = 0, SIG_UNBLOCK = 1;
@@ -323,4 +323,73 @@ processes:
   assert.deepEqual(r.tasks.map((t) => [t.name, t.exit, t.stopped]), [['p', null, true]]);
   const v = r.verdicts.find((x) => x.status !== 'held');
   assert.ok(v && /stopped/.test(JSON.stringify(v)), JSON.stringify(r.verdicts));
+});
+
+test('waitid: stopped, continued, killed and exited children in its siginfo, WNOWAIT, WNOHANG and the errors (host-checked)', () => {
+  const P_ALL = 0, P_PID = 1, P_PGID = 2, WEXITED = 4;
+  const PAD = 0x55555555n;
+  /** waitid into $buf+512 (filled with 0x55 first), then its si_signo, si_errno, si_code, the padding, si_pid, si_uid, si_status. */
+  const waitid = (which: number, pid: number | string, options: number): Op[] => [
+    ...[0, 8, 16, 24].map((o): Op => ({ op: 'store', addr: `$buf+${512 + o}`, value: 0x5555555555555555n })),
+    sc('waitid', [which, pid, '$buf+512', options, 0]),
+    ...[0, 4, 8, 12, 16, 20, 24].map((o): Op => ({ op: 'load', addr: `$buf+${512 + o}`, size: 4 })),
+  ];
+  const calls: [string, number, number | string, number][] = [
+    ['stopped, WNOWAIT', P_PID, '$c', WSTOPPED | WNOWAIT],
+    ['stopped, WNOWAIT again', P_PID, '$c', WSTOPPED | WNOWAIT],
+    ['stopped', P_PID, '$c', WSTOPPED],
+    ['stopped again, WNOHANG', P_PID, '$c', WSTOPPED | WNOHANG],
+    ['continued', P_ALL, 0, WCONTINUED],
+    ['killed, WNOWAIT', P_PID, '$c', WEXITED | WNOWAIT],
+    ['killed', P_PID, '$c', WEXITED],
+    ['exited', P_PGID, 0, WEXITED],
+    ['no option', P_ALL, 0, 0],
+    ['P_PID 0', P_PID, 0, WEXITED],
+    ['which 7', 7, 0, WEXITED],
+    ['no such pid', P_PID, 99999, WEXITED],
+    ['bad option', P_ALL, 0, WEXITED | WUNTRACED | 0x100],
+  ];
+  const before: Record<string, Op[]> = {
+    continued: [sc('kill', ['$c', SIGCONT])],
+    'killed, WNOWAIT': [sc('kill', ['$c', SIGKILL])],
+    exited: [{ op: 'syscall', name: 'fork', args: [], into: 'd', cpu: 0, child: [sc('exit_group', [3])] }],
+  };
+  const main: Op[] = [
+    ...PARENT_START,
+    { op: 'syscall', name: 'fork', args: [], into: 'c', cpu: 0, child: [sc('read', [3, '$buf+256', 4])] }, // 5
+    sc('kill', ['$c', SIGSTOP]), // 6
+  ];
+  const at = new Map<string, number>();
+  for (const [name, which, pid, options] of calls) {
+    main.push(...(before[name] ?? []));
+    at.set(name, main.length + 4);
+    main.push(...waitid(which, pid, options));
+  }
+  const { sys } = runParent(main);
+  const c = val(sys, 5);
+  const fields = (name: string): bigint[] => {
+    const i = at.get(name)!;
+    return [0, 1, 2, 3, 4, 5, 6, 7].map((j) => val(sys, i + j));
+  };
+  const d = records(sys).get(at.get('exited')! - 5)?.value;
+  assert.ok(d !== undefined && d > 0n);
+  // result, si_signo, si_errno, si_code, padding, si_pid, si_uid, si_status
+  const none = [0n, 0n, 0n, PAD, 0n, 0n, 0n];
+  const expected: Record<string, bigint[]> = {
+    'stopped, WNOWAIT': [0n, 17n, 0n, 5n, PAD, c, 0n, 19n],
+    'stopped, WNOWAIT again': [0n, 17n, 0n, 5n, PAD, c, 0n, 19n],
+    stopped: [0n, 17n, 0n, 5n, PAD, c, 0n, 19n],
+    'stopped again, WNOHANG': [0n, ...none],
+    continued: [0n, 17n, 0n, 6n, PAD, c, 0n, 18n],
+    'killed, WNOWAIT': [0n, 17n, 0n, 2n, PAD, c, 0n, 9n],
+    killed: [0n, 17n, 0n, 2n, PAD, c, 0n, 9n],
+    exited: [0n, 17n, 0n, 1n, PAD, d, 0n, 3n],
+    'no option': [-22n, ...none],
+    'P_PID 0': [-22n, ...none],
+    'which 7': [-22n, ...none],
+    'no such pid': [-10n, ...none],
+    'bad option': [-22n, ...none],
+  };
+  for (const [name] of calls) assert.deepEqual(fields(name), expected[name], name);
+  assert.ok(sys.tasks().every((t) => t.state === 'dead' || t.state === 'zombie'));
 });
