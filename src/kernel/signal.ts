@@ -19,7 +19,7 @@
  */
 import type { Kernel, PerCpu } from './kernel.js';
 import { wake_up_process, wake_up_state } from './sched.js';
-import type { KPath, KSteps } from './steps.js';
+import { STEP_SLEEP, STEP_UNLOCK, type KPath, type KSteps } from './steps.js';
 import type { KSigaction, SigInfo, SigPending, Task } from './task.js';
 import {
   CLD_CONTINUED, CLD_STOPPED, NSIG, SA_NOCLDSTOP, SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
@@ -28,7 +28,6 @@ import {
 import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './uaccess.js';
 import { OP_BYTES } from '../user/program.js';
 import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.js';
-import { STEP_SLEEP, STEP_UNLOCK } from './steps.js';
 
 /** -ERESTARTSYS: a sleeping syscall was interrupted; restarted unless a handler without SA_RESTART runs. */
 export const ERESTARTSYS = 512;
