@@ -70,7 +70,10 @@ export function formatRun(r: RunReport, opts: { timeline: boolean; cpu?: number 
     out.push('');
   }
   if (r.answer) out.push(`${pc.bold('A:')} ${r.answer}`, '');
-  if (!r.finished) out.push(pc.yellow(`The run stopped at the step limit with tasks alive: ${r.tasks.filter((t) => t.exit === null).map((t) => t.name).join(', ')}.`));
+  const stopped = r.tasks.filter((t) => t.stopped);
+  const alive = r.tasks.filter((t) => t.exit === null && !t.stopped);
+  if (stopped.length > 0) out.push(pc.yellow(`The run ended with tasks stopped by a stop signal (no SIGCONT came): ${stopped.map((t) => t.name).join(', ')}.`));
+  if (!r.finished && alive.length > 0) out.push(pc.yellow(`The run stopped at the step limit with tasks alive: ${alive.map((t) => t.name).join(', ')}.`));
   out.push(`${verdictSummary(r)} · ${countsLine(r)}`);
   return out.join('\n') + '\n';
 }

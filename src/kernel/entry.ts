@@ -66,7 +66,7 @@ export function sysvec_apic_timer_interrupt(k: Kernel, pc: PerCpu, t: Task): boo
  * otherwise returns false and changes nothing.
  */
 export function sysvec_reschedule_ipi(k: Kernel, pc: PerCpu, t: Task): boolean {
-  if (!((t.group.groupExit || t.pending.signal !== 0n || t.group.shared_pending.signal !== 0n) && signal_pending(t))) return false;
+  if (!((t.group.groupExit || t.jobctl !== 0 || t.pending.signal !== 0n || t.group.shared_pending.signal !== 0n) && signal_pending(t))) return false;
   pc.cpu.setCpl(0);
   t.enteredBySyscall = false;
   const here = this_cpu(k, t);

@@ -30,6 +30,9 @@ export type DebugCheck = (typeof DEBUG_CHECKS)[number];
 export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'userfault', 'signal', 'efault', 'oom'] as const;
 export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
+export const JOBCTL_WHATS = ['stop', 'resume', 'notify'] as const;
+export type JobctlWhat = (typeof JOBCTL_WHATS)[number];
+
 export type KernelEvent =
   /** A task entered the kernel through SYSCALL (the matching `syscall` event comes when it returns). */
   | { type: 'syscall_enter'; cpu: number; tid: number; nr: number; name: string; args: readonly bigint[] }
@@ -39,8 +42,14 @@ export type KernelEvent =
   | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: readonly bigint[]; ret: number }
   /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), swapin (do_swap_page), userfault (handled by a userfaultfd handler, then retried), signal, efault, oom. */
   | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: PageFaultOutcome }
-  /** A signal was delivered (`action` handler, terminate, core or ignore). */
+  /** A signal was delivered (`action` handler, terminate, core, ignore, or stop: the group stop it starts or joins). */
   | { type: 'signal'; cpu: number; tid: number; signo: number; code: number; addr: bigint; action: string }
+  /**
+   * Job control (kernel/signal.c): `stop`, a thread entered TASK_STOPPED in do_signal_stop;
+   * `resume`, it runs again (SIGCONT or SIGKILL woke it); `notify`, do_notify_parent_cldstop
+   * reported the group (`tid`: its leader) to the parent with `code` CLD_STOPPED or CLD_CONTINUED.
+   */
+  | { type: 'jobctl'; cpu: number; tid: number; what: JobctlWhat; code: number }
   /** switch_mm_irqs_off: loaded `to` (ctx ids; 0 is init_mm) in ASID `asid`, flushing or not. */
   | { type: 'switch_mm'; cpu: number; from: number; to: number; asid: number; flush: boolean; how: 'switch' | 'unlazy' }
   /** A context switch between tasks (0: the idle task). */

@@ -1,6 +1,6 @@
 /**
  * Leaving (kernel/exit.c): exit, exit_group, do_exit with exit_mm and exit_notify, and
- * wait4. A thread that is not the last of its group goes away silently; the group's leader
+ * wait4 and waitid. A thread that is not the last of its group goes away silently; the group's leader
  * becomes a zombie when the whole group is gone, its parent gets SIGCHLD (its exit_signal) and
  * is woken, and wait4 reaps it. A process without a parent is reaped at once (as init would).
  */
@@ -13,7 +13,10 @@ import { pti_stack_unmap } from './pti.js';
 import { process_reach } from './reach.js';
 import { flush_tlb_kernel_range } from './tlbflush.js';
 import { wake_up_process } from './sched.js';
-import { send_signal, signal_pending, sigmask, signal_wake_up, ERESTARTSYS } from './signal.js';
+import {
+  __wake_up_parent, do_notify_parent_cldstop, send_signal, signal_pending, task_participate_group_stop, zap_other_threads, ERESTARTSYS, JOBCTL_STOP_PENDING,
+  SIGNAL_STOP_CONTINUED, SIGNAL_STOP_STOPPED,
+} from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
 import { shstk_free } from './shstk.js';
 import type { Task } from './task.js';
@@ -21,7 +24,8 @@ import { copy_to_user, putU32 } from './uaccess.js';
 import { enter_lazy_tlb } from './tlbflush.js';
 import { checkMmAfterExit } from './debug.js';
 import {
-  CLD_EXITED, CLD_KILLED, ECHILD, EFAULT, EINVAL, ESRCH, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGKILL, WCONTINUED, WNOHANG, WUNTRACED, __WALL, __WCLONE, __WNOTHREAD,
+  CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, ECHILD, EFAULT, EINVAL, ESRCH, P_ALL, P_PGID, P_PID, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGCONT,
+  WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED, WUNTRACED, __WALL, __WCLONE, __WNOTHREAD,
 } from './uapi.js';
 import { track } from '../track.js';
 
@@ -38,13 +42,11 @@ export function sys_exit_group(k: Kernel, pc: PerCpu, t: Task, a: readonly bigin
   const g = t.group;
   if (!g.groupExit && g.group_exec_task) return do_exit(k, pc, t, 0);
   if (!g.groupExit) {
+    // signal->flags = SIGNAL_GROUP_EXIT: a group stop in progress or done is over.
     g.groupExit = true;
+    g.flags = 0;
     g.group_exit_code = Number(a[0] & 0xffn) << 8;
-    for (const th of g.threads) {
-      if (th === t || th.state === 'zombie' || th.state === 'dead') continue;
-      th.pending.signal |= sigmask(SIGKILL);
-      signal_wake_up(k, th, true);
-    }
+    zap_other_threads(k, t);
   }
   return do_exit(k, pc, t, g.group_exit_code);
 }
@@ -55,6 +57,7 @@ export function sys_exit_group(k: Kernel, pc: PerCpu, t: Task, a: readonly bigin
  */
 export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   const g = t.group;
+  exit_signals(k, pc, t);
   g.live--;
   const group_dead = g.live === 0;
   if (group_dead && !g.groupExit) {
@@ -83,6 +86,21 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   if (g.group_exec_task) wake_up_process(k, g.group_exec_task);
   if (k.events.on) k.emit({ type: 'exit', cpu: pc.id, tid: t.tid, status: group_dead ? g.group_exit_code : code });
   return 0;
+}
+
+/**
+ * exit_signals (kernel/signal.c): the thread is exiting (PF_EXITING). If other threads live and
+ * no group exit is under way, a group stop that waits for this thread counts it as stopped
+ * (task_participate_group_stop), and if it was the last the parent hears CLD_STOPPED.
+ * XXX: retarget_shared_pending (waking another thread for a group signal this one would
+ * have taken) is not modelled.
+ */
+function exit_signals(k: Kernel, pc: PerCpu, t: Task): void {
+  const g = t.group;
+  const alone = g.live <= 1;
+  t.exiting = true;
+  if (alone || g.groupExit) return;
+  if (t.jobctl & JOBCTL_STOP_PENDING && task_participate_group_stop(t)) do_notify_parent_cldstop(k, pc, t, CLD_STOPPED);
 }
 
 /** Records the process's Meltdown reach before its last user drops `mm` (when the kernel keeps a reach log). */
@@ -163,7 +181,7 @@ function notify_leader(k: Kernel, leader: Task): void {
     const killed = (status & 0x7f) !== 0;
     send_signal(k, parent, { signo: sig, code: killed ? CLD_KILLED : CLD_EXITED, addr: 0n, pid: leader.tgid, pkey: 0 }, true);
   }
-  for (const th of parent.group.threads) if (th.waitingChild) wake_up_process(k, th);
+  __wake_up_parent(k, parent);
   if (autoreap) release_task(k, leader);
 }
 
@@ -181,11 +199,16 @@ export function release_task(k: Kernel, t: Task): void {
 }
 
 /**
- * sys_wait4(pid, status, options, rusage): reaps a zombie child matching `pid` (-1 any, > 0
- * that process, 0 or < -1 a process group: the model has one group, so any) and stores its
- * status; 0 with WNOHANG when children live but none is dead; -ECHILD with no matching child;
- * a signal interrupts the sleep (-ERESTARTSYS). The child is reaped before a bad status
- * pointer is found (-EFAULT).
+ * sys_wait4(pid, status, options, rusage) (kernel/exit.c kernel_wait4, do_wait): options other
+ * than WNOHANG, WUNTRACED (WSTOPPED), WCONTINUED, __WNOTHREAD, __WCLONE and __WALL are -EINVAL
+ * (WNOWAIT too: only waitid takes it), then pid INT_MIN is -ESRCH. The children matching `pid`
+ * (-1 any, > 0 that process, 0 or < -1 a process group: the model has one group, so any) are
+ * looked at in the order they were forked (wait_consider_task): a dead group's zombie leader
+ * is reaped (WEXITED, always on for wait4); with WUNTRACED a stopped group not yet reported
+ * gives (signal << 8) | 0x7f and is reported once (group_exit_code cleared); with WCONTINUED a
+ * continued one not yet reported gives 0xffff. The status is then stored (-EFAULT, after the
+ * child is reaped). No match: -ECHILD; a match with nothing to report: 0 with WNOHANG, else
+ * the caller sleeps until a child changes (__wake_up_parent) or a signal comes (-ERESTARTSYS).
  */
 export function sys_wait4(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
   const pid = Number(BigInt.asIntN(32, a[0]));
@@ -193,30 +216,20 @@ export function sys_wait4(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
   const options = Number(a[2] & 0xffffffffn);
   if ((options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL)) !== 0) return -EINVAL;
   if (pid === -2147483648) return -ESRCH;
+  const wo: WaitOpts = { pid, flags: (options | WEXITED) >>> 0, stat: 0, info: null };
   return (function* (): KPath {
     for (;;) {
-      // XXX: __WNOTHREAD is accepted but children are the whole group's.
-      let eligible = 0;
-      let zombie: Task | null = null;
-      for (const c of t.group.children) {
-        if (pid > 0 && c.tgid !== pid) continue;
-        if (!(options & __WALL) && (c.exit_signal !== SIGCHLD) !== ((options & __WCLONE) !== 0)) continue;
-        eligible++;
-        if (!zombie && c.state === 'zombie' && c.group.live === 0) zombie = c;
-      }
-      if (zombie) {
-        const status = zombie.group.groupExit ? zombie.group.group_exit_code : zombie.exit_code;
-        const tgid = zombie.tgid;
-        release_task(k, zombie);
+      const ret = do_wait_thread(k, t, wo);
+      if (ret > 0) {
         if (statusPtr !== 0n) {
           const b = new Uint8Array(4);
-          putU32(b, 0, status);
+          putU32(b, 0, wo.stat);
           if (!(yield* copy_to_user(k, pc, t, statusPtr, b))) return -EFAULT;
         }
-        return tgid;
+        return ret;
       }
-      if (eligible === 0) return -ECHILD;
-      if (options & WNOHANG) return 0;
+      if (ret < 0) return ret;
+      if (wo.flags & WNOHANG) return 0;
       if (signal_pending(t)) return -ERESTARTSYS;
       t.waitingChild = true;
       t.state = 'sleeping';
@@ -225,4 +238,150 @@ export function sys_wait4(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
       if (signal_pending(t)) return -ERESTARTSYS;
     }
   })();
+}
+
+/**
+ * struct wait_opts: the pid asked for (-1 any: P_ALL, wait4's -1, 0 and < -1 in the model's one
+ * process group), the options (WEXITED added for wait4), the wait status found (wait4), and
+ * what waitid reports (struct waitid_info: si_code, si_status, si_pid).
+ */
+interface WaitOpts {
+  pid: number;
+  flags: number;
+  stat: number;
+  info: { cause: number; status: number; pid: number } | null;
+}
+
+/**
+ * do_wait_thread (with __do_wait's notask_error): the first child with something to report
+ * (its pid, status in `wo.stat`), 0 if some child matches but has nothing yet, -ECHILD if
+ * none matches. XXX: __WNOTHREAD is accepted but children are the whole group's.
+ */
+function do_wait_thread(k: Kernel, t: Task, wo: WaitOpts): number {
+  let notask = -ECHILD;
+  for (const c of t.group.children) {
+    // eligible_child
+    if (wo.pid > 0 && c.tgid !== wo.pid) continue;
+    if (!(wo.flags & __WALL) && (c.exit_signal !== SIGCHLD) !== ((wo.flags & __WCLONE) !== 0)) continue;
+    // wait_consider_task: a zombie leader without live threads is reaped; one with live
+    // threads (delay_group_leader) and a live child fall through to stopped and continued.
+    if (c.state === 'dead') continue;
+    if (c.state === 'zombie' && c.group.live === 0) {
+      // wait_task_zombie: only with WEXITED (else this child counts for nothing); WNOWAIT
+      // reports without reaping.
+      if (!(wo.flags & WEXITED)) continue;
+      const status = c.group.groupExit ? c.group.group_exit_code : c.exit_code;
+      const tgid = c.tgid;
+      if (!(wo.flags & WNOWAIT)) release_task(k, c);
+      wo.stat = status;
+      if (wo.info) {
+        const exited = (status & 0x7f) === 0;
+        wo.info.cause = exited ? CLD_EXITED : status & 0x80 ? CLD_DUMPED : CLD_KILLED;
+        wo.info.status = exited ? status >> 8 : status & 0x7f;
+        wo.info.pid = tgid;
+      }
+      return tgid;
+    }
+    notask = 0;
+    const stopped = wait_task_stopped(wo, c);
+    if (stopped) return stopped;
+    const continued = wait_task_continued(wo, c);
+    if (continued) return continued;
+  }
+  return notask;
+}
+
+/**
+ * wait_task_stopped: with WUNTRACED, a child whose group is stopped (SIGNAL_STOP_STOPPED) with
+ * a stop code not yet reported: the code is consumed and the status is (code << 8) | 0x7f.
+ * Returns the child's pid, or 0.
+ */
+function wait_task_stopped(wo: WaitOpts, p: Task): number {
+  if (!(wo.flags & WUNTRACED)) return 0;
+  const g = p.group;
+  if (!(g.flags & SIGNAL_STOP_STOPPED)) return 0;
+  const exit_code = g.group_exit_code;
+  if (!exit_code) return 0;
+  if (!(wo.flags & WNOWAIT)) {
+    g.group_exit_code = 0;
+    wo.stat = (exit_code << 8) | 0x7f;
+  }
+  if (wo.info) wo.info = { cause: CLD_STOPPED, status: exit_code, pid: p.tgid };
+  return p.tgid;
+}
+
+/** wait_task_continued: with WCONTINUED, a child continued since it was last reported (SIGNAL_STOP_CONTINUED, cleared): status 0xffff. Its pid, or 0. */
+function wait_task_continued(wo: WaitOpts, p: Task): number {
+  if (!(wo.flags & WCONTINUED)) return 0;
+  const g = p.group;
+  if (!(g.flags & SIGNAL_STOP_CONTINUED)) return 0;
+  if (!(wo.flags & WNOWAIT)) g.flags &= ~SIGNAL_STOP_CONTINUED;
+  if (wo.info) wo.info = { cause: CLD_CONTINUED, status: SIGCONT, pid: p.tgid };
+  else wo.stat = 0xffff;
+  return p.tgid;
+}
+
+/**
+ * sys_waitid(which, upid, infop, options, ru) (kernel/exit.c kernel_waitid_prepare, do_wait):
+ * options other than WNOHANG, WNOWAIT, WEXITED, WSTOPPED, WCONTINUED, __WNOTHREAD, __WCLONE and
+ * __WALL, or none of WEXITED, WSTOPPED and WCONTINUED, are -EINVAL; then `which`: P_ALL, P_PID
+ * (upid > 0, else -EINVAL), P_PGID (upid >= 0; the model's one group: any child); others
+ * (P_PIDFD included: no pidfds) -EINVAL. A P_PID without such a process is -ECHILD. The
+ * children are looked at as wait4 looks at them (WEXITED must be asked for; WNOWAIT reports
+ * and leaves the state to be reported again). On a report the result is 0 and the siginfo at
+ * `infop` gets si_signo SIGCHLD, si_errno 0, si_code (CLD_EXITED, CLD_KILLED, CLD_DUMPED,
+ * CLD_STOPPED, CLD_CONTINUED), si_pid, si_uid 0 and si_status; otherwise (an error, or nothing
+ * with WNOHANG) those fields are written 0, as sys_waitid writes them whatever the result. Only
+ * those fields: the padding after si_code is left. -EFAULT if `infop` cannot be written.
+ */
+export function sys_waitid(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
+  const which = Number(BigInt.asIntN(32, a[0]));
+  const upid = Number(BigInt.asIntN(32, a[1]));
+  const infop = a[2];
+  const options = Number(a[3] & 0xffffffffn);
+  const wo: WaitOpts = { pid: -1, flags: options >>> 0, stat: 0, info: { cause: 0, status: 0, pid: 0 } };
+  return (function* (): KPath {
+    const err = yield* kernel_waitid(k, t, wo, which, upid);
+    if (infop === 0n) return err;
+    const info = err > 0 ? wo.info! : { cause: 0, status: 0, pid: 0 };
+    const head = new Uint8Array(12);
+    putU32(head, 0, err > 0 ? SIGCHLD : 0);
+    putU32(head, 8, info.cause);
+    const tail = new Uint8Array(12);
+    putU32(tail, 0, info.pid);
+    putU32(tail, 8, info.status);
+    if (!(yield* copy_to_user(k, pc, t, infop, head)) || !(yield* copy_to_user(k, pc, t, infop + 16n, tail))) return -EFAULT;
+    return err > 0 ? 0 : err;
+  })();
+}
+
+/** kernel_waitid: the checks, then do_wait: the reported child's pid, 0 (WNOHANG, nothing yet), or -errno. */
+function* kernel_waitid(k: Kernel, t: Task, wo: WaitOpts, which: number, upid: number): KPath {
+  const options = wo.flags;
+  if ((options & ~(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL)) !== 0) return -EINVAL;
+  if (!(options & (WEXITED | WSTOPPED | WCONTINUED))) return -EINVAL;
+  switch (which) {
+    case P_ALL:
+      break;
+    case P_PID:
+      if (upid <= 0) return -EINVAL;
+      wo.pid = upid;
+      if (!k.find_task_by_vpid(upid)) return -ECHILD;
+      break;
+    case P_PGID:
+      if (upid < 0) return -EINVAL;
+      break;
+    default:
+      return -EINVAL;
+  }
+  for (;;) {
+    const ret = do_wait_thread(k, t, wo);
+    if (ret !== 0 || wo.flags & WNOHANG) return ret;
+    if (signal_pending(t)) return -ERESTARTSYS;
+    t.waitingChild = true;
+    t.state = 'sleeping';
+    yield STEP_SLEEP;
+    t.waitingChild = false;
+    if (signal_pending(t)) return -ERESTARTSYS;
+  }
 }

@@ -488,6 +488,8 @@ function get_task_state(t: Task): string {
       return 'R (running)';
     case 'sleeping':
       return t.sleepKillableOnly ? 'D (disk sleep)' : 'S (sleeping)';
+    case 'stopped':
+      return 'T (stopped)';
     case 'zombie':
       return 'Z (zombie)';
     default:

@@ -15,7 +15,7 @@
  * number first); there is no load balancer of its own, only the moves above.
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import type { Task } from './task.js';
+import type { Task, TaskState } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
 import { enter_lazy_tlb, switch_mm_irqs_off } from './tlbflush.js';
 import { STEP_RESCHED, STEP_SLEEP, STEP_WAIT, type KPath, type KSteps } from './steps.js';
@@ -56,7 +56,16 @@ export function wake_up_new_task(k: Kernel, t: Task, cpu?: number): void {
 
 /** wake_up_process: a sleeping task becomes runnable on its CPU (another it may use if its affinity changed). No effect on other states. */
 export function wake_up_process(k: Kernel, t: Task): void {
-  if (t.state !== 'sleeping') return;
+  wake_up_state(k, t, 'sleeping');
+}
+
+/**
+ * wake_up_state (try_to_wake_up with a state mask): `t` becomes runnable as wake_up_process
+ * makes it, if its state is `state` ('stopped' for SIGCONT's __TASK_STOPPED and SIGKILL's
+ * TASK_WAKEKILL). No effect on a task in another state.
+ */
+export function wake_up_state(k: Kernel, t: Task, state: TaskState): void {
+  if (t.state !== state) return;
   if (!cpu_allowed(t, t.cpu)) t.cpu = select_task_rq(k, t);
   t.state = 'runnable';
   k.percpu[t.cpu].runqueue.push(t);

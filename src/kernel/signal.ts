@@ -6,16 +6,26 @@
  * The alternate signal stack's fields and syscall are in sigaltstack.ts; get_sigframe here
  * switches to it.
  *
- * XXX: stop signals (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) and SIGCONT are queued and reported,
- * but stopping and continuing are not modelled; core dumps are not modelled (RLIMIT_CORE is 0,
- * so a core signal's wait status has no 0x80).
+ * Job control (kernel/signal.c, 6.12): a stop signal's default action stops the whole thread
+ * group (do_signal_stop: JOBCTL_STOP_PENDING on every thread, group_stop_count counting those
+ * still to stop, the last to stop setting SIGNAL_STOP_STOPPED and telling the parent), and
+ * SIGCONT, when it is sent (prepare_signal), flushes the stop signals and wakes the stopped
+ * threads; the first of them back in get_signal tells the parent CLD_CONTINUED. SIGKILL wakes a
+ * stopped thread. The jobctl bits are Linux's, so that ptrace's traps can be added on them.
+ *
+ * XXX: the model has one session holding one process group, which has no member whose parent
+ * is in another group of the session: it is orphaned (is_current_pgrp_orphaned), so SIGTSTP,
+ * SIGTTIN and SIGTTOU with their default action are discarded, as Linux discards them in an
+ * orphaned group; only SIGSTOP stops. No ptrace, so no traced stops (CLD_TRAPPED); no
+ * SIGNAL_UNKILLABLE init. Core dumps are not modelled (RLIMIT_CORE is 0, so a
+ * core signal's wait status has no 0x80).
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import { wake_up_process } from './sched.js';
-import type { KPath, KSteps } from './steps.js';
+import { wake_up_process, wake_up_state } from './sched.js';
+import { STEP_SLEEP, STEP_UNLOCK, type KPath, type KSteps } from './steps.js';
 import type { KSigaction, SigInfo, SigPending, Task } from './task.js';
 import {
-  NSIG, SA_NODEFER, SA_ONSTACK, SA_SIGINFO, SA_RESETHAND, SA_RESTART, SA_RESTORER, SS_AUTODISARM, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
+  CLD_CONTINUED, CLD_STOPPED, NSIG, SA_NOCLDSTOP, SA_NODEFER, SA_ONSTACK, SA_SIGINFO, SA_RESETHAND, SA_RESTART, SA_RESTORER, SS_AUTODISARM, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
   SEGV_PKUERR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
 } from './uapi.js';
 import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './uaccess.js';
@@ -41,6 +51,30 @@ const SIG_KERNEL_COREDUMP_MASK =
 const SYNCHRONOUS_MASK = sigmask(SIGSEGV) | sigmask(SIGBUS) | sigmask(SIGILL) | sigmask(SIGTRAP) | sigmask(SIGFPE) | sigmask(SIGSYS);
 const SIGRTMIN = 32;
 
+/** task->jobctl (include/linux/sched/jobctl.h): the stop signal in the low 16 bits, then the flags. */
+export const JOBCTL_STOP_SIGMASK = 0xffff;
+/** A stop signal was dequeued (SIGCONT or SIGKILL clears it, cancelling the stop it would start). */
+export const JOBCTL_STOP_DEQUEUED = 1 << 16;
+/** The thread is to stop for the group stop in progress. */
+export const JOBCTL_STOP_PENDING = 1 << 17;
+/** Its stop counts in group_stop_count. */
+export const JOBCTL_STOP_CONSUME = 1 << 18;
+/** ptrace's traps (not modelled: never set). */
+export const JOBCTL_TRAP_STOP = 1 << 19;
+export const JOBCTL_TRAP_NOTIFY = 1 << 20;
+/** The thread is stopped in do_signal_stop (TASK_STOPPED); cleared by SIGCONT and SIGKILL. */
+export const JOBCTL_STOPPED = 1 << 26;
+const JOBCTL_TRAP_MASK = JOBCTL_TRAP_STOP | JOBCTL_TRAP_NOTIFY;
+const JOBCTL_PENDING_MASK = JOBCTL_STOP_PENDING | JOBCTL_TRAP_MASK;
+
+/** signal->flags (include/linux/sched/signal.h): the group is stopped; it was continued (for WCONTINUED); the parent is yet to be told. */
+export const SIGNAL_STOP_STOPPED = 0x1;
+export const SIGNAL_STOP_CONTINUED = 0x2;
+export const SIGNAL_CLD_STOPPED = 0x10;
+export const SIGNAL_CLD_CONTINUED = 0x20;
+const SIGNAL_CLD_MASK = SIGNAL_CLD_STOPPED | SIGNAL_CLD_CONTINUED;
+const SIGNAL_STOP_MASK = SIGNAL_CLD_MASK | SIGNAL_STOP_STOPPED | SIGNAL_STOP_CONTINUED;
+
 export function valid_signal(sig: number): boolean {
   return sig >= 0 && sig <= NSIG;
 }
@@ -53,7 +87,8 @@ export function sig_kernel_ignore(sig: number): boolean {
 
 /** recalc_sigpending for `t`: whether an unblocked signal is pending (TIF_SIGPENDING), or the group is exiting. */
 export function signal_pending(t: Task): boolean {
-  if (t.group.groupExit) return true;
+  // recalc_sigpending keeps TIF_SIGPENDING for a thread a group stop waits for (JOBCTL_PENDING_MASK).
+  if (t.group.groupExit || (t.jobctl & JOBCTL_PENDING_MASK) !== 0) return true;
   const pending = t.pending.signal;
   const shared = t.group.shared_pending.signal;
   // Nothing queued (the common case, every return to user mode): no mask arithmetic.
@@ -90,17 +125,17 @@ function sig_fatal(t: Task, sig: number): boolean {
 
 /**
  * send_signal_locked: queues `info` for `t` (its own pending set, or its thread group's when
- * `group`). An ignored, unblocked signal is dropped (prepare_signal); a standard signal
- * already pending is not queued twice (legacy_queue). complete_signal then picks a thread
- * that does not block it: a fatal, non-core signal starts a group exit at once (every thread
- * gets SIGKILL); otherwise the chosen thread is woken if it sleeps.
+ * `group`). prepare_signal first: during a group exit only SIGKILL gets through; a stop
+ * signal's and SIGCONT's side effects happen whether or not the signal is then ignored; an
+ * ignored, unblocked signal is dropped. A standard signal already pending is not queued twice
+ * (legacy_queue). complete_signal then picks a thread that does not block it: a fatal,
+ * non-core signal starts a group exit at once (every thread gets SIGKILL); otherwise the
+ * chosen thread is woken if it sleeps.
  */
 export function send_signal(k: Kernel, t: Task, info: SigInfo, group: boolean): void {
   const sig = info.signo;
-  if (t.group.groupExit && sig !== SIGKILL) return;
   if (t.state === 'zombie' || t.state === 'dead') return;
-  const blocked = (t.blocked & sigmask(sig)) !== 0n;
-  if (!blocked && sig !== SIGKILL && sig_handler_ignored(t.sighand.action[sig], sig)) return;
+  if (!prepare_signal(k, t, sig)) return;
   const pending: SigPending = group ? t.group.shared_pending : t.pending;
   if (sig < SIGRTMIN && (pending.signal & sigmask(sig)) !== 0n) return;
   pending.signal |= sigmask(sig);
@@ -108,17 +143,115 @@ export function send_signal(k: Kernel, t: Task, info: SigInfo, group: boolean): 
   complete_signal(k, t, sig, group);
 }
 
+/**
+ * prepare_signal (kernel/signal.c): whether `sig` is to be queued for `p`. During a group exit
+ * only SIGKILL (XXX: 6.12 drops it too; it is already pending on every thread, so queueing it
+ * again changes nothing). A stop signal removes SIGCONT from the group's and every thread's
+ * queue. SIGCONT removes every stop signal the same way, ends the group stop (a thread's
+ * JOBCTL_STOP_PENDING, JOBCTL_STOPPED) and wakes the stopped threads (wake_up_state
+ * __TASK_STOPPED); if the group was stopped it is now continued (SIGNAL_STOP_CONTINUED, and
+ * SIGNAL_CLD_CONTINUED for the parent), if a stop was in progress the parent is to hear
+ * CLD_STOPPED as though it had ended, and either way the stop's count and code are dropped.
+ * The parent is told later, by the first woken thread (get_signal). Then: false if the
+ * signal is ignored (not blocked, SIG_IGN or SIG_DFL whose default is to ignore; SIGKILL never).
+ */
+function prepare_signal(k: Kernel, p: Task, sig: number): boolean {
+  const g = p.group;
+  if (g.groupExit) return sig === SIGKILL;
+  if (inMask(sig, SIG_KERNEL_STOP_MASK)) {
+    const flush = sigmask(SIGCONT);
+    flush_sigqueue_mask(flush, g.shared_pending);
+    for (const t of g.threads) flush_sigqueue_mask(flush, t.pending);
+  } else if (sig === SIGCONT) {
+    flush_sigqueue_mask(SIG_KERNEL_STOP_MASK, g.shared_pending);
+    for (const t of g.threads) {
+      flush_sigqueue_mask(SIG_KERNEL_STOP_MASK, t.pending);
+      task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING);
+      t.jobctl &= ~JOBCTL_STOPPED;
+      wake_up_state(k, t, 'stopped');
+    }
+    let why = 0;
+    if (g.flags & SIGNAL_STOP_STOPPED) why |= SIGNAL_CLD_CONTINUED;
+    else if (g.group_stop_count) why |= SIGNAL_CLD_STOPPED;
+    if (why) {
+      signal_set_stop_flags(g, why | SIGNAL_STOP_CONTINUED);
+      g.group_stop_count = 0;
+      g.group_exit_code = 0;
+    }
+  }
+  const blocked = (p.blocked & sigmask(sig)) !== 0n;
+  return blocked || sig === SIGKILL || !sig_handler_ignored(p.sighand.action[sig], sig);
+}
+
+/** flush_sigqueue_mask: removes the signals in `mask` from `s`, their siginfo included. */
+function flush_sigqueue_mask(mask: bigint, s: SigPending): void {
+  if ((s.signal & mask) === 0n) return;
+  s.signal &= ~mask;
+  for (let i = s.list.length - 1; i >= 0; i--) if (mask & sigmask(s.list[i].signo)) s.list.splice(i, 1);
+}
+
+/** signal_set_stop_flags: the group's job-control flags become `flags`. */
+function signal_set_stop_flags(g: Task['group'], flags: number): void {
+  g.flags = (g.flags & ~SIGNAL_STOP_MASK) | flags;
+}
+
+/**
+ * task_set_jobctl_pending: adds `mask` (a stop signal number and JOBCTL_STOP_* bits) to the
+ * thread's jobctl, replacing the signal number; false, changing nothing, if the thread has
+ * SIGKILL pending or is exiting.
+ */
+function task_set_jobctl_pending(t: Task, mask: number): boolean {
+  if (__fatal_signal_pending(t) || t.exiting) return false;
+  if (mask & JOBCTL_STOP_SIGMASK) t.jobctl &= ~JOBCTL_STOP_SIGMASK;
+  t.jobctl |= mask;
+  return true;
+}
+
+/** task_clear_jobctl_pending: clears `mask`; clearing JOBCTL_STOP_PENDING clears CONSUME and DEQUEUED too. */
+function task_clear_jobctl_pending(t: Task, mask: number): void {
+  if (mask & JOBCTL_STOP_PENDING) mask |= JOBCTL_STOP_CONSUME | JOBCTL_STOP_DEQUEUED;
+  t.jobctl &= ~mask;
+}
+
+/**
+ * task_participate_group_stop: `t` takes its part in the group stop (clears its
+ * JOBCTL_STOP_PENDING; with JOBCTL_STOP_CONSUME, counts itself off group_stop_count). True
+ * when it was the last and the group was not already stopped: the group is now
+ * SIGNAL_STOP_STOPPED and the caller tells the parent CLD_STOPPED.
+ */
+export function task_participate_group_stop(t: Task): boolean {
+  const g = t.group;
+  const consume = (t.jobctl & JOBCTL_STOP_CONSUME) !== 0;
+  task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING);
+  if (!consume) return false;
+  if (g.group_stop_count > 0) g.group_stop_count--;
+  if (g.group_stop_count === 0 && !(g.flags & SIGNAL_STOP_STOPPED)) {
+    signal_set_stop_flags(g, SIGNAL_STOP_STOPPED);
+    return true;
+  }
+  return false;
+}
+
+/** wants_signal: `t` may take `sig` now (not blocked, not exiting; SIGKILL even when stopped). */
+function wants_signal(sig: number, t: Task): boolean {
+  if ((t.blocked & sigmask(sig)) !== 0n || t.exiting || t.state === 'zombie' || t.state === 'dead') return false;
+  return sig === SIGKILL || t.state !== 'stopped';
+}
+
 function complete_signal(k: Kernel, p: Task, sig: number, group: boolean): void {
   let target: Task | null = null;
-  const wants = (t: Task): boolean => (t.blocked & sigmask(sig)) === 0n && t.state !== 'zombie' && t.state !== 'dead';
-  if (wants(p)) target = p;
-  else if (group) target = p.group.threads.find(wants) ?? null;
+  if (wants_signal(sig, p)) target = p;
+  else if (group) target = p.group.threads.find((t) => wants_signal(sig, t)) ?? null;
   if (!target) return;
   if (sig_fatal(target, sig) && !target.group.groupExit && !inMask(sig, SIG_KERNEL_COREDUMP_MASK)) {
+    // signal->flags = SIGNAL_GROUP_EXIT: the job-control flags go with the rest.
     const g = target.group;
     g.groupExit = true;
+    g.flags = 0;
     g.group_exit_code = sig;
+    g.group_stop_count = 0;
     for (const th of g.threads) {
+      task_clear_jobctl_pending(th, JOBCTL_PENDING_MASK);
       th.pending.signal |= sigmask(SIGKILL);
       signal_wake_up(k, th, true);
     }
@@ -127,11 +260,62 @@ function complete_signal(k: Kernel, p: Task, sig: number, group: boolean): void 
   signal_wake_up(k, target, sig === SIGKILL);
 }
 
-/** signal_wake_up: a sleeping task wakes to handle its signal (interruptible sleeps; killable ones only for a fatal signal). */
+/**
+ * zap_other_threads: every other live thread of `p`'s group gets SIGKILL and is woken, and any
+ * group stop is over (do_group_exit, which also sets SIGNAL_GROUP_EXIT: the caller's part).
+ */
+export function zap_other_threads(k: Kernel, p: Task): void {
+  p.group.group_stop_count = 0;
+  for (const th of p.group.threads) {
+    if (th === p) continue;
+    task_clear_jobctl_pending(th, JOBCTL_PENDING_MASK);
+    if (th.state === 'zombie' || th.state === 'dead') continue;
+    th.pending.signal |= sigmask(SIGKILL);
+    signal_wake_up(k, th, true);
+  }
+}
+
+/**
+ * signal_wake_up: a sleeping task wakes to handle its signal (interruptible sleeps; killable
+ * ones only for a fatal signal). A fatal signal also ends a stop (clears JOBCTL_STOPPED and
+ * wakes TASK_STOPPED: TASK_WAKEKILL).
+ */
 export function signal_wake_up(k: Kernel, t: Task, fatal: boolean): void {
+  if (fatal) {
+    t.jobctl &= ~JOBCTL_STOPPED;
+    if (t.state === 'stopped') {
+      wake_up_state(k, t, 'stopped');
+      return;
+    }
+  }
   if (t.state !== 'sleeping') return;
   if (t.sleepKillableOnly && !fatal) return;
   wake_up_process(k, t);
+}
+
+/** __wake_up_parent: the threads of `parent`'s group asleep in wait4 wake (wait_chldexit). */
+export function __wake_up_parent(k: Kernel, parent: Task): void {
+  for (const th of parent.group.threads) if (th.waitingChild) wake_up_process(k, th);
+}
+
+/**
+ * do_notify_parent_cldstop (kernel/signal.c): tells the real parent of `t`'s group leader that
+ * the group stopped (CLD_STOPPED, si_status the stop signal from group_exit_code) or continued
+ * (CLD_CONTINUED, si_status SIGCONT): SIGCHLD with si_pid the child's, unless the parent ignores
+ * SIGCHLD or set SA_NOCLDSTOP; its threads in wait4 are woken either way. A group without a
+ * parent (the first process) tells no one.
+ */
+export function do_notify_parent_cldstop(k: Kernel, pc: PerCpu, t: Task, why: number): void {
+  const leader = t.group.threads.find((th) => th.isLeader) ?? t;
+  const parent = leader.parent;
+  if (!parent || parent.state === 'dead') return;
+  if (k.events.on) k.emit({ type: 'jobctl', cpu: pc.id, tid: leader.tid, what: 'notify', code: why });
+  const status = why === CLD_CONTINUED ? SIGCONT : t.group.group_exit_code & 0x7f;
+  const ka = parent.sighand.action[SIGCHLD];
+  if (ka.handler !== SIG_IGN && !(ka.flags & SA_NOCLDSTOP)) {
+    send_signal(k, parent, { signo: SIGCHLD, code: why, addr: 0n, pid: leader.tgid, pkey: 0, status }, true);
+  }
+  __wake_up_parent(k, parent);
 }
 
 /**
@@ -174,6 +358,8 @@ function dequeue_signal(t: Task): SigInfo | null {
     const i = p.list.findIndex((s) => s.signo === sig);
     const info = i >= 0 ? p.list.splice(i, 1)[0] : { signo: sig, code: SI_KERNEL, addr: 0n, pid: 0, pkey: 0 };
     if (!p.list.some((s) => s.signo === sig)) p.signal &= ~sigmask(sig);
+    // A stop signal taken off the queue still counts for SIGCONT and SIGKILL, which clear this.
+    if (inMask(sig, SIG_KERNEL_STOP_MASK)) t.jobctl |= JOBCTL_STOP_DEQUEUED;
     return info;
   };
   return take(t.pending) ?? take(t.group.shared_pending);
@@ -283,55 +469,125 @@ function handler_pkru(k: Kernel, t: Task, interrupted: number): number {
 }
 
 /**
- * get_signal + handle_signal, run on the way back to user mode (a kernel path). Dequeues
- * signals until one needs action: a handler gets an rt_sigframe on the user stack (red zone
- * skipped, XSAVE image 64-byte aligned, frame 16-byte aligned minus 8) and runs next; a fatal
- * default action ends the thread group; ignored ones are dropped. Returns 1 if a handler was
- * set up or the task is exiting, 0 if nothing needed delivery.
+ * get_signal + handle_signal, run on the way back to user mode (a kernel path). First, a
+ * thread back from a stop tells the parent what prepare_signal left for it (SIGNAL_CLD_MASK),
+ * and a thread a group stop waits for stops. Then dequeues signals until one needs action: a
+ * handler gets an rt_sigframe on the user stack (red zone skipped, XSAVE image 64-byte aligned,
+ * frame 16-byte aligned minus 8) and runs next; a stop signal's default action stops the group
+ * (do_signal_stop); a fatal default action ends the thread group; ignored ones are dropped.
+ * Returns 1 if a handler was set up or the task is exiting, 0 if nothing needed delivery.
  */
 export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
-  for (;;) {
-    // Already marked for death: a group exit, or another thread's exec (de_thread) killing
-    // this one. exit_to_user_mode then exits (do_group_exit, which starts no group exit
-    // while group_exec_task is set).
-    if (t.group.groupExit || (t.group.group_exec_task && t.group.group_exec_task !== t)) return 1;
-    const info = dequeue_signal(t);
-    if (!info) return 0;
-    const sig = info.signo;
-    const ka = t.sighand.action[sig];
-    if (ka.handler === SIG_IGN) continue;
-    if (ka.handler !== SIG_DFL) {
-      const ok = yield* setup_rt_frame(k, pc, t, info, ka);
-      if (!ok) {
-        // force_sigsegv: a frame that cannot be written kills with SIGSEGV.
-        if (sig === SIGSEGV) ka.handler = SIG_DFL;
-        force_sig(k, t, SIGSEGV);
+  const g = t.group;
+  relock: for (;;) {
+    // Every stopped thread comes here when woken; the first tells the parent.
+    if (g.flags & SIGNAL_CLD_MASK) {
+      const why = g.flags & SIGNAL_CLD_CONTINUED ? CLD_CONTINUED : CLD_STOPPED;
+      g.flags &= ~SIGNAL_CLD_MASK;
+      do_notify_parent_cldstop(k, pc, t, why);
+      continue relock;
+    }
+    for (;;) {
+      // Already marked for death: a group exit, or another thread's exec (de_thread) killing
+      // this one. exit_to_user_mode then exits (do_group_exit, which starts no group exit
+      // while group_exec_task is set).
+      if (g.groupExit || (g.group_exec_task && g.group_exec_task !== t)) return 1;
+      if (t.jobctl & JOBCTL_STOP_PENDING && (yield* do_signal_stop(k, pc, t, 0))) continue relock;
+      const info = dequeue_signal(t);
+      if (!info) return 0;
+      const sig = info.signo;
+      const ka = t.sighand.action[sig];
+      if (ka.handler === SIG_IGN) continue;
+      if (ka.handler !== SIG_DFL) {
+        const ok = yield* setup_rt_frame(k, pc, t, info, ka);
+        if (!ok) {
+          // force_sigsegv: a frame that cannot be written kills with SIGSEGV.
+          if (sig === SIGSEGV) ka.handler = SIG_DFL;
+          force_sig(k, t, SIGSEGV);
+          continue;
+        }
+        // signal_setup_done
+        t.blocked |= ka.mask;
+        if (!(ka.flags & SA_NODEFER)) t.blocked |= sigmask(sig);
+        t.blocked &= ~SIG_KERNEL_ONLY_MASK;
+        if (ka.flags & SA_RESETHAND) ka.handler = SIG_DFL;
+        // signal_delivered: an alternate stack armed with SS_AUTODISARM is disarmed while the
+        // handler runs (rt_sigreturn puts it back from the frame's uc_stack).
+        if (t.sas_ss_flags & SS_AUTODISARM) sas_ss_reset(t);
+        k.emitSignal(pc, t, info, 'handler');
+        return 1;
+      }
+      if (sig_kernel_ignore(sig)) continue;
+      if (inMask(sig, SIG_KERNEL_STOP_MASK)) {
+        // The job-control stops do nothing in an orphaned process group (the signal is gone);
+        // SIGSTOP always stops.
+        if (sig !== SIGSTOP && is_current_pgrp_orphaned(t)) continue relock;
+        k.emitSignal(pc, t, info, 'stop');
+        if (yield* do_signal_stop(k, pc, t, sig)) continue relock;
+        // A SIGCONT or SIGKILL came first (JOBCTL_STOP_DEQUEUED cleared): no stop.
         continue;
       }
-      // signal_setup_done
-      t.blocked |= ka.mask;
-      if (!(ka.flags & SA_NODEFER)) t.blocked |= sigmask(sig);
-      t.blocked &= ~SIG_KERNEL_ONLY_MASK;
-      if (ka.flags & SA_RESETHAND) ka.handler = SIG_DFL;
-      // signal_delivered: an alternate stack armed with SS_AUTODISARM is disarmed while the
-      // handler runs (rt_sigreturn puts it back from the frame's uc_stack).
-      if (t.sas_ss_flags & SS_AUTODISARM) sas_ss_reset(t);
-      k.emitSignal(pc, t, info, 'handler');
+      k.emitSignal(pc, t, info, inMask(sig, SIG_KERNEL_COREDUMP_MASK) ? 'core' : 'terminate');
+      // do_group_exit(sig): the status is the signal number (no core dump).
+      g.groupExit = true;
+      g.flags = 0;
+      g.group_exit_code = sig;
+      zap_other_threads(k, t);
       return 1;
     }
-    if (sig_kernel_ignore(sig) || inMask(sig, SIG_KERNEL_STOP_MASK)) continue;
-    k.emitSignal(pc, t, info, inMask(sig, SIG_KERNEL_COREDUMP_MASK) ? 'core' : 'terminate');
-    // do_group_exit(sig): the status is the signal number (no core dump).
-    t.group.groupExit = true;
-    t.group.group_exit_code = sig;
-    for (const th of t.group.threads) {
-      if (th !== t) {
-        th.pending.signal |= sigmask(SIGKILL);
-        signal_wake_up(k, th, true);
+  }
+}
+
+/**
+ * is_current_pgrp_orphaned (kernel/exit.c will_become_orphaned_pgrp): whether no process of
+ * the caller's group has a parent in another group of the same session. The model has one
+ * session and one process group holding every process: always true.
+ */
+function is_current_pgrp_orphaned(_t: Task): boolean {
+  return true;
+}
+
+/**
+ * do_signal_stop (kernel/signal.c): `t` stops for a group stop, starting one for stop signal
+ * `signr` if none is in progress (unless the dequeued stop was cancelled, JOBCTL_STOP_DEQUEUED
+ * clear, or the group is exiting or execing: false). Starting one: the stop signal becomes
+ * group_exit_code (unless the group is already stopped), and every thread not stopped that
+ * can take part gets JOBCTL_STOP_PENDING | JOBCTL_STOP_CONSUME and the signal, counted in
+ * group_stop_count, and is woken to stop. Then, in one step under siglock, `t` takes its part
+ * (the last tells the parent CLD_STOPPED, after siglock is dropped) and sets JOBCTL_STOPPED;
+ * it sleeps in TASK_STOPPED unless SIGCONT or SIGKILL cleared that meanwhile, and returns true
+ * once it runs again.
+ */
+function* do_signal_stop(k: Kernel, pc: PerCpu, t: Task, signr: number): KSteps<boolean> {
+  const g = t.group;
+  if (!(t.jobctl & JOBCTL_STOP_PENDING)) {
+    const gstop = JOBCTL_STOP_PENDING | JOBCTL_STOP_CONSUME;
+    if (!(t.jobctl & JOBCTL_STOP_DEQUEUED) || g.groupExit || g.group_exec_task) return false;
+    if (!(g.flags & SIGNAL_STOP_STOPPED)) g.group_exit_code = signr;
+    g.group_stop_count = 0;
+    if (task_set_jobctl_pending(t, signr | gstop)) g.group_stop_count++;
+    for (const th of g.threads) {
+      if (th === t || th.state === 'stopped' || th.state === 'zombie' || th.state === 'dead') continue;
+      if (task_set_jobctl_pending(th, signr | gstop)) {
+        g.group_stop_count++;
+        signal_wake_up(k, th, false);
       }
     }
-    return 1;
   }
+  const notify = task_participate_group_stop(t);
+  t.jobctl |= JOBCTL_STOPPED;
+  // spin_unlock_irq(&siglock): a SIGCONT or SIGKILL may come before the sleep.
+  pc.touch = -1;
+  yield STEP_UNLOCK;
+  if (notify) do_notify_parent_cldstop(k, pc, t, CLD_STOPPED);
+  if (t.jobctl & JOBCTL_STOPPED) {
+    // set_special_state(TASK_STOPPED) and schedule(): nothing runs this thread until woken.
+    t.state = 'stopped';
+    if (k.events.on) k.emit({ type: 'jobctl', cpu: pc.id, tid: t.tid, what: 'stop', code: 0 });
+    yield STEP_SLEEP;
+    if (k.events.on) k.emit({ type: 'jobctl', cpu: pc.id, tid: t.tid, what: 'resume', code: 0 });
+  }
+  return true;
 }
 
 /** get_sigframe's `(void __user *)-1L`: a frame address access_ok refuses. */

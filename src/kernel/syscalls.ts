@@ -21,7 +21,7 @@ import { sys_splice, sys_tee, sys_vmsplice } from './splice.js';
 import { sys_ioctl } from './ioctl.js';
 import { sys_userfaultfd } from './userfaultfd.js';
 import { sys_execve } from './exec.js';
-import { sys_exit, sys_exit_group, sys_wait4 } from './exit.js';
+import { sys_exit, sys_exit_group, sys_wait4, sys_waitid } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { sys_process_vm_readv, sys_process_vm_writev } from './process_vm_access.js';
@@ -257,6 +257,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 154, name: 'modify_ldt', args: ['func', 'ptr', 'bytecount'], handler: sys_modify_ldt },
   { nr: 158, name: 'arch_prctl', args: ['option', 'arg2'], handler: sys_arch_prctl },
   { nr: 234, name: 'tgkill', args: ['tgid', 'pid', 'sig'], handler: sys_tgkill },
+  { nr: 247, name: 'waitid', args: ['which', 'upid', 'infop', 'options', 'ru'], handler: sys_waitid },
   { nr: 257, name: 'openat', args: ['dfd', 'filename', 'flags', 'mode'], handler: sys_openat },
   { nr: 275, name: 'splice', args: ['fd_in', 'off_in', 'fd_out', 'off_out', 'len', 'flags'], handler: sys_splice },
   { nr: 276, name: 'tee', args: ['fdin', 'fdout', 'len', 'flags'], handler: sys_tee },

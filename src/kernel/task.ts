@@ -20,6 +20,8 @@ export interface SigInfo {
   pid: number;
   /** si_pkey for SEGV_PKUERR. */
   pkey: number;
+  /** si_status for SIGCHLD: the exit code, or the signal that killed, stopped (CLD_STOPPED) or continued (CLD_CONTINUED) the child. */
+  status?: number;
 }
 
 /** A signal's disposition (struct k_sigaction). */
@@ -69,6 +71,14 @@ export class ThreadGroup {
   group_exit_code = 0;
   /** signal->group_exec_task: the thread in de_thread, killing the others so it can exec; null otherwise. */
   group_exec_task: Task | null = null;
+  /**
+   * signal->flags' job-control bits (SIGNAL_STOP_STOPPED, SIGNAL_STOP_CONTINUED, SIGNAL_CLD_STOPPED,
+   * SIGNAL_CLD_CONTINUED: signal.ts); SIGNAL_GROUP_EXIT is `groupExit`. While the group is
+   * stopped, group_exit_code holds the stop signal, as in Linux.
+   */
+  flags = 0;
+  /** signal->group_stop_count: threads still to stop for the group stop in progress. */
+  group_stop_count = 0;
   /** Live threads (nr_threads). */
   live = 0;
   /** signal->rlim: each resource's soft (rlim_cur) and hard (rlim_max) limit, by RLIMIT_* number (resource.ts). */
@@ -83,7 +93,8 @@ export class ThreadGroup {
 /** CAP_FULL_SET: every capability up to CAP_LAST_CAP (40, CAP_CHECKPOINT_RESTORE). */
 export const CAP_FULL_SET = (1n << 41n) - 1n;
 
-export type TaskState = 'running' | 'runnable' | 'sleeping' | 'zombie' | 'dead';
+/** 'stopped' is TASK_STOPPED (a group stop): only SIGCONT (wake_up_state __TASK_STOPPED) or SIGKILL (TASK_WAKEKILL) wakes it. */
+export type TaskState = 'running' | 'runnable' | 'sleeping' | 'stopped' | 'zombie' | 'dead';
 
 /** A user-visible result of one operation, when the kernel keeps a log. */
 export interface OpRecord {
@@ -184,6 +195,10 @@ export class Task {
   sas_ss_sp = 0n;
   sas_ss_size = 0n;
   sas_ss_flags = 0;
+  /** task->jobctl: the stop signal (JOBCTL_STOP_SIGMASK) and the JOBCTL_* bits of a group stop (signal.ts). */
+  jobctl = 0;
+  /** PF_EXITING: the task is in do_exit (a group stop no longer counts on it). */
+  exiting = false;
 
   // ---- Kernel side ---------------------------------------------------------------------------
   /** The kernel path in progress (a syscall, a fault, signal delivery), or null in user mode. */

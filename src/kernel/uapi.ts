@@ -136,6 +136,9 @@ export const BUS_ADRERR = 2;
 export const CLD_EXITED = 1;
 export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
+export const CLD_TRAPPED = 4;
+export const CLD_STOPPED = 5;
+export const CLD_CONTINUED = 6;
 
 // ---- mmap and mprotect (include/uapi/asm-generic/mman-common.h, linux/mman.h, asm/mman.h) ----
 export const PROT_NONE = 0x0;
@@ -354,15 +357,22 @@ export const CLONE_NEWPID = 0x20000000;
 export const CLONE_NEWNET = 0x40000000;
 export const CLONE_IO = 0x80000000;
 
-// ---- wait4 (include/uapi/linux/wait.h) ---------------------------------------------------------
+// ---- wait4 and waitid (include/uapi/linux/wait.h) ---------------------------------------------------------
 export const WNOHANG = 0x00000001;
 export const WUNTRACED = 0x00000002;
+/** WSTOPPED: waitid's name for WUNTRACED. */
+export const WSTOPPED = WUNTRACED;
 export const WEXITED = 0x00000004;
 export const WCONTINUED = 0x00000008;
 export const WNOWAIT = 0x01000000;
 export const __WNOTHREAD = 0x20000000;
 export const __WALL = 0x40000000;
 export const __WCLONE = 0x80000000;
+/** waitid's `which`. */
+export const P_ALL = 0;
+export const P_PID = 1;
+export const P_PGID = 2;
+export const P_PIDFD = 3;
 
 // ---- per-process PTI (isolab's model of the 2018 RFC, not upstream) -----------------------------
 /** arch_prctl codes of the per-process PTI model (kernel option `pti_per_process`; the 2018 RFC's numbers are unknown). */

@@ -9,7 +9,7 @@ import { PTE_RW } from '../hw/pte.js';
 import { ACCESS_NAMES } from '../hw/rights.js';
 import type { FlushCause } from '../hw/events.js';
 import type { IsolabEvent } from '../system.js';
-import { DEBUG_CHECKS, PAGE_FAULT_OUTCOMES, RECLAIM_OUTCOMES } from '../kernel/events.js';
+import { DEBUG_CHECKS, JOBCTL_WHATS, PAGE_FAULT_OUTCOMES, RECLAIM_OUTCOMES } from '../kernel/events.js';
 
 export type EventType = IsolabEvent['type'];
 type EventOf<T extends EventType> = Extract<IsolabEvent, { type: T }>;
@@ -78,7 +78,14 @@ export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {
   user_end: { doc: 'A thread finished its operations.', fields: {} },
   syscall: { doc: 'A syscall returned.', fields: { name: field('name', 'syscall', 'The syscall, by name.'), ret: field('ret', 'integer', 'Its return value (-errno on failure).') } },
   page_fault: { doc: 'The kernel handled a page fault.', fields: { outcome: field('outcome', FAULT_OUTCOMES, 'How it ended: copied and reused are copy-on-write.'), user: field('user', 'boolean', 'From user mode.') } },
-  signal: { doc: 'A signal was delivered.', fields: { signo: field('signo', 'signal', 'The signal.'), action: field('action', ['handler', 'terminate', 'core', 'ignore'], 'What delivery did.') } },
+  signal: { doc: 'A signal was delivered (stop: the thread stops with its group).', fields: { signo: field('signo', 'signal', 'The signal.'), action: field('action', ['handler', 'terminate', 'core', 'ignore', 'stop'], 'What delivery did (stop: the thread stops with its group).') } },
+  jobctl: {
+    doc: 'Job control: a thread stopped (TASK_STOPPED) or ran again, or the parent was told that its child stopped or continued (do_notify_parent_cldstop).',
+    fields: {
+      what: field('what', JOBCTL_WHATS, 'stop, resume, or notify (the event\'s thread is the child\'s leader).'),
+      code: field('code', 'integer', 'For notify: CLD_STOPPED (5) or CLD_CONTINUED (6); 0 otherwise.'),
+    },
+  },
   switch_mm: { doc: 'switch_mm_irqs_off loaded an mm.', fields: { flush: field('flush', 'boolean', 'The CR3 write flushed.'), how: field('how', ['switch', 'unlazy'], 'A switch, or leaving lazy mode.') } },
   context_switch: { doc: 'A context switch between tasks.', fields: {} },
   preempt: { doc: 'A task was preempted inside the kernel (preempt: full).', fields: {} },

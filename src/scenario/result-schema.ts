@@ -44,7 +44,7 @@ export function runResultSchema(): Record<string, unknown> {
           type: 'object',
           additionalProperties: false,
           required: ['tid', 'pid', 'name', 'exit'],
-          properties: { tid: count, pid: count, name: { type: 'string' }, exit: { type: ['string', 'null'], description: '"exit N", "killed by SIGx", or null if alive.' } },
+          properties: { tid: count, pid: count, name: { type: 'string' }, exit: { type: ['string', 'null'], description: '"exit N", "killed by SIGx", or null if alive.' }, stopped: { const: true, description: 'Present when the task was left stopped (SIGSTOP, no SIGCONT) as the run ended.' } },
         },
       },
       counts: {

@@ -88,6 +88,8 @@ export interface TaskSummary {
   name: string;
   /** "exit 0", "killed by SIGSEGV", or null while it is alive. */
   exit: string | null;
+  /** Present (true) for a task left stopped by a stop signal (TASK_STOPPED) when the run ended: it waits for a SIGCONT that never came. */
+  stopped?: true;
 }
 
 export interface RunReport {
@@ -582,7 +584,8 @@ export class Runner {
     const tids = [...this.names].filter(([, n]) => n === name).map(([tid]) => tid);
     if (tids.length === 0) return `${name} never ran`;
     const st = this.statusOf(tids[0]);
-    return `${name} never finished its operations${st !== null ? ` (${formatWaitStatus(st)})` : ''}`;
+    const stopped = this.sys.task(tids[0])?.state === 'stopped';
+    return `${name} never finished its operations${st !== null ? ` (${formatWaitStatus(st)})` : stopped ? ' (it is stopped: no SIGCONT came)' : ''}`;
   }
 
   private endVerdicts(): Verdict[] {
@@ -725,7 +728,9 @@ export class Runner {
     return [...this.names].map(([tid, name]) => {
       const t = this.sys.task(tid);
       const st = this.statusOf(tid);
-      return { tid, pid: t ? t.tgid : tid, name, exit: st === null ? null : formatWaitStatus(st) };
+      const summary: TaskSummary = { tid, pid: t ? t.tgid : tid, name, exit: st === null ? null : formatWaitStatus(st) };
+      if (t && t.state === 'stopped') summary.stopped = true;
+      return summary;
     });
   }
 

@@ -71,7 +71,7 @@ export interface Racer {
   /** The function (`main`, `main.1.child` for the child of op 1, ...) and the index of the stretch's first operation. */
   fn: string;
   from: number;
-  /** The stretch ends when this operation (default `from`) has completed, or the task is gone. */
+  /** The stretch ends when this operation (default `from`) has completed, or the task is gone or stopped. */
   to?: number;
 }
 
@@ -84,6 +84,8 @@ export interface LockstepCase {
   /** Variables of the racers whose pages are watched (each racer's value, in every live mm). */
   watch: string[];
   kernel?: Partial<KernelOptions>;
+  /** CPUs to boot, if more than the processes and racers use (a CPU no racer uses runs only after the window). */
+  cpus?: number;
   /** At most this many preemptions per interleaving (switches away from a CPU that could go on), each before a scheduling point. */
   preemptions: number;
   /** The case's own check of one complete interleaving: a message, or null. */
@@ -248,7 +250,7 @@ export class Run {
       return;
     }
     if (e.type === 'fork') this.pendingForks.push({ child: e.child, reported: e.ptes, clone: (e.flags & CLONE_VM) !== 0 });
-    if (e.type === 'op' || e.type === 'fork' || e.type === 'page_copy' || e.type === 'signal' || e.type === 'syscall' || e.type === 'syscall_enter' || e.type === 'debug' || e.type === 'user_end' || e.type === 'reclaim') {
+    if (e.type === 'op' || e.type === 'fork' || e.type === 'page_copy' || e.type === 'signal' || e.type === 'jobctl' || e.type === 'syscall' || e.type === 'syscall_enter' || e.type === 'debug' || e.type === 'user_end' || e.type === 'reclaim') {
       this.events.push({ step, e });
     }
     if (e.type === 'op') {
@@ -333,11 +335,11 @@ export class Run {
     this.faults.push({ step, event: e, ctx: r.ctx ?? -1, start, changes, copies });
   }
 
-  /** Whether racer `i`'s stretch is over: its last operation completed, or its task is gone. */
+  /** Whether racer `i`'s stretch is over: its last operation completed, or its task is gone or stopped (job control: it goes on, if at all, after the window). */
   racerDone(i: number): boolean {
     if (this.stretchDone.has(i)) return true;
     const t = this.k.tasks.get(this.tids[i]);
-    return !t || t.state === 'dead' || t.state === 'zombie';
+    return !t || t.state === 'dead' || t.state === 'zombie' || t.state === 'stopped';
   }
 
   /** The CPUs that may step now: a racer's CPU while its stretch lasts, any CPU with an IPI to take. */
@@ -550,7 +552,7 @@ export interface LockstepResult {
 }
 
 function scenarioOf(c: LockstepCase): CompiledScenario {
-  const cpus = Math.max(...c.processes.map((p) => p.cpu), ...c.racers.map((r) => r.cpu)) + 1;
+  const cpus = Math.max(...c.processes.map((p) => p.cpu), ...c.racers.map((r) => r.cpu), (c.cpus ?? 0) - 1) + 1;
   return {
     name: c.name,
     system: { cpus, memory: 16 * 2 ** 20, kernel: { debug_vm: true, timeslice: 0, ...(c.kernel ?? {}) } },
