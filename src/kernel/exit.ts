@@ -178,8 +178,9 @@ function notify_leader(k: Kernel, leader: Task): void {
     sig = 0;
   }
   if (sig > 0 && sig <= 64) {
+    // do_notify_parent: si_status the killing signal, or the exit code for CLD_EXITED.
     const killed = (status & 0x7f) !== 0;
-    send_signal(k, parent, { signo: sig, code: killed ? CLD_KILLED : CLD_EXITED, addr: 0n, pid: leader.tgid, pkey: 0 }, true);
+    send_signal(k, parent, { signo: sig, code: killed ? CLD_KILLED : CLD_EXITED, addr: 0n, pid: leader.tgid, pkey: 0, status: killed ? status & 0x7f : (status >> 8) & 0xff }, true);
   }
   __wake_up_parent(k, parent);
   if (autoreap) release_task(k, leader);

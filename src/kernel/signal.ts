@@ -674,7 +674,13 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   putU64(f, UC_SIGMASK, t.blocked);
   putU32(f, SIGINFO, info.signo);
   putU32(f, SIGINFO + 8, info.code);
-  if (info.code === SI_KERNEL || info.code > 0) putU64(f, SIGINFO + 16, info.addr);
+  // The union as the sender filled it (copy_siginfo_to_user copies its bytes): a child's
+  // si_pid, si_uid (0: root) and si_status (si_utime and si_stime 0: no clock in the model);
+  // a fault's si_addr (0 for SI_KERNEL); a sender's si_pid and si_uid.
+  if (info.status !== undefined) {
+    putU32(f, SIGINFO + 16, info.pid);
+    putU32(f, SIGINFO + 24, info.status);
+  } else if (info.code === SI_KERNEL || info.code > 0) putU64(f, SIGINFO + 16, info.addr);
   else putU32(f, SIGINFO + 16, info.pid);
   if (info.code === SEGV_PKUERR && info.signo === SIGSEGV) putU32(f, SIGINFO + 16 + 8 + 8, info.pkey);
   // The frame up to uc_sigmask in one user access; the siginfo only for an SA_SIGINFO handler

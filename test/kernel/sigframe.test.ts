@@ -151,3 +151,78 @@ expect:
   exit: { p: 0 }
 `, 11);
 });
+
+test("an SA_SIGINFO SIGCHLD handler's siginfo: si_code, si_pid and si_status as do_notify_parent fills them (exit code; killing signal); no SA_SIGINFO, no siginfo written", () => {
+  // kernel/signal.c do_notify_parent (6.12): si_pid the child's tgid, si_status the exit code
+  // for CLD_EXITED (exit_code >> 8) or the signal for CLD_KILLED (exit_code & 0x7f); siginfo at
+  // frame+312: si_code +8, si_pid +16, si_status +24 (struct siginfo's _sigchld).
+  // x64_setup_rt_frame copies it (copy_siginfo_to_user) only for an SA_SIGINFO handler: a later
+  // frame at the same place for a handler without it finds the old siginfo there.
+  run(`name: sigframe-sigchld
+kernel: { debug_vm: true }
+processes:
+  - name: p
+    handlers:
+      SIGCHLD: { handler: chld, flags: SA_SIGINFO|SA_RESTART }
+      SIGUSR1: { handler: usr }
+    functions:
+      chld:
+        - load: { addr: $siginfo + 8, size: 4 }
+          as: code
+        - store: { addr: $buf + $f, value: $code }
+        - load: { addr: $siginfo + 16, size: 4 }
+          as: spid
+        - store: { addr: $buf + $f + 8, value: $spid }
+        - load: { addr: $siginfo + 24, size: 4 }
+          as: st
+        - store: { addr: $buf + $f + 16, value: $st }
+        - set: { f: $f + 24 }
+        - return
+      usr:
+        - load: $siginfo
+          as: junk
+        - store: { addr: $buf + 64, value: $junk }
+        - return
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS }
+        as: buf
+      - set: { f: 0 }
+      - set: { junk: 0 }
+      - set: { code: 0 }
+      - set: { spid: 0 }
+      - set: { st: 0 }
+      - fork:
+          ops:
+            - exit_group: { error_code: 3 }
+        as: one
+      - wait4: { upid: $one, stat_addr: 0, options: 0, ru: 0 }
+        expect: $one
+      - fork:
+          ops:
+            - getpid:
+              as: me
+            - kill: { pid: $me, sig: SIGKILL }
+        as: two
+      - wait4: { upid: $two, stat_addr: 0, options: 0, ru: 0 }
+        expect: $two
+      - load: $buf + 0
+        expect: CLD_EXITED
+      - load: $buf + 8
+        expect: $one
+      - load: $buf + 16
+        expect: 3
+      - load: $buf + 24
+        expect: CLD_KILLED
+      - load: $buf + 32
+        expect: $two
+      - load: $buf + 40
+        expect: SIGKILL
+      # The SIGUSR1 frame lands where the SIGCHLD frames did (the same $rsp, a syscall's return):
+      # without SA_SIGINFO its siginfo slot still holds the last SIGCHLD's si_signo.
+      - kill: { pid: 0, sig: SIGUSR1 }
+      - load: $buf + 64
+        expect: SIGCHLD
+expect:
+  exit: { p: 0 }
+`, 10);
+});
