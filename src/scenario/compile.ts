@@ -23,6 +23,12 @@ import type { Scenario } from './types.js';
 import { sortIssues, validateShape } from './validate.js';
 
 /** Stack each declared thread gets (mmap'd by the main thread before it clones). */
+
+/** An address operand as the timeline shows it: a number in hex, anything else (`$buf + 8`) as written. */
+function hexText(v: unknown): string {
+  return typeof v === 'number' || typeof v === 'bigint' ? `0x${BigInt.asUintN(64, BigInt(v)).toString(16)}` : String(v);
+}
+
 export const THREAD_STACK_SIZE = 0x10000;
 /** clone flags for a declared thread: what pthread_create passes, less the TID and TLS pointers. */
 export const THREAD_CLONE_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
@@ -574,7 +580,7 @@ class Compiler {
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as, kind === 'fetch');
         const size = form.size ?? 8;
         const op: Op = kind === 'load' ? { op: 'load', addr, size, ...(as ? { into: as } : {}) } : { op: 'fetch', addr };
-        this.emit(f, op, { path, label: `${kind}${kind === 'load' && size !== 8 ? ` ${size}` : ''} [${String(form.addr)}]${note}`, syscall: false, expect });
+        this.emit(f, op, { path, label: `${kind}${kind === 'load' && size !== 8 ? ` ${size}` : ''} [${hexText(form.addr)}]${note}`, syscall: false, expect });
         if (kind === 'load' && as) f.defined.add(as);
         break;
       }
@@ -583,7 +589,7 @@ class Compiler {
         if (as !== undefined) this.issue([...path, 'as'], 'store has no result to name', { key: true });
         const op: Op = { op: 'store', addr: this.value(a.addr, [...kpath, 'addr'], f), value: this.value(a.value, [...kpath, 'value'], f), size: a.size ?? 8 };
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
-        this.emit(f, op, { path, label: `store${a.size && a.size !== 8 ? ` ${a.size}` : ''} [${String(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
+        this.emit(f, op, { path, label: `store${a.size && a.size !== 8 ? ` ${a.size}` : ''} [${hexText(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
         break;
       }
       case 'set': {
@@ -651,13 +657,13 @@ class Compiler {
         const v = this.value(arg, kpath, f);
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
         const op: Op = kind === 'call' ? { op: 'call', addr: v } : { op: 'wrpkru', value: v };
-        this.emit(f, op, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        this.emit(f, op, { path, label: `${kind} ${kind === 'call' ? hexText(arg) : String(arg)}${note}`, syscall: false, expect });
         break;
       }
       case 'transient_load': {
         const v = this.value(arg, kpath, f);
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
-        this.emit(f, { op: 'transient_load', addr: v, ...(as ? { into: as } : {}) }, { path, label: `transient_load ${String(arg)}${note}`, syscall: false, expect });
+        this.emit(f, { op: 'transient_load', addr: v, ...(as ? { into: as } : {}) }, { path, label: `transient_load ${hexText(arg)}${note}`, syscall: false, expect });
         if (as) f.defined.add(as);
         break;
       }
@@ -673,7 +679,7 @@ class Compiler {
         if (as !== undefined) this.issue([...path, 'as'], 'wrss has no result to name', { key: true });
         const op: Op = { op: 'wrss', addr: this.value(a.addr, [...kpath, 'addr'], f), value: this.value(a.value, [...kpath, 'value'], f) };
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
-        this.emit(f, op, { path, label: `wrss [${String(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
+        this.emit(f, op, { path, label: `wrss [${hexText(a.addr)}] = ${String(a.value)}${note}`, syscall: false, expect });
         break;
       }
       case 'saveprevssp': {
@@ -688,7 +694,7 @@ class Compiler {
         const v = this.value(arg, kpath, f);
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
         const op: Op = kind === 'incssp' ? { op: 'incssp', count: v } : { op: 'rstorssp', addr: v };
-        this.emit(f, op, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        this.emit(f, op, { path, label: `${kind} ${kind === 'rstorssp' ? hexText(arg) : String(arg)}${note}`, syscall: false, expect });
         break;
       }
       case 'cpuid': {
@@ -715,7 +721,7 @@ class Compiler {
         const mask = a.mask === undefined ? XSAVE_ALL : this.value(a.mask, [...kpath, 'mask'], f);
         const op: Op = { op: kind, addr: this.value(a.addr, [...kpath, 'addr'], f), mask };
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
-        this.emit(f, op, { path, label: `${kind} [${String(a.addr)}]${a.mask === undefined ? '' : `, ${String(a.mask)}`}${note}`, syscall: false, expect });
+        this.emit(f, op, { path, label: `${kind} [${hexText(a.addr)}]${a.mask === undefined ? '' : `, ${String(a.mask)}`}${note}`, syscall: false, expect });
         break;
       }
       case 'syscall': {

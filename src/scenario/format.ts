@@ -13,6 +13,22 @@ export function formatValue(v: bigint): string {
   return u < 0x10000n ? String(u) : `0x${u.toString(16)}`;
 }
 
+/** An address, a register or a PTE: hex whatever its size (uint64). */
+export function formatHex(v: bigint): string {
+  return `0x${BigInt.asUintN(64, v).toString(16)}`;
+}
+
+/**
+ * The operations whose value is a register the processor gives (PKRU, SSP, an XCR, a CPUID
+ * output): shown in hex, like addresses and PTEs. A load's value is data: formatValue.
+ */
+export const REGISTER_OPS: ReadonlySet<string> = new Set(['rdpkru', 'rdssp', 'xgetbv', 'cpuid', 'read_sreg', 'rdfsbase', 'rdgsbase']);
+
+/** An operation's value: hex for a register it read, else formatValue. */
+export function formatOpValue(op: string, v: bigint): string {
+  return REGISTER_OPS.has(op) ? formatHex(v) : formatValue(v);
+}
+
 /** A syscall's return: -EINVAL for an error, else the value. */
 export function formatReturn(ret: bigint): string {
   const s = BigInt.asIntN(64, ret);

@@ -13,7 +13,7 @@ import { System, type IsolabEvent, type Pte } from '../system.js';
 import type { ProgramImage } from '../user/program.js';
 import { compileRtExpr, DIVIDE_ERROR, parseRtExpr, type RtEval } from '../user/rtexpr.js';
 import type { Folded } from './expr.js';
-import { formatReturn, formatValue, formatWaitStatus, pfAccess, pfBits, signalName, siCodeName } from './format.js';
+import { formatHex, formatOpValue, formatReturn, formatValue, formatWaitStatus, pfAccess, pfBits, signalName, siCodeName } from './format.js';
 import { eventCpu, eventTid } from './events.js';
 import { INVARIANTS } from './invariants.js';
 import { issueAt, pathString, type Path } from './load.js';
@@ -379,7 +379,7 @@ export class Runner {
       : info?.syscall
         ? `= ${formatReturn(r.value ?? 0n)}`
         : r.value !== undefined
-          ? `→ ${formatValue(r.value)}`
+          ? `→ ${formatOpValue(r.op, r.value)}`
           : 'done';
     const at = r.addr !== undefined && info && !info.syscall ? ` @${hex(r.addr)}` : '';
     this.add(cpu, r.tid, info?.syscall ? 'syscall' : 'op', `${label}${at} ${result}`);
@@ -479,7 +479,7 @@ export class Runner {
     if (loop !== undefined && r.value !== undefined) return r.value > BigInt(loop) ? `the condition still held after ${loop} iterations: the loop gave up` : `ended after ${r.value} iteration${r.value === 1n ? '' : 's'}`;
     if (r.signal) return `${signalName(r.signal.signo)} with si_code ${siCodeName(r.signal.signo, r.signal.code)}, si_addr ${hex(r.signal.addr)}${r.signal.pkey ? `, si_pkey ${r.signal.pkey}` : ''}`;
     if (info.syscall) return `returned ${formatReturn(r.value ?? 0n)}`;
-    return r.value !== undefined ? `value ${formatValue(r.value)}` : 'completed';
+    return r.value !== undefined ? `value ${formatOpValue(r.op, r.value)}` : 'completed';
   }
 
   /** False when the record meets the expectation; true or a reason when it does not. */
@@ -495,7 +495,7 @@ export class Runner {
         if (!f) continue;
         const want = this.resolve(f, t.vars, t.image);
         if (want === undefined) return this.unresolved(f, t.vars, t.image);
-        if (u64(want) !== u64(got)) return `expected ${k} ${k === 'si_code' ? siCodeName(x.signal, Number(want)) : formatValue(want)}`;
+        if (u64(want) !== u64(got)) return `expected ${k} ${k === 'si_code' ? siCodeName(x.signal, Number(want)) : k === 'si_addr' ? formatHex(want) : formatValue(want)}`;
       }
       return false;
     }
@@ -749,6 +749,4 @@ export class Runner {
   }
 }
 
-function hex(v: bigint): string {
-  return `0x${BigInt.asUintN(64, v).toString(16)}`;
-}
+const hex = formatHex;
