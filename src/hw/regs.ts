@@ -64,6 +64,8 @@ export const MSR_IA32_PKRS = 0x6e1;
 
 // Exception vectors (SDM Vol. 3A Table 6-1)
 export const X86_TRAP_UD = 6;
+export const X86_TRAP_NP = 11; // segment not present
+export const X86_TRAP_SS = 12; // stack-segment fault
 export const X86_TRAP_GP = 13;
 export const X86_TRAP_PF = 14;
 export const X86_TRAP_CP = 21;
