@@ -17,6 +17,7 @@
  *
  * XXX: register values are not written to the stacks; the events carry what moves where.
  */
+import { __USER_CS, __USER_DS, load_user_segments } from './desc.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { SWITCH_TO_KERNEL_CR3, SWITCH_TO_USER_CR3 } from './pti.js';
 import { raw_cpu } from './this_cpu.js';
@@ -108,12 +109,14 @@ const sysret: EntryStep = (k, pc, t) => {
   releaseEntryStack(pc, t);
   ev(k, pc, t, 'sysret', 'user');
   pc.irqs_disabled = false;
+  load_user_segments(pc, __USER_CS, __USER_DS);
   pc.cpu.setCpl(3);
 };
 const iret: EntryStep = (k, pc, t) => {
   releaseEntryStack(pc, t);
   ev(k, pc, t, 'iret', 'user');
   pc.irqs_disabled = false;
+  load_user_segments(pc, t.cs, t.ss);
   pc.cpu.setCpl(3);
 };
 

@@ -7,6 +7,7 @@
  * XXX: a signal pending in the parent does not restart the fork (-ERESTARTNOINTR); there are
  * no PID namespaces or credentials: every task is root, so RLIMIT_NPROC never refuses a fork.
  */
+import { copy_thread_segments } from './desc.js';
 import { copy_files, exit_files, initial_files } from './file.js';
 import type { PhysMem } from '../hw/physmem.js';
 import { ModelError } from '../errors.js';
@@ -119,6 +120,8 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   // dup_task_struct: the affinity is inherited.
   child.cpus_mask = t.cpus_mask;
   child.pkru = pc.cpu.pkru;
+  // copy_thread: the parent's pt_regs (cs, ss), its FS and GS selectors (current_save_fsgs) and savesegment of ES and DS.
+  copy_thread_segments(pc, t, child);
   // copy_creds and the task's NEXT per-process PTI flag.
   child.capEffective = t.capEffective;
   child.capPermitted = t.capPermitted;

@@ -41,6 +41,7 @@ export interface ReachRecord {
   reach: Reach;
 }
 import { TLB_NR_DYN_ASIDS, type FlushTlbInfo } from './tlbflush.js';
+import { setup_cpu_gdt } from './desc.js';
 import type { OpRecord, Task } from './task.js';
 import { opaque, track } from '../track.js';
 
@@ -272,6 +273,7 @@ export class Kernel {
     cpu.movToCr4(cr4);
     pc.ctx_id[0] = 0;
     pc.ctx_tlb_gen[0] = this.init_mm.tlb_gen;
+    setup_cpu_gdt(this, pc);
   }
 
   /** alloc_pid: the next pid (pids are not reused in a run). */
