@@ -618,6 +618,31 @@ class Compiler {
         if (as) f.defined.add(as);
         break;
       }
+      case 'mov_sreg': {
+        const a = arg as { sreg: 'ds' | 'es' | 'fs' | 'gs' | 'ss'; value: unknown };
+        if (as !== undefined) this.issue([...path, 'as'], 'mov_sreg has no result to name', { key: true });
+        const op: Op = { op: 'mov_sreg', sreg: a.sreg, value: this.value(a.value, [...kpath, 'value'], f) };
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, op, { path, label: `mov ${a.sreg}, ${String(a.value)}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'read_sreg': {
+        const sreg = arg as 'cs' | 'ss' | 'ds' | 'es' | 'fs' | 'gs';
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        this.emit(f, { op: 'read_sreg', sreg, ...(as ? { into: as } : {}) }, { path, label: `mov r16, ${sreg}${note}`, syscall: false, expect });
+        if (as) f.defined.add(as);
+        break;
+      }
+      case 'lar':
+      case 'lsl':
+      case 'verr':
+      case 'verw': {
+        const v = this.value(arg, kpath, f);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        this.emit(f, { op: kind, value: v, ...(as ? { into: as } : {}) }, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        if (as) f.defined.add(as);
+        break;
+      }
       case 'rdpkru':
       case 'rdssp': {
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
@@ -855,7 +880,7 @@ class Compiler {
   private expectation(spec: unknown, path: Path, f: FnCtx, syscall: boolean, as: string | undefined, noValue = false): OpExpectation | undefined {
     if (spec === undefined) return undefined;
     const valueGiven = typeof spec !== 'object' || spec === null ? path : (spec as { value?: unknown }).value !== undefined ? [...path, 'value'] : null;
-    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru and wrss do not): expect success: true or a signal', { key: valueGiven !== path });
+    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru, wrss and mov_sreg do not): expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {

@@ -14,7 +14,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'transient_load'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'transient_load', 'mov_sreg', 'read_sreg', 'lar', 'lsl', 'verr', 'verw'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -140,6 +140,12 @@ export function scenarioSchema(): Json {
     wrss: { type: 'object', additionalProperties: false, required: ['addr', 'value'], properties: { addr: expr, value: expr }, description: 'WRSSQ: an 8-byte shadow-stack write; #UD (SIGILL) unless ARCH_SHSTK_WRSS is on.' },
     rdssp: { type: 'null', description: 'RDSSPQ: the shadow-stack pointer is the result (name it with as); a no-op with shadow stacks off.' },
     transient_load: { $ref: '#/definitions/expr', description: 'A Meltdown probe: a transient 8-byte load at the address with its fault suppressed; the result is what it read, or -1 when it read nothing.' },
+    mov_sreg: { type: 'object', additionalProperties: false, required: ['sreg', 'value'], properties: { sreg: { enum: ['ds', 'es', 'fs', 'gs', 'ss'] }, value: expr }, description: 'MOV Sreg: load the selector value into DS, ES, FS, GS or SS with the processor\'s checks: #GP (SIGSEGV), #NP or #SS (SIGBUS).' },
+    read_sreg: { enum: ['cs', 'ss', 'ds', 'es', 'fs', 'gs'], description: 'MOV r16, Sreg: the segment register\'s selector is the result (name it with as).' },
+    lar: { $ref: '#/definitions/expr', description: 'LAR of a selector: the access rights (descriptor high word AND 0x00FFFF00) when ZF=1, -1 when ZF=0.' },
+    lsl: { $ref: '#/definitions/expr', description: 'LSL of a selector: the segment limit in bytes when ZF=1, -1 when ZF=0.' },
+    verr: { $ref: '#/definitions/expr', description: 'VERR of a selector: 1 if readable at this privilege (ZF=1), else 0.' },
+    verw: { $ref: '#/definitions/expr', description: 'VERW of a selector: 1 if writable at this privilege (ZF=1), else 0.' },
     syscall: { type: 'object', additionalProperties: false, required: ['nr'], properties: { nr: { type: ['integer', 'string'] }, args: { type: 'array', maxItems: 6, items: expr } }, description: 'A syscall by number or name with positional arguments.' },
   };
   for (const e of syscallEntries()) opProps[e.name] = syscallOpSchema(e.name, e.args);

@@ -15,7 +15,9 @@
  * and the program's variables as its general registers.
  */
 import { Access } from '../hw/rights.js';
+import { ZF_CLEAR } from '../hw/cpu.js';
 import { FAULT, PENDING } from '../hw/mmu.js';
+import { SREG_NAMES, SREG_SS } from '../hw/segment.js';
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_GP, X86_TRAP_UD } from '../hw/regs.js';
 import { do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
@@ -176,6 +178,33 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
         v = 0n;
         for (let i = 0; i < b.length; i++) v |= BigInt(b[i]) << BigInt(8 * i);
       }
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
+      break;
+    }
+    case 'mov_sreg': {
+      const sreg = SREG_NAMES.indexOf(op.sreg);
+      const sel = Number(BigInt.asUintN(16, valueOf(t, fn.values[idx]!)));
+      if (!cpu.movToSreg(sreg, sel)) return idtentry(k, pc, t);
+      // The stack segment's selector is what the next entry from user mode saves as pt_regs->ss.
+      if (sreg === SREG_SS) t.ss = sel;
+      k.recordOp(t, undefined, undefined);
+      break;
+    }
+    case 'read_sreg': {
+      const v = BigInt(cpu.movFromSreg(SREG_NAMES.indexOf(op.sreg)));
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
+      break;
+    }
+    case 'lar':
+    case 'lsl':
+    case 'verr':
+    case 'verw': {
+      const sel = Number(BigInt.asUintN(16, valueOf(t, fn.values[idx]!)));
+      const r = op.op === 'lar' ? cpu.lar(sel) : op.op === 'lsl' ? cpu.lsl(sel) : op.op === 'verr' ? cpu.verr(sel) : cpu.verw(sel);
+      if (r === FAULT) return idtentry(k, pc, t);
+      const v = r === ZF_CLEAR ? -1n : BigInt(r);
       if (op.into) t.vars.set(op.into, v);
       k.recordOp(t, v, undefined);
       break;

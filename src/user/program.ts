@@ -58,7 +58,21 @@ export type Op =
    * TSX transaction). `into` gets the bytes the load returned transiently, or -1 when the
    * translation gave nothing (not mapped, or no meltdown bug). No exception, no TLB fill.
    */
-  | { op: 'transient_load'; addr: Value; into?: string };
+  | { op: 'transient_load'; addr: Value; into?: string }
+  /** MOV Sreg, r16: loads selector `value` into DS, ES, FS, GS or SS, with the processor's checks (#GP, #NP, #SS). */
+  | { op: 'mov_sreg'; sreg: 'ds' | 'es' | 'fs' | 'gs' | 'ss'; value: Value }
+  /** MOV r16, Sreg: the selector of CS, SS, DS, ES, FS or GS goes to `into`. */
+  | { op: 'read_sreg'; sreg: 'cs' | 'ss' | 'ds' | 'es' | 'fs' | 'gs'; into?: string }
+  /**
+   * LAR, LSL, VERR, VERW of selector `value`: LAR's access rights or LSL's limit when ZF=1 and
+   * -1 when ZF=0 (the destination unchanged); VERR's and VERW's ZF (1 or 0). To `into`.
+   */
+  | { op: 'lar' | 'lsl' | 'verr' | 'verw'; value: Value; into?: string };
+
+/** The segment registers MOV Sreg may load (MOV to CS is #UD; the model has no far jumps). */
+export const MOV_SREGS = Object.freeze(['ds', 'es', 'fs', 'gs', 'ss'] as const);
+/** The segment registers MOV r16, Sreg may read. */
+export const SREG_NAMES = Object.freeze(['cs', 'ss', 'ds', 'es', 'fs', 'gs'] as const);
 
 /** Register names a value can read as `$name`: `$rsp`, the stack pointer. */
 export const REGISTER_NAMES: readonly string[] = ['rsp'];
@@ -229,17 +243,30 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         case 'wrpkru':
+        case 'lar':
+        case 'lsl':
+        case 'verr':
+        case 'verw':
           f.addrs[i] = null;
           f.values[i] = this.value(op.value, f, i, '.value');
           f.args[i] = NO_VALUES;
           break;
+        case 'mov_sreg':
+        case 'read_sreg': {
+          const allowed = op.op === 'mov_sreg' ? MOV_SREGS : SREG_NAMES;
+          if (!(allowed as readonly string[]).includes(op.sreg)) throw new ArgumentError('program', `${this.where(f, i)}.sreg: expected ${allowed.join(', ')}, got ${JSON.stringify(op.sreg)}`);
+          f.addrs[i] = null;
+          f.values[i] = op.op === 'mov_sreg' ? this.value(op.value, f, i, '.value') : null;
+          f.args[i] = NO_VALUES;
+          break;
+        }
         case 'wrss':
           f.addrs[i] = this.value(op.addr, f, i, '.addr');
           f.values[i] = this.value(op.value, f, i, '.value');
           f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp or transient_load`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, transient_load, mov_sreg, read_sreg, lar, lsl, verr or verw`);
       }
     });
   }
