@@ -22,7 +22,7 @@ import { PTEH_ADDR, PTEH_XD, pteFrame } from './pte.js';
 import {
   CET_SH_STK_EN, CET_WR_SHSTK_EN, CR0_AM, CR0_CD, CR0_EM, CR0_ET, CR0_MP, CR0_NE, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR3_HI_NOFLUSH, CR3_PCID_MASK,
   CR4_CET, CR4_FSGSBASE, CR4_LA57, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_PKS,
-  CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_IA32_PKRS, MSR_IA32_PL0_SSP,
+  CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_FS_BASE, MSR_IA32_PKRS, MSR_KERNEL_GS_BASE, MSR_IA32_PL0_SSP,
   MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_NP, X86_TRAP_PF, X86_TRAP_UD,
 } from './regs.js';
 import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
@@ -601,12 +601,13 @@ export class Cpu implements AccessRegs {
     if (!m.pku) bits &= ~CR4_PKE;
     if (!m.pks) bits &= ~CR4_PKS;
     if (!m.shstk) bits &= ~CR4_CET;
+    if (!m.fsgsbase) bits &= ~CR4_FSGSBASE;
     return bits >>> 0;
   }
 
   /**
    * WRMSR of an MSR the model implements: IA32_EFER (only NXE may change, and only on an NX
-   * CPU), IA32_PKRS (PKS CPUs), IA32_U_CET, IA32_S_CET, IA32_PL0_SSP, IA32_PL3_SSP (shadow-stack
+   * CPU), IA32_FS_BASE and IA32_KERNEL_GS_BASE (canonical), IA32_PKRS (PKS CPUs), IA32_U_CET, IA32_S_CET, IA32_PL0_SSP, IA32_PL3_SSP (shadow-stack
    * CPUs). #GP at CPL>0, for another MSR, or for a value the MSR cannot hold.
    */
   wrmsr(msr: number, value: bigint): boolean {
@@ -624,6 +625,14 @@ export class Cpu implements AccessRegs {
         if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'efer', hi: 0, lo });
         return true;
       }
+      case MSR_FS_BASE:
+      case MSR_KERNEL_GS_BASE:
+        // XXX: the model keeps the user GS base in GS's hidden base in the kernel too (SWAPGS
+        // does not exchange bases here), so the kernel writes it as MSR_KERNEL_GS_BASE, the
+        // MSR that holds it between the entry's SWAPGS and the exit's. A non-canonical base is #GP.
+        if (!isCanonical(hi | 0, this.pagingLevels === 5)) return this.gp();
+        this.seg[msr === MSR_FS_BASE ? SREG_FS : SREG_GS].base = BigInt.asUintN(64, value);
+        return true;
       case MSR_IA32_PKRS:
         if (!m.pks || hi !== 0) return this.gp();
         this.pkrs = lo;
@@ -873,6 +882,24 @@ export class Cpu implements AccessRegs {
     const hi = this.descriptorForQuery(sel);
     if (hi === FAULT) return FAULT;
     return verwResult(sel & 0xffff, this.cpl, hi) ? 1 : 0;
+  }
+
+  /** RDFSBASE (`sreg` SREG_FS) or RDGSBASE (SREG_GS): the base, or null with #UD when CR4.FSGSBASE=0. Any CPL. */
+  rdFsGsBase(sreg: number): bigint | null {
+    if ((this.cr4 & CR4_FSGSBASE) === 0) {
+      this.ud();
+      return null;
+    }
+    return this.seg[sreg === SREG_GS ? SREG_GS : SREG_FS].base;
+  }
+
+  /** WRFSBASE or WRGSBASE: the base = `value`; #UD when CR4.FSGSBASE=0, #GP(0) for a non-canonical value. The selector is unchanged. */
+  wrFsGsBase(sreg: number, value: bigint): boolean {
+    if ((this.cr4 & CR4_FSGSBASE) === 0) return this.ud();
+    value = BigInt.asUintN(64, value);
+    if (!isCanonical(Number(value >> 32n) | 0, this.pagingLevels === 5)) return this.gp();
+    this.seg[sreg === SREG_GS ? SREG_GS : SREG_FS].base = value;
+    return true;
   }
 
   /** Raises `vector` with error code `errorCode` (a selector error code, segment.ts selectorErrorCode). */

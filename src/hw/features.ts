@@ -31,6 +31,8 @@ export interface CpuModel {
   pks: boolean;
   /** CET shadow stacks (CR4.CET, SSP, WRSS/WRUSS). */
   shstk: boolean;
+  /** RDFSBASE, WRFSBASE, RDGSBASE, WRGSBASE (CR4.FSGSBASE); Linux uses them when the CPU has them. */
+  fsgsbase: boolean;
   /** Physical-address width in bits (CPUID.80000008H:EAX[7:0]), 36..52. */
   maxphyaddr: number;
   /** The Meltdown bug (Linux X86_BUG_CPU_MELTDOWN): transient user loads ignore U/S. */
@@ -64,13 +66,14 @@ export const DEFAULT_CPU_MODEL: CpuModel = Object.freeze({
   pku: true,
   pks: false,
   shstk: true,
+  fsgsbase: true,
   maxphyaddr: 46,
   meltdown: false,
   dirty_on_readonly: 'strict',
   tlb: DEFAULT_TLB_GEOMETRY,
 });
 
-const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'meltdown'] as const;
+const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'fsgsbase', 'meltdown'] as const;
 
 /**
  * Completes a partial CPU model with the defaults and checks that it can exist. Throws

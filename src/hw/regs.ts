@@ -56,6 +56,9 @@ export const CET_ENDBR_EN = 1 << 2; // indirect-branch tracking
 
 // MSR numbers the model implements
 export const MSR_EFER = 0xc0000080;
+export const MSR_FS_BASE = 0xc0000100;
+export const MSR_GS_BASE = 0xc0000101;
+export const MSR_KERNEL_GS_BASE = 0xc0000102;
 export const MSR_IA32_U_CET = 0x6a0;
 export const MSR_IA32_S_CET = 0x6a2;
 export const MSR_IA32_PL0_SSP = 0x6a4;

@@ -6,6 +6,7 @@
  * cpu_entry_area; LLDT through GDT entry 10; and loadsegment with its exception fixup.
  */
 import { DESC_DB, DESC_G, DESC_L, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_CODE, DESC_TYPE_WRITABLE, SREG_DS, SREG_ES, SREG_FS, SREG_GS, SYS_TYPE_LDT, SYS_TYPE_TSS_BUSY } from '../hw/segment.js';
+import { MSR_FS_BASE, MSR_KERNEL_GS_BASE } from '../hw/regs.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
 
@@ -145,9 +146,15 @@ export function set_ldt(k: Kernel, pc: PerCpu, base: bigint, entries: number): v
   pc.cpu.lldt(GDT_ENTRY_LDT * 8);
 }
 
-/** copy_thread's segment part: the child's pt_regs cs and ss, and the parent's live DS, ES, FS and GS selectors. */
-export function copy_thread_segments(pc: PerCpu, parent: Task, child: Task): void {
+/**
+ * copy_thread's segment part: the child's pt_regs cs and ss, current_save_fsgs's FS and GS
+ * selectors and bases (the parent's live ones), and savesegment of ES and DS.
+ */
+export function copy_thread_segments(k: Kernel, pc: PerCpu, parent: Task, child: Task): void {
   const seg = pc.cpu.seg;
+  save_segments(k, pc, parent);
+  child.fsbase = parent.fsbase;
+  child.gsbase = parent.gsbase;
   child.cs = parent.cs;
   child.ss = parent.ss;
   child.es = seg[SREG_ES].sel;
@@ -163,34 +170,72 @@ export function copy_thread_segments(pc: PerCpu, parent: Task, child: Task): voi
 export function start_thread_segments(pc: PerCpu, t: Task): void {
   for (const sreg of [SREG_FS, SREG_ES, SREG_DS, SREG_GS]) loadsegment(pc, sreg, 0);
   t.es = t.ds = t.fsindex = t.gsindex = 0;
+  t.fsbase = t.gsbase = 0n;
   t.cs = __USER_CS;
   t.ss = __USER_DS;
 }
 
-/** __switch_to's save half: savesegment(es), savesegment(ds) and save_fsgs's selectors of the outgoing task. */
-export function save_segments(pc: PerCpu, prev: Task): void {
+/**
+ * __switch_to's save half (save_fsgs, savesegment of ES and DS) for the outgoing task: the
+ * selectors, and the FS and GS bases: with FSGSBASE read from the CPU (RDFSBASE, and the
+ * inactive GS base); without it (save_base_legacy) kept as saved for a null selector, 0 for
+ * a selector of 1..3 or a real segment (whose base the descriptor gives back).
+ */
+export function save_segments(k: Kernel, pc: PerCpu, prev: Task): void {
   const seg = pc.cpu.seg;
   prev.es = seg[SREG_ES].sel;
   prev.ds = seg[SREG_DS].sel;
   prev.fsindex = seg[SREG_FS].sel;
   prev.gsindex = seg[SREG_GS].sel;
+  if (k.machine.model.fsgsbase) {
+    prev.fsbase = seg[SREG_FS].base;
+    prev.gsbase = seg[SREG_GS].base;
+    return;
+  }
+  if (prev.fsindex !== 0) prev.fsbase = 0n;
+  if (prev.gsindex !== 0) prev.gsbase = 0n;
 }
 
 /**
- * __switch_to's load half: ES and DS reloaded when either task's is non-zero (`if
- * (unlikely(next->es | prev->es)) loadsegment(es, next->es)`), FS and GS as load_seg_legacy
- * does on an Intel-style CPU with zero bases: a real segment (index > 3) always, a null one
- * when either selector is non-zero. Each load re-reads the descriptor, so a task switched back
- * in sees its LDT entry as it is now; one that no longer loads becomes 0 (loadsegment's fixup).
- * XXX: FS and GS bases (arch_prctl, WRFSBASE) are not modelled: both are 0 unless a
- * descriptor gave one.
+ * __switch_to's load half for the incoming task: ES and DS reloaded when either task's is
+ * non-zero (`if (unlikely(next->es | prev->es)) loadsegment(es, next->es)`), then
+ * x86_fsgsbase_load. With FSGSBASE: FS and GS reloaded when either selector is non-zero, then
+ * both bases written (WRFSBASE, __wrgsbase_inactive). Without (load_seg_legacy, an Intel-style
+ * CPU): a real segment (index > 3) is loaded; a null one with base 0 is loaded when either
+ * task's index or the old base is non-zero; a null one with a base is loaded if the index
+ * changes and the base written to the MSR. Every load re-reads the descriptor (a rewritten
+ * LDT entry is seen), and one that faults leaves 0 (loadsegment's fixup). "prev" is what the
+ * CPU holds: the last user task's registers (the idle task loads none).
  */
-export function load_segments(pc: PerCpu, next: Task): void {
-  const seg = pc.cpu.seg;
+export function load_segments(k: Kernel, pc: PerCpu, next: Task): void {
+  const cpu = pc.cpu;
+  const seg = cpu.seg;
   if (seg[SREG_ES].sel | next.es) next.es = loadsegment(pc, SREG_ES, next.es);
   if (seg[SREG_DS].sel | next.ds) next.ds = loadsegment(pc, SREG_DS, next.ds);
-  if (next.fsindex > 3 || seg[SREG_FS].sel | next.fsindex) next.fsindex = loadsegment(pc, SREG_FS, next.fsindex);
-  if (next.gsindex > 3 || seg[SREG_GS].sel | next.gsindex) next.gsindex = loadsegment(pc, SREG_GS, next.gsindex);
+  if (k.machine.model.fsgsbase) {
+    if (seg[SREG_FS].sel | next.fsindex) next.fsindex = loadsegment(pc, SREG_FS, next.fsindex);
+    if (seg[SREG_GS].sel | next.gsindex) next.gsindex = loadsegment(pc, SREG_GS, next.gsindex);
+    cpu.wrmsr(MSR_FS_BASE, next.fsbase);
+    cpu.wrmsr(MSR_KERNEL_GS_BASE, next.gsbase);
+    return;
+  }
+  for (const sreg of [SREG_FS, SREG_GS]) {
+    const prevIndex = seg[sreg].sel;
+    const prevBase = seg[sreg].base;
+    const nextIndex = sreg === SREG_FS ? next.fsindex : next.gsindex;
+    const nextBase = sreg === SREG_FS ? next.fsbase : next.gsbase;
+    let loaded = nextIndex;
+    if (nextIndex <= 3) {
+      if (nextBase === 0n) {
+        if (prevIndex | nextIndex || prevBase !== 0n) loaded = loadsegment(pc, sreg, nextIndex);
+      } else {
+        if (prevIndex !== nextIndex) loaded = loadsegment(pc, sreg, nextIndex);
+        cpu.wrmsr(sreg === SREG_FS ? MSR_FS_BASE : MSR_KERNEL_GS_BASE, nextBase);
+      }
+    } else loaded = loadsegment(pc, sreg, nextIndex);
+    if (sreg === SREG_FS) next.fsindex = loaded;
+    else next.gsindex = loaded;
+  }
 }
 
 /**

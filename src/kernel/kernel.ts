@@ -16,7 +16,7 @@ import { ConfigError } from '../errors.js';
 import type { Cpu } from '../hw/cpu.js';
 import type { Machine } from '../hw/machine.js';
 import { PTE_G } from '../hw/pte.js';
-import { CR4_CET, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP } from '../hw/regs.js';
+import { CR4_CET, CR4_FSGSBASE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP } from '../hw/regs.js';
 import type { EventBus } from '../events.js';
 import type { HwEvent } from '../hw/events.js';
 import type { DebugCheck, KernelEvent } from './events.js';
@@ -270,6 +270,8 @@ export class Kernel {
     if (this.ospke) cr4 |= CR4_PKE;
     // setup_cet: CR4.CET whenever user shadow stacks (or IBT) are in use.
     if (this.userShstk) cr4 |= CR4_CET;
+    // cpu_init_fsgsbase: CR4.FSGSBASE when the CPU has it (and not `nofsgsbase`, which the model lacks).
+    if (m.fsgsbase) cr4 |= CR4_FSGSBASE;
     cpu.movToCr4(cr4);
     pc.ctx_id[0] = 0;
     pc.ctx_tlb_gen[0] = this.init_mm.tlb_gen;

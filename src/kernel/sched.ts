@@ -106,7 +106,7 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   check_entry_stack_switch(k, pc, prev);
   if (prev && prev.mm) {
     prev.pkru = cpu.pkru;
-    save_segments(pc, prev);
+    save_segments(k, pc, prev);
   }
   pc.current = next;
   if (k.events.on) k.emit({ type: 'context_switch', cpu: pc.id, from: prev ? prev.tid : 0, to: next ? next.tid : 0 });
@@ -128,7 +128,7 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
     switch_mm_irqs_off(k, pc, next.mm);
     pc.irqs_disabled = irqs;
     if (cpu.pkru !== next.pkru) cpu.pkru = next.pkru;
-    load_segments(pc, next);
+    load_segments(k, pc, next);
   }
   // A task switched in outside a kernel path (new, or preempted in user mode) returns to user
   // mode through the IRET exit (ret_from_fork, or the interrupt it was preempted by).

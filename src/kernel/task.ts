@@ -160,6 +160,9 @@ export class Task {
   es = 0;
   fsindex = 0;
   gsindex = 0;
+  /** thread.fsbase and thread.gsbase (the user GS base) while switched out. */
+  fsbase = 0n;
+  gsbase = 0n;
   /** The CET user state: IA32_U_CET (SH_STK_EN, WR_SHSTK_EN) and the shadow-stack pointer (IA32_PL3_SSP). */
   ucet = 0;
   ssp = 0;

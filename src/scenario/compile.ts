@@ -602,6 +602,13 @@ class Compiler {
         this.emit(f, { op: 'work', count: n }, { path, label: `work ${n}${note}`, syscall: false });
         break;
       }
+      case 'wrfsbase':
+      case 'wrgsbase': {
+        if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, { op: kind, value: this.value(arg, kpath, f) }, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        break;
+      }
       case 'call':
       case 'wrpkru': {
         if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
@@ -644,7 +651,9 @@ class Compiler {
         break;
       }
       case 'rdpkru':
-      case 'rdssp': {
+      case 'rdssp':
+      case 'rdfsbase':
+      case 'rdgsbase': {
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
         this.emit(f, { op: kind, ...(as ? { into: as } : {}) }, { path, label: `${kind}${note}`, syscall: false, expect });
         if (as) f.defined.add(as);

@@ -17,7 +17,7 @@
 import { Access } from '../hw/rights.js';
 import { ZF_CLEAR } from '../hw/cpu.js';
 import { FAULT, PENDING } from '../hw/mmu.js';
-import { SREG_NAMES, SREG_SS } from '../hw/segment.js';
+import { SREG_FS, SREG_GS, SREG_NAMES, SREG_SS } from '../hw/segment.js';
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_GP, X86_TRAP_UD } from '../hw/regs.js';
 import { do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
@@ -209,6 +209,19 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       k.recordOp(t, v, undefined);
       break;
     }
+    case 'rdfsbase':
+    case 'rdgsbase': {
+      const v = cpu.rdFsGsBase(op.op === 'rdfsbase' ? SREG_FS : SREG_GS);
+      if (v === null) return idtentry(k, pc, t);
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
+      break;
+    }
+    case 'wrfsbase':
+    case 'wrgsbase':
+      if (!cpu.wrFsGsBase(op.op === 'wrfsbase' ? SREG_FS : SREG_GS, valueOf(t, fn.values[idx]!))) return idtentry(k, pc, t);
+      k.recordOp(t, undefined, undefined);
+      break;
     case 'rdssp':
       // RDSSPQ is a NOP unless shadow stacks are on at CPL 3.
       if (shstk_active(pc, t)) {

@@ -67,7 +67,11 @@ export type Op =
    * LAR, LSL, VERR, VERW of selector `value`: LAR's access rights or LSL's limit when ZF=1 and
    * -1 when ZF=0 (the destination unchanged); VERR's and VERW's ZF (1 or 0). To `into`.
    */
-  | { op: 'lar' | 'lsl' | 'verr' | 'verw'; value: Value; into?: string };
+  | { op: 'lar' | 'lsl' | 'verr' | 'verw'; value: Value; into?: string }
+  /** RDFSBASE, RDGSBASE: the FS or GS base goes to `into` (#UD without CR4.FSGSBASE). */
+  | { op: 'rdfsbase' | 'rdgsbase'; into?: string }
+  /** WRFSBASE, WRGSBASE: the FS or GS base = `value` (#UD without CR4.FSGSBASE, #GP if not canonical). */
+  | { op: 'wrfsbase' | 'wrgsbase'; value: Value };
 
 /** The segment registers MOV Sreg may load (MOV to CS is #UD; the model has no far jumps). */
 export const MOV_SREGS = Object.freeze(['ds', 'es', 'fs', 'gs', 'ss'] as const);
@@ -232,6 +236,8 @@ export class ProgramImage {
         case 'return':
         case 'rdpkru':
         case 'rdssp':
+        case 'rdfsbase':
+        case 'rdgsbase':
           f.addrs[i] = null;
           f.values[i] = null;
           f.args[i] = NO_VALUES;
@@ -243,6 +249,8 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         case 'wrpkru':
+        case 'wrfsbase':
+        case 'wrgsbase':
         case 'lar':
         case 'lsl':
         case 'verr':
@@ -266,7 +274,7 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, transient_load, mov_sreg, read_sreg, lar, lsl, verr or verw`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, transient_load, mov_sreg, read_sreg, lar, lsl, verr, verw, rdfsbase, rdgsbase, wrfsbase or wrgsbase`);
       }
     });
   }
