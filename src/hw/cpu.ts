@@ -26,7 +26,7 @@ import {
   MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_NP, X86_TRAP_PF, X86_TRAP_UD,
 } from './regs.js';
 import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
-import { descAttributes, descBase, descLimit, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
+import { descAttributes, descBase, descLimit, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, iretCheck, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SREG_SS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
 import { Tlb } from './tlb.js';
 import type { EventBus } from '../events.js';
 import { ArgumentError, IsolabError } from '../errors.js';
@@ -823,6 +823,41 @@ export class Cpu implements AccessRegs {
       reg.attr = descAttributes(hi);
     }
     if (this.events.on) this.emit({ type: 'segment_load', cpu: this.id, sreg, sel, base: reg.base });
+    return true;
+  }
+
+  /**
+   * IRET's segment part, from CPL 0 back to user mode: reads the descriptors of `cs` and `ss`
+   * and checks them (segment.ts iretCheck); on success loads both (A set as for MOV Sreg is
+   * not needed: Linux's code and data descriptors have it) and returns true; otherwise the
+   * fault is recorded, nothing is loaded, and the caller stays at CPL 0 (the IRET faulted in
+   * the kernel). Does not change CPL or look at RIP, RSP, RFLAGS.
+   */
+  iretSegments(cs: number, ss: number): boolean {
+    cs &= 0xffff;
+    ss &= 0xffff;
+    const read = (sel: number): number | null | undefined => {
+      if (selectorIsNull(sel)) return null;
+      const r = this.readDescriptor(sel);
+      return r === FAULT ? undefined : r === 1 ? this.descHi : null;
+    };
+    const csHi = read(cs);
+    if (csHi === undefined) return false;
+    const csLo = this.descLo;
+    const ssHi = read(ss);
+    if (ssHi === undefined) return false;
+    const ssLo = this.descLo;
+    const f = iretCheck(cs, csHi, ss, ssHi);
+    if (f) return this.raiseSelector(f.vector, f.errorCode);
+    const load = (sreg: number, sel: number, lo: number, hi: number | null): void => {
+      const reg = this.seg[sreg];
+      reg.sel = sel;
+      reg.base = hi === null ? 0n : BigInt(descBase(lo, hi));
+      reg.limit = hi === null ? 0 : descLimit(lo, hi);
+      reg.attr = hi === null ? 0 : descAttributes(hi);
+    };
+    load(SREG_CS, cs, csLo, csHi);
+    load(SREG_SS, ss, ssLo, ssHi);
     return true;
   }
 

@@ -150,6 +150,28 @@ export function movSregCheck(sreg: number, sel: number, cpl: number, hi: number 
   return hi & DESC_P ? null : fault(X86_TRAP_NP, sel);
 }
 
+/**
+ * IRET from CPL 0 to an outer privilege level in IA-32e mode (SDM Vol. 2 IRET, "RETURN-TO-
+ * OUTER-PRIVILEGE-LEVEL"), the checks of the frame's CS then SS: `csHi`/`ssHi` are their
+ * descriptors' high words, or null when past the table's limit. CS: null -> #GP(0); past the
+ * limit, not code, RPL < CPL (0: never), conforming with DPL > RPL, non-conforming with DPL !=
+ * RPL, L and D both set -> #GP(cs); not present -> #NP(cs). SS, for a CS of RPL 3: null ->
+ * #GP(0); past the limit, RPL != CS.RPL, not writable data, DPL != CS.RPL -> #GP(ss); not
+ * present -> #SS(ss). Null on success.
+ */
+export function iretCheck(cs: number, csHi: number | null, ss: number, ssHi: number | null): SegmentFault | null {
+  if (selectorIsNull(cs)) return { vector: X86_TRAP_GP, errorCode: 0 };
+  const rpl = cs & SEL_RPL;
+  if (csHi === null || (csHi & DESC_S) === 0 || (descType(csHi) & DESC_TYPE_CODE) === 0) return fault(X86_TRAP_GP, cs);
+  const dpl = descDpl(csHi);
+  if (conformingCode(csHi) ? dpl > rpl : dpl !== rpl) return fault(X86_TRAP_GP, cs);
+  if ((csHi & DESC_P) === 0) return fault(X86_TRAP_NP, cs);
+  if (csHi & DESC_L && csHi & DESC_DB) return fault(X86_TRAP_GP, cs);
+  if (selectorIsNull(ss)) return rpl === 3 ? { vector: X86_TRAP_GP, errorCode: 0 } : null;
+  if (ssHi === null || (ss & SEL_RPL) !== rpl || !writableData(ssHi) || descDpl(ssHi) !== rpl) return fault(X86_TRAP_GP, ss);
+  return ssHi & DESC_P ? null : fault(X86_TRAP_SS, ss);
+}
+
 /** The checks LAR, LSL and VERR/VERW share: a non-null selector within the table, and (but for conforming code) DPL >= max(CPL, RPL). */
 function visible(sel: number, cpl: number, hi: number | null): hi is number {
   if (selectorIsNull(sel) || hi === null) return false;

@@ -3,10 +3,14 @@
  * segment.h, desc.h, desc_defs.h; arch/x86/kernel/cpu/common.c gdt_page, load_fixmap_gdt,
  * setup_getcpu; set_tss_desc, set_ldt): one GDT per CPU in its gdt_page frame, written by the
  * kernel through the direct map and loaded (LGDT) at its read-only alias in the CPU's
- * cpu_entry_area; LLDT through GDT entry 10; and loadsegment with its exception fixup.
+ * cpu_entry_area; LLDT through GDT entry 10; loadsegment with its exception fixup; the user
+ * segment registers across context switch, fork and execve; and the IRET to user mode's CS
+ * and SS checks with the bad-IRET fixup.
  */
-import { DESC_DB, DESC_G, DESC_L, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_CODE, DESC_TYPE_WRITABLE, SREG_DS, SREG_ES, SREG_FS, SREG_GS, SYS_TYPE_LDT, SYS_TYPE_TSS_BUSY } from '../hw/segment.js';
-import { MSR_FS_BASE, MSR_KERNEL_GS_BASE } from '../hw/regs.js';
+import { SEL_TI, DESC_DB, DESC_G, DESC_L, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_CODE, DESC_TYPE_WRITABLE, SREG_DS, SREG_ES, SREG_FS, SREG_GS, SYS_TYPE_LDT, SYS_TYPE_TSS_BUSY } from '../hw/segment.js';
+import { MSR_FS_BASE, MSR_KERNEL_GS_BASE, X86_TRAP_GP } from '../hw/regs.js';
+import { force_sig } from './signal.js';
+import { SIGBUS, SIGSEGV } from './uapi.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task } from './task.js';
 
@@ -123,13 +127,44 @@ const USER_DS_ATTR = (DESC_TYPE_WRITABLE | DESC_TYPE_ACCESSED) | (DESC_S >>> 8) 
 /**
  * What SYSRET or IRET leaves in CS and SS on the way to user mode: SYSRET's fixed __USER_CS
  * and __USER_DS (IA32_STAR[63:48] + 16 and + 8, RPL 3, flat), IRET the frame's cs and ss.
- * XXX: IRET takes the frame's selectors without re-reading their descriptors (a selector
- * whose descriptor changed since it was loaded keeps the old hidden part): the checks IRET
- * makes, and the bad-IRET fixup when they fail, are not modelled.
+ * (IRET's checks are iret_segments'.)
  */
 export function load_user_segments(pc: PerCpu, cs: number, ss: number): void {
   pc.cpu.loadSegmentFlat(1, cs, cs === __USER_CS ? USER_CS_ATTR : pc.cpu.seg[1].attr);
   pc.cpu.loadSegmentFlat(2, ss, ss === __USER_DS ? USER_DS_ATTR : pc.cpu.seg[2].attr);
+}
+
+/**
+ * The IRET to user mode's segment part: CS and SS from pt_regs through the processor's checks
+ * (cpu.iretSegments). __USER_CS with __USER_DS, whose GDT entries never change, load as SYSRET
+ * would without reading the GDT (the same result, no descriptor reads on every return). When
+ * the checks fail, IRET faults in the kernel at native_irq_return_iret: error_entry's
+ * fixup_bad_iret moves the user's IRET frame into pt_regs, so the exception is handled as
+ * one from user mode: #GP as exc_general_protection (SIGSEGV, SI_KERNEL), #NP and #SS as
+ * do_error_trap (SIGBUS, SI_KERNEL), with trapno and err; the task stays in the kernel with
+ * the signal pending (false). The signal's frame then holds the bad cs and ss (host-checked).
+ */
+export function iret_segments(k: Kernel, pc: PerCpu, t: Task): boolean {
+  if (t.cs === __USER_CS && t.ss === __USER_DS) {
+    load_user_segments(pc, t.cs, t.ss);
+    return true;
+  }
+  const cpu = pc.cpu;
+  if (cpu.iretSegments(t.cs, t.ss)) return true;
+  let vector = cpu.faultVector;
+  let code = cpu.faultErrorCode;
+  cpu.clearFault();
+  // An SS from the LDT returns through ESPFIX64 (native_irq_return_ldt): IRET's fault there
+  // is promoted to a double fault, which exc_double_fault turns into a #GP(0) from user mode
+  // ("Missing (lost) #GP error code"). XXX: the espfix stack itself is not modelled.
+  if (t.ss & SEL_TI) {
+    vector = X86_TRAP_GP;
+    code = 0;
+  }
+  t.trap_nr = vector;
+  t.error_code = code;
+  force_sig(k, t, vector === X86_TRAP_GP ? SIGSEGV : SIGBUS);
+  return false;
 }
 
 /**

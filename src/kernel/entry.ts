@@ -163,7 +163,8 @@ export function exit_to_user_mode(k: Kernel, t: Task): void {
   }
   // do_syscall_64 allows SYSRET after a syscall (the model's user state always qualifies);
   // everything else, and a restarted syscall, leaves by IRET.
-  t.kpath = return_to_user(k, this_cpu(k, t), t, t.enteredBySyscall);
+  // (syscall_return_via_sysret: not when pt_regs' cs or ss differ from __USER_CS, __USER_DS.)
+  t.kpath = return_to_user(k, this_cpu(k, t), t, t.enteredBySyscall && t.cs === __USER_CS && t.ss === __USER_DS);
   t.kpathKind = 'return';
 }
 

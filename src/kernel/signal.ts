@@ -428,7 +428,8 @@ function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): KSte
  * rt_sigreturn: the frame sits just above the stack pointer (the handler's return popped
  * pretcode). Restores PKRU from the XSAVE image (a handler's edit of it takes effect), pops the
  * shadow-stack signal token, then the signal mask (SIGKILL and SIGSTOP stay unblocked), the
- * instruction and stack pointers. A frame that cannot be read or checked kills with SIGSEGV.
+ * instruction and stack pointers, CS and SS (RPL 3, force_valid_ss unless
+ * UC_STRICT_RESTORE_SS). A frame that cannot be read or checked kills with SIGSEGV.
  */
 export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   const frame = t.sp - 8;
@@ -441,6 +442,13 @@ export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   t.blocked = getU64(f, UC_SIGMASK) & ~SIG_KERNEL_ONLY_MASK;
   t.pc = Number(getU64(f, SC_RIP));
   t.sp = Number(getU64(f, SC_RSP));
+  // restore_sigcontext: CS and SS forced to RPL 3; SS fixed up (force_valid_ss) unless the
+  // frame asks for a strict restore, for 64-bit code (user_64bit_mode: cs == __USER_CS). The
+  // IRET back to user mode checks them (desc.ts iret_segments).
+  const csss = getU64(f, SC_CS);
+  t.cs = Number(csss & 0xffffn) | 3;
+  t.ss = Number((csss >> 48n) & 0xffffn) | 3;
+  if (!(getU64(f, UC_FLAGS) & BigInt(UC_STRICT_RESTORE_SS)) && t.cs === USER_CS) force_valid_ss(pc, t);
   t.skipResult = true;
   return Number(BigInt.asIntN(64, getU64(f, SC_RAX)));
 }
