@@ -73,15 +73,7 @@ export function GDT_ENTRY_INIT(flags: number, base: number, limit: number): [num
 
 /** Writes descriptor `entry` (two words) of CPU `cpu`'s writable GDT (get_cpu_gdt_rw: gdt_page through the direct map). */
 export function write_gdt_entry(k: Kernel, cpu: number, entry: number, lo: number, hi: number): void {
-  const w = k.machine.mem.frameWords(k.percpu[cpu].cea!.gdtPfn);
-  w[entry * 2] = lo;
-  w[entry * 2 + 1] = hi;
-}
-
-/** Reads descriptor `entry` of CPU `cpu`'s GDT. */
-export function read_gdt_entry(k: Kernel, cpu: number, entry: number): [number, number] {
-  const w = k.machine.mem.frameWords(k.percpu[cpu].cea!.gdtPfn);
-  return [w[entry * 2] >>> 0, w[entry * 2 + 1] >>> 0];
+  k.machine.mem.write64(k.percpu[cpu].cea!.gdtPfn, entry, lo >>> 0, hi >>> 0);
 }
 
 /**
