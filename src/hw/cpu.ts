@@ -24,11 +24,12 @@ import { PTEH_ADDR, PTEH_XD, pteFrame } from './pte.js';
 import {
   CET_SH_STK_EN, CET_WR_SHSTK_EN, CR0_AM, CR0_CD, CR0_EM, CR0_ET, CR0_MP, CR0_NE, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR3_HI_NOFLUSH, CR3_PCID_MASK,
   CR4_CET, CR4_FSGSBASE, CR4_LA57, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_PKS,
-  CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_IA32_PKRS, MSR_IA32_PL0_SSP,
-  MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, MSR_IA32_XSS, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD,
+  CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_FS_BASE, MSR_IA32_PKRS, MSR_KERNEL_GS_BASE, MSR_IA32_PL0_SSP,
+  MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, MSR_IA32_XSS, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_NP, X86_TRAP_PF, X86_TRAP_UD,
   XFEATURE_MASK_AVX, XFEATURE_MASK_CET_S, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87,
 } from './regs.js';
 import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
+import { descAttributes, descBase, descLimit, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, iretCheck, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SREG_SS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
 import { Tlb } from './tlb.js';
 import type { EventBus } from '../events.js';
 import { ArgumentError, IsolabError } from '../errors.js';
@@ -70,6 +71,9 @@ export function xcr0Supported(m: CpuModel): number {
 export function xssSupported(m: CpuModel): number {
   return m.xsave && m.shstk ? XFEATURE_MASK_CET_U | XFEATURE_MASK_CET_S : 0;
 }
+
+/** What LAR and LSL return for ZF=0 (the destination unchanged): not FAULT, not a value. */
+export const ZF_CLEAR = -2;
 
 /** log2 of the host-side fast path's entries per access kind. */
 const FAST_BITS = 8;
@@ -130,6 +134,17 @@ export class Cpu implements AccessRegs {
   xcr0 = XFEATURE_MASK_X87;
   /** IA32_XSS, the supervisor state components only XSAVES manages. */
   xss = 0;
+
+  /**
+   * The segment registers by Sreg number (ES, CS, SS, DS, FS, GS): selector and hidden part.
+   * At reset of the model, null selectors with flat unusable hidden parts; the OS loads them.
+   */
+  readonly seg: SegmentRegister[] = [0, 1, 2, 3, 4, 5].map(() => ({ sel: 0, base: 0n, limit: 0, attr: 0 }));
+  /** GDTR: the GDT's linear address and limit (bytes - 1). */
+  gdtrBase = 0n;
+  gdtrLimit = 0;
+  /** LDTR: selector and hidden part (base, limit); a null LDTR makes every LDT selector out of limits. */
+  readonly ldtr: SegmentRegister = { sel: 0, base: 0n, limit: 0, attr: 0 };
 
   // ---- Derived state, kept in step with the registers ----------------------------------------
   /** PCID the TLB tags new entries with and matches against: CR3[11:0] when CR4.PCIDE=1, else 0. */
@@ -604,12 +619,13 @@ export class Cpu implements AccessRegs {
     if (!m.pks) bits &= ~CR4_PKS;
     if (!m.shstk) bits &= ~CR4_CET;
     if (!m.xsave) bits &= ~CR4_OSXSAVE;
+    if (!m.fsgsbase) bits &= ~CR4_FSGSBASE;
     return bits >>> 0;
   }
 
   /**
    * WRMSR of an MSR the model implements: IA32_EFER (only NXE may change, and only on an NX
-   * CPU), IA32_PKRS (PKS CPUs), IA32_U_CET, IA32_S_CET, IA32_PL0_SSP, IA32_PL3_SSP (shadow-stack
+   * CPU), IA32_FS_BASE and IA32_KERNEL_GS_BASE (canonical), IA32_PKRS (PKS CPUs), IA32_U_CET, IA32_S_CET, IA32_PL0_SSP, IA32_PL3_SSP (shadow-stack
    * CPUs). #GP at CPL>0, for another MSR, or for a value the MSR cannot hold.
    */
   wrmsr(msr: number, value: bigint): boolean {
@@ -627,6 +643,14 @@ export class Cpu implements AccessRegs {
         if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'efer', hi: 0, lo });
         return true;
       }
+      case MSR_FS_BASE:
+      case MSR_KERNEL_GS_BASE:
+        // XXX: the model keeps the user GS base in GS's hidden base in the kernel too (SWAPGS
+        // does not exchange bases here), so the kernel writes it as MSR_KERNEL_GS_BASE, the
+        // MSR that holds it between the entry's SWAPGS and the exit's. A non-canonical base is #GP.
+        if (!isCanonical(hi | 0, this.pagingLevels === 5)) return this.gp();
+        this.seg[msr === MSR_FS_BASE ? SREG_FS : SREG_GS].base = BigInt.asUintN(64, value);
+        return true;
       case MSR_IA32_PKRS:
         if (!m.pks || hi !== 0) return this.gp();
         this.pkrs = lo;
@@ -714,6 +738,233 @@ export class Cpu implements AccessRegs {
     if (!this.tlb.live(slot)) return;
     this.tlb.invalidateSlot(slot);
     if (this.events.on) this.emit({ type: 'tlb_flush', cpu: this.id, cause: 'evict', pcid: this.pcid, global: false });
+  }
+
+  // ==== Segmentation ==========================================================================
+
+  /** LGDT: GDTR = base, limit. #GP at CPL>0 or for a non-canonical base. */
+  lgdt(base: bigint, limit: number): boolean {
+    if (this.cpl !== 0 || !Number.isInteger(limit) || limit < 0 || limit > 0xffff) return this.gp();
+    if (!isCanonical(Number((base >> 32n) & 0xffffffffn) | 0, this.pagingLevels === 5)) return this.gp();
+    this.gdtrBase = BigInt.asUintN(64, base);
+    this.gdtrLimit = limit;
+    return true;
+  }
+
+  /**
+   * LLDT `sel` (SDM Vol. 2 LLDT, 64-bit mode): a null selector makes LDTR unusable; otherwise
+   * the 16-byte system descriptor is read from the GDT: #GP(sel) for TI=1, an index past the
+   * GDT limit, or a descriptor that is not an LDT (S=0, type 2); #NP(sel) if not present.
+   * #GP(0) at CPL>0. Returns false on a fault.
+   */
+  lldt(sel: number): boolean {
+    if (this.cpl !== 0) return this.gp();
+    sel &= 0xffff;
+    if (selectorIsNull(sel)) {
+      this.ldtr.sel = sel;
+      this.ldtr.base = 0n;
+      this.ldtr.limit = 0;
+      this.ldtr.attr = 0;
+      return true;
+    }
+    const off = sel & ~7;
+    if (sel & SEL_TI || off + 15 > this.gdtrLimit) return this.raiseSelector(X86_TRAP_GP, sel);
+    const d = this.read(this.gdtrBase + BigInt(off), 16, Access.ImplicitRead);
+    if (!d) return false;
+    const dv = new DataView(d.buffer);
+    const lo = dv.getUint32(0, true);
+    const hi = dv.getUint32(4, true);
+    if (hi & DESC_S || descType(hi) !== SYS_TYPE_LDT) return this.raiseSelector(X86_TRAP_GP, sel);
+    if (!(hi & DESC_P)) return this.raiseSelector(X86_TRAP_NP, sel);
+    this.ldtr.sel = sel;
+    this.ldtr.base = (BigInt(dv.getUint32(8, true)) << 32n) | BigInt(descBase(lo, hi));
+    this.ldtr.limit = descLimit(lo, hi);
+    this.ldtr.attr = descAttributes(hi);
+    return true;
+  }
+
+  /**
+   * Reads the 8-byte descriptor `sel` selects, from the GDT or (TI=1) the LDT, as an implicit
+   * supervisor read through the page tables (one locked 8-byte read: never half of an old and
+   * half of a new descriptor). Returns 1 with the words in `descLo`/`descHi`; 0 when the index
+   * is past the table's limit (or TI=1 with LDTR null); FAULT when the read faulted. Does not
+   * look at a null selector (the caller's).
+   */
+  readDescriptor(sel: number): number {
+    const off = sel & 0xfff8;
+    const ldt = (sel & SEL_TI) !== 0;
+    if (ldt && selectorIsNull(this.ldtr.sel)) return 0;
+    if (off + 7 > (ldt ? this.ldtr.limit : this.gdtrLimit)) return 0;
+    const d = this.read((ldt ? this.ldtr.base : this.gdtrBase) + BigInt(off), 8, Access.ImplicitRead);
+    if (!d) return FAULT;
+    this.descLo = (d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) >>> 0;
+    this.descHi = (d[4] | (d[5] << 8) | (d[6] << 16) | (d[7] << 24)) >>> 0;
+    return 1;
+  }
+  /** The words the last readDescriptor read. */
+  descLo = 0;
+  descHi = 0;
+
+  /**
+   * MOV Sreg, r16 (and POP Sreg) in 64-bit mode: loads `sel` into segment register `sreg`
+   * (SREG_*) with the checks of segment.ts movSregCheck. On success the hidden part is the
+   * descriptor's (FS and GS: base 31:0 zero-extended), a null selector leaves an unusable
+   * segment with base 0 (as Intel processors do; AMD's keep the old base, Linux's
+   * X86_BUG_NULL_SEG), and a code or data descriptor whose A bit is clear gets it set by a
+   * locked write of the descriptor, which can #PF like any supervisor write. MOV to CS is #UD.
+   * Returns false with the fault recorded.
+   */
+  movToSreg(sreg: number, sel: number): boolean {
+    if (!Number.isInteger(sreg) || sreg < 0 || sreg > 5) throw new ArgumentError('sreg', `${sreg} is not a segment register (0..5)`);
+    if (sreg === SREG_CS) return this.ud();
+    sel &= 0xffff;
+    let hi: number | null = null;
+    const nullSel = selectorIsNull(sel);
+    if (!nullSel) {
+      const r = this.readDescriptor(sel);
+      if (r === FAULT) return false;
+      if (r === 1) hi = this.descHi;
+    }
+    const f = movSregCheck(sreg, sel, this.cpl, hi);
+    if (f) return this.raiseSelector(f.vector, f.errorCode);
+    const reg = this.seg[sreg];
+    if (hi === null) {
+      reg.sel = sel;
+      reg.base = 0n;
+      reg.limit = 0;
+      reg.attr = 0;
+    } else {
+      const lo = this.descLo;
+      if (((hi >>> DESC_TYPE_SHIFT) & DESC_TYPE_ACCESSED) === 0) {
+        hi = (hi | (DESC_TYPE_ACCESSED << DESC_TYPE_SHIFT)) >>> 0;
+        const b = new Uint8Array([hi & 0xff, (hi >>> 8) & 0xff, (hi >>> 16) & 0xff, hi >>> 24]);
+        const table = sel & SEL_TI ? this.ldtr.base : this.gdtrBase;
+        if (!this.write(table + BigInt((sel & 0xfff8) + 4), b, Access.ImplicitWrite)) return false;
+      }
+      reg.sel = sel;
+      reg.base = BigInt(descBase(lo, hi));
+      reg.limit = descLimit(lo, hi);
+      reg.attr = descAttributes(hi);
+    }
+    if (this.events.on) this.emit({ type: 'segment_load', cpu: this.id, sreg, sel, base: reg.base });
+    return true;
+  }
+
+  /**
+   * IRET's segment part, from CPL 0 back to user mode: reads the descriptors of `cs` and `ss`
+   * and checks them (segment.ts iretCheck); on success loads both (A set as for MOV Sreg is
+   * not needed: Linux's code and data descriptors have it) and returns true; otherwise the
+   * fault is recorded, nothing is loaded, and the caller stays at CPL 0 (the IRET faulted in
+   * the kernel). Does not change CPL or look at RIP, RSP, RFLAGS.
+   */
+  iretSegments(cs: number, ss: number): boolean {
+    cs &= 0xffff;
+    ss &= 0xffff;
+    const read = (sel: number): number | null | undefined => {
+      if (selectorIsNull(sel)) return null;
+      const r = this.readDescriptor(sel);
+      return r === FAULT ? undefined : r === 1 ? this.descHi : null;
+    };
+    const csHi = read(cs);
+    if (csHi === undefined) return false;
+    const csLo = this.descLo;
+    const ssHi = read(ss);
+    if (ssHi === undefined) return false;
+    const ssLo = this.descLo;
+    const f = iretCheck(cs, csHi, ss, ssHi);
+    if (f) return this.raiseSelector(f.vector, f.errorCode);
+    const load = (sreg: number, sel: number, lo: number, hi: number | null): void => {
+      const reg = this.seg[sreg];
+      reg.sel = sel;
+      reg.base = hi === null ? 0n : BigInt(descBase(lo, hi));
+      reg.limit = hi === null ? 0 : descLimit(lo, hi);
+      reg.attr = hi === null ? 0 : descAttributes(hi);
+    };
+    load(SREG_CS, cs, csLo, csHi);
+    load(SREG_SS, ss, ssLo, ssHi);
+    return true;
+  }
+
+  /** MOV r16, Sreg: the selector. Never faults. */
+  movFromSreg(sreg: number): number {
+    if (!Number.isInteger(sreg) || sreg < 0 || sreg > 5) throw new ArgumentError('sreg', `${sreg} is not a segment register (0..5)`);
+    return this.seg[sreg].sel;
+  }
+
+  /**
+   * Loads a segment register with a selector and a flat hidden part without reading a
+   * descriptor: what SYSRET does to CS and SS (fixed values from IA32_STAR), and what the model
+   * uses where the OS loads a register with a known-good selector.
+   */
+  loadSegmentFlat(sreg: number, sel: number, attr: number): void {
+    const reg = this.seg[sreg];
+    reg.sel = sel & 0xffff;
+    if (sreg !== SREG_FS && sreg !== SREG_GS) reg.base = 0n;
+    reg.limit = 0xffffffff;
+    reg.attr = attr;
+  }
+
+  /** The descriptor's high word for LAR/LSL/VERR/VERW: null for a null or out-of-limit selector; FAULT (as a number) if the read faulted. */
+  private descriptorForQuery(sel: number): number | null {
+    sel &= 0xffff;
+    if (selectorIsNull(sel)) return null;
+    const r = this.readDescriptor(sel);
+    if (r === FAULT) return FAULT;
+    return r === 1 ? this.descHi : null;
+  }
+
+  /** LAR r32, r16: the access rights (segment.ts larResult), ZF_CLEAR for ZF=0, or FAULT if the descriptor read faulted. */
+  lar(sel: number): number {
+    const hi = this.descriptorForQuery(sel);
+    if (hi === FAULT) return FAULT;
+    const v = larResult(sel & 0xffff, this.cpl, hi);
+    return v < 0 ? ZF_CLEAR : v;
+  }
+
+  /** LSL r32, r16: the scaled limit, ZF_CLEAR for ZF=0, or FAULT. */
+  lsl(sel: number): number {
+    const hi = this.descriptorForQuery(sel);
+    if (hi === FAULT) return FAULT;
+    const v = lslResult(sel & 0xffff, this.cpl, this.descLo, hi);
+    return v < 0 ? ZF_CLEAR : v;
+  }
+
+  /** VERR r16: 1 (ZF=1) or 0, or FAULT. */
+  verr(sel: number): number {
+    const hi = this.descriptorForQuery(sel);
+    if (hi === FAULT) return FAULT;
+    return verrResult(sel & 0xffff, this.cpl, hi) ? 1 : 0;
+  }
+
+  /** VERW r16: 1 (ZF=1) or 0, or FAULT. */
+  verw(sel: number): number {
+    const hi = this.descriptorForQuery(sel);
+    if (hi === FAULT) return FAULT;
+    return verwResult(sel & 0xffff, this.cpl, hi) ? 1 : 0;
+  }
+
+  /** RDFSBASE (`sreg` SREG_FS) or RDGSBASE (SREG_GS): the base, or null with #UD when CR4.FSGSBASE=0. Any CPL. */
+  rdFsGsBase(sreg: number): bigint | null {
+    if ((this.cr4 & CR4_FSGSBASE) === 0) {
+      this.ud();
+      return null;
+    }
+    return this.seg[sreg === SREG_GS ? SREG_GS : SREG_FS].base;
+  }
+
+  /** WRFSBASE or WRGSBASE: the base = `value`; #UD when CR4.FSGSBASE=0, #GP(0) for a non-canonical value. The selector is unchanged. */
+  wrFsGsBase(sreg: number, value: bigint): boolean {
+    if ((this.cr4 & CR4_FSGSBASE) === 0) return this.ud();
+    value = BigInt.asUintN(64, value);
+    if (!isCanonical(Number(value >> 32n) | 0, this.pagingLevels === 5)) return this.gp();
+    this.seg[sreg === SREG_GS ? SREG_GS : SREG_FS].base = value;
+    return true;
+  }
+
+  /** Raises `vector` with error code `errorCode` (a selector error code, segment.ts selectorErrorCode). */
+  private raiseSelector(vector: number, sel: number): false {
+    this.raise(vector, selectorErrorCode(sel));
+    return false;
   }
 
   // ==== Protection keys and SMAP ==============================================================

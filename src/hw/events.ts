@@ -39,7 +39,9 @@ export type HwEvent =
   | { type: 'cr_write'; cpu: number; reg: 'cr0' | 'cr3' | 'cr4' | 'efer' | 'pkrs' | 'u_cet' | 's_cet' | 'pl0_ssp' | 'pl3_ssp' | 'xcr0' | 'xss'; hi: number; lo: number; noflush?: boolean }
   /** WRPKRU (or the kernel's write of PKRU). */
   | { type: 'pkru_write'; cpu: number; value: number }
-  /** An exception was raised: #PF (with CR2 = hi:lo), #GP, #UD or #CP (hi = lo = 0). */
+  /** MOV Sreg loaded segment register `sreg` (0 ES .. 5 GS, the SDM's Sreg numbers) with `sel`; `base` is its hidden base. */
+  | { type: 'segment_load'; cpu: number; sreg: number; sel: number; base: bigint }
+  /** An exception was raised: #PF (with CR2 = hi:lo), #GP, #NP, #SS, #UD or #CP (hi = lo = 0). */
   | { type: 'fault'; cpu: number; vector: number; errorCode: number; hi: number; lo: number }
   /** A transient (speculative) load; `leaked` when it returned data the architectural access may not read. */
   | { type: 'transient_read'; cpu: number; hi: number; lo: number; length: number; returned: boolean; leaked: boolean };

@@ -36,6 +36,8 @@ export interface CpuModel {
    * ECX=1, XSAVES and IA32_XSS), which holds PKRU (component 9) and the CET state (11, 12).
    */
   xsave: boolean;
+  /** RDFSBASE, WRFSBASE, RDGSBASE, WRGSBASE (CR4.FSGSBASE); Linux uses them when the CPU has them. */
+  fsgsbase: boolean;
   /** Physical-address width in bits (CPUID.80000008H:EAX[7:0]), 36..52. */
   maxphyaddr: number;
   /** The Meltdown bug (Linux X86_BUG_CPU_MELTDOWN): transient user loads ignore U/S. */
@@ -70,13 +72,14 @@ export const DEFAULT_CPU_MODEL: CpuModel = Object.freeze({
   pks: false,
   shstk: true,
   xsave: true,
+  fsgsbase: true,
   maxphyaddr: 46,
   meltdown: false,
   dirty_on_readonly: 'strict',
   tlb: DEFAULT_TLB_GEOMETRY,
 });
 
-const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'xsave', 'meltdown'] as const;
+const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'xsave', 'fsgsbase', 'meltdown'] as const;
 
 /**
  * Completes a partial CPU model with the defaults and checks that it can exist. Throws

@@ -56,6 +56,9 @@ export const CET_ENDBR_EN = 1 << 2; // indirect-branch tracking
 
 // MSR numbers the model implements
 export const MSR_EFER = 0xc0000080;
+export const MSR_FS_BASE = 0xc0000100;
+export const MSR_GS_BASE = 0xc0000101;
+export const MSR_KERNEL_GS_BASE = 0xc0000102;
 export const MSR_IA32_U_CET = 0x6a0;
 export const MSR_IA32_S_CET = 0x6a2;
 export const MSR_IA32_PL0_SSP = 0x6a4;
@@ -75,6 +78,8 @@ export const XFEATURE_MASK_CET_S = 1 << 12; // supervisor state (IA32_XSS): IA32
 /** #DE: divide error (DIV or IDIV by 0, or a quotient too large). */
 export const X86_TRAP_DE = 0;
 export const X86_TRAP_UD = 6;
+export const X86_TRAP_NP = 11; // segment not present
+export const X86_TRAP_SS = 12; // stack-segment fault
 export const X86_TRAP_GP = 13;
 export const X86_TRAP_PF = 14;
 export const X86_TRAP_CP = 21;

@@ -9,7 +9,8 @@
  * interpreter comes in only through do_syscall_64 (the SYSCALL instruction), idtentry (an
  * exception the CPU raised), exc_invalid_opcode and sysvec_reschedule_ipi.
  */
-import { X86_TRAP_CP, X86_TRAP_DE, X86_TRAP_PF, X86_TRAP_UD } from '../hw/regs.js';
+import { X86_TRAP_CP, X86_TRAP_DE, X86_TRAP_NP, X86_TRAP_PF, X86_TRAP_SS, X86_TRAP_UD } from '../hw/regs.js';
+import { __USER_CS, __USER_DS } from './desc.js';
 import { OP_BYTES } from '../user/program.js';
 import { do_exit } from './exit.js';
 import { exc_page_fault } from './fault.js';
@@ -19,7 +20,7 @@ import { force_sig, force_sig_fault, get_signal, signal_pending, __fatal_signal_
 import { STEP_IPI, STEP_RESCHED, STEP_SLEEP, STEP_WAIT, type KPath } from './steps.js';
 import { SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
-import { FPE_INTDIV, ILL_ILLOPN, SEGV_CPERR, SIGFPE, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
+import { FPE_INTDIV, ILL_ILLOPN, SEGV_CPERR, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
 import { entry_SYSCALL_64, idtentry_user, irq_from_user, return_to_user } from './entry_64.js';
 import { this_cpu } from './this_cpu.js';
@@ -162,7 +163,8 @@ export function exit_to_user_mode(k: Kernel, t: Task): void {
   }
   // do_syscall_64 allows SYSRET after a syscall (the model's user state always qualifies);
   // everything else, and a restarted syscall, leaves by IRET.
-  t.kpath = return_to_user(k, this_cpu(k, t), t, t.enteredBySyscall);
+  // (syscall_return_via_sysret: not when pt_regs' cs or ss differ from __USER_CS, __USER_DS.)
+  t.kpath = return_to_user(k, this_cpu(k, t), t, t.enteredBySyscall && t.cs === __USER_CS && t.ss === __USER_DS);
   t.kpathKind = 'return';
 }
 
@@ -175,6 +177,9 @@ export function exit_to_user_mode(k: Kernel, t: Task): void {
 export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: readonly bigint[], into: string | undefined): void {
   pc.cpu.setCpl(0);
   t.enteredBySyscall = true;
+  // entry_SYSCALL_64 builds pt_regs with pushq $__USER_DS (ss) and $__USER_CS (cs).
+  t.cs = __USER_CS;
+  t.ss = __USER_DS;
   t.intoVar = into;
   t.curNr = nr;
   t.curArgs = args;
@@ -191,9 +196,11 @@ export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: 
  * arch/x86/kernel/traps.c): #PF runs exc_page_fault; #UD is SIGILL with ILL_ILLOPN at the
  * instruction (exc_invalid_op, do_error_trap); #CP is SIGSEGV with SEGV_CPERR and si_addr 0
  * (exc_control_protection, do_user_cp_fault); #DE is SIGFPE with FPE_INTDIV at the instruction
- * (exc_divide_error, do_error_trap); #GP (a non-canonical address, a misaligned WRSS)
- * is SIGSEGV with SI_KERNEL (exc_general_protection). Clears the CPU's fault and sets the
- * task's kernel path; runs no step.
+ * (exc_divide_error, do_error_trap); #GP (a non-canonical address, a misaligned WRSS, a
+ * selector MOV Sreg refuses) is SIGSEGV with SI_KERNEL (exc_general_protection); #NP and #SS
+ * (a not-present segment) are SIGBUS with SI_KERNEL (exc_segment_not_present and
+ * exc_stack_segment: do_error_trap with si_code 0, so force_sig). Clears the CPU's fault and
+ * sets the task's kernel path; runs no step.
  */
 export function idtentry(k: Kernel, pc: PerCpu, t: Task): void {
   const cpu = pc.cpu;
@@ -217,7 +224,8 @@ export function idtentry(k: Kernel, pc: PerCpu, t: Task): void {
   else if (vector === X86_TRAP_CP) {
     if (k.events.on) k.emit({ type: 'control_protection', cpu: pc.id, tid: t.tid, code, ip: t.pc });
     force_sig_fault(k, t, SIGSEGV, SEGV_CPERR, 0n);
-  } else force_sig(k, t, SIGSEGV);
+  } else if (vector === X86_TRAP_NP || vector === X86_TRAP_SS) force_sig(k, t, SIGBUS);
+  else force_sig(k, t, SIGSEGV);
   t.kpath = idtentry_user(k, this_cpu(k, t), t, null);
 }
 

@@ -17,6 +17,8 @@
  *
  * XXX: register values are not written to the stacks; the events carry what moves where.
  */
+import { __USER_CS, __USER_DS, iret_segments, load_user_segments } from './desc.js';
+import { exit_to_user_mode } from './entry.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { SWITCH_TO_KERNEL_CR3, SWITCH_TO_USER_CR3 } from './pti.js';
 import { raw_cpu } from './this_cpu.js';
@@ -108,12 +110,21 @@ const sysret: EntryStep = (k, pc, t) => {
   releaseEntryStack(pc, t);
   ev(k, pc, t, 'sysret', 'user');
   pc.irqs_disabled = false;
+  load_user_segments(pc, __USER_CS, __USER_DS);
   pc.cpu.setCpl(3);
 };
 const iret: EntryStep = (k, pc, t) => {
   releaseEntryStack(pc, t);
   ev(k, pc, t, 'iret', 'user');
   pc.irqs_disabled = false;
+  if (!iret_segments(k, pc, t)) {
+    // error_entry's bad-IRET path (SWAPGS, SWITCH_TO_KERNEL_CR3, fixup_bad_iret): the signal
+    // is delivered on the way out again (exit_to_user_mode).
+    ev(k, pc, t, 'swapgs', 'user');
+    SWITCH_TO_KERNEL_CR3(k, pc);
+    t.kpathKind = 'fault';
+    return;
+  }
   pc.cpu.setCpl(3);
 };
 
@@ -308,6 +319,9 @@ export function irq_from_user(k: Kernel, pc: PerCpu, t: Task, handler: () => voi
   pc.irqs_disabled = true;
   pc.touch = pc.id;
   for (const step of cr3InC(k) ? IRET_EXIT_CR3_IN_C : IRET_EXIT) step(k, pc, t);
+  // An IRET whose CS or SS no longer passes (its LDT entry rewritten meanwhile) faulted: the
+  // task stays in the kernel to take the signal.
+  if (pc.cpu.cpl !== 3) exit_to_user_mode(k, t);
 }
 
 /**

@@ -7,6 +7,8 @@
  * XXX: a signal pending in the parent does not restart the fork (-ERESTARTNOINTR); there are
  * no PID namespaces or credentials: every task is root, so RLIMIT_NPROC never refuses a fork.
  */
+import { copy_thread_segments } from './desc.js';
+import { set_new_tls } from './process_64.js';
 import { copy_files, exit_files, initial_files } from './file.js';
 import type { PhysMem } from '../hw/physmem.js';
 import { ModelError } from '../errors.js';
@@ -27,7 +29,7 @@ import { pti_stack_free } from './exit.js';
 import { cond_resched, wake_up_new_task } from './sched.js';
 import { copy_rlimits, init_rlimits } from './resource.js';
 import { raw_cpu } from './this_cpu.js';
-import { shstk_alloc_thread_stack } from './shstk.js';
+import { shstk_alloc_thread_stack, shstk_free } from './shstk.js';
 import { sas_ss_reset } from './sigaltstack.js';
 import { sigmask } from './signal.js';
 import { swap_duplicate } from './swap.js';
@@ -37,7 +39,7 @@ import { dup_userfaultfd, dup_userfaultfd_complete, dup_userfaultfd_fail, userfa
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
   CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
-  CLONE_VFORK, CLONE_VM, CSIGNAL, EAGAIN, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
+  CLONE_SETTLS, CLONE_VFORK, CLONE_VM, CSIGNAL, EAGAIN, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
 } from './uapi.js';
 import { vm_stat_account } from './vm_account.js';
 import { VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, VM_WRITE, type Vma } from './vma.js';
@@ -55,7 +57,7 @@ export function sys_vfork(k: Kernel, pc: PerCpu, t: Task): KPath {
 /** sys_clone(flags, newsp, parent_tidptr, child_tidptr, tls): the low byte of flags is the exit signal. */
 export function sys_clone(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const raw = Number(a[0] & 0xffffffffn);
-  return kernel_clone(k, pc, t, (raw & ~CSIGNAL) >>> 0, raw & CSIGNAL, a[1]);
+  return kernel_clone(k, pc, t, (raw & ~CSIGNAL) >>> 0, raw & CSIGNAL, a[1], a[4]);
 }
 
 /**
@@ -64,7 +66,7 @@ export function sys_clone(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
  * group, wakes the child, and for CLONE_VFORK sleeps until the child execs or exits.
  * Returns the child's tid.
  */
-export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exit_signal: number, newsp: bigint): KPath {
+export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exit_signal: number, newsp: bigint, tls = 0n): KPath {
   if (flags & CLONE_PIDFD && flags & CLONE_PARENT_SETTID) return -EINVAL;
   if ((flags & (CLONE_NEWNS | CLONE_FS)) === (CLONE_NEWNS | CLONE_FS)) return -EINVAL;
   if ((flags & (CLONE_NEWUSER | CLONE_FS)) === (CLONE_NEWUSER | CLONE_FS)) return -EINVAL;
@@ -120,6 +122,8 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   // dup_task_struct: the affinity is inherited.
   child.cpus_mask = t.cpus_mask;
   child.pkru = pc.cpu.pkru;
+  // copy_thread: the parent's pt_regs (cs, ss), its FS and GS selectors (current_save_fsgs) and savesegment of ES and DS.
+  copy_thread_segments(k, pc, t, child);
   // copy_creds and the task's NEXT per-process PTI flag.
   child.capEffective = t.capEffective;
   child.capPermitted = t.capPermitted;
@@ -131,7 +135,13 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   child.sas_ss_flags = t.sas_ss_flags;
   if ((flags & (CLONE_VM | CLONE_VFORK)) === CLONE_VM) sas_ss_reset(child);
   // copy_thread: the shadow stack (a new one for a CLONE_VM thread; its failure fails the clone).
-  const sr = yield* shstk_alloc_thread_stack(k, pc, t, child, flags);
+  let sr = yield* shstk_alloc_thread_stack(k, pc, t, child, flags);
+  // copy_thread, last: CLONE_SETTLS is ARCH_SET_FS on the child (set_new_tls): -EPERM at or
+  // above TASK_SIZE_MAX fails the clone, and exit_thread frees the new thread's shadow stack.
+  if (sr >= 0 && flags & CLONE_SETTLS) {
+    sr = set_new_tls(k, child, tls);
+    if (sr < 0 && flags & CLONE_VM) yield* shstk_free(k, pc, child);
+  }
   if (sr < 0) {
     if (flags & CLONE_SIGHAND) sighand.count--;
     exit_files(child);

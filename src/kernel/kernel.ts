@@ -16,7 +16,7 @@ import { ConfigError } from '../errors.js';
 import type { Cpu } from '../hw/cpu.js';
 import type { Machine } from '../hw/machine.js';
 import { PTE_G } from '../hw/pte.js';
-import { CR4_CET, CR4_OSXSAVE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP, MSR_IA32_XSS, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87 } from '../hw/regs.js';
+import { CR4_CET, CR4_FSGSBASE, CR4_OSXSAVE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP, MSR_IA32_XSS, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87 } from '../hw/regs.js';
 import type { EventBus } from '../events.js';
 import type { HwEvent } from '../hw/events.js';
 import type { DebugCheck, KernelEvent } from './events.js';
@@ -41,6 +41,7 @@ export interface ReachRecord {
   reach: Reach;
 }
 import { TLB_NR_DYN_ASIDS, type FlushTlbInfo } from './tlbflush.js';
+import { setup_cpu_gdt } from './desc.js';
 import type { OpRecord, Task } from './task.js';
 import { opaque, track } from '../track.js';
 
@@ -270,10 +271,13 @@ export class Kernel {
     // setup_cet: CR4.CET whenever user shadow stacks (or IBT) are in use.
     if (this.userShstk) cr4 |= CR4_CET;
     if (m.xsave) cr4 |= CR4_OSXSAVE;
+    // cpu_init_fsgsbase: CR4.FSGSBASE when the CPU has it (and not `nofsgsbase`, which the model lacks).
+    if (m.fsgsbase) cr4 |= CR4_FSGSBASE;
     cpu.movToCr4(cr4);
     if (m.xsave) this.fpu__init_cpu_xstate(cpu);
     pc.ctx_id[0] = 0;
     pc.ctx_tlb_gen[0] = this.init_mm.tlb_gen;
+    setup_cpu_gdt(this, pc);
   }
 
   /**

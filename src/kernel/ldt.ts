@@ -6,9 +6,10 @@
  * with its IPIs, ldt_dup_context at fork and the teardown at exit and mmdrop.
  *
  * The entries live in real frames (one zeroed page up to 4 KiB, separate pages as vmalloc
- * gives above), so the remap and a transient read see the bytes fill_ldt wrote.
- * XXX: LDTR is loaded but no segment load through it is modelled (no DS/ES reload).
+ * gives above), so the remap, a transient read and the processor's descriptor reads (MOV Sreg,
+ * LAR, LSL, VERR, VERW through LDTR) see the bytes fill_ldt wrote.
  */
+import { set_ldt } from './desc.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { __PAGE_KERNEL_RO, kindex, LDT_SLOT_STRIDE } from './layout.js';
 import type { MmStruct } from './mm.js';
@@ -191,7 +192,7 @@ export function destroy_context_ldt(k: Kernel, mm: MmStruct): void {
 
 /**
  * load_mm_ldt + set_ldt: loads LDTR from `mm`'s LDT (the remap slot under PTI, the entries'
- * direct-map address otherwise), or clears it.
+ * direct-map address otherwise) through GDT_ENTRY_LDT, or clears it.
  */
 export function load_mm_ldt(k: Kernel, pc: PerCpu, mm: MmStruct): void {
   const ldt = mm.ldt;
@@ -202,6 +203,7 @@ export function load_mm_ldt(k: Kernel, pc: PerCpu, mm: MmStruct): void {
     pc.ldtBase = 0n;
     pc.ldtEntries = 0;
   }
+  set_ldt(k, pc, pc.ldtBase, pc.ldtEntries);
   if (k.events.on) k.emit({ type: 'ldt_load', cpu: pc.id, mm: mm.ctx_id, base: pc.ldtBase, entries: pc.ldtEntries });
 }
 

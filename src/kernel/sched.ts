@@ -14,6 +14,7 @@
  * XXX: placement is deterministic (the CPU with the fewest tasks the task may use, lowest
  * number first); there is no load balancer of its own, only the moves above.
  */
+import { load_segments, save_segments } from './desc.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task, TaskState } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
@@ -112,7 +113,10 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   // The switch runs in the kernel, whether it came from a syscall or a timer tick in user mode.
   cpu.setCpl(0);
   check_entry_stack_switch(k, pc, prev);
-  if (prev && prev.mm) prev.pkru = cpu.pkru;
+  if (prev && prev.mm) {
+    prev.pkru = cpu.pkru;
+    save_segments(k, pc, prev);
+  }
   pc.current = next;
   if (k.events.on) k.emit({ type: 'context_switch', cpu: pc.id, from: prev ? prev.tid : 0, to: next ? next.tid : 0 });
   if (!next) {
@@ -133,6 +137,7 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
     switch_mm_irqs_off(k, pc, next.mm);
     pc.irqs_disabled = irqs;
     if (cpu.pkru !== next.pkru) cpu.pkru = next.pkru;
+    load_segments(k, pc, next);
   }
   // A task switched in outside a kernel path (new, or preempted in user mode) returns to user
   // mode through the IRET exit (ret_from_fork, or the interrupt it was preempted by).

@@ -10,14 +10,13 @@
  */
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN } from '../hw/regs.js';
 import type { Kernel, PerCpu } from './kernel.js';
-import { arch_get_nopti, arch_set_nopti } from './nopti.js';
 import { rlimit } from './resource.js';
 import { do_mmap_locked, do_vmi_munmap, mmap_write_lock, mmap_write_unlock } from './mmap.js';
 import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64, putU64, write_user_shstk_64 } from './uaccess.js';
 import {
-  ARCH_GET_NOPTI, ARCH_SET_NOPTI, ARCH_SHSTK_DISABLE, ARCH_SHSTK_LOCK, ARCH_SHSTK_SHSTK, ARCH_SHSTK_STATUS, ARCH_SHSTK_UNLOCK, ARCH_SHSTK_WRSS, ARCH_SHSTK_ENABLE, CLONE_VFORK, CLONE_VM,
+  ARCH_SHSTK_DISABLE, ARCH_SHSTK_LOCK, ARCH_SHSTK_SHSTK, ARCH_SHSTK_STATUS, ARCH_SHSTK_WRSS, CLONE_VFORK, CLONE_VM,
   EFAULT, EINVAL, ENOMEM, ENOSPC, EOPNOTSUPP, EOVERFLOW, EPERM, ERANGE, MAP_ABOVE4G, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, RLIMIT_STACK, SHADOW_STACK_SET_TOKEN,
 } from './uapi.js';
 import { VM_WRITE } from './vma.js';
@@ -148,7 +147,7 @@ function* shstk_disable(k: Kernel, pc: PerCpu, t: Task): KPath {
  * -EINVAL; DISABLE of WRSS or SHSTK; anything else (ENABLE, and UNLOCK, which only ptrace may
  * use as such) enables SHSTK or WRSS. A bit that is neither is -EINVAL.
  */
-function shstk_prctl(k: Kernel, pc: PerCpu, t: Task, option: number, arg2: bigint): number | KPath {
+export function shstk_prctl(k: Kernel, pc: PerCpu, t: Task, option: number, arg2: bigint): number | KPath {
   if (option === ARCH_SHSTK_STATUS) {
     const b = new Uint8Array(8);
     putU64(b, 0, BigInt(t.shstkFeatures));
@@ -172,29 +171,6 @@ function shstk_prctl(k: Kernel, pc: PerCpu, t: Task, option: number, arg2: bigin
   if (f & ARCH_SHSTK_SHSTK) return shstk_setup(k, pc, t);
   if (f & ARCH_SHSTK_WRSS) return wrss_control(k, t, true);
   return -EINVAL;
-}
-
-/**
- * arch_prctl(option, arg2): the shadow-stack options, and with `pti_per_process` the
- * per-process PTI ones (nopti.ts). XXX: the other options (ARCH_SET_FS,
- * ARCH_GET_GS, ARCH_GET_CPUID ...) are not modelled and give -EINVAL, as unknown ones do.
- */
-export function sys_arch_prctl(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): number | KPath {
-  const option = Number(BigInt.asIntN(32, a[0]));
-  switch (option) {
-    case ARCH_SHSTK_ENABLE:
-    case ARCH_SHSTK_DISABLE:
-    case ARCH_SHSTK_LOCK:
-    case ARCH_SHSTK_UNLOCK:
-    case ARCH_SHSTK_STATUS:
-      return shstk_prctl(k, pc, t, option, a[1]);
-    case ARCH_GET_NOPTI:
-      return arch_get_nopti(k, t);
-    case ARCH_SET_NOPTI:
-      return arch_set_nopti(k, pc, t, a[1]);
-    default:
-      return -EINVAL;
-  }
 }
 
 /**

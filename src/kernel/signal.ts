@@ -380,6 +380,23 @@ const USER_DS = 0x2b;
 /** X86_EFLAGS_IF | X86_EFLAGS_FIXED: what the model's user RFLAGS hold (no arithmetic flags are modelled). */
 const USER_EFLAGS = 0x202;
 
+/**
+ * force_valid_ss (signal_64.c): keeps regs->ss only if LAR says it is a present DPL-3
+ * read-write data segment, expand-down or not (VERW would not check P); else __USER_DS.
+ * LAR runs in the kernel, at CPL 0.
+ */
+function force_valid_ss(pc: PerCpu, t: Task): void {
+  let ar = pc.cpu.lar(t.ss);
+  if (ar < 0) {
+    pc.cpu.clearFault();
+    ar = 0;
+  }
+  // AR_DPL_MASK | AR_S | AR_P | AR_TYPE_MASK; AR_DPL3 | AR_S | AR_P with AR_TYPE_RWDATA or AR_TYPE_RWDATA_EXPDOWN.
+  ar &= (3 << 13) | (1 << 12) | (1 << 15) | (7 << 9);
+  const ok = (3 << 13) | (1 << 12) | (1 << 15);
+  if (ar !== (ok | (1 << 9)) && ar !== (ok | (3 << 9))) t.ss = USER_DS;
+}
+
 /** sizeof(struct rt_sigframe) on x86-64: pretcode 8 + ucontext 304 + siginfo 128. */
 export const RT_SIGFRAME_SIZE = 440;
 /** Offsets in the frame (arch/x86/include/asm/sigframe.h, uapi/asm/sigcontext.h). */
@@ -664,8 +681,9 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   putU64(f, SC_RSP, BigInt(t.sp));
   putU64(f, SC_RIP, BigInt(t.pc));
   putU64(f, SC_EFLAGS, BigInt(USER_EFLAGS));
-  putU16(f, SC_CS, USER_CS);
-  putU16(f, SC_SS, USER_DS);
+  // regs->cs and regs->ss; the gs and fs words stay 0 in a 64-bit frame.
+  putU16(f, SC_CS, t.cs);
+  putU16(f, SC_SS, t.ss);
   putU64(f, SC_ERR, BigInt(t.error_code));
   putU64(f, SC_TRAPNO, BigInt(t.trap_nr));
   putU64(f, SC_OLDMASK, t.blocked & 0xffffffffn);
@@ -695,6 +713,9 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   t.vars.set('frame', frame);
   t.vars.set('siginfo', frame + BigInt(SIGINFO));
   t.vars.set('ucontext', frame + BigInt(UC_FLAGS));
+  // x64_setup_rt_frame: the handler runs in 64-bit mode, on the interrupted SS if it is valid.
+  t.cs = USER_CS;
+  if (t.ss !== USER_DS) force_valid_ss(pc, t);
   t.vars.set('signo', BigInt(info.signo));
   t.vars.set('si_code', BigInt(info.code));
   t.vars.set('si_addr', info.addr);
@@ -728,7 +749,8 @@ function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): KSte
  * can still be read, and its -EPERM check sees the handler's stack pointer. Then restores PKRU
  * from the XSAVE image (a handler's edit of it takes effect), pops the shadow-stack signal
  * token, then the signal mask (SIGKILL and SIGSTOP stay unblocked), the instruction and stack
- * pointers. A frame that cannot be read or checked kills with SIGSEGV.
+ * pointers, CS and SS (RPL 3, force_valid_ss unless UC_STRICT_RESTORE_SS). A frame that cannot
+ * be read or checked kills with SIGSEGV.
  */
 export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   const frame = t.sp - 8;
@@ -746,6 +768,13 @@ export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   t.blocked = getU64(f, UC_SIGMASK) & ~SIG_KERNEL_ONLY_MASK;
   t.pc = Number(getU64(f, SC_RIP));
   t.sp = Number(getU64(f, SC_RSP));
+  // restore_sigcontext: CS and SS forced to RPL 3; SS fixed up (force_valid_ss) unless the
+  // frame asks for a strict restore, for 64-bit code (user_64bit_mode: cs == __USER_CS). The
+  // IRET back to user mode checks them (desc.ts iret_segments).
+  const csss = getU64(f, SC_CS);
+  t.cs = Number(csss & 0xffffn) | 3;
+  t.ss = Number((csss >> 48n) & 0xffffn) | 3;
+  if (!(getU64(f, UC_FLAGS) & BigInt(UC_STRICT_RESTORE_SS)) && t.cs === USER_CS) force_valid_ss(pc, t);
   t.skipResult = true;
   return Number(BigInt.asIntN(64, getU64(f, SC_RAX)));
 }

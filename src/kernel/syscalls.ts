@@ -37,7 +37,8 @@ import { sys_mlock, sys_mlock2, sys_mlockall, sys_munlock, sys_munlockall } from
 import { sys_getrlimit, sys_prlimit64, sys_setrlimit } from './resource.js';
 import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js';
 import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
-import { sys_arch_prctl, sys_map_shadow_stack } from './shstk.js';
+import { sys_map_shadow_stack } from './shstk.js';
+import { sys_arch_prctl } from './process_64.js';
 import { sys_sigaltstack } from './sigaltstack.js';
 import { send_signal, sig_kernel_ignore, sigmask, SIG_KERNEL_ONLY_MASK, sys_rt_sigreturn, valid_signal } from './signal.js';
 import type { KPath } from './steps.js';

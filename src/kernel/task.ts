@@ -160,6 +160,20 @@ export class Task {
   vars: Map<string, bigint>;
   /** PKRU while switched out (thread.pkru). */
   pkru = 0;
+  /**
+   * The user segment selectors: cs and ss as pt_regs holds them (set by the entry, restored
+   * by IRET; SYSCALL's entry writes __USER_CS and __USER_DS), and ds, es, fsindex, gsindex as
+   * thread_struct keeps them while the task is switched out (live in the CPU while it runs).
+   */
+  cs = 0x33;
+  ss = 0x2b;
+  ds = 0;
+  es = 0;
+  fsindex = 0;
+  gsindex = 0;
+  /** thread.fsbase and thread.gsbase (the user GS base) while switched out. */
+  fsbase = 0n;
+  gsbase = 0n;
   /** The CET user state: IA32_U_CET (SH_STK_EN, WR_SHSTK_EN) and the shadow-stack pointer (IA32_PL3_SSP). */
   ucet = 0;
   ssp = 0;

@@ -226,6 +226,14 @@ export const MADV_SOFT_OFFLINE = 101;
 export const PKEY_DISABLE_ACCESS = 0x1;
 export const PKEY_DISABLE_WRITE = 0x2;
 
+// ---- arch_prctl (arch/x86/include/uapi/asm/prctl.h) ---------------------------------------------
+export const ARCH_SET_GS = 0x1001;
+export const ARCH_SET_FS = 0x1002;
+export const ARCH_GET_FS = 0x1003;
+export const ARCH_GET_GS = 0x1004;
+export const ARCH_GET_CPUID = 0x1011;
+export const ARCH_SET_CPUID = 0x1012;
+
 // ---- arch_prctl shadow stacks (arch/x86/include/uapi/asm/prctl.h, mman.h) -----------------------
 export const ARCH_SHSTK_ENABLE = 0x5001;
 export const ARCH_SHSTK_DISABLE = 0x5002;

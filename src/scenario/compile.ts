@@ -651,6 +651,13 @@ class Compiler {
         this.emit(f, { op: 'work', count: n }, { path, label: `work ${n}${note}`, syscall: false });
         break;
       }
+      case 'wrfsbase':
+      case 'wrgsbase': {
+        if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, { op: kind, value: this.value(arg, kpath, f) }, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        break;
+      }
       case 'call':
       case 'wrpkru': {
         if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
@@ -667,8 +674,35 @@ class Compiler {
         if (as) f.defined.add(as);
         break;
       }
+      case 'mov_sreg': {
+        const a = arg as { sreg: 'ds' | 'es' | 'fs' | 'gs' | 'ss'; value: unknown };
+        if (as !== undefined) this.issue([...path, 'as'], 'mov_sreg has no result to name', { key: true });
+        const op: Op = { op: 'mov_sreg', sreg: a.sreg, value: this.value(a.value, [...kpath, 'value'], f) };
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, op, { path, label: `mov ${a.sreg}, ${String(a.value)}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'read_sreg': {
+        const sreg = arg as 'cs' | 'ss' | 'ds' | 'es' | 'fs' | 'gs';
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        this.emit(f, { op: 'read_sreg', sreg, ...(as ? { into: as } : {}) }, { path, label: `mov r16, ${sreg}${note}`, syscall: false, expect });
+        if (as) f.defined.add(as);
+        break;
+      }
+      case 'lar':
+      case 'lsl':
+      case 'verr':
+      case 'verw': {
+        const v = this.value(arg, kpath, f);
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
+        this.emit(f, { op: kind, value: v, ...(as ? { into: as } : {}) }, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
+        if (as) f.defined.add(as);
+        break;
+      }
       case 'rdpkru':
-      case 'rdssp': {
+      case 'rdssp':
+      case 'rdfsbase':
+      case 'rdgsbase': {
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, as);
         this.emit(f, { op: kind, ...(as ? { into: as } : {}) }, { path, label: `${kind}${note}`, syscall: false, expect });
         if (as) f.defined.add(as);
@@ -962,7 +996,7 @@ class Compiler {
     if (spec === undefined) return undefined;
     const valueKey = typeof spec === 'object' && spec !== null ? ['value', 'not', 'min', 'max'].find((k) => (spec as Record<string, unknown>)[k] !== undefined) : undefined;
     const valueGiven = typeof spec !== 'object' || spec === null ? path : valueKey ? [...path, valueKey] : null;
-    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru, wrss, incssp, rstorssp, saveprevssp, cpuid and the XSAVE instructions do not): expect success: true or a signal', { key: valueGiven !== path });
+    if (noValue && valueGiven) this.issue(valueGiven, 'this operation gives no value (stores, fetches, call, wrpkru, wrss, incssp, rstorssp, saveprevssp, cpuid, the XSAVE instructions, mov_sreg and the base writes do not): expect success: true or a signal', { key: valueGiven !== path });
     const defined = new Set(f.defined);
     if (as) defined.add(as);
     const foldRef = (v: unknown, p: Path): Folded | undefined => {

@@ -71,7 +71,8 @@ export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {
   tlb_flush: { doc: 'TLB entries were invalidated.', fields: { cause: field('cause', FLUSH_CAUSES, 'The instruction or event that flushed.'), global: field('global', 'boolean', 'Global entries too.') } },
   cr_write: { doc: 'A control register or MSR was written.', fields: { reg: field('reg', CR_REGS, 'The register.') } },
   pkru_write: { doc: 'WRPKRU, or the kernel writing PKRU.', fields: { value: field('value', 'integer', 'The value written.') } },
-  fault: { doc: 'The processor raised an exception.', fields: { vector: field('vector', 'integer', '14 #PF, 13 #GP, 6 #UD, 21 #CP.') } },
+  segment_load: { doc: 'MOV Sreg loaded a segment register.', fields: { sreg: field('sreg', 'integer', '0 ES, 2 SS, 3 DS, 4 FS, 5 GS (the SDM\'s Sreg numbers).'), sel: field('sel', 'integer', 'The selector.') } },
+  fault: { doc: 'The processor raised an exception.', fields: { vector: field('vector', 'integer', '14 #PF, 13 #GP, 12 #SS, 11 #NP, 6 #UD, 21 #CP.') } },
   transient_read: { doc: 'A transient (speculative) load.', fields: { returned: field('returned', 'boolean', 'It returned data.'), leaked: field('leaked', 'boolean', 'It returned data the architectural access may not read.') } },
   // The kernel (kernel/events.ts).
   syscall_enter: { doc: 'A task entered the kernel through SYSCALL.', fields: { name: field('name', 'syscall', 'The syscall, by name.') } },

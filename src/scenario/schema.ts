@@ -14,7 +14,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load', 'mov_sreg', 'read_sreg', 'lar', 'lsl', 'verr', 'verw', 'rdfsbase', 'rdgsbase', 'wrfsbase', 'wrgsbase'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -32,6 +32,7 @@ const CPU_DOCS: Record<string, string> = {
   smap: 'Supervisor-mode access prevention (STAC/CLAC).',
   pku: 'Protection keys for user pages (PKRU).',
   pks: 'Protection keys for supervisor pages (needs pku).',
+  fsgsbase: 'RDFSBASE, WRFSBASE, RDGSBASE, WRGSBASE (CR4.FSGSBASE), which Linux switches on when the CPU has them.',
   shstk: 'CET shadow stacks (a CPU with them cannot have dirty_on_readonly: legacy).',
   meltdown: 'The Meltdown bug: transient user loads ignore U/S.',
   maxphyaddr: 'Physical-address width in bits, 36 to 52.',
@@ -175,6 +176,16 @@ export function scenarioSchema(): Json {
     xsavec: { $ref: '#/definitions/xsaveArea', description: 'XSAVEC: the components in mask AND XCR0 that are in use to the area at addr, in the compacted form.' },
     xrstor: { $ref: '#/definitions/xsaveArea', description: 'XRSTOR: the components in mask AND XCR0 from the area at addr (PKRU too, as WRPKRU would); #GP (SIGSEGV) for a bad header.' },
     transient_load: { $ref: '#/definitions/expr', description: 'A Meltdown probe: a transient 8-byte load at the address with its fault suppressed; the result is what it read, or -1 when it read nothing.' },
+    mov_sreg: { type: 'object', additionalProperties: false, required: ['sreg', 'value'], properties: { sreg: { enum: ['ds', 'es', 'fs', 'gs', 'ss'] }, value: expr }, description: 'MOV Sreg: load the selector value into DS, ES, FS, GS or SS with the processor\'s checks: #GP (SIGSEGV), #NP or #SS (SIGBUS).' },
+    read_sreg: { enum: ['cs', 'ss', 'ds', 'es', 'fs', 'gs'], description: 'MOV r16, Sreg: the segment register\'s selector is the result (name it with as).' },
+    lar: { $ref: '#/definitions/expr', description: 'LAR of a selector: the access rights (descriptor high word AND 0x00FFFF00) when ZF=1, -1 when ZF=0.' },
+    lsl: { $ref: '#/definitions/expr', description: 'LSL of a selector: the segment limit in bytes when ZF=1, -1 when ZF=0.' },
+    verr: { $ref: '#/definitions/expr', description: 'VERR of a selector: 1 if readable at this privilege (ZF=1), else 0.' },
+    verw: { $ref: '#/definitions/expr', description: 'VERW of a selector: 1 if writable at this privilege (ZF=1), else 0.' },
+    rdfsbase: { type: 'null', description: 'RDFSBASE: the FS base is the result (name it with as); #UD (SIGILL) without FSGSBASE.' },
+    rdgsbase: { type: 'null', description: 'RDGSBASE: the GS base is the result (name it with as); #UD (SIGILL) without FSGSBASE.' },
+    wrfsbase: { $ref: '#/definitions/expr', description: 'WRFSBASE: the FS base = the value; #UD (SIGILL) without FSGSBASE, #GP (SIGSEGV) for a non-canonical value.' },
+    wrgsbase: { $ref: '#/definitions/expr', description: 'WRGSBASE: the GS base = the value; #UD (SIGILL) without FSGSBASE, #GP (SIGSEGV) for a non-canonical value.' },
     syscall: { type: 'object', additionalProperties: false, required: ['nr'], properties: { nr: { type: ['integer', 'string'] }, args: { type: 'array', maxItems: 6, items: expr } }, description: 'A syscall by number or name with positional arguments.' },
   };
   for (const e of syscallEntries()) opProps[e.name] = syscallOpSchema(e.name, e.args);
@@ -260,7 +271,7 @@ export function scenarioSchema(): Json {
       ops: { type: 'array', items: { $ref: '#/definitions/op' } },
       op: {
         if: { type: 'string' },
-        then: { enum: [...WORD_OPS, 'rdpkru', 'rdssp', 'saveprevssp', ...syscallEntries().map((e) => e.name)] },
+        then: { enum: [...WORD_OPS, 'rdpkru', 'rdssp', 'saveprevssp', 'rdfsbase', 'rdgsbase', ...syscallEntries().map((e) => e.name)] },
         else: { title: 'operation', type: 'object', minProperties: 1, additionalProperties: false, properties: opProps },
       },
       opExpect: {

@@ -79,6 +79,8 @@ export function describe(e: IsolabEvent, name: (tid: number) => string): { kind:
       return { kind: e.reg === 'cr3' ? 'cr3' : 'other', text: crWrite(e.reg, e.hi, e.lo, e.noflush) };
     case 'pkru_write':
       return { kind: 'other', text: `WRPKRU ← ${hex(e.value >>> 0)}` };
+    case 'segment_load':
+      return { kind: 'other', text: `MOV ${['ES', 'CS', 'SS', 'DS', 'FS', 'GS'][e.sreg]} ← ${hex(e.sel)}` };
     case 'fault':
       return { kind: 'fault', text: `exception ${e.vector}${e.vector === 14 ? ` (#PF ${pfBits(e.errorCode)})` : ''} at ${va(e.hi, e.lo)}` };
     case 'transient_read':

@@ -15,7 +15,9 @@
  * and the program's variables as its general registers.
  */
 import { Access } from '../hw/rights.js';
+import { ZF_CLEAR } from '../hw/cpu.js';
 import { FAULT, PENDING } from '../hw/mmu.js';
+import { SREG_FS, SREG_GS, SREG_NAMES, SREG_SS } from '../hw/segment.js';
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_DE, X86_TRAP_GP, X86_TRAP_UD } from '../hw/regs.js';
 import { cpuid } from '../hw/cpuid.js';
 import type { PhysMem } from '../hw/physmem.js';
@@ -216,6 +218,46 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       t.pc = fn.base + op.to * OP_BYTES;
       t.slice++;
       return;
+    case 'mov_sreg': {
+      const sreg = SREG_NAMES.indexOf(op.sreg);
+      const sel = Number(BigInt.asUintN(16, valueOf(t, fn.values[idx]!)));
+      if (!cpu.movToSreg(sreg, sel)) return idtentry(k, pc, t);
+      // The stack segment's selector is what the next entry from user mode saves as pt_regs->ss.
+      if (sreg === SREG_SS) t.ss = sel;
+      k.recordOp(t, undefined, undefined);
+      break;
+    }
+    case 'read_sreg': {
+      const v = BigInt(cpu.movFromSreg(SREG_NAMES.indexOf(op.sreg)));
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
+      break;
+    }
+    case 'lar':
+    case 'lsl':
+    case 'verr':
+    case 'verw': {
+      const sel = Number(BigInt.asUintN(16, valueOf(t, fn.values[idx]!)));
+      const r = op.op === 'lar' ? cpu.lar(sel) : op.op === 'lsl' ? cpu.lsl(sel) : op.op === 'verr' ? cpu.verr(sel) : cpu.verw(sel);
+      if (r === FAULT) return idtentry(k, pc, t);
+      const v = r === ZF_CLEAR ? -1n : BigInt(r);
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
+      break;
+    }
+    case 'rdfsbase':
+    case 'rdgsbase': {
+      const v = cpu.rdFsGsBase(op.op === 'rdfsbase' ? SREG_FS : SREG_GS);
+      if (v === null) return idtentry(k, pc, t);
+      if (op.into) t.vars.set(op.into, v);
+      k.recordOp(t, v, undefined);
+      break;
+    }
+    case 'wrfsbase':
+    case 'wrgsbase':
+      if (!cpu.wrFsGsBase(op.op === 'wrfsbase' ? SREG_FS : SREG_GS, valueOf(t, fn.values[idx]!))) return idtentry(k, pc, t);
+      k.recordOp(t, undefined, undefined);
+      break;
     case 'rdssp':
       // RDSSPQ is a NOP unless shadow stacks are on at CPL 3.
       if (shstk_active(pc, t)) {

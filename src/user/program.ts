@@ -84,7 +84,25 @@ export type Op =
    */
   | { op: 'while'; cond: Value; until?: boolean; counter: string; max: number; end: number }
   /** JMP: goes on at operation `to` of the same function. */
-  | { op: 'jump'; to: number };
+  | { op: 'jump'; to: number }
+  /** MOV Sreg, r16: loads selector `value` into DS, ES, FS, GS or SS, with the processor's checks (#GP, #NP, #SS). */
+  | { op: 'mov_sreg'; sreg: 'ds' | 'es' | 'fs' | 'gs' | 'ss'; value: Value }
+  /** MOV r16, Sreg: the selector of CS, SS, DS, ES, FS or GS goes to `into`. */
+  | { op: 'read_sreg'; sreg: 'cs' | 'ss' | 'ds' | 'es' | 'fs' | 'gs'; into?: string }
+  /**
+   * LAR, LSL, VERR, VERW of selector `value`: LAR's access rights or LSL's limit when ZF=1 and
+   * -1 when ZF=0 (the destination unchanged); VERR's and VERW's ZF (1 or 0). To `into`.
+   */
+  | { op: 'lar' | 'lsl' | 'verr' | 'verw'; value: Value; into?: string }
+  /** RDFSBASE, RDGSBASE: the FS or GS base goes to `into` (#UD without CR4.FSGSBASE). */
+  | { op: 'rdfsbase' | 'rdgsbase'; into?: string }
+  /** WRFSBASE, WRGSBASE: the FS or GS base = `value` (#UD without CR4.FSGSBASE, #GP if not canonical). */
+  | { op: 'wrfsbase' | 'wrgsbase'; value: Value };
+
+/** The segment registers MOV Sreg may load (MOV to CS is #UD; the model has no far jumps). */
+export const MOV_SREGS = Object.freeze(['ds', 'es', 'fs', 'gs', 'ss'] as const);
+/** The segment registers MOV r16, Sreg may read. */
+export const SREG_NAMES = Object.freeze(['cs', 'ss', 'ds', 'es', 'fs', 'gs'] as const);
 
 /** Register names a value can read as `$name`: `$rsp`, the stack pointer. */
 export const REGISTER_NAMES: readonly string[] = ['rsp'];
@@ -255,6 +273,8 @@ export class ProgramImage {
         case 'rdpkru':
         case 'rdssp':
         case 'saveprevssp':
+        case 'rdfsbase':
+        case 'rdgsbase':
           f.addrs[i] = null;
           f.values[i] = null;
           f.args[i] = NO_VALUES;
@@ -266,10 +286,25 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         case 'wrpkru':
+        case 'wrfsbase':
+        case 'wrgsbase':
+        case 'lar':
+        case 'lsl':
+        case 'verr':
+        case 'verw':
           f.addrs[i] = null;
           f.values[i] = this.value(op.value, f, i, '.value');
           f.args[i] = NO_VALUES;
           break;
+        case 'mov_sreg':
+        case 'read_sreg': {
+          const allowed = op.op === 'mov_sreg' ? MOV_SREGS : SREG_NAMES;
+          if (!(allowed as readonly string[]).includes(op.sreg)) throw new ArgumentError('program', `${this.where(f, i)}.sreg: expected ${allowed.join(', ')}, got ${JSON.stringify(op.sreg)}`);
+          f.addrs[i] = null;
+          f.values[i] = op.op === 'mov_sreg' ? this.value(op.value, f, i, '.value') : null;
+          f.args[i] = NO_VALUES;
+          break;
+        }
         case 'wrss':
           f.addrs[i] = this.value(op.addr, f, i, '.addr');
           f.values[i] = this.value(op.value, f, i, '.value');
@@ -316,7 +351,7 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, saveprevssp, cpuid, xgetbv, xsave, xsavec, xrstor, transient_load, while or jump`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, saveprevssp, cpuid, xgetbv, xsave, xsavec, xrstor, transient_load, while, jump, mov_sreg, read_sreg, lar, lsl, verr, verw, rdfsbase, rdgsbase, wrfsbase or wrgsbase`);
       }
     });
   }
