@@ -742,39 +742,42 @@ function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): KSte
 }
 
 /**
- * rt_sigreturn: the frame sits just above the stack pointer (the handler's return popped
- * pretcode). Gives the frame's uc_stack back to sigaltstack (restore_altstack) while PKRU and
- * the stack pointer are still the handler's: 6.12 moved it before restore_sigcontext ("x86/pkeys:
- * Restore altstack access in sigreturn()"), so an alternate stack the interrupted PKRU denies
- * can still be read, and its -EPERM check sees the handler's stack pointer. Then restores PKRU
- * from the XSAVE image (a handler's edit of it takes effect), pops the shadow-stack signal
- * token, then the signal mask (SIGKILL and SIGSTOP stay unblocked), the instruction and stack
- * pointers, CS and SS (RPL 3, force_valid_ss unless UC_STRICT_RESTORE_SS). A frame that cannot
- * be read or checked kills with SIGSEGV.
+ * rt_sigreturn (arch/x86/kernel/signal_64.c, 6.12): the frame sits just above the stack pointer
+ * (the handler's return popped pretcode). In Linux's order: the signal mask (SIGKILL and SIGSTOP
+ * stay unblocked), restored even if a later step fails; the frame's uc_stack given back to
+ * sigaltstack (restore_altstack) while PKRU and the stack pointer are still the handler's (6.12
+ * moved it before restore_sigcontext, "x86/pkeys: Restore altstack access in sigreturn()", so
+ * an alternate stack the interrupted PKRU denies can still be read, and its -EPERM check sees
+ * the handler's stack pointer); restore_sigcontext: the instruction and stack pointers, CS and
+ * SS (RPL 3, force_valid_ss unless UC_STRICT_RESTORE_SS), then PKRU from the XSAVE image (a
+ * handler's edit of it takes effect); then the shadow-stack signal token is popped. A frame
+ * that cannot be read or checked is SIGSEGV (signal_fault), after what was restored before it.
  */
 export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   const frame = t.sp - 8;
   const f = yield* copy_from_user(k, pc, t, BigInt(frame), RT_SIGFRAME_SIZE);
-  // restore_altstack, restore_sigcontext (with fpu__restore_sig), then restore_signal_shadow_stack.
-  if (
-    !f ||
-    !(yield* restore_altstack(k, pc, t, BigInt(frame + UC_STACK_SS_SP), BigInt(t.sp))) ||
-    !(yield* restore_fpstate(k, pc, t, getU64(f, SC_FPSTATE))) ||
-    !(yield* restore_signal_shadow_stack(k, pc, t))
-  ) {
-    force_sig(k, t, SIGSEGV);
-    return 0;
-  }
+  if (!f) return signal_fault(k, t);
+  // set_current_blocked first: the mask is back even if what follows fails.
   t.blocked = getU64(f, UC_SIGMASK) & ~SIG_KERNEL_ONLY_MASK;
+  if (!(yield* restore_altstack(k, pc, t, BigInt(frame + UC_STACK_SS_SP), BigInt(t.sp)))) return signal_fault(k, t);
+  // restore_sigcontext: the registers, then CS and SS forced to RPL 3; SS fixed up
+  // (force_valid_ss) unless the frame asks for a strict restore, for 64-bit code
+  // (user_64bit_mode: cs == __USER_CS). The IRET back to user mode checks them (desc.ts
+  // iret_segments). Then the FPU state (fpu__restore_sig), PKRU with it.
   t.pc = Number(getU64(f, SC_RIP));
   t.sp = Number(getU64(f, SC_RSP));
-  // restore_sigcontext: CS and SS forced to RPL 3; SS fixed up (force_valid_ss) unless the
-  // frame asks for a strict restore, for 64-bit code (user_64bit_mode: cs == __USER_CS). The
-  // IRET back to user mode checks them (desc.ts iret_segments).
   const csss = getU64(f, SC_CS);
   t.cs = Number(csss & 0xffffn) | 3;
   t.ss = Number((csss >> 48n) & 0xffffn) | 3;
   if (!(getU64(f, UC_FLAGS) & BigInt(UC_STRICT_RESTORE_SS)) && t.cs === USER_CS) force_valid_ss(pc, t);
+  if (!(yield* restore_fpstate(k, pc, t, getU64(f, SC_FPSTATE)))) return signal_fault(k, t);
+  if (!(yield* restore_signal_shadow_stack(k, pc, t))) return signal_fault(k, t);
   t.skipResult = true;
   return Number(BigInt.asIntN(64, getU64(f, SC_RAX)));
+}
+
+/** signal_fault (arch/x86/kernel/signal.c): a frame rt_sigreturn cannot use is SIGSEGV; the syscall returns 0. */
+function signal_fault(k: Kernel, t: Task): number {
+  force_sig(k, t, SIGSEGV);
+  return 0;
 }

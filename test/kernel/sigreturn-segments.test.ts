@@ -118,3 +118,52 @@ for (const [name, edit, out] of CASES) {
     run(scenario(edit, after));
   });
 }
+
+test('rt_sigreturn that fails on the FPU state has already restored the mask and the registers: the SIGSEGV it gets is delivered from the interrupted operation, nothing blocked', () => {
+  // signal_64.c rt_sigreturn (6.12): set_current_blocked, restore_altstack, then
+  // restore_sigcontext puts ip, sp, cs and ss back before fpu__restore_sig, whose failure
+  // (fpstate pointing at an unmapped page) is badframe: signal_fault's force_sig(SIGSEGV) is
+  // delivered from the restored registers with the restored mask (SIGUSR1, blocked while its
+  // handler ran, no longer is). The SIGSEGV frame's rip (+176) is the kill's, as the SIGUSR1
+  // frame had it, and its uc_sigmask (+304) is 0.
+  run(`name: sigreturn-badframe
+kernel: { debug_vm: true }
+processes:
+  - name: p
+    handlers:
+      SIGUSR1: { handler: usr }
+      SIGSEGV: { handler: seg }
+    functions:
+      usr:
+        - load: $rsp + 176
+          as: f
+        - store: { addr: $buf + 16, value: $f }
+        - store: { addr: $rsp + 232, value: 0x1000 }
+        - return
+      seg:
+        - load: $rsp + 304
+          as: f
+        - store: { addr: $buf, value: $f }
+        - load: $rsp + 176
+          as: f
+        - store: { addr: $buf + 8, value: $f }
+        - longjmp
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS }
+        as: buf
+      - set: { f: 0 }
+      - store: { addr: $buf, value: 0xff }
+      - getpid:
+        as: me
+      - kill: { pid: $me, sig: SIGUSR1 }
+      - getpid   # the operation both signals interrupt; the SIGSEGV handler's longjmp skips it
+      - load: $buf
+        expect: 0
+      - load: $buf + 16
+        as: rip
+      - load: $buf + 8
+        expect: $rip
+expect:
+  exit: { p: 0 }
+`);
+});
