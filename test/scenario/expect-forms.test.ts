@@ -9,9 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ScenarioError } from '../../src/errors.js';
 import { compileScenarioText } from '../../src/scenario/index.js';
 import { runScenario, type Verdict } from '../../src/scenario/run.js';
+import { issueAt } from './issue-at.js';
 
 function verdicts(text: string): Verdict[] {
   return runScenario(compileScenarioText(text, 'x.yaml')).verdicts;
@@ -99,31 +99,14 @@ ${MMAP('p', 'PROT_NONE')}      - store: { addr: $p, value: 1 }
   assert.equal(killed[0].status, 'failed');
 });
 
-function issue(text: string, needle: string, fragment: string): void {
-  const at = text.indexOf(needle);
-  const before = text.slice(0, at).split('\n');
-  const line = before.length;
-  const col = before[before.length - 1].length + 1;
-  try {
-    compileScenarioText(text, 'bad.yaml');
-  } catch (e) {
-    assert.ok(e instanceof ScenarioError);
-    const m = e.issues.find((i) => i.line === line && i.col === col);
-    assert.ok(m, `no issue at ${line}:${col}; got ${e.issues.map((i) => `${i.line}:${i.col} ${i.message}`).join(' | ')}`);
-    assert.ok(m.message.includes(fragment), m.message);
-    return;
-  }
-  assert.fail('accepted');
-}
-
 test('expectation forms that cannot hold are errors at their key', () => {
   const op = (expect: string, what = 'getpid: {}'): string => `processes:\n  - name: p\n    ops:\n      - ${what}\n        expect: ${expect}\n`;
-  issue(op('{ min: -10, max: 10 }'), 'max', 'leave no value');
-  issue(op('{ value: 1, not: 2 }'), 'not', 'cannot go with value');
-  issue(op('{ not: 1 }', 'store: { addr: 0x1000, value: 1 }'), 'not', 'gives no value');
-  issue(op('{ then: 1 }'), 'then', 'then follows faulted');
-  issue(op('{ faulted: { signal: SIGSEGV } }', 'load: 0x1000'), 'faulted', 'faulted needs then');
-  issue(op('{ faulted: { signal: SIGSEGV }, then: 1 }'), 'faulted', 'a syscall does not fault');
-  issue(op('{ faulted: { signal: SIGSEGV }, then: 1, not: 2 }', 'load: 0x1000'), 'not', 'move not into then');
-  issue(op('{ faulted: { signal: SIGSEGV }, then: { signal: SIGBUS } }', 'load: 0x1000'), 'then', 'cannot expect a signal');
+  issueAt(op('{ min: -10, max: 10 }'), 'max', 'leave no value');
+  issueAt(op('{ value: 1, not: 2 }'), 'not', 'cannot go with value');
+  issueAt(op('{ not: 1 }', 'store: { addr: 0x1000, value: 1 }'), 'not', 'gives no value');
+  issueAt(op('{ then: 1 }'), 'then', 'then follows faulted');
+  issueAt(op('{ faulted: { signal: SIGSEGV } }', 'load: 0x1000'), 'faulted', 'faulted needs then');
+  issueAt(op('{ faulted: { signal: SIGSEGV }, then: 1 }'), 'faulted', 'a syscall does not fault');
+  issueAt(op('{ faulted: { signal: SIGSEGV }, then: 1, not: 2 }', 'load: 0x1000'), 'not', 'move not into then');
+  issueAt(op('{ faulted: { signal: SIGSEGV }, then: { signal: SIGBUS } }', 'load: 0x1000'), 'then', 'cannot expect a signal');
 });

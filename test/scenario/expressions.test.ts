@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ArgumentError } from '../../src/errors.js';
-import { ScenarioError } from '../../src/errors.js';
 import { foldExpr } from '../../src/scenario/expr.js';
 import { compileScenarioText } from '../../src/scenario/index.js';
 import { runScenario } from '../../src/scenario/run.js';
 import { ProgramImage } from '../../src/user/program.js';
+import { issueAt } from './issue-at.js';
 
 /** The operands: a=1, b=2, k=3, pkru=0x55555554, x=0x7f0000001000, m7=(uint64_t)-7, big=0xfffffffffffffff0. */
 const VARS: [string, bigint][] = [['a', 1n], ['b', 2n], ['k', 3n], ['pkru', 0x55555554n], ['x', 0x7f0000001000n], ['m7', -7n], ['big', 0xfffffffffffffff0n]];
@@ -96,35 +96,17 @@ expect:
   assert.equal(r.verdicts.length, 2);
 });
 
-/** Asserts an issue containing `fragment` at `needle`'s position (plus `shift` columns). */
-function issue(text: string, needle: string, fragment: string, shift = 0): void {
-  const at = text.indexOf(needle) + shift;
-  const before = text.slice(0, at).split('\n');
-  const line = before.length;
-  const col = before[before.length - 1].length + 1;
-  try {
-    compileScenarioText(text, 'bad.yaml');
-  } catch (e) {
-    assert.ok(e instanceof ScenarioError);
-    const m = e.issues.find((i) => i.line === line && i.col === col);
-    assert.ok(m, `no issue at ${line}:${col}; got ${e.issues.map((i) => `${i.line}:${i.col} ${i.message}`).join(' | ')}`);
-    assert.ok(m.message.includes(fragment), m.message);
-    return;
-  }
-  assert.fail('accepted');
-}
-
 test('a bad expression is an error at its column', () => {
   const pre = `processes:
   - name: p
     ops:
       - set: { a: 5 }
 `;
-  issue(`${pre}      - set: { b: $a +* 2 }\n`, '* 2', 'unexpected "*"');
-  issue(`${pre}      - set: { b: $a / (2 - 2) }\n`, '(2 - 2)', 'division by zero');
-  issue(`${pre}      - set: { b: $a << 64 }\n`, '64', 'shift count 64');
-  issue(`${pre}      - set: { b: ($a + 1 }\n`, '1 }', 'expected )', 1); // just after the value
-  issue(`${pre}      - set: { b: $a * $nope }\n`, '$nope', '$nope is not defined');
+  issueAt(`${pre}      - set: { b: $a +* 2 }\n`, '* 2', 'unexpected "*"');
+  issueAt(`${pre}      - set: { b: $a / (2 - 2) }\n`, '(2 - 2)', 'division by zero');
+  issueAt(`${pre}      - set: { b: $a << 64 }\n`, '64', 'shift count 64');
+  issueAt(`${pre}      - set: { b: ($a + 1 }\n`, '1 }', 'expected )', 1); // just after the value
+  issueAt(`${pre}      - set: { b: $a * $nope }\n`, '$nope', '$nope is not defined');
 });
 
 test('the TypeScript API takes expression strings, and refuses a bad one with ArgumentError', () => {

@@ -10,32 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ScenarioError } from '../../src/errors.js';
 import { compileScenarioText } from '../../src/scenario/index.js';
 import { runScenario } from '../../src/scenario/run.js';
+import { issueAt } from './issue-at.js';
 
 function held(text: string, count: number): void {
   const r = runScenario(compileScenarioText(text, 'names.yaml'));
   assert.deepEqual(r.verdicts.filter((v) => v.status !== 'held'), [], 'every expectation holds');
   assert.equal(r.verdicts.length, count, 'every expectation was judged');
-}
-
-function issueAt(text: string, needle: string, fragment: string): void {
-  const at = text.indexOf(needle);
-  assert.ok(at >= 0);
-  const before = text.slice(0, at).split('\n');
-  const line = before.length;
-  const col = before[before.length - 1].length + 1;
-  try {
-    compileScenarioText(text, 'bad.yaml');
-  } catch (e) {
-    assert.ok(e instanceof ScenarioError);
-    const m = e.issues.find((i) => i.line === line && i.col === col);
-    assert.ok(m, `no issue at ${line}:${col}; got ${e.issues.map((i) => `${i.line}:${i.col} ${i.message}`).join(' | ')}`);
-    assert.ok(m.message.includes(fragment), m.message);
-    return;
-  }
-  assert.fail('accepted');
 }
 
 test('a SIGSEGV handler reads the siginfo through its names and through $siginfo, $ucontext and $frame', () => {
