@@ -72,10 +72,18 @@ function futex_hash(k: Kernel, key: string): FutexHashBucket {
   return hb;
 }
 
-/** futex_q_lock: one more waiter on the bucket (futex_hb_waiters_inc), then its spinlock (preemption off while held). */
+/**
+ * futex_q_lock: one more waiter on the bucket (futex_hb_waiters_inc, a full barrier), then its
+ * spinlock (preemption off while held). The count goes up in the lock's first step, which
+ * announces the bucket as futex_wake's look at the count does.
+ */
 function* futex_q_lock(pc: PerCpu, t: Task, hb: FutexHashBucket): KSteps<void> {
+  pc.preempt_count++;
+  pc.touch = futexLockId(hb);
+  yield STEP_LOCK;
   hb.waiters++;
-  yield* hb_lock(pc, t, hb);
+  while (hb.owner !== 0) yield STEP_WAIT;
+  hb.owner = t.tid;
 }
 
 /** spin_lock(&hb->lock): a test-and-set step, retried while another task holds it. */
