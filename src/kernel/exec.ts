@@ -240,7 +240,7 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
     // exec_mmap; mm_release's deactivate_mm frees this thread's shadow stack from the old mm.
     const old = t.mm!;
     yield* shstk_free(k, pc, t);
-    mm_release(k, t);
+    yield* mm_release(k, pc, t, old);
     // The PTI stack (entry_stack per_task) moves to the new mm's page tables.
     const ptiStack = t.ptiStack;
     if (ptiStack) {

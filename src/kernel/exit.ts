@@ -17,14 +17,15 @@ import {
   __wake_up_parent, do_notify_parent_cldstop, send_signal, signal_pending, task_participate_group_stop, zap_other_threads, ERESTARTSYS, JOBCTL_STOP_PENDING,
   SIGNAL_STOP_CONTINUED, SIGNAL_STOP_STOPPED,
 } from './signal.js';
-import { STEP_SLEEP, type KPath } from './steps.js';
+import { STEP_SLEEP, type KPath, type KSteps } from './steps.js';
+import { FLAGS_SHARED, futex_wake } from './futex.js';
 import { shstk_free } from './shstk.js';
 import type { Task } from './task.js';
 import { copy_to_user, putU32 } from './uaccess.js';
 import { enter_lazy_tlb } from './tlbflush.js';
 import { checkMmAfterExit } from './debug.js';
 import {
-  CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, ECHILD, EFAULT, EINVAL, ESRCH, P_ALL, P_PGID, P_PID, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGCONT,
+  FUTEX_BITSET_MATCH_ANY, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, ECHILD, EFAULT, EINVAL, ESRCH, P_ALL, P_PGID, P_PID, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGCONT,
   WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED, WUNTRACED, __WALL, __WCLONE, __WNOTHREAD,
 } from './uapi.js';
 import { track } from '../track.js';
@@ -70,7 +71,7 @@ export function* do_exit(k: Kernel, pc: PerCpu, t: Task, code: number): KPath {
   if (mm) {
     // mm_release -> deactivate_mm: the thread's own shadow stack is unmapped first.
     yield* shstk_free(k, pc, t);
-    mm_release(k, t);
+    yield* mm_release(k, pc, t, mm);
     yield* pti_stack_free(k, pc, t);
     t.mm = null;
     enter_lazy_tlb(k, pc);
@@ -136,8 +137,21 @@ export function* pti_stack_free(k: Kernel, pc: PerCpu, t: Task): KPath {
   return 0;
 }
 
-/** mm_release: a vfork child lets its parent go. */
-export function mm_release(k: Kernel, t: Task): void {
+/**
+ * mm_release (kernel/fork.c, from exit_mm_release and exec_mm_release), after deactivate_mm:
+ * with clear_child_tid set and other users of `mm`, put_user(0, clear_child_tid) (a fault
+ * ignored) and a shared FUTEX_WAKE of one waiter there; clear_child_tid is then cleared. A vfork
+ * child lets its parent go.
+ */
+export function* mm_release(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct): KSteps<void> {
+  if (t.clear_child_tid !== 0n) {
+    if (mm.mm_users > 1) {
+      const zero = new Uint8Array(4);
+      yield* copy_to_user(k, pc, t, t.clear_child_tid, zero);
+      yield* futex_wake(k, pc, t, t.clear_child_tid, FLAGS_SHARED, 1, FUTEX_BITSET_MATCH_ANY);
+    }
+    t.clear_child_tid = 0n;
+  }
   const p = t.vforkParent;
   if (!p) return;
   t.vforkParent = null;

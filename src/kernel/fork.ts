@@ -38,9 +38,10 @@ import { SigHand, Task, ThreadGroup } from './task.js';
 import { dup_userfaultfd, dup_userfaultfd_complete, dup_userfaultfd_fail, userfaultfd_wp, type UserfaultfdForkCtx } from './userfaultfd.js';
 import { flush_tlb_mm_range, TLB_FLUSH_ALL } from './tlbflush.js';
 import {
-  CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
+  CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SIGHAND, CLONE_THREAD,
   CLONE_SETTLS, CLONE_VFORK, CLONE_VM, CSIGNAL, EAGAIN, EINVAL, ENOMEM, SIGCHLD, SIGKILL,
 } from './uapi.js';
+import { copy_to_user, putU32 } from './uaccess.js';
 import { vm_stat_account } from './vm_account.js';
 import { VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYWRITE, VM_SHARED, VM_WIPEONFORK, VM_WRITE, type Vma } from './vma.js';
 
@@ -54,19 +55,22 @@ export function sys_vfork(k: Kernel, pc: PerCpu, t: Task): KPath {
   return kernel_clone(k, pc, t, CLONE_VFORK | CLONE_VM, SIGCHLD, 0n);
 }
 
-/** sys_clone(flags, newsp, parent_tidptr, child_tidptr, tls): the low byte of flags is the exit signal. */
+/** sys_clone(flags, newsp, parent_tidptr, child_tidptr, tls) (x86-64's argument order): the low byte of flags is the exit signal. */
 export function sys_clone(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const raw = Number(a[0] & 0xffffffffn);
-  return kernel_clone(k, pc, t, (raw & ~CSIGNAL) >>> 0, raw & CSIGNAL, a[1], a[4]);
+  return kernel_clone(k, pc, t, (raw & ~CSIGNAL) >>> 0, raw & CSIGNAL, a[1], a[2], a[3], a[4]);
 }
 
 /**
  * kernel_clone + copy_process: checks the flags in Linux's order, creates the task, shares
  * or copies the address space (dup_mmap, with its steps), the signal handlers and the thread
  * group, wakes the child, and for CLONE_VFORK sleeps until the child execs or exits.
+ * copy_process records set_child_tid (CLONE_CHILD_SETTID, written by the child in
+ * schedule_tail) and clear_child_tid (CLONE_CHILD_CLEARTID); with CLONE_PARENT_SETTID the
+ * child's tid is put at `parent_tid` before the child is woken, a fault ignored.
  * Returns the child's tid.
  */
-export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exit_signal: number, newsp: bigint, tls = 0n): KPath {
+export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exit_signal: number, newsp: bigint, parent_tid = 0n, child_tid = 0n, tls = 0n): KPath {
   if (flags & CLONE_PIDFD && flags & CLONE_PARENT_SETTID) return -EINVAL;
   if ((flags & (CLONE_NEWNS | CLONE_FS)) === (CLONE_NEWNS | CLONE_FS)) return -EINVAL;
   if ((flags & (CLONE_NEWUSER | CLONE_FS)) === (CLONE_NEWUSER | CLONE_FS)) return -EINVAL;
@@ -150,6 +154,10 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
     yield* mmput(k, pc, mm);
     return sr;
   }
+  // copy_process: p->set_child_tid and p->clear_child_tid from the flags.
+  if (flags & CLONE_CHILD_SETTID) child.set_child_tid = child_tid;
+  if (flags & CLONE_CHILD_CLEARTID) child.clear_child_tid = child_tid;
+  child.ret_from_fork = child.set_child_tid !== 0n;
   child.vars = new Map(t.vars);
   child.sp = newsp !== 0n ? Number(newsp) : t.sp;
   const branch = t.image!.byName.get(`${t.opFn}.${t.opIndex}.child`);
@@ -163,6 +171,12 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   if (flags & CLONE_VFORK) {
     child.vforkParent = t;
     t.vforkWaiting = true;
+  }
+  // kernel_clone: `if (clone_flags & CLONE_PARENT_SETTID) put_user(nr, args->parent_tid);`, its result ignored.
+  if (flags & CLONE_PARENT_SETTID) {
+    const nr = new Uint8Array(4);
+    putU32(nr, 0, tid);
+    yield* copy_to_user(k, pc, t, parent_tid, nr);
   }
   const op = t.image!.byName.get(t.opFn)?.ops[t.opIndex];
   wake_up_new_task(k, child, op && op.op === 'syscall' ? op.cpu : undefined);

@@ -10,6 +10,7 @@
  * PGE, and each CPU gets CR4 features switched on the way cr4_init and the feature setup code
  * do (PGE, PCIDE, SMEP, SMAP, PKE).
  */
+import type { FutexHashBucket } from './futex.js';
 import { Vfs } from './vfs.js';
 import { proc_root_init } from './proc_base.js';
 import { ConfigError } from '../errors.js';
@@ -125,6 +126,8 @@ export class Kernel {
   kswapd: Task | null = null;
   /** Every mm from mm_alloc to its last mmdrop (init_mm aside): the debug checks count the references of one under construction or teardown too. */
   readonly mms = new Set<MmStruct>();
+  /** The futex hash buckets (futex.ts), by key. */
+  readonly futex_queues = new Map<string, FutexHashBucket>();
   /** Results of user operations, when `options.log`. */
   readonly log: OpRecord[] = [];
   /** When not null, each process's Meltdown reach is recorded here as its address space ends (exit, execve). */

@@ -20,7 +20,7 @@ import type { Task, TaskState } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
 import { enter_lazy_tlb, switch_mm_irqs_off } from './tlbflush.js';
 import { STEP_RESCHED, STEP_SLEEP, STEP_WAIT, type KPath, type KSteps } from './steps.js';
-import { copy_from_user, copy_to_user } from './uaccess.js';
+import { copy_from_user, copy_to_user, putU32 } from './uaccess.js';
 import { EFAULT, EINVAL, ESRCH } from './uapi.js';
 import { this_cpu } from './this_cpu.js';
 
@@ -142,9 +142,27 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
   // A task switched in outside a kernel path (new, or preempted in user mode) returns to user
   // mode through the IRET exit (ret_from_fork, or the interrupt it was preempted by).
   if (!next.kpath) {
-    next.kpath = return_to_user(k, this_cpu(k, next), next, false);
+    next.kpath = next.ret_from_fork ? ret_from_fork(k, this_cpu(k, next), next) : return_to_user(k, this_cpu(k, next), next, false);
+    next.ret_from_fork = false;
     next.kpathKind = 'return';
   }
+}
+
+/** ret_from_fork (arch/x86/kernel/process.c ret_from_fork): schedule_tail, then the IRET exit to user mode. */
+function* ret_from_fork(k: Kernel, pc: PerCpu, t: Task): KPath {
+  yield* schedule_tail(k, pc, t);
+  return yield* return_to_user(k, pc, t, false);
+}
+
+/**
+ * schedule_tail (kernel/sched/core.c): a new task's first code, in its own mm: with
+ * CLONE_CHILD_SETTID, `put_user(task_pid_vnr(current), current->set_child_tid)`, a fault ignored.
+ */
+function* schedule_tail(k: Kernel, pc: PerCpu, t: Task): KSteps<void> {
+  if (t.set_child_tid === 0n) return;
+  const nr = new Uint8Array(4);
+  putU32(nr, 0, t.tid);
+  yield* copy_to_user(k, pc, t, t.set_child_tid, nr);
 }
 
 /** set_task_cpu + attach_task: runnable task `t`, off CPU `from`'s runqueue, goes onto CPU `dest`'s (a `migrate` event). */

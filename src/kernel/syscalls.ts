@@ -5,8 +5,8 @@
  * Protection keys, shadow stacks, process_vm_readv, locking memory, the break, resource limits,
  * the file syscalls, pipes and userfaultfd have their own files (pkeys.ts, shstk.ts, gup.ts,
  * mlock.ts, brk.ts, mremap.ts, resource.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts,
- * pipe.ts, splice.ts, ioctl.ts, userfaultfd.ts).
- * Also the small syscalls: getpid, gettid, sched_yield, rt_sigaction, rt_sigprocmask, kill,
+ * pipe.ts, splice.ts, ioctl.ts, userfaultfd.ts, futex.ts).
+ * Also the small syscalls: getpid, gettid, set_tid_address, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill (sigaltstack is in sigaltstack.ts).
  */
 import { ArgumentError } from '../errors.js';
@@ -23,6 +23,7 @@ import { sys_userfaultfd } from './userfaultfd.js';
 import { sys_execve } from './exec.js';
 import { sys_exit, sys_exit_group, sys_wait4, sys_waitid } from './exit.js';
 import { sys_clone, sys_fork, sys_vfork } from './fork.js';
+import { sys_futex } from './futex.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import { sys_process_vm_readv, sys_process_vm_writev } from './process_vm_access.js';
 import { sys_capget, sys_capset } from './capability.js';
@@ -72,6 +73,12 @@ function sys_getpid(_k: Kernel, _pc: PerCpu, t: Task): number {
 
 /** gettid: the thread id. */
 function sys_gettid(_k: Kernel, _pc: PerCpu, t: Task): number {
+  return t.tid;
+}
+
+/** set_tid_address(tidptr) (kernel/fork.c): current->clear_child_tid = tidptr; the caller's tid. */
+function sys_set_tid_address(_k: Kernel, _pc: PerCpu, t: Task, a: readonly bigint[]): number {
+  t.clear_child_tid = a[0];
   return t.tid;
 }
 
@@ -241,6 +248,8 @@ const table: readonly SyscallEntry[] = [
   { nr: 61, name: 'wait4', args: ['upid', 'stat_addr', 'options', 'ru'], handler: sys_wait4 },
   { nr: 62, name: 'kill', args: ['pid', 'sig'], handler: sys_kill },
   { nr: 186, name: 'gettid', args: [], handler: sys_gettid },
+  { nr: 202, name: 'futex', args: ['uaddr', 'op', 'val', 'utime', 'uaddr2', 'val3'], handler: sys_futex },
+  { nr: 218, name: 'set_tid_address', args: ['tidptr'], handler: sys_set_tid_address },
   { nr: 203, name: 'sched_setaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_setaffinity },
   { nr: 204, name: 'sched_getaffinity', args: ['pid', 'len', 'user_mask_ptr'], handler: sys_sched_getaffinity },
   { nr: 160, name: 'setrlimit', args: ['resource', 'rlim'], handler: sys_setrlimit },

@@ -253,6 +253,12 @@ export class Task {
   opAddr: bigint | undefined = undefined;
   /** CLONE_VFORK: the parent waiting for this child to exec or exit. */
   vforkParent: Task | null = null;
+  /** set_child_tid (CLONE_CHILD_SETTID): where schedule_tail writes the new task's tid, or 0. */
+  set_child_tid = 0n;
+  /** clear_child_tid (CLONE_CHILD_CLEARTID, set_tid_address): zeroed and woken by mm_release, or 0. */
+  clear_child_tid = 0n;
+  /** A new task with set_child_tid that has not run yet: its first switch-in runs ret_from_fork's schedule_tail first. */
+  ret_from_fork = false;
   /** Set while the task sleeps in wait4. */
   waitingChild = false;
   /** The syscall in progress: number and arguments (for events). */

@@ -36,12 +36,13 @@ export const ENAMETOOLONG = 36;
 export const ENOSYS = 38;
 export const EOVERFLOW = 75;
 export const EOPNOTSUPP = 95;
+export const ETIMEDOUT = 110;
 
 /** errno names by number, for traces and messages. */
 export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
   14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 25: 'ENOTTY', 27: 'EFBIG',
-  28: 'ENOSPC', 29: 'ESPIPE', 32: 'EPIPE', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP',
+  28: 'ENOSPC', 29: 'ESPIPE', 32: 'EPIPE', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP', 110: 'ETIMEDOUT',
 };
 
 // ---- Signals (arch/x86/include/uapi/asm/signal.h) ----------------------------------------------
@@ -337,6 +338,18 @@ export const RLIMIT_RTTIME = 15;
 export const RLIM_NLIMITS = 16;
 /** RLIM_INFINITY (and RLIM64_INFINITY): ~0UL, no limit. */
 export const RLIM_INFINITY = 0xffffffffffffffffn;
+
+// ---- futex (include/uapi/linux/futex.h) ------------------------------------------------------
+export const FUTEX_WAIT = 0;
+export const FUTEX_WAKE = 1;
+export const FUTEX_WAIT_BITSET = 9;
+export const FUTEX_WAKE_BITSET = 10;
+export const FUTEX_PRIVATE_FLAG = 128;
+export const FUTEX_CLOCK_REALTIME = 256;
+/** FUTEX_CMD_MASK: ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME). */
+export const FUTEX_CMD_MASK = ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+/** FUTEX_BITSET_MATCH_ANY: the bitset FUTEX_WAIT and FUTEX_WAKE use. */
+export const FUTEX_BITSET_MATCH_ANY = 0xffffffff;
 
 // ---- clone (include/uapi/linux/sched.h) --------------------------------------------------------
 export const CSIGNAL = 0x000000ff;

@@ -9,7 +9,7 @@ import { ArgumentError, ConfigError, ScenarioError, type ScenarioIssue } from '.
 import { parseSchedule } from '../explore/schedule.js';
 import { syscallEntries, syscallEntry } from '../kernel/syscalls.js';
 import {
-  CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM, ERRNO_NAMES, MAP_ANONYMOUS, MAP_PRIVATE, MAP_STACK,
+  CLONE_CHILD_CLEARTID, CLONE_FILES, CLONE_FS, CLONE_PARENT_SETTID, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM, ERRNO_NAMES, FUTEX_WAIT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_STACK,
   PROT_READ, PROT_WRITE, SIG_DFL, SIG_IGN, SIGKILL, SIGNAL_NAMES, SIGSTOP,
 } from '../kernel/uapi.js';
 import { System, type IsolabEvent, type SystemConfig } from '../system.js';
@@ -32,6 +32,13 @@ function hexText(v: unknown): string {
 export const THREAD_STACK_SIZE = 0x10000;
 /** clone flags for a declared thread: what pthread_create passes, less the TID and TLS pointers. */
 export const THREAD_CLONE_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+/**
+ * What glibc's pthread_create adds for pthread_join, given to a thread some `join` names:
+ * CLONE_PARENT_SETTID puts the thread's tid in its tid word before clone returns,
+ * CLONE_CHILD_CLEARTID has the exit zero it and wake a FUTEX_WAIT there. The word is the lowest
+ * of the thread's stack mapping (glibc's is in the TCB).
+ */
+export const THREAD_TID_FLAGS = CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
 /** The counts an answer may quote as {counts.<name>} (RunReport.counts). */
 export const COUNT_NAMES = ['steps', 'syscalls', 'page_faults', 'signals', 'cr3_writes', 'tlb_flushes', 'ipis', 'tlb_misses', 'walks', 'page_copies', 'context_switches', 'stack_copies'];
 const DEFAULT_MEMORY = 256 * 2 ** 20;
@@ -243,6 +250,10 @@ interface FnCtx {
 /** Per-image compile state. */
 interface ProcCtx {
   functions: Set<string>;
+  /** The threads the process declares (`join` targets). */
+  threads: Set<string>;
+  /** The names `join` operations anywhere in the image name: those threads get a tid word. */
+  joined: Set<string>;
   /** Every name the image defines anywhere (handlers may use any of them). */
   allNames: Set<string>;
   strings: Record<string, string>;
@@ -418,11 +429,13 @@ class Compiler {
   /** The names an image defines anywhere, and its functions. */
   private procCtx(lists: unknown[][], functions: Record<string, unknown> | undefined): ProcCtx {
     const allNames = new Set<string>();
+    const joined = new Set<string>();
     const scan = (list: unknown[]): void => {
       for (const op of list) {
         if (!op || typeof op !== 'object') continue;
         const o = op as Record<string, unknown>;
         if (typeof o.as === 'string') allNames.add(o.as);
+        if (typeof o.join === 'string') joined.add(o.join);
         if (o.set && typeof o.set === 'object') for (const k of Object.keys(o.set)) allNames.add(k);
         for (const v of Object.values(o)) {
           if (v && typeof v === 'object' && Array.isArray((v as { ops?: unknown }).ops)) scan((v as { ops: unknown[] }).ops);
@@ -430,12 +443,13 @@ class Compiler {
       }
     };
     lists.forEach(scan);
-    return { functions: new Set(Object.keys(functions ?? {})), allNames, strings: {} };
+    return { functions: new Set(Object.keys(functions ?? {})), threads: new Set(), joined, allNames, strings: {} };
   }
 
   private compileProcess(p: Scenario['processes'][number], path: Path): CompiledProcess {
     this.checkCpu(p.cpu, [...path, 'cpu']);
     const ctx = this.procCtx([p.ops, p.setup ?? [], ...(p.threads ?? []).map((t) => t.ops), ...Object.values(p.functions ?? {})], p.functions);
+    for (const t of p.threads ?? []) ctx.threads.add(t.name);
     // Declared threads: the main thread maps a stack for each and clones it before its own first operation.
     const prologue: { op: Op; info: OpInfo; childOps?: { thread: string; ops: unknown[]; path: Path } }[] = [];
     for (const [j, t] of (p.threads ?? []).entries()) {
@@ -446,9 +460,15 @@ class Compiler {
         op: { op: 'syscall', name: 'mmap', args: [0, THREAD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0], into: stackVar },
         info: { path: tpath, thread: p.name, label: `mmap(len=0x${THREAD_STACK_SIZE.toString(16)}, prot=PROT_READ|PROT_WRITE, flags=MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK): stack of ${t.name}`, setup: true, syscall: true },
       });
+      // A thread some `join` waits for gets glibc's tid word; the others are cloned as before.
+      const tidWord = ctx.joined.has(t.name);
       prologue.push({
-        op: { op: 'syscall', name: 'clone', args: [THREAD_CLONE_FLAGS, `$${stackVar}+${THREAD_STACK_SIZE}`], ...(t.cpu !== undefined ? { cpu: t.cpu } : {}) },
-        info: { path: tpath, thread: p.name, label: `clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM): thread ${t.name}`, setup: true, syscall: true },
+        op: {
+          op: 'syscall', name: 'clone',
+          args: tidWord ? [THREAD_CLONE_FLAGS | THREAD_TID_FLAGS, `$${stackVar}+${THREAD_STACK_SIZE}`, `$${stackVar}`, `$${stackVar}`, 0] : [THREAD_CLONE_FLAGS, `$${stackVar}+${THREAD_STACK_SIZE}`],
+          ...(t.cpu !== undefined ? { cpu: t.cpu } : {}),
+        },
+        info: { path: tpath, thread: p.name, label: `clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM${tidWord ? '|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID' : ''}): thread ${t.name}`, setup: true, syscall: true },
         childOps: { thread: t.name, ops: t.ops, path: [...tpath, 'ops'] },
       });
     }
@@ -640,6 +660,32 @@ class Compiler {
         const head = this.emit(f, { op: 'while', cond, ...(kind === 'until' ? { until: true } : {}), counter, max, end: 0 }, { path, label: `${label}${note}`, syscall: false, expect });
         this.compileList(w.ops, [...kpath, 'ops'], f);
         this.emit(f, { op: 'jump', to: head }, { path, label: `${label}: again`, syscall: false });
+        const op = f.out[head];
+        if (op && op.op === 'while') op.end = f.out.length;
+        break;
+      }
+      case 'join': {
+        // pthread_join's wait: loop { t = the tid word; if t == 0 break; futex(word, FUTEX_WAIT, t) }.
+        noResult('join');
+        if (typeof arg !== 'string' || !f.proc.threads.has(arg)) {
+          this.issue(kpath, `join needs the name of a thread of this process's threads${this.known(f.proc.threads)}`);
+          break;
+        }
+        const word = `__stack_${arg}`;
+        if (arg === f.thread || !f.defined.has(word)) {
+          this.issue(kpath, `${arg} cannot be joined here: join a thread declared earlier in threads, from the main thread's ops or a later thread (not from itself or a handler)`);
+          break;
+        }
+        const tid = `__join_${f.fn}_${f.out.length}`;
+        const counter = `__loop_${f.fn}_${f.out.length}`;
+        const load: Op = { op: 'load', addr: `$${word}`, size: 4, into: tid };
+        this.emit(f, load, { path, label: `join ${arg}: load the tid word`, syscall: false });
+        this.emit(f, { op: 'set', var: counter, value: 0 }, { path, label: `join ${arg}: count from 0`, syscall: false });
+        const expect: OpExpectation = { path: kpath, text: `ends within ${DEFAULT_LOOP} iterations`, loop: DEFAULT_LOOP };
+        const head = this.emit(f, { op: 'while', cond: `$${tid}`, counter, max: DEFAULT_LOOP, end: 0 }, { path, label: `join ${arg}${note}`, syscall: false, expect });
+        this.emit(f, { op: 'syscall', name: 'futex', args: [`$${word}`, FUTEX_WAIT, `$${tid}`, 0, 0, 0] }, { path, label: `join ${arg}: futex(FUTEX_WAIT)`, syscall: true });
+        this.emit(f, { ...load }, { path, label: `join ${arg}: load the tid word`, syscall: false });
+        this.emit(f, { op: 'jump', to: head }, { path, label: `join ${arg}: again`, syscall: false });
         const op = f.out[head];
         if (op && op.op === 'while') op.end = f.out.length;
         break;

@@ -14,7 +14,7 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load', 'mov_sreg', 'read_sreg', 'lar', 'lsl', 'verr', 'verw', 'rdfsbase', 'rdgsbase', 'wrfsbase', 'wrgsbase'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'join', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load', 'mov_sreg', 'read_sreg', 'lar', 'lsl', 'verr', 'verw', 'rdfsbase', 'rdgsbase', 'wrfsbase', 'wrgsbase'] as const;
 export const WORD_OPS = ['return', 'longjmp'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
@@ -155,6 +155,7 @@ export function scenarioSchema(): Json {
     },
     while: loopSchema('Run ops while cond is not 0, checked before each iteration, at most max times (default 1000): a loop in the program, each check an instruction.'),
     until: loopSchema('Run ops until cond is not 0, checked before each iteration, at most max times (default 1000): a loop in the program, each check an instruction.'),
+    join: { $ref: '#/definitions/name', description: 'Wait, as pthread_join does, for a thread of the process\'s threads to exit: loop { t = its tid word; if t == 0 break; futex(word, FUTEX_WAIT, t) }; the word is zeroed and woken by the thread\'s exit (CLONE_CHILD_CLEARTID).' },
     work: { $ref: '#/definitions/expr', description: 'That many instructions of user work touching no memory (register arithmetic), as one operation: the work between a workload\'s syscalls and accesses.' },
     call: { $ref: '#/definitions/expr', description: 'CALL the function at an address (@name): pushes the return address on the stack, and on the shadow stack when it is on.' },
     wrpkru: { $ref: '#/definitions/expr', description: 'WRPKRU: PKRU = the value. No syscall and no TLB flush; #UD (SIGILL) without protection keys.' },
