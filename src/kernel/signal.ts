@@ -34,6 +34,8 @@ import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.
 import { __on_sig_stack, on_sig_stack, restore_altstack, sas_ss_flags, sas_ss_reset } from './sigaltstack.js';
 import { bufferArea, xsave, xstateSizeStandard } from '../hw/xsave.js';
 import type { Cpu } from '../hw/cpu.js';
+import { DESC_DPL_SHIFT, DESC_P, DESC_S, DESC_TYPE_EXPAND_DOWN, DESC_TYPE_SHIFT, DESC_TYPE_WRITABLE } from '../hw/segment.js';
+import { __USER_CS, __USER_DS } from './desc.js';
 
 /** -ERESTARTSYS: a sleeping syscall was interrupted; restarted unless a handler without SA_RESTART runs. */
 export const ERESTARTSYS = 512;
@@ -374,11 +376,14 @@ const UC_STACK_SS_SIZE = 40;
 const UC_FP_XSTATE = 0x1;
 const UC_SIGCONTEXT_SS = 0x2;
 const UC_STRICT_RESTORE_SS = 0x4;
-/** __USER_CS and __USER_DS (arch/x86/include/asm/segment.h): GDT entries 6 and 5, RPL 3. */
-const USER_CS = 0x33;
-const USER_DS = 0x2b;
 /** X86_EFLAGS_IF | X86_EFLAGS_FIXED: what the model's user RFLAGS hold (no arithmetic flags are modelled). */
 const USER_EFLAGS = 0x202;
+
+/** LAR's access-rights bits force_valid_ss looks at (asm/desc_defs.h AR_*): DPL, and the type without A. */
+const AR_DPL_MASK = 3 << DESC_DPL_SHIFT;
+const AR_TYPE_MASK = 7 << (DESC_TYPE_SHIFT + 1);
+const AR_TYPE_RWDATA = DESC_TYPE_WRITABLE << DESC_TYPE_SHIFT;
+const AR_TYPE_RWDATA_EXPDOWN = (DESC_TYPE_WRITABLE | DESC_TYPE_EXPAND_DOWN) << DESC_TYPE_SHIFT;
 
 /**
  * force_valid_ss (signal_64.c): keeps regs->ss only if LAR says it is a present DPL-3
@@ -391,10 +396,9 @@ function force_valid_ss(pc: PerCpu, t: Task): void {
     pc.cpu.clearFault();
     ar = 0;
   }
-  // AR_DPL_MASK | AR_S | AR_P | AR_TYPE_MASK; AR_DPL3 | AR_S | AR_P with AR_TYPE_RWDATA or AR_TYPE_RWDATA_EXPDOWN.
-  ar &= (3 << 13) | (1 << 12) | (1 << 15) | (7 << 9);
-  const ok = (3 << 13) | (1 << 12) | (1 << 15);
-  if (ar !== (ok | (1 << 9)) && ar !== (ok | (3 << 9))) t.ss = USER_DS;
+  ar &= AR_DPL_MASK | DESC_S | DESC_P | AR_TYPE_MASK;
+  const dpl3 = AR_DPL_MASK | DESC_S | DESC_P;
+  if (ar !== (dpl3 | AR_TYPE_RWDATA) && ar !== (dpl3 | AR_TYPE_RWDATA_EXPDOWN)) t.ss = __USER_DS;
 }
 
 /** sizeof(struct rt_sigframe) on x86-64: pretcode 8 + ucontext 304 + siginfo 128. */
@@ -714,8 +718,8 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   t.vars.set('siginfo', frame + BigInt(SIGINFO));
   t.vars.set('ucontext', frame + BigInt(UC_FLAGS));
   // x64_setup_rt_frame: the handler runs in 64-bit mode, on the interrupted SS if it is valid.
-  t.cs = USER_CS;
-  if (t.ss !== USER_DS) force_valid_ss(pc, t);
+  t.cs = __USER_CS;
+  if (t.ss !== __USER_DS) force_valid_ss(pc, t);
   t.vars.set('signo', BigInt(info.signo));
   t.vars.set('si_code', BigInt(info.code));
   t.vars.set('si_addr', info.addr);
@@ -769,7 +773,7 @@ export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   const csss = getU64(f, SC_CS);
   t.cs = Number(csss & 0xffffn) | 3;
   t.ss = Number((csss >> 48n) & 0xffffn) | 3;
-  if (!(getU64(f, UC_FLAGS) & BigInt(UC_STRICT_RESTORE_SS)) && t.cs === USER_CS) force_valid_ss(pc, t);
+  if (!(getU64(f, UC_FLAGS) & BigInt(UC_STRICT_RESTORE_SS)) && t.cs === __USER_CS) force_valid_ss(pc, t);
   if (!(yield* restore_fpstate(k, pc, t, getU64(f, SC_FPSTATE)))) return signal_fault(k, t);
   if (!(yield* restore_signal_shadow_stack(k, pc, t))) return signal_fault(k, t);
   t.skipResult = true;

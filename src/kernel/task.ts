@@ -165,8 +165,8 @@ export class Task {
    * by IRET; SYSCALL's entry writes __USER_CS and __USER_DS), and ds, es, fsindex, gsindex as
    * thread_struct keeps them while the task is switched out (live in the CPU while it runs).
    */
-  cs = 0x33;
-  ss = 0x2b;
+  cs = 0x33; // __USER_CS (desc.ts)
+  ss = 0x2b; // __USER_DS
   ds = 0;
   es = 0;
   fsindex = 0;

@@ -36,6 +36,13 @@ const CP_RET = 1;
 /** The #CP error code of RSTORSSP refusing a token (CP_RSTRORSSP, arch/x86/kernel/cet.c; SDM Vol. 1 Table 17-7). */
 const CP_RSTORSSP = 4;
 
+/** The instruction raises exception `vector` (with `errorCode`) and the CPU enters the kernel through its IDT entry; false, for a caller that reports whether it completed. */
+function trap(k: Kernel, pc: PerCpu, t: Task, vector: number, errorCode = 0): false {
+  pc.cpu.raiseException(vector, errorCode);
+  idtentry(k, pc, t);
+  return false;
+}
+
 /**
  * What one CPU keeps, between steps, of the user operation it is executing: which translation
  * comes next (0 the fetch, 1 and 2 the data pages or the two stack slots) and the physical
@@ -83,8 +90,7 @@ export function user_step(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   } catch (e) {
     // An expression operand divided by 0 (rtexpr.ts): the instruction raises #DE before it changes anything.
     if (e !== DIVIDE_ERROR) throw e;
-    pc.cpu.raiseException(X86_TRAP_DE);
-    idtentry(k, pc, t);
+    trap(k, pc, t, X86_TRAP_DE);
   }
 }
 
@@ -295,14 +301,14 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       break;
     case 'wrss': {
       if (!shstk_active(pc, t) || !(t.ucet & CET_WR_SHSTK_EN)) {
-        cpu.raiseException(X86_TRAP_UD);
-        return idtentry(k, pc, t);
+        trap(k, pc, t, X86_TRAP_UD);
+        return;
       }
       const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
       t.opAddr = addr;
       if (addr % 8n !== 0n) {
-        cpu.raiseException(X86_TRAP_GP);
-        return idtentry(k, pc, t);
+        trap(k, pc, t, X86_TRAP_GP);
+        return;
       }
       if (!stack_access(k, pc, u, t, 1, addr, Access.ShadowStackWrite)) return;
       write_u64(pc, u.pa[0], BigInt.asUintN(64, valueOf(t, fn.values[idx]!)));
@@ -320,11 +326,7 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
  * guard page or an ordinary page faults), then SSP += 8n. True when done.
  */
 function incssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, n: number): boolean {
-  if (!shstk_active(pc, t)) {
-    pc.cpu.raiseException(X86_TRAP_UD);
-    idtentry(k, pc, t);
-    return false;
-  }
+  if (!shstk_active(pc, t)) return trap(k, pc, t, X86_TRAP_UD);
   const ssp = BigInt(t.ssp);
   t.opAddr = ssp;
   if (!stack_access(k, pc, u, t, 1, ssp, Access.ShadowStackRead)) return false;
@@ -344,27 +346,14 @@ function incssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, n: number): boolean 
  * RSTORSSP (4). XXX: RFLAGS.CF (the token's bit 2, an alignment hole) is not modelled.
  */
 function rstorssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, addr: bigint): boolean {
-  const cpu = pc.cpu;
   t.opAddr = addr;
-  if (!shstk_active(pc, t)) {
-    cpu.raiseException(X86_TRAP_UD);
-    idtentry(k, pc, t);
-    return false;
-  }
-  if (addr % 8n !== 0n) {
-    cpu.raiseException(X86_TRAP_GP);
-    idtentry(k, pc, t);
-    return false;
-  }
+  if (!shstk_active(pc, t)) return trap(k, pc, t, X86_TRAP_UD);
+  if (addr % 8n !== 0n) return trap(k, pc, t, X86_TRAP_GP);
   if (!stack_access(k, pc, u, t, 1, addr, Access.ShadowStackWrite)) return false;
   const token = read_u64(pc, u.pa[0]);
   const bad = (token & 3n) !== 1n || BigInt.asUintN(64, ((token & ~1n) - 8n) & ~7n) !== addr;
   write_u64(pc, u.pa[0], bad ? token : BigInt(t.ssp) | 3n);
-  if (bad) {
-    cpu.raiseException(X86_TRAP_CP, CP_RSTORSSP);
-    idtentry(k, pc, t);
-    return false;
-  }
+  if (bad) return trap(k, pc, t, X86_TRAP_CP, CP_RSTORSSP);
   t.ssp = Number(addr);
   k.recordOp(t, undefined, undefined);
   return true;
@@ -379,20 +368,14 @@ function rstorssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, addr: bigint): boo
  * while the second page is walked. XXX: with RFLAGS.CF (not modelled) clear.
  */
 function saveprevssp(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): boolean {
-  const cpu = pc.cpu;
-  const fail = (vector: number): false => {
-    cpu.raiseException(vector);
-    idtentry(k, pc, t);
-    return false;
-  };
-  if (!shstk_active(pc, t)) return fail(X86_TRAP_UD);
-  if (t.ssp % 8 !== 0) return fail(X86_TRAP_GP);
+  if (!shstk_active(pc, t)) return trap(k, pc, t, X86_TRAP_UD);
+  if (t.ssp % 8 !== 0) return trap(k, pc, t, X86_TRAP_GP);
   const ssp = BigInt(t.ssp);
   t.opAddr = ssp;
   if (!stack_access(k, pc, u, t, 1, ssp, Access.ShadowStackRead)) return false;
   if (u.stage === 2) u.view.setBigUint64(0, read_u64(pc, u.pa[0]), true);
   const token = u.view.getBigUint64(0, true);
-  if ((token & 2n) === 0n) return fail(X86_TRAP_GP);
+  if ((token & 2n) === 0n) return trap(k, pc, t, X86_TRAP_GP);
   const old = token & ~3n;
   if (!stack_access(k, pc, u, t, 2, (old & ~7n) - 8n, Access.ShadowStackWrite)) return false;
   write_u64(pc, u.pa[1], old | 1n);
@@ -551,8 +534,8 @@ function near_ret(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   if (ss && !stack_access(k, pc, u, t, 2, BigInt(t.ssp), Access.ShadowStackRead)) return;
   const ret = read_u64(pc, u.pa[0]);
   if (ss && read_u64(pc, u.pa[1]) !== ret) {
-    pc.cpu.raiseException(X86_TRAP_CP, CP_RET);
-    return idtentry(k, pc, t);
+    trap(k, pc, t, X86_TRAP_CP, CP_RET);
+    return;
   }
   if (ss) t.ssp += 8;
   t.sp += 8;
