@@ -72,6 +72,18 @@ export function xssSupported(m: CpuModel): number {
   return m.xsave && m.shstk ? XFEATURE_MASK_CET_U | XFEATURE_MASK_CET_S : 0;
 }
 
+/**
+ * A segment register (or LDTR) takes selector `sel` with the hidden part of the descriptor
+ * whose words are `lo` and `hi` (base 31:0, limit scaled by G, attributes), or, for a null
+ * selector (`hi` null), an unusable one with base 0.
+ */
+function loadHidden(reg: SegmentRegister, sel: number, lo: number, hi: number | null): void {
+  reg.sel = sel;
+  reg.base = hi === null ? 0n : BigInt(descBase(lo, hi));
+  reg.limit = hi === null ? 0 : descLimit(lo, hi);
+  reg.attr = hi === null ? 0 : descAttributes(hi);
+}
+
 /** What LAR and LSL return for ZF=0 (the destination unchanged): not FAULT, not a value. */
 export const ZF_CLEAR = -2;
 
@@ -761,10 +773,7 @@ export class Cpu implements AccessRegs {
     if (this.cpl !== 0) return this.gp();
     sel &= 0xffff;
     if (selectorIsNull(sel)) {
-      this.ldtr.sel = sel;
-      this.ldtr.base = 0n;
-      this.ldtr.limit = 0;
-      this.ldtr.attr = 0;
+      loadHidden(this.ldtr, sel, 0, null);
       return true;
     }
     const off = sel & ~7;
@@ -828,24 +837,14 @@ export class Cpu implements AccessRegs {
     const f = movSregCheck(sreg, sel, this.cpl, hi);
     if (f) return this.raiseSelector(f.vector, f.errorCode);
     const reg = this.seg[sreg];
-    if (hi === null) {
-      reg.sel = sel;
-      reg.base = 0n;
-      reg.limit = 0;
-      reg.attr = 0;
-    } else {
-      const lo = this.descLo;
-      if (((hi >>> DESC_TYPE_SHIFT) & DESC_TYPE_ACCESSED) === 0) {
-        hi = (hi | (DESC_TYPE_ACCESSED << DESC_TYPE_SHIFT)) >>> 0;
-        const b = new Uint8Array([hi & 0xff, (hi >>> 8) & 0xff, (hi >>> 16) & 0xff, hi >>> 24]);
-        const table = sel & SEL_TI ? this.ldtr.base : this.gdtrBase;
-        if (!this.write(table + BigInt((sel & 0xfff8) + 4), b, Access.ImplicitWrite)) return false;
-      }
-      reg.sel = sel;
-      reg.base = BigInt(descBase(lo, hi));
-      reg.limit = descLimit(lo, hi);
-      reg.attr = descAttributes(hi);
+    const lo = this.descLo;
+    if (hi !== null && ((hi >>> DESC_TYPE_SHIFT) & DESC_TYPE_ACCESSED) === 0) {
+      hi = (hi | (DESC_TYPE_ACCESSED << DESC_TYPE_SHIFT)) >>> 0;
+      const b = new Uint8Array([hi & 0xff, (hi >>> 8) & 0xff, (hi >>> 16) & 0xff, hi >>> 24]);
+      const table = sel & SEL_TI ? this.ldtr.base : this.gdtrBase;
+      if (!this.write(table + BigInt((sel & 0xfff8) + 4), b, Access.ImplicitWrite)) return false;
     }
+    loadHidden(reg, sel, lo, hi);
     if (this.events.on) this.emit({ type: 'segment_load', cpu: this.id, sreg, sel, base: reg.base });
     return true;
   }
@@ -873,15 +872,8 @@ export class Cpu implements AccessRegs {
     const ssLo = this.descLo;
     const f = iretCheck(cs, csHi, ss, ssHi);
     if (f) return this.raiseSelector(f.vector, f.errorCode);
-    const load = (sreg: number, sel: number, lo: number, hi: number | null): void => {
-      const reg = this.seg[sreg];
-      reg.sel = sel;
-      reg.base = hi === null ? 0n : BigInt(descBase(lo, hi));
-      reg.limit = hi === null ? 0 : descLimit(lo, hi);
-      reg.attr = hi === null ? 0 : descAttributes(hi);
-    };
-    load(SREG_CS, cs, csLo, csHi);
-    load(SREG_SS, ss, ssLo, ssHi);
+    loadHidden(this.seg[SREG_CS], cs, csLo, csHi);
+    loadHidden(this.seg[SREG_SS], ss, ssLo, ssHi);
     return true;
   }
 
