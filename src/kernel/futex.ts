@@ -73,24 +73,16 @@ function futex_hash(k: Kernel, key: string): FutexHashBucket {
 }
 
 /**
- * futex_q_lock: one more waiter on the bucket (futex_hb_waiters_inc, a full barrier), then its
- * spinlock (preemption off while held). The count goes up in the lock's first step, which
- * announces the bucket as futex_wake's look at the count does.
+ * spin_lock(&hb->lock): a test-and-set step, retried while another task holds it (preemption
+ * off while held). As futex_q_lock (`waiter`), the bucket first counts one more waiter
+ * (futex_hb_waiters_inc, a full barrier), in the lock's first step, which announces the bucket
+ * as futex_wake's look at the count does.
  */
-function* futex_q_lock(pc: PerCpu, t: Task, hb: FutexHashBucket): KSteps<void> {
+function* hb_lock(pc: PerCpu, t: Task, hb: FutexHashBucket, waiter = false): KSteps<void> {
   pc.preempt_count++;
   pc.touch = futexLockId(hb);
   yield STEP_LOCK;
-  hb.waiters++;
-  while (hb.owner !== 0) yield STEP_WAIT;
-  hb.owner = t.tid;
-}
-
-/** spin_lock(&hb->lock): a test-and-set step, retried while another task holds it. */
-function* hb_lock(pc: PerCpu, t: Task, hb: FutexHashBucket): KSteps<void> {
-  pc.preempt_count++;
-  pc.touch = futexLockId(hb);
-  yield STEP_LOCK;
+  if (waiter) hb.waiters++;
   while (hb.owner !== 0) yield STEP_WAIT;
   hb.owner = t.tid;
 }
@@ -220,7 +212,7 @@ function* futex_wait_setup(k: Kernel, pc: PerCpu, t: Task, uaddr: bigint, val: n
     const hb = futex_hash(k, key);
     // retry_private:
     for (;;) {
-      yield* futex_q_lock(pc, t, hb);
+      yield* hb_lock(pc, t, hb, true); // futex_q_lock
       // futex_get_value_locked: get_user under pagefault_disable().
       const got = yield* copy_from_user_nofault(k, pc, t, uaddr, 4);
       if (got) {
