@@ -10,7 +10,7 @@
  * as text in rtexpr's syntax.
  */
 import * as uapi from '../kernel/uapi.js';
-import { binop, PRECEDENCE, renderRtExpr, type RtNode } from '../user/rtexpr.js';
+import { binop, M64, PRECEDENCE, renderRtExpr, type RtNode } from '../user/rtexpr.js';
 
 /** Every symbolic constant a value may name: the UAPI constants plus PAGE_SIZE. */
 export const CONSTANTS: ReadonlyMap<string, bigint> = (() => {
@@ -153,8 +153,6 @@ export function foldExpr(text: string, names?: ReadonlyMap<string, bigint>): Fol
  * an expression over the terms `refs`.
  */
 type Part = { ref?: string; constant: bigint; at: number; refs?: { ref: string; at: number }[]; node?: RtNode };
-
-const M64 = (1n << 64n) - 1n;
 
 /** A part as an expression tree (constants as uint64). */
 function nodeOf(p: Part): RtNode {

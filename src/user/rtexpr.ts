@@ -52,7 +52,8 @@ export class RtExprError extends Error {
   }
 }
 
-const M64 = (1n << 64n) - 1n;
+/** 2^64 - 1: what a uint64 keeps. */
+export const M64 = (1n << 64n) - 1n;
 
 /** `op` on two uint64 values, as C on uint64_t (shift counts modulo 64; DIVIDE_ERROR for / or % by 0). Not for && and ||. */
 export function binop(op: string, x: bigint, y: bigint): bigint {
