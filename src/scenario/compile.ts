@@ -556,6 +556,23 @@ class Compiler {
     return false;
   }
 
+  /**
+   * A bounded loop at the end of `f`: its iteration counter (a variable of isolab's own, one per
+   * loop of the function) set to 0, the `while` head testing `cond` (inverted for `until`) with
+   * the loop's expectation (it ends within `max` iterations), `body`, and the jump back; the
+   * head's exit is patched to the operation after the jump.
+   */
+  private emitLoop(f: FnCtx, path: Path, kpath: Path, label: string, note: string, cond: Value, until: boolean, max: number, body: () => void): void {
+    const counter = `__loop_${f.fn}_${f.out.length}`;
+    this.emit(f, { op: 'set', var: counter, value: 0 }, { path, label: `${label}: count from 0`, syscall: false });
+    const expect: OpExpectation = { path: kpath, text: `ends within ${max} iterations`, loop: max };
+    const head = this.emit(f, { op: 'while', cond, ...(until ? { until: true } : {}), counter, max, end: 0 }, { path, label: `${label}${note}`, syscall: false, expect });
+    body();
+    this.emit(f, { op: 'jump', to: head }, { path, label: `${label}: again`, syscall: false });
+    const op = f.out[head];
+    if (op && op.op === 'while') op.end = f.out.length;
+  }
+
   private emit(f: FnCtx, op: Op, info: Omit<OpInfo, 'thread' | 'setup'>): number {
     if (!this.count(info.path)) return f.out.length;
     const index = f.out.length;
@@ -652,16 +669,7 @@ class Compiler {
         const max = w.max === undefined ? DEFAULT_LOOP : this.constantOf(w.max, [...kpath, 'max'], 1, MAX_LOOP, "a loop's max");
         const cond = this.value(w.cond, [...kpath, 'cond'], f);
         if (max === null) break;
-        // The iteration count lives in a variable of isolab's own, one per loop of the function.
-        const counter = `__loop_${f.fn}_${f.out.length}`;
-        const label = `${kind} ${String(w.cond)}`;
-        this.emit(f, { op: 'set', var: counter, value: 0 }, { path, label: `${label}: count from 0`, syscall: false });
-        const expect: OpExpectation = { path: kpath, text: `ends within ${max} iterations`, loop: max };
-        const head = this.emit(f, { op: 'while', cond, ...(kind === 'until' ? { until: true } : {}), counter, max, end: 0 }, { path, label: `${label}${note}`, syscall: false, expect });
-        this.compileList(w.ops, [...kpath, 'ops'], f);
-        this.emit(f, { op: 'jump', to: head }, { path, label: `${label}: again`, syscall: false });
-        const op = f.out[head];
-        if (op && op.op === 'while') op.end = f.out.length;
+        this.emitLoop(f, path, kpath, `${kind} ${String(w.cond)}`, note, cond, kind === 'until', max, () => this.compileList(w.ops, [...kpath, 'ops'], f));
         break;
       }
       case 'join': {
@@ -677,17 +685,12 @@ class Compiler {
           break;
         }
         const tid = `__join_${f.fn}_${f.out.length}`;
-        const counter = `__loop_${f.fn}_${f.out.length}`;
         const load: Op = { op: 'load', addr: `$${word}`, size: 4, into: tid };
         this.emit(f, load, { path, label: `join ${arg}: load the tid word`, syscall: false });
-        this.emit(f, { op: 'set', var: counter, value: 0 }, { path, label: `join ${arg}: count from 0`, syscall: false });
-        const expect: OpExpectation = { path: kpath, text: `ends within ${DEFAULT_LOOP} iterations`, loop: DEFAULT_LOOP };
-        const head = this.emit(f, { op: 'while', cond: `$${tid}`, counter, max: DEFAULT_LOOP, end: 0 }, { path, label: `join ${arg}${note}`, syscall: false, expect });
-        this.emit(f, { op: 'syscall', name: 'futex', args: [`$${word}`, FUTEX_WAIT, `$${tid}`, 0, 0, 0] }, { path, label: `join ${arg}: futex(FUTEX_WAIT)`, syscall: true });
-        this.emit(f, { ...load }, { path, label: `join ${arg}: load the tid word`, syscall: false });
-        this.emit(f, { op: 'jump', to: head }, { path, label: `join ${arg}: again`, syscall: false });
-        const op = f.out[head];
-        if (op && op.op === 'while') op.end = f.out.length;
+        this.emitLoop(f, path, kpath, `join ${arg}`, note, `$${tid}`, false, DEFAULT_LOOP, () => {
+          this.emit(f, { op: 'syscall', name: 'futex', args: [`$${word}`, FUTEX_WAIT, `$${tid}`, 0, 0, 0] }, { path, label: `join ${arg}: futex(FUTEX_WAIT)`, syscall: true });
+          this.emit(f, { ...load }, { path, label: `join ${arg}: load the tid word`, syscall: false });
+        });
         break;
       }
       case 'work': {
