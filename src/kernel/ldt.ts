@@ -122,21 +122,20 @@ export function free_ldt_struct(k: Kernel, ldt: LdtStruct | null): void {
   ldt.pfns.length = 0;
 }
 
-/** Reads descriptor `n` of `ldt` (two words) from its frames. */
+/**
+ * Reads descriptor `n` of `ldt` (its low and high words) from its frames, through the recorded
+ * accessors so that the explorer sees the read in the step's footprint.
+ */
 function ldt_entry(k: Kernel, ldt: LdtStruct, n: number): [number, number] {
-  const off = n * LDT_ENTRY_SIZE;
-  const pfn = ldt.pfns[Math.floor(off / 4096)];
-  const w = k.machine.mem.frameWords(pfn);
-  const i = (off % 4096) / 4;
-  return [w[i] >>> 0, w[i + 1] >>> 0];
+  const pfn = ldt.pfns[Math.floor((n * LDT_ENTRY_SIZE) / 4096)];
+  const i = n % (4096 / LDT_ENTRY_SIZE);
+  return [k.machine.mem.readLo(pfn, i) >>> 0, k.machine.mem.readHi(pfn, i) >>> 0];
 }
 
+/** Writes descriptor `n` of `ldt`, a recorded store (the step's footprint has it). */
 function set_ldt_entry(k: Kernel, ldt: LdtStruct, n: number, lo: number, hi: number): void {
-  const off = n * LDT_ENTRY_SIZE;
-  const w = k.machine.mem.frameWords(ldt.pfns[Math.floor(off / 4096)]);
-  const i = (off % 4096) / 4;
-  w[i] = lo;
-  w[i + 1] = hi;
+  const pfn = ldt.pfns[Math.floor((n * LDT_ENTRY_SIZE) / 4096)];
+  k.machine.mem.write64(pfn, n % (4096 / LDT_ENTRY_SIZE), lo, hi);
 }
 
 /** The bytes of the first `n` bytes of `ldt`'s entries. */

@@ -91,7 +91,14 @@ const EXIT_JOIN: LockstepCase = {
   },
 };
 
-for (const c of [WAIT_WAKE, EXIT_JOIN]) {
+/** WAIT_WAKE on a page neither task has touched: the waiter's read of the word faults in the kernel while the waker's store faults in user mode. */
+const WAIT_WAKE_UNTOUCHED: LockstepCase = {
+  ...WAIT_WAKE,
+  name: 'FUTEX_WAIT for 0 on an untouched page (a kernel read fault) against a store of 1 (a user write fault) and FUTEX_WAKE',
+  processes: [{ ...WAIT_WAKE.processes[0], program: { main: WAIT_WAKE.processes[0].program.main.map((op, i) => (i === 1 ? sc('getpid') : op)) } }],
+};
+
+for (const c of [WAIT_WAKE, WAIT_WAKE_UNTOUCHED, EXIT_JOIN]) {
   test(`lockstep, every interleaving: ${c.name}`, (t) => {
     let slept = 0;
     let eagain = 0;

@@ -28,8 +28,9 @@
  *    and each change is put down to the CPU and task whose step made it (a hardware A/D update
  *    during a walk on CPU c is CPU c's too);
  *  - each page_fault event at a watched address is held against the changes its task made to
- *    that PTE from the step it entered the kernel (the access that faulted) to the step that
- *    reported it. Meanings, from mm/memory.c (6.12): `zero-page` (do_anonymous_page, read):
+ *    that PTE from the step it entered the kernel (the access that faulted), or from the step
+ *    after its previous fault in the same kernel entry (a syscall's user access that faults
+ *    twice), to the step that reported it. Meanings, from mm/memory.c (6.12): `zero-page` (do_anonymous_page, read):
  *    from none to a present, read-only, special entry for the zero page; `mapped`
  *    (do_anonymous_page, write): from none to a frame no other watched PTE maps, zero-filled
  *    when mapped, writable for a write; `copied` (wp_page_copy): from a read-only frame X to a
@@ -233,6 +234,8 @@ export class Run {
   private readonly pendingFaults: EventRecord[] = [];
   private readonly stretchDone = new Set<number>();
   private readonly enteredAt = new Map<number, number>();
+  /** The step each task's last page_fault was reported in: a later fault in the same kernel entry begins after it. */
+  private readonly faultedAt = new Map<number, number>();
 
   constructor(readonly spec: LockstepCase, scenario: CompiledScenario) {
     this.exec = new Execution(scenario, { invariants: [], evictions: 0 });
@@ -318,11 +321,18 @@ export class Run {
     return mms;
   }
 
-  /** A page_fault reported in the step just taken: what its task did to that PTE since it entered the kernel. */
+  /**
+   * A page_fault reported in the step just taken: what its task did to that PTE since it
+   * entered the kernel, or since its previous fault ended when one kernel entry took several
+   * (a syscall whose user accesses fault more than once).
+   */
   private noteFault(r: EventRecord): void {
     const e = r.e as Extract<IsolabEvent, { type: 'page_fault' }>;
     const step = this.steps.length - 1;
-    const start = this.enteredAt.get(e.tid) ?? step;
+    const entered = this.enteredAt.get(e.tid) ?? step;
+    const previous = this.faultedAt.get(e.tid);
+    const start = previous !== undefined && previous >= entered ? Math.min(previous + 1, step) : entered;
+    this.faultedAt.set(e.tid, step);
     const va = Math.floor(Number(e.addr) / 4096) * 4096;
     const mine = (s: number): boolean => this.steps[s].tid === e.tid;
     const changes = this.changes.filter((c) => c.step >= start && c.step <= step && c.ctx === r.ctx && c.va === va && mine(c.step));
