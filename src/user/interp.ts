@@ -24,6 +24,7 @@ import type { PhysMem } from '../hw/physmem.js';
 import { rfbmOf, xrstor, xsave, xsave_check, xsave_ranges, xsavec, type XsaveArea, type XsaveInsn } from '../hw/xsave.js';
 import { do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
+import { __USER_CS, __USER_DS, load_user_segments } from '../kernel/desc.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
 import { syscallByName } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
@@ -563,6 +564,8 @@ function function_end(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, fn: CFunction)
 /**
  * siglongjmp out of a handler: restores the mask saved in the frame (as the C library's
  * rt_sigprocmask would, here without a syscall) and resumes after the interrupted operation.
+ * That syscall's SYSRET leaves __USER_CS and __USER_DS in CS and SS whatever the handler
+ * loaded (on the host too: an SS loaded in a handler does not survive siglongjmp).
  */
 function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   const frame = t.sp;
@@ -570,6 +573,9 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   if (!f) return idtentry(k, pc, t);
   const dv = new DataView(f.buffer);
   set_current_blocked(t, dv.getBigUint64(UC_SIGMASK, true));
+  t.cs = __USER_CS;
+  t.ss = __USER_DS;
+  load_user_segments(pc, t.cs, t.ss);
   t.pc = Number(dv.getBigUint64(SC_RIP, true)) + OP_BYTES;
   t.sp = Number(dv.getBigUint64(SC_RSP, true));
   t.slice++;

@@ -315,3 +315,34 @@ processes:
         expect: 7
 `);
 });
+
+test('longjmp out of a handler that ran on SS 0x07 leaves SS 0x2b: siglongjmp restores the mask with rt_sigprocmask, whose SYSRET loads __USER_DS (host)', () => {
+  // host (/tmp/lj/ss.c): MOV SS 0x7, a write to address 0, a SIGSEGV handler that calls
+  // siglongjmp to a sigsetjmp(env, 1): SS reads 0x2b after it (with sigsetjmp(env, 0), which
+  // makes no syscall, it stays 0x7; the model's longjmp is the mask-restoring kind).
+  run(`name: segments-longjmp
+processes:
+  - name: p
+    handlers:
+      SIGSEGV: { handler: fault }
+    functions:
+      fault:
+        - read_sreg: ss
+          expect: 7
+        - longjmp
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS }
+        as: buf
+      - store: { addr: $buf, value: 0 }
+      - store: { addr: $buf + 8, value: ${0xfffff + 0x51 * 2 ** 32} }
+      - modify_ldt: { func: 0x11, ptr: $buf, bytecount: 16 }
+        expect: 0
+      - mov_sreg: { sreg: ss, value: 0x07 }
+      - store: { addr: 0, value: 0, size: 4 }
+        expect: { signal: SIGSEGV }
+      - read_sreg: ss
+        expect: 0x2b
+      - read_sreg: cs
+        expect: 0x33
+`);
+});
