@@ -1,6 +1,7 @@
 // Builds and runs isolab's native helpers: the host-kernel oracle (native/oracle.c), which
-// executes a sequence on the real kernel for comparison with the model, and the fork
-// benchmark (native/forkbench.c).
+// executes a sequence on the real kernel for comparison with the model, the fork and getpid
+// benchmarks (native/forkbench.c, getpidbench.c), and the MADV_FREE finding's stress
+// reproducer (native/madvfree.c).
 //
 // Binaries are compiled on demand into node_modules/.cache/isolab-native/, named by a hash
 // of the compiler, flags and source, so an edited source gets a fresh binary and an
@@ -15,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const CFLAGS = ['-O2', '-std=gnu11', '-Wall', '-Werror'];
+const CFLAGS = ['-O2', '-std=gnu11', '-Wall', '-Werror', '-pthread'];
 
 /** What a finished child process left behind. */
 interface ProcessResult {
@@ -291,4 +292,43 @@ export async function runForkBench(
   const args = [String(forks), ...(options.hugePages === true ? ['--thp'] : [])];
   const stdout = await runChecked(binary, args, options.timeoutMs ?? 300_000);
   return JSON.parse(stdout) as ForkBenchResult;
+}
+
+/** One run of native/madvfree.c (its JSON line; the field meanings are in its header comment). */
+export interface MadvfreeResult {
+  mode: 'free' | 'nofree' | 'rewrite';
+  parent: 'cow' | 'unmap';
+  pages: number;
+  seconds: number;
+  rounds: number;
+  /** Rounds in which the writer and fork crossed inside the region (the child saw W in some pages but not all). */
+  crossings: number;
+  /** Pages the child saw holding W under a clean PTE (smaps), summed over the rounds. */
+  windowHits: number;
+  /** Pages whose W the child read and then lost to MADV_PAGEOUT, summed over the rounds. */
+  lostPages: number;
+  lostRounds: number;
+  /** The parent's and the writer's CPUs (-1: not pinned, the host has one CPU). */
+  cpus: [number, number];
+  smaps: boolean;
+  /** False when MADV_PAGEOUT failed (a kernel older than 5.4): the run stopped there. */
+  pageout: boolean;
+  finalDelay: number;
+}
+
+/** Builds the MADV_FREE reproducer; resolves to its path or null, as buildOracle(). */
+export function buildMadvfree(): Promise<string | null> {
+  return buildOnce('madvfree');
+}
+
+/** Runs the MADV_FREE reproducer for `seconds` (and at most `rounds` rounds when given). */
+export async function runMadvfree(
+  binary: string,
+  options: { seconds: number; rounds?: number; pages?: number; mode?: MadvfreeResult['mode']; parent?: MadvfreeResult['parent'] },
+): Promise<MadvfreeResult> {
+  const args = ['--seconds', String(options.seconds), '--mode', options.mode ?? 'free', '--parent', options.parent ?? 'cow'];
+  if (options.rounds !== undefined) args.push('--rounds', String(options.rounds));
+  if (options.pages !== undefined) args.push('--pages', String(options.pages));
+  const stdout = await runChecked(binary, args, options.seconds * 1000 + 60_000);
+  return JSON.parse(stdout) as MadvfreeResult;
 }
