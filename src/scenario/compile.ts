@@ -85,6 +85,9 @@ function expectText(v: unknown): string {
   return Object.entries(v).map(([k, x]) => `${k}: ${typeof x === 'object' && x !== null ? `{ ${expectText(x)} }` : String(x)}`).join(', ');
 }
 
+/** What separates an operation's label from its note while it is compiled. */
+const NOTE_MARK = '  # ';
+
 /** A compiled operation's origin: for the timeline and the verdicts. */
 export interface OpInfo {
   path: Path;
@@ -92,6 +95,8 @@ export interface OpInfo {
   thread: string;
   /** The operation as the timeline shows it, e.g. `store [$buf] = 2`. */
   label: string;
+  /** The operation's `note`, shown after its result. */
+  note?: string;
   /** True for the operations isolab adds (a declared thread's stack and clone). */
   setup: boolean;
   syscall: boolean;
@@ -577,7 +582,11 @@ class Compiler {
     if (!this.count(info.path)) return f.out.length;
     const index = f.out.length;
     f.out.push(op);
-    this.ops.set(f.image, f.fn, index, { path: info.path, thread: f.thread, label: info.label, setup: false, syscall: info.syscall, expect: info.expect });
+    // A label built with its note (`...  # note`) keeps the note apart, for after the result.
+    const cut = info.label.indexOf(NOTE_MARK);
+    const label = cut < 0 ? info.label : info.label.slice(0, cut);
+    const note = cut < 0 ? undefined : info.label.slice(cut + NOTE_MARK.length);
+    this.ops.set(f.image, f.fn, index, { path: info.path, thread: f.thread, label, ...(note !== undefined ? { note } : {}), setup: false, syscall: info.syscall, expect: info.expect });
     return index;
   }
 
@@ -601,7 +610,7 @@ class Compiler {
     const arg = o[kind];
     const kpath = [...path, kind];
     const as = o.as as string | undefined;
-    const note = typeof o.note === 'string' ? `  # ${o.note}` : '';
+    const note = typeof o.note === 'string' ? `${NOTE_MARK}${o.note}` : '';
     if (as !== undefined && HANDLER_NAMES.includes(as)) this.issue([...path, 'as'], this.handlerName(as));
     const noResult = (what: string): void => {
       if (as !== undefined) this.issue([...path, 'as'], `${what} has no result to name`, { key: true });

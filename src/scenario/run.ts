@@ -382,7 +382,7 @@ export class Runner {
           ? `→ ${formatOpValue(r.op, r.value)}`
           : 'done';
     const at = r.addr !== undefined && info && !info.syscall ? ` @${hex(r.addr)}` : '';
-    this.add(cpu, r.tid, info?.syscall ? 'syscall' : 'op', `${label}${at} ${result}`);
+    this.add(cpu, r.tid, info?.syscall ? 'syscall' : 'op', `${label}${at} ${result}${info?.note ? `  # ${info.note}` : ''}`);
     if (info?.expect && t) this.judgeOp(info, info.expect, r, t);
   }
 
@@ -552,7 +552,7 @@ export class Runner {
     };
     const sorted = [...groups.values()].map((g) => ({ g, at: order(g) })).sort((p, q) => p.at[0] - q.at[0] || p.at[1] - q.at[1]).map((p) => p.g);
     return sorted.map((g) => {
-      const base = { kind: 'op' as const, where: this.where(g.x.path), path: pathString(g.x.path), expected: `${g.info.label.split('  #')[0]}: ${g.x.text}`, count: g.count };
+      const base = { kind: 'op' as const, where: this.where(g.x.path), path: pathString(g.x.path), expected: `${g.info.label}: ${g.x.text}`, count: g.count };
       if (g.count === 0 && g.failure === undefined) return { ...base, status: 'not_reached' as const, actual: 'the operation never completed' };
       return { ...base, status: g.failure ? ('failed' as const) : ('held' as const), actual: g.failure ?? `${g.last ?? ''}${g.count > 1 ? ` (all ${g.count} times)` : ''}` };
     });
