@@ -276,9 +276,12 @@ test('the pure checks: movSregCheck order and codes, LSL scaling, conforming cod
   assert.equal(lslResult(0x13, 3, 0x7, 0x0000e200), 7);
 });
 
-test('a fault with SS = 0x07: the frame holds ss 0x07 and cs 0x33, and the handler runs on SS 0x07 (force_valid_ss keeps a valid SS; host)', () => {
+test('a fault with SS = 0x07: the frame holds ss 0x07 and cs 0x33, the handler runs on SS 0x07 (force_valid_ss keeps a valid SS), and longjmp leaves SS 0x2b (host)', () => {
   // host (/tmp/segchk/ss.c): MOV SS of an LDT data entry, then a write to address 0: the frame's
-  // ss 0x7, the handler's SS 0x7 and CS 0x33, uc_flags 7.
+  // ss 0x7, the handler's SS 0x7 and CS 0x33, uc_flags 7. host (/tmp/lj/ss.c): after the
+  // handler's siglongjmp to a sigsetjmp(env, 1), SS reads 0x2b: glibc restores the mask with
+  // rt_sigprocmask, whose SYSRET loads __USER_DS (with sigsetjmp(env, 0), no syscall, SS stays
+  // 0x7; the model's longjmp is the mask-restoring kind).
   run(`name: segments-frame
 processes:
   - name: p
@@ -313,33 +316,6 @@ processes:
         expect: 0x33
       - load: $buf + 32
         expect: 7
-`);
-});
-
-test('longjmp out of a handler that ran on SS 0x07 leaves SS 0x2b: siglongjmp restores the mask with rt_sigprocmask, whose SYSRET loads __USER_DS (host)', () => {
-  // host (/tmp/lj/ss.c): MOV SS 0x7, a write to address 0, a SIGSEGV handler that calls
-  // siglongjmp to a sigsetjmp(env, 1): SS reads 0x2b after it (with sigsetjmp(env, 0), which
-  // makes no syscall, it stays 0x7; the model's longjmp is the mask-restoring kind).
-  run(`name: segments-longjmp
-processes:
-  - name: p
-    handlers:
-      SIGSEGV: { handler: fault }
-    functions:
-      fault:
-        - read_sreg: ss
-          expect: 7
-        - longjmp
-    ops:
-      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS }
-        as: buf
-      - store: { addr: $buf, value: 0 }
-      - store: { addr: $buf + 8, value: ${0xfffff + 0x51 * 2 ** 32} }
-      - modify_ldt: { func: 0x11, ptr: $buf, bytecount: 16 }
-        expect: 0
-      - mov_sreg: { sreg: ss, value: 0x07 }
-      - store: { addr: 0, value: 0, size: 4 }
-        expect: { signal: SIGSEGV }
       - read_sreg: ss
         expect: 0x2b
       - read_sreg: cs
