@@ -405,6 +405,8 @@ function force_valid_ss(pc: PerCpu, t: Task): void {
 export const RT_SIGFRAME_SIZE = 440;
 /** Offsets in the frame (arch/x86/include/asm/sigframe.h, uapi/asm/sigcontext.h). */
 export const UC_MCONTEXT = 48;
+/** struct sigcontext_64's general registers, in order from uc_mcontext: each is the thread's variable of that name. */
+export const SC_GPRS: readonly string[] = Object.freeze(['r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rdi', 'rsi', 'rbp', 'rbx', 'rdx', 'rax', 'rcx']);
 const SC_RAX = UC_MCONTEXT + 13 * 8;
 export const SC_RSP = UC_MCONTEXT + 15 * 8;
 export const SC_RIP = UC_MCONTEXT + 16 * 8;
@@ -681,7 +683,13 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   putU64(f, UC_STACK_SS_SP, t.sas_ss_sp);
   putU32(f, UC_STACK_SS_FLAGS, t.sas_ss_flags);
   putU64(f, UC_STACK_SS_SIZE, t.sas_ss_size);
-  // __unsafe_setup_sigcontext (XXX: the general registers are not modelled and stay 0).
+  // __unsafe_setup_sigcontext: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx from the thread's
+  // variables of those names (0 when unset), then rsp and rip.
+  const vars = t.vars;
+  for (let i = 0; i < SC_GPRS.length; i++) {
+    const v = vars.get(SC_GPRS[i]);
+    if (v !== undefined) putU64(f, UC_MCONTEXT + 8 * i, v);
+  }
   putU64(f, SC_RSP, BigInt(t.sp));
   putU64(f, SC_RIP, BigInt(t.pc));
   putU64(f, SC_EFLAGS, BigInt(USER_EFLAGS));
@@ -711,9 +719,13 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   if (ka.flags & SA_SIGINFO && !(yield* copy_to_user(k, pc, t, frame + BigInt(SIGINFO), f.subarray(SIGINFO)))) return false;
   t.sp = Number(frame);
   t.pc = Number(ka.handler);
-  // x64_setup_rt_frame: regs->di = sig, regs->si = &frame->info, regs->dx = &frame->uc (for
-  // every handler, SA_SIGINFO or not); the handler's variables are those registers, the frame's
-  // address (its entry rsp) and the siginfo fields it would read through RSI.
+  // x64_setup_rt_frame: regs->di = sig, regs->ax = 0, regs->si = &frame->info, regs->dx =
+  // &frame->uc (for every handler, SA_SIGINFO or not); the handler's variables are those
+  // registers, the frame's address (its entry rsp) and the siginfo fields it would read through RSI.
+  vars.set('rdi', BigInt(info.signo));
+  vars.set('rax', 0n);
+  vars.set('rsi', frame + BigInt(SIGINFO));
+  vars.set('rdx', frame + BigInt(UC_FLAGS));
   t.vars.set('frame', frame);
   t.vars.set('siginfo', frame + BigInt(SIGINFO));
   t.vars.set('ucontext', frame + BigInt(UC_FLAGS));
@@ -754,7 +766,8 @@ function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): KSte
  * an alternate stack the interrupted PKRU denies can still be read, and its -EPERM check sees
  * the handler's stack pointer); restore_sigcontext: the instruction and stack pointers, CS and
  * SS (RPL 3, force_valid_ss unless UC_STRICT_RESTORE_SS), then PKRU from the XSAVE image (a
- * handler's edit of it takes effect); then the shadow-stack signal token is popped. A frame
+ * handler's edit of it takes effect); then the shadow-stack signal token is popped. The general
+ * registers (r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx) go back to their variables first. A frame
  * that cannot be read or checked is SIGSEGV (signal_fault), after what was restored before it.
  */
 export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
@@ -768,6 +781,12 @@ export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   // (force_valid_ss) unless the frame asks for a strict restore, for 64-bit code
   // (user_64bit_mode: cs == __USER_CS). The IRET back to user mode checks them (desc.ts
   // iret_segments). Then the FPU state (fpu__restore_sig), PKRU with it.
+  // The general registers go back to the thread's variables of their names (a register that
+  // was never set and comes back 0 stays unset), rax included: it is also the syscall's return.
+  for (let i = 0; i < SC_GPRS.length; i++) {
+    const v = getU64(f, UC_MCONTEXT + 8 * i);
+    if (v !== 0n || t.vars.has(SC_GPRS[i])) t.vars.set(SC_GPRS[i], v);
+  }
   t.pc = Number(getU64(f, SC_RIP));
   t.sp = Number(getU64(f, SC_RSP));
   const csss = getU64(f, SC_CS);
