@@ -476,7 +476,7 @@ const XFEATURE_MASK_FPSSE = 0x3n;
 const XFEATURE_MASK_PKRU = 0x200n;
 
 /** fpu_user_cfg.max_features: the user features XCR0 holds (fpu__init_cpu_xstate; no AVX in the model). */
-function user_xfeatures(k: Kernel): bigint {
+export function user_xfeatures(k: Kernel): bigint {
   return XFEATURE_MASK_FPSSE | (k.ospke ? XFEATURE_MASK_PKRU : 0n);
 }
 
