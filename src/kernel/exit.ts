@@ -3,6 +3,8 @@
  * wait4 and waitid. A thread that is not the last of its group goes away silently; the group's leader
  * becomes a zombie when the whole group is gone, its parent gets SIGCHLD (its exit_signal) and
  * is woken, and wait4 reaps it. A process without a parent is reaped at once (as init would).
+ * A traced task reports to its tracer first (ptrace.ts): its wait sees ptrace stops and reaps a
+ * traced zombie, which then goes to the real parent.
  */
 import { exit_files } from './file.js';
 import type { Kernel, PerCpu } from './kernel.js';

@@ -12,7 +12,8 @@
  * XXX: every task is root with the same ids and dumpable, so __ptrace_may_access always allows
  * (no Yama, no LSM); ptrace_attach does not wait for a stopped tracee's STOPPED -> TRACED move
  * (JOBCTL_TRAPPING: only a WNOHANG wait right after the attach can tell); PTRACE_SYSCALL,
- * PTRACE_SINGLESTEP and the other requests of ptrace_request the model lacks are -EIO; the
+ * PTRACE_SINGLESTEP, PTRACE_PEEKSIGINFO, PTRACE_GETSIGMASK and the other requests the model
+ * lacks are -EIO; the
  * event options other than PTRACE_O_TRACEEXEC and PTRACE_O_EXITKILL are kept but raise no event
  * (fork, clone and vfork children are not traced: no PTRACE_O_TRACEFORK, no CLONE_PTRACE).
  */
@@ -30,12 +31,12 @@ import { wake_up_state } from './sched.js';
 import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
 import type { SigInfo } from './task.js';
-import { copy_to_user, putU32, putU64 } from './uaccess.js';
+import { copy_from_user, copy_to_user, putU32, putU64 } from './uaccess.js';
 import { capable } from './capability.js';
 import {
   CAP_SYS_ADMIN, EFAULT, EINVAL, EIO, EPERM, ESRCH, PTRACE_ATTACH, PTRACE_CONT, PTRACE_DETACH, PTRACE_GETEVENTMSG, PTRACE_GETSIGINFO, PTRACE_INTERRUPT, PTRACE_KILL, PTRACE_LISTEN,
   PTRACE_EVENT_STOP, PTRACE_O_EXITKILL, PTRACE_O_MASK, PTRACE_O_SUSPEND_SECCOMP, PTRACE_PEEKDATA, PTRACE_PEEKTEXT, PTRACE_POKEDATA, PTRACE_POKETEXT, PTRACE_SEIZE,
-  PTRACE_SETOPTIONS, PTRACE_TRACEME, SA_NOCLDWAIT, SI_KERNEL, SIG_IGN, SIGCHLD, SIGKILL, SIGSTOP, SIGTRAP,
+  PTRACE_SETOPTIONS, PTRACE_SETSIGINFO, PTRACE_TRACEME, SA_NOCLDWAIT, SI_KERNEL, SIG_IGN, SIGCHLD, SIGKILL, SIGSTOP, SIGTRAP,
 } from './uapi.js';
 
 // task->ptrace (include/linux/ptrace.h).
@@ -257,12 +258,29 @@ function* copy_siginfo_to_user(k: Kernel, pc: PerCpu, t: Task, to: bigint, info:
 }
 
 /**
+ * The fields of a user siginfo_t the model keeps, into `info` (laid out as copy_siginfo_to_user
+ * writes them): si_signo, si_code, and si_pid and si_status, si_addr (and si_pkey) or si_pid.
+ */
+function copy_siginfo_from_user(info: SigInfo, b: Uint8Array): void {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  info.signo = dv.getInt32(0, true);
+  info.code = dv.getInt32(8, true);
+  if (info.status !== undefined) {
+    info.pid = dv.getInt32(16, true);
+    info.status = dv.getInt32(24, true);
+  } else if (info.code === SI_KERNEL || (info.code > 0 && info.code < 0x80 && info.signo !== SIGTRAP)) {
+    info.addr = dv.getBigUint64(16, true);
+    info.pkey = dv.getUint32(32, true);
+  } else info.pid = dv.getInt32(16, true);
+}
+
+/**
  * ptrace_request (kernel/ptrace.c): the requests common to every architecture. PEEKTEXT and
  * PEEKDATA read a word with FOLL_FORCE (-EIO if not all of it) and store it at `data` (the
  * syscall's ABI: the C library's wrapper returns it instead; -EFAULT); POKETEXT and POKEDATA
  * write `data` with FOLL_FORCE | FOLL_WRITE (-EIO). SETOPTIONS replaces the options
  * (check_ptrace_options). GETEVENTMSG stores the stop's message; GETSIGINFO its siginfo (-EINVAL
- * for a stop without one). INTERRUPT (seized only, else -EIO) schedules a STOP trap; LISTEN
+ * for a stop without one), SETSIGINFO replaces it (what a signal-delivery-stop then delivers). INTERRUPT (seized only, else -EIO) schedules a STOP trap; LISTEN
  * (seized, in a PTRACE_EVENT_STOP, else -EIO) lets the tracee wait in it untraced. CONT and
  * DETACH resume with a signal; KILL sends SIGKILL. Anything else is -EIO.
  */
@@ -302,6 +320,16 @@ export function ptrace_request(k: Kernel, pc: PerCpu, t: Task, child: Task, requ
       if (!info) return -EINVAL;
       return copy_siginfo_to_user(k, pc, t, data, info);
     }
+    case PTRACE_SETSIGINFO:
+      // copy_siginfo_from_user, then ptrace_setsiginfo: the stop's siginfo is replaced (-EINVAL for a stop without one).
+      return (function* (): KPath {
+        const b = yield* copy_from_user(k, pc, t, data, 128);
+        if (!b) return -EFAULT;
+        const info = child.last_siginfo;
+        if (!info) return -EINVAL;
+        copy_siginfo_from_user(info, b);
+        return 0;
+      })();
     case PTRACE_INTERRUPT:
       if (!seized) return -EIO;
       // INTERRUPT does not disturb a trap in progress, save a LISTEN: that one re-traps.

@@ -32,7 +32,7 @@ import { FCW_INIT, MXCSR_INIT, MXCSR_MASK_VALUE, XSAVE_PKRU_OFFSET, XSAVE_XCOMP_
 import { XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE } from '../hw/regs.js';
 import {
   ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS, ARCH_SHSTK_DISABLE, ARCH_SHSTK_ENABLE, ARCH_SHSTK_LOCK, ARCH_SHSTK_SHSTK, ARCH_SHSTK_STATUS, ARCH_SHSTK_UNLOCK, EFAULT, EINVAL, EIO,
-  ENODEV, EPERM, NT_PRFPREG, NT_PRSTATUS, NT_X86_SHSTK, NT_X86_XSTATE, PTRACE_ARCH_PRCTL, PTRACE_GETREGS, PTRACE_GETREGSET, PTRACE_PEEKUSR, PTRACE_POKEUSR, PTRACE_SETREGS,
+  ENODEV, EPERM, NT_PRFPREG, NT_PRSTATUS, NT_X86_SHSTK, NT_X86_XSTATE, PTRACE_ARCH_PRCTL, PTRACE_GETFPREGS, PTRACE_GETREGS, PTRACE_GETREGSET, PTRACE_SETFPREGS, PTRACE_PEEKUSR, PTRACE_POKEUSR, PTRACE_SETREGS,
   PTRACE_SETREGSET,
 } from './uapi.js';
 
@@ -194,7 +194,8 @@ function ptrace_set_debugreg(k: Kernel, child: Task, n: number, val: bigint): nu
  * sizeof(struct user) (-EIO otherwise): a register of user_regs_struct, or a debug register at
  * u_debugreg; PEEKUSR reads 0 elsewhere and stores the word at `data` (-EFAULT), POKEUSR is -EIO
  * elsewhere. GETREGS stores the user_regs_struct at `data`, SETREGS reads it from there
- * (-EFAULT) and puts each word. Everything else is ptrace_request's.
+ * (-EFAULT) and puts each word; GETFPREGS and SETFPREGS do the same with the FXSAVE image (NT_PRFPREG).
+ * Everything else is ptrace_request's.
  */
 export function arch_ptrace(k: Kernel, pc: PerCpu, t: Task, child: Task, request: number, addr: bigint, data: bigint): number | KPath {
   switch (request) {
@@ -222,6 +223,18 @@ export function arch_ptrace(k: Kernel, pc: PerCpu, t: Task, child: Task, request
         const b = yield* copy_from_user(k, pc, t, data, USER_REGS_SIZE);
         if (!b) return -EFAULT;
         return genregs_set(k, child, b, 0, USER_REGS_SIZE);
+      })();
+    case PTRACE_GETFPREGS:
+      // copy_regset_to_user(REGSET_FP): the FXSAVE image.
+      return (function* (): KPath {
+        return (yield* copy_to_user(k, pc, t, data, fpregs_image(k, child, false))) ? 0 : -EFAULT;
+      })();
+    case PTRACE_SETFPREGS:
+      // copy_regset_from_user(REGSET_FP): xfpregs_set of the whole image, MXCSR checked.
+      return (function* (): KPath {
+        const b = yield* copy_from_user(k, pc, t, data, USER_I387_SIZE);
+        if (!b) return -EFAULT;
+        return (new DataView(b.buffer, b.byteOffset).getUint32(MXCSR, true) & ~MXCSR_MASK_VALUE) !== 0 ? -EINVAL : 0;
       })();
     case PTRACE_ARCH_PRCTL:
       // "Works just like arch_prctl, except that the arguments are reversed."

@@ -11,13 +11,14 @@
  * still to stop, the last to stop setting SIGNAL_STOP_STOPPED and telling the parent), and
  * SIGCONT, when it is sent (prepare_signal), flushes the stop signals and wakes the stopped
  * threads; the first of them back in get_signal tells the parent CLD_CONTINUED. SIGKILL wakes a
- * stopped thread. The jobctl bits are Linux's, so that ptrace's traps can be added on them.
+ * stopped thread. The jobctl bits are Linux's; ptrace's stops (ptrace_stop: signal-delivery,
+ * the STOP trap a group stop becomes for a traced thread, PTRACE_EVENT stops) are built on them
+ * (ptrace.ts has the requests).
  *
  * XXX: the model has one session holding one process group, which has no member whose parent
  * is in another group of the session: it is orphaned (is_current_pgrp_orphaned), so SIGTSTP,
  * SIGTTIN and SIGTTOU with their default action are discarded, as Linux discards them in an
- * orphaned group; only SIGSTOP stops. No ptrace, so no traced stops (CLD_TRAPPED); no
- * SIGNAL_UNKILLABLE init. Core dumps are not modelled (RLIMIT_CORE is 0, so a
+ * orphaned group; only SIGSTOP stops. No SIGNAL_UNKILLABLE init. Core dumps are not modelled (RLIMIT_CORE is 0, so a
  * core signal's wait status has no 0x80).
  */
 import type { Kernel, PerCpu } from './kernel.js';

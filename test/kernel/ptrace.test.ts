@@ -23,7 +23,7 @@ import { boot, records } from './helpers.js';
 
 const PTRACE_TRACEME = 0, PTRACE_PEEKDATA = 2, PTRACE_PEEKUSR = 3, PTRACE_POKEDATA = 5, PTRACE_POKEUSR = 6, PTRACE_CONT = 7, PTRACE_KILL = 8;
 const PTRACE_GETREGS = 12, PTRACE_SETREGS = 13, PTRACE_ATTACH = 16, PTRACE_DETACH = 17;
-const PTRACE_SETOPTIONS = 0x4200, PTRACE_GETSIGINFO = 0x4202, PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207, PTRACE_LISTEN = 0x4208;
+const PTRACE_SETOPTIONS = 0x4200, PTRACE_GETEVENTMSG = 0x4201, PTRACE_GETSIGINFO = 0x4202, PTRACE_SETSIGINFO = 0x4203, PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207, PTRACE_LISTEN = 0x4208;
 const EPERM = 1, ESRCH = 3, EIO = 5, EINVAL = 22;
 const SIGKILL = 9, SIGUSR1 = 10, SIGTERM = 15, SIGSTOP = 19;
 const WNOHANG = 1;
@@ -301,4 +301,53 @@ test('GETREGS reflects the tracee\'s registers, selectors and fs_base; SETREGS a
   assert.equal(val(sys, 6, f), 0x5678n);
   assert.equal(val(sys, 8, f), 0x9999n);
   assert.equal(val(sys, 10, f), 0xccccn, 'the words before the bad one were written');
+});
+
+test('execve of a traced task: the legacy SIGTRAP for TRACEME, a PTRACE_EVENT_EXEC stop for PTRACE_O_TRACEEXEC; SETSIGINFO of the stop', () => {
+  // Host-checked: a TRACEME child's execve stops it with status 0x57f (SIGTRAP), orig_rax 59.
+  // kernel/ptrace.c ptrace_event: with PTRACE_O_TRACEEXEC the stop's status is
+  // (SIGTRAP | PTRACE_EVENT_EXEC << 8) << 8 | 0x7f and the event message the old pid.
+  const sys = boot({ cpus: 2 });
+  sys.addImage('next', { main: [sc('getpid', []), sc('exit_group', [5])] });
+  const traceme: Op[] = [pt(PTRACE_TRACEME, 0, 0, 0), sc('execve', ['&next', 0, 0])];
+  const seized: Op[] = [sc('read', [3, '$buf+256', 4]), sc('execve', ['&next', 0, 0])];
+  const main: Op[] = [
+    ...START, // 0-1
+    { op: 'syscall', name: 'fork', args: [], into: 'c', cpu: 0, child: traceme }, // 2
+    sc('wait4', ['$c', '$buf+128', 0, 0]), // 3
+    load('$buf+128', 4), // 4
+    pt(PTRACE_PEEKUSR, '$c', R.orig_rax, '$buf+64'), // 5
+    load('$buf+64'), // 6
+    pt(PTRACE_GETSIGINFO, '$c', 0, '$buf+1024'), // 7
+    load('$buf+1032', 4), // 8: si_code SI_USER (send_sig)
+    { op: 'store', addr: '$buf+1024', value: SIGTERM }, // 9: si_signo
+    pt(PTRACE_SETSIGINFO, '$c', 0, '$buf+1024'), // 10
+    pt(PTRACE_CONT, '$c', 0, SIGTERM), // 11
+    sc('wait4', ['$c', '$buf+136', 0, 0]), // 12
+    load('$buf+136', 4), // 13
+    { op: 'syscall', name: 'fork', args: [], into: 'd', cpu: 0, child: seized }, // 14
+    pt(PTRACE_SEIZE, '$d', 0, 1 << 4), // 15: PTRACE_O_TRACEEXEC
+    sc('write', [4, '$buf', 4]), // 16
+    sc('wait4', ['$d', '$buf+144', 0, 0]), // 17
+    load('$buf+144', 4), // 18
+    pt(PTRACE_GETEVENTMSG, '$d', 0, '$buf+64'), // 19
+    load('$buf+64'), // 20
+    pt(PTRACE_CONT, '$d', 0, 0), // 21
+    sc('wait4', ['$d', '$buf+152', 0, 0]), // 22
+    load('$buf+152', 4), // 23
+  ];
+  sys.spawn({ main, strings: { next: 'next' } }, { cpu: 1 });
+  const r = sys.run({ maxSteps: 2_000_000 });
+  assert.ok(r.finished, `tasks still alive: ${r.alive.join(', ')}`);
+  assert.deepEqual(sys.debugReports, []);
+  assert.equal(val(sys, 4), 0x57fn, 'SIGTRAP after the execve');
+  assert.equal(val(sys, 6), 59n, 'orig_rax: execve');
+  assert.equal(val(sys, 8), 0n);
+  assert.equal(val(sys, 10), 0n);
+  assert.equal(val(sys, 13), BigInt(SIGTERM), 'the new image was killed by the SIGTERM the tracer put in');
+  const d = val(sys, 14);
+  assert.equal(val(sys, 15), 0n);
+  assert.equal(val(sys, 18), 0x4057fn, '(SIGTRAP | PTRACE_EVENT_EXEC << 8) << 8 | 0x7f');
+  assert.equal(val(sys, 20), d, 'the event message: the pid before the execve');
+  assert.equal(val(sys, 23), 0x500n, 'the new image ran: exit_group(5)');
 });
