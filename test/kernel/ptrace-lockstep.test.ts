@@ -12,6 +12,12 @@
  *    (-EPERM); an attach that wins stops the child with SIGSTOP if the child returns to user mode
  *    first (wait4 reports 0x137f and PTRACE_CONT lets it exit), or the child exits with the
  *    SIGSTOP still queued (wait4 reports 0x700 at once); either way the parent reaps it once.
+ *  - SIGKILL from another thread of the tracer on CPU 0 against the tracer's PTRACE_PEEKDATA on
+ *    CPU 1: a SIGKILL that comes first makes ptrace_check_attach fail (-ESRCH: ptrace_freeze_traced
+ *    refuses a tracee with a fatal signal pending); one that comes later leaves the request to
+ *    finish on the frozen tracee (JOBCTL_PTRACE_FROZEN: it is woken by ptrace_unfreeze_traced; the
+ *    tracee shares CPU 1 with the tracer here, so when it wakes is not observable); either way the
+ *    tracee dies of SIGKILL and runs nothing more, and wait4 reports status 9 once.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -20,7 +26,7 @@ import { describeFindings, lockstep, type LockstepCase, type Run } from './locks
 
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
-const PTRACE_POKEDATA = 5, PTRACE_CONT = 7, PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207;
+const PTRACE_PEEKDATA = 2, PTRACE_POKEDATA = 5, PTRACE_CONT = 7, PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207;
 const EPERM = 1, ESRCH = 3, ECHILD = 10;
 const PREEMPTIONS = 1;
 const C = 'main.5.child';
@@ -125,6 +131,42 @@ const ATTACH: LockstepCase = {
   },
 };
 
+const KILL: LockstepCase = {
+  name: 'SIGKILL on CPU 0 against PTRACE_PEEKDATA on CPU 1 of the frozen tracee',
+  processes: [{
+    cpu: 1,
+    program: {
+      main: [
+        { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x22, -1, 0], into: 'buf' }, // 0
+        sc('pipe', '$buf'), // 1: A (3, 4)
+        { op: 'store', addr: '$buf+64', value: 0x7777 }, // 2
+        { op: 'syscall', name: 'fork', args: [], into: 'c', cpu: 1, child: [sc('read', 3, '$buf+256', 4), { op: 'load', addr: '$buf+64' }] }, // 3
+        { op: 'syscall', name: 'ptrace', args: [PTRACE_ATTACH, '$c', 0, 0] }, // 4
+        sc('wait4', '$c', '$buf+128', 0, 0), // 5
+        { op: 'syscall', name: 'clone', args: [THREAD_FLAGS, 0, 0, 0, 0], cpu: 0, child: [sc('kill', '$c', 9)] }, // 6
+        { op: 'syscall', name: 'ptrace', args: [PTRACE_PEEKDATA, '$c', '$buf+64', '$buf+72'] }, // 7
+        sc('wait4', '$c', '$buf+136', 0, 0), // 8
+        { op: 'load', addr: '$buf+136', size: 4 }, // 9
+        { op: 'load', addr: '$buf+72' }, // 10
+      ],
+    },
+  }],
+  racers: [{ cpu: 1, fn: 'main', from: 7 }, { cpu: 0, fn: 'main.6.child', from: 0 }],
+  watch: [],
+  cpus: 2,
+  preemptions: PREEMPTIONS,
+  check: (r) => {
+    const c = value(r, 'main', 3);
+    const peek = value(r, 'main', 7);
+    if (peek === 0n) {
+      if (value(r, 'main', 10) !== 0x7777n) return `PEEKDATA succeeded but stored ${value(r, 'main', 10)}`;
+    } else if (peek !== BigInt(-ESRCH)) return `PEEKDATA returned ${peek}`;
+    if (value(r, 'main', 8) !== c || value(r, 'main', 9) !== 9n) return `wait4 ${value(r, 'main', 8)}, status ${value(r, 'main', 9)}: not killed by SIGKILL`;
+    if (r.k.log.some((x) => x.fn === 'main.3.child' && x.index === 1)) return 'the tracee ran its load after the SIGKILL';
+    return null;
+  },
+};
+
 test(`lockstep, every interleaving: ${POKE.name}`, (t) => {
   const r = lockstep(POKE);
   t.diagnostic(`${r.interleavings} interleavings (every one with at most ${POKE.preemptions} preemptions), window up to ${r.longest} steps, ${r.ms.toFixed(0)} ms`);
@@ -143,4 +185,17 @@ test(`lockstep, every interleaving: ${ATTACH.name}; some attach and stop it, som
   assert.ok(r.failed === 0, describeFindings(ATTACH, r));
   assert.ok(stopped > 0, 'the attach never stopped the child');
   assert.ok(exited > 0, 'the child never exited first');
+});
+
+test(`lockstep, every interleaving: ${KILL.name}; some refuse the request, some hold the kill until it ends`, (t) => {
+  let refused = 0;
+  let held = 0;
+  const r = lockstep(KILL, (run) => {
+    if (value(run, 'main', 7) === 0n) held++;
+    else refused++;
+  });
+  t.diagnostic(`${r.interleavings} interleavings, ${refused} with -ESRCH, ${held} with the PEEKDATA done, ${r.ms.toFixed(0)} ms`);
+  assert.ok(r.failed === 0, describeFindings(KILL, r));
+  assert.ok(refused > 0, 'SIGKILL never came before the request');
+  assert.ok(held > 0, 'the request never ran before the SIGKILL');
 });
