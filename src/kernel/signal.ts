@@ -255,8 +255,8 @@ function complete_signal(k: Kernel, p: Task, sig: number, group: boolean): void 
   if (wants_signal(sig, p)) target = p;
   else if (group) target = p.group.threads.find((t) => wants_signal(sig, t)) ?? null;
   if (!target) return;
-  // A traced process is not killed here by a fatal signal other than SIGKILL: its tracer sees it first (ptrace_signal).
-  if (sig_fatal(target, sig) && !target.group.groupExit && !inMask(sig, SIG_KERNEL_COREDUMP_MASK) && (sig === SIGKILL || !target.ptrace)) {
+  // A fatal signal other than SIGKILL sent to a traced thread does not kill here: its tracer sees it first (ptrace_signal).
+  if (sig_fatal(target, sig) && !target.group.groupExit && !inMask(sig, SIG_KERNEL_COREDUMP_MASK) && (sig === SIGKILL || !p.ptrace)) {
     // signal->flags = SIGNAL_GROUP_EXIT: the job-control flags go with the rest.
     const g = target.group;
     g.groupExit = true;

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { System } from '../../src/system.js';
 import type { Op } from '../../src/user/program.js';
-import { boot, records } from './helpers.js';
+import { boot, fileText, records } from './helpers.js';
 
 const PTRACE_TRACEME = 0, PTRACE_PEEKDATA = 2, PTRACE_PEEKUSR = 3, PTRACE_POKEDATA = 5, PTRACE_POKEUSR = 6, PTRACE_CONT = 7, PTRACE_KILL = 8;
 const PTRACE_GETREGS = 12, PTRACE_SETREGS = 13, PTRACE_ATTACH = 16, PTRACE_DETACH = 17;
@@ -350,4 +350,32 @@ test('execve of a traced task: the legacy SIGTRAP for TRACEME, a PTRACE_EVENT_EX
   assert.equal(val(sys, 18), 0x4057fn, '(SIGTRAP | PTRACE_EVENT_EXEC << 8) << 8 | 0x7f');
   assert.equal(val(sys, 20), d, 'the event message: the pid before the execve');
   assert.equal(val(sys, 23), 0x500n, 'the new image ran: exit_group(5)');
+});
+
+test('/proc/PID/status of a tracee in a ptrace stop: State t (tracing stop), TracerPid the tracer', () => {
+  // fs/proc/array.c task_state: TracerPid is ptrace_parent()'s pid; "t (tracing stop)" for TASK_TRACED.
+  const O_WRONLY = 1, O_CREAT = 0x40;
+  const main: Op[] = [
+    ...START, // 0-1
+    { op: 'syscall', name: 'fork', args: [], into: 'c', cpu: 0, child: [sc('read', [3, '$buf+256', 4])] }, // 2
+    pt(PTRACE_ATTACH, '$c', 0, 0), // 3
+    sc('wait4', ['$c', '$buf+128', 0, 0]), // 4
+    sc('open', ['&status', 0, 0], 'fd'), // 5
+    sc('read', ['$fd', '$buf+512', 512], 'n'), // 6
+    sc('open', ['&out', O_WRONLY | O_CREAT, 0o644], 'out'), // 7
+    sc('write', ['$out', '$buf+512', '$n']), // 8
+    pt(PTRACE_DETACH, '$c', 0, 0), // 9
+    sc('write', [4, '$buf', 4]), // 10
+    sc('wait4', ['$c', '$buf+136', 0, 0]), // 11
+  ];
+  const sys = boot({ cpus: 2 });
+  const parent = sys.spawn({ main, strings: { status: '/proc/2/status', out: '/tmp/out' } }, { cpu: 1 });
+  const r = sys.run({ maxSteps: 2_000_000 });
+  assert.ok(r.finished);
+  assert.equal(val(sys, 2), 2n, 'the child is pid 2, whose status is read');
+  const text = fileText(sys, '/tmp/out');
+  assert.ok(text.includes('State:\tt (tracing stop)\n'), text);
+  assert.ok(text.includes(`PPid:\t${parent}\nTracerPid:\t${parent}\n`), text);
+  assert.equal(val(sys, 9), 0n);
+  assert.equal(val(sys, 11), 2n);
 });
