@@ -379,3 +379,52 @@ test('/proc/PID/status of a tracee in a ptrace stop: State t (tracing stop), Tra
   assert.equal(val(sys, 9), 0n);
   assert.equal(val(sys, 11), 2n);
 });
+
+test('a tracer that is not the parent: its exit detaches and restarts the tracee; a traced zombie goes to the tracer first, then to the real parent', () => {
+  // kernel/ptrace.c exit_ptrace -> __ptrace_detach -> __ptrace_unlink wakes the tracee from its
+  // signal-delivery-stop; ptrace_stop returns its exit_code, which the tracer's wait4 consumed
+  // (wait_task_stopped: *p_code = 0), so no signal is delivered and it goes on: not stopped for
+  // its real parent. kernel/exit.c wait_task_zombie: the tracer reaps the traced zombie
+  // (EXIT_TRACE), ptrace_unlink, do_notify_parent: the real parent reaps it after.
+  const WUNTRACED = 2;
+  const main: Op[] = [
+    { op: 'syscall', name: 'mmap', args: [0, 4096, 3, 0x22, -1, 0], into: 'buf' }, // 0
+    sc('pipe', ['$buf']), // 1: A (3, 4)
+    sc('pipe', ['$buf+8']), // 2: B (5, 6)
+    { op: 'syscall', name: 'fork', args: [], into: 'c', cpu: 0, child: [sc('read', [3, '$buf+256', 4])] }, // 3
+    {
+      op: 'syscall', name: 'fork', args: [], into: 't', cpu: 2,
+      child: [pt(PTRACE_ATTACH, '$c', 0, 0), sc('wait4', ['$c', '$buf+128', 0, 0]), load('$buf+128', 4)],
+    }, // 4: exits with the tracee stopped
+    sc('wait4', ['$t', 0, 0, 0]), // 5
+    sc('wait4', ['$c', '$buf+136', WUNTRACED | WNOHANG, 0]), // 6
+    sc('getpid', []), // 7
+    sc('getpid', []), // 8
+    sc('write', [4, '$buf', 4]), // 9
+    sc('wait4', ['$c', '$buf+136', 0, 0]), // 10
+    { op: 'syscall', name: 'fork', args: [], into: 'd', cpu: 0, child: [sc('read', [5, '$buf+256', 4]), sc('exit_group', [3])] }, // 11
+    {
+      op: 'syscall', name: 'fork', args: [], into: 'u', cpu: 2,
+      child: [
+        pt(PTRACE_ATTACH, '$d', 0, 0), sc('wait4', ['$d', '$buf+128', 0, 0]), pt(PTRACE_CONT, '$d', 0, 0),
+        sc('write', [6, '$buf', 4]), sc('wait4', ['$d', '$buf+144', 0, 0]), load('$buf+144', 4),
+      ],
+    }, // 12
+    sc('wait4', ['$u', 0, 0, 0]), // 13
+    sc('wait4', ['$d', '$buf+152', 0, 0]), // 14
+    load('$buf+152', 4), // 15
+  ];
+  const sys = runParent(main, 3);
+  const c = val(sys, 3);
+  const d = val(sys, 11);
+  assert.equal(val(sys, 2, 'main.4.child'), 0x137fn, 'the tracer saw the attach stop');
+  assert.equal(val(sys, 5), val(sys, 4));
+  assert.equal(val(sys, 6), 0n, 'detached by its tracer\'s exit, the tracee is not stopped');
+  assert.equal(val(sys, 10), c);
+  assert.equal(val(sys, 0, 'main.3.child'), 4n, 'its read went on and completed');
+  const u = 'main.12.child';
+  assert.equal(val(sys, 4, u), d, 'the tracer reaps the traced zombie');
+  assert.equal(val(sys, 5, u), 0x300n);
+  assert.equal(val(sys, 14), d, 'then the real parent');
+  assert.equal(val(sys, 15), 0x300n);
+});
