@@ -18,7 +18,8 @@ export const SCENARIO_DIR = fileURLToPath(new URL('../../../scenarios/', import.
 const TOUR_ORDER = ['fork-cow', 'vfork-shares', 'execve-fresh', 'vmsplice-cow', 'segv-codes', 'efault', 'tlb-shootdown', 'pcid-switch', 'percpu-migrate',
   'pkey-thread-lockout', 'pkey-signal-handler', 'pkey-signal-lockdown', 'pkey-sigaltstack', 'pkey-exec-only', 'pkey-read-into-buffer', 'proc-mem-cow', 'userfaultfd-handler', 'userfaultfd-minor', 'shstk-rop',
   'fork-wrprotect-atomic-clear', 'fork-dirty-lost', 'fork-dirty-race', 'fork-madvfree-lost', 'fork-dirty-legacy',
-  'pti-per-process', 'ldt-pti', 'ldt-fork-enomem', 'entry-stack-per-task'];
+  'pti-per-process', 'ldt-pti', 'ldt-fork-enomem', 'entry-stack-per-task',
+  'ptrace-pkey'];
 
 /** The built-in scenario files, in tour order. */
 export function builtinScenarios(): string[] {

@@ -30,7 +30,7 @@ export type DebugCheck = (typeof DEBUG_CHECKS)[number];
 export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'userfault', 'signal', 'efault', 'oom'] as const;
 export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
-export const JOBCTL_WHATS = ['stop', 'resume', 'notify'] as const;
+export const JOBCTL_WHATS = ['stop', 'resume', 'notify', 'trace'] as const;
 export type JobctlWhat = (typeof JOBCTL_WHATS)[number];
 
 export type KernelEvent =

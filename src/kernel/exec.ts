@@ -13,6 +13,7 @@ import { start_thread_segments } from './desc.js';
 import { do_close_on_exec, unshare_files } from './file.js';
 import { ProgramImage } from '../user/program.js';
 import type { Kernel, PerCpu } from './kernel.js';
+import { PT_EVENT_FLAG, PT_PTRACED, PT_SEIZED } from './ptrace.js';
 import type { MmStruct } from './mm.js';
 import { mm_alloc } from './fork.js';
 import { mm_release, record_reach, release_task } from './exit.js';
@@ -20,14 +21,14 @@ import { mmdrop, mmput } from './mmput.js';
 import { zap_unused_mm } from './zap.js';
 import { __pte, mk_pte, vm_get_page_prot } from './pgtable.js';
 import { PG_anon, PG_anon_exclusive } from './page.js';
-import { __fatal_signal_pending, sigmask, signal_wake_up } from './signal.js';
+import { __fatal_signal_pending, ptrace_notify, send_signal, sigmask, signal_wake_up } from './signal.js';
 import { STEP_SLEEP, type KPath } from './steps.js';
 import { reset_thread_features, shstk_free } from './shstk.js';
 import { SigHand, type Task } from './task.js';
 import { flush_tlb_mm_range, switch_mm_irqs_off, TLB_FLUSH_ALL } from './tlbflush.js';
 import { pti_stack_map, pti_stack_unmap } from './pti.js';
 import { copy_from_user } from './uaccess.js';
-import { EAGAIN, EFAULT, ENAMETOOLONG, ENOMEM, ENOENT, RLIMIT_STACK, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL } from './uapi.js';
+import { EAGAIN, EFAULT, ENAMETOOLONG, ENOMEM, ENOENT, PTRACE_EVENT_EXEC, RLIMIT_STACK, SI_USER, SIG_DFL, SIG_IGN, SIGCHLD, SIGKILL, SIGTRAP } from './uapi.js';
 import { Vma, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from './vma.js';
 import { TASK_SIZE } from './kernel.js';
 import { STACK_GUARD_GAP } from './fault.js';
@@ -209,6 +210,7 @@ function* de_thread(k: Kernel, t: Task): KPath {
 
 /** sys_execve(filename, argv, envp): the filename names an image registered with the kernel. */
 export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
+  const old_vpid = t.tid;
   return (function* (): KPath {
     // strncpy_from_user, PATH_MAX bytes at most.
     let name = '';
@@ -283,6 +285,11 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
     start_thread_segments(pc, t);
     t.skipResult = true;
     if (k.events.on) k.emit({ type: 'exec', cpu: pc.id, tid: t.tid, image: name });
+    // exec_binprm's ptrace_event(PTRACE_EVENT_EXEC, old_vpid): a PTRACE_O_TRACEEXEC stop, or,
+    // for a tracee attached without PTRACE_SEIZE, the legacy SIGTRAP (send_sig: si_code SI_USER,
+    // si_pid its own).
+    if (t.ptrace & PT_EVENT_FLAG(PTRACE_EVENT_EXEC)) yield* ptrace_notify(k, pc, t, (PTRACE_EVENT_EXEC << 8) | SIGTRAP, BigInt(old_vpid));
+    else if ((t.ptrace & (PT_PTRACED | PT_SEIZED)) === PT_PTRACED) send_signal(k, t, { signo: SIGTRAP, code: SI_USER, addr: 0n, pid: t.tgid, pkey: 0 }, false);
     return 0;
   })();
 }

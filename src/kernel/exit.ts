@@ -3,6 +3,8 @@
  * wait4 and waitid. A thread that is not the last of its group goes away silently; the group's leader
  * becomes a zombie when the whole group is gone, its parent gets SIGCHLD (its exit_signal) and
  * is woken, and wait4 reaps it. A process without a parent is reaped at once (as init would).
+ * A traced task reports to its tracer first (ptrace.ts): its wait sees ptrace stops and reaps a
+ * traced zombie, which then goes to the real parent.
  */
 import { exit_files } from './file.js';
 import type { Kernel, PerCpu } from './kernel.js';
@@ -14,9 +16,10 @@ import { process_reach } from './reach.js';
 import { flush_tlb_kernel_range } from './tlbflush.js';
 import { wake_up_process } from './sched.js';
 import {
-  __wake_up_parent, do_notify_parent_cldstop, send_signal, signal_pending, task_participate_group_stop, zap_other_threads, ERESTARTSYS, JOBCTL_STOP_PENDING,
-  SIGNAL_STOP_CONTINUED, SIGNAL_STOP_STOPPED,
+  __wake_up_parent, do_notify_parent_cldstop, ptrace_reparented, send_signal, signal_pending, task_participate_group_stop, zap_other_threads, ERESTARTSYS, JOBCTL_LISTENING,
+  JOBCTL_STOP_PENDING, SIGNAL_STOP_CONTINUED, SIGNAL_STOP_STOPPED,
 } from './signal.js';
+import { __ptrace_unlink, exit_ptrace, task_is_traced } from './ptrace.js';
 import { STEP_SLEEP, type KPath, type KSteps } from './steps.js';
 import { FLAGS_SHARED, futex_wake } from './futex.js';
 import { shstk_free } from './shstk.js';
@@ -25,7 +28,7 @@ import { copy_to_user, putU32 } from './uaccess.js';
 import { enter_lazy_tlb } from './tlbflush.js';
 import { checkMmAfterExit } from './debug.js';
 import {
-  FUTEX_BITSET_MATCH_ANY, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, ECHILD, EFAULT, EINVAL, ESRCH, P_ALL, P_PGID, P_PID, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGCONT,
+  FUTEX_BITSET_MATCH_ANY, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, CLD_TRAPPED, ECHILD, EFAULT, EINVAL, ESRCH, P_ALL, P_PGID, P_PID, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGCONT,
   WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED, WUNTRACED, __WALL, __WCLONE, __WNOTHREAD,
 } from './uapi.js';
 import { track } from '../track.js';
@@ -160,11 +163,14 @@ export function* mm_release(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct): KStep
 }
 
 /**
- * exit_notify: the task becomes a zombie. Its children are handed to no one (reaped when they
- * die). When its group is gone the leader is reported to the parent, or reaped at once if
- * nobody waits (no parent, SIGCHLD ignored or SA_NOCLDWAIT); non-leader threads reap themselves.
+ * exit_notify: the task becomes a zombie. Its tracees are detached (exit_ptrace). Its children
+ * are handed to no one (reaped when they die). When its group is gone the leader is reported
+ * to its tracer if traced, else to the parent, or reaped at once if nobody waits (no parent,
+ * SIGCHLD ignored or SA_NOCLDWAIT); non-leader threads reap themselves (XXX: a traced one too,
+ * untraced first: 6.12 leaves it a zombie for its tracer's wait).
  */
 function exit_notify(k: Kernel, t: Task, group_dead: boolean): void {
+  if (t.ptraced.length) exit_ptrace(k, t);
   for (const c of t.group.children) if (group_dead) c.parent = null;
   t.state = 'zombie';
   if (!t.isLeader) {
@@ -175,33 +181,53 @@ function exit_notify(k: Kernel, t: Task, group_dead: boolean): void {
   if (group_dead) notify_leader(k, t);
 }
 
-/** Reports a dead group's leader to its parent, or reaps it if nobody will wait. */
+/**
+ * Reports a dead group's leader to its tracer (SIGCHLD unless the tracer is its real parent,
+ * then its exit_signal; never reaped here) or its parent, or reaps it if nobody will wait.
+ */
 function notify_leader(k: Kernel, leader: Task): void {
   if (leader.state !== 'zombie') return;
+  if (leader.ptrace) {
+    do_notify_parent(k, leader, ptrace_reparented(leader) ? SIGCHLD : leader.exit_signal);
+    return;
+  }
   const parent = leader.parent;
   if (!parent || parent.state === 'dead' || parent.state === 'zombie' && parent.group.live === 0) {
     release_task(k, leader);
     return;
   }
-  const status = leader.group.groupExit ? leader.group.group_exit_code : leader.exit_code;
-  let sig = leader.exit_signal;
+  if (do_notify_parent(k, leader, leader.exit_signal)) release_task(k, leader);
+}
+
+/**
+ * do_notify_parent (kernel/signal.c): tells `tsk`'s tracer, or else its real parent, that it
+ * died: signal `sig` with CLD_EXITED and the exit code or CLD_KILLED and the signal, and the
+ * waiters woken. True (reap it now) if it is not traced and the parent ignores SIGCHLD or set
+ * SA_NOCLDWAIT; then no signal is sent. (XXX: 6.12 still sends SIGCHLD for SA_NOCLDWAIT
+ * without SIG_IGN; the model, as before, does not.)
+ */
+export function do_notify_parent(k: Kernel, tsk: Task, sig: number): boolean {
+  const parent = tsk.ptrace && tsk.ptracer ? tsk.ptracer : tsk.parent;
+  if (!parent) return true;
+  const status = tsk.group.groupExit ? tsk.group.group_exit_code : tsk.exit_code;
   const ka = parent.sighand.action[SIGCHLD];
   let autoreap = false;
-  if (sig === SIGCHLD && (ka.handler === SIG_IGN || ka.flags & SA_NOCLDWAIT)) {
+  if (!tsk.ptrace && sig === SIGCHLD && (ka.handler === SIG_IGN || ka.flags & SA_NOCLDWAIT)) {
     autoreap = true;
     sig = 0;
   }
   if (sig > 0 && sig <= 64) {
-    // do_notify_parent: si_status the killing signal, or the exit code for CLD_EXITED.
+    // si_status the killing signal, or the exit code for CLD_EXITED.
     const killed = (status & 0x7f) !== 0;
-    send_signal(k, parent, { signo: sig, code: killed ? CLD_KILLED : CLD_EXITED, addr: 0n, pid: leader.tgid, pkey: 0, status: killed ? status & 0x7f : (status >> 8) & 0xff }, true);
+    send_signal(k, parent, { signo: sig, code: killed ? CLD_KILLED : CLD_EXITED, addr: 0n, pid: tsk.tgid, pkey: 0, status: killed ? status & 0x7f : (status >> 8) & 0xff }, true);
   }
   __wake_up_parent(k, parent);
-  if (autoreap) release_task(k, leader);
+  return autoreap;
 }
 
-/** release_task: the task is gone for good. */
+/** release_task: the task is gone for good (untraced first: ptrace_release_task). */
 export function release_task(k: Kernel, t: Task): void {
+  if (t.ptrace) __ptrace_unlink(k, t);
   t.state = 'dead';
   t.reaped = true;
   k.tasks.delete(t.tid);
@@ -231,7 +257,7 @@ export function sys_wait4(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]):
   const options = Number(a[2] & 0xffffffffn);
   if ((options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL)) !== 0) return -EINVAL;
   if (pid === -2147483648) return -ESRCH;
-  const wo: WaitOpts = { pid, flags: (options | WEXITED) >>> 0, stat: 0, info: null };
+  const wo: WaitOpts = { pid, flags: (options | WEXITED) >>> 0, stat: 0, info: null, notask_error: 0 };
   return (function* (): KPath {
     for (;;) {
       const ret = do_wait_thread(k, t, wo);
@@ -265,64 +291,107 @@ interface WaitOpts {
   flags: number;
   stat: number;
   info: { cause: number; status: number; pid: number } | null;
+  /** -ECHILD until a task that may yet report is seen (0). */
+  notask_error: number;
 }
 
 /**
- * do_wait_thread (with __do_wait's notask_error): the first child with something to report
- * (its pid, status in `wo.stat`), 0 if some child matches but has nothing yet, -ECHILD if
- * none matches. XXX: __WNOTHREAD is accepted but children are the whole group's.
+ * do_wait (__do_wait): the first task with something to report (its pid, status in `wo.stat`):
+ * the caller's group's children (do_wait_thread), then the tasks its threads trace
+ * (ptrace_do_wait); 0 if some task matches but has nothing yet, -ECHILD if none matches.
+ * XXX: __WNOTHREAD is accepted but children and tracees are the whole group's.
  */
 function do_wait_thread(k: Kernel, t: Task, wo: WaitOpts): number {
-  let notask = -ECHILD;
+  wo.notask_error = -ECHILD;
   for (const c of t.group.children) {
-    // eligible_child
-    if (wo.pid > 0 && c.tgid !== wo.pid) continue;
-    if (!(wo.flags & __WALL) && (c.exit_signal !== SIGCHLD) !== ((wo.flags & __WCLONE) !== 0)) continue;
-    // wait_consider_task: a zombie leader without live threads is reaped; one with live
-    // threads (delay_group_leader) and a live child fall through to stopped and continued.
-    if (c.state === 'dead') continue;
-    if (c.state === 'zombie' && c.group.live === 0) {
-      // wait_task_zombie: only with WEXITED (else this child counts for nothing); WNOWAIT
-      // reports without reaping.
-      if (!(wo.flags & WEXITED)) continue;
-      const status = c.group.groupExit ? c.group.group_exit_code : c.exit_code;
-      const tgid = c.tgid;
-      if (!(wo.flags & WNOWAIT)) release_task(k, c);
-      wo.stat = status;
-      if (wo.info) {
-        const exited = (status & 0x7f) === 0;
-        wo.info.cause = exited ? CLD_EXITED : status & 0x80 ? CLD_DUMPED : CLD_KILLED;
-        wo.info.status = exited ? status >> 8 : status & 0x7f;
-        wo.info.pid = tgid;
-      }
-      return tgid;
-    }
-    notask = 0;
-    const stopped = wait_task_stopped(wo, c);
-    if (stopped) return stopped;
-    const continued = wait_task_continued(wo, c);
-    if (continued) return continued;
+    const r = wait_consider_task(k, wo, c, false);
+    if (r) return r;
   }
-  return notask;
+  for (const th of t.group.threads) {
+    for (const p of th.ptraced) {
+      const r = wait_consider_task(k, wo, p, true);
+      if (r) return r;
+    }
+  }
+  return wo.notask_error;
 }
 
 /**
- * wait_task_stopped: with WUNTRACED, a child whose group is stopped (SIGNAL_STOP_STOPPED) with
- * a stop code not yet reported: the code is consumed and the status is (code << 8) | 0x7f.
- * Returns the child's pid, or 0.
+ * wait_consider_task: whether `p` (a child, or with `ptrace` a tracee) has something for this
+ * wait. eligible_child: the pid asked for, and __WCLONE/__WALL against its exit signal (not for
+ * a tracee). A child traced by its own parent's group is looked at as a tracee (so its group
+ * stop is not reported twice). A zombie whose group is gone is reaped (wait_task_zombie), but
+ * one traced by another process only by its tracer; then a stop (wait_task_stopped) or a
+ * continue (wait_task_continued). Clears notask_error for a task that may yet report.
  */
-function wait_task_stopped(wo: WaitOpts, p: Task): number {
-  if (!(wo.flags & WUNTRACED)) return 0;
+function wait_consider_task(k: Kernel, wo: WaitOpts, p: Task, ptrace: boolean): number {
+  if (wo.pid > 0 && p.tid !== wo.pid) return 0;
+  if (!ptrace && !(wo.flags & __WALL) && (p.exit_signal !== SIGCHLD) !== ((wo.flags & __WCLONE) !== 0)) return 0;
+  if (p.state === 'dead') return 0;
+  if (!ptrace && p.ptrace && !ptrace_reparented(p)) ptrace = true;
+  if (p.state === 'zombie') {
+    // delay_group_leader: a zombie leader with live threads falls through to stopped and continued.
+    if (p.group.live === 0 && (ptrace || !p.ptrace)) return wait_task_zombie(k, wo, p);
+    if (!ptrace || wo.flags & (WCONTINUED | WEXITED)) wo.notask_error = 0;
+  } else wo.notask_error = 0;
+  const stopped = wait_task_stopped(wo, ptrace, p);
+  if (stopped) return stopped;
+  return wait_task_continued(wo, p);
+}
+
+/**
+ * wait_task_zombie: only with WEXITED (else 0). Reports the group's exit status; unless
+ * WNOWAIT, the zombie is reaped, or, when its tracer reaps a leader whose real parent is
+ * another process, untraced and reported to that parent (do_notify_parent), which reaps it later
+ * unless it ignores its children.
+ */
+function wait_task_zombie(k: Kernel, wo: WaitOpts, p: Task): number {
+  if (!(wo.flags & WEXITED)) return 0;
+  const status = p.group.groupExit ? p.group.group_exit_code : p.exit_code;
+  const tgid = p.tgid;
+  if (!(wo.flags & WNOWAIT)) {
+    if (p.ptrace && ptrace_reparented(p) && p.isLeader) {
+      // EXIT_TRACE
+      __ptrace_unlink(k, p);
+      if (do_notify_parent(k, p, p.exit_signal)) release_task(k, p);
+    } else release_task(k, p);
+  }
+  wo.stat = status;
+  if (wo.info) {
+    const exited = (status & 0x7f) === 0;
+    wo.info.cause = exited ? CLD_EXITED : status & 0x80 ? CLD_DUMPED : CLD_KILLED;
+    wo.info.status = exited ? status >> 8 : status & 0x7f;
+    wo.info.pid = tgid;
+  }
+  return tgid;
+}
+
+/**
+ * wait_task_stopped: a stop not yet reported. For a tracee (`ptrace`, no WUNTRACED needed) one
+ * in a ptrace stop and not LISTENING, its exit_code; else, with WUNTRACED, a child whose group
+ * is stopped (SIGNAL_STOP_STOPPED), the group's stop code. The code is consumed (unless
+ * WNOWAIT) and the status is (code << 8) | 0x7f; waitid hears CLD_TRAPPED or CLD_STOPPED.
+ * Returns the task's pid, or 0.
+ */
+function wait_task_stopped(wo: WaitOpts, ptrace: boolean, p: Task): number {
+  if (!ptrace && !(wo.flags & WUNTRACED)) return 0;
   const g = p.group;
-  if (!(g.flags & SIGNAL_STOP_STOPPED)) return 0;
-  const exit_code = g.group_exit_code;
+  let exit_code: number;
+  if (ptrace) {
+    if (!task_is_traced(p) || p.jobctl & JOBCTL_LISTENING) return 0;
+    exit_code = p.exit_code;
+  } else {
+    if (!(g.flags & SIGNAL_STOP_STOPPED)) return 0;
+    exit_code = g.group_exit_code;
+  }
   if (!exit_code) return 0;
   if (!(wo.flags & WNOWAIT)) {
-    g.group_exit_code = 0;
-    wo.stat = (exit_code << 8) | 0x7f;
+    if (ptrace) p.exit_code = 0;
+    else g.group_exit_code = 0;
   }
-  if (wo.info) wo.info = { cause: CLD_STOPPED, status: exit_code, pid: p.tgid };
-  return p.tgid;
+  wo.stat = (exit_code << 8) | 0x7f;
+  if (wo.info) wo.info = { cause: ptrace ? CLD_TRAPPED : CLD_STOPPED, status: exit_code, pid: p.tid };
+  return p.tid;
 }
 
 /** wait_task_continued: with WCONTINUED, a child continued since it was last reported (SIGNAL_STOP_CONTINUED, cleared): status 0xffff. Its pid, or 0. */
@@ -354,7 +423,7 @@ export function sys_waitid(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
   const upid = Number(BigInt.asIntN(32, a[1]));
   const infop = a[2];
   const options = Number(a[3] & 0xffffffffn);
-  const wo: WaitOpts = { pid: -1, flags: options >>> 0, stat: 0, info: { cause: 0, status: 0, pid: 0 } };
+  const wo: WaitOpts = { pid: -1, flags: options >>> 0, stat: 0, info: { cause: 0, status: 0, pid: 0 }, notask_error: 0 };
   return (function* (): KPath {
     const err = yield* kernel_waitid(k, t, wo, which, upid);
     if (infop === 0n) return err;

@@ -240,7 +240,7 @@ function mm_release(f: File): void {
  * the start and where a page cannot be had (mmap_lock is dropped when that fails); otherwise
  * the first page that cannot be had ends the transfer. Returns the bytes moved.
  */
-function* access_remote_vm(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, data: Uint8Array, gup_flags: number): KSteps<number> {
+export function* access_remote_vm(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct, addr: number, data: Uint8Array, gup_flags: number): KSteps<number> {
   const write = (gup_flags & FOLL_WRITE) !== 0;
   yield* mmap_read_lock(k, pc, mm);
   // "Avoid triggering the temporary warning in __get_user_pages"
@@ -490,6 +490,8 @@ function get_task_state(t: Task): string {
       return t.sleepKillableOnly ? 'D (disk sleep)' : 'S (sleeping)';
     case 'stopped':
       return 'T (stopped)';
+    case 'traced':
+      return 't (tracing stop)';
     case 'zombie':
       return 'Z (zombie)';
     default:
@@ -627,7 +629,7 @@ function proc_pid_status(k: Kernel, t: Task): string {
   let s = `Name:\t${task_name(t)}\n`;
   if (t.state !== 'zombie') s += 'Umask:\t0022\n';
   s += `State:\t${get_task_state(t)}\n`;
-  s += `Tgid:\t${t.tgid}\nNgid:\t0\nPid:\t${t.tid}\nPPid:\t${t.parent ? t.parent.tgid : 0}\nTracerPid:\t0\n`;
+  s += `Tgid:\t${t.tgid}\nNgid:\t0\nPid:\t${t.tid}\nPPid:\t${t.parent ? t.parent.tgid : 0}\nTracerPid:\t${t.ptrace && t.ptracer ? t.ptracer.tid : 0}\n`;
   s += 'Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n';
   s += `FDSize:\t${max_fds(t)}\nGroups:\t \nNStgid:\t${t.tgid}\nNSpid:\t${t.tid}\n`;
   s += `Kthread:\t${t.kthread ? 1 : 0}\n`;

@@ -11,13 +11,14 @@
  * still to stop, the last to stop setting SIGNAL_STOP_STOPPED and telling the parent), and
  * SIGCONT, when it is sent (prepare_signal), flushes the stop signals and wakes the stopped
  * threads; the first of them back in get_signal tells the parent CLD_CONTINUED. SIGKILL wakes a
- * stopped thread. The jobctl bits are Linux's, so that ptrace's traps can be added on them.
+ * stopped thread. The jobctl bits are Linux's; ptrace's stops (ptrace_stop: signal-delivery,
+ * the STOP trap a group stop becomes for a traced thread, PTRACE_EVENT stops) are built on them
+ * (ptrace.ts has the requests).
  *
  * XXX: the model has one session holding one process group, which has no member whose parent
  * is in another group of the session: it is orphaned (is_current_pgrp_orphaned), so SIGTSTP,
  * SIGTTIN and SIGTTOU with their default action are discarded, as Linux discards them in an
- * orphaned group; only SIGSTOP stops. No ptrace, so no traced stops (CLD_TRAPPED); no
- * SIGNAL_UNKILLABLE init. Core dumps are not modelled (RLIMIT_CORE is 0, so a
+ * orphaned group; only SIGSTOP stops. No SIGNAL_UNKILLABLE init. Core dumps are not modelled (RLIMIT_CORE is 0, so a
  * core signal's wait status has no 0x80).
  */
 import type { Kernel, PerCpu } from './kernel.js';
@@ -25,7 +26,7 @@ import { wake_up_process, wake_up_state } from './sched.js';
 import { STEP_SLEEP, STEP_UNLOCK, type KPath, type KSteps } from './steps.js';
 import type { KSigaction, SigInfo, SigPending, Task } from './task.js';
 import {
-  CLD_CONTINUED, CLD_STOPPED, NSIG, SA_NOCLDSTOP, SA_NODEFER, SA_ONSTACK, SA_SIGINFO, SA_RESETHAND, SA_RESTART, SA_RESTORER, SS_AUTODISARM, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
+  CLD_CONTINUED, CLD_STOPPED, CLD_TRAPPED, NSIG, PTRACE_EVENT_STOP, SI_USER, SA_NOCLDSTOP, SA_NODEFER, SA_ONSTACK, SA_SIGINFO, SA_RESETHAND, SA_RESTART, SA_RESTORER, SS_AUTODISARM, SI_KERNEL, SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
   SEGV_PKUERR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
 } from './uapi.js';
 import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './uaccess.js';
@@ -36,6 +37,7 @@ import { bufferArea, xsave, xstateSizeStandard } from '../hw/xsave.js';
 import type { Cpu } from '../hw/cpu.js';
 import { DESC_DPL_SHIFT, DESC_P, DESC_S, DESC_TYPE_EXPAND_DOWN, DESC_TYPE_SHIFT, DESC_TYPE_WRITABLE } from '../hw/segment.js';
 import { __USER_CS, __USER_DS } from './desc.js';
+import { PT_SEIZED } from './ptrace.js';
 
 /** -ERESTARTSYS: a sleeping syscall was interrupted; restarted unless a handler without SA_RESTART runs. */
 export const ERESTARTSYS = 512;
@@ -61,12 +63,18 @@ export const JOBCTL_STOP_DEQUEUED = 1 << 16;
 export const JOBCTL_STOP_PENDING = 1 << 17;
 /** Its stop counts in group_stop_count. */
 export const JOBCTL_STOP_CONSUME = 1 << 18;
-/** ptrace's traps (not modelled: never set). */
+/** ptrace's traps: a PTRACE_EVENT_STOP (or, not seized, a group-stop trap) is due; a seized tracee is to re-trap to report a change. */
 export const JOBCTL_TRAP_STOP = 1 << 19;
 export const JOBCTL_TRAP_NOTIFY = 1 << 20;
+/** PTRACE_LISTEN: the tracee stays in its STOP trap but is not reported as traced. */
+export const JOBCTL_LISTENING = 1 << 22;
+/** A ptrace request is working on the traced tracee: even SIGKILL does not wake it until the request ends. */
+export const JOBCTL_PTRACE_FROZEN = 1 << 24;
 /** The thread is stopped in do_signal_stop (TASK_STOPPED); cleared by SIGCONT and SIGKILL. */
 export const JOBCTL_STOPPED = 1 << 26;
-const JOBCTL_TRAP_MASK = JOBCTL_TRAP_STOP | JOBCTL_TRAP_NOTIFY;
+/** The thread is in a ptrace stop (TASK_TRACED); cleared by the tracer's resume and by SIGKILL. */
+export const JOBCTL_TRACED = 1 << 27;
+export const JOBCTL_TRAP_MASK = JOBCTL_TRAP_STOP | JOBCTL_TRAP_NOTIFY;
 const JOBCTL_PENDING_MASK = JOBCTL_STOP_PENDING | JOBCTL_TRAP_MASK;
 
 /** signal->flags (include/linux/sched/signal.h): the group is stopped; it was continued (for WCONTINUED); the parent is yet to be told. */
@@ -169,8 +177,10 @@ function prepare_signal(k: Kernel, p: Task, sig: number): boolean {
     for (const t of g.threads) {
       flush_sigqueue_mask(SIG_KERNEL_STOP_MASK, t.pending);
       task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING);
-      t.jobctl &= ~JOBCTL_STOPPED;
-      wake_up_state(k, t, 'stopped');
+      if (!(t.ptrace & PT_SEIZED)) {
+        t.jobctl &= ~JOBCTL_STOPPED;
+        wake_up_state(k, t, 'stopped');
+      } else ptrace_trap_notify(k, t);
     }
     let why = 0;
     if (g.flags & SIGNAL_STOP_STOPPED) why |= SIGNAL_CLD_CONTINUED;
@@ -202,7 +212,7 @@ function signal_set_stop_flags(g: Task['group'], flags: number): void {
  * thread's jobctl, replacing the signal number; false, changing nothing, if the thread has
  * SIGKILL pending or is exiting.
  */
-function task_set_jobctl_pending(t: Task, mask: number): boolean {
+export function task_set_jobctl_pending(t: Task, mask: number): boolean {
   if (__fatal_signal_pending(t) || t.exiting) return false;
   if (mask & JOBCTL_STOP_SIGMASK) t.jobctl &= ~JOBCTL_STOP_SIGMASK;
   t.jobctl |= mask;
@@ -210,7 +220,7 @@ function task_set_jobctl_pending(t: Task, mask: number): boolean {
 }
 
 /** task_clear_jobctl_pending: clears `mask`; clearing JOBCTL_STOP_PENDING clears CONSUME and DEQUEUED too. */
-function task_clear_jobctl_pending(t: Task, mask: number): void {
+export function task_clear_jobctl_pending(t: Task, mask: number): void {
   if (mask & JOBCTL_STOP_PENDING) mask |= JOBCTL_STOP_CONSUME | JOBCTL_STOP_DEQUEUED;
   t.jobctl &= ~mask;
 }
@@ -234,10 +244,10 @@ export function task_participate_group_stop(t: Task): boolean {
   return false;
 }
 
-/** wants_signal: `t` may take `sig` now (not blocked, not exiting; SIGKILL even when stopped). */
+/** wants_signal: `t` may take `sig` now (not blocked, not exiting; SIGKILL even when stopped or traced). */
 function wants_signal(sig: number, t: Task): boolean {
   if ((t.blocked & sigmask(sig)) !== 0n || t.exiting || t.state === 'zombie' || t.state === 'dead') return false;
-  return sig === SIGKILL || t.state !== 'stopped';
+  return sig === SIGKILL || (t.state !== 'stopped' && t.state !== 'traced');
 }
 
 function complete_signal(k: Kernel, p: Task, sig: number, group: boolean): void {
@@ -245,7 +255,8 @@ function complete_signal(k: Kernel, p: Task, sig: number, group: boolean): void 
   if (wants_signal(sig, p)) target = p;
   else if (group) target = p.group.threads.find((t) => wants_signal(sig, t)) ?? null;
   if (!target) return;
-  if (sig_fatal(target, sig) && !target.group.groupExit && !inMask(sig, SIG_KERNEL_COREDUMP_MASK)) {
+  // A fatal signal other than SIGKILL sent to a traced thread does not kill here: its tracer sees it first (ptrace_signal).
+  if (sig_fatal(target, sig) && !target.group.groupExit && !inMask(sig, SIG_KERNEL_COREDUMP_MASK) && (sig === SIGKILL || !p.ptrace)) {
     // signal->flags = SIGNAL_GROUP_EXIT: the job-control flags go with the rest.
     const g = target.group;
     g.groupExit = true;
@@ -279,14 +290,15 @@ export function zap_other_threads(k: Kernel, p: Task): void {
 
 /**
  * signal_wake_up: a sleeping task wakes to handle its signal (interruptible sleeps; killable
- * ones only for a fatal signal). A fatal signal also ends a stop (clears JOBCTL_STOPPED and
- * wakes TASK_STOPPED: TASK_WAKEKILL).
+ * ones only for a fatal signal). A fatal signal also ends a stop or a ptrace stop (clears
+ * JOBCTL_STOPPED and JOBCTL_TRACED, wakes TASK_STOPPED and TASK_TRACED: TASK_WAKEKILL), unless a
+ * ptrace request holds the tracee frozen (JOBCTL_PTRACE_FROZEN: ptrace_unfreeze_traced wakes it).
  */
 export function signal_wake_up(k: Kernel, t: Task, fatal: boolean): void {
-  if (fatal) {
-    t.jobctl &= ~JOBCTL_STOPPED;
-    if (t.state === 'stopped') {
-      wake_up_state(k, t, 'stopped');
+  if (fatal && !(t.jobctl & JOBCTL_PTRACE_FROZEN)) {
+    t.jobctl &= ~(JOBCTL_STOPPED | JOBCTL_TRACED);
+    if (t.state === 'stopped' || t.state === 'traced') {
+      wake_up_state(k, t, t.state);
       return;
     }
   }
@@ -295,29 +307,57 @@ export function signal_wake_up(k: Kernel, t: Task, fatal: boolean): void {
   wake_up_process(k, t);
 }
 
+/**
+ * ptrace_signal_wake_up (include/linux/ptrace.h): the tracee is to look at its signals and
+ * traps; with `resume` a ptrace stop ends too (JOBCTL_TRACED cleared, TASK_TRACED woken).
+ */
+export function ptrace_signal_wake_up(k: Kernel, t: Task, resume: boolean): void {
+  if (resume) {
+    t.jobctl &= ~JOBCTL_TRACED;
+    if (t.state === 'traced') {
+      wake_up_state(k, t, 'traced');
+      return;
+    }
+  }
+  if (t.state === 'sleeping' && !t.sleepKillableOnly) wake_up_process(k, t);
+}
+
+/** ptrace_trap_notify: a seized tracee is to re-trap (JOBCTL_TRAP_NOTIFY) to report a group-stop change; a LISTENing one is woken for it. */
+function ptrace_trap_notify(k: Kernel, t: Task): void {
+  task_set_jobctl_pending(t, JOBCTL_TRAP_NOTIFY);
+  ptrace_signal_wake_up(k, t, (t.jobctl & JOBCTL_LISTENING) !== 0);
+}
+
 /** __wake_up_parent: the threads of `parent`'s group asleep in wait4 wake (wait_chldexit). */
 export function __wake_up_parent(k: Kernel, parent: Task): void {
   for (const th of parent.group.threads) if (th.waitingChild) wake_up_process(k, th);
 }
 
 /**
- * do_notify_parent_cldstop (kernel/signal.c): tells the real parent of `t`'s group leader that
- * the group stopped (CLD_STOPPED, si_status the stop signal from group_exit_code) or continued
- * (CLD_CONTINUED, si_status SIGCONT): SIGCHLD with si_pid the child's, unless the parent ignores
- * SIGCHLD or set SA_NOCLDSTOP; its threads in wait4 are woken either way. A group without a
- * parent (the first process) tells no one.
+ * do_notify_parent_cldstop (kernel/signal.c): tells the real parent of `t`'s group leader (or,
+ * `for_ptracer`, `t`'s tracer) that the group stopped (CLD_STOPPED, si_status the stop signal
+ * from group_exit_code), continued (CLD_CONTINUED, si_status SIGCONT) or that `t` entered a
+ * ptrace stop (CLD_TRAPPED, si_status its exit_code's signal): SIGCHLD with si_pid the child's,
+ * unless the parent ignores SIGCHLD or set SA_NOCLDSTOP; its threads in wait4 are woken either
+ * way. A group without a parent (the first process) tells no one.
  */
-export function do_notify_parent_cldstop(k: Kernel, pc: PerCpu, t: Task, why: number): void {
-  const leader = t.group.threads.find((th) => th.isLeader) ?? t;
-  const parent = leader.parent;
+export function do_notify_parent_cldstop(k: Kernel, pc: PerCpu, t: Task, why: number, for_ptracer = false): void {
+  const leader = for_ptracer ? t : t.group.threads.find((th) => th.isLeader) ?? t;
+  const parent = for_ptracer ? t.ptracer : leader.parent;
   if (!parent || parent.state === 'dead') return;
   if (k.events.on) k.emit({ type: 'jobctl', cpu: pc.id, tid: leader.tid, what: 'notify', code: why });
-  const status = why === CLD_CONTINUED ? SIGCONT : t.group.group_exit_code & 0x7f;
+  const status = why === CLD_CONTINUED ? SIGCONT : why === CLD_TRAPPED ? t.exit_code & 0x7f : t.group.group_exit_code & 0x7f;
   const ka = parent.sighand.action[SIGCHLD];
   if (ka.handler !== SIG_IGN && !(ka.flags & SA_NOCLDSTOP)) {
-    send_signal(k, parent, { signo: SIGCHLD, code: why, addr: 0n, pid: leader.tgid, pkey: 0, status }, true);
+    send_signal(k, parent, { signo: SIGCHLD, code: why, addr: 0n, pid: for_ptracer ? leader.tid : leader.tgid, pkey: 0, status }, true);
   }
   __wake_up_parent(k, parent);
+}
+
+/** ptrace_reparented: `t` is traced by a process other than its real parent. */
+export function ptrace_reparented(t: Task): boolean {
+  const real = t.parent;
+  return t.ptracer !== null && (!real || t.ptracer.group !== real.group);
 }
 
 /**
@@ -405,6 +445,8 @@ function force_valid_ss(pc: PerCpu, t: Task): void {
 export const RT_SIGFRAME_SIZE = 440;
 /** Offsets in the frame (arch/x86/include/asm/sigframe.h, uapi/asm/sigcontext.h). */
 export const UC_MCONTEXT = 48;
+/** struct sigcontext_64's general registers, in order from uc_mcontext: each is the thread's variable of that name. */
+export const SC_GPRS: readonly string[] = Object.freeze(['r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rdi', 'rsi', 'rbp', 'rbx', 'rdx', 'rax', 'rcx']);
 const SC_RAX = UC_MCONTEXT + 13 * 8;
 export const SC_RSP = UC_MCONTEXT + 15 * 8;
 export const SC_RIP = UC_MCONTEXT + 16 * 8;
@@ -435,7 +477,7 @@ const XFEATURE_MASK_FPSSE = 0x3n;
 const XFEATURE_MASK_PKRU = 0x200n;
 
 /** fpu_user_cfg.max_features: the user features XCR0 holds (fpu__init_cpu_xstate; no AVX in the model). */
-function user_xfeatures(k: Kernel): bigint {
+export function user_xfeatures(k: Kernel): bigint {
   return XFEATURE_MASK_FPSSE | (k.ospke ? XFEATURE_MASK_PKRU : 0n);
 }
 
@@ -506,6 +548,9 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
       const why = g.flags & SIGNAL_CLD_CONTINUED ? CLD_CONTINUED : CLD_STOPPED;
       g.flags &= ~SIGNAL_CLD_MASK;
       do_notify_parent_cldstop(k, pc, t, why);
+      // The tracer of the group leader hears it too, unless it is the real parent.
+      const leader = g.threads.find((th) => th.isLeader);
+      if (leader && leader.ptrace && ptrace_reparented(leader)) do_notify_parent_cldstop(k, pc, leader, why, true);
       continue relock;
     }
     for (;;) {
@@ -514,9 +559,21 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
       // while group_exec_task is set).
       if (g.groupExit || (g.group_exec_task && g.group_exec_task !== t)) return 1;
       if (t.jobctl & JOBCTL_STOP_PENDING && (yield* do_signal_stop(k, pc, t, 0))) continue relock;
-      const info = dequeue_signal(t);
+      if (t.jobctl & JOBCTL_TRAP_MASK) {
+        yield* do_jobctl_trap(k, pc, t);
+        continue relock;
+      }
+      let info = dequeue_signal(t);
       if (!info) return 0;
-      const sig = info.signo;
+      let sig = info.signo;
+      // A traced thread stops for its tracer with every signal but SIGKILL (signal-delivery-stop);
+      // what the tracer resumes it with is the signal delivered (0: none).
+      if (t.ptrace && sig !== SIGKILL) {
+        const r = yield* ptrace_signal(k, pc, t, info);
+        if (!r) continue;
+        info = r;
+        sig = r.signo;
+      }
       const ka = t.sighand.action[sig];
       if (ka.handler === SIG_IGN) continue;
       if (ka.handler !== SIG_DFL) {
@@ -577,7 +634,8 @@ function is_current_pgrp_orphaned(_t: Task): boolean {
  * group_stop_count, and is woken to stop. Then, in one step under siglock, `t` takes its part
  * (the last tells the parent CLD_STOPPED, after siglock is dropped) and sets JOBCTL_STOPPED;
  * it sleeps in TASK_STOPPED unless SIGCONT or SIGKILL cleared that meanwhile, and returns true
- * once it runs again.
+ * once it runs again. A traced thread does not stop here: it gets JOBCTL_TRAP_STOP (false), and
+ * get_signal's do_jobctl_trap stops it for its tracer.
  */
 function* do_signal_stop(k: Kernel, pc: PerCpu, t: Task, signr: number): KSteps<boolean> {
   const g = t.group;
@@ -591,9 +649,15 @@ function* do_signal_stop(k: Kernel, pc: PerCpu, t: Task, signr: number): KSteps<
       if (th === t || th.state === 'stopped' || th.state === 'zombie' || th.state === 'dead') continue;
       if (task_set_jobctl_pending(th, signr | gstop)) {
         g.group_stop_count++;
-        signal_wake_up(k, th, false);
+        if (!(th.ptrace & PT_SEIZED)) signal_wake_up(k, th, false);
+        else ptrace_trap_notify(k, th);
       }
     }
+  }
+  // While traced, the group stop is a STOP trap (do_jobctl_trap), for the caller to take.
+  if (t.ptrace) {
+    task_set_jobctl_pending(t, JOBCTL_TRAP_STOP);
+    return false;
   }
   const notify = task_participate_group_stop(t);
   t.jobctl |= JOBCTL_STOPPED;
@@ -609,6 +673,101 @@ function* do_signal_stop(k: Kernel, pc: PerCpu, t: Task, signr: number): KSteps<
     if (k.events.on) k.emit({ type: 'jobctl', cpu: pc.id, tid: t.tid, what: 'resume', code: 0 });
   }
   return true;
+}
+
+/**
+ * ptrace_stop (kernel/signal.c, 6.12): the ptrace stop every traced stop goes through. Nothing
+ * if the thread is no longer traced or has SIGKILL pending (the code comes back unchanged).
+ * Otherwise, under siglock: the stop's message, siginfo (last_siginfo, for PTRACE_GETSIGINFO)
+ * and code (exit_code, what the tracer's wait reports); a CLD_STOPPED stop takes its part in
+ * the group stop; the pending STOP trap (and, for a PTRACE_EVENT_STOP, NOTIFY) is cleared.
+ * Then, siglock dropped, JOBCTL_TRACED and TASK_TRACED, the tracer is told (CLD_TRAPPED or
+ * CLD_STOPPED, for_ptracer) and, if this ended a group stop and the tracer is not the real
+ * parent, the real parent too; the thread sleeps until the tracer resumes it (ptrace_resume
+ * sets exit_code to the signal to deliver) or SIGKILL or a detach wakes it. Returns exit_code
+ * then, clearing it, last_siginfo and the message.
+ *
+ * XXX: 6.12 enters TASK_TRACED and sets JOBCTL_TRACED before dropping siglock; the model does
+ * it with the sleep, one step later, so the tracer never finds the tracee TRACED while it is
+ * still on its CPU (the tracer's wait_task_inactive in ptrace_check_attach waits that out).
+ */
+export function* ptrace_stop(k: Kernel, pc: PerCpu, t: Task, exit_code: number, why: number, message: bigint, info: SigInfo | null): KSteps<number> {
+  if (!t.ptrace || __fatal_signal_pending(t)) return exit_code;
+  t.ptrace_message = message;
+  t.last_siginfo = info;
+  t.exit_code = exit_code;
+  let gstop_done = false;
+  if (why === CLD_STOPPED && t.jobctl & JOBCTL_STOP_PENDING) gstop_done = task_participate_group_stop(t);
+  // Any trap clears a pending STOP trap; a STOP trap clears NOTIFY.
+  task_clear_jobctl_pending(t, JOBCTL_TRAP_STOP);
+  if (info && info.code >> 8 === PTRACE_EVENT_STOP) task_clear_jobctl_pending(t, JOBCTL_TRAP_NOTIFY);
+  pc.touch = -1;
+  yield STEP_UNLOCK;
+  // A detach (exit_ptrace) or SIGKILL in between would have woken the sleep: it does not start.
+  const sleep = t.ptrace !== 0 && !__fatal_signal_pending(t);
+  if (sleep) {
+    t.jobctl |= JOBCTL_TRACED;
+    t.state = 'traced';
+  }
+  if (t.ptrace) do_notify_parent_cldstop(k, pc, t, why, true);
+  if (gstop_done && (!t.ptrace || ptrace_reparented(t))) do_notify_parent_cldstop(k, pc, t, why);
+  if (sleep) {
+    if (k.events.on) k.emit({ type: 'jobctl', cpu: pc.id, tid: t.tid, what: 'trace', code: exit_code });
+    yield STEP_SLEEP;
+    if (k.events.on) k.emit({ type: 'jobctl', cpu: pc.id, tid: t.tid, what: 'resume', code: t.exit_code });
+  }
+  const ret = t.exit_code;
+  t.last_siginfo = null;
+  t.ptrace_message = 0n;
+  t.exit_code = 0;
+  t.jobctl &= ~(JOBCTL_LISTENING | JOBCTL_PTRACE_FROZEN | JOBCTL_TRACED);
+  return ret;
+}
+
+/** ptrace_do_notify: a ptrace stop with a SIGTRAP-like siginfo of its own (si_code the stop's code, si_pid the thread's). */
+function ptrace_do_notify(k: Kernel, pc: PerCpu, t: Task, signr: number, exit_code: number, why: number, message: bigint): KSteps<number> {
+  const info: SigInfo = { signo: signr, code: exit_code, addr: 0n, pid: t.tid, pkey: 0 };
+  return ptrace_stop(k, pc, t, exit_code, why, message, info);
+}
+
+/** ptrace_notify (kernel/signal.c): a PTRACE_EVENT stop, `exit_code` = SIGTRAP | event << 8, reported as CLD_TRAPPED. */
+export function ptrace_notify(k: Kernel, pc: PerCpu, t: Task, exit_code: number, message: bigint): KSteps<number> {
+  return ptrace_do_notify(k, pc, t, SIGTRAP, exit_code, CLD_TRAPPED, message);
+}
+
+/**
+ * do_jobctl_trap (kernel/signal.c): a seized tracee's PTRACE_EVENT_STOP (for a group stop its
+ * stop signal, else SIGTRAP, with PTRACE_EVENT_STOP << 8: the wait status's bits 16..23), or a
+ * group-stop trap of a tracee attached with PTRACE_ATTACH (the stop signal, no siginfo).
+ */
+function* do_jobctl_trap(k: Kernel, pc: PerCpu, t: Task): KSteps<void> {
+  const g = t.group;
+  let signr = t.jobctl & JOBCTL_STOP_SIGMASK;
+  if (t.ptrace & PT_SEIZED) {
+    if (!g.group_stop_count && !(g.flags & SIGNAL_STOP_STOPPED)) signr = SIGTRAP;
+    yield* ptrace_do_notify(k, pc, t, signr, signr | (PTRACE_EVENT_STOP << 8), CLD_STOPPED, 0n);
+  } else yield* ptrace_stop(k, pc, t, signr, CLD_STOPPED, 0n, null);
+}
+
+/**
+ * ptrace_signal (kernel/signal.c): signal-delivery-stop. The signal dequeued for `t` stops it for
+ * its tracer (CLD_TRAPPED, the siginfo readable by PTRACE_GETSIGINFO); the tracer's resume
+ * decides: 0 drops the signal (null), another number replaces it (si_code SI_USER, si_pid the
+ * tracer's). The signal to deliver is put back in the queue instead if `t` blocks it or has
+ * SIGKILL pending (null). Returns the siginfo to deliver. XXX: a requeued signal goes to the
+ * thread's own queue (6.12 puts it back in the queue it came from).
+ */
+function* ptrace_signal(k: Kernel, pc: PerCpu, t: Task, info: SigInfo): KSteps<SigInfo | null> {
+  // JOBCTL_STOP_DEQUEUED whatever the signal: the tracer may turn it into a stop signal.
+  t.jobctl |= JOBCTL_STOP_DEQUEUED;
+  const signr = yield* ptrace_stop(k, pc, t, info.signo, CLD_TRAPPED, 0n, info);
+  if (signr === 0) return null;
+  if (signr !== info.signo) info = { signo: signr, code: SI_USER, addr: 0n, pid: t.ptracer ? t.ptracer.tid : 0, pkey: 0 };
+  if ((t.blocked & sigmask(signr)) !== 0n || __fatal_signal_pending(t)) {
+    send_signal(k, t, info, false);
+    return null;
+  }
+  return info;
 }
 
 /** get_sigframe's `(void __user *)-1L`: a frame address access_ok refuses. */
@@ -681,7 +840,13 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   putU64(f, UC_STACK_SS_SP, t.sas_ss_sp);
   putU32(f, UC_STACK_SS_FLAGS, t.sas_ss_flags);
   putU64(f, UC_STACK_SS_SIZE, t.sas_ss_size);
-  // __unsafe_setup_sigcontext (XXX: the general registers are not modelled and stay 0).
+  // __unsafe_setup_sigcontext: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx from the thread's
+  // variables of those names (0 when unset), then rsp and rip.
+  const vars = t.vars;
+  for (let i = 0; i < SC_GPRS.length; i++) {
+    const v = vars.get(SC_GPRS[i]);
+    if (v !== undefined) putU64(f, UC_MCONTEXT + 8 * i, v);
+  }
   putU64(f, SC_RSP, BigInt(t.sp));
   putU64(f, SC_RIP, BigInt(t.pc));
   putU64(f, SC_EFLAGS, BigInt(USER_EFLAGS));
@@ -711,9 +876,13 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   if (ka.flags & SA_SIGINFO && !(yield* copy_to_user(k, pc, t, frame + BigInt(SIGINFO), f.subarray(SIGINFO)))) return false;
   t.sp = Number(frame);
   t.pc = Number(ka.handler);
-  // x64_setup_rt_frame: regs->di = sig, regs->si = &frame->info, regs->dx = &frame->uc (for
-  // every handler, SA_SIGINFO or not); the handler's variables are those registers, the frame's
-  // address (its entry rsp) and the siginfo fields it would read through RSI.
+  // x64_setup_rt_frame: regs->di = sig, regs->ax = 0, regs->si = &frame->info, regs->dx =
+  // &frame->uc (for every handler, SA_SIGINFO or not); the handler's variables are those
+  // registers, the frame's address (its entry rsp) and the siginfo fields it would read through RSI.
+  vars.set('rdi', BigInt(info.signo));
+  vars.set('rax', 0n);
+  vars.set('rsi', frame + BigInt(SIGINFO));
+  vars.set('rdx', frame + BigInt(UC_FLAGS));
   t.vars.set('frame', frame);
   t.vars.set('siginfo', frame + BigInt(SIGINFO));
   t.vars.set('ucontext', frame + BigInt(UC_FLAGS));
@@ -754,7 +923,8 @@ function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): KSte
  * an alternate stack the interrupted PKRU denies can still be read, and its -EPERM check sees
  * the handler's stack pointer); restore_sigcontext: the instruction and stack pointers, CS and
  * SS (RPL 3, force_valid_ss unless UC_STRICT_RESTORE_SS), then PKRU from the XSAVE image (a
- * handler's edit of it takes effect); then the shadow-stack signal token is popped. A frame
+ * handler's edit of it takes effect); then the shadow-stack signal token is popped. The general
+ * registers (r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx) go back to their variables first. A frame
  * that cannot be read or checked is SIGSEGV (signal_fault), after what was restored before it.
  */
 export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
@@ -768,6 +938,12 @@ export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   // (force_valid_ss) unless the frame asks for a strict restore, for 64-bit code
   // (user_64bit_mode: cs == __USER_CS). The IRET back to user mode checks them (desc.ts
   // iret_segments). Then the FPU state (fpu__restore_sig), PKRU with it.
+  // The general registers go back to the thread's variables of their names (a register that
+  // was never set and comes back 0 stays unset), rax included: it is also the syscall's return.
+  for (let i = 0; i < SC_GPRS.length; i++) {
+    const v = getU64(f, UC_MCONTEXT + 8 * i);
+    if (v !== 0n || t.vars.has(SC_GPRS[i])) t.vars.set(SC_GPRS[i], v);
+  }
   t.pc = Number(getU64(f, SC_RIP));
   t.sp = Number(getU64(f, SC_RSP));
   const csss = getU64(f, SC_CS);

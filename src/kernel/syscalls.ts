@@ -5,7 +5,7 @@
  * Protection keys, shadow stacks, process_vm_readv, locking memory, the break, resource limits,
  * the file syscalls, pipes and userfaultfd have their own files (pkeys.ts, shstk.ts, gup.ts,
  * mlock.ts, brk.ts, mremap.ts, resource.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts,
- * pipe.ts, splice.ts, ioctl.ts, userfaultfd.ts, futex.ts).
+ * pipe.ts, splice.ts, ioctl.ts, userfaultfd.ts, futex.ts, ptrace.ts).
  * Also the small syscalls: getpid, gettid, set_tid_address, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill (sigaltstack is in sigaltstack.ts).
  */
@@ -40,6 +40,7 @@ import { sys_mmap, sys_mprotect, sys_munmap, sys_pkey_mprotect } from './mmap.js
 import { sys_pkey_alloc, sys_pkey_free } from './pkeys.js';
 import { sys_map_shadow_stack } from './shstk.js';
 import { sys_arch_prctl } from './process_64.js';
+import { sys_ptrace } from './ptrace.js';
 import { sys_sigaltstack } from './sigaltstack.js';
 import { send_signal, sig_kernel_ignore, sigmask, SIG_KERNEL_ONLY_MASK, sys_rt_sigreturn, valid_signal } from './signal.js';
 import type { KPath } from './steps.js';
@@ -257,6 +258,7 @@ const table: readonly SyscallEntry[] = [
   { nr: 72, name: 'fcntl', args: ['fd', 'cmd', 'arg'], handler: sys_fcntl },
   { nr: 77, name: 'ftruncate', args: ['fd', 'length'], handler: sys_ftruncate },
   { nr: 97, name: 'getrlimit', args: ['resource', 'rlim'], handler: sys_getrlimit },
+  { nr: 101, name: 'ptrace', args: ['request', 'pid', 'addr', 'data'], handler: sys_ptrace },
   { nr: 125, name: 'capget', args: ['header', 'dataptr'], handler: sys_capget },
   { nr: 126, name: 'capset', args: ['header', 'data'], handler: sys_capset },
   { nr: 131, name: 'sigaltstack', args: ['uss', 'uoss'], handler: sys_sigaltstack },

@@ -93,8 +93,11 @@ export class ThreadGroup {
 /** CAP_FULL_SET: every capability up to CAP_LAST_CAP (40, CAP_CHECKPOINT_RESTORE). */
 export const CAP_FULL_SET = (1n << 41n) - 1n;
 
-/** 'stopped' is TASK_STOPPED (a group stop): only SIGCONT (wake_up_state __TASK_STOPPED) or SIGKILL (TASK_WAKEKILL) wakes it. */
-export type TaskState = 'running' | 'runnable' | 'sleeping' | 'stopped' | 'zombie' | 'dead';
+/**
+ * 'stopped' is TASK_STOPPED (a group stop): only SIGCONT (wake_up_state __TASK_STOPPED) or SIGKILL (TASK_WAKEKILL) wakes it.
+ * 'traced' is TASK_TRACED (a ptrace stop, ptrace.ts): only the tracer's resume (__TASK_TRACED) or SIGKILL wakes it.
+ */
+export type TaskState = 'running' | 'runnable' | 'sleeping' | 'stopped' | 'traced' | 'zombie' | 'dead';
 
 /** A user-visible result of one operation, when the kernel keeps a log. */
 export interface OpRecord {
@@ -213,6 +216,19 @@ export class Task {
   jobctl = 0;
   /** PF_EXITING: the task is in do_exit (a group stop no longer counts on it). */
   exiting = false;
+
+  // ---- ptrace (ptrace.ts) -------------------------------------------------------------------
+  /** task->ptrace: PT_PTRACED, PT_SEIZED and the options (PT_EVENT_FLAG); 0 when not traced. */
+  ptrace = 0;
+  /** task->parent while traced: the tracer (null when not traced; real_parent is `parent`'s). */
+  ptracer: Task | null = null;
+  /** task->ptraced: the tasks this one traces. */
+  readonly ptraced: Task[] = [];
+  /** last_siginfo and ptrace_message while in a ptrace stop (PTRACE_GETSIGINFO, PTRACE_GETEVENTMSG). */
+  last_siginfo: SigInfo | null = null;
+  ptrace_message = 0n;
+  /** thread.ptrace_bps' addresses (u_debugreg[0..3]) and thread.virtual_dr6 as a tracer set them. */
+  readonly ptrace_dr = new BigUint64Array(8);
 
   // ---- Kernel side ---------------------------------------------------------------------------
   /** The kernel path in progress (a syscall, a fault, signal delivery), or null in user mode. */

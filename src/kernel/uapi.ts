@@ -488,3 +488,52 @@ export const UFFDIO_WRITEPROTECT_MODE_WP = 1 << 0;
 export const UFFDIO_WRITEPROTECT_MODE_DONTWAKE = 1 << 1;
 export const UFFDIO_CONTINUE_MODE_DONTWAKE = 1 << 0;
 export const UFFDIO_CONTINUE_MODE_WP = 1 << 1;
+
+// ---- ptrace (include/uapi/linux/ptrace.h, arch/x86/include/uapi/asm/ptrace-abi.h, include/uapi/linux/elf.h) ---
+export const PTRACE_TRACEME = 0;
+export const PTRACE_PEEKTEXT = 1;
+export const PTRACE_PEEKDATA = 2;
+export const PTRACE_PEEKUSR = 3;
+export const PTRACE_POKETEXT = 4;
+export const PTRACE_POKEDATA = 5;
+export const PTRACE_POKEUSR = 6;
+export const PTRACE_CONT = 7;
+export const PTRACE_KILL = 8;
+export const PTRACE_SINGLESTEP = 9;
+export const PTRACE_GETREGS = 12;
+export const PTRACE_SETREGS = 13;
+export const PTRACE_GETFPREGS = 14;
+export const PTRACE_SETFPREGS = 15;
+export const PTRACE_ATTACH = 16;
+export const PTRACE_DETACH = 17;
+export const PTRACE_SYSCALL = 24;
+export const PTRACE_ARCH_PRCTL = 30;
+export const PTRACE_SETOPTIONS = 0x4200;
+export const PTRACE_GETEVENTMSG = 0x4201;
+export const PTRACE_GETSIGINFO = 0x4202;
+export const PTRACE_SETSIGINFO = 0x4203;
+export const PTRACE_GETREGSET = 0x4204;
+export const PTRACE_SETREGSET = 0x4205;
+export const PTRACE_SEIZE = 0x4206;
+export const PTRACE_INTERRUPT = 0x4207;
+export const PTRACE_LISTEN = 0x4208;
+/** PTRACE_SETOPTIONS and PTRACE_SEIZE options (PTRACE_O_MASK: all of them). */
+export const PTRACE_O_TRACESYSGOOD = 1;
+export const PTRACE_O_TRACEFORK = 1 << 1;
+export const PTRACE_O_TRACEVFORK = 1 << 2;
+export const PTRACE_O_TRACECLONE = 1 << 3;
+export const PTRACE_O_TRACEEXEC = 1 << 4;
+export const PTRACE_O_TRACEVFORKDONE = 1 << 5;
+export const PTRACE_O_TRACEEXIT = 1 << 6;
+export const PTRACE_O_TRACESECCOMP = 1 << 7;
+export const PTRACE_O_EXITKILL = 1 << 20;
+export const PTRACE_O_SUSPEND_SECCOMP = 1 << 21;
+export const PTRACE_O_MASK = 0x000000ff | PTRACE_O_EXITKILL | PTRACE_O_SUSPEND_SECCOMP;
+/** Stop events: a stop's wait status holds the event in bits 16..23. */
+export const PTRACE_EVENT_EXEC = 4;
+export const PTRACE_EVENT_STOP = 128;
+/** Register sets for PTRACE_GETREGSET and PTRACE_SETREGSET (the ELF core-note types). */
+export const NT_PRSTATUS = 1;
+export const NT_PRFPREG = 2;
+export const NT_X86_XSTATE = 0x202;
+export const NT_X86_SHSTK = 0x204;

@@ -13,7 +13,7 @@ import {
   PROT_READ, PROT_WRITE, SIG_DFL, SIG_IGN, SIGKILL, SIGNAL_NAMES, SIGSTOP,
 } from '../kernel/uapi.js';
 import { System, type IsolabEvent, type SystemConfig } from '../system.js';
-import { HANDLER_NAMES, REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
+import { HANDLER_NAMES, HANDLER_REGISTERS, REGISTER_NAMES, type Op, type Program, type Value } from '../user/program.js';
 import { CONSTANTS, ExprError, foldExpr, suggest, toValue, type Folded } from './expr.js';
 import { EVENT_KINDS, type EventType, type FieldSpec, type FilterValue } from './events.js';
 import { issueAt, pathString, type Locator, type Path } from './load.js';
@@ -1034,7 +1034,7 @@ class Compiler {
       return;
     }
     const defined = allowed ?? f?.defined ?? new Set<string>();
-    if (!defined.has(name) && !REGISTER_NAMES.includes(name)) {
+    if (!defined.has(name) && !REGISTER_NAMES.includes(name) && !(f?.handler && HANDLER_REGISTERS.includes(name))) {
       const where = f && f.fn !== 'main' && !f.fn.includes('.child') ? 'anywhere in this program' : 'by `as` or `set` earlier in this thread (or, in a child, before the fork)';
       this.issue(path, `${ref} is not defined: names are defined ${where}`, { offset });
     }

@@ -81,10 +81,10 @@ export const EVENT_KINDS: { [T in EventType]: EventKindSpec<EventOf<T>> } = {
   page_fault: { doc: 'The kernel handled a page fault.', fields: { outcome: field('outcome', FAULT_OUTCOMES, 'How it ended: copied and reused are copy-on-write.'), user: field('user', 'boolean', 'From user mode.') } },
   signal: { doc: 'A signal was delivered (stop: the thread stops with its group).', fields: { signo: field('signo', 'signal', 'The signal.'), action: field('action', ['handler', 'terminate', 'core', 'ignore', 'stop'], 'What delivery did (stop: the thread stops with its group).') } },
   jobctl: {
-    doc: 'Job control: a thread stopped (TASK_STOPPED) or ran again, or the parent was told that its child stopped or continued (do_notify_parent_cldstop).',
+    doc: 'Job control: a thread stopped (TASK_STOPPED) or entered a ptrace stop (TASK_TRACED) or ran again, or the parent or tracer was told that its child stopped, continued or trapped (do_notify_parent_cldstop).',
     fields: {
-      what: field('what', JOBCTL_WHATS, 'stop, resume, or notify (the event\'s thread is the child\'s leader).'),
-      code: field('code', 'integer', 'For notify: CLD_STOPPED (5) or CLD_CONTINUED (6); 0 otherwise.'),
+      what: field('what', JOBCTL_WHATS, 'stop, resume, notify (the event\'s thread is the child\'s leader, or the tracee for a tracer), or trace (a ptrace stop; code its exit_code).'),
+      code: field('code', 'integer', 'For notify: CLD_STOPPED (5), CLD_CONTINUED (6) or CLD_TRAPPED (4); for trace the stop\'s exit_code, for a resume from it the tracer\'s signal; 0 otherwise.'),
     },
   },
   switch_mm: { doc: 'switch_mm_irqs_off loaded an mm.', fields: { flush: field('flush', 'boolean', 'The CR3 write flushed.'), how: field('how', ['switch', 'unlazy'], 'A switch, or leaving lazy mode.') } },

@@ -115,6 +115,15 @@ export const REGISTER_NAMES: readonly string[] = ['rsp'];
  */
 export const HANDLER_NAMES: readonly string[] = Object.freeze(['signo', 'si_code', 'si_addr', 'si_pkey', 'frame', 'siginfo', 'ucontext']);
 
+/**
+ * A thread variable named after a 64-bit general register (rax rbx rcx rdx rsi rdi rbp r8..r15)
+ * is that register, as the signal frame's sigcontext (kernel/signal.ts SC_GPRS) and ptrace's
+ * user_regs_struct (kernel/ptrace_64.ts USER_REGS) hold it. A signal handler starts with rdi
+ * (the signal), rsi (&frame->info), rdx (&frame->uc) and rax (0) set, so it may read these
+ * without defining them.
+ */
+export const HANDLER_REGISTERS: readonly string[] = Object.freeze(['rdi', 'rsi', 'rdx', 'rax']);
+
 export interface Program {
   main: Op[];
   /** Named functions: signal handlers and thread bodies. Each returns through its stack. */

@@ -345,11 +345,11 @@ export class Run {
     this.faults.push({ step, event: e, ctx: r.ctx ?? -1, start, changes, copies });
   }
 
-  /** Whether racer `i`'s stretch is over: its last operation completed, or its task is gone or stopped (job control: it goes on, if at all, after the window). */
+  /** Whether racer `i`'s stretch is over: its last operation completed, or its task is gone or stopped (job control or a ptrace stop: it goes on, if at all, after the window). */
   racerDone(i: number): boolean {
     if (this.stretchDone.has(i)) return true;
     const t = this.k.tasks.get(this.tids[i]);
-    return !t || t.state === 'dead' || t.state === 'zombie' || t.state === 'stopped';
+    return !t || t.state === 'dead' || t.state === 'zombie' || t.state === 'stopped' || t.state === 'traced';
   }
 
   /** The CPUs that may step now: a racer's CPU while its stretch lasts, any CPU with an IPI to take. */
