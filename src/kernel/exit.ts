@@ -203,8 +203,8 @@ function notify_leader(k: Kernel, leader: Task): void {
  * do_notify_parent (kernel/signal.c): tells `tsk`'s tracer, or else its real parent, that it
  * died: signal `sig` with CLD_EXITED and the exit code or CLD_KILLED and the signal, and the
  * waiters woken. True (reap it now) if it is not traced and the parent ignores SIGCHLD or set
- * SA_NOCLDWAIT; then no signal is sent. (XXX: 6.12 still sends SIGCHLD for SA_NOCLDWAIT
- * without SIG_IGN; the model, as before, does not.)
+ * SA_NOCLDWAIT; the signal is still sent for SA_NOCLDWAIT ("implementation-defined: we do"),
+ * not when SIGCHLD is SIG_IGN.
  */
 export function do_notify_parent(k: Kernel, tsk: Task, sig: number): boolean {
   const parent = tsk.ptrace && tsk.ptracer ? tsk.ptracer : tsk.parent;
@@ -214,7 +214,7 @@ export function do_notify_parent(k: Kernel, tsk: Task, sig: number): boolean {
   let autoreap = false;
   if (!tsk.ptrace && sig === SIGCHLD && (ka.handler === SIG_IGN || ka.flags & SA_NOCLDWAIT)) {
     autoreap = true;
-    sig = 0;
+    if (ka.handler === SIG_IGN) sig = 0;
   }
   if (sig > 0 && sig <= 64) {
     // si_status the killing signal, or the exit code for CLD_EXITED.

@@ -226,3 +226,55 @@ expect:
   exit: { p: 0 }
 `, 10);
 });
+
+test('SA_NOCLDWAIT: the child is reaped at once (wait4 -ECHILD) and SIGCHLD is still sent, with CLD_EXITED and the exit code, once; SIG_IGN reaps at once too (host)', () => {
+  // kernel/signal.c do_notify_parent (6.12): autoreap for SIG_IGN or SA_NOCLDWAIT, but the
+  // signal is dropped only for SIG_IGN ("Whether we send SIGCHLD or not for SA_NOCLDWAIT is
+  // implementation-defined: we do"). Host (/tmp/lj/nocld.c): one handler run, si_code 1,
+  // si_status 7, si_pid the child, then wait4 -1 with ECHILD.
+  run(`name: sigframe-nocldwait
+processes:
+  - name: p
+    handlers:
+      SIGCHLD: { handler: chld, flags: SA_SIGINFO|SA_NOCLDWAIT|SA_RESTART }
+    functions:
+      chld:
+        - load: { addr: $siginfo + 8, size: 4 }
+          as: code
+        - store: { addr: $buf, value: $code }
+        - load: { addr: $siginfo + 24, size: 4 }
+          as: st
+        - store: { addr: $buf + 8, value: $st }
+        - set: { n: $n + 1 }
+        - return
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS }
+        as: buf
+      - set: { n: 0 }
+      - fork:
+          ops:
+            - exit_group: { error_code: 7 }
+        as: child
+      - wait4: { upid: -1, stat_addr: 0, options: 0, ru: 0 }
+        expect: -ECHILD
+      - load: $buf
+        expect: CLD_EXITED
+      - load: $buf + 8
+        expect: 7
+      - set: { m: $n }
+      - store: { addr: $buf + 16, value: $m }
+      - load: $buf + 16
+        expect: 1
+  - name: q
+    handlers:
+      SIGCHLD: { handler: SIG_IGN }
+    ops:
+      - fork:
+          ops:
+            - exit_group: { error_code: 7 }
+      - wait4: { upid: -1, stat_addr: 0, options: 0, ru: 0 }
+        expect: -ECHILD
+expect:
+  exit: { p: 0, q: 0 }
+`, 7);
+});
