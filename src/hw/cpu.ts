@@ -29,7 +29,7 @@ import {
   XFEATURE_MASK_AVX, XFEATURE_MASK_CET_S, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87,
 } from './regs.js';
 import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
-import { descAttributes, descBase, descLimit, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, iretCheck, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SREG_SS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
+import { descAttributes, descBase, descLimit, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, intGateCheck, iretCheck, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SREG_SS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
 import { Tlb } from './tlb.js';
 import type { EventBus } from '../events.js';
 import { ArgumentError, IsolabError } from '../errors.js';
@@ -155,6 +155,9 @@ export class Cpu implements AccessRegs {
   /** GDTR: the GDT's linear address and limit (bytes - 1). */
   gdtrBase = 0n;
   gdtrLimit = 0;
+  /** IDTR: the IDT's linear address and limit (bytes - 1). */
+  idtrBase = 0n;
+  idtrLimit = 0;
   /** LDTR: selector and hidden part (base, limit); a null LDTR makes every LDT selector out of limits. */
   readonly ldtr: SegmentRegister = { sel: 0, base: 0n, limit: 0, attr: 0 };
 
@@ -760,6 +763,39 @@ export class Cpu implements AccessRegs {
     if (!isCanonical(Number((base >> 32n) & 0xffffffffn) | 0, this.pagingLevels === 5)) return this.gp();
     this.gdtrBase = BigInt.asUintN(64, base);
     this.gdtrLimit = limit;
+    return true;
+  }
+
+  /** LIDT: IDTR = base, limit. #GP at CPL>0 or for a non-canonical base. */
+  lidt(base: bigint, limit: number): boolean {
+    if (this.cpl !== 0 || !Number.isInteger(limit) || limit < 0 || limit > 0xffff) return this.gp();
+    if (!isCanonical(Number((base >> 32n) & 0xffffffffn) | 0, this.pagingLevels === 5)) return this.gp();
+    this.idtrBase = BigInt.asUintN(64, base);
+    this.idtrLimit = limit;
+    return true;
+  }
+
+  /**
+   * INT n's gate (SDM Vol. 2A INT n, IA-32e mode): reads the 16-byte gate for `vector` from the
+   * IDT (an implicit supervisor read through the page tables, at any CPL) and checks it
+   * (segment.ts intGateCheck). True when the gate delivers: the caller enters the kernel
+   * through it. Otherwise false with the fault recorded (#GP or #NP with the gate's error
+   * code, or the #PF of the read); nothing else changes.
+   */
+  intn(vector: number): boolean {
+    if (!Number.isInteger(vector) || vector < 0 || vector > 255) throw new ArgumentError('vector', `${vector} is not an interrupt vector (0..255)`);
+    const off = vector * 16;
+    let hi: number | null = null;
+    if (off + 15 <= this.idtrLimit) {
+      const d = this.read(this.idtrBase + BigInt(off), 8, Access.ImplicitRead);
+      if (!d) return false;
+      hi = (d[4] | (d[5] << 8) | (d[6] << 16) | (d[7] << 24)) >>> 0;
+    }
+    const f = intGateCheck(vector, this.cpl, hi);
+    if (f) {
+      this.raise(f.vector, f.errorCode);
+      return false;
+    }
     return true;
   }
 

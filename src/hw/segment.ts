@@ -12,6 +12,7 @@
  *
  * XXX: 64-bit mode only (no compatibility mode: a 32-bit CS changes nothing here); base and
  * limit of DS, ES and SS are loaded but, as in 64-bit mode, never applied to an access.
+ * INT n checks its IDT gate (intGateCheck) but not the gate's target code segment.
  */
 import { X86_TRAP_GP, X86_TRAP_NP, X86_TRAP_SS } from './regs.js';
 
@@ -216,4 +217,29 @@ export function verrResult(sel: number, cpl: number, hi: number | null): boolean
 /** VERW: ZF=1 (true) for a visible writable data segment. */
 export function verwResult(sel: number, cpl: number, hi: number | null): boolean {
   return visible(sel, cpl, hi) && writableData(hi);
+}
+
+/**
+ * The error code of a fault INT n raises for its gate (SDM Vol. 3A §6.13, Figure 6-7): the
+ * vector times 8 with IDT (bit 1) set and EXT (bit 0) clear, as for any software interrupt.
+ */
+export function idtErrorCode(vector: number): number {
+  return vector * 8 + 2;
+}
+
+/**
+ * INT n in IA-32e mode (SDM Vol. 2A INT n, "IA-32e-MODE"), the checks of the gate for
+ * `vector`: `hi` is the gate's second word (type, DPL, P), or null when the 16 bytes lie past
+ * IDTR's limit. Past the limit, a type other than a 64-bit interrupt or trap gate, or (a
+ * software interrupt) DPL below CPL -> #GP(vector*8+2); not present -> #NP(vector*8+2). Null
+ * when the gate delivers. XXX: the gate's target CS, IST and stack checks are not made: the
+ * kernel's gates point at its own valid code segment.
+ */
+export function intGateCheck(vector: number, cpl: number, hi: number | null): SegmentFault | null {
+  const gp = { vector: X86_TRAP_GP, errorCode: idtErrorCode(vector) };
+  if (hi === null) return gp;
+  const type = descType(hi);
+  if ((hi & DESC_S) !== 0 || (type !== SYS_TYPE_INT_GATE && type !== SYS_TYPE_TRAP_GATE)) return gp;
+  if (descDpl(hi) < cpl) return gp;
+  return hi & DESC_P ? null : { vector: X86_TRAP_NP, errorCode: idtErrorCode(vector) };
 }

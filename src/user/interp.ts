@@ -22,7 +22,9 @@ import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_DE, X86_
 import { cpuid } from '../hw/cpuid.js';
 import type { PhysMem } from '../hw/physmem.js';
 import { rfbmOf, xrstor, xsave, xsave_check, xsave_ranges, xsavec, type XsaveArea, type XsaveInsn } from '../hw/xsave.js';
-import { do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
+import { do_int80_emulation, do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
+import { IA32_SYSCALL_VECTOR } from '../kernel/idt.js';
+import { ia32SyscallByName } from '../kernel/syscall_32.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
 import { syscallByName } from '../kernel/syscalls.js';
@@ -176,6 +178,8 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       break;
     case 'syscall':
       return syscall_insn(k, pc, t, fn, idx);
+    case 'int80':
+      return int80_insn(k, pc, t, fn, idx);
     case 'longjmp':
       return siglongjmp(k, pc, t);
     case 'return':
@@ -573,6 +577,24 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   t.pc = Number(dv.getBigUint64(SC_RIP, true)) + OP_BYTES;
   t.sp = Number(dv.getBigUint64(SC_RSP, true));
   t.slice++;
+}
+
+/**
+ * INT 0x80 (SDM Vol. 2A INT n): the gate of vector 0x80 is checked (cpu.intn); a gate that
+ * refuses (ia32_emulation off: DPL 0) raises #GP(0x402) at the instruction. Otherwise the ip
+ * moves past it and the kernel's int80_emulation runs the 32-bit syscall: EAX the number,
+ * EBX, ECX, EDX, ESI, EDI, EBP the arguments, each the low 32 bits of its register.
+ */
+function int80_insn(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: number): void {
+  const op = fn.ops[idx] as { op: 'int80'; name: string | number; into?: string };
+  if (!pc.cpu.intn(IA32_SYSCALL_VECTOR)) return idtentry(k, pc, t);
+  const rax = typeof op.name === 'number' ? BigInt(op.name) : BigInt(ia32SyscallByName(op.name));
+  const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
+  const cargs = fn.args[idx];
+  for (let i = 0; i < cargs.length; i++) args[i] = BigInt.asUintN(32, valueOf(t, cargs[i]));
+  t.pc += OP_BYTES;
+  t.slice++;
+  do_int80_emulation(k, pc, t, rax, args, op.into);
 }
 
 /** The SYSCALL instruction: its arguments from the operation's registers, the ip past it, then into the kernel. */

@@ -36,6 +36,12 @@ export type Op =
    * loaded one.
    */
   | { op: 'syscall'; name: string | number; args?: Value[]; into?: string; child?: Op[]; cpu?: number }
+  /**
+   * INT 0x80: a 32-bit syscall by ia32 name or number (EAX; a number is truncated to 32 bits)
+   * with up to six arguments (EBX, ECX, EDX, ESI, EDI, EBP: each truncated to 32 bits); the
+   * return value (or -errno, sign-extended) goes to `into`.
+   */
+  | { op: 'int80'; name: string | number; args?: Value[]; into?: string }
   /** Sets a variable. */
   | { op: 'set'; var: string; value: Value }
   /** In a signal handler: siglongjmp to just after the interrupted operation, restoring the signal mask saved in the frame. */
@@ -256,6 +262,15 @@ export class ProgramImage {
           f.values[i] = null;
           break;
         }
+        case 'int80': {
+          const args = op.args ?? [];
+          if (!Array.isArray(args) || args.length > 6) throw new ArgumentError('program', `${this.where(f, i)}.args: expected at most six arguments`);
+          if (typeof op.name !== 'string' && (!Number.isSafeInteger(op.name) || op.name < 0)) throw new ArgumentError('program', `${this.where(f, i)}.name: expected a 32-bit syscall name or number, got ${JSON.stringify(op.name)}`);
+          f.args[i] = args.length === 0 ? NO_VALUES : args.map((a, j) => this.value(a, f, i, '.args', j));
+          f.addrs[i] = null;
+          f.values[i] = null;
+          break;
+        }
         case 'set':
           if (typeof op.var !== 'string' || op.var === '') throw new ArgumentError('program', `${this.where(f, i)}.var: expected a variable name`);
           f.values[i] = this.value(op.value, f, i, '.value');
@@ -351,7 +366,7 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, saveprevssp, cpuid, xgetbv, xsave, xsavec, xrstor, transient_load, while, jump, mov_sreg, read_sreg, lar, lsl, verr, verw, rdfsbase, rdgsbase, wrfsbase or wrgsbase`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, int80, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, saveprevssp, cpuid, xgetbv, xsave, xsavec, xrstor, transient_load, while, jump, mov_sreg, read_sreg, lar, lsl, verr, verw, rdfsbase, rdgsbase, wrfsbase or wrgsbase`);
       }
     });
   }
