@@ -6,28 +6,31 @@
  * table lacks. A number the table lacks is -ENOSYS (sys_ni_syscall).
  */
 import { ArgumentError } from '../errors.js';
-import { syscallEntry, type SyscallEntry } from './syscalls.js';
+import { syscallEntry, type SyscallEntry, type SyscallHandler } from './syscalls.js';
 import { sys_get_thread_area, sys_set_thread_area } from './tls.js';
 
-/** An entry whose handler is the 64-bit table's entry named `name` (the same sys_* function). */
-function same(nr: number, name: string): SyscallEntry {
-  const e = syscallEntry(name)!;
-  return Object.freeze({ ...e, nr });
+/**
+ * An entry whose handler is the 64-bit table's entry named `name` (the same sys_* function),
+ * looked up when called (the two tables' modules load in either order).
+ */
+function same(nr: number, name: string, args: readonly string[], noreturn = false): SyscallEntry {
+  const handler: SyscallHandler = (k, pc, t, a) => syscallEntry(name)!.handler(k, pc, t, a);
+  return Object.freeze({ nr, name, args, handler, ...(noreturn ? { noreturn } : {}) });
 }
 
 const table: readonly SyscallEntry[] = [
-  same(1, 'exit'),
-  same(3, 'read'),
-  same(4, 'write'),
-  same(6, 'close'),
-  same(20, 'getpid'),
-  same(37, 'kill'),
-  same(123, 'modify_ldt'),
-  same(158, 'sched_yield'),
-  same(224, 'gettid'),
+  same(1, 'exit', ['error_code'], true),
+  same(3, 'read', ['fd', 'buf', 'count']),
+  same(4, 'write', ['fd', 'buf', 'count']),
+  same(6, 'close', ['fd']),
+  same(20, 'getpid', []),
+  same(37, 'kill', ['pid', 'sig']),
+  same(123, 'modify_ldt', ['func', 'ptr', 'bytecount']),
+  same(158, 'sched_yield', []),
+  same(224, 'gettid', []),
   { nr: 243, name: 'set_thread_area', args: ['u_info'], handler: sys_set_thread_area },
   { nr: 244, name: 'get_thread_area', args: ['u_info'], handler: sys_get_thread_area },
-  same(252, 'exit_group'),
+  same(252, 'exit_group', ['error_code'], true),
 ];
 
 /** The ia32 table indexed by number (holes are undefined: -ENOSYS). Built once, never changed. */
