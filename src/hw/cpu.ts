@@ -29,7 +29,7 @@ import {
   XFEATURE_MASK_AVX, XFEATURE_MASK_CET_S, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87,
 } from './regs.js';
 import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
-import { descAttributes, descBase, descLimit, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, intGateCheck, iretCheck, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SREG_SS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
+import { descAttributes, descBase, descLimit, DESC_L, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, farCodeCheck, farRetCheck, intGateCheck, iretCheck, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SREG_SS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
 import { Tlb } from './tlb.js';
 import type { EventBus } from '../events.js';
 import { ArgumentError, IsolabError } from '../errors.js';
@@ -911,6 +911,47 @@ export class Cpu implements AccessRegs {
     loadHidden(this.seg[SREG_CS], cs, csLo, csHi);
     loadHidden(this.seg[SREG_SS], ss, ssLo, ssHi);
     return true;
+  }
+
+  /**
+   * Compatibility mode: IA-32e mode with a CS whose L bit is clear (SDM Vol. 3A §2.2,
+   * "IA-32e mode"): 32-bit code, 32-bit effective addresses, SYSCALL #UD (Intel).
+   */
+  compatMode(): boolean {
+    return (this.seg[SREG_CS].attr & (DESC_L >>> 8)) === 0;
+  }
+
+  /**
+   * The CS part of a far JMP or CALL (`ret` false) or of a far RET (`ret` true) in IA-32e mode
+   * (SDM Vol. 2A JMP, CALL, RET): reads the descriptor of `sel` and checks it (segment.ts
+   * farCodeCheck, farRetCheck), then the new RIP `offset`: into a compatibility-mode segment
+   * it must be within the limit, into a 64-bit one canonical, else #GP(0). True when CS may be
+   * loaded (`loadFarCs`, in the same step: the descriptor read is kept in descLo/descHi);
+   * otherwise false with the fault recorded and nothing changed. XXX: A is not set in a CS
+   * descriptor that lacks it (Linux's GDT and LDT entries all have it).
+   */
+  farCheck(sel: number, offset: bigint, ret: boolean): boolean {
+    sel &= 0xffff;
+    let hi: number | null = null;
+    if (!selectorIsNull(sel)) {
+      const r = this.readDescriptor(sel);
+      if (r === FAULT) return false;
+      if (r === 1) hi = this.descHi;
+    }
+    const f = ret ? farRetCheck(sel, this.cpl, hi) : farCodeCheck(sel, this.cpl, hi);
+    if (f) return this.raiseSelector(f.vector, f.errorCode);
+    const h = hi!;
+    if (h & DESC_L) {
+      if (!isCanonical(Number((offset >> 32n) & 0xffffffffn) | 0, this.pagingLevels === 5)) return this.gp();
+    } else if (offset > BigInt(descLimit(this.descLo, h))) return this.gp();
+    return true;
+  }
+
+  /** Loads CS after farCheck passed: selector `sel` (a JMP's or CALL's with RPL = CPL, a RET's as popped) and the descriptor farCheck read. */
+  loadFarCs(sel: number, ret: boolean): void {
+    const cs = ret ? sel & 0xffff : (sel & 0xfffc) | this.cpl;
+    loadHidden(this.seg[SREG_CS], cs, this.descLo, this.descHi);
+    if (this.events.on) this.emit({ type: 'segment_load', cpu: this.id, sreg: SREG_CS, sel: cs, base: 0n });
   }
 
   /** MOV r16, Sreg: the selector. Never faults. */

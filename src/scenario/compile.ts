@@ -708,6 +708,22 @@ class Compiler {
         this.emit(f, { op: kind, value: this.value(arg, kpath, f) }, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
         break;
       }
+      case 'ljmp':
+      case 'lcall': {
+        if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
+        const a = arg as { sel: unknown; addr: unknown; size?: 4 | 8 };
+        const op: Op = { op: kind, sel: this.value(a.sel, [...kpath, 'sel'], f), addr: this.value(a.addr, [...kpath, 'addr'], f), ...(a.size !== undefined ? { size: a.size } : {}) };
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, op, { path, label: `${kind} ${String(a.sel)}:${hexText(a.addr)}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'lret': {
+        if (as !== undefined) this.issue([...path, 'as'], 'lret has no result to name', { key: true });
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        const size = arg === null || arg === undefined ? undefined : (arg as 4 | 8);
+        this.emit(f, { op: 'lret', ...(size !== undefined ? { size } : {}) }, { path, label: `lret${size !== undefined ? ` ${size}` : ''}${note}`, syscall: false, expect });
+        break;
+      }
       case 'call':
       case 'wrpkru': {
         if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
