@@ -23,7 +23,6 @@ import { cpuid } from '../hw/cpuid.js';
 import type { PhysMem } from '../hw/physmem.js';
 import { rfbmOf, xrstor, xsave, xsave_check, xsave_ranges, xsavec, type XsaveArea, type XsaveInsn } from '../hw/xsave.js';
 import { do_int80_emulation, do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
-import { IA32_SYSCALL_VECTOR } from '../kernel/idt.js';
 import { ia32SyscallByName } from '../kernel/syscall_32.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
@@ -671,6 +670,9 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   t.slice++;
 }
 
+/** INT 0x80's immediate: the vector whose gate it goes through. */
+const INT80_VECTOR = 0x80;
+
 /**
  * INT 0x80 (SDM Vol. 2A INT n): the gate of vector 0x80 is checked (cpu.intn); a gate that
  * refuses (ia32_emulation off: DPL 0) raises #GP(0x402) at the instruction. Otherwise the ip
@@ -679,7 +681,7 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
  */
 function int80_insn(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: number): void {
   const op = fn.ops[idx] as { op: 'int80'; name: string | number; into?: string };
-  if (!pc.cpu.intn(IA32_SYSCALL_VECTOR)) return idtentry(k, pc, t);
+  if (!pc.cpu.intn(INT80_VECTOR)) return idtentry(k, pc, t);
   const rax = typeof op.name === 'number' ? BigInt(op.name) : BigInt(ia32SyscallByName(op.name));
   const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
   const cargs = fn.args[idx];
