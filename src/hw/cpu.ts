@@ -776,8 +776,9 @@ export class Cpu implements AccessRegs {
   }
 
   /**
-   * INT n's gate (SDM Vol. 2A INT n, IA-32e mode): reads the 16-byte gate for `vector` from the
-   * IDT (an implicit supervisor read through the page tables, at any CPL) and checks it
+   * INT n's gate (SDM Vol. 2A INT n, IA-32e mode): reads the first 8 bytes of the 16-byte gate
+   * for `vector` (type, DPL, P) from the IDT (an implicit supervisor read through the page
+   * tables, at any CPL) and checks it
    * (segment.ts intGateCheck). True when the gate delivers: the caller enters the kernel
    * through it. Otherwise false with the fault recorded (#GP or #NP with the gate's error
    * code, or the #PF of the read); nothing else changes.
