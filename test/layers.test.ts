@@ -30,6 +30,7 @@ const KERNEL_VALUE_IMPORTS: Record<string, string> = {
   'kernel/uapi.ts': 'the user ABI: errno, signal and si_code numbers, flag constants (include/uapi)',
   'kernel/options.ts': 'the table of kernel options (boot parameters and sysctls), with their docs and defaults',
   'kernel/syscalls.ts': 'the syscall table: names, numbers and argument names',
+  'kernel/syscall_32.ts': "the ia32 syscall table (INT 0x80's): names, numbers and argument names",
   'kernel/events.ts': "the event stream's vocabulary (e.g. the page-fault outcomes an expectation may name)",
 };
 /** Value imports allowed in one directory only, with why. */
@@ -145,7 +146,7 @@ test('layers: the interpreter enters the kernel only through the entry points', 
   const fromKernel = importsOf('user/interp.ts').filter((i) => i.module.startsWith('kernel/') && i.values.length > 0);
   const entry = fromKernel.find((i) => i.module === 'kernel/entry.ts');
   assert.ok(entry, 'user/interp.ts calls kernel/entry.ts');
-  assert.deepEqual([...entry.values].sort(), ['do_syscall_64', 'exc_invalid_opcode', 'idtentry', 'sysvec_reschedule_ipi']);
-  // Besides the entry points: the signal frame's layout and set_current_blocked (siglongjmp), the syscall table (names to numbers).
-  assert.deepEqual(fromKernel.filter((i) => i !== entry).map((i) => i.module).sort(), ['kernel/signal.ts', 'kernel/syscalls.ts']);
+  assert.deepEqual([...entry.values].sort(), ['do_int80_emulation', 'do_syscall_64', 'exc_invalid_opcode', 'idtentry', 'sysvec_reschedule_ipi']);
+  // Besides the entry points: the signal frame's layout and set_current_blocked (siglongjmp), the syscall tables (names to numbers).
+  assert.deepEqual(fromKernel.filter((i) => i !== entry).map((i) => i.module).sort(), ['kernel/signal.ts', 'kernel/syscall_32.ts', 'kernel/syscalls.ts']);
 });

@@ -29,7 +29,7 @@ import {
   XFEATURE_MASK_AVX, XFEATURE_MASK_CET_S, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87,
 } from './regs.js';
 import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
-import { descAttributes, descBase, descLimit, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, iretCheck, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SREG_SS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
+import { descAttributes, descBase, descLimit, DESC_L, DESC_P, DESC_S, DESC_TYPE_ACCESSED, DESC_TYPE_SHIFT, descType, farCodeCheck, farRetCheck, intGateCheck, iretCheck, larResult, lslResult, movSregCheck, SEL_TI, selectorErrorCode, selectorIsNull, SREG_CS, SREG_FS, SREG_GS, SREG_SS, SYS_TYPE_LDT, verrResult, verwResult, type SegmentRegister } from './segment.js';
 import { Tlb } from './tlb.js';
 import type { EventBus } from '../events.js';
 import { ArgumentError, IsolabError } from '../errors.js';
@@ -155,6 +155,9 @@ export class Cpu implements AccessRegs {
   /** GDTR: the GDT's linear address and limit (bytes - 1). */
   gdtrBase = 0n;
   gdtrLimit = 0;
+  /** IDTR: the IDT's linear address and limit (bytes - 1). */
+  idtrBase = 0n;
+  idtrLimit = 0;
   /** LDTR: selector and hidden part (base, limit); a null LDTR makes every LDT selector out of limits. */
   readonly ldtr: SegmentRegister = { sel: 0, base: 0n, limit: 0, attr: 0 };
 
@@ -763,6 +766,40 @@ export class Cpu implements AccessRegs {
     return true;
   }
 
+  /** LIDT: IDTR = base, limit. #GP at CPL>0 or for a non-canonical base. */
+  lidt(base: bigint, limit: number): boolean {
+    if (this.cpl !== 0 || !Number.isInteger(limit) || limit < 0 || limit > 0xffff) return this.gp();
+    if (!isCanonical(Number((base >> 32n) & 0xffffffffn) | 0, this.pagingLevels === 5)) return this.gp();
+    this.idtrBase = BigInt.asUintN(64, base);
+    this.idtrLimit = limit;
+    return true;
+  }
+
+  /**
+   * INT n's gate (SDM Vol. 2A INT n, IA-32e mode): reads the first 8 bytes of the 16-byte gate
+   * for `vector` (type, DPL, P) from the IDT (an implicit supervisor read through the page
+   * tables, at any CPL) and checks it
+   * (segment.ts intGateCheck). True when the gate delivers: the caller enters the kernel
+   * through it. Otherwise false with the fault recorded (#GP or #NP with the gate's error
+   * code, or the #PF of the read); nothing else changes.
+   */
+  intn(vector: number): boolean {
+    if (!Number.isInteger(vector) || vector < 0 || vector > 255) throw new ArgumentError('vector', `${vector} is not an interrupt vector (0..255)`);
+    const off = vector * 16;
+    let hi: number | null = null;
+    if (off + 15 <= this.idtrLimit) {
+      const d = this.read(this.idtrBase + BigInt(off), 8, Access.ImplicitRead);
+      if (!d) return false;
+      hi = (d[4] | (d[5] << 8) | (d[6] << 16) | (d[7] << 24)) >>> 0;
+    }
+    const f = intGateCheck(vector, this.cpl, hi);
+    if (f) {
+      this.raise(f.vector, f.errorCode);
+      return false;
+    }
+    return true;
+  }
+
   /**
    * LLDT `sel` (SDM Vol. 2 LLDT, 64-bit mode): a null selector makes LDTR unusable; otherwise
    * the 16-byte system descriptor is read from the GDT: #GP(sel) for TI=1, an index past the
@@ -875,6 +912,47 @@ export class Cpu implements AccessRegs {
     loadHidden(this.seg[SREG_CS], cs, csLo, csHi);
     loadHidden(this.seg[SREG_SS], ss, ssLo, ssHi);
     return true;
+  }
+
+  /**
+   * Compatibility mode: IA-32e mode with a CS whose L bit is clear (SDM Vol. 3A §2.2,
+   * "IA-32e mode"): 32-bit code, 32-bit effective addresses, SYSCALL #UD (Intel).
+   */
+  compatMode(): boolean {
+    return (this.seg[SREG_CS].attr & (DESC_L >>> 8)) === 0;
+  }
+
+  /**
+   * The CS part of a far JMP or CALL (`ret` false) or of a far RET (`ret` true) in IA-32e mode
+   * (SDM Vol. 2A JMP, CALL, RET): reads the descriptor of `sel` and checks it (segment.ts
+   * farCodeCheck, farRetCheck), then the new RIP `offset`: into a compatibility-mode segment
+   * it must be within the limit, into a 64-bit one canonical, else #GP(0). True when CS may be
+   * loaded (`loadFarCs`, in the same step: the descriptor read is kept in descLo/descHi);
+   * otherwise false with the fault recorded and nothing changed. XXX: A is not set in a CS
+   * descriptor that lacks it (Linux's GDT and LDT entries all have it).
+   */
+  farCheck(sel: number, offset: bigint, ret: boolean): boolean {
+    sel &= 0xffff;
+    let hi: number | null = null;
+    if (!selectorIsNull(sel)) {
+      const r = this.readDescriptor(sel);
+      if (r === FAULT) return false;
+      if (r === 1) hi = this.descHi;
+    }
+    const f = ret ? farRetCheck(sel, this.cpl, hi) : farCodeCheck(sel, this.cpl, hi);
+    if (f) return this.raiseSelector(f.vector, f.errorCode);
+    const h = hi!;
+    if (h & DESC_L) {
+      if (!isCanonical(Number((offset >> 32n) & 0xffffffffn) | 0, this.pagingLevels === 5)) return this.gp();
+    } else if (offset > BigInt(descLimit(this.descLo, h))) return this.gp();
+    return true;
+  }
+
+  /** Loads CS after farCheck passed: selector `sel` (a JMP's or CALL's with RPL = CPL, a RET's as popped) and the descriptor farCheck read. */
+  loadFarCs(sel: number, ret: boolean): void {
+    const cs = ret ? sel & 0xffff : (sel & 0xfffc) | this.cpl;
+    loadHidden(this.seg[SREG_CS], cs, this.descLo, this.descHi);
+    if (this.events.on) this.emit({ type: 'segment_load', cpu: this.id, sreg: SREG_CS, sel: cs, base: 0n });
   }
 
   /** MOV r16, Sreg: the selector. Never faults. */

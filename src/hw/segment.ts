@@ -10,8 +10,13 @@
  * 23:16, type, S, DPL, P, limit 19:16, AVL, L, D/B, G, base 31:24). A 64-bit system
  * descriptor (LDT, TSS) adds a third word, base 63:32.
  *
- * XXX: 64-bit mode only (no compatibility mode: a 32-bit CS changes nothing here); base and
- * limit of DS, ES and SS are loaded but, as in 64-bit mode, never applied to an access.
+ * Far CALL, JMP and RET load CS (farCodeCheck, farRetCheck); a CS whose descriptor has L=0
+ * puts the processor in compatibility mode (hw/cpu.ts compatMode).
+ *
+ * XXX: base and limit of DS, ES and SS are loaded but never applied to an access, in
+ * compatibility mode too (Linux's flat segments make that exact; an LDT data segment with a
+ * base is not). INT n checks its IDT gate (intGateCheck) but not the gate's target code
+ * segment.
  */
 import { X86_TRAP_GP, X86_TRAP_NP, X86_TRAP_SS } from './regs.js';
 
@@ -216,4 +221,64 @@ export function verrResult(sel: number, cpl: number, hi: number | null): boolean
 /** VERW: ZF=1 (true) for a visible writable data segment. */
 export function verwResult(sel: number, cpl: number, hi: number | null): boolean {
   return visible(sel, cpl, hi) && writableData(hi);
+}
+
+/**
+ * The error code of a fault INT n raises for its gate (SDM Vol. 3A §6.13, Figure 6-7): the
+ * vector times 8 with IDT (bit 1) set and EXT (bit 0) clear, as for any software interrupt.
+ */
+export function idtErrorCode(vector: number): number {
+  return vector * 8 + 2;
+}
+
+/**
+ * INT n in IA-32e mode (SDM Vol. 2A INT n, "IA-32e-MODE"), the checks of the gate for
+ * `vector`: `hi` is the gate's second word (type, DPL, P), or null when the 16 bytes lie past
+ * IDTR's limit. Past the limit, a type other than a 64-bit interrupt or trap gate, or (a
+ * software interrupt) DPL below CPL -> #GP(vector*8+2); not present -> #NP(vector*8+2). Null
+ * when the gate delivers. XXX: the gate's target CS, IST and stack checks are not made: the
+ * kernel's gates point at its own valid code segment.
+ */
+export function intGateCheck(vector: number, cpl: number, hi: number | null): SegmentFault | null {
+  const gp = { vector: X86_TRAP_GP, errorCode: idtErrorCode(vector) };
+  if (hi === null) return gp;
+  const type = descType(hi);
+  if ((hi & DESC_S) !== 0 || (type !== SYS_TYPE_INT_GATE && type !== SYS_TYPE_TRAP_GATE)) return gp;
+  if (descDpl(hi) < cpl) return gp;
+  return hi & DESC_P ? null : { vector: X86_TRAP_NP, errorCode: idtErrorCode(vector) };
+}
+
+/**
+ * Far JMP or CALL to a code segment in IA-32e mode (SDM Vol. 2A JMP and CALL, "far jump/call
+ * in protected mode or IA-32e mode"), the checks of the new CS before the offset's: `hi` is
+ * its descriptor's high word, or null when past the table's limit. Null -> #GP(0); past the
+ * limit, or not a code segment (data, or any system descriptor: no call gate is reachable
+ * from Linux's user mode, whose GDT has none and whose LDT entries are code or data) ->
+ * #GP(sel); L and D both set -> #GP(sel); conforming with DPL > CPL, or non-conforming with
+ * RPL > CPL or DPL != CPL -> #GP(sel); not present -> #NP(sel). Null when CS may be loaded
+ * (with RPL = CPL). XXX: a 64-bit call gate would be followed; none exists to follow.
+ */
+export function farCodeCheck(sel: number, cpl: number, hi: number | null): SegmentFault | null {
+  if (selectorIsNull(sel)) return { vector: X86_TRAP_GP, errorCode: 0 };
+  if (hi === null || (hi & DESC_S) === 0 || (descType(hi) & DESC_TYPE_CODE) === 0) return fault(X86_TRAP_GP, sel);
+  if (hi & DESC_L && hi & DESC_DB) return fault(X86_TRAP_GP, sel);
+  const dpl = descDpl(hi);
+  if (conformingCode(hi) ? dpl > cpl : (sel & SEL_RPL) > cpl || dpl !== cpl) return fault(X86_TRAP_GP, sel);
+  return hi & DESC_P ? null : fault(X86_TRAP_NP, sel);
+}
+
+/**
+ * Far RET in IA-32e mode (SDM Vol. 2A RET, "IA-32E-MODE"), the checks of the CS it popped:
+ * null -> #GP(0); past the limit, not code, L and D both set, RPL < CPL, conforming with DPL >
+ * RPL, non-conforming with DPL != RPL -> #GP(sel); not present -> #NP(sel). Null when it may
+ * be loaded. A return to an outer level (RPL > CPL) is not possible from CPL 3.
+ */
+export function farRetCheck(sel: number, cpl: number, hi: number | null): SegmentFault | null {
+  if (selectorIsNull(sel)) return { vector: X86_TRAP_GP, errorCode: 0 };
+  if (hi === null || (hi & DESC_S) === 0 || (descType(hi) & DESC_TYPE_CODE) === 0) return fault(X86_TRAP_GP, sel);
+  if (hi & DESC_L && hi & DESC_DB) return fault(X86_TRAP_GP, sel);
+  const rpl = sel & SEL_RPL;
+  const dpl = descDpl(hi);
+  if (rpl < cpl || (conformingCode(hi) ? dpl > rpl : dpl !== rpl)) return fault(X86_TRAP_GP, sel);
+  return hi & DESC_P ? null : fault(X86_TRAP_NP, sel);
 }

@@ -175,13 +175,16 @@ export function set_ldt(k: Kernel, pc: PerCpu, base: bigint, entries: number): v
 
 /**
  * copy_thread's segment part: the child's pt_regs cs and ss, current_save_fsgs's FS and GS
- * selectors and bases (the parent's live ones), and savesegment of ES and DS.
+ * selectors and bases (the parent's live ones), savesegment of ES and DS, and the parent's
+ * TLS descriptors.
  */
 export function copy_thread_segments(k: Kernel, pc: PerCpu, parent: Task, child: Task): void {
   const seg = pc.cpu.seg;
   save_segments(k, pc, parent);
   child.fsbase = parent.fsbase;
   child.gsbase = parent.gsbase;
+  // arch_dup_task_struct copies thread_struct, the TLS descriptors with it.
+  child.tls_array = parent.tls_array.slice();
   child.cs = parent.cs;
   child.ss = parent.ss;
   child.es = seg[SREG_ES].sel;

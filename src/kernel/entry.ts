@@ -22,7 +22,9 @@ import { SYSCALLS } from './syscalls.js';
 import type { Task } from './task.js';
 import { FPE_INTDIV, ILL_ILLOPN, SEGV_CPERR, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
-import { entry_SYSCALL_64, idtentry_user, irq_from_user, return_to_user } from './entry_64.js';
+import { entry_INT80_compat, entry_SYSCALL_64, idtentry_user, irq_from_user, return_to_user } from './entry_64.js';
+import { IA32_SYSCALLS } from './syscall_32.js';
+import { SREG_CS, SREG_SS } from '../hw/segment.js';
 import { this_cpu } from './this_cpu.js';
 
 /** Kernel-path steps the plain runner takes on a CPU before giving the next CPU its turn. */
@@ -188,6 +190,32 @@ export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: 
   if (k.events.on) k.emit({ type: 'syscall_enter', cpu: pc.id, tid: t.tid, nr, name: t.curName, args });
   const here = this_cpu(k, t);
   t.kpath = entry_SYSCALL_64(k, here, t);
+  t.kpathKind = entry && entry.noreturn ? 'exit' : 'syscall';
+}
+
+/**
+ * INT 0x80 whose gate delivered (the CPU has checked it: cpu.intn): CPL 0, pt_regs' cs and ss
+ * as the CPU pushed them (whatever user mode ran with), then int80_emulation: orig_ax = the
+ * low 32 bits of RAX, nr = (int)orig_ax (syscall_32_enter), and the ia32 table's syscall with
+ * `args`, the six registers EBX, ECX, EDX, ESI, EDI, EBP zero-extended from 32 bits. RAX gets
+ * the handler's long result (a negative errno sign-extended), and the exit is IRET (never
+ * SYSRET: do_int80_emulation returns through the idtentry's exit). The caller has moved the
+ * task's ip past the instruction. Sets the task's kernel path; runs no step.
+ */
+export function do_int80_emulation(k: Kernel, pc: PerCpu, t: Task, rax: bigint, args: readonly bigint[], into: string | undefined): void {
+  const cpu = pc.cpu;
+  cpu.setCpl(0);
+  t.enteredBySyscall = false;
+  t.cs = cpu.seg[SREG_CS].sel;
+  t.ss = cpu.seg[SREG_SS].sel;
+  const nr = Number(BigInt.asIntN(32, rax));
+  t.intoVar = into;
+  t.curNr = nr;
+  t.curArgs = args;
+  const entry = nr >= 0 && nr < IA32_SYSCALLS.length ? IA32_SYSCALLS[nr] : undefined;
+  t.curName = entry ? entry.name : `syscall32_${nr}`;
+  if (k.events.on) k.emit({ type: 'syscall_enter', cpu: pc.id, tid: t.tid, nr, name: t.curName, args });
+  t.kpath = entry_INT80_compat(k, this_cpu(k, t), t);
   t.kpathKind = entry && entry.noreturn ? 'exit' : 'syscall';
 }
 

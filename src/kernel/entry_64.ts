@@ -25,6 +25,7 @@ import { raw_cpu } from './this_cpu.js';
 import { rawOf } from '../track.js';
 import { STEP_ENTRY, type KPath } from './steps.js';
 import { SYSCALLS } from './syscalls.js';
+import { IA32_SYSCALLS } from './syscall_32.js';
 import { ENOSYS } from './uapi.js';
 import type { Task } from './task.js';
 
@@ -149,6 +150,8 @@ const enum After {
   Syscall,
   /** Interrupts on, then the inner path, if any, as a sub-path. */
   Inner,
+  /** int80_emulation: interrupts on, then the ia32 table's handler of `Task.curNr` (-ENOSYS if it has none). */
+  Int80,
   /** Nothing: the exit's last step has returned to user mode. */
   None,
 }
@@ -213,6 +216,12 @@ class EntryPath implements KPath {
     if (this.after === After.Syscall) {
       const nr = t.curNr;
       const entry = nr >= 0 && nr < SYSCALLS.length ? SYSCALLS[nr] : undefined;
+      r = entry ? entry.handler(k, this.pc, t, t.curArgs) : -ENOSYS;
+    } else if (this.after === After.Int80) {
+      // do_syscall_32_irqs_on: `unsigned int unr = nr`, below IA32_NR_syscalls its entry, else
+      // sys_ni_syscall (and for nr -1 regs->ax is left at -ENOSYS: the same).
+      const nr = t.curNr;
+      const entry = nr >= 0 && nr < IA32_SYSCALLS.length ? IA32_SYSCALLS[nr] : undefined;
       r = entry ? entry.handler(k, this.pc, t, t.curArgs) : -ENOSYS;
     } else if (this.inner) r = this.inner;
     if (typeof r === 'number') return this.done(r);
@@ -281,6 +290,15 @@ function entryPath(k: Kernel, pc: PerCpu, t: Task, steps: readonly EntryStep[], 
  */
 export function idtentry_user(k: Kernel, pc: PerCpu, t: Task, inner: KPath | null): KPath {
   return entryPath(k, pc, t, idtEntrySteps(k), After.Inner, inner, true);
+}
+
+/**
+ * INT 0x80 from user mode (asm_int80_emulation, DEFINE_IDTENTRY_RAW(int80_emulation)): the
+ * entry through the IDT as for an exception (the CPU's frame, pt_regs, SWAPGS, CR3), then the
+ * 32-bit syscall `Task.curNr` of the ia32 table with `Task.curArgs`. The exit is the IRET one.
+ */
+export function entry_INT80_compat(k: Kernel, pc: PerCpu, t: Task): KPath {
+  return entryPath(k, pc, t, idtEntrySteps(k), After.Int80, null, true);
 }
 
 /** The steps of idtentry_user before the handler (the CPU's frame lands on the per-CPU entry stack upstream, claimed before them). */

@@ -10,6 +10,7 @@
  * and unlocked.
  */
 import { start_thread_segments } from './desc.js';
+import { flush_thread_tls } from './tls.js';
 import { do_close_on_exec, unshare_files } from './file.js';
 import { ProgramImage } from '../user/program.js';
 import type { Kernel, PerCpu } from './kernel.js';
@@ -282,6 +283,7 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
     t.exit_signal = SIGCHLD;
     start_thread(k, t, image);
     pc.cpu.pkru = t.pkru;
+    flush_thread_tls(t);
     start_thread_segments(pc, t);
     t.skipResult = true;
     if (k.events.on) k.emit({ type: 'exec', cpu: pc.id, tid: t.tid, image: name });

@@ -43,6 +43,7 @@ export interface ReachRecord {
 }
 import { TLB_NR_DYN_ASIDS, type FlushTlbInfo } from './tlbflush.js';
 import { setup_cpu_gdt } from './desc.js';
+import { idt_setup_ia32, load_idt } from './idt.js';
 import type { OpRecord, Task } from './task.js';
 import { opaque, track } from '../track.js';
 
@@ -207,6 +208,7 @@ export class Kernel {
     this.init_mm = new MmStruct(0, new PageTables(mem, this.pages, this.levels, pgd, userPgd, false), machine.cpus.length, TASK_SIZE, 0);
     this.percpu = machine.cpus.map((cpu, i) => new PerCpu(i, cpu, this.init_mm));
     this.percpu.forEach((pc, i) => (pc.cea = ceas[i]));
+    idt_setup_ia32(this);
     for (const pc of this.percpu) this.bootCpu(pc);
     return track(this);
   }
@@ -281,6 +283,7 @@ export class Kernel {
     pc.ctx_id[0] = 0;
     pc.ctx_tlb_gen[0] = this.init_mm.tlb_gen;
     setup_cpu_gdt(this, pc);
+    load_idt(pc);
   }
 
   /**

@@ -72,9 +72,18 @@ export function parse_user_desc(b: Uint8Array): UserDesc {
 }
 
 /** LDT_empty (asm/desc.h, 64-bit): the user_desc that asks for an entry to be cleared. */
-function LDT_empty(i: UserDesc): boolean {
+export function LDT_empty(i: UserDesc): boolean {
   return i.base_addr === 0 && i.limit === 0 && i.contents === 0 && i.read_exec_only === 1 && i.seg_32bit === 0
     && i.limit_in_pages === 0 && i.seg_not_present === 1 && i.useable === 0 && i.lm === 0;
+}
+
+/**
+ * LDT_zero (asm/desc.h): every field zero but entry_number (lm is not looked at), which
+ * set_thread_area also takes as a request to clear the entry (host-checked: lm 1 is accepted).
+ */
+export function LDT_zero(i: UserDesc): boolean {
+  return i.base_addr === 0 && i.limit === 0 && i.contents === 0 && i.read_exec_only === 0 && i.seg_32bit === 0
+    && i.limit_in_pages === 0 && i.seg_not_present === 0 && i.useable === 0;
 }
 
 /**

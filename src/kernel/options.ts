@@ -42,6 +42,8 @@ export interface KernelOptions {
   entry_stack: EntryStack;
   /** Per-process PTI (seed 000): arch_prctl ARCH_GET_NOPTI / ARCH_SET_NOPTI exist. */
   pti_per_process: boolean;
+  /** The `ia32_emulation=` boot parameter: the 32-bit syscall entry (INT 0x80) exists. */
+  ia32_emulation: boolean;
   /** Where clear_asid_other runs after a kernel-range flush (seed 001). */
   clear_asid_other: ClearAsidOther;
   /** Which per-CPU accessors clear_asid_other uses (seed 001: tglx's proposed conversion). */
@@ -160,6 +162,10 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
   pti_per_process: {
     kind: 'boolean', default: false,
     doc: 'Per-process PTI (seed 000, the 2018 RFC, not upstream): arch_prctl ARCH_GET_NOPTI (0x6001) and ARCH_SET_NOPTI (0x6002) read and set NOPTI_NOW (this mm, from its next return to user) and NOPTI_NEXT (the image the next execve starts).',
+  },
+  ia32_emulation: {
+    kind: 'boolean', default: true,
+    doc: 'The ia32_emulation= boot parameter (CONFIG_IA32_EMULATION, not CONFIG_IA32_EMULATION_DEFAULT_DISABLED): with true, vector 0x80 is a DPL 3 gate to int80_emulation and INT 0x80 makes a 32-bit syscall (the ia32 table, 32-bit arguments); with false the gate is an external interrupt\'s, DPL 0, and INT 0x80 from user mode is #GP(0x402): SIGSEGV.',
   },
   clear_asid_other: {
     kind: 'enum', values: CLEAR_ASID_OTHER, default: 'irqs_off',

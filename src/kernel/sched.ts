@@ -15,6 +15,7 @@
  * number first); there is no load balancer of its own, only the moves above.
  */
 import { load_segments, save_segments } from './desc.js';
+import { load_TLS } from './tls.js';
 import type { Kernel, PerCpu } from './kernel.js';
 import type { Task, TaskState } from './task.js';
 import { check_entry_stack_switch, return_to_user } from './entry_64.js';
@@ -137,6 +138,8 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
     switch_mm_irqs_off(k, pc, next.mm);
     pc.irqs_disabled = irqs;
     if (cpu.pkru !== next.pkru) cpu.pkru = next.pkru;
+    // __switch_to: load_TLS, then the ES, DS, FS and GS loads (which may use the new entries).
+    load_TLS(k, pc, next);
     load_segments(k, pc, next);
   }
   // A task switched in outside a kernel path (new, or preempted in user mode) returns to user

@@ -177,6 +177,8 @@ export class Task {
   /** thread.fsbase and thread.gsbase (the user GS base) while switched out. */
   fsbase = 0n;
   gsbase = 0n;
+  /** thread.tls_array: the three TLS descriptors (GDT entries 12..14) as words lo, hi (tls.ts). */
+  tls_array: number[] = [0, 0, 0, 0, 0, 0];
   /** The CET user state: IA32_U_CET (SH_STK_EN, WR_SHSTK_EN) and the shadow-stack pointer (IA32_PL3_SSP). */
   ucet = 0;
   ssp = 0;

@@ -8,6 +8,7 @@
 import { ArgumentError, ConfigError, ScenarioError, type ScenarioIssue } from '../errors.js';
 import { parseSchedule } from '../explore/schedule.js';
 import { syscallEntries, syscallEntry } from '../kernel/syscalls.js';
+import { ia32SyscallEntries, ia32SyscallEntry } from '../kernel/syscall_32.js';
 import {
   CLONE_CHILD_CLEARTID, CLONE_FILES, CLONE_FS, CLONE_PARENT_SETTID, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM, ERRNO_NAMES, FUTEX_WAIT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_STACK,
   PROT_READ, PROT_WRITE, SIG_DFL, SIG_IGN, SIGKILL, SIGNAL_NAMES, SIGSTOP,
@@ -716,6 +717,22 @@ class Compiler {
         this.emit(f, { op: kind, value: this.value(arg, kpath, f) }, { path, label: `${kind} ${String(arg)}${note}`, syscall: false, expect });
         break;
       }
+      case 'ljmp':
+      case 'lcall': {
+        if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
+        const a = arg as { sel: unknown; addr: unknown; size?: 4 | 8 };
+        const op: Op = { op: kind, sel: this.value(a.sel, [...kpath, 'sel'], f), addr: this.value(a.addr, [...kpath, 'addr'], f), ...(a.size !== undefined ? { size: a.size } : {}) };
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        this.emit(f, op, { path, label: `${kind} ${String(a.sel)}:${hexText(a.addr)}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'lret': {
+        if (as !== undefined) this.issue([...path, 'as'], 'lret has no result to name', { key: true });
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
+        const size = arg === null || arg === undefined ? undefined : (arg as 4 | 8);
+        this.emit(f, { op: 'lret', ...(size !== undefined ? { size } : {}) }, { path, label: `lret${size !== undefined ? ` ${size}` : ''}${note}`, syscall: false, expect });
+        break;
+      }
       case 'call':
       case 'wrpkru': {
         if (as !== undefined) this.issue([...path, 'as'], `${kind} has no result to name`, { key: true });
@@ -814,6 +831,21 @@ class Compiler {
         const op: Op = { op: kind, addr: this.value(a.addr, [...kpath, 'addr'], f), mask };
         const expect = this.expectation(o.expect, [...path, 'expect'], f, false, undefined, true);
         this.emit(f, op, { path, label: `${kind} [${hexText(a.addr)}]${a.mask === undefined ? '' : `, ${String(a.mask)}`}${note}`, syscall: false, expect });
+        break;
+      }
+      case 'int80': {
+        const a = arg as { nr: number | string; args?: unknown[] };
+        let nr: number | string = a.nr;
+        if (typeof nr === 'string') {
+          const e = ia32SyscallEntry(nr);
+          if (!e) this.issue([...kpath, 'nr'], `unknown 32-bit syscall ${JSON.stringify(nr)}${suggest(nr, ia32SyscallEntries().map((x) => x.name))}; the model's ia32 table has ${ia32SyscallEntries().map((x) => x.name).join(', ')}`);
+          else nr = e.nr;
+        }
+        const args = (a.args ?? []).map((v, j) => this.value(v, [...kpath, 'args', j], f));
+        const expect = this.expectation(o.expect, [...path, 'expect'], f, true, as);
+        const op: Op = { op: 'int80', name: typeof nr === 'number' ? nr : 0, args, ...(as ? { into: as } : {}) };
+        this.emit(f, op, { path, label: `int 0x80: ${typeof a.nr === 'string' ? a.nr : `nr ${a.nr}`}(${(a.args ?? []).map(String).join(', ')})${note}`, syscall: true, expect });
+        if (as) f.defined.add(as);
         break;
       }
       case 'syscall': {

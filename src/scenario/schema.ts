@@ -7,6 +7,7 @@
 import { DEFAULT_CPU_MODEL } from '../hw/features.js';
 import { KERNEL_OPTION_SPECS, type OptionSpec } from '../kernel/options.js';
 import { syscallEntries } from '../kernel/syscalls.js';
+import { ia32SyscallEntries } from '../kernel/syscall_32.js';
 import { ERRNO_NAMES, SIGNAL_NAMES } from '../kernel/uapi.js';
 import { EVENT_KINDS, EVENT_TYPES, type FilterKind } from './events.js';
 import { INVARIANTS } from './invariants.js';
@@ -14,8 +15,8 @@ import { INVARIANTS } from './invariants.js';
 type Json = Record<string, unknown>;
 
 /** The user operations that are not syscalls, and the bare-word ones. */
-export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'join', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load', 'mov_sreg', 'read_sreg', 'lar', 'lsl', 'verr', 'verw', 'rdfsbase', 'rdgsbase', 'wrfsbase', 'wrgsbase'] as const;
-export const WORD_OPS = ['return', 'longjmp'] as const;
+export const USER_OPS = ['load', 'store', 'fetch', 'set', 'repeat', 'while', 'until', 'join', 'work', 'syscall', 'call', 'wrpkru', 'rdpkru', 'wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp', 'cpuid', 'xgetbv', 'xsave', 'xsavec', 'xrstor', 'transient_load', 'mov_sreg', 'read_sreg', 'lar', 'lsl', 'verr', 'verw', 'rdfsbase', 'rdgsbase', 'wrfsbase', 'wrgsbase', 'int80', 'ljmp', 'lcall', 'lret'] as const;
+export const WORD_OPS = ['return', 'longjmp', 'lret'] as const;
 /** Keys an operation object may have besides its one operation key. */
 export const OP_MODIFIERS = ['as', 'expect', 'note'] as const;
 /** Syscalls whose operation also says what the child runs. */
@@ -187,6 +188,14 @@ export function scenarioSchema(): Json {
     rdgsbase: { type: 'null', description: 'RDGSBASE: the GS base is the result (name it with as); #UD (SIGILL) without FSGSBASE.' },
     wrfsbase: { $ref: '#/definitions/expr', description: 'WRFSBASE: the FS base = the value; #UD (SIGILL) without FSGSBASE, #GP (SIGSEGV) for a non-canonical value.' },
     wrgsbase: { $ref: '#/definitions/expr', description: 'WRGSBASE: the GS base = the value; #UD (SIGILL) without FSGSBASE, #GP (SIGSEGV) for a non-canonical value.' },
+    ljmp: { type: 'object', additionalProperties: false, required: ['sel', 'addr'], properties: { sel: expr, addr: expr, size: { enum: [4, 8], description: 'The operand size (default: 8 in 64-bit mode, 4 in compatibility mode).' } }, description: 'Far JMP: CS = sel (a code segment: 0x33 64-bit, 0x23 32-bit, or an LDT code entry), the ip = addr (@name). A CS with L=0 runs what follows in compatibility mode. Refused: #GP (SIGSEGV) or #NP (SIGBUS), err the selector.' },
+    lcall: { type: 'object', additionalProperties: false, required: ['sel', 'addr'], properties: { sel: expr, addr: expr, size: { enum: [4, 8], description: 'The operand size (default: 8 in 64-bit mode, 4 in compatibility mode): the bytes of each push.' } }, description: 'Far CALL: pushes CS and the return address (8 bytes each in 64-bit mode, 4 in compatibility mode), then as ljmp.' },
+    lret: { enum: [null, 4, 8], description: 'Far RET: pops the ip and CS (8 bytes each in 64-bit mode, 4 in compatibility mode, or the size given), with the checks of the CS it loads.' },
+    int80: {
+      type: 'object', additionalProperties: false, required: ['nr'],
+      properties: { nr: { type: ['integer', 'string'], description: `EAX: a number (its low 32 bits count) or a 32-bit syscall name: ${ia32SyscallEntries().map((e) => e.name).join(', ')}.` }, args: { type: 'array', maxItems: 6, items: expr, description: 'EBX, ECX, EDX, ESI, EDI, EBP: each truncated to 32 bits.' } },
+      description: 'INT 0x80: a 32-bit syscall through the IDT gate (the ia32 table; -ENOSYS for a number it lacks), returning by IRET; the result is sign-extended. With ia32_emulation off the gate is DPL 0: #GP (SIGSEGV, error code 0x402).',
+    },
     syscall: { type: 'object', additionalProperties: false, required: ['nr'], properties: { nr: { type: ['integer', 'string'] }, args: { type: 'array', maxItems: 6, items: expr } }, description: 'A syscall by number or name with positional arguments.' },
   };
   for (const e of syscallEntries()) opProps[e.name] = syscallOpSchema(e.name, e.args);

@@ -105,10 +105,10 @@ export interface HandlerSpec {
 
 /**
  * One operation: an object with one operation key (`load`, `store`, `fetch`, `set`, `repeat`,
- * `syscall`, or a syscall's name) and optionally `as` and `expect`; or the bare words `return`
- * and `longjmp`.
+ * `syscall`, or a syscall's name) and optionally `as` and `expect`; or the bare words `return`,
+ * `longjmp` and `lret`.
  */
-export type OpSpec = 'return' | 'longjmp' | OpObject;
+export type OpSpec = 'return' | 'longjmp' | 'lret' | OpObject;
 
 export interface OpObject {
   /** Names the result (`$name` later). */

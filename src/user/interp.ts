@@ -17,12 +17,13 @@
 import { Access } from '../hw/rights.js';
 import { ZF_CLEAR } from '../hw/cpu.js';
 import { FAULT, PENDING } from '../hw/mmu.js';
-import { SREG_FS, SREG_GS, SREG_NAMES, SREG_SS } from '../hw/segment.js';
+import { SREG_CS, SREG_FS, SREG_GS, SREG_NAMES, SREG_SS } from '../hw/segment.js';
 import { CET_SH_STK_EN, CET_WR_SHSTK_EN, CR4_CET, X86_TRAP_CP, X86_TRAP_DE, X86_TRAP_GP, X86_TRAP_UD } from '../hw/regs.js';
 import { cpuid } from '../hw/cpuid.js';
 import type { PhysMem } from '../hw/physmem.js';
 import { rfbmOf, xrstor, xsave, xsave_check, xsave_ranges, xsavec, type XsaveArea, type XsaveInsn } from '../hw/xsave.js';
-import { do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
+import { do_int80_emulation, do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
+import { ia32SyscallByName } from '../kernel/syscall_32.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { __USER_CS, __USER_DS, load_user_segments } from '../kernel/desc.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
@@ -132,7 +133,7 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
     case 'store':
     case 'fetch': {
       const size = op.op === 'fetch' ? 1 : op.size ?? 8;
-      const addr = BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!));
+      const addr = effective(cpu, valueOf(t, fn.addrs[idx]!));
       t.opAddr = addr;
       const hi = Number(addr >> 32n);
       const lo = Number(addr & 0xffffffffn);
@@ -170,19 +171,28 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       break;
     }
     case 'set':
-      t.vars.set(op.var, valueOf(t, fn.values[idx]!));
+      // MOV RSP: the stack pointer is a register, not a variable.
+      if (op.var === 'rsp') t.sp = Number(BigInt.asUintN(64, valueOf(t, fn.values[idx]!)) & 0xffffffffffffn);
+      else t.vars.set(op.var, valueOf(t, fn.values[idx]!));
       break;
     case 'work':
       k.recordOp(t, BigInt(op.count), undefined);
       break;
     case 'syscall':
       return syscall_insn(k, pc, t, fn, idx);
+    case 'int80':
+      return int80_insn(k, pc, t, fn, idx);
     case 'longjmp':
       return siglongjmp(k, pc, t);
     case 'return':
       return function_end(k, pc, u, t, fn);
     case 'call':
-      return near_call(k, pc, u, t, Number(BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!)) & 0xffffffffffffn));
+      return near_call(k, pc, u, t, Number(effective(cpu, valueOf(t, fn.addrs[idx]!)) & 0xffffffffffffn));
+    case 'ljmp':
+    case 'lcall':
+      return far_jmp_call(k, pc, u, t, Number(BigInt.asUintN(16, valueOf(t, fn.values[idx]!))), valueOf(t, fn.addrs[idx]!), op.op === 'lcall', op.size);
+    case 'lret':
+      return far_ret(k, pc, u, t, op.size);
     case 'wrpkru':
       if (!cpu.wrpkru(Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!))))) return idtentry(k, pc, t);
       k.recordOp(t, undefined, undefined);
@@ -495,6 +505,86 @@ function read_u64(pc: PerCpu, pa: number): bigint {
   return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
 }
 
+/** The `n` (4 or 8) bytes at physical address `pa`, little-endian. */
+function read_le(pc: PerCpu, pa: number, n: number): bigint {
+  return n === 8 ? read_u64(pc, pa) : BigInt(new DataView(pc.cpu.mem.readBytes(pa, 4).slice().buffer).getUint32(0, true));
+}
+
+/** Writes the low `n` (4 or 8) bytes of `v` little-endian at physical address `pa`. */
+function write_le(pc: PerCpu, pa: number, v: bigint, n: number): void {
+  if (n === 8) return write_u64(pc, pa, v);
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, Number(v & 0xffffffffn), true);
+  pc.cpu.mem.writeBytes(pa, b);
+}
+
+/**
+ * An operand's effective address: 64 bits in 64-bit mode, the low 32 in compatibility mode
+ * (the address size is 32 bits there). XXX: DS's base and limit are not applied (Linux's
+ * user DS is flat).
+ */
+function effective(cpu: PerCpu['cpu'], v: bigint): bigint {
+  return cpu.compatMode() ? BigInt.asUintN(32, v) : BigInt.asUintN(64, v);
+}
+
+/**
+ * Far JMP or CALL through `sel` to `offset` (SDM Vol. 2A JMP, CALL, far, IA-32e mode), with
+ * the operand size of the mode it runs in: 64 bits in 64-bit mode (the REX.W forms, m16:64:
+ * a CALL pushes CS zero-extended to 8 bytes, then RIP), 32 in compatibility mode (m16:32: the
+ * offset truncated, CS pushed in 4 bytes, then EIP), or `size` (4 in 64-bit mode: the m16:32
+ * form, whose pushes are 4 bytes each too). The CS checks (cpu.farCheck) come first;
+ * a CALL then translates its two stack slots (each may fault) and, in the step the pushes are
+ * made, reads the descriptor again as it loads CS (so the model's far CALL is not one atomic
+ * step when its stack needs a page walk). Then CS (RPL = CPL), and the task's pt_regs-to-be cs
+ * with it, and the ip. The new CS's L bit decides the mode the next operation runs in.
+ * XXX: with shadow stacks on, the SDM's pushes of CS, LIP and SSP to the shadow stack are not made.
+ */
+function far_jmp_call(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, sel: number, target: bigint, call: boolean, size: 4 | 8 | undefined): void {
+  const cpu = pc.cpu;
+  const n = size ?? (cpu.compatMode() ? 4 : 8);
+  const offset = n === 4 ? BigInt.asUintN(32, target) : BigInt.asUintN(64, target);
+  t.opAddr = offset;
+  if (u.stage === 1 && !cpu.farCheck(sel, offset, false)) return idtentry(k, pc, t);
+  if (call) {
+    const sp = cpu.compatMode() ? BigInt((t.sp - 2 * n) >>> 0) : BigInt(t.sp - 2 * n);
+    if (!stack_access(k, pc, u, t, 1, sp, Access.Write)) return;
+    if (!stack_access(k, pc, u, t, 2, sp + BigInt(n), Access.Write)) return;
+    if (!cpu.farCheck(sel, offset, false)) return idtentry(k, pc, t);
+    write_le(pc, u.pa[0], BigInt(t.pc + OP_BYTES), n);
+    write_le(pc, u.pa[1], BigInt(cpu.seg[SREG_CS].sel), n);
+    t.sp = Number(sp);
+  }
+  cpu.loadFarCs(sel, false);
+  t.cs = cpu.seg[SREG_CS].sel;
+  t.pc = Number(offset & 0xffffffffffffn);
+  t.slice++;
+  k.recordOp(t, undefined, undefined);
+}
+
+/**
+ * Far RET (SDM Vol. 2A RET, IA-32e mode, to the same privilege level), with the operand size
+ * of the mode it runs in (8: RETFQ in 64-bit mode; 4 in compatibility mode, at ESP) or `size`: pops the
+ * ip and then CS (two stack reads, each may fault), checks CS and the ip (cpu.farCheck), then
+ * loads them and moves the stack pointer past both.
+ */
+function far_ret(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, size: 4 | 8 | undefined): void {
+  const cpu = pc.cpu;
+  const n = size ?? (cpu.compatMode() ? 4 : 8);
+  const sp = cpu.compatMode() ? t.sp >>> 0 : t.sp;
+  if (!stack_access(k, pc, u, t, 1, BigInt(sp), Access.Read)) return;
+  if (!stack_access(k, pc, u, t, 2, BigInt(sp + n), Access.Read)) return;
+  const ip = read_le(pc, u.pa[0], n);
+  const sel = Number(read_le(pc, u.pa[1], n) & 0xffffn);
+  t.opAddr = ip;
+  if (!cpu.farCheck(sel, ip, true)) return idtentry(k, pc, t);
+  cpu.loadFarCs(sel, true);
+  t.cs = sel;
+  t.sp = cpu.compatMode() ? (sp + 2 * n) >>> 0 : sp + 2 * n;
+  t.pc = Number(ip & 0xffffffffffffn);
+  t.slice++;
+  k.recordOp(t, undefined, undefined);
+}
+
 /** Writes `v` little-endian at physical address `pa`. */
 function write_u64(pc: PerCpu, pa: number, v: bigint): void {
   const b = new Uint8Array(8);
@@ -508,18 +598,20 @@ function write_u64(pc: PerCpu, pa: number, v: bigint): void {
  */
 function near_call(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, target: number): void {
   const ss = shstk_active(pc, t);
-  const sp = BigInt(t.sp - 8);
+  // In compatibility mode the return address is an EIP pushed at ESP - 4 (SS is 32-bit).
+  const n = pc.cpu.compatMode() ? 4 : 8;
+  const sp = n === 4 ? BigInt((t.sp - 4) >>> 0) : BigInt(t.sp - 8);
   const ssp = BigInt(t.ssp - 8);
   t.opAddr = BigInt(target);
   if (!stack_access(k, pc, u, t, 1, sp, Access.Write)) return;
   if (ss && !stack_access(k, pc, u, t, 2, ssp, Access.ShadowStackWrite)) return;
   const ret = BigInt(t.pc + OP_BYTES);
-  write_u64(pc, u.pa[0], ret);
+  write_le(pc, u.pa[0], ret, n);
   if (ss) {
     write_u64(pc, u.pa[1], ret);
     t.ssp -= 8;
   }
-  t.sp -= 8;
+  t.sp = Number(sp);
   t.pc = target;
   t.slice++;
   k.recordOp(t, undefined, undefined);
@@ -531,15 +623,18 @@ function near_call(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, target: number): 
  */
 function near_ret(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   const ss = shstk_active(pc, t);
-  if (!stack_access(k, pc, u, t, 1, BigInt(t.sp), Access.Read)) return;
+  // In compatibility mode an EIP is popped at ESP.
+  const n = pc.cpu.compatMode() ? 4 : 8;
+  const sp = n === 4 ? t.sp >>> 0 : t.sp;
+  if (!stack_access(k, pc, u, t, 1, BigInt(sp), Access.Read)) return;
   if (ss && !stack_access(k, pc, u, t, 2, BigInt(t.ssp), Access.ShadowStackRead)) return;
-  const ret = read_u64(pc, u.pa[0]);
+  const ret = read_le(pc, u.pa[0], n);
   if (ss && read_u64(pc, u.pa[1]) !== ret) {
     trap(k, pc, t, X86_TRAP_CP, CP_RET);
     return;
   }
   if (ss) t.ssp += 8;
-  t.sp += 8;
+  t.sp = n === 4 ? (sp + 4) >>> 0 : sp + 8;
   t.pc = Number(ret & 0xffffffffffffn);
 }
 
@@ -581,8 +676,35 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   t.slice++;
 }
 
+/** INT 0x80's immediate: the vector whose gate it goes through. */
+const INT80_VECTOR = 0x80;
+
+/**
+ * INT 0x80 (SDM Vol. 2A INT n): the gate of vector 0x80 is checked (cpu.intn); a gate that
+ * refuses (ia32_emulation off: DPL 0) raises #GP(0x402) at the instruction. Otherwise the ip
+ * moves past it and the kernel's int80_emulation runs the 32-bit syscall: EAX the number,
+ * EBX, ECX, EDX, ESI, EDI, EBP the arguments, each the low 32 bits of its register.
+ */
+function int80_insn(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: number): void {
+  const op = fn.ops[idx] as { op: 'int80'; name: string | number; into?: string };
+  if (!pc.cpu.intn(INT80_VECTOR)) return idtentry(k, pc, t);
+  const rax = typeof op.name === 'number' ? BigInt(op.name) : BigInt(ia32SyscallByName(op.name));
+  const args: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
+  const cargs = fn.args[idx];
+  for (let i = 0; i < cargs.length; i++) args[i] = BigInt.asUintN(32, valueOf(t, cargs[i]));
+  t.pc += OP_BYTES;
+  t.slice++;
+  do_int80_emulation(k, pc, t, rax, args, op.into);
+}
+
 /** The SYSCALL instruction: its arguments from the operation's registers, the ip past it, then into the kernel. */
 function syscall_insn(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: number): void {
+  // SYSCALL is #UD in compatibility mode on Intel processors (SDM Vol. 2B SYSCALL,
+  // "Compatibility Mode Exceptions"), the processor the model is.
+  if (pc.cpu.compatMode()) {
+    trap(k, pc, t, X86_TRAP_UD);
+    return;
+  }
   const op = fn.ops[idx] as { op: 'syscall'; name: string | number; into?: string };
   const nr = typeof op.name === 'number' ? op.name : syscallByName(op.name);
   const args = fn.constArgs[idx] ?? syscallArgs(t, fn.args[idx]);

@@ -36,6 +36,12 @@ export type Op =
    * loaded one.
    */
   | { op: 'syscall'; name: string | number; args?: Value[]; into?: string; child?: Op[]; cpu?: number }
+  /**
+   * INT 0x80: a 32-bit syscall by ia32 name or number (EAX; a number is truncated to 32 bits)
+   * with up to six arguments (EBX, ECX, EDX, ESI, EDI, EBP: each truncated to 32 bits); the
+   * return value (or -errno, sign-extended) goes to `into`.
+   */
+  | { op: 'int80'; name: string | number; args?: Value[]; into?: string }
   /** Sets a variable. */
   | { op: 'set'; var: string; value: Value }
   /** In a signal handler: siglongjmp to just after the interrupted operation, restoring the signal mask saved in the frame. */
@@ -85,6 +91,15 @@ export type Op =
   | { op: 'while'; cond: Value; until?: boolean; counter: string; max: number; end: number }
   /** JMP: goes on at operation `to` of the same function. */
   | { op: 'jump'; to: number }
+  /**
+   * Far JMP or CALL (`ljmp`, `lcall`) through code-segment selector `sel` to `addr`, with the
+   * operand size of the current mode (64-bit: RIP and CS pushed in 8 bytes each; compatibility
+   * mode: 4) or `size` (4 in 64-bit mode: the m16:32 form, offset truncated); a CS with L=0 (0x23, a 32-bit LDT code segment) runs what follows in
+   * compatibility mode.
+   */
+  | { op: 'ljmp' | 'lcall'; sel: Value; addr: Value; size?: 4 | 8 }
+  /** Far RET: pops the ip and CS (8 bytes each in 64-bit mode, 4 in compatibility mode, or `size`). */
+  | { op: 'lret'; size?: 4 | 8 }
   /** MOV Sreg, r16: loads selector `value` into DS, ES, FS, GS or SS, with the processor's checks (#GP, #NP, #SS). */
   | { op: 'mov_sreg'; sreg: 'ds' | 'es' | 'fs' | 'gs' | 'ss'; value: Value }
   /** MOV r16, Sreg: the selector of CS, SS, DS, ES, FS or GS goes to `into`. */
@@ -265,6 +280,15 @@ export class ProgramImage {
           f.values[i] = null;
           break;
         }
+        case 'int80': {
+          const args = op.args ?? [];
+          if (!Array.isArray(args) || args.length > 6) throw new ArgumentError('program', `${this.where(f, i)}.args: expected at most six arguments`);
+          if (typeof op.name !== 'string' && (!Number.isSafeInteger(op.name) || op.name < 0)) throw new ArgumentError('program', `${this.where(f, i)}.name: expected a 32-bit syscall name or number, got ${JSON.stringify(op.name)}`);
+          f.args[i] = args.length === 0 ? NO_VALUES : args.map((a, j) => this.value(a, f, i, '.args', j));
+          f.addrs[i] = null;
+          f.values[i] = null;
+          break;
+        }
         case 'set':
           if (typeof op.var !== 'string' || op.var === '') throw new ArgumentError('program', `${this.where(f, i)}.var: expected a variable name`);
           f.values[i] = this.value(op.value, f, i, '.value');
@@ -273,6 +297,12 @@ export class ProgramImage {
           break;
         case 'work':
           if (!Number.isSafeInteger(op.count) || op.count < 0) throw new ArgumentError('program', `${this.where(f, i)}.count: expected a number of instructions (an integer of 0 or more), got ${String(op.count)}`);
+          f.addrs[i] = null;
+          f.values[i] = null;
+          f.args[i] = NO_VALUES;
+          break;
+        case 'lret':
+          if (op.size !== undefined && op.size !== 4 && op.size !== 8) throw new ArgumentError('program', `${this.where(f, i)}.size: expected 4 or 8, got ${String(op.size)}`);
           f.addrs[i] = null;
           f.values[i] = null;
           f.args[i] = NO_VALUES;
@@ -286,6 +316,13 @@ export class ProgramImage {
         case 'rdgsbase':
           f.addrs[i] = null;
           f.values[i] = null;
+          f.args[i] = NO_VALUES;
+          break;
+        case 'ljmp':
+        case 'lcall':
+          if (op.size !== undefined && op.size !== 4 && op.size !== 8) throw new ArgumentError('program', `${this.where(f, i)}.size: expected 4 or 8, got ${String(op.size)}`);
+          f.addrs[i] = this.value(op.addr, f, i, '.addr');
+          f.values[i] = this.value(op.sel, f, i, '.sel');
           f.args[i] = NO_VALUES;
           break;
         case 'call':
@@ -360,7 +397,7 @@ export class ProgramImage {
           f.args[i] = NO_VALUES;
           break;
         default:
-          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, saveprevssp, cpuid, xgetbv, xsave, xsavec, xrstor, transient_load, while, jump, mov_sreg, read_sreg, lar, lsl, verr, verw, rdfsbase, rdgsbase, wrfsbase or wrgsbase`);
+          throw new ArgumentError('program', `${this.where(f, i)}: unknown operation ${JSON.stringify((op as { op: unknown }).op)}; expected load, store, fetch, syscall, int80, ljmp, lcall, lret, set, work, longjmp, return, call, wrpkru, rdpkru, wrss, rdssp, incssp, rstorssp, saveprevssp, cpuid, xgetbv, xsave, xsavec, xrstor, transient_load, while, jump, mov_sreg, read_sreg, lar, lsl, verr, verw, rdfsbase, rdgsbase, wrfsbase or wrgsbase`);
       }
     });
   }
