@@ -32,6 +32,7 @@ import {
   __PAGE_KERNEL, __PAGE_KERNEL_RO, ceaGlobal, CPU_ENTRY_AREA_BASE, type CpuEntryArea, ESPFIX_BASE_ADDR, EXCEPTION_STACK_PAGES, get_cpu_entry_area,
   IST_STACKS, KERNEL_DATA, KERNEL_DATA_PAGES, LINUX_BANNER_TEXT, KERNEL_PHYS, KERNEL_TEXT, KERNEL_TEXT_PAGES, kernel_layout, type KernelLayout, KernelMapper, TASK_SIZE, TSS_PAGES,
 } from './layout.js';
+import { map_vsyscall } from './vsyscall.js';
 import { pti_init } from './pti.js';
 import type { Reach } from './reach.js';
 
@@ -194,6 +195,8 @@ export class Kernel {
     // The kernel half is built into boot tables now; PageTables then allocates user tables only.
     const mapper = new KernelMapper(mem, this.levels, bootAlloc);
     const ceas = this.buildKernelMappings(mapper, pgd, bootAlloc, machine.cpus.length);
+    // map_vsyscall (setup_arch), before pti_init: __vsyscall_page is a page of the kernel image's data.
+    if (options.vsyscall === 'emulate') map_vsyscall(this, mapper, pgd, bootAlloc(), model.pge && !this.pti ? PTE_G : 0);
     if (this.pti) pti_init(this, mapper, pgd, userPgd, ceas);
     this.pages = new PageAllocator(mem, next);
     this.pages.failKind = options.fail_alloc;

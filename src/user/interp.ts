@@ -27,6 +27,7 @@ import type { Kernel, PerCpu } from '../kernel/kernel.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
 import { syscallByName } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
+import { ip_of } from '../hw/addr.js';
 import { hold_at_end } from '../sim/hold.js';
 import { FnEnd, OP_BYTES, type CFunction, type CValue } from './program.js';
 import { DIVIDE_ERROR } from './rtexpr.js';
@@ -181,7 +182,7 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
     case 'return':
       return function_end(k, pc, u, t, fn);
     case 'call':
-      return near_call(k, pc, u, t, Number(BigInt.asUintN(64, valueOf(t, fn.addrs[idx]!)) & 0xffffffffffffn));
+      return near_call(k, pc, u, t, ip_of(valueOf(t, fn.addrs[idx]!)));
     case 'wrpkru':
       if (!cpu.wrpkru(Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!))))) return idtentry(k, pc, t);
       k.recordOp(t, undefined, undefined);
@@ -218,11 +219,13 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       k.recordOp(t, holds !== (op.until === true) ? BigInt(op.max) + 1n : n, undefined);
       t.pc = fn.base + op.end * OP_BYTES;
       t.slice++;
+      t.nr_ops++;
       return;
     }
     case 'jump':
       t.pc = fn.base + op.to * OP_BYTES;
       t.slice++;
+      t.nr_ops++;
       return;
     case 'mov_sreg': {
       const sreg = SREG_NAMES.indexOf(op.sreg);
@@ -318,6 +321,7 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   }
   t.pc += OP_BYTES;
   t.slice++;
+  t.nr_ops++;
 }
 
 /**
@@ -509,7 +513,7 @@ function near_call(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, target: number): 
   const ss = shstk_active(pc, t);
   const sp = BigInt(t.sp - 8);
   const ssp = BigInt(t.ssp - 8);
-  t.opAddr = BigInt(target);
+  t.opAddr = BigInt.asUintN(64, BigInt(target));
   if (!stack_access(k, pc, u, t, 1, sp, Access.Write)) return;
   if (ss && !stack_access(k, pc, u, t, 2, ssp, Access.ShadowStackWrite)) return;
   const ret = BigInt(t.pc + OP_BYTES);
@@ -521,6 +525,7 @@ function near_call(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, target: number): 
   t.sp -= 8;
   t.pc = target;
   t.slice++;
+  t.nr_ops++;
   k.recordOp(t, undefined, undefined);
 }
 
@@ -573,6 +578,7 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   t.pc = Number(dv.getBigUint64(SC_RIP, true)) + OP_BYTES;
   t.sp = Number(dv.getBigUint64(SC_RSP, true));
   t.slice++;
+  t.nr_ops++;
 }
 
 /** The SYSCALL instruction: its arguments from the operation's registers, the ip past it, then into the kernel. */
@@ -582,5 +588,6 @@ function syscall_insn(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: number
   const args = fn.constArgs[idx] ?? syscallArgs(t, fn.args[idx]);
   t.pc += OP_BYTES;
   t.slice++;
+  t.nr_ops++;
   do_syscall_64(k, pc, t, nr, args, op.into);
 }
