@@ -21,7 +21,9 @@ import type { Kernel, PerCpu } from './kernel.js';
 import type { KPath } from './steps.js';
 import type { Task } from './task.js';
 import { copy_to_user, putU32, putU64 } from './uaccess.js';
-import { EFAULT, EINVAL } from './uapi.js';
+import {
+  CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW, CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI, EFAULT, EINVAL,
+} from './uapi.js';
 
 /** Nanoseconds one retired user operation moves its thread's clock: 1 µs. */
 export const NSEC_PER_OP = 1000n;
@@ -30,17 +32,6 @@ export const MONOTONIC_BASE_NS = 1_000_000_000n;
 /** CLOCK_REALTIME minus CLOCK_MONOTONIC, in seconds: boot at 2025-01-01 00:00:00 UTC, less the base. */
 export const REALTIME_EPOCH_S = 1735689600n - 1n;
 export const NSEC_PER_SEC = 1_000_000_000n;
-
-/** Clock ids (include/uapi/linux/time.h). */
-export const CLOCK_REALTIME = 0;
-export const CLOCK_MONOTONIC = 1;
-export const CLOCK_PROCESS_CPUTIME_ID = 2;
-export const CLOCK_THREAD_CPUTIME_ID = 3;
-export const CLOCK_MONOTONIC_RAW = 4;
-export const CLOCK_REALTIME_COARSE = 5;
-export const CLOCK_MONOTONIC_COARSE = 6;
-export const CLOCK_BOOTTIME = 7;
-export const CLOCK_TAI = 11;
 
 /** ktime_get for thread `t`: its CLOCK_MONOTONIC in nanoseconds. */
 export function ktime_get(t: Task): bigint {

@@ -119,6 +119,17 @@ export const SS_FLAG_BITS = 0x80000000;
 export const MINSIGSTKSZ = 2048;
 export const SIGSTKSZ = 8192;
 
+// ---- clock ids (include/uapi/linux/time.h) ----------------------------------------------------
+export const CLOCK_REALTIME = 0;
+export const CLOCK_MONOTONIC = 1;
+export const CLOCK_PROCESS_CPUTIME_ID = 2;
+export const CLOCK_THREAD_CPUTIME_ID = 3;
+export const CLOCK_MONOTONIC_RAW = 4;
+export const CLOCK_REALTIME_COARSE = 5;
+export const CLOCK_MONOTONIC_COARSE = 6;
+export const CLOCK_BOOTTIME = 7;
+export const CLOCK_TAI = 11;
+
 // ---- si_code (include/uapi/asm-generic/siginfo.h) -----------------------------------------------
 export const SI_USER = 0;
 export const SI_KERNEL = 0x80;
