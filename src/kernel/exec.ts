@@ -9,6 +9,7 @@
  * returns to its init value; the shadow stack is freed and the new image starts with it off
  * and unlocked.
  */
+import { enable_cpuid } from './process_64.js';
 import { start_thread_segments } from './desc.js';
 import { do_close_on_exec, unshare_files } from './file.js';
 import { ProgramImage } from '../user/program.js';
@@ -278,6 +279,8 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
       ka.mask = 0n;
     }
     t.exit_signal = SIGCHLD;
+    // setup_new_exec -> arch_setup_new_exec: CPUID faulting (TIF_NOCPUID) does not survive execve.
+    enable_cpuid(pc, t);
     start_thread(k, t, image);
     pc.cpu.pkru = t.pkru;
     start_thread_segments(pc, t);

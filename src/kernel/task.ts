@@ -276,6 +276,8 @@ export class Task {
   slice = 0;
   /** User operations this thread has retired, counting from its creator's at fork or clone: its clock (time.ts). */
   nr_ops = 0;
+  /** TIF_NOCPUID: CPUID faults in user mode while this thread runs (ARCH_SET_CPUID 0; kept by fork and clone, cleared by execve). */
+  tif_nocpuid = false;
 
   constructor(tid: number, group: ThreadGroup, parent: Task | null, mm: MmStruct | null, sighand: SigHand, image: ProgramImage | null) {
     this.tid = tid;

@@ -284,6 +284,10 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       if (!saveprevssp(k, pc, u, t)) return;
       break;
     case 'cpuid': {
+      if (cpu.cpuidFaults()) {
+        trap(k, pc, t, X86_TRAP_GP);
+        return;
+      }
       const leaf = Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!)));
       const regs = cpuid(cpu, leaf, Number(BigInt.asUintN(32, valueOf(t, fn.args[idx][0]))));
       if (op.into) CPUID_REGS.forEach((reg, i) => t.vars.set(`${op.into}_${reg}`, BigInt(regs[i])));
