@@ -70,3 +70,17 @@ export function isCanonical(hi: number, la57: boolean): boolean {
   const top = la57 ? hi >> 24 : hi >> 15;
   return top === 0 || top === -1;
 }
+
+/** The lowest top-half address a number holds exactly as its negative two's-complement value (-2^53). */
+const IP_TOP_HALF_MIN = (1n << 64n) - (1n << 53n);
+
+/**
+ * The number that stands for 64-bit instruction address `addr` (the model's `Task.pc`): a
+ * top-half address from 0xffe0000000000000 up (the vsyscall page's among them) as its negative
+ * two's-complement value, which a number holds exactly and whose low and high 32 bits
+ * (`>>> 0`, floor division by 2^32) are the address's; any other address as its low 48 bits.
+ */
+export function ip_of(addr: bigint): number {
+  const a = BigInt.asUintN(64, addr);
+  return a >= IP_TOP_HALF_MIN ? Number(BigInt.asIntN(64, a)) : Number(a & 0xffffffffffffn);
+}

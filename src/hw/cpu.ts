@@ -25,7 +25,7 @@ import {
   CET_SH_STK_EN, CET_WR_SHSTK_EN, CR0_AM, CR0_CD, CR0_EM, CR0_ET, CR0_MP, CR0_NE, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR3_HI_NOFLUSH, CR3_PCID_MASK,
   CR4_CET, CR4_FSGSBASE, CR4_LA57, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_PKS,
   CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_UMIP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER, MSR_FS_BASE, MSR_IA32_PKRS, MSR_KERNEL_GS_BASE, MSR_IA32_PL0_SSP,
-  MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, MSR_IA32_XSS, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_NP, X86_TRAP_PF, X86_TRAP_UD,
+  MSR_IA32_PL3_SSP, MSR_IA32_S_CET, MSR_IA32_U_CET, MSR_IA32_XSS, MSR_MISC_FEATURES_ENABLES, MSR_PLATFORM_INFO, MISC_FEATURES_CPUID_FAULT, PLATFORM_INFO_CPUID_FAULTING, RFLAGS_AC, X86_TRAP_GP, X86_TRAP_NP, X86_TRAP_PF, X86_TRAP_UD,
   XFEATURE_MASK_AVX, XFEATURE_MASK_CET_S, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87,
 } from './regs.js';
 import { Access, ACCESS_NAMES, accessFault, accessKind, isWriteAccess, PF_P, PF_RSVD, R_DIRTY, R_USER, type AccessKind, type AccessName, type AccessRegs } from './rights.js';
@@ -146,6 +146,8 @@ export class Cpu implements AccessRegs {
   xcr0 = XFEATURE_MASK_X87;
   /** IA32_XSS, the supervisor state components only XSAVES manages. */
   xss = 0;
+  /** MSR_MISC_FEATURES_ENABLES: bit 0, CPUID faulting on (CPUs with `cpuid_faulting`). */
+  miscFeaturesEnables = 0;
 
   /**
    * The segment registers by Sreg number (ES, CS, SS, DS, FS, GS): selector and hidden part.
@@ -641,7 +643,7 @@ export class Cpu implements AccessRegs {
   /**
    * WRMSR of an MSR the model implements: IA32_EFER (only NXE may change, and only on an NX
    * CPU), IA32_FS_BASE and IA32_KERNEL_GS_BASE (canonical), IA32_PKRS (PKS CPUs), IA32_U_CET, IA32_S_CET, IA32_PL0_SSP, IA32_PL3_SSP (shadow-stack
-   * CPUs). #GP at CPL>0, for another MSR, or for a value the MSR cannot hold.
+   * CPUs), MSR_MISC_FEATURES_ENABLES (bit 0 with CPUID faulting). #GP at CPL>0, for another MSR, or for a value the MSR cannot hold.
    */
   wrmsr(msr: number, value: bigint): boolean {
     u64Bigint(value, 'value');
@@ -684,6 +686,11 @@ export class Cpu implements AccessRegs {
         this.xss = lo;
         if (this.events.on) this.emit({ type: 'cr_write', cpu: this.id, reg: 'xss', hi: 0, lo });
         return true;
+      case MSR_MISC_FEATURES_ENABLES:
+        // Bit 0 only where CPUID faulting is supported (MSR_PLATFORM_INFO bit 31); no other bit is modelled.
+        if (hi !== 0 || (lo & ~(m.cpuid_faulting ? MISC_FEATURES_CPUID_FAULT : 0)) !== 0) return this.gp();
+        this.miscFeaturesEnables = lo;
+        return true;
       case MSR_IA32_PL0_SSP:
       case MSR_IA32_PL3_SSP:
         // SSP MSRs hold canonical, 4-byte-aligned addresses.
@@ -695,6 +702,22 @@ export class Cpu implements AccessRegs {
       default:
         return this.gp();
     }
+  }
+
+  /**
+   * RDMSR of MSR_PLATFORM_INFO (bit 31: CPUID faulting supported) and MSR_MISC_FEATURES_ENABLES;
+   * null with #GP raised at CPL>0 or for an MSR this method does not read.
+   */
+  rdmsr(msr: number): bigint | null {
+    if (this.cpl === 0 && msr === MSR_PLATFORM_INFO) return this.model.cpuid_faulting ? BigInt(PLATFORM_INFO_CPUID_FAULTING) : 0n;
+    if (this.cpl === 0 && msr === MSR_MISC_FEATURES_ENABLES) return BigInt(this.miscFeaturesEnables);
+    this.gp();
+    return null;
+  }
+
+  /** Whether CPUID raises #GP(0) here: CPL > 0 with MSR_MISC_FEATURES_ENABLES.CPUID_FAULT set (SDM Vol. 3A "CPUID faulting"). */
+  cpuidFaults(): boolean {
+    return this.cpl !== 0 && (this.miscFeaturesEnables & MISC_FEATURES_CPUID_FAULT) !== 0;
   }
 
   /** Sets CPL, as SYSCALL/SYSRET/IRET and exception delivery do (the kernel's entry code calls this). */

@@ -28,7 +28,8 @@
  * A leaf at or below the highest of its range that the model does not have returns zeros, as
  * does a subleaf past a leaf's last; a leaf above both ranges' highest returns the highest
  * basic leaf's data (the SDM's rule for Intel processors), for the same ECX. Without the
- * XSAVE feature leaf 0DH is all zeros. CPUID faults (ARCH_SET_CPUID) are not modelled.
+ * XSAVE feature leaf 0DH is all zeros. CPUID faulting (Cpu.cpuidFaults: #GP(0) at CPL 3 with
+ * MSR_MISC_FEATURES_ENABLES bit 0) is the caller's to check before calling this.
  */
 import type { Cpu } from './cpu.js';
 import { xcr0Supported, xssSupported } from './cpu.js';

@@ -38,6 +38,11 @@ export interface CpuModel {
   xsave: boolean;
   /** RDFSBASE, WRFSBASE, RDGSBASE, WRGSBASE (CR4.FSGSBASE); Linux uses them when the CPU has them. */
   fsgsbase: boolean;
+  /**
+   * CPUID faulting (Linux "cpuid_fault"): MSR_PLATFORM_INFO bit 31 says so, and bit 0 of
+   * MSR_MISC_FEATURES_ENABLES makes CPUID at CPL 3 raise #GP(0) (arch_prctl ARCH_SET_CPUID).
+   */
+  cpuid_faulting: boolean;
   /** Physical-address width in bits (CPUID.80000008H:EAX[7:0]), 36..52. */
   maxphyaddr: number;
   /** The Meltdown bug (Linux X86_BUG_CPU_MELTDOWN): transient user loads ignore U/S. */
@@ -56,7 +61,8 @@ export interface CpuModel {
 }
 
 /**
- * The default: a recent CPU with every feature the kernel model uses, no Meltdown, strict D.
+ * The default: a recent CPU with every feature the kernel model uses but CPUID faulting, no
+ * Meltdown, strict D.
  * 46-bit physical addresses as on Intel servers; no LA57 and no PKS, which most parts lack.
  */
 export const DEFAULT_CPU_MODEL: CpuModel = Object.freeze({
@@ -73,13 +79,14 @@ export const DEFAULT_CPU_MODEL: CpuModel = Object.freeze({
   shstk: true,
   xsave: true,
   fsgsbase: true,
+  cpuid_faulting: false,
   maxphyaddr: 46,
   meltdown: false,
   dirty_on_readonly: 'strict',
   tlb: DEFAULT_TLB_GEOMETRY,
 });
 
-const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'xsave', 'fsgsbase', 'meltdown'] as const;
+const BOOLEAN_FEATURES = ['la57', 'pcid', 'invpcid', 'pge', 'nx', 'pdpe1gb', 'smep', 'smap', 'pku', 'pks', 'shstk', 'xsave', 'fsgsbase', 'cpuid_faulting', 'meltdown'] as const;
 
 /**
  * Completes a partial CPU model with the defaults and checks that it can exist. Throws

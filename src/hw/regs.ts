@@ -65,6 +65,12 @@ export const MSR_IA32_PL0_SSP = 0x6a4;
 export const MSR_IA32_PL3_SSP = 0x6a7;
 export const MSR_IA32_PKRS = 0x6e1;
 export const MSR_IA32_XSS = 0xda0;
+/** MSR_PLATFORM_INFO (0CEH): bit 31 says CPUID faulting is supported (SDM Vol. 4 Table 2-12). */
+export const MSR_PLATFORM_INFO = 0xce;
+export const PLATFORM_INFO_CPUID_FAULTING = 2 ** 31;
+/** MSR_MISC_FEATURES_ENABLES (140H): bit 0 makes CPUID at CPL > 0 raise #GP(0) (Linux MSR_MISC_FEATURES_ENABLES_CPUID_FAULT). */
+export const MSR_MISC_FEATURES_ENABLES = 0x140;
+export const MISC_FEATURES_CPUID_FAULT = 1;
 
 // XCR0 and IA32_XSS: one bit per XSAVE state component (SDM Vol. 1 §13.1, §13.3)
 export const XFEATURE_MASK_X87 = 1 << 0;

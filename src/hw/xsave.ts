@@ -206,6 +206,20 @@ export function xsave(cpu: Cpu, area: XsaveArea, rfbm: number): void {
 }
 
 /**
+ * FXSAVE (Vol. 2 "FXSAVE", Vol. 1 Table 10-2) of the model's x87 and SSE state, always in its
+ * init configuration: the 512-byte legacy region with FCW 037FH, MXCSR 1F80H, MXCSR_MASK FFFFH
+ * and zeros through byte 463; bytes 464..511 (available to software) are not written. No XSAVE
+ * header: FXSAVE has none. The caller has made the checks and the translations.
+ */
+export function fxsave(area: XsaveArea): void {
+  const b = x87InitImage();
+  area.write(0, b);
+  area.write(MXCSR, u32(MXCSR_INIT));
+  area.write(MXCSR_MASK, u32(MXCSR_MASK_VALUE));
+  area.write(160, new Uint8Array(464 - 160));
+}
+
+/**
  * XSAVEC (Vol. 2 "XSAVEC", Vol. 1 §13.10): TO_BE_SAVED = RFBM AND XINUSE (SSE too when
  * RFBM[1] and MXCSR is not 1F80H: never in the model); saves those components, the extended
  * ones at their compacted places for XCOMP_BV = RFBM; MXCSR and MXCSR_MASK only with SSE

@@ -12,7 +12,7 @@ import type { OpRecord } from './task.js';
  * results (kernel/memory.ts: mapped, zero-page, reused, copied, spurious, backout, swapin,
  * userfault: queued for a userfaultfd handler, waited, then retried) and the
  * fault's end otherwise (kernel/fault.ts: signal for user mode, efault for a kernel access
- * fixed up, oom).
+ * fixed up, oom; vsyscall: a fetch in the vsyscall page that emulate_vsyscall handled).
  */
 /** What reclaim did with a folio (the `reclaim` event). */
 export const RECLAIM_OUTCOMES = ['discarded', 'swapped', 'redirtied', 'activated', 'kept'] as const;
@@ -27,7 +27,7 @@ export type ReclaimOutcome = (typeof RECLAIM_OUTCOMES)[number];
 export const DEBUG_CHECKS = ['debug_preempt', 'schedule', 'page_ref_count', 'leak', 'page_mapcount', 'rss', 'swap_map', 'exit_mmap', 'free_pgtables', 'page_alloc', 'pti_user_pgd', 'entry_stack'] as const;
 export type DebugCheck = (typeof DEBUG_CHECKS)[number];
 
-export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'userfault', 'signal', 'efault', 'oom'] as const;
+export const PAGE_FAULT_OUTCOMES = ['mapped', 'zero-page', 'reused', 'copied', 'spurious', 'backout', 'swapin', 'userfault', 'signal', 'efault', 'oom', 'vsyscall'] as const;
 export type PageFaultOutcome = (typeof PAGE_FAULT_OUTCOMES)[number];
 
 export const JOBCTL_WHATS = ['stop', 'resume', 'notify', 'trace'] as const;
@@ -40,7 +40,7 @@ export type KernelEvent =
   | { type: 'user_end'; cpu: number; tid: number; fn: string }
   /** A syscall returned (or, for exit and execve, ended). */
   | { type: 'syscall'; cpu: number; tid: number; nr: number; name: string; args: readonly bigint[]; ret: number }
-  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), swapin (do_swap_page), userfault (handled by a userfaultfd handler, then retried), signal, efault, oom. */
+  /** The kernel handled a page fault. `outcome`: mapped, zero-page, copied (COW), reused (COW without a copy), spurious, backout (the PTE changed under the fault, which changed nothing; the access is retried), swapin (do_swap_page), userfault (handled by a userfaultfd handler, then retried), signal, efault, oom, vsyscall (a call into the vsyscall page, emulated). */
   | { type: 'page_fault'; cpu: number; tid: number; addr: bigint; errorCode: number; user: boolean; outcome: PageFaultOutcome }
   /** A signal was delivered (`action` handler, terminate, core, ignore, or stop: the group stop it starts or joins). */
   | { type: 'signal'; cpu: number; tid: number; signo: number; code: number; addr: bigint; action: string }

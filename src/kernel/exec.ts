@@ -9,6 +9,7 @@
  * returns to its init value; the shadow stack is freed and the new image starts with it off
  * and unlocked.
  */
+import { enable_cpuid } from './process_64.js';
 import { start_thread_segments } from './desc.js';
 import { flush_thread_tls } from './tls.js';
 import { do_close_on_exec, unshare_files } from './file.js';
@@ -281,6 +282,8 @@ export function sys_execve(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[])
       ka.mask = 0n;
     }
     t.exit_signal = SIGCHLD;
+    // setup_new_exec -> arch_setup_new_exec: CPUID faulting (TIF_NOCPUID) does not survive execve.
+    enable_cpuid(pc, t);
     start_thread(k, t, image);
     pc.cpu.pkru = t.pkru;
     flush_thread_tls(t);

@@ -20,6 +20,7 @@ import { BUS_ADRERR, ENOMEM, EPERM, RLIMIT_STACK, SEGV_ACCERR, SEGV_MAPERR, SEGV
 import { VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_LOCKED, VM_WRITE, type Vma } from './vma.js';
 import type { MmStruct } from './mm.js';
 import { rlimit_num } from './resource.js';
+import { emulate_vsyscall, is_vsyscall_vaddr } from './vsyscall.js';
 import { may_expand_vm, mlock_future_ok, vm_stat_account } from './vm_account.js';
 
 /** stack_guard_gap: 256 pages between a growing stack and the mapping below it. */
@@ -216,17 +217,42 @@ function bad_area(k: Kernel, pc: PerCpu, t: Task, addr: number | bigint, errorCo
 }
 
 /**
- * exc_page_fault: the #PF entry. `hi`:`lo` is CR2. An address outside user space goes to
- * do_kern_addr_fault, which for a user-mode access is SEGV_MAPERR (the kernel half is never
+ * exc_page_fault: the #PF entry. `hi`:`lo` is CR2. An address in the vsyscall page is user
+ * space (fault_in_kernel_space); any other address outside user space goes to do_kern_addr_fault, which for a user-mode access is SEGV_MAPERR (the kernel half is never
  * the user's) and for a kernel access to a bad address the fixup.
  */
 export function* exc_page_fault(k: Kernel, pc: PerCpu, t: Task, hi: number, lo: number, errorCode: number): KPath {
   const addr = hi * 2 ** 32 + lo;
-  if (hi >= 0x8000 || addr >= t.mm!.task_size) {
-    const a = (BigInt(hi) << 32n) | BigInt(lo);
-    return bad_area(k, pc, t, a, errorCode, SEGV_MAPERR, (errorCode & PF_U) !== 0, 0);
-  }
+  const a = (BigInt(hi) << 32n) | BigInt(lo);
+  // fault_in_kernel_space: the vsyscall page, above TASK_SIZE_MAX, counts as user space.
+  if (is_vsyscall_vaddr(a)) return yield* do_user_vsyscall_fault(k, pc, t, a, errorCode);
+  if (hi >= 0x8000 || addr >= t.mm!.task_size) return bad_area(k, pc, t, a, errorCode, SEGV_MAPERR, (errorCode & PF_U) !== 0, 0);
   return yield* do_user_addr_fault(k, pc, t, addr, errorCode);
+}
+
+/**
+ * do_user_addr_fault for an address in the vsyscall page: emulate_vsyscall first (vsyscall.ts),
+ * before any VMA is looked for; when it declines, lock_mm_and_find_vma finds no VMA (they all
+ * lie below TASK_SIZE) and the fault is SIGSEGV with SEGV_MAPERR at the address, its error code
+ * given P (sanitize_error_code), whether or not the page is mapped.
+ */
+function* do_user_vsyscall_fault(k: Kernel, pc: PerCpu, t: Task, addr: bigint, errorCode: number): KPath {
+  const user = (errorCode & PF_U) !== 0;
+  const mm = t.mm;
+  if (!mm) return bad_area(k, pc, t, addr, errorCode, SEGV_MAPERR, user, 0);
+  if (yield* emulate_vsyscall(k, pc, t, errorCode, addr)) {
+    emitFault(k, pc, t, addr, errorCode, user, 'vsyscall');
+    return FAULT_FIXED;
+  }
+  pc.touch = mmapLockId(mm);
+  yield STEP_LOCK;
+  while (mm.mmap_lock.writer !== 0) yield STEP_WAIT;
+  mm.mmap_lock.readers++;
+  // find_vma(mm, addr) is null: nothing maps at or above TASK_SIZE.
+  pc.touch = mmapLockId(mm);
+  yield STEP_UNLOCK;
+  mm.mmap_lock.readers--;
+  return bad_area(k, pc, t, addr, errorCode, SEGV_MAPERR, user, 0);
 }
 
 function emitFault(k: Kernel, pc: PerCpu, t: Task, addr: number | bigint, errorCode: number, user: boolean, outcome: PageFaultOutcome): void {

@@ -7,9 +7,9 @@
  * private memory, is (mm, address); a shared one in a MAP_SHARED shmem or tmpfs page is
  * (object, page offset, offset in the page), which two processes mapping the page share.
  *
- * XXX: the model has no clock. A wait with a timeout behaves as if the time ran out just as it
- * would have slept (-ETIMEDOUT unless a wake came first), one of the outcomes Linux allows for
- * any timeout. Linux hashes keys into 256 x CPUs buckets that distinct keys may share; the
+ * XXX: a timeout does not read the model's clock (time.ts, each thread's own). A wait with a
+ * timeout behaves as if the time ran out just as it would have slept (-ETIMEDOUT unless a wake
+ * came first), one of the outcomes Linux allows for any timeout. Linux hashes keys into 256 x CPUs buckets that distinct keys may share; the
  * model gives each key its own bucket. get_futex_key's get_user_pages_fast does not fault the
  * page in: the word's read does. A MAP_PRIVATE file page not yet copied is keyed (mm, address)
  * where Linux keys it by the file. No PI, requeue or robust lists.

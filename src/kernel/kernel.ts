@@ -17,7 +17,7 @@ import { ConfigError } from '../errors.js';
 import type { Cpu } from '../hw/cpu.js';
 import type { Machine } from '../hw/machine.js';
 import { PTE_G } from '../hw/pte.js';
-import { CR4_CET, CR4_FSGSBASE, CR4_OSXSAVE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP, MSR_IA32_XSS, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87 } from '../hw/regs.js';
+import { CR4_CET, CR4_FSGSBASE, CR4_OSXSAVE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP, CR4_SMEP, MSR_IA32_XSS, MSR_MISC_FEATURES_ENABLES, MSR_PLATFORM_INFO, PLATFORM_INFO_CPUID_FAULTING, XFEATURE_MASK_CET_U, XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE, XFEATURE_MASK_X87 } from '../hw/regs.js';
 import type { EventBus } from '../events.js';
 import type { HwEvent } from '../hw/events.js';
 import type { DebugCheck, KernelEvent } from './events.js';
@@ -32,6 +32,7 @@ import {
   __PAGE_KERNEL, __PAGE_KERNEL_RO, ceaGlobal, CPU_ENTRY_AREA_BASE, type CpuEntryArea, ESPFIX_BASE_ADDR, EXCEPTION_STACK_PAGES, get_cpu_entry_area,
   IST_STACKS, KERNEL_DATA, KERNEL_DATA_PAGES, LINUX_BANNER_TEXT, KERNEL_PHYS, KERNEL_TEXT, KERNEL_TEXT_PAGES, kernel_layout, type KernelLayout, KernelMapper, TASK_SIZE, TSS_PAGES,
 } from './layout.js';
+import { map_vsyscall } from './vsyscall.js';
 import { pti_init } from './pti.js';
 import type { Reach } from './reach.js';
 
@@ -78,6 +79,8 @@ export class PerCpu {
   steps = 0;
   /** cpu_tlbstate.user_pcid_flush_mask: kernel PCIDs whose user PCID is flushed at the next return to user (PTI with PCID). */
   user_pcid_flush_mask = 0;
+  /** msr_misc_features_shadow: what this CPU's MSR_MISC_FEATURES_ENABLES holds (process.c set_cpuid_faulting). */
+  msr_misc_features_shadow = 0;
   /** This CPU's cpu_entry_area and per-CPU entry pages. */
   cea: CpuEntryArea | null = null;
   /** The task whose pt_regs sit on this CPU's entry stack (entry_stack per_cpu_c), 0 if none. */
@@ -115,6 +118,8 @@ export class Kernel {
   readonly userShstk: boolean;
   /** Whether protection keys are on (X86_FEATURE_OSPKE: the CPU has PKU and not `nopku`). */
   readonly ospke: boolean;
+  /** X86_FEATURE_CPUID_FAULT: MSR_PLATFORM_INFO said so at boot (init_cpuid_fault). */
+  cpuid_fault = false;
   /** empty_zero_page's frame. */
   readonly zero_pfn: number;
   /** Paging levels (4, or 5 with LA57). */
@@ -195,6 +200,8 @@ export class Kernel {
     // The kernel half is built into boot tables now; PageTables then allocates user tables only.
     const mapper = new KernelMapper(mem, this.levels, bootAlloc);
     const ceas = this.buildKernelMappings(mapper, pgd, bootAlloc, machine.cpus.length);
+    // map_vsyscall (setup_arch), before pti_init: __vsyscall_page is a page of the kernel image's data.
+    if (options.vsyscall === 'emulate') map_vsyscall(this, mapper, pgd, bootAlloc(), model.pge && !this.pti ? PTE_G : 0);
     if (this.pti) pti_init(this, mapper, pgd, userPgd, ceas);
     this.pages = new PageAllocator(mem, next);
     this.pages.failKind = options.fail_alloc;
@@ -280,6 +287,11 @@ export class Kernel {
     if (m.fsgsbase) cr4 |= CR4_FSGSBASE;
     cpu.movToCr4(cr4);
     if (m.xsave) this.fpu__init_cpu_xstate(cpu);
+    // init_intel_misc_features: the features of MSR_MISC_FEATURES_ENABLES all off, and
+    // init_cpuid_fault's X86_FEATURE_CPUID_FAULT from MSR_PLATFORM_INFO bit 31.
+    pc.msr_misc_features_shadow = 0;
+    if ((cpu.rdmsr(MSR_PLATFORM_INFO) ?? 0n) & BigInt(PLATFORM_INFO_CPUID_FAULTING)) this.cpuid_fault = true;
+    cpu.wrmsr(MSR_MISC_FEATURES_ENABLES, 0n);
     pc.ctx_id[0] = 0;
     pc.ctx_tlb_gen[0] = this.init_mm.tlb_gen;
     setup_cpu_gdt(this, pc);

@@ -46,6 +46,8 @@ export const LDT_SLOT_STRIDE = 0x10000n;
 export const CPU_ENTRY_AREA_BASE = 0xfffffe0000000000n;
 /** ESPFIX_BASE_ADDR: the ESPFIX64 stacks' P4D. */
 export const ESPFIX_BASE_ADDR = 0xffffff0000000000n;
+/** VSYSCALL_ADDR (uapi asm/vsyscall.h): -10UL << 20, the fixmap slot VSYSCALL_PAGE (vsyscall.ts). */
+export const VSYSCALL_ADDR = 0xffffffffff600000n;
 /** TASK_SIZE with 4-level paging: the end of user space. */
 export const TASK_SIZE = 0x7ffffffff000;
 /** Physical address the kernel image is loaded at (frame 256, just above the first MiB). */

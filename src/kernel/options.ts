@@ -56,6 +56,8 @@ export interface KernelOptions {
   threads_max: number;
   /** The swap area's size in pages (swapon of one device); 0: no swap. */
   swap_pages: number;
+  /** The `vsyscall=` boot parameter: how the legacy vsyscall page is provided. */
+  vsyscall: VsyscallMode;
 }
 
 /** The choices of `pkru_on_signal`, upstream first. */
@@ -94,6 +96,10 @@ export type PercpuOps = (typeof PERCPU_OPS)[number];
 /** Allocation kinds `fail_alloc` can fail. */
 export const FAIL_ALLOC_KINDS = ['none', 'pgd', 'pgtable', 'ldt', 'page'] as const;
 export type FailAlloc = (typeof FAIL_ALLOC_KINDS)[number];
+
+/** The choices of `vsyscall`, upstream's default (CONFIG_LEGACY_VSYSCALL_XONLY) first. */
+export const VSYSCALL_MODES = ['xonly', 'emulate', 'none'] as const;
+export type VsyscallMode = (typeof VSYSCALL_MODES)[number];
 
 /** MAX_THREADS (kernel/fork.c): FUTEX_TID_MASK, the most tasks threads-max can allow. */
 export const MAX_THREADS = 0x3fffffff;
@@ -189,6 +195,13 @@ export const KERNEL_OPTION_SPECS: Readonly<Record<keyof KernelOptions, OptionSpe
   swap_pages: {
     kind: 'integer', min: 0, max: 1048576, default: 0,
     doc: 'Pages of swap space (one swap device, swapon at boot); 0: no swap. Reclaim (MADV_PAGEOUT) writes dirty anonymous pages to it, replacing their PTEs with swap entries, and do_swap_page reads them back through the swap cache.',
+  },
+  vsyscall: {
+    kind: 'enum', values: VSYSCALL_MODES, default: 'xonly',
+    doc: 'The vsyscall= boot parameter (arch/x86/entry/vsyscall/vsyscall_64.c): the legacy entry points at 0xffffffffff600000 (gettimeofday), +0x400 (time) and +0x800 (getcpu). '
+      + 'xonly (upstream\'s and Debian\'s default): the page is not mapped; a call there faults and the kernel emulates the syscall and the return (emulate_vsyscall), a read is SIGSEGV (SEGV_MAPERR); /proc/PID/maps shows [vsyscall] as --xp. '
+      + 'emulate: the page is mapped user-readable and not executable (also in the PTI user copy), so reads see its syscall stubs and calls are emulated as with xonly; maps shows r-xp. '
+      + 'none: no page and no [vsyscall] line; a call there is SIGSEGV (SEGV_MAPERR).',
   },
 };
 

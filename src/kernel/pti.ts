@@ -23,6 +23,7 @@ import {
 import type { MmStruct } from './mm.js';
 import { __pte, mk_pte, PFN_HI } from './pgtable.js';
 import { this_cpu_ptr } from './debug.js';
+import { is_vsyscall_vaddr, pti_setup_vsyscall, VSYSCALL_ADDR } from './vsyscall.js';
 
 /** X86_CR3_PTI_PCID_USER_BIT: the user PCID is the kernel PCID with bit 11 set. */
 export const X86_CR3_PTI_PCID_USER_BIT = 11;
@@ -38,8 +39,9 @@ const PMD_SIZE = 1n << 21n;
 /**
  * pti_init + pti_finalize, for the boot PGD pair: clones into the user copy the P4D of the
  * cpu_entry_area and of ESPFIX (pti_clone_p4d), the entry text at PMD level
- * (pti_clone_entry_text; it stays global), and maps each CPU's cpu_tss_rw page
- * (pti_clone_user_shared: SYSCALL spills the user RSP in tss.sp2 before switching CR3).
+ * (pti_clone_entry_text; it stays global), maps each CPU's cpu_tss_rw page
+ * (pti_clone_user_shared: SYSCALL spills the user RSP in tss.sp2 before switching CR3), and
+ * with vsyscall=emulate the vsyscall page (pti_setup_vsyscall).
  */
 export function pti_init(k: Kernel, m: KernelMapper, pgd: number, userPgd: number, ceas: CpuEntryArea[]): void {
   const clone = (va: bigint, level: number): void => {
@@ -49,6 +51,7 @@ export function pti_init(k: Kernel, m: KernelMapper, pgd: number, userPgd: numbe
   clone(ESPFIX_BASE_ADDR, 4);
   clone(ENTRY_TEXT_START, 2);
   for (const cea of ceas) m.map4k(userPgd, cea.tssRw, cea.tssPfn, __PAGE_KERNEL, k.nx);
+  pti_setup_vsyscall(k, m, pgd, userPgd);
 }
 
 /** pgd_ctor: a new mm's kernel halves, from the boot PGD's kernel copy and (with PTI) its user copy. */
@@ -124,8 +127,8 @@ export interface PtiRange {
 
 /**
  * The kernel ranges a user copy may map (pti.c and the LDT remap): the cpu_entry_area and
- * ESPFIX P4Ds, the 2 MiB around the entry text, each CPU's cpu_tss_rw page, the two LDT
- * slots, and with entry_stack per_task the PTI stacks' area.
+ * ESPFIX P4Ds, the 2 MiB around the entry text, each CPU's cpu_tss_rw page, the vsyscall page
+ * with vsyscall=emulate, the two LDT slots, and with entry_stack per_task the PTI stacks' area.
  */
 export function pti_allowed_ranges(k: Kernel): PtiRange[] {
   const r: PtiRange[] = [
@@ -135,6 +138,7 @@ export function pti_allowed_ranges(k: Kernel): PtiRange[] {
     { start: k.layout.ldt_base_addr, end: k.layout.ldt_slots_end, what: 'ldt remap' },
   ];
   for (const pc of k.percpu) r.push({ start: pc.cea!.tssRw, end: pc.cea!.tssRw + 0x1000n, what: `cpu_tss_rw (cpu ${pc.id})` });
+  if (k.options.vsyscall === 'emulate') r.push({ start: VSYSCALL_ADDR, end: VSYSCALL_ADDR + 0x1000n, what: 'vsyscall' });
   // The PTI stacks' PGD slot, which the user copy shares with the kernel copy (pti_stack_map).
   const v = k.layout.vmalloc_base;
   if (k.options.entry_stack === 'per_task') r.push({ start: v, end: v + k.layout.pgdir_size, what: 'pti stacks' });
@@ -177,7 +181,7 @@ export function walkKernelHalf(k: Kernel, root: number, fn: (leaf: KernelLeaf) =
 
 /**
  * The `pti_user_pgd` check: under PTI, the user copy of every live mm with PTI on maps no
- * kernel page outside pti_allowed_ranges, and no kernel page with U/S set. Reports each
+ * kernel page outside pti_allowed_ranges, and no kernel page with U/S set but the vsyscall page. Reports each
  * offending leaf, every time it runs.
  */
 export function check_pti_user_pgd(k: Kernel, pc: PerCpu | null, mm: MmStruct): void {
@@ -187,7 +191,7 @@ export function check_pti_user_pgd(k: Kernel, pc: PerCpu | null, mm: MmStruct): 
     const end = leaf.va + BigInt(leaf.bytes);
     const ok = allowed.some((r) => leaf.va >= r.start && end <= r.end);
     if (!ok) k.report(pc, 'pti_user_pgd', `mm ${mm.ctx_id}: the user page table maps kernel page 0x${leaf.va.toString(16)} (${leaf.bytes} bytes), outside the PTI-shared set`);
-    else if (leaf.lo & PTE_US) k.report(pc, 'pti_user_pgd', `mm ${mm.ctx_id}: kernel page 0x${leaf.va.toString(16)} is user-accessible in the user page table`);
+    else if (leaf.lo & PTE_US && !is_vsyscall_vaddr(leaf.va)) k.report(pc, 'pti_user_pgd', `mm ${mm.ctx_id}: kernel page 0x${leaf.va.toString(16)} is user-accessible in the user page table`);
   });
 }
 

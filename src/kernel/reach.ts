@@ -11,6 +11,7 @@
  * filled in kernel mode) is not counted, nor is Meltdown-PK or L1TF.
  */
 import type { Kernel } from './kernel.js';
+import { is_vsyscall_vaddr } from './vsyscall.js';
 import {
   CPU_ENTRY_AREA_BASE, ENTRY_TEXT_START, ESPFIX_BASE_ADDR, KERNEL_DATA, KERNEL_TEXT, type KernelLayout,
 } from './layout.js';
@@ -43,6 +44,7 @@ const P4D = 1n << 39n;
 /** The name of the kernel region `va` lies in, in layout `l` (Documentation/arch/x86/x86_64/mm.rst). */
 export function kernel_region(l: KernelLayout, va: bigint): string {
   if (va >= l.ldt_base_addr && va < l.ldt_slots_end) return 'ldt remap';
+  if (is_vsyscall_vaddr(va)) return 'vsyscall';
   if (va >= l.page_offset_base && va < l.page_offset_base + l.direct_map_size) return 'direct map';
   if (va >= l.vmalloc_base && va < l.vmalloc_base + l.vmalloc_size) return 'vmalloc';
   if (va >= CPU_ENTRY_AREA_BASE && va < CPU_ENTRY_AREA_BASE + P4D) return 'cpu_entry_area';

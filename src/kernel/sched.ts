@@ -14,6 +14,7 @@
  * XXX: placement is deterministic (the CPU with the fewest tasks the task may use, lowest
  * number first); there is no load balancer of its own, only the moves above.
  */
+import { set_cpuid_faulting } from './process_64.js';
 import { load_segments, save_segments } from './desc.js';
 import { load_TLS } from './tls.js';
 import type { Kernel, PerCpu } from './kernel.js';
@@ -106,7 +107,7 @@ export function schedule(k: Kernel, pc: PerCpu): void {
  * context_switch: from `prev` to `next` (null: the idle task). A user task's mm is switched in
  * with switch_mm_irqs_off; the idle task keeps the previous mm loaded in lazy TLB mode. The
  * outgoing task's PKRU is saved and the incoming one's written if it differs; LDTR follows the
- * mm (switch_ldt). The CPU stays in the kernel: a task with no kernel path under way gets the
+ * mm (switch_ldt); CPUID faulting follows TIF_NOCPUID (__switch_to_xtra). The CPU stays in the kernel: a task with no kernel path under way gets the
  * exit path to user mode.
  */
 export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: Task | null): void {
@@ -118,6 +119,9 @@ export function context_switch(k: Kernel, pc: PerCpu, prev: Task | null, next: T
     prev.pkru = cpu.pkru;
     save_segments(k, pc, prev);
   }
+  // __switch_to_xtra: TIF_NOCPUID differing between prev and next (the idle task and kernel threads have it clear).
+  const nocpuid = next !== null && next.tif_nocpuid;
+  if ((prev !== null && prev.tif_nocpuid) !== nocpuid) set_cpuid_faulting(pc, nocpuid);
   pc.current = next;
   if (k.events.on) k.emit({ type: 'context_switch', cpu: pc.id, from: prev ? prev.tid : 0, to: next ? next.tid : 0 });
   if (!next) {

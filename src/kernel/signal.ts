@@ -33,7 +33,7 @@ import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './
 import { OP_BYTES } from '../user/program.js';
 import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.js';
 import { __on_sig_stack, on_sig_stack, restore_altstack, sas_ss_flags, sas_ss_reset } from './sigaltstack.js';
-import { bufferArea, xsave, xstateSizeStandard } from '../hw/xsave.js';
+import { bufferArea, fxsave, xsave, xstateSizeStandard } from '../hw/xsave.js';
 import type { Cpu } from '../hw/cpu.js';
 import { DESC_DPL_SHIFT, DESC_P, DESC_S, DESC_TYPE_EXPAND_DOWN, DESC_TYPE_SHIFT, DESC_TYPE_WRITABLE } from '../hw/segment.js';
 import { __USER_CS, __USER_DS } from './desc.js';
@@ -481,23 +481,30 @@ export function user_xfeatures(k: Kernel): bigint {
   return XFEATURE_MASK_FPSSE | (k.ospke ? XFEATURE_MASK_PKRU : 0n);
 }
 
-/** fpu_user_cfg.max_size + FP_XSTATE_MAGIC2_SIZE: the XSAVE image the frame carries (580 bytes, or 2700 with PKRU). */
+/**
+ * fpu__get_fpstate_size: the image the frame carries. With XSAVE, fpu_user_cfg.max_size +
+ * FP_XSTATE_MAGIC2_SIZE (580 bytes, or 2700 with PKRU); without, the 512-byte FXSAVE image.
+ */
 function xstate_sigframe_size(k: Kernel): number {
-  return xstateSizeStandard(Number(user_xfeatures(k))) + 4;
+  return k.machine.model.xsave ? xstateSizeStandard(Number(user_xfeatures(k))) + 4 : FXSAVE_SIZE;
 }
+
+/** sizeof(struct fxregs_state). */
+const FXSAVE_SIZE = 512;
 
 /**
  * The XSAVE image copy_fpstate_to_sigframe writes: xsave_to_user_sigframe's XSAVE of the user
  * features (hw/xsave.ts, into a cleared header), the software bytes that mark an xstate frame,
  * and with OSPKE update_pkru_in_sigframe's PKRU component holding `pkru` with XSTATE_BV[PKRU]
- * forced to 1. XXX: a CPU without XSAVE would get an FXSAVE frame; the model writes this one.
+ * forced to 1. A CPU without XSAVE gets fxsave_sigframe's image instead.
  */
 function xsave_sigframe(k: Kernel, cpu: Cpu, pkru: number): Uint8Array {
+  if (!cpu.model.xsave) return fxsave_sigframe();
   const size = xstate_sigframe_size(k);
   const fp = new Uint8Array(size);
   const dv = new DataView(fp.buffer);
   const xfeatures = user_xfeatures(k);
-  if (cpu.model.xsave) xsave(cpu, bufferArea(fp), Number(xfeatures) & cpu.xcr0);
+  xsave(cpu, bufferArea(fp), Number(xfeatures) & cpu.xcr0);
   dv.setUint32(SW_MAGIC1, FP_XSTATE_MAGIC1, true);
   dv.setUint32(SW_EXTENDED_SIZE, size, true);
   dv.setBigUint64(SW_XFEATURES, xfeatures, true);
@@ -810,6 +817,24 @@ function* get_sigframe(k: Kernel, pc: PerCpu, t: Task, ka: KSigaction, pkru: num
 }
 
 /**
+ * The image copy_fpstate_to_sigframe writes without XSAVE: fxsave_to_user_sigframe's FXSAVE
+ * (512 bytes), then save_xstate_epilog's software bytes, which it writes whenever FXSR is in
+ * use: FP_XSTATE_MAGIC1, extended_size = fpstate->user_size (512) + FP_XSTATE_MAGIC2_SIZE,
+ * xfeatures = fpstate->user_xfeatures (0: fpu_user_cfg.default_features without XSAVE),
+ * xstate_size 512; then, as use_xsave() is false, no FP_XSTATE_MAGIC2 and no header.
+ */
+function fxsave_sigframe(): Uint8Array {
+  const fp = new Uint8Array(FXSAVE_SIZE);
+  const dv = new DataView(fp.buffer);
+  fxsave(bufferArea(fp));
+  dv.setUint32(SW_MAGIC1, FP_XSTATE_MAGIC1, true);
+  dv.setUint32(SW_EXTENDED_SIZE, FXSAVE_SIZE + 4, true);
+  dv.setBigUint64(SW_XFEATURES, 0n, true);
+  dv.setUint32(SW_XSTATE_SIZE, FXSAVE_SIZE, true);
+  return fp;
+}
+
+/**
  * x64_setup_rt_frame + signal_setup_done's FPU part: get_sigframe (the XSAVE image), the
  * shadow-stack entries (pushed even when get_sigframe failed, as in 6.12), then the frame,
  * points the task at the handler, and gives the handler its PKRU. Upstream (6.12) the writes
@@ -832,11 +857,11 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   if (!(yield* setup_signal_shadow_stack(k, pc, t, ka.restorer))) return false;
   const f = new Uint8Array(RT_SIGFRAME_SIZE);
   putU64(f, 0, ka.restorer);
-  // x64_setup_rt_frame: frame_uc_flags (the model's CPUs have XSAVE; user code is 64-bit), no
+  // x64_setup_rt_frame: frame_uc_flags (UC_FP_XSTATE with XSAVE; user code is 64-bit), no
   // uc_link, and unsafe_save_altstack's stack_t: the thread's sas_ss_sp, sas_ss_flags and
   // sas_ss_size as they are (not sas_ss_flags(sp)), so SS_AUTODISARM is kept for rt_sigreturn;
   // all 0 for a thread that never set one.
-  putU64(f, UC_FLAGS, BigInt(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS));
+  putU64(f, UC_FLAGS, BigInt((cpu.model.xsave ? UC_FP_XSTATE : 0) | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS));
   putU64(f, UC_STACK_SS_SP, t.sas_ss_sp);
   putU32(f, UC_STACK_SS_FLAGS, t.sas_ss_flags);
   putU64(f, UC_STACK_SS_SIZE, t.sas_ss_size);
@@ -899,7 +924,11 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
 
 /**
  * fpu__restore_sig: PKRU from the frame's XSAVE image when it is an xstate frame whose
- * XSTATE_BV has PKRU, else PKRU's init value 0. False if the image cannot be read.
+ * XSTATE_BV has PKRU, else PKRU's init value 0. Without XSAVE the image is the 512-byte
+ * FXSAVE one (xstate_sigframe_size), restored by FXRSTOR (__restore_fpregs_from_user's
+ * fxrstor_from_user_sigframe), and there is no PKRU. False if the image cannot be read.
+ * XXX: the x87 and SSE registers are not modelled, so neither FXRSTOR nor XRSTOR loads
+ * anything, and a reserved MXCSR bit in the image is not the #GP (SIGSEGV) it is in Linux.
  */
 function* restore_fpstate(k: Kernel, pc: PerCpu, t: Task, fpstate: bigint): KSteps<boolean> {
   if (fpstate === 0n) return true;

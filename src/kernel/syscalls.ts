@@ -6,6 +6,7 @@
  * the file syscalls, pipes and userfaultfd have their own files (pkeys.ts, shstk.ts, gup.ts,
  * mlock.ts, brk.ts, mremap.ts, resource.ts, open.ts, read_write.ts, file.ts, fcntl.ts, stat.ts,
  * pipe.ts, splice.ts, ioctl.ts, userfaultfd.ts, futex.ts, ptrace.ts).
+ * The clock's syscalls (gettimeofday, time, clock_gettime, getcpu) are in time.ts.
  * Also the small syscalls: getpid, gettid, set_tid_address, sched_yield, rt_sigaction, rt_sigprocmask, kill,
  * tgkill (sigaltstack is in sigaltstack.ts).
  */
@@ -42,6 +43,7 @@ import { sys_map_shadow_stack } from './shstk.js';
 import { sys_arch_prctl } from './process_64.js';
 import { sys_ptrace } from './ptrace.js';
 import { sys_sigaltstack } from './sigaltstack.js';
+import { sys_clock_gettime, sys_getcpu, sys_gettimeofday, sys_time } from './time.js';
 import { send_signal, sig_kernel_ignore, sigmask, SIG_KERNEL_ONLY_MASK, sys_rt_sigreturn, valid_signal } from './signal.js';
 import type { KPath } from './steps.js';
 import type { SigInfo, Task } from './task.js';
@@ -286,6 +288,10 @@ const table: readonly SyscallEntry[] = [
   { nr: 330, name: 'pkey_alloc', args: ['flags', 'init_val'], handler: sys_pkey_alloc },
   { nr: 331, name: 'pkey_free', args: ['pkey'], handler: (k, pc, t, a) => sys_pkey_free(k, pc, t, a) },
   { nr: 453, name: 'map_shadow_stack', args: ['addr', 'size', 'flags'], handler: sys_map_shadow_stack },
+  { nr: 96, name: 'gettimeofday', args: ['tv', 'tz'], handler: sys_gettimeofday },
+  { nr: 201, name: 'time', args: ['tloc'], handler: sys_time },
+  { nr: 228, name: 'clock_gettime', args: ['which_clock', 'tp'], handler: sys_clock_gettime },
+  { nr: 309, name: 'getcpu', args: ['cpup', 'nodep', 'unused'], handler: sys_getcpu },
 ];
 
 /** The table indexed by number (holes are undefined: -ENOSYS). Built once, never changed. */

@@ -156,7 +156,11 @@ export class Task {
 
   // ---- User context ----------------------------------------------------------------------
   image: ProgramImage | null;
-  /** Instruction pointer (address in the image's text) and stack pointer. */
+  /**
+   * Instruction pointer (address in the image's text; hw/addr.ts ip_of gives an address in the
+   * top half, such as the vsyscall page's, as its negative two's-complement value) and stack
+   * pointer.
+   */
   pc = 0;
   sp = 0;
   /** The thread's variables (its registers). */
@@ -288,6 +292,10 @@ export class Task {
   vforkWaiting = false;
   /** Number of operations executed in user mode since the last switch (for timeslices). */
   slice = 0;
+  /** User operations this thread has retired, counting from its creator's at fork or clone: its clock (time.ts). */
+  nr_ops = 0;
+  /** TIF_NOCPUID: CPUID faults in user mode while this thread runs (ARCH_SET_CPUID 0; kept by fork and clone, cleared by execve). */
+  tif_nocpuid = false;
 
   constructor(tid: number, group: ThreadGroup, parent: Task | null, mm: MmStruct | null, sighand: SigHand, image: ProgramImage | null) {
     this.tid = tid;

@@ -15,7 +15,7 @@
  * (vma_set_page_prot's writenotify): the model computes PTE protections from the flags, so a
  * page of such a mapping first faulted in by a read after clear_refs is writable and a later
  * write to it is not seen; the PTEs present at clear_refs are write-protected as Linux does.
- * No gate VMA other than [vsyscall] (no vDSO or vvar), no hugetlb and no huge pages
+ * No gate VMA other than [vsyscall] (vsyscall.ts; no vDSO or vvar), no hugetlb and no huge pages
  * (THPeligible says whether the VMA could have them, huge_memory.ts: under
  * CONFIG_TRANSPARENT_HUGEPAGE_MADVISE, Debian's default, only an anonymous VMA marked
  * MADV_HUGEPAGE holding an aligned 2 MiB; AnonHugePages stays 0). The program's text and
@@ -46,6 +46,8 @@ import {
   VM_WIPEONFORK, VM_WRITE, type Vma,
 } from './vma.js';
 import { thp_vma_allowable_pmd } from './huge_memory.js';
+import { VSYSCALL_ADDR } from './layout.js';
+import { gate_vma_flags } from './vsyscall.js';
 
 const PAGE_SIZE = 4096;
 
@@ -141,15 +143,16 @@ function show_map_line(start: bigint | number, end: bigint | number, flags: numb
   return s + '\n';
 }
 
-/** The gate VMA (arch/x86/entry/vsyscall/vsyscall_64.c): the vsyscall page, execute-only with vsyscall=xonly (Debian's default), after every VMA. */
-const GATE_START = 0xffffffffff600000n;
+/** The gate VMA (get_gate_vma, vsyscall.ts): the vsyscall page, after every VMA, unless vsyscall=none. */
+const GATE_START = VSYSCALL_ADDR;
 const GATE_NAME: Readonly<MapName> = { dev: 0, ino: 0, pgoff: 0, name: '[vsyscall]' };
 
 /** show_map for every VMA of `mm` and the gate VMA: /proc/PID/maps's text. The caller holds mmap_lock. */
 export function show_maps(k: Kernel, mm: MmStruct): string {
   let s = '';
   for (const v of mm.vmas.list) s += show_map_line(v.vm_start, v.vm_end, v.vm_flags, vma_name(k, mm, v));
-  return s + show_map_line(GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME);
+  const gate = gate_vma_flags(k);
+  return gate === null ? s : s + show_map_line(GATE_START, GATE_START + 4096n, gate, GATE_NAME);
 }
 
 // ---- smaps -----------------------------------------------------------------------------------
@@ -324,8 +327,9 @@ export function* show_smaps(k: Kernel, pc: PerCpu, t: Task, mm: MmStruct): KStep
     const thp = thp_vma_allowable_pmd(v, v.vm_flags, true, true);
     s += show_smap_text(k, v.vm_start, v.vm_end, v.vm_flags | (v.softdirty ? VM_SOFTDIRTY : 0), vma_name(k, mm, v), v.vm_pkey, v.shadowStack, mss, thp);
   }
-  // The gate VMA: nothing of it is counted (it has no mm), its only flag is VM_EXEC.
-  return s + show_smap_text(k, GATE_START, GATE_START + 4096n, VM_EXEC, GATE_NAME, 0, false, new MemSizeStats(), false);
+  // The gate VMA: nothing of it is counted (it has no mm: walk_page_vma gives -EINVAL).
+  const gate = gate_vma_flags(k);
+  return gate === null ? s : s + show_smap_text(k, GATE_START, GATE_START + 4096n, gate, GATE_NAME, 0, false, new MemSizeStats(), false);
 }
 
 // ---- pagemap ---------------------------------------------------------------------------------

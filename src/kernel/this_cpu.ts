@@ -140,6 +140,12 @@ export class ThisCpu {
   set ldtEntries(v: number) {
     this.here.ldtEntries = v;
   }
+  get msr_misc_features_shadow(): number {
+    return this.here.msr_misc_features_shadow;
+  }
+  set msr_misc_features_shadow(v: number) {
+    this.here.msr_misc_features_shadow = v;
+  }
 }
 
 /** The view of task `t`'s CPU its kernel paths are started with (made once per task). */

@@ -119,6 +119,17 @@ export const SS_FLAG_BITS = 0x80000000;
 export const MINSIGSTKSZ = 2048;
 export const SIGSTKSZ = 8192;
 
+// ---- clock ids (include/uapi/linux/time.h) ----------------------------------------------------
+export const CLOCK_REALTIME = 0;
+export const CLOCK_MONOTONIC = 1;
+export const CLOCK_PROCESS_CPUTIME_ID = 2;
+export const CLOCK_THREAD_CPUTIME_ID = 3;
+export const CLOCK_MONOTONIC_RAW = 4;
+export const CLOCK_REALTIME_COARSE = 5;
+export const CLOCK_MONOTONIC_COARSE = 6;
+export const CLOCK_BOOTTIME = 7;
+export const CLOCK_TAI = 11;
+
 // ---- si_code (include/uapi/asm-generic/siginfo.h) -----------------------------------------------
 export const SI_USER = 0;
 export const SI_KERNEL = 0x80;
@@ -234,6 +245,18 @@ export const ARCH_GET_FS = 0x1003;
 export const ARCH_GET_GS = 0x1004;
 export const ARCH_GET_CPUID = 0x1011;
 export const ARCH_SET_CPUID = 0x1012;
+export const ARCH_GET_XCOMP_SUPP = 0x1021;
+export const ARCH_GET_XCOMP_PERM = 0x1022;
+export const ARCH_REQ_XCOMP_PERM = 0x1023;
+export const ARCH_GET_XCOMP_GUEST_PERM = 0x1024;
+export const ARCH_REQ_XCOMP_GUEST_PERM = 0x1025;
+export const ARCH_MAP_VDSO_X32 = 0x2001;
+export const ARCH_MAP_VDSO_32 = 0x2002;
+export const ARCH_MAP_VDSO_64 = 0x2003;
+export const ARCH_GET_UNTAG_MASK = 0x4001;
+export const ARCH_ENABLE_TAGGED_ADDR = 0x4002;
+export const ARCH_GET_MAX_TAG_BITS = 0x4003;
+export const ARCH_FORCE_TAGGED_SVA = 0x4004;
 
 // ---- arch_prctl shadow stacks (arch/x86/include/uapi/asm/prctl.h, mman.h) -----------------------
 export const ARCH_SHSTK_ENABLE = 0x5001;

@@ -29,6 +29,7 @@ import { __USER_CS, __USER_DS, load_user_segments } from '../kernel/desc.js';
 import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
 import { syscallByName } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
+import { ip_of } from '../hw/addr.js';
 import { hold_at_end } from '../sim/hold.js';
 import { FnEnd, OP_BYTES, type CFunction, type CValue } from './program.js';
 import { DIVIDE_ERROR } from './rtexpr.js';
@@ -187,7 +188,7 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
     case 'return':
       return function_end(k, pc, u, t, fn);
     case 'call':
-      return near_call(k, pc, u, t, Number(effective(cpu, valueOf(t, fn.addrs[idx]!)) & 0xffffffffffffn));
+      return near_call(k, pc, u, t, ip_of(effective(cpu, valueOf(t, fn.addrs[idx]!))));
     case 'ljmp':
     case 'lcall':
       return far_jmp_call(k, pc, u, t, Number(BigInt.asUintN(16, valueOf(t, fn.values[idx]!))), valueOf(t, fn.addrs[idx]!), op.op === 'lcall', op.size);
@@ -229,11 +230,13 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       k.recordOp(t, holds !== (op.until === true) ? BigInt(op.max) + 1n : n, undefined);
       t.pc = fn.base + op.end * OP_BYTES;
       t.slice++;
+      t.nr_ops++;
       return;
     }
     case 'jump':
       t.pc = fn.base + op.to * OP_BYTES;
       t.slice++;
+      t.nr_ops++;
       return;
     case 'mov_sreg': {
       const sreg = SREG_NAMES.indexOf(op.sreg);
@@ -292,6 +295,10 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
       if (!saveprevssp(k, pc, u, t)) return;
       break;
     case 'cpuid': {
+      if (cpu.cpuidFaults()) {
+        trap(k, pc, t, X86_TRAP_GP);
+        return;
+      }
       const leaf = Number(BigInt.asUintN(32, valueOf(t, fn.values[idx]!)));
       const regs = cpuid(cpu, leaf, Number(BigInt.asUintN(32, valueOf(t, fn.args[idx][0]))));
       if (op.into) CPUID_REGS.forEach((reg, i) => t.vars.set(`${op.into}_${reg}`, BigInt(regs[i])));
@@ -329,6 +336,7 @@ function user_insn(k: Kernel, pc: PerCpu, u: UserCpu, t: Task): void {
   }
   t.pc += OP_BYTES;
   t.slice++;
+  t.nr_ops++;
 }
 
 /**
@@ -602,7 +610,7 @@ function near_call(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, target: number): 
   const n = pc.cpu.compatMode() ? 4 : 8;
   const sp = n === 4 ? BigInt((t.sp - 4) >>> 0) : BigInt(t.sp - 8);
   const ssp = BigInt(t.ssp - 8);
-  t.opAddr = BigInt(target);
+  t.opAddr = BigInt.asUintN(64, BigInt(target));
   if (!stack_access(k, pc, u, t, 1, sp, Access.Write)) return;
   if (ss && !stack_access(k, pc, u, t, 2, ssp, Access.ShadowStackWrite)) return;
   const ret = BigInt(t.pc + OP_BYTES);
@@ -614,6 +622,7 @@ function near_call(k: Kernel, pc: PerCpu, u: UserCpu, t: Task, target: number): 
   t.sp = Number(sp);
   t.pc = target;
   t.slice++;
+  t.nr_ops++;
   k.recordOp(t, undefined, undefined);
 }
 
@@ -674,6 +683,7 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   t.pc = Number(dv.getBigUint64(SC_RIP, true)) + OP_BYTES;
   t.sp = Number(dv.getBigUint64(SC_RSP, true));
   t.slice++;
+  t.nr_ops++;
 }
 
 /** INT 0x80's immediate: the vector whose gate it goes through. */
@@ -710,5 +720,6 @@ function syscall_insn(k: Kernel, pc: PerCpu, t: Task, fn: CFunction, idx: number
   const args = fn.constArgs[idx] ?? syscallArgs(t, fn.args[idx]);
   t.pc += OP_BYTES;
   t.slice++;
+  t.nr_ops++;
   do_syscall_64(k, pc, t, nr, args, op.into);
 }

@@ -48,6 +48,7 @@ import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_RW, PTE_SOFTW1 } from '../../src/hw/pte
 import type { Kernel } from '../../src/kernel/kernel.js';
 import type { MmStruct } from '../../src/kernel/mm.js';
 import type { KernelOptions } from '../../src/kernel/options.js';
+import type { CpuModel } from '../../src/hw/features.js';
 import type { Task } from '../../src/kernel/task.js';
 import { OpTable, type CompiledScenario } from '../../src/scenario/compile.js';
 import { hasWork, type IsolabEvent, type System } from '../../src/system.js';
@@ -85,6 +86,8 @@ export interface LockstepCase {
   /** Variables of the racers whose pages are watched (each racer's value, in every live mm). */
   watch: string[];
   kernel?: Partial<KernelOptions>;
+  /** CPU features and bugs, if not the default model's. */
+  cpu?: Partial<CpuModel>;
   /** CPUs to boot, if more than the processes and racers use (a CPU no racer uses runs only after the window). */
   cpus?: number;
   /** At most this many preemptions per interleaving (switches away from a CPU that could go on), each before a scheduling point. */
@@ -565,7 +568,7 @@ function scenarioOf(c: LockstepCase): CompiledScenario {
   const cpus = Math.max(...c.processes.map((p) => p.cpu), ...c.racers.map((r) => r.cpu), (c.cpus ?? 0) - 1) + 1;
   return {
     name: c.name,
-    system: { cpus, memory: 16 * 2 ** 20, kernel: { debug_vm: true, timeslice: 0, ...(c.kernel ?? {}) } },
+    system: { cpus, memory: 16 * 2 ** 20, cpu: c.cpu, kernel: { debug_vm: true, timeslice: 0, ...(c.kernel ?? {}) } },
     policy: 'round-robin',
     seed: 1,
     maxSteps: 1_000_000,
