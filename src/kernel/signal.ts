@@ -36,7 +36,7 @@ import { __on_sig_stack, on_sig_stack, restore_altstack, sas_ss_flags, sas_ss_re
 import { bufferArea, fxsave, xsave, xstateSizeStandard } from '../hw/xsave.js';
 import type { Cpu } from '../hw/cpu.js';
 import { DESC_DPL_SHIFT, DESC_P, DESC_S, DESC_TYPE_EXPAND_DOWN, DESC_TYPE_SHIFT, DESC_TYPE_WRITABLE } from '../hw/segment.js';
-import { __USER_CS, __USER_DS } from './desc.js';
+import { __USER_CS, __USER_DS, load_user_segments } from './desc.js';
 import { PT_SEIZED } from './ptrace.js';
 
 /** -ERESTARTSYS: a sleeping syscall was interrupted; restarted unless a handler without SA_RESTART runs. */
@@ -121,6 +121,18 @@ export function __fatal_signal_pending(t: Task): boolean {
  */
 export function set_current_blocked(t: Task, mask: bigint): void {
   t.blocked = mask & ~SIG_KERNEL_ONLY_MASK;
+}
+
+/**
+ * What the C library's mask-restoring siglongjmp does in the kernel: rt_sigprocmask's
+ * SIG_SETMASK of the mask saved at sigsetjmp (here the interrupted frame's), then SYSRET back,
+ * which leaves __USER_CS and __USER_DS in CS and SS whatever a handler loaded.
+ */
+export function siglongjmp_sigprocmask(pc: PerCpu, t: Task, mask: bigint): void {
+  set_current_blocked(t, mask);
+  t.cs = __USER_CS;
+  t.ss = __USER_DS;
+  load_user_segments(pc, t.cs, t.ss);
 }
 
 /** sig_handler_ignored: the disposition ignores the signal (SIG_IGN, or SIG_DFL whose default is to ignore). */

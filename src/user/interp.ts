@@ -25,8 +25,7 @@ import { rfbmOf, xrstor, xsave, xsave_check, xsave_ranges, xsavec, type XsaveAre
 import { do_int80_emulation, do_syscall_64, exc_invalid_opcode, idtentry, sysvec_reschedule_ipi } from '../kernel/entry.js';
 import { ia32SyscallByName } from '../kernel/syscall_32.js';
 import type { Kernel, PerCpu } from '../kernel/kernel.js';
-import { __USER_CS, __USER_DS, load_user_segments } from '../kernel/desc.js';
-import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, set_current_blocked, UC_SIGMASK } from '../kernel/signal.js';
+import { RT_SIGFRAME_SIZE, SC_RIP, SC_RSP, siglongjmp_sigprocmask, UC_SIGMASK } from '../kernel/signal.js';
 import { syscallByName } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import { ip_of } from '../hw/addr.js';
@@ -676,10 +675,7 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   const f = pc.cpu.read(BigInt(frame), RT_SIGFRAME_SIZE, Access.Read);
   if (!f) return idtentry(k, pc, t);
   const dv = new DataView(f.buffer);
-  set_current_blocked(t, dv.getBigUint64(UC_SIGMASK, true));
-  t.cs = __USER_CS;
-  t.ss = __USER_DS;
-  load_user_segments(pc, t.cs, t.ss);
+  siglongjmp_sigprocmask(pc, t, dv.getBigUint64(UC_SIGMASK, true));
   t.pc = Number(dv.getBigUint64(SC_RIP, true)) + OP_BYTES;
   t.sp = Number(dv.getBigUint64(SC_RSP, true));
   t.slice++;
