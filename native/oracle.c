@@ -1051,11 +1051,25 @@ static void do_call(int index, const struct op *op)
     emit(index, "ok %ld%s", r, extra);
 }
 
-/* The handlers' records for the operation running (see sig_record), and where `jmp` and `fix`
- * jump to: back into do_sig, which prints `jmp`. */
-static char sig_records[8192];
-static volatile size_t sig_nrec;
-static sigjmp_buf sig_jump;
+/* The handlers' runs during the operation running (see sig_record), and where `jmp` and `fix`
+ * jump to: back into do_sig, which prints `jmp`. A handler only copies what it saw and calls
+ * nothing in the C library: the printing is done after the operation, so that a handler needs
+ * little stack (an alternate stack may end just above a page the sequence made inaccessible;
+ * the model's handlers need none). */
+#define MAX_RUNS 64
+static struct sig_run {
+    int signo;
+    bool info, alt_called;
+    int32_t code;
+    uint64_t addr, uc, uc_flags, ss_sp, ss_size, err, trapno, cr2;
+    uint32_t ss_flags;
+    uint16_t cs, ss;
+    long alt_result;
+} sig_runs[MAX_RUNS];
+static volatile int sig_nruns;
+/* GCC's own setjmp buffer: __builtin_longjmp calls nothing in the C library (whose first call
+ * through the PLT would resolve the symbol on the handler's stack, with an XSAVE image). */
+static void *sig_jump[5];
 
 static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -1085,48 +1099,80 @@ static long raw_syscall(long nr, long a, long b, long c, long d)
 #define SI_CODE 8
 #define SI_ADDR 16
 
-/* Appends ` h:<signo>,<si_code>,<si_addr>,<uc_flags>,<ss_flags>,<alt|main>,<cs>,<ss>` for a
- * handler run: si_code and si_addr `-` without SA_SIGINFO (the kernel leaves the frame's
- * siginfo unwritten), si_addr `-` unless si_code > 0 (a kernel-sent signal: a fault; the union
- * holds the sender's pid otherwise); uc_stack's ss_flags; `alt` when the frame lies in
- * uc_stack's [ss_sp, ss_sp + ss_size); then, for si_code > 0, `,<err>,<trapno>,<cr2>`. */
-static void sig_record(int signo, const uint8_t *si, const uint8_t *uc, bool info)
+/* Records a handler run: its signo; with SA_SIGINFO (`info`) the siginfo's si_code and si_addr
+ * (without it the kernel leaves the frame's siginfo unwritten); the ucontext's uc_flags,
+ * uc_stack and the sigcontext's cs, ss, err, trapno, cr2. Returns the record (NULL when full). */
+static struct sig_run *sig_record(int signo, const uint8_t *si, const uint8_t *uc, bool info)
 {
-    char code[16] = "-", addr[40] = "-";
-    int32_t c = info ? (int32_t)rd32(si + SI_CODE) : 0;
-    if (info)
-        snprintf(code, sizeof code, "%d", c);
-    if (c > 0)
-        format_addr(addr, sizeof addr, rd64(si + SI_ADDR));
-    bool alt = (uint64_t)(uintptr_t)uc - rd64(uc + UC_STACK_SP) < rd64(uc + UC_STACK_SIZE);
-    size_t n = sig_nrec;
-    n += (size_t)snprintf(sig_records + n, sizeof sig_records - n, " h:%d,%s,%s,%" PRIx64 ",%" PRIx32 ",%s,%x,%x", signo, code, addr,
-                          rd64(uc), rd32(uc + UC_STACK_FLAGS), alt ? "alt" : "main", rd16(uc + UC_SC_CS), rd16(uc + UC_SC_SS));
-    if (c > 0 && n < sizeof sig_records) {
-        char cr2[40];
-        format_addr(cr2, sizeof cr2, rd64(uc + UC_SC_CR2));
-        n += (size_t)snprintf(sig_records + n, sizeof sig_records - n, ",%" PRIx64 ",%" PRIx64 ",%s", rd64(uc + UC_SC_ERR), rd64(uc + UC_SC_TRAPNO), cr2);
-    }
-    sig_nrec = n < sizeof sig_records ? n : sizeof sig_records - 1;
+    int n = sig_nruns;
+    if (n == MAX_RUNS)
+        return NULL;
+    struct sig_run *h = &sig_runs[n];
+    sig_nruns = n + 1;
+    h->signo = signo;
+    h->info = info;
+    h->alt_called = false;
+    h->code = info ? (int32_t)rd32(si + SI_CODE) : 0;
+    h->addr = info ? rd64(si + SI_ADDR) : 0;
+    h->uc = (uint64_t)(uintptr_t)uc;
+    h->uc_flags = rd64(uc);
+    h->ss_sp = rd64(uc + UC_STACK_SP);
+    h->ss_flags = rd32(uc + UC_STACK_FLAGS);
+    h->ss_size = rd64(uc + UC_STACK_SIZE);
+    h->cs = rd16(uc + UC_SC_CS);
+    h->ss = rd16(uc + UC_SC_SS);
+    h->err = rd64(uc + UC_SC_ERR);
+    h->trapno = rd64(uc + UC_SC_TRAPNO);
+    h->cr2 = rd64(uc + UC_SC_CR2);
+    return h;
 }
 
-/* Leaves a handler for the operation's sigsetjmp, the mask the frame saved in force. */
+/* Appends ` h:<signo>,<si_code>,<si_addr>,<uc_flags>,<ss_flags>,<alt|main>,<cs>,<ss>` for each
+ * handler run to out: si_code and si_addr `-` without SA_SIGINFO, si_addr `-` unless si_code > 0
+ * (a kernel-sent signal: a fault; the union holds the sender's pid otherwise); `alt` when the
+ * frame lies in uc_stack's [ss_sp, ss_sp + ss_size); then, for si_code > 0,
+ * `,<err>,<trapno>,<cr2>`, and for `alt`'s sigaltstack `,d<errno or 0>`. */
+static void format_runs(char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < sig_nruns && n < cap; i++) {
+        const struct sig_run *h = &sig_runs[i];
+        char code[16] = "-", addr[40] = "-";
+        if (h->info)
+            snprintf(code, sizeof code, "%d", h->code);
+        if (h->code > 0)
+            format_addr(addr, sizeof addr, h->addr);
+        n += (size_t)snprintf(out + n, cap - n, " h:%d,%s,%s,%" PRIx64 ",%" PRIx32 ",%s,%x,%x", h->signo, code, addr, h->uc_flags, h->ss_flags,
+                              h->uc - h->ss_sp < h->ss_size ? "alt" : "main", h->cs, h->ss);
+        if (h->code > 0 && n < cap) {
+            char cr2[40];
+            format_addr(cr2, sizeof cr2, h->cr2);
+            n += (size_t)snprintf(out + n, cap - n, ",%" PRIx64 ",%" PRIx64 ",%s", h->err, h->trapno, cr2);
+        }
+        if (h->alt_called && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, ",d%ld", -h->alt_result);
+    }
+}
+
+/* Leaves a handler for the operation's __builtin_setjmp, the mask the frame saved in force. */
 static void sig_jump_out(const uint8_t *uc)
 {
     raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)(uintptr_t)(uc + UC_SIGMASK), 0, 8);
-    siglongjmp(sig_jump, 1);
+    __builtin_longjmp(sig_jump, 1);
 }
 
 static void h_rec(int signo, siginfo_t *si, void *uc) { sig_record(signo, (const uint8_t *)si, uc, true); }
 static void h_plain(int signo, siginfo_t *si, void *uc) { sig_record(signo, (const uint8_t *)si, uc, false); }
 static void h_alt(int signo, siginfo_t *si, void *uc)
 {
-    sig_record(signo, (const uint8_t *)si, uc, true);
+    struct sig_run *h = sig_record(signo, (const uint8_t *)si, uc, true);
     stack_t ss = { .ss_sp = NULL, .ss_flags = SS_DISABLE, .ss_size = 0 };
     long r = raw_syscall(SYS_sigaltstack, (long)(uintptr_t)&ss, 0, 0, 0);
-    size_t n = sig_nrec;
-    n += (size_t)snprintf(sig_records + n, sizeof sig_records - n, ",d%ld", -r);
-    sig_nrec = n < sizeof sig_records ? n : sizeof sig_records - 1;
+    if (h) {
+        h->alt_called = true;
+        h->alt_result = r;
+    }
 }
 static void h_jmp(int signo, siginfo_t *si, void *uc)
 {
@@ -1220,7 +1266,7 @@ static void seg_restore(void)
 /* Runs a `sig` line (see parse_sig); `addr` is its resolved address operand. */
 static void do_sig(int index, const struct op *op, uint64_t addr)
 {
-    static char res[128];
+    static char res[128], runs[8192];
     static struct kernel_sigaction_64 act, old;
     static uint64_t set, oldset, ldt_buf[2], cell;
     static stack_t ss, oss;
@@ -1228,11 +1274,11 @@ static void do_sig(int index, const struct op *op, uint64_t addr)
     fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
     const int64_t *v = op->sig_v;
     long r;
-    sig_nrec = 0;
-    sig_records[0] = '\0';
-    if (sigsetjmp(sig_jump, 0)) {
+    sig_nruns = 0;
+    if (__builtin_setjmp(sig_jump)) {
         seg_restore();
-        emit(index, "jmp%s", sig_records);
+        format_runs(runs, sizeof runs);
+        emit(index, "jmp%s", runs);
         return;
     }
     switch (op->sig_what) {
@@ -1384,7 +1430,8 @@ static void do_sig(int index, const struct op *op, uint64_t addr)
         break;
     }
     }
-    emit(index, "%s%s", res, sig_records);
+    format_runs(runs, sizeof runs);
+    emit(index, "%s%s", res, runs);
 }
 
 /* Runs lines [i, stop) in this process, following forks into child blocks, then exits 0. */

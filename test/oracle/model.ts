@@ -624,6 +624,11 @@ function compileSig(s: SigOp, out: Op[], slot: (part: number) => void): void {
     slot(n);
     out.push(op);
   };
+  // After a syscall that may deliver a signal: the frame's rip is the next operation, which a
+  // handler's longjmp skips (it resumes after the interrupted one), so that one does nothing.
+  const pad = (): void => {
+    out.push({ op: 'work', count: 0 });
+  };
   switch (s.what) {
     case 'reset':
       store(SIG_SS, 0);
@@ -648,15 +653,18 @@ function compileSig(s: SigOp, out: Op[], slot: (part: number) => void): void {
     case 'kill':
       out.push({ op: 'syscall', name: 'getpid', into: 'sigpid' });
       part(0, { op: 'syscall', name: 'kill', args: ['$sigpid', s.sig] });
+      pad();
       break;
     case 'tgkill':
       out.push({ op: 'syscall', name: 'getpid', into: 'sigpid' });
       out.push({ op: 'syscall', name: 'gettid', into: 'sigtid' });
       part(0, { op: 'syscall', name: 'tgkill', args: ['$sigpid', '$sigtid', s.sig] });
+      pad();
       break;
     case 'mask':
       store(SIG_SET, s.set);
       part(0, { op: 'syscall', name: 'rt_sigprocmask', args: [s.how, S(SIG_SET), S(SIG_OLDSET), 8] });
+      pad();
       part(1, { op: 'load', addr: S(SIG_OLDSET) });
       break;
     case 'load':
