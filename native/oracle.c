@@ -1099,7 +1099,8 @@ static long raw_syscall(long nr, long a, long b, long c, long d)
 #define SI_CODE 8
 #define SI_ADDR 16
 
-/* Records a handler run: its signo; with SA_SIGINFO (`info`) the siginfo's si_code and si_addr
+/* Records a handler run: its signo (with SA_SIGINFO the siginfo's si_signo, else the argument:
+ * RDI); with SA_SIGINFO (`info`) the siginfo's si_code and si_addr
  * (without it the kernel leaves the frame's siginfo unwritten); the ucontext's uc_flags,
  * uc_stack and the sigcontext's cs, ss, err, trapno, cr2. Returns the record (NULL when full). */
 static struct sig_run *sig_record(int signo, const uint8_t *si, const uint8_t *uc, bool info)
@@ -1109,7 +1110,7 @@ static struct sig_run *sig_record(int signo, const uint8_t *si, const uint8_t *u
         return NULL;
     struct sig_run *h = &sig_runs[n];
     sig_nruns = n + 1;
-    h->signo = signo;
+    h->signo = info ? (int)rd32(si) : signo; /* with SA_SIGINFO, si_signo: what the frame holds */
     h->info = info;
     h->alt_called = false;
     h->code = info ? (int32_t)rd32(si + SI_CODE) : 0;

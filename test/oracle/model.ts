@@ -341,9 +341,9 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
     body('main', list, main);
     const functions: Record<string, Op[]> = { onfault: [{ op: 'longjmp' }] };
     if (usesSig(list)) {
-      Object.assign(functions, sigHandlerFunctions());
-      for (const h of SIG_HANDLERS) {
-        for (let part = H_SIGNO; part <= (h === 'alt' ? H_D : H_CR2); part++) slots.set(`${name}|h_${h}|${part}`, { line: -1, kind: 'hpart', part, handler: h });
+      for (const [fname, { ops, parts }] of Object.entries(sigHandlerFunctions())) {
+        functions[fname] = ops;
+        for (const [index, part] of parts) slots.set(`${name}|${fname}|${index}`, { line: -1, kind: 'hpart', part, handler: fname.slice(2) as SigHandler });
       }
     }
     return { name, program: { main, functions, strings } };
@@ -569,48 +569,61 @@ const H_D = 16;
 const SIG_HANDLERS: readonly SigHandler[] = ['rec', 'plain', 'alt', 'jmp', 'fix'];
 const SA_RESTORER = 0x04000000n;
 
+/** Where the handler's frame has its ucontext and siginfo (signal.ts: struct rt_sigframe at the handler's entry rsp). */
+const FRAME_UC = 8;
+const FRAME_INFO = 312;
+
 /**
- * The handlers as model functions, making the records native/oracle.c's sig_record prints: the
- * signo (RDI) through memory so that its load records it, then the siginfo's and ucontext's
- * fields; `alt` then sigaltstack(SS_DISABLE); `jmp` longjmps (the mask from the frame, as the
- * oracle's); `fix` makes the page read-write for SEGV_ACCERR and returns, else longjmps.
+ * The handlers as model functions, making the records native/oracle.c's sig_record copies,
+ * read from the frame at the stack pointer as the C handler reads them through its arguments
+ * (which point there): with SA_SIGINFO the signo from the siginfo (`plain`: RDI, through memory
+ * so that its load records it), then the siginfo's and ucontext's fields; `alt` then
+ * sigaltstack(SS_DISABLE); `jmp` longjmps (the mask from the frame, as the oracle's); `fix`
+ * makes the page read-write for SEGV_ACCERR and returns, else longjmps. `parts` maps an
+ * operation's index to the record it makes.
  */
-function sigHandlerFunctions(): Record<string, Op[]> {
-  const common: Op[] = [
-    { op: 'store', addr: `$scratch+${SIG_HS}`, value: '$signo' },
-    { op: 'load', addr: `$scratch+${SIG_HS}`, size: 4 },
-    { op: 'load', addr: '$siginfo+8', size: 4 },
-    { op: 'load', addr: '$siginfo+16' },
-    { op: 'load', addr: '$ucontext' },
-    { op: 'load', addr: '$ucontext+16' },
-    { op: 'load', addr: '$ucontext+24', size: 4 },
-    { op: 'load', addr: '$ucontext+32' },
-    { op: 'load', addr: '$ucontext+184', size: 2 },
-    { op: 'load', addr: '$ucontext+190', size: 2 },
-    { op: 'load', addr: '$ucontext+192' },
-    { op: 'load', addr: '$ucontext+200' },
-    { op: 'load', addr: '$ucontext+216' },
+function sigHandlerFunctions(): Record<string, { ops: Op[]; parts: Map<number, number> }> {
+  const fields: [number, Op][] = [
+    [H_CODE, { op: 'load', addr: `$rsp+${FRAME_INFO + 8}`, size: 4, into: 'hcode' }],
+    [H_ADDR, { op: 'load', addr: `$rsp+${FRAME_INFO + 16}`, into: 'haddr' }],
+    [H_UCFLAGS, { op: 'load', addr: `$rsp+${FRAME_UC}` }],
+    [H_SP, { op: 'load', addr: `$rsp+${FRAME_UC + 16}` }],
+    [H_SSFLAGS, { op: 'load', addr: `$rsp+${FRAME_UC + 24}`, size: 4 }],
+    [H_SIZE, { op: 'load', addr: `$rsp+${FRAME_UC + 32}` }],
+    [H_CS, { op: 'load', addr: `$rsp+${FRAME_UC + 184}`, size: 2 }],
+    [H_SS, { op: 'load', addr: `$rsp+${FRAME_UC + 190}`, size: 2 }],
+    [H_ERR, { op: 'load', addr: `$rsp+${FRAME_UC + 192}` }],
+    [H_TRAPNO, { op: 'load', addr: `$rsp+${FRAME_UC + 200}` }],
+    [H_CR2, { op: 'load', addr: `$rsp+${FRAME_UC + 216}` }],
   ];
+  const make = (info: boolean, tail: [number, Op][]): { ops: Op[]; parts: Map<number, number> } => {
+    const list: [number, Op][] = info
+      ? [[H_SIGNO, { op: 'load', addr: `$rsp+${FRAME_INFO}`, size: 4, into: 'hsig' }], ...fields, ...tail]
+      : [[-1, { op: 'store', addr: `$scratch+${SIG_HS}`, value: '$signo' }], [H_SIGNO, { op: 'load', addr: `$scratch+${SIG_HS}`, size: 4 }], ...fields, ...tail];
+    const parts = new Map<number, number>();
+    list.forEach(([part], i) => part >= 0 && parts.set(i, part));
+    return { ops: list.map(([, op]) => op), parts };
+  };
+  const ret: [number, Op] = [-1, { op: 'return' }];
+  const fixAt = 1 + fields.length; // the index of fix's first operation after the fields
   return {
-    h_rec: [...common, { op: 'return' }],
-    h_plain: [...common, { op: 'return' }],
-    h_alt: [
-      ...common,
-      { op: 'store', addr: `$scratch+${SIG_HS + 8}`, value: 0 },
-      { op: 'store', addr: `$scratch+${SIG_HS + 16}`, value: 2 }, // SS_DISABLE
-      { op: 'store', addr: `$scratch+${SIG_HS + 24}`, value: 0 },
-      { op: 'syscall', name: 'sigaltstack', args: [`$scratch+${SIG_HS + 8}`, 0] },
-      { op: 'return' },
-    ],
-    h_jmp: [...common, { op: 'longjmp' }],
-    h_fix: [
-      ...common,
-      { op: 'set', var: 'hfix', value: 0 },
-      { op: 'while', cond: '!($signo == 11 && $si_code == 2)', counter: 'hfix', max: 1, end: 16 },
-      { op: 'longjmp' },
-      { op: 'syscall', name: 'mprotect', args: ['$si_addr & ~0xfff', 4096, 3] },
-      { op: 'return' },
-    ],
+    h_rec: make(true, [ret]),
+    h_plain: make(false, [ret]),
+    h_alt: make(true, [
+      [-1, { op: 'store', addr: `$scratch+${SIG_HS + 8}`, value: 0 }],
+      [-1, { op: 'store', addr: `$scratch+${SIG_HS + 16}`, value: 2 }], // SS_DISABLE
+      [-1, { op: 'store', addr: `$scratch+${SIG_HS + 24}`, value: 0 }],
+      [H_D, { op: 'syscall', name: 'sigaltstack', args: [`$scratch+${SIG_HS + 8}`, 0] }],
+      ret,
+    ]),
+    h_jmp: make(true, [[-1, { op: 'longjmp' }]]),
+    h_fix: make(true, [
+      [-1, { op: 'set', var: 'hfix', value: 0 }],
+      [-1, { op: 'while', cond: '!($hsig == 11 && $hcode == 2)', counter: 'hfix', max: 1, end: fixAt + 3 }],
+      [-1, { op: 'longjmp' }],
+      [-1, { op: 'syscall', name: 'mprotect', args: ['$haddr & ~0xfff', 4096, 3] }],
+      ret,
+    ]),
   };
 }
 

@@ -1058,12 +1058,15 @@ const sig = (s: SigOp): SeqOp => ({ op: 'sig', s });
 /**
  * The family's memory (bound in the parent before the fork): H0, 16 pages read-write that no
  * step protects (alternate stacks at H0+4000 and H0+8000, arch_prctl's cells at H0+100); H1,
- * 4 pages whose protection the steps change (faults, an alternate stack that may not be
- * writable); H2, 2 pages of a shared memfd mapping whose file is 1 page long (SIGBUS past it).
+ * 8 pages whose protection the steps change: the first 4 one by one, for the faults; the last 4
+ * all at once, an alternate stack that may not be writable (the frames' size is the machine's:
+ * the host's XSAVE image is larger than the model's, so frames lie elsewhere, and only a stack
+ * of one protection gives a frame the same fate on both); H2, 2 pages of a shared memfd
+ * mapping whose file is 1 page long (SIGBUS past it).
  */
 const SIG_PRELUDE: SeqOp[] = [
   { op: 'mmap', handle: 0, addr: { kind: 'A', off: 0n }, len: 0x10000n, prot: 3, flags: 0x32 },
-  { op: 'mmap', handle: 1, addr: { kind: 'A', off: 0x20000n }, len: 0x4000n, prot: 3, flags: 0x32 },
+  { op: 'mmap', handle: 1, addr: { kind: 'A', off: 0x20000n }, len: 0x8000n, prot: 3, flags: 0x32 },
   call('memfd_create', [str('s'), int(0)], [0]),
   call('ftruncate', [fdh(0), int(0x1000)]),
   { op: 'mmap', handle: 2, addr: { kind: 'A', off: 0x30000n }, len: 0x2000n, prot: 3, flags: 0x11, fd: fdh(0), off: 0n },
@@ -1101,8 +1104,49 @@ const firstActions: fc.Arbitrary<SeqOp[]> = fc
   )
   .map(([sigs, picks]) => sigs.map((s, i) => action(s, s === 11 ? picks[i][0] : s === 7 ? 'jmp' : picks[i][1], picks[i][2], true, picks[i][3])));
 
+/**
+ * Stories: several signals made pending while blocked, then unblocked at once (each delivery
+ * nests a frame on the last: the handlers run in the reverse of the order they were chosen);
+ * a handler put on an alternate stack and its signal sent.
+ */
+const sigStory: fc.Arbitrary<SeqOp[]> = fc.oneof(
+  fc
+    .tuple(
+      fc.subarray(ASYNC_SIGS, { minLength: 2, maxLength: 3 }),
+      fc.array(fc.tuple(fc.constantFrom<SigHandler>('rec', 'alt'), actionBits, actionMask), { minLength: 3, maxLength: 3 }),
+      fc.array(fc.constantFrom<'kill' | 'tgkill'>('kill', 'tgkill'), { minLength: 4, maxLength: 4 }),
+      fc.boolean(),
+    )
+    .map(([sigs, hs, sends, twice]) => {
+      const set = sigs.reduce((a, x) => a | sigbit(x), 0n);
+      return [
+        ...sigs.map((x, i) => action(x, hs[i][0], hs[i][1], true, hs[i][2])),
+        sig({ what: 'mask', how: 0, set }),
+        ...sigs.map((x, i) => sig({ what: sends[i], sig: x })),
+        ...(twice ? [sig({ what: sends[3], sig: sigs[0] })] : []),
+        sig({ what: 'mask', how: 1, set }),
+      ];
+    }),
+  fc
+    .tuple(
+      fc.constantFrom(...ASYNC_SIGS),
+      fc.constantFrom<SigHandler>('rec', 'alt', 'plain'),
+      actionBits,
+      fc.constantFrom<Addr>(H(0, 0x4000n), H(0, 0x8000n), H(1, 0x4000n)),
+      fc.constantFrom(0n, 0n, 0x80000000n),
+      fc.constantFrom<'kill' | 'tgkill'>('kill', 'tgkill'),
+    )
+    .map(([x, h, bits, sp, flags, send]) => [
+      action(x, h, [SA_ONSTACK, ...bits], true, 0n),
+      sig({ what: 'altstack', sp, size: 0x4000n, flags }),
+      sig({ what: send, sig: x }),
+      sig({ what: 'altstack', size: 0n, flags: 0n }),
+    ]),
+);
+
 /** One step of the signal family. */
 const sigStep: fc.Arbitrary<SeqOp[]> = fc.oneof(
+  { weight: 4, arbitrary: sigStory },
   {
     // rt_sigaction: the caught signals with each handler, the fault signals with dfl, ign, jmp and fix, and signals it refuses.
     weight: 5,
@@ -1139,6 +1183,7 @@ const sigStep: fc.Arbitrary<SeqOp[]> = fc.oneof(
     arbitrary: fc.oneof(
       { weight: 3, arbitrary: fc.tuple(fc.constantFrom<'load' | 'store'>('load', 'store'), faultAddr).map(([what, addr]) => [sig({ what, addr })]) },
       { weight: 2, arbitrary: fc.tuple(fc.integer({ min: 0, max: 3 }), fc.constantFrom(0, 1, 3)).map(([p, prot]): SeqOp[] => [{ op: 'mprotect', addr: H(1, BigInt(p) * PAGE), len: PAGE, prot }]) },
+      { weight: 1, arbitrary: fc.constantFrom(0, 1, 3).map((prot): SeqOp[] => [{ op: 'mprotect', addr: H(1, 0x4000n), len: 0x4000n, prot }]) },
       {
         // A page made inaccessible or read-only, then an access to it (SEGV_ACCERR).
         weight: 3,
@@ -1149,7 +1194,7 @@ const sigStep: fc.Arbitrary<SeqOp[]> = fc.oneof(
     ),
   },
   {
-    // sigaltstack: good stacks (H0's, H1's whose pages may be protected), too small, unmapped, bad flags; and a query.
+    // sigaltstack: good stacks (H0's, H1's that may be protected), too small, unmapped, bad flags; and a query.
     weight: 4,
     arbitrary: fc.oneof(
       { weight: 1, arbitrary: fc.constant<SeqOp[]>([sig({ what: 'altstack', size: 0n, flags: 0n })]) },
@@ -1157,7 +1202,7 @@ const sigStep: fc.Arbitrary<SeqOp[]> = fc.oneof(
         weight: 5,
         arbitrary: fc
           .tuple(
-            fc.constantFrom<Addr>(H(0, 0x4000n), H(0, 0x4000n), H(0, 0x8000n), H(1, 0n), { kind: 'A', off: 0x40000n }),
+            fc.constantFrom<Addr>(H(0, 0x4000n), H(0, 0x4000n), H(0, 0x8000n), H(1, 0x4000n), { kind: 'A', off: 0x40000n }),
             fc.constantFrom(0x4000n, 0x4000n, 0x100n, 0x7ffn, 0n),
             fc.constantFrom(0n, 0n, 0n, 2n, 1n, 0x80000000n, 0x80000000n, 4n, 0x80000002n),
           )
