@@ -470,8 +470,9 @@ enum sig_what { SW_RESET, SW_ACTION, SW_KILL, SW_TGKILL, SW_MASK, SW_LOAD, SW_ST
                 SW_LDT, SW_SREG, SW_LAR, SW_PRCTL, SW_WRBASE };
 /* dfl, ign; rec: records (SA_SIGINFO) and returns; plain: records signo and the ucontext only
  * (no SA_SIGINFO); alt: records, then sigaltstack(SS_DISABLE) and its result; jmp: records, sets
- * the mask from uc_sigmask and jumps past the operation; fix: records, then for SEGV_ACCERR makes
- * the page read-write and returns (the access is made again), else jumps as jmp. */
+ * the mask from uc_sigmask and jumps past the operation (returns when it interrupted a handler
+ * that had not started: sig_before_handler); fix: records, then for SEGV_ACCERR makes the page
+ * read-write and returns (the access is made again), else does as jmp. */
 enum sig_handler { SH_DFL, SH_IGN, SH_REC, SH_PLAIN, SH_ALT, SH_JMP, SH_FIX };
 static const char *const sig_handler_names[] = { "dfl", "ign", "rec", "plain", "alt", "jmp", "fix" };
 enum sig_sreg { SR_DS, SR_ES, SR_FS, SR_GS, SR_SS };
@@ -1095,6 +1096,7 @@ static long raw_syscall(long nr, long a, long b, long c, long d)
 #define UC_SC_ERR (40 + 152)
 #define UC_SC_TRAPNO (40 + 160)
 #define UC_SC_CR2 (40 + 176)
+#define UC_SC_RIP (40 + 128)
 #define UC_SIGMASK 296
 #define SI_CODE 8
 #define SI_ADDR 16
@@ -1163,6 +1165,13 @@ static void sig_jump_out(const uint8_t *uc)
     __builtin_longjmp(sig_jump, 1);
 }
 
+static void h_rec(int, siginfo_t *, void *);
+static void h_plain(int, siginfo_t *, void *);
+static void h_alt(int, siginfo_t *, void *);
+static void h_jmp(int, siginfo_t *, void *);
+static void h_fix(int, siginfo_t *, void *);
+static void (*const sig_handlers[])(int, siginfo_t *, void *) = { [SH_REC] = h_rec, [SH_PLAIN] = h_plain, [SH_ALT] = h_alt, [SH_JMP] = h_jmp, [SH_FIX] = h_fix };
+
 static void h_rec(int signo, siginfo_t *si, void *uc) { sig_record(signo, (const uint8_t *)si, uc, true); }
 static void h_plain(int signo, siginfo_t *si, void *uc) { sig_record(signo, (const uint8_t *)si, uc, false); }
 static void h_alt(int signo, siginfo_t *si, void *uc)
@@ -1175,10 +1184,22 @@ static void h_alt(int signo, siginfo_t *si, void *uc)
         h->alt_result = r;
     }
 }
+/* Whether the frame's rip is one of the handlers' entries: the signal came while a handler's
+ * frame was being set up at the same return to user mode (a frame that could not be written),
+ * before that handler ran; `jmp` and `fix` then return to it, there is nothing to jump past. */
+static bool sig_before_handler(const uint8_t *uc)
+{
+    uint64_t rip = rd64(uc + UC_SC_RIP);
+    for (int k = SH_REC; k <= SH_FIX; k++)
+        if (rip == (uint64_t)(uintptr_t)sig_handlers[k])
+            return true;
+    return false;
+}
 static void h_jmp(int signo, siginfo_t *si, void *uc)
 {
     sig_record(signo, (const uint8_t *)si, uc, true);
-    sig_jump_out(uc);
+    if (!sig_before_handler(uc))
+        sig_jump_out(uc);
 }
 static void h_fix(int signo, siginfo_t *si, void *uc)
 {
@@ -1187,9 +1208,9 @@ static void h_fix(int signo, siginfo_t *si, void *uc)
         raw_syscall(SYS_mprotect, (long)((uintptr_t)si->si_addr & ~(uintptr_t)0xfff), 0x1000, PROT_READ | PROT_WRITE, 0);
         return;
     }
-    sig_jump_out(uc);
+    if (!sig_before_handler(uc))
+        sig_jump_out(uc);
 }
-static void (*const sig_handlers[])(int, siginfo_t *, void *) = { [SH_REC] = h_rec, [SH_PLAIN] = h_plain, [SH_ALT] = h_alt, [SH_JMP] = h_jmp, [SH_FIX] = h_fix };
 
 /* __restore_rt: the sa_restorer every `sig action` installs. */
 void isolab_restore_rt(void);

@@ -393,20 +393,24 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
     if (slot.kind === 'sig') {
       let l = sigOpen.get(r.tid);
       if (!l || l.line !== slot.line) {
-        l = { line: slot.line, s: slot.sig!, parts: new Map(), handlers: [], at: lines.length };
+        l = { line: slot.line, s: slot.sig!, parts: new Map(), handlers: [], at: lines.length, jumped: false };
         sigOpen.set(r.tid, l);
         lines.push(null);
       }
       if (slot.part === SIG_MARK) {
         lines[l.at] = `${who.get(r.tid) ?? '?'} ${l.line} ${formatSig(l, brkBase.get(r.image) ?? 0n, handlerAt)}`;
         sigOpen.delete(r.tid);
-      } else l.parts.set(slot.part!, r);
+      } else if (!r.signal) l.parts.set(slot.part!, r); // a signal's record: the handlers say what came of it
       continue;
     }
     if (slot.kind === 'hpart') {
       // A handler's record: the first starts a run, on the line of the operation it interrupted.
       const l = sigOpen.get(r.tid);
       if (!l) continue;
+      if (slot.part === H_JUMP) {
+        l.jumped = true;
+        continue;
+      }
       if (slot.part === H_SIGNO) l.handlers.push({ handler: slot.handler!, recs: new Map() });
       l.handlers[l.handlers.length - 1]?.recs.set(slot.part!, r);
       continue;
@@ -566,20 +570,24 @@ const H_ERR = 10;
 const H_TRAPNO = 11;
 const H_CR2 = 12;
 const H_D = 16;
+/** A handler's record made just before it longjmps: the operation prints `jmp`. */
+const H_JUMP = 20;
 const SIG_HANDLERS: readonly SigHandler[] = ['rec', 'plain', 'alt', 'jmp', 'fix'];
 const SA_RESTORER = 0x04000000n;
 
 /** Where the handler's frame has its ucontext and siginfo (signal.ts: struct rt_sigframe at the handler's entry rsp). */
 const FRAME_UC = 8;
 const FRAME_INFO = 312;
+const FRAME_SC_RIP = FRAME_UC + 40 + 128;
 
 /**
  * The handlers as model functions, making the records native/oracle.c's sig_record copies,
  * read from the frame at the stack pointer as the C handler reads them through its arguments
  * (which point there): with SA_SIGINFO the signo from the siginfo (`plain`: RDI, through memory
  * so that its load records it), then the siginfo's and ucontext's fields; `alt` then
- * sigaltstack(SS_DISABLE); `jmp` longjmps (the mask from the frame, as the oracle's); `fix`
- * makes the page read-write for SEGV_ACCERR and returns, else longjmps. `parts` maps an
+ * sigaltstack(SS_DISABLE); `jmp` longjmps (the mask from the frame, as the oracle's), or returns
+ * when it interrupted a handler that had not started; `fix` makes the page read-write for
+ * SEGV_ACCERR and returns, else does as `jmp`. `parts` maps an
  * operation's index to the record it makes.
  */
 function sigHandlerFunctions(): Record<string, { ops: Op[]; parts: Map<number, number> }> {
@@ -605,7 +613,19 @@ function sigHandlerFunctions(): Record<string, { ops: Op[]; parts: Map<number, n
     return { ops: list.map(([, op]) => op), parts };
   };
   const ret: [number, Op] = [-1, { op: 'return' }];
-  const fixAt = 1 + fields.length; // the index of fix's first operation after the fields
+  const tailAt = 1 + fields.length; // the index of the first operation after the fields
+  // jmp's way out from index `at`: return when the frame's rip is a handler's entry (the signal
+  // came while that handler's frame was set up, before it ran: native/oracle.c
+  // sig_before_handler), else longjmp.
+  const entry = SIG_HANDLERS.map((h) => `$hrip == @h_${h}`).join(' || ');
+  const jumpOut = (at: number): [number, Op][] => [
+    [-1, { op: 'load', addr: `$rsp+${FRAME_SC_RIP}`, into: 'hrip' }],
+    [-1, { op: 'set', var: 'hj', value: 0 }],
+    [-1, { op: 'while', cond: entry, counter: 'hj', max: 1, end: at + 4 }],
+    ret,
+    [H_JUMP, { op: 'work', count: 0 }],
+    [-1, { op: 'longjmp' }],
+  ];
   return {
     h_rec: make(true, [ret]),
     h_plain: make(false, [ret]),
@@ -616,11 +636,11 @@ function sigHandlerFunctions(): Record<string, { ops: Op[]; parts: Map<number, n
       [H_D, { op: 'syscall', name: 'sigaltstack', args: [`$scratch+${SIG_HS + 8}`, 0] }],
       ret,
     ]),
-    h_jmp: make(true, [[-1, { op: 'longjmp' }]]),
+    h_jmp: make(true, jumpOut(tailAt)),
     h_fix: make(true, [
       [-1, { op: 'set', var: 'hfix', value: 0 }],
-      [-1, { op: 'while', cond: '!($hsig == 11 && $hcode == 2)', counter: 'hfix', max: 1, end: fixAt + 3 }],
-      [-1, { op: 'longjmp' }],
+      [-1, { op: 'while', cond: '!($hsig == 11 && $hcode == 2)', counter: 'hfix', max: 1, end: tailAt + 8 }],
+      ...jumpOut(tailAt + 2),
       [-1, { op: 'syscall', name: 'mprotect', args: ['$haddr & ~0xfff', 4096, 3] }],
       ret,
     ]),
@@ -772,6 +792,8 @@ interface SigLine {
   handlers: { handler: SigHandler; recs: Map<number, OpRecord> }[];
   /** Its place in the listing (filled when it finishes; a process that dies first prints nothing, as on the host). */
   at: number;
+  /** A handler longjmped past the operation. */
+  jumped: boolean;
 }
 
 const hexOf = (v: bigint): string => BigInt.asUintN(64, v).toString(16);
@@ -795,7 +817,7 @@ function formatSig(l: SigLine, brk: bigint, handlerAt: (addr: bigint) => string)
   const u = (n: number): bigint => BigInt.asUintN(64, r(n)?.value ?? 0n);
   const v = BigInt.asIntN(64, r(0)?.value ?? 0n);
   const hs = l.handlers.map((h) => formatHandler(h, brk)).join('');
-  if (r(0)?.signal) return `jmp${hs}`;
+  if (l.jumped) return `jmp${hs}`;
   const okOrErr = (rest = ''): string => (v < 0n ? `err ${-v}` : `ok ${v}${rest}`);
   const s = l.s;
   let text: string;
