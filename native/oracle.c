@@ -2,7 +2,8 @@
  * isolab host-kernel oracle.
  *
  * Executes a "sequence" (one operation per line: mmap, munmap, mprotect, load, store,
- * getpid, fork ... end, wait, exit, execve, and `call` of a file, pipe or splice syscall)
+ * getpid, fork ... end, wait, exit, execve, `call` of a file, pipe or splice syscall, and
+ * `sig` of the signal family: see parse_sig)
  * on the real Linux kernel and prints one result line per operation,
  * `<who> <index> <result>`, exactly as the isolab model prints them for the same
  * sequence, so that the two listings can be compared.
