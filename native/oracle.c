@@ -2,7 +2,8 @@
  * isolab host-kernel oracle.
  *
  * Executes a "sequence" (one operation per line: mmap, munmap, mprotect, load, store,
- * getpid, fork ... end, wait, exit, execve, and `call` of a file, pipe or splice syscall)
+ * getpid, fork ... end, wait, exit, execve, `call` of a file, pipe or splice syscall, and
+ * `sig` of the signal family: see parse_sig)
  * on the real Linux kernel and prints one result line per operation,
  * `<who> <index> <result>`, exactly as the isolab model prints them for the same
  * sequence, so that the two listings can be compared.
@@ -65,6 +66,9 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <asm/ldt.h>
+#include <sys/auxv.h>
+#include <ucontext.h>
 
 #define ARENA ((uint64_t)0x200000000000)
 #define ARENA_SIZE ((uint64_t)0x4000000)
@@ -86,9 +90,15 @@
 #define SAFE_OFF ((uint64_t)0x3000000)
 #define SAFE_LEN ((uint64_t)0x4000)
 #define SAFE_PATTERN 256
+/* arch_prctl's codes (asm/prctl.h). */
+#define ARCH_SET_GS_CODE 0x1001
+#define ARCH_SET_FS_CODE 0x1002
+#define ARCH_GET_FS_CODE 0x1003
+#define ARCH_GET_GS_CODE 0x1004
+#define ARCH_SET_CPUID_CODE 0x1012
 
 enum op_kind { OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_LOAD, OP_STORE, OP_GETPID,
-               OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE, OP_CALL };
+               OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE, OP_CALL, OP_SIG };
 
 /* An address expression: absolute, arena-relative, relative to a handle's base, or relative to
  * the program break the image started with (`B+<hex>`, `B-<hex>`). */
@@ -143,6 +153,9 @@ struct op {
     int status;            /* exit */
     int match;             /* fork: index of its `end` */
     int block_end;         /* index of the `end` closing the block this line is in, or nops */
+    int sig_what;          /* sig: enum sig_what */
+    int sig_name;          /* sig: the handler (enum sig_handler), the segment register (enum sig_sreg) */
+    int64_t sig_v[5];      /* sig: its numbers, in the order of its line; its address is in addr */
 };
 
 /* The parsed sequence and where it came from. */
@@ -427,6 +440,118 @@ static void parse_call(int index, char **tok, int ntok, struct op *op)
             malformed(index, "bad argument");
 }
 
+/* ------------------------------------------------------------------ the signal family */
+
+/*
+ * A `sig` line: `sig <what> <operand>...`, numbers in hex (optionally negative), addresses as
+ * everywhere else. Its result is `ok ...` or `err <errno>` as below, or `jmp` when a handler
+ * jumped past it (a fault), followed by one ` h:<record>` per handler run while it ran, in the
+ * order they started (see sig_record). The operations:
+ *   sig reset                      sigaltstack(SS_DISABLE); SIGSEGV, SIGBUS to SIG_DFL    ok 0
+ *   sig action <sig> <handler> <flags> <mask>
+ *                                  rt_sigaction with SA_RESTORER, __restore_rt    ok 0 <old handler> <old flags> <old mask>
+ *   sig kill <sig> | sig tgkill <sig>  to this process, this thread                ok 0
+ *   sig mask <how> <set>           rt_sigprocmask                                 ok 0 <old set>
+ *   sig load <addr> | sig store <addr>  8 bytes (the store of 0x5a)               ok <value> | ok 0
+ *   sig altstack <sp> <size> <flags> | sig altstack -   sigaltstack(&ss or NULL, &old)
+ *                                                                                 ok 0 <old sp> <old flags> <old size>
+ *   sig ldt <func> <entry> <base> <limit> <bits>   modify_ldt with a user_desc (`bits` its
+ *                                  flag word); func 0 reads 16 bytes              ok <r> [m:<w0>,<w1>]
+ *   sig sreg <ds|es|fs|gs|ss> <sel>  MOV Sreg, read back, the old selector (and base) put back
+ *                                                                                 ok <sel> [<base>]
+ *   sig lar <sel>                  LAR, LSL (-1 for ZF=0), VERR, VERW             ok <lar> <lsl> <verr> <verw>
+ *   sig prctl <code> <arg>         arch_prctl; SET_FS/GS read the base back (after a failure
+ *                                  `cur` when unchanged: the host's is its TLS) and put the old
+ *                                  one back; GET_FS/GS print the cell (`cur` when it is the
+ *                                  base)                                          ok <r> [<base>]
+ *   sig wrbase <fs|gs> <value>     WRFSBASE/WRGSBASE, read back, the old base put back   ok <base>
+ * Handlers (struct op's sig_name): see enum sig_handler.
+ */
+enum sig_what { SW_RESET, SW_ACTION, SW_KILL, SW_TGKILL, SW_MASK, SW_LOAD, SW_STORE, SW_ALTSTACK,
+                SW_LDT, SW_SREG, SW_LAR, SW_PRCTL, SW_WRBASE };
+/* dfl, ign; rec: records (SA_SIGINFO) and returns; plain: records signo and the ucontext only
+ * (no SA_SIGINFO); alt: records, then sigaltstack(SS_DISABLE) and its result; jmp: records, sets
+ * the mask from uc_sigmask and jumps past the operation (returns when it interrupted a handler
+ * that had not started: sig_before_handler); fix: records, then for SEGV_ACCERR makes the page
+ * read-write and returns (the access is made again), else does as jmp. */
+enum sig_handler { SH_DFL, SH_IGN, SH_REC, SH_PLAIN, SH_ALT, SH_JMP, SH_FIX };
+static const char *const sig_handler_names[] = { "dfl", "ign", "rec", "plain", "alt", "jmp", "fix" };
+enum sig_sreg { SR_DS, SR_ES, SR_FS, SR_GS, SR_SS };
+static const char *const sig_sreg_names[] = { "ds", "es", "fs", "gs", "ss" };
+
+/* Finds s in names[0, n); -1 if absent. */
+static int name_index(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Parses a `sig` line's operation and operands into *op. */
+static void parse_sig(int index, char **tok, int ntok, struct op *op)
+{
+    static const struct { const char *name; int ntok; } whats[] = {
+        [SW_RESET] = { "reset", 2 },   [SW_ACTION] = { "action", 6 }, [SW_KILL] = { "kill", 3 },
+        [SW_TGKILL] = { "tgkill", 3 }, [SW_MASK] = { "mask", 4 },     [SW_LOAD] = { "load", 3 },
+        [SW_STORE] = { "store", 3 },   [SW_ALTSTACK] = { "altstack", 5 }, [SW_LDT] = { "ldt", 7 },
+        [SW_SREG] = { "sreg", 4 },     [SW_LAR] = { "lar", 3 },       [SW_PRCTL] = { "prctl", 4 },
+        [SW_WRBASE] = { "wrbase", 4 },
+    };
+    int w = 0;
+    while (w < (int)(sizeof whats / sizeof whats[0]) && strcmp(tok[1], whats[w].name) != 0)
+        w++;
+    if (w == (int)(sizeof whats / sizeof whats[0]))
+        malformed(index, "unknown sig operation");
+    op->sig_what = w;
+    bool query = w == SW_ALTSTACK && ntok == 3 && strcmp(tok[2], "-") == 0;
+    if (ntok != whats[w].ntok && !query)
+        malformed(index, "wrong number of sig operands");
+    op->addr = (struct addr_expr){ ADDR_ABSOLUTE, 0, 0 };
+    bool ok = true;
+    switch (w) {
+    case SW_ACTION:
+        op->sig_name = name_index(tok[3], sig_handler_names, 7);
+        ok = parse_int(tok[2], &op->sig_v[0]) && op->sig_name >= 0 && parse_int(tok[4], &op->sig_v[1]) && parse_int(tok[5], &op->sig_v[2]);
+        break;
+    case SW_KILL:
+    case SW_TGKILL:
+    case SW_LAR:
+        ok = parse_int(tok[2], &op->sig_v[0]);
+        break;
+    case SW_MASK:
+        ok = parse_int(tok[2], &op->sig_v[0]) && parse_int(tok[3], &op->sig_v[1]);
+        break;
+    case SW_LOAD:
+    case SW_STORE:
+        ok = parse_addr(tok[2], &op->addr);
+        break;
+    case SW_ALTSTACK:
+        op->sig_v[2] = query;
+        ok = query || (parse_addr(tok[2], &op->addr) && parse_int(tok[3], &op->sig_v[0]) && parse_int(tok[4], &op->sig_v[1]));
+        break;
+    case SW_LDT:
+        for (int k = 0; k < 5 && ok; k++)
+            ok = parse_int(tok[2 + k], &op->sig_v[k]);
+        break;
+    case SW_SREG:
+        op->sig_name = name_index(tok[2], sig_sreg_names, 5);
+        ok = op->sig_name >= 0 && parse_int(tok[3], &op->sig_v[0]);
+        break;
+    case SW_PRCTL:
+        ok = parse_int(tok[2], &op->sig_v[0]) && parse_addr(tok[3], &op->addr);
+        break;
+    case SW_WRBASE:
+        op->sig_name = name_index(tok[2], sig_sreg_names, 5);
+        ok = (op->sig_name == SR_FS || op->sig_name == SR_GS) && parse_addr(tok[3], &op->addr);
+        break;
+    default:
+        break;
+    }
+    if (!ok)
+        malformed(index, "bad sig operand");
+}
+
 /* Parses one line (a NUL-terminated string) into *op; exits via malformed() on error. */
 static void parse_line(int index, char *line, struct op *op)
 {
@@ -451,13 +576,15 @@ static void parse_line(int index, char *line, struct op *op)
         { "load", OP_LOAD, 3 },   { "store", OP_STORE, 4 },   { "getpid", OP_GETPID, 1 },
         { "fork", OP_FORK, 1 },   { "end", OP_END, 1 },       { "wait", OP_WAIT, 1 },
         { "exit", OP_EXIT, 2 },   { "execve", OP_EXECVE, 1 }, { "call", OP_CALL, 3 },
+        { "sig", OP_SIG, 2 },
     };
     size_t t = 0;
     while (t < sizeof table / sizeof table[0] && strcmp(tok[0], table[t].name) != 0)
         t++;
     if (t == sizeof table / sizeof table[0])
         malformed(index, "unknown operation");
-    bool ok = table[t].kind == OP_CALL ? ntok >= 3 : table[t].kind == OP_MMAP ? ntok == 6 || ntok == 8 : ntok == table[t].ntok;
+    bool ok = table[t].kind == OP_CALL ? ntok >= 3 : table[t].kind == OP_MMAP ? ntok == 6 || ntok == 8
+            : table[t].kind == OP_SIG ? ntok >= 2 : ntok == table[t].ntok;
     if (!ok)
         malformed(index, "wrong number of operands");
 
@@ -477,6 +604,9 @@ static void parse_line(int index, char *line, struct op *op)
         break;
     case OP_CALL:
         parse_call(index, tok, ntok, op);
+        break;
+    case OP_SIG:
+        parse_sig(index, tok, ntok, op);
         break;
     case OP_MUNMAP:
     case OP_MPROTECT:
@@ -923,6 +1053,410 @@ static void do_call(int index, const struct op *op)
     emit(index, "ok %ld%s", r, extra);
 }
 
+/* The handlers' runs during the operation running (see sig_record), and where `jmp` and `fix`
+ * jump to: back into do_sig, which prints `jmp`. A handler only copies what it saw and calls
+ * nothing in the C library: the printing is done after the operation, so that a handler needs
+ * little stack (an alternate stack may end just above a page the sequence made inaccessible;
+ * the model's handlers need none). */
+#define MAX_RUNS 64
+static struct sig_run {
+    int signo;
+    bool info, alt_called;
+    int32_t code;
+    uint64_t addr, uc, uc_flags, ss_sp, ss_size, err, trapno, cr2;
+    uint32_t ss_flags;
+    uint16_t cs, ss;
+    long alt_result;
+} sig_runs[MAX_RUNS];
+static volatile int sig_nruns;
+/* GCC's own setjmp buffer: __builtin_longjmp calls nothing in the C library (whose first call
+ * through the PLT would resolve the symbol on the handler's stack, with an XSAVE image). */
+static void *sig_jump[5];
+
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* A syscall that touches neither errno nor the TLS (FS's base may be the sequence's): the
+ * result, or -errno. */
+static long raw_syscall(long nr, long a, long b, long c, long d)
+{
+    long r;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+    return r;
+}
+
+/* Offsets in the x86-64 ucontext (uc_flags, uc_stack's ss_sp, ss_flags and ss_size, the
+ * sigcontext's cs, ss, err, trapno, cr2, and uc_sigmask) and siginfo (si_code, si_addr). */
+#define UC_STACK_SP 16
+#define UC_STACK_FLAGS 24
+#define UC_STACK_SIZE 32
+#define UC_SC_CS (40 + 144)
+#define UC_SC_SS (40 + 150)
+#define UC_SC_ERR (40 + 152)
+#define UC_SC_TRAPNO (40 + 160)
+#define UC_SC_CR2 (40 + 176)
+#define UC_SC_RIP (40 + 128)
+#define UC_SIGMASK 296
+#define SI_CODE 8
+#define SI_ADDR 16
+
+/* Records a handler run: its signo (with SA_SIGINFO the siginfo's si_signo, else the argument:
+ * RDI); with SA_SIGINFO (`info`) the siginfo's si_code and si_addr
+ * (without it the kernel leaves the frame's siginfo unwritten); the ucontext's uc_flags,
+ * uc_stack and the sigcontext's cs, ss, err, trapno, cr2. Returns the record (NULL when full). */
+static struct sig_run *sig_record(int signo, const uint8_t *si, const uint8_t *uc, bool info)
+{
+    int n = sig_nruns;
+    if (n == MAX_RUNS)
+        return NULL;
+    struct sig_run *h = &sig_runs[n];
+    sig_nruns = n + 1;
+    h->signo = info ? (int)rd32(si) : signo; /* with SA_SIGINFO, si_signo: what the frame holds */
+    h->info = info;
+    h->alt_called = false;
+    h->code = info ? (int32_t)rd32(si + SI_CODE) : 0;
+    h->addr = info ? rd64(si + SI_ADDR) : 0;
+    h->uc = (uint64_t)(uintptr_t)uc;
+    h->uc_flags = rd64(uc);
+    h->ss_sp = rd64(uc + UC_STACK_SP);
+    h->ss_flags = rd32(uc + UC_STACK_FLAGS);
+    h->ss_size = rd64(uc + UC_STACK_SIZE);
+    h->cs = rd16(uc + UC_SC_CS);
+    h->ss = rd16(uc + UC_SC_SS);
+    h->err = rd64(uc + UC_SC_ERR);
+    h->trapno = rd64(uc + UC_SC_TRAPNO);
+    h->cr2 = rd64(uc + UC_SC_CR2);
+    return h;
+}
+
+/* Appends ` h:<signo>,<si_code>,<si_addr>,<uc_flags>,<ss_flags>,<alt|main>,<cs>,<ss>` for each
+ * handler run to out: si_code and si_addr `-` without SA_SIGINFO, si_addr `-` unless si_code > 0
+ * (a kernel-sent signal: a fault; the union holds the sender's pid otherwise); `alt` when the
+ * frame lies in uc_stack's [ss_sp, ss_sp + ss_size); then, for si_code > 0,
+ * `,<err>,<trapno>,<cr2>`, and for `alt`'s sigaltstack `,d<errno or 0>`. */
+static void format_runs(char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < sig_nruns && n < cap; i++) {
+        const struct sig_run *h = &sig_runs[i];
+        char code[16] = "-", addr[40] = "-";
+        if (h->info)
+            snprintf(code, sizeof code, "%d", h->code);
+        if (h->code > 0)
+            format_addr(addr, sizeof addr, h->addr);
+        n += (size_t)snprintf(out + n, cap - n, " h:%d,%s,%s,%" PRIx64 ",%" PRIx32 ",%s,%x,%x", h->signo, code, addr, h->uc_flags, h->ss_flags,
+                              h->uc - h->ss_sp < h->ss_size ? "alt" : "main", h->cs, h->ss);
+        if (h->code > 0 && n < cap) {
+            char cr2[40];
+            format_addr(cr2, sizeof cr2, h->cr2);
+            n += (size_t)snprintf(out + n, cap - n, ",%" PRIx64 ",%" PRIx64 ",%s", h->err, h->trapno, cr2);
+        }
+        if (h->alt_called && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, ",d%ld", -h->alt_result);
+    }
+}
+
+/* Leaves a handler for the operation's __builtin_setjmp, the mask the frame saved in force. */
+static void sig_jump_out(const uint8_t *uc)
+{
+    raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)(uintptr_t)(uc + UC_SIGMASK), 0, 8);
+    __builtin_longjmp(sig_jump, 1);
+}
+
+static void h_rec(int, siginfo_t *, void *);
+static void h_plain(int, siginfo_t *, void *);
+static void h_alt(int, siginfo_t *, void *);
+static void h_jmp(int, siginfo_t *, void *);
+static void h_fix(int, siginfo_t *, void *);
+static void (*const sig_handlers[])(int, siginfo_t *, void *) = { [SH_REC] = h_rec, [SH_PLAIN] = h_plain, [SH_ALT] = h_alt, [SH_JMP] = h_jmp, [SH_FIX] = h_fix };
+
+static void h_rec(int signo, siginfo_t *si, void *uc) { sig_record(signo, (const uint8_t *)si, uc, true); }
+static void h_plain(int signo, siginfo_t *si, void *uc) { sig_record(signo, (const uint8_t *)si, uc, false); }
+static void h_alt(int signo, siginfo_t *si, void *uc)
+{
+    struct sig_run *h = sig_record(signo, (const uint8_t *)si, uc, true);
+    stack_t ss = { .ss_sp = NULL, .ss_flags = SS_DISABLE, .ss_size = 0 };
+    long r = raw_syscall(SYS_sigaltstack, (long)(uintptr_t)&ss, 0, 0, 0);
+    if (h) {
+        h->alt_called = true;
+        h->alt_result = r;
+    }
+}
+/* Whether the frame's rip is one of the handlers' entries: the signal came while a handler's
+ * frame was being set up at the same return to user mode (a frame that could not be written),
+ * before that handler ran; `jmp` and `fix` then return to it, there is nothing to jump past. */
+static bool sig_before_handler(const uint8_t *uc)
+{
+    uint64_t rip = rd64(uc + UC_SC_RIP);
+    for (int k = SH_REC; k <= SH_FIX; k++)
+        if (rip == (uint64_t)(uintptr_t)sig_handlers[k])
+            return true;
+    return false;
+}
+static void h_jmp(int signo, siginfo_t *si, void *uc)
+{
+    sig_record(signo, (const uint8_t *)si, uc, true);
+    if (!sig_before_handler(uc))
+        sig_jump_out(uc);
+}
+static void h_fix(int signo, siginfo_t *si, void *uc)
+{
+    sig_record(signo, (const uint8_t *)si, uc, true);
+    if (signo == SIGSEGV && si->si_code == SEGV_ACCERR) {
+        raw_syscall(SYS_mprotect, (long)((uintptr_t)si->si_addr & ~(uintptr_t)0xfff), 0x1000, PROT_READ | PROT_WRITE, 0);
+        return;
+    }
+    if (!sig_before_handler(uc))
+        sig_jump_out(uc);
+}
+
+/* __restore_rt: the sa_restorer every `sig action` installs. */
+void isolab_restore_rt(void);
+__asm__(".text\n.globl isolab_restore_rt\n.type isolab_restore_rt, @function\nisolab_restore_rt:\n\tmovq $15, %rax\n\tsyscall\n\thlt\n");
+
+struct kernel_sigaction_64 {
+    uint64_t handler, flags, restorer, mask;
+};
+#define SA_RESTORER_FLAG 0x04000000
+
+/* The old handler's name: one of ours, dfl, ign, or other. */
+static const char *handler_name(uint64_t h)
+{
+    if (h == (uint64_t)(uintptr_t)SIG_DFL)
+        return "dfl";
+    if (h == (uint64_t)(uintptr_t)SIG_IGN)
+        return "ign";
+    for (int k = SH_REC; k <= SH_FIX; k++)
+        if (h == (uint64_t)(uintptr_t)sig_handlers[k])
+            return sig_handler_names[k];
+    return "other";
+}
+
+/* Segment registers: read and written by name (the instructions name them). */
+static uint16_t sreg_read(int r)
+{
+    uint16_t v = 0;
+    switch (r) {
+    case SR_DS: __asm__ volatile("mov %%ds, %0" : "=r"(v)); break;
+    case SR_ES: __asm__ volatile("mov %%es, %0" : "=r"(v)); break;
+    case SR_FS: __asm__ volatile("mov %%fs, %0" : "=r"(v)); break;
+    case SR_GS: __asm__ volatile("mov %%gs, %0" : "=r"(v)); break;
+    default: __asm__ volatile("mov %%ss, %0" : "=r"(v)); break;
+    }
+    return v;
+}
+static void sreg_write(int r, uint16_t v)
+{
+    switch (r) {
+    case SR_DS: __asm__ volatile("mov %0, %%ds" : : "r"(v)); break;
+    case SR_ES: __asm__ volatile("mov %0, %%es" : : "r"(v)); break;
+    case SR_FS: __asm__ volatile("mov %0, %%fs" : : "r"(v)); break;
+    case SR_GS: __asm__ volatile("mov %0, %%gs" : : "r"(v)); break;
+    default: __asm__ volatile("mov %0, %%ss" : : "r"(v)); break;
+    }
+}
+static uint64_t base_read(int r)
+{
+    uint64_t v;
+    if (r == SR_FS)
+        __asm__ volatile("rdfsbase %0" : "=r"(v));
+    else
+        __asm__ volatile("rdgsbase %0" : "=r"(v));
+    return v;
+}
+static void base_write(int r, uint64_t v)
+{
+    if (r == SR_FS)
+        __asm__ volatile("wrfsbase %0" : : "r"(v) : "memory");
+    else
+        __asm__ volatile("wrgsbase %0" : : "r"(v) : "memory");
+}
+
+/* What a sreg or wrbase operation changes, to put back after it (also after a jump). */
+static volatile struct { bool sel, base; int reg; uint16_t old_sel; uint64_t old_base; } seg_saved;
+static void seg_restore(void)
+{
+    if (seg_saved.sel)
+        sreg_write(seg_saved.reg, seg_saved.old_sel);
+    if (seg_saved.base)
+        base_write(seg_saved.reg, seg_saved.old_base);
+    seg_saved.sel = seg_saved.base = false;
+}
+
+/* Runs a `sig` line (see parse_sig); `addr` is its resolved address operand. */
+static void do_sig(int index, const struct op *op, uint64_t addr)
+{
+    static char res[128], runs[8192];
+    static struct kernel_sigaction_64 act, old;
+    static uint64_t set, oldset, ldt_buf[2], cell;
+    static stack_t ss, oss;
+    static bool fsgsbase;
+    fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
+    const int64_t *v = op->sig_v;
+    long r;
+    sig_nruns = 0;
+    if (__builtin_setjmp(sig_jump)) {
+        seg_restore();
+        format_runs(runs, sizeof runs);
+        emit(index, "jmp%s", runs);
+        return;
+    }
+    switch (op->sig_what) {
+    case SW_RESET:
+        ss = (stack_t){ .ss_flags = SS_DISABLE };
+        raw_syscall(SYS_sigaltstack, (long)(uintptr_t)&ss, 0, 0, 0);
+        act = (struct kernel_sigaction_64){ 0 };
+        raw_syscall(SYS_rt_sigaction, SIGSEGV, (long)(uintptr_t)&act, 0, 8);
+        raw_syscall(SYS_rt_sigaction, SIGBUS, (long)(uintptr_t)&act, 0, 8);
+        strcpy(res, "ok 0");
+        break;
+    case SW_ACTION:
+        act.handler = op->sig_name == SH_DFL ? (uint64_t)(uintptr_t)SIG_DFL : op->sig_name == SH_IGN ? (uint64_t)(uintptr_t)SIG_IGN : (uint64_t)(uintptr_t)sig_handlers[op->sig_name];
+        act.flags = (uint64_t)v[1] | SA_RESTORER_FLAG;
+        act.restorer = (uint64_t)(uintptr_t)isolab_restore_rt;
+        act.mask = (uint64_t)v[2];
+        old = (struct kernel_sigaction_64){ 0 };
+        r = raw_syscall(SYS_rt_sigaction, v[0], (long)(uintptr_t)&act, (long)(uintptr_t)&old, 8);
+        if (r < 0)
+            snprintf(res, sizeof res, "err %ld", -r);
+        else
+            snprintf(res, sizeof res, "ok 0 %s %" PRIx64 " %" PRIx64, handler_name(old.handler), old.flags, old.mask);
+        break;
+    case SW_KILL:
+    case SW_TGKILL:
+        r = op->sig_what == SW_KILL ? raw_syscall(SYS_kill, raw_syscall(SYS_getpid, 0, 0, 0, 0), v[0], 0, 0)
+                                    : raw_syscall(SYS_tgkill, raw_syscall(SYS_getpid, 0, 0, 0, 0), raw_syscall(SYS_gettid, 0, 0, 0, 0), v[0], 0);
+        snprintf(res, sizeof res, r < 0 ? "err %ld" : "ok %ld", r < 0 ? -r : r);
+        break;
+    case SW_MASK:
+        set = (uint64_t)v[1];
+        r = raw_syscall(SYS_rt_sigprocmask, v[0], (long)(uintptr_t)&set, (long)(uintptr_t)&oldset, 8);
+        if (r < 0)
+            snprintf(res, sizeof res, "err %ld", -r);
+        else
+            snprintf(res, sizeof res, "ok 0 %" PRIx64, oldset);
+        break;
+    case SW_LOAD:
+        snprintf(res, sizeof res, "ok %" PRIx64, *(volatile uint64_t *)(uintptr_t)addr);
+        break;
+    case SW_STORE:
+        *(volatile uint64_t *)(uintptr_t)addr = 0x5a;
+        strcpy(res, "ok 0");
+        break;
+    case SW_ALTSTACK:
+        ss = (stack_t){ .ss_sp = (void *)(uintptr_t)addr, .ss_flags = (int)v[1], .ss_size = (size_t)v[0] };
+        oss = (stack_t){ 0 };
+        r = raw_syscall(SYS_sigaltstack, v[2] ? 0 : (long)(uintptr_t)&ss, (long)(uintptr_t)&oss, 0, 0);
+        if (r < 0) {
+            snprintf(res, sizeof res, "err %ld", -r);
+        } else {
+            char sp[40];
+            format_addr(sp, sizeof sp, (uint64_t)(uintptr_t)oss.ss_sp);
+            snprintf(res, sizeof res, "ok 0 %s %x %zx", sp, (unsigned)oss.ss_flags, oss.ss_size);
+        }
+        break;
+    case SW_LDT: {
+        /* struct user_desc: entry_number, base_addr, limit, then the flag bits' word. */
+        static uint32_t desc[4];
+        desc[0] = (uint32_t)v[1];
+        desc[1] = (uint32_t)v[2];
+        desc[2] = (uint32_t)v[3];
+        desc[3] = (uint32_t)v[4];
+        ldt_buf[0] = ldt_buf[1] = 0;
+        r = raw_syscall(SYS_modify_ldt, v[0], v[0] == 0 ? (long)(uintptr_t)ldt_buf : (long)(uintptr_t)desc, 16, 0);
+        if (r < 0)
+            snprintf(res, sizeof res, "err %ld", -r);
+        else if (v[0] == 0)
+            snprintf(res, sizeof res, "ok %ld m:%" PRIx64 ",%" PRIx64, r, ldt_buf[0], ldt_buf[1]);
+        else
+            snprintf(res, sizeof res, "ok %ld", r);
+        break;
+    }
+    case SW_SREG: {
+        int reg = op->sig_name;
+        bool has_base = (reg == SR_FS || reg == SR_GS) && fsgsbase;
+        seg_saved.reg = reg;
+        seg_saved.old_sel = sreg_read(reg);
+        if (has_base)
+            seg_saved.old_base = base_read(reg);
+        seg_saved.base = has_base;
+        seg_saved.sel = true;
+        sreg_write(reg, (uint16_t)v[0]);
+        uint16_t now = sreg_read(reg);
+        uint64_t base = has_base ? base_read(reg) : 0;
+        seg_restore();
+        if (has_base)
+            snprintf(res, sizeof res, "ok %x %" PRIx64, now, base);
+        else
+            snprintf(res, sizeof res, "ok %x", now);
+        break;
+    }
+    case SW_LAR: {
+        uint32_t sel = (uint32_t)v[0] & 0xffff, lar = 0, lsl = 0;
+        uint8_t zlar, zlsl, zr, zw;
+        __asm__ volatile("lar %2, %0\n\tsetz %1" : "+r"(lar), "=qm"(zlar) : "r"(sel) : "cc");
+        __asm__ volatile("lsl %2, %0\n\tsetz %1" : "+r"(lsl), "=qm"(zlsl) : "r"(sel) : "cc");
+        __asm__ volatile("verr %w1\n\tsetz %0" : "=qm"(zr) : "r"(sel) : "cc");
+        __asm__ volatile("verw %w1\n\tsetz %0" : "=qm"(zw) : "r"(sel) : "cc");
+        snprintf(res, sizeof res, "ok %" PRIx64 " %" PRIx64 " %d %d", zlar ? (uint64_t)lar : (uint64_t)-1, zlsl ? (uint64_t)lsl : (uint64_t)-1, zr, zw);
+        break;
+    }
+    case SW_PRCTL: {
+        long code = (long)v[0];
+        if (code == ARCH_SET_FS_CODE || code == ARCH_SET_GS_CODE) {
+            long get = code == ARCH_SET_FS_CODE ? ARCH_GET_FS_CODE : ARCH_GET_GS_CODE;
+            static uint64_t before, after;
+            raw_syscall(SYS_arch_prctl, get, (long)(uintptr_t)&before, 0, 0);
+            r = raw_syscall(SYS_arch_prctl, code, (long)addr, 0, 0);
+            raw_syscall(SYS_arch_prctl, get, (long)(uintptr_t)&after, 0, 0);
+            raw_syscall(SYS_arch_prctl, code, (long)before, 0, 0);
+            char b[40] = "cur"; /* a failed call's base is the one before it: the host's own (TLS) */
+            if (r == 0 || after != before)
+                format_addr(b, sizeof b, after);
+            snprintf(res, sizeof res, r < 0 ? "err %ld %s" : "ok %ld %s", r < 0 ? -r : r, b);
+        } else if (code == ARCH_GET_FS_CODE || code == ARCH_GET_GS_CODE) {
+            static uint64_t base;
+            raw_syscall(SYS_arch_prctl, code, (long)(uintptr_t)&base, 0, 0);
+            r = raw_syscall(SYS_arch_prctl, code, (long)addr, 0, 0);
+            if (r < 0) {
+                snprintf(res, sizeof res, "err %ld", -r);
+            } else {
+                cell = *(volatile uint64_t *)(uintptr_t)addr;
+                char b[40] = "cur";
+                if (cell != base)
+                    format_addr(b, sizeof b, cell);
+                snprintf(res, sizeof res, "ok %ld %s", r, b);
+            }
+        } else {
+            r = raw_syscall(SYS_arch_prctl, code, (long)addr, 0, 0);
+            if (code == ARCH_SET_CPUID_CODE && r == 0 && addr == 0)
+                raw_syscall(SYS_arch_prctl, code, 1, 0, 0); /* CPUID back on for the oracle */
+            snprintf(res, sizeof res, r < 0 ? "err %ld" : "ok %ld", r < 0 ? -r : r);
+        }
+        break;
+    }
+    case SW_WRBASE: {
+        int reg = op->sig_name;
+        seg_saved.reg = reg;
+        seg_saved.old_base = base_read(reg);
+        seg_saved.sel = false;
+        seg_saved.base = true;
+        base_write(reg, addr);
+        uint64_t now = base_read(reg);
+        seg_restore();
+        char b[40];
+        format_addr(b, sizeof b, now);
+        snprintf(res, sizeof res, "ok %s", b);
+        break;
+    }
+    }
+    format_runs(runs, sizeof runs);
+    emit(index, "%s%s", res, runs);
+}
+
 /* Runs lines [i, stop) in this process, following forks into child blocks, then exits 0. */
 static void run(int i, int stop)
 {
@@ -1015,6 +1549,9 @@ static void run(int i, int stop)
             break;
         case OP_CALL:
             do_call(i, op);
+            break;
+        case OP_SIG:
+            do_sig(i, op, addr);
             break;
         case OP_END: /* only reached at a block's stop, never inside the loop */
             break;

@@ -71,10 +71,14 @@ export function parse_user_desc(b: Uint8Array): UserDesc {
   };
 }
 
-/** LDT_empty (asm/desc.h, 64-bit): the user_desc that asks for an entry to be cleared. */
+/**
+ * LDT_empty (asm/desc.h): the user_desc that asks for an entry to be cleared. It ignores lm
+ * ("since 32-bit apps don't have that field"), as 6.12 does (host-checked on 6.18: a 0x11 write
+ * of it with lm set clears the entry).
+ */
 export function LDT_empty(i: UserDesc): boolean {
   return i.base_addr === 0 && i.limit === 0 && i.contents === 0 && i.read_exec_only === 1 && i.seg_32bit === 0
-    && i.limit_in_pages === 0 && i.seg_not_present === 1 && i.useable === 0 && i.lm === 0;
+    && i.limit_in_pages === 0 && i.seg_not_present === 1 && i.useable === 0;
 }
 
 /**

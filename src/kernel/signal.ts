@@ -596,7 +596,11 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
       const ka = t.sighand.action[sig];
       if (ka.handler === SIG_IGN) continue;
       if (ka.handler !== SIG_DFL) {
-        const ok = yield* setup_rt_frame(k, pc, t, info, ka);
+        // Run the handler: ksig->ka = *ka, and SA_ONESHOT (SA_RESETHAND) resets the action now,
+        // in get_signal, so also when the frame cannot be written (host-checked on 6.18).
+        const act: KSigaction = { ...ka };
+        if (ka.flags & SA_RESETHAND) ka.handler = SIG_DFL;
+        const ok = yield* setup_rt_frame(k, pc, t, info, act);
         if (!ok) {
           // force_sigsegv: a frame that cannot be written kills with SIGSEGV.
           if (sig === SIGSEGV) ka.handler = SIG_DFL;
@@ -604,10 +608,9 @@ export function* get_signal(k: Kernel, pc: PerCpu, t: Task): KPath {
           continue;
         }
         // signal_setup_done
-        t.blocked |= ka.mask;
-        if (!(ka.flags & SA_NODEFER)) t.blocked |= sigmask(sig);
+        t.blocked |= act.mask;
+        if (!(act.flags & SA_NODEFER)) t.blocked |= sigmask(sig);
         t.blocked &= ~SIG_KERNEL_ONLY_MASK;
-        if (ka.flags & SA_RESETHAND) ka.handler = SIG_DFL;
         // signal_delivered: an alternate stack armed with SS_AUTODISARM is disarmed while the
         // handler runs (rt_sigreturn puts it back from the frame's uc_stack).
         if (t.sas_ss_flags & SS_AUTODISARM) sas_ss_reset(t);

@@ -371,3 +371,41 @@ test('an alternate stack under a write-disabled key: upstream writes the frame (
   run(pkeyAltstack('upstream', false), 9);
   for (const option of ['clear', 'lockdown', 'preserve']) run(pkeyAltstack(option, true), 7);
 });
+
+test('SA_RESETHAND resets the action in get_signal, before the frame: a frame that cannot be written (an unmapped alternate stack) still leaves SIG_DFL, and the SIGSEGV that follows sees it', () => {
+  // kernel/signal.c get_signal: `ksig->ka = *ka; if (ka->sa.sa_flags & SA_ONESHOT)
+  // ka->sa.sa_handler = SIG_DFL;` comes before handle_signal's setup_rt_frame, whose failure
+  // is force_sigsegv (SIGSEGV, si_code SI_KERNEL). Host-checked on Linux 6.18 with a C program:
+  // the SIGSEGV handler's sigaction(SIGUSR1) query gives SIG_DFL, and so does one after it.
+  run(`name: sigaltstack-resethand
+processes:
+  - name: p
+    handlers:
+      SIGUSR1: { handler: on_usr1, flags: SA_ONSTACK|SA_RESETHAND }
+      SIGSEGV: { handler: on_segv, flags: SA_SIGINFO }
+    functions:
+      on_usr1:
+        - return
+      on_segv:
+        - store: { addr: $buf, value: $si_code }
+        - rt_sigaction: { sig: SIGUSR1, act: 0, oact: $q, sigsetsize: 8 }
+        - return
+    ops:${SETUP}${ss('$alt', '0', 'SIGSTKSZ')}
+      - sigaltstack: { uss: $ss, uoss: 0 }
+        expect: 0
+      - munmap: { addr: $alt, len: SIGSTKSZ }
+        expect: 0
+      - store: { addr: $q, value: 1 }
+      - kill: { pid: $me, sig: SIGUSR1 }
+      - load: $buf
+        expect: SI_KERNEL
+      - load: $q
+        expect: 0 # SIG_DFL
+      - rt_sigaction: { sig: SIGUSR1, act: 0, oact: $q + 32, sigsetsize: 8 }
+        expect: 0
+      - load: $q + 32
+        expect: 0 # SIG_DFL
+expect:
+  exit: { p: 0 }
+`, 7);
+});

@@ -8,9 +8,12 @@
  *  - differential-files.test.ts: files, pipes, splice and vmsplice mixed with them;
  *  - differential-memory.test.ts: the memory syscalls;
  *  - differential-proc.test.ts: brk, the resource limits, /proc/self's mem, pagemap, clear_refs
- *    and maps, and userfaultfd without a handler.
- * ISOLAB_ORACLE_RUNS, _FILE_RUNS, _MEMORY_RUNS and _PROC_RUNS set each family's count (1,000
- * by default); ISOLAB_ORACLE_SEED the base seed (family n uses seed + n).
+ *    and maps, and userfaultfd without a handler;
+ *  - differential-signals.test.ts: rt_sigaction with handlers that record what they see, jump
+ *    or fix the mapping, kill, tgkill, sigprocmask, faults, sigaltstack, modify_ldt, MOV Sreg,
+ *    LAR/LSL/VERR/VERW, arch_prctl, WRFSBASE/WRGSBASE.
+ * ISOLAB_ORACLE_RUNS, _FILE_RUNS, _MEMORY_RUNS, _PROC_RUNS and _SIGNAL_RUNS set each family's
+ * count (1,000 by default); ISOLAB_ORACLE_SEED the base seed (family n uses seed + n).
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

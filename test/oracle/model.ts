@@ -11,22 +11,27 @@
  */
 import { readFileSync } from 'node:fs';
 import { System } from '../../src/system.js';
-import type { Op, Program, Value } from '../../src/user/program.js';
+import { ProgramImage, type Op, type Program, type Value } from '../../src/user/program.js';
 import type { OpRecord } from '../../src/kernel/task.js';
-import { ARENA, ARENA_SIZE, SAFE_LEN, SAFE_OFF, SAFE_PATTERN, type Addr, type SeqOp } from './sequence.js';
+import { ARENA, ARENA_SIZE, HOST_FSGSBASE, SAFE_LEN, SAFE_OFF, SAFE_PATTERN, type Addr, type SeqOp, type SigHandler, type SigOp } from './sequence.js';
 
 /** What a call's loads after the syscall read back, in order: a cell, the two halves of a pair, an `m:` argument's words (masked), a `t:` argument's text. */
 type Extra = { kind: 'cell' } | { kind: 'pair' } | { kind: 'words'; mask: bigint[] } | { kind: 'text'; len: number };
 
 interface Slot {
   line: number;
-  kind: 'mmap' | 'ret0' | 'load' | 'store' | 'getpid' | 'fork' | 'wait' | 'waitstatus' | 'execve' | 'call' | 'brk0';
+  kind: 'mmap' | 'ret0' | 'load' | 'store' | 'getpid' | 'fork' | 'wait' | 'waitstatus' | 'execve' | 'call' | 'brk0' | 'sig' | 'hpart';
   handle?: number;
   extras?: Extra[];
   /** call: brk, whose result is printed as an address. */
   brk?: boolean;
   /** The address handles the operation names: `skip` if one of them was bound by an mmap that failed (as the oracle prints). */
   refs?: number[];
+  /** sig: the operation; sig and hpart: which of its records (SIG_MARK: the operation finished). */
+  sig?: SigOp;
+  part?: number;
+  /** hpart: the handler. */
+  handler?: SigHandler;
 }
 
 /** The handles an operation's addresses name. */
@@ -42,6 +47,12 @@ function handleRefs(o: SeqOp): number[] {
     case 'load':
     case 'store':
       addr(o.addr);
+      break;
+    case 'sig':
+      if (o.s.what === 'load' || o.s.what === 'store') addr(o.s.addr);
+      else if (o.s.what === 'altstack' && o.s.sp) addr(o.s.sp);
+      else if (o.s.what === 'prctl') addr(o.s.arg);
+      else if (o.s.what === 'wrbase') addr(o.s.value);
       break;
     case 'call':
       for (const a of o.args) {
@@ -128,7 +139,7 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
   const sys = new System({
     cpus: 1,
     memory: 256 * 2 ** 20,
-    cpu: { pku: HOST.pku, shstk: HOST.shstk, dirty_on_readonly: HOST.shstk ? 'strict' : 'legacy' },
+    cpu: { pku: HOST.pku, shstk: HOST.shstk, fsgsbase: HOST_FSGSBASE, dirty_on_readonly: HOST.shstk ? 'strict' : 'legacy' },
     kernel: { timeslice: 0, debug_vm: options.debug ?? true },
   });
   const slots = new Map<string, Slot>();
@@ -310,6 +321,10 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
             line++; // 'end'
             break;
           }
+          case 'sig':
+            compileSig(o.s, out, (part) => slots.set(`${name}|${fn}|${out.length}`, { line, kind: 'sig', sig: o.s, part }));
+            line++;
+            break;
           case 'execve': {
             here('execve');
             line++;
@@ -324,10 +339,26 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
     };
     const main: Op[] = [...prologue];
     body('main', list, main);
-    return { name, program: { main, functions: { onfault: [{ op: 'longjmp' }] }, strings } };
+    const functions: Record<string, Op[]> = { onfault: [{ op: 'longjmp' }] };
+    if (usesSig(list)) {
+      for (const [fname, { ops, parts }] of Object.entries(sigHandlerFunctions())) {
+        functions[fname] = ops;
+        for (const [index, part] of parts) slots.set(`${name}|${fname}|${index}`, { line: -1, kind: 'hpart', part, handler: fname.slice(2) as SigHandler });
+      }
+    }
+    return { name, program: { main, functions, strings } };
   };
 
   const first = compileImage(ops);
+  // The signal family's handlers by address, for rt_sigaction's old handler (no execve in that family).
+  const image = new ProgramImage(first.name, first.program);
+  const handlerAt = (addr: bigint): string => {
+    if (addr === 0n) return 'dfl';
+    if (addr === 1n) return 'ign';
+    for (const h of SIG_HANDLERS) if (BigInt(image.byName.get(`h_${h}`)?.base ?? -1) === addr) return h;
+    return 'other';
+  };
+  const sigOpen = new Map<number, SigLine>();
   const who = new Map<number, string>();
   const unsub = sys.events.subscribe((e) => {
     if (e.type === 'fork') who.set(e.child, (who.get(e.parent) ?? '?') + 'c');
@@ -337,7 +368,7 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
   sys.run({ maxSteps: 2_000_000 });
   unsub();
 
-  const lines: string[] = [];
+  const lines: (string | null)[] = [];
   const log = sys.log;
   // Each image's first program break (every process of an image starts with the same layout).
   const brkBase = new Map<string, bigint>();
@@ -359,6 +390,31 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
       brkBase.set(r.image, r.value ?? 0n);
       continue;
     }
+    if (slot.kind === 'sig') {
+      let l = sigOpen.get(r.tid);
+      if (!l || l.line !== slot.line) {
+        l = { line: slot.line, s: slot.sig!, parts: new Map(), handlers: [], at: lines.length, jumped: false };
+        sigOpen.set(r.tid, l);
+        lines.push(null);
+      }
+      if (slot.part === SIG_MARK) {
+        lines[l.at] = `${who.get(r.tid) ?? '?'} ${l.line} ${formatSig(l, brkBase.get(r.image) ?? 0n, handlerAt)}`;
+        sigOpen.delete(r.tid);
+      } else if (!r.signal) l.parts.set(slot.part!, r); // a signal's record: the handlers say what came of it
+      continue;
+    }
+    if (slot.kind === 'hpart') {
+      // A handler's record: the first starts a run, on the line of the operation it interrupted.
+      const l = sigOpen.get(r.tid);
+      if (!l) continue;
+      if (slot.part === H_JUMP) {
+        l.jumped = true;
+        continue;
+      }
+      if (slot.part === H_SIGNO) l.handlers.push({ handler: slot.handler!, recs: new Map() });
+      l.handlers[l.handlers.length - 1]?.recs.set(slot.part!, r);
+      continue;
+    }
     // The records after this one of the same task: a wait's status load, a call's loads.
     const after = (n: number): OpRecord[] => {
       const got: OpRecord[] = [];
@@ -374,7 +430,12 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
     if (!skip && slot.kind === 'fork' && !r.signal && BigInt.asIntN(64, r.value ?? 0n) > 0n) failed.set(Number(r.value), new Set(failed.get(r.tid)));
     if (text !== null) lines.push(`${who.get(r.tid) ?? '?'} ${slot.line} ${text}`);
   }
-  return { lines, sys };
+  return { lines: lines.filter((x): x is string => x !== null), sys };
+}
+
+/** Whether an image's ops (its fork blocks included) have signal-family operations. */
+function usesSig(list: SeqOp[]): boolean {
+  return list.some((o) => o.op === 'sig' || (o.op === 'fork' && usesSig(o.child)));
 }
 
 /** Whether an image's ops (its fork blocks included, not a later image's) pass a `t:` text buffer. */
@@ -438,6 +499,8 @@ function format(slot: Slot, r: OpRecord, after: (n: number) => OpRecord[], brk: 
       return (status & 0x7f) === 0 ? `ok exited ${(status >> 8) & 0xff}` : `ok signaled ${status & 0x7f}`;
     }
     case 'waitstatus':
+    case 'sig':
+    case 'hpart':
     case 'brk0':
       return null;
     case 'execve':
@@ -475,4 +538,331 @@ function format(slot: Slot, r: OpRecord, after: (n: number) => OpRecord[], brk: 
       return `ok ${[words[0] + wordText, ...words.slice(1)].join(' ')}`;
     }
   }
+}
+
+// ---- the signal family (sequence.ts SigOp; native/oracle.c do_sig) ----
+
+/** Where the signal family's operations keep their arguments in the scratch page (the handlers' own at SIG_HS). */
+const SIG_HS = 0x800;
+const SIG_ACT = 0x840;
+const SIG_OLDACT = 0x860;
+const SIG_SET = 0x880;
+const SIG_OLDSET = 0x888;
+const SIG_SS = 0x890;
+const SIG_OSS = 0x8b0;
+const SIG_DESC = 0x8d0;
+const SIG_LDTBUF = 0x8e0;
+const SIG_CELL = 0x8f0;
+const SIG_REF = 0x8f8;
+/** The part of a `sig` operation whose record says it finished (the host prints a line only then). */
+const SIG_MARK = -1;
+/** The records a handler makes: its signo, si_code, si_addr, uc_flags, uc_stack's ss_sp, ss_flags and ss_size, the sigcontext's cs, ss, err, trapno, cr2, and (alt) sigaltstack's result. */
+const H_SIGNO = 1;
+const H_CODE = 2;
+const H_ADDR = 3;
+const H_UCFLAGS = 4;
+const H_SP = 5;
+const H_SSFLAGS = 6;
+const H_SIZE = 7;
+const H_CS = 8;
+const H_SS = 9;
+const H_ERR = 10;
+const H_TRAPNO = 11;
+const H_CR2 = 12;
+const H_D = 16;
+/** A handler's record made just before it longjmps: the operation prints `jmp`. */
+const H_JUMP = 20;
+const SIG_HANDLERS: readonly SigHandler[] = ['rec', 'plain', 'alt', 'jmp', 'fix'];
+const SA_RESTORER = 0x04000000n;
+
+/** Where the handler's frame has its ucontext and siginfo (signal.ts: struct rt_sigframe at the handler's entry rsp). */
+const FRAME_UC = 8;
+const FRAME_INFO = 312;
+const FRAME_SC_RIP = FRAME_UC + 40 + 128;
+
+/**
+ * The handlers as model functions, making the records native/oracle.c's sig_record copies,
+ * read from the frame at the stack pointer as the C handler reads them through its arguments
+ * (which point there): with SA_SIGINFO the signo from the siginfo (`plain`: RDI, through memory
+ * so that its load records it), then the siginfo's and ucontext's fields; `alt` then
+ * sigaltstack(SS_DISABLE); `jmp` longjmps (the mask from the frame, as the oracle's), or returns
+ * when it interrupted a handler that had not started; `fix` makes the page read-write for
+ * SEGV_ACCERR and returns, else does as `jmp`. `parts` maps an
+ * operation's index to the record it makes.
+ */
+function sigHandlerFunctions(): Record<string, { ops: Op[]; parts: Map<number, number> }> {
+  const fields: [number, Op][] = [
+    [H_CODE, { op: 'load', addr: `$rsp+${FRAME_INFO + 8}`, size: 4, into: 'hcode' }],
+    [H_ADDR, { op: 'load', addr: `$rsp+${FRAME_INFO + 16}`, into: 'haddr' }],
+    [H_UCFLAGS, { op: 'load', addr: `$rsp+${FRAME_UC}` }],
+    [H_SP, { op: 'load', addr: `$rsp+${FRAME_UC + 16}` }],
+    [H_SSFLAGS, { op: 'load', addr: `$rsp+${FRAME_UC + 24}`, size: 4 }],
+    [H_SIZE, { op: 'load', addr: `$rsp+${FRAME_UC + 32}` }],
+    [H_CS, { op: 'load', addr: `$rsp+${FRAME_UC + 184}`, size: 2 }],
+    [H_SS, { op: 'load', addr: `$rsp+${FRAME_UC + 190}`, size: 2 }],
+    [H_ERR, { op: 'load', addr: `$rsp+${FRAME_UC + 192}` }],
+    [H_TRAPNO, { op: 'load', addr: `$rsp+${FRAME_UC + 200}` }],
+    [H_CR2, { op: 'load', addr: `$rsp+${FRAME_UC + 216}` }],
+  ];
+  const make = (info: boolean, tail: [number, Op][]): { ops: Op[]; parts: Map<number, number> } => {
+    const list: [number, Op][] = info
+      ? [[H_SIGNO, { op: 'load', addr: `$rsp+${FRAME_INFO}`, size: 4, into: 'hsig' }], ...fields, ...tail]
+      : [[-1, { op: 'store', addr: `$scratch+${SIG_HS}`, value: '$signo' }], [H_SIGNO, { op: 'load', addr: `$scratch+${SIG_HS}`, size: 4 }], ...fields, ...tail];
+    const parts = new Map<number, number>();
+    list.forEach(([part], i) => part >= 0 && parts.set(i, part));
+    return { ops: list.map(([, op]) => op), parts };
+  };
+  const ret: [number, Op] = [-1, { op: 'return' }];
+  const tailAt = 1 + fields.length; // the index of the first operation after the fields
+  // jmp's way out from index `at`: return when the frame's rip is a handler's entry (the signal
+  // came while that handler's frame was set up, before it ran: native/oracle.c
+  // sig_before_handler), else longjmp.
+  const entry = SIG_HANDLERS.map((h) => `$hrip == @h_${h}`).join(' || ');
+  const jumpOut = (at: number): [number, Op][] => [
+    [-1, { op: 'load', addr: `$rsp+${FRAME_SC_RIP}`, into: 'hrip' }],
+    [-1, { op: 'set', var: 'hj', value: 0 }],
+    [-1, { op: 'while', cond: entry, counter: 'hj', max: 1, end: at + 4 }],
+    ret,
+    [H_JUMP, { op: 'work', count: 0 }],
+    [-1, { op: 'longjmp' }],
+  ];
+  return {
+    h_rec: make(true, [ret]),
+    h_plain: make(false, [ret]),
+    h_alt: make(true, [
+      [-1, { op: 'store', addr: `$scratch+${SIG_HS + 8}`, value: 0 }],
+      [-1, { op: 'store', addr: `$scratch+${SIG_HS + 16}`, value: 2 }], // SS_DISABLE
+      [-1, { op: 'store', addr: `$scratch+${SIG_HS + 24}`, value: 0 }],
+      [H_D, { op: 'syscall', name: 'sigaltstack', args: [`$scratch+${SIG_HS + 8}`, 0] }],
+      ret,
+    ]),
+    h_jmp: make(true, jumpOut(tailAt)),
+    h_fix: make(true, [
+      [-1, { op: 'set', var: 'hfix', value: 0 }],
+      [-1, { op: 'while', cond: '!($hsig == 11 && $hcode == 2)', counter: 'hfix', max: 1, end: tailAt + 8 }],
+      ...jumpOut(tailAt + 2),
+      [-1, { op: 'syscall', name: 'mprotect', args: ['$haddr & ~0xfff', 4096, 3] }],
+      ret,
+    ]),
+  };
+}
+
+/** A signal-family operation's model operations, appended to `out`; `slot(part)` marks the next one's record as that part of the line. */
+function compileSig(s: SigOp, out: Op[], slot: (part: number) => void): void {
+  const S = (off: number): string => `$scratch+${off}`;
+  const store = (off: number, value: Value, size?: 1 | 2 | 4 | 8): void => {
+    out.push({ op: 'store', addr: S(off), value, ...(size ? { size } : {}) });
+  };
+  const part = (n: number, op: Op): void => {
+    slot(n);
+    out.push(op);
+  };
+  // After a syscall that may deliver a signal: the frame's rip is the next operation, which a
+  // handler's longjmp skips (it resumes after the interrupted one), so that one does nothing.
+  const pad = (): void => {
+    out.push({ op: 'work', count: 0 });
+  };
+  switch (s.what) {
+    case 'reset':
+      store(SIG_SS, 0);
+      store(SIG_SS + 8, 2);
+      store(SIG_SS + 16, 0);
+      out.push({ op: 'syscall', name: 'sigaltstack', args: [S(SIG_SS), 0] });
+      for (let w = 0; w < 4; w++) store(SIG_ACT + 8 * w, 0);
+      out.push({ op: 'syscall', name: 'rt_sigaction', args: [11, S(SIG_ACT), 0, 8] });
+      part(0, { op: 'syscall', name: 'rt_sigaction', args: [7, S(SIG_ACT), 0, 8] });
+      break;
+    case 'action':
+      store(SIG_ACT, s.handler === 'dfl' ? 0 : s.handler === 'ign' ? 1 : `@h_${s.handler}`);
+      store(SIG_ACT + 8, s.flags | SA_RESTORER);
+      store(SIG_ACT + 16, '@__restore_rt');
+      store(SIG_ACT + 24, s.mask);
+      for (let w = 0; w < 4; w++) store(SIG_OLDACT + 8 * w, 0);
+      part(0, { op: 'syscall', name: 'rt_sigaction', args: [s.sig, S(SIG_ACT), S(SIG_OLDACT), 8] });
+      part(1, { op: 'load', addr: S(SIG_OLDACT) });
+      part(2, { op: 'load', addr: S(SIG_OLDACT + 8) });
+      part(3, { op: 'load', addr: S(SIG_OLDACT + 24) });
+      break;
+    case 'kill':
+      out.push({ op: 'syscall', name: 'getpid', into: 'sigpid' });
+      part(0, { op: 'syscall', name: 'kill', args: ['$sigpid', s.sig] });
+      pad();
+      break;
+    case 'tgkill':
+      out.push({ op: 'syscall', name: 'getpid', into: 'sigpid' });
+      out.push({ op: 'syscall', name: 'gettid', into: 'sigtid' });
+      part(0, { op: 'syscall', name: 'tgkill', args: ['$sigpid', '$sigtid', s.sig] });
+      pad();
+      break;
+    case 'mask':
+      store(SIG_SET, s.set);
+      part(0, { op: 'syscall', name: 'rt_sigprocmask', args: [s.how, S(SIG_SET), S(SIG_OLDSET), 8] });
+      pad();
+      part(1, { op: 'load', addr: S(SIG_OLDSET) });
+      break;
+    case 'load':
+      part(0, { op: 'load', addr: addrValue(s.addr) });
+      break;
+    case 'store':
+      part(0, { op: 'store', addr: addrValue(s.addr), value: 0x5a });
+      break;
+    case 'altstack':
+      if (s.sp) {
+        store(SIG_SS, addrValue(s.sp));
+        store(SIG_SS + 8, s.flags & 0xffffffffn);
+        store(SIG_SS + 16, s.size);
+      }
+      for (let w = 0; w < 3; w++) store(SIG_OSS + 8 * w, 0);
+      part(0, { op: 'syscall', name: 'sigaltstack', args: [s.sp ? S(SIG_SS) : 0, S(SIG_OSS)] });
+      part(1, { op: 'load', addr: S(SIG_OSS) });
+      part(2, { op: 'load', addr: S(SIG_OSS + 8), size: 4 });
+      part(3, { op: 'load', addr: S(SIG_OSS + 16) });
+      break;
+    case 'ldt':
+      if (s.func === 0) {
+        store(SIG_LDTBUF, 0);
+        store(SIG_LDTBUF + 8, 0);
+        part(0, { op: 'syscall', name: 'modify_ldt', args: [0, S(SIG_LDTBUF), 16] });
+        part(1, { op: 'load', addr: S(SIG_LDTBUF) });
+        part(2, { op: 'load', addr: S(SIG_LDTBUF + 8) });
+      } else {
+        // struct user_desc: entry_number, base_addr, limit, then the flag bits' word.
+        store(SIG_DESC, BigInt(s.entry) | (s.base << 32n));
+        store(SIG_DESC + 8, s.limit | (BigInt(s.bits) << 32n));
+        part(0, { op: 'syscall', name: 'modify_ldt', args: [s.func, S(SIG_DESC), 16] });
+      }
+      break;
+    case 'sreg': {
+      const base = (s.sreg === 'fs' || s.sreg === 'gs') && HOST_FSGSBASE;
+      const rd = s.sreg === 'fs' ? 'rdfsbase' : 'rdgsbase';
+      const wr = s.sreg === 'fs' ? 'wrfsbase' : 'wrgsbase';
+      out.push({ op: 'read_sreg', sreg: s.sreg, into: 'sold' });
+      if (base) out.push({ op: rd, into: 'bold' });
+      part(0, { op: 'mov_sreg', sreg: s.sreg, value: s.sel });
+      part(1, { op: 'read_sreg', sreg: s.sreg });
+      if (base) part(2, { op: rd });
+      out.push({ op: 'mov_sreg', sreg: s.sreg, value: '$sold' });
+      if (base) out.push({ op: wr, value: '$bold' });
+      break;
+    }
+    case 'lar':
+      part(0, { op: 'lar', value: s.sel });
+      part(1, { op: 'lsl', value: s.sel });
+      part(2, { op: 'verr', value: s.sel });
+      part(3, { op: 'verw', value: s.sel });
+      break;
+    case 'prctl':
+      if (s.code === 0x1001 || s.code === 0x1002) {
+        // ARCH_SET_GS, ARCH_SET_FS: the base before, the call, the base after, the old one put back.
+        const get = s.code === 0x1002 ? 0x1003 : 0x1004;
+        out.push({ op: 'syscall', name: 'arch_prctl', args: [get, S(SIG_REF)] });
+        part(1, { op: 'load', addr: S(SIG_REF), into: 'pref' });
+        part(0, { op: 'syscall', name: 'arch_prctl', args: [s.code, addrValue(s.arg)] });
+        out.push({ op: 'syscall', name: 'arch_prctl', args: [get, S(SIG_CELL)] });
+        part(2, { op: 'load', addr: S(SIG_CELL) });
+        out.push({ op: 'syscall', name: 'arch_prctl', args: [s.code, '$pref'] });
+      } else if (s.code === 0x1003 || s.code === 0x1004) {
+        // ARCH_GET_FS, ARCH_GET_GS: the base, then the call; its cell is read only when it is H0's (the others fail).
+        out.push({ op: 'syscall', name: 'arch_prctl', args: [s.code, S(SIG_REF)] });
+        part(1, { op: 'load', addr: S(SIG_REF) });
+        part(0, { op: 'syscall', name: 'arch_prctl', args: [s.code, addrValue(s.arg)] });
+        if (s.arg.kind === 'H') part(2, { op: 'load', addr: addrValue(s.arg) });
+      } else {
+        part(0, { op: 'syscall', name: 'arch_prctl', args: [s.code, addrValue(s.arg)] });
+      }
+      break;
+    case 'wrbase': {
+      const rd = s.reg === 'fs' ? 'rdfsbase' : 'rdgsbase';
+      const wr = s.reg === 'fs' ? 'wrfsbase' : 'wrgsbase';
+      out.push({ op: rd, into: 'bold' });
+      part(0, { op: wr, value: addrValue(s.value) });
+      part(1, { op: rd });
+      out.push({ op: wr, value: '$bold' });
+      break;
+    }
+  }
+  part(SIG_MARK, { op: 'work', count: 0 });
+}
+
+/** A signal-family line being gathered: its operation's records and its handlers' runs. */
+interface SigLine {
+  line: number;
+  s: SigOp;
+  parts: Map<number, OpRecord>;
+  handlers: { handler: SigHandler; recs: Map<number, OpRecord> }[];
+  /** Its place in the listing (filled when it finishes; a process that dies first prints nothing, as on the host). */
+  at: number;
+  /** A handler longjmped past the operation. */
+  jumped: boolean;
+}
+
+const hexOf = (v: bigint): string => BigInt.asUintN(64, v).toString(16);
+
+/** One handler run's record, as native/oracle.c's sig_record prints it. */
+function formatHandler(h: SigLine['handlers'][number], brk: bigint): string {
+  const g = (n: number): bigint => h.recs.get(n)?.value ?? 0n;
+  const code = h.handler === 'plain' ? null : BigInt.asIntN(32, g(H_CODE));
+  const fault = code !== null && code > 0n;
+  const uc = h.recs.get(H_UCFLAGS)?.addr ?? 0n;
+  const alt = BigInt.asUintN(64, uc - g(H_SP)) < g(H_SIZE);
+  let out = ` h:${g(H_SIGNO)},${code ?? '-'},${fault ? addrText(g(H_ADDR), brk) : '-'},${hexOf(g(H_UCFLAGS))},${hexOf(g(H_SSFLAGS))},${alt ? 'alt' : 'main'},${hexOf(g(H_CS))},${hexOf(g(H_SS))}`;
+  if (fault) out += `,${hexOf(g(H_ERR))},${hexOf(g(H_TRAPNO))},${addrText(g(H_CR2), brk)}`;
+  if (h.handler === 'alt') out += `,d${-BigInt.asIntN(64, g(H_D))}`;
+  return out;
+}
+
+/** A finished signal-family line's result, as native/oracle.c's do_sig prints it; `handlerAt` names a handler address. */
+function formatSig(l: SigLine, brk: bigint, handlerAt: (addr: bigint) => string): string {
+  const r = (n: number): OpRecord | undefined => l.parts.get(n);
+  const u = (n: number): bigint => BigInt.asUintN(64, r(n)?.value ?? 0n);
+  const v = BigInt.asIntN(64, r(0)?.value ?? 0n);
+  const hs = l.handlers.map((h) => formatHandler(h, brk)).join('');
+  if (l.jumped) return `jmp${hs}`;
+  const okOrErr = (rest = ''): string => (v < 0n ? `err ${-v}` : `ok ${v}${rest}`);
+  const s = l.s;
+  let text: string;
+  switch (s.what) {
+    case 'reset':
+      text = 'ok 0';
+      break;
+    case 'action':
+      text = okOrErr(` ${handlerAt(u(1))} ${hexOf(u(2))} ${hexOf(u(3))}`);
+      break;
+    case 'kill':
+    case 'tgkill':
+      text = okOrErr();
+      break;
+    case 'mask':
+      text = okOrErr(` ${hexOf(u(1))}`);
+      break;
+    case 'load':
+      text = `ok ${hexOf(u(0))}`;
+      break;
+    case 'store':
+      text = 'ok 0';
+      break;
+    case 'altstack':
+      text = okOrErr(` ${addrText(u(1), brk)} ${hexOf(u(2))} ${hexOf(u(3))}`);
+      break;
+    case 'ldt':
+      text = okOrErr(s.func === 0 ? ` m:${hexOf(u(1))},${hexOf(u(2))}` : '');
+      break;
+    case 'sreg':
+      text = `ok ${hexOf(u(1))}${(s.sreg === 'fs' || s.sreg === 'gs') && HOST_FSGSBASE ? ` ${hexOf(u(2))}` : ''}`;
+      break;
+    case 'lar':
+      text = `ok ${hexOf(u(0))} ${hexOf(u(1))} ${u(2)} ${u(3)}`;
+      break;
+    case 'prctl': {
+      const base = u(2) === u(1) ? 'cur' : addrText(u(2), brk);
+      if (s.code === 0x1001 || s.code === 0x1002) text = v < 0n ? `err ${-v} ${base}` : `ok ${v} ${addrText(u(2), brk)}`;
+      else if (s.code === 0x1003 || s.code === 0x1004) text = okOrErr(` ${base}`);
+      else text = okOrErr();
+      break;
+    }
+    case 'wrbase':
+      text = `ok ${addrText(u(1), brk)}`;
+      break;
+  }
+  return text + hs;
 }

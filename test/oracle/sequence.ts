@@ -68,7 +68,44 @@ export type SeqOp =
   | { op: 'fork'; child: SeqOp[] }
   | { op: 'wait' }
   | { op: 'exit'; code: number }
-  | { op: 'execve'; rest: SeqOp[] };
+  | { op: 'execve'; rest: SeqOp[] }
+  /** An operation of the signal family (SigOp): signals, sigaltstack, segments, arch_prctl. */
+  | { op: 'sig'; s: SigOp };
+
+/**
+ * The handlers `sig action` installs (native/oracle.c's handlers, model.ts's functions): `rec`
+ * records what it sees and returns (SA_SIGINFO); `plain` records without SA_SIGINFO (signo and
+ * the ucontext only); `alt` records, then tries sigaltstack(SS_DISABLE) and records its result;
+ * `jmp` records and siglongjmps past the operation, the mask set from the frame's uc_sigmask;
+ * `fix` records, then for SEGV_ACCERR makes the page read-write and returns (the access is made
+ * again), else jumps as `jmp`.
+ */
+export type SigHandler = 'dfl' | 'ign' | 'rec' | 'plain' | 'alt' | 'jmp' | 'fix';
+
+/** A signal-family operation (`sig <what> ...` in the oracle's text). */
+export type SigOp =
+  /** sigaltstack(SS_DISABLE), SIGSEGV and SIGBUS to SIG_DFL: the family's starting state. */
+  | { what: 'reset' }
+  /** rt_sigaction(sig, {handler, flags | SA_RESTORER, __restore_rt, mask}, &old, 8). */
+  | { what: 'action'; sig: number; handler: SigHandler; flags: bigint; mask: bigint }
+  /** kill(getpid(), sig), tgkill(getpid(), gettid(), sig). */
+  | { what: 'kill' | 'tgkill'; sig: number }
+  /** rt_sigprocmask(how, &set, &old, 8). */
+  | { what: 'mask'; how: number; set: bigint }
+  /** An 8-byte load, or a store of 0x5a. */
+  | { what: 'load' | 'store'; addr: Addr }
+  /** sigaltstack(&{sp, flags, size}, &old), or (no `sp`) sigaltstack(NULL, &old). */
+  | { what: 'altstack'; sp?: Addr; size: bigint; flags: bigint }
+  /** modify_ldt(func, &user_desc, 16): a write of entry's descriptor; func 0 reads 16 bytes. */
+  | { what: 'ldt'; func: number; entry: number; base: bigint; limit: bigint; bits: number }
+  /** MOV Sreg of `sel`, the selector (and FS's or GS's base) read back, the old ones put back. */
+  | { what: 'sreg'; sreg: 'ds' | 'es' | 'fs' | 'gs' | 'ss'; sel: number }
+  /** LAR, LSL, VERR and VERW of `sel`. */
+  | { what: 'lar'; sel: number }
+  /** arch_prctl(code, arg); the SET codes read the base back and put the old one back. */
+  | { what: 'prctl'; code: number; arg: Addr }
+  /** WRFSBASE or WRGSBASE, the base read back, the old one put back. */
+  | { what: 'wrbase'; reg: 'fs' | 'gs'; value: Addr };
 
 const hex = (v: bigint): string => v.toString(16);
 
@@ -155,11 +192,44 @@ export function serialize(ops: SeqOp[]): string {
           lines.push('execve');
           emit(o.rest);
           break;
+        case 'sig':
+          lines.push(sigText(o.s));
+          break;
       }
     }
   };
   emit(ops);
   return lines.join('\n') + '\n';
+}
+
+/** A signal-family operation's line (native/oracle.c parse_sig). */
+function sigText(s: SigOp): string {
+  switch (s.what) {
+    case 'reset':
+      return 'sig reset';
+    case 'action':
+      return `sig action ${hex(BigInt(s.sig))} ${s.handler} ${hex(s.flags)} ${hex(s.mask)}`;
+    case 'kill':
+    case 'tgkill':
+      return `sig ${s.what} ${hex(BigInt(s.sig))}`;
+    case 'mask':
+      return `sig mask ${hex(BigInt(s.how))} ${hex(s.set)}`;
+    case 'load':
+    case 'store':
+      return `sig ${s.what} ${addrText(s.addr)}`;
+    case 'altstack':
+      return s.sp ? `sig altstack ${addrText(s.sp)} ${hex(s.size)} ${hex(s.flags)}` : 'sig altstack -';
+    case 'ldt':
+      return `sig ldt ${hex(BigInt(s.func))} ${hex(BigInt(s.entry))} ${hex(s.base)} ${hex(s.limit)} ${hex(BigInt(s.bits))}`;
+    case 'sreg':
+      return `sig sreg ${s.sreg} ${hex(BigInt(s.sel))}`;
+    case 'lar':
+      return `sig lar ${hex(BigInt(s.sel))}`;
+    case 'prctl':
+      return `sig prctl ${hex(BigInt(s.code))} ${addrText(s.arg)}`;
+    case 'wrbase':
+      return `sig wrbase ${s.reg} ${addrText(s.value)}`;
+  }
 }
 
 const PAGE = 0x1000n;
@@ -954,3 +1024,272 @@ export const memorySequenceArb: fc.Arbitrary<SeqOp[]> = fc
       e === 0 ? processOps({ handles: [], fds: [], depth: 1 }, 3, false, true).map((rest) => [...ops, { op: 'execve' as const, rest }]) : fc.constant(ops),
     ),
   );
+
+// ---- the signal family ----
+
+/** The host CPU's flags (/proc/cpuinfo), for what the signal family draws. */
+function hostCpuFlags(): string[] {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    return line ? line.split(':')[1].trim().split(/\s+/) : [];
+  } catch {
+    return [];
+  }
+}
+const CPU_FLAGS = hostCpuFlags();
+/** RDFSBASE and friends: drawn, and FS's and GS's bases printed, only when the host has them (the model's CPU follows, model.ts). */
+export const HOST_FSGSBASE = CPU_FLAGS.includes('fsgsbase');
+/**
+ * CPUID faulting: ARCH_SET_CPUID is drawn only on a host without it, where 6.12 and the model
+ * both answer -ENODEV (the model's CPUs have no CPUID faulting to switch on).
+ */
+const HOST_CPUID_FAULT = CPU_FLAGS.includes('cpuid_fault');
+
+const SA_SIGINFO = 0x4n;
+const SA_ONSTACK = 0x08000000n;
+const SA_RESTART = 0x10000000n;
+const SA_NODEFER = 0x40000000n;
+const SA_RESETHAND = 0x80000000n;
+/** The signals sent and caught: SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD, and three real-time ones (queued). */
+const ASYNC_SIGS = [10, 12, 14, 17, 32, 34, 40];
+const sigbit = (n: number): bigint => 1n << BigInt(n - 1);
+/**
+ * The one signal whose handler may be `plain` (no SA_SIGINFO, so the signal number is only in
+ * RDI), and never with SA_NODEFER: the highest drawn, so its frame is never set up under
+ * another one. XXX: the model's frame does not save the handler's registers (RDI, RSI, RDX:
+ * its $signo, $siginfo, $ucontext) for rt_sigreturn to restore, so a handler whose frame was
+ * set up before a nested one starts with the later frame's; the other handlers read the frame
+ * at their stack pointer instead, as the oracle's do through their arguments, which point
+ * there.
+ */
+const PLAIN_SIG = 40;
+const sig = (s: SigOp): SeqOp => ({ op: 'sig', s });
+
+/**
+ * The family's memory (bound in the parent before the fork): H0, 16 pages read-write that no
+ * step protects (alternate stacks at H0+4000 and H0+8000, arch_prctl's cells at H0+100); H1,
+ * 8 pages whose protection the steps change: the first 4 one by one, for the faults; the last 4
+ * all at once, an alternate stack that may not be writable (the frames' size is the machine's:
+ * the host's XSAVE image is larger than the model's, so frames lie elsewhere, and only a stack
+ * of one protection gives a frame the same fate on both); H2, 2 pages of a shared memfd
+ * mapping whose file is 1 page long (SIGBUS past it).
+ */
+const SIG_PRELUDE: SeqOp[] = [
+  { op: 'mmap', handle: 0, addr: { kind: 'A', off: 0n }, len: 0x10000n, prot: 3, flags: 0x32 },
+  { op: 'mmap', handle: 1, addr: { kind: 'A', off: 0x20000n }, len: 0x8000n, prot: 3, flags: 0x32 },
+  call('memfd_create', [str('s'), int(0)], [0]),
+  call('ftruncate', [fdh(0), int(0x1000)]),
+  { op: 'mmap', handle: 2, addr: { kind: 'A', off: 0x30000n }, len: 0x2000n, prot: 3, flags: 0x11, fd: fdh(0), off: 0n },
+];
+const H = (handle: number, off: bigint): Addr => ({ kind: 'H', handle, off });
+const X = (addr: bigint): Addr => ({ kind: 'X', addr });
+
+/** Selectors MOV Sreg, LAR and friends are given: null ones, Linux's GDT entries (not CPUNODE's, whose limit is the CPU number), past the GDT, and the LDT's first four entries at RPL 3 and 0. */
+const selector = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(0, 3, 0x10, 0x18, 0x23, 0x28, 0x2b, 0x33, 0x40, 0x50, 0x63, 0xfffb) },
+  { weight: 4, arbitrary: fc.tuple(fc.integer({ min: 0, max: 3 }), fc.constantFrom(3, 3, 3, 0, 1)).map(([i, rpl]) => (i << 3) | 4 | rpl) },
+);
+
+/** The fault addresses: H1's pages (whose protection varies), H2's page past the file's end and its first, an unmapped arena page, kernel text, 0. */
+const faultAddr = fc.oneof(
+  { weight: 6, arbitrary: fc.tuple(fc.integer({ min: 0, max: 3 }), fc.constantFrom(0n, 8n, 0x7f8n)).map(([p, o]) => H(1, BigInt(p) * PAGE + o)) },
+  { weight: 2, arbitrary: fc.constantFrom(H(2, 0x1000n), H(2, 0x1008n), H(2, 0n)) },
+  { weight: 1, arbitrary: fc.constantFrom<Addr>({ kind: 'A', off: 0x3f000n }, X(0xffffffff81000000n), { kind: 'null' }) },
+);
+
+const actionBits = fc.subarray([SA_ONSTACK, SA_ONSTACK, SA_RESETHAND, SA_NODEFER, SA_RESTART]);
+const actionMask = fc.oneof({ weight: 3, arbitrary: fc.constant(0n) }, { weight: 1, arbitrary: fc.constantFrom(...ASYNC_SIGS, 11).map(sigbit) });
+
+/** rt_sigaction of `handler` with `bits`: SA_SIGINFO for the handlers that read the siginfo, never for `plain`, as `info` says for SIG_DFL and SIG_IGN. */
+function action(s: number, handler: SigHandler, bits: bigint[], info: boolean, mask: bigint): SeqOp {
+  if (handler === 'plain') bits = bits.filter((b) => b !== SA_NODEFER);
+  const siginfo = handler === 'rec' || handler === 'alt' || handler === 'jmp' || handler === 'fix' || ((handler === 'dfl' || handler === 'ign') && info);
+  return sig({ what: 'action', sig: s, handler, flags: bits.reduce((a, b) => a | b, siginfo ? SA_SIGINFO : 0n), mask });
+}
+
+/** The child's first handlers (so that most sequences run past their first signal): SIGSEGV's and SIGBUS's, and some of the caught signals'. */
+const firstActions: fc.Arbitrary<SeqOp[]> = fc
+  .tuple(
+    fc.subarray(ASYNC_SIGS).map((sigs) => [11, 7, ...sigs]),
+    fc.array(fc.tuple(fc.constantFrom<SigHandler>('jmp', 'jmp', 'fix'), fc.constantFrom<SigHandler>('rec', 'rec', 'alt'), actionBits, actionMask), { minLength: 9, maxLength: 9 }),
+  )
+  .map(([sigs, picks]) => sigs.map((s, i) => action(s, s === 11 ? picks[i][0] : s === 7 ? 'jmp' : s === PLAIN_SIG ? 'plain' : picks[i][1], picks[i][2], true, picks[i][3])));
+
+/**
+ * Stories: several signals made pending while blocked, then unblocked at once (each delivery
+ * nests a frame on the last: the handlers run in the reverse of the order they were chosen);
+ * a handler put on an alternate stack and its signal sent.
+ */
+const sigStory: fc.Arbitrary<SeqOp[]> = fc.oneof(
+  fc
+    .tuple(
+      fc.subarray(ASYNC_SIGS, { minLength: 2, maxLength: 3 }),
+      fc.array(fc.tuple(fc.constantFrom<SigHandler>('rec', 'alt'), actionBits, actionMask), { minLength: 3, maxLength: 3 }),
+      fc.array(fc.constantFrom<'kill' | 'tgkill'>('kill', 'tgkill'), { minLength: 4, maxLength: 4 }),
+      fc.boolean(),
+    )
+    .map(([sigs, hs, sends, twice]) => {
+      const set = sigs.reduce((a, x) => a | sigbit(x), 0n);
+      return [
+        ...sigs.map((x, i) => action(x, hs[i][0], hs[i][1], true, hs[i][2])),
+        sig({ what: 'mask', how: 0, set }),
+        ...sigs.map((x, i) => sig({ what: sends[i], sig: x })),
+        ...(twice ? [sig({ what: sends[3], sig: sigs[0] })] : []),
+        sig({ what: 'mask', how: 1, set }),
+      ];
+    }),
+  fc
+    .tuple(
+      fc.constantFrom(...ASYNC_SIGS),
+      fc.constantFrom<SigHandler>('rec', 'alt'),
+      actionBits,
+      fc.constantFrom<Addr>(H(0, 0x4000n), H(0, 0x8000n), H(1, 0x4000n)),
+      fc.constantFrom(0n, 0n, 0x80000000n),
+      fc.constantFrom<'kill' | 'tgkill'>('kill', 'tgkill'),
+    )
+    .map(([x, h, bits, sp, flags, send]) => [
+      action(x, h, [SA_ONSTACK, ...bits], true, 0n),
+      sig({ what: 'altstack', sp, size: 0x4000n, flags }),
+      sig({ what: send, sig: x }),
+      sig({ what: 'altstack', size: 0n, flags: 0n }),
+    ]),
+);
+
+/** One step of the signal family. */
+const sigStep: fc.Arbitrary<SeqOp[]> = fc.oneof(
+  { weight: 4, arbitrary: sigStory },
+  {
+    // rt_sigaction: the caught signals with each handler, the fault signals with dfl, ign, jmp and fix, and signals it refuses.
+    weight: 5,
+    arbitrary: fc
+      .tuple(
+        fc.oneof(
+          { weight: 6, arbitrary: fc.constantFrom(...ASYNC_SIGS).chain((s) => fc.tuple(fc.constant(s), fc.constantFrom<SigHandler>(...(s === PLAIN_SIG ? ['plain', 'plain', 'rec', 'dfl'] as const : ['rec', 'rec', 'alt', 'dfl', 'ign'] as const)))) },
+          { weight: 3, arbitrary: fc.tuple(fc.constantFrom(11, 7), fc.constantFrom<SigHandler>('jmp', 'jmp', 'fix', 'dfl', 'ign')) },
+          { weight: 1, arbitrary: fc.tuple(fc.constantFrom(0, 9, 19, 65), fc.constantFrom<SigHandler>('rec', 'dfl', 'ign')) },
+        ),
+        actionBits,
+        fc.boolean(),
+        actionMask,
+      )
+      .map(([[s, handler], bits, info, mask]) => [action(s, handler, bits, info, mask)]),
+  },
+  {
+    // kill and tgkill of the caught signals (never SIGSEGV or SIGBUS, whose handlers jump), SIGKILL, 0 and a bad number.
+    weight: 5,
+    arbitrary: fc
+      .tuple(fc.constantFrom<'kill' | 'tgkill'>('kill', 'tgkill'), fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...ASYNC_SIGS) }, { weight: 1, arbitrary: fc.constantFrom(0, 9, 65, -1) }))
+      .map(([what, s]) => [sig({ what, sig: s })]),
+  },
+  {
+    // sigprocmask: block, unblock (delivering what is pending), set; a bad `how`.
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom(0, 1, 2, 2, 3), fc.subarray([10, 12, 14, 34, 40, 11, 9]))
+      .map(([how, sigs]) => [sig({ what: 'mask', how, set: sigs.reduce((a, s) => a | sigbit(s), 0n) })]),
+  },
+  {
+    // Loads and stores that may fault (SIGSEGV MAPERR and ACCERR, SIGBUS ADRERR), and H1's protection changed.
+    weight: 5,
+    arbitrary: fc.oneof(
+      { weight: 3, arbitrary: fc.tuple(fc.constantFrom<'load' | 'store'>('load', 'store'), faultAddr).map(([what, addr]) => [sig({ what, addr })]) },
+      { weight: 2, arbitrary: fc.tuple(fc.integer({ min: 0, max: 3 }), fc.constantFrom(0, 1, 3)).map(([p, prot]): SeqOp[] => [{ op: 'mprotect', addr: H(1, BigInt(p) * PAGE), len: PAGE, prot }]) },
+      { weight: 1, arbitrary: fc.constantFrom(0, 1, 3).map((prot): SeqOp[] => [{ op: 'mprotect', addr: H(1, 0x4000n), len: 0x4000n, prot }]) },
+      {
+        // A page made inaccessible or read-only, then an access to it (SEGV_ACCERR).
+        weight: 3,
+        arbitrary: fc
+          .tuple(fc.integer({ min: 0, max: 3 }), fc.constantFrom(0, 1), fc.constantFrom<'load' | 'store'>('load', 'store'))
+          .map(([p, prot, what]): SeqOp[] => [{ op: 'mprotect', addr: H(1, BigInt(p) * PAGE), len: PAGE, prot }, sig({ what, addr: H(1, BigInt(p) * PAGE + 0x10n) })]),
+      },
+    ),
+  },
+  {
+    // sigaltstack: good stacks (H0's, H1's that may be protected), too small, unmapped, bad flags; and a query.
+    weight: 4,
+    arbitrary: fc.oneof(
+      { weight: 1, arbitrary: fc.constant<SeqOp[]>([sig({ what: 'altstack', size: 0n, flags: 0n })]) },
+      {
+        weight: 5,
+        arbitrary: fc
+          .tuple(
+            fc.constantFrom<Addr>(H(0, 0x4000n), H(0, 0x4000n), H(0, 0x8000n), H(1, 0x4000n), { kind: 'A', off: 0x40000n }),
+            fc.constantFrom(0x4000n, 0x4000n, 0x100n, 0x7ffn, 0n),
+            fc.constantFrom(0n, 0n, 0n, 2n, 1n, 0x80000000n, 0x80000000n, 4n, 0x80000002n),
+          )
+          .map(([sp, size, flags]) => [sig({ what: 'altstack', sp, size, flags })]),
+      },
+    ),
+  },
+  {
+    // modify_ldt: writes of data, expand-down and code descriptors (present or not, 32- or 16-bit, byte or page granular), empty ones, bad ones; reads.
+    weight: 3,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom(1, 1, 0x11, 0x11, 0, 3),
+        fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.constant(8192) }),
+        fc.constantFrom(0n, 0x1000n, 0xfffff000n),
+        fc.constantFrom(0n, 0xfffn, 0xfffffn),
+        fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3 }), fc.boolean(), fc.boolean(), fc.constantFrom(false, false, true), fc.boolean(), fc.constantFrom(false, false, false, true)),
+      )
+      .map(([func, entry, base, limit, [b32, contents, rxo, pages, np, useable, lm]]) => [
+        sig({ what: 'ldt', func, entry, base, limit, bits: (+b32) | (contents << 1) | (+rxo << 3) | (+pages << 4) | (+np << 5) | (+useable << 6) | (+lm << 7) }),
+      ]),
+  },
+  {
+    // MOV to DS, ES, FS, GS, SS (FS and GS only where the base can be read back), and LAR, LSL, VERR, VERW.
+    weight: 5,
+    arbitrary: fc.oneof(
+      {
+        weight: 3,
+        arbitrary: fc
+          .tuple(fc.constantFrom<'ds' | 'es' | 'fs' | 'gs' | 'ss'>(...(HOST_FSGSBASE ? (['ds', 'es', 'fs', 'gs', 'ss'] as const) : (['ds', 'es', 'ss'] as const))), selector)
+          .map(([sreg, sel]) => [sig({ what: 'sreg', sreg, sel })]),
+      },
+      { weight: 2, arbitrary: selector.map((sel) => [sig({ what: 'lar', sel })]) },
+    ),
+  },
+  {
+    // arch_prctl: SET and GET of FS and GS with good and bad addresses, GET_CPUID, SET_CPUID (see HOST_CPUID_FAULT), invalid codes; WRFSBASE, WRGSBASE.
+    weight: 4,
+    arbitrary: fc.oneof(
+      {
+        weight: 3,
+        arbitrary: fc
+          .tuple(fc.constantFrom(0x1001, 0x1002), fc.constantFrom<Addr>({ kind: 'A', off: 0x1000n }, { kind: 'null' }, X(0x7fffffffe000n), X(0x7ffffffff000n), X(0x800000000000n), X(0xffff888000000000n)))
+          .map(([code, arg]) => [sig({ what: 'prctl', code, arg })]),
+      },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(fc.constantFrom(0x1003, 0x1004), fc.constantFrom<Addr>(H(0, 0x100n), H(0, 0x100n), { kind: 'null' }, { kind: 'A', off: 0x40000n }, X(0xffffffff81000000n)))
+          .map(([code, arg]) => [sig({ what: 'prctl', code, arg })]),
+      },
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom(...(HOST_CPUID_FAULT ? [0x1011, 0x1000, 0x1005, 0xdead] : [0x1011, 0x1012, 0x1000, 0x1005, 0xdead]))
+          .chain((code) => fc.constantFrom<Addr>({ kind: 'null' }, X(1n)).map((arg) => [sig({ what: 'prctl', code, arg })])),
+      },
+      ...(HOST_FSGSBASE
+        ? [
+            {
+              weight: 2,
+              arbitrary: fc
+                .tuple(fc.constantFrom<'fs' | 'gs'>('fs', 'gs'), fc.constantFrom<Addr>({ kind: 'A', off: 0x1000n }, { kind: 'null' }, X(0xffff888000000000n), X(0x800000000000n), X(0x7ffffffff000n)))
+                .map(([reg, value]) => [sig({ what: 'wrbase', reg, value })]),
+            },
+          ]
+        : []),
+    ),
+  },
+);
+
+/**
+ * Sequences of signals, sigaltstack, segments and arch_prctl: the family's memory, then a fork
+ * whose child starts from `sig reset`, installs some handlers and takes 6 to 20 steps (a default action, or a fault
+ * with SIGSEGV blocked or ignored, may end it: the parent's wait reports how), and the wait.
+ */
+export const signalSequenceArb: fc.Arbitrary<SeqOp[]> = fc
+  .tuple(firstActions, fc.array(sigStep, { minLength: 6, maxLength: 20 }))
+  .map(([first, steps]): SeqOp[] => [...SIG_PRELUDE, { op: 'fork', child: [sig({ what: 'reset' }), ...first, ...steps.flat()] }, { op: 'wait' }]);
