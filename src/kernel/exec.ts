@@ -144,6 +144,7 @@ export function start_thread(k: Kernel, t: Task, image: ProgramImage): void {
   t.pc = image.byName.get('main')!.base;
   t.sp = STACK_TOP - 4096 + 8;
   t.vars = new Map();
+  t.interruptedNames.clear();
   // flush_thread -> pkru_write_default: init_pkru_value (0 without OSPKE, PKRU's init state).
   t.pkru = k.ospke ? k.options.init_pkru >>> 0 : 0;
   reset_thread_features(t);

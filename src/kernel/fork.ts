@@ -159,6 +159,7 @@ export function* kernel_clone(k: Kernel, pc: PerCpu, t: Task, flags: number, exi
   if (flags & CLONE_CHILD_CLEARTID) child.clear_child_tid = child_tid;
   child.ret_from_fork = child.set_child_tid !== 0n;
   child.vars = new Map(t.vars);
+  for (const [frame, names] of t.interruptedNames) child.interruptedNames.set(frame, names.slice());
   child.nr_ops = t.nr_ops;
   // dup_task_struct copies the thread_info flags, TIF_NOCPUID among them.
   child.tif_nocpuid = t.tif_nocpuid;

@@ -30,7 +30,7 @@ import {
   SEGV_PKUERR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
 } from './uapi.js';
 import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './uaccess.js';
-import { OP_BYTES } from '../user/program.js';
+import { HANDLER_NAMES, OP_BYTES } from '../user/program.js';
 import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.js';
 import { __on_sig_stack, on_sig_stack, restore_altstack, sas_ss_flags, sas_ss_reset } from './sigaltstack.js';
 import { bufferArea, fxsave, xsave, xstateSizeStandard } from '../hw/xsave.js';
@@ -126,10 +126,12 @@ export function set_current_blocked(t: Task, mask: bigint): void {
 /**
  * What the C library's mask-restoring siglongjmp does in the kernel: rt_sigprocmask's
  * SIG_SETMASK of the mask saved at sigsetjmp (here the interrupted frame's), then SYSRET back,
- * which leaves __USER_CS and __USER_DS in CS and SS whatever a handler loaded.
+ * which leaves __USER_CS and __USER_DS in CS and SS whatever a handler loaded. The handler
+ * names of the context the frame at `frame` interrupted come back with it.
  */
-export function siglongjmp_sigprocmask(pc: PerCpu, t: Task, mask: bigint): void {
+export function siglongjmp_sigprocmask(pc: PerCpu, t: Task, mask: bigint, frame: number): void {
   set_current_blocked(t, mask);
+  restore_handler_names(t, frame);
   t.cs = __USER_CS;
   t.ss = __USER_DS;
   load_user_segments(pc, t.cs, t.ss);
@@ -919,6 +921,9 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   // x64_setup_rt_frame: regs->di = sig, regs->ax = 0, regs->si = &frame->info, regs->dx =
   // &frame->uc (for every handler, SA_SIGINFO or not); the handler's variables are those
   // registers, the frame's address (its entry rsp) and the siginfo fields it would read through RSI.
+  // The interrupted context's handler names, when it is a handler, for the way back.
+  if (vars.has('signo')) t.interruptedNames.set(Number(frame), HANDLER_NAMES.map((n) => vars.get(n)));
+  else t.interruptedNames.delete(Number(frame));
   vars.set('rdi', BigInt(info.signo));
   vars.set('rax', 0n);
   vars.set('rsi', frame + BigInt(SIGINFO));
@@ -988,6 +993,7 @@ export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
     const v = getU64(f, UC_MCONTEXT + 8 * i);
     if (v !== 0n || t.vars.has(SC_GPRS[i])) t.vars.set(SC_GPRS[i], v);
   }
+  restore_handler_names(t, frame);
   t.pc = Number(getU64(f, SC_RIP));
   t.sp = Number(getU64(f, SC_RSP));
   const csss = getU64(f, SC_CS);
@@ -998,6 +1004,22 @@ export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   if (!(yield* restore_signal_shadow_stack(k, pc, t))) return signal_fault(k, t);
   t.skipResult = true;
   return Number(BigInt.asIntN(64, getU64(f, SC_RAX)));
+}
+
+/**
+ * The simulator's: the interrupted handler's names (`$signo`...) come back when the signal
+ * frame at `frame` is left (rt_sigreturn, longjmp), as the values a nested handler's run cannot
+ * touch; nothing when the frame interrupted no handler.
+ */
+export function restore_handler_names(t: Task, frame: number): void {
+  const saved = t.interruptedNames.get(frame);
+  if (!saved) return;
+  t.interruptedNames.delete(frame);
+  for (let i = 0; i < HANDLER_NAMES.length; i++) {
+    const v = saved[i];
+    if (v === undefined) t.vars.delete(HANDLER_NAMES[i]);
+    else t.vars.set(HANDLER_NAMES[i], v);
+  }
 }
 
 /** signal_fault (arch/x86/kernel/signal.c): a frame rt_sigreturn cannot use is SIGSEGV; the syscall returns 0. */

@@ -218,6 +218,13 @@ export class Task {
   sas_ss_sp = 0n;
   sas_ss_size = 0n;
   sas_ss_flags = 0;
+  /**
+   * The simulator's, not Linux's: the handler names (`$signo`, `$siginfo`... program.ts
+   * HANDLER_NAMES) of the context a signal frame interrupted, by the frame's address, kept
+   * while that context is a handler. rt_sigreturn and longjmp from the frame give them back,
+   * as a C handler's own arguments survive a nested handler's run.
+   */
+  readonly interruptedNames = new Map<number, (bigint | undefined)[]>();
   /** task->jobctl: the stop signal (JOBCTL_STOP_SIGMASK) and the JOBCTL_* bits of a group stop (signal.ts). */
   jobctl = 0;
   /** PF_EXITING: the task is in do_exit (a group stop no longer counts on it). */

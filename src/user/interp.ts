@@ -675,7 +675,7 @@ function siglongjmp(k: Kernel, pc: PerCpu, t: Task): void {
   const f = pc.cpu.read(BigInt(frame), RT_SIGFRAME_SIZE, Access.Read);
   if (!f) return idtentry(k, pc, t);
   const dv = new DataView(f.buffer);
-  siglongjmp_sigprocmask(pc, t, dv.getBigUint64(UC_SIGMASK, true));
+  siglongjmp_sigprocmask(pc, t, dv.getBigUint64(UC_SIGMASK, true), frame);
   t.pc = Number(dv.getBigUint64(SC_RIP, true)) + OP_BYTES;
   t.sp = Number(dv.getBigUint64(SC_RSP, true));
   t.slice++;

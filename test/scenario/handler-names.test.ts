@@ -126,3 +126,51 @@ test('the handler names outside a function, and as result names, are errors at t
 `;
   issueAt(set, 'ucontext', 'a name the kernel sets for a signal handler');
 });
+
+test("a nested handler's run leaves the interrupted handler's names as they were, on return (rt_sigreturn) and on longjmp, as a C handler's arguments survive it", () => {
+  // A C handler's signo, info and ucontext arguments live in its own registers and stack
+  // frame, which a nested handler's run (arch/x86/kernel/signal.c handle_signal: a second
+  // rt_sigframe below the first) and its rt_sigreturn or siglongjmp leave alone.
+  held(`name: nested-names
+processes:
+  - name: p
+    handlers:
+      SIGUSR1: { handler: outer, flags: SA_SIGINFO }
+      SIGUSR2: { handler: inner, flags: SA_SIGINFO }
+      SIGSEGV: { handler: jumper, flags: SA_SIGINFO }
+    functions:
+      outer:
+        - set: { f0: $frame }
+        - kill: { pid: 0, sig: SIGUSR2 }
+        - store: { addr: $buf, value: $signo }
+        - store: { addr: $buf + 8, value: $si_code }
+        - store: { addr: $buf + 16, value: $frame - $f0 }
+        - load: $none
+          expect: { signal: SIGSEGV }
+        - store: { addr: $buf + 24, value: $signo }
+        - store: { addr: $buf + 32, value: $frame - $f0 }
+        - return
+      inner:
+        - store: { addr: $buf + 40, value: $signo }
+        - return
+      jumper:
+        - store: { addr: $buf + 48, value: $signo }
+        - longjmp
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - mmap: { len: PAGE_SIZE, prot: PROT_NONE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: none
+      - set: { f0: 0 }
+      - kill: { pid: 0, sig: SIGUSR1 }
+expect:
+  memory:
+    - { thread: p, addr: $buf, value: SIGUSR1 }
+    - { thread: p, addr: $buf + 8, value: SI_USER }
+    - { thread: p, addr: $buf + 16, value: 0 }
+    - { thread: p, addr: $buf + 24, value: SIGUSR1 }
+    - { thread: p, addr: $buf + 32, value: 0 }
+    - { thread: p, addr: $buf + 40, value: SIGUSR2 }
+    - { thread: p, addr: $buf + 48, value: SIGSEGV }
+`, 8);
+});
