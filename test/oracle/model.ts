@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { System } from '../../src/system.js';
 import { ProgramImage, type Op, type Program, type Value } from '../../src/user/program.js';
 import type { OpRecord } from '../../src/kernel/task.js';
-import { ARENA, ARENA_SIZE, HOST_FSGSBASE, SAFE_LEN, SAFE_OFF, SAFE_PATTERN, type Addr, type SeqOp, type SigHandler, type SigOp } from './sequence.js';
+import { ARENA, ARENA_SIZE, HOST_CPUID_FAULT, HOST_FSGSBASE, SAFE_LEN, SAFE_OFF, SAFE_PATTERN, type Addr, type SeqOp, type SigHandler, type SigOp } from './sequence.js';
 
 /** What a call's loads after the syscall read back, in order: a cell, the two halves of a pair, an `m:` argument's words (masked), a `t:` argument's text. */
 type Extra = { kind: 'cell' } | { kind: 'pair' } | { kind: 'words'; mask: bigint[] } | { kind: 'text'; len: number };
@@ -139,7 +139,7 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
   const sys = new System({
     cpus: 1,
     memory: 256 * 2 ** 20,
-    cpu: { pku: HOST.pku, shstk: HOST.shstk, fsgsbase: HOST_FSGSBASE, dirty_on_readonly: HOST.shstk ? 'strict' : 'legacy' },
+    cpu: { pku: HOST.pku, shstk: HOST.shstk, fsgsbase: HOST_FSGSBASE, cpuid_faulting: HOST_CPUID_FAULT, dirty_on_readonly: HOST.shstk ? 'strict' : 'legacy' },
     kernel: { timeslice: 0, debug_vm: options.debug ?? true },
   });
   const slots = new Map<string, Slot>();
