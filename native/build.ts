@@ -332,3 +332,60 @@ export async function runMadvfree(
   const stdout = await runChecked(binary, args, options.seconds * 1000 + 60_000);
   return JSON.parse(stdout) as MadvfreeResult;
 }
+
+/** The C compiler `isolab host` uses: `cc` when it names an executable file (or a name on
+ *  PATH), else the same discovery as the oracle's; null when there is none. */
+export function findHostCompiler(cc?: string): string | null {
+  if (cc === undefined) return findCompiler();
+  if (isAbsolute(cc) || cc.includes('/')) return isExecutable(cc) ? cc : null;
+  for (const dir of (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '')) {
+    const path = join(dir, cc);
+    if (isExecutable(path)) return path;
+  }
+  return null;
+}
+
+/** What compiling generated C gave: the binary, or the compiler's messages. */
+export type GeneratedBuild = { binary: string } | { error: string };
+
+/** Compiles generated C `source` with `compiler` (static when the host can link statically)
+ *  into the cache, named by a hash of the compiler, flags and source; an unchanged program is
+ *  compiled once. The binary is written under a temporary name and renamed into place. */
+export async function compileGenerated(source: string, compiler: string, name: string): Promise<GeneratedBuild> {
+  const flags = ['-O1', '-std=gnu11', '-w'];
+  const hash = createHash('sha256').update(compiler).update('\0').update(flags.join(' ')).update('\0').update(source).digest('hex').slice(0, 16);
+  const nativeDir = findNativeDir();
+  const dir = await cacheDir(nativeDir !== null ? dirname(nativeDir) : tmpdir());
+  const binary = join(dir, `host-${name.replace(/[^A-Za-z0-9_-]/g, '_')}-${hash}`);
+  if (isExecutable(binary)) return { binary };
+  const work = await mkdtemp(join(tmpdir(), 'isolab-host-'));
+  try {
+    const file = join(work, 'prog.c');
+    await writeFile(file, source);
+    const temp = `${binary}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    let result = await runProcess(compiler, [...flags, '-static', '-o', temp, file]);
+    if (result.code !== 0) result = await runProcess(compiler, [...flags, '-o', temp, file]);
+    if (result.code !== 0) {
+      await rm(temp, { force: true });
+      return { error: result.stderr.trim() || `${compiler} exited with status ${String(result.code)}` };
+    }
+    await rename(temp, binary);
+    return { binary };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** What a run of a generated program left: its exit, its standard output and whether it ran out of time. */
+export interface GeneratedRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Runs a generated program in its own process group, killing the group after `timeoutMs`. */
+export function runGenerated(binary: string, timeoutMs: number): Promise<GeneratedRun> {
+  return runProcess(binary, [], timeoutMs);
+}

@@ -1,0 +1,214 @@
+/**
+ * Comparing the host's run of a scenario with isolab's: every record isolab's run made (a
+ * value, an errno, a signal with its si_code and si_addr, a store done) against the line the
+ * host program wrote for it, and every task's exit status. Pids and tids are compared through
+ * the tasks they name (the host's task k against isolab's task k). What cannot be compared is
+ * said, with the reason; nothing is counted as agreeing that was not compared.
+ */
+import type { CompiledScenario } from '../scenario/compile.js';
+import { formatReturn, formatValue, formatWaitStatus, signalName, siCodeName } from '../scenario/format.js';
+import { issueAt } from '../scenario/load.js';
+import type { Plan, PlanRecord } from './plan.js';
+import { opKey, syscallName, type HostItem, type Support } from './support.js';
+
+/** A record or status on which the host and isolab differ. */
+export interface Divergence {
+  where: string;
+  /** The operation's label (or `exit of NAME`). */
+  what: string;
+  thread: string;
+  isolab: string;
+  host: string;
+}
+
+export interface Comparison {
+  agreed: number;
+  divergences: Divergence[];
+  /** Differences in a scenario whose schedule races inside the kernel: not failures. */
+  scheduleDependent: Divergence[];
+  notComparable: HostItem[];
+  skipped: (HostItem & { count: number })[];
+}
+
+/** One line of the host program's report, parsed. */
+type HostRecord = { kind: 'V'; value: bigint } | { kind: 'N' } | { kind: 'S'; signo: number; code: number; addr: bigint } | { kind: 'K' } | { kind: 'X'; why: number; value: bigint };
+
+/** What the host program reported. */
+export interface HostOutput {
+  tids: Map<number, number>;
+  records: Map<number, HostRecord>;
+  /** The first task that left isolab's order: task, function index, operation index. */
+  diverged?: { task: number; fn: number; index: number };
+  exits: Map<number, string>;
+}
+
+/** Parses the host program's report lines (cgen.ts describes them); unknown lines are ignored. */
+export function parseHostOutput(text: string): HostOutput {
+  const out: HostOutput = { tids: new Map(), records: new Map(), exits: new Map() };
+  for (const line of text.split('\n')) {
+    const w = line.trim().split(/\s+/);
+    const n = (i: number): number => Number(w[i]);
+    const h = (i: number): bigint => BigInt(`0x${w[i] ?? '0'}`);
+    switch (w[0]) {
+      case 'T':
+        out.tids.set(n(1), n(2));
+        break;
+      case 'R':
+        if (w[2] === 'V') out.records.set(n(1), { kind: 'V', value: h(3) });
+        else if (w[2] === 'N') out.records.set(n(1), { kind: 'N' });
+        else if (w[2] === 'S') out.records.set(n(1), { kind: 'S', signo: n(3), code: n(4), addr: h(5) });
+        else if (w[2] === 'K') out.records.set(n(1), { kind: 'K' });
+        else if (w[2] === 'X') out.records.set(n(1), { kind: 'X', why: n(3), value: h(4) });
+        break;
+      case 'D':
+        out.diverged ??= { task: n(1), fn: n(2), index: n(3) };
+        break;
+      case 'E':
+        if (!out.exits.has(n(1))) out.exits.set(n(1), `exit ${n(2) & 0xff}`);
+        break;
+      case 'K':
+        out.exits.set(n(1), `killed by ${signalName(n(2))}`);
+        break;
+      case 'W':
+        out.exits.set(n(1), formatWaitStatus(n(2) & ~0x80));
+        break;
+    }
+  }
+  return out;
+}
+
+/** A record as the report shows it. */
+function show(r: PlanRecord['record'] | HostRecord, syscall: boolean): string {
+  if ('kind' in r) {
+    if (r.kind === 'N') return 'done';
+    if (r.kind === 'S') return `${signalName(r.signo)} ${siCodeName(r.signo, r.code)}${r.addr ? ` at ${formatValue(r.addr)}` : ''}`;
+    if (r.kind === 'V') return syscall ? formatReturn(r.value) : formatValue(r.value);
+    return r.kind === 'K' ? 'not run' : 'refused';
+  }
+  if (r.signal) return `${signalName(r.signal.signo)} ${siCodeName(r.signal.signo, r.signal.code)}${r.signal.addr ? ` at ${formatValue(r.signal.addr)}` : ''}`;
+  if (r.value === undefined) return 'done';
+  return syscall ? formatReturn(r.value) : formatValue(r.value);
+}
+
+/** Operations whose skipping changes nothing but the variable they set (reads of the CPU's own state). */
+const PURE_OPS: ReadonlySet<string> = new Set(['rdpkru', 'rdssp', 'cpuid', 'xgetbv', 'read_sreg', 'lar', 'lsl', 'verr', 'verw', 'rdfsbase', 'rdgsbase', 'transient_load']);
+/** Syscalls whose skipping changes nothing but their result. */
+const PURE_SYSCALLS: ReadonlySet<string> = new Set(['getpid', 'gettid', 'sched_yield', 'getrlimit', 'capget', 'sched_getaffinity']);
+
+/** Why the host refused an operation (cgen.ts's X codes). */
+function refusal(why: number, value: bigint, rec: PlanRecord): string {
+  if (why === 1) return `the pid ${BigInt.asIntN(32, value)} is not one of the host program's tasks: not signalled or read on the host`;
+  if (why === 2) return "the descriptor is the host program's report: not touched on the host";
+  return `the host had already mapped ${formatValue(rec.mmap)} (MAP_FIXED_NOREPLACE gave EEXIST): isolab's address is not free on the host`;
+}
+
+/** Compares the host's report with isolab's run. */
+export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, host: HostOutput): Comparison {
+  const where = (path: (string | number)[]): string => {
+    const i = issueAt(c.locator, path, '');
+    return i.line !== undefined ? `${i.file}:${i.line}:${i.col}` : i.path;
+  };
+  const result: Comparison = { agreed: 0, divergences: [], scheduleDependent: [], notComparable: [], skipped: [] };
+  const raced = c.system.script !== undefined;
+  // The host's tid of each task, to compare pids by the task they name.
+  const modelTidOfHost = new Map<number, number>();
+  for (const [idx, tid] of host.tids) if (plan.tasks[idx]) modelTidOfHost.set(tid, plan.tasks[idx].tid);
+  const skippedAt = new Map<string, HostItem & { count: number }>();
+  let divergedText: string | undefined;
+  if (host.diverged) {
+    const t = plan.tasks[host.diverged.task];
+    const img = t ? support.images[t.image] : undefined;
+    const fn = img?.functions[host.diverged.fn];
+    const info = fn ? c.ops.get(img!.name, fn.name, host.diverged.index) : undefined;
+    divergedText = info ? `${t!.name} ran ${info.label} (${where(info.path)}) out of isolab's order` : `${t?.name ?? 'a task'} left isolab's order`;
+  }
+  // The first skipped operation that may change memory, mappings, PKRU or the flow of control: a difference after it may come from it.
+  let firstSkip: { pos: number; text: string } | undefined;
+  for (const rec of plan.records) {
+    if (!rec.skipped) continue;
+    const img = support.images[plan.tasks[rec.task].image];
+    const op = img.byName.get(rec.fn)?.ops[rec.index];
+    if (!op || PURE_OPS.has(op.op) || (op.op === 'syscall' && PURE_SYSCALLS.has(syscallName(op.name) ?? ''))) continue;
+    const info = c.ops.get(img.name, rec.fn, rec.index);
+    firstSkip = { pos: rec.pos, text: `${info ? `${info.label} (${where(info.path)})` : `${rec.fn}[${rec.index}]`}, which the host did not run` };
+    break;
+  }
+  /** Files a difference at position pos: schedule-dependent in a race scenario, not comparable after a skip that may explain it, else a divergence. */
+  const differ = (pos: number, d: Divergence): void => {
+    if (firstSkip && pos > firstSkip.pos) result.notComparable.push({ where: d.where, what: d.what, reason: `isolab ${d.isolab}, host ${d.host}; it may depend on ${firstSkip.text}` });
+    else (raced ? result.scheduleDependent : result.divergences).push(d);
+  };
+  if (host.diverged) {
+    // Where the task left isolab's order: a difference in itself, at its first record the host did not make.
+    const t = plan.tasks[host.diverged.task];
+    const missing = t?.records.find((r) => !r.skipped && !host.records.has(r.pos));
+    const img = t ? support.images[t.image] : undefined;
+    const fn = img?.functions[host.diverged.fn];
+    const ran = fn ? c.ops.get(img!.name, fn.name, host.diverged.index) : undefined;
+    const expected = missing ? c.ops.get(img!.name, missing.fn, missing.record.index) : undefined;
+    differ(missing?.pos ?? Infinity, {
+      where: ran ? where(ran.path) : t?.name ?? '?',
+      what: ran?.label ?? (host.diverged.fn < 0 ? 'the end of its operations' : 'an operation'),
+      thread: t?.name ?? '?',
+      isolab: expected ? `${expected.label} (${where(expected.path)}) next` : 'no further operation',
+      host: ran ? `${ran.label} next` : 'another operation, or the wait for its turn timed out',
+    });
+  }
+  for (const rec of plan.records) {
+    const t = plan.tasks[rec.task];
+    const img = support.images[t.image];
+    const info = c.ops.get(img.name, rec.fn, rec.index);
+    const at = info ? where(info.path) : `${rec.fn}[${rec.index}]`;
+    const what = info ? info.label : `${rec.fn}[${rec.index}]`;
+    const syscall = info?.syscall ?? false;
+    if (rec.skipped) {
+      const key = opKey(img.name, rec.fn, rec.index);
+      const s = skippedAt.get(key);
+      if (s) s.count++;
+      else skippedAt.set(key, { where: at, what, reason: support.skipped.get(key) ?? 'not run on the host', count: 1 });
+      continue;
+    }
+    const h = host.records.get(rec.pos);
+    if (!h) {
+      const why = divergedText ? `not reached in isolab's order on the host (${divergedText})` : `the host's ${t.name} did not reach it`;
+      if (divergedText) result.notComparable.push({ where: at, what, reason: why });
+      else differ(rec.pos, { where: at, what, thread: t.name, isolab: show(rec.record, syscall), host: 'not reached' });
+      continue;
+    }
+    if (h.kind === 'K') {
+      result.notComparable.push({ where: at, what, reason: 'the host skipped it with the operation whose signal ran its handler' });
+      continue;
+    }
+    if (h.kind === 'X') {
+      result.notComparable.push({ where: at, what, reason: refusal(h.why, h.value, rec) });
+      continue;
+    }
+    const m = rec.record;
+    let same: boolean;
+    if (m.signal) same = h.kind === 'S' && h.signo === m.signal.signo && h.code === m.signal.code && h.addr === BigInt.asUintN(64, m.signal.addr);
+    else if (m.value === undefined) same = h.kind === 'N';
+    else if (h.kind !== 'V') same = false;
+    else {
+      const mv = BigInt.asUintN(64, m.value);
+      same = h.value === mv || (h.value > 0n && h.value < 1n << 31n && modelTidOfHost.get(Number(h.value)) === Number(mv));
+    }
+    if (same) result.agreed++;
+    else differ(rec.pos, { where: at, what, thread: t.name, isolab: show(m, syscall), host: show(h, syscall) });
+  }
+  for (const t of plan.tasks) {
+    const path = c.end.exit.find((x) => x.process === t.name)?.path ?? (t.top ? ['processes', c.processes.findIndex((p) => p.name === t.name), 'name'] : undefined);
+    const at = path ? where(path) : t.name;
+    const hostExit = host.exits.get(t.idx);
+    const modelExit = t.exit?.replace(' (core dumped)', '') ?? null;
+    if (modelExit === null) continue;
+    if (!t.leader && !hostExit) continue;
+    if (hostExit === undefined) {
+      result.notComparable.push({ where: at, what: `exit of ${t.name}`, reason: divergedText ? `not reached in isolab's order on the host (${divergedText})` : "the host's task ended without a status the host program sees (killed by another task's signal, or its parent reaped it)" });
+      continue;
+    }
+    if (hostExit === modelExit) result.agreed++;
+    else differ(Infinity, { where: at, what: `exit of ${t.name}`, thread: t.name, isolab: modelExit, host: hostExit });
+  }
+  result.skipped = [...skippedAt.values()];
+  return result;
+}

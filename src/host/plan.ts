@@ -1,0 +1,149 @@
+/**
+ * What the host program must reproduce, learnt from isolab's run of the scenario: every user
+ * operation's record in the order the run completed them (its position), for each the turn it
+ * waits for on the host (its gate), the tasks in the order they were created, and the
+ * addresses isolab's mmap gave, so the host places its mappings at the same ones.
+ */
+import { MAP_FIXED, MAP_FIXED_NOREPLACE, CLONE_THREAD } from '../kernel/uapi.js';
+import type { OpRecord } from '../kernel/task.js';
+import type { CompiledScenario } from '../scenario/compile.js';
+import { Runner, type RunReport } from '../scenario/run.js';
+import type { ProgramImage } from '../user/program.js';
+import { opKey, syscallName, type Support } from './support.js';
+
+/** One record of isolab's run, as the host program expects it. */
+export interface PlanRecord {
+  /** Its position in the run's order of completed operations. */
+  pos: number;
+  /** The task (PlanTask.idx) that made it. */
+  task: number;
+  fn: string;
+  index: number;
+  /** The record as isolab's kernel made it. */
+  record: OpRecord;
+  /**
+   * The records that must be complete before the host starts the operation: its own position
+   * for an instruction that did not enter the kernel, else the records complete when isolab's
+   * task first entered the kernel for it (a syscall or a fault that slept lets others complete
+   * meanwhile).
+   */
+  gate: number;
+  /** For fork, vfork and clone: the task it created, or -1. */
+  child: number;
+  /** For an mmap isolab placed itself: the address, to be asked for with MAP_FIXED_NOREPLACE; else 0. */
+  mmap: bigint;
+  /** The operation is skipped on the host (Support.skipped). */
+  skipped: boolean;
+}
+
+export interface PlanTask {
+  idx: number;
+  /** isolab's tid, and the scenario's name of the task. */
+  tid: number;
+  name: string;
+  /** Index of its process's image in Support.images. */
+  image: number;
+  /** The function it starts in: main, or a fork/clone child's. */
+  entry: string;
+  /** It leads its thread group (its end is exit_group, not exit). */
+  leader: boolean;
+  /** A process of the scenario's `processes` list (the host program forks it itself). */
+  top: boolean;
+  records: PlanRecord[];
+  /** The records complete when it entered exit or exit_group: the host's task exits after them. */
+  endGate: number;
+  /** How isolab's run left it: a wait status, or null while alive. */
+  exit: string | null;
+}
+
+export interface Plan {
+  tasks: PlanTask[];
+  /** Every record, by position. */
+  records: PlanRecord[];
+  report: RunReport;
+}
+
+/** Runs `c` in isolab with the kernel log on and returns what the host program must reproduce. */
+export function planFromModel(c: CompiledScenario, support: Support): Plan {
+  const runner = new Runner({ ...c, system: { ...c.system, kernel: { ...c.system.kernel, log: true } } }, {});
+  const k = runner.sys.kernel;
+  const tasks: PlanTask[] = [];
+  const byTid = new Map<number, PlanTask>();
+  const records: PlanRecord[] = [];
+  const entered = new Map<number, number>();
+  const imageIndex = new Map(support.images.map((img, i) => [img.name, i]));
+  const addTask = (tid: number, name: string, image: string, entry: string, leader: boolean, top: boolean): PlanTask => {
+    const t: PlanTask = { idx: tasks.length, tid, name, image: imageIndex.get(image) ?? 0, entry, leader, top, records: [], endGate: 0, exit: null };
+    tasks.push(t);
+    byTid.set(tid, t);
+    return t;
+  };
+  const off = runner.sys.events.subscribe((e) => {
+    if (e.type === 'fault') {
+      // An exception in user mode: the operation's start, if it is the first of it (a fault may sleep, as a userfaultfd one does).
+      const cur = k.percpu[e.cpu]?.current;
+      if (cur && !entered.has(cur.tid)) entered.set(cur.tid, records.length);
+      return;
+    }
+    if (e.type === 'syscall_enter') {
+      if (!entered.has(e.tid)) entered.set(e.tid, records.length);
+      const t = byTid.get(e.tid);
+      if (t && (e.name === 'exit' || e.name === 'exit_group')) t.endGate = records.length;
+    }
+    if (e.type === 'fork') {
+      // The child's task, named as the scenario names it; a vfork child's records come before its parent's vfork returns.
+      const parent = byTid.get(e.parent);
+      const pt = runner.sys.task(e.parent);
+      if (parent && pt) {
+        const img = support.images[parent.image];
+        addTask(e.child, c.children.get(img.name, pt.opFn, pt.opIndex) ?? `task${e.child}`, img.name, `${pt.opFn}.${pt.opIndex}.child`, (e.flags & CLONE_THREAD) === 0, false);
+      }
+      return;
+    }
+    if (e.type !== 'op') return;
+    const r = e.record;
+    const t = byTid.get(r.tid);
+    if (!t || r.fn === '__restore_rt') return;
+    const img = support.images[t.image];
+    const fn = img.byName.get(r.fn);
+    const op = fn?.ops[r.index];
+    const pos = records.length;
+    const rec: PlanRecord = { pos, task: t.idx, fn: r.fn, index: r.index, record: r, gate: entered.get(r.tid) ?? pos, child: -1, mmap: 0n, skipped: support.skipped.has(opKey(img.name, r.fn, r.index)) };
+    if (op?.op === 'syscall' && !r.signal && r.value !== undefined) {
+      const name = syscallName(op.name);
+      const v = BigInt.asIntN(64, r.value);
+      if ((name === 'fork' || name === 'vfork' || name === 'clone') && v > 0n) rec.child = byTid.get(Number(v))?.idx ?? -1;
+      if (name === 'mmap' && v > 0n) {
+        const flags = fn!.args[r.index][3];
+        const fixed = flags && flags.kind === 0 ? (Number(BigInt.asUintN(32, flags.constant)) & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0 : false;
+        if (!fixed) rec.mmap = BigInt.asUintN(64, r.value);
+      }
+    }
+    entered.delete(r.tid);
+    records.push(rec);
+    t.records.push(rec);
+  });
+  let report: RunReport;
+  try {
+    const before = new Set(k.tasks.keys());
+    runner.begin();
+    let i = 0;
+    for (const tid of k.tasks.keys()) {
+      if (before.has(tid)) continue;
+      const p = c.processes[i++];
+      if (p) addTask(tid, p.name, p.name, 'main', true, true);
+    }
+    const max = c.maxSteps;
+    for (let n = 0; n < max && runner.sys.step(); n++);
+    report = runner.finish();
+  } finally {
+    off();
+  }
+  for (const s of report.tasks) {
+    const t = byTid.get(s.tid);
+    if (t) t.exit = s.exit;
+  }
+  return { tasks, records, report };
+}
+
+export type { ProgramImage };
