@@ -66,7 +66,7 @@ export interface Plan {
 /** Runs `c` in isolab with the kernel log on and returns what the host program must reproduce. */
 export function planFromModel(c: CompiledScenario, support: Support): Plan {
   const runner = new Runner({ ...c, system: { ...c.system, kernel: { ...c.system.kernel, log: true } } }, {});
-  const k = runner.sys.kernel;
+  const sys = runner.sys;
   const tasks: PlanTask[] = [];
   const byTid = new Map<number, PlanTask>();
   const records: PlanRecord[] = [];
@@ -78,11 +78,11 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     byTid.set(tid, t);
     return t;
   };
-  const off = runner.sys.events.subscribe((e) => {
+  const off = sys.events.subscribe((e) => {
     if (e.type === 'fault') {
       // An exception in user mode: the operation's start, if it is the first of it (a fault may sleep, as a userfaultfd one does).
-      const cur = k.percpu[e.cpu]?.current;
-      if (cur && !entered.has(cur.tid)) entered.set(cur.tid, records.length);
+      const cur = sys.current(e.cpu);
+      if (cur > 0 && !entered.has(cur)) entered.set(cur, records.length);
       return;
     }
     if (e.type === 'syscall_enter') {
@@ -93,7 +93,7 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     if (e.type === 'fork') {
       // The child's task, named as the scenario names it; a vfork child's records come before its parent's vfork returns.
       const parent = byTid.get(e.parent);
-      const pt = runner.sys.task(e.parent);
+      const pt = sys.task(e.parent);
       if (parent && pt) {
         const img = support.images[parent.image];
         addTask(e.child, c.children.get(img.name, pt.opFn, pt.opIndex) ?? `task${e.child}`, img.name, `${pt.opFn}.${pt.opIndex}.child`, (e.flags & CLONE_THREAD) === 0, false);
@@ -125,16 +125,16 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
   });
   let report: RunReport;
   try {
-    const before = new Set(k.tasks.keys());
+    const before = new Set(sys.tasks().map((t) => t.tid));
     runner.begin();
     let i = 0;
-    for (const tid of k.tasks.keys()) {
+    for (const { tid } of sys.tasks()) {
       if (before.has(tid)) continue;
       const p = c.processes[i++];
       if (p) addTask(tid, p.name, p.name, 'main', true, true);
     }
     const max = c.maxSteps;
-    for (let n = 0; n < max && runner.sys.step(); n++);
+    for (let n = 0; n < max && sys.step(); n++);
     report = runner.finish();
   } finally {
     off();

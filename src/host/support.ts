@@ -204,11 +204,12 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
   for (const img of images) {
     for (const f of img.functions) {
       f.ops.forEach((op, i) => {
-        if (op.op !== 'syscall') return;
-        const name = syscallName(op.name);
         const info = c.ops.get(img.name, f.name, i);
         const at = info ? where(info.path) : `${img.name}: ${f.name}[${i}]`;
         const what = info?.label ?? `${f.name}[${i}]`;
+        if (op.op === 'call') blocking.push({ where: at, what, reason: "it calls a function at its address in isolab's program layout (and returns through isolab's stack): what follows depends on it" });
+        if (op.op !== 'syscall') return;
+        const name = syscallName(op.name);
         if (name === 'execve') blocking.push({ where: at, what, reason: "it starts one of isolab's program images, not a host binary: what follows runs in the new image" });
         const prot = name === 'mmap' || name === 'mprotect' || name === 'pkey_mprotect' ? f.args[i][2] : undefined;
         if (pkuDiffers && prot && prot.kind === 0 && (prot.constant & 4n) !== 0n && (prot.constant & 1n) === 0n) {
@@ -246,7 +247,8 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       }
       return undefined;
     };
-    for (const f of img.functions) f.ops.forEach((_, i) => {
+    // __restore_rt is isolab's signal trampoline: the host's C library has its own.
+    for (const f of img.functions.filter((x) => x.name !== '__restore_rt')) f.ops.forEach((_, i) => {
       const why = own(f, i);
       if (why !== undefined) skipped.set(opKey(img.name, f.name, i), why);
     });
