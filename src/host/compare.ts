@@ -31,7 +31,7 @@ export interface Comparison {
 }
 
 /** One line of the host program's report, parsed. */
-type HostRecord = { kind: 'V'; value: bigint } | { kind: 'N' } | { kind: 'S'; signo: number; code: number; addr: bigint } | { kind: 'K' } | { kind: 'X'; why: number; value: bigint };
+type HostRecord = { kind: 'V'; value: bigint } | { kind: 'N' } | { kind: 'P' } | { kind: 'S'; signo: number; code: number; addr: bigint } | { kind: 'K' } | { kind: 'X'; why: number; value: bigint };
 
 /** What the host program reported. */
 export interface HostOutput {
@@ -58,6 +58,7 @@ export function parseHostOutput(text: string): HostOutput {
         else if (w[2] === 'N') out.records.set(n(1), { kind: 'N' });
         else if (w[2] === 'S') out.records.set(n(1), { kind: 'S', signo: n(3), code: n(4), addr: h(5) });
         else if (w[2] === 'K') out.records.set(n(1), { kind: 'K' });
+        else if (w[2] === 'P') out.records.set(n(1), { kind: 'P' });
         else if (w[2] === 'X') out.records.set(n(1), { kind: 'X', why: n(3), value: h(4) });
         break;
       case 'D':
@@ -83,7 +84,7 @@ function show(r: PlanRecord['record'] | HostRecord, syscall: boolean): string {
     if (r.kind === 'N') return 'done';
     if (r.kind === 'S') return `${signalName(r.signo)} ${siCodeName(r.signo, r.code)}${r.addr ? ` at ${formatValue(r.addr)}` : ''}`;
     if (r.kind === 'V') return syscall ? formatReturn(r.value) : formatValue(r.value);
-    return r.kind === 'K' ? 'not run' : 'refused';
+    return r.kind === 'K' ? 'not run' : r.kind === 'P' ? 'started' : 'refused';
   }
   if (r.signal) return `${signalName(r.signal.signo)} ${siCodeName(r.signal.signo, r.signal.code)}${r.signal.addr ? ` at ${formatValue(r.signal.addr)}` : ''}`;
   if (r.value === undefined) return 'done';
@@ -179,6 +180,10 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
       result.notComparable.push({ where: at, what, reason: 'the host skipped it with the operation whose signal ran its handler' });
       continue;
     }
+    if (h.kind === 'P') {
+      result.notComparable.push({ where: at, what, reason: "isolab's task died of a signal on this syscall's way back to user mode; the host task died before it could write the value (its exit status is compared)" });
+      continue;
+    }
     if (h.kind === 'X') {
       result.notComparable.push({ where: at, what, reason: refusal(h.why, h.value, rec) });
       continue;
@@ -194,6 +199,15 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
     }
     if (same) result.agreed++;
     else differ(rec.pos, { where: at, what, thread: t.name, isolab: show(m, syscall), host: show(h, syscall) });
+  }
+  // Operations isolab's run never completed: the host must not have completed them either.
+  for (const t of plan.tasks) {
+    const last = t.records[t.records.length - 1];
+    const h = last?.unfinished ? host.records.get(last.pos) : undefined;
+    if (!last || !h) continue;
+    const img = support.images[t.image];
+    const info = c.ops.get(img.name, last.fn, last.index);
+    differ(Infinity, { where: info ? where(info.path) : `${last.fn}[${last.index}]`, what: info?.label ?? `${last.fn}[${last.index}]`, thread: t.name, isolab: 'never completed (the task was killed in it, or still waiting when the run ended)', host: show(h, info?.syscall ?? false) });
   }
   for (const t of plan.tasks) {
     const path = c.end.exit.find((x) => x.process === t.name)?.path ?? (t.top ? ['processes', c.processes.findIndex((p) => p.name === t.name), 'name'] : undefined);

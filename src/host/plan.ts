@@ -6,6 +6,7 @@
  */
 import { MAP_FIXED, MAP_FIXED_NOREPLACE, CLONE_THREAD } from '../kernel/uapi.js';
 import type { OpRecord } from '../kernel/task.js';
+import type { ProgramPosition } from '../introspect.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { Runner, type RunReport } from '../scenario/run.js';
 import type { ProgramImage } from '../user/program.js';
@@ -34,6 +35,12 @@ export interface PlanRecord {
   mmap: bigint;
   /** The operation is skipped on the host (Support.skipped). */
   skipped: boolean;
+  /**
+   * isolab's task started the operation but never completed it (killed while it slept, or still
+   * asleep when the run ended): the last of its task's records, at position -(task + 2), in no
+   * position of the run's order. The host must not complete it either.
+   */
+  unfinished?: true;
 }
 
 export interface PlanTask {
@@ -71,6 +78,20 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
   const byTid = new Map<number, PlanTask>();
   const records: PlanRecord[] = [];
   const entered = new Map<number, number>();
+  /** The operation each task entered the kernel for and has not completed. */
+  const started = new Map<number, { fn: string; index: number }>();
+  const position: ProgramPosition = { image: '', fn: '', index: 0, op: '', fetchedFn: '', fetchedIndex: 0, fetchedOp: '' };
+  /** The task's operation starts: at a fault, the one at its ip; at a syscall, the one it fetched (the ip is past it). */
+  const start = (tid: number, how: 'fault' | 'syscall' | 'exit'): void => {
+    if (entered.has(tid)) return;
+    entered.set(tid, records.length);
+    const t = byTid.get(tid);
+    if (!t || how === 'exit' || !sys.position(tid, position)) return;
+    const fn = how === 'fault' ? position.fn : position.fetchedFn;
+    const index = how === 'fault' ? position.index : position.fetchedIndex;
+    const f = support.images[t.image].byName.get(fn);
+    if (f && index < f.ops.length) started.set(tid, { fn, index });
+  };
   const imageIndex = new Map(support.images.map((img, i) => [img.name, i]));
   const addTask = (tid: number, name: string, image: string, entry: string, leader: boolean, top: boolean): PlanTask => {
     const t: PlanTask = { idx: tasks.length, tid, name, image: imageIndex.get(image) ?? 0, entry, leader, top, records: [], endGate: 0, exit: null };
@@ -82,11 +103,11 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     if (e.type === 'fault') {
       // An exception in user mode: the operation's start, if it is the first of it (a fault may sleep, as a userfaultfd one does).
       const cur = sys.current(e.cpu);
-      if (cur > 0 && !entered.has(cur)) entered.set(cur, records.length);
+      if (cur > 0) start(cur, 'fault');
       return;
     }
     if (e.type === 'syscall_enter') {
-      if (!entered.has(e.tid)) entered.set(e.tid, records.length);
+      start(e.tid, e.name === 'exit' || e.name === 'exit_group' ? 'exit' : 'syscall');
       const t = byTid.get(e.tid);
       if (t && (e.name === 'exit' || e.name === 'exit_group')) t.endGate = records.length;
     }
@@ -120,6 +141,7 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
       }
     }
     entered.delete(r.tid);
+    started.delete(r.tid);
     records.push(rec);
     t.records.push(rec);
   });
@@ -138,6 +160,12 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     report = runner.finish();
   } finally {
     off();
+  }
+  for (const [tid, op] of started) {
+    const t = byTid.get(tid);
+    if (!t || support.skipped.has(opKey(support.images[t.image].name, op.fn, op.index))) continue;
+    const record: OpRecord = { image: support.images[t.image].name, tid, pid: tid, fn: op.fn, index: op.index, op: 'unfinished' };
+    t.records.push({ pos: -(t.idx + 2), task: t.idx, fn: op.fn, index: op.index, record, gate: entered.get(tid) ?? records.length, child: -1, mmap: 0n, skipped: false, unfinished: true });
   }
   for (const s of report.tasks) {
     const t = byTid.get(s.tid);

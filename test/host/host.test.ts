@@ -152,3 +152,49 @@ processes:
   assert.deepEqual(r.at('t', 'getpid'), { kind: 'V', value: BigInt(r.tid('w')!) });
   assert.deepEqual(r.comparison.divergences, []);
 });
+
+test('a handler that fixes the page and returns: the store runs again and completes; a child that kills itself; pid -1 is refused', opts, async () => {
+  const r = await hostRun(`
+name: retry
+processes:
+  - name: p
+    handlers:
+      SIGSEGV: { handler: fix, flags: SA_SIGINFO }
+    functions:
+      fix:
+        - mprotect: { start: $si_addr & ~0xfff, len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE }
+        - return
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - store: { addr: $buf+8, value: 9 }
+      - load: $buf+8
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_SHARED|MAP_ANONYMOUS, fd: -1 }
+        as: sh
+      - fork:
+          name: c
+          ops:
+            - store: { addr: $sh, value: 77 }
+            - getpid:
+              as: me
+            - kill: { pid: $me, sig: SIGKILL }
+        as: pid
+      - wait4: { upid: $pid, stat_addr: $sh+8 }
+      - load: $sh
+      - load: { addr: $sh+8, size: 4 }
+      - kill: { pid: -1, sig: 0 }
+`);
+  const buf = BigInt.asUintN(64, r.plan.records[0].record.value!);
+  assert.deepEqual(r.at('p', 'store'), { kind: 'S', signo: SIGSEGV, code: SEGV_ACCERR, addr: buf + 8n });
+  // The handler's mprotect, then the store again (a second record of the same operation), which completes.
+  assert.deepEqual(r.at('p', 'mprotect'), { kind: 'V', value: 0n });
+  assert.deepEqual(r.at('p', 'store', 1), { kind: 'N' });
+  assert.deepEqual(r.at('p', 'load [$buf+8]'), { kind: 'V', value: 9n });
+  // MAP_SHARED: the child's store reaches the parent; the child died of its own SIGKILL (status 9: WTERMSIG, no core).
+  assert.deepEqual(r.at('p', 'load [$sh]'), { kind: 'V', value: 77n });
+  assert.deepEqual(r.at('p', 'load 4 [$sh+8]'), { kind: 'V', value: 9n });
+  assert.deepEqual(r.at('c', 'kill'), { kind: 'P' }, 'the child died before it could write kill\'s value');
+  assert.equal(r.at('p', 'kill')?.kind, 'X', 'kill(-1) is not sent on the host');
+  assert.deepEqual(r.comparison.divergences, []);
+  assert.ok(r.comparison.notComparable.some((n) => /kill\(pid=-1, sig=0\).*/.test(n.what) && /pid -1 is not one of the host program's tasks/.test(n.reason)));
+});
