@@ -41,15 +41,15 @@ export const REPORT_FD = 1023;
 const TURN_TIMEOUT_S = 5;
 
 /** The fault signals a handler records as the interrupted operation's result. */
-const FAULT_SIGNALS = [4, 5, 7, 8, 11]; // SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV
+const FAULT_SIGNALS: readonly number[] = Object.freeze([4, 5, 7, 8, 11]); // SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV
 
 /** Syscalls whose first argument is a pid the host checks is the program's own. */
-const PID_ARG0 = new Set(['kill', 'tgkill', 'process_vm_readv', 'process_vm_writev', 'prlimit64']);
+const PID_ARG0: ReadonlySet<string> = new Set(['kill', 'tgkill', 'process_vm_readv', 'process_vm_writev', 'prlimit64']);
 /** Syscalls whose descriptor arguments the host checks are not REPORT_FD: the argument indices. */
-const FD_ARGS: Readonly<Record<string, number[]>> = {
+const FD_ARGS: Readonly<Record<string, readonly number[]>> = Object.freeze({
   read: [0], write: [0], close: [0], fstat: [0], lseek: [0], pread64: [0], pwrite64: [0], dup: [0], dup2: [0, 1], dup3: [0, 1], fcntl: [0], ftruncate: [0],
   ioctl: [0], splice: [0, 2], tee: [0, 1], vmsplice: [0], mmap: [4],
-};
+});
 
 const RUNTIME = String.raw`#define _GNU_SOURCE
 #include <errno.h>

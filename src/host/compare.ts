@@ -210,7 +210,8 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
     differ(Infinity, { where: info ? where(info.path) : `${last.fn}[${last.index}]`, what: info?.label ?? `${last.fn}[${last.index}]`, thread: t.name, isolab: 'never completed (the task was killed in it, or still waiting when the run ended)', host: show(h, info?.syscall ?? false) });
   }
   for (const t of plan.tasks) {
-    const path = c.end.exit.find((x) => x.process === t.name)?.path ?? (t.top ? ['processes', c.processes.findIndex((p) => p.name === t.name), 'name'] : undefined);
+    const created = t.creator ? c.ops.get(support.images[t.image].name, t.creator.fn, t.creator.index) : undefined;
+    const path = c.end.exit.find((x) => x.process === t.name)?.path ?? (t.top ? ['processes', c.processes.findIndex((p) => p.name === t.name), 'name'] : created?.path);
     const at = path ? where(path) : t.name;
     const hostExit = host.exits.get(t.idx);
     const modelExit = t.exit?.replace(' (core dumped)', '') ?? null;

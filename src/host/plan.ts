@@ -52,6 +52,8 @@ export interface PlanTask {
   image: number;
   /** The function it starts in: main, or a fork/clone child's. */
   entry: string;
+  /** The fork, vfork or clone operation that created it (function and index), or null for a top-level process. */
+  creator: { fn: string; index: number } | null;
   /** It leads its thread group (its end is exit_group, not exit). */
   leader: boolean;
   /** A process of the scenario's `processes` list (the host program forks it itself). */
@@ -94,7 +96,7 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
   };
   const imageIndex = new Map(support.images.map((img, i) => [img.name, i]));
   const addTask = (tid: number, name: string, image: string, entry: string, leader: boolean, top: boolean): PlanTask => {
-    const t: PlanTask = { idx: tasks.length, tid, name, image: imageIndex.get(image) ?? 0, entry, leader, top, records: [], endGate: 0, exit: null };
+    const t: PlanTask = { idx: tasks.length, tid, name, image: imageIndex.get(image) ?? 0, entry, creator: null, leader, top, records: [], endGate: 0, exit: null };
     tasks.push(t);
     byTid.set(tid, t);
     return t;
@@ -117,7 +119,8 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
       const pt = sys.task(e.parent);
       if (parent && pt) {
         const img = support.images[parent.image];
-        addTask(e.child, c.children.get(img.name, pt.opFn, pt.opIndex) ?? `task${e.child}`, img.name, `${pt.opFn}.${pt.opIndex}.child`, (e.flags & CLONE_THREAD) === 0, false);
+        const child = addTask(e.child, c.children.get(img.name, pt.opFn, pt.opIndex) ?? `task${e.child}`, img.name, `${pt.opFn}.${pt.opIndex}.child`, (e.flags & CLONE_THREAD) === 0, false);
+        child.creator = { fn: pt.opFn, index: pt.opIndex };
       }
       return;
     }

@@ -176,6 +176,9 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       continue;
     }
     if (key === 'pti') continue; // judged below, with the CPU's meltdown bug
+    // nopku and nousershstk on a host whose CPU lacks the feature: both sides are without it.
+    if (key === 'nopku' && value === true && !(facts.flags.has('pku') && facts.flags.has('ospke'))) continue;
+    if (key === 'nousershstk' && value === true && !facts.flags.has('user_shstk')) continue;
     if (value !== dflt) blocking.push({ where: where(['kernel', key], true), what: `kernel.${key}: ${String(value)}`, reason: `not the upstream default (${String(dflt)}): the host kernel behaves as the default` });
   }
   const meltdown = c.system.cpu?.meltdown ?? DEFAULT_CPU_MODEL.meltdown;
@@ -210,6 +213,11 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
         if (op.op === 'call') blocking.push({ where: at, what, reason: "it calls a function at its address in isolab's program layout (and returns through isolab's stack): what follows depends on it" });
         if (op.op !== 'syscall') return;
         const name = syscallName(op.name);
+        const minAddr = kernel.mmap_min_addr ?? DEFAULT_KERNEL_OPTIONS.mmap_min_addr;
+        const hint = name === 'mmap' ? f.args[i][0] : undefined;
+        if (hint && hint.kind === 0 && facts.mmapMinAddr !== null && facts.mmapMinAddr !== minAddr && hint.constant !== 0n && hint.constant < BigInt(Math.max(minAddr, facts.mmapMinAddr))) {
+          blocking.push({ where: at, what, reason: `an address below vm.mmap_min_addr on one side only: isolab's is ${minAddr}, the host's ${facts.mmapMinAddr}` });
+        }
         if (name === 'execve') blocking.push({ where: at, what, reason: "it starts one of isolab's program images, not a host binary: what follows runs in the new image" });
         const prot = name === 'mmap' || name === 'mprotect' || name === 'pkey_mprotect' ? f.args[i][2] : undefined;
         if (pkuDiffers && prot && prot.kind === 0 && (prot.constant & 4n) !== 0n && (prot.constant & 1n) === 0n) {

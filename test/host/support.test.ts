@@ -74,3 +74,19 @@ processes:
   assert.deepEqual(s.notes.map((n) => n.what).sort(), ['machine.cpus: 4', 'schedule.steps']);
   assert.equal(s.notes.find((n) => n.what === 'machine.cpus: 4')!.where, 'misc.yaml:3:3');
 });
+
+test('nopku on a host without protection keys is both sides alike; a fixed mapping below one side\'s mmap_min_addr is named', () => {
+  const c = compileScenarioText(`name: low
+kernel:
+  nopku: true
+processes:
+  - name: p
+    ops:
+      - mmap: { addr: 0x2000, len: PAGE_SIZE, prot: PROT_READ, flags: MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, fd: -1 }
+      - pkey_alloc: { flags: 0, init_val: 0 }
+`, 'low.yaml');
+  const s = hostSupport(c, { ...PLAIN, mmapMinAddr: 4096 });
+  assert.deepEqual(s.blocking.map((b) => `${b.where} ${b.reason}`), ["low.yaml:7:9 an address below vm.mmap_min_addr on one side only: isolab's is 65536, the host's 4096"]);
+  assert.equal(s.skipped.size, 0, 'pkey_alloc runs: neither side has protection keys');
+  assert.deepEqual(hostSupport(c, PLAIN).blocking, [], 'the same mmap_min_addr on both sides');
+});
