@@ -389,7 +389,7 @@ class ImageGen {
       case 3:
         return `((u64)(uintptr_t)${this.stringVar(x.name)} + ${u64(x.add)})`;
       case 4:
-        return `((u64)(uintptr_t)__builtin_frame_address(0) + ${u64(x.add)})`;
+        return `(${this.rsp()} + ${u64(x.add)})`;
       case 5:
         return this.expr(parseRtExpr(x.name));
       default:
@@ -402,7 +402,7 @@ class ImageGen {
       case 'num':
         return u64(n.v);
       case 'ref':
-        if (n.ref === '$rsp') return '((u64)(uintptr_t)__builtin_frame_address(0))';
+        if (n.ref === '$rsp') return this.rsp();
         if (n.ref[0] === '$') return this.v(n.ref.slice(1));
         if (n.ref[0] === '&') return `((u64)(uintptr_t)${this.stringVar(n.ref.slice(1))})`;
         return '0ULL';
@@ -416,6 +416,18 @@ class ImageGen {
         return `((u64)((${a}) ${n.op} (${b})))`;
       }
     }
+  }
+
+  /** The function being generated is a signal handler. */
+  private inHandler = false;
+
+  /**
+   * $rsp: in a signal handler, the frame the kernel built (the handler's entry rsp, where isolab
+   * reads it too: handlers make no calls); elsewhere the C function's own frame, which is the
+   * host program's and compares only by nature.
+   */
+  private rsp(): string {
+    return this.inHandler ? `${this.v('frame')}` : '((u64)(uintptr_t)__builtin_frame_address(0))';
   }
 
   stringVar(name: string): string {
@@ -441,6 +453,7 @@ class ImageGen {
   fn(f: CFunction): string {
     const lines: string[] = [];
     const fid = this.fnIds.get(f.name)!;
+    this.inHandler = this.proc.handlers.some((h) => h.handler === f.name);
     lines.push(`/* ${comment(this.img.name)}: ${comment(f.name)} */`);
     lines.push(`static void ${this.fnName(f)}(struct task *volatile t, sigjmp_buf *ij)`, '{');
     lines.push('\tsigjmp_buf jb;', '\tsigjmp_buf *volatile saved = t->jbp;', '\tconst struct rec *volatile e;', '\t(void)ij; (void)e;', '\tt->jbp = &jb;');

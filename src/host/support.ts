@@ -33,6 +33,12 @@ export interface Support {
   notes: HostItem[];
   /** Skipped operations by opKey, with the reason. */
   skipped: Map<string, string>;
+  /**
+   * Operations whose result comes from the stack or the signal frame, or from values read
+   * there (by opKey): the saved registers and addresses there are the host program's own, so a
+   * difference in them is no divergence.
+   */
+  stackDerived: Set<string>;
   /** The images of the scenario's processes, laid out as isolab lays them out. */
   images: ProgramImage[];
 }
@@ -201,6 +207,7 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
 
   const images = c.processes.map((p) => new ProgramImage(p.name, p.program));
   const skipped = new Map<string, string>();
+  const stackDerived = new Set<string>();
   const hostPku = facts.flags.has('pku') && facts.flags.has('ospke');
   const pkuDiffers = hostPku !== modelPku(c);
   // Operations whose effect reaches everything after them: the host cannot run the rest without them.
@@ -260,6 +267,22 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       const why = own(f, i);
       if (why !== undefined) skipped.set(opKey(img.name, f.name, i), why);
     });
+    // What depends on the stack pointer or the frame the kernel built: $rsp, $frame, $siginfo, $ucontext, and what is set or loaded from them.
+    const stack = new Set(['rsp', 'frame', 'siginfo', 'ucontext']);
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const f of img.functions) {
+        f.ops.forEach((op, i) => {
+          if (!operands(f, i).flatMap(valueRefs).some((n) => stack.has(n))) return;
+          stackDerived.add(opKey(img.name, f.name, i));
+          const v = setsVar(op);
+          if (v !== undefined && !stack.has(v)) {
+            stack.add(v);
+            changed = true;
+          }
+        });
+      }
+    }
     for (let changed = true; changed; ) {
       changed = false;
       for (const f of img.functions) {
@@ -282,5 +305,5 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       }
     }
   }
-  return { blocking, notes, skipped, images };
+  return { blocking, notes, skipped, stackDerived, images };
 }

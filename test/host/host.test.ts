@@ -198,3 +198,45 @@ processes:
   assert.deepEqual(r.comparison.divergences, []);
   assert.ok(r.comparison.notComparable.some((n) => /kill\(pid=-1, sig=0\).*/.test(n.what) && /pid -1 is not one of the host program's tasks/.test(n.reason)));
 });
+
+test("the signal frame at a handler's $rsp: uc_flags, cs, ss, err, trapno and cr2 compare exactly; the saved rsp is the host program's own", opts, async () => {
+  const r = await hostRun(`
+name: frame
+processes:
+  - name: p
+    handlers:
+      SIGSEGV: { handler: h, flags: SA_SIGINFO }
+    functions:
+      h:
+        - load: $rsp+8
+        - load: { addr: $rsp+192, size: 2 }
+        - load: { addr: $rsp+198, size: 2 }
+        - load: $rsp+200
+        - load: $rsp+208
+        - load: $rsp+224
+        - load: $rsp+168
+        - load: { addr: $siginfo+8, size: 4 }
+        - longjmp
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: ro
+      - store: { addr: $ro+16, value: 1 }
+`);
+  const ro = BigInt.asUintN(64, r.plan.records[0].record.value!);
+  const v = (label: string): bigint | undefined => {
+    const x = r.at('p', label);
+    return x?.kind === 'V' ? x.value : undefined;
+  };
+  // arch/x86/kernel/signal_64.c frame_uc_flags: UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS on an XSAVE CPU.
+  assert.equal(v('load [$rsp+8]'), 7n);
+  assert.equal(v('load 2 [$rsp+192]'), 0x33n, 'cs: __USER_CS');
+  assert.equal(v('load 2 [$rsp+198]'), 0x2bn, 'ss: __USER_DS');
+  // arch/x86/mm/fault.c: the page was never touched, so its PTE is not present: error code WRITE | USER (no PROT), trap 14 (#PF), cr2 the address.
+  assert.equal(v('load [$rsp+200]'), 6n);
+  assert.equal(v('load [$rsp+208]'), 14n);
+  assert.equal(v('load [$rsp+224]'), ro + 16n);
+  assert.equal(v('load 4 [$siginfo+8]'), BigInt(SEGV_ACCERR));
+  // The saved rsp is the host program's stack: named, not a divergence.
+  assert.deepEqual(r.comparison.divergences, []);
+  assert.deepEqual(r.comparison.notComparable.map((n) => n.what), ['load [$rsp+168]']);
+});
