@@ -40,11 +40,13 @@ export interface HostOutput {
   /** The first task that left isolab's order: task, function index, operation index. */
   diverged?: { task: number; fn: number; index: number };
   exits: Map<number, string>;
+  /** End expectations' values by id (null: the address was not mapped). */
+  ends: Map<number, bigint | null>;
 }
 
 /** Parses the host program's report lines (cgen.ts describes them); unknown lines are ignored. */
 export function parseHostOutput(text: string): HostOutput {
-  const out: HostOutput = { tids: new Map(), records: new Map(), exits: new Map() };
+  const out: HostOutput = { tids: new Map(), records: new Map(), exits: new Map(), ends: new Map() };
   for (const line of text.split('\n')) {
     const w = line.trim().split(/\s+/);
     const n = (i: number): number => Number(w[i]);
@@ -69,6 +71,9 @@ export function parseHostOutput(text: string): HostOutput {
         break;
       case 'K':
         out.exits.set(n(1), `killed by ${signalName(n(2))}`);
+        break;
+      case 'M':
+        out.ends.set(n(1), w[2] === 'V' ? h(3) : null);
         break;
       case 'W':
         out.exits.set(n(1), formatWaitStatus(n(2) & ~0x80));
@@ -226,6 +231,20 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
     if (hostExit === modelExit) result.agreed++;
     else differ(Infinity, { where: at, what: `exit of ${t.name}`, thread: t.name, isolab: modelExit, host: hostExit });
   }
+  // The memory and register expectations at the end of each thread's operations.
+  for (const x of plan.ends) {
+    const t = plan.tasks[x.task];
+    const at = where(x.path);
+    if (!host.ends.has(x.id)) {
+      result.notComparable.push({ where: at, what: x.text, reason: divergedText ? `not reached in isolab's order on the host (${divergedText})` : `the host's ${t.name} did not reach the end of its operations` });
+      continue;
+    }
+    const got = host.ends.get(x.id)!;
+    const text = (v: bigint | null): string => (v === null ? (x.kind === 'memory' ? 'not mapped' : 'unset') : formatValue(v));
+    if (got === x.model || (x.kind === 'register' && x.model === null && got === 0n)) result.agreed++;
+    else differ(Infinity, { where: at, what: x.text, thread: t.name, isolab: text(x.model), host: text(got) });
+  }
+  for (const u of plan.unread) result.notComparable.push({ where: where(u.path), what: u.text, reason: u.reason });
   result.skipped = [...skippedAt.values()];
   return result;
 }

@@ -65,8 +65,28 @@ export interface PlanTask {
   exit: string | null;
 }
 
+/**
+ * A memory or register expectation at the end of a thread's operations, with the value
+ * isolab's run had there (null: the address was not mapped, or the variable unset).
+ */
+export interface EndCheck {
+  id: number;
+  task: number;
+  kind: 'memory' | 'register';
+  /** Memory: the variable the address is relative to (or none) and the offset; register: the variable. */
+  variable?: string;
+  add: bigint;
+  size: 1 | 2 | 4 | 8;
+  path: (string | number)[];
+  text: string;
+  model: bigint | null;
+}
+
 export interface Plan {
   tasks: PlanTask[];
+  /** The end expectations the host can read, with isolab's values; `unread` those it cannot, with why. */
+  ends: EndCheck[];
+  unread: { path: (string | number)[]; text: string; reason: string }[];
   /** Every record, by position. */
   records: PlanRecord[];
   report: RunReport;
@@ -79,6 +99,31 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
   const tasks: PlanTask[] = [];
   const byTid = new Map<number, PlanTask>();
   const records: PlanRecord[] = [];
+  const ends: EndCheck[] = [];
+  const unread: Plan['unread'] = [];
+  /** At the end of a thread's operations (user_end), isolab's values for its end expectations, as the runner snapshots them. */
+  const atEnd = (t: PlanTask): void => {
+    if (ends.some((x) => x.task === t.idx)) return;
+    const vars = sys.vars(t.tid);
+    const pid = sys.taskInfo(t.tid)?.pid ?? t.tid;
+    for (const m of c.end.memory.filter((x) => x.thread === t.name)) {
+      if (m.addr.expr !== undefined) {
+        unread.push({ path: m.path, text: m.text, reason: 'its address is an expression: not read on the host yet' });
+        continue;
+      }
+      const variable = m.addr.ref?.[0] === '$' ? m.addr.ref.slice(1) : undefined;
+      if (m.addr.ref !== undefined && variable === undefined) {
+        unread.push({ path: m.path, text: m.text, reason: "its address is in isolab's program layout" });
+        continue;
+      }
+      const addr = BigInt.asUintN(64, (variable !== undefined ? vars.get(variable) ?? 0n : 0n) + m.addr.constant);
+      ends.push({ id: ends.length, task: t.idx, kind: 'memory', variable, add: m.addr.constant, size: m.size, path: m.path, text: m.text, model: sys.readUser(pid, addr, m.size) });
+    }
+    for (const r of c.end.registers.filter((x) => x.thread === t.name)) {
+      if (r.pkru) unread.push({ path: r.path, text: r.text, reason: 'PKRU is not read on the host' });
+      for (const [name] of r.vars) ends.push({ id: ends.length, task: t.idx, kind: 'register', variable: name, add: 0n, size: 8, path: r.path, text: `$${name} at the end of ${t.name}`, model: vars.get(name) ?? null });
+    }
+  };
   const entered = new Map<number, number>();
   /** The operation each task entered the kernel for and has not completed. */
   const started = new Map<number, { fn: string; index: number }>();
@@ -112,6 +157,11 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
       start(e.tid, e.name === 'exit' || e.name === 'exit_group' ? 'exit' : 'syscall');
       const t = byTid.get(e.tid);
       if (t && (e.name === 'exit' || e.name === 'exit_group')) t.endGate = records.length;
+    }
+    if (e.type === 'user_end') {
+      const t = byTid.get(e.tid);
+      if (t) atEnd(t);
+      return;
     }
     if (e.type === 'fork') {
       // The child's task, named as the scenario names it; a vfork child's records come before its parent's vfork returns.
@@ -174,7 +224,7 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     const t = byTid.get(s.tid);
     if (t) t.exit = s.exit;
   }
-  return { tasks, records, report };
+  return { tasks, records, ends, unread, report };
 }
 
 export type { ProgramImage };

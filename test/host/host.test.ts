@@ -240,3 +240,28 @@ processes:
   assert.deepEqual(r.comparison.divergences, []);
   assert.deepEqual(r.comparison.notComparable.map((n) => n.what), ['load [$rsp+168]']);
 });
+
+test('end expectations: memory read at the end of a thread (an unmapped address as such) and its variables', opts, async () => {
+  const r = await hostRun(`
+name: ends
+processes:
+  - name: p
+    ops:
+      - mmap: { len: 2*PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - store: { addr: $buf, value: 0x55 }
+      - munmap: { addr: $buf+PAGE_SIZE, len: PAGE_SIZE }
+      - load: { addr: $buf, size: 1 }
+        as: seen
+expect:
+  memory:
+    - { thread: p, addr: $buf, value: 0x55 }
+    - { thread: p, addr: $buf+PAGE_SIZE, mapped: false }
+  registers:
+    - { thread: p, vars: { seen: 0x55 } }
+`);
+  // process_vm_readv of the program's own memory at the end of main: the byte stored, and -EFAULT for the unmapped page.
+  assert.deepEqual([...r.host.ends.entries()].sort(([a], [b]) => a - b), [[0, 0x55n], [1, null], [2, 0x55n]]);
+  assert.deepEqual(r.comparison.divergences, []);
+  assert.equal(r.comparison.agreed, 4 + 3 + 1, 'four records, three end expectations, the exit');
+});
