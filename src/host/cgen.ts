@@ -76,7 +76,7 @@ struct rec { int fn, idx, pos, gate, child; u64 mmap; int flags; };
 struct endcheck { int task, id, memory, var, size; u64 add; };
 
 struct task {
-	int idx, image, leader, tid, next, off, scan, fault_fn, fault_idx;
+	int idx, image, leader, tid, next, off, scan, op_fn, op_idx, entry;
 	const struct rec *recs;
 	int nrec;
 	const struct rec *volatile cur;
@@ -495,7 +495,7 @@ class ImageGen {
   private op(f: CFunction, fid: number, i: number): string[] | null {
     const op = f.ops[i];
     const key = opKey(this.img.name, f.name, i);
-    const gate = `e = turn(t, ${fid}, ${i}); t->cur = e; t->fault_fn = ${fid}; t->fault_idx = ${i};`;
+    const gate = `e = turn(t, ${fid}, ${i}); t->cur = e; t->op_fn = ${fid}; t->op_idx = ${i};`;
     if (op.op === 'syscall' && (syscallName(op.name) === 'exit' || syscallName(op.name) === 'exit_group') && !this.support.skipped.has(key)) return this.syscall(f, i);
     if (this.support.skipped.has(key)) {
       // Not run: its record (if isolab made one) is written as skipped, in turn.
@@ -508,7 +508,7 @@ class ImageGen {
     };
     switch (op.op) {
       case 'set':
-        // A register move: no record, no turn; it may not be skipped over by a longjmp, so it stays outside sigsetjmp's block.
+        // A register move: no record, no turn.
         return [`${this.v(op.var)} = ${this.value(f.values[i])};`];
       case 'jump':
         return [`goto op_${fid}_${op.to};`];
@@ -571,11 +571,11 @@ class ImageGen {
       const child = this.fnName(`${f.name}.${i}.child`);
       // A thread: glibc's clone() runs the child's function on the new stack, then exit(0).
       out.push(
-        `  struct task *c = child_task(t, e ? e->child : -1); c->leader = 0; c->fault_fn = ${this.fnIds.get(`${f.name}.${i}.child`)};`,
+        `  struct task *c = child_task(t, e ? e->child : -1); c->leader = 0; c->entry = ${this.fnIds.get(`${f.name}.${i}.child`)};`,
         `  r = clone(THREAD_${this.imageIdx}, (void *)(uintptr_t)a[1], (int)a[0], c, (pid_t *)(uintptr_t)a[2], (void *)(uintptr_t)a[4], (pid_t *)(uintptr_t)a[3]);`,
         '  if (r < 0) r = -errno;',
       );
-      this.threadFns.add(child);
+      this.threadFns.set(child, this.fnIds.get(`${f.name}.${i}.child`)!);
     } else {
       // A syscall after which isolab's task died (its own fatal signal, delivered on the way back to user mode): reported as pending first, since the host task may die before it can write the value.
       out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); done(e); }', `    r = sys6(${nr}, a[0], a[1], a[2], a[3], a[4], a[5]);`);
@@ -587,8 +587,8 @@ class ImageGen {
     return out;
   }
 
-  /** The child functions run as threads (glibc clone's entry points). */
-  readonly threadFns = new Set<string>();
+  /** The child functions run as threads (glibc clone's entry points), with their function ids. */
+  readonly threadFns = new Map<string, number>();
 
   /** The C signal handlers of the process, and the function installing them (and the fault recorder for the rest). */
   handlers(): string {
@@ -597,12 +597,12 @@ class ImageGen {
     for (const h of names) {
       const fn = this.fnName(h);
       lines.push(`static void H_${fn}(int sig, siginfo_t *si, void *uc)`, '{');
-      lines.push('\tstruct task *t = self();', '\tint faulted = record_fault(t, sig, si);', '\tint ffn = t->fault_fn, fidx = t->fault_idx;', '\tconst struct rec *cur = t->cur;');
+      lines.push('\tstruct task *t = self();', '\tint faulted = record_fault(t, sig, si);', '\tint ffn = t->op_fn, fidx = t->op_idx;', '\tconst struct rec *cur = t->cur;');
       lines.push(`\t${this.v('signo')} = (u64)sig; ${this.v('si_code')} = (u64)(int64_t)si->si_code; ${this.v('si_addr')} = (u64)(uintptr_t)si->si_addr;`);
       lines.push(`\t${this.v('si_pkey')} = si->si_code == 4 && sig == 11 ? *(uint32_t *)((char *)si + 0x20) : 0;`);
       lines.push(`\t${this.v('frame')} = (u64)(uintptr_t)uc - 8; ${this.v('siginfo')} = (u64)(uintptr_t)si; ${this.v('ucontext')} = (u64)(uintptr_t)uc;`);
       lines.push(`\t${fn}(t, t->jbp);`);
-      lines.push('\t/* Returning: a faulting instruction runs again, as a new record of isolab\'s run. */', '\tif (faulted) t->cur = turn(t, ffn, fidx);', "\telse t->cur = cur; /* a signal at a syscall's return: the syscall's record is still to be written */", '\tt->fault_fn = ffn; t->fault_idx = fidx;', '}');
+      lines.push('\t/* Returning: a faulting instruction runs again, as a new record of isolab\'s run. */', '\tif (faulted) t->cur = turn(t, ffn, fidx);', "\telse t->cur = cur; /* a signal at a syscall's return: the syscall's record is still to be written */", '\tt->op_fn = ffn; t->op_idx = fidx;', '}');
     }
     lines.push(`static void install_${this.imageIdx}(void)`, '{');
     const handled = new Set<number>();
@@ -613,10 +613,10 @@ class ImageGen {
     }
     for (const s of FAULT_SIGNALS) if (!handled.has(s)) lines.push(`\tinstall(${s}, on_unhandled_fault, SA_SIGINFO | SA_RESETHAND | SA_NODEFER, 0);`);
     lines.push('}');
-    for (const child of this.threadFns) lines.push(`static int THREAD_${this.imageIdx}_${child}(void *arg) { struct task *c = arg; task_start(c); ${child}(c, 0); task_end(c, 0); }`);
-    lines.push(`static int THREAD_${this.imageIdx}(void *arg)`, '{', '\tstruct task *c = arg;', '\tswitch (c->fault_fn) {');
-    for (const child of this.threadFns) lines.push(`\tcase ${child.split('_').pop()}: return THREAD_${this.imageIdx}_${child}(arg);`);
-    lines.push('\t}', '\treturn 0;', '}');
+    // A thread's start: its task (made by the clone), its function by id, then exit(0) as a thread returning from its start routine.
+    lines.push(`static int THREAD_${this.imageIdx}(void *arg)`, '{', '\tstruct task *c = arg;', '\ttask_start(c);', '\tswitch (c->entry) {');
+    for (const [child, id] of this.threadFns) lines.push(`\tcase ${id}: ${child}(c, 0); break;`);
+    lines.push('\t}', '\ttask_end(c, 0);', '}');
     return lines.join('\n');
   }
 }
