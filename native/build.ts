@@ -369,6 +369,7 @@ export async function compileGenerated(source: string, compiler: string, name: s
       await rm(temp, { force: true });
       return { error: result.stderr.trim() || `${compiler} exited with status ${String(result.code)}` };
     }
+    if (!isExecutable(temp)) return { error: `${compiler} exited with status 0 but wrote no program` };
     await rename(temp, binary);
     return { binary };
   } finally {

@@ -223,7 +223,7 @@ program
 
 program
   .command('host')
-  .description("run a scenario on this machine's kernel as a generated C program and compare every value, errno, signal and exit status with isolab's run (exit 1 if one differs); what the host cannot run is named")
+  .description("run a scenario on this machine's kernel as a generated C program and compare every value, errno, signal and exit status with isolab's run (exit 1 if one differs, or if the scenario cannot run here); what the host cannot run is named")
   .argument('<file>', 'scenario file (YAML)')
   .option('--keep <dir>', 'write the generated C program into this directory (DIR/NAME.c)')
   .option('--cc <path>', 'the C compiler (default: $CC, then cc, gcc or clang on PATH)')

@@ -60,7 +60,12 @@ export async function runOnHost(c: CompiledScenario, opts: HostOptions = {}): Pr
   const source = generateC(c, support, plan);
   opts.onSource?.(source);
   const build = await compileGenerated(source, compiler, c.name);
-  if ('error' in build) throw new ConfigError('--cc', `${compiler} could not build the generated program:\n${build.error.split('\n').slice(0, 20).join('\n')}`);
+  if ('error' in build) {
+    const messages = build.error.split('\n').slice(0, 20).join('\n');
+    // With the compiler the user named, the compiler may be at fault; with the host's own, the generator is (an internal error).
+    if (opts.cc !== undefined) throw new ConfigError('--cc', `${compiler} could not build the generated program:\n${messages}`);
+    throw new Error(`${compiler} could not build the program isolab host generated (a bug in isolab):\n${messages}`);
+  }
   const run = await runGenerated(build.binary, RUN_TIMEOUT_MS);
   const output = parseHostOutput(run.stdout);
   const comparison = compareRuns(c, support, plan, output);
