@@ -541,6 +541,19 @@ class ImageGen {
         return [gate, '{ unsigned x, d; __asm__ volatile("rdpkru" : "=a"(x), "=d"(d) : "c"(0)); e = t->cur; t->cur = 0;', ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
       case 'syscall':
         return [gate, ...this.syscall(f, i)];
+      case 'mov_sreg':
+        // MOV Sreg, r16 (DS, ES or SS: support.ts skips FS and GS): a bad selector raises #GP, #NP or #SS.
+        return [gate, `{ unsigned short x = (unsigned short)${this.value(f.values[i])}; __asm__ volatile("mov %0, %%${op.sreg}" :: "r"(x) : "memory"); e = t->cur; t->cur = 0; rec_none(e); }`];
+      case 'read_sreg':
+        return [gate, `{ unsigned short s; __asm__ volatile("mov %%${op.sreg}, %0" : "=r"(s)); u64 x = s; e = t->cur; t->cur = 0;`, ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
+      case 'lar':
+      case 'lsl': {
+        // LAR, LSL with a 64-bit destination: the rights or limit when ZF=1, else the destination unchanged and isolab's -1.
+        return [gate, `{ u64 d = 0; unsigned char z; unsigned sel = (unsigned short)${this.value(f.values[i])};`, `  __asm__ volatile("${op.op} %w2, %0; setz %1" : "+r"(d), "=qm"(z) : "r"(sel) : "cc");`, '  u64 x = z ? d : ~0ULL; e = t->cur; t->cur = 0;', ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
+      }
+      case 'verr':
+      case 'verw':
+        return [gate, `{ unsigned char z; unsigned sel = (unsigned short)${this.value(f.values[i])};`, `  __asm__ volatile("${op.op} %w1; setz %0" : "=qm"(z) : "r"(sel) : "cc");`, '  u64 x = z; e = t->cur; t->cur = 0;', ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
       default:
         // Not reached: support.ts skips every other operation.
         return [gate, 't->cur = 0;', 'if (e) rec_skipped(t, e);'];

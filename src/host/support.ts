@@ -91,12 +91,6 @@ const OP_REASONS: Readonly<Record<string, string>> = Object.freeze({
   rdgsbase: "the FS and GS bases are the host C library's",
   wrfsbase: "the FS and GS bases are the host C library's",
   wrgsbase: "the FS and GS bases are the host C library's",
-  mov_sreg: 'segment operations are not generated yet',
-  read_sreg: 'segment operations are not generated yet',
-  lar: 'segment operations are not generated yet',
-  lsl: 'segment operations are not generated yet',
-  verr: 'segment operations are not generated yet',
-  verw: 'segment operations are not generated yet',
 });
 
 /** Shadow-stack instructions: they need ARCH_SHSTK_ENABLE, which arch_prctl gives, and user_shstk. */
@@ -241,7 +235,8 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       if (op.op in OP_REASONS) return OP_REASONS[op.op];
       if (SHSTK_OPS.has(op.op)) return facts.flags.has('user_shstk') ? 'user shadow stacks are not generated yet' : 'the host CPU has no user shadow stacks (no user_shstk flag)';
       if ((op.op === 'wrpkru' || op.op === 'rdpkru') && pkuDiffers) return hostPku ? "isolab's CPU has no protection keys and the host's has" : 'the host CPU has no protection keys (no pku/ospke flags)';
-      if (op.op === 'return' && f.name === 'main') return undefined;
+      if (op.op === 'mov_sreg' && (op.sreg === 'fs' || op.sreg === 'gs')) return "loading FS or GS replaces its base, which is the host C library's (FS: its thread pointer)";
+      if ((op.op === 'mov_sreg' || op.op === 'read_sreg') && op.sreg === 'ss') return "the host program makes syscalls between operations (to report them), and each SYSRET puts __USER_DS back in SS";
       if (operands(f, i).some(readsCode)) return "it uses a function's address in isolab's program layout";
       if (op.op === 'syscall') {
         const name = syscallName(op.name);

@@ -265,3 +265,47 @@ expect:
   assert.deepEqual(r.comparison.divergences, []);
   assert.equal(r.comparison.agreed, 4 + 3 + 1, 'four records, three end expectations, the exit');
 });
+
+test('segments: an LDT data descriptor from modify_ldt read back with LAR, LSL, VERR and VERW, loaded into DS; a selector past the LDT raises #GP (SI_KERNEL)', opts, async () => {
+  const r = await hostRun(`
+name: seg
+processes:
+  - name: p
+    handlers:
+      SIGSEGV: { handler: h, flags: SA_SIGINFO }
+    functions:
+      h:
+        - longjmp
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - store: { addr: $buf, value: 0 }
+      - store: { addr: $buf+8, value: 0x11000fffff }
+      - modify_ldt: { func: 0x11, ptr: $buf, bytecount: 16 }
+      - lar: 7
+      - lsl: 7
+      - verr: 7
+      - verw: 7
+      - lar: 15
+      - mov_sreg: { sreg: ds, value: 7 }
+      - read_sreg: ds
+      - mov_sreg: { sreg: es, value: 15 }
+      - read_sreg: cs
+`);
+  const v = (label: string): bigint | undefined => {
+    const x = r.at('p', label);
+    return x?.kind === 'V' ? x.value : undefined;
+  };
+  // arch/x86/kernel/ldt.c fill_ldt: entry 0, base 0, limit 0xfffff, seg_32bit, limit_in_pages -> 0x00cff3000000ffff (type 3, S, DPL 3, P, D, G).
+  // LAR: the second doubleword's bits 8-23 (host-checked: with limit 19:16); LSL: the limit scaled by G.
+  assert.equal(v('lar 7'), 0x00cff300n);
+  assert.equal(v('lsl 7'), 0xffffffffn);
+  assert.equal(v('verr 7'), 1n);
+  assert.equal(v('verw 7'), 1n);
+  assert.equal(v('lar 15'), BigInt.asUintN(64, -1n), 'entry 1 is past the LDT: ZF=0');
+  assert.equal(v('mov r16, ds'), 7n);
+  // MOV ES with a selector past the LDT's limit: #GP(selector); exc_general_protection sends SIGSEGV with SI_KERNEL (0x80), si_addr 0.
+  assert.deepEqual(r.at('p', 'mov es'), { kind: 'S', signo: SIGSEGV, code: 0x80, addr: 0n });
+  assert.equal(v('mov r16, cs'), 0x33n);
+  assert.deepEqual(r.comparison.divergences, []);
+});
