@@ -309,3 +309,39 @@ processes:
   assert.equal(v('mov r16, cs'), 0x33n);
   assert.deepEqual(r.comparison.divergences, []);
 });
+
+test('join, a while loop, and a division by zero: the thread is joined, the loop runs three times, #DE kills the process with SIGFPE', opts, async () => {
+  const r = await hostRun(`
+name: joiner
+machine:
+  cpus: 2
+processes:
+  - name: m
+    setup:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+    threads:
+      - name: worker
+        ops:
+          - store: { addr: $buf, value: 5 }
+          - repeat: { count: 5, ops: [ getpid ] }
+    ops:
+      - join: worker
+      - load: $buf
+      - set: { i: 0 }
+      - while:
+          cond: $i < 3
+          ops:
+            - set: { i: $i + 1 }
+      - set: { z: 0 }
+      - load: $buf + $i / $z
+`);
+  // After pthread_join's FUTEX_WAIT loop (CLONE_CHILD_CLEARTID woke it), the worker's store is seen.
+  assert.deepEqual(r.at('m', 'load [$buf]'), { kind: 'V', value: 5n });
+  assert.deepEqual(r.at('m', 'while'), { kind: 'V', value: 3n }, 'the loop records its iterations');
+  // arch/x86/kernel/traps.c exc_divide_error: SIGFPE, FPE_INTDIV (1); no handler: the process dies of it.
+  const de = r.at('m', 'load [$buf + $i / $z]');
+  assert.equal(de?.kind === 'S' && de.signo === 8 && de.code === 1, true);
+  assert.equal(r.host.exits.get(0), 'killed by SIGFPE');
+  assert.deepEqual(r.comparison.divergences, []);
+});
