@@ -345,36 +345,31 @@ export function findHostCompiler(cc?: string): string | null {
   return null;
 }
 
-/** What compiling generated C gave: the binary, or the compiler's messages. */
+/** What compiling generated C gave: the binary (in a directory of its own, for removeGenerated), or the compiler's messages. */
 export type GeneratedBuild = { binary: string } | { error: string };
 
 /** Compiles generated C `source` with `compiler` (static when the host can link statically)
- *  into the cache, named by a hash of the compiler, flags and source; an unchanged program is
- *  compiled once. The binary is written under a temporary name and renamed into place. */
-export async function compileGenerated(source: string, compiler: string, name: string): Promise<GeneratedBuild> {
+ *  into a new temporary directory; the caller removes it with removeGenerated. Generated
+ *  programs are not cached: each is built for one run (a build takes well under a second). */
+export async function compileGenerated(source: string, compiler: string): Promise<GeneratedBuild> {
   const flags = ['-O1', '-std=gnu11', '-w'];
-  const hash = createHash('sha256').update(compiler).update('\0').update(flags.join(' ')).update('\0').update(source).digest('hex').slice(0, 16);
-  const nativeDir = findNativeDir();
-  const dir = await cacheDir(nativeDir !== null ? dirname(nativeDir) : tmpdir());
-  const binary = join(dir, `host-${name.replace(/[^A-Za-z0-9_-]/g, '_')}-${hash}`);
-  if (isExecutable(binary)) return { binary };
   const work = await mkdtemp(join(tmpdir(), 'isolab-host-'));
-  try {
-    const file = join(work, 'prog.c');
-    await writeFile(file, source);
-    const temp = `${binary}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    let result = await runProcess(compiler, [...flags, '-static', '-o', temp, file]);
-    if (result.code !== 0) result = await runProcess(compiler, [...flags, '-o', temp, file]);
-    if (result.code !== 0) {
-      await rm(temp, { force: true });
-      return { error: result.stderr.trim() || `${compiler} exited with status ${String(result.code)}` };
-    }
-    if (!isExecutable(temp)) return { error: `${compiler} exited with status 0 but wrote no program` };
-    await rename(temp, binary);
-    return { binary };
-  } finally {
+  const file = join(work, 'prog.c');
+  const binary = join(work, 'prog');
+  await writeFile(file, source);
+  let result = await runProcess(compiler, [...flags, '-static', '-o', binary, file]);
+  if (result.code !== 0) result = await runProcess(compiler, [...flags, '-o', binary, file]);
+  const error = result.code !== 0 ? result.stderr.trim() || `${compiler} exited with status ${String(result.code)}` : !isExecutable(binary) ? `${compiler} exited with status 0 but wrote no program` : null;
+  if (error !== null) {
     await rm(work, { recursive: true, force: true });
+    return { error };
   }
+  return { binary };
+}
+
+/** Removes a generated program and its directory. */
+export async function removeGenerated(binary: string): Promise<void> {
+  await rm(dirname(binary), { recursive: true, force: true });
 }
 
 /** What a run of a generated program left: its exit, its standard output and whether it ran out of time. */

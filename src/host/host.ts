@@ -5,7 +5,7 @@
  * (cgen.ts), builds it with the host's C compiler, runs it, and compares every record and
  * exit status (compare.ts).
  */
-import { compileGenerated, findHostCompiler, runGenerated } from '../../native/build.js';
+import { compileGenerated, findHostCompiler, removeGenerated, runGenerated } from '../../native/build.js';
 import { ConfigError } from '../errors.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { generateC } from './cgen.js';
@@ -59,14 +59,19 @@ export async function runOnHost(c: CompiledScenario, opts: HostOptions = {}): Pr
   const plan = planFromModel(c, support);
   const source = generateC(c, support, plan);
   opts.onSource?.(source);
-  const build = await compileGenerated(source, compiler, c.name);
+  const build = await compileGenerated(source, compiler);
   if ('error' in build) {
     const messages = build.error.split('\n').slice(0, 20).join('\n');
     // With the compiler the user named, the compiler may be at fault; with the host's own, the generator is (an internal error).
     if (opts.cc !== undefined) throw new ConfigError('--cc', `${compiler} could not build the generated program:\n${messages}`);
     throw new Error(`${compiler} could not build the program isolab host generated (a bug in isolab):\n${messages}`);
   }
-  const run = await runGenerated(build.binary, RUN_TIMEOUT_MS);
+  let run;
+  try {
+    run = await runGenerated(build.binary, RUN_TIMEOUT_MS);
+  } finally {
+    await removeGenerated(build.binary);
+  }
   const output = parseHostOutput(run.stdout);
   const comparison = compareRuns(c, support, plan, output);
   const trouble = run.timedOut

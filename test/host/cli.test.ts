@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -39,8 +39,9 @@ test('isolab host --keep onto a file that is not a directory is refused before a
   assert.equal(r.stderr, 'isolab: --keep scenarios/efault.yaml: not a directory\n');
 });
 
-test('isolab host --keep DIR: the report, and the generated C program that builds and runs by itself', SKIP ? { skip: SKIP } : {}, () => {
+test('isolab host --keep DIR: the report, and the generated C program that builds and runs by itself', SKIP ? { skip: SKIP } : {}, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'isolab-host-keep-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const r = isolab('host', 'scenarios/segv-codes.yaml', '--keep', dir);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^agreed: 7$/m);

@@ -2,7 +2,7 @@
  * Running scenario texts on the host kernel for the tests: the pieces of `isolab host` one by
  * one, so a test can read the host program's own lines beside the comparison.
  */
-import { compileGenerated, findHostCompiler, runGenerated } from '../../native/build.js';
+import { compileGenerated, findHostCompiler, removeGenerated, runGenerated } from '../../native/build.js';
 import { generateC } from '../../src/host/cgen.js';
 import { compareRuns, parseHostOutput, type Comparison, type HostOutput } from '../../src/host/compare.js';
 import { hostFacts } from '../../src/host/facts.js';
@@ -34,9 +34,9 @@ export async function hostRun(text: string): Promise<HostRun> {
   const c = compileScenarioText(text, 'host.yaml');
   const support = hostSupport(c, hostFacts());
   const plan = planFromModel(c, support);
-  const build = await compileGenerated(generateC(c, support, plan), findHostCompiler()!, c.name);
+  const build = await compileGenerated(generateC(c, support, plan), findHostCompiler()!);
   if ('error' in build) throw new Error(build.error);
-  const run = await runGenerated(build.binary, 30_000);
+  const run = await runGenerated(build.binary, 30_000).finally(() => removeGenerated(build.binary));
   const host = parseHostOutput(run.stdout);
   const comparison = compareRuns(c, support, plan, host);
   return {
