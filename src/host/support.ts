@@ -154,6 +154,26 @@ export function setsVar(op: Op): string | undefined {
   }
 }
 
+/** Offsets of the x86-64 struct rt_sigframe at a handler's entry rsp (arch/x86/include/asm/sigframe.h, uapi asm/sigcontext.h): the ucontext at 8, the siginfo at 312, 440 bytes in all. */
+const UC_OFFSET = 8;
+const SIGINFO_OFFSET = 312;
+const RT_SIGFRAME_SIZE = 440;
+/**
+ * The parts of the frame that are the interrupted program's own, not the kernel's answer:
+ * pretcode (the restorer's address), the general registers, rip and eflags in the sigcontext
+ * (48 to 192), its fpstate pointer (232), and the FPU/XSAVE state beyond the frame.
+ */
+function programsOwn(offset: bigint): boolean {
+  return offset < 8n || (offset >= 48n && offset < 192n) || (offset >= 232n && offset < 240n) || offset >= BigInt(RT_SIGFRAME_SIZE);
+}
+
+/** True when a handler's load address is a frame field the kernel filled: $rsp, $frame, $ucontext or $siginfo plus a constant, not the program's own part. */
+function frameFieldIsKernels(addr: CValue | null | undefined): boolean {
+  if (!addr) return false;
+  const base = addr.kind === 4 ? 0 : addr.kind === 1 ? { frame: 0, ucontext: UC_OFFSET, siginfo: SIGINFO_OFFSET }[addr.name] : undefined;
+  return base !== undefined && !programsOwn(BigInt(base) + addr.add);
+}
+
 /** The model's effective protection-key support: its CPU has PKU and the kernel does not say nopku. */
 function modelPku(c: CompiledScenario): boolean {
   return (c.system.cpu?.pku ?? DEFAULT_CPU_MODEL.pku) && !(c.system.kernel?.nopku ?? DEFAULT_KERNEL_OPTIONS.nopku);
@@ -263,11 +283,14 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       if (why !== undefined) skipped.set(opKey(img.name, f.name, i), why);
     });
     // What depends on the stack pointer or the frame the kernel built: $rsp, $frame, $siginfo, $ucontext, and what is set or loaded from them.
+    // A handler's load of a frame field that is not the program's own (frameFieldIsOwn) compares exactly, and taints nothing.
+    const handlers = new Set(c.processes.find((p) => p.name === img.name)?.handlers.map((h) => h.handler) ?? []);
     const stack = new Set(['rsp', 'frame', 'siginfo', 'ucontext']);
     for (let changed = true; changed; ) {
       changed = false;
       for (const f of img.functions) {
         f.ops.forEach((op, i) => {
+          if (op.op === 'load' && handlers.has(f.name) && frameFieldIsKernels(f.addrs[i])) return;
           if (!operands(f, i).flatMap(valueRefs).some((n) => stack.has(n))) return;
           stackDerived.add(opKey(img.name, f.name, i));
           const v = setsVar(op);
