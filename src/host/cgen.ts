@@ -11,7 +11,8 @@
  * order isolab's run gave. It then writes one line, with write(2), to descriptor REPORT_FD:
  *   T task hosttid            a task started
  *   R pos V value | R pos N   a record: a value (hex), or none (a store)
- *   R pos S signo code addr   a record: the operation raised a signal
+ *   R pos S signo code addr k a record: the operation raised a signal (k: what is known,
+ *                             1 si_code, 2 si_addr: a handler without SA_SIGINFO gets no siginfo)
  *   R pos P                   a syscall after which isolab's task died: started (its value
  *                             follows if the host task lives to write it)
  *   R pos K                   a record the host skipped (not run)
@@ -70,7 +71,7 @@ typedef uint64_t u64;
 #define REPORT_FD @REPORT_FD@
 #define TURN_TIMEOUT_S @TURN_TIMEOUT_S@
 
-/* One record of isolab's run: the function and operation, its position, its gate, the task it created, isolab's mmap address, flags (1 skipped, 2 raised a signal, 4 the task's last before a signal killed it). */
+/* One record of isolab's run: the function and operation, its position, its gate, the task it created, isolab's mmap address, flags (1 skipped, 2 raised a signal, 4 the task's last before a signal killed it, 8 a syscall). */
 struct rec { int fn, idx, pos, gate, child; u64 mmap; int flags; };
 /* An end expectation: the task, its id, memory or a variable, the variable (-1: none), the size, the offset. */
 struct endcheck { int task, id, memory, var, size; u64 add; };
@@ -86,6 +87,7 @@ struct task {
 
 struct shared {
 	volatile int off;
+	volatile int pgid;
 	volatile int tids[NTASKS + 1];
 	volatile unsigned char done[NRECS + 1];
 };
@@ -214,7 +216,7 @@ static void done(const struct rec *e)
 
 static void rec_value(const struct rec *e, u64 v) { if (e) { out("R %d V %x", e->pos, v); done(e); } }
 static void rec_none(const struct rec *e) { if (e) { out("R %d N", e->pos); done(e); } }
-static void rec_refused(const struct rec *e, int why, u64 v) { if (e) { out("R %d X %d %x", e->pos, why, v); done(e); } }
+
 
 /* A skipped operation: its record, and those of the handler isolab ran for its signal. */
 static void rec_skipped(struct task *t, const struct rec *e)
@@ -228,6 +230,19 @@ static void rec_skipped(struct task *t, const struct rec *e)
 			out("R %d K", h->pos);
 			done(h);
 		}
+}
+
+/* A record the host refused to run: its line, and the records of the handler isolab ran for the signal it sent. */
+static void rec_refused(struct task *t, const struct rec *e, int why, u64 v)
+{
+	if (!e) return;
+	out("R %d X %d %x", e->pos, why, v);
+	done(e);
+	while (t->next < t->nrec && is_handler_fn(t->image, t->recs[t->next].fn)) {
+		const struct rec *h = &t->recs[t->next++];
+		out("R %d K", h->pos);
+		done(h);
+	}
 }
 
 /* A pid as the host knows it: a pid of the program's own stays; isolab's pid of one of its tasks becomes the host's. */
@@ -250,12 +265,27 @@ static int own_pid(long pid)
 }
 
 /* Records the fault that interrupted the task's operation; 1 when there was one. */
-static int record_fault(struct task *t, int sig, siginfo_t *si)
+/*
+ * With SA_SIGINFO the siginfo says it all. Without it the kernel copies no siginfo, so a fault
+ * is known by its signal during an instruction (not a syscall), and only a page fault's
+ * address is known, from the frame's cr2 (trapno 14); the last field says what is known
+ * (1 si_code, 2 si_addr).
+ */
+static int record_fault(struct task *t, int sig, siginfo_t *si, void *uc, int siginfo)
 {
 	int f = 0;
 	for (unsigned i = 0; i < sizeof FAULT_SIGNALS / sizeof FAULT_SIGNALS[0]; i++) f |= FAULT_SIGNALS[i] == sig;
-	if (!f || si->si_code <= 0 || !t->cur) return 0;
-	out("R %d S %d %d %x", t->cur->pos, sig, si->si_code, (u64)si->si_addr);
+	if (!f || !t->cur) return 0;
+	if (!siginfo) {
+		if (t->cur->flags & 8) return 0;
+		u64 trapno = *(u64 *)((char *)uc + 200), cr2 = *(u64 *)((char *)uc + 216);
+		out("R %d S %d 0 %x %d", t->cur->pos, sig, trapno == 14 ? cr2 : 0, trapno == 14 ? 2 : 0);
+		done(t->cur);
+		t->cur = 0;
+		return 1;
+	}
+	if (si->si_code <= 0) return 0;
+	out("R %d S %d %d %x 3", t->cur->pos, sig, si->si_code, (u64)si->si_addr);
 	done(t->cur);
 	t->cur = 0;
 	return 1;
@@ -265,8 +295,7 @@ static int record_fault(struct task *t, int sig, siginfo_t *si)
 static void on_unhandled_fault(int sig, siginfo_t *si, void *uc)
 {
 	struct task *t = self();
-	(void)uc;
-	if (record_fault(t, sig, si)) out("K %d %d", t->idx, sig);
+	if (record_fault(t, sig, si, uc, 1)) out("K %d %d", t->idx, sig);
 	else sys6(234, sys6(39, 0, 0, 0, 0, 0, 0), t->tid, sig, 0, 0, 0); /* not a fault: as the default action, now */
 }
 
@@ -568,8 +597,10 @@ class ImageGen {
     const out: string[] = [`{ u64 a[6] = { ${args.join(', ')} }; long r;`];
     const checks: string[] = [];
     if (PID_ARG0.has(name)) out.push(`  a[0] = (u64)host_pid((long)(int)a[0]);${name === 'tgkill' ? ' a[1] = (u64)host_pid((long)(int)a[1]);' : ''}`);
-    if (PID_ARG0.has(name)) checks.push(`if (!(${name === 'prlimit64' ? '(long)a[0] == 0 || ' : ''}own_pid((long)(int)a[0]))) { t->cur = 0; rec_refused(e, 1, a[0]); } else`);
-    for (const j of FD_ARGS[name] ?? []) checks.push(`if ((int)a[${j}] == REPORT_FD) { t->cur = 0; rec_refused(e, 2, a[${j}]); } else`);
+    // kill(0) and kill(< -1) name isolab's one process group: on the host, the group of the scenario's processes (S->pgid), without the supervisor.
+    if (name === 'kill') out.push('  if ((int)a[0] < -1) a[0] = (u64)(long)-S->pgid;');
+    if (PID_ARG0.has(name)) checks.push(`if (!(${name === 'prlimit64' || name === 'kill' ? '(int)a[0] == 0 || ' : ''}${name === 'kill' ? '(int)a[0] < -1 || ' : ''}own_pid((long)(int)a[0]))) { t->cur = 0; rec_refused(t, e, 1, a[0]); } else`);
+    for (const j of FD_ARGS[name] ?? []) checks.push(`if ((int)a[${j}] == REPORT_FD) { t->cur = 0; rec_refused(t, e, 2, a[${j}]); } else`);
     if (name === 'mmap') out.push('  int forced = e && e->mmap; if (forced) { a[0] = e->mmap; a[3] |= MAP_FIXED_NOREPLACE; }');
     const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
     if (name === 'exit' || name === 'exit_group') {
@@ -592,7 +623,7 @@ class ImageGen {
     } else {
       // A syscall after which isolab's task died (its own fatal signal, delivered on the way back to user mode): reported as pending first, since the host task may die before it can write the value.
       out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); done(e); }', `    r = sys6(${nr}, a[0], a[1], a[2], a[3], a[4], a[5]);`);
-      if (name === 'mmap') out.push('    if (forced && r == -17) { t->cur = 0; rec_refused(e, 3, (u64)r); } else');
+      if (name === 'mmap') out.push('    if (forced && r == -17) { t->cur = 0; rec_refused(t, e, 3, (u64)r); } else');
       out.push(`    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
       return out;
     }
@@ -610,7 +641,8 @@ class ImageGen {
     for (const h of names) {
       const fn = this.fnName(h);
       lines.push(`static void H_${fn}(int sig, siginfo_t *si, void *uc)`, '{');
-      lines.push('\tstruct task *t = self();', '\tint faulted = record_fault(t, sig, si);', '\tint ffn = t->op_fn, fidx = t->op_idx;', '\tconst struct rec *cur = t->cur;');
+      const siginfo = this.proc.handlers.some((x) => x.handler === h && (x.flags & SA_SIGINFO) !== 0) ? 1 : 0;
+      lines.push('\tstruct task *t = self();', `\tint faulted = record_fault(t, sig, si, uc, ${siginfo});`, '\tint ffn = t->op_fn, fidx = t->op_idx;', '\tconst struct rec *cur = t->cur;');
       lines.push(`\t${this.v('signo')} = (u64)sig; ${this.v('si_code')} = (u64)(int64_t)si->si_code; ${this.v('si_addr')} = (u64)(uintptr_t)si->si_addr;`);
       lines.push(`\t${this.v('si_pkey')} = si->si_code == 4 && sig == 11 ? *(uint32_t *)((char *)si + 0x20) : 0;`);
       lines.push(`\t${this.v('frame')} = (u64)(uintptr_t)uc - 8; ${this.v('siginfo')} = (u64)(uintptr_t)si; ${this.v('ucontext')} = (u64)(uintptr_t)uc;`);
@@ -621,7 +653,7 @@ class ImageGen {
     const handled = new Set<number>();
     for (const h of this.proc.handlers) {
       handled.add(h.signo);
-      if (typeof h.handler === 'string') lines.push(`\tinstall(${h.signo}, H_${this.fnName(h.handler)}, ${h.flags | SA_SIGINFO}UL, ${u64(h.mask)});`);
+      if (typeof h.handler === 'string') lines.push(`\tinstall(${h.signo}, H_${this.fnName(h.handler)}, ${h.flags}UL, ${u64(h.mask)});`);
       else lines.push(`\t{ struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = (void (*)(int))(uintptr_t)${u64(h.handler)}; sa.sa_flags = ${h.flags}; sigaction(${h.signo}, &sa, 0); }`);
     }
     for (const s of FAULT_SIGNALS) if (!handled.has(s)) lines.push(`\tinstall(${s}, on_unhandled_fault, SA_SIGINFO | SA_RESETHAND | SA_NODEFER, 0);`);
@@ -651,7 +683,11 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan): st
   for (const t of plan.tasks) {
     const g = gens[t.image];
     const killed = t.exit !== null && t.exit.startsWith('killed by');
-    const rows = t.records.map((r, i) => `{ ${g.fnIds.get(r.fn)}, ${r.index}, ${r.pos}, ${r.gate}, ${r.child}, ${u64(r.mmap)}, ${(r.skipped ? 1 : 0) | (r.record.signal ? 2 : 0) | (killed && i === t.records.length - 1 ? 4 : 0)} }`);
+    const img = support.images[t.image];
+    const rows = t.records.map((r, i) => {
+      const syscall = img.byName.get(r.fn)?.ops[r.index]?.op === 'syscall';
+      return `{ ${g.fnIds.get(r.fn)}, ${r.index}, ${r.pos}, ${r.gate}, ${r.child}, ${u64(r.mmap)}, ${(r.skipped ? 1 : 0) | (r.record.signal ? 2 : 0) | (killed && i === t.records.length - 1 ? 4 : 0) | (syscall ? 8 : 0)} }`;
+    });
     recDecls.push(`static const struct rec RECS_${t.idx}[] = { ${rows.length ? rows.join(',\n\t') : '{ -1, -1, -1, 0, -1, 0, 0 }'} }; /* ${comment(t.name)} */`);
   }
   const runtime = RUNTIME.replace('@REPORT_FD@', String(REPORT_FD)).replace('@TURN_TIMEOUT_S@', String(TURN_TIMEOUT_S)).replace('@FAULT_SIGNALS@', FAULT_SIGNALS.join(', '));
@@ -680,7 +716,8 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan): st
   main.push(`\tif (fcntl(REPORT_FD, F_GETFD) < 0 && dup2(1, REPORT_FD) < 0) return 2;`);
   main.push(`\tpid_t pids[${Math.max(1, top.length)}];`);
   for (const [n, t] of top.entries()) {
-    main.push(`\tpids[${n}] = fork();`, `\tif (pids[${n}] == 0) {`, `\t\tstruct task *t = &TASKS[${t.idx}];`);
+    // The scenario's processes share one process group, the first one's (isolab has one group holding every process), the supervisor not in it.
+    main.push(`\tpids[${n}] = fork();`, `\tif (pids[${n}] > 0) { if (!S->pgid) S->pgid = pids[0]; setpgid(pids[${n}], S->pgid); }`, `\tif (pids[${n}] == 0) {`, `\t\tstruct task *t = &TASKS[${t.idx}];`, `\t\tsetpgid(0, ${n === 0 ? '0' : 'pids[0]'});`);
     main.push(`\t\tt->idx = ${t.idx}; t->image = ${t.image}; t->leader = 1; t->recs = RECS[${t.idx}]; t->nrec = NREC[${t.idx}];`);
     main.push(`\t\tprocess_files();`, `\t\tinstall_${t.image}();`, '\t\ttask_start(t);', `\t\t${gens[t.image].fnName('main')}(t, 0);`, '\t\ttask_end(t, 0);', '\t}');
   }

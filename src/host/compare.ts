@@ -31,7 +31,7 @@ export interface Comparison {
 }
 
 /** One line of the host program's report, parsed. */
-type HostRecord = { kind: 'V'; value: bigint } | { kind: 'N' } | { kind: 'P' } | { kind: 'S'; signo: number; code: number; addr: bigint } | { kind: 'K' } | { kind: 'X'; why: number; value: bigint };
+type HostRecord = { kind: 'V'; value: bigint } | { kind: 'N' } | { kind: 'P' } | { kind: 'S'; signo: number; code: number; addr: bigint; known: number } | { kind: 'K' } | { kind: 'X'; why: number; value: bigint };
 
 /** What the host program reported. */
 export interface HostOutput {
@@ -58,7 +58,7 @@ export function parseHostOutput(text: string): HostOutput {
       case 'R':
         if (w[2] === 'V') out.records.set(n(1), { kind: 'V', value: h(3) });
         else if (w[2] === 'N') out.records.set(n(1), { kind: 'N' });
-        else if (w[2] === 'S') out.records.set(n(1), { kind: 'S', signo: n(3), code: n(4), addr: h(5) });
+        else if (w[2] === 'S') out.records.set(n(1), { kind: 'S', signo: n(3), code: n(4), addr: h(5), known: w[6] === undefined ? 3 : n(6) });
         else if (w[2] === 'K') out.records.set(n(1), { kind: 'K' });
         else if (w[2] === 'P') out.records.set(n(1), { kind: 'P' });
         else if (w[2] === 'X') out.records.set(n(1), { kind: 'X', why: n(3), value: h(4) });
@@ -87,7 +87,7 @@ export function parseHostOutput(text: string): HostOutput {
 function show(r: PlanRecord['record'] | HostRecord, syscall: boolean): string {
   if ('kind' in r) {
     if (r.kind === 'N') return 'done';
-    if (r.kind === 'S') return `${signalName(r.signo)} ${siCodeName(r.signo, r.code)}${r.addr ? ` at ${formatValue(r.addr)}` : ''}`;
+    if (r.kind === 'S') return `${signalName(r.signo)}${r.known & 1 ? ` ${siCodeName(r.signo, r.code)}` : ''}${r.known & 2 && r.addr ? ` at ${formatValue(r.addr)}` : ''}`;
     if (r.kind === 'V') return syscall ? formatReturn(r.value) : formatValue(r.value);
     return r.kind === 'K' ? 'not run' : r.kind === 'P' ? 'started' : 'refused';
   }
@@ -141,9 +141,19 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
     firstSkip = { pos: rec.pos, text: `${info ? `${info.label} (${where(info.path)})` : `${rec.fn}[${rec.index}]`}, which the host did not run` };
     break;
   }
+  // The first store of a value read from the stack or the frame: a load after it may read it back.
+  let firstStackStore: { pos: number; text: string } | undefined;
+  for (const rec of plan.records) {
+    const img = support.images[plan.tasks[rec.task].image];
+    if (!support.stackStores.has(opKey(img.name, rec.fn, rec.index))) continue;
+    const info = c.ops.get(img.name, rec.fn, rec.index);
+    firstStackStore = { pos: rec.pos, text: `${info ? `${info.label} (${where(info.path)})` : `${rec.fn}[${rec.index}]`}, a value read from the stack or the signal frame, whose saved registers are the host program's own` };
+    break;
+  }
   /** Files a difference at position pos: schedule-dependent in a race scenario, not comparable after a skip that may explain it, else a divergence. */
   const differ = (pos: number, d: Divergence): void => {
     if (firstSkip && pos > firstSkip.pos) result.notComparable.push({ where: d.where, what: d.what, reason: `isolab ${d.isolab}, host ${d.host}; it may depend on ${firstSkip.text}` });
+    else if (firstStackStore && pos > firstStackStore.pos && d.what.startsWith('load')) result.notComparable.push({ where: d.where, what: d.what, reason: `isolab ${d.isolab}, host ${d.host}; it may read back ${firstStackStore.text}` });
     else (raced ? result.scheduleDependent : result.divergences).push(d);
   };
   if (host.diverged) {
@@ -198,7 +208,8 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
     const m = rec.record;
     let same: boolean;
     // SIGFPE, SIGILL and SIGTRAP carry the faulting instruction's address: isolab's text and the host program's differ by nature, so their si_addr is not compared.
-    if (m.signal) same = h.kind === 'S' && h.signo === m.signal.signo && h.code === m.signal.code && (IP_SIGNALS.has(h.signo) || h.addr === BigInt.asUintN(64, m.signal.addr));
+    // A handler without SA_SIGINFO gets no siginfo: what the host could not see (known) is not compared.
+    if (m.signal) same = h.kind === 'S' && h.signo === m.signal.signo && (!(h.known & 1) || h.code === m.signal.code) && (!(h.known & 2) || IP_SIGNALS.has(h.signo) || h.addr === BigInt.asUintN(64, m.signal.addr));
     else if (m.value === undefined) same = h.kind === 'N';
     else if (h.kind !== 'V') same = false;
     else {

@@ -12,6 +12,7 @@
  */
 import { DEFAULT_CPU_MODEL } from '../hw/features.js';
 import { DEFAULT_KERNEL_OPTIONS, type KernelOptions } from '../kernel/options.js';
+import { SA_SIGINFO } from '../kernel/uapi.js';
 import { syscallByName, SYSCALLS } from '../kernel/syscalls.js';
 import type { CompiledScenario } from '../scenario/compile.js';
 import { issueAt, type Path } from '../scenario/load.js';
@@ -39,6 +40,8 @@ export interface Support {
    * difference in them is no divergence.
    */
   stackDerived: Set<string>;
+  /** Stores of such a value into memory (by opKey): a later load of it may differ by nature. */
+  stackStores: Set<string>;
   /** The images of the scenario's processes, laid out as isolab lays them out. */
   images: ProgramImage[];
 }
@@ -167,11 +170,19 @@ function programsOwn(offset: bigint): boolean {
   return offset < 8n || (offset >= 48n && offset < 192n) || (offset >= 232n && offset < 240n) || offset >= BigInt(RT_SIGFRAME_SIZE);
 }
 
-/** True when a handler's load address is a frame field the kernel filled: $rsp, $frame, $ucontext or $siginfo plus a constant, not the program's own part. */
-function frameFieldIsKernels(addr: CValue | null | undefined): boolean {
+/**
+ * True when a handler's load address is a frame field the kernel filled: $rsp, $frame,
+ * $ucontext or $siginfo plus a constant, not the program's own part; the siginfo only for a
+ * handler with SA_SIGINFO (without it the kernel copies none: the slot holds what the stack held).
+ */
+function frameFieldIsKernels(addr: CValue | null | undefined, siginfo: boolean): boolean {
   if (!addr) return false;
-  const base = addr.kind === 4 ? 0 : addr.kind === 1 ? { frame: 0, ucontext: UC_OFFSET, siginfo: SIGINFO_OFFSET }[addr.name] : undefined;
-  return base !== undefined && !programsOwn(BigInt(base) + addr.add);
+  const bases: Record<string, number> = { frame: 0, ucontext: UC_OFFSET, siginfo: SIGINFO_OFFSET };
+  const base = addr.kind === 4 ? 0 : addr.kind === 1 ? bases[addr.name] : undefined;
+  if (base === undefined) return false;
+  const offset = BigInt(base) + addr.add;
+  if (offset >= BigInt(SIGINFO_OFFSET) && offset < BigInt(RT_SIGFRAME_SIZE) && !siginfo) return false;
+  return !programsOwn(offset);
 }
 
 /** The model's effective protection-key support: its CPU has PKU and the kernel does not say nopku. */
@@ -222,6 +233,7 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
   const images = c.processes.map((p) => new ProgramImage(p.name, p.program));
   const skipped = new Map<string, string>();
   const stackDerived = new Set<string>();
+  const stackStores = new Set<string>();
   const hostPku = facts.flags.has('pku') && facts.flags.has('ospke');
   const pkuDiffers = hostPku !== modelPku(c);
   // Operations whose effect reaches everything after them: the host cannot run the rest without them.
@@ -284,15 +296,17 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
     });
     // What depends on the stack pointer or the frame the kernel built: $rsp, $frame, $siginfo, $ucontext, and what is set or loaded from them.
     // A handler's load of a frame field that is not the program's own (frameFieldIsOwn) compares exactly, and taints nothing.
-    const handlers = new Set(c.processes.find((p) => p.name === img.name)?.handlers.map((h) => h.handler) ?? []);
+    const installs = c.processes.find((p) => p.name === img.name)?.handlers ?? [];
+    const handlers = new Map(installs.map((h) => [h.handler, (h.flags & SA_SIGINFO) !== 0]));
     const stack = new Set(['rsp', 'frame', 'siginfo', 'ucontext']);
     for (let changed = true; changed; ) {
       changed = false;
       for (const f of img.functions) {
         f.ops.forEach((op, i) => {
-          if (op.op === 'load' && handlers.has(f.name) && frameFieldIsKernels(f.addrs[i])) return;
+          if (op.op === 'load' && handlers.has(f.name) && frameFieldIsKernels(f.addrs[i], handlers.get(f.name)!)) return;
           if (!operands(f, i).flatMap(valueRefs).some((n) => stack.has(n))) return;
           stackDerived.add(opKey(img.name, f.name, i));
+          if (op.op === 'store' && valueRefs(f.values[i]).some((n) => stack.has(n))) stackStores.add(opKey(img.name, f.name, i));
           const v = setsVar(op);
           if (v !== undefined && !stack.has(v)) {
             stack.add(v);
@@ -323,5 +337,5 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       }
     }
   }
-  return { blocking, notes, skipped, stackDerived, images };
+  return { blocking, notes, skipped, stackDerived, stackStores, images };
 }

@@ -54,6 +54,6 @@ test('isolab host --keep DIR: the report, and the generated C program that build
   const run = spawnSync('/bin/sh', ['-c', `${bin} 1023>&1`], { encoding: 'utf8' });
   assert.equal(run.status, 0);
   // The store to the read-only page: SIGSEGV (11), SEGV_ACCERR (2).
-  assert.match(run.stdout, /^R 2 S 11 2 [0-9a-f]+$/m);
+  assert.match(run.stdout, /^R 2 S 11 2 [0-9a-f]+ 3$/m);
   assert.match(run.stdout, /^W 0 0$/m);
 });
