@@ -332,3 +332,56 @@ export async function runMadvfree(
   const stdout = await runChecked(binary, args, options.seconds * 1000 + 60_000);
   return JSON.parse(stdout) as MadvfreeResult;
 }
+
+/** The C compiler `isolab host` uses: `cc` when it names an executable file (or a name on
+ *  PATH), else the same discovery as the oracle's; null when there is none. */
+export function findHostCompiler(cc?: string): string | null {
+  if (cc === undefined) return findCompiler();
+  if (isAbsolute(cc) || cc.includes('/')) return isExecutable(cc) ? cc : null;
+  for (const dir of (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '')) {
+    const path = join(dir, cc);
+    if (isExecutable(path)) return path;
+  }
+  return null;
+}
+
+/** What compiling generated C gave: the binary (in a directory of its own, for removeGenerated), or the compiler's messages. */
+export type GeneratedBuild = { binary: string } | { error: string };
+
+/** Compiles generated C `source` with `compiler` (static when the host can link statically)
+ *  into a new temporary directory; the caller removes it with removeGenerated. Generated
+ *  programs are not cached: each is built for one run (a build takes well under a second). */
+export async function compileGenerated(source: string, compiler: string): Promise<GeneratedBuild> {
+  const flags = ['-O1', '-std=gnu11', '-w'];
+  const work = await mkdtemp(join(tmpdir(), 'isolab-host-'));
+  const file = join(work, 'prog.c');
+  const binary = join(work, 'prog');
+  await writeFile(file, source);
+  let result = await runProcess(compiler, [...flags, '-static', '-o', binary, file]);
+  if (result.code !== 0) result = await runProcess(compiler, [...flags, '-o', binary, file]);
+  const error = result.code !== 0 ? result.stderr.trim() || `${compiler} exited with status ${String(result.code)}` : !isExecutable(binary) ? `${compiler} exited with status 0 but wrote no program` : null;
+  if (error !== null) {
+    await rm(work, { recursive: true, force: true });
+    return { error };
+  }
+  return { binary };
+}
+
+/** Removes a generated program and its directory. */
+export async function removeGenerated(binary: string): Promise<void> {
+  await rm(dirname(binary), { recursive: true, force: true });
+}
+
+/** What a run of a generated program left: its exit, its standard output and whether it ran out of time. */
+export interface GeneratedRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Runs a generated program in its own process group, killing the group after `timeoutMs`. */
+export function runGenerated(binary: string, timeoutMs: number): Promise<GeneratedRun> {
+  return runProcess(binary, [], timeoutMs);
+}

@@ -38,7 +38,7 @@ const KERNEL_VALUE_IMPORTS_IN: Record<string, Record<string, string>> = {
   explore: { 'kernel/steps.ts': "the kinds of step a kernel path announces before it yields: the explorer's footprint protocol" },
 };
 
-const TOOLS = ['scenario', 'explore', 'cli', 'trace', 'tour', 'cost', 'see'];
+const TOOLS = ['scenario', 'explore', 'cli', 'trace', 'tour', 'cost', 'see', 'host'];
 
 /** The explorer's footprint machinery, which keeps the Kernel itself: stepping it (execution.ts) and checking each step's footprint against its whole state (fpcheck.ts). */
 const FOOTPRINT_MACHINERY = ['explore/execution.ts', 'explore/fpcheck.ts'];

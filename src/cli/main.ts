@@ -15,6 +15,7 @@ import { CostTableError } from '../cost/table.js';
 import { checkCommand } from './check.js';
 import { compareCommand } from './compare.js';
 import { exploreCommand, mergeCommand, replayCommand } from './explore.js';
+import { hostCommand } from './host.js';
 import { measureCommand } from './measure.js';
 import { reachCommand } from './reach.js';
 import { runCommand } from './run.js';
@@ -218,6 +219,17 @@ program
   .option('--json', 'print the results as JSON')
   .action((opts: { json?: boolean }) => {
     status = tourCommand(opts);
+  });
+
+program
+  .command('host')
+  .description("run a scenario on this machine's kernel as a generated C program and compare every value, errno, signal and exit status with isolab's run (exit 1 if one differs, or if the scenario cannot run here); what the host cannot run is named")
+  .argument('<file>', 'scenario file (YAML)')
+  .option('--keep <dir>', 'write the generated C program into this directory (DIR/NAME.c)')
+  .option('--cc <path>', 'the C compiler (default: $CC, then cc, gcc or clang on PATH)')
+  .option('--json', 'print the report as JSON')
+  .action(async (file: string, opts) => {
+    status = await hostCommand(file, opts);
   });
 
 program

@@ -1,0 +1,729 @@
+/**
+ * The scenario as a C program for the host kernel. Each function of a process's program
+ * (main, a fork or clone child's code, a signal handler) becomes a C function whose operations
+ * are straight-line C, one block per operation, labelled `op_<fn>_<index>`: a load or store is
+ * a volatile access, a syscall the SYSCALL instruction with the same six registers, a `while`
+ * or `jump` a goto. Variables are the task's registers (`t->v[]`), copied by fork and clone.
+ *
+ * Before each operation that isolab recorded, the task waits for its turn: every record isolab
+ * completed before it (before the syscall entered the kernel, for a syscall) must be done on
+ * the host (a flag per record in a MAP_SHARED page), so the processes and threads act in the
+ * order isolab's run gave. It then writes one line, with write(2), to descriptor REPORT_FD:
+ *   T task hosttid            a task started
+ *   R pos V value | R pos N   a record: a value (hex), or none (a store)
+ *   R pos S signo code addr k a record: the operation raised a signal (k: what is known,
+ *                             1 si_code, 2 si_addr: a handler without SA_SIGINFO gets no siginfo)
+ *   R pos P                   a syscall after which isolab's task died: started (its value
+ *                             follows if the host task lives to write it)
+ *   R pos K                   a record the host skipped (not run)
+ *                             (pos -(task + 2): an operation isolab's run never completed)
+ *   R pos X why value         the host refused to run it (1 a pid not the program's,
+ *                             2 the report descriptor, 3 the mmap address was taken)
+ *   D task fn index           the task reached an operation isolab's run did not: from here
+ *                             on nothing waits for its turn
+ *   M id V value | M id U     an end expectation's value (U: the address is not mapped)
+ *   E task code | K task sig  the task exits; the task's process dies of signal sig
+ *   W task status             the wait status of a top-level process
+ * An operation that faults is left with siglongjmp (the scenario's `longjmp`, or nothing when
+ * the handler returns and the instruction runs again); a fault signal the scenario has no
+ * handler for is recorded by a handler that resets itself and returns, so the instruction
+ * faults again and the process dies of it as it would.
+ */
+import { CLONE_THREAD, SA_SIGINFO } from '../kernel/uapi.js';
+import { syscallByName } from '../kernel/syscalls.js';
+import type { CompiledProcess, CompiledScenario } from '../scenario/compile.js';
+import { FnEnd, HANDLER_NAMES, type CFunction, type CValue, type ProgramImage } from '../user/program.js';
+import { parseRtExpr, type RtNode } from '../user/rtexpr.js';
+import type { Plan } from './plan.js';
+import { opKey, operands, setsVar, syscallName, type Support } from './support.js';
+
+/** The descriptor the host program reports on (high, so a scenario's descriptors are numbered as in isolab). */
+export const REPORT_FD = 1023;
+/** Seconds a task waits for its turn before giving the order up. */
+const TURN_TIMEOUT_S = 5;
+
+/** The fault signals a handler records as the interrupted operation's result. */
+const FAULT_SIGNALS: readonly number[] = Object.freeze([4, 5, 7, 8, 11]); // SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV
+
+/** Syscalls whose first argument is a pid the host checks is the program's own. */
+const PID_ARG0: ReadonlySet<string> = new Set(['kill', 'tgkill', 'process_vm_readv', 'process_vm_writev', 'prlimit64']);
+/** Syscalls whose descriptor arguments the host checks are not REPORT_FD: the argument indices. */
+const FD_ARGS: Readonly<Record<string, readonly number[]>> = Object.freeze({
+  read: [0], write: [0], close: [0], fstat: [0], lseek: [0], pread64: [0], pwrite64: [0], dup: [0], dup2: [0, 1], dup3: [0, 1], fcntl: [0], ftruncate: [0],
+  ioctl: [0], splice: [0, 2], tee: [0, 1], vmsplice: [0], mmap: [4],
+});
+
+const RUNTIME = String.raw`#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef uint64_t u64;
+#define REPORT_FD @REPORT_FD@
+#define TURN_TIMEOUT_S @TURN_TIMEOUT_S@
+
+/* One record of isolab's run: the function and operation, its position, its gate, the task it created, isolab's mmap address, flags (1 skipped, 2 raised a signal, 4 the task's last before a signal killed it, 8 a syscall). */
+struct rec { int fn, idx, pos, gate, child; u64 mmap; int flags; };
+/* An end expectation: the task, its id, memory or a variable, the variable (-1: none), the size, the offset. */
+struct endcheck { int task, id, memory, var, size; u64 add; };
+
+struct task {
+	int idx, image, leader, tid, next, off, scan, op_fn, op_idx, entry;
+	const struct rec *recs;
+	int nrec;
+	const struct rec *volatile cur;
+	sigjmp_buf *volatile jbp;
+	u64 v[NVARS > 0 ? NVARS : 1];
+};
+
+struct shared {
+	volatile int off;
+	volatile int pgid;
+	volatile int tids[NTASKS + 1];
+	volatile unsigned char done[NRECS + 1];
+};
+
+static struct shared *S;
+static struct task TASKS[NTASKS + 1];
+static const int FAULT_SIGNALS[] = { @FAULT_SIGNALS@ };
+
+static long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9) : "rcx", "r11", "memory");
+	return ret;
+}
+
+/* Division as the DIV instruction does it: a divisor of 0 raises #DE (SIGFPE, FPE_INTDIV). */
+static __attribute__((noinline)) u64 udiv(u64 a, u64 b, int rem)
+{
+	u64 q, r;
+	__asm__ volatile("divq %4" : "=a"(q), "=d"(r) : "a"(a), "d"(0UL), "rm"(b));
+	return rem ? r : q;
+}
+
+/* Writes a line made of text and numbers: %x a u64 in hex, %d an int. */
+static void out(const char *fmt, ...)
+{
+	char buf[256];
+	int n = 0;
+	__builtin_va_list ap;
+	__builtin_va_start(ap, fmt);
+	for (const char *p = fmt; *p && n < 200; p++) {
+		if (*p != '%') { buf[n++] = *p; continue; }
+		p++;
+		if (*p == 'x') {
+			u64 x = __builtin_va_arg(ap, u64);
+			char d[17]; int k = 0;
+			do { d[k++] = "0123456789abcdef"[x & 15]; x >>= 4; } while (x);
+			while (k) buf[n++] = d[--k];
+		} else if (*p == 'd') {
+			long x = __builtin_va_arg(ap, int);
+			char d[21]; int k = 0;
+			if (x < 0) { buf[n++] = '-'; x = -x; }
+			do { d[k++] = '0' + x % 10; x /= 10; } while (x);
+			while (k) buf[n++] = d[--k];
+		}
+	}
+	__builtin_va_end(ap);
+	buf[n++] = '\n';
+	sys6(1, REPORT_FD, (long)buf, n, 0, 0, 0);
+}
+
+static struct task *self(void)
+{
+	int tid = (int)sys6(186, 0, 0, 0, 0, 0, 0);
+	for (int i = 0; i < NTASKS + 1; i++)
+		if (TASKS[i].tid == tid) return &TASKS[i];
+	return &TASKS[NTASKS];
+}
+
+static int is_handler_fn(int image, int fn);
+extern const int OWNER[];
+extern const int ENDGATE[];
+extern const int MODEL_TID[];
+extern const struct endcheck ENDS[];
+
+/* The task leaves isolab's order: from here on nobody waits for a turn. */
+static void diverge(struct task *t, int fn, int idx)
+{
+	if (!t->off) out("D %d %d %d", t->idx, fn, idx);
+	t->off = 1;
+	S->off = 1;
+}
+
+static u64 now_s(void)
+{
+	struct timespec ts;
+	sys6(228, CLOCK_MONOTONIC, (long)&ts, 0, 0, 0, 0);
+	return ts.tv_sec;
+}
+
+/* Waits until every record of another task before gate is done here; 0 when it gave up (the task leaves isolab's order). */
+static int wait_gate(struct task *t, int gate, int fn, int idx)
+{
+	u64 start = 0;
+	for (;;) {
+		if (t->off || S->off) return 0;
+		while (t->scan < gate && (OWNER[t->scan] == t->idx || S->done[t->scan])) t->scan++;
+		if (t->scan >= gate) return 1;
+		if (!start) start = now_s();
+		else if (now_s() - start > TURN_TIMEOUT_S) { diverge(t, fn, idx); return 0; }
+		sys6(24, 0, 0, 0, 0, 0, 0); /* sched_yield */
+	}
+}
+
+/*
+ * The turn of operation idx of function fn: its record in isolab's run, once every record of
+ * another task before its gate is done here; NULL when the task has left isolab's order. A
+ * handler's record next means isolab delivered a signal here: wait for it.
+ */
+static const struct rec *turn(struct task *t, int fn, int idx)
+{
+	u64 start = 0;
+	for (;;) {
+		if (t->off || S->off) return 0;
+		if (t->next >= t->nrec) { diverge(t, fn, idx); return 0; }
+		const struct rec *e = &t->recs[t->next];
+		if (e->fn == fn && e->idx == idx) {
+			if (!wait_gate(t, e->gate, fn, idx)) return 0;
+			t->next++;
+			return e;
+		}
+		if (!is_handler_fn(t->image, e->fn) || is_handler_fn(t->image, fn)) { diverge(t, fn, idx); return 0; }
+		if (!start) start = now_s();
+		else if (now_s() - start > TURN_TIMEOUT_S) { diverge(t, fn, idx); return 0; }
+		sys6(24, 0, 0, 0, 0, 0, 0); /* sched_yield */
+	}
+}
+
+static void done(const struct rec *e)
+{
+	if (e && e->pos >= 0) S->done[e->pos] = 1;
+}
+
+static void rec_value(const struct rec *e, u64 v) { if (e) { out("R %d V %x", e->pos, v); done(e); } }
+static void rec_none(const struct rec *e) { if (e) { out("R %d N", e->pos); done(e); } }
+
+
+/* A skipped operation: its record, and those of the handler isolab ran for its signal. */
+static void rec_skipped(struct task *t, const struct rec *e)
+{
+	if (!e) return;
+	out("R %d K", e->pos);
+	done(e);
+	if (e->flags & 2)
+		while (t->next < t->nrec && is_handler_fn(t->image, t->recs[t->next].fn)) {
+			const struct rec *h = &t->recs[t->next++];
+			out("R %d K", h->pos);
+			done(h);
+		}
+}
+
+/* A record the host refused to run: its line, and the records of the handler isolab ran for the signal it sent. */
+static void rec_refused(struct task *t, const struct rec *e, int why, u64 v)
+{
+	if (!e) return;
+	out("R %d X %d %x", e->pos, why, v);
+	done(e);
+	while (t->next < t->nrec && is_handler_fn(t->image, t->recs[t->next].fn)) {
+		const struct rec *h = &t->recs[t->next++];
+		out("R %d K", h->pos);
+		done(h);
+	}
+}
+
+/* A pid as the host knows it: a pid of the program's own stays; isolab's pid of one of its tasks becomes the host's. */
+static long host_pid(long pid)
+{
+	for (int i = 0; i < NTASKS; i++)
+		if (S->tids[i] == pid) return pid;
+	for (int i = 0; i < NTASKS; i++)
+		if (MODEL_TID[i] == pid && S->tids[i]) return S->tids[i];
+	return pid;
+}
+
+/* A pid the host program may signal or look into: one of its own tasks. */
+static int own_pid(long pid)
+{
+	if (pid <= 0) return 0;
+	for (int i = 0; i < NTASKS; i++)
+		if (S->tids[i] == pid) return 1;
+	return 0;
+}
+
+/* Records the fault that interrupted the task's operation; 1 when there was one. */
+/*
+ * With SA_SIGINFO the siginfo says it all. Without it the kernel copies no siginfo, so a fault
+ * is known by its signal during an instruction (not a syscall), and only a page fault's
+ * address is known, from the frame's cr2 (trapno 14); the last field says what is known
+ * (1 si_code, 2 si_addr).
+ */
+static int record_fault(struct task *t, int sig, siginfo_t *si, void *uc, int siginfo)
+{
+	int f = 0;
+	for (unsigned i = 0; i < sizeof FAULT_SIGNALS / sizeof FAULT_SIGNALS[0]; i++) f |= FAULT_SIGNALS[i] == sig;
+	if (!f || !t->cur) return 0;
+	if (!siginfo) {
+		if (t->cur->flags & 8) return 0;
+		u64 trapno = *(u64 *)((char *)uc + 200), cr2 = *(u64 *)((char *)uc + 216);
+		out("R %d S %d 0 %x %d", t->cur->pos, sig, trapno == 14 ? cr2 : 0, trapno == 14 ? 2 : 0);
+		done(t->cur);
+		t->cur = 0;
+		return 1;
+	}
+	if (si->si_code <= 0) return 0;
+	out("R %d S %d %d %x 3", t->cur->pos, sig, si->si_code, (u64)si->si_addr);
+	done(t->cur);
+	t->cur = 0;
+	return 1;
+}
+
+/* The fault handler of a process the scenario gives none: records, resets to SIG_DFL (SA_RESETHAND) and returns, so the instruction faults again and the process dies of it. */
+static void on_unhandled_fault(int sig, siginfo_t *si, void *uc)
+{
+	struct task *t = self();
+	if (record_fault(t, sig, si, uc, 1)) out("K %d %d", t->idx, sig);
+	else sys6(234, sys6(39, 0, 0, 0, 0, 0, 0), t->tid, sig, 0, 0, 0); /* not a fault: as the default action, now */
+}
+
+static void task_start(struct task *t)
+{
+	t->tid = (int)sys6(186, 0, 0, 0, 0, 0, 0);
+	S->tids[t->idx] = t->tid;
+	out("T %d %d", t->idx, t->tid);
+}
+
+/* A fork or clone child's task: the parent's registers, its own records. */
+static struct task *child_task(struct task *p, int idx)
+{
+	struct task *c = &TASKS[idx < 0 ? NTASKS : idx];
+	memcpy(c->v, p->v, sizeof c->v);
+	c->image = p->image;
+	c->off = p->off || idx < 0;
+	c->next = 0;
+	c->scan = 0;
+	c->cur = 0;
+	c->jbp = 0;
+	c->leader = 1;
+	if (idx >= 0) { c->idx = idx; c->recs = RECS[idx]; c->nrec = NREC[idx]; }
+	return c;
+}
+
+/* The end expectations of a task: memory (read with process_vm_readv, so an unmapped address is -EFAULT, not a fault) and variables. */
+static void end_checks(struct task *t)
+{
+	for (int i = 0; i < NENDS; i++) {
+		const struct endcheck *x = &ENDS[i];
+		if (x->task != t->idx) continue;
+		u64 v = x->var >= 0 ? t->v[x->var] : 0;
+		if (!x->memory) { out("M %d V %x", x->id, v); continue; }
+		u64 got = 0;
+		struct { u64 base, len; } local = { (u64)(uintptr_t)&got, (u64)x->size }, remote = { v + x->add, (u64)x->size };
+		long r = sys6(310, sys6(39, 0, 0, 0, 0, 0, 0), (long)&local, 1, (long)&remote, 1, 0);
+		if (r == x->size) out("M %d V %x", x->id, got);
+		else out("M %d U", x->id);
+	}
+}
+
+/* The task exits (exit_group for a group leader, exit for a thread) when isolab's did: after the records before its exit. */
+static __attribute__((noreturn)) void task_end(struct task *t, long code)
+{
+	end_checks(t);
+	wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], -1, -1);
+	out("E %d %d", t->idx, (int)code);
+	for (;;) sys6(t->leader ? 231 : 60, code, 0, 0, 0, 0, 0);
+}
+
+static int install(int sig, void (*h)(int, siginfo_t *, void *), unsigned long flags, u64 mask)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = h;
+	sa.sa_flags = (int)flags;
+	memcpy(&sa.sa_mask, &mask, sizeof mask);
+	return sigaction(sig, &sa, 0);
+}
+
+/* A top-level process's descriptors as isolab's: 0, 1 and 2 on /dev/null, nothing else but the report. */
+static void process_files(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+	for (int i = 0; i < 3; i++) if (fd != i) dup2(fd, i);
+	if (fd > 2) close(fd);
+	for (int i = 3; i < REPORT_FD; i++) close(i);
+}
+`;
+
+/** A C identifier for a name. */
+function cname(s: string): string {
+  return s.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/** A C comment's text (no comment terminator inside). */
+function comment(s: string): string {
+  return s.replace(/\*\//g, '* /').replace(/\n/g, ' ');
+}
+
+/** A uint64 constant. */
+function u64(v: bigint): string {
+  return `0x${BigInt.asUintN(64, v).toString(16)}ULL`;
+}
+
+/** One image's C: its variables' indices and its functions. */
+class ImageGen {
+  readonly vars = new Map<string, number>();
+  readonly fnIds: Map<string, number>;
+  constructor(readonly img: ProgramImage, readonly imageIdx: number, readonly proc: CompiledProcess, readonly support: Support, readonly c: CompiledScenario) {
+    this.fnIds = new Map(img.functions.map((f, i) => [f.name, i]));
+    for (const n of HANDLER_NAMES) this.varIndex(n);
+    for (const f of img.functions) {
+      f.ops.forEach((op, i) => {
+        const v = setsVar(op);
+        if (v) this.varIndex(v);
+        if (op.op === 'cpuid' && op.into) for (const r of ['eax', 'ebx', 'ecx', 'edx']) this.varIndex(`${op.into}_${r}`);
+        for (const o of operands(f, i)) if (o) this.refs(o).forEach((n) => this.varIndex(n));
+      });
+    }
+  }
+
+  varIndex(name: string): number {
+    let i = this.vars.get(name);
+    if (i === undefined) this.vars.set(name, (i = this.vars.size));
+    return i;
+  }
+
+  private refs(v: CValue): string[] {
+    if (v.kind === 1) return [v.name];
+    if (v.kind === 5) {
+      const out: string[] = [];
+      const walk = (n: RtNode): void => {
+        if (n.k === 'ref' && n.ref[0] === '$' && n.ref !== '$rsp') out.push(n.ref.slice(1));
+        if (n.k === 'un') walk(n.a);
+        if (n.k === 'bin') {
+          walk(n.a);
+          walk(n.b);
+        }
+      };
+      walk(parseRtExpr(v.name));
+      return out;
+    }
+    return [];
+  }
+
+  /** A variable as a C lvalue. */
+  v(name: string): string {
+    return `t->v[${this.varIndex(name)}] /* $${comment(name)} */`;
+  }
+
+  /** A compiled operand as a C expression of type u64. */
+  value(x: CValue | null | undefined): string {
+    if (!x) return '0ULL';
+    switch (x.kind) {
+      case 0:
+        return u64(x.constant);
+      case 1:
+        return x.add === 0n ? `${this.v(x.name)}` : `(${this.v(x.name)} + ${u64(x.add)})`;
+      case 3:
+        return `((u64)(uintptr_t)${this.stringVar(x.name)} + ${u64(x.add)})`;
+      case 4:
+        return `(${this.rsp()} + ${u64(x.add)})`;
+      case 5:
+        return this.expr(parseRtExpr(x.name));
+      default:
+        return '0ULL'; // function addresses: such operations are skipped (support.ts)
+    }
+  }
+
+  private expr(n: RtNode): string {
+    switch (n.k) {
+      case 'num':
+        return u64(n.v);
+      case 'ref':
+        if (n.ref === '$rsp') return this.rsp();
+        if (n.ref[0] === '$') return this.v(n.ref.slice(1));
+        if (n.ref[0] === '&') return `((u64)(uintptr_t)${this.stringVar(n.ref.slice(1))})`;
+        return '0ULL';
+      case 'un':
+        return n.op === '!' ? `((u64)!(${this.expr(n.a)}))` : `((u64)${n.op}(${this.expr(n.a)}))`;
+      case 'bin': {
+        const a = this.expr(n.a);
+        const b = this.expr(n.b);
+        if (n.op === '/' || n.op === '%') return `udiv(${a}, ${b}, ${n.op === '%' ? 1 : 0})`;
+        if (n.op === '<<' || n.op === '>>') return `((${a}) ${n.op} ((${b}) & 63))`;
+        return `((u64)((${a}) ${n.op} (${b})))`;
+      }
+    }
+  }
+
+  /** The function being generated is a signal handler. */
+  private inHandler = false;
+
+  /**
+   * $rsp: in a signal handler, the frame the kernel built (the handler's entry rsp, where isolab
+   * reads it too: handlers make no calls); elsewhere the C function's own frame, which is the
+   * host program's and compares only by nature.
+   */
+  private rsp(): string {
+    return this.inHandler ? `${this.v('frame')}` : '((u64)(uintptr_t)__builtin_frame_address(0))';
+  }
+
+  stringVar(name: string): string {
+    return `STR_${this.imageIdx}_${cname(name)}`;
+  }
+
+  strings(): string {
+    return Object.entries(this.proc.program.strings ?? {})
+      .map(([n, s]) => `static const char ${this.stringVar(n)}[] = ${JSON.stringify(s)};`)
+      .join('\n');
+  }
+
+  fnName(f: CFunction | string): string {
+    return `fn_${this.imageIdx}_${this.fnIds.get(typeof f === 'string' ? f : f.name)}`;
+  }
+
+  /** Prototypes of the image's functions. */
+  prototypes(): string {
+    return [`static int THREAD_${this.imageIdx}(void *arg);`, ...this.img.functions.filter((f) => f.name !== '__restore_rt').map((f) => `static void ${this.fnName(f)}(struct task *volatile t, sigjmp_buf *ij);`)].join('\n');
+  }
+
+  /** The C function for `f`. */
+  fn(f: CFunction): string {
+    const lines: string[] = [];
+    const fid = this.fnIds.get(f.name)!;
+    this.inHandler = this.proc.handlers.some((h) => h.handler === f.name);
+    lines.push(`/* ${comment(this.img.name)}: ${comment(f.name)} */`);
+    lines.push(`static void ${this.fnName(f)}(struct task *volatile t, sigjmp_buf *ij)`, '{');
+    lines.push('\tsigjmp_buf jb;', '\tsigjmp_buf *volatile saved = t->jbp;', '\tconst struct rec *volatile e;', '\t(void)ij; (void)e;', '\tt->jbp = &jb;');
+    f.ops.forEach((op, i) => {
+      const info = this.c.ops.get(this.img.name, f.name, i);
+      lines.push(`op_${fid}_${i}: /* ${info ? `${comment(info.label)}` : comment(op.op)} */`);
+      const body = this.op(f, fid, i);
+      if (body === null) return;
+      lines.push(`\tif (sigsetjmp(jb, 1)) {`, `\t\tt->jbp = &jb;`, `\t} else {`, ...body.map((l) => `\t\t${l}`), '\t}');
+    });
+    lines.push(`op_${fid}_${f.ops.length}:`, '\tt->jbp = saved;');
+    if (f.end === FnEnd.Exit) lines.push('\ttask_end(t, 0);');
+    lines.push('}');
+    return lines.join('\n');
+  }
+
+  /** The statements of operation i of f (inside its sigsetjmp block), or null for an operation with none of its own (set, jump). */
+  private op(f: CFunction, fid: number, i: number): string[] | null {
+    const op = f.ops[i];
+    const key = opKey(this.img.name, f.name, i);
+    const gate = `e = turn(t, ${fid}, ${i}); t->cur = e; t->op_fn = ${fid}; t->op_idx = ${i};`;
+    if (op.op === 'syscall' && (syscallName(op.name) === 'exit' || syscallName(op.name) === 'exit_group') && !this.support.skipped.has(key)) return this.syscall(f, i);
+    if (this.support.skipped.has(key)) {
+      // Not run: its record (if isolab made one) is written as skipped, in turn.
+      if (op.op === 'set' || op.op === 'jump') return null;
+      return [gate, 't->cur = 0;', 'if (e) rec_skipped(t, e);'];
+    }
+    const into = (v: string): string[] => {
+      const name = setsVar(op);
+      return name ? [`${this.v(name)} = ${v};`] : [];
+    };
+    switch (op.op) {
+      case 'set':
+        // A register move: no record, no turn.
+        return [`${this.v(op.var)} = ${this.value(f.values[i])};`];
+      case 'jump':
+        return [`goto op_${fid}_${op.to};`];
+      case 'load': {
+        const size = op.size ?? 8;
+        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = *(volatile uint${size * 8}_t *)(uintptr_t)a;`, `  e = t->cur; t->cur = 0;`, ...into('x').map((l) => `  ${l}`), `  rec_value(e, x); }`];
+      }
+      case 'store': {
+        const size = op.size ?? 8;
+        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = ${this.value(f.values[i])};`, `  *(volatile uint${size * 8}_t *)(uintptr_t)a = (uint${size * 8}_t)x;`, '  e = t->cur; t->cur = 0; rec_none(e); }'];
+      }
+      case 'work':
+        return [gate, 't->cur = 0;', `rec_value(e, ${op.count}ULL);`];
+      case 'longjmp':
+        return ['if (ij) siglongjmp(*ij, 1);'];
+      case 'return':
+        return ['t->jbp = saved;', f.end === FnEnd.Exit ? 'task_end(t, 0);' : 'return;'];
+      case 'while': {
+        const cond = `(${this.value(f.values[i])}) != 0`;
+        const holds = op.until ? `!(${cond})` : `(${cond})`;
+        return [
+          `{ u64 n = ${this.v(op.counter)}; int h = ${holds};`,
+          `  if (h && n < ${op.max}ULL) { ${this.v(op.counter)} = n + 1; }`,
+          `  else { ${gate} t->cur = 0; rec_value(e, h ? ${op.max + 1}ULL : n); t->jbp = &jb; goto op_${fid}_${op.end}; } }`,
+        ];
+      }
+      case 'wrpkru':
+        return [gate, `{ unsigned x = (unsigned)${this.value(f.values[i])}; __asm__ volatile("wrpkru" :: "a"(x), "c"(0), "d"(0) : "memory"); e = t->cur; t->cur = 0; rec_none(e); }`];
+      case 'rdpkru':
+        return [gate, '{ unsigned x, d; __asm__ volatile("rdpkru" : "=a"(x), "=d"(d) : "c"(0)); e = t->cur; t->cur = 0;', ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
+      case 'syscall':
+        return [gate, ...this.syscall(f, i)];
+      case 'mov_sreg':
+        // MOV Sreg, r16 (DS, ES or SS: support.ts skips FS and GS): a bad selector raises #GP, #NP or #SS.
+        return [gate, `{ unsigned short x = (unsigned short)${this.value(f.values[i])}; __asm__ volatile("mov %0, %%${op.sreg}" :: "r"(x) : "memory"); e = t->cur; t->cur = 0; rec_none(e); }`];
+      case 'read_sreg':
+        return [gate, `{ unsigned short s; __asm__ volatile("mov %%${op.sreg}, %0" : "=r"(s)); u64 x = s; e = t->cur; t->cur = 0;`, ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
+      case 'lar':
+      case 'lsl': {
+        // LAR, LSL with a 64-bit destination: the rights or limit when ZF=1, else the destination unchanged and isolab's -1.
+        return [gate, `{ u64 d = 0; unsigned char z; unsigned sel = (unsigned short)${this.value(f.values[i])};`, `  __asm__ volatile("${op.op} %w2, %0; setz %1" : "+r"(d), "=qm"(z) : "r"(sel) : "cc");`, '  u64 x = z ? d : ~0ULL; e = t->cur; t->cur = 0;', ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
+      }
+      case 'verr':
+      case 'verw':
+        return [gate, `{ unsigned char z; unsigned sel = (unsigned short)${this.value(f.values[i])};`, `  __asm__ volatile("${op.op} %w1; setz %0" : "=qm"(z) : "r"(sel) : "cc");`, '  u64 x = z; e = t->cur; t->cur = 0;', ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
+      default:
+        // Not reached: support.ts skips every other operation.
+        return [gate, 't->cur = 0;', 'if (e) rec_skipped(t, e);'];
+    }
+  }
+
+  private syscall(f: CFunction, i: number): string[] {
+    const op = f.ops[i] as { op: 'syscall'; name: string | number; into?: string; child?: unknown };
+    const name = syscallName(op.name) ?? String(op.name);
+    const nr = typeof op.name === 'number' ? op.name : syscallByName(op.name);
+    const args = [0, 1, 2, 3, 4, 5].map((j) => (j < f.args[i].length ? this.value(f.args[i][j]) : '0ULL'));
+    const out: string[] = [`{ u64 a[6] = { ${args.join(', ')} }; long r;`];
+    const checks: string[] = [];
+    if (PID_ARG0.has(name)) out.push(`  a[0] = (u64)host_pid((long)(int)a[0]);${name === 'tgkill' ? ' a[1] = (u64)host_pid((long)(int)a[1]);' : ''}`);
+    // kill(0) and kill(< -1) name isolab's one process group: on the host, the group of the scenario's processes (S->pgid), without the supervisor.
+    if (name === 'kill') out.push('  if ((int)a[0] < -1) a[0] = (u64)(long)-S->pgid;');
+    if (PID_ARG0.has(name)) checks.push(`if (!(${name === 'prlimit64' || name === 'kill' ? '(int)a[0] == 0 || ' : ''}${name === 'kill' ? '(int)a[0] < -1 || ' : ''}own_pid((long)(int)a[0]))) { t->cur = 0; rec_refused(t, e, 1, a[0]); } else`);
+    for (const j of FD_ARGS[name] ?? []) checks.push(`if ((int)a[${j}] == REPORT_FD) { t->cur = 0; rec_refused(t, e, 2, a[${j}]); } else`);
+    if (name === 'mmap') out.push('  int forced = e && e->mmap; if (forced) { a[0] = e->mmap; a[3] |= MAP_FIXED_NOREPLACE; }');
+    const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
+    if (name === 'exit' || name === 'exit_group') {
+      out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out("E %d %d", t->idx, (int)a[0]);`, `  for (;;) sys6(${nr}, a[0], 0, 0, 0, 0, 0); }`);
+      return out;
+    }
+    if ((name === 'fork' || name === 'vfork' || (name === 'clone' && !(Number(f.args[i][0]?.constant ?? 0n) & CLONE_THREAD))) && op.child !== undefined) {
+      const child = this.fnName(`${f.name}.${i}.child`);
+      const call = name === 'clone' ? `sys6(${nr}, a[0], a[1], a[2], a[3], a[4], 0)` : `sys6(${nr}, 0, 0, 0, 0, 0, 0)`;
+      out.push(`  r = ${call};`, `  if (r == 0) { struct task *c = child_task(t, e ? e->child : -1); task_start(c); ${child}(c, 0); task_end(c, 0); }`);
+    } else if (name === 'clone' && op.child !== undefined) {
+      const child = this.fnName(`${f.name}.${i}.child`);
+      // A thread: glibc's clone() runs the child's function on the new stack, then exit(0).
+      out.push(
+        `  struct task *c = child_task(t, e ? e->child : -1); c->leader = 0; c->entry = ${this.fnIds.get(`${f.name}.${i}.child`)};`,
+        `  r = clone(THREAD_${this.imageIdx}, (void *)(uintptr_t)a[1], (int)a[0], c, (pid_t *)(uintptr_t)a[2], (void *)(uintptr_t)a[4], (pid_t *)(uintptr_t)a[3]);`,
+        '  if (r < 0) r = -errno;',
+      );
+      this.threadFns.set(child, this.fnIds.get(`${f.name}.${i}.child`)!);
+    } else {
+      // A syscall after which isolab's task died (its own fatal signal, delivered on the way back to user mode): reported as pending first, since the host task may die before it can write the value.
+      out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); done(e); }', `    r = sys6(${nr}, a[0], a[1], a[2], a[3], a[4], a[5]);`);
+      if (name === 'mmap') out.push('    if (forced && r == -17) { t->cur = 0; rec_refused(t, e, 3, (u64)r); } else');
+      out.push(`    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
+      return out;
+    }
+    out.push(`  e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); }`);
+    return out;
+  }
+
+  /** The child functions run as threads (glibc clone's entry points), with their function ids. */
+  readonly threadFns = new Map<string, number>();
+
+  /** The C signal handlers of the process, and the function installing them (and the fault recorder for the rest). */
+  handlers(): string {
+    const lines: string[] = [];
+    const names = new Set(this.proc.handlers.map((h) => (typeof h.handler === 'string' ? h.handler : '')).filter((n) => n !== ''));
+    for (const h of names) {
+      const fn = this.fnName(h);
+      lines.push(`static void H_${fn}(int sig, siginfo_t *si, void *uc)`, '{');
+      const siginfo = this.proc.handlers.some((x) => x.handler === h && (x.flags & SA_SIGINFO) !== 0) ? 1 : 0;
+      lines.push('\tstruct task *t = self();', `\tint faulted = record_fault(t, sig, si, uc, ${siginfo});`, '\tint ffn = t->op_fn, fidx = t->op_idx;', '\tconst struct rec *cur = t->cur;');
+      lines.push(`\t${this.v('signo')} = (u64)sig; ${this.v('si_code')} = (u64)(int64_t)si->si_code; ${this.v('si_addr')} = (u64)(uintptr_t)si->si_addr;`);
+      lines.push(`\t${this.v('si_pkey')} = si->si_code == 4 && sig == 11 ? *(uint32_t *)((char *)si + 0x20) : 0;`);
+      lines.push(`\t${this.v('frame')} = (u64)(uintptr_t)uc - 8; ${this.v('siginfo')} = (u64)(uintptr_t)si; ${this.v('ucontext')} = (u64)(uintptr_t)uc;`);
+      lines.push(`\t${fn}(t, t->jbp);`);
+      lines.push('\t/* Returning: a faulting instruction runs again, as a new record of isolab\'s run. */', '\tif (faulted) t->cur = turn(t, ffn, fidx);', "\telse t->cur = cur; /* a signal at a syscall's return: the syscall's record is still to be written */", '\tt->op_fn = ffn; t->op_idx = fidx;', '}');
+    }
+    lines.push(`static void install_${this.imageIdx}(void)`, '{');
+    const handled = new Set<number>();
+    for (const h of this.proc.handlers) {
+      handled.add(h.signo);
+      if (typeof h.handler === 'string') lines.push(`\tinstall(${h.signo}, H_${this.fnName(h.handler)}, ${h.flags}UL, ${u64(h.mask)});`);
+      else lines.push(`\t{ struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = (void (*)(int))(uintptr_t)${u64(h.handler)}; sa.sa_flags = ${h.flags}; sigaction(${h.signo}, &sa, 0); }`);
+    }
+    for (const s of FAULT_SIGNALS) if (!handled.has(s)) lines.push(`\tinstall(${s}, on_unhandled_fault, SA_SIGINFO | SA_RESETHAND | SA_NODEFER, 0);`);
+    lines.push('}');
+    // A thread's start: its task (made by the clone), its function by id, then exit(0) as a thread returning from its start routine.
+    lines.push(`static int THREAD_${this.imageIdx}(void *arg)`, '{', '\tstruct task *c = arg;', '\ttask_start(c);', '\tswitch (c->entry) {');
+    for (const [child, id] of this.threadFns) lines.push(`\tcase ${id}: ${child}(c, 0); break;`);
+    lines.push('\t}', '\ttask_end(c, 0);', '}');
+    return lines.join('\n');
+  }
+}
+
+/** The whole C program for `plan`. */
+export function generateC(c: CompiledScenario, support: Support, plan: Plan): string {
+  const gens = support.images.map((img, i) => new ImageGen(img, i, c.processes[i], support, c));
+  // The end expectations' rows (their variables first get their indices, before NVARS is fixed).
+  const endRows = plan.ends.map((x) => {
+    const g = gens[plan.tasks[x.task].image];
+    return `{ ${x.task}, ${x.id}, ${x.kind === 'memory' ? 1 : 0}, ${x.variable !== undefined ? g.varIndex(x.variable) : -1}, ${x.size}, ${u64(x.add)} }`;
+  });
+  const nvars = Math.max(1, ...gens.map((g) => g.vars.size));
+  const parts: string[] = [];
+  parts.push(`/*\n * ${comment(c.name)}: generated by isolab host from ${comment(c.locator?.file ?? c.name)}.\n * Build: cc -O1 -static -o prog prog.c; run: ./prog (the report on descriptor ${REPORT_FD} if it is open, else on standard output).\n */`);
+  parts.push(`#define NVARS ${nvars}\n#define NTASKS ${plan.tasks.length}\n#define NRECS ${plan.records.length}\n#define NENDS ${plan.ends.length}`);
+  // Records per task (a C array may not be empty: a dummy entry where a task has none).
+  const recDecls: string[] = [];
+  for (const t of plan.tasks) {
+    const g = gens[t.image];
+    const killed = t.exit !== null && t.exit.startsWith('killed by');
+    const img = support.images[t.image];
+    const rows = t.records.map((r, i) => {
+      const syscall = img.byName.get(r.fn)?.ops[r.index]?.op === 'syscall';
+      return `{ ${g.fnIds.get(r.fn)}, ${r.index}, ${r.pos}, ${r.gate}, ${r.child}, ${u64(r.mmap)}, ${(r.skipped ? 1 : 0) | (r.record.signal ? 2 : 0) | (killed && i === t.records.length - 1 ? 4 : 0) | (syscall ? 8 : 0)} }`;
+    });
+    recDecls.push(`static const struct rec RECS_${t.idx}[] = { ${rows.length ? rows.join(',\n\t') : '{ -1, -1, -1, 0, -1, 0, 0 }'} }; /* ${comment(t.name)} */`);
+  }
+  const runtime = RUNTIME.replace('@REPORT_FD@', String(REPORT_FD)).replace('@TURN_TIMEOUT_S@', String(TURN_TIMEOUT_S)).replace('@FAULT_SIGNALS@', FAULT_SIGNALS.join(', '));
+  // The runtime refers to RECS and NREC: declare them first.
+  parts.push(runtime.replace('static struct shared *S;', `static struct shared *S;\n${recDecls.join('\n')}\nstatic const struct rec *const RECS[NTASKS + 1] = { ${plan.tasks.map((t) => `RECS_${t.idx}`).join(', ')}${plan.tasks.length ? ', ' : ''}0 };\nstatic const int NREC[NTASKS + 1] = { ${plan.tasks.map((t) => t.records.length).join(', ')}${plan.tasks.length ? ', ' : ''}0 };`));
+  parts.push(`const int OWNER[NRECS + 1] = { ${plan.records.map((r) => r.task).join(', ')}${plan.records.length ? ', ' : ''}-1 };`);
+  parts.push(`const struct endcheck ENDS[${plan.ends.length} + 1] = { ${[...endRows, '{ -1, -1, 0, -1, 0, 0 }'].join(', ')} };`);
+  parts.push(`const int MODEL_TID[NTASKS + 1] = { ${plan.tasks.map((t) => t.tid).join(', ')}${plan.tasks.length ? ', ' : ''}0 };`);
+  parts.push(`const int ENDGATE[NTASKS + 1] = { ${plan.tasks.map((t) => t.endGate).join(', ')}${plan.tasks.length ? ', ' : ''}0 };`);
+  // Handler functions, per image.
+  const handlerFns = gens.map((g) => new Set(g.proc.handlers.filter((h) => typeof h.handler === 'string').map((h) => g.fnIds.get(h.handler as string)!)));
+  parts.push(`static int is_handler_fn(int image, int fn)\n{\n\tswitch (image) {\n${handlerFns.map((s, i) => `\tcase ${i}: return ${[...s].map((f) => `fn == ${f}`).join(' || ') || '0'};`).join('\n')}\n\t}\n\treturn 0;\n}`);
+  for (const g of gens) {
+    parts.push(g.strings());
+    parts.push(g.prototypes());
+  }
+  const bodies = gens.map((g) => g.img.functions.filter((f) => f.name !== '__restore_rt').map((f) => g.fn(f)).join('\n\n'));
+  for (let i = 0; i < gens.length; i++) {
+    parts.push(bodies[i]);
+    parts.push(gens[i].handlers());
+  }
+  // main: the supervisor forks the scenario's processes and reports their wait statuses.
+  const top = plan.tasks.filter((t) => t.top);
+  const main: string[] = ['int main(void)', '{'];
+  main.push('\tS = mmap(0, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);', '\tif (S == MAP_FAILED) return 2;');
+  main.push(`\tif (fcntl(REPORT_FD, F_GETFD) < 0 && dup2(1, REPORT_FD) < 0) return 2;`);
+  main.push(`\tpid_t pids[${Math.max(1, top.length)}];`);
+  for (const [n, t] of top.entries()) {
+    // The scenario's processes share one process group, the first one's (isolab has one group holding every process), the supervisor not in it.
+    main.push(`\tpids[${n}] = fork();`, `\tif (pids[${n}] > 0) { if (!S->pgid) S->pgid = pids[0]; setpgid(pids[${n}], S->pgid); }`, `\tif (pids[${n}] == 0) {`, `\t\tstruct task *t = &TASKS[${t.idx}];`, `\t\tsetpgid(0, ${n === 0 ? '0' : 'pids[0]'});`);
+    main.push(`\t\tt->idx = ${t.idx}; t->image = ${t.image}; t->leader = 1; t->recs = RECS[${t.idx}]; t->nrec = NREC[${t.idx}];`);
+    main.push(`\t\tprocess_files();`, `\t\tinstall_${t.image}();`, '\t\ttask_start(t);', `\t\t${gens[t.image].fnName('main')}(t, 0);`, '\t\ttask_end(t, 0);', '\t}');
+  }
+  main.push(`\tfor (int i = 0; i < ${top.length}; i++) {`, '\t\tint st = 0;', '\t\tif (pids[i] > 0 && waitpid(pids[i], &st, __WALL) == pids[i]) out("W %d %d", TOP[i], st);', '\t}');
+  main.push('\treturn 0;', '}');
+  parts.push(`static const int TOP[] = { ${top.map((t) => t.idx).join(', ') || '-1'} };`);
+  parts.push(main.join('\n'));
+  return parts.join('\n\n') + '\n';
+}
