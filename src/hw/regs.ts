@@ -47,6 +47,7 @@ export const EFER_LMA = 1 << 10;
 export const EFER_NXE = 1 << 11; // execute-disable bit enable
 
 // RFLAGS
+export const RFLAGS_RF = 1 << 16; // resume flag: set in the RFLAGS image a fault-class exception pushes
 export const RFLAGS_AC = 1 << 18; // alignment check / SMAP override (STAC, CLAC)
 
 // CET: IA32_U_CET (MSR 0x6A0) and IA32_S_CET (0x6A2) low bits

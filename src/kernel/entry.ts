@@ -57,6 +57,7 @@ export function sysvec_apic_timer_interrupt(k: Kernel, pc: PerCpu, t: Task): boo
   if (!(((slice > 0 && t.slice >= slice) || t.need_resched) && (pc.runqueue.length > 0 || t.migrate_to >= 0 || !cpu_allowed(t, pc.id)))) return false;
   irq_from_user(k, pc, t, () => {}, false);
   t.enteredBySyscall = false;
+  t.entryRF = false;
   schedule(k, pc);
   return true;
 }
@@ -72,6 +73,7 @@ export function sysvec_reschedule_ipi(k: Kernel, pc: PerCpu, t: Task): boolean {
   if (!((t.group.groupExit || t.jobctl !== 0 || t.pending.signal !== 0n || t.group.shared_pending.signal !== 0n) && signal_pending(t))) return false;
   pc.cpu.setCpl(0);
   t.enteredBySyscall = false;
+  t.entryRF = false;
   const here = this_cpu(k, t);
   t.kpath = idtentry_user(k, here, t, get_signal(k, here, t));
   t.kpathKind = 'signal';
@@ -179,6 +181,7 @@ export function exit_to_user_mode(k: Kernel, t: Task): void {
 export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: readonly bigint[], into: string | undefined): void {
   pc.cpu.setCpl(0);
   t.enteredBySyscall = true;
+  t.entryRF = false;
   // entry_SYSCALL_64 builds pt_regs with pushq $__USER_DS (ss) and $__USER_CS (cs).
   t.cs = __USER_CS;
   t.ss = __USER_DS;
@@ -206,6 +209,7 @@ export function do_int80_emulation(k: Kernel, pc: PerCpu, t: Task, rax: bigint, 
   const cpu = pc.cpu;
   cpu.setCpl(0);
   t.enteredBySyscall = false;
+  t.entryRF = false;
   t.cs = cpu.seg[SREG_CS].sel;
   t.ss = cpu.seg[SREG_SS].sel;
   const nr = Number(BigInt.asIntN(32, rax));
@@ -237,6 +241,7 @@ export function idtentry(k: Kernel, pc: PerCpu, t: Task): void {
   cpu.clearFault();
   cpu.setCpl(0);
   t.enteredBySyscall = false;
+  t.entryRF = true;
   t.kpathKind = 'fault';
   if (vector === X86_TRAP_PF) {
     const here = this_cpu(k, t);
@@ -268,6 +273,7 @@ export function exc_invalid_opcode(k: Kernel, pc: PerCpu, t: Task): void {
   force_sig_fault(k, t, SIGILL, ILL_ILLOPC, BigInt(t.pc));
   pc.cpu.setCpl(0);
   t.enteredBySyscall = false;
+  t.entryRF = true;
   t.kpath = idtentry_user(k, this_cpu(k, t), t, null);
   t.kpathKind = 'fault';
 }

@@ -27,7 +27,7 @@ import { ptrace_request } from './ptrace.js';
 import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
 import { copy_from_user, copy_to_user, getU64, putU64 } from './uaccess.js';
-import { user_xfeatures } from './signal.js';
+import { user_eflags, user_xfeatures } from './signal.js';
 import { FCW_INIT, MXCSR_INIT, MXCSR_MASK_VALUE, XSAVE_PKRU_OFFSET, XSAVE_XCOMP_BV, XSAVE_XSTATE_BV, xstateSizeStandard } from '../hw/xsave.js';
 import { XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE } from '../hw/regs.js';
 import {
@@ -46,8 +46,6 @@ export const USER_REGS_SIZE = USER_REGS.length * 8;
 /** offsetof(struct user, u_debugreg) and sizeof(struct user) (asm/user_64.h: error_code and fault_address follow u_debugreg). */
 const U_DEBUGREG = 848;
 const SIZEOF_USER = 928;
-/** What the model's user RFLAGS hold (signal.ts USER_EFLAGS). */
-const USER_EFLAGS = 0x202n;
 /** DR6's reserved bits: thread.virtual_dr6 keeps them flipped (positive polarity). */
 const DR6_RESERVED = 0xffff0ff0n;
 /** SEGMENT_RPL_MASK and USER_RPL. */
@@ -71,7 +69,7 @@ export function getreg(child: Task, offset: number): bigint {
     case 'gs':
       return BigInt(child.gsindex);
     case 'eflags':
-      return USER_EFLAGS;
+      return BigInt(user_eflags(child));
     case 'fs_base':
       return child.fsbase;
     case 'gs_base':

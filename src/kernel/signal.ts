@@ -30,12 +30,13 @@ import {
   SEGV_PKUERR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGABRT, SIGXCPU, SIGXFSZ, EINTR,
 } from './uapi.js';
 import { copy_from_user, copy_to_user, getU64, putU16, putU32, putU64 } from './uaccess.js';
-import { HANDLER_NAMES, OP_BYTES } from '../user/program.js';
+import { OP_BYTES } from '../user/program.js';
 import { restore_signal_shadow_stack, setup_signal_shadow_stack } from './shstk.js';
 import { __on_sig_stack, on_sig_stack, restore_altstack, sas_ss_flags, sas_ss_reset } from './sigaltstack.js';
 import { bufferArea, fxsave, xsave, xstateSizeStandard } from '../hw/xsave.js';
 import type { Cpu } from '../hw/cpu.js';
 import { DESC_DPL_SHIFT, DESC_P, DESC_S, DESC_TYPE_EXPAND_DOWN, DESC_TYPE_SHIFT, DESC_TYPE_WRITABLE } from '../hw/segment.js';
+import { RFLAGS_RF } from '../hw/regs.js';
 import { __USER_CS, __USER_DS, load_user_segments } from './desc.js';
 import { PT_SEIZED } from './ptrace.js';
 
@@ -432,6 +433,11 @@ const UC_SIGCONTEXT_SS = 0x2;
 const UC_STRICT_RESTORE_SS = 0x4;
 /** X86_EFLAGS_IF | X86_EFLAGS_FIXED: what the model's user RFLAGS hold (no arithmetic flags are modelled). */
 const USER_EFLAGS = 0x202;
+
+/** pt_regs->flags of a task in the kernel: USER_EFLAGS, with RF when it entered through a fault-class exception (Task.entryRF). */
+export function user_eflags(t: Task): number {
+  return t.entryRF ? USER_EFLAGS | RFLAGS_RF : USER_EFLAGS;
+}
 
 /** LAR's access-rights bits force_valid_ss looks at (asm/desc_defs.h AR_*): DPL, and the type without A. */
 const AR_DPL_MASK = 3 << DESC_DPL_SHIFT;
@@ -891,7 +897,7 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   }
   putU64(f, SC_RSP, BigInt(t.sp));
   putU64(f, SC_RIP, BigInt(t.pc));
-  putU64(f, SC_EFLAGS, BigInt(USER_EFLAGS));
+  putU64(f, SC_EFLAGS, BigInt(user_eflags(t)));
   // regs->cs and regs->ss; the gs and fs words stay 0 in a 64-bit frame.
   putU16(f, SC_CS, t.cs);
   putU16(f, SC_SS, t.ss);
@@ -922,7 +928,7 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   // &frame->uc (for every handler, SA_SIGINFO or not); the handler's variables are those
   // registers, the frame's address (its entry rsp) and the siginfo fields it would read through RSI.
   // The interrupted context's handler names, when it is a handler, for the way back.
-  if (vars.has('signo')) t.interruptedNames.set(Number(frame), HANDLER_NAMES.map((n) => vars.get(n)));
+  if (vars.has('signo')) t.interruptedNames.set(Number(frame), SIGNAL_HANDLER_NAMES.map((n) => vars.get(n)));
   else t.interruptedNames.delete(Number(frame));
   vars.set('rdi', BigInt(info.signo));
   vars.set('rax', 0n);
@@ -1006,6 +1012,9 @@ export function* sys_rt_sigreturn(k: Kernel, pc: PerCpu, t: Task): KPath {
   return Number(BigInt.asIntN(64, getU64(f, SC_RAX)));
 }
 
+/** The variables setup_rt_frame sets for a handler besides its registers (user/program.ts HANDLER_NAMES, which a scenario may not assign). */
+export const SIGNAL_HANDLER_NAMES: readonly string[] = Object.freeze(['signo', 'si_code', 'si_addr', 'si_pkey', 'frame', 'siginfo', 'ucontext']);
+
 /**
  * The simulator's: the interrupted handler's names (`$signo`...) come back when the signal
  * frame at `frame` is left (rt_sigreturn, longjmp), as the values a nested handler's run cannot
@@ -1015,10 +1024,10 @@ export function restore_handler_names(t: Task, frame: number): void {
   const saved = t.interruptedNames.get(frame);
   if (!saved) return;
   t.interruptedNames.delete(frame);
-  for (let i = 0; i < HANDLER_NAMES.length; i++) {
+  for (let i = 0; i < SIGNAL_HANDLER_NAMES.length; i++) {
     const v = saved[i];
-    if (v === undefined) t.vars.delete(HANDLER_NAMES[i]);
-    else t.vars.set(HANDLER_NAMES[i], v);
+    if (v === undefined) t.vars.delete(SIGNAL_HANDLER_NAMES[i]);
+    else t.vars.set(SIGNAL_HANDLER_NAMES[i], v);
   }
 }
 

@@ -219,8 +219,8 @@ export class Task {
   sas_ss_size = 0n;
   sas_ss_flags = 0;
   /**
-   * The simulator's, not Linux's: the handler names (`$signo`, `$siginfo`... program.ts
-   * HANDLER_NAMES) of the context a signal frame interrupted, by the frame's address, kept
+   * The simulator's, not Linux's: the handler names (`$signo`, `$siginfo`... signal.ts
+   * SIGNAL_HANDLER_NAMES) of the context a signal frame interrupted, by the frame's address, kept
    * while that context is a handler. rt_sigreturn and longjmp from the frame give them back,
    * as a C handler's own arguments survive a nested handler's run.
    */
@@ -259,6 +259,13 @@ export class Task {
   nextStepPath: KPath | null = null;
   /** How the task entered the kernel last: by SYSCALL (it leaves by SYSRET) or through the IDT (IRET). */
   enteredBySyscall = false;
+  /**
+   * RF in pt_regs->flags: the task entered the kernel last through a fault-class exception,
+   * whose RFLAGS image the processor pushes with RF set (SDM Vol. 3A §18.3.1.1, "for any
+   * fault-class exception except an instruction breakpoint"); not for SYSCALL, INT n or an
+   * interrupt. The signal frame's eflags and ptrace's show it.
+   */
+  entryRF = false;
   /** The simulator's hold at the end of the task's operations (sim/hold.ts): 0 never held, 1 held, 2 released. */
   endHold = 0;
   /** arch_prctl NOPTI_NEXT: the image the next execve starts runs with per-process PTI off. */

@@ -22,6 +22,7 @@ export function hold_at_end(k: Kernel, pc: PerCpu, t: Task): void {
   t.endHold = 1;
   irq_from_user(k, pc, t, () => {}, false);
   t.enteredBySyscall = false;
+  t.entryRF = false;
   // Not Linux's sleep: pt_regs the entry left on the per-CPU entry stack (entry_stack per_cpu_c)
   // are not reported at the switch, as those of an exiting task are not.
   if (pc.entryStackOwner === t.tid) pc.entryStackOwner = 0;

@@ -13,6 +13,8 @@ import { test } from 'node:test';
 import { compileScenarioText } from '../../src/scenario/index.js';
 import { runScenario } from '../../src/scenario/run.js';
 import { issueAt } from './issue-at.js';
+import { SIGNAL_HANDLER_NAMES } from '../../src/kernel/signal.js';
+import { HANDLER_NAMES } from '../../src/user/program.js';
 
 function held(text: string, count: number): void {
   const r = runScenario(compileScenarioText(text, 'names.yaml'));
@@ -173,4 +175,8 @@ expect:
     - { thread: p, addr: $buf + 40, value: SIGUSR2 }
     - { thread: p, addr: $buf + 48, value: SIGSEGV }
 `, 8);
+});
+
+test('the names the compiler reserves for handlers are the ones the kernel sets (setup_rt_frame) and gives back (rt_sigreturn, longjmp)', () => {
+  assert.deepEqual([...HANDLER_NAMES].sort(), [...SIGNAL_HANDLER_NAMES].sort());
 });
