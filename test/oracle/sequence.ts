@@ -70,7 +70,9 @@ export type SeqOp =
   | { op: 'exit'; code: number }
   | { op: 'execve'; rest: SeqOp[] }
   /** An operation of the signal family (SigOp): signals, sigaltstack, segments, arch_prctl. */
-  | { op: 'sig'; s: SigOp };
+  | { op: 'sig'; s: SigOp }
+  /** A story of the ptrace family (PtrOp): a parent tracing a child it forks. */
+  | { op: 'ptr'; p: PtrOp };
 
 /**
  * The handlers `sig action` installs (native/oracle.c's handlers, model.ts's functions): `rec`
@@ -194,6 +196,9 @@ export function serialize(ops: SeqOp[]): string {
           break;
         case 'sig':
           lines.push(sigText(o.s));
+          break;
+        case 'ptr':
+          lines.push(`ptr ${o.p.mode} ${hex(BigInt(o.p.inj))} ${o.p.fin} ${hex(BigInt(o.p.off))} ${hex(BigInt(o.p.sel))} ${hex(o.p.v1)} ${hex(o.p.v2)} ${hex(o.p.pv)}`);
           break;
       }
     }
@@ -1290,3 +1295,51 @@ const sigStep: fc.Arbitrary<SeqOp[]> = fc.oneof(
 export const signalSequenceArb: fc.Arbitrary<SeqOp[]> = fc
   .tuple(firstActions, fc.array(sigStep, { minLength: 6, maxLength: 20 }))
   .map(([first, steps]): SeqOp[] => [...SIG_PRELUDE, { op: 'fork', child: [sig({ what: 'reset' }), ...first, ...steps.flat()] }, { op: 'wait' }]);
+
+// ---- the ptrace family ----
+
+/**
+ * A story of the ptrace family (native/oracle.c parse_ptr and do_ptr; model.ts compilePtr): the
+ * parent forks a child that installs a SIGUSR2 handler, tells the parent it is ready, puts v1 in
+ * R12, v2 in R13 and their XOR in RBX and makes its stopping syscall: with `traceme`,
+ * PTRACE_TRACEME then kill(getpid(), SIGUSR1) (a signal-delivery stop); with `attach` or
+ * `seize`, a pipe read the tracer attaches to (SIGSTOP's stop, or PTRACE_INTERRUPT's event
+ * stop). The tracer then reads and writes its user area, registers and memory (POKEDATA of pv
+ * into a read-only private page), gives DS the selector `sel` and PEEKUSERs `off`, and ends with
+ * PTRACE_CONT or PTRACE_DETACH injecting `inj`, or PTRACE_KILL; the child records what it saw.
+ */
+export interface PtrOp {
+  mode: 'traceme' | 'attach' | 'seize';
+  inj: number;
+  fin: 'cont' | 'detach' | 'kill';
+  off: number;
+  sel: number;
+  v1: bigint;
+  v2: bigint;
+  pv: bigint;
+}
+
+/**
+ * User-area offsets PEEKUSER draws: the registers the child set (R13, R12, RBX: the others hold
+ * what the oracle's compiled code or the model's program left there, which differ by nature),
+ * misaligned ones, u_fpvalid and u_fpstate (zero), the last word and sizeof(struct user)
+ * (asm/user_64.h: 928), and DR6 and DR7 (u_debugreg at 848).
+ */
+const PTR_OFFSETS = [16, 24, 40, 3, 17, 215, 216, 800, 920, 928, 0xff8, 848 + 48, 848 + 56];
+/** Selectors POKEUSER gives DS: null, kernel (RPL 0, -EIO), user data, an LDT one, one above 16 bits (cut to 16). */
+const PTR_SELECTORS = [0, 0x10, 0x2b, 0x7, 0x1002b, 0x1ffff, 0x33];
+const word64 = fc.oneof(fc.bigInt({ min: 0n, max: 0xffffffffffffffffn }), fc.constantFrom(0n, 1n, 0x7fffffffffffffffn, 0x8000000000000000n));
+
+const ptrOp: fc.Arbitrary<PtrOp> = fc.record({
+  mode: fc.constantFrom('traceme' as const, 'attach' as const, 'seize' as const),
+  inj: fc.constantFrom(0, 0, 12, 15),
+  fin: fc.constantFrom('cont' as const, 'cont' as const, 'detach' as const, 'kill' as const),
+  off: fc.constantFrom(...PTR_OFFSETS),
+  sel: fc.constantFrom(...PTR_SELECTORS),
+  v1: word64,
+  v2: word64,
+  pv: word64,
+});
+
+/** Sequences of the ptrace family: one to three stories, one after another in the same parent. */
+export const ptraceSequenceArb: fc.Arbitrary<SeqOp[]> = fc.array(ptrOp.map((p): SeqOp => ({ op: 'ptr', p })), { minLength: 1, maxLength: 3 });
