@@ -3,7 +3,8 @@
  *
  * Executes a "sequence" (one operation per line: mmap, munmap, mprotect, load, store,
  * getpid, fork ... end, wait, exit, execve, `call` of a file, pipe or splice syscall,
- * `sig` of the signal family: see parse_sig, and `ptr`, a ptrace story: see parse_ptr)
+ * `sig` of the signal family: see parse_sig, `ptr`, a ptrace story: see parse_ptr, and `i80`,
+ * INT 0x80: see parse_i80)
  * on the real Linux kernel and prints one result line per operation,
  * `<who> <index> <result>`, exactly as the isolab model prints them for the same
  * sequence, so that the two listings can be compared.
@@ -98,7 +99,7 @@
 #define ARCH_SET_CPUID_CODE 0x1012
 
 enum op_kind { OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_LOAD, OP_STORE, OP_GETPID,
-               OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE, OP_CALL, OP_SIG, OP_PTR };
+               OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE, OP_CALL, OP_SIG, OP_PTR, OP_I80 };
 
 /* An address expression: absolute, arena-relative, relative to a handle's base, or relative to
  * the program break the image started with (`B+<hex>`, `B-<hex>`). */
@@ -157,7 +158,9 @@ struct op {
     int sig_name;          /* sig: the handler (enum sig_handler), the segment register (enum sig_sreg) */
     int64_t sig_v[5];      /* sig: its numbers, in the order of its line; its address is in addr */
     int ptr_v[5];          /* ptr: mode, injected signal, how it ends, the user-area offset it peeks, DS's poked selector */
-    uint64_t ptr_w[3];     /* ptr: the child's two register values and the value it pokes */
+    uint64_t ptr_w[3];     /* ptr: the child's two register values and the value it pokes; i80: EAX */
+    uint64_t i80_arg[3];   /* i80: EBX, ECX, EDX (ptr_v[k]: 1 the user_desc's address, 2 the pid with this high half) */
+    uint32_t i80_desc[4];  /* i80: the user_desc (ptr_v[3]: one is given) */
 };
 
 /* The parsed sequence and where it came from. */
@@ -554,7 +557,6 @@ static void parse_sig(int index, char **tok, int ntok, struct op *op)
         malformed(index, "bad sig operand");
 }
 
-/* Parses one line (a NUL-terminated string) into *op; exits via malformed() on error. */
 /*
  * The ptrace family: `ptr <mode> <inj> <fin> <off> <sel> <v1> <v2> <pv>` (hex numbers), one
  * story of a parent tracing a child it forks (do_ptr). mode: traceme (the child asks and stops
@@ -583,6 +585,69 @@ static void parse_ptr(int index, char **tok, struct op *op)
     op->ptr_v[4] = (int)sel;
 }
 
+/*
+ * `i80 <nr> <ebx> <ecx> <edx>` and `i80 <nr> <ebx> <ecx> <edx> <entry> <base> <limit> <flags>`:
+ * INT 0x80 with EAX and the three registers as given (hex, 64 bits: the kernel sees their low
+ * halves), an operand `D` being the address of a struct user_desc (the four u32 given) in a
+ * page below 4 GiB (I80_LOW, mapped for the call and unmapped after), `P<hex>` the pid with
+ * <hex> in the high half. Prints `ok <rax>` (`ok self` for the pid) and, with a user_desc, its
+ * four words after the call.
+ */
+#define I80_LOW ((uint64_t)0x40000000)
+static void parse_i80(int index, char **tok, int ntok, struct op *op)
+{
+    if (ntok != 5 && ntok != 9)
+        malformed(index, "wrong number of operands");
+    bool ok = parse_hex(tok[1], &op->ptr_w[0]);
+    for (int k = 0; k < 3 && ok; k++) {
+        const char *t = tok[2 + k];
+        if (strcmp(t, "D") == 0)
+            op->ptr_v[k] = 1;
+        else if (t[0] == 'P')
+            op->ptr_v[k] = 2, ok = parse_hex(t + 1, &op->i80_arg[k]);
+        else
+            ok = parse_hex(t, &op->i80_arg[k]);
+        if (op->ptr_v[k] == 1 && ntok != 9)
+            ok = false;
+    }
+    op->ptr_v[3] = ntok == 9;
+    for (int k = 0; k < 4 && ok && ntok == 9; k++) {
+        uint64_t w = 0;
+        ok = parse_hex(tok[5 + k], &w) && w <= 0xffffffff;
+        op->i80_desc[k] = (uint32_t)w;
+    }
+    if (!ok)
+        malformed(index, "bad i80 operand");
+}
+
+static void do_i80(int index, const struct op *op)
+{
+    uint32_t *desc = (uint32_t *)I80_LOW;
+    if (op->ptr_v[3]) {
+        if (mmap(desc, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+            complain("i80: mmap: %s", strerror(errno));
+        memcpy(desc, op->i80_desc, 16);
+    }
+    long pid = getpid();
+    uint64_t a[3];
+    for (int k = 0; k < 3; k++)
+        a[k] = op->ptr_v[k] == 1 ? I80_LOW : op->ptr_v[k] == 2 ? (op->i80_arg[k] << 32) | (uint64_t)pid : op->i80_arg[k];
+    uint64_t rax;
+    __asm__ volatile("int $0x80" : "=a"(rax) : "a"(op->ptr_w[0]), "b"(a[0]), "c"(a[1]), "d"(a[2]) : "memory");
+    char res[128];
+    if (rax == (uint64_t)pid)
+        snprintf(res, sizeof res, "ok self");
+    else
+        snprintf(res, sizeof res, "ok %" PRIx64, rax);
+    if (op->ptr_v[3]) {
+        size_t n = strlen(res);
+        snprintf(res + n, sizeof res - n, " d:%x,%x,%x,%x", desc[0], desc[1], desc[2], desc[3]);
+        munmap(desc, 4096);
+    }
+    emit(index, "%s", res);
+}
+
+/* Parses one line (a NUL-terminated string) into *op; exits via malformed() on error. */
 static void parse_line(int index, char *line, struct op *op)
 {
     char *tok[MAX_TOKENS];
@@ -606,7 +671,7 @@ static void parse_line(int index, char *line, struct op *op)
         { "load", OP_LOAD, 3 },   { "store", OP_STORE, 4 },   { "getpid", OP_GETPID, 1 },
         { "fork", OP_FORK, 1 },   { "end", OP_END, 1 },       { "wait", OP_WAIT, 1 },
         { "exit", OP_EXIT, 2 },   { "execve", OP_EXECVE, 1 }, { "call", OP_CALL, 3 },
-        { "sig", OP_SIG, 2 },     { "ptr", OP_PTR, 9 },
+        { "sig", OP_SIG, 2 },     { "ptr", OP_PTR, 9 },     { "i80", OP_I80, 5 },
     };
     size_t t = 0;
     while (t < sizeof table / sizeof table[0] && strcmp(tok[0], table[t].name) != 0)
@@ -614,7 +679,7 @@ static void parse_line(int index, char *line, struct op *op)
     if (t == sizeof table / sizeof table[0])
         malformed(index, "unknown operation");
     bool ok = table[t].kind == OP_CALL ? ntok >= 3 : table[t].kind == OP_MMAP ? ntok == 6 || ntok == 8
-            : table[t].kind == OP_SIG ? ntok >= 2 : ntok == table[t].ntok;
+            : table[t].kind == OP_SIG ? ntok >= 2 : table[t].kind == OP_I80 ? ntok == 5 || ntok == 9 : ntok == table[t].ntok;
     if (!ok)
         malformed(index, "wrong number of operands");
 
@@ -640,6 +705,9 @@ static void parse_line(int index, char *line, struct op *op)
         break;
     case OP_PTR:
         parse_ptr(index, tok, op);
+        break;
+    case OP_I80:
+        parse_i80(index, tok, ntok, op);
         break;
     case OP_MUNMAP:
     case OP_MPROTECT:
@@ -1825,6 +1893,9 @@ static void run(int i, int stop)
             break;
         case OP_PTR:
             do_ptr(i, op);
+            break;
+        case OP_I80:
+            do_i80(i, op);
             break;
         case OP_END: /* only reached at a block's stop, never inside the loop */
             break;

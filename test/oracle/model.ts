@@ -20,7 +20,7 @@ type Extra = { kind: 'cell' } | { kind: 'pair' } | { kind: 'words'; mask: bigint
 
 interface Slot {
   line: number;
-  kind: 'mmap' | 'ret0' | 'load' | 'store' | 'getpid' | 'fork' | 'wait' | 'waitstatus' | 'execve' | 'call' | 'brk0' | 'sig' | 'hpart' | 'ptr';
+  kind: 'mmap' | 'ret0' | 'load' | 'store' | 'getpid' | 'fork' | 'wait' | 'waitstatus' | 'execve' | 'call' | 'brk0' | 'sig' | 'hpart' | 'ptr' | 'i80';
   handle?: number;
   extras?: Extra[];
   /** call: brk, whose result is printed as an address. */
@@ -32,6 +32,8 @@ interface Slot {
   part?: number;
   /** hpart: the handler. */
   handler?: SigHandler;
+  /** i80: a user_desc was given (its words are printed after the call). */
+  desc?: boolean;
   /** ptr: the label of the value this record is (PTR_END: the story finished). */
   label?: string;
 }
@@ -327,6 +329,22 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
             compileSig(o.s, out, (part) => slots.set(`${name}|${fn}|${out.length}`, { line, kind: 'sig', sig: o.s, part }));
             line++;
             break;
+          case 'i80': {
+            // native/oracle.c do_i80: the user_desc in a page below 4 GiB for the call, the pid for `P` operands.
+            if (o.desc) {
+              out.push({ op: 'syscall', name: 'mmap', args: [I80_LOW, 4096, 3, 0x32, -1, 0] });
+              const [e, b, l, f] = o.desc.map(BigInt);
+              out.push({ op: 'store', addr: I80_LOW, value: e | (b << 32n) }, { op: 'store', addr: I80_LOW + 8n, value: l | (f << 32n) });
+            }
+            out.push({ op: 'syscall', name: 'getpid', into: 'i80pid' });
+            const args = o.args.map((a): Value => (a.kind === 'D' ? I80_LOW : a.kind === 'P' ? `$i80pid + ${a.hi << 32n}` : a.value));
+            here('i80');
+            slots.get(`${name}|${fn}|${out.length}`)!.desc = o.desc !== undefined;
+            out.push({ op: 'int80', name: Number(o.nr), args });
+            if (o.desc) out.push({ op: 'load', addr: I80_LOW }, { op: 'load', addr: I80_LOW + 8n }, { op: 'syscall', name: 'munmap', args: [I80_LOW, 4096] });
+            line++;
+            break;
+          }
           case 'ptr':
             compilePtr(o.p, out, (label) => slots.set(`${name}|${fn}|${out.length}`, { line, kind: 'ptr', label }));
             line++;
@@ -519,6 +537,15 @@ function format(slot: Slot, r: OpRecord, after: (n: number) => OpRecord[], brk: 
       if (v < 0n) return `err ${-v}`;
       const status = Number(after(1)[0]?.value ?? 0n);
       return (status & 0x7f) === 0 ? `ok exited ${(status >> 8) & 0xff}` : `ok signaled ${status & 0x7f}`;
+    }
+    case 'i80': {
+      const u = BigInt.asUintN(64, r.value ?? 0n);
+      let text = u === BigInt(r.pid) ? 'ok self' : `ok ${u.toString(16)}`;
+      if (slot.desc) {
+        const [a, b] = after(2).map((x) => x.value ?? 0n);
+        text += ` d:${[a & 0xffffffffn, a >> 32n, b & 0xffffffffn, b >> 32n].map((w) => w.toString(16)).join(',')}`;
+      }
+      return text;
     }
     case 'waitstatus':
     case 'sig':
@@ -891,6 +918,9 @@ function formatSig(l: SigLine, brk: bigint, handlerAt: (addr: bigint) => string)
 }
 
 // ---- the ptrace family ----
+
+/** native/oracle.c I80_LOW: the page below 4 GiB an INT 0x80's struct user_desc is in. */
+const I80_LOW = 0x40000000n;
 
 /** The story's pages (native/oracle.c PTR_S, PTR_R, PTR_U): shared with the child, private and read-only, never mapped. */
 const PTR_S = ARENA + 0x3100000n;

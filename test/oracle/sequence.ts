@@ -72,7 +72,9 @@ export type SeqOp =
   /** An operation of the signal family (SigOp): signals, sigaltstack, segments, arch_prctl. */
   | { op: 'sig'; s: SigOp }
   /** A story of the ptrace family (PtrOp): a parent tracing a child it forks. */
-  | { op: 'ptr'; p: PtrOp };
+  | { op: 'ptr'; p: PtrOp }
+  /** INT 0x80 (native/oracle.c parse_i80): EAX, then EBX, ECX, EDX; `desc` a struct user_desc at I80 `D` operands point to. */
+  | { op: 'i80'; nr: bigint; args: I80Arg[]; desc?: [number, number, number, number] };
 
 /**
  * The handlers `sig action` installs (native/oracle.c's handlers, model.ts's functions): `rec`
@@ -196,6 +198,9 @@ export function serialize(ops: SeqOp[]): string {
           break;
         case 'sig':
           lines.push(sigText(o.s));
+          break;
+        case 'i80':
+          lines.push(['i80', hex(o.nr), ...o.args.map((a) => (a.kind === 'D' ? 'D' : a.kind === 'P' ? `P${hex(a.hi)}` : hex(a.value))), ...(o.desc ?? []).map((w) => w.toString(16))].join(' '));
           break;
         case 'ptr':
           lines.push(`ptr ${o.p.mode} ${hex(BigInt(o.p.inj))} ${o.p.fin} ${hex(BigInt(o.p.off))} ${hex(BigInt(o.p.sel))} ${hex(o.p.v1)} ${hex(o.p.v2)} ${hex(o.p.pv)}`);
@@ -1341,5 +1346,54 @@ const ptrOp: fc.Arbitrary<PtrOp> = fc.record({
   pv: word64,
 });
 
-/** Sequences of the ptrace family: one to three stories, one after another in the same parent. */
-export const ptraceSequenceArb: fc.Arbitrary<SeqOp[]> = fc.array(ptrOp.map((p): SeqOp => ({ op: 'ptr', p })), { minLength: 1, maxLength: 3 });
+/** An INT 0x80 operand: a number, the user_desc's address (below 4 GiB), or the pid with `hi` in the high half. */
+export type I80Arg = { kind: 'int'; value: bigint } | { kind: 'D' } | { kind: 'P'; hi: bigint };
+const i80int = (value: bigint): I80Arg => ({ kind: 'int', value });
+/** struct user_desc's flag bits (asm/ldt.h): seg_32bit (bit 0), contents (bits 1-2), read_exec_only, limit_in_pages, seg_not_present (bit 5), useable, lm. */
+const UD_32BIT = 1, UD_NOT_PRESENT = 32;
+
+/**
+ * A story of INT 0x80 and the thread area: getpid with EAX's high half set (only EAX counts),
+ * an unknown number (-ENOSYS), kill of the pid with a high half in EBX (cut to 32 bits),
+ * set_thread_area of a drawn user_desc (entry -1, a TLS entry 12..14, or a bad one), then
+ * get_thread_area of its entry, modify_ldt's read (func 0) and an unknown func (-ENOSYS, RAX's
+ * (unsigned int)), LAR/LSL/VERR/VERW of the entry's selector (`sig lar`; not of entry 15's),
+ * and, when the entry
+ * was set with a loadable descriptor (a 32-bit present data segment: what tls_desc_okay lets
+ * through), its selector loaded into DS, ES, FS or GS (`sig sreg`: an unloadable one would fault,
+ * which the oracle's sreg does not survive).
+ */
+const tlsStory: fc.Arbitrary<SeqOp[]> = fc
+  .record({
+    hi: fc.constantFrom(1n, 0xffffffffn, 0x80000000n),
+    // EAX's high half: the model's int80 operation takes EAX as a JavaScript number (exact below 2^53).
+    nrHi: fc.constantFrom(1n, 0x10000n, 0x1fffffn),
+    unknown: fc.constantFrom(9999n, 0xffffffffn, 0x80000000n),
+    entry: fc.constantFrom(0xffffffff, 12, 13, 14, 14, 5, 15),
+    base: fc.oneof(fc.constantFrom(0, 0x1000, 0xfffff000), fc.integer({ min: 0, max: 0xffffffff })),
+    limit: fc.oneof(fc.constantFrom(0, 0xfff, 0xfffff), fc.integer({ min: 0, max: 0xfffff })),
+    flags: fc.oneof(fc.constantFrom(0x51, 0x41, 0x53, 0x01, 0x28, 0x00), fc.integer({ min: 0, max: 0xff })),
+    sreg: fc.constantFrom('ds' as const, 'es' as const, 'fs' as const, 'gs' as const),
+  })
+  .map(({ hi, nrHi, unknown, entry, base, limit, flags, sreg }): SeqOp[] => {
+    const ops: SeqOp[] = [
+      { op: 'i80', nr: (nrHi << 32n) | 20n, args: [i80int(0n), i80int(0n), i80int(0n)] },
+      { op: 'i80', nr: unknown, args: [i80int(0n), i80int(0n), i80int(0n)] },
+      { op: 'i80', nr: 37n, args: [{ kind: 'P', hi }, i80int(0n), i80int(0n)] },
+      { op: 'i80', nr: 243n, args: [{ kind: 'D' }, i80int(0n), i80int(0n)], desc: [entry, base, limit, flags] },
+      { op: 'i80', nr: 244n, args: [{ kind: 'D' }, i80int(0n), i80int(0n)], desc: [entry === 0xffffffff ? 12 : entry, 0, 0, 0] },
+      { op: 'i80', nr: 123n, args: [i80int(0n), { kind: 'D' }, i80int(16n)], desc: [0, 0, 0, 0] },
+      { op: 'i80', nr: 123n, args: [i80int(5n), i80int(0n), i80int(0n)] },
+    ];
+    const sel = (entry === 0xffffffff ? 12 : entry) * 8 + 3;
+    // Entry 15 is the GDT's CPUNODE entry, whose limit is the CPU the oracle happens to run on.
+    if (sel !== 15 * 8 + 3) ops.push(sig({ what: 'lar', sel }));
+    const loadable = entry >= 12 && entry <= 14 && (flags & UD_32BIT) !== 0 && ((flags >> 1) & 3) <= 1 && (flags & UD_NOT_PRESENT) === 0;
+    if (loadable) ops.push(sig({ what: 'sreg', sreg, sel }));
+    return ops;
+  });
+
+/** Sequences of the ptrace family: one to three ptrace stories or INT 0x80 and thread-area stories, one after another in the same process. */
+export const ptraceSequenceArb: fc.Arbitrary<SeqOp[]> = fc
+  .array(fc.oneof({ weight: 2, arbitrary: ptrOp.map((p): SeqOp[] => [{ op: 'ptr', p }]) }, { weight: 1, arbitrary: tlsStory }), { minLength: 1, maxLength: 3 })
+  .map((stories) => stories.flat());
