@@ -2,8 +2,9 @@
  * isolab host-kernel oracle.
  *
  * Executes a "sequence" (one operation per line: mmap, munmap, mprotect, load, store,
- * getpid, fork ... end, wait, exit, execve, `call` of a file, pipe or splice syscall, and
- * `sig` of the signal family: see parse_sig)
+ * getpid, fork ... end, wait, exit, execve, `call` of a file, pipe or splice syscall,
+ * `sig` of the signal family: see parse_sig, `ptr`, a ptrace story: see parse_ptr, and `i80`,
+ * INT 0x80: see parse_i80)
  * on the real Linux kernel and prints one result line per operation,
  * `<who> <index> <result>`, exactly as the isolab model prints them for the same
  * sequence, so that the two listings can be compared.
@@ -98,7 +99,7 @@
 #define ARCH_SET_CPUID_CODE 0x1012
 
 enum op_kind { OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_LOAD, OP_STORE, OP_GETPID,
-               OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE, OP_CALL, OP_SIG };
+               OP_FORK, OP_END, OP_WAIT, OP_EXIT, OP_EXECVE, OP_CALL, OP_SIG, OP_PTR, OP_I80 };
 
 /* An address expression: absolute, arena-relative, relative to a handle's base, or relative to
  * the program break the image started with (`B+<hex>`, `B-<hex>`). */
@@ -156,6 +157,10 @@ struct op {
     int sig_what;          /* sig: enum sig_what */
     int sig_name;          /* sig: the handler (enum sig_handler), the segment register (enum sig_sreg) */
     int64_t sig_v[5];      /* sig: its numbers, in the order of its line; its address is in addr */
+    int ptr_v[5];          /* ptr: mode, injected signal, how it ends, the user-area offset it peeks, DS's poked selector */
+    uint64_t ptr_w[3];     /* ptr: the child's two register values and the value it pokes; i80: EAX */
+    uint64_t i80_arg[3];   /* i80: EBX, ECX, EDX (ptr_v[k]: 1 the user_desc's address, 2 the pid with this high half) */
+    uint32_t i80_desc[4];  /* i80: the user_desc (ptr_v[3]: one is given) */
 };
 
 /* The parsed sequence and where it came from. */
@@ -552,6 +557,96 @@ static void parse_sig(int index, char **tok, int ntok, struct op *op)
         malformed(index, "bad sig operand");
 }
 
+/*
+ * The ptrace family: `ptr <mode> <inj> <fin> <off> <sel> <v1> <v2> <pv>` (hex numbers), one
+ * story of a parent tracing a child it forks (do_ptr). mode: traceme (the child asks and stops
+ * at its own SIGUSR1), attach or seize (+ INTERRUPT; the child sleeping in a pipe read); inj
+ * the signal the tracer resumes it with (0, SIGUSR2 caught by its handler, SIGTERM); fin cont,
+ * detach or kill; off a user-area offset to PEEKUSER; sel the selector POKEUSER gives DS; v1
+ * and v2 the values the child puts in R12 and R13 (RBX: their XOR) before its stopping
+ * syscall; pv the word the tracer pokes.
+ */
+enum ptr_mode { PM_TRACEME, PM_ATTACH, PM_SEIZE };
+static const char *const ptr_mode_names[] = { "traceme", "attach", "seize" };
+enum ptr_fin { PF_CONT, PF_DETACH, PF_KILL };
+static const char *const ptr_fin_names[] = { "cont", "detach", "kill" };
+
+static void parse_ptr(int index, char **tok, struct op *op)
+{
+    uint64_t inj, off, sel;
+    op->ptr_v[0] = name_index(tok[1], ptr_mode_names, 3);
+    op->ptr_v[2] = name_index(tok[3], ptr_fin_names, 3);
+    if (op->ptr_v[0] < 0 || op->ptr_v[2] < 0 || !parse_hex(tok[2], &inj) || inj > 64 || !parse_hex(tok[4], &off) || off > 0xfff ||
+        !parse_hex(tok[5], &sel) || sel > 0xfffff || !parse_hex(tok[6], &op->ptr_w[0]) || !parse_hex(tok[7], &op->ptr_w[1]) ||
+        !parse_hex(tok[8], &op->ptr_w[2]))
+        malformed(index, "bad ptr operand");
+    op->ptr_v[1] = (int)inj;
+    op->ptr_v[3] = (int)off;
+    op->ptr_v[4] = (int)sel;
+}
+
+/*
+ * `i80 <nr> <ebx> <ecx> <edx>` and `i80 <nr> <ebx> <ecx> <edx> <entry> <base> <limit> <flags>`:
+ * INT 0x80 with EAX and the three registers as given (hex, 64 bits: the kernel sees their low
+ * halves), an operand `D` being the address of a struct user_desc (the four u32 given) in a
+ * page below 4 GiB (I80_LOW, mapped for the call and unmapped after), `P<hex>` the pid with
+ * <hex> in the high half. Prints `ok <rax>` (`ok self` for the pid) and, with a user_desc, its
+ * four words after the call.
+ */
+#define I80_LOW ((uint64_t)0x40000000)
+static void parse_i80(int index, char **tok, int ntok, struct op *op)
+{
+    if (ntok != 5 && ntok != 9)
+        malformed(index, "wrong number of operands");
+    bool ok = parse_hex(tok[1], &op->ptr_w[0]);
+    for (int k = 0; k < 3 && ok; k++) {
+        const char *t = tok[2 + k];
+        if (strcmp(t, "D") == 0)
+            op->ptr_v[k] = 1;
+        else if (t[0] == 'P')
+            op->ptr_v[k] = 2, ok = parse_hex(t + 1, &op->i80_arg[k]);
+        else
+            ok = parse_hex(t, &op->i80_arg[k]);
+        if (op->ptr_v[k] == 1 && ntok != 9)
+            ok = false;
+    }
+    op->ptr_v[3] = ntok == 9;
+    for (int k = 0; k < 4 && ok && ntok == 9; k++) {
+        uint64_t w = 0;
+        ok = parse_hex(tok[5 + k], &w) && w <= 0xffffffff;
+        op->i80_desc[k] = (uint32_t)w;
+    }
+    if (!ok)
+        malformed(index, "bad i80 operand");
+}
+
+static void do_i80(int index, const struct op *op)
+{
+    uint32_t *desc = (uint32_t *)I80_LOW;
+    if (op->ptr_v[3]) {
+        if (mmap(desc, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+            complain("i80: mmap: %s", strerror(errno));
+        memcpy(desc, op->i80_desc, 16);
+    }
+    long pid = getpid();
+    uint64_t a[3];
+    for (int k = 0; k < 3; k++)
+        a[k] = op->ptr_v[k] == 1 ? I80_LOW : op->ptr_v[k] == 2 ? (op->i80_arg[k] << 32) | (uint64_t)pid : op->i80_arg[k];
+    uint64_t rax;
+    __asm__ volatile("int $0x80" : "=a"(rax) : "a"(op->ptr_w[0]), "b"(a[0]), "c"(a[1]), "d"(a[2]) : "memory");
+    char res[128];
+    if (rax == (uint64_t)pid)
+        snprintf(res, sizeof res, "ok self");
+    else
+        snprintf(res, sizeof res, "ok %" PRIx64, rax);
+    if (op->ptr_v[3]) {
+        size_t n = strlen(res);
+        snprintf(res + n, sizeof res - n, " d:%x,%x,%x,%x", desc[0], desc[1], desc[2], desc[3]);
+        munmap(desc, 4096);
+    }
+    emit(index, "%s", res);
+}
+
 /* Parses one line (a NUL-terminated string) into *op; exits via malformed() on error. */
 static void parse_line(int index, char *line, struct op *op)
 {
@@ -576,7 +671,7 @@ static void parse_line(int index, char *line, struct op *op)
         { "load", OP_LOAD, 3 },   { "store", OP_STORE, 4 },   { "getpid", OP_GETPID, 1 },
         { "fork", OP_FORK, 1 },   { "end", OP_END, 1 },       { "wait", OP_WAIT, 1 },
         { "exit", OP_EXIT, 2 },   { "execve", OP_EXECVE, 1 }, { "call", OP_CALL, 3 },
-        { "sig", OP_SIG, 2 },
+        { "sig", OP_SIG, 2 },     { "ptr", OP_PTR, 9 },     { "i80", OP_I80, 5 },
     };
     size_t t = 0;
     while (t < sizeof table / sizeof table[0] && strcmp(tok[0], table[t].name) != 0)
@@ -584,7 +679,7 @@ static void parse_line(int index, char *line, struct op *op)
     if (t == sizeof table / sizeof table[0])
         malformed(index, "unknown operation");
     bool ok = table[t].kind == OP_CALL ? ntok >= 3 : table[t].kind == OP_MMAP ? ntok == 6 || ntok == 8
-            : table[t].kind == OP_SIG ? ntok >= 2 : ntok == table[t].ntok;
+            : table[t].kind == OP_SIG ? ntok >= 2 : table[t].kind == OP_I80 ? ntok == 5 || ntok == 9 : ntok == table[t].ntok;
     if (!ok)
         malformed(index, "wrong number of operands");
 
@@ -607,6 +702,12 @@ static void parse_line(int index, char *line, struct op *op)
         break;
     case OP_SIG:
         parse_sig(index, tok, ntok, op);
+        break;
+    case OP_PTR:
+        parse_ptr(index, tok, op);
+        break;
+    case OP_I80:
+        parse_i80(index, tok, ntok, op);
         break;
     case OP_MUNMAP:
     case OP_MPROTECT:
@@ -1458,6 +1559,243 @@ static void do_sig(int index, const struct op *op, uint64_t addr)
 }
 
 /* Runs lines [i, stop) in this process, following forks into child blocks, then exits 0. */
+/* ptrace's requests (linux/ptrace.h, asm/ptrace-abi.h) and user_regs_struct's offsets (asm/user_64.h). */
+#define PT_TRACEME 0
+#define PT_PEEKDATA 2
+#define PT_PEEKUSR 3
+#define PT_POKEDATA 5
+#define PT_POKEUSR 6
+#define PT_CONT 7
+#define PT_KILL 8
+#define PT_GETREGS 12
+#define PT_SETREGS 13
+#define PT_ATTACH 16
+#define PT_DETACH 17
+#define PT_GETSIGINFO 0x4202
+#define PT_SEIZE 0x4206
+#define PT_INTERRUPT 0x4207
+#define UR_R13 16
+#define UR_R12 24
+#define UR_RBX 40
+#define UR_RAX 80
+#define UR_ORIG_RAX 120
+#define UR_CS 136
+#define UR_SS 160
+#define UR_FS_BASE 168
+#define UR_DS 184
+#define UR_ES 192
+#define UR_FS 200
+#define UR_GS 208
+#define UR_SIZE 216
+/* The story's pages, which the family's sequences leave unmapped: S shared with the child (what
+ * it saw), R private and read-only (the word the tracer pokes); nothing is ever mapped at U. */
+#define PTR_S (ARENA + 0x3100000)
+#define PTR_R (ARENA + 0x3110000)
+#define PTR_U (ARENA + 0x3120000)
+
+static char ptr_line[2048];
+/* Appends ` <label>=<value>` to ptr_line: -errno in decimal, anything else in hex. */
+static void ptr_put(const char *label, int64_t v)
+{
+    size_t n = strlen(ptr_line);
+    if (v < 0 && v > -4096)
+        snprintf(ptr_line + n, sizeof ptr_line - n, " %s=%" PRId64, label, v);
+    else
+        snprintf(ptr_line + n, sizeof ptr_line - n, " %s=%" PRIx64, label, (uint64_t)v);
+}
+/* A pid as the story prints it: the child's `self`, else as ptr_put. */
+static void ptr_put_pid(const char *label, int64_t v, pid_t child)
+{
+    size_t n = strlen(ptr_line);
+    if (v == child)
+        snprintf(ptr_line + n, sizeof ptr_line - n, " %s=self", label);
+    else
+        ptr_put(label, v);
+}
+static void ptr_handler(int signo) { ((volatile uint64_t *)PTR_S)[0] = (uint64_t)signo; }
+
+/* The `ptr` child: see parse_ptr. Never returns. */
+static void ptr_child(const struct op *op, int sync_w, int blk_r)
+{
+    volatile uint64_t *S = (volatile uint64_t *)PTR_S;
+    struct sigaction sa = { .sa_handler = ptr_handler }; /* no SA_RESTART: an interrupted read is -EINTR */
+    sigaction(SIGUSR2, &sa, NULL);
+    if (op->ptr_v[0] == PM_TRACEME)
+        S[1] = (uint64_t)raw_syscall(SYS_ptrace, PT_TRACEME, 0, 0, 0);
+    char c = 'x';
+    raw_syscall(SYS_write, sync_w, (long)&c, 1, 0);
+    long me = raw_syscall(SYS_getpid, 0, 0, 0, 0);
+    register uint64_t r12 __asm__("r12") = op->ptr_w[0];
+    register uint64_t r13 __asm__("r13") = op->ptr_w[1];
+    uint64_t rbx = op->ptr_w[0] ^ op->ptr_w[1];
+    long ret;
+    if (op->ptr_v[0] == PM_TRACEME)
+        __asm__ volatile("syscall" : "=a"(ret), "+r"(r12), "+r"(r13), "+b"(rbx) : "a"((long)SYS_kill), "D"(me), "S"((long)SIGUSR1) : "rcx", "r11", "memory");
+    else
+        __asm__ volatile("syscall" : "=a"(ret), "+r"(r12), "+r"(r13), "+b"(rbx) : "a"((long)SYS_read), "D"((long)blk_r), "S"(&c), "d"(1L) : "rcx", "r11", "memory");
+    S[2] = (uint64_t)ret;
+    S[3] = r12;
+    S[4] = r13;
+    S[5] = rbx;
+    S[6] = *(volatile uint64_t *)PTR_R;
+    raw_syscall(SYS_exit_group, 0, 0, 0, 0);
+    for (;;)
+        ;
+}
+
+/* Waits until the child sleeps (in its pipe read: nothing else it does sleeps). */
+static void ptr_await_sleep(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (;;) {
+        int fd = open(path, O_RDONLY);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+        if (fd >= 0)
+            close(fd);
+        if (n > 0) {
+            buf[n] = '\0';
+            char *p = strrchr(buf, ')');
+            if (p && p[1] == ' ' && p[2] == 'S')
+                return;
+        }
+        usleep(100);
+    }
+}
+
+/*
+ * One ptrace story (parse_ptr), printed as `ptr` and `<label>=<value>` pairs in the order the
+ * tracer learns them. Not printed: RIP, RSP and EFLAGS (where the oracle's code and the model's
+ * program stop differ by nature) and FS_BASE's own value (the C library's TLS in the oracle;
+ * the tracer sets it and reads its value back, then restores it before the child runs).
+ */
+static void do_ptr(int index, const struct op *op)
+{
+    int mode = op->ptr_v[0], inj = op->ptr_v[1], fin = op->ptr_v[2];
+    int sync[2], blk[2];
+    if (pipe(sync) != 0 || pipe(blk) != 0)
+        complain("ptr: pipe: %s", strerror(errno));
+    if (mmap((void *)PTR_S, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED ||
+        mmap((void *)PTR_R, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+        complain("ptr: mmap: %s", strerror(errno));
+    *(uint64_t *)PTR_R = op->ptr_w[1] ^ 0xabcdef;
+    mprotect((void *)PTR_R, 4096, PROT_READ);
+    pid_t pid = fork();
+    if (pid < 0)
+        complain("ptr: fork: %s", strerror(errno));
+    if (pid == 0)
+        ptr_child(op, sync[1], blk[0]);
+    char c;
+    while (read(sync[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    strcpy(ptr_line, "ptr");
+    int st = 0;
+    if (mode != PM_TRACEME) {
+        ptr_await_sleep(pid);
+        if (mode == PM_ATTACH) {
+            ptr_put("attach", raw_syscall(SYS_ptrace, PT_ATTACH, pid, 0, 0));
+        } else {
+            ptr_put("seize", raw_syscall(SYS_ptrace, PT_SEIZE, pid, 0, 0));
+            ptr_put("nohang", raw_syscall(SYS_wait4, pid, (long)&st, WNOHANG, 0));
+            ptr_put("interrupt", raw_syscall(SYS_ptrace, PT_INTERRUPT, pid, 0, 0));
+        }
+    }
+    st = 0;
+    ptr_put_pid("wait", raw_syscall(SYS_wait4, pid, (long)&st, 0, 0), pid);
+    ptr_put("status", (uint32_t)st);
+    ptr_put("again", raw_syscall(SYS_ptrace, PT_ATTACH, pid, 0, 0));
+
+    uint64_t word;
+    static const struct { const char *label; int off; } peeks[] = {
+        { "r12", UR_R12 }, { "r13", UR_R13 }, { "rbx", UR_RBX }, { "rax", UR_RAX }, { "orig_rax", UR_ORIG_RAX },
+        { "cs", UR_CS }, { "ss", UR_SS }, { "ds", UR_DS }, { "es", UR_ES }, { "fs", UR_FS }, { "gs", UR_GS },
+    };
+    for (size_t k = 0; k < sizeof peeks / sizeof peeks[0]; k++) {
+        word = 0;
+        raw_syscall(SYS_ptrace, PT_PEEKUSR, pid, peeks[k].off, (long)&word);
+        ptr_put(peeks[k].label, (int64_t)word);
+    }
+    word = 0;
+    ptr_put("peekuser", raw_syscall(SYS_ptrace, PT_PEEKUSR, pid, op->ptr_v[3], (long)&word));
+    ptr_put("word", (int64_t)word);
+
+    uint8_t si[128];
+    memset(si, 0, sizeof si);
+    ptr_put("getsiginfo", raw_syscall(SYS_ptrace, PT_GETSIGINFO, pid, 0, (long)si));
+    ptr_put("si_signo", rd32(si));
+    ptr_put("si_code", rd32(si + 8));
+    ptr_put_pid("si_pid", (int32_t)rd32(si + 16), pid);
+
+    word = 0;
+    ptr_put("peekdata", raw_syscall(SYS_ptrace, PT_PEEKDATA, pid, (long)PTR_R, (long)&word));
+    ptr_put("data", (int64_t)word);
+    ptr_put("pokedata", raw_syscall(SYS_ptrace, PT_POKEDATA, pid, (long)PTR_R, (long)op->ptr_w[2]));
+    ptr_put("mine", (int64_t)*(volatile uint64_t *)PTR_R);
+    word = 0;
+    raw_syscall(SYS_ptrace, PT_PEEKDATA, pid, (long)PTR_R, (long)&word);
+    ptr_put("theirs", (int64_t)word);
+    ptr_put("peek_unmapped", raw_syscall(SYS_ptrace, PT_PEEKDATA, pid, (long)PTR_U, (long)&word));
+    ptr_put("poke_unmapped", raw_syscall(SYS_ptrace, PT_POKEDATA, pid, (long)PTR_U, 1));
+
+    uint64_t fs_base = 0;
+    raw_syscall(SYS_ptrace, PT_PEEKUSR, pid, UR_FS_BASE, (long)&fs_base);
+    ptr_put("fs_base_max", raw_syscall(SYS_ptrace, PT_POKEUSR, pid, UR_FS_BASE, 0x7ffffffff000L));
+    uint64_t my_base = op->ptr_w[0] & 0x3ffffffff000ULL; /* below TASK_SIZE_MAX */
+    ptr_put("fs_base_set", raw_syscall(SYS_ptrace, PT_POKEUSR, pid, UR_FS_BASE, (long)my_base));
+    word = 0;
+    raw_syscall(SYS_ptrace, PT_PEEKUSR, pid, UR_FS_BASE, (long)&word);
+    ptr_put("fs_base", (int64_t)word);
+    raw_syscall(SYS_ptrace, PT_POKEUSR, pid, UR_FS_BASE, (long)fs_base);
+    ptr_put("poke_ds", raw_syscall(SYS_ptrace, PT_POKEUSR, pid, UR_DS, op->ptr_v[4]));
+    word = 0;
+    raw_syscall(SYS_ptrace, PT_PEEKUSR, pid, UR_DS, (long)&word);
+    ptr_put("ds_now", (int64_t)word);
+    raw_syscall(SYS_ptrace, PT_POKEUSR, pid, UR_DS, 0);
+    ptr_put("poke_cs", raw_syscall(SYS_ptrace, PT_POKEUSR, pid, UR_CS, 0));
+    ptr_put("poke_r13", raw_syscall(SYS_ptrace, PT_POKEUSR, pid, UR_R13, (long)op->ptr_w[2]));
+    ptr_put("poke_odd", raw_syscall(SYS_ptrace, PT_POKEUSR, pid, UR_R13 + 1, 0));
+
+    uint8_t regs[UR_SIZE];
+    memset(regs, 0, sizeof regs);
+    ptr_put("getregs", raw_syscall(SYS_ptrace, PT_GETREGS, pid, 0, (long)regs));
+    static const struct { const char *label; int off; } got[] = {
+        { "g_r12", UR_R12 }, { "g_r13", UR_R13 }, { "g_rbx", UR_RBX }, { "g_rax", UR_RAX }, { "g_orig_rax", UR_ORIG_RAX },
+        { "g_cs", UR_CS }, { "g_ss", UR_SS }, { "g_ds", UR_DS }, { "g_es", UR_ES }, { "g_fs", UR_FS }, { "g_gs", UR_GS },
+    };
+    for (size_t k = 0; k < sizeof got / sizeof got[0]; k++)
+        ptr_put(got[k].label, (int64_t)rd64(regs + got[k].off));
+    uint64_t cs = rd64(regs + UR_CS);
+    memset(regs + UR_CS, 0, 8);
+    ptr_put("setregs_cs0", raw_syscall(SYS_ptrace, PT_SETREGS, pid, 0, (long)regs));
+    memcpy(regs + UR_CS, &cs, 8);
+    uint64_t r12 = op->ptr_w[2] ^ 0x5a;
+    memcpy(regs + UR_R12, &r12, 8);
+    ptr_put("setregs", raw_syscall(SYS_ptrace, PT_SETREGS, pid, 0, (long)regs));
+    ptr_put("bad_request", raw_syscall(SYS_ptrace, 0x4299, pid, 0, 0));
+    ptr_put("cont_65", raw_syscall(SYS_ptrace, PT_CONT, pid, 0, 65));
+
+    long r = fin == PF_CONT ? raw_syscall(SYS_ptrace, PT_CONT, pid, 0, inj)
+           : fin == PF_DETACH ? raw_syscall(SYS_ptrace, PT_DETACH, pid, 0, inj)
+           : raw_syscall(SYS_ptrace, PT_KILL, pid, 0, 0);
+    ptr_put(ptr_fin_names[fin], r);
+    ptr_put("running", raw_syscall(SYS_ptrace, PT_PEEKUSR, pid, 0, (long)&word));
+    if (mode != PM_TRACEME)
+        raw_syscall(SYS_write, blk[1], (long)&c, 1, 0);
+    st = 0;
+    ptr_put_pid("reaped", raw_syscall(SYS_wait4, pid, (long)&st, 0, 0), pid);
+    ptr_put("exit", (uint32_t)st);
+    static const char *const seen[] = { "h_signo", "traceme", "c_ret", "c_r12", "c_r13", "c_rbx", "c_ro" };
+    for (int k = 0; k < 7; k++)
+        ptr_put(seen[k], (int64_t)((volatile uint64_t *)PTR_S)[k]);
+    munmap((void *)PTR_S, 4096);
+    munmap((void *)PTR_R, 4096);
+    close(sync[0]);
+    close(sync[1]);
+    close(blk[0]);
+    close(blk[1]);
+    emit(index, "%s", ptr_line);
+}
+
 static void run(int i, int stop)
 {
     while (i < stop) {
@@ -1552,6 +1890,12 @@ static void run(int i, int stop)
             break;
         case OP_SIG:
             do_sig(i, op, addr);
+            break;
+        case OP_PTR:
+            do_ptr(i, op);
+            break;
+        case OP_I80:
+            do_i80(i, op);
             break;
         case OP_END: /* only reached at a block's stop, never inside the loop */
             break;

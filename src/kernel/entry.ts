@@ -162,8 +162,10 @@ export function exit_to_user_mode(k: Kernel, t: Task): void {
     return;
   }
   if (t.restartPending) {
+    // arch_do_signal_or_restart: no handler ran, so regs->ax = regs->orig_ax and the ip goes back.
     t.restartPending = false;
     t.pc -= OP_BYTES;
+    t.vars.set('rax', BigInt.asUintN(64, BigInt(t.curNr)));
   }
   // do_syscall_64 allows SYSRET after a syscall (the model's user state always qualifies);
   // everything else, and a restarted syscall, leaves by IRET.

@@ -358,8 +358,14 @@ export class Kernel {
     if (this.events.on) this.emit({ type: 'op', cpu: t.cpu, record });
   }
 
-  /** A syscall's result: into its variable and the log; -ERESTARTSYS is held for the restart decision. */
+  /**
+   * A syscall's result: into RAX (do_syscall_x64 and do_int80_emulation's regs->ax = result, a
+   * negative errno sign-extended: what a signal frame and ptrace see), its variable and the log;
+   * -ERESTARTSYS is held for the restart decision (RAX holds it meanwhile, as pt_regs does until
+   * arch_do_signal_or_restart decides, after any ptrace stop in get_signal).
+   */
   completeSyscallResult(t: Task, ret: number): void {
+    t.vars.set('rax', BigInt.asUintN(64, BigInt(ret)));
     if (ret === -512) {
       t.restartPending = true;
       return;

@@ -15,7 +15,8 @@
  * XXX: RFLAGS is not modelled: eflags reads 0x202 (IF and the fixed bit; a real tracee's
  * arithmetic flags vary) and writes to it are accepted and dropped; orig_rax reads the syscall
  * the tracee stopped in (-1 after an exception or interrupt) and writes to it are dropped (no
- * syscall restart through it); fs_base of a tracee with a non-zero FS selector on a CPU without
+ * syscall restart through it), and a write to rax while an interrupted syscall awaits its restart
+ * decision (rax -ERESTARTSYS) does not cancel the restart as 6.12's would; fs_base of a tracee with a non-zero FS selector on a CPU without
  * FSGSBASE is thread.fsbase, where 6.12 reads the base of the descriptor; DR7 writes that would
  * enable a breakpoint are -EIO (no hardware breakpoints; a disabling write is kept). The model
  * holds no x87 or SSE registers (hw/xsave.ts): NT_PRFPREG and NT_X86_XSTATE read their init

@@ -871,8 +871,11 @@ function* setup_rt_frame(k: Kernel, pc: PerCpu, t: Task, info: SigInfo, ka: KSig
   // A syscall interrupted with -ERESTARTSYS restarts after the handler only with SA_RESTART.
   if (t.restartPending) {
     t.restartPending = false;
-    if (ka.flags & SA_RESTART) t.pc -= OP_BYTES;
-    else k.completeSyscallResult(t, -EINTR);
+    // handle_signal: with SA_RESTART, regs->ax = regs->orig_ax and the ip back at the syscall.
+    if (ka.flags & SA_RESTART) {
+      t.pc -= OP_BYTES;
+      t.vars.set('rax', BigInt.asUintN(64, BigInt(t.curNr)));
+    } else k.completeSyscallResult(t, -EINTR);
   }
   const cpu = pc.cpu;
   const pkru = cpu.pkru;

@@ -11,8 +11,13 @@
  *    and maps, and userfaultfd without a handler;
  *  - differential-signals.test.ts: rt_sigaction with handlers that record what they see, jump
  *    or fix the mapping, kill, tgkill, sigprocmask, faults, sigaltstack, modify_ldt, MOV Sreg,
- *    LAR/LSL/VERR/VERW, arch_prctl, WRFSBASE/WRGSBASE.
- * ISOLAB_ORACLE_RUNS, _FILE_RUNS, _MEMORY_RUNS, _PROC_RUNS and _SIGNAL_RUNS set each family's
+ *    LAR/LSL/VERR/VERW, arch_prctl, WRFSBASE/WRGSBASE;
+ *  - differential-ptrace.test.ts: a parent tracing a child it forks (TRACEME, ATTACH, SEIZE and
+ *    INTERRUPT, wait4, PEEKUSER/POKEUSER, GETREGS/SETREGS, GETSIGINFO, PEEKDATA/POKEDATA, CONT
+ *    and DETACH with a signal, KILL, the requests' errors), and INT 0x80 (getpid, kill, an unknown
+ *    number, set_thread_area, get_thread_area, modify_ldt) with the TLS selectors' LAR/LSL and
+ *    loads.
+ * ISOLAB_ORACLE_RUNS, _FILE_RUNS, _MEMORY_RUNS, _PROC_RUNS, _SIGNAL_RUNS and _PTRACE_RUNS set each family's
  * count (1,000 by default); ISOLAB_ORACLE_SEED the base seed (family n uses seed + n).
  */
 import assert from 'node:assert/strict';

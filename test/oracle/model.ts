@@ -13,14 +13,14 @@ import { readFileSync } from 'node:fs';
 import { System } from '../../src/system.js';
 import { ProgramImage, type Op, type Program, type Value } from '../../src/user/program.js';
 import type { OpRecord } from '../../src/kernel/task.js';
-import { ARENA, ARENA_SIZE, HOST_CPUID_FAULT, HOST_FSGSBASE, SAFE_LEN, SAFE_OFF, SAFE_PATTERN, type Addr, type SeqOp, type SigHandler, type SigOp } from './sequence.js';
+import { ARENA, ARENA_SIZE, HOST_CPUID_FAULT, HOST_FSGSBASE, SAFE_LEN, SAFE_OFF, SAFE_PATTERN, type Addr, type SeqOp, type PtrOp, type SigHandler, type SigOp } from './sequence.js';
 
 /** What a call's loads after the syscall read back, in order: a cell, the two halves of a pair, an `m:` argument's words (masked), a `t:` argument's text. */
 type Extra = { kind: 'cell' } | { kind: 'pair' } | { kind: 'words'; mask: bigint[] } | { kind: 'text'; len: number };
 
 interface Slot {
   line: number;
-  kind: 'mmap' | 'ret0' | 'load' | 'store' | 'getpid' | 'fork' | 'wait' | 'waitstatus' | 'execve' | 'call' | 'brk0' | 'sig' | 'hpart';
+  kind: 'mmap' | 'ret0' | 'load' | 'store' | 'getpid' | 'fork' | 'wait' | 'waitstatus' | 'execve' | 'call' | 'brk0' | 'sig' | 'hpart' | 'ptr' | 'i80';
   handle?: number;
   extras?: Extra[];
   /** call: brk, whose result is printed as an address. */
@@ -32,6 +32,10 @@ interface Slot {
   part?: number;
   /** hpart: the handler. */
   handler?: SigHandler;
+  /** i80: a user_desc was given (its words are printed after the call). */
+  desc?: boolean;
+  /** ptr: the label of the value this record is (PTR_END: the story finished). */
+  label?: string;
 }
 
 /** The handles an operation's addresses name. */
@@ -325,6 +329,26 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
             compileSig(o.s, out, (part) => slots.set(`${name}|${fn}|${out.length}`, { line, kind: 'sig', sig: o.s, part }));
             line++;
             break;
+          case 'i80': {
+            // native/oracle.c do_i80: the user_desc in a page below 4 GiB for the call, the pid for `P` operands.
+            if (o.desc) {
+              out.push({ op: 'syscall', name: 'mmap', args: [I80_LOW, 4096, 3, 0x32, -1, 0] });
+              const [e, b, l, f] = o.desc.map(BigInt);
+              out.push({ op: 'store', addr: I80_LOW, value: e | (b << 32n) }, { op: 'store', addr: I80_LOW + 8n, value: l | (f << 32n) });
+            }
+            out.push({ op: 'syscall', name: 'getpid', into: 'i80pid' });
+            const args = o.args.map((a): Value => (a.kind === 'D' ? I80_LOW : a.kind === 'P' ? `$i80pid + ${a.hi << 32n}` : a.value));
+            here('i80');
+            slots.get(`${name}|${fn}|${out.length}`)!.desc = o.desc !== undefined;
+            out.push({ op: 'int80', name: Number(o.nr), args });
+            if (o.desc) out.push({ op: 'load', addr: I80_LOW }, { op: 'load', addr: I80_LOW + 8n }, { op: 'syscall', name: 'munmap', args: [I80_LOW, 4096] });
+            line++;
+            break;
+          }
+          case 'ptr':
+            compilePtr(o.p, out, (label) => slots.set(`${name}|${fn}|${out.length}`, { line, kind: 'ptr', label }));
+            line++;
+            break;
           case 'execve': {
             here('execve');
             line++;
@@ -340,6 +364,7 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
     const main: Op[] = [...prologue];
     body('main', list, main);
     const functions: Record<string, Op[]> = { onfault: [{ op: 'longjmp' }] };
+    if (list.some((o) => o.op === 'ptr')) functions.h_ptr = [{ op: 'store', addr: PTR_S, value: '$signo' }];
     if (usesSig(list)) {
       for (const [fname, { ops, parts }] of Object.entries(sigHandlerFunctions())) {
         functions[fname] = ops;
@@ -359,6 +384,7 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
     return 'other';
   };
   const sigOpen = new Map<number, SigLine>();
+  const ptrOpen = new Map<number, { line: number; values: string[]; pid: bigint }>();
   const who = new Map<number, string>();
   const unsub = sys.events.subscribe((e) => {
     if (e.type === 'fork') who.set(e.child, (who.get(e.parent) ?? '?') + 'c');
@@ -401,6 +427,20 @@ export function runOnModel(ops: SeqOp[], options: { debug?: boolean } = {}): { l
         lines[l.at] = `${who.get(r.tid) ?? '?'} ${l.line} ${formatSig(l, brkBase.get(r.image) ?? 0n, handlerAt)}`;
         sigOpen.delete(r.tid);
       } else if (!r.signal) l.parts.set(slot.part!, r); // a signal's record: the handlers say what came of it
+      continue;
+    }
+    if (slot.kind === 'ptr') {
+      if (r.signal) continue;
+      let l = ptrOpen.get(r.tid);
+      if (!l || l.line !== slot.line) {
+        l = { line: slot.line, values: [], pid: 0n };
+        ptrOpen.set(r.tid, l);
+      }
+      if (slot.label === PTR_END) {
+        lines.push(`${who.get(r.tid) ?? '?'} ${l.line} ptr${l.values.join('')}`);
+        ptrOpen.delete(r.tid);
+      } else if (slot.label === '_pid') l.pid = r.value ?? 0n;
+      else l.values.push(` ${slot.label}=${ptrValue(slot.label!, r.value ?? 0n, l.pid)}`);
       continue;
     }
     if (slot.kind === 'hpart') {
@@ -498,9 +538,19 @@ function format(slot: Slot, r: OpRecord, after: (n: number) => OpRecord[], brk: 
       const status = Number(after(1)[0]?.value ?? 0n);
       return (status & 0x7f) === 0 ? `ok exited ${(status >> 8) & 0xff}` : `ok signaled ${status & 0x7f}`;
     }
+    case 'i80': {
+      const u = BigInt.asUintN(64, r.value ?? 0n);
+      let text = u === BigInt(r.pid) ? 'ok self' : `ok ${u.toString(16)}`;
+      if (slot.desc) {
+        const [a, b] = after(2).map((x) => x.value ?? 0n);
+        text += ` d:${[a & 0xffffffffn, a >> 32n, b & 0xffffffffn, b >> 32n].map((w) => w.toString(16)).join(',')}`;
+      }
+      return text;
+    }
     case 'waitstatus':
     case 'sig':
     case 'hpart':
+    case 'ptr':
     case 'brk0':
       return null;
     case 'execve':
@@ -865,4 +915,156 @@ function formatSig(l: SigLine, brk: bigint, handlerAt: (addr: bigint) => string)
       break;
   }
   return text + hs;
+}
+
+// ---- the ptrace family ----
+
+/** native/oracle.c I80_LOW: the page below 4 GiB an INT 0x80's struct user_desc is in. */
+const I80_LOW = 0x40000000n;
+
+/** The story's pages (native/oracle.c PTR_S, PTR_R, PTR_U): shared with the child, private and read-only, never mapped. */
+const PTR_S = ARENA + 0x3100000n;
+const PTR_R = ARENA + 0x3110000n;
+const PTR_U = ARENA + 0x3120000n;
+/** The tracer's buffers in the scratch page: user_regs_struct, siginfo, a word, the two pipes' int[2], wait's status, the sigaction, a byte, FS_BASE saved. */
+const PT_REGS = 0xc00;
+const PT_SI = 0xd00;
+const PT_W = 0xd80;
+const PT_SYNC = 0xd88;
+const PT_BLK = 0xd90;
+const PT_ST = 0xd98;
+const PT_SA = 0xda0;
+const PT_BYTE = 0xdc8;
+const PT_FSB = 0xdd0;
+const PTR_END = '$end';
+/** ptrace's requests (linux/ptrace.h, asm/ptrace-abi.h). */
+const PT = Object.freeze({ TRACEME: 0, PEEKDATA: 2, PEEKUSR: 3, POKEDATA: 5, POKEUSR: 6, CONT: 7, KILL: 8, GETREGS: 12, SETREGS: 13, ATTACH: 16, DETACH: 17, GETSIGINFO: 0x4202, SEIZE: 0x4206, INTERRUPT: 0x4207 });
+/** user_regs_struct's offsets (asm/user_64.h) the story reads. */
+const UR = Object.freeze({ r13: 16, r12: 24, rbx: 40, rax: 80, orig_rax: 120, cs: 136, ss: 160, fs_base: 168, ds: 184, es: 192, fs: 200, gs: 208 });
+const UR_PRINTED = ['r12', 'r13', 'rbx', 'rax', 'orig_rax', 'cs', 'ss', 'ds', 'es', 'fs', 'gs'] as const;
+const PTR_SEEN = ['h_signo', 'traceme', 'c_ret', 'c_r12', 'c_r13', 'c_rbx', 'c_ro'];
+
+/** A story's value as native/oracle.c ptr_put prints it: -errno in decimal, else hex; a pid (label wait, si_pid, reaped) that is the child's as `self`. */
+function ptrValue(label: string, v: bigint, pid: bigint): string {
+  if ((label === 'wait' || label === 'si_pid' || label === 'reaped') && v === pid) return 'self';
+  const s = BigInt.asIntN(64, v);
+  return s < 0n && s > -4096n ? s.toString() : BigInt.asUintN(64, v).toString(16);
+}
+
+/** A ptrace story's model operations (native/oracle.c do_ptr and ptr_child, step for step), appended to `out`; `slot(label)` marks the next one's record as that value of the line. */
+function compilePtr(p: PtrOp, out: Op[], slot: (label: string) => void): void {
+  const S = (off: number): string => `$scratch+${off}`;
+  const sc = (name: string, args: Value[], into?: string): Op => ({ op: 'syscall', name, args, ...(into ? { into } : {}) });
+  const pt = (req: number, addr: Value, data: Value): Op => sc('ptrace', [req, '$ptc', addr, data]);
+  const part = (label: string, op: Op): void => {
+    slot(label);
+    out.push(op);
+  };
+  const zero = (off: number, len: number): void => {
+    for (let at = 0; at < len; at += 8) out.push({ op: 'store', addr: S(off + at), value: 0 });
+  };
+  const traceme = p.mode === 'traceme';
+  const child: Op[] = [
+    { op: 'store', addr: S(PT_SA), value: '@h_ptr' },
+    { op: 'store', addr: S(PT_SA + 8), value: 0x04000000 }, // SA_RESTORER, no SA_RESTART
+    { op: 'store', addr: S(PT_SA + 16), value: '@__restore_rt' },
+    { op: 'store', addr: S(PT_SA + 24), value: 0 },
+    sc('rt_sigaction', [12, S(PT_SA), 0, 8]),
+    ...(traceme ? [sc('ptrace', [PT.TRACEME, 0, 0, 0], 'ptt'), { op: 'store', addr: PTR_S + 8n, value: '$ptt' } as Op] : []),
+    sc('write', ['$pts_w', S(PT_BYTE), 1]),
+    sc('getpid', [], 'ptme'),
+    { op: 'set', var: 'r12', value: p.v1 },
+    { op: 'set', var: 'r13', value: p.v2 },
+    { op: 'set', var: 'rbx', value: p.v1 ^ p.v2 },
+    traceme ? sc('kill', ['$ptme', 10], 'ptret') : sc('read', ['$ptb_r', S(PT_BYTE), 1], 'ptret'),
+    { op: 'store', addr: PTR_S + 16n, value: '$ptret' },
+    { op: 'store', addr: PTR_S + 24n, value: '$r12' },
+    { op: 'store', addr: PTR_S + 32n, value: '$r13' },
+    { op: 'store', addr: PTR_S + 40n, value: '$rbx' },
+    { op: 'load', addr: PTR_R, into: 'ptro' },
+    { op: 'store', addr: PTR_S + 48n, value: '$ptro' },
+    sc('exit_group', [0]),
+  ];
+  out.push(
+    sc('pipe', [S(PT_SYNC)]),
+    sc('pipe', [S(PT_BLK)]),
+    { op: 'load', addr: S(PT_SYNC), size: 4, into: 'pts_r' },
+    { op: 'load', addr: S(PT_SYNC + 4), size: 4, into: 'pts_w' },
+    { op: 'load', addr: S(PT_BLK), size: 4, into: 'ptb_r' },
+    { op: 'load', addr: S(PT_BLK + 4), size: 4, into: 'ptb_w' },
+    sc('mmap', [PTR_S, 4096, 3, 0x31, -1, 0]),
+    sc('mmap', [PTR_R, 4096, 3, 0x32, -1, 0]),
+    { op: 'store', addr: PTR_R, value: p.v2 ^ 0xabcdefn },
+    sc('mprotect', [PTR_R, 4096, 1]),
+  );
+  part('_pid', { op: 'syscall', name: 'fork', args: [], into: 'ptc', child });
+  out.push(sc('read', ['$pts_r', S(PT_BYTE), 1]));
+  if (p.mode === 'attach') part('attach', pt(PT.ATTACH, 0, 0));
+  if (p.mode === 'seize') {
+    part('seize', pt(PT.SEIZE, 0, 0));
+    zero(PT_ST, 8);
+    part('nohang', sc('wait4', ['$ptc', S(PT_ST), 1, 0]));
+    part('interrupt', pt(PT.INTERRUPT, 0, 0));
+  }
+  zero(PT_ST, 8);
+  part('wait', sc('wait4', ['$ptc', S(PT_ST), 0, 0]));
+  part('status', { op: 'load', addr: S(PT_ST), size: 4 });
+  part('again', pt(PT.ATTACH, 0, 0));
+  for (const r of UR_PRINTED) {
+    zero(PT_W, 8);
+    out.push(pt(PT.PEEKUSR, UR[r], S(PT_W)));
+    part(r, { op: 'load', addr: S(PT_W) });
+  }
+  zero(PT_W, 8);
+  part('peekuser', pt(PT.PEEKUSR, p.off, S(PT_W)));
+  part('word', { op: 'load', addr: S(PT_W) });
+  zero(PT_SI, 128);
+  part('getsiginfo', pt(PT.GETSIGINFO, 0, S(PT_SI)));
+  part('si_signo', { op: 'load', addr: S(PT_SI), size: 4 });
+  part('si_code', { op: 'load', addr: S(PT_SI + 8), size: 4 });
+  part('si_pid', { op: 'load', addr: S(PT_SI + 16), size: 4 });
+  zero(PT_W, 8);
+  part('peekdata', pt(PT.PEEKDATA, PTR_R, S(PT_W)));
+  part('data', { op: 'load', addr: S(PT_W) });
+  part('pokedata', pt(PT.POKEDATA, PTR_R, p.pv));
+  part('mine', { op: 'load', addr: PTR_R });
+  zero(PT_W, 8);
+  out.push(pt(PT.PEEKDATA, PTR_R, S(PT_W)));
+  part('theirs', { op: 'load', addr: S(PT_W) });
+  part('peek_unmapped', pt(PT.PEEKDATA, PTR_U, S(PT_W)));
+  part('poke_unmapped', pt(PT.POKEDATA, PTR_U, 1));
+  zero(PT_FSB, 8);
+  out.push(pt(PT.PEEKUSR, UR.fs_base, S(PT_FSB)));
+  part('fs_base_max', pt(PT.POKEUSR, UR.fs_base, 0x7ffffffff000n));
+  part('fs_base_set', pt(PT.POKEUSR, UR.fs_base, p.v1 & 0x3ffffffff000n));
+  zero(PT_W, 8);
+  out.push(pt(PT.PEEKUSR, UR.fs_base, S(PT_W)));
+  part('fs_base', { op: 'load', addr: S(PT_W) });
+  out.push({ op: 'load', addr: S(PT_FSB), into: 'ptfsb' }, pt(PT.POKEUSR, UR.fs_base, '$ptfsb'));
+  part('poke_ds', pt(PT.POKEUSR, UR.ds, p.sel));
+  zero(PT_W, 8);
+  out.push(pt(PT.PEEKUSR, UR.ds, S(PT_W)));
+  part('ds_now', { op: 'load', addr: S(PT_W) });
+  out.push(pt(PT.POKEUSR, UR.ds, 0));
+  part('poke_cs', pt(PT.POKEUSR, UR.cs, 0));
+  part('poke_r13', pt(PT.POKEUSR, UR.r13, p.pv));
+  part('poke_odd', pt(PT.POKEUSR, UR.r13 + 1, 0));
+  zero(PT_REGS, 216);
+  part('getregs', pt(PT.GETREGS, 0, S(PT_REGS)));
+  for (const r of UR_PRINTED) part(`g_${r}`, { op: 'load', addr: S(PT_REGS + UR[r]) });
+  out.push({ op: 'load', addr: S(PT_REGS + UR.cs), into: 'ptcs' }, { op: 'store', addr: S(PT_REGS + UR.cs), value: 0 });
+  part('setregs_cs0', pt(PT.SETREGS, 0, S(PT_REGS)));
+  out.push({ op: 'store', addr: S(PT_REGS + UR.cs), value: '$ptcs' }, { op: 'store', addr: S(PT_REGS + UR.r12), value: p.pv ^ 0x5an });
+  part('setregs', pt(PT.SETREGS, 0, S(PT_REGS)));
+  part('bad_request', pt(0x4299, 0, 0));
+  part('cont_65', pt(PT.CONT, 0, 65));
+  part(p.fin, p.fin === 'kill' ? pt(PT.KILL, 0, 0) : pt(p.fin === 'cont' ? PT.CONT : PT.DETACH, 0, p.inj));
+  part('running', pt(PT.PEEKUSR, 0, S(PT_W)));
+  if (!traceme) out.push(sc('write', ['$ptb_w', S(PT_BYTE), 1]));
+  zero(PT_ST, 8);
+  part('reaped', sc('wait4', ['$ptc', S(PT_ST), 0, 0]));
+  part('exit', { op: 'load', addr: S(PT_ST), size: 4 });
+  PTR_SEEN.forEach((label, k) => part(label, { op: 'load', addr: PTR_S + BigInt(8 * k) }));
+  out.push(sc('munmap', [PTR_S, 4096]), sc('munmap', [PTR_R, 4096]), sc('close', ['$pts_r']), sc('close', ['$pts_w']), sc('close', ['$ptb_r']));
+  part(PTR_END, sc('close', ['$ptb_w']));
 }

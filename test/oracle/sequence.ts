@@ -70,7 +70,11 @@ export type SeqOp =
   | { op: 'exit'; code: number }
   | { op: 'execve'; rest: SeqOp[] }
   /** An operation of the signal family (SigOp): signals, sigaltstack, segments, arch_prctl. */
-  | { op: 'sig'; s: SigOp };
+  | { op: 'sig'; s: SigOp }
+  /** A story of the ptrace family (PtrOp): a parent tracing a child it forks. */
+  | { op: 'ptr'; p: PtrOp }
+  /** INT 0x80 (native/oracle.c parse_i80): EAX, then EBX, ECX, EDX; `desc` a struct user_desc at I80 `D` operands point to. */
+  | { op: 'i80'; nr: bigint; args: I80Arg[]; desc?: [number, number, number, number] };
 
 /**
  * The handlers `sig action` installs (native/oracle.c's handlers, model.ts's functions): `rec`
@@ -194,6 +198,12 @@ export function serialize(ops: SeqOp[]): string {
           break;
         case 'sig':
           lines.push(sigText(o.s));
+          break;
+        case 'i80':
+          lines.push(['i80', hex(o.nr), ...o.args.map((a) => (a.kind === 'D' ? 'D' : a.kind === 'P' ? `P${hex(a.hi)}` : hex(a.value))), ...(o.desc ?? []).map((w) => w.toString(16))].join(' '));
+          break;
+        case 'ptr':
+          lines.push(`ptr ${o.p.mode} ${hex(BigInt(o.p.inj))} ${o.p.fin} ${hex(BigInt(o.p.off))} ${hex(BigInt(o.p.sel))} ${hex(o.p.v1)} ${hex(o.p.v2)} ${hex(o.p.pv)}`);
           break;
       }
     }
@@ -1290,3 +1300,100 @@ const sigStep: fc.Arbitrary<SeqOp[]> = fc.oneof(
 export const signalSequenceArb: fc.Arbitrary<SeqOp[]> = fc
   .tuple(firstActions, fc.array(sigStep, { minLength: 6, maxLength: 20 }))
   .map(([first, steps]): SeqOp[] => [...SIG_PRELUDE, { op: 'fork', child: [sig({ what: 'reset' }), ...first, ...steps.flat()] }, { op: 'wait' }]);
+
+// ---- the ptrace family ----
+
+/**
+ * A story of the ptrace family (native/oracle.c parse_ptr and do_ptr; model.ts compilePtr): the
+ * parent forks a child that installs a SIGUSR2 handler, tells the parent it is ready, puts v1 in
+ * R12, v2 in R13 and their XOR in RBX and makes its stopping syscall: with `traceme`,
+ * PTRACE_TRACEME then kill(getpid(), SIGUSR1) (a signal-delivery stop); with `attach` or
+ * `seize`, a pipe read the tracer attaches to (SIGSTOP's stop, or PTRACE_INTERRUPT's event
+ * stop). The tracer then reads and writes its user area, registers and memory (POKEDATA of pv
+ * into a read-only private page), gives DS the selector `sel` and PEEKUSERs `off`, and ends with
+ * PTRACE_CONT or PTRACE_DETACH injecting `inj`, or PTRACE_KILL; the child records what it saw.
+ */
+export interface PtrOp {
+  mode: 'traceme' | 'attach' | 'seize';
+  inj: number;
+  fin: 'cont' | 'detach' | 'kill';
+  off: number;
+  sel: number;
+  v1: bigint;
+  v2: bigint;
+  pv: bigint;
+}
+
+/**
+ * User-area offsets PEEKUSER draws: the registers the child set (R13, R12, RBX: the others hold
+ * what the oracle's compiled code or the model's program left there, which differ by nature),
+ * misaligned ones, u_fpvalid and u_fpstate (zero), the last word and sizeof(struct user)
+ * (asm/user_64.h: 928), and DR6 and DR7 (u_debugreg at 848).
+ */
+const PTR_OFFSETS = [16, 24, 40, 3, 17, 215, 216, 800, 920, 928, 0xff8, 848 + 48, 848 + 56];
+/** Selectors POKEUSER gives DS: null, kernel (RPL 0, -EIO), user data, an LDT one, one above 16 bits (cut to 16). */
+const PTR_SELECTORS = [0, 0x10, 0x2b, 0x7, 0x1002b, 0x1ffff, 0x33];
+const word64 = fc.oneof(fc.bigInt({ min: 0n, max: 0xffffffffffffffffn }), fc.constantFrom(0n, 1n, 0x7fffffffffffffffn, 0x8000000000000000n));
+
+const ptrOp: fc.Arbitrary<PtrOp> = fc.record({
+  mode: fc.constantFrom('traceme' as const, 'attach' as const, 'seize' as const),
+  inj: fc.constantFrom(0, 0, 12, 15),
+  fin: fc.constantFrom('cont' as const, 'cont' as const, 'detach' as const, 'kill' as const),
+  off: fc.constantFrom(...PTR_OFFSETS),
+  sel: fc.constantFrom(...PTR_SELECTORS),
+  v1: word64,
+  v2: word64,
+  pv: word64,
+});
+
+/** An INT 0x80 operand: a number, the user_desc's address (below 4 GiB), or the pid with `hi` in the high half. */
+export type I80Arg = { kind: 'int'; value: bigint } | { kind: 'D' } | { kind: 'P'; hi: bigint };
+const i80int = (value: bigint): I80Arg => ({ kind: 'int', value });
+/** struct user_desc's flag bits (asm/ldt.h): seg_32bit (bit 0), contents (bits 1-2), read_exec_only, limit_in_pages, seg_not_present (bit 5), useable, lm. */
+const UD_32BIT = 1, UD_NOT_PRESENT = 32;
+
+/**
+ * A story of INT 0x80 and the thread area: getpid with EAX's high half set (only EAX counts),
+ * an unknown number (-ENOSYS), kill of the pid with a high half in EBX (cut to 32 bits),
+ * set_thread_area of a drawn user_desc (entry -1, a TLS entry 12..14, or a bad one), then
+ * get_thread_area of its entry, modify_ldt's read (func 0) and an unknown func (-ENOSYS, RAX's
+ * (unsigned int)), LAR/LSL/VERR/VERW of the entry's selector (`sig lar`; not of entry 15's),
+ * and, when the entry
+ * was set with a loadable descriptor (a 32-bit present data segment: what tls_desc_okay lets
+ * through), its selector loaded into DS, ES, FS or GS (`sig sreg`: an unloadable one would fault,
+ * which the oracle's sreg does not survive).
+ */
+const tlsStory: fc.Arbitrary<SeqOp[]> = fc
+  .record({
+    hi: fc.constantFrom(1n, 0xffffffffn, 0x80000000n),
+    // EAX's high half: the model's int80 operation takes EAX as a JavaScript number (exact below 2^53).
+    nrHi: fc.constantFrom(1n, 0x10000n, 0x1fffffn),
+    unknown: fc.constantFrom(9999n, 0xffffffffn, 0x80000000n),
+    entry: fc.constantFrom(0xffffffff, 12, 13, 14, 14, 5, 15),
+    base: fc.oneof(fc.constantFrom(0, 0x1000, 0xfffff000), fc.integer({ min: 0, max: 0xffffffff })),
+    limit: fc.oneof(fc.constantFrom(0, 0xfff, 0xfffff), fc.integer({ min: 0, max: 0xfffff })),
+    flags: fc.oneof(fc.constantFrom(0x51, 0x41, 0x53, 0x01, 0x28, 0x00), fc.integer({ min: 0, max: 0xff })),
+    sreg: fc.constantFrom('ds' as const, 'es' as const, 'fs' as const, 'gs' as const),
+  })
+  .map(({ hi, nrHi, unknown, entry, base, limit, flags, sreg }): SeqOp[] => {
+    const ops: SeqOp[] = [
+      { op: 'i80', nr: (nrHi << 32n) | 20n, args: [i80int(0n), i80int(0n), i80int(0n)] },
+      { op: 'i80', nr: unknown, args: [i80int(0n), i80int(0n), i80int(0n)] },
+      { op: 'i80', nr: 37n, args: [{ kind: 'P', hi }, i80int(0n), i80int(0n)] },
+      { op: 'i80', nr: 243n, args: [{ kind: 'D' }, i80int(0n), i80int(0n)], desc: [entry, base, limit, flags] },
+      { op: 'i80', nr: 244n, args: [{ kind: 'D' }, i80int(0n), i80int(0n)], desc: [entry === 0xffffffff ? 12 : entry, 0, 0, 0] },
+      { op: 'i80', nr: 123n, args: [i80int(0n), { kind: 'D' }, i80int(16n)], desc: [0, 0, 0, 0] },
+      { op: 'i80', nr: 123n, args: [i80int(5n), i80int(0n), i80int(0n)] },
+    ];
+    const sel = (entry === 0xffffffff ? 12 : entry) * 8 + 3;
+    // Entry 15 is the GDT's CPUNODE entry, whose limit is the CPU the oracle happens to run on.
+    if (sel !== 15 * 8 + 3) ops.push(sig({ what: 'lar', sel }));
+    const loadable = entry >= 12 && entry <= 14 && (flags & UD_32BIT) !== 0 && ((flags >> 1) & 3) <= 1 && (flags & UD_NOT_PRESENT) === 0;
+    if (loadable) ops.push(sig({ what: 'sreg', sreg, sel }));
+    return ops;
+  });
+
+/** Sequences of the ptrace family: one to three ptrace stories or INT 0x80 and thread-area stories, one after another in the same process. */
+export const ptraceSequenceArb: fc.Arbitrary<SeqOp[]> = fc
+  .array(fc.oneof({ weight: 2, arbitrary: ptrOp.map((p): SeqOp[] => [{ op: 'ptr', p }]) }, { weight: 1, arbitrary: tlsStory }), { minLength: 1, maxLength: 3 })
+  .map((stories) => stories.flat());
