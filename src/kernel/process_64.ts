@@ -42,10 +42,10 @@ function base_read_cpu(pc: PerCpu, sreg: number): bigint {
 /**
  * ARCH_SET_FS / ARCH_SET_GS on `task`: -EPERM at or above TASK_SIZE_MAX; for the current task
  * loadseg(FS or GS, 0) and the base MSR written (x86_fsbase_write_cpu,
- * x86_gsbase_write_cpu_inactive), else (a new thread: set_new_tls) the index zeroed and the
- * thread's base set.
+ * x86_gsbase_write_cpu_inactive), else (a new thread: set_new_tls; a tracee: PTRACE_ARCH_PRCTL)
+ * the index zeroed and the thread's base set.
  */
-function arch_set_base(k: Kernel, pc: PerCpu | null, task: Task, sreg: number, arg2: bigint): number {
+export function arch_set_base(k: Kernel, pc: PerCpu | null, task: Task, sreg: number, arg2: bigint): number {
   if (arg2 >= task_size_max(k)) return -EPERM;
   if (pc) {
     pc.cpu.movToSreg(sreg, 0);

@@ -23,7 +23,8 @@
  * values and a write keeps only its checks and PKRU. NT_386_IOPERM is not in the view (-EINVAL).
  */
 import type { Kernel, PerCpu } from './kernel.js';
-import { task_size_max } from './process_64.js';
+import { arch_set_base, task_size_max } from './process_64.js';
+import { SREG_FS, SREG_GS } from '../hw/segment.js';
 import { ptrace_request } from './ptrace.js';
 import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
@@ -33,7 +34,7 @@ import { FCW_INIT, MXCSR_INIT, MXCSR_MASK_VALUE, XSAVE_PKRU_OFFSET, XSAVE_XCOMP_
 import { XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE } from '../hw/regs.js';
 import {
   ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS, ARCH_SHSTK_DISABLE, ARCH_SHSTK_ENABLE, ARCH_SHSTK_LOCK, ARCH_SHSTK_SHSTK, ARCH_SHSTK_STATUS, ARCH_SHSTK_UNLOCK, EFAULT, EINVAL, EIO,
-  ENODEV, EPERM, NT_PRFPREG, NT_PRSTATUS, NT_X86_SHSTK, NT_X86_XSTATE, PTRACE_ARCH_PRCTL, PTRACE_GETFPREGS, PTRACE_GETREGS, PTRACE_GETREGSET, PTRACE_SETFPREGS, PTRACE_PEEKUSR, PTRACE_POKEUSR, PTRACE_SETREGS,
+  ENODEV, NT_PRFPREG, NT_PRSTATUS, NT_X86_SHSTK, NT_X86_XSTATE, PTRACE_ARCH_PRCTL, PTRACE_GETFPREGS, PTRACE_GETREGS, PTRACE_GETREGSET, PTRACE_SETFPREGS, PTRACE_PEEKUSR, PTRACE_POKEUSR, PTRACE_SETREGS,
   PTRACE_SETREGSET,
 } from './uapi.js';
 
@@ -404,15 +405,7 @@ function ptrace_arch_prctl(k: Kernel, pc: PerCpu, t: Task, child: Task, option: 
   switch (option) {
     case ARCH_SET_FS:
     case ARCH_SET_GS:
-      if (arg2 >= task_size_max(k)) return -EPERM;
-      if (option === ARCH_SET_FS) {
-        child.fsindex = 0;
-        child.fsbase = arg2;
-      } else {
-        child.gsindex = 0;
-        child.gsbase = arg2;
-      }
-      return 0;
+      return arch_set_base(k, null, child, option === ARCH_SET_FS ? SREG_FS : SREG_GS, arg2);
     case ARCH_GET_FS:
     case ARCH_GET_GS:
       return put_word(k, pc, t, arg2, option === ARCH_GET_FS ? child.fsbase : child.gsbase);
