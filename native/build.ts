@@ -10,7 +10,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
@@ -110,8 +110,39 @@ export function oracleUnavailableReason(): string | null {
   return null;
 }
 
+/**
+ * Kills, with SIGKILL, every process of the session `sid` (a program spawned detached leads its
+ * own session): its process group, and the groups its processes made with setpgid, which a
+ * kill of the leader's group would miss and which would keep its output pipes open.
+ */
+function killSession(sid: number): void {
+  const victims = [sid];
+  try {
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        // /proc/PID/stat: "pid (comm) state ppid pgrp session ...", comm may hold spaces and parentheses.
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(fields[3]) === sid) victims.push(Number(name));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no /proc: the leader's group is all that can be named
+  }
+  for (const pid of victims) {
+    try {
+      process.kill(pid === sid ? -pid : pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
 /** Runs a program to completion, collecting its output. With a timeout, the program's
- *  whole process group is killed when it runs out. */
+ *  whole session is killed when it runs out. */
 function runProcess(file: string, args: string[], timeoutMs?: number, cwd?: string): Promise<ProcessResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd });
@@ -123,11 +154,7 @@ function runProcess(file: string, args: string[], timeoutMs?: number, cwd?: stri
         ? undefined
         : setTimeout(() => {
             timedOut = true;
-            try {
-              if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-            } catch {
-              // already gone
-            }
+            if (child.pid !== undefined) killSession(child.pid);
           }, timeoutMs);
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));

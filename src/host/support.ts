@@ -77,6 +77,10 @@ const SYSCALL_REASONS: Readonly<Record<string, string>> = Object.freeze({
   sched_setaffinity: "the CPU numbers are isolab's machine's, not the host's",
   sched_getaffinity: "the CPU numbers are isolab's machine's, not the host's",
   capset: 'it would change the capabilities of the host program',
+  gettimeofday: "isolab's clock is its own (a microsecond per user operation), not the host's",
+  time: "isolab's clock is its own (a microsecond per user operation), not the host's",
+  clock_gettime: "isolab's clock is its own (a microsecond per user operation), not the host's",
+  getcpu: "the CPU numbers are isolab's machine's, not the host's",
   map_shadow_stack: 'user shadow stacks are not generated yet',
 });
 
@@ -94,6 +98,10 @@ const OP_REASONS: Readonly<Record<string, string>> = Object.freeze({
   rdgsbase: "the FS and GS bases are the host C library's",
   wrfsbase: "the FS and GS bases are the host C library's",
   wrgsbase: "the FS and GS bases are the host C library's",
+  int80: 'INT 0x80 is not generated yet',
+  ljmp: "a far transfer goes to an address in isolab's program layout",
+  lcall: "a far transfer goes to an address in isolab's program layout",
+  lret: "a far return goes to an address in isolab's program layout",
 });
 
 /** Shadow-stack instructions: they need ARCH_SHSTK_ENABLE, which arch_prctl gives, and user_shstk. */
@@ -252,6 +260,7 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
           blocking.push({ where: at, what, reason: `an address below vm.mmap_min_addr on one side only: isolab's is ${minAddr}, the host's ${facts.mmapMinAddr}` });
         }
         if (name === 'execve') blocking.push({ where: at, what, reason: "it starts one of isolab's program images, not a host binary: what follows runs in the new image" });
+        if (name === 'ptrace') blocking.push({ where: at, what, reason: "its stops take the tracee out of the order of operations the host program keeps (ptrace is not generated yet)" });
         const prot = name === 'mmap' || name === 'mprotect' || name === 'pkey_mprotect' ? f.args[i][2] : undefined;
         if (pkuDiffers && prot && prot.kind === 0 && (prot.constant & 4n) !== 0n && (prot.constant & 1n) === 0n) {
           blocking.push({ where: at, what, reason: `PROT_EXEC without PROT_READ is execute-only memory on ${hostPku ? 'the host (protection keys) but not on isolab\'s CPU' : "isolab's CPU (protection keys) but readable on the host, whose CPU has no pku/ospke flags"}` });
@@ -268,6 +277,7 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       if (SHSTK_OPS.has(op.op)) return facts.flags.has('user_shstk') ? 'user shadow stacks are not generated yet' : 'the host CPU has no user shadow stacks (no user_shstk flag)';
       if ((op.op === 'wrpkru' || op.op === 'rdpkru') && pkuDiffers) return hostPku ? "isolab's CPU has no protection keys and the host's has" : 'the host CPU has no protection keys (no pku/ospke flags)';
       if (op.op === 'mov_sreg' && (op.sreg === 'fs' || op.sreg === 'gs')) return "loading FS or GS replaces its base, which is the host C library's (FS: its thread pointer)";
+      if (op.op === 'set' && op.var === 'rsp') return "the stack pointer is the C program's own";
       if ((op.op === 'mov_sreg' || op.op === 'read_sreg') && op.sreg === 'ss') return "the host program makes syscalls between operations (to report them), and each SYSRET puts __USER_DS back in SS";
       if (operands(f, i).some(readsCode)) return "it uses a function's address in isolab's program layout";
       if (op.op === 'syscall') {
