@@ -97,6 +97,10 @@ export class PerCpu {
   }
 }
 
+/** RAX for the results syscalls mostly give (errnos, small counts and ids), made once: a syscall then allocates no BigInt for its result. */
+const SMALL_RESULTS = 4096;
+const SMALL_RAX: readonly bigint[] = Object.freeze(Array.from({ length: 2 * SMALL_RESULTS }, (_, i) => BigInt.asUintN(64, BigInt(i - SMALL_RESULTS))));
+
 export class Kernel {
   readonly machine: Machine;
   readonly options: KernelOptions;
@@ -365,7 +369,7 @@ export class Kernel {
    * arch_do_signal_or_restart decides, after any ptrace stop in get_signal).
    */
   completeSyscallResult(t: Task, ret: number): void {
-    t.vars.set('rax', BigInt.asUintN(64, BigInt(ret)));
+    t.vars.set('rax', ret >= -SMALL_RESULTS && ret < SMALL_RESULTS ? SMALL_RAX[ret + SMALL_RESULTS] : BigInt.asUintN(64, BigInt(ret)));
     if (ret === -512) {
       t.restartPending = true;
       return;
