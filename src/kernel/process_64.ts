@@ -22,11 +22,11 @@ import { arch_get_nopti, arch_set_nopti } from './nopti.js';
 import { shstk_prctl } from './shstk.js';
 import type { KPath } from './steps.js';
 import type { Task } from './task.js';
-import { copy_to_user } from './uaccess.js';
+import { put_user_u64 } from './uaccess.js';
 import {
   ARCH_GET_CPUID, ARCH_GET_FS, ARCH_GET_GS, ARCH_GET_NOPTI, ARCH_GET_XCOMP_GUEST_PERM, ARCH_GET_XCOMP_PERM, ARCH_GET_XCOMP_SUPP, ARCH_REQ_XCOMP_GUEST_PERM,
   ARCH_REQ_XCOMP_PERM, ARCH_SET_CPUID, ARCH_SET_FS, ARCH_SET_GS, ARCH_SET_NOPTI, ARCH_SHSTK_DISABLE, ARCH_SHSTK_ENABLE,
-  ARCH_SHSTK_LOCK, ARCH_SHSTK_STATUS, ARCH_SHSTK_UNLOCK, EFAULT, EINVAL, ENODEV, EOPNOTSUPP, EPERM,
+  ARCH_SHSTK_LOCK, ARCH_SHSTK_STATUS, ARCH_SHSTK_UNLOCK, EINVAL, ENODEV, EOPNOTSUPP, EPERM,
 } from './uapi.js';
 
 /** TASK_SIZE_MAX: (1 << __VIRTUAL_MASK_SHIFT) - PAGE_SIZE, 47 bits or 56 with 5-level paging. */
@@ -75,11 +75,8 @@ function* do_arch_prctl_64(k: Kernel, pc: PerCpu, t: Task, option: number, arg2:
     case ARCH_SET_FS:
       return arch_set_base(k, pc, t, SREG_FS, arg2);
     case ARCH_GET_FS:
-    case ARCH_GET_GS: {
-      const b = new Uint8Array(8);
-      new DataView(b.buffer).setBigUint64(0, base_read_cpu(pc, option === ARCH_GET_FS ? SREG_FS : SREG_GS), true);
-      return (yield* copy_to_user(k, pc, t, arg2, b)) ? 0 : -EFAULT;
-    }
+    case ARCH_GET_GS:
+      return yield* put_user_u64(k, pc, t, arg2, base_read_cpu(pc, option === ARCH_GET_FS ? SREG_FS : SREG_GS));
     case ARCH_SHSTK_ENABLE:
     case ARCH_SHSTK_DISABLE:
     case ARCH_SHSTK_LOCK:
@@ -183,13 +180,6 @@ function fpu_xstate_prctl(k: Kernel, pc: PerCpu, t: Task, option: number, arg2: 
 /** The user components the kernel put in XCR0 (fpu__init_cpu_xstate): x87, SSE, and PKRU with OSPKE. */
 function xcr0_user(k: Kernel): number {
   return XFEATURE_MASK_X87 | XFEATURE_MASK_SSE | (k.ospke ? XFEATURE_MASK_PKRU : 0);
-}
-
-/** put_user of a u64: 0, or -EFAULT. */
-function* put_user_u64(k: Kernel, pc: PerCpu, t: Task, addr: bigint, v: bigint): KPath {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, v, true);
-  return (yield* copy_to_user(k, pc, t, addr, b)) ? 0 : -EFAULT;
 }
 
 /**

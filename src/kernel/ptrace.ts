@@ -31,7 +31,7 @@ import { wake_up_state } from './sched.js';
 import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
 import type { SigInfo } from './task.js';
-import { copy_from_user, copy_to_user, putU32, putU64 } from './uaccess.js';
+import { copy_from_user, copy_to_user, put_user_u64, putU32, putU64 } from './uaccess.js';
 import { capable } from './capability.js';
 import {
   CAP_SYS_ADMIN, EFAULT, EINVAL, EIO, EPERM, ESRCH, PTRACE_ATTACH, PTRACE_CONT, PTRACE_DETACH, PTRACE_GETEVENTMSG, PTRACE_GETSIGINFO, PTRACE_INTERRUPT, PTRACE_KILL, PTRACE_LISTEN,
@@ -311,9 +311,7 @@ export function ptrace_request(k: Kernel, pc: PerCpu, t: Task, child: Task, requ
     }
     case PTRACE_GETEVENTMSG:
       return (function* (): KPath {
-        const b = new Uint8Array(8);
-        putU64(b, 0, child.ptrace_message);
-        return (yield* copy_to_user(k, pc, t, data, b)) ? 0 : -EFAULT;
+        return yield* put_user_u64(k, pc, t, data, child.ptrace_message);
       })();
     case PTRACE_GETSIGINFO: {
       const info = child.last_siginfo;

@@ -28,7 +28,7 @@ import { SREG_FS, SREG_GS } from '../hw/segment.js';
 import { ptrace_request } from './ptrace.js';
 import type { KPath, KSteps } from './steps.js';
 import type { Task } from './task.js';
-import { copy_from_user, copy_to_user, getU64, putU64 } from './uaccess.js';
+import { copy_from_user, copy_to_user, getU64, put_user_u64, putU64 } from './uaccess.js';
 import { user_eflags, user_xfeatures } from './signal.js';
 import { FCW_INIT, MXCSR_INIT, MXCSR_MASK_VALUE, XSAVE_PKRU_OFFSET, XSAVE_XCOMP_BV, XSAVE_XSTATE_BV, xstateSizeStandard } from '../hw/xsave.js';
 import { XFEATURE_MASK_PKRU, XFEATURE_MASK_SSE } from '../hw/regs.js';
@@ -205,7 +205,7 @@ export function arch_ptrace(k: Kernel, pc: PerCpu, t: Task, child: Task, request
       let tmp = 0n;
       if (off < USER_REGS_SIZE) tmp = getreg(child, off);
       else if (off >= U_DEBUGREG && off <= U_DEBUGREG + 56) tmp = ptrace_get_debugreg(child, (off - U_DEBUGREG) / 8);
-      return put_word(k, pc, t, data, tmp);
+      return put_user_u64(k, pc, t, data, tmp);
     }
     case PTRACE_POKEUSR: {
       if (addr & 7n || addr >= BigInt(SIZEOF_USER)) return -EIO;
@@ -408,9 +408,9 @@ function ptrace_arch_prctl(k: Kernel, pc: PerCpu, t: Task, child: Task, option: 
       return arch_set_base(k, null, child, option === ARCH_SET_FS ? SREG_FS : SREG_GS, arg2);
     case ARCH_GET_FS:
     case ARCH_GET_GS:
-      return put_word(k, pc, t, arg2, option === ARCH_GET_FS ? child.fsbase : child.gsbase);
+      return put_user_u64(k, pc, t, arg2, option === ARCH_GET_FS ? child.fsbase : child.gsbase);
     case ARCH_SHSTK_STATUS:
-      return put_word(k, pc, t, arg2, BigInt(child.shstkFeatures));
+      return put_user_u64(k, pc, t, arg2, BigInt(child.shstkFeatures));
     case ARCH_SHSTK_LOCK:
       child.shstkLocked |= arg2;
       return 0;
@@ -423,11 +423,4 @@ function ptrace_arch_prctl(k: Kernel, pc: PerCpu, t: Task, child: Task, option: 
     default:
       return -EINVAL;
   }
-}
-
-/** put_user of a word at `to` (-EFAULT). */
-function* put_word(k: Kernel, pc: PerCpu, t: Task, to: bigint, v: bigint): KPath {
-  const b = new Uint8Array(8);
-  putU64(b, 0, v);
-  return (yield* copy_to_user(k, pc, t, to, b)) ? 0 : -EFAULT;
 }

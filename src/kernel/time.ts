@@ -20,7 +20,7 @@
 import type { Kernel, PerCpu } from './kernel.js';
 import type { KPath } from './steps.js';
 import type { Task } from './task.js';
-import { copy_to_user, putU32, putU64 } from './uaccess.js';
+import { copy_to_user, put_user_u64, putU32, putU64 } from './uaccess.js';
 import {
   CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW, CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI, EFAULT, EINVAL,
 } from './uapi.js';
@@ -91,9 +91,7 @@ export function* sys_gettimeofday(k: Kernel, pc: PerCpu, t: Task, a: readonly bi
 export function* sys_time(k: Kernel, pc: PerCpu, t: Task, a: readonly bigint[]): KPath {
   const i = ktime_get_real(t) / NSEC_PER_SEC;
   if (a[0] !== 0n) {
-    const b = new Uint8Array(8);
-    putU64(b, 0, i);
-    if (!(yield* copy_to_user(k, pc, t, a[0], b))) return -EFAULT;
+    if ((yield* put_user_u64(k, pc, t, a[0], i)) < 0) return -EFAULT;
   }
   return Number(i);
 }

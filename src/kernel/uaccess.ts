@@ -67,6 +67,13 @@ export function* copy_to_user(k: Kernel, pc: PerCpu, t: Task, addr: bigint, data
   return true;
 }
 
+/** put_user of a u64 at `addr` (little-endian, as the processor stores it): 0, or -EFAULT. */
+export function* put_user_u64(k: Kernel, pc: PerCpu, t: Task, addr: bigint, v: bigint): KSteps<number> {
+  const b = new Uint8Array(8);
+  putU64(b, 0, v);
+  return (yield* copy_to_user(k, pc, t, addr, b)) ? 0 : -EFAULT;
+}
+
 /**
  * write_user_shstk_64: WRUSS, an 8-byte shadow-stack write to user address `addr` made from
  * the kernel (it counts as a user access, so only a shadow-stack page takes it); a fault that
