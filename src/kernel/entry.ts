@@ -18,7 +18,7 @@ import type { Kernel, PerCpu } from './kernel.js';
 import { cpu_allowed, sched_tick, schedule } from './sched.js';
 import { force_sig, force_sig_fault, get_signal, signal_pending, __fatal_signal_pending } from './signal.js';
 import { STEP_IPI, STEP_RESCHED, STEP_SLEEP, STEP_WAIT, type KPath } from './steps.js';
-import { SYSCALLS } from './syscalls.js';
+import { SYSCALLS, type SyscallEntry } from './syscalls.js';
 import type { Task } from './task.js';
 import { FPE_INTDIV, ILL_ILLOPN, SEGV_CPERR, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV } from './uapi.js';
 import { handle_flush_ipi } from './tlbflush.js';
@@ -187,15 +187,24 @@ export function do_syscall_64(k: Kernel, pc: PerCpu, t: Task, nr: number, args: 
   // entry_SYSCALL_64 builds pt_regs with pushq $__USER_DS (ss) and $__USER_CS (cs).
   t.cs = __USER_CS;
   t.ss = __USER_DS;
+  const entry = syscall_enter(k, pc, t, SYSCALLS, 'syscall_', nr, args, into);
+  t.kpath = entry_SYSCALL_64(k, this_cpu(k, t), t);
+  t.kpathKind = entry && entry.noreturn ? 'exit' : 'syscall';
+}
+
+/**
+ * What both syscall entries record of syscall `nr` of `table` before its path runs: the
+ * variable its result goes to, its number, arguments and name (`prefix` and the number for one
+ * the table lacks), and the syscall_enter event. Returns its table entry, if any.
+ */
+function syscall_enter(k: Kernel, pc: PerCpu, t: Task, table: readonly (SyscallEntry | undefined)[], prefix: string, nr: number, args: readonly bigint[], into: string | undefined): SyscallEntry | undefined {
   t.intoVar = into;
   t.curNr = nr;
   t.curArgs = args;
-  const entry = nr >= 0 && nr < SYSCALLS.length ? SYSCALLS[nr] : undefined;
-  t.curName = entry ? entry.name : `syscall_${nr}`;
+  const entry = nr >= 0 && nr < table.length ? table[nr] : undefined;
+  t.curName = entry ? entry.name : `${prefix}${nr}`;
   if (k.events.on) k.emit({ type: 'syscall_enter', cpu: pc.id, tid: t.tid, nr, name: t.curName, args });
-  const here = this_cpu(k, t);
-  t.kpath = entry_SYSCALL_64(k, here, t);
-  t.kpathKind = entry && entry.noreturn ? 'exit' : 'syscall';
+  return entry;
 }
 
 /**
@@ -215,12 +224,7 @@ export function do_int80_emulation(k: Kernel, pc: PerCpu, t: Task, rax: bigint, 
   t.cs = cpu.seg[SREG_CS].sel;
   t.ss = cpu.seg[SREG_SS].sel;
   const nr = Number(BigInt.asIntN(32, rax));
-  t.intoVar = into;
-  t.curNr = nr;
-  t.curArgs = args;
-  const entry = nr >= 0 && nr < IA32_SYSCALLS.length ? IA32_SYSCALLS[nr] : undefined;
-  t.curName = entry ? entry.name : `syscall32_${nr}`;
-  if (k.events.on) k.emit({ type: 'syscall_enter', cpu: pc.id, tid: t.tid, nr, name: t.curName, args });
+  const entry = syscall_enter(k, pc, t, IA32_SYSCALLS, 'syscall32_', nr, args, into);
   t.kpath = entry_INT80_compat(k, this_cpu(k, t), t);
   t.kpathKind = entry && entry.noreturn ? 'exit' : 'syscall';
 }
