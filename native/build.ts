@@ -141,11 +141,44 @@ function killSession(sid: number): void {
   }
 }
 
+/** The sessions of the programs runProcess started and that have not ended. */
+const liveSessions = new Set<number>();
+let reapOnExit = false;
+
+/**
+ * Makes sure a program runProcess started does not outlive isolab: when isolab exits, or is
+ * stopped by SIGINT, SIGTERM or SIGHUP (Ctrl-C), every live session is killed first; the signal
+ * then takes its default course. Installed once, at the first program started.
+ */
+function killSessionsOnExit(): void {
+  if (reapOnExit) return;
+  reapOnExit = true;
+  const killAll = (): void => {
+    for (const sid of liveSessions) killSession(sid);
+    liveSessions.clear();
+  };
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      killAll();
+      // Only isolab's own handler was there: take the signal's default action, as without it.
+      if (process.listenerCount(sig) === 1) {
+        process.removeListener(sig, onSignal);
+        process.kill(process.pid, sig);
+      }
+    };
+    process.on(sig, onSignal);
+  }
+}
+
 /** Runs a program to completion, collecting its output. With a timeout, the program's
- *  whole session is killed when it runs out. */
+ *  whole session is killed when it runs out, and it is killed if isolab exits or is
+ *  interrupted first. */
 function runProcess(file: string, args: string[], timeoutMs?: number, cwd?: string): Promise<ProcessResult> {
   return new Promise((resolvePromise, reject) => {
+    killSessionsOnExit();
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd });
+    if (child.pid !== undefined) liveSessions.add(child.pid);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let timedOut = false;
@@ -160,11 +193,13 @@ function runProcess(file: string, args: string[], timeoutMs?: number, cwd?: stri
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     child.on('error', (err) => {
       clearTimeout(timer);
+      if (child.pid !== undefined) liveSessions.delete(child.pid);
       reject(err);
     });
     // 'close' comes once every process holding the pipes (forked children too) is gone.
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      if (child.pid !== undefined) liveSessions.delete(child.pid);
       resolvePromise({
         code,
         signal,
@@ -408,7 +443,7 @@ export interface GeneratedRun {
   timedOut: boolean;
 }
 
-/** Runs a generated program in its own process group, killing the group after `timeoutMs`. */
-export function runGenerated(binary: string, timeoutMs: number): Promise<GeneratedRun> {
-  return runProcess(binary, [], timeoutMs);
+/** Runs a generated program (with `args`) in its own session, killing the session after `timeoutMs`. */
+export function runGenerated(binary: string, timeoutMs: number, args: string[] = []): Promise<GeneratedRun> {
+  return runProcess(binary, args, timeoutMs);
 }

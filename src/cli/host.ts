@@ -3,17 +3,67 @@
  * compares every record and exit status with isolab's run of it (src/host/). Exit 0 when
  * everything compared agrees, 1 for a divergence or a scenario the host cannot run; a missing
  * file or compiler is a typed error (status 2).
+ *
+ * `isolab host FILE --stress`: repeats the race of isolab's run under a schedule on the host
+ * (src/host/stress.ts). Exit 0 when no round violated the property, 1 when one did or the
+ * scenario cannot run here.
  */
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { compileScenarioFile } from '../scenario/index.js';
 import { runOnHost, type HostReport } from '../host/host.js';
+import { runStress, type StressReport } from '../host/stress.js';
+import { ArgumentError } from '../errors.js';
 import { OutputError, writeOutput } from './output.js';
 
 export interface HostCommandOptions {
   keep?: string;
   json?: boolean;
   cc?: string;
+  stress?: boolean;
+  schedule?: string;
+  from?: string;
+  violation?: number;
+  race?: number;
+  seconds?: number;
+  rounds?: number;
+}
+
+/** A count with thousands separated. */
+function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** The --stress report as text: the race, the rounds, each outcome with its verdict, then the verdict. */
+export function formatStressReport(r: StressReport): string {
+  const lines: string[] = [`${r.scenario}${r.file ? ` (${r.file})` : ''}: its race, repeated on the host kernel`];
+  const item = (x: { where: string; what: string; reason: string }): string => `  ${x.where}: ${x.what}: ${x.reason}`;
+  if (!r.ran) {
+    lines.push('not runnable on this host:', ...r.blocking.map(item));
+    return lines.join('\n') + '\n';
+  }
+  lines.push(`schedule: ${r.schedule}`);
+  if (r.property) lines.push(`property: ${r.property.invariant}${r.property.message ? ` (isolab: ${r.property.message})` : ''}`);
+  lines.push('racing:');
+  r.racing.forEach((op, k) => lines.push(`  ${k === 0 ? 'first' : 'second'}: ${op.where}: ${op.thread}: ${op.what} (isolab CPU ${op.cpu}, host CPU ${op.hostCpu < 0 ? 'not pinned' : op.hostCpu})`));
+  if (r.otherRaces.length > 0) lines.push("other races of isolab's run (run in isolab's order):", ...r.otherRaces.map((o) => `  ${o}`));
+  if (r.notes.length > 0) lines.push('notes:', ...r.notes.map(item));
+  lines.push(`rounds: ${count(r.rounds)} in ${r.seconds.toFixed(1)} s; the racing operations overlapped in ${count(r.overlaps)}; delay ${r.delay.min} to ${r.delay.max} spins, ${r.delay.final} at the end`);
+  if (r.timeouts > 0 || r.barrierTimeouts > 0) lines.push(`rounds killed after 20 s: ${r.timeouts}; racing operations that did not meet: ${r.barrierTimeouts}`);
+  lines.push(`outcomes: ${r.outcomes.length}`);
+  for (const o of r.outcomes) {
+    const kind = o.counterexample ? "isolab's outcome under the schedule" : o.serial ? 'an order of the two gives it' : 'only when they overlapped';
+    lines.push(`  #${o.id + 1}: ${count(o.rounds)} rounds (overlapping ${count(o.overlapped)}, first before second ${count(o.firstFirst)}, second before first ${count(o.secondFirst)}${o.unknown ? `, unknown ${count(o.unknown)}` : ''}); ${kind}${o.counterexample && o.serial ? ', and an order of the two gives it' : ''}`);
+    for (const v of o.values) lines.push(`      ${v}`);
+    if (!o.counterexample) for (const d of o.differences.slice(0, 4)) lines.push(`      differs: ${d.where}: ${d.thread}: ${d.what}: isolab ${d.isolab}, host ${d.host}`);
+    if (o.differences.length > 4) lines.push(`      and ${o.differences.length - 4} more`);
+  }
+  if (r.trouble) lines.push(`trouble: ${r.trouble}`);
+  const ce = r.outcomes.find((o) => o.counterexample);
+  if (r.violations > 0) lines.push(`verdict: violated in ${count(r.violations)} of ${count(r.rounds)} rounds: the host gave isolab's outcome under the schedule, which neither order gives by itself`);
+  else if (!ce) lines.push("verdict: no round gave isolab's outcome under the schedule");
+  else lines.push("verdict: isolab's outcome under the schedule came only from rounds where one operation ran before the other: the race's effect is not visible in what the host program reports");
+  return lines.join('\n') + '\n';
 }
 
 /** The report as text: agreement, divergences, then what was not compared or not run, each with its place. */
@@ -43,6 +93,12 @@ export function formatHostReport(r: HostReport): string {
 }
 
 export async function hostCommand(file: string, opts: HostCommandOptions): Promise<number> {
+  if (!opts.stress) {
+    for (const [name, v] of [['--schedule', opts.schedule], ['--from', opts.from], ['--violation', opts.violation], ['--race', opts.race], ['--seconds', opts.seconds], ['--rounds', opts.rounds]] as const) {
+      if (v !== undefined) throw new ArgumentError(name, 'only with --stress');
+    }
+  }
+  if (opts.violation !== undefined && opts.from === undefined) throw new ArgumentError('--violation', 'only with --from');
   const compiled = compileScenarioFile(file);
   if (opts.keep !== undefined) {
     let dir = false;
@@ -53,10 +109,22 @@ export async function hostCommand(file: string, opts: HostCommandOptions): Promi
     }
     if (!dir) throw new OutputError(`--keep ${opts.keep}: not a directory`);
   }
-  const report = await runOnHost(compiled, {
-    cc: opts.cc,
-    onSource: opts.keep !== undefined ? (source) => writeOutput(join(opts.keep!, `${compiled.name}.c`), source) : undefined,
-  });
+  const onSource = opts.keep !== undefined ? (source: string) => writeOutput(join(opts.keep!, `${compiled.name}${opts.stress ? '-stress' : ''}.c`), source) : undefined;
+  if (opts.stress) {
+    const r = await runStress(compiled, {
+      cc: opts.cc,
+      onSource,
+      schedule: opts.schedule,
+      from: opts.from !== undefined ? { file: opts.from, violation: opts.violation ?? 1 } : undefined,
+      race: opts.race,
+      seconds: opts.seconds,
+      rounds: opts.rounds,
+    });
+    if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else process.stdout.write(formatStressReport(r));
+    return r.ran && r.violations === 0 && r.trouble === undefined ? 0 : 1;
+  }
+  const report = await runOnHost(compiled, { cc: opts.cc, onSource });
   if (opts.json) process.stdout.write(JSON.stringify(report, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
   else process.stdout.write(formatHostReport(report));
   return report.ran && report.agreed ? 0 : 1;

@@ -228,6 +228,13 @@ program
   .option('--keep <dir>', 'write the generated C program into this directory (DIR/NAME.c)')
   .option('--cc <path>', 'the C compiler (default: $CC, then cc, gcc or clang on PATH)')
   .option('--json', 'print the report as JSON')
+  .option('--stress', "repeat the scenario's race natively until the time is spent, with pinned threads and an adaptive delay, and check each outcome against isolab's run (docs/host.md)")
+  .option('--schedule <s>', "with --stress: the race's schedule, as isolab run --schedule reads it (default: the scenario's schedule.steps)")
+  .option('--from <result>', 'with --stress: take the schedule from a counterexample in this isolab explore --json result')
+  .option('--violation <n>', 'with --from: which counterexample, from 1 (default 1)', integer('--violation'))
+  .option('--race <n>', "with --stress: which race of isolab's run to repeat, from 1 in the order they began (default 1)", integer('--race'))
+  .option('--seconds <n>', 'with --stress: the time budget in seconds (default 10)', integer('--seconds'))
+  .option('--rounds <n>', 'with --stress: stop after this many rounds', integer('--rounds'))
   .action(async (file: string, opts) => {
     status = await hostCommand(file, opts);
   });

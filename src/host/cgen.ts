@@ -60,6 +60,8 @@ const RUNTIME = String.raw`#define _GNU_SOURCE
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -71,8 +73,13 @@ typedef uint64_t u64;
 #define REPORT_FD @REPORT_FD@
 #define TURN_TIMEOUT_S @TURN_TIMEOUT_S@
 
-/* One record of isolab's run: the function and operation, its position, its gate, the task it created, isolab's mmap address, flags (1 skipped, 2 raised a signal, 4 the task's last before a signal killed it, 8 a syscall). */
-struct rec { int fn, idx, pos, gate, child; u64 mmap; int flags; };
+/*
+ * One record of isolab's run: the function and operation, its position, its gate, the task it
+ * created, isolab's mmap address, flags (1 skipped, 2 raised a signal, 4 the task's last before
+ * a signal killed it, 8 a syscall), and, under --stress, its place among the racing operations
+ * (0 the one isolab's task started first, 1 the other; -1 not racing).
+ */
+struct rec { int fn, idx, pos, gate, child; u64 mmap; int flags, race; };
 /* An end expectation: the task, its id, memory or a variable, the variable (-1: none), the size, the offset. */
 struct endcheck { int task, id, memory, var, size; u64 add; };
 
@@ -90,6 +97,17 @@ struct shared {
 	volatile int pgid;
 	volatile int tids[NTASKS + 1];
 	volatile unsigned char done[NRECS + 1];
+#if STRESS
+	/* One round of the race: the racing operations at the barrier, its delay (spins; > 0 for
+	 * the second, < 0 for the first), their start and end times, the round's report lines and
+	 * the sum of their hashes with tids as task numbers (the round's outcome). */
+	volatile int arrived, barrier_timeout, overflow;
+	volatile long delay;
+	volatile u64 t0[NRACE + 1], t1[NRACE + 1];
+	volatile u64 key;
+	volatile int blen;
+	char buf[STRESS_BUF];
+#endif
 };
 
 static struct shared *S;
@@ -114,32 +132,81 @@ static __attribute__((noinline)) u64 udiv(u64 a, u64 b, int rem)
 	return rem ? r : q;
 }
 
-/* Writes a line made of text and numbers: %x a u64 in hex, %d an int. */
+#if STRESS
+/* A number that is the host tid of one of the round's tasks, as that task's number (+1), else 0. */
+static int tid_task(long x)
+{
+	for (int i = 0; x > 0 && i < NTASKS; i++)
+		if (S->tids[i] == x) return i + 1;
+	return 0;
+}
+#endif
+
+/*
+ * Writes a line made of text and numbers: %x a u64 in hex, %d an int. Under --stress the line
+ * goes to the round's buffer, and its hash, with every number that is a tid of the round's
+ * tasks written as that task (tids differ from round to round), is added to the round's key.
+ */
 static void out(const char *fmt, ...)
 {
 	char buf[256];
 	int n = 0;
+#if STRESS
+	char norm[256];
+	int m = 0;
+#endif
 	__builtin_va_list ap;
 	__builtin_va_start(ap, fmt);
 	for (const char *p = fmt; *p && n < 200; p++) {
-		if (*p != '%') { buf[n++] = *p; continue; }
+		if (*p != '%') {
+#if STRESS
+			norm[m++] = *p;
+#endif
+			buf[n++] = *p;
+			continue;
+		}
 		p++;
+		long task = 0;
+		int n0 = n;
 		if (*p == 'x') {
 			u64 x = __builtin_va_arg(ap, u64);
+#if STRESS
+			task = tid_task((long)x);
+#endif
 			char d[17]; int k = 0;
 			do { d[k++] = "0123456789abcdef"[x & 15]; x >>= 4; } while (x);
 			while (k) buf[n++] = d[--k];
 		} else if (*p == 'd') {
 			long x = __builtin_va_arg(ap, int);
+#if STRESS
+			task = tid_task(x);
+#endif
 			char d[21]; int k = 0;
 			if (x < 0) { buf[n++] = '-'; x = -x; }
 			do { d[k++] = '0' + x % 10; x /= 10; } while (x);
 			while (k) buf[n++] = d[--k];
 		}
+#if STRESS
+		if (task) { norm[m++] = '#'; norm[m++] = (char)('0' + task / 100 % 10); norm[m++] = (char)('0' + task / 10 % 10); norm[m++] = (char)('0' + task % 10); }
+		else { memcpy(norm + m, buf + n0, n - n0); m += n - n0; }
+#else
+		(void)task; (void)n0;
+#endif
 	}
 	__builtin_va_end(ap);
 	buf[n++] = '\n';
+#if STRESS
+	if (fmt[0] != 'T') {
+		u64 h = 0xcbf29ce484222325ULL;
+		for (int k = 0; k < m; k++) h = (h ^ (unsigned char)norm[k]) * 0x100000001b3ULL;
+		__atomic_fetch_add(&S->key, h, __ATOMIC_RELAXED);
+	}
+	int at = __atomic_fetch_add(&S->blen, n, __ATOMIC_RELAXED);
+	if (at + n <= STRESS_BUF) memcpy(S->buf + at, buf, n);
+	else S->overflow = 1;
+#else
 	sys6(1, REPORT_FD, (long)buf, n, 0, 0, 0);
+#endif
 }
 
 static struct task *self(void)
@@ -185,10 +252,70 @@ static int wait_gate(struct task *t, int gate, int fn, int idx)
 	}
 }
 
+#if STRESS
+/* Positions of the racing records (RACE[k] has race k). */
+extern const int RACE[];
+
+static u64 now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000000000ULL + (u64)ts.tv_nsec;
+}
+
+static void spin(long n)
+{
+	for (long i = 0; i < n; i++) __asm__ volatile("" ::: "memory");
+}
+
+/* As wait_gate for a racing record: the other racing records before its gate are not waited for. */
+static int wait_race_gate(struct task *t, int gate, int fn, int idx)
+{
+	u64 start = 0;
+	int scan = t->scan;
+	for (;;) {
+		if (t->off || S->off) return 0;
+		for (;;) {
+			int racing = 0;
+			for (int k = 0; k < NRACE; k++) racing |= RACE[k] == scan;
+			if (scan < gate && (OWNER[scan] == t->idx || S->done[scan] || racing)) scan++;
+			else break;
+		}
+		if (scan >= gate) return 1;
+		if (!start) start = now_s();
+		else if (now_s() - start > TURN_TIMEOUT_S) { diverge(t, fn, idx); return 0; }
+		sys6(24, 0, 0, 0, 0, 0, 0); /* sched_yield */
+	}
+}
+
+/*
+ * The racing operations start together: each waits at the barrier until all have come (a
+ * second at most), then spins its side's share of the round's delay, and notes its start.
+ */
+static void race_start(const struct rec *e)
+{
+	__atomic_add_fetch(&S->arrived, 1, __ATOMIC_SEQ_CST);
+	u64 start = 0;
+	for (long k = 0; S->arrived < NRACE; k++) {
+		__builtin_ia32_pause();
+		if ((k & 4095) != 4095) continue;
+		u64 n = now_ns();
+		if (!start) start = n;
+		else if (n - start > 1000000000ULL) { S->barrier_timeout = 1; break; }
+	}
+	long d = S->delay;
+	if (e->race == 0 && d < 0) spin(-d);
+	if (e->race == 1 && d > 0) spin(d);
+	S->t0[e->race] = now_ns();
+}
+#endif
+
 /*
  * The turn of operation idx of function fn: its record in isolab's run, once every record of
  * another task before its gate is done here; NULL when the task has left isolab's order. A
- * handler's record next means isolab delivered a signal here: wait for it.
+ * handler's record next means isolab delivered a signal here: wait for it. Under --stress a
+ * racing record waits only for the records before its gate that are not racing, then meets
+ * the others at the barrier.
  */
 static const struct rec *turn(struct task *t, int fn, int idx)
 {
@@ -198,6 +325,14 @@ static const struct rec *turn(struct task *t, int fn, int idx)
 		if (t->next >= t->nrec) { diverge(t, fn, idx); return 0; }
 		const struct rec *e = &t->recs[t->next];
 		if (e->fn == fn && e->idx == idx) {
+#if STRESS
+			if (e->race >= 0) {
+				if (!wait_race_gate(t, e->gate, fn, idx)) return 0;
+				t->next++;
+				race_start(e);
+				return e;
+			}
+#endif
 			if (!wait_gate(t, e->gate, fn, idx)) return 0;
 			t->next++;
 			return e;
@@ -211,6 +346,9 @@ static const struct rec *turn(struct task *t, int fn, int idx)
 
 static void done(const struct rec *e)
 {
+#if STRESS
+	if (e && e->race >= 0) S->t1[e->race] = now_ns();
+#endif
 	if (e && e->pos >= 0) S->done[e->pos] = 1;
 }
 
@@ -299,10 +437,25 @@ static void on_unhandled_fault(int sig, siginfo_t *si, void *uc)
 	else sys6(234, sys6(39, 0, 0, 0, 0, 0, 0), t->tid, sig, 0, 0, 0); /* not a fault: as the default action, now */
 }
 
+#if STRESS
+/* The CPUs the program may use, and the scenario CPU of each task (isolab's CPU at its first racing or first record). */
+static int HOSTCPUS[CPU_SETSIZE], NHOSTCPUS;
+extern const int PIN[];
+#endif
+
 static void task_start(struct task *t)
 {
 	t->tid = (int)sys6(186, 0, 0, 0, 0, 0, 0);
 	S->tids[t->idx] = t->tid;
+#if STRESS
+	/* Pinned: scenario CPU k is the k-th CPU the program may use (wrapping round on a smaller host). */
+	if (t->idx < NTASKS && PIN[t->idx] >= 0 && NHOSTCPUS > 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(HOSTCPUS[PIN[t->idx] % NHOSTCPUS], &set);
+		sched_setaffinity(0, sizeof set, &set);
+	}
+#endif
 	out("T %d %d", t->idx, t->tid);
 }
 
@@ -366,6 +519,174 @@ static void process_files(void)
 	for (int i = 3; i < REPORT_FD; i++) close(i);
 }
 `;
+
+/** Bytes of report lines one --stress round may write (a round that writes more is marked, not cut short). */
+const STRESS_BUF = 1 << 16;
+
+/** The plain program's main: one run of the scenario, reported as it goes. */
+const PLAIN_MAIN = `int main(void)
+{
+	S = mmap(0, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (S == MAP_FAILED) return 2;
+	if (fcntl(REPORT_FD, F_GETFD) < 0 && dup2(1, REPORT_FD) < 0) return 2;
+	run_scenario();
+	return 0;
+}`;
+
+/**
+ * The --stress program's main: rounds of the scenario until the time budget (argv[1], seconds)
+ * or the round limit (argv[2]; 0, none) is spent. Each round runs the scenario afresh under a
+ * supervisor of its own; the two racing operations meet at a barrier and one of them is held
+ * back by the round's delay (spins: > 0 the second, < 0 the first). The delay adapts so that
+ * the two cross where the outcome changes: it first probes 1, -1, 2, -2, 4, ... spins until
+ * each order has been seen whole (one operation ended before the other started), learning the
+ * outcome each order gives; it then moves against the order a round shows (by its times, or
+ * inside an overlap by its outcome), the step doubling while it keeps its way and halving when
+ * it turns. An outcome neither order gives leaves the delay where it is. It prints on
+ * REPORT_FD:
+ *   O id round class   a new outcome, its first round's report lines, then "."
+ *                      (class: 0 the racing operations overlapped in time, 1 the first ended
+ *                      before the second started, 2 the second ended before the first started,
+ *                      3 not known: one of them did not run)
+ *   C id n0 n1 n2 n3   the rounds of outcome id in each class
+ *   I rounds ns timeouts barrier-timeouts overflows delay min-delay max-delay cpu0 cpu1 probes
+ */
+const STRESS_MAIN = String.raw`#define MAX_OUTCOMES 512
+#define ROUND_TIMEOUT_S 20
+#define MAX_DELAY (1L << 26)
+
+static volatile sig_atomic_t alarmed;
+static void on_alarm(int sig) { (void)sig; alarmed = 1; }
+
+static struct { u64 key; long n[4]; } OUTCOMES[MAX_OUTCOMES];
+static int NOUTCOMES;
+
+static void put(const char *p, long n)
+{
+	while (n > 0) {
+		long w = write(REPORT_FD, p, n);
+		if (w <= 0) return;
+		p += w; n -= w;
+	}
+}
+
+/* The outcome with this key, printed with its round's lines when new; -1 when the table is full. */
+static int outcome_id(u64 key, long round, int cls)
+{
+	for (int i = 0; i < NOUTCOMES; i++)
+		if (OUTCOMES[i].key == key) return i;
+	if (NOUTCOMES == MAX_OUTCOMES) return -1;
+	OUTCOMES[NOUTCOMES].key = key;
+	char head[64];
+	put(head, snprintf(head, sizeof head, "O %d %ld %d\n", NOUTCOMES, round, cls));
+	put(S->buf, S->blen < STRESS_BUF ? S->blen : STRESS_BUF);
+	put(".\n", 2);
+	return NOUTCOMES++;
+}
+
+/* One round with delay d: its class (above), or -1 when it could not start; its outcome's key in *key. */
+static int round_once(long d, u64 *key, long *timeouts)
+{
+	memset((void *)S, 0, sizeof *S);
+	S->delay = d;
+	pid_t r = fork();
+	if (r < 0) return -1;
+	if (r == 0) { signal(SIGALRM, SIG_DFL); run_scenario(); _exit(0); }
+	alarmed = 0;
+	alarm(ROUND_TIMEOUT_S);
+	int st, killed = 0;
+	while (waitpid(r, &st, 0) < 0) {
+		if (errno != EINTR) break;
+		if (alarmed && !killed) { killed = 1; if (S->pgid) kill(-S->pgid, SIGKILL); kill(r, SIGKILL); }
+	}
+	alarm(0);
+	if (killed) {
+		/* What the killed supervisor left comes to the driver (a subreaper too): killed and reaped. */
+		++*timeouts;
+		if (S->pgid) kill(-S->pgid, SIGKILL);
+		while (waitpid(-1, 0, __WALL) > 0 || errno == EINTR);
+	}
+	*key = S->key ^ ((u64)S->overflow << 63) ^ ((u64)killed << 62);
+	if (!S->t0[0] || !S->t1[0] || !S->t0[1] || !S->t1[1]) return 3;
+	if (S->t1[0] < S->t0[1]) return 1;
+	if (S->t1[1] < S->t0[0]) return 2;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	double seconds = argc > 1 ? strtod(argv[1], 0) : 10;
+	long max_rounds = argc > 2 ? strtol(argv[2], 0, 10) : 0;
+	S = mmap(0, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (S == MAP_FAILED) return 2;
+	if (fcntl(REPORT_FD, F_GETFD) < 0 && dup2(1, REPORT_FD) < 0) return 2;
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &set)) HOSTCPUS[NHOSTCPUS++] = c;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm; /* no SA_RESTART: the wait for a round is interrupted */
+	sigaction(SIGALRM, &sa, 0);
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	u64 begin = now_ns(), end = begin + (u64)(seconds * 1e9);
+	long d = 0, step = 1, mind = 0, maxd = 0, rounds = 0, timeouts = 0, barrier = 0, overflow = 0;
+	int lastdir = 0, probing = 1, probes = 0, known[3] = { 0, 0, 0 };
+	u64 label[3] = { 0, 0, 0 };
+	while ((max_rounds == 0 || rounds < max_rounds) && now_ns() < end) {
+		if (probing) {
+			long mag = 1L << (probes / 2);
+			if (mag > MAX_DELAY) { probing = 0; d = 0; }
+			else { d = probes % 2 == 0 ? mag : -mag; probes++; }
+		}
+		u64 key;
+		int cls = round_once(d, &key, &timeouts);
+		if (cls < 0) break;
+		rounds++;
+		barrier += S->barrier_timeout;
+		overflow += S->overflow;
+		int id = outcome_id(key, rounds - 1, cls);
+		if (id >= 0) OUTCOMES[id].n[cls]++;
+		if (d < mind) mind = d;
+		if (d > maxd) maxd = d;
+		if (cls == 1 || cls == 2) { label[cls] = key; known[cls] = 1; }
+		if (probing) {
+			if (known[1] && known[2]) { probing = 0; d = 0; step = 1; lastdir = 0; }
+			continue;
+		}
+		int dir = 0;
+		if (cls == 1) dir = -1; /* the first ended before the second started: hold the first back more */
+		else if (cls == 2) dir = 1; /* the other way round */
+		else if (cls == 0) {
+			int a = known[1] && key == label[1], b = known[2] && key == label[2];
+			if (a && !b) dir = -1; /* the outcome of the first going first */
+			else if (b && !a) dir = 1;
+			else if ((a && b) || !known[1] || !known[2]) {
+				/* The outcome does not tell the order: the second's start to the middle of the first. */
+				u64 mid = S->t0[0] + (S->t1[0] - S->t0[0]) / 2;
+				dir = S->t0[1] < mid ? 1 : -1;
+			}
+		}
+		if (dir != 0) {
+			if (dir == lastdir) { if (step < MAX_DELAY / 2) step *= 2; }
+			else if (lastdir != 0 && step > 1) step /= 2;
+			lastdir = dir;
+			d += dir * step;
+			if (d > MAX_DELAY) d = MAX_DELAY;
+			if (d < -MAX_DELAY) d = -MAX_DELAY;
+		}
+	}
+	char line[256];
+	for (int i = 0; i < NOUTCOMES; i++)
+		put(line, snprintf(line, sizeof line, "C %d %ld %ld %ld %ld\n", i, OUTCOMES[i].n[0], OUTCOMES[i].n[1], OUTCOMES[i].n[2], OUTCOMES[i].n[3]));
+	int cpu[2];
+	for (int k = 0; k < 2; k++) {
+		int p = NRACE > k ? PIN[OWNER[RACE[k]]] : -1;
+		cpu[k] = p >= 0 && NHOSTCPUS > 0 ? HOSTCPUS[p % NHOSTCPUS] : -1;
+	}
+	put(line, snprintf(line, sizeof line, "I %ld %llu %ld %ld %ld %ld %ld %ld %d %d %d\n", rounds, (unsigned long long)(now_ns() - begin), timeouts, barrier, overflow, d, mind, maxd, cpu[0], cpu[1], probes));
+	return 0;
+}`;
 
 /** A C identifier for a name. */
 function cname(s: string): string {
@@ -610,7 +931,8 @@ class ImageGen {
     if ((name === 'fork' || name === 'vfork' || (name === 'clone' && !(Number(f.args[i][0]?.constant ?? 0n) & CLONE_THREAD))) && op.child !== undefined) {
       const child = this.fnName(`${f.name}.${i}.child`);
       const call = name === 'clone' ? `sys6(${nr}, a[0], a[1], a[2], a[3], a[4], 0)` : `sys6(${nr}, 0, 0, 0, 0, 0, 0)`;
-      out.push(`  r = ${call};`, `  if (r == 0) { struct task *c = child_task(t, e ? e->child : -1); task_start(c); ${child}(c, 0); task_end(c, 0); }`);
+      // The parent notes its child's tid before recording the value, which the child may not have done yet.
+      out.push(`  r = ${call};`, `  if (r == 0) { struct task *c = child_task(t, e ? e->child : -1); task_start(c); ${child}(c, 0); task_end(c, 0); }`, '  if (r > 0 && e && e->child >= 0) S->tids[e->child] = (int)r;');
     } else if (name === 'clone' && op.child !== undefined) {
       const child = this.fnName(`${f.name}.${i}.child`);
       // A thread: glibc's clone() runs the child's function on the new stack, then exit(0).
@@ -618,6 +940,7 @@ class ImageGen {
         `  struct task *c = child_task(t, e ? e->child : -1); c->leader = 0; c->entry = ${this.fnIds.get(`${f.name}.${i}.child`)};`,
         `  r = clone(THREAD_${this.imageIdx}, (void *)(uintptr_t)a[1], (int)a[0], c, (pid_t *)(uintptr_t)a[2], (void *)(uintptr_t)a[4], (pid_t *)(uintptr_t)a[3]);`,
         '  if (r < 0) r = -errno;',
+        '  if (r > 0 && e && e->child >= 0) S->tids[e->child] = (int)r;',
       );
       this.threadFns.set(child, this.fnIds.get(`${f.name}.${i}.child`)!);
     } else {
@@ -666,8 +989,17 @@ class ImageGen {
   }
 }
 
-/** The whole C program for `plan`. */
-export function generateC(c: CompiledScenario, support: Support, plan: Plan): string {
+/**
+ * What the --stress program repeats: the positions of the racing records (the first is the one
+ * isolab's task started first), and each task's scenario CPU (-1: not pinned).
+ */
+export interface StressGen {
+  race: number[];
+  pin: number[];
+}
+
+/** The whole C program for `plan`; with `stress`, the program that repeats the race (STRESS_MAIN). */
+export function generateC(c: CompiledScenario, support: Support, plan: Plan, stress?: StressGen): string {
   const gens = support.images.map((img, i) => new ImageGen(img, i, c.processes[i], support, c));
   // The end expectations' rows (their variables first get their indices, before NVARS is fixed).
   const endRows = plan.ends.map((x) => {
@@ -678,6 +1010,8 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan): st
   const parts: string[] = [];
   parts.push(`/*\n * ${comment(c.name)}: generated by isolab host from ${comment(c.locator?.file ?? c.name)}.\n * Build: cc -O1 -static -o prog prog.c; run: ./prog (the report on descriptor ${REPORT_FD} if it is open, else on standard output).\n */`);
   parts.push(`#define NVARS ${nvars}\n#define NTASKS ${plan.tasks.length}\n#define NRECS ${plan.records.length}\n#define NENDS ${plan.ends.length}`);
+  parts.push(`#define STRESS ${stress ? 1 : 0}\n#define NRACE ${stress?.race.length ?? 0}\n#define STRESS_BUF ${STRESS_BUF}`);
+  const raceOf = new Map((stress?.race ?? []).map((pos, k) => [pos, k]));
   // Records per task (a C array may not be empty: a dummy entry where a task has none).
   const recDecls: string[] = [];
   for (const t of plan.tasks) {
@@ -686,9 +1020,9 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan): st
     const img = support.images[t.image];
     const rows = t.records.map((r, i) => {
       const syscall = img.byName.get(r.fn)?.ops[r.index]?.op === 'syscall';
-      return `{ ${g.fnIds.get(r.fn)}, ${r.index}, ${r.pos}, ${r.gate}, ${r.child}, ${u64(r.mmap)}, ${(r.skipped ? 1 : 0) | (r.record.signal ? 2 : 0) | (killed && i === t.records.length - 1 ? 4 : 0) | (syscall ? 8 : 0)} }`;
+      return `{ ${g.fnIds.get(r.fn)}, ${r.index}, ${r.pos}, ${r.gate}, ${r.child}, ${u64(r.mmap)}, ${(r.skipped ? 1 : 0) | (r.record.signal ? 2 : 0) | (killed && i === t.records.length - 1 ? 4 : 0) | (syscall ? 8 : 0)}, ${raceOf.get(r.pos) ?? -1} }`;
     });
-    recDecls.push(`static const struct rec RECS_${t.idx}[] = { ${rows.length ? rows.join(',\n\t') : '{ -1, -1, -1, 0, -1, 0, 0 }'} }; /* ${comment(t.name)} */`);
+    recDecls.push(`static const struct rec RECS_${t.idx}[] = { ${rows.length ? rows.join(',\n\t') : '{ -1, -1, -1, 0, -1, 0, 0, -1 }'} }; /* ${comment(t.name)} */`);
   }
   const runtime = RUNTIME.replace('@REPORT_FD@', String(REPORT_FD)).replace('@TURN_TIMEOUT_S@', String(TURN_TIMEOUT_S)).replace('@FAULT_SIGNALS@', FAULT_SIGNALS.join(', '));
   // The runtime refers to RECS and NREC: declare them first.
@@ -697,6 +1031,10 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan): st
   parts.push(`const struct endcheck ENDS[${plan.ends.length} + 1] = { ${[...endRows, '{ -1, -1, 0, -1, 0, 0 }'].join(', ')} };`);
   parts.push(`const int MODEL_TID[NTASKS + 1] = { ${plan.tasks.map((t) => t.tid).join(', ')}${plan.tasks.length ? ', ' : ''}0 };`);
   parts.push(`const int ENDGATE[NTASKS + 1] = { ${plan.tasks.map((t) => t.endGate).join(', ')}${plan.tasks.length ? ', ' : ''}0 };`);
+  if (stress) {
+    parts.push(`const int RACE[NRACE + 1] = { ${[...stress.race, -1].join(', ')} };`);
+    parts.push(`const int PIN[NTASKS + 1] = { ${[...plan.tasks.map((t) => stress.pin[t.idx] ?? -1), -1].join(', ')} };`);
+  }
   // Handler functions, per image.
   const handlerFns = gens.map((g) => new Set(g.proc.handlers.filter((h) => typeof h.handler === 'string').map((h) => g.fnIds.get(h.handler as string)!)));
   parts.push(`static int is_handler_fn(int image, int fn)\n{\n\tswitch (image) {\n${handlerFns.map((s, i) => `\tcase ${i}: return ${[...s].map((f) => `fn == ${f}`).join(' || ') || '0'};`).join('\n')}\n\t}\n\treturn 0;\n}`);
@@ -709,11 +1047,11 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan): st
     parts.push(bodies[i]);
     parts.push(gens[i].handlers());
   }
-  // main: the supervisor forks the scenario's processes and reports their wait statuses.
+  // run_scenario: the supervisor forks the scenario's processes and reports their wait statuses.
   const top = plan.tasks.filter((t) => t.top);
-  const main: string[] = ['int main(void)', '{'];
-  main.push('\tS = mmap(0, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);', '\tif (S == MAP_FAILED) return 2;');
-  main.push(`\tif (fcntl(REPORT_FD, F_GETFD) < 0 && dup2(1, REPORT_FD) < 0) return 2;`);
+  const main: string[] = ['static void run_scenario(void)', '{'];
+  // Under --stress the round's supervisor reaps every process of the round, orphans included.
+  main.push('#if STRESS', '\tprctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);', '#endif');
   main.push(`\tpid_t pids[${Math.max(1, top.length)}];`);
   for (const [n, t] of top.entries()) {
     // The scenario's processes share one process group, the first one's (isolab has one group holding every process), the supervisor not in it.
@@ -722,8 +1060,9 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan): st
     main.push(`\t\tprocess_files();`, `\t\tinstall_${t.image}();`, '\t\ttask_start(t);', `\t\t${gens[t.image].fnName('main')}(t, 0);`, '\t\ttask_end(t, 0);', '\t}');
   }
   main.push(`\tfor (int i = 0; i < ${top.length}; i++) {`, '\t\tint st = 0;', '\t\tif (pids[i] > 0 && waitpid(pids[i], &st, __WALL) == pids[i]) out("W %d %d", TOP[i], st);', '\t}');
-  main.push('\treturn 0;', '}');
+  main.push('#if STRESS', '\twhile (waitpid(-1, 0, __WALL) > 0 || errno == EINTR);', '#endif', '}');
   parts.push(`static const int TOP[] = { ${top.map((t) => t.idx).join(', ') || '-1'} };`);
   parts.push(main.join('\n'));
+  parts.push(stress ? STRESS_MAIN : PLAIN_MAIN);
   return parts.join('\n\n') + '\n';
 }

@@ -31,6 +31,8 @@ export interface PlanRecord {
   gate: number;
   /** For fork, vfork and clone: the task it created, or -1. */
   child: number;
+  /** The CPU isolab's task was on when the operation completed (-1 for an unfinished one). */
+  cpu: number;
   /** For an mmap isolab placed itself: the address, to be asked for with MAP_FIXED_NOREPLACE; else 0. */
   mmap: bigint;
   /** The operation is skipped on the host (Support.skipped). */
@@ -182,7 +184,7 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     const fn = img.byName.get(r.fn);
     const op = fn?.ops[r.index];
     const pos = records.length;
-    const rec: PlanRecord = { pos, task: t.idx, fn: r.fn, index: r.index, record: r, gate: entered.get(r.tid) ?? pos, child: -1, mmap: 0n, skipped: support.skipped.has(opKey(img.name, r.fn, r.index)) };
+    const rec: PlanRecord = { pos, task: t.idx, fn: r.fn, index: r.index, record: r, gate: entered.get(r.tid) ?? pos, child: -1, cpu: e.cpu, mmap: 0n, skipped: support.skipped.has(opKey(img.name, r.fn, r.index)) };
     if (op?.op === 'syscall' && !r.signal && r.value !== undefined) {
       const name = syscallName(op.name);
       const v = BigInt.asIntN(64, r.value);
@@ -218,7 +220,7 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     const t = byTid.get(tid);
     if (!t || support.skipped.has(opKey(support.images[t.image].name, op.fn, op.index))) continue;
     const record: OpRecord = { image: support.images[t.image].name, tid, pid: tid, fn: op.fn, index: op.index, op: 'unfinished' };
-    t.records.push({ pos: -(t.idx + 2), task: t.idx, fn: op.fn, index: op.index, record, gate: entered.get(tid) ?? records.length, child: -1, mmap: 0n, skipped: false, unfinished: true });
+    t.records.push({ pos: -(t.idx + 2), task: t.idx, fn: op.fn, index: op.index, record, gate: entered.get(tid) ?? records.length, child: -1, cpu: -1, mmap: 0n, skipped: false, unfinished: true });
   }
   for (const s of report.tasks) {
     const t = byTid.get(s.tid);
