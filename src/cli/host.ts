@@ -27,6 +27,7 @@ export interface HostCommandOptions {
   race?: number;
   seconds?: number;
   rounds?: number;
+  pages?: number;
 }
 
 /** A count with thousands separated. */
@@ -46,6 +47,8 @@ export function formatStressReport(r: StressReport): string {
   if (r.property) lines.push(`property: ${r.property.invariant}${r.property.message ? ` (isolab: ${r.property.message})` : ''}`);
   lines.push('racing:');
   r.racing.forEach((op, k) => lines.push(`  ${k === 0 ? 'first' : 'second'}: ${op.where}: ${op.thread}: ${op.what} (isolab CPU ${op.cpu}, host CPU ${op.hostCpu < 0 ? 'not pinned' : op.hostCpu})`));
+  if ('where' in r.widened) lines.push(`widened: ${r.widened.copies} copies of ${r.widened.where}, ${r.widened.bytes} bytes each; the racing access sweeps them from the top while the kernel walks them from the bottom`);
+  else lines.push(`not widened (${r.widened.why}): the race runs on the scenario's pages alone`);
   if (r.otherRaces.length > 0) lines.push("other races of isolab's run (run in isolab's order):", ...r.otherRaces.map((o) => `  ${o}`));
   if (r.notes.length > 0) lines.push('notes:', ...r.notes.map(item));
   lines.push(`rounds: ${count(r.rounds)} in ${r.seconds.toFixed(1)} s; the racing operations overlapped in ${count(r.overlaps)}; delay ${r.delay.min} to ${r.delay.max} spins, ${r.delay.final} at the end`);
@@ -58,9 +61,18 @@ export function formatStressReport(r: StressReport): string {
     if (!o.counterexample) for (const d of o.differences.slice(0, 4)) lines.push(`      differs: ${d.where}: ${d.thread}: ${d.what}: isolab ${d.isolab}, host ${d.host}`);
     if (o.differences.length > 4) lines.push(`      and ${o.differences.length - 4} more`);
   }
+  if (r.copyOutcomes.length > 0) {
+    lines.push(`copy outcomes (each copy's loads; ${count(r.copyOutcomes.reduce((s, o) => s + o.copies, 0))} copies): ${r.copyOutcomes.length}`);
+    for (const o of r.copyOutcomes) {
+      const kind = o.counterexample ? "isolab's outcome under the schedule" : o.serial ? 'an order of the two gives it' : 'only when they overlapped';
+      lines.push(`  #${o.id + 1}: ${count(o.copies)} copies (overlapping ${count(o.overlapped)}, first before second ${count(o.firstFirst)}, second before first ${count(o.secondFirst)}${o.unknown ? `, unknown ${count(o.unknown)}` : ''}); ${kind}${o.counterexample && o.serial ? ', and an order of the two gives it' : ''}`);
+      for (const v of o.values) lines.push(`      ${v}`);
+    }
+  }
   if (r.trouble) lines.push(`trouble: ${r.trouble}`);
   const ce = r.outcomes.find((o) => o.counterexample);
-  if (r.violations > 0) lines.push(`verdict: violated in ${count(r.violations)} of ${count(r.rounds)} rounds: the host gave isolab's outcome under the schedule, which neither order gives by itself`);
+  if (r.copyViolations > 0) lines.push(`verdict: violated in ${count(r.copyViolations)} copies${r.violations > 0 ? ` and ${count(r.violations)} whole rounds` : ''}: the host gave isolab's outcome under the schedule, which neither order gives by itself`);
+  else if (r.violations > 0) lines.push(`verdict: violated in ${count(r.violations)} of ${count(r.rounds)} rounds: the host gave isolab's outcome under the schedule, which neither order gives by itself`);
   else if (!ce) lines.push("verdict: no round gave isolab's outcome under the schedule");
   else lines.push("verdict: isolab's outcome under the schedule came only from rounds where one operation ran before the other: the race's effect is not visible in what the host program reports");
   return lines.join('\n') + '\n';
@@ -94,7 +106,7 @@ export function formatHostReport(r: HostReport): string {
 
 export async function hostCommand(file: string, opts: HostCommandOptions): Promise<number> {
   if (!opts.stress) {
-    for (const [name, v] of [['--schedule', opts.schedule], ['--from', opts.from], ['--violation', opts.violation], ['--race', opts.race], ['--seconds', opts.seconds], ['--rounds', opts.rounds]] as const) {
+    for (const [name, v] of [['--schedule', opts.schedule], ['--from', opts.from], ['--violation', opts.violation], ['--race', opts.race], ['--seconds', opts.seconds], ['--rounds', opts.rounds], ['--pages', opts.pages]] as const) {
       if (v !== undefined) throw new ArgumentError(name, 'only with --stress');
     }
   }
@@ -119,10 +131,11 @@ export async function hostCommand(file: string, opts: HostCommandOptions): Promi
       race: opts.race,
       seconds: opts.seconds,
       rounds: opts.rounds,
+      pages: opts.pages,
     });
     if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else process.stdout.write(formatStressReport(r));
-    return r.ran && r.violations === 0 && r.trouble === undefined ? 0 : 1;
+    return r.ran && r.violations === 0 && r.copyViolations === 0 && r.trouble === undefined ? 0 : 1;
   }
   const report = await runOnHost(compiled, { cc: opts.cc, onSource });
   if (opts.json) process.stdout.write(JSON.stringify(report, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');

@@ -235,6 +235,7 @@ program
   .option('--race <n>', "with --stress: which race of isolab's run to repeat, from 1 in the order they began (default 1)", integer('--race'))
   .option('--seconds <n>', 'with --stress: the time budget in seconds (default 10)', integer('--seconds'))
   .option('--rounds <n>', 'with --stress: stop after this many rounds', integer('--rounds'))
+  .option('--pages <n>', 'with --stress: copies of the racing mapping, swept against the kernel walking them (default 512; 1: the scenario\'s pages alone)', integer('--pages'))
   .action(async (file: string, opts) => {
     status = await hostCommand(file, opts);
   });

@@ -36,6 +36,7 @@ import { FnEnd, HANDLER_NAMES, type CFunction, type CValue, type ProgramImage } 
 import { parseRtExpr, type RtNode } from '../user/rtexpr.js';
 import type { Plan } from './plan.js';
 import { opKey, operands, setsVar, syscallName, type Support } from './support.js';
+import { RANGE_SYSCALLS, type WideGen } from './widen.js';
 
 /** The descriptor the host program reports on (high, so a scenario's descriptors are numbered as in isolab). */
 export const REPORT_FD = 1023;
@@ -107,11 +108,18 @@ struct shared {
 	volatile u64 key;
 	volatile int blen;
 	char buf[STRESS_BUF];
+#if WIDE > 1
+	/* The value each load of the widened mapping read in each copy (copy 0 is the record's), by record. */
+	volatile u64 repv[WIDE][NRECS + 1];
+	volatile unsigned char repset[NRECS + 1];
+#endif
 #endif
 };
 
 static struct shared *S;
 static struct task TASKS[NTASKS + 1];
+/* Under --stress with widening: the host's address of copy 0 of the widened mapping (0 until it is made). */
+static u64 wide_base0;
 static const int FAULT_SIGNALS[] = { @FAULT_SIGNALS@ };
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f)
@@ -122,6 +130,17 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 	long ret;
 	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9) : "rcx", "r11", "memory");
 	return ret;
+}
+
+/* An address in copy 0 of the widened mapping is reported as isolab's address of the mapping. */
+static int in_wide(u64 a)
+{
+	return WIDE > 1 && wide_base0 && a >= wide_base0 && a - wide_base0 < WIDE_LEN;
+}
+
+static u64 xlate(u64 v)
+{
+	return in_wide(v) ? v - wide_base0 + WIDE_ISOLAB : v;
 }
 
 /* Division as the DIV instruction does it: a divisor of 0 raises #DE (SIGFPE, FPE_INTDIV). */
@@ -352,7 +371,48 @@ static void done(const struct rec *e)
 	if (e && e->pos >= 0) S->done[e->pos] = 1;
 }
 
-static void rec_value(const struct rec *e, u64 v) { if (e) { out("R %d V %x", e->pos, v); done(e); } }
+static void rec_value(const struct rec *e, u64 v) { if (e) { out("R %d V %x", e->pos, xlate(v)); done(e); } }
+
+#if WIDE > 1
+/* A load of copy 0 of the widened mapping, done on every other copy from the top down; the values by copy. */
+static void wide_load(const struct rec *e, u64 a, u64 x, int size)
+{
+	if (!e || e->pos < 0) return;
+	S->repv[0][e->pos] = x;
+	for (int k = 1; k < WIDE; k++) {
+		u64 b = a - (u64)k * WIDE_LEN;
+		S->repv[k][e->pos] = size == 1 ? *(volatile uint8_t *)(uintptr_t)b : size == 2 ? *(volatile uint16_t *)(uintptr_t)b : size == 4 ? *(volatile uint32_t *)(uintptr_t)b : *(volatile uint64_t *)(uintptr_t)b;
+	}
+	S->repset[e->pos] = 1;
+}
+
+/* A store to copy 0 of the widened mapping, done on every other copy from the top down. */
+static void wide_store(u64 a, u64 x, int size)
+{
+	for (int k = 1; k < WIDE; k++) {
+		u64 b = a - (u64)k * WIDE_LEN;
+		if (size == 1) *(volatile uint8_t *)(uintptr_t)b = (uint8_t)x;
+		else if (size == 2) *(volatile uint16_t *)(uintptr_t)b = (uint16_t)x;
+		else if (size == 4) *(volatile uint32_t *)(uintptr_t)b = (uint32_t)x;
+		else *(volatile uint64_t *)(uintptr_t)b = x;
+	}
+}
+
+/* A range syscall starting in copy 0: over every copy at once when it covers the mapping, else copy by copy from the bottom. */
+static void wide_range(long nr, u64 *a)
+{
+	if (a[0] == wide_base0 && a[1] == WIDE_LEN) {
+		a[0] -= (u64)(WIDE - 1) * WIDE_LEN;
+		a[1] *= WIDE;
+		return;
+	}
+	for (int k = WIDE - 1; k >= 1; k--) sys6(nr, a[0] - (u64)k * WIDE_LEN, a[1], a[2], a[3], a[4], a[5]);
+}
+#else
+#define wide_load(e, a, x, size) ((void)0)
+#define wide_store(a, x, size) ((void)0)
+#define wide_range(nr, a) ((void)0)
+#endif
 static void rec_none(const struct rec *e) { if (e) { out("R %d N", e->pos); done(e); } }
 
 
@@ -417,13 +477,13 @@ static int record_fault(struct task *t, int sig, siginfo_t *si, void *uc, int si
 	if (!siginfo) {
 		if (t->cur->flags & 8) return 0;
 		u64 trapno = *(u64 *)((char *)uc + 200), cr2 = *(u64 *)((char *)uc + 216);
-		out("R %d S %d 0 %x %d", t->cur->pos, sig, trapno == 14 ? cr2 : 0, trapno == 14 ? 2 : 0);
+		out("R %d S %d 0 %x %d", t->cur->pos, sig, trapno == 14 ? xlate(cr2) : 0, trapno == 14 ? 2 : 0);
 		done(t->cur);
 		t->cur = 0;
 		return 1;
 	}
 	if (si->si_code <= 0) return 0;
-	out("R %d S %d %d %x 3", t->cur->pos, sig, si->si_code, (u64)si->si_addr);
+	out("R %d S %d %d %x 3", t->cur->pos, sig, si->si_code, xlate((u64)si->si_addr));
 	done(t->cur);
 	t->cur = 0;
 	return 1;
@@ -482,11 +542,11 @@ static void end_checks(struct task *t)
 		const struct endcheck *x = &ENDS[i];
 		if (x->task != t->idx) continue;
 		u64 v = x->var >= 0 ? t->v[x->var] : 0;
-		if (!x->memory) { out("M %d V %x", x->id, v); continue; }
+		if (!x->memory) { out("M %d V %x", x->id, xlate(v)); continue; }
 		u64 got = 0;
 		struct { u64 base, len; } local = { (u64)(uintptr_t)&got, (u64)x->size }, remote = { v + x->add, (u64)x->size };
 		long r = sys6(310, sys6(39, 0, 0, 0, 0, 0, 0), (long)&local, 1, (long)&remote, 1, 0);
-		if (r == x->size) out("M %d V %x", x->id, got);
+		if (r == x->size) out("M %d V %x", x->id, xlate(got));
 		else out("M %d U", x->id);
 	}
 }
@@ -550,6 +610,12 @@ const PLAIN_MAIN = `int main(void)
  *                      3 not known: one of them did not run)
  *   C id n0 n1 n2 n3   the rounds of outcome id in each class
  *   I rounds ns timeouts barrier-timeouts overflows delay min-delay max-delay cpu0 cpu1 probes
+ * With a widened mapping (WIDE copies, widen.ts) each copy's loads make a copy outcome, and
+ * the delay moves against the order more copies show (as many of each: they crossed inside
+ * the region; stay):
+ *   Q id round class k a new copy outcome (first seen in copy k), then "q pos value" for each
+ *                      load of the mapping, then "."
+ *   U id n0 n1 n2 n3   the copies of copy outcome id in rounds of each class
  */
 const STRESS_MAIN = String.raw`#define MAX_OUTCOMES 512
 #define ROUND_TIMEOUT_S 20
@@ -558,8 +624,8 @@ const STRESS_MAIN = String.raw`#define MAX_OUTCOMES 512
 static volatile sig_atomic_t alarmed;
 static void on_alarm(int sig) { (void)sig; alarmed = 1; }
 
-static struct { u64 key; long n[4]; } OUTCOMES[MAX_OUTCOMES];
-static int NOUTCOMES;
+static struct { u64 key; long n[4]; } OUTCOMES[MAX_OUTCOMES], COPIES[MAX_OUTCOMES];
+static int NOUTCOMES, NCOPIES;
 
 static void put(const char *p, long n)
 {
@@ -583,6 +649,35 @@ static int outcome_id(u64 key, long round, int cls)
 	put(".\n", 2);
 	return NOUTCOMES++;
 }
+
+#if WIDE > 1
+/* The outcome of copy k of the widened mapping: what its loads read, by record. */
+static u64 copy_key(int k)
+{
+	u64 h = 0xcbf29ce484222325ULL;
+	for (int p = 0; p < NRECS; p++) {
+		if (!S->repset[p]) continue;
+		h = (h ^ (u64)p) * 0x100000001b3ULL;
+		h = (h ^ S->repv[k][p]) * 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* The copy outcome with this key, printed with its values when new; -1 when the table is full. */
+static int copy_id(u64 key, int k, long round, int cls)
+{
+	for (int i = 0; i < NCOPIES; i++)
+		if (COPIES[i].key == key) return i;
+	if (NCOPIES == MAX_OUTCOMES) return -1;
+	COPIES[NCOPIES].key = key;
+	char line[96];
+	put(line, snprintf(line, sizeof line, "Q %d %ld %d %d\n", NCOPIES, round, cls, k));
+	for (int p = 0; p < NRECS; p++)
+		if (S->repset[p]) put(line, snprintf(line, sizeof line, "q %d %llx\n", p, (unsigned long long)S->repv[k][p]));
+	put(".\n", 2);
+	return NCOPIES++;
+}
+#endif
 
 /* One round with delay d: its class (above), or -1 when it could not start; its outcome's key in *key. */
 static int round_once(long d, u64 *key, long *timeouts)
@@ -649,7 +744,26 @@ int main(int argc, char **argv)
 		if (id >= 0) OUTCOMES[id].n[cls]++;
 		if (d < mind) mind = d;
 		if (d > maxd) maxd = d;
-		if (cls == 1 || cls == 2) { label[cls] = key; known[cls] = 1; }
+		/* What each order gives by itself: the round's outcome, or with widening each copy's. */
+		u64 order_key = key;
+#if WIDE > 1
+		order_key = copy_key(0);
+#endif
+		if (cls == 1 || cls == 2) { label[cls] = order_key; known[cls] = 1; }
+		/* How many copies (one without widening) gave each order's outcome. */
+		int a = 0, b = 0;
+#if WIDE > 1
+		for (int k = 0; k < WIDE; k++) {
+			u64 ck = copy_key(k);
+			int c = copy_id(ck, k, rounds - 1, cls);
+			if (c >= 0) COPIES[c].n[cls]++;
+			a += known[1] && ck == label[1];
+			b += known[2] && ck == label[2];
+		}
+#else
+		a = known[1] && key == label[1];
+		b = known[2] && key == label[2];
+#endif
 		if (probing) {
 			if (known[1] && known[2]) { probing = 0; d = 0; step = 1; lastdir = 0; }
 			continue;
@@ -658,14 +772,14 @@ int main(int argc, char **argv)
 		if (cls == 1) dir = -1; /* the first ended before the second started: hold the first back more */
 		else if (cls == 2) dir = 1; /* the other way round */
 		else if (cls == 0) {
-			int a = known[1] && key == label[1], b = known[2] && key == label[2];
-			if (a && !b) dir = -1; /* the outcome of the first going first */
-			else if (b && !a) dir = 1;
-			else if ((a && b) || !known[1] || !known[2]) {
+			if (a > b) dir = -1; /* more of the first going first */
+			else if (b > a) dir = 1;
+			else if (!known[1] || !known[2] || label[1] == label[2]) {
 				/* The outcome does not tell the order: the second's start to the middle of the first. */
 				u64 mid = S->t0[0] + (S->t1[0] - S->t0[0]) / 2;
 				dir = S->t0[1] < mid ? 1 : -1;
 			}
+			/* else: as many of each, or neither: they crossed where the outcome changes; stay */
 		}
 		if (dir != 0) {
 			if (dir == lastdir) { if (step < MAX_DELAY / 2) step *= 2; }
@@ -679,6 +793,8 @@ int main(int argc, char **argv)
 	char line[256];
 	for (int i = 0; i < NOUTCOMES; i++)
 		put(line, snprintf(line, sizeof line, "C %d %ld %ld %ld %ld\n", i, OUTCOMES[i].n[0], OUTCOMES[i].n[1], OUTCOMES[i].n[2], OUTCOMES[i].n[3]));
+	for (int i = 0; i < NCOPIES; i++)
+		put(line, snprintf(line, sizeof line, "U %d %ld %ld %ld %ld\n", i, COPIES[i].n[0], COPIES[i].n[1], COPIES[i].n[2], COPIES[i].n[3]));
 	int cpu[2];
 	for (int k = 0; k < 2; k++) {
 		int p = NRACE > k ? PIN[OWNER[RACE[k]]] : -1;
@@ -864,11 +980,11 @@ class ImageGen {
         return [`goto op_${fid}_${op.to};`];
       case 'load': {
         const size = op.size ?? 8;
-        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = *(volatile uint${size * 8}_t *)(uintptr_t)a;`, `  e = t->cur; t->cur = 0;`, ...into('x').map((l) => `  ${l}`), `  rec_value(e, x); }`];
+        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = *(volatile uint${size * 8}_t *)(uintptr_t)a;`, `  e = t->cur; t->cur = 0;`, ...into('x').map((l) => `  ${l}`), `  if (in_wide(a)) wide_load(e, a, x, ${size});`, `  rec_value(e, x); }`];
       }
       case 'store': {
         const size = op.size ?? 8;
-        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = ${this.value(f.values[i])};`, `  *(volatile uint${size * 8}_t *)(uintptr_t)a = (uint${size * 8}_t)x;`, '  e = t->cur; t->cur = 0; rec_none(e); }'];
+        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = ${this.value(f.values[i])};`, `  *(volatile uint${size * 8}_t *)(uintptr_t)a = (uint${size * 8}_t)x;`, `  e = t->cur; t->cur = 0; if (in_wide(a)) wide_store(a, x, ${size}); rec_none(e); }`];
       }
       case 'work':
         return [gate, 't->cur = 0;', `rec_value(e, ${op.count}ULL);`];
@@ -922,7 +1038,9 @@ class ImageGen {
     if (name === 'kill') out.push('  if ((int)a[0] < -1) a[0] = (u64)(long)-S->pgid;');
     if (PID_ARG0.has(name)) checks.push(`if (!(${name === 'prlimit64' || name === 'kill' ? '(int)a[0] == 0 || ' : ''}${name === 'kill' ? '(int)a[0] < -1 || ' : ''}own_pid((long)(int)a[0]))) { t->cur = 0; rec_refused(t, e, 1, a[0]); } else`);
     for (const j of FD_ARGS[name] ?? []) checks.push(`if ((int)a[${j}] == REPORT_FD) { t->cur = 0; rec_refused(t, e, 2, a[${j}]); } else`);
-    if (name === 'mmap') out.push('  int forced = e && e->mmap; if (forced) { a[0] = e->mmap; a[3] |= MAP_FIXED_NOREPLACE; }');
+    // The widened mapping (--stress): COPIES times as large, where the host puts it.
+    if (name === 'mmap') out.push('  int wide = WIDE > 1 && e && e->pos == WIDE_POS; if (wide) a[1] = (u64)WIDE_LEN * WIDE;', '  int forced = e && e->mmap && !wide; if (forced) { a[0] = e->mmap; a[3] |= MAP_FIXED_NOREPLACE; }');
+    if (RANGE_SYSCALLS.has(name)) out.push(`  if (in_wide(a[0])) wide_range(${nr}, a);`);
     const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
     if (name === 'exit' || name === 'exit_group') {
       out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out("E %d %d", t->idx, (int)a[0]);`, `  for (;;) sys6(${nr}, a[0], 0, 0, 0, 0, 0); }`);
@@ -946,7 +1064,7 @@ class ImageGen {
     } else {
       // A syscall after which isolab's task died (its own fatal signal, delivered on the way back to user mode): reported as pending first, since the host task may die before it can write the value.
       out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); done(e); }', `    r = sys6(${nr}, a[0], a[1], a[2], a[3], a[4], a[5]);`);
-      if (name === 'mmap') out.push('    if (forced && r == -17) { t->cur = 0; rec_refused(t, e, 3, (u64)r); } else');
+      if (name === 'mmap') out.push('    if (wide && r > 0) { wide_base0 = (u64)r + (u64)(WIDE - 1) * WIDE_LEN; r = (long)wide_base0; }', '    if (forced && r == -17) { t->cur = 0; rec_refused(t, e, 3, (u64)r); } else');
       out.push(`    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
       return out;
     }
@@ -996,6 +1114,8 @@ class ImageGen {
 export interface StressGen {
   race: number[];
   pin: number[];
+  /** The mapping widened into copies (widen.ts), if any. */
+  wide?: WideGen;
 }
 
 /** The whole C program for `plan`; with `stress`, the program that repeats the race (STRESS_MAIN). */
@@ -1011,6 +1131,8 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan, str
   parts.push(`/*\n * ${comment(c.name)}: generated by isolab host from ${comment(c.locator?.file ?? c.name)}.\n * Build: cc -O1 -static -o prog prog.c; run: ./prog (the report on descriptor ${REPORT_FD} if it is open, else on standard output).\n */`);
   parts.push(`#define NVARS ${nvars}\n#define NTASKS ${plan.tasks.length}\n#define NRECS ${plan.records.length}\n#define NENDS ${plan.ends.length}`);
   parts.push(`#define STRESS ${stress ? 1 : 0}\n#define NRACE ${stress?.race.length ?? 0}\n#define STRESS_BUF ${STRESS_BUF}`);
+  const wide = stress?.wide;
+  parts.push(`#define WIDE ${wide?.copies ?? 1}\n#define WIDE_LEN ${u64(wide?.len ?? 0n)}\n#define WIDE_POS ${wide?.pos ?? -1}\n#define WIDE_ISOLAB ${u64(wide?.isolab ?? 0n)}`);
   const raceOf = new Map((stress?.race ?? []).map((pos, k) => [pos, k]));
   // Records per task (a C array may not be empty: a dummy entry where a task has none).
   const recDecls: string[] = [];

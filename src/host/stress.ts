@@ -29,6 +29,10 @@ import { hostUnavailableReason } from './host.js';
 import { planFromModel, type Plan, type PlanRecord } from './plan.js';
 import { exploreViolation, racesOf, type Race } from './race.js';
 import { hostSupport, type HostItem } from './support.js';
+import { widening } from './widen.js';
+
+/** Copies of the racing mapping by default: as the MADV_FREE reproducer's region. */
+const DEFAULT_COPIES = 512;
 
 /** Seconds the program may run beyond its budget (its last round, building the report) before it is killed. */
 const GRACE_S = 60;
@@ -44,6 +48,8 @@ export interface StressOptions {
   from?: { file: string; violation: number };
   /** Which race of the run to repeat, 1-based in the order they began (default 1). */
   race?: number;
+  /** Copies of the racing mapping (widen.ts; default 512; 1 races the scenario's pages alone). */
+  pages?: number;
   cc?: string;
   facts?: HostFacts;
   onSource?: (source: string) => void;
@@ -80,6 +86,22 @@ export interface StressOutcome {
   values: string[];
 }
 
+/** One outcome of a copy of the widened mapping: what its loads read, and how often. */
+export interface CopyOutcome {
+  id: number;
+  /** Copies that gave it, in rounds of each class (as StressOutcome). */
+  overlapped: number;
+  firstFirst: number;
+  secondFirst: number;
+  unknown: number;
+  copies: number;
+  serial: boolean;
+  /** Every load agrees with isolab's run under the schedule. */
+  counterexample: boolean;
+  /** Each load as `thread: operation (where) = value`, isolab's value after it when they differ. */
+  values: string[];
+}
+
 export interface StressReport {
   scenario: string;
   file?: string;
@@ -90,6 +112,11 @@ export interface StressReport {
   /** The invariant the explorer's counterexample broke, with its message, when the schedule came from one. */
   property?: { invariant: string; message: string };
   racing: StressOp[];
+  /** The racing mapping widened into copies, or why it was not (then the race runs on the scenario's pages alone). */
+  widened: { copies: number; where: string; bytes: number } | { copies: 1; why: string };
+  /** Copies whose loads gave isolab's outcome when no serial round's copy did (0 without widening). */
+  copyViolations: number;
+  copyOutcomes: CopyOutcome[];
   /** The other races of isolab's run, which the host runs in isolab's order. */
   otherRaces: string[];
   rounds: number;
@@ -135,9 +162,17 @@ function pickRace(c: CompiledScenario, plan: Plan, index: number, where: (r: Pla
 }
 
 /** Parses the --stress program's output (cgen.ts STRESS_MAIN). */
-function parseStressOutput(text: string): { blocks: Map<number, { round: number; cls: number; text: string }>; counts: Map<number, number[]>; info: number[] | null } {
+function parseStressOutput(text: string): {
+  blocks: Map<number, { round: number; cls: number; text: string }>;
+  counts: Map<number, number[]>;
+  copies: Map<number, Map<number, bigint>>;
+  copyCounts: Map<number, number[]>;
+  info: number[] | null;
+} {
   const blocks = new Map<number, { round: number; cls: number; text: string }>();
   const counts = new Map<number, number[]>();
+  const copies = new Map<number, Map<number, bigint>>();
+  const copyCounts = new Map<number, number[]>();
   let info: number[] | null = null;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -146,10 +181,18 @@ function parseStressOutput(text: string): { blocks: Map<number, { round: number;
       const body: string[] = [];
       for (i++; i < lines.length && lines[i] !== '.'; i++) body.push(lines[i]);
       blocks.set(Number(w[1]), { round: Number(w[2]), cls: Number(w[3]), text: body.join('\n') });
+    } else if (w[0] === 'Q') {
+      const values = new Map<number, bigint>();
+      for (i++; i < lines.length && lines[i] !== '.'; i++) {
+        const q = lines[i].trim().split(/\s+/);
+        if (q[0] === 'q') values.set(Number(q[1]), BigInt(`0x${q[2]}`));
+      }
+      copies.set(Number(w[1]), values);
     } else if (w[0] === 'C') counts.set(Number(w[1]), w.slice(2, 6).map(Number));
+    else if (w[0] === 'U') copyCounts.set(Number(w[1]), w.slice(2, 6).map(Number));
     else if (w[0] === 'I') info = w.slice(1).map(Number);
   }
-  return { blocks, counts, info };
+  return { blocks, counts, copies, copyCounts, info };
 }
 
 /** Runs the race of compiled scenario `c` on the host for the budget and checks each outcome. Throws ConfigError without a compiler, ArgumentError for a schedule with no race. */
@@ -166,7 +209,7 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
   // The note on a race schedule is for a single run in isolab's order; here the race is what runs.
   const notes = support.notes.filter((n) => n.what !== 'schedule.steps');
   const base = { scenario: c.name, file: c.locator?.file, blocking: support.blocking, notes, schedule, ...(property ? { property } : {}) };
-  const empty = { racing: [], otherRaces: [], rounds: 0, seconds: 0, overlaps: 0, violations: 0, counterexampleSerial: false, outcomes: [], delay: { final: 0, min: 0, max: 0 }, timeouts: 0, barrierTimeouts: 0 };
+  const empty = { racing: [], widened: { copies: 1 as const, why: 'not run' }, copyViolations: 0, copyOutcomes: [], otherRaces: [], rounds: 0, seconds: 0, overlaps: 0, violations: 0, counterexampleSerial: false, outcomes: [], delay: { final: 0, min: 0, max: 0 }, timeouts: 0, barrierTimeouts: 0 };
   if (support.blocking.length > 0) return { ...base, ran: false, ...empty };
   const plan = planFromModel(c, support);
   const where = (r: PlanRecord): string => {
@@ -180,7 +223,12 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
   const pair = race.firsts.slice(0, 2);
   // Every task on its scenario CPU: the CPU of its racing record, else of its first record.
   const pin = plan.tasks.map((t) => race.firsts.find((r) => r.task === t.idx)?.cpu ?? t.records.find((r) => r.cpu >= 0)?.cpu ?? -1);
-  const source = generateC(c, support, plan, { race: pair.map((r) => r.pos), pin });
+  const pages = opts.pages ?? DEFAULT_COPIES;
+  if (!Number.isInteger(pages) || pages < 1 || pages > 4096) throw new ArgumentError('--pages', `${pages}: from 1 to 4096`);
+  const w = pages > 1 ? widening(c, support, plan, pair, pages) : { why: '--pages 1' };
+  const wideMmap = 'wide' in w ? plan.records[w.wide.pos] : undefined;
+  const widened: StressReport['widened'] = 'wide' in w ? { copies: pages, where: `${plan.tasks[wideMmap!.task].name}: ${label(wideMmap!)} (${where(wideMmap!)})`, bytes: Number(w.wide.len) } : { copies: 1, why: w.why };
+  const source = generateC(c, support, plan, { race: pair.map((r) => r.pos), pin, ...('wide' in w ? { wide: w.wide } : {}) });
   opts.onSource?.(source);
   const build = await compileGenerated(source, compiler);
   if ('error' in build) {
@@ -255,11 +303,29 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
   }
   const ce = outcomes.find((o) => o.counterexample);
   const counterexampleSerial = ce?.serial ?? false;
+  // Each copy outcome: its loads against isolab's run under the schedule.
+  const copyOutcomes: CopyOutcome[] = [];
+  for (const [id, values] of parsed.copies) {
+    const n = parsed.copyCounts.get(id) ?? [0, 0, 0, 0];
+    let same = values.size > 0;
+    const shown: string[] = [];
+    for (const [pos, v] of [...values].sort((x, y) => x[0] - y[0])) {
+      const r = plan.records[pos];
+      const model = r?.record.value !== undefined && !r.record.signal ? BigInt.asUintN(64, r.record.value) : undefined;
+      if (model !== v) same = false;
+      if (r) shown.push(`${plan.tasks[r.task].name}: ${label(r)} (${where(r)}) = ${formatValue(v)}${model !== v ? ` (isolab ${model === undefined ? 'none' : formatValue(model)})` : ''}`);
+    }
+    copyOutcomes.push({ id, overlapped: n[0], firstFirst: n[1], secondFirst: n[2], unknown: n[3], copies: n[0] + n[1] + n[2] + n[3], serial: n[1] + n[2] > 0, counterexample: same, values: shown });
+  }
+  const copyCe = copyOutcomes.find((o) => o.counterexample);
   const hostCpu = (k: number): number => (info && info[8 + k] !== undefined ? info[8 + k] : -1);
   return {
     ...base,
     ran: true,
     racing: pair.map((r, k) => ({ thread: plan.tasks[r.task].name, what: label(r), where: where(r), cpu: r.cpu, hostCpu: hostCpu(k) })),
+    widened,
+    copyViolations: copyCe && !copyCe.serial ? copyCe.copies : 0,
+    copyOutcomes: copyOutcomes.sort((a, b) => b.copies - a.copies).map((o, i) => ({ ...o, id: i })),
     otherRaces: others.map((o) => o.firsts.map((r) => `${plan.tasks[r.task].name}: ${label(r)} (${where(r)})`).join(' against ')),
     rounds: info?.[0] ?? 0,
     seconds: (info?.[1] ?? 0) / 1e9,

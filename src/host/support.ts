@@ -119,7 +119,7 @@ export function syscallName(name: string | number): string | undefined {
 }
 
 /** The `$names` an operand reads (`$rsp` and the handler's names included). */
-function valueRefs(v: CValue | null | undefined): string[] {
+export function valueRefs(v: CValue | null | undefined): string[] {
   if (!v) return [];
   if (v.kind === 1) return [v.name];
   if (v.kind === 4) return ['rsp'];

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runStress, type StressOutcome, type StressReport } from '../../src/host/stress.js';
+import { runStress, type CopyOutcome, type StressOutcome, type StressReport } from '../../src/host/stress.js';
 import { compileScenarioFile } from '../../src/scenario/index.js';
 import { hostTestSkipReason } from './helpers.js';
 
@@ -29,8 +29,8 @@ function isolab(...args: string[]): { status: number; stdout: string; stderr: st
 }
 
 /** The values an outcome shows for the child's two loads of $buf: before and after MADV_PAGEOUT. */
-function childLoads(o: StressOutcome): string[] {
-  return o.values.filter((v) => v.startsWith('child: load [$buf]')).map((v) => v.slice(v.lastIndexOf('=') + 2));
+function childLoads(o: StressOutcome | CopyOutcome): string[] {
+  return o.values.filter((v) => v.startsWith('child: load [$buf]')).map((v) => /= (\S+)/.exec(v.slice(v.indexOf(') = ')))![1]);
 }
 
 /** The racing operations as `thread: label`. */
@@ -48,11 +48,12 @@ function checkForkStoreRace(r: StressReport, madvFree: boolean): void {
   assert.equal(r.timeouts, 0);
   // The delay brought each order about by itself at least once.
   const storeIsFirst = r.racing[0].thread === 'writer';
-  const storeFirst = (o: StressOutcome): number => (storeIsFirst ? o.firstFirst : o.secondFirst);
-  const forkFirst = (o: StressOutcome): number => (storeIsFirst ? o.secondFirst : o.firstFirst);
+  const storeFirst = (o: StressOutcome | CopyOutcome): number => (storeIsFirst ? o.firstFirst : o.secondFirst);
+  const forkFirst = (o: StressOutcome | CopyOutcome): number => (storeIsFirst ? o.secondFirst : o.firstFirst);
   assert.ok(r.outcomes.some((o) => storeFirst(o) > 0), 'some round ran the store wholly before fork');
   assert.ok(r.outcomes.some((o) => forkFirst(o) > 0), 'some round ran fork wholly before the store');
-  for (const o of r.outcomes) {
+  // Each copy of the widened mapping is a page of its own: the same holds copy by copy.
+  for (const o of [...r.outcomes, ...r.copyOutcomes]) {
     const [seen, after] = childLoads(o);
     if (o.values.length > 0) assert.ok(seen !== undefined && after !== undefined, `outcome ${o.id} shows the child's loads`);
     // The store before fork: the child has it, and keeps it.
@@ -73,6 +74,8 @@ function checkForkStoreRace(r: StressReport, madvFree: boolean): void {
 test('host --stress fork-madvfree-lost: the writer and fork cross on pinned CPUs; each order gives what Linux gives', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
   const r = await runStress(compileScenarioFile(FILE), { seconds: 4 });
   checkForkStoreRace(r, true);
+  assert.equal(r.widened.copies, 512);
+  assert.equal(r.copyOutcomes.reduce((s, o) => s + o.copies, 0), r.rounds * 512, 'every copy of every round has an outcome');
   // The racing tasks sit on the host CPUs of their scenario CPUs (0 and 1), distinct when the host has two.
   assert.deepEqual(r.racing.map((op) => op.cpu).sort(), [0, 1]);
   if (readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length >= 2) assert.notEqual(r.racing[0].hostCpu, r.racing[1].hostCpu);
@@ -80,7 +83,10 @@ test('host --stress fork-madvfree-lost: the writer and fork cross on pinned CPUs
   const ce = r.outcomes.find((o) => o.counterexample);
   if (ce) assert.deepEqual(childLoads(ce), ['2', '0']);
   assert.equal(r.violations, ce && !ce.serial ? ce.rounds : 0);
-  console.log(`# fork-madvfree-lost --stress: ${r.rounds} rounds, ${r.overlaps} overlapping, ${r.violations} lost the writer's value (reported, not asserted)`);
+  const copyCe = r.copyOutcomes.find((o) => o.counterexample);
+  if (copyCe) assert.deepEqual(childLoads(copyCe), ['2', '0']);
+  assert.equal(r.copyViolations, copyCe && !copyCe.serial ? copyCe.copies : 0);
+  console.log(`# fork-madvfree-lost --stress: ${r.rounds} rounds of 512 pages, ${r.overlaps} overlapping, ${r.copyViolations} pages lost the writer's value (reported, not asserted)`);
 });
 
 test('host --stress control: without MADV_FREE the child never loses the write, whatever the order', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
@@ -98,7 +104,9 @@ test('host --stress control: without MADV_FREE the child never loses the write, 
     const r = await runStress(compileScenarioFile(file), { seconds: 3, schedule: '0*88,1*18' });
     checkForkStoreRace(r, false);
     assert.equal(r.violations, 0);
-    assert.ok(!r.outcomes.some((o) => childLoads(o)[1] === '0'), 'no outcome has the child read 0');
+    assert.equal(r.copyViolations, 0);
+    assert.equal(r.widened.copies, 512);
+    assert.ok(![...r.outcomes, ...r.copyOutcomes].some((o) => childLoads(o)[1] === '0'), 'no outcome has the child read 0');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -143,6 +151,8 @@ test('host --stress: a run with no race, options without --stress and bad budget
     [['scenarios/fork-madvfree-lost.yaml', '--stress', '--from', 'package.json'], 'isolab: --from: package.json: not a result of isolab explore --json\n'],
     [['scenarios/fork-madvfree-lost.yaml', '--stress', '--seconds', '0'], 'isolab: --seconds: 0: from more than 0 to 86400\n'],
     [['scenarios/fork-madvfree-lost.yaml', '--stress', '--race', '9'], 'isolab: --race: 9: the run has races 1 to 3\n'],
+    [['scenarios/fork-madvfree-lost.yaml', '--stress', '--pages', '0'], 'isolab: --pages: 0: from 1 to 4096\n'],
+    [['scenarios/fork-madvfree-lost.yaml', '--pages', '8'], 'isolab: --pages: only with --stress\n'],
   ];
   if (SKIP) cases.splice(0, cases.length, ...cases.filter(([args]) => !args.includes('--stress') || args.includes('--violation')));
   for (const [args, stderr] of cases) {
@@ -200,4 +210,27 @@ test('host --stress interrupted: Ctrl-C of isolab leaves no process of the gener
   assert.equal(how.signal, 'SIGINT', 'isolab ends as a program does on Ctrl-C');
   for (let i = 0; i < 50 && inSession(program).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(inSession(program), [], 'nothing of the program is left');
+});
+
+test('host --stress: widening follows loads, stores and range syscalls only; anything else runs the race on one page, with the reason', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'isolab-stress-'));
+  try {
+    const text = readFileSync(FILE, 'utf8');
+    const anchor = '            - repeat: { count: 12, ops: [getpid] }\n';
+    assert.ok(text.includes(anchor));
+    // The child writes its page to /dev/null: write(2) reads the mapping, which widening cannot follow.
+    const file = join(dir, 'write.yaml');
+    writeFileSync(file, text.replace(anchor, `${anchor}            - write: { fd: 1, buf: $buf, count: 8 }\n`));
+    const r = await runStress(compileScenarioFile(file), { seconds: 2 });
+    assert.equal(r.widened.copies, 1);
+    assert.ok('why' in r.widened && /write\(.*\) uses \$buf, which widening cannot follow/.test(r.widened.why), JSON.stringify(r.widened));
+    assert.deepEqual(r.copyOutcomes, []);
+    checkForkStoreRace(r, true);
+    // --pages 1: the scenario's page alone.
+    const one = await runStress(compileScenarioFile(FILE), { rounds: 30, pages: 1 });
+    assert.deepEqual(one.widened, { copies: 1, why: '--pages 1' });
+    assert.equal(one.rounds, 30);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
