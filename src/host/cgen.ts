@@ -35,7 +35,7 @@ import type { CompiledProcess, CompiledScenario } from '../scenario/compile.js';
 import { FnEnd, HANDLER_NAMES, type CFunction, type CValue, type ProgramImage } from '../user/program.js';
 import { parseRtExpr, type RtNode } from '../user/rtexpr.js';
 import type { Plan } from './plan.js';
-import { opKey, operands, setsVar, syscallName, type Support } from './support.js';
+import { ia32Entry, opKey, operands, setsVar, syscallName, type Support } from './support.js';
 import { RANGE_SYSCALLS, type WideGen } from './widen.js';
 
 /** The descriptor the host program reports on (high, so a scenario's descriptors are numbered as in isolab). */
@@ -1007,6 +1007,11 @@ class ImageGen {
         return [gate, '{ unsigned x, d; __asm__ volatile("rdpkru" : "=a"(x), "=d"(d) : "c"(0)); e = t->cur; t->cur = 0;', ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
       case 'syscall':
         return [gate, ...this.syscall(f, i)];
+      case 'int80': {
+        // exit and exit_group make no record: no turn, as for the 64-bit ones.
+        const ends = ['exit', 'exit_group'].includes(ia32Entry(op.name)?.name ?? '');
+        return ends ? this.int80(f, i) : [gate, ...this.int80(f, i)];
+      }
       case 'mov_sreg':
         // MOV Sreg, r16 (DS, ES or SS: support.ts skips FS and GS): a bad selector raises #GP, #NP or #SS.
         return [gate, `{ unsigned short x = (unsigned short)${this.value(f.values[i])}; __asm__ volatile("mov %0, %%${op.sreg}" :: "r"(x) : "memory"); e = t->cur; t->cur = 0; rec_none(e); }`];
@@ -1069,6 +1074,37 @@ class ImageGen {
       return out;
     }
     out.push(`  e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); }`);
+    return out;
+  }
+
+  /**
+   * INT 0x80: the number in EAX, the arguments in EBX, ECX, EDX, ESI, EDI and EBP (saved around
+   * the instruction, below the red zone); the result is RAX as the kernel left it. A pid is
+   * translated and checked as for kill, a descriptor as for read, write and close; exit and
+   * exit_group end the task as the 64-bit ones do. support.ts skips any number isolab's ia32
+   * table does not have.
+   */
+  private int80(f: CFunction, i: number): string[] {
+    const op = f.ops[i] as { op: 'int80'; name: string | number; into?: string };
+    const entry = ia32Entry(op.name);
+    // EAX as the scenario gives it (the kernel reads its low 32 bits); a number past every ia32 table is -ENOSYS on both.
+    const nr = typeof op.name === 'number' ? u64(BigInt(op.name)) : String(entry!.nr);
+    const name = entry?.name ?? '';
+    const args = [0, 1, 2, 3, 4, 5].map((j) => (j < f.args[i].length ? this.value(f.args[i][j]) : '0ULL'));
+    const out: string[] = [`{ u64 a[6] = { ${args.join(', ')} }; long r;`];
+    const int80 = `__asm__ volatile("sub $128, %%rsp\\n\\tpush %%rbp\\n\\tmov %k7, %%ebp\\n\\tint $0x80\\n\\tpop %%rbp\\n\\tadd $128, %%rsp" : "=a"(r) : "0"((long)${nr}), "b"(a[0]), "c"(a[1]), "d"(a[2]), "S"(a[3]), "D"(a[4]), "r"(a[5]) : "memory", "cc");`;
+    if (name === 'exit' || name === 'exit_group') {
+      out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out("E %d %d", t->idx, (int)a[0]);`, `  for (;;) ${int80} }`);
+      return out;
+    }
+    const checks: string[] = [];
+    if (name === 'kill') {
+      out.push('  a[0] = (u64)(uint32_t)host_pid((long)(int)a[0]);', '  if ((int)a[0] < -1) a[0] = (u64)(uint32_t)-S->pgid;');
+      checks.push('if (!((int)a[0] == 0 || (int)a[0] < -1 || own_pid((long)(int)a[0]))) { t->cur = 0; rec_refused(t, e, 1, a[0]); } else');
+    }
+    if (name === 'read' || name === 'write' || name === 'close') checks.push('if ((int)a[0] == REPORT_FD) { t->cur = 0; rec_refused(t, e, 2, a[0]); } else');
+    const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
+    out.push(`  ${checks.join(' ')} {`, `    ${int80}`, `    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
     return out;
   }
 

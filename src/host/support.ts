@@ -12,6 +12,8 @@
  */
 import { DEFAULT_CPU_MODEL } from '../hw/features.js';
 import { DEFAULT_KERNEL_OPTIONS, type KernelOptions } from '../kernel/options.js';
+import { IA32_SYSCALLS, ia32SyscallEntry } from '../kernel/syscall_32.js';
+import type { SyscallEntry } from '../kernel/syscalls.js';
 import { SA_SIGINFO } from '../kernel/uapi.js';
 import { syscallByName, SYSCALLS } from '../kernel/syscalls.js';
 import type { CompiledScenario } from '../scenario/compile.js';
@@ -98,11 +100,18 @@ const OP_REASONS: Readonly<Record<string, string>> = Object.freeze({
   rdgsbase: "the FS and GS bases are the host C library's",
   wrfsbase: "the FS and GS bases are the host C library's",
   wrgsbase: "the FS and GS bases are the host C library's",
-  int80: 'INT 0x80 is not generated yet',
   ljmp: "a far transfer goes to an address in isolab's program layout",
   lcall: "a far transfer goes to an address in isolab's program layout",
   lret: "a far return goes to an address in isolab's program layout",
 });
+
+/** INT 0x80 numbers from here up (EAX's low 32 bits) are -ENOSYS on every kernel: past any ia32 table. */
+const IA32_NONE = 0x1000;
+
+/** The ia32 syscall an `int80` operation makes (by name, or by EAX's low 32 bits), if isolab's table has it. */
+export function ia32Entry(name: string | number): SyscallEntry | undefined {
+  return typeof name === 'string' ? ia32SyscallEntry(name) : IA32_SYSCALLS[Number(BigInt.asUintN(32, BigInt(name)))];
+}
 
 /** Shadow-stack instructions: they need ARCH_SHSTK_ENABLE, which arch_prctl gives, and user_shstk. */
 const SHSTK_OPS: ReadonlySet<string> = new Set(['wrss', 'rdssp', 'incssp', 'rstorssp', 'saveprevssp']);
@@ -224,9 +233,11 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
   const pti = kernel.pti ?? 'auto';
   const modelPti = pti === 'on' || (pti === 'auto' && meltdown);
   if (facts.pti !== null && modelPti !== facts.pti) {
+    // PTI changes the kernel's page tables, entry and exit, not what a program sees (a Meltdown probe, the one exception, is skipped): the records compare.
     const path: Path = kernel.pti !== undefined ? ['kernel', 'pti'] : ['machine', 'cpu', 'meltdown'];
-    blocking.push({ where: where(path, true), what: kernel.pti !== undefined ? `kernel.pti: ${pti}` : `machine.cpu.meltdown: ${String(meltdown)}`, reason: `isolab's kernel runs with page-table isolation ${modelPti ? 'on' : 'off'}, the host's ${facts.pti ? 'on' : 'off'}` });
+    notes.push({ where: where(path, true), what: kernel.pti !== undefined ? `kernel.pti: ${pti}` : `machine.cpu.meltdown: ${String(meltdown)}`, reason: `isolab's kernel runs with page-table isolation ${modelPti ? 'on' : 'off'}, the host's ${facts.pti ? 'on' : 'off'}: it changes the kernel's page tables and entry, not what the program sees, so the records compare` });
   }
+
   const dirty = c.system.cpu?.dirty_on_readonly;
   if (dirty !== undefined && dirty !== DEFAULT_CPU_MODEL.dirty_on_readonly) {
     blocking.push({ where: where(['machine', 'cpu', 'dirty_on_readonly'], true), what: `machine.cpu.dirty_on_readonly: ${dirty}`, reason: "a CPU behaviour the host's processor does not have (its D-bit updates are strict)" });
@@ -280,6 +291,12 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
       if (op.op === 'set' && op.var === 'rsp') return "the stack pointer is the C program's own";
       if ((op.op === 'mov_sreg' || op.op === 'read_sreg') && op.sreg === 'ss') return "the host program makes syscalls between operations (to report them), and each SYSRET puts __USER_DS back in SS";
       if (operands(f, i).some(readsCode)) return "it uses a function's address in isolab's program layout";
+      if (op.op === 'int80') {
+        // Only what isolab's ia32 table has: any other number is -ENOSYS on isolab and a real syscall on the host.
+        if (ia32Entry(op.name) === undefined && (typeof op.name === 'string' || Number(BigInt.asUintN(32, BigInt(op.name))) < IA32_NONE)) {
+          return `32-bit syscall ${String(op.name)} is not in isolab's ia32 table (-ENOSYS there), and the host's kernel may run it`;
+        }
+      }
       if (op.op === 'syscall') {
         const name = syscallName(op.name);
         if (name === undefined) return `syscall ${String(op.name)} is not one isolab models`;

@@ -346,3 +346,34 @@ processes:
   assert.equal(r.host.exits.get(0), 'killed by SIGFPE');
   assert.deepEqual(r.comparison.divergences, []);
 });
+
+test('INT 0x80: the ia32 numbers, EAX cut to 32 bits, -ENOSYS past the table, pids translated; a number isolab lacks is not run', opts, async () => {
+  const r = await hostRun(`
+name: int80-host
+processes:
+  - name: p
+    ops:
+      - getpid:
+        as: pid
+      - int80: { nr: getpid }
+      - int80: { nr: 0x100000014 }
+      - int80: { nr: 9999 }
+      - int80: { nr: kill, args: [0x100000000 + $pid, 0] }
+      - int80: { nr: close, args: [99] }
+      - int80: { nr: 2 }
+      - int80: { nr: exit_group, args: [7] }
+`);
+  const pid = BigInt(r.tid('p')!);
+  // arch/x86/entry/syscalls/syscall_32.tbl: 20 getpid; int80_emulation reads EAX (32 bits) and the arguments' low halves.
+  assert.deepEqual(r.at('p', 'int 0x80: getpid'), { kind: 'V', value: pid });
+  assert.deepEqual(r.at('p', 'int 0x80: nr 4294967316'), { kind: 'V', value: pid });
+  // A number past the table: -ENOSYS (38), sign-extended in RAX.
+  assert.deepEqual(r.at('p', 'int 0x80: nr 9999'), { kind: 'V', value: BigInt.asUintN(64, -38n) });
+  assert.deepEqual(r.at('p', 'int 0x80: kill'), { kind: 'V', value: 0n });
+  assert.deepEqual(r.at('p', 'int 0x80: close'), { kind: 'V', value: BigInt.asUintN(64, -9n) });
+  // Number 2 is fork in the host's ia32 table and not in isolab's: not run.
+  assert.deepEqual(r.at('p', 'int 0x80: nr 2('), { kind: 'K' });
+  assert.match(r.comparison.skipped.map((s) => s.reason).join('\n'), /32-bit syscall 2 is not in isolab's ia32 table/);
+  assert.equal(r.host.exits.get(r.plan.tasks.find((t) => t.name === 'p')!.idx), 'exit 7');
+  assert.deepEqual(r.comparison.divergences, []);
+});
