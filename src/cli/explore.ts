@@ -190,6 +190,8 @@ export function formatExplore(r: ExploreResult, file: string, witness = false, c
     lines.push(`  after ${v.schedule.length} steps, ${v.switches} context switches${v.switchesFound !== v.switches ? ` (minimised from ${v.switchesFound})` : ''}`);
     lines.push(`  replay: isolab replay ${file}${replayFlags(r)} --schedule ${shellWord(v.text)}`);
     lines.push(`  see:    isolab see ${file}${replayFlags(r)} --invariants ${v.invariant} --schedule ${shellWord(v.text)}`);
+    // On the host kernel, whose options are the upstream defaults: only a search without --kernel settings.
+    if (!r.search?.kernel.length) lines.push(`  host:   isolab host ${file} --stress --schedule ${shellWord(v.text)}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -119,6 +119,9 @@ test('host --stress --from: the schedule of an explore counterexample, with the 
     const e = isolab('explore', 'scenarios/fork-madvfree-lost.yaml', '--json', '--first', '--invariants', 'read_stability', '--preemptions', '2', '-o', result);
     assert.equal(e.status, 1, e.stderr);
     const found = JSON.parse(readFileSync(result, 'utf8')) as { violations: { text: string; invariant: string }[] };
+    // The text report offers the same schedule to isolab host --stress.
+    const text = isolab('explore', 'scenarios/fork-madvfree-lost.yaml', '--first', '--invariants', 'read_stability', '--preemptions', '2');
+    assert.ok(text.stdout.includes(`  host:   isolab host scenarios/fork-madvfree-lost.yaml --stress --schedule ${found.violations[0].text}\n`), text.stdout);
     const r = isolab('host', 'scenarios/fork-madvfree-lost.yaml', '--stress', '--from', result, '--rounds', '200', '--json');
     assert.ok(r.status === 0 || r.status === 1, r.stderr);
     const report = JSON.parse(r.stdout) as StressReport;
