@@ -191,9 +191,15 @@ export function formatExplore(r: ExploreResult, file: string, witness = false, c
     lines.push(`  replay: isolab replay ${file}${replayFlags(r)} --schedule ${shellWord(v.text)}`);
     lines.push(`  see:    isolab see ${file}${replayFlags(r)} --invariants ${v.invariant} --schedule ${shellWord(v.text)}`);
     // On the host kernel, whose options are the upstream defaults: only a search without --kernel settings.
-    if (!r.search?.kernel.length) lines.push(`  host:   isolab host ${file} --stress --schedule ${shellWord(v.text)}`);
+    if (!kernelSettings(r)) lines.push(`  host:   isolab host ${file} --stress --schedule ${shellWord(v.text)}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** Whether the search ran with `--kernel` settings. */
+function kernelSettings(r: ExploreResult): boolean {
+  const settings: readonly string[] = r.search?.kernel ?? [];
+  return settings.length > 0;
 }
 
 /** The options a replay of one of the search's schedules needs to take the same steps: its `--kernel` settings and `--until ops`. */

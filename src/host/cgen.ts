@@ -600,9 +600,10 @@ const PLAIN_MAIN = `int main(void)
  * back by the round's delay (spins: > 0 the second, < 0 the first). The delay adapts so that
  * the two cross where the outcome changes: it first probes 1, -1, 2, -2, 4, ... spins until
  * each order has been seen whole (one operation ended before the other started), learning the
- * outcome each order gives; it then moves against the order a round shows (by its times, or
- * inside an overlap by its outcome), the step doubling while it keeps its way and halving when
- * it turns. An outcome neither order gives leaves the delay where it is. It prints on
+ * outcomes each order gives; it then moves against the order a round shows (by its times, or
+ * inside an overlap by its outcome: one only the first going first gives, or only the
+ * second), the step doubling while it keeps its way and halving when it turns. An outcome
+ * neither order gives leaves the delay where it is. It prints on
  * REPORT_FD:
  *   O id round class   a new outcome, its first round's report lines, then "."
  *                      (class: 0 the racing operations overlapped in time, 1 the first ended
@@ -679,6 +680,23 @@ static int copy_id(u64 key, int k, long round, int cls)
 }
 #endif
 
+/* The outcomes rounds of each order gave (1: the first went first, 2: the second), up to MAX_SEEN each. */
+#define MAX_SEEN 64
+static u64 SEEN[3][MAX_SEEN];
+static int NSEEN[3];
+
+static int seen_in(int cls, u64 key)
+{
+	for (int i = 0; i < NSEEN[cls]; i++)
+		if (SEEN[cls][i] == key) return 1;
+	return 0;
+}
+
+static void remember(int cls, u64 key)
+{
+	if (!seen_in(cls, key) && NSEEN[cls] < MAX_SEEN) SEEN[cls][NSEEN[cls]++] = key;
+}
+
 /* One round with delay d: its class (above), or -1 when it could not start; its outcome's key in *key. */
 static int round_once(long d, u64 *key, long *timeouts)
 {
@@ -726,8 +744,7 @@ int main(int argc, char **argv)
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	u64 begin = now_ns(), end = begin + (u64)(seconds * 1e9);
 	long d = 0, step = 1, mind = 0, maxd = 0, rounds = 0, timeouts = 0, barrier = 0, overflow = 0;
-	int lastdir = 0, probing = 1, probes = 0, known[3] = { 0, 0, 0 };
-	u64 label[3] = { 0, 0, 0 };
+	int lastdir = 0, probing = 1, probes = 0;
 	while ((max_rounds == 0 || rounds < max_rounds) && now_ns() < end) {
 		if (probing) {
 			long mag = 1L << (probes / 2);
@@ -744,28 +761,34 @@ int main(int argc, char **argv)
 		if (id >= 0) OUTCOMES[id].n[cls]++;
 		if (d < mind) mind = d;
 		if (d > maxd) maxd = d;
-		/* What each order gives by itself: the round's outcome, or with widening each copy's. */
-		u64 order_key = key;
-#if WIDE > 1
-		order_key = copy_key(0);
-#endif
-		if (cls == 1 || cls == 2) { label[cls] = order_key; known[cls] = 1; }
-		/* How many copies (one without widening) gave each order's outcome. */
-		int a = 0, b = 0;
+		/*
+		 * What each order gives by itself: every outcome (with widening, every copy's) of a round
+		 * whose racing operations did not overlap is remembered for its order. A round is then
+		 * told by how many of its copies (one without widening) gave an outcome of one order only.
+		 */
+		int a = 0, b = 0, both = 0;
 #if WIDE > 1
 		for (int k = 0; k < WIDE; k++) {
 			u64 ck = copy_key(k);
 			int c = copy_id(ck, k, rounds - 1, cls);
 			if (c >= 0) COPIES[c].n[cls]++;
-			a += known[1] && ck == label[1];
-			b += known[2] && ck == label[2];
+			if (cls == 1 || cls == 2) remember(cls, ck);
+		}
+		for (int k = 0; k < WIDE; k++) {
+			u64 ck = copy_key(k);
+			int in1 = seen_in(1, ck), in2 = seen_in(2, ck);
+			a += in1 && !in2; b += in2 && !in1; both += in1 && in2;
 		}
 #else
-		a = known[1] && key == label[1];
-		b = known[2] && key == label[2];
+		if (cls == 1 || cls == 2) remember(cls, key);
+		{
+			int in1 = seen_in(1, key), in2 = seen_in(2, key);
+			a = in1 && !in2; b = in2 && !in1; both = in1 && in2;
+		}
 #endif
+		int informative = NSEEN[1] > 0 && NSEEN[2] > 0;
 		if (probing) {
-			if (known[1] && known[2]) { probing = 0; d = 0; step = 1; lastdir = 0; }
+			if (informative) { probing = 0; d = 0; step = 1; lastdir = 0; }
 			continue;
 		}
 		int dir = 0;
@@ -774,7 +797,7 @@ int main(int argc, char **argv)
 		else if (cls == 0) {
 			if (a > b) dir = -1; /* more of the first going first */
 			else if (b > a) dir = 1;
-			else if (!known[1] || !known[2] || label[1] == label[2]) {
+			else if (!informative || (a == 0 && both > 0)) {
 				/* The outcome does not tell the order: the second's start to the middle of the first. */
 				u64 mid = S->t0[0] + (S->t1[0] - S->t0[0]) / 2;
 				dir = S->t0[1] < mid ? 1 : -1;

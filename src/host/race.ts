@@ -84,6 +84,7 @@ export function exploreViolation(file: string, index: number, scenarioFile: stri
   if (!Number.isInteger(index) || index < 1 || index > r.violations.length) throw new ArgumentError('--violation', `${index}: the result has counterexamples 1 to ${r.violations.length}`);
   const v = r.violations[index - 1] as { text?: unknown; invariant?: unknown; message?: unknown };
   if (typeof v.text !== 'string' || typeof v.invariant !== 'string') throw new ArgumentError('--from', `${file}: counterexample ${index} has no schedule`);
-  const kernel = Array.isArray(r.search?.kernel) ? r.search.kernel.filter((k): k is string => typeof k === 'string') : [];
+  const settings: unknown = r.search?.kernel;
+  const kernel = Array.isArray(settings) ? settings.filter((k): k is string => typeof k === 'string') : [];
   return { schedule: v.text, invariant: v.invariant, message: typeof v.message === 'string' ? v.message : '', kernel };
 }
