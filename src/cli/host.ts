@@ -74,7 +74,7 @@ export function formatStressReport(r: StressReport): string {
   if (r.copyViolations > 0) lines.push(`verdict: violated in ${count(r.copyViolations)} copies${r.violations > 0 ? ` and ${count(r.violations)} whole rounds` : ''}: the host gave isolab's outcome under the schedule, which neither order gives by itself`);
   else if (r.violations > 0) lines.push(`verdict: violated in ${count(r.violations)} of ${count(r.rounds)} rounds: the host gave isolab's outcome under the schedule, which neither order gives by itself`);
   else if (!ce) lines.push("verdict: no round gave isolab's outcome under the schedule");
-  else lines.push("verdict: isolab's outcome under the schedule came only from rounds where one operation ran before the other: the race's effect is not visible in what the host program reports");
+  else lines.push("verdict: isolab's outcome under the schedule is also what an order of the two gives by itself: the race's effect is not visible in what the host program reports");
   return lines.join('\n') + '\n';
 }
 

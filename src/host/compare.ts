@@ -96,8 +96,12 @@ function show(r: PlanRecord['record'] | HostRecord, syscall: boolean): string {
   return syscall ? formatReturn(r.value) : formatValue(r.value);
 }
 
-/** Operations whose skipping changes nothing but the variable they set (reads of the CPU's own state). */
-const PURE_OPS: ReadonlySet<string> = new Set(['rdpkru', 'rdssp', 'cpuid', 'xgetbv', 'read_sreg', 'lar', 'lsl', 'verr', 'verw', 'rdfsbase', 'rdgsbase', 'transient_load']);
+/**
+ * Operations whose skipping changes nothing but the variable they set: reads of the CPU's own
+ * state, and `int80`, which is skipped only for a number isolab's ia32 table lacks (-ENOSYS
+ * there, with no effect).
+ */
+const PURE_OPS: ReadonlySet<string> = new Set(['rdpkru', 'rdssp', 'cpuid', 'xgetbv', 'read_sreg', 'lar', 'lsl', 'verr', 'verw', 'rdfsbase', 'rdgsbase', 'transient_load', 'int80']);
 /** Signals whose si_addr is the address of the instruction that raised them (SIGILL, SIGTRAP, SIGFPE). */
 const IP_SIGNALS: ReadonlySet<number> = new Set([4, 5, 8]);
 /** Syscalls whose skipping changes nothing but their result. */
