@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { compileScenarioFile } from '../scenario/index.js';
 import { runOnHost, type HostReport } from '../host/host.js';
-import { runStress, type StressReport } from '../host/stress.js';
+import { MIN_SERIAL, runStress, type StressReport } from '../host/stress.js';
 import { ArgumentError } from '../errors.js';
 import { OutputError, writeOutput } from './output.js';
 
@@ -51,7 +51,8 @@ export function formatStressReport(r: StressReport): string {
   else lines.push(`not widened (${r.widened.why}): the race runs on the scenario's pages alone`);
   if (r.otherRaces.length > 0) lines.push("other races of isolab's run (run in isolab's order):", ...r.otherRaces.map((o) => `  ${o}`));
   if (r.notes.length > 0) lines.push('notes:', ...r.notes.map(item));
-  lines.push(`rounds: ${count(r.rounds)} in ${r.seconds.toFixed(1)} s; the racing operations overlapped in ${count(r.overlaps)}; delay ${r.delay.min} to ${r.delay.max} spins, ${r.delay.final} at the end`);
+  lines.push(`rounds: ${count(r.rounds)} in ${r.seconds.toFixed(1)} s; the racing operations overlapped in ${count(r.overlaps)}; the first ran wholly before the second in ${count(r.serialRounds[0])}, the second before the first in ${count(r.serialRounds[1])}; delay ${r.delay.min} to ${r.delay.max} spins, ${r.delay.final} at the end`);
+  if (r.dropped > 0) lines.push(`not judged: ${count(r.dropped)} rounds or copies whose outcome came after the program's table of 512 was full`);
   if (r.timeouts > 0 || r.barrierTimeouts > 0) lines.push(`rounds killed after 20 s: ${r.timeouts}; racing operations that did not meet: ${r.barrierTimeouts}`);
   lines.push(`outcomes: ${r.outcomes.length}`);
   for (const o of r.outcomes) {
@@ -71,8 +72,11 @@ export function formatStressReport(r: StressReport): string {
   }
   if (r.trouble) lines.push(`trouble: ${r.trouble}`);
   const ce = r.outcomes.find((o) => o.counterexample);
-  if (r.copyViolations > 0) lines.push(`verdict: violated in ${count(r.copyViolations)} copies${r.violations > 0 ? ` and ${count(r.violations)} whole rounds` : ''}: the host gave isolab's outcome under the schedule, which neither order gives by itself`);
-  else if (r.violations > 0) lines.push(`verdict: violated in ${count(r.violations)} of ${count(r.rounds)} rounds: the host gave isolab's outcome under the schedule, which neither order gives by itself`);
+  const found = r.copyViolations + r.violations;
+  if (!r.conclusive) {
+    lines.push(`verdict: inconclusive: only ${count(r.serialRounds[0])} and ${count(r.serialRounds[1])} rounds ran each order whole (${MIN_SERIAL} of each are needed to know what each order gives)${found > 0 ? `; isolab's outcome came in ${count(r.copyViolations > 0 ? r.copyViolations : r.violations)} ${r.copyViolations > 0 ? 'copies' : 'rounds'} where they overlapped` : ''}`);
+  } else if (r.copyViolations > 0) lines.push(`verdict: violated in ${count(r.copyViolations)} copies${r.violations > 0 ? ` and ${count(r.violations)} whole rounds` : ''}: the host gave isolab's outcome under the schedule, which no round of either order gave`);
+  else if (r.violations > 0) lines.push(`verdict: violated in ${count(r.violations)} of ${count(r.rounds)} rounds: the host gave isolab's outcome under the schedule, which no round of either order gave`);
   else if (!ce) lines.push("verdict: no round gave isolab's outcome under the schedule");
   else lines.push("verdict: isolab's outcome under the schedule is also what an order of the two gives by itself: the race's effect is not visible in what the host program reports");
   return lines.join('\n') + '\n';
@@ -135,6 +139,7 @@ export async function hostCommand(file: string, opts: HostCommandOptions): Promi
     });
     if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else process.stdout.write(formatStressReport(r));
+    // An inconclusive run with isolab's outcome where the two overlapped is 1 too: it may be a violation.
     return r.ran && r.violations === 0 && r.copyViolations === 0 && r.trouble === undefined ? 0 : 1;
   }
   const report = await runOnHost(compiled, { cc: opts.cc, onSource });

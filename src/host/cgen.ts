@@ -23,6 +23,7 @@
  *                             on nothing waits for its turn
  *   M id V value | M id U     an end expectation's value (U: the address is not mapped)
  *   E task code | K task sig  the task exits; the task's process dies of signal sig
+ *   e task code               a thread that does not lead its group exits
  *   W task status             the wait status of a top-level process
  * An operation that faults is left with siglongjmp (the scenario's `longjmp`, or nothing when
  * the handler returns and the instruction runs again); a fault signal the scenario has no
@@ -90,6 +91,8 @@ struct task {
 	int nrec;
 	const struct rec *volatile cur;
 	sigjmp_buf *volatile jbp;
+	/* Under --stress with widening: where a fault in a copy other than copy 0 returns to. */
+	sigjmp_buf *volatile sweep;
 	u64 v[NVARS > 0 ? NVARS : 1];
 };
 
@@ -112,6 +115,7 @@ struct shared {
 	/* The value each load of the widened mapping read in each copy (copy 0 is the record's), by record. */
 	volatile u64 repv[WIDE][NRECS + 1];
 	volatile unsigned char repset[NRECS + 1];
+	volatile unsigned char repflt[WIDE][NRECS + 1];
 #endif
 #endif
 };
@@ -215,7 +219,7 @@ static void out(const char *fmt, ...)
 	__builtin_va_end(ap);
 	buf[n++] = '\n';
 #if STRESS
-	if (fmt[0] != 'T') {
+	if (fmt[0] != 'T' && fmt[0] != 'e') {
 		u64 h = 0xcbf29ce484222325ULL;
 		for (int k = 0; k < m; k++) h = (h ^ (unsigned char)norm[k]) * 0x100000001b3ULL;
 		__atomic_fetch_add(&S->key, h, __ATOMIC_RELAXED);
@@ -374,28 +378,39 @@ static void done(const struct rec *e)
 static void rec_value(const struct rec *e, u64 v) { if (e) { out("R %d V %x", e->pos, xlate(v)); done(e); } }
 
 #if WIDE > 1
-/* A load of copy 0 of the widened mapping, done on every other copy from the top down; the values by copy. */
-static void wide_load(const struct rec *e, u64 a, u64 x, int size)
+/*
+ * A load of copy 0 of the widened mapping, done on every other copy from the top down; the
+ * values by copy. A copy whose access faults (the fault handlers return here) is marked so.
+ */
+static void wide_load(struct task *t, const struct rec *e, u64 a, u64 x, int size)
 {
 	if (!e || e->pos < 0) return;
+	sigjmp_buf jb;
 	S->repv[0][e->pos] = x;
-	for (int k = 1; k < WIDE; k++) {
+	for (volatile int k = 1; k < WIDE; k++) {
 		u64 b = a - (u64)k * WIDE_LEN;
+		t->sweep = &jb;
+		if (sigsetjmp(jb, 1)) { S->repflt[k][e->pos] = 1; continue; }
 		S->repv[k][e->pos] = size == 1 ? *(volatile uint8_t *)(uintptr_t)b : size == 2 ? *(volatile uint16_t *)(uintptr_t)b : size == 4 ? *(volatile uint32_t *)(uintptr_t)b : *(volatile uint64_t *)(uintptr_t)b;
 	}
+	t->sweep = 0;
 	S->repset[e->pos] = 1;
 }
 
-/* A store to copy 0 of the widened mapping, done on every other copy from the top down. */
-static void wide_store(u64 a, u64 x, int size)
+/* A store to copy 0 of the widened mapping, done on every other copy from the top down; a copy whose store faults is left as it is. */
+static void wide_store(struct task *t, u64 a, u64 x, int size)
 {
-	for (int k = 1; k < WIDE; k++) {
+	sigjmp_buf jb;
+	for (volatile int k = 1; k < WIDE; k++) {
 		u64 b = a - (u64)k * WIDE_LEN;
+		t->sweep = &jb;
+		if (sigsetjmp(jb, 1)) continue;
 		if (size == 1) *(volatile uint8_t *)(uintptr_t)b = (uint8_t)x;
 		else if (size == 2) *(volatile uint16_t *)(uintptr_t)b = (uint16_t)x;
 		else if (size == 4) *(volatile uint32_t *)(uintptr_t)b = (uint32_t)x;
 		else *(volatile uint64_t *)(uintptr_t)b = x;
 	}
+	t->sweep = 0;
 }
 
 /* A range syscall starting in copy 0: over every copy at once when it covers the mapping, else copy by copy from the bottom. */
@@ -409,8 +424,8 @@ static void wide_range(long nr, u64 *a)
 	for (int k = WIDE - 1; k >= 1; k--) sys6(nr, a[0] - (u64)k * WIDE_LEN, a[1], a[2], a[3], a[4], a[5]);
 }
 #else
-#define wide_load(e, a, x, size) ((void)0)
-#define wide_store(a, x, size) ((void)0)
+#define wide_load(t, e, a, x, size) ((void)0)
+#define wide_store(t, a, x, size) ((void)0)
 #define wide_range(nr, a) ((void)0)
 #endif
 static void rec_none(const struct rec *e) { if (e) { out("R %d N", e->pos); done(e); } }
@@ -489,10 +504,22 @@ static int record_fault(struct task *t, int sig, siginfo_t *si, void *uc, int si
 	return 1;
 }
 
+/* A fault in a widened copy's sweep (not copy 0's access, which is the operation's own): back to the sweep, which marks the copy. */
+static void sweep_fault(struct task *t, int sig)
+{
+	int f = 0;
+	for (unsigned i = 0; i < sizeof FAULT_SIGNALS / sizeof FAULT_SIGNALS[0]; i++) f |= FAULT_SIGNALS[i] == sig;
+	if (!f || !t->sweep) return;
+	sigjmp_buf *j = t->sweep;
+	t->sweep = 0;
+	siglongjmp(*j, 1);
+}
+
 /* The fault handler of a process the scenario gives none: records, resets to SIG_DFL (SA_RESETHAND) and returns, so the instruction faults again and the process dies of it. */
 static void on_unhandled_fault(int sig, siginfo_t *si, void *uc)
 {
 	struct task *t = self();
+	sweep_fault(t, sig);
 	if (record_fault(t, sig, si, uc, 1)) out("K %d %d", t->idx, sig);
 	else sys6(234, sys6(39, 0, 0, 0, 0, 0, 0), t->tid, sig, 0, 0, 0); /* not a fault: as the default action, now */
 }
@@ -556,7 +583,7 @@ static __attribute__((noreturn)) void task_end(struct task *t, long code)
 {
 	end_checks(t);
 	wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], -1, -1);
-	out("E %d %d", t->idx, (int)code);
+	out(t->leader ? "E %d %d" : "e %d %d", t->idx, (int)code);
 	for (;;) sys6(t->leader ? 231 : 60, code, 0, 0, 0, 0, 0);
 }
 
@@ -602,8 +629,8 @@ const PLAIN_MAIN = `int main(void)
  * each order has been seen whole (one operation ended before the other started), learning the
  * outcomes each order gives; it then moves against the order a round shows (by its times, or
  * inside an overlap by its outcome: one only the first going first gives, or only the
- * second), the step doubling while it keeps its way and halving when it turns. An outcome
- * neither order gives leaves the delay where it is. It prints on
+ * second), the step doubling while it keeps its way and halving when it turns. Once both
+ * orders have been seen, an outcome neither gave leaves the delay where it is. It prints on
  * REPORT_FD:
  *   O id round class   a new outcome, its first round's report lines, then "."
  *                      (class: 0 the racing operations overlapped in time, 1 the first ended
@@ -611,6 +638,9 @@ const PLAIN_MAIN = `int main(void)
  *                      3 not known: one of them did not run)
  *   C id n0 n1 n2 n3   the rounds of outcome id in each class
  *   I rounds ns timeouts barrier-timeouts overflows delay min-delay max-delay cpu0 cpu1 probes
+ *     serial1 serial2 dropped (rounds of each order whole; rounds or copies past MAX_OUTCOMES)
+ * Every CONTROL_EVERY-th round after probing runs one order whole on purpose (each in turn, at
+ * twice the smallest delay that gave it), so that what each order gives keeps being sampled.
  * With a widened mapping (WIDE copies, widen.ts) each copy's loads make a copy outcome, and
  * the delay moves against the order more copies show (as many of each: they crossed inside
  * the region; stay):
@@ -619,6 +649,7 @@ const PLAIN_MAIN = `int main(void)
  *   U id n0 n1 n2 n3   the copies of copy outcome id in rounds of each class
  */
 const STRESS_MAIN = String.raw`#define MAX_OUTCOMES 512
+#define CONTROL_EVERY 16
 #define ROUND_TIMEOUT_S 20
 #define MAX_DELAY (1L << 26)
 
@@ -651,17 +682,21 @@ static int outcome_id(u64 key, long round, int cls)
 	return NOUTCOMES++;
 }
 
+/* The round was killed after ROUND_TIMEOUT_S. */
+static int round_killed;
+
 #if WIDE > 1
-/* The outcome of copy k of the widened mapping: what its loads read, by record. */
+/* The outcome of copy k of the widened mapping as a key: each load's value (or its fault), and whether the round left isolab's order or was killed. */
 static u64 copy_key(int k)
 {
 	u64 h = 0xcbf29ce484222325ULL;
 	for (int p = 0; p < NRECS; p++) {
 		if (!S->repset[p]) continue;
 		h = (h ^ (u64)p) * 0x100000001b3ULL;
-		h = (h ^ S->repv[k][p]) * 0x100000001b3ULL;
+		h = (h ^ (S->repflt[k][p] ? 0x5a17ULL : S->repv[k][p])) * 0x100000001b3ULL;
+		h = (h ^ S->repflt[k][p]) * 0x100000001b3ULL;
 	}
-	return h;
+	return h ^ ((u64)S->off << 62) ^ ((u64)round_killed << 61);
 }
 
 /* The copy outcome with this key, printed with its values when new; -1 when the table is full. */
@@ -672,9 +707,12 @@ static int copy_id(u64 key, int k, long round, int cls)
 	if (NCOPIES == MAX_OUTCOMES) return -1;
 	COPIES[NCOPIES].key = key;
 	char line[96];
-	put(line, snprintf(line, sizeof line, "Q %d %ld %d %d\n", NCOPIES, round, cls, k));
-	for (int p = 0; p < NRECS; p++)
-		if (S->repset[p]) put(line, snprintf(line, sizeof line, "q %d %llx\n", p, (unsigned long long)S->repv[k][p]));
+	put(line, snprintf(line, sizeof line, "Q %d %ld %d %d %d %d\n", NCOPIES, round, cls, k, S->off, round_killed));
+	for (int p = 0; p < NRECS; p++) {
+		if (!S->repset[p]) continue;
+		if (S->repflt[k][p]) put(line, snprintf(line, sizeof line, "q %d F\n", p));
+		else put(line, snprintf(line, sizeof line, "q %d %llx\n", p, (unsigned long long)S->repv[k][p]));
+	}
 	put(".\n", 2);
 	return NCOPIES++;
 }
@@ -719,6 +757,7 @@ static int round_once(long d, u64 *key, long *timeouts)
 		if (S->pgid) kill(-S->pgid, SIGKILL);
 		while (waitpid(-1, 0, __WALL) > 0 || errno == EINTR);
 	}
+	round_killed = killed;
 	*key = S->key ^ ((u64)S->overflow << 63) ^ ((u64)killed << 62);
 	if (!S->t0[0] || !S->t1[0] || !S->t0[1] || !S->t1[1]) return 3;
 	if (S->t1[0] < S->t0[1]) return 1;
@@ -743,24 +782,45 @@ int main(int argc, char **argv)
 	sigaction(SIGALRM, &sa, 0);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	u64 begin = now_ns(), end = begin + (u64)(seconds * 1e9);
-	long d = 0, step = 1, mind = 0, maxd = 0, rounds = 0, timeouts = 0, barrier = 0, overflow = 0;
-	int lastdir = 0, probing = 1, probes = 0;
+	long d = 0, step = 1, mind = 0, maxd = 0, rounds = 0, timeouts = 0, barrier = 0, overflow = 0, dropped = 0;
+	/* Rounds of each order (1, 2); the delay of the smallest magnitude that gave each order whole. */
+	long serial[3] = { 0, 0, 0 }, dserial[3] = { 0, 0, 0 };
+	int lastdir = 0, probing = 1, probes = 0, control = 0;
 	while ((max_rounds == 0 || rounds < max_rounds) && now_ns() < end) {
 		if (probing) {
 			long mag = 1L << (probes / 2);
 			if (mag > MAX_DELAY) { probing = 0; d = 0; }
 			else { d = probes % 2 == 0 ? mag : -mag; probes++; }
 		}
+		/*
+		 * Every CONTROL_EVERY-th round after probing is a control: each order in turn, at twice
+		 * the smallest delay that gave it whole, so that what each order gives by itself keeps
+		 * being sampled while the search stays where they cross. Controls do not move the search.
+		 */
+		int is_control = !probing && ++control % CONTROL_EVERY == 0;
+		int want = control / CONTROL_EVERY % 2 ? 1 : 2;
+		long rd = d;
+		if (is_control) {
+			rd = 2 * dserial[want];
+			if (!rd) is_control = 0, rd = d;
+			if (rd > MAX_DELAY) rd = MAX_DELAY;
+			if (rd < -MAX_DELAY) rd = -MAX_DELAY;
+		}
 		u64 key;
-		int cls = round_once(d, &key, &timeouts);
+		int cls = round_once(rd, &key, &timeouts);
 		if (cls < 0) break;
 		rounds++;
 		barrier += S->barrier_timeout;
 		overflow += S->overflow;
 		int id = outcome_id(key, rounds - 1, cls);
 		if (id >= 0) OUTCOMES[id].n[cls]++;
-		if (d < mind) mind = d;
-		if (d > maxd) maxd = d;
+		else dropped++;
+		if (rd < mind) mind = rd;
+		if (rd > maxd) maxd = rd;
+		if (cls == 1 || cls == 2) {
+			serial[cls]++;
+			if (rd && (!dserial[cls] || labs(rd) <= labs(dserial[cls]))) dserial[cls] = rd;
+		}
 		/*
 		 * What each order gives by itself: every outcome (with widening, every copy's) of a round
 		 * whose racing operations did not overlap is remembered for its order. A round is then
@@ -772,6 +832,7 @@ int main(int argc, char **argv)
 			u64 ck = copy_key(k);
 			int c = copy_id(ck, k, rounds - 1, cls);
 			if (c >= 0) COPIES[c].n[cls]++;
+			else dropped++;
 			if (cls == 1 || cls == 2) remember(cls, ck);
 		}
 		for (int k = 0; k < WIDE; k++) {
@@ -791,6 +852,7 @@ int main(int argc, char **argv)
 			if (informative) { probing = 0; d = 0; step = 1; lastdir = 0; }
 			continue;
 		}
+		if (is_control) continue;
 		int dir = 0;
 		if (cls == 1) dir = -1; /* the first ended before the second started: hold the first back more */
 		else if (cls == 2) dir = 1; /* the other way round */
@@ -823,7 +885,7 @@ int main(int argc, char **argv)
 		int p = NRACE > k ? PIN[OWNER[RACE[k]]] : -1;
 		cpu[k] = p >= 0 && NHOSTCPUS > 0 ? HOSTCPUS[p % NHOSTCPUS] : -1;
 	}
-	put(line, snprintf(line, sizeof line, "I %ld %llu %ld %ld %ld %ld %ld %ld %d %d %d\n", rounds, (unsigned long long)(now_ns() - begin), timeouts, barrier, overflow, d, mind, maxd, cpu[0], cpu[1], probes));
+	put(line, snprintf(line, sizeof line, "I %ld %llu %ld %ld %ld %ld %ld %ld %d %d %d %ld %ld %ld\n", rounds, (unsigned long long)(now_ns() - begin), timeouts, barrier, overflow, d, mind, maxd, cpu[0], cpu[1], probes, serial[1], serial[2], dropped));
 	return 0;
 }`;
 
@@ -1003,11 +1065,11 @@ class ImageGen {
         return [`goto op_${fid}_${op.to};`];
       case 'load': {
         const size = op.size ?? 8;
-        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = *(volatile uint${size * 8}_t *)(uintptr_t)a;`, `  e = t->cur; t->cur = 0;`, ...into('x').map((l) => `  ${l}`), `  if (in_wide(a)) wide_load(e, a, x, ${size});`, `  rec_value(e, x); }`];
+        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = *(volatile uint${size * 8}_t *)(uintptr_t)a;`, `  e = t->cur; t->cur = 0;`, ...into('x').map((l) => `  ${l}`), `  if (in_wide(a)) wide_load(t, e, a, x, ${size});`, `  rec_value(e, x); }`];
       }
       case 'store': {
         const size = op.size ?? 8;
-        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = ${this.value(f.values[i])};`, `  *(volatile uint${size * 8}_t *)(uintptr_t)a = (uint${size * 8}_t)x;`, `  e = t->cur; t->cur = 0; if (in_wide(a)) wide_store(a, x, ${size}); rec_none(e); }`];
+        return [gate, `{ u64 a = ${this.value(f.addrs[i])}; u64 x = ${this.value(f.values[i])};`, `  *(volatile uint${size * 8}_t *)(uintptr_t)a = (uint${size * 8}_t)x;`, `  e = t->cur; t->cur = 0; if (in_wide(a)) wide_store(t, a, x, ${size}); rec_none(e); }`];
       }
       case 'work':
         return [gate, 't->cur = 0;', `rec_value(e, ${op.count}ULL);`];
@@ -1071,7 +1133,7 @@ class ImageGen {
     if (RANGE_SYSCALLS.has(name)) out.push(`  if (in_wide(a[0])) wide_range(${nr}, a);`);
     const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
     if (name === 'exit' || name === 'exit_group') {
-      out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out("E %d %d", t->idx, (int)a[0]);`, `  for (;;) sys6(${nr}, a[0], 0, 0, 0, 0, 0); }`);
+      out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out(t->leader ? "E %d %d" : "e %d %d", t->idx, (int)a[0]);`, `  for (;;) sys6(${nr}, a[0], 0, 0, 0, 0, 0); }`);
       return out;
     }
     if ((name === 'fork' || name === 'vfork' || (name === 'clone' && !(Number(f.args[i][0]?.constant ?? 0n) & CLONE_THREAD))) && op.child !== undefined) {
@@ -1091,7 +1153,7 @@ class ImageGen {
       this.threadFns.set(child, this.fnIds.get(`${f.name}.${i}.child`)!);
     } else {
       // A syscall after which isolab's task died (its own fatal signal, delivered on the way back to user mode): reported as pending first, since the host task may die before it can write the value.
-      out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); done(e); }', `    r = sys6(${nr}, a[0], a[1], a[2], a[3], a[4], a[5]);`);
+      out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); if (e->pos >= 0) S->done[e->pos] = 1; }', `    r = sys6(${nr}, a[0], a[1], a[2], a[3], a[4], a[5]);`);
       if (name === 'mmap') out.push('    if (wide && r > 0) { wide_base0 = (u64)r + (u64)(WIDE - 1) * WIDE_LEN; r = (long)wide_base0; }', '    if (forced && r == -17) { t->cur = 0; rec_refused(t, e, 3, (u64)r); } else');
       out.push(`    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
       return out;
@@ -1115,9 +1177,9 @@ class ImageGen {
     const name = entry?.name ?? '';
     const args = [0, 1, 2, 3, 4, 5].map((j) => (j < f.args[i].length ? this.value(f.args[i][j]) : '0ULL'));
     const out: string[] = [`{ u64 a[6] = { ${args.join(', ')} }; long r;`];
-    const int80 = `__asm__ volatile("sub $128, %%rsp\\n\\tpush %%rbp\\n\\tmov %k7, %%ebp\\n\\tint $0x80\\n\\tpop %%rbp\\n\\tadd $128, %%rsp" : "=a"(r) : "0"((long)${nr}), "b"(a[0]), "c"(a[1]), "d"(a[2]), "S"(a[3]), "D"(a[4]), "r"(a[5]) : "memory", "cc");`;
+    const int80 = `__asm__ volatile("sub $128, %%rsp\\n\\tpush %%rbp\\n\\tmov %k7, %%ebp\\n\\tint $0x80\\n\\tpop %%rbp\\n\\tadd $128, %%rsp" : "=a"(r) : "0"((long)${nr}), "b"(a[0]), "c"(a[1]), "d"(a[2]), "S"(a[3]), "D"(a[4]), "r"(a[5]) : "memory", "cc", "r8", "r9", "r10", "r11");`;
     if (name === 'exit' || name === 'exit_group') {
-      out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out("E %d %d", t->idx, (int)a[0]);`, `  for (;;) ${int80} }`);
+      out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out(t->leader ? "E %d %d" : "e %d %d", t->idx, (int)a[0]);`, `  for (;;) ${int80} }`);
       return out;
     }
     const checks: string[] = [];
@@ -1127,7 +1189,7 @@ class ImageGen {
     }
     if (name === 'read' || name === 'write' || name === 'close') checks.push('if ((int)a[0] == REPORT_FD) { t->cur = 0; rec_refused(t, e, 2, a[0]); } else');
     const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
-    out.push(`  ${checks.join(' ')} {`, `    ${int80}`, `    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
+    out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); if (e->pos >= 0) S->done[e->pos] = 1; }', `    ${int80}`, `    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
     return out;
   }
 
@@ -1142,7 +1204,7 @@ class ImageGen {
       const fn = this.fnName(h);
       lines.push(`static void H_${fn}(int sig, siginfo_t *si, void *uc)`, '{');
       const siginfo = this.proc.handlers.some((x) => x.handler === h && (x.flags & SA_SIGINFO) !== 0) ? 1 : 0;
-      lines.push('\tstruct task *t = self();', `\tint faulted = record_fault(t, sig, si, uc, ${siginfo});`, '\tint ffn = t->op_fn, fidx = t->op_idx;', '\tconst struct rec *cur = t->cur;');
+      lines.push('\tstruct task *t = self();', '\tsweep_fault(t, sig);', `\tint faulted = record_fault(t, sig, si, uc, ${siginfo});`, '\tint ffn = t->op_fn, fidx = t->op_idx;', '\tconst struct rec *cur = t->cur;');
       lines.push(`\t${this.v('signo')} = (u64)sig; ${this.v('si_code')} = (u64)(int64_t)si->si_code; ${this.v('si_addr')} = (u64)(uintptr_t)si->si_addr;`);
       lines.push(`\t${this.v('si_pkey')} = si->si_code == 4 && sig == 11 ? *(uint32_t *)((char *)si + 0x20) : 0;`);
       lines.push(`\t${this.v('frame')} = (u64)(uintptr_t)uc - 8; ${this.v('siginfo')} = (u64)(uintptr_t)si; ${this.v('ucontext')} = (u64)(uintptr_t)uc;`);
@@ -1200,7 +1262,8 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan, str
     const killed = t.exit !== null && t.exit.startsWith('killed by');
     const img = support.images[t.image];
     const rows = t.records.map((r, i) => {
-      const syscall = img.byName.get(r.fn)?.ops[r.index]?.op === 'syscall';
+      const kind = img.byName.get(r.fn)?.ops[r.index]?.op;
+      const syscall = kind === 'syscall' || kind === 'int80';
       return `{ ${g.fnIds.get(r.fn)}, ${r.index}, ${r.pos}, ${r.gate}, ${r.child}, ${u64(r.mmap)}, ${(r.skipped ? 1 : 0) | (r.record.signal ? 2 : 0) | (killed && i === t.records.length - 1 ? 4 : 0) | (syscall ? 8 : 0)}, ${raceOf.get(r.pos) ?? -1} }`;
     });
     recDecls.push(`static const struct rec RECS_${t.idx}[] = { ${rows.length ? rows.join(',\n\t') : '{ -1, -1, -1, 0, -1, 0, 0, -1 }'} }; /* ${comment(t.name)} */`);

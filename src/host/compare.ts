@@ -67,6 +67,7 @@ export function parseHostOutput(text: string): HostOutput {
         out.diverged ??= { task: n(1), fn: n(2), index: n(3) };
         break;
       case 'E':
+      case 'e': // a thread's exit (not a group leader's)
         if (!out.exits.has(n(1))) out.exits.set(n(1), `exit ${n(2) & 0xff}`);
         break;
       case 'K':

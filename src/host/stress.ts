@@ -11,9 +11,11 @@
  * The property is checked on the host: a round's outcome (every value, signal and exit status
  * the host program reports) is compared with isolab's run under the schedule (compare.ts).
  * Rounds whose racing operations did not overlap in time show what each order gives by itself
- * (serial outcomes). A violation is a round with the outcome of isolab's counterexample when no
- * serial round gave that outcome: the kernel produced, on this host, the result isolab's race
- * produces and that neither order produces alone.
+ * (serial outcomes); the program runs such rounds on purpose every sixteenth round. A violation
+ * is an overlapping round with isolab's outcome under the schedule when no round of either
+ * order gave that outcome: the kernel produced, on this host, the result isolab's race produces
+ * and no order of the two did. With fewer than MIN_SERIAL rounds of each order the verdict is
+ * inconclusive. With widening (widen.ts) the same holds copy by copy.
  */
 import { compileGenerated, findHostCompiler, removeGenerated, runGenerated } from '../../native/build.js';
 import { ArgumentError, ConfigError } from '../errors.js';
@@ -30,6 +32,9 @@ import { planFromModel, type Plan, type PlanRecord } from './plan.js';
 import { exploreViolation, racesOf, type Race } from './race.js';
 import { hostSupport, type HostItem } from './support.js';
 import { widening } from './widen.js';
+
+/** Rounds of each order needed before an outcome is called one that no order gives. */
+export const MIN_SERIAL = 8;
 
 /** Copies of the racing mapping by default: as the MADV_FREE reproducer's region. */
 const DEFAULT_COPIES = 512;
@@ -114,7 +119,7 @@ export interface StressReport {
   racing: StressOp[];
   /** The racing mapping widened into copies, or why it was not (then the race runs on the scenario's pages alone). */
   widened: { copies: number; where: string; bytes: number } | { copies: 1; why: string };
-  /** Copies whose loads gave isolab's outcome when no serial round's copy did (0 without widening). */
+  /** Copies (of overlapping rounds) whose loads gave isolab's outcome, which no copy of a round of either order gave (0 without widening). */
   copyViolations: number;
   copyOutcomes: CopyOutcome[];
   /** The other races of isolab's run, which the host runs in isolab's order. */
@@ -123,10 +128,16 @@ export interface StressReport {
   seconds: number;
   /** Rounds in which the racing operations overlapped in time on the host. */
   overlaps: number;
-  /** Rounds whose outcome is isolab's counterexample's and no serial round's. */
+  /** Rounds whose racing operations overlapped and whose outcome is isolab's under the schedule, which no round of either order gave. */
   violations: number;
   /** isolab's outcome under the schedule is also a serial outcome on the host: the race's result is not visible in values. */
   counterexampleSerial: boolean;
+  /** Rounds that ran the first racing operation wholly before the second, and the other way round. */
+  serialRounds: [number, number];
+  /** Each order ran whole in at least MIN_SERIAL rounds: what each gives by itself is known. */
+  conclusive: boolean;
+  /** Rounds and copies whose outcome was past the program's table (512 outcomes): not judged. */
+  dropped: number;
   outcomes: StressOutcome[];
   /** The delay at the end and its range (spins; > 0 holds back the second racing operation). */
   delay: { final: number; min: number; max: number };
@@ -165,13 +176,13 @@ function pickRace(c: CompiledScenario, plan: Plan, index: number, where: (r: Pla
 function parseStressOutput(text: string): {
   blocks: Map<number, { round: number; cls: number; text: string }>;
   counts: Map<number, number[]>;
-  copies: Map<number, Map<number, bigint>>;
+  copies: Map<number, { values: Map<number, bigint | 'fault'>; off: boolean }>;
   copyCounts: Map<number, number[]>;
   info: number[] | null;
 } {
   const blocks = new Map<number, { round: number; cls: number; text: string }>();
   const counts = new Map<number, number[]>();
-  const copies = new Map<number, Map<number, bigint>>();
+  const copies = new Map<number, { values: Map<number, bigint | 'fault'>; off: boolean }>();
   const copyCounts = new Map<number, number[]>();
   let info: number[] | null = null;
   const lines = text.split('\n');
@@ -182,12 +193,13 @@ function parseStressOutput(text: string): {
       for (i++; i < lines.length && lines[i] !== '.'; i++) body.push(lines[i]);
       blocks.set(Number(w[1]), { round: Number(w[2]), cls: Number(w[3]), text: body.join('\n') });
     } else if (w[0] === 'Q') {
-      const values = new Map<number, bigint>();
+      const values = new Map<number, bigint | 'fault'>();
       for (i++; i < lines.length && lines[i] !== '.'; i++) {
         const q = lines[i].trim().split(/\s+/);
-        if (q[0] === 'q') values.set(Number(q[1]), BigInt(`0x${q[2]}`));
+        if (q[0] === 'q') values.set(Number(q[1]), q[2] === 'F' ? 'fault' : BigInt(`0x${q[2]}`));
       }
-      copies.set(Number(w[1]), values);
+      // Its round left isolab's order, or was killed: not isolab's outcome, whatever the loads read.
+      copies.set(Number(w[1]), { values, off: w[5] === '1' || w[6] === '1' });
     } else if (w[0] === 'C') counts.set(Number(w[1]), w.slice(2, 6).map(Number));
     else if (w[0] === 'U') copyCounts.set(Number(w[1]), w.slice(2, 6).map(Number));
     else if (w[0] === 'I') info = w.slice(1).map(Number);
@@ -209,7 +221,7 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
   // The note on a race schedule is for a single run in isolab's order; here the race is what runs.
   const notes = support.notes.filter((n) => n.what !== 'schedule.steps');
   const base = { scenario: c.name, file: c.locator?.file, blocking: support.blocking, notes, schedule, ...(property ? { property } : {}) };
-  const empty = { racing: [], widened: { copies: 1 as const, why: 'not run' }, copyViolations: 0, copyOutcomes: [], otherRaces: [], rounds: 0, seconds: 0, overlaps: 0, violations: 0, counterexampleSerial: false, outcomes: [], delay: { final: 0, min: 0, max: 0 }, timeouts: 0, barrierTimeouts: 0 };
+  const empty = { racing: [], widened: { copies: 1 as const, why: 'not run' }, copyViolations: 0, copyOutcomes: [], otherRaces: [], rounds: 0, seconds: 0, overlaps: 0, violations: 0, counterexampleSerial: false, serialRounds: [0, 0] as [number, number], conclusive: false, dropped: 0, outcomes: [], delay: { final: 0, min: 0, max: 0 }, timeouts: 0, barrierTimeouts: 0 };
   if (support.blocking.length > 0) return { ...base, ran: false, ...empty };
   const plan = planFromModel(c, support);
   const where = (r: PlanRecord): string => {
@@ -301,37 +313,56 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
     const m = hostRecords.get(o.id)!;
     o.values = varying.map((r) => `${plan.tasks[r.task].name}: ${label(r)} (${where(r)}) = ${show(m.get(r.pos))}`);
   }
-  const ce = outcomes.find((o) => o.counterexample);
-  const counterexampleSerial = ce?.serial ?? false;
-  // Each copy outcome: its loads against isolab's run under the schedule.
+  // isolab's outcome: every outcome with nothing compared differing (several may be, apart in what is not compared).
+  const ces = outcomes.filter((o) => o.counterexample);
+  const counterexampleSerial = ces.some((o) => o.serial);
+  // Each copy outcome: its loads against isolab's run under the schedule. It is isolab's only
+  // with every load of the widened mapping isolab's run made, each with isolab's value.
+  const wideLoads = 'wide' in w ? plan.records.filter((r) => {
+    const op = support.images[plan.tasks[r.task].image].byName.get(r.fn)?.ops[r.index];
+    const a = r.record.addr !== undefined ? BigInt.asUintN(64, r.record.addr) : undefined;
+    return op?.op === 'load' && !r.record.signal && a !== undefined && a >= w.wide.isolab && a < w.wide.isolab + w.wide.len;
+  }) : [];
   const copyOutcomes: CopyOutcome[] = [];
-  for (const [id, values] of parsed.copies) {
+  for (const [id, { values, off }] of parsed.copies) {
     const n = parsed.copyCounts.get(id) ?? [0, 0, 0, 0];
-    let same = values.size > 0;
+    const same = !off && wideLoads.length > 0 && wideLoads.every((r) => values.get(r.pos) === BigInt.asUintN(64, r.record.value ?? -1n)) && values.size === wideLoads.length;
     const shown: string[] = [];
     for (const [pos, v] of [...values].sort((x, y) => x[0] - y[0])) {
       const r = plan.records[pos];
       const model = r?.record.value !== undefined && !r.record.signal ? BigInt.asUintN(64, r.record.value) : undefined;
-      if (model !== v) same = false;
-      if (r) shown.push(`${plan.tasks[r.task].name}: ${label(r)} (${where(r)}) = ${formatValue(v)}${model !== v ? ` (isolab ${model === undefined ? 'none' : formatValue(model)})` : ''}`);
+      const text = v === 'fault' ? 'a fault' : formatValue(v);
+      if (r) shown.push(`${plan.tasks[r.task].name}: ${label(r)} (${where(r)}) = ${text}${model !== v ? ` (isolab ${model === undefined ? 'none' : formatValue(model)})` : ''}`);
     }
+    if (off) shown.push("(its round left isolab's order or was killed)");
     copyOutcomes.push({ id, overlapped: n[0], firstFirst: n[1], secondFirst: n[2], unknown: n[3], copies: n[0] + n[1] + n[2] + n[3], serial: n[1] + n[2] > 0, counterexample: same, values: shown });
   }
-  const copyCe = copyOutcomes.find((o) => o.counterexample);
+  const copyCes = copyOutcomes.filter((o) => o.counterexample);
+  // Rounds that ran each order whole: what each order gives is known only from enough of them.
+  const serialRounds: [number, number] = [info?.[11] ?? 0, info?.[12] ?? 0];
+  const conclusive = serialRounds[0] >= MIN_SERIAL && serialRounds[1] >= MIN_SERIAL;
+  // A violation: isolab's outcome in a round whose racing operations overlapped, when no round of either order gave it.
+  const overlappedIn = (xs: { overlapped: number; serial: boolean }[]): number => (xs.some((o) => o.serial) ? 0 : xs.reduce((s, o) => s + o.overlapped, 0));
   const hostCpu = (k: number): number => (info && info[8 + k] !== undefined ? info[8 + k] : -1);
+  if (pair.length === 2 && pair[0].cpu !== pair[1].cpu && hostCpu(0) >= 0 && hostCpu(0) === hostCpu(1)) {
+    notes.push({ where: where(pair[1]), what: 'the racing tasks', reason: `isolab runs them on CPUs ${pair[0].cpu} and ${pair[1].cpu}, the host on its one CPU ${hostCpu(0)}: they race only by preemption` });
+  }
   return {
     ...base,
     ran: true,
     racing: pair.map((r, k) => ({ thread: plan.tasks[r.task].name, what: label(r), where: where(r), cpu: r.cpu, hostCpu: hostCpu(k) })),
     widened,
-    copyViolations: copyCe && !copyCe.serial ? copyCe.copies : 0,
+    copyViolations: overlappedIn(copyCes),
     copyOutcomes: copyOutcomes.sort((a, b) => b.copies - a.copies).map((o, i) => ({ ...o, id: i })),
     otherRaces: others.map((o) => o.firsts.map((r) => `${plan.tasks[r.task].name}: ${label(r)} (${where(r)})`).join(' against ')),
     rounds: info?.[0] ?? 0,
     seconds: (info?.[1] ?? 0) / 1e9,
     overlaps: outcomes.reduce((s, o) => s + o.overlapped, 0),
-    violations: ce && !ce.serial ? ce.rounds : 0,
+    violations: overlappedIn(ces),
     counterexampleSerial,
+    serialRounds,
+    conclusive,
+    dropped: info?.[13] ?? 0,
     outcomes: outcomes.sort((a, b) => b.rounds - a.rounds).map((o, i) => ({ ...o, id: i })),
     delay: { final: info?.[5] ?? 0, min: info?.[6] ?? 0, max: info?.[7] ?? 0 },
     timeouts: info?.[2] ?? 0,
