@@ -243,6 +243,7 @@ static struct task *self(void)
 static int is_handler_fn(int image, int fn);
 extern const int OWNER[];
 extern const int ENDGATE[];
+extern const int DIES[];
 extern const int MODEL_TID[];
 extern const struct endcheck ENDS[];
 
@@ -259,6 +260,20 @@ static u64 now_s(void)
 	struct timespec ts;
 	sys6(228, CLOCK_MONOTONIC, (long)&ts, 0, 0, 0, 0);
 	return ts.tv_sec;
+}
+
+/*
+ * A task isolab's run killed (a fatal signal, its group's exit) that has done all isolab's did:
+ * it waits to be killed, and leaves isolab's order if that does not come. A kill from another
+ * task comes within microseconds when it comes; a --stress round, which may have raced it
+ * away, waits 100 ms, a plain run the turn timeout.
+ */
+static void await_death(struct task *t, int fn, int idx)
+{
+	if (t->off || S->off || !DIES[t->idx < NTASKS ? t->idx : NTASKS]) return;
+	struct timespec ms = { 0, 1000000 };
+	for (int n = 0; n < (STRESS ? 100 : TURN_TIMEOUT_S * 1000); n++) sys6(35, (long)&ms, 0, 0, 0, 0, 0); /* nanosleep */
+	diverge(t, fn, idx);
 }
 
 /* Waits until every record of another task before gate is done here; 0 when it gave up (the task leaves isolab's order). */
@@ -345,7 +360,7 @@ static const struct rec *turn(struct task *t, int fn, int idx)
 	u64 start = 0;
 	for (;;) {
 		if (t->off || S->off) return 0;
-		if (t->next >= t->nrec) { diverge(t, fn, idx); return 0; }
+		if (t->next >= t->nrec) { await_death(t, fn, idx); diverge(t, fn, idx); return 0; }
 		const struct rec *e = &t->recs[t->next];
 		if (e->fn == fn && e->idx == idx) {
 #if STRESS
@@ -579,10 +594,17 @@ static void end_checks(struct task *t)
 }
 
 /* The task exits (exit_group for a group leader, exit for a thread) when isolab's did: after the records before its exit. */
+/*
+ * The end of a task's operations: its end expectations, then, after the records isolab's run
+ * completed before the task ended, its exit; a task isolab's run killed waits to be killed
+ * (await_death).
+ */
 static __attribute__((noreturn)) void task_end(struct task *t, long code)
 {
 	end_checks(t);
-	wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], -1, -1);
+	int idx = t->idx < NTASKS ? t->idx : NTASKS;
+	wait_gate(t, ENDGATE[idx], -1, -1);
+	await_death(t, -1, -1);
 	out(t->leader ? "E %d %d" : "e %d %d", t->idx, (int)code);
 	for (;;) sys6(t->leader ? 231 : 60, code, 0, 0, 0, 0, 0);
 }
@@ -856,6 +878,11 @@ int main(int argc, char **argv)
 		int dir = 0;
 		if (cls == 1) dir = -1; /* the first ended before the second started: hold the first back more */
 		else if (cls == 2) dir = 1; /* the other way round */
+		else if (cls == 3) {
+			/* One of them never ran (its task was killed while held back, or left isolab's order): hold it back less. */
+			if (!S->t0[1] && S->t0[0]) dir = -1;
+			else if (!S->t0[0] && S->t0[1]) dir = 1;
+		}
 		else if (cls == 0) {
 			if (a > b) dir = -1; /* more of the first going first */
 			else if (b > a) dir = 1;
@@ -1139,8 +1166,8 @@ class ImageGen {
     if ((name === 'fork' || name === 'vfork' || (name === 'clone' && !(Number(f.args[i][0]?.constant ?? 0n) & CLONE_THREAD))) && op.child !== undefined) {
       const child = this.fnName(`${f.name}.${i}.child`);
       const call = name === 'clone' ? `sys6(${nr}, a[0], a[1], a[2], a[3], a[4], 0)` : `sys6(${nr}, 0, 0, 0, 0, 0, 0)`;
-      // The parent notes its child's tid before recording the value, which the child may not have done yet.
-      out.push(`  r = ${call};`, `  if (r == 0) { struct task *c = child_task(t, e ? e->child : -1); task_start(c); ${child}(c, 0); task_end(c, 0); }`, '  if (r > 0 && e && e->child >= 0) S->tids[e->child] = (int)r;');
+      // The parent notes and reports its child's tid before recording the value: the child may not have done so yet, or ever (killed first).
+      out.push(`  r = ${call};`, `  if (r == 0) { struct task *c = child_task(t, e ? e->child : -1); task_start(c); ${child}(c, 0); task_end(c, 0); }`, '  if (r > 0 && e && e->child >= 0) { S->tids[e->child] = (int)r; out("T %d %d", e->child, (int)r); }');
     } else if (name === 'clone' && op.child !== undefined) {
       const child = this.fnName(`${f.name}.${i}.child`);
       // A thread: glibc's clone() runs the child's function on the new stack, then exit(0).
@@ -1148,7 +1175,7 @@ class ImageGen {
         `  struct task *c = child_task(t, e ? e->child : -1); c->leader = 0; c->entry = ${this.fnIds.get(`${f.name}.${i}.child`)};`,
         `  r = clone(THREAD_${this.imageIdx}, (void *)(uintptr_t)a[1], (int)a[0], c, (pid_t *)(uintptr_t)a[2], (void *)(uintptr_t)a[4], (pid_t *)(uintptr_t)a[3]);`,
         '  if (r < 0) r = -errno;',
-        '  if (r > 0 && e && e->child >= 0) S->tids[e->child] = (int)r;',
+        '  if (r > 0 && e && e->child >= 0) { S->tids[e->child] = (int)r; out("T %d %d", e->child, (int)r); }',
       );
       this.threadFns.set(child, this.fnIds.get(`${f.name}.${i}.child`)!);
     } else {
@@ -1275,6 +1302,7 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan, str
   parts.push(`const struct endcheck ENDS[${plan.ends.length} + 1] = { ${[...endRows, '{ -1, -1, 0, -1, 0, 0 }'].join(', ')} };`);
   parts.push(`const int MODEL_TID[NTASKS + 1] = { ${plan.tasks.map((t) => t.tid).join(', ')}${plan.tasks.length ? ', ' : ''}0 };`);
   parts.push(`const int ENDGATE[NTASKS + 1] = { ${plan.tasks.map((t) => t.endGate).join(', ')}${plan.tasks.length ? ', ' : ''}0 };`);
+  parts.push(`const int DIES[NTASKS + 1] = { ${plan.tasks.map((t) => (t.dies ? 1 : 0)).join(', ')}${plan.tasks.length ? ', ' : ''}0 };`);
   if (stress) {
     parts.push(`const int RACE[NRACE + 1] = { ${[...stress.race, -1].join(', ')} };`);
     parts.push(`const int PIN[NTASKS + 1] = { ${[...plan.tasks.map((t) => stress.pin[t.idx] ?? -1), -1].join(', ')} };`);

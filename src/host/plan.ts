@@ -61,8 +61,10 @@ export interface PlanTask {
   /** A process of the scenario's `processes` list (the host program forks it itself). */
   top: boolean;
   records: PlanRecord[];
-  /** The records complete when it entered exit or exit_group: the host's task exits after them. */
+  /** The records complete when it entered exit or exit_group, or when it died without either: the host's task ends after them. */
   endGate: number;
+  /** It died without calling exit or exit_group (a fatal signal, its group's exit): the host's task waits to be killed. */
+  dies: boolean;
   /** How isolab's run left it: a wait status, or null while alive. */
   exit: string | null;
 }
@@ -127,6 +129,8 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     }
   };
   const entered = new Map<number, number>();
+  /** Tasks that entered exit or exit_group. */
+  const exiting = new Set<number>();
   /** The operation each task entered the kernel for and has not completed. */
   const started = new Map<number, { fn: string; index: number }>();
   const position: ProgramPosition = { image: '', fn: '', index: 0, op: '', fetchedFn: '', fetchedIndex: 0, fetchedOp: '' };
@@ -143,7 +147,7 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
   };
   const imageIndex = new Map(support.images.map((img, i) => [img.name, i]));
   const addTask = (tid: number, name: string, image: string, entry: string, leader: boolean, top: boolean): PlanTask => {
-    const t: PlanTask = { idx: tasks.length, tid, name, image: imageIndex.get(image) ?? 0, entry, creator: null, leader, top, records: [], endGate: 0, exit: null };
+    const t: PlanTask = { idx: tasks.length, tid, name, image: imageIndex.get(image) ?? 0, entry, creator: null, leader, top, records: [], endGate: 0, dies: false, exit: null };
     tasks.push(t);
     byTid.set(tid, t);
     return t;
@@ -158,7 +162,19 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     if (e.type === 'syscall_enter') {
       start(e.tid, e.name === 'exit' || e.name === 'exit_group' ? 'exit' : 'syscall');
       const t = byTid.get(e.tid);
-      if (t && (e.name === 'exit' || e.name === 'exit_group')) t.endGate = records.length;
+      if (t && (e.name === 'exit' || e.name === 'exit_group')) {
+        t.endGate = records.length;
+        exiting.add(e.tid);
+      }
+    }
+    if (e.type === 'exit') {
+      // A task that dies without calling exit: its host task must not end before this point, nor by itself.
+      const t = byTid.get(e.tid);
+      if (t && !exiting.has(e.tid)) {
+        t.endGate = records.length;
+        t.dies = true;
+      }
+      return;
     }
     if (e.type === 'user_end') {
       const t = byTid.get(e.tid);

@@ -377,3 +377,33 @@ processes:
   assert.equal(r.host.exits.get(r.plan.tasks.find((t) => t.name === 'p')!.idx), 'exit 7');
   assert.deepEqual(r.comparison.divergences, []);
 });
+
+test('a child killed before it runs: its parent reports its tid, and the child does nothing isolab did not before the kill reaches it', opts, async () => {
+  const r = await hostRun(`
+name: kill-before-run
+processes:
+  - name: p
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - fork:
+          name: child
+          ops:
+            - getpid
+            - getpid
+        as: pid
+      - kill: { pid: $pid, sig: SIGKILL }
+      - wait4: { upid: $pid, stat_addr: $buf }
+      - load: { addr: $buf, size: 4 }
+`);
+  // isolab's one CPU runs p on after fork: the child is killed before its first operation.
+  assert.equal(r.plan.tasks.find((t) => t.name === 'child')!.records.length, 0);
+  const child = r.tid('child');
+  assert.ok(child !== undefined && child > 0, 'the parent reported the tid of a child that may never run');
+  assert.deepEqual(r.at('p', 'fork'), { kind: 'V', value: BigInt(child) });
+  assert.deepEqual(r.at('p', 'wait4'), { kind: 'V', value: BigInt(child) });
+  // kernel/exit.c wait_task_zombie: a death by SIGKILL is status 9 (the signal, no core dump).
+  assert.deepEqual(r.at('p', 'load 4 [$buf]'), { kind: 'V', value: 9n });
+  assert.equal(r.host.diverged, undefined);
+  assert.deepEqual(r.comparison.divergences, []);
+});
