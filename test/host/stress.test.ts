@@ -38,6 +38,18 @@ function racing(r: StressReport): string[] {
   return r.racing.map((op) => `${op.thread}: ${op.what}`).sort();
 }
 
+/** Runs `fn` on a variant of fork-madvfree-lost (its text with `replace` applied) written to a temporary file. */
+async function onVariant<T>(name: string, replace: (text: string) => string, fn: (file: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'isolab-stress-'));
+  try {
+    const file = join(dir, name);
+    writeFileSync(file, replace(readFileSync(FILE, 'utf8')));
+    return await fn(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Checks what any stress report of the fork/store race must show, whatever the kernel did in the window. */
 function checkForkStoreRace(r: StressReport, madvFree: boolean): void {
   assert.equal(r.ran, true);
@@ -90,26 +102,20 @@ test('host --stress fork-madvfree-lost: the writer and fork cross on pinned CPUs
 });
 
 test('host --stress control: without MADV_FREE the child never loses the write, whatever the order', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'isolab-stress-'));
-  try {
-    const text = readFileSync(FILE, 'utf8');
+  // Without the MADV_FREE (and the expectations of the loss), the same story.
+  const withoutFree = (text: string): string => {
     const free = '      - madvise: { start: $buf, len_in: PAGE_SIZE, behavior: MADV_FREE }\n        expect: 0\n';
     assert.ok(text.includes(free));
-    // Without the MADV_FREE (and the expectations of the loss), the same story.
     const story = text.replace(free, '').replace(/        note: the page is now lazyfree[^\n]*\n/, '');
-    const control = story.slice(0, story.indexOf('\nexpect:\n') + 1);
-    const file = join(dir, 'nofree.yaml');
-    writeFileSync(file, control);
-    // A schedule with fork in flight while the writer stores (the race is checked below).
-    const r = await runStress(compileScenarioFile(file), { seconds: 3, schedule: '0*88,1*18' });
-    checkForkStoreRace(r, false);
-    assert.equal(r.violations, 0);
-    assert.equal(r.copyViolations, 0);
-    assert.equal(r.widened.copies, 512);
-    assert.ok(![...r.outcomes, ...r.copyOutcomes].some((o) => childLoads(o)[1] === '0'), 'no outcome has the child read 0');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return story.slice(0, story.indexOf('\nexpect:\n') + 1);
+  };
+  // A schedule with fork in flight while the writer stores (the race is checked below).
+  const r = await onVariant('nofree.yaml', withoutFree, (file) => runStress(compileScenarioFile(file), { seconds: 3, schedule: '0*88,1*18' }));
+  checkForkStoreRace(r, false);
+  assert.equal(r.violations, 0);
+  assert.equal(r.copyViolations, 0);
+  assert.equal(r.widened.copies, 512);
+  assert.ok(![...r.outcomes, ...r.copyOutcomes].some((o) => childLoads(o)[1] === '0'), 'no outcome has the child read 0');
 });
 
 test('host --stress --from: the schedule of an explore counterexample, with the invariant it broke', { skip: SKIP ?? false, timeout: 180_000 }, () => {
@@ -216,26 +222,21 @@ test('host --stress interrupted: Ctrl-C of isolab leaves no process of the gener
 });
 
 test('host --stress: widening follows loads, stores and range syscalls only; anything else runs the race on one page, with the reason', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'isolab-stress-'));
-  try {
-    const text = readFileSync(FILE, 'utf8');
+  // The child writes its page to /dev/null: write(2) reads the mapping, which widening cannot follow.
+  const withWrite = (text: string): string => {
     const anchor = '            - repeat: { count: 12, ops: [getpid] }\n';
     assert.ok(text.includes(anchor));
-    // The child writes its page to /dev/null: write(2) reads the mapping, which widening cannot follow.
-    const file = join(dir, 'write.yaml');
-    writeFileSync(file, text.replace(anchor, `${anchor}            - write: { fd: 1, buf: $buf, count: 8 }\n`));
-    const r = await runStress(compileScenarioFile(file), { seconds: 2 });
-    assert.equal(r.widened.copies, 1);
-    assert.ok('why' in r.widened && /write\(.*\) uses \$buf, which widening cannot follow/.test(r.widened.why), JSON.stringify(r.widened));
-    assert.deepEqual(r.copyOutcomes, []);
-    checkForkStoreRace(r, true);
-    // --pages 1: the scenario's page alone.
-    const one = await runStress(compileScenarioFile(FILE), { rounds: 30, pages: 1 });
-    assert.deepEqual(one.widened, { copies: 1, why: '--pages 1' });
-    assert.equal(one.rounds, 30);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return text.replace(anchor, `${anchor}            - write: { fd: 1, buf: $buf, count: 8 }\n`);
+  };
+  const r = await onVariant('write.yaml', withWrite, (file) => runStress(compileScenarioFile(file), { seconds: 2 }));
+  assert.equal(r.widened.copies, 1);
+  assert.ok('why' in r.widened && /write\(.*\) uses \$buf, which widening cannot follow/.test(r.widened.why), JSON.stringify(r.widened));
+  assert.deepEqual(r.copyOutcomes, []);
+  checkForkStoreRace(r, true);
+  // --pages 1: the scenario's page alone.
+  const one = await runStress(compileScenarioFile(FILE), { rounds: 30, pages: 1 });
+  assert.deepEqual(one.widened, { copies: 1, why: '--pages 1' });
+  assert.equal(one.rounds, 30);
 });
 
 test('host --stress fork-dirty-race: the dirty bit the race moves is not visible in values; the parent reads its store whatever the order', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
