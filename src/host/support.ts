@@ -57,7 +57,7 @@ export function opKey(image: string, fn: string, index: number): string {
  * Kernel options that change only how the model schedules, checks or records, never what a
  * program sees; the others must keep their upstream default (mmap_min_addr: the host's value).
  */
-const NEUTRAL_OPTIONS: ReadonlySet<string> = new Set(['timeslice', 'preempt', 'tlb_single_page_flush_ceiling', 'nopcid', 'debug_vm', 'log', 'threads_max', 'entry_stack']);
+export const NEUTRAL_OPTIONS: ReadonlySet<string> = new Set(['timeslice', 'preempt', 'tlb_single_page_flush_ceiling', 'nopcid', 'debug_vm', 'log', 'threads_max', 'entry_stack']);
 
 /** Syscalls the host runs as they are: their meaning is the program's own (its memory, descriptors, signals, children). */
 const HOST_SYSCALLS: ReadonlySet<string> = new Set([
@@ -69,7 +69,7 @@ const HOST_SYSCALLS: ReadonlySet<string> = new Set([
 ]);
 
 /** Why the host does not run these syscalls. */
-const SYSCALL_REASONS: Readonly<Record<string, string>> = Object.freeze({
+export const SYSCALL_REASONS: Readonly<Record<string, string>> = Object.freeze({
   rt_sigaction: "its handler is an address in isolab's program layout, not the host program's",
   rt_sigreturn: 'it is made only by the signal trampoline',
   execve: "it starts one of isolab's program images, not a host binary",
@@ -87,7 +87,7 @@ const SYSCALL_REASONS: Readonly<Record<string, string>> = Object.freeze({
 });
 
 /** Operations that are isolab's alone, or that the generator does not make yet, and why. */
-const OP_REASONS: Readonly<Record<string, string>> = Object.freeze({
+export const OP_REASONS: Readonly<Record<string, string>> = Object.freeze({
   transient_load: 'a Meltdown probe with its fault suppressed is a model-only operation',
   fetch: 'on the host an instruction fetch would run the bytes at the address as code',
   call: "it calls an address in isolab's program layout",
