@@ -19,7 +19,7 @@
  *                             (pos -(task + 2): an operation isolab's run never completed)
  *   R pos X why value         the host refused to run it (1 a pid not the program's,
  *                             2 the report descriptor, 3 the mmap address was taken)
- *   D task fn index           the task reached an operation isolab's run did not: from here
+ *   D task fn index image     the task reached an operation isolab's run did not: from here
  *                             on nothing waits for its turn
  *   M id V value | M id U     an end expectation's value (U: the address is not mapped)
  *   E task code | K task sig  the task exits; the task's process dies of signal sig
@@ -73,6 +73,8 @@ const RUNTIME = String.raw`#define _GNU_SOURCE
 
 typedef uint64_t u64;
 #define REPORT_FD @REPORT_FD@
+/* The descriptor of the shared page (a memfd), which a task that executes a program maps again. */
+#define SHARED_FD (REPORT_FD - 1)
 #define TURN_TIMEOUT_S @TURN_TIMEOUT_S@
 
 /*
@@ -250,7 +252,7 @@ extern const struct endcheck ENDS[];
 /* The task leaves isolab's order: from here on nobody waits for a turn. */
 static void diverge(struct task *t, int fn, int idx)
 {
-	if (!t->off) out("D %d %d %d", t->idx, fn, idx);
+	if (!t->off) out("D %d %d %d %d", t->idx, fn, idx, t->image);
 	t->off = 1;
 	S->off = 1;
 }
@@ -619,13 +621,61 @@ static int install(int sig, void (*h)(int, siginfo_t *, void *), unsigned long f
 	return sigaction(sig, &sa, 0);
 }
 
-/* A top-level process's descriptors as isolab's: 0, 1 and 2 on /dev/null, nothing else but the report. */
+/* The shared page: a memfd at SHARED_FD, so that a task that executes a program maps the same page again. */
+static int map_shared(void)
+{
+	int fd = (int)sys6(319, (long)"isolab-host", 0, 0, 0, 0, 0); /* memfd_create */
+	if (fd < 0 || ftruncate(fd, sizeof *S) < 0 || (fd != SHARED_FD && dup2(fd, SHARED_FD) < 0)) return -1;
+	if (fd != SHARED_FD) close(fd);
+	S = mmap(0, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED, SHARED_FD, 0);
+	return S == MAP_FAILED ? -1 : 0;
+}
+
+/*
+ * execve of one of the scenario's programs: the host program executes itself (/proc/self/exe)
+ * with the image, the task, its next record and whether it left isolab's order; main then
+ * runs the image's main for the task (exec_entry). Returns only if the execve failed.
+ */
+static long exec_image(struct task *t, int image)
+{
+	char a[4][24];
+	snprintf(a[0], sizeof a[0], "%d", image);
+	snprintf(a[1], sizeof a[1], "%d", t->idx);
+	snprintf(a[2], sizeof a[2], "%d", t->next);
+	snprintf(a[3], sizeof a[3], "%d", t->off);
+	char *argv[] = { "isolab-host", "--exec", a[0], a[1], a[2], a[3], 0 };
+	return sys6(59, (long)"/proc/self/exe", (long)argv, (long)environ, 0, 0, 0);
+}
+
+static void install_image(int image);
+static void image_main(int image, struct task *t);
+
+/* A task that executed a program, in its new image: the shared page again, the task's records from where it was, the image's fault recorders (execve reset the handlers), then the image's main. */
+static int exec_entry(char **argv)
+{
+	int image = atoi(argv[2]), idx = atoi(argv[3]), next = atoi(argv[4]), off = atoi(argv[5]);
+	S = mmap(0, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED, SHARED_FD, 0);
+	if (S == MAP_FAILED) return 2;
+	struct task *t = &TASKS[idx >= 0 && idx < NTASKS ? idx : NTASKS];
+	t->idx = idx >= 0 && idx < NTASKS ? idx : NTASKS;
+	t->image = image;
+	t->leader = 1; /* execve made it its group's leader (de_thread) */
+	t->off = off || t->idx == NTASKS;
+	if (t->idx < NTASKS) { t->recs = RECS[t->idx]; t->nrec = NREC[t->idx]; }
+	t->next = next;
+	install_image(image);
+	task_start(t);
+	image_main(image, t);
+	task_end(t, 0);
+}
+
+/* A top-level process's descriptors as isolab's: 0, 1 and 2 on /dev/null, nothing else but the report and the shared page. */
 static void process_files(void)
 {
 	int fd = open("/dev/null", O_RDWR);
 	for (int i = 0; i < 3; i++) if (fd != i) dup2(fd, i);
 	if (fd > 2) close(fd);
-	for (int i = 3; i < REPORT_FD; i++) close(i);
+	for (int i = 3; i < REPORT_FD; i++) if (i != SHARED_FD) close(i);
 }
 `;
 
@@ -633,10 +683,10 @@ static void process_files(void)
 const STRESS_BUF = 1 << 16;
 
 /** The plain program's main: one run of the scenario, reported as it goes. */
-const PLAIN_MAIN = `int main(void)
+const PLAIN_MAIN = `int main(int argc, char **argv)
 {
-	S = mmap(0, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (S == MAP_FAILED) return 2;
+	if (argc > 5 && !strcmp(argv[1], "--exec")) return exec_entry(argv);
+	if (map_shared() < 0) return 2;
 	if (fcntl(REPORT_FD, F_GETFD) < 0 && dup2(1, REPORT_FD) < 0) return 2;
 	run_scenario();
 	return 0;
@@ -789,10 +839,10 @@ static int round_once(long d, u64 *key, long *timeouts)
 
 int main(int argc, char **argv)
 {
+	if (argc > 5 && !strcmp(argv[1], "--exec")) return exec_entry(argv);
 	double seconds = argc > 1 ? strtod(argv[1], 0) : 10;
 	long max_rounds = argc > 2 ? strtol(argv[2], 0, 10) : 0;
-	S = mmap(0, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (S == MAP_FAILED) return 2;
+	if (map_shared() < 0) return 2;
 	if (fcntl(REPORT_FD, F_GETFD) < 0 && dup2(1, REPORT_FD) < 0) return 2;
 	cpu_set_t set;
 	if (sched_getaffinity(0, sizeof set, &set) == 0)
@@ -935,7 +985,7 @@ function u64(v: bigint): string {
 class ImageGen {
   readonly vars = new Map<string, number>();
   readonly fnIds: Map<string, number>;
-  constructor(readonly img: ProgramImage, readonly imageIdx: number, readonly proc: CompiledProcess, readonly support: Support, readonly c: CompiledScenario) {
+  constructor(readonly img: ProgramImage, readonly imageIdx: number, readonly proc: CompiledProcess, readonly support: Support, readonly c: CompiledScenario, readonly plan: Plan) {
     this.fnIds = new Map(img.functions.map((f, i) => [f.name, i]));
     for (const n of HANDLER_NAMES) this.varIndex(n);
     for (const f of img.functions) {
@@ -1118,6 +1168,7 @@ class ImageGen {
       case 'rdpkru':
         return [gate, '{ unsigned x, d; __asm__ volatile("rdpkru" : "=a"(x), "=d"(d) : "c"(0)); e = t->cur; t->cur = 0;', ...into('x').map((l) => `  ${l}`), '  rec_value(e, x); }'];
       case 'syscall':
+        if (syscallName(op.name) === 'execve') return this.execve(f, fid, i);
         return [gate, ...this.syscall(f, i)];
       case 'int80': {
         // exit and exit_group make no record: no turn, as for the 64-bit ones.
@@ -1154,7 +1205,7 @@ class ImageGen {
     // kill(0) and kill(< -1) name isolab's one process group: on the host, the group of the scenario's processes (S->pgid), without the supervisor.
     if (name === 'kill') out.push('  if ((int)a[0] < -1) a[0] = (u64)(long)-S->pgid;');
     if (PID_ARG0.has(name)) checks.push(`if (!(${name === 'prlimit64' || name === 'kill' ? '(int)a[0] == 0 || ' : ''}${name === 'kill' ? '(int)a[0] < -1 || ' : ''}own_pid((long)(int)a[0]))) { t->cur = 0; rec_refused(t, e, 1, a[0]); } else`);
-    for (const j of FD_ARGS[name] ?? []) checks.push(`if ((int)a[${j}] == REPORT_FD) { t->cur = 0; rec_refused(t, e, 2, a[${j}]); } else`);
+    for (const j of FD_ARGS[name] ?? []) checks.push(`if ((int)a[${j}] == REPORT_FD || (int)a[${j}] == SHARED_FD) { t->cur = 0; rec_refused(t, e, 2, a[${j}]); } else`);
     // The widened mapping (--stress): COPIES times as large, where the host puts it.
     if (name === 'mmap') out.push('  int wide = WIDE > 1 && e && e->pos == WIDE_POS; if (wide) a[1] = (u64)WIDE_LEN * WIDE;', '  int forced = e && e->mmap && !wide; if (forced) { a[0] = e->mmap; a[3] |= MAP_FIXED_NOREPLACE; }');
     if (RANGE_SYSCALLS.has(name)) out.push(`  if (in_wide(a[0])) wide_range(${nr}, a);`);
@@ -1190,6 +1241,26 @@ class ImageGen {
   }
 
   /**
+   * execve of one of the scenario's programs (support.ts skips any other path). isolab's
+   * execve that succeeded leaves no record: the host waits for the records before it (the gate
+   * of the task's next record, which the new image makes) and executes itself as the program
+   * (exec_image). One that failed on isolab has a record, which the host cannot reproduce by
+   * executing itself: reported as not run.
+   */
+  private execve(f: CFunction, fid: number, i: number): string[] {
+    const arg = f.args[i][0]!;
+    const path = (this.proc.program.strings ?? {})[arg.name];
+    const image = this.support.images.findIndex((img) => img.name === path);
+    const failed = this.plan.records.some((r) => r.image === this.imageIdx && r.fn === f.name && r.index === i);
+    if (failed) return ['e = turn(t, ' + fid + ', ' + i + '); t->cur = 0;', 'if (e) rec_skipped(t, e);'];
+    return [
+      `if (t->next < t->nrec && !t->off && !S->off) wait_gate(t, t->recs[t->next].gate, ${fid}, ${i});`,
+      `exec_image(t, ${image});`,
+      `diverge(t, ${fid}, ${i}); /* the host's execve failed */`,
+    ];
+  }
+
+  /**
    * INT 0x80: the number in EAX, the arguments in EBX, ECX, EDX, ESI, EDI and EBP (saved around
    * the instruction, below the red zone); the result is RAX as the kernel left it. A pid is
    * translated and checked as for kill, a descriptor as for read, write and close; exit and
@@ -1214,7 +1285,7 @@ class ImageGen {
       out.push('  a[0] = (u64)(uint32_t)host_pid((long)(int)a[0]);', '  if ((int)a[0] < -1) a[0] = (u64)(uint32_t)-S->pgid;');
       checks.push('if (!((int)a[0] == 0 || (int)a[0] < -1 || own_pid((long)(int)a[0]))) { t->cur = 0; rec_refused(t, e, 1, a[0]); } else');
     }
-    if (name === 'read' || name === 'write' || name === 'close') checks.push('if ((int)a[0] == REPORT_FD) { t->cur = 0; rec_refused(t, e, 2, a[0]); } else');
+    if (name === 'read' || name === 'write' || name === 'close') checks.push('if ((int)a[0] == REPORT_FD || (int)a[0] == SHARED_FD) { t->cur = 0; rec_refused(t, e, 2, a[0]); } else');
     const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
     out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); if (e->pos >= 0) S->done[e->pos] = 1; }', `    ${int80}`, `    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
     return out;
@@ -1268,7 +1339,8 @@ export interface StressGen {
 
 /** The whole C program for `plan`; with `stress`, the program that repeats the race (STRESS_MAIN). */
 export function generateC(c: CompiledScenario, support: Support, plan: Plan, stress?: StressGen): string {
-  const gens = support.images.map((img, i) => new ImageGen(img, i, c.processes[i], support, c));
+  // A program execve starts (support.ts puts them after the processes) has no handlers: execve resets them.
+  const gens = support.images.map((img, i) => new ImageGen(img, i, c.processes[i] ?? { name: img.name, program: c.images[i - c.processes.length].program, handlers: [] }, support, c, plan));
   // The end expectations' rows (their variables first get their indices, before NVARS is fixed).
   const endRows = plan.ends.map((x) => {
     const g = gens[plan.tasks[x.task].image];
@@ -1285,11 +1357,10 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan, str
   // Records per task (a C array may not be empty: a dummy entry where a task has none).
   const recDecls: string[] = [];
   for (const t of plan.tasks) {
-    const g = gens[t.image];
     const killed = t.exit !== null && t.exit.startsWith('killed by');
-    const img = support.images[t.image];
     const rows = t.records.map((r, i) => {
-      const kind = img.byName.get(r.fn)?.ops[r.index]?.op;
+      const g = gens[r.image];
+      const kind = support.images[r.image].byName.get(r.fn)?.ops[r.index]?.op;
       const syscall = kind === 'syscall' || kind === 'int80';
       return `{ ${g.fnIds.get(r.fn)}, ${r.index}, ${r.pos}, ${r.gate}, ${r.child}, ${u64(r.mmap)}, ${(r.skipped ? 1 : 0) | (r.record.signal ? 2 : 0) | (killed && i === t.records.length - 1 ? 4 : 0) | (syscall ? 8 : 0)}, ${raceOf.get(r.pos) ?? -1} }`;
     });
@@ -1319,6 +1390,9 @@ export function generateC(c: CompiledScenario, support: Support, plan: Plan, str
     parts.push(bodies[i]);
     parts.push(gens[i].handlers());
   }
+  // What exec_entry runs for an image: its fault recorders, and its main.
+  parts.push(`static void install_image(int image)\n{\n\tswitch (image) {\n${gens.map((_g, i) => `\tcase ${i}: install_${i}(); break;`).join('\n')}\n\t}\n}`);
+  parts.push(`static void image_main(int image, struct task *t)\n{\n\tswitch (image) {\n${gens.map((g, i) => `\tcase ${i}: ${g.fnName('main')}(t, 0); break;`).join('\n')}\n\t}\n}`);
   // run_scenario: the supervisor forks the scenario's processes and reports their wait statuses.
   const top = plan.tasks.filter((t) => t.top);
   const main: string[] = ['static void run_scenario(void)', '{'];

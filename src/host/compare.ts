@@ -38,7 +38,7 @@ export interface HostOutput {
   tids: Map<number, number>;
   records: Map<number, HostRecord>;
   /** The first task that left isolab's order: task, function index, operation index. */
-  diverged?: { task: number; fn: number; index: number };
+  diverged?: { task: number; fn: number; index: number; image?: number };
   exits: Map<number, string>;
   /** End expectations' values by id (null: the address was not mapped). */
   ends: Map<number, bigint | null>;
@@ -64,7 +64,7 @@ export function parseHostOutput(text: string): HostOutput {
         else if (w[2] === 'X') out.records.set(n(1), { kind: 'X', why: n(3), value: h(4) });
         break;
       case 'D':
-        out.diverged ??= { task: n(1), fn: n(2), index: n(3) };
+        out.diverged ??= { task: n(1), fn: n(2), index: n(3), ...(w[4] !== undefined ? { image: n(4) } : {}) };
         break;
       case 'E':
       case 'e': // a thread's exit (not a group leader's)
@@ -111,7 +111,7 @@ const PURE_SYSCALLS: ReadonlySet<string> = new Set(['getpid', 'gettid', 'sched_y
 /** Why the host refused an operation (cgen.ts's X codes). */
 function refusal(why: number, value: bigint, rec: PlanRecord): string {
   if (why === 1) return `the pid ${BigInt.asIntN(32, value)} is not one of the host program's tasks: not signalled or read on the host`;
-  if (why === 2) return "the descriptor is the host program's report: not touched on the host";
+  if (why === 2) return "the descriptor is one of the host program's own (its report, or its shared page): not touched on the host";
   return `the host had already mapped ${formatValue(rec.mmap)} (MAP_FIXED_NOREPLACE gave EEXIST): isolab's address is not free on the host`;
 }
 
@@ -130,7 +130,7 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
   let divergedText: string | undefined;
   if (host.diverged) {
     const t = plan.tasks[host.diverged.task];
-    const img = t ? support.images[t.image] : undefined;
+    const img = t ? support.images[host.diverged.image ?? t.image] : undefined;
     const fn = img?.functions[host.diverged.fn];
     const info = fn ? c.ops.get(img!.name, fn.name, host.diverged.index) : undefined;
     divergedText = info ? `${t!.name} ran ${info.label} (${where(info.path)}) out of isolab's order` : `${t?.name ?? 'a task'} left isolab's order`;
@@ -139,7 +139,7 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
   let firstSkip: { pos: number; text: string } | undefined;
   for (const rec of plan.records) {
     if (!rec.skipped) continue;
-    const img = support.images[plan.tasks[rec.task].image];
+    const img = support.images[rec.image];
     const op = img.byName.get(rec.fn)?.ops[rec.index];
     if (!op || PURE_OPS.has(op.op) || (op.op === 'syscall' && PURE_SYSCALLS.has(syscallName(op.name) ?? ''))) continue;
     const info = c.ops.get(img.name, rec.fn, rec.index);
@@ -149,7 +149,7 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
   // The first store of a value read from the stack or the frame: a load after it may read it back.
   let firstStackStore: { pos: number; text: string } | undefined;
   for (const rec of plan.records) {
-    const img = support.images[plan.tasks[rec.task].image];
+    const img = support.images[rec.image];
     if (!support.stackStores.has(opKey(img.name, rec.fn, rec.index))) continue;
     const info = c.ops.get(img.name, rec.fn, rec.index);
     firstStackStore = { pos: rec.pos, text: `${info ? `${info.label} (${where(info.path)})` : `${rec.fn}[${rec.index}]`}, a value read from the stack or the signal frame, whose saved registers are the host program's own` };
@@ -165,7 +165,7 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
     // Where the task left isolab's order: a difference in itself, at its first record the host did not make.
     const t = plan.tasks[host.diverged.task];
     const missing = t?.records.find((r) => !r.skipped && !host.records.has(r.pos));
-    const img = t ? support.images[t.image] : undefined;
+    const img = t ? support.images[host.diverged.image ?? t.image] : undefined;
     const fn = img?.functions[host.diverged.fn];
     const ran = fn ? c.ops.get(img!.name, fn.name, host.diverged.index) : undefined;
     const expected = missing ? c.ops.get(img!.name, missing.fn, missing.record.index) : undefined;
@@ -179,7 +179,7 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
   }
   for (const rec of plan.records) {
     const t = plan.tasks[rec.task];
-    const img = support.images[t.image];
+    const img = support.images[rec.image];
     const info = c.ops.get(img.name, rec.fn, rec.index);
     const at = info ? where(info.path) : `${rec.fn}[${rec.index}]`;
     const what = info ? info.label : `${rec.fn}[${rec.index}]`;
@@ -231,12 +231,12 @@ export function compareRuns(c: CompiledScenario, support: Support, plan: Plan, h
     const last = t.records[t.records.length - 1];
     const h = last?.unfinished ? host.records.get(last.pos) : undefined;
     if (!last || !h) continue;
-    const img = support.images[t.image];
+    const img = support.images[last.image];
     const info = c.ops.get(img.name, last.fn, last.index);
     differ(Infinity, { where: info ? where(info.path) : `${last.fn}[${last.index}]`, what: info?.label ?? `${last.fn}[${last.index}]`, thread: t.name, isolab: 'never completed (the task was killed in it, or still waiting when the run ended)', host: show(h, info?.syscall ?? false) });
   }
   for (const t of plan.tasks) {
-    const created = t.creator ? c.ops.get(support.images[t.image].name, t.creator.fn, t.creator.index) : undefined;
+    const created = t.creator ? c.ops.get(support.images[t.creator.image].name, t.creator.fn, t.creator.index) : undefined;
     const path = c.end.exit.find((x) => x.process === t.name)?.path ?? (t.top ? ['processes', c.processes.findIndex((p) => p.name === t.name), 'name'] : created?.path);
     const at = path ? where(path) : t.name;
     const hostExit = host.exits.get(t.idx);

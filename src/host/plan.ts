@@ -18,6 +18,8 @@ export interface PlanRecord {
   pos: number;
   /** The task (PlanTask.idx) that made it. */
   task: number;
+  /** The image (Support.images) the operation is in: the task's, or the program it executed. */
+  image: number;
   fn: string;
   index: number;
   /** The record as isolab's kernel made it. */
@@ -50,12 +52,12 @@ export interface PlanTask {
   /** isolab's tid, and the scenario's name of the task. */
   tid: number;
   name: string;
-  /** Index of its process's image in Support.images. */
+  /** Index of the image it starts in (its process's) in Support.images; its records name the image of each operation. */
   image: number;
   /** The function it starts in: main, or a fork/clone child's. */
   entry: string;
-  /** The fork, vfork or clone operation that created it (function and index), or null for a top-level process. */
-  creator: { fn: string; index: number } | null;
+  /** The fork, vfork or clone operation that created it (function, index and image), or null for a top-level process. */
+  creator: { fn: string; index: number; image: number } | null;
   /** It leads its thread group (its end is exit_group, not exit). */
   leader: boolean;
   /** A process of the scenario's `processes` list (the host program forks it itself). */
@@ -142,10 +144,13 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     if (!t || how === 'exit' || !sys.position(tid, position)) return;
     const fn = how === 'fault' ? position.fn : position.fetchedFn;
     const index = how === 'fault' ? position.index : position.fetchedIndex;
-    const f = support.images[t.image].byName.get(fn);
+    const f = support.images[imageOf(t)].byName.get(fn);
     if (f && index < f.ops.length) started.set(tid, { fn, index });
   };
   const imageIndex = new Map(support.images.map((img, i) => [img.name, i]));
+  /** Each task's image now: its own, until it executes a program. */
+  const current = new Map<number, number>();
+  const imageOf = (t: PlanTask): number => current.get(t.tid) ?? t.image;
   const addTask = (tid: number, name: string, image: string, entry: string, leader: boolean, top: boolean): PlanTask => {
     const t: PlanTask = { idx: tasks.length, tid, name, image: imageIndex.get(image) ?? 0, entry, creator: null, leader, top, records: [], endGate: 0, dies: false, exit: null };
     tasks.push(t);
@@ -181,14 +186,20 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
       if (t) atEnd(t);
       return;
     }
+    if (e.type === 'exec') {
+      const t = byTid.get(e.tid);
+      const i = imageIndex.get(e.image);
+      if (t && i !== undefined) current.set(t.tid, i);
+      return;
+    }
     if (e.type === 'fork') {
       // The child's task, named as the scenario names it; a vfork child's records come before its parent's vfork returns.
       const parent = byTid.get(e.parent);
       const pt = sys.task(e.parent);
       if (parent && pt) {
-        const img = support.images[parent.image];
+        const img = support.images[imageOf(parent)];
         const child = addTask(e.child, c.children.get(img.name, pt.opFn, pt.opIndex) ?? `task${e.child}`, img.name, `${pt.opFn}.${pt.opIndex}.child`, (e.flags & CLONE_THREAD) === 0, false);
-        child.creator = { fn: pt.opFn, index: pt.opIndex };
+        child.creator = { fn: pt.opFn, index: pt.opIndex, image: imageOf(parent) };
       }
       return;
     }
@@ -196,11 +207,12 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
     const r = e.record;
     const t = byTid.get(r.tid);
     if (!t || r.fn === '__restore_rt') return;
-    const img = support.images[t.image];
+    const image = imageIndex.get(r.image) ?? imageOf(t);
+    const img = support.images[image];
     const fn = img.byName.get(r.fn);
     const op = fn?.ops[r.index];
     const pos = records.length;
-    const rec: PlanRecord = { pos, task: t.idx, fn: r.fn, index: r.index, record: r, gate: entered.get(r.tid) ?? pos, child: -1, cpu: e.cpu, mmap: 0n, skipped: support.skipped.has(opKey(img.name, r.fn, r.index)) };
+    const rec: PlanRecord = { pos, task: t.idx, image, fn: r.fn, index: r.index, record: r, gate: entered.get(r.tid) ?? pos, child: -1, cpu: e.cpu, mmap: 0n, skipped: support.skipped.has(opKey(img.name, r.fn, r.index)) };
     if (op?.op === 'syscall' && !r.signal && r.value !== undefined) {
       const name = syscallName(op.name);
       const v = BigInt.asIntN(64, r.value);
@@ -234,9 +246,10 @@ export function planFromModel(c: CompiledScenario, support: Support): Plan {
   }
   for (const [tid, op] of started) {
     const t = byTid.get(tid);
-    if (!t || support.skipped.has(opKey(support.images[t.image].name, op.fn, op.index))) continue;
-    const record: OpRecord = { image: support.images[t.image].name, tid, pid: tid, fn: op.fn, index: op.index, op: 'unfinished' };
-    t.records.push({ pos: -(t.idx + 2), task: t.idx, fn: op.fn, index: op.index, record, gate: entered.get(tid) ?? records.length, child: -1, cpu: -1, mmap: 0n, skipped: false, unfinished: true });
+    const image = t ? imageOf(t) : 0;
+    if (!t || support.skipped.has(opKey(support.images[image].name, op.fn, op.index))) continue;
+    const record: OpRecord = { image: support.images[image].name, tid, pid: tid, fn: op.fn, index: op.index, op: 'unfinished' };
+    t.records.push({ pos: -(t.idx + 2), task: t.idx, image, fn: op.fn, index: op.index, record, gate: entered.get(tid) ?? records.length, child: -1, cpu: -1, mmap: 0n, skipped: false, unfinished: true });
   }
   for (const s of report.tasks) {
     const t = byTid.get(s.tid);

@@ -225,12 +225,12 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
   if (support.blocking.length > 0) return { ...base, ran: false, ...empty };
   const plan = planFromModel(c, support);
   const where = (r: PlanRecord): string => {
-    const info = c.ops.get(support.images[plan.tasks[r.task].image].name, r.fn, r.index);
+    const info = c.ops.get(support.images[r.image].name, r.fn, r.index);
     if (!info) return `${r.fn}[${r.index}]`;
     const i = issueAt(c.locator, info.path, '');
     return i.line !== undefined ? `${i.file}:${i.line}:${i.col}` : i.path;
   };
-  const label = (r: PlanRecord): string => c.ops.get(support.images[plan.tasks[r.task].image].name, r.fn, r.index)?.label ?? `${r.fn}[${r.index}]`;
+  const label = (r: PlanRecord): string => c.ops.get(support.images[r.image].name, r.fn, r.index)?.label ?? `${r.fn}[${r.index}]`;
   const { race, others } = pickRace(c, plan, opts.race ?? 1, where);
   const pair = race.firsts.slice(0, 2);
   // Every task on its scenario CPU: the CPU of its racing record, else of its first record.
@@ -320,7 +320,7 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
   // Each copy outcome: its loads against isolab's run under the schedule. It is isolab's only
   // with every load of the widened mapping isolab's run made, each with isolab's value.
   const wideLoads = 'wide' in w ? plan.records.filter((r) => {
-    const op = support.images[plan.tasks[r.task].image].byName.get(r.fn)?.ops[r.index];
+    const op = support.images[r.image].byName.get(r.fn)?.ops[r.index];
     const a = r.record.addr !== undefined ? BigInt.asUintN(64, r.record.addr) : undefined;
     return op?.op === 'load' && !r.record.signal && a !== undefined && a >= w.wide.isolab && a < w.wide.isolab + w.wide.len;
   }) : [];

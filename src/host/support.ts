@@ -72,7 +72,6 @@ const HOST_SYSCALLS: ReadonlySet<string> = new Set([
 export const SYSCALL_REASONS: Readonly<Record<string, string>> = Object.freeze({
   rt_sigaction: "its handler is an address in isolab's program layout, not the host program's",
   rt_sigreturn: 'it is made only by the signal trampoline',
-  execve: "it starts one of isolab's program images, not a host binary",
   brk: "the program break is where the host binary's data ends, not isolab's",
   mremap: 'not generated yet',
   arch_prctl: "the FS and GS bases and the CET state are the host C library's",
@@ -249,7 +248,10 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
     notes.push({ where: where(['machine', 'cpus'], true), what: `machine.cpus: ${c.system.cpus}`, reason: `the host has ${facts.cpus} CPUs: the operations run in isolab's order, not on the CPUs the scenario places them on` });
   }
 
-  const images = c.processes.map((p) => new ProgramImage(p.name, p.program));
+  // The processes' images, then the programs execve starts (`programs:`), each as isolab lays it out.
+  const sources = [...c.processes.map((p) => ({ name: p.name, program: p.program })), ...c.images.map((x) => ({ name: x.path, program: x.program }))];
+  const images = sources.map((x) => new ProgramImage(x.name, x.program));
+  const stringOf = (img: ProgramImage, name: string): string | undefined => (sources.find((x) => x.name === img.name)?.program.strings ?? {})[name];
   const skipped = new Map<string, string>();
   const stackDerived = new Set<string>();
   const stackStores = new Set<string>();
@@ -270,7 +272,6 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
         if (hint && hint.kind === 0 && facts.mmapMinAddr !== null && facts.mmapMinAddr !== minAddr && hint.constant !== 0n && hint.constant < BigInt(Math.max(minAddr, facts.mmapMinAddr))) {
           blocking.push({ where: at, what, reason: `an address below vm.mmap_min_addr on one side only: isolab's is ${minAddr}, the host's ${facts.mmapMinAddr}` });
         }
-        if (name === 'execve') blocking.push({ where: at, what, reason: "it starts one of isolab's program images, not a host binary: what follows runs in the new image" });
         if (name === 'ptrace') blocking.push({ where: at, what, reason: "its stops take the tracee out of the order of operations the host program keeps (ptrace is not generated yet)" });
         const prot = name === 'mmap' || name === 'mprotect' || name === 'pkey_mprotect' ? f.args[i][2] : undefined;
         if (pkuDiffers && prot && prot.kind === 0 && (prot.constant & 4n) !== 0n && (prot.constant & 1n) === 0n) {
@@ -309,8 +310,14 @@ export function hostSupport(c: CompiledScenario, facts: HostFacts): Support {
         }
         if (name === 'open' || name === 'openat') {
           const arg = f.args[i][name === 'open' ? 0 : 1];
-          const path = arg && arg.kind === 3 ? img.stringAddr.has(arg.name) ? (c.processes.find((p) => p.name === img.name)?.program.strings ?? {})[arg.name] : undefined : undefined;
+          const path = arg && arg.kind === 3 && img.stringAddr.has(arg.name) ? stringOf(img, arg.name) : undefined;
           if (path === undefined || !hostPathAllowed(path)) return `isolab's file system is not the host's (the host opens only /proc/self/..., /dev/null and /dev/zero)`;
+        }
+        if (name === 'execve') {
+          // One of the scenario's programs: the host program executes itself into that image (cgen.ts exec_image).
+          const arg = f.args[i][0];
+          const path = arg && arg.kind === 3 && img.stringAddr.has(arg.name) ? stringOf(img, arg.name) : undefined;
+          return path !== undefined && c.images.some((x) => x.path === path) ? undefined : "execve of a path that is not one of the scenario's programs: isolab's file system is not the host's";
         }
         if (!HOST_SYSCALLS.has(name)) return SYSCALL_REASONS[name] ?? `${name} is not run on the host`;
       }

@@ -35,7 +35,7 @@ export interface WideGen {
 
 /** The mapping to widen for the racing pair, or why there is none. */
 export function widening(c: CompiledScenario, support: Support, plan: Plan, pair: PlanRecord[], copies: number): { wide: WideGen } | { why: string } {
-  const opOf = (r: PlanRecord) => support.images[plan.tasks[r.task].image].byName.get(r.fn)?.ops[r.index];
+  const opOf = (r: PlanRecord) => support.images[r.image].byName.get(r.fn)?.ops[r.index];
   const mem = pair.find((r) => {
     const op = opOf(r);
     return (op?.op === 'load' || op?.op === 'store') && r.record.addr !== undefined && !r.record.signal;
@@ -45,12 +45,12 @@ export function widening(c: CompiledScenario, support: Support, plan: Plan, pair
   // The isolab-placed mmap whose mapping holds the address.
   const mmap = plan.records.find((r) => {
     if (r.mmap === 0n || r.pos > mem.pos) return false;
-    const f = support.images[plan.tasks[r.task].image].byName.get(r.fn);
+    const f = support.images[r.image].byName.get(r.fn);
     const len = f?.args[r.index]?.[1];
     return len?.kind === 0 && addr >= r.mmap && addr < r.mmap + len.constant;
   });
   if (!mmap) return { why: `the racing ${opOf(mem)!.op} is not in a mapping the scenario made with mmap` };
-  const img = support.images[plan.tasks[mmap.task].image];
+  const img = support.images[mmap.image];
   const f = img.byName.get(mmap.fn)!;
   const op = f.ops[mmap.index];
   const args = f.args[mmap.index];

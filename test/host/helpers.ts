@@ -48,7 +48,7 @@ export async function hostRun(text: string): Promise<HostRun> {
     at(thread, label, n = 0) {
       const recs = plan.records.filter((r) => {
         const t = plan.tasks[r.task];
-        const info = c.ops.get(support.images[t.image].name, r.fn, r.index);
+        const info = c.ops.get(support.images[r.image].name, r.fn, r.index);
         return t.name === thread && info?.label.startsWith(label);
       });
       const r = recs[n];

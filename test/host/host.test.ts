@@ -407,3 +407,41 @@ processes:
   assert.equal(r.host.diverged, undefined);
   assert.deepEqual(r.comparison.divergences, []);
 });
+
+test('execve of one of the scenario\'s programs: the host program executes itself as that image; the pid stays, handlers and memory do not', opts, async () => {
+  const r = await hostRun(`
+name: vfork-exec
+programs:
+  /bin/child:
+    ops:
+      - getpid
+      - load: 0x10000000
+processes:
+  - name: p
+    handlers:
+      SIGSEGV: { handler: on_segv }
+    functions:
+      on_segv: [ longjmp ]
+    ops:
+      - mmap: { addr: 0x10000000, len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, fd: -1 }
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - vfork:
+          name: child
+          ops:
+            - execve: { filename: /bin/child }
+        as: pid
+      - wait4: { upid: $pid, stat_addr: $buf }
+      - load: { addr: $buf, size: 4 }
+      - execve: { filename: /bin/nothere }
+`);
+  const child = BigInt(r.tid('child')!);
+  assert.deepEqual(r.at('p', 'vfork'), { kind: 'V', value: child });
+  // fs/exec.c: the pid is kept; the new mm has no mapping at 0x10000000 (SEGV_MAPERR), and flush_signal_handlers dropped p's handler, so the child dies.
+  assert.deepEqual(r.at('child', 'getpid'), { kind: 'V', value: child });
+  assert.deepEqual(r.at('child', 'load'), { kind: 'S', signo: 11, code: 1, addr: 0x10000000n, known: 3 });
+  assert.deepEqual(r.at('p', 'load 4 [$buf]'), { kind: 'V', value: 11n });
+  // A path that is not one of the scenario's programs is not run on the host.
+  assert.match(r.comparison.skipped.map((s) => `${s.what}: ${s.reason}`).join('\n'), /execve\(filename=\/bin\/nothere\): execve of a path that is not one of the scenario's programs/);
+  assert.deepEqual(r.comparison.divergences, []);
+});
