@@ -177,49 +177,68 @@ test('host --stress: a run with no race, options without --stress and bad budget
   assert.match(one.stderr, /^isolab: --schedule: under this schedule no operation of one task completes while another task's is in flight: there is no race to repeat\n$/);
 });
 
-test('host --stress interrupted: Ctrl-C of isolab leaves no process of the generated program behind', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
-  const child = spawn(process.execPath, [cli, 'host', 'scenarios/fork-madvfree-lost.yaml', '--stress', '--seconds', '60'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  /** Processes whose parent is `ppid`. */
-  const childrenOf = (ppid: number): number[] => {
-    const out: number[] = [];
-    for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+test('interrupted: Ctrl-C of isolab host leaves no process of the generated program behind, a blocked one included', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
+  // p blocks for ever in read(2) on its own pipe (its write end is open): it writes nothing, so no SIGPIPE would end it.
+  const dir = mkdtempSync(join(tmpdir(), 'isolab-stress-'));
+  const file = join(dir, 'blocks.yaml');
+  writeFileSync(file, `name: blocks
+processes:
+  - name: p
+    ops:
+      - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS, fd: -1 }
+        as: buf
+      - pipe: { fildes: $buf }
+      - load: { addr: $buf, size: 4 }
+        as: rfd
+      - read: { fd: $rfd, buf: $buf + 64, count: 8 }
+`);
+  const child = spawn(process.execPath, [cli, 'host', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    /** Processes whose parent is `ppid`. */
+    const childrenOf = (ppid: number): number[] => procs().filter((p) => p.ppid === ppid).map((p) => p.pid);
+    /** Processes of session `sid`. */
+    const inSession = (sid: number): number[] => procs().filter((p) => p.sid === sid).map((p) => p.pid);
+    // Wait for the generated program (isolab's child running .../prog, not the compiler) to have started the scenario's process.
+    const isProgram = (pid: number): boolean => {
       try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(f[1]) === ppid) out.push(Number(name));
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0].endsWith('/prog');
       } catch {
-        // gone
+        return false;
       }
+    };
+    let program = 0;
+    for (let i = 0; i < 600 && !program; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      program = childrenOf(child.pid!).find((p) => isProgram(p) && inSession(p).length > 1) ?? 0;
     }
-    return out;
-  };
-  /** Processes of session `sid`. */
-  const inSession = (sid: number): number[] =>
-    readdirSync('/proc')
-      .filter((n) => /^\d+$/.test(n))
-      .filter((n) => {
-        try {
-          const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
-          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]) === sid;
-        } catch {
-          return false;
-        }
-      })
-      .map(Number);
-  // Wait for the generated program (isolab's child once the compiler has gone) to run rounds.
-  let program = 0;
-  for (let i = 0; i < 600 && !program; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    program = childrenOf(child.pid!).find((p) => inSession(p).length > 1) ?? 0;
+    assert.ok(program > 0, 'the generated program started');
+    await new Promise((r) => setTimeout(r, 300));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    child.kill('SIGINT');
+    const how = await exited;
+    assert.equal(how.signal, 'SIGINT', 'isolab ends as a program does on Ctrl-C');
+    for (let i = 0; i < 50 && inSession(program).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(inSession(program), [], 'nothing of the program is left');
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   }
-  assert.ok(program > 0, 'the stress program started');
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  child.kill('SIGINT');
-  const how = await exited;
-  assert.equal(how.signal, 'SIGINT', 'isolab ends as a program does on Ctrl-C');
-  for (let i = 0; i < 50 && inSession(program).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(inSession(program), [], 'nothing of the program is left');
 });
+
+/** Every process: its pid, parent and session (/proc/PID/stat; comm may hold spaces and parentheses). */
+function procs(): { pid: number; ppid: number; sid: number }[] {
+  const out: { pid: number; ppid: number; sid: number }[] = [];
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push({ pid: Number(name), ppid: Number(f[1]), sid: Number(f[3]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
 
 test('host --stress: widening follows loads, stores and range syscalls only; anything else runs the race on one page, with the reason', { skip: SKIP ?? false, timeout: 120_000 }, async () => {
   // The child writes its page to /dev/null: write(2) reads the mapping, which widening cannot follow.
