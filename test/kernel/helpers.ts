@@ -4,6 +4,8 @@ import { System, type IsolabEvent, type SystemConfig } from '../../src/system.js
 import type { OpRecord } from '../../src/kernel/task.js';
 import { path_walk } from '../../src/kernel/vfs.js';
 import type { Op, Program } from '../../src/user/program.js';
+import { compileScenarioText } from '../../src/scenario/index.js';
+import { runScenario } from '../../src/scenario/run.js';
 
 /** A System with debug_vm on and no timer preemption unless asked. */
 export function boot(config: SystemConfig = {}): System {
@@ -72,4 +74,17 @@ export function fileText(sys: System, path: string): string {
     s += pfn === undefined ? '\0'.repeat(n) : Buffer.from(sys.machine.mem.readBytes(pfn * 4096, n)).toString('latin1');
   }
   return s;
+}
+
+/**
+ * Runs scenario `text` (named `file` in messages) and asserts that every expectation held, that
+ * there were some (exactly `expectations`, when given), and that the run passed.
+ */
+export function runHolding(text: string, file: string, expectations?: number): void {
+  const r = runScenario(compileScenarioText(text, file));
+  const failed = r.verdicts.filter((v) => v.status !== 'held');
+  assert.deepEqual(failed, [], 'every expectation holds');
+  if (expectations === undefined) assert.ok(r.verdicts.length > 0);
+  else assert.equal(r.verdicts.length, expectations, 'every expectation was judged');
+  assert.ok(r.passed);
 }
