@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { compileScenarioFile } from '../scenario/index.js';
 import { runOnHost, type HostReport } from '../host/host.js';
-import { MIN_SERIAL, runStress, type StressReport } from '../host/stress.js';
+import { MIN_SERIAL, runStress, type CopyOutcome, type StressOutcome, type StressReport } from '../host/stress.js';
 import { ArgumentError } from '../errors.js';
 import { OutputError, writeOutput } from './output.js';
 
@@ -33,6 +33,12 @@ export interface HostCommandOptions {
 /** A count with thousands separated. */
 function count(n: number): string {
   return n.toLocaleString('en-US');
+}
+
+/** An outcome's line: how often, by the class of its rounds, and what it is. */
+function outcomeLine(o: StressOutcome | CopyOutcome, n: number, unit: string): string {
+  const kind = o.counterexample ? "isolab's outcome under the schedule" : o.serial ? 'an order of the two gives it' : 'only when they overlapped';
+  return `  #${o.id + 1}: ${count(n)} ${unit} (overlapping ${count(o.overlapped)}, first before second ${count(o.firstFirst)}, second before first ${count(o.secondFirst)}${o.unknown ? `, unknown ${count(o.unknown)}` : ''}); ${kind}${o.counterexample && o.serial ? ', and an order of the two gives it' : ''}`;
 }
 
 /** The --stress report as text: the race, the rounds, each outcome with its verdict, then the verdict. */
@@ -56,8 +62,7 @@ export function formatStressReport(r: StressReport): string {
   if (r.timeouts > 0 || r.barrierTimeouts > 0) lines.push(`rounds killed after 20 s: ${r.timeouts}; racing operations that did not meet: ${r.barrierTimeouts}`);
   lines.push(`outcomes: ${r.outcomes.length}`);
   for (const o of r.outcomes) {
-    const kind = o.counterexample ? "isolab's outcome under the schedule" : o.serial ? 'an order of the two gives it' : 'only when they overlapped';
-    lines.push(`  #${o.id + 1}: ${count(o.rounds)} rounds (overlapping ${count(o.overlapped)}, first before second ${count(o.firstFirst)}, second before first ${count(o.secondFirst)}${o.unknown ? `, unknown ${count(o.unknown)}` : ''}); ${kind}${o.counterexample && o.serial ? ', and an order of the two gives it' : ''}`);
+    lines.push(outcomeLine(o, o.rounds, 'rounds'));
     for (const v of o.values) lines.push(`      ${v}`);
     if (!o.counterexample) for (const d of o.differences.slice(0, 4)) lines.push(`      differs: ${d.where}: ${d.thread}: ${d.what}: isolab ${d.isolab}, host ${d.host}`);
     if (o.differences.length > 4) lines.push(`      and ${o.differences.length - 4} more`);
@@ -65,8 +70,7 @@ export function formatStressReport(r: StressReport): string {
   if (r.copyOutcomes.length > 0) {
     lines.push(`copy outcomes (each copy's loads; ${count(r.copyOutcomes.reduce((s, o) => s + o.copies, 0))} copies): ${r.copyOutcomes.length}`);
     for (const o of r.copyOutcomes) {
-      const kind = o.counterexample ? "isolab's outcome under the schedule" : o.serial ? 'an order of the two gives it' : 'only when they overlapped';
-      lines.push(`  #${o.id + 1}: ${count(o.copies)} copies (overlapping ${count(o.overlapped)}, first before second ${count(o.firstFirst)}, second before first ${count(o.secondFirst)}${o.unknown ? `, unknown ${count(o.unknown)}` : ''}); ${kind}${o.counterexample && o.serial ? ', and an order of the two gives it' : ''}`);
+      lines.push(outcomeLine(o, o.copies, 'copies'));
       for (const v of o.values) lines.push(`      ${v}`);
     }
   }

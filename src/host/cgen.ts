@@ -597,6 +597,34 @@ static void end_checks(struct task *t)
 
 /* The task exits (exit_group for a group leader, exit for a thread) when isolab's did: after the records before its exit. */
 /*
+ * A syscall after which isolab's task died (its own fatal signal, on its way back to user
+ * mode): reported as started first, since the host task may die before it can write the value.
+ * Its end time is not taken: the operation has not ended.
+ */
+static void rec_pending(const struct rec *e)
+{
+	if (!e || !(e->flags & 4)) return;
+	out("R %d P", e->pos);
+	if (e->pos >= 0) S->done[e->pos] = 1;
+}
+
+/* The parent notes and reports the tid fork or clone gave its child: the child may not have done so yet, or ever (killed first). */
+static void child_tid(const struct rec *e, long r)
+{
+	if (r <= 0 || !e || e->child < 0) return;
+	S->tids[e->child] = (int)r;
+	out("T %d %d", e->child, (int)r);
+}
+
+/* The task's exit line, once the records isolab completed before the task ended are done (and, for a task isolab's run killed, once it was not killed). */
+static void exit_turn(struct task *t, int fn, int idx, long code)
+{
+	wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], fn, idx);
+	await_death(t, fn, idx);
+	out(t->leader ? "E %d %d" : "e %d %d", t->idx, (int)code);
+}
+
+/*
  * The end of a task's operations: its end expectations, then, after the records isolab's run
  * completed before the task ended, its exit; a task isolab's run killed waits to be killed
  * (await_death).
@@ -604,10 +632,7 @@ static void end_checks(struct task *t)
 static __attribute__((noreturn)) void task_end(struct task *t, long code)
 {
 	end_checks(t);
-	int idx = t->idx < NTASKS ? t->idx : NTASKS;
-	wait_gate(t, ENDGATE[idx], -1, -1);
-	await_death(t, -1, -1);
-	out(t->leader ? "E %d %d" : "e %d %d", t->idx, (int)code);
+	exit_turn(t, -1, -1, code);
 	for (;;) sys6(t->leader ? 231 : 60, code, 0, 0, 0, 0, 0);
 }
 
@@ -900,15 +925,16 @@ int main(int argc, char **argv)
 		 */
 		int a = 0, b = 0, both = 0;
 #if WIDE > 1
+		static u64 keys[WIDE];
 		for (int k = 0; k < WIDE; k++) {
-			u64 ck = copy_key(k);
+			u64 ck = keys[k] = copy_key(k);
 			int c = copy_id(ck, k, rounds - 1, cls);
 			if (c >= 0) COPIES[c].n[cls]++;
 			else dropped++;
 			if (cls == 1 || cls == 2) remember(cls, ck);
 		}
 		for (int k = 0; k < WIDE; k++) {
-			u64 ck = copy_key(k);
+			u64 ck = keys[k];
 			int in1 = seen_in(1, ck), in2 = seen_in(2, ck);
 			a += in1 && !in2; b += in2 && !in1; both += in1 && in2;
 		}
@@ -1211,14 +1237,14 @@ class ImageGen {
     if (RANGE_SYSCALLS.has(name)) out.push(`  if (in_wide(a[0])) wide_range(${nr}, a);`);
     const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
     if (name === 'exit' || name === 'exit_group') {
-      out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out(t->leader ? "E %d %d" : "e %d %d", t->idx, (int)a[0]);`, `  for (;;) sys6(${nr}, a[0], 0, 0, 0, 0, 0); }`);
+      out.push(`  exit_turn(t, ${this.fnIds.get(f.name)}, ${i}, (long)a[0]);`, `  for (;;) sys6(${nr}, a[0], 0, 0, 0, 0, 0); }`);
       return out;
     }
     if ((name === 'fork' || name === 'vfork' || (name === 'clone' && !(Number(f.args[i][0]?.constant ?? 0n) & CLONE_THREAD))) && op.child !== undefined) {
       const child = this.fnName(`${f.name}.${i}.child`);
       const call = name === 'clone' ? `sys6(${nr}, a[0], a[1], a[2], a[3], a[4], 0)` : `sys6(${nr}, 0, 0, 0, 0, 0, 0)`;
-      // The parent notes and reports its child's tid before recording the value: the child may not have done so yet, or ever (killed first).
-      out.push(`  r = ${call};`, `  if (r == 0) { struct task *c = child_task(t, e ? e->child : -1); task_start(c); ${child}(c, 0); task_end(c, 0); }`, '  if (r > 0 && e && e->child >= 0) { S->tids[e->child] = (int)r; out("T %d %d", e->child, (int)r); }');
+      // The parent reports its child's tid (child_tid) before recording the value.
+      out.push(`  r = ${call};`, `  if (r == 0) { struct task *c = child_task(t, e ? e->child : -1); task_start(c); ${child}(c, 0); task_end(c, 0); }`, '  child_tid(e, r);');
     } else if (name === 'clone' && op.child !== undefined) {
       const child = this.fnName(`${f.name}.${i}.child`);
       // A thread: glibc's clone() runs the child's function on the new stack, then exit(0).
@@ -1226,12 +1252,12 @@ class ImageGen {
         `  struct task *c = child_task(t, e ? e->child : -1); c->leader = 0; c->entry = ${this.fnIds.get(`${f.name}.${i}.child`)};`,
         `  r = clone(THREAD_${this.imageIdx}, (void *)(uintptr_t)a[1], (int)a[0], c, (pid_t *)(uintptr_t)a[2], (void *)(uintptr_t)a[4], (pid_t *)(uintptr_t)a[3]);`,
         '  if (r < 0) r = -errno;',
-        '  if (r > 0 && e && e->child >= 0) { S->tids[e->child] = (int)r; out("T %d %d", e->child, (int)r); }',
+        '  child_tid(e, r);',
       );
       this.threadFns.set(child, this.fnIds.get(`${f.name}.${i}.child`)!);
     } else {
-      // A syscall after which isolab's task died (its own fatal signal, delivered on the way back to user mode): reported as pending first, since the host task may die before it can write the value.
-      out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); if (e->pos >= 0) S->done[e->pos] = 1; }', `    r = sys6(${nr}, a[0], a[1], a[2], a[3], a[4], a[5]);`);
+      // A syscall after which isolab's task died is reported as started first (rec_pending).
+      out.push(`  ${checks.join(' ')} {`, '    rec_pending(e);', `    r = sys6(${nr}, a[0], a[1], a[2], a[3], a[4], a[5]);`);
       if (name === 'mmap') out.push('    if (wide && r > 0) { wide_base0 = (u64)r + (u64)(WIDE - 1) * WIDE_LEN; r = (long)wide_base0; }', '    if (forced && r == -17) { t->cur = 0; rec_refused(t, e, 3, (u64)r); } else');
       out.push(`    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
       return out;
@@ -1277,7 +1303,7 @@ class ImageGen {
     const out: string[] = [`{ u64 a[6] = { ${args.join(', ')} }; long r;`];
     const int80 = `__asm__ volatile("sub $128, %%rsp\\n\\tpush %%rbp\\n\\tmov %k7, %%ebp\\n\\tint $0x80\\n\\tpop %%rbp\\n\\tadd $128, %%rsp" : "=a"(r) : "0"((long)${nr}), "b"(a[0]), "c"(a[1]), "d"(a[2]), "S"(a[3]), "D"(a[4]), "r"(a[5]) : "memory", "cc", "r8", "r9", "r10", "r11");`;
     if (name === 'exit' || name === 'exit_group') {
-      out.push(`  wait_gate(t, ENDGATE[t->idx < NTASKS ? t->idx : NTASKS], ${this.fnIds.get(f.name)}, ${i}); out(t->leader ? "E %d %d" : "e %d %d", t->idx, (int)a[0]);`, `  for (;;) ${int80} }`);
+      out.push(`  exit_turn(t, ${this.fnIds.get(f.name)}, ${i}, (long)a[0]);`, `  for (;;) ${int80} }`);
       return out;
     }
     const checks: string[] = [];
@@ -1287,7 +1313,7 @@ class ImageGen {
     }
     if (name === 'read' || name === 'write' || name === 'close') checks.push('if ((int)a[0] == REPORT_FD || (int)a[0] == SHARED_FD) { t->cur = 0; rec_refused(t, e, 2, a[0]); } else');
     const into = op.into ? `${this.v(op.into)} = (u64)r; ` : '';
-    out.push(`  ${checks.join(' ')} {`, '    if (e && (e->flags & 4)) { out("R %d P", e->pos); if (e->pos >= 0) S->done[e->pos] = 1; }', `    ${int80}`, `    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
+    out.push(`  ${checks.join(' ')} {`, '    rec_pending(e);', `    ${int80}`, `    { e = t->cur; t->cur = 0; ${into}rec_value(e, (u64)r); } } }`);
     return out;
   }
 

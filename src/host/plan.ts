@@ -98,6 +98,11 @@ export interface Plan {
   report: RunReport;
 }
 
+/** The operation a record was made for, in its image. */
+export function recordOp(support: Support, r: PlanRecord): ProgramImage['functions'][number]['ops'][number] | undefined {
+  return support.images[r.image].byName.get(r.fn)?.ops[r.index];
+}
+
 /** Runs `c` in isolab with the kernel log on and returns what the host program must reproduce. */
 export function planFromModel(c: CompiledScenario, support: Support): Plan {
   const runner = new Runner({ ...c, system: { ...c.system, kernel: { ...c.system.kernel, log: true } } }, {});

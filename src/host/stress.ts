@@ -28,7 +28,7 @@ import { generateC } from './cgen.js';
 import { compareRuns, parseHostOutput, type Divergence } from './compare.js';
 import { hostFacts, type HostFacts } from './facts.js';
 import { hostUnavailableReason } from './host.js';
-import { planFromModel, type Plan, type PlanRecord } from './plan.js';
+import { planFromModel, recordOp, type Plan, type PlanRecord } from './plan.js';
 import { exploreViolation, racesOf, type Race } from './race.js';
 import { hostSupport, type HostItem } from './support.js';
 import { widening } from './widen.js';
@@ -161,14 +161,13 @@ function withSchedule(c: CompiledScenario, opts: StressOptions): { c: CompiledSc
 }
 
 /** The race to repeat; an ArgumentError when the run has none, or it cannot run on the host. */
-function pickRace(c: CompiledScenario, plan: Plan, index: number, where: (r: PlanRecord) => string): { race: Race; others: Race[] } {
+function pickRace(plan: Plan, index: number, where: (r: PlanRecord) => string): { race: Race; others: Race[] } {
   const races = racesOf(plan);
   if (races.length === 0) throw new ArgumentError('--schedule', "under this schedule no operation of one task completes while another task's is in flight: there is no race to repeat");
   if (!Number.isInteger(index) || index < 1 || index > races.length) throw new ArgumentError('--race', `${index}: the run has races 1 to ${races.length}`);
   const race = races[index - 1];
   const skipped = race.firsts.find((r) => r.skipped);
   if (skipped) throw new ArgumentError('--race', `the racing operation at ${where(skipped)} is not run on the host`);
-  void c;
   return { race, others: races.filter((r) => r !== race) };
 }
 
@@ -231,7 +230,7 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
     return i.line !== undefined ? `${i.file}:${i.line}:${i.col}` : i.path;
   };
   const label = (r: PlanRecord): string => c.ops.get(support.images[r.image].name, r.fn, r.index)?.label ?? `${r.fn}[${r.index}]`;
-  const { race, others } = pickRace(c, plan, opts.race ?? 1, where);
+  const { race, others } = pickRace(plan, opts.race ?? 1, where);
   const pair = race.firsts.slice(0, 2);
   // Every task on its scenario CPU: the CPU of its racing record, else of its first record.
   const pin = plan.tasks.map((t) => race.firsts.find((r) => r.task === t.idx)?.cpu ?? t.records.find((r) => r.cpu >= 0)?.cpu ?? -1);
@@ -320,7 +319,7 @@ export async function runStress(c0: CompiledScenario, opts: StressOptions = {}):
   // Each copy outcome: its loads against isolab's run under the schedule. It is isolab's only
   // with every load of the widened mapping isolab's run made, each with isolab's value.
   const wideLoads = 'wide' in w ? plan.records.filter((r) => {
-    const op = support.images[r.image].byName.get(r.fn)?.ops[r.index];
+    const op = recordOp(support, r);
     const a = r.record.addr !== undefined ? BigInt.asUintN(64, r.record.addr) : undefined;
     return op?.op === 'load' && !r.record.signal && a !== undefined && a >= w.wide.isolab && a < w.wide.isolab + w.wide.len;
   }) : [];

@@ -17,7 +17,7 @@
  */
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED } from '../kernel/uapi.js';
 import type { CompiledScenario } from '../scenario/compile.js';
-import type { Plan, PlanRecord } from './plan.js';
+import { recordOp, type Plan, type PlanRecord } from './plan.js';
 import { syscallName, valueRefs, type Support } from './support.js';
 
 /** Syscalls whose arguments 0 and 1 are a range of the caller's address space, done on every copy. */
@@ -35,7 +35,7 @@ export interface WideGen {
 
 /** The mapping to widen for the racing pair, or why there is none. */
 export function widening(c: CompiledScenario, support: Support, plan: Plan, pair: PlanRecord[], copies: number): { wide: WideGen } | { why: string } {
-  const opOf = (r: PlanRecord) => support.images[r.image].byName.get(r.fn)?.ops[r.index];
+  const opOf = (r: PlanRecord) => recordOp(support, r);
   const mem = pair.find((r) => {
     const op = opOf(r);
     return (op?.op === 'load' || op?.op === 'store') && r.record.addr !== undefined && !r.record.signal;
