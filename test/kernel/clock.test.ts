@@ -12,11 +12,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
-import { boot, records, ret, runProgram } from './helpers.js';
+import { boot, records, ret, runProgram, sc } from './helpers.js';
 
 const EFAULT = 14, EINVAL = 22;
 const EPOCH = 1735689600n;
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 const load = (addr: string, into: string, size: 4 | 8 = 8): Op => ({ op: 'load', addr, into, size });
 
 test('clock_gettime: REALTIME, MONOTONIC and BOOTTIME from the thread\'s retired operations; each operation is 1 µs', () => {

@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import { describeFindings, lockstep, type LockstepCase, type Run } from './lockstep.js';
+import { sc } from './helpers.js';
 
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
@@ -20,7 +21,6 @@ const ARCH_SET_CPUID = 0x1012;
 const SIGSEGV = 11, SI_KERNEL = 0x80;
 const T = 'main.1.child';
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 const cpuid: Op = { op: 'cpuid', leaf: 0 };
 
 function setCpuidAgainstSibling(): LockstepCase {

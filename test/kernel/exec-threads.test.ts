@@ -11,11 +11,10 @@ import { test } from 'node:test';
 import type { IsolabEvent, System } from '../../src/system.js';
 import type { Task } from '../../src/kernel/task.js';
 import type { Op } from '../../src/user/program.js';
-import { boot } from './helpers.js';
+import { boot, sc } from './helpers.js';
 
 const CLONE_VM = 0x100, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD_FLAGS = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD;
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 
 type Caller = 'leader' | 'thread';
 /** What the other thread does when the exec starts, on the other CPU: user code, or asleep in wait4. */

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import { describeFindings, lockstep, type LockstepCase } from './lockstep.js';
+import { sc } from './helpers.js';
 
 const THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000;
 const PREEMPTIONS = 2;
@@ -22,7 +23,6 @@ const T = 'main.6.child';
 const SIGBUS = 7;
 const SI_KERNEL = 0x80;
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 /** struct user_desc words for entry 0: 32-bit code, limit 0xfffff in pages, useable; `np` not present. */
 const desc = (np: boolean): [bigint, bigint] => [0n, 0xfffffn | (BigInt(0x1 | (2 << 1) | 0x10 | 0x40 | (np ? 0x20 : 0)) << 32n)];
 

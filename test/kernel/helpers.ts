@@ -88,3 +88,10 @@ export function runHolding(text: string, file: string, expectations?: number): v
   else assert.equal(r.verdicts.length, expectations, 'every expectation was judged');
   assert.ok(r.passed);
 }
+
+/** A syscall operation whose result goes into variable `into`. */
+export const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
+/** A store operation. */
+export const store = (addr: string, value: number | bigint | string): Op => ({ op: 'store', addr, value });
+/** Three getpid calls: they keep a thread running a little longer, so the other CPU's path can interleave before it ends. */
+export const linger: Op[] = Array.from({ length: 3 }, (): Op => sc('g', 'getpid'));

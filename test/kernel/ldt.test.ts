@@ -15,7 +15,7 @@ import { ConfigError } from '../../src/errors.js';
 import { LINUX_BANNER } from '../../src/kernel/layout.js';
 import type { IsolabEvent, System, SystemConfig } from '../../src/system.js';
 import type { Op } from '../../src/user/program.js';
-import { boot, mmapAnon, records, ret, runWithEvents as run } from './helpers.js';
+import { boot, mmapAnon, records, ret, runWithEvents as run, sc } from './helpers.js';
 
 // Errno values (spec §0).
 const ENOMEM = 12, EFAULT = 14, EINVAL = 22, ENOSYS = 38, ECHILD = 10;
@@ -80,7 +80,6 @@ const USER_DS = 0x00cff3000000ffffn;
 
 // ---- Program helpers ---------------------------------------------------------------------------
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 /** The address `$v+off` of variable `v`. */
 const at8 = (v: string, off: number): string => (off === 0 ? `$${v}` : `$${v}+${off}`);
 const store = (addr: string, value: number | bigint, size: 1 | 2 | 4 | 8 = 8): Op => ({ op: 'store', addr, value, size });

@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import { describeFindings, lockstep, type LockstepCase, type Run } from './lockstep.js';
+import { linger, sc } from './helpers.js';
 
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
@@ -28,9 +29,7 @@ const MAP_PRIVATE_ANON = 0x22, MAP_FIXED = 0x10, MAP_POPULATE = 0x8000;
 const PREEMPTIONS = 2;
 const T = 'main.13.child';
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 const store = (addr: string, value: number | bigint, size: 4 | 8 = 8): Op => ({ op: 'store', addr, value, size });
-const linger: Op[] = Array.from({ length: 3 }, (): Op => sc('g', 'getpid'));
 
 /**
  * main: two pages `buf`, two pages `aux`; CAP_IPC_LOCK dropped and RLIMIT_MEMLOCK two pages

@@ -17,7 +17,7 @@ import { pte_pfn } from '../../src/kernel/pgtable.js';
 import type { SigInfo } from '../../src/kernel/task.js';
 import type { IsolabEvent, System, SystemConfig } from '../../src/system.js';
 import type { Op, Program } from '../../src/user/program.js';
-import { boot, mmapAnon, records, ret } from './helpers.js';
+import { boot, mmapAnon, records, ret, sc } from './helpers.js';
 
 // Errno values (spec §0).
 const ENOMEM = 12, EFAULT = 14, EINVAL = 22, ENOSPC = 28;
@@ -54,7 +54,6 @@ type PageFault = Extract<IsolabEvent, { type: 'page_fault' }>;
 
 // ---- Program helpers ---------------------------------------------------------------------------
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 const rdpkru = (into: string): Op => ({ op: 'rdpkru', into });
 const wrpkru = (value: number | bigint): Op => ({ op: 'wrpkru', value });
 const load = (into: string, addr: string): Op => ({ op: 'load', addr, into });

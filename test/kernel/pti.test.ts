@@ -24,7 +24,7 @@ import type { MmStruct } from '../../src/kernel/mm.js';
 import { pti_allowed_ranges, walkKernelHalf, type KernelLeaf } from '../../src/kernel/pti.js';
 import type { IsolabEvent, System, SystemConfig } from '../../src/system.js';
 import type { Op } from '../../src/user/program.js';
-import { boot, mmapAnon, records, runWithEvents as run } from './helpers.js';
+import { boot, mmapAnon, records, runWithEvents as run, sc } from './helpers.js';
 
 type Ev<T extends IsolabEvent['type']> = Extract<IsolabEvent, { type: T }>;
 
@@ -57,7 +57,6 @@ const NOTHING = 0xffffffffffffffffn; // -1 as the unsigned 64-bit value a transi
 
 // ---- Program helpers ---------------------------------------------------------------------------
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 const probe = (into: string, addr: bigint | string): Op => ({ op: 'transient_load', addr, into });
 const store = (addr: string, value: number | bigint, size: 1 | 2 | 4 | 8 = 8): Op => ({ op: 'store', addr, value, size });
 const load = (into: string, addr: string): Op => ({ op: 'load', addr, into });

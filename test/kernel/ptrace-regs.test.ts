@@ -14,7 +14,7 @@ import { compileScenarioText } from '../../src/scenario/index.js';
 import { runScenario } from '../../src/scenario/run.js';
 import type { System } from '../../src/system.js';
 import type { Op } from '../../src/user/program.js';
-import { boot, records } from './helpers.js';
+import { boot, records, store } from './helpers.js';
 
 function run(text: string, expectations: number): void {
   const r = runScenario(compileScenarioText(text, 'ptrace-regs.yaml'));
@@ -105,7 +105,6 @@ const XSTATE_SIZE = 2696;
 const sc = (name: string, args: (number | bigint | string)[], into?: string): Op => ({ op: 'syscall', name, args, ...(into ? { into } : {}) });
 const pt = (req: number, pid: string | number, addr: number | bigint | string, data: number | bigint | string): Op => sc('ptrace', [req, pid, addr, data]);
 const load = (addr: string, size: 1 | 2 | 4 | 8 = 8): Op => ({ op: 'load', addr, size });
-const store = (addr: string, value: number | bigint | string): Op => ({ op: 'store', addr, value });
 /** An iovec at $buf+96: base, len. */
 const iov = (base: string, len: number): Op[] => [store('$buf+96', base), store('$buf+104', len)];
 

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import { describeFindings, lockstep, type LockstepCase } from './lockstep.js';
+import { sc } from './helpers.js';
 
 const THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000; // CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 const PREEMPTIONS = 2;
@@ -21,7 +22,6 @@ const T = 'main.6.child';
 const OLD = 0xfff;
 const NEW = 0x12fff;
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 const store = (addr: string, value: number | bigint): Op => ({ op: 'store', addr, value });
 /** struct user_desc words: entry | base << 32, limit | flags << 32 (seg_32bit 1, contents 0 data, writable, present, useable 1). */
 const desc = (limit: number): [bigint, bigint] => [0n, BigInt(limit) | (0x41n << 32n)];

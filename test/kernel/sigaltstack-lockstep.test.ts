@@ -24,6 +24,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import { describeFindings, lockstep, type LockstepCase, type Run } from './lockstep.js';
+import { linger, sc, store } from './helpers.js';
 
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
@@ -34,9 +35,6 @@ const SIGSTKSZ = 8192;
 const PREEMPTIONS = 1;
 const T = 'main.15.child';
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
-const store = (addr: string, value: number | bigint | string): Op => ({ op: 'store', addr, value });
-const linger: Op[] = Array.from({ length: 3 }, (): Op => sc('g', 'getpid'));
 
 function deliveryAgainstMprotect(seen: Set<string>): LockstepCase {
   const main: Op[] = [

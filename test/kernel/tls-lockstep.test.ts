@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import { describeFindings, lockstep, type LockstepCase } from './lockstep.js';
+import { sc } from './helpers.js';
 
 const THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000; // CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 const PREEMPTIONS = 2;
@@ -19,7 +20,6 @@ const T = 'main.3.child';
 /** LAR of the new entry (host): type 3, S, DPL 3, P, limit 19:16 0xf, D, G. */
 const NEW_RIGHTS = 0x00cff300n;
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 
 const seenOrder = new Map<string, Set<string>>();
 

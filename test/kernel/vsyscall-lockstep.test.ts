@@ -21,6 +21,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import { describeFindings, lockstep, type LockstepCase, type Run } from './lockstep.js';
+import { sc } from './helpers.js';
 
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
@@ -28,7 +29,6 @@ const SIGSEGV = 11, SI_KERNEL = 0x80;
 const PREEMPTIONS = 1;
 const T = 'main.3.child';
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
 
 function gettimeofdayAgainstMunmap(seen: Set<string>): LockstepCase {
   const main: Op[] = [

@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Op } from '../../src/user/program.js';
 import { describeFindings, lockstep, type LockstepCase, type Run } from './lockstep.js';
+import { linger, sc } from './helpers.js';
 
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
 const THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
@@ -28,8 +29,6 @@ const SIGSEGV = 11, SEGV_PKUERR = 4;
 const PREEMPTIONS = 2;
 const T = 'main.4.child';
 
-const sc = (into: string, name: string, ...args: (number | bigint | string)[]): Op => ({ op: 'syscall', name, args, into });
-const linger: Op[] = Array.from({ length: 3 }, (): Op => sc('g', 'getpid'));
 
 const main: Op[] = [
   sc('buf', 'mmap', 0, PAGE, 3, 0x22, -1, 0), // 0
