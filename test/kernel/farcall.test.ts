@@ -13,7 +13,7 @@
  * (0x23), and SYSCALL there (SIGILL, ILL_ILLOPN, trapno 6).
  */
 import { test } from 'node:test';
-import { runHolding } from './helpers.js';
+import { runHolding, SAVE_FAULT_FRAME } from './helpers.js';
 
 function run(text: string): void {
   runHolding(text, 'farcall.yaml');
@@ -78,15 +78,7 @@ processes:
           as: c
         - store: { addr: $buf + 80, value: $c }
         - lret: 4
-      fault:
-        - load: $rsp + 208
-          as: f
-        - store: { addr: $buf + 16, value: $f }
-        - load: $rsp + 200
-          as: f
-        - store: { addr: $buf + 24, value: $f }
-        - longjmp
-      target64:
+${SAVE_FAULT_FRAME}      target64:
         - store: { addr: $buf + 56, value: 1 }
         - lret
       code32:

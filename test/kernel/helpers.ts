@@ -95,3 +95,18 @@ export const sc = (into: string, name: string, ...args: (number | bigint | strin
 export const store = (addr: string, value: number | bigint | string): Op => ({ op: 'store', addr, value });
 /** Three getpid calls: they keep a thread running a little longer, so the other CPU's path can interleave before it ends. */
 export const linger: Op[] = Array.from({ length: 3 }, (): Op => sc('g', 'getpid'));
+
+/**
+ * A scenario function `fault` (indented as a process's `functions`) for SIGSEGV and kin: it
+ * saves the frame's trapno and err (sigcontext at $rsp + 208 and 200) at $buf + 16 and
+ * $buf + 24, and longjmps past the faulting operation.
+ */
+export const SAVE_FAULT_FRAME = `      fault:
+        - load: $rsp + 208
+          as: f
+        - store: { addr: $buf + 16, value: $f }
+        - load: $rsp + 200
+          as: f
+        - store: { addr: $buf + 24, value: $f }
+        - longjmp
+`;

@@ -15,7 +15,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { IsolabEvent } from '../../src/system.js';
-import { runHolding, runWithEvents } from './helpers.js';
+import { runHolding, runWithEvents, SAVE_FAULT_FRAME } from './helpers.js';
 
 function run(text: string): void {
   runHolding(text, 'int80.yaml');
@@ -30,15 +30,7 @@ processes:
     handlers:
       SIGSEGV: { handler: fault }
     functions:
-      fault:
-        - load: $rsp + 208
-          as: f
-        - store: { addr: $buf + 16, value: $f }
-        - load: $rsp + 200
-          as: f
-        - store: { addr: $buf + 24, value: $f }
-        - longjmp
-    ops:
+${SAVE_FAULT_FRAME}    ops:
       - mmap: { addr: 0x10000, len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED }
         as: buf
       - set: { f: 0 }${ops}

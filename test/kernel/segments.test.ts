@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { descLimit, larResult, lslResult, movSregCheck, SREG_DS, SREG_SS, verrResult, verwResult } from '../../src/hw/segment.js';
 import { X86_TRAP_GP, X86_TRAP_NP, X86_TRAP_SS } from '../../src/hw/regs.js';
-import { runHolding } from './helpers.js';
+import { runHolding, SAVE_FAULT_FRAME } from './helpers.js';
 
 /** The eight struct user_desc of the host program: [entry, base, limit, flags word (seg_32bit | contents<<1 | read_exec_only<<3 | limit_in_pages<<4 | seg_not_present<<5 | useable<<6)]. */
 const LDT_ENTRIES: [number, number, number, number][] = [
@@ -119,15 +119,7 @@ processes:
       SIGSEGV: { handler: fault }
       SIGBUS: { handler: fault }
     functions:
-      fault:
-        - load: $rsp + 208
-          as: f
-        - store: { addr: $buf + 16, value: $f }
-        - load: $rsp + 200
-          as: f
-        - store: { addr: $buf + 24, value: $f }
-        - longjmp
-    ops:
+${SAVE_FAULT_FRAME}    ops:
       - mmap: { len: PAGE_SIZE, prot: PROT_READ|PROT_WRITE, flags: MAP_PRIVATE|MAP_ANONYMOUS }
         as: buf
       - set: { f: 0 }${SETUP_LDT}${ops}
